@@ -1,0 +1,30 @@
+package moetune.app;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The moetune command line. Each subcommand lives in its own class under moetune.app.cli. */
+@Command(
+    name = "moetune",
+    mixinStandardHelpOptions = true,
+    version = "moetune 0.1.0",
+    description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.",
+    subcommands = {
+      CommandLine.HelpCommand.class,
+    })
+public final class Main implements Runnable {
+
+  public static void main(String[] args) {
+    System.exit(run(args));
+  }
+
+  /** Runs the command line and returns the exit code (tests call this instead of main). */
+  public static int run(String... args) {
+    return new CommandLine(new Main()).execute(args);
+  }
+
+  @Override
+  public void run() {
+    new CommandLine(this).usage(System.out);
+  }
+}
