@@ -33,10 +33,10 @@ final class Attention {
     this.gk = p.grad(prefix + "self_attn.k_proj.weight");
     this.gv = p.grad(prefix + "self_attn.v_proj.weight");
     this.go = p.grad(prefix + "self_attn.o_proj.weight");
-    this.heads = c.numAttentionHeads();
-    this.kvHeads = c.numKeyValueHeads();
+    this.heads = c.numAttentionHeads;
+    this.kvHeads = c.numKeyValueHeads;
     this.headDim = c.headDim();
-    this.theta = (float) c.ropeTheta();
+    this.theta = (float) c.ropeTheta;
   }
 
   /** What the backward needs; the output is owned by the caller. */

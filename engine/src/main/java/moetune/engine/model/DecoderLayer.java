@@ -36,7 +36,7 @@ final class DecoderLayer {
     this.norm2 = p.weight(prefix + "post_attention_layernorm.weight");
     this.gNorm1 = p.grad(prefix + "input_layernorm.weight");
     this.gNorm2 = p.grad(prefix + "post_attention_layernorm.weight");
-    this.eps = (float) c.rmsNormEps();
+    this.eps = (float) c.rmsNormEps;
   }
 
   /** What the backward needs. */

@@ -1,6 +1,5 @@
 package moetune.engine.model;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -41,7 +40,7 @@ public final class MixtralModel implements AutoCloseable {
     this.be = be;
     this.options = options;
     this.params = params;
-    this.layers = new DecoderLayer[config.numHiddenLayers()];
+    this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
       layers[l] = new DecoderLayer(params, l, config);
     }
@@ -49,19 +48,25 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /** Loads a HuggingFace Mixtral directory (config.json and safetensors) in float32. */
-  public static MixtralModel load(Path dir, Backend backend) throws IOException {
+  public static MixtralModel load(Path dir, Backend backend) {
     return load(dir, backend, ModelOptions.defaults());
   }
 
   /** Loads a HuggingFace Mixtral directory with the given options. */
-  public static MixtralModel load(Path dir, Backend backend, ModelOptions options) throws IOException {
-    MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir);
-    return create(ckpt.config(), ckpt.tensors(), backend, options);
+  public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
+      Map<String, HostTensor> weights = new LinkedHashMap<>();
+      for (String name : ckpt.names()) {
+        weights.put(name, ckpt.tensor(name));
+      }
+      return create(ckpt.config(), weights, backend, options);
+    }
   }
 
   /**
    * A model from a config and its weights by checkpoint name (hub or fused transformers-5
-   * names, any float dtype). Every parameter must be covered exactly once.
+   * names, any float dtype). Every parameter must be covered exactly once; with tied
+   * embeddings an {@code lm_head.weight} is ignored, as transformers ignores it.
    */
   public static MixtralModel create(
       MixtralConfig config, Map<String, HostTensor> weights, Backend backend, ModelOptions options) {
@@ -74,6 +79,9 @@ public final class MixtralModel implements AutoCloseable {
     try {
       Map<String, Long> covered = new LinkedHashMap<>();
       for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
+        if (config.tieWordEmbeddings && w.getKey().equals("lm_head.weight")) {
+          continue;
+        }
         Parameters.Slice s = p.resolve(w.getKey());
         if (w.getValue().numel() != s.numel()) {
           throw new IllegalArgumentException(
@@ -184,7 +192,7 @@ public final class MixtralModel implements AutoCloseable {
   private Loss forward(Batch batch, boolean training) {
     releaseStep();
     int n = batch.tokens();
-    long d = config.hiddenSize();
+    long d = config.hiddenSize;
     int numLayers = layers.length;
     DType act = options.activations();
     Step s = new Step();
@@ -201,8 +209,8 @@ public final class MixtralModel implements AutoCloseable {
 
     s.streams[0] = be.empty(act, n, d);
     be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
-    int e = config.numLocalExperts();
-    int k = config.numExpertsPerTok();
+    int e = config.numLocalExperts;
+    int k = config.numExpertsPerTok;
     s.probs = be.empty(DType.F32, (long) numLayers * n, e);
     s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
     Tensor[] out = new Tensor[1];
@@ -215,8 +223,8 @@ public final class MixtralModel implements AutoCloseable {
     s.rstdFinal = be.empty(DType.F32, n);
     s.normed = be.empty(act, n, d);
     be.rmsnormForward(s.streams[numLayers], null, params.weight("model.norm.weight"),
-        (float) config.rmsNormEps(), s.normed, s.rstdFinal);
-    s.logits = be.empty(act, n, config.vocabSize());
+        (float) config.rmsNormEps, s.normed, s.rstdFinal);
+    s.logits = be.empty(act, n, config.vocabSize);
     be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
 
     if (batch.labels() == null) {
@@ -225,9 +233,9 @@ public final class MixtralModel implements AutoCloseable {
     int[] targets = batch.shiftedTargets();
     for (int t : targets) {
       if (t != Batch.IGNORE_INDEX) {
-        if (t < 0 || t >= config.vocabSize()) {
+        if (t < 0 || t >= config.vocabSize) {
           throw new IllegalArgumentException(
-              "label " + t + " is outside the vocabulary [0, " + config.vocabSize() + ") and is not -100");
+              "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
         }
         s.targetCount++;
       }
@@ -245,7 +253,7 @@ public final class MixtralModel implements AutoCloseable {
       be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
       be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
       float[] v = be.download(values).toFloatArray();
-      float total = v[0] + (float) config.routerAuxLossCoef() * v[1];
+      float total = v[0] + (float) config.routerAuxLossCoef * v[1];
       return new Loss(v[0], v[1], total, s.targetCount);
     }
   }
@@ -259,7 +267,7 @@ public final class MixtralModel implements AutoCloseable {
       throw new IllegalStateException("logits(): no forward since the last backward");
     }
     Batch b = step.batch;
-    return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize());
+    return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
   }
 
   // ------------------------------------------------------------------ backward
@@ -280,7 +288,7 @@ public final class MixtralModel implements AutoCloseable {
       throw new IllegalStateException("backward(): needs a forward with labels first");
     }
     int n = s.batch.tokens();
-    long d = config.hiddenSize();
+    long d = config.hiddenSize;
     int numLayers = layers.length;
     DType act = options.activations();
     Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
@@ -298,14 +306,14 @@ public final class MixtralModel implements AutoCloseable {
     dNormed.close();
 
     Tensor dProbs = null; // F32 (L*N, E)
-    float auxScale = (float) config.routerAuxLossCoef() * scale;
+    float auxScale = (float) config.routerAuxLossCoef * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
         be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
       }
     }
-    int e = config.numLocalExperts();
+    int e = config.numLocalExperts;
     for (int l = numLayers - 1; l >= 0; l--) {
       layers[l].backward(s.saved[l], dStream, dProbs == null ? null : dProbs.view((long) l * n * e, n, e));
       s.saved[l].close();
@@ -351,19 +359,11 @@ public final class MixtralModel implements AutoCloseable {
     return out;
   }
 
-  /**
-   * Writes the model as a HuggingFace directory (config.json, sharded safetensors in the hub
-   * layout, float32 master weights), atomically.
-   */
-  public void save(Path dir) throws IOException {
-    MixtralCheckpoint.save(dir, config, hubTensors());
-  }
-
   // ------------------------------------------------------------------ generation
 
   /** A KV cache for decoding batch rows of up to capacity tokens each. */
   public KvCache newKvCache(int batch, int capacity) {
-    return new KvCache(be, layers.length, batch, capacity, config.numKeyValueHeads(), config.headDim(),
+    return new KvCache(be, layers.length, batch, capacity, config.numKeyValueHeads, config.headDim(),
         options.activations());
   }
 
@@ -392,7 +392,7 @@ public final class MixtralModel implements AutoCloseable {
       }
     }
     checkIds(ids);
-    long d = config.hiddenSize();
+    long d = config.hiddenSize;
     DType act = options.activations();
     Tensor x;
     try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
@@ -409,12 +409,12 @@ public final class MixtralModel implements AutoCloseable {
     try (Tensor last = be.empty(act, batch, d);
         Tensor normed = be.empty(act, batch, d);
         Tensor rstd = be.empty(DType.F32, batch);
-        Tensor logits = be.empty(act, batch, config.vocabSize())) {
+        Tensor logits = be.empty(act, batch, config.vocabSize)) {
       for (int b = 0; b < batch; b++) {
         be.copy(x.view(((long) b * tq + tq - 1) * d, 1, d), last.view(b * d, 1, d));
       }
       x.close();
-      be.rmsnormForward(last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps(), normed, rstd);
+      be.rmsnormForward(last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
       be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
       return be.download(logits).to(DType.F32);
     }
@@ -423,23 +423,23 @@ public final class MixtralModel implements AutoCloseable {
   // ------------------------------------------------------------------ helpers
 
   private Tensor lmHead() {
-    return params.weight(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.weight(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
   }
 
   private Tensor lmHeadGrad() {
-    return params.grad(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.grad(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
   }
 
   private int window() {
-    Integer w = config.slidingWindow();
+    Integer w = config.slidingWindow;
     return w == null ? 0 : w;
   }
 
   private void checkIds(int[] ids) {
     for (int i = 0; i < ids.length; i++) {
-      if (ids[i] < 0 || ids[i] >= config.vocabSize()) {
+      if (ids[i] < 0 || ids[i] >= config.vocabSize) {
         throw new IllegalArgumentException(
-            "token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+            "token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize + ")");
       }
     }
   }

@@ -75,22 +75,22 @@ public final class Parameters implements AutoCloseable {
   static Parameters allocate(Backend backend, MixtralConfig c, DType workDtype) {
     List<long[]> shapes = new ArrayList<>();
     List<String> names = new ArrayList<>();
-    long d = c.hiddenSize();
+    long d = c.hiddenSize;
     long hd = c.headDim();
-    long e = c.numLocalExperts();
-    long f = c.intermediateSize();
+    long e = c.numLocalExperts;
+    long f = c.intermediateSize;
     names.add("model.embed_tokens.weight");
-    shapes.add(new long[] {c.vocabSize(), d});
-    for (int l = 0; l < c.numHiddenLayers(); l++) {
+    shapes.add(new long[] {c.vocabSize, d});
+    for (int l = 0; l < c.numHiddenLayers; l++) {
       String p = "model.layers." + l + ".";
       names.add(p + "self_attn.q_proj.weight");
-      shapes.add(new long[] {c.numAttentionHeads() * hd, d});
+      shapes.add(new long[] {c.numAttentionHeads * hd, d});
       names.add(p + "self_attn.k_proj.weight");
-      shapes.add(new long[] {c.numKeyValueHeads() * hd, d});
+      shapes.add(new long[] {c.numKeyValueHeads * hd, d});
       names.add(p + "self_attn.v_proj.weight");
-      shapes.add(new long[] {c.numKeyValueHeads() * hd, d});
+      shapes.add(new long[] {c.numKeyValueHeads * hd, d});
       names.add(p + "self_attn.o_proj.weight");
-      shapes.add(new long[] {d, c.numAttentionHeads() * hd});
+      shapes.add(new long[] {d, c.numAttentionHeads * hd});
       names.add(p + "mlp.gate.weight");
       shapes.add(new long[] {e, d});
       names.add(p + "mlp.experts.gate_up_proj");
@@ -98,11 +98,11 @@ public final class Parameters implements AutoCloseable {
       names.add(p + "mlp.experts.down_proj");
       shapes.add(new long[] {e, d, f});
     }
-    if (!c.tieWordEmbeddings()) {
+    if (!c.tieWordEmbeddings) {
       names.add("lm_head.weight");
-      shapes.add(new long[] {c.vocabSize(), d});
+      shapes.add(new long[] {c.vocabSize, d});
     }
-    for (int l = 0; l < c.numHiddenLayers(); l++) {
+    for (int l = 0; l < c.numHiddenLayers; l++) {
       names.add("model.layers." + l + ".input_layernorm.weight");
       shapes.add(new long[] {d});
       names.add("model.layers." + l + ".post_attention_layernorm.weight");
@@ -191,13 +191,13 @@ public final class Parameters implements AutoCloseable {
     if (m.matches()) {
       int layer = Integer.parseInt(m.group(1));
       int e = Integer.parseInt(m.group(2));
-      if (layer >= config.numHiddenLayers() || e >= config.numLocalExperts()) {
+      if (layer >= config.numHiddenLayers || e >= config.numLocalExperts) {
         throw new IllegalArgumentException(
-            "'" + hfName + "': the model has " + config.numHiddenLayers() + " layers of "
-                + config.numLocalExperts() + " experts");
+            "'" + hfName + "': the model has " + config.numHiddenLayers + " layers of "
+                + config.numLocalExperts + " experts");
       }
-      long d = config.hiddenSize();
-      long f = config.intermediateSize();
+      long d = config.hiddenSize;
+      long f = config.intermediateSize;
       String p = "model.layers." + layer + ".mlp.experts.";
       return switch (m.group(3)) {
         case "w1" -> new Slice(hfName, new long[] {f, d}, slice(p + "gate_up_proj").offset() + e * 2 * f * d);
@@ -206,7 +206,7 @@ public final class Parameters implements AutoCloseable {
         default -> new Slice(hfName, new long[] {d, f}, slice(p + "down_proj").offset() + e * d * f);
       };
     }
-    if (hfName.equals("lm_head.weight") && config.tieWordEmbeddings()) {
+    if (hfName.equals("lm_head.weight") && config.tieWordEmbeddings) {
       return renamed(slice("model.embed_tokens.weight"), hfName);
     }
     throw new IllegalArgumentException(
@@ -223,13 +223,13 @@ public final class Parameters implements AutoCloseable {
         out.add(n.replace(".mlp.gate.weight", ".block_sparse_moe.gate.weight"));
       } else if (n.endsWith(".mlp.experts.gate_up_proj")) {
         String p = n.substring(0, n.length() - ".mlp.experts.gate_up_proj".length());
-        for (int e = 0; e < config.numLocalExperts(); e++) {
+        for (int e = 0; e < config.numLocalExperts; e++) {
           out.add(p + ".block_sparse_moe.experts." + e + ".w1.weight");
           out.add(p + ".block_sparse_moe.experts." + e + ".w3.weight");
         }
       } else if (n.endsWith(".mlp.experts.down_proj")) {
         String p = n.substring(0, n.length() - ".mlp.experts.down_proj".length());
-        for (int e = 0; e < config.numLocalExperts(); e++) {
+        for (int e = 0; e < config.numLocalExperts; e++) {
           out.add(p + ".block_sparse_moe.experts." + e + ".w2.weight");
         }
       } else {

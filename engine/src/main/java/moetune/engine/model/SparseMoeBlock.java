@@ -35,8 +35,8 @@ final class SparseMoeBlock {
     this.mlp = new MoeMlp(
         p.weight(prefix + "mlp.experts.gate_up_proj"), p.weight(prefix + "mlp.experts.down_proj"),
         p.grad(prefix + "mlp.experts.gate_up_proj"), p.grad(prefix + "mlp.experts.down_proj"));
-    this.topK = c.numExpertsPerTok();
-    this.jitter = (float) c.routerJitterNoise();
+    this.topK = c.numExpertsPerTok;
+    this.jitter = (float) c.routerJitterNoise;
   }
 
   /** What the backward needs. */
