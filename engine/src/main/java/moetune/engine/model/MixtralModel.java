@@ -350,6 +350,22 @@ public final class MixtralModel implements AutoCloseable {
     return be.download(Parameters.view(params.masterFlat(), params.resolve(hfName)));
   }
 
+  /**
+   * Overwrites a parameter's master value (and its working copy) by checkpoint name (hub or
+   * fused); value has the parameter's element count, any float dtype.
+   */
+  public void setParameter(String hfName, HostTensor value) {
+    Parameters.Slice s = params.resolve(hfName);
+    if (value.numel() != s.numel()) {
+      throw new IllegalArgumentException(
+          "setParameter(" + hfName + "): " + value.numel() + " values for " + s.numel() + " elements");
+    }
+    be.copyFromHost(value, Parameters.view(params.masterFlat(), s));
+    if (params.hasWorkingCopy()) {
+      be.copy(Parameters.view(params.masterFlat(), s), Parameters.view(params.workFlat(), s));
+    }
+  }
+
   /** Every parameter in the hub checkpoint layout, float32, for saving. */
   public Map<String, HostTensor> hubTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
