@@ -94,8 +94,9 @@ class LibraryExampleTest {
       backend.copyFromHost(HostTensor.ofFloats(downW, numExperts, hidden, inter), mlp.down());
       try (MoeMlp.Forward y = mlp.forward(x, topKWeights, topKIndices); // (tokens, hidden)
           Tensor dY = backend.zeros(DType.F32, tokens, hidden);
-          MoeMlp.Grads grads = mlp.backward(y, dY)) { // dX, dTopKWeights; mlp.gateUpGrad() +=
-        return backend.download(y.output()).toFloatArray();
+          MoeMlp.Grads grads = mlp.backward(y, dY)) { // mlp.gateUpGrad(), mlp.downGrad() +=
+      System.out.println("dX " + grads.dX().describe() + ", dTopKWeights " + grads.dTopKWeights().describe());
+      return backend.download(y.output()).toFloatArray();
       }
     }
   }

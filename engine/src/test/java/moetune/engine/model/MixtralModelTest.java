@@ -1,6 +1,8 @@
 package moetune.engine.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 import java.util.Arrays;
@@ -249,6 +251,34 @@ class MixtralModelTest {
       Parity.assertClose("logits, packed vs separate", logitsPacked, logitsSeparate, 1e-5);
       Parity.assertScalar("ce, packed vs separate", packed.ce(), ceSum / targets, 1e-5);
       Parity.assertClose("gradients, packed vs separate", gradPacked, gradSeparate, 1e-5);
+    }
+  }
+
+  @Test
+  void savedDirectoryReloadsBitIdentically(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+    try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), be)) {
+      m.save(tmp.resolve("copy"));
+      try (MixtralModel back = MixtralModel.load(tmp.resolve("copy"), be)) {
+        assertEquals(m.parameters().hubNames(), back.parameters().hubNames());
+        assertArrayEquals(be.download(m.parameters().masterFlat()).toFloatArray(),
+            be.download(back.parameters().masterFlat()).toFloatArray());
+      }
+    }
+  }
+
+  @Test
+  void badInputsAreRefusedInOneLine() {
+    try (MixtralModel m = RandomMixtral.fixture(be, c -> {})) {
+      IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+          () -> m.forward(Batch.of(new int[][] {{1, 32000}}, null)));
+      assertEquals("token id 32000 at index 1 is outside the vocabulary [0, 32000)", e.getMessage());
+      e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+          () -> m.forward(Batch.of(new int[][] {{1, 2}}, new int[][] {{1, -5}})));
+      assertEquals("label -5 is outside the vocabulary [0, 32000) and is not -100", e.getMessage());
+      e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+          () -> MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), be,
+              ModelOptions.defaults().withActivations(moetune.engine.tensor.DType.BF16)));
+      assertTrue(e.getMessage().contains("does not compute in BF16"), e.getMessage());
     }
   }
 
