@@ -109,9 +109,9 @@ class CudaMoeOpsTest {
       try (Route r = route(spec)) {
         long m = (long) r.n * r.k;
         for (boolean transW : new boolean[] {true, false}) {
+          // W is (E, O=f, I=d) as stored: transW maps d to f (x @ W^T), otherwise f to d (x @ W).
+          long o = f, i = d;
           long in = transW ? d : f, out = transW ? f : d;
-          // W is (E, O, I) as stored: transW maps I=d to O=f; otherwise it maps O=d to I=f.
-          long o = transW ? f : d, i = transW ? d : f;
           for (boolean gIn : new boolean[] {false, true}) {
             for (boolean gOut : new boolean[] {false, true}) {
               for (boolean withBias : new boolean[] {false, true}) {
