@@ -16,15 +16,17 @@ import org.junit.jupiter.api.Test;
  * as on the CPU) and in the bf16 training mode, and cached decoding. Skips visibly without a
  * CUDA device.
  *
- * <p>bf16 tolerance 3e-2: weights and activations are rounded to bf16 (relative 2^-9 = 2e-3 per
- * rounding) at every layer boundary, and a gradient passes through about ten such roundings
- * from the logits back to the embedding; the parameters after three AdamW steps are float32
- * masters whose updates come from those gradients. A wrong index, missing term or transposed
- * weight gives errors of order 1.
+ * <p>bf16 bounds (relative to transformers' float32), from a measured run on an H200 with some
+ * headroom: weights and activations are rounded to bf16 (2^-9 relative per rounding) at every
+ * op, and this fixture's weights are deliberately scaled up, which amplifies that rounding.
+ * Measured: logits 1.5e-2, losses 1.2e-4, gradients 2.3e-2 (norm weight) to 2.9e-1 (layer-0
+ * k_proj, a small gradient summed with heavy cancellation), parameters after three steps are
+ * float32 masters. The float32 run of the same code holds the 1e-4 bound, so these bounds
+ * measure bf16, not the model code.
  */
 @Tag("gpu")
 class MixtralModelGpuTest {
-  static final double BF16_TOL = 3e-2;
+  static final TinyMixtralParityTest.Tolerances BF16 = new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-3);
   static CudaBackend gpu;
 
   @BeforeAll
@@ -44,12 +46,13 @@ class MixtralModelGpuTest {
 
   @Test
   void float32MatchesTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults(), TinyMixtralParityTest.TOL);
+    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults(),
+        TinyMixtralParityTest.Tolerances.uniform(TinyMixtralParityTest.TOL));
   }
 
   @Test
   void bf16TracksTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults().withActivations(DType.BF16), BF16_TOL);
+    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults().withActivations(DType.BF16), BF16);
   }
 
   @Test
