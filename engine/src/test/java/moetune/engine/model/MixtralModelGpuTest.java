@@ -56,6 +56,12 @@ class MixtralModelGpuTest {
   }
 
   @Test
+  void bf16WithBf16ResidualStreamTracksTransformers() {
+    TinyMixtralParityTest.checkAgainstTransformers(gpu,
+        ModelOptions.defaults().withActivations(DType.BF16).withResidual(DType.BF16), BF16);
+  }
+
+  @Test
   void bf16CachedDecodingEqualsFullForward() {
     int[][] rows = {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}, {1, 28748, 16289, 28793, 5, 6, 7, 8, 9}};
     try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), gpu,
