@@ -16,17 +16,20 @@ import org.junit.jupiter.api.Test;
  * as on the CPU) and in the bf16 training mode, and cached decoding. Skips visibly without a
  * CUDA device.
  *
- * <p>bf16 bounds (relative to transformers' float32), from a measured run on an H200 with some
+ * <p>bf16 bounds (relative to transformers' float32), from a measured run on an H200 with
  * headroom: weights and activations are rounded to bf16 (2^-9 relative per rounding) at every
  * op, and this fixture's weights are deliberately scaled up, which amplifies that rounding.
- * Measured: logits 1.5e-2, losses 1.2e-4, gradients 2.3e-2 (norm weight) to 2.9e-1 (layer-0
- * k_proj, a small gradient summed with heavy cancellation), parameters after three steps are
- * float32 masters. The float32 run of the same code holds the 1e-4 bound, so these bounds
- * measure bf16, not the model code.
+ * Measured with the float32 residual stream (the default): logits 1.3e-2; losses at most 8.3e-4
+ * (before each AdamW step); gradients 1.6e-2 (norm weight) to 2.6e-1 (layer-0 k_proj, a small
+ * gradient summed with heavy cancellation); parameters after three steps 3.4e-3 (float32
+ * masters; each step moves a weight by about lr = 1e-3 of its ~0.1 size, so a wrong update
+ * shows as ~3e-2). With a bf16 residual stream: logits 1.5e-2, gradients up to 2.9e-1. The
+ * float32 run of the same code holds the 1e-4 bound (logits 5.9e-7, gradients 1.4e-5), so these
+ * bounds measure bf16, not the model code.
  */
 @Tag("gpu")
 class MixtralModelGpuTest {
-  static final TinyMixtralParityTest.Tolerances BF16 = new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-3);
+  static final TinyMixtralParityTest.Tolerances BF16 = new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-2);
   static CudaBackend gpu;
 
   @BeforeAll

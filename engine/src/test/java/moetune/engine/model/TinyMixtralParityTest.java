@@ -76,9 +76,15 @@ class TinyMixtralParityTest {
       int count = 0;
       for (String name : adamw.names()) {
         String param = name.substring("after3.".length());
-        worst = Math.max(worst, Parity.assertClose("after 3 AdamW steps: " + param,
-            model.parameter(param).toFloatArray(), adamw.readFloats(name), tol.params()));
+        double e = Parity.relError(model.parameter(param).toFloatArray(), adamw.readFloats(name));
+        System.out.printf("  after 3 steps %-50s rel err %.3e%n", param, e);
+        worst = Math.max(worst, e);
         count++;
+      }
+      for (String name : adamw.names()) {
+        String param = name.substring("after3.".length());
+        Parity.assertClose("after 3 AdamW steps: " + param, model.parameter(param).toFloatArray(),
+            adamw.readFloats(name), tol.params());
       }
       System.out.printf("parameters after 3 AdamW steps: %d tensors, worst relative error %.3e%n", count, worst);
       assertEquals(model.parameters().slices().size(), count);
