@@ -21,8 +21,8 @@ final class CpuScatterMoe {
     this.par = par;
   }
 
-  /** One tile of scatter2scatter's work: rows [p0, p1) of one expert, columns [n0, n1). */
-  private record Job(int expert, int p0, int p1, int n0, int n1) {}
+  /** One tile of scatter2scatter's work: rows [p0, p1) of one expert, one column panel. */
+  private record Job(int expert, int p0, int p1, int panel) {}
 
   /** Backend#scatter2scatter. */
   void scatter2scatter(
@@ -60,19 +60,22 @@ final class CpuScatterMoe {
       aRow[p] = x.offset() + (groupedIn ? p : sv[p] / fanOut) * in;
       yRow[p] = y.offset() + (groupedOut ? p : sv[p]) * out;
     }
-    // B' for expert e, (in, out) with contiguous rows: W[e] itself, or its packed transpose.
-    float[][] packed = new float[e][];
-    if (transW) {
-      boolean[] used = new boolean[e];
-      for (int p = 0; p < m; p++) {
-        used[ev[p]] = true;
-      }
-      par.forEach(e, x1 -> {
-        if (used[x1]) {
-          packed[x1] = transposeSerial(w.floats(), w.offset() + x1 * o * i, o, i);
-        }
-      });
+    // B' for expert e is (in, out): W[e]^T when transW, W[e] itself otherwise, packed into
+    // column panels (see CpuMatmul) once per call for each expert that has rows.
+    boolean[] used = new boolean[e];
+    for (int p = 0; p < m; p++) {
+      used[ev[p]] = true;
     }
+    float[][][][] panels = new float[e][][][];
+    float[] wv = w.floats();
+    par.forEach(e, ex -> {
+      if (used[ex]) {
+        int off = w.offset() + ex * o * i;
+        panels[ex] = transW
+            ? CpuMatmul.packTransposed(wv, off, in, out)
+            : CpuMatmul.packRows(wv, off, out, in, out);
+      }
+    });
     List<Job> jobs = jobs(ev, out);
     float[] xv = x.floats();
     float[] yv = y.floats();
@@ -80,20 +83,18 @@ final class CpuScatterMoe {
     par.forEach(jobs.size(), t -> {
       Job job = jobs.get(t);
       int ex = job.expert();
-      float[] bData = transW ? packed[ex] : w.floats();
-      int bOff = transW ? 0 : w.offset() + ex * o * i;
-      int width = job.n1() - job.n0();
-      float[] acc = new float[(job.p1() - job.p0()) * width];
-      CpuMatmul.tile(xv, aRow, 1, in, bData, bOff, out, job.p0(), job.p1(), job.n0(), job.n1(), acc);
+      float[][] acc = CpuMatmul.accumulator(job.p1() - job.p0(), out, job.panel());
+      CpuMatmul.tile(xv, aRow, 1, in, panels[ex][job.panel()], job.p0(), job.p1(), acc);
+      int n0 = job.panel() * CpuMatmul.TILE_N;
       for (int p = job.p0(); p < job.p1(); p++) {
-        int yo = yRow[p] + job.n0();
-        int ao = (p - job.p0()) * width;
+        float[] row = acc[p - job.p0()];
+        int yo = yRow[p] + n0;
         if (bv == null) {
-          System.arraycopy(acc, ao, yv, yo, width);
+          System.arraycopy(row, 0, yv, yo, row.length);
         } else {
-          int bo = bias.offset() + ex * out + job.n0();
-          for (int j = 0; j < width; j++) {
-            yv[yo + j] = acc[ao + j] + bv[bo + j];
+          int bo = bias.offset() + ex * out + n0;
+          for (int j = 0; j < row.length; j++) {
+            yv[yo + j] = row[j] + bv[bo + j];
           }
         }
       }
@@ -155,8 +156,16 @@ final class CpuScatterMoe {
     float[] xv = x.floats();
     float[] gv = dy.floats();
     float[] wv = dw.floats();
+    // B' for expert e is its x rows (rows, I), packed into column panels.
+    float[][][][] panels = new float[e][][][];
+    par.forEach(e, ex -> {
+      int rows = start[ex + 1] - start[ex];
+      if (rows > 0) {
+        panels[ex] = CpuMatmul.packRows(xv, x.offset() + start[ex] * i, i, rows, i);
+      }
+    });
     int tilesO = (o + CpuMatmul.TILE_M - 1) / CpuMatmul.TILE_M;
-    int tilesI = (i + CpuMatmul.TILE_N - 1) / CpuMatmul.TILE_N;
+    int tilesI = CpuMatmul.panelCount(i);
     par.forEach(e * tilesO * tilesI, t -> {
       int ex = t / (tilesO * tilesI);
       int rows = start[ex + 1] - start[ex];
@@ -165,21 +174,20 @@ final class CpuScatterMoe {
       }
       int o0 = ((t / tilesI) % tilesO) * CpuMatmul.TILE_M;
       int o1 = Math.min(o, o0 + CpuMatmul.TILE_M);
-      int n0 = (t % tilesI) * CpuMatmul.TILE_N;
-      int n1 = Math.min(i, n0 + CpuMatmul.TILE_N);
+      int panel = t % tilesI;
       // A'(r, p) = dy[start + p, r]: column r of the expert's dy rows, read with stride O.
       int[] aRow = new int[o1];
       for (int r = o0; r < o1; r++) {
         aRow[r] = dy.offset() + start[ex] * o + r;
       }
-      int width = n1 - n0;
-      float[] acc = new float[(o1 - o0) * width];
-      CpuMatmul.tile(gv, aRow, o, rows, xv, x.offset() + start[ex] * i, i, o0, o1, n0, n1, acc);
+      float[][] acc = CpuMatmul.accumulator(o1 - o0, i, panel);
+      CpuMatmul.tile(gv, aRow, o, rows, panels[ex][panel], o0, o1, acc);
+      int n0 = panel * CpuMatmul.TILE_N;
       for (int r = o0; r < o1; r++) {
+        float[] row = acc[r - o0];
         int wo = dw.offset() + (ex * o + r) * i + n0;
-        int ao = (r - o0) * width;
-        for (int c = 0; c < width; c++) {
-          wv[wo + c] += acc[ao + c];
+        for (int c = 0; c < row.length; c++) {
+          wv[wo + c] += row[c];
         }
       }
     });
@@ -258,7 +266,7 @@ final class CpuScatterMoe {
     });
   }
 
-  /** Tiles over each run of equal experts in expert order: ROWS x TILE_N blocks. */
+  /** Tiles over each run of equal experts in expert order: TILE_M rows by one panel. */
   private static List<Job> jobs(int[] ev, int out) {
     List<Job> jobs = new ArrayList<>();
     int p = 0;
@@ -269,8 +277,8 @@ final class CpuScatterMoe {
       }
       for (int r0 = p; r0 < end; r0 += CpuMatmul.TILE_M) {
         int r1 = Math.min(end, r0 + CpuMatmul.TILE_M);
-        for (int n0 = 0; n0 < out; n0 += CpuMatmul.TILE_N) {
-          jobs.add(new Job(ev[p], r0, r1, n0, Math.min(out, n0 + CpuMatmul.TILE_N)));
+        for (int t = 0; t < CpuMatmul.panelCount(out); t++) {
+          jobs.add(new Job(ev[p], r0, r1, t));
         }
       }
       p = end;
@@ -305,15 +313,5 @@ final class CpuScatterMoe {
       sv[p] = s;
     }
     return sv;
-  }
-
-  private static float[] transposeSerial(float[] src, int off, int rows, int cols) {
-    float[] dst = new float[rows * cols];
-    for (int r = 0; r < rows; r++) {
-      for (int c = 0; c < cols; c++) {
-        dst[c * rows + r] = src[off + r * cols + c];
-      }
-    }
-    return dst;
   }
 }
