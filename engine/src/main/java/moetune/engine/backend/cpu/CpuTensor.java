@@ -28,6 +28,9 @@ public final class CpuTensor extends Tensor {
   private final int size; // numel, cached as an int (arrays are int-indexed)
   private final Release release; // shared by the owner and all its views
   private final Cleaner.Cleanable cleanable; // non-null only on the owner
+  // A view keeps its owner reachable: the garbage collector must not release the owner's bytes
+  // (and mark the storage closed) while a view, e.g. from reshape(), is still in use.
+  private final CpuTensor owner;
 
   /** Allocates a new owner tensor of zeros (Java arrays start zeroed). */
   CpuTensor(CpuBackend backend, DType dtype, long[] shape) {
@@ -56,6 +59,7 @@ public final class CpuTensor extends Tensor {
     this.release = new Release(backend.memory(), bytes);
     backend.memory().allocated(bytes);
     this.cleanable = CLEANER.register(this, release);
+    this.owner = this;
   }
 
   /** A view on {@code parent}'s storage. */
@@ -68,6 +72,7 @@ public final class CpuTensor extends Tensor {
     this.size = (int) HostTensor.numel(shape);
     this.release = parent.release;
     this.cleanable = null;
+    this.owner = parent.owner;
   }
 
   @Override

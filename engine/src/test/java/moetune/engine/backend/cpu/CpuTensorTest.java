@@ -124,6 +124,27 @@ class CpuTensorTest {
   }
 
   @Test
+  void aViewKeepsItsOwnerAliveAndForgottenTensorsAreReleased() throws InterruptedException {
+    try (CpuBackend own = new CpuBackend(1)) {
+      // Only the reshaped view is kept; the owner object itself is unreachable.
+      Tensor v = own.empty(DType.F32, 1000).reshape(10, 100);
+      for (int i = 0; i < 3; i++) {
+        System.gc();
+        Thread.sleep(20);
+      }
+      own.fill(v, 1f);
+      assertEquals(4000, own.bytesInUse());
+      v = null;
+      // A tensor nobody closed is released when the garbage collector finds it unreachable.
+      for (int i = 0; i < 100 && own.bytesInUse() != 0; i++) {
+        System.gc();
+        Thread.sleep(20);
+      }
+      assertEquals(0, own.bytesInUse());
+    }
+  }
+
+  @Test
   void foreignTensorsAndBadShapesNameTheOp() {
     Tensor a = be.empty(DType.F32, 3, 4);
     Tensor b = be.empty(DType.F32, 5, 6);
