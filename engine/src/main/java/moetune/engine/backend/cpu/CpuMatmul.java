@@ -6,16 +6,16 @@ import moetune.engine.tensor.Tensor;
 /**
  * Dense products on the CPU: {@link #matmul} and the tile kernel that the ScatterMoE ops reuse.
  *
- * <p>The kernel computes a tile of C = A' B' as a sum of rank-1 updates: for every row i and
- * every p (ascending), C[i, :] += A'(i, p) * B'[p, :], four rows of C per pass so each load of
- * B' feeds four multiply-adds. B' is first packed into column panels whose rows are separate
- * arrays starting at index 0, and the accumulator rows too: the innermost loop then indexes
- * both operands by the same j, which C2 vectorises (two arrays indexed at different offsets
- * might alias, and C2 leaves such loops scalar: measured 4 vs 28 GFLOP/s per core). k is walked
- * in blocks of BLOCK_K so a panel block stays in L2 while the tile's rows reuse it.
+ * <p>The kernel computes a tile of C = A' B' as a sum of rank-1 updates: for every row i and every
+ * p (ascending), C[i, :] += A'(i, p) * B'[p, :], four rows of C per pass so each load of B' feeds
+ * four multiply-adds. B' is first packed into column panels whose rows are separate arrays starting
+ * at index 0, and the accumulator rows too: the innermost loop then indexes both operands by the
+ * same j, which C2 vectorises (two arrays indexed at different offsets might alias, and C2 leaves
+ * such loops scalar: measured 4 vs 28 GFLOP/s per core). k is walked in blocks of BLOCK_K so a
+ * panel block stays in L2 while the tile's rows reuse it.
  *
- * <p>Every element is summed by one task over p in ascending order, starting from 0, whatever
- * the thread count and whichever pass (four rows or one) computes it.
+ * <p>Every element is summed by one task over p in ascending order, starting from 0, whatever the
+ * thread count and whichever pass (four rows or one) computes it.
  */
 final class CpuMatmul {
   static final int TILE_M = 16;
@@ -34,8 +34,8 @@ final class CpuMatmul {
   }
 
   /**
-   * Panels of a row-major B' (k, n) stored at src[off + p * ld + j]: result[t][p] holds
-   * B'[p, t*TILE_N .. min(n, (t+1)*TILE_N)).
+   * Panels of a row-major B' (k, n) stored at src[off + p * ld + j]: result[t][p] holds B'[p,
+   * t*TILE_N .. min(n, (t+1)*TILE_N)).
    */
   static float[][][] packRows(float[] src, int off, int ld, int k, int n) {
     float[][][] panels = new float[panelCount(n)][k][];
@@ -73,11 +73,11 @@ final class CpuMatmul {
   }
 
   /**
-   * acc[i - i0][j] = sum over p in [0, k) of A'(i, p) * panel[p][j] for i in [i0, i1), where
-   * A'(i, p) = a[aRow[i] + p * aStride]. acc rows must be zero and as wide as the panel rows.
+   * acc[i - i0][j] = sum over p in [0, k) of A'(i, p) * panel[p][j] for i in [i0, i1), where A'(i,
+   * p) = a[aRow[i] + p * aStride]. acc rows must be zero and as wide as the panel rows.
    */
-  static void tile(float[] a, int[] aRow, int aStride, int k, float[][] panel, int i0, int i1,
-      float[][] acc) {
+  static void tile(
+      float[] a, int[] aRow, int aStride, int k, float[][] panel, int i0, int i1, float[][] acc) {
     int w = acc[0].length;
     for (int p0 = 0; p0 < k; p0 += BLOCK_K) {
       int p1 = Math.min(k, p0 + BLOCK_K);
@@ -126,7 +126,8 @@ final class CpuMatmul {
   }
 
   /** Backend#matmul: C = alpha * op(A) @ op(B) + beta * C. */
-  void matmul(Tensor at, boolean transA, Tensor bt, boolean transB, Tensor ct, float alpha, float beta) {
+  void matmul(
+      Tensor at, boolean transA, Tensor bt, boolean transB, Tensor ct, float alpha, float beta) {
     String op = "matmul";
     CpuTensor a = Args.f32(op, "A", at);
     CpuTensor b = Args.f32(op, "B", bt);
@@ -141,9 +142,27 @@ final class CpuMatmul {
     int n = transB ? bRows : bCols;
     if (k != kb || c.numel() != (long) m * n) {
       throw new IllegalArgumentException(
-          "matmul: op(A) is (" + m + ", " + k + ") from A " + a.describe() + (transA ? "^T" : "")
-              + ", op(B) is (" + kb + ", " + n + ") from B " + b.describe() + (transB ? "^T" : "")
-              + ", C " + c.describe() + " must be (" + m + ", " + n + ")");
+          "matmul: op(A) is ("
+              + m
+              + ", "
+              + k
+              + ") from A "
+              + a.describe()
+              + (transA ? "^T" : "")
+              + ", op(B) is ("
+              + kb
+              + ", "
+              + n
+              + ") from B "
+              + b.describe()
+              + (transB ? "^T" : "")
+              + ", C "
+              + c.describe()
+              + " must be ("
+              + m
+              + ", "
+              + n
+              + ")");
     }
     checkNoOverlap(op, c, a, "A");
     checkNoOverlap(op, c, b, "B");
@@ -154,41 +173,45 @@ final class CpuMatmul {
       aRow[i] = a.offset() + (transA ? i : i * k);
     }
     int aStride = transA ? m : 1;
-    float[][][] panels = transB
-        ? packTransposed(b.floats(), b.offset(), k, n)
-        : packRows(b.floats(), b.offset(), n, k, n);
+    float[][][] panels =
+        transB
+            ? packTransposed(b.floats(), b.offset(), k, n)
+            : packRows(b.floats(), b.offset(), n, k, n);
     float[] cData = c.floats();
     int cOff = c.offset();
     int tilesN = panelCount(n);
     int tilesM = (m + TILE_M - 1) / TILE_M;
-    par.forEach(tilesM * tilesN, task -> {
-      int i0 = (task / tilesN) * TILE_M;
-      int i1 = Math.min(m, i0 + TILE_M);
-      int t = task % tilesN;
-      float[][] acc = accumulator(i1 - i0, n, t);
-      tile(a.floats(), aRow, aStride, k, panels[t], i0, i1, acc);
-      int n0 = t * TILE_N;
-      for (int i = i0; i < i1; i++) {
-        float[] row = acc[i - i0];
-        int ci = cOff + i * n + n0;
-        if (beta == 0f) {
-          // beta = 0 overwrites: C may hold NaN and must not leak into the result.
-          for (int j = 0; j < row.length; j++) {
-            cData[ci + j] = alpha * row[j];
+    par.forEach(
+        tilesM * tilesN,
+        task -> {
+          int i0 = (task / tilesN) * TILE_M;
+          int i1 = Math.min(m, i0 + TILE_M);
+          int t = task % tilesN;
+          float[][] acc = accumulator(i1 - i0, n, t);
+          tile(a.floats(), aRow, aStride, k, panels[t], i0, i1, acc);
+          int n0 = t * TILE_N;
+          for (int i = i0; i < i1; i++) {
+            float[] row = acc[i - i0];
+            int ci = cOff + i * n + n0;
+            if (beta == 0f) {
+              // beta = 0 overwrites: C may hold NaN and must not leak into the result.
+              for (int j = 0; j < row.length; j++) {
+                cData[ci + j] = alpha * row[j];
+              }
+            } else {
+              for (int j = 0; j < row.length; j++) {
+                cData[ci + j] = alpha * row[j] + beta * cData[ci + j];
+              }
+            }
           }
-        } else {
-          for (int j = 0; j < row.length; j++) {
-            cData[ci + j] = alpha * row[j] + beta * cData[ci + j];
-          }
-        }
-      }
-    });
+        });
   }
 
   /** Rejects an output that shares storage with an input: the tiles would read what they wrote. */
   static void checkNoOverlap(String op, CpuTensor out, CpuTensor in, String inName) {
-    boolean same = out.dtype() == in.dtype()
-        && (out.floats() != null ? out.floats() == in.floats() : out.ints() == in.ints());
+    boolean same =
+        out.dtype() == in.dtype()
+            && (out.floats() != null ? out.floats() == in.floats() : out.ints() == in.ints());
     if (same && out.offset() < in.offset() + in.size() && in.offset() < out.offset() + out.size()) {
       throw new IllegalArgumentException(
           op + ": output " + out.describe() + " overlaps input " + inName + " " + in.describe());

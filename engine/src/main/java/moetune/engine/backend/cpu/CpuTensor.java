@@ -14,9 +14,9 @@ import moetune.engine.tensor.Tensor;
  * the array of the tensor that allocated it (the owner) and start at their own offset.
  *
  * <p>Memory accounting: the owner counts {@code numel * 4} bytes against its backend until it is
- * closed, or, if the caller forgets to close it, until the garbage collector reclaims it. Using
- * a tensor (or a view of it) after its owner was closed throws, so use-after-free bugs in the
- * model show on the CPU as they would on the GPU.
+ * closed, or, if the caller forgets to close it, until the garbage collector reclaims it. Using a
+ * tensor (or a view of it) after its owner was closed throws, so use-after-free bugs in the model
+ * show on the CPU as they would on the GPU.
  */
 public final class CpuTensor extends Tensor {
   private static final Cleaner CLEANER = Cleaner.create();
@@ -39,7 +39,11 @@ public final class CpuTensor extends Tensor {
     long n = HostTensor.numel(shape);
     if (n > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException(
-          "CpuBackend: tensor " + dtype + Arrays.toString(shape) + " has " + n
+          "CpuBackend: tensor "
+              + dtype
+              + Arrays.toString(shape)
+              + " has "
+              + n
               + " elements; a CPU tensor holds at most 2^31-9");
     }
     this.size = (int) n;
@@ -85,8 +89,14 @@ public final class CpuTensor extends Tensor {
     long n = HostTensor.numel(shape);
     if (elementOffset < 0 || elementOffset + n > size) {
       throw new IllegalArgumentException(
-          "view: " + n + " elements " + Arrays.toString(shape) + " at offset " + elementOffset
-              + " do not fit in " + describe());
+          "view: "
+              + n
+              + " elements "
+              + Arrays.toString(shape)
+              + " at offset "
+              + elementOffset
+              + " do not fit in "
+              + describe());
     }
     return new CpuTensor(this, offset + (int) elementOffset, shape);
   }
