@@ -90,18 +90,34 @@ public final class CpuBackend implements Backend {
 
   // ---------------------------------------------------------------- memory
 
-  /** A new tensor; on the CPU its contents are zeros (Java arrays start zeroed). */
+  /**
+   * A new tensor whose contents are undefined, as on the GPU: F32 elements are NaN and I32
+   * elements {@link Integer#MIN_VALUE}, so code that reads memory it never wrote (a gradient
+   * buffer taken from empty() instead of zeros(), an output an op left half-written) fails
+   * visibly on the CPU instead of silently reading zeros.
+   */
   @Override
   public CpuTensor empty(DType dtype, long... shape) {
+    CpuTensor t = allocate(dtype, shape);
+    if (dtype == DType.F32) {
+      java.util.Arrays.fill(t.floats(), Float.NaN);
+    } else {
+      java.util.Arrays.fill(t.ints(), Integer.MIN_VALUE);
+    }
+    return t;
+  }
+
+  /** A new tensor of zeros (Java arrays start zeroed: no fill pass). */
+  @Override
+  public CpuTensor zeros(DType dtype, long... shape) {
+    return allocate(dtype, shape);
+  }
+
+  private CpuTensor allocate(DType dtype, long[] shape) {
     if (!supports(dtype)) {
       throw new IllegalArgumentException(unsupported(dtype));
     }
     return new CpuTensor(this, dtype, shape);
-  }
-
-  @Override
-  public CpuTensor zeros(DType dtype, long... shape) {
-    return empty(dtype, shape);
   }
 
   /**
@@ -111,7 +127,7 @@ public final class CpuBackend implements Backend {
   @Override
   public CpuTensor upload(HostTensor host, DType dtype) {
     checkConversion("upload", host, dtype);
-    CpuTensor t = empty(dtype, host.shape());
+    CpuTensor t = allocate(dtype, host.shape());
     write(host, t);
     return t;
   }

@@ -91,6 +91,18 @@ class CpuTensorTest {
   }
 
   @Test
+  void emptyIsPoisonedAndZerosAreZero() {
+    for (float v : CpuTesting.floats(be, be.empty(DType.F32, 5))) {
+      assertTrue(Float.isNaN(v), "empty F32 holds NaN");
+    }
+    for (int v : CpuTesting.ints(be, be.empty(DType.I32, 5))) {
+      assertEquals(Integer.MIN_VALUE, v);
+    }
+    assertArrayEquals(new float[5], CpuTesting.floats(be, be.zeros(DType.F32, 5)));
+    assertArrayEquals(new int[5], CpuTesting.ints(be, be.zeros(DType.I32, 5)));
+  }
+
+  @Test
   void copyFillAndDownload() {
     Tensor ints = CpuTesting.i32(be, new int[] {3, -4, 5}, 3);
     Tensor f = be.empty(DType.F32, 3);
