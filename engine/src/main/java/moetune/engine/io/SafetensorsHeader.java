@@ -12,7 +12,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -101,8 +100,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
     }
     Map<String, String> metadata = Map.of();
     List<SafetensorsEntry> entries = new ArrayList<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : root.properties()) {
       if (f.getKey().equals(METADATA_KEY)) {
         metadata = parseMetadata(file, f.getValue());
       } else {
@@ -134,8 +132,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
           file, METADATA_KEY, "must be an object of string values, got " + node.getNodeType());
     }
     Map<String, String> m = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : node.properties()) {
       if (!f.getValue().isTextual()) {
         throw new CheckpointException(
             file,

@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -51,8 +50,7 @@ public record SafetensorsIndex(Map<String, String> weightMap, long totalSize, lo
           file, CheckpointException.field("weight_map"), "is missing or not an object");
     }
     Map<String, String> map = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = wm.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : wm.properties()) {
       JsonNode v = f.getValue();
       if (!v.isTextual()
           || v.textValue().isEmpty()

@@ -11,7 +11,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -306,10 +305,5 @@ public final class SafetensorsReader implements AutoCloseable {
   @Override
   public String toString() {
     return "SafetensorsReader(" + file + ", " + header.entries().size() + " tensors)";
-  }
-
-  /** For tests and messages: a shape as "[a, b]". */
-  static String shapeString(long[] shape) {
-    return Arrays.toString(shape);
   }
 }

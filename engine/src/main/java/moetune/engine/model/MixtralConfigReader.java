@@ -60,8 +60,7 @@ final class MixtralConfigReader {
     b.dtype = nullableString(o, dtypeKey, null, file);
     b.architectures = stringList(o, "architectures", b.architectures, file);
     b.transformersVersion = nullableString(o, "transformers_version", null, file);
-    for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : o.properties()) {
       if (!known.contains(f.getKey())) {
         b.extra.set(f.getKey(), f.getValue().deepCopy());
       }
