@@ -17,15 +17,15 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A parsed and validated safetensors header: the {@code __metadata__} map and the tensor entries
- * in data-offset order.
+ * A parsed and validated safetensors header: the {@code __metadata__} map and the tensor entries in
+ * data-offset order.
  *
  * <p>File layout: 8 bytes little-endian unsigned header length N, N bytes of UTF-8 JSON (padded
  * with spaces), then the data area. The entries' byte ranges must tile the data area exactly, as
- * the reference implementation requires: sorted by offset the first starts at 0, each starts
- * where the previous ended, and the last ends at the end of the file. Each range's length must
- * equal the shape's element count times the type's width. Anything else is refused with one
- * {@link CheckpointException} naming the file and the tensor.
+ * the reference implementation requires: sorted by offset the first starts at 0, each starts where
+ * the previous ended, and the last ends at the end of the file. Each range's length must equal the
+ * shape's element count times the type's width. Anything else is refused with one {@link
+ * CheckpointException} naming the file and the tensor.
  */
 record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> entries, long n) {
 
@@ -92,8 +92,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
     try {
       root = JSON.readTree(text);
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(
-          file, "header", "not valid JSON: " + e.getOriginalMessage(), e);
+      throw new CheckpointException(file, "header", "not valid JSON: " + e.getOriginalMessage(), e);
     }
     if (root == null || !root.isObject()) {
       throw new CheckpointException(file, "header", "JSON is not an object");

@@ -19,7 +19,8 @@ import java.util.Map;
  * "weight_map": {tensor name: shard file name}}}, as transformers writes it for a sharded
  * checkpoint.
  */
-public record SafetensorsIndex(Map<String, String> weightMap, long totalSize, long totalParameters) {
+public record SafetensorsIndex(
+    Map<String, String> weightMap, long totalSize, long totalParameters) {
   public static final String FILE_NAME = "model.safetensors.index.json";
 
   private static final ObjectMapper JSON =

@@ -22,10 +22,10 @@ import moetune.engine.tensor.HostTensor;
  * {@link SafetensorsHeader}); the data area is memory-mapped with {@link FileChannel#map} into a
  * shared arena, so files larger than 2 GiB work and {@link #close} unmaps at once.
  *
- * <p>{@link #read} returns a heap copy that stays valid after {@link #close}; types other than
- * F32, BF16, F16, I32 and I64 are converted as {@link SafetensorsDtype} describes. {@link
- * #view} returns a zero-copy view of the mapping for the native types; it fails with an
- * IllegalStateException once the reader is closed. A reader may be used from several threads.
+ * <p>{@link #read} returns a heap copy that stays valid after {@link #close}; types other than F32,
+ * BF16, F16, I32 and I64 are converted as {@link SafetensorsDtype} describes. {@link #view} returns
+ * a zero-copy view of the mapping for the native types; it fails with an IllegalStateException once
+ * the reader is closed. A reader may be used from several threads.
  */
 public final class SafetensorsReader implements AutoCloseable {
   private static final ValueLayout.OfShort LE_SHORT =
@@ -59,8 +59,8 @@ public final class SafetensorsReader implements AutoCloseable {
   /**
    * Opens, validates and maps a file.
    *
-   * @throws CheckpointException naming the file (and tensor) when it is missing, unreadable or
-   *     not a valid safetensors file
+   * @throws CheckpointException naming the file (and tensor) when it is missing, unreadable or not
+   *     a valid safetensors file
    */
   public static SafetensorsReader open(Path file) {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
@@ -132,7 +132,9 @@ public final class SafetensorsReader implements AutoCloseable {
     SafetensorsEntry e = byName.get(name);
     if (e == null) {
       throw new CheckpointException(
-          file, CheckpointException.tensor(name), "not in this file (" + byName.size() + " tensors)");
+          file,
+          CheckpointException.tensor(name),
+          "not in this file (" + byName.size() + " tensors)");
     }
     return e;
   }
@@ -149,9 +151,9 @@ public final class SafetensorsReader implements AutoCloseable {
   }
 
   /**
-   * A heap copy of {@code numel(shape)} consecutive elements starting at element {@code first}
-   * of the row-major tensor (e.g. one expert of a fused (E, 2F, D) tensor), converted as {@link
-   * #read} does. The range must lie in the tensor and start and end on whole bytes.
+   * A heap copy of {@code numel(shape)} consecutive elements starting at element {@code first} of
+   * the row-major tensor (e.g. one expert of a fused (E, 2F, D) tensor), converted as {@link #read}
+   * does. The range must lie in the tensor and start and end on whole bytes.
    */
   public HostTensor readRange(String name, long first, long... shape) {
     SafetensorsEntry e = entry(name);

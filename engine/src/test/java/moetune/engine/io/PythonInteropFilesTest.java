@@ -12,9 +12,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Writes moetune-saved copies of the fixture (F32 sharded, BF16 single file, F16 sharded) with a
- * manifest each under engine/target/safetensors-check/, for tools/check_safetensors.py to read
- * with the Python safetensors library on a machine that has it:
- * {@code python3 tools/check_safetensors.py engine/target/safetensors-check/bf16
+ * manifest each under engine/target/safetensors-check/, for tools/check_safetensors.py to read with
+ * the Python safetensors library on a machine that has it: {@code python3
+ * tools/check_safetensors.py engine/target/safetensors-check/bf16
  * engine/target/safetensors-check/bf16.manifest.json}.
  */
 class PythonInteropFilesTest {
@@ -22,7 +22,9 @@ class PythonInteropFilesTest {
   void writeDirectoriesAndManifests() throws Exception {
     Path root = Path.of("target", "safetensors-check");
     Files.createDirectories(root);
-    Object[][] variants = {{"f32", DType.F32, "1MB"}, {"bf16", DType.BF16, "5GB"}, {"f16", DType.F16, "3MB"}};
+    Object[][] variants = {
+      {"f32", DType.F32, "1MB"}, {"bf16", DType.BF16, "5GB"}, {"f16", DType.F16, "3MB"}
+    };
     try (MixtralCheckpoint src = MixtralCheckpoint.load(Fixtures.tinyMixtral())) {
       for (Object[] v : variants) {
         Path dir = root.resolve((String) v[0]);
