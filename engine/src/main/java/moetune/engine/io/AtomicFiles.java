@@ -44,6 +44,10 @@ public final class AtomicFiles {
   public static void replaceDirectory(Path target, DirectoryContent content) {
     Path abs = target.toAbsolutePath().normalize();
     Path parent = abs.getParent();
+    if (parent == null) {
+      throw new CheckpointException(
+          abs, null, "cannot replace a file system root; name a directory");
+    }
     String name = abs.getFileName().toString();
     checkReplaceable(abs);
     Path tmp = parent.resolve("." + name + ".moetune-tmp-" + UUID.randomUUID());

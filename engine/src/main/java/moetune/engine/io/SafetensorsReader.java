@@ -153,7 +153,8 @@ public final class SafetensorsReader implements AutoCloseable {
   /**
    * A heap copy of {@code numel(shape)} consecutive elements starting at element {@code first} of
    * the row-major tensor (e.g. one expert of a fused (E, 2F, D) tensor), converted as {@link #read}
-   * does. The range must lie in the tensor and start and end on whole bytes.
+   * does. The range must lie in the tensor and start and end on whole bytes. For C64, elements are
+   * counted as floats of the (..., 2) shape that {@link #read} returns.
    */
   public HostTensor readRange(String name, long first, long... shape) {
     SafetensorsEntry e = entry(name);

@@ -91,6 +91,23 @@ class SafetensorsWriterTest {
   }
 
   @Test
+  void filesWithNoDataBytesReadBack() throws Exception {
+    Path none = tmp.resolve("none.safetensors");
+    SafetensorsWriter.writeFile(none, List.of(), SafetensorsWriter.PT_METADATA);
+    Path empty = tmp.resolve("empty.safetensors");
+    SafetensorsWriter.writeFile(
+        empty, List.of(SafetensorsWriter.Item.of("e", HostTensor.zeros(DType.BF16, 3, 0))), null);
+    try (SafetensorsReader r = SafetensorsReader.open(none)) {
+      assertEquals(List.of(), r.names());
+      assertEquals("pt", r.metadata().get("format"));
+    }
+    try (SafetensorsReader r = SafetensorsReader.open(empty)) {
+      assertArrayEquals(new long[] {3, 0}, r.read("e").shape());
+      assertEquals(Files.size(empty), r.dataStart());
+    }
+  }
+
+  @Test
   void convertsFloatsToTheDeclaredDtypeAndRefusesMismatches() throws Exception {
     HostTensor f32 = HostTensor.ofFloats(new float[] {1.00390625f, 3f}, 2); // 1 + 2^-8: a bf16 tie
     Path p = tmp.resolve("t.safetensors");
