@@ -109,6 +109,17 @@ public final class ChatEncoder {
         Arrays.copyOf(kinds, keep), n, r.origin());
   }
 
+  /** {@link #encode} with each token's spelling, for showing a record token by token. */
+  public java.util.List<TokenView> inspect(ChatRecord r) {
+    EncodedChat e = encode(r);
+    TokenizedText tt = tokenize(render(r).text());
+    java.util.List<TokenView> out = new java.util.ArrayList<>(e.length());
+    for (int i = 0; i < e.length(); i++) {
+      out.add(new TokenView(i, e.inputIds()[i], tt.tokens()[i], e.labels()[i], e.kinds()[i]));
+    }
+    return out;
+  }
+
   /**
    * Tokens enough to fill {@code maxLength}. Texts far longer than that (a 10 MB message takes
    * the native tokenizer over a minute whole) are tokenized by prefix: a prefix of

@@ -16,7 +16,7 @@ import moetune.datasets.EncodedChat;
 import moetune.datasets.LabelMode;
 import moetune.datasets.LoadedDataset;
 import moetune.datasets.SampleData;
-import moetune.datasets.TokenizedText;
+import moetune.datasets.TokenView;
 import moetune.templates.RenderedPrompt;
 import moetune.templates.Span;
 import picocli.CommandLine.Command;
@@ -98,7 +98,6 @@ public final class DataCommand implements Runnable {
           ChatEncoder enc = opts.encoder(tok);
           RenderedPrompt p = enc.render(r);
           EncodedChat e = enc.encode(r);
-          TokenizedText tt = tok.encode(p.text());
           System.out.println("record " + record + " (" + r.origin() + "), template "
               + enc.template().name() + ", " + e.length() + " tokens"
               + (e.truncated() ? " (truncated from " + e.fullLength() + ")" : "") + ", "
@@ -109,11 +108,10 @@ public final class DataCommand implements Runnable {
           }
           System.out.println("--- tokens (* = trained; label = the id itself) ---");
           System.out.printf("%6s %8s %8s %-12s %s%n", "index", "id", "label", "kind", "token");
-          for (int i = 0; i < e.length(); i++) {
-            System.out.printf("%6d %8d %8s %-12s %s%s%n", i, e.inputIds()[i],
-                e.labels()[i] == ChatEncoder.IGNORE ? "-100" : String.valueOf(e.labels()[i]),
-                e.kinds()[i] == null ? "(special)" : e.kinds()[i].name(), quote(tt.tokens()[i]),
-                e.labels()[i] == ChatEncoder.IGNORE ? "" : " *");
+          for (TokenView t : enc.inspect(r)) {
+            System.out.printf("%6d %8d %8d %-12s %s%s%n", t.index(), t.id(), t.label(),
+                t.kind() == null ? "(special)" : t.kind().name(), quote(t.token()),
+                t.trained() ? " *" : "");
           }
         }
         return 0;
