@@ -87,7 +87,7 @@ public final class ChatEncoder {
       boolean trained = mode == LabelMode.EVERYTHING;
       if (s >= 0 && e > s) {
         int k = spanAt(spans, s);
-        kinds[j] = spans.get(k).kind();
+        kinds[j] = spans.get(spanAt(spans, e - 1)).kind();
         for (; !trained && k < spans.size() && spans.get(k).start() < e; k++) {
           Span sp = spans.get(k);
           trained = sp.kind().assistantOutput()
