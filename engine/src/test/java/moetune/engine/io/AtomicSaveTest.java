@@ -43,8 +43,8 @@ class AtomicSaveTest {
   /** Only the model directory itself remains in its parent: no temporary or old siblings. */
   private void assertNoLeftovers(Path dir) throws Exception {
     try (Stream<Path> s = Files.list(dir.getParent())) {
-      assertEquals(List.of(dir.getFileName().toString()),
-          s.map(p -> p.getFileName().toString()).toList());
+      assertEquals(
+          List.of(dir.getFileName().toString()), s.map(p -> p.getFileName().toString()).toList());
     }
   }
 
@@ -53,14 +53,25 @@ class AtomicSaveTest {
     Path dir = tmp.resolve("model");
     TinyModels.save(dir, config, oldWeights, 3000); // sharded
     AtomicInteger calls = new AtomicInteger();
-    CheckpointException e = assertThrows(CheckpointException.class, () ->
-        MixtralCheckpoint.save(dir, config, null, n -> {
-          if (calls.incrementAndGet() == 20) {
-            throw new IllegalStateException("disk on fire");
-          }
-          return newWeights.get(n);
-        }, DType.F32, 3000, List.of()));
-    assertTrue(e.getMessage().contains("nothing was changed") && e.getMessage().contains("disk on fire"),
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class,
+            () ->
+                MixtralCheckpoint.save(
+                    dir,
+                    config,
+                    null,
+                    n -> {
+                      if (calls.incrementAndGet() == 20) {
+                        throw new IllegalStateException("disk on fire");
+                      }
+                      return newWeights.get(n);
+                    },
+                    DType.F32,
+                    3000,
+                    List.of()));
+    assertTrue(
+        e.getMessage().contains("nothing was changed") && e.getMessage().contains("disk on fire"),
         e.getMessage());
     assertEquals(20, calls.get());
     assertHolds(dir, oldWeights);
@@ -71,12 +82,14 @@ class AtomicSaveTest {
   void failureBetweenTheRenamesRestoresTheOldDirectory() throws Exception {
     Path dir = tmp.resolve("model");
     TinyModels.save(dir, config, oldWeights, 1 << 20); // single file
-    AtomicFiles.betweenRenames = () -> {
-      assertFalse(Files.exists(dir)); // the old directory has been moved aside
-      throw new IllegalStateException("power cut");
-    };
-    CheckpointException e = assertThrows(CheckpointException.class,
-        () -> TinyModels.save(dir, config, newWeights, 3000));
+    AtomicFiles.betweenRenames =
+        () -> {
+          assertFalse(Files.exists(dir)); // the old directory has been moved aside
+          throw new IllegalStateException("power cut");
+        };
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class, () -> TinyModels.save(dir, config, newWeights, 3000));
     assertTrue(e.getMessage().contains("power cut"), e.getMessage());
     assertHolds(dir, oldWeights);
     assertNoLeftovers(dir);
@@ -95,8 +108,10 @@ class AtomicSaveTest {
   @Test
   void unwritableLocationChangesNothing() throws Exception {
     Path file = Files.writeString(tmp.resolve("a-file"), "x");
-    CheckpointException e = assertThrows(CheckpointException.class,
-        () -> TinyModels.save(file.resolve("model"), config, newWeights, 3000));
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class,
+            () -> TinyModels.save(file.resolve("model"), config, newWeights, 3000));
     assertTrue(e.getMessage().contains("a-file"), e.getMessage());
     assertEquals("x", Files.readString(file));
   }
@@ -105,8 +120,9 @@ class AtomicSaveTest {
   void refusesToReplaceSomethingThatIsNotAModel() throws Exception {
     Path notes = Files.createDirectories(tmp.resolve("notes"));
     Files.writeString(notes.resolve("diary.txt"), "dear diary");
-    CheckpointException e = assertThrows(CheckpointException.class,
-        () -> TinyModels.save(notes, config, newWeights, 3000));
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class, () -> TinyModels.save(notes, config, newWeights, 3000));
     assertTrue(e.getMessage().contains("does not hold a model"), e.getMessage());
     assertEquals("dear diary", Files.readString(notes.resolve("diary.txt")));
     Path plain = Files.writeString(tmp.resolve("plain"), "x");
@@ -135,11 +151,20 @@ class AtomicSaveTest {
   void wrongSuppliedShapeIsNamed() throws Exception {
     Path dir = tmp.resolve("model");
     String n = MixtralNames.expert(0, 1, "w3");
-    CheckpointException e = assertThrows(CheckpointException.class, () ->
-        MixtralCheckpoint.save(dir, config, null,
-            x -> x.equals(n) ? HostTensor.zeros(DType.F32, 3) : newWeights.get(x),
-            DType.F32, 1 << 20, List.of()));
-    assertTrue(e.getMessage().contains("tensor '" + n + "'") && e.getMessage().contains("[12, 8]"),
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class,
+            () ->
+                MixtralCheckpoint.save(
+                    dir,
+                    config,
+                    null,
+                    x -> x.equals(n) ? HostTensor.zeros(DType.F32, 3) : newWeights.get(x),
+                    DType.F32,
+                    1 << 20,
+                    List.of()));
+    assertTrue(
+        e.getMessage().contains("tensor '" + n + "'") && e.getMessage().contains("[12, 8]"),
         e.getMessage());
     assertFalse(Files.exists(dir));
   }

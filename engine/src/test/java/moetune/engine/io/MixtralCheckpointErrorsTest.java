@@ -26,12 +26,14 @@ class MixtralCheckpointErrorsTest {
   private Path dirWith(Map<String, HostTensor> w) throws Exception {
     Path d = Files.createDirectories(tmp.resolve("m" + System.nanoTime()));
     Files.writeString(d.resolve("config.json"), config.toJson(), StandardCharsets.UTF_8);
-    SafetensorsWriter.writeFile(d.resolve("model.safetensors"), TinyModels.items(w), SafetensorsWriter.PT_METADATA);
+    SafetensorsWriter.writeFile(
+        d.resolve("model.safetensors"), TinyModels.items(w), SafetensorsWriter.PT_METADATA);
     return d;
   }
 
   private static String fails(Path dir, String... mustMention) {
-    CheckpointException e = assertThrows(CheckpointException.class, () -> MixtralCheckpoint.load(dir).close());
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> MixtralCheckpoint.load(dir).close());
     String m = e.getMessage();
     System.out.println("expected error: " + m);
     assertFalse(m.contains("\n"), m);
@@ -44,7 +46,8 @@ class MixtralCheckpointErrorsTest {
   @Test
   void goodDirectoryLoads() throws Exception {
     try (MixtralCheckpoint ck = MixtralCheckpoint.load(dirWith(weights))) {
-      assertArrayEquals(weights.get(MixtralNames.NORM).toFloatArray(), ck.floats(MixtralNames.NORM));
+      assertArrayEquals(
+          weights.get(MixtralNames.NORM).toFloatArray(), ck.floats(MixtralNames.NORM));
     }
   }
 
@@ -54,20 +57,36 @@ class MixtralCheckpointErrorsTest {
     w.remove(MixtralNames.expert(0, 1, "w2"));
     w.remove("model.layers.1.post_attention_layernorm.weight");
     w.put("model.extra.weight", HostTensor.zeros(moetune.engine.tensor.DType.F32, 2));
-    w.put("model.layers.5.self_attn.q_proj.weight", HostTensor.zeros(moetune.engine.tensor.DType.F32, 2));
+    w.put(
+        "model.layers.5.self_attn.q_proj.weight",
+        HostTensor.zeros(moetune.engine.tensor.DType.F32, 2));
     Path d = dirWith(w);
-    fails(d, d.toString(), "2 missing", MixtralNames.expert(0, 1, "w2"),
-        "model.layers.1.post_attention_layernorm.weight", "2 unexpected", "model.extra.weight",
+    fails(
+        d,
+        d.toString(),
+        "2 missing",
+        MixtralNames.expert(0, 1, "w2"),
+        "model.layers.1.post_attention_layernorm.weight",
+        "2 unexpected",
+        "model.extra.weight",
         "model.layers.5.self_attn.q_proj.weight");
   }
 
   @Test
   void wrongShapesAreAllListed() throws Exception {
     Map<String, HostTensor> w = new LinkedHashMap<>(weights);
-    w.put(MixtralNames.expert(1, 2, "w1"), HostTensor.zeros(moetune.engine.tensor.DType.F32, 8, 12));
+    w.put(
+        MixtralNames.expert(1, 2, "w1"), HostTensor.zeros(moetune.engine.tensor.DType.F32, 8, 12));
     w.put(MixtralNames.EMBED, HostTensor.zeros(moetune.engine.tensor.DType.F32, 51, 8));
-    fails(dirWith(w), "2 tensor(s)", MixtralNames.expert(1, 2, "w1"), "[8, 12]", "[12, 8]",
-        MixtralNames.EMBED, "[51, 8]", "model.safetensors");
+    fails(
+        dirWith(w),
+        "2 tensor(s)",
+        MixtralNames.expert(1, 2, "w1"),
+        "[8, 12]",
+        "[12, 8]",
+        MixtralNames.EMBED,
+        "[51, 8]",
+        "model.safetensors");
   }
 
   @Test
@@ -101,7 +120,8 @@ class MixtralCheckpointErrorsTest {
     // move the final norm to a shard that does not hold it
     String line = "\"model.norm.weight\": \"" + normShard + "\"";
     assertTrue(text.contains(line));
-    Files.writeString(indexFile, text.replace(line, "\"model.norm.weight\": \"" + firstShard + "\""));
+    Files.writeString(
+        indexFile, text.replace(line, "\"model.norm.weight\": \"" + firstShard + "\""));
     fails(d, firstShard, "tensor 'model.norm.weight'", "is missing");
     // drop it from the index altogether
     Map<String, String> dropped = new LinkedHashMap<>(index.weightMap());
@@ -121,7 +141,8 @@ class MixtralCheckpointErrorsTest {
   @Test
   void badConfigIsNamed() throws Exception {
     Path d = dirWith(weights);
-    Files.writeString(d.resolve("config.json"), config.toJson().replace("\"mixtral\"", "\"llama\""));
+    Files.writeString(
+        d.resolve("config.json"), config.toJson().replace("\"mixtral\"", "\"llama\""));
     fails(d, d.resolve("config.json").toString(), "field 'model_type'", "llama");
   }
 
@@ -151,7 +172,11 @@ class MixtralCheckpointErrorsTest {
   void aLayerMayNotMixLayouts() throws Exception {
     Map<String, HostTensor> w = new LinkedHashMap<>(weights);
     w.put(MixtralNames.fusedRouter(0), weights.get(MixtralNames.router(0)));
-    fails(dirWith(w), "missing: model.layers.0.mlp.experts.down_proj", "model.layers.0.mlp.experts.gate_up_proj",
-        "unexpected: " + MixtralNames.expert(0, 0, "w1"), MixtralNames.router(0));
+    fails(
+        dirWith(w),
+        "missing: model.layers.0.mlp.experts.down_proj",
+        "model.layers.0.mlp.experts.gate_up_proj",
+        "unexpected: " + MixtralNames.expert(0, 0, "w1"),
+        MixtralNames.router(0));
   }
 }

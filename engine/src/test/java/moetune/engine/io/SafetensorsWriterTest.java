@@ -41,14 +41,23 @@ class SafetensorsWriterTest {
   @Test
   void shardsFillInOrderAndOversizedTensorsStandAlone() {
     List<SafetensorsWriter.Item> items =
-        List.of(item("a", 40), item("b", 40), item("c", 40), item("big", 400), item("d", 4), item("e", 100));
+        List.of(
+            item("a", 40),
+            item("b", 40),
+            item("c", 40),
+            item("big", 400),
+            item("d", 4),
+            item("e", 100));
     List<List<String>> shards =
         SafetensorsWriter.planShards(items, 100).stream()
             .map(s -> s.stream().map(SafetensorsWriter.Item::name).toList())
             .toList();
-    assertEquals(List.of(List.of("a", "b"), List.of("c"), List.of("big"), List.of("d"), List.of("e")), shards);
+    assertEquals(
+        List.of(List.of("a", "b"), List.of("c"), List.of("big"), List.of("d"), List.of("e")),
+        shards);
     assertEquals(1, SafetensorsWriter.planShards(items, 10_000).size());
-    assertEquals(1, SafetensorsWriter.planShards(List.of(), 10).size()); // an empty model.safetensors
+    assertEquals(
+        1, SafetensorsWriter.planShards(List.of(), 10).size()); // an empty model.safetensors
   }
 
   @Test
@@ -59,10 +68,11 @@ class SafetensorsWriterTest {
     HostTensor i32 = HostTensor.ofInts(new int[] {Integer.MIN_VALUE, 7}, 2);
     HostTensor i64 = HostTensor.ofLongs(new long[] {Long.MAX_VALUE}); // a scalar: shape []
     HostTensor empty = HostTensor.zeros(DType.F32, 0, 5);
-    List<SafetensorsWriter.Item> items = List.of(
-        SafetensorsWriter.Item.of("f32", f32), SafetensorsWriter.Item.of("bf16", bf16),
-        SafetensorsWriter.Item.of("empty", empty), SafetensorsWriter.Item.of("f16", f16),
-        SafetensorsWriter.Item.of("i32", i32), SafetensorsWriter.Item.of("i64", i64));
+    List<SafetensorsWriter.Item> items =
+        List.of(
+            SafetensorsWriter.Item.of("f32", f32), SafetensorsWriter.Item.of("bf16", bf16),
+            SafetensorsWriter.Item.of("empty", empty), SafetensorsWriter.Item.of("f16", f16),
+            SafetensorsWriter.Item.of("i32", i32), SafetensorsWriter.Item.of("i64", i64));
     Path p = tmp.resolve("t.safetensors");
     SafetensorsWriter.writeFile(p, items, SafetensorsWriter.PT_METADATA);
     try (SafetensorsReader r = SafetensorsReader.open(p)) {
@@ -81,22 +91,49 @@ class SafetensorsWriterTest {
   }
 
   @Test
+  void filesWithNoDataBytesReadBack() throws Exception {
+    Path none = tmp.resolve("none.safetensors");
+    SafetensorsWriter.writeFile(none, List.of(), SafetensorsWriter.PT_METADATA);
+    Path empty = tmp.resolve("empty.safetensors");
+    SafetensorsWriter.writeFile(
+        empty, List.of(SafetensorsWriter.Item.of("e", HostTensor.zeros(DType.BF16, 3, 0))), null);
+    try (SafetensorsReader r = SafetensorsReader.open(none)) {
+      assertEquals(List.of(), r.names());
+      assertEquals("pt", r.metadata().get("format"));
+    }
+    try (SafetensorsReader r = SafetensorsReader.open(empty)) {
+      assertArrayEquals(new long[] {3, 0}, r.read("e").shape());
+      assertEquals(Files.size(empty), r.dataStart());
+    }
+  }
+
+  @Test
   void convertsFloatsToTheDeclaredDtypeAndRefusesMismatches() throws Exception {
     HostTensor f32 = HostTensor.ofFloats(new float[] {1.00390625f, 3f}, 2); // 1 + 2^-8: a bf16 tie
     Path p = tmp.resolve("t.safetensors");
-    SafetensorsWriter.writeFile(p,
-        List.of(new SafetensorsWriter.Item("x", DType.BF16, new long[] {2}, () -> f32)), null);
+    SafetensorsWriter.writeFile(
+        p, List.of(new SafetensorsWriter.Item("x", DType.BF16, new long[] {2}, () -> f32)), null);
     try (SafetensorsReader r = SafetensorsReader.open(p)) {
       assertArrayEquals(new float[] {1f, 3f}, r.read("x").toFloatArray()); // ties to even
       assertTrue(r.metadata().isEmpty());
     }
-    CheckpointException e = assertThrows(CheckpointException.class, () ->
-        SafetensorsWriter.writeFile(tmp.resolve("u.safetensors"),
-            List.of(new SafetensorsWriter.Item("y", DType.I32, new long[] {2}, () -> f32)), null));
+    CheckpointException e =
+        assertThrows(
+            CheckpointException.class,
+            () ->
+                SafetensorsWriter.writeFile(
+                    tmp.resolve("u.safetensors"),
+                    List.of(new SafetensorsWriter.Item("y", DType.I32, new long[] {2}, () -> f32)),
+                    null));
     assertTrue(e.getMessage().contains("tensor 'y'"), e.getMessage());
-    assertThrows(CheckpointException.class, () ->
-        SafetensorsWriter.writeFile(tmp.resolve("v.safetensors"),
-            List.of(SafetensorsWriter.Item.of("z", f32), SafetensorsWriter.Item.of("z", f32)), null));
-    assertTrue(!Files.exists(tmp.resolve("u.safetensors")) && !Files.exists(tmp.resolve("v.safetensors")));
+    assertThrows(
+        CheckpointException.class,
+        () ->
+            SafetensorsWriter.writeFile(
+                tmp.resolve("v.safetensors"),
+                List.of(SafetensorsWriter.Item.of("z", f32), SafetensorsWriter.Item.of("z", f32)),
+                null));
+    assertTrue(
+        !Files.exists(tmp.resolve("u.safetensors")) && !Files.exists(tmp.resolve("v.safetensors")));
   }
 }

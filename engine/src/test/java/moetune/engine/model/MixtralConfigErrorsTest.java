@@ -24,7 +24,8 @@ class MixtralConfigErrorsTest {
 
   /** The fixture config with one top-level field's JSON text replaced (or added). */
   private static String with(String key, String valueJson) throws Exception {
-    com.fasterxml.jackson.databind.ObjectMapper m = new com.fasterxml.jackson.databind.ObjectMapper();
+    com.fasterxml.jackson.databind.ObjectMapper m =
+        new com.fasterxml.jackson.databind.ObjectMapper();
     var o = (com.fasterxml.jackson.databind.node.ObjectNode) m.readTree(fixtureJson());
     if (valueJson == null) {
       o.remove(key);
@@ -35,7 +36,8 @@ class MixtralConfigErrorsTest {
   }
 
   private static void refused(String json, String field, String... mention) {
-    CheckpointException e = assertThrows(CheckpointException.class, () -> MixtralConfig.parse(json, FILE));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> MixtralConfig.parse(json, FILE));
     String m = e.getMessage();
     System.out.println("expected error: " + m);
     assertFalse(m.contains("\n"), m);
@@ -65,8 +67,10 @@ class MixtralConfigErrorsTest {
         "bos_token_id | 40000 | bos_token_id | vocabulary",
         "rope_scaling | {\"type\": \"linear\", \"factor\": 2.0} | rope_scaling | linear",
         "rope_scaling | {\"rope_type\": \"yarn\", \"factor\": 4.0} | rope_scaling | yarn",
-        "rope_parameters | {\"rope_theta\": 10000.0, \"rope_type\": \"llama3\"} | rope_parameters.rope_type | llama3",
-        "rope_parameters | {\"rope_theta\": 10000.0, \"rope_type\": \"default\", \"factor\": 2.0} | rope_parameters.factor | default",
+        "rope_parameters | {\"rope_theta\": 10000.0, \"rope_type\": \"llama3\"} |"
+            + " rope_parameters.rope_type | llama3",
+        "rope_parameters | {\"rope_theta\": 10000.0, \"rope_type\": \"default\", \"factor\": 2.0} |"
+            + " rope_parameters.factor | default",
         "rope_parameters | [1] | rope_parameters | object",
         "quantization_config | {\"quant_method\": \"fp8\"} | quantization_config | quantized",
         "rope_theta | 10000.0 | rope_theta | 1000000.0",
@@ -77,7 +81,8 @@ class MixtralConfigErrorsTest {
 
   @Test
   void invalidJsonNamesTheFile() {
-    CheckpointException e = assertThrows(CheckpointException.class, () -> MixtralConfig.parse("{\"a\": ", FILE));
+    CheckpointException e =
+        assertThrows(CheckpointException.class, () -> MixtralConfig.parse("{\"a\": ", FILE));
     assertTrue(e.getMessage().startsWith(FILE + ": not valid JSON"), e.getMessage());
   }
 
@@ -85,11 +90,17 @@ class MixtralConfigErrorsTest {
   void olderFormsLoad() throws Exception {
     // rope_theta at the top level, rope_scaling null, torch_dtype, no head_dim, eos as a list
     String old = with("rope_parameters", null);
-    old = old.replace("{", "{\"rope_theta\": 500000.0, \"rope_scaling\": null, \"torch_dtype\": \"bfloat16\", ");
+    old =
+        old.replace(
+            "{",
+            "{\"rope_theta\": 500000.0, \"rope_scaling\": null, \"torch_dtype\": \"bfloat16\", ");
     old = old.replace("\"dtype\":\"float32\",", "");
-    String json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(
-        new com.fasterxml.jackson.databind.ObjectMapper().readTree(old));
-    json = json.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,5]").replace("\"head_dim\":null,", "");
+    String json =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .writeValueAsString(new com.fasterxml.jackson.databind.ObjectMapper().readTree(old));
+    json =
+        json.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,5]")
+            .replace("\"head_dim\":null,", "");
     MixtralConfig c = MixtralConfig.parse(json, FILE);
     assertEquals(500000.0, c.ropeTheta);
     assertEquals("bfloat16", c.dtype);
@@ -97,7 +108,13 @@ class MixtralConfigErrorsTest {
     assertNull(c.headDimField);
     assertEquals(8, c.headDim());
     String written = c.toJson();
-    assertTrue(written.contains("\"rope_parameters\": {\n    \"rope_theta\": 500000.0,\n    \"rope_type\": \"default\"\n  },"), written);
+    assertTrue(
+        written.contains(
+            "\"rope_parameters\": {\n"
+                + "    \"rope_theta\": 500000.0,\n"
+                + "    \"rope_type\": \"default\"\n"
+                + "  },"),
+        written);
     assertTrue(written.contains("\"dtype\": \"bfloat16\""), written);
     assertFalse(written.contains("torch_dtype") || written.contains("rope_scaling"), written);
     assertTrue(written.contains("\"eos_token_id\": [\n    2,\n    5\n  ],"), written);
@@ -140,16 +157,34 @@ class MixtralConfigErrorsTest {
     MixtralConfig c = MixtralConfig.parse(json, FILE);
     assertEquals(4096, c.slidingWindow);
     String out = c.toJson();
-    assertTrue(out.contains("\"custom_note\": {\n    \"a\": null,\n    \"b\": [\n      1,\n      2.5,\n      \"\\u00e9\"\n    ]\n  },"), out);
+    assertTrue(
+        out.contains(
+            "\"custom_note\": {\n"
+                + "    \"a\": null,\n"
+                + "    \"b\": [\n"
+                + "      1,\n"
+                + "      2.5,\n"
+                + "      \"\\u00e9\"\n"
+                + "    ]\n"
+                + "  },"),
+        out);
     assertEquals(out, MixtralConfig.parse(out, FILE).toJson());
   }
 
   @Test
   void pythonFloatRepr() {
     String[][] cases = {
-      {"1e-05", "1.0E-5"}, {"0.0001", "1.0E-4"}, {"1000000.0", "1000000.0"}, {"0.02", "0.02"},
-      {"1e+16", "1.0E16"}, {"1000000000000000.0", "1.0E15"}, {"-2.5e-07", "-2.5E-7"},
-      {"0.1", "0.1"}, {"123.456", "123.456"}, {"0.0", "0.0"}, {"1.7976931348623157e+308", "1.7976931348623157E308"},
+      {"1e-05", "1.0E-5"},
+      {"0.0001", "1.0E-4"},
+      {"1000000.0", "1000000.0"},
+      {"0.02", "0.02"},
+      {"1e+16", "1.0E16"},
+      {"1000000000000000.0", "1.0E15"},
+      {"-2.5e-07", "-2.5E-7"},
+      {"0.1", "0.1"},
+      {"123.456", "123.456"},
+      {"0.0", "0.0"},
+      {"1.7976931348623157e+308", "1.7976931348623157E308"},
     };
     for (String[] c : cases) {
       assertEquals(c[0], moetune.engine.io.PyJson.floatRepr(Double.parseDouble(c[1])), c[1]);
