@@ -4,15 +4,15 @@ import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Grouped-query attention, the readable way: one query at a time, one row of scores over the
- * keys it may see (AttnSpec's rules), softmax, weighted sum of values. Scores are (q . k) rounded
- * to float32 times the float32 scale hd^-0.5, as transformers' eager attention computes them;
- * sums run in double.
+ * Grouped-query attention, the readable way: one query at a time, one row of scores over the keys
+ * it may see (AttnSpec's rules), softmax, weighted sum of values. Scores are (q . k) rounded to
+ * float32 times the float32 scale hd^-0.5, as transformers' eager attention computes them; sums run
+ * in double.
  *
  * <p>The backward is flash attention's, from the forward's out and lse: p = exp(s - lse), D =
- * rowsum(dOut * out), dS = p * (dOut . v - D). dq is computed query by query; dk and dv key by
- * key (looping over the query heads of the group and the queries that see the key), so every
- * gradient element is owned by one task and summed in a fixed order.
+ * rowsum(dOut * out), dS = p * (dOut . v - D). dq is computed query by query; dk and dv key by key
+ * (looping over the query heads of the group and the queries that see the key), so every gradient
+ * element is owned by one task and summed in a fixed order.
  */
 final class CpuAttention {
   private static final int ROWS_PER_TASK = 16;
@@ -44,14 +44,17 @@ final class CpuAttention {
       hd = Math.toIntExact(q.cols());
       long qRows = (long) b * tq;
       long kRows = (long) b * tk;
-      Args.check(q.numel() % (qRows * hd) == 0,
+      Args.check(
+          q.numel() % (qRows * hd) == 0,
           op + ": q " + q.describe() + " is not (B*Tq=" + qRows + ", H, hd=" + hd + ")");
       h = Math.toIntExact(q.numel() / (qRows * hd));
-      Args.check(k.numel() % (kRows * hd) == 0 && k.cols() == hd,
+      Args.check(
+          k.numel() % (kRows * hd) == 0 && k.cols() == hd,
           op + ": k " + k.describe() + " is not (B*Tk=" + kRows + ", Hkv, hd=" + hd + ")");
       hkv = Math.toIntExact(k.numel() / (kRows * hd));
       Args.numel(op, "v", v, k.numel());
-      Args.check(hkv > 0 && h % hkv == 0,
+      Args.check(
+          hkv > 0 && h % hkv == 0,
           op + ": " + h + " query heads are not a multiple of " + hkv + " key/value heads");
       group = h / hkv;
       window = spec.window();
@@ -99,57 +102,67 @@ final class CpuAttention {
     float[] ov = out.floats();
     float[] lv = lse.floats();
     int blocks = (g.tq + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.h * blocks, task -> {
-      int bi = task / (g.h * blocks);
-      int hi = (task / blocks) % g.h;
-      int i0 = (task % blocks) * ROWS_PER_TASK;
-      int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
-      int kh = hi / g.group;
-      float[] s = new float[g.tk];
-      double[] acc = new double[g.hd];
-      for (int i = i0; i < i1; i++) {
-        int a = g.tk - g.tq + i;
-        int qo = q.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
-        int oo = out.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = g.firstKey(a); j <= a; j++) {
-          if (g.visible(bi, a, j)) {
-            int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-            s[j] = score(qv, qo, kv, ko, g);
-            max = Math.max(max, s[j]);
-          }
-        }
-        int lo = lse.offset() + (bi * g.tq + i) * g.h + hi;
-        if (max == Float.NEGATIVE_INFINITY) {
-          // No visible key: zero output, lse = -inf, no gradient (AttnSpec).
-          java.util.Arrays.fill(ov, oo, oo + g.hd, 0f);
-          lv[lo] = Float.NEGATIVE_INFINITY;
-          continue;
-        }
-        double sum = 0;
-        java.util.Arrays.fill(acc, 0);
-        for (int j = g.firstKey(a); j <= a; j++) {
-          if (g.visible(bi, a, j)) {
-            double e = Math.exp(s[j] - max);
-            sum += e;
-            int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-            for (int d = 0; d < g.hd; d++) {
-              acc[d] += e * vv[vo + d];
+    par.forEach(
+        g.b * g.h * blocks,
+        task -> {
+          int bi = task / (g.h * blocks);
+          int hi = (task / blocks) % g.h;
+          int i0 = (task % blocks) * ROWS_PER_TASK;
+          int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
+          int kh = hi / g.group;
+          float[] s = new float[g.tk];
+          double[] acc = new double[g.hd];
+          for (int i = i0; i < i1; i++) {
+            int a = g.tk - g.tq + i;
+            int qo = q.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
+            int oo = out.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = g.firstKey(a); j <= a; j++) {
+              if (g.visible(bi, a, j)) {
+                int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
+                s[j] = score(qv, qo, kv, ko, g);
+                max = Math.max(max, s[j]);
+              }
             }
+            int lo = lse.offset() + (bi * g.tq + i) * g.h + hi;
+            if (max == Float.NEGATIVE_INFINITY) {
+              // No visible key: zero output, lse = -inf, no gradient (AttnSpec).
+              java.util.Arrays.fill(ov, oo, oo + g.hd, 0f);
+              lv[lo] = Float.NEGATIVE_INFINITY;
+              continue;
+            }
+            double sum = 0;
+            java.util.Arrays.fill(acc, 0);
+            for (int j = g.firstKey(a); j <= a; j++) {
+              if (g.visible(bi, a, j)) {
+                double e = Math.exp(s[j] - max);
+                sum += e;
+                int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
+                for (int d = 0; d < g.hd; d++) {
+                  acc[d] += e * vv[vo + d];
+                }
+              }
+            }
+            for (int d = 0; d < g.hd; d++) {
+              ov[oo + d] = (float) (acc[d] / sum);
+            }
+            lv[lo] = (float) (max + Math.log(sum));
           }
-        }
-        for (int d = 0; d < g.hd; d++) {
-          ov[oo + d] = (float) (acc[d] / sum);
-        }
-        lv[lo] = (float) (max + Math.log(sum));
-      }
-    });
+        });
   }
 
   /** Backend#attentionBackward: dq, dk, dv overwrite. */
   void backward(
-      Tensor doutt, Tensor qt, Tensor kt, Tensor vt, Tensor outt, Tensor lset, AttnSpec spec,
-      Tensor dqt, Tensor dkt, Tensor dvt) {
+      Tensor doutt,
+      Tensor qt,
+      Tensor kt,
+      Tensor vt,
+      Tensor outt,
+      Tensor lset,
+      AttnSpec spec,
+      Tensor dqt,
+      Tensor dkt,
+      Tensor dvt) {
     String op = "attentionBackward";
     CpuTensor q = Args.f32(op, "q", qt);
     CpuTensor k = Args.f32(op, "k", kt);
@@ -170,93 +183,100 @@ final class CpuAttention {
     // D[row, h] = dOut . out, per query and head.
     double[] dd = new double[g.b * g.tq * g.h];
     float[] ov = out.floats();
-    par.forChunks(dd.length, 256, (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        dd[r] = dot(gv, dOut.offset() + r * g.hd, ov, out.offset() + r * g.hd, g.hd);
-      }
-    });
+    par.forChunks(
+        dd.length,
+        256,
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            dd[r] = dot(gv, dOut.offset() + r * g.hd, ov, out.offset() + r * g.hd, g.hd);
+          }
+        });
 
     // dq: query-centric.
     float[] dqv = dq.floats();
     int qBlocks = (g.tq + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.h * qBlocks, task -> {
-      int bi = task / (g.h * qBlocks);
-      int hi = (task / qBlocks) % g.h;
-      int i0 = (task % qBlocks) * ROWS_PER_TASK;
-      int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
-      int kh = hi / g.group;
-      double[] acc = new double[g.hd];
-      for (int i = i0; i < i1; i++) {
-        int a = g.tk - g.tq + i;
-        int row = (bi * g.tq + i) * g.h + hi;
-        int qo = q.offset() + row * g.hd;
-        int go = dOut.offset() + row * g.hd;
-        float l = lv[lse.offset() + row];
-        java.util.Arrays.fill(acc, 0);
-        if (l != Float.NEGATIVE_INFINITY) {
-          for (int j = g.firstKey(a); j <= a; j++) {
-            if (g.visible(bi, a, j)) {
-              int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-              int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-              double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
-              double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
-              for (int d = 0; d < g.hd; d++) {
-                acc[d] += ds * kv[ko + d];
+    par.forEach(
+        g.b * g.h * qBlocks,
+        task -> {
+          int bi = task / (g.h * qBlocks);
+          int hi = (task / qBlocks) % g.h;
+          int i0 = (task % qBlocks) * ROWS_PER_TASK;
+          int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
+          int kh = hi / g.group;
+          double[] acc = new double[g.hd];
+          for (int i = i0; i < i1; i++) {
+            int a = g.tk - g.tq + i;
+            int row = (bi * g.tq + i) * g.h + hi;
+            int qo = q.offset() + row * g.hd;
+            int go = dOut.offset() + row * g.hd;
+            float l = lv[lse.offset() + row];
+            java.util.Arrays.fill(acc, 0);
+            if (l != Float.NEGATIVE_INFINITY) {
+              for (int j = g.firstKey(a); j <= a; j++) {
+                if (g.visible(bi, a, j)) {
+                  int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
+                  int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
+                  double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
+                  double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
+                  for (int d = 0; d < g.hd; d++) {
+                    acc[d] += ds * kv[ko + d];
+                  }
+                }
               }
             }
+            int dqo = dq.offset() + row * g.hd;
+            for (int d = 0; d < g.hd; d++) {
+              dqv[dqo + d] = (float) (acc[d] * g.scale);
+            }
           }
-        }
-        int dqo = dq.offset() + row * g.hd;
-        for (int d = 0; d < g.hd; d++) {
-          dqv[dqo + d] = (float) (acc[d] * g.scale);
-        }
-      }
-    });
+        });
 
     // dk, dv: key-centric; a key j is seen by queries at absolute positions a in [j, j + window).
     float[] dkv = dk.floats();
     float[] dvv = dv.floats();
     int kBlocks = (g.tk + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.hkv * kBlocks, task -> {
-      int bi = task / (g.hkv * kBlocks);
-      int kh = (task / kBlocks) % g.hkv;
-      int j0 = (task % kBlocks) * ROWS_PER_TASK;
-      int j1 = Math.min(g.tk, j0 + ROWS_PER_TASK);
-      double[] accK = new double[g.hd];
-      double[] accV = new double[g.hd];
-      for (int j = j0; j < j1; j++) {
-        int kRow = (bi * g.tk + j) * g.hkv + kh;
-        int ko = k.offset() + kRow * g.hd;
-        int vo = v.offset() + kRow * g.hd;
-        java.util.Arrays.fill(accK, 0);
-        java.util.Arrays.fill(accV, 0);
-        int aEnd = g.window > 0 ? Math.min(g.tk, j + g.window) : g.tk;
-        for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
-          for (int a = Math.max(j, g.tk - g.tq); a < aEnd; a++) {
-            int i = a - (g.tk - g.tq);
-            int row = (bi * g.tq + i) * g.h + hi;
-            float l = lv[lse.offset() + row];
-            if (l == Float.NEGATIVE_INFINITY || !g.visible(bi, a, j)) {
-              continue;
+    par.forEach(
+        g.b * g.hkv * kBlocks,
+        task -> {
+          int bi = task / (g.hkv * kBlocks);
+          int kh = (task / kBlocks) % g.hkv;
+          int j0 = (task % kBlocks) * ROWS_PER_TASK;
+          int j1 = Math.min(g.tk, j0 + ROWS_PER_TASK);
+          double[] accK = new double[g.hd];
+          double[] accV = new double[g.hd];
+          for (int j = j0; j < j1; j++) {
+            int kRow = (bi * g.tk + j) * g.hkv + kh;
+            int ko = k.offset() + kRow * g.hd;
+            int vo = v.offset() + kRow * g.hd;
+            java.util.Arrays.fill(accK, 0);
+            java.util.Arrays.fill(accV, 0);
+            int aEnd = g.window > 0 ? Math.min(g.tk, j + g.window) : g.tk;
+            for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
+              for (int a = Math.max(j, g.tk - g.tq); a < aEnd; a++) {
+                int i = a - (g.tk - g.tq);
+                int row = (bi * g.tq + i) * g.h + hi;
+                float l = lv[lse.offset() + row];
+                if (l == Float.NEGATIVE_INFINITY || !g.visible(bi, a, j)) {
+                  continue;
+                }
+                int qo = q.offset() + row * g.hd;
+                int go = dOut.offset() + row * g.hd;
+                double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
+                double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
+                for (int d = 0; d < g.hd; d++) {
+                  accK[d] += ds * qv[qo + d];
+                  accV[d] += p * gv[go + d];
+                }
+              }
             }
-            int qo = q.offset() + row * g.hd;
-            int go = dOut.offset() + row * g.hd;
-            double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
-            double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
+            int dko = dk.offset() + kRow * g.hd;
+            int dvo = dv.offset() + kRow * g.hd;
             for (int d = 0; d < g.hd; d++) {
-              accK[d] += ds * qv[qo + d];
-              accV[d] += p * gv[go + d];
+              dkv[dko + d] = (float) (accK[d] * g.scale);
+              dvv[dvo + d] = (float) accV[d];
             }
           }
-        }
-        int dko = dk.offset() + kRow * g.hd;
-        int dvo = dv.offset() + kRow * g.hd;
-        for (int d = 0; d < g.hd; d++) {
-          dkv[dko + d] = (float) (accK[d] * g.scale);
-          dvv[dvo + d] = (float) accV[d];
-        }
-      }
-    });
+        });
   }
 
   /** The scaled score: (q . k) rounded to float32, times the float32 scale. */
@@ -264,11 +284,25 @@ final class CpuAttention {
     return (float) dot(qv, qo, kv, ko, g.hd) * g.scale;
   }
 
+  /**
+   * A dot product in double with four interleaved partial sums (lanes d mod 4), added in a fixed
+   * order: one dependent chain of adds would take four times as long.
+   */
   private static double dot(float[] a, int ao, float[] b, int bo, int n) {
-    double s = 0;
-    for (int d = 0; d < n; d++) {
-      s += (double) a[ao + d] * b[bo + d];
+    double s0 = 0;
+    double s1 = 0;
+    double s2 = 0;
+    double s3 = 0;
+    int d = 0;
+    for (; d + 4 <= n; d += 4) {
+      s0 += (double) a[ao + d] * b[bo + d];
+      s1 += (double) a[ao + d + 1] * b[bo + d + 1];
+      s2 += (double) a[ao + d + 2] * b[bo + d + 2];
+      s3 += (double) a[ao + d + 3] * b[bo + d + 3];
     }
-    return s;
+    for (; d < n; d++) {
+      s0 += (double) a[ao + d] * b[bo + d];
+    }
+    return (s0 + s1) + (s2 + s3);
   }
 }
