@@ -280,6 +280,17 @@ public final class MixtralModel implements AutoCloseable {
     return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
   }
 
+  /**
+   * The experts each token was routed to in the last forward, I32 (L, B*T, K), best first: for
+   * expert-load statistics. Valid between a forward and its backward.
+   */
+  public HostTensor routerChoices() {
+    if (step == null || step.topIdx == null) {
+      throw new IllegalStateException("routerChoices(): no forward since the last backward");
+    }
+    return be.download(step.topIdx).reshape(layers.length, step.batch.tokens(), config.numExpertsPerTok);
+  }
+
   // ------------------------------------------------------------------ backward
 
   /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
