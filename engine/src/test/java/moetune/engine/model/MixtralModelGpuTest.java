@@ -7,7 +7,6 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -32,12 +31,15 @@ class MixtralModelGpuTest {
   static final TinyMixtralParityTest.Tolerances BF16 = new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-2);
   static CudaBackend gpu;
 
-  @BeforeAll
-  static void open() {
+  /** The CUDA backend, opened once; each test without a device is reported as skipped. */
+  static synchronized CudaBackend gpu() {
     String why = CudaProbe.unavailableReason(0);
     Assumptions.assumeTrue(why == null, () -> "GPU test skipped: " + why);
-    gpu = new CudaBackend(0, false);
-    System.out.println("MixtralModelGpuTest on " + gpu.describe());
+    if (gpu == null) {
+      gpu = new CudaBackend(0, false);
+      System.out.println("MixtralModelGpuTest on " + gpu.describe());
+    }
+    return gpu;
   }
 
   @AfterAll
@@ -49,25 +51,25 @@ class MixtralModelGpuTest {
 
   @Test
   void float32MatchesTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults(),
+    TinyMixtralParityTest.checkAgainstTransformers(gpu(), ModelOptions.defaults(),
         TinyMixtralParityTest.Tolerances.uniform(TinyMixtralParityTest.TOL));
   }
 
   @Test
   void bf16TracksTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu, ModelOptions.defaults().withActivations(DType.BF16), BF16);
+    TinyMixtralParityTest.checkAgainstTransformers(gpu(), ModelOptions.defaults().withActivations(DType.BF16), BF16);
   }
 
   @Test
   void bf16WithBf16ResidualStreamTracksTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu,
+    TinyMixtralParityTest.checkAgainstTransformers(gpu(),
         ModelOptions.defaults().withActivations(DType.BF16).withResidual(DType.BF16), BF16);
   }
 
   @Test
   void bf16CachedDecodingEqualsFullForward() {
     int[][] rows = {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}, {1, 28748, 16289, 28793, 5, 6, 7, 8, 9}};
-    try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), gpu,
+    try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), gpu(),
             ModelOptions.defaults().withActivations(DType.BF16));
         KvCache cache = m.newKvCache(2, 12)) {
       m.evaluate(Batch.of(rows, null));
