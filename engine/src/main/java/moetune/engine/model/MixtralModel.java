@@ -188,8 +188,8 @@ public final class MixtralModel implements AutoCloseable {
 
   /**
    * Training forward (router jitter on when configured): computes the logits and, when the
-   * batch has labels, the losses. Keeps what {@link #backward} needs. Returns null losses (all
-   * zero, 0 targets) when the batch has no labels.
+   * batch has labels, the losses. Keeps what {@link #backward} needs. Without labels the
+   * returned losses are all zero with 0 targets, and only {@link #logits()} is of use.
    */
   public Loss forward(Batch batch) {
     return forward(batch, true);
@@ -212,6 +212,7 @@ public final class MixtralModel implements AutoCloseable {
     s.streams = new Tensor[numLayers + 1];
     s.saved = new DecoderLayer.Saved[numLayers];
     checkIds(batch.inputIds());
+    int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
     s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
     s.positions = be.upload(HostTensor.ofInts(batch.positionsOrDefault(), n));
     int[] doc = batch.attentionDocIds();
@@ -238,18 +239,11 @@ public final class MixtralModel implements AutoCloseable {
     s.logits = be.empty(act, n, config.vocabSize);
     be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
 
-    if (batch.labels() == null) {
+    if (targets == null) {
       return new Loss(0f, 0f, 0f, 0);
     }
-    int[] targets = batch.shiftedTargets();
     for (int t : targets) {
-      if (t != Batch.IGNORE_INDEX) {
-        if (t < 0 || t >= config.vocabSize) {
-          throw new IllegalArgumentException(
-              "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
-        }
-        s.targetCount++;
-      }
+      s.targetCount += t == Batch.IGNORE_INDEX ? 0 : 1;
     }
     s.targets = be.upload(HostTensor.ofInts(targets, n));
     if (batch.attentionMask() != null) {
@@ -525,6 +519,18 @@ public final class MixtralModel implements AutoCloseable {
   private int window() {
     Integer w = config.slidingWindow;
     return w == null ? 0 : w;
+  }
+
+  /** HF's shifted targets of a batch with labels, each -100 or a token id. */
+  private int[] checkedTargets(Batch batch) {
+    int[] targets = batch.shiftedTargets();
+    for (int t : targets) {
+      if (t != Batch.IGNORE_INDEX && (t < 0 || t >= config.vocabSize)) {
+        throw new IllegalArgumentException(
+            "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
+      }
+    }
+    return targets;
   }
 
   private void checkIds(int[] ids) {
