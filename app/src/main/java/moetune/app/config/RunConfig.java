@@ -154,7 +154,6 @@ public final class RunConfig {
         (Double) values.get("min-lr-ratio"),
         (Double) values.get("clip"),
         auxLossCoef,
-        (Double) values.get("z-loss-coef"),
         freeze(),
         (Long) values.get("eval-every"),
         (Long) values.get("checkpoint-every"),

@@ -45,7 +45,6 @@ public final class RunConfigFields {
           of("min-lr-ratio", DOUBLE, 0.0, "the schedule's floor as a fraction of lr").atLeast(0).atMost(1),
           of("clip", DOUBLE, 1.0, "global gradient-norm clip (0: off)").atLeast(0),
           of("aux-loss-coef", DOUBLE, null, "router load-balancing loss coefficient (default: the model config's router_aux_loss_coef)").atLeast(0),
-          of("z-loss-coef", DOUBLE, 0.0, "router z-loss coefficient").atLeast(0),
           of("freeze", LIST, List.of(), "frozen parameters: router, attention, embeddings, layer:N, layer:A-B"),
           of("eval-every", LONG, 0L, "evaluate every N steps (also before and after training; 0: only then)").atLeast(0),
           of("seed", LONG, 42L, "seed of the data order and of a new model's weights"),
