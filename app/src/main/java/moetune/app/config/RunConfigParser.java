@@ -43,7 +43,7 @@ public final class RunConfigParser {
     Map<String, Object> values = new LinkedHashMap<>(RunConfig.defaults().values());
     if (file != null) {
       JsonNode root = readTree(file);
-      String where = file.getFileName() + ": ";
+      String where = file + ": ";
       if (!root.isObject()) {
         throw new ConfigException(where + "the run config must be a mapping of field: value");
       }
@@ -75,7 +75,7 @@ public final class RunConfigParser {
       boolean missing = v == null || (v instanceof List<?> l && l.isEmpty());
       if (f.required() && missing) {
         throw new ConfigException(
-            (file == null ? "" : file.getFileName() + ": ") + "field '" + f.key()
+            (file == null ? "" : file + ": ") + "field '" + f.key()
                 + "' is required (" + f.help() + "); set it in the config file or with --"
                 + f.key());
       }
