@@ -22,6 +22,8 @@ import picocli.CommandLine.Command;
 public final class Main implements Runnable {
 
   public static void main(String[] args) {
+    // DJL's tokenizer logs through SLF4J, which warns on stderr that no logger is bound.
+    System.setProperty("slf4j.internal.verbosity", "ERROR");
     System.exit(run(args));
   }
 
