@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
       ExportCommand.class,
       GenerateCommand.class,
       EvalCommand.class,
+      moetune.app.cli.TemplateCommand.class,
+      moetune.app.cli.DataCommand.class,
     })
 public final class Main implements Runnable {
 

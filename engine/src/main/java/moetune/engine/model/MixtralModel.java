@@ -1,14 +1,19 @@
 package moetune.engine.model;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -33,6 +38,8 @@ public final class MixtralModel implements AutoCloseable {
   private final Parameters params;
   private final DecoderLayer[] layers;
   private final SplittableRandom rng;
+  private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
+  private GenerationConfig generation; // from the loaded directory, or null
   private Step step; // the last forward's state, until backward or the next forward
 
   private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
@@ -59,7 +66,10 @@ public final class MixtralModel implements AutoCloseable {
       for (String name : ckpt.names()) {
         weights.put(name, ckpt.tensor(name));
       }
-      return create(ckpt.config(), weights, backend, options);
+      MixtralModel m = create(ckpt.config(), weights, backend, options);
+      m.sourceDir = dir;
+      m.generation = ckpt.generationConfig();
+      return m;
     }
   }
 
@@ -362,11 +372,81 @@ public final class MixtralModel implements AutoCloseable {
     return be.download(Parameters.view(params.masterFlat(), params.resolve(hfName)));
   }
 
+  /**
+   * Overwrites a parameter's master value (and its working copy) by checkpoint name (hub or
+   * fused); value has the parameter's element count, any float dtype.
+   */
+  public void setParameter(String hfName, HostTensor value) {
+    Parameters.Slice s = params.resolve(hfName);
+    if (value.numel() != s.numel()) {
+      throw new IllegalArgumentException(
+          "setParameter(" + hfName + "): " + value.numel() + " values for " + s.numel() + " elements");
+    }
+    be.copyFromHost(value, Parameters.view(params.masterFlat(), s));
+    if (params.hasWorkingCopy()) {
+      be.copy(Parameters.view(params.masterFlat(), s), Parameters.view(params.workFlat(), s));
+    }
+  }
+
   /** Every parameter in the hub checkpoint layout, float32, for saving. */
   public Map<String, HostTensor> hubTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String name : params.hubNames()) {
       out.put(name, parameter(name));
+    }
+    return out;
+  }
+
+  /**
+   * Writes the model as a HuggingFace directory in the hub layout, atomically (an existing
+   * directory is replaced only once the new one is complete): config.json, generation_config.json,
+   * sharded safetensors of at most 5 GB, in the dtype config.json names (float32 when none), and
+   * the other files of the directory the model was loaded from (tokenizer files) copied along.
+   */
+  public void save(Path dir) {
+    save(dir, configDtype(), SafetensorsWriter.parseSize("5GB"));
+  }
+
+  /** As {@link #save(Path)} with an explicit weight dtype (F32, BF16, F16) and shard size. */
+  public void save(Path dir, DType dtype, long maxShardBytes) {
+    MixtralConfig.Builder b = config.toBuilder();
+    b.dtype = switch (dtype) {
+      case F32 -> "float32";
+      case BF16 -> "bfloat16";
+      case F16 -> "float16";
+      default -> throw new IllegalArgumentException("save: weights must be F32, BF16 or F16, not " + dtype);
+    };
+    MixtralCheckpoint.save(dir, b.build(), generation, this::parameter, dtype, maxShardBytes, extraFiles());
+  }
+
+  private DType configDtype() {
+    if (config.dtype == null) {
+      return DType.F32;
+    }
+    return switch (config.dtype) {
+      case "bfloat16" -> DType.BF16;
+      case "float16" -> DType.F16;
+      default -> DType.F32;
+    };
+  }
+
+  /** Files of the source directory other than weights and configs (tokenizer files). */
+  private List<Path> extraFiles() {
+    List<Path> out = new ArrayList<>();
+    if (sourceDir == null) {
+      return out;
+    }
+    try (Stream<Path> files = Files.list(sourceDir)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        String n = f.getFileName().toString();
+        boolean weightsOrConfig = n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
+            || n.equals("config.json") || n.equals("generation_config.json") || n.startsWith(".");
+        if (!weightsOrConfig && Files.isRegularFile(f)) {
+          out.add(f);
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot list " + sourceDir + ": " + e.getMessage(), e);
     }
     return out;
   }
