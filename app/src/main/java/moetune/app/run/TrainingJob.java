@@ -6,11 +6,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.function.Consumer;
+import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.train.CheckpointStore;
 import moetune.engine.train.MetricsLog;
 import moetune.engine.train.MixtralTrainable;
 import moetune.engine.train.RunSummary;
@@ -58,9 +60,14 @@ public final class TrainingJob implements AutoCloseable {
   public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log) throws IOException {
     RunConfigCheck.check(cfg, TemplateRegistry.builtin());
     Path out = Path.of(cfg.out());
+    Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
+    if (checkpoint == null && !new CheckpointStore(out.resolve("checkpoints")).complete().isEmpty()) {
+      throw new ConfigException(
+          "field 'out': " + out + " already holds the checkpoints of a run; continue it with "
+              + "--resume " + out + " or choose a new --out (nothing was changed)");
+    }
     Files.createDirectories(out);
     writeConfig(cfg, out);
-    Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
     Backend backend = Devices.open(cfg.device(), log);
     try {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
@@ -68,7 +75,7 @@ public final class TrainingJob implements AutoCloseable {
       TrainingData data;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
-          throw new moetune.app.config.ConfigException(
+          throw new ConfigException(
               "field 'model': the tokenizer in " + setup.tokenizerDir() + " has " + tok.vocabSize()
                   + " tokens but the model's vocab_size is " + setup.config().vocabSize);
         }

@@ -108,6 +108,18 @@ class TrainCliTest {
     assertTrue(((String) t[2]).startsWith("moetune train: field 'datasets[0]' ("), (String) t[2]);
     assertTrue(((String) t[2]).contains("unknown template 'nope'; known templates: "), (String) t[2]);
     assertEquals(1, ((String) t[2]).lines().count());
+    Path used = tmp.resolve("used");
+    Path ck = tmp.resolve("used/checkpoints/step-00000005");
+    try {
+      Files.createDirectories(ck);
+      Files.writeString(ck.resolve("trainer-state.json"), "{}");
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    Object[] u = run("train", "--demo", "--out", used.toString(), "--device", "cpu");
+    assertEquals(2, u[0]);
+    assertEquals("moetune train: field 'out': " + used + " already holds the checkpoints of a run; continue it"
+        + " with --resume " + used + " or choose a new --out (nothing was changed)\n", u[2]);
     Object[] m = run("train", "--config", tmp.resolve("absent.yaml").toString());
     assertEquals(2, m[0]);
     assertEquals("moetune train: " + tmp.resolve("absent.yaml")
