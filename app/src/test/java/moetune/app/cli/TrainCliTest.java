@@ -92,10 +92,15 @@ class TrainCliTest {
     assertTrue(((String) g[2]).contains("[5 tokens, stopped: max_tokens]") || ((String) g[2]).contains("stopped: "),
         (String) g[2]);
 
-    Object[] e = run("eval", "--model", out.toString(), "--data", out.resolve("demo/sample.jsonl").toString(),
+    Path few = tmp.resolve("few.jsonl");
+    Files.write(few, Files.readAllLines(out.resolve("demo/sample.jsonl")).subList(0, 30));
+    Object[] e = run("eval", "--model", out.toString(), "--data", few.toString(),
         "--max-length", "128", "--device", "cpu");
     assertEquals(0, e[0], (String) e[2]);
-    assertTrue(((String) e[1]).contains("loss "), (String) e[1]);
+    String evalLine = (String) e[1];
+    assertTrue(evalLine.contains("(30 conversations)"), evalLine);
+    double evalLoss = Double.parseDouble(evalLine.replaceAll("(?s).*: loss ([0-9.]+),.*", "$1"));
+    assertTrue(evalLoss < first - 1.0, "the trained model's loss on training data: " + evalLine);
   }
 
   @Test
