@@ -119,7 +119,7 @@ public final class TrainCommand implements Callable<Integer> {
       if (out == null) {
         throw new ConfigException("--demo needs --out DIR: where the run, its checkpoints and the export go");
       }
-      long seed = flags.containsKey("seed") ? Long.parseLong(flags.get("seed")) : 42L;
+      long seed = flags.containsKey("seed") ? RunConfig.defaults().with("seed", flags.get("seed")).seed() : 42L;
       Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(Path.of(out), seed));
       merged.putAll(flags);
       flags = merged;
@@ -129,44 +129,53 @@ public final class TrainCommand implements Callable<Integer> {
     System.out.println("run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
     System.out.print(cfg.toYaml().indent(2));
     ProgressBar bar = ProgressBar.forStdout();
-    RunSummary summary;
-    Path out;
-    try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
-      out = job.outDir();
-      job.trainer().addListener(bar);
-      CountDownLatch done = new CountDownLatch(1);
-      Thread hook =
-          new Thread(
-              () -> {
-                job.trainer().requestStop();
-                try {
-                  done.await();
-                } catch (InterruptedException e) {
-                  Thread.currentThread().interrupt();
-                }
-              },
-              "moetune-stop");
-      Runtime.getRuntime().addShutdownHook(hook);
-      try {
+    // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
+    // JVM open until the checkpoint is written and the summary printed (done counts down last).
+    CountDownLatch done = new CountDownLatch(1);
+    Thread hook = null;
+    try {
+      RunSummary summary;
+      Path out;
+      try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
+        out = job.outDir();
+        job.trainer().addListener(bar);
+        hook = new Thread(() -> stopAndWait(job, done), "moetune-stop");
+        Runtime.getRuntime().addShutdownHook(hook);
         summary = job.run();
-      } finally {
-        done.countDown();
       }
-      try {
-        Runtime.getRuntime().removeShutdownHook(hook);
-      } catch (IllegalStateException e) {
-        // the JVM is already shutting down (Ctrl-C): the hook is waiting for us and returns now
+      report(summary, out);
+      if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
+        Path export = out.resolve("export");
+        Exporter.export(summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+        System.out.println("exported the trained model to " + export + " (HuggingFace format)");
+        System.out.println("try it:   ./moetune generate --model " + export
+            + " --template chatml --prompt 'What is 12 + 30?'");
       }
+      return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+    } finally {
+      done.countDown();
+      removeHook(hook);
     }
-    report(summary, out);
-    if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
-      Path export = out.resolve("export");
-      Exporter.export(summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
-      System.out.println("exported the trained model to " + export + " (HuggingFace format)");
-      System.out.println("try it:   ./moetune generate --model " + export
-          + " --template chatml --prompt 'What is 12 + 30?'");
+  }
+
+  private static void stopAndWait(TrainingJob job, CountDownLatch done) {
+    job.trainer().requestStop();
+    try {
+      done.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
-    return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+  }
+
+  private static void removeHook(Thread hook) {
+    if (hook == null) {
+      return;
+    }
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException e) {
+      // the JVM is shutting down (Ctrl-C): the hook is running and returns now that we are done
+    }
   }
 
   private static void report(RunSummary s, Path out) {
