@@ -221,13 +221,13 @@ final class MixtralConfigReader {
               + b.attentionDropout
               + "; moetune does not implement attention dropout, set it to 0.0");
     }
-    if (b.routerJitterNoise != 0.0) {
+    if (!(b.routerJitterNoise >= 0 && b.routerJitterNoise < 1)) {
       throw err(
           file,
           "router_jitter_noise",
           "is "
               + b.routerJitterNoise
-              + "; moetune does not implement router jitter, set it to 0.0");
+              + "; it must be in [0, 1) (the noise multiplies by 1 +- this)");
     }
     if (!(b.routerAuxLossCoef >= 0) || Double.isInfinite(b.routerAuxLossCoef)) {
       throw err(file, "router_aux_loss_coef", "is " + b.routerAuxLossCoef + "; it must be >= 0");

@@ -49,7 +49,7 @@ public final class MixtralModel implements AutoCloseable {
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
-      layers[l] = new DecoderLayer(params, l, config);
+      layers[l] = new DecoderLayer(params, l, config, options.activations());
     }
     this.rng = new SplittableRandom(options.seed());
   }
@@ -80,10 +80,11 @@ public final class MixtralModel implements AutoCloseable {
    */
   public static MixtralModel create(
       MixtralConfig config, Map<String, HostTensor> weights, Backend backend, ModelOptions options) {
-    if (!backend.supports(options.activations())) {
-      throw new IllegalArgumentException(
-          "backend " + backend.name() + " does not compute in " + options.activations()
-              + "; use --dtype fp32 on this device");
+    for (DType t : new DType[] {options.activations(), options.residual()}) {
+      if (!backend.supports(t)) {
+        throw new IllegalArgumentException(
+            "backend " + backend.name() + " does not compute in " + t + "; use precision fp32 on this device");
+      }
     }
     Parameters p = Parameters.allocate(backend, config, options.activations());
     try {
@@ -217,7 +218,7 @@ public final class MixtralModel implements AutoCloseable {
     s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
     s.spec = new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, window());
 
-    s.streams[0] = be.empty(act, n, d);
+    s.streams[0] = be.empty(options.residual(), n, d);
     be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
     int e = config.numLocalExperts;
     int k = config.numExpertsPerTok;
@@ -292,6 +293,17 @@ public final class MixtralModel implements AutoCloseable {
     return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
   }
 
+  /**
+   * The experts each token was routed to in the last forward, I32 (L, B*T, K), best first: for
+   * expert-load statistics. Valid between a forward and its backward.
+   */
+  public HostTensor routerChoices() {
+    if (step == null || step.topIdx == null) {
+      throw new IllegalStateException("routerChoices(): no forward since the last backward");
+    }
+    return be.download(step.topIdx).reshape(layers.length, step.batch.tokens(), config.numExpertsPerTok);
+  }
+
   // ------------------------------------------------------------------ backward
 
   /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
@@ -322,7 +334,7 @@ public final class MixtralModel implements AutoCloseable {
     be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
     be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
     dLogits.close();
-    Tensor dStream = be.zeros(act, n, d); // d loss / d residual stream, updated in place per layer
+    Tensor dStream = be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
     be.rmsnormBackward(dNormed, s.streams[numLayers], params.weight("model.norm.weight"), s.rstdFinal,
         dStream, params.grad("model.norm.weight"));
     dNormed.close();
@@ -489,7 +501,7 @@ public final class MixtralModel implements AutoCloseable {
     Tensor x;
     try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
         Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
-      x = be.empty(act, n, d);
+      x = be.empty(options.residual(), n, d);
       be.embeddingForward(idsT, params.weight("model.embed_tokens.weight"), x);
       for (int l = 0; l < layers.length; l++) {
         Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
@@ -498,7 +510,7 @@ public final class MixtralModel implements AutoCloseable {
       }
     }
     cache.advance(tq);
-    try (Tensor last = be.empty(act, batch, d);
+    try (Tensor last = be.empty(options.residual(), batch, d);
         Tensor normed = be.empty(act, batch, d);
         Tensor rstd = be.empty(DType.F32, batch);
         Tensor logits = be.empty(act, batch, config.vocabSize)) {

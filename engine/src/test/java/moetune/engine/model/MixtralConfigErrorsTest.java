@@ -61,7 +61,7 @@ class MixtralConfigErrorsTest {
         "rms_norm_eps | -1 | rms_norm_eps | positive",
         "tie_word_embeddings | 1 | tie_word_embeddings | true or false",
         "attention_dropout | 0.1 | attention_dropout | dropout",
-        "router_jitter_noise | 0.01 | router_jitter_noise | jitter",
+        "router_jitter_noise | 1.5 | router_jitter_noise | [0, 1)",
         "sliding_window | 0 | sliding_window | positive",
         "eos_token_id | \"x\" | eos_token_id | list of integers",
         "bos_token_id | 40000 | bos_token_id | vocabulary",

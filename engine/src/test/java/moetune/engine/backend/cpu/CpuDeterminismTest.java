@@ -8,8 +8,8 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * Every op gives bit-identical results run after run and for any thread count: the trainer's
- * resume test compares losses bit for bit, and the CUDA tests compare against one oracle.
+ * Every op gives bit-identical results run after run and for any thread count: the trainer's resume
+ * test compares losses bit for bit, and the CUDA tests compare against one oracle.
  */
 class CpuDeterminismTest {
   @Test

@@ -19,9 +19,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Every remaining backward op against central finite differences of a naive double-precision
  * forward (attention and the ScatterMoE chain have their own test classes). The scalar
- * differentiated is L = sum(out * G) for a random G, so the backward receives dOut = G. With
- * steps of 1e-6 in double the differences are exact to ~1e-9; the tolerances (1e-5 of the
- * norm) leave room for the backend's float32 arithmetic only.
+ * differentiated is L = sum(out * G) for a random G, so the backward receives dOut = G. With steps
+ * of 1e-6 in double the differences are exact to ~1e-9; the tolerances (1e-5 of the norm) leave
+ * room for the backend's float32 arithmetic only.
  */
 class CpuGradientTest {
   static CpuBackend be;
@@ -106,8 +106,9 @@ class CpuGradientTest {
     be.ropeBackward(gt, i32(be, pos, n), theta);
     // rope is linear in x, so a central difference with a step of 1 is exact; the naive
     // transformers formula takes float input, and x +- 1 is representable to float precision.
-    double[] want = numericGrad(x, 1f,
-        v -> CpuTesting.dot(CpuDenseOpsTest.hfRope(v, pos, heads, hd, theta, false), g));
+    double[] want =
+        numericGrad(
+            x, 1f, v -> CpuTesting.dot(CpuDenseOpsTest.hfRope(v, pos, heads, hd, theta, false), g));
     assertNormClose("ropeBackward", want, floats(be, gt), 1e-6);
   }
 
@@ -120,16 +121,20 @@ class CpuGradientTest {
     float[] g = randn(r, m * f, 1);
     Tensor dh = poisoned(be, m, 2 * f);
     be.swigluBackward(f32(be, g, m, f), f32(be, h, m, 2 * f), dh);
-    double[] want = numericGrad(toDouble(h), 1e-6, v -> {
-      double s = 0;
-      for (int i = 0; i < m; i++) {
-        for (int j = 0; j < f; j++) {
-          double gate = v[i * 2 * f + j];
-          s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
-        }
-      }
-      return s;
-    });
+    double[] want =
+        numericGrad(
+            toDouble(h),
+            1e-6,
+            v -> {
+              double s = 0;
+              for (int i = 0; i < m; i++) {
+                for (int j = 0; j < f; j++) {
+                  double gate = v[i * 2 * f + j];
+                  s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
+                }
+              }
+              return s;
+            });
     assertNormClose("swigluBackward", want, floats(be, dh), 1e-6);
     // dH may alias h.
     Tensor inPlace = f32(be, h, m, 2 * f);
@@ -147,15 +152,19 @@ class CpuGradientTest {
     float[] g = randn(r, ids.length * d, 1);
     Tensor dTable = be.zeros(DType.F32, v, d);
     be.embeddingBackward(i32(be, ids, ids.length), f32(be, g, ids.length, d), dTable);
-    double[] want = numericGrad(toDouble(table), 1e-6, t -> {
-      double s = 0;
-      for (int n = 0; n < ids.length; n++) {
-        for (int c = 0; c < d; c++) {
-          s += t[ids[n] * d + c] * g[n * d + c];
-        }
-      }
-      return s;
-    });
+    double[] want =
+        numericGrad(
+            toDouble(table),
+            1e-6,
+            t -> {
+              double s = 0;
+              for (int n = 0; n < ids.length; n++) {
+                for (int c = 0; c < d; c++) {
+                  s += t[ids[n] * d + c] * g[n * d + c];
+                }
+              }
+              return s;
+            });
     assertNormClose("embeddingBackward", want, floats(be, dTable), 1e-6);
   }
 
@@ -170,24 +179,28 @@ class CpuGradientTest {
     Tensor losses = poisoned(be, n);
     Tensor grad = poisoned(be, n, v);
     be.crossEntropy(f32(be, logits, n, v), i32(be, targets, n), losses, grad, dScale);
-    double[] want = numericGrad(toDouble(logits), 1e-6, l -> {
-      double s = 0;
-      for (int i = 0; i < n; i++) {
-        if (targets[i] == -100) {
-          continue;
-        }
-        double max = Double.NEGATIVE_INFINITY;
-        for (int c = 0; c < v; c++) {
-          max = Math.max(max, l[i * v + c]);
-        }
-        double se = 0;
-        for (int c = 0; c < v; c++) {
-          se += Math.exp(l[i * v + c] - max);
-        }
-        s += max + Math.log(se) - l[i * v + targets[i]];
-      }
-      return dScale * s;
-    });
+    double[] want =
+        numericGrad(
+            toDouble(logits),
+            1e-6,
+            l -> {
+              double s = 0;
+              for (int i = 0; i < n; i++) {
+                if (targets[i] == -100) {
+                  continue;
+                }
+                double max = Double.NEGATIVE_INFINITY;
+                for (int c = 0; c < v; c++) {
+                  max = Math.max(max, l[i * v + c]);
+                }
+                double se = 0;
+                for (int c = 0; c < v; c++) {
+                  se += Math.exp(l[i * v + c] - max);
+                }
+                s += max + Math.log(se) - l[i * v + targets[i]];
+              }
+              return dScale * s;
+            });
     assertNormClose("crossEntropy dLogits", want, floats(be, grad), 1e-6);
   }
 
@@ -225,26 +238,35 @@ class CpuGradientTest {
           continue;
         }
         Tensor dLogits = poisoned(be, n, e);
-        be.routerBackward(withDw ? f32(be, dW, n, k) : null, withDp ? f32(be, dP, n, e) : null,
-            probs, topI, dLogits);
-        double[] want = numericGrad(toDouble(logits), 1e-6, l -> {
-          double[][] rt = CpuRouterLossTest.naiveTopK(l, n, e, k);
-          for (int i = 0; i < n * k; i++) {
-            if (rt[2][i] != routed[2][i]) {
-              throw new AssertionError("top-k choice changed under a finite-difference step");
-            }
-          }
-          double s = 0;
-          for (int i = 0; withDw && i < n * k; i++) {
-            s += rt[1][i] * dW[i];
-          }
-          for (int i = 0; withDp && i < n * e; i++) {
-            s += rt[0][i] * dP[i];
-          }
-          return s;
-        });
-        assertNormClose("routerBackward dW=" + withDw + " dP=" + withDp, want,
-            floats(be, dLogits), 1e-6);
+        be.routerBackward(
+            withDw ? f32(be, dW, n, k) : null,
+            withDp ? f32(be, dP, n, e) : null,
+            probs,
+            topI,
+            dLogits);
+        double[] want =
+            numericGrad(
+                toDouble(logits),
+                1e-6,
+                l -> {
+                  double[][] rt = CpuRouterLossTest.naiveTopK(l, n, e, k);
+                  for (int i = 0; i < n * k; i++) {
+                    if (rt[2][i] != routed[2][i]) {
+                      throw new AssertionError(
+                          "top-k choice changed under a finite-difference step");
+                    }
+                  }
+                  double s = 0;
+                  for (int i = 0; withDw && i < n * k; i++) {
+                    s += rt[1][i] * dW[i];
+                  }
+                  for (int i = 0; withDp && i < n * e; i++) {
+                    s += rt[0][i] * dP[i];
+                  }
+                  return s;
+                });
+        assertNormClose(
+            "routerBackward dW=" + withDw + " dP=" + withDp, want, floats(be, dLogits), 1e-6);
       }
     }
   }
@@ -274,10 +296,14 @@ class CpuGradientTest {
     Tensor dLogits = poisoned(be, rows, e);
     be.routerBackward(null, dProbs, probs, topI, dLogits);
     int[] top = CpuTesting.ints(be, topI);
-    double[] want = numericGrad(toDouble(logits), 1e-6, l -> {
-      double[] p = CpuRouterLossTest.naiveTopK(l, rows, e, k)[0];
-      return coef * CpuRouterLossTest.hfLoadBalancing(p, top, maskD, rows, e, k);
-    });
+    double[] want =
+        numericGrad(
+            toDouble(logits),
+            1e-6,
+            l -> {
+              double[] p = CpuRouterLossTest.naiveTopK(l, rows, e, k)[0];
+              return coef * CpuRouterLossTest.hfLoadBalancing(p, top, maskD, rows, e, k);
+            });
     assertNormClose("aux loss dLogits", want, floats(be, dLogits), 1e-5);
   }
 }

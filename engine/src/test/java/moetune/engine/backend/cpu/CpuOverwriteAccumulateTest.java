@@ -16,10 +16,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The "overwrite" and "+=" halves of the Backend contract. Each overwrite op runs twice, into
- * outputs poisoned with NaN (and -7 for ints) and into zeroed outputs: both results must be
- * equal bit for bit and free of NaN, so every element was written and none was read. Each +=
- * op runs into zeros (giving its contribution) and into random starting values: the result
- * must be the start plus the contribution.
+ * outputs poisoned with NaN (and -7 for ints) and into zeroed outputs: both results must be equal
+ * bit for bit and free of NaN, so every element was written and none was read. Each += op runs into
+ * zeros (giving its contribution) and into random starting values: the result must be the start
+ * plus the contribution.
  */
 class CpuOverwriteAccumulateTest {
   static CpuBackend be;
@@ -84,8 +84,17 @@ class CpuOverwriteAccumulateTest {
       for (int i = 0; i < clean[o].length; i++) {
         if (Float.isNaN(poisoned[o][i])
             || Float.floatToRawIntBits(poisoned[o][i]) != Float.floatToRawIntBits(clean[o][i])) {
-          fail(op + ": output " + o + " element " + i + " not overwritten: " + poisoned[o][i]
-              + " after poisoning, " + clean[o][i] + " after zeroing");
+          fail(
+              op
+                  + ": output "
+                  + o
+                  + " element "
+                  + i
+                  + " not overwritten: "
+                  + poisoned[o][i]
+                  + " after poisoning, "
+                  + clean[o][i]
+                  + " after zeroing");
         }
       }
     }
@@ -100,7 +109,8 @@ class CpuOverwriteAccumulateTest {
     float[][] start = new float[outs.length][];
     for (int o = 0; o < outs.length; o++) {
       start[o] = randn(R, (int) outs[o].numel(), 1);
-      be.copyFromHost(moetune.engine.tensor.HostTensor.ofFloats(start[o], outs[o].shape()), outs[o]);
+      be.copyFromHost(
+          moetune.engine.tensor.HostTensor.ofFloats(start[o], outs[o].shape()), outs[o]);
     }
     run.run();
     float[][] after = snapshot(outs);
@@ -129,8 +139,11 @@ class CpuOverwriteAccumulateTest {
     Tensor normOut = be.empty(DType.F32, N, D);
     Tensor rstd = be.empty(DType.F32, N);
     Tensor nw = rand(D);
-    overwrites("rmsnormForward", () -> be.rmsnormForward(x, null, nw, 1e-5f, normOut, rstd),
-        normOut, rstd);
+    overwrites(
+        "rmsnormForward",
+        () -> be.rmsnormForward(x, null, nw, 1e-5f, normOut, rstd),
+        normOut,
+        rstd);
 
     AttnSpec spec = new AttnSpec(1, 5, 8, i32(be, new int[] {0, 0, 0, 1, 1, 1, 1, -1}, 8), 3);
     Tensor q = rand(5, 4, 6);
@@ -144,8 +157,12 @@ class CpuOverwriteAccumulateTest {
     Tensor dq = be.empty(DType.F32, 5, 4, 6);
     Tensor dk = be.empty(DType.F32, 8, 2, 6);
     Tensor dv = be.empty(DType.F32, 8, 2, 6);
-    overwrites("attentionBackward",
-        () -> be.attentionBackward(dOut, q, k, v, ao, lse, spec, dq, dk, dv), dq, dk, dv);
+    overwrites(
+        "attentionBackward",
+        () -> be.attentionBackward(dOut, q, k, v, ao, lse, spec, dq, dk, dv),
+        dq,
+        dk,
+        dv);
 
     Tensor logits = rand(N, E);
     Tensor probs = be.empty(DType.F32, N, E);
@@ -166,8 +183,10 @@ class CpuOverwriteAccumulateTest {
         Tensor in = gin ? rand(M, D) : x;
         Tensor h = be.empty(DType.F32, M, 80);
         Tensor bias = rand(E, 80);
-        overwrites("scatter2scatter in=" + gin + " out=" + gout, () -> be.scatter2scatter(
-            in, w1, bias, true, K, sortedExp, sortedScat, gin, gout, h), h);
+        overwrites(
+            "scatter2scatter in=" + gin + " out=" + gout,
+            () -> be.scatter2scatter(in, w1, bias, true, K, sortedExp, sortedScat, gin, gout, h),
+            h);
       }
     }
     Tensor h = rand(M, 80);
@@ -183,8 +202,8 @@ class CpuOverwriteAccumulateTest {
     Tensor comb = be.empty(DType.F32, N, D);
     overwrites("combine", () -> be.combine(expanded, gates, K, comb), comb);
     Tensor dGates = be.empty(DType.F32, N, K);
-    overwrites("combineGatesBackward",
-        () -> be.combineGatesBackward(x, expanded, K, dGates), dGates);
+    overwrites(
+        "combineGatesBackward", () -> be.combineGatesBackward(x, expanded, K, dGates), dGates);
 
     Tensor lm = rand(N, 300);
     int[] tg = new int[N];
@@ -198,8 +217,11 @@ class CpuOverwriteAccumulateTest {
     Tensor aux = be.empty(DType.F32, 1);
     Tensor dProbs = be.empty(DType.F32, N, E);
     Tensor mask = f32(be, maskOf(N), N);
-    overwrites("loadBalancingLoss",
-        () -> be.loadBalancingLoss(probs, topI, mask, aux, dProbs, 0.02f), aux, dProbs);
+    overwrites(
+        "loadBalancingLoss",
+        () -> be.loadBalancingLoss(probs, topI, mask, aux, dProbs, 0.02f),
+        aux,
+        dProbs);
     Tensor z = be.empty(DType.F32, 1);
     overwrites("routerZLoss", () -> be.routerZLoss(logits, mask, z, null, 1f), z);
     Tensor s = be.empty(DType.F32, 1);
@@ -232,8 +254,7 @@ class CpuOverwriteAccumulateTest {
     be.rmsnormForward(x, null, nw, 1e-5f, normOut, rstd);
     Tensor dx = be.empty(DType.F32, N, D);
     Tensor dw = be.empty(DType.F32, D);
-    accumulates("rmsnormBackward",
-        () -> be.rmsnormBackward(src, x, nw, rstd, dx, dw), dx, dw);
+    accumulates("rmsnormBackward", () -> be.rmsnormBackward(src, x, nw, rstd, dx, dw), dx, dw);
     Tensor xg = rand(M, D);
     Tensor dy = rand(M, 40);
     Tensor dW = be.empty(DType.F32, E, 40, D);

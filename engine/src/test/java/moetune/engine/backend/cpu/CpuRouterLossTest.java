@@ -50,7 +50,9 @@ class CpuRouterLossTest {
     return p;
   }
 
-  /** {probs (N*E), topWeights (N*K), topIdx (N*K) as doubles}: sort by prob, ties to lower index. */
+  /**
+   * {probs (N*E), topWeights (N*K), topIdx (N*K) as doubles}: sort by prob, ties to lower index.
+   */
   static double[][] naiveTopK(double[] logits, int n, int e, int k) {
     double[] probs = new double[n * e];
     double[] w = new double[n * k];
@@ -140,19 +142,24 @@ class CpuRouterLossTest {
     assertClose("CE without gradient", wantLoss, floats(be, losses), 1e-6, 1e-6);
     be.crossEntropy(lt, i32(be, targets, n), losses, lt, dScale); // dLogits aliases logits
     assertClose("CE in-place dLogits", wantGrad, floats(be, lt), 1e-5, 1e-9);
-    IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
-        () -> be.crossEntropy(f32(be, logits, n, v), i32(be, new int[n - 1], n - 1), losses, null, 1));
+    IllegalArgumentException bad =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                be.crossEntropy(
+                    f32(be, logits, n, v), i32(be, new int[n - 1], n - 1), losses, null, 1));
     assertTrue(bad.getMessage().startsWith("crossEntropy: targets"), bad.getMessage());
     int[] outOfRange = targets.clone();
     outOfRange[3] = v;
-    assertThrows(IllegalArgumentException.class,
+    assertThrows(
+        IllegalArgumentException.class,
         () -> be.crossEntropy(f32(be, logits, n, v), i32(be, outOfRange, n), losses, null, 1));
   }
 
   /**
    * transformers' load_balancing_loss_func, transcribed: expert_mask one_hot (R, K, E);
-   * tokens_per_expert (K, E) and router_prob_per_expert (E) as (masked) means over rows; loss =
-   * E * sum(tokens_per_expert * router_prob_per_expert).
+   * tokens_per_expert (K, E) and router_prob_per_expert (E) as (masked) means over rows; loss = E *
+   * sum(tokens_per_expert * router_prob_per_expert).
    */
   static double hfLoadBalancing(double[] probs, int[] top, double[] mask, int rows, int e, int k) {
     double[][] tokensPerExpert = new double[k][e];
@@ -201,12 +208,21 @@ class CpuRouterLossTest {
     Tensor dProbs = poisoned(be, rows, e);
     float dScale = 0.02f;
     for (boolean masked : new boolean[] {false, true}) {
-      be.loadBalancingLoss(f32(be, probs, rows, e), i32(be, top, rows, k),
-          masked ? f32(be, maskF, rows) : null, loss, dProbs, dScale);
-      double want = hfLoadBalancing(CpuTesting.toDouble(probs), top, masked ? mask : null, rows, e, k);
+      be.loadBalancingLoss(
+          f32(be, probs, rows, e),
+          i32(be, top, rows, k),
+          masked ? f32(be, maskF, rows) : null,
+          loss,
+          dProbs,
+          dScale);
+      double want =
+          hfLoadBalancing(CpuTesting.toDouble(probs), top, masked ? mask : null, rows, e, k);
       assertClose("aux loss masked=" + masked, new double[] {want}, floats(be, loss), 1e-6, 0);
-      double[] wantGrad = CpuTesting.numericGrad(CpuTesting.toDouble(probs), 1e-6,
-          p -> dScale * hfLoadBalancing(p, top, masked ? mask : null, rows, e, k));
+      double[] wantGrad =
+          CpuTesting.numericGrad(
+              CpuTesting.toDouble(probs),
+              1e-6,
+              p -> dScale * hfLoadBalancing(p, top, masked ? mask : null, rows, e, k));
       assertClose("aux dProbs masked=" + masked, wantGrad, floats(be, dProbs), 1e-6, 1e-9);
     }
   }
@@ -222,33 +238,38 @@ class CpuRouterLossTest {
       maskF[i] = i % 4 == 3 ? 0 : 1;
     }
     for (boolean masked : new boolean[] {false, true}) {
-      java.util.function.ToDoubleFunction<double[]> z = l -> {
-        double s = 0;
-        double sum = 0;
-        for (int i = 0; i < rows; i++) {
-          double m = masked ? maskF[i] : 1;
-          double max = Double.NEGATIVE_INFINITY;
-          for (int x = 0; x < e; x++) {
-            max = Math.max(max, l[i * e + x]);
-          }
-          double se = 0;
-          for (int x = 0; x < e; x++) {
-            se += Math.exp(l[i * e + x] - max);
-          }
-          double lse = max + Math.log(se);
-          sum += m * lse * lse;
-          s += m;
-        }
-        return sum / s;
-      };
+      java.util.function.ToDoubleFunction<double[]> z =
+          l -> {
+            double s = 0;
+            double sum = 0;
+            for (int i = 0; i < rows; i++) {
+              double m = masked ? maskF[i] : 1;
+              double max = Double.NEGATIVE_INFINITY;
+              for (int x = 0; x < e; x++) {
+                max = Math.max(max, l[i * e + x]);
+              }
+              double se = 0;
+              for (int x = 0; x < e; x++) {
+                se += Math.exp(l[i * e + x] - max);
+              }
+              double lse = max + Math.log(se);
+              sum += m * lse * lse;
+              s += m;
+            }
+            return sum / s;
+          };
       float[] d0 = randn(r, rows * e, 1);
       Tensor dLogits = f32(be, d0, rows, e);
       Tensor loss = poisoned(be, 1);
       float dScale = 1e-3f;
-      be.routerZLoss(f32(be, logits, rows, e), masked ? f32(be, maskF, rows) : null, loss, dLogits,
-          dScale);
-      assertClose("z-loss", new double[] {z.applyAsDouble(CpuTesting.toDouble(logits))},
-          floats(be, loss), 1e-6, 0);
+      be.routerZLoss(
+          f32(be, logits, rows, e), masked ? f32(be, maskF, rows) : null, loss, dLogits, dScale);
+      assertClose(
+          "z-loss",
+          new double[] {z.applyAsDouble(CpuTesting.toDouble(logits))},
+          floats(be, loss),
+          1e-6,
+          0);
       double[] want = CpuTesting.numericGrad(CpuTesting.toDouble(logits), 1e-6, z);
       for (int i = 0; i < want.length; i++) {
         want[i] = d0[i] + dScale * want[i];
@@ -321,8 +342,10 @@ class CpuRouterLossTest {
         pd[i] -= lr * wd * pd[i];
         md[i] = b1 * md[i] + (1 - b1) * g[i];
         vd[i] = b2 * vd[i] + (1 - b2) * g[i] * g[i];
-        pd[i] -= (lr / (1 - Math.pow(b1, step))) * md[i]
-            / (Math.sqrt(vd[i]) / Math.sqrt(1 - Math.pow(b2, step)) + eps);
+        pd[i] -=
+            (lr / (1 - Math.pow(b1, step)))
+                * md[i]
+                / (Math.sqrt(vd[i]) / Math.sqrt(1 - Math.pow(b2, step)) + eps);
       }
       assertClose("adamw param step " + step, pd, floats(be, pt), 1e-6, 1e-8);
       // m = 0.9 m + 0.1 g cancels: float32 rounding of the two terms (|0.1 g| ~ 0.1) leaves

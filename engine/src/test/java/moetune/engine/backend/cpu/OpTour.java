@@ -12,8 +12,8 @@ import moetune.engine.tensor.Tensor;
 
 /**
  * Runs every Backend op once, on inputs from a fixed seed and shapes large enough to split into
- * several parallel tasks, and returns every output by name. Used to compare backends with
- * different thread counts bit for bit.
+ * several parallel tasks, and returns every output by name. Used to compare backends with different
+ * thread counts bit for bit.
  */
 final class OpTour {
   private OpTour() {}
@@ -53,7 +53,8 @@ final class OpTour {
     Tensor dq = be.empty(DType.F32, b * t, 4, 16);
     Tensor dk = be.empty(DType.F32, b * t, 2, 16);
     Tensor dv = be.empty(DType.F32, b * t, 2, 16);
-    be.attentionBackward(f(be, randn(r, b * t * 64, 1), b * t, 4, 16), q, k, v, o, lse, spec, dq, dk, dv);
+    be.attentionBackward(
+        f(be, randn(r, b * t * 64, 1), b * t, 4, 16), q, k, v, o, lse, spec, dq, dk, dv);
     be.ropeBackward(dq, pos, 1e6f);
     out.put("attn dq", get(be, dq));
     out.put("attn dk", get(be, dk));
