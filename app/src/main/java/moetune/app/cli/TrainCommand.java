@@ -67,7 +67,7 @@ public final class TrainCommand implements Callable<Integer> {
           OptionSpec.builder("--" + f.key())
               .type(String.class)
               .paramLabel(label(f))
-              .description(f.help() + (f.defaultValue() == null ? "" : " (default: " + show(f.defaultValue()) + ")"));
+              .description(f.help() + (f.required() ? " (required)" : defaultNote(f.defaultValue())));
       if (f.type() == FieldType.BOOL) {
         b.arity("0..1").fallbackValue("true");
       } else {
@@ -89,8 +89,9 @@ public final class TrainCommand implements Callable<Integer> {
     };
   }
 
-  private static String show(Object v) {
-    return v instanceof java.util.List<?> l && l.isEmpty() ? "none" : String.valueOf(v);
+  /** " (default: v)", or nothing for fields without a default (their help says what happens). */
+  private static String defaultNote(Object v) {
+    return v == null || v instanceof java.util.List<?> l && l.isEmpty() ? "" : " (default: " + v + ")";
   }
 
   @Override

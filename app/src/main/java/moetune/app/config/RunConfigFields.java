@@ -27,7 +27,7 @@ public final class RunConfigFields {
           of("template", STRING, "chatml", "default conversation template of the datasets"),
           of("labels", CHOICE, "all-assistant", "default label mode: which tokens carry the loss").choices(DatasetChoices.LABELS),
           of("eval-datasets", DATASETS, List.of(), "held-out data files (default: split off the training data)"),
-          of("eval-split", DOUBLE, 0.05, "fraction of training sequences held out when there are no eval-datasets").atLeast(0).atMost(0.5),
+          of("eval-split", DOUBLE, 0.05, "fraction of each dataset's conversations held out for eval when there are no eval-datasets").atLeast(0).atMost(0.5),
           of("max-length", INT, 512, "tokens per sequence").atLeast(8),
           of("packing", BOOL, true, "pack several conversations into each sequence"),
           of("micro-batch", INT, 4, "sequences per forward/backward").atLeast(1),
