@@ -67,7 +67,8 @@ public final class TrainCommand implements Callable<Integer> {
           OptionSpec.builder("--" + f.key())
               .type(String.class)
               .paramLabel(label(f))
-              .description(f.help() + (f.required() ? " (required)" : defaultNote(f.defaultValue())));
+              .description(
+                  f.help() + (f.required() ? " (required)" : defaultNote(f.defaultValue())));
       if (f.type() == FieldType.BOOL) {
         b.arity("0..1").fallbackValue("true");
       } else {
@@ -91,7 +92,9 @@ public final class TrainCommand implements Callable<Integer> {
 
   /** " (default: v)", or nothing for fields without a default (their help says what happens). */
   private static String defaultNote(Object v) {
-    return v == null || v instanceof java.util.List<?> l && l.isEmpty() ? "" : " (default: " + v + ")";
+    return v == null || v instanceof java.util.List<?> l && l.isEmpty()
+        ? ""
+        : " (default: " + v + ")";
   }
 
   @Override
@@ -118,16 +121,21 @@ public final class TrainCommand implements Callable<Integer> {
     if (demo) {
       String out = flags.get("out");
       if (out == null) {
-        throw new ConfigException("--demo needs --out DIR: where the run, its checkpoints and the export go");
+        throw new ConfigException(
+            "--demo needs --out DIR: where the run, its checkpoints and the export go");
       }
-      long seed = flags.containsKey("seed") ? RunConfig.defaults().with("seed", flags.get("seed")).seed() : 42L;
+      long seed =
+          flags.containsKey("seed")
+              ? RunConfig.defaults().with("seed", flags.get("seed")).seed()
+              : 42L;
       Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(Path.of(out), seed));
       merged.putAll(flags);
       flags = merged;
       configFile = null;
     }
     RunConfig cfg = RunConfigParser.parse(configFile, flags);
-    System.out.println("run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
+    System.out.println(
+        "run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
     System.out.print(cfg.toYaml().indent(2));
     ProgressBar bar = ProgressBar.forStdout();
     // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
@@ -147,10 +155,13 @@ public final class TrainCommand implements Callable<Integer> {
       report(summary, out);
       if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
         Path export = out.resolve("export");
-        Exporter.export(summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+        Exporter.export(
+            summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
         System.out.println("exported the trained model to " + export + " (HuggingFace format)");
-        System.out.println("try it:   ./moetune generate --model " + export
-            + " --template chatml --prompt 'What is 12 + 30?'");
+        System.out.println(
+            "try it:   ./moetune generate --model "
+                + export
+                + " --template chatml --prompt 'What is 12 + 30?'");
       }
       return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
     } finally {
@@ -181,12 +192,19 @@ public final class TrainCommand implements Callable<Integer> {
 
   private static void report(RunSummary s, Path out) {
     System.out.println();
-    System.out.println("run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
+    System.out.println(
+        "run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
     EvalMetrics a = s.firstEval();
     EvalMetrics b = s.lastEval();
     if (a != null && b != null) {
-      System.out.printf(Locale.ROOT, "eval loss: %.4f at step %d -> %.4f at step %d (%+.1f%%)%n",
-          a.loss(), a.step(), b.loss(), b.step(), 100 * (b.loss() - a.loss()) / a.loss());
+      System.out.printf(
+          Locale.ROOT,
+          "eval loss: %.4f at step %d -> %.4f at step %d (%+.1f%%)%n",
+          a.loss(),
+          a.step(),
+          b.loss(),
+          b.step(),
+          100 * (b.loss() - a.loss()) / a.loss());
     }
     System.out.println("output:      " + out);
     System.out.println("metrics:     " + out.resolve("metrics.jsonl"));
@@ -209,7 +227,11 @@ public final class TrainCommand implements Callable<Integer> {
       }
     }
     throw new ConfigException(
-        "--resume " + resume + ": no " + TrainingJob.CONFIG_FILE + " there or above; give the run's "
+        "--resume "
+            + resume
+            + ": no "
+            + TrainingJob.CONFIG_FILE
+            + " there or above; give the run's "
             + "--out directory, or its config with --config");
   }
 }

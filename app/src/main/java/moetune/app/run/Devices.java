@@ -13,7 +13,9 @@ import moetune.engine.tensor.DType;
 public final class Devices {
   private Devices() {}
 
-  /** cpu, cuda, cuda:N or auto (see {@link Backends#open}); problems become one-line config errors. */
+  /**
+   * cpu, cuda, cuda:N or auto (see {@link Backends#open}); problems become one-line config errors.
+   */
   public static Backend open(String device, Consumer<String> log) {
     Backend b;
     try {
@@ -25,7 +27,10 @@ public final class Devices {
     return b;
   }
 
-  /** The activation dtype for a precision value on a backend: auto is bf16 on a GPU, fp32 on the CPU. */
+  /**
+   * The activation dtype for a precision value on a backend: auto is bf16 on a GPU, fp32 on the
+   * CPU.
+   */
   public static DType precision(String precision, Backend backend) {
     DType d =
         switch (precision) {
@@ -35,7 +40,10 @@ public final class Devices {
         };
     if (!backend.supports(d)) {
       throw new ConfigException(
-          "field 'precision': " + precision + " is not supported on " + backend.name()
+          "field 'precision': "
+              + precision
+              + " is not supported on "
+              + backend.name()
               + "; use fp32");
     }
     return d;

@@ -19,7 +19,8 @@ class ProgressBarTest {
   @Test
   void lineShowsStepLossLrThroughputAndEta() {
     assertEquals(
-        "step 10/40 [######..................]  25% | loss 2.3457 | aux 1.980 | lr 3.00e-04 | 12,346 tok/s | ETA 1:02:05",
+        "step 10/40 [######..................]  25% | loss 2.3457 | aux 1.980 | lr 3.00e-04 |"
+            + " 12,346 tok/s | ETA 1:02:05",
         ProgressBar.format(step(10)));
     assertEquals("00:59", ProgressBar.duration(59.4));
   }
@@ -43,6 +44,8 @@ class ProgressBarTest {
     l.onEval(EvalMetrics.of(1, 4.0, 2));
     String shown = live.toString(StandardCharsets.UTF_8);
     assertTrue(shown.startsWith("\rstep 1/40 "), shown);
-    assertTrue(shown.contains("\r\u001b[Keval at step 1: loss 2.0000, perplexity 7.39 (2 tokens)\n"), shown);
+    assertTrue(
+        shown.contains("\r\u001b[Keval at step 1: loss 2.0000, perplexity 7.39 (2 tokens)\n"),
+        shown);
   }
 }

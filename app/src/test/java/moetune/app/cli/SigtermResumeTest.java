@@ -17,13 +17,23 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real {@code moetune train} process stopped with SIGTERM (what Ctrl-C and a scheduler's kill
- * send) writes a checkpoint at the next step boundary; {@code --resume} then finishes the run,
- * and its losses equal an uninterrupted run's bit for bit.
+ * send) writes a checkpoint at the next step boundary; {@code --resume} then finishes the run, and
+ * its losses equal an uninterrupted run's bit for bit.
  */
 class SigtermResumeTest {
   static final String[] FLAGS = {
-    "--max-steps", "30", "--max-length", "128", "--micro-batch", "2", "--eval-every", "10",
-    "--checkpoint-every", "0", "--device", "cpu"
+    "--max-steps",
+    "30",
+    "--max-length",
+    "128",
+    "--micro-batch",
+    "2",
+    "--eval-every",
+    "10",
+    "--checkpoint-every",
+    "0",
+    "--device",
+    "cpu"
   };
 
   static String[] args(Path out, String... first) {
@@ -63,17 +73,29 @@ class SigtermResumeTest {
   void sigtermCheckpointsAndResumeEqualsUninterrupted(@TempDir Path tmp) throws Exception {
     Path stopped = tmp.resolve("stopped");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-        "moetune.app.Main"));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                java,
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "moetune.app.Main"));
     cmd.addAll(List.of(args(stopped, "train")));
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-        .redirectOutput(tmp.resolve("stopped.log").toFile()).start();
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(tmp.resolve("stopped.log").toFile())
+            .start();
     Path metrics = stopped.resolve("metrics.jsonl");
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
     while (lastStep(metrics) < 3 && p.isAlive() && System.nanoTime() < deadline) {
       Thread.sleep(50);
     }
-    assertTrue(p.isAlive(), "the run ended before it could be stopped: " + Files.readString(tmp.resolve("stopped.log")));
+    assertTrue(
+        p.isAlive(),
+        "the run ended before it could be stopped: "
+            + Files.readString(tmp.resolve("stopped.log")));
     p.destroy(); // SIGTERM
     assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the stopped run did not exit");
     String log = Files.readString(tmp.resolve("stopped.log"));
@@ -96,13 +118,16 @@ class SigtermResumeTest {
     List<String> want = records(straight.resolve("metrics.jsonl"), "step", "loss");
     assertEquals(30, want.size());
     assertEquals(want, records(metrics, "step", "loss"), "losses of the stopped and resumed run");
-    assertEquals(records(straight.resolve("metrics.jsonl"), "step", "grad_norm"),
+    assertEquals(
+        records(straight.resolve("metrics.jsonl"), "step", "grad_norm"),
         records(metrics, "step", "grad_norm"));
-    assertEquals(records(straight.resolve("metrics.jsonl"), "eval", "eval_loss"),
+    assertEquals(
+        records(straight.resolve("metrics.jsonl"), "eval", "eval_loss"),
         records(metrics, "eval", "eval_loss"));
-    assertTrue(Arrays.equals(
-        Files.readAllBytes(straight.resolve("checkpoints/step-00000030/model.safetensors")),
-        Files.readAllBytes(stopped.resolve("checkpoints/step-00000030/model.safetensors"))),
+    assertTrue(
+        Arrays.equals(
+            Files.readAllBytes(straight.resolve("checkpoints/step-00000030/model.safetensors")),
+            Files.readAllBytes(stopped.resolve("checkpoints/step-00000030/model.safetensors"))),
         "final weights identical");
   }
 }

@@ -20,8 +20,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The command line end to end: the demo on a short schedule (the README's main job, as CI runs
- * it), and a bad flag.
+ * The command line end to end: the demo on a short schedule (the README's main job, as CI runs it),
+ * and a bad flag.
  */
 class TrainCliTest {
 
@@ -35,7 +35,9 @@ class TrainCliTest {
       System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
       System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
       int code = Main.run(args);
-      return new Object[] {code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8)};
+      return new Object[] {
+        code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8)
+      };
     } finally {
       System.setOut(out);
       System.setErr(err);
@@ -45,9 +47,26 @@ class TrainCliTest {
   @Test
   void demoTrainsExportsAndTheExportGenerates(@TempDir Path tmp) throws Exception {
     Path out = tmp.resolve("demo");
-    Object[] r = run("--train", "--demo", "--out", out.toString(), "--max-steps", "16",
-        "--eval-every", "8", "--max-length", "128", "--micro-batch", "4", "--warmup-steps", "4",
-        "--checkpoint-every", "8", "--device", "cpu");
+    Object[] r =
+        run(
+            "--train",
+            "--demo",
+            "--out",
+            out.toString(),
+            "--max-steps",
+            "16",
+            "--eval-every",
+            "8",
+            "--max-length",
+            "128",
+            "--micro-batch",
+            "4",
+            "--warmup-steps",
+            "4",
+            "--checkpoint-every",
+            "8",
+            "--device",
+            "cpu");
     String stdout = (String) r[1];
     assertEquals(0, r[0], stdout + r[2]);
     assertTrue(stdout.contains("  lr: 0.003\n"), "the full config is printed first");
@@ -62,7 +81,7 @@ class TrainCliTest {
         case "step" -> steps.add(n);
         case "eval" -> evals.add(n);
         case "expert_load" -> loads.add(n);
-        default -> { }
+        default -> {}
       }
     }
     assertEquals(16, steps.size());
@@ -83,19 +102,43 @@ class TrainCliTest {
     assertTrue(Files.isRegularFile(out.resolve("checkpoints/step-00000016/optimizer.safetensors")));
     assertTrue(stdout.contains("exported the trained model to " + out.resolve("export")));
     // the saved config reads back to what was printed
-    assertEquals(RunConfigParser.parse(out.resolve(TrainingJob.CONFIG_FILE), Map.of()).toYaml().indent(2),
-        stdout.substring(stdout.indexOf("\n") + 1, stdout.indexOf("\n", stdout.indexOf("keep-last")) + 1));
+    assertEquals(
+        RunConfigParser.parse(out.resolve(TrainingJob.CONFIG_FILE), Map.of()).toYaml().indent(2),
+        stdout.substring(
+            stdout.indexOf("\n") + 1, stdout.indexOf("\n", stdout.indexOf("keep-last")) + 1));
 
-    Object[] g = run("generate", "--model", out.resolve("export").toString(), "--template", "chatml",
-        "--prompt", "What is 2 + 2?", "--max-new-tokens", "5", "--device", "cpu");
+    Object[] g =
+        run(
+            "generate",
+            "--model",
+            out.resolve("export").toString(),
+            "--template",
+            "chatml",
+            "--prompt",
+            "What is 2 + 2?",
+            "--max-new-tokens",
+            "5",
+            "--device",
+            "cpu");
     assertEquals(0, g[0], (String) g[2]);
-    assertTrue(((String) g[2]).contains("[5 tokens, stopped: max_tokens]") || ((String) g[2]).contains("stopped: "),
+    assertTrue(
+        ((String) g[2]).contains("[5 tokens, stopped: max_tokens]")
+            || ((String) g[2]).contains("stopped: "),
         (String) g[2]);
 
     Path few = tmp.resolve("few.jsonl");
     Files.write(few, Files.readAllLines(out.resolve("demo/sample.jsonl")).subList(0, 30));
-    Object[] e = run("eval", "--model", out.toString(), "--data", few.toString(),
-        "--max-length", "128", "--device", "cpu");
+    Object[] e =
+        run(
+            "eval",
+            "--model",
+            out.toString(),
+            "--data",
+            few.toString(),
+            "--max-length",
+            "128",
+            "--device",
+            "cpu");
     assertEquals(0, e[0], (String) e[2]);
     String evalLine = (String) e[1];
     assertTrue(evalLine.contains("(30 conversations)"), evalLine);
@@ -111,7 +154,8 @@ class TrainCliTest {
     Object[] t = run("train", "--demo", "--out", tmp.toString(), "--template", "nope");
     assertEquals(2, t[0]);
     assertTrue(((String) t[2]).startsWith("moetune train: field 'datasets[0]' ("), (String) t[2]);
-    assertTrue(((String) t[2]).contains("unknown template 'nope'; known templates: "), (String) t[2]);
+    assertTrue(
+        ((String) t[2]).contains("unknown template 'nope'; known templates: "), (String) t[2]);
     assertEquals(1, ((String) t[2]).lines().count());
     Path used = tmp.resolve("used");
     Path ck = tmp.resolve("used/checkpoints/step-00000005");
@@ -123,11 +167,20 @@ class TrainCliTest {
     }
     Object[] u = run("train", "--demo", "--out", used.toString(), "--device", "cpu");
     assertEquals(2, u[0]);
-    assertEquals("moetune train: field 'out': " + used + " already holds the checkpoints of a run; continue it"
-        + " with --resume " + used + " or choose a new --out (nothing was changed)\n", u[2]);
+    assertEquals(
+        "moetune train: field 'out': "
+            + used
+            + " already holds the checkpoints of a run; continue it"
+            + " with --resume "
+            + used
+            + " or choose a new --out (nothing was changed)\n",
+        u[2]);
     Object[] m = run("train", "--config", tmp.resolve("absent.yaml").toString());
     assertEquals(2, m[0]);
-    assertEquals("moetune train: " + tmp.resolve("absent.yaml")
-        + ": no such run config file; check the path given to --config\n", m[2]);
+    assertEquals(
+        "moetune train: "
+            + tmp.resolve("absent.yaml")
+            + ": no such run config file; check the path given to --config\n",
+        m[2]);
   }
 }

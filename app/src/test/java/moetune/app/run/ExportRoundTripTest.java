@@ -37,15 +37,23 @@ class ExportRoundTripTest {
     Path dir = root.resolve("model");
     Path tok = Files.createDirectories(root.resolve("tok"));
     ByteTokenizerFiles.write(tok);
-    MixtralCheckpoint.save(dir, c, null, w::get, DType.F32, 5_000_000_000L,
+    MixtralCheckpoint.save(
+        dir,
+        c,
+        null,
+        w::get,
+        DType.F32,
+        5_000_000_000L,
         List.of(tok.resolve("tokenizer.json"), tok.resolve("tokenizer_config.json")));
-    Files.writeString(dir.resolve("trainer-state.json"), "{}"); // as in a checkpoint: must not be exported
+    Files.writeString(
+        dir.resolve("trainer-state.json"), "{}"); // as in a checkpoint: must not be exported
     Files.writeString(dir.resolve("optimizer.safetensors"), "x");
     return dir;
   }
 
   static float[] logits(Path dir) {
-    try (CpuBackend cpu = new CpuBackend(2); MixtralModel m = MixtralModel.load(dir, cpu)) {
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralModel m = MixtralModel.load(dir, cpu)) {
       m.evaluate(Batch.of(IDS, null));
       return m.logits().toFloatArray();
     }
@@ -58,13 +66,24 @@ class ExportRoundTripTest {
     Exporter.export(src, out, DType.F32, 5_000_000_000L);
     assertArrayEquals(logits(src), logits(out));
     try (var s = Files.list(out)) {
-      assertEquals(List.of("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-          "tokenizer_config.json"), s.map(p -> p.getFileName().toString()).sorted().toList());
+      assertEquals(
+          List.of(
+              "config.json",
+              "generation_config.json",
+              "model.safetensors",
+              "tokenizer.json",
+              "tokenizer_config.json"),
+          s.map(p -> p.getFileName().toString()).sorted().toList());
     }
     try (SafetensorsReader r = SafetensorsReader.open(out.resolve("model.safetensors"))) {
-      assertTrue(r.contains("model.layers.1.block_sparse_moe.experts.3.w2.weight"), "hub per-expert layout");
+      assertTrue(
+          r.contains("model.layers.1.block_sparse_moe.experts.3.w2.weight"),
+          "hub per-expert layout");
       assertTrue(r.contains("model.layers.0.block_sparse_moe.gate.weight"));
-      assertEquals(3 + 2 * (4 + 1 + 4 * 3 + 2), r.names().size(), "embed, norm, lm_head + per layer tensors");
+      assertEquals(
+          3 + 2 * (4 + 1 + 4 * 3 + 2),
+          r.names().size(),
+          "embed, norm, lm_head + per layer tensors");
     }
   }
 
@@ -75,8 +94,10 @@ class ExportRoundTripTest {
     Exporter.export(src, out, DType.BF16, 100_000L);
     SafetensorsIndex index = SafetensorsIndex.load(out.resolve(SafetensorsIndex.FILE_NAME));
     assertTrue(index.weightMap().values().stream().distinct().count() > 1, "sharded");
-    assertTrue(index.weightMap().containsKey("model.layers.0.block_sparse_moe.experts.0.w1.weight"));
-    try (MixtralCheckpoint a = MixtralCheckpoint.load(src); MixtralCheckpoint b = MixtralCheckpoint.load(out)) {
+    assertTrue(
+        index.weightMap().containsKey("model.layers.0.block_sparse_moe.experts.0.w1.weight"));
+    try (MixtralCheckpoint a = MixtralCheckpoint.load(src);
+        MixtralCheckpoint b = MixtralCheckpoint.load(out)) {
       String name = "model.layers.1.block_sparse_moe.experts.2.w3.weight";
       assertEquals(DType.BF16, b.tensor(name).dtype());
       float[] want = a.floats(name);
@@ -123,9 +144,12 @@ class ExportRoundTripTest {
     Path src = modelDir(tmp);
     Path out = Files.createDirectories(tmp.resolve("mine"));
     Files.writeString(out.resolve("notes.txt"), "keep me");
-    ConfigException e = assertThrows(ConfigException.class,
-        () -> Exporter.export(src, out, DType.F32, 5_000_000_000L));
-    assertTrue(e.getMessage().startsWith("--out " + out + ": exists, is not empty and is not a model directory"));
+    ConfigException e =
+        assertThrows(
+            ConfigException.class, () -> Exporter.export(src, out, DType.F32, 5_000_000_000L));
+    assertTrue(
+        e.getMessage()
+            .startsWith("--out " + out + ": exists, is not empty and is not a model directory"));
     assertEquals("keep me", Files.readString(out.resolve("notes.txt")));
     assertFalse(Files.exists(out.resolve("config.json")));
   }

@@ -23,19 +23,20 @@ class GeneratorTest {
   static MixtralModel model(CpuBackend cpu, Integer window) {
     MixtralConfig c =
         MixtralConfig.builder()
-            .set(b -> {
-              b.vocabSize = V;
-              b.hiddenSize = 24;
-              b.intermediateSize = 20;
-              b.numHiddenLayers = 2;
-              b.numAttentionHeads = 6;
-              b.numKeyValueHeads = 2;
-              b.numLocalExperts = 5;
-              b.numExpertsPerTok = 2;
-              b.maxPositionEmbeddings = 64;
-              b.initializerRange = 0.3; // large weights: sharp logits, so argmax is stable
-              b.slidingWindow = window;
-            })
+            .set(
+                b -> {
+                  b.vocabSize = V;
+                  b.hiddenSize = 24;
+                  b.intermediateSize = 20;
+                  b.numHiddenLayers = 2;
+                  b.numAttentionHeads = 6;
+                  b.numKeyValueHeads = 2;
+                  b.numLocalExperts = 5;
+                  b.numExpertsPerTok = 2;
+                  b.maxPositionEmbeddings = 64;
+                  b.initializerRange = 0.3; // large weights: sharp logits, so argmax is stable
+                  b.slidingWindow = window;
+                })
             .build();
     return MixtralModel.create(c, FreshModel.weights(c, 7), cpu, ModelOptions.defaults());
   }
@@ -51,10 +52,12 @@ class GeneratorTest {
   @Test
   void greedyGenerationMatchesStepByStepForwardWithoutCache() {
     for (Integer window : new Integer[] {null, 5}) {
-      try (CpuBackend cpu = new CpuBackend(2); MixtralModel m = model(cpu, window)) {
+      try (CpuBackend cpu = new CpuBackend(2);
+          MixtralModel m = model(cpu, window)) {
         int[] prompt = {3, 17, 5, 29, 11, 2, 8};
         Generator.Result r =
-            Generator.generate(m, prompt, new Generator.Settings(12, 0, 1, 0), Set.of(), t -> false);
+            Generator.generate(
+                m, prompt, new Generator.Settings(12, 0, 1, 0), Set.of(), t -> false);
         assertEquals(12, r.tokens().length);
         assertEquals(Generator.Stop.MAX_TOKENS, r.stop());
         int[] seq = prompt.clone();
@@ -72,7 +75,8 @@ class GeneratorTest {
 
   @Test
   void stopsOnEosAndOnStopTest() {
-    try (CpuBackend cpu = new CpuBackend(2); MixtralModel m = model(cpu, null)) {
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralModel m = model(cpu, null)) {
       int[] prompt = {3, 17, 5};
       Generator.Result all =
           Generator.generate(m, prompt, new Generator.Settings(6, 0, 1, 0), Set.of(), t -> false);
@@ -80,11 +84,13 @@ class GeneratorTest {
       int firstEos = 0;
       while (all.tokens()[firstEos] != eos) firstEos++;
       Generator.Result r =
-          Generator.generate(m, prompt, new Generator.Settings(6, 0, 1, 0), Set.of(eos), t -> false);
+          Generator.generate(
+              m, prompt, new Generator.Settings(6, 0, 1, 0), Set.of(eos), t -> false);
       assertEquals(Generator.Stop.EOS, r.stop());
       assertArrayEquals(Arrays.copyOf(all.tokens(), firstEos), r.tokens());
       Generator.Result s =
-          Generator.generate(m, prompt, new Generator.Settings(6, 0, 1, 0), Set.of(), t -> t.length == 4);
+          Generator.generate(
+              m, prompt, new Generator.Settings(6, 0, 1, 0), Set.of(), t -> t.length == 4);
       assertEquals(Generator.Stop.STOP_STRING, s.stop());
       assertArrayEquals(Arrays.copyOf(all.tokens(), 4), s.tokens());
     }
@@ -106,7 +112,8 @@ class GeneratorTest {
     }
     assertEquals(0, counts[0] + counts[3]);
     assertEquals(2.0, (double) counts[1] / counts[2], 0.25);
-    assertEquals(Generator.sample(logits, 0.7, 1, new SplittableRandom(9)),
+    assertEquals(
+        Generator.sample(logits, 0.7, 1, new SplittableRandom(9)),
         Generator.sample(logits, 0.7, 1, new SplittableRandom(9)));
     assertTrue(Generator.sample(logits, 0, 1, null) == 1, "greedy picks the largest logit");
   }

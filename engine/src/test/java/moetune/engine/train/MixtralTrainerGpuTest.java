@@ -20,8 +20,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The trainer on the CUDA backend against the CPU oracle: float32 step losses within the
- * model's 1e-4 parity bound, a bf16 run whose eval loss falls, and resume on the GPU.
+ * The trainer on the CUDA backend against the CPU oracle: float32 step losses within the model's
+ * 1e-4 parity bound, a bf16 run whose eval loss falls, and resume on the GPU.
  */
 @Tag("gpu")
 class MixtralTrainerGpuTest {
@@ -35,11 +35,13 @@ class MixtralTrainerGpuTest {
   static MixtralTrainable trainable(Backend be, DType act, TrainOptions o, long seed) {
     MixtralConfig c = TinyMixtral.config(0.02);
     MixtralConfig train = MixtralTrainable.trainingConfig(c, o.auxLossCoef());
-    MixtralModel m = MixtralModel.create(train, FreshModel.weights(train, seed), be, new ModelOptions(act, 0));
+    MixtralModel m =
+        MixtralModel.create(train, FreshModel.weights(train, seed), be, new ModelOptions(act, 0));
     return new MixtralTrainable(m, c, null, List.of(), o);
   }
 
-  static List<Double> losses(Backend be, DType act, TrainOptions o, Path ck, long stopAt, boolean resume)
+  static List<Double> losses(
+      Backend be, DType act, TrainOptions o, Path ck, long stopAt, boolean resume)
       throws Exception {
     MixtralTrainerTest.Losses rec = new MixtralTrainerTest.Losses();
     try (MixtralTrainable t = trainable(be, act, o, 5)) {
@@ -49,12 +51,13 @@ class MixtralTrainerGpuTest {
       }
       tr.addListener(rec);
       if (stopAt > 0) {
-        tr.addListener(new TrainingListener() {
-          @Override
-          public void onStep(StepMetrics m) {
-            if (m.step() == stopAt) tr.requestStop();
-          }
-        });
+        tr.addListener(
+            new TrainingListener() {
+              @Override
+              public void onStep(StepMetrics m) {
+                if (m.step() == stopAt) tr.requestStop();
+              }
+            });
       }
       RunSummary s = tr.run();
       if (stopAt == 0 && !resume) {
@@ -79,7 +82,11 @@ class MixtralTrainerGpuTest {
       cpu = losses(be, DType.F32, o, tmp.resolve("cpu"), 0, false);
     }
     try (CudaBackend be = new CudaBackend(0, false)) {
-      assertClose(cpu, losses(be, DType.F32, o, tmp.resolve("gpu"), 0, false), 1e-4, "fp32 GPU vs CPU loss");
+      assertClose(
+          cpu,
+          losses(be, DType.F32, o, tmp.resolve("gpu"), 0, false),
+          1e-4,
+          "fp32 GPU vs CPU loss");
     }
   }
 
@@ -93,7 +100,8 @@ class MixtralTrainerGpuTest {
     try (CudaBackend be = new CudaBackend(0, false)) {
       List<Double> full = losses(be, DType.BF16, o, tmp.resolve("full"), 0, false);
       assertClose(cpu, full, 3e-2, "bf16 GPU vs fp32 CPU loss");
-      List<Double> part = new java.util.ArrayList<>(losses(be, DType.BF16, o, tmp.resolve("part"), 3, false));
+      List<Double> part =
+          new java.util.ArrayList<>(losses(be, DType.BF16, o, tmp.resolve("part"), 3, false));
       part.addAll(losses(be, DType.BF16, o, tmp.resolve("part"), 0, true));
       // The same kernels on the same inputs: a resumed GPU run follows the uninterrupted one to
       // float32 rounding (bit for bit where the kernels are deterministic).

@@ -37,8 +37,8 @@ final class TinyMixtral {
   }
 
   /**
-   * count sequences of length t, each packing two documents of a counting pattern with a pad
-   * tail, so document masks, restarting positions and padding all take part.
+   * count sequences of length t, each packing two documents of a counting pattern with a pad tail,
+   * so document masks, restarting positions and padding all take part.
    */
   static SequenceSource data(int count, int t, long seed) {
     List<PackedSequence> out = new ArrayList<>();
