@@ -276,6 +276,18 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
+   * The router's choices in the last forward, valid until its backward (which frees them): {probs
+   * F32 (L*N, E), topIdx I32 (L*N, K)}, layer after layer, downloaded for expert-load
+   * statistics (the trainer's router-collapse monitor).
+   */
+  public HostTensor[] lastRouting() {
+    if (step == null || step.probs == null) {
+      throw new IllegalStateException("lastRouting(): no forward since the last backward");
+    }
+    return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
+  }
+
+  /**
    * The experts each token was routed to in the last forward, I32 (L, B*T, K), best first: for
    * expert-load statistics. Valid between a forward and its backward.
    */

@@ -1,0 +1,54 @@
+package moetune.engine.train;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * A model with its gradients and optimizer, as the {@link Trainer} drives it. {@link
+ * MixtralTrainable} is the real one; tests use small stand-ins to check the loop itself.
+ *
+ * <p>A step is: {@link #zeroGrad}, {@link #forwardBackward} for each micro-batch (gradients
+ * accumulate), {@link #step}. All of it must be deterministic on the CPU: the same calls in the
+ * same order give bit-identical weights.
+ */
+public interface TrainableModel extends AutoCloseable {
+
+  /** Number of trainable (not frozen) parameter elements. */
+  long trainableParameters();
+
+  /** The backend's one-line description. */
+  String device();
+
+  /** Sets every gradient to zero. */
+  void zeroGrad();
+
+  /**
+   * Forward and backward of one micro-batch; parameter gradients accumulate ({@code +=}). The
+   * gradient taken is that of {@code weight * (mean cross-entropy over the batch's labelled tokens
+   * + aux coefficient * aux loss)}; the trainer passes the batch's share of the step's labelled
+   * tokens, so a step's gradient is that of the mean over all of its tokens.
+   *
+   * @return the batch's loss sums and routing statistics
+   */
+  MicroStep forwardBackward(TokenBatch batch, double weight);
+
+  /** Sum of token cross-entropies over the batch's labelled tokens, without gradients. */
+  double evalLossSum(TokenBatch batch);
+
+  /**
+   * Clips the accumulated gradients to the configured global norm and takes one AdamW step at this
+   * learning rate on every trainable parameter.
+   *
+   * @return the global gradient norm before clipping
+   */
+  double step(double lr);
+
+  /** Writes weights and optimizer state (moments, step count) into an empty directory. */
+  void save(Path dir) throws IOException;
+
+  /** Restores exactly what {@link #save} wrote (into a model of the same shape). */
+  void load(Path dir) throws IOException;
+
+  @Override
+  void close();
+}
