@@ -30,6 +30,10 @@ if [ "${SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   done
 fi
 t2=$(date +%s)
+if [ "${BENCH:-0}" = 1 ]; then
+  timeout ${BENCH_TIMEOUT:-240} $java "${jopts[@]}" -Xmx16g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
+    ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+fi
 echo "=== results ==="
 grep -E "tests (found|successful|failed|skipped)" "$OUT/tests.log"
 grep -E "✘" "$OUT/tests.log" | head -40
