@@ -11,6 +11,8 @@ import picocli.CommandLine.Command;
     description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.",
     subcommands = {
       CommandLine.HelpCommand.class,
+      moetune.app.cli.TemplateCommand.class,
+      moetune.app.cli.DataCommand.class,
     })
 public final class Main implements Runnable {
 
