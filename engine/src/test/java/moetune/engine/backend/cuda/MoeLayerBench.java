@@ -38,11 +38,20 @@ public final class MoeLayerBench {
     return r;
   }
 
+  /** Random bf16 values (never zeros: they run faster than real data); large tensors repeat one random chunk. */
   private static Tensor rand(CudaBackend g, Random rnd, double scale, long... shape) {
-    int n = Math.toIntExact(HostTensor.numel(shape));
-    float[] v = new float[n];
-    for (int i = 0; i < n; i++) v[i] = (float) (rnd.nextGaussian() * scale);
-    return g.upload(HostTensor.ofFloats(v, shape), DType.BF16);
+    long n = HostTensor.numel(shape);
+    int chunk = (int) Math.min(n, 1 << 24);
+    float[] v = new float[chunk];
+    for (int i = 0; i < chunk; i++) v[i] = (float) (rnd.nextGaussian() * scale);
+    Tensor t = g.empty(DType.BF16, shape);
+    try (Tensor c = g.upload(HostTensor.ofFloats(v, chunk), DType.BF16)) {
+      for (long off = 0; off < n; off += chunk) {
+        long len = Math.min(chunk, n - off);
+        g.copy(c.view(0, len), t.view(off, len));
+      }
+    }
+    return t;
   }
 
   private static void run(CudaBackend g, int t, int d, int f, int e, int k) {
