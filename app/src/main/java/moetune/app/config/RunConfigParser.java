@@ -203,7 +203,7 @@ public final class RunConfigParser {
   }
 
   private static double number(JsonNode n, String where) {
-    if (n.isNumber()) {
+    if (n.isNumber() && Double.isFinite(n.doubleValue())) { // YAML's .inf and .nan are numbers
       return n.doubleValue();
     }
     if (n.isTextual()) {
