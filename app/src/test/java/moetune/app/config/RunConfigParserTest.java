@@ -103,7 +103,7 @@ class RunConfigParserTest {
         "--router-z-loss-coef: must be >= 0, got -1.0",
         error(tmp, MINIMAL, Map.of("router-z-loss-coef", "-1")));
     assertEquals(
-        "run.yaml: field 'router-z-loss-coef': expected a number, got Infinity",
+        "run.yaml: field 'router-z-loss-coef': must be a finite number, got Infinity",
         error(tmp, MINIMAL + "router-z-loss-coef: 1e999\n", Map.of()));
   }
 

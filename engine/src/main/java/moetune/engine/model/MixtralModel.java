@@ -184,7 +184,8 @@ public final class MixtralModel implements AutoCloseable {
           t.close();
         }
       }
-      for (Tensor t : new Tensor[] {ids, positions, docIds, routerLogits, probs, topIdx, rowMask, rstdFinal, normed, logits, targets}) {
+      for (Tensor t : new Tensor[] {ids, positions, docIds, routerLogits, probs, topIdx, rowMask,
+          rstdFinal, normed, logits, targets}) {
         if (t != null) {
           t.close();
         }

@@ -51,8 +51,8 @@ public final class MixtralTrainable implements TrainableModel {
   private final long trainable;
 
   /**
-   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and
-   *     {@link #trainingOptions}(modelOptions, options)
+   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
+   *     #trainingOptions}(modelOptions, options)
    * @param savedConfig the config checkpoints are saved with
    * @param generation generation_config.json of checkpoints, or null to derive it
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
@@ -170,11 +170,7 @@ public final class MixtralTrainable implements TrainableModel {
     RouterStats stats = routerStats(batch);
     model.backward((float) weight);
     return new MicroStep(
-        (double) loss.ce() * loss.targetTokens(),
-        loss.targetTokens(),
-        loss.aux(),
-        loss.z(),
-        stats);
+        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), stats);
   }
 
   @Override

@@ -6,18 +6,23 @@ import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 
 /**
- * Finite-difference check of a model's whole backward: for every parameter tensor, the
- * directional derivative of the total loss along a unit vector (half the gradient's direction,
- * half random) from {@link MixtralModel#backward} against central differences of {@link
- * MixtralModel#forward}. Each evaluation is a fresh model from the same weights and options, so
- * router jitter draws the same noise.
+ * Finite-difference check of a model's whole backward: for every parameter tensor, the directional
+ * derivative of the total loss along a unit vector (half the gradient's direction, half random)
+ * from {@link MixtralModel#backward} against central differences of {@link MixtralModel#forward}.
+ * Each evaluation is a fresh model from the same weights and options, so router jitter draws the
+ * same noise.
  */
 final class GradientCheck {
   private GradientCheck() {}
 
   /** Throws an AssertionError naming the first parameter whose derivative disagrees (0.5%). */
   static void matchesFiniteDifferences(
-      MixtralConfig c, Map<String, float[]> w, ModelOptions o, Batch batch, Backend be, String what) {
+      MixtralConfig c,
+      Map<String, float[]> w,
+      ModelOptions o,
+      Batch batch,
+      Backend be,
+      String what) {
     Map<String, float[]> grads = new LinkedHashMap<>();
     int[] routing;
     try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
@@ -55,12 +60,14 @@ final class GradientCheck {
           w.put(n, moved);
           try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
             l[side] = m.forward(batch).total();
-            flipped |= !sameRealRouting(
-                m.lastRouting()[1].toIntArray(), routing, batch, c.numExpertsPerTok);
+            flipped |=
+                !sameRealRouting(
+                    m.lastRouting()[1].toIntArray(), routing, batch, c.numExpertsPerTok);
           }
         }
         double fd = (l[0] - l[1]) / (2 * h);
-        tried.append(String.format(" h=%.0e: %.6f%s", h, fd, flipped ? " (routing flipped, skipped)" : ""));
+        tried.append(
+            String.format(" h=%.0e: %.6f%s", h, fd, flipped ? " (routing flipped, skipped)" : ""));
         if (!flipped) {
           compared = true;
           agrees = Math.abs(fd - dot) <= 5e-3 * Math.abs(fd);
@@ -70,8 +77,15 @@ final class GradientCheck {
       w.put(n, orig);
       System.out.printf("  %-48s backward %.6f, central differences%s%n", n, dot, tried);
       if (!compared || !agrees) {
-        throw new AssertionError("d loss / d " + n + " along u (" + what + "): backward " + dot
-            + " but central differences" + tried);
+        throw new AssertionError(
+            "d loss / d "
+                + n
+                + " along u ("
+                + what
+                + "): backward "
+                + dot
+                + " but central differences"
+                + tried);
       }
     }
   }

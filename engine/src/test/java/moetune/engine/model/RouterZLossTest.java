@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The model's router z-loss (ST-MoE, averaged over layers and tokens): its value against a host
- * computation from independently computed router logits, its gradient against finite
- * differences, and that a zero coefficient changes nothing.
+ * computation from independently computed router logits, its gradient against finite differences,
+ * and that a zero coefficient changes nothing.
  */
 class RouterZLossTest {
   static Backend be;
@@ -39,21 +39,26 @@ class RouterZLossTest {
 
   /**
    * Total loss = CE + 0.05 aux + 0.02 z on the awkward model with padding: the z term (z is about
-   * 150 here, so 0.02 z is of the order of the CE) moves every parameter's gradient, the
-   * router's and, through the router's input, everything below it; without its gradient the
-   * check fails on the embeddings by 1%.
+   * 150 here, so 0.02 z is of the order of the CE) moves every parameter's gradient, the router's
+   * and, through the router's input, everything below it; without its gradient the check fails on
+   * the embeddings by 1%.
    */
   @Test
   void gradientsWithZLossMatchFiniteDifferences() {
     MixtralConfig c = RandomMixtral.awkwardConfig(0);
-    GradientCheck.matchesFiniteDifferences(c, RandomMixtral.weights(c, 17), withZ(0.02),
-        MixtralModelTest.awkwardBatch(), be, "router z-loss coefficient 0.02");
+    GradientCheck.matchesFiniteDifferences(
+        c,
+        RandomMixtral.weights(c, 17),
+        withZ(0.02),
+        MixtralModelTest.awkwardBatch(),
+        be,
+        "router z-loss coefficient 0.02");
   }
 
   /**
    * With every attention output and expert output projection zeroed, each layer's MoE input is
-   * RMSNorm(embedding) * post_attention_layernorm, so the router logits, and z = mean over the
-   * real tokens of all layers of logsumexp(logits)^2, can be computed on the host in double.
+   * RMSNorm(embedding) * post_attention_layernorm, so the router logits, and z = mean over the real
+   * tokens of all layers of logsumexp(logits)^2, can be computed on the host in double.
    */
   @Test
   void zEqualsMeanSquaredLogSumExpOfTheRouterLogits() {
@@ -68,17 +73,20 @@ class RouterZLossTest {
     double unmasked = hostZ(c, w, batch, false);
     try (MixtralModel m = RandomMixtral.create(c, w, be, withZ(0.3))) {
       Loss loss = m.forward(batch);
-      System.out.printf("z: model %.7f, host %.7f (padding included: %.7f)%n",
-          loss.z(), masked, unmasked);
+      System.out.printf(
+          "z: model %.7f, host %.7f (padding included: %.7f)%n", loss.z(), masked, unmasked);
       Parity.assertScalar("z vs host logsumexp^2", loss.z(), masked, 1e-5);
-      assertTrue(Math.abs(unmasked - masked) > 1e-3 * masked,
+      assertTrue(
+          Math.abs(unmasked - masked) > 1e-3 * masked,
           "the padding's rows change z, so the mask is checked: " + unmasked + " vs " + masked);
-      Parity.assertScalar("total", loss.total(), loss.ce() + 0.05 * loss.aux() + 0.3 * loss.z(), 1e-6);
+      Parity.assertScalar(
+          "total", loss.total(), loss.ce() + 0.05 * loss.aux() + 0.3 * loss.z(), 1e-6);
     }
   }
 
   /** z from the host: router logits per layer and (real) token, in double. */
-  private static double hostZ(MixtralConfig c, Map<String, float[]> w, Batch batch, boolean useMask) {
+  private static double hostZ(
+      MixtralConfig c, Map<String, float[]> w, Batch batch, boolean useMask) {
     int d = c.hiddenSize;
     int e = c.numLocalExperts;
     float[] emb = w.get("model.embed_tokens.weight"); // (V, D)
@@ -118,9 +126,9 @@ class RouterZLossTest {
   }
 
   /**
-   * A zero coefficient is the model without the z-loss, bit for bit: z is reported as 0 and
-   * total = ce + aux_coef * aux exactly. A non-zero one leaves ce and aux bit-identical, adds
-   * exactly coef * z to the total, and changes the gradients.
+   * A zero coefficient is the model without the z-loss, bit for bit: z is reported as 0 and total =
+   * ce + aux_coef * aux exactly. A non-zero one leaves ce and aux bit-identical, adds exactly coef
+   * * z to the total, and changes the gradients.
    */
   @Test
   void zeroCoefficientLeavesLossesAndGradientsBitIdentical() {
@@ -162,8 +170,7 @@ class RouterZLossTest {
   @Test
   void negativeOrNonFiniteCoefficientIsRefused() {
     for (double bad : new double[] {-0.001, Double.NaN, Double.POSITIVE_INFINITY}) {
-      IllegalArgumentException e =
-          assertThrows(IllegalArgumentException.class, () -> withZ(bad));
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> withZ(bad));
       assertTrue(e.getMessage().contains("routerZLossCoef"), e.getMessage());
     }
   }
