@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Assembles target/moetune-VERSION-linux-x86_64.tar.gz: a jlink'd Java runtime (the JDK modules
-# the jars need, found by jdeps, plus a small base set), every jar, and bin/moetune, which runs
-# moetune on a Linux GPU server without a JDK. Called by Maven (mvn -Pdist package).
+# Assembles target/moetune-VERSION-linux-x86_64.tar.gz: a jlink'd Java runtime (a small fixed set of
+# JDK modules), every jar but JavaFX's, and bin/moetune, which runs moetune on a Linux GPU server
+# without a JDK.
+# Called by Maven (mvn -Pdist package).
 set -euo pipefail
 java_home="$1" target="$2" version="$3"
 name="moetune-$version"
@@ -9,18 +10,17 @@ stage="$target/$name"
 rm -rf "$stage" "$target/$name-linux-x86_64.tar.gz"
 mkdir -p "$stage/bin" "$stage/lib"
 cp "$target"/lib/*.jar "$stage/lib/"
-# Modules: what jdeps finds in the jars (java.desktop appears only if something needs it) plus
-# the base set the runtime always wants (logging, Unsafe for JCuda/Jackson, management beans).
-base="java.base,java.logging,jdk.unsupported,java.management"
-# Jar by jar: a modular jar whose optional dependencies are absent makes jdeps fail as a whole.
-modules="$base"
-for jar in "$stage"/lib/*.jar; do
-  if deps="$("$java_home/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
-      --class-path "$stage/lib/*" "$jar" 2>/dev/null)"; then
-    [ -n "$deps" ] && modules="$modules,$deps"
-  fi
-done
-modules="$(echo "$modules" | tr ',' '\n' | grep -E '^(java|jdk)\.' | sort -u | paste -sd, -)"
+# A GPU-server build: the desktop app's JavaFX jars stay out (the app runs from a source
+# build), and native libraries for other platforms are cut from the jars that bundle them
+# (DJL's tokenizers ships four platforms, JCuda's natives an unused PTX compiler): together
+# that keeps the tarball small enough to copy to a GPU host in one go.
+rm -f "$stage"/lib/javafx-*.jar
+zip -q -d "$stage"/lib/tokenizers-*.jar 'native/lib/linux-aarch64/*' 'native/lib/win-x86_64/*' \
+  'native/lib/osx-aarch64/*' >/dev/null
+zip -q -d "$stage"/lib/jcuda-natives-*.jar 'lib/libJNvPTXCompiler*' >/dev/null
+# Modules: the headless command line needs only these (Jackson, picocli and DJL use java.desktop
+# and java.sql only optionally; jdeps lists them, but no code path moetune takes loads them).
+modules="java.base,java.logging,jdk.unsupported,java.management"
 "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-9 --output "$stage/runtime"
 cat > "$stage/bin/moetune" <<'LAUNCHER'
