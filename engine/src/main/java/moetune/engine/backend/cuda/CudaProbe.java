@@ -25,7 +25,9 @@ public final class CudaProbe {
         return "cuDeviceGetCount failed (" + CUresult.stringFor(rc) + ")";
       }
     } catch (LinkageError e) {
-      return "no CUDA driver could be loaded (" + e.getMessage() + ")";
+      // JCuda's message carries every nested load attempt's stack trace: keep its first line.
+      String why = String.valueOf(e.getMessage()).lines().findFirst().orElse("").strip();
+      return "no CUDA driver could be loaded (" + why + ")";
     }
     if (count[0] == 0) {
       return "no CUDA device was found";
