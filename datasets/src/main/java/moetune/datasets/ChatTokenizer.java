@@ -25,6 +25,18 @@ import java.util.Map;
  * back to EOS: padded positions carry label -100 and docId -1, so their id never matters.
  */
 public final class ChatTokenizer implements AutoCloseable {
+  static {
+    // DJL picks a CUDA build of its tokenizer library on machines with a CUDA GPU and then tries
+    // to download it; moetune ships the CPU build inside DJL's jar (tokenization runs on the CPU
+    // anyway) and never downloads. A user's own RUST_FLAVOR / ai.djl.offline setting wins.
+    if (System.getenv("RUST_FLAVOR") == null && System.getProperty("RUST_FLAVOR") == null) {
+      System.setProperty("RUST_FLAVOR", "cpu");
+    }
+    if (System.getenv("DJL_OFFLINE") == null && System.getProperty("ai.djl.offline") == null) {
+      System.setProperty("ai.djl.offline", "true");
+    }
+  }
+
   private final HuggingFaceTokenizer tokenizer;
   private final Path dir;
   private final int vocabSize;
@@ -94,7 +106,13 @@ public final class ChatTokenizer implements AutoCloseable {
           .optPadding(false)
           .build();
     } catch (IOException | RuntimeException e) {
-      throw new DatasetException(json + ": the tokenizer cannot be loaded: " + e.getMessage(), e);
+      Throwable root = e;
+      while (root.getCause() != null && root.getCause() != root) {
+        root = root.getCause();
+      }
+      String why = root == e ? String.valueOf(e.getMessage())
+          : e.getMessage() + " (" + String.valueOf(root.getMessage()).lines().findFirst().orElse("") + ")";
+      throw new DatasetException(json + ": the tokenizer cannot be loaded: " + why, e);
     }
     if (!"DO_NOT_TRUNCATE".equals(tok.getTruncation())) {
       tok.close();
