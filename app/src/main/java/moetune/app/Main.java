@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
     description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.",
     subcommands = {
       CommandLine.HelpCommand.class,
+      moetune.app.gui.GuiCommand.class,
     })
 public final class Main implements Runnable {
 
@@ -23,8 +24,13 @@ public final class Main implements Runnable {
     return new CommandLine(new Main()).execute(args);
   }
 
+  /** No subcommand: open the desktop app when there is a display, else print usage. */
   @Override
   public void run() {
-    new CommandLine(this).usage(System.out);
+    if (moetune.app.gui.GuiCommand.hasDisplay()) {
+      new moetune.app.gui.GuiCommand().call();
+    } else {
+      new CommandLine(this).usage(System.out);
+    }
   }
 }

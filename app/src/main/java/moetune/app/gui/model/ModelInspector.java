@@ -1,0 +1,21 @@
+package moetune.app.gui.model;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The Model screen's view of the engine: reads a model's facts and lists GPUs. The app's
+ * implementation ({@link EngineModelInspector}) delegates to the engine's config and backend
+ * APIs; this interface only exists so the ViewModel can be tested without files or devices.
+ */
+public interface ModelInspector {
+
+  /** Reads an HF model directory (config.json and its safetensors). */
+  ModelFacts inspectDirectory(Path dir) throws Exception;
+
+  /** Reads a bare config.json for a model that will be freshly initialised. */
+  ModelFacts inspectNewConfig(Path configJson) throws Exception;
+
+  /** The CUDA devices found, with free memory; empty when there is none. */
+  List<GpuInfo> gpus();
+}
