@@ -1,0 +1,44 @@
+package moetune.engine.train;
+
+import java.util.List;
+
+/**
+ * A micro-batch: B packed sequences of T positions laid out row after row, as the model takes
+ * them.
+ *
+ * @param batch B
+ * @param seqLen T
+ * @param inputIds (B*T)
+ * @param targets (B*T) shifted targets, -100 = no loss
+ * @param positions (B*T)
+ * @param docIds (B*T) per-row document ids, -1 for padding
+ * @param labelledTokens positions whose target is not -100
+ */
+public record Batch(
+    int batch, int seqLen, int[] inputIds, int[] targets, int[] positions, int[] docIds,
+    long labelledTokens) {
+
+  /** Stacks sequences of equal length into one batch. */
+  public static Batch of(List<PackedSequence> rows) {
+    int b = rows.size();
+    int t = rows.getFirst().length();
+    int[] ids = new int[b * t];
+    int[] targets = new int[b * t];
+    int[] positions = new int[b * t];
+    int[] docs = new int[b * t];
+    long labelled = 0;
+    for (int r = 0; r < b; r++) {
+      PackedSequence s = rows.get(r);
+      if (s.length() != t) {
+        throw new IllegalArgumentException(
+            "Batch: row 0 has " + t + " positions but row " + r + " has " + s.length());
+      }
+      System.arraycopy(s.inputIds(), 0, ids, r * t, t);
+      System.arraycopy(s.targets(), 0, targets, r * t, t);
+      System.arraycopy(s.positions(), 0, positions, r * t, t);
+      System.arraycopy(s.docIds(), 0, docs, r * t, t);
+      labelled += s.labelledTokens();
+    }
+    return new Batch(b, t, ids, targets, positions, docs, labelled);
+  }
+}

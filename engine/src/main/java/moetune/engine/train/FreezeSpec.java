@@ -1,0 +1,52 @@
+package moetune.engine.train;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Parameters that are not trained. Frozen parameters keep their values exactly; they get no
+ * gradient buffer and no optimizer moments.
+ *
+ * @param router the router (gate) of every layer
+ * @param attention q/k/v/o projections of every layer
+ * @param embeddings the token embedding and the lm_head
+ * @param layers whole decoder layers by index (attention, router, experts and norms)
+ */
+public record FreezeSpec(boolean router, boolean attention, boolean embeddings, Set<Integer> layers) {
+  public static final FreezeSpec NONE = new FreezeSpec(false, false, false, Set.of());
+
+  public FreezeSpec {
+    layers = Set.copyOf(layers);
+  }
+
+  /** Whether the parameter with this HF name (hub layout) is frozen. */
+  public boolean isFrozen(String name) {
+    if (embeddings && (name.equals("model.embed_tokens.weight") || name.equals("lm_head.weight"))) {
+      return true;
+    }
+    if (!name.startsWith("model.layers.")) {
+      return false;
+    }
+    String rest = name.substring("model.layers.".length());
+    int layer = Integer.parseInt(rest.substring(0, rest.indexOf('.')));
+    if (layers.contains(layer)) {
+      return true;
+    }
+    if (router && rest.contains(".block_sparse_moe.gate.")) {
+      return true;
+    }
+    return attention && rest.contains(".self_attn.");
+  }
+
+  /** The spec as the list of words the run config uses: router, attention, embeddings, layer:N. */
+  public List<String> words() {
+    List<String> out = new ArrayList<>();
+    if (router) out.add("router");
+    if (attention) out.add("attention");
+    if (embeddings) out.add("embeddings");
+    for (int l : new TreeSet<>(layers)) out.add("layer:" + l);
+    return out;
+  }
+}

@@ -1,0 +1,137 @@
+package moetune.engine.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Writes {@code metrics.jsonl}: one JSON object per line, flushed as it happens, with a {@code
+ * "type"} of {@code "step"} ({@code step, loss, aux_loss, z_loss, grad_norm, lr, tokens,
+ * tokens_per_s}), {@code "eval"} ({@code step, eval_loss, eval_ppl, tokens}), {@code
+ * "expert_load"} ({@code step, share: [[...] per layer], entropy: [...] per layer}) or {@code
+ * "checkpoint"} ({@code step, dir, reason}).
+ *
+ * <p>When a run resumes from step s, lines after s (written by the interrupted run after its
+ * last checkpoint) are dropped first, so the file reads as one uninterrupted run.
+ */
+public final class MetricsLog implements TrainingListener, AutoCloseable {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final BufferedWriter out;
+
+  private MetricsLog(BufferedWriter out) {
+    this.out = out;
+  }
+
+  /** Starts a new file (replacing any old one) for a run that starts at step 0. */
+  public static MetricsLog create(Path file) throws IOException {
+    return new MetricsLog(
+        Files.newBufferedWriter(
+            file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE));
+  }
+
+  /** Keeps the lines up to step {@code resumeStep} of an existing file and appends after them. */
+  public static MetricsLog resume(Path file, long resumeStep) throws IOException {
+    if (Files.exists(file)) {
+      List<String> kept = new ArrayList<>();
+      for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        try {
+          JsonNode n = JSON.readTree(line);
+          if (n.path("step").asLong(Long.MAX_VALUE) <= resumeStep) {
+            kept.add(line);
+          }
+        } catch (IOException e) {
+          // a line cut short by the crash: drop it
+        }
+      }
+      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+      Files.write(tmp, kept, StandardCharsets.UTF_8);
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+    return new MetricsLog(
+        Files.newBufferedWriter(
+            file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND));
+  }
+
+  @Override
+  public void onStep(StepMetrics m) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("type", "step");
+    o.put("step", m.step());
+    o.put("epoch", m.epoch());
+    o.put("loss", m.loss());
+    o.put("aux_loss", m.auxLoss());
+    o.put("z_loss", m.zLoss());
+    o.put("grad_norm", m.gradNorm());
+    o.put("lr", m.lr());
+    o.put("tokens", m.tokens());
+    o.put("tokens_per_s", m.tokensPerSecond());
+    write(o);
+  }
+
+  @Override
+  public void onEval(EvalMetrics m) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("type", "eval");
+    o.put("step", m.step());
+    o.put("eval_loss", m.loss());
+    o.put("eval_ppl", m.perplexity());
+    o.put("tokens", m.tokens());
+    write(o);
+  }
+
+  @Override
+  public void onExpertLoad(ExpertLoad load) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("type", "expert_load");
+    o.put("step", load.step());
+    ArrayNode share = o.putArray("share");
+    for (double[] layer : load.share()) {
+      ArrayNode row = share.addArray();
+      for (double s : layer) {
+        row.add(s);
+      }
+    }
+    ArrayNode entropy = o.putArray("entropy");
+    for (double h : load.entropy()) {
+      entropy.add(h);
+    }
+    write(o);
+  }
+
+  @Override
+  public void onCheckpoint(CheckpointEvent e) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("type", "checkpoint");
+    o.put("step", e.step());
+    o.put("dir", e.dir().toString());
+    o.put("reason", e.reason().name().toLowerCase(java.util.Locale.ROOT));
+    write(o);
+  }
+
+  private void write(ObjectNode o) {
+    try {
+      out.write(JSON.writeValueAsString(o));
+      out.newLine();
+      out.flush();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write metrics.jsonl: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    out.close();
+  }
+}

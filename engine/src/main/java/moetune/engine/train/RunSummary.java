@@ -1,0 +1,27 @@
+package moetune.engine.train;
+
+import java.nio.file.Path;
+
+/**
+ * How a run ended.
+ *
+ * @param outcome finished, stopped or failed
+ * @param step the last completed optimizer step
+ * @param lastCheckpoint the latest checkpoint directory, or null if none was written
+ * @param firstEval the evaluation before training, or null without an eval split
+ * @param lastEval the last evaluation, or null without an eval split
+ * @param error the failure's one-line message, or null
+ */
+public record RunSummary(
+    Outcome outcome,
+    long step,
+    Path lastCheckpoint,
+    EvalMetrics firstEval,
+    EvalMetrics lastEval,
+    String error) {
+  public enum Outcome {
+    FINISHED,
+    STOPPED,
+    FAILED
+  }
+}

@@ -1,0 +1,29 @@
+package moetune.engine.train;
+
+/**
+ * One optimizer step's numbers.
+ *
+ * @param step the step just taken, 1-based
+ * @param totalSteps the run's last step
+ * @param epoch the epoch (0-based) the step's data came from
+ * @param loss mean cross-entropy over the step's labelled tokens (what users compare)
+ * @param auxLoss the router load-balancing loss (mean over layers, before its coefficient)
+ * @param zLoss the router z-loss (before its coefficient; 0 when its coefficient is 0)
+ * @param gradNorm global gradient norm before clipping
+ * @param lr the learning rate this step used
+ * @param tokens labelled tokens in the step
+ * @param tokensPerSecond token positions per second of wall time for this step
+ * @param etaSeconds estimated seconds left in the run
+ */
+public record StepMetrics(
+    long step,
+    long totalSteps,
+    long epoch,
+    double loss,
+    double auxLoss,
+    double zLoss,
+    double gradNorm,
+    double lr,
+    long tokens,
+    double tokensPerSecond,
+    double etaSeconds) {}

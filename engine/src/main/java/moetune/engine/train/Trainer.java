@@ -1,0 +1,292 @@
+package moetune.engine.train;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * The training loop, the same object behind {@code moetune train} and the GUI: construct it,
+ * optionally {@link #resumeFrom} a checkpoint, call {@link #run} on a worker thread, and call
+ * {@link #requestStop} from any thread to end the run at the next step boundary with a
+ * checkpoint. Everything it does is reported to {@link TrainingListener}s.
+ *
+ * <p>Determinism: the data order is a function of (seed, step) ({@link DataOrder}), the learning
+ * rate of the step ({@link LrSchedule}), and the model's state is saved whole; so on the CPU a
+ * resumed run computes bit for bit what the uninterrupted run computes.
+ *
+ * <p>Loss scaling: each step's gradient is that of the mean cross-entropy over every labelled
+ * token of the step (all micro-batches together, as transformers does with {@code
+ * num_items_in_batch}), plus the aux and z losses averaged over micro-batches times their
+ * coefficients.
+ */
+public final class Trainer {
+  private final TrainableModel model;
+  private final SequenceSource train;
+  private final SequenceSource eval; // null: no evaluation
+  private final TrainOptions options;
+  private final CheckpointStore checkpoints; // null: no checkpoints
+  private final List<TrainingListener> listeners = new CopyOnWriteArrayList<>();
+  private final DataOrder order;
+  private final long totalSteps;
+  private final LrSchedule schedule;
+
+  private volatile boolean stopRequested;
+  private long step;
+  private EvalMetrics firstEval;
+  private EvalMetrics lastEval;
+  private Path lastCheckpoint;
+
+  /**
+   * @param checkpointDir where checkpoints go ({@code <out>/checkpoints}), or null for none
+   */
+  public Trainer(
+      TrainableModel model, SequenceSource train, SequenceSource eval, TrainOptions options,
+      Path checkpointDir) {
+    this.model = model;
+    this.train = train;
+    this.eval = eval != null && eval.size() > 0 ? eval : null;
+    this.options = options;
+    this.checkpoints = checkpointDir == null ? null : new CheckpointStore(checkpointDir);
+    this.order = new DataOrder(train.size(), options.seed(), options.shuffle());
+    this.totalSteps = options.totalSteps(train.size());
+    this.schedule =
+        new LrSchedule(
+            options.schedule(), options.optimizer().lr(), options.warmupSteps(), totalSteps,
+            options.minLrRatio());
+  }
+
+  public void addListener(TrainingListener listener) {
+    listeners.add(listener);
+  }
+
+  public void removeListener(TrainingListener listener) {
+    listeners.remove(listener);
+  }
+
+  /** Asks the run to stop after the step in progress and write a checkpoint; any thread. */
+  public void requestStop() {
+    stopRequested = true;
+  }
+
+  public boolean isStopRequested() {
+    return stopRequested;
+  }
+
+  /** Optimizer steps completed. */
+  public long step() {
+    return step;
+  }
+
+  public long totalSteps() {
+    return totalSteps;
+  }
+
+  public LrSchedule schedule() {
+    return schedule;
+  }
+
+  /**
+   * Restores the model, optimizer and loop state from a checkpoint directory ({@code
+   * step-NNNNNNNN}); the next {@link #run} continues where that run was.
+   */
+  public void resumeFrom(Path checkpoint) throws IOException {
+    TrainerState s = TrainerState.read(checkpoint.resolve(CheckpointStore.COMPLETE_MARKER));
+    if (s.trainSequences() != train.size() || s.sequencesPerStep() != options.sequencesPerStep()
+        || s.seed() != options.seed()) {
+      throw new IllegalArgumentException(
+          checkpoint + ": this checkpoint was made with " + s.trainSequences()
+              + " training sequences, " + s.sequencesPerStep() + " sequences per step and seed "
+              + s.seed() + ", but the run now has " + train.size() + ", "
+              + options.sequencesPerStep() + " and " + options.seed()
+              + "; resume with the same datasets, max-length, micro-batch, grad-accum and seed");
+    }
+    model.load(checkpoint);
+    step = s.step();
+    firstEval = s.firstEval();
+    lastEval = s.lastEval();
+    lastCheckpoint = checkpoint;
+    log("resumed from " + checkpoint + " at step " + step + " of " + totalSteps);
+  }
+
+  /**
+   * Trains until the last step or a stop request. Blocks; call it on a worker thread from a GUI.
+   */
+  public RunSummary run() {
+    try {
+      return loop();
+    } catch (RuntimeException | IOException e) {
+      String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+      RunSummary summary =
+          new RunSummary(RunSummary.Outcome.FAILED, step, lastCheckpoint, firstEval, lastEval, msg);
+      listeners.forEach(l -> l.onFinish(summary));
+      if (e instanceof IOException io) {
+        throw new UncheckedIOException(io);
+      }
+      throw (RuntimeException) e;
+    }
+  }
+
+  private RunSummary loop() throws IOException {
+    long tokensPerStep = options.sequencesPerStep() * train.sequenceLength();
+    RunInfo info =
+        new RunInfo(
+            step, totalSteps, options.stepsPerEpoch(train.size()), train.size(),
+            eval == null ? 0 : eval.size(), tokensPerStep, model.trainableParameters(),
+            model.device());
+    listeners.forEach(l -> l.onStart(info));
+    if (eval != null && step == 0 && firstEval == null) {
+      firstEval = evaluate();
+    }
+    long sessionStart = System.nanoTime();
+    long sessionFirstStep = step;
+    while (step < totalSteps) {
+      if (stopRequested) {
+        checkpoint(CheckpointEvent.Reason.STOP);
+        return finish(RunSummary.Outcome.STOPPED);
+      }
+      long t0 = System.nanoTime();
+      StepMetrics m = trainStep(t0, sessionStart, sessionFirstStep);
+      listeners.forEach(l -> l.onStep(m));
+      boolean last = step == totalSteps;
+      if (eval != null && (last || (options.evalEvery() > 0 && step % options.evalEvery() == 0))) {
+        evaluate();
+      }
+      if (last) {
+        checkpoint(CheckpointEvent.Reason.FINAL);
+      } else if (options.checkpointEvery() > 0 && step % options.checkpointEvery() == 0) {
+        checkpoint(CheckpointEvent.Reason.PERIODIC);
+      }
+    }
+    return finish(RunSummary.Outcome.FINISHED);
+  }
+
+  /** One optimizer step over gradAccum micro-batches; increments {@link #step}. */
+  private StepMetrics trainStep(long t0, long sessionStart, long sessionFirstStep) {
+    double lr = schedule.lr(step);
+    long cursor = step * options.sequencesPerStep();
+    List<Batch> micro = new ArrayList<>(options.gradAccum());
+    long stepTokens = 0;
+    for (int a = 0; a < options.gradAccum(); a++) {
+      List<PackedSequence> rows = new ArrayList<>(options.microBatch());
+      for (int b = 0; b < options.microBatch(); b++) {
+        rows.add(train.get(order.at(cursor++)));
+      }
+      Batch batch = Batch.of(rows);
+      stepTokens += batch.labelledTokens();
+      micro.add(batch);
+    }
+    double ceScale = 1.0 / Math.max(1, stepTokens);
+    double auxScale = options.auxLossCoef() / options.gradAccum();
+    double zScale = options.zLossCoef() / options.gradAccum();
+    model.zeroGrad();
+    double lossSum = 0;
+    double aux = 0;
+    double z = 0;
+    RouterStats routing = null;
+    for (Batch batch : micro) {
+      MicroStep r = model.forwardBackward(batch, ceScale, auxScale, zScale);
+      lossSum += r.lossSum();
+      aux += r.auxLoss() / options.gradAccum();
+      z += r.zLoss() / options.gradAccum();
+      if (r.routing() != null) {
+        if (routing == null) {
+          routing = r.routing();
+        } else {
+          routing.add(r.routing());
+        }
+      }
+    }
+    double gradNorm = model.clipGradients(options.clipNorm());
+    model.optimizerStep(lr);
+    step++;
+    long now = System.nanoTime();
+    double stepSeconds = (now - t0) / 1e9;
+    double perStep = (now - sessionStart) / 1e9 / (step - sessionFirstStep);
+    if (routing != null) {
+      ExpertLoad load = routing.toExpertLoad(step);
+      listeners.forEach(l -> l.onExpertLoad(load));
+    }
+    long epoch = order.epochOf(cursor - 1);
+    return new StepMetrics(
+        step, totalSteps, epoch, lossSum / Math.max(1, stepTokens), aux, z, gradNorm, lr,
+        stepTokens, options.sequencesPerStep() * train.sequenceLength() / stepSeconds,
+        perStep * (totalSteps - step));
+  }
+
+  /** Mean cross-entropy over every labelled token of the eval split, in micro-batches. */
+  private EvalMetrics evaluate() {
+    double lossSum = 0;
+    long tokens = 0;
+    for (int start = 0; start < eval.size(); start += options.microBatch()) {
+      List<PackedSequence> rows = new ArrayList<>();
+      for (int i = start; i < Math.min(eval.size(), start + options.microBatch()); i++) {
+        rows.add(eval.get(i));
+      }
+      Batch batch = Batch.of(rows);
+      lossSum += model.evalLossSum(batch);
+      tokens += batch.labelledTokens();
+    }
+    EvalMetrics m = EvalMetrics.of(step, lossSum, tokens);
+    lastEval = m;
+    listeners.forEach(l -> l.onEval(m));
+    return m;
+  }
+
+  private void checkpoint(CheckpointEvent.Reason reason) throws IOException {
+    if (checkpoints == null) {
+      return;
+    }
+    long t0 = System.nanoTime();
+    TrainerState state =
+        new TrainerState(
+            step, totalSteps, options.seed(), train.size(), options.sequencesPerStep(),
+            step * options.sequencesPerStep(), firstEval, lastEval);
+    Path dir =
+        checkpoints.save(
+            step,
+            tmp -> {
+              model.save(tmp);
+              state.write(tmp.resolve(CheckpointStore.COMPLETE_MARKER));
+            },
+            options.keepLast());
+    lastCheckpoint = dir;
+    CheckpointEvent e = new CheckpointEvent(step, dir, reason, (System.nanoTime() - t0) / 1e9);
+    listeners.forEach(l -> l.onCheckpoint(e));
+  }
+
+  private RunSummary finish(RunSummary.Outcome outcome) {
+    RunSummary s = new RunSummary(outcome, step, lastCheckpoint, firstEval, lastEval, null);
+    listeners.forEach(l -> l.onFinish(s));
+    return s;
+  }
+
+  private void log(String line) {
+    listeners.forEach(l -> l.onLog(line));
+  }
+
+  /**
+   * The checkpoint to resume from, given an output directory ({@code <dir>/checkpoints}), a
+   * checkpoints directory, or one checkpoint ({@code step-NNNNNNNN}).
+   */
+  public static Path findCheckpoint(Path dir) throws IOException {
+    if (CheckpointStore.isComplete(dir)) {
+      return dir;
+    }
+    for (Path root : List.of(dir.resolve("checkpoints"), dir)) {
+      if (Files.isDirectory(root)) {
+        var latest = new CheckpointStore(root).latest();
+        if (latest.isPresent()) {
+          return latest.get();
+        }
+      }
+    }
+    throw new IllegalArgumentException(
+        "--resume " + dir + ": no complete checkpoint there (looked for " + dir
+            + "/checkpoints/latest, " + dir + "/latest and " + dir + "/"
+            + CheckpointStore.COMPLETE_MARKER + "); give the output directory of a run");
+  }
+}
