@@ -1,0 +1,114 @@
+package moetune.engine.io;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import moetune.engine.model.MixtralConfig;
+
+/**
+ * The tensor names of a Mixtral checkpoint and the shapes a config implies.
+ *
+ * <p>The canonical names are the hub layout's, in the order transformers lists parameters:
+ * {@code model.embed_tokens.weight}; per layer N: {@code self_attn.q/k/v/o_proj.weight}, {@code
+ * block_sparse_moe.gate.weight} (E, D), {@code block_sparse_moe.experts.e.w1.weight} (F, D) (gate
+ * projection), {@code .w2.weight} (D, F) (down), {@code .w3.weight} (F, D) (up), {@code
+ * input_layernorm.weight} (D), {@code post_attention_layernorm.weight} (D); {@code
+ * model.norm.weight} (D); {@code lm_head.weight} (V, D) unless the embeddings are tied.
+ *
+ * <p>The transformers-v5 fused layout replaces a layer's router and experts with {@code
+ * mlp.gate.weight} (E, D), {@code mlp.experts.gate_up_proj} (E, 2F, D) whose rows [0, F) are w1
+ * and [F, 2F) are w3, and {@code mlp.experts.down_proj} (E, D, F) = w2.
+ */
+public final class MixtralNames {
+  private MixtralNames() {}
+
+  public static final String EMBED = "model.embed_tokens.weight";
+  public static final String NORM = "model.norm.weight";
+  public static final String LM_HEAD = "lm_head.weight";
+
+  public static String layer(int layer) {
+    return "model.layers." + layer + ".";
+  }
+
+  /** Hub router weight (E, D). */
+  public static String router(int layer) {
+    return layer(layer) + "block_sparse_moe.gate.weight";
+  }
+
+  /** Hub expert weight; {@code w} is "w1" (F, D), "w2" (D, F) or "w3" (F, D). */
+  public static String expert(int layer, int e, String w) {
+    return layer(layer) + "block_sparse_moe.experts." + e + "." + w + ".weight";
+  }
+
+  /** Fused-layout router weight (E, D). */
+  public static String fusedRouter(int layer) {
+    return layer(layer) + "mlp.gate.weight";
+  }
+
+  /** Fused-layout (E, 2F, D) = concat(w1, w3) along rows. */
+  public static String fusedGateUp(int layer) {
+    return layer(layer) + "mlp.experts.gate_up_proj";
+  }
+
+  /** Fused-layout (E, D, F) = w2. */
+  public static String fusedDown(int layer) {
+    return layer(layer) + "mlp.experts.down_proj";
+  }
+
+  /** Every canonical (hub) name with its shape, in transformers' parameter order. */
+  public static Map<String, long[]> hubShapes(MixtralConfig c) {
+    Map<String, long[]> m = new LinkedHashMap<>();
+    long v = c.vocabSize;
+    long d = c.hiddenSize;
+    long f = c.intermediateSize;
+    long q = (long) c.numAttentionHeads * c.headDim();
+    long kv = (long) c.numKeyValueHeads * c.headDim();
+    m.put(EMBED, new long[] {v, d});
+    for (int l = 0; l < c.numHiddenLayers; l++) {
+      String p = layer(l);
+      m.put(p + "self_attn.q_proj.weight", new long[] {q, d});
+      m.put(p + "self_attn.k_proj.weight", new long[] {kv, d});
+      m.put(p + "self_attn.v_proj.weight", new long[] {kv, d});
+      m.put(p + "self_attn.o_proj.weight", new long[] {d, q});
+      m.put(router(l), new long[] {c.numLocalExperts, d});
+      for (int e = 0; e < c.numLocalExperts; e++) {
+        m.put(expert(l, e, "w1"), new long[] {f, d});
+        m.put(expert(l, e, "w2"), new long[] {d, f});
+        m.put(expert(l, e, "w3"), new long[] {f, d});
+      }
+      m.put(p + "input_layernorm.weight", new long[] {d});
+      m.put(p + "post_attention_layernorm.weight", new long[] {d});
+    }
+    m.put(NORM, new long[] {d});
+    if (!c.tieWordEmbeddings) {
+      m.put(LM_HEAD, new long[] {v, d});
+    }
+    return m;
+  }
+
+  /** The shapes of one layer's fused-layout tensors. */
+  static Map<String, long[]> fusedShapes(MixtralConfig c, int l) {
+    Map<String, long[]> m = new LinkedHashMap<>();
+    long e = c.numLocalExperts;
+    long d = c.hiddenSize;
+    long f = c.intermediateSize;
+    m.put(fusedRouter(l), new long[] {e, d});
+    m.put(fusedGateUp(l), new long[] {e, 2 * f, d});
+    m.put(fusedDown(l), new long[] {e, d, f});
+    return m;
+  }
+
+  /** A parsed hub expert name, or null if {@code name} is not one. */
+  public static ExpertWeight parseExpert(String name) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile(
+                "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight")
+            .matcher(name);
+    if (!m.matches()) {
+      return null;
+    }
+    return new ExpertWeight(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), m.group(3));
+  }
+
+  /** Layer, expert and which of w1/w2/w3 a hub expert tensor is. */
+  public record ExpertWeight(int layer, int expert, String w) {}
+}
