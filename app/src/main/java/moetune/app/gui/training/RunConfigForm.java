@@ -187,7 +187,7 @@ public final class RunConfigForm {
     Map<String, Object> map;
     try {
       map = mapperFor(file).readValue(file.toFile(), Map.class);
-    } catch (IOException e) {
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
       throw new IllegalArgumentException(file + ": not valid " + (isYaml(file) ? "YAML" : "JSON")
           + ": " + e.getOriginalMessage().lines().findFirst().orElse(""), e);
     }

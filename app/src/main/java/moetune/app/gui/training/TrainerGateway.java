@@ -1,27 +1,30 @@
 package moetune.app.gui.training;
 
 import java.nio.file.Path;
+import moetune.engine.train.RunSummary;
+import moetune.engine.train.TrainingListener;
 
 /**
- * The Training screen's view of the engine trainer. The app's implementation drives the same
- * trainer API and reads the same run-config file as {@code moetune train}, so the GUI and the
- * command line train identically.
+ * The Training screen's way to the engine {@link moetune.engine.train.Trainer}. The app's
+ * implementation reads the same run-config file as {@code moetune train} and builds the
+ * Trainer the same way, so the GUI and the command line train identically; the ViewModel only
+ * sees this so its tests need no model.
  */
 public interface TrainerGateway {
 
   /** A prepared run: {@link #run} blocks until it finishes or is stopped. */
   interface Run {
-    /** Trains until the planned end or a stop request; returns the last step done. */
-    long run() throws Exception;
+    /** Trains until the planned end or a stop request (which writes a checkpoint first). */
+    RunSummary run() throws Exception;
 
-    /** Asks the run to write a checkpoint and return; safe from any thread. */
+    /** Asks the run to stop at the next step boundary, with a checkpoint; any thread. */
     void requestStop();
   }
 
   /**
-   * Reads {@code configFile} (the JSON/YAML `train` reads), loads model and data, and
-   * returns the run, which reports to {@code events}. With {@code resume}, continues from
-   * the latest checkpoint in the config's output directory.
+   * Reads {@code configFile}, loads model and data, and returns the run, reporting to
+   * {@code listener}. With {@code resume}, continues from the latest checkpoint in the
+   * config's output directory.
    */
-  Run prepare(Path configFile, boolean resume, TrainingEvents events) throws Exception;
+  Run prepare(Path configFile, boolean resume, TrainingListener listener) throws Exception;
 }

@@ -16,6 +16,12 @@ import javafx.collections.ObservableList;
 import moetune.app.gui.GuiLog;
 import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
+import moetune.engine.train.CheckpointEvent;
+import moetune.engine.train.EvalMetrics;
+import moetune.engine.train.ExpertLoad;
+import moetune.engine.train.RunSummary;
+import moetune.engine.train.StepMetrics;
+import moetune.engine.train.TrainingListener;
 
 /**
  * The Training screen: the run-config form, Start / Stop / Resume, and the live metrics the
@@ -59,8 +65,6 @@ public final class TrainingViewModel {
   private final AtomicReference<TrainerGateway.Run> active = new AtomicReference<>();
   private final AtomicBoolean stopRequested = new AtomicBoolean();
   private TaskExecutor.Handle handle;
-  private long startNanos;
-  private long firstStep = -1;
 
   public TrainingViewModel(TrainerGateway trainer, TaskExecutor executor, GuiLog log,
       Workspace workspace) {
@@ -163,11 +167,8 @@ public final class TrainingViewModel {
     state.set(State.STARTING);
     status.set((resume ? "Resuming" : "Starting") + " with " + config + " ...");
     log.info((resume ? "resume: " : "start: ") + config);
-    startNanos = System.nanoTime();
-    firstStep = -1;
-    Events events = new Events();
     handle = executor.submit("train", () -> {
-      TrainerGateway.Run run = trainer.prepare(config, resume, events);
+      TrainerGateway.Run run = trainer.prepare(config, resume, new Listener());
       active.set(run);
       if (stopRequested.get()) {
         run.requestStop();
@@ -178,11 +179,11 @@ public final class TrainingViewModel {
         }
       });
       return run.run();
-    }, last -> {
+    }, summary -> {
       active.set(null);
-      boolean stopped = stopRequested.get();
+      boolean stopped = summary.outcome() == RunSummary.Outcome.STOPPED;
       state.set(stopped ? State.STOPPED : State.FINISHED);
-      status.set((stopped ? "Stopped at step " : "Finished at step ") + last
+      status.set((stopped ? "Stopped at step " : "Finished at step ") + summary.step()
           + (lastCheckpoint.get().isEmpty() ? "" : "; checkpoint " + lastCheckpoint.get()));
       if (!stopped) {
         progress.set(1);
@@ -196,25 +197,25 @@ public final class TrainingViewModel {
     });
   }
 
-  /** Trainer thread to UI thread. */
-  private final class Events implements TrainingEvents {
+  /** Trainer thread to UI thread: every callback copies what it needs and hops. */
+  private final class Listener implements TrainingListener {
     @Override
-    public void step(long step, long total, double l, double rate, double gn, double tps) {
-      executor.onUi(() -> onStep(step, total, l, rate, gn, tps));
+    public void onStep(StepMetrics m) {
+      executor.onUi(() -> TrainingViewModel.this.onStep(m));
     }
 
     @Override
-    public void eval(long step, double value) {
-      executor.onUi(() -> add(evalLoss, step, value));
+    public void onEval(EvalMetrics m) {
+      executor.onUi(() -> add(evalLoss, m.step(), m.loss()));
     }
 
     @Override
-    public void expertLoad(long step, double[][] share, double[] entropy) {
-      double[][] copy = new double[share.length][];
-      for (int i = 0; i < share.length; i++) {
-        copy[i] = share[i].clone();
+    public void onExpertLoad(ExpertLoad load) {
+      double[][] copy = new double[load.share().length][];
+      for (int i = 0; i < copy.length; i++) {
+        copy[i] = load.share()[i].clone();
       }
-      double[] ent = entropy.clone();
+      double[] ent = load.entropy().clone();
       executor.onUi(() -> {
         expertLoad.set(copy);
         routerEntropy.set(ent);
@@ -222,49 +223,38 @@ public final class TrainingViewModel {
     }
 
     @Override
-    public void log(String line) {
+    public void onLog(String line) {
       executor.onUi(() -> log.info(line));
     }
 
     @Override
-    public void checkpoint(long step, Path dir) {
+    public void onCheckpoint(CheckpointEvent e) {
       executor.onUi(() -> {
-        lastCheckpoint.set(dir.toString());
-        workspace.checkpointDir().set(dir.toString());
-        log.info("checkpoint at step " + step + ": " + dir);
+        lastCheckpoint.set(e.dir().toString());
+        workspace.checkpointDir().set(e.dir().toString());
+        log.info("checkpoint at step " + e.step() + " (" + e.reason() + "): " + e.dir());
       });
     }
   }
 
-  private void onStep(long step, long total, double l, double rate, double gn, double tps) {
-    add(loss, step, l);
-    add(lr, step, rate);
-    add(gradNorm, step, gn);
-    add(tokensPerS, step, tps);
-    if (firstStep < 0) {
-      firstStep = step;
-      startNanos = System.nanoTime();
-    }
-    progress.set(total > 0 ? Math.min(1.0, (double) step / total) : -1);
-    eta.set(etaText(step, total));
-    latest.set(String.format(Locale.ROOT, "step %d/%d  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s",
-        step, total, l, rate, gn, tps));
+  private void onStep(StepMetrics m) {
+    add(loss, m.step(), m.loss());
+    add(lr, m.step(), m.lr());
+    add(gradNorm, m.step(), m.gradNorm());
+    add(tokensPerS, m.step(), m.tokensPerSecond());
+    long total = m.totalSteps();
+    progress.set(total > 0 ? Math.min(1.0, (double) m.step() / total) : -1);
+    eta.set(m.step() >= total ? "ETA 0s"
+        : "ETA " + format(Duration.ofSeconds(Math.round(m.etaSeconds()))));
+    latest.set(String.format(Locale.ROOT,
+        "step %d/%d  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s",
+        m.step(), total, m.loss(), m.lr(), m.gradNorm(), m.tokensPerSecond()));
     if (state.get() == State.STARTING) {
       state.set(State.RUNNING);
     }
     if (state.get() == State.RUNNING) {
       status.set("Training: " + latest.get());
     }
-  }
-
-  /** Remaining time from the mean step time since the first step seen in this session. */
-  private String etaText(long step, long total) {
-    long done = step - firstStep;
-    if (total <= 0 || done <= 0 || step >= total) {
-      return step >= total && total > 0 ? "ETA 0s" : "ETA -";
-    }
-    double perStep = (System.nanoTime() - startNanos) / 1e9 / done;
-    return "ETA " + format(Duration.ofSeconds(Math.round(perStep * (total - step))));
   }
 
   static String format(Duration d) {
