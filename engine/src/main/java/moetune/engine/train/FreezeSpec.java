@@ -6,10 +6,12 @@ import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * Parameters that are not trained. Frozen parameters keep their values exactly; they get no
- * gradient buffer and no optimizer moments.
+ * Parameters that are not trained. Their gradients are zeroed before every optimizer step and
+ * they are left out of weight decay, so AdamW leaves them bit for bit unchanged (zero gradient,
+ * zero moments, zero update) and they add nothing to the gradient norm.
  *
- * @param router the router (gate) of every layer
+ * @param router the router (gate) of every layer (hub {@code block_sparse_moe.gate} or
+ *     fused {@code mlp.gate})
  * @param attention q/k/v/o projections of every layer
  * @param embeddings the token embedding and the lm_head
  * @param layers whole decoder layers by index (attention, router, experts and norms)
@@ -34,7 +36,7 @@ public record FreezeSpec(boolean router, boolean attention, boolean embeddings, 
     if (layers.contains(layer)) {
       return true;
     }
-    if (router && rest.contains(".block_sparse_moe.gate.")) {
+    if (router && (rest.contains(".block_sparse_moe.gate.") || rest.contains(".mlp.gate."))) {
       return true;
     }
     return attention && rest.contains(".self_attn.");

@@ -17,7 +17,7 @@ import java.util.List;
 
 /**
  * Writes {@code metrics.jsonl}: one JSON object per line, flushed as it happens, with a {@code
- * "type"} of {@code "step"} ({@code step, loss, aux_loss, z_loss, grad_norm, lr, tokens,
+ * "type"} of {@code "step"} ({@code step, epoch, loss, aux_loss, grad_norm, lr, tokens,
  * tokens_per_s}), {@code "eval"} ({@code step, eval_loss, eval_ppl, tokens}), {@code
  * "expert_load"} ({@code step, share: [[...] per layer], entropy: [...] per layer}) or {@code
  * "checkpoint"} ({@code step, dir, reason}).
@@ -72,7 +72,6 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     o.put("epoch", m.epoch());
     o.put("loss", m.loss());
     o.put("aux_loss", m.auxLoss());
-    o.put("z_loss", m.zLoss());
     o.put("grad_norm", m.gradNorm());
     o.put("lr", m.lr());
     o.put("tokens", m.tokens());

@@ -5,9 +5,9 @@ package moetune.engine.train;
  *
  * @param lossSum sum of token cross-entropies over labelled tokens
  * @param labelledTokens tokens with a target
- * @param auxLoss the load-balancing loss (transformers' definition, all layers at once)
- * @param zLoss the router z-loss (0 when not computed)
+ * @param auxLoss the load-balancing loss (transformers' definition, all layers at once), 0 for a
+ *     model without a router
  * @param routing the router's per-layer counts and entropies, or null for a model without one
  */
 public record MicroStep(
-    double lossSum, long labelledTokens, double auxLoss, double zLoss, RouterStats routing) {}
+    double lossSum, long labelledTokens, double auxLoss, RouterStats routing) {}

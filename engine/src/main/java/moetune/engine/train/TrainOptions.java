@@ -15,7 +15,6 @@ package moetune.engine.train;
  * @param minLrRatio the schedule's floor as a fraction of the peak
  * @param clipNorm global gradient-norm clip, 0 for none
  * @param auxLossCoef router load-balancing loss coefficient
- * @param zLossCoef router z-loss coefficient
  * @param freeze parameters that get no updates
  * @param evalEvery evaluate every N steps (and before the first and after the last); 0: only
  *     before and after
@@ -35,7 +34,6 @@ public record TrainOptions(
     double minLrRatio,
     double clipNorm,
     double auxLossCoef,
-    double zLossCoef,
     FreezeSpec freeze,
     long evalEvery,
     long checkpointEvery,

@@ -8,8 +8,8 @@ import java.nio.file.Path;
  * MixtralTrainable} is the real one; tests use small stand-ins to check the loop itself.
  *
  * <p>A step is: {@link #zeroGrad}, {@link #forwardBackward} for each micro-batch (gradients
- * accumulate), {@link #clipGradients}, {@link #optimizerStep}. All of it must be deterministic on
- * the CPU: the same calls in the same order give bit-identical weights.
+ * accumulate), {@link #step}. All of it must be deterministic on the CPU: the same calls in the
+ * same order give bit-identical weights.
  */
 public interface TrainableModel extends AutoCloseable {
 
@@ -24,22 +24,24 @@ public interface TrainableModel extends AutoCloseable {
 
   /**
    * Forward and backward of one micro-batch; parameter gradients accumulate ({@code +=}). The
-   * gradient taken is that of {@code ceScale * sum of token cross-entropies + auxScale * aux loss
-   * + zScale * z loss}; the trainer picks the scales so a step's gradient is that of its mean
-   * loss.
+   * gradient taken is that of {@code weight * (mean cross-entropy over the batch's labelled
+   * tokens + aux coefficient * aux loss)}; the trainer passes the batch's share of the step's
+   * labelled tokens, so a step's gradient is that of the mean over all of its tokens.
    *
-   * @return the unscaled sums and the routing statistics of the batch
+   * @return the batch's loss sums and routing statistics
    */
-  MicroStep forwardBackward(Batch batch, double ceScale, double auxScale, double zScale);
+  MicroStep forwardBackward(TokenBatch batch, double weight);
 
   /** Sum of token cross-entropies over the batch's labelled tokens, without gradients. */
-  double evalLossSum(Batch batch);
+  double evalLossSum(TokenBatch batch);
 
-  /** The global gradient norm (before clipping); scales gradients to maxNorm if above (> 0). */
-  double clipGradients(double maxNorm);
-
-  /** One AdamW step at this learning rate on every trainable parameter. */
-  void optimizerStep(double lr);
+  /**
+   * Clips the accumulated gradients to the configured global norm and takes one AdamW step at
+   * this learning rate on every trainable parameter.
+   *
+   * @return the global gradient norm before clipping
+   */
+  double step(double lr);
 
   /** Writes weights and optimizer state (moments, step count) into an empty directory. */
   void save(Path dir) throws IOException;

@@ -20,8 +20,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>Loss scaling: each step's gradient is that of the mean cross-entropy over every labelled
  * token of the step (all micro-batches together, as transformers does with {@code
- * num_items_in_batch}), plus the aux and z losses averaged over micro-batches times their
- * coefficients.
+ * num_items_in_batch}), plus the aux loss (averaged over micro-batches with the same token
+ * weights) times its coefficient.
  */
 public final class Trainer {
   private final TrainableModel model;
@@ -168,30 +168,28 @@ public final class Trainer {
   private StepMetrics trainStep(long t0, long sessionStart, long sessionFirstStep) {
     double lr = schedule.lr(step);
     long cursor = step * options.sequencesPerStep();
-    List<Batch> micro = new ArrayList<>(options.gradAccum());
+    List<TokenBatch> micro = new ArrayList<>(options.gradAccum());
     long stepTokens = 0;
     for (int a = 0; a < options.gradAccum(); a++) {
       List<PackedSequence> rows = new ArrayList<>(options.microBatch());
       for (int b = 0; b < options.microBatch(); b++) {
         rows.add(train.get(order.at(cursor++)));
       }
-      Batch batch = Batch.of(rows);
+      TokenBatch batch = TokenBatch.of(rows);
       stepTokens += batch.labelledTokens();
       micro.add(batch);
     }
-    double ceScale = 1.0 / Math.max(1, stepTokens);
-    double auxScale = options.auxLossCoef() / options.gradAccum();
-    double zScale = options.zLossCoef() / options.gradAccum();
     model.zeroGrad();
     double lossSum = 0;
     double aux = 0;
-    double z = 0;
     RouterStats routing = null;
-    for (Batch batch : micro) {
-      MicroStep r = model.forwardBackward(batch, ceScale, auxScale, zScale);
+    for (TokenBatch batch : micro) {
+      // Each micro-batch's mean loss weighted by its share of the step's labelled tokens.
+      double weight =
+          stepTokens == 0 ? 1.0 / micro.size() : (double) batch.labelledTokens() / stepTokens;
+      MicroStep r = model.forwardBackward(batch, weight);
       lossSum += r.lossSum();
-      aux += r.auxLoss() / options.gradAccum();
-      z += r.zLoss() / options.gradAccum();
+      aux += weight * r.auxLoss();
       if (r.routing() != null) {
         if (routing == null) {
           routing = r.routing();
@@ -200,8 +198,7 @@ public final class Trainer {
         }
       }
     }
-    double gradNorm = model.clipGradients(options.clipNorm());
-    model.optimizerStep(lr);
+    double gradNorm = model.step(lr);
     step++;
     long now = System.nanoTime();
     double stepSeconds = (now - t0) / 1e9;
@@ -212,7 +209,7 @@ public final class Trainer {
     }
     long epoch = order.epochOf(cursor - 1);
     return new StepMetrics(
-        step, totalSteps, epoch, lossSum / Math.max(1, stepTokens), aux, z, gradNorm, lr,
+        step, totalSteps, epoch, lossSum / Math.max(1, stepTokens), aux, gradNorm, lr,
         stepTokens, options.sequencesPerStep() * train.sequenceLength() / stepSeconds,
         perStep * (totalSteps - step));
   }
@@ -226,7 +223,7 @@ public final class Trainer {
       for (int i = start; i < Math.min(eval.size(), start + options.microBatch()); i++) {
         rows.add(eval.get(i));
       }
-      Batch batch = Batch.of(rows);
+      TokenBatch batch = TokenBatch.of(rows);
       lossSum += model.evalLossSum(batch);
       tokens += batch.labelledTokens();
     }

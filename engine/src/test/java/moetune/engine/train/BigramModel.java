@@ -48,17 +48,17 @@ final class BigramModel implements TrainableModel {
   }
 
   @Override
-  public MicroStep forwardBackward(Batch batch, double ceScale, double auxScale, double zScale) {
-    double lossSum = lossAndGrad(batch, (float) ceScale);
-    return new MicroStep(lossSum, batch.labelledTokens(), 0, 0, null);
+  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+    double lossSum = lossAndGrad(batch, (float) (weight / Math.max(1, batch.labelledTokens())));
+    return new MicroStep(lossSum, batch.labelledTokens(), 0, null);
   }
 
   @Override
-  public double evalLossSum(Batch batch) {
+  public double evalLossSum(TokenBatch batch) {
     return lossAndGrad(batch, 0f);
   }
 
-  private double lossAndGrad(Batch batch, float scale) {
+  private double lossAndGrad(TokenBatch batch, float scale) {
     double sum = 0;
     float[] p = new float[v];
     for (int n = 0; n < batch.inputIds().length; n++) {
@@ -84,8 +84,15 @@ final class BigramModel implements TrainableModel {
     return sum;
   }
 
+  /** Clips to 1.0, then AdamW. */
   @Override
-  public double clipGradients(double maxNorm) {
+  public double step(double lr) {
+    double norm = clipGradients(1.0);
+    optimizerStep(lr);
+    return norm;
+  }
+
+  private double clipGradients(double maxNorm) {
     double sq = 0;
     for (float x : g) sq += (double) x * x;
     double norm = Math.sqrt(sq);
@@ -96,8 +103,7 @@ final class BigramModel implements TrainableModel {
     return norm;
   }
 
-  @Override
-  public void optimizerStep(double lr) {
+  private void optimizerStep(double lr) {
     adamStep++;
     float b1 = 0.9f;
     float b2 = 0.95f;

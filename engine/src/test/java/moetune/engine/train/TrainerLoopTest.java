@@ -36,7 +36,7 @@ class TrainerLoopTest {
   static TrainOptions options(long maxSteps, long checkpointEvery) {
     return new TrainOptions(
         3, 2, 1, maxSteps, new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-        LrSchedule.Kind.COSINE, 3, 0.1, 1.0, 0.0, 0.0, FreezeSpec.NONE, 5, checkpointEvery, 2, 7,
+        LrSchedule.Kind.COSINE, 3, 0.1, 1.0, 0.0, FreezeSpec.NONE, 5, checkpointEvery, 2, 7,
         true);
   }
 

@@ -14,12 +14,12 @@ import java.util.List;
  * @param docIds (B*T) per-row document ids, -1 for padding
  * @param labelledTokens positions whose target is not -100
  */
-public record Batch(
+public record TokenBatch(
     int batch, int seqLen, int[] inputIds, int[] targets, int[] positions, int[] docIds,
     long labelledTokens) {
 
   /** Stacks sequences of equal length into one batch. */
-  public static Batch of(List<PackedSequence> rows) {
+  public static TokenBatch of(List<PackedSequence> rows) {
     int b = rows.size();
     int t = rows.getFirst().length();
     int[] ids = new int[b * t];
@@ -31,7 +31,7 @@ public record Batch(
       PackedSequence s = rows.get(r);
       if (s.length() != t) {
         throw new IllegalArgumentException(
-            "Batch: row 0 has " + t + " positions but row " + r + " has " + s.length());
+            "TokenBatch: row 0 has " + t + " positions but row " + r + " has " + s.length());
       }
       System.arraycopy(s.inputIds(), 0, ids, r * t, t);
       System.arraycopy(s.targets(), 0, targets, r * t, t);
@@ -39,6 +39,6 @@ public record Batch(
       System.arraycopy(s.docIds(), 0, docs, r * t, t);
       labelled += s.labelledTokens();
     }
-    return new Batch(b, t, ids, targets, positions, docs, labelled);
+    return new TokenBatch(b, t, ids, targets, positions, docs, labelled);
   }
 }

@@ -1,0 +1,71 @@
+package moetune.app.config;
+
+import java.util.List;
+
+/**
+ * One field of the run config: its key (also its flag, {@code --key}), type, default, the valid
+ * range or choices and a line of help. {@link RunConfigFields} lists them all; the file parser,
+ * the flags of {@code moetune train} and the printed config are generated from that list, so
+ * every field is a flag by construction.
+ *
+ * @param key the name in the file and, with {@code --}, on the command line
+ * @param type the kind of value
+ * @param defaultValue the value when neither the file nor a flag gives one (null: none / required)
+ * @param choices the valid words of a CHOICE field (empty otherwise)
+ * @param min the smallest valid number (numeric fields), or null
+ * @param minExclusive whether min itself is invalid
+ * @param max the largest valid number, or null
+ * @param required whether a run needs a value
+ * @param help one line for --help
+ */
+public record ConfigField(
+    String key,
+    FieldType type,
+    Object defaultValue,
+    List<String> choices,
+    Double min,
+    boolean minExclusive,
+    Double max,
+    boolean required,
+    String help) {
+
+  static ConfigField of(String key, FieldType type, Object def, String help) {
+    return new ConfigField(key, type, def, List.of(), null, false, null, false, help);
+  }
+
+  ConfigField makeRequired() {
+    return new ConfigField(key, type, defaultValue, choices, min, minExclusive, max, true, help);
+  }
+
+  ConfigField choices(String... words) {
+    return new ConfigField(key, type, defaultValue, List.of(words), min, minExclusive, max, required, help);
+  }
+
+  ConfigField atLeast(double v) {
+    return new ConfigField(key, type, defaultValue, choices, v, false, max, required, help);
+  }
+
+  ConfigField above(double v) {
+    return new ConfigField(key, type, defaultValue, choices, v, true, max, required, help);
+  }
+
+  ConfigField atMost(double v) {
+    return new ConfigField(key, type, defaultValue, choices, min, minExclusive, v, required, help);
+  }
+
+  /** The valid range in words, for error messages: "> 0", ">= 0 and <= 1". */
+  String range() {
+    StringBuilder sb = new StringBuilder();
+    if (min != null) {
+      sb.append(minExclusive ? "> " : ">= ").append(num(min));
+    }
+    if (max != null) {
+      sb.append(sb.isEmpty() ? "" : " and ").append("<= ").append(num(max));
+    }
+    return sb.toString();
+  }
+
+  private static String num(double d) {
+    return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+  }
+}

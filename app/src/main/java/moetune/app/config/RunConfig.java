@@ -1,0 +1,211 @@
+package moetune.app.config;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import moetune.engine.train.AdamWOptions;
+import moetune.engine.train.FreezeSpec;
+import moetune.engine.train.LrSchedule;
+import moetune.engine.train.TrainOptions;
+
+/**
+ * A validated run config: every field of {@link RunConfigFields} with a value of its type (or
+ * null where a field has no default and none was given). Immutable; {@link #with} makes an
+ * edited copy (the GUI's form edits through it). Built by {@link RunConfigParser}.
+ */
+public final class RunConfig {
+  private final Map<String, Object> values; // key -> String, Integer, Long, Double, Boolean, List
+
+  RunConfig(Map<String, Object> values) {
+    this.values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
+  }
+
+  /** Every field at its default. */
+  public static RunConfig defaults() {
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (ConfigField f : RunConfigFields.ALL) {
+      m.put(f.key(), f.defaultValue());
+    }
+    return new RunConfig(m);
+  }
+
+  /** The raw value of a field. */
+  public Object get(String key) {
+    if (!values.containsKey(key)) {
+      throw new IllegalArgumentException("no run config field '" + key + "'");
+    }
+    return values.get(key);
+  }
+
+  /** A copy with one field set from text, validated as a flag would be. */
+  public RunConfig with(String key, String text) {
+    return RunConfigParser.override(this, Map.of(key, text));
+  }
+
+  Map<String, Object> values() {
+    return values;
+  }
+
+  public String model() {
+    return (String) values.get("model");
+  }
+
+  public String tokenizer() {
+    return (String) values.get("tokenizer");
+  }
+
+  /** The training datasets, with the top-level format, template and labels filled in. */
+  public List<DatasetSpec> datasets() {
+    return resolved("datasets");
+  }
+
+  /** The held-out datasets, resolved like {@link #datasets}. */
+  public List<DatasetSpec> evalDatasets() {
+    return resolved("eval-datasets");
+  }
+
+  private List<DatasetSpec> resolved(String key) {
+    List<DatasetSpec> out = new ArrayList<>();
+    for (Object o : (List<?>) values.get(key)) {
+      DatasetSpec d = (DatasetSpec) o;
+      out.add(
+          new DatasetSpec(
+              d.path(),
+              d.format() != null ? d.format() : (String) values.get("format"),
+              d.template() != null ? d.template() : (String) values.get("template"),
+              d.labels() != null ? d.labels() : (String) values.get("labels")));
+    }
+    return List.copyOf(out);
+  }
+
+  public double evalSplit() {
+    return (Double) values.get("eval-split");
+  }
+
+  public int maxLength() {
+    return (Integer) values.get("max-length");
+  }
+
+  public boolean packing() {
+    return (Boolean) values.get("packing");
+  }
+
+  public long seed() {
+    return (Long) values.get("seed");
+  }
+
+  public String device() {
+    return (String) values.get("device");
+  }
+
+  public String precision() {
+    return (String) values.get("precision");
+  }
+
+  public String out() {
+    return (String) values.get("out");
+  }
+
+  /** The aux-loss coefficient given, or null to use the model config's. */
+  public Double auxLossCoef() {
+    return (Double) values.get("aux-loss-coef");
+  }
+
+  @SuppressWarnings("unchecked")
+  public FreezeSpec freeze() {
+    boolean router = false;
+    boolean attention = false;
+    boolean embeddings = false;
+    Set<Integer> layers = new TreeSet<>();
+    for (String w : (List<String>) values.get("freeze")) {
+      switch (w) {
+        case "router" -> router = true;
+        case "attention" -> attention = true;
+        case "embeddings" -> embeddings = true;
+        default -> layers.addAll(RunConfigParser.parseLayers(w));
+      }
+    }
+    return new FreezeSpec(router, attention, embeddings, layers);
+  }
+
+  /** The engine's options, with the aux-loss coefficient resolved by the caller. */
+  public TrainOptions trainOptions(double auxLossCoef) {
+    return new TrainOptions(
+        (Integer) values.get("micro-batch"),
+        (Integer) values.get("grad-accum"),
+        (Integer) values.get("epochs"),
+        (Long) values.get("max-steps"),
+        new AdamWOptions(
+            (Double) values.get("lr"),
+            (Double) values.get("beta1"),
+            (Double) values.get("beta2"),
+            (Double) values.get("eps"),
+            (Double) values.get("weight-decay"),
+            AdamWOptions.Decay.parse((String) values.get("decay"))),
+        LrSchedule.Kind.parse((String) values.get("schedule")),
+        (Long) values.get("warmup-steps"),
+        (Double) values.get("min-lr-ratio"),
+        (Double) values.get("clip"),
+        auxLossCoef,
+        freeze(),
+        (Long) values.get("eval-every"),
+        (Long) values.get("checkpoint-every"),
+        (Integer) values.get("keep-last"),
+        seed(),
+        (Boolean) values.get("shuffle"));
+  }
+
+  /** The config as a tree of plain values, in field order (what {@link #toYaml} prints). */
+  public Map<String, Object> toTree() {
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (ConfigField f : RunConfigFields.ALL) {
+      Object v = values.get(f.key());
+      if (f.type() == FieldType.DATASETS) {
+        List<Object> list = new ArrayList<>();
+        for (DatasetSpec d : resolved(f.key())) {
+          Map<String, Object> dm = new LinkedHashMap<>();
+          dm.put("path", d.path());
+          dm.put("format", d.format());
+          dm.put("template", d.template());
+          dm.put("labels", d.labels());
+          list.add(dm);
+        }
+        v = list;
+      }
+      m.put(f.key(), v);
+    }
+    return m;
+  }
+
+  /** The full config as YAML that {@link RunConfigParser} reads back to an equal config. */
+  public String toYaml() {
+    try {
+      ObjectMapper yaml =
+          new ObjectMapper(
+              YAMLFactory.builder()
+                  .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+                  .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES)
+                  .build());
+      return yaml.writeValueAsString(toTree());
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("cannot print the run config", e);
+    }
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof RunConfig r && r.toTree().equals(toTree());
+  }
+
+  @Override
+  public int hashCode() {
+    return toTree().hashCode();
+  }
+}

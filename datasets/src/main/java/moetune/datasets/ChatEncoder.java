@@ -1,0 +1,131 @@
+package moetune.datasets;
+
+import java.util.Arrays;
+import java.util.List;
+import moetune.templates.ConversationTemplate;
+import moetune.templates.Message;
+import moetune.templates.RenderedPrompt;
+import moetune.templates.Role;
+import moetune.templates.Span;
+import moetune.templates.SpanKind;
+
+/**
+ * Renders a {@link ChatRecord} with a template and turns it into token ids and labels.
+ *
+ * <p><b>How spans become tokens.</b> The rendered prompt is tokenized once, whole, exactly as
+ * {@code tokenizer(prompt)} in transformers would (BOS from the tokenizer's post-processor).
+ * Each token's character offsets then say which rendered spans it covers. This is the
+ * per-segment split done after tokenizing rather than before: encoding segments separately
+ * would change the ids of SentencePiece-style tokenizers (Mistral/Llama prepend "▁" to every
+ * encode call and to each piece after a special token), so the concatenation would differ from
+ * what the model sees at inference. Here the ids are always exactly the whole-prompt ids, and
+ * there is no FastChat "tokenization mismatch" that drops samples.
+ *
+ * <p><b>Labels.</b> A token is trained (label = its id) if any character it covers is
+ * assistant output ({@link SpanKind#ASSISTANT} or {@link SpanKind#END_OF_REPLY}) of a turn the
+ * {@link LabelMode} selects. So "▁Hello" whose "▁" is the template's space after
+ * {@code ASSISTANT:} is trained: it is the token the model must produce there. All other tokens
+ * get -100, and so does the first token of every document (nothing precedes it within the
+ * document; in a packed row it would otherwise be the target of the previous document's last
+ * token). Labels are not shifted.
+ *
+ * <p><b>Truncation.</b> Sequences longer than {@code maxLength} keep their first {@code
+ * maxLength} tokens; {@link EncodedChat#truncated()} says so and the statistics count it.
+ */
+public final class ChatEncoder {
+  /** The label of a token that carries no loss (PyTorch's ignore_index). */
+  public static final int IGNORE = -100;
+
+  private final ChatTokenizer tokenizer;
+  private final ConversationTemplate template;
+  private final LabelMode mode;
+  private final int maxLength;
+
+  /**
+   * @param maxLength the longest sequence kept, in tokens (≥ 2); longer ones are truncated
+   */
+  public ChatEncoder(ChatTokenizer tokenizer, ConversationTemplate template, LabelMode mode,
+      int maxLength) {
+    if (maxLength < 2) {
+      throw new DatasetException("max length " + maxLength + " is too small; use at least 2");
+    }
+    this.tokenizer = tokenizer;
+    this.template = template;
+    this.mode = mode;
+    this.maxLength = maxLength;
+  }
+
+  public ConversationTemplate template() {
+    return template;
+  }
+
+  public ChatTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  public int maxLength() {
+    return maxLength;
+  }
+
+  /** The record rendered by this encoder's template (its own system message or the default). */
+  public RenderedPrompt render(ChatRecord r) {
+    return template.render(r.system(), r.messages());
+  }
+
+  /** Tokens and labels of one record. */
+  public EncodedChat encode(ChatRecord r) {
+    RenderedPrompt p = render(r);
+    TokenizedText tt = tokenizer.encode(p.text());
+    int last = lastReply(r.messages());
+    List<Span> spans = p.spans();
+    int n = tt.length();
+    int[] labels = new int[n];
+    SpanKind[] kinds = new SpanKind[n];
+    for (int j = 0; j < n; j++) {
+      int s = tt.starts()[j];
+      int e = tt.ends()[j];
+      boolean trained = mode == LabelMode.EVERYTHING;
+      if (s >= 0 && e > s) {
+        int k = spanAt(spans, s);
+        kinds[j] = spans.get(k).kind();
+        for (; !trained && k < spans.size() && spans.get(k).start() < e; k++) {
+          Span sp = spans.get(k);
+          trained = sp.kind().assistantOutput()
+              && (mode == LabelMode.ALL_ASSISTANT || sp.message() == last);
+        }
+      }
+      labels[j] = trained ? tt.ids()[j] : IGNORE;
+    }
+    if (n > 0) {
+      labels[0] = IGNORE;
+    }
+    int keep = Math.min(n, maxLength);
+    return new EncodedChat(Arrays.copyOf(tt.ids(), keep), Arrays.copyOf(labels, keep),
+        Arrays.copyOf(kinds, keep), n, r.origin());
+  }
+
+  /** The index of the last assistant message with content, or -1. */
+  private static int lastReply(List<Message> messages) {
+    for (int i = messages.size() - 1; i >= 0; i--) {
+      if (messages.get(i).role() == Role.ASSISTANT && messages.get(i).filled()) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** The index of the span holding char {@code c} (spans partition the text, sorted). */
+  private static int spanAt(List<Span> spans, int c) {
+    int lo = 0;
+    int hi = spans.size() - 1;
+    while (lo < hi) {
+      int mid = (lo + hi + 1) >>> 1;
+      if (spans.get(mid).start() <= c) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  }
+}

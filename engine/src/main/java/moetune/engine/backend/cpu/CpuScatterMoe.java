@@ -1,0 +1,319 @@
+package moetune.engine.backend.cpu;
+
+import java.util.ArrayList;
+import java.util.List;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * ScatterMoE's kernels on the CPU: scatter2scatter (the grouped product, reading and writing
+ * rows through the routing indices), group, groupXtY, combine and the gates' gradient.
+ *
+ * <p>scatter2scatter and groupXtY run {@link CpuMatmul#tile} on each expert's run of rows; the
+ * tile reads input rows through a row-offset table, so rows are gathered on the fly, never
+ * copied, as in ScatterMoE.
+ */
+final class CpuScatterMoe {
+  private static final int ROWS_PER_TASK = 32;
+
+  private final Parallel par;
+
+  CpuScatterMoe(Parallel par) {
+    this.par = par;
+  }
+
+  /** One tile of scatter2scatter's work: rows [p0, p1) of one expert, columns [n0, n1). */
+  private record Job(int expert, int p0, int p1, int n0, int n1) {}
+
+  /** Backend#scatter2scatter. */
+  void scatter2scatter(
+      Tensor xt, Tensor wt, Tensor biast, boolean transW, int fanOut, Tensor sortedExpt,
+      Tensor sortedScatt, boolean groupedIn, boolean groupedOut, Tensor yt) {
+    String op = "scatter2scatter";
+    CpuTensor w = Args.f32(op, "W", wt);
+    Args.check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, I)");
+    int e = Math.toIntExact(w.dim(0));
+    int o = Math.toIntExact(w.dim(1));
+    int i = Math.toIntExact(w.dim(2));
+    int in = transW ? i : o;
+    int out = transW ? o : i;
+    CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt);
+    int m = sortedExp.size();
+    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt, m);
+    Args.check(fanOut >= 1 && m % fanOut == 0,
+        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
+    int xRows = groupedIn ? m : m / fanOut;
+    CpuTensor x = Args.f32(op, "X", xt);
+    Args.check(x.numel() == (long) xRows * in,
+        op + ": X " + x.describe() + " must be (" + xRows + ", " + in + ") for " + m
+            + " routed rows, k=" + fanOut + (groupedIn ? ", grouped" : "") + " and W "
+            + w.describe() + (transW ? "^T" : ""));
+    CpuTensor y = Args.f32(op, "Y", yt, (long) m * out);
+    CpuTensor bias = biast == null ? null : Args.f32(op, "bias", biast, (long) e * out);
+    CpuMatmul.checkNoOverlap(op, y, x, "X");
+    int[] ev = routedExperts(op, sortedExp, e);
+    int[] sv = permutation(op, sortedScat);
+
+    // Row tables: where each routed row's input starts, where its output goes.
+    int[] aRow = new int[m];
+    int[] yRow = new int[m];
+    for (int p = 0; p < m; p++) {
+      aRow[p] = x.offset() + (groupedIn ? p : sv[p] / fanOut) * in;
+      yRow[p] = y.offset() + (groupedOut ? p : sv[p]) * out;
+    }
+    // B' for expert e, (in, out) with contiguous rows: W[e] itself, or its packed transpose.
+    float[][] packed = new float[e][];
+    if (transW) {
+      boolean[] used = new boolean[e];
+      for (int p = 0; p < m; p++) {
+        used[ev[p]] = true;
+      }
+      par.forEach(e, x1 -> {
+        if (used[x1]) {
+          packed[x1] = transposeSerial(w.floats(), w.offset() + x1 * o * i, o, i);
+        }
+      });
+    }
+    List<Job> jobs = jobs(ev, out);
+    float[] xv = x.floats();
+    float[] yv = y.floats();
+    float[] bv = bias == null ? null : bias.floats();
+    par.forEach(jobs.size(), t -> {
+      Job job = jobs.get(t);
+      int ex = job.expert();
+      float[] bData = transW ? packed[ex] : w.floats();
+      int bOff = transW ? 0 : w.offset() + ex * o * i;
+      int width = job.n1() - job.n0();
+      float[] acc = new float[(job.p1() - job.p0()) * width];
+      CpuMatmul.tile(xv, aRow, 1, in, bData, bOff, out, job.p0(), job.p1(), job.n0(), job.n1(), acc);
+      for (int p = job.p0(); p < job.p1(); p++) {
+        int yo = yRow[p] + job.n0();
+        int ao = (p - job.p0()) * width;
+        if (bv == null) {
+          System.arraycopy(acc, ao, yv, yo, width);
+        } else {
+          int bo = bias.offset() + ex * out + job.n0();
+          for (int j = 0; j < width; j++) {
+            yv[yo + j] = acc[ao + j] + bv[bo + j];
+          }
+        }
+      }
+    });
+  }
+
+  /** Backend#group: out[p] = x[s_p / fanOut] * gates[s_p] (gates null: 1). */
+  void group(Tensor xt, Tensor sortedScatt, int fanOut, Tensor gatest, Tensor outt) {
+    String op = "group";
+    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt);
+    int m = sortedScat.size();
+    Args.check(fanOut >= 1 && m % fanOut == 0,
+        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
+    CpuTensor x = Args.f32(op, "x", xt);
+    int d = Math.toIntExact(x.cols());
+    Args.numel(op, "x", x, (long) (m / fanOut) * d);
+    CpuTensor out = Args.f32(op, "out", outt, (long) m * d);
+    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest, m);
+    CpuMatmul.checkNoOverlap(op, out, x, "x");
+    int[] sv = permutation(op, sortedScat);
+    float[] xv = x.floats();
+    float[] ov = out.floats();
+    float[] gv = gates == null ? null : gates.floats();
+    par.forChunks(m, ROWS_PER_TASK, (p0, p1) -> {
+      for (int p = p0; p < p1; p++) {
+        int xo = x.offset() + (sv[p] / fanOut) * d;
+        int oo = out.offset() + p * d;
+        if (gv == null) {
+          System.arraycopy(xv, xo, ov, oo, d);
+        } else {
+          float g = gv[gates.offset() + sv[p]];
+          for (int c = 0; c < d; c++) {
+            ov[oo + c] = xv[xo + c] * g;
+          }
+        }
+      }
+    });
+  }
+
+  /** Backend#groupXtY: dW[e] += dy_e^T x_e, db[e] += column sums of dy_e. */
+  void groupXtY(Tensor xt, Tensor dyt, Tensor offsetst, Tensor dwt, Tensor dbt) {
+    String op = "groupXtY";
+    CpuTensor dw = Args.f32(op, "dW", dwt);
+    Args.check(dw.rank() == 3, op + ": dW " + dw.describe() + " must be (E, O, I)");
+    int e = Math.toIntExact(dw.dim(0));
+    int o = Math.toIntExact(dw.dim(1));
+    int i = Math.toIntExact(dw.dim(2));
+    CpuTensor offsets = Args.i32(op, "expertOffsets", offsetst, e);
+    int[] start = new int[e + 1];
+    for (int x = 0; x < e; x++) {
+      start[x + 1] = offsets.ints()[offsets.offset() + x];
+      Args.check(start[x + 1] >= start[x],
+          op + ": expertOffsets decrease at expert " + x + " (" + start[x] + " > " + start[x + 1] + ")");
+    }
+    int m = start[e];
+    CpuTensor x = Args.f32(op, "x", xt, (long) m * i);
+    CpuTensor dy = Args.f32(op, "dy", dyt, (long) m * o);
+    CpuTensor db = dbt == null ? null : Args.f32(op, "db", dbt, (long) e * o);
+    float[] xv = x.floats();
+    float[] gv = dy.floats();
+    float[] wv = dw.floats();
+    int tilesO = (o + CpuMatmul.TILE_M - 1) / CpuMatmul.TILE_M;
+    int tilesI = (i + CpuMatmul.TILE_N - 1) / CpuMatmul.TILE_N;
+    par.forEach(e * tilesO * tilesI, t -> {
+      int ex = t / (tilesO * tilesI);
+      int rows = start[ex + 1] - start[ex];
+      if (rows == 0) {
+        return; // an expert without tokens gets no gradient
+      }
+      int o0 = ((t / tilesI) % tilesO) * CpuMatmul.TILE_M;
+      int o1 = Math.min(o, o0 + CpuMatmul.TILE_M);
+      int n0 = (t % tilesI) * CpuMatmul.TILE_N;
+      int n1 = Math.min(i, n0 + CpuMatmul.TILE_N);
+      // A'(r, p) = dy[start + p, r]: column r of the expert's dy rows, read with stride O.
+      int[] aRow = new int[o1];
+      for (int r = o0; r < o1; r++) {
+        aRow[r] = dy.offset() + start[ex] * o + r;
+      }
+      int width = n1 - n0;
+      float[] acc = new float[(o1 - o0) * width];
+      CpuMatmul.tile(gv, aRow, o, rows, xv, x.offset() + start[ex] * i, i, o0, o1, n0, n1, acc);
+      for (int r = o0; r < o1; r++) {
+        int wo = dw.offset() + (ex * o + r) * i + n0;
+        int ao = (r - o0) * width;
+        for (int c = 0; c < width; c++) {
+          wv[wo + c] += acc[ao + c];
+        }
+      }
+    });
+    if (db != null) {
+      float[] bv = db.floats();
+      par.forEach(e, ex -> {
+        if (start[ex + 1] == start[ex]) {
+          return;
+        }
+        float[] acc = new float[o];
+        for (int p = start[ex]; p < start[ex + 1]; p++) {
+          int go = dy.offset() + p * o;
+          for (int r = 0; r < o; r++) {
+            acc[r] += gv[go + r];
+          }
+        }
+        for (int r = 0; r < o; r++) {
+          bv[db.offset() + ex * o + r] += acc[r];
+        }
+      });
+    }
+  }
+
+  /** Backend#combine: y[n] = sum_j g[n, j] * expanded[n*K + j] (g = 1 when gates is null). */
+  void combine(Tensor expandedt, Tensor gatest, int k, Tensor yt) {
+    String op = "combine";
+    CpuTensor y = Args.f32(op, "y", yt);
+    int d = Math.toIntExact(y.cols());
+    int n = Math.toIntExact(y.rows());
+    Args.check(k >= 1, op + ": k=" + k + " must be >= 1");
+    CpuTensor ex = Args.f32(op, "expanded", expandedt, (long) n * k * d);
+    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest, (long) n * k);
+    CpuMatmul.checkNoOverlap(op, y, ex, "expanded");
+    float[] xv = ex.floats();
+    float[] yv = y.floats();
+    float[] gv = gates == null ? null : gates.floats();
+    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
+      for (int r = r0; r < r1; r++) {
+        int yo = y.offset() + r * d;
+        java.util.Arrays.fill(yv, yo, yo + d, 0f);
+        for (int j = 0; j < k; j++) {
+          float g = gv == null ? 1f : gv[gates.offset() + r * k + j];
+          int xo = ex.offset() + (r * k + j) * d;
+          for (int c = 0; c < d; c++) {
+            yv[yo + c] += g * xv[xo + c];
+          }
+        }
+      }
+    });
+  }
+
+  /** Backend#combineGatesBackward: dGates[n, j] = dot(dY[n], expanded[n*K + j]). */
+  void combineGatesBackward(Tensor dyt, Tensor expandedt, int k, Tensor dGatest) {
+    String op = "combineGatesBackward";
+    CpuTensor dy = Args.f32(op, "dY", dyt);
+    int d = Math.toIntExact(dy.cols());
+    int n = Math.toIntExact(dy.rows());
+    Args.check(k >= 1, op + ": k=" + k + " must be >= 1");
+    CpuTensor ex = Args.f32(op, "expanded", expandedt, (long) n * k * d);
+    CpuTensor dg = Args.f32(op, "dGates", dGatest, (long) n * k);
+    float[] gv = dy.floats();
+    float[] xv = ex.floats();
+    float[] dv = dg.floats();
+    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
+      for (int r = r0; r < r1; r++) {
+        for (int j = 0; j < k; j++) {
+          double s = 0;
+          int xo = ex.offset() + (r * k + j) * d;
+          int go = dy.offset() + r * d;
+          for (int c = 0; c < d; c++) {
+            s += (double) gv[go + c] * xv[xo + c];
+          }
+          dv[dg.offset() + r * k + j] = (float) s;
+        }
+      }
+    });
+  }
+
+  /** Tiles over each run of equal experts in expert order: ROWS x TILE_N blocks. */
+  private static List<Job> jobs(int[] ev, int out) {
+    List<Job> jobs = new ArrayList<>();
+    int p = 0;
+    while (p < ev.length) {
+      int end = p;
+      while (end < ev.length && ev[end] == ev[p]) {
+        end++;
+      }
+      for (int r0 = p; r0 < end; r0 += CpuMatmul.TILE_M) {
+        int r1 = Math.min(end, r0 + CpuMatmul.TILE_M);
+        for (int n0 = 0; n0 < out; n0 += CpuMatmul.TILE_N) {
+          jobs.add(new Job(ev[p], r0, r1, n0, Math.min(out, n0 + CpuMatmul.TILE_N)));
+        }
+      }
+      p = end;
+    }
+    return jobs;
+  }
+
+  private static int[] routedExperts(String op, CpuTensor sortedExp, int e) {
+    int[] ev = new int[sortedExp.size()];
+    int[] src = sortedExp.ints();
+    for (int p = 0; p < ev.length; p++) {
+      ev[p] = src[sortedExp.offset() + p];
+      Args.check(ev[p] >= 0 && ev[p] < e,
+          op + ": sortedExpertIdxs[" + p + "] = " + ev[p] + " is not an expert in [0, " + e + ")");
+    }
+    return ev;
+  }
+
+  /** The scattered indices, checked to be a permutation of [0, M) so every row is written once. */
+  private static int[] permutation(String op, CpuTensor sortedScat) {
+    int m = sortedScat.size();
+    int[] sv = new int[m];
+    boolean[] seen = new boolean[m];
+    int[] src = sortedScat.ints();
+    for (int p = 0; p < m; p++) {
+      int s = src[sortedScat.offset() + p];
+      Args.check(s >= 0 && s < m && !seen[s],
+          op + ": sortedScatteredIdxs[" + p + "] = " + s + " is "
+              + (s >= 0 && s < m ? "repeated" : "outside [0, " + m + ")")
+              + "; it must be a permutation of the routed rows");
+      seen[s] = true;
+      sv[p] = s;
+    }
+    return sv;
+  }
+
+  private static float[] transposeSerial(float[] src, int off, int rows, int cols) {
+    float[] dst = new float[rows * cols];
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < cols; c++) {
+        dst[c * rows + r] = src[off + r * cols + c];
+      }
+    }
+    return dst;
+  }
+}

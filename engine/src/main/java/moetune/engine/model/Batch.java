@@ -1,0 +1,145 @@
+package moetune.engine.model;
+
+import java.util.Arrays;
+
+/**
+ * One batch of B rows of T tokens for {@link MixtralModel#forward}, on the host, row-major
+ * (index b*T + t).
+ *
+ * @param batchSize B
+ * @param seqLen T
+ * @param inputIds token ids (B*T)
+ * @param labels target ids (B*T) as HF's labels: not yet shifted (position t is predicted from
+ *     the tokens before it), -100 = ignored; null for a forward without loss
+ * @param attentionMask 1 for real tokens, 0 for padding (B*T), or null: padding keys are never
+ *     attended to and padding rows are left out of the load-balancing loss, as in transformers
+ * @param positions RoPE positions (B*T), or null for 0..T-1 in every row
+ * @param docIds document id of every token (B*T), or null: with packed sequences a token attends
+ *     only to earlier tokens of its own document. Give positions restarting at 0 per document
+ *     and set the label of each document's first token to -100 so that no target crosses a
+ *     document boundary.
+ */
+public record Batch(
+    int batchSize, int seqLen, int[] inputIds, int[] labels, int[] attentionMask, int[] positions,
+    int[] docIds) {
+
+  /** Ignored target, as torch's CrossEntropyLoss ignore_index. */
+  public static final int IGNORE_INDEX = -100;
+
+  public Batch {
+    if (batchSize <= 0 || seqLen <= 0) {
+      throw new IllegalArgumentException("Batch: need B > 0 and T > 0, got B=" + batchSize + " T=" + seqLen);
+    }
+    check("inputIds", inputIds, batchSize, seqLen, false);
+    check("labels", labels, batchSize, seqLen, true);
+    check("attentionMask", attentionMask, batchSize, seqLen, true);
+    check("positions", positions, batchSize, seqLen, true);
+    check("docIds", docIds, batchSize, seqLen, true);
+  }
+
+  /** A batch from rows of equal length: ids[b][t], labels[b][t] (labels may be null). */
+  public static Batch of(int[][] ids, int[][] labels) {
+    return new Batch(ids.length, ids[0].length, flatten(ids), labels == null ? null : flatten(labels), null,
+        null, null);
+  }
+
+  /** This batch with an attention mask mask[b][t] (1 real, 0 padding). */
+  public Batch withAttentionMask(int[][] mask) {
+    return new Batch(batchSize, seqLen, inputIds, labels, flatten(mask), positions, docIds);
+  }
+
+  /** This batch packed: positions[b][t] restart per document, docIds[b][t] name documents. */
+  public Batch withPacking(int[][] positions, int[][] docIds) {
+    return new Batch(batchSize, seqLen, inputIds, labels, attentionMask, flatten(positions), flatten(docIds));
+  }
+
+  /** N = B*T. */
+  public int tokens() {
+    return batchSize * seqLen;
+  }
+
+  /** HF's shift: target[b, t] = labels[b, t+1], and -100 at the last position of every row. */
+  int[] shiftedTargets() {
+    int[] out = new int[tokens()];
+    for (int b = 0; b < batchSize; b++) {
+      for (int t = 0; t < seqLen; t++) {
+        out[b * seqLen + t] = t + 1 < seqLen ? labels[b * seqLen + t + 1] : IGNORE_INDEX;
+      }
+    }
+    return out;
+  }
+
+  /** Positions given or 0..T-1 per row. */
+  int[] positionsOrDefault() {
+    if (positions != null) {
+      return positions;
+    }
+    int[] out = new int[tokens()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = i % seqLen;
+    }
+    return out;
+  }
+
+  /**
+   * Document ids for the attention mask: the given docIds (or 0 everywhere), with -1 (never
+   * visible) at padding. Null when neither docIds nor an attention mask is given.
+   */
+  int[] attentionDocIds() {
+    if (docIds == null && attentionMask == null) {
+      return null;
+    }
+    int[] out = docIds == null ? new int[tokens()] : docIds.clone();
+    if (attentionMask != null) {
+      for (int i = 0; i < out.length; i++) {
+        if (attentionMask[i] == 0) {
+          out[i] = -1;
+        }
+      }
+    }
+    return out;
+  }
+
+  private static void check(String name, int[] a, int b, int t, boolean nullable) {
+    if (a == null) {
+      if (!nullable) {
+        throw new IllegalArgumentException("Batch: " + name + " is required");
+      }
+      return;
+    }
+    if (a.length != b * t) {
+      throw new IllegalArgumentException(
+          "Batch: " + name + " has " + a.length + " entries, expected B*T = " + b + "*" + t);
+    }
+  }
+
+  private static int[] flatten(int[][] rows) {
+    int t = rows[0].length;
+    int[] out = new int[rows.length * t];
+    for (int b = 0; b < rows.length; b++) {
+      if (rows[b].length != t) {
+        throw new IllegalArgumentException("Batch: row " + b + " has " + rows[b].length + " tokens, row 0 has " + t);
+      }
+      System.arraycopy(rows[b], 0, out, b * t, t);
+    }
+    return out;
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof Batch other && batchSize == other.batchSize && seqLen == other.seqLen
+        && Arrays.equals(inputIds, other.inputIds) && Arrays.equals(labels, other.labels)
+        && Arrays.equals(attentionMask, other.attentionMask) && Arrays.equals(positions, other.positions)
+        && Arrays.equals(docIds, other.docIds);
+  }
+
+  @Override
+  public int hashCode() {
+    return Arrays.hashCode(inputIds) * 31 + batchSize;
+  }
+
+  @Override
+  public String toString() {
+    return "Batch(B=" + batchSize + ", T=" + seqLen + ")";
+  }
+}

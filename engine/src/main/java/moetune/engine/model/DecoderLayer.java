@@ -1,0 +1,137 @@
+package moetune.engine.model;
+
+import java.util.SplittableRandom;
+import moetune.engine.backend.AttnSpec;
+import moetune.engine.backend.Backend;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * One Mixtral decoder layer, pre-norm:
+ *
+ * <pre>
+ *   xMid = xIn + Attention(RMSNorm1(xIn))
+ *   xOut = xMid + SparseMoe(RMSNorm2(xMid))
+ * </pre>
+ *
+ * N tokens, D hidden. The layer's input xIn is owned by the caller (the model keeps the residual
+ * stream between layers); everything else the backward needs lives in {@link Saved}.
+ */
+final class DecoderLayer {
+  private final Backend be;
+  private final Attention attention;
+  private final SparseMoeBlock moe;
+  private final Tensor norm1; // (D) input_layernorm
+  private final Tensor norm2; // (D) post_attention_layernorm
+  private final Tensor gNorm1; // F32 (D)
+  private final Tensor gNorm2; // F32 (D)
+  private final float eps;
+
+  DecoderLayer(Parameters p, int index, MixtralConfig c) {
+    String prefix = "model.layers." + index + ".";
+    this.be = p.masterFlat().backend();
+    this.attention = new Attention(p, prefix, c);
+    this.moe = new SparseMoeBlock(p, prefix, c);
+    this.norm1 = p.weight(prefix + "input_layernorm.weight");
+    this.norm2 = p.weight(prefix + "post_attention_layernorm.weight");
+    this.gNorm1 = p.grad(prefix + "input_layernorm.weight");
+    this.gNorm2 = p.grad(prefix + "post_attention_layernorm.weight");
+    this.eps = (float) c.rmsNormEps;
+  }
+
+  /** What the backward needs. */
+  static final class Saved implements AutoCloseable {
+    final Tensor xIn; // (N, D) borrowed from the caller
+    final Tensor rstd1; // F32 (N)
+    final Tensor n1; // (N, D)
+    final Attention.Saved attn;
+    final Tensor xMid; // (N, D)
+    final Tensor rstd2; // F32 (N)
+    final Tensor n2; // (N, D)
+    final SparseMoeBlock.Saved moe;
+
+    Saved(Tensor xIn, Tensor rstd1, Tensor n1, Attention.Saved attn, Tensor xMid, Tensor rstd2,
+        Tensor n2, SparseMoeBlock.Saved moe) {
+      this.xIn = xIn;
+      this.rstd1 = rstd1;
+      this.n1 = n1;
+      this.attn = attn;
+      this.xMid = xMid;
+      this.rstd2 = rstd2;
+      this.n2 = n2;
+      this.moe = moe;
+    }
+
+    @Override
+    public void close() {
+      moe.close();
+      n2.close();
+      rstd2.close();
+      xMid.close();
+      attn.close();
+      n1.close();
+      rstd1.close();
+    }
+  }
+
+  /**
+   * Training forward of xIn (N, D): returns xOut (N, D) as a new tensor in out[0] and the saved
+   * state. probs F32 (N, E) and topIdx I32 (N, K) are this layer's views of the router buffers.
+   */
+  Saved forward(Tensor xIn, Tensor positions, AttnSpec spec, Tensor probs, Tensor topIdx,
+      SplittableRandom rng, Tensor[] out) {
+    long n = xIn.rows();
+    long d = xIn.cols();
+    DType dt = xIn.dtype();
+    Tensor rstd1 = be.empty(DType.F32, n);
+    Tensor n1 = be.empty(dt, n, d);
+    be.rmsnormForward(xIn, null, norm1, eps, n1, rstd1);
+    Tensor attnOut = be.empty(dt, n, d);
+    Attention.Saved a = attention.forward(n1, positions, spec, attnOut);
+    Tensor xMid = be.empty(dt, n, d);
+    be.add(xIn, attnOut, xMid);
+    attnOut.close();
+    Tensor rstd2 = be.empty(DType.F32, n);
+    Tensor n2 = be.empty(dt, n, d);
+    be.rmsnormForward(xMid, null, norm2, eps, n2, rstd2);
+    SparseMoeBlock.Saved m = moe.forward(n2, probs, topIdx, rng);
+    Tensor xOut = be.empty(dt, n, d);
+    be.add(xMid, m.output(), xOut);
+    out[0] = xOut;
+    return new Saved(xIn, rstd1, n1, a, xMid, rstd2, n2, m);
+  }
+
+  /**
+   * Backward in place on the residual stream's gradient: dStream (N, D) holds d loss / d xOut on
+   * entry and d loss / d xIn on return. dProbs F32 (N, E) is the load-balancing loss's gradient on
+   * this layer's router probabilities, or null. Parameter gradients +=.
+   */
+  void backward(Saved s, Tensor dStream, Tensor dProbs) {
+    Tensor dN2 = moe.backward(s.moe, dStream, dProbs);
+    be.rmsnormBackward(dN2, s.xMid, norm2, s.rstd2, dStream, gNorm2);
+    dN2.close();
+    Tensor dN1 = attention.backward(s.attn, dStream);
+    be.rmsnormBackward(dN1, s.xIn, norm1, s.rstd1, dStream, gNorm1);
+    dN1.close();
+  }
+
+  /** Inference forward with a KV cache: returns xOut (B*Tq, D), a new tensor; keeps nothing. */
+  Tensor forwardCached(Tensor xIn, Tensor positions, KvCache.Layer cache, int batch, int window) {
+    long n = xIn.rows();
+    long d = xIn.cols();
+    DType dt = xIn.dtype();
+    Tensor xOut = be.empty(dt, n, d);
+    try (Tensor rstd = be.empty(DType.F32, n);
+        Tensor xn = be.empty(dt, n, d);
+        Tensor attnOut = be.empty(dt, n, d)) {
+      be.rmsnormForward(xIn, null, norm1, eps, xn, rstd);
+      attention.forwardCached(xn, positions, cache, batch, window, attnOut);
+      be.add(xIn, attnOut, xOut); // xOut holds xMid until the MoE is added
+      be.rmsnormForward(xOut, null, norm2, eps, xn, rstd);
+      try (Tensor moeOut = moe.forwardInference(xn)) {
+        be.add(xOut, moeOut, xOut);
+      }
+    }
+    return xOut;
+  }
+}

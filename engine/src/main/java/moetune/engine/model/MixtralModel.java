@@ -1,0 +1,459 @@
+package moetune.engine.model;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import moetune.engine.backend.AttnSpec;
+import moetune.engine.backend.Backend;
+import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * A HuggingFace Mixtral (MixtralForCausalLM) on a {@link Backend}, with an explicit backward.
+ *
+ * <p>Typical use: {@link #load}, then per step {@link #zeroGrad}, {@link #forward} (returns the
+ * losses), {@link #backward}, and an optimizer step over {@link #parameters()} (see {@code
+ * moetune.engine.optim.AdamW}); {@link #save} writes a HuggingFace directory.
+ *
+ * <p>The forward keeps what the backward needs (per layer, in {@link DecoderLayer.Saved}); the
+ * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden,
+ * V vocabulary, L layers, E experts, K experts per token.
+ *
+ * <p>Not thread-safe: one forward/backward at a time.
+ */
+public final class MixtralModel implements AutoCloseable {
+  private final MixtralConfig config;
+  private final Backend be;
+  private final ModelOptions options;
+  private final Parameters params;
+  private final DecoderLayer[] layers;
+  private final SplittableRandom rng;
+  private Step step; // the last forward's state, until backward or the next forward
+
+  private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
+    this.config = config;
+    this.be = be;
+    this.options = options;
+    this.params = params;
+    this.layers = new DecoderLayer[config.numHiddenLayers];
+    for (int l = 0; l < layers.length; l++) {
+      layers[l] = new DecoderLayer(params, l, config);
+    }
+    this.rng = new SplittableRandom(options.seed());
+  }
+
+  /** Loads a HuggingFace Mixtral directory (config.json and safetensors) in float32. */
+  public static MixtralModel load(Path dir, Backend backend) {
+    return load(dir, backend, ModelOptions.defaults());
+  }
+
+  /** Loads a HuggingFace Mixtral directory with the given options. */
+  public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
+      Map<String, HostTensor> weights = new LinkedHashMap<>();
+      for (String name : ckpt.names()) {
+        weights.put(name, ckpt.tensor(name));
+      }
+      return create(ckpt.config(), weights, backend, options);
+    }
+  }
+
+  /**
+   * A model from a config and its weights by checkpoint name (hub or fused transformers-5
+   * names, any float dtype). Every parameter must be covered exactly once; with tied
+   * embeddings an {@code lm_head.weight} is ignored, as transformers ignores it.
+   */
+  public static MixtralModel create(
+      MixtralConfig config, Map<String, HostTensor> weights, Backend backend, ModelOptions options) {
+    if (!backend.supports(options.activations())) {
+      throw new IllegalArgumentException(
+          "backend " + backend.name() + " does not compute in " + options.activations()
+              + "; use --dtype fp32 on this device");
+    }
+    Parameters p = Parameters.allocate(backend, config, options.activations());
+    try {
+      Map<String, Long> covered = new LinkedHashMap<>();
+      for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
+        if (config.tieWordEmbeddings && w.getKey().equals("lm_head.weight")) {
+          continue;
+        }
+        Parameters.Slice s = p.resolve(w.getKey());
+        if (w.getValue().numel() != s.numel()) {
+          throw new IllegalArgumentException(
+              "tensor '" + w.getKey() + "' has shape " + java.util.Arrays.toString(w.getValue().shape())
+                  + ", the config needs " + java.util.Arrays.toString(s.shape()));
+        }
+        backend.copyFromHost(w.getValue(), Parameters.view(p.masterFlat(), s));
+        covered.merge(owner(p, s), s.numel(), Long::sum);
+      }
+      List<String> missing = new ArrayList<>();
+      for (Parameters.Slice s : p.slices()) {
+        if (covered.getOrDefault(s.name(), 0L) != s.numel()) {
+          missing.add(s.name());
+        }
+      }
+      if (!missing.isEmpty()) {
+        throw new IllegalArgumentException("weights missing or partial for: " + String.join(", ", missing));
+      }
+      p.syncWorkingCopy();
+      return new MixtralModel(config, backend, options, p);
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  /** The fused parameter a resolved slice lies in. */
+  private static String owner(Parameters p, Parameters.Slice s) {
+    for (Parameters.Slice f : p.slices()) {
+      if (s.offset() >= f.offset() && s.offset() < f.offset() + f.numel()) {
+        return f.name();
+      }
+    }
+    throw new IllegalStateException("slice " + s.name() + " outside the parameters");
+  }
+
+  public MixtralConfig config() {
+    return config;
+  }
+
+  public Backend backend() {
+    return be;
+  }
+
+  public ModelOptions options() {
+    return options;
+  }
+
+  /** Master weights, gradients and the working copy, as flat buffers with named views. */
+  public Parameters parameters() {
+    return params;
+  }
+
+  // ------------------------------------------------------------------ forward
+
+  /** State of one forward that the backward consumes. */
+  private static final class Step implements AutoCloseable {
+    Batch batch;
+    Tensor ids; // I32 (N)
+    Tensor positions; // I32 (N)
+    Tensor docIds; // I32 (N) or null
+    AttnSpec spec;
+    Tensor[] streams; // (N, D) residual stream: streams[l] is layer l's input, streams[L] the last
+    DecoderLayer.Saved[] saved;
+    Tensor probs; // F32 (L*N, E) router probabilities, every layer
+    Tensor topIdx; // I32 (L*N, K)
+    Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the aux loss
+    Tensor rstdFinal; // F32 (N)
+    Tensor normed; // (N, D) final norm output
+    Tensor logits; // (N, V); overwritten with its gradient by backward
+    Tensor targets; // I32 (N) shifted labels, or null
+    int targetCount;
+
+    @Override
+    public void close() {
+      for (int l = saved.length - 1; l >= 0; l--) {
+        if (saved[l] != null) {
+          saved[l].close();
+        }
+      }
+      for (Tensor t : streams) {
+        if (t != null) {
+          t.close();
+        }
+      }
+      for (Tensor t : new Tensor[] {ids, positions, docIds, probs, topIdx, rowMask, rstdFinal, normed, logits, targets}) {
+        if (t != null) {
+          t.close();
+        }
+      }
+    }
+  }
+
+  /**
+   * Training forward (router jitter on when configured): computes the logits and, when the
+   * batch has labels, the losses. Keeps what {@link #backward} needs. Returns null losses (all
+   * zero, 0 targets) when the batch has no labels.
+   */
+  public Loss forward(Batch batch) {
+    return forward(batch, true);
+  }
+
+  /** Evaluation forward: as {@link #forward} without router jitter. Backward may still follow. */
+  public Loss evaluate(Batch batch) {
+    return forward(batch, false);
+  }
+
+  private Loss forward(Batch batch, boolean training) {
+    releaseStep();
+    int n = batch.tokens();
+    long d = config.hiddenSize;
+    int numLayers = layers.length;
+    DType act = options.activations();
+    Step s = new Step();
+    step = s;
+    s.batch = batch;
+    s.streams = new Tensor[numLayers + 1];
+    s.saved = new DecoderLayer.Saved[numLayers];
+    checkIds(batch.inputIds());
+    s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
+    s.positions = be.upload(HostTensor.ofInts(batch.positionsOrDefault(), n));
+    int[] doc = batch.attentionDocIds();
+    s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
+    s.spec = new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, window());
+
+    s.streams[0] = be.empty(act, n, d);
+    be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
+    int e = config.numLocalExperts;
+    int k = config.numExpertsPerTok;
+    s.probs = be.empty(DType.F32, (long) numLayers * n, e);
+    s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
+    Tensor[] out = new Tensor[1];
+    for (int l = 0; l < numLayers; l++) {
+      s.saved[l] = layers[l].forward(
+          s.streams[l], s.positions, s.spec, s.probs.view((long) l * n * e, n, e),
+          s.topIdx.view((long) l * n * k, n, k), training ? rng : null, out);
+      s.streams[l + 1] = out[0];
+    }
+    s.rstdFinal = be.empty(DType.F32, n);
+    s.normed = be.empty(act, n, d);
+    be.rmsnormForward(s.streams[numLayers], null, params.weight("model.norm.weight"),
+        (float) config.rmsNormEps, s.normed, s.rstdFinal);
+    s.logits = be.empty(act, n, config.vocabSize);
+    be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
+
+    if (batch.labels() == null) {
+      return new Loss(0f, 0f, 0f, 0);
+    }
+    int[] targets = batch.shiftedTargets();
+    for (int t : targets) {
+      if (t != Batch.IGNORE_INDEX) {
+        if (t < 0 || t >= config.vocabSize) {
+          throw new IllegalArgumentException(
+              "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
+        }
+        s.targetCount++;
+      }
+    }
+    s.targets = be.upload(HostTensor.ofInts(targets, n));
+    if (batch.attentionMask() != null) {
+      float[] mask = new float[numLayers * n];
+      for (int i = 0; i < mask.length; i++) {
+        mask[i] = batch.attentionMask()[i % n] != 0 ? 1f : 0f;
+      }
+      s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
+    }
+    try (Tensor losses = be.empty(DType.F32, n); Tensor values = be.empty(DType.F32, 2)) {
+      be.crossEntropy(s.logits, s.targets, losses, null, 0f);
+      be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
+      be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
+      float[] v = be.download(values).toFloatArray();
+      float total = v[0] + (float) config.routerAuxLossCoef * v[1];
+      return new Loss(v[0], v[1], total, s.targetCount);
+    }
+  }
+
+  /**
+   * The logits of the last forward, F32 (B, T, V). Valid between a forward and its backward
+   * (the backward overwrites the logits with their gradient).
+   */
+  public HostTensor logits() {
+    if (step == null || step.logits == null) {
+      throw new IllegalStateException("logits(): no forward since the last backward");
+    }
+    Batch b = step.batch;
+    return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
+  }
+
+  // ------------------------------------------------------------------ backward
+
+  /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
+  public void backward() {
+    backward(1f);
+  }
+
+  /**
+   * Backward of scale * total loss (for gradient accumulation over micro-batches, scale =
+   * 1 / micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
+   * Parameters#gradFlat()}; the forward's saved state is freed.
+   */
+  public void backward(float scale) {
+    Step s = step;
+    if (s == null || s.targets == null) {
+      throw new IllegalStateException("backward(): needs a forward with labels first");
+    }
+    int n = s.batch.tokens();
+    long d = config.hiddenSize;
+    int numLayers = layers.length;
+    DType act = options.activations();
+    Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
+    s.logits = null;
+    try (Tensor losses = be.empty(DType.F32, n)) {
+      be.crossEntropy(dLogits, s.targets, losses, dLogits, s.targetCount == 0 ? 0f : scale / s.targetCount);
+    }
+    Tensor dNormed = be.empty(act, n, d);
+    be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
+    be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
+    dLogits.close();
+    Tensor dStream = be.zeros(act, n, d); // d loss / d residual stream, updated in place per layer
+    be.rmsnormBackward(dNormed, s.streams[numLayers], params.weight("model.norm.weight"), s.rstdFinal,
+        dStream, params.grad("model.norm.weight"));
+    dNormed.close();
+
+    Tensor dProbs = null; // F32 (L*N, E)
+    float auxScale = (float) config.routerAuxLossCoef * scale;
+    if (auxScale != 0f) {
+      dProbs = be.empty(DType.F32, s.probs.shape());
+      try (Tensor lossOut = be.empty(DType.F32, 1)) {
+        be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+      }
+    }
+    int e = config.numLocalExperts;
+    for (int l = numLayers - 1; l >= 0; l--) {
+      layers[l].backward(s.saved[l], dStream, dProbs == null ? null : dProbs.view((long) l * n * e, n, e));
+      s.saved[l].close();
+      s.saved[l] = null;
+      s.streams[l + 1].close();
+      s.streams[l + 1] = null;
+    }
+    if (dProbs != null) {
+      dProbs.close();
+    }
+    be.embeddingBackward(s.ids, dStream, params.grad("model.embed_tokens.weight"));
+    dStream.close();
+    releaseStep();
+  }
+
+  /** Sets every parameter gradient to zero. */
+  public void zeroGrad() {
+    params.zeroGrad();
+  }
+
+  // ------------------------------------------------------------------ named access
+
+  /**
+   * The accumulated gradient of a parameter by checkpoint name, F32: a hub name ({@code
+   * model.layers.0.block_sparse_moe.experts.1.w1.weight}) or a fused transformers-5 name
+   * ({@code model.layers.0.mlp.experts.gate_up_proj}).
+   */
+  public HostTensor gradient(String hfName) {
+    return be.download(Parameters.view(params.gradFlat(), params.resolve(hfName)));
+  }
+
+  /** A parameter's float32 master value by checkpoint name (hub or fused). */
+  public HostTensor parameter(String hfName) {
+    return be.download(Parameters.view(params.masterFlat(), params.resolve(hfName)));
+  }
+
+  /** Every parameter in the hub checkpoint layout, float32, for saving. */
+  public Map<String, HostTensor> hubTensors() {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (String name : params.hubNames()) {
+      out.put(name, parameter(name));
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ generation
+
+  /** A KV cache for decoding batch rows of up to capacity tokens each. */
+  public KvCache newKvCache(int batch, int capacity) {
+    return new KvCache(be, layers.length, batch, capacity, config.numKeyValueHeads, config.headDim(),
+        options.activations());
+  }
+
+  /**
+   * Runs tokens[b][t] (B rows of Tq new tokens) after the cache's tokens, appends their keys and
+   * values to the cache, and returns the logits of each row's last new token, F32 (B, V). The
+   * first call with the whole prompt is the prefill; later calls pass one token per row.
+   */
+  public HostTensor decode(KvCache cache, int[][] tokens) {
+    int batch = tokens.length;
+    int tq = tokens[0].length;
+    if (batch != cache.batch()) {
+      throw new IllegalArgumentException("decode: " + batch + " rows for a cache of " + cache.batch());
+    }
+    cache.checkRoom(tq);
+    int n = batch * tq;
+    int[] ids = new int[n];
+    int[] pos = new int[n];
+    for (int b = 0; b < batch; b++) {
+      if (tokens[b].length != tq) {
+        throw new IllegalArgumentException("decode: row " + b + " has " + tokens[b].length + " tokens, row 0 " + tq);
+      }
+      for (int t = 0; t < tq; t++) {
+        ids[b * tq + t] = tokens[b][t];
+        pos[b * tq + t] = cache.length() + t;
+      }
+    }
+    checkIds(ids);
+    long d = config.hiddenSize;
+    DType act = options.activations();
+    Tensor x;
+    try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
+        Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
+      x = be.empty(act, n, d);
+      be.embeddingForward(idsT, params.weight("model.embed_tokens.weight"), x);
+      for (int l = 0; l < layers.length; l++) {
+        Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
+        x.close();
+        x = next;
+      }
+    }
+    cache.advance(tq);
+    try (Tensor last = be.empty(act, batch, d);
+        Tensor normed = be.empty(act, batch, d);
+        Tensor rstd = be.empty(DType.F32, batch);
+        Tensor logits = be.empty(act, batch, config.vocabSize)) {
+      for (int b = 0; b < batch; b++) {
+        be.copy(x.view(((long) b * tq + tq - 1) * d, 1, d), last.view(b * d, 1, d));
+      }
+      x.close();
+      be.rmsnormForward(last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
+      be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
+      return be.download(logits).to(DType.F32);
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private Tensor lmHead() {
+    return params.weight(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  }
+
+  private Tensor lmHeadGrad() {
+    return params.grad(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  }
+
+  private int window() {
+    Integer w = config.slidingWindow;
+    return w == null ? 0 : w;
+  }
+
+  private void checkIds(int[] ids) {
+    for (int i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= config.vocabSize) {
+        throw new IllegalArgumentException(
+            "token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize + ")");
+      }
+    }
+  }
+
+  private void releaseStep() {
+    if (step != null) {
+      step.close();
+      step = null;
+    }
+  }
+
+  @Override
+  public void close() {
+    releaseStep();
+    params.close();
+  }
+}

@@ -1,0 +1,143 @@
+package moetune.engine.model;
+
+import java.util.SplittableRandom;
+import moetune.engine.backend.Backend;
+import moetune.engine.moe.MoeMlp;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * Mixtral's sparse MoE block: the router (a linear layer to E logits, float32 softmax over all
+ * experts, top-K, renormalised) and the SwiGLU experts through {@link MoeMlp}.
+ *
+ * <p>Shape letters: N tokens, D hidden, E experts, K experts per token. Router weight wg (E, D).
+ * The router's probabilities and choices are written into views of model-wide buffers (all
+ * layers stacked) because the load-balancing loss reads every layer at once.
+ *
+ * <p>Router jitter (training only, router_jitter_noise > 0) multiplies the block's input by
+ * uniform noise in [1 - j, 1 + j], as transformers does, for both the router and the experts.
+ * The noise is drawn on the host: jitter is a rarely used regulariser and this keeps the
+ * Backend free of a random-number op.
+ */
+final class SparseMoeBlock {
+  private final Backend be;
+  private final Tensor wg; // (E, D)
+  private final Tensor gg; // F32 (E, D)
+  private final MoeMlp mlp;
+  private final int topK;
+  private final float jitter;
+
+  SparseMoeBlock(Parameters p, String prefix, MixtralConfig c) {
+    this.be = p.masterFlat().backend();
+    this.wg = p.weight(prefix + "mlp.gate.weight");
+    this.gg = p.grad(prefix + "mlp.gate.weight");
+    this.mlp = new MoeMlp(
+        p.weight(prefix + "mlp.experts.gate_up_proj"), p.weight(prefix + "mlp.experts.down_proj"),
+        p.grad(prefix + "mlp.experts.gate_up_proj"), p.grad(prefix + "mlp.experts.down_proj"));
+    this.topK = c.numExpertsPerTok;
+    this.jitter = (float) c.routerJitterNoise;
+  }
+
+  /** What the backward needs. */
+  static final class Saved implements AutoCloseable {
+    final Tensor xn; // (N, D) the block's input after jitter
+    final boolean ownXn; // jitter made a copy
+    final float[] noise; // (N*D) jitter factors, or null
+    final Tensor probs; // F32 (N, E) view of the model-wide buffer
+    final Tensor topIdx; // I32 (N, K) view of the model-wide buffer
+    final Tensor topW; // F32 (N, K)
+    final MoeMlp.Forward experts;
+
+    Saved(Tensor xn, boolean ownXn, float[] noise, Tensor probs, Tensor topIdx, Tensor topW,
+        MoeMlp.Forward experts) {
+      this.xn = xn;
+      this.ownXn = ownXn;
+      this.noise = noise;
+      this.probs = probs;
+      this.topIdx = topIdx;
+      this.topW = topW;
+      this.experts = experts;
+    }
+
+    /** The block's output (N, D), freed by close. */
+    Tensor output() {
+      return experts.output();
+    }
+
+    @Override
+    public void close() {
+      experts.close();
+      topW.close();
+      if (ownXn) {
+        xn.close();
+      }
+    }
+  }
+
+  /**
+   * Forward of xn (N, D). probs F32 (N, E) and topIdx I32 (N, K) are overwritten (views of the
+   * model-wide router buffers); rng is non-null in training, where jitter applies.
+   */
+  Saved forward(Tensor xn, Tensor probs, Tensor topIdx, SplittableRandom rng) {
+    long n = xn.rows();
+    float[] noise = null;
+    Tensor x = xn;
+    if (rng != null && jitter > 0) {
+      noise = new float[Math.toIntExact(xn.numel())];
+      for (int i = 0; i < noise.length; i++) {
+        noise[i] = (float) rng.nextDouble(1.0 - jitter, 1.0 + jitter);
+      }
+      x = multiplyOnHost(xn, noise);
+    }
+    Tensor logits = be.empty(DType.F32, n, wg.dim(0)); // float32 router logits, as HF's softmax
+    be.matmul(x, false, wg, true, logits, 1f, 0f);
+    Tensor topW = be.empty(DType.F32, n, topK);
+    be.routerTopK(logits, topK, probs, topW, topIdx);
+    logits.close();
+    MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
+    return new Saved(x, noise != null, noise, probs, topIdx, topW, experts);
+  }
+
+  /**
+   * Backward: dOut (N, D); dProbs F32 (N, E) the load-balancing loss's gradient on this layer's
+   * probabilities, or null. Returns dXn (N, D) (new tensor); parameter gradients +=.
+   */
+  Tensor backward(Saved s, Tensor dOut, Tensor dProbs) {
+    MoeMlp.Grads g = mlp.backward(s.experts, dOut);
+    Tensor dXn = g.dX();
+    Tensor dLogits = be.empty(dOut.dtype(), s.probs.shape());
+    be.routerBackward(g.dTopKWeights(), dProbs, s.probs, s.topIdx, dLogits);
+    g.dTopKWeights().close();
+    be.matmul(dLogits, false, wg, false, dXn, 1f, 1f);
+    be.matmul(dLogits, true, s.xn, false, gg, 1f, 1f);
+    dLogits.close();
+    if (s.noise != null) {
+      Tensor unjittered = multiplyOnHost(dXn, s.noise);
+      dXn.close();
+      dXn = unjittered;
+    }
+    return dXn;
+  }
+
+  /** Inference forward (no jitter, nothing kept): out (N, D) is a new tensor. */
+  Tensor forwardInference(Tensor xn) {
+    long n = xn.rows();
+    try (Tensor probs = be.empty(DType.F32, n, wg.dim(0));
+        Tensor topIdx = be.empty(DType.I32, n, topK);
+        Saved s = forward(xn, probs, topIdx, null)) {
+      Tensor out = be.empty(xn.dtype(), n, xn.cols());
+      be.copy(s.output(), out);
+      return out;
+    }
+  }
+
+  /** A new tensor x * factors, elementwise, computed on the host. */
+  private Tensor multiplyOnHost(Tensor x, float[] factors) {
+    float[] v = be.download(x).toFloatArray();
+    for (int i = 0; i < v.length; i++) {
+      v[i] *= factors[i];
+    }
+    return be.upload(HostTensor.ofFloats(v, x.shape()), x.dtype());
+  }
+}

@@ -1,0 +1,195 @@
+package moetune.engine.moe;
+
+import moetune.engine.backend.Backend;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * The SwiGLU expert MLP of Mixtral as ScatterMoE's {@code MLP}: two ParallelLinears sharing
+ * one routing, the intermediate kept in expert order.
+ *
+ * <pre>
+ *   h = ParallelLinear(x, gateUp, k=K, groupedOut)          // (M, 2F) grouped
+ *   a = silu(h[:, :F]) * h[:, F:]                            // (M, F) grouped
+ *   y = ParallelLinear(a, down, k=1, groupedIn, gates=topW)  // (N, D)
+ * </pre>
+ *
+ * Shape letters: N tokens, D hidden, F expert intermediate, E experts, K experts per token,
+ * M = N*K. Weights in HF layout: gateUp (E, 2F, D) with rows [0, F) = w1 (gate_proj) and
+ * [F, 2F) = w3 (up_proj); down (E, D, F) = w2. Gradients are F32 and accumulate (+=).
+ *
+ * <p>Use on its own, as ScatterMoE's {@code MLP(x, expert_p, expert_idxs)}:
+ *
+ * <pre>{@code
+ * MoeMlp mlp = MoeMlp.allocate(backend, DType.F32, hidden, intermediate, experts);
+ * backend.copyFromHost(gateUpHost, mlp.gateUp());
+ * backend.copyFromHost(downHost, mlp.down());
+ * try (MoeMlp.Forward f = mlp.forward(x, topKWeights, topKIndices);
+ *     MoeMlp.Grads g = mlp.backward(f, dY)) {
+ *   // f.output() (N, D); g.dX() (N, D); g.dTopKWeights() F32 (N, K); mlp.gateUpGrad() += ...
+ * }
+ * }</pre>
+ */
+public final class MoeMlp implements AutoCloseable {
+  private final Tensor gateUp; // (E, 2F, D)
+  private final Tensor down; // (E, D, F)
+  private final Tensor gateUpGrad; // F32 (E, 2F, D) +=, or null when frozen
+  private final Tensor downGrad; // F32 (E, D, F) +=, or null when frozen
+  private final boolean owned; // allocate() made the tensors, close() frees them
+
+  /** An MLP over existing weight and gradient tensors (views into a model's buffers). */
+  public MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad) {
+    this(gateUp, down, gateUpGrad, downGrad, false);
+  }
+
+  private MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad, boolean owned) {
+    if (gateUp.rank() != 3 || down.rank() != 3 || gateUp.dim(0) != down.dim(0)
+        || gateUp.dim(1) != 2 * down.dim(2) || gateUp.dim(2) != down.dim(1)) {
+      throw new IllegalArgumentException(
+          "MoeMlp: gateUp " + gateUp.describe() + " and down " + down.describe()
+              + " are not (E, 2F, D) and (E, D, F)");
+    }
+    this.gateUp = gateUp;
+    this.down = down;
+    this.gateUpGrad = gateUpGrad;
+    this.downGrad = downGrad;
+    this.owned = owned;
+  }
+
+  /** A standalone MLP with zeroed weights of the given dtype and zeroed F32 gradients. */
+  public static MoeMlp allocate(Backend backend, DType dtype, int hidden, int intermediate, int experts) {
+    return new MoeMlp(
+        backend.zeros(dtype, experts, 2L * intermediate, hidden),
+        backend.zeros(dtype, experts, hidden, intermediate),
+        backend.zeros(DType.F32, experts, 2L * intermediate, hidden),
+        backend.zeros(DType.F32, experts, hidden, intermediate),
+        true);
+  }
+
+  public Tensor gateUp() {
+    return gateUp;
+  }
+
+  public Tensor down() {
+    return down;
+  }
+
+  public Tensor gateUpGrad() {
+    return gateUpGrad;
+  }
+
+  public Tensor downGrad() {
+    return downGrad;
+  }
+
+  public int numExperts() {
+    return (int) gateUp.dim(0);
+  }
+
+  /** The forward's output (N, D), owned by the caller until close, and what the backward needs. */
+  public static final class Forward implements AutoCloseable {
+    private final Routing routing;
+    private final boolean ownRouting;
+    private final ParallelLinear.Context up; // h (M, 2F) grouped
+    private final Tensor act; // a (M, F) grouped
+    private final ParallelLinear.Context out; // y (N, D)
+
+    private Forward(Routing routing, boolean ownRouting, ParallelLinear.Context up, Tensor act,
+        ParallelLinear.Context out) {
+      this.routing = routing;
+      this.ownRouting = ownRouting;
+      this.up = up;
+      this.act = act;
+      this.out = out;
+    }
+
+    /** y (N, D), in x's dtype. */
+    public Tensor output() {
+      return out.output();
+    }
+
+    public Routing routing() {
+      return routing;
+    }
+
+    /** Frees the output and every saved activation. */
+    @Override
+    public void close() {
+      out.output().close();
+      out.close();
+      act.close();
+      up.output().close();
+      up.close();
+      if (ownRouting) {
+        routing.close();
+      }
+    }
+  }
+
+  /** dX (N, D) and dTopKWeights F32 (N, K), owned by the caller. */
+  public record Grads(Tensor dX, Tensor dTopKWeights) implements AutoCloseable {
+    @Override
+    public void close() {
+      dX.close();
+      dTopKWeights.close();
+    }
+  }
+
+  /**
+   * y = MLP(x) with topKWeights F32 (N, K) (already normalised) and topKIndices I32 (N, K).
+   * Computes the routing once and keeps it in the result.
+   */
+  public Forward forward(Tensor x, Tensor topKWeights, Tensor topKIndices) {
+    Routing routing = Routing.compute(x.backend(), topKIndices, numExperts());
+    return forward(x, topKWeights, routing, true);
+  }
+
+  /** As {@link #forward(Tensor, Tensor, Tensor)} with a routing the caller computed and owns. */
+  public Forward forward(Tensor x, Tensor topKWeights, Routing routing) {
+    return forward(x, topKWeights, routing, false);
+  }
+
+  private Forward forward(Tensor x, Tensor topKWeights, Routing routing, boolean ownRouting) {
+    Backend be = x.backend();
+    if (topKWeights.numel() != routing.rows() || x.rows() != routing.tokens()) {
+      throw new IllegalArgumentException(
+          "MoeMlp.forward: x " + x.describe() + ", topKWeights " + topKWeights.describe()
+              + " do not match a routing of " + routing.tokens() + " tokens x k=" + routing.k());
+    }
+    int k = routing.k();
+    ParallelLinear.Context up =
+        ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true);
+    Tensor act = be.empty(x.dtype(), routing.rows(), down.dim(2)); // (M, F)
+    be.swigluForward(up.output(), act);
+    ParallelLinear.Context out =
+        ParallelLinear.forward(act, down, null, 1, routing, topKWeights.reshape(routing.tokens(), k),
+            true, false);
+    return new Forward(routing, ownRouting, up, act, out);
+  }
+
+  /**
+   * Backward of {@link #forward}: accumulates the weight gradients (+=) and returns dX (N, D)
+   * and dTopKWeights F32 (N, K). The forward result stays valid until the caller closes it.
+   */
+  public Grads backward(Forward f, Tensor dY) {
+    Backend be = dY.backend();
+    ParallelLinear.Grads g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true);
+    Tensor dAct = g2.dX(); // (M, F) grouped
+    Tensor dH = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1)); // (M, 2F) grouped
+    be.swigluBackward(dAct, f.up.output(), dH);
+    dAct.close();
+    ParallelLinear.Grads g1 = ParallelLinear.backward(f.up, dH, gateUpGrad, null, true);
+    dH.close();
+    return new Grads(g1.dX(), g2.dGates());
+  }
+
+  @Override
+  public void close() {
+    if (owned) {
+      gateUp.close();
+      down.close();
+      gateUpGrad.close();
+      downGrad.close();
+    }
+  }
+}

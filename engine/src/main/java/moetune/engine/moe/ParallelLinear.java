@@ -1,0 +1,225 @@
+package moetune.engine.moe;
+
+import moetune.engine.backend.Backend;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * ScatterMoE's ParallelLinear: one linear layer per expert applied to the rows routed to it,
+ * without padding and without copying tokens into per-expert buffers. Rows are gathered and
+ * scattered inside {@link Backend#scatter2scatter}.
+ *
+ * <p>Shape letters: N tokens, K fan-out, M = N*K routed rows, E experts, I in features, O out
+ * features. The weight is W (E, O, I), HF's nn.Linear layout per expert: y_row = x_row @ W[e]^T
+ * (+ bias[e]).
+ *
+ * <p>Layouts, as in ScatterMoE:
+ *
+ * <ul>
+ *   <li>{@code groupedIn}: x is (M, I) already in expert order; otherwise x is (M / k, I) in token
+ *       order and row s of the routing reads x[s / k].
+ *   <li>{@code groupedOut}: y is (M, O) left in expert order; otherwise y is scattered back to
+ *       (M, O) token-slot order, and with gates (Ng, Kg), Ng * Kg = M, the Kg rows of each token
+ *       are combined into y (Ng, O) weighted by the gates.
+ * </ul>
+ *
+ * Gates with {@code groupedOut} are refused: a gated combine needs the rows in token order (as
+ * in ScatterMoE, where the gated call is always the scattered-output one).
+ */
+public final class ParallelLinear {
+  private ParallelLinear() {}
+
+  /**
+   * The output of a forward and what its backward needs. The caller owns {@link #output()};
+   * {@link #close()} frees only what the context saved for the backward.
+   */
+  public static final class Context implements AutoCloseable {
+    private final Tensor x; // (M, I) grouped or (M / k, I)
+    private final Tensor w; // (E, O, I)
+    private final boolean hasBias;
+    private final int k;
+    private final Routing routing;
+    private final Tensor gates; // F32 (Ng, Kg) or null
+    private final Tensor expanded; // (M, O) scattered, the ungated rows; null without gates
+    private final boolean groupedIn;
+    private final boolean groupedOut;
+    private final Tensor output; // (M, O) or, with gates, (Ng, O)
+
+    private Context(
+        Tensor x, Tensor w, boolean hasBias, int k, Routing routing, Tensor gates, Tensor expanded,
+        boolean groupedIn, boolean groupedOut, Tensor output) {
+      this.x = x;
+      this.w = w;
+      this.hasBias = hasBias;
+      this.k = k;
+      this.routing = routing;
+      this.gates = gates;
+      this.expanded = expanded;
+      this.groupedIn = groupedIn;
+      this.groupedOut = groupedOut;
+      this.output = output;
+    }
+
+    public Tensor output() {
+      return output;
+    }
+
+    @Override
+    public void close() {
+      if (expanded != null) {
+        expanded.close();
+      }
+    }
+  }
+
+  /**
+   * Input and gate gradients of a backward. dX is (M, I) in expert order when the forward was
+   * groupedIn, else (M / k, I); dGates F32 (Ng, Kg) or null without gates. The caller owns both.
+   */
+  public record Grads(Tensor dX, Tensor dGates) implements AutoCloseable {
+    @Override
+    public void close() {
+      if (dX != null) {
+        dX.close();
+      }
+      if (dGates != null) {
+        dGates.close();
+      }
+    }
+  }
+
+  /**
+   * y = ParallelLinear(x). x (M, I) if groupedIn else (M / k, I); w (E, O, I); bias (E, O) or
+   * null; gates F32 (Ng, Kg) with Ng * Kg = M, or null. The output has x's dtype.
+   */
+  public static Context forward(
+      Tensor x, Tensor w, Tensor bias, int k, Routing routing, Tensor gates, boolean groupedIn,
+      boolean groupedOut) {
+    Backend be = x.backend();
+    long m = routing.rows();
+    long out = w.dim(1);
+    checkShapes(x, w, bias, k, routing, gates, groupedIn, groupedOut);
+    if (gates == null) {
+      Tensor y = be.empty(x.dtype(), m, out);
+      be.scatter2scatter(
+          x, w, bias, true, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(),
+          groupedIn, groupedOut, y);
+      return new Context(x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y);
+    }
+    int gateFan = (int) gates.cols();
+    Tensor expanded = be.empty(x.dtype(), m, out); // (M, O) in token-slot order
+    be.scatter2scatter(
+        x, w, bias, true, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), groupedIn,
+        false, expanded);
+    Tensor y = be.empty(x.dtype(), m / gateFan, out);
+    be.combine(expanded, gates, gateFan, y);
+    return new Context(x, w, bias != null, k, routing, gates, expanded, groupedIn, false, y);
+  }
+
+  /**
+   * ScatterMoE's hand-written backward. dY has the output's shape. dW (E, O, I) and dBias (E, O)
+   * are accumulated into (+=); either may be null when that parameter is frozen (dBias must be
+   * null when the forward had no bias). dX is computed only when needDx.
+   */
+  public static Grads backward(Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx) {
+    Backend be = dY.backend();
+    if (dY.numel() != c.output.numel()) {
+      throw new IllegalArgumentException(
+          "ParallelLinear.backward: dY " + dY.describe() + " does not match the output " + c.output.describe());
+    }
+    if (dBias != null && !c.hasBias) {
+      throw new IllegalArgumentException("ParallelLinear.backward: dBias given but the forward had no bias");
+    }
+    Routing r = c.routing;
+    long m = r.rows();
+    long in = c.w.dim(2);
+    long out = c.w.dim(1);
+    Tensor dGates = null;
+    Tensor dYGrouped; // (M, O) in expert order, the gradient of every routed row's product
+    boolean ownDyGrouped = true;
+    if (c.gates != null) {
+      int gateFan = (int) c.gates.cols();
+      dGates = be.empty(DType.F32, c.gates.shape());
+      be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
+      dYGrouped = be.empty(dY.dtype(), m, out);
+      be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
+    } else if (c.groupedOut) {
+      dYGrouped = dY;
+      ownDyGrouped = false;
+    } else {
+      dYGrouped = be.empty(dY.dtype(), m, out);
+      be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
+    }
+    if (dW != null || dBias != null) {
+      Tensor xGrouped = c.x;
+      if (!c.groupedIn) {
+        xGrouped = be.empty(c.x.dtype(), m, in);
+        be.group(c.x, r.sortedScatteredIdxs(), c.k, null, xGrouped);
+      }
+      Tensor dWTarget = dW;
+      if (dWTarget == null) {
+        // groupXtY always writes dW; a frozen weight with a trained bias takes a scratch buffer.
+        dWTarget = be.zeros(DType.F32, c.w.shape());
+      }
+      be.groupXtY(xGrouped, dYGrouped, r.expertOffsets(), dWTarget, dBias);
+      if (dW == null) {
+        dWTarget.close();
+      }
+      if (!c.groupedIn) {
+        xGrouped.close();
+      }
+    }
+    Tensor dX = null;
+    if (needDx) {
+      // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
+      Tensor dXExpanded = be.empty(dY.dtype(), m, in);
+      be.scatter2scatter(
+          dYGrouped, c.w, null, false, 1, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), true,
+          c.groupedIn, dXExpanded);
+      if (c.groupedIn || c.k == 1) {
+        dX = dXExpanded;
+      } else {
+        dX = be.empty(dY.dtype(), m / c.k, in);
+        be.combine(dXExpanded, null, c.k, dX);
+        dXExpanded.close();
+      }
+    }
+    if (ownDyGrouped) {
+      dYGrouped.close();
+    }
+    return new Grads(dX, dGates);
+  }
+
+  private static void checkShapes(
+      Tensor x, Tensor w, Tensor bias, int k, Routing routing, Tensor gates, boolean groupedIn,
+      boolean groupedOut) {
+    long m = routing.rows();
+    if (w.rank() != 3 || w.dim(0) != routing.numExperts()) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: W " + w.describe() + " is not (E=" + routing.numExperts() + ", O, I)");
+    }
+    if (k <= 0 || m % k != 0) {
+      throw new IllegalArgumentException("ParallelLinear: k=" + k + " does not divide M=" + m);
+    }
+    long xRows = groupedIn ? m : m / k;
+    if (x.cols() != w.dim(2) || x.rows() != xRows) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: x " + x.describe() + " should be (" + xRows + ", " + w.dim(2) + ") for M="
+              + m + ", k=" + k + ", groupedIn=" + groupedIn);
+    }
+    if (bias != null && bias.numel() != w.dim(0) * w.dim(1)) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: bias " + bias.describe() + " should be (" + w.dim(0) + ", " + w.dim(1) + ")");
+    }
+    if (gates != null) {
+      if (groupedOut) {
+        throw new IllegalArgumentException(
+            "ParallelLinear: gates need groupedOut=false (the gated combine reads rows in token order)");
+      }
+      if (gates.dtype() != DType.F32 || gates.numel() != m) {
+        throw new IllegalArgumentException(
+            "ParallelLinear: gates " + gates.describe() + " should be F32 with M=" + m + " entries");
+      }
+    }
+  }
+}

@@ -1,0 +1,187 @@
+package moetune.engine.optim;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+import moetune.engine.backend.Backend;
+import moetune.engine.model.Parameters;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over a model's flat
+ * float32 parameters, with torch.nn.utils.clip_grad_norm_'s global gradient clipping first.
+ *
+ * <p>Weight decay is chosen per parameter by a predicate; the parameters are visited as runs of
+ * adjacent tensors with the same choice, so a step is a few large {@link Backend#adamwStep}
+ * calls. In a low-precision mode each call also refreshes the working copy.
+ *
+ * <p>State: the first and second moments (F32, the parameters' layout) and the step count,
+ * exposed for checkpointing through {@link #stateToHost()} and {@link #loadState}.
+ */
+public final class AdamW implements AutoCloseable {
+
+  /**
+   * Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured).
+   */
+  public record Settings(float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {
+    public Settings {
+      if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(weightDecay >= 0)) {
+        throw new IllegalArgumentException(
+            "AdamW: need lr >= 0, 0 <= betas < 1, eps > 0, weight_decay >= 0; got lr=" + lr + " betas=("
+                + beta1 + ", " + beta2 + ") eps=" + eps + " weight_decay=" + weightDecay);
+      }
+    }
+
+    /** torch's AdamW defaults (betas (0.9, 0.999), eps 1e-8, weight decay 0.01), clipping at 1.0. */
+    public static Settings defaults(float lr) {
+      return new Settings(lr, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f);
+    }
+  }
+
+  /** Weight decay on every parameter (torch's behaviour when given model.parameters()). */
+  public static final Predicate<Parameters.Slice> DECAY_ALL = s -> true;
+
+  /** Weight decay on matrices only, none on the 1-D norm weights (the usual LLM recipe). */
+  public static final Predicate<Parameters.Slice> DECAY_MATRICES = s -> !s.isVector();
+
+  private record Run(long offset, long numel, boolean decay) {}
+
+  private final Parameters params;
+  private final Backend be;
+  private final List<Run> runs;
+  private final Tensor m; // F32 (P) first moment, torch's exp_avg
+  private final Tensor v; // F32 (P) second moment, torch's exp_avg_sq
+  private final Tensor sumSq; // F32 (1) squared global grad norm of the last step, before clipping
+  private Settings settings;
+  private int step;
+
+  public AdamW(Parameters params, Settings settings, Predicate<Parameters.Slice> decay) {
+    this.params = params;
+    this.be = params.masterFlat().backend();
+    this.settings = settings;
+    List<Run> r = new ArrayList<>();
+    for (Parameters.Slice s : params.slices()) {
+      boolean d = decay.test(s);
+      Run last = r.isEmpty() ? null : r.get(r.size() - 1);
+      if (last != null && last.decay() == d && last.offset() + last.numel() == s.offset()) {
+        r.set(r.size() - 1, new Run(last.offset(), last.numel() + s.numel(), d));
+      } else {
+        r.add(new Run(s.offset(), s.numel(), d));
+      }
+    }
+    this.runs = List.copyOf(r);
+    this.m = be.zeros(DType.F32, params.count());
+    this.v = be.zeros(DType.F32, params.count());
+    this.sumSq = be.zeros(DType.F32, 1);
+  }
+
+  public Settings settings() {
+    return settings;
+  }
+
+  /** Changes the hyperparameters from the next step on (e.g. a new weight decay). */
+  public void setSettings(Settings s) {
+    this.settings = s;
+  }
+
+  /** Steps taken so far (torch's state["step"]). */
+  public int stepCount() {
+    return step;
+  }
+
+  /** One step at the settings' learning rate. */
+  public void step() {
+    step(settings.lr());
+  }
+
+  /**
+   * One step at learning rate lr (a schedule's value): measure the global gradient norm, clip
+   * the gradients to maxGradNorm, then update every parameter. Reads nothing back to the host.
+   */
+  public void step(float lr) {
+    Tensor grad = params.gradFlat();
+    be.fill(sumSq, 0f);
+    be.sumSquares(grad, sumSq);
+    if (settings.maxGradNorm() > 0) {
+      be.clipByNorm(grad, sumSq, settings.maxGradNorm());
+    }
+    step++;
+    Tensor master = params.masterFlat();
+    Tensor work = params.hasWorkingCopy() ? params.workFlat() : null;
+    for (Run r : runs) {
+      be.adamwStep(
+          master.view(r.offset(), r.numel()), grad.view(r.offset(), r.numel()),
+          m.view(r.offset(), r.numel()), v.view(r.offset(), r.numel()), lr, settings.beta1(),
+          settings.beta2(), settings.eps(), r.decay() ? settings.weightDecay() : 0f, step,
+          work == null ? null : work.view(r.offset(), r.numel()));
+    }
+  }
+
+  /** The global L2 norm of the gradients at the last step, before clipping (waits for the device). */
+  public float lastGradNorm() {
+    return (float) Math.sqrt(be.download(sumSq).toFloatArray()[0]);
+  }
+
+  /** The flat first moment F32 (P), in the parameters' layout. */
+  public Tensor firstMoment() {
+    return m;
+  }
+
+  /** The flat second moment F32 (P), in the parameters' layout. */
+  public Tensor secondMoment() {
+    return v;
+  }
+
+  /**
+   * The moments by checkpoint name, as host tensors: {@code exp_avg.<hub name>} and {@code
+   * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit). The
+   * step count is {@link #stepCount()}.
+   */
+  public Map<String, HostTensor> stateToHost() {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    for (String name : params.hubNames()) {
+      Parameters.Slice s = params.resolve(name);
+      out.put("exp_avg." + name, be.download(Parameters.view(m, s)));
+      out.put("exp_avg_sq." + name, be.download(Parameters.view(v, s)));
+    }
+    return out;
+  }
+
+  /**
+   * Restores moments saved by {@link #stateToHost()} and the step count. Every moment of every
+   * parameter must be present with its shape.
+   */
+  public void loadState(Map<String, HostTensor> state, int stepCount) {
+    List<String> missing = new ArrayList<>();
+    for (String name : params.hubNames()) {
+      Parameters.Slice s = params.resolve(name);
+      for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
+        HostTensor t = state.get(kind + name);
+        if (t == null || t.numel() != s.numel()) {
+          missing.add(kind + name);
+          continue;
+        }
+        be.copyFromHost(t, Parameters.view(kind.equals("exp_avg.") ? m : v, s));
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new IllegalArgumentException(
+          "optimizer state lacks or misshapes " + missing.size() + " tensor(s), first: " + missing.get(0));
+    }
+    if (stepCount < 0) {
+      throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");
+    }
+    this.step = stepCount;
+  }
+
+  @Override
+  public void close() {
+    m.close();
+    v.close();
+    sumSq.close();
+  }
+}
