@@ -23,6 +23,8 @@ import javafx.scene.layout.Priority;
 import javafx.scene.layout.VBox;
 import javafx.stage.FileChooser;
 import moetune.app.gui.common.Forms;
+import moetune.datasets.DatasetStats;
+import moetune.datasets.EncodedChat;
 
 /** The Data screen: bindings to {@link DataViewModel} only. */
 public final class DataView extends VBox {
@@ -59,10 +61,14 @@ public final class DataView extends VBox {
     ComboBox<String> template = new ComboBox<>(vm.templates());
     template.setId("data-template");
     template.valueProperty().bindBidirectional(vm.template());
+    ComboBox<String> labels = new ComboBox<>(vm.labelModes());
+    labels.setId("data-labels");
+    labels.valueProperty().bindBidirectional(vm.labels());
+    labels.setTooltip(new javafx.scene.control.Tooltip("Which tokens carry the loss"));
     CheckBox skip = new CheckBox("skip bad records (listed below)");
     skip.setId("data-skip-bad");
     skip.selectedProperty().bindBidirectional(vm.skipBad());
-    r = Forms.row(form, r, "Format / template", new HBox(8, format, template, skip));
+    r = Forms.row(form, r, "Format / template / labels", new HBox(8, format, template, labels, skip));
     r = Forms.row(form, r, "Max length", Forms.field("data-max-length", vm.maxLength(),
         "Tokens per record; longer records are truncated and counted"));
     form.add(Forms.error(vm.maxLengthError()), 1, r++);
@@ -75,15 +81,15 @@ public final class DataView extends VBox {
     status.textProperty().bind(vm.status());
     r = Forms.row(form, r, "", new HBox(10, load, status));
 
-    ListView<DataPreview.Record> records = new ListView<>(vm.records());
+    ListView<EncodedChat> records = new ListView<>(vm.records());
     records.setId("data-records");
     records.setCellFactory(l -> new ListCell<>() {
       @Override
-      protected void updateItem(DataPreview.Record item, boolean empty) {
+      protected void updateItem(EncodedChat item, boolean empty) {
         super.updateItem(item, empty);
-        setText(empty || item == null ? null : item.origin() + "  " + item.tokens().size()
-            + " tokens, " + item.trainableCount() + " trained" + (item.truncated()
-            ? ", truncated" : ""));
+        setText(empty || item == null ? null : item.origin() + "  " + item.length()
+            + " tokens, " + item.trainableTokens() + " trained" + (item.truncated()
+            ? ", truncated from " + item.fullLength() : ""));
       }
     });
     records.getSelectionModel().selectedItemProperty().addListener((o, a, b) -> {
@@ -98,14 +104,15 @@ public final class DataView extends VBox {
     });
 
     TokenStrip strip = new TokenStrip();
-    vm.selected().addListener((o, a, b) -> strip.show(b == null ? java.util.List.of()
-        : b.tokens()));
+    vm.tokens().addListener((javafx.collections.ListChangeListener<DataPreview.Token>) c ->
+        strip.show(vm.tokens()));
     Label counts = new Label();
     counts.setId("data-record-counts");
     counts.textProperty().bind(Bindings.createStringBinding(() -> {
-      DataPreview.Record s = vm.selected().get();
-      return s == null ? "" : s.origin() + ": " + s.tokens().size() + " tokens, "
-          + s.trainableCount() + " trainable (green)";
+      EncodedChat s = vm.selected().get();
+      return s == null ? "" : s.origin() + ": " + s.length() + " tokens, "
+          + s.trainableTokens() + " trainable (green), " + (s.length() - s.trainableTokens())
+          + " masked (grey)";
     }, vm.selected()));
     ScrollPane stripScroll = new ScrollPane(strip);
     stripScroll.setFitToWidth(true);
@@ -124,7 +131,7 @@ public final class DataView extends VBox {
   }
 
   private static Tab errorsTab(DataViewModel vm) {
-    ListView<DataPreview.LoadError> errors = new ListView<>(vm.errors());
+    ListView<String> errors = new ListView<>(vm.errors());
     errors.setId("data-errors");
     Tab tab = new Tab();
     tab.textProperty().bind(Bindings.size(vm.errors()).asString("Load errors (%d)"));
@@ -136,10 +143,11 @@ public final class DataView extends VBox {
     Label summary = new Label();
     summary.setId("data-stats");
     summary.textProperty().bind(Bindings.createStringBinding(() -> {
-      DataPreview.Stats s = vm.stats().get();
+      DatasetStats s = vm.stats().get();
       return s == null ? "" : "records " + s.records() + "    tokens " + s.tokens()
           + "    trainable tokens " + s.trainableTokens() + "    truncated " + s.truncated()
-          + "    skipped " + s.skipped();
+          + " (max length " + s.maxLength() + ")    longest " + s.longest()
+          + "    skipped " + s.skipped() + "    no trainable token " + s.withoutTrainable();
     }, vm.stats()));
     CategoryAxis x = new CategoryAxis();
     x.setLabel("tokens per record");
@@ -159,7 +167,7 @@ public final class DataView extends VBox {
       XYChart.Series<String, Number> series = new XYChart.Series<>();
       var labels = DataViewModel.binLabels(s);
       for (int i = 0; i < labels.size(); i++) {
-        series.getData().add(new XYChart.Data<>(labels.get(i), s.histogram()[i]));
+        series.getData().add(new XYChart.Data<>(labels.get(i), s.histogram().get(i).count()));
       }
       hist.getData().add(series);
     });

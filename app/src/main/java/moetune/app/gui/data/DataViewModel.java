@@ -17,6 +17,8 @@ import javafx.collections.ObservableList;
 import moetune.app.gui.GuiLog;
 import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
+import moetune.datasets.DatasetStats;
+import moetune.datasets.EncodedChat;
 
 /**
  * The Data screen: dataset files, format and template in; records with their label masks,
@@ -43,11 +45,14 @@ public final class DataViewModel {
 
   private final ObservableList<String> formats = FXCollections.observableArrayList();
   private final ObservableList<String> templates = FXCollections.observableArrayList();
-  private final ObservableList<DataPreview.Record> records = FXCollections.observableArrayList();
-  private final ObservableList<DataPreview.LoadError> errors =
-      FXCollections.observableArrayList();
-  private final ObjectProperty<DataPreview.Stats> stats = new SimpleObjectProperty<>();
-  private final ObjectProperty<DataPreview.Record> selected = new SimpleObjectProperty<>();
+  private final ObservableList<String> labelModes = FXCollections.observableArrayList();
+  private final StringProperty labels = new SimpleStringProperty("");
+  private final ObservableList<EncodedChat> records = FXCollections.observableArrayList();
+  private final ObservableList<String> errors = FXCollections.observableArrayList();
+  private final ObjectProperty<DatasetStats> stats = new SimpleObjectProperty<>();
+  private final ObjectProperty<EncodedChat> selected = new SimpleObjectProperty<>();
+  /** The selected record's tokens with their text and label mask. */
+  private final ObservableList<DataPreview.Token> tokens = FXCollections.observableArrayList();
 
   public DataViewModel(DatasetService service, TaskExecutor executor, GuiLog log,
       Workspace workspace) {
@@ -59,6 +64,9 @@ public final class DataViewModel {
     templates.setAll(service.templates());
     format.set(formats.isEmpty() ? "" : formats.get(0));
     template.set(templates.isEmpty() ? "" : templates.get(0));
+    labelModes.setAll(service.labelModes());
+    labels.set(labelModes.isEmpty() ? "" : labelModes.get(0));
+    selected.addListener((o, a, b) -> showTokens(b));
     files.addListener((o, a, b) -> validate());
     maxLength.addListener((o, a, b) -> validate());
     validate();
@@ -95,25 +103,26 @@ public final class DataViewModel {
     List<Path> paths = fileList();
     String fmt = format.get();
     String tpl = template.get();
+    String lab = labels.get();
     int max = Integer.parseInt(maxLength.get().strip());
     boolean skip = skipBad.get();
     busy.set(true);
     status.set("Loading " + paths.size() + " file(s) ...");
     executor.submit("load-data",
-        () -> service.load(paths, fmt, tpl, Path.of(tok), max, skip),
+        () -> service.load(paths, fmt, tpl, lab, Path.of(tok), max, skip),
         p -> {
           busy.set(false);
           records.setAll(p.records());
           errors.setAll(p.errors());
           stats.set(p.stats());
           selected.set(p.records().isEmpty() ? null : p.records().get(0));
-          workspace.datasets().set(String.join(";", paths.stream().map(Path::toString).toList()));
+          workspace.datasets().set(String.join(",", paths.stream().map(Path::toString).toList()));
           workspace.datasetFormat().set(fmt);
           workspace.template().set(tpl);
           status.set(p.stats().records() + " records, " + p.stats().tokens() + " tokens"
               + (p.errors().isEmpty() ? "" : ", " + p.errors().size() + " bad record(s) skipped"));
           log.info("data: " + status.get());
-          for (DataPreview.LoadError e : p.errors()) {
+          for (String e : p.errors()) {
             log.info("data: skipped " + e);
           }
         },
@@ -121,6 +130,19 @@ public final class DataViewModel {
           busy.set(false);
           status.set(log.error("Could not load the data", e));
         });
+  }
+
+  /** Loads the record's token texts in the background (decoding is per token). */
+  private void showTokens(EncodedChat r) {
+    if (r == null) {
+      tokens.clear();
+      return;
+    }
+    executor.submit("decode-record", () -> service.tokens(r), t -> {
+      if (selected.get() == r) {
+        tokens.setAll(t);
+      }
+    }, e -> status.set(log.error("Could not show " + r.origin(), e)));
   }
 
   private void validate() {
@@ -142,11 +164,11 @@ public final class DataViewModel {
     }
   }
 
-  /** The record's text with trainable tokens in [[ ]]; what the highlight shows, as text. */
-  public static String markup(DataPreview.Record r) {
+  /** Tokens as text with trainable runs in [[ ]]: what the highlight shows, as text. */
+  public static String markup(List<DataPreview.Token> tokens) {
     StringBuilder sb = new StringBuilder();
     boolean in = false;
-    for (DataPreview.Token t : r.tokens()) {
+    for (DataPreview.Token t : tokens) {
       if (t.trainable() != in) {
         sb.append(in ? "]]" : "[[");
         in = t.trainable();
@@ -159,13 +181,9 @@ public final class DataViewModel {
     return sb.toString();
   }
 
-  /** The histogram's bin labels, e.g. "0-63". */
-  public static List<String> binLabels(DataPreview.Stats s) {
-    List<String> out = new ArrayList<>();
-    for (int i = 0; i < s.histogram().length; i++) {
-      out.add(i * s.binWidth() + "-" + ((i + 1) * s.binWidth() - 1));
-    }
-    return out;
+  /** The histogram's bin labels, e.g. "16-31". */
+  public static List<String> binLabels(DatasetStats s) {
+    return s.histogram().stream().map(b -> b.from() + "-" + (b.to() - 1)).toList();
   }
 
   public BooleanBinding canLoad() {
@@ -218,19 +236,31 @@ public final class DataViewModel {
     return templates;
   }
 
-  public ObservableList<DataPreview.Record> records() {
+  public ObservableList<String> labelModes() {
+    return labelModes;
+  }
+
+  public StringProperty labels() {
+    return labels;
+  }
+
+  public ObservableList<DataPreview.Token> tokens() {
+    return tokens;
+  }
+
+  public ObservableList<EncodedChat> records() {
     return records;
   }
 
-  public ObservableList<DataPreview.LoadError> errors() {
+  public ObservableList<String> errors() {
     return errors;
   }
 
-  public ObjectProperty<DataPreview.Stats> stats() {
+  public ObjectProperty<DatasetStats> stats() {
     return stats;
   }
 
-  public ObjectProperty<DataPreview.Record> selected() {
+  public ObjectProperty<EncodedChat> selected() {
     return selected;
   }
 }

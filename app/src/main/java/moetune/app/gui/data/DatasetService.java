@@ -2,25 +2,32 @@ package moetune.app.gui.data;
 
 import java.nio.file.Path;
 import java.util.List;
+import moetune.datasets.EncodedChat;
 
 /**
- * The Data screen's view of the templates and datasets modules. The app's implementation
- * delegates to their readers, renderer and tokenizer; this interface exists so the
- * ViewModel can be tested without files.
+ * The Data screen's way to the templates and datasets modules (readers, renderer, tokenizer,
+ * statistics). The app's implementation is {@link EngineDatasetService}; the ViewModel only
+ * sees this so its tests need no tokenizer.
  */
 public interface DatasetService {
 
-  /** Dataset formats the readers know, first the default. */
+  /** Dataset formats the readers know, the run config's default first. */
   List<String> formats();
 
-  /** Registered template names, first the default. */
+  /** Registered template names, the run config's default first. */
   List<String> templates();
 
+  /** Label modes (which tokens carry the loss), the run config's default first. */
+  List<String> labelModes();
+
   /**
-   * Reads, renders with {@code template} and tokenizes with the tokenizer in
-   * {@code tokenizerDir}; bad records are returned in {@link DataPreview#errors()} when
-   * {@code skipBad}, else the first one fails the load.
+   * Reads every file, renders each record with {@code template} and tokenizes it with the
+   * tokenizer in {@code tokenizerDir}, as training will. With {@code skipBad}, bad records are
+   * listed in {@link DataPreview#errors()}; without, the first one fails the load.
    */
-  DataPreview load(List<Path> files, String format, String template, Path tokenizerDir,
-      int maxLength, boolean skipBad) throws Exception;
+  DataPreview load(List<Path> files, String format, String template, String labels,
+      Path tokenizerDir, int maxLength, boolean skipBad) throws Exception;
+
+  /** The record's tokens with their text, for the token-by-token view of the last load. */
+  List<DataPreview.Token> tokens(EncodedChat record) throws Exception;
 }

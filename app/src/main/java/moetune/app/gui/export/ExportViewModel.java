@@ -85,7 +85,7 @@ public final class ExportViewModel {
     double v = Double.parseDouble(m.group(1));
     boolean binary = m.group(3) != null && m.group(3).toUpperCase(Locale.ROOT).equals("IB");
     double unit = binary ? 1024 : 1000;
-    int pow = "KMGT".indexOf(m.group(2).toUpperCase(Locale.ROOT)) + 1;
+    int pow = m.group(2).isEmpty() ? 0 : "KMGT".indexOf(m.group(2).toUpperCase(Locale.ROOT)) + 1;
     long bytes = (long) (v * Math.pow(unit, pow));
     if (bytes < 1) {
       throw new IllegalArgumentException("shard size must be at least 1 byte");

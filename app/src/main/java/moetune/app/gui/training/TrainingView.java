@@ -20,6 +20,8 @@ import javafx.scene.layout.Priority;
 import javafx.scene.layout.TilePane;
 import javafx.scene.layout.VBox;
 import javafx.stage.FileChooser;
+import java.util.List;
+import moetune.app.config.FieldType;
 import moetune.app.gui.common.Forms;
 
 /** The Training screen: bindings to {@link TrainingViewModel} only. */
@@ -37,11 +39,12 @@ public final class TrainingView extends SplitPane {
     grid.setVgap(2);
     grid.setPadding(new Insets(8));
     int r = 0;
-    for (ConfigField f : vm.form().fields()) {
+    for (FormField f : vm.form().fields()) {
       Control input;
-      if (f.kind() == ConfigField.Kind.CHOICE) {
+      if (f.def().type() == FieldType.CHOICE || f.def().type() == FieldType.BOOL) {
         ComboBox<String> box = new ComboBox<>();
-        box.getItems().setAll(f.choices());
+        box.getItems().setAll(f.def().type() == FieldType.BOOL ? List.of("true", "false")
+            : f.def().choices());
         box.valueProperty().bindBidirectional(f.text());
         input = box;
       } else {
@@ -49,10 +52,12 @@ public final class TrainingView extends SplitPane {
         t.textProperty().bindBidirectional(f.text());
         input = t;
       }
+      String tip = f.key() + (f.def().required() ? " (required)" : "") + ": " + f.def().help()
+          + (f.def().defaultValue() == null ? "" : "\ndefault: " + f.def().defaultValue());
       input.setId("cfg-" + f.key());
-      input.setTooltip(new Tooltip(f.key() + ": " + f.tooltip()));
-      Label l = new Label(f.label());
-      l.setTooltip(new Tooltip(f.key() + ": " + f.tooltip()));
+      input.setTooltip(new Tooltip(tip));
+      Label l = new Label(f.key());
+      l.setTooltip(new Tooltip(tip));
       grid.add(l, 0, r);
       grid.add(input, 1, r++);
       GridPane.setHgrow(input, Priority.ALWAYS);

@@ -76,7 +76,7 @@ public final class TrainingViewModel {
     workspace.datasets().addListener((o, a, b) -> form.field("datasets").text().set(b));
     workspace.datasetFormat().addListener((o, a, b) -> form.field("format").text().set(b));
     workspace.template().addListener((o, a, b) -> form.field("template").text().set(b));
-    form.field("output_dir").text().addListener((o, a, b) -> workspace.runDir().set(b));
+    form.field("out").text().addListener((o, a, b) -> workspace.runDir().set(b));
   }
 
   public void start() {
@@ -136,9 +136,9 @@ public final class TrainingViewModel {
     return s == State.STARTING || s == State.RUNNING || s == State.STOPPING;
   }
 
-  /** The config file the GUI writes and the trainer reads: output_dir/run-config.json. */
+  /** The config file the GUI writes and the trainer reads: out/run-config.yaml. */
   public Path configFile() {
-    return Path.of(form.field("output_dir").text().get().strip()).resolve("run-config.json");
+    return Path.of(form.field("out").text().get().strip()).resolve("run-config.yaml");
   }
 
   private void launch(boolean resume) {
