@@ -4,6 +4,6 @@ package moetune.app.config;
 final class DatasetChoices {
   private DatasetChoices() {}
 
-  static final String[] FORMATS = {"sharegpt", "openai", "alpaca"};
-  static final String[] LABELS = {"assistant", "all"};
+  static final String[] FORMATS = {"auto", "sharegpt", "openai", "alpaca"};
+  static final String[] LABELS = {"all-assistant", "last-turn", "everything"};
 }

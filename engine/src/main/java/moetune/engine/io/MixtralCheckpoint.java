@@ -11,8 +11,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Function;
 import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.MixtralConfig;
+import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 
 /**
@@ -373,6 +375,57 @@ public final class MixtralCheckpoint implements AutoCloseable {
           "is not a tensor of this model; names are the hub layout's (see MixtralNames)");
     }
     return s;
+  }
+
+  /**
+   * Saves a model directory in the hub layout, atomically: nothing is half-written, and an
+   * existing model directory at {@code dir} is replaced only once the new one is complete.
+   *
+   * @param weights gives each canonical tensor ({@link MixtralNames#hubShapes}) in any float
+   *     type; it is called once per tensor while that tensor is written
+   * @param dtype F32, BF16 or F16 (floats are rounded to nearest even); config.json's "dtype"
+   *     says which
+   * @param maxShardBytes shard size limit ({@link SafetensorsWriter#parseSize} reads "5GB")
+   * @param generation generation_config.json; null derives it from the config as transformers
+   *     does
+   * @param extraFiles files copied in unchanged (tokenizer.json, tokenizer_config.json, ...)
+   */
+  public static void save(
+      Path dir,
+      MixtralConfig config,
+      GenerationConfig generation,
+      Function<String, HostTensor> weights,
+      DType dtype,
+      long maxShardBytes,
+      List<Path> extraFiles) {
+    MixtralCheckpointWriter.save(
+        dir, config, generation, weights, dtype, maxShardBytes, extraFiles);
+  }
+
+  /**
+   * Saves this checkpoint (in the hub layout, whatever layout it was read from) to {@code dir},
+   * copying the other files of its directory (tokenizer files and the like) along. Saving over
+   * the directory it was read from is allowed.
+   */
+  public void save(Path target, DType dtype, long maxShardBytes) {
+    List<Path> extras = new ArrayList<>();
+    try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        String n = f.getFileName().toString();
+        boolean ours =
+            n.endsWith(".safetensors")
+                || n.equals(SafetensorsIndex.FILE_NAME)
+                || n.equals("config.json")
+                || n.equals("generation_config.json")
+                || n.startsWith(".");
+        if (!ours && Files.isRegularFile(f)) {
+          extras.add(f);
+        }
+      }
+    } catch (java.io.IOException e) {
+      throw new CheckpointException(dir, null, "cannot list: " + e, e);
+    }
+    save(target, config, generation, this::tensor, dtype, maxShardBytes, extras);
   }
 
   /** Unmaps the weight files; tensors already read stay valid. */

@@ -270,6 +270,18 @@ public final class MixtralModel implements AutoCloseable {
     return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
   }
 
+  /**
+   * The router's choices in the last forward, valid until its backward (which frees them): {probs
+   * F32 (L*N, E), topIdx I32 (L*N, K)}, layer after layer, downloaded for expert-load
+   * statistics (the trainer's router-collapse monitor).
+   */
+  public HostTensor[] lastRouting() {
+    if (step == null || step.probs == null) {
+      throw new IllegalStateException("lastRouting(): no forward since the last backward");
+    }
+    return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
+  }
+
   // ------------------------------------------------------------------ backward
 
   /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */

@@ -29,7 +29,7 @@ import java.util.stream.Stream;
  * the directory are fsynced, the directory is renamed into place, and only then is {@code
  * latest} replaced by renaming a synced {@code latest.tmp} over it. A checkpoint directory is
  * complete iff it holds {@link #COMPLETE_MARKER}, which the writer callback writes last; leftover
- * temp directories are removed by the next save.
+ * temp directories (every hidden entry of the root) are removed by the next save.
  */
 public final class CheckpointStore {
   /** The file a checkpoint writer must write last; its presence marks a complete checkpoint. */
@@ -161,7 +161,9 @@ public final class CheckpointStore {
 
   private void removeTemps() throws IOException {
     try (Stream<Path> s = Files.list(root)) {
-      for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList()) {
+      // Hidden entries are ours: our temp directories and those the model writer makes beside
+      // them while swapping a directory in.
+      for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".")).toList()) {
         deleteTree(p);
       }
     }

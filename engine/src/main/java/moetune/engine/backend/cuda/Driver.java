@@ -1,0 +1,49 @@
+package moetune.engine.backend.cuda;
+
+import java.lang.reflect.Method;
+import jcuda.NativePointerObject;
+import jcuda.Pointer;
+import jcuda.driver.CUresult;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * The one place where driver results are checked, and the raw addresses behind JCuda's handles
+ * (kernel arguments and cuBLAS need plain 64-bit pointers).
+ */
+final class Driver {
+  private static final Method NATIVE_POINTER;
+  private static final Method BYTE_OFFSET;
+
+  static {
+    JCudaDriver.setExceptionsEnabled(false); // every result goes through check() instead
+    try {
+      NATIVE_POINTER = NativePointerObject.class.getDeclaredMethod("getNativePointer");
+      NATIVE_POINTER.setAccessible(true);
+      BYTE_OFFSET = Pointer.class.getDeclaredMethod("getByteOffset");
+      BYTE_OFFSET.setAccessible(true);
+    } catch (ReflectiveOperationException e) {
+      throw new ExceptionInInitializerError(e);
+    }
+  }
+
+  private Driver() {}
+
+  /** Throws a {@link CudaException} naming the call and context unless rc is CUDA_SUCCESS. */
+  static void check(int rc, String call, String context) {
+    if (rc != CUresult.CUDA_SUCCESS) {
+      String[] text = new String[1];
+      JCudaDriver.cuGetErrorString(rc, text);
+      throw new CudaException(call, rc, CUresult.stringFor(rc) + (text[0] == null ? "" : ": " + text[0]), context);
+    }
+  }
+
+  /** The raw address a JCuda handle or pointer stands for (native pointer plus byte offset). */
+  static long address(NativePointerObject p) {
+    try {
+      long base = (long) NATIVE_POINTER.invoke(p);
+      return p instanceof Pointer ? base + (long) BYTE_OFFSET.invoke(p) : base;
+    } catch (ReflectiveOperationException e) {
+      throw new IllegalStateException("cannot read the native pointer of " + p, e);
+    }
+  }
+}

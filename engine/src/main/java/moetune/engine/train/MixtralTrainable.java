@@ -1,0 +1,262 @@
+package moetune.engine.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.SafetensorsReader;
+import moetune.engine.io.SafetensorsWriter;
+import moetune.engine.model.Batch;
+import moetune.engine.model.GenerationConfig;
+import moetune.engine.model.Loss;
+import moetune.engine.model.MixtralConfig;
+import moetune.engine.model.MixtralModel;
+import moetune.engine.model.Parameters;
+import moetune.engine.optim.AdamW;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
+ * model's, applies freezing, collects routing statistics, and saves and restores the whole
+ * training state.
+ *
+ * <p>A checkpoint directory is a HuggingFace model directory (float32 hub-layout safetensors,
+ * config.json, generation_config.json, the tokenizer files), so {@code generate} and {@code
+ * export} take it directly, plus {@code optimizer.safetensors}: AdamW's moments by hub name with
+ * the step count in its metadata.
+ *
+ * <p>The model must be built from {@link #trainingConfig}: the model differentiates its config's
+ * router_aux_loss_coef, and the run's coefficient may differ from the checkpoint's. Saved
+ * checkpoints keep the original config.
+ */
+public final class MixtralTrainable implements TrainableModel {
+  public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+  private static final String STEP_KEY = "adamw_step";
+
+  private final MixtralModel model;
+  private final MixtralConfig savedConfig;
+  private final GenerationConfig generation;
+  private final List<Path> tokenizerFiles;
+  private final AdamW adamw;
+  private final List<Parameters.Slice> frozen;
+  private final long trainable;
+
+  /**
+   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef())
+   * @param savedConfig the config checkpoints are saved with
+   * @param generation generation_config.json of checkpoints, or null to derive it
+   * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
+   */
+  public MixtralTrainable(
+      MixtralModel model, MixtralConfig savedConfig, GenerationConfig generation,
+      List<Path> tokenizerFiles, TrainOptions options) {
+    if (model.config().routerAuxLossCoef != options.auxLossCoef()) {
+      throw new IllegalArgumentException(
+          "MixtralTrainable: the model differentiates aux coefficient "
+              + model.config().routerAuxLossCoef + " but the run asks for " + options.auxLossCoef()
+              + "; build the model from trainingConfig()");
+    }
+    this.model = model;
+    this.savedConfig = savedConfig;
+    this.generation = generation;
+    this.tokenizerFiles = List.copyOf(tokenizerFiles);
+    Parameters params = model.parameters();
+    List<Parameters.Slice> f = new ArrayList<>();
+    long t = 0;
+    for (Parameters.Slice s : params.slices()) {
+      if (options.freeze().isFrozen(s.name())) {
+        f.add(s);
+      } else {
+        t += s.numel();
+      }
+    }
+    this.frozen = List.copyOf(f);
+    this.trainable = t;
+    AdamWOptions o = options.optimizer();
+    Predicate<Parameters.Slice> decay =
+        s ->
+            !options.freeze().isFrozen(s.name())
+                && switch (o.decay()) {
+                  case ALL -> true;
+                  case NONE -> false;
+                  case NO_NORMS_NO_BIAS -> !s.isVector(); // Mixtral has no biases
+                };
+    this.adamw =
+        new AdamW(
+            params,
+            new AdamW.Settings(
+                (float) o.lr(), (float) o.beta1(), (float) o.beta2(), (float) o.eps(),
+                (float) o.weightDecay(), (float) options.clipNorm()),
+            decay);
+  }
+
+  /** The config a model must be built from to train with this aux-loss coefficient. */
+  public static MixtralConfig trainingConfig(MixtralConfig config, double auxLossCoef) {
+    return config.toBuilder().set(b -> b.routerAuxLossCoef = auxLossCoef).build();
+  }
+
+  public MixtralModel model() {
+    return model;
+  }
+
+  /** Warnings about this setup for the run's log (empty when there are none). */
+  public List<String> warnings() {
+    List<String> w = new ArrayList<>();
+    if (model.config().routerAuxLossCoef == 0) {
+      w.add("router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
+          + "watch expert_load in metrics.jsonl for router collapse");
+    }
+    if (model.config().routerJitterNoise > 0) {
+      w.add("router_jitter_noise is " + model.config().routerJitterNoise + ": its random state is "
+          + "not checkpointed, so a resumed run is not bit-identical to an uninterrupted one");
+    }
+    return w;
+  }
+
+  @Override
+  public long trainableParameters() {
+    return trainable;
+  }
+
+  @Override
+  public String device() {
+    return model.backend().describe();
+  }
+
+  @Override
+  public void zeroGrad() {
+    model.zeroGrad();
+  }
+
+  @Override
+  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+    Loss loss = model.forward(toModelBatch(batch, true));
+    RouterStats stats = routerStats(batch);
+    model.backward((float) weight);
+    return new MicroStep(
+        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), stats);
+  }
+
+  @Override
+  public double evalLossSum(TokenBatch batch) {
+    Loss loss = model.evaluate(toModelBatch(batch, true));
+    return (double) loss.ce() * loss.targetTokens();
+  }
+
+  @Override
+  public double step(double lr) {
+    Tensor grad = model.parameters().gradFlat();
+    for (Parameters.Slice s : frozen) {
+      model.backend().fill(Parameters.view(grad, s), 0f);
+    }
+    adamw.step((float) lr);
+    return adamw.lastGradNorm();
+  }
+
+  /**
+   * The model's batch for a packed one: HF's unshifted labels (labels[t+1] = targets[t], the
+   * first label of each row ignored), an attention mask where there is padding (which also keeps
+   * padding out of the aux loss), restarting positions and document ids.
+   */
+  static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
+    int b = tb.batch();
+    int t = tb.seqLen();
+    int[] labels = new int[b * t];
+    int[] mask = new int[b * t];
+    boolean padded = false;
+    for (int r = 0; r < b; r++) {
+      if (tb.targets()[r * t + t - 1] != -100) {
+        throw new IllegalArgumentException(
+            "row " + r + " has a target at its last position; packed sequences end without one");
+      }
+      labels[r * t] = -100;
+      for (int i = 1; i < t; i++) {
+        labels[r * t + i] = tb.targets()[r * t + i - 1];
+      }
+      for (int i = 0; i < t; i++) {
+        mask[r * t + i] = tb.docIds()[r * t + i] >= 0 ? 1 : 0;
+        padded |= mask[r * t + i] == 0;
+      }
+    }
+    return new Batch(
+        b, t, tb.inputIds(), withLabels ? labels : null, padded ? mask : null, tb.positions(),
+        tb.docIds());
+  }
+
+  /** Share of routed slots per expert and router entropy per layer, padding excluded. */
+  private RouterStats routerStats(TokenBatch batch) {
+    HostTensor[] routing = model.lastRouting();
+    float[] probs = routing[0].toFloatArray(); // (L*N, E)
+    int[] top = routing[1].toIntArray(); // (L*N, K)
+    MixtralConfig c = model.config();
+    int e = c.numLocalExperts;
+    int k = c.numExpertsPerTok;
+    int n = batch.batch() * batch.seqLen();
+    RouterStats stats = new RouterStats(c.numHiddenLayers, e);
+    for (int l = 0; l < c.numHiddenLayers; l++) {
+      for (int i = 0; i < n; i++) {
+        if (batch.docIds()[i] >= 0) {
+          int row = l * n + i;
+          stats.addToken(l, probs, row * e, top, row * k, k);
+        }
+      }
+    }
+    return stats;
+  }
+
+  @Override
+  public void save(Path dir) throws IOException {
+    MixtralCheckpoint.save(
+        dir, savedConfig, generation, model::parameter, DType.F32,
+        SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES, tokenizerFiles);
+    List<SafetensorsWriter.Item> items = new ArrayList<>();
+    for (Map.Entry<String, HostTensor> e : adamw.stateToHost().entrySet()) {
+      items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
+    }
+    Map<String, String> meta = new LinkedHashMap<>();
+    meta.put("format", "moetune-adamw");
+    meta.put(STEP_KEY, Integer.toString(adamw.stepCount()));
+    SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
+  }
+
+  @Override
+  public void load(Path dir) throws IOException {
+    Parameters params = model.parameters();
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
+      for (String name : ckpt.names()) {
+        model.backend().copyFromHost(
+            ckpt.tensor(name), Parameters.view(params.masterFlat(), params.resolve(name)));
+      }
+    }
+    params.syncWorkingCopy();
+    Path opt = dir.resolve(OPTIMIZER_FILE);
+    if (!Files.isRegularFile(opt)) {
+      throw new IOException(dir + ": no " + OPTIMIZER_FILE + "; this is a model, not a training "
+          + "checkpoint (train from it with --model instead of --resume)");
+    }
+    try (SafetensorsReader r = SafetensorsReader.open(opt)) {
+      Map<String, HostTensor> state = new LinkedHashMap<>();
+      for (String name : r.names()) {
+        state.put(name, r.read(name));
+      }
+      String step = r.metadata().get(STEP_KEY);
+      if (step == null) {
+        throw new IOException(opt + ": metadata lacks '" + STEP_KEY + "'");
+      }
+      adamw.loadState(state, Integer.parseInt(step));
+    }
+  }
+
+  @Override
+  public void close() {
+    adamw.close();
+    model.close();
+  }
+}

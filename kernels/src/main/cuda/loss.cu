@@ -1,0 +1,118 @@
+// Losses: cross-entropy with ignore index, the load-balancing (aux) loss and the router z-loss.
+#include "common.cuh"
+
+#define IGNORE_INDEX (-100)
+
+// One block per row of logits (N, V). losses f32 (N): lse - logit[t] (0 when ignored, NaN when
+// the target is out of range). If dlogits != null: dlogits = dScale * (softmax - onehot), zero
+// rows when ignored. dlogits may alias logits: each thread reads its elements before writing
+// them, and logit[t] and the row statistics are fixed before the write pass begins.
+MT_KERNEL void cross_entropy_kernel(const void* logits, int ldt, const int* targets, float* losses,
+                                    void* dlogits, int gdt, float dScale, int V) {
+  long long row = (long long)blockIdx.x * V;
+  int t = targets[blockIdx.x];
+  bool ignore = t == IGNORE_INDEX;
+  bool bad = !ignore && (t < 0 || t >= V);
+  float mx = -INFINITY;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, ldf(logits, row + i, ldt));
+  mx = block_max(mx);
+  float s = 0.f;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(ldf(logits, row + i, ldt) - mx);
+  s = block_sum(s);  // its barriers also order every read of logit[t] below before any write
+  float lse = mx + logf(s);
+  float lt = (!ignore && !bad) ? ldf(logits, row + t, ldt) : 0.f;
+  __syncthreads();  // all threads have read logit[t] before anyone overwrites it
+  if (threadIdx.x == 0) {
+    losses[blockIdx.x] = ignore ? 0.f : (bad ? __int_as_float(0x7fc00000) : lse - lt);
+  }
+  if (dlogits != nullptr) {
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+      float g = 0.f;
+      if (!ignore) {
+        g = expf(ldf(logits, row + i, ldt) - lse) - (i == t ? 1.f : 0.f);
+        if (bad) g = __int_as_float(0x7fc00000);
+      }
+      stf(dlogits, row + i, gdt, dScale * g);
+    }
+  }
+}
+
+// Load-balancing loss, pass 1: ws[e] += sum_r m_r #{j: topIdx[r,j] = e}, ws[E + e] += sum_r m_r
+// probs[r,e], ws[2E] += sum_r m_r. ws f32 (2E+1) zeroed by the host. Block partials in shared
+// memory (2E+1 floats, dynamic), one atomic per entry per block.
+MT_KERNEL void lb_stats_kernel(const float* probs, const int* topIdx, const float* mask, float* ws,
+                               long long R, int E, int K) {
+  extern __shared__ float acc[];  // (2E+1)
+  for (int i = threadIdx.x; i < 2 * E + 1; i += blockDim.x) acc[i] = 0.f;
+  __syncthreads();
+  GRID_LOOP(r, R) {
+    float m = mask == nullptr ? 1.f : mask[r];
+    for (int j = 0; j < K; j++) {
+      int e = topIdx[r * K + j];
+      if (e >= 0 && e < E) atomicAdd(&acc[e], m);
+    }
+    for (int e = 0; e < E; e++) atomicAdd(&acc[E + e], m * probs[r * E + e]);
+    atomicAdd(&acc[2 * E], m);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < 2 * E + 1; i += blockDim.x) atomicAdd(&ws[i], acc[i]);
+}
+
+// Pass 2 (one block of 32): loss = E * sum_e (c_e / S) * (P_e / S).
+MT_KERNEL void lb_loss_kernel(const float* ws, int E, float* lossOut) {
+  float S = ws[2 * E], s = 0.f;
+  for (int e = threadIdx.x; e < E; e += 32) s += (ws[e] / S) * (ws[E + e] / S);
+  s = warp_sum(s);
+  if (threadIdx.x == 0) lossOut[0] = E * s;
+}
+
+// Pass 3: dProbs[r, e] = dScale * E * c_e * m_r / S^2 (overwrite).
+MT_KERNEL void lb_grad_kernel(const float* ws, const float* mask, float* dprobs, float dScale,
+                              long long R, int E) {
+  float S = ws[2 * E];
+  GRID_LOOP(t, R * E) {
+    long long r = t / E;
+    int e = (int)(t % E);
+    float m = mask == nullptr ? 1.f : mask[r];
+    dprobs[t] = dScale * E * ws[e] * m / (S * S);
+  }
+}
+
+// Log-sum-exp of a row of E logits, one warp per row.
+__device__ __forceinline__ float row_lse(const float* x, int E, int lane) {
+  float mx = -INFINITY;
+  for (int e = lane; e < E; e += 32) mx = fmaxf(mx, x[e]);
+  mx = warp_max(mx);
+  float s = 0.f;
+  for (int e = lane; e < E; e += 32) s += expf(x[e] - mx);
+  return mx + logf(warp_sum(s));
+}
+
+// Router z-loss pass 1: ws[0] += sum_r m_r lse_r^2, ws[1] += sum_r m_r. Warp per row.
+MT_KERNEL void zloss_stats_kernel(const float* logits, const float* mask, float* ws, long long R,
+                                  int E) {
+  long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (r >= R) return;
+  float lse = row_lse(logits + r * E, E, lane);
+  if (lane == 0) {
+    float m = mask == nullptr ? 1.f : mask[r];
+    atomicAdd(&ws[0], m * lse * lse);
+    atomicAdd(&ws[1], m);
+  }
+}
+
+MT_KERNEL void zloss_loss_kernel(const float* ws, float* lossOut) { lossOut[0] = ws[0] / ws[1]; }
+
+// Pass 3: dLogits[r, e] += dScale * 2 * lse_r * m_r / S * softmax(logits[r])_e.
+MT_KERNEL void zloss_grad_kernel(const float* logits, const float* mask, const float* ws,
+                                 float* dlogits, float dScale, long long R, int E) {
+  long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (r >= R) return;
+  const float* x = logits + r * E;
+  float lse = row_lse(x, E, lane);
+  float m = mask == nullptr ? 1.f : mask[r];
+  float c = dScale * 2.f * lse * m / ws[1];
+  for (int e = lane; e < E; e += 32) dlogits[r * E + e] += c * expf(x[e] - lse);
+}

@@ -1,0 +1,117 @@
+// ScatterMoE's scatter2scatter: for each routed row p (in expert order) y_row = x_row @ B_e
+// (+ bias[e]), where the input row is x[p] (grouped_in) or x[s_p / k] (scattered), the output
+// row y[p] (grouped_out) or y[s_p] (scattered), and B_e = W[e]^T (transW) or W[e]. Rows are
+// gathered and scattered inside the tile loads and the epilogue: no padded or per-expert copy
+// of X exists. Each block owns TBM rows of one expert and TBN output columns; blocks are
+// assigned to experts on the device from the sorted expert indices (binary searches), so the
+// grid is the upper bound ceil(M / TBM) + E row tiles and surplus blocks exit.
+#include "tile.cuh"
+
+// Finds this block's expert and row range [r0, r1). Returns false for a surplus block.
+// ends (E) shared scratch. sortedExpert is ascending.
+__device__ bool tile_to_expert(const int* sortedExpert, int M, int E, int tile, int* ends,
+                               int* outE, int* r0, int* r1) {
+  for (int e = threadIdx.x; e < E; e += blockDim.x) {
+    int lo = 0, hi = M;  // first p with sortedExpert[p] > e
+    while (lo < hi) {
+      int mid = (lo + hi) >> 1;
+      if (sortedExpert[mid] <= e) lo = mid + 1; else hi = mid;
+    }
+    ends[e] = lo;
+  }
+  __syncthreads();
+  __shared__ int info[3];
+  if (threadIdx.x == 0) {
+    info[0] = -1;
+    int start = 0, t = tile;
+    for (int e = 0; e < E; e++) {
+      int n = ends[e] - start;
+      int tiles = (n + TBM - 1) / TBM;
+      if (t < tiles) {
+        info[0] = e;
+        info[1] = start + t * TBM;
+        info[2] = min(ends[e], start + (t + 1) * TBM);
+        break;
+      }
+      t -= tiles;
+      start = ends[e];
+    }
+  }
+  __syncthreads();
+  *outE = info[0];
+  *r0 = info[1];
+  *r1 = info[2];
+  return info[0] >= 0;
+}
+
+// W (E, O, I) as stored. transW: inDim = I, outDim = O; else inDim = O, outDim = I.
+// Grid (ceil(outDim / TBN), ceil(M / TBM) + E). Dynamic shared memory: E ints.
+MT_KERNEL void __launch_bounds__(TTHREADS)
+scatter2scatter_kernel(const void* x, int xdt, const void* w, int wdt, const void* bias, int bdt,
+                       void* y, int ydt, const int* sortedExpert, const int* sortedScattered,
+                       int M, int E, int inDim, int outDim, int transW, int fanOut, int groupedIn,
+                       int groupedOut) {
+  extern __shared__ int ends[];
+  __shared__ float As[TBK][TBM + 4];
+  __shared__ float Bs[TBK][TBN + 4];
+  __shared__ long long inRow[TBM], outRow[TBM];
+  int e, r0, r1;
+  if (!tile_to_expert(sortedExpert, M, E, blockIdx.y, ends, &e, &r0, &r1)) return;
+  int rows = r1 - r0;
+  int n0 = blockIdx.x * TBN;
+  if (threadIdx.x < TBM) {
+    int p = r0 + threadIdx.x;
+    if (threadIdx.x < rows) {
+      int s = sortedScattered[p];
+      inRow[threadIdx.x] = groupedIn ? p : s / fanOut;
+      outRow[threadIdx.x] = groupedOut ? p : s;
+    } else {
+      inRow[threadIdx.x] = -1;
+      outRow[threadIdx.x] = -1;
+    }
+  }
+  // B_e(k, n) = W[e] at k * sk + n * sn.
+  long long wBase = (long long)e * inDim * outDim;
+  long long sk = transW ? 1 : outDim, sn = transW ? inDim : 1;
+  TileAcc acc;
+  tile_zero(acc);
+  __syncthreads();
+  for (int k0 = 0; k0 < inDim; k0 += TBK) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int idx = threadIdx.x + i * TTHREADS;
+      int r = idx / TBK, kk = idx % TBK;  // k fastest: x rows are contiguous in k
+      long long ir = inRow[r];
+      As[kk][r] = (ir >= 0 && k0 + kk < inDim) ? ldf(x, ir * inDim + k0 + kk, xdt) : 0.f;
+      int n, kb;
+      if (transW) {
+        n = idx / TBK;
+        kb = idx % TBK;
+      } else {
+        kb = idx / TBN;
+        n = idx % TBN;
+      }
+      Bs[kb][n] = (n0 + n < outDim && k0 + kb < inDim)
+                      ? ldf(w, wBase + (k0 + kb) * sk + (n0 + n) * sn, wdt)
+                      : 0.f;
+    }
+    __syncthreads();
+    tile_mma(acc, As, Bs);
+    __syncthreads();
+  }
+  int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    int r = ty + 16 * i;
+    if (r >= rows) continue;
+    long long orow = outRow[r];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      int n = n0 + tx + 16 * j;
+      if (n >= outDim) continue;
+      float v = acc.v[i][j];
+      if (bias != nullptr) v += ldf(bias, (long long)e * outDim + n, bdt);
+      stf(y, orow * outDim + n, ydt, v);
+    }
+  }
+}
