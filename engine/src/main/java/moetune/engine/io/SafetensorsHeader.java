@@ -57,7 +57,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
       throw new CheckpointException(
           file,
           "header",
-          "header length "
+          "length "
               + Long.toUnsignedString(n)
               + " is outside [2, "
               + MAX_HEADER_BYTES
@@ -67,7 +67,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
       throw new CheckpointException(
           file,
           "header",
-          "header length "
+          "length "
               + n
               + " runs past the end of the "
               + fileSize
@@ -87,17 +87,17 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
     String text = decodeUtf8(file, json);
     String trimmed = text.stripLeading();
     if (!trimmed.startsWith("{")) {
-      throw new CheckpointException(file, "header", "header JSON does not start with '{'");
+      throw new CheckpointException(file, "header", "JSON does not start with '{'");
     }
     JsonNode root;
     try {
       root = JSON.readTree(text);
     } catch (JsonProcessingException e) {
       throw new CheckpointException(
-          file, "header", "header is not valid JSON: " + e.getOriginalMessage(), e);
+          file, "header", "not valid JSON: " + e.getOriginalMessage(), e);
     }
     if (root == null || !root.isObject()) {
-      throw new CheckpointException(file, "header", "header JSON is not an object");
+      throw new CheckpointException(file, "header", "JSON is not an object");
     }
     Map<String, String> metadata = Map.of();
     List<SafetensorsEntry> entries = new ArrayList<>();
@@ -124,7 +124,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
           .decode(json)
           .toString();
     } catch (CharacterCodingException e) {
-      throw new CheckpointException(file, "header", "header is not valid UTF-8");
+      throw new CheckpointException(file, "header", "not valid UTF-8");
     }
   }
 

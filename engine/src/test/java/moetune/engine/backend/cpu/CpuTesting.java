@@ -65,9 +65,12 @@ final class CpuTesting {
     double ref2 = 0;
     for (int i = 0; i < expected.length; i++) {
       double d = actual[i] - expected[i];
+      boolean ok = actual[i] == expected[i] || Math.abs(d) <= atol + rtol * Math.abs(expected[i]);
+      if (actual[i] == expected[i]) {
+        d = 0; // equal infinities
+      }
       diff2 += d * d;
-      ref2 += expected[i] * expected[i];
-      boolean ok = Math.abs(d) <= atol + rtol * Math.abs(expected[i]);
+      ref2 += Double.isInfinite(expected[i]) ? 0 : expected[i] * expected[i];
       if (!ok || Double.isNaN(actual[i]) != Double.isNaN(expected[i])) {
         if (count++ < 8) {
           bad.append(String.format("%n  [%d] got %.9g expected %.9g", i, actual[i], expected[i]));
@@ -84,7 +87,7 @@ final class CpuTesting {
     assertClose(what, toDouble(expected), actual, rtol, atol);
   }
 
-  /** Fails unless ‖actual - expected‖ / ‖expected‖ <= tol (for finite-difference gradients). */
+  /** Fails unless ‖actual - expected‖ / max(‖expected‖, 1e-6) <= tol (finite-difference gradients). */
   static void assertNormClose(String what, double[] expected, float[] actual, double tol) {
     double diff2 = 0;
     double ref2 = 0;
@@ -99,8 +102,9 @@ final class CpuTesting {
         worst = i;
       }
     }
-    double rel = Math.sqrt(diff2 / ref2);
-    if (!(rel <= tol) || ref2 == 0) {
+    // A zero reference (a gradient that vanishes) must be matched to within 1e-6 absolute.
+    double rel = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-6);
+    if (!(rel <= tol)) {
       fail(String.format("%s: normwise rel err %.3g > %.3g (|expected| = %.3g); worst [%d] got %.9g"
               + " expected %.9g", what, rel, tol, Math.sqrt(ref2), worst, actual[worst],
           expected[worst]));
@@ -124,6 +128,29 @@ final class CpuTesting {
       g[i] = (up - down) / ((double) (saved + h) - (double) (saved - h));
     }
     return g;
+  }
+
+  /** Central finite differences of a double function: (f(x + h) - f(x - h)) / 2h. */
+  static double[] numericGrad(double[] x, double h, ToDoubleFunction<double[]> f) {
+    double[] g = new double[x.length];
+    for (int i = 0; i < x.length; i++) {
+      double saved = x[i];
+      x[i] = saved + h;
+      double up = f.applyAsDouble(x);
+      x[i] = saved - h;
+      double down = f.applyAsDouble(x);
+      x[i] = saved;
+      g[i] = (up - down) / (2 * h);
+    }
+    return g;
+  }
+
+  static double dot(double[] a, float[] b) {
+    double s = 0;
+    for (int i = 0; i < a.length; i++) {
+      s += a[i] * b[i];
+    }
+    return s;
   }
 
   /** sum_i a[i] * b[i] in double: the scalar "loss" that the gradient tests differentiate. */
