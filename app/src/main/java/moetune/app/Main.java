@@ -1,5 +1,9 @@
 package moetune.app;
 
+import moetune.app.cli.EvalCommand;
+import moetune.app.cli.ExportCommand;
+import moetune.app.cli.GenerateCommand;
+import moetune.app.cli.TrainCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -11,6 +15,9 @@ import picocli.CommandLine.Command;
     description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.",
     subcommands = {
       CommandLine.HelpCommand.class,
+      ExportCommand.class,
+      GenerateCommand.class,
+      EvalCommand.class,
       moetune.app.gui.GuiCommand.class,
     })
 public final class Main implements Runnable {
@@ -21,7 +28,14 @@ public final class Main implements Runnable {
 
   /** Runs the command line and returns the exit code (tests call this instead of main). */
   public static int run(String... args) {
-    return new CommandLine(new Main()).execute(args);
+    if (args.length > 0 && args[0].equals("--train")) { // `moetune --train ...` = `moetune train ...`
+      args = args.clone();
+      args[0] = "train";
+    }
+    CommandLine cl = new CommandLine(new Main());
+    // train's options are generated from the run config fields, so it is added built
+    cl.addSubcommand("train", TrainCommand.commandLine());
+    return cl.execute(args);
   }
 
   /** No subcommand: open the desktop app when there is a display, else print usage. */

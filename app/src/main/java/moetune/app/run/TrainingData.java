@@ -68,7 +68,7 @@ public record TrainingData(SequenceSource train, SequenceSource eval, int conver
    * at the last position. The first label of a row is -100 by construction (a document's first
    * token is never a target), so nothing is lost.
    */
-  static PackedSequence convert(moetune.datasets.PackedSequence s) {
+  public static PackedSequence convert(moetune.datasets.PackedSequence s) {
     int t = s.length();
     int[] targets = new int[t];
     for (int i = 0; i + 1 < t; i++) {

@@ -64,8 +64,8 @@ public final class DataOrder {
     return p;
   }
 
-  /** SplitMix64's output function. */
-  static long mix(long z) {
+  /** SplitMix64's output function (also used for other deterministic streams). */
+  public static long mix(long z) {
     z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
     z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
     return z ^ (z >>> 31);

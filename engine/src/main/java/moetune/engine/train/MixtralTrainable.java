@@ -146,6 +146,11 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public double evalLossSum(TokenBatch batch) {
+    return evalLossSum(model, batch);
+  }
+
+  /** Sum of token cross-entropies of a batch under a model, without gradients. */
+  public static double evalLossSum(MixtralModel model, TokenBatch batch) {
     Loss loss = model.evaluate(toModelBatch(batch, true));
     return (double) loss.ce() * loss.targetTokens();
   }
@@ -165,7 +170,7 @@ public final class MixtralTrainable implements TrainableModel {
    * first label of each row ignored), an attention mask where there is padding (which also keeps
    * padding out of the aux loss), restarting positions and document ids.
    */
-  static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
+  public static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
     int b = tb.batch();
     int t = tb.seqLen();
     int[] labels = new int[b * t];

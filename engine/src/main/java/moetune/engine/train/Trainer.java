@@ -214,20 +214,9 @@ public final class Trainer {
         perStep * (totalSteps - step));
   }
 
-  /** Mean cross-entropy over every labelled token of the eval split, in micro-batches. */
+  /** Mean cross-entropy over every labelled token of the eval split. */
   private EvalMetrics evaluate() {
-    double lossSum = 0;
-    long tokens = 0;
-    for (int start = 0; start < eval.size(); start += options.microBatch()) {
-      List<PackedSequence> rows = new ArrayList<>();
-      for (int i = start; i < Math.min(eval.size(), start + options.microBatch()); i++) {
-        rows.add(eval.get(i));
-      }
-      TokenBatch batch = TokenBatch.of(rows);
-      lossSum += model.evalLossSum(batch);
-      tokens += batch.labelledTokens();
-    }
-    EvalMetrics m = EvalMetrics.of(step, lossSum, tokens);
+    EvalMetrics m = Evaluation.run(eval, options.microBatch(), model::evalLossSum, step);
     lastEval = m;
     listeners.forEach(l -> l.onEval(m));
     return m;

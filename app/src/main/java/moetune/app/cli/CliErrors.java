@@ -1,0 +1,36 @@
+package moetune.app.cli;
+
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import moetune.app.config.ConfigException;
+import moetune.datasets.DatasetException;
+import moetune.engine.io.CheckpointException;
+import moetune.templates.TemplateException;
+
+/**
+ * How commands report failures: a user's mistake (config, flag, file, dataset, template) as one
+ * line and exit code 2; anything else as one line plus the stack trace and exit code 1.
+ */
+final class CliErrors {
+  private CliErrors() {}
+
+  static int report(String command, Throwable e, PrintStream err) {
+    if (isUserError(e)) {
+      err.println("moetune " + command + ": " + e.getMessage());
+      return 2;
+    }
+    err.println("moetune " + command + ": failed: " + e);
+    e.printStackTrace(err);
+    return 1;
+  }
+
+  static boolean isUserError(Throwable e) {
+    return e instanceof ConfigException
+        || e instanceof DatasetException
+        || e instanceof CheckpointException
+        || e instanceof TemplateException
+        || e instanceof UncheckedIOException
+        || e instanceof java.nio.file.NoSuchFileException
+        || e instanceof IllegalArgumentException;
+  }
+}

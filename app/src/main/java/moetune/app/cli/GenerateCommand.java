@@ -1,0 +1,94 @@
+package moetune.app.cli;
+
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import moetune.app.config.ConfigException;
+import moetune.app.run.Devices;
+import moetune.app.run.Exporter;
+import moetune.datasets.ChatTokenizer;
+import moetune.engine.backend.Backend;
+import moetune.engine.generate.Generator;
+import moetune.engine.model.MixtralModel;
+import moetune.engine.model.ModelOptions;
+import moetune.templates.ConversationTemplate;
+import moetune.templates.Message;
+import moetune.templates.Role;
+import moetune.templates.TemplateRegistry;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code moetune generate}: continue a prompt with a KV cache. */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description = "Generate text from a model (a model directory or a train run's --out).")
+public final class GenerateCommand implements Callable<Integer> {
+  @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory or train output")
+  Path model;
+
+  @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "the prompt (a user message with --template)")
+  String prompt;
+
+  @Option(names = "--template", paramLabel = "NAME", description = "render the prompt as a one-turn chat with this template")
+  String template;
+
+  @Option(names = "--system", paramLabel = "TEXT", description = "system message (with --template)")
+  String system;
+
+  @Option(names = "--max-new-tokens", defaultValue = "128", paramLabel = "N", description = "default: ${DEFAULT-VALUE}")
+  int maxNewTokens;
+
+  @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 is greedy (default: ${DEFAULT-VALUE})")
+  double temperature;
+
+  @Option(names = "--top-p", defaultValue = "1.0", paramLabel = "P", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})")
+  double topP;
+
+  @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "sampling seed (default: ${DEFAULT-VALUE})")
+  long seed;
+
+  @Option(names = "--device", defaultValue = "auto", paramLabel = "D", description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
+  String device;
+
+  @Override
+  public Integer call() {
+    try {
+      if (maxNewTokens < 0 || !(temperature >= 0) || !(topP > 0 && topP <= 1)) {
+        throw new ConfigException(
+            "--max-new-tokens must be >= 0, --temperature >= 0 and --top-p in (0, 1]");
+      }
+      Path dir = Exporter.modelDir(model, "--model");
+      ConversationTemplate tpl = template == null ? null : TemplateRegistry.builtin().get(template);
+      String text =
+          tpl == null
+              ? prompt
+              : tpl.prompt(system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
+      try (ChatTokenizer tok = ChatTokenizer.load(dir);
+          Backend be = Devices.open(device, line -> System.err.println(line));
+          MixtralModel m =
+              MixtralModel.load(dir, be, new ModelOptions(Devices.precision("auto", be), seed))) {
+        int[] ids = tok.encode(text).ids();
+        Set<Integer> eos = new LinkedHashSet<>(m.config().eosTokenIds);
+        eos.add(tok.eosId());
+        String stop = tpl == null ? null : tpl.stopStr();
+        Generator.Result r =
+            Generator.generate(
+                m, ids, new Generator.Settings(maxNewTokens, temperature, topP, seed), eos,
+                sofar -> stop != null && tok.decode(sofar).contains(stop));
+        String out = tok.decode(r.tokens());
+        if (stop != null && out.contains(stop)) {
+          out = out.substring(0, out.indexOf(stop));
+        }
+        System.out.println(out);
+        System.err.println("[" + r.tokens().length + " tokens, stopped: "
+            + r.stop().name().toLowerCase(java.util.Locale.ROOT) + "]");
+      }
+      return 0;
+    } catch (Exception e) {
+      return CliErrors.report("generate", e, System.err);
+    }
+  }
+}

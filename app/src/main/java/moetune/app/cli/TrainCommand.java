@@ -1,0 +1,205 @@
+package moetune.app.cli;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import moetune.app.config.ConfigException;
+import moetune.app.config.ConfigField;
+import moetune.app.config.FieldType;
+import moetune.app.config.RunConfig;
+import moetune.app.config.RunConfigFields;
+import moetune.app.config.RunConfigParser;
+import moetune.app.run.DemoSetup;
+import moetune.app.run.Exporter;
+import moetune.app.run.TrainingJob;
+import moetune.engine.io.SafetensorsWriter;
+import moetune.engine.tensor.DType;
+import moetune.engine.train.EvalMetrics;
+import moetune.engine.train.RunSummary;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code moetune train}: a run from a config file and/or flags (every config field is a flag,
+ * generated from {@link RunConfigFields}), {@code --resume} of an earlier run, or {@code --demo}.
+ * Ctrl-C and SIGTERM stop the run at the next step boundary with a checkpoint.
+ */
+@Command(
+    name = "train",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Finetune (or train from scratch) a Mixtral model.",
+      "Every run config field is also a flag; flags override the --config file.",
+      "Example: moetune train --demo --out runs/demo"
+    })
+public final class TrainCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Option(names = "--config", paramLabel = "FILE", description = "run config, JSON or YAML")
+  Path config;
+
+  @Option(
+      names = "--resume",
+      paramLabel = "DIR",
+      description = "continue the run in DIR (its --out) from its latest checkpoint")
+  Path resume;
+
+  @Option(
+      names = "--demo",
+      description = "train a tiny Mixtral on the bundled sample data and export it to OUT/export")
+  boolean demo;
+
+  /** The command with its generated field options. */
+  public static CommandLine commandLine() {
+    CommandLine cl = new CommandLine(new TrainCommand());
+    CommandSpec spec = cl.getCommandSpec();
+    for (ConfigField f : RunConfigFields.ALL) {
+      OptionSpec.Builder b =
+          OptionSpec.builder("--" + f.key())
+              .type(String.class)
+              .paramLabel(label(f))
+              .description(f.help() + (f.defaultValue() == null ? "" : " (default: " + show(f.defaultValue()) + ")"));
+      if (f.type() == FieldType.BOOL) {
+        b.arity("0..1").fallbackValue("true");
+      } else {
+        b.arity("1");
+      }
+      spec.addOption(b.build());
+    }
+    return cl;
+  }
+
+  private static String label(ConfigField f) {
+    return switch (f.type()) {
+      case CHOICE -> String.join("|", f.choices());
+      case INT, LONG -> "N";
+      case DOUBLE -> "X";
+      case BOOL -> "true|false";
+      case LIST, DATASETS -> "A,B,...";
+      case STRING -> f.key().toUpperCase(Locale.ROOT);
+    };
+  }
+
+  private static String show(Object v) {
+    return v instanceof java.util.List<?> l && l.isEmpty() ? "none" : String.valueOf(v);
+  }
+
+  @Override
+  public Integer call() {
+    try {
+      return train();
+    } catch (Exception e) {
+      return CliErrors.report("train", e, System.err);
+    }
+  }
+
+  private int train() throws IOException {
+    Map<String, String> flags = new LinkedHashMap<>();
+    var parsed = spec.commandLine().getParseResult();
+    for (ConfigField f : RunConfigFields.ALL) {
+      if (parsed.hasMatchedOption("--" + f.key())) {
+        flags.put(f.key(), parsed.matchedOptionValue("--" + f.key(), (String) null));
+      }
+    }
+    Path configFile = config;
+    if (configFile == null && resume != null) {
+      configFile = savedConfig(resume);
+    }
+    if (demo) {
+      String out = flags.get("out");
+      if (out == null) {
+        throw new ConfigException("--demo needs --out DIR: where the run, its checkpoints and the export go");
+      }
+      long seed = flags.containsKey("seed") ? Long.parseLong(flags.get("seed")) : 42L;
+      Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(Path.of(out), seed));
+      merged.putAll(flags);
+      flags = merged;
+      configFile = null;
+    }
+    RunConfig cfg = RunConfigParser.parse(configFile, flags);
+    System.out.println("run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
+    System.out.print(cfg.toYaml().indent(2));
+    ProgressBar bar = ProgressBar.forStdout();
+    RunSummary summary;
+    Path out;
+    try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
+      out = job.outDir();
+      job.trainer().addListener(bar);
+      CountDownLatch done = new CountDownLatch(1);
+      Thread hook =
+          new Thread(
+              () -> {
+                job.trainer().requestStop();
+                try {
+                  done.await();
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              },
+              "moetune-stop");
+      Runtime.getRuntime().addShutdownHook(hook);
+      try {
+        summary = job.run();
+      } finally {
+        done.countDown();
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // the JVM is already shutting down (Ctrl-C): the hook is waiting for us and returns now
+      }
+    }
+    report(summary, out);
+    if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
+      Path export = out.resolve("export");
+      Exporter.export(summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+      System.out.println("exported the trained model to " + export + " (HuggingFace format)");
+      System.out.println("try it:   ./moetune generate --model " + export
+          + " --template chatml --prompt 'What is 12 + 30?'");
+    }
+    return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+  }
+
+  private static void report(RunSummary s, Path out) {
+    System.out.println();
+    System.out.println("run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
+    EvalMetrics a = s.firstEval();
+    EvalMetrics b = s.lastEval();
+    if (a != null && b != null) {
+      System.out.printf(Locale.ROOT, "eval loss: %.4f at step %d -> %.4f at step %d (%+.1f%%)%n",
+          a.loss(), a.step(), b.loss(), b.step(), 100 * (b.loss() - a.loss()) / a.loss());
+    }
+    System.out.println("output:      " + out);
+    System.out.println("metrics:     " + out.resolve("metrics.jsonl"));
+    System.out.println("run config:  " + out.resolve(TrainingJob.CONFIG_FILE));
+    if (s.lastCheckpoint() != null) {
+      System.out.println("checkpoint:  " + s.lastCheckpoint());
+    }
+    if (s.outcome() == RunSummary.Outcome.STOPPED) {
+      System.out.println("continue:    ./moetune train --resume " + out);
+    }
+  }
+
+  /** The run-config.yaml a --resume directory was made with. */
+  private static Path savedConfig(Path resume) {
+    Path p = resume.toAbsolutePath();
+    for (int up = 0; up < 3 && p != null; up++, p = p.getParent()) { // out, checkpoints, step-N
+      Path f = p.resolve(TrainingJob.CONFIG_FILE);
+      if (Files.isRegularFile(f)) {
+        return f;
+      }
+    }
+    throw new ConfigException(
+        "--resume " + resume + ": no " + TrainingJob.CONFIG_FILE + " there or above; give the run's "
+            + "--out directory, or its config with --config");
+  }
+}

@@ -1,0 +1,116 @@
+package moetune.app.run;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import moetune.app.config.ConfigException;
+import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.SafetensorsWriter;
+import moetune.engine.model.Batch;
+import moetune.engine.model.MixtralModel;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.train.CheckpointStore;
+import moetune.engine.train.DataOrder;
+import moetune.engine.train.Trainer;
+
+/**
+ * Exports a checkpoint as a HuggingFace model directory (hub per-expert layout, sharded
+ * safetensors with an index when above the shard size, config.json, generation_config.json,
+ * tokenizer files) and writes reference logits that {@code tools/check_export.py} compares
+ * transformers' logits against.
+ */
+public final class Exporter {
+  private Exporter() {}
+
+  /**
+   * The model directory a {@code --checkpoint} / {@code --model} value names: a HuggingFace
+   * directory itself, or a run's output or checkpoints directory (its latest checkpoint).
+   */
+  public static Path modelDir(Path p, String flag) throws IOException {
+    if (Files.isRegularFile(p.resolve("config.json"))) {
+      return p;
+    }
+    if (!Files.isDirectory(p)) {
+      throw new ConfigException(flag + " " + p + ": no such directory");
+    }
+    try {
+      return Trainer.findCheckpoint(p);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(
+          flag + " " + p + ": neither a model directory (no config.json) nor a training output "
+              + "with checkpoints; give a model directory or the --out of a train run");
+    }
+  }
+
+  /** Writes the export; {@code to} must be new, empty, or an earlier export (it is replaced). */
+  public static void export(Path from, Path to, DType dtype, long maxShardBytes) throws IOException {
+    if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
+      throw new ConfigException("--out " + to + ": is the checkpoint itself; choose another directory");
+    }
+    if (Files.isDirectory(to) && !Files.isRegularFile(to.resolve("config.json")) && !isEmpty(to)) {
+      throw new ConfigException(
+          "--out " + to + ": exists, is not empty and is not a model directory; choose a new or "
+              + "empty directory (nothing was written)");
+    }
+    if (Files.exists(to) && !Files.isDirectory(to)) {
+      throw new ConfigException("--out " + to + ": is a file; choose a directory");
+    }
+    List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+      MixtralCheckpoint.save(
+          to, ckpt.config(), ckpt.generationConfig(), ckpt::tensor, dtype, maxShardBytes, tokenizer);
+    }
+  }
+
+  private static boolean isEmpty(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.findAny().isEmpty();
+    }
+  }
+
+  /**
+   * Runs moetune (CPU, float32) on deterministic token ids, B rows of T, and writes {@code
+   * input_ids} I64 (B, T) and {@code logits} F32 (B, T, V) to a safetensors file.
+   */
+  public static HostTensor writeReferenceLogits(Path modelDir, Path file, int rows, int len, long seed)
+      throws IOException {
+    try (CpuBackend cpu = new CpuBackend();
+        MixtralModel model = MixtralModel.load(modelDir, cpu)) {
+      int v = model.config().vocabSize;
+      int[][] ids = new int[rows][len];
+      long[] flat = new long[rows * len];
+      long x = seed;
+      for (int b = 0; b < rows; b++) {
+        for (int t = 0; t < len; t++) {
+          x += 0x9e3779b97f4a7c15L;
+          ids[b][t] = (int) Long.remainderUnsigned(DataOrder.mix(x), v);
+          flat[b * len + t] = ids[b][t];
+        }
+      }
+      model.evaluate(Batch.of(ids, null));
+      HostTensor logits = model.logits();
+      Map<String, SafetensorsWriter.Item> items = new LinkedHashMap<>();
+      items.put("input_ids", SafetensorsWriter.Item.of("input_ids", HostTensor.ofLongs(flat, rows, len)));
+      items.put("logits", SafetensorsWriter.Item.of("logits", logits));
+      Path parent = file.toAbsolutePath().getParent();
+      if (parent != null) {
+        Files.createDirectories(parent);
+      }
+      SafetensorsWriter.writeFile(
+          file, List.copyOf(items.values()),
+          Map.of("format", "pt", "model", modelDir.toString(), "dtype", "float32"));
+      return logits;
+    }
+  }
+
+  /** Whether a directory is a checkpoint of a training run (has the trainer's state). */
+  public static boolean isTrainingCheckpoint(Path dir) {
+    return CheckpointStore.isComplete(dir);
+  }
+}
