@@ -1,6 +1,7 @@
 package moetune.app.gui;
 
 import moetune.app.gui.data.EngineDatasetService;
+import moetune.app.gui.export.EngineExportService;
 import moetune.app.gui.model.EngineModelInspector;
 import moetune.app.gui.training.EngineTrainerGateway;
 
@@ -11,6 +12,6 @@ public final class EngineServices {
 
   public static GuiServices create() {
     return new GuiServices(new EngineModelInspector(), new EngineDatasetService(),
-        new EngineTrainerGateway(), null);
+        new EngineTrainerGateway(), new EngineExportService());
   }
 }

@@ -2,9 +2,6 @@ package moetune.app.gui.export;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import javafx.beans.binding.Bindings;
 import javafx.beans.binding.BooleanBinding;
 import javafx.beans.property.BooleanProperty;
@@ -18,6 +15,7 @@ import javafx.collections.ObservableList;
 import moetune.app.gui.GuiLog;
 import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
+import moetune.engine.io.SafetensorsWriter;
 
 /**
  * The Export screen: export a checkpoint to an HF directory (dtype, shard size, target),
@@ -25,8 +23,6 @@ import moetune.app.gui.Workspace;
  * current checkpoint or the exported model.
  */
 public final class ExportViewModel {
-
-  private static final Pattern SIZE = Pattern.compile("(?i)\\s*(\\d+(?:\\.\\d+)?)\\s*([KMGT]?)(I?B)?\\s*");
 
   private final ExportService service;
   private final TaskExecutor executor;
@@ -75,24 +71,6 @@ public final class ExportViewModel {
     validate();
   }
 
-  /** "5GB", "500MB", "2GiB", "1000000" (bytes) to bytes; decimal units as the hub uses. */
-  public static long parseSize(String s) {
-    Matcher m = SIZE.matcher(s);
-    if (!m.matches()) {
-      throw new IllegalArgumentException("shard size: '" + s + "' is not a size like 5GB or"
-          + " 500MB");
-    }
-    double v = Double.parseDouble(m.group(1));
-    boolean binary = m.group(3) != null && m.group(3).toUpperCase(Locale.ROOT).equals("IB");
-    double unit = binary ? 1024 : 1000;
-    int pow = m.group(2).isEmpty() ? 0 : "KMGT".indexOf(m.group(2).toUpperCase(Locale.ROOT)) + 1;
-    long bytes = (long) (v * Math.pow(unit, pow));
-    if (bytes < 1) {
-      throw new IllegalArgumentException("shard size must be at least 1 byte");
-    }
-    return bytes;
-  }
-
   public void export() {
     validate();
     if (!canExport().get()) {
@@ -102,9 +80,9 @@ public final class ExportViewModel {
     Path ckpt = Path.of(checkpoint.get().strip());
     Path out = Path.of(target.get().strip());
     String dt = dtype.get();
-    long shard = parseSize(shardSize.get());
+    long shard = SafetensorsWriter.parseSize(shardSize.get().strip());
     exporting.set(true);
-    progress.set(0);
+    progress.set(-1);
     result.set("");
     status.set("Exporting " + ckpt + " ...");
     executor.submit("export",
@@ -178,10 +156,10 @@ public final class ExportViewModel {
       targetError.set(Files.isRegularFile(p) ? t + ": is a file; choose a folder." : "");
     }
     try {
-      parseSize(shardSize.get());
+      SafetensorsWriter.parseSize(shardSize.get().strip());
       shardError.set("");
     } catch (IllegalArgumentException e) {
-      shardError.set(e.getMessage());
+      shardError.set("shard size: " + e.getMessage());
     }
   }
 
