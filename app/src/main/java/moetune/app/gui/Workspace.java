@@ -22,6 +22,8 @@ public final class Workspace {
   private final StringProperty datasets = new SimpleStringProperty("");
   private final StringProperty datasetFormat = new SimpleStringProperty("");
   private final StringProperty template = new SimpleStringProperty("");
+  private final StringProperty labels = new SimpleStringProperty("");
+  private final StringProperty maxLength = new SimpleStringProperty("");
   /** The training run's output directory (checkpoints live below it). */
   private final StringProperty runDir = new SimpleStringProperty("");
   /** The latest checkpoint the run wrote. */
@@ -51,6 +53,14 @@ public final class Workspace {
 
   public StringProperty template() {
     return template;
+  }
+
+  public StringProperty labels() {
+    return labels;
+  }
+
+  public StringProperty maxLength() {
+    return maxLength;
   }
 
   public StringProperty runDir() {

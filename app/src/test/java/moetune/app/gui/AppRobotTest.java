@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import javafx.application.Platform;
 import javafx.scene.control.Label;
 import javafx.stage.Stage;
 import javafx.stage.WindowEvent;
@@ -104,7 +105,7 @@ class AppRobotTest {
     Screenshots.save(stage.getScene(), "1-model");
 
     tab(robot, 1);
-    robot.clickOn("#data-records").clickOn(robot.lookup(".list-cell").nth(2).queryLabeled());
+    robot.clickOn(robot.lookup("#data-records .list-cell").nth(2).queryLabeled());
     waitFor(20, () -> window.data().selected().get() == window.data().records().get(2)
         && !window.data().tokens().isEmpty());
     assertEquals(window.data().records().get(2).length(), window.data().tokens().size());
@@ -167,7 +168,7 @@ class AppRobotTest {
     robot.clickOn("#train-start");
     waitFor(120, () -> window.training().loss().size() >= 1);
     // as the window manager's close button does; no wait, the handler blocks in its dialog
-    robot.interactNoWait(() -> stage.fireEvent(
+    Platform.runLater(() -> stage.fireEvent(
         new WindowEvent(stage, WindowEvent.WINDOW_CLOSE_REQUEST)));
     waitFor(10, () -> robot.lookup("Yes").tryQuery().isPresent());
     assertTrue(window.training().isActive(), "the question comes before anything stops");

@@ -14,7 +14,11 @@ import org.junit.jupiter.api.extension.ExtensionContext;
 /**
  * Gives GUI tests a display: when DISPLAY is unset (CI, a terminal over ssh) it starts Xvfb on
  * a free display number, points this JVM's DISPLAY at it (libc setenv through FFM, before the
- * FX toolkit starts, since GTK reads the variable natively) and stops it when the JVM exits.
+ * FX toolkit starts, since GTK reads the variable natively) and stops it after the JVM exits.
+ *
+ * <p>Xvfb runs under a small shell watchdog that kills it once this JVM is gone, rather than
+ * from a shutdown hook: GTK ends the process with status 1 when its X server disappears, and
+ * during shutdown that would turn a green test run into a failed surefire fork.
  * With DISPLAY already set it does nothing, so the tests can also be watched on a desktop.
  */
 public final class XvfbExtension implements BeforeAllCallback {
@@ -42,7 +46,6 @@ public final class XvfbExtension implements BeforeAllCallback {
       }
       Process p = start(n);
       if (waitForSocket(p, n)) {
-        Runtime.getRuntime().addShutdownHook(new Thread(p::destroy, "xvfb-stop"));
         setenv("DISPLAY", ":" + n);
         display = ":" + n;
         return display;
@@ -52,16 +55,34 @@ public final class XvfbExtension implements BeforeAllCallback {
     throw new IllegalStateException("no free X display between :91 and :159 for Xvfb");
   }
 
+  /** Xvfb on display :n, killed by its watchdog shell when this JVM or Xvfb itself ends. */
   private static Process start(int n) {
+    if (!onPath("Xvfb")) {
+      throw new IllegalStateException("GUI tests need a display: DISPLAY is unset and Xvfb is"
+          + " not installed; install it with `apt-get install xvfb libgtk-3-0 libgl1 libxtst6`");
+    }
+    long jvm = ProcessHandle.current().pid();
+    String script = "Xvfb :" + n + " -screen 0 1400x1000x24 -nolisten tcp >/dev/null 2>&1 &"
+        + " x=$!; trap 'kill $x 2>/dev/null' EXIT;"
+        + " while kill -0 " + jvm + " 2>/dev/null && kill -0 $x 2>/dev/null; do sleep 0.5; done";
     try {
-      return new ProcessBuilder("Xvfb", ":" + n, "-screen", "0", "1400x1000x24", "-nolisten",
-          "tcp").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
-          .start();
+      return new ProcessBuilder("sh", "-c", script).redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
     } catch (IOException e) {
       throw new IllegalStateException("GUI tests need a display: DISPLAY is unset and Xvfb"
           + " cannot be started (" + e.getMessage() + "); install it with"
           + " `apt-get install xvfb libgtk-3-0 libgl1 libxtst6`", e);
     }
+  }
+
+  private static boolean onPath(String exe) {
+    String path = System.getenv("PATH");
+    for (String dir : (path == null ? "/usr/bin:/bin" : path).split(":")) {
+      if (Files.isExecutable(Path.of(dir, exe))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Xvfb is ready once its socket exists; false when it exited (display taken meanwhile). */

@@ -14,6 +14,7 @@ import javafx.beans.property.SimpleStringProperty;
 import javafx.beans.property.StringProperty;
 import javafx.collections.FXCollections;
 import javafx.collections.ObservableList;
+import moetune.app.config.RunConfigFields;
 import moetune.app.gui.GuiLog;
 import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
@@ -35,7 +36,8 @@ public final class DataViewModel {
   private final StringProperty files = new SimpleStringProperty("");
   private final StringProperty format = new SimpleStringProperty("");
   private final StringProperty template = new SimpleStringProperty("");
-  private final StringProperty maxLength = new SimpleStringProperty("2048");
+  private final StringProperty maxLength = new SimpleStringProperty(
+      String.valueOf(RunConfigFields.get("max-length").defaultValue()));
   private final BooleanProperty skipBad = new SimpleBooleanProperty(true);
 
   private final StringProperty filesError = new SimpleStringProperty("");
@@ -119,6 +121,8 @@ public final class DataViewModel {
           workspace.datasets().set(String.join(",", paths.stream().map(Path::toString).toList()));
           workspace.datasetFormat().set(fmt);
           workspace.template().set(tpl);
+          workspace.labels().set(lab);
+          workspace.maxLength().set(Integer.toString(max));
           status.set(p.stats().records() + " records, " + p.stats().tokens() + " tokens"
               + (p.errors().isEmpty() ? "" : ", " + p.errors().size() + " bad record(s) skipped"));
           log.info("data: " + status.get());

@@ -18,7 +18,7 @@ public final class ExpertLoadHeatmap extends Region {
 
   private static final double LEFT = 58;
   private static final double TOP = 22;
-  private static final double RIGHT = 110;
+  private static final double RIGHT = 150;
 
   private final Canvas canvas = new Canvas();
   private double[][] share; // (L, E)
@@ -75,8 +75,7 @@ public final class ExpertLoadHeatmap extends Region {
     for (int e = 0; e < experts; e++) {
       g.fillText("E" + e, LEFT + (e + 0.5) * cw, TOP / 2);
     }
-    g.fillText("entropy (max " + String.format(Locale.ROOT, "%.2f", Math.log(experts)) + ")",
-        LEFT + experts * cw + RIGHT / 2, TOP / 2);
+    g.fillText("router entropy (nats)", LEFT + experts * cw + RIGHT / 2, TOP / 2);
     for (int l = 0; l < layers; l++) {
       double y = TOP + l * ch;
       g.setFill(Color.web("#37474f"));
@@ -96,7 +95,7 @@ public final class ExpertLoadHeatmap extends Region {
       if (entropy != null && l < entropy.length) {
         g.setFill(Color.web("#37474f"));
         g.setTextAlign(TextAlignment.CENTER);
-        g.fillText(String.format(Locale.ROOT, "%.3f", entropy[l]),
+        g.fillText(String.format(Locale.ROOT, "%.3f of max %.3f", entropy[l], Math.log(experts)),
             LEFT + experts * cw + RIGHT / 2, y + ch / 2);
       }
     }

@@ -22,8 +22,8 @@ public final class MetricChart extends LineChart<Number, Number> {
     ((NumberAxis) getXAxis()).setLabel("step");
     ((NumberAxis) getXAxis()).setForceZeroInRange(false);
     ((NumberAxis) getYAxis()).setForceZeroInRange(false);
-    setMinHeight(150);
-    setPrefHeight(180);
+    setMinHeight(170);
+    setPrefHeight(200);
   }
 
   /** Adds a series that follows {@code points}; returns this for chaining. */

@@ -76,6 +76,8 @@ public final class TrainingViewModel {
     workspace.datasets().addListener((o, a, b) -> form.field("datasets").text().set(b));
     workspace.datasetFormat().addListener((o, a, b) -> form.field("format").text().set(b));
     workspace.template().addListener((o, a, b) -> form.field("template").text().set(b));
+    workspace.labels().addListener((o, a, b) -> form.field("labels").text().set(b));
+    workspace.maxLength().addListener((o, a, b) -> form.field("max-length").text().set(b));
     form.field("out").text().addListener((o, a, b) -> workspace.runDir().set(b));
   }
 
