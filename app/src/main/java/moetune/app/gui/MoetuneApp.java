@@ -48,9 +48,10 @@ public final class MoetuneApp extends Application {
     ask.initOwner(window.getScene().getWindow());
     Optional<ButtonType> answer = ask.showAndWait();
     if (answer.isPresent() && answer.get() == ButtonType.YES) {
+      TaskExecutor.Handle run = window.training().stopForClose();
       Thread t = new Thread(() -> {
         try {
-          window.training().stopAndWait();
+          run.await();
         } catch (InterruptedException ignored) {
           Thread.currentThread().interrupt();
         }

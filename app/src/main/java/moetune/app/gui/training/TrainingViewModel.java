@@ -103,12 +103,13 @@ public final class TrainingViewModel {
     }
   }
 
-  /** For closing the window: stop (with a checkpoint) and wait until the run has returned. */
-  public void stopAndWait() throws InterruptedException {
+  /**
+   * For closing the window, on the UI thread: asks the run to stop (with a checkpoint) and
+   * returns the handle to wait on, off the UI thread, until the run has returned.
+   */
+  public TaskExecutor.Handle stopForClose() {
     stop();
-    if (handle != null) {
-      handle.await();
-    }
+    return handle;
   }
 
   /** Saves the form to {@code file} (JSON, or YAML by extension), as `train` reads it. */
