@@ -30,8 +30,11 @@ public final class MetricChart extends LineChart<Number, Number> {
   public MetricChart follow(String name, ObservableList<TrainingViewModel.Point> points) {
     XYChart.Series<Number, Number> series = new XYChart.Series<>();
     series.setName(name);
+    // the legend is built as series are added, so it must be on before the second one
+    if (!getData().isEmpty()) {
+      setLegendVisible(true);
+    }
     getData().add(series);
-    setLegendVisible(getData().size() > 1);
     points.addListener((ListChangeListener<TrainingViewModel.Point>) c -> {
       boolean onlyAdded = true;
       while (c.next()) {
