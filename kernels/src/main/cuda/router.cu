@@ -54,7 +54,7 @@ MT_KERNEL void router_backward_kernel(const float* dTopW, const float* dProbs, c
   float S = 0.f, c = 0.f;
   for (int j = 0; j < K; j++) S += probs[row + idx[j]];
   if (dTopW != nullptr) {
-    for (int j = 0; j < K; j++) c += dTopW[(long long)n * K + j] * probs[row + idx[j]] / S;
+    for (int j = 0; j < K; j++) c += dTopW[(long long)n * K + j] * (probs[row + idx[j]] / S);
   }
   float dot = 0.f;
   for (int e = 0; e < E; e++) {

@@ -18,11 +18,15 @@ import picocli.CommandLine.Command;
       ExportCommand.class,
       GenerateCommand.class,
       EvalCommand.class,
+      moetune.app.cli.TemplateCommand.class,
+      moetune.app.cli.DataCommand.class,
       moetune.app.gui.GuiCommand.class,
     })
 public final class Main implements Runnable {
 
   public static void main(String[] args) {
+    // DJL's tokenizer logs through SLF4J, which warns on stderr that no logger is bound.
+    System.setProperty("slf4j.internal.verbosity", "ERROR");
     System.exit(run(args));
   }
 

@@ -30,11 +30,16 @@ import moetune.templates.SpanKind;
  * token). Labels are not shifted.
  *
  * <p><b>Truncation.</b> Sequences longer than {@code maxLength} keep their first {@code
- * maxLength} tokens; {@link EncodedChat#truncated()} says so and the statistics count it.
+ * maxLength} tokens; {@link EncodedChat#truncated()} says so and the statistics count it. Texts
+ * far longer than needed are tokenized by verified prefix (see {@link #tokenize}), so a 10 MB
+ * message costs milliseconds, not minutes.
  */
 public final class ChatEncoder {
   /** The label of a token that carries no loss (PyTorch's ignore_index). */
   public static final int IGNORE = -100;
+
+  /** Tokens beyond maxLength that a tokenized prefix must reach before it is trusted. */
+  static final int MARGIN = 64;
 
   private final ChatTokenizer tokenizer;
   private final ConversationTemplate template;
@@ -75,7 +80,7 @@ public final class ChatEncoder {
   /** Tokens and labels of one record. */
   public EncodedChat encode(ChatRecord r) {
     RenderedPrompt p = render(r);
-    TokenizedText tt = tokenizer.encode(p.text());
+    TokenizedText tt = tokenize(p.text());
     int last = lastReply(r.messages());
     List<Span> spans = p.spans();
     int n = tt.length();
@@ -87,7 +92,7 @@ public final class ChatEncoder {
       boolean trained = mode == LabelMode.EVERYTHING;
       if (s >= 0 && e > s) {
         int k = spanAt(spans, s);
-        kinds[j] = spans.get(k).kind();
+        kinds[j] = spans.get(spanAt(spans, e - 1)).kind();
         for (; !trained && k < spans.size() && spans.get(k).start() < e; k++) {
           Span sp = spans.get(k);
           trained = sp.kind().assistantOutput()
@@ -102,6 +107,47 @@ public final class ChatEncoder {
     int keep = Math.min(n, maxLength);
     return new EncodedChat(Arrays.copyOf(tt.ids(), keep), Arrays.copyOf(labels, keep),
         Arrays.copyOf(kinds, keep), n, r.origin());
+  }
+
+  /** {@link #encode} with each token's spelling, for showing a record token by token. */
+  public java.util.List<TokenView> inspect(ChatRecord r) {
+    EncodedChat e = encode(r);
+    TokenizedText tt = tokenize(render(r).text());
+    java.util.List<TokenView> out = new java.util.ArrayList<>(e.length());
+    for (int i = 0; i < e.length(); i++) {
+      out.add(new TokenView(i, e.inputIds()[i], tt.tokens()[i], e.labels()[i], e.kinds()[i]));
+    }
+    return out;
+  }
+
+  /**
+   * Tokens enough to fill {@code maxLength}. Texts far longer than that (a 10 MB message takes
+   * the native tokenizer over a minute whole) are tokenized by prefix: a prefix of
+   * (maxLength + MARGIN) × the longest token's length in chars surely holds more than maxLength
+   * tokens, and its first maxLength ids must equal those of a prefix twice as long; if not
+   * (a merge reaching that far back), the whole text is tokenized. Either way the kept ids are
+   * exactly the whole text's first maxLength ids; only the untruncated length is then a lower
+   * bound.
+   */
+  private TokenizedText tokenize(String text) {
+    long limit = (long) (maxLength + MARGIN) * tokenizer.maxTokenChars();
+    if (text.length() <= 4 * limit) {
+      return tokenizer.encode(text);
+    }
+    TokenizedText head = tokenizer.encode(prefix(text, (int) limit));
+    if (head.length() >= maxLength + MARGIN) {
+      TokenizedText longer = tokenizer.encode(prefix(text, (int) (2 * limit)));
+      if (Arrays.equals(head.ids(), 0, maxLength, longer.ids(), 0, maxLength)) {
+        return head;
+      }
+    }
+    return tokenizer.encode(text);
+  }
+
+  /** The first {@code chars} UTF-16 chars, not splitting a surrogate pair. */
+  private static String prefix(String text, int chars) {
+    int end = Character.isHighSurrogate(text.charAt(chars - 1)) ? chars - 1 : chars;
+    return text.substring(0, end);
   }
 
   /** The index of the last assistant message with content, or -1. */

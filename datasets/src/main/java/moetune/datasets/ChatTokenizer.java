@@ -31,9 +31,11 @@ public final class ChatTokenizer implements AutoCloseable {
   private final int bosId;
   private final int eosId;
   private final int padId;
+  private final int maxTokenChars;
 
   private ChatTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int vocabSize, int bosId,
-      int eosId, int padId) {
+      int eosId, int padId, int maxTokenChars) {
+    this.maxTokenChars = maxTokenChars;
     this.tokenizer = tokenizer;
     this.dir = dir;
     this.vocabSize = vocabSize;
@@ -52,6 +54,7 @@ public final class ChatTokenizer implements AutoCloseable {
     JsonNode tj = readJson(json);
     Map<String, Integer> ids = new HashMap<>();
     int maxId = -1;
+    int maxChars = 1;
     JsonNode vocab = tj.path("model").path("vocab");
     if (vocab.isObject()) {
       for (var e : vocab.properties()) {
@@ -64,7 +67,12 @@ public final class ChatTokenizer implements AutoCloseable {
       }
       maxId = vocab.size() - 1;
     }
+    for (String piece : ids.keySet()) {
+      maxChars = Math.max(maxChars, piece.codePointCount(0, piece.length()));
+    }
     for (JsonNode t : tj.path("added_tokens")) {
+      String c = t.path("content").asText();
+      maxChars = Math.max(maxChars, c.codePointCount(0, c.length()));
       ids.put(t.path("content").asText(), t.path("id").asInt());
       maxId = Math.max(maxId, t.path("id").asInt());
     }
@@ -93,7 +101,7 @@ public final class ChatTokenizer implements AutoCloseable {
       throw new IllegalStateException("DJL tokenizer truncates (" + tok.getTruncation()
           + "); moetune must see every token");
     }
-    return new ChatTokenizer(tok, modelDir, maxId + 1, bos, eos, pad);
+    return new ChatTokenizer(tok, modelDir, maxId + 1, bos, eos, pad, maxChars);
   }
 
   /** Encodes {@code text} whole, with the post-processor's special tokens, never truncated. */
@@ -140,6 +148,14 @@ public final class ChatTokenizer implements AutoCloseable {
     }
     map[cps] = c;
     return map;
+  }
+
+  /**
+   * The longest vocabulary or added token, in code points: no token covers more characters of
+   * the input than this (an upper bound; byte-fallback spellings like "<0x0A>" overestimate).
+   */
+  public int maxTokenChars() {
+    return maxTokenChars;
   }
 
   /** Largest token id + 1 over the model vocabulary and the added tokens. */

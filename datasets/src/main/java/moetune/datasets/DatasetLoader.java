@@ -20,6 +20,19 @@ public final class DatasetLoader {
    *     with no good record, or (without skipInvalid) any bad record
    */
   public static LoadedDataset load(Path file, DatasetFormat format, boolean skipInvalid) {
+    return load(file, format, skipInvalid, true);
+  }
+
+  /**
+   * Loads records for {@code template render}: the field checks of {@link #load} but not the
+   * training rules, so any turn order and open (null) turns anywhere render as FastChat would.
+   */
+  public static LoadedDataset loadForRendering(Path file, DatasetFormat format) {
+    return load(file, format, false, false);
+  }
+
+  private static LoadedDataset load(Path file, DatasetFormat format, boolean skipInvalid,
+      boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
     for (JsonLines.Entry e : JsonLines.read(file)) {
@@ -27,7 +40,7 @@ public final class DatasetLoader {
       String error = e.parseError();
       if (error == null) {
         try {
-          records.add(RecordParser.parse(e.node(), format, origin));
+          records.add(RecordParser.parse(e.node(), format, origin, strict));
           continue;
         } catch (RecordParser.RecordError r) {
           error = r.getMessage();

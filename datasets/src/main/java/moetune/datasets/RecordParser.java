@@ -26,14 +26,20 @@ final class RecordParser {
 
   private RecordParser() {}
 
-  static ChatRecord parse(JsonNode n, DatasetFormat format, String origin) throws RecordError {
+  /**
+   * Parses one record; {@code strict} applies the training rules (alternation, start with user,
+   * open turn only last). Rendering passes false: FastChat renders any order and open turns
+   * anywhere, and so does {@code template render}.
+   */
+  static ChatRecord parse(JsonNode n, DatasetFormat format, String origin, boolean strict)
+      throws RecordError {
     if (n == null || !n.isObject()) {
       throw new RecordError("expected a JSON object record, got " + type(n));
     }
     DatasetFormat f = format == DatasetFormat.AUTO ? detect(n) : format;
     return switch (f) {
-      case SHAREGPT -> turns(n, "conversations", "from", "value", origin);
-      case OPENAI -> turns(n, "messages", "role", "content", origin);
+      case SHAREGPT -> turns(n, "conversations", "from", "value", origin, strict);
+      case OPENAI -> turns(n, "messages", "role", "content", origin, strict);
       case ALPACA -> alpaca(n, origin);
       case AUTO -> throw new IllegalStateException("detect() never returns AUTO");
     };
@@ -54,7 +60,7 @@ final class RecordParser {
   }
 
   private static ChatRecord turns(JsonNode n, String listField, String roleField,
-      String textField, String origin) throws RecordError {
+      String textField, String origin, boolean strict) throws RecordError {
     JsonNode list = n.get(listField);
     if (list == null || list.isNull()) {
       throw new RecordError("missing field '" + listField + "'");
@@ -99,7 +105,9 @@ final class RecordParser {
             + "'; expected human|gpt|system (ShareGPT) or user|assistant|system (OpenAI)");
       }
     }
-    check(messages, listField);
+    if (strict) {
+      check(messages, listField);
+    }
     return new ChatRecord(system, messages, origin);
   }
 

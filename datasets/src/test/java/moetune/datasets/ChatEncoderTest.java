@@ -102,6 +102,30 @@ class ChatEncoderTest {
   }
 
   @Test
+  void hugeMessagesAreTruncatedFastAndExactly() {
+    ChatTokenizer tok = Fixtures.mistral();
+    // 200k chars: over 4 x (512 + 64) x maxTokenChars, so the prefix path runs.
+    String reply = "The quick brown fox \u00e9\ud83d\ude00 jumps. ".repeat(5000);
+    assertTrue(reply.length() > 4L * (512 + ChatEncoder.MARGIN) * tok.maxTokenChars());
+    ChatRecord r = new ChatRecord(null, List.of(Message.user("Go."), Message.assistant(reply)),
+        "t:1");
+    ChatEncoder enc = new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 512);
+    EncodedChat e = enc.encode(r);
+    TokenizedText whole = tok.encode(enc.render(r).text());
+    assertEquals(512, e.length());
+    assertTrue(e.truncated());
+    assertArrayEquals(java.util.Arrays.copyOf(whole.ids(), 512), e.inputIds());
+    // A 10 MB message: only a verified prefix is tokenized.
+    long t0 = System.nanoTime();
+    EncodedChat big = enc.encode(new ChatRecord(null, List.of(Message.user("x".repeat(10 << 20)),
+        Message.assistant("ok")), "t:2"));
+    assertEquals(512, big.length());
+    assertTrue(big.truncated());
+    assertEquals(0, big.trainableTokens(), "the reply lies beyond the cut");
+    assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "took " + (System.nanoTime() - t0));
+  }
+
+  @Test
   void unicodeOffsetsMapToUtf16() {
     ChatTokenizer tok = Fixtures.mistral();
     String text = "a\ud83d\ude00b é";

@@ -129,6 +129,16 @@ class DatasetLoaderTest {
   }
 
   @Test
+  void renderingLoadAcceptsAnyTurnOrderAndOpenTurns() throws Exception {
+    Path p = file("r.jsonl", "{\"messages\": [{\"role\": \"assistant\", \"content\": null},"
+        + " {\"role\": \"assistant\", \"content\": \"x\"}]}\n");
+    assertError(p, DatasetFormat.OPENAI, "is assistant but user was expected");
+    ChatRecord r = DatasetLoader.loadForRendering(p, DatasetFormat.AUTO).records().get(0);
+    assertEquals(java.util.List.of(Message.assistant(null), Message.assistant("x")),
+        r.messages());
+  }
+
+  @Test
   void skippingCountsEveryBadRecord() throws Exception {
     Path p = file("mix.jsonl", """
         {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}

@@ -30,30 +30,63 @@ import picocli.CommandLine.Option;
 @Command(
     name = "eval",
     mixinStandardHelpOptions = true,
-    description = "Loss and perplexity of a model on a dataset (every conversation, labelled tokens only).")
+    description =
+        "Loss and perplexity of a model on a dataset (every conversation, labelled tokens only).")
 public final class EvalCommand implements Callable<Integer> {
-  @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory or train output")
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "DIR",
+      description = "model directory or train output")
   Path model;
 
-  @Option(names = "--data", required = true, paramLabel = "FILE", description = "JSON or JSONL dataset")
+  @Option(
+      names = "--data",
+      required = true,
+      paramLabel = "FILE",
+      description = "JSON or JSONL dataset")
   Path data;
 
-  @Option(names = "--format", defaultValue = "auto", paramLabel = "F", description = "auto, sharegpt, openai, alpaca (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--format",
+      defaultValue = "auto",
+      paramLabel = "F",
+      description = "auto, sharegpt, openai, alpaca (default: ${DEFAULT-VALUE})")
   String format;
 
-  @Option(names = "--template", defaultValue = "chatml", paramLabel = "T", description = "conversation template (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--template",
+      defaultValue = "chatml",
+      paramLabel = "T",
+      description = "conversation template (default: ${DEFAULT-VALUE})")
   String template;
 
-  @Option(names = "--labels", defaultValue = "all-assistant", paramLabel = "L", description = "all-assistant, last-turn, everything (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--labels",
+      defaultValue = "all-assistant",
+      paramLabel = "L",
+      description = "all-assistant, last-turn, everything (default: ${DEFAULT-VALUE})")
   String labels;
 
-  @Option(names = "--max-length", defaultValue = "512", paramLabel = "N", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--max-length",
+      defaultValue = "512",
+      paramLabel = "N",
+      description = "tokens per sequence (default: ${DEFAULT-VALUE})")
   int maxLength;
 
-  @Option(names = "--micro-batch", defaultValue = "4", paramLabel = "N", description = "sequences per forward (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--micro-batch",
+      defaultValue = "4",
+      paramLabel = "N",
+      description = "sequences per forward (default: ${DEFAULT-VALUE})")
   int microBatch;
 
-  @Option(names = "--device", defaultValue = "auto", paramLabel = "D", description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--device",
+      defaultValue = "auto",
+      paramLabel = "D",
+      description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
   String device;
 
   @Override
@@ -64,18 +97,36 @@ public final class EvalCommand implements Callable<Integer> {
       }
       Path dir = Exporter.modelDir(model, "--model");
       DataConfig dc =
-          new DataConfig(data, DatasetFormat.parse(format), false, template, null,
-              LabelMode.parse(labels), maxLength, true, 0.0, 0L);
+          new DataConfig(
+              data,
+              DatasetFormat.parse(format),
+              false,
+              template,
+              null,
+              LabelMode.parse(labels),
+              maxLength,
+              true,
+              0.0,
+              0L);
       try (ChatTokenizer tok = ChatTokenizer.load(dir);
           Backend be = Devices.open(device, line -> System.err.println(line));
-          MixtralModel m = MixtralModel.load(dir, be, new ModelOptions(Devices.precision("auto", be), 0L))) {
+          MixtralModel m =
+              MixtralModel.load(dir, be, new ModelOptions(Devices.precision("auto", be), 0L))) {
         PreparedData p = DataPipeline.prepare(dc, tok);
         List<PackedSequence> rows = new ArrayList<>();
         p.train().forEach(s -> rows.add(TrainingData.convert(s)));
         EvalMetrics r =
-            Evaluation.run(SequenceSource.of(rows), microBatch, b -> MixtralTrainable.evalLossSum(m, b), 0);
-        System.out.printf(Locale.ROOT, "%s on %s: loss %.4f, perplexity %.3f over %,d labelled tokens (%d conversations)%n",
-            dir, data, r.loss(), r.perplexity(), r.tokens(), p.stats().records());
+            Evaluation.run(
+                SequenceSource.of(rows), microBatch, b -> MixtralTrainable.evalLossSum(m, b), 0);
+        System.out.printf(
+            Locale.ROOT,
+            "%s on %s: loss %.4f, perplexity %.3f over %,d labelled tokens (%d conversations)%n",
+            dir,
+            data,
+            r.loss(),
+            r.perplexity(),
+            r.tokens(),
+            p.stats().records());
       }
       return 0;
     } catch (Exception e) {

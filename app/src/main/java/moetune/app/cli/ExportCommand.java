@@ -22,10 +22,15 @@ public final class ExportCommand implements Callable<Integer> {
       names = "--checkpoint",
       required = true,
       paramLabel = "DIR",
-      description = "a train run's --out (its latest checkpoint), a checkpoint, or a model directory")
+      description =
+          "a train run's --out (its latest checkpoint), a checkpoint, or a model directory")
   Path checkpoint;
 
-  @Option(names = "--out", required = true, paramLabel = "DIR", description = "the new model directory")
+  @Option(
+      names = "--out",
+      required = true,
+      paramLabel = "DIR",
+      description = "the new model directory")
   Path out;
 
   @Option(
@@ -39,13 +44,15 @@ public final class ExportCommand implements Callable<Integer> {
       names = "--shard-size",
       paramLabel = "SIZE",
       defaultValue = "5GB",
-      description = "largest safetensors shard, as HuggingFace's max_shard_size (default: ${DEFAULT-VALUE})")
+      description =
+          "largest safetensors shard, as HuggingFace's max_shard_size (default: ${DEFAULT-VALUE})")
   String shardSize;
 
   @Option(
       names = "--write-reference-logits",
       paramLabel = "FILE",
-      description = "also write moetune's logits of fixed token ids (safetensors) for tools/check_export.py")
+      description =
+          "also write moetune's logits of fixed token ids (safetensors) for tools/check_export.py")
   Path referenceLogits;
 
   @Override
@@ -63,8 +70,10 @@ public final class ExportCommand implements Callable<Integer> {
       System.out.println("exported " + from + " -> " + out + " (" + dtype + ")");
       if (referenceLogits != null) {
         Exporter.writeReferenceLogits(out, referenceLogits, 2, 16, 1234);
-        System.out.println("reference logits of the export (moetune, CPU fp32) -> " + referenceLogits);
-        System.out.println("check with:  python tools/check_export.py " + out + " " + referenceLogits);
+        System.out.println(
+            "reference logits of the export (moetune, CPU fp32) -> " + referenceLogits);
+        System.out.println(
+            "check with:  python tools/check_export.py " + out + " " + referenceLogits);
       }
       return 0;
     } catch (Exception e) {

@@ -26,31 +26,62 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description = "Generate text from a model (a model directory or a train run's --out).")
 public final class GenerateCommand implements Callable<Integer> {
-  @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory or train output")
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "DIR",
+      description = "model directory or train output")
   Path model;
 
-  @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "the prompt (a user message with --template)")
+  @Option(
+      names = "--prompt",
+      required = true,
+      paramLabel = "TEXT",
+      description = "the prompt (a user message with --template)")
   String prompt;
 
-  @Option(names = "--template", paramLabel = "NAME", description = "render the prompt as a one-turn chat with this template")
+  @Option(
+      names = "--template",
+      paramLabel = "NAME",
+      description = "render the prompt as a one-turn chat with this template")
   String template;
 
   @Option(names = "--system", paramLabel = "TEXT", description = "system message (with --template)")
   String system;
 
-  @Option(names = "--max-new-tokens", defaultValue = "128", paramLabel = "N", description = "default: ${DEFAULT-VALUE}")
+  @Option(
+      names = "--max-new-tokens",
+      defaultValue = "128",
+      paramLabel = "N",
+      description = "default: ${DEFAULT-VALUE}")
   int maxNewTokens;
 
-  @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 is greedy (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--temperature",
+      defaultValue = "0",
+      paramLabel = "T",
+      description = "0 is greedy (default: ${DEFAULT-VALUE})")
   double temperature;
 
-  @Option(names = "--top-p", defaultValue = "1.0", paramLabel = "P", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--top-p",
+      defaultValue = "1.0",
+      paramLabel = "P",
+      description = "nucleus sampling mass (default: ${DEFAULT-VALUE})")
   double topP;
 
-  @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "sampling seed (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--seed",
+      defaultValue = "0",
+      paramLabel = "S",
+      description = "sampling seed (default: ${DEFAULT-VALUE})")
   long seed;
 
-  @Option(names = "--device", defaultValue = "auto", paramLabel = "D", description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--device",
+      defaultValue = "auto",
+      paramLabel = "D",
+      description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
   String device;
 
   @Override
@@ -65,7 +96,8 @@ public final class GenerateCommand implements Callable<Integer> {
       String text =
           tpl == null
               ? prompt
-              : tpl.prompt(system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
+              : tpl.prompt(
+                  system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
       try (ChatTokenizer tok = ChatTokenizer.load(dir);
           Backend be = Devices.open(device, line -> System.err.println(line));
           MixtralModel m =
@@ -76,15 +108,22 @@ public final class GenerateCommand implements Callable<Integer> {
         String stop = tpl == null ? null : tpl.stopStr();
         Generator.Result r =
             Generator.generate(
-                m, ids, new Generator.Settings(maxNewTokens, temperature, topP, seed), eos,
+                m,
+                ids,
+                new Generator.Settings(maxNewTokens, temperature, topP, seed),
+                eos,
                 sofar -> stop != null && tok.decode(sofar).contains(stop));
         String out = tok.decode(r.tokens());
         if (stop != null && out.contains(stop)) {
           out = out.substring(0, out.indexOf(stop));
         }
         System.out.println(out);
-        System.err.println("[" + r.tokens().length + " tokens, stopped: "
-            + r.stop().name().toLowerCase(java.util.Locale.ROOT) + "]");
+        System.err.println(
+            "["
+                + r.tokens().length
+                + " tokens, stopped: "
+                + r.stop().name().toLowerCase(java.util.Locale.ROOT)
+                + "]");
       }
       return 0;
     } catch (Exception e) {

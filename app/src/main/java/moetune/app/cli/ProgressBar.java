@@ -9,9 +9,9 @@ import moetune.engine.train.StepMetrics;
 import moetune.engine.train.TrainingListener;
 
 /**
- * The terminal view of a run: on a terminal, one live line redrawn in place (step, bar, loss,
- * lr, tokens/s, ETA) with evaluations, checkpoints and log lines printed above it; elsewhere
- * (a pipe, a CI log) plain lines, at most one every few seconds plus the last step.
+ * The terminal view of a run: on a terminal, one live line redrawn in place (step, bar, loss, lr,
+ * tokens/s, ETA) with evaluations, checkpoints and log lines printed above it; elsewhere (a pipe, a
+ * CI log) plain lines, at most one every few seconds plus the last step.
  */
 public final class ProgressBar implements TrainingListener {
   private static final int WIDTH = 24;
@@ -35,11 +35,19 @@ public final class ProgressBar implements TrainingListener {
 
   @Override
   public void onStart(RunInfo info) {
-    println(String.format(Locale.ROOT,
-        "training %,d parameters on %s: steps %d..%d (%d per epoch), %,d tokens per step, "
-            + "%d training / %d held-out sequences",
-        info.parameters(), info.device(), info.startStep() + 1, info.totalSteps(),
-        info.stepsPerEpoch(), info.tokensPerStep(), info.trainSequences(), info.evalSequences()));
+    println(
+        String.format(
+            Locale.ROOT,
+            "training %,d parameters on %s: steps %d..%d (%d per epoch), %,d tokens per step, "
+                + "%d training / %d held-out sequences",
+            info.parameters(),
+            info.device(),
+            info.startStep() + 1,
+            info.totalSteps(),
+            info.stepsPerEpoch(),
+            info.tokensPerStep(),
+            info.trainSequences(),
+            info.evalSequences()));
   }
 
   @Override
@@ -61,10 +69,19 @@ public final class ProgressBar implements TrainingListener {
   static String format(StepMetrics m) {
     double frac = (double) m.step() / Math.max(1, m.totalSteps());
     int filled = (int) Math.round(frac * WIDTH);
-    return String.format(Locale.ROOT,
+    return String.format(
+        Locale.ROOT,
         "step %d/%d [%s%s] %3.0f%% | loss %.4f | aux %.3f | lr %.2e | %,.0f tok/s | ETA %s",
-        m.step(), m.totalSteps(), "#".repeat(filled), ".".repeat(WIDTH - filled), 100 * frac,
-        m.loss(), m.auxLoss(), m.lr(), m.tokensPerSecond(), duration(m.etaSeconds()));
+        m.step(),
+        m.totalSteps(),
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        100 * frac,
+        m.loss(),
+        m.auxLoss(),
+        m.lr(),
+        m.tokensPerSecond(),
+        duration(m.etaSeconds()));
   }
 
   static String duration(double seconds) {
@@ -76,14 +93,26 @@ public final class ProgressBar implements TrainingListener {
 
   @Override
   public void onEval(EvalMetrics m) {
-    println(String.format(Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.2f (%,d tokens)",
-        m.step(), m.loss(), m.perplexity(), m.tokens()));
+    println(
+        String.format(
+            Locale.ROOT,
+            "eval at step %d: loss %.4f, perplexity %.2f (%,d tokens)",
+            m.step(),
+            m.loss(),
+            m.perplexity(),
+            m.tokens()));
   }
 
   @Override
   public void onCheckpoint(CheckpointEvent e) {
-    println(String.format(Locale.ROOT, "checkpoint (%s) step %d -> %s (%.1f s)",
-        e.reason().name().toLowerCase(Locale.ROOT), e.step(), e.dir(), e.seconds()));
+    println(
+        String.format(
+            Locale.ROOT,
+            "checkpoint (%s) step %d -> %s (%.1f s)",
+            e.reason().name().toLowerCase(Locale.ROOT),
+            e.step(),
+            e.dir(),
+            e.seconds()));
   }
 
   @Override

@@ -67,7 +67,8 @@ public final class TrainCommand implements Callable<Integer> {
           OptionSpec.builder("--" + f.key())
               .type(String.class)
               .paramLabel(label(f))
-              .description(f.help() + (f.defaultValue() == null ? "" : " (default: " + show(f.defaultValue()) + ")"));
+              .description(
+                  f.help() + (f.required() ? " (required)" : defaultNote(f.defaultValue())));
       if (f.type() == FieldType.BOOL) {
         b.arity("0..1").fallbackValue("true");
       } else {
@@ -89,8 +90,11 @@ public final class TrainCommand implements Callable<Integer> {
     };
   }
 
-  private static String show(Object v) {
-    return v instanceof java.util.List<?> l && l.isEmpty() ? "none" : String.valueOf(v);
+  /** " (default: v)", or nothing for fields without a default (their help says what happens). */
+  private static String defaultNote(Object v) {
+    return v == null || v instanceof java.util.List<?> l && l.isEmpty()
+        ? ""
+        : " (default: " + v + ")";
   }
 
   @Override
@@ -117,66 +121,90 @@ public final class TrainCommand implements Callable<Integer> {
     if (demo) {
       String out = flags.get("out");
       if (out == null) {
-        throw new ConfigException("--demo needs --out DIR: where the run, its checkpoints and the export go");
+        throw new ConfigException(
+            "--demo needs --out DIR: where the run, its checkpoints and the export go");
       }
-      long seed = flags.containsKey("seed") ? Long.parseLong(flags.get("seed")) : 42L;
+      long seed =
+          flags.containsKey("seed")
+              ? RunConfig.defaults().with("seed", flags.get("seed")).seed()
+              : 42L;
       Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(Path.of(out), seed));
       merged.putAll(flags);
       flags = merged;
       configFile = null;
     }
     RunConfig cfg = RunConfigParser.parse(configFile, flags);
-    System.out.println("run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
+    System.out.println(
+        "run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
     System.out.print(cfg.toYaml().indent(2));
     ProgressBar bar = ProgressBar.forStdout();
-    RunSummary summary;
-    Path out;
-    try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
-      out = job.outDir();
-      job.trainer().addListener(bar);
-      CountDownLatch done = new CountDownLatch(1);
-      Thread hook =
-          new Thread(
-              () -> {
-                job.trainer().requestStop();
-                try {
-                  done.await();
-                } catch (InterruptedException e) {
-                  Thread.currentThread().interrupt();
-                }
-              },
-              "moetune-stop");
-      Runtime.getRuntime().addShutdownHook(hook);
-      try {
+    // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
+    // JVM open until the checkpoint is written and the summary printed (done counts down last).
+    CountDownLatch done = new CountDownLatch(1);
+    Thread hook = null;
+    try {
+      RunSummary summary;
+      Path out;
+      try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
+        out = job.outDir();
+        job.trainer().addListener(bar);
+        hook = new Thread(() -> stopAndWait(job, done), "moetune-stop");
+        Runtime.getRuntime().addShutdownHook(hook);
         summary = job.run();
-      } finally {
-        done.countDown();
       }
-      try {
-        Runtime.getRuntime().removeShutdownHook(hook);
-      } catch (IllegalStateException e) {
-        // the JVM is already shutting down (Ctrl-C): the hook is waiting for us and returns now
+      report(summary, out);
+      if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
+        Path export = out.resolve("export");
+        Exporter.export(
+            summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+        System.out.println("exported the trained model to " + export + " (HuggingFace format)");
+        System.out.println(
+            "try it:   ./moetune generate --model "
+                + export
+                + " --template chatml --prompt 'What is 12 + 30?'");
       }
+      return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+    } finally {
+      done.countDown();
+      removeHook(hook);
     }
-    report(summary, out);
-    if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
-      Path export = out.resolve("export");
-      Exporter.export(summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
-      System.out.println("exported the trained model to " + export + " (HuggingFace format)");
-      System.out.println("try it:   ./moetune generate --model " + export
-          + " --template chatml --prompt 'What is 12 + 30?'");
+  }
+
+  private static void stopAndWait(TrainingJob job, CountDownLatch done) {
+    job.trainer().requestStop();
+    try {
+      done.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
-    return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+  }
+
+  private static void removeHook(Thread hook) {
+    if (hook == null) {
+      return;
+    }
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException e) {
+      // the JVM is shutting down (Ctrl-C): the hook is running and returns now that we are done
+    }
   }
 
   private static void report(RunSummary s, Path out) {
     System.out.println();
-    System.out.println("run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
+    System.out.println(
+        "run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
     EvalMetrics a = s.firstEval();
     EvalMetrics b = s.lastEval();
     if (a != null && b != null) {
-      System.out.printf(Locale.ROOT, "eval loss: %.4f at step %d -> %.4f at step %d (%+.1f%%)%n",
-          a.loss(), a.step(), b.loss(), b.step(), 100 * (b.loss() - a.loss()) / a.loss());
+      System.out.printf(
+          Locale.ROOT,
+          "eval loss: %.4f at step %d -> %.4f at step %d (%+.1f%%)%n",
+          a.loss(),
+          a.step(),
+          b.loss(),
+          b.step(),
+          100 * (b.loss() - a.loss()) / a.loss());
     }
     System.out.println("output:      " + out);
     System.out.println("metrics:     " + out.resolve("metrics.jsonl"));
@@ -199,7 +227,11 @@ public final class TrainCommand implements Callable<Integer> {
       }
     }
     throw new ConfigException(
-        "--resume " + resume + ": no " + TrainingJob.CONFIG_FILE + " there or above; give the run's "
+        "--resume "
+            + resume
+            + ": no "
+            + TrainingJob.CONFIG_FILE
+            + " there or above; give the run's "
             + "--out directory, or its config with --config");
   }
 }

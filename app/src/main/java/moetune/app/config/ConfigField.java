@@ -4,9 +4,9 @@ import java.util.List;
 
 /**
  * One field of the run config: its key (also its flag, {@code --key}), type, default, the valid
- * range or choices and a line of help. {@link RunConfigFields} lists them all; the file parser,
- * the flags of {@code moetune train} and the printed config are generated from that list, so
- * every field is a flag by construction.
+ * range or choices and a line of help. {@link RunConfigFields} lists them all; the file parser, the
+ * flags of {@code moetune train} and the printed config are generated from that list, so every
+ * field is a flag by construction.
  *
  * @param key the name in the file and, with {@code --}, on the command line
  * @param type the kind of value
@@ -38,7 +38,8 @@ public record ConfigField(
   }
 
   ConfigField choices(String... words) {
-    return new ConfigField(key, type, defaultValue, List.of(words), min, minExclusive, max, required, help);
+    return new ConfigField(
+        key, type, defaultValue, List.of(words), min, minExclusive, max, required, help);
   }
 
   ConfigField atLeast(double v) {

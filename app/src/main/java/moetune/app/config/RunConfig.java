@@ -16,9 +16,9 @@ import moetune.engine.train.LrSchedule;
 import moetune.engine.train.TrainOptions;
 
 /**
- * A validated run config: every field of {@link RunConfigFields} with a value of its type (or
- * null where a field has no default and none was given). Immutable; {@link #with} makes an
- * edited copy (the GUI's form edits through it). Built by {@link RunConfigParser}.
+ * A validated run config: every field of {@link RunConfigFields} with a value of its type (or null
+ * where a field has no default and none was given). Immutable; {@link #with} makes an edited copy
+ * (the GUI's form edits through it). Built by {@link RunConfigParser}.
  */
 public final class RunConfig {
   private final Map<String, Object> values; // key -> String, Integer, Long, Double, Boolean, List

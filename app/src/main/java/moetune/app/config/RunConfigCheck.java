@@ -17,13 +17,17 @@ public final class RunConfigCheck {
   public static void check(RunConfig cfg, TemplateRegistry templates) {
     String model = cfg.model();
     if (model.startsWith(NEW_PREFIX)) {
-      requireFile("model", Path.of(model.substring(NEW_PREFIX.length())),
+      requireFile(
+          "model",
+          Path.of(model.substring(NEW_PREFIX.length())),
           "give new:PATH/TO/config.json with a Mixtral config");
     } else {
       Path dir = Path.of(model);
       if (!Files.isDirectory(dir)) {
         throw new ConfigException(
-            "field 'model': " + dir + " is not a directory; give a HuggingFace model directory "
+            "field 'model': "
+                + dir
+                + " is not a directory; give a HuggingFace model directory "
                 + "or new:CONFIG.json for a fresh model");
       }
       requireFile("model", dir.resolve("config.json"), "this is not a HuggingFace model directory");
@@ -51,16 +55,27 @@ public final class RunConfigCheck {
       StringBuilder known = new StringBuilder();
       templates.all().forEach(t -> known.append(known.isEmpty() ? "" : ", ").append(t.name()));
       throw new ConfigException(
-          "field '" + field + "' (" + d.path() + "): unknown template '" + d.template()
-              + "'; known templates: " + known);
+          "field '"
+              + field
+              + "' ("
+              + d.path()
+              + "): unknown template '"
+              + d.template()
+              + "'; known templates: "
+              + known);
     }
   }
 
   private static void requireFile(String field, Path p, String fix) {
     if (!Files.isRegularFile(p)) {
       throw new ConfigException(
-          "field '" + field + "': " + p + (Files.isDirectory(p) ? " is a directory" : " does not exist")
-              + "; " + fix);
+          "field '"
+              + field
+              + "': "
+              + p
+              + (Files.isDirectory(p) ? " is a directory" : " does not exist")
+              + "; "
+              + fix);
     }
   }
 }

@@ -43,7 +43,7 @@ public final class RunConfigParser {
     Map<String, Object> values = new LinkedHashMap<>(RunConfig.defaults().values());
     if (file != null) {
       JsonNode root = readTree(file);
-      String where = file.getFileName() + ": ";
+      String where = file + ": ";
       if (!root.isObject()) {
         throw new ConfigException(where + "the run config must be a mapping of field: value");
       }
@@ -75,8 +75,12 @@ public final class RunConfigParser {
       boolean missing = v == null || (v instanceof List<?> l && l.isEmpty());
       if (f.required() && missing) {
         throw new ConfigException(
-            (file == null ? "" : file.getFileName() + ": ") + "field '" + f.key()
-                + "' is required (" + f.help() + "); set it in the config file or with --"
+            (file == null ? "" : file + ": ")
+                + "field '"
+                + f.key()
+                + "' is required ("
+                + f.help()
+                + "); set it in the config file or with --"
                 + f.key());
       }
     }
@@ -94,12 +98,18 @@ public final class RunConfigParser {
       }
       return n;
     } catch (NoSuchFileException e) {
-      throw new ConfigException(file + ": no such run config file; check the path given to --config");
+      throw new ConfigException(
+          file + ": no such run config file; check the path given to --config");
     } catch (JsonProcessingException e) {
       String loc = e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr();
       throw new ConfigException(
-          file + ": not valid " + (name.endsWith(".json") ? "JSON" : "YAML") + loc + ": "
-              + e.getOriginalMessage().lines().findFirst().orElse(""), e);
+          file
+              + ": not valid "
+              + (name.endsWith(".json") ? "JSON" : "YAML")
+              + loc
+              + ": "
+              + e.getOriginalMessage().lines().findFirst().orElse(""),
+          e);
     } catch (IOException e) {
       throw new ConfigException(file + ": cannot read the run config: " + e.getMessage(), e);
     }
@@ -110,8 +120,11 @@ public final class RunConfigParser {
     if (f == null) {
       String near = closest(key);
       throw new ConfigException(
-          where + ": unknown field" + (near == null ? "" : " (did you mean '" + near + "'?)")
-              + "; known fields: " + String.join(", ", RunConfigFields.keys()));
+          where
+              + ": unknown field"
+              + (near == null ? "" : " (did you mean '" + near + "'?)")
+              + "; known fields: "
+              + String.join(", ", RunConfigFields.keys()));
     }
     return f;
   }
@@ -145,7 +158,8 @@ public final class RunConfigParser {
 
   private static String checkString(ConfigField f, String s, String where) {
     if (f.key().equals("device") && !DEVICE.matcher(s).matches()) {
-      throw new ConfigException(where + ": '" + s + "' is not a device; use cpu, cuda, cuda:N or auto");
+      throw new ConfigException(
+          where + ": '" + s + "' is not a device; use cpu, cuda, cuda:N or auto");
     }
     if (s.isBlank()) {
       throw new ConfigException(where + ": must not be empty (" + f.help() + ")");
@@ -233,9 +247,13 @@ public final class RunConfigParser {
     }
     if (f.key().equals("freeze")) {
       for (String w : out) {
-        if (!Set.of("router", "attention", "embeddings").contains(w) && !LAYERS.matcher(w).matches()) {
+        if (!Set.of("router", "attention", "embeddings").contains(w)
+            && !LAYERS.matcher(w).matches()) {
           throw new ConfigException(
-              where + ": '" + w + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
+              where
+                  + ": '"
+                  + w
+                  + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
         }
       }
     }
@@ -284,22 +302,28 @@ public final class RunConfigParser {
         continue;
       }
       if (!e.isObject()) {
-        throw new ConfigException(w + ": expected a path or {path, format, template, labels}, got " + describe(e));
+        throw new ConfigException(
+            w + ": expected a path or {path, format, template, labels}, got " + describe(e));
       }
       Iterator<String> names = e.fieldNames();
       while (names.hasNext()) {
         String k = names.next();
         if (!Set.of("path", "format", "template", "labels").contains(k)) {
-          throw new ConfigException(w + ": unknown field '" + k + "'; a dataset has path, format, template, labels");
+          throw new ConfigException(
+              w + ": unknown field '" + k + "'; a dataset has path, format, template, labels");
         }
       }
       if (!e.hasNonNull("path")) {
         throw new ConfigException(w + ": field 'path' is required");
       }
-      String format = e.hasNonNull("format")
-          ? choice(RunConfigFields.get("format"), e.get("format").asText(), w + ".format") : null;
-      String labels = e.hasNonNull("labels")
-          ? choice(RunConfigFields.get("labels"), e.get("labels").asText(), w + ".labels") : null;
+      String format =
+          e.hasNonNull("format")
+              ? choice(RunConfigFields.get("format"), e.get("format").asText(), w + ".format")
+              : null;
+      String labels =
+          e.hasNonNull("labels")
+              ? choice(RunConfigFields.get("labels"), e.get("labels").asText(), w + ".labels")
+              : null;
       String template = e.hasNonNull("template") ? e.get("template").asText() : null;
       out.add(new DatasetSpec(e.get("path").asText(), format, template, labels));
     }

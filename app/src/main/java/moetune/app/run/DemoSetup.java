@@ -61,7 +61,7 @@ public final class DemoSetup {
     m.put("datasets", data.toString());
     m.put("format", "sharegpt");
     m.put("template", "chatml");
-    m.put("max-length", "256");
+    m.put("max-length", "128");
     m.put("packing", "true");
     m.put("micro-batch", "8");
     m.put("grad-accum", "1");

@@ -3,7 +3,7 @@ package moetune.app.run;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.Backend;
-import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.backend.Backends;
 import moetune.engine.tensor.DType;
 
 /**
@@ -13,28 +13,24 @@ import moetune.engine.tensor.DType;
 public final class Devices {
   private Devices() {}
 
-  /** cpu, cuda, cuda:N or auto. */
+  /**
+   * cpu, cuda, cuda:N or auto (see {@link Backends#open}); problems become one-line config errors.
+   */
   public static Backend open(String device, Consumer<String> log) {
-    return switch (device) {
-      case "cpu" -> cpu(log);
-      case "auto" -> {
-        log.accept("device auto: no CUDA backend in this build, using the CPU");
-        yield cpu(log);
-      }
-      default ->
-          throw new ConfigException(
-              "field 'device': " + device + " is not available in this build (no CUDA backend); "
-                  + "use --device cpu");
-    };
-  }
-
-  private static Backend cpu(Consumer<String> log) {
-    Backend b = new CpuBackend();
+    Backend b;
+    try {
+      b = Backends.open(device, log);
+    } catch (IllegalArgumentException | IllegalStateException e) {
+      throw new ConfigException("field 'device': " + e.getMessage());
+    }
     log.accept("device: " + b.describe());
     return b;
   }
 
-  /** The activation dtype for a precision value on a backend: auto is bf16 on a GPU, fp32 on the CPU. */
+  /**
+   * The activation dtype for a precision value on a backend: auto is bf16 on a GPU, fp32 on the
+   * CPU.
+   */
   public static DType precision(String precision, Backend backend) {
     DType d =
         switch (precision) {
@@ -44,7 +40,10 @@ public final class Devices {
         };
     if (!backend.supports(d)) {
       throw new ConfigException(
-          "field 'precision': " + precision + " is not supported on " + backend.name()
+          "field 'precision': "
+              + precision
+              + " is not supported on "
+              + backend.name()
               + "; use fp32");
     }
     return d;

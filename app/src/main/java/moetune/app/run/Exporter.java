@@ -20,10 +20,10 @@ import moetune.engine.train.DataOrder;
 import moetune.engine.train.Trainer;
 
 /**
- * Exports a checkpoint as a HuggingFace model directory (hub per-expert layout, sharded
- * safetensors with an index when above the shard size, config.json, generation_config.json,
- * tokenizer files) and writes reference logits that {@code tools/check_export.py} compares
- * transformers' logits against.
+ * Exports a checkpoint as a HuggingFace model directory (hub per-expert layout, sharded safetensors
+ * with an index when above the shard size, config.json, generation_config.json, tokenizer files)
+ * and writes reference logits that {@code tools/check_export.py} compares transformers' logits
+ * against.
  */
 public final class Exporter {
   private Exporter() {}
@@ -43,19 +43,26 @@ public final class Exporter {
       return Trainer.findCheckpoint(p);
     } catch (IllegalArgumentException e) {
       throw new ConfigException(
-          flag + " " + p + ": neither a model directory (no config.json) nor a training output "
+          flag
+              + " "
+              + p
+              + ": neither a model directory (no config.json) nor a training output "
               + "with checkpoints; give a model directory or the --out of a train run");
     }
   }
 
   /** Writes the export; {@code to} must be new, empty, or an earlier export (it is replaced). */
-  public static void export(Path from, Path to, DType dtype, long maxShardBytes) throws IOException {
+  public static void export(Path from, Path to, DType dtype, long maxShardBytes)
+      throws IOException {
     if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
-      throw new ConfigException("--out " + to + ": is the checkpoint itself; choose another directory");
+      throw new ConfigException(
+          "--out " + to + ": is the checkpoint itself; choose another directory");
     }
     if (Files.isDirectory(to) && !Files.isRegularFile(to.resolve("config.json")) && !isEmpty(to)) {
       throw new ConfigException(
-          "--out " + to + ": exists, is not empty and is not a model directory; choose a new or "
+          "--out "
+              + to
+              + ": exists, is not empty and is not a model directory; choose a new or "
               + "empty directory (nothing was written)");
     }
     if (Files.exists(to) && !Files.isDirectory(to)) {
@@ -64,7 +71,13 @@ public final class Exporter {
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
       MixtralCheckpoint.save(
-          to, ckpt.config(), ckpt.generationConfig(), ckpt::tensor, dtype, maxShardBytes, tokenizer);
+          to,
+          ckpt.config(),
+          ckpt.generationConfig(),
+          ckpt::tensor,
+          dtype,
+          maxShardBytes,
+          tokenizer);
     }
   }
 
@@ -78,8 +91,8 @@ public final class Exporter {
    * Runs moetune (CPU, float32) on deterministic token ids, B rows of T, and writes {@code
    * input_ids} I64 (B, T) and {@code logits} F32 (B, T, V) to a safetensors file.
    */
-  public static HostTensor writeReferenceLogits(Path modelDir, Path file, int rows, int len, long seed)
-      throws IOException {
+  public static HostTensor writeReferenceLogits(
+      Path modelDir, Path file, int rows, int len, long seed) throws IOException {
     try (CpuBackend cpu = new CpuBackend();
         MixtralModel model = MixtralModel.load(modelDir, cpu)) {
       int v = model.config().vocabSize;
@@ -96,14 +109,16 @@ public final class Exporter {
       model.evaluate(Batch.of(ids, null));
       HostTensor logits = model.logits();
       Map<String, SafetensorsWriter.Item> items = new LinkedHashMap<>();
-      items.put("input_ids", SafetensorsWriter.Item.of("input_ids", HostTensor.ofLongs(flat, rows, len)));
+      items.put(
+          "input_ids", SafetensorsWriter.Item.of("input_ids", HostTensor.ofLongs(flat, rows, len)));
       items.put("logits", SafetensorsWriter.Item.of("logits", logits));
       Path parent = file.toAbsolutePath().getParent();
       if (parent != null) {
         Files.createDirectories(parent);
       }
       SafetensorsWriter.writeFile(
-          file, List.copyOf(items.values()),
+          file,
+          List.copyOf(items.values()),
           Map.of("format", "pt", "model", modelDir.toString(), "dtype", "float32"));
       return logits;
     }

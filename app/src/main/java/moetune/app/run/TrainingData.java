@@ -15,8 +15,8 @@ import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
 
 /**
- * The run's datasets as the engine's training and held-out sequences: each dataset goes through
- * the datasets module's pipeline (load, split, render, tokenize, mask, pack), then the rows are
+ * The run's datasets as the engine's training and held-out sequences: each dataset goes through the
+ * datasets module's pipeline (load, split, render, tokenize, mask, pack), then the rows are
  * concatenated and converted to the engine's shifted-target form.
  *
  * @param train the training sequences
@@ -24,11 +24,12 @@ import moetune.engine.train.SequenceSource;
  * @param conversations conversations read in all (train and held out)
  * @param summary one line for the log
  */
-public record TrainingData(SequenceSource train, SequenceSource eval, int conversations, String summary) {
+public record TrainingData(
+    SequenceSource train, SequenceSource eval, int conversations, String summary) {
 
   /**
-   * Prepares every dataset of the config. With eval-datasets, those are the held-out split and
-   * the training datasets are not split; otherwise each training dataset gives eval-split of its
+   * Prepares every dataset of the config. With eval-datasets, those are the held-out split and the
+   * training datasets are not split; otherwise each training dataset gives eval-split of its
    * conversations.
    */
   public static TrainingData prepare(RunConfig cfg, ChatTokenizer tokenizer) {
@@ -37,7 +38,8 @@ public record TrainingData(SequenceSource train, SequenceSource eval, int conver
     List<PackedSequence> eval = new ArrayList<>();
     int conversations = 0;
     for (DatasetSpec d : cfg.datasets()) {
-      PreparedData p = DataPipeline.prepare(dataConfig(cfg, d, separateEval ? 0 : cfg.evalSplit()), tokenizer);
+      PreparedData p =
+          DataPipeline.prepare(dataConfig(cfg, d, separateEval ? 0 : cfg.evalSplit()), tokenizer);
       p.train().forEach(s -> train.add(convert(s)));
       p.eval().forEach(s -> eval.add(convert(s)));
       conversations += p.stats().records();
@@ -48,25 +50,41 @@ public record TrainingData(SequenceSource train, SequenceSource eval, int conver
       conversations += p.stats().records();
     }
     String summary =
-        conversations + " conversations -> " + train.size() + " training and " + eval.size()
-            + " held-out sequences of " + cfg.maxLength() + " tokens"
+        conversations
+            + " conversations -> "
+            + train.size()
+            + " training and "
+            + eval.size()
+            + " held-out sequences of "
+            + cfg.maxLength()
+            + " tokens"
             + (cfg.packing() ? " (packed)" : " (one per sequence)");
     return new TrainingData(
-        SequenceSource.of(train), eval.isEmpty() ? null : SequenceSource.of(eval), conversations,
+        SequenceSource.of(train),
+        eval.isEmpty() ? null : SequenceSource.of(eval),
+        conversations,
         summary);
   }
 
   static DataConfig dataConfig(RunConfig cfg, DatasetSpec d, double evalFraction) {
     return new DataConfig(
-        Path.of(d.path()), DatasetFormat.parse(d.format()), false, d.template(), null,
-        LabelMode.parse(d.labels()), cfg.maxLength(), cfg.packing(), evalFraction, cfg.seed());
+        Path.of(d.path()),
+        DatasetFormat.parse(d.format()),
+        false,
+        d.template(),
+        null,
+        LabelMode.parse(d.labels()),
+        cfg.maxLength(),
+        cfg.packing(),
+        evalFraction,
+        cfg.seed());
   }
 
   /**
-   * The datasets module's row (HF labels: labels[t] is the target of position t-1) as the
-   * engine's (targets[t] is the target of position t): targets[t] = labels[t+1], and no target
-   * at the last position. The first label of a row is -100 by construction (a document's first
-   * token is never a target), so nothing is lost.
+   * The datasets module's row (HF labels: labels[t] is the target of position t-1) as the engine's
+   * (targets[t] is the target of position t): targets[t] = labels[t+1], and no target at the last
+   * position. The first label of a row is -100 by construction (a document's first token is never a
+   * target), so nothing is lost.
    */
   public static PackedSequence convert(moetune.datasets.PackedSequence s) {
     int t = s.length();

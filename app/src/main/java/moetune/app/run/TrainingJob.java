@@ -6,11 +6,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.function.Consumer;
+import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.train.CheckpointStore;
 import moetune.engine.train.MetricsLog;
 import moetune.engine.train.MixtralTrainable;
 import moetune.engine.train.RunSummary;
@@ -19,14 +21,14 @@ import moetune.engine.train.TrainingListener;
 import moetune.templates.TemplateRegistry;
 
 /**
- * A training run set up from a {@link RunConfig}: what {@code moetune train} and the GUI both
- * run, so the same config and seed give the same losses in both. {@link #prepare} checks the
- * config, opens the device, prepares the data and the model and builds the {@link Trainer};
- * {@link #run} trains; {@link #close} frees the device.
+ * A training run set up from a {@link RunConfig}: what {@code moetune train} and the GUI both run,
+ * so the same config and seed give the same losses in both. {@link #prepare} checks the config,
+ * opens the device, prepares the data and the model and builds the {@link Trainer}; {@link #run}
+ * trains; {@link #close} frees the device.
  *
  * <p>Output directory: {@code run-config.yaml} (the full config), {@code metrics.jsonl}, {@code
- * checkpoints/step-N/} (each a HuggingFace model directory plus the optimizer state) and, for a
- * new model, {@code base/} (its config and tokenizer).
+ * checkpoints/step-N/} (each a HuggingFace model directory plus the optimizer state) and, for a new
+ * model, {@code base/} (its config and tokenizer).
  */
 public final class TrainingJob implements AutoCloseable {
   public static final String CONFIG_FILE = "run-config.yaml";
@@ -40,8 +42,13 @@ public final class TrainingJob implements AutoCloseable {
   private final TrainingData data;
 
   private TrainingJob(
-      RunConfig config, Path out, Backend backend, MixtralTrainable trainable, Trainer trainer,
-      MetricsLog metrics, TrainingData data) {
+      RunConfig config,
+      Path out,
+      Backend backend,
+      MixtralTrainable trainable,
+      Trainer trainer,
+      MetricsLog metrics,
+      TrainingData data) {
     this.config = config;
     this.out = out;
     this.backend = backend;
@@ -52,15 +59,26 @@ public final class TrainingJob implements AutoCloseable {
   }
 
   /**
-   * Sets a run up; with {@code resume} (a checkpoint directory, see {@link
-   * Trainer#findCheckpoint}) it continues that run. Lines for the user go to {@code log}.
+   * Sets a run up; with {@code resume} (a checkpoint directory, see {@link Trainer#findCheckpoint})
+   * it continues that run. Lines for the user go to {@code log}.
    */
-  public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log) throws IOException {
+  public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log)
+      throws IOException {
     RunConfigCheck.check(cfg, TemplateRegistry.builtin());
     Path out = Path.of(cfg.out());
+    Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
+    if (checkpoint == null
+        && !new CheckpointStore(out.resolve("checkpoints")).complete().isEmpty()) {
+      throw new ConfigException(
+          "field 'out': "
+              + out
+              + " already holds the checkpoints of a run; continue it with "
+              + "--resume "
+              + out
+              + " or choose a new --out (nothing was changed)");
+    }
     Files.createDirectories(out);
     writeConfig(cfg, out);
-    Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
     Backend backend = Devices.open(cfg.device(), log);
     try {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
@@ -68,9 +86,13 @@ public final class TrainingJob implements AutoCloseable {
       TrainingData data;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
-          throw new moetune.app.config.ConfigException(
-              "field 'model': the tokenizer in " + setup.tokenizerDir() + " has " + tok.vocabSize()
-                  + " tokens but the model's vocab_size is " + setup.config().vocabSize);
+          throw new ConfigException(
+              "field 'model': the tokenizer in "
+                  + setup.tokenizerDir()
+                  + " has "
+                  + tok.vocabSize()
+                  + " tokens but the model's vocab_size is "
+                  + setup.config().vocabSize);
         }
         data = TrainingData.prepare(cfg, tok);
       }
@@ -80,7 +102,8 @@ public final class TrainingJob implements AutoCloseable {
       MixtralModel model =
           setup.build(backend, Devices.precision(cfg.precision(), backend), aux, cfg.seed());
       MixtralTrainable trainable =
-          new MixtralTrainable(model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
+          new MixtralTrainable(
+              model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
@@ -90,7 +113,9 @@ public final class TrainingJob implements AutoCloseable {
       }
       Path metricsFile = out.resolve("metrics.jsonl");
       MetricsLog metrics =
-          checkpoint == null ? MetricsLog.create(metricsFile) : MetricsLog.resume(metricsFile, trainer.step());
+          checkpoint == null
+              ? MetricsLog.create(metricsFile)
+              : MetricsLog.resume(metricsFile, trainer.step());
       trainer.addListener(metrics);
       return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data);
     } catch (IOException | RuntimeException e) {
@@ -112,7 +137,10 @@ public final class TrainingJob implements AutoCloseable {
   private static void writeConfig(RunConfig cfg, Path out) throws IOException {
     Path tmp = out.resolve(CONFIG_FILE + ".tmp");
     Files.writeString(tmp, cfg.toYaml(), StandardCharsets.UTF_8);
-    Files.move(tmp, out.resolve(CONFIG_FILE), StandardCopyOption.ATOMIC_MOVE,
+    Files.move(
+        tmp,
+        out.resolve(CONFIG_FILE),
+        StandardCopyOption.ATOMIC_MOVE,
         StandardCopyOption.REPLACE_EXISTING);
   }
 

@@ -9,9 +9,9 @@ import moetune.engine.model.MixtralModel;
 import moetune.engine.tensor.HostTensor;
 
 /**
- * Autoregressive generation with a KV cache: one prefill of the prompt, then one token per
- * decode step, until an end-of-sequence id, a caller's stop test (a template's stop string), the
- * token budget or the model's context length.
+ * Autoregressive generation with a KV cache: one prefill of the prompt, then one token per decode
+ * step, until an end-of-sequence id, a caller's stop test (a template's stop string), the token
+ * budget or the model's context length.
  *
  * <p>Sampling follows transformers' order: temperature, then top-p (the smallest set of tokens
  * whose probability reaches p, ties broken by id), then a draw; temperature 0 is greedy (argmax,
@@ -31,7 +31,11 @@ public final class Generator {
       if (maxNewTokens < 0 || !(temperature >= 0) || !(topP > 0 && topP <= 1)) {
         throw new IllegalArgumentException(
             "generate: need max-new-tokens >= 0, temperature >= 0 and top-p in (0, 1]; got "
-                + maxNewTokens + ", " + temperature + ", " + topP);
+                + maxNewTokens
+                + ", "
+                + temperature
+                + ", "
+                + topP);
       }
     }
   }
@@ -58,14 +62,21 @@ public final class Generator {
    * (return true to stop, e.g. when their text contains a stop string).
    */
   public static Result generate(
-      MixtralModel model, int[] prompt, Settings s, Set<Integer> eosIds, Predicate<int[]> stopTest) {
+      MixtralModel model,
+      int[] prompt,
+      Settings s,
+      Set<Integer> eosIds,
+      Predicate<int[]> stopTest) {
     if (prompt.length == 0) {
       throw new IllegalArgumentException("generate: the prompt has no tokens");
     }
     int context = model.config().maxPositionEmbeddings;
     if (prompt.length >= context) {
       throw new IllegalArgumentException(
-          "generate: the prompt has " + prompt.length + " tokens, the model's context is " + context);
+          "generate: the prompt has "
+              + prompt.length
+              + " tokens, the model's context is "
+              + context);
     }
     int capacity = Math.min(context, prompt.length + Math.max(1, s.maxNewTokens()));
     SplittableRandom rng = new SplittableRandom(s.seed());

@@ -16,13 +16,13 @@ import java.util.stream.Stream;
 /**
  * Writes that never leave a half-written file or directory behind.
  *
- * <p>A file is written to a temporary name in its own directory, forced to disk, and renamed
- * over the target. A directory is built as a temporary sibling ({@code .NAME.moetune-tmp-ID}),
- * every file in it forced to disk, and only then swapped in: the old directory is renamed aside
- * ({@code .NAME.moetune-old-ID}), the new one renamed into place, the parent directory forced,
- * and the old one deleted. A crash before the swap leaves the old directory untouched; a crash
- * between the two renames leaves the complete old directory under its {@code -old-} name. A
- * failure while building deletes the temporary directory and changes nothing else.
+ * <p>A file is written to a temporary name in its own directory, forced to disk, and renamed over
+ * the target. A directory is built as a temporary sibling ({@code .NAME.moetune-tmp-ID}), every
+ * file in it forced to disk, and only then swapped in: the old directory is renamed aside ({@code
+ * .NAME.moetune-old-ID}), the new one renamed into place, the parent directory forced, and the old
+ * one deleted. A crash before the swap leaves the old directory untouched; a crash between the two
+ * renames leaves the complete old directory under its {@code -old-} name. A failure while building
+ * deletes the temporary directory and changes nothing else.
  */
 public final class AtomicFiles {
   private AtomicFiles() {}
@@ -38,12 +38,16 @@ public final class AtomicFiles {
 
   /**
    * Builds a directory with {@code content} and puts it at {@code target}, replacing an existing
-   * directory only once the new one is complete. An existing target must be a directory that
-   * holds a model (config.json or *.safetensors) or nothing: moetune never replaces other data.
+   * directory only once the new one is complete. An existing target must be a directory that holds
+   * a model (config.json or *.safetensors) or nothing: moetune never replaces other data.
    */
   public static void replaceDirectory(Path target, DirectoryContent content) {
     Path abs = target.toAbsolutePath().normalize();
     Path parent = abs.getParent();
+    if (parent == null) {
+      throw new CheckpointException(
+          abs, null, "cannot replace a file system root; name a directory");
+    }
     String name = abs.getFileName().toString();
     checkReplaceable(abs);
     Path tmp = parent.resolve("." + name + ".moetune-tmp-" + UUID.randomUUID());
@@ -52,7 +56,10 @@ public final class AtomicFiles {
       Files.createDirectory(tmp);
     } catch (IOException e) {
       throw new CheckpointException(
-          abs, null, "cannot create a directory next to it: " + e + "; check the path and permissions", e);
+          abs,
+          null,
+          "cannot create a directory next to it: " + e + "; check the path and permissions",
+          e);
     }
     try {
       content.writeInto(tmp);
@@ -100,7 +107,9 @@ public final class AtomicFiles {
           "could not move the new directory into place ("
               + e
               + ")"
-              + (old != null ? "; the previous contents are kept in " + old : "; nothing was changed"),
+              + (old != null
+                  ? "; the previous contents are kept in " + old
+                  : "; nothing was changed"),
           e);
     }
     if (old != null) {
@@ -176,8 +185,8 @@ public final class AtomicFiles {
   }
 
   /**
-   * Deletes a file or directory tree; returns false when something could not be deleted (a
-   * leftover temporary or old directory is harmless, and cleanup must not hide the real error).
+   * Deletes a file or directory tree; returns false when something could not be deleted (a leftover
+   * temporary or old directory is harmless, and cleanup must not hide the real error).
    */
   static boolean deleteQuietly(Path p) {
     if (p == null || !Files.exists(p)) {

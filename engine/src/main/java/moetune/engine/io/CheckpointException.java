@@ -3,10 +3,10 @@ package moetune.engine.io;
 import java.nio.file.Path;
 
 /**
- * A checkpoint, safetensors file or model config that moetune cannot read or write. The message
- * is one line: the file, the tensor or field, what is wrong and, where there is one, how to fix
- * it: {@code "model.safetensors: tensor 'lm_head.weight': data_offsets [0, 12] end past the data
- * area (8 bytes); the file is truncated or the header is wrong"}.
+ * A checkpoint, safetensors file or model config that moetune cannot read or write. The message is
+ * one line: the file, the tensor or field, what is wrong and, where there is one, how to fix it:
+ * {@code "model.safetensors: tensor 'lm_head.weight': data_offsets [0, 12] end past the data area
+ * (8 bytes); the file is truncated or the header is wrong"}.
  */
 public class CheckpointException extends RuntimeException {
   private final Path file;

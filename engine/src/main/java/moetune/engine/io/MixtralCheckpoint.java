@@ -19,18 +19,18 @@ import moetune.engine.tensor.HostTensor;
 
 /**
  * A HuggingFace Mixtral model directory, opened for reading: {@code config.json}, the optional
- * {@code generation_config.json}, and the weights from {@code model.safetensors} or the shards
- * that {@code model.safetensors.index.json} names, in any float dtype.
+ * {@code generation_config.json}, and the weights from {@code model.safetensors} or the shards that
+ * {@code model.safetensors.index.json} names, in any float dtype.
  *
  * <p>Each layer may be stored in the hub layout or the transformers-v5 fused layout (see {@link
  * MixtralNames}); either way the weights are presented under the canonical hub names ({@link
  * #names()}), and {@link #expertsGateUp} / {@link #expertsDown} give a layer's experts fused, as
- * ParallelLinear stores them. Opening checks the headers only: every tensor the config implies
- * must be there with the right shape and a float type, and no other tensor may be (except
- * {@code lm_head.weight} when the embeddings are tied, which transformers ignores, and rotary
- * {@code inv_freq} buffers old checkpoints carry). All missing, unexpected and misshapen tensors
- * are listed in one {@link CheckpointException}. Data is read on demand from the memory-mapped
- * files; {@link #close} unmaps them.
+ * ParallelLinear stores them. Opening checks the headers only: every tensor the config implies must
+ * be there with the right shape and a float type, and no other tensor may be (except {@code
+ * lm_head.weight} when the embeddings are tied, which transformers ignores, and rotary {@code
+ * inv_freq} buffers old checkpoints carry). All missing, unexpected and misshapen tensors are
+ * listed in one {@link CheckpointException}. Data is read on demand from the memory-mapped files;
+ * {@link #close} unmaps them.
  */
 public final class MixtralCheckpoint implements AutoCloseable {
   public static final String SINGLE_FILE = "model.safetensors";
@@ -378,16 +378,15 @@ public final class MixtralCheckpoint implements AutoCloseable {
   }
 
   /**
-   * Saves a model directory in the hub layout, atomically: nothing is half-written, and an
-   * existing model directory at {@code dir} is replaced only once the new one is complete.
+   * Saves a model directory in the hub layout, atomically: nothing is half-written, and an existing
+   * model directory at {@code dir} is replaced only once the new one is complete.
    *
-   * @param weights gives each canonical tensor ({@link MixtralNames#hubShapes}) in any float
-   *     type; it is called once per tensor while that tensor is written
-   * @param dtype F32, BF16 or F16 (floats are rounded to nearest even); config.json's "dtype"
-   *     says which
+   * @param weights gives each canonical tensor ({@link MixtralNames#hubShapes}) in any float type;
+   *     it is called once per tensor while that tensor is written
+   * @param dtype F32, BF16 or F16 (floats are rounded to nearest even); config.json's "dtype" says
+   *     which
    * @param maxShardBytes shard size limit ({@link SafetensorsWriter#parseSize} reads "5GB")
-   * @param generation generation_config.json; null derives it from the config as transformers
-   *     does
+   * @param generation generation_config.json; null derives it from the config as transformers does
    * @param extraFiles files copied in unchanged (tokenizer.json, tokenizer_config.json, ...)
    */
   public static void save(
@@ -404,8 +403,8 @@ public final class MixtralCheckpoint implements AutoCloseable {
 
   /**
    * Saves this checkpoint (in the hub layout, whatever layout it was read from) to {@code dir},
-   * copying the other files of its directory (tokenizer files and the like) along. Saving over
-   * the directory it was read from is allowed.
+   * copying the other files of its directory (tokenizer files and the like) along. Saving over the
+   * directory it was read from is allowed.
    */
   public void save(Path target, DType dtype, long maxShardBytes) {
     List<Path> extras = new ArrayList<>();

@@ -81,7 +81,9 @@ final class MixtralCheckpointWriter {
       String n = f.getFileName().toString();
       if (reserved.contains(n)) {
         throw new CheckpointException(
-            f, null, "would overwrite the " + n + " that saving writes; leave it out of the extras");
+            f,
+            null,
+            "would overwrite the " + n + " that saving writes; leave it out of the extras");
       }
       if (!Files.isRegularFile(f)) {
         throw new CheckpointException(f, null, "extra file to copy into " + dir + " not found");

@@ -1,22 +1,24 @@
 package moetune.engine.io;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import moetune.engine.model.MixtralConfig;
+import moetune.engine.tensor.HostTensor;
 
 /**
  * The tensor names of a Mixtral checkpoint and the shapes a config implies.
  *
- * <p>The canonical names are the hub layout's, in the order transformers lists parameters:
- * {@code model.embed_tokens.weight}; per layer N: {@code self_attn.q/k/v/o_proj.weight}, {@code
+ * <p>The canonical names are the hub layout's, in the order transformers lists parameters: {@code
+ * model.embed_tokens.weight}; per layer N: {@code self_attn.q/k/v/o_proj.weight}, {@code
  * block_sparse_moe.gate.weight} (E, D), {@code block_sparse_moe.experts.e.w1.weight} (F, D) (gate
  * projection), {@code .w2.weight} (D, F) (down), {@code .w3.weight} (F, D) (up), {@code
  * input_layernorm.weight} (D), {@code post_attention_layernorm.weight} (D); {@code
  * model.norm.weight} (D); {@code lm_head.weight} (V, D) unless the embeddings are tied.
  *
  * <p>The transformers-v5 fused layout replaces a layer's router and experts with {@code
- * mlp.gate.weight} (E, D), {@code mlp.experts.gate_up_proj} (E, 2F, D) whose rows [0, F) are w1
- * and [F, 2F) are w3, and {@code mlp.experts.down_proj} (E, D, F) = w2.
+ * mlp.gate.weight} (E, D), {@code mlp.experts.gate_up_proj} (E, 2F, D) whose rows [0, F) are w1 and
+ * [F, 2F) are w3, and {@code mlp.experts.down_proj} (E, D, F) = w2.
  */
 public final class MixtralNames {
   private MixtralNames() {}
@@ -107,6 +109,43 @@ public final class MixtralNames {
       return null;
     }
     return new ExpertWeight(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), m.group(3));
+  }
+
+  /**
+   * One hub expert tensor cut out of a layer's fused arrays (the inverse of {@link
+   * MixtralCheckpoint#expertsGateUp} / {@link MixtralCheckpoint#expertsDown}): w1 is rows [0, F) of
+   * expert e's (2F, D) block of {@code gateUp}, w3 rows [F, 2F), w2 expert e's (D, F) block of
+   * {@code down}. For saving a model whose experts are held fused.
+   *
+   * @param gateUp (E, 2F, D)
+   * @param down (E, D, F)
+   * @return (F, D) for w1 and w3, (D, F) for w2
+   */
+  public static HostTensor expertFromFused(
+      MixtralConfig c, ExpertWeight w, float[] gateUp, float[] down) {
+    int f = c.intermediateSize;
+    int d = c.hiddenSize;
+    int fd = f * d;
+    long efd = (long) c.numLocalExperts * fd;
+    if (gateUp.length != 2 * efd || down.length != efd) {
+      throw new IllegalArgumentException(
+          "expertFromFused: gateUp has "
+              + gateUp.length
+              + " and down "
+              + down.length
+              + " values; (E, 2F, D) and (E, D, F) need "
+              + 2 * efd
+              + " and "
+              + efd);
+    }
+    int e = w.expert();
+    return switch (w.w()) {
+      case "w1" ->
+          HostTensor.ofFloats(Arrays.copyOfRange(gateUp, 2 * e * fd, (2 * e + 1) * fd), f, d);
+      case "w3" ->
+          HostTensor.ofFloats(Arrays.copyOfRange(gateUp, (2 * e + 1) * fd, (2 * e + 2) * fd), f, d);
+      default -> HostTensor.ofFloats(Arrays.copyOfRange(down, e * fd, (e + 1) * fd), d, f);
+    };
   }
 
   /** Layer, expert and which of w1/w2/w3 a hub expert tensor is. */

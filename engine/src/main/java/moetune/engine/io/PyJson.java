@@ -9,8 +9,8 @@ import java.util.List;
 /**
  * Writes JSON exactly as Python's {@code json.dumps(obj, indent=2, sort_keys=True)} does, which is
  * how transformers writes {@code config.json}, {@code generation_config.json} and {@code
- * model.safetensors.index.json}: two-space indent, {@code ", "}-free item separators with one
- * item per line, {@code ": "} after keys, keys sorted by code point, non-ASCII escaped as {@code
+ * model.safetensors.index.json}: two-space indent, {@code ", "}-free item separators with one item
+ * per line, {@code ": "} after keys, keys sorted by code point, non-ASCII escaped as {@code
  * \\uXXXX}, and floats in Python's shortest {@code repr} form ({@code 1e-05}, {@code 1000000.0},
  * {@code 0.02}). Writing a file transformers wrote therefore reproduces it byte for byte.
  */
@@ -109,9 +109,9 @@ public final class PyJson {
   }
 
   /**
-   * Python's {@code repr(float)}: the shortest digits that round-trip (Java's Double.toString
-   * gives the same digits since JDK 19), printed positionally when the decimal exponent is in
-   * [-4, 16) and in scientific form otherwise, always with a '.0' or an exponent.
+   * Python's {@code repr(float)}: the shortest digits that round-trip (Java's Double.toString gives
+   * the same digits since JDK 19), printed positionally when the decimal exponent is in [-4, 16)
+   * and in scientific form otherwise, always with a '.0' or an exponent.
    */
   public static String floatRepr(double d) {
     if (Double.isNaN(d)) {

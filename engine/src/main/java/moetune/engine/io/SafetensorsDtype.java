@@ -5,9 +5,9 @@ import java.util.stream.Collectors;
 import moetune.engine.tensor.DType;
 
 /**
- * Every element type the safetensors format defines (safetensors 0.6: the 15 classic types plus
- * F4, F6_E2M3, F6_E3M2, F8_E8M0 and C64), with its width in bits and the moetune {@link DType}
- * it is read as.
+ * Every element type the safetensors format defines (safetensors 0.6: the 15 classic types plus F4,
+ * F6_E2M3, F6_E3M2, F8_E8M0 and C64), with its width in bits and the moetune {@link DType} it is
+ * read as.
  *
  * <p>F32, BF16, F16, I32 and I64 are read as they are. Every other type is converted on read:
  *
@@ -19,15 +19,15 @@ import moetune.engine.tensor.DType;
  *       value is a float32 value; overflow gives an infinity);
  *   <li>C64 to F32 with one more trailing dimension of 2 holding (real, imaginary), the layout of
  *       torch's {@code view_as_real};
- *   <li>BOOL, U8, I8, U16, I16, U32 and U64 to I64, exactly (BOOL: nonzero is 1); a U64 value
- *       above 2^63-1 has no I64 value and is refused by name.
+ *   <li>BOOL, U8, I8, U16, I16, U32 and U64 to I64, exactly (BOOL: nonzero is 1); a U64 value above
+ *       2^63-1 has no I64 value and is refused by name.
  * </ul>
  *
  * <p>Packed sub-byte types: F4 holds two elements per byte, element 2i in the low nibble (as
- * torch's {@code float4_e2m1fn_x2}); F6 elements are read as a little-endian bit stream, element
- * i in bits [6i, 6i+6) (safetensors fixes the width but not the bit order; torch has no 6-bit
- * type, so this is moetune's choice). A tensor's element count times the width must be a whole
- * number of bytes.
+ * torch's {@code float4_e2m1fn_x2}); F6 elements are read as a little-endian bit stream, element i
+ * in bits [6i, 6i+6) (safetensors fixes the width but not the bit order; torch has no 6-bit type,
+ * so this is moetune's choice). A tensor's element count times the width must be a whole number of
+ * bytes.
  */
 public enum SafetensorsDtype {
   BOOL(8, DType.I64),

@@ -12,21 +12,20 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A parsed and validated safetensors header: the {@code __metadata__} map and the tensor entries
- * in data-offset order.
+ * A parsed and validated safetensors header: the {@code __metadata__} map and the tensor entries in
+ * data-offset order.
  *
  * <p>File layout: 8 bytes little-endian unsigned header length N, N bytes of UTF-8 JSON (padded
  * with spaces), then the data area. The entries' byte ranges must tile the data area exactly, as
- * the reference implementation requires: sorted by offset the first starts at 0, each starts
- * where the previous ended, and the last ends at the end of the file. Each range's length must
- * equal the shape's element count times the type's width. Anything else is refused with one
- * {@link CheckpointException} naming the file and the tensor.
+ * the reference implementation requires: sorted by offset the first starts at 0, each starts where
+ * the previous ended, and the last ends at the end of the file. Each range's length must equal the
+ * shape's element count times the type's width. Anything else is refused with one {@link
+ * CheckpointException} naming the file and the tensor.
  */
 record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> entries, long n) {
 
@@ -93,16 +92,14 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
     try {
       root = JSON.readTree(text);
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(
-          file, "header", "not valid JSON: " + e.getOriginalMessage(), e);
+      throw new CheckpointException(file, "header", "not valid JSON: " + e.getOriginalMessage(), e);
     }
     if (root == null || !root.isObject()) {
       throw new CheckpointException(file, "header", "JSON is not an object");
     }
     Map<String, String> metadata = Map.of();
     List<SafetensorsEntry> entries = new ArrayList<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : root.properties()) {
       if (f.getKey().equals(METADATA_KEY)) {
         metadata = parseMetadata(file, f.getValue());
       } else {
@@ -134,8 +131,7 @@ record SafetensorsHeader(Map<String, String> metadata, List<SafetensorsEntry> en
           file, METADATA_KEY, "must be an object of string values, got " + node.getNodeType());
     }
     Map<String, String> m = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : node.properties()) {
       if (!f.getValue().isTextual()) {
         throw new CheckpointException(
             file,

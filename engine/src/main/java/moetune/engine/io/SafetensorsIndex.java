@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -20,7 +19,8 @@ import java.util.Map;
  * "weight_map": {tensor name: shard file name}}}, as transformers writes it for a sharded
  * checkpoint.
  */
-public record SafetensorsIndex(Map<String, String> weightMap, long totalSize, long totalParameters) {
+public record SafetensorsIndex(
+    Map<String, String> weightMap, long totalSize, long totalParameters) {
   public static final String FILE_NAME = "model.safetensors.index.json";
 
   private static final ObjectMapper JSON =
@@ -51,8 +51,7 @@ public record SafetensorsIndex(Map<String, String> weightMap, long totalSize, lo
           file, CheckpointException.field("weight_map"), "is missing or not an object");
     }
     Map<String, String> map = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = wm.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : wm.properties()) {
       JsonNode v = f.getValue();
       if (!v.isTextual()
           || v.textValue().isEmpty()

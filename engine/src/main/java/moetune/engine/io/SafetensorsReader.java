@@ -11,7 +11,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,10 +22,10 @@ import moetune.engine.tensor.HostTensor;
  * {@link SafetensorsHeader}); the data area is memory-mapped with {@link FileChannel#map} into a
  * shared arena, so files larger than 2 GiB work and {@link #close} unmaps at once.
  *
- * <p>{@link #read} returns a heap copy that stays valid after {@link #close}; types other than
- * F32, BF16, F16, I32 and I64 are converted as {@link SafetensorsDtype} describes. {@link
- * #view} returns a zero-copy view of the mapping for the native types; it fails with an
- * IllegalStateException once the reader is closed. A reader may be used from several threads.
+ * <p>{@link #read} returns a heap copy that stays valid after {@link #close}; types other than F32,
+ * BF16, F16, I32 and I64 are converted as {@link SafetensorsDtype} describes. {@link #view} returns
+ * a zero-copy view of the mapping for the native types; it fails with an IllegalStateException once
+ * the reader is closed. A reader may be used from several threads.
  */
 public final class SafetensorsReader implements AutoCloseable {
   private static final ValueLayout.OfShort LE_SHORT =
@@ -60,8 +59,8 @@ public final class SafetensorsReader implements AutoCloseable {
   /**
    * Opens, validates and maps a file.
    *
-   * @throws CheckpointException naming the file (and tensor) when it is missing, unreadable or
-   *     not a valid safetensors file
+   * @throws CheckpointException naming the file (and tensor) when it is missing, unreadable or not
+   *     a valid safetensors file
    */
   public static SafetensorsReader open(Path file) {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
@@ -133,7 +132,9 @@ public final class SafetensorsReader implements AutoCloseable {
     SafetensorsEntry e = byName.get(name);
     if (e == null) {
       throw new CheckpointException(
-          file, CheckpointException.tensor(name), "not in this file (" + byName.size() + " tensors)");
+          file,
+          CheckpointException.tensor(name),
+          "not in this file (" + byName.size() + " tensors)");
     }
     return e;
   }
@@ -150,9 +151,10 @@ public final class SafetensorsReader implements AutoCloseable {
   }
 
   /**
-   * A heap copy of {@code numel(shape)} consecutive elements starting at element {@code first}
-   * of the row-major tensor (e.g. one expert of a fused (E, 2F, D) tensor), converted as {@link
-   * #read} does. The range must lie in the tensor and start and end on whole bytes.
+   * A heap copy of {@code numel(shape)} consecutive elements starting at element {@code first} of
+   * the row-major tensor (e.g. one expert of a fused (E, 2F, D) tensor), converted as {@link #read}
+   * does. The range must lie in the tensor and start and end on whole bytes. For C64, elements are
+   * counted as floats of the (..., 2) shape that {@link #read} returns.
    */
   public HostTensor readRange(String name, long first, long... shape) {
     SafetensorsEntry e = entry(name);
@@ -306,10 +308,5 @@ public final class SafetensorsReader implements AutoCloseable {
   @Override
   public String toString() {
     return "SafetensorsReader(" + file + ", " + header.entries().size() + " tensors)";
-  }
-
-  /** For tests and messages: a shape as "[a, b]". */
-  static String shapeString(long[] shape) {
-    return Arrays.toString(shape);
   }
 }

@@ -29,9 +29,9 @@ import moetune.engine.tensor.HostTensor;
  * tensors in the order given, padded with spaces to a multiple of 8 bytes (so every tensor's data
  * starts 8-byte aligned), then the tensors' bytes back to back.
  *
- * <p>Tensors are described up front ({@link Item}: name, dtype, shape) and their data is asked
- * for only while it is written, one tensor at a time, so a model larger than memory can be saved.
- * Every file is written under a temporary name, forced to disk and renamed into place.
+ * <p>Tensors are described up front ({@link Item}: name, dtype, shape) and their data is asked for
+ * only while it is written, one tensor at a time, so a model larger than memory can be saved. Every
+ * file is written under a temporary name, forced to disk and renamed into place.
  *
  * <p>{@link #writeWeights} shards like HuggingFace: tensors fill a shard in order until the next
  * one would exceed the maximum shard size (a tensor larger than the maximum gets a shard of its
@@ -48,8 +48,8 @@ public final class SafetensorsWriter {
   public static final Map<String, String> PT_METADATA = Map.of("format", "pt");
 
   /**
-   * A tensor to write. {@code data} is called once, while the tensor is written; it must return
-   * a tensor of this shape, in {@code dtype} or in a float type that converts to it (floats are
+   * A tensor to write. {@code data} is called once, while the tensor is written; it must return a
+   * tensor of this shape, in {@code dtype} or in a float type that converts to it (floats are
    * rounded to nearest even).
    */
   public record Item(String name, DType dtype, long[] shape, Supplier<HostTensor> data) {
@@ -116,7 +116,8 @@ public final class SafetensorsWriter {
     long totalSize = 0;
     long totalParams = 0;
     for (int s = 0; s < shards.size(); s++) {
-      String name = String.format(Locale.ROOT, "model-%05d-of-%05d.safetensors", s + 1, shards.size());
+      String name =
+          String.format(Locale.ROOT, "model-%05d-of-%05d.safetensors", s + 1, shards.size());
       writeFile(dir.resolve(name), shards.get(s), PT_METADATA);
       files.add(name);
       for (Item it : shards.get(s)) {
@@ -157,9 +158,9 @@ public final class SafetensorsWriter {
   }
 
   /**
-   * Parses a shard size as HuggingFace does: a plain number of bytes, or an integer with KB, MB,
-   * GB (powers of 10), KiB, MiB, GiB (powers of 2), case-insensitive; a lowercase final 'b'
-   * after K/M/G ("5Gb") means bits, as in HuggingFace.
+   * Parses a shard size as HuggingFace does: a plain number of bytes, or an integer with KB, MB, GB
+   * (powers of 10), KiB, MiB, GiB (powers of 2), case-insensitive; a lowercase final 'b' after
+   * K/M/G ("5Gb") means bits, as in HuggingFace.
    */
   public static long parseSize(String s) {
     String t = s.strip();
@@ -252,7 +253,9 @@ public final class SafetensorsWriter {
           what,
           "data has shape "
               + Arrays.toString(t.shape())
-              + " but " + Arrays.toString(it.shape()) + " was declared");
+              + " but "
+              + Arrays.toString(it.shape())
+              + " was declared");
     }
     if (t.dtype() != it.dtype()) {
       if (!t.dtype().isFloating() || !it.dtype().isFloating()) {

@@ -15,7 +15,9 @@ import moetune.engine.tensor.Tensor;
  * </pre>
  *
  * N tokens, D hidden. The layer's input xIn is owned by the caller (the model keeps the residual
- * stream between layers); everything else the backward needs lives in {@link Saved}.
+ * stream between layers); everything else the backward needs lives in {@link Saved}. The
+ * residual stream (xIn, xMid, xOut) and its gradient have the stream's dtype (float32 by
+ * default); the normed inputs, the sublayers and their gradients have the activation dtype.
  */
 final class DecoderLayer {
   private final Backend be;
@@ -26,8 +28,10 @@ final class DecoderLayer {
   private final Tensor gNorm1; // F32 (D)
   private final Tensor gNorm2; // F32 (D)
   private final float eps;
+  private final DType act; // activations; the residual stream (xIn, xMid, xOut) may be wider
 
-  DecoderLayer(Parameters p, int index, MixtralConfig c) {
+  DecoderLayer(Parameters p, int index, MixtralConfig c, DType act) {
+    this.act = act;
     String prefix = "model.layers." + index + ".";
     this.be = p.masterFlat().backend();
     this.attention = new Attention(p, prefix, c);
@@ -82,20 +86,20 @@ final class DecoderLayer {
       SplittableRandom rng, Tensor[] out) {
     long n = xIn.rows();
     long d = xIn.cols();
-    DType dt = xIn.dtype();
+    DType stream = xIn.dtype();
     Tensor rstd1 = be.empty(DType.F32, n);
-    Tensor n1 = be.empty(dt, n, d);
+    Tensor n1 = be.empty(act, n, d);
     be.rmsnormForward(xIn, null, norm1, eps, n1, rstd1);
-    Tensor attnOut = be.empty(dt, n, d);
+    Tensor attnOut = be.empty(act, n, d);
     Attention.Saved a = attention.forward(n1, positions, spec, attnOut);
-    Tensor xMid = be.empty(dt, n, d);
+    Tensor xMid = be.empty(stream, n, d);
     be.add(xIn, attnOut, xMid);
     attnOut.close();
     Tensor rstd2 = be.empty(DType.F32, n);
-    Tensor n2 = be.empty(dt, n, d);
+    Tensor n2 = be.empty(act, n, d);
     be.rmsnormForward(xMid, null, norm2, eps, n2, rstd2);
     SparseMoeBlock.Saved m = moe.forward(n2, probs, topIdx, rng);
-    Tensor xOut = be.empty(dt, n, d);
+    Tensor xOut = be.empty(stream, n, d);
     be.add(xMid, m.output(), xOut);
     out[0] = xOut;
     return new Saved(xIn, rstd1, n1, a, xMid, rstd2, n2, m);
@@ -107,23 +111,38 @@ final class DecoderLayer {
    * this layer's router probabilities, or null. Parameter gradients +=.
    */
   void backward(Saved s, Tensor dStream, Tensor dProbs) {
-    Tensor dN2 = moe.backward(s.moe, dStream, dProbs);
+    Tensor dN2;
+    try (Tensor dOut = inActivationDtype(dStream)) {
+      dN2 = moe.backward(s.moe, dOut, dProbs);
+    }
     be.rmsnormBackward(dN2, s.xMid, norm2, s.rstd2, dStream, gNorm2);
     dN2.close();
-    Tensor dN1 = attention.backward(s.attn, dStream);
+    Tensor dN1;
+    try (Tensor dMid = inActivationDtype(dStream)) {
+      dN1 = attention.backward(s.attn, dMid);
+    }
     be.rmsnormBackward(dN1, s.xIn, norm1, s.rstd1, dStream, gNorm1);
     dN1.close();
+  }
+
+  /** t itself when it has the activation dtype (closing the view frees nothing), else a converted copy. */
+  private Tensor inActivationDtype(Tensor t) {
+    if (t.dtype() == act) {
+      return t.view(0, t.shape());
+    }
+    Tensor c = be.empty(act, t.shape());
+    be.copy(t, c);
+    return c;
   }
 
   /** Inference forward with a KV cache: returns xOut (B*Tq, D), a new tensor; keeps nothing. */
   Tensor forwardCached(Tensor xIn, Tensor positions, KvCache.Layer cache, int batch, int window) {
     long n = xIn.rows();
     long d = xIn.cols();
-    DType dt = xIn.dtype();
-    Tensor xOut = be.empty(dt, n, d);
+    Tensor xOut = be.empty(xIn.dtype(), n, d);
     try (Tensor rstd = be.empty(DType.F32, n);
-        Tensor xn = be.empty(dt, n, d);
-        Tensor attnOut = be.empty(dt, n, d)) {
+        Tensor xn = be.empty(act, n, d);
+        Tensor attnOut = be.empty(act, n, d)) {
       be.rmsnormForward(xIn, null, norm1, eps, xn, rstd);
       attention.forwardCached(xn, positions, cache, batch, window, attnOut);
       be.add(xIn, attnOut, xOut); // xOut holds xMid until the MoE is added

@@ -17,9 +17,9 @@ import moetune.engine.io.CheckpointException;
 import moetune.engine.io.PyJson;
 
 /**
- * A HuggingFace {@code generation_config.json}: moetune reads the special token ids (bos, eos,
- * pad; eos may be an int or a list) and keeps every other field unchanged, so writing it back
- * gives the file transformers wrote.
+ * A HuggingFace {@code generation_config.json}: moetune reads the special token ids (bos, eos, pad;
+ * eos may be an int or a list) and keeps every other field unchanged, so writing it back gives the
+ * file transformers wrote.
  */
 public final class GenerationConfig {
   private static final ObjectMapper JSON =
@@ -134,7 +134,9 @@ public final class GenerationConfig {
       for (JsonNode x : v) {
         if (!x.isIntegralNumber() || !x.canConvertToInt()) {
           throw new CheckpointException(
-              file, CheckpointException.field("eos_token_id"), "must be an integer or a list of integers, got " + v);
+              file,
+              CheckpointException.field("eos_token_id"),
+              "must be an integer or a list of integers, got " + v);
         }
         out.add(x.intValue());
       }

@@ -24,8 +24,8 @@ import moetune.engine.io.PyJson;
  *
  * <p>Values moetune does not implement are refused by name (one line naming the file and the
  * field): another {@code model_type}, a rope type other than {@code default} or any rope scaling,
- * {@code hidden_act} other than {@code silu}, nonzero {@code attention_dropout} or {@code
- * router_jitter_noise} (training-time noise moetune does not model), {@code quantization_config},
+ * {@code hidden_act} other than {@code silu}, nonzero {@code attention_dropout}, {@code
+ * router_jitter_noise} outside [0, 1) (the model applies it in training), {@code quantization_config},
  * {@code num_experts_per_tok > num_local_experts}, heads not divisible by kv heads, an odd head
  * dimension. Fields transformers does not define for Mixtral are kept and written back unchanged.
  *
@@ -40,13 +40,37 @@ public final class MixtralConfig {
   /** Keys this class reads; everything else round-trips through {@link #extra()}. */
   private static final Set<String> KNOWN =
       Set.of(
-          "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-          "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_act",
-          "max_position_embeddings", "initializer_range", "rms_norm_eps", "use_cache",
-          "pad_token_id", "bos_token_id", "eos_token_id", "tie_word_embeddings", "rope_theta",
-          "rope_parameters", "rope_scaling", "sliding_window", "attention_dropout",
-          "num_experts_per_tok", "num_local_experts", "num_experts", "output_router_logits",
-          "router_aux_loss_coef", "router_jitter_noise", "dtype", "torch_dtype", "architectures",
+          "model_type",
+          "vocab_size",
+          "hidden_size",
+          "intermediate_size",
+          "num_hidden_layers",
+          "num_attention_heads",
+          "num_key_value_heads",
+          "head_dim",
+          "hidden_act",
+          "max_position_embeddings",
+          "initializer_range",
+          "rms_norm_eps",
+          "use_cache",
+          "pad_token_id",
+          "bos_token_id",
+          "eos_token_id",
+          "tie_word_embeddings",
+          "rope_theta",
+          "rope_parameters",
+          "rope_scaling",
+          "sliding_window",
+          "attention_dropout",
+          "num_experts_per_tok",
+          "num_local_experts",
+          "num_experts",
+          "output_router_logits",
+          "router_aux_loss_coef",
+          "router_jitter_noise",
+          "dtype",
+          "torch_dtype",
+          "architectures",
           "transformers_version");
 
   public final int vocabSize; // V
@@ -55,8 +79,10 @@ public final class MixtralConfig {
   public final int numHiddenLayers; // L
   public final int numAttentionHeads; // H
   public final int numKeyValueHeads; // Hkv
+
   /** head_dim as written (null: hidden_size / num_attention_heads); see {@link #headDim()}. */
   public final Integer headDimField;
+
   public final String hiddenAct;
   public final int maxPositionEmbeddings;
   public final double initializerRange;
@@ -64,10 +90,13 @@ public final class MixtralConfig {
   public final boolean useCache;
   public final Integer padTokenId;
   public final Integer bosTokenId;
+
   /** eos_token_id: empty for null, one entry for an int, several for a list. */
   public final List<Integer> eosTokenIds;
+
   /** True when eos_token_id was written as a list (kept so that it is written back the same). */
   public final boolean eosIsList;
+
   public final boolean tieWordEmbeddings;
   public final double ropeTheta;
   public final Integer slidingWindow; // null: full causal attention
@@ -77,10 +106,13 @@ public final class MixtralConfig {
   public final boolean outputRouterLogits;
   public final double routerAuxLossCoef;
   public final double routerJitterNoise;
+
   /** dtype (or the older torch_dtype): "float32", "bfloat16", ...; null when absent. */
   public final String dtype;
+
   /** architectures; null when written as null. */
   public final List<String> architectures;
+
   public final String transformersVersion;
   private final ObjectNode extra; // unknown fields, written back unchanged
 
@@ -145,7 +177,8 @@ public final class MixtralConfig {
     try {
       text = Files.readString(file, StandardCharsets.UTF_8);
     } catch (NoSuchFileException e) {
-      throw new CheckpointException(file, null, "file not found; a model directory needs config.json", e);
+      throw new CheckpointException(
+          file, null, "file not found; a model directory needs config.json", e);
     } catch (IOException e) {
       throw new CheckpointException(file, null, "cannot read: " + e, e);
     }
@@ -209,7 +242,9 @@ public final class MixtralConfig {
     o.put("router_jitter_noise", routerJitterNoise);
     putNullable(o, "sliding_window", slidingWindow);
     o.put("tie_word_embeddings", tieWordEmbeddings);
-    o.set("transformers_version", transformersVersion == null ? f.nullNode() : f.textNode(transformersVersion));
+    o.set(
+        "transformers_version",
+        transformersVersion == null ? f.nullNode() : f.textNode(transformersVersion));
     o.put("use_cache", useCache);
     o.put("vocab_size", vocabSize);
     return PyJson.dumps(o) + "\n";

@@ -11,8 +11,8 @@ import java.util.Set;
 import moetune.engine.io.CheckpointException;
 
 /**
- * Reads config.json fields into a {@link MixtralConfig.Builder} with type checks, and validates
- * a builder. Each problem is one {@link CheckpointException} naming the file and the field.
+ * Reads config.json fields into a {@link MixtralConfig.Builder} with type checks, and validates a
+ * builder. Each problem is one {@link CheckpointException} naming the file and the field.
  */
 final class MixtralConfigReader {
   private MixtralConfigReader() {}
@@ -51,7 +51,8 @@ final class MixtralConfigReader {
     b.attentionDropout = number(o, "attention_dropout", b.attentionDropout, file);
     b.numExpertsPerTok = posInt(o, "num_experts_per_tok", b.numExpertsPerTok, file);
     // transformers maps the alias num_experts onto num_local_experts (attribute_map)
-    String expertsKey = o.has("num_local_experts") || !o.has("num_experts") ? "num_local_experts" : "num_experts";
+    String expertsKey =
+        o.has("num_local_experts") || !o.has("num_experts") ? "num_local_experts" : "num_experts";
     b.numLocalExperts = posInt(o, expertsKey, b.numLocalExperts, file);
     b.outputRouterLogits = bool(o, "output_router_logits", b.outputRouterLogits, file);
     b.routerAuxLossCoef = number(o, "router_aux_loss_coef", b.routerAuxLossCoef, file);
@@ -60,8 +61,7 @@ final class MixtralConfigReader {
     b.dtype = nullableString(o, dtypeKey, null, file);
     b.architectures = stringList(o, "architectures", b.architectures, file);
     b.transformersVersion = nullableString(o, "transformers_version", null, file);
-    for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> f = it.next();
+    for (Map.Entry<String, JsonNode> f : o.properties()) {
       if (!known.contains(f.getKey())) {
         b.extra.set(f.getKey(), f.getValue().deepCopy());
       }
@@ -73,7 +73,8 @@ final class MixtralConfigReader {
   private static void readRope(ObjectNode o, MixtralConfig.Builder b, Path file) {
     JsonNode scaling = o.get("rope_scaling");
     if (scaling != null && !scaling.isNull()) {
-      JsonNode type = scaling.isObject() ? firstNonNull(scaling.get("rope_type"), scaling.get("type")) : null;
+      JsonNode type =
+          scaling.isObject() ? firstNonNull(scaling.get("rope_type"), scaling.get("type")) : null;
       boolean isDefault = type != null && type.isTextual() && type.textValue().equals("default");
       if (!isDefault || scaling.size() > (scaling.has("rope_theta") ? 2 : 1)) {
         throw err(
@@ -192,16 +193,15 @@ final class MixtralConfigReader {
       throw err(
           file,
           "num_experts_per_tok",
-          "is "
-              + b.numExpertsPerTok
-              + ", more than num_local_experts "
-              + b.numLocalExperts);
+          "is " + b.numExpertsPerTok + ", more than num_local_experts " + b.numLocalExperts);
     }
     if (!"silu".equals(b.hiddenAct)) {
       throw err(
           file,
           "hidden_act",
-          "is \"" + b.hiddenAct + "\"; Mixtral experts use \"silu\" (SwiGLU), the only one moetune implements");
+          "is \""
+              + b.hiddenAct
+              + "\"; Mixtral experts use \"silu\" (SwiGLU), the only one moetune implements");
     }
     if (!(b.rmsNormEps > 0) || Double.isInfinite(b.rmsNormEps)) {
       throw err(file, "rms_norm_eps", "is " + b.rmsNormEps + "; it must be a positive number");
@@ -210,19 +210,24 @@ final class MixtralConfigReader {
       throw err(file, "rope_theta", "is " + b.ropeTheta + "; it must be a positive number");
     }
     if (b.slidingWindow != null && b.slidingWindow <= 0) {
-      throw err(file, "sliding_window", "is " + b.slidingWindow + "; use a positive window or null");
+      throw err(
+          file, "sliding_window", "is " + b.slidingWindow + "; use a positive window or null");
     }
     if (b.attentionDropout != 0.0) {
       throw err(
           file,
           "attention_dropout",
-          "is " + b.attentionDropout + "; moetune does not implement attention dropout, set it to 0.0");
+          "is "
+              + b.attentionDropout
+              + "; moetune does not implement attention dropout, set it to 0.0");
     }
-    if (b.routerJitterNoise != 0.0) {
+    if (!(b.routerJitterNoise >= 0 && b.routerJitterNoise < 1)) {
       throw err(
           file,
           "router_jitter_noise",
-          "is " + b.routerJitterNoise + "; moetune does not implement router jitter, set it to 0.0");
+          "is "
+              + b.routerJitterNoise
+              + "; it must be in [0, 1) (the noise multiplies by 1 +- this)");
     }
     if (!(b.routerAuxLossCoef >= 0) || Double.isInfinite(b.routerAuxLossCoef)) {
       throw err(file, "router_aux_loss_coef", "is " + b.routerAuxLossCoef + "; it must be >= 0");

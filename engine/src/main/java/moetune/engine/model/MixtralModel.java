@@ -1,14 +1,19 @@
 package moetune.engine.model;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -33,6 +38,8 @@ public final class MixtralModel implements AutoCloseable {
   private final Parameters params;
   private final DecoderLayer[] layers;
   private final SplittableRandom rng;
+  private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
+  private GenerationConfig generation; // from the loaded directory, or null
   private Step step; // the last forward's state, until backward or the next forward
 
   private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
@@ -42,7 +49,7 @@ public final class MixtralModel implements AutoCloseable {
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
-      layers[l] = new DecoderLayer(params, l, config);
+      layers[l] = new DecoderLayer(params, l, config, options.activations());
     }
     this.rng = new SplittableRandom(options.seed());
   }
@@ -59,7 +66,10 @@ public final class MixtralModel implements AutoCloseable {
       for (String name : ckpt.names()) {
         weights.put(name, ckpt.tensor(name));
       }
-      return create(ckpt.config(), weights, backend, options);
+      MixtralModel m = create(ckpt.config(), weights, backend, options);
+      m.sourceDir = dir;
+      m.generation = ckpt.generationConfig();
+      return m;
     }
   }
 
@@ -70,10 +80,11 @@ public final class MixtralModel implements AutoCloseable {
    */
   public static MixtralModel create(
       MixtralConfig config, Map<String, HostTensor> weights, Backend backend, ModelOptions options) {
-    if (!backend.supports(options.activations())) {
-      throw new IllegalArgumentException(
-          "backend " + backend.name() + " does not compute in " + options.activations()
-              + "; use --dtype fp32 on this device");
+    for (DType t : new DType[] {options.activations(), options.residual()}) {
+      if (!backend.supports(t)) {
+        throw new IllegalArgumentException(
+            "backend " + backend.name() + " does not compute in " + t + "; use precision fp32 on this device");
+      }
     }
     Parameters p = Parameters.allocate(backend, config, options.activations());
     try {
@@ -177,8 +188,8 @@ public final class MixtralModel implements AutoCloseable {
 
   /**
    * Training forward (router jitter on when configured): computes the logits and, when the
-   * batch has labels, the losses. Keeps what {@link #backward} needs. Returns null losses (all
-   * zero, 0 targets) when the batch has no labels.
+   * batch has labels, the losses. Keeps what {@link #backward} needs. Without labels the
+   * returned losses are all zero with 0 targets, and only {@link #logits()} is of use.
    */
   public Loss forward(Batch batch) {
     return forward(batch, true);
@@ -201,13 +212,14 @@ public final class MixtralModel implements AutoCloseable {
     s.streams = new Tensor[numLayers + 1];
     s.saved = new DecoderLayer.Saved[numLayers];
     checkIds(batch.inputIds());
+    int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
     s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
     s.positions = be.upload(HostTensor.ofInts(batch.positionsOrDefault(), n));
     int[] doc = batch.attentionDocIds();
     s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
     s.spec = new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, window());
 
-    s.streams[0] = be.empty(act, n, d);
+    s.streams[0] = be.empty(options.residual(), n, d);
     be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
     int e = config.numLocalExperts;
     int k = config.numExpertsPerTok;
@@ -227,18 +239,11 @@ public final class MixtralModel implements AutoCloseable {
     s.logits = be.empty(act, n, config.vocabSize);
     be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
 
-    if (batch.labels() == null) {
+    if (targets == null) {
       return new Loss(0f, 0f, 0f, 0);
     }
-    int[] targets = batch.shiftedTargets();
     for (int t : targets) {
-      if (t != Batch.IGNORE_INDEX) {
-        if (t < 0 || t >= config.vocabSize) {
-          throw new IllegalArgumentException(
-              "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
-        }
-        s.targetCount++;
-      }
+      s.targetCount += t == Batch.IGNORE_INDEX ? 0 : 1;
     }
     s.targets = be.upload(HostTensor.ofInts(targets, n));
     if (batch.attentionMask() != null) {
@@ -282,6 +287,17 @@ public final class MixtralModel implements AutoCloseable {
     return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
   }
 
+  /**
+   * The experts each token was routed to in the last forward, I32 (L, B*T, K), best first: for
+   * expert-load statistics. Valid between a forward and its backward.
+   */
+  public HostTensor routerChoices() {
+    if (step == null || step.topIdx == null) {
+      throw new IllegalStateException("routerChoices(): no forward since the last backward");
+    }
+    return be.download(step.topIdx).reshape(layers.length, step.batch.tokens(), config.numExpertsPerTok);
+  }
+
   // ------------------------------------------------------------------ backward
 
   /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
@@ -312,7 +328,7 @@ public final class MixtralModel implements AutoCloseable {
     be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
     be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
     dLogits.close();
-    Tensor dStream = be.zeros(act, n, d); // d loss / d residual stream, updated in place per layer
+    Tensor dStream = be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
     be.rmsnormBackward(dNormed, s.streams[numLayers], params.weight("model.norm.weight"), s.rstdFinal,
         dStream, params.grad("model.norm.weight"));
     dNormed.close();
@@ -362,11 +378,81 @@ public final class MixtralModel implements AutoCloseable {
     return be.download(Parameters.view(params.masterFlat(), params.resolve(hfName)));
   }
 
+  /**
+   * Overwrites a parameter's master value (and its working copy) by checkpoint name (hub or
+   * fused); value has the parameter's element count, any float dtype.
+   */
+  public void setParameter(String hfName, HostTensor value) {
+    Parameters.Slice s = params.resolve(hfName);
+    if (value.numel() != s.numel()) {
+      throw new IllegalArgumentException(
+          "setParameter(" + hfName + "): " + value.numel() + " values for " + s.numel() + " elements");
+    }
+    be.copyFromHost(value, Parameters.view(params.masterFlat(), s));
+    if (params.hasWorkingCopy()) {
+      be.copy(Parameters.view(params.masterFlat(), s), Parameters.view(params.workFlat(), s));
+    }
+  }
+
   /** Every parameter in the hub checkpoint layout, float32, for saving. */
   public Map<String, HostTensor> hubTensors() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String name : params.hubNames()) {
       out.put(name, parameter(name));
+    }
+    return out;
+  }
+
+  /**
+   * Writes the model as a HuggingFace directory in the hub layout, atomically (an existing
+   * directory is replaced only once the new one is complete): config.json, generation_config.json,
+   * sharded safetensors of at most 5 GB, in the dtype config.json names (float32 when none), and
+   * the other files of the directory the model was loaded from (tokenizer files) copied along.
+   */
+  public void save(Path dir) {
+    save(dir, configDtype(), SafetensorsWriter.parseSize("5GB"));
+  }
+
+  /** As {@link #save(Path)} with an explicit weight dtype (F32, BF16, F16) and shard size. */
+  public void save(Path dir, DType dtype, long maxShardBytes) {
+    MixtralConfig.Builder b = config.toBuilder();
+    b.dtype = switch (dtype) {
+      case F32 -> "float32";
+      case BF16 -> "bfloat16";
+      case F16 -> "float16";
+      default -> throw new IllegalArgumentException("save: weights must be F32, BF16 or F16, not " + dtype);
+    };
+    MixtralCheckpoint.save(dir, b.build(), generation, this::parameter, dtype, maxShardBytes, extraFiles());
+  }
+
+  private DType configDtype() {
+    if (config.dtype == null) {
+      return DType.F32;
+    }
+    return switch (config.dtype) {
+      case "bfloat16" -> DType.BF16;
+      case "float16" -> DType.F16;
+      default -> DType.F32;
+    };
+  }
+
+  /** Files of the source directory other than weights and configs (tokenizer files). */
+  private List<Path> extraFiles() {
+    List<Path> out = new ArrayList<>();
+    if (sourceDir == null) {
+      return out;
+    }
+    try (Stream<Path> files = Files.list(sourceDir)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        String n = f.getFileName().toString();
+        boolean weightsOrConfig = n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
+            || n.equals("config.json") || n.equals("generation_config.json") || n.startsWith(".");
+        if (!weightsOrConfig && Files.isRegularFile(f)) {
+          out.add(f);
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot list " + sourceDir + ": " + e.getMessage(), e);
     }
     return out;
   }
@@ -409,7 +495,7 @@ public final class MixtralModel implements AutoCloseable {
     Tensor x;
     try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
         Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
-      x = be.empty(act, n, d);
+      x = be.empty(options.residual(), n, d);
       be.embeddingForward(idsT, params.weight("model.embed_tokens.weight"), x);
       for (int l = 0; l < layers.length; l++) {
         Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
@@ -418,7 +504,7 @@ public final class MixtralModel implements AutoCloseable {
       }
     }
     cache.advance(tq);
-    try (Tensor last = be.empty(act, batch, d);
+    try (Tensor last = be.empty(options.residual(), batch, d);
         Tensor normed = be.empty(act, batch, d);
         Tensor rstd = be.empty(DType.F32, batch);
         Tensor logits = be.empty(act, batch, config.vocabSize)) {
@@ -445,6 +531,18 @@ public final class MixtralModel implements AutoCloseable {
   private int window() {
     Integer w = config.slidingWindow;
     return w == null ? 0 : w;
+  }
+
+  /** HF's shifted targets of a batch with labels, each -100 or a token id. */
+  private int[] checkedTargets(Batch batch) {
+    int[] targets = batch.shiftedTargets();
+    for (int t : targets) {
+      if (t != Batch.IGNORE_INDEX && (t < 0 || t >= config.vocabSize)) {
+        throw new IllegalArgumentException(
+            "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
+      }
+    }
+    return targets;
   }
 
   private void checkIds(int[] ids) {

@@ -10,12 +10,26 @@ import moetune.engine.tensor.DType;
  *     parameter gradients, optimizer moments, router probabilities, norms' statistics and
  *     losses are float32 in every mode.
  * @param seed seeds the router jitter noise (used only when router_jitter_noise > 0)
+ * @param residual the dtype of the residual stream between layers and of its gradient: F32
+ *     by default in every mode (as Megatron's fp32_residual_connection), so that the sum of
+ *     all layers' contributions, and the gradient accumulated through them, are not rounded to
+ *     bf16 at every layer; or the activation dtype, to save memory
  */
-public record ModelOptions(DType activations, long seed) {
+public record ModelOptions(DType activations, long seed, DType residual) {
   public ModelOptions {
-    if (activations != DType.F32 && activations != DType.BF16 && activations != DType.F16) {
+    checkFloat("activations", activations);
+    checkFloat("residual", residual);
+  }
+
+  /** The given activation dtype and seed, with a float32 residual stream. */
+  public ModelOptions(DType activations, long seed) {
+    this(activations, seed, DType.F32);
+  }
+
+  private static void checkFloat(String what, DType t) {
+    if (t != DType.F32 && t != DType.BF16 && t != DType.F16) {
       throw new IllegalArgumentException(
-          "ModelOptions: activations must be a float dtype (fp32, bf16, fp16), got " + activations);
+          "ModelOptions: " + what + " must be a float dtype (fp32, bf16, fp16), got " + t);
     }
   }
 
@@ -24,7 +38,13 @@ public record ModelOptions(DType activations, long seed) {
     return new ModelOptions(DType.F32, 0L);
   }
 
+  /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed);
+    return new ModelOptions(dtype, seed, residual);
+  }
+
+  /** These options with another residual-stream dtype. */
+  public ModelOptions withResidual(DType dtype) {
+    return new ModelOptions(activations, seed, dtype);
   }
 }

@@ -164,7 +164,7 @@ public final class Parameters implements AutoCloseable {
     return grad.view(s.offset(), s.shape());
   }
 
-  /** A parameter by fused name, or null. */
+  /** A parameter by fused name; throws naming it when there is none. */
   public Slice slice(String name) {
     Slice s = byName.get(name);
     if (s == null) {

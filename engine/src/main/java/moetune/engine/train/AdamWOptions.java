@@ -43,7 +43,10 @@ public record AdamWOptions(
   }
 
   public AdamWOptions {
-    if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0)
+    if (!(lr >= 0)
+        || !(beta1 >= 0 && beta1 < 1)
+        || !(beta2 >= 0 && beta2 < 1)
+        || !(eps > 0)
         || !(weightDecay >= 0)) {
       throw new IllegalArgumentException(
           "AdamWOptions: need lr >= 0, betas in [0, 1), eps > 0, weight decay >= 0");

@@ -21,15 +21,15 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * A directory of training checkpoints, {@code step-00000100/} and so on, with a {@code latest}
- * file naming the newest complete one.
+ * A directory of training checkpoints, {@code step-00000100/} and so on, with a {@code latest} file
+ * naming the newest complete one.
  *
  * <p>Invariant: whatever moment a process dies at, {@code latest} names a complete checkpoint (or
  * does not exist yet). A checkpoint is written into {@code .tmp-step-N-<nonce>/}, every file and
- * the directory are fsynced, the directory is renamed into place, and only then is {@code
- * latest} replaced by renaming a synced {@code latest.tmp} over it. A checkpoint directory is
- * complete iff it holds {@link #COMPLETE_MARKER}, which the writer callback writes last; leftover
- * temp directories (every hidden entry of the root) are removed by the next save.
+ * the directory are fsynced, the directory is renamed into place, and only then is {@code latest}
+ * replaced by renaming a synced {@code latest.tmp} over it. A checkpoint directory is complete iff
+ * it holds {@link #COMPLETE_MARKER}, which the writer callback writes last; leftover temp
+ * directories (every hidden entry of the root) are removed by the next save.
  */
 public final class CheckpointStore {
   /** The file a checkpoint writer must write last; its presence marks a complete checkpoint. */
@@ -102,8 +102,8 @@ public final class CheckpointStore {
   }
 
   /**
-   * The newest complete checkpoint: the one {@code latest} names if it is complete, else (a
-   * pointer lost or damaged by hand) the complete step directory with the highest step.
+   * The newest complete checkpoint: the one {@code latest} names if it is complete, else (a pointer
+   * lost or damaged by hand) the complete step directory with the highest step.
    */
   public Optional<Path> latest() throws IOException {
     Path pointer = root.resolve(LATEST);
@@ -174,8 +174,13 @@ public final class CheckpointStore {
       Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } catch (AtomicMoveNotSupportedException e) {
       throw new IOException(
-          "cannot rename " + from + " to " + to + " atomically; put the output directory on a "
-              + "local file system", e);
+          "cannot rename "
+              + from
+              + " to "
+              + to
+              + " atomically; put the output directory on a "
+              + "local file system",
+          e);
     }
   }
 
@@ -185,7 +190,8 @@ public final class CheckpointStore {
         dir,
         new SimpleFileVisitor<>() {
           @Override
-          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+              throws IOException {
             fsyncFile(file);
             return FileVisitResult.CONTINUE;
           }

@@ -2,10 +2,10 @@ package moetune.engine.train;
 
 /**
  * The order in which training sequences are visited: an endless stream of epochs, each a
- * permutation of [0, n) that depends only on (seed, epoch). Element j of the stream is
- * {@code permutation(j / n)[j % n]}. Micro-batch i of the run takes elements [i*B, (i+1)*B), so
- * where the run is in its data is a function of the step alone, and a resumed run sees the very
- * sequences the uninterrupted one would have.
+ * permutation of [0, n) that depends only on (seed, epoch). Element j of the stream is {@code
+ * permutation(j / n)[j % n]}. Micro-batch i of the run takes elements [i*B, (i+1)*B), so where the
+ * run is in its data is a function of the step alone, and a resumed run sees the very sequences the
+ * uninterrupted one would have.
  *
  * <p>The generator is SplitMix64, written out here so the order never changes with the JDK.
  */

@@ -6,17 +6,18 @@ import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * Parameters that are not trained. Their gradients are zeroed before every optimizer step and
- * they are left out of weight decay, so AdamW leaves them bit for bit unchanged (zero gradient,
- * zero moments, zero update) and they add nothing to the gradient norm.
+ * Parameters that are not trained. Their gradients are zeroed before every optimizer step and they
+ * are left out of weight decay, so AdamW leaves them bit for bit unchanged (zero gradient, zero
+ * moments, zero update) and they add nothing to the gradient norm.
  *
- * @param router the router (gate) of every layer (hub {@code block_sparse_moe.gate} or
- *     fused {@code mlp.gate})
+ * @param router the router (gate) of every layer (hub {@code block_sparse_moe.gate} or fused {@code
+ *     mlp.gate})
  * @param attention q/k/v/o projections of every layer
  * @param embeddings the token embedding and the lm_head
  * @param layers whole decoder layers by index (attention, router, experts and norms)
  */
-public record FreezeSpec(boolean router, boolean attention, boolean embeddings, Set<Integer> layers) {
+public record FreezeSpec(
+    boolean router, boolean attention, boolean embeddings, Set<Integer> layers) {
   public static final FreezeSpec NONE = new FreezeSpec(false, false, false, Set.of());
 
   public FreezeSpec {

@@ -31,10 +31,15 @@ public final class FreshModel {
         for (int i = 0; i < v.length; i++) {
           v[i] = std * normal.next();
         }
-        if (e.getKey().equals(MixtralNames.EMBED) && config.padTokenId != null
-            && config.padTokenId >= 0 && config.padTokenId < config.vocabSize) {
-          java.util.Arrays.fill(v, config.padTokenId * config.hiddenSize,
-              (config.padTokenId + 1) * config.hiddenSize, 0f);
+        if (e.getKey().equals(MixtralNames.EMBED)
+            && config.padTokenId != null
+            && config.padTokenId >= 0
+            && config.padTokenId < config.vocabSize) {
+          java.util.Arrays.fill(
+              v,
+              config.padTokenId * config.hiddenSize,
+              (config.padTokenId + 1) * config.hiddenSize,
+              0f);
         }
       }
       out.put(e.getKey(), HostTensor.ofFloats(v, shape));

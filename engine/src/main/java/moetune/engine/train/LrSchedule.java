@@ -4,8 +4,8 @@ import java.util.Locale;
 
 /**
  * The learning rate at each optimizer step, as transformers' {@code get_*_schedule_with_warmup}
- * computes it so that runs compare with HF Trainer runs: with s the 0-based step, warmup
- * rises linearly from 0 ({@code s / warmup}), then
+ * computes it so that runs compare with HF Trainer runs: with s the 0-based step, warmup rises
+ * linearly from 0 ({@code s / warmup}), then
  *
  * <ul>
  *   <li>constant: the peak;
@@ -19,7 +19,8 @@ import java.util.Locale;
  * @param totalSteps the run's total optimizer steps
  * @param minRatio the floor as a fraction of the peak (0 decays to zero, as HF does)
  */
-public record LrSchedule(Kind kind, double peak, long warmupSteps, long totalSteps, double minRatio) {
+public record LrSchedule(
+    Kind kind, double peak, long warmupSteps, long totalSteps, double minRatio) {
 
   public enum Kind {
     CONSTANT,
@@ -39,7 +40,13 @@ public record LrSchedule(Kind kind, double peak, long warmupSteps, long totalSte
     if (peak < 0 || warmupSteps < 0 || totalSteps < 0 || minRatio < 0 || minRatio > 1) {
       throw new IllegalArgumentException(
           "LrSchedule: need peak >= 0, warmup >= 0, total >= 0 and minRatio in [0, 1], got "
-              + peak + ", " + warmupSteps + ", " + totalSteps + ", " + minRatio);
+              + peak
+              + ", "
+              + warmupSteps
+              + ", "
+              + totalSteps
+              + ", "
+              + minRatio);
     }
   }
 

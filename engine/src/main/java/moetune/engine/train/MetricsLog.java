@@ -18,12 +18,12 @@ import java.util.List;
 /**
  * Writes {@code metrics.jsonl}: one JSON object per line, flushed as it happens, with a {@code
  * "type"} of {@code "step"} ({@code step, epoch, loss, aux_loss, grad_norm, lr, tokens,
- * tokens_per_s}), {@code "eval"} ({@code step, eval_loss, eval_ppl, tokens}), {@code
- * "expert_load"} ({@code step, share: [[...] per layer], entropy: [...] per layer}) or {@code
- * "checkpoint"} ({@code step, dir, reason}).
+ * tokens_per_s}), {@code "eval"} ({@code step, eval_loss, eval_ppl, tokens}), {@code "expert_load"}
+ * ({@code step, share: [[...] per layer], entropy: [...] per layer}) or {@code "checkpoint"}
+ * ({@code step, dir, reason}).
  *
- * <p>When a run resumes from step s, lines after s (written by the interrupted run after its
- * last checkpoint) are dropped first, so the file reads as one uninterrupted run.
+ * <p>When a run resumes from step s, lines after s (written by the interrupted run after its last
+ * checkpoint) are dropped first, so the file reads as one uninterrupted run.
  */
 public final class MetricsLog implements TrainingListener, AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -37,8 +37,11 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
   public static MetricsLog create(Path file) throws IOException {
     return new MetricsLog(
         Files.newBufferedWriter(
-            file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-            StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE));
+            file,
+            StandardCharsets.UTF_8,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE));
   }
 
   /** Keeps the lines up to step {@code resumeStep} of an existing file and appends after them. */

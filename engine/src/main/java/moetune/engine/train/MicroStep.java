@@ -9,5 +9,4 @@ package moetune.engine.train;
  *     model without a router
  * @param routing the router's per-layer counts and entropies, or null for a model without one
  */
-public record MicroStep(
-    double lossSum, long labelledTokens, double auxLoss, RouterStats routing) {}
+public record MicroStep(double lossSum, long labelledTokens, double auxLoss, RouterStats routing) {}

@@ -24,13 +24,13 @@ import moetune.engine.tensor.Tensor;
 
 /**
  * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
- * model's, applies freezing, collects routing statistics, and saves and restores the whole
- * training state.
+ * model's, applies freezing, collects routing statistics, and saves and restores the whole training
+ * state.
  *
  * <p>A checkpoint directory is a HuggingFace model directory (float32 hub-layout safetensors,
- * config.json, generation_config.json, the tokenizer files), so {@code generate} and {@code
- * export} take it directly, plus {@code optimizer.safetensors}: AdamW's moments by hub name with
- * the step count in its metadata.
+ * config.json, generation_config.json, the tokenizer files), so {@code generate} and {@code export}
+ * take it directly, plus {@code optimizer.safetensors}: AdamW's moments by hub name with the step
+ * count in its metadata.
  *
  * <p>The model must be built from {@link #trainingConfig}: the model differentiates its config's
  * router_aux_loss_coef, and the run's coefficient may differ from the checkpoint's. Saved
@@ -55,12 +55,17 @@ public final class MixtralTrainable implements TrainableModel {
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
    */
   public MixtralTrainable(
-      MixtralModel model, MixtralConfig savedConfig, GenerationConfig generation,
-      List<Path> tokenizerFiles, TrainOptions options) {
+      MixtralModel model,
+      MixtralConfig savedConfig,
+      GenerationConfig generation,
+      List<Path> tokenizerFiles,
+      TrainOptions options) {
     if (model.config().routerAuxLossCoef != options.auxLossCoef()) {
       throw new IllegalArgumentException(
           "MixtralTrainable: the model differentiates aux coefficient "
-              + model.config().routerAuxLossCoef + " but the run asks for " + options.auxLossCoef()
+              + model.config().routerAuxLossCoef
+              + " but the run asks for "
+              + options.auxLossCoef()
               + "; build the model from trainingConfig()");
     }
     this.model = model;
@@ -92,8 +97,12 @@ public final class MixtralTrainable implements TrainableModel {
         new AdamW(
             params,
             new AdamW.Settings(
-                (float) o.lr(), (float) o.beta1(), (float) o.beta2(), (float) o.eps(),
-                (float) o.weightDecay(), (float) options.clipNorm()),
+                (float) o.lr(),
+                (float) o.beta1(),
+                (float) o.beta2(),
+                (float) o.eps(),
+                (float) o.weightDecay(),
+                (float) options.clipNorm()),
             decay);
   }
 
@@ -110,12 +119,16 @@ public final class MixtralTrainable implements TrainableModel {
   public List<String> warnings() {
     List<String> w = new ArrayList<>();
     if (model.config().routerAuxLossCoef == 0) {
-      w.add("router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
-          + "watch expert_load in metrics.jsonl for router collapse");
+      w.add(
+          "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
+              + "watch expert_load in metrics.jsonl for router collapse");
     }
     if (model.config().routerJitterNoise > 0) {
-      w.add("router_jitter_noise is " + model.config().routerJitterNoise + ": its random state is "
-          + "not checkpointed, so a resumed run is not bit-identical to an uninterrupted one");
+      w.add(
+          "router_jitter_noise is "
+              + model.config().routerJitterNoise
+              + ": its random state is "
+              + "not checkpointed, so a resumed run is not bit-identical to an uninterrupted one");
     }
     return w;
   }
@@ -166,9 +179,9 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   /**
-   * The model's batch for a packed one: HF's unshifted labels (labels[t+1] = targets[t], the
-   * first label of each row ignored), an attention mask where there is padding (which also keeps
-   * padding out of the aux loss), restarting positions and document ids.
+   * The model's batch for a packed one: HF's unshifted labels (labels[t+1] = targets[t], the first
+   * label of each row ignored), an attention mask where there is padding (which also keeps padding
+   * out of the aux loss), restarting positions and document ids.
    */
   public static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
     int b = tb.batch();
@@ -191,7 +204,12 @@ public final class MixtralTrainable implements TrainableModel {
       }
     }
     return new Batch(
-        b, t, tb.inputIds(), withLabels ? labels : null, padded ? mask : null, tb.positions(),
+        b,
+        t,
+        tb.inputIds(),
+        withLabels ? labels : null,
+        padded ? mask : null,
+        tb.positions(),
         tb.docIds());
   }
 
@@ -219,8 +237,13 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void save(Path dir) throws IOException {
     MixtralCheckpoint.save(
-        dir, savedConfig, generation, model::parameter, DType.F32,
-        SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES, tokenizerFiles);
+        dir,
+        savedConfig,
+        generation,
+        model::parameter,
+        DType.F32,
+        SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
+        tokenizerFiles);
     List<SafetensorsWriter.Item> items = new ArrayList<>();
     for (Map.Entry<String, HostTensor> e : adamw.stateToHost().entrySet()) {
       items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
@@ -236,15 +259,21 @@ public final class MixtralTrainable implements TrainableModel {
     Parameters params = model.parameters();
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
       for (String name : ckpt.names()) {
-        model.backend().copyFromHost(
-            ckpt.tensor(name), Parameters.view(params.masterFlat(), params.resolve(name)));
+        model
+            .backend()
+            .copyFromHost(
+                ckpt.tensor(name), Parameters.view(params.masterFlat(), params.resolve(name)));
       }
     }
     params.syncWorkingCopy();
     Path opt = dir.resolve(OPTIMIZER_FILE);
     if (!Files.isRegularFile(opt)) {
-      throw new IOException(dir + ": no " + OPTIMIZER_FILE + "; this is a model, not a training "
-          + "checkpoint (train from it with --model instead of --resume)");
+      throw new IOException(
+          dir
+              + ": no "
+              + OPTIMIZER_FILE
+              + "; this is a model, not a training "
+              + "checkpoint (train from it with --model instead of --resume)");
     }
     try (SafetensorsReader r = SafetensorsReader.open(opt)) {
       Map<String, HostTensor> state = new LinkedHashMap<>();

@@ -1,9 +1,9 @@
 package moetune.engine.train;
 
 /**
- * Accumulates, per layer, how many routed (token, slot) pairs each expert received and the
- * summed entropy of the router's softmax, over one or more micro-batches, then turns them into
- * an {@link ExpertLoad}. Padding tokens are excluded by whoever fills it.
+ * Accumulates, per layer, how many routed (token, slot) pairs each expert received and the summed
+ * entropy of the router's softmax, over one or more micro-batches, then turns them into an {@link
+ * ExpertLoad}. Padding tokens are excluded by whoever fills it.
  */
 public final class RouterStats {
   private final long[][] counts; // (L, E)

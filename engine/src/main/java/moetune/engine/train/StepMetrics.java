@@ -7,8 +7,8 @@ package moetune.engine.train;
  * @param totalSteps the run's last step
  * @param epoch the epoch (0-based) the step's data came from
  * @param loss mean cross-entropy over the step's labelled tokens (what users compare)
- * @param auxLoss the router load-balancing loss (before its coefficient), averaged over the
- *     step's micro-batches weighted by their labelled tokens
+ * @param auxLoss the router load-balancing loss (before its coefficient), averaged over the step's
+ *     micro-batches weighted by their labelled tokens
  * @param gradNorm global gradient norm before clipping
  * @param lr the learning rate this step used
  * @param tokens labelled tokens in the step

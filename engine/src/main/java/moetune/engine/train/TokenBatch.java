@@ -3,8 +3,7 @@ package moetune.engine.train;
 import java.util.List;
 
 /**
- * A micro-batch: B packed sequences of T positions laid out row after row, as the model takes
- * them.
+ * A micro-batch: B packed sequences of T positions laid out row after row, as the model takes them.
  *
  * @param batch B
  * @param seqLen T
@@ -15,7 +14,12 @@ import java.util.List;
  * @param labelledTokens positions whose target is not -100
  */
 public record TokenBatch(
-    int batch, int seqLen, int[] inputIds, int[] targets, int[] positions, int[] docIds,
+    int batch,
+    int seqLen,
+    int[] inputIds,
+    int[] targets,
+    int[] positions,
+    int[] docIds,
     long labelledTokens) {
 
   /** Stacks sequences of equal length into one batch. */

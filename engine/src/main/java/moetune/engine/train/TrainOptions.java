@@ -2,8 +2,8 @@ package moetune.engine.train;
 
 /**
  * What the engine needs to know to train: batch shape, length of the run, optimizer, schedule,
- * losses, evaluation and checkpointing. The app's run config (which also names the model,
- * datasets, device and output directory) produces one; the GUI can build one directly.
+ * losses, evaluation and checkpointing. The app's run config (which also names the model, datasets,
+ * device and output directory) produces one; the GUI can build one directly.
  *
  * @param microBatch B, sequences per forward/backward
  * @param gradAccum micro-batches per optimizer step
@@ -16,8 +16,8 @@ package moetune.engine.train;
  * @param clipNorm global gradient-norm clip, 0 for none
  * @param auxLossCoef router load-balancing loss coefficient
  * @param freeze parameters that get no updates
- * @param evalEvery evaluate every N steps (and before the first and after the last); 0: only
- *     before and after
+ * @param evalEvery evaluate every N steps (and before the first and after the last); 0: only before
+ *     and after
  * @param checkpointEvery checkpoint every N steps (and at the end); 0: only at the end or on stop
  * @param keepLast checkpoints kept on disk, 0 keeps all
  * @param seed seeds the data order (and a new model's initial weights)
@@ -42,7 +42,11 @@ public record TrainOptions(
     boolean shuffle) {
 
   public TrainOptions {
-    if (microBatch < 1 || gradAccum < 1 || epochs < 0 || maxSteps < 0 || (epochs == 0 && maxSteps == 0)) {
+    if (microBatch < 1
+        || gradAccum < 1
+        || epochs < 0
+        || maxSteps < 0
+        || (epochs == 0 && maxSteps == 0)) {
       throw new IllegalArgumentException(
           "TrainOptions: need micro-batch >= 1, accumulation >= 1 and epochs or max steps > 0");
     }
@@ -53,7 +57,9 @@ public record TrainOptions(
     return (long) microBatch * gradAccum;
   }
 
-  /** Optimizer steps per epoch over n sequences (the last, partial step wraps into the next epoch). */
+  /**
+   * Optimizer steps per epoch over n sequences (the last, partial step wraps into the next epoch).
+   */
   public long stepsPerEpoch(int n) {
     return Math.max(1, (n + sequencesPerStep() - 1) / sequencesPerStep());
   }

@@ -24,9 +24,9 @@ public interface TrainableModel extends AutoCloseable {
 
   /**
    * Forward and backward of one micro-batch; parameter gradients accumulate ({@code +=}). The
-   * gradient taken is that of {@code weight * (mean cross-entropy over the batch's labelled
-   * tokens + aux coefficient * aux loss)}; the trainer passes the batch's share of the step's
-   * labelled tokens, so a step's gradient is that of the mean over all of its tokens.
+   * gradient taken is that of {@code weight * (mean cross-entropy over the batch's labelled tokens
+   * + aux coefficient * aux loss)}; the trainer passes the batch's share of the step's labelled
+   * tokens, so a step's gradient is that of the mean over all of its tokens.
    *
    * @return the batch's loss sums and routing statistics
    */
@@ -36,8 +36,8 @@ public interface TrainableModel extends AutoCloseable {
   double evalLossSum(TokenBatch batch);
 
   /**
-   * Clips the accumulated gradients to the configured global norm and takes one AdamW step at
-   * this learning rate on every trainable parameter.
+   * Clips the accumulated gradients to the configured global norm and takes one AdamW step at this
+   * learning rate on every trainable parameter.
    *
    * @return the global gradient norm before clipping
    */

@@ -11,17 +11,17 @@ import java.util.concurrent.CopyOnWriteArrayList;
 /**
  * The training loop, the same object behind {@code moetune train} and the GUI: construct it,
  * optionally {@link #resumeFrom} a checkpoint, call {@link #run} on a worker thread, and call
- * {@link #requestStop} from any thread to end the run at the next step boundary with a
- * checkpoint. Everything it does is reported to {@link TrainingListener}s.
+ * {@link #requestStop} from any thread to end the run at the next step boundary with a checkpoint.
+ * Everything it does is reported to {@link TrainingListener}s.
  *
  * <p>Determinism: the data order is a function of (seed, step) ({@link DataOrder}), the learning
  * rate of the step ({@link LrSchedule}), and the model's state is saved whole; so on the CPU a
  * resumed run computes bit for bit what the uninterrupted run computes.
  *
- * <p>Loss scaling: each step's gradient is that of the mean cross-entropy over every labelled
- * token of the step (all micro-batches together, as transformers does with {@code
- * num_items_in_batch}), plus the aux loss (averaged over micro-batches with the same token
- * weights) times its coefficient.
+ * <p>Loss scaling: each step's gradient is that of the mean cross-entropy over every labelled token
+ * of the step (all micro-batches together, as transformers does with {@code num_items_in_batch}),
+ * plus the aux loss (averaged over micro-batches with the same token weights) times its
+ * coefficient.
  */
 public final class Trainer {
   private final TrainableModel model;
@@ -44,7 +44,10 @@ public final class Trainer {
    * @param checkpointDir where checkpoints go ({@code <out>/checkpoints}), or null for none
    */
   public Trainer(
-      TrainableModel model, SequenceSource train, SequenceSource eval, TrainOptions options,
+      TrainableModel model,
+      SequenceSource train,
+      SequenceSource eval,
+      TrainOptions options,
       Path checkpointDir) {
     this.model = model;
     this.train = train;
@@ -55,7 +58,10 @@ public final class Trainer {
     this.totalSteps = options.totalSteps(train.size());
     this.schedule =
         new LrSchedule(
-            options.schedule(), options.optimizer().lr(), options.warmupSteps(), totalSteps,
+            options.schedule(),
+            options.optimizer().lr(),
+            options.warmupSteps(),
+            totalSteps,
             options.minLrRatio());
   }
 
@@ -95,13 +101,23 @@ public final class Trainer {
    */
   public void resumeFrom(Path checkpoint) throws IOException {
     TrainerState s = TrainerState.read(checkpoint.resolve(CheckpointStore.COMPLETE_MARKER));
-    if (s.trainSequences() != train.size() || s.sequencesPerStep() != options.sequencesPerStep()
+    if (s.trainSequences() != train.size()
+        || s.sequencesPerStep() != options.sequencesPerStep()
         || s.seed() != options.seed()) {
       throw new IllegalArgumentException(
-          checkpoint + ": this checkpoint was made with " + s.trainSequences()
-              + " training sequences, " + s.sequencesPerStep() + " sequences per step and seed "
-              + s.seed() + ", but the run now has " + train.size() + ", "
-              + options.sequencesPerStep() + " and " + options.seed()
+          checkpoint
+              + ": this checkpoint was made with "
+              + s.trainSequences()
+              + " training sequences, "
+              + s.sequencesPerStep()
+              + " sequences per step and seed "
+              + s.seed()
+              + ", but the run now has "
+              + train.size()
+              + ", "
+              + options.sequencesPerStep()
+              + " and "
+              + options.seed()
               + "; resume with the same datasets, max-length, micro-batch, grad-accum and seed");
     }
     model.load(checkpoint);
@@ -134,8 +150,13 @@ public final class Trainer {
     long tokensPerStep = options.sequencesPerStep() * train.sequenceLength();
     RunInfo info =
         new RunInfo(
-            step, totalSteps, options.stepsPerEpoch(train.size()), train.size(),
-            eval == null ? 0 : eval.size(), tokensPerStep, model.trainableParameters(),
+            step,
+            totalSteps,
+            options.stepsPerEpoch(train.size()),
+            train.size(),
+            eval == null ? 0 : eval.size(),
+            tokensPerStep,
+            model.trainableParameters(),
             model.device());
     listeners.forEach(l -> l.onStart(info));
     if (eval != null && step == 0 && firstEval == null) {
@@ -209,8 +230,15 @@ public final class Trainer {
     }
     long epoch = order.epochOf(cursor - 1);
     return new StepMetrics(
-        step, totalSteps, epoch, lossSum / Math.max(1, stepTokens), aux, gradNorm, lr,
-        stepTokens, options.sequencesPerStep() * train.sequenceLength() / stepSeconds,
+        step,
+        totalSteps,
+        epoch,
+        lossSum / Math.max(1, stepTokens),
+        aux,
+        gradNorm,
+        lr,
+        stepTokens,
+        options.sequencesPerStep() * train.sequenceLength() / stepSeconds,
         perStep * (totalSteps - step));
   }
 
@@ -229,8 +257,14 @@ public final class Trainer {
     long t0 = System.nanoTime();
     TrainerState state =
         new TrainerState(
-            step, totalSteps, options.seed(), train.size(), options.sequencesPerStep(),
-            step * options.sequencesPerStep(), firstEval, lastEval);
+            step,
+            totalSteps,
+            options.seed(),
+            train.size(),
+            options.sequencesPerStep(),
+            step * options.sequencesPerStep(),
+            firstEval,
+            lastEval);
     Path dir =
         checkpoints.save(
             step,
@@ -271,8 +305,16 @@ public final class Trainer {
       }
     }
     throw new IllegalArgumentException(
-        "--resume " + dir + ": no complete checkpoint there (looked for " + dir
-            + "/checkpoints/latest, " + dir + "/latest and " + dir + "/"
-            + CheckpointStore.COMPLETE_MARKER + "); give the output directory of a run");
+        "--resume "
+            + dir
+            + ": no complete checkpoint there (looked for "
+            + dir
+            + "/checkpoints/latest, "
+            + dir
+            + "/latest and "
+            + dir
+            + "/"
+            + CheckpointStore.COMPLETE_MARKER
+            + "); give the output directory of a run");
   }
 }

@@ -8,9 +8,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * What besides the model and optimizer a checkpoint must hold to continue a run exactly: the
- * step and everything that fixes the data order from there on. Written as {@code
- * trainer-state.json}, the last file of every checkpoint (its presence marks it complete).
+ * What besides the model and optimizer a checkpoint must hold to continue a run exactly: the step
+ * and everything that fixes the data order from there on. Written as {@code trainer-state.json},
+ * the last file of every checkpoint (its presence marks it complete).
  *
  * <p>The data position is {@code step * sequencesPerStep} elements into the {@link DataOrder}
  * stream of (seed, trainSequences); it is stored too so a mismatch shows.
@@ -55,10 +55,12 @@ public record TrainerState(
     try {
       o = JSON.readTree(file.toFile());
     } catch (IOException e) {
-      throw new IOException(file + ": not readable JSON (" + e.getMessage().lines().findFirst().orElse("") + ")", e);
+      throw new IOException(
+          file + ": not readable JSON (" + e.getMessage().lines().findFirst().orElse("") + ")", e);
     }
     if (!"moetune-trainer-state-1".equals(o.path("format").asText())) {
-      throw new IOException(file + ": field 'format' is not moetune-trainer-state-1; not a moetune checkpoint");
+      throw new IOException(
+          file + ": field 'format' is not moetune-trainer-state-1; not a moetune checkpoint");
     }
     return new TrainerState(
         o.path("step").asLong(),
@@ -87,6 +89,7 @@ public record TrainerState(
       return null;
     }
     double loss = n.path("loss").asDouble();
-    return new EvalMetrics(n.path("step").asLong(), loss, Math.exp(loss), n.path("tokens").asLong());
+    return new EvalMetrics(
+        n.path("step").asLong(), loss, Math.exp(loss), n.path("tokens").asLong());
   }
 }

@@ -1,12 +1,12 @@
 package moetune.engine.train;
 
 /**
- * What a training run reports while it runs. The command line adapts it to a progress bar and
- * the GUI to charts; {@link MetricsLog} writes it to {@code metrics.jsonl}. Every method has an
- * empty default so a listener implements only what it shows.
+ * What a training run reports while it runs. The command line adapts it to a progress bar and the
+ * GUI to charts; {@link MetricsLog} writes it to {@code metrics.jsonl}. Every method has an empty
+ * default so a listener implements only what it shows.
  *
- * <p>Callbacks come on the training thread, in order, between steps: a listener must return
- * quickly (a GUI hands the value to its own thread) and must not throw.
+ * <p>Callbacks come on the training thread, in order, between steps: a listener must return quickly
+ * (a GUI hands the value to its own thread) and must not throw.
  */
 public interface TrainingListener {
 

@@ -69,7 +69,8 @@ class MixtralCheckpointFixtureTest {
   static float rawFloat(Path dir, String name, int i) throws Exception {
     String index = Files.readString(dir.resolve(SafetensorsIndex.FILE_NAME));
     java.util.regex.Matcher m =
-        java.util.regex.Pattern.compile(java.util.regex.Pattern.quote("\"" + name + "\"") + ": \"([^\"]+)\"")
+        java.util.regex.Pattern.compile(
+                java.util.regex.Pattern.quote("\"" + name + "\"") + ": \"([^\"]+)\"")
             .matcher(index);
     if (!m.find()) {
       throw new AssertionError(name + " not in index");
@@ -79,12 +80,15 @@ class MixtralCheckpointFixtureTest {
     String header = new String(bytes, 8, (int) n, java.nio.charset.StandardCharsets.UTF_8);
     java.util.regex.Matcher o =
         java.util.regex.Pattern.compile(
-                java.util.regex.Pattern.quote("\"" + name + "\"") + ":\\{[^}]*\"data_offsets\":\\[(\\d+),")
+                java.util.regex.Pattern.quote("\"" + name + "\"")
+                    + ":\\{[^}]*\"data_offsets\":\\[(\\d+),")
             .matcher(header);
     if (!o.find()) {
       throw new AssertionError(name + " not in header");
     }
     long begin = Long.parseLong(o.group(1));
-    return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getFloat((int) (8 + n + begin + 4L * i));
+    return ByteBuffer.wrap(bytes)
+        .order(ByteOrder.LITTLE_ENDIAN)
+        .getFloat((int) (8 + n + begin + 4L * i));
   }
 }

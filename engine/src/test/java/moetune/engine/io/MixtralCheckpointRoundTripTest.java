@@ -13,10 +13,10 @@ import java.util.List;
 import java.util.stream.Stream;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.api.Test;
 
 /** Save, reload, save again: bit-identical tensors and byte-identical files. */
 class MixtralCheckpointRoundTripTest {
@@ -38,7 +38,8 @@ class MixtralCheckpointRoundTripTest {
           ByteBuffer want = src.tensor(n).to(dtype).bytes();
           assertEquals(want, back.tensor(n).bytes(), n);
         }
-        assertEquals(src.config().toBuilder().set(b -> b.dtype = back.config().dtype).build().toJson(),
+        assertEquals(
+            src.config().toBuilder().set(b -> b.dtype = back.config().dtype).build().toJson(),
             back.config().toJson());
         back.save(again, dtype, max);
       }
@@ -49,7 +50,8 @@ class MixtralCheckpointRoundTripTest {
     List<String> names = list(out);
     assertEquals(names, list(again));
     for (String n : names) {
-      assertArrayEquals(Files.readAllBytes(out.resolve(n)), Files.readAllBytes(again.resolve(n)), n);
+      assertArrayEquals(
+          Files.readAllBytes(out.resolve(n)), Files.readAllBytes(again.resolve(n)), n);
     }
     // the fixture's tokenizer files were carried along
     assertTrue(names.contains("tokenizer.json"));
@@ -62,7 +64,9 @@ class MixtralCheckpointRoundTripTest {
     try (MixtralCheckpoint src = MixtralCheckpoint.load(fixture)) {
       src.save(out, DType.F32, 2_000_000);
     }
-    assertEquals(Files.readString(fixture.resolve("config.json")), Files.readString(out.resolve("config.json")));
+    assertEquals(
+        Files.readString(fixture.resolve("config.json")),
+        Files.readString(out.resolve("config.json")));
     assertEquals(
         Files.readString(fixture.resolve("generation_config.json")),
         Files.readString(out.resolve("generation_config.json")));
@@ -73,7 +77,9 @@ class MixtralCheckpointRoundTripTest {
     assertEquals(theirs.weightMap().keySet(), mine.weightMap().keySet());
     // 2 MB shards: embed (4.1 MB) alone, the layers, lm_head alone
     assertEquals(
-        List.of("model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+        List.of(
+            "model-00001-of-00003.safetensors",
+            "model-00002-of-00003.safetensors",
             "model-00003-of-00003.safetensors"),
         list(out).stream().filter(n -> n.startsWith("model-")).toList());
     assertEquals("model-00001-of-00003.safetensors", mine.weightMap().get(MixtralNames.EMBED));
@@ -90,9 +96,13 @@ class MixtralCheckpointRoundTripTest {
     long n = ByteBuffer.wrap(b, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
     assertEquals(0, n % 8);
     String header = new String(b, 8, (int) n, java.nio.charset.StandardCharsets.UTF_8);
-    assertTrue(header.startsWith("{\"__metadata__\":{\"format\":\"pt\"},\"model.embed_tokens.weight\":"
-        + "{\"dtype\":\"BF16\",\"shape\":[32000,32],\"data_offsets\":[0,2048000]}"), header.substring(0, 120));
-    assertEquals(header.stripTrailing() + " ".repeat((int) (n - header.stripTrailing().length())), header);
+    assertTrue(
+        header.startsWith(
+            "{\"__metadata__\":{\"format\":\"pt\"},\"model.embed_tokens.weight\":"
+                + "{\"dtype\":\"BF16\",\"shape\":[32000,32],\"data_offsets\":[0,2048000]}"),
+        header.substring(0, 120));
+    assertEquals(
+        header.stripTrailing() + " ".repeat((int) (n - header.stripTrailing().length())), header);
     assertTrue(header.stripTrailing().endsWith("}"));
   }
 
@@ -133,14 +143,19 @@ class MixtralCheckpointRoundTripTest {
       for (int l = 0; l < c.numHiddenLayers; l++) {
         // v5 fused layout, stored in BF16 for layer 1 to exercise "any float dtype"
         DType t = l == 1 ? DType.BF16 : DType.F32;
-        items.add(SafetensorsWriter.Item.of(MixtralNames.fusedRouter(l),
-            hub.tensor(MixtralNames.router(l)).to(t)));
-        items.add(SafetensorsWriter.Item.of(MixtralNames.fusedGateUp(l),
-            HostTensor.ofFloats(t, hub.expertsGateUp(l), e, 2 * f, d)));
-        items.add(SafetensorsWriter.Item.of(MixtralNames.fusedDown(l),
-            HostTensor.ofFloats(t, hub.expertsDown(l), e, d, f)));
+        items.add(
+            SafetensorsWriter.Item.of(
+                MixtralNames.fusedRouter(l), hub.tensor(MixtralNames.router(l)).to(t)));
+        items.add(
+            SafetensorsWriter.Item.of(
+                MixtralNames.fusedGateUp(l),
+                HostTensor.ofFloats(t, hub.expertsGateUp(l), e, 2 * f, d)));
+        items.add(
+            SafetensorsWriter.Item.of(
+                MixtralNames.fusedDown(l), HostTensor.ofFloats(t, hub.expertsDown(l), e, d, f)));
       }
-      SafetensorsWriter.writeFile(fusedDir.resolve("model.safetensors"), items, SafetensorsWriter.PT_METADATA);
+      SafetensorsWriter.writeFile(
+          fusedDir.resolve("model.safetensors"), items, SafetensorsWriter.PT_METADATA);
       try (MixtralCheckpoint fused = MixtralCheckpoint.load(fusedDir)) {
         assertTrue(fused.isFused(0));
         assertEquals(hub.names(), fused.names());
@@ -155,10 +170,40 @@ class MixtralCheckpointRoundTripTest {
         fused.save(tmp.resolve("hub-again"), DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
         try (MixtralCheckpoint again = MixtralCheckpoint.load(tmp.resolve("hub-again"))) {
           assertFalse(again.isFused(0));
-          assertArrayEquals(fused.floats(MixtralNames.expert(1, 2, "w3")),
+          assertArrayEquals(
+              fused.floats(MixtralNames.expert(1, 2, "w3")),
               again.floats(MixtralNames.expert(1, 2, "w3")));
         }
       }
+    }
+  }
+
+  @Test
+  void savingFromFusedArraysGivesTheSameFiles() throws Exception {
+    Path viaNames = tmp.resolve("names");
+    Path viaFused = tmp.resolve("fused");
+    try (MixtralCheckpoint src = MixtralCheckpoint.load(Fixtures.tinyMixtral())) {
+      var c = src.config();
+      float[][] gateUp = {src.expertsGateUp(0), src.expertsGateUp(1)};
+      float[][] down = {src.expertsDown(0), src.expertsDown(1)};
+      src.save(viaNames, DType.BF16, 3_000_000);
+      MixtralCheckpoint.save(
+          viaFused,
+          c,
+          src.generationConfig(),
+          n -> {
+            MixtralNames.ExpertWeight w = MixtralNames.parseExpert(n);
+            return w == null
+                ? src.tensor(n)
+                : MixtralNames.expertFromFused(c, w, gateUp[w.layer()], down[w.layer()]);
+          },
+          DType.BF16,
+          3_000_000,
+          List.of());
+    }
+    for (String n : list(viaFused)) {
+      assertArrayEquals(
+          Files.readAllBytes(viaNames.resolve(n)), Files.readAllBytes(viaFused.resolve(n)), n);
     }
   }
 

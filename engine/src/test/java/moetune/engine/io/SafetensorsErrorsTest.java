@@ -57,7 +57,8 @@ class SafetensorsErrorsTest {
     return m;
   }
 
-  private static final String OK_A = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
+  private static final String OK_A =
+      "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
 
   @Test
   void validFileReads() throws Exception {
@@ -69,7 +70,10 @@ class SafetensorsErrorsTest {
 
   @Test
   void corruptHeaderJson() throws Exception {
-    fails(file("x.safetensors", raw("{\"a\":{\"dtype\":\"F32\",", new byte[0])), "header", "not valid JSON");
+    fails(
+        file("x.safetensors", raw("{\"a\":{\"dtype\":\"F32\",", new byte[0])),
+        "header",
+        "not valid JSON");
   }
 
   @Test
@@ -136,7 +140,8 @@ class SafetensorsErrorsTest {
 
   @Test
   void trailingBytesAfterLastTensor() throws Exception {
-    fails(file("x.safetensors", raw("{" + OK_A + "}", new byte[12])), "tensor 'a'", "4 bytes follow");
+    fails(
+        file("x.safetensors", raw("{" + OK_A + "}", new byte[12])), "tensor 'a'", "4 bytes follow");
   }
 
   @Test
@@ -147,22 +152,44 @@ class SafetensorsErrorsTest {
 
   @Test
   void badShapeAndOffsetsFields() throws Exception {
-    fails(file("a.safetensors", raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", new byte[4])),
-        "tensor 'w'", "shape");
-    fails(file("b.safetensors", raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", new byte[4])),
-        "tensor 'w'", "data_offsets");
-    fails(file("c.safetensors", raw("{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[4])),
-        "tensor 'w'", "dtype");
-    fails(file("d.safetensors", raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", new byte[4])),
-        "tensor 'w'", "overflow");
-    fails(file("e.safetensors", raw("{\"w\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", new byte[2])),
-        "tensor 'w'", "whole bytes");
+    fails(
+        file(
+            "a.safetensors",
+            raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", new byte[4])),
+        "tensor 'w'",
+        "shape");
+    fails(
+        file(
+            "b.safetensors",
+            raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", new byte[4])),
+        "tensor 'w'",
+        "data_offsets");
+    fails(
+        file("c.safetensors", raw("{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[4])),
+        "tensor 'w'",
+        "dtype");
+    fails(
+        file(
+            "d.safetensors",
+            raw(
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}",
+                new byte[4])),
+        "tensor 'w'",
+        "overflow");
+    fails(
+        file(
+            "e.safetensors",
+            raw("{\"w\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", new byte[2])),
+        "tensor 'w'",
+        "whole bytes");
   }
 
   @Test
   void metadataMustBeStrings() throws Exception {
-    fails(file("x.safetensors", raw("{\"__metadata__\":{\"format\":1}," + OK_A + "}", new byte[8])),
-        "__metadata__", "format");
+    fails(
+        file("x.safetensors", raw("{\"__metadata__\":{\"format\":1}," + OK_A + "}", new byte[8])),
+        "__metadata__",
+        "format");
   }
 
   @Test
@@ -177,8 +204,12 @@ class SafetensorsErrorsTest {
 
   @Test
   void u64AboveI64RangeIsRefusedByName() throws Exception {
-    byte[] data = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(5).putLong(-1).array();
-    Path p = file("x.safetensors", raw("{\"u\":{\"dtype\":\"U64\",\"shape\":[2],\"data_offsets\":[0,16]}}", data));
+    byte[] data =
+        ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(5).putLong(-1).array();
+    Path p =
+        file(
+            "x.safetensors",
+            raw("{\"u\":{\"dtype\":\"U64\",\"shape\":[2],\"data_offsets\":[0,16]}}", data));
     fails(p, "tensor 'u'", "18446744073709551615");
   }
 

@@ -33,7 +33,8 @@ class SafetensorsFixtureTest {
     }
     long[] shape =
         java.util.Arrays.stream(m.group(2).split(",")).mapToLong(Long::parseLong).toArray();
-    return new Raw(m.group(1), shape, Long.parseLong(m.group(3)), Long.parseLong(m.group(4)), 8 + n);
+    return new Raw(
+        m.group(1), shape, Long.parseLong(m.group(3)), Long.parseLong(m.group(4)), 8 + n);
   }
 
   @Test
@@ -59,12 +60,12 @@ class SafetensorsFixtureTest {
       ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
       for (int i : new int[] {0, 1, 63, 64, 1000, 2047}) {
         float want = b.getFloat((int) (raw.dataStart() + raw.begin() + 4L * i));
-        assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]), "element " + i);
+        assertEquals(
+            Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]), "element " + i);
       }
       // a range read equals the matching slice of the whole read
       HostTensor row5 = r.readRange(name, 5 * 64, 64);
-      assertArrayEquals(
-          java.util.Arrays.copyOfRange(got, 5 * 64, 6 * 64), row5.toFloatArray());
+      assertArrayEquals(java.util.Arrays.copyOfRange(got, 5 * 64, 6 * 64), row5.toFloatArray());
       // the zero-copy view holds the same bytes
       assertEquals(t.bytes(), r.view(name).bytes());
     }

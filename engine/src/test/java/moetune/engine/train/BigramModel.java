@@ -8,8 +8,8 @@ import java.nio.file.Path;
 
 /**
  * A stand-in {@link TrainableModel} for testing the loop itself: a bigram table of logits (V, V)
- * trained by cross-entropy with a plain-Java AdamW. Deterministic, so resume can be checked bit
- * for bit without the Mixtral model. It has no router (routing statistics are null).
+ * trained by cross-entropy with a plain-Java AdamW. Deterministic, so resume can be checked bit for
+ * bit without the Mixtral model. It has no router (routing statistics are null).
  */
 final class BigramModel implements TrainableModel {
   final int v;
@@ -118,7 +118,8 @@ final class BigramModel implements TrainableModel {
 
   @Override
   public void save(Path dir) throws IOException {
-    try (DataOutputStream out = new DataOutputStream(Files.newOutputStream(dir.resolve("bigram.bin")))) {
+    try (DataOutputStream out =
+        new DataOutputStream(Files.newOutputStream(dir.resolve("bigram.bin")))) {
       out.writeInt(adamStep);
       for (float[] a : new float[][] {w, m, s}) {
         for (float x : a) out.writeFloat(x);
@@ -128,7 +129,8 @@ final class BigramModel implements TrainableModel {
 
   @Override
   public void load(Path dir) throws IOException {
-    try (DataInputStream in = new DataInputStream(Files.newInputStream(dir.resolve("bigram.bin")))) {
+    try (DataInputStream in =
+        new DataInputStream(Files.newInputStream(dir.resolve("bigram.bin")))) {
       adamStep = in.readInt();
       for (float[] a : new float[][] {w, m, s}) {
         for (int i = 0; i < a.length; i++) a[i] = in.readFloat();

@@ -26,7 +26,8 @@ class CheckpointStoreTest {
   }
 
   @Test
-  void failingWriterLeavesPreviousCheckpointLatestAndNoTempBehind(@TempDir Path root) throws IOException {
+  void failingWriterLeavesPreviousCheckpointLatestAndNoTempBehind(@TempDir Path root)
+      throws IOException {
     var store = new CheckpointStore(root);
     store.save(10, writes("ten"), 0);
     IOException e =
@@ -45,14 +46,18 @@ class CheckpointStoreTest {
     assertEquals("step-00000010", latest.getFileName().toString());
     assertEquals("ten", Files.readString(latest.resolve("weights.bin")));
     try (var s = Files.list(root)) {
-      assertEquals(List.of("latest", "step-00000010"), s.map(p -> p.getFileName().toString()).sorted().toList());
+      assertEquals(
+          List.of("latest", "step-00000010"),
+          s.map(p -> p.getFileName().toString()).sorted().toList());
     }
   }
 
   @Test
   void writerThatForgetsTheMarkerIsRejected(@TempDir Path root) throws IOException {
     var store = new CheckpointStore(root);
-    assertThrows(IllegalStateException.class, () -> store.save(1, dir -> Files.writeString(dir.resolve("a"), "x"), 0));
+    assertThrows(
+        IllegalStateException.class,
+        () -> store.save(1, dir -> Files.writeString(dir.resolve("a"), "x"), 0));
     assertTrue(store.latest().isEmpty());
   }
 
@@ -70,20 +75,28 @@ class CheckpointStoreTest {
   void sameStepTwiceIsANoOp(@TempDir Path root) throws IOException {
     var store = new CheckpointStore(root);
     store.save(5, writes("five"), 0);
-    store.save(5, dir -> { throw new AssertionError("must not rewrite the latest step"); }, 0);
+    store.save(
+        5,
+        dir -> {
+          throw new AssertionError("must not rewrite the latest step");
+        },
+        0);
     assertEquals("five", Files.readString(store.latest().orElseThrow().resolve("weights.bin")));
   }
 
   /**
-   * A real process killed with SIGKILL in the middle of writing a checkpoint. The child writes
-   * step 1, then starts step 2, writes half a file, prints WRITING and blocks; we kill it there.
+   * A real process killed with SIGKILL in the middle of writing a checkpoint. The child writes step
+   * 1, then starts step 2, writes half a file, prints WRITING and blocks; we kill it there.
    */
   @Test
   void sigkillDuringWriteLeavesPreviousCheckpoint(@TempDir Path root) throws Exception {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     Process p =
         new ProcessBuilder(
-                java, "-cp", System.getProperty("java.class.path"), KillChild.class.getName(),
+                java,
+                "-cp",
+                System.getProperty("java.class.path"),
+                KillChild.class.getName(),
                 root.toString())
             .redirectErrorStream(true)
             .start();
@@ -102,12 +115,14 @@ class CheckpointStoreTest {
     assertEquals("step-00000001", latest.getFileName().toString());
     assertEquals("one", Files.readString(latest.resolve("weights.bin")));
     try (var s = Files.list(root)) {
-      assertTrue(s.anyMatch(q -> q.getFileName().toString().startsWith(".tmp-step-00000002")),
+      assertTrue(
+          s.anyMatch(q -> q.getFileName().toString().startsWith(".tmp-step-00000002")),
           "the half-written temp directory is what the kill left");
     }
     store.save(3, writes("three"), 0);
     try (var s = Files.list(root)) {
-      assertFalse(s.anyMatch(q -> q.getFileName().toString().startsWith(".tmp-")), "next save cleans up");
+      assertFalse(
+          s.anyMatch(q -> q.getFileName().toString().startsWith(".tmp-")), "next save cleans up");
     }
   }
 

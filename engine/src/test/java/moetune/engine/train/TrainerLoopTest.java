@@ -26,7 +26,10 @@ class TrainerLoopTest {
       ids[0] = (int) Long.remainderUnsigned(x, V);
       for (int t = 1; t < len; t++) {
         x = DataOrder.mix(x + 1);
-        ids[t] = Long.remainderUnsigned(x, 5) == 0 ? (int) Long.remainderUnsigned(x >>> 8, V) : (ids[t - 1] * 3 + 1) % V;
+        ids[t] =
+            Long.remainderUnsigned(x, 5) == 0
+                ? (int) Long.remainderUnsigned(x >>> 8, V)
+                : (ids[t - 1] * 3 + 1) % V;
       }
       out.add(PackedSequence.ofDocument(ids));
     }
@@ -35,8 +38,21 @@ class TrainerLoopTest {
 
   static TrainOptions options(long maxSteps, long checkpointEvery) {
     return new TrainOptions(
-        3, 2, 1, maxSteps, new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-        LrSchedule.Kind.COSINE, 3, 0.1, 1.0, 0.0, FreezeSpec.NONE, 5, checkpointEvery, 2, 7,
+        3,
+        2,
+        1,
+        maxSteps,
+        new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL),
+        LrSchedule.Kind.COSINE,
+        3,
+        0.1,
+        1.0,
+        0.0,
+        FreezeSpec.NONE,
+        5,
+        checkpointEvery,
+        2,
+        7,
         true);
   }
 
@@ -65,14 +81,18 @@ class TrainerLoopTest {
   @Test
   void lossFallsAndEvalIsReported(@TempDir Path tmp) {
     var model = new BigramModel(V, 1);
-    var trainer = new Trainer(model, data(40, 16, 1), data(6, 16, 2), options(30, 0), tmp.resolve("ck"));
+    var trainer =
+        new Trainer(model, data(40, 16, 1), data(6, 16, 2), options(30, 0), tmp.resolve("ck"));
     var rec = new Recorder();
     trainer.addListener(rec);
     RunSummary s = trainer.run();
     assertEquals(RunSummary.Outcome.FINISHED, s.outcome());
     assertEquals(30, rec.losses.size());
-    assertEquals(List.of(0L, 5L, 10L, 15L, 20L, 25L, 30L), rec.evals.stream().map(EvalMetrics::step).toList());
-    assertTrue(s.lastEval().loss() < s.firstEval().loss() - 0.5,
+    assertEquals(
+        List.of(0L, 5L, 10L, 15L, 20L, 25L, 30L),
+        rec.evals.stream().map(EvalMetrics::step).toList());
+    assertTrue(
+        s.lastEval().loss() < s.firstEval().loss() - 0.5,
         "eval loss " + s.firstEval().loss() + " -> " + s.lastEval().loss());
     assertEquals(Math.log(V), s.firstEval().loss(), 0.05, "an untrained table is near uniform");
   }
@@ -91,12 +111,13 @@ class TrainerLoopTest {
     var partRec = new Recorder();
     var t2 = new Trainer(part, train, null, options(20, 3), tmp.resolve("part"));
     t2.addListener(partRec);
-    t2.addListener(new TrainingListener() {
-      @Override
-      public void onStep(StepMetrics m) {
-        if (m.step() == 8) t2.requestStop();
-      }
-    });
+    t2.addListener(
+        new TrainingListener() {
+          @Override
+          public void onStep(StepMetrics m) {
+            if (m.step() == 8) t2.requestStop();
+          }
+        });
     RunSummary stopped = t2.run();
     assertEquals(RunSummary.Outcome.STOPPED, stopped.outcome());
     assertEquals(8, stopped.step());
@@ -120,7 +141,8 @@ class TrainerLoopTest {
   void periodicCheckpointsArePrunedToKeepLast(@TempDir Path tmp) throws Exception {
     var trainer = new Trainer(new BigramModel(V, 1), data(20, 8, 4), null, options(10, 3), tmp);
     trainer.run();
-    List<Long> steps = new CheckpointStore(tmp).complete().stream().map(CheckpointStore::stepOf).toList();
+    List<Long> steps =
+        new CheckpointStore(tmp).complete().stream().map(CheckpointStore::stepOf).toList();
     assertEquals(List.of(9L, 10L), steps, "keep-last 2 of steps 3, 6, 9 and the final 10");
     assertEquals("step-00000010", Files.readString(tmp.resolve("latest")).trim());
   }
@@ -129,8 +151,9 @@ class TrainerLoopTest {
   void resumeRefusesADifferentDataSet(@TempDir Path tmp) throws Exception {
     new Trainer(new BigramModel(V, 1), data(20, 8, 4), null, options(4, 0), tmp).run();
     var other = new Trainer(new BigramModel(V, 1), data(21, 8, 4), null, options(4, 0), tmp);
-    var e = org.junit.jupiter.api.Assertions.assertThrows(
-        IllegalArgumentException.class, () -> other.resumeFrom(Trainer.findCheckpoint(tmp)));
+    var e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalArgumentException.class, () -> other.resumeFrom(Trainer.findCheckpoint(tmp)));
     assertTrue(e.getMessage().contains("20 training sequences"), e.getMessage());
   }
 

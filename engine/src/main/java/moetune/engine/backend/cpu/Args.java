@@ -51,7 +51,8 @@ final class Args {
           op + ": " + name + " " + t + " is not a CPU tensor; upload it to the CPU backend first");
     }
     if (c.isClosed()) {
-      throw new IllegalStateException(op + ": " + name + " " + t.describe() + " used after close()");
+      throw new IllegalStateException(
+          op + ": " + name + " " + t.describe() + " used after close()");
     }
     return c;
   }
@@ -59,7 +60,14 @@ final class Args {
   static void numel(String op, String name, Tensor t, long expected) {
     if (t.numel() != expected) {
       throw new IllegalArgumentException(
-          op + ": " + name + " " + t.describe() + " has " + t.numel() + " elements, expected "
+          op
+              + ": "
+              + name
+              + " "
+              + t.describe()
+              + " has "
+              + t.numel()
+              + " elements, expected "
               + expected);
     }
   }

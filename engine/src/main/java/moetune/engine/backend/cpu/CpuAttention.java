@@ -1,18 +1,22 @@
 package moetune.engine.backend.cpu;
 
+import java.util.Arrays;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Grouped-query attention, the readable way: one query at a time, one row of scores over the
- * keys it may see (AttnSpec's rules), softmax, weighted sum of values. Scores are (q . k) rounded
- * to float32 times the float32 scale hd^-0.5, as transformers' eager attention computes them;
- * sums run in double.
+ * Grouped-query attention, the readable way: one query at a time, one row of scores over the keys
+ * it may see (AttnSpec's rules), softmax, weighted sum of values. Scores are (q . k) in float32
+ * times the float32 scale hd^-0.5, as transformers' eager attention computes them.
  *
  * <p>The backward is flash attention's, from the forward's out and lse: p = exp(s - lse), D =
- * rowsum(dOut * out), dS = p * (dOut . v - D). dq is computed query by query; dk and dv key by
- * key (looping over the query heads of the group and the queries that see the key), so every
- * gradient element is owned by one task and summed in a fixed order.
+ * rowsum(dOut * out), dS = p * (dOut . v - D), dq = scale * dS k, dk = scale * dS^T q, dv = p^T
+ * dOut. One backward task owns a (batch row, key/value head): it walks the query heads of the
+ * group and their queries in order, so every dk and dv element is summed in a fixed order.
+ *
+ * <p>Keys and values are first copied into small per-head arrays (K^T as hd rows of Tk, V rows
+ * as Tk arrays of hd): every inner loop then runs over two arrays indexed alike, which C2
+ * vectorises, and each sum over d or j is still taken in ascending order.
  */
 final class CpuAttention {
   private static final int ROWS_PER_TASK = 16;
@@ -44,14 +48,17 @@ final class CpuAttention {
       hd = Math.toIntExact(q.cols());
       long qRows = (long) b * tq;
       long kRows = (long) b * tk;
-      Args.check(q.numel() % (qRows * hd) == 0,
+      Args.check(
+          q.numel() % (qRows * hd) == 0,
           op + ": q " + q.describe() + " is not (B*Tq=" + qRows + ", H, hd=" + hd + ")");
       h = Math.toIntExact(q.numel() / (qRows * hd));
-      Args.check(k.numel() % (kRows * hd) == 0 && k.cols() == hd,
+      Args.check(
+          k.numel() % (kRows * hd) == 0 && k.cols() == hd,
           op + ": k " + k.describe() + " is not (B*Tk=" + kRows + ", Hkv, hd=" + hd + ")");
       hkv = Math.toIntExact(k.numel() / (kRows * hd));
       Args.numel(op, "v", v, k.numel());
-      Args.check(hkv > 0 && h % hkv == 0,
+      Args.check(
+          hkv > 0 && h % hkv == 0,
           op + ": " + h + " query heads are not a multiple of " + hkv + " key/value heads");
       group = h / hkv;
       window = spec.window();
@@ -82,6 +89,52 @@ final class CpuAttention {
     int firstKey(int a) {
       return window > 0 ? Math.max(0, a - window + 1) : 0;
     }
+
+    /** Element offset of row `row` (of B*T rows) and head `head` in a (B*T, heads, hd) tensor. */
+    int at(CpuTensor t, int row, int heads, int head) {
+      return t.offset() + (row * heads + head) * hd;
+    }
+  }
+
+  /** One (batch row, key/value head) of K or V as hd arrays of Tk (transposed) or Tk arrays of hd. */
+  private static float[][] keysTransposed(CpuTensor t, Geometry g, int bi, int kh) {
+    float[] src = t.floats();
+    float[][] out = new float[g.hd][g.tk];
+    for (int j = 0; j < g.tk; j++) {
+      int o = g.at(t, bi * g.tk + j, g.hkv, kh);
+      for (int d = 0; d < g.hd; d++) {
+        out[d][j] = src[o + d];
+      }
+    }
+    return out;
+  }
+
+  private static float[][] keyRows(CpuTensor t, Geometry g, int bi, int kh) {
+    float[][] out = new float[g.tk][];
+    for (int j = 0; j < g.tk; j++) {
+      int o = g.at(t, bi * g.tk + j, g.hkv, kh);
+      out[j] = Arrays.copyOfRange(t.floats(), o, o + g.hd);
+    }
+    return out;
+  }
+
+  /** dots[j] = sum over d (ascending) of x[d] * rowsT[d][j], for j in [lo, hi], in float32. */
+  private static void dots(float[] x, float[][] rowsT, int lo, int hi, float[] dots) {
+    Arrays.fill(dots, lo, hi + 1, 0f);
+    for (int d = 0; d < x.length; d++) {
+      float xd = x[d];
+      float[] col = rowsT[d];
+      for (int j = lo; j <= hi; j++) {
+        dots[j] += xd * col[j];
+      }
+    }
+  }
+
+  /** y += a * x over hd elements. */
+  private static void axpy(float a, float[] x, float[] y) {
+    for (int d = 0; d < y.length; d++) {
+      y[d] += a * x[d];
+    }
   }
 
   /** Backend#attentionForward. */
@@ -93,9 +146,13 @@ final class CpuAttention {
     Geometry g = new Geometry(op, q, k, v, spec);
     CpuTensor out = Args.f32(op, "out", outt, q.numel());
     CpuTensor lse = Args.f32(op, "lse", lset, (long) g.b * g.tq * g.h);
+    float[][][] kT = new float[g.b * g.hkv][][];
+    float[][][] vRows = new float[g.b * g.hkv][][];
+    par.forEach(g.b * g.hkv, bk -> {
+      kT[bk] = keysTransposed(k, g, bk / g.hkv, bk % g.hkv);
+      vRows[bk] = keyRows(v, g, bk / g.hkv, bk % g.hkv);
+    });
     float[] qv = q.floats();
-    float[] kv = k.floats();
-    float[] vv = v.floats();
     float[] ov = out.floats();
     float[] lv = lse.floats();
     int blocks = (g.tq + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
@@ -104,52 +161,55 @@ final class CpuAttention {
       int hi = (task / blocks) % g.h;
       int i0 = (task % blocks) * ROWS_PER_TASK;
       int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
-      int kh = hi / g.group;
+      int bk = bi * g.hkv + hi / g.group;
       float[] s = new float[g.tk];
-      double[] acc = new double[g.hd];
+      float[] acc = new float[g.hd];
       for (int i = i0; i < i1; i++) {
         int a = g.tk - g.tq + i;
-        int qo = q.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
-        int oo = out.offset() + ((bi * g.tq + i) * g.h + hi) * g.hd;
+        int lo = g.firstKey(a);
+        int qo = g.at(q, bi * g.tq + i, g.h, hi);
+        int oo = g.at(out, bi * g.tq + i, g.h, hi);
+        int lseAt = lse.offset() + (bi * g.tq + i) * g.h + hi;
+        dots(Arrays.copyOfRange(qv, qo, qo + g.hd), kT[bk], lo, a, s);
         float max = Float.NEGATIVE_INFINITY;
-        for (int j = g.firstKey(a); j <= a; j++) {
-          if (g.visible(bi, a, j)) {
-            int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-            s[j] = score(qv, qo, kv, ko, g);
-            max = Math.max(max, s[j]);
-          }
+        for (int j = lo; j <= a; j++) {
+          s[j] = g.visible(bi, a, j) ? s[j] * g.scale : Float.NEGATIVE_INFINITY;
+          max = Math.max(max, s[j]);
         }
-        int lo = lse.offset() + (bi * g.tq + i) * g.h + hi;
         if (max == Float.NEGATIVE_INFINITY) {
           // No visible key: zero output, lse = -inf, no gradient (AttnSpec).
-          java.util.Arrays.fill(ov, oo, oo + g.hd, 0f);
-          lv[lo] = Float.NEGATIVE_INFINITY;
+          Arrays.fill(ov, oo, oo + g.hd, 0f);
+          lv[lseAt] = Float.NEGATIVE_INFINITY;
           continue;
         }
         double sum = 0;
-        java.util.Arrays.fill(acc, 0);
-        for (int j = g.firstKey(a); j <= a; j++) {
-          if (g.visible(bi, a, j)) {
-            double e = Math.exp(s[j] - max);
-            sum += e;
-            int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-            for (int d = 0; d < g.hd; d++) {
-              acc[d] += e * vv[vo + d];
-            }
-          }
+        Arrays.fill(acc, 0f);
+        for (int j = lo; j <= a; j++) {
+          float e = (float) Math.exp(s[j] - max); // 0 for masked keys
+          sum += e;
+          axpy(e, vRows[bk][j], acc);
         }
+        float fs = (float) sum;
         for (int d = 0; d < g.hd; d++) {
-          ov[oo + d] = (float) (acc[d] / sum);
+          ov[oo + d] = acc[d] / fs;
         }
-        lv[lo] = (float) (max + Math.log(sum));
+        lv[lseAt] = (float) (max + Math.log(sum));
       }
     });
   }
 
   /** Backend#attentionBackward: dq, dk, dv overwrite. */
   void backward(
-      Tensor doutt, Tensor qt, Tensor kt, Tensor vt, Tensor outt, Tensor lset, AttnSpec spec,
-      Tensor dqt, Tensor dkt, Tensor dvt) {
+      Tensor doutt,
+      Tensor qt,
+      Tensor kt,
+      Tensor vt,
+      Tensor outt,
+      Tensor lset,
+      AttnSpec spec,
+      Tensor dqt,
+      Tensor dkt,
+      Tensor dvt) {
     String op = "attentionBackward";
     CpuTensor q = Args.f32(op, "q", qt);
     CpuTensor k = Args.f32(op, "k", kt);
@@ -161,113 +221,79 @@ final class CpuAttention {
     CpuTensor dq = Args.f32(op, "dq", dqt, q.numel());
     CpuTensor dk = Args.f32(op, "dk", dkt, k.numel());
     CpuTensor dv = Args.f32(op, "dv", dvt, k.numel());
-    float[] qv = q.floats();
-    float[] kv = k.floats();
-    float[] vv = v.floats();
-    float[] gv = dOut.floats();
     float[] lv = lse.floats();
-
-    // D[row, h] = dOut . out, per query and head.
-    double[] dd = new double[g.b * g.tq * g.h];
-    float[] ov = out.floats();
-    par.forChunks(dd.length, 256, (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        dd[r] = dot(gv, dOut.offset() + r * g.hd, ov, out.offset() + r * g.hd, g.hd);
-      }
-    });
-
-    // dq: query-centric.
-    float[] dqv = dq.floats();
-    int qBlocks = (g.tq + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.h * qBlocks, task -> {
-      int bi = task / (g.h * qBlocks);
-      int hi = (task / qBlocks) % g.h;
-      int i0 = (task % qBlocks) * ROWS_PER_TASK;
-      int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
-      int kh = hi / g.group;
-      double[] acc = new double[g.hd];
-      for (int i = i0; i < i1; i++) {
-        int a = g.tk - g.tq + i;
-        int row = (bi * g.tq + i) * g.h + hi;
-        int qo = q.offset() + row * g.hd;
-        int go = dOut.offset() + row * g.hd;
-        float l = lv[lse.offset() + row];
-        java.util.Arrays.fill(acc, 0);
-        if (l != Float.NEGATIVE_INFINITY) {
-          for (int j = g.firstKey(a); j <= a; j++) {
-            if (g.visible(bi, a, j)) {
-              int ko = k.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-              int vo = v.offset() + ((bi * g.tk + j) * g.hkv + kh) * g.hd;
-              double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
-              double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
-              for (int d = 0; d < g.hd; d++) {
-                acc[d] += ds * kv[ko + d];
+    par.forEach(g.b * g.hkv, bk -> {
+      int bi = bk / g.hkv;
+      int kh = bk % g.hkv;
+      float[][] kT = keysTransposed(k, g, bi, kh);
+      float[][] kRows = keyRows(k, g, bi, kh);
+      float[][] vT = keysTransposed(v, g, bi, kh);
+      // dk and dv accumulate transposed, (hd, Tk), so their updates run along the keys.
+      float[][] dkT = new float[g.hd][g.tk];
+      float[][] dvT = new float[g.hd][g.tk];
+      float[] s = new float[g.tk];
+      float[] dp = new float[g.tk];
+      float[] pr = new float[g.tk];
+      float[] ds = new float[g.tk];
+      float[] dqAcc = new float[g.hd];
+      for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
+        for (int i = 0; i < g.tq; i++) {
+          int row = bi * g.tq + i;
+          int qo = g.at(q, row, g.h, hi);
+          float l = lv[lse.offset() + row * g.h + hi];
+          Arrays.fill(dqAcc, 0f);
+          if (l != Float.NEGATIVE_INFINITY) {
+            int a = g.tk - g.tq + i;
+            int lo = g.firstKey(a);
+            float[] qi = Arrays.copyOfRange(q.floats(), qo, qo + g.hd);
+            int go = g.at(dOut, row, g.h, hi);
+            float[] gi = Arrays.copyOfRange(dOut.floats(), go, go + g.hd);
+            float di = dot(gi, out.floats(), g.at(out, row, g.h, hi));
+            dots(qi, kT, lo, a, s);
+            dots(gi, vT, lo, a, dp);
+            for (int j = lo; j <= a; j++) {
+              boolean seen = g.visible(bi, a, j);
+              pr[j] = seen ? (float) Math.exp(s[j] * g.scale - (double) l) : 0f;
+              ds[j] = seen ? pr[j] * (dp[j] - di) : 0f;
+              axpy(ds[j], kRows[j], dqAcc);
+            }
+            for (int d = 0; d < g.hd; d++) {
+              float qd = qi[d];
+              float gd = gi[d];
+              float[] dkd = dkT[d];
+              float[] dvd = dvT[d];
+              for (int j = lo; j <= a; j++) {
+                dkd[j] += ds[j] * qd;
+                dvd[j] += pr[j] * gd;
               }
             }
           }
-        }
-        int dqo = dq.offset() + row * g.hd;
-        for (int d = 0; d < g.hd; d++) {
-          dqv[dqo + d] = (float) (acc[d] * g.scale);
-        }
-      }
-    });
-
-    // dk, dv: key-centric; a key j is seen by queries at absolute positions a in [j, j + window).
-    float[] dkv = dk.floats();
-    float[] dvv = dv.floats();
-    int kBlocks = (g.tk + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.hkv * kBlocks, task -> {
-      int bi = task / (g.hkv * kBlocks);
-      int kh = (task / kBlocks) % g.hkv;
-      int j0 = (task % kBlocks) * ROWS_PER_TASK;
-      int j1 = Math.min(g.tk, j0 + ROWS_PER_TASK);
-      double[] accK = new double[g.hd];
-      double[] accV = new double[g.hd];
-      for (int j = j0; j < j1; j++) {
-        int kRow = (bi * g.tk + j) * g.hkv + kh;
-        int ko = k.offset() + kRow * g.hd;
-        int vo = v.offset() + kRow * g.hd;
-        java.util.Arrays.fill(accK, 0);
-        java.util.Arrays.fill(accV, 0);
-        int aEnd = g.window > 0 ? Math.min(g.tk, j + g.window) : g.tk;
-        for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
-          for (int a = Math.max(j, g.tk - g.tq); a < aEnd; a++) {
-            int i = a - (g.tk - g.tq);
-            int row = (bi * g.tq + i) * g.h + hi;
-            float l = lv[lse.offset() + row];
-            if (l == Float.NEGATIVE_INFINITY || !g.visible(bi, a, j)) {
-              continue;
-            }
-            int qo = q.offset() + row * g.hd;
-            int go = dOut.offset() + row * g.hd;
-            double p = Math.exp(score(qv, qo, kv, ko, g) - (double) l);
-            double ds = p * (dot(gv, go, vv, vo, g.hd) - dd[row]);
-            for (int d = 0; d < g.hd; d++) {
-              accK[d] += ds * qv[qo + d];
-              accV[d] += p * gv[go + d];
-            }
+          int dqo = g.at(dq, row, g.h, hi);
+          for (int d = 0; d < g.hd; d++) {
+            dq.floats()[dqo + d] = dqAcc[d] * g.scale;
           }
         }
-        int dko = dk.offset() + kRow * g.hd;
-        int dvo = dv.offset() + kRow * g.hd;
+      }
+      for (int j = 0; j < g.tk; j++) {
+        int ko = g.at(dk, bi * g.tk + j, g.hkv, kh);
+        int vo = g.at(dv, bi * g.tk + j, g.hkv, kh);
         for (int d = 0; d < g.hd; d++) {
-          dkv[dko + d] = (float) (accK[d] * g.scale);
-          dvv[dvo + d] = (float) accV[d];
+          dk.floats()[ko + d] = dkT[d][j] * g.scale;
+          dv.floats()[vo + d] = dvT[d][j];
         }
       }
     });
   }
 
-  /** The scaled score: (q . k) rounded to float32, times the float32 scale. */
-  private static float score(float[] qv, int qo, float[] kv, int ko, Geometry g) {
-    return (float) dot(qv, qo, kv, ko, g.hd) * g.scale;
-  }
-
-  private static double dot(float[] a, int ao, float[] b, int bo, int n) {
-    double s = 0;
-    for (int d = 0; d < n; d++) {
-      s += (double) a[ao + d] * b[bo + d];
+  /**
+   * D = dOut . out for one query and head, in float32 summed over d in ascending order exactly as
+   * {@link #dots} sums dOut . v: a query that sees a single key has out == v and gets dS = 0
+   * exactly, as the exact gradient is.
+   */
+  private static float dot(float[] g, float[] out, int off) {
+    float s = 0f;
+    for (int d = 0; d < g.length; d++) {
+      s += g[d] * out[off + d];
     }
     return s;
   }

@@ -9,14 +9,14 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The float32 CPU backend: plain, readable, multithreaded Java, and the oracle that every GPU
- * op is tested against. Tensors are F32 ({@code float[]}) or I32 ({@code int[]}); BF16 and F16
- * host data is converted to F32 on upload, and int64 ids to I32 (they must fit).
+ * The float32 CPU backend: plain, readable, multithreaded Java, and the oracle that every GPU op is
+ * tested against. Tensors are F32 ({@code float[]}) or I32 ({@code int[]}); BF16 and F16 host data
+ * is converted to F32 on upload, and int64 ids to I32 (they must fit).
  *
  * <p>Each op family lives in its own class (CpuMatmul, CpuAttention, CpuScatterMoe, ...); this
  * class owns the thread pool and the memory accounting and dispatches. Work runs synchronously:
- * when a method returns, its outputs are written. Results are bit-identical for any thread
- * count (see {@link Parallel}).
+ * when a method returns, its outputs are written. Results are bit-identical for any thread count
+ * (see {@link Parallel}).
  */
 public final class CpuBackend implements Backend {
   private final Parallel par;
@@ -55,10 +55,13 @@ public final class CpuBackend implements Backend {
   /** The message for a dtype the CPU cannot hold. */
   static String unsupported(DType dtype) {
     if (dtype == DType.BF16 || dtype == DType.F16) {
-      return "CpuBackend: " + dtype.safetensorsName().toLowerCase(java.util.Locale.ROOT)
+      return "CpuBackend: "
+          + dtype.safetensorsName().toLowerCase(java.util.Locale.ROOT)
           + " compute needs --device cuda; the CPU backend is float32";
     }
-    return "CpuBackend: " + dtype + " tensors are not supported; the CPU backend holds F32 and I32"
+    return "CpuBackend: "
+        + dtype
+        + " tensors are not supported; the CPU backend holds F32 and I32"
         + " (upload int64 ids with upload(host, DType.I32))";
   }
 
@@ -73,8 +76,11 @@ public final class CpuBackend implements Backend {
 
   @Override
   public String describe() {
-    return "cpu: float32, " + par.threads() + " threads, Java heap max "
-        + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB";
+    return "cpu: float32, "
+        + par.threads()
+        + " threads, Java heap max "
+        + Runtime.getRuntime().maxMemory() / (1 << 20)
+        + " MiB";
   }
 
   @Override
@@ -84,28 +90,44 @@ public final class CpuBackend implements Backend {
 
   // ---------------------------------------------------------------- memory
 
-  /** A new tensor; on the CPU its contents are zeros (Java arrays start zeroed). */
+  /**
+   * A new tensor whose contents are undefined, as on the GPU: F32 elements are NaN and I32
+   * elements {@link Integer#MIN_VALUE}, so code that reads memory it never wrote (a gradient
+   * buffer taken from empty() instead of zeros(), an output an op left half-written) fails
+   * visibly on the CPU instead of silently reading zeros.
+   */
   @Override
   public CpuTensor empty(DType dtype, long... shape) {
+    CpuTensor t = allocate(dtype, shape);
+    if (dtype == DType.F32) {
+      java.util.Arrays.fill(t.floats(), Float.NaN);
+    } else {
+      java.util.Arrays.fill(t.ints(), Integer.MIN_VALUE);
+    }
+    return t;
+  }
+
+  /** A new tensor of zeros (Java arrays start zeroed: no fill pass). */
+  @Override
+  public CpuTensor zeros(DType dtype, long... shape) {
+    return allocate(dtype, shape);
+  }
+
+  private CpuTensor allocate(DType dtype, long[] shape) {
     if (!supports(dtype)) {
       throw new IllegalArgumentException(unsupported(dtype));
     }
     return new CpuTensor(this, dtype, shape);
   }
 
-  @Override
-  public CpuTensor zeros(DType dtype, long... shape) {
-    return empty(dtype, shape);
-  }
-
   /**
-   * A new tensor from host data. Float host data (F32, BF16, F16) becomes F32 exactly; I32 and
-   * I64 host data becomes I32 (an int64 value outside the int range fails).
+   * A new tensor from host data. Float host data (F32, BF16, F16) becomes F32 exactly; I32 and I64
+   * host data becomes I32 (an int64 value outside the int range fails).
    */
   @Override
   public CpuTensor upload(HostTensor host, DType dtype) {
     checkConversion("upload", host, dtype);
-    CpuTensor t = empty(dtype, host.shape());
+    CpuTensor t = allocate(dtype, host.shape());
     write(host, t);
     return t;
   }
@@ -121,7 +143,8 @@ public final class CpuBackend implements Backend {
   @Override
   public HostTensor download(Tensor tt) {
     CpuTensor t = Args.cpu("download", "t", tt);
-    ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(t.size(), 4)).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(Math.multiplyExact(t.size(), 4)).order(ByteOrder.LITTLE_ENDIAN);
     if (t.dtype() == DType.F32) {
       b.asFloatBuffer().put(t.floats(), t.offset(), t.size());
     } else {
@@ -171,7 +194,12 @@ public final class CpuBackend implements Backend {
     }
     if (host.dtype().isFloating() != dtype.isFloating()) {
       throw new IllegalArgumentException(
-          op + ": cannot convert host " + host + " to " + dtype + " (float to float or int to int)");
+          op
+              + ": cannot convert host "
+              + host
+              + " to "
+              + dtype
+              + " (float to float or int to int)");
     }
   }
 
@@ -185,7 +213,8 @@ public final class CpuBackend implements Backend {
         v = host.toIntArray();
       } catch (ArithmeticException e) {
         throw new IllegalArgumentException(
-            "CpuBackend: " + host + " holds a value outside the int32 range; ids must fit in I32", e);
+            "CpuBackend: " + host + " holds a value outside the int32 range; ids must fit in I32",
+            e);
       }
       System.arraycopy(v, 0, dst.ints(), dst.offset(), v.length);
     }
@@ -211,7 +240,8 @@ public final class CpuBackend implements Backend {
   // ---------------------------------------------------------------- dense products
 
   @Override
-  public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
+  public void matmul(
+      Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
     matmul.matmul(a, transA, b, transB, c, alpha, beta);
   }
 
@@ -230,7 +260,8 @@ public final class CpuBackend implements Backend {
   // ---------------------------------------------------------------- RMSNorm
 
   @Override
-  public void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
+  public void rmsnormForward(
+      Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
     rmsnorm.forward(residual, delta, w, eps, out, rstd);
   }
 
@@ -254,14 +285,23 @@ public final class CpuBackend implements Backend {
   // ---------------------------------------------------------------- attention
 
   @Override
-  public void attentionForward(Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
+  public void attentionForward(
+      Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
     attention.forward(q, k, v, spec, out, lse);
   }
 
   @Override
   public void attentionBackward(
-      Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttnSpec spec,
-      Tensor dq, Tensor dk, Tensor dv) {
+      Tensor dOut,
+      Tensor q,
+      Tensor k,
+      Tensor v,
+      Tensor out,
+      Tensor lse,
+      AttnSpec spec,
+      Tensor dq,
+      Tensor dk,
+      Tensor dv) {
     attention.backward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
   }
 
@@ -273,25 +313,47 @@ public final class CpuBackend implements Backend {
   }
 
   @Override
-  public void routerBackward(Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
+  public void routerBackward(
+      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
     router.backward(dTopWeights, dProbs, probs, topIdx, dLogits);
   }
 
   @Override
   public void flattenSortCount(
-      Tensor topIdx, int numExperts, Tensor sortedExpertIdxs, Tensor sortedScatteredIdxs,
+      Tensor topIdx,
+      int numExperts,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
       Tensor expertOffsets) {
-    router.flattenSortCount(topIdx, numExperts, sortedExpertIdxs, sortedScatteredIdxs, expertOffsets);
+    router.flattenSortCount(
+        topIdx, numExperts, sortedExpertIdxs, sortedScatteredIdxs, expertOffsets);
   }
 
   // ---------------------------------------------------------------- ScatterMoE kernels
 
   @Override
   public void scatter2scatter(
-      Tensor x, Tensor w, Tensor bias, boolean transW, int fanOut, Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs, boolean groupedIn, boolean groupedOut, Tensor y) {
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor y) {
     moe.scatter2scatter(
-        x, w, bias, transW, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, groupedOut, y);
+        x,
+        w,
+        bias,
+        transW,
+        fanOut,
+        sortedExpertIdxs,
+        sortedScatteredIdxs,
+        groupedIn,
+        groupedOut,
+        y);
   }
 
   @Override
@@ -329,7 +391,8 @@ public final class CpuBackend implements Backend {
   // ---------------------------------------------------------------- losses
 
   @Override
-  public void crossEntropy(Tensor logits, Tensor targets, Tensor lossesOut, Tensor dLogits, float dScale) {
+  public void crossEntropy(
+      Tensor logits, Tensor targets, Tensor lossesOut, Tensor dLogits, float dScale) {
     losses.crossEntropy(logits, targets, lossesOut, dLogits, dScale);
   }
 
@@ -340,7 +403,8 @@ public final class CpuBackend implements Backend {
   }
 
   @Override
-  public void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
+  public void routerZLoss(
+      Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
     losses.routerZLoss(logits, rowMask, lossOut, dLogits, dScale);
   }
 
@@ -363,8 +427,17 @@ public final class CpuBackend implements Backend {
 
   @Override
   public void adamwStep(
-      Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
-      float weightDecay, int step, Tensor lowPrecision) {
+      Tensor param,
+      Tensor grad,
+      Tensor m,
+      Tensor v,
+      float lr,
+      float beta1,
+      float beta2,
+      float eps,
+      float weightDecay,
+      int step,
+      Tensor lowPrecision) {
     optimizer.adamwStep(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, lowPrecision);
   }
 }

@@ -25,11 +25,14 @@ final class CpuElementwise {
     int xo = a.offset();
     int yo = b.offset();
     int oo = out.offset();
-    par.forChunks(a.size(), CHUNK, (s, e) -> {
-      for (int i = s; i < e; i++) {
-        o[oo + i] = x[xo + i] + y[yo + i];
-      }
-    });
+    par.forChunks(
+        a.size(),
+        CHUNK,
+        (s, e) -> {
+          for (int i = s; i < e; i++) {
+            o[oo + i] = x[xo + i] + y[yo + i];
+          }
+        });
   }
 
   /** dst += alpha * src. */
@@ -40,11 +43,14 @@ final class CpuElementwise {
     float[] y = dst.floats();
     int xo = src.offset();
     int yo = dst.offset();
-    par.forChunks(src.size(), CHUNK, (s, e) -> {
-      for (int i = s; i < e; i++) {
-        y[yo + i] += alpha * x[xo + i];
-      }
-    });
+    par.forChunks(
+        src.size(),
+        CHUNK,
+        (s, e) -> {
+          for (int i = s; i < e; i++) {
+            y[yo + i] += alpha * x[xo + i];
+          }
+        });
   }
 
   /** x *= s in place. */
@@ -52,11 +58,14 @@ final class CpuElementwise {
     CpuTensor x = Args.f32("scale", "x", xt);
     float[] d = x.floats();
     int off = x.offset();
-    par.forChunks(x.size(), CHUNK, (lo, hi) -> {
-      for (int i = lo; i < hi; i++) {
-        d[off + i] *= s;
-      }
-    });
+    par.forChunks(
+        x.size(),
+        CHUNK,
+        (lo, hi) -> {
+          for (int i = lo; i < hi; i++) {
+            d[off + i] *= s;
+          }
+        });
   }
 
   /** Every element set to value (an I32 tensor takes (int) value, which must be integral). */
@@ -69,7 +78,8 @@ final class CpuElementwise {
     } else {
       int v = (int) value;
       if (v != value) {
-        throw new IllegalArgumentException("fill: I32 tensor " + t.describe() + " cannot hold " + value);
+        throw new IllegalArgumentException(
+            "fill: I32 tensor " + t.describe() + " cannot hold " + value);
       }
       int[] d = t.ints();
       par.forChunks(t.size(), CHUNK, (s, e) -> java.util.Arrays.fill(d, off + s, off + e, v));
@@ -94,11 +104,14 @@ final class CpuElementwise {
     } else if (src.dtype() == DType.I32) {
       int[] s = src.ints();
       float[] d = dst.floats();
-      par.forChunks(n, CHUNK, (lo, hi) -> {
-        for (int i = lo; i < hi; i++) {
-          d[d0 + i] = s[so + i];
-        }
-      });
+      par.forChunks(
+          n,
+          CHUNK,
+          (lo, hi) -> {
+            for (int i = lo; i < hi; i++) {
+              d[d0 + i] = s[so + i];
+            }
+          });
     } else {
       throw new IllegalArgumentException(
           "copy: cannot convert " + src.describe() + " to " + dst.describe() + " (float to int)");
@@ -115,17 +128,20 @@ final class CpuElementwise {
     float[] ad = a.floats();
     int ho = h.offset();
     int ao = a.offset();
-    par.forChunks(m, Math.max(1, CHUNK / (2 * f)), (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        int hr = ho + r * 2 * f;
-        int ar = ao + r * f;
-        for (int j = 0; j < f; j++) {
-          float g = hd[hr + j];
-          float u = hd[hr + f + j];
-          ad[ar + j] = silu(g) * u;
-        }
-      }
-    });
+    par.forChunks(
+        m,
+        Math.max(1, CHUNK / (2 * f)),
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            int hr = ho + r * 2 * f;
+            int ar = ao + r * f;
+            for (int j = 0; j < f; j++) {
+              float g = hd[hr + j];
+              float u = hd[hr + f + j];
+              ad[ar + j] = silu(g) * u;
+            }
+          }
+        });
   }
 
   /** dH (M, 2F) overwrite from dA (M, F) and h (M, 2F); dH may alias h. */
@@ -141,19 +157,22 @@ final class CpuElementwise {
     int dao = da.offset();
     int ho = h.offset();
     int dho = dh.offset();
-    par.forChunks(m, Math.max(1, CHUNK / (2 * f)), (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        for (int j = 0; j < f; j++) {
-          float g = hd[ho + r * 2 * f + j];
-          float u = hd[ho + r * 2 * f + f + j];
-          float d = dad[dao + r * f + j];
-          float sig = sigmoid(g);
-          // d silu(g)/dg = sig * (1 + g * (1 - sig))
-          dhd[dho + r * 2 * f + j] = d * u * (sig * (1f + g * (1f - sig)));
-          dhd[dho + r * 2 * f + f + j] = d * (g * sig);
-        }
-      }
-    });
+    par.forChunks(
+        m,
+        Math.max(1, CHUNK / (2 * f)),
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            for (int j = 0; j < f; j++) {
+              float g = hd[ho + r * 2 * f + j];
+              float u = hd[ho + r * 2 * f + f + j];
+              float d = dad[dao + r * f + j];
+              float sig = sigmoid(g);
+              // d silu(g)/dg = sig * (1 + g * (1 - sig))
+              dhd[dho + r * 2 * f + j] = d * u * (sig * (1f + g * (1f - sig)));
+              dhd[dho + r * 2 * f + f + j] = d * (g * sig);
+            }
+          }
+        });
   }
 
   /** torch's silu in float32: x / (1 + exp(-x)). */

@@ -27,11 +27,14 @@ final class CpuEmbedding {
     float[] o = out.floats();
     int to = table.offset();
     int oo = out.offset();
-    par.forChunks(n, 64, (s, e) -> {
-      for (int i = s; i < e; i++) {
-        System.arraycopy(tab, to + idv[i] * d, o, oo + i * d, d);
-      }
-    });
+    par.forChunks(
+        n,
+        64,
+        (s, e) -> {
+          for (int i = s; i < e; i++) {
+            System.arraycopy(tab, to + idv[i] * d, o, oo + i * d, d);
+          }
+        });
   }
 
   /**
@@ -51,15 +54,18 @@ final class CpuEmbedding {
     float[] t = dTable.floats();
     int go = dOut.offset();
     int tOff = dTable.offset();
-    par.forChunks(d, COLS_PER_TASK, (c0, c1) -> {
-      for (int i = 0; i < n; i++) {
-        int tr = tOff + idv[i] * d;
-        int gr = go + i * d;
-        for (int c = c0; c < c1; c++) {
-          t[tr + c] += g[gr + c];
-        }
-      }
-    });
+    par.forChunks(
+        d,
+        COLS_PER_TASK,
+        (c0, c1) -> {
+          for (int i = 0; i < n; i++) {
+            int tr = tOff + idv[i] * d;
+            int gr = go + i * d;
+            for (int c = c0; c < c1; c++) {
+              t[tr + c] += g[gr + c];
+            }
+          }
+        });
   }
 
   private static int[] checkedIds(String op, CpuTensor ids, int vocab) {

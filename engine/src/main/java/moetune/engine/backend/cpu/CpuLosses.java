@@ -22,7 +22,8 @@ final class CpuLosses {
    * dLogits = dScale * (softmax - onehot), zero rows for ignored targets. dLogits may alias the
    * logits: each row is read completely before it is overwritten.
    */
-  void crossEntropy(Tensor logitst, Tensor targetst, Tensor lossest, Tensor dLogitst, float dScale) {
+  void crossEntropy(
+      Tensor logitst, Tensor targetst, Tensor lossest, Tensor dLogitst, float dScale) {
     String op = "crossEntropy";
     CpuTensor logits = Args.f32(op, "logits", logitst);
     int v = Math.toIntExact(logits.cols());
@@ -33,40 +34,44 @@ final class CpuLosses {
     int[] tv = targets.ints();
     for (int r = 0; r < n; r++) {
       int t = tv[targets.offset() + r];
-      Args.check(t == IGNORE_INDEX || (t >= 0 && t < v),
+      Args.check(
+          t == IGNORE_INDEX || (t >= 0 && t < v),
           op + ": targets[" + r + "] = " + t + " is neither -100 nor a token id in [0, " + v + ")");
     }
     float[] lv = logits.floats();
     float[] outv = losses.floats();
     float[] dv = dLogits == null ? null : dLogits.floats();
-    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        int t = tv[targets.offset() + r];
-        int lo = logits.offset() + r * v;
-        int dOff = dLogits == null ? 0 : dLogits.offset() + r * v;
-        if (t == IGNORE_INDEX) {
-          outv[losses.offset() + r] = 0f;
-          if (dv != null) {
-            java.util.Arrays.fill(dv, dOff, dOff + v, 0f);
+    par.forChunks(
+        n,
+        ROWS_PER_TASK,
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            int t = tv[targets.offset() + r];
+            int lo = logits.offset() + r * v;
+            int dOff = dLogits == null ? 0 : dLogits.offset() + r * v;
+            if (t == IGNORE_INDEX) {
+              outv[losses.offset() + r] = 0f;
+              if (dv != null) {
+                java.util.Arrays.fill(dv, dOff, dOff + v, 0f);
+              }
+              continue;
+            }
+            double lse = logSumExp(lv, lo, v);
+            outv[losses.offset() + r] = (float) (lse - lv[lo + t]);
+            if (dv != null) {
+              for (int c = 0; c < v; c++) {
+                double p = Math.exp(lv[lo + c] - lse);
+                dv[dOff + c] = (float) (dScale * (c == t ? p - 1 : p));
+              }
+            }
           }
-          continue;
-        }
-        double lse = logSumExp(lv, lo, v);
-        outv[losses.offset() + r] = (float) (lse - lv[lo + t]);
-        if (dv != null) {
-          for (int c = 0; c < v; c++) {
-            double p = Math.exp(lv[lo + c] - lse);
-            dv[dOff + c] = (float) (dScale * (c == t ? p - 1 : p));
-          }
-        }
-      }
-    });
+        });
   }
 
   /**
    * Backend#loadBalancingLoss, as transformers' load_balancing_loss_func: loss = E * sum_e (c_e /
-   * S) * P_e. Serial in row order: R * E is small. A mask that selects no row (S = 0) gives a
-   * loss of 0 and zero gradient (transformers would divide by zero).
+   * S) * P_e. Serial in row order: R * E is small. A mask that selects no row (S = 0) gives a loss
+   * of 0 and zero gradient (transformers would divide by zero).
    */
   void loadBalancingLoss(
       Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor lossOutt, Tensor dProbst, float dScale) {
@@ -89,7 +94,8 @@ final class CpuLosses {
       s += m;
       for (int j = 0; j < k; j++) {
         int x = iv[topI.offset() + row * k + j];
-        Args.check(x >= 0 && x < e,
+        Args.check(
+            x >= 0 && x < e,
             op + ": topIdx[" + row + ", " + j + "] = " + x + " is not an expert in [0, " + e + ")");
         count[x] += m;
       }
@@ -107,15 +113,18 @@ final class CpuLosses {
     if (dProbs != null) {
       float[] dv = dProbs.floats();
       double ss = s;
-      par.forChunks(r, 256, (r0, r1) -> {
-        for (int row = r0; row < r1; row++) {
-          double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
-          for (int x = 0; x < e; x++) {
-            double g = ss == 0 ? 0 : dScale * e * count[x] * m / (ss * ss);
-            dv[dProbs.offset() + row * e + x] = (float) g;
-          }
-        }
-      });
+      par.forChunks(
+          r,
+          256,
+          (r0, r1) -> {
+            for (int row = r0; row < r1; row++) {
+              double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
+              for (int x = 0; x < e; x++) {
+                double g = ss == 0 ? 0 : dScale * e * count[x] * m / (ss * ss);
+                dv[dProbs.offset() + row * e + x] = (float) g;
+              }
+            }
+          });
     }
   }
 
@@ -123,7 +132,8 @@ final class CpuLosses {
    * Backend#routerZLoss: loss = sum_r m_r z_r^2 / sum_r m_r with z_r = logsumexp(logits[r]);
    * dLogits[r] += dScale * 2 m_r z_r softmax(logits[r]) / sum_r m_r. An all-zero mask gives 0.
    */
-  void routerZLoss(Tensor logitst, Tensor rowMaskt, Tensor lossOutt, Tensor dLogitst, float dScale) {
+  void routerZLoss(
+      Tensor logitst, Tensor rowMaskt, Tensor lossOutt, Tensor dLogitst, float dScale) {
     String op = "routerZLoss";
     CpuTensor logits = Args.f32(op, "logits", logitst);
     int e = Math.toIntExact(logits.cols());
@@ -133,11 +143,14 @@ final class CpuLosses {
     CpuTensor dLogits = dLogitst == null ? null : Args.f32(op, "dLogits", dLogitst, (long) r * e);
     float[] lv = logits.floats();
     double[] z = new double[r];
-    par.forChunks(r, 256, (r0, r1) -> {
-      for (int row = r0; row < r1; row++) {
-        z[row] = logSumExp(lv, logits.offset() + row * e, e);
-      }
-    });
+    par.forChunks(
+        r,
+        256,
+        (r0, r1) -> {
+          for (int row = r0; row < r1; row++) {
+            z[row] = logSumExp(lv, logits.offset() + row * e, e);
+          }
+        });
     double s = 0;
     double loss = 0;
     for (int row = 0; row < r; row++) {
@@ -149,17 +162,20 @@ final class CpuLosses {
     if (dLogits != null && s != 0) {
       float[] dv = dLogits.floats();
       double ss = s;
-      par.forChunks(r, 256, (r0, r1) -> {
-        for (int row = r0; row < r1; row++) {
-          double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
-          double c = dScale * 2 * m * z[row] / ss;
-          int lo = logits.offset() + row * e;
-          int dOff = dLogits.offset() + row * e;
-          for (int x = 0; x < e; x++) {
-            dv[dOff + x] += (float) (c * Math.exp(lv[lo + x] - z[row]));
-          }
-        }
-      });
+      par.forChunks(
+          r,
+          256,
+          (r0, r1) -> {
+            for (int row = r0; row < r1; row++) {
+              double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
+              double c = dScale * 2 * m * z[row] / ss;
+              int lo = logits.offset() + row * e;
+              int dOff = dLogits.offset() + row * e;
+              for (int x = 0; x < e; x++) {
+                dv[dOff + x] += (float) (c * Math.exp(lv[lo + x] - z[row]));
+              }
+            }
+          });
     }
   }
 
@@ -168,13 +184,16 @@ final class CpuLosses {
     CpuTensor x = Args.f32("sum", "x", xt);
     CpuTensor out = Args.f32("sum", "out", outt, 1);
     float[] xv = x.floats();
-    double total = chunkedSum(x.size(), (s, e) -> {
-      double acc = 0;
-      for (int i = s; i < e; i++) {
-        acc += xv[x.offset() + i];
-      }
-      return acc;
-    });
+    double total =
+        chunkedSum(
+            x.size(),
+            (s, e) -> {
+              double acc = 0;
+              for (int i = s; i < e; i++) {
+                acc += xv[x.offset() + i];
+              }
+              return acc;
+            });
     out.floats()[out.offset()] = (float) (scale * total);
   }
 

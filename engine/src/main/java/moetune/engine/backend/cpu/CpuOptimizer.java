@@ -17,21 +17,24 @@ final class CpuOptimizer {
     CpuTensor x = Args.f32("sumSquares", "x", xt);
     CpuTensor acc = Args.f32("sumSquares", "acc", acct, 1);
     float[] xv = x.floats();
-    double total = sums.chunkedSum(x.size(), (s, e) -> {
-      double a = 0;
-      for (int i = s; i < e; i++) {
-        double v = xv[x.offset() + i];
-        a += v * v;
-      }
-      return a;
-    });
+    double total =
+        sums.chunkedSum(
+            x.size(),
+            (s, e) -> {
+              double a = 0;
+              for (int i = s; i < e; i++) {
+                double v = xv[x.offset() + i];
+                a += v * v;
+              }
+              return a;
+            });
     acc.floats()[acc.offset()] += (float) total;
   }
 
   /**
    * Backend#clipByNorm, as torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm +
-   * 1e-6) (a Python scalar over a tensor is reciprocal() * scalar in torch), clamped to 1, and
-   * the gradient is always multiplied.
+   * 1e-6) (a Python scalar over a tensor is reciprocal() * scalar in torch), clamped to 1, and the
+   * gradient is always multiplied.
    */
   void clipByNorm(Tensor gradt, Tensor sumSqt, float maxNorm) {
     CpuTensor grad = Args.f32("clipByNorm", "grad", gradt);
@@ -40,24 +43,36 @@ final class CpuOptimizer {
     float coef = Math.min(1f, (1f / (norm + 1e-6f)) * maxNorm);
     float[] g = grad.floats();
     int off = grad.offset();
-    par.forChunks(grad.size(), CpuElementwise.CHUNK, (s, e) -> {
-      for (int i = s; i < e; i++) {
-        g[off + i] *= coef;
-      }
-    });
+    par.forChunks(
+        grad.size(),
+        CpuElementwise.CHUNK,
+        (s, e) -> {
+          for (int i = s; i < e; i++) {
+            g[off + i] *= coef;
+          }
+        });
   }
 
   /**
    * Backend#adamwStep, in the order of torch's _single_tensor_adamw: param.mul_(1 - lr * wd);
-   * exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-   * denom = exp_avg_sq.sqrt() / sqrt(1 - beta2^t) + eps; param.addcdiv_(exp_avg, denom, -lr /
-   * (1 - beta1^t)). torch's hyperparameters are Python doubles, cast to float32 where a tensor op
-   * takes them; ours arrive as floats, so their shortest decimal form (what the user typed) is
-   * read back as a double first: 0.9f becomes 0.9, not 0.89999997.
+   * exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2); denom =
+   * exp_avg_sq.sqrt() / sqrt(1 - beta2^t) + eps; param.addcdiv_(exp_avg, denom, -lr / (1 -
+   * beta1^t)). torch's hyperparameters are Python doubles, cast to float32 where a tensor op takes
+   * them; ours arrive as floats, so their shortest decimal form (what the user typed) is read back
+   * as a double first: 0.9f becomes 0.9, not 0.89999997.
    */
   void adamwStep(
-      Tensor paramt, Tensor gradt, Tensor mt, Tensor vt, float lr, float beta1, float beta2,
-      float eps, float weightDecay, int step, Tensor lowPrecisiont) {
+      Tensor paramt,
+      Tensor gradt,
+      Tensor mt,
+      Tensor vt,
+      float lr,
+      float beta1,
+      float beta2,
+      float eps,
+      float weightDecay,
+      int step,
+      Tensor lowPrecisiont) {
     String op = "adamwStep";
     CpuTensor param = Args.f32(op, "param", paramt);
     int n = param.size();
@@ -83,25 +98,28 @@ final class CpuOptimizer {
     float[] mv = m.floats();
     float[] vv = v.floats();
     float[] lv = low == null ? null : low.floats();
-    par.forChunks(n, CpuElementwise.CHUNK, (s, e) -> {
-      for (int i = s; i < e; i++) {
-        float gi = g[grad.offset() + i];
-        float pi = p[param.offset() + i] * decay;
-        float mi = mv[m.offset() + i];
-        // torch's vectorised lerp with |weight| < 0.5: fma(weight, end - self, self)
-        mi = w1 < 0.5f ? Math.fma(w1, gi - mi, mi) : Math.fma(w1 - 1f, gi - mi, gi);
-        float vi = vv[v.offset() + i] * b2f;
-        vi = vi + w2 * gi * gi;
-        float denom = (float) Math.sqrt(vi) / bc2Sqrt + epsF;
-        pi = pi + negStepSize * mi / denom;
-        p[param.offset() + i] = pi;
-        mv[m.offset() + i] = mi;
-        vv[v.offset() + i] = vi;
-        if (lv != null) {
-          lv[low.offset() + i] = pi;
-        }
-      }
-    });
+    par.forChunks(
+        n,
+        CpuElementwise.CHUNK,
+        (s, e) -> {
+          for (int i = s; i < e; i++) {
+            float gi = g[grad.offset() + i];
+            float pi = p[param.offset() + i] * decay;
+            float mi = mv[m.offset() + i];
+            // torch's vectorised lerp with |weight| < 0.5: fma(weight, end - self, self)
+            mi = w1 < 0.5f ? Math.fma(w1, gi - mi, mi) : Math.fma(w1 - 1f, gi - mi, gi);
+            float vi = vv[v.offset() + i] * b2f;
+            vi = vi + w2 * gi * gi;
+            float denom = (float) Math.sqrt(vi) / bc2Sqrt + epsF;
+            pi = pi + negStepSize * mi / denom;
+            p[param.offset() + i] = pi;
+            mv[m.offset() + i] = mi;
+            vv[v.offset() + i] = vi;
+            if (lv != null) {
+              lv[low.offset() + i] = pi;
+            }
+          }
+        });
   }
 
   /** The double whose shortest decimal form equals the float's. */

@@ -3,9 +3,9 @@ package moetune.engine.backend.cpu;
 import moetune.engine.tensor.Tensor;
 
 /**
- * HF rotary position embedding (rotate_half convention), computed as transformers does in
- * float32: inv_freq[i] = 1 / theta^(2i/hd) (the exponent and the power in float32), angle =
- * position * inv_freq[i] rounded to float32, then cos and sin of that float32 angle.
+ * HF rotary position embedding (rotate_half convention), computed as transformers does in float32:
+ * inv_freq[i] = 1 / theta^(2i/hd) (the exponent and the power in float32), angle = position *
+ * inv_freq[i] rounded to float32, then cos and sin of that float32 angle.
  */
 final class CpuRope {
   private static final int TOKENS_PER_TASK = 16;
@@ -21,10 +21,12 @@ final class CpuRope {
     CpuTensor x = Args.f32(op, "x", xt);
     CpuTensor pos = Args.i32(op, "positions", post);
     int hd = Math.toIntExact(x.cols());
-    Args.check(x.rank() >= 2 && hd % 2 == 0,
+    Args.check(
+        x.rank() >= 2 && hd % 2 == 0,
         op + ": x " + x.describe() + " must be (N, heads, hd) with an even head dim");
     int n = pos.size();
-    Args.check(n > 0 && x.numel() % ((long) n * hd) == 0,
+    Args.check(
+        n > 0 && x.numel() % ((long) n * hd) == 0,
         op + ": x " + x.describe() + " is not (N, heads, " + hd + ") for N=" + n + " positions");
     int heads = Math.toIntExact(x.numel() / ((long) n * hd));
     int half = hd / 2;
@@ -33,28 +35,31 @@ final class CpuRope {
     int xo = x.offset();
     int[] pv = pos.ints();
     int po = pos.offset();
-    par.forChunks(n, TOKENS_PER_TASK, (t0, t1) -> {
-      float[] cos = new float[half];
-      float[] sin = new float[half];
-      for (int t = t0; t < t1; t++) {
-        float p = pv[po + t];
-        for (int i = 0; i < half; i++) {
-          float angle = p * invFreq[i];
-          cos[i] = (float) Math.cos(angle);
-          sin[i] = inverse ? -(float) Math.sin(angle) : (float) Math.sin(angle);
-        }
-        for (int h = 0; h < heads; h++) {
-          int base = xo + (t * heads + h) * hd;
-          for (int i = 0; i < half; i++) {
-            float x1 = xv[base + i];
-            float x2 = xv[base + half + i];
-            // q * cos + rotate_half(q) * sin, rotate_half(q) = (-x2, x1)
-            xv[base + i] = x1 * cos[i] - x2 * sin[i];
-            xv[base + half + i] = x2 * cos[i] + x1 * sin[i];
+    par.forChunks(
+        n,
+        TOKENS_PER_TASK,
+        (t0, t1) -> {
+          float[] cos = new float[half];
+          float[] sin = new float[half];
+          for (int t = t0; t < t1; t++) {
+            float p = pv[po + t];
+            for (int i = 0; i < half; i++) {
+              float angle = p * invFreq[i];
+              cos[i] = (float) Math.cos(angle);
+              sin[i] = inverse ? -(float) Math.sin(angle) : (float) Math.sin(angle);
+            }
+            for (int h = 0; h < heads; h++) {
+              int base = xo + (t * heads + h) * hd;
+              for (int i = 0; i < half; i++) {
+                float x1 = xv[base + i];
+                float x2 = xv[base + half + i];
+                // q * cos + rotate_half(q) * sin, rotate_half(q) = (-x2, x1)
+                xv[base + i] = x1 * cos[i] - x2 * sin[i];
+                xv[base + half + i] = x2 * cos[i] + x1 * sin[i];
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
   /** transformers' default inv_freq: 1.0 / (base ** (arange(0, hd, 2).float() / hd)) in float32. */

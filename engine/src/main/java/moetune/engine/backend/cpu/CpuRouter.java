@@ -29,41 +29,44 @@ final class CpuRouter {
     float[] pv = probs.floats();
     float[] wv = topW.floats();
     int[] iv = topI.ints();
-    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
-      boolean[] taken = new boolean[e];
-      for (int r = r0; r < r1; r++) {
-        int po = probs.offset() + r * e;
-        softmax(lv, logits.offset() + r * e, pv, po, e);
-        java.util.Arrays.fill(taken, false);
-        int wo = topW.offset() + r * k;
-        int io = topI.offset() + r * k;
-        for (int j = 0; j < k; j++) {
-          // Strictly greater while scanning upward: ties go to the lower expert index.
-          int best = -1;
-          for (int x = 0; x < e; x++) {
-            if (!taken[x] && (best < 0 || pv[po + x] > pv[po + best])) {
-              best = x;
+    par.forChunks(
+        n,
+        ROWS_PER_TASK,
+        (r0, r1) -> {
+          boolean[] taken = new boolean[e];
+          for (int r = r0; r < r1; r++) {
+            int po = probs.offset() + r * e;
+            softmax(lv, logits.offset() + r * e, pv, po, e);
+            java.util.Arrays.fill(taken, false);
+            int wo = topW.offset() + r * k;
+            int io = topI.offset() + r * k;
+            for (int j = 0; j < k; j++) {
+              // Strictly greater while scanning upward: ties go to the lower expert index.
+              int best = -1;
+              for (int x = 0; x < e; x++) {
+                if (!taken[x] && (best < 0 || pv[po + x] > pv[po + best])) {
+                  best = x;
+                }
+              }
+              taken[best] = true;
+              iv[io + j] = best;
+              wv[wo + j] = pv[po + best];
+            }
+            float sum = 0f;
+            for (int j = 0; j < k; j++) {
+              sum += wv[wo + j];
+            }
+            for (int j = 0; j < k; j++) {
+              wv[wo + j] /= sum;
             }
           }
-          taken[best] = true;
-          iv[io + j] = best;
-          wv[wo + j] = pv[po + best];
-        }
-        float sum = 0f;
-        for (int j = 0; j < k; j++) {
-          sum += wv[wo + j];
-        }
-        for (int j = 0; j < k; j++) {
-          wv[wo + j] /= sum;
-        }
-      }
-    });
+        });
   }
 
   /**
    * Backend#routerBackward. With t the selected probabilities, S = sum t and w = t / S: d t_j =
-   * (dw_j - sum_l dw_l w_l) / S; then dp = dProbs + scatter(dt), and the softmax backward
-   * dLogits = p * (dp - sum_e p_e dp_e).
+   * (dw_j - sum_l dw_l w_l) / S; then dp = dProbs + scatter(dt), and the softmax backward dLogits =
+   * p * (dp - sum_e p_e dp_e).
    */
   void backward(Tensor dTopWt, Tensor dProbst, Tensor probst, Tensor topIt, Tensor dLogitst) {
     String op = "routerBackward";
@@ -80,38 +83,41 @@ final class CpuRouter {
     float[] dwv = dTopW == null ? null : dTopW.floats();
     float[] dpv = dProbs == null ? null : dProbs.floats();
     float[] dlv = dLogits.floats();
-    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
-      double[] dp = new double[e];
-      for (int r = r0; r < r1; r++) {
-        int po = probs.offset() + r * e;
-        int io = topI.offset() + r * k;
-        for (int x = 0; x < e; x++) {
-          dp[x] = dpv == null ? 0 : dpv[dProbs.offset() + r * e + x];
-        }
-        if (dwv != null) {
-          int wo = dTopW.offset() + r * k;
-          double s = 0;
-          for (int j = 0; j < k; j++) {
-            s += pv[po + checkedExpert(op, iv[io + j], e, r, j)];
+    par.forChunks(
+        n,
+        ROWS_PER_TASK,
+        (r0, r1) -> {
+          double[] dp = new double[e];
+          for (int r = r0; r < r1; r++) {
+            int po = probs.offset() + r * e;
+            int io = topI.offset() + r * k;
+            for (int x = 0; x < e; x++) {
+              dp[x] = dpv == null ? 0 : dpv[dProbs.offset() + r * e + x];
+            }
+            if (dwv != null) {
+              int wo = dTopW.offset() + r * k;
+              double s = 0;
+              for (int j = 0; j < k; j++) {
+                s += pv[po + checkedExpert(op, iv[io + j], e, r, j)];
+              }
+              double dotW = 0;
+              for (int j = 0; j < k; j++) {
+                dotW += dwv[wo + j] * (pv[po + iv[io + j]] / s);
+              }
+              for (int j = 0; j < k; j++) {
+                dp[iv[io + j]] += (dwv[wo + j] - dotW) / s;
+              }
+            }
+            double dot = 0;
+            for (int x = 0; x < e; x++) {
+              dot += pv[po + x] * dp[x];
+            }
+            int lo = dLogits.offset() + r * e;
+            for (int x = 0; x < e; x++) {
+              dlv[lo + x] = (float) (pv[po + x] * (dp[x] - dot));
+            }
           }
-          double dotW = 0;
-          for (int j = 0; j < k; j++) {
-            dotW += dwv[wo + j] * (pv[po + iv[io + j]] / s);
-          }
-          for (int j = 0; j < k; j++) {
-            dp[iv[io + j]] += (dwv[wo + j] - dotW) / s;
-          }
-        }
-        double dot = 0;
-        for (int x = 0; x < e; x++) {
-          dot += pv[po + x] * dp[x];
-        }
-        int lo = dLogits.offset() + r * e;
-        for (int x = 0; x < e; x++) {
-          dlv[lo + x] = (float) (pv[po + x] * (dp[x] - dot));
-        }
-      }
-    });
+        });
   }
 
   /**
@@ -171,8 +177,16 @@ final class CpuRouter {
   private static int checkedExpert(String op, int expert, int numExperts, int row, int slot) {
     if (expert < 0 || expert >= numExperts) {
       throw new IllegalArgumentException(
-          op + ": topIdx[" + row + ", " + slot + "] = " + expert + " is not an expert in [0, "
-              + numExperts + ")");
+          op
+              + ": topIdx["
+              + row
+              + ", "
+              + slot
+              + "] = "
+              + expert
+              + " is not an expert in [0, "
+              + numExperts
+              + ")");
     }
     return expert;
   }

@@ -5,12 +5,12 @@ import java.util.List;
 import moetune.engine.tensor.Tensor;
 
 /**
- * ScatterMoE's kernels on the CPU: scatter2scatter (the grouped product, reading and writing
- * rows through the routing indices), group, groupXtY, combine and the gates' gradient.
+ * ScatterMoE's kernels on the CPU: scatter2scatter (the grouped product, reading and writing rows
+ * through the routing indices), group, groupXtY, combine and the gates' gradient.
  *
- * <p>scatter2scatter and groupXtY run {@link CpuMatmul#tile} on each expert's run of rows; the
- * tile reads input rows through a row-offset table, so rows are gathered on the fly, never
- * copied, as in ScatterMoE.
+ * <p>scatter2scatter and groupXtY run {@link CpuMatmul#tile} on each expert's run of rows; the tile
+ * reads input rows through a row-offset table, so rows are gathered on the fly, never copied, as in
+ * ScatterMoE.
  */
 final class CpuScatterMoe {
   private static final int ROWS_PER_TASK = 32;
@@ -21,13 +21,21 @@ final class CpuScatterMoe {
     this.par = par;
   }
 
-  /** One tile of scatter2scatter's work: rows [p0, p1) of one expert, columns [n0, n1). */
-  private record Job(int expert, int p0, int p1, int n0, int n1) {}
+  /** One tile of scatter2scatter's work: rows [p0, p1) of one expert, one column panel. */
+  private record Job(int expert, int p0, int p1, int panel) {}
 
   /** Backend#scatter2scatter. */
   void scatter2scatter(
-      Tensor xt, Tensor wt, Tensor biast, boolean transW, int fanOut, Tensor sortedExpt,
-      Tensor sortedScatt, boolean groupedIn, boolean groupedOut, Tensor yt) {
+      Tensor xt,
+      Tensor wt,
+      Tensor biast,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpt,
+      Tensor sortedScatt,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor yt) {
     String op = "scatter2scatter";
     CpuTensor w = Args.f32(op, "W", wt);
     Args.check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, I)");
@@ -39,14 +47,28 @@ final class CpuScatterMoe {
     CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt);
     int m = sortedExp.size();
     CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt, m);
-    Args.check(fanOut >= 1 && m % fanOut == 0,
+    Args.check(
+        fanOut >= 1 && m % fanOut == 0,
         op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
     int xRows = groupedIn ? m : m / fanOut;
     CpuTensor x = Args.f32(op, "X", xt);
-    Args.check(x.numel() == (long) xRows * in,
-        op + ": X " + x.describe() + " must be (" + xRows + ", " + in + ") for " + m
-            + " routed rows, k=" + fanOut + (groupedIn ? ", grouped" : "") + " and W "
-            + w.describe() + (transW ? "^T" : ""));
+    Args.check(
+        x.numel() == (long) xRows * in,
+        op
+            + ": X "
+            + x.describe()
+            + " must be ("
+            + xRows
+            + ", "
+            + in
+            + ") for "
+            + m
+            + " routed rows, k="
+            + fanOut
+            + (groupedIn ? ", grouped" : "")
+            + " and W "
+            + w.describe()
+            + (transW ? "^T" : ""));
     CpuTensor y = Args.f32(op, "Y", yt, (long) m * out);
     CpuTensor bias = biast == null ? null : Args.f32(op, "bias", biast, (long) e * out);
     CpuMatmul.checkNoOverlap(op, y, x, "X");
@@ -60,44 +82,50 @@ final class CpuScatterMoe {
       aRow[p] = x.offset() + (groupedIn ? p : sv[p] / fanOut) * in;
       yRow[p] = y.offset() + (groupedOut ? p : sv[p]) * out;
     }
-    // B' for expert e, (in, out) with contiguous rows: W[e] itself, or its packed transpose.
-    float[][] packed = new float[e][];
-    if (transW) {
-      boolean[] used = new boolean[e];
-      for (int p = 0; p < m; p++) {
-        used[ev[p]] = true;
-      }
-      par.forEach(e, x1 -> {
-        if (used[x1]) {
-          packed[x1] = transposeSerial(w.floats(), w.offset() + x1 * o * i, o, i);
-        }
-      });
+    // B' for expert e is (in, out): W[e]^T when transW, W[e] itself otherwise, packed into
+    // column panels (see CpuMatmul) once per call for each expert that has rows.
+    boolean[] used = new boolean[e];
+    for (int p = 0; p < m; p++) {
+      used[ev[p]] = true;
     }
+    float[][][][] panels = new float[e][][][];
+    float[] wv = w.floats();
+    par.forEach(
+        e,
+        ex -> {
+          if (used[ex]) {
+            int off = w.offset() + ex * o * i;
+            panels[ex] =
+                transW
+                    ? CpuMatmul.packTransposed(wv, off, in, out)
+                    : CpuMatmul.packRows(wv, off, out, in, out);
+          }
+        });
     List<Job> jobs = jobs(ev, out);
     float[] xv = x.floats();
     float[] yv = y.floats();
     float[] bv = bias == null ? null : bias.floats();
-    par.forEach(jobs.size(), t -> {
-      Job job = jobs.get(t);
-      int ex = job.expert();
-      float[] bData = transW ? packed[ex] : w.floats();
-      int bOff = transW ? 0 : w.offset() + ex * o * i;
-      int width = job.n1() - job.n0();
-      float[] acc = new float[(job.p1() - job.p0()) * width];
-      CpuMatmul.tile(xv, aRow, 1, in, bData, bOff, out, job.p0(), job.p1(), job.n0(), job.n1(), acc);
-      for (int p = job.p0(); p < job.p1(); p++) {
-        int yo = yRow[p] + job.n0();
-        int ao = (p - job.p0()) * width;
-        if (bv == null) {
-          System.arraycopy(acc, ao, yv, yo, width);
-        } else {
-          int bo = bias.offset() + ex * out + job.n0();
-          for (int j = 0; j < width; j++) {
-            yv[yo + j] = acc[ao + j] + bv[bo + j];
+    par.forEach(
+        jobs.size(),
+        t -> {
+          Job job = jobs.get(t);
+          int ex = job.expert();
+          float[][] acc = CpuMatmul.accumulator(job.p1() - job.p0(), out, job.panel());
+          CpuMatmul.tile(xv, aRow, 1, in, panels[ex][job.panel()], job.p0(), job.p1(), acc);
+          int n0 = job.panel() * CpuMatmul.TILE_N;
+          for (int p = job.p0(); p < job.p1(); p++) {
+            float[] row = acc[p - job.p0()];
+            int yo = yRow[p] + n0;
+            if (bv == null) {
+              System.arraycopy(row, 0, yv, yo, row.length);
+            } else {
+              int bo = bias.offset() + ex * out + n0;
+              for (int j = 0; j < row.length; j++) {
+                yv[yo + j] = row[j] + bv[bo + j];
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
   /** Backend#group: out[p] = x[s_p / fanOut] * gates[s_p] (gates null: 1). */
@@ -105,7 +133,8 @@ final class CpuScatterMoe {
     String op = "group";
     CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt);
     int m = sortedScat.size();
-    Args.check(fanOut >= 1 && m % fanOut == 0,
+    Args.check(
+        fanOut >= 1 && m % fanOut == 0,
         op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
     CpuTensor x = Args.f32(op, "x", xt);
     int d = Math.toIntExact(x.cols());
@@ -117,20 +146,23 @@ final class CpuScatterMoe {
     float[] xv = x.floats();
     float[] ov = out.floats();
     float[] gv = gates == null ? null : gates.floats();
-    par.forChunks(m, ROWS_PER_TASK, (p0, p1) -> {
-      for (int p = p0; p < p1; p++) {
-        int xo = x.offset() + (sv[p] / fanOut) * d;
-        int oo = out.offset() + p * d;
-        if (gv == null) {
-          System.arraycopy(xv, xo, ov, oo, d);
-        } else {
-          float g = gv[gates.offset() + sv[p]];
-          for (int c = 0; c < d; c++) {
-            ov[oo + c] = xv[xo + c] * g;
+    par.forChunks(
+        m,
+        ROWS_PER_TASK,
+        (p0, p1) -> {
+          for (int p = p0; p < p1; p++) {
+            int xo = x.offset() + (sv[p] / fanOut) * d;
+            int oo = out.offset() + p * d;
+            if (gv == null) {
+              System.arraycopy(xv, xo, ov, oo, d);
+            } else {
+              float g = gv[gates.offset() + sv[p]];
+              for (int c = 0; c < d; c++) {
+                ov[oo + c] = xv[xo + c] * g;
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
   /** Backend#groupXtY: dW[e] += dy_e^T x_e, db[e] += column sums of dy_e. */
@@ -145,8 +177,16 @@ final class CpuScatterMoe {
     int[] start = new int[e + 1];
     for (int x = 0; x < e; x++) {
       start[x + 1] = offsets.ints()[offsets.offset() + x];
-      Args.check(start[x + 1] >= start[x],
-          op + ": expertOffsets decrease at expert " + x + " (" + start[x] + " > " + start[x + 1] + ")");
+      Args.check(
+          start[x + 1] >= start[x],
+          op
+              + ": expertOffsets decrease at expert "
+              + x
+              + " ("
+              + start[x]
+              + " > "
+              + start[x + 1]
+              + ")");
     }
     int m = start[e];
     CpuTensor x = Args.f32(op, "x", xt, (long) m * i);
@@ -155,51 +195,64 @@ final class CpuScatterMoe {
     float[] xv = x.floats();
     float[] gv = dy.floats();
     float[] wv = dw.floats();
+    // B' for expert e is its x rows (rows, I), packed into column panels.
+    float[][][][] panels = new float[e][][][];
+    par.forEach(
+        e,
+        ex -> {
+          int rows = start[ex + 1] - start[ex];
+          if (rows > 0) {
+            panels[ex] = CpuMatmul.packRows(xv, x.offset() + start[ex] * i, i, rows, i);
+          }
+        });
     int tilesO = (o + CpuMatmul.TILE_M - 1) / CpuMatmul.TILE_M;
-    int tilesI = (i + CpuMatmul.TILE_N - 1) / CpuMatmul.TILE_N;
-    par.forEach(e * tilesO * tilesI, t -> {
-      int ex = t / (tilesO * tilesI);
-      int rows = start[ex + 1] - start[ex];
-      if (rows == 0) {
-        return; // an expert without tokens gets no gradient
-      }
-      int o0 = ((t / tilesI) % tilesO) * CpuMatmul.TILE_M;
-      int o1 = Math.min(o, o0 + CpuMatmul.TILE_M);
-      int n0 = (t % tilesI) * CpuMatmul.TILE_N;
-      int n1 = Math.min(i, n0 + CpuMatmul.TILE_N);
-      // A'(r, p) = dy[start + p, r]: column r of the expert's dy rows, read with stride O.
-      int[] aRow = new int[o1];
-      for (int r = o0; r < o1; r++) {
-        aRow[r] = dy.offset() + start[ex] * o + r;
-      }
-      int width = n1 - n0;
-      float[] acc = new float[(o1 - o0) * width];
-      CpuMatmul.tile(gv, aRow, o, rows, xv, x.offset() + start[ex] * i, i, o0, o1, n0, n1, acc);
-      for (int r = o0; r < o1; r++) {
-        int wo = dw.offset() + (ex * o + r) * i + n0;
-        int ao = (r - o0) * width;
-        for (int c = 0; c < width; c++) {
-          wv[wo + c] += acc[ao + c];
-        }
-      }
-    });
+    int tilesI = CpuMatmul.panelCount(i);
+    par.forEach(
+        e * tilesO * tilesI,
+        t -> {
+          int ex = t / (tilesO * tilesI);
+          int rows = start[ex + 1] - start[ex];
+          if (rows == 0) {
+            return; // an expert without tokens gets no gradient
+          }
+          int o0 = ((t / tilesI) % tilesO) * CpuMatmul.TILE_M;
+          int o1 = Math.min(o, o0 + CpuMatmul.TILE_M);
+          int panel = t % tilesI;
+          // A'(r, p) = dy[start + p, r]: column r of the expert's dy rows, read with stride O.
+          int[] aRow = new int[o1];
+          for (int r = o0; r < o1; r++) {
+            aRow[r] = dy.offset() + start[ex] * o + r;
+          }
+          float[][] acc = CpuMatmul.accumulator(o1 - o0, i, panel);
+          CpuMatmul.tile(gv, aRow, o, rows, panels[ex][panel], o0, o1, acc);
+          int n0 = panel * CpuMatmul.TILE_N;
+          for (int r = o0; r < o1; r++) {
+            float[] row = acc[r - o0];
+            int wo = dw.offset() + (ex * o + r) * i + n0;
+            for (int c = 0; c < row.length; c++) {
+              wv[wo + c] += row[c];
+            }
+          }
+        });
     if (db != null) {
       float[] bv = db.floats();
-      par.forEach(e, ex -> {
-        if (start[ex + 1] == start[ex]) {
-          return;
-        }
-        float[] acc = new float[o];
-        for (int p = start[ex]; p < start[ex + 1]; p++) {
-          int go = dy.offset() + p * o;
-          for (int r = 0; r < o; r++) {
-            acc[r] += gv[go + r];
-          }
-        }
-        for (int r = 0; r < o; r++) {
-          bv[db.offset() + ex * o + r] += acc[r];
-        }
-      });
+      par.forEach(
+          e,
+          ex -> {
+            if (start[ex + 1] == start[ex]) {
+              return;
+            }
+            float[] acc = new float[o];
+            for (int p = start[ex]; p < start[ex + 1]; p++) {
+              int go = dy.offset() + p * o;
+              for (int r = 0; r < o; r++) {
+                acc[r] += gv[go + r];
+              }
+            }
+            for (int r = 0; r < o; r++) {
+              bv[db.offset() + ex * o + r] += acc[r];
+            }
+          });
     }
   }
 
@@ -216,19 +269,22 @@ final class CpuScatterMoe {
     float[] xv = ex.floats();
     float[] yv = y.floats();
     float[] gv = gates == null ? null : gates.floats();
-    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        int yo = y.offset() + r * d;
-        java.util.Arrays.fill(yv, yo, yo + d, 0f);
-        for (int j = 0; j < k; j++) {
-          float g = gv == null ? 1f : gv[gates.offset() + r * k + j];
-          int xo = ex.offset() + (r * k + j) * d;
-          for (int c = 0; c < d; c++) {
-            yv[yo + c] += g * xv[xo + c];
+    par.forChunks(
+        n,
+        ROWS_PER_TASK,
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            int yo = y.offset() + r * d;
+            java.util.Arrays.fill(yv, yo, yo + d, 0f);
+            for (int j = 0; j < k; j++) {
+              float g = gv == null ? 1f : gv[gates.offset() + r * k + j];
+              int xo = ex.offset() + (r * k + j) * d;
+              for (int c = 0; c < d; c++) {
+                yv[yo + c] += g * xv[xo + c];
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
   /** Backend#combineGatesBackward: dGates[n, j] = dot(dY[n], expanded[n*K + j]). */
@@ -243,22 +299,25 @@ final class CpuScatterMoe {
     float[] gv = dy.floats();
     float[] xv = ex.floats();
     float[] dv = dg.floats();
-    par.forChunks(n, ROWS_PER_TASK, (r0, r1) -> {
-      for (int r = r0; r < r1; r++) {
-        for (int j = 0; j < k; j++) {
-          double s = 0;
-          int xo = ex.offset() + (r * k + j) * d;
-          int go = dy.offset() + r * d;
-          for (int c = 0; c < d; c++) {
-            s += (double) gv[go + c] * xv[xo + c];
+    par.forChunks(
+        n,
+        ROWS_PER_TASK,
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            for (int j = 0; j < k; j++) {
+              double s = 0;
+              int xo = ex.offset() + (r * k + j) * d;
+              int go = dy.offset() + r * d;
+              for (int c = 0; c < d; c++) {
+                s += (double) gv[go + c] * xv[xo + c];
+              }
+              dv[dg.offset() + r * k + j] = (float) s;
+            }
           }
-          dv[dg.offset() + r * k + j] = (float) s;
-        }
-      }
-    });
+        });
   }
 
-  /** Tiles over each run of equal experts in expert order: ROWS x TILE_N blocks. */
+  /** Tiles over each run of equal experts in expert order: TILE_M rows by one panel. */
   private static List<Job> jobs(int[] ev, int out) {
     List<Job> jobs = new ArrayList<>();
     int p = 0;
@@ -269,8 +328,8 @@ final class CpuScatterMoe {
       }
       for (int r0 = p; r0 < end; r0 += CpuMatmul.TILE_M) {
         int r1 = Math.min(end, r0 + CpuMatmul.TILE_M);
-        for (int n0 = 0; n0 < out; n0 += CpuMatmul.TILE_N) {
-          jobs.add(new Job(ev[p], r0, r1, n0, Math.min(out, n0 + CpuMatmul.TILE_N)));
+        for (int t = 0; t < CpuMatmul.panelCount(out); t++) {
+          jobs.add(new Job(ev[p], r0, r1, t));
         }
       }
       p = end;
@@ -283,7 +342,8 @@ final class CpuScatterMoe {
     int[] src = sortedExp.ints();
     for (int p = 0; p < ev.length; p++) {
       ev[p] = src[sortedExp.offset() + p];
-      Args.check(ev[p] >= 0 && ev[p] < e,
+      Args.check(
+          ev[p] >= 0 && ev[p] < e,
           op + ": sortedExpertIdxs[" + p + "] = " + ev[p] + " is not an expert in [0, " + e + ")");
     }
     return ev;
@@ -297,23 +357,19 @@ final class CpuScatterMoe {
     int[] src = sortedScat.ints();
     for (int p = 0; p < m; p++) {
       int s = src[sortedScat.offset() + p];
-      Args.check(s >= 0 && s < m && !seen[s],
-          op + ": sortedScatteredIdxs[" + p + "] = " + s + " is "
+      Args.check(
+          s >= 0 && s < m && !seen[s],
+          op
+              + ": sortedScatteredIdxs["
+              + p
+              + "] = "
+              + s
+              + " is "
               + (s >= 0 && s < m ? "repeated" : "outside [0, " + m + ")")
               + "; it must be a permutation of the routed rows");
       seen[s] = true;
       sv[p] = s;
     }
     return sv;
-  }
-
-  private static float[] transposeSerial(float[] src, int off, int rows, int cols) {
-    float[] dst = new float[rows * cols];
-    for (int r = 0; r < rows; r++) {
-      for (int c = 0; c < cols; c++) {
-        dst[c * rows + r] = src[off + r * cols + c];
-      }
-    }
-    return dst;
   }
 }

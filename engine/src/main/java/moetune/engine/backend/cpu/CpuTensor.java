@@ -14,9 +14,9 @@ import moetune.engine.tensor.Tensor;
  * the array of the tensor that allocated it (the owner) and start at their own offset.
  *
  * <p>Memory accounting: the owner counts {@code numel * 4} bytes against its backend until it is
- * closed, or, if the caller forgets to close it, until the garbage collector reclaims it. Using
- * a tensor (or a view of it) after its owner was closed throws, so use-after-free bugs in the
- * model show on the CPU as they would on the GPU.
+ * closed, or, if the caller forgets to close it, until the garbage collector reclaims it. Using a
+ * tensor (or a view of it) after its owner was closed throws, so use-after-free bugs in the model
+ * show on the CPU as they would on the GPU.
  */
 public final class CpuTensor extends Tensor {
   private static final Cleaner CLEANER = Cleaner.create();
@@ -28,6 +28,9 @@ public final class CpuTensor extends Tensor {
   private final int size; // numel, cached as an int (arrays are int-indexed)
   private final Release release; // shared by the owner and all its views
   private final Cleaner.Cleanable cleanable; // non-null only on the owner
+  // A view keeps its owner reachable: the garbage collector must not release the owner's bytes
+  // (and mark the storage closed) while a view, e.g. from reshape(), is still in use.
+  private final CpuTensor owner;
 
   /** Allocates a new owner tensor of zeros (Java arrays start zeroed). */
   CpuTensor(CpuBackend backend, DType dtype, long[] shape) {
@@ -36,7 +39,11 @@ public final class CpuTensor extends Tensor {
     long n = HostTensor.numel(shape);
     if (n > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException(
-          "CpuBackend: tensor " + dtype + Arrays.toString(shape) + " has " + n
+          "CpuBackend: tensor "
+              + dtype
+              + Arrays.toString(shape)
+              + " has "
+              + n
               + " elements; a CPU tensor holds at most 2^31-9");
     }
     this.size = (int) n;
@@ -56,6 +63,7 @@ public final class CpuTensor extends Tensor {
     this.release = new Release(backend.memory(), bytes);
     backend.memory().allocated(bytes);
     this.cleanable = CLEANER.register(this, release);
+    this.owner = this;
   }
 
   /** A view on {@code parent}'s storage. */
@@ -68,6 +76,7 @@ public final class CpuTensor extends Tensor {
     this.size = (int) HostTensor.numel(shape);
     this.release = parent.release;
     this.cleanable = null;
+    this.owner = parent.owner;
   }
 
   @Override
@@ -80,8 +89,14 @@ public final class CpuTensor extends Tensor {
     long n = HostTensor.numel(shape);
     if (elementOffset < 0 || elementOffset + n > size) {
       throw new IllegalArgumentException(
-          "view: " + n + " elements " + Arrays.toString(shape) + " at offset " + elementOffset
-              + " do not fit in " + describe());
+          "view: "
+              + n
+              + " elements "
+              + Arrays.toString(shape)
+              + " at offset "
+              + elementOffset
+              + " do not fit in "
+              + describe());
     }
     return new CpuTensor(this, offset + (int) elementOffset, shape);
   }

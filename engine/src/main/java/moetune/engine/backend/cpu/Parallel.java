@@ -7,10 +7,10 @@ import java.util.function.IntConsumer;
 /**
  * Runs independent tasks 0..n-1 on the backend's ForkJoinPool.
  *
- * <p>Determinism rule for every CPU op: a task owns the output elements it writes and computes
- * each of them in a fixed order; task boundaries depend only on the shapes (never on the thread
- * count), and reductions across tasks combine the per-task partials in task order. So results
- * are bit-identical from run to run and for any number of threads.
+ * <p>Determinism rule for every CPU op: a task owns the output elements it writes and computes each
+ * of them in a fixed order; task boundaries depend only on the shapes (never on the thread count),
+ * and reductions across tasks combine the per-task partials in task order. So results are
+ * bit-identical from run to run and for any number of threads.
  */
 final class Parallel implements AutoCloseable {
   private final int threads;

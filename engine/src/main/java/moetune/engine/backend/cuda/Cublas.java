@@ -23,8 +23,8 @@ import java.util.stream.Stream;
 final class Cublas implements AutoCloseable {
   // cudaDataType and cublasComputeType_t values from library_types.h / cublas_api.h.
   static final int CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14;
-  private static final int COMPUTE_32F = 68, COMPUTE_32F_PEDANTIC = 69;
-  private static final int DEFAULT_MATH = 0, PEDANTIC_MATH = 2, TF32_MATH = 3;
+  private static final int COMPUTE_32F = 68;
+  private static final int DEFAULT_MATH = 0, TF32_MATH = 3;
   private static final int GEMM_DEFAULT = -1;
   private static final ValueLayout.OfLong PTR = ValueLayout.JAVA_LONG; // pointers as raw addresses
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
@@ -34,7 +34,6 @@ final class Cublas implements AutoCloseable {
   private final MethodHandle destroy, gemmEx, gemmStridedBatchedEx;
   private final long handle;
   private final MemorySegment alphaBeta; // host scalars read by cuBLAS at call time (host pointer mode)
-  private final boolean pedantic;
 
   /**
    * Creates a handle bound to {@code stream} (a raw cudaStream_t) with a workspace of
@@ -42,7 +41,6 @@ final class Cublas implements AutoCloseable {
    * precision reductions) for parity runs.
    */
   Cublas(long stream, long workspace, long workspaceBytes, boolean pedantic) {
-    this.pedantic = pedantic;
     this.library = find();
     SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
     Linker linker = Linker.nativeLinker();
@@ -61,7 +59,8 @@ final class Cublas implements AutoCloseable {
     call(create, "cublasCreate_v2", h);
     handle = h.get(ValueLayout.JAVA_LONG, 0);
     call(setStream, "cublasSetStream_v2", handle, stream);
-    call(setMath, "cublasSetMathMode", handle, pedantic ? PEDANTIC_MATH : DEFAULT_MATH);
+    // Default math with float32 compute never uses TF32; bf16 inputs still use the tensor cores.
+    call(setMath, "cublasSetMathMode", handle, pedantic ? DEFAULT_MATH : TF32_MATH);
     call(setWorkspace, "cublasSetWorkspace_v2", handle, workspace, workspaceBytes);
   }
 
@@ -81,7 +80,7 @@ final class Cublas implements AutoCloseable {
     alphaBeta.set(ValueLayout.JAVA_FLOAT, 4, beta);
     long pa = alphaBeta.address(), pb = pa + 4;
     call(gemmEx, "cublasGemmEx", context, handle, transB ? 1 : 0, transA ? 1 : 0, n, m, k, pa, b, abType, ldb,
-        a, abType, lda, pb, c, cType, ldc, pedantic ? COMPUTE_32F_PEDANTIC : COMPUTE_32F, GEMM_DEFAULT);
+        a, abType, lda, pb, c, cType, ldc, COMPUTE_32F, GEMM_DEFAULT);
   }
 
   /** {@link #gemm} over {@code batch} matrices at fixed element strides. */
@@ -93,7 +92,7 @@ final class Cublas implements AutoCloseable {
     long pa = alphaBeta.address(), pb = pa + 4;
     call(gemmStridedBatchedEx, "cublasGemmStridedBatchedEx", context, handle, transB ? 1 : 0, transA ? 1 : 0, n, m,
         k, pa, b, abType, ldb, strideB, a, abType, lda, strideA, pb, c, cType, ldc, strideC, batch,
-        pedantic ? COMPUTE_32F_PEDANTIC : COMPUTE_32F, GEMM_DEFAULT);
+        COMPUTE_32F, GEMM_DEFAULT);
   }
 
   @Override

@@ -17,9 +17,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Attention forward against a naive double-precision softmax(q k^T / sqrt(hd) + mask) v that
- * builds the mask from AttnSpec's rules, and the backward against central finite differences of
- * that naive forward.
+ * Attention forward against a naive double-precision softmax(q k^T / sqrt(hd) + mask) v that builds
+ * the mask from AttnSpec's rules, and the backward against central finite differences of that naive
+ * forward.
  */
 class CpuAttentionTest {
   static CpuBackend be;
@@ -63,7 +63,8 @@ class CpuAttentionTest {
               if (visible(bi, i, j)) {
                 double dot = 0;
                 for (int d = 0; d < hd; d++) {
-                  dot += q[((bi * tq + i) * h + hi) * hd + d] * k[((bi * tk + j) * hkv + kh) * hd + d];
+                  dot +=
+                      q[((bi * tq + i) * h + hi) * hd + d] * k[((bi * tk + j) * hkv + kh) * hd + d];
                 }
                 s[j] = dot / Math.sqrt(hd);
                 max = Math.max(max, s[j]);
@@ -121,8 +122,8 @@ class CpuAttentionTest {
     Tensor dq = poisoned(be, (long) c.b() * c.tq(), c.h(), c.hd());
     Tensor dk = poisoned(be, (long) c.b() * c.tk(), c.hkv(), c.hd());
     Tensor dv = poisoned(be, (long) c.b() * c.tk(), c.hkv(), c.hd());
-    be.attentionBackward(f32(be, g, (long) c.b() * c.tq(), c.h(), c.hd()), qt, kt, vt, out, lse,
-        spec, dq, dk, dv);
+    be.attentionBackward(
+        f32(be, g, (long) c.b() * c.tq(), c.h(), c.hd()), qt, kt, vt, out, lse, spec, dq, dk, dv);
     double h = 1e-5;
     double[] wantDq = CpuTesting.numericGrad(qd, h, x -> CpuTesting.dot(c.naive(x, kd, vd)[0], g));
     double[] wantDk = CpuTesting.numericGrad(kd, h, x -> CpuTesting.dot(c.naive(qd, x, vd)[0], g));
@@ -176,7 +177,8 @@ class CpuAttentionTest {
     Tensor dq = poisoned(be, 3, 2, 4);
     Tensor dk = poisoned(be, 3, 1, 4);
     Tensor dv = poisoned(be, 3, 1, 4);
-    be.attentionBackward(f32(be, randn(r, 24, 1), 3, 2, 4), q, k, v, out, lse, c.spec(), dq, dk, dv);
+    be.attentionBackward(
+        f32(be, randn(r, 24, 1), 3, 2, 4), q, k, v, out, lse, c.spec(), dq, dk, dv);
     float[] dqv = floats(be, dq);
     float[] dkv = floats(be, dk);
     float[] dvv = floats(be, dv);
@@ -211,9 +213,10 @@ class CpuAttentionTest {
     float[] v = randn(r, 40 * 8, 1);
     Tensor out = poisoned(be, 40, 2, 8);
     Tensor lse = poisoned(be, 40, 2);
-    be.attentionForward(f32(be, q, 40, 2, 8), f32(be, k, 40, 1, 8), f32(be, v, 40, 1, 8),
-        c.spec(), out, lse);
-    double[][] want = c.naive(CpuTesting.toDouble(q), CpuTesting.toDouble(k), CpuTesting.toDouble(v));
+    be.attentionForward(
+        f32(be, q, 40, 2, 8), f32(be, k, 40, 1, 8), f32(be, v, 40, 1, 8), c.spec(), out, lse);
+    double[][] want =
+        c.naive(CpuTesting.toDouble(q), CpuTesting.toDouble(k), CpuTesting.toDouble(v));
     assertClose("long out", want[0], floats(be, out), 1e-5, 1e-6);
     assertClose("long lse", want[1], floats(be, lse), 1e-6, 1e-6);
   }

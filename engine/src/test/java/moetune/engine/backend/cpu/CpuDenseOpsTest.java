@@ -65,8 +65,23 @@ class CpuDenseOpsTest {
                 want[i * n + j] = alpha * acc + (beta == 0 ? 0 : beta * c0[i * n + j]);
               }
             }
-            assertClose("matmul m=" + m + " k=" + k + " n=" + n + " tA=" + ta + " tB=" + tb
-                + " beta=" + beta, want, floats(be, c), 1e-5, 2e-5 * Math.sqrt(k));
+            assertClose(
+                "matmul m="
+                    + m
+                    + " k="
+                    + k
+                    + " n="
+                    + n
+                    + " tA="
+                    + ta
+                    + " tB="
+                    + tb
+                    + " beta="
+                    + beta,
+                want,
+                floats(be, c),
+                1e-5,
+                2e-5 * Math.sqrt(k));
           }
         }
       }
@@ -92,8 +107,8 @@ class CpuDenseOpsTest {
     }
     assertClose("matmul on views", want, floats(be, c), 1e-6, 1e-6);
     Tensor overlapping = buf.view(15, 3, 5);
-    assertThrows(IllegalArgumentException.class,
-        () -> be.matmul(a, false, b, false, overlapping, 1, 0));
+    assertThrows(
+        IllegalArgumentException.class, () -> be.matmul(a, false, b, false, overlapping, 1, 0));
   }
 
   @Test
@@ -153,8 +168,11 @@ class CpuDenseOpsTest {
       }
     }
     assertClose("embeddingBackward", want, floats(be, dTable), 1e-6, 1e-6);
-    assertThrows(IllegalArgumentException.class, () -> be.embeddingForward(
-        i32(be, new int[] {11}, 1), f32(be, table, v, d), be.empty(DType.F32, 1, d)));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            be.embeddingForward(
+                i32(be, new int[] {11}, 1), f32(be, table, v, d), be.empty(DType.F32, 1, d)));
   }
 
   @Test

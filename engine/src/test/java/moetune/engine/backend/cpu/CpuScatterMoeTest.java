@@ -40,7 +40,8 @@ class CpuScatterMoeTest {
   }
 
   /** Routing of N tokens to K distinct experts among the first `used` of E. */
-  record Routing(int n, int k, int e, int[] topIdx, int[] sortedExp, int[] sortedScat, int[] offsets) {
+  record Routing(
+      int n, int k, int e, int[] topIdx, int[] sortedExp, int[] sortedScat, int[] offsets) {
     static Routing random(Random r, int n, int k, int e, int used) {
       int[] top = new int[n * k];
       for (int t = 0; t < n; t++) {
@@ -96,10 +97,12 @@ class CpuScatterMoeTest {
   @Test
   void flattenSortCountIsAStableCountingSort() {
     Random r = new Random(1);
-    for (Routing want : new Routing[] {
-        Routing.random(r, 37, 3, 5, 4), // expert 4 receives nothing
-        Routing.of(9, 1, 5, new int[] {2, 2, 2, 2, 2, 2, 2, 2, 2}), // all rows on one expert
-        Routing.random(r, 1, 2, 4, 4)}) { // a single token
+    for (Routing want :
+        new Routing[] {
+          Routing.random(r, 37, 3, 5, 4), // expert 4 receives nothing
+          Routing.of(9, 1, 5, new int[] {2, 2, 2, 2, 2, 2, 2, 2, 2}), // all rows on one expert
+          Routing.random(r, 1, 2, 4, 4)
+        }) { // a single token
       Tensor se = be.empty(DType.I32, want.m());
       Tensor ss = be.empty(DType.I32, want.m());
       Tensor off = be.empty(DType.I32, want.e());
@@ -111,9 +114,15 @@ class CpuScatterMoeTest {
       assertArrayEquals(want.sortedScat(), ints(be, ss));
       assertArrayEquals(want.offsets(), ints(be, off));
     }
-    assertThrows(IllegalArgumentException.class, () -> be.flattenSortCount(
-        i32(be, new int[] {0, 5}, 1, 2), 5, be.empty(DType.I32, 2), be.empty(DType.I32, 2),
-        be.empty(DType.I32, 5)));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            be.flattenSortCount(
+                i32(be, new int[] {0, 5}, 1, 2),
+                5,
+                be.empty(DType.I32, 2),
+                be.empty(DType.I32, 2),
+                be.empty(DType.I32, 5)));
   }
 
   @Test
@@ -121,10 +130,12 @@ class CpuScatterMoeTest {
     Random r = new Random(2);
     int in = 100;
     int out = 80;
-    for (Routing rt : new Routing[] {
-        Routing.random(r, 37, 3, 5, 4),
-        Routing.of(20, 1, 5, new int[20]), // all rows on expert 0
-        Routing.random(r, 1, 3, 5, 5)}) {
+    for (Routing rt :
+        new Routing[] {
+          Routing.random(r, 37, 3, 5, 4),
+          Routing.of(20, 1, 5, new int[20]), // all rows on expert 0
+          Routing.random(r, 1, 3, 5, 5)
+        }) {
       int m = rt.m();
       int k = rt.k();
       for (boolean transW : new boolean[] {true, false}) {
@@ -138,9 +149,17 @@ class CpuScatterMoeTest {
               int xRows = groupedIn ? m : rt.n();
               float[] x = randn(r, xRows * in, 1);
               Tensor y = poisoned(be, m, out);
-              be.scatter2scatter(f32(be, x, xRows, in), wt,
-                  withBias ? f32(be, bias, rt.e(), out) : null, transW, k, rt.exp(), rt.scat(),
-                  groupedIn, groupedOut, y);
+              be.scatter2scatter(
+                  f32(be, x, xRows, in),
+                  wt,
+                  withBias ? f32(be, bias, rt.e(), out) : null,
+                  transW,
+                  k,
+                  rt.exp(),
+                  rt.scat(),
+                  groupedIn,
+                  groupedOut,
+                  y);
               double[] want = new double[m * out];
               for (int p = 0; p < m; p++) {
                 int e = rt.sortedExp()[p];
@@ -156,9 +175,21 @@ class CpuScatterMoeTest {
                   want[yr * out + o] = acc;
                 }
               }
-              assertClose("scatter2scatter n=" + rt.n() + " transW=" + transW + " bias=" + withBias
-                  + " groupedIn=" + groupedIn + " groupedOut=" + groupedOut,
-                  want, floats(be, y), 1e-5, 1e-5);
+              assertClose(
+                  "scatter2scatter n="
+                      + rt.n()
+                      + " transW="
+                      + transW
+                      + " bias="
+                      + withBias
+                      + " groupedIn="
+                      + groupedIn
+                      + " groupedOut="
+                      + groupedOut,
+                  want,
+                  floats(be, y),
+                  1e-5,
+                  1e-5);
             }
           }
         }
@@ -255,11 +286,11 @@ class CpuScatterMoeTest {
   }
 
   /** The expert MLP's parameters and input, in double for the naive forward. */
-  record Mlp(Routing rt, int d, int f, double[] x, double[] w1, double[] b1, double[] w2,
-      double[] gates) {
+  record Mlp(
+      Routing rt, int d, int f, double[] x, double[] w1, double[] b1, double[] w2, double[] gates) {
     /**
-     * y[n] = sum_j g[n, j] * W2[e] (silu(W1[e][:F] x + b1[e][:F]) * (W1[e][F:] x + b1[e][F:]))
-     * with e = topIdx[n, j]. W1 (E, 2F, D), b1 (E, 2F), W2 (E, D, F), gates (N, K).
+     * y[n] = sum_j g[n, j] * W2[e] (silu(W1[e][:F] x + b1[e][:F]) * (W1[e][F:] x + b1[e][F:])) with
+     * e = topIdx[n, j]. W1 (E, 2F, D), b1 (E, 2F), W2 (E, D, F), gates (N, K).
      */
     double[] forward(double[] x, double[] w1, double[] b1, double[] w2, double[] gates) {
       int n = rt.n();
@@ -295,10 +326,12 @@ class CpuScatterMoeTest {
   @Test
   void expertMlpBackwardMatchesFiniteDifferences() {
     Random r = new Random(4);
-    for (Routing rt : new Routing[] {
-        Routing.random(r, 7, 3, 5, 4), // top-3 of 5, expert 4 empty
-        Routing.of(5, 1, 3, new int[] {1, 1, 1, 1, 1}), // every row on one expert
-        Routing.random(r, 1, 2, 4, 4)}) { // a single token
+    for (Routing rt :
+        new Routing[] {
+          Routing.random(r, 7, 3, 5, 4), // top-3 of 5, expert 4 empty
+          Routing.of(5, 1, 3, new int[] {1, 1, 1, 1, 1}), // every row on one expert
+          Routing.random(r, 1, 2, 4, 4)
+        }) { // a single token
       checkMlp(rt, 10, 6, r);
     }
   }
@@ -314,8 +347,16 @@ class CpuScatterMoeTest {
     float[] w2 = randn(r, e * d * f, 0.5);
     float[] gates = randn(r, n * k, 1);
     float[] dyv = randn(r, n * d, 1);
-    Mlp mlp = new Mlp(rt, d, f, CpuTesting.toDouble(x), CpuTesting.toDouble(w1),
-        CpuTesting.toDouble(b1), CpuTesting.toDouble(w2), CpuTesting.toDouble(gates));
+    Mlp mlp =
+        new Mlp(
+            rt,
+            d,
+            f,
+            CpuTesting.toDouble(x),
+            CpuTesting.toDouble(w1),
+            CpuTesting.toDouble(b1),
+            CpuTesting.toDouble(w2),
+            CpuTesting.toDouble(gates));
 
     // Forward, as ScatterMoE's MLP: h grouped, a grouped, expert outputs scattered, combine.
     Tensor xt = f32(be, x, n, d);
@@ -331,8 +372,12 @@ class CpuScatterMoeTest {
     be.scatter2scatter(a, w2t, null, true, 1, rt.exp(), rt.scat(), true, false, expanded);
     Tensor y = poisoned(be, n, d);
     be.combine(expanded, gt, k, y);
-    assertClose("mlp forward", mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), mlp.w2(), mlp.gates()),
-        floats(be, y), 1e-5, 1e-6);
+    assertClose(
+        "mlp forward",
+        mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), mlp.w2(), mlp.gates()),
+        floats(be, y),
+        1e-5,
+        1e-6);
 
     // Backward with the same three kernels.
     Tensor dy = f32(be, dyv, n, d);
@@ -358,21 +403,46 @@ class CpuScatterMoeTest {
 
     double step = 1e-6;
     String name = "mlp n=" + n + " k=" + k;
-    assertNormClose(name + " dx", CpuTesting.numericGrad(mlp.x(), step,
-        v -> CpuTesting.dot(mlp.forward(v, mlp.w1(), mlp.b1(), mlp.w2(), mlp.gates()), dyv)),
-        floats(be, dx), 1e-5);
-    assertNormClose(name + " dW1", CpuTesting.numericGrad(mlp.w1(), step,
-        v -> CpuTesting.dot(mlp.forward(mlp.x(), v, mlp.b1(), mlp.w2(), mlp.gates()), dyv)),
-        floats(be, dw1), 1e-5);
-    assertNormClose(name + " db1", CpuTesting.numericGrad(mlp.b1(), step,
-        v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), v, mlp.w2(), mlp.gates()), dyv)),
-        floats(be, db1), 1e-5);
-    assertNormClose(name + " dW2", CpuTesting.numericGrad(mlp.w2(), step,
-        v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), v, mlp.gates()), dyv)),
-        floats(be, dw2), 1e-5);
-    assertNormClose(name + " dGates", CpuTesting.numericGrad(mlp.gates(), step,
-        v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), mlp.w2(), v), dyv)),
-        floats(be, dGates), 1e-5);
+    assertNormClose(
+        name + " dx",
+        CpuTesting.numericGrad(
+            mlp.x(),
+            step,
+            v -> CpuTesting.dot(mlp.forward(v, mlp.w1(), mlp.b1(), mlp.w2(), mlp.gates()), dyv)),
+        floats(be, dx),
+        1e-5);
+    assertNormClose(
+        name + " dW1",
+        CpuTesting.numericGrad(
+            mlp.w1(),
+            step,
+            v -> CpuTesting.dot(mlp.forward(mlp.x(), v, mlp.b1(), mlp.w2(), mlp.gates()), dyv)),
+        floats(be, dw1),
+        1e-5);
+    assertNormClose(
+        name + " db1",
+        CpuTesting.numericGrad(
+            mlp.b1(),
+            step,
+            v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), v, mlp.w2(), mlp.gates()), dyv)),
+        floats(be, db1),
+        1e-5);
+    assertNormClose(
+        name + " dW2",
+        CpuTesting.numericGrad(
+            mlp.w2(),
+            step,
+            v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), v, mlp.gates()), dyv)),
+        floats(be, dw2),
+        1e-5);
+    assertNormClose(
+        name + " dGates",
+        CpuTesting.numericGrad(
+            mlp.gates(),
+            step,
+            v -> CpuTesting.dot(mlp.forward(mlp.x(), mlp.w1(), mlp.b1(), mlp.w2(), v), dyv)),
+        floats(be, dGates),
+        1e-5);
   }
 
   @Test
@@ -380,13 +450,38 @@ class CpuScatterMoeTest {
     Tensor x = be.zeros(DType.F32, 2, 4);
     Tensor w = be.zeros(DType.F32, 2, 3, 4);
     Tensor y = be.empty(DType.F32, 4, 3);
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> be.scatter2scatter(x, w, null, true, 2, i32(be, new int[] {0, 0, 1, 1}, 4),
-            i32(be, new int[] {0, 1, 1, 3}, 4), false, false, y));
-    org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("repeated"), e.getMessage());
-    IllegalArgumentException shape = assertThrows(IllegalArgumentException.class,
-        () -> be.scatter2scatter(be.zeros(DType.F32, 3, 4), w, null, true, 2,
-            i32(be, new int[] {0, 0, 1, 1}, 4), i32(be, new int[] {0, 1, 2, 3}, 4), false, false, y));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                be.scatter2scatter(
+                    x,
+                    w,
+                    null,
+                    true,
+                    2,
+                    i32(be, new int[] {0, 0, 1, 1}, 4),
+                    i32(be, new int[] {0, 1, 1, 3}, 4),
+                    false,
+                    false,
+                    y));
+    org.junit.jupiter.api.Assertions.assertTrue(
+        e.getMessage().contains("repeated"), e.getMessage());
+    IllegalArgumentException shape =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                be.scatter2scatter(
+                    be.zeros(DType.F32, 3, 4),
+                    w,
+                    null,
+                    true,
+                    2,
+                    i32(be, new int[] {0, 0, 1, 1}, 4),
+                    i32(be, new int[] {0, 1, 2, 3}, 4),
+                    false,
+                    false,
+                    y));
     org.junit.jupiter.api.Assertions.assertTrue(
         shape.getMessage().startsWith("scatter2scatter: X"), shape.getMessage());
   }

@@ -55,10 +55,13 @@ class CpuTensorTest {
     Tensor ids = be.upload(HostTensor.ofLongs(new long[] {7, 31999, 0}, 3), DType.I32);
     assertEquals(DType.I32, ids.dtype());
     assertArrayEquals(new int[] {7, 31999, 0}, CpuTesting.ints(be, ids));
-    IllegalArgumentException big = assertThrows(IllegalArgumentException.class,
-        () -> be.upload(HostTensor.ofLongs(new long[] {1L << 40}, 1), DType.I32));
+    IllegalArgumentException big =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> be.upload(HostTensor.ofLongs(new long[] {1L << 40}, 1), DType.I32));
     assertTrue(big.getMessage().contains("int32"), big.getMessage());
-    assertThrows(IllegalArgumentException.class,
+    assertThrows(
+        IllegalArgumentException.class,
         () -> be.upload(HostTensor.ofInts(new int[] {1}, 1), DType.F32));
     Tensor dst = be.empty(DType.F32, 3);
     be.copyFromHost(HostTensor.ofFloats(DType.F16, v, 3), dst);
@@ -74,14 +77,29 @@ class CpuTensorTest {
     assertFalse(be.supports(DType.I64));
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> be.empty(DType.BF16, 4));
-    assertEquals("CpuBackend: bf16 compute needs --device cuda; the CPU backend is float32",
-        e.getMessage());
-    IllegalArgumentException up = assertThrows(IllegalArgumentException.class,
-        () -> be.upload(HostTensor.ofFloats(DType.BF16, new float[] {1}, 1)));
+    assertEquals(
+        "CpuBackend: bf16 compute needs --device cuda; the CPU backend is float32", e.getMessage());
+    IllegalArgumentException up =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> be.upload(HostTensor.ofFloats(DType.BF16, new float[] {1}, 1)));
     assertTrue(up.getMessage().contains("bf16 compute needs --device cuda"), up.getMessage());
-    IllegalArgumentException i64 = assertThrows(IllegalArgumentException.class,
-        () -> be.upload(HostTensor.ofLongs(new long[] {1}, 1)));
+    IllegalArgumentException i64 =
+        assertThrows(
+            IllegalArgumentException.class, () -> be.upload(HostTensor.ofLongs(new long[] {1}, 1)));
     assertTrue(i64.getMessage().contains("DType.I32"), i64.getMessage());
+  }
+
+  @Test
+  void emptyIsPoisonedAndZerosAreZero() {
+    for (float v : CpuTesting.floats(be, be.empty(DType.F32, 5))) {
+      assertTrue(Float.isNaN(v), "empty F32 holds NaN");
+    }
+    for (int v : CpuTesting.ints(be, be.empty(DType.I32, 5))) {
+      assertEquals(Integer.MIN_VALUE, v);
+    }
+    assertArrayEquals(new float[5], CpuTesting.floats(be, be.zeros(DType.F32, 5)));
+    assertArrayEquals(new int[5], CpuTesting.ints(be, be.zeros(DType.I32, 5)));
   }
 
   @Test
@@ -124,12 +142,33 @@ class CpuTensorTest {
   }
 
   @Test
+  void aViewKeepsItsOwnerAliveAndForgottenTensorsAreReleased() throws InterruptedException {
+    try (CpuBackend own = new CpuBackend(1)) {
+      // Only the reshaped view is kept; the owner object itself is unreachable.
+      Tensor v = own.empty(DType.F32, 1000).reshape(10, 100);
+      for (int i = 0; i < 3; i++) {
+        System.gc();
+        Thread.sleep(20);
+      }
+      own.fill(v, 1f);
+      assertEquals(4000, own.bytesInUse());
+      v = null;
+      // A tensor nobody closed is released when the garbage collector finds it unreachable.
+      for (int i = 0; i < 100 && own.bytesInUse() != 0; i++) {
+        System.gc();
+        Thread.sleep(20);
+      }
+      assertEquals(0, own.bytesInUse());
+    }
+  }
+
+  @Test
   void foreignTensorsAndBadShapesNameTheOp() {
     Tensor a = be.empty(DType.F32, 3, 4);
     Tensor b = be.empty(DType.F32, 5, 6);
     Tensor c = be.empty(DType.F32, 3, 6);
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> be.matmul(a, false, b, false, c, 1, 0));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> be.matmul(a, false, b, false, c, 1, 0));
     assertTrue(e.getMessage().startsWith("matmul: op(A) is (3, 4)"), e.getMessage());
     try (CpuBackend other = new CpuBackend(1)) {
       Tensor x = other.empty(DType.F32, 3, 4);

@@ -8,7 +8,9 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
-/** Helpers shared by the CPU backend tests: tensors from arrays, comparisons, finite differences. */
+/**
+ * Helpers shared by the CPU backend tests: tensors from arrays, comparisons, finite differences.
+ */
 final class CpuTesting {
   private CpuTesting() {}
 
@@ -52,10 +54,11 @@ final class CpuTesting {
   }
 
   /**
-   * Fails unless actual matches expected elementwise within atol + rtol * |expected|, printing
-   * the first mismatches with their indices and the normwise relative error.
+   * Fails unless actual matches expected elementwise within atol + rtol * |expected|, printing the
+   * first mismatches with their indices and the normwise relative error.
    */
-  static void assertClose(String what, double[] expected, float[] actual, double rtol, double atol) {
+  static void assertClose(
+      String what, double[] expected, float[] actual, double rtol, double atol) {
     if (expected.length != actual.length) {
       fail(what + ": length " + actual.length + ", expected " + expected.length);
     }
@@ -78,8 +81,10 @@ final class CpuTesting {
       }
     }
     if (count > 0) {
-      fail(String.format("%s: %d of %d elements differ (normwise rel err %.3g):%s",
-          what, count, expected.length, Math.sqrt(diff2 / Math.max(ref2, 1e-300)), bad));
+      fail(
+          String.format(
+              "%s: %d of %d elements differ (normwise rel err %.3g):%s",
+              what, count, expected.length, Math.sqrt(diff2 / Math.max(ref2, 1e-300)), bad));
     }
   }
 
@@ -87,7 +92,9 @@ final class CpuTesting {
     assertClose(what, toDouble(expected), actual, rtol, atol);
   }
 
-  /** Fails unless ‖actual - expected‖ / max(‖expected‖, 1e-6) <= tol (finite-difference gradients). */
+  /**
+   * Fails unless ‖actual - expected‖ / max(‖expected‖, 1e-6) <= tol (finite-difference gradients).
+   */
   static void assertNormClose(String what, double[] expected, float[] actual, double tol) {
     double diff2 = 0;
     double ref2 = 0;
@@ -105,9 +112,11 @@ final class CpuTesting {
     // A zero reference (a gradient that vanishes) must be matched to within 1e-6 absolute.
     double rel = Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-6);
     if (!(rel <= tol)) {
-      fail(String.format("%s: normwise rel err %.3g > %.3g (|expected| = %.3g); worst [%d] got %.9g"
-              + " expected %.9g", what, rel, tol, Math.sqrt(ref2), worst, actual[worst],
-          expected[worst]));
+      fail(
+          String.format(
+              "%s: normwise rel err %.3g > %.3g (|expected| = %.3g); worst [%d] got %.9g"
+                  + " expected %.9g",
+              what, rel, tol, Math.sqrt(ref2), worst, actual[worst], expected[worst]));
     }
   }
 

@@ -1,0 +1,93 @@
+package moetune.app.cli;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import moetune.datasets.AtomicFiles;
+import moetune.datasets.ChatRecord;
+import moetune.datasets.DatasetFormat;
+import moetune.datasets.DatasetLoader;
+import moetune.templates.ConversationTemplate;
+import moetune.templates.TemplateRegistry;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code moetune template list|render}: the FastChat conversation templates. */
+@Command(
+    name = "template",
+    description = "List conversation templates or render conversations with one.",
+    mixinStandardHelpOptions = true,
+    subcommands = {TemplateCommand.ListCommand.class, TemplateCommand.RenderCommand.class})
+public final class TemplateCommand implements Runnable {
+  @Override
+  public void run() {
+    new picocli.CommandLine(this).usage(System.out);
+  }
+
+  static TemplateRegistry registry(Path templateFile) {
+    TemplateRegistry reg = TemplateRegistry.builtin();
+    return templateFile == null ? reg : reg.with(templateFile);
+  }
+
+  /** {@code template list}. */
+  @Command(name = "list", description = "List the built-in (and user) templates.",
+      mixinStandardHelpOptions = true)
+  static final class ListCommand implements Callable<Integer> {
+    @Option(names = "--template-file", description = "JSON file with user templates.")
+    Path templateFile;
+
+    @Override
+    public Integer call() throws Exception {
+      return UserErrors.run(() -> {
+        for (ConversationTemplate t : registry(templateFile).all()) {
+          String sys = t.systemMessage().replace("\n", "\\n");
+          if (sys.length() > 50) {
+            sys = sys.substring(0, 47) + "...";
+          }
+          System.out.printf("%-32s %-22s %s%n", t.name(), t.sepStyle(),
+              sys.isEmpty() ? "(no default system message)" : sys);
+        }
+        return 0;
+      });
+    }
+  }
+
+  /** {@code template render}: one {"prompt": ...} line per input conversation. */
+  @Command(name = "render", mixinStandardHelpOptions = true,
+      description = {"Render conversations exactly as FastChat's get_prompt() does.",
+          "Input: one JSON per line, {\"system\": str|null, \"messages\": [{\"role\":"
+              + " \"user\"|\"assistant\", \"content\": str|null}]} (null content = open turn,"
+              + " null system = the template's default), or ShareGPT records, or a JSON array.",
+          "Output: one {\"prompt\": str} per line, same order, written atomically."})
+  static final class RenderCommand implements Callable<Integer> {
+    @Option(names = "--template", required = true, description = "Template name.")
+    String template;
+
+    @Option(names = "--input", required = true, description = "Conversations (JSONL or JSON).")
+    Path input;
+
+    @Option(names = "--output", required = true, description = "Prompts (JSONL).")
+    Path output;
+
+    @Option(names = "--template-file", description = "JSON file with user templates.")
+    Path templateFile;
+
+    @Override
+    public Integer call() throws Exception {
+      return UserErrors.run(() -> {
+        ConversationTemplate t = registry(templateFile).get(template);
+        var records = DatasetLoader.loadForRendering(input, DatasetFormat.AUTO).records();
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        StringBuilder out = new StringBuilder();
+        for (ChatRecord r : records) {
+          var line = mapper.createObjectNode().put("prompt", t.prompt(r.system(), r.messages()));
+          out.append(mapper.writeValueAsString(line)).append('\n');
+        }
+        AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
+        System.err.println("rendered " + records.size() + " conversations with " + t.name()
+            + " to " + output);
+        return 0;
+      });
+    }
+  }
+}

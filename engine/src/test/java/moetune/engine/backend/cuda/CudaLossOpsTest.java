@@ -1,0 +1,128 @@
+package moetune.engine.backend.cuda;
+
+import static moetune.engine.backend.cuda.GpuTesting.RND;
+import static moetune.engine.backend.cuda.GpuTesting.check;
+import static moetune.engine.backend.cuda.GpuTesting.cpu;
+import static moetune.engine.backend.cuda.GpuTesting.floats;
+import static moetune.engine.backend.cuda.GpuTesting.gpu;
+import static moetune.engine.backend.cuda.GpuTesting.ints;
+import static moetune.engine.backend.cuda.GpuTesting.poisoned;
+import static moetune.engine.backend.cuda.GpuTesting.randn;
+import static moetune.engine.backend.cuda.GpuTesting.routing;
+import static moetune.engine.backend.cuda.GpuTesting.tol;
+
+import moetune.engine.backend.cuda.GpuTesting.Pair;
+import moetune.engine.tensor.DType;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Losses, reductions, clipping and AdamW on the GPU against the CPU oracle. */
+@Tag("gpu")
+class CudaLossOpsTest {
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void crossEntropy(DType dt) {
+    gpu();
+    int v = 32003;
+    for (int n : new int[] {1, 37}) {
+      int[] t = new int[n];
+      for (int i = 0; i < n; i++) t[i] = i % 5 == 1 ? -100 : RND.nextInt(v);
+      for (boolean alias : new boolean[] {false, true}) {
+        String what = "crossEntropy " + dt + " N=" + n + " dLogits aliases logits=" + alias;
+        try (Pair logits = randn(dt, 3, n, v); Pair tg = ints(t, n); Pair losses = poisoned(DType.F32, n);
+            Pair dl = alias ? null : poisoned(dt, n, v)) {
+          Pair grad = alias ? logits : dl;
+          cpu().crossEntropy(logits.c(), tg.c(), losses.c(), grad.c(), 0.25f);
+          gpu().crossEntropy(logits.g(), tg.g(), losses.g(), grad.g(), 0.25f);
+          check(what + " losses", losses, tol(dt));
+          check(what + " dLogits", grad, tol(dt));
+        }
+      }
+      try (Pair logits = randn(dt, 3, n, v); Pair tg = ints(t, n); Pair losses = poisoned(DType.F32, n)) {
+        cpu().crossEntropy(logits.c(), tg.c(), losses.c(), null, 1f);
+        gpu().crossEntropy(logits.g(), tg.g(), losses.g(), null, 1f);
+        check("crossEntropy " + dt + " N=" + n + " no gradient", losses, tol(dt));
+      }
+    }
+  }
+
+  @Test
+  void loadBalancingAndZLoss() {
+    gpu();
+    int e = 6;
+    for (int r : new int[] {1, 74}) {
+      for (int k = 1; k <= 4; k++) {
+        for (boolean masked : new boolean[] {false, true}) {
+          String what = "R=" + r + " k=" + k + " mask=" + masked;
+          float[] m = new float[r];
+          for (int i = 0; i < r; i++) m[i] = masked && i % 4 == 3 && r > 1 ? 0f : 1f;
+          float[] p = new float[r * e];
+          for (int i = 0; i < p.length; i++) p[i] = RND.nextFloat();
+          try (Pair probs = floats(DType.F32, p, r, e); Pair idx = ints(routing(r, k, new int[] {0, 1, 2, 4, 5}), r, k);
+              Pair mask = floats(DType.F32, m, r); Pair loss = poisoned(DType.F32, 1); Pair dP = poisoned(DType.F32, r, e)) {
+            cpu().loadBalancingLoss(probs.c(), idx.c(), masked ? mask.c() : null, loss.c(), dP.c(), 0.02f);
+            gpu().loadBalancingLoss(probs.g(), idx.g(), masked ? mask.g() : null, loss.g(), dP.g(), 0.02f);
+            check("loadBalancingLoss " + what, loss, 1e-5);
+            check("loadBalancingLoss dProbs " + what, dP, 1e-5);
+          }
+          try (Pair logits = randn(DType.F32, 3, r, e); Pair mask = floats(DType.F32, m, r); Pair loss = poisoned(DType.F32, 1);
+              Pair dL = randn(DType.F32, 1, r, e)) {
+            cpu().routerZLoss(logits.c(), masked ? mask.c() : null, loss.c(), dL.c(), 0.001f);
+            gpu().routerZLoss(logits.g(), masked ? mask.g() : null, loss.g(), dL.g(), 0.001f);
+            check("routerZLoss " + what, loss, 1e-5);
+            check("routerZLoss dLogits += " + what, dL, 1e-5);
+          }
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void sumsAndClipping(DType dt) {
+    gpu();
+    for (long n : new long[] {1, 37, 1_000_003}) {
+      try (Pair x = randn(dt, 1, n); Pair out = poisoned(DType.F32, 1); Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
+        cpu().sum(x.c(), 0.5f, out.c());
+        gpu().sum(x.g(), 0.5f, out.g());
+        check("sum " + dt + " n=" + n, out, tol(dt));
+        cpu().sumSquares(x.c(), acc.c());
+        gpu().sumSquares(x.g(), acc.g());
+        check("sumSquares " + dt + " n=" + n, acc, tol(dt));
+        for (float maxNorm : new float[] {0.5f, 1e9f}) {
+          try (Pair g = randn(dt, 1, n)) {
+            cpu().clipByNorm(g.c(), acc.c(), maxNorm);
+            gpu().clipByNorm(g.g(), acc.g(), maxNorm);
+            check("clipByNorm " + dt + " n=" + n + " maxNorm=" + maxNorm, g, tol(dt));
+          }
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void adamw(DType gradType) {
+    gpu();
+    long n = 10_007;
+    try (Pair p = randn(DType.F32, 1, n); Pair g = randn(gradType, 1, n); Pair m = randn(DType.F32, 0.1, n);
+        Pair v = floats(DType.F32, abs(GpuTesting.randn((int) n, 0.01)), n); Pair low = poisoned(DType.BF16, n)) {
+      for (int step = 1; step <= 3; step++) {
+        cpu().adamwStep(p.c(), g.c(), m.c(), v.c(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.c());
+        gpu().adamwStep(p.g(), g.g(), m.g(), v.g(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.g());
+      }
+      check("adamw param (grad " + gradType + ")", p, 1e-5);
+      check("adamw m", m, 1e-5);
+      check("adamw v", v, 1e-5);
+      check("adamw bf16 copy", low, 1e-2);
+    }
+  }
+
+  private static float[] abs(float[] v) {
+    for (int i = 0; i < v.length; i++) v[i] = Math.abs(v[i]);
+    return v;
+  }
+}

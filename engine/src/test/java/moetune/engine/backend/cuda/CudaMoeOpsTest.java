@@ -1,0 +1,205 @@
+package moetune.engine.backend.cuda;
+
+import static moetune.engine.backend.cuda.GpuTesting.check;
+import static moetune.engine.backend.cuda.GpuTesting.checkInts;
+import static moetune.engine.backend.cuda.GpuTesting.cpu;
+import static moetune.engine.backend.cuda.GpuTesting.gpu;
+import static moetune.engine.backend.cuda.GpuTesting.ints;
+import static moetune.engine.backend.cuda.GpuTesting.poisoned;
+import static moetune.engine.backend.cuda.GpuTesting.poisonedInts;
+import static moetune.engine.backend.cuda.GpuTesting.randn;
+import static moetune.engine.backend.cuda.GpuTesting.routing;
+import static moetune.engine.backend.cuda.GpuTesting.tol;
+
+import moetune.engine.backend.cuda.GpuTesting.Pair;
+import moetune.engine.tensor.DType;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Routing and the ScatterMoE kernels on the GPU against the CPU oracle: top-k 1..4, 1 and 37
+ * tokens (and 300 to span several row tiles), hidden 100, experts that get no rows, and every
+ * row on one expert.
+ */
+@Tag("gpu")
+class CudaMoeOpsTest {
+  private static final int E = 6;
+
+  /** Routing scenarios: {tokens, k, allowed experts...}. */
+  private static final int[][] ROUTES = {
+    {37, 2, 0, 1, 2, 3, 4, 5},
+    {37, 4, 0, 2, 3, 5}, // experts 1 and 4 get no rows
+    {1, 3, 0, 1, 2, 3, 4, 5},
+    {37, 1, 3}, // every row on expert 3
+    {300, 2, 1, 2, 4, 5},
+    {64, 1, 0, 5},
+  };
+
+  /** Sorted routing on both backends (computed by the CPU's flattenSortCount from topIdx). */
+  private record Route(int n, int k, Pair topIdx, Pair sortedExp, Pair sortedScat, Pair offsets) implements AutoCloseable {
+    @Override
+    public void close() {
+      topIdx.close();
+      sortedExp.close();
+      sortedScat.close();
+      offsets.close();
+    }
+  }
+
+  private static Route route(int[] spec) {
+    int n = spec[0], k = spec[1];
+    int[] allowed = java.util.Arrays.copyOfRange(spec, 2, spec.length);
+    Pair top = ints(routing(n, k, allowed), n, k);
+    Pair se = poisonedInts((long) n * k), ss = poisonedInts((long) n * k), off = poisonedInts(E);
+    cpu().flattenSortCount(top.c(), E, se.c(), ss.c(), off.c());
+    gpu().flattenSortCount(top.g(), E, se.g(), ss.g(), off.g());
+    return new Route(n, k, top, se, ss, off);
+  }
+
+  @Test
+  void flattenSortCountIsTheStableCountingSort() {
+    gpu();
+    for (int[] spec : ROUTES) {
+      try (Route r = route(spec)) {
+        String what = "flattenSortCount N=" + r.n + " k=" + r.k;
+        checkInts(what + " sortedExpertIdxs", r.sortedExp);
+        checkInts(what + " sortedScatteredIdxs", r.sortedScat);
+        checkInts(what + " expertOffsets", r.offsets);
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void router(DType dt) {
+    gpu();
+    for (int n : new int[] {1, 37}) {
+      for (int k = 1; k <= 4; k++) {
+        String what = "router " + dt + " N=" + n + " k=" + k;
+        try (Pair logits = randn(dt, 2, n, E); Pair probs = poisoned(DType.F32, n, E); Pair w = poisoned(DType.F32, n, k);
+            Pair idx = poisonedInts(n, k)) {
+          cpu().routerTopK(logits.c(), k, probs.c(), w.c(), idx.c());
+          gpu().routerTopK(logits.g(), k, probs.g(), w.g(), idx.g());
+          check(what + " probs", probs, tol(dt));
+          check(what + " topWeights", w, tol(dt));
+          checkInts(what + " topIdx", idx);
+          GpuTesting.sync(probs);
+          for (int variant = 0; variant < 3; variant++) {
+            boolean withW = variant != 1, withP = variant != 0;
+            try (Pair dW = randn(DType.F32, 1, n, k); Pair dP = randn(DType.F32, 1, n, E); Pair dL = poisoned(dt, n, E)) {
+              cpu().routerBackward(withW ? dW.c() : null, withP ? dP.c() : null, probs.c(), idx.c(), dL.c());
+              gpu().routerBackward(withW ? dW.g() : null, withP ? dP.g() : null, probs.g(), idx.g(), dL.g());
+              check(what + " routerBackward dTopWeights=" + withW + " dProbs=" + withP, dL, tol(dt));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /** All four grouped_in / grouped_out modes, W transposed both ways, with and without bias. */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void scatter2scatter(DType dt) {
+    gpu();
+    int d = 100, f = 70;
+    for (int[] spec : ROUTES) {
+      try (Route r = route(spec)) {
+        long m = (long) r.n * r.k;
+        for (boolean transW : new boolean[] {true, false}) {
+          // W is (E, O=f, I=d) as stored: transW maps d to f (x @ W^T), otherwise f to d (x @ W).
+          long o = f, i = d;
+          long in = transW ? d : f, out = transW ? f : d;
+          for (boolean gIn : new boolean[] {false, true}) {
+            for (boolean gOut : new boolean[] {false, true}) {
+              for (boolean withBias : new boolean[] {false, true}) {
+                String what = "scatter2scatter " + dt + " N=" + r.n + " k=" + r.k + " transW=" + transW + " groupedIn=" + gIn
+                    + " groupedOut=" + gOut + " bias=" + withBias;
+                try (Pair x = randn(dt, 1, gIn ? m : r.n, in); Pair w = randn(dt, 0.3, E, o, i);
+                    Pair bias = withBias ? randn(dt, 1, E, out) : null; Pair y = poisoned(dt, m, out)) {
+                  cpu().scatter2scatter(x.c(), w.c(), bias == null ? null : bias.c(), transW, r.k, r.sortedExp.c(),
+                      r.sortedScat.c(), gIn, gOut, y.c());
+                  gpu().scatter2scatter(x.g(), w.g(), bias == null ? null : bias.g(), transW, r.k, r.sortedExp.g(),
+                      r.sortedScat.g(), gIn, gOut, y.g());
+                  check(what, y, tol(dt));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void groupAndGroupXtY(DType dt) {
+    gpu();
+    int d = 100, f = 70;
+    for (int[] spec : ROUTES) {
+      try (Route r = route(spec)) {
+        long m = (long) r.n * r.k;
+        for (boolean withGates : new boolean[] {false, true}) {
+          String what = "group " + dt + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
+          try (Pair x = randn(dt, 1, r.n, d); Pair gates = randn(DType.F32, 1, m); Pair out = poisoned(dt, m, d)) {
+            cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
+            gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, out.g());
+            check(what, out, tol(dt));
+          }
+        }
+        for (boolean withDb : new boolean[] {false, true}) {
+          String what = "groupXtY " + dt + " N=" + r.n + " k=" + r.k + " db=" + withDb;
+          try (Pair x = randn(dt, 1, m, d); Pair dy = randn(dt, 1, m, f); Pair dW = randn(DType.F32, 1, E, f, d);
+              Pair db = randn(DType.F32, 1, E, f)) {
+            cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), withDb ? db.c() : null);
+            gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), withDb ? db.g() : null);
+            check(what + " dW", dW, tol(dt));
+            check(what + " db", db, tol(dt));
+          }
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void combineAndGatesBackward(DType dt) {
+    gpu();
+    int d = 100;
+    for (int n : new int[] {1, 37}) {
+      for (int k = 1; k <= 4; k++) {
+        for (boolean withGates : new boolean[] {false, true}) {
+          String what = "combine " + dt + " N=" + n + " k=" + k + " gates=" + withGates;
+          try (Pair ex = randn(dt, 1, (long) n * k, d); Pair gates = randn(DType.F32, 1, n, k); Pair y = poisoned(dt, n, d);
+              Pair dY = randn(dt, 1, n, d); Pair dG = poisoned(DType.F32, n, k)) {
+            cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
+            gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
+            check(what, y, tol(dt));
+            cpu().combineGatesBackward(dY.c(), ex.c(), k, dG.c());
+            gpu().combineGatesBackward(dY.g(), ex.g(), k, dG.g());
+            check(what + " gates backward", dG, tol(dt));
+          }
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  void swiglu(DType dt) {
+    gpu();
+    for (long m : new long[] {1, 74}) {
+      int f = 70;
+      try (Pair h = randn(dt, 2, m, 2 * f); Pair a = poisoned(dt, m, f); Pair dA = randn(dt, 1, m, f); Pair dH = poisoned(dt, m, 2 * f)) {
+        cpu().swigluForward(h.c(), a.c());
+        gpu().swigluForward(h.g(), a.g());
+        check("swigluForward " + dt + " M=" + m, a, tol(dt));
+        cpu().swigluBackward(dA.c(), h.c(), dH.c());
+        gpu().swigluBackward(dA.g(), h.g(), dH.g());
+        check("swigluBackward " + dt + " M=" + m, dH, tol(dt));
+      }
+    }
+  }
+}

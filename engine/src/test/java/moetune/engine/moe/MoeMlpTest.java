@@ -1,0 +1,179 @@
+package moetune.engine.moe;
+
+import java.util.SplittableRandom;
+import moetune.engine.backend.Backend;
+import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.model.Parity;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The ScatterMoE MLP used on its own (as ScatterMoE's {@code MLP(x, expert_p, expert_idxs)})
+ * against transformers' per-token expert loop, and its backward against central differences,
+ * on awkward sizes: hidden 100, intermediate 80, 5 experts, top-3, expert 3 never chosen, and a
+ * single token.
+ */
+class MoeMlpTest {
+  static final int D = 100;
+  static final int F = 80;
+  static final int E = 5;
+  static final int K = 3;
+
+  static Backend be;
+
+  @BeforeAll
+  static void start() {
+    be = new CpuBackend();
+  }
+
+  @AfterAll
+  static void stop() {
+    be.close();
+  }
+
+  /** Host data of one problem. */
+  static final class Problem {
+    final int n;
+    final float[] x; // (N, D)
+    final float[] gateUp; // (E, 2F, D)
+    final float[] down; // (E, D, F)
+    final float[] topW; // (N, K)
+    final int[] topIdx; // (N, K)
+    final float[] r; // (N, D)
+
+    Problem(int n, long seed) {
+      SplittableRandom rnd = new SplittableRandom(seed);
+      this.n = n;
+      x = ParallelLinearTest.random(rnd, n * D);
+      gateUp = scaled(ParallelLinearTest.random(rnd, E * 2 * F * D), 0.1f);
+      down = scaled(ParallelLinearTest.random(rnd, E * D * F), 0.1f);
+      topW = new float[n * K];
+      topIdx = new int[n * K];
+      int[] allowed = {0, 1, 2, 4};
+      for (int t = 0; t < n; t++) {
+        int first = rnd.nextInt(allowed.length);
+        float sum = 0;
+        for (int j = 0; j < K; j++) {
+          topIdx[t * K + j] = allowed[(first + j) % allowed.length];
+          topW[t * K + j] = 0.1f + (float) rnd.nextDouble();
+          sum += topW[t * K + j];
+        }
+        for (int j = 0; j < K; j++) {
+          topW[t * K + j] /= sum;
+        }
+      }
+      r = ParallelLinearTest.random(rnd, n * D);
+    }
+
+    /** transformers' MixtralExperts loop: y[n] += w * down_e (silu(w1_e x) * (w3_e x)). */
+    float[] naive() {
+      float[] y = new float[n * D];
+      for (int t = 0; t < n; t++) {
+        for (int j = 0; j < K; j++) {
+          int e = topIdx[t * K + j];
+          double[] a = new double[F];
+          for (int f = 0; f < F; f++) {
+            double g = 0;
+            double u = 0;
+            for (int d = 0; d < D; d++) {
+              g += (double) gateUp[(e * 2 * F + f) * D + d] * x[t * D + d];
+              u += (double) gateUp[(e * 2 * F + F + f) * D + d] * x[t * D + d];
+            }
+            a[f] = g / (1 + Math.exp(-g)) * u;
+          }
+          for (int d = 0; d < D; d++) {
+            double acc = 0;
+            for (int f = 0; f < F; f++) {
+              acc += (double) down[(e * D + d) * F + f] * a[f];
+            }
+            y[t * D + d] += (float) (topW[t * K + j] * acc);
+          }
+        }
+      }
+      return y;
+    }
+
+    /** Runs MoeMlp; grads (if not null) receive {dX, dGateUp, dDown, dTopW}. */
+    float[] run(float[][] grads) {
+      try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
+          Tensor xT = be.upload(HostTensor.ofFloats(x, n, D));
+          Tensor wT = be.upload(HostTensor.ofFloats(topW, n, K));
+          Tensor iT = be.upload(HostTensor.ofInts(topIdx, n, K))) {
+        be.copyFromHost(HostTensor.ofFloats(gateUp, E, 2 * F, D), mlp.gateUp());
+        be.copyFromHost(HostTensor.ofFloats(down, E, D, F), mlp.down());
+        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT)) {
+          float[] y = be.download(f.output()).toFloatArray();
+          if (grads != null) {
+            try (Tensor dY = be.upload(HostTensor.ofFloats(r, n, D)); MoeMlp.Grads g = mlp.backward(f, dY)) {
+              grads[0] = be.download(g.dX()).toFloatArray();
+              grads[1] = be.download(mlp.gateUpGrad()).toFloatArray();
+              grads[2] = be.download(mlp.downGrad()).toFloatArray();
+              grads[3] = be.download(g.dTopKWeights()).toFloatArray();
+            }
+          }
+          return y;
+        }
+      }
+    }
+
+    double loss() {
+      float[] y = run(null);
+      double l = 0;
+      for (int i = 0; i < y.length; i++) {
+        l += (double) y[i] * r[i];
+      }
+      return l;
+    }
+  }
+
+  static float[] scaled(float[] a, float s) {
+    for (int i = 0; i < a.length; i++) {
+      a[i] *= s;
+    }
+    return a;
+  }
+
+  @ParameterizedTest(name = "N={0}")
+  @ValueSource(ints = {1, 9})
+  void forwardMatchesTransformersLoopAndBackwardMatchesFiniteDifferences(int n) {
+    Problem p = new Problem(n, 11 + n);
+    float[][] grads = new float[4][];
+    Parity.assertClose("MoeMlp output", p.run(grads), p.naive(), 1e-5);
+    // Directional derivatives along random unit directions of each input: the whole tensor moves,
+    // so the difference quotient is large against float32 rounding of the loss.
+    float[][] inputs = {p.x, p.gateUp, p.down, p.topW};
+    String[] names = {"x", "gateUp", "down", "topKWeights"};
+    SplittableRandom rnd = new SplittableRandom(5);
+    for (int t = 0; t < inputs.length; t++) {
+      float[] u = ParallelLinearTest.random(rnd, inputs[t].length);
+      double norm = 0;
+      for (float v : u) {
+        norm += (double) v * v;
+      }
+      double dot = 0;
+      for (int i = 0; i < u.length; i++) {
+        u[i] /= (float) Math.sqrt(norm);
+        dot += (double) u[i] * grads[t][i];
+      }
+      // A unit step spreads over every element (per element ~ 1/sqrt(count)), so a large h keeps
+      // the second-order error small while lifting the difference far above float32 rounding.
+      float h = 0.5f;
+      float[] orig = inputs[t].clone();
+      double[] l = new double[2];
+      for (int side = 0; side < 2; side++) {
+        for (int i = 0; i < u.length; i++) {
+          inputs[t][i] = orig[i] + (side == 0 ? h : -h) * u[i];
+        }
+        l[side] = p.loss();
+      }
+      System.arraycopy(orig, 0, inputs[t], 0, orig.length);
+      double fd = (l[0] - l[1]) / (2 * h);
+      Parity.assertScalar("MoeMlp d loss / d " + names[t] + " along u (N=" + n + ")", dot, fd, 2e-3);
+    }
+  }
+}

@@ -1,0 +1,185 @@
+package moetune.engine.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.model.MixtralConfig;
+import moetune.engine.model.MixtralModel;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The trainer on the real Mixtral model and AdamW, on the CPU. */
+class MixtralTrainerTest {
+
+  static TrainOptions options(long steps, double aux, FreezeSpec freeze, long checkpointEvery) {
+    return new TrainOptions(
+        2,
+        2,
+        1,
+        steps,
+        new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS),
+        LrSchedule.Kind.COSINE,
+        2,
+        0.1,
+        1.0,
+        aux,
+        freeze,
+        3,
+        checkpointEvery,
+        0,
+        11,
+        true);
+  }
+
+  static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed) {
+    MixtralConfig c = TinyMixtral.config(0.02);
+    MixtralModel m =
+        TinyMixtral.model(cpu, MixtralTrainable.trainingConfig(c, o.auxLossCoef()), initSeed);
+    return new MixtralTrainable(m, c, null, List.of(), o);
+  }
+
+  static final class Losses implements TrainingListener {
+    final List<Double> loss = new ArrayList<>();
+    final List<Double> aux = new ArrayList<>();
+    final List<Double> norms = new ArrayList<>();
+    final List<ExpertLoad> loads = new ArrayList<>();
+
+    @Override
+    public void onStep(StepMetrics m) {
+      loss.add(m.loss());
+      aux.add(m.auxLoss());
+      norms.add(m.gradNorm());
+    }
+
+    @Override
+    public void onExpertLoad(ExpertLoad l) {
+      loads.add(l);
+    }
+  }
+
+  @Test
+  void resumedRunEqualsUninterruptedRunBitForBit(@TempDir Path tmp) throws Exception {
+    SequenceSource train = TinyMixtral.data(9, 20, 1);
+    SequenceSource eval = TinyMixtral.data(3, 20, 2);
+    TrainOptions o = options(7, 0.05, FreezeSpec.NONE, 0);
+    Losses full = new Losses();
+    float[] fullWeights;
+    float[] fullM;
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = trainable(cpu, o, 5)) {
+      Trainer tr = new Trainer(t, train, eval, o, tmp.resolve("full"));
+      tr.addListener(full);
+      RunSummary s = tr.run();
+      assertTrue(s.lastEval().loss() < s.firstEval().loss(), "eval loss falls");
+      fullWeights =
+          t.model().backend().download(t.model().parameters().masterFlat()).toFloatArray();
+      fullM =
+          t.model().parameter("model.layers.1.block_sparse_moe.experts.3.w2.weight").toFloatArray();
+    }
+    Losses part = new Losses();
+    TrainOptions o2 = options(7, 0.05, FreezeSpec.NONE, 2);
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = trainable(cpu, o2, 5)) {
+      Trainer tr = new Trainer(t, train, eval, o2, tmp.resolve("part"));
+      tr.addListener(part);
+      tr.addListener(
+          new TrainingListener() {
+            @Override
+            public void onStep(StepMetrics m) {
+              if (m.step() == 3) tr.requestStop();
+            }
+          });
+      assertEquals(RunSummary.Outcome.STOPPED, tr.run().outcome());
+    }
+    // A fresh process would start from other weights: use another init seed to prove the
+    // checkpoint restores everything.
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = trainable(cpu, o2, 99)) {
+      Trainer tr = new Trainer(t, train, eval, o2, tmp.resolve("part"));
+      tr.resumeFrom(Trainer.findCheckpoint(tmp.resolve("part")));
+      tr.addListener(part);
+      tr.run();
+      assertEquals(full.loss, part.loss, "losses");
+      assertEquals(full.aux, part.aux, "aux losses");
+      assertEquals(full.norms, part.norms, "grad norms");
+      assertArrayEquals(
+          fullWeights,
+          t.model().backend().download(t.model().parameters().masterFlat()).toFloatArray());
+      assertArrayEquals(
+          fullM,
+          t.model()
+              .parameter("model.layers.1.block_sparse_moe.experts.3.w2.weight")
+              .toFloatArray());
+    }
+  }
+
+  @Test
+  void frozenParametersStayBitIdenticalAndOthersMove(@TempDir Path tmp) {
+    SequenceSource train = TinyMixtral.data(6, 16, 3);
+    FreezeSpec freeze = new FreezeSpec(true, false, true, Set.of(1));
+    TrainOptions o = options(3, 0.02, freeze, 0);
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = trainable(cpu, o, 5)) {
+      MixtralModel m = t.model();
+      List<String> frozen =
+          List.of(
+              "model.embed_tokens.weight",
+              "lm_head.weight",
+              "model.layers.0.block_sparse_moe.gate.weight",
+              "model.layers.1.self_attn.q_proj.weight",
+              "model.layers.1.block_sparse_moe.experts.2.w1.weight",
+              "model.layers.1.input_layernorm.weight");
+      List<String> trained =
+          List.of(
+              "model.layers.0.self_attn.q_proj.weight",
+              "model.layers.0.block_sparse_moe.experts.2.w1.weight",
+              "model.norm.weight");
+      List<float[]> before = new ArrayList<>();
+      for (String n : frozen) before.add(m.parameter(n).toFloatArray());
+      List<float[]> beforeTrained = new ArrayList<>();
+      for (String n : trained) beforeTrained.add(m.parameter(n).toFloatArray());
+      new Trainer(t, train, null, o, null).run();
+      for (int i = 0; i < frozen.size(); i++) {
+        assertArrayEquals(before.get(i), m.parameter(frozen.get(i)).toFloatArray(), frozen.get(i));
+      }
+      for (int i = 0; i < trained.size(); i++) {
+        assertTrue(
+            !java.util.Arrays.equals(
+                beforeTrained.get(i), m.parameter(trained.get(i)).toFloatArray()),
+            trained.get(i) + " should have changed");
+      }
+    }
+  }
+
+  @Test
+  void expertLoadSharesSumToOneAndEntropyIsBounded() {
+    SequenceSource train = TinyMixtral.data(4, 16, 4);
+    TrainOptions o = options(2, 0.02, FreezeSpec.NONE, 0);
+    Losses rec = new Losses();
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = trainable(cpu, o, 5)) {
+      Trainer tr = new Trainer(t, train, null, o, null);
+      tr.addListener(rec);
+      tr.run();
+    }
+    assertEquals(2, rec.loads.size());
+    for (ExpertLoad l : rec.loads) {
+      assertEquals(2, l.share().length);
+      for (int layer = 0; layer < 2; layer++) {
+        double sum = 0;
+        for (double s : l.share()[layer]) sum += s;
+        assertEquals(1.0, sum, 1e-12);
+        assertTrue(
+            l.entropy()[layer] > 0 && l.entropy()[layer] <= Math.log(4) + 1e-9,
+            "entropy " + l.entropy()[layer]);
+        assertTrue(l.imbalance(layer) >= 1.0);
+      }
+    }
+  }
+}

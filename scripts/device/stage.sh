@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Stages what a GPU host needs to run moetune's GPU tests without a JDK or Maven into DEST
+# (default ../main/.device): a jlink'd runtime (xz), the built jars and test classes, their
+# runtime dependencies, JUnit's console launcher and run-gpu-tests.sh. Then, with the device
+# tool: run `cd .device && ./run-gpu-tests.sh` with carry [".device"].
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+dest="${1:-$repo/../../main/.device}"
+. "$repo/scripts/find-jdk.sh"
+rm -rf "$dest"
+mkdir -p "$dest/lib"
+cd "$repo"
+mvn -B -q -pl kernels,engine -DskipTests package dependency:copy-dependencies \
+  -DincludeScope=runtime -DoutputDirectory="$dest/lib"
+cp engine/target/engine-*.jar "$dest/lib/"
+cp -r engine/target/test-classes "$dest/test-classes"
+mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
+  -DoutputDirectory="$dest/lib"
+# The fixtures are needed only by the model parity test (FIXTURES=1): they cost ~25 MiB of the
+# 64 MiB the device tool carries.
+if [ "${FIXTURES:-0}" = 1 ]; then
+  mkdir -p "$dest/fixtures"
+  cp -r "$repo/../shared/fixtures/tiny-mixtral" "$dest/fixtures/"
+fi
+tmp="$(mktemp -d)"
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.xml,jdk.zipfs \
+  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$tmp/jre"
+tar -C "$tmp" -cJf "$dest/jre.tar.xz" jre
+rm -rf "$tmp"
+cp "$here/run-gpu-tests.sh" "$dest/"
+du -sh "$dest"
