@@ -109,8 +109,8 @@ class AppRobotTest {
     waitFor(20, () -> window.data().selected().get() == window.data().records().get(2)
         && !window.data().tokens().isEmpty());
     assertEquals(window.data().records().get(2).length(), window.data().tokens().size());
-    assertTrue(window.data().tokens().stream().anyMatch(t -> t.trainable()));
-    assertTrue(window.data().tokens().stream().anyMatch(t -> !t.trainable()));
+    assertTrue(window.data().tokens().stream().anyMatch(t -> t.trained()));
+    assertTrue(window.data().tokens().stream().anyMatch(t -> !t.trained()));
     Screenshots.save(stage.getScene(), "2-data-record");
     robot.clickOn("Statistics");
     WaitForAsyncUtils.waitForFxEvents();

@@ -25,6 +25,7 @@ import javafx.stage.FileChooser;
 import moetune.app.gui.common.Forms;
 import moetune.datasets.DatasetStats;
 import moetune.datasets.EncodedChat;
+import moetune.datasets.TokenView;
 
 /** The Data screen: bindings to {@link DataViewModel} only. */
 public final class DataView extends VBox {
@@ -104,7 +105,7 @@ public final class DataView extends VBox {
     });
 
     TokenStrip strip = new TokenStrip();
-    vm.tokens().addListener((javafx.collections.ListChangeListener<DataPreview.Token>) c ->
+    vm.tokens().addListener((javafx.collections.ListChangeListener<TokenView>) c ->
         strip.show(vm.tokens()));
     Label counts = new Label();
     counts.setId("data-record-counts");

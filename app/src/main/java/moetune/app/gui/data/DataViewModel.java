@@ -20,6 +20,7 @@ import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
 import moetune.datasets.DatasetStats;
 import moetune.datasets.EncodedChat;
+import moetune.datasets.TokenView;
 
 /**
  * The Data screen: dataset files, format and template in; records with their label masks,
@@ -54,7 +55,7 @@ public final class DataViewModel {
   private final ObjectProperty<DatasetStats> stats = new SimpleObjectProperty<>();
   private final ObjectProperty<EncodedChat> selected = new SimpleObjectProperty<>();
   /** The selected record's tokens with their text and label mask. */
-  private final ObservableList<DataPreview.Token> tokens = FXCollections.observableArrayList();
+  private final ObservableList<TokenView> tokens = FXCollections.observableArrayList();
 
   public DataViewModel(DatasetService service, TaskExecutor executor, GuiLog log,
       Workspace workspace) {
@@ -114,10 +115,10 @@ public final class DataViewModel {
         () -> service.load(paths, fmt, tpl, lab, Path.of(tok), max, skip),
         p -> {
           busy.set(false);
-          records.setAll(p.records());
+          records.setAll(p.encoded());
           errors.setAll(p.errors());
           stats.set(p.stats());
-          selected.set(p.records().isEmpty() ? null : p.records().get(0));
+          selected.set(p.encoded().isEmpty() ? null : p.encoded().get(0));
           workspace.datasets().set(String.join(",", paths.stream().map(Path::toString).toList()));
           workspace.datasetFormat().set(fmt);
           workspace.template().set(tpl);
@@ -142,7 +143,8 @@ public final class DataViewModel {
       tokens.clear();
       return;
     }
-    executor.submit("decode-record", () -> service.tokens(r), t -> {
+    int index = records.indexOf(r);
+    executor.submit("inspect-record", () -> service.tokens(index), t -> {
       if (selected.get() == r) {
         tokens.setAll(t);
       }
@@ -168,16 +170,19 @@ public final class DataViewModel {
     }
   }
 
-  /** Tokens as text with trainable runs in [[ ]]: what the highlight shows, as text. */
-  public static String markup(List<DataPreview.Token> tokens) {
+  /**
+   * Token spellings with trained runs in [[ ]] and SentencePiece's word marker as a space:
+   * what the highlight shows, as text.
+   */
+  public static String markup(List<TokenView> tokens) {
     StringBuilder sb = new StringBuilder();
     boolean in = false;
-    for (DataPreview.Token t : tokens) {
-      if (t.trainable() != in) {
+    for (TokenView t : tokens) {
+      if (t.trained() != in) {
         sb.append(in ? "]]" : "[[");
-        in = t.trainable();
+        in = t.trained();
       }
-      sb.append(t.text());
+      sb.append(t.token().replace('\u2581', ' '));
     }
     if (in) {
       sb.append("]]");
@@ -248,7 +253,7 @@ public final class DataViewModel {
     return labels;
   }
 
-  public ObservableList<DataPreview.Token> tokens() {
+  public ObservableList<TokenView> tokens() {
     return tokens;
   }
 

@@ -2,7 +2,7 @@ package moetune.app.gui.data;
 
 import java.nio.file.Path;
 import java.util.List;
-import moetune.datasets.EncodedChat;
+import moetune.datasets.TokenView;
 
 /**
  * The Data screen's way to the templates and datasets modules (readers, renderer, tokenizer,
@@ -28,6 +28,9 @@ public interface DatasetService {
   DataPreview load(List<Path> files, String format, String template, String labels,
       Path tokenizerDir, int maxLength, boolean skipBad) throws Exception;
 
-  /** The record's tokens with their text, for the token-by-token view of the last load. */
-  List<DataPreview.Token> tokens(EncodedChat record) throws Exception;
+  /**
+   * Record {@code index} of the last load token by token (spelling, id, label), for the
+   * record browser.
+   */
+  List<TokenView> tokens(int index) throws Exception;
 }

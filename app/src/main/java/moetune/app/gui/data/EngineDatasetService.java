@@ -14,6 +14,7 @@ import moetune.datasets.DatasetStats;
 import moetune.datasets.EncodedChat;
 import moetune.datasets.LabelMode;
 import moetune.datasets.LoadedDataset;
+import moetune.datasets.TokenView;
 import moetune.templates.ConversationTemplate;
 import moetune.templates.TemplateRegistry;
 
@@ -23,12 +24,11 @@ import moetune.templates.TemplateRegistry;
  */
 public final class EngineDatasetService implements DatasetService {
 
-  /** Tokens of context decoded before each token to get its text with its leading space. */
-  static final int CONTEXT = 4;
-
   private final TemplateRegistry templates = TemplateRegistry.builtin();
-  /** The tokenizer of the last load; touched only by background work, one load at a time. */
+  /** The tokenizer, encoder and records of the last load (guarded by this). */
   private ChatTokenizer tokenizer;
+  private ChatEncoder encoder;
+  private List<ChatRecord> records = List.of();
 
   @Override
   public List<String> formats() {
@@ -58,7 +58,8 @@ public final class EngineDatasetService implements DatasetService {
       }
       tokenizer = ChatTokenizer.load(tokenizerDir);
     }
-    ChatEncoder encoder = new ChatEncoder(tokenizer, tpl, LabelMode.parse(labels), maxLength);
+    ChatEncoder enc = new ChatEncoder(tokenizer, tpl, LabelMode.parse(labels), maxLength);
+    List<ChatRecord> all = new ArrayList<>();
     List<EncodedChat> encoded = new ArrayList<>();
     List<String> errors = new ArrayList<>();
     int skipped = 0;
@@ -67,30 +68,22 @@ public final class EngineDatasetService implements DatasetService {
       skipped += ds.skipped();
       errors.addAll(ds.skipReasons());
       for (ChatRecord r : ds.records()) {
-        encoded.add(encoder.encode(r));
+        all.add(r);
+        encoded.add(enc.encode(r));
       }
     }
-    return new DataPreview(encoded, DatasetStats.of(encoded, skipped, maxLength), errors);
+    encoder = enc;
+    records = all;
+    return new DataPreview(all, encoded, DatasetStats.of(encoded, skipped, maxLength), errors);
   }
 
-  /**
-   * Each token's text is the decoding of it with up to {@link #CONTEXT} tokens before it,
-   * minus the decoding of those tokens alone: decoding one SentencePiece token by itself
-   * drops its leading space, and byte-fallback tokens only form characters together.
-   */
   @Override
-  public synchronized List<DataPreview.Token> tokens(EncodedChat r) {
-    int[] ids = r.inputIds();
-    List<DataPreview.Token> out = new ArrayList<>(ids.length);
-    for (int i = 0; i < ids.length; i++) {
-      int from = Math.max(0, i - CONTEXT);
-      String before = tokenizer.decode(java.util.Arrays.copyOfRange(ids, from, i));
-      String with = tokenizer.decode(java.util.Arrays.copyOfRange(ids, from, i + 1));
-      String text = with.startsWith(before) ? with.substring(before.length())
-          : tokenizer.decode(new int[] {ids[i]});
-      out.add(new DataPreview.Token(ids[i], text, r.labels()[i] != ChatEncoder.IGNORE));
+  public synchronized List<TokenView> tokens(int index) {
+    if (encoder == null || index < 0 || index >= records.size()) {
+      throw new IllegalArgumentException("record " + index + " is not in the last load ("
+          + records.size() + " records)");
     }
-    return out;
+    return encoder.inspect(records.get(index));
   }
 
   private static List<String> withDefaultFirst(ConfigField f, List<String> all) {

@@ -1,6 +1,7 @@
 package moetune.app.gui.data;
 
 import java.util.List;
+import moetune.datasets.TokenView;
 import javafx.scene.Node;
 import javafx.scene.control.Label;
 import javafx.scene.control.Tooltip;
@@ -8,9 +9,10 @@ import javafx.scene.text.Text;
 import javafx.scene.text.TextFlow;
 
 /**
- * A record's tokens laid out as flowing text, one box per token: trainable tokens (label not
- * -100) on green, the rest on alternating greys so token boundaries show. Hovering a token
- * shows its id. New lines inside a token break the line after the token's box.
+ * A record's tokens laid out as flowing text, one box per token with the tokenizer's spelling
+ * (so "▁" marks a word start and "&lt;0x0A&gt;" a byte): trained tokens (label not -100) on
+ * green, the rest on alternating greys so token boundaries show. Hovering a token shows its id
+ * and label. A new-line token also breaks the line after its box.
  */
 public final class TokenStrip extends TextFlow {
 
@@ -23,18 +25,20 @@ public final class TokenStrip extends TextFlow {
     setLineSpacing(3);
   }
 
-  public void show(List<DataPreview.Token> tokens) {
+  public void show(List<TokenView> tokens) {
     getChildren().clear();
     for (int i = 0; i < tokens.size(); i++) {
-      DataPreview.Token t = tokens.get(i);
-      String shown = t.text().replace("\n", "\u21b5");
+      TokenView t = tokens.get(i);
+      String shown = t.token().replace("\n", "\u21b5");
       Label box = new Label(shown.isEmpty() ? "\u2205" : shown);
-      box.getStyleClass().add(t.trainable() ? "token-trainable" : "token-masked");
-      box.setStyle((t.trainable() ? TRAINABLE : i % 2 == 0 ? MASKED_EVEN : MASKED_ODD)
+      box.getStyleClass().add(t.trained() ? "token-trainable" : "token-masked");
+      box.setStyle((t.trained() ? TRAINABLE : i % 2 == 0 ? MASKED_EVEN : MASKED_ODD)
           + " -fx-font-family: monospace; -fx-padding: 0 1 0 1;");
-      box.setTooltip(new Tooltip("id " + t.id() + (t.trainable() ? ", trained" : ", masked")));
+      box.setTooltip(new Tooltip("#" + t.index() + "  id " + t.id() + "  "
+          + (t.trained() ? "label " + t.label() : "masked (-100)")
+          + (t.kind() == null ? "" : "  " + t.kind())));
       getChildren().add(box);
-      if (t.text().contains("\n")) {
+      if (t.token().equals("<0x0A>") || t.token().contains("\n")) {
         getChildren().add(lineBreak());
       }
     }

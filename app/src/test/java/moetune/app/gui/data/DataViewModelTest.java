@@ -11,6 +11,7 @@ import moetune.app.gui.GuiLog;
 import moetune.app.gui.SyncTaskExecutor;
 import moetune.app.gui.Workspace;
 import moetune.datasets.DatasetStats;
+import moetune.datasets.TokenView;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -50,7 +51,7 @@ class DataViewModelTest {
     // mistral: "[INST] q [/INST]" then the reply and </s>; only the reply and EOS are trained
     // (the space before the reply is the template's separator, tokenized as a lone "▁")
     assertEquals("<s> [INST] What is 2 + 3? [/INST] [[2 + 3 = 5.</s>]]", markup);
-    long trainable = vm.tokens().stream().filter(DataPreview.Token::trainable).count();
+    long trainable = vm.tokens().stream().filter(TokenView::trained).count();
     assertEquals(vm.records().get(0).trainableTokens(), trainable);
     DatasetStats s = vm.stats().get();
     assertEquals(2, s.records());
