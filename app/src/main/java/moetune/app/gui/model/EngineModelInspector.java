@@ -1,7 +1,6 @@
 package moetune.app.gui.model;
 
 import java.nio.file.Path;
-import java.util.List;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.model.MixtralConfig;
 
@@ -36,13 +35,9 @@ public final class EngineModelInspector implements ModelInspector {
         parameterCount(c));
   }
 
-  /**
-   * GPUs come from the CUDA backend once it is part of the build; until then the GUI says
-   * "no CUDA device", which is also the truth for every CPU-only build.
-   */
   @Override
-  public List<GpuInfo> gpus() {
-    return List.of();
+  public GpuInfo.Report gpus() {
+    return CudaDevices.list();
   }
 
   /**

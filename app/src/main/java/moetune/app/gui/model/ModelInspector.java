@@ -1,7 +1,6 @@
 package moetune.app.gui.model;
 
 import java.nio.file.Path;
-import java.util.List;
 
 /**
  * The Model screen's view of the engine: reads a model's facts and lists GPUs. The app's
@@ -16,6 +15,6 @@ public interface ModelInspector {
   /** Reads a bare config.json for a model that will be freshly initialised. */
   ModelFacts inspectNewConfig(Path configJson) throws Exception;
 
-  /** The CUDA devices found, with free memory; empty when there is none. */
-  List<GpuInfo> gpus();
+  /** The CUDA devices found with their free memory, or why there is none. */
+  GpuInfo.Report gpus();
 }

@@ -2,7 +2,6 @@ package moetune.app.gui.model;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Locale;
 import javafx.beans.binding.Bindings;
 import javafx.beans.binding.BooleanBinding;
@@ -101,12 +100,12 @@ public final class ModelViewModel {
         });
   }
 
-  private void showGpus(List<GpuInfo> found) {
-    if (found.isEmpty()) {
-      gpus.setAll("no CUDA device");
+  private void showGpus(GpuInfo.Report report) {
+    if (report.found().isEmpty()) {
+      gpus.setAll("no CUDA device (" + report.whyNone() + ")");
       return;
     }
-    gpus.setAll(found.stream()
+    gpus.setAll(report.found().stream()
         .map(g -> "cuda:" + g.index() + "  " + g.name() + "  "
             + MemoryEstimate.human(g.freeBytes()) + " free of "
             + MemoryEstimate.human(g.totalBytes()))
