@@ -8,7 +8,8 @@ import javafx.scene.chart.XYChart;
 
 /**
  * A line chart over steps that mirrors one or more ViewModel point lists. Animation and
- * symbols are off: charts update every step and must stay cheap.
+ * symbols are off: charts update every step and must stay cheap. Series take the default
+ * chart colours in order (red, amber, ...).
  */
 public final class MetricChart extends LineChart<Number, Number> {
 
@@ -18,7 +19,6 @@ public final class MetricChart extends LineChart<Number, Number> {
     setTitle(title);
     setAnimated(false);
     setCreateSymbols(false);
-    setLegendVisible(false);
     ((NumberAxis) getXAxis()).setLabel("step");
     ((NumberAxis) getXAxis()).setForceZeroInRange(false);
     ((NumberAxis) getYAxis()).setForceZeroInRange(false);
@@ -30,10 +30,6 @@ public final class MetricChart extends LineChart<Number, Number> {
   public MetricChart follow(String name, ObservableList<TrainingViewModel.Point> points) {
     XYChart.Series<Number, Number> series = new XYChart.Series<>();
     series.setName(name);
-    // the legend is built as series are added, so it must be on before the second one
-    if (!getData().isEmpty()) {
-      setLegendVisible(true);
-    }
     getData().add(series);
     points.addListener((ListChangeListener<TrainingViewModel.Point>) c -> {
       boolean onlyAdded = true;

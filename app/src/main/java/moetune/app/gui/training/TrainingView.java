@@ -119,13 +119,17 @@ public final class TrainingView extends SplitPane {
     status.setWrapText(true);
     HBox controls = new HBox(8, start, stop, resume, bar, eta, state);
 
-    MetricChart loss = new MetricChart("chart-loss", "loss")
+    MetricChart loss = new MetricChart("chart-loss", "train loss (red), eval loss (amber)")
         .follow("train loss", vm.loss()).follow("eval loss", vm.evalLoss());
     MetricChart lr = new MetricChart("chart-lr", "learning rate").follow("lr", vm.lr());
     MetricChart grad = new MetricChart("chart-grad-norm", "grad norm")
         .follow("grad norm", vm.gradNorm());
     MetricChart tps = new MetricChart("chart-tokens", "tokens / s")
         .follow("tokens/s", vm.tokensPerS());
+    // at this height the chart has no room for a legend; the loss title names the colours
+    for (MetricChart c : List.of(loss, lr, grad, tps)) {
+      c.setLegendVisible(false);
+    }
     TilePane charts = new TilePane(4, 4, loss, lr, grad, tps);
     charts.setPrefColumns(2);
     charts.setPrefTileWidth(420);
