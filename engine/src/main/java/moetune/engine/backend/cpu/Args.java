@@ -81,6 +81,7 @@ final class Args {
     return Math.toIntExact(t.numel() / cols);
   }
 
+  /** Throws with message unless ok. The message is built eagerly: per call, never per element. */
   static void check(boolean ok, String message) {
     if (!ok) {
       throw new IllegalArgumentException(message);

@@ -11,12 +11,12 @@ import moetune.engine.tensor.Tensor;
  *
  * <p>The backward is flash attention's, from the forward's out and lse: p = exp(s - lse), D =
  * rowsum(dOut * out), dS = p * (dOut . v - D), dq = scale * dS k, dk = scale * dS^T q, dv = p^T
- * dOut. One backward task owns a (batch row, key/value head): it walks the query heads of the
- * group and their queries in order, so every dk and dv element is summed in a fixed order.
+ * dOut. One backward task owns a (batch row, key/value head): it walks the query heads of the group
+ * and their queries in order, so every dk and dv element is summed in a fixed order.
  *
- * <p>Keys and values are first copied into small per-head arrays (K^T as hd rows of Tk, V rows
- * as Tk arrays of hd): every inner loop then runs over two arrays indexed alike, which C2
- * vectorises, and each sum over d or j is still taken in ascending order.
+ * <p>Keys and values are first copied into small per-head arrays (K^T as hd rows of Tk, V rows as
+ * Tk arrays of hd): every inner loop then runs over two arrays indexed alike, which C2 vectorises,
+ * and each sum over d or j is still taken in ascending order.
  */
 final class CpuAttention {
   private static final int ROWS_PER_TASK = 16;
@@ -96,7 +96,9 @@ final class CpuAttention {
     }
   }
 
-  /** One (batch row, key/value head) of K or V as hd arrays of Tk (transposed) or Tk arrays of hd. */
+  /**
+   * One (batch row, key/value head) of K or V as hd arrays of Tk (transposed) or Tk arrays of hd.
+   */
   private static float[][] keysTransposed(CpuTensor t, Geometry g, int bi, int kh) {
     float[] src = t.floats();
     float[][] out = new float[g.hd][g.tk];
@@ -148,54 +150,58 @@ final class CpuAttention {
     CpuTensor lse = Args.f32(op, "lse", lset, (long) g.b * g.tq * g.h);
     float[][][] kT = new float[g.b * g.hkv][][];
     float[][][] vRows = new float[g.b * g.hkv][][];
-    par.forEach(g.b * g.hkv, bk -> {
-      kT[bk] = keysTransposed(k, g, bk / g.hkv, bk % g.hkv);
-      vRows[bk] = keyRows(v, g, bk / g.hkv, bk % g.hkv);
-    });
+    par.forEach(
+        g.b * g.hkv,
+        bk -> {
+          kT[bk] = keysTransposed(k, g, bk / g.hkv, bk % g.hkv);
+          vRows[bk] = keyRows(v, g, bk / g.hkv, bk % g.hkv);
+        });
     float[] qv = q.floats();
     float[] ov = out.floats();
     float[] lv = lse.floats();
     int blocks = (g.tq + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    par.forEach(g.b * g.h * blocks, task -> {
-      int bi = task / (g.h * blocks);
-      int hi = (task / blocks) % g.h;
-      int i0 = (task % blocks) * ROWS_PER_TASK;
-      int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
-      int bk = bi * g.hkv + hi / g.group;
-      float[] s = new float[g.tk];
-      float[] acc = new float[g.hd];
-      for (int i = i0; i < i1; i++) {
-        int a = g.tk - g.tq + i;
-        int lo = g.firstKey(a);
-        int qo = g.at(q, bi * g.tq + i, g.h, hi);
-        int oo = g.at(out, bi * g.tq + i, g.h, hi);
-        int lseAt = lse.offset() + (bi * g.tq + i) * g.h + hi;
-        dots(Arrays.copyOfRange(qv, qo, qo + g.hd), kT[bk], lo, a, s);
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = lo; j <= a; j++) {
-          s[j] = g.visible(bi, a, j) ? s[j] * g.scale : Float.NEGATIVE_INFINITY;
-          max = Math.max(max, s[j]);
-        }
-        if (max == Float.NEGATIVE_INFINITY) {
-          // No visible key: zero output, lse = -inf, no gradient (AttnSpec).
-          Arrays.fill(ov, oo, oo + g.hd, 0f);
-          lv[lseAt] = Float.NEGATIVE_INFINITY;
-          continue;
-        }
-        double sum = 0;
-        Arrays.fill(acc, 0f);
-        for (int j = lo; j <= a; j++) {
-          float e = (float) Math.exp(s[j] - max); // 0 for masked keys
-          sum += e;
-          axpy(e, vRows[bk][j], acc);
-        }
-        float fs = (float) sum;
-        for (int d = 0; d < g.hd; d++) {
-          ov[oo + d] = acc[d] / fs;
-        }
-        lv[lseAt] = (float) (max + Math.log(sum));
-      }
-    });
+    par.forEach(
+        g.b * g.h * blocks,
+        task -> {
+          int bi = task / (g.h * blocks);
+          int hi = (task / blocks) % g.h;
+          int i0 = (task % blocks) * ROWS_PER_TASK;
+          int i1 = Math.min(g.tq, i0 + ROWS_PER_TASK);
+          int bk = bi * g.hkv + hi / g.group;
+          float[] s = new float[g.tk];
+          float[] acc = new float[g.hd];
+          for (int i = i0; i < i1; i++) {
+            int a = g.tk - g.tq + i;
+            int lo = g.firstKey(a);
+            int qo = g.at(q, bi * g.tq + i, g.h, hi);
+            int oo = g.at(out, bi * g.tq + i, g.h, hi);
+            int lseAt = lse.offset() + (bi * g.tq + i) * g.h + hi;
+            dots(Arrays.copyOfRange(qv, qo, qo + g.hd), kT[bk], lo, a, s);
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = lo; j <= a; j++) {
+              s[j] = g.visible(bi, a, j) ? s[j] * g.scale : Float.NEGATIVE_INFINITY;
+              max = Math.max(max, s[j]);
+            }
+            if (max == Float.NEGATIVE_INFINITY) {
+              // No visible key: zero output, lse = -inf, no gradient (AttnSpec).
+              Arrays.fill(ov, oo, oo + g.hd, 0f);
+              lv[lseAt] = Float.NEGATIVE_INFINITY;
+              continue;
+            }
+            double sum = 0;
+            Arrays.fill(acc, 0f);
+            for (int j = lo; j <= a; j++) {
+              float e = (float) Math.exp(s[j] - max); // 0 for masked keys
+              sum += e;
+              axpy(e, vRows[bk][j], acc);
+            }
+            float fs = (float) sum;
+            for (int d = 0; d < g.hd; d++) {
+              ov[oo + d] = acc[d] / fs;
+            }
+            lv[lseAt] = (float) (max + Math.log(sum));
+          }
+        });
   }
 
   /** Backend#attentionBackward: dq, dk, dv overwrite. */
@@ -222,67 +228,69 @@ final class CpuAttention {
     CpuTensor dk = Args.f32(op, "dk", dkt, k.numel());
     CpuTensor dv = Args.f32(op, "dv", dvt, k.numel());
     float[] lv = lse.floats();
-    par.forEach(g.b * g.hkv, bk -> {
-      int bi = bk / g.hkv;
-      int kh = bk % g.hkv;
-      float[][] kT = keysTransposed(k, g, bi, kh);
-      float[][] kRows = keyRows(k, g, bi, kh);
-      float[][] vT = keysTransposed(v, g, bi, kh);
-      // dk and dv accumulate transposed, (hd, Tk), so their updates run along the keys.
-      float[][] dkT = new float[g.hd][g.tk];
-      float[][] dvT = new float[g.hd][g.tk];
-      float[] s = new float[g.tk];
-      float[] dp = new float[g.tk];
-      float[] pr = new float[g.tk];
-      float[] ds = new float[g.tk];
-      float[] dqAcc = new float[g.hd];
-      for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
-        for (int i = 0; i < g.tq; i++) {
-          int row = bi * g.tq + i;
-          int qo = g.at(q, row, g.h, hi);
-          float l = lv[lse.offset() + row * g.h + hi];
-          Arrays.fill(dqAcc, 0f);
-          if (l != Float.NEGATIVE_INFINITY) {
-            int a = g.tk - g.tq + i;
-            int lo = g.firstKey(a);
-            float[] qi = Arrays.copyOfRange(q.floats(), qo, qo + g.hd);
-            int go = g.at(dOut, row, g.h, hi);
-            float[] gi = Arrays.copyOfRange(dOut.floats(), go, go + g.hd);
-            float di = dot(gi, out.floats(), g.at(out, row, g.h, hi));
-            dots(qi, kT, lo, a, s);
-            dots(gi, vT, lo, a, dp);
-            for (int j = lo; j <= a; j++) {
-              boolean seen = g.visible(bi, a, j);
-              pr[j] = seen ? (float) Math.exp(s[j] * g.scale - (double) l) : 0f;
-              ds[j] = seen ? pr[j] * (dp[j] - di) : 0f;
-              axpy(ds[j], kRows[j], dqAcc);
-            }
-            for (int d = 0; d < g.hd; d++) {
-              float qd = qi[d];
-              float gd = gi[d];
-              float[] dkd = dkT[d];
-              float[] dvd = dvT[d];
-              for (int j = lo; j <= a; j++) {
-                dkd[j] += ds[j] * qd;
-                dvd[j] += pr[j] * gd;
+    par.forEach(
+        g.b * g.hkv,
+        bk -> {
+          int bi = bk / g.hkv;
+          int kh = bk % g.hkv;
+          float[][] kT = keysTransposed(k, g, bi, kh);
+          float[][] kRows = keyRows(k, g, bi, kh);
+          float[][] vT = keysTransposed(v, g, bi, kh);
+          // dk and dv accumulate transposed, (hd, Tk), so their updates run along the keys.
+          float[][] dkT = new float[g.hd][g.tk];
+          float[][] dvT = new float[g.hd][g.tk];
+          float[] s = new float[g.tk];
+          float[] dp = new float[g.tk];
+          float[] pr = new float[g.tk];
+          float[] ds = new float[g.tk];
+          float[] dqAcc = new float[g.hd];
+          for (int hi = kh * g.group; hi < (kh + 1) * g.group; hi++) {
+            for (int i = 0; i < g.tq; i++) {
+              int row = bi * g.tq + i;
+              int qo = g.at(q, row, g.h, hi);
+              float l = lv[lse.offset() + row * g.h + hi];
+              Arrays.fill(dqAcc, 0f);
+              if (l != Float.NEGATIVE_INFINITY) {
+                int a = g.tk - g.tq + i;
+                int lo = g.firstKey(a);
+                float[] qi = Arrays.copyOfRange(q.floats(), qo, qo + g.hd);
+                int go = g.at(dOut, row, g.h, hi);
+                float[] gi = Arrays.copyOfRange(dOut.floats(), go, go + g.hd);
+                float di = dot(gi, out.floats(), g.at(out, row, g.h, hi));
+                dots(qi, kT, lo, a, s);
+                dots(gi, vT, lo, a, dp);
+                for (int j = lo; j <= a; j++) {
+                  boolean seen = g.visible(bi, a, j);
+                  pr[j] = seen ? (float) Math.exp(s[j] * g.scale - (double) l) : 0f;
+                  ds[j] = seen ? pr[j] * (dp[j] - di) : 0f;
+                  axpy(ds[j], kRows[j], dqAcc);
+                }
+                for (int d = 0; d < g.hd; d++) {
+                  float qd = qi[d];
+                  float gd = gi[d];
+                  float[] dkd = dkT[d];
+                  float[] dvd = dvT[d];
+                  for (int j = lo; j <= a; j++) {
+                    dkd[j] += ds[j] * qd;
+                    dvd[j] += pr[j] * gd;
+                  }
+                }
+              }
+              int dqo = g.at(dq, row, g.h, hi);
+              for (int d = 0; d < g.hd; d++) {
+                dq.floats()[dqo + d] = dqAcc[d] * g.scale;
               }
             }
           }
-          int dqo = g.at(dq, row, g.h, hi);
-          for (int d = 0; d < g.hd; d++) {
-            dq.floats()[dqo + d] = dqAcc[d] * g.scale;
+          for (int j = 0; j < g.tk; j++) {
+            int ko = g.at(dk, bi * g.tk + j, g.hkv, kh);
+            int vo = g.at(dv, bi * g.tk + j, g.hkv, kh);
+            for (int d = 0; d < g.hd; d++) {
+              dk.floats()[ko + d] = dkT[d][j] * g.scale;
+              dv.floats()[vo + d] = dvT[d][j];
+            }
           }
-        }
-      }
-      for (int j = 0; j < g.tk; j++) {
-        int ko = g.at(dk, bi * g.tk + j, g.hkv, kh);
-        int vo = g.at(dv, bi * g.tk + j, g.hkv, kh);
-        for (int d = 0; d < g.hd; d++) {
-          dk.floats()[ko + d] = dkT[d][j] * g.scale;
-          dv.floats()[vo + d] = dvT[d][j];
-        }
-      }
-    });
+        });
   }
 
   /**

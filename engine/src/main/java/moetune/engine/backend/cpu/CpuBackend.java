@@ -91,10 +91,10 @@ public final class CpuBackend implements Backend {
   // ---------------------------------------------------------------- memory
 
   /**
-   * A new tensor whose contents are undefined, as on the GPU: F32 elements are NaN and I32
-   * elements {@link Integer#MIN_VALUE}, so code that reads memory it never wrote (a gradient
-   * buffer taken from empty() instead of zeros(), an output an op left half-written) fails
-   * visibly on the CPU instead of silently reading zeros.
+   * A new tensor whose contents are undefined, as on the GPU: F32 elements are NaN and I32 elements
+   * {@link Integer#MIN_VALUE}, so code that reads memory it never wrote (a gradient buffer taken
+   * from empty() instead of zeros(), an output an op left half-written) fails visibly on the CPU
+   * instead of silently reading zeros.
    */
   @Override
   public CpuTensor empty(DType dtype, long... shape) {

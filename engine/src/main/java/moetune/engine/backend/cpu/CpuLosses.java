@@ -34,9 +34,17 @@ final class CpuLosses {
     int[] tv = targets.ints();
     for (int r = 0; r < n; r++) {
       int t = tv[targets.offset() + r];
-      Args.check(
-          t == IGNORE_INDEX || (t >= 0 && t < v),
-          op + ": targets[" + r + "] = " + t + " is neither -100 nor a token id in [0, " + v + ")");
+      if (!(t == IGNORE_INDEX || (t >= 0 && t < v))) {
+        throw new IllegalArgumentException(
+            op
+                + ": targets["
+                + r
+                + "] = "
+                + t
+                + " is neither -100 nor a token id in [0, "
+                + v
+                + ")");
+      }
     }
     float[] lv = logits.floats();
     float[] outv = losses.floats();
@@ -94,9 +102,19 @@ final class CpuLosses {
       s += m;
       for (int j = 0; j < k; j++) {
         int x = iv[topI.offset() + row * k + j];
-        Args.check(
-            x >= 0 && x < e,
-            op + ": topIdx[" + row + ", " + j + "] = " + x + " is not an expert in [0, " + e + ")");
+        if (!(x >= 0 && x < e)) {
+          throw new IllegalArgumentException(
+              op
+                  + ": topIdx["
+                  + row
+                  + ", "
+                  + j
+                  + "] = "
+                  + x
+                  + " is not an expert in [0, "
+                  + e
+                  + ")");
+        }
         count[x] += m;
       }
       for (int x = 0; x < e; x++) {

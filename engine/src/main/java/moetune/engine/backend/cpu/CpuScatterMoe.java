@@ -177,16 +177,17 @@ final class CpuScatterMoe {
     int[] start = new int[e + 1];
     for (int x = 0; x < e; x++) {
       start[x + 1] = offsets.ints()[offsets.offset() + x];
-      Args.check(
-          start[x + 1] >= start[x],
-          op
-              + ": expertOffsets decrease at expert "
-              + x
-              + " ("
-              + start[x]
-              + " > "
-              + start[x + 1]
-              + ")");
+      if (!(start[x + 1] >= start[x])) {
+        throw new IllegalArgumentException(
+            op
+                + ": expertOffsets decrease at expert "
+                + x
+                + " ("
+                + start[x]
+                + " > "
+                + start[x + 1]
+                + ")");
+      }
     }
     int m = start[e];
     CpuTensor x = Args.f32(op, "x", xt, (long) m * i);
@@ -342,9 +343,17 @@ final class CpuScatterMoe {
     int[] src = sortedExp.ints();
     for (int p = 0; p < ev.length; p++) {
       ev[p] = src[sortedExp.offset() + p];
-      Args.check(
-          ev[p] >= 0 && ev[p] < e,
-          op + ": sortedExpertIdxs[" + p + "] = " + ev[p] + " is not an expert in [0, " + e + ")");
+      if (!(ev[p] >= 0 && ev[p] < e)) {
+        throw new IllegalArgumentException(
+            op
+                + ": sortedExpertIdxs["
+                + p
+                + "] = "
+                + ev[p]
+                + " is not an expert in [0, "
+                + e
+                + ")");
+      }
     }
     return ev;
   }
@@ -357,16 +366,17 @@ final class CpuScatterMoe {
     int[] src = sortedScat.ints();
     for (int p = 0; p < m; p++) {
       int s = src[sortedScat.offset() + p];
-      Args.check(
-          s >= 0 && s < m && !seen[s],
-          op
-              + ": sortedScatteredIdxs["
-              + p
-              + "] = "
-              + s
-              + " is "
-              + (s >= 0 && s < m ? "repeated" : "outside [0, " + m + ")")
-              + "; it must be a permutation of the routed rows");
+      if (!(s >= 0 && s < m && !seen[s])) {
+        throw new IllegalArgumentException(
+            op
+                + ": sortedScatteredIdxs["
+                + p
+                + "] = "
+                + s
+                + " is "
+                + (s >= 0 && s < m ? "repeated" : "outside [0, " + m + ")")
+                + "; it must be a permutation of the routed rows");
+      }
       seen[s] = true;
       sv[p] = s;
     }

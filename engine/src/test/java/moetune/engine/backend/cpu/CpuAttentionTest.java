@@ -92,6 +92,60 @@ class CpuAttentionTest {
       return new double[][] {out, lse};
     }
 
+    /**
+     * {dq, dk, dv} of L = sum(out * g) by the textbook formulas, in double: P = softmax(S), dP = g
+     * V^T, dS = P * (dP - rowsum(P * dP)), dq = dS K / sqrt(hd), dk = dS^T Q / sqrt(hd), dv = P^T
+     * g.
+     */
+    double[][] analyticBackward(double[] q, double[] k, double[] v, float[] g) {
+      double[] lse = naive(q, k, v)[1];
+      double[] dq = new double[q.length];
+      double[] dk = new double[k.length];
+      double[] dv = new double[v.length];
+      int group = h / hkv;
+      double scale = 1 / Math.sqrt(hd);
+      for (int bi = 0; bi < b; bi++) {
+        for (int hi = 0; hi < h; hi++) {
+          int kh = hi / group;
+          for (int i = 0; i < tq; i++) {
+            int row = (bi * tq + i) * h + hi;
+            if (lse[row] == Double.NEGATIVE_INFINITY) {
+              continue;
+            }
+            double[] p = new double[tk];
+            double[] dp = new double[tk];
+            double rowsum = 0;
+            for (int j = 0; j < tk; j++) {
+              if (!visible(bi, i, j)) {
+                continue;
+              }
+              int kRow = ((bi * tk + j) * hkv + kh) * hd;
+              double sc = 0;
+              for (int d = 0; d < hd; d++) {
+                sc += q[row * hd + d] * k[kRow + d];
+                dp[j] += g[row * hd + d] * v[kRow + d];
+              }
+              p[j] = Math.exp(sc * scale - lse[row]);
+              rowsum += p[j] * dp[j];
+            }
+            for (int j = 0; j < tk; j++) {
+              if (p[j] == 0) {
+                continue;
+              }
+              int kRow = ((bi * tk + j) * hkv + kh) * hd;
+              double ds = p[j] * (dp[j] - rowsum);
+              for (int d = 0; d < hd; d++) {
+                dq[row * hd + d] += scale * ds * k[kRow + d];
+                dk[kRow + d] += scale * ds * q[row * hd + d];
+                dv[kRow + d] += p[j] * g[row * hd + d];
+              }
+            }
+          }
+        }
+      }
+      return new double[][] {dq, dk, dv};
+    }
+
     AttnSpec spec() {
       return new AttnSpec(b, tq, tk, doc == null ? null : i32(be, doc, (long) b * tk), window);
     }
@@ -204,20 +258,42 @@ class CpuAttentionTest {
   }
 
   @Test
-  void longerSequenceAcrossTaskBlocks() {
-    // 40 queries span three 16-row task blocks: the forward against the naive one only.
-    Case c = new Case(1, 40, 40, 2, 1, 8, 17, null);
+  void largerHeadsAcrossTaskBlocksAgainstTheAnalyticBackward() {
+    // 40 queries span three 16-row task blocks, hd = 64, packed documents with padding and a
+    // window: the backward against the textbook gradient of softmax attention in double.
+    int t = 40;
+    int[] doc = new int[2 * t];
+    for (int i = 0; i < doc.length; i++) {
+      doc[i] = i < 23 ? 0 : i < 37 ? 1 : i < 40 ? -1 : 3;
+    }
+    Case c = new Case(2, t, t, 4, 2, 64, 17, doc);
     Random r = new Random(10);
-    float[] q = randn(r, 40 * 2 * 8, 1);
-    float[] k = randn(r, 40 * 8, 1);
-    float[] v = randn(r, 40 * 8, 1);
-    Tensor out = poisoned(be, 40, 2, 8);
-    Tensor lse = poisoned(be, 40, 2);
-    be.attentionForward(
-        f32(be, q, 40, 2, 8), f32(be, k, 40, 1, 8), f32(be, v, 40, 1, 8), c.spec(), out, lse);
-    double[][] want =
-        c.naive(CpuTesting.toDouble(q), CpuTesting.toDouble(k), CpuTesting.toDouble(v));
-    assertClose("long out", want[0], floats(be, out), 1e-5, 1e-6);
-    assertClose("long lse", want[1], floats(be, lse), 1e-6, 1e-6);
+    float[] q = randn(r, 2 * t * 4 * 64, 1);
+    float[] k = randn(r, 2 * t * 2 * 64, 1);
+    float[] v = randn(r, 2 * t * 2 * 64, 1);
+    float[] g = randn(r, 2 * t * 4 * 64, 1);
+    Tensor qt = f32(be, q, 2 * t, 4, 64);
+    Tensor kt = f32(be, k, 2 * t, 2, 64);
+    Tensor vt = f32(be, v, 2 * t, 2, 64);
+    Tensor out = poisoned(be, 2 * t, 4, 64);
+    Tensor lse = poisoned(be, 2 * t, 4);
+    be.attentionForward(qt, kt, vt, c.spec(), out, lse);
+    double[] qd = CpuTesting.toDouble(q);
+    double[] kd = CpuTesting.toDouble(k);
+    double[] vd = CpuTesting.toDouble(v);
+    double[][] want = c.naive(qd, kd, vd);
+    assertClose("large out", want[0], floats(be, out), 1e-5, 1e-6);
+    assertClose("large lse", want[1], floats(be, lse), 1e-6, 1e-6);
+    Tensor dq = poisoned(be, 2 * t, 4, 64);
+    Tensor dk = poisoned(be, 2 * t, 2, 64);
+    Tensor dv = poisoned(be, 2 * t, 2, 64);
+    be.attentionBackward(f32(be, g, 2 * t, 4, 64), qt, kt, vt, out, lse, c.spec(), dq, dk, dv);
+    double[][] grads = c.analyticBackward(qd, kd, vd, g);
+    assertNormClose("large dq", grads[0], floats(be, dq), 1e-5);
+    assertNormClose("large dk", grads[1], floats(be, dk), 1e-5);
+    assertNormClose("large dv", grads[2], floats(be, dv), 1e-5);
+    assertClose("large dq elementwise", grads[0], floats(be, dq), 1e-3, 1e-5);
+    assertClose("large dk elementwise", grads[1], floats(be, dk), 1e-3, 1e-5);
+    assertClose("large dv elementwise", grads[2], floats(be, dv), 1e-3, 1e-5);
   }
 }
