@@ -1,6 +1,9 @@
 package moetune.app.gui.model;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import moetune.datasets.ByteTokenizerFiles;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.model.MixtralConfig;
 
@@ -33,6 +36,23 @@ public final class EngineModelInspector implements ModelInspector {
     MixtralConfig c = MixtralConfig.load(configJson);
     return facts(configJson.toString(), c, c.dtype == null ? "float32" : c.dtype,
         parameterCount(c));
+  }
+
+  private Path byteTokenizer;
+
+  /** Written once per app run into a temp folder; the files are small and deterministic. */
+  @Override
+  public synchronized Path newModelTokenizer() throws IOException {
+    if (byteTokenizer == null) {
+      Path dir = Files.createTempDirectory("moetune-byte-tokenizer");
+      ByteTokenizerFiles.write(dir);
+      try (var files = Files.list(dir)) {
+        files.forEach(f -> f.toFile().deleteOnExit());
+      }
+      dir.toFile().deleteOnExit();
+      byteTokenizer = dir;
+    }
+    return byteTokenizer;
   }
 
   @Override
