@@ -12,7 +12,7 @@ find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -5 | tee -a "$OUT/de
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 launcher=lib/junit-platform-console-standalone-1.14.1.jar
 jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$PWD/fixtures")
-select_tests=${SELECT:-"--select-package=moetune.engine.backend.cuda"}
+select_tests=${SELECT:-"--select-package=moetune.engine.backend.cuda --select-class=moetune.engine.model.MixtralModelGpuTest"}
 t0=$(date +%s)
 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" $select_tests --include-tag=gpu \
   --details=tree --disable-banner --reports-dir="$OUT/junit" 2>&1 | tee "$OUT/tests.log" | tail -120
@@ -20,9 +20,9 @@ rc_tests=${PIPESTATUS[0]}
 t1=$(date +%s)
 rc_mem=skipped; rc_race=skipped
 if [ "${SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck; do
+  for tool in ${SANITIZE_TOOLS:-memcheck racecheck}; do
     timeout ${SANITIZE_TIMEOUT:-200} compute-sanitizer --tool $tool --target-processes all --print-limit 20 --error-exitcode 99 \
-      $java "${jopts[@]}" -jar $launcher execute -cp "$cp" --select-package=moetune.engine.backend.cuda \
+      $java "${jopts[@]}" -jar $launcher execute -cp "$cp" ${SANITIZE_SELECT:-"--select-package=moetune.engine.backend.cuda"} \
       --include-tag=gpu --details=summary --disable-banner > "$OUT/sanitizer-$tool.log" 2>&1
     rc=$?
     [ $tool = memcheck ] && rc_mem=$rc || rc_race=$rc
@@ -30,6 +30,10 @@ if [ "${SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
   done
 fi
 t2=$(date +%s)
+if [ "${BENCH:-0}" = 1 ]; then
+  timeout ${BENCH_TIMEOUT:-240} $java "${jopts[@]}" -Xmx16g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
+    ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+fi
 echo "=== results ==="
 grep -E "tests (found|successful|failed|skipped)" "$OUT/tests.log"
 grep -E "✘" "$OUT/tests.log" | head -40

@@ -22,7 +22,15 @@ mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-s
 if [ "${FIXTURES:-0}" = 1 ]; then
   mkdir -p "$dest/fixtures"
   cp -r "$repo/../shared/fixtures/tiny-mixtral" "$dest/fixtures/"
+  rm -f "$dest/fixtures/tiny-mixtral/tokenizer.json" # the model tests do not tokenize
 fi
+# Only JCuda's driver binding is used: keep just its native library (the NVPTX compiler
+# binding alone is 24 MB of the 64 MB the device tool carries).
+natives="$(ls "$dest"/lib/jcuda-natives-*.jar)"
+tmpn="$(mktemp -d)"
+(cd "$tmpn" && unzip -q "$natives" && find lib -name '*.so' ! -name 'libJCudaDriver-*' -delete && rm "$natives" \
+  && zip -q -r "$natives" .)
+rm -rf "$tmpn"
 tmp="$(mktemp -d)"
 "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.xml,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$tmp/jre"

@@ -53,3 +53,38 @@ MT_KERNEL void group_db_kernel(const void* dy, int gdt, const int* offsets, void
   for (long long p = p0; p < p1; p++) s += ldf(dy, p * O + o, gdt);
   addf(db, (long long)e * O + o, bdt, s);
 }
+
+// ---------------------------------------------------------------------------------------------
+// bf16 x and dy on the tensor cores: the TC_BM x TC_BN tile of dW[e] (rows o, columns i) is
+// dy_e^T x_e over expert e's rows in steps of TC_BK rows. dy's tile is staged as (p, o), which
+// is dy^T in column-major order, x's as (p, i). Grid (ceil(I / TC_BN), ceil(O / TC_BM), E).
+#include "tc_tile.cuh"
+
+MT_KERNEL void __launch_bounds__(TC_THREADS)
+group_xty_bf16_kernel(const __nv_bfloat16* x, const __nv_bfloat16* dy, const int* offsets, void* dw,
+                      int wdt, int I, int O) {
+  __shared__ __align__(128) __nv_bfloat16 At[TC_BK * TC_LDB];  // (p, o)
+  __shared__ __align__(128) __nv_bfloat16 Bs[TC_BK * TC_LDB];  // (p, i)
+  __shared__ __align__(128) float patch[TC_THREADS / 32][16 * 16];
+  int e = blockIdx.z;
+  int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
+  if (p1 <= p0) return;
+  int o0 = blockIdx.y * TC_BM, i0 = blockIdx.x * TC_BN;
+  bool vecO = (O % 8) == 0, vecI = (I % 8) == 0;
+  TcAcc acc;
+  tc_zero(acc);
+  for (int k0 = p0; k0 < p1; k0 += TC_BK) {
+    tc_load_rows(At, TC_LDB, TC_BK, TC_BM, vecO, [&](int kk, int c) -> const __nv_bfloat16* {
+      return (k0 + kk < p1 && o0 + c < O) ? dy + (long long)(k0 + kk) * O + o0 + c : nullptr;
+    }, O - o0);
+    tc_load_rows(Bs, TC_LDB, TC_BK, TC_BN, vecI, [&](int kk, int c) -> const __nv_bfloat16* {
+      return (k0 + kk < p1 && i0 + c < I) ? x + (long long)(k0 + kk) * I + i0 + c : nullptr;
+    }, I - i0);
+    __syncthreads();
+    tc_mma_at_b(acc, At, Bs);
+    __syncthreads();
+  }
+  tc_epilogue(acc, patch, [&](int r, int c, float v) {
+    if (o0 + r < O && i0 + c < I) addf(dw, ((long long)e * O + o0 + r) * I + i0 + c, wdt, v);
+  });
+}

@@ -7,9 +7,9 @@
 // grid is the upper bound ceil(M / TBM) + E row tiles and surplus blocks exit.
 #include "tile.cuh"
 
-// Finds this block's expert and row range [r0, r1). Returns false for a surplus block.
-// ends (E) shared scratch. sortedExpert is ascending.
-__device__ bool tile_to_expert(const int* sortedExpert, int M, int E, int tile, int* ends,
+// Finds this block's expert and row range [r0, r1) for row tiles of bm rows. Returns false for
+// a surplus block. ends (E) shared scratch. sortedExpert is ascending.
+__device__ bool tile_to_expert(const int* sortedExpert, int M, int E, int tile, int bm, int* ends,
                                int* outE, int* r0, int* r1) {
   for (int e = threadIdx.x; e < E; e += blockDim.x) {
     int lo = 0, hi = M;  // first p with sortedExpert[p] > e
@@ -26,11 +26,11 @@ __device__ bool tile_to_expert(const int* sortedExpert, int M, int E, int tile, 
     int start = 0, t = tile;
     for (int e = 0; e < E; e++) {
       int n = ends[e] - start;
-      int tiles = (n + TBM - 1) / TBM;
+      int tiles = (n + bm - 1) / bm;
       if (t < tiles) {
         info[0] = e;
-        info[1] = start + t * TBM;
-        info[2] = min(ends[e], start + (t + 1) * TBM);
+        info[1] = start + t * bm;
+        info[2] = min(ends[e], start + (t + 1) * bm);
         break;
       }
       t -= tiles;
@@ -56,7 +56,7 @@ scatter2scatter_kernel(const void* x, int xdt, const void* w, int wdt, const voi
   __shared__ float Bs[TBK][TBN + 4];
   __shared__ long long inRow[TBM], outRow[TBM];
   int e, r0, r1;
-  if (!tile_to_expert(sortedExpert, M, E, blockIdx.y, ends, &e, &r0, &r1)) return;
+  if (!tile_to_expert(sortedExpert, M, E, blockIdx.y, TBM, ends, &e, &r0, &r1)) return;
   int rows = r1 - r0;
   int n0 = blockIdx.x * TBN;
   if (threadIdx.x < TBM) {
@@ -114,4 +114,72 @@ scatter2scatter_kernel(const void* x, int xdt, const void* w, int wdt, const voi
       stf(y, orow * outDim + n, ydt, v);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16 x and W on the tensor cores (wmma 16x16x16, float32 accumulators): tiles of TC_BM rows of
+// one expert by TC_BN output columns, TC_BK deep, 8 warps each owning 32 x 64 of the tile. The
+// gathered rows of x and the tile of W are staged in shared memory as bf16 (16-byte loads where
+// the row length allows, else element by element); the epilogue goes through a per-warp 16x16
+// float patch so bias, dtype conversion and the scattered row index are applied on the way out.
+// Grid (ceil(outDim / TC_BN), ceil(M / TC_BM) + E).
+#include "tc_tile.cuh"
+
+MT_KERNEL void __launch_bounds__(TC_THREADS)
+scatter2scatter_bf16_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, const void* bias,
+                            int bdt, void* y, int ydt, const int* sortedExpert,
+                            const int* sortedScattered, int M, int E, int inDim, int outDim,
+                            int transW, int fanOut, int groupedIn, int groupedOut) {
+  extern __shared__ int ends[];
+  __shared__ __align__(128) __nv_bfloat16 As[TC_BM * TC_LDA];  // (m, k) row-major
+  __shared__ __align__(128) __nv_bfloat16 Bs[TC_B_ELEMS];       // transW: (n, k); else (k, n)
+  __shared__ __align__(128) float patch[TC_THREADS / 32][16 * 16];
+  __shared__ long long inRow[TC_BM], outRow[TC_BM];
+  int e, r0, r1;
+  if (!tile_to_expert(sortedExpert, M, E, blockIdx.y, TC_BM, ends, &e, &r0, &r1)) return;
+  int rows = r1 - r0;
+  int n0 = blockIdx.x * TC_BN;
+  for (int r = threadIdx.x; r < TC_BM; r += TC_THREADS) {
+    if (r < rows) {
+      int p = r0 + r, s = sortedScattered[p];
+      inRow[r] = groupedIn ? p : s / fanOut;
+      outRow[r] = groupedOut ? p : s;
+    } else {
+      inRow[r] = -1;
+      outRow[r] = -1;
+    }
+  }
+  const __nv_bfloat16* we = w + (long long)e * inDim * outDim;
+  bool vecA = (inDim % 8) == 0;
+  bool vecB = transW ? (inDim % 8) == 0 : (outDim % 8) == 0;
+  TcAcc acc;
+  tc_zero(acc);
+  __syncthreads();
+  for (int k0 = 0; k0 < inDim; k0 += TC_BK) {
+    // A: TC_BM x TC_BK gathered rows of x.
+    tc_load_rows(As, TC_LDA, TC_BM, TC_BK, vecA, [&](int r, int k) -> const __nv_bfloat16* {
+      long long ir = inRow[r];
+      return (ir >= 0 && k0 + k < inDim) ? x + ir * inDim + k0 + k : nullptr;
+    }, inDim - k0);
+    if (transW) {
+      // B^T tile: W[e] rows n (contiguous in k) -> Bs (n, k).
+      tc_load_rows(Bs, TC_LDA, TC_BN, TC_BK, vecB, [&](int n, int k) -> const __nv_bfloat16* {
+        return (n0 + n < outDim && k0 + k < inDim) ? we + (long long)(n0 + n) * inDim + k0 + k : nullptr;
+      }, inDim - k0);
+    } else {
+      // B tile: W[e] rows k (contiguous in n) -> Bs (k, n).
+      tc_load_rows(Bs, TC_LDB, TC_BK, TC_BN, vecB, [&](int k, int n) -> const __nv_bfloat16* {
+        return (k0 + k < inDim && n0 + n < outDim) ? we + (long long)(k0 + k) * outDim + n0 + n : nullptr;
+      }, outDim - n0);
+    }
+    __syncthreads();
+    if (transW) tc_mma_bt(acc, As, Bs); else tc_mma_b(acc, As, Bs);
+    __syncthreads();
+  }
+  tc_epilogue(acc, patch, [&](int r, int c, float v) {
+    if (r < rows && n0 + c < outDim) {
+      if (bias != nullptr) v += ldf(bias, (long long)e * outDim + n0 + c, bdt);
+      stf(y, outRow[r] * outDim + n0 + c, ydt, v);
+    }
+  });
 }

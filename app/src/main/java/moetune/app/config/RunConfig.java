@@ -118,6 +118,11 @@ public final class RunConfig {
     return (Double) values.get("aux-loss-coef");
   }
 
+  /** The router z-loss coefficient (0: off). */
+  public double routerZLossCoef() {
+    return (Double) values.get("router-z-loss-coef");
+  }
+
   @SuppressWarnings("unchecked")
   public FreezeSpec freeze() {
     boolean router = false;
@@ -154,6 +159,7 @@ public final class RunConfig {
         (Double) values.get("min-lr-ratio"),
         (Double) values.get("clip"),
         auxLossCoef,
+        routerZLossCoef(),
         freeze(),
         (Long) values.get("eval-every"),
         (Long) values.get("checkpoint-every"),

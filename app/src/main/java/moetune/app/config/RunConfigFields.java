@@ -75,6 +75,13 @@ public final class RunConfigFields {
                       + " router_aux_loss_coef)")
               .atLeast(0),
           of(
+                  "router-z-loss-coef",
+                  DOUBLE,
+                  0.0,
+                  "router z-loss coefficient (ST-MoE: logsumexp of the router logits squared,"
+                      + " averaged over layers and tokens; 1e-3 is typical; 0: off)")
+              .atLeast(0),
+          of(
               "freeze",
               LIST,
               List.of(),

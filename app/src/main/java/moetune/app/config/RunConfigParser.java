@@ -204,6 +204,9 @@ public final class RunConfigParser {
 
   private static double number(JsonNode n, String where) {
     if (n.isNumber()) {
+      if (!Double.isFinite(n.doubleValue())) { // 1e999 in YAML or JSON
+        throw new ConfigException(where + ": must be a finite number, got " + n.asText());
+      }
       return n.doubleValue();
     }
     if (n.isTextual()) {

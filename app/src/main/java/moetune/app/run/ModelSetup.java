@@ -23,6 +23,7 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.train.FreshModel;
 import moetune.engine.train.MixtralTrainable;
+import moetune.engine.train.TrainOptions;
 
 /**
  * Where a run's model comes from: a HuggingFace directory, or {@code new:CONFIG.json} for a fresh
@@ -113,10 +114,11 @@ public record ModelSetup(
         "new model from " + configFile + " (seed " + seed + ")");
   }
 
-  /** Builds the model on a backend, differentiating the given aux-loss coefficient. */
-  public MixtralModel build(Backend backend, DType activations, double auxLossCoef, long seed) {
-    MixtralConfig training = MixtralTrainable.trainingConfig(config, auxLossCoef);
-    ModelOptions options = new ModelOptions(activations, seed);
+  /** Builds the model on a backend, differentiating the run's aux- and z-loss coefficients. */
+  public MixtralModel build(Backend backend, DType activations, TrainOptions run, long seed) {
+    MixtralConfig training = MixtralTrainable.trainingConfig(config, run.auxLossCoef());
+    ModelOptions options =
+        MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run);
     if (freshWeights != null) {
       return MixtralModel.create(training, freshWeights, backend, options);
     }

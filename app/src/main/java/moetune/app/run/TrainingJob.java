@@ -100,7 +100,7 @@ public final class TrainingJob implements AutoCloseable {
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
       var options = cfg.trainOptions(aux);
       MixtralModel model =
-          setup.build(backend, Devices.precision(cfg.precision(), backend), aux, cfg.seed());
+          setup.build(backend, Devices.precision(cfg.precision(), backend), options, cfg.seed());
       MixtralTrainable trainable =
           new MixtralTrainable(
               model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);

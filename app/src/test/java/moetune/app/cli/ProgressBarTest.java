@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 /** The progress line's content, and plain versus live output. */
 class ProgressBarTest {
   static StepMetrics step(long s) {
-    return new StepMetrics(s, 40, 0, 2.34567, 1.98, 0.5, 3e-4, 500, 12345.6, 3725);
+    return new StepMetrics(s, 40, 0, 2.34567, 1.98, 0, 0.5, 3e-4, 500, 12345.6, 3725);
   }
 
   @Test

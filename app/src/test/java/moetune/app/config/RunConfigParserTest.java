@@ -66,7 +66,8 @@ class RunConfigParserTest {
                 tmp,
                 MINIMAL
                     + "lr: 2.5e-5\nfreeze: attention\n"
-                    + "aux-loss-coef: 0.01\nwarmup-steps: 7\ndevice: cuda:1\n"),
+                    + "aux-loss-coef: 0.01\nrouter-z-loss-coef: 0.001\nwarmup-steps: 7\n"
+                    + "device: cuda:1\n"),
             Map.of());
     Path again = tmp.resolve("again.yaml");
     Files.writeString(again, cfg.toYaml());
@@ -83,6 +84,27 @@ class RunConfigParserTest {
     ConfigException e = assertThrows(ConfigException.class, () -> RunConfigParser.parse(f, flags));
     assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
     return e.getMessage().replace(f.toString(), "run.yaml");
+  }
+
+  @Test
+  void routerZLossCoefIsOffByDefaultValidatedAndPassedToTheEngine(@TempDir Path tmp)
+      throws IOException {
+    assertEquals(0.0, RunConfigParser.parse(yaml(tmp, MINIMAL), Map.of()).routerZLossCoef());
+    RunConfig cfg =
+        RunConfigParser.parse(
+            yaml(tmp, MINIMAL + "router-z-loss-coef: 0.01\n"),
+            Map.of("router-z-loss-coef", "0.001"));
+    assertEquals(0.001, cfg.trainOptions(0.02).routerZLossCoef());
+    assertTrue(cfg.toYaml().contains("\nrouter-z-loss-coef: 0.001\n"), cfg.toYaml());
+    assertEquals(
+        "run.yaml: field 'router-z-loss-coef': must be >= 0, got -0.001",
+        error(tmp, MINIMAL + "router-z-loss-coef: -0.001\n", Map.of()));
+    assertEquals(
+        "--router-z-loss-coef: must be >= 0, got -1.0",
+        error(tmp, MINIMAL, Map.of("router-z-loss-coef", "-1")));
+    assertEquals(
+        "run.yaml: field 'router-z-loss-coef': must be a finite number, got Infinity",
+        error(tmp, MINIMAL + "router-z-loss-coef: 1e999\n", Map.of()));
   }
 
   @Test

@@ -80,10 +80,11 @@ final class DecoderLayer {
 
   /**
    * Training forward of xIn (N, D): returns xOut (N, D) as a new tensor in out[0] and the saved
-   * state. probs F32 (N, E) and topIdx I32 (N, K) are this layer's views of the router buffers.
+   * state. routerLogits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are this layer's
+   * views of the router buffers.
    */
-  Saved forward(Tensor xIn, Tensor positions, AttnSpec spec, Tensor probs, Tensor topIdx,
-      SplittableRandom rng, Tensor[] out) {
+  Saved forward(Tensor xIn, Tensor positions, AttnSpec spec, Tensor routerLogits, Tensor probs,
+      Tensor topIdx, SplittableRandom rng, Tensor[] out) {
     long n = xIn.rows();
     long d = xIn.cols();
     DType stream = xIn.dtype();
@@ -98,7 +99,7 @@ final class DecoderLayer {
     Tensor rstd2 = be.empty(DType.F32, n);
     Tensor n2 = be.empty(act, n, d);
     be.rmsnormForward(xMid, null, norm2, eps, n2, rstd2);
-    SparseMoeBlock.Saved m = moe.forward(n2, probs, topIdx, rng);
+    SparseMoeBlock.Saved m = moe.forward(n2, routerLogits, probs, topIdx, rng);
     Tensor xOut = be.empty(stream, n, d);
     be.add(xMid, m.output(), xOut);
     out[0] = xOut;
@@ -108,12 +109,13 @@ final class DecoderLayer {
   /**
    * Backward in place on the residual stream's gradient: dStream (N, D) holds d loss / d xOut on
    * entry and d loss / d xIn on return. dProbs F32 (N, E) is the load-balancing loss's gradient on
-   * this layer's router probabilities, or null. Parameter gradients +=.
+   * this layer's router probabilities, dZLogits F32 (N, E) the router z-loss's gradient on its
+   * router logits; either may be null. Parameter gradients +=.
    */
-  void backward(Saved s, Tensor dStream, Tensor dProbs) {
+  void backward(Saved s, Tensor dStream, Tensor dProbs, Tensor dZLogits) {
     Tensor dN2;
     try (Tensor dOut = inActivationDtype(dStream)) {
-      dN2 = moe.backward(s.moe, dOut, dProbs);
+      dN2 = moe.backward(s.moe, dOut, dProbs, dZLogits);
     }
     be.rmsnormBackward(dN2, s.xMid, norm2, s.rstd2, dStream, gNorm2);
     dN2.close();

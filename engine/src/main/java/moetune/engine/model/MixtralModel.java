@@ -29,6 +29,11 @@ import moetune.engine.tensor.Tensor;
  * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden,
  * V vocabulary, L layers, E experts, K experts per token.
  *
+ * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}).
+ * The z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
+ * averaged over layers and tokens: one mean over all L*N router rows, padding excluded by the
+ * same row mask as the aux loss. Its coefficient is {@link ModelOptions#routerZLossCoef}.
+ *
  * <p>Not thread-safe: one forward/backward at a time.
  */
 public final class MixtralModel implements AutoCloseable {
@@ -157,9 +162,10 @@ public final class MixtralModel implements AutoCloseable {
     AttnSpec spec;
     Tensor[] streams; // (N, D) residual stream: streams[l] is layer l's input, streams[L] the last
     DecoderLayer.Saved[] saved;
+    Tensor routerLogits; // F32 (L*N, E) router logits, every layer (the z-loss reads them)
     Tensor probs; // F32 (L*N, E) router probabilities, every layer
     Tensor topIdx; // I32 (L*N, K)
-    Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the aux loss
+    Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the router losses
     Tensor rstdFinal; // F32 (N)
     Tensor normed; // (N, D) final norm output
     Tensor logits; // (N, V); overwritten with its gradient by backward
@@ -178,7 +184,8 @@ public final class MixtralModel implements AutoCloseable {
           t.close();
         }
       }
-      for (Tensor t : new Tensor[] {ids, positions, docIds, probs, topIdx, rowMask, rstdFinal, normed, logits, targets}) {
+      for (Tensor t : new Tensor[] {ids, positions, docIds, routerLogits, probs, topIdx, rowMask,
+          rstdFinal, normed, logits, targets}) {
         if (t != null) {
           t.close();
         }
@@ -223,13 +230,15 @@ public final class MixtralModel implements AutoCloseable {
     be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
     int e = config.numLocalExperts;
     int k = config.numExpertsPerTok;
+    s.routerLogits = be.empty(DType.F32, (long) numLayers * n, e);
     s.probs = be.empty(DType.F32, (long) numLayers * n, e);
     s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
     Tensor[] out = new Tensor[1];
     for (int l = 0; l < numLayers; l++) {
       s.saved[l] = layers[l].forward(
-          s.streams[l], s.positions, s.spec, s.probs.view((long) l * n * e, n, e),
-          s.topIdx.view((long) l * n * k, n, k), training ? rng : null, out);
+          s.streams[l], s.positions, s.spec, s.routerLogits.view((long) l * n * e, n, e),
+          s.probs.view((long) l * n * e, n, e), s.topIdx.view((long) l * n * k, n, k),
+          training ? rng : null, out);
       s.streams[l + 1] = out[0];
     }
     s.rstdFinal = be.empty(DType.F32, n);
@@ -240,7 +249,7 @@ public final class MixtralModel implements AutoCloseable {
     be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
 
     if (targets == null) {
-      return new Loss(0f, 0f, 0f, 0);
+      return new Loss(0f, 0f, 0f, 0f, 0);
     }
     for (int t : targets) {
       s.targetCount += t == Batch.IGNORE_INDEX ? 0 : 1;
@@ -253,13 +262,20 @@ public final class MixtralModel implements AutoCloseable {
       }
       s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     }
-    try (Tensor losses = be.empty(DType.F32, n); Tensor values = be.empty(DType.F32, 2)) {
+    float zCoef = (float) options.routerZLossCoef();
+    try (Tensor losses = be.empty(DType.F32, n); Tensor values = be.zeros(DType.F32, 3)) {
       be.crossEntropy(s.logits, s.targets, losses, null, 0f);
       be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
       be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
-      float[] v = be.download(values).toFloatArray();
+      if (zCoef != 0f) { // values[2] stays 0 otherwise: the z-loss is off and not computed
+        be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
+      }
+      float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
       float total = v[0] + (float) config.routerAuxLossCoef * v[1];
-      return new Loss(v[0], v[1], total, s.targetCount);
+      if (zCoef != 0f) {
+        total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
+      }
+      return new Loss(v[0], v[1], v[2], total, s.targetCount);
     }
   }
 
@@ -285,17 +301,6 @@ public final class MixtralModel implements AutoCloseable {
       throw new IllegalStateException("lastRouting(): no forward since the last backward");
     }
     return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
-  }
-
-  /**
-   * The experts each token was routed to in the last forward, I32 (L, B*T, K), best first: for
-   * expert-load statistics. Valid between a forward and its backward.
-   */
-  public HostTensor routerChoices() {
-    if (step == null || step.topIdx == null) {
-      throw new IllegalStateException("routerChoices(): no forward since the last backward");
-    }
-    return be.download(step.topIdx).reshape(layers.length, step.batch.tokens(), config.numExpertsPerTok);
   }
 
   // ------------------------------------------------------------------ backward
@@ -341,9 +346,19 @@ public final class MixtralModel implements AutoCloseable {
         be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
       }
     }
+    Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
+    float zScale = (float) options.routerZLossCoef() * scale;
+    if (zScale != 0f) {
+      dZLogits = be.zeros(DType.F32, s.routerLogits.shape()); // routerZLoss accumulates (+=)
+      try (Tensor lossOut = be.empty(DType.F32, 1)) {
+        be.routerZLoss(s.routerLogits, s.rowMask, lossOut, dZLogits, zScale);
+      }
+    }
     int e = config.numLocalExperts;
     for (int l = numLayers - 1; l >= 0; l--) {
-      layers[l].backward(s.saved[l], dStream, dProbs == null ? null : dProbs.view((long) l * n * e, n, e));
+      long at = (long) l * n * e;
+      layers[l].backward(s.saved[l], dStream, dProbs == null ? null : dProbs.view(at, n, e),
+          dZLogits == null ? null : dZLogits.view(at, n, e));
       s.saved[l].close();
       s.saved[l] = null;
       s.streams[l + 1].close();
@@ -351,6 +366,9 @@ public final class MixtralModel implements AutoCloseable {
     }
     if (dProbs != null) {
       dProbs.close();
+    }
+    if (dZLogits != null) {
+      dZLogits.close();
     }
     be.embeddingBackward(s.ids, dStream, params.grad("model.embed_tokens.weight"));
     dStream.close();

@@ -14,14 +14,26 @@ import moetune.engine.tensor.DType;
  *     by default in every mode (as Megatron's fp32_residual_connection), so that the sum of
  *     all layers' contributions, and the gradient accumulated through them, are not rounded to
  *     bf16 at every layer; or the activation dtype, to save memory
+ * @param routerZLossCoef weight of the ST-MoE router z-loss in the total loss (0: off, the
+ *     default, and the z-loss is then not even computed). It lives here rather than in {@link
+ *     MixtralConfig} because Mixtral's config.json has no such field: it is a training choice.
  */
-public record ModelOptions(DType activations, long seed, DType residual) {
+public record ModelOptions(DType activations, long seed, DType residual, double routerZLossCoef) {
   public ModelOptions {
     checkFloat("activations", activations);
     checkFloat("residual", residual);
+    if (!(routerZLossCoef >= 0) || Double.isInfinite(routerZLossCoef)) {
+      throw new IllegalArgumentException(
+          "ModelOptions: routerZLossCoef must be finite and >= 0, got " + routerZLossCoef);
+    }
   }
 
-  /** The given activation dtype and seed, with a float32 residual stream. */
+  /** The given dtypes and seed, without the router z-loss. */
+  public ModelOptions(DType activations, long seed, DType residual) {
+    this(activations, seed, residual, 0.0);
+  }
+
+  /** The given activation dtype and seed, with a float32 residual stream, without the z-loss. */
   public ModelOptions(DType activations, long seed) {
     this(activations, seed, DType.F32);
   }
@@ -40,11 +52,16 @@ public record ModelOptions(DType activations, long seed, DType residual) {
 
   /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed, residual);
+    return new ModelOptions(dtype, seed, residual, routerZLossCoef);
   }
 
   /** These options with another residual-stream dtype. */
   public ModelOptions withResidual(DType dtype) {
-    return new ModelOptions(activations, seed, dtype);
+    return new ModelOptions(activations, seed, dtype, routerZLossCoef);
+  }
+
+  /** These options with another router z-loss coefficient (>= 0). */
+  public ModelOptions withRouterZLossCoef(double coef) {
+    return new ModelOptions(activations, seed, residual, coef);
   }
 }

@@ -12,8 +12,9 @@ import moetune.engine.tensor.Tensor;
  * experts, top-K, renormalised) and the SwiGLU experts through {@link MoeMlp}.
  *
  * <p>Shape letters: N tokens, D hidden, E experts, K experts per token. Router weight wg (E, D).
- * The router's probabilities and choices are written into views of model-wide buffers (all
- * layers stacked) because the load-balancing loss reads every layer at once.
+ * The router's float32 logits, probabilities and choices are written into views of model-wide
+ * buffers (all layers stacked) because the load-balancing loss and the router z-loss read every
+ * layer at once.
  *
  * <p>Router jitter (training only, router_jitter_noise > 0) multiplies the block's input by
  * uniform noise in [1 - j, 1 + j], as transformers does, for both the router and the experts.
@@ -76,10 +77,11 @@ final class SparseMoeBlock {
   }
 
   /**
-   * Forward of xn (N, D). probs F32 (N, E) and topIdx I32 (N, K) are overwritten (views of the
-   * model-wide router buffers); rng is non-null in training, where jitter applies.
+   * Forward of xn (N, D). logits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are
+   * overwritten (views of the model-wide router buffers); rng is non-null in training, where
+   * jitter applies.
    */
-  Saved forward(Tensor xn, Tensor probs, Tensor topIdx, SplittableRandom rng) {
+  Saved forward(Tensor xn, Tensor logits, Tensor probs, Tensor topIdx, SplittableRandom rng) {
     long n = xn.rows();
     float[] noise = null;
     Tensor x = xn;
@@ -90,25 +92,30 @@ final class SparseMoeBlock {
       }
       x = multiplyOnHost(xn, noise);
     }
-    Tensor logits = be.empty(DType.F32, n, wg.dim(0)); // float32 router logits, as HF's softmax
-    be.matmul(x, false, wg, true, logits, 1f, 0f);
+    be.matmul(x, false, wg, true, logits, 1f, 0f); // float32 router logits, as HF's softmax
     Tensor topW = be.empty(DType.F32, n, topK);
     be.routerTopK(logits, topK, probs, topW, topIdx);
-    logits.close();
     MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
     return new Saved(x, noise != null, noise, probs, topIdx, topW, experts);
   }
 
   /**
    * Backward: dOut (N, D); dProbs F32 (N, E) the load-balancing loss's gradient on this layer's
-   * probabilities, or null. Returns dXn (N, D) (new tensor); parameter gradients +=.
+   * probabilities, or null; dZLogits F32 (N, E) the router z-loss's gradient on this layer's
+   * logits, or null. Returns dXn (N, D) (new tensor); parameter gradients +=.
    */
-  Tensor backward(Saved s, Tensor dOut, Tensor dProbs) {
+  Tensor backward(Saved s, Tensor dOut, Tensor dProbs, Tensor dZLogits) {
     MoeMlp.Grads g = mlp.backward(s.experts, dOut);
     Tensor dXn = g.dX();
-    Tensor dLogits = be.empty(dOut.dtype(), s.probs.shape());
-    be.routerBackward(g.dTopKWeights(), dProbs, s.probs, s.topIdx, dLogits);
+    Tensor dLogits = be.empty(dOut.dtype(), s.probs.shape()); // (N, E) activation dtype
+    be.routerBackward(g.dTopKWeights(), dProbs, s.probs, s.topIdx, dLogits); // overwrites
     g.dTopKWeights().close();
+    if (dZLogits != null) {
+      // The z-loss acts on the logits directly, after the softmax's backward; added here, not
+      // by routerZLoss itself, because dLogits has the activation dtype (bf16 on the GPU) and
+      // routerZLoss accumulates only into float32.
+      be.add(dLogits, dZLogits, dLogits);
+    }
     be.matmul(dLogits, false, wg, false, dXn, 1f, 1f);
     be.matmul(dLogits, true, s.xn, false, gg, 1f, 1f);
     dLogits.close();
@@ -123,9 +130,10 @@ final class SparseMoeBlock {
   /** Inference forward (no jitter, nothing kept): out (N, D) is a new tensor. */
   Tensor forwardInference(Tensor xn) {
     long n = xn.rows();
-    try (Tensor probs = be.empty(DType.F32, n, wg.dim(0));
+    try (Tensor logits = be.empty(DType.F32, n, wg.dim(0));
+        Tensor probs = be.empty(DType.F32, n, wg.dim(0));
         Tensor topIdx = be.empty(DType.I32, n, topK);
-        Saved s = forward(xn, probs, topIdx, null)) {
+        Saved s = forward(xn, logits, probs, topIdx, null)) {
       Tensor out = be.empty(xn.dtype(), n, xn.cols());
       be.copy(s.output(), out);
       return out;

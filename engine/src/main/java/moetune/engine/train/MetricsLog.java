@@ -75,6 +75,9 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     o.put("epoch", m.epoch());
     o.put("loss", m.loss());
     o.put("aux_loss", m.auxLoss());
+    if (m.zLoss() != 0) { // only runs with a router z-loss coefficient compute it
+      o.put("z_loss", m.zLoss());
+    }
     o.put("grad_norm", m.gradNorm());
     o.put("lr", m.lr());
     o.put("tokens", m.tokens());

@@ -7,6 +7,9 @@ package moetune.engine.train;
  * @param labelledTokens tokens with a target
  * @param auxLoss the load-balancing loss (transformers' definition, all layers at once), 0 for a
  *     model without a router
+ * @param zLoss the router z-loss (ST-MoE, all layers at once), 0 when its coefficient is 0 or for a
+ *     model without a router
  * @param routing the router's per-layer counts and entropies, or null for a model without one
  */
-public record MicroStep(double lossSum, long labelledTokens, double auxLoss, RouterStats routing) {}
+public record MicroStep(
+    double lossSum, long labelledTokens, double auxLoss, double zLoss, RouterStats routing) {}

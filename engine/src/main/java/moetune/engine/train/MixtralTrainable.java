@@ -16,6 +16,7 @@ import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.Loss;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
 import moetune.engine.tensor.DType;
@@ -32,9 +33,10 @@ import moetune.engine.tensor.Tensor;
  * take it directly, plus {@code optimizer.safetensors}: AdamW's moments by hub name with the step
  * count in its metadata.
  *
- * <p>The model must be built from {@link #trainingConfig}: the model differentiates its config's
- * router_aux_loss_coef, and the run's coefficient may differ from the checkpoint's. Saved
- * checkpoints keep the original config.
+ * <p>The model must be built from {@link #trainingConfig} and {@link #trainingOptions}: the model
+ * differentiates its config's router_aux_loss_coef (the run's coefficient may differ from the
+ * checkpoint's) and its options' router z-loss coefficient. Saved checkpoints keep the original
+ * config.
  */
 public final class MixtralTrainable implements TrainableModel {
   public static final String OPTIMIZER_FILE = "optimizer.safetensors";
@@ -49,7 +51,8 @@ public final class MixtralTrainable implements TrainableModel {
   private final long trainable;
 
   /**
-   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef())
+   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
+   *     #trainingOptions}(modelOptions, options)
    * @param savedConfig the config checkpoints are saved with
    * @param generation generation_config.json of checkpoints, or null to derive it
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
@@ -67,6 +70,14 @@ public final class MixtralTrainable implements TrainableModel {
               + " but the run asks for "
               + options.auxLossCoef()
               + "; build the model from trainingConfig()");
+    }
+    if (model.options().routerZLossCoef() != options.routerZLossCoef()) {
+      throw new IllegalArgumentException(
+          "MixtralTrainable: the model differentiates router z-loss coefficient "
+              + model.options().routerZLossCoef()
+              + " but the run asks for "
+              + options.routerZLossCoef()
+              + "; build the model with trainingOptions()");
     }
     this.model = model;
     this.savedConfig = savedConfig;
@@ -109,6 +120,11 @@ public final class MixtralTrainable implements TrainableModel {
   /** The config a model must be built from to train with this aux-loss coefficient. */
   public static MixtralConfig trainingConfig(MixtralConfig config, double auxLossCoef) {
     return config.toBuilder().set(b -> b.routerAuxLossCoef = auxLossCoef).build();
+  }
+
+  /** The model options a model must be built with to train with the run's router z-loss. */
+  public static ModelOptions trainingOptions(ModelOptions base, TrainOptions options) {
+    return base.withRouterZLossCoef(options.routerZLossCoef());
   }
 
   public MixtralModel model() {
@@ -154,7 +170,7 @@ public final class MixtralTrainable implements TrainableModel {
     RouterStats stats = routerStats(batch);
     model.backward((float) weight);
     return new MicroStep(
-        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), stats);
+        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), stats);
   }
 
   @Override

@@ -9,6 +9,8 @@ package moetune.engine.train;
  * @param loss mean cross-entropy over the step's labelled tokens (what users compare)
  * @param auxLoss the router load-balancing loss (before its coefficient), averaged over the step's
  *     micro-batches weighted by their labelled tokens
+ * @param zLoss the router z-loss (before its coefficient), averaged as auxLoss; 0 when its
+ *     coefficient is 0 (it is then not computed)
  * @param gradNorm global gradient norm before clipping
  * @param lr the learning rate this step used
  * @param tokens labelled tokens in the step
@@ -21,6 +23,7 @@ public record StepMetrics(
     long epoch,
     double loss,
     double auxLoss,
+    double zLoss,
     double gradNorm,
     double lr,
     long tokens,

@@ -15,6 +15,7 @@ package moetune.engine.train;
  * @param minLrRatio the schedule's floor as a fraction of the peak
  * @param clipNorm global gradient-norm clip, 0 for none
  * @param auxLossCoef router load-balancing loss coefficient
+ * @param routerZLossCoef router z-loss coefficient (ST-MoE; 0: off)
  * @param freeze parameters that get no updates
  * @param evalEvery evaluate every N steps (and before the first and after the last); 0: only before
  *     and after
@@ -34,6 +35,7 @@ public record TrainOptions(
     double minLrRatio,
     double clipNorm,
     double auxLossCoef,
+    double routerZLossCoef,
     FreezeSpec freeze,
     long evalEvery,
     long checkpointEvery,
@@ -49,6 +51,11 @@ public record TrainOptions(
         || (epochs == 0 && maxSteps == 0)) {
       throw new IllegalArgumentException(
           "TrainOptions: need micro-batch >= 1, accumulation >= 1 and epochs or max steps > 0");
+    }
+    if (!(routerZLossCoef >= 0) || Double.isInfinite(routerZLossCoef)) {
+      throw new IllegalArgumentException(
+          "TrainOptions: the router z-loss coefficient must be finite and >= 0, got "
+              + routerZLossCoef);
     }
   }
 

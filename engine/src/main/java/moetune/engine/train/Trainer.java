@@ -203,6 +203,7 @@ public final class Trainer {
     model.zeroGrad();
     double lossSum = 0;
     double aux = 0;
+    double z = 0;
     RouterStats routing = null;
     for (TokenBatch batch : micro) {
       // Each micro-batch's mean loss weighted by its share of the step's labelled tokens.
@@ -211,6 +212,7 @@ public final class Trainer {
       MicroStep r = model.forwardBackward(batch, weight);
       lossSum += r.lossSum();
       aux += weight * r.auxLoss();
+      z += weight * r.zLoss();
       if (r.routing() != null) {
         if (routing == null) {
           routing = r.routing();
@@ -235,6 +237,7 @@ public final class Trainer {
         epoch,
         lossSum / Math.max(1, stepTokens),
         aux,
+        z,
         gradNorm,
         lr,
         stepTokens,

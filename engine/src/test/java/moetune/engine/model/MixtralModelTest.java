@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 import java.util.Arrays;
-import java.util.Map;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -55,109 +55,15 @@ class MixtralModelTest {
 
   /**
    * Directional derivatives of the total loss (CE + 0.05 aux, with an attention mask) along a
-   * mix of the gradient's direction and a random one, per parameter tensor. With jitter each
-   * evaluation is a fresh model with the same seed, so the noise is the same.
+   * mix of the gradient's direction and a random one, per parameter tensor, against central
+   * differences ({@link GradientCheck}).
    */
   @ParameterizedTest(name = "router_jitter_noise={0}")
   @ValueSource(doubles = {0.0, 0.1})
   void awkwardModelGradientsMatchFiniteDifferences(double jitter) {
     MixtralConfig c = RandomMixtral.awkwardConfig(jitter);
-    Map<String, float[]> w = RandomMixtral.weights(c, 17);
-    Batch batch = awkwardBatch();
-    Map<String, float[]> grads = new java.util.LinkedHashMap<>();
-    int[] routing;
-    try (MixtralModel m = RandomMixtral.create(c, w, be, 5)) {
-      m.zeroGrad();
-      m.forward(batch);
-      routing = m.routerChoices().toIntArray();
-      m.backward();
-      for (String n : w.keySet()) {
-        grads.put(n, m.gradient(n).toFloatArray());
-      }
-    }
-    SplittableRandom rnd = new SplittableRandom(23);
-    for (String n : w.keySet()) {
-      float[] g = grads.get(n);
-      float[] u = direction(g, rnd);
-      double dot = 0;
-      for (int i = 0; i < u.length; i++) {
-        dot += (double) u[i] * g[i];
-      }
-      // Routing is piecewise: a top-k choice that flips inside [-h, h] adds J / 2h to the
-      // difference quotient (J the loss's jump). A step size whose perturbed runs route any token
-      // differently is therefore skipped; the first step size without a flip must agree.
-      float[] orig = w.get(n);
-      StringBuilder tried = new StringBuilder();
-      boolean agrees = false;
-      boolean compared = false;
-      for (float h : new float[] {1e-2f, 1e-3f, 3e-4f, 1e-4f}) {
-        double[] l = new double[2];
-        boolean flipped = false;
-        for (int side = 0; side < 2; side++) {
-          float[] moved = orig.clone();
-          for (int i = 0; i < u.length; i++) {
-            moved[i] += (side == 0 ? h : -h) * u[i];
-          }
-          w.put(n, moved);
-          try (MixtralModel m = RandomMixtral.create(c, w, be, 5)) {
-            l[side] = m.forward(batch).total();
-            flipped |= !sameRealRouting(m.routerChoices().toIntArray(), routing, batch);
-          }
-        }
-        double fd = (l[0] - l[1]) / (2 * h);
-        tried.append(String.format(" h=%.0e: %.6f%s", h, fd, flipped ? " (routing flipped, skipped)" : ""));
-        if (!flipped) {
-          compared = true;
-          agrees = Math.abs(fd - dot) <= 5e-3 * Math.abs(fd);
-          break;
-        }
-      }
-      w.put(n, orig);
-      System.out.printf("  %-48s backward %.6f, central differences%s%n", n, dot, tried);
-      if (!compared || !agrees) {
-        throw new AssertionError("d loss / d " + n + " along u (jitter " + jitter + "): backward " + dot
-            + " but central differences" + tried);
-      }
-    }
-  }
-
-  /** Whether two routings (L, N, K) agree on every real (unpadded) token. */
-  private static boolean sameRealRouting(int[] a, int[] b, Batch batch) {
-    int n = batch.tokens();
-    int k = a.length / (n * RandomMixtral.awkwardConfig(0).numHiddenLayers);
-    for (int i = 0; i < a.length; i++) {
-      boolean real = batch.attentionMask()[(i / k) % n] != 0;
-      if (real && a[i] != b[i]) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** A unit vector half along g, half random. */
-  private static float[] direction(float[] g, SplittableRandom rnd) {
-    double gn = 0;
-    for (float v : g) {
-      gn += (double) v * v;
-    }
-    gn = Math.sqrt(gn);
-    float[] u = new float[g.length];
-    double rn = 0;
-    double[] r = new double[g.length];
-    for (int i = 0; i < g.length; i++) {
-      r[i] = rnd.nextGaussian();
-      rn += r[i] * r[i];
-    }
-    rn = Math.sqrt(rn);
-    double un = 0;
-    for (int i = 0; i < g.length; i++) {
-      u[i] = (float) ((gn == 0 ? 0 : g[i] / gn) + r[i] / rn);
-      un += (double) u[i] * u[i];
-    }
-    for (int i = 0; i < g.length; i++) {
-      u[i] /= (float) Math.sqrt(un);
-    }
-    return u;
+    GradientCheck.matchesFiniteDifferences(c, RandomMixtral.weights(c, 17),
+        new ModelOptions(DType.F32, 5), awkwardBatch(), be, "jitter " + jitter);
   }
 
   /**

@@ -58,6 +58,10 @@ final class RandomMixtral {
   }
 
   static MixtralModel create(MixtralConfig c, Map<String, float[]> w, Backend be, long seed) {
+    return create(c, w, be, new ModelOptions(moetune.engine.tensor.DType.F32, seed));
+  }
+
+  static MixtralModel create(MixtralConfig c, Map<String, float[]> w, Backend be, ModelOptions o) {
     Map<String, HostTensor> host = new LinkedHashMap<>();
     try (Backend probe = new moetune.engine.backend.cpu.CpuBackend(1);
         Parameters p = Parameters.allocate(probe, c, moetune.engine.tensor.DType.F32)) {
@@ -65,7 +69,7 @@ final class RandomMixtral {
         host.put(e.getKey(), HostTensor.ofFloats(e.getValue(), p.slice(e.getKey()).shape()));
       }
     }
-    return MixtralModel.create(c, host, be, new ModelOptions(moetune.engine.tensor.DType.F32, seed));
+    return MixtralModel.create(c, host, be, o);
   }
 
   /** The fixture's weights by hub name, and its config changed by the builder function. */

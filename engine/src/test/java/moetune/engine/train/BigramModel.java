@@ -50,7 +50,7 @@ final class BigramModel implements TrainableModel {
   @Override
   public MicroStep forwardBackward(TokenBatch batch, double weight) {
     double lossSum = lossAndGrad(batch, (float) (weight / Math.max(1, batch.labelledTokens())));
-    return new MicroStep(lossSum, batch.labelledTokens(), 0, null);
+    return new MicroStep(lossSum, batch.labelledTokens(), 0, 0, null);
   }
 
   @Override

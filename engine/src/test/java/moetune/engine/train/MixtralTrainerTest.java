@@ -2,8 +2,12 @@ package moetune.engine.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,6 +15,7 @@ import java.util.Set;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -18,6 +23,11 @@ import org.junit.jupiter.api.io.TempDir;
 class MixtralTrainerTest {
 
   static TrainOptions options(long steps, double aux, FreezeSpec freeze, long checkpointEvery) {
+    return options(steps, aux, 0.0, freeze, checkpointEvery);
+  }
+
+  static TrainOptions options(
+      long steps, double aux, double z, FreezeSpec freeze, long checkpointEvery) {
     return new TrainOptions(
         2,
         2,
@@ -29,6 +39,7 @@ class MixtralTrainerTest {
         0.1,
         1.0,
         aux,
+        z,
         freeze,
         3,
         checkpointEvery,
@@ -40,13 +51,18 @@ class MixtralTrainerTest {
   static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed) {
     MixtralConfig c = TinyMixtral.config(0.02);
     MixtralModel m =
-        TinyMixtral.model(cpu, MixtralTrainable.trainingConfig(c, o.auxLossCoef()), initSeed);
+        TinyMixtral.model(
+            cpu,
+            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
+            initSeed,
+            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, c, null, List.of(), o);
   }
 
   static final class Losses implements TrainingListener {
     final List<Double> loss = new ArrayList<>();
     final List<Double> aux = new ArrayList<>();
+    final List<Double> z = new ArrayList<>();
     final List<Double> norms = new ArrayList<>();
     final List<ExpertLoad> loads = new ArrayList<>();
 
@@ -54,6 +70,7 @@ class MixtralTrainerTest {
     public void onStep(StepMetrics m) {
       loss.add(m.loss());
       aux.add(m.auxLoss());
+      z.add(m.zLoss());
       norms.add(m.gradNorm());
     }
 
@@ -180,6 +197,57 @@ class MixtralTrainerTest {
             "entropy " + l.entropy()[layer]);
         assertTrue(l.imbalance(layer) >= 1.0);
       }
+    }
+  }
+
+  /**
+   * A run with a router z-loss coefficient reports z every step (in the metrics and in
+   * metrics.jsonl as z_loss); a run without one computes none and writes no z_loss; and a model
+   * built without the run's coefficient is refused.
+   */
+  @Test
+  void routerZLossIsReportedAndLoggedOnlyWhenOn(@TempDir Path tmp) throws Exception {
+    SequenceSource train = TinyMixtral.data(4, 16, 4);
+    for (double coef : new double[] {0.0, 0.01}) {
+      TrainOptions o = options(2, 0.02, coef, FreezeSpec.NONE, 0);
+      Losses rec = new Losses();
+      Path file = tmp.resolve("metrics-" + coef + ".jsonl");
+      try (CpuBackend cpu = new CpuBackend(2);
+          MixtralTrainable t = trainable(cpu, o, 5);
+          MetricsLog log = MetricsLog.create(file)) {
+        Trainer tr = new Trainer(t, train, null, o, null);
+        tr.addListener(rec);
+        tr.addListener(log);
+        tr.run();
+      }
+      List<JsonNode> steps = new ArrayList<>();
+      for (String line : Files.readAllLines(file)) {
+        JsonNode n = new ObjectMapper().readTree(line);
+        if (n.path("type").asText().equals("step")) {
+          steps.add(n);
+        }
+      }
+      assertEquals(2, steps.size());
+      for (int i = 0; i < 2; i++) {
+        if (coef == 0) {
+          assertEquals(0.0, rec.z.get(i));
+          assertTrue(steps.get(i).path("z_loss").isMissingNode(), steps.get(i).toString());
+        } else {
+          // logsumexp over 4 experts is at least log 4, so z >= (log 4)^2 on every step
+          assertTrue(rec.z.get(i) >= Math.pow(Math.log(4), 2) - 1e-6, "z " + rec.z.get(i));
+          assertEquals(rec.z.get(i), steps.get(i).path("z_loss").asDouble());
+        }
+      }
+    }
+    TrainOptions on = options(2, 0.02, 0.01, FreezeSpec.NONE, 0);
+    MixtralConfig c = TinyMixtral.config(0.02);
+    try (CpuBackend cpu = new CpuBackend(1);
+        MixtralModel plain = TinyMixtral.model(cpu, c, 5)) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class,
+              () -> new MixtralTrainable(plain, c, null, List.of(), on));
+      assertTrue(e.getMessage().contains("router z-loss coefficient 0.0"), e.getMessage());
     }
   }
 }

@@ -33,7 +33,11 @@ final class TinyMixtral {
   }
 
   static MixtralModel model(Backend be, MixtralConfig c, long seed) {
-    return MixtralModel.create(c, FreshModel.weights(c, seed), be, ModelOptions.defaults());
+    return model(be, c, seed, ModelOptions.defaults());
+  }
+
+  static MixtralModel model(Backend be, MixtralConfig c, long seed, ModelOptions options) {
+    return MixtralModel.create(c, FreshModel.weights(c, seed), be, options);
   }
 
   /**

@@ -48,6 +48,7 @@ class TrainerLoopTest {
         0.1,
         1.0,
         0.0,
+        0.0,
         FreezeSpec.NONE,
         5,
         checkpointEvery,

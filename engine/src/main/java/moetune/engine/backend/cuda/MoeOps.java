@@ -14,7 +14,8 @@ import moetune.engine.tensor.Tensor;
  */
 final class MoeOps {
   private static final int MAX_K = 16; // router.cu
-  private static final int TILE = 64; // tile.cuh TBM = TBN
+  private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
+  private static final int TC_TILE = 128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels)
 
   private final CudaBackend b;
 
@@ -96,6 +97,15 @@ final class MoeOps {
     }
     requireDtype(se, DType.I32, op, "sortedExpertIdxs");
     requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
+    String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
+    if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
+      // tensor cores; row tiles are assigned per expert on the device, so the grid is an upper bound
+      b.launch("scatter2scatter_bf16_kernel", shapes, (out + TC_TILE - 1) / TC_TILE, (m + TC_TILE - 1) / TC_TILE + e, 1, 256,
+          (int) (e * 4), xt.address(), wt.address(), b.ptr(bias, op, "bias"), dt(bias, op, "bias"), yt.address(), dt(yt, op, "y"),
+          se.address(), ss.address(), (int) m, (int) e, (int) in, (int) out, transW ? 1 : 0, fanOut, groupedIn ? 1 : 0,
+          groupedOut ? 1 : 0);
+      return;
+    }
     long rowTiles = (m + TILE - 1) / TILE + e;
     b.launch("scatter2scatter_kernel", "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut, (out + TILE - 1) / TILE,
         rowTiles, 1, 256, (int) (e * 4), xt.address(), dt(xt, op, "x"), wt.address(), dt(wt, op, "W"), b.ptr(bias, op, "bias"),
@@ -127,8 +137,14 @@ final class MoeOps {
         op + ": x " + xt.describe() + ", dy " + g.describe() + ", expertOffsets " + off.describe() + ", dW " + w.describe());
     requireDtype(off, DType.I32, op, "expertOffsets");
     require(e <= 65535 && (o + TILE - 1) / TILE <= 65535, op + ": too many experts or output rows for the grid: " + w.describe());
-    b.launch("group_xty_kernel", "x " + xt.describe() + " dy " + g.describe(), (i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e, 256, 0,
-        xt.address(), dt(xt, op, "x"), g.address(), dt(g, op, "dy"), off.address(), w.address(), dt(w, op, "dW"), (int) i, (int) o);
+    if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
+      b.launch("group_xty_bf16_kernel", "x " + xt.describe() + " dy " + g.describe(), (i + TC_TILE - 1) / TC_TILE,
+          (o + TC_TILE - 1) / TC_TILE, e, 256, 0, xt.address(), g.address(), off.address(), w.address(), dt(w, op, "dW"), (int) i,
+          (int) o);
+    } else {
+      b.launch("group_xty_kernel", "x " + xt.describe() + " dy " + g.describe(), (i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e, 256, 0,
+          xt.address(), dt(xt, op, "x"), g.address(), dt(g, op, "dy"), off.address(), w.address(), dt(w, op, "dW"), (int) i, (int) o);
+    }
     if (db != null) {
       CudaTensor bt = b.ct(db, op, "db");
       require(bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");

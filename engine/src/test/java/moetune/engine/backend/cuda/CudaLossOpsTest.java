@@ -13,6 +13,8 @@ import static moetune.engine.backend.cuda.GpuTesting.tol;
 
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -88,7 +90,14 @@ class CudaLossOpsTest {
       try (Pair x = randn(dt, 1, n); Pair out = poisoned(DType.F32, 1); Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
         cpu().sum(x.c(), 0.5f, out.c());
         gpu().sum(x.g(), 0.5f, out.g());
-        check("sum " + dt + " n=" + n, out, tol(dt));
+        // A sum of random signs cancels, so its relative error is unbounded; what summation
+        // order can change is bounded by the sum of magnitudes: |gpu - cpu| <= 1e-6 * 0.5 sum|x|
+        // (float32 blocked sums: about log2(n) roundings of 6e-8 each).
+        double sumAbs = 0;
+        for (float xv : gpu().download(x.g()).toFloatArray()) sumAbs += Math.abs(xv);
+        float e = cpu().download(out.c()).toFloatArray()[0], a = gpu().download(out.g()).toFloatArray()[0];
+        assertTrue(Math.abs(a - e) <= 1e-6 * 0.5 * sumAbs, "sum " + dt + " n=" + n + ": gpu " + a + " cpu " + e
+            + " (sum |x| " + sumAbs + ", seed " + GpuTesting.SEED + ")");
         cpu().sumSquares(x.c(), acc.c());
         gpu().sumSquares(x.g(), acc.g());
         check("sumSquares " + dt + " n=" + n, acc, tol(dt));

@@ -104,8 +104,11 @@ class CudaMoeOpsTest {
   @EnumSource(value = DType.class, names = {"F32", "BF16"})
   void scatter2scatter(DType dt) {
     gpu();
-    int d = 100, f = 70;
+    // (100, 70): no dimension a multiple of 8 (element-wise tile loads); (136, 264): 16-byte loads
+    // and several 128-wide column tiles of the bf16 tensor-core kernel.
+    for (int[] df : new int[][] {{100, 70}, {136, 264}})
     for (int[] spec : ROUTES) {
+      int d = df[0], f = df[1];
       try (Route r = route(spec)) {
         long m = (long) r.n * r.k;
         for (boolean transW : new boolean[] {true, false}) {
@@ -137,8 +140,9 @@ class CudaMoeOpsTest {
   @EnumSource(value = DType.class, names = {"F32", "BF16"})
   void groupAndGroupXtY(DType dt) {
     gpu();
-    int d = 100, f = 70;
+    for (int[] df : new int[][] {{100, 70}, {136, 264}})
     for (int[] spec : ROUTES) {
+      int d = df[0], f = df[1];
       try (Route r = route(spec)) {
         long m = (long) r.n * r.k;
         for (boolean withGates : new boolean[] {false, true}) {
