@@ -61,7 +61,7 @@ class TrainingViewModelTest {
             if (failure != null && s == 2) {
               throw failure;
             }
-            l.onStep(new StepMetrics(s, 4, 0, 3.0 / s, 0.01, 1.5, 1e-3 * s, 100, 250.0,
+            l.onStep(new StepMetrics(s, 4, 0, 3.0 / s, 0.01, 0.0, 1.5, 1e-3 * s, 100, 250.0,
                 (4 - s) * 2.0));
             l.onExpertLoad(new ExpertLoad(s, new double[][] {{0.5, 0.25, 0.25, 0}},
                 new double[] {1.0}));
