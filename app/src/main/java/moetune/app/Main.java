@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       EvalCommand.class,
       moetune.app.cli.TemplateCommand.class,
       moetune.app.cli.DataCommand.class,
+      moetune.app.gui.GuiCommand.class,
     })
 public final class Main implements Runnable {
 
@@ -41,8 +42,13 @@ public final class Main implements Runnable {
     return cl.execute(args);
   }
 
+  /** No subcommand: open the desktop app when there is a display, else print usage. */
   @Override
   public void run() {
-    new CommandLine(this).usage(System.out);
+    if (moetune.app.gui.GuiCommand.hasDisplay()) {
+      new moetune.app.gui.GuiCommand().call();
+    } else {
+      new CommandLine(this).usage(System.out);
+    }
   }
 }

@@ -1,0 +1,39 @@
+package moetune.app.gui.training;
+
+import java.nio.file.Path;
+import java.util.Map;
+import moetune.app.config.RunConfig;
+import moetune.app.config.RunConfigParser;
+import moetune.app.run.TrainingJob;
+import moetune.engine.train.RunSummary;
+import moetune.engine.train.TrainingListener;
+
+/**
+ * {@link TrainerGateway} on {@link TrainingJob}, the object {@code moetune train} runs: the
+ * config file is parsed by the same parser, the job sets up device, data, model and trainer the
+ * same way, so the GUI's losses are the command line's for the same config and seed.
+ */
+public final class EngineTrainerGateway implements TrainerGateway {
+
+  @Override
+  public Run prepare(Path configFile, boolean resume, TrainingListener listener)
+      throws Exception {
+    RunConfig cfg = RunConfigParser.parse(configFile, Map.of());
+    TrainingJob job = TrainingJob.prepare(cfg, resume ? Path.of(cfg.out()) : null,
+        listener::onLog);
+    job.trainer().addListener(listener);
+    return new Run() {
+      @Override
+      public RunSummary run() throws Exception {
+        try (job) {
+          return job.run();
+        }
+      }
+
+      @Override
+      public void requestStop() {
+        job.trainer().requestStop();
+      }
+    };
+  }
+}
