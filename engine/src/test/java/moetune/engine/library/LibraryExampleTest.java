@@ -26,14 +26,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The Java examples of docs/library.md, compiled and run. Each ```java block of the page must
- * appear in this file line for line (indentation aside), so the page cannot drift from code
- * that works.
+ * The Java examples of the README's library section, compiled and run. Each ```java block of
+ * the README must appear in this file line for line (indentation aside), so the page cannot
+ * drift from code that works.
  */
 class LibraryExampleTest {
   static final Path FIXTURE = Path.of(System.getProperty("moetune.fixtures"), "tiny-mixtral");
 
-  // ---- docs/library.md: one training step
+  // ---- README.md: one training step
 
   static float trainOneStep(Path modelDir, Path outDir) {
     try (Backend backend = new CpuBackend();
@@ -56,7 +56,7 @@ class LibraryExampleTest {
     }
   }
 
-  // ---- docs/library.md: greedy decoding with the KV cache
+  // ---- README.md: greedy decoding with the KV cache
 
   static int[] greedy(MixtralModel model, int[] prompt, int newTokens) {
     try (KvCache cache = model.newKvCache(1, prompt.length + newTokens)) {
@@ -82,7 +82,7 @@ class LibraryExampleTest {
     return best;
   }
 
-  // ---- docs/library.md: the ScatterMoE MLP on its own
+  // ---- README.md: the ScatterMoE MLP on its own
 
   static float[] moeMlp(Backend backend, float[] xs, float[] weights, int[] experts,
       float[] gateUpW, float[] downW, int tokens, int hidden, int inter, int numExperts, int k) {
@@ -186,7 +186,7 @@ class LibraryExampleTest {
 
   @Test
   void everyJavaBlockOfTheLibraryPageIsInThisTest() throws IOException {
-    List<String> page = Files.readAllLines(Path.of("..", "docs", "library.md"));
+    List<String> page = Files.readAllLines(Path.of("..", "README.md"));
     List<String> source = strip(Files.readAllLines(
         Path.of("src", "test", "java", "moetune", "engine", "library", "LibraryExampleTest.java")));
     int blocks = 0;
@@ -200,9 +200,9 @@ class LibraryExampleTest {
       }
       blocks++;
       assertTrue(Collections.indexOfSubList(source, strip(block)) >= 0,
-          "docs/library.md block " + blocks + " (starting '" + block.get(0).trim() + "') is not in LibraryExampleTest");
+          "README.md block " + blocks + " (starting '" + block.get(0).trim() + "') is not in LibraryExampleTest");
     }
-    assertTrue(blocks >= 3, "docs/library.md has " + blocks + " java blocks");
+    assertTrue(blocks >= 3, "README.md has " + blocks + " java blocks");
   }
 
   private static List<String> strip(List<String> lines) {
