@@ -6,18 +6,15 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import moetune.app.config.ConfigException;
-import moetune.app.run.Devices;
 import moetune.app.run.Exporter;
+import moetune.app.run.LoadedModel;
 import moetune.app.run.TrainingData;
-import moetune.datasets.ChatTokenizer;
 import moetune.datasets.DataConfig;
 import moetune.datasets.DataPipeline;
 import moetune.datasets.DatasetFormat;
 import moetune.datasets.LabelMode;
 import moetune.datasets.PreparedData;
-import moetune.engine.backend.Backend;
 import moetune.engine.model.MixtralModel;
-import moetune.engine.model.ModelOptions;
 import moetune.engine.train.EvalMetrics;
 import moetune.engine.train.Evaluation;
 import moetune.engine.train.MixtralTrainable;
@@ -108,11 +105,9 @@ public final class EvalCommand implements Callable<Integer> {
               true,
               0.0,
               0L);
-      try (ChatTokenizer tok = ChatTokenizer.load(dir);
-          Backend be = Devices.open(device, line -> System.err.println(line));
-          MixtralModel m =
-              MixtralModel.load(dir, be, new ModelOptions(Devices.precision("auto", be), 0L))) {
-        PreparedData p = DataPipeline.prepare(dc, tok);
+      try (LoadedModel lm = LoadedModel.open(dir, device, 0L, line -> System.err.println(line))) {
+        MixtralModel m = lm.model();
+        PreparedData p = DataPipeline.prepare(dc, lm.tokenizer());
         List<PackedSequence> rows = new ArrayList<>();
         p.train().forEach(s -> rows.add(TrainingData.convert(s)));
         EvalMetrics r =

@@ -1,21 +1,13 @@
 package moetune.app.cli;
 
 import java.nio.file.Path;
-import java.util.LinkedHashSet;
-import java.util.List;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import moetune.app.config.ConfigException;
-import moetune.app.run.Devices;
+import moetune.app.run.ChatGeneration;
 import moetune.app.run.Exporter;
-import moetune.datasets.ChatTokenizer;
-import moetune.engine.backend.Backend;
+import moetune.app.run.LoadedModel;
 import moetune.engine.generate.Generator;
-import moetune.engine.model.MixtralModel;
-import moetune.engine.model.ModelOptions;
 import moetune.templates.ConversationTemplate;
-import moetune.templates.Message;
-import moetune.templates.Role;
 import moetune.templates.TemplateRegistry;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -93,34 +85,19 @@ public final class GenerateCommand implements Callable<Integer> {
       }
       Path dir = Exporter.modelDir(model, "--model");
       ConversationTemplate tpl = template == null ? null : TemplateRegistry.builtin().get(template);
-      String text =
-          tpl == null
-              ? prompt
-              : tpl.prompt(
-                  system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
-      try (ChatTokenizer tok = ChatTokenizer.load(dir);
-          Backend be = Devices.open(device, line -> System.err.println(line));
-          MixtralModel m =
-              MixtralModel.load(dir, be, new ModelOptions(Devices.precision("auto", be), seed))) {
-        int[] ids = tok.encode(text).ids();
-        Set<Integer> eos = new LinkedHashSet<>(m.config().eosTokenIds);
-        eos.add(tok.eosId());
-        String stop = tpl == null ? null : tpl.stopStr();
-        Generator.Result r =
-            Generator.generate(
-                m,
-                ids,
+      try (LoadedModel lm = LoadedModel.open(dir, device, seed, line -> System.err.println(line))) {
+        ChatGeneration.Reply r =
+            ChatGeneration.generate(
+                lm,
+                tpl,
+                system,
+                prompt,
                 new Generator.Settings(maxNewTokens, temperature, topP, seed),
-                eos,
-                sofar -> stop != null && tok.decode(sofar).contains(stop));
-        String out = tok.decode(r.tokens());
-        if (stop != null && out.contains(stop)) {
-          out = out.substring(0, out.indexOf(stop));
-        }
-        System.out.println(out);
+                piece -> {});
+        System.out.println(r.text());
         System.err.println(
             "["
-                + r.tokens().length
+                + r.tokens()
                 + " tokens, stopped: "
                 + r.stop().name().toLowerCase(java.util.Locale.ROOT)
                 + "]");

@@ -1,22 +1,15 @@
 package moetune.app.gui.export;
 
 import java.nio.file.Path;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.function.Consumer;
 import java.util.function.DoubleConsumer;
-import moetune.app.run.Devices;
+import moetune.app.run.ChatGeneration;
 import moetune.app.run.Exporter;
-import moetune.datasets.ChatTokenizer;
-import moetune.engine.backend.Backend;
+import moetune.app.run.LoadedModel;
 import moetune.engine.generate.Generator;
-import moetune.engine.model.MixtralModel;
-import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;
 import moetune.templates.ConversationTemplate;
-import moetune.templates.Message;
-import moetune.templates.Role;
 import moetune.templates.TemplateRegistry;
 
 /**
@@ -48,28 +41,9 @@ public final class EngineExportService implements ExportService {
     Path dir = Exporter.modelDir(modelDir, "model");
     ConversationTemplate tpl = template == null || template.isBlank() ? null
         : TemplateRegistry.builtin().get(template);
-    String text = tpl == null ? prompt
-        : tpl.prompt(null, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
-    String stop = tpl == null ? null : tpl.stopStr();
-    try (ChatTokenizer tok = ChatTokenizer.load(dir);
-        Backend be = Devices.open("auto", line -> { });
-        MixtralModel m = MixtralModel.load(dir, be,
-            new ModelOptions(Devices.precision("auto", be), 0))) {
-      Set<Integer> eos = new LinkedHashSet<>(m.config().eosTokenIds);
-      eos.add(tok.eosId());
-      StringBuilder shown = new StringBuilder();
-      Generator.Result r = Generator.generate(m, tok.encode(text).ids(),
-          new Generator.Settings(maxNewTokens, temperature, topP, 0), eos, sofar -> {
-            String now = tok.decode(sofar);
-            if (now.startsWith(shown.toString()) && now.length() > shown.length()) {
-              onText.accept(now.substring(shown.length()));
-              shown.setLength(0);
-              shown.append(now);
-            }
-            return stop != null && now.contains(stop);
-          });
-      String out = tok.decode(r.tokens());
-      return stop != null && out.contains(stop) ? out.substring(0, out.indexOf(stop)) : out;
+    try (LoadedModel lm = LoadedModel.open(dir, "auto", 0L, line -> { })) {
+      return ChatGeneration.generate(lm, tpl, null, prompt,
+          new Generator.Settings(maxNewTokens, temperature, topP, 0), onText).text();
     }
   }
 }
