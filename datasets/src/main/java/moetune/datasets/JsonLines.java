@@ -56,7 +56,7 @@ final class JsonLines {
     try {
       bytes = Files.readAllBytes(file);
     } catch (NoSuchFileException e) {
-      throw new DatasetException(file + ": no such file; check the --data path");
+      throw new DatasetException(file + ": no such file; check the path");
     } catch (IOException e) {
       throw new DatasetException(file + ": cannot read: " + e.getMessage());
     }

@@ -87,7 +87,7 @@ public final class DataCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run(() -> {
+      return UserErrors.run("data inspect", () -> {
         LoadedDataset d = opts.load();
         if (record < 1 || record > d.records().size()) {
           throw new DatasetException(opts.data + ": --record " + record + " is out of range;"
@@ -127,7 +127,7 @@ public final class DataCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run(() -> {
+      return UserErrors.run("data stats", () -> {
         LoadedDataset d = opts.load();
         try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
           ChatEncoder enc = opts.encoder(tok);
@@ -164,7 +164,7 @@ public final class DataCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run(() -> {
+      return UserErrors.run("data sample", () -> {
         if (count < 1) {
           throw new DatasetException("--count " + count + " must be at least 1");
         }

@@ -38,7 +38,7 @@ public final class TemplateCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run(() -> {
+      return UserErrors.run("template list", () -> {
         for (ConversationTemplate t : registry(templateFile).all()) {
           String sys = t.systemMessage().replace("\n", "\\n");
           if (sys.length() > 50) {
@@ -74,7 +74,7 @@ public final class TemplateCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run(() -> {
+      return UserErrors.run("template render", () -> {
         ConversationTemplate t = registry(templateFile).get(template);
         var records = DatasetLoader.loadForRendering(input, DatasetFormat.AUTO).records();
         var mapper = new com.fasterxml.jackson.databind.ObjectMapper();

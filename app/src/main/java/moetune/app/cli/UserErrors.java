@@ -1,27 +1,20 @@
 package moetune.app.cli;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.concurrent.Callable;
-import moetune.datasets.DatasetException;
-import moetune.templates.TemplateException;
 
 /**
- * Runs a command body and turns user errors (bad files, names, options) into one line on
- * stderr and exit code 1, instead of a stack trace. Programming errors still propagate.
+ * Runs a command body with the command line's one error policy ({@link CliErrors}): a user's
+ * mistake (bad file, name or option) becomes one line naming the command, and exit code 2;
+ * anything else one line, the stack trace and exit code 1.
  */
 final class UserErrors {
   private UserErrors() {}
 
-  static int run(Callable<Integer> body) throws Exception {
+  static int run(String command, Callable<Integer> body) {
     try {
       return body.call();
-    } catch (DatasetException | TemplateException e) {
-      System.err.println("moetune: " + e.getMessage());
-      return 1;
-    } catch (IOException | UncheckedIOException e) {
-      System.err.println("moetune: " + e.getMessage());
-      return 1;
+    } catch (Exception e) {
+      return CliErrors.report(command, e, System.err);
     }
   }
 }

@@ -57,7 +57,7 @@ class DataCommandTest {
         "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}\n");
     CliRunner r = CliRunner.run("data", "inspect", "--data", data.toString(), "--template",
         "mistral", "--tokenizer", fixture().toString(), "--record", "5");
-    assertEquals(1, r.code());
+    assertEquals(2, r.code());
     assertTrue(r.err().contains("--record 5 is out of range; the file has 1 records"), r.err());
   }
 }

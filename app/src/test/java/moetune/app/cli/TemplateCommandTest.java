@@ -66,7 +66,7 @@ class TemplateCommandTest {
     Path out = Files.writeString(dir.resolve("keep.jsonl"), "precious\n");
     CliRunner r = CliRunner.run("template", "render", "--template", "mistral", "--input",
         in.toString(), "--output", out.toString());
-    assertEquals(1, r.code());
+    assertEquals(2, r.code());
     assertTrue(r.err().contains("bad.jsonl:2") && r.err().contains("'messages[0].role'"),
         r.err());
     assertEquals(1, r.err().strip().lines().count(), r.err());
@@ -81,8 +81,8 @@ class TemplateCommandTest {
     Path in = Files.writeString(dir.resolve("in.jsonl"), INPUT);
     CliRunner r = CliRunner.run("template", "render", "--template", "vicuna", "--input",
         in.toString(), "--output", dir.resolve("o").toString());
-    assertEquals(1, r.code());
-    assertTrue(r.err().startsWith("moetune: unknown template 'vicuna'; known templates: "
+    assertEquals(2, r.code());
+    assertTrue(r.err().startsWith("moetune template render: unknown template 'vicuna'; known templates: "
         + "vicuna_v1.1, llama-2"), r.err());
   }
 
