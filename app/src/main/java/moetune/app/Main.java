@@ -32,7 +32,8 @@ public final class Main implements Runnable {
 
   /** Runs the command line and returns the exit code (tests call this instead of main). */
   public static int run(String... args) {
-    if (args.length > 0 && args[0].equals("--train")) { // `moetune --train ...` = `moetune train ...`
+    if (args.length > 0
+        && args[0].equals("--train")) { // `moetune --train ...` = `moetune train ...`
       args = args.clone();
       args[0] = "train";
     }

@@ -6,7 +6,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
-/** Whole-file writes that never leave a half-written file: temp file in the same folder, then rename. */
+/**
+ * Whole-file writes that never leave a half-written file: temp file in the same folder, then
+ * rename.
+ */
 public final class AtomicFiles {
   private AtomicFiles() {}
 

@@ -11,22 +11,30 @@ import java.util.List;
  * created from scratch. Any UTF-8 text encodes (one token per byte, no merges, no unknowns) and
  * DJL, transformers and tokenizers all load it.
  *
- * <p>Ids: 0 {@code <unk>}, 1 {@code <s>} (BOS, added at the start by the post-processor), 2
- * {@code </s>} (EOS), 3..258 the bytes 0..255 in order (GPT-2's byte-to-unicode spelling), then
- * the chat-template markers as single special tokens: {@link #MARKERS}. So {@link #VOCAB_SIZE}
- * = 265; a model's vocab must be at least that (round it up, e.g. to 272, if you like).
- * Marker tokens let "</s>" or "<|im_end|>" end a reply in one token, as in real chat models.
+ * <p>Ids: 0 {@code <unk>}, 1 {@code <s>} (BOS, added at the start by the post-processor), 2 {@code
+ * </s>} (EOS), 3..258 the bytes 0..255 in order (GPT-2's byte-to-unicode spelling), then the
+ * chat-template markers as single special tokens: {@link #MARKERS}. So {@link #VOCAB_SIZE} = 265; a
+ * model's vocab must be at least that (round it up, e.g. to 272, if you like). Marker tokens let
+ * "</s>" or "<|im_end|>" end a reply in one token, as in real chat models.
  */
 public final class ByteTokenizerFiles {
   /** Template markers that get their own token, ids 259.. in this order. */
-  public static final List<String> MARKERS = List.of("<|im_start|>", "<|im_end|>",
-      "<|end_of_turn|>", "<|system|>", "<|user|>", "<|assistant|>");
+  public static final List<String> MARKERS =
+      List.of(
+          "<|im_start|>",
+          "<|im_end|>",
+          "<|end_of_turn|>",
+          "<|system|>",
+          "<|user|>",
+          "<|assistant|>");
 
   public static final int UNK = 0;
   public static final int BOS = 1;
   public static final int EOS = 2;
+
   /** The id of byte 0; byte b has id BYTE_BASE + b. */
   public static final int BYTE_BASE = 3;
+
   public static final int VOCAB_SIZE = BYTE_BASE + 256 + MARKERS.size();
 
   private ByteTokenizerFiles() {}
@@ -48,7 +56,9 @@ public final class ByteTokenizerFiles {
     }
     root.putNull("normalizer");
     ObjectNode pre = root.putObject("pre_tokenizer");
-    pre.put("type", "ByteLevel").put("add_prefix_space", false).put("trim_offsets", false)
+    pre.put("type", "ByteLevel")
+        .put("add_prefix_space", false)
+        .put("trim_offsets", false)
         .put("use_regex", false);
     ObjectNode post = root.putObject("post_processor");
     post.put("type", "TemplateProcessing");
@@ -65,12 +75,20 @@ public final class ByteTokenizerFiles {
     st.putArray("ids").add(BOS);
     st.putArray("tokens").add("<s>");
     ObjectNode dec = root.putObject("decoder");
-    dec.put("type", "ByteLevel").put("add_prefix_space", false).put("trim_offsets", false)
+    dec.put("type", "ByteLevel")
+        .put("add_prefix_space", false)
+        .put("trim_offsets", false)
         .put("use_regex", false);
     ObjectNode model = root.putObject("model");
-    model.put("type", "BPE").putNull("dropout").put("unk_token", "<unk>")
-        .putNull("continuing_subword_prefix").putNull("end_of_word_suffix")
-        .put("fuse_unk", false).put("byte_fallback", false).put("ignore_merges", false);
+    model
+        .put("type", "BPE")
+        .putNull("dropout")
+        .put("unk_token", "<unk>")
+        .putNull("continuing_subword_prefix")
+        .putNull("end_of_word_suffix")
+        .put("fuse_unk", false)
+        .put("byte_fallback", false)
+        .put("ignore_merges", false);
     ObjectNode vocab = model.putObject("vocab");
     for (int i = 0; i < specials.length; i++) {
       vocab.put(specials[i], i);
@@ -80,8 +98,8 @@ public final class ByteTokenizerFiles {
       vocab.put(String.valueOf(spelling[b]), BYTE_BASE + b);
     }
     model.putArray("merges");
-    AtomicFiles.write(dir.resolve("tokenizer.json"), m.writerWithDefaultPrettyPrinter()
-        .writeValueAsBytes(root));
+    AtomicFiles.write(
+        dir.resolve("tokenizer.json"), m.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
 
     ObjectNode cfg = m.createObjectNode();
     cfg.put("tokenizer_class", "PreTrainedTokenizerFast");
@@ -91,18 +109,26 @@ public final class ByteTokenizerFiles {
     cfg.put("model_max_length", 1_000_000);
     ArrayNode extra = cfg.putArray("additional_special_tokens");
     MARKERS.forEach(extra::add);
-    AtomicFiles.write(dir.resolve("tokenizer_config.json"), m.writerWithDefaultPrettyPrinter()
-        .writeValueAsBytes(cfg));
+    AtomicFiles.write(
+        dir.resolve("tokenizer_config.json"),
+        m.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
   }
 
   private static void addToken(ArrayNode added, int id, String content) {
-    added.addObject().put("id", id).put("content", content).put("single_word", false)
-        .put("lstrip", false).put("rstrip", false).put("normalized", false).put("special", true);
+    added
+        .addObject()
+        .put("id", id)
+        .put("content", content)
+        .put("single_word", false)
+        .put("lstrip", false)
+        .put("rstrip", false)
+        .put("normalized", false)
+        .put("special", true);
   }
 
   /**
-   * GPT-2's byte-to-unicode table (as the ByteLevel pre-tokenizer spells bytes): printable
-   * Latin-1 bytes stand for themselves, the other 68 map to U+0100 onwards in byte order.
+   * GPT-2's byte-to-unicode table (as the ByteLevel pre-tokenizer spells bytes): printable Latin-1
+   * bytes stand for themselves, the other 68 map to U+0100 onwards in byte order.
    */
   static char[] byteSpelling() {
     char[] s = new char[256];

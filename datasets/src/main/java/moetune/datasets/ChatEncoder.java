@@ -13,26 +13,25 @@ import moetune.templates.SpanKind;
  * Renders a {@link ChatRecord} with a template and turns it into token ids and labels.
  *
  * <p><b>How spans become tokens.</b> The rendered prompt is tokenized once, whole, exactly as
- * {@code tokenizer(prompt)} in transformers would (BOS from the tokenizer's post-processor).
- * Each token's character offsets then say which rendered spans it covers. This is the
- * per-segment split done after tokenizing rather than before: encoding segments separately
- * would change the ids of SentencePiece-style tokenizers (Mistral/Llama prepend "▁" to every
- * encode call and to each piece after a special token), so the concatenation would differ from
- * what the model sees at inference. Here the ids are always exactly the whole-prompt ids, and
- * there is no FastChat "tokenization mismatch" that drops samples.
+ * {@code tokenizer(prompt)} in transformers would (BOS from the tokenizer's post-processor). Each
+ * token's character offsets then say which rendered spans it covers. This is the per-segment split
+ * done after tokenizing rather than before: encoding segments separately would change the ids of
+ * SentencePiece-style tokenizers (Mistral/Llama prepend "▁" to every encode call and to each piece
+ * after a special token), so the concatenation would differ from what the model sees at inference.
+ * Here the ids are always exactly the whole-prompt ids, and there is no FastChat "tokenization
+ * mismatch" that drops samples.
  *
- * <p><b>Labels.</b> A token is trained (label = its id) if any character it covers is
- * assistant output ({@link SpanKind#ASSISTANT} or {@link SpanKind#END_OF_REPLY}) of a turn the
- * {@link LabelMode} selects. So "▁Hello" whose "▁" is the template's space after
- * {@code ASSISTANT:} is trained: it is the token the model must produce there. All other tokens
- * get -100, and so does the first token of every document (nothing precedes it within the
- * document; in a packed row it would otherwise be the target of the previous document's last
- * token). Labels are not shifted.
+ * <p><b>Labels.</b> A token is trained (label = its id) if any character it covers is assistant
+ * output ({@link SpanKind#ASSISTANT} or {@link SpanKind#END_OF_REPLY}) of a turn the {@link
+ * LabelMode} selects. So "▁Hello" whose "▁" is the template's space after {@code ASSISTANT:} is
+ * trained: it is the token the model must produce there. All other tokens get -100, and so does the
+ * first token of every document (nothing precedes it within the document; in a packed row it would
+ * otherwise be the target of the previous document's last token). Labels are not shifted.
  *
- * <p><b>Truncation.</b> Sequences longer than {@code maxLength} keep their first {@code
- * maxLength} tokens; {@link EncodedChat#truncated()} says so and the statistics count it. Texts
- * far longer than needed are tokenized by verified prefix (see {@link #tokenize}), so a 10 MB
- * message costs milliseconds, not minutes.
+ * <p><b>Truncation.</b> Sequences longer than {@code maxLength} keep their first {@code maxLength}
+ * tokens; {@link EncodedChat#truncated()} says so and the statistics count it. Texts far longer
+ * than needed are tokenized by verified prefix (see {@link #tokenize}), so a 10 MB message costs
+ * milliseconds, not minutes.
  */
 public final class ChatEncoder {
   /** The label of a token that carries no loss (PyTorch's ignore_index). */
@@ -49,8 +48,8 @@ public final class ChatEncoder {
   /**
    * @param maxLength the longest sequence kept, in tokens (≥ 2); longer ones are truncated
    */
-  public ChatEncoder(ChatTokenizer tokenizer, ConversationTemplate template, LabelMode mode,
-      int maxLength) {
+  public ChatEncoder(
+      ChatTokenizer tokenizer, ConversationTemplate template, LabelMode mode, int maxLength) {
     if (maxLength < 2) {
       throw new DatasetException("max length " + maxLength + " is too small; use at least 2");
     }
@@ -95,8 +94,9 @@ public final class ChatEncoder {
         kinds[j] = spans.get(spanAt(spans, e - 1)).kind();
         for (; !trained && k < spans.size() && spans.get(k).start() < e; k++) {
           Span sp = spans.get(k);
-          trained = sp.kind().assistantOutput()
-              && (mode == LabelMode.ALL_ASSISTANT || sp.message() == last);
+          trained =
+              sp.kind().assistantOutput()
+                  && (mode == LabelMode.ALL_ASSISTANT || sp.message() == last);
         }
       }
       labels[j] = trained ? tt.ids()[j] : IGNORE;
@@ -105,8 +105,12 @@ public final class ChatEncoder {
       labels[0] = IGNORE;
     }
     int keep = Math.min(n, maxLength);
-    return new EncodedChat(Arrays.copyOf(tt.ids(), keep), Arrays.copyOf(labels, keep),
-        Arrays.copyOf(kinds, keep), n, r.origin());
+    return new EncodedChat(
+        Arrays.copyOf(tt.ids(), keep),
+        Arrays.copyOf(labels, keep),
+        Arrays.copyOf(kinds, keep),
+        n,
+        r.origin());
   }
 
   /** {@link #encode} with each token's spelling, for showing a record token by token. */
@@ -121,13 +125,12 @@ public final class ChatEncoder {
   }
 
   /**
-   * Tokens enough to fill {@code maxLength}. Texts far longer than that (a 10 MB message takes
-   * the native tokenizer over a minute whole) are tokenized by prefix: a prefix of
-   * (maxLength + MARGIN) × the longest token's length in chars surely holds more than maxLength
-   * tokens, and its first maxLength ids must equal those of a prefix twice as long; if not
-   * (a merge reaching that far back), the whole text is tokenized. Either way the kept ids are
-   * exactly the whole text's first maxLength ids; only the untruncated length is then a lower
-   * bound.
+   * Tokens enough to fill {@code maxLength}. Texts far longer than that (a 10 MB message takes the
+   * native tokenizer over a minute whole) are tokenized by prefix: a prefix of (maxLength + MARGIN)
+   * × the longest token's length in chars surely holds more than maxLength tokens, and its first
+   * maxLength ids must equal those of a prefix twice as long; if not (a merge reaching that far
+   * back), the whole text is tokenized. Either way the kept ids are exactly the whole text's first
+   * maxLength ids; only the untruncated length is then a lower bound.
    */
   private TokenizedText tokenize(String text) {
     long limit = (long) (maxLength + MARGIN) * tokenizer.maxTokenChars();

@@ -11,18 +11,18 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * A model directory's Hugging Face tokenizer ({@code tokenizer.json}, run by DJL's bundled
- * native library, no download) plus its special-token ids.
+ * A model directory's Hugging Face tokenizer ({@code tokenizer.json}, run by DJL's bundled native
+ * library, no download) plus its special-token ids.
  *
  * <p>Truncation and padding are switched off when building DJL's tokenizer (DJL otherwise cuts
  * every text at 512 tokens without saying so) and checked after; moetune truncates itself,
  * explicitly and counted ({@link ChatEncoder}). {@code encode} applies the tokenizer's own
  * post-processor, so BOS appears exactly where {@code tokenizer(text)} in transformers puts it.
  *
- * <p>BOS / EOS / PAD come from {@code tokenizer_config.json} ({@code bos_token}, ...; a string
- * or an {@code {"content": ...}} object), else from {@code generation_config.json} / {@code
- * config.json} ({@code bos_token_id}, {@code eos_token_id}, {@code pad_token_id}). PAD falls
- * back to EOS: padded positions carry label -100 and docId -1, so their id never matters.
+ * <p>BOS / EOS / PAD come from {@code tokenizer_config.json} ({@code bos_token}, ...; a string or
+ * an {@code {"content": ...}} object), else from {@code generation_config.json} / {@code
+ * config.json} ({@code bos_token_id}, {@code eos_token_id}, {@code pad_token_id}). PAD falls back
+ * to EOS: padded positions carry label -100 and docId -1, so their id never matters.
  */
 public final class ChatTokenizer implements AutoCloseable {
   static {
@@ -45,8 +45,14 @@ public final class ChatTokenizer implements AutoCloseable {
   private final int padId;
   private final int maxTokenChars;
 
-  private ChatTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int vocabSize, int bosId,
-      int eosId, int padId, int maxTokenChars) {
+  private ChatTokenizer(
+      HuggingFaceTokenizer tokenizer,
+      Path dir,
+      int vocabSize,
+      int bosId,
+      int eosId,
+      int padId,
+      int maxTokenChars) {
     this.maxTokenChars = maxTokenChars;
     this.tokenizer = tokenizer;
     this.dir = dir;
@@ -60,8 +66,10 @@ public final class ChatTokenizer implements AutoCloseable {
   public static ChatTokenizer load(Path modelDir) {
     Path json = modelDir.resolve("tokenizer.json");
     if (!Files.isRegularFile(json)) {
-      throw new DatasetException(json + ": not found; the model directory needs the Hugging Face"
-          + " fast tokenizer file tokenizer.json");
+      throw new DatasetException(
+          json
+              + ": not found; the model directory needs the Hugging Face"
+              + " fast tokenizer file tokenizer.json");
     }
     JsonNode tj = readJson(json);
     Map<String, Integer> ids = new HashMap<>();
@@ -99,25 +107,31 @@ public final class ChatTokenizer implements AutoCloseable {
     }
     HuggingFaceTokenizer tok;
     try {
-      tok = HuggingFaceTokenizer.builder()
-          .optTokenizerPath(modelDir)
-          .optAddSpecialTokens(true)
-          .optTruncation(false)
-          .optPadding(false)
-          .build();
+      tok =
+          HuggingFaceTokenizer.builder()
+              .optTokenizerPath(modelDir)
+              .optAddSpecialTokens(true)
+              .optTruncation(false)
+              .optPadding(false)
+              .build();
     } catch (IOException | RuntimeException e) {
       Throwable root = e;
       while (root.getCause() != null && root.getCause() != root) {
         root = root.getCause();
       }
-      String why = root == e ? String.valueOf(e.getMessage())
-          : e.getMessage() + " (" + String.valueOf(root.getMessage()).lines().findFirst().orElse("") + ")";
+      String why =
+          root == e
+              ? String.valueOf(e.getMessage())
+              : e.getMessage()
+                  + " ("
+                  + String.valueOf(root.getMessage()).lines().findFirst().orElse("")
+                  + ")";
       throw new DatasetException(json + ": the tokenizer cannot be loaded: " + why, e);
     }
     if (!"DO_NOT_TRUNCATE".equals(tok.getTruncation())) {
       tok.close();
-      throw new IllegalStateException("DJL tokenizer truncates (" + tok.getTruncation()
-          + "); moetune must see every token");
+      throw new IllegalStateException(
+          "DJL tokenizer truncates (" + tok.getTruncation() + "); moetune must see every token");
     }
     return new ChatTokenizer(tok, modelDir, maxId + 1, bos, eos, pad, maxChars);
   }
@@ -169,8 +183,8 @@ public final class ChatTokenizer implements AutoCloseable {
   }
 
   /**
-   * The longest vocabulary or added token, in code points: no token covers more characters of
-   * the input than this (an upper bound; byte-fallback spellings like "<0x0A>" overestimate).
+   * The longest vocabulary or added token, in code points: no token covers more characters of the
+   * input than this (an upper bound; byte-fallback spellings like "<0x0A>" overestimate).
    */
   public int maxTokenChars() {
     return maxTokenChars;
@@ -205,8 +219,13 @@ public final class ChatTokenizer implements AutoCloseable {
     tokenizer.close();
   }
 
-  private static int special(JsonNode tc, String field, Map<String, Integer> ids, JsonNode gc,
-      JsonNode mc, String idField) {
+  private static int special(
+      JsonNode tc,
+      String field,
+      Map<String, Integer> ids,
+      JsonNode gc,
+      JsonNode mc,
+      String idField) {
     JsonNode t = tc == null ? null : tc.get(field);
     if (t != null && t.isObject()) {
       t = t.get("content");
@@ -234,8 +253,11 @@ public final class ChatTokenizer implements AutoCloseable {
     try {
       return JsonLines.MAPPER.readTree(p.toFile());
     } catch (IOException e) {
-      throw new DatasetException(p + ": bad JSON: " + e.getMessage().lines().findFirst()
-          .orElse("") + "; fix or regenerate the file");
+      throw new DatasetException(
+          p
+              + ": bad JSON: "
+              + e.getMessage().lines().findFirst().orElse("")
+              + "; fix or regenerate the file");
     }
   }
 }

@@ -16,13 +16,30 @@ import java.nio.file.Path;
  * @param evalFraction the share of conversations held out for evaluation, in [0, 1)
  * @param seed the shuffle seed
  */
-public record DataConfig(Path data, DatasetFormat format, boolean skipInvalid, String template,
-    Path templateFile, LabelMode labels, int seqLen, boolean pack, double evalFraction,
+public record DataConfig(
+    Path data,
+    DatasetFormat format,
+    boolean skipInvalid,
+    String template,
+    Path templateFile,
+    LabelMode labels,
+    int seqLen,
+    boolean pack,
+    double evalFraction,
     long seed) {
 
   /** Defaults: auto format, no skipping, all assistant turns, packing, 5% eval, seed 42. */
   public static DataConfig of(Path data, String template, int seqLen) {
-    return new DataConfig(data, DatasetFormat.AUTO, false, template, null,
-        LabelMode.ALL_ASSISTANT, seqLen, true, 0.05, 42L);
+    return new DataConfig(
+        data,
+        DatasetFormat.AUTO,
+        false,
+        template,
+        null,
+        LabelMode.ALL_ASSISTANT,
+        seqLen,
+        true,
+        0.05,
+        42L);
   }
 }

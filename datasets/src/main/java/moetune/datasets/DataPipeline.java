@@ -6,8 +6,8 @@ import moetune.templates.ConversationTemplate;
 import moetune.templates.TemplateRegistry;
 
 /**
- * The whole data path in one call: load → shuffle and split by seed → render and tokenize →
- * drop (and count) conversations left without a trainable token → pack or pad to rows.
+ * The whole data path in one call: load → shuffle and split by seed → render and tokenize → drop
+ * (and count) conversations left without a trainable token → pack or pad to rows.
  */
 public final class DataPipeline {
   private DataPipeline() {}
@@ -25,8 +25,8 @@ public final class DataPipeline {
   public static PreparedData prepare(DataConfig c, ChatTokenizer tokenizer) {
     LoadedDataset loaded = DatasetLoader.load(c.data(), c.format(), c.skipInvalid());
     ChatEncoder enc = new ChatEncoder(tokenizer, template(c), c.labels(), c.seqLen());
-    DataSplit.Split<ChatRecord> split = DataSplit.split(loaded.records(), c.evalFraction(),
-        c.seed());
+    DataSplit.Split<ChatRecord> split =
+        DataSplit.split(loaded.records(), c.evalFraction(), c.seed());
     List<EncodedChat> train = encodeAll(enc, split.train());
     List<EncodedChat> eval = encodeAll(enc, split.eval());
     List<EncodedChat> all = new ArrayList<>(train);
@@ -34,12 +34,17 @@ public final class DataPipeline {
     DatasetStats stats = DatasetStats.of(all, loaded.skipped(), c.seqLen());
     List<EncodedChat> trainable = trainable(train);
     if (trainable.isEmpty()) {
-      throw new DatasetException(c.data() + ": no conversation has a trainable token with"
-          + " template '" + c.template() + "' and labels " + c.labels()
-          + "; check that records have assistant replies");
+      throw new DatasetException(
+          c.data()
+              + ": no conversation has a trainable token with"
+              + " template '"
+              + c.template()
+              + "' and labels "
+              + c.labels()
+              + "; check that records have assistant replies");
     }
-    return new PreparedData(rows(c, trainable, tokenizer), rows(c, trainable(eval), tokenizer),
-        stats);
+    return new PreparedData(
+        rows(c, trainable, tokenizer), rows(c, trainable(eval), tokenizer), stats);
   }
 
   static List<EncodedChat> encodeAll(ChatEncoder enc, List<ChatRecord> records) {
@@ -54,9 +59,10 @@ public final class DataPipeline {
     return docs.stream().filter(d -> d.trainableTokens() > 0).toList();
   }
 
-  private static List<PackedSequence> rows(DataConfig c, List<EncodedChat> docs,
-      ChatTokenizer tok) {
-    return c.pack() ? Packer.pack(docs, c.seqLen(), tok.padId())
+  private static List<PackedSequence> rows(
+      DataConfig c, List<EncodedChat> docs, ChatTokenizer tok) {
+    return c.pack()
+        ? Packer.pack(docs, c.seqLen(), tok.padId())
         : Packer.pad(docs, c.seqLen(), tok.padId());
   }
 }

@@ -12,8 +12,8 @@ public final class DataSplit {
   private DataSplit() {}
 
   /**
-   * A shuffled copy: Fisher-Yates driven by {@code java.util.Random(seed)}, whose sequence the
-   * JDK specifies, so the same seed gives the same order on every JVM and machine.
+   * A shuffled copy: Fisher-Yates driven by {@code java.util.Random(seed)}, whose sequence the JDK
+   * specifies, so the same seed gives the same order on every JVM and machine.
    */
   public static <T> List<T> shuffle(List<T> items, long seed) {
     List<T> out = new ArrayList<>(items);
@@ -28,8 +28,8 @@ public final class DataSplit {
   }
 
   /**
-   * Shuffles by {@code seed}, then puts {@code round(n * evalFraction)} items (at least 1 when
-   * the fraction is positive and n ≥ 2, and never all of them) into eval.
+   * Shuffles by {@code seed}, then puts {@code round(n * evalFraction)} items (at least 1 when the
+   * fraction is positive and n ≥ 2, and never all of them) into eval.
    */
   public static <T> Split<T> split(List<T> items, double evalFraction, long seed) {
     if (!(evalFraction >= 0 && evalFraction < 1)) {

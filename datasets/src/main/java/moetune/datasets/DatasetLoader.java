@@ -6,9 +6,9 @@ import java.util.List;
 
 /**
  * Reads conversation datasets: ShareGPT/FastChat JSON or JSONL, OpenAI {@code messages} JSONL,
- * Alpaca JSON (see {@link DatasetFormat}). A bad record fails the whole load with a one-line
- * {@link DatasetException} naming file:line and the field, unless {@code skipInvalid} is set:
- * then it is skipped and counted in {@link LoadedDataset#skipped()}, never dropped silently.
+ * Alpaca JSON (see {@link DatasetFormat}). A bad record fails the whole load with a one-line {@link
+ * DatasetException} naming file:line and the field, unless {@code skipInvalid} is set: then it is
+ * skipped and counted in {@link LoadedDataset#skipped()}, never dropped silently.
  */
 public final class DatasetLoader {
   private DatasetLoader() {}
@@ -31,8 +31,8 @@ public final class DatasetLoader {
     return load(file, format, false, false);
   }
 
-  private static LoadedDataset load(Path file, DatasetFormat format, boolean skipInvalid,
-      boolean strict) {
+  private static LoadedDataset load(
+      Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
     for (JsonLines.Entry e : JsonLines.read(file)) {
@@ -46,16 +46,26 @@ public final class DatasetLoader {
           error = r.getMessage();
         }
       }
-      String line = file + ":" + e.line() + ": record " + (records.size() + skipped.size() + 1)
-          + ": " + error;
+      String line =
+          file
+              + ":"
+              + e.line()
+              + ": record "
+              + (records.size() + skipped.size() + 1)
+              + ": "
+              + error;
       if (!skipInvalid) {
         throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
       }
       skipped.add(line);
     }
     if (records.isEmpty()) {
-      throw new DatasetException(file + ": no usable record" + (skipped.isEmpty() ? ""
-          : " (" + skipped.size() + " skipped; first: " + skipped.get(0) + ")"));
+      throw new DatasetException(
+          file
+              + ": no usable record"
+              + (skipped.isEmpty()
+                  ? ""
+                  : " (" + skipped.size() + " skipped; first: " + skipped.get(0) + ")"));
     }
     return new LoadedDataset(records, skipped.size(), skipped);
   }

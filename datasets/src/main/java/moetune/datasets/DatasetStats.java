@@ -17,8 +17,16 @@ import java.util.Locale;
  * @param longest the longest conversation before truncation, in tokens
  * @param histogram conversation lengths before truncation, in power-of-two buckets
  */
-public record DatasetStats(int records, int skipped, long tokens, long trainableTokens,
-    int truncated, int withoutTrainable, int maxLength, int longest, List<Bucket> histogram) {
+public record DatasetStats(
+    int records,
+    int skipped,
+    long tokens,
+    long trainableTokens,
+    int truncated,
+    int withoutTrainable,
+    int maxLength,
+    int longest,
+    List<Bucket> histogram) {
 
   /** {@code count} conversations with from ≤ length < to tokens. */
   public record Bucket(int from, int to, int count) {}
@@ -54,8 +62,8 @@ public record DatasetStats(int records, int skipped, long tokens, long trainable
       from = to;
       to *= 2;
     }
-    return new DatasetStats(docs.size(), skipped, tokens, trainable, truncated, without,
-        maxLength, longest, hist);
+    return new DatasetStats(
+        docs.size(), skipped, tokens, trainable, truncated, without, maxLength, longest, hist);
   }
 
   /** A few lines for a terminal. */
@@ -64,17 +72,22 @@ public record DatasetStats(int records, int skipped, long tokens, long trainable
     b.append(String.format(Locale.ROOT, "records            %d%n", records));
     b.append(String.format(Locale.ROOT, "skipped (invalid)  %d%n", skipped));
     b.append(String.format(Locale.ROOT, "tokens             %d%n", tokens));
-    b.append(String.format(Locale.ROOT, "trainable tokens   %d (%.1f%%)%n", trainableTokens,
-        tokens == 0 ? 0.0 : 100.0 * trainableTokens / tokens));
-    b.append(String.format(Locale.ROOT, "truncated          %d (at %d tokens)%n", truncated,
-        maxLength));
+    b.append(
+        String.format(
+            Locale.ROOT,
+            "trainable tokens   %d (%.1f%%)%n",
+            trainableTokens,
+            tokens == 0 ? 0.0 : 100.0 * trainableTokens / tokens));
+    b.append(
+        String.format(Locale.ROOT, "truncated          %d (at %d tokens)%n", truncated, maxLength));
     b.append(String.format(Locale.ROOT, "no trainable token %d%n", withoutTrainable));
     b.append(String.format(Locale.ROOT, "longest            %d tokens%n", longest));
     int max = histogram.stream().mapToInt(Bucket::count).max().orElse(1);
     for (Bucket h : histogram) {
       int bar = max == 0 ? 0 : (int) Math.round(40.0 * h.count() / max);
-      b.append(String.format(Locale.ROOT, "  [%6d, %6d) %7d %s%n", h.from(), h.to(), h.count(),
-          "#".repeat(bar)));
+      b.append(
+          String.format(
+              Locale.ROOT, "  [%6d, %6d) %7d %s%n", h.from(), h.to(), h.count(), "#".repeat(bar)));
     }
     return b.toString();
   }

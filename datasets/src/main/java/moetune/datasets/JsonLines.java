@@ -19,21 +19,26 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Reads the JSON values of a dataset file with the line each starts on: a JSON array of records
- * (a file whose first non-blank char is {@code [}) or JSON Lines (one record per non-blank
- * line). The file must be UTF-8; a leading byte-order mark is skipped (editors on Windows write
- * one); invalid UTF-8 is an error naming the line. Strings up to 512 Mi chars are accepted (a
- * 10 MB message is legitimate data; truncation to the max length happens later, counted).
+ * Reads the JSON values of a dataset file with the line each starts on: a JSON array of records (a
+ * file whose first non-blank char is {@code [}) or JSON Lines (one record per non-blank line). The
+ * file must be UTF-8; a leading byte-order mark is skipped (editors on Windows write one); invalid
+ * UTF-8 is an error naming the line. Strings up to 512 Mi chars are accepted (a 10 MB message is
+ * legitimate data; truncation to the max length happens later, counted).
  */
 final class JsonLines {
-  /** One JSON value of the file; {@code parseError} is set instead of {@code node} when a JSONL line is bad. */
+  /**
+   * One JSON value of the file; {@code parseError} is set instead of {@code node} when a JSONL line
+   * is bad.
+   */
   record Entry(JsonNode node, int line, String parseError) {}
 
   static final ObjectMapper MAPPER = new ObjectMapper();
 
   static {
-    MAPPER.getFactory().setStreamReadConstraints(
-        StreamReadConstraints.builder().maxStringLength(512 << 20).build());
+    MAPPER
+        .getFactory()
+        .setStreamReadConstraints(
+            StreamReadConstraints.builder().maxStringLength(512 << 20).build());
   }
 
   private JsonLines() {}
@@ -45,8 +50,10 @@ final class JsonLines {
       i++;
     }
     if (i == text.length()) {
-      throw new DatasetException(file + ": the file is empty; expected a JSON array of records or"
-          + " one JSON record per line");
+      throw new DatasetException(
+          file
+              + ": the file is empty; expected a JSON array of records or"
+              + " one JSON record per line");
     }
     return text.charAt(i) == '[' ? readArray(file, text) : readLines(text);
   }
@@ -60,11 +67,18 @@ final class JsonLines {
     } catch (IOException e) {
       throw new DatasetException(file + ": cannot read: " + e.getMessage());
     }
-    int start = bytes.length >= 3 && (bytes[0] & 0xFF) == 0xEF && (bytes[1] & 0xFF) == 0xBB
-        && (bytes[2] & 0xFF) == 0xBF ? 3 : 0;
-    CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
-        .onMalformedInput(CodingErrorAction.REPORT)
-        .onUnmappableCharacter(CodingErrorAction.REPORT);
+    int start =
+        bytes.length >= 3
+                && (bytes[0] & 0xFF) == 0xEF
+                && (bytes[1] & 0xFF) == 0xBB
+                && (bytes[2] & 0xFF) == 0xBF
+            ? 3
+            : 0;
+    CharsetDecoder dec =
+        StandardCharsets.UTF_8
+            .newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
     try {
       return dec.decode(ByteBuffer.wrap(bytes, start, bytes.length - start)).toString();
     } catch (CharacterCodingException e) {
@@ -75,15 +89,20 @@ final class JsonLines {
           line++;
         }
       }
-      throw new DatasetException(file + ":" + line + ": invalid UTF-8 at byte offset " + bad
-          + "; the dataset must be UTF-8 (re-save or convert it, e.g. with iconv)");
+      throw new DatasetException(
+          file
+              + ":"
+              + line
+              + ": invalid UTF-8 at byte offset "
+              + bad
+              + "; the dataset must be UTF-8 (re-save or convert it, e.g. with iconv)");
     }
   }
 
   /** The offset of the first byte that starts no valid UTF-8 sequence. */
   private static int firstInvalidUtf8(byte[] b, int from) {
-    CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
-        .onMalformedInput(CodingErrorAction.REPORT);
+    CharsetDecoder dec =
+        StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT);
     ByteBuffer in = ByteBuffer.wrap(b, from, b.length - from);
     var out = java.nio.CharBuffer.allocate(b.length + 1);
     var result = dec.decode(in, out, true);
@@ -100,20 +119,29 @@ final class JsonLines {
           break;
         }
         if (t == null) {
-          throw new DatasetException(file + ": the JSON array is not closed; the file may be cut off");
+          throw new DatasetException(
+              file + ": the JSON array is not closed; the file may be cut off");
         }
         int line = p.currentTokenLocation().getLineNr();
         JsonNode node = MAPPER.readTree(p);
         out.add(new Entry(node, line, null));
       }
       if (p.nextToken() != null) {
-        throw new DatasetException(file + ":" + p.currentTokenLocation().getLineNr()
-            + ": text after the closing ']' of the record array");
+        throw new DatasetException(
+            file
+                + ":"
+                + p.currentTokenLocation().getLineNr()
+                + ": text after the closing ']' of the record array");
       }
     } catch (JsonProcessingException e) {
       // A broken array cannot be resynchronised, so even with skipping this fails the load.
-      throw new DatasetException(file + ":" + e.getLocation().getLineNr() + ": bad JSON: "
-          + firstLine(e) + "; fix the file");
+      throw new DatasetException(
+          file
+              + ":"
+              + e.getLocation().getLineNr()
+              + ": bad JSON: "
+              + firstLine(e)
+              + "; fix the file");
     } catch (IOException e) {
       throw new DatasetException(file + ": cannot read: " + e.getMessage());
     }
@@ -133,9 +161,13 @@ final class JsonLines {
         try {
           out.add(new Entry(MAPPER.readTree(s), line, null));
         } catch (JsonProcessingException e) {
-          out.add(new Entry(null, line, "bad JSON: "
-              + firstLine(e)
-              + " (expected one JSON record per line, or a JSON array)"));
+          out.add(
+              new Entry(
+                  null,
+                  line,
+                  "bad JSON: "
+                      + firstLine(e)
+                      + " (expected one JSON record per line, or a JSON array)"));
         }
       }
       if (nl < 0) {

@@ -14,8 +14,9 @@ public enum LabelMode {
       case "all-assistant", "assistant", "all" -> ALL_ASSISTANT;
       case "last-turn", "last" -> LAST_TURN;
       case "everything" -> EVERYTHING;
-      default -> throw new DatasetException("unknown label mode '" + name
-          + "'; use all-assistant, last-turn or everything");
+      default ->
+          throw new DatasetException(
+              "unknown label mode '" + name + "'; use all-assistant, last-turn or everything");
     };
   }
 }

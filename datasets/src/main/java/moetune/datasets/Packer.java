@@ -7,11 +7,11 @@ import java.util.List;
 /**
  * Lays encoded conversations into fixed-length rows of T tokens.
  *
- * <p>{@link #pack}: greedy in the given order (shuffle first for randomness), each row takes
- * whole documents while they fit; the rest of a row is padding. Documents never split across
- * rows (a split document would train its second half without its prompt). Position ids restart
- * at 0 for each document and document ids keep attention inside a document, so packing is exact:
- * every document sees what it would see alone.
+ * <p>{@link #pack}: greedy in the given order (shuffle first for randomness), each row takes whole
+ * documents while they fit; the rest of a row is padding. Documents never split across rows (a
+ * split document would train its second half without its prompt). Position ids restart at 0 for
+ * each document and document ids keep attention inside a document, so packing is exact: every
+ * document sees what it would see alone.
  *
  * <p>{@link #pad}: one document per row, the alternative for comparisons and debugging.
  *
@@ -52,8 +52,13 @@ public final class Packer {
 
   private static void checkFits(EncodedChat d, int seqLen) {
     if (d.length() > seqLen) {
-      throw new IllegalArgumentException(d.origin() + ": document of " + d.length()
-          + " tokens exceeds the row length " + seqLen + "; encode with maxLength <= seqLen");
+      throw new IllegalArgumentException(
+          d.origin()
+              + ": document of "
+              + d.length()
+              + " tokens exceeds the row length "
+              + seqLen
+              + "; encode with maxLength <= seqLen");
     }
   }
 

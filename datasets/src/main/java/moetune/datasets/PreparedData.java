@@ -9,8 +9,8 @@ import java.util.List;
  * @param eval held-out rows (empty when the eval fraction is 0)
  * @param stats statistics of all encoded conversations (train and eval)
  */
-public record PreparedData(List<PackedSequence> train, List<PackedSequence> eval,
-    DatasetStats stats) {
+public record PreparedData(
+    List<PackedSequence> train, List<PackedSequence> eval, DatasetStats stats) {
   public PreparedData {
     train = List.copyOf(train);
     eval = List.copyOf(eval);

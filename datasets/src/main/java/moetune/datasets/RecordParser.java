@@ -9,12 +9,12 @@ import moetune.templates.Role;
 
 /**
  * Turns one JSON record into a {@link ChatRecord}, checking every field. Errors are {@link
- * RecordError}s whose message names the field ({@code conversations[3].from}); the loader adds
- * the file and line.
+ * RecordError}s whose message names the field ({@code conversations[3].from}); the loader adds the
+ * file and line.
  *
- * <p>Rules (FastChat's training data rules, made explicit): a system message may only come
- * first; then turns alternate user / assistant starting with user; there is at least one turn.
- * A null or missing content is an open turn, allowed only as the last message.
+ * <p>Rules (FastChat's training data rules, made explicit): a system message may only come first;
+ * then turns alternate user / assistant starting with user; there is at least one turn. A null or
+ * missing content is an open turn, allowed only as the last message.
  */
 final class RecordParser {
   /** A bad record; the message names the field and the fix. */
@@ -55,12 +55,19 @@ final class RecordParser {
     if (n.has("instruction")) {
       return DatasetFormat.ALPACA;
     }
-    throw new RecordError("record has none of the fields 'conversations' (ShareGPT), 'messages'"
-        + " (OpenAI) or 'instruction' (Alpaca)");
+    throw new RecordError(
+        "record has none of the fields 'conversations' (ShareGPT), 'messages'"
+            + " (OpenAI) or 'instruction' (Alpaca)");
   }
 
-  private static ChatRecord turns(JsonNode n, String listField, String roleField,
-      String textField, String origin, boolean strict) throws RecordError {
+  private static ChatRecord turns(
+      JsonNode n,
+      String listField,
+      String roleField,
+      String textField,
+      String origin,
+      boolean strict)
+      throws RecordError {
     JsonNode list = n.get(listField);
     if (list == null || list.isNull()) {
       throw new RecordError("missing field '" + listField + "'");
@@ -69,8 +76,8 @@ final class RecordParser {
       throw new RecordError("field '" + listField + "' must be an array, got " + type(list));
     }
     if (list.isEmpty()) {
-      throw new RecordError("field '" + listField + "' is empty; a conversation needs at least"
-          + " one user turn");
+      throw new RecordError(
+          "field '" + listField + "' is empty; a conversation needs at least" + " one user turn");
     }
     String system = optionalText(n, "system");
     List<Message> messages = new ArrayList<>();
@@ -93,16 +100,28 @@ final class RecordParser {
       switch (role) {
         case "system" -> {
           if (i != 0 || system != null) {
-            throw new RecordError("'" + at + "." + roleField + "' is system, but a system message"
-                + " may only come first and once");
+            throw new RecordError(
+                "'"
+                    + at
+                    + "."
+                    + roleField
+                    + "' is system, but a system message"
+                    + " may only come first and once");
           }
           system = content == null ? "" : content;
         }
         case "human", "user" -> messages.add(new Message(Role.USER, content));
         case "gpt", "assistant", "chatgpt", "bard", "bing" ->
             messages.add(new Message(Role.ASSISTANT, content));
-        default -> throw new RecordError("'" + at + "." + roleField + "' is '" + r.asText()
-            + "'; expected human|gpt|system (ShareGPT) or user|assistant|system (OpenAI)");
+        default ->
+            throw new RecordError(
+                "'"
+                    + at
+                    + "."
+                    + roleField
+                    + "' is '"
+                    + r.asText()
+                    + "'; expected human|gpt|system (ShareGPT) or user|assistant|system (OpenAI)");
       }
     }
     if (strict) {
@@ -118,7 +137,8 @@ final class RecordParser {
     }
     String input = optionalText(n, "input");
     String output = optionalText(n, "output");
-    // The usual Alpaca-to-chat conversion: the input, if any, follows the instruction after a blank line.
+    // The usual Alpaca-to-chat conversion: the input, if any, follows the instruction after a blank
+    // line.
     String user = input == null || input.isEmpty() ? instruction : instruction + "\n\n" + input;
     List<Message> messages = List.of(Message.user(user), Message.assistant(output));
     return new ChatRecord(optionalText(n, "system"), messages, origin);
@@ -127,21 +147,33 @@ final class RecordParser {
   /** Alternation, start and open-turn rules. */
   private static void check(List<Message> messages, String listField) throws RecordError {
     if (messages.isEmpty()) {
-      throw new RecordError("field '" + listField + "' holds only a system message; add a user"
-          + " turn");
+      throw new RecordError(
+          "field '" + listField + "' holds only a system message; add a user" + " turn");
     }
     Role expected = Role.USER;
     for (int i = 0; i < messages.size(); i++) {
       Message m = messages.get(i);
       if (m.role() != expected) {
-        throw new RecordError("message " + (i + 1) + " in '" + listField + "' is "
-            + m.role().name().toLowerCase(Locale.ROOT) + " but " + expected.name()
-            .toLowerCase(Locale.ROOT) + " was expected; turns must alternate user/assistant,"
-            + " starting with user");
+        throw new RecordError(
+            "message "
+                + (i + 1)
+                + " in '"
+                + listField
+                + "' is "
+                + m.role().name().toLowerCase(Locale.ROOT)
+                + " but "
+                + expected.name().toLowerCase(Locale.ROOT)
+                + " was expected; turns must alternate user/assistant,"
+                + " starting with user");
       }
       if (m.content() == null && i != messages.size() - 1) {
-        throw new RecordError("message " + (i + 1) + " in '" + listField + "' has no content;"
-            + " only the last turn may be open (null)");
+        throw new RecordError(
+            "message "
+                + (i + 1)
+                + " in '"
+                + listField
+                + "' has no content;"
+                + " only the last turn may be open (null)");
       }
       expected = expected.other();
     }

@@ -12,8 +12,8 @@ import moetune.templates.Message;
 
 /**
  * A dataset moetune makes itself, so a demo run needs no download: short arithmetic chats whose
- * answers are exactly computable, so a model that learns them shows it by a falling loss. The
- * same seed and count always give the same records (java.util.Random's sequence is specified).
+ * answers are exactly computable, so a model that learns them shows it by a falling loss. The same
+ * seed and count always give the same records (java.util.Random's sequence is specified).
  */
 public final class SampleData {
   private static final String[] ASK = {
@@ -40,10 +40,15 @@ public final class SampleData {
       if (r.nextInt(4) == 0) {
         int c = 1 + r.nextInt(9);
         char op2 = "+-*".charAt(r.nextInt(3));
-        m.add(Message.user("Now " + (op2 == '+' ? "add " + c + " to" : op2 == '-'
-            ? "subtract " + c + " from" : "multiply by " + c) + " that."));
-        m.add(Message.assistant(result + " " + op2 + " " + c + " = " + apply(result, op2, c)
-            + "."));
+        m.add(
+            Message.user(
+                "Now "
+                    + (op2 == '+'
+                        ? "add " + c + " to"
+                        : op2 == '-' ? "subtract " + c + " from" : "multiply by " + c)
+                    + " that."));
+        m.add(
+            Message.assistant(result + " " + op2 + " " + c + " = " + apply(result, op2, c) + "."));
       }
       out.add(new ChatRecord(null, m, "arithmetic:" + (i + 1)));
     }
@@ -68,7 +73,8 @@ public final class SampleData {
         conv.addObject().put("from", "system").put("value", rec.system());
       }
       for (Message m : rec.messages()) {
-        conv.addObject().put("from", m.role() == moetune.templates.Role.USER ? "human" : "gpt")
+        conv.addObject()
+            .put("from", m.role() == moetune.templates.Role.USER ? "human" : "gpt")
             .put("value", m.content());
       }
       b.append(JsonLines.MAPPER.writeValueAsString(o)).append('\n');

@@ -3,8 +3,8 @@ package moetune.datasets;
 import moetune.templates.SpanKind;
 
 /**
- * One token of an encoded conversation as a person inspects it (CLI {@code data inspect}, the
- * GUI's token view).
+ * One token of an encoded conversation as a person inspects it (CLI {@code data inspect}, the GUI's
+ * token view).
  *
  * @param index position in the sequence
  * @param id token id

@@ -10,11 +10,17 @@ import moetune.templates.Message;
 import moetune.templates.TemplateRegistry;
 import org.junit.jupiter.api.Test;
 
-/** Tokens and label masks, token by token, on the fixture's Mistral (SentencePiece BPE) tokenizer. */
+/**
+ * Tokens and label masks, token by token, on the fixture's Mistral (SentencePiece BPE) tokenizer.
+ */
 class ChatEncoderTest {
   static final TemplateRegistry REG = TemplateRegistry.builtin();
-  static final List<Message> CHAT = List.of(Message.user("What is 2+2?"), Message.assistant("4"),
-      Message.user("And 3+3?"), Message.assistant("6"));
+  static final List<Message> CHAT =
+      List.of(
+          Message.user("What is 2+2?"),
+          Message.assistant("4"),
+          Message.user("And 3+3?"),
+          Message.assistant("6"));
 
   /** Tokens joined by spaces, trained ones marked with '*'. */
   static String masked(String template, String system, LabelMode mode) {
@@ -27,7 +33,8 @@ class ChatEncoderTest {
     StringBuilder b = new StringBuilder();
     for (int i = 0; i < e.length(); i++) {
       assertTrue(e.labels()[i] == ChatEncoder.IGNORE || e.labels()[i] == e.inputIds()[i]);
-      b.append(i == 0 ? "" : " ").append(tt.tokens()[i])
+      b.append(i == 0 ? "" : " ")
+          .append(tt.tokens()[i])
           .append(e.labels()[i] == ChatEncoder.IGNORE ? "" : "*");
     }
     return b.toString();
@@ -36,24 +43,31 @@ class ChatEncoderTest {
   @Test
   void mistralTrainsRepliesAndTheirEos() {
     // "[INST] What is 2+2? [/INST] 4</s>[INST] And 3+3? [/INST] 6</s>"
-    assertEquals("<s> ▁[ INST ] ▁What ▁is ▁ 2 + 2 ? ▁[ / INST ] ▁ 4* </s>* ▁[ INST ] ▁And ▁ 3 + 3"
-        + " ? ▁[ / INST ] ▁ 6* </s>*", masked("mistral", null, LabelMode.ALL_ASSISTANT));
+    assertEquals(
+        "<s> ▁[ INST ] ▁What ▁is ▁ 2 + 2 ? ▁[ / INST ] ▁ 4* </s>* ▁[ INST ] ▁And ▁ 3 + 3"
+            + " ? ▁[ / INST ] ▁ 6* </s>*",
+        masked("mistral", null, LabelMode.ALL_ASSISTANT));
   }
 
   @Test
   void mistralLastTurnAndEverything() {
-    assertEquals("<s> ▁[ INST ] ▁What ▁is ▁ 2 + 2 ? ▁[ / INST ] ▁ 4 </s> ▁[ INST ] ▁And ▁ 3 + 3"
-        + " ? ▁[ / INST ] ▁ 6* </s>*", masked("mistral", null, LabelMode.LAST_TURN));
+    assertEquals(
+        "<s> ▁[ INST ] ▁What ▁is ▁ 2 + 2 ? ▁[ / INST ] ▁ 4 </s> ▁[ INST ] ▁And ▁ 3 + 3"
+            + " ? ▁[ / INST ] ▁ 6* </s>*",
+        masked("mistral", null, LabelMode.LAST_TURN));
     // Everything but the first token, which no position predicts.
-    assertEquals("<s> ▁[* INST* ]* ▁What* ▁is* ▁* 2* +* 2* ?* ▁[* /* INST* ]* ▁* 4* </s>* ▁[*"
-        + " INST* ]* ▁And* ▁* 3* +* 3* ?* ▁[* /* INST* ]* ▁* 6* </s>*",
+    assertEquals(
+        "<s> ▁[* INST* ]* ▁What* ▁is* ▁* 2* +* 2* ?* ▁[* /* INST* ]* ▁* 4* </s>* ▁[*"
+            + " INST* ]* ▁And* ▁* 3* +* 3* ?* ▁[* /* INST* ]* ▁* 6* </s>*",
         masked("mistral", null, LabelMode.EVERYTHING));
   }
 
   @Test
   void vicunaMasksUserTextAndRoleHeaders() {
-    assertEquals("<s> ▁S ▁US ER : ▁What ▁is ▁ 2 + 2 ? ▁ASS IST ANT : ▁ 4* </s>* ▁US ER : ▁And"
-        + " ▁ 3 + 3 ? ▁ASS IST ANT : ▁ 6* </s>*", masked("vicuna_v1.1", "S", LabelMode.ALL_ASSISTANT));
+    assertEquals(
+        "<s> ▁S ▁US ER : ▁What ▁is ▁ 2 + 2 ? ▁ASS IST ANT : ▁ 4* </s>* ▁US ER : ▁And"
+            + " ▁ 3 + 3 ? ▁ASS IST ANT : ▁ 6* </s>*",
+        masked("vicuna_v1.1", "S", LabelMode.ALL_ASSISTANT));
   }
 
   @Test
@@ -69,8 +83,8 @@ class ChatEncoderTest {
     // "ASSISTANT: Hello" tokenizes "▁Hello" across the layout space and the reply: it is trained.
     ChatTokenizer tok = Fixtures.mistral();
     ChatEncoder enc = new ChatEncoder(tok, REG.get("vicuna_v1.1"), LabelMode.ALL_ASSISTANT, 512);
-    ChatRecord r = new ChatRecord("S", List.of(Message.user("Hi"), Message.assistant("Hello")),
-        "t:1");
+    ChatRecord r =
+        new ChatRecord("S", List.of(Message.user("Hi"), Message.assistant("Hello")), "t:1");
     EncodedChat e = enc.encode(r);
     TokenizedText tt = tok.encode(enc.render(r).text());
     int hello = List.of(tt.tokens()).indexOf("▁Hello");
@@ -83,16 +97,17 @@ class ChatEncoderTest {
   void longConversationsAreNeverCutAt512() {
     ChatTokenizer tok = Fixtures.mistral();
     String longReply = "word ".repeat(3000).trim();
-    ChatRecord r = new ChatRecord(null, List.of(Message.user("Write a lot."),
-        Message.assistant(longReply)), "t:1");
-    EncodedChat full = new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 8192)
-        .encode(r);
+    ChatRecord r =
+        new ChatRecord(
+            null, List.of(Message.user("Write a lot."), Message.assistant(longReply)), "t:1");
+    EncodedChat full =
+        new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 8192).encode(r);
     assertFalse(full.truncated());
     assertTrue(full.length() > 3000, "got " + full.length());
     // 3000 reply words + </s> are trained.
     assertEquals(3001, full.trainableTokens());
-    EncodedChat cut = new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 700)
-        .encode(r);
+    EncodedChat cut =
+        new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 700).encode(r);
     assertTrue(cut.truncated());
     assertEquals(700, cut.length());
     assertEquals(full.length(), cut.fullLength());
@@ -107,8 +122,8 @@ class ChatEncoderTest {
     // 200k chars: over 4 x (512 + 64) x maxTokenChars, so the prefix path runs.
     String reply = "The quick brown fox \u00e9\ud83d\ude00 jumps. ".repeat(5000);
     assertTrue(reply.length() > 4L * (512 + ChatEncoder.MARGIN) * tok.maxTokenChars());
-    ChatRecord r = new ChatRecord(null, List.of(Message.user("Go."), Message.assistant(reply)),
-        "t:1");
+    ChatRecord r =
+        new ChatRecord(null, List.of(Message.user("Go."), Message.assistant(reply)), "t:1");
     ChatEncoder enc = new ChatEncoder(tok, REG.get("mistral"), LabelMode.ALL_ASSISTANT, 512);
     EncodedChat e = enc.encode(r);
     TokenizedText whole = tok.encode(enc.render(r).text());
@@ -117,8 +132,10 @@ class ChatEncoderTest {
     assertArrayEquals(java.util.Arrays.copyOf(whole.ids(), 512), e.inputIds());
     // A 10 MB message: only a verified prefix is tokenized.
     long t0 = System.nanoTime();
-    EncodedChat big = enc.encode(new ChatRecord(null, List.of(Message.user("x".repeat(10 << 20)),
-        Message.assistant("ok")), "t:2"));
+    EncodedChat big =
+        enc.encode(
+            new ChatRecord(
+                null, List.of(Message.user("x".repeat(10 << 20)), Message.assistant("ok")), "t:2"));
     assertEquals(512, big.length());
     assertTrue(big.truncated());
     assertEquals(0, big.trainableTokens(), "the reply lies beyond the cut");
@@ -130,7 +147,8 @@ class ChatEncoderTest {
     ChatTokenizer tok = Fixtures.mistral();
     String text = "a\ud83d\ude00b é";
     TokenizedText tt = tok.encode(text);
-    // Every token's range must be a valid UTF-16 range of the text; 'b' starts after the surrogate pair.
+    // Every token's range must be a valid UTF-16 range of the text; 'b' starts after the surrogate
+    // pair.
     int b = List.of(tt.tokens()).indexOf("b");
     assertEquals(3, tt.starts()[b]);
     assertEquals(4, tt.ends()[b]);
@@ -139,9 +157,13 @@ class ChatEncoderTest {
 
   @Test
   void fixtureReferenceIds() {
-    TokenizedText tt = Fixtures.mistral().encode("[INST] What is your favourite condiment? [/INST]");
-    assertArrayEquals(new int[] {1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076, 2487, 28804,
-        733, 28748, 16289, 28793}, tt.ids());
+    TokenizedText tt =
+        Fixtures.mistral().encode("[INST] What is your favourite condiment? [/INST]");
+    assertArrayEquals(
+        new int[] {
+          1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076, 2487, 28804, 733, 28748, 16289, 28793
+        },
+        tt.ids());
     assertEquals(32000, Fixtures.mistral().vocabSize());
     assertEquals(1, Fixtures.mistral().bosId());
     assertEquals(2, Fixtures.mistral().eosId());

@@ -9,10 +9,11 @@ final class Fixtures {
   private Fixtures() {}
 
   static Path tinyMixtral() {
-    Path p = Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"))
-        .resolve("tiny-mixtral");
-    Assumptions.assumeTrue(Files.isRegularFile(p.resolve("tokenizer.json")),
-        "fixture tokenizer missing at " + p);
+    Path p =
+        Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"))
+            .resolve("tiny-mixtral");
+    Assumptions.assumeTrue(
+        Files.isRegularFile(p.resolve("tokenizer.json")), "fixture tokenizer missing at " + p);
     return p;
   }
 

@@ -21,8 +21,8 @@ class PackerTest {
 
   @Test
   void packsWholeDocumentsWithRestartingPositions() {
-    List<PackedSequence> rows = Packer.pack(List.of(doc(10, 3), doc(20, 4), doc(30, 2),
-        doc(40, 5)), 8, 0);
+    List<PackedSequence> rows =
+        Packer.pack(List.of(doc(10, 3), doc(20, 4), doc(30, 2), doc(40, 5)), 8, 0);
     // 3 + 4 fill row 0; 2 does not fit there (9 > 8), so row 1 takes 2 + 5.
     assertEquals(2, rows.size());
     PackedSequence r0 = rows.get(0);

@@ -35,11 +35,12 @@ class SampleDataTest {
         assertTrue(m.matches(), r.messages().get(i).content());
         long x = Long.parseLong(m.group(1));
         long y = Long.parseLong(m.group(3));
-        long want = switch (m.group(2)) {
-          case "+" -> x + y;
-          case "-" -> x - y;
-          default -> x * y;
-        };
+        long want =
+            switch (m.group(2)) {
+              case "+" -> x + y;
+              case "-" -> x - y;
+              default -> x * y;
+            };
         assertEquals(want, Long.parseLong(m.group(4)));
       }
     }
@@ -69,8 +70,8 @@ class SampleDataTest {
       String text = "h\u00e9 \n<|im_end|></s>";
       TokenizedText tt = tok.encode(text);
       int b = ByteTokenizerFiles.BYTE_BASE;
-      assertArrayEquals(new int[] {1, b + 'h', b + 0xC3, b + 0xA9, b + ' ', b + '\n', 260, 2},
-          tt.ids());
+      assertArrayEquals(
+          new int[] {1, b + 'h', b + 0xC3, b + 0xA9, b + ' ', b + '\n', 260, 2}, tt.ids());
       assertEquals(text, tok.decode(java.util.Arrays.copyOfRange(tt.ids(), 1, tt.length())));
       // Both bytes of 'é' cover char 1.
       assertEquals(1, tt.starts()[2]);
@@ -86,13 +87,24 @@ class SampleDataTest {
     Path data = dir.resolve("arith.jsonl");
     SampleData.writeShareGpt(data, SampleData.arithmetic(3, 50));
     try (ChatTokenizer tok = ChatTokenizer.load(dir)) {
-      DataConfig c = new DataConfig(data, DatasetFormat.AUTO, false, "chatml", null,
-          LabelMode.ALL_ASSISTANT, 256, true, 0.1, 9);
+      DataConfig c =
+          new DataConfig(
+              data,
+              DatasetFormat.AUTO,
+              false,
+              "chatml",
+              null,
+              LabelMode.ALL_ASSISTANT,
+              256,
+              true,
+              0.1,
+              9);
       PreparedData p = DataPipeline.prepare(c, tok);
       assertEquals(50, p.stats().records());
       assertEquals(0, p.stats().truncated());
-      long trainable = p.train().stream().mapToLong(PackedSequence::trainableTokens).sum()
-          + p.eval().stream().mapToLong(PackedSequence::trainableTokens).sum();
+      long trainable =
+          p.train().stream().mapToLong(PackedSequence::trainableTokens).sum()
+              + p.eval().stream().mapToLong(PackedSequence::trainableTokens).sum();
       assertEquals(p.stats().trainableTokens(), trainable);
       for (PackedSequence s : p.train()) {
         assertEquals(256, s.length());
@@ -101,10 +113,12 @@ class SampleDataTest {
       PreparedData q = DataPipeline.prepare(c, tok);
       assertArrayEquals(p.train().get(0).inputIds(), q.train().get(0).inputIds());
       // Each reply ends with the single <|im_end|> token, trained.
-      ChatEncoder enc = new ChatEncoder(tok, TemplateRegistry.builtin().get("chatml"),
-          LabelMode.ALL_ASSISTANT, 256);
-      EncodedChat e = enc.encode(new ChatRecord(null, List.of(Message.user("1+1?"),
-          Message.assistant("2")), "x:1"));
+      ChatEncoder enc =
+          new ChatEncoder(
+              tok, TemplateRegistry.builtin().get("chatml"), LabelMode.ALL_ASSISTANT, 256);
+      EncodedChat e =
+          enc.encode(
+              new ChatRecord(null, List.of(Message.user("1+1?"), Message.assistant("2")), "x:1"));
       int n = e.length();
       assertEquals(260, e.inputIds()[n - 2]);
       assertEquals(260, e.labels()[n - 2]);

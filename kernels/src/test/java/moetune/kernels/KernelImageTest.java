@@ -17,7 +17,8 @@ class KernelImageTest {
       byte[] f = KernelImage.fatbin();
       // the fatbin container header starts with magic 0xBA55ED50 (little-endian) and holds
       // machine code for sm_80, sm_90a and compute_90 PTX, so it is far from empty
-      assertEquals(0xBA55ED50, ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN).getInt(0), "fatbin magic");
+      assertEquals(
+          0xBA55ED50, ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN).getInt(0), "fatbin magic");
       assertTrue(f.length > 100_000, "fatbin of " + f.length + " bytes");
     } else {
       IllegalStateException e = assertThrows(IllegalStateException.class, KernelImage::fatbin);

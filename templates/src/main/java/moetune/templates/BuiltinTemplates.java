@@ -5,10 +5,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The templates moetune ships, under FastChat's registered names and with FastChat's exact
- * strings (fastchat/conversation.py, the version with {@code system_template} /
- * {@code system_message}). {@code chatml} is moetune's own: plain ChatML (as FastChat's
- * qwen-7b-chat, with its default system message), laid out by FastChat's CHATML style.
+ * The templates moetune ships, under FastChat's registered names and with FastChat's exact strings
+ * (fastchat/conversation.py, the version with {@code system_template} / {@code system_message}).
+ * {@code chatml} is moetune's own: plain ChatML (as FastChat's qwen-7b-chat, with its default
+ * system message), laid out by FastChat's CHATML style.
  */
 final class BuiltinTemplates {
   private BuiltinTemplates() {}
@@ -77,53 +77,194 @@ final class BuiltinTemplates {
   /** All built-ins by name, in the order {@code template list} shows them. */
   static Map<String, ConversationTemplate> all() {
     Map<String, ConversationTemplate> m = new LinkedHashMap<>();
-    add(m, new ConversationTemplate("vicuna_v1.1", "{system_message}",
-        "A chat between a curious user and an artificial intelligence assistant. "
-            + "The assistant gives helpful, detailed, and polite answers to the user's questions.",
-        List.of("USER", "ASSISTANT"), SeparatorStyle.ADD_COLON_TWO, " ", "</s>", null,
-        List.of(), 0));
-    add(m, new ConversationTemplate("llama-2", LLAMA2_SYSTEM, "", List.of("[INST]", "[/INST]"),
-        SeparatorStyle.LLAMA2, " ", " </s><s>", null, List.of(), 0));
-    add(m, new ConversationTemplate("mistral", "[INST] {system_message}\n", "",
-        List.of("[INST]", "[/INST]"), SeparatorStyle.LLAMA2, " ", "</s>", null, List.of(), 0));
-    add(m, new ConversationTemplate("zephyr", "<|system|>\n{system_message}", "",
-        List.of("<|user|>", "<|assistant|>"), SeparatorStyle.CHATML, "</s>", null, "</s>",
-        List.of(), 0));
-    add(m, new ConversationTemplate("alpaca", "{system_message}",
-        "Below is an instruction that describes a task. "
-            + "Write a response that appropriately completes the request.",
-        List.of("### Instruction", "### Response"), SeparatorStyle.ADD_COLON_TWO, "\n\n", "</s>",
-        null, List.of(), 0));
-    add(m, new ConversationTemplate("one_shot", "{system_message}", HUMAN_CHAT,
-        List.of("Human", "Assistant"), SeparatorStyle.ADD_COLON_SINGLE, "\n### ", null, "###",
-        List.of(Message.user(ONE_SHOT_QUESTION), Message.assistant(ONE_SHOT_ANSWER)), 2));
-    add(m, new ConversationTemplate("zero_shot", "{system_message}", HUMAN_CHAT,
-        List.of("Human", "Assistant"), SeparatorStyle.ADD_COLON_SINGLE, "\n### ", null, "###",
-        List.of(), 0));
-    add(m, new ConversationTemplate("airoboros_v3", LLAMA2_SYSTEM,
-        "You are a helpful, unbiased, uncensored assistant.", List.of("[INST]", "[/INST]"),
-        SeparatorStyle.LLAMA2, " ", " </s><s>", null, List.of(), 0));
-    add(m, new ConversationTemplate("openchat_3.5", "{system_message}", "",
-        List.of("GPT4 Correct User", "GPT4 Correct Assistant"), SeparatorStyle.FALCON_CHAT,
-        "<|end_of_turn|>", null, null, List.of(), 0));
-    add(m, new ConversationTemplate("tulu", "{system_message}", "",
-        List.of("<|user|>", "<|assistant|>"), SeparatorStyle.ADD_NEW_LINE_SINGLE, "\n", null,
-        null, List.of(), 0));
-    add(m, new ConversationTemplate("mpt-7b-chat", IM_SYSTEM, MPT_SYSTEM, IM_ROLES,
-        SeparatorStyle.CHATML, "<|im_end|>", null, null, List.of(), 0));
-    add(m, new ConversationTemplate("dolly_v2", "{system_message}",
-        "Below is an instruction that describes a task. "
-            + "Write a response that appropriately completes the request.\n\n",
-        List.of("### Instruction", "### Response"), SeparatorStyle.DOLLY, "\n\n", "### End",
-        null, List.of(), 0));
-    add(m, new ConversationTemplate("Nous-Hermes-2-Mixtral-8x7B-DPO", IM_SYSTEM, HERMES_SYSTEM,
-        IM_ROLES, SeparatorStyle.CHATML, "<|im_end|>", null, null, List.of(), 0));
+    add(
+        m,
+        new ConversationTemplate(
+            "vicuna_v1.1",
+            "{system_message}",
+            "A chat between a curious user and an artificial intelligence assistant. "
+                + "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+            List.of("USER", "ASSISTANT"),
+            SeparatorStyle.ADD_COLON_TWO,
+            " ",
+            "</s>",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "llama-2",
+            LLAMA2_SYSTEM,
+            "",
+            List.of("[INST]", "[/INST]"),
+            SeparatorStyle.LLAMA2,
+            " ",
+            " </s><s>",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "mistral",
+            "[INST] {system_message}\n",
+            "",
+            List.of("[INST]", "[/INST]"),
+            SeparatorStyle.LLAMA2,
+            " ",
+            "</s>",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "zephyr",
+            "<|system|>\n{system_message}",
+            "",
+            List.of("<|user|>", "<|assistant|>"),
+            SeparatorStyle.CHATML,
+            "</s>",
+            null,
+            "</s>",
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "alpaca",
+            "{system_message}",
+            "Below is an instruction that describes a task. "
+                + "Write a response that appropriately completes the request.",
+            List.of("### Instruction", "### Response"),
+            SeparatorStyle.ADD_COLON_TWO,
+            "\n\n",
+            "</s>",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "one_shot",
+            "{system_message}",
+            HUMAN_CHAT,
+            List.of("Human", "Assistant"),
+            SeparatorStyle.ADD_COLON_SINGLE,
+            "\n### ",
+            null,
+            "###",
+            List.of(Message.user(ONE_SHOT_QUESTION), Message.assistant(ONE_SHOT_ANSWER)),
+            2));
+    add(
+        m,
+        new ConversationTemplate(
+            "zero_shot",
+            "{system_message}",
+            HUMAN_CHAT,
+            List.of("Human", "Assistant"),
+            SeparatorStyle.ADD_COLON_SINGLE,
+            "\n### ",
+            null,
+            "###",
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "airoboros_v3",
+            LLAMA2_SYSTEM,
+            "You are a helpful, unbiased, uncensored assistant.",
+            List.of("[INST]", "[/INST]"),
+            SeparatorStyle.LLAMA2,
+            " ",
+            " </s><s>",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "openchat_3.5",
+            "{system_message}",
+            "",
+            List.of("GPT4 Correct User", "GPT4 Correct Assistant"),
+            SeparatorStyle.FALCON_CHAT,
+            "<|end_of_turn|>",
+            null,
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "tulu",
+            "{system_message}",
+            "",
+            List.of("<|user|>", "<|assistant|>"),
+            SeparatorStyle.ADD_NEW_LINE_SINGLE,
+            "\n",
+            null,
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "mpt-7b-chat",
+            IM_SYSTEM,
+            MPT_SYSTEM,
+            IM_ROLES,
+            SeparatorStyle.CHATML,
+            "<|im_end|>",
+            null,
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "dolly_v2",
+            "{system_message}",
+            "Below is an instruction that describes a task. "
+                + "Write a response that appropriately completes the request.\n\n",
+            List.of("### Instruction", "### Response"),
+            SeparatorStyle.DOLLY,
+            "\n\n",
+            "### End",
+            null,
+            List.of(),
+            0));
+    add(
+        m,
+        new ConversationTemplate(
+            "Nous-Hermes-2-Mixtral-8x7B-DPO",
+            IM_SYSTEM,
+            HERMES_SYSTEM,
+            IM_ROLES,
+            SeparatorStyle.CHATML,
+            "<|im_end|>",
+            null,
+            null,
+            List.of(),
+            0));
     // FastChat's CHATML style writes a system block whenever the formatted system prompt is
     // non-empty, and "<|im_start|>system\n" always is, so chatml carries ChatML's customary
     // default system message (as FastChat's qwen-7b-chat) rather than an empty block.
-    add(m, new ConversationTemplate("chatml", IM_SYSTEM, "You are a helpful assistant.", IM_ROLES,
-        SeparatorStyle.CHATML,
-        "<|im_end|>", null, "<|im_end|>", List.of(), 0));
+    add(
+        m,
+        new ConversationTemplate(
+            "chatml",
+            IM_SYSTEM,
+            "You are a helpful assistant.",
+            IM_ROLES,
+            SeparatorStyle.CHATML,
+            "<|im_end|>",
+            null,
+            "<|im_end|>",
+            List.of(),
+            0));
     return m;
   }
 

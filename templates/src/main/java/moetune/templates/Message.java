@@ -4,8 +4,8 @@ import java.util.Objects;
 
 /**
  * One turn of a conversation. {@code content} may be null: an open turn, as FastChat's {@code
- * append_message(role, None)}, which renders the role header the model is to continue from.
- * Like FastChat ({@code if message:}), an empty string renders exactly as null.
+ * append_message(role, None)}, which renders the role header the model is to continue from. Like
+ * FastChat ({@code if message:}), an empty string renders exactly as null.
  */
 public record Message(Role role, String content) {
   public Message {

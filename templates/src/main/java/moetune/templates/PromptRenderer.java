@@ -5,9 +5,9 @@ import java.util.List;
 
 /**
  * Writes one prompt, piece by piece, in the order and with the text of FastChat's {@code
- * Conversation.get_prompt()} for each {@link SeparatorStyle}, tagging every piece with its
- * {@link SpanKind}. The text must stay byte-identical to FastChat; the kinds are moetune's
- * addition. Message index {@code i} counts the template's examples too, as FastChat's {@code
+ * Conversation.get_prompt()} for each {@link SeparatorStyle}, tagging every piece with its {@link
+ * SpanKind}. The text must stay byte-identical to FastChat; the kinds are moetune's addition.
+ * Message index {@code i} counts the template's examples too, as FastChat's {@code
  * enumerate(self.messages)} does (it picks {@code sep} vs {@code sep2} and the LLaMA-2 tags).
  */
 final class PromptRenderer {
@@ -110,8 +110,8 @@ final class PromptRenderer {
    * One message in the common shape: {@code role + header + content + sep + tail} when filled,
    * {@code role + open} when not.
    */
-  private void turn(List<Message> messages, int i, String header, String open, String sep,
-      String tail) {
+  private void turn(
+      List<Message> messages, int i, String header, String open, String sep, String tail) {
     Message m = messages.get(i);
     int index = messageIndex(i);
     String role = t.roleName(m.role());

@@ -2,9 +2,9 @@ package moetune.templates;
 
 /**
  * Python's {@code str.format(system_message=...)} as FastChat applies it to a system template:
- * {@code {system_message}} is replaced by the message verbatim (its own braces are not
- * re-read), {@code {{} and {@code }}} are literal braces, any other field or a lone brace is an
- * error (Python raises KeyError / ValueError), so a user template fails at load, not mid-run.
+ * {@code {system_message}} is replaced by the message verbatim (its own braces are not re-read),
+ * {@code {{} and {@code }}} are literal braces, any other field or a lone brace is an error (Python
+ * raises KeyError / ValueError), so a user template fails at load, not mid-run.
  */
 final class PythonFormat {
   static final String FIELD = "system_message";

@@ -1,9 +1,9 @@
 package moetune.templates;
 
 /**
- * How a template joins the system prompt, the role names and the messages: FastChat's
- * {@code SeparatorStyle} members that moetune supports, with FastChat's names so user templates
- * written for FastChat load unchanged. {@link PromptRenderer} holds the layout of each.
+ * How a template joins the system prompt, the role names and the messages: FastChat's {@code
+ * SeparatorStyle} members that moetune supports, with FastChat's names so user templates written
+ * for FastChat load unchanged. {@link PromptRenderer} holds the layout of each.
  */
 public enum SeparatorStyle {
   ADD_COLON_SINGLE(false),
@@ -23,7 +23,9 @@ public enum SeparatorStyle {
     this.usesSep2 = usesSep2;
   }
 
-  /** True when the layout appends {@code sep2} after every second message (FastChat fails on None). */
+  /**
+   * True when the layout appends {@code sep2} after every second message (FastChat fails on None).
+   */
   public boolean usesSep2() {
     return usesSep2;
   }

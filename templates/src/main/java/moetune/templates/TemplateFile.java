@@ -21,16 +21,26 @@ import java.util.Set;
  *  "offset": 2}
  * }</pre>
  *
- * The file holds one such object, an array of them, or {@code {"templates": [...]}}. Defaults
- * are FastChat's: system_template {@code "{system_message}"}, system_message "", roles
- * ["USER", "ASSISTANT"], sep_style ADD_COLON_SINGLE, sep "\n". Example messages are [role
- * name, text] pairs (FastChat's form) or {"role": "user"|"assistant", "content"} objects.
- * Unknown fields are errors, so a typo never silently falls back to a default.
+ * The file holds one such object, an array of them, or {@code {"templates": [...]}}. Defaults are
+ * FastChat's: system_template {@code "{system_message}"}, system_message "", roles ["USER",
+ * "ASSISTANT"], sep_style ADD_COLON_SINGLE, sep "\n". Example messages are [role name, text] pairs
+ * (FastChat's form) or {"role": "user"|"assistant", "content"} objects. Unknown fields are errors,
+ * so a typo never silently falls back to a default.
  */
 public final class TemplateFile {
   private static final Set<String> FIELDS =
-      Set.of("name", "system_template", "system_message", "roles", "sep_style", "sep", "sep2",
-          "stop_str", "messages", "offset", "stop_token_ids");
+      Set.of(
+          "name",
+          "system_template",
+          "system_message",
+          "roles",
+          "sep_style",
+          "sep",
+          "sep2",
+          "stop_str",
+          "messages",
+          "offset",
+          "stop_token_ids");
 
   private TemplateFile() {}
 
@@ -68,8 +78,13 @@ public final class TemplateFile {
     for (Iterator<Map.Entry<String, JsonNode>> it = n.properties().iterator(); it.hasNext(); ) {
       String key = it.next().getKey();
       if (!FIELDS.contains(key)) {
-        throw new TemplateException(where + ": unknown field '" + key + "' (known: "
-            + String.join(", ", FIELDS.stream().sorted().toList()) + ")");
+        throw new TemplateException(
+            where
+                + ": unknown field '"
+                + key
+                + "' (known: "
+                + String.join(", ", FIELDS.stream().sorted().toList())
+                + ")");
       }
     }
     String name = text(n, "name", null, where);
@@ -90,15 +105,28 @@ public final class TemplateFile {
     try {
       style = SeparatorStyle.valueOf(styleName);
     } catch (IllegalArgumentException e) {
-      throw new TemplateException(where + ": field 'sep_style': unknown style '" + styleName
-          + "' (supported: " + List.of(SeparatorStyle.values()) + ")");
+      throw new TemplateException(
+          where
+              + ": field 'sep_style': unknown style '"
+              + styleName
+              + "' (supported: "
+              + List.of(SeparatorStyle.values())
+              + ")");
     }
     List<Message> examples = examples(n.get("messages"), roles, where);
     int offset = n.hasNonNull("offset") ? intField(n, "offset", where) : 0;
     try {
-      return new ConversationTemplate(name, text(n, "system_template", "{system_message}", where),
-          text(n, "system_message", "", where), roles, style, text(n, "sep", "\n", where),
-          text(n, "sep2", null, where), text(n, "stop_str", null, where), examples, offset);
+      return new ConversationTemplate(
+          name,
+          text(n, "system_template", "{system_message}", where),
+          text(n, "system_message", "", where),
+          roles,
+          style,
+          text(n, "sep", "\n", where),
+          text(n, "sep2", null, where),
+          text(n, "stop_str", null, where),
+          examples,
+          offset);
     } catch (TemplateException e) {
       throw new TemplateException(file + ": " + e.getMessage());
     }
@@ -132,7 +160,8 @@ public final class TemplateFile {
       } else if (role.equals(roles.get(1)) || role.equals("assistant")) {
         r = Role.ASSISTANT;
       } else {
-        throw new TemplateException(at + ": role '" + role + "' is neither " + roles + " nor user/assistant");
+        throw new TemplateException(
+            at + ": role '" + role + "' is neither " + roles + " nor user/assistant");
       }
       if (content != null && !content.isNull() && !content.isTextual()) {
         throw new TemplateException(at + ": content must be a string or null");
@@ -148,8 +177,12 @@ public final class TemplateFile {
       return dflt;
     }
     if (!v.isTextual()) {
-      throw new TemplateException(where + ": field '" + field + "' must be a string, got "
-          + v.getNodeType().name().toLowerCase());
+      throw new TemplateException(
+          where
+              + ": field '"
+              + field
+              + "' must be a string, got "
+              + v.getNodeType().name().toLowerCase());
     }
     return v.asText();
   }

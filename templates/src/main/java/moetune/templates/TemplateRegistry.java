@@ -20,15 +20,15 @@ public final class TemplateRegistry {
   }
 
   /**
-   * A registry with this one's templates and those of {@code file} (see {@link TemplateFile}).
-   * A name already registered is an error, as in FastChat's {@code register_conv_template}.
+   * A registry with this one's templates and those of {@code file} (see {@link TemplateFile}). A
+   * name already registered is an error, as in FastChat's {@code register_conv_template}.
    */
   public TemplateRegistry with(Path file) {
     Map<String, ConversationTemplate> m = new LinkedHashMap<>(byName);
     for (ConversationTemplate t : TemplateFile.read(file)) {
       if (m.containsKey(t.name())) {
-        throw new TemplateException(file + ": template '" + t.name()
-            + "' is already registered; give it another name");
+        throw new TemplateException(
+            file + ": template '" + t.name() + "' is already registered; give it another name");
       }
       m.put(t.name(), t);
     }
@@ -39,8 +39,11 @@ public final class TemplateRegistry {
   public ConversationTemplate get(String name) {
     ConversationTemplate t = byName.get(name);
     if (t == null) {
-      throw new TemplateException("unknown template '" + name + "'; known templates: "
-          + String.join(", ", byName.keySet()));
+      throw new TemplateException(
+          "unknown template '"
+              + name
+              + "'; known templates: "
+              + String.join(", ", byName.keySet()));
     }
     return t;
   }

@@ -9,7 +9,10 @@ import org.junit.jupiter.api.Test;
 class SpanTest {
   static final TemplateRegistry REG = TemplateRegistry.builtin();
   static final List<Message> CHAT =
-      List.of(Message.user("Hi"), Message.assistant("Hello!"), Message.user("Bye"),
+      List.of(
+          Message.user("Hi"),
+          Message.assistant("Hello!"),
+          Message.user("Bye"),
           Message.assistant("Ciao"));
 
   @Test
@@ -20,24 +23,27 @@ class SpanTest {
     for (Span s : r.spans()) {
       b.append(s.kind()).append(s.message()).append('[').append(r.text(s)).append(']');
     }
-    assertEquals("SYSTEM-1[S]TEMPLATE-1[ ]TEMPLATE0[USER: ]USER0[Hi]TEMPLATE0[ ]"
-        + "TEMPLATE1[ASSISTANT: ]ASSISTANT1[Hello!]END_OF_REPLY1[</s>]TEMPLATE2[USER: ]USER2[Bye]"
-        + "TEMPLATE2[ ]TEMPLATE3[ASSISTANT: ]ASSISTANT3[Ciao]END_OF_REPLY3[</s>]", b.toString());
+    assertEquals(
+        "SYSTEM-1[S]TEMPLATE-1[ ]TEMPLATE0[USER: ]USER0[Hi]TEMPLATE0[ ]"
+            + "TEMPLATE1[ASSISTANT: ]ASSISTANT1[Hello!]END_OF_REPLY1[</s>]TEMPLATE2[USER: ]USER2[Bye]"
+            + "TEMPLATE2[ ]TEMPLATE3[ASSISTANT: ]ASSISTANT3[Ciao]END_OF_REPLY3[</s>]",
+        b.toString());
   }
 
   @Test
   void endOfReplyPerStyle() {
     assertEquals("</s></s>", REG.get("mistral").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
-    assertEquals(" </s><s> </s><s>",
-        REG.get("llama-2").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
-    assertEquals("<|im_end|><|im_end|>",
-        REG.get("chatml").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
-    assertEquals("### End### End",
-        REG.get("dolly_v2").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
-    assertEquals("<|end_of_turn|><|end_of_turn|>",
+    assertEquals(
+        " </s><s> </s><s>", REG.get("llama-2").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
+    assertEquals(
+        "<|im_end|><|im_end|>", REG.get("chatml").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
+    assertEquals(
+        "### End### End", REG.get("dolly_v2").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
+    assertEquals(
+        "<|end_of_turn|><|end_of_turn|>",
         REG.get("openchat_3.5").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
-    assertEquals("\n### \n### ",
-        REG.get("zero_shot").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
+    assertEquals(
+        "\n### \n### ", REG.get("zero_shot").render(null, CHAT).textOf(SpanKind.END_OF_REPLY));
   }
 
   @Test
@@ -54,7 +60,12 @@ class SpanTest {
     RenderedPrompt r = REG.get("one_shot").render(null, CHAT);
     String ex = r.textOf(SpanKind.EXAMPLE);
     ConversationTemplate t = REG.get("one_shot");
-    assertEquals("Human: " + t.examples().get(0).content() + "\n### Assistant: "
-        + t.examples().get(1).content() + "\n### ", ex);
+    assertEquals(
+        "Human: "
+            + t.examples().get(0).content()
+            + "\n### Assistant: "
+            + t.examples().get(1).content()
+            + "\n### ",
+        ex);
   }
 }

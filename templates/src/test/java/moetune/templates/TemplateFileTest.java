@@ -17,7 +17,9 @@ class TemplateFileTest {
   @Test
   void loadsFastChatShapedTemplateWithExamples() throws Exception {
     Path f = dir.resolve("t.json");
-    Files.writeString(f, """
+    Files.writeString(
+        f,
+        """
         {"templates": [{"name": "mine", "system_template": "<sys>{system_message}</sys>",
           "system_message": "be nice", "roles": ["<u>", "<a>"], "sep_style": "NO_COLON_TWO",
           "sep": "|", "sep2": "<end>", "messages": [["<u>", "ex q"], ["<a>", "ex a"]],
@@ -26,7 +28,8 @@ class TemplateFileTest {
     TemplateRegistry reg = TemplateRegistry.builtin().with(f);
     ConversationTemplate t = reg.get("mine");
     // NO_COLON_TWO: role + message + seps[i % 2]; i counts the examples.
-    assertEquals("<sys>be nice</sys><u>ex q|<a>ex a<end><u>q|<a>",
+    assertEquals(
+        "<sys>be nice</sys><u>ex q|<a>ex a<end><u>q|<a>",
         t.prompt(null, List.of(Message.user("q"), Message.assistant(null))));
   }
 
@@ -35,7 +38,8 @@ class TemplateFileTest {
     Path f = dir.resolve("d.json");
     Files.writeString(f, "{\"name\": \"plain\"}");
     ConversationTemplate t = TemplateRegistry.builtin().with(f).get("plain");
-    assertEquals("\nUSER: hi\nASSISTANT:",
+    assertEquals(
+        "\nUSER: hi\nASSISTANT:",
         t.prompt(null, List.of(Message.user("hi"), Message.assistant(null))));
   }
 
@@ -57,8 +61,8 @@ class TemplateFileTest {
     Files.writeString(f, json);
     TemplateException e =
         assertThrows(TemplateException.class, () -> TemplateRegistry.builtin().with(f));
-    assertTrue(e.getMessage().contains(needle) && e.getMessage().contains(f.toString()),
-        e.getMessage());
+    assertTrue(
+        e.getMessage().contains(needle) && e.getMessage().contains(f.toString()), e.getMessage());
     assertTrue(!e.getMessage().contains("\n"), "one line: " + e.getMessage());
   }
 }

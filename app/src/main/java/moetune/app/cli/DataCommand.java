@@ -40,7 +40,9 @@ public final class DataCommand implements Runnable {
     @Option(names = "--data", required = true, description = "Dataset file (JSON or JSONL).")
     Path data;
 
-    @Option(names = "--format", defaultValue = "auto",
+    @Option(
+        names = "--format",
+        defaultValue = "auto",
         description = "auto, sharegpt, openai or alpaca (default: ${DEFAULT-VALUE}).")
     String format;
 
@@ -50,15 +52,21 @@ public final class DataCommand implements Runnable {
     @Option(names = "--template-file", description = "JSON file with user templates.")
     Path templateFile;
 
-    @Option(names = "--tokenizer", required = true,
+    @Option(
+        names = "--tokenizer",
+        required = true,
         description = "Model directory holding tokenizer.json.")
     Path tokenizer;
 
-    @Option(names = "--labels", defaultValue = "all-assistant",
+    @Option(
+        names = "--labels",
+        defaultValue = "all-assistant",
         description = "all-assistant, last-turn or everything (default: ${DEFAULT-VALUE}).")
     String labels;
 
-    @Option(names = "--max-length", defaultValue = "4096",
+    @Option(
+        names = "--max-length",
+        defaultValue = "4096",
         description = "Truncate conversations to this many tokens (default: ${DEFAULT-VALUE}).")
     int maxLength;
 
@@ -70,83 +78,119 @@ public final class DataCommand implements Runnable {
     }
 
     ChatEncoder encoder(ChatTokenizer tok) {
-      return new ChatEncoder(tok, TemplateCommand.registry(templateFile).get(template),
-          LabelMode.parse(labels), maxLength);
+      return new ChatEncoder(
+          tok,
+          TemplateCommand.registry(templateFile).get(template),
+          LabelMode.parse(labels),
+          maxLength);
     }
   }
 
   /** {@code data inspect}: one record, token by token, with its label. */
-  @Command(name = "inspect", mixinStandardHelpOptions = true,
+  @Command(
+      name = "inspect",
+      mixinStandardHelpOptions = true,
       description = "Show one record's prompt and its tokens with their labels.")
   static final class Inspect implements Callable<Integer> {
     @Mixin DataOptions opts;
 
-    @Option(names = "--record", defaultValue = "1",
+    @Option(
+        names = "--record",
+        defaultValue = "1",
         description = "Record number, 1-based, among the loaded records (default: 1).")
     int record;
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run("data inspect", () -> {
-        LoadedDataset d = opts.load();
-        if (record < 1 || record > d.records().size()) {
-          throw new DatasetException(opts.data + ": --record " + record + " is out of range;"
-              + " the file has " + d.records().size() + " records");
-        }
-        ChatRecord r = d.records().get(record - 1);
-        try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
-          ChatEncoder enc = opts.encoder(tok);
-          RenderedPrompt p = enc.render(r);
-          EncodedChat e = enc.encode(r);
-          System.out.println("record " + record + " (" + r.origin() + "), template "
-              + enc.template().name() + ", " + e.length() + " tokens"
-              + (e.truncated() ? " (truncated from " + e.fullLength() + ")" : "") + ", "
-              + e.trainableTokens() + " trained");
-          System.out.println("--- prompt (spans) ---");
-          for (Span s : p.spans()) {
-            System.out.printf("%-12s %s%n", s.kind(), quote(p.text(s)));
-          }
-          System.out.println("--- tokens (* = trained; label = the id itself) ---");
-          System.out.printf("%6s %8s %8s %-12s %s%n", "index", "id", "label", "kind", "token");
-          for (TokenView t : enc.inspect(r)) {
-            System.out.printf("%6d %8d %8d %-12s %s%s%n", t.index(), t.id(), t.label(),
-                t.kind() == null ? "(special)" : t.kind().name(), quote(t.token()),
-                t.trained() ? " *" : "");
-          }
-        }
-        return 0;
-      });
+      return UserErrors.run(
+          "data inspect",
+          () -> {
+            LoadedDataset d = opts.load();
+            if (record < 1 || record > d.records().size()) {
+              throw new DatasetException(
+                  opts.data
+                      + ": --record "
+                      + record
+                      + " is out of range;"
+                      + " the file has "
+                      + d.records().size()
+                      + " records");
+            }
+            ChatRecord r = d.records().get(record - 1);
+            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
+              ChatEncoder enc = opts.encoder(tok);
+              RenderedPrompt p = enc.render(r);
+              EncodedChat e = enc.encode(r);
+              System.out.println(
+                  "record "
+                      + record
+                      + " ("
+                      + r.origin()
+                      + "), template "
+                      + enc.template().name()
+                      + ", "
+                      + e.length()
+                      + " tokens"
+                      + (e.truncated() ? " (truncated from " + e.fullLength() + ")" : "")
+                      + ", "
+                      + e.trainableTokens()
+                      + " trained");
+              System.out.println("--- prompt (spans) ---");
+              for (Span s : p.spans()) {
+                System.out.printf("%-12s %s%n", s.kind(), quote(p.text(s)));
+              }
+              System.out.println("--- tokens (* = trained; label = the id itself) ---");
+              System.out.printf("%6s %8s %8s %-12s %s%n", "index", "id", "label", "kind", "token");
+              for (TokenView t : enc.inspect(r)) {
+                System.out.printf(
+                    "%6d %8d %8d %-12s %s%s%n",
+                    t.index(),
+                    t.id(),
+                    t.label(),
+                    t.kind() == null ? "(special)" : t.kind().name(),
+                    quote(t.token()),
+                    t.trained() ? " *" : "");
+              }
+            }
+            return 0;
+          });
     }
   }
 
   /** {@code data stats}. */
-  @Command(name = "stats", mixinStandardHelpOptions = true,
+  @Command(
+      name = "stats",
+      mixinStandardHelpOptions = true,
       description = "Records, tokens, trainable tokens, truncation and a length histogram.")
   static final class Stats implements Callable<Integer> {
     @Mixin DataOptions opts;
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run("data stats", () -> {
-        LoadedDataset d = opts.load();
-        try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
-          ChatEncoder enc = opts.encoder(tok);
-          List<EncodedChat> docs = new ArrayList<>(d.records().size());
-          for (ChatRecord r : d.records()) {
-            docs.add(enc.encode(r));
-          }
-          System.out.print(DatasetStats.of(docs, d.skipped(), opts.maxLength).format());
-          for (String s : d.skipReasons()) {
-            System.err.println("skipped: " + s);
-          }
-        }
-        return 0;
-      });
+      return UserErrors.run(
+          "data stats",
+          () -> {
+            LoadedDataset d = opts.load();
+            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
+              ChatEncoder enc = opts.encoder(tok);
+              List<EncodedChat> docs = new ArrayList<>(d.records().size());
+              for (ChatRecord r : d.records()) {
+                docs.add(enc.encode(r));
+              }
+              System.out.print(DatasetStats.of(docs, d.skipped(), opts.maxLength).format());
+              for (String s : d.skipReasons()) {
+                System.err.println("skipped: " + s);
+              }
+            }
+            return 0;
+          });
     }
   }
 
   /** {@code data sample}: the bundled arithmetic dataset (and optionally a byte tokenizer). */
-  @Command(name = "sample", mixinStandardHelpOptions = true,
+  @Command(
+      name = "sample",
+      mixinStandardHelpOptions = true,
       description = "Write the built-in arithmetic chat dataset as ShareGPT JSONL.")
   static final class Sample implements Callable<Integer> {
     @Option(names = "--output", required = true, description = "JSONL file to write.")
@@ -158,29 +202,37 @@ public final class DataCommand implements Runnable {
     @Option(names = "--seed", defaultValue = "1", description = "Generator seed.")
     long seed;
 
-    @Option(names = "--tokenizer-dir",
+    @Option(
+        names = "--tokenizer-dir",
         description = "Also write a byte-level tokenizer.json + tokenizer_config.json here.")
     Path tokenizerDir;
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run("data sample", () -> {
-        if (count < 1) {
-          throw new DatasetException("--count " + count + " must be at least 1");
-        }
-        SampleData.writeShareGpt(output, SampleData.arithmetic(seed, count));
-        System.err.println("wrote " + count + " conversations to " + output);
-        if (tokenizerDir != null) {
-          ByteTokenizerFiles.write(tokenizerDir);
-          System.err.println("wrote a byte-level tokenizer (vocab " + ByteTokenizerFiles.VOCAB_SIZE
-              + ") to " + tokenizerDir);
-        }
-        return 0;
-      });
+      return UserErrors.run(
+          "data sample",
+          () -> {
+            if (count < 1) {
+              throw new DatasetException("--count " + count + " must be at least 1");
+            }
+            SampleData.writeShareGpt(output, SampleData.arithmetic(seed, count));
+            System.err.println("wrote " + count + " conversations to " + output);
+            if (tokenizerDir != null) {
+              ByteTokenizerFiles.write(tokenizerDir);
+              System.err.println(
+                  "wrote a byte-level tokenizer (vocab "
+                      + ByteTokenizerFiles.VOCAB_SIZE
+                      + ") to "
+                      + tokenizerDir);
+            }
+            return 0;
+          });
     }
   }
 
-  /** Control characters and edges made visible: "\n", "\r", "\t", leading/trailing spaces in quotes. */
+  /**
+   * Control characters and edges made visible: "\n", "\r", "\t", leading/trailing spaces in quotes.
+   */
   static String quote(String s) {
     StringBuilder b = new StringBuilder("\"");
     for (int i = 0; i < s.length(); i++) {

@@ -30,7 +30,9 @@ public final class TemplateCommand implements Runnable {
   }
 
   /** {@code template list}. */
-  @Command(name = "list", description = "List the built-in (and user) templates.",
+  @Command(
+      name = "list",
+      description = "List the built-in (and user) templates.",
       mixinStandardHelpOptions = true)
   static final class ListCommand implements Callable<Integer> {
     @Option(names = "--template-file", description = "JSON file with user templates.")
@@ -38,27 +40,34 @@ public final class TemplateCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run("template list", () -> {
-        for (ConversationTemplate t : registry(templateFile).all()) {
-          String sys = t.systemMessage().replace("\n", "\\n");
-          if (sys.length() > 50) {
-            sys = sys.substring(0, 47) + "...";
-          }
-          System.out.printf("%-32s %-22s %s%n", t.name(), t.sepStyle(),
-              sys.isEmpty() ? "(no default system message)" : sys);
-        }
-        return 0;
-      });
+      return UserErrors.run(
+          "template list",
+          () -> {
+            for (ConversationTemplate t : registry(templateFile).all()) {
+              String sys = t.systemMessage().replace("\n", "\\n");
+              if (sys.length() > 50) {
+                sys = sys.substring(0, 47) + "...";
+              }
+              System.out.printf(
+                  "%-32s %-22s %s%n",
+                  t.name(), t.sepStyle(), sys.isEmpty() ? "(no default system message)" : sys);
+            }
+            return 0;
+          });
     }
   }
 
   /** {@code template render}: one {"prompt": ...} line per input conversation. */
-  @Command(name = "render", mixinStandardHelpOptions = true,
-      description = {"Render conversations exactly as FastChat's get_prompt() does.",
-          "Input: one JSON per line, {\"system\": str|null, \"messages\": [{\"role\":"
-              + " \"user\"|\"assistant\", \"content\": str|null}]} (null content = open turn,"
-              + " null system = the template's default), or ShareGPT records, or a JSON array.",
-          "Output: one {\"prompt\": str} per line, same order, written atomically."})
+  @Command(
+      name = "render",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Render conversations exactly as FastChat's get_prompt() does.",
+        "Input: one JSON per line, {\"system\": str|null, \"messages\": [{\"role\":"
+            + " \"user\"|\"assistant\", \"content\": str|null}]} (null content = open turn,"
+            + " null system = the template's default), or ShareGPT records, or a JSON array.",
+        "Output: one {\"prompt\": str} per line, same order, written atomically."
+      })
   static final class RenderCommand implements Callable<Integer> {
     @Option(names = "--template", required = true, description = "Template name.")
     String template;
@@ -74,20 +83,23 @@ public final class TemplateCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      return UserErrors.run("template render", () -> {
-        ConversationTemplate t = registry(templateFile).get(template);
-        var records = DatasetLoader.loadForRendering(input, DatasetFormat.AUTO).records();
-        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
-        StringBuilder out = new StringBuilder();
-        for (ChatRecord r : records) {
-          var line = mapper.createObjectNode().put("prompt", t.prompt(r.system(), r.messages()));
-          out.append(mapper.writeValueAsString(line)).append('\n');
-        }
-        AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
-        System.err.println("rendered " + records.size() + " conversations with " + t.name()
-            + " to " + output);
-        return 0;
-      });
+      return UserErrors.run(
+          "template render",
+          () -> {
+            ConversationTemplate t = registry(templateFile).get(template);
+            var records = DatasetLoader.loadForRendering(input, DatasetFormat.AUTO).records();
+            var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+            StringBuilder out = new StringBuilder();
+            for (ChatRecord r : records) {
+              var line =
+                  mapper.createObjectNode().put("prompt", t.prompt(r.system(), r.messages()));
+              out.append(mapper.writeValueAsString(line)).append('\n');
+            }
+            AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
+            System.err.println(
+                "rendered " + records.size() + " conversations with " + t.name() + " to " + output);
+            return 0;
+          });
     }
   }
 }

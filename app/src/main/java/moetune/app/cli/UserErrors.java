@@ -4,8 +4,8 @@ import java.util.concurrent.Callable;
 
 /**
  * Runs a command body with the command line's one error policy ({@link CliErrors}): a user's
- * mistake (bad file, name or option) becomes one line naming the command, and exit code 2;
- * anything else one line, the stack trace and exit code 1.
+ * mistake (bad file, name or option) becomes one line naming the command, and exit code 2; anything
+ * else one line, the stack trace and exit code 1.
  */
 final class UserErrors {
   private UserErrors() {}

@@ -11,7 +11,10 @@ public final class EngineServices {
   private EngineServices() {}
 
   public static GuiServices create() {
-    return new GuiServices(new EngineModelInspector(), new EngineDatasetService(),
-        new EngineTrainerGateway(), new EngineExportService());
+    return new GuiServices(
+        new EngineModelInspector(),
+        new EngineDatasetService(),
+        new EngineTrainerGateway(),
+        new EngineExportService());
   }
 }

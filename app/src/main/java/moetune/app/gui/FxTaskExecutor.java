@@ -8,33 +8,39 @@ import java.util.function.Consumer;
 import javafx.application.Platform;
 
 /**
- * Runs work on daemon threads (never the FX thread, so the UI cannot freeze) and delivers
- * results on the FX thread through {@link Platform#runLater}.
+ * Runs work on daemon threads (never the FX thread, so the UI cannot freeze) and delivers results
+ * on the FX thread through {@link Platform#runLater}.
  */
 public final class FxTaskExecutor implements TaskExecutor {
 
   private final AtomicInteger count = new AtomicInteger();
-  private final ExecutorService pool = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "moetune-gui-worker-" + count.incrementAndGet());
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService pool =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "moetune-gui-worker-" + count.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+          });
 
   @Override
-  public <T> Handle submit(String name, Work<T> work, Consumer<? super T> onSuccess,
+  public <T> Handle submit(
+      String name,
+      Work<T> work,
+      Consumer<? super T> onSuccess,
       Consumer<? super Throwable> onError) {
     CountDownLatch done = new CountDownLatch(1);
-    pool.execute(() -> {
-      Thread.currentThread().setName("moetune-gui-" + name);
-      try {
-        T result = work.call();
-        onUi(() -> onSuccess.accept(result));
-      } catch (Exception | Error e) {
-        onUi(() -> onError.accept(e));
-      } finally {
-        done.countDown();
-      }
-    });
+    pool.execute(
+        () -> {
+          Thread.currentThread().setName("moetune-gui-" + name);
+          try {
+            T result = work.call();
+            onUi(() -> onSuccess.accept(result));
+          } catch (Exception | Error e) {
+            onUi(() -> onError.accept(e));
+          } finally {
+            done.countDown();
+          }
+        });
     return new Handle() {
       @Override
       public boolean isDone() {

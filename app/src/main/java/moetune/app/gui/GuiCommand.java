@@ -5,7 +5,9 @@ import javafx.application.Application;
 import picocli.CommandLine.Command;
 
 /** `moetune gui`: opens the desktop app. */
-@Command(name = "gui", mixinStandardHelpOptions = true,
+@Command(
+    name = "gui",
+    mixinStandardHelpOptions = true,
     description = "Open the desktop app (also what `moetune` with no arguments does).")
 public final class GuiCommand implements Callable<Integer> {
 
@@ -21,8 +23,9 @@ public final class GuiCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     if (!hasDisplay()) {
-      System.err.println("moetune gui: no display (DISPLAY is not set); run it on a desktop,"
-          + " or use `moetune train` headless");
+      System.err.println(
+          "moetune gui: no display (DISPLAY is not set); run it on a desktop,"
+              + " or use `moetune train` headless");
       return 2;
     }
     Application.launch(MoetuneApp.class);

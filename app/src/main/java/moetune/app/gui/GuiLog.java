@@ -8,11 +8,11 @@ import javafx.collections.FXCollections;
 import javafx.collections.ObservableList;
 
 /**
- * The log pane's contents, shared by every screen. Users see one short line per error in
- * the screen's status; the full detail (stack trace) lands here and in the JVM logger.
+ * The log pane's contents, shared by every screen. Users see one short line per error in the
+ * screen's status; the full detail (stack trace) lands here and in the JVM logger.
  *
- * <p>Only touched on the UI thread (see {@link TaskExecutor}); background code appends
- * through {@link TaskExecutor#onUi}.
+ * <p>Only touched on the UI thread (see {@link TaskExecutor}); background code appends through
+ * {@link TaskExecutor#onUi}.
  */
 public final class GuiLog {
 
@@ -34,8 +34,8 @@ public final class GuiLog {
   }
 
   /**
-   * Logs the detail of {@code error} and returns the one short line the user sees, which
-   * also starts the log entry so the two can be matched up.
+   * Logs the detail of {@code error} and returns the one short line the user sees, which also
+   * starts the log entry so the two can be matched up.
    */
   public String error(String what, Throwable error) {
     String shortLine = what + ": " + shortMessage(error);
@@ -50,12 +50,13 @@ public final class GuiLog {
   }
 
   /**
-   * The first line of the most specific message in the cause chain: user errors are thrown
-   * as one line naming file and field, and wrappers (ExecutionException, ...) add nothing.
+   * The first line of the most specific message in the cause chain: user errors are thrown as one
+   * line naming file and field, and wrappers (ExecutionException, ...) add nothing.
    */
   public static String shortMessage(Throwable error) {
     Throwable t = error;
-    while (t.getCause() != null && t.getCause() != t
+    while (t.getCause() != null
+        && t.getCause() != t
         && (t.getMessage() == null || t.getMessage().equals(t.getCause().toString()))) {
       t = t.getCause();
     }

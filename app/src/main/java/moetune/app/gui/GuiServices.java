@@ -6,5 +6,5 @@ import moetune.app.gui.model.ModelInspector;
 import moetune.app.gui.training.TrainerGateway;
 
 /** The engine-facing services the screens use; the app passes the real ones. */
-public record GuiServices(ModelInspector models, DatasetService data, TrainerGateway trainer,
-    ExportService export) {}
+public record GuiServices(
+    ModelInspector models, DatasetService data, TrainerGateway trainer, ExportService export) {}

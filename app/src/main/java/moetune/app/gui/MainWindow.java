@@ -27,10 +27,12 @@ public final class MainWindow extends TabPane {
     export = new ExportViewModel(services.export(), executor, log, ws);
     setId("main-tabs");
     setTabClosingPolicy(TabClosingPolicy.UNAVAILABLE);
-    getTabs().addAll(tab("tab-model", "1  Model", new ModelView(model)),
-        tab("tab-data", "2  Data", new DataView(data)),
-        tab("tab-training", "3  Training", new TrainingView(training)),
-        tab("tab-export", "4  Export and try", new ExportView(export)));
+    getTabs()
+        .addAll(
+            tab("tab-model", "1  Model", new ModelView(model)),
+            tab("tab-data", "2  Data", new DataView(data)),
+            tab("tab-training", "3  Training", new TrainingView(training)),
+            tab("tab-export", "4  Export and try", new ExportView(export)));
     model.refreshGpus();
   }
 

@@ -8,18 +8,22 @@ import java.util.function.Consumer;
  */
 public final class SyncTaskExecutor implements TaskExecutor {
 
-  private static final Handle DONE = new Handle() {
-    @Override
-    public boolean isDone() {
-      return true;
-    }
+  private static final Handle DONE =
+      new Handle() {
+        @Override
+        public boolean isDone() {
+          return true;
+        }
 
-    @Override
-    public void await() {}
-  };
+        @Override
+        public void await() {}
+      };
 
   @Override
-  public <T> Handle submit(String name, Work<T> work, Consumer<? super T> onSuccess,
+  public <T> Handle submit(
+      String name,
+      Work<T> work,
+      Consumer<? super T> onSuccess,
       Consumer<? super Throwable> onError) {
     T result;
     try {

@@ -3,13 +3,13 @@ package moetune.app.gui;
 import java.util.function.Consumer;
 
 /**
- * Where ViewModels send background work. The GUI uses {@link FxTaskExecutor} (work on a
- * daemon thread, callbacks on the FX thread); ViewModel tests use {@link SyncTaskExecutor},
- * which runs everything inline so a test reads the result right after the call.
+ * Where ViewModels send background work. The GUI uses {@link FxTaskExecutor} (work on a daemon
+ * thread, callbacks on the FX thread); ViewModel tests use {@link SyncTaskExecutor}, which runs
+ * everything inline so a test reads the result right after the call.
  *
- * <p>Invariant: {@code onSuccess}, {@code onError} and everything passed to {@link #onUi}
- * run on the UI thread (the FX thread, or the caller's thread for the synchronous twin), so
- * ViewModels may touch their properties there without locking.
+ * <p>Invariant: {@code onSuccess}, {@code onError} and everything passed to {@link #onUi} run on
+ * the UI thread (the FX thread, or the caller's thread for the synchronous twin), so ViewModels may
+ * touch their properties there without locking.
  */
 public interface TaskExecutor {
 
@@ -29,7 +29,10 @@ public interface TaskExecutor {
   }
 
   /** Runs {@code work} in the background, then one of the callbacks on the UI thread. */
-  <T> Handle submit(String name, Work<T> work, Consumer<? super T> onSuccess,
+  <T> Handle submit(
+      String name,
+      Work<T> work,
+      Consumer<? super T> onSuccess,
       Consumer<? super Throwable> onError);
 
   /** Runs {@code action} on the UI thread (later, or now when already there). */

@@ -11,10 +11,10 @@ import moetune.templates.Role;
 
 /**
  * Generation from a prompt as {@code moetune generate} and the desktop app do it: the prompt
- * becomes one user turn of the template (with the given or the template's default system
- * message) followed by an open assistant turn, or is used as it is without a template; the
- * reply stops at EOS (the model's and the tokenizer's) or the template's stop string, which is
- * not part of the returned text.
+ * becomes one user turn of the template (with the given or the template's default system message)
+ * followed by an open assistant turn, or is used as it is without a template; the reply stops at
+ * EOS (the model's and the tokenizer's) or the template's stop string, which is not part of the
+ * returned text.
  */
 public final class ChatGeneration {
   private ChatGeneration() {}
@@ -23,9 +23,9 @@ public final class ChatGeneration {
   public record Reply(String text, int tokens, Generator.Stop stop) {}
 
   /**
-   * Generates a reply to {@code prompt}. {@code template} may be null (the prompt is used as
-   * it is); {@code system} null means the template's default. {@code onText} receives the
-   * reply as it grows, piece by piece (it may be a no-op).
+   * Generates a reply to {@code prompt}. {@code template} may be null (the prompt is used as it
+   * is); {@code system} null means the template's default. {@code onText} receives the reply as it
+   * grows, piece by piece (it may be a no-op).
    */
   public static Reply generate(
       LoadedModel lm,

@@ -27,10 +27,10 @@ import org.testfx.framework.junit5.Start;
 import org.testfx.util.WaitForAsyncUtils;
 
 /**
- * The whole app driven by a robot under Xvfb with the real engine on the CPU: load the
- * tiny-mixtral fixture, load the sample data, preview a record, start a short run, watch the
- * charts update, stop (checkpoint), resume, export, generate; and close during a run. Saves a
- * screenshot of every screen under target/screenshots/.
+ * The whole app driven by a robot under Xvfb with the real engine on the CPU: load the tiny-mixtral
+ * fixture, load the sample data, preview a record, start a short run, watch the charts update, stop
+ * (checkpoint), resume, export, generate; and close during a run. Saves a screenshot of every
+ * screen under target/screenshots/.
  */
 @ExtendWith({XvfbExtension.class, ApplicationExtension.class})
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -47,10 +47,14 @@ class AppRobotTest {
   @Start
   void start(Stage stage) {
     this.stage = stage;
-    window = MoetuneApp.show(stage, EngineServices.create(), () -> {
-      exited = true;
-      stage.hide();
-    });
+    window =
+        MoetuneApp.show(
+            stage,
+            EngineServices.create(),
+            () -> {
+              exited = true;
+              stage.hide();
+            });
   }
 
   private static void waitFor(int seconds, Callable<Boolean> condition) throws Exception {
@@ -80,20 +84,21 @@ class AppRobotTest {
   }
 
   private void fillShortRun(FxRobot robot, Path out, int steps) {
-    robot.interact(() -> {
-      RunConfigForm f = window.training().form();
-      f.field("max-length").text().set("48");
-      f.field("micro-batch").text().set("2");
-      f.field("max-steps").text().set(Integer.toString(steps));
-      f.field("lr").text().set("1e-2");
-      f.field("warmup-steps").text().set("2");
-      f.field("eval-every").text().set("3");
-      f.field("eval-split").text().set("0.1");
-      f.field("device").text().set("cpu");
-      f.field("precision").text().set("fp32");
-      f.field("checkpoint-every").text().set("0");
-      f.field("out").text().set(out.toString());
-    });
+    robot.interact(
+        () -> {
+          RunConfigForm f = window.training().form();
+          f.field("max-length").text().set("48");
+          f.field("micro-batch").text().set("2");
+          f.field("max-steps").text().set(Integer.toString(steps));
+          f.field("lr").text().set("1e-2");
+          f.field("warmup-steps").text().set("2");
+          f.field("eval-every").text().set("3");
+          f.field("eval-split").text().set("0.1");
+          f.field("device").text().set("cpu");
+          f.field("precision").text().set("fp32");
+          f.field("checkpoint-every").text().set("0");
+          f.field("out").text().set(out.toString());
+        });
   }
 
   @Test
@@ -106,8 +111,11 @@ class AppRobotTest {
 
     tab(robot, 1);
     robot.clickOn(robot.lookup("#data-records .list-cell").nth(2).queryLabeled());
-    waitFor(20, () -> window.data().selected().get() == window.data().records().get(2)
-        && !window.data().tokens().isEmpty());
+    waitFor(
+        20,
+        () ->
+            window.data().selected().get() == window.data().records().get(2)
+                && !window.data().tokens().isEmpty());
     assertEquals(window.data().records().get(2).length(), window.data().tokens().size());
     assertTrue(window.data().tokens().stream().anyMatch(t -> t.trained()));
     assertTrue(window.data().tokens().stream().anyMatch(t -> !t.trained()));
@@ -149,10 +157,11 @@ class AppRobotTest {
     waitFor(60, () -> !window.export().result().get().isEmpty());
     assertTrue(Files.isRegularFile(out.resolve("export").resolve("config.json")));
     robot.clickOn("#try-prompt").write("What is 7 + 5?");
-    robot.interact(() -> {
-      window.export().useExported().set(true);
-      window.export().maxNewTokens().set("12");
-    });
+    robot.interact(
+        () -> {
+          window.export().useExported().set(true);
+          window.export().maxNewTokens().set("12");
+        });
     robot.clickOn("#try-generate");
     waitFor(60, () -> window.export().generateStatus().get().startsWith("Generated"));
     Screenshots.save(stage.getScene(), "4-export-and-try");
@@ -168,8 +177,8 @@ class AppRobotTest {
     robot.clickOn("#train-start");
     waitFor(120, () -> window.training().loss().size() >= 1);
     // as the window manager's close button does; no wait, the handler blocks in its dialog
-    Platform.runLater(() -> stage.fireEvent(
-        new WindowEvent(stage, WindowEvent.WINDOW_CLOSE_REQUEST)));
+    Platform.runLater(
+        () -> stage.fireEvent(new WindowEvent(stage, WindowEvent.WINDOW_CLOSE_REQUEST)));
     waitFor(10, () -> robot.lookup("Yes").tryQuery().isPresent());
     assertTrue(window.training().isActive(), "the question comes before anything stops");
     Screenshots.save(robot.lookup("Yes").query().getScene(), "5-close-during-run");

@@ -8,35 +8,46 @@ import com.tngtech.archunit.core.importer.ImportOption;
 import org.junit.jupiter.api.Test;
 
 /**
- * The arrows point one way: the engine, templates and datasets know nothing of JavaFX or of
- * the app (command line and GUI), which adapt them through plain listener interfaces.
+ * The arrows point one way: the engine, templates and datasets know nothing of JavaFX or of the app
+ * (command line and GUI), which adapt them through plain listener interfaces.
  */
 class ArchitectureTest {
 
-  private static final JavaClasses CLASSES = new ClassFileImporter()
-      .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-      .importPackages("moetune");
+  private static final JavaClasses CLASSES =
+      new ClassFileImporter()
+          .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+          .importPackages("moetune");
 
   @Test
   void libraryModulesDoNotDependOnJavaFx() {
-    noClasses().that().resideInAnyPackage("moetune.engine..", "moetune.templates..",
-            "moetune.datasets..")
-        .should().dependOnClassesThat().resideInAnyPackage("javafx..")
+    noClasses()
+        .that()
+        .resideInAnyPackage("moetune.engine..", "moetune.templates..", "moetune.datasets..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("javafx..")
         .check(CLASSES);
   }
 
   @Test
   void libraryModulesDoNotDependOnTheApp() {
-    noClasses().that().resideInAnyPackage("moetune.engine..", "moetune.templates..",
-            "moetune.datasets..")
-        .should().dependOnClassesThat().resideInAnyPackage("moetune.app..")
+    noClasses()
+        .that()
+        .resideInAnyPackage("moetune.engine..", "moetune.templates..", "moetune.datasets..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("moetune.app..")
         .check(CLASSES);
   }
 
   @Test
   void theCommandLineDoesNotDependOnTheGuiExceptToLaunchIt() {
-    noClasses().that().resideInAPackage("moetune.app.config..")
-        .should().dependOnClassesThat().resideInAnyPackage("moetune.app.gui..", "javafx..")
+    noClasses()
+        .that()
+        .resideInAPackage("moetune.app.config..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("moetune.app.gui..", "javafx..")
         .check(CLASSES);
   }
 

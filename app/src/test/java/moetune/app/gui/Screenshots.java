@@ -22,13 +22,14 @@ public final class Screenshots {
   /** Snapshots {@code scene} on the FX thread and writes {@code DIR/name.png}; returns it. */
   public static Path save(Scene scene, String name) throws Exception {
     CompletableFuture<WritableImage> snap = new CompletableFuture<>();
-    Platform.runLater(() -> {
-      try {
-        snap.complete(scene.snapshot(null));
-      } catch (RuntimeException e) {
-        snap.completeExceptionally(e);
-      }
-    });
+    Platform.runLater(
+        () -> {
+          try {
+            snap.complete(scene.snapshot(null));
+          } catch (RuntimeException e) {
+            snap.completeExceptionally(e);
+          }
+        });
     WritableImage img = snap.get(30, TimeUnit.SECONDS);
     int w = (int) img.getWidth();
     int h = (int) img.getHeight();

@@ -5,20 +5,20 @@ import moetune.engine.tensor.Tensor;
 /**
  * Which keys each query may attend to.
  *
- * <p>Queries are laid out (B, Tq) and keys (B, Tk) with {@code Tq <= Tk}; query i of row b sits
- * at absolute index {@code Tk - Tq + i} (so Tq == Tk in training, and Tq < Tk when decoding with
- * a KV cache). Key j of row b is visible to query i of the same row iff
+ * <p>Queries are laid out (B, Tq) and keys (B, Tk) with {@code Tq <= Tk}; query i of row b sits at
+ * absolute index {@code Tk - Tq + i} (so Tq == Tk in training, and Tq < Tk when decoding with a KV
+ * cache). Key j of row b is visible to query i of the same row iff
  *
  * <ul>
  *   <li>causal: {@code j <= Tk - Tq + i};
  *   <li>window: {@code window <= 0 || (Tk - Tq + i) - j < window} (HF's sliding_window: a query
  *       sees itself and the window-1 keys before it);
- *   <li>documents: {@code docIds == null || docIds[b*Tk + j] == docIds[b*Tk + Tk - Tq + i]}, and
- *       a key whose docId is negative (padding) is never visible.
+ *   <li>documents: {@code docIds == null || docIds[b*Tk + j] == docIds[b*Tk + Tk - Tq + i]}, and a
+ *       key whose docId is negative (padding) is never visible.
  * </ul>
  *
- * A query that sees no key (for example a padding query) gets an output of zeros and a
- * log-sum-exp of -infinity, and contributes no gradient.
+ * A query that sees no key (for example a padding query) gets an output of zeros and a log-sum-exp
+ * of -infinity, and contributes no gradient.
  *
  * @param batch B
  * @param queryLen Tq
@@ -31,11 +31,18 @@ public record AttnSpec(int batch, int queryLen, int keyLen, Tensor docIds, int w
     if (batch <= 0 || queryLen <= 0 || keyLen < queryLen) {
       throw new IllegalArgumentException(
           "AttnSpec: need batch > 0 and 0 < queryLen <= keyLen, got B="
-              + batch + " Tq=" + queryLen + " Tk=" + keyLen);
+              + batch
+              + " Tq="
+              + queryLen
+              + " Tk="
+              + keyLen);
     }
     if (docIds != null && docIds.numel() != (long) batch * keyLen) {
       throw new IllegalArgumentException(
-          "AttnSpec: docIds has " + docIds.numel() + " entries, expected B*Tk=" + (long) batch * keyLen);
+          "AttnSpec: docIds has "
+              + docIds.numel()
+              + " entries, expected B*Tk="
+              + (long) batch * keyLen);
     }
   }
 

@@ -5,18 +5,18 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Every operation the Mixtral model, its losses and the optimizer need, forward and backward.
- * The model is written once against this interface; {@code CpuBackend} is the float32 oracle and
- * {@code CudaBackend} must match it.
+ * Every operation the Mixtral model, its losses and the optimizer need, forward and backward. The
+ * model is written once against this interface; {@code CpuBackend} is the float32 oracle and {@code
+ * CudaBackend} must match it.
  *
  * <p>Conventions, for every method unless it says otherwise:
  *
  * <ul>
- *   <li>Tensors are dense, row-major and contiguous. "(N, D)" means a tensor whose element count
- *       is N*D read as N rows of D; leading dimensions are flattened, so a (B, T, D) tensor is
+ *   <li>Tensors are dense, row-major and contiguous. "(N, D)" means a tensor whose element count is
+ *       N*D read as N rows of D; leading dimensions are flattened, so a (B, T, D) tensor is
  *       accepted where (N, D) with N = B*T is asked for.
- *   <li>Float tensors may be F32 or (on backends that support it) BF16; arithmetic accumulates
- *       in float32. Tensors named with "F32" must be F32. Index tensors are I32.
+ *   <li>Float tensors may be F32 or (on backends that support it) BF16; arithmetic accumulates in
+ *       float32. Tensors named with "F32" must be F32. Index tensors are I32.
  *   <li>"overwrite" outputs are fully written; "+=" outputs are accumulated into (gradients
  *       accumulate across micro-batches; callers zero them when a step starts).
  *   <li>Work is queued in order; results are visible to later calls on the same backend. Only
@@ -24,9 +24,9 @@ import moetune.engine.tensor.Tensor;
  *   <li>Shape violations throw {@link IllegalArgumentException} naming the op and the shapes.
  * </ul>
  *
- * Shape letters: N tokens (B*T), D hidden, H query heads, Hkv key/value heads, hd head dim,
- * E experts, K top-k, M = N*K routed rows, F expert intermediate, V vocabulary, R router rows
- * over all layers (L*N).
+ * Shape letters: N tokens (B*T), D hidden, H query heads, Hkv key/value heads, hd head dim, E
+ * experts, K top-k, M = N*K routed rows, F expert intermediate, V vocabulary, R router rows over
+ * all layers (L*N).
  */
 public interface Backend extends AutoCloseable {
 
@@ -51,7 +51,9 @@ public interface Backend extends AutoCloseable {
     return t;
   }
 
-  /** A new tensor holding {@code host} converted to {@code dtype} (float to float or int to int). */
+  /**
+   * A new tensor holding {@code host} converted to {@code dtype} (float to float or int to int).
+   */
   Tensor upload(HostTensor host, DType dtype);
 
   default Tensor upload(HostTensor host) {
@@ -98,13 +100,14 @@ public interface Backend extends AutoCloseable {
   // ---------------------------------------------------------------- dense products
 
   /**
-   * C = alpha * op(A) @ op(B) + beta * C, with op(X) = X or X^T. A is (rows, cols) as stored;
-   * op(A) must be (m, k), op(B) (k, n), C (m, n). beta = 0 overwrites (C may hold NaN), beta = 1
+   * C = alpha * op(A) @ op(B) + beta * C, with op(X) = X or X^T. A is (rows, cols) as stored; op(A)
+   * must be (m, k), op(B) (k, n), C (m, n). beta = 0 overwrites (C may hold NaN), beta = 1
    * accumulates. A linear layer with HF weight W (out, in) is {@code matmul(x, false, W, true, y,
-   * 1, 0)}; its backward is {@code matmul(dy, false, W, false, dx, 1, beta)} and {@code
-   * matmul(dy, true, x, false, dW, 1, 1)}. A and B may be BF16 with C F32 on the GPU.
+   * 1, 0)}; its backward is {@code matmul(dy, false, W, false, dx, 1, beta)} and {@code matmul(dy,
+   * true, x, false, dW, 1, 1)}. A and B may be BF16 with C F32 on the GPU.
    */
-  void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta);
+  void matmul(
+      Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta);
 
   // ---------------------------------------------------------------- embedding
 
@@ -117,17 +120,17 @@ public interface Backend extends AutoCloseable {
   // ---------------------------------------------------------------- RMSNorm
 
   /**
-   * HF MixtralRMSNorm with an optional residual add first: if delta != null, residual += delta
-   * (in place); then out = w * x * rstd with x = residual, rstd = 1/sqrt(mean(x^2) + eps),
-   * computed in float32. residual (N, D), delta (N, D) or null, w (D), out (N, D) overwrite,
-   * rstd F32 (N) overwrite.
+   * HF MixtralRMSNorm with an optional residual add first: if delta != null, residual += delta (in
+   * place); then out = w * x * rstd with x = residual, rstd = 1/sqrt(mean(x^2) + eps), computed in
+   * float32. residual (N, D), delta (N, D) or null, w (D), out (N, D) overwrite, rstd F32 (N)
+   * overwrite.
    */
   void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd);
 
   /**
-   * Backward of out = w * x * rstd. dOut (N, D), x (N, D) the forward's input, w (D), rstd F32
-   * (N); dx (N, D) += (so the residual stream's gradient accumulates in place), dw (D) += (may be
-   * null when the weight is frozen).
+   * Backward of out = w * x * rstd. dOut (N, D), x (N, D) the forward's input, w (D), rstd F32 (N);
+   * dx (N, D) += (so the residual stream's gradient accumulates in place), dw (D) += (may be null
+   * when the weight is frozen).
    */
   void rmsnormBackward(Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw);
 
@@ -147,19 +150,27 @@ public interface Backend extends AutoCloseable {
 
   /**
    * Grouped-query attention, softmax(q k^T / sqrt(hd) + mask) v, never materialising a (Tq, Tk)
-   * matrix per head on the GPU. Query head h reads key/value head h / (H / Hkv). q (B*Tq, H,
-   * hd), k and v (B*Tk, Hkv, hd), out (B*Tq, H, hd) overwrite, lse F32 (B*Tq, H) overwrite (the
-   * natural log-sum-exp of each query's scaled scores, kept for the backward).
+   * matrix per head on the GPU. Query head h reads key/value head h / (H / Hkv). q (B*Tq, H, hd), k
+   * and v (B*Tk, Hkv, hd), out (B*Tq, H, hd) overwrite, lse F32 (B*Tq, H) overwrite (the natural
+   * log-sum-exp of each query's scaled scores, kept for the backward).
    */
   void attentionForward(Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse);
 
   /**
-   * Backward of attentionForward. dOut (B*Tq, H, hd), out and lse from the forward; dq
-   * (B*Tq, H, hd), dk and dv (B*Tk, Hkv, hd) overwrite.
+   * Backward of attentionForward. dOut (B*Tq, H, hd), out and lse from the forward; dq (B*Tq, H,
+   * hd), dk and dv (B*Tk, Hkv, hd) overwrite.
    */
   void attentionBackward(
-      Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttnSpec spec,
-      Tensor dq, Tensor dk, Tensor dv);
+      Tensor dOut,
+      Tensor q,
+      Tensor k,
+      Tensor v,
+      Tensor out,
+      Tensor lse,
+      AttnSpec spec,
+      Tensor dq,
+      Tensor dk,
+      Tensor dv);
 
   // ---------------------------------------------------------------- router
 
@@ -172,61 +183,72 @@ public interface Backend extends AutoCloseable {
 
   /**
    * Backward of routerTopK plus any extra gradient on the probabilities (the aux loss's).
-   * dTopWeights F32 (N, K) or null, dProbs F32 (N, E) or null (an extra d loss / d probs),
-   * probs, topIdx from the forward; dLogits (N, E) overwrite.
+   * dTopWeights F32 (N, K) or null, dProbs F32 (N, E) or null (an extra d loss / d probs), probs,
+   * topIdx from the forward; dLogits (N, E) overwrite.
    */
-  void routerBackward(Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits);
+  void routerBackward(
+      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits);
 
   /**
-   * ScatterMoE's flatten-sort-count, on the device: flat index s = n*K + j of each (token,
-   * slot) pair, stably sorted by expert topIdx[n][j]. topIdx I32 (N, K); sortedExpertIdxs I32
-   * (M) and sortedScatteredIdxs I32 (M) overwrite (expert and s of the p-th row in expert
-   * order); expertOffsets I32 (E) overwrite, the end of each expert's rows (inclusive cumsum of
-   * counts).
+   * ScatterMoE's flatten-sort-count, on the device: flat index s = n*K + j of each (token, slot)
+   * pair, stably sorted by expert topIdx[n][j]. topIdx I32 (N, K); sortedExpertIdxs I32 (M) and
+   * sortedScatteredIdxs I32 (M) overwrite (expert and s of the p-th row in expert order);
+   * expertOffsets I32 (E) overwrite, the end of each expert's rows (inclusive cumsum of counts).
    */
   void flattenSortCount(
-      Tensor topIdx, int numExperts, Tensor sortedExpertIdxs, Tensor sortedScatteredIdxs,
+      Tensor topIdx,
+      int numExperts,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
       Tensor expertOffsets);
 
   // ---------------------------------------------------------------- ScatterMoE kernels
 
   /**
    * The grouped product at the heart of ParallelLinear. For each routed row p in [0, M): e =
-   * sortedExpertIdxs[p], s = sortedScatteredIdxs[p]; the input row is x[p] if groupedIn else
-   * x[s / fanOut]; the output row is y[p] if groupedOut else y[s]; y_row = x_row @ W[e]^T (+
-   * bias[e]) when transW, or x_row @ W[e] (+ bias[e]) when not. W is (E, O, I) as stored (HF's
-   * nn.Linear layout): with transW it maps I to O, without it maps O to I. y (M, out)
-   * overwrite; x is (M, in) when groupedIn, else (M / fanOut, in). bias (E, out) or null.
+   * sortedExpertIdxs[p], s = sortedScatteredIdxs[p]; the input row is x[p] if groupedIn else x[s /
+   * fanOut]; the output row is y[p] if groupedOut else y[s]; y_row = x_row @ W[e]^T (+ bias[e])
+   * when transW, or x_row @ W[e] (+ bias[e]) when not. W is (E, O, I) as stored (HF's nn.Linear
+   * layout): with transW it maps I to O, without it maps O to I. y (M, out) overwrite; x is (M, in)
+   * when groupedIn, else (M / fanOut, in). bias (E, out) or null.
    */
   void scatter2scatter(
-      Tensor x, Tensor w, Tensor bias, boolean transW, int fanOut, Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs, boolean groupedIn, boolean groupedOut, Tensor y);
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor y);
 
   /**
-   * Gathers rows into expert order: out[p] = x[s_p / fanOut] * (gates == null ? 1 :
-   * gates[s_p]), s_p = sortedScatteredIdxs[p]. x (M / fanOut, D), gates F32 (M) flat or null,
-   * out (M, D) overwrite.
+   * Gathers rows into expert order: out[p] = x[s_p / fanOut] * (gates == null ? 1 : gates[s_p]),
+   * s_p = sortedScatteredIdxs[p]. x (M / fanOut, D), gates F32 (M) flat or null, out (M, D)
+   * overwrite.
    */
   void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out);
 
   /**
-   * Per-expert weight gradient: for every expert e and its rows p in [offsets[e-1],
-   * offsets[e]): dW[e] += dy[p]^T x[p] (shape (O, I), HF layout), db[e] += dy[p]. x (M, I)
-   * grouped, dy (M, O) grouped, expertOffsets I32 (E), dW (E, O, I) +=, db (E, O) += or null.
+   * Per-expert weight gradient: for every expert e and its rows p in [offsets[e-1], offsets[e]):
+   * dW[e] += dy[p]^T x[p] (shape (O, I), HF layout), db[e] += dy[p]. x (M, I) grouped, dy (M, O)
+   * grouped, expertOffsets I32 (E), dW (E, O, I) +=, db (E, O) += or null.
    */
   void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db);
 
   /**
    * The gate-weighted combine of the K expert outputs of each token: y[n] = sum_j g[n, j] *
-   * expanded[n*K + j] (g = 1 when gates is null). expanded (N*K, D) in scattered order, gates
-   * F32 (N, K) or null, y (N, D) overwrite.
+   * expanded[n*K + j] (g = 1 when gates is null). expanded (N*K, D) in scattered order, gates F32
+   * (N, K) or null, y (N, D) overwrite.
    */
   void combine(Tensor expanded, Tensor gates, int k, Tensor y);
 
   /**
-   * Gradient of combine with respect to the gates: dGates[n, j] = dot(dY[n], expanded[n*K+j]).
-   * dY (N, D), expanded (N*K, D) scattered, dGates F32 (N, K) overwrite. (The gradient with
-   * respect to expanded is {@link #group} of dY with the gates.)
+   * Gradient of combine with respect to the gates: dGates[n, j] = dot(dY[n], expanded[n*K+j]). dY
+   * (N, D), expanded (N*K, D) scattered, dGates F32 (N, K) overwrite. (The gradient with respect to
+   * expanded is {@link #group} of dY with the gates.)
    */
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates);
 
@@ -241,28 +263,28 @@ public interface Backend extends AutoCloseable {
   // ---------------------------------------------------------------- losses
 
   /**
-   * Cross-entropy per row with ignore index -100, softmax in float32. logits (N, V), targets
-   * I32 (N) (already shifted), losses F32 (N) overwrite (0 for ignored rows). If dLogits is not
-   * null it is overwritten with dScale * (softmax - onehot(target)) (zero rows for ignored
-   * targets); dLogits may be the logits tensor itself.
+   * Cross-entropy per row with ignore index -100, softmax in float32. logits (N, V), targets I32
+   * (N) (already shifted), losses F32 (N) overwrite (0 for ignored rows). If dLogits is not null it
+   * is overwritten with dScale * (softmax - onehot(target)) (zero rows for ignored targets);
+   * dLogits may be the logits tensor itself.
    */
   void crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale);
 
   /**
-   * transformers' load_balancing_loss_func over all layers at once. probs F32 (R, E) and topIdx
-   * I32 (R, K) for every layer's tokens stacked, rowMask F32 (R) (1 for real tokens, 0 for
-   * padding) or null. With m_r the mask, c_e = sum_r m_r #{j: topIdx[r, j] = e}, S = sum_r m_r,
-   * P_e = sum_r m_r probs[r, e] / S: loss = E * sum_e (c_e / S) * P_e, written to lossOut F32
-   * (1) (overwrite). If dProbs is not null it is overwritten with dScale * d loss / d probs =
-   * dScale * E * c_e * m_r / S^2.
+   * transformers' load_balancing_loss_func over all layers at once. probs F32 (R, E) and topIdx I32
+   * (R, K) for every layer's tokens stacked, rowMask F32 (R) (1 for real tokens, 0 for padding) or
+   * null. With m_r the mask, c_e = sum_r m_r #{j: topIdx[r, j] = e}, S = sum_r m_r, P_e = sum_r m_r
+   * probs[r, e] / S: loss = E * sum_e (c_e / S) * P_e, written to lossOut F32 (1) (overwrite). If
+   * dProbs is not null it is overwritten with dScale * d loss / d probs = dScale * E * c_e * m_r /
+   * S^2.
    */
   void loadBalancingLoss(
       Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale);
 
   /**
    * Router z-loss (ST-MoE): mean over rows of logsumexp(logits[r])^2 with rowMask weights (null:
-   * all ones), lossOut F32 (1) overwrite; if dLogits is not null, dScale * the gradient is
-   * added to it (+=). logits (R, E) F32.
+   * all ones), lossOut F32 (1) overwrite; if dLogits is not null, dScale * the gradient is added to
+   * it (+=). logits (R, E) F32.
    */
   void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale);
 
@@ -281,12 +303,21 @@ public interface Backend extends AutoCloseable {
   void clipByNorm(Tensor grad, Tensor sumSq, float maxNorm);
 
   /**
-   * One torch.optim.AdamW step (decoupled weight decay) on F32 master weights: p -= lr * wd * p;
-   * m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= (lr / (1 - b1^t)) * m / (sqrt(v) /
-   * sqrt(1 - b2^t) + eps). param, grad, m, v F32 of equal size; step t >= 1. If lowPrecision is
-   * not null (a BF16 working copy of the weights), it is overwritten with the new param.
+   * One torch.optim.AdamW step (decoupled weight decay) on F32 master weights: p -= lr * wd * p; m
+   * = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 -
+   * b2^t) + eps). param, grad, m, v F32 of equal size; step t >= 1. If lowPrecision is not null (a
+   * BF16 working copy of the weights), it is overwritten with the new param.
    */
   void adamwStep(
-      Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
-      float weightDecay, int step, Tensor lowPrecision);
+      Tensor param,
+      Tensor grad,
+      Tensor m,
+      Tensor v,
+      float lr,
+      float beta1,
+      float beta2,
+      float eps,
+      float weightDecay,
+      int step,
+      Tensor lowPrecision);
 }

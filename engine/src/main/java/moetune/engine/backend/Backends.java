@@ -8,8 +8,8 @@ import moetune.engine.backend.cuda.CudaProbe;
 
 /**
  * Opens the backend a user asked for: {@code cpu}, {@code cuda} (device 0), {@code cuda:N} or
- * {@code auto}. Nothing falls back silently: an explicit cuda request without a usable GPU is
- * an error naming why, and {@code auto} logs which backend it chose and, if the CPU, why.
+ * {@code auto}. Nothing falls back silently: an explicit cuda request without a usable GPU is an
+ * error naming why, and {@code auto} logs which backend it chose and, if the CPU, why.
  */
 public final class Backends {
   private Backends() {}
@@ -36,15 +36,22 @@ public final class Backends {
         try {
           ordinal = Integer.parseInt(d.substring(5));
         } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("device '" + device + "': expected cuda:N with N a device number, e.g. cuda:0");
+          throw new IllegalArgumentException(
+              "device '" + device + "': expected cuda:N with N a device number, e.g. cuda:0");
         }
       }
       String why = CudaProbe.unavailableReason(ordinal);
       if (why != null) {
-        throw new IllegalStateException("device '" + device + "' is not usable: " + why + "; use --device cpu to run on the CPU");
+        throw new IllegalStateException(
+            "device '"
+                + device
+                + "' is not usable: "
+                + why
+                + "; use --device cpu to run on the CPU");
       }
       return new CudaBackend(ordinal, false);
     }
-    throw new IllegalArgumentException("device '" + device + "': use one of cpu, cuda, cuda:N, auto");
+    throw new IllegalArgumentException(
+        "device '" + device + "': use one of cpu, cuda, cuda:N, auto");
   }
 }

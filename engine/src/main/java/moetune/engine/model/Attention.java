@@ -6,13 +6,13 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Mixtral's grouped-query self-attention with rotary embeddings: q, k, v projections, RoPE on q
- * and k, attention (causal, optional sliding window and document boundaries, see {@link
- * AttnSpec}), output projection. No biases, as in Mixtral.
+ * Mixtral's grouped-query self-attention with rotary embeddings: q, k, v projections, RoPE on q and
+ * k, attention (causal, optional sliding window and document boundaries, see {@link AttnSpec}),
+ * output projection. No biases, as in Mixtral.
  *
  * <p>Shape letters: N = B*T tokens, D hidden, H query heads, Hkv key/value heads, hd head dim.
- * Weights (HF layout, working copy): wq (H*hd, D), wk and wv (Hkv*hd, D), wo (D, H*hd);
- * gradients F32 of the same shapes, accumulated (+=).
+ * Weights (HF layout, working copy): wq (H*hd, D), wk and wv (Hkv*hd, D), wo (D, H*hd); gradients
+ * F32 of the same shapes, accumulated (+=).
  */
 final class Attention {
   private final Backend be;
@@ -50,7 +50,15 @@ final class Attention {
     final Tensor positions; // I32 (N), owned by the model
     final AttnSpec spec;
 
-    Saved(Tensor xn, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor positions, AttnSpec spec) {
+    Saved(
+        Tensor xn,
+        Tensor q,
+        Tensor k,
+        Tensor v,
+        Tensor o,
+        Tensor lse,
+        Tensor positions,
+        AttnSpec spec) {
       this.xn = xn;
       this.q = q;
       this.k = k;
@@ -131,10 +139,11 @@ final class Attention {
 
   /**
    * Inference forward over Tq new tokens per row with a KV cache: xn (B*Tq, D), positions I32
-   * (B*Tq); the new keys and values are appended to the cache at its current length, then each
-   * row attends to all its cached keys. out (B*Tq, D) overwrite. Keeps nothing.
+   * (B*Tq); the new keys and values are appended to the cache at its current length, then each row
+   * attends to all its cached keys. out (B*Tq, D) overwrite. Keeps nothing.
    */
-  void forwardCached(Tensor xn, Tensor positions, KvCache.Layer cache, int batch, int window, Tensor out) {
+  void forwardCached(
+      Tensor xn, Tensor positions, KvCache.Layer cache, int batch, int window, Tensor out) {
     long n = xn.rows();
     int tq = (int) (n / batch);
     Tensor[] qkv = project(xn, positions);
@@ -143,10 +152,14 @@ final class Attention {
     int tk = cache.length() + tq;
     for (int b = 0; b < batch; b++) {
       long rowOff = (long) b * tq;
-      Tensor kRow = cache.append(b, true, qkv[1].view(rowOff * kvHeads * headDim, tq, kvHeads, headDim));
-      Tensor vRow = cache.append(b, false, qkv[2].view(rowOff * kvHeads * headDim, tq, kvHeads, headDim));
+      Tensor kRow =
+          cache.append(b, true, qkv[1].view(rowOff * kvHeads * headDim, tq, kvHeads, headDim));
+      Tensor vRow =
+          cache.append(b, false, qkv[2].view(rowOff * kvHeads * headDim, tq, kvHeads, headDim));
       be.attentionForward(
-          qkv[0].view(rowOff * heads * headDim, tq, heads, headDim), kRow, vRow,
+          qkv[0].view(rowOff * heads * headDim, tq, heads, headDim),
+          kRow,
+          vRow,
           new AttnSpec(1, tq, tk, null, window),
           o.view(rowOff * heads * headDim, tq, heads, headDim),
           lse.view(rowOff * heads, tq, heads));

@@ -3,24 +3,29 @@ package moetune.engine.model;
 import java.util.Arrays;
 
 /**
- * One batch of B rows of T tokens for {@link MixtralModel#forward}, on the host, row-major
- * (index b*T + t).
+ * One batch of B rows of T tokens for {@link MixtralModel#forward}, on the host, row-major (index
+ * b*T + t).
  *
  * @param batchSize B
  * @param seqLen T
  * @param inputIds token ids (B*T)
- * @param labels target ids (B*T) as HF's labels: not yet shifted (position t is predicted from
- *     the tokens before it), -100 = ignored; null for a forward without loss
+ * @param labels target ids (B*T) as HF's labels: not yet shifted (position t is predicted from the
+ *     tokens before it), -100 = ignored; null for a forward without loss
  * @param attentionMask 1 for real tokens, 0 for padding (B*T), or null: padding keys are never
  *     attended to and padding rows are left out of the load-balancing loss, as in transformers
  * @param positions RoPE positions (B*T), or null for 0..T-1 in every row
  * @param docIds document id of every token (B*T), or null: with packed sequences a token attends
- *     only to earlier tokens of its own document. Give positions restarting at 0 per document
- *     and set the label of each document's first token to -100 so that no target crosses a
- *     document boundary.
+ *     only to earlier tokens of its own document. Give positions restarting at 0 per document and
+ *     set the label of each document's first token to -100 so that no target crosses a document
+ *     boundary.
  */
 public record Batch(
-    int batchSize, int seqLen, int[] inputIds, int[] labels, int[] attentionMask, int[] positions,
+    int batchSize,
+    int seqLen,
+    int[] inputIds,
+    int[] labels,
+    int[] attentionMask,
+    int[] positions,
     int[] docIds) {
 
   /** Ignored target, as torch's CrossEntropyLoss ignore_index. */
@@ -28,7 +33,8 @@ public record Batch(
 
   public Batch {
     if (batchSize <= 0 || seqLen <= 0) {
-      throw new IllegalArgumentException("Batch: need B > 0 and T > 0, got B=" + batchSize + " T=" + seqLen);
+      throw new IllegalArgumentException(
+          "Batch: need B > 0 and T > 0, got B=" + batchSize + " T=" + seqLen);
     }
     check("inputIds", inputIds, batchSize, seqLen, false);
     check("labels", labels, batchSize, seqLen, true);
@@ -39,8 +45,14 @@ public record Batch(
 
   /** A batch from rows of equal length: ids[b][t], labels[b][t] (labels may be null). */
   public static Batch of(int[][] ids, int[][] labels) {
-    return new Batch(ids.length, ids[0].length, flatten(ids), labels == null ? null : flatten(labels), null,
-        null, null);
+    return new Batch(
+        ids.length,
+        ids[0].length,
+        flatten(ids),
+        labels == null ? null : flatten(labels),
+        null,
+        null,
+        null);
   }
 
   /** This batch with an attention mask mask[b][t] (1 real, 0 padding). */
@@ -50,7 +62,8 @@ public record Batch(
 
   /** This batch packed: positions[b][t] restart per document, docIds[b][t] name documents. */
   public Batch withPacking(int[][] positions, int[][] docIds) {
-    return new Batch(batchSize, seqLen, inputIds, labels, attentionMask, flatten(positions), flatten(docIds));
+    return new Batch(
+        batchSize, seqLen, inputIds, labels, attentionMask, flatten(positions), flatten(docIds));
   }
 
   /** N = B*T. */
@@ -118,7 +131,8 @@ public record Batch(
     int[] out = new int[rows.length * t];
     for (int b = 0; b < rows.length; b++) {
       if (rows[b].length != t) {
-        throw new IllegalArgumentException("Batch: row " + b + " has " + rows[b].length + " tokens, row 0 has " + t);
+        throw new IllegalArgumentException(
+            "Batch: row " + b + " has " + rows[b].length + " tokens, row 0 has " + t);
       }
       System.arraycopy(rows[b], 0, out, b * t, t);
     }
@@ -127,9 +141,13 @@ public record Batch(
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof Batch other && batchSize == other.batchSize && seqLen == other.seqLen
-        && Arrays.equals(inputIds, other.inputIds) && Arrays.equals(labels, other.labels)
-        && Arrays.equals(attentionMask, other.attentionMask) && Arrays.equals(positions, other.positions)
+    return o instanceof Batch other
+        && batchSize == other.batchSize
+        && seqLen == other.seqLen
+        && Arrays.equals(inputIds, other.inputIds)
+        && Arrays.equals(labels, other.labels)
+        && Arrays.equals(attentionMask, other.attentionMask)
+        && Arrays.equals(positions, other.positions)
         && Arrays.equals(docIds, other.docIds);
   }
 

@@ -15,9 +15,9 @@ import moetune.engine.tensor.Tensor;
  * </pre>
  *
  * N tokens, D hidden. The layer's input xIn is owned by the caller (the model keeps the residual
- * stream between layers); everything else the backward needs lives in {@link Saved}. The
- * residual stream (xIn, xMid, xOut) and its gradient have the stream's dtype (float32 by
- * default); the normed inputs, the sublayers and their gradients have the activation dtype.
+ * stream between layers); everything else the backward needs lives in {@link Saved}. The residual
+ * stream (xIn, xMid, xOut) and its gradient have the stream's dtype (float32 by default); the
+ * normed inputs, the sublayers and their gradients have the activation dtype.
  */
 final class DecoderLayer {
   private final Backend be;
@@ -54,8 +54,15 @@ final class DecoderLayer {
     final Tensor n2; // (N, D)
     final SparseMoeBlock.Saved moe;
 
-    Saved(Tensor xIn, Tensor rstd1, Tensor n1, Attention.Saved attn, Tensor xMid, Tensor rstd2,
-        Tensor n2, SparseMoeBlock.Saved moe) {
+    Saved(
+        Tensor xIn,
+        Tensor rstd1,
+        Tensor n1,
+        Attention.Saved attn,
+        Tensor xMid,
+        Tensor rstd2,
+        Tensor n2,
+        SparseMoeBlock.Saved moe) {
       this.xIn = xIn;
       this.rstd1 = rstd1;
       this.n1 = n1;
@@ -80,11 +87,18 @@ final class DecoderLayer {
 
   /**
    * Training forward of xIn (N, D): returns xOut (N, D) as a new tensor in out[0] and the saved
-   * state. routerLogits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are this layer's
-   * views of the router buffers.
+   * state. routerLogits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are this layer's views
+   * of the router buffers.
    */
-  Saved forward(Tensor xIn, Tensor positions, AttnSpec spec, Tensor routerLogits, Tensor probs,
-      Tensor topIdx, SplittableRandom rng, Tensor[] out) {
+  Saved forward(
+      Tensor xIn,
+      Tensor positions,
+      AttnSpec spec,
+      Tensor routerLogits,
+      Tensor probs,
+      Tensor topIdx,
+      SplittableRandom rng,
+      Tensor[] out) {
     long n = xIn.rows();
     long d = xIn.cols();
     DType stream = xIn.dtype();
@@ -127,7 +141,10 @@ final class DecoderLayer {
     dN1.close();
   }
 
-  /** t itself when it has the activation dtype (closing the view frees nothing), else a converted copy. */
+  /**
+   * t itself when it has the activation dtype (closing the view frees nothing), else a converted
+   * copy.
+   */
   private Tensor inActivationDtype(Tensor t) {
     if (t.dtype() == act) {
       return t.view(0, t.shape());

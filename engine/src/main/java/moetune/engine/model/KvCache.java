@@ -5,8 +5,8 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Keys and values of the tokens decoded so far, per layer, for incremental decoding with
- * {@link MixtralModel#decode}. Every row of the batch holds the same number of tokens.
+ * Keys and values of the tokens decoded so far, per layer, for incremental decoding with {@link
+ * MixtralModel#decode}. Every row of the batch holds the same number of tokens.
  *
  * <p>Per layer: K and V (B, C, Hkv, hd) with C the capacity; row b's first {@link #length()}
  * positions are filled. Keys are stored after RoPE, so they are never rotated again.
@@ -17,17 +17,20 @@ public final class KvCache implements AutoCloseable {
   private final Layer[] layers;
   private int length;
 
-  KvCache(Backend be, int numLayers, int batch, int capacity, int kvHeads, int headDim, DType dtype) {
+  KvCache(
+      Backend be, int numLayers, int batch, int capacity, int kvHeads, int headDim, DType dtype) {
     if (batch <= 0 || capacity <= 0) {
-      throw new IllegalArgumentException("KvCache: batch " + batch + " and capacity " + capacity + " must be > 0");
+      throw new IllegalArgumentException(
+          "KvCache: batch " + batch + " and capacity " + capacity + " must be > 0");
     }
     this.batch = batch;
     this.capacity = capacity;
     this.layers = new Layer[numLayers];
     for (int l = 0; l < numLayers; l++) {
-      layers[l] = new Layer(
-          be.empty(dtype, batch, capacity, kvHeads, headDim),
-          be.empty(dtype, batch, capacity, kvHeads, headDim));
+      layers[l] =
+          new Layer(
+              be.empty(dtype, batch, capacity, kvHeads, headDim),
+              be.empty(dtype, batch, capacity, kvHeads, headDim));
     }
   }
 
@@ -57,7 +60,12 @@ public final class KvCache implements AutoCloseable {
   void checkRoom(int tq) {
     if (length + tq > capacity) {
       throw new IllegalArgumentException(
-          "KvCache: " + length + " cached + " + tq + " new tokens exceed the capacity " + capacity
+          "KvCache: "
+              + length
+              + " cached + "
+              + tq
+              + " new tokens exceed the capacity "
+              + capacity
               + "; create a larger cache with MixtralModel.newKvCache");
     }
   }
@@ -82,8 +90,8 @@ public final class KvCache implements AutoCloseable {
     }
 
     /**
-     * Writes src (Tq, Hkv, hd) after row b's cached keys (or values) and returns a view of the row's
-     * first length + Tq positions, (length + Tq, Hkv, hd).
+     * Writes src (Tq, Hkv, hd) after row b's cached keys (or values) and returns a view of the
+     * row's first length + Tq positions, (length + Tq, Hkv, hd).
      */
     Tensor append(int b, boolean keys, Tensor src) {
       Tensor t = keys ? k : v;

@@ -25,9 +25,10 @@ import moetune.engine.io.PyJson;
  * <p>Values moetune does not implement are refused by name (one line naming the file and the
  * field): another {@code model_type}, a rope type other than {@code default} or any rope scaling,
  * {@code hidden_act} other than {@code silu}, nonzero {@code attention_dropout}, {@code
- * router_jitter_noise} outside [0, 1) (the model applies it in training), {@code quantization_config},
- * {@code num_experts_per_tok > num_local_experts}, heads not divisible by kv heads, an odd head
- * dimension. Fields transformers does not define for Mixtral are kept and written back unchanged.
+ * router_jitter_noise} outside [0, 1) (the model applies it in training), {@code
+ * quantization_config}, {@code num_experts_per_tok > num_local_experts}, heads not divisible by kv
+ * heads, an odd head dimension. Fields transformers does not define for Mixtral are kept and
+ * written back unchanged.
  *
  * <p>{@link #toJson()} writes the form transformers 5.17 writes: keys sorted, two-space indent,
  * {@code rope_parameters} instead of a top-level {@code rope_theta}, {@code dtype} instead of

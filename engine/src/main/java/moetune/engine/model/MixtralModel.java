@@ -26,13 +26,13 @@ import moetune.engine.tensor.Tensor;
  * moetune.engine.optim.AdamW}); {@link #save} writes a HuggingFace directory.
  *
  * <p>The forward keeps what the backward needs (per layer, in {@link DecoderLayer.Saved}); the
- * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden,
- * V vocabulary, L layers, E experts, K experts per token.
+ * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden, V
+ * vocabulary, L layers, E experts, K experts per token.
  *
- * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}).
- * The z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
- * averaged over layers and tokens: one mean over all L*N router rows, padding excluded by the
- * same row mask as the aux loss. Its coefficient is {@link ModelOptions#routerZLossCoef}.
+ * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}). The
+ * z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
+ * averaged over layers and tokens: one mean over all L*N router rows, padding excluded by the same
+ * row mask as the aux loss. Its coefficient is {@link ModelOptions#routerZLossCoef}.
  *
  * <p>Not thread-safe: one forward/backward at a time.
  */
@@ -79,16 +79,23 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
-   * A model from a config and its weights by checkpoint name (hub or fused transformers-5
-   * names, any float dtype). Every parameter must be covered exactly once; with tied
-   * embeddings an {@code lm_head.weight} is ignored, as transformers ignores it.
+   * A model from a config and its weights by checkpoint name (hub or fused transformers-5 names,
+   * any float dtype). Every parameter must be covered exactly once; with tied embeddings an {@code
+   * lm_head.weight} is ignored, as transformers ignores it.
    */
   public static MixtralModel create(
-      MixtralConfig config, Map<String, HostTensor> weights, Backend backend, ModelOptions options) {
+      MixtralConfig config,
+      Map<String, HostTensor> weights,
+      Backend backend,
+      ModelOptions options) {
     for (DType t : new DType[] {options.activations(), options.residual()}) {
       if (!backend.supports(t)) {
         throw new IllegalArgumentException(
-            "backend " + backend.name() + " does not compute in " + t + "; use precision fp32 on this device");
+            "backend "
+                + backend.name()
+                + " does not compute in "
+                + t
+                + "; use precision fp32 on this device");
       }
     }
     Parameters p = Parameters.allocate(backend, config, options.activations());
@@ -101,8 +108,12 @@ public final class MixtralModel implements AutoCloseable {
         Parameters.Slice s = p.resolve(w.getKey());
         if (w.getValue().numel() != s.numel()) {
           throw new IllegalArgumentException(
-              "tensor '" + w.getKey() + "' has shape " + java.util.Arrays.toString(w.getValue().shape())
-                  + ", the config needs " + java.util.Arrays.toString(s.shape()));
+              "tensor '"
+                  + w.getKey()
+                  + "' has shape "
+                  + java.util.Arrays.toString(w.getValue().shape())
+                  + ", the config needs "
+                  + java.util.Arrays.toString(s.shape()));
         }
         backend.copyFromHost(w.getValue(), Parameters.view(p.masterFlat(), s));
         covered.merge(owner(p, s), s.numel(), Long::sum);
@@ -114,7 +125,8 @@ public final class MixtralModel implements AutoCloseable {
         }
       }
       if (!missing.isEmpty()) {
-        throw new IllegalArgumentException("weights missing or partial for: " + String.join(", ", missing));
+        throw new IllegalArgumentException(
+            "weights missing or partial for: " + String.join(", ", missing));
       }
       p.syncWorkingCopy();
       return new MixtralModel(config, backend, options, p);
@@ -184,8 +196,20 @@ public final class MixtralModel implements AutoCloseable {
           t.close();
         }
       }
-      for (Tensor t : new Tensor[] {ids, positions, docIds, routerLogits, probs, topIdx, rowMask,
-          rstdFinal, normed, logits, targets}) {
+      for (Tensor t :
+          new Tensor[] {
+            ids,
+            positions,
+            docIds,
+            routerLogits,
+            probs,
+            topIdx,
+            rowMask,
+            rstdFinal,
+            normed,
+            logits,
+            targets
+          }) {
         if (t != null) {
           t.close();
         }
@@ -194,9 +218,9 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
-   * Training forward (router jitter on when configured): computes the logits and, when the
-   * batch has labels, the losses. Keeps what {@link #backward} needs. Without labels the
-   * returned losses are all zero with 0 targets, and only {@link #logits()} is of use.
+   * Training forward (router jitter on when configured): computes the logits and, when the batch
+   * has labels, the losses. Keeps what {@link #backward} needs. Without labels the returned losses
+   * are all zero with 0 targets, and only {@link #logits()} is of use.
    */
   public Loss forward(Batch batch) {
     return forward(batch, true);
@@ -235,16 +259,27 @@ public final class MixtralModel implements AutoCloseable {
     s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
     Tensor[] out = new Tensor[1];
     for (int l = 0; l < numLayers; l++) {
-      s.saved[l] = layers[l].forward(
-          s.streams[l], s.positions, s.spec, s.routerLogits.view((long) l * n * e, n, e),
-          s.probs.view((long) l * n * e, n, e), s.topIdx.view((long) l * n * k, n, k),
-          training ? rng : null, out);
+      s.saved[l] =
+          layers[l].forward(
+              s.streams[l],
+              s.positions,
+              s.spec,
+              s.routerLogits.view((long) l * n * e, n, e),
+              s.probs.view((long) l * n * e, n, e),
+              s.topIdx.view((long) l * n * k, n, k),
+              training ? rng : null,
+              out);
       s.streams[l + 1] = out[0];
     }
     s.rstdFinal = be.empty(DType.F32, n);
     s.normed = be.empty(act, n, d);
-    be.rmsnormForward(s.streams[numLayers], null, params.weight("model.norm.weight"),
-        (float) config.rmsNormEps, s.normed, s.rstdFinal);
+    be.rmsnormForward(
+        s.streams[numLayers],
+        null,
+        params.weight("model.norm.weight"),
+        (float) config.rmsNormEps,
+        s.normed,
+        s.rstdFinal);
     s.logits = be.empty(act, n, config.vocabSize);
     be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
 
@@ -263,7 +298,8 @@ public final class MixtralModel implements AutoCloseable {
       s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     }
     float zCoef = (float) options.routerZLossCoef();
-    try (Tensor losses = be.empty(DType.F32, n); Tensor values = be.zeros(DType.F32, 3)) {
+    try (Tensor losses = be.empty(DType.F32, n);
+        Tensor values = be.zeros(DType.F32, 3)) {
       be.crossEntropy(s.logits, s.targets, losses, null, 0f);
       be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
       be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
@@ -280,21 +316,23 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
-   * The logits of the last forward, F32 (B, T, V). Valid between a forward and its backward
-   * (the backward overwrites the logits with their gradient).
+   * The logits of the last forward, F32 (B, T, V). Valid between a forward and its backward (the
+   * backward overwrites the logits with their gradient).
    */
   public HostTensor logits() {
     if (step == null || step.logits == null) {
       throw new IllegalStateException("logits(): no forward since the last backward");
     }
     Batch b = step.batch;
-    return be.download(step.logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
+    return be.download(step.logits)
+        .to(DType.F32)
+        .reshape(b.batchSize(), b.seqLen(), config.vocabSize);
   }
 
   /**
    * The router's choices in the last forward, valid until its backward (which frees them): {probs
-   * F32 (L*N, E), topIdx I32 (L*N, K)}, layer after layer, downloaded for expert-load
-   * statistics (the trainer's router-collapse monitor).
+   * F32 (L*N, E), topIdx I32 (L*N, K)}, layer after layer, downloaded for expert-load statistics
+   * (the trainer's router-collapse monitor).
    */
   public HostTensor[] lastRouting() {
     if (step == null || step.probs == null) {
@@ -311,8 +349,8 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
-   * Backward of scale * total loss (for gradient accumulation over micro-batches, scale =
-   * 1 / micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
+   * Backward of scale * total loss (for gradient accumulation over micro-batches, scale = 1 /
+   * micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
    * Parameters#gradFlat()}; the forward's saved state is freed.
    */
   public void backward(float scale) {
@@ -327,15 +365,22 @@ public final class MixtralModel implements AutoCloseable {
     Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
     s.logits = null;
     try (Tensor losses = be.empty(DType.F32, n)) {
-      be.crossEntropy(dLogits, s.targets, losses, dLogits, s.targetCount == 0 ? 0f : scale / s.targetCount);
+      be.crossEntropy(
+          dLogits, s.targets, losses, dLogits, s.targetCount == 0 ? 0f : scale / s.targetCount);
     }
     Tensor dNormed = be.empty(act, n, d);
     be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
     be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
     dLogits.close();
-    Tensor dStream = be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
-    be.rmsnormBackward(dNormed, s.streams[numLayers], params.weight("model.norm.weight"), s.rstdFinal,
-        dStream, params.grad("model.norm.weight"));
+    Tensor dStream =
+        be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
+    be.rmsnormBackward(
+        dNormed,
+        s.streams[numLayers],
+        params.weight("model.norm.weight"),
+        s.rstdFinal,
+        dStream,
+        params.grad("model.norm.weight"));
     dNormed.close();
 
     Tensor dProbs = null; // F32 (L*N, E)
@@ -357,7 +402,10 @@ public final class MixtralModel implements AutoCloseable {
     int e = config.numLocalExperts;
     for (int l = numLayers - 1; l >= 0; l--) {
       long at = (long) l * n * e;
-      layers[l].backward(s.saved[l], dStream, dProbs == null ? null : dProbs.view(at, n, e),
+      layers[l].backward(
+          s.saved[l],
+          dStream,
+          dProbs == null ? null : dProbs.view(at, n, e),
           dZLogits == null ? null : dZLogits.view(at, n, e));
       s.saved[l].close();
       s.saved[l] = null;
@@ -384,8 +432,8 @@ public final class MixtralModel implements AutoCloseable {
 
   /**
    * The accumulated gradient of a parameter by checkpoint name, F32: a hub name ({@code
-   * model.layers.0.block_sparse_moe.experts.1.w1.weight}) or a fused transformers-5 name
-   * ({@code model.layers.0.mlp.experts.gate_up_proj}).
+   * model.layers.0.block_sparse_moe.experts.1.w1.weight}) or a fused transformers-5 name ({@code
+   * model.layers.0.mlp.experts.gate_up_proj}).
    */
   public HostTensor gradient(String hfName) {
     return be.download(Parameters.view(params.gradFlat(), params.resolve(hfName)));
@@ -397,14 +445,20 @@ public final class MixtralModel implements AutoCloseable {
   }
 
   /**
-   * Overwrites a parameter's master value (and its working copy) by checkpoint name (hub or
-   * fused); value has the parameter's element count, any float dtype.
+   * Overwrites a parameter's master value (and its working copy) by checkpoint name (hub or fused);
+   * value has the parameter's element count, any float dtype.
    */
   public void setParameter(String hfName, HostTensor value) {
     Parameters.Slice s = params.resolve(hfName);
     if (value.numel() != s.numel()) {
       throw new IllegalArgumentException(
-          "setParameter(" + hfName + "): " + value.numel() + " values for " + s.numel() + " elements");
+          "setParameter("
+              + hfName
+              + "): "
+              + value.numel()
+              + " values for "
+              + s.numel()
+              + " elements");
     }
     be.copyFromHost(value, Parameters.view(params.masterFlat(), s));
     if (params.hasWorkingCopy()) {
@@ -434,13 +488,17 @@ public final class MixtralModel implements AutoCloseable {
   /** As {@link #save(Path)} with an explicit weight dtype (F32, BF16, F16) and shard size. */
   public void save(Path dir, DType dtype, long maxShardBytes) {
     MixtralConfig.Builder b = config.toBuilder();
-    b.dtype = switch (dtype) {
-      case F32 -> "float32";
-      case BF16 -> "bfloat16";
-      case F16 -> "float16";
-      default -> throw new IllegalArgumentException("save: weights must be F32, BF16 or F16, not " + dtype);
-    };
-    MixtralCheckpoint.save(dir, b.build(), generation, this::parameter, dtype, maxShardBytes, extraFiles());
+    b.dtype =
+        switch (dtype) {
+          case F32 -> "float32";
+          case BF16 -> "bfloat16";
+          case F16 -> "float16";
+          default ->
+              throw new IllegalArgumentException(
+                  "save: weights must be F32, BF16 or F16, not " + dtype);
+        };
+    MixtralCheckpoint.save(
+        dir, b.build(), generation, this::parameter, dtype, maxShardBytes, extraFiles());
   }
 
   private DType configDtype() {
@@ -463,8 +521,12 @@ public final class MixtralModel implements AutoCloseable {
     try (Stream<Path> files = Files.list(sourceDir)) {
       for (Path f : (Iterable<Path>) files::iterator) {
         String n = f.getFileName().toString();
-        boolean weightsOrConfig = n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
-            || n.equals("config.json") || n.equals("generation_config.json") || n.startsWith(".");
+        boolean weightsOrConfig =
+            n.endsWith(".safetensors")
+                || n.equals("model.safetensors.index.json")
+                || n.equals("config.json")
+                || n.equals("generation_config.json")
+                || n.startsWith(".");
         if (!weightsOrConfig && Files.isRegularFile(f)) {
           out.add(f);
         }
@@ -479,20 +541,27 @@ public final class MixtralModel implements AutoCloseable {
 
   /** A KV cache for decoding batch rows of up to capacity tokens each. */
   public KvCache newKvCache(int batch, int capacity) {
-    return new KvCache(be, layers.length, batch, capacity, config.numKeyValueHeads, config.headDim(),
+    return new KvCache(
+        be,
+        layers.length,
+        batch,
+        capacity,
+        config.numKeyValueHeads,
+        config.headDim(),
         options.activations());
   }
 
   /**
    * Runs tokens[b][t] (B rows of Tq new tokens) after the cache's tokens, appends their keys and
-   * values to the cache, and returns the logits of each row's last new token, F32 (B, V). The
-   * first call with the whole prompt is the prefill; later calls pass one token per row.
+   * values to the cache, and returns the logits of each row's last new token, F32 (B, V). The first
+   * call with the whole prompt is the prefill; later calls pass one token per row.
    */
   public HostTensor decode(KvCache cache, int[][] tokens) {
     int batch = tokens.length;
     int tq = tokens[0].length;
     if (batch != cache.batch()) {
-      throw new IllegalArgumentException("decode: " + batch + " rows for a cache of " + cache.batch());
+      throw new IllegalArgumentException(
+          "decode: " + batch + " rows for a cache of " + cache.batch());
     }
     cache.checkRoom(tq);
     int n = batch * tq;
@@ -500,7 +569,8 @@ public final class MixtralModel implements AutoCloseable {
     int[] pos = new int[n];
     for (int b = 0; b < batch; b++) {
       if (tokens[b].length != tq) {
-        throw new IllegalArgumentException("decode: row " + b + " has " + tokens[b].length + " tokens, row 0 " + tq);
+        throw new IllegalArgumentException(
+            "decode: row " + b + " has " + tokens[b].length + " tokens, row 0 " + tq);
       }
       for (int t = 0; t < tq; t++) {
         ids[b * tq + t] = tokens[b][t];
@@ -530,7 +600,8 @@ public final class MixtralModel implements AutoCloseable {
         be.copy(x.view(((long) b * tq + tq - 1) * d, 1, d), last.view(b * d, 1, d));
       }
       x.close();
-      be.rmsnormForward(last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
+      be.rmsnormForward(
+          last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
       be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
       return be.download(logits).to(DType.F32);
     }
@@ -557,7 +628,11 @@ public final class MixtralModel implements AutoCloseable {
     for (int t : targets) {
       if (t != Batch.IGNORE_INDEX && (t < 0 || t >= config.vocabSize)) {
         throw new IllegalArgumentException(
-            "label " + t + " is outside the vocabulary [0, " + config.vocabSize + ") and is not -100");
+            "label "
+                + t
+                + " is outside the vocabulary [0, "
+                + config.vocabSize
+                + ") and is not -100");
       }
     }
     return targets;
@@ -567,7 +642,13 @@ public final class MixtralModel implements AutoCloseable {
     for (int i = 0; i < ids.length; i++) {
       if (ids[i] < 0 || ids[i] >= config.vocabSize) {
         throw new IllegalArgumentException(
-            "token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize + ")");
+            "token id "
+                + ids[i]
+                + " at index "
+                + i
+                + " is outside the vocabulary [0, "
+                + config.vocabSize
+                + ")");
       }
     }
   }

@@ -5,18 +5,18 @@ import moetune.engine.tensor.DType;
 /**
  * How a model computes, independent of its checkpoint.
  *
- * @param activations the dtype of weights' working copy and of activations and their gradients:
- *     F32 (the CPU and the GPU parity mode) or BF16 (the GPU training mode). Master weights,
- *     parameter gradients, optimizer moments, router probabilities, norms' statistics and
- *     losses are float32 in every mode.
+ * @param activations the dtype of weights' working copy and of activations and their gradients: F32
+ *     (the CPU and the GPU parity mode) or BF16 (the GPU training mode). Master weights, parameter
+ *     gradients, optimizer moments, router probabilities, norms' statistics and losses are float32
+ *     in every mode.
  * @param seed seeds the router jitter noise (used only when router_jitter_noise > 0)
- * @param residual the dtype of the residual stream between layers and of its gradient: F32
- *     by default in every mode (as Megatron's fp32_residual_connection), so that the sum of
- *     all layers' contributions, and the gradient accumulated through them, are not rounded to
- *     bf16 at every layer; or the activation dtype, to save memory
- * @param routerZLossCoef weight of the ST-MoE router z-loss in the total loss (0: off, the
- *     default, and the z-loss is then not even computed). It lives here rather than in {@link
- *     MixtralConfig} because Mixtral's config.json has no such field: it is a training choice.
+ * @param residual the dtype of the residual stream between layers and of its gradient: F32 by
+ *     default in every mode (as Megatron's fp32_residual_connection), so that the sum of all
+ *     layers' contributions, and the gradient accumulated through them, are not rounded to bf16 at
+ *     every layer; or the activation dtype, to save memory
+ * @param routerZLossCoef weight of the ST-MoE router z-loss in the total loss (0: off, the default,
+ *     and the z-loss is then not even computed). It lives here rather than in {@link MixtralConfig}
+ *     because Mixtral's config.json has no such field: it is a training choice.
  */
 public record ModelOptions(DType activations, long seed, DType residual, double routerZLossCoef) {
   public ModelOptions {

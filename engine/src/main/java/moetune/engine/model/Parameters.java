@@ -14,19 +14,19 @@ import moetune.engine.tensor.Tensor;
 
 /**
  * Every parameter of a Mixtral model as a view into one flat float32 master buffer, with its
- * gradient a view at the same offset of one flat float32 gradient buffer, so that the
- * optimizer, zeroing and the grad norm run over a few large tensors. In a low-precision mode a
- * third flat buffer holds the working copy (e.g. BF16) the forward and backward compute with;
- * in float32 mode the working copy is the master itself.
+ * gradient a view at the same offset of one flat float32 gradient buffer, so that the optimizer,
+ * zeroing and the grad norm run over a few large tensors. In a low-precision mode a third flat
+ * buffer holds the working copy (e.g. BF16) the forward and backward compute with; in float32 mode
+ * the working copy is the master itself.
  *
- * <p>Parameters are named as transformers 5 names them in memory (the fused expert layout):
- * {@code model.layers.N.mlp.gate.weight}, {@code model.layers.N.mlp.experts.gate_up_proj} (E,
- * 2F, D) and {@code model.layers.N.mlp.experts.down_proj} (E, D, F). {@link #resolve} also
- * accepts the hub checkpoint names ({@code block_sparse_moe.gate.weight}, {@code
+ * <p>Parameters are named as transformers 5 names them in memory (the fused expert layout): {@code
+ * model.layers.N.mlp.gate.weight}, {@code model.layers.N.mlp.experts.gate_up_proj} (E, 2F, D) and
+ * {@code model.layers.N.mlp.experts.down_proj} (E, D, F). {@link #resolve} also accepts the hub
+ * checkpoint names ({@code block_sparse_moe.gate.weight}, {@code
  * block_sparse_moe.experts.E.w1/w2/w3.weight}), each a contiguous slice of a fused tensor.
  *
- * <p>Layout: every matrix first, then the 1-D norm weights, so that the usual "no weight decay
- * on norms" choice splits the buffer into two runs.
+ * <p>Layout: every matrix first, then the 1-D norm weights, so that the usual "no weight decay on
+ * norms" choice splits the buffer into two runs.
  */
 public final class Parameters implements AutoCloseable {
 
@@ -43,7 +43,8 @@ public final class Parameters implements AutoCloseable {
   }
 
   private static final Pattern HUB_EXPERT =
-      Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight");
+      Pattern.compile(
+          "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight");
   private static final Pattern HUB_GATE =
       Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
 
@@ -55,7 +56,8 @@ public final class Parameters implements AutoCloseable {
   private final Tensor grad; // F32 (P)
   private final Tensor work; // working dtype (P); == master in float32 mode
 
-  private Parameters(MixtralConfig config, List<Slice> slices, Tensor master, Tensor grad, Tensor work) {
+  private Parameters(
+      MixtralConfig config, List<Slice> slices, Tensor master, Tensor grad, Tensor work) {
     this.config = config;
     this.slices = List.copyOf(slices);
     Map<String, Slice> m = new LinkedHashMap<>();
@@ -174,9 +176,9 @@ public final class Parameters implements AutoCloseable {
   }
 
   /**
-   * The slice a checkpoint name denotes: a fused transformers-5 name, or a hub name
-   * ({@code block_sparse_moe.gate.weight}, {@code block_sparse_moe.experts.E.wN.weight}; with
-   * tied embeddings, {@code lm_head.weight} is the embedding).
+   * The slice a checkpoint name denotes: a fused transformers-5 name, or a hub name ({@code
+   * block_sparse_moe.gate.weight}, {@code block_sparse_moe.experts.E.wN.weight}; with tied
+   * embeddings, {@code lm_head.weight} is the embedding).
    */
   public Slice resolve(String hfName) {
     Slice s = byName.get(hfName);
@@ -193,24 +195,37 @@ public final class Parameters implements AutoCloseable {
       int e = Integer.parseInt(m.group(2));
       if (layer >= config.numHiddenLayers || e >= config.numLocalExperts) {
         throw new IllegalArgumentException(
-            "'" + hfName + "': the model has " + config.numHiddenLayers + " layers of "
-                + config.numLocalExperts + " experts");
+            "'"
+                + hfName
+                + "': the model has "
+                + config.numHiddenLayers
+                + " layers of "
+                + config.numLocalExperts
+                + " experts");
       }
       long d = config.hiddenSize;
       long f = config.intermediateSize;
       String p = "model.layers." + layer + ".mlp.experts.";
       return switch (m.group(3)) {
-        case "w1" -> new Slice(hfName, new long[] {f, d}, slice(p + "gate_up_proj").offset() + e * 2 * f * d);
+        case "w1" ->
+            new Slice(
+                hfName, new long[] {f, d}, slice(p + "gate_up_proj").offset() + e * 2 * f * d);
         case "w3" ->
-            new Slice(hfName, new long[] {f, d}, slice(p + "gate_up_proj").offset() + e * 2 * f * d + f * d);
-        default -> new Slice(hfName, new long[] {d, f}, slice(p + "down_proj").offset() + e * d * f);
+            new Slice(
+                hfName,
+                new long[] {f, d},
+                slice(p + "gate_up_proj").offset() + e * 2 * f * d + f * d);
+        default ->
+            new Slice(hfName, new long[] {d, f}, slice(p + "down_proj").offset() + e * d * f);
       };
     }
     if (hfName.equals("lm_head.weight") && config.tieWordEmbeddings) {
       return renamed(slice("model.embed_tokens.weight"), hfName);
     }
     throw new IllegalArgumentException(
-        "no parameter named '" + hfName + "' (use a hub checkpoint name such as"
+        "no parameter named '"
+            + hfName
+            + "' (use a hub checkpoint name such as"
             + " model.layers.0.block_sparse_moe.experts.1.w1.weight or a fused transformers-5 name)");
   }
 

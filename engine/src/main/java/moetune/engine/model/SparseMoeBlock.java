@@ -16,10 +16,10 @@ import moetune.engine.tensor.Tensor;
  * buffers (all layers stacked) because the load-balancing loss and the router z-loss read every
  * layer at once.
  *
- * <p>Router jitter (training only, router_jitter_noise > 0) multiplies the block's input by
- * uniform noise in [1 - j, 1 + j], as transformers does, for both the router and the experts.
- * The noise is drawn on the host: jitter is a rarely used regulariser and this keeps the
- * Backend free of a random-number op.
+ * <p>Router jitter (training only, router_jitter_noise > 0) multiplies the block's input by uniform
+ * noise in [1 - j, 1 + j], as transformers does, for both the router and the experts. The noise is
+ * drawn on the host: jitter is a rarely used regulariser and this keeps the Backend free of a
+ * random-number op.
  */
 final class SparseMoeBlock {
   private final Backend be;
@@ -33,9 +33,11 @@ final class SparseMoeBlock {
     this.be = p.masterFlat().backend();
     this.wg = p.weight(prefix + "mlp.gate.weight");
     this.gg = p.grad(prefix + "mlp.gate.weight");
-    this.mlp = new MoeMlp(
-        p.weight(prefix + "mlp.experts.gate_up_proj"), p.weight(prefix + "mlp.experts.down_proj"),
-        p.grad(prefix + "mlp.experts.gate_up_proj"), p.grad(prefix + "mlp.experts.down_proj"));
+    this.mlp =
+        new MoeMlp(
+            p.weight(prefix + "mlp.experts.gate_up_proj"),
+                p.weight(prefix + "mlp.experts.down_proj"),
+            p.grad(prefix + "mlp.experts.gate_up_proj"), p.grad(prefix + "mlp.experts.down_proj"));
     this.topK = c.numExpertsPerTok;
     this.jitter = (float) c.routerJitterNoise;
   }
@@ -50,7 +52,13 @@ final class SparseMoeBlock {
     final Tensor topW; // F32 (N, K)
     final MoeMlp.Forward experts;
 
-    Saved(Tensor xn, boolean ownXn, float[] noise, Tensor probs, Tensor topIdx, Tensor topW,
+    Saved(
+        Tensor xn,
+        boolean ownXn,
+        float[] noise,
+        Tensor probs,
+        Tensor topIdx,
+        Tensor topW,
         MoeMlp.Forward experts) {
       this.xn = xn;
       this.ownXn = ownXn;
@@ -77,9 +85,8 @@ final class SparseMoeBlock {
   }
 
   /**
-   * Forward of xn (N, D). logits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are
-   * overwritten (views of the model-wide router buffers); rng is non-null in training, where
-   * jitter applies.
+   * Forward of xn (N, D). logits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are overwritten
+   * (views of the model-wide router buffers); rng is non-null in training, where jitter applies.
    */
   Saved forward(Tensor xn, Tensor logits, Tensor probs, Tensor topIdx, SplittableRandom rng) {
     long n = xn.rows();

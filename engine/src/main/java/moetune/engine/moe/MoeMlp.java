@@ -5,8 +5,8 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The SwiGLU expert MLP of Mixtral as ScatterMoE's {@code MLP}: two ParallelLinears sharing
- * one routing, the intermediate kept in expert order.
+ * The SwiGLU expert MLP of Mixtral as ScatterMoE's {@code MLP}: two ParallelLinears sharing one
+ * routing, the intermediate kept in expert order.
  *
  * <pre>
  *   h = ParallelLinear(x, gateUp, k=K, groupedOut)          // (M, 2F) grouped
@@ -14,9 +14,9 @@ import moetune.engine.tensor.Tensor;
  *   y = ParallelLinear(a, down, k=1, groupedIn, gates=topW)  // (N, D)
  * </pre>
  *
- * Shape letters: N tokens, D hidden, F expert intermediate, E experts, K experts per token,
- * M = N*K. Weights in HF layout: gateUp (E, 2F, D) with rows [0, F) = w1 (gate_proj) and
- * [F, 2F) = w3 (up_proj); down (E, D, F) = w2. Gradients are F32 and accumulate (+=).
+ * Shape letters: N tokens, D hidden, F expert intermediate, E experts, K experts per token, M =
+ * N*K. Weights in HF layout: gateUp (E, 2F, D) with rows [0, F) = w1 (gate_proj) and [F, 2F) = w3
+ * (up_proj); down (E, D, F) = w2. Gradients are F32 and accumulate (+=).
  *
  * <p>Use on its own, as ScatterMoE's {@code MLP(x, expert_p, expert_idxs)}:
  *
@@ -43,10 +43,16 @@ public final class MoeMlp implements AutoCloseable {
   }
 
   private MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad, boolean owned) {
-    if (gateUp.rank() != 3 || down.rank() != 3 || gateUp.dim(0) != down.dim(0)
-        || gateUp.dim(1) != 2 * down.dim(2) || gateUp.dim(2) != down.dim(1)) {
+    if (gateUp.rank() != 3
+        || down.rank() != 3
+        || gateUp.dim(0) != down.dim(0)
+        || gateUp.dim(1) != 2 * down.dim(2)
+        || gateUp.dim(2) != down.dim(1)) {
       throw new IllegalArgumentException(
-          "MoeMlp: gateUp " + gateUp.describe() + " and down " + down.describe()
+          "MoeMlp: gateUp "
+              + gateUp.describe()
+              + " and down "
+              + down.describe()
               + " are not (E, 2F, D) and (E, D, F)");
     }
     this.gateUp = gateUp;
@@ -57,7 +63,8 @@ public final class MoeMlp implements AutoCloseable {
   }
 
   /** A standalone MLP with zeroed weights of the given dtype and zeroed F32 gradients. */
-  public static MoeMlp allocate(Backend backend, DType dtype, int hidden, int intermediate, int experts) {
+  public static MoeMlp allocate(
+      Backend backend, DType dtype, int hidden, int intermediate, int experts) {
     return new MoeMlp(
         backend.zeros(dtype, experts, 2L * intermediate, hidden),
         backend.zeros(dtype, experts, hidden, intermediate),
@@ -94,7 +101,11 @@ public final class MoeMlp implements AutoCloseable {
     private final Tensor act; // a (M, F) grouped
     private final ParallelLinear.Context out; // y (N, D)
 
-    private Forward(Routing routing, boolean ownRouting, ParallelLinear.Context up, Tensor act,
+    private Forward(
+        Routing routing,
+        boolean ownRouting,
+        ParallelLinear.Context up,
+        Tensor act,
         ParallelLinear.Context out) {
       this.routing = routing;
       this.ownRouting = ownRouting;
@@ -153,8 +164,14 @@ public final class MoeMlp implements AutoCloseable {
     Backend be = x.backend();
     if (topKWeights.numel() != routing.rows() || x.rows() != routing.tokens()) {
       throw new IllegalArgumentException(
-          "MoeMlp.forward: x " + x.describe() + ", topKWeights " + topKWeights.describe()
-              + " do not match a routing of " + routing.tokens() + " tokens x k=" + routing.k());
+          "MoeMlp.forward: x "
+              + x.describe()
+              + ", topKWeights "
+              + topKWeights.describe()
+              + " do not match a routing of "
+              + routing.tokens()
+              + " tokens x k="
+              + routing.k());
     }
     int k = routing.k();
     ParallelLinear.Context up =
@@ -162,14 +179,14 @@ public final class MoeMlp implements AutoCloseable {
     Tensor act = be.empty(x.dtype(), routing.rows(), down.dim(2)); // (M, F)
     be.swigluForward(up.output(), act);
     ParallelLinear.Context out =
-        ParallelLinear.forward(act, down, null, 1, routing, topKWeights.reshape(routing.tokens(), k),
-            true, false);
+        ParallelLinear.forward(
+            act, down, null, 1, routing, topKWeights.reshape(routing.tokens(), k), true, false);
     return new Forward(routing, ownRouting, up, act, out);
   }
 
   /**
-   * Backward of {@link #forward}: accumulates the weight gradients (+=) and returns dX (N, D)
-   * and dTopKWeights F32 (N, K). The forward result stays valid until the caller closes it.
+   * Backward of {@link #forward}: accumulates the weight gradients (+=) and returns dX (N, D) and
+   * dTopKWeights F32 (N, K). The forward result stays valid until the caller closes it.
    */
   public Grads backward(Forward f, Tensor dY) {
     Backend be = dY.backend();

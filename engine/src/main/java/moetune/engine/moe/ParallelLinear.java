@@ -10,28 +10,28 @@ import moetune.engine.tensor.Tensor;
  * scattered inside {@link Backend#scatter2scatter}.
  *
  * <p>Shape letters: N tokens, K fan-out, M = N*K routed rows, E experts, I in features, O out
- * features. The weight is W (E, O, I), HF's nn.Linear layout per expert: y_row = x_row @ W[e]^T
- * (+ bias[e]).
+ * features. The weight is W (E, O, I), HF's nn.Linear layout per expert: y_row = x_row @ W[e]^T (+
+ * bias[e]).
  *
  * <p>Layouts, as in ScatterMoE:
  *
  * <ul>
  *   <li>{@code groupedIn}: x is (M, I) already in expert order; otherwise x is (M / k, I) in token
  *       order and row s of the routing reads x[s / k].
- *   <li>{@code groupedOut}: y is (M, O) left in expert order; otherwise y is scattered back to
- *       (M, O) token-slot order, and with gates (Ng, Kg), Ng * Kg = M, the Kg rows of each token
- *       are combined into y (Ng, O) weighted by the gates.
+ *   <li>{@code groupedOut}: y is (M, O) left in expert order; otherwise y is scattered back to (M,
+ *       O) token-slot order, and with gates (Ng, Kg), Ng * Kg = M, the Kg rows of each token are
+ *       combined into y (Ng, O) weighted by the gates.
  * </ul>
  *
- * Gates with {@code groupedOut} are refused: a gated combine needs the rows in token order (as
- * in ScatterMoE, where the gated call is always the scattered-output one).
+ * Gates with {@code groupedOut} are refused: a gated combine needs the rows in token order (as in
+ * ScatterMoE, where the gated call is always the scattered-output one).
  */
 public final class ParallelLinear {
   private ParallelLinear() {}
 
   /**
-   * The output of a forward and what its backward needs. The caller owns {@link #output()};
-   * {@link #close()} frees only what the context saved for the backward.
+   * The output of a forward and what its backward needs. The caller owns {@link #output()}; {@link
+   * #close()} frees only what the context saved for the backward.
    */
   public static final class Context implements AutoCloseable {
     private final Tensor x; // (M, I) grouped or (M / k, I)
@@ -46,8 +46,16 @@ public final class ParallelLinear {
     private final Tensor output; // (M, O) or, with gates, (Ng, O)
 
     private Context(
-        Tensor x, Tensor w, boolean hasBias, int k, Routing routing, Tensor gates, Tensor expanded,
-        boolean groupedIn, boolean groupedOut, Tensor output) {
+        Tensor x,
+        Tensor w,
+        boolean hasBias,
+        int k,
+        Routing routing,
+        Tensor gates,
+        Tensor expanded,
+        boolean groupedIn,
+        boolean groupedOut,
+        Tensor output) {
       this.x = x;
       this.w = w;
       this.hasBias = hasBias;
@@ -89,11 +97,17 @@ public final class ParallelLinear {
   }
 
   /**
-   * y = ParallelLinear(x). x (M, I) if groupedIn else (M / k, I); w (E, O, I); bias (E, O) or
-   * null; gates F32 (Ng, Kg) with Ng * Kg = M, or null. The output has x's dtype.
+   * y = ParallelLinear(x). x (M, I) if groupedIn else (M / k, I); w (E, O, I); bias (E, O) or null;
+   * gates F32 (Ng, Kg) with Ng * Kg = M, or null. The output has x's dtype.
    */
   public static Context forward(
-      Tensor x, Tensor w, Tensor bias, int k, Routing routing, Tensor gates, boolean groupedIn,
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      int k,
+      Routing routing,
+      Tensor gates,
+      boolean groupedIn,
       boolean groupedOut) {
     Backend be = x.backend();
     long m = routing.rows();
@@ -102,15 +116,31 @@ public final class ParallelLinear {
     if (gates == null) {
       Tensor y = be.empty(x.dtype(), m, out);
       be.scatter2scatter(
-          x, w, bias, true, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(),
-          groupedIn, groupedOut, y);
+          x,
+          w,
+          bias,
+          true,
+          k,
+          routing.sortedExpertIdxs(),
+          routing.sortedScatteredIdxs(),
+          groupedIn,
+          groupedOut,
+          y);
       return new Context(x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y);
     }
     int gateFan = (int) gates.cols();
     Tensor expanded = be.empty(x.dtype(), m, out); // (M, O) in token-slot order
     be.scatter2scatter(
-        x, w, bias, true, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), groupedIn,
-        false, expanded);
+        x,
+        w,
+        bias,
+        true,
+        k,
+        routing.sortedExpertIdxs(),
+        routing.sortedScatteredIdxs(),
+        groupedIn,
+        false,
+        expanded);
     Tensor y = be.empty(x.dtype(), m / gateFan, out);
     be.combine(expanded, gates, gateFan, y);
     return new Context(x, w, bias != null, k, routing, gates, expanded, groupedIn, false, y);
@@ -118,17 +148,21 @@ public final class ParallelLinear {
 
   /**
    * ScatterMoE's hand-written backward. dY has the output's shape. dW (E, O, I) and dBias (E, O)
-   * are accumulated into (+=); either may be null when that parameter is frozen (dBias must be
-   * null when the forward had no bias). dX is computed only when needDx.
+   * are accumulated into (+=); either may be null when that parameter is frozen (dBias must be null
+   * when the forward had no bias). dX is computed only when needDx.
    */
   public static Grads backward(Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx) {
     Backend be = dY.backend();
     if (dY.numel() != c.output.numel()) {
       throw new IllegalArgumentException(
-          "ParallelLinear.backward: dY " + dY.describe() + " does not match the output " + c.output.describe());
+          "ParallelLinear.backward: dY "
+              + dY.describe()
+              + " does not match the output "
+              + c.output.describe());
     }
     if (dBias != null && !c.hasBias) {
-      throw new IllegalArgumentException("ParallelLinear.backward: dBias given but the forward had no bias");
+      throw new IllegalArgumentException(
+          "ParallelLinear.backward: dBias given but the forward had no bias");
     }
     Routing r = c.routing;
     long m = r.rows();
@@ -174,8 +208,16 @@ public final class ParallelLinear {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
       Tensor dXExpanded = be.empty(dY.dtype(), m, in);
       be.scatter2scatter(
-          dYGrouped, c.w, null, false, 1, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), true,
-          c.groupedIn, dXExpanded);
+          dYGrouped,
+          c.w,
+          null,
+          false,
+          1,
+          r.sortedExpertIdxs(),
+          r.sortedScatteredIdxs(),
+          true,
+          c.groupedIn,
+          dXExpanded);
       if (c.groupedIn || c.k == 1) {
         dX = dXExpanded;
       } else {
@@ -191,7 +233,13 @@ public final class ParallelLinear {
   }
 
   private static void checkShapes(
-      Tensor x, Tensor w, Tensor bias, int k, Routing routing, Tensor gates, boolean groupedIn,
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      int k,
+      Routing routing,
+      Tensor gates,
+      boolean groupedIn,
       boolean groupedOut) {
     long m = routing.rows();
     if (w.rank() != 3 || w.dim(0) != routing.numExperts()) {
@@ -204,12 +252,28 @@ public final class ParallelLinear {
     long xRows = groupedIn ? m : m / k;
     if (x.cols() != w.dim(2) || x.rows() != xRows) {
       throw new IllegalArgumentException(
-          "ParallelLinear: x " + x.describe() + " should be (" + xRows + ", " + w.dim(2) + ") for M="
-              + m + ", k=" + k + ", groupedIn=" + groupedIn);
+          "ParallelLinear: x "
+              + x.describe()
+              + " should be ("
+              + xRows
+              + ", "
+              + w.dim(2)
+              + ") for M="
+              + m
+              + ", k="
+              + k
+              + ", groupedIn="
+              + groupedIn);
     }
     if (bias != null && bias.numel() != w.dim(0) * w.dim(1)) {
       throw new IllegalArgumentException(
-          "ParallelLinear: bias " + bias.describe() + " should be (" + w.dim(0) + ", " + w.dim(1) + ")");
+          "ParallelLinear: bias "
+              + bias.describe()
+              + " should be ("
+              + w.dim(0)
+              + ", "
+              + w.dim(1)
+              + ")");
     }
     if (gates != null) {
       if (groupedOut) {
@@ -218,7 +282,11 @@ public final class ParallelLinear {
       }
       if (gates.dtype() != DType.F32 || gates.numel() != m) {
         throw new IllegalArgumentException(
-            "ParallelLinear: gates " + gates.describe() + " should be F32 with M=" + m + " entries");
+            "ParallelLinear: gates "
+                + gates.describe()
+                + " should be F32 with M="
+                + m
+                + " entries");
       }
     }
   }

@@ -5,8 +5,8 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The expert order of one batch's routed rows, computed once (ScatterMoE's flatten_sort_count)
- * and shared by both ParallelLinears of an expert MLP and by their backward.
+ * The expert order of one batch's routed rows, computed once (ScatterMoE's flatten_sort_count) and
+ * shared by both ParallelLinears of an expert MLP and by their backward.
  *
  * <p>Shape letters: N tokens, K experts per token (the fan-out), M = N*K routed rows, E experts.
  * Row p in expert order is the pair (token s/K, slot s%K) with s = sortedScatteredIdxs[p]; it
@@ -19,7 +19,11 @@ import moetune.engine.tensor.Tensor;
  * @param k K, the fan-out of the tokens that were routed
  */
 public record Routing(
-    Tensor sortedExpertIdxs, Tensor sortedScatteredIdxs, Tensor expertOffsets, int numExperts, int k)
+    Tensor sortedExpertIdxs,
+    Tensor sortedScatteredIdxs,
+    Tensor expertOffsets,
+    int numExperts,
+    int k)
     implements AutoCloseable {
 
   public Routing {
@@ -29,7 +33,11 @@ public record Routing(
     }
     if (expertOffsets.numel() != numExperts) {
       throw new IllegalArgumentException(
-          "Routing: expertOffsets has " + expertOffsets.numel() + " entries for " + numExperts + " experts");
+          "Routing: expertOffsets has "
+              + expertOffsets.numel()
+              + " entries for "
+              + numExperts
+              + " experts");
     }
   }
 

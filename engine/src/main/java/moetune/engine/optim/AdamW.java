@@ -12,31 +12,44 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over a model's flat
- * float32 parameters, with torch.nn.utils.clip_grad_norm_'s global gradient clipping first.
+ * torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over a model's flat float32
+ * parameters, with torch.nn.utils.clip_grad_norm_'s global gradient clipping first.
  *
  * <p>Weight decay is chosen per parameter by a predicate; the parameters are visited as runs of
- * adjacent tensors with the same choice, so a step is a few large {@link Backend#adamwStep}
- * calls. In a low-precision mode each call also refreshes the working copy.
+ * adjacent tensors with the same choice, so a step is a few large {@link Backend#adamwStep} calls.
+ * In a low-precision mode each call also refreshes the working copy.
  *
- * <p>State: the first and second moments (F32, the parameters' layout) and the step count,
- * exposed for checkpointing through {@link #stateToHost()} and {@link #loadState}.
+ * <p>State: the first and second moments (F32, the parameters' layout) and the step count, exposed
+ * for checkpointing through {@link #stateToHost()} and {@link #loadState}.
  */
 public final class AdamW implements AutoCloseable {
 
-  /**
-   * Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured).
-   */
-  public record Settings(float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {
+  /** Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured). */
+  public record Settings(
+      float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {
     public Settings {
-      if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(weightDecay >= 0)) {
+      if (!(lr >= 0)
+          || !(beta1 >= 0 && beta1 < 1)
+          || !(beta2 >= 0 && beta2 < 1)
+          || !(eps > 0)
+          || !(weightDecay >= 0)) {
         throw new IllegalArgumentException(
-            "AdamW: need lr >= 0, 0 <= betas < 1, eps > 0, weight_decay >= 0; got lr=" + lr + " betas=("
-                + beta1 + ", " + beta2 + ") eps=" + eps + " weight_decay=" + weightDecay);
+            "AdamW: need lr >= 0, 0 <= betas < 1, eps > 0, weight_decay >= 0; got lr="
+                + lr
+                + " betas=("
+                + beta1
+                + ", "
+                + beta2
+                + ") eps="
+                + eps
+                + " weight_decay="
+                + weightDecay);
       }
     }
 
-    /** torch's AdamW defaults (betas (0.9, 0.999), eps 1e-8, weight decay 0.01), clipping at 1.0. */
+    /**
+     * torch's AdamW defaults (betas (0.9, 0.999), eps 1e-8, weight decay 0.01), clipping at 1.0.
+     */
     public static Settings defaults(float lr) {
       return new Settings(lr, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f);
     }
@@ -99,8 +112,8 @@ public final class AdamW implements AutoCloseable {
   }
 
   /**
-   * One step at learning rate lr (a schedule's value): measure the global gradient norm, clip
-   * the gradients to maxGradNorm, then update every parameter. Reads nothing back to the host.
+   * One step at learning rate lr (a schedule's value): measure the global gradient norm, clip the
+   * gradients to maxGradNorm, then update every parameter. Reads nothing back to the host.
    */
   public void step(float lr) {
     Tensor grad = params.gradFlat();
@@ -114,14 +127,23 @@ public final class AdamW implements AutoCloseable {
     Tensor work = params.hasWorkingCopy() ? params.workFlat() : null;
     for (Run r : runs) {
       be.adamwStep(
-          master.view(r.offset(), r.numel()), grad.view(r.offset(), r.numel()),
-          m.view(r.offset(), r.numel()), v.view(r.offset(), r.numel()), lr, settings.beta1(),
-          settings.beta2(), settings.eps(), r.decay() ? settings.weightDecay() : 0f, step,
+          master.view(r.offset(), r.numel()),
+          grad.view(r.offset(), r.numel()),
+          m.view(r.offset(), r.numel()),
+          v.view(r.offset(), r.numel()),
+          lr,
+          settings.beta1(),
+          settings.beta2(),
+          settings.eps(),
+          r.decay() ? settings.weightDecay() : 0f,
+          step,
           work == null ? null : work.view(r.offset(), r.numel()));
     }
   }
 
-  /** The global L2 norm of the gradients at the last step, before clipping (waits for the device). */
+  /**
+   * The global L2 norm of the gradients at the last step, before clipping (waits for the device).
+   */
   public float lastGradNorm() {
     return (float) Math.sqrt(be.download(sumSq).toFloatArray()[0]);
   }
@@ -138,8 +160,8 @@ public final class AdamW implements AutoCloseable {
 
   /**
    * The moments by checkpoint name, as host tensors: {@code exp_avg.<hub name>} and {@code
-   * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit). The
-   * step count is {@link #stepCount()}.
+   * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit). The step
+   * count is {@link #stepCount()}.
    */
   public Map<String, HostTensor> stateToHost() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
@@ -170,7 +192,10 @@ public final class AdamW implements AutoCloseable {
     }
     if (!missing.isEmpty()) {
       throw new IllegalArgumentException(
-          "optimizer state lacks or misshapes " + missing.size() + " tensor(s), first: " + missing.get(0));
+          "optimizer state lacks or misshapes "
+              + missing.size()
+              + " tensor(s), first: "
+              + missing.get(0));
     }
     if (stepCount < 0) {
       throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");

@@ -1,8 +1,8 @@
 package moetune.engine.tensor;
 
 /**
- * The element types a moetune tensor can hold. Floating types are computed in float32 on the
- * CPU; BF16 and F16 exist for storage (checkpoints) and for the GPU's low-precision mode.
+ * The element types a moetune tensor can hold. Floating types are computed in float32 on the CPU;
+ * BF16 and F16 exist for storage (checkpoints) and for the GPU's low-precision mode.
  */
 public enum DType {
   F32(4, true, "F32"),

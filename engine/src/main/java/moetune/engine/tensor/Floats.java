@@ -1,8 +1,8 @@
 package moetune.engine.tensor;
 
 /**
- * Exact conversions between float32 and the 16-bit float formats. Narrowing rounds to nearest,
- * ties to even (as torch does); widening is exact. NaN stays NaN, infinities stay infinite.
+ * Exact conversions between float32 and the 16-bit float formats. Narrowing rounds to nearest, ties
+ * to even (as torch does); widening is exact. NaN stays NaN, infinities stay infinite.
  */
 public final class Floats {
   private Floats() {}

@@ -5,9 +5,9 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * A tensor in host memory: dtype, shape and little-endian bytes (the safetensors layout). This
- * is how data enters and leaves a {@link moetune.engine.backend.Backend} and how checkpoints
- * are read and written. Immutable in shape and dtype; the bytes may be a memory-mapped slice.
+ * A tensor in host memory: dtype, shape and little-endian bytes (the safetensors layout). This is
+ * how data enters and leaves a {@link moetune.engine.backend.Backend} and how checkpoints are read
+ * and written. Immutable in shape and dtype; the bytes may be a memory-mapped slice.
  */
 public final class HostTensor {
   private final DType dtype;
@@ -144,7 +144,9 @@ public final class HostTensor {
       case I64 -> {
         for (int i = 0; i < n; i++) out[i] = Math.toIntExact(data.getLong(8 * i));
       }
-      default -> throw new IllegalStateException("toIntArray: tensor is " + dtype + ", not an integer type");
+      default ->
+          throw new IllegalStateException(
+              "toIntArray: tensor is " + dtype + ", not an integer type");
     }
     return out;
   }
@@ -158,7 +160,9 @@ public final class HostTensor {
       case I32 -> {
         for (int i = 0; i < n; i++) out[i] = data.getInt(4 * i);
       }
-      default -> throw new IllegalStateException("toLongArray: tensor is " + dtype + ", not an integer type");
+      default ->
+          throw new IllegalStateException(
+              "toLongArray: tensor is " + dtype + ", not an integer type");
     }
     return out;
   }
@@ -184,7 +188,8 @@ public final class HostTensor {
 
   private static ByteBuffer allocate(long bytes) {
     if (bytes > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("HostTensor of " + bytes + " bytes exceeds 2 GiB; split it");
+      throw new IllegalArgumentException(
+          "HostTensor of " + bytes + " bytes exceeds 2 GiB; split it");
     }
     return ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
   }

@@ -4,9 +4,9 @@ import java.util.Arrays;
 import moetune.engine.backend.Backend;
 
 /**
- * A dense, row-major, contiguous tensor owned by a {@link Backend} (host arrays for the CPU,
- * device memory for CUDA). A tensor may be a view of a contiguous range of a larger buffer
- * ({@link #view}); views share storage with their parent and must not outlive it.
+ * A dense, row-major, contiguous tensor owned by a {@link Backend} (host arrays for the CPU, device
+ * memory for CUDA). A tensor may be a view of a contiguous range of a larger buffer ({@link
+ * #view}); views share storage with their parent and must not outlive it.
  *
  * <p>Closing a tensor returns its memory to the backend's allocator; closing a view does nothing.
  */
@@ -32,7 +32,11 @@ public abstract class Tensor implements AutoCloseable {
   public Tensor reshape(long... newShape) {
     if (HostTensor.numel(newShape) != numel()) {
       throw new IllegalArgumentException(
-          "reshape " + Arrays.toString(shape) + " to " + Arrays.toString(newShape) + ": sizes differ");
+          "reshape "
+              + Arrays.toString(shape)
+              + " to "
+              + Arrays.toString(newShape)
+              + ": sizes differ");
     }
     return view(0, newShape);
   }

@@ -22,7 +22,8 @@ class BackendsTest {
 
   @Test
   void unknownDevicesAreOneClearError() {
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.open("gpu", s -> {}));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Backends.open("gpu", s -> {}));
     assertEquals("device 'gpu': use one of cpu, cuda, cuda:N, auto", e.getMessage());
     e = assertThrows(IllegalArgumentException.class, () -> Backends.open("cuda:x", s -> {}));
     assertTrue(e.getMessage().startsWith("device 'cuda:x': expected cuda:N"), e.getMessage());
@@ -33,7 +34,11 @@ class BackendsTest {
     List<String> log = new ArrayList<>();
     try (Backend b = Backends.open("auto", log::add)) {
       assertEquals(1, log.size(), "one line: " + log);
-      assertTrue(log.get(0).startsWith("device auto: chose " + (b.name().equals("cpu") ? "cpu because " : "cuda:0 ")), log.get(0));
+      assertTrue(
+          log.get(0)
+              .startsWith(
+                  "device auto: chose " + (b.name().equals("cpu") ? "cpu because " : "cuda:0 ")),
+          log.get(0));
     }
   }
 
@@ -41,7 +46,10 @@ class BackendsTest {
   void cudaWithoutAUsableDeviceSaysWhy() {
     String why = CudaProbe.unavailableReason(0);
     Assumptions.assumeTrue(why != null, "this machine has a usable CUDA device");
-    IllegalStateException e = assertThrows(IllegalStateException.class, () -> Backends.open("cuda", s -> {}));
-    assertEquals("device 'cuda' is not usable: " + why + "; use --device cpu to run on the CPU", e.getMessage());
+    IllegalStateException e =
+        assertThrows(IllegalStateException.class, () -> Backends.open("cuda", s -> {}));
+    assertEquals(
+        "device 'cuda' is not usable: " + why + "; use --device cpu to run on the CPU",
+        e.getMessage());
   }
 }

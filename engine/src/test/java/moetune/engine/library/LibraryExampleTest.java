@@ -26,9 +26,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The Java examples of the README's library section, compiled and run. Each ```java block of
- * the README must appear in this file line for line (indentation aside), so the page cannot
- * drift from code that works.
+ * The Java examples of the README's library section, compiled and run. Each ```java block of the
+ * README must appear in this file line for line (indentation aside), so the page cannot drift from
+ * code that works.
  */
 class LibraryExampleTest {
   static final Path FIXTURE = Path.of(System.getProperty("moetune.fixtures"), "tiny-mixtral");
@@ -38,8 +38,11 @@ class LibraryExampleTest {
   static float trainOneStep(Path modelDir, Path outDir) {
     try (Backend backend = new CpuBackend();
         MixtralModel model = MixtralModel.load(modelDir, backend);
-        AdamW optimizer = new AdamW(model.parameters(),
-            new AdamW.Settings(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f), AdamW.DECAY_MATRICES)) {
+        AdamW optimizer =
+            new AdamW(
+                model.parameters(),
+                new AdamW.Settings(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f),
+                AdamW.DECAY_MATRICES)) {
       int[][] ids = {{1, 733, 16289, 28793, 1824, 349, 574, 16020}};
       int[][] labels = {{-100, -100, -100, -100, 1824, 349, 574, 16020}};
       Batch batch = Batch.of(ids, labels);
@@ -49,7 +52,8 @@ class LibraryExampleTest {
       model.backward(); // d loss.total() / d every parameter, accumulated
       HostTensor g = model.gradient("model.layers.0.block_sparse_moe.experts.1.w1.weight");
       optimizer.step(); // clip the global grad norm to 1.0, then AdamW
-      System.out.printf("loss %.4f, w1 gradient %s, grad norm %.4f%n",
+      System.out.printf(
+          "loss %.4f, w1 gradient %s, grad norm %.4f%n",
           loss.total(), Arrays.toString(g.shape()), optimizer.lastGradNorm());
       model.save(outDir); // HuggingFace layout, written atomically
       return loss.total();
@@ -84,19 +88,31 @@ class LibraryExampleTest {
 
   // ---- README.md: the ScatterMoE MLP on its own
 
-  static float[] moeMlp(Backend backend, float[] xs, float[] weights, int[] experts,
-      float[] gateUpW, float[] downW, int tokens, int hidden, int inter, int numExperts, int k) {
+  static float[] moeMlp(
+      Backend backend,
+      float[] xs,
+      float[] weights,
+      int[] experts,
+      float[] gateUpW,
+      float[] downW,
+      int tokens,
+      int hidden,
+      int inter,
+      int numExperts,
+      int k) {
     try (MoeMlp mlp = MoeMlp.allocate(backend, DType.F32, hidden, inter, numExperts);
         Tensor x = backend.upload(HostTensor.ofFloats(xs, tokens, hidden));
         Tensor topKWeights = backend.upload(HostTensor.ofFloats(weights, tokens, k));
         Tensor topKIndices = backend.upload(HostTensor.ofInts(experts, tokens, k))) {
-      backend.copyFromHost(HostTensor.ofFloats(gateUpW, numExperts, 2 * inter, hidden), mlp.gateUp());
+      backend.copyFromHost(
+          HostTensor.ofFloats(gateUpW, numExperts, 2 * inter, hidden), mlp.gateUp());
       backend.copyFromHost(HostTensor.ofFloats(downW, numExperts, hidden, inter), mlp.down());
       try (MoeMlp.Forward y = mlp.forward(x, topKWeights, topKIndices); // (tokens, hidden)
           Tensor dY = backend.zeros(DType.F32, tokens, hidden);
           MoeMlp.Grads grads = mlp.backward(y, dY)) { // mlp.gateUpGrad(), mlp.downGrad() +=
-      System.out.println("dX " + grads.dX().describe() + ", dTopKWeights " + grads.dTopKWeights().describe());
-      return backend.download(y.output()).toFloatArray();
+        System.out.println(
+            "dX " + grads.dX().describe() + ", dTopKWeights " + grads.dTopKWeights().describe());
+        return backend.download(y.output()).toFloatArray();
       }
     }
   }
@@ -110,9 +126,13 @@ class LibraryExampleTest {
     try (Backend be = new CpuBackend();
         MixtralModel original = MixtralModel.load(FIXTURE, be);
         MixtralModel saved = MixtralModel.load(out, be)) {
-      Loss reference = original.forward(Batch.of(new int[][] {{1, 733, 16289, 28793, 1824, 349, 574, 16020}},
-          new int[][] {{-100, -100, -100, -100, 1824, 349, 574, 16020}}));
-      assertEquals(reference.total(), loss, 1e-6f * Math.abs(loss), "the example's loss is the model's");
+      Loss reference =
+          original.forward(
+              Batch.of(
+                  new int[][] {{1, 733, 16289, 28793, 1824, 349, 574, 16020}},
+                  new int[][] {{-100, -100, -100, -100, 1824, 349, 574, 16020}}));
+      assertEquals(
+          reference.total(), loss, 1e-6f * Math.abs(loss), "the example's loss is the model's");
       float[] before = original.parameter("model.norm.weight").toFloatArray();
       float[] after = saved.parameter("model.norm.weight").toFloatArray();
       double moved = 0;
@@ -120,14 +140,17 @@ class LibraryExampleTest {
         moved = Math.max(moved, Math.abs(after[i] - before[i]));
       }
       // lr 1e-3: Adam's first step moves every weight with a nonzero gradient by about lr.
-      assertTrue(moved > 5e-4 && moved < 2e-3, "one AdamW step moved model.norm.weight by " + moved);
-      assertTrue(Files.isRegularFile(out.resolve("tokenizer.json")), "tokenizer files are copied along");
+      assertTrue(
+          moved > 5e-4 && moved < 2e-3, "one AdamW step moved model.norm.weight by " + moved);
+      assertTrue(
+          Files.isRegularFile(out.resolve("tokenizer.json")), "tokenizer files are copied along");
     }
   }
 
   @Test
   void greedyExampleEqualsArgmaxOfFullForwards() {
-    try (Backend be = new CpuBackend(); MixtralModel model = MixtralModel.load(FIXTURE, be)) {
+    try (Backend be = new CpuBackend();
+        MixtralModel model = MixtralModel.load(FIXTURE, be)) {
       int[] prompt = {1, 733, 16289, 28793};
       int[] got = greedy(model, prompt, 5);
       List<Integer> seq = new ArrayList<>();
@@ -178,7 +201,8 @@ class LibraryExampleTest {
         a[f] = g / (1 + Math.exp(-g)) * u;
       }
       for (int d = 0; d < 3; d++) {
-        double want = weights[t] * (down[(e * 3 + d) * 2] * a[0] + down[(e * 3 + d) * 2 + 1] * a[1]);
+        double want =
+            weights[t] * (down[(e * 3 + d) * 2] * a[0] + down[(e * 3 + d) * 2 + 1] * a[1]);
         assertEquals(want, y[t * 3 + d], 1e-5, "y[" + t + "][" + d + "]");
       }
     }
@@ -187,8 +211,17 @@ class LibraryExampleTest {
   @Test
   void everyJavaBlockOfTheLibraryPageIsInThisTest() throws IOException {
     List<String> page = Files.readAllLines(Path.of("..", "README.md"));
-    List<String> source = strip(Files.readAllLines(
-        Path.of("src", "test", "java", "moetune", "engine", "library", "LibraryExampleTest.java")));
+    List<String> source =
+        strip(
+            Files.readAllLines(
+                Path.of(
+                    "src",
+                    "test",
+                    "java",
+                    "moetune",
+                    "engine",
+                    "library",
+                    "LibraryExampleTest.java")));
     int blocks = 0;
     for (int i = 0; i < page.size(); i++) {
       if (!page.get(i).trim().equals("```java")) {
@@ -199,8 +232,13 @@ class LibraryExampleTest {
         block.add(page.get(i));
       }
       blocks++;
-      assertTrue(Collections.indexOfSubList(source, strip(block)) >= 0,
-          "README.md block " + blocks + " (starting '" + block.get(0).trim() + "') is not in LibraryExampleTest");
+      assertTrue(
+          Collections.indexOfSubList(source, strip(block)) >= 0,
+          "README.md block "
+              + blocks
+              + " (starting '"
+              + block.get(0).trim()
+              + "') is not in LibraryExampleTest");
     }
     assertTrue(blocks >= 3, "README.md has " + blocks + " java blocks");
   }

@@ -11,24 +11,24 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The same Mixtral code on the CUDA backend: the transformers parity check in float32 (1e-4,
- * as on the CPU) and in the bf16 training mode, and cached decoding. Skips visibly without a
- * CUDA device.
+ * The same Mixtral code on the CUDA backend: the transformers parity check in float32 (1e-4, as on
+ * the CPU) and in the bf16 training mode, and cached decoding. Skips visibly without a CUDA device.
  *
- * <p>bf16 bounds (relative to transformers' float32), from a measured run on an H200 with
- * headroom: weights and activations are rounded to bf16 (2^-9 relative per rounding) at every
- * op, and this fixture's weights are deliberately scaled up, which amplifies that rounding.
- * Measured with the float32 residual stream (the default): logits 1.3e-2; losses at most 8.3e-4
- * (before each AdamW step); gradients 1.6e-2 (norm weight) to 2.6e-1 (layer-0 k_proj, a small
- * gradient summed with heavy cancellation); parameters after three steps 3.4e-3 (float32
- * masters; each step moves a weight by about lr = 1e-3 of its ~0.1 size, so a wrong update
- * shows as ~3e-2). With a bf16 residual stream: logits 1.5e-2, gradients up to 2.9e-1. The
- * float32 run of the same code holds the 1e-4 bound (logits 5.9e-7, gradients 1.4e-5), so these
- * bounds measure bf16, not the model code.
+ * <p>bf16 bounds (relative to transformers' float32), from a measured run on an H200 with headroom:
+ * weights and activations are rounded to bf16 (2^-9 relative per rounding) at every op, and this
+ * fixture's weights are deliberately scaled up, which amplifies that rounding. Measured with the
+ * float32 residual stream (the default): logits 1.3e-2; losses at most 8.3e-4 (before each AdamW
+ * step); gradients 1.6e-2 (norm weight) to 2.6e-1 (layer-0 k_proj, a small gradient summed with
+ * heavy cancellation); parameters after three steps 3.4e-3 (float32 masters; each step moves a
+ * weight by about lr = 1e-3 of its ~0.1 size, so a wrong update shows as ~3e-2). With a bf16
+ * residual stream: logits 1.5e-2, gradients up to 2.9e-1. The float32 run of the same code holds
+ * the 1e-4 bound (logits 5.9e-7, gradients 1.4e-5), so these bounds measure bf16, not the model
+ * code.
  */
 @Tag("gpu")
 class MixtralModelGpuTest {
-  static final TinyMixtralParityTest.Tolerances BF16 = new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-2);
+  static final TinyMixtralParityTest.Tolerances BF16 =
+      new TinyMixtralParityTest.Tolerances(3e-2, 2e-3, 0.4, 1e-2);
   static CudaBackend gpu;
 
   /** The CUDA backend, opened once; each test without a device is reported as skipped. */
@@ -51,41 +51,52 @@ class MixtralModelGpuTest {
 
   @Test
   void float32MatchesTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu(), ModelOptions.defaults(),
+    TinyMixtralParityTest.checkAgainstTransformers(
+        gpu(),
+        ModelOptions.defaults(),
         TinyMixtralParityTest.Tolerances.uniform(TinyMixtralParityTest.TOL));
   }
 
   @Test
   void bf16TracksTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu(), ModelOptions.defaults().withActivations(DType.BF16), BF16);
+    TinyMixtralParityTest.checkAgainstTransformers(
+        gpu(), ModelOptions.defaults().withActivations(DType.BF16), BF16);
   }
 
   @Test
   void bf16WithBf16ResidualStreamTracksTransformers() {
-    TinyMixtralParityTest.checkAgainstTransformers(gpu(),
-        ModelOptions.defaults().withActivations(DType.BF16).withResidual(DType.BF16), BF16);
+    TinyMixtralParityTest.checkAgainstTransformers(
+        gpu(), ModelOptions.defaults().withActivations(DType.BF16).withResidual(DType.BF16), BF16);
   }
 
   @Test
   void bf16CachedDecodingEqualsFullForward() {
-    int[][] rows = {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}, {1, 28748, 16289, 28793, 5, 6, 7, 8, 9}};
-    try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), gpu(),
-            ModelOptions.defaults().withActivations(DType.BF16));
+    int[][] rows = {
+      {1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}, {1, 28748, 16289, 28793, 5, 6, 7, 8, 9}
+    };
+    try (MixtralModel m =
+            MixtralModel.load(
+                Parity.fixtures().resolve("tiny-mixtral"),
+                gpu(),
+                ModelOptions.defaults().withActivations(DType.BF16));
         KvCache cache = m.newKvCache(2, 12)) {
       m.evaluate(Batch.of(rows, null));
       float[] full = m.logits().toFloatArray();
       int v = m.config().vocabSize;
       int t = rows[0].length;
-      HostTensor out = m.decode(cache, new int[][] {Arrays.copyOf(rows[0], 4), Arrays.copyOf(rows[1], 4)});
+      HostTensor out =
+          m.decode(cache, new int[][] {Arrays.copyOf(rows[0], 4), Arrays.copyOf(rows[1], 4)});
       for (int pos = 3; pos < t; pos++) {
         if (pos >= 4) {
           out = m.decode(cache, new int[][] {{rows[0][pos]}, {rows[1][pos]}});
         }
         for (int b = 0; b < 2; b++) {
           // the same bf16 operations in a different grouping of rows: only summation order differs
-          Parity.assertClose("bf16 row " + b + " position " + pos + " cached vs full",
+          Parity.assertClose(
+              "bf16 row " + b + " position " + pos + " cached vs full",
               Arrays.copyOfRange(out.toFloatArray(), b * v, (b + 1) * v),
-              Arrays.copyOfRange(full, (b * t + pos) * v, (b * t + pos + 1) * v), 1e-2);
+              Arrays.copyOfRange(full, (b * t + pos) * v, (b * t + pos + 1) * v),
+              1e-2);
         }
       }
     }
@@ -103,16 +114,22 @@ class MixtralModelGpuTest {
     float[] want;
     Loss cpuLoss;
     try (moetune.engine.backend.cpu.CpuBackend cpu = new moetune.engine.backend.cpu.CpuBackend();
-        MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), cpu,
-            ModelOptions.defaults().withRouterZLossCoef(0.01))) {
+        MixtralModel m =
+            MixtralModel.load(
+                Parity.fixtures().resolve("tiny-mixtral"),
+                cpu,
+                ModelOptions.defaults().withRouterZLossCoef(0.01))) {
       cpuLoss = m.forward(batch);
       m.backward();
       want = cpu.download(m.parameters().gradFlat()).toFloatArray();
     }
     for (DType act : new DType[] {DType.F32, DType.BF16}) {
       boolean f32 = act == DType.F32;
-      try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), gpu(),
-          ModelOptions.defaults().withActivations(act).withRouterZLossCoef(0.01))) {
+      try (MixtralModel m =
+          MixtralModel.load(
+              Parity.fixtures().resolve("tiny-mixtral"),
+              gpu(),
+              ModelOptions.defaults().withActivations(act).withRouterZLossCoef(0.01))) {
         Loss loss = m.forward(batch);
         m.backward();
         float[] got = gpu.download(m.parameters().gradFlat()).toFloatArray();

@@ -2,8 +2,8 @@ package moetune.engine.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -18,10 +18,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Whole-model behaviour beyond the fixture: gradients of an awkward random model (tied
- * embeddings, sliding window, GQA 5:1, top-3 of 5 experts, padding, router jitter) against
- * finite differences; the attention-mask form of the load-balancing loss; packed documents;
- * cached decoding.
+ * Whole-model behaviour beyond the fixture: gradients of an awkward random model (tied embeddings,
+ * sliding window, GQA 5:1, top-3 of 5 experts, padding, router jitter) against finite differences;
+ * the attention-mask form of the load-balancing loss; packed documents; cached decoding.
  */
 class MixtralModelTest {
   static Backend be;
@@ -54,21 +53,26 @@ class MixtralModelTest {
   }
 
   /**
-   * Directional derivatives of the total loss (CE + 0.05 aux, with an attention mask) along a
-   * mix of the gradient's direction and a random one, per parameter tensor, against central
-   * differences ({@link GradientCheck}).
+   * Directional derivatives of the total loss (CE + 0.05 aux, with an attention mask) along a mix
+   * of the gradient's direction and a random one, per parameter tensor, against central differences
+   * ({@link GradientCheck}).
    */
   @ParameterizedTest(name = "router_jitter_noise={0}")
   @ValueSource(doubles = {0.0, 0.1})
   void awkwardModelGradientsMatchFiniteDifferences(double jitter) {
     MixtralConfig c = RandomMixtral.awkwardConfig(jitter);
-    GradientCheck.matchesFiniteDifferences(c, RandomMixtral.weights(c, 17),
-        new ModelOptions(DType.F32, 5), awkwardBatch(), be, "jitter " + jitter);
+    GradientCheck.matchesFiniteDifferences(
+        c,
+        RandomMixtral.weights(c, 17),
+        new ModelOptions(DType.F32, 5),
+        awkwardBatch(),
+        be,
+        "jitter " + jitter);
   }
 
   /**
-   * transformers' load_balancing_loss_func with an attention mask is the unmasked function over
-   * the real tokens only: a right-padded row with its mask gives the losses and gradients of the
+   * transformers' load_balancing_loss_func with an attention mask is the unmasked function over the
+   * real tokens only: a right-padded row with its mask gives the losses and gradients of the
    * unpadded row (the padding's labels are -100 and no real token attends to it).
    */
   @Test
@@ -91,18 +95,25 @@ class MixtralModelTest {
       m.zeroGrad();
       Loss plain = m.forward(Batch.of(new int[][] {tokens}, new int[][] {labels}));
       m.backward();
-      float[] gradPlain = m.parameters().gradFlat() == null ? null : be.download(m.parameters().gradFlat()).toFloatArray();
+      float[] gradPlain =
+          m.parameters().gradFlat() == null
+              ? null
+              : be.download(m.parameters().gradFlat()).toFloatArray();
       m.zeroGrad();
-      Loss masked = m.forward(Batch.of(new int[][] {padded}, new int[][] {labelsPadded})
-          .withAttentionMask(new int[][] {mask}));
+      Loss masked =
+          m.forward(
+              Batch.of(new int[][] {padded}, new int[][] {labelsPadded})
+                  .withAttentionMask(new int[][] {mask}));
       m.backward();
       float[] gradMasked = be.download(m.parameters().gradFlat()).toFloatArray();
       Loss unmasked = m.evaluate(Batch.of(new int[][] {padded}, new int[][] {labelsPadded}));
-      System.out.printf("aux: unpadded %.7f, padded+mask %.7f, padded without mask %.7f%n",
+      System.out.printf(
+          "aux: unpadded %.7f, padded+mask %.7f, padded without mask %.7f%n",
           plain.aux(), masked.aux(), unmasked.aux());
       Parity.assertScalar("aux with mask vs unpadded", masked.aux(), plain.aux(), 1e-5);
       Parity.assertScalar("ce with mask vs unpadded", masked.ce(), plain.ce(), 1e-5);
-      assertNotEquals(plain.aux(), unmasked.aux(), "without the mask the padding counts in the aux loss");
+      assertNotEquals(
+          plain.aux(), unmasked.aux(), "without the mask the padding counts in the aux loss");
       Parity.assertClose("gradients, padded+mask vs unpadded", gradMasked, gradPlain, 1e-5);
     }
   }
@@ -130,8 +141,10 @@ class MixtralModelTest {
     }
     try (MixtralModel m = RandomMixtral.fixture(be, c -> c.routerAuxLossCoef = 0.0)) {
       m.zeroGrad();
-      Loss packed = m.forward(Batch.of(new int[][] {ids}, new int[][] {labels})
-          .withPacking(new int[][] {pos}, new int[][] {doc}));
+      Loss packed =
+          m.forward(
+              Batch.of(new int[][] {ids}, new int[][] {labels})
+                  .withPacking(new int[][] {pos}, new int[][] {doc}));
       float[] logitsPacked = m.logits().toFloatArray();
       m.backward();
       float[] gradPacked = be.download(m.parameters().gradFlat()).toFloatArray();
@@ -161,12 +174,14 @@ class MixtralModelTest {
   }
 
   @Test
-  void savedDirectoryReloadsBitIdentically(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+  void savedDirectoryReloadsBitIdentically(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
     try (MixtralModel m = MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), be)) {
       m.save(tmp.resolve("copy"));
       try (MixtralModel back = MixtralModel.load(tmp.resolve("copy"), be)) {
         assertEquals(m.parameters().hubNames(), back.parameters().hubNames());
-        assertArrayEquals(be.download(m.parameters().masterFlat()).toFloatArray(),
+        assertArrayEquals(
+            be.download(m.parameters().masterFlat()).toFloatArray(),
             be.download(back.parameters().masterFlat()).toFloatArray());
       }
     }
@@ -175,15 +190,25 @@ class MixtralModelTest {
   @Test
   void badInputsAreRefusedInOneLine() {
     try (MixtralModel m = RandomMixtral.fixture(be, c -> {})) {
-      IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-          () -> m.forward(Batch.of(new int[][] {{1, 32000}}, null)));
-      assertEquals("token id 32000 at index 1 is outside the vocabulary [0, 32000)", e.getMessage());
-      e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-          () -> m.forward(Batch.of(new int[][] {{1, 2}}, new int[][] {{1, -5}})));
+      IllegalArgumentException e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              IllegalArgumentException.class,
+              () -> m.forward(Batch.of(new int[][] {{1, 32000}}, null)));
+      assertEquals(
+          "token id 32000 at index 1 is outside the vocabulary [0, 32000)", e.getMessage());
+      e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              IllegalArgumentException.class,
+              () -> m.forward(Batch.of(new int[][] {{1, 2}}, new int[][] {{1, -5}})));
       assertEquals("label -5 is outside the vocabulary [0, 32000) and is not -100", e.getMessage());
-      e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-          () -> MixtralModel.load(Parity.fixtures().resolve("tiny-mixtral"), be,
-              ModelOptions.defaults().withActivations(moetune.engine.tensor.DType.BF16)));
+      e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  MixtralModel.load(
+                      Parity.fixtures().resolve("tiny-mixtral"),
+                      be,
+                      ModelOptions.defaults().withActivations(moetune.engine.tensor.DType.BF16)));
       assertTrue(e.getMessage().contains("does not compute in BF16"), e.getMessage());
     }
   }
@@ -197,7 +222,8 @@ class MixtralModelTest {
       {1, 28748, 16289, 28793, 5, 6, 7, 8, 9, 10, 11, 12}
     };
     int prompt = 5;
-    try (MixtralModel m = RandomMixtral.fixture(be, c -> c.slidingWindow = window == 0 ? null : window);
+    try (MixtralModel m =
+            RandomMixtral.fixture(be, c -> c.slidingWindow = window == 0 ? null : window);
         KvCache cache = m.newKvCache(2, 16)) {
       m.evaluate(Batch.of(rows, null));
       float[] full = m.logits().toFloatArray(); // (2, 12, V)
@@ -212,8 +238,11 @@ class MixtralModelTest {
         float[] got = out.toFloatArray();
         for (int b = 0; b < 2; b++) {
           float[] want = Arrays.copyOfRange(full, (b * t + pos) * v, (b * t + pos + 1) * v);
-          Parity.assertClose("row " + b + " position " + pos + " cached vs full",
-              Arrays.copyOfRange(got, b * v, (b + 1) * v), want, 1e-5);
+          Parity.assertClose(
+              "row " + b + " position " + pos + " cached vs full",
+              Arrays.copyOfRange(got, b * v, (b + 1) * v),
+              want,
+              1e-5);
         }
       }
       assertEquals(t, cache.length());

@@ -34,7 +34,14 @@ public final class Parity {
   public static double assertClose(String what, float[] actual, float[] expected, double tol) {
     double err = relError(actual, expected);
     if (!(err <= tol)) {
-      fail(what + ": relative error " + err + " > " + tol + "; first mismatches: " + firstMismatches(actual, expected, tol));
+      fail(
+          what
+              + ": relative error "
+              + err
+              + " > "
+              + tol
+              + "; first mismatches: "
+              + firstMismatches(actual, expected, tol));
     }
     return err;
   }
@@ -59,7 +66,17 @@ public final class Parity {
   public static void assertScalar(String what, double actual, double expected, double tol) {
     double err = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-30);
     if (!(err <= tol)) {
-      fail(what + ": got " + actual + " want " + expected + " (relative error " + err + " > " + tol + ")");
+      fail(
+          what
+              + ": got "
+              + actual
+              + " want "
+              + expected
+              + " (relative error "
+              + err
+              + " > "
+              + tol
+              + ")");
     }
   }
 }

@@ -44,12 +44,19 @@ final class RandomMixtral {
       for (Parameters.Slice s : p.slices()) {
         float[] v = new float[Math.toIntExact(s.numel())];
         String n = s.name();
-        double std = n.contains("embed") ? 1.0
-            : n.endsWith("gate.weight") ? 10.0 / Math.sqrt(c.hiddenSize)
-            : n.endsWith("down_proj") ? 1.0 / Math.sqrt(c.intermediateSize)
-            : 1.0 / Math.sqrt(s.shape()[s.shape().length - 1]);
+        double std =
+            n.contains("embed")
+                ? 1.0
+                : n.endsWith("gate.weight")
+                    ? 10.0 / Math.sqrt(c.hiddenSize)
+                    : n.endsWith("down_proj")
+                        ? 1.0 / Math.sqrt(c.intermediateSize)
+                        : 1.0 / Math.sqrt(s.shape()[s.shape().length - 1]);
         for (int i = 0; i < v.length; i++) {
-          v[i] = s.isVector() ? (float) (1 + 0.2 * rnd.nextGaussian()) : (float) (std * rnd.nextGaussian());
+          v[i] =
+              s.isVector()
+                  ? (float) (1 + 0.2 * rnd.nextGaussian())
+                  : (float) (std * rnd.nextGaussian());
         }
         out.put(n, v);
       }
@@ -73,7 +80,8 @@ final class RandomMixtral {
   }
 
   /** The fixture's weights by hub name, and its config changed by the builder function. */
-  static MixtralModel fixture(Backend be, java.util.function.Consumer<MixtralConfig.Builder> change) {
+  static MixtralModel fixture(
+      Backend be, java.util.function.Consumer<MixtralConfig.Builder> change) {
     try (MixtralCheckpoint ck = MixtralCheckpoint.load(Parity.fixtures().resolve("tiny-mixtral"))) {
       Map<String, HostTensor> w = new LinkedHashMap<>();
       for (String n : ck.names()) {

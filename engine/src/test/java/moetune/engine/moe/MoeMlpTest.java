@@ -14,9 +14,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The ScatterMoE MLP used on its own (as ScatterMoE's {@code MLP(x, expert_p, expert_idxs)})
- * against transformers' per-token expert loop, and its backward against central differences,
- * on awkward sizes: hidden 100, intermediate 80, 5 experts, top-3, expert 3 never chosen, and a
- * single token.
+ * against transformers' per-token expert loop, and its backward against central differences, on
+ * awkward sizes: hidden 100, intermediate 80, 5 experts, top-3, expert 3 never chosen, and a single
+ * token.
  */
 class MoeMlpTest {
   static final int D = 100;
@@ -109,7 +109,8 @@ class MoeMlpTest {
         try (MoeMlp.Forward f = mlp.forward(xT, wT, iT)) {
           float[] y = be.download(f.output()).toFloatArray();
           if (grads != null) {
-            try (Tensor dY = be.upload(HostTensor.ofFloats(r, n, D)); MoeMlp.Grads g = mlp.backward(f, dY)) {
+            try (Tensor dY = be.upload(HostTensor.ofFloats(r, n, D));
+                MoeMlp.Grads g = mlp.backward(f, dY)) {
               grads[0] = be.download(g.dX()).toFloatArray();
               grads[1] = be.download(mlp.gateUpGrad()).toFloatArray();
               grads[2] = be.download(mlp.downGrad()).toFloatArray();
@@ -173,7 +174,8 @@ class MoeMlpTest {
       }
       System.arraycopy(orig, 0, inputs[t], 0, orig.length);
       double fd = (l[0] - l[1]) / (2 * h);
-      Parity.assertScalar("MoeMlp d loss / d " + names[t] + " along u (N=" + n + ")", dot, fd, 2e-3);
+      Parity.assertScalar(
+          "MoeMlp d loss / d " + names[t] + " along u (N=" + n + ")", dot, fd, 2e-3);
     }
   }
 }

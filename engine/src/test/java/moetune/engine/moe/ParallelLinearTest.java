@@ -14,16 +14,16 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.api.Test;
 
 /**
- * ParallelLinear against the dumbest per-token loop (in double), in all four grouped modes,
- * with and without gates and bias, on awkward sizes (in 100, out 80, 5 experts, top-3, one
- * expert receiving no token, a single token); and its backward against central differences.
- * The loss is sum(y * R) for a random R, so dY = R.
+ * ParallelLinear against the dumbest per-token loop (in double), in all four grouped modes, with
+ * and without gates and bias, on awkward sizes (in 100, out 80, 5 experts, top-3, one expert
+ * receiving no token, a single token); and its backward against central differences. The loss is
+ * sum(y * R) for a random R, so dY = R.
  */
 class ParallelLinearTest {
   static final int I = 100;
@@ -190,7 +190,8 @@ class ParallelLinearTest {
           Tensor gT = g == null ? null : be.upload(HostTensor.ofFloats(g, n, K));
           Tensor dW = be.zeros(DType.F32, E, O, I);
           Tensor dB = b == null ? null : be.zeros(DType.F32, E, O);
-          ParallelLinear.Context c = ParallelLinear.forward(xT, wT, bT, k, routing, gT, groupedIn, groupedOut);
+          ParallelLinear.Context c =
+              ParallelLinear.forward(xT, wT, bT, k, routing, gT, groupedIn, groupedOut);
           Tensor y = c.output();
           Tensor dY = be.upload(HostTensor.ofFloats(r, r.length / O, O))) {
         float[] out = be.download(y).toFloatArray();
@@ -243,8 +244,12 @@ class ParallelLinearTest {
     Parity.assertClose("y", y, p.naiveForward(), 1e-5);
     Parity.assertClose("dX", grads[0], want[0], 1e-5);
     Parity.assertClose("dW", grads[1], want[1], 1e-5);
-    float[] dwEmpty = java.util.Arrays.copyOfRange(grads[1], EMPTY_EXPERT * O * I, (EMPTY_EXPERT + 1) * O * I);
-    assertEquals(0.0, Parity.relError(dwEmpty, new float[O * I]), "the expert without tokens gets no gradient");
+    float[] dwEmpty =
+        java.util.Arrays.copyOfRange(grads[1], EMPTY_EXPERT * O * I, (EMPTY_EXPERT + 1) * O * I);
+    assertEquals(
+        0.0,
+        Parity.relError(dwEmpty, new float[O * I]),
+        "the expert without tokens gets no gradient");
     if (bias) {
       Parity.assertClose("db", grads[2], want[2], 1e-5);
     }
@@ -254,12 +259,13 @@ class ParallelLinearTest {
   }
 
   /**
-   * Central differences of the loss at sampled coordinates of x, W, b and gates. The loss is
-   * linear in each of them, so the difference is exact up to float32 rounding of y.
+   * Central differences of the loss at sampled coordinates of x, W, b and gates. The loss is linear
+   * in each of them, so the difference is exact up to float32 rounding of y.
    */
   @ParameterizedTest(name = "N={0} groupedIn={1} groupedOut={2} bias={3} gates={4}")
   @MethodSource("cases")
-  void backwardMatchesFiniteDifferences(int n, boolean gin, boolean gout, boolean bias, boolean gates) {
+  void backwardMatchesFiniteDifferences(
+      int n, boolean gin, boolean gout, boolean bias, boolean gates) {
     Problem p = new Problem(7 + n, n, gin, gout, bias, gates);
     float[][] grads = new float[4][];
     p.run(grads);
@@ -299,8 +305,18 @@ class ParallelLinearTest {
     rms = Math.sqrt(rms / all.length);
     double tol = 1e-3 * Math.max(Math.abs(fd), rms);
     if (!(Math.abs(grad - fd) <= tol)) {
-      throw new AssertionError("d loss / d " + what + ": backward " + grad + ", central difference " + fd
-          + " (|diff| " + Math.abs(grad - fd) + " > " + tol + ")");
+      throw new AssertionError(
+          "d loss / d "
+              + what
+              + ": backward "
+              + grad
+              + ", central difference "
+              + fd
+              + " (|diff| "
+              + Math.abs(grad - fd)
+              + " > "
+              + tol
+              + ")");
     }
   }
 

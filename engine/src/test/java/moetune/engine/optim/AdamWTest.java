@@ -16,14 +16,16 @@ import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.Test;
 
 /**
- * AdamW beyond the fixture's trajectory (TinyMixtralParityTest): resuming from exported state
- * is bit-identical to not stopping, and the per-parameter weight-decay choice is honoured.
+ * AdamW beyond the fixture's trajectory (TinyMixtralParityTest): resuming from exported state is
+ * bit-identical to not stopping, and the per-parameter weight-decay choice is honoured.
  */
 class AdamWTest {
   static final Path DIR = Parity.fixtures().resolve("tiny-mixtral");
   static final AdamW.Settings SETTINGS = new AdamW.Settings(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f);
-  static final Batch BATCH = Batch.of(new int[][] {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}},
-      new int[][] {{-100, -100, 16289, 28793, 1824, 349, 574, 16020, 2076}});
+  static final Batch BATCH =
+      Batch.of(
+          new int[][] {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}},
+          new int[][] {{-100, -100, 16289, 28793, 1824, 349, 574, 16020, 2076}});
 
   private static void trainStep(MixtralModel m, AdamW opt) {
     m.zeroGrad();
@@ -47,13 +49,16 @@ class AdamWTest {
       }
       Map<String, HostTensor> state = optFirst.stateToHost();
       Map<String, HostTensor> weights = first.hubTensors();
-      try (MixtralModel resumed = MixtralModel.create(first.config(), weights, be, first.options());
+      try (MixtralModel resumed =
+              MixtralModel.create(first.config(), weights, be, first.options());
           AdamW optResumed = new AdamW(resumed.parameters(), SETTINGS, AdamW.DECAY_MATRICES)) {
         optResumed.loadState(state, optFirst.stepCount());
         trainStep(resumed, optResumed);
         assertEquals(3, optResumed.stepCount());
         for (String name : straight.parameters().hubNames()) {
-          assertArrayEquals(straight.parameter(name).toFloatArray(), resumed.parameter(name).toFloatArray(),
+          assertArrayEquals(
+              straight.parameter(name).toFloatArray(),
+              resumed.parameter(name).toFloatArray(),
               "after resuming: " + name);
         }
       }
@@ -69,10 +74,15 @@ class AdamWTest {
       float[] q = m.parameter("model.layers.1.self_attn.q_proj.weight").toFloatArray();
       m.zeroGrad(); // zero gradient: Adam's update is 0, only decoupled weight decay acts
       opt.step();
-      assertArrayEquals(norm, m.parameter("model.norm.weight").toFloatArray(), "norms are not decayed");
+      assertArrayEquals(
+          norm, m.parameter("model.norm.weight").toFloatArray(), "norms are not decayed");
       float[] after = m.parameter("model.layers.1.self_attn.q_proj.weight").toFloatArray();
       for (int i = 0; i < q.length; i++) {
-        assertEquals(q[i] * (1 - 1e-3f * 0.1f), after[i], 1e-7f * Math.abs(q[i]), "q_proj[" + i + "] decays");
+        assertEquals(
+            q[i] * (1 - 1e-3f * 0.1f),
+            after[i],
+            1e-7f * Math.abs(q[i]),
+            "q_proj[" + i + "] decays");
       }
       assertEquals(0f, opt.lastGradNorm());
     }
@@ -85,8 +95,10 @@ class AdamWTest {
         AdamW opt = new AdamW(m.parameters(), SETTINGS, AdamW.DECAY_ALL)) {
       Map<String, HostTensor> state = new java.util.LinkedHashMap<>(opt.stateToHost());
       state.remove("exp_avg_sq.model.layers.1.block_sparse_moe.experts.3.w2.weight");
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> opt.loadState(state, 4));
-      assertTrue(e.getMessage().contains("exp_avg_sq.model.layers.1.block_sparse_moe.experts.3.w2.weight"),
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> opt.loadState(state, 4));
+      assertTrue(
+          e.getMessage().contains("exp_avg_sq.model.layers.1.block_sparse_moe.experts.3.w2.weight"),
           e.getMessage());
     }
   }

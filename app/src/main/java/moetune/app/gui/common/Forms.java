@@ -45,17 +45,18 @@ public final class Forms {
   }
 
   /** A text field with a "Browse..." button that fills it from a file or folder chooser. */
-  public static HBox pathField(String id, StringProperty value, String tooltip,
-      Function<Window, File> chooser) {
+  public static HBox pathField(
+      String id, StringProperty value, String tooltip, Function<Window, File> chooser) {
     TextField f = field(id, value, tooltip);
     Button browse = new Button("Browse...");
     browse.setId(id + "-browse");
-    browse.setOnAction(e -> {
-      File chosen = chooser.apply(browse.getScene().getWindow());
-      if (chosen != null) {
-        value.set(chosen.getAbsolutePath());
-      }
-    });
+    browse.setOnAction(
+        e -> {
+          File chosen = chooser.apply(browse.getScene().getWindow());
+          if (chosen != null) {
+            value.set(chosen.getAbsolutePath());
+          }
+        });
     HBox box = new HBox(6, f, browse);
     HBox.setHgrow(f, Priority.ALWAYS);
     return box;

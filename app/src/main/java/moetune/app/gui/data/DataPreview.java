@@ -11,16 +11,16 @@ import moetune.datasets.EncodedChat;
  * module's statistics; and the bad records skipped, each as "file:line: reason" (never dropped
  * silently).
  */
-public record DataPreview(List<ChatRecord> records, List<EncodedChat> encoded,
-    DatasetStats stats, List<String> errors) {
+public record DataPreview(
+    List<ChatRecord> records, List<EncodedChat> encoded, DatasetStats stats, List<String> errors) {
 
   public DataPreview {
     records = List.copyOf(records);
     encoded = List.copyOf(encoded);
     errors = List.copyOf(errors);
     if (records.size() != encoded.size()) {
-      throw new IllegalArgumentException(records.size() + " records but " + encoded.size()
-          + " encoded");
+      throw new IllegalArgumentException(
+          records.size() + " records but " + encoded.size() + " encoded");
     }
   }
 }

@@ -40,19 +40,26 @@ public final class DataView extends VBox {
     form.setVgap(4);
     Button add = new Button("Add file...");
     add.setId("data-add");
-    add.setOnAction(e -> {
-      FileChooser c = new FileChooser();
-      c.setTitle("Dataset file");
-      c.getExtensionFilters().add(new FileChooser.ExtensionFilter("JSON / JSONL", "*.json",
-          "*.jsonl"));
-      File f = c.showOpenDialog(getScene().getWindow());
-      if (f != null) {
-        vm.addFile(f.toPath());
-      }
-    });
-    HBox files = new HBox(6, Forms.field("data-files", vm.files(),
-        "Dataset files, separated by ';' (ShareGPT/FastChat JSON or JSONL, OpenAI messages"
-            + " JSONL, Alpaca JSON)"), add);
+    add.setOnAction(
+        e -> {
+          FileChooser c = new FileChooser();
+          c.setTitle("Dataset file");
+          c.getExtensionFilters()
+              .add(new FileChooser.ExtensionFilter("JSON / JSONL", "*.json", "*.jsonl"));
+          File f = c.showOpenDialog(getScene().getWindow());
+          if (f != null) {
+            vm.addFile(f.toPath());
+          }
+        });
+    HBox files =
+        new HBox(
+            6,
+            Forms.field(
+                "data-files",
+                vm.files(),
+                "Dataset files, separated by ';' (ShareGPT/FastChat JSON or JSONL, OpenAI messages"
+                    + " JSONL, Alpaca JSON)"),
+            add);
     int r = 0;
     r = Forms.row(form, r, "Datasets", files);
     form.add(Forms.error(vm.filesError()), 1, r++);
@@ -69,9 +76,18 @@ public final class DataView extends VBox {
     CheckBox skip = new CheckBox("skip bad records (listed below)");
     skip.setId("data-skip-bad");
     skip.selectedProperty().bindBidirectional(vm.skipBad());
-    r = Forms.row(form, r, "Format / template / labels", new HBox(8, format, template, labels, skip));
-    r = Forms.row(form, r, "Max length", Forms.field("data-max-length", vm.maxLength(),
-        "Tokens per record; longer records are truncated and counted"));
+    r =
+        Forms.row(
+            form, r, "Format / template / labels", new HBox(8, format, template, labels, skip));
+    r =
+        Forms.row(
+            form,
+            r,
+            "Max length",
+            Forms.field(
+                "data-max-length",
+                vm.maxLength(),
+                "Tokens per record; longer records are truncated and counted"));
     form.add(Forms.error(vm.maxLengthError()), 1, r++);
     Button load = new Button("Load data");
     load.setId("data-load");
@@ -84,37 +100,65 @@ public final class DataView extends VBox {
 
     ListView<EncodedChat> records = new ListView<>(vm.records());
     records.setId("data-records");
-    records.setCellFactory(l -> new ListCell<>() {
-      @Override
-      protected void updateItem(EncodedChat item, boolean empty) {
-        super.updateItem(item, empty);
-        setText(empty || item == null ? null : item.origin() + "  " + item.length()
-            + " tokens, " + item.trainableTokens() + " trained" + (item.truncated()
-            ? ", truncated from " + item.fullLength() : ""));
-      }
-    });
-    records.getSelectionModel().selectedItemProperty().addListener((o, a, b) -> {
-      if (b != null) {
-        vm.selected().set(b);
-      }
-    });
-    vm.selected().addListener((o, a, b) -> {
-      if (b != null && records.getSelectionModel().getSelectedItem() != b) {
-        records.getSelectionModel().select(b);
-      }
-    });
+    records.setCellFactory(
+        l ->
+            new ListCell<>() {
+              @Override
+              protected void updateItem(EncodedChat item, boolean empty) {
+                super.updateItem(item, empty);
+                setText(
+                    empty || item == null
+                        ? null
+                        : item.origin()
+                            + "  "
+                            + item.length()
+                            + " tokens, "
+                            + item.trainableTokens()
+                            + " trained"
+                            + (item.truncated() ? ", truncated from " + item.fullLength() : ""));
+              }
+            });
+    records
+        .getSelectionModel()
+        .selectedItemProperty()
+        .addListener(
+            (o, a, b) -> {
+              if (b != null) {
+                vm.selected().set(b);
+              }
+            });
+    vm.selected()
+        .addListener(
+            (o, a, b) -> {
+              if (b != null && records.getSelectionModel().getSelectedItem() != b) {
+                records.getSelectionModel().select(b);
+              }
+            });
 
     TokenStrip strip = new TokenStrip();
-    vm.tokens().addListener((javafx.collections.ListChangeListener<TokenView>) c ->
-        strip.show(vm.tokens()));
+    vm.tokens()
+        .addListener(
+            (javafx.collections.ListChangeListener<TokenView>) c -> strip.show(vm.tokens()));
     Label counts = new Label();
     counts.setId("data-record-counts");
-    counts.textProperty().bind(Bindings.createStringBinding(() -> {
-      EncodedChat s = vm.selected().get();
-      return s == null ? "" : s.origin() + ": " + s.length() + " tokens, "
-          + s.trainableTokens() + " trainable (green), " + (s.length() - s.trainableTokens())
-          + " masked (grey)";
-    }, vm.selected()));
+    counts
+        .textProperty()
+        .bind(
+            Bindings.createStringBinding(
+                () -> {
+                  EncodedChat s = vm.selected().get();
+                  return s == null
+                      ? ""
+                      : s.origin()
+                          + ": "
+                          + s.length()
+                          + " tokens, "
+                          + s.trainableTokens()
+                          + " trainable (green), "
+                          + (s.length() - s.trainableTokens())
+                          + " masked (grey)";
+                },
+                vm.selected()));
     ScrollPane stripScroll = new ScrollPane(strip);
     stripScroll.setFitToWidth(true);
     VBox.setVgrow(stripScroll, Priority.ALWAYS);
@@ -123,8 +167,9 @@ public final class DataView extends VBox {
     SplitPane browse = new SplitPane(records, preview);
     browse.setDividerPositions(0.3);
 
-    TabPane lower = new TabPane(new Tab("Records", browse), new Tab("Statistics",
-        statistics(vm)), errorsTab(vm));
+    TabPane lower =
+        new TabPane(
+            new Tab("Records", browse), new Tab("Statistics", statistics(vm)), errorsTab(vm));
     lower.setId("data-tabs");
     lower.setTabClosingPolicy(TabPane.TabClosingPolicy.UNAVAILABLE);
     VBox.setVgrow(lower, Priority.ALWAYS);
@@ -143,13 +188,32 @@ public final class DataView extends VBox {
   private static VBox statistics(DataViewModel vm) {
     Label summary = new Label();
     summary.setId("data-stats");
-    summary.textProperty().bind(Bindings.createStringBinding(() -> {
-      DatasetStats s = vm.stats().get();
-      return s == null ? "" : "records " + s.records() + "    tokens " + s.tokens()
-          + "    trainable tokens " + s.trainableTokens() + "    truncated " + s.truncated()
-          + " (max length " + s.maxLength() + ")    longest " + s.longest()
-          + "    skipped " + s.skipped() + "    no trainable token " + s.withoutTrainable();
-    }, vm.stats()));
+    summary
+        .textProperty()
+        .bind(
+            Bindings.createStringBinding(
+                () -> {
+                  DatasetStats s = vm.stats().get();
+                  return s == null
+                      ? ""
+                      : "records "
+                          + s.records()
+                          + "    tokens "
+                          + s.tokens()
+                          + "    trainable tokens "
+                          + s.trainableTokens()
+                          + "    truncated "
+                          + s.truncated()
+                          + " (max length "
+                          + s.maxLength()
+                          + ")    longest "
+                          + s.longest()
+                          + "    skipped "
+                          + s.skipped()
+                          + "    no trainable token "
+                          + s.withoutTrainable();
+                },
+                vm.stats()));
     CategoryAxis x = new CategoryAxis();
     x.setLabel("tokens per record");
     NumberAxis y = new NumberAxis();
@@ -160,18 +224,22 @@ public final class DataView extends VBox {
     hist.setLegendVisible(false);
     hist.setBarGap(0);
     hist.setCategoryGap(1);
-    vm.stats().addListener((o, a, s) -> {
-      hist.getData().clear();
-      if (s == null) {
-        return;
-      }
-      XYChart.Series<String, Number> series = new XYChart.Series<>();
-      var labels = DataViewModel.binLabels(s);
-      for (int i = 0; i < labels.size(); i++) {
-        series.getData().add(new XYChart.Data<>(labels.get(i), s.histogram().get(i).count()));
-      }
-      hist.getData().add(series);
-    });
+    vm.stats()
+        .addListener(
+            (o, a, s) -> {
+              hist.getData().clear();
+              if (s == null) {
+                return;
+              }
+              XYChart.Series<String, Number> series = new XYChart.Series<>();
+              var labels = DataViewModel.binLabels(s);
+              for (int i = 0; i < labels.size(); i++) {
+                series
+                    .getData()
+                    .add(new XYChart.Data<>(labels.get(i), s.histogram().get(i).count()));
+              }
+              hist.getData().add(series);
+            });
     VBox.setVgrow(hist, Priority.ALWAYS);
     VBox box = new VBox(6, summary, hist);
     box.setPadding(new Insets(6));

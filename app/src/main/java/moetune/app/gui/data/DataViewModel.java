@@ -35,10 +35,11 @@ public final class DataViewModel {
 
   /** Dataset files separated by ';' or new lines (several datasets are concatenated). */
   private final StringProperty files = new SimpleStringProperty("");
+
   private final StringProperty format = new SimpleStringProperty("");
   private final StringProperty template = new SimpleStringProperty("");
-  private final StringProperty maxLength = new SimpleStringProperty(
-      String.valueOf(RunConfigFields.get("max-length").defaultValue()));
+  private final StringProperty maxLength =
+      new SimpleStringProperty(String.valueOf(RunConfigFields.get("max-length").defaultValue()));
   private final BooleanProperty skipBad = new SimpleBooleanProperty(true);
 
   private final StringProperty filesError = new SimpleStringProperty("");
@@ -54,11 +55,12 @@ public final class DataViewModel {
   private final ObservableList<String> errors = FXCollections.observableArrayList();
   private final ObjectProperty<DatasetStats> stats = new SimpleObjectProperty<>();
   private final ObjectProperty<EncodedChat> selected = new SimpleObjectProperty<>();
+
   /** The selected record's tokens with their text and label mask. */
   private final ObservableList<TokenView> tokens = FXCollections.observableArrayList();
 
-  public DataViewModel(DatasetService service, TaskExecutor executor, GuiLog log,
-      Workspace workspace) {
+  public DataViewModel(
+      DatasetService service, TaskExecutor executor, GuiLog log, Workspace workspace) {
     this.service = service;
     this.executor = executor;
     this.log = log;
@@ -111,7 +113,8 @@ public final class DataViewModel {
     boolean skip = skipBad.get();
     busy.set(true);
     status.set("Loading " + paths.size() + " file(s) ...");
-    executor.submit("load-data",
+    executor.submit(
+        "load-data",
         () -> service.load(paths, fmt, tpl, lab, Path.of(tok), max, skip),
         p -> {
           busy.set(false);
@@ -124,8 +127,14 @@ public final class DataViewModel {
           workspace.template().set(tpl);
           workspace.labels().set(lab);
           workspace.maxLength().set(Integer.toString(max));
-          status.set(p.stats().records() + " records, " + p.stats().tokens() + " tokens"
-              + (p.errors().isEmpty() ? "" : ", " + p.errors().size() + " bad record(s) skipped"));
+          status.set(
+              p.stats().records()
+                  + " records, "
+                  + p.stats().tokens()
+                  + " tokens"
+                  + (p.errors().isEmpty()
+                      ? ""
+                      : ", " + p.errors().size() + " bad record(s) skipped"));
           log.info("data: " + status.get());
           for (String e : p.errors()) {
             log.info("data: skipped " + e);
@@ -144,17 +153,25 @@ public final class DataViewModel {
       return;
     }
     int index = records.indexOf(r);
-    executor.submit("inspect-record", () -> service.tokens(index), t -> {
-      if (selected.get() == r) {
-        tokens.setAll(t);
-      }
-    }, e -> status.set(log.error("Could not show " + r.origin(), e)));
+    executor.submit(
+        "inspect-record",
+        () -> service.tokens(index),
+        t -> {
+          if (selected.get() == r) {
+            tokens.setAll(t);
+          }
+        },
+        e -> status.set(log.error("Could not show " + r.origin(), e)));
   }
 
   private void validate() {
     List<Path> paths = fileList();
-    String missing = paths.stream().filter(p -> !Files.isRegularFile(p)).map(Path::toString)
-        .findFirst().orElse(null);
+    String missing =
+        paths.stream()
+            .filter(p -> !Files.isRegularFile(p))
+            .map(Path::toString)
+            .findFirst()
+            .orElse(null);
     if (paths.isEmpty()) {
       filesError.set("Add at least one dataset file (JSON or JSONL).");
     } else if (missing != null) {
@@ -171,8 +188,8 @@ public final class DataViewModel {
   }
 
   /**
-   * Token spellings with trained runs in [[ ]] and SentencePiece's word marker as a space:
-   * what the highlight shows, as text.
+   * Token spellings with trained runs in [[ ]] and SentencePiece's word marker as a space: what the
+   * highlight shows, as text.
    */
   public static String markup(List<TokenView> tokens) {
     StringBuilder sb = new StringBuilder();
@@ -198,7 +215,9 @@ public final class DataViewModel {
   public BooleanBinding canLoad() {
     return Bindings.createBooleanBinding(
         () -> filesError.get().isEmpty() && maxLengthError.get().isEmpty() && !busy.get(),
-        filesError, maxLengthError, busy);
+        filesError,
+        maxLengthError,
+        busy);
   }
 
   public StringProperty files() {

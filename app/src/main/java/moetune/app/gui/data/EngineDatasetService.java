@@ -19,38 +19,45 @@ import moetune.templates.ConversationTemplate;
 import moetune.templates.TemplateRegistry;
 
 /**
- * {@link DatasetService} on the datasets and templates modules: the same loader, template
- * registry, encoder (labels) and statistics that training uses.
+ * {@link DatasetService} on the datasets and templates modules: the same loader, template registry,
+ * encoder (labels) and statistics that training uses.
  */
 public final class EngineDatasetService implements DatasetService {
 
   private final TemplateRegistry templates = TemplateRegistry.builtin();
+
   /** The tokenizer, encoder and records of the last load (guarded by this). */
   private ChatTokenizer tokenizer;
+
   private ChatEncoder encoder;
   private List<ChatRecord> records = List.of();
 
   @Override
   public List<String> formats() {
-    return withDefaultFirst(RunConfigFields.get("format"), RunConfigFields.get("format")
-        .choices());
+    return withDefaultFirst(RunConfigFields.get("format"), RunConfigFields.get("format").choices());
   }
 
   @Override
   public List<String> templates() {
-    return withDefaultFirst(RunConfigFields.get("template"),
+    return withDefaultFirst(
+        RunConfigFields.get("template"),
         templates.all().stream().map(ConversationTemplate::name).sorted().toList());
   }
 
   @Override
   public List<String> labelModes() {
-    return withDefaultFirst(RunConfigFields.get("labels"), RunConfigFields.get("labels")
-        .choices());
+    return withDefaultFirst(RunConfigFields.get("labels"), RunConfigFields.get("labels").choices());
   }
 
   @Override
-  public synchronized DataPreview load(List<Path> files, String format, String template,
-      String labels, Path tokenizerDir, int maxLength, boolean skipBad) {
+  public synchronized DataPreview load(
+      List<Path> files,
+      String format,
+      String template,
+      String labels,
+      Path tokenizerDir,
+      int maxLength,
+      boolean skipBad) {
     ConversationTemplate tpl = templates.get(template);
     if (tokenizer == null || !tokenizer.directory().equals(tokenizerDir)) {
       if (tokenizer != null) {
@@ -80,8 +87,8 @@ public final class EngineDatasetService implements DatasetService {
   @Override
   public synchronized List<TokenView> tokens(int index) {
     if (encoder == null || index < 0 || index >= records.size()) {
-      throw new IllegalArgumentException("record " + index + " is not in the last load ("
-          + records.size() + " records)");
+      throw new IllegalArgumentException(
+          "record " + index + " is not in the last load (" + records.size() + " records)");
     }
     return encoder.inspect(records.get(index));
   }

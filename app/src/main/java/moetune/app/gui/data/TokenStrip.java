@@ -1,18 +1,18 @@
 package moetune.app.gui.data;
 
 import java.util.List;
-import moetune.datasets.TokenView;
 import javafx.scene.Node;
 import javafx.scene.control.Label;
 import javafx.scene.control.Tooltip;
 import javafx.scene.text.Text;
 import javafx.scene.text.TextFlow;
+import moetune.datasets.TokenView;
 
 /**
- * A record's tokens laid out as flowing text, one box per token with the tokenizer's spelling
- * (so "▁" marks a word start and "&lt;0x0A&gt;" a byte): trained tokens (label not -100) on
- * green, the rest on alternating greys so token boundaries show. Hovering a token shows its id
- * and label. A new-line token also breaks the line after its box.
+ * A record's tokens laid out as flowing text, one box per token with the tokenizer's spelling (so
+ * "▁" marks a word start and "&lt;0x0A&gt;" a byte): trained tokens (label not -100) on green, the
+ * rest on alternating greys so token boundaries show. Hovering a token shows its id and label. A
+ * new-line token also breaks the line after its box.
  */
 public final class TokenStrip extends TextFlow {
 
@@ -32,11 +32,18 @@ public final class TokenStrip extends TextFlow {
       String shown = t.token().replace("\n", "\u21b5");
       Label box = new Label(shown.isEmpty() ? "\u2205" : shown);
       box.getStyleClass().add(t.trained() ? "token-trainable" : "token-masked");
-      box.setStyle((t.trained() ? TRAINABLE : i % 2 == 0 ? MASKED_EVEN : MASKED_ODD)
-          + " -fx-font-family: monospace; -fx-padding: 0 1 0 1;");
-      box.setTooltip(new Tooltip("#" + t.index() + "  id " + t.id() + "  "
-          + (t.trained() ? "label " + t.label() : "masked (-100)")
-          + (t.kind() == null ? "" : "  " + t.kind())));
+      box.setStyle(
+          (t.trained() ? TRAINABLE : i % 2 == 0 ? MASKED_EVEN : MASKED_ODD)
+              + " -fx-font-family: monospace; -fx-padding: 0 1 0 1;");
+      box.setTooltip(
+          new Tooltip(
+              "#"
+                  + t.index()
+                  + "  id "
+                  + t.id()
+                  + "  "
+                  + (t.trained() ? "label " + t.label() : "masked (-100)")
+                  + (t.kind() == null ? "" : "  " + t.kind())));
       getChildren().add(box);
       if (t.token().equals("<0x0A>") || t.token().contains("\n")) {
         getChildren().add(lineBreak());

@@ -14,9 +14,9 @@ import moetune.templates.TemplateRegistry;
 
 /**
  * {@link ExportService} on the app's {@link Exporter} (what {@code moetune export} runs) and the
- * engine's {@link Generator}, set up as {@code moetune generate} sets it up: the prompt as one
- * user turn of the template with an open assistant turn, greedy at temperature 0, stopping on
- * EOS or the template's stop string.
+ * engine's {@link Generator}, set up as {@code moetune generate} sets it up: the prompt as one user
+ * turn of the template with an open assistant turn, greedy at temperature 0, stopping on EOS or the
+ * template's stop string.
  */
 public final class EngineExportService implements ExportService {
 
@@ -27,8 +27,9 @@ public final class EngineExportService implements ExportService {
 
   /** The exporter reports no fractions, so progress is "working" (-1) until it returns. */
   @Override
-  public Path export(Path checkpoint, Path target, String dtype, long shardBytes,
-      DoubleConsumer progress) throws Exception {
+  public Path export(
+      Path checkpoint, Path target, String dtype, long shardBytes, DoubleConsumer progress)
+      throws Exception {
     progress.accept(-1);
     Path from = Exporter.modelDir(checkpoint, "checkpoint");
     Exporter.export(from, target, DType.parse(dtype), shardBytes);
@@ -36,14 +37,27 @@ public final class EngineExportService implements ExportService {
   }
 
   @Override
-  public String generate(Path modelDir, String template, String prompt, int maxNewTokens,
-      double temperature, double topP, Consumer<String> onText) throws Exception {
+  public String generate(
+      Path modelDir,
+      String template,
+      String prompt,
+      int maxNewTokens,
+      double temperature,
+      double topP,
+      Consumer<String> onText)
+      throws Exception {
     Path dir = Exporter.modelDir(modelDir, "model");
-    ConversationTemplate tpl = template == null || template.isBlank() ? null
-        : TemplateRegistry.builtin().get(template);
-    try (LoadedModel lm = LoadedModel.open(dir, "auto", 0L, line -> { })) {
-      return ChatGeneration.generate(lm, tpl, null, prompt,
-          new Generator.Settings(maxNewTokens, temperature, topP, 0), onText).text();
+    ConversationTemplate tpl =
+        template == null || template.isBlank() ? null : TemplateRegistry.builtin().get(template);
+    try (LoadedModel lm = LoadedModel.open(dir, "auto", 0L, line -> {})) {
+      return ChatGeneration.generate(
+              lm,
+              tpl,
+              null,
+              prompt,
+              new Generator.Settings(maxNewTokens, temperature, topP, 0),
+              onText)
+          .text();
     }
   }
 }

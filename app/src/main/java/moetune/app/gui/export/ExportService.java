@@ -1,8 +1,8 @@
 package moetune.app.gui.export;
 
 import java.nio.file.Path;
-import java.util.function.DoubleConsumer;
 import java.util.function.Consumer;
+import java.util.function.DoubleConsumer;
 
 /**
  * The Export screen's view of the engine's HF export and generation, the same code paths as
@@ -14,19 +14,26 @@ public interface ExportService {
   java.util.List<String> dtypes();
 
   /**
-   * Writes {@code checkpoint} as an HF directory into {@code target} (atomically: a failed
-   * export leaves nothing half-written there) and returns the directory written.
+   * Writes {@code checkpoint} as an HF directory into {@code target} (atomically: a failed export
+   * leaves nothing half-written there) and returns the directory written.
    *
    * @param progress fraction done in [0, 1], called from the export's thread
    */
-  Path export(Path checkpoint, Path target, String dtype, long shardBytes,
-      DoubleConsumer progress) throws Exception;
+  Path export(Path checkpoint, Path target, String dtype, long shardBytes, DoubleConsumer progress)
+      throws Exception;
 
   /**
-   * Generates a reply to {@code prompt} with the model in {@code modelDir} (a checkpoint or
-   * an HF directory), rendered with {@code template}; streams pieces to {@code onText} and
-   * returns the whole reply.
+   * Generates a reply to {@code prompt} with the model in {@code modelDir} (a checkpoint or an HF
+   * directory), rendered with {@code template}; streams pieces to {@code onText} and returns the
+   * whole reply.
    */
-  String generate(Path modelDir, String template, String prompt, int maxNewTokens,
-      double temperature, double topP, Consumer<String> onText) throws Exception;
+  String generate(
+      Path modelDir,
+      String template,
+      String prompt,
+      int maxNewTokens,
+      double temperature,
+      double topP,
+      Consumer<String> onText)
+      throws Exception;
 }

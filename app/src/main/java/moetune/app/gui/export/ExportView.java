@@ -26,18 +26,41 @@ public final class ExportView extends VBox {
     grid.setHgap(10);
     grid.setVgap(4);
     int r = 0;
-    r = Forms.row(grid, r, "Checkpoint", Forms.pathField("export-checkpoint", vm.checkpoint(),
-        "A checkpoint directory written by training", Forms.folderChooser("Checkpoint")));
+    r =
+        Forms.row(
+            grid,
+            r,
+            "Checkpoint",
+            Forms.pathField(
+                "export-checkpoint",
+                vm.checkpoint(),
+                "A checkpoint directory written by training",
+                Forms.folderChooser("Checkpoint")));
     grid.add(Forms.error(vm.checkpointError()), 1, r++);
-    r = Forms.row(grid, r, "Target folder", Forms.pathField("export-target", vm.target(),
-        "Where the HF directory is written", Forms.folderChooser("Target folder")));
+    r =
+        Forms.row(
+            grid,
+            r,
+            "Target folder",
+            Forms.pathField(
+                "export-target",
+                vm.target(),
+                "Where the HF directory is written",
+                Forms.folderChooser("Target folder")));
     grid.add(Forms.error(vm.targetError()), 1, r++);
     ComboBox<String> dtype = new ComboBox<>(vm.dtypes());
     dtype.setId("export-dtype");
     dtype.valueProperty().bindBidirectional(vm.dtype());
     r = Forms.row(grid, r, "dtype", dtype);
-    r = Forms.row(grid, r, "Shard size", Forms.field("export-shard", vm.shardSize(),
-        "Largest safetensors shard, e.g. 5GB, 500MB, 2GiB"));
+    r =
+        Forms.row(
+            grid,
+            r,
+            "Shard size",
+            Forms.field(
+                "export-shard",
+                vm.shardSize(),
+                "Largest safetensors shard, e.g. 5GB, 500MB, 2GiB"));
     grid.add(Forms.error(vm.shardError()), 1, r++);
     Button export = new Button("Export");
     export.setId("export-run");
@@ -69,9 +92,15 @@ public final class ExportView extends VBox {
     go.setId("try-generate");
     go.disableProperty().bind(vm.generating());
     go.setOnAction(e -> vm.generate());
-    HBox opts = new HBox(8, new Label("max new tokens"), Forms.field("try-max-tokens",
-        vm.maxNewTokens(), "Tokens to generate at most"), new Label("temperature"),
-        Forms.field("try-temperature", vm.temperature(), "0 is greedy"), exported, go);
+    HBox opts =
+        new HBox(
+            8,
+            new Label("max new tokens"),
+            Forms.field("try-max-tokens", vm.maxNewTokens(), "Tokens to generate at most"),
+            new Label("temperature"),
+            Forms.field("try-temperature", vm.temperature(), "0 is greedy"),
+            exported,
+            go);
     TextArea reply = new TextArea();
     reply.setId("try-reply");
     reply.setEditable(false);

@@ -18,9 +18,9 @@ import moetune.app.gui.Workspace;
 import moetune.engine.io.SafetensorsWriter;
 
 /**
- * The Export screen: export a checkpoint to an HF directory (dtype, shard size, target),
- * with progress and the result's location; and a prompt box that generates with the
- * current checkpoint or the exported model.
+ * The Export screen: export a checkpoint to an HF directory (dtype, shard size, target), with
+ * progress and the result's location; and a prompt box that generates with the current checkpoint
+ * or the exported model.
  */
 public final class ExportViewModel {
 
@@ -44,6 +44,7 @@ public final class ExportViewModel {
 
   /** Which model the prompt box uses: the checkpoint field or the exported directory. */
   private final BooleanProperty useExported = new SimpleBooleanProperty(false);
+
   private final StringProperty prompt = new SimpleStringProperty("");
   private final StringProperty maxNewTokens = new SimpleStringProperty("64");
   private final StringProperty temperature = new SimpleStringProperty("0");
@@ -51,8 +52,8 @@ public final class ExportViewModel {
   private final StringProperty generateStatus = new SimpleStringProperty("");
   private final BooleanProperty generating = new SimpleBooleanProperty(false);
 
-  public ExportViewModel(ExportService service, TaskExecutor executor, GuiLog log,
-      Workspace workspace) {
+  public ExportViewModel(
+      ExportService service, TaskExecutor executor, GuiLog log, Workspace workspace) {
     this.service = service;
     this.executor = executor;
     this.log = log;
@@ -60,11 +61,14 @@ public final class ExportViewModel {
     dtypes.setAll(service.dtypes());
     dtype.set(dtypes.isEmpty() ? "" : dtypes.get(0));
     workspace.checkpointDir().addListener((o, a, b) -> checkpoint.set(b));
-    workspace.runDir().addListener((o, a, b) -> {
-      if (!b.isBlank()) {
-        target.set(Path.of(b.strip()).resolve("export").toString());
-      }
-    });
+    workspace
+        .runDir()
+        .addListener(
+            (o, a, b) -> {
+              if (!b.isBlank()) {
+                target.set(Path.of(b.strip()).resolve("export").toString());
+              }
+            });
     checkpoint.addListener((o, a, b) -> validate());
     target.addListener((o, a, b) -> validate());
     shardSize.addListener((o, a, b) -> validate());
@@ -85,7 +89,8 @@ public final class ExportViewModel {
     progress.set(-1);
     result.set("");
     status.set("Exporting " + ckpt + " ...");
-    executor.submit("export",
+    executor.submit(
+        "export",
         () -> service.export(ckpt, out, dt, shard, f -> executor.onUi(() -> progress.set(f))),
         dir -> {
           exporting.set(false);
@@ -104,8 +109,10 @@ public final class ExportViewModel {
   public void generate() {
     String dir = useExported.get() ? workspace.exportedDir().get() : checkpoint.get();
     if (dir == null || dir.isBlank()) {
-      generateStatus.set(useExported.get() ? "Export the model first."
-          : "Choose a checkpoint (or train one) first.");
+      generateStatus.set(
+          useExported.get()
+              ? "Export the model first."
+              : "Choose a checkpoint (or train one) first.");
       return;
     }
     if (prompt.get().isBlank()) {
@@ -130,9 +137,17 @@ public final class ExportViewModel {
     generating.set(true);
     reply.set("");
     generateStatus.set("Generating with " + model + " ...");
-    executor.submit("generate",
-        () -> service.generate(model, tpl, text, max, temp, 1.0,
-            piece -> executor.onUi(() -> reply.set(reply.get() + piece))),
+    executor.submit(
+        "generate",
+        () ->
+            service.generate(
+                model,
+                tpl,
+                text,
+                max,
+                temp,
+                1.0,
+                piece -> executor.onUi(() -> reply.set(reply.get() + piece))),
         full -> {
           generating.set(false);
           reply.set(full);
@@ -146,8 +161,10 @@ public final class ExportViewModel {
 
   private void validate() {
     String c = checkpoint.get().strip();
-    checkpointError.set(c.isEmpty() ? "Choose a checkpoint directory (train one first)."
-        : !Files.isDirectory(Path.of(c)) ? c + ": not a directory." : "");
+    checkpointError.set(
+        c.isEmpty()
+            ? "Choose a checkpoint directory (train one first)."
+            : !Files.isDirectory(Path.of(c)) ? c + ": not a directory." : "");
     String t = target.get().strip();
     if (t.isEmpty()) {
       targetError.set("Choose a target folder.");
@@ -173,9 +190,16 @@ public final class ExportViewModel {
   }
 
   public BooleanBinding canExport() {
-    return Bindings.createBooleanBinding(() -> checkpointError.get().isEmpty()
-        && targetError.get().isEmpty() && shardError.get().isEmpty() && !exporting.get(),
-        checkpointError, targetError, shardError, exporting);
+    return Bindings.createBooleanBinding(
+        () ->
+            checkpointError.get().isEmpty()
+                && targetError.get().isEmpty()
+                && shardError.get().isEmpty()
+                && !exporting.get(),
+        checkpointError,
+        targetError,
+        shardError,
+        exporting);
   }
 
   public StringProperty checkpoint() {

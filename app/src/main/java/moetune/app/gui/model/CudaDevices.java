@@ -9,10 +9,10 @@ import jcuda.driver.JCudaDriver;
 import moetune.engine.backend.cuda.CudaProbe;
 
 /**
- * Lists CUDA devices with their free memory for the Model screen. Whether CUDA is usable at
- * all is the engine's {@link CudaProbe}'s answer; the listing itself uses the JCuda driver API
- * the engine is built on (the engine has no device-listing call yet). Free memory needs a
- * context, so each device's primary context is retained for the query and released after.
+ * Lists CUDA devices with their free memory for the Model screen. Whether CUDA is usable at all is
+ * the engine's {@link CudaProbe}'s answer; the listing itself uses the JCuda driver API the engine
+ * is built on (the engine has no device-listing call yet). Free memory needs a context, so each
+ * device's primary context is retained for the query and released after.
  */
 final class CudaDevices {
 

@@ -9,8 +9,8 @@ import moetune.engine.model.MixtralConfig;
 
 /**
  * {@link ModelInspector} on the engine: {@link MixtralConfig} for the architecture and, for a
- * checkpoint directory, {@link MixtralCheckpoint}'s tensor table for the true parameter count
- * and stored dtype (no weights are read: the safetensors are memory-mapped headers only).
+ * checkpoint directory, {@link MixtralCheckpoint}'s tensor table for the true parameter count and
+ * stored dtype (no weights are read: the safetensors are memory-mapped headers only).
  */
 public final class EngineModelInspector implements ModelInspector {
 
@@ -25,8 +25,7 @@ public final class EngineModelInspector implements ModelInspector {
         }
         total += n;
       }
-      String dtype = ckpt.names().isEmpty() ? "-" : ckpt.storedType(ckpt.names().get(0))
-          .toString();
+      String dtype = ckpt.names().isEmpty() ? "-" : ckpt.storedType(ckpt.names().get(0)).toString();
       return facts(dir.toString(), ckpt.config(), dtype, total);
     }
   }
@@ -34,8 +33,8 @@ public final class EngineModelInspector implements ModelInspector {
   @Override
   public ModelFacts inspectNewConfig(Path configJson) {
     MixtralConfig c = MixtralConfig.load(configJson);
-    return facts(configJson.toString(), c, c.dtype == null ? "float32" : c.dtype,
-        parameterCount(c));
+    return facts(
+        configJson.toString(), c, c.dtype == null ? "float32" : c.dtype, parameterCount(c));
   }
 
   private Path byteTokenizer;
@@ -61,19 +60,20 @@ public final class EngineModelInspector implements ModelInspector {
   }
 
   /**
-   * Parameters a model with config {@code c} holds, counted per tensor as the checkpoint lays
-   * them out: embed (V, D); per layer two RMSNorms (D), q (H*hd, D), k and v (Hkv*hd, D),
-   * o (D, H*hd), router (E, D), E experts of w1, w3 (F, D) and w2 (D, F); final norm (D);
-   * lm_head (V, D) unless tied.
+   * Parameters a model with config {@code c} holds, counted per tensor as the checkpoint lays them
+   * out: embed (V, D); per layer two RMSNorms (D), q (H*hd, D), k and v (Hkv*hd, D), o (D, H*hd),
+   * router (E, D), E experts of w1, w3 (F, D) and w2 (D, F); final norm (D); lm_head (V, D) unless
+   * tied.
    */
   static long parameterCount(MixtralConfig c) {
     long d = c.hiddenSize;
     long hd = c.headDim();
-    long perLayer = 2 * d
-        + d * c.numAttentionHeads * hd * 2
-        + 2 * d * c.numKeyValueHeads * hd
-        + (long) c.numLocalExperts * d
-        + (long) c.numLocalExperts * 3 * d * c.intermediateSize;
+    long perLayer =
+        2 * d
+            + d * c.numAttentionHeads * hd * 2
+            + 2 * d * c.numKeyValueHeads * hd
+            + (long) c.numLocalExperts * d
+            + (long) c.numLocalExperts * 3 * d * c.intermediateSize;
     long embed = (long) c.vocabSize * d;
     return embed + (c.tieWordEmbeddings ? 0 : embed) + d + c.numHiddenLayers * perLayer;
   }
@@ -81,14 +81,24 @@ public final class EngineModelInspector implements ModelInspector {
   /** Active per token: everything except the experts a token's router did not pick. */
   static long activeCount(MixtralConfig c, long total) {
     long perExpert = 3L * c.hiddenSize * c.intermediateSize;
-    return total - (long) c.numHiddenLayers * (c.numLocalExperts - c.numExpertsPerTok)
-        * perExpert;
+    return total - (long) c.numHiddenLayers * (c.numLocalExperts - c.numExpertsPerTok) * perExpert;
   }
 
   private static ModelFacts facts(String source, MixtralConfig c, String dtype, long total) {
-    return new ModelFacts(source, c.vocabSize, c.hiddenSize, c.intermediateSize,
-        c.numHiddenLayers, c.numAttentionHeads, c.numKeyValueHeads, c.headDim(),
-        c.numLocalExperts, c.numExpertsPerTok, c.maxPositionEmbeddings, dtype, total,
+    return new ModelFacts(
+        source,
+        c.vocabSize,
+        c.hiddenSize,
+        c.intermediateSize,
+        c.numHiddenLayers,
+        c.numAttentionHeads,
+        c.numKeyValueHeads,
+        c.headDim(),
+        c.numLocalExperts,
+        c.numExpertsPerTok,
+        c.maxPositionEmbeddings,
+        dtype,
+        total,
         activeCount(c, total));
   }
 }

@@ -2,8 +2,8 @@ package moetune.app.gui.model;
 
 /**
  * An estimate of GPU memory for full finetuning (every parameter trained with AdamW), at a
- * micro-batch of B sequences of T tokens. It is an estimate for choosing batch and sequence
- * length, not an allocator trace: the engine's caching allocator reports the real peak.
+ * micro-batch of B sequences of T tokens. It is an estimate for choosing batch and sequence length,
+ * not an allocator trace: the engine's caching allocator reports the real peak.
  *
  * <pre>
  * bytes = P * perParam                          weights, grads, optimizer state
@@ -36,14 +36,19 @@ public final class MemoryEstimate {
     long perParam = bf16 ? 18 : 16;
     long actBytes = bf16 ? 2 : 4;
     long d = m.hidden();
-    long perTokenLayer = 2 * d + 2 * d
-        + (long) m.heads() * m.headDim() + 2L * m.kvHeads() * m.headDim() + d
-        + m.experts()
-        + (long) m.topK() * (3L * m.intermediate() + d);
+    long perTokenLayer =
+        2 * d
+            + 2 * d
+            + (long) m.heads() * m.headDim()
+            + 2L * m.kvHeads() * m.headDim()
+            + d
+            + m.experts()
+            + (long) m.topK() * (3L * m.intermediate() + d);
     long tokens = (long) batch * seqLen;
-    double raw = (double) m.totalParams() * perParam
-        + (double) tokens * m.layers() * perTokenLayer * actBytes
-        + (double) tokens * m.vocab() * 4 * 2;
+    double raw =
+        (double) m.totalParams() * perParam
+            + (double) tokens * m.layers() * perTokenLayer * actBytes
+            + (double) tokens * m.vocab() * 4 * 2;
     return (long) Math.ceil(raw * (1 + SLACK));
   }
 

@@ -1,9 +1,9 @@
 package moetune.app.gui.model;
 
 /**
- * What the Model screen shows about a Mixtral, independent of where it came from (an HF
- * directory or a fresh config). Shape letters as in the engine: V vocab, D hidden, F expert
- * intermediate, E experts, K top-k, L layers, H heads, Hkv kv heads.
+ * What the Model screen shows about a Mixtral, independent of where it came from (an HF directory
+ * or a fresh config). Shape letters as in the engine: V vocab, D hidden, F expert intermediate, E
+ * experts, K top-k, L layers, H heads, Hkv kv heads.
  *
  * @param source the directory or config file it was read from
  * @param dtype the checkpoint's weight dtype as stored (e.g. "bfloat16"), or the config's

@@ -31,15 +31,26 @@ public final class ModelView extends VBox {
     fresh.setToggleGroup(group);
     dir.setSelected(vm.source().get() == ModelViewModel.Source.HF_DIRECTORY);
     fresh.setSelected(!dir.isSelected());
-    group.selectedToggleProperty().addListener((o, a, b) -> vm.source().set(
-        b == fresh ? ModelViewModel.Source.NEW_FROM_CONFIG : ModelViewModel.Source.HF_DIRECTORY));
+    group
+        .selectedToggleProperty()
+        .addListener(
+            (o, a, b) ->
+                vm.source()
+                    .set(
+                        b == fresh
+                            ? ModelViewModel.Source.NEW_FROM_CONFIG
+                            : ModelViewModel.Source.HF_DIRECTORY));
 
-    HBox pathBox = Forms.pathField("model-path", vm.path(),
-        "An HF model directory (config.json, *.safetensors, tokenizer.json),"
-            + " or a config.json for a new, randomly initialised model",
-        w -> vm.source().get() == ModelViewModel.Source.HF_DIRECTORY
-            ? Forms.folderChooser("Model directory").apply(w)
-            : Forms.fileChooser("config.json", "*.json").apply(w));
+    HBox pathBox =
+        Forms.pathField(
+            "model-path",
+            vm.path(),
+            "An HF model directory (config.json, *.safetensors, tokenizer.json),"
+                + " or a config.json for a new, randomly initialised model",
+            w ->
+                vm.source().get() == ModelViewModel.Source.HF_DIRECTORY
+                    ? Forms.folderChooser("Model directory").apply(w)
+                    : Forms.fileChooser("config.json", "*.json").apply(w));
     Button load = new Button("Load model");
     load.setId("model-load");
     load.disableProperty().bind(vm.canLoad().not());
@@ -48,27 +59,63 @@ public final class ModelView extends VBox {
     status.setId("model-status");
     status.textProperty().bind(vm.status());
 
-    VBox chooser = new VBox(6, new HBox(16, dir, fresh), pathBox, Forms.error(vm.pathError()),
-        new HBox(10, load, status));
+    VBox chooser =
+        new VBox(
+            6,
+            new HBox(16, dir, fresh),
+            pathBox,
+            Forms.error(vm.pathError()),
+            new HBox(10, load, status));
 
     GridPane summary = new GridPane();
     summary.setHgap(14);
     summary.setVgap(4);
     int r = 0;
-    r = Forms.row(summary, r, "Parameters (total)", bound("model-total-params", vm,
-        f -> ModelViewModel.count(f.totalParams()) + "  (" + f.totalParams() + ")"));
-    r = Forms.row(summary, r, "Active per token", bound("model-active-params", vm,
-        f -> ModelViewModel.count(f.activeParams()) + "  (" + f.activeParams() + ")"));
+    r =
+        Forms.row(
+            summary,
+            r,
+            "Parameters (total)",
+            bound(
+                "model-total-params",
+                vm,
+                f -> ModelViewModel.count(f.totalParams()) + "  (" + f.totalParams() + ")"));
+    r =
+        Forms.row(
+            summary,
+            r,
+            "Active per token",
+            bound(
+                "model-active-params",
+                vm,
+                f -> ModelViewModel.count(f.activeParams()) + "  (" + f.activeParams() + ")"));
     r = Forms.row(summary, r, "Layers", bound("model-layers", vm, f -> "" + f.layers()));
     r = Forms.row(summary, r, "Experts", bound("model-experts", vm, f -> "" + f.experts()));
     r = Forms.row(summary, r, "Top-k", bound("model-topk", vm, f -> "" + f.topK()));
-    r = Forms.row(summary, r, "Hidden / expert FFN", bound("model-dims", vm,
-        f -> f.hidden() + " / " + f.intermediate() + "  (heads " + f.heads() + ", kv heads "
-            + f.kvHeads() + ", head dim " + f.headDim() + ")"));
+    r =
+        Forms.row(
+            summary,
+            r,
+            "Hidden / expert FFN",
+            bound(
+                "model-dims",
+                vm,
+                f ->
+                    f.hidden()
+                        + " / "
+                        + f.intermediate()
+                        + "  (heads "
+                        + f.heads()
+                        + ", kv heads "
+                        + f.kvHeads()
+                        + ", head dim "
+                        + f.headDim()
+                        + ")"));
     r = Forms.row(summary, r, "Vocabulary", bound("model-vocab", vm, f -> "" + f.vocab()));
     r = Forms.row(summary, r, "Weight dtype", bound("model-dtype", vm, ModelFacts::dtype));
-    r = Forms.row(summary, r, "Context length", bound("model-context", vm,
-        f -> "" + f.contextLength()));
+    r =
+        Forms.row(
+            summary, r, "Context length", bound("model-context", vm, f -> "" + f.contextLength()));
     TitledPane summaryPane = new TitledPane("Summary", summary);
     summaryPane.setCollapsible(false);
 
@@ -76,10 +123,18 @@ public final class ModelView extends VBox {
     memory.setHgap(14);
     memory.setVgap(4);
     int m = 0;
-    m = Forms.row(memory, m, "Micro-batch", Forms.field("model-batch", vm.batch(),
-        "Sequences per micro-batch"));
-    m = Forms.row(memory, m, "Sequence length", Forms.field("model-seqlen", vm.seqLen(),
-        "Tokens per sequence"));
+    m =
+        Forms.row(
+            memory,
+            m,
+            "Micro-batch",
+            Forms.field("model-batch", vm.batch(), "Sequences per micro-batch"));
+    m =
+        Forms.row(
+            memory,
+            m,
+            "Sequence length",
+            Forms.field("model-seqlen", vm.seqLen(), "Tokens per sequence"));
     CheckBox bf16 = new CheckBox("bf16 mixed precision (float32 master weights)");
     bf16.setId("model-bf16");
     bf16.selectedProperty().bindBidirectional(vm.bf16());
@@ -103,11 +158,13 @@ public final class ModelView extends VBox {
     getChildren().addAll(chooser, summaryPane, memoryPane, gpuPane);
   }
 
-  private static Label bound(String id, ModelViewModel vm,
-      java.util.function.Function<ModelFacts, String> text) {
+  private static Label bound(
+      String id, ModelViewModel vm, java.util.function.Function<ModelFacts, String> text) {
     Label l = Forms.value(id);
-    l.textProperty().bind(Bindings.createStringBinding(
-        () -> vm.facts().get() == null ? "-" : text.apply(vm.facts().get()), vm.facts()));
+    l.textProperty()
+        .bind(
+            Bindings.createStringBinding(
+                () -> vm.facts().get() == null ? "-" : text.apply(vm.facts().get()), vm.facts()));
     return l;
   }
 }

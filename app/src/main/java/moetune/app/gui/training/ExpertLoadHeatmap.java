@@ -9,10 +9,10 @@ import javafx.scene.paint.Color;
 import javafx.scene.text.TextAlignment;
 
 /**
- * A layer x expert grid of the share of routed token slots each expert received, with each
- * layer's router entropy at the right. Colour is relative to the uniform share 1/E: white at
- * uniform, red above (an expert taking over), blue below (an expert going dead), so router
- * collapse shows at a glance whatever E is. Each cell also prints its share in percent.
+ * A layer x expert grid of the share of routed token slots each expert received, with each layer's
+ * router entropy at the right. Colour is relative to the uniform share 1/E: white at uniform, red
+ * above (an expert taking over), blue below (an expert going dead), so router collapse shows at a
+ * glance whatever E is. Each cell also prints its share in percent.
  */
 public final class ExpertLoadHeatmap extends Region {
 
@@ -88,15 +88,17 @@ public final class ExpertLoadHeatmap extends Region {
         if (cw > 34 && ch > 12) {
           g.setFill(Color.BLACK);
           g.setTextAlign(TextAlignment.CENTER);
-          g.fillText(String.format(Locale.ROOT, "%.0f%%", 100 * share[l][e]), x + cw / 2,
-              y + ch / 2);
+          g.fillText(
+              String.format(Locale.ROOT, "%.0f%%", 100 * share[l][e]), x + cw / 2, y + ch / 2);
         }
       }
       if (entropy != null && l < entropy.length) {
         g.setFill(Color.web("#37474f"));
         g.setTextAlign(TextAlignment.CENTER);
-        g.fillText(String.format(Locale.ROOT, "%.3f of max %.3f", entropy[l], Math.log(experts)),
-            LEFT + experts * cw + RIGHT / 2, y + ch / 2);
+        g.fillText(
+            String.format(Locale.ROOT, "%.3f of max %.3f", entropy[l], Math.log(experts)),
+            LEFT + experts * cw + RIGHT / 2,
+            y + ch / 2);
       }
     }
   }

@@ -11,8 +11,8 @@ import moetune.app.config.RunConfig;
 
 /**
  * One run-config field in the form: the text typed, checked on every change by the same parser
- * `train` uses for its flags ({@link RunConfig#with}), so the form accepts exactly what the
- * command line accepts. The error is one line, empty when the text is valid.
+ * `train` uses for its flags ({@link RunConfig#with}), so the form accepts exactly what the command
+ * line accepts. The error is one line, empty when the text is valid.
  */
 public final class FormField {
 
@@ -33,8 +33,11 @@ public final class FormField {
       return "";
     }
     if (v instanceof List<?> list) {
-      return String.join(",", list.stream()
-          .map(x -> x instanceof DatasetSpec d ? d.path() : String.valueOf(x)).toList());
+      return String.join(
+          ",",
+          list.stream()
+              .map(x -> x instanceof DatasetSpec d ? d.path() : String.valueOf(x))
+              .toList());
     }
     return String.valueOf(v);
   }
@@ -48,8 +51,11 @@ public final class FormField {
   private void validate() {
     String t = flagText();
     if (t == null) {
-      boolean needsValue = def.required() || (def.defaultValue() != null
-          && def.type() != FieldType.LIST && def.type() != FieldType.DATASETS);
+      boolean needsValue =
+          def.required()
+              || (def.defaultValue() != null
+                  && def.type() != FieldType.LIST
+                  && def.type() != FieldType.DATASETS);
       error.set(needsValue ? def.key() + ": required (" + def.help() + ")" : "");
       return;
     }

@@ -7,9 +7,9 @@ import javafx.scene.chart.NumberAxis;
 import javafx.scene.chart.XYChart;
 
 /**
- * A line chart over steps that mirrors one or more ViewModel point lists. Animation and
- * symbols are off: charts update every step and must stay cheap. Series take the default
- * chart colours in order (red, amber, ...).
+ * A line chart over steps that mirrors one or more ViewModel point lists. Animation and symbols are
+ * off: charts update every step and must stay cheap. Series take the default chart colours in order
+ * (red, amber, ...).
  */
 public final class MetricChart extends LineChart<Number, Number> {
 
@@ -31,21 +31,27 @@ public final class MetricChart extends LineChart<Number, Number> {
     XYChart.Series<Number, Number> series = new XYChart.Series<>();
     series.setName(name);
     getData().add(series);
-    points.addListener((ListChangeListener<TrainingViewModel.Point>) c -> {
-      boolean onlyAdded = true;
-      while (c.next()) {
-        if (c.wasRemoved() || c.wasPermutated() || c.wasUpdated()) {
-          onlyAdded = false;
-        }
-      }
-      if (onlyAdded && series.getData().size() + 1 == points.size()) {
-        TrainingViewModel.Point p = points.get(points.size() - 1);
-        series.getData().add(new XYChart.Data<>(p.step(), p.value()));
-      } else {
-        series.getData().setAll(points.stream()
-            .map(p -> new XYChart.Data<Number, Number>(p.step(), p.value())).toList());
-      }
-    });
+    points.addListener(
+        (ListChangeListener<TrainingViewModel.Point>)
+            c -> {
+              boolean onlyAdded = true;
+              while (c.next()) {
+                if (c.wasRemoved() || c.wasPermutated() || c.wasUpdated()) {
+                  onlyAdded = false;
+                }
+              }
+              if (onlyAdded && series.getData().size() + 1 == points.size()) {
+                TrainingViewModel.Point p = points.get(points.size() - 1);
+                series.getData().add(new XYChart.Data<>(p.step(), p.value()));
+              } else {
+                series
+                    .getData()
+                    .setAll(
+                        points.stream()
+                            .map(p -> new XYChart.Data<Number, Number>(p.step(), p.value()))
+                            .toList());
+              }
+            });
     return this;
   }
 

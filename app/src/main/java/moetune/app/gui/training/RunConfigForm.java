@@ -19,15 +19,15 @@ import moetune.app.config.RunConfigFields;
 import moetune.app.config.RunConfigParser;
 
 /**
- * Every field of the run config (one {@link FormField} per entry of {@link RunConfigFields},
- * in its order, so a field added there appears here), and the round trip to the file `train`
- * reads: saved as YAML ({@code .yaml}/{@code .yml}) or JSON, atomically; loaded through
- * {@link RunConfigParser}, so a file the form loads is a file `train` accepts.
+ * Every field of the run config (one {@link FormField} per entry of {@link RunConfigFields}, in its
+ * order, so a field added there appears here), and the round trip to the file `train` reads: saved
+ * as YAML ({@code .yaml}/{@code .yml}) or JSON, atomically; loaded through {@link RunConfigParser},
+ * so a file the form loads is a file `train` accepts.
  */
 public final class RunConfigForm {
 
-  private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(SerializationFeature.INDENT_OUTPUT);
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private final List<FormField> fields = new ArrayList<>();
 
@@ -42,7 +42,9 @@ public final class RunConfigForm {
   }
 
   public FormField field(String key) {
-    return fields.stream().filter(f -> f.key().equals(key)).findFirst()
+    return fields.stream()
+        .filter(f -> f.key().equals(key))
+        .findFirst()
         .orElseThrow(() -> new IllegalArgumentException("no run-config field " + key));
   }
 

@@ -6,9 +6,9 @@ import moetune.engine.train.TrainingListener;
 
 /**
  * The Training screen's way to the engine {@link moetune.engine.train.Trainer}. The app's
- * implementation reads the same run-config file as {@code moetune train} and builds the
- * Trainer the same way, so the GUI and the command line train identically; the ViewModel only
- * sees this so its tests need no model.
+ * implementation reads the same run-config file as {@code moetune train} and builds the Trainer the
+ * same way, so the GUI and the command line train identically; the ViewModel only sees this so its
+ * tests need no model.
  */
 public interface TrainerGateway {
 
@@ -22,9 +22,9 @@ public interface TrainerGateway {
   }
 
   /**
-   * Reads {@code configFile}, loads model and data, and returns the run, reporting to
-   * {@code listener}. With {@code resume}, continues from the latest checkpoint in the
-   * config's output directory.
+   * Reads {@code configFile}, loads model and data, and returns the run, reporting to {@code
+   * listener}. With {@code resume}, continues from the latest checkpoint in the config's output
+   * directory.
    */
   Run prepare(Path configFile, boolean resume, TrainingListener listener) throws Exception;
 }

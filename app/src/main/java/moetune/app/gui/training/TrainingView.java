@@ -1,6 +1,7 @@
 package moetune.app.gui.training;
 
 import java.io.File;
+import java.util.List;
 import javafx.beans.binding.Bindings;
 import javafx.geometry.Insets;
 import javafx.scene.control.Button;
@@ -20,7 +21,6 @@ import javafx.scene.layout.Priority;
 import javafx.scene.layout.TilePane;
 import javafx.scene.layout.VBox;
 import javafx.stage.FileChooser;
-import java.util.List;
 import moetune.app.config.FieldType;
 import moetune.app.gui.common.Forms;
 
@@ -43,8 +43,9 @@ public final class TrainingView extends SplitPane {
       Control input;
       if (f.def().type() == FieldType.CHOICE || f.def().type() == FieldType.BOOL) {
         ComboBox<String> box = new ComboBox<>();
-        box.getItems().setAll(f.def().type() == FieldType.BOOL ? List.of("true", "false")
-            : f.def().choices());
+        box.getItems()
+            .setAll(
+                f.def().type() == FieldType.BOOL ? List.of("true", "false") : f.def().choices());
         box.valueProperty().bindBidirectional(f.text());
         input = box;
       } else {
@@ -52,8 +53,12 @@ public final class TrainingView extends SplitPane {
         t.textProperty().bindBidirectional(f.text());
         input = t;
       }
-      String tip = f.key() + (f.def().required() ? " (required)" : "") + ": " + f.def().help()
-          + (f.def().defaultValue() == null ? "" : "\ndefault: " + f.def().defaultValue());
+      String tip =
+          f.key()
+              + (f.def().required() ? " (required)" : "")
+              + ": "
+              + f.def().help()
+              + (f.def().defaultValue() == null ? "" : "\ndefault: " + f.def().defaultValue());
       input.setId("cfg-" + f.key());
       input.setTooltip(new Tooltip(tip));
       Label l = new Label(f.key());
@@ -79,10 +84,10 @@ public final class TrainingView extends SplitPane {
   private java.util.Optional<java.nio.file.Path> chooseFile(boolean save) {
     FileChooser c = new FileChooser();
     c.setTitle("Run config (JSON or YAML)");
-    c.getExtensionFilters().add(new FileChooser.ExtensionFilter("Run config", "*.json",
-        "*.yaml", "*.yml"));
-    File f = save ? c.showSaveDialog(getScene().getWindow())
-        : c.showOpenDialog(getScene().getWindow());
+    c.getExtensionFilters()
+        .add(new FileChooser.ExtensionFilter("Run config", "*.json", "*.yaml", "*.yml"));
+    File f =
+        save ? c.showSaveDialog(getScene().getWindow()) : c.showOpenDialog(getScene().getWindow());
     return java.util.Optional.ofNullable(f).map(File::toPath);
   }
 
@@ -94,9 +99,13 @@ public final class TrainingView extends SplitPane {
     Button stop = new Button("Stop");
     stop.setId("train-stop");
     stop.setTooltip(new Tooltip("Writes a checkpoint, then stops"));
-    stop.disableProperty().bind(Bindings.createBooleanBinding(
-        () -> vm.state().get() != TrainingViewModel.State.RUNNING
-            && vm.state().get() != TrainingViewModel.State.STARTING, vm.state()));
+    stop.disableProperty()
+        .bind(
+            Bindings.createBooleanBinding(
+                () ->
+                    vm.state().get() != TrainingViewModel.State.RUNNING
+                        && vm.state().get() != TrainingViewModel.State.STARTING,
+                vm.state()));
     stop.setOnAction(e -> vm.stop());
     Button resume = new Button("Resume");
     resume.setId("train-resume");
@@ -119,13 +128,15 @@ public final class TrainingView extends SplitPane {
     status.setWrapText(true);
     HBox controls = new HBox(8, start, stop, resume, bar, eta, state);
 
-    MetricChart loss = new MetricChart("chart-loss", "train loss (red), eval loss (amber)")
-        .follow("train loss", vm.loss()).follow("eval loss", vm.evalLoss());
+    MetricChart loss =
+        new MetricChart("chart-loss", "train loss (red), eval loss (amber)")
+            .follow("train loss", vm.loss())
+            .follow("eval loss", vm.evalLoss());
     MetricChart lr = new MetricChart("chart-lr", "learning rate").follow("lr", vm.lr());
-    MetricChart grad = new MetricChart("chart-grad-norm", "grad norm")
-        .follow("grad norm", vm.gradNorm());
-    MetricChart tps = new MetricChart("chart-tokens", "tokens / s")
-        .follow("tokens/s", vm.tokensPerS());
+    MetricChart grad =
+        new MetricChart("chart-grad-norm", "grad norm").follow("grad norm", vm.gradNorm());
+    MetricChart tps =
+        new MetricChart("chart-tokens", "tokens / s").follow("tokens/s", vm.tokensPerS());
     // at this height the chart has no room for a legend; the loss title names the colours
     for (MetricChart c : List.of(loss, lr, grad, tps)) {
       c.setLegendVisible(false);
@@ -137,15 +148,19 @@ public final class TrainingView extends SplitPane {
     ExpertLoadHeatmap heat = new ExpertLoadHeatmap();
     vm.expertLoad().addListener((o, a, b) -> heat.show(b, vm.routerEntropy().get()));
     vm.routerEntropy().addListener((o, a, b) -> heat.show(vm.expertLoad().get(), b));
-    TitledPane heatPane = new TitledPane("Expert load per layer (share of routed tokens)"
-        + " and router entropy", heat);
+    TitledPane heatPane =
+        new TitledPane(
+            "Expert load per layer (share of routed tokens)" + " and router entropy", heat);
     heatPane.setCollapsible(false);
 
     ListView<String> log = new ListView<>(vm.log().lines());
     log.setId("train-log");
     log.setPrefHeight(140);
-    vm.log().lines().addListener((javafx.collections.ListChangeListener<String>) c ->
-        log.scrollTo(vm.log().lines().size() - 1));
+    vm.log()
+        .lines()
+        .addListener(
+            (javafx.collections.ListChangeListener<String>)
+                c -> log.scrollTo(vm.log().lines().size() - 1));
 
     VBox box = new VBox(6, controls, status, charts, heatPane, log);
     VBox.setVgrow(log, Priority.ALWAYS);

@@ -24,15 +24,21 @@ import moetune.engine.train.StepMetrics;
 import moetune.engine.train.TrainingListener;
 
 /**
- * The Training screen: the run-config form, Start / Stop / Resume, and the live metrics the
- * charts, heatmap, progress bar and log show. Training runs through the {@link TaskExecutor}
- * (never on the FX thread); trainer events hop to the UI thread before touching properties.
+ * The Training screen: the run-config form, Start / Stop / Resume, and the live metrics the charts,
+ * heatmap, progress bar and log show. Training runs through the {@link TaskExecutor} (never on the
+ * FX thread); trainer events hop to the UI thread before touching properties.
  */
 public final class TrainingViewModel {
 
   /** Where the run is. */
   public enum State {
-    IDLE, STARTING, RUNNING, STOPPING, STOPPED, FINISHED, FAILED
+    IDLE,
+    STARTING,
+    RUNNING,
+    STOPPING,
+    STOPPED,
+    FINISHED,
+    FAILED
   }
 
   /** One chart point. */
@@ -58,16 +64,18 @@ public final class TrainingViewModel {
   private final ObservableList<Point> lr = FXCollections.observableArrayList();
   private final ObservableList<Point> gradNorm = FXCollections.observableArrayList();
   private final ObservableList<Point> tokensPerS = FXCollections.observableArrayList();
+
   /** (L, E) latest expert load shares, and (L) router entropies. */
   private final ObjectProperty<double[][]> expertLoad = new SimpleObjectProperty<>();
+
   private final ObjectProperty<double[]> routerEntropy = new SimpleObjectProperty<>();
 
   private final AtomicReference<TrainerGateway.Run> active = new AtomicReference<>();
   private final AtomicBoolean stopRequested = new AtomicBoolean();
   private TaskExecutor.Handle handle;
 
-  public TrainingViewModel(TrainerGateway trainer, TaskExecutor executor, GuiLog log,
-      Workspace workspace) {
+  public TrainingViewModel(
+      TrainerGateway trainer, TaskExecutor executor, GuiLog log, Workspace workspace) {
     this.trainer = trainer;
     this.executor = executor;
     this.log = log;
@@ -104,8 +112,8 @@ public final class TrainingViewModel {
   }
 
   /**
-   * For closing the window, on the UI thread: asks the run to stop (with a checkpoint) and
-   * returns the handle to wait on, off the UI thread, until the run has returned.
+   * For closing the window, on the UI thread: asks the run to stop (with a checkpoint) and returns
+   * the handle to wait on, off the UI thread, until the run has returned.
    */
   public TaskExecutor.Handle stopForClose() {
     stop();
@@ -161,8 +169,7 @@ public final class TrainingViewModel {
       return;
     }
     if (!resume) {
-      for (ObservableList<Point> s : java.util.List.of(loss, evalLoss, lr, gradNorm,
-          tokensPerS)) {
+      for (ObservableList<Point> s : java.util.List.of(loss, evalLoss, lr, gradNorm, tokensPerS)) {
         s.clear();
       }
     }
@@ -170,34 +177,44 @@ public final class TrainingViewModel {
     state.set(State.STARTING);
     status.set((resume ? "Resuming" : "Starting") + " with " + config + " ...");
     log.info((resume ? "resume: " : "start: ") + config);
-    handle = executor.submit("train", () -> {
-      TrainerGateway.Run run = trainer.prepare(config, resume, new Listener());
-      active.set(run);
-      if (stopRequested.get()) {
-        run.requestStop();
-      }
-      executor.onUi(() -> {
-        if (state.get() == State.STARTING) {
-          state.set(State.RUNNING);
-        }
-      });
-      return run.run();
-    }, summary -> {
-      active.set(null);
-      boolean stopped = summary.outcome() == RunSummary.Outcome.STOPPED;
-      state.set(stopped ? State.STOPPED : State.FINISHED);
-      status.set((stopped ? "Stopped at step " : "Finished at step ") + summary.step()
-          + (lastCheckpoint.get().isEmpty() ? "" : "; checkpoint " + lastCheckpoint.get()));
-      if (!stopped) {
-        progress.set(1);
-        eta.set("");
-      }
-      log.info(status.get());
-    }, e -> {
-      active.set(null);
-      state.set(State.FAILED);
-      status.set(log.error("Training failed", e));
-    });
+    handle =
+        executor.submit(
+            "train",
+            () -> {
+              TrainerGateway.Run run = trainer.prepare(config, resume, new Listener());
+              active.set(run);
+              if (stopRequested.get()) {
+                run.requestStop();
+              }
+              executor.onUi(
+                  () -> {
+                    if (state.get() == State.STARTING) {
+                      state.set(State.RUNNING);
+                    }
+                  });
+              return run.run();
+            },
+            summary -> {
+              active.set(null);
+              boolean stopped = summary.outcome() == RunSummary.Outcome.STOPPED;
+              state.set(stopped ? State.STOPPED : State.FINISHED);
+              status.set(
+                  (stopped ? "Stopped at step " : "Finished at step ")
+                      + summary.step()
+                      + (lastCheckpoint.get().isEmpty()
+                          ? ""
+                          : "; checkpoint " + lastCheckpoint.get()));
+              if (!stopped) {
+                progress.set(1);
+                eta.set("");
+              }
+              log.info(status.get());
+            },
+            e -> {
+              active.set(null);
+              state.set(State.FAILED);
+              status.set(log.error("Training failed", e));
+            });
   }
 
   /** Trainer thread to UI thread: every callback copies what it needs and hops. */
@@ -219,10 +236,11 @@ public final class TrainingViewModel {
         copy[i] = load.share()[i].clone();
       }
       double[] ent = load.entropy().clone();
-      executor.onUi(() -> {
-        expertLoad.set(copy);
-        routerEntropy.set(ent);
-      });
+      executor.onUi(
+          () -> {
+            expertLoad.set(copy);
+            routerEntropy.set(ent);
+          });
     }
 
     @Override
@@ -232,11 +250,12 @@ public final class TrainingViewModel {
 
     @Override
     public void onCheckpoint(CheckpointEvent e) {
-      executor.onUi(() -> {
-        lastCheckpoint.set(e.dir().toString());
-        workspace.checkpointDir().set(e.dir().toString());
-        log.info("checkpoint at step " + e.step() + " (" + e.reason() + "): " + e.dir());
-      });
+      executor.onUi(
+          () -> {
+            lastCheckpoint.set(e.dir().toString());
+            workspace.checkpointDir().set(e.dir().toString());
+            log.info("checkpoint at step " + e.step() + " (" + e.reason() + "): " + e.dir());
+          });
     }
   }
 
@@ -247,11 +266,20 @@ public final class TrainingViewModel {
     add(tokensPerS, m.step(), m.tokensPerSecond());
     long total = m.totalSteps();
     progress.set(total > 0 ? Math.min(1.0, (double) m.step() / total) : -1);
-    eta.set(m.step() >= total ? "ETA 0s"
-        : "ETA " + format(Duration.ofSeconds(Math.round(m.etaSeconds()))));
-    latest.set(String.format(Locale.ROOT,
-        "step %d/%d  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s",
-        m.step(), total, m.loss(), m.lr(), m.gradNorm(), m.tokensPerSecond()));
+    eta.set(
+        m.step() >= total
+            ? "ETA 0s"
+            : "ETA " + format(Duration.ofSeconds(Math.round(m.etaSeconds()))));
+    latest.set(
+        String.format(
+            Locale.ROOT,
+            "step %d/%d  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s",
+            m.step(),
+            total,
+            m.loss(),
+            m.lr(),
+            m.gradNorm(),
+            m.tokensPerSecond()));
     if (state.get() == State.STARTING) {
       state.set(State.RUNNING);
     }
@@ -262,7 +290,8 @@ public final class TrainingViewModel {
 
   static String format(Duration d) {
     long s = d.toSeconds();
-    return s >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, (s % 3600) / 60)
+    return s >= 3600
+        ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, (s % 3600) / 60)
         : s >= 60 ? String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60) : s + "s";
   }
 

@@ -32,8 +32,12 @@ class DataViewModelTest {
   }
 
   private static String chat(String q, String a) {
-    return "{\"conversations\": [{\"from\": \"human\", \"value\": \"" + q + "\"},"
-        + " {\"from\": \"gpt\", \"value\": \"" + a + "\"}]}";
+    return "{\"conversations\": [{\"from\": \"human\", \"value\": \""
+        + q
+        + "\"},"
+        + " {\"from\": \"gpt\", \"value\": \""
+        + a
+        + "\"}]}";
   }
 
   @Test

@@ -48,13 +48,13 @@ class ExportViewModelTest {
     vm.dtype().set("bf16");
     vm.shardSize().set("1MB");
     vm.export();
-    assertEquals(tmp.resolve("export").toAbsolutePath().toString(), vm.result().get(),
-        vm.status().get());
+    assertEquals(
+        tmp.resolve("export").toAbsolutePath().toString(), vm.result().get(), vm.status().get());
     assertEquals(1.0, vm.progress().get());
     // in bf16 embed_tokens and lm_head are 2.048 MB each, over the 1 MB limit, so each gets a
     // shard of its own and the other 56 KB of tensors share a third
-    SafetensorsIndex index = SafetensorsIndex.load(tmp.resolve("export")
-        .resolve(SafetensorsIndex.FILE_NAME));
+    SafetensorsIndex index =
+        SafetensorsIndex.load(tmp.resolve("export").resolve(SafetensorsIndex.FILE_NAME));
     assertEquals(3, index.weightMap().values().stream().distinct().count());
     assertEquals(vm.result().get(), ws.exportedDir().get());
 

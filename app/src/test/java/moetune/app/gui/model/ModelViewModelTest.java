@@ -80,8 +80,11 @@ class ModelViewModelTest {
     assertTrue(status.startsWith("Could not read the model: "), status);
     assertFalse(status.contains("\n"));
     assertTrue(status.contains("config.json"), status);
-    assertTrue(log.lines().stream().anyMatch(l -> l.contains("\tat ") || l.contains("    at ")
-        || l.contains("at moetune")), "stack trace in the log");
+    assertTrue(
+        log.lines().stream()
+            .anyMatch(
+                l -> l.contains("\tat ") || l.contains("    at ") || l.contains("at moetune")),
+        "stack trace in the log");
   }
 
   @Test
@@ -92,7 +95,8 @@ class ModelViewModelTest {
     vm.batch().set("2");
     vm.seqLen().set("64");
     long bytes = MemoryEstimate.bytes(vm.facts().get(), 2, 64, false);
-    assertTrue(vm.memoryEstimate().get().startsWith(MemoryEstimate.human(bytes)),
+    assertTrue(
+        vm.memoryEstimate().get().startsWith(MemoryEstimate.human(bytes)),
         vm.memoryEstimate().get());
     vm.batch().set("0");
     assertEquals("", vm.memoryEstimate().get());

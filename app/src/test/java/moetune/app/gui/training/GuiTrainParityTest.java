@@ -23,11 +23,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The GUI and `train` give identical losses for the same config and seed on the CPU: the GUI
- * path (form, config file, {@link EngineTrainerGateway}) against `moetune train --config` (its
- * metrics.jsonl) and against {@link TrainingJob} with a listener, on the tiny-mixtral fixture
- * with the sample data. Losses are compared bit for bit: both run the same float32 CPU code on
- * the same data order, so any difference is a difference in what they train.
+ * The GUI and `train` give identical losses for the same config and seed on the CPU: the GUI path
+ * (form, config file, {@link EngineTrainerGateway}) against `moetune train --config` (its
+ * metrics.jsonl) and against {@link TrainingJob} with a listener, on the tiny-mixtral fixture with
+ * the sample data. Losses are compared bit for bit: both run the same float32 CPU code on the same
+ * data order, so any difference is a difference in what they train.
  */
 class GuiTrainParityTest {
 
@@ -58,8 +58,9 @@ class GuiTrainParityTest {
     Path data = tmp.resolve("arith.jsonl");
     SampleData.writeShareGpt(data, SampleData.arithmetic(3, 40));
 
-    TrainingViewModel vm = new TrainingViewModel(new EngineTrainerGateway(),
-        new SyncTaskExecutor(), new GuiLog(), new Workspace());
+    TrainingViewModel vm =
+        new TrainingViewModel(
+            new EngineTrainerGateway(), new SyncTaskExecutor(), new GuiLog(), new Workspace());
     fillTinyRun(vm.form(), data, tmp.resolve("gui"));
     vm.start();
     assertEquals(TrainingViewModel.State.FINISHED, vm.state().get(), vm.status().get());
@@ -84,14 +85,16 @@ class GuiTrainParityTest {
     fillTinyRun(api, data, tmp.resolve("api"));
     api.save(cfgFile);
     List<Double> train = new ArrayList<>();
-    try (TrainingJob job = TrainingJob.prepare(RunConfigParser.parse(cfgFile, Map.of()), null,
-        line -> { })) {
-      job.trainer().addListener(new TrainingListener() {
-        @Override
-        public void onStep(StepMetrics m) {
-          train.add(m.loss());
-        }
-      });
+    try (TrainingJob job =
+        TrainingJob.prepare(RunConfigParser.parse(cfgFile, Map.of()), null, line -> {})) {
+      job.trainer()
+          .addListener(
+              new TrainingListener() {
+                @Override
+                public void onStep(StepMetrics m) {
+                  train.add(m.loss());
+                }
+              });
       job.run();
     }
     assertEquals(3, train.size());

@@ -24,9 +24,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The Training screen's ViewModel without the FX toolkit: the form against the run-config
- * parser, and the run's states and metrics with a scripted trainer (the engine trainer's own
- * behaviour is tested in the engine; the GUI-equals-train test drives the real one).
+ * The Training screen's ViewModel without the FX toolkit: the form against the run-config parser,
+ * and the run's states and metrics with a scripted trainer (the engine trainer's own behaviour is
+ * tested in the engine; the GUI-equals-train test drives the real one).
  */
 class TrainingViewModelTest {
 
@@ -61,10 +61,11 @@ class TrainingViewModelTest {
             if (failure != null && s == 2) {
               throw failure;
             }
-            l.onStep(new StepMetrics(s, 4, 0, 3.0 / s, 0.01, 0.0, 1.5, 1e-3 * s, 100, 250.0,
-                (4 - s) * 2.0));
-            l.onExpertLoad(new ExpertLoad(s, new double[][] {{0.5, 0.25, 0.25, 0}},
-                new double[] {1.0}));
+            l.onStep(
+                new StepMetrics(
+                    s, 4, 0, 3.0 / s, 0.01, 0.0, 1.5, 1e-3 * s, 100, 250.0, (4 - s) * 2.0));
+            l.onExpertLoad(
+                new ExpertLoad(s, new double[][] {{0.5, 0.25, 0.25, 0}}, new double[] {1.0}));
             if (s % 2 == 0) {
               l.onEval(EvalMetrics.of(s, 2.0 * 100 / s, 100));
             }
@@ -140,8 +141,8 @@ class TrainingViewModelTest {
     TrainingViewModel vm = vm(t);
     vm.start();
     assertEquals(TrainingViewModel.State.FAILED, vm.state().get());
-    assertEquals("Training failed: d.jsonl:3: field 'conversations' must be a list",
-        vm.status().get());
+    assertEquals(
+        "Training failed: d.jsonl:3: field 'conversations' must be a list", vm.status().get());
     assertTrue(log.lines().stream().anyMatch(l -> l.contains("at moetune.app.gui")));
   }
 
@@ -175,8 +176,9 @@ class TrainingViewModelTest {
       RunConfig parsed = RunConfigParser.parse(f, Map.of());
       assertEquals(vm.form().toConfig(), parsed, name);
       assertEquals(3e-4, (Double) parsed.get("lr"));
-      TrainingViewModel other = new TrainingViewModel(new ScriptedTrainer(),
-          new SyncTaskExecutor(), log, new Workspace());
+      TrainingViewModel other =
+          new TrainingViewModel(
+              new ScriptedTrainer(), new SyncTaskExecutor(), log, new Workspace());
       other.loadConfig(f);
       assertEquals(vm.form().toConfig(), other.form().toConfig(), name);
       assertEquals("router,layer:1", other.form().field("freeze").text().get());

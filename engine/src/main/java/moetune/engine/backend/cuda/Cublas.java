@@ -14,11 +14,11 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * cuBLAS bound with the FFM API to whichever libcublas.so.13 or .so.12 the host has (JCublas
- * cannot be used: it links libcublas.so.12 by versioned symbols and does not load on CUDA 13
- * hosts). Only what moetune needs: a handle on our stream, math mode, a workspace, and the two
- * GEMM entry points. Row-major products are computed as the column-major product of the
- * transposes (see {@link #gemm}).
+ * cuBLAS bound with the FFM API to whichever libcublas.so.13 or .so.12 the host has (JCublas cannot
+ * be used: it links libcublas.so.12 by versioned symbols and does not load on CUDA 13 hosts). Only
+ * what moetune needs: a handle on our stream, math mode, a workspace, and the two GEMM entry
+ * points. Row-major products are computed as the column-major product of the transposes (see {@link
+ * #gemm}).
  */
 final class Cublas implements AutoCloseable {
   // cudaDataType and cublasComputeType_t values from library_types.h / cublas_api.h.
@@ -33,27 +33,65 @@ final class Cublas implements AutoCloseable {
   private final Path library;
   private final MethodHandle destroy, gemmEx, gemmStridedBatchedEx;
   private final long handle;
-  private final MemorySegment alphaBeta; // host scalars read by cuBLAS at call time (host pointer mode)
+  private final MemorySegment
+      alphaBeta; // host scalars read by cuBLAS at call time (host pointer mode)
 
   /**
-   * Creates a handle bound to {@code stream} (a raw cudaStream_t) with a workspace of
-   * {@code workspaceBytes} at {@code workspace}. pedantic: exact float32 (no TF32, no reduced
-   * precision reductions) for parity runs.
+   * Creates a handle bound to {@code stream} (a raw cudaStream_t) with a workspace of {@code
+   * workspaceBytes} at {@code workspace}. pedantic: exact float32 (no TF32, no reduced precision
+   * reductions) for parity runs.
    */
   Cublas(long stream, long workspace, long workspaceBytes, boolean pedantic) {
     this.library = find();
     SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
     Linker linker = Linker.nativeLinker();
-    MethodHandle create = bind(linker, lib, "cublasCreate_v2", FunctionDescriptor.of(INT, ValueLayout.ADDRESS));
-    MethodHandle setStream = bind(linker, lib, "cublasSetStream_v2", FunctionDescriptor.of(INT, PTR, PTR));
-    MethodHandle setMath = bind(linker, lib, "cublasSetMathMode", FunctionDescriptor.of(INT, PTR, INT));
-    MethodHandle setWorkspace = bind(linker, lib, "cublasSetWorkspace_v2", FunctionDescriptor.of(INT, PTR, PTR, PTR));
+    MethodHandle create =
+        bind(linker, lib, "cublasCreate_v2", FunctionDescriptor.of(INT, ValueLayout.ADDRESS));
+    MethodHandle setStream =
+        bind(linker, lib, "cublasSetStream_v2", FunctionDescriptor.of(INT, PTR, PTR));
+    MethodHandle setMath =
+        bind(linker, lib, "cublasSetMathMode", FunctionDescriptor.of(INT, PTR, INT));
+    MethodHandle setWorkspace =
+        bind(linker, lib, "cublasSetWorkspace_v2", FunctionDescriptor.of(INT, PTR, PTR, PTR));
     destroy = bind(linker, lib, "cublasDestroy_v2", FunctionDescriptor.of(INT, PTR));
-    gemmEx = bind(linker, lib, "cublasGemmEx", FunctionDescriptor.of(INT,
-        PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT, INT, INT, INT));
-    gemmStridedBatchedEx = bind(linker, lib, "cublasGemmStridedBatchedEx", FunctionDescriptor.of(INT,
-        PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, ValueLayout.JAVA_LONG, PTR, INT, INT,
-        ValueLayout.JAVA_LONG, PTR, PTR, INT, INT, ValueLayout.JAVA_LONG, INT, INT, INT));
+    gemmEx =
+        bind(
+            linker,
+            lib,
+            "cublasGemmEx",
+            FunctionDescriptor.of(
+                INT, PTR, INT, INT, INT, INT, INT, PTR, PTR, INT, INT, PTR, INT, INT, PTR, PTR, INT,
+                INT, INT, INT));
+    gemmStridedBatchedEx =
+        bind(
+            linker,
+            lib,
+            "cublasGemmStridedBatchedEx",
+            FunctionDescriptor.of(
+                INT,
+                PTR,
+                INT,
+                INT,
+                INT,
+                INT,
+                INT,
+                PTR,
+                PTR,
+                INT,
+                INT,
+                ValueLayout.JAVA_LONG,
+                PTR,
+                INT,
+                INT,
+                ValueLayout.JAVA_LONG,
+                PTR,
+                PTR,
+                INT,
+                INT,
+                ValueLayout.JAVA_LONG,
+                INT,
+                INT,
+                INT));
     alphaBeta = arena.allocate(8, 8);
     MemorySegment h = arena.allocate(ValueLayout.JAVA_LONG);
     call(create, "cublasCreate_v2", h);
@@ -69,30 +107,108 @@ final class Cublas implements AutoCloseable {
   }
 
   /**
-   * Row-major C (m, n) = alpha op(A) op(B) + beta C, with A stored (rows, lda) and B stored
-   * (rows, ldb) row-major. cuBLAS is column-major, where row-major C is C^T = op(B)^T op(A)^T:
-   * so B goes first, the dimensions swap to (n, m), and each operand's leading dimension is its
-   * stored row length. Types: cudaDataType of A, B (equal) and C; compute is float32.
+   * Row-major C (m, n) = alpha op(A) op(B) + beta C, with A stored (rows, lda) and B stored (rows,
+   * ldb) row-major. cuBLAS is column-major, where row-major C is C^T = op(B)^T op(A)^T: so B goes
+   * first, the dimensions swap to (n, m), and each operand's leading dimension is its stored row
+   * length. Types: cudaDataType of A, B (equal) and C; compute is float32.
    */
-  void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int lda, long b, int ldb,
-      int abType, float beta, long c, int ldc, int cType, String context) {
-    alphaBeta.set(ValueLayout.JAVA_FLOAT, 0, alpha);
-    alphaBeta.set(ValueLayout.JAVA_FLOAT, 4, beta);
-    long pa = alphaBeta.address(), pb = pa + 4;
-    call(gemmEx, "cublasGemmEx", context, handle, transB ? 1 : 0, transA ? 1 : 0, n, m, k, pa, b, abType, ldb,
-        a, abType, lda, pb, c, cType, ldc, COMPUTE_32F, GEMM_DEFAULT);
-  }
-
-  /** {@link #gemm} over {@code batch} matrices at fixed element strides. */
-  void gemmBatched(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int lda, long strideA,
-      long b, int ldb, long strideB, int abType, float beta, long c, int ldc, long strideC, int cType, int batch,
+  void gemm(
+      boolean transA,
+      boolean transB,
+      int m,
+      int n,
+      int k,
+      float alpha,
+      long a,
+      int lda,
+      long b,
+      int ldb,
+      int abType,
+      float beta,
+      long c,
+      int ldc,
+      int cType,
       String context) {
     alphaBeta.set(ValueLayout.JAVA_FLOAT, 0, alpha);
     alphaBeta.set(ValueLayout.JAVA_FLOAT, 4, beta);
     long pa = alphaBeta.address(), pb = pa + 4;
-    call(gemmStridedBatchedEx, "cublasGemmStridedBatchedEx", context, handle, transB ? 1 : 0, transA ? 1 : 0, n, m,
-        k, pa, b, abType, ldb, strideB, a, abType, lda, strideA, pb, c, cType, ldc, strideC, batch,
-        COMPUTE_32F, GEMM_DEFAULT);
+    call(
+        gemmEx,
+        "cublasGemmEx",
+        context,
+        handle,
+        transB ? 1 : 0,
+        transA ? 1 : 0,
+        n,
+        m,
+        k,
+        pa,
+        b,
+        abType,
+        ldb,
+        a,
+        abType,
+        lda,
+        pb,
+        c,
+        cType,
+        ldc,
+        COMPUTE_32F,
+        GEMM_DEFAULT);
+  }
+
+  /** {@link #gemm} over {@code batch} matrices at fixed element strides. */
+  void gemmBatched(
+      boolean transA,
+      boolean transB,
+      int m,
+      int n,
+      int k,
+      float alpha,
+      long a,
+      int lda,
+      long strideA,
+      long b,
+      int ldb,
+      long strideB,
+      int abType,
+      float beta,
+      long c,
+      int ldc,
+      long strideC,
+      int cType,
+      int batch,
+      String context) {
+    alphaBeta.set(ValueLayout.JAVA_FLOAT, 0, alpha);
+    alphaBeta.set(ValueLayout.JAVA_FLOAT, 4, beta);
+    long pa = alphaBeta.address(), pb = pa + 4;
+    call(
+        gemmStridedBatchedEx,
+        "cublasGemmStridedBatchedEx",
+        context,
+        handle,
+        transB ? 1 : 0,
+        transA ? 1 : 0,
+        n,
+        m,
+        k,
+        pa,
+        b,
+        abType,
+        ldb,
+        strideB,
+        a,
+        abType,
+        lda,
+        strideA,
+        pb,
+        c,
+        cType,
+        ldc,
+        strideC,
+        batch,
+        COMPUTE_32F,
+        GEMM_DEFAULT);
   }
 
   @Override
@@ -101,8 +217,10 @@ final class Cublas implements AutoCloseable {
     arena.close();
   }
 
-  private static MethodHandle bind(Linker linker, SymbolLookup lib, String name, FunctionDescriptor fd) {
-    MemorySegment sym = lib.find(name).orElseThrow(() -> new CudaException("cuBLAS has no symbol " + name));
+  private static MethodHandle bind(
+      Linker linker, SymbolLookup lib, String name, FunctionDescriptor fd) {
+    MemorySegment sym =
+        lib.find(name).orElseThrow(() -> new CudaException("cuBLAS has no symbol " + name));
     return linker.downcallHandle(sym, fd);
   }
 
@@ -146,7 +264,8 @@ final class Cublas implements AutoCloseable {
     if (override != null && !override.isBlank()) {
       Path p = Path.of(override);
       if (!Files.isRegularFile(p)) {
-        throw new CudaException("MOETUNE_CUBLAS=" + override + " is not a file; point it at libcublas.so.13 or .so.12");
+        throw new CudaException(
+            "MOETUNE_CUBLAS=" + override + " is not a file; point it at libcublas.so.13 or .so.12");
       }
       return p;
     }
@@ -164,15 +283,21 @@ final class Cublas implements AutoCloseable {
     }
     for (String root : new String[] {"/usr/local", "/opt"}) {
       try (Stream<Path> s = Files.list(Path.of(root))) {
-        s.filter(p -> p.getFileName().toString().startsWith("cuda")).sorted().forEach(p -> {
-          dirs.add(p.resolve("lib64"));
-          dirs.add(p.resolve("targets/x86_64-linux/lib"));
-        });
+        s.filter(p -> p.getFileName().toString().startsWith("cuda"))
+            .sorted()
+            .forEach(
+                p -> {
+                  dirs.add(p.resolve("lib64"));
+                  dirs.add(p.resolve("targets/x86_64-linux/lib"));
+                });
       } catch (Exception e) {
         // a missing root folder simply contributes nothing
       }
     }
-    for (String d : new String[] {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu"}) {
+    for (String d :
+        new String[] {
+          "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu"
+        }) {
       dirs.add(Path.of(d));
     }
     Path found = firstIn(dirs);
@@ -205,7 +330,8 @@ final class Cublas implements AutoCloseable {
   private static void addPythonWheels(List<Path> dirs) {
     for (String root : new String[] {"/usr/local/lib", "/usr/lib", "/opt"}) {
       try (Stream<Path> s = Files.walk(Path.of(root), 8)) {
-        s.filter(p -> p.endsWith("nvidia/cu13/lib") || p.endsWith("nvidia/cublas/lib")).forEach(dirs::add);
+        s.filter(p -> p.endsWith("nvidia/cu13/lib") || p.endsWith("nvidia/cublas/lib"))
+            .forEach(dirs::add);
       } catch (Exception e) {
         // unreadable or missing: nothing to add
       }

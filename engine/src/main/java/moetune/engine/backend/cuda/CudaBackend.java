@@ -17,13 +17,13 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The GPU backend: JCuda's driver API for the context, one stream, module loading and launches;
- * a caching allocator; cuBLAS (through FFM) for dense products; moetune's own kernels for the
- * rest. Every op is queued on the one stream; only {@link #download} and {@link #synchronize}
- * wait. Float tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
+ * The GPU backend: JCuda's driver API for the context, one stream, module loading and launches; a
+ * caching allocator; cuBLAS (through FFM) for dense products; moetune's own kernels for the rest.
+ * Every op is queued on the one stream; only {@link #download} and {@link #synchronize} wait. Float
+ * tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
  *
- * <p>This class holds memory, elementwise ops and matmul; the layer, MoE and loss/optimizer
- * ops live in {@link LayerOps}, {@link MoeOps} and {@link LossOps} and are delegated to.
+ * <p>This class holds memory, elementwise ops and matmul; the layer, MoE and loss/optimizer ops
+ * live in {@link LayerOps}, {@link MoeOps} and {@link LossOps} and are delegated to.
  */
 public final class CudaBackend implements Backend {
   private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
@@ -53,17 +53,25 @@ public final class CudaBackend implements Backend {
     this.ordinal = ordinal;
     Driver.check(JCudaDriver.cuInit(0), "cuInit", "opening cuda:" + ordinal);
     int[] count = new int[1];
-    Driver.check(JCudaDriver.cuDeviceGetCount(count), "cuDeviceGetCount", "opening cuda:" + ordinal);
+    Driver.check(
+        JCudaDriver.cuDeviceGetCount(count), "cuDeviceGetCount", "opening cuda:" + ordinal);
     if (ordinal < 0 || ordinal >= count[0]) {
       throw new IllegalArgumentException(
           "cuda:" + ordinal + " does not exist: this machine has " + count[0] + " CUDA device(s)");
     }
     Driver.check(JCudaDriver.cuDeviceGet(device, ordinal), "cuDeviceGet", "cuda:" + ordinal);
-    // The primary context: cuBLAS (runtime API) uses the same one, so pointers and the stream agree.
-    Driver.check(JCudaDriver.cuDevicePrimaryCtxRetain(context, device), "cuDevicePrimaryCtxRetain", "cuda:" + ordinal);
+    // The primary context: cuBLAS (runtime API) uses the same one, so pointers and the stream
+    // agree.
+    Driver.check(
+        JCudaDriver.cuDevicePrimaryCtxRetain(context, device),
+        "cuDevicePrimaryCtxRetain",
+        "cuda:" + ordinal);
     bind();
     byte[] name = new byte[256];
-    Driver.check(JCudaDriver.cuDeviceGetName(name, name.length, device), "cuDeviceGetName", "cuda:" + ordinal);
+    Driver.check(
+        JCudaDriver.cuDeviceGetName(name, name.length, device),
+        "cuDeviceGetName",
+        "cuda:" + ordinal);
     int len = 0;
     while (len < name.length && name[len] != 0) len++;
     deviceName = new String(name, 0, len, java.nio.charset.StandardCharsets.US_ASCII);
@@ -71,10 +79,16 @@ public final class CudaBackend implements Backend {
     Driver.check(JCudaDriver.cuDeviceTotalMem(mem, device), "cuDeviceTotalMem", "cuda:" + ordinal);
     totalMemory = mem[0];
     int[] sms = new int[1];
-    Driver.check(JCudaDriver.cuDeviceGetAttribute(sms, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
-        "cuDeviceGetAttribute", "multiprocessor count");
+    Driver.check(
+        JCudaDriver.cuDeviceGetAttribute(
+            sms, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+        "cuDeviceGetAttribute",
+        "multiprocessor count");
     multiprocessors = sms[0];
-    Driver.check(JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate", "cuda:" + ordinal);
+    Driver.check(
+        JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING),
+        "cuStreamCreate",
+        "cuda:" + ordinal);
     kernels = new KernelModule(stream);
     cublasWorkspace = allocator.allocate(CUBLAS_WORKSPACE, "cuBLAS workspace");
     cublas = new Cublas(Driver.address(stream), cublasWorkspace.address(), CUBLAS_WORKSPACE, !tf32);
@@ -101,7 +115,15 @@ public final class CudaBackend implements Backend {
     return allocator;
   }
 
-  void launch(String kernel, String shapes, long gx, long gy, long gz, int block, int smem, Object... args) {
+  void launch(
+      String kernel,
+      String shapes,
+      long gx,
+      long gy,
+      long gz,
+      int block,
+      int smem,
+      Object... args) {
     bind();
     kernels.launch(kernel, shapes, gx, gy, gz, block, smem, args);
   }
@@ -136,7 +158,9 @@ public final class CudaBackend implements Backend {
       case F32 -> 0;
       case BF16 -> 1;
       case F16 -> 2;
-      default -> throw new IllegalArgumentException(op + ": " + arg + " must be a float tensor, got " + t.describe());
+      default ->
+          throw new IllegalArgumentException(
+              op + ": " + arg + " must be a float tensor, got " + t.describe());
     };
   }
 
@@ -159,8 +183,9 @@ public final class CudaBackend implements Backend {
 
   @Override
   public String describe() {
-    return String.format("cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s", ordinal, deviceName, totalMemory / (double) (1L << 30),
-        multiprocessors, cublas.library());
+    return String.format(
+        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s",
+        ordinal, deviceName, totalMemory / (double) (1L << 30), multiprocessors, cublas.library());
   }
 
   @Override
@@ -172,10 +197,18 @@ public final class CudaBackend implements Backend {
 
   @Override
   public Tensor empty(DType dtype, long... shape) {
-    require(supports(dtype), "empty: " + dtype + " tensors are not supported on the GPU; use I32 indices");
+    require(
+        supports(dtype),
+        "empty: " + dtype + " tensors are not supported on the GPU; use I32 indices");
     bind();
     long bytes = HostTensor.numel(shape) * dtype.bytes();
-    return new CudaTensor(this, dtype, shape, allocator.allocate(bytes, "empty " + dtype + java.util.Arrays.toString(shape)), 0, true);
+    return new CudaTensor(
+        this,
+        dtype,
+        shape,
+        allocator.allocate(bytes, "empty " + dtype + java.util.Arrays.toString(shape)),
+        0,
+        true);
   }
 
   @Override
@@ -188,7 +221,16 @@ public final class CudaBackend implements Backend {
   @Override
   public void copyFromHost(HostTensor host, Tensor dst) {
     CudaTensor d = ct(dst, "copyFromHost", "dst");
-    require(host.numel() == d.numel(), "copyFromHost: host " + host + " has " + host.numel() + " elements, dst " + d.describe() + " " + d.numel());
+    require(
+        host.numel() == d.numel(),
+        "copyFromHost: host "
+            + host
+            + " has "
+            + host.numel()
+            + " elements, dst "
+            + d.describe()
+            + " "
+            + d.numel());
     HostTensor h = host.to(d.dtype());
     if (d.numel() == 0) {
       return;
@@ -198,20 +240,26 @@ public final class CudaBackend implements Backend {
     direct.put(src).flip();
     bind();
     // Pageable source: the driver stages it before returning, so the buffer may be dropped now.
-    Driver.check(JCudaDriver.cuMemcpyHtoDAsync(d.pointer(), Pointer.to(direct), d.byteSize(), stream),
-        "cuMemcpyHtoDAsync", "copyFromHost " + d.describe());
+    Driver.check(
+        JCudaDriver.cuMemcpyHtoDAsync(d.pointer(), Pointer.to(direct), d.byteSize(), stream),
+        "cuMemcpyHtoDAsync",
+        "copyFromHost " + d.describe());
   }
 
   @Override
   public HostTensor download(Tensor t) {
     CudaTensor c = ct(t, "download", "t");
     bind();
-    ByteBuffer direct = ByteBuffer.allocateDirect((int) Math.max(1, c.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer direct =
+        ByteBuffer.allocateDirect((int) Math.max(1, c.byteSize())).order(ByteOrder.LITTLE_ENDIAN);
     if (c.numel() > 0) {
-      Driver.check(JCudaDriver.cuMemcpyDtoHAsync(Pointer.to(direct), c.pointer(), c.byteSize(), stream),
-          "cuMemcpyDtoHAsync", "download " + c.describe());
+      Driver.check(
+          JCudaDriver.cuMemcpyDtoHAsync(Pointer.to(direct), c.pointer(), c.byteSize(), stream),
+          "cuMemcpyDtoHAsync",
+          "download " + c.describe());
     }
-    Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "download " + c.describe());
+    Driver.check(
+        JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "download " + c.describe());
     ByteBuffer heap = ByteBuffer.allocate((int) c.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
     direct.limit((int) c.byteSize());
     heap.put(direct).flip();
@@ -221,19 +269,36 @@ public final class CudaBackend implements Backend {
   @Override
   public void copy(Tensor src, Tensor dst) {
     CudaTensor s = ct(src, "copy", "src"), d = ct(dst, "copy", "dst");
-    require(s.numel() == d.numel(), "copy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
+    require(
+        s.numel() == d.numel(),
+        "copy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
     if (s.numel() == 0) {
       return;
     }
     if (s.dtype() == d.dtype()) {
       bind();
-      Driver.check(JCudaDriver.cuMemcpyDtoDAsync(d.pointer(), s.pointer(), s.byteSize(), stream),
-          "cuMemcpyDtoDAsync", "copy " + s.describe() + " -> " + d.describe());
+      Driver.check(
+          JCudaDriver.cuMemcpyDtoDAsync(d.pointer(), s.pointer(), s.byteSize(), stream),
+          "cuMemcpyDtoDAsync",
+          "copy " + s.describe() + " -> " + d.describe());
       return;
     }
-    require(s.dtype().isFloating() && d.dtype().isFloating(), "copy: cannot convert " + s.describe() + " to " + d.describe());
-    launch("convert_kernel", s.describe() + " -> " + d.describe(), gridFor(s.numel()), 1, 1, 256, 0,
-        s.address(), dt(s, "copy", "src"), d.address(), dt(d, "copy", "dst"), s.numel());
+    require(
+        s.dtype().isFloating() && d.dtype().isFloating(),
+        "copy: cannot convert " + s.describe() + " to " + d.describe());
+    launch(
+        "convert_kernel",
+        s.describe() + " -> " + d.describe(),
+        gridFor(s.numel()),
+        1,
+        1,
+        256,
+        0,
+        s.address(),
+        dt(s, "copy", "src"),
+        d.address(),
+        dt(d, "copy", "dst"),
+        s.numel());
   }
 
   @Override
@@ -244,20 +309,32 @@ public final class CudaBackend implements Backend {
     }
     bind();
     String ctx = "fill " + c.describe() + " with " + value;
-    int rc = switch (c.dtype()) {
-      case F32 -> JCudaDriver.cuMemsetD32Async(c.pointer(), Float.floatToRawIntBits(value), c.numel(), stream);
-      case I32 -> JCudaDriver.cuMemsetD32Async(c.pointer(), (int) value, c.numel(), stream);
-      case BF16 -> JCudaDriver.cuMemsetD16Async(c.pointer(), Floats.floatToBf16(value), c.numel(), stream);
-      case F16 -> JCudaDriver.cuMemsetD16Async(c.pointer(), Floats.floatToF16(value), c.numel(), stream);
-      case I64 -> throw new IllegalArgumentException("fill: I64 tensors are not supported on the GPU");
-    };
-    Driver.check(rc, c.dtype() == DType.F32 || c.dtype() == DType.I32 ? "cuMemsetD32Async" : "cuMemsetD16Async", ctx);
+    int rc =
+        switch (c.dtype()) {
+          case F32 ->
+              JCudaDriver.cuMemsetD32Async(
+                  c.pointer(), Float.floatToRawIntBits(value), c.numel(), stream);
+          case I32 -> JCudaDriver.cuMemsetD32Async(c.pointer(), (int) value, c.numel(), stream);
+          case BF16 ->
+              JCudaDriver.cuMemsetD16Async(
+                  c.pointer(), Floats.floatToBf16(value), c.numel(), stream);
+          case F16 ->
+              JCudaDriver.cuMemsetD16Async(
+                  c.pointer(), Floats.floatToF16(value), c.numel(), stream);
+          case I64 ->
+              throw new IllegalArgumentException("fill: I64 tensors are not supported on the GPU");
+        };
+    Driver.check(
+        rc,
+        c.dtype() == DType.F32 || c.dtype() == DType.I32 ? "cuMemsetD32Async" : "cuMemsetD16Async",
+        ctx);
   }
 
   @Override
   public void synchronize() {
     bind();
-    Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "synchronize " + name());
+    Driver.check(
+        JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "synchronize " + name());
   }
 
   @Override
@@ -294,7 +371,8 @@ public final class CudaBackend implements Backend {
     closed = true;
     BOUND.remove();
     // Releasing the primary context frees every allocation still held by live tensors.
-    Driver.check(JCudaDriver.cuDevicePrimaryCtxRelease(device), "cuDevicePrimaryCtxRelease", name());
+    Driver.check(
+        JCudaDriver.cuDevicePrimaryCtxRelease(device), "cuDevicePrimaryCtxRelease", name());
   }
 
   // ---------------------------------------------------------------- elementwise
@@ -302,51 +380,110 @@ public final class CudaBackend implements Backend {
   @Override
   public void add(Tensor a, Tensor b, Tensor out) {
     CudaTensor x = ct(a, "add", "a"), y = ct(b, "add", "b"), o = ct(out, "add", "out");
-    require(x.numel() == y.numel() && x.numel() == o.numel(),
-        "add: a " + x.describe() + ", b " + y.describe() + " and out " + o.describe() + " differ in size");
-    launch("add_kernel", x.describe() + " + " + y.describe(), gridFor(o.numel()), 1, 1, 256, 0, x.address(),
-        dt(x, "add", "a"), y.address(), dt(y, "add", "b"), o.address(), dt(o, "add", "out"), o.numel());
+    require(
+        x.numel() == y.numel() && x.numel() == o.numel(),
+        "add: a "
+            + x.describe()
+            + ", b "
+            + y.describe()
+            + " and out "
+            + o.describe()
+            + " differ in size");
+    launch(
+        "add_kernel",
+        x.describe() + " + " + y.describe(),
+        gridFor(o.numel()),
+        1,
+        1,
+        256,
+        0,
+        x.address(),
+        dt(x, "add", "a"),
+        y.address(),
+        dt(y, "add", "b"),
+        o.address(),
+        dt(o, "add", "out"),
+        o.numel());
   }
 
   @Override
   public void axpy(float alpha, Tensor src, Tensor dst) {
     CudaTensor s = ct(src, "axpy", "src"), d = ct(dst, "axpy", "dst");
-    require(s.numel() == d.numel(), "axpy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
-    launch("axpy_kernel", s.describe() + " -> " + d.describe(), gridFor(d.numel()), 1, 1, 256, 0, alpha, s.address(),
-        dt(s, "axpy", "src"), d.address(), dt(d, "axpy", "dst"), d.numel());
+    require(
+        s.numel() == d.numel(),
+        "axpy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
+    launch(
+        "axpy_kernel",
+        s.describe() + " -> " + d.describe(),
+        gridFor(d.numel()),
+        1,
+        1,
+        256,
+        0,
+        alpha,
+        s.address(),
+        dt(s, "axpy", "src"),
+        d.address(),
+        dt(d, "axpy", "dst"),
+        d.numel());
   }
 
   @Override
   public void scale(Tensor x, float s) {
     CudaTensor c = ct(x, "scale", "x");
-    launch("scale_kernel", c.describe(), gridFor(c.numel()), 1, 1, 256, 0, c.address(), dt(c, "scale", "x"), s, c.numel());
+    launch(
+        "scale_kernel",
+        c.describe(),
+        gridFor(c.numel()),
+        1,
+        1,
+        256,
+        0,
+        c.address(),
+        dt(c, "scale", "x"),
+        s,
+        c.numel());
   }
 
   // ---------------------------------------------------------------- dense products
 
   @Override
-  public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
+  public void matmul(
+      Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
     CudaTensor A = ct(a, "matmul", "A"), B = ct(b, "matmul", "B"), C = ct(c, "matmul", "C");
     long m = transA ? A.cols() : A.rows(), ka = transA ? A.rows() : A.cols();
     long kb = transB ? B.cols() : B.rows(), n = transB ? B.rows() : B.cols();
-    String shapes = "A " + A.describe() + (transA ? "^T" : "") + " @ B " + B.describe() + (transB ? "^T" : "") + " -> C " + C.describe();
+    String shapes =
+        "A "
+            + A.describe()
+            + (transA ? "^T" : "")
+            + " @ B "
+            + B.describe()
+            + (transB ? "^T" : "")
+            + " -> C "
+            + C.describe();
     require(ka == kb && C.rows() == m && C.cols() == n, "matmul: shapes do not agree: " + shapes);
     dt(A, "matmul", "A");
     dt(B, "matmul", "B");
     dt(C, "matmul", "C");
-    require(m <= Integer.MAX_VALUE && n <= Integer.MAX_VALUE && ka <= Integer.MAX_VALUE, "matmul: dimensions exceed 2^31: " + shapes);
+    require(
+        m <= Integer.MAX_VALUE && n <= Integer.MAX_VALUE && ka <= Integer.MAX_VALUE,
+        "matmul: dimensions exceed 2^31: " + shapes);
     if (m == 0 || n == 0) {
       return;
     }
     if (ka == 0) {
-      if (beta == 0f) fill(C, 0f); else scale(C, beta);
+      if (beta == 0f) fill(C, 0f);
+      else scale(C, beta);
       return;
     }
     // cuBLAS takes A and B of one type, and C must be F32 for F32 inputs: other mixes go through
     // float32 copies (a rare path; the model keeps operands of one dtype).
     boolean direct = A.dtype() == B.dtype() && (A.dtype() != DType.F32 || C.dtype() == DType.F32);
     if (!direct) {
-      try (Tensor a32 = toF32(A); Tensor b32 = toF32(B); Tensor c32 = C.dtype() == DType.F32 ? null : toF32(C)) {
+      try (Tensor a32 = toF32(A);
+          Tensor b32 = toF32(B);
+          Tensor c32 = C.dtype() == DType.F32 ? null : toF32(C)) {
         matmul(a32, transA, b32, transB, c32 == null ? C : c32, alpha, beta);
         if (c32 != null) copy(c32, C);
       }
@@ -354,8 +491,23 @@ public final class CudaBackend implements Backend {
     }
     bind();
     int ab = cudaType(A.dtype());
-    cublas.gemm(transA, transB, (int) m, (int) n, (int) ka, alpha, A.address(), (int) A.cols(), B.address(), (int) B.cols(),
-        ab, beta, C.address(), (int) n, cudaType(C.dtype()), "matmul " + shapes);
+    cublas.gemm(
+        transA,
+        transB,
+        (int) m,
+        (int) n,
+        (int) ka,
+        alpha,
+        A.address(),
+        (int) A.cols(),
+        B.address(),
+        (int) B.cols(),
+        ab,
+        beta,
+        C.address(),
+        (int) n,
+        cudaType(C.dtype()),
+        "matmul " + shapes);
   }
 
   private Tensor toF32(CudaTensor t) {
@@ -386,7 +538,8 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
+  public void rmsnormForward(
+      Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
     layers.rmsnormForward(residual, delta, w, eps, out, rstd);
   }
 
@@ -406,13 +559,23 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void attentionForward(Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
+  public void attentionForward(
+      Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
     layers.attentionForward(q, k, v, spec, out, lse);
   }
 
   @Override
-  public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttnSpec spec,
-      Tensor dq, Tensor dk, Tensor dv) {
+  public void attentionBackward(
+      Tensor dOut,
+      Tensor q,
+      Tensor k,
+      Tensor v,
+      Tensor out,
+      Tensor lse,
+      AttnSpec spec,
+      Tensor dq,
+      Tensor dk,
+      Tensor dv) {
     layers.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
   }
 
@@ -422,20 +585,44 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void routerBackward(Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
+  public void routerBackward(
+      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
     moe.routerBackward(dTopWeights, dProbs, probs, topIdx, dLogits);
   }
 
   @Override
-  public void flattenSortCount(Tensor topIdx, int numExperts, Tensor sortedExpertIdxs, Tensor sortedScatteredIdxs,
+  public void flattenSortCount(
+      Tensor topIdx,
+      int numExperts,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
       Tensor expertOffsets) {
     moe.flattenSortCount(topIdx, numExperts, sortedExpertIdxs, sortedScatteredIdxs, expertOffsets);
   }
 
   @Override
-  public void scatter2scatter(Tensor x, Tensor w, Tensor bias, boolean transW, int fanOut, Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs, boolean groupedIn, boolean groupedOut, Tensor y) {
-    moe.scatter2scatter(x, w, bias, transW, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, groupedOut, y);
+  public void scatter2scatter(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor y) {
+    moe.scatter2scatter(
+        x,
+        w,
+        bias,
+        transW,
+        fanOut,
+        sortedExpertIdxs,
+        sortedScatteredIdxs,
+        groupedIn,
+        groupedOut,
+        y);
   }
 
   @Override
@@ -469,17 +656,20 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale) {
+  public void crossEntropy(
+      Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale) {
     this.losses.crossEntropy(logits, targets, losses, dLogits, dScale);
   }
 
   @Override
-  public void loadBalancingLoss(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
+  public void loadBalancingLoss(
+      Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     losses.loadBalancingLoss(probs, topIdx, rowMask, lossOut, dProbs, dScale);
   }
 
   @Override
-  public void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
+  public void routerZLoss(
+      Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
     losses.routerZLoss(logits, rowMask, lossOut, dLogits, dScale);
   }
 
@@ -499,8 +689,18 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void adamwStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
-      float weightDecay, int step, Tensor lowPrecision) {
+  public void adamwStep(
+      Tensor param,
+      Tensor grad,
+      Tensor m,
+      Tensor v,
+      float lr,
+      float beta1,
+      float beta2,
+      float eps,
+      float weightDecay,
+      int step,
+      Tensor lowPrecision) {
     losses.adamwStep(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, lowPrecision);
   }
 }

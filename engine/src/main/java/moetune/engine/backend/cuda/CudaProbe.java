@@ -33,7 +33,11 @@ public final class CudaProbe {
       return "no CUDA device was found";
     }
     if (ordinal < 0 || ordinal >= count[0]) {
-      return "cuda:" + ordinal + " does not exist (this machine has " + count[0] + " CUDA device(s))";
+      return "cuda:"
+          + ordinal
+          + " does not exist (this machine has "
+          + count[0]
+          + " CUDA device(s))";
     }
     try {
       Cublas.find();

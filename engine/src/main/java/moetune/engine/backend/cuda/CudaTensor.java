@@ -8,9 +8,9 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * A tensor in device memory: a block of the backend's caching allocator (or a view into one)
- * plus a byte offset. Closing an owning tensor returns its block to the allocator for reuse by
- * later work on the same stream (stream order makes that safe without a sync).
+ * A tensor in device memory: a block of the backend's caching allocator (or a view into one) plus a
+ * byte offset. Closing an owning tensor returns its block to the allocator for reuse by later work
+ * on the same stream (stream order makes that safe without a sync).
  */
 final class CudaTensor extends Tensor {
   private final CudaBackend backend;
@@ -19,7 +19,13 @@ final class CudaTensor extends Tensor {
   private final boolean owner;
   private boolean closed;
 
-  CudaTensor(CudaBackend backend, DType dtype, long[] shape, DeviceAllocator.Block block, long byteOffset, boolean owner) {
+  CudaTensor(
+      CudaBackend backend,
+      DType dtype,
+      long[] shape,
+      DeviceAllocator.Block block,
+      long byteOffset,
+      boolean owner) {
     super(dtype, shape);
     this.backend = backend;
     this.block = block;
@@ -55,9 +61,15 @@ final class CudaTensor extends Tensor {
     long n = HostTensor.numel(newShape);
     if (elementOffset < 0 || elementOffset + n > numel()) {
       throw new IllegalArgumentException(
-          "view of " + Arrays.toString(newShape) + " at element " + elementOffset + " exceeds " + describe());
+          "view of "
+              + Arrays.toString(newShape)
+              + " at element "
+              + elementOffset
+              + " exceeds "
+              + describe());
     }
-    return new CudaTensor(backend, dtype, newShape, block, byteOffset + elementOffset * dtype.bytes(), false);
+    return new CudaTensor(
+        backend, dtype, newShape, block, byteOffset + elementOffset * dtype.bytes(), false);
   }
 
   @Override

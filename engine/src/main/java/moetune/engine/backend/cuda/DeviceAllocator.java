@@ -8,15 +8,15 @@ import jcuda.driver.CUresult;
 import jcuda.driver.JCudaDriver;
 
 /**
- * A caching device allocator: blocks are rounded up to a size class and, when freed, kept in a
- * free list of that class for the next request, so a training step allocates from the cache
- * with no cuMemAlloc or cuMemFree. Everything runs on one stream, so a block freed by the host
- * after queuing work on it may be handed to later work at once: stream order guarantees the
- * earlier kernels finish first. When the device runs out, the cache is released and the
- * allocation retried once.
+ * A caching device allocator: blocks are rounded up to a size class and, when freed, kept in a free
+ * list of that class for the next request, so a training step allocates from the cache with no
+ * cuMemAlloc or cuMemFree. Everything runs on one stream, so a block freed by the host after
+ * queuing work on it may be handed to later work at once: stream order guarantees the earlier
+ * kernels finish first. When the device runs out, the cache is released and the allocation retried
+ * once.
  *
- * <p>Size classes: multiples of 512 bytes up to 1 MiB, then multiples of 2 MiB (at most 2 MiB
- * or 0.05% waste per block, whichever is larger relative to size).
+ * <p>Size classes: multiples of 512 bytes up to 1 MiB, then multiples of 2 MiB (at most 2 MiB or
+ * 0.05% waste per block, whichever is larger relative to size).
  */
 final class DeviceAllocator {
   private static final long SMALL = 512, LARGE = 2L << 20, SMALL_LIMIT = 1L << 20;
@@ -69,7 +69,10 @@ final class DeviceAllocator {
         releaseCache();
         rc = JCudaDriver.cuMemAlloc(p, size);
       }
-      Driver.check(rc, "cuMemAlloc", what + " (" + size + " bytes; " + inUse + " in use, " + reserved + " reserved)");
+      Driver.check(
+          rc,
+          "cuMemAlloc",
+          what + " (" + size + " bytes; " + inUse + " in use, " + reserved + " reserved)");
       reserved += size;
       b = new Block(p, size);
     }

@@ -33,7 +33,8 @@ final class Driver {
     if (rc != CUresult.CUDA_SUCCESS) {
       String[] text = new String[1];
       JCudaDriver.cuGetErrorString(rc, text);
-      throw new CudaException(call, rc, CUresult.stringFor(rc) + (text[0] == null ? "" : ": " + text[0]), context);
+      throw new CudaException(
+          call, rc, CUresult.stringFor(rc) + (text[0] == null ? "" : ": " + text[0]), context);
     }
   }
 

@@ -8,7 +8,10 @@ import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/** Embedding, RMSNorm, RoPE and attention on the GPU (kernels in embedding/rmsnorm/rope/attention.cu). */
+/**
+ * Embedding, RMSNorm, RoPE and attention on the GPU (kernels in
+ * embedding/rmsnorm/rope/attention.cu).
+ */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
 
@@ -23,9 +26,24 @@ final class LayerOps {
     CudaTensor i = b.ct(ids, op, "ids"), t = b.ct(table, op, "table"), o = b.ct(out, op, "out");
     requireDtype(i, DType.I32, op, "ids");
     long n = i.numel(), d = t.cols();
-    require(o.rows() == n && o.cols() == d, op + ": ids " + i.describe() + ", table " + t.describe() + " but out " + o.describe());
-    b.launch("embedding_forward_kernel", i.describe() + " " + t.describe(), n, 1, 1, blockFor(d), 0, i.address(), t.address(),
-        dt(t, op, "table"), o.address(), dt(o, op, "out"), (int) d, (int) t.rows());
+    require(
+        o.rows() == n && o.cols() == d,
+        op + ": ids " + i.describe() + ", table " + t.describe() + " but out " + o.describe());
+    b.launch(
+        "embedding_forward_kernel",
+        i.describe() + " " + t.describe(),
+        n,
+        1,
+        1,
+        blockFor(d),
+        0,
+        i.address(),
+        t.address(),
+        dt(t, op, "table"),
+        o.address(),
+        dt(o, op, "out"),
+        (int) d,
+        (int) t.rows());
   }
 
   void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
@@ -33,34 +51,93 @@ final class LayerOps {
     CudaTensor i = b.ct(ids, op, "ids"), g = b.ct(dOut, op, "dOut"), t = b.ct(dTable, op, "dTable");
     requireDtype(i, DType.I32, op, "ids");
     long n = i.numel(), d = t.cols();
-    require(g.rows() == n && g.cols() == d, op + ": ids " + i.describe() + ", dTable " + t.describe() + " but dOut " + g.describe());
-    b.launch("embedding_backward_kernel", i.describe() + " " + t.describe(), n, 1, 1, blockFor(d), 0, i.address(), g.address(),
-        dt(g, op, "dOut"), t.address(), dt(t, op, "dTable"), (int) d, (int) t.rows());
+    require(
+        g.rows() == n && g.cols() == d,
+        op + ": ids " + i.describe() + ", dTable " + t.describe() + " but dOut " + g.describe());
+    b.launch(
+        "embedding_backward_kernel",
+        i.describe() + " " + t.describe(),
+        n,
+        1,
+        1,
+        blockFor(d),
+        0,
+        i.address(),
+        g.address(),
+        dt(g, op, "dOut"),
+        t.address(),
+        dt(t, op, "dTable"),
+        (int) d,
+        (int) t.rows());
   }
 
   void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
     String op = "rmsnormForward";
-    CudaTensor r = b.ct(residual, op, "residual"), wt = b.ct(w, op, "w"), o = b.ct(out, op, "out"), s = b.ct(rstd, op, "rstd");
+    CudaTensor r = b.ct(residual, op, "residual"),
+        wt = b.ct(w, op, "w"),
+        o = b.ct(out, op, "out"),
+        s = b.ct(rstd, op, "rstd");
     long n = r.rows(), d = r.cols();
-    require(wt.numel() == d && o.rows() == n && o.cols() == d && s.numel() == n,
-        op + ": residual " + r.describe() + ", w " + wt.describe() + ", out " + o.describe() + ", rstd " + s.describe());
+    require(
+        wt.numel() == d && o.rows() == n && o.cols() == d && s.numel() == n,
+        op
+            + ": residual "
+            + r.describe()
+            + ", w "
+            + wt.describe()
+            + ", out "
+            + o.describe()
+            + ", rstd "
+            + s.describe());
     requireDtype(s, DType.F32, op, "rstd");
     if (delta != null) {
       CudaTensor dl = b.ct(delta, op, "delta");
-      require(dl.numel() == r.numel(), op + ": delta " + dl.describe() + " does not match residual " + r.describe());
+      require(
+          dl.numel() == r.numel(),
+          op + ": delta " + dl.describe() + " does not match residual " + r.describe());
     }
-    b.launch("rmsnorm_forward_kernel", r.describe(), n, 1, 1, blockFor(d), 0, r.address(), dt(r, op, "residual"),
-        b.ptr(delta, op, "delta"), dt(delta, op, "delta"), wt.address(), dt(wt, op, "w"), eps, o.address(), dt(o, op, "out"),
-        s.address(), (int) d);
+    b.launch(
+        "rmsnorm_forward_kernel",
+        r.describe(),
+        n,
+        1,
+        1,
+        blockFor(d),
+        0,
+        r.address(),
+        dt(r, op, "residual"),
+        b.ptr(delta, op, "delta"),
+        dt(delta, op, "delta"),
+        wt.address(),
+        dt(wt, op, "w"),
+        eps,
+        o.address(),
+        dt(o, op, "out"),
+        s.address(),
+        (int) d);
   }
 
   void rmsnormBackward(Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw) {
     String op = "rmsnormBackward";
-    CudaTensor g = b.ct(dOut, op, "dOut"), xt = b.ct(x, op, "x"), wt = b.ct(w, op, "w"), s = b.ct(rstd, op, "rstd");
+    CudaTensor g = b.ct(dOut, op, "dOut"),
+        xt = b.ct(x, op, "x"),
+        wt = b.ct(w, op, "w"),
+        s = b.ct(rstd, op, "rstd");
     CudaTensor dxt = b.ct(dx, op, "dx");
     long n = xt.rows(), d = xt.cols();
-    require(g.numel() == xt.numel() && dxt.numel() == xt.numel() && wt.numel() == d && s.numel() == n,
-        op + ": dOut " + g.describe() + ", x " + xt.describe() + ", w " + wt.describe() + ", rstd " + s.describe() + ", dx " + dxt.describe());
+    require(
+        g.numel() == xt.numel() && dxt.numel() == xt.numel() && wt.numel() == d && s.numel() == n,
+        op
+            + ": dOut "
+            + g.describe()
+            + ", x "
+            + xt.describe()
+            + ", w "
+            + wt.describe()
+            + ", rstd "
+            + s.describe()
+            + ", dx "
+            + dxt.describe());
     requireDtype(s, DType.F32, op, "rstd");
     if (dw != null) {
       require(dw.numel() == d, op + ": dw " + dw.describe() + " must have " + d + " elements");
@@ -71,15 +148,45 @@ final class LayerOps {
     // Each block keeps a D-float dw partial in shared memory; P blocks, then a column reduction.
     long parts = Math.min(n, 256);
     int smem = (int) (d * 4);
-    require(smem <= 200 * 1024, op + ": hidden size " + d + " exceeds the kernel's shared-memory dw accumulator");
+    require(
+        smem <= 200 * 1024,
+        op + ": hidden size " + d + " exceeds the kernel's shared-memory dw accumulator");
     try (Tensor part = dw == null ? null : b.empty(DType.F32, parts, d)) {
-      b.launch("rmsnorm_backward_kernel", xt.describe(), parts, 1, 1, blockFor(d), smem, g.address(), dt(g, op, "dOut"),
-          xt.address(), dt(xt, op, "x"), wt.address(), dt(wt, op, "w"), s.address(), dxt.address(), dt(dxt, op, "dx"),
-          b.ptr(part, op, "dw partials"), (int) n, (int) d);
+      b.launch(
+          "rmsnorm_backward_kernel",
+          xt.describe(),
+          parts,
+          1,
+          1,
+          blockFor(d),
+          smem,
+          g.address(),
+          dt(g, op, "dOut"),
+          xt.address(),
+          dt(xt, op, "x"),
+          wt.address(),
+          dt(wt, op, "w"),
+          s.address(),
+          dxt.address(),
+          dt(dxt, op, "dx"),
+          b.ptr(part, op, "dw partials"),
+          (int) n,
+          (int) d);
       if (dw != null) {
         CudaTensor dwt = b.ct(dw, op, "dw");
-        b.launch("rmsnorm_dw_reduce_kernel", dwt.describe(), (d + 255) / 256, 1, 1, 256, 0, b.ptr(part, op, "dw partials"),
-            (int) parts, dwt.address(), dt(dwt, op, "dw"), (int) d);
+        b.launch(
+            "rmsnorm_dw_reduce_kernel",
+            dwt.describe(),
+            (d + 255) / 256,
+            1,
+            1,
+            256,
+            0,
+            b.ptr(part, op, "dw partials"),
+            (int) parts,
+            dwt.address(),
+            dt(dwt, op, "dw"),
+            (int) d);
       }
     }
   }
@@ -88,11 +195,29 @@ final class LayerOps {
     CudaTensor xt = b.ct(x, op, "x"), p = b.ct(positions, op, "positions");
     requireDtype(p, DType.I32, op, "positions");
     long n = p.numel();
-    require(xt.rank() >= 2 && n > 0 && xt.numel() % n == 0, op + ": x " + xt.describe() + " and positions " + p.describe());
+    require(
+        xt.rank() >= 2 && n > 0 && xt.numel() % n == 0,
+        op + ": x " + xt.describe() + " and positions " + p.describe());
     long hd = xt.dim(-1), heads = xt.numel() / n / hd;
-    require(hd % 2 == 0 && heads * hd * n == xt.numel(), op + ": x " + xt.describe() + " is not (N=" + n + ", heads, even hd)");
-    b.launch("rope_kernel", xt.describe(), b.gridFor(n * heads * hd / 2), 1, 1, 256, 0, xt.address(), dt(xt, op, "x"),
-        p.address(), theta, (int) heads, (int) hd, n, sign);
+    require(
+        hd % 2 == 0 && heads * hd * n == xt.numel(),
+        op + ": x " + xt.describe() + " is not (N=" + n + ", heads, even hd)");
+    b.launch(
+        "rope_kernel",
+        xt.describe(),
+        b.gridFor(n * heads * hd / 2),
+        1,
+        1,
+        256,
+        0,
+        xt.address(),
+        dt(xt, op, "x"),
+        p.address(),
+        theta,
+        (int) heads,
+        (int) hd,
+        n,
+        sign);
   }
 
   /** Checks q/k/v shapes against the spec and returns {H, Hkv, hd}. */
@@ -100,12 +225,30 @@ final class LayerOps {
     long hd = q.dim(-1);
     long rowsQ = (long) s.batch() * s.queryLen(), rowsK = (long) s.batch() * s.keyLen();
     long h = q.numel() / hd / Math.max(1, rowsQ), hkv = k.numel() / hd / Math.max(1, rowsK);
-    String shapes = "q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() + " with B=" + s.batch() + " Tq="
-        + s.queryLen() + " Tk=" + s.keyLen();
-    require(h * hd * rowsQ == q.numel() && hkv * hd * rowsK == k.numel() && v.numel() == k.numel() && k.dim(-1) == hd,
+    String shapes =
+        "q "
+            + q.describe()
+            + ", k "
+            + k.describe()
+            + ", v "
+            + v.describe()
+            + " with B="
+            + s.batch()
+            + " Tq="
+            + s.queryLen()
+            + " Tk="
+            + s.keyLen();
+    require(
+        h * hd * rowsQ == q.numel()
+            && hkv * hd * rowsK == k.numel()
+            && v.numel() == k.numel()
+            && k.dim(-1) == hd,
         op + ": shapes do not match the spec: " + shapes);
-    require(hkv > 0 && h % hkv == 0, op + ": " + h + " query heads are not a multiple of " + hkv + " kv heads: " + shapes);
-    require(hd <= MAX_HEAD_DIM, op + ": head dim " + hd + " exceeds " + MAX_HEAD_DIM + ": " + shapes);
+    require(
+        hkv > 0 && h % hkv == 0,
+        op + ": " + h + " query heads are not a multiple of " + hkv + " kv heads: " + shapes);
+    require(
+        hd <= MAX_HEAD_DIM, op + ": head dim " + hd + " exceeds " + MAX_HEAD_DIM + ": " + shapes);
     if (s.docIds() != null) {
       requireDtype(s.docIds(), DType.I32, op, "docIds");
     }
@@ -114,32 +257,80 @@ final class LayerOps {
 
   private static int[] attnStruct(AttnSpec s, int[] d) {
     float scale = (float) (1.0 / Math.sqrt(d[2]));
-    return new int[] {s.batch(), s.queryLen(), s.keyLen(), d[0], d[1], d[2], s.window(), Float.floatToRawIntBits(scale)};
+    return new int[] {
+      s.batch(),
+      s.queryLen(),
+      s.keyLen(),
+      d[0],
+      d[1],
+      d[2],
+      s.window(),
+      Float.floatToRawIntBits(scale)
+    };
   }
 
   void attentionForward(Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
     String op = "attentionForward";
-    CudaTensor qt = b.ct(q, op, "q"), kt = b.ct(k, op, "k"), vt = b.ct(v, op, "v"), o = b.ct(out, op, "out"), l = b.ct(lse, op, "lse");
+    CudaTensor qt = b.ct(q, op, "q"),
+        kt = b.ct(k, op, "k"),
+        vt = b.ct(v, op, "v"),
+        o = b.ct(out, op, "out"),
+        l = b.ct(lse, op, "lse");
     int[] d = dims(op, qt, kt, vt, spec);
     long rows = (long) spec.batch() * spec.queryLen() * d[0];
-    require(o.numel() == qt.numel() && l.numel() == rows, op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
+    require(
+        o.numel() == qt.numel() && l.numel() == rows,
+        op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
-    b.launch("attention_forward_kernel", qt.describe() + " " + kt.describe(), (rows * 32 + 255) / 256, 1, 1, 256, 0,
-        qt.address(), dt(qt, op, "q"), kt.address(), dt(kt, op, "k"), vt.address(), dt(vt, op, "v"), o.address(),
-        dt(o, op, "out"), l.address(), b.ptr(spec.docIds(), op, "docIds"), attnStruct(spec, d));
+    b.launch(
+        "attention_forward_kernel",
+        qt.describe() + " " + kt.describe(),
+        (rows * 32 + 255) / 256,
+        1,
+        1,
+        256,
+        0,
+        qt.address(),
+        dt(qt, op, "q"),
+        kt.address(),
+        dt(kt, op, "k"),
+        vt.address(),
+        dt(vt, op, "v"),
+        o.address(),
+        dt(o, op, "out"),
+        l.address(),
+        b.ptr(spec.docIds(), op, "docIds"),
+        attnStruct(spec, d));
   }
 
-  void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttnSpec spec, Tensor dq,
-      Tensor dk, Tensor dv) {
+  void attentionBackward(
+      Tensor dOut,
+      Tensor q,
+      Tensor k,
+      Tensor v,
+      Tensor out,
+      Tensor lse,
+      AttnSpec spec,
+      Tensor dq,
+      Tensor dk,
+      Tensor dv) {
     String op = "attentionBackward";
-    CudaTensor g = b.ct(dOut, op, "dOut"), qt = b.ct(q, op, "q"), kt = b.ct(k, op, "k"), vt = b.ct(v, op, "v");
+    CudaTensor g = b.ct(dOut, op, "dOut"),
+        qt = b.ct(q, op, "q"),
+        kt = b.ct(k, op, "k"),
+        vt = b.ct(v, op, "v");
     CudaTensor o = b.ct(out, op, "out"), l = b.ct(lse, op, "lse");
     CudaTensor dqt = b.ct(dq, op, "dq"), dkt = b.ct(dk, op, "dk"), dvt = b.ct(dv, op, "dv");
     int[] d = dims(op, qt, kt, vt, spec);
     long rows = (long) spec.batch() * spec.queryLen() * d[0];
     long keyRows = (long) spec.batch() * spec.keyLen() * d[1];
-    require(g.numel() == qt.numel() && o.numel() == qt.numel() && dqt.numel() == qt.numel() && l.numel() == rows
-            && dkt.numel() == kt.numel() && dvt.numel() == vt.numel(),
+    require(
+        g.numel() == qt.numel()
+            && o.numel() == qt.numel()
+            && dqt.numel() == qt.numel()
+            && l.numel() == rows
+            && dkt.numel() == kt.numel()
+            && dvt.numel() == vt.numel(),
         op + ": gradient shapes do not match q " + qt.describe() + " / k " + kt.describe());
     requireDtype(l, DType.F32, op, "lse");
     long doc = b.ptr(spec.docIds(), op, "docIds");
@@ -147,14 +338,67 @@ final class LayerOps {
     String shapes = qt.describe() + " " + kt.describe();
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
-      b.launch("attention_delta_kernel", shapes, (rows * 32 + 255) / 256, 1, 1, 256, 0, g.address(), dt(g, op, "dOut"),
-          o.address(), dt(o, op, "out"), dAddr, rows, d[2]);
-      b.launch("attention_dq_kernel", shapes, (rows * 32 + 255) / 256, 1, 1, 256, 0, g.address(), dt(g, op, "dOut"),
-          qt.address(), dt(qt, op, "q"), kt.address(), dt(kt, op, "k"), vt.address(), dt(vt, op, "v"), l.address(), dAddr,
-          doc, dqt.address(), dt(dqt, op, "dq"), st);
-      b.launch("attention_dkdv_kernel", shapes, (keyRows * 32 + 255) / 256, 1, 1, 256, 0, g.address(), dt(g, op, "dOut"),
-          qt.address(), dt(qt, op, "q"), kt.address(), dt(kt, op, "k"), vt.address(), dt(vt, op, "v"), l.address(), dAddr,
-          doc, dkt.address(), dt(dkt, op, "dk"), dvt.address(), dt(dvt, op, "dv"), st);
+      b.launch(
+          "attention_delta_kernel",
+          shapes,
+          (rows * 32 + 255) / 256,
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          dt(g, op, "dOut"),
+          o.address(),
+          dt(o, op, "out"),
+          dAddr,
+          rows,
+          d[2]);
+      b.launch(
+          "attention_dq_kernel",
+          shapes,
+          (rows * 32 + 255) / 256,
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          dt(g, op, "dOut"),
+          qt.address(),
+          dt(qt, op, "q"),
+          kt.address(),
+          dt(kt, op, "k"),
+          vt.address(),
+          dt(vt, op, "v"),
+          l.address(),
+          dAddr,
+          doc,
+          dqt.address(),
+          dt(dqt, op, "dq"),
+          st);
+      b.launch(
+          "attention_dkdv_kernel",
+          shapes,
+          (keyRows * 32 + 255) / 256,
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          dt(g, op, "dOut"),
+          qt.address(),
+          dt(qt, op, "q"),
+          kt.address(),
+          dt(kt, op, "k"),
+          vt.address(),
+          dt(vt, op, "v"),
+          l.address(),
+          dAddr,
+          doc,
+          dkt.address(),
+          dt(dkt, op, "dk"),
+          dvt.address(),
+          dt(dvt, op, "dv"),
+          st);
     }
   }
 

@@ -7,7 +7,10 @@ import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/** Losses, reductions, clipping and AdamW on the GPU (loss.cu, adamw.cu). None reads back to the host. */
+/**
+ * Losses, reductions, clipping and AdamW on the GPU (loss.cu, adamw.cu). None reads back to the
+ * host.
+ */
 final class LossOps {
   private final CudaBackend b;
 
@@ -17,42 +20,103 @@ final class LossOps {
 
   void crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale) {
     String op = "crossEntropy";
-    CudaTensor l = b.ct(logits, op, "logits"), t = b.ct(targets, op, "targets"), out = b.ct(losses, op, "losses");
+    CudaTensor l = b.ct(logits, op, "logits"),
+        t = b.ct(targets, op, "targets"),
+        out = b.ct(losses, op, "losses");
     long n = l.rows(), v = l.cols();
-    require(t.numel() == n && out.numel() == n, op + ": logits " + l.describe() + ", targets " + t.describe() + ", losses " + out.describe());
+    require(
+        t.numel() == n && out.numel() == n,
+        op
+            + ": logits "
+            + l.describe()
+            + ", targets "
+            + t.describe()
+            + ", losses "
+            + out.describe());
     requireDtype(t, DType.I32, op, "targets");
     requireDtype(out, DType.F32, op, "losses");
     if (dLogits != null) {
-      require(dLogits.numel() == l.numel(), op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
+      require(
+          dLogits.numel() == l.numel(),
+          op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
     }
-    b.launch("cross_entropy_kernel", l.describe(), n, 1, 1, 1024, 0, l.address(), dt(l, op, "logits"), t.address(), out.address(),
-        b.ptr(dLogits, op, "dLogits"), dt(dLogits, op, "dLogits"), dScale, (int) v);
+    b.launch(
+        "cross_entropy_kernel",
+        l.describe(),
+        n,
+        1,
+        1,
+        1024,
+        0,
+        l.address(),
+        dt(l, op, "logits"),
+        t.address(),
+        out.address(),
+        b.ptr(dLogits, op, "dLogits"),
+        dt(dLogits, op, "dLogits"),
+        dScale,
+        (int) v);
   }
 
-  void loadBalancingLoss(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
+  void loadBalancingLoss(
+      Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     String op = "loadBalancingLoss";
-    CudaTensor p = b.ct(probs, op, "probs"), i = b.ct(topIdx, op, "topIdx"), lo = b.ct(lossOut, op, "lossOut");
+    CudaTensor p = b.ct(probs, op, "probs"),
+        i = b.ct(topIdx, op, "topIdx"),
+        lo = b.ct(lossOut, op, "lossOut");
     long r = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, r);
-    require(i.numel() == r * k && lo.numel() == 1, op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", lossOut " + lo.describe());
+    require(
+        i.numel() == r * k && lo.numel() == 1,
+        op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", lossOut " + lo.describe());
     requireDtype(p, DType.F32, op, "probs");
     requireDtype(i, DType.I32, op, "topIdx");
     requireDtype(lo, DType.F32, op, "lossOut");
     if (rowMask != null) {
-      require(rowMask.numel() == r, op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
+      require(
+          rowMask.numel() == r,
+          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
       requireDtype(rowMask, DType.F32, op, "rowMask");
     }
     if (dProbs != null) {
-      require(dProbs.numel() == r * e, op + ": dProbs " + dProbs.describe() + " does not match probs " + p.describe());
+      require(
+          dProbs.numel() == r * e,
+          op + ": dProbs " + dProbs.describe() + " does not match probs " + p.describe());
       requireDtype(dProbs, DType.F32, op, "dProbs");
     }
     long mask = b.ptr(rowMask, op, "rowMask");
     try (Tensor ws = b.zeros(DType.F32, 2 * e + 1)) {
       long w = b.ptr(ws, op, "stats");
-      b.launch("lb_stats_kernel", p.describe(), Math.min(b.gridFor(r), 256), 1, 1, 256, (int) (2 * e + 1) * 4, p.address(),
-          i.address(), mask, w, r, (int) e, (int) k);
+      b.launch(
+          "lb_stats_kernel",
+          p.describe(),
+          Math.min(b.gridFor(r), 256),
+          1,
+          1,
+          256,
+          (int) (2 * e + 1) * 4,
+          p.address(),
+          i.address(),
+          mask,
+          w,
+          r,
+          (int) e,
+          (int) k);
       b.launch("lb_loss_kernel", p.describe(), 1, 1, 1, 32, 0, w, (int) e, lo.address());
       if (dProbs != null) {
-        b.launch("lb_grad_kernel", p.describe(), b.gridFor(r * e), 1, 1, 256, 0, w, mask, b.ptr(dProbs, op, "dProbs"), dScale, r, (int) e);
+        b.launch(
+            "lb_grad_kernel",
+            p.describe(),
+            b.gridFor(r * e),
+            1,
+            1,
+            256,
+            0,
+            w,
+            mask,
+            b.ptr(dProbs, op, "dProbs"),
+            dScale,
+            r,
+            (int) e);
       }
     }
   }
@@ -65,22 +129,51 @@ final class LossOps {
     requireDtype(lo, DType.F32, op, "lossOut");
     require(lo.numel() == 1, op + ": lossOut " + lo.describe() + " must hold one value");
     if (rowMask != null) {
-      require(rowMask.numel() == r, op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
+      require(
+          rowMask.numel() == r,
+          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
       requireDtype(rowMask, DType.F32, op, "rowMask");
     }
     if (dLogits != null) {
-      require(dLogits.numel() == l.numel(), op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
+      require(
+          dLogits.numel() == l.numel(),
+          op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
       requireDtype(dLogits, DType.F32, op, "dLogits");
     }
     long mask = b.ptr(rowMask, op, "rowMask");
     long blocks = (r * 32 + 255) / 256;
     try (Tensor ws = b.zeros(DType.F32, 2)) {
       long w = b.ptr(ws, op, "stats");
-      b.launch("zloss_stats_kernel", l.describe(), blocks, 1, 1, 256, 0, l.address(), mask, w, r, (int) e);
+      b.launch(
+          "zloss_stats_kernel",
+          l.describe(),
+          blocks,
+          1,
+          1,
+          256,
+          0,
+          l.address(),
+          mask,
+          w,
+          r,
+          (int) e);
       b.launch("zloss_loss_kernel", l.describe(), 1, 1, 1, 1, 0, w, lo.address());
       if (dLogits != null) {
-        b.launch("zloss_grad_kernel", l.describe(), blocks, 1, 1, 256, 0, l.address(), mask, w, b.ptr(dLogits, op, "dLogits"),
-            dScale, r, (int) e);
+        b.launch(
+            "zloss_grad_kernel",
+            l.describe(),
+            blocks,
+            1,
+            1,
+            256,
+            0,
+            l.address(),
+            mask,
+            w,
+            b.ptr(dLogits, op, "dLogits"),
+            dScale,
+            r,
+            (int) e);
       }
     }
   }
@@ -91,8 +184,19 @@ final class LossOps {
     require(o.numel() == 1, op + ": out " + o.describe() + " must hold one value");
     requireDtype(o, DType.F32, op, "out");
     b.fill(o, 0f);
-    b.launch("sum_kernel", xt.describe(), Math.min(b.gridFor(xt.numel()), 1024), 1, 1, 256, 0, xt.address(), dt(xt, op, "x"), scale,
-        o.address(), xt.numel());
+    b.launch(
+        "sum_kernel",
+        xt.describe(),
+        Math.min(b.gridFor(xt.numel()), 1024),
+        1,
+        1,
+        256,
+        0,
+        xt.address(),
+        dt(xt, op, "x"),
+        scale,
+        o.address(),
+        xt.numel());
   }
 
   void sumSquares(Tensor x, Tensor acc) {
@@ -100,8 +204,18 @@ final class LossOps {
     CudaTensor xt = b.ct(x, op, "x"), a = b.ct(acc, op, "acc");
     require(a.numel() == 1, op + ": acc " + a.describe() + " must hold one value");
     requireDtype(a, DType.F32, op, "acc");
-    b.launch("sum_squares_kernel", xt.describe(), Math.min(b.gridFor(xt.numel()), 1024), 1, 1, 256, 0, xt.address(),
-        dt(xt, op, "x"), a.address(), xt.numel());
+    b.launch(
+        "sum_squares_kernel",
+        xt.describe(),
+        Math.min(b.gridFor(xt.numel()), 1024),
+        1,
+        1,
+        256,
+        0,
+        xt.address(),
+        dt(xt, op, "x"),
+        a.address(),
+        xt.numel());
   }
 
   void clipByNorm(Tensor grad, Tensor sumSq, float maxNorm) {
@@ -109,29 +223,88 @@ final class LossOps {
     CudaTensor g = b.ct(grad, op, "grad"), s = b.ct(sumSq, op, "sumSq");
     require(s.numel() == 1, op + ": sumSq " + s.describe() + " must hold one value");
     requireDtype(s, DType.F32, op, "sumSq");
-    b.launch("clip_by_norm_kernel", g.describe(), b.gridFor(g.numel()), 1, 1, 256, 0, g.address(), dt(g, op, "grad"), s.address(),
-        maxNorm, g.numel());
+    b.launch(
+        "clip_by_norm_kernel",
+        g.describe(),
+        b.gridFor(g.numel()),
+        1,
+        1,
+        256,
+        0,
+        g.address(),
+        dt(g, op, "grad"),
+        s.address(),
+        maxNorm,
+        g.numel());
   }
 
-  void adamwStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay,
-      int step, Tensor lowPrecision) {
+  void adamwStep(
+      Tensor param,
+      Tensor grad,
+      Tensor m,
+      Tensor v,
+      float lr,
+      float beta1,
+      float beta2,
+      float eps,
+      float weightDecay,
+      int step,
+      Tensor lowPrecision) {
     String op = "adamwStep";
-    CudaTensor p = b.ct(param, op, "param"), g = b.ct(grad, op, "grad"), mt = b.ct(m, op, "m"), vt = b.ct(v, op, "v");
+    CudaTensor p = b.ct(param, op, "param"),
+        g = b.ct(grad, op, "grad"),
+        mt = b.ct(m, op, "m"),
+        vt = b.ct(v, op, "v");
     long n = p.numel();
-    require(g.numel() == n && mt.numel() == n && vt.numel() == n,
-        op + ": param " + p.describe() + ", grad " + g.describe() + ", m " + mt.describe() + ", v " + vt.describe());
+    require(
+        g.numel() == n && mt.numel() == n && vt.numel() == n,
+        op
+            + ": param "
+            + p.describe()
+            + ", grad "
+            + g.describe()
+            + ", m "
+            + mt.describe()
+            + ", v "
+            + vt.describe());
     requireDtype(p, DType.F32, op, "param");
     requireDtype(mt, DType.F32, op, "m");
     requireDtype(vt, DType.F32, op, "v");
     require(step >= 1, op + ": step " + step + " must be >= 1");
     if (lowPrecision != null) {
-      require(lowPrecision.numel() == n, op + ": lowPrecision " + lowPrecision.describe() + " does not match param " + p.describe());
+      require(
+          lowPrecision.numel() == n,
+          op
+              + ": lowPrecision "
+              + lowPrecision.describe()
+              + " does not match param "
+              + p.describe());
     }
     // As torch: bias corrections in double precision on the host, then rounded to float.
     double bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
     float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
-    b.launch("adamw_kernel", p.describe(), b.gridFor(n), 1, 1, 256, 0, p.address(), g.address(), dt(g, op, "grad"), mt.address(),
-        vt.address(), lr, beta1, beta2, eps, weightDecay, stepSize, bc2Sqrt, b.ptr(lowPrecision, op, "lowPrecision"),
-        dt(lowPrecision, op, "lowPrecision"), n);
+    b.launch(
+        "adamw_kernel",
+        p.describe(),
+        b.gridFor(n),
+        1,
+        1,
+        256,
+        0,
+        p.address(),
+        g.address(),
+        dt(g, op, "grad"),
+        mt.address(),
+        vt.address(),
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        stepSize,
+        bc2Sqrt,
+        b.ptr(lowPrecision, op, "lowPrecision"),
+        dt(lowPrecision, op, "lowPrecision"),
+        n);
   }
 }

@@ -15,7 +15,8 @@ import moetune.engine.tensor.Tensor;
 final class MoeOps {
   private static final int MAX_K = 16; // router.cu
   private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
-  private static final int TC_TILE = 128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels)
+  private static final int TC_TILE =
+      128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels)
 
   private final CudaBackend b;
 
@@ -25,131 +26,386 @@ final class MoeOps {
 
   void routerTopK(Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
     String op = "routerTopK";
-    CudaTensor l = b.ct(logits, op, "logits"), p = b.ct(probs, op, "probs"), w = b.ct(topWeights, op, "topWeights");
+    CudaTensor l = b.ct(logits, op, "logits"),
+        p = b.ct(probs, op, "probs"),
+        w = b.ct(topWeights, op, "topWeights");
     CudaTensor i = b.ct(topIdx, op, "topIdx");
     long n = l.rows(), e = l.cols();
-    require(k >= 1 && k <= e && k <= MAX_K, op + ": k=" + k + " must be in [1, min(E=" + e + ", " + MAX_K + ")]");
-    require(p.numel() == n * e && w.numel() == n * k && i.numel() == n * k,
-        op + ": logits " + l.describe() + ", k=" + k + " but probs " + p.describe() + ", topWeights " + w.describe() + ", topIdx " + i.describe());
+    require(
+        k >= 1 && k <= e && k <= MAX_K,
+        op + ": k=" + k + " must be in [1, min(E=" + e + ", " + MAX_K + ")]");
+    require(
+        p.numel() == n * e && w.numel() == n * k && i.numel() == n * k,
+        op
+            + ": logits "
+            + l.describe()
+            + ", k="
+            + k
+            + " but probs "
+            + p.describe()
+            + ", topWeights "
+            + w.describe()
+            + ", topIdx "
+            + i.describe());
     requireDtype(p, DType.F32, op, "probs");
     requireDtype(w, DType.F32, op, "topWeights");
     requireDtype(i, DType.I32, op, "topIdx");
-    b.launch("router_topk_kernel", l.describe() + " k=" + k, (n + 127) / 128, 1, 1, 128, 0, l.address(), dt(l, op, "logits"),
-        (int) n, (int) e, k, p.address(), w.address(), i.address());
+    b.launch(
+        "router_topk_kernel",
+        l.describe() + " k=" + k,
+        (n + 127) / 128,
+        1,
+        1,
+        128,
+        0,
+        l.address(),
+        dt(l, op, "logits"),
+        (int) n,
+        (int) e,
+        k,
+        p.address(),
+        w.address(),
+        i.address());
   }
 
-  void routerBackward(Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
+  void routerBackward(
+      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
     String op = "routerBackward";
-    CudaTensor p = b.ct(probs, op, "probs"), i = b.ct(topIdx, op, "topIdx"), g = b.ct(dLogits, op, "dLogits");
+    CudaTensor p = b.ct(probs, op, "probs"),
+        i = b.ct(topIdx, op, "topIdx"),
+        g = b.ct(dLogits, op, "dLogits");
     long n = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, n);
-    require(i.numel() == n * k && g.numel() == n * e, op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", dLogits " + g.describe());
+    require(
+        i.numel() == n * k && g.numel() == n * e,
+        op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", dLogits " + g.describe());
     requireDtype(p, DType.F32, op, "probs");
     requireDtype(i, DType.I32, op, "topIdx");
     if (dTopWeights != null) {
-      require(dTopWeights.numel() == n * k, op + ": dTopWeights " + dTopWeights.describe() + " for topIdx " + i.describe());
+      require(
+          dTopWeights.numel() == n * k,
+          op + ": dTopWeights " + dTopWeights.describe() + " for topIdx " + i.describe());
       requireDtype(dTopWeights, DType.F32, op, "dTopWeights");
     }
     if (dProbs != null) {
-      require(dProbs.numel() == n * e, op + ": dProbs " + dProbs.describe() + " for probs " + p.describe());
+      require(
+          dProbs.numel() == n * e,
+          op + ": dProbs " + dProbs.describe() + " for probs " + p.describe());
       requireDtype(dProbs, DType.F32, op, "dProbs");
     }
-    b.launch("router_backward_kernel", p.describe() + " k=" + k, (n + 127) / 128, 1, 1, 128, 0,
-        b.ptr(dTopWeights, op, "dTopWeights"), b.ptr(dProbs, op, "dProbs"), p.address(), i.address(), g.address(),
-        dt(g, op, "dLogits"), (int) n, (int) e, (int) k);
+    b.launch(
+        "router_backward_kernel",
+        p.describe() + " k=" + k,
+        (n + 127) / 128,
+        1,
+        1,
+        128,
+        0,
+        b.ptr(dTopWeights, op, "dTopWeights"),
+        b.ptr(dProbs, op, "dProbs"),
+        p.address(),
+        i.address(),
+        g.address(),
+        dt(g, op, "dLogits"),
+        (int) n,
+        (int) e,
+        (int) k);
   }
 
-  void flattenSortCount(Tensor topIdx, int numExperts, Tensor sortedExpertIdxs, Tensor sortedScatteredIdxs, Tensor expertOffsets) {
+  void flattenSortCount(
+      Tensor topIdx,
+      int numExperts,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor expertOffsets) {
     String op = "flattenSortCount";
     CudaTensor t = b.ct(topIdx, op, "topIdx"), se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs");
-    CudaTensor ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"), off = b.ct(expertOffsets, op, "expertOffsets");
+    CudaTensor ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
+        off = b.ct(expertOffsets, op, "expertOffsets");
     long m = t.numel();
-    require(se.numel() == m && ss.numel() == m && off.numel() == numExperts && numExperts > 0,
-        op + ": topIdx " + t.describe() + ", E=" + numExperts + " but sortedExpertIdxs " + se.describe() + ", sortedScatteredIdxs "
-            + ss.describe() + ", expertOffsets " + off.describe());
-    for (CudaTensor c : new CudaTensor[] {t, se, ss, off}) requireDtype(c, DType.I32, op, "index tensors");
+    require(
+        se.numel() == m && ss.numel() == m && off.numel() == numExperts && numExperts > 0,
+        op
+            + ": topIdx "
+            + t.describe()
+            + ", E="
+            + numExperts
+            + " but sortedExpertIdxs "
+            + se.describe()
+            + ", sortedScatteredIdxs "
+            + ss.describe()
+            + ", expertOffsets "
+            + off.describe());
+    for (CudaTensor c : new CudaTensor[] {t, se, ss, off})
+      requireDtype(c, DType.I32, op, "index tensors");
     require(numExperts <= 65535, op + ": at most 65535 experts (one block each)");
     try (Tensor counts = b.zeros(DType.I32, numExperts)) {
       long c = b.ptr(counts, op, "counts");
-      b.launch("expert_count_kernel", t.describe(), b.gridFor(m), 1, 1, 256, 0, t.address(), m, numExperts, c);
-      b.launch("expert_place_kernel", t.describe(), numExperts, 1, 1, 1024, 0, t.address(), m, numExperts, c, se.address(),
-          ss.address(), off.address());
+      b.launch(
+          "expert_count_kernel",
+          t.describe(),
+          b.gridFor(m),
+          1,
+          1,
+          256,
+          0,
+          t.address(),
+          m,
+          numExperts,
+          c);
+      b.launch(
+          "expert_place_kernel",
+          t.describe(),
+          numExperts,
+          1,
+          1,
+          1024,
+          0,
+          t.address(),
+          m,
+          numExperts,
+          c,
+          se.address(),
+          ss.address(),
+          off.address());
     }
   }
 
-  void scatter2scatter(Tensor x, Tensor w, Tensor bias, boolean transW, int fanOut, Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs, boolean groupedIn, boolean groupedOut, Tensor y) {
+  void scatter2scatter(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor y) {
     String op = "scatter2scatter";
     CudaTensor xt = b.ct(x, op, "x"), wt = b.ct(w, op, "W"), yt = b.ct(y, op, "y");
-    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"), ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
     require(wt.rank() == 3, op + ": W must be (E, O, I), got " + wt.describe());
     long e = wt.dim(0), o = wt.dim(1), i = wt.dim(2);
     long in = transW ? i : o, out = transW ? o : i;
     long m = se.numel();
     require(fanOut >= 1, op + ": fanOut " + fanOut + " must be >= 1");
     long xRows = groupedIn ? m : m / fanOut;
-    require(ss.numel() == m && (groupedIn || m % fanOut == 0), op + ": routing covers " + m + " rows, sortedScatteredIdxs "
-        + ss.describe() + ", k=" + fanOut);
-    require(xt.cols() == in && xt.rows() == xRows, op + ": x " + xt.describe() + " should be (" + xRows + ", " + in + ") for W "
-        + wt.describe() + (transW ? "^T" : "") + ", k=" + fanOut + ", groupedIn=" + groupedIn + ", routing over " + m + " rows");
-    require(yt.rows() == m && yt.cols() == out, op + ": y " + yt.describe() + " should be (" + m + ", " + out + ")");
+    require(
+        ss.numel() == m && (groupedIn || m % fanOut == 0),
+        op
+            + ": routing covers "
+            + m
+            + " rows, sortedScatteredIdxs "
+            + ss.describe()
+            + ", k="
+            + fanOut);
+    require(
+        xt.cols() == in && xt.rows() == xRows,
+        op
+            + ": x "
+            + xt.describe()
+            + " should be ("
+            + xRows
+            + ", "
+            + in
+            + ") for W "
+            + wt.describe()
+            + (transW ? "^T" : "")
+            + ", k="
+            + fanOut
+            + ", groupedIn="
+            + groupedIn
+            + ", routing over "
+            + m
+            + " rows");
+    require(
+        yt.rows() == m && yt.cols() == out,
+        op + ": y " + yt.describe() + " should be (" + m + ", " + out + ")");
     if (bias != null) {
-      require(bias.numel() == e * out, op + ": bias " + bias.describe() + " should be (" + e + ", " + out + ")");
+      require(
+          bias.numel() == e * out,
+          op + ": bias " + bias.describe() + " should be (" + e + ", " + out + ")");
     }
     requireDtype(se, DType.I32, op, "sortedExpertIdxs");
     requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
     String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
     if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
-      // tensor cores; row tiles are assigned per expert on the device, so the grid is an upper bound
-      b.launch("scatter2scatter_bf16_kernel", shapes, (out + TC_TILE - 1) / TC_TILE, (m + TC_TILE - 1) / TC_TILE + e, 1, 256,
-          (int) (e * 4), xt.address(), wt.address(), b.ptr(bias, op, "bias"), dt(bias, op, "bias"), yt.address(), dt(yt, op, "y"),
-          se.address(), ss.address(), (int) m, (int) e, (int) in, (int) out, transW ? 1 : 0, fanOut, groupedIn ? 1 : 0,
+      // tensor cores; row tiles are assigned per expert on the device, so the grid is an upper
+      // bound
+      b.launch(
+          "scatter2scatter_bf16_kernel",
+          shapes,
+          (out + TC_TILE - 1) / TC_TILE,
+          (m + TC_TILE - 1) / TC_TILE + e,
+          1,
+          256,
+          (int) (e * 4),
+          xt.address(),
+          wt.address(),
+          b.ptr(bias, op, "bias"),
+          dt(bias, op, "bias"),
+          yt.address(),
+          dt(yt, op, "y"),
+          se.address(),
+          ss.address(),
+          (int) m,
+          (int) e,
+          (int) in,
+          (int) out,
+          transW ? 1 : 0,
+          fanOut,
+          groupedIn ? 1 : 0,
           groupedOut ? 1 : 0);
       return;
     }
     long rowTiles = (m + TILE - 1) / TILE + e;
-    b.launch("scatter2scatter_kernel", "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut, (out + TILE - 1) / TILE,
-        rowTiles, 1, 256, (int) (e * 4), xt.address(), dt(xt, op, "x"), wt.address(), dt(wt, op, "W"), b.ptr(bias, op, "bias"),
-        dt(bias, op, "bias"), yt.address(), dt(yt, op, "y"), se.address(), ss.address(), (int) m, (int) e, (int) in, (int) out,
-        transW ? 1 : 0, fanOut, groupedIn ? 1 : 0, groupedOut ? 1 : 0);
+    b.launch(
+        "scatter2scatter_kernel",
+        "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut,
+        (out + TILE - 1) / TILE,
+        rowTiles,
+        1,
+        256,
+        (int) (e * 4),
+        xt.address(),
+        dt(xt, op, "x"),
+        wt.address(),
+        dt(wt, op, "W"),
+        b.ptr(bias, op, "bias"),
+        dt(bias, op, "bias"),
+        yt.address(),
+        dt(yt, op, "y"),
+        se.address(),
+        ss.address(),
+        (int) m,
+        (int) e,
+        (int) in,
+        (int) out,
+        transW ? 1 : 0,
+        fanOut,
+        groupedIn ? 1 : 0,
+        groupedOut ? 1 : 0);
   }
 
   void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
     String op = "group";
-    CudaTensor xt = b.ct(x, op, "x"), ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"), o = b.ct(out, op, "out");
+    CudaTensor xt = b.ct(x, op, "x"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
+        o = b.ct(out, op, "out");
     long m = ss.numel(), d = xt.cols();
-    require(fanOut >= 1 && m % fanOut == 0 && xt.rows() == m / fanOut && o.rows() == m && o.cols() == d,
-        op + ": x " + xt.describe() + ", k=" + fanOut + ", routing over " + m + " rows, out " + o.describe());
+    require(
+        fanOut >= 1 && m % fanOut == 0 && xt.rows() == m / fanOut && o.rows() == m && o.cols() == d,
+        op
+            + ": x "
+            + xt.describe()
+            + ", k="
+            + fanOut
+            + ", routing over "
+            + m
+            + " rows, out "
+            + o.describe());
     requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
     if (gates != null) {
-      require(gates.numel() == m, op + ": gates " + gates.describe() + " should have " + m + " entries");
+      require(
+          gates.numel() == m,
+          op + ": gates " + gates.describe() + " should have " + m + " entries");
       requireDtype(gates, DType.F32, op, "gates");
     }
-    b.launch("group_kernel", xt.describe() + " k=" + fanOut, m, 1, 1, LayerOps.blockFor(d), 0, xt.address(), dt(xt, op, "x"),
-        ss.address(), fanOut, b.ptr(gates, op, "gates"), o.address(), dt(o, op, "out"), (int) d);
+    b.launch(
+        "group_kernel",
+        xt.describe() + " k=" + fanOut,
+        m,
+        1,
+        1,
+        LayerOps.blockFor(d),
+        0,
+        xt.address(),
+        dt(xt, op, "x"),
+        ss.address(),
+        fanOut,
+        b.ptr(gates, op, "gates"),
+        o.address(),
+        dt(o, op, "out"),
+        (int) d);
   }
 
   void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
     String op = "groupXtY";
-    CudaTensor xt = b.ct(x, op, "x"), g = b.ct(dy, op, "dy"), off = b.ct(expertOffsets, op, "expertOffsets"), w = b.ct(dW, op, "dW");
+    CudaTensor xt = b.ct(x, op, "x"),
+        g = b.ct(dy, op, "dy"),
+        off = b.ct(expertOffsets, op, "expertOffsets"),
+        w = b.ct(dW, op, "dW");
     require(w.rank() == 3, op + ": dW must be (E, O, I), got " + w.describe());
     long e = w.dim(0), o = w.dim(1), i = w.dim(2), m = xt.rows();
-    require(xt.cols() == i && g.cols() == o && g.rows() == m && off.numel() == e,
-        op + ": x " + xt.describe() + ", dy " + g.describe() + ", expertOffsets " + off.describe() + ", dW " + w.describe());
+    require(
+        xt.cols() == i && g.cols() == o && g.rows() == m && off.numel() == e,
+        op
+            + ": x "
+            + xt.describe()
+            + ", dy "
+            + g.describe()
+            + ", expertOffsets "
+            + off.describe()
+            + ", dW "
+            + w.describe());
     requireDtype(off, DType.I32, op, "expertOffsets");
-    require(e <= 65535 && (o + TILE - 1) / TILE <= 65535, op + ": too many experts or output rows for the grid: " + w.describe());
+    require(
+        e <= 65535 && (o + TILE - 1) / TILE <= 65535,
+        op + ": too many experts or output rows for the grid: " + w.describe());
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
-      b.launch("group_xty_bf16_kernel", "x " + xt.describe() + " dy " + g.describe(), (i + TC_TILE - 1) / TC_TILE,
-          (o + TC_TILE - 1) / TC_TILE, e, 256, 0, xt.address(), g.address(), off.address(), w.address(), dt(w, op, "dW"), (int) i,
+      b.launch(
+          "group_xty_bf16_kernel",
+          "x " + xt.describe() + " dy " + g.describe(),
+          (i + TC_TILE - 1) / TC_TILE,
+          (o + TC_TILE - 1) / TC_TILE,
+          e,
+          256,
+          0,
+          xt.address(),
+          g.address(),
+          off.address(),
+          w.address(),
+          dt(w, op, "dW"),
+          (int) i,
           (int) o);
     } else {
-      b.launch("group_xty_kernel", "x " + xt.describe() + " dy " + g.describe(), (i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e, 256, 0,
-          xt.address(), dt(xt, op, "x"), g.address(), dt(g, op, "dy"), off.address(), w.address(), dt(w, op, "dW"), (int) i, (int) o);
+      b.launch(
+          "group_xty_kernel",
+          "x " + xt.describe() + " dy " + g.describe(),
+          (i + TILE - 1) / TILE,
+          (o + TILE - 1) / TILE,
+          e,
+          256,
+          0,
+          xt.address(),
+          dt(xt, op, "x"),
+          g.address(),
+          dt(g, op, "dy"),
+          off.address(),
+          w.address(),
+          dt(w, op, "dW"),
+          (int) i,
+          (int) o);
     }
     if (db != null) {
       CudaTensor bt = b.ct(db, op, "db");
-      require(bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");
-      b.launch("group_db_kernel", "dy " + g.describe(), (o + 255) / 256, e, 1, 256, 0, g.address(), dt(g, op, "dy"), off.address(),
-          bt.address(), dt(bt, op, "db"), (int) o);
+      require(
+          bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");
+      b.launch(
+          "group_db_kernel",
+          "dy " + g.describe(),
+          (o + 255) / 256,
+          e,
+          1,
+          256,
+          0,
+          g.address(),
+          dt(g, op, "dy"),
+          off.address(),
+          bt.address(),
+          dt(bt, op, "db"),
+          (int) o);
     }
   }
 
@@ -157,42 +413,121 @@ final class MoeOps {
     String op = "combine";
     CudaTensor ex = b.ct(expanded, op, "expanded"), yt = b.ct(y, op, "y");
     long n = yt.rows(), d = yt.cols();
-    require(k >= 1 && ex.rows() == n * k && ex.cols() == d, op + ": expanded " + ex.describe() + ", k=" + k + ", y " + yt.describe());
+    require(
+        k >= 1 && ex.rows() == n * k && ex.cols() == d,
+        op + ": expanded " + ex.describe() + ", k=" + k + ", y " + yt.describe());
     if (gates != null) {
-      require(gates.numel() == n * k, op + ": gates " + gates.describe() + " should be (" + n + ", " + k + ")");
+      require(
+          gates.numel() == n * k,
+          op + ": gates " + gates.describe() + " should be (" + n + ", " + k + ")");
       requireDtype(gates, DType.F32, op, "gates");
     }
-    b.launch("combine_kernel", ex.describe() + " k=" + k, n, 1, 1, LayerOps.blockFor(d), 0, ex.address(), dt(ex, op, "expanded"),
-        b.ptr(gates, op, "gates"), k, yt.address(), dt(yt, op, "y"), (int) d);
+    b.launch(
+        "combine_kernel",
+        ex.describe() + " k=" + k,
+        n,
+        1,
+        1,
+        LayerOps.blockFor(d),
+        0,
+        ex.address(),
+        dt(ex, op, "expanded"),
+        b.ptr(gates, op, "gates"),
+        k,
+        yt.address(),
+        dt(yt, op, "y"),
+        (int) d);
   }
 
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
     String op = "combineGatesBackward";
-    CudaTensor g = b.ct(dY, op, "dY"), ex = b.ct(expanded, op, "expanded"), dg = b.ct(dGates, op, "dGates");
+    CudaTensor g = b.ct(dY, op, "dY"),
+        ex = b.ct(expanded, op, "expanded"),
+        dg = b.ct(dGates, op, "dGates");
     long n = g.rows(), d = g.cols();
-    require(k >= 1 && ex.rows() == n * k && ex.cols() == d && dg.numel() == n * k,
-        op + ": dY " + g.describe() + ", expanded " + ex.describe() + ", k=" + k + ", dGates " + dg.describe());
+    require(
+        k >= 1 && ex.rows() == n * k && ex.cols() == d && dg.numel() == n * k,
+        op
+            + ": dY "
+            + g.describe()
+            + ", expanded "
+            + ex.describe()
+            + ", k="
+            + k
+            + ", dGates "
+            + dg.describe());
     requireDtype(dg, DType.F32, op, "dGates");
-    b.launch("combine_gates_backward_kernel", ex.describe() + " k=" + k, (n * k * 32 + 255) / 256, 1, 1, 256, 0, g.address(),
-        dt(g, op, "dY"), ex.address(), dt(ex, op, "expanded"), k, dg.address(), n * k, (int) d);
+    b.launch(
+        "combine_gates_backward_kernel",
+        ex.describe() + " k=" + k,
+        (n * k * 32 + 255) / 256,
+        1,
+        1,
+        256,
+        0,
+        g.address(),
+        dt(g, op, "dY"),
+        ex.address(),
+        dt(ex, op, "expanded"),
+        k,
+        dg.address(),
+        n * k,
+        (int) d);
   }
 
   void swigluForward(Tensor h, Tensor a) {
     String op = "swigluForward";
     CudaTensor ht = b.ct(h, op, "h"), at = b.ct(a, op, "a");
     long m = at.rows(), f = at.cols();
-    require(ht.rows() == m && ht.cols() == 2 * f, op + ": h " + ht.describe() + " should be (" + m + ", " + 2 * f + ") for a " + at.describe());
-    b.launch("swiglu_forward_kernel", ht.describe(), b.gridFor(m * f), 1, 1, 256, 0, ht.address(), dt(ht, op, "h"), at.address(),
-        dt(at, op, "a"), m, (int) f);
+    require(
+        ht.rows() == m && ht.cols() == 2 * f,
+        op
+            + ": h "
+            + ht.describe()
+            + " should be ("
+            + m
+            + ", "
+            + 2 * f
+            + ") for a "
+            + at.describe());
+    b.launch(
+        "swiglu_forward_kernel",
+        ht.describe(),
+        b.gridFor(m * f),
+        1,
+        1,
+        256,
+        0,
+        ht.address(),
+        dt(ht, op, "h"),
+        at.address(),
+        dt(at, op, "a"),
+        m,
+        (int) f);
   }
 
   void swigluBackward(Tensor dA, Tensor h, Tensor dH) {
     String op = "swigluBackward";
     CudaTensor g = b.ct(dA, op, "dA"), ht = b.ct(h, op, "h"), dh = b.ct(dH, op, "dH");
     long m = g.rows(), f = g.cols();
-    require(ht.rows() == m && ht.cols() == 2 * f && dh.numel() == ht.numel(),
+    require(
+        ht.rows() == m && ht.cols() == 2 * f && dh.numel() == ht.numel(),
         op + ": dA " + g.describe() + ", h " + ht.describe() + ", dH " + dh.describe());
-    b.launch("swiglu_backward_kernel", ht.describe(), b.gridFor(m * f), 1, 1, 256, 0, g.address(), dt(g, op, "dA"), ht.address(),
-        dt(ht, op, "h"), dh.address(), dt(dh, op, "dH"), m, (int) f);
+    b.launch(
+        "swiglu_backward_kernel",
+        ht.describe(),
+        b.gridFor(m * f),
+        1,
+        1,
+        256,
+        0,
+        g.address(),
+        dt(g, op, "dA"),
+        ht.address(),
+        dt(ht, op, "h"),
+        dh.address(),
+        dt(dh, op, "dH"),
+        m,
+        (int) f);
   }
 }

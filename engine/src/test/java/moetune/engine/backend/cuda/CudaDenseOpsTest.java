@@ -32,14 +32,21 @@ class CudaDenseOpsTest {
       assertArrayEquals(v, g.download(t).toFloatArray());
     }
     int[] ids = {5, -3, 0, 31999, Integer.MAX_VALUE};
-    try (Tensor t = g.upload(HostTensor.ofLongs(new long[] {5, -3, 0, 31999, Integer.MAX_VALUE}, 5), DType.I32)) {
+    try (Tensor t =
+        g.upload(
+            HostTensor.ofLongs(new long[] {5, -3, 0, 31999, Integer.MAX_VALUE}, 5), DType.I32)) {
       assertArrayEquals(ids, g.download(t).toIntArray());
     }
-    try (Tensor b = g.upload(HostTensor.ofFloats(v, 1237), DType.BF16); Tensor f = g.empty(DType.F32, 1237)) {
+    try (Tensor b = g.upload(HostTensor.ofFloats(v, 1237), DType.BF16);
+        Tensor f = g.empty(DType.F32, 1237)) {
       g.copy(b, f);
       float[] back = g.download(f).toFloatArray();
       for (int i = 0; i < v.length; i++) {
-        assertEquals(moetune.engine.tensor.Floats.roundToBf16(v[i]), back[i], 0f, "bf16 -> f32 element " + i);
+        assertEquals(
+            moetune.engine.tensor.Floats.roundToBf16(v[i]),
+            back[i],
+            0f,
+            "bf16 -> f32 element " + i);
       }
     }
   }
@@ -57,16 +64,23 @@ class CudaDenseOpsTest {
       }
     }
     assertEquals(base, g.bytesInUse(), "every block was returned");
-    assertTrue(g.peakBytes() - base >= 4L << 20 && g.peakBytes() - base < 8L << 20, "peak " + g.peakBytes());
-    assertTrue(g.reservedBytes() - reserved0 <= 4L << 20, "50 equal allocations reused one cached block");
+    assertTrue(
+        g.peakBytes() - base >= 4L << 20 && g.peakBytes() - base < 8L << 20,
+        "peak " + g.peakBytes());
+    assertTrue(
+        g.reservedBytes() - reserved0 <= 4L << 20, "50 equal allocations reused one cached block");
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void elementwise(DType dt) {
     gpu();
     long n = 100_003;
-    try (Pair a = randn(dt, 1, n); Pair b = randn(dt, 1, n); Pair out = poisoned(dt, n)) {
+    try (Pair a = randn(dt, 1, n);
+        Pair b = randn(dt, 1, n);
+        Pair out = poisoned(dt, n)) {
       cpu().add(a.c(), b.c(), out.c());
       gpu().add(a.g(), b.g(), out.g());
       check("add " + dt, out, tol(dt));
@@ -95,7 +109,9 @@ class CudaDenseOpsTest {
 
   /** Every op(A) op(B) combination, beta 0 (C poisoned) and beta 1, awkward sizes. */
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void matmul(DType dt) {
     gpu();
     int[][] sizes = {{37, 100, 51}, {1, 100, 7}, {129, 33, 65}};
@@ -103,8 +119,21 @@ class CudaDenseOpsTest {
       int m = s[0], k = s[1], n = s[2];
       for (boolean ta : new boolean[] {false, true}) {
         for (boolean tb : new boolean[] {false, true}) {
-          String what = "matmul " + dt + " m=" + m + " k=" + k + " n=" + n + " transA=" + ta + " transB=" + tb;
-          try (Pair a = ta ? randn(dt, 1, k, m) : randn(dt, 1, m, k); Pair b = tb ? randn(dt, 1, n, k) : randn(dt, 1, k, n);
+          String what =
+              "matmul "
+                  + dt
+                  + " m="
+                  + m
+                  + " k="
+                  + k
+                  + " n="
+                  + n
+                  + " transA="
+                  + ta
+                  + " transB="
+                  + tb;
+          try (Pair a = ta ? randn(dt, 1, k, m) : randn(dt, 1, m, k);
+              Pair b = tb ? randn(dt, 1, n, k) : randn(dt, 1, k, n);
               Pair c = poisoned(DType.F32, m, n)) {
             cpu().matmul(a.c(), ta, b.c(), tb, c.c(), 0.5f, 0f);
             gpu().matmul(a.g(), ta, b.g(), tb, c.g(), 0.5f, 0f);
@@ -118,7 +147,9 @@ class CudaDenseOpsTest {
     }
     // bf16 output too (the model's bf16 activations)
     if (dt == DType.BF16) {
-      try (Pair a = randn(dt, 1, 37, 100); Pair b = randn(dt, 1, 51, 100); Pair c = poisoned(DType.BF16, 37, 51)) {
+      try (Pair a = randn(dt, 1, 37, 100);
+          Pair b = randn(dt, 1, 51, 100);
+          Pair c = poisoned(DType.BF16, 37, 51)) {
         cpu().matmul(a.c(), false, b.c(), true, c.c(), 1f, 0f);
         gpu().matmul(a.g(), false, b.g(), true, c.g(), 1f, 0f);
         check("matmul bf16 -> bf16", c, tol(dt));
@@ -129,9 +160,15 @@ class CudaDenseOpsTest {
   @Test
   void shapeErrorsNameTheOpAndShapes() {
     CudaBackend g = gpu();
-    try (Tensor a = g.empty(DType.F32, 3, 4); Tensor b = g.empty(DType.F32, 5, 6); Tensor c = g.empty(DType.F32, 3, 6)) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> g.matmul(a, false, b, false, c, 1, 0));
-      assertTrue(e.getMessage().startsWith("matmul: shapes do not agree") && e.getMessage().contains("[3, 4]"), e.getMessage());
+    try (Tensor a = g.empty(DType.F32, 3, 4);
+        Tensor b = g.empty(DType.F32, 5, 6);
+        Tensor c = g.empty(DType.F32, 3, 6)) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> g.matmul(a, false, b, false, c, 1, 0));
+      assertTrue(
+          e.getMessage().startsWith("matmul: shapes do not agree")
+              && e.getMessage().contains("[3, 4]"),
+          e.getMessage());
     }
   }
 }

@@ -23,15 +23,21 @@ class CudaLayerOpsTest {
   private static final long[] TOKENS = {1, 37};
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void embedding(DType dt) {
     gpu();
     int v = 1000, d = 100;
     for (long n : TOKENS) {
       int[] ids = new int[(int) n];
-      for (int i = 0; i < n; i++) ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
-      try (Pair id = ints(ids, n); Pair table = randn(dt, 1, v, d); Pair out = poisoned(dt, n, d);
-          Pair dOut = randn(dt, 1, n, d); Pair dTable = randn(DType.F32, 1, v, d)) {
+      for (int i = 0; i < n; i++)
+        ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
+      try (Pair id = ints(ids, n);
+          Pair table = randn(dt, 1, v, d);
+          Pair out = poisoned(dt, n, d);
+          Pair dOut = randn(dt, 1, n, d);
+          Pair dTable = randn(DType.F32, 1, v, d)) {
         cpu().embeddingForward(id.c(), table.c(), out.c());
         gpu().embeddingForward(id.g(), table.g(), out.g());
         check("embeddingForward " + dt + " N=" + n, out, tol(dt));
@@ -43,25 +49,40 @@ class CudaLayerOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void rmsnorm(DType dt) {
     gpu();
     for (long n : TOKENS) {
       for (int d : new int[] {100, 4099}) {
         for (boolean withDelta : new boolean[] {false, true}) {
           String what = dt + " N=" + n + " D=" + d + " delta=" + withDelta;
-          try (Pair res = randn(dt, 2, n, d); Pair delta = withDelta ? randn(dt, 1, n, d) : null; Pair w = randn(dt, 1, d);
-              Pair out = poisoned(dt, n, d); Pair rstd = poisoned(DType.F32, n)) {
-            cpu().rmsnormForward(res.c(), delta == null ? null : delta.c(), w.c(), 1e-5f, out.c(), rstd.c());
-            gpu().rmsnormForward(res.g(), delta == null ? null : delta.g(), w.g(), 1e-5f, out.g(), rstd.g());
+          try (Pair res = randn(dt, 2, n, d);
+              Pair delta = withDelta ? randn(dt, 1, n, d) : null;
+              Pair w = randn(dt, 1, d);
+              Pair out = poisoned(dt, n, d);
+              Pair rstd = poisoned(DType.F32, n)) {
+            cpu()
+                .rmsnormForward(
+                    res.c(), delta == null ? null : delta.c(), w.c(), 1e-5f, out.c(), rstd.c());
+            gpu()
+                .rmsnormForward(
+                    res.g(), delta == null ? null : delta.g(), w.g(), 1e-5f, out.g(), rstd.g());
             check("rmsnormForward out " + what, out, tol(dt));
             check("rmsnormForward residual " + what, res, tol(dt));
             check("rmsnormForward rstd " + what, rstd, tol(dt));
             sync(res);
             sync(rstd);
-            try (Pair dOut = randn(dt, 1, n, d); Pair dx = randn(dt, 1, n, d); Pair dw = randn(DType.F32, 1, d)) {
-              cpu().rmsnormBackward(dOut.c(), res.c(), w.c(), rstd.c(), dx.c(), withDelta ? dw.c() : null);
-              gpu().rmsnormBackward(dOut.g(), res.g(), w.g(), rstd.g(), dx.g(), withDelta ? dw.g() : null);
+            try (Pair dOut = randn(dt, 1, n, d);
+                Pair dx = randn(dt, 1, n, d);
+                Pair dw = randn(DType.F32, 1, d)) {
+              cpu()
+                  .rmsnormBackward(
+                      dOut.c(), res.c(), w.c(), rstd.c(), dx.c(), withDelta ? dw.c() : null);
+              gpu()
+                  .rmsnormBackward(
+                      dOut.g(), res.g(), w.g(), rstd.g(), dx.g(), withDelta ? dw.g() : null);
               check("rmsnormBackward dx " + what, dx, tol(dt));
               check("rmsnormBackward dw " + what, dw, tol(dt));
             }
@@ -72,14 +93,18 @@ class CudaLayerOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void rope(DType dt) {
     gpu();
     for (long n : TOKENS) {
       int heads = 3, hd = 24;
       int[] pos = new int[(int) n];
-      for (int i = 0; i < n; i++) pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
-      try (Pair p = ints(pos, n); Pair x = randn(dt, 1, n, heads, hd)) {
+      for (int i = 0; i < n; i++)
+        pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
+      try (Pair p = ints(pos, n);
+          Pair x = randn(dt, 1, n, heads, hd)) {
         cpu().ropeForward(x.c(), p.c(), 1e6f);
         gpu().ropeForward(x.g(), p.g(), 1e6f);
         check("ropeForward " + dt + " N=" + n, x, tol(dt));
@@ -92,7 +117,9 @@ class CudaLayerOpsTest {
 
   /** Causal, windowed, packed documents (with padding keys) and Tq < Tk, forward and backward. */
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void attention(DType dt) {
     gpu();
     record Case(int b, int tq, int tk, int h, int hkv, int hd, int window, boolean docs) {}
@@ -121,19 +148,28 @@ class CudaLayerOpsTest {
       AttnSpec sc = new AttnSpec(c.b, c.tq, c.tk, docs == null ? null : docs.c(), c.window);
       AttnSpec sg = new AttnSpec(c.b, c.tq, c.tk, docs == null ? null : docs.g(), c.window);
       long nq = (long) c.b * c.tq, nk = (long) c.b * c.tk;
-      try (Pair q = randn(dt, 1, nq, c.h, c.hd); Pair k = randn(dt, 1, nk, c.hkv, c.hd); Pair v = randn(dt, 1, nk, c.hkv, c.hd);
-          Pair out = poisoned(dt, nq, c.h, c.hd); Pair lse = poisoned(DType.F32, nq, c.h)) {
+      try (Pair q = randn(dt, 1, nq, c.h, c.hd);
+          Pair k = randn(dt, 1, nk, c.hkv, c.hd);
+          Pair v = randn(dt, 1, nk, c.hkv, c.hd);
+          Pair out = poisoned(dt, nq, c.h, c.hd);
+          Pair lse = poisoned(DType.F32, nq, c.h)) {
         cpu().attentionForward(q.c(), k.c(), v.c(), sc, out.c(), lse.c());
         gpu().attentionForward(q.g(), k.g(), v.g(), sg, out.g(), lse.g());
         check("attentionForward out " + what, out, tol(dt));
         check("attentionForward lse " + what, lse, tol(dt));
         sync(out);
         sync(lse);
-        try (Pair dOut = randn(dt, 1, nq, c.h, c.hd); Pair dq = poisoned(dt, nq, c.h, c.hd); Pair dk = poisoned(dt, nk, c.hkv, c.hd);
+        try (Pair dOut = randn(dt, 1, nq, c.h, c.hd);
+            Pair dq = poisoned(dt, nq, c.h, c.hd);
+            Pair dk = poisoned(dt, nk, c.hkv, c.hd);
             Pair dv = poisoned(dt, nk, c.hkv, c.hd)) {
           // the backward reads the forward's out and lse from each backend's own forward
-          cpu().attentionBackward(dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), sc, dq.c(), dk.c(), dv.c());
-          gpu().attentionBackward(dOut.g(), q.g(), k.g(), v.g(), out.g(), lse.g(), sg, dq.g(), dk.g(), dv.g());
+          cpu()
+              .attentionBackward(
+                  dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), sc, dq.c(), dk.c(), dv.c());
+          gpu()
+              .attentionBackward(
+                  dOut.g(), q.g(), k.g(), v.g(), out.g(), lse.g(), sg, dq.g(), dk.g(), dv.g());
           check("attentionBackward dq " + what, dq, tol(dt));
           check("attentionBackward dk " + what, dk, tol(dt));
           check("attentionBackward dv " + what, dv, tol(dt));

@@ -10,11 +10,10 @@ import static moetune.engine.backend.cuda.GpuTesting.poisoned;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -25,7 +24,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 class CudaLossOpsTest {
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void crossEntropy(DType dt) {
     gpu();
     int v = 32003;
@@ -34,7 +35,9 @@ class CudaLossOpsTest {
       for (int i = 0; i < n; i++) t[i] = i % 5 == 1 ? -100 : RND.nextInt(v);
       for (boolean alias : new boolean[] {false, true}) {
         String what = "crossEntropy " + dt + " N=" + n + " dLogits aliases logits=" + alias;
-        try (Pair logits = randn(dt, 3, n, v); Pair tg = ints(t, n); Pair losses = poisoned(DType.F32, n);
+        try (Pair logits = randn(dt, 3, n, v);
+            Pair tg = ints(t, n);
+            Pair losses = poisoned(DType.F32, n);
             Pair dl = alias ? null : poisoned(dt, n, v)) {
           Pair grad = alias ? logits : dl;
           cpu().crossEntropy(logits.c(), tg.c(), losses.c(), grad.c(), 0.25f);
@@ -43,7 +46,9 @@ class CudaLossOpsTest {
           check(what + " dLogits", grad, tol(dt));
         }
       }
-      try (Pair logits = randn(dt, 3, n, v); Pair tg = ints(t, n); Pair losses = poisoned(DType.F32, n)) {
+      try (Pair logits = randn(dt, 3, n, v);
+          Pair tg = ints(t, n);
+          Pair losses = poisoned(DType.F32, n)) {
         cpu().crossEntropy(logits.c(), tg.c(), losses.c(), null, 1f);
         gpu().crossEntropy(logits.g(), tg.g(), losses.g(), null, 1f);
         check("crossEntropy " + dt + " N=" + n + " no gradient", losses, tol(dt));
@@ -63,14 +68,23 @@ class CudaLossOpsTest {
           for (int i = 0; i < r; i++) m[i] = masked && i % 4 == 3 && r > 1 ? 0f : 1f;
           float[] p = new float[r * e];
           for (int i = 0; i < p.length; i++) p[i] = RND.nextFloat();
-          try (Pair probs = floats(DType.F32, p, r, e); Pair idx = ints(routing(r, k, new int[] {0, 1, 2, 4, 5}), r, k);
-              Pair mask = floats(DType.F32, m, r); Pair loss = poisoned(DType.F32, 1); Pair dP = poisoned(DType.F32, r, e)) {
-            cpu().loadBalancingLoss(probs.c(), idx.c(), masked ? mask.c() : null, loss.c(), dP.c(), 0.02f);
-            gpu().loadBalancingLoss(probs.g(), idx.g(), masked ? mask.g() : null, loss.g(), dP.g(), 0.02f);
+          try (Pair probs = floats(DType.F32, p, r, e);
+              Pair idx = ints(routing(r, k, new int[] {0, 1, 2, 4, 5}), r, k);
+              Pair mask = floats(DType.F32, m, r);
+              Pair loss = poisoned(DType.F32, 1);
+              Pair dP = poisoned(DType.F32, r, e)) {
+            cpu()
+                .loadBalancingLoss(
+                    probs.c(), idx.c(), masked ? mask.c() : null, loss.c(), dP.c(), 0.02f);
+            gpu()
+                .loadBalancingLoss(
+                    probs.g(), idx.g(), masked ? mask.g() : null, loss.g(), dP.g(), 0.02f);
             check("loadBalancingLoss " + what, loss, 1e-5);
             check("loadBalancingLoss dProbs " + what, dP, 1e-5);
           }
-          try (Pair logits = randn(DType.F32, 3, r, e); Pair mask = floats(DType.F32, m, r); Pair loss = poisoned(DType.F32, 1);
+          try (Pair logits = randn(DType.F32, 3, r, e);
+              Pair mask = floats(DType.F32, m, r);
+              Pair loss = poisoned(DType.F32, 1);
               Pair dL = randn(DType.F32, 1, r, e)) {
             cpu().routerZLoss(logits.c(), masked ? mask.c() : null, loss.c(), dL.c(), 0.001f);
             gpu().routerZLoss(logits.g(), masked ? mask.g() : null, loss.g(), dL.g(), 0.001f);
@@ -83,11 +97,15 @@ class CudaLossOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void sumsAndClipping(DType dt) {
     gpu();
     for (long n : new long[] {1, 37, 1_000_003}) {
-      try (Pair x = randn(dt, 1, n); Pair out = poisoned(DType.F32, 1); Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
+      try (Pair x = randn(dt, 1, n);
+          Pair out = poisoned(DType.F32, 1);
+          Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
         cpu().sum(x.c(), 0.5f, out.c());
         gpu().sum(x.g(), 0.5f, out.g());
         // A sum of random signs cancels, so its relative error is unbounded; what summation
@@ -95,9 +113,23 @@ class CudaLossOpsTest {
         // (float32 blocked sums: about log2(n) roundings of 6e-8 each).
         double sumAbs = 0;
         for (float xv : gpu().download(x.g()).toFloatArray()) sumAbs += Math.abs(xv);
-        float e = cpu().download(out.c()).toFloatArray()[0], a = gpu().download(out.g()).toFloatArray()[0];
-        assertTrue(Math.abs(a - e) <= 1e-6 * 0.5 * sumAbs, "sum " + dt + " n=" + n + ": gpu " + a + " cpu " + e
-            + " (sum |x| " + sumAbs + ", seed " + GpuTesting.SEED + ")");
+        float e = cpu().download(out.c()).toFloatArray()[0],
+            a = gpu().download(out.g()).toFloatArray()[0];
+        assertTrue(
+            Math.abs(a - e) <= 1e-6 * 0.5 * sumAbs,
+            "sum "
+                + dt
+                + " n="
+                + n
+                + ": gpu "
+                + a
+                + " cpu "
+                + e
+                + " (sum |x| "
+                + sumAbs
+                + ", seed "
+                + GpuTesting.SEED
+                + ")");
         cpu().sumSquares(x.c(), acc.c());
         gpu().sumSquares(x.g(), acc.g());
         check("sumSquares " + dt + " n=" + n, acc, tol(dt));
@@ -113,12 +145,17 @@ class CudaLossOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void adamw(DType gradType) {
     gpu();
     long n = 10_007;
-    try (Pair p = randn(DType.F32, 1, n); Pair g = randn(gradType, 1, n); Pair m = randn(DType.F32, 0.1, n);
-        Pair v = floats(DType.F32, abs(GpuTesting.randn((int) n, 0.01)), n); Pair low = poisoned(DType.BF16, n)) {
+    try (Pair p = randn(DType.F32, 1, n);
+        Pair g = randn(gradType, 1, n);
+        Pair m = randn(DType.F32, 0.1, n);
+        Pair v = floats(DType.F32, abs(GpuTesting.randn((int) n, 0.01)), n);
+        Pair low = poisoned(DType.BF16, n)) {
       for (int step = 1; step <= 3; step++) {
         cpu().adamwStep(p.c(), g.c(), m.c(), v.c(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.c());
         gpu().adamwStep(p.g(), g.g(), m.g(), v.g(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.g());

@@ -19,9 +19,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * Routing and the ScatterMoE kernels on the GPU against the CPU oracle: top-k 1..4, 1 and 37
- * tokens (and 300 to span several row tiles), hidden 100, experts that get no rows, and every
- * row on one expert.
+ * Routing and the ScatterMoE kernels on the GPU against the CPU oracle: top-k 1..4, 1 and 37 tokens
+ * (and 300 to span several row tiles), hidden 100, experts that get no rows, and every row on one
+ * expert.
  */
 @Tag("gpu")
 class CudaMoeOpsTest {
@@ -38,7 +38,8 @@ class CudaMoeOpsTest {
   };
 
   /** Sorted routing on both backends (computed by the CPU's flattenSortCount from topIdx). */
-  private record Route(int n, int k, Pair topIdx, Pair sortedExp, Pair sortedScat, Pair offsets) implements AutoCloseable {
+  private record Route(int n, int k, Pair topIdx, Pair sortedExp, Pair sortedScat, Pair offsets)
+      implements AutoCloseable {
     @Override
     public void close() {
       topIdx.close();
@@ -72,13 +73,17 @@ class CudaMoeOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void router(DType dt) {
     gpu();
     for (int n : new int[] {1, 37}) {
       for (int k = 1; k <= 4; k++) {
         String what = "router " + dt + " N=" + n + " k=" + k;
-        try (Pair logits = randn(dt, 2, n, E); Pair probs = poisoned(DType.F32, n, E); Pair w = poisoned(DType.F32, n, k);
+        try (Pair logits = randn(dt, 2, n, E);
+            Pair probs = poisoned(DType.F32, n, E);
+            Pair w = poisoned(DType.F32, n, k);
             Pair idx = poisonedInts(n, k)) {
           cpu().routerTopK(logits.c(), k, probs.c(), w.c(), idx.c());
           gpu().routerTopK(logits.g(), k, probs.g(), w.g(), idx.g());
@@ -88,10 +93,17 @@ class CudaMoeOpsTest {
           GpuTesting.sync(probs);
           for (int variant = 0; variant < 3; variant++) {
             boolean withW = variant != 1, withP = variant != 0;
-            try (Pair dW = randn(DType.F32, 1, n, k); Pair dP = randn(DType.F32, 1, n, E); Pair dL = poisoned(dt, n, E)) {
-              cpu().routerBackward(withW ? dW.c() : null, withP ? dP.c() : null, probs.c(), idx.c(), dL.c());
-              gpu().routerBackward(withW ? dW.g() : null, withP ? dP.g() : null, probs.g(), idx.g(), dL.g());
-              check(what + " routerBackward dTopWeights=" + withW + " dProbs=" + withP, dL, tol(dt));
+            try (Pair dW = randn(DType.F32, 1, n, k);
+                Pair dP = randn(DType.F32, 1, n, E);
+                Pair dL = poisoned(dt, n, E)) {
+              cpu()
+                  .routerBackward(
+                      withW ? dW.c() : null, withP ? dP.c() : null, probs.c(), idx.c(), dL.c());
+              gpu()
+                  .routerBackward(
+                      withW ? dW.g() : null, withP ? dP.g() : null, probs.g(), idx.g(), dL.g());
+              check(
+                  what + " routerBackward dTopWeights=" + withW + " dProbs=" + withP, dL, tol(dt));
             }
           }
         }
@@ -101,74 +113,119 @@ class CudaMoeOpsTest {
 
   /** All four grouped_in / grouped_out modes, W transposed both ways, with and without bias. */
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void scatter2scatter(DType dt) {
     gpu();
     // (100, 70): no dimension a multiple of 8 (element-wise tile loads); (136, 264): 16-byte loads
     // and several 128-wide column tiles of the bf16 tensor-core kernel.
     for (int[] df : new int[][] {{100, 70}, {136, 264}})
-    for (int[] spec : ROUTES) {
-      int d = df[0], f = df[1];
-      try (Route r = route(spec)) {
-        long m = (long) r.n * r.k;
-        for (boolean transW : new boolean[] {true, false}) {
-          // W is (E, O=f, I=d) as stored: transW maps d to f (x @ W^T), otherwise f to d (x @ W).
-          long o = f, i = d;
-          long in = transW ? d : f, out = transW ? f : d;
-          for (boolean gIn : new boolean[] {false, true}) {
-            for (boolean gOut : new boolean[] {false, true}) {
-              for (boolean withBias : new boolean[] {false, true}) {
-                String what = "scatter2scatter " + dt + " N=" + r.n + " k=" + r.k + " transW=" + transW + " groupedIn=" + gIn
-                    + " groupedOut=" + gOut + " bias=" + withBias;
-                try (Pair x = randn(dt, 1, gIn ? m : r.n, in); Pair w = randn(dt, 0.3, E, o, i);
-                    Pair bias = withBias ? randn(dt, 1, E, out) : null; Pair y = poisoned(dt, m, out)) {
-                  cpu().scatter2scatter(x.c(), w.c(), bias == null ? null : bias.c(), transW, r.k, r.sortedExp.c(),
-                      r.sortedScat.c(), gIn, gOut, y.c());
-                  gpu().scatter2scatter(x.g(), w.g(), bias == null ? null : bias.g(), transW, r.k, r.sortedExp.g(),
-                      r.sortedScat.g(), gIn, gOut, y.g());
-                  check(what, y, tol(dt));
+      for (int[] spec : ROUTES) {
+        int d = df[0], f = df[1];
+        try (Route r = route(spec)) {
+          long m = (long) r.n * r.k;
+          for (boolean transW : new boolean[] {true, false}) {
+            // W is (E, O=f, I=d) as stored: transW maps d to f (x @ W^T), otherwise f to d (x @ W).
+            long o = f, i = d;
+            long in = transW ? d : f, out = transW ? f : d;
+            for (boolean gIn : new boolean[] {false, true}) {
+              for (boolean gOut : new boolean[] {false, true}) {
+                for (boolean withBias : new boolean[] {false, true}) {
+                  String what =
+                      "scatter2scatter "
+                          + dt
+                          + " N="
+                          + r.n
+                          + " k="
+                          + r.k
+                          + " transW="
+                          + transW
+                          + " groupedIn="
+                          + gIn
+                          + " groupedOut="
+                          + gOut
+                          + " bias="
+                          + withBias;
+                  try (Pair x = randn(dt, 1, gIn ? m : r.n, in);
+                      Pair w = randn(dt, 0.3, E, o, i);
+                      Pair bias = withBias ? randn(dt, 1, E, out) : null;
+                      Pair y = poisoned(dt, m, out)) {
+                    cpu()
+                        .scatter2scatter(
+                            x.c(),
+                            w.c(),
+                            bias == null ? null : bias.c(),
+                            transW,
+                            r.k,
+                            r.sortedExp.c(),
+                            r.sortedScat.c(),
+                            gIn,
+                            gOut,
+                            y.c());
+                    gpu()
+                        .scatter2scatter(
+                            x.g(),
+                            w.g(),
+                            bias == null ? null : bias.g(),
+                            transW,
+                            r.k,
+                            r.sortedExp.g(),
+                            r.sortedScat.g(),
+                            gIn,
+                            gOut,
+                            y.g());
+                    check(what, y, tol(dt));
+                  }
                 }
               }
             }
           }
         }
       }
-    }
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void groupAndGroupXtY(DType dt) {
     gpu();
     for (int[] df : new int[][] {{100, 70}, {136, 264}})
-    for (int[] spec : ROUTES) {
-      int d = df[0], f = df[1];
-      try (Route r = route(spec)) {
-        long m = (long) r.n * r.k;
-        for (boolean withGates : new boolean[] {false, true}) {
-          String what = "group " + dt + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
-          try (Pair x = randn(dt, 1, r.n, d); Pair gates = randn(DType.F32, 1, m); Pair out = poisoned(dt, m, d)) {
-            cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
-            gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, out.g());
-            check(what, out, tol(dt));
+      for (int[] spec : ROUTES) {
+        int d = df[0], f = df[1];
+        try (Route r = route(spec)) {
+          long m = (long) r.n * r.k;
+          for (boolean withGates : new boolean[] {false, true}) {
+            String what = "group " + dt + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
+            try (Pair x = randn(dt, 1, r.n, d);
+                Pair gates = randn(DType.F32, 1, m);
+                Pair out = poisoned(dt, m, d)) {
+              cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
+              gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, out.g());
+              check(what, out, tol(dt));
+            }
           }
-        }
-        for (boolean withDb : new boolean[] {false, true}) {
-          String what = "groupXtY " + dt + " N=" + r.n + " k=" + r.k + " db=" + withDb;
-          try (Pair x = randn(dt, 1, m, d); Pair dy = randn(dt, 1, m, f); Pair dW = randn(DType.F32, 1, E, f, d);
-              Pair db = randn(DType.F32, 1, E, f)) {
-            cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), withDb ? db.c() : null);
-            gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), withDb ? db.g() : null);
-            check(what + " dW", dW, tol(dt));
-            check(what + " db", db, tol(dt));
+          for (boolean withDb : new boolean[] {false, true}) {
+            String what = "groupXtY " + dt + " N=" + r.n + " k=" + r.k + " db=" + withDb;
+            try (Pair x = randn(dt, 1, m, d);
+                Pair dy = randn(dt, 1, m, f);
+                Pair dW = randn(DType.F32, 1, E, f, d);
+                Pair db = randn(DType.F32, 1, E, f)) {
+              cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), withDb ? db.c() : null);
+              gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), withDb ? db.g() : null);
+              check(what + " dW", dW, tol(dt));
+              check(what + " db", db, tol(dt));
+            }
           }
         }
       }
-    }
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void combineAndGatesBackward(DType dt) {
     gpu();
     int d = 100;
@@ -176,8 +233,11 @@ class CudaMoeOpsTest {
       for (int k = 1; k <= 4; k++) {
         for (boolean withGates : new boolean[] {false, true}) {
           String what = "combine " + dt + " N=" + n + " k=" + k + " gates=" + withGates;
-          try (Pair ex = randn(dt, 1, (long) n * k, d); Pair gates = randn(DType.F32, 1, n, k); Pair y = poisoned(dt, n, d);
-              Pair dY = randn(dt, 1, n, d); Pair dG = poisoned(DType.F32, n, k)) {
+          try (Pair ex = randn(dt, 1, (long) n * k, d);
+              Pair gates = randn(DType.F32, 1, n, k);
+              Pair y = poisoned(dt, n, d);
+              Pair dY = randn(dt, 1, n, d);
+              Pair dG = poisoned(DType.F32, n, k)) {
             cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
             gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
             check(what, y, tol(dt));
@@ -191,12 +251,17 @@ class CudaMoeOpsTest {
   }
 
   @ParameterizedTest
-  @EnumSource(value = DType.class, names = {"F32", "BF16"})
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
   void swiglu(DType dt) {
     gpu();
     for (long m : new long[] {1, 74}) {
       int f = 70;
-      try (Pair h = randn(dt, 2, m, 2 * f); Pair a = poisoned(dt, m, f); Pair dA = randn(dt, 1, m, f); Pair dH = poisoned(dt, m, 2 * f)) {
+      try (Pair h = randn(dt, 2, m, 2 * f);
+          Pair a = poisoned(dt, m, f);
+          Pair dA = randn(dt, 1, m, f);
+          Pair dH = poisoned(dt, m, 2 * f)) {
         cpu().swigluForward(h.c(), a.c());
         gpu().swigluForward(h.g(), a.g());
         check("swigluForward " + dt + " M=" + m, a, tol(dt));

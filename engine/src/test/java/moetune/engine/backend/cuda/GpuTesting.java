@@ -19,13 +19,13 @@ import org.junit.jupiter.api.Assumptions;
  * rounded to that dtype first so both backends compute from identical numbers), NaN-poisoned
  * outputs, and a scale-free comparison.
  *
- * <p>Tolerances (normwise relative error ‖gpu − cpu‖ / ‖cpu‖): float32 1e-5: both sides compute
- * in float32 from the same inputs and differ only in summation order and in the libm of exp/log
- * (a few ulp, 6e-8 each), which over sums of up to a few thousand terms stays near 1e-6. bf16
- * 1e-2: every bf16 output is rounded once (relative error up to 2^-9 = 2e-3) and bf16
- * intermediates that the op stores (a residual updated in place, dH from bf16 h) add a few more
- * such roundings; 1e-2 is the bound that allows about five while still catching a wrong index,
- * a missing term or a transposed weight (those give errors of order 1).
+ * <p>Tolerances (normwise relative error ‖gpu − cpu‖ / ‖cpu‖): float32 1e-5: both sides compute in
+ * float32 from the same inputs and differ only in summation order and in the libm of exp/log (a few
+ * ulp, 6e-8 each), which over sums of up to a few thousand terms stays near 1e-6. bf16 1e-2: every
+ * bf16 output is rounded once (relative error up to 2^-9 = 2e-3) and bf16 intermediates that the op
+ * stores (a residual updated in place, dH from bf16 h) add a few more such roundings; 1e-2 is the
+ * bound that allows about five while still catching a wrong index, a missing term or a transposed
+ * weight (those give errors of order 1).
  */
 final class GpuTesting {
   static final long SEED = System.nanoTime();
@@ -77,7 +77,9 @@ final class GpuTesting {
     if (g == DType.BF16) {
       for (int i = 0; i < r.length; i++) r[i] = Floats.roundToBf16(r[i]);
     }
-    return new Pair(cpu().upload(HostTensor.ofFloats(r, shape)), gpu().upload(HostTensor.ofFloats(r, shape), g));
+    return new Pair(
+        cpu().upload(HostTensor.ofFloats(r, shape)),
+        gpu().upload(HostTensor.ofFloats(r, shape), g));
   }
 
   static Pair randn(DType g, double scale, long... shape) {
@@ -106,7 +108,10 @@ final class GpuTesting {
     return new Pair(c, t);
   }
 
-  /** Fails unless the GPU tensor matches the CPU's within tol (normwise), NaN only where the CPU has NaN. */
+  /**
+   * Fails unless the GPU tensor matches the CPU's within tol (normwise), NaN only where the CPU has
+   * NaN.
+   */
   static void check(String what, Pair p, double tol) {
     float[] e = cpu().download(p.c()).toFloatArray();
     float[] a = gpu().download(p.g()).toFloatArray();
@@ -149,17 +154,20 @@ final class GpuTesting {
               worst = i;
             }
           }
-          if (worst >= 0) bad.add(String.format("[%d] gpu %.7g cpu %.7g", worst, a[worst], e[worst]));
+          if (worst >= 0)
+            bad.add(String.format("[%d] gpu %.7g cpu %.7g", worst, a[worst], e[worst]));
         }
       }
-      fail(String.format("%s: normwise rel err %.3g (tol %.1g), %d NaN mismatches, seed %d; %s", what, rel, tol, nanBad,
-          SEED, String.join(", ", bad)));
+      fail(
+          String.format(
+              "%s: normwise rel err %.3g (tol %.1g), %d NaN mismatches, seed %d; %s",
+              what, rel, tol, nanBad, SEED, String.join(", ", bad)));
     }
   }
 
   /**
-   * Copies the GPU's values into the CPU tensor, so that a backward test starts both backends
-   * from identical forward results (in bf16 they legitimately differ by output rounding, which a
+   * Copies the GPU's values into the CPU tensor, so that a backward test starts both backends from
+   * identical forward results (in bf16 they legitimately differ by output rounding, which a
    * cancellation such as dp - delta in attention would otherwise amplify).
    */
   static void sync(Pair p) {
@@ -167,12 +175,15 @@ final class GpuTesting {
   }
 
   static void checkInts(String what, Pair p) {
-    assertArrayEquals(cpu().download(p.c()).toIntArray(), gpu().download(p.g()).toIntArray(), what + " (seed " + SEED + ")");
+    assertArrayEquals(
+        cpu().download(p.c()).toIntArray(),
+        gpu().download(p.g()).toIntArray(),
+        what + " (seed " + SEED + ")");
   }
 
   /**
-   * K distinct experts per token drawn from the allowed set (so some experts may get no rows),
-   * as a flat (N*K) array.
+   * K distinct experts per token drawn from the allowed set (so some experts may get no rows), as a
+   * flat (N*K) array.
    */
   static int[] routing(int n, int k, int[] allowed) {
     int[] idx = new int[n * k];
