@@ -10,9 +10,10 @@ import java.util.List;
  * Writes JSON exactly as Python's {@code json.dumps(obj, indent=2, sort_keys=True)} does, which is
  * how transformers writes {@code config.json}, {@code generation_config.json} and {@code
  * model.safetensors.index.json}: two-space indent, {@code ", "}-free item separators with one item
- * per line, {@code ": "} after keys, keys sorted by code point, non-ASCII escaped as {@code
- * \\uXXXX}, and floats in Python's shortest {@code repr} form ({@code 1e-05}, {@code 1000000.0},
- * {@code 0.02}). Writing a file transformers wrote therefore reproduces it byte for byte.
+ * per line, {@code ": "} after keys, keys sorted by code point, non-ASCII escaped as a backslash-u
+ * escape with four hex digits, and floats in Python's shortest {@code repr} form ({@code 1e-05},
+ * {@code 1000000.0}, {@code 0.02}). Writing a file transformers wrote therefore reproduces it byte
+ * for byte.
  */
 public final class PyJson {
   private PyJson() {}
