@@ -1,11 +1,15 @@
 package moetune.engine.model;
 
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.CudaProbe;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -138,6 +142,76 @@ class MixtralModelGpuTest {
         Parity.assertScalar(act + " total", loss.total(), cpuLoss.total(), f32 ? 1e-5 : 1e-2);
         Parity.assertClose(act + " gradients with z", got, want, f32 ? 1e-4 : BF16.grads());
       }
+    }
+  }
+
+  /**
+   * Where the loose bf16 gradient bound comes from. On a batch of real and arbitrary tokens, the
+   * bf16 GPU model and the float32 CPU model route every token to the same experts, and each
+   * tensor's bf16 gradient error measured against the global gradient norm stays within 2e-2 (the
+   * size of the bf16 logits error, 1.3e-2, with headroom): a per-tensor relative error of 0.26 is
+   * then the rounding noise of a tensor whose gradient is small, not a wrong term.
+   */
+  @Test
+  void bf16GradientErrorsAreSmallAgainstTheGlobalGradientNorm() {
+    int[][] ids = {
+      {1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076, 2487, 28804, 733, 28748, 16289, 28793},
+      {1, 28748, 16289, 28793, 5, 6, 7, 8, 9, 100, 200, 300, 400, 500, 600}
+    };
+    Batch batch = Batch.of(ids, ids);
+    java.nio.file.Path dir = Parity.fixtures().resolve("tiny-mixtral");
+    try (CpuBackend cpu = new CpuBackend();
+        MixtralModel ref = MixtralModel.load(dir, cpu);
+        MixtralModel m =
+            MixtralModel.load(dir, gpu(), ModelOptions.defaults().withActivations(DType.BF16))) {
+      ref.zeroGrad();
+      m.zeroGrad();
+      ref.forward(batch);
+      m.forward(batch);
+      int[] want = ref.lastRouting()[1].toIntArray();
+      int[] got = m.lastRouting()[1].toIntArray();
+      int k = ref.config().numExpertsPerTok;
+      int flips = 0;
+      for (int r = 0; r < want.length / k; r++) {
+        Set<Integer> a = new HashSet<>();
+        Set<Integer> b = new HashSet<>();
+        for (int j = 0; j < k; j++) {
+          a.add(want[r * k + j]);
+          b.add(got[r * k + j]);
+        }
+        flips += a.equals(b) ? 0 : 1;
+      }
+      ref.backward();
+      m.backward();
+      double global = 0;
+      for (String name : ref.parameters().hubNames()) {
+        for (float g : ref.gradient(name).toFloatArray()) {
+          global += (double) g * g;
+        }
+      }
+      global = Math.sqrt(global);
+      double worst = 0;
+      String worstName = "";
+      for (String name : ref.parameters().hubNames()) {
+        float[] a = ref.gradient(name).toFloatArray();
+        float[] b = m.gradient(name).toFloatArray();
+        double d = 0;
+        for (int i = 0; i < a.length; i++) {
+          d += ((double) b[i] - a[i]) * ((double) b[i] - a[i]);
+        }
+        double err = Math.sqrt(d) / global;
+        if (err > worst) {
+          worst = err;
+          worstName = name;
+        }
+      }
+      System.out.printf(
+          "bf16 vs float32: %d routing changes over %d (layer, token) rows; worst gradient error"
+              + " against the global norm %.3e (%s), global norm %.4f%n",
+          flips, want.length / k, worst, worstName, global);
+      Assertions.assertEquals(0, flips, "tokens routed differently in bf16");
+      Assertions.assertTrue(
+          worst <= 2e-2, "worst bf16 gradient error " + worst + " at " + worstName);
     }
   }
 }
