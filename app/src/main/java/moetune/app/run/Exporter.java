@@ -6,10 +6,12 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.DoubleConsumer;
 import java.util.stream.Stream;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.MixtralNames;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.model.Batch;
 import moetune.engine.model.MixtralModel;
@@ -54,6 +56,16 @@ public final class Exporter {
   /** Writes the export; {@code to} must be new, empty, or an earlier export (it is replaced). */
   public static void export(Path from, Path to, DType dtype, long maxShardBytes)
       throws IOException {
+    export(from, to, dtype, maxShardBytes, fraction -> {});
+  }
+
+  /**
+   * As {@link #export(Path, Path, DType, long)}, reporting the fraction of the weight tensors
+   * written so far (in [0, 1], on the calling thread) to {@code progress}.
+   */
+  public static void export(
+      Path from, Path to, DType dtype, long maxShardBytes, DoubleConsumer progress)
+      throws IOException {
     if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
       throw new ConfigException(
           "--out " + to + ": is the checkpoint itself; choose another directory");
@@ -70,14 +82,22 @@ public final class Exporter {
     }
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+      // the writer asks for each hub tensor once, while writing it
+      int total = MixtralNames.hubShapes(ckpt.config()).size();
+      int[] written = {0};
+      progress.accept(0);
       MixtralCheckpoint.save(
           to,
           ckpt.config(),
           ckpt.generationConfig(),
-          ckpt::tensor,
+          name -> {
+            progress.accept(Math.min(1.0, (double) written[0]++ / total));
+            return ckpt.tensor(name);
+          },
           dtype,
           maxShardBytes,
           tokenizer);
+      progress.accept(1);
     }
   }
 

@@ -153,4 +153,21 @@ class ExportRoundTripTest {
     assertEquals("keep me", Files.readString(out.resolve("notes.txt")));
     assertFalse(Files.exists(out.resolve("config.json")));
   }
+
+  @Test
+  void exportReportsItsProgressTensorByTensor(@TempDir Path tmp) throws Exception {
+    Path src = modelDir(tmp);
+    List<Double> seen = new java.util.ArrayList<>();
+    Exporter.export(src, tmp.resolve("out"), DType.BF16, 100_000L, seen::add);
+    int tensors =
+        moetune.engine.io.MixtralNames.hubShapes(MixtralConfig.load(src.resolve("config.json")))
+            .size();
+    // 0 first, one value as each tensor is requested, then 1 once the directory is in place
+    assertEquals(tensors + 2, seen.size(), seen.toString());
+    assertEquals(0.0, seen.get(0));
+    assertEquals(1.0, seen.get(seen.size() - 1));
+    for (int i = 1; i < seen.size(); i++) {
+      assertTrue(seen.get(i) >= seen.get(i - 1), "progress went back at " + i + ": " + seen);
+    }
+  }
 }

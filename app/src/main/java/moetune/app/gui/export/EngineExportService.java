@@ -25,14 +25,13 @@ public final class EngineExportService implements ExportService {
     return List.of("bf16", "fp16", "fp32");
   }
 
-  /** The exporter reports no fractions, so progress is "working" (-1) until it returns. */
+  /** Progress is the fraction of weight tensors written (the exporter's own count). */
   @Override
   public Path export(
       Path checkpoint, Path target, String dtype, long shardBytes, DoubleConsumer progress)
       throws Exception {
-    progress.accept(-1);
     Path from = Exporter.modelDir(checkpoint, "checkpoint");
-    Exporter.export(from, target, DType.parse(dtype), shardBytes);
+    Exporter.export(from, target, DType.parse(dtype), shardBytes, progress);
     return target;
   }
 
