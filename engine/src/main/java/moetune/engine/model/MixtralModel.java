@@ -42,7 +42,10 @@ public final class MixtralModel implements AutoCloseable {
   private final ModelOptions options;
   private final Parameters params;
   private final DecoderLayer[] layers;
-  private final SplittableRandom rng;
+  // Router jitter noise of the n-th training forward is drawn from a generator seeded by (seed,
+  // n) alone, so a resumed run that restores n (noiseStep) draws exactly the noise an
+  // uninterrupted run would.
+  private long noiseStep;
   private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
   private GenerationConfig generation; // from the loaded directory, or null
   private Step step; // the last forward's state, until backward or the next forward
@@ -56,7 +59,19 @@ public final class MixtralModel implements AutoCloseable {
     for (int l = 0; l < layers.length; l++) {
       layers[l] = new DecoderLayer(params, l, config, options.activations());
     }
-    this.rng = new SplittableRandom(options.seed());
+  }
+
+  /** How many training forwards have drawn router-jitter noise (the noise generator's state). */
+  public long noiseStep() {
+    return noiseStep;
+  }
+
+  /** Restores {@link #noiseStep()} from a checkpoint, so the next noise is as if never stopped. */
+  public void setNoiseStep(long step) {
+    if (step < 0) {
+      throw new IllegalArgumentException("noise step must be >= 0, got " + step);
+    }
+    noiseStep = step;
   }
 
   /** Loads a HuggingFace Mixtral directory (config.json and safetensors) in float32. */
@@ -258,6 +273,8 @@ public final class MixtralModel implements AutoCloseable {
     s.probs = be.empty(DType.F32, (long) numLayers * n, e);
     s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
     Tensor[] out = new Tensor[1];
+    SplittableRandom noise =
+        training ? new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + noiseStep++) : null;
     for (int l = 0; l < numLayers; l++) {
       s.saved[l] =
           layers[l].forward(
@@ -267,7 +284,7 @@ public final class MixtralModel implements AutoCloseable {
               s.routerLogits.view((long) l * n * e, n, e),
               s.probs.view((long) l * n * e, n, e),
               s.topIdx.view((long) l * n * k, n, k),
-              training ? rng : null,
+              noise,
               out);
       s.streams[l + 1] = out[0];
     }

@@ -41,6 +41,8 @@ import moetune.engine.tensor.Tensor;
 public final class MixtralTrainable implements TrainableModel {
   public static final String OPTIMIZER_FILE = "optimizer.safetensors";
   private static final String STEP_KEY = "adamw_step";
+  // the model's router-jitter noise position (see MixtralModel#noiseStep), for exact resumes
+  private static final String NOISE_KEY = "router_noise_step";
 
   private final MixtralModel model;
   private final MixtralConfig savedConfig;
@@ -138,13 +140,6 @@ public final class MixtralTrainable implements TrainableModel {
       w.add(
           "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
               + "watch expert_load in metrics.jsonl for router collapse");
-    }
-    if (model.config().routerJitterNoise > 0) {
-      w.add(
-          "router_jitter_noise is "
-              + model.config().routerJitterNoise
-              + ": its random state is "
-              + "not checkpointed, so a resumed run is not bit-identical to an uninterrupted one");
     }
     return w;
   }
@@ -267,6 +262,7 @@ public final class MixtralTrainable implements TrainableModel {
     Map<String, String> meta = new LinkedHashMap<>();
     meta.put("format", "moetune-adamw");
     meta.put(STEP_KEY, Integer.toString(adamw.stepCount()));
+    meta.put(NOISE_KEY, Long.toString(model.noiseStep()));
     SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
   }
 
@@ -301,6 +297,11 @@ public final class MixtralTrainable implements TrainableModel {
         throw new IOException(opt + ": metadata lacks '" + STEP_KEY + "'");
       }
       adamw.loadState(state, Integer.parseInt(step));
+      String noise = r.metadata().get(NOISE_KEY);
+      if (noise == null) {
+        throw new IOException(opt + ": metadata lacks '" + NOISE_KEY + "'");
+      }
+      model.setNoiseStep(Long.parseLong(noise));
     }
   }
 

@@ -18,6 +18,8 @@ import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The trainer on the real Mixtral model and AdamW, on the CPU. */
 class MixtralTrainerTest {
@@ -49,7 +51,12 @@ class MixtralTrainerTest {
   }
 
   static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed) {
-    MixtralConfig c = TinyMixtral.config(0.02);
+    return trainable(cpu, o, initSeed, 0.0);
+  }
+
+  static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed, double jitter) {
+    MixtralConfig c =
+        TinyMixtral.config(0.02).toBuilder().set(b -> b.routerJitterNoise = jitter).build();
     MixtralModel m =
         TinyMixtral.model(
             cpu,
@@ -80,8 +87,11 @@ class MixtralTrainerTest {
     }
   }
 
-  @Test
-  void resumedRunEqualsUninterruptedRunBitForBit(@TempDir Path tmp) throws Exception {
+  /** With router jitter too: its noise position is checkpointed with the optimizer state. */
+  @ParameterizedTest
+  @ValueSource(doubles = {0.0, 0.1})
+  void resumedRunEqualsUninterruptedRunBitForBit(double jitter, @TempDir Path tmp)
+      throws Exception {
     SequenceSource train = TinyMixtral.data(9, 20, 1);
     SequenceSource eval = TinyMixtral.data(3, 20, 2);
     TrainOptions o = options(7, 0.05, FreezeSpec.NONE, 0);
@@ -89,7 +99,7 @@ class MixtralTrainerTest {
     float[] fullWeights;
     float[] fullM;
     try (CpuBackend cpu = new CpuBackend(2);
-        MixtralTrainable t = trainable(cpu, o, 5)) {
+        MixtralTrainable t = trainable(cpu, o, 5, jitter)) {
       Trainer tr = new Trainer(t, train, eval, o, tmp.resolve("full"));
       tr.addListener(full);
       RunSummary s = tr.run();
@@ -102,7 +112,7 @@ class MixtralTrainerTest {
     Losses part = new Losses();
     TrainOptions o2 = options(7, 0.05, FreezeSpec.NONE, 2);
     try (CpuBackend cpu = new CpuBackend(2);
-        MixtralTrainable t = trainable(cpu, o2, 5)) {
+        MixtralTrainable t = trainable(cpu, o2, 5, jitter)) {
       Trainer tr = new Trainer(t, train, eval, o2, tmp.resolve("part"));
       tr.addListener(part);
       tr.addListener(
@@ -117,7 +127,7 @@ class MixtralTrainerTest {
     // A fresh process would start from other weights: use another init seed to prove the
     // checkpoint restores everything.
     try (CpuBackend cpu = new CpuBackend(2);
-        MixtralTrainable t = trainable(cpu, o2, 99)) {
+        MixtralTrainable t = trainable(cpu, o2, 99, jitter)) {
       Trainer tr = new Trainer(t, train, eval, o2, tmp.resolve("part"));
       tr.resumeFrom(Trainer.findCheckpoint(tmp.resolve("part")));
       tr.addListener(part);
