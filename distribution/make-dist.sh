@@ -5,6 +5,7 @@
 # Called by Maven (mvn -Pdist package).
 set -euo pipefail
 java_home="$1" target="$2" version="$3"
+command -v zip >/dev/null || { echo "moetune dist: needs the zip command to trim the jars (apt-get install zip)" >&2; exit 1; }
 name="moetune-$version"
 stage="$target/$name"
 rm -rf "$stage" "$target/$name-linux-x86_64.tar.gz"
