@@ -1,6 +1,9 @@
 package moetune.engine.train;
 
 import java.util.Locale;
+import java.util.function.Predicate;
+import moetune.engine.model.Parameters;
+import moetune.engine.optim.AdamW;
 
 /**
  * torch.optim.AdamW's settings and which parameters decay.
@@ -32,24 +35,32 @@ public record AdamWOptions(
       return valueOf(s.toUpperCase(Locale.ROOT).replace('-', '_'));
     }
 
-    /** Whether a parameter with this HF name decays. */
-    public boolean decays(String name) {
+    /**
+     * The parameters this choice decays, as the optimizer's predicate. Norm weights are the vectors
+     * (Mixtral has no biases), which is what HF Trainer leaves out.
+     */
+    public Predicate<Parameters.Slice> predicate() {
       return switch (this) {
-        case ALL -> true;
-        case NONE -> false;
-        case NO_NORMS_NO_BIAS -> !(name.endsWith(".bias") || name.contains("norm."));
+        case ALL -> AdamW.DECAY_ALL;
+        case NO_NORMS_NO_BIAS -> AdamW.DECAY_MATRICES;
+        case NONE -> slice -> false;
       };
     }
   }
 
   public AdamWOptions {
-    if (!(lr >= 0)
-        || !(beta1 >= 0 && beta1 < 1)
-        || !(beta2 >= 0 && beta2 < 1)
-        || !(eps > 0)
-        || !(weightDecay >= 0)) {
-      throw new IllegalArgumentException(
-          "AdamWOptions: need lr >= 0, betas in [0, 1), eps > 0, weight decay >= 0");
-    }
+    // the optimizer's own checks of the hyperparameters (on the parameters: fields are unset here)
+    settings(lr, beta1, beta2, eps, weightDecay, 0);
+  }
+
+  /** These hyperparameters as the optimizer takes them, with the given grad-norm clip. */
+  public AdamW.Settings settings(double maxGradNorm) {
+    return settings(lr, beta1, beta2, eps, weightDecay, maxGradNorm);
+  }
+
+  private static AdamW.Settings settings(
+      double lr, double beta1, double beta2, double eps, double weightDecay, double clip) {
+    return new AdamW.Settings(
+        (float) lr, (float) beta1, (float) beta2, (float) eps, (float) weightDecay, (float) clip);
   }
 }

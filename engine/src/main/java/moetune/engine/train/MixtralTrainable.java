@@ -99,24 +99,8 @@ public final class MixtralTrainable implements TrainableModel {
     this.trainable = t;
     AdamWOptions o = options.optimizer();
     Predicate<Parameters.Slice> decay =
-        s ->
-            !options.freeze().isFrozen(s.name())
-                && switch (o.decay()) {
-                  case ALL -> true;
-                  case NONE -> false;
-                  case NO_NORMS_NO_BIAS -> !s.isVector(); // Mixtral has no biases
-                };
-    this.adamw =
-        new AdamW(
-            params,
-            new AdamW.Settings(
-                (float) o.lr(),
-                (float) o.beta1(),
-                (float) o.beta2(),
-                (float) o.eps(),
-                (float) o.weightDecay(),
-                (float) options.clipNorm()),
-            decay);
+        s -> !options.freeze().isFrozen(s.name()) && o.decay().predicate().test(s);
+    this.adamw = new AdamW(params, o.settings(options.clipNorm()), decay);
   }
 
   /** The config a model must be built from to train with this aux-loss coefficient. */
