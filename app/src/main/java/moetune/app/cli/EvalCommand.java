@@ -21,6 +21,7 @@ import moetune.engine.train.MixtralTrainable;
 import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code moetune eval}: loss and perplexity of a model on a dataset. */
@@ -30,12 +31,7 @@ import picocli.CommandLine.Option;
     description =
         "Loss and perplexity of a model on a dataset (every conversation, labelled tokens only).")
 public final class EvalCommand implements Callable<Integer> {
-  @Option(
-      names = "--model",
-      required = true,
-      paramLabel = "DIR",
-      description = "model directory or train output")
-  Path model;
+  @Mixin ModelTarget target;
 
   @Option(
       names = "--data",
@@ -79,20 +75,13 @@ public final class EvalCommand implements Callable<Integer> {
       description = "sequences per forward (default: ${DEFAULT-VALUE})")
   int microBatch;
 
-  @Option(
-      names = "--device",
-      defaultValue = "auto",
-      paramLabel = "D",
-      description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
-  String device;
-
   @Override
   public Integer call() {
     try {
       if (maxLength < 8 || microBatch < 1) {
         throw new ConfigException("--max-length must be >= 8 and --micro-batch >= 1");
       }
-      Path dir = Exporter.modelDir(model, "--model");
+      Path dir = Exporter.modelDir(target.model, "--model");
       DataConfig dc =
           new DataConfig(
               data,
@@ -105,7 +94,8 @@ public final class EvalCommand implements Callable<Integer> {
               true,
               0.0,
               0L);
-      try (LoadedModel lm = LoadedModel.open(dir, device, 0L, line -> System.err.println(line))) {
+      try (LoadedModel lm =
+          LoadedModel.open(dir, target.device, 0L, line -> System.err.println(line))) {
         MixtralModel m = lm.model();
         PreparedData p = DataPipeline.prepare(dc, lm.tokenizer());
         List<PackedSequence> rows = new ArrayList<>();

@@ -10,6 +10,7 @@ import moetune.engine.generate.Generator;
 import moetune.templates.ConversationTemplate;
 import moetune.templates.TemplateRegistry;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code moetune generate}: continue a prompt with a KV cache. */
@@ -18,12 +19,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description = "Generate text from a model (a model directory or a train run's --out).")
 public final class GenerateCommand implements Callable<Integer> {
-  @Option(
-      names = "--model",
-      required = true,
-      paramLabel = "DIR",
-      description = "model directory or train output")
-  Path model;
+  @Mixin ModelTarget target;
 
   @Option(
       names = "--prompt",
@@ -69,13 +65,6 @@ public final class GenerateCommand implements Callable<Integer> {
       description = "sampling seed (default: ${DEFAULT-VALUE})")
   long seed;
 
-  @Option(
-      names = "--device",
-      defaultValue = "auto",
-      paramLabel = "D",
-      description = "cpu, cuda, cuda:N or auto (default: ${DEFAULT-VALUE})")
-  String device;
-
   @Override
   public Integer call() {
     try {
@@ -83,9 +72,10 @@ public final class GenerateCommand implements Callable<Integer> {
         throw new ConfigException(
             "--max-new-tokens must be >= 0, --temperature >= 0 and --top-p in (0, 1]");
       }
-      Path dir = Exporter.modelDir(model, "--model");
+      Path dir = Exporter.modelDir(target.model, "--model");
       ConversationTemplate tpl = template == null ? null : TemplateRegistry.builtin().get(template);
-      try (LoadedModel lm = LoadedModel.open(dir, device, seed, line -> System.err.println(line))) {
+      try (LoadedModel lm =
+          LoadedModel.open(dir, target.device, seed, line -> System.err.println(line))) {
         ChatGeneration.Reply r =
             ChatGeneration.generate(
                 lm,
