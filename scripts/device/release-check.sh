@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 command -v java >/dev/null && echo "note: a java is on PATH" || echo "no java on PATH: only the dist's runtime"
 
 cp=".device/test-classes:$(ls "$home"/lib/*.jar | tr '\n' ':')"
-"$java" --enable-native-access=ALL-UNNAMED -Xmx16g -Dmoetune.fixtures="$PWD/.device/fixtures" \
+"$java" --enable-native-access=ALL-UNNAMED -Xmx16g -Dmoetune.fixtures="$PWD/fixtures" \
   -jar .device/junit-platform-console-standalone-1.14.1.jar execute -cp "$cp" \
   --select-package=moetune.engine.backend.cuda \
   --select-class=moetune.engine.train.MixtralTrainerGpuTest \

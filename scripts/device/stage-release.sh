@@ -7,14 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/find-jdk.sh
 dest=.device
-rm -rf "$dest" && mkdir -p "$dest/fixtures/tiny-mixtral"
+rm -rf "$dest" && mkdir -p "$dest"
 mvn -B -q -Pdist -DskipTests package
 mvn -B -q -pl engine -am test-compile
 cp distribution/target/moetune-*-linux-x86_64.tar.gz "$dest/"
 cp -r engine/target/test-classes "$dest/test-classes"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
   -DoutputDirectory="$dest"
-fx=../shared/fixtures/tiny-mixtral
-cp "$fx"/config.json "$fx"/generation_config.json "$fx"/model*.safetensors* "$fx"/tokenizer*.json \
-  "$dest/fixtures/tiny-mixtral/"
 du -sh "$dest"

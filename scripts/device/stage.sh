@@ -17,13 +17,7 @@ cp engine/target/engine-*.jar "$dest/lib/"
 cp -r engine/target/test-classes "$dest/test-classes"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
   -DoutputDirectory="$dest/lib"
-# The fixtures are needed only by the model parity test (FIXTURES=1): they cost ~25 MiB of the
-# 64 MiB the device tool carries.
-if [ "${FIXTURES:-0}" = 1 ]; then
-  mkdir -p "$dest/fixtures"
-  cp -r "$repo/../shared/fixtures/tiny-mixtral" "$dest/fixtures/"
-  rm -f "$dest/fixtures/tiny-mixtral/tokenizer.json" # the model tests do not tokenize
-fi
+# The test fixtures are tracked in the repository (fixtures/), so they travel with the checkout.
 # Only JCuda's driver binding is used: keep just its native library (the NVPTX compiler
 # binding alone is 24 MB of the 64 MB the device tool carries).
 natives="$(ls "$dest"/lib/jcuda-natives-*.jar)"

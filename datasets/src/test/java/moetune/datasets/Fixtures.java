@@ -9,9 +9,7 @@ final class Fixtures {
   private Fixtures() {}
 
   static Path tinyMixtral() {
-    Path p =
-        Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"))
-            .resolve("tiny-mixtral");
+    Path p = Path.of(System.getProperty("moetune.fixtures", "../fixtures")).resolve("tiny-mixtral");
     Assumptions.assumeTrue(
         Files.isRegularFile(p.resolve("tokenizer.json")), "fixture tokenizer missing at " + p);
     return p;

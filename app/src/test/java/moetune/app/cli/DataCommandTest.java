@@ -14,9 +14,7 @@ class DataCommandTest {
   @TempDir Path dir;
 
   static Path fixture() {
-    Path p =
-        Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"))
-            .resolve("tiny-mixtral");
+    Path p = Path.of(System.getProperty("moetune.fixtures", "../fixtures")).resolve("tiny-mixtral");
     Assumptions.assumeTrue(Files.isRegularFile(p.resolve("tokenizer.json")), "no fixture at " + p);
     return p;
   }

@@ -8,7 +8,7 @@ import org.junit.jupiter.api.Test;
 
 class MixtralConfigTest {
   static Path fixture() {
-    return Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"), "tiny-mixtral");
+    return Path.of(System.getProperty("moetune.fixtures", "../fixtures"), "tiny-mixtral");
   }
 
   @Test

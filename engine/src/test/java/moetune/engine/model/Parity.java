@@ -12,7 +12,7 @@ public final class Parity {
 
   /** The fixtures directory (system property moetune.fixtures, set by surefire). */
   public static Path fixtures() {
-    return Path.of(System.getProperty("moetune.fixtures", "../../shared/fixtures"));
+    return Path.of(System.getProperty("moetune.fixtures", "../fixtures"));
   }
 
   /** ||a - b|| / ||b|| in double (||a - b|| when b is all zeros). */

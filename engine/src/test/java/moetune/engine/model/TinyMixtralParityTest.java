@@ -12,9 +12,9 @@ import moetune.engine.optim.AdamW;
 import org.junit.jupiter.api.Test;
 
 /**
- * Parity with transformers 5.17 on ../shared/fixtures/tiny-mixtral: logits, the three losses, every
- * parameter gradient, and every parameter after three AdamW steps with clipping, each within 1e-4
- * relative error (the fixture README's float32 tolerance).
+ * Parity with transformers 5.17 on fixtures/tiny-mixtral (copied from the steering repo): logits,
+ * the three losses, every parameter gradient, and every parameter after three AdamW steps with
+ * clipping, each within 1e-4 relative error (the fixture README's float32 tolerance).
  */
 class TinyMixtralParityTest {
   static final double TOL = 1e-4;
