@@ -11,7 +11,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -5 | tee -a "$OUT/device.txt"
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 launcher=lib/junit-platform-console-standalone-1.14.1.jar
-jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$(cd .. && pwd)/fixtures")
+# the staged folder sits somewhere under the checkout (.device or .device/NAME): find fixtures/
+fixtures=""
+for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
+jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")
 select_tests=${SELECT:-"--select-package=moetune.engine.backend.cuda --select-class=moetune.engine.model.MixtralModelGpuTest"}
 t0=$(date +%s)
 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" $select_tests --include-tag=gpu \

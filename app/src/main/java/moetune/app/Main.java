@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       EvalCommand.class,
       moetune.app.cli.TemplateCommand.class,
       moetune.app.cli.DataCommand.class,
+      moetune.app.cli.BenchCommand.class,
       moetune.app.gui.GuiCommand.class,
     })
 public final class Main implements Runnable {
