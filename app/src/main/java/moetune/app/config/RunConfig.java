@@ -61,6 +61,11 @@ public final class RunConfig {
     return (String) values.get("tokenizer");
   }
 
+  /** The JSON file of user FastChat templates, or null. */
+  public String templateFile() {
+    return (String) values.get("template-file");
+  }
+
   /** The training datasets, with the top-level format, template and labels filled in. */
   public List<DatasetSpec> datasets() {
     return resolved("datasets");

@@ -31,7 +31,13 @@ public final class RunConfigFields {
               .makeRequired(),
           of("format", CHOICE, "auto", "default record format of the datasets")
               .choices(DatasetChoices.FORMATS),
-          of("template", STRING, "chatml", "default conversation template of the datasets"),
+          of(
+              "template",
+              STRING,
+              "chatml",
+              "default conversation template of the datasets: a FastChat name, hf (the model's"
+                  + " chat_template) or a .jinja file"),
+          of("template-file", STRING, null, "JSON file of user FastChat templates"),
           of("labels", CHOICE, "all-assistant", "default label mode: which tokens carry the loss")
               .choices(DatasetChoices.LABELS),
           of(

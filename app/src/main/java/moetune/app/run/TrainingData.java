@@ -72,7 +72,7 @@ public record TrainingData(
         DatasetFormat.parse(d.format()),
         false,
         d.template(),
-        null,
+        cfg.templateFile() == null ? null : Path.of(cfg.templateFile()),
         LabelMode.parse(d.labels()),
         cfg.maxLength(),
         cfg.packing(),
