@@ -80,7 +80,8 @@ public final class RunConfig {
               d.path(),
               d.format() != null ? d.format() : (String) values.get("format"),
               d.template() != null ? d.template() : (String) values.get("template"),
-              d.labels() != null ? d.labels() : (String) values.get("labels")));
+              d.labels() != null ? d.labels() : (String) values.get("labels"),
+              d.weight()));
     }
     return List.copyOf(out);
   }
@@ -181,6 +182,9 @@ public final class RunConfig {
           dm.put("format", d.format());
           dm.put("template", d.template());
           dm.put("labels", d.labels());
+          if (d.weight() != null) {
+            dm.put("weight", d.weight());
+          }
           list.add(dm);
         }
         v = list;

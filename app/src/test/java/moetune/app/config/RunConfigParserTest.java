@@ -109,8 +109,8 @@ class RunConfigParserTest {
 
   @Test
   void badValuesGiveOneLineNamingFileFieldAndChoices(@TempDir Path tmp) throws IOException {
-    String unknown = error(tmp, MINIMAL + "learning_rate: 1e-4\n", Map.of());
-    assertTrue(unknown.startsWith("run.yaml: field 'learning_rate': unknown field"), unknown);
+    String unknown = error(tmp, MINIMAL + "wandb_project: demo\n", Map.of());
+    assertTrue(unknown.startsWith("run.yaml: field 'wandb_project': unknown field"), unknown);
     assertTrue(unknown.contains("known fields: model, tokenizer, datasets"), unknown);
 
     String typo = error(tmp, MINIMAL + "epoch: 2\n", Map.of());
