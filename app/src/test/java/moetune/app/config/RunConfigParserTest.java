@@ -147,7 +147,8 @@ class RunConfigParserTest {
         error(tmp, MINIMAL + "eval-split: 0.9\n", Map.of()));
     assertEquals(
         "run.yaml: field 'datasets'[0]: unknown field 'templat'; a dataset has path, format,"
-            + " template, labels",
+            + " template, labels, weight (axolotl: type, conversation, ds_type); remove it, or"
+            + " pass --ignore-unknown to skip unknown fields with a warning",
         error(
             tmp,
             "model: m\nout: o\ndatasets:\n  - path: a.jsonl\n    templat: chatml\n",
