@@ -90,6 +90,10 @@ public final class RunConfig {
     return (Double) values.get("eval-split");
   }
 
+  public boolean skipInvalid() {
+    return (Boolean) values.get("skip-invalid");
+  }
+
   public int maxLength() {
     return (Integer) values.get("max-length");
   }
