@@ -45,7 +45,15 @@ public final class DataPipeline {
               + c.template()
               + "' and labels "
               + c.labels()
-              + "; check that records have assistant replies");
+              + (stats.truncatedWithoutTrainable() > 0
+                  ? "; "
+                      + stats.truncatedWithoutTrainable()
+                      + " of "
+                      + stats.records()
+                      + " lost their replies to truncation at max-length "
+                      + c.seqLen()
+                      + " tokens: raise --max-length"
+                  : "; check that records have assistant replies"));
     }
     return new PreparedData(
         rows(c, trainable, tokenizer), rows(c, trainable(eval), tokenizer), stats);

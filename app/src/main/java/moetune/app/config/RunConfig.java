@@ -85,13 +85,18 @@ public final class RunConfig {
               d.path(),
               d.format() != null ? d.format() : (String) values.get("format"),
               d.template() != null ? d.template() : (String) values.get("template"),
-              d.labels() != null ? d.labels() : (String) values.get("labels")));
+              d.labels() != null ? d.labels() : (String) values.get("labels"),
+              d.weight()));
     }
     return List.copyOf(out);
   }
 
   public double evalSplit() {
     return (Double) values.get("eval-split");
+  }
+
+  public boolean skipInvalid() {
+    return (Boolean) values.get("skip-invalid");
   }
 
   public int maxLength() {
@@ -186,6 +191,9 @@ public final class RunConfig {
           dm.put("format", d.format());
           dm.put("template", d.template());
           dm.put("labels", d.labels());
+          if (d.weight() != null) {
+            dm.put("weight", d.weight());
+          }
           list.add(dm);
         }
         v = list;
