@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
@@ -88,6 +89,7 @@ public final class TrainingJob implements AutoCloseable {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
       log.accept("model: " + setup.describe());
       TrainingData data;
+      List<Path> tokenizerFiles;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
           throw new ConfigException(
@@ -99,6 +101,8 @@ public final class TrainingJob implements AutoCloseable {
                   + setup.config().vocabSize);
         }
         data = TrainingData.prepare(cfg, tok);
+        tokenizerFiles =
+            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), out, log);
       }
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
@@ -106,8 +110,7 @@ public final class TrainingJob implements AutoCloseable {
       MixtralModel model =
           setup.build(backend, Devices.precision(cfg.precision(), backend), options, cfg.seed());
       MixtralTrainable trainable =
-          new MixtralTrainable(
-              model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
+          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options);
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
