@@ -14,6 +14,7 @@ import java.util.Set;
 import java.util.function.Consumer;
 import moetune.app.config.DatasetSpec;
 import moetune.app.config.RunConfig;
+import moetune.datasets.AddedTokens;
 import moetune.datasets.ChatTokenizer;
 import moetune.datasets.TokenizedText;
 import moetune.templates.ChatFormat;
@@ -91,6 +92,51 @@ public final class ChatTemplateNotes {
         "export: tokenizer_config.json gets a chat_template that renders as template "
             + names.iterator().next());
     return withChatTemplate(files, jinja, out.resolve("tokenizer"));
+  }
+
+  /**
+   * {@code --add-special-tokens}: the role markers of the run's templates that the tokenizer splits
+   * become special tokens of a tokenizer copy in {@code OUT/tokenizer}, and the model's vocabulary
+   * grows to hold them ({@link ModelSetup#withAddedTokens}).
+   */
+  static ModelSetup addSpecialTokens(
+      RunConfig cfg, TemplateRegistry templates, ModelSetup setup, Path out, Consumer<String> log)
+      throws IOException {
+    try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
+      Set<String> missing = new LinkedHashSet<>();
+      List<DatasetSpec> all = new ArrayList<>(cfg.datasets());
+      all.addAll(cfg.evalDatasets());
+      for (DatasetSpec d : all) {
+        for (String m : RoleMarkers.of(templates.format(d.template(), tok.directory()))) {
+          if (tok.encode(m, false).length() > 1) {
+            missing.add(m);
+          }
+        }
+      }
+      if (missing.isEmpty()) {
+        log.accept("tokens: every role marker is already one token; nothing added");
+        return setup;
+      }
+      AddedTokens.Result r = AddedTokens.write(tok, out.resolve("tokenizer"), List.copyOf(missing));
+      int vocab = Math.max(setup.config().vocabSize, r.vocabSize());
+      StringBuilder b = new StringBuilder("tokens: added");
+      int k = 0;
+      for (String m : missing) {
+        b.append(k == 0 ? " " : ", ")
+            .append(m)
+            .append(" (id ")
+            .append(r.ids().get(k++))
+            .append(')');
+      }
+      log.accept(
+          b
+              + "; embedding and lm_head grow from "
+              + setup.config().vocabSize
+              + " to "
+              + vocab
+              + " rows, the new rows at the mean of the old ones");
+      return setup.withAddedTokens(vocab, r.dir(), ModelSetup.tokenizerFiles(r.dir()));
+    }
   }
 
   /** One line for each marker of {@code f} that {@code tok} does not know as one token. */

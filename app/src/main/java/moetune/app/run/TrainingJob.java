@@ -87,6 +87,9 @@ public final class TrainingJob implements AutoCloseable {
     Backend backend = Devices.open(cfg.device(), log);
     try {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
+      if (cfg.addSpecialTokens()) {
+        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
+      }
       log.accept("model: " + setup.describe());
       TrainingData data;
       List<Path> tokenizerFiles;
