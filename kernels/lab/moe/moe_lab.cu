@@ -8,6 +8,7 @@
 // host without the library and runs where it is.
 //
 // Build: nvcc -O3 -std=c++17 -arch=sm_90a -o moe_lab kernels/lab/moe/moe_lab.cu -ldl
+//        (add -DMM_BK=64 -DMM_STAGES=3 for the deeper-k variant 2b)
 // Run:   ./moe_lab [T D F E K]...   (default: the three shapes of issue 10)
 #include <dlfcn.h>
 
@@ -21,6 +22,12 @@
 #include "../../src/main/cuda/groupxty.cu"
 #include "../../src/main/cuda/moe_mma.cu"
 #include "../../src/main/cuda/scatter2scatter.cu"
+#ifdef MOE_LAB_WGMMA
+#include "s2s_wgmma.cuh"
+#define NV 4  // variants 1, 2, 3 (K-major scatter2scatter only)
+#else
+#define NV 3
+#endif
 
 #define CK(call)                                                                        \
   do {                                                                                  \
@@ -166,6 +173,19 @@ static int g_sms;
 static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y,
                 const Routing& r, int inDim, int outDim, bool transW, int fanOut, bool gIn,
                 bool gOut) {
+#ifdef MOE_LAB_WGMMA
+  if (variant == 3) {
+    int smem = WG_SMEM + (2 * r.E + 1) * 4;
+    CK(cudaFuncSetAttribute(scatter2scatter_wgmma_kernel3,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    long long tiles = (long long)((r.M + WG_BM - 1) / WG_BM + r.E) * ((outDim + WG_BN - 1) / WG_BN);
+    int grid = (int)std::min<long long>(tiles, 2LL * g_sms);
+    scatter2scatter_wgmma_kernel3<<<grid, 256, smem>>>(x, w, y, r.se, r.ss, r.M, r.E, inDim, outDim,
+                                                       fanOut, gIn, gOut);
+    CK(cudaGetLastError());
+    return;
+  }
+#endif
   if (variant == 1) {
     dim3 grid((outDim + TC_BN - 1) / TC_BN, (r.M + TC_BM - 1) / TC_BM + r.E);
     scatter2scatter_bf16_kernel<<<grid, TC_THREADS, r.E * 4>>>(
@@ -173,12 +193,8 @@ static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __n
         gOut);
   } else {
     int smem = MM_SMEM_BYTES + (2 * r.E + 1) * 4;
-    static bool attr = false;
-    if (!attr) {
-      CK(cudaFuncSetAttribute(scatter2scatter_bf16_kernel2,
-                              cudaFuncAttributeMaxDynamicSharedMemorySize, MM_SMEM_BYTES + 64 * 1024));
-      attr = true;
-    }
+    CK(cudaFuncSetAttribute(scatter2scatter_bf16_kernel2,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     long long tiles = (long long)((r.M + MM_BM - 1) / MM_BM + r.E) * ((outDim + MM_BN - 1) / MM_BN);
     int grid = (int)std::min<long long>(tiles, 2LL * g_sms);
     scatter2scatter_bf16_kernel2<<<grid, MM_THREADS, smem>>>(x, w, nullptr, 0, y, DT_BF16, r.se,
@@ -297,9 +313,11 @@ static void run_shape(int T, int D, int F, int E, int K) {
   double sum[3] = {0, 0, 0};
   for (Prod& p : prods) {
     double flops;
-    double worst[3] = {0, 0, 0};
-    bool ok[3] = {true, true, true};
-    for (int v = 1; v <= 2; v++) {
+    double worst[4] = {0, 0, 0, 0};
+    bool ok[4] = {true, true, true, true};
+    double ms[4] = {0, 0, 0, NAN};
+    for (int v = 1; v < NV; v++) {
+      if (v == 3 && !(p.kind == 0 && p.transW)) continue;
       // Fresh samples per product, the check first, then the timing.
       if (p.kind == 0) {
         std::vector<int> s(NS * 2);
@@ -329,8 +347,8 @@ static void run_shape(int T, int D, int F, int E, int K) {
       CK(cudaDeviceSynchronize());
       ok[v] = judge(p.name, v, dref, dgot, NS, &worst[v]);
     }
-    double ms[3];
-    for (int v = 1; v <= 2; v++) {
+    for (int v = 1; v < NV; v++) {
+      if (v == 3 && !(p.kind == 0 && p.transW)) continue;
       if (p.kind == 0)
         ms[v] = time_ms([&] { s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut); }, 7);
       else
@@ -346,9 +364,11 @@ static void run_shape(int T, int D, int F, int E, int K) {
       ms[0] = time_ms([&] { dense_xty(p.w, p.x, p.dw, (int)M, p.I, p.O); }, 7);
     }
     for (int v = 0; v < 3; v++) sum[v] += ms[v];
-    printf("| %s | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | %s %.1e / %s %.1e |\n", p.name, ms[1],
+    printf("| %s | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | %s %.1e / %s %.1e |", p.name, ms[1],
            ms[2], ms[0], ms[1] / ms[0], ms[2] / ms[0], flops / ms[2] / 1e9, ok[1] ? "ok" : "FAIL",
            worst[1], ok[2] ? "ok" : "FAIL", worst[2]);
+    if (NV > 3) printf(" v3 %.3f ms (%.2f x dense) %s %.1e |", ms[3], ms[3] / ms[0], ok[3] ? "ok" : "FAIL", worst[3]);
+    printf("\n");
   }
   printf("| all six | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | |\n", sum[1], sum[2], sum[0],
          sum[1] / sum[0], sum[2] / sum[0], 18.0 * T * K * (double)D * F / sum[2] / 1e9);
@@ -363,7 +383,8 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   g_sms = prop.multiProcessorCount;
-  printf("moe_lab on %s (%d SMs); median of 7 after a warm-up, ms per call\n", prop.name, g_sms);
+  printf("moe_lab on %s (%d SMs); v2 = moe_mma.cu with MM_BK %d, MM_STAGES %d; median of 7 after a"
+         " warm-up, ms per call\n", prop.name, g_sms, MM_BK, MM_STAGES);
   std::vector<std::vector<int>> shapes;
   if (argc >= 6) {
     for (int i = 1; i + 4 < argc; i += 5)

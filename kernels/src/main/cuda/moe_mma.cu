@@ -20,10 +20,14 @@
 
 #define MM_BM 128
 #define MM_BN 128
+#ifndef MM_BK  // the lab builds other depths (kernels/lab/moe/README.md); the fatbin uses these
 #define MM_BK 32
+#endif
+#ifndef MM_STAGES
 #define MM_STAGES 4
+#endif
 #define MM_THREADS 256
-#define MM_LDK (MM_BK + 8)  // (rows, k) tiles: 80-byte rows, ldmatrix reads hit 8 distinct banks
+#define MM_LDK (MM_BK + 8)  // (rows, k) tiles: 80- or 144-byte rows, ldmatrix reads hit 8 distinct banks
 #define MM_LDN (MM_BN + 8)  // (k, columns) tiles: 272-byte rows, likewise
 #define MM_TILE (MM_BM * MM_LDK)  // elements of one operand tile, either layout
 #define MM_STAGE_ELEMS (2 * MM_TILE)
@@ -182,11 +186,12 @@ __device__ __forceinline__ void s2s_tile(const __nv_bfloat16* x, const __nv_bflo
                                          const int* sortedScattered, int e, int rStart, int rows,
                                          int n0, int inDim, int outDim, int fanOut, int groupedIn,
                                          int groupedOut, uint32_t smem) {
-  // This thread's A chunks are rows (tid / 4) + 64 i of the tile, every k step.
-  const __nv_bfloat16* arow[2];
+  // This thread's A chunks are rows tid / CH + RSTEP i of the tile, the same every k step.
+  constexpr int CH = MM_BK / 8, RSTEP = MM_THREADS / CH, NA = MM_BM / RSTEP;
+  const __nv_bfloat16* arow[NA];
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    int r = (threadIdx.x >> 2) + 64 * i;
+  for (int i = 0; i < NA; i++) {
+    int r = threadIdx.x / CH + RSTEP * i;
     arow[i] = nullptr;
     if (r < rows) {
       int p = rStart + r;
@@ -200,9 +205,8 @@ __device__ __forceinline__ void s2s_tile(const __nv_bfloat16* x, const __nv_bflo
     uint32_t sA = smem + stage * MM_STAGE_ELEMS * 2, sB = sA + MM_TILE * 2;
     int k0 = kt * MM_BK;
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      int idx = threadIdx.x + i * MM_THREADS;
-      int r = idx >> 2, c = (idx & 3) * 8;
+    for (int i = 0; i < NA; i++) {
+      int r = threadIdx.x / CH + RSTEP * i, c = (threadIdx.x % CH) * 8;
       bool ok = arow[i] != nullptr && k0 + c < inDim;
       mm_cp16(sA + (r * MM_LDK + c) * 2, ok ? (const void*)(arow[i] + k0 + c) : (const void*)x, ok);
     }
