@@ -4,7 +4,7 @@
 // swizzled shared tiles that the wgmma descriptors read; persistent over (expert, tile) like
 // variant 2. Not warp-specialised and no TMA yet: the step before variant B of issue 10.
 #pragma once
-#include "../../src/main/cuda/moe_mma.cu"
+// needs moe_mma.cu (mm_cp16, mm_commit, mm_wait, MM_GROUP_M) included first, as moe_lab.cu does
 
 #define WG_BM 128
 #define WG_BN 128
