@@ -88,6 +88,24 @@ public record LoraConfig(
     targets = java.util.Collections.unmodifiableSet(ordered);
   }
 
+  /** The number of adapter parameters these settings add to a model of this config. */
+  public long parameterCount(MixtralConfig c) {
+    long d = c.hiddenSize;
+    long q = (long) c.numAttentionHeads * c.headDim();
+    long kv = (long) c.numKeyValueHeads * c.headDim();
+    long e = c.numLocalExperts;
+    long f = c.intermediateSize;
+    long perLayer = 0;
+    perLayer += targets("q_proj") ? r * (d + q) : 0;
+    perLayer += targets("k_proj") ? r * (d + kv) : 0;
+    perLayer += targets("v_proj") ? r * (d + kv) : 0;
+    perLayer += targets("o_proj") ? r * (q + d) : 0;
+    perLayer += targets("gate") ? r * (d + e) : 0;
+    perLayer += gateUp() ? e * r * (d + 2 * f) : 0;
+    perLayer += down() ? e * r * (f + d) : 0;
+    return perLayer * c.numHiddenLayers;
+  }
+
   /** Parses a comma-separated target list ("q_proj,k_proj,v_proj,o_proj"). */
   public static Set<String> parseTargets(String list) {
     Set<String> out = new LinkedHashSet<>();

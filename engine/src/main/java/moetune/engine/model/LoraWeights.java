@@ -303,38 +303,44 @@ public final class LoraWeights {
 
   /**
    * Reads adapter_model.safetensors and writes every adapter tensor into the model (which must
-   * have been built with the adapter's {@link LoraConfig}). Every tensor must be present with its
-   * shape, and no other may be.
+   * have been built with the adapter's {@link LoraConfig}).
    */
   public static void load(Path dir, MixtralModel model) {
-    Path file = dir.resolve(WEIGHTS_FILE);
     Parameters p = model.parameters();
-    LoraConfig c = p.lora();
-    if (c == null) {
+    if (p.lora() == null) {
       throw new IllegalArgumentException("the model was built without LoRA adapters");
     }
+    for (Map.Entry<String, HostTensor> e : read(dir, p.lora(), model.config()).entrySet()) {
+      p.set(p.slice(e.getKey()), e.getValue());
+    }
+  }
+
+  /**
+   * Reads adapter_model.safetensors into moetune's adapter tensors by name, float32. Every tensor
+   * the settings call for must be present with its shape, and no other may be.
+   */
+  public static Map<String, HostTensor> read(Path dir, LoraConfig c, MixtralConfig mc) {
+    Path file = dir.resolve(WEIGHTS_FILE);
+    Map<String, HostTensor> out = new LinkedHashMap<>();
     try (SafetensorsReader r = SafetensorsReader.open(file)) {
       Set<String> unused = new LinkedHashSet<>(r.names());
-      for (Parameters.Slice s : p.slices()) {
-        if (!s.isLora()) {
-          continue;
-        }
-        String key = peftKey(c, s.name());
+      for (Map.Entry<String, long[]> e : Parameters.loraShapes(mc, c).entrySet()) {
+        String name = e.getKey();
+        long[] shape = e.getValue();
+        String key = peftKey(c, name);
         if (!r.contains(key)) {
-          // PEFT may save with the adapter name in the key ("lora_A.default.weight") in old
-          // versions; those are not read.
           throw new CheckpointException(
               file, key, "is missing; the adapter does not match adapter_config.json");
         }
         unused.remove(key);
         HostTensor t = r.read(key);
-        boolean expert = s.name().contains(".mlp.experts.");
+        boolean expert = name.contains(".mlp.experts.");
         long[] want =
             !expert
-                ? s.shape()
-                : s.name().endsWith("lora_A")
-                    ? new long[] {s.shape()[0] * s.shape()[1], s.shape()[2]}
-                    : new long[] {s.shape()[1], s.shape()[2] * s.shape()[0]};
+                ? shape
+                : name.endsWith("lora_A")
+                    ? new long[] {shape[0] * shape[1], shape[2]}
+                    : new long[] {shape[1], shape[2] * shape[0]};
         if (!java.util.Arrays.equals(t.shape(), want)) {
           throw new CheckpointException(
               file,
@@ -344,11 +350,11 @@ public final class LoraWeights {
                   + ", the model and adapter_config.json need "
                   + java.util.Arrays.toString(want));
         }
-        HostTensor v =
-            expert && s.name().endsWith("lora_B")
-                ? expertBFromPeft(t, s.shape())
-                : t.to(DType.F32).reshape(s.shape());
-        p.set(s, v);
+        out.put(
+            name,
+            expert && name.endsWith("lora_B")
+                ? expertBFromPeft(t, shape)
+                : t.to(DType.F32).reshape(shape));
       }
       if (!unused.isEmpty()) {
         throw new CheckpointException(
@@ -359,6 +365,7 @@ public final class LoraWeights {
                 + " such); the adapter does not match adapter_config.json");
       }
     }
+    return out;
   }
 
   // ------------------------------------------------------------------ merging

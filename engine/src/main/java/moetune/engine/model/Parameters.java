@@ -195,6 +195,18 @@ public final class Parameters implements AutoCloseable {
     return new Parameters(c, lora, slices, master, grad, work, frozen);
   }
 
+  /** The adapters' tensors by moetune name with their shapes, in layout order. */
+  static Map<String, long[]> loraShapes(MixtralConfig c, LoraConfig lora) {
+    List<String> names = new ArrayList<>();
+    List<long[]> shapes = new ArrayList<>();
+    addLora(c, lora, names, shapes);
+    Map<String, long[]> out = new LinkedHashMap<>();
+    for (int i = 0; i < names.size(); i++) {
+      out.put(names.get(i), shapes.get(i));
+    }
+    return out;
+  }
+
   /** The adapters' names and shapes, layer by layer in {@link LoraConfig#ALL_TARGETS} order. */
   private static void addLora(
       MixtralConfig c, LoraConfig lora, List<String> names, List<long[]> shapes) {
