@@ -5,11 +5,15 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
@@ -148,6 +152,42 @@ public final class RunConfig {
       }
     }
     return new FreezeSpec(router, attention, embeddings, layers);
+  }
+
+  /**
+   * The LoRA adapters to train, or null for full finetuning: from {@code lora-adapter}'s
+   * adapter_config.json when given, else from lora-r (0: none) and the other lora fields.
+   */
+  @SuppressWarnings("unchecked")
+  public LoraConfig lora() {
+    String adapter = loraAdapter();
+    if (adapter != null) {
+      try {
+        return LoraWeights.readConfig(Path.of(adapter), seed());
+      } catch (RuntimeException e) {
+        throw new ConfigException("field 'lora-adapter': " + e.getMessage());
+      }
+    }
+    int r = (Integer) values.get("lora-r");
+    if (r == 0) {
+      return null;
+    }
+    try {
+      return new LoraConfig(
+          r,
+          (Double) values.get("lora-alpha"),
+          (Double) values.get("lora-dropout"),
+          new LinkedHashSet<>((List<String>) values.get("lora-targets")),
+          (Boolean) values.get("use-rslora"),
+          seed());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("fields 'lora-*': " + e.getMessage());
+    }
+  }
+
+  /** A PEFT adapter directory to continue training from, or null. */
+  public String loraAdapter() {
+    return (String) values.get("lora-adapter");
   }
 
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */

@@ -129,6 +129,34 @@ public final class RunConfigFields {
               List.of(),
               "frozen parameters: router, attention, embeddings, layer:N, layer:A-B"),
           of(
+                  "lora-r",
+                  INT,
+                  0,
+                  "LoRA rank (0: full finetuning; > 0: train LoRA adapters, every base weight"
+                      + " frozen)")
+              .atLeast(0),
+          of("lora-alpha", DOUBLE, 16.0, "LoRA alpha: the adapters are scaled by alpha / r")
+              .above(0),
+          of(
+                  "lora-dropout",
+                  DOUBLE,
+                  0.0,
+                  "dropout on the LoRA branch's input (attention targets only, as PEFT)")
+              .atLeast(0)
+              .atMost(0.9),
+          of(
+              "lora-targets",
+              LIST,
+              List.of("q_proj", "k_proj", "v_proj", "o_proj"),
+              "LoRA targets: q_proj, k_proj, v_proj, o_proj, gate (router), w1, w2, w3 (experts;"
+                  + " w1 and w3 together)"),
+          of("use-rslora", BOOL, false, "rsLoRA scaling alpha / sqrt(r) instead of alpha / r"),
+          of(
+              "lora-adapter",
+              STRING,
+              null,
+              "a PEFT adapter directory to continue training (its r, alpha and targets apply)"),
+          of(
                   "eval-every",
                   LONG,
                   0L,
