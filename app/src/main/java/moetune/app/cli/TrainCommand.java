@@ -118,6 +118,23 @@ public final class TrainCommand implements Callable<Integer> {
     if (configFile == null && resume != null) {
       configFile = savedConfig(resume);
     }
+    if (resume != null) {
+      // A resumed run writes into the directory it was given (a copied or moved run stays where
+      // it is); the out recorded in its run-config.yaml is only where it was first made.
+      Path runDir = runDir(resume);
+      String given = flags.get("out");
+      if (given != null && !Path.of(given).toAbsolutePath().normalize().equals(runDir)) {
+        throw new ConfigException(
+            "--out "
+                + given
+                + " with --resume "
+                + resume
+                + ": a resumed run writes into its own directory "
+                + runDir
+                + "; drop --out (or copy the run there first and resume the copy)");
+      }
+      flags.put("out", runDir.toString());
+    }
     if (demo) {
       String out = flags.get("out");
       if (out == null) {
@@ -194,6 +211,9 @@ public final class TrainCommand implements Callable<Integer> {
     System.out.println();
     System.out.println(
         "run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
+    if (s.skippedSteps() > 0) {
+      System.out.println("skipped:     " + s.skippedSteps() + " steps with non-finite numbers");
+    }
     EvalMetrics a = s.firstEval();
     EvalMetrics b = s.lastEval();
     if (a != null && b != null) {
@@ -215,6 +235,21 @@ public final class TrainCommand implements Callable<Integer> {
     if (s.outcome() == RunSummary.Outcome.STOPPED) {
       System.out.println("continue:    ./moetune train --resume " + out);
     }
+  }
+
+  /**
+   * The run directory of a --resume argument: the run's out (holding run-config.yaml or
+   * checkpoints/), given as itself, its checkpoints/ directory or one step-N checkpoint.
+   */
+  static Path runDir(Path resume) {
+    Path p = resume.toAbsolutePath().normalize();
+    for (int up = 0; up < 3 && p != null; up++, p = p.getParent()) {
+      if (Files.isRegularFile(p.resolve(TrainingJob.CONFIG_FILE))
+          || Files.isDirectory(p.resolve("checkpoints"))) {
+        return p;
+      }
+    }
+    return resume.toAbsolutePath().normalize();
   }
 
   /** The run-config.yaml a --resume directory was made with. */

@@ -68,6 +68,13 @@ public final class RunConfigFields {
               .atMost(1),
           of("clip", DOUBLE, 1.0, "global gradient-norm clip (0: off)").atLeast(0),
           of(
+                  "on-nonfinite",
+                  CHOICE,
+                  "stop",
+                  "a step with a NaN/infinite loss or gradient norm: stop (keep the last good"
+                      + " checkpoint, exit 1) or skip it (counted in metrics.jsonl)")
+              .choices("stop", "skip"),
+          of(
                   "aux-loss-coef",
                   DOUBLE,
                   null,

@@ -164,13 +164,23 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
+  public double gradNorm() {
+    zeroFrozenGrads();
+    return adamw.measureGradNorm();
+  }
+
+  @Override
   public double step(double lr) {
+    zeroFrozenGrads();
+    adamw.step((float) lr);
+    return adamw.lastGradNorm();
+  }
+
+  private void zeroFrozenGrads() {
     Tensor grad = model.parameters().gradFlat();
     for (Parameters.Slice s : frozen) {
       model.backend().fill(Parameters.view(grad, s), 0f);
     }
-    adamw.step((float) lr);
-    return adamw.lastGradNorm();
   }
 
   /**
