@@ -7,7 +7,6 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import moetune.app.config.ConfigException;
 import moetune.app.config.ConfigField;
 import moetune.app.config.FieldType;
@@ -19,8 +18,11 @@ import moetune.app.run.Exporter;
 import moetune.app.run.TrainingJob;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
+import moetune.engine.train.CheckpointEvent;
 import moetune.engine.train.EvalMetrics;
 import moetune.engine.train.RunSummary;
+import moetune.engine.train.StepMetrics;
+import moetune.engine.train.TrainingListener;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -42,6 +44,9 @@ import picocli.CommandLine.Spec;
       "Example: moetune train --demo --out runs/demo"
     })
 public final class TrainCommand implements Callable<Integer> {
+  /** Seconds a stop signal waits for a run that shows no progress (see {@link StopHook}). */
+  static final double STOP_GRACE_S = 120;
+
   @Spec CommandSpec spec;
 
   @Option(names = "--config", paramLabel = "FILE", description = "run config, JSON or YAML")
@@ -156,17 +161,31 @@ public final class TrainCommand implements Callable<Integer> {
     System.out.print(cfg.toYaml().indent(2));
     ProgressBar bar = ProgressBar.forStdout();
     // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
-    // JVM open until the checkpoint is written and the summary printed (done counts down last).
-    CountDownLatch done = new CountDownLatch(1);
-    Thread hook = null;
+    // JVM open until the checkpoint is written and the summary printed (done() comes last).
+    StopHook hook = null;
     try {
       RunSummary summary;
       Path out;
       try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
         out = job.outDir();
         job.trainer().addListener(bar);
-        hook = new Thread(() -> stopAndWait(job, done), "moetune-stop");
-        Runtime.getRuntime().addShutdownHook(hook);
+        StopHook h =
+            new StopHook(
+                job.trainer()::requestStop, Thread.currentThread(), STOP_GRACE_S, System.err);
+        job.trainer()
+            .addListener(
+                new TrainingListener() {
+                  @Override
+                  public void onStep(StepMetrics m) {
+                    h.alive();
+                  }
+
+                  @Override
+                  public void onCheckpoint(CheckpointEvent e) {
+                    h.alive();
+                  }
+                });
+        hook = h.install();
         summary = job.run();
       }
       report(summary, out);
@@ -182,28 +201,9 @@ public final class TrainCommand implements Callable<Integer> {
       }
       return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
     } finally {
-      done.countDown();
-      removeHook(hook);
-    }
-  }
-
-  private static void stopAndWait(TrainingJob job, CountDownLatch done) {
-    job.trainer().requestStop();
-    try {
-      done.await();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
-
-  private static void removeHook(Thread hook) {
-    if (hook == null) {
-      return;
-    }
-    try {
-      Runtime.getRuntime().removeShutdownHook(hook);
-    } catch (IllegalStateException e) {
-      // the JVM is shutting down (Ctrl-C): the hook is running and returns now that we are done
+      if (hook != null) {
+        hook.done();
+      }
     }
   }
 
