@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -17,6 +18,7 @@ import moetune.engine.model.LoraWeights;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
+import moetune.engine.train.OnNonFinite;
 import moetune.engine.train.TrainOptions;
 
 /**
@@ -193,29 +195,31 @@ public final class RunConfig {
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */
   public TrainOptions trainOptions(double auxLossCoef) {
     return new TrainOptions(
-        (Integer) values.get("micro-batch"),
-        (Integer) values.get("grad-accum"),
-        (Integer) values.get("epochs"),
-        (Long) values.get("max-steps"),
-        new AdamWOptions(
-            (Double) values.get("lr"),
-            (Double) values.get("beta1"),
-            (Double) values.get("beta2"),
-            (Double) values.get("eps"),
-            (Double) values.get("weight-decay"),
-            AdamWOptions.Decay.parse((String) values.get("decay"))),
-        LrSchedule.Kind.parse((String) values.get("schedule")),
-        (Long) values.get("warmup-steps"),
-        (Double) values.get("min-lr-ratio"),
-        (Double) values.get("clip"),
-        auxLossCoef,
-        routerZLossCoef(),
-        freeze(),
-        (Long) values.get("eval-every"),
-        (Long) values.get("checkpoint-every"),
-        (Integer) values.get("keep-last"),
-        seed(),
-        (Boolean) values.get("shuffle"));
+            (Integer) values.get("micro-batch"),
+            (Integer) values.get("grad-accum"),
+            (Integer) values.get("epochs"),
+            (Long) values.get("max-steps"),
+            new AdamWOptions(
+                (Double) values.get("lr"),
+                (Double) values.get("beta1"),
+                (Double) values.get("beta2"),
+                (Double) values.get("eps"),
+                (Double) values.get("weight-decay"),
+                AdamWOptions.Decay.parse((String) values.get("decay"))),
+            LrSchedule.Kind.parse((String) values.get("schedule")),
+            (Long) values.get("warmup-steps"),
+            (Double) values.get("min-lr-ratio"),
+            (Double) values.get("clip"),
+            auxLossCoef,
+            routerZLossCoef(),
+            freeze(),
+            (Long) values.get("eval-every"),
+            (Long) values.get("checkpoint-every"),
+            (Integer) values.get("keep-last"),
+            seed(),
+            (Boolean) values.get("shuffle"))
+        .withOnNonFinite(
+            OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)));
   }
 
   /** The config as a tree of plain values, in field order (what {@link #toYaml} prints). */

@@ -109,6 +109,13 @@ public final class RunConfigFields {
               .atLeast(0)
               .aliases("max_grad_norm"),
           of(
+                  "on-nonfinite",
+                  CHOICE,
+                  "stop",
+                  "a step with a NaN/infinite loss or gradient norm: stop (keep the last good"
+                      + " checkpoint, exit 1) or skip it (counted in metrics.jsonl)")
+              .choices("stop", "skip"),
+          of(
                   "aux-loss-coef",
                   DOUBLE,
                   null,
