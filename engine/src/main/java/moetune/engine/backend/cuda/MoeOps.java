@@ -19,6 +19,9 @@ final class MoeOps {
       128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels, variant 1)
   // moe_mma.cu (variant 2: mma.sync + 4-stage cp.async): MM_BM = MM_BN, MM_SMEM_BYTES
   private static final int MM_TILE = 128, MM_SMEM_BYTES = 4 * 2 * 128 * 40 * 2;
+  // its per-block expert table takes (2E + 1) ints of shared memory next to the 80 KiB of stages;
+  // up to 4096 experts two blocks still fit an SM (beyond, variant 1 runs)
+  private static final int MM_MAX_EXPERTS = 4096;
 
   private final CudaBackend b;
 
@@ -237,7 +240,8 @@ final class MoeOps {
         && mmaRows(in, transW ? 8 : out)
         && xt.address() % 16 == 0
         && wt.address() % 16 == 0
-        && yt.address() % 4 == 0) {
+        && yt.address() % 4 == 0
+        && e <= MM_MAX_EXPERTS) {
       // variant 2, persistent: about two blocks per SM walk the (expert row tile, column tile)
       // space that each block builds from the sorted expert indices
       long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
