@@ -12,7 +12,10 @@ import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.CheckpointStore;
 import moetune.engine.train.MetricsLog;
 import moetune.engine.train.MixtralTrainable;
@@ -110,8 +113,15 @@ public final class TrainingJob implements AutoCloseable {
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
       var options = cfg.trainOptions(aux);
+      LoraConfig lora = cfg.lora();
       MixtralModel model =
-          setup.build(backend, Devices.precision(cfg.precision(), backend), options, cfg.seed());
+          setup.build(
+              backend, Devices.precision(cfg.precision(), backend), options, cfg.seed(), lora);
+      if (cfg.loraAdapter() != null && checkpoint == null) {
+        LoraWeights.load(Path.of(cfg.loraAdapter()), model);
+        log.accept("lora: continuing the adapter in " + cfg.loraAdapter());
+      }
+      log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
           new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options);
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
