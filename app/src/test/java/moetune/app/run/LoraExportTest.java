@@ -110,26 +110,24 @@ class LoraExportTest {
           MixtralModel.load(
               base,
               cpu,
-              MixtralTrainable.trainingOptions(new ModelOptions(DType.F32, 5), o)
-                  .withLora(lora));
+              MixtralTrainable.trainingOptions(new ModelOptions(DType.F32, 5), o).withLora(lora));
       try (MixtralTrainable t =
-          new MixtralTrainable(
-              m, config, null, ModelSetup.tokenizerFiles(base), o)) {
+          new MixtralTrainable(m, config, null, ModelSetup.tokenizerFiles(base), o)) {
         assertEquals(lora.parameterCount(config), t.trainableParameters());
         assertEquals(lora.parameterCount(config), m.parameters().count());
         long baseParams = 0;
         for (long[] shape : MixtralNames.hubShapes(config).values()) {
           baseParams += moetune.engine.tensor.HostTensor.numel(shape);
         }
-        assertEquals(baseParams, m.parameters().frozenCount(), "every base weight frozen, stored once");
+        assertEquals(
+            baseParams, m.parameters().frozenCount(), "every base weight frozen, stored once");
         new Trainer(t, data(), data(), o, tmp.resolve("run")).run();
         trained = logits(m);
       }
     }
     Path ckpt = Trainer.findCheckpoint(tmp.resolve("run"));
     assertTrue(LoraWeights.isAdapterDir(ckpt), "a LoRA checkpoint holds its adapter");
-    assertTrue(
-        relErr(trained, untrained) > 1e-3, "training the adapter mattered");
+    assertTrue(relErr(trained, untrained) > 1e-3, "training the adapter mattered");
     // the checkpoint reloads with its adapter (what generate, eval and resume read)
     try (CpuBackend cpu = new CpuBackend(2);
         MixtralModel back = MixtralModel.load(ckpt, cpu)) {
@@ -143,8 +141,7 @@ class LoraExportTest {
           s.map(p -> p.getFileName().toString()).sorted().toList());
     }
     try (CpuBackend cpu = new CpuBackend(2);
-        MixtralModel back =
-            MixtralModel.load(base, adapter, cpu, new ModelOptions(DType.F32, 0))) {
+        MixtralModel back = MixtralModel.load(base, adapter, cpu, new ModelOptions(DType.F32, 0))) {
       assertArrayEquals(trained, logits(back), "base + PEFT adapter");
     }
     Path merged = tmp.resolve("merged");
