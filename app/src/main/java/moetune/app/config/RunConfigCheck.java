@@ -59,8 +59,7 @@ public final class RunConfigCheck {
   private static void checkDataset(String field, DatasetSpec d, TemplateRegistry templates) {
     requireFile(field, Path.of(d.path()), "check the dataset path");
     if (!templates.contains(d.template())) {
-      StringBuilder known = new StringBuilder();
-      templates.all().forEach(t -> known.append(known.isEmpty() ? "" : ", ").append(t.name()));
+      String known = String.join(", ", templates.names());
       throw new ConfigException(
           "field '"
               + field

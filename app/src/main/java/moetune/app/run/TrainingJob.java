@@ -67,7 +67,11 @@ public final class TrainingJob implements AutoCloseable {
    */
   public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log)
       throws IOException {
-    RunConfigCheck.check(cfg, TemplateRegistry.builtin());
+    TemplateRegistry templates = TemplateRegistry.builtin();
+    if (cfg.templateFile() != null) {
+      templates = templates.with(Path.of(cfg.templateFile()));
+    }
+    RunConfigCheck.check(cfg, templates);
     Path out = Path.of(cfg.out());
     Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
     if (checkpoint == null

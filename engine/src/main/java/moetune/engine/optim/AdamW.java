@@ -117,8 +117,7 @@ public final class AdamW implements AutoCloseable {
    */
   public void step(float lr) {
     Tensor grad = params.gradFlat();
-    be.fill(sumSq, 0f);
-    be.sumSquares(grad, sumSq);
+    measure(grad);
     if (settings.maxGradNorm() > 0) {
       be.clipByNorm(grad, sumSq, settings.maxGradNorm());
     }
@@ -139,6 +138,20 @@ public final class AdamW implements AutoCloseable {
           step,
           work == null ? null : work.view(r.offset(), r.numel()));
     }
+  }
+
+  /**
+   * The global L2 norm of the gradients as they are now, without changing them or the optimizer
+   * (waits for the device): for a trainer that checks a step before taking it.
+   */
+  public float measureGradNorm() {
+    measure(params.gradFlat());
+    return lastGradNorm();
+  }
+
+  private void measure(Tensor grad) {
+    be.fill(sumSq, 0f);
+    be.sumSquares(grad, sumSq);
   }
 
   /**

@@ -167,6 +167,11 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
+  public double gradNorm() {
+    return adamw.measureGradNorm();
+  }
+
+  @Override
   public double step(double lr) {
     adamw.step((float) lr);
     return adamw.lastGradNorm();
