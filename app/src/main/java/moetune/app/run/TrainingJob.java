@@ -117,7 +117,8 @@ public final class TrainingJob implements AutoCloseable {
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
           new MixtralTrainable(
-              model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
+                  model, setup.config(), setup.generation(), setup.tokenizerFiles(), options)
+              .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));

@@ -28,8 +28,9 @@ import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
 import moetune.engine.train.TrainOptions;
 import moetune.engine.train.Trainer;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A tiny model trained with LoRA on every target, its checkpoint exported merged and as a PEFT
@@ -92,8 +93,14 @@ class LoraExportTest {
     return m.logits().toFloatArray();
   }
 
-  @Test
-  void trainedAdapterExportsMergedAndAsPeftWithTheSameLogits(@TempDir Path tmp) throws Exception {
+  /**
+   * adapterOnly: the run knows its base directory, so checkpoints hold the adapters (and optimizer
+   * and tokenizer) only; else (a fresh model's run) they hold the base weights too.
+   */
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void trainedAdapterExportsMergedAndAsPeftWithTheSameLogits(boolean adapterOnly, @TempDir Path tmp)
+      throws Exception {
     Path base = ExportRoundTripTest.modelDir(tmp);
     LoraConfig lora = new LoraConfig(4, 8, 0, Set.copyOf(LoraConfig.ALL_TARGETS), false, 3);
     TrainOptions o = options(4);
@@ -112,7 +119,8 @@ class LoraExportTest {
               cpu,
               MixtralTrainable.trainingOptions(new ModelOptions(DType.F32, 5), o).withLora(lora));
       try (MixtralTrainable t =
-          new MixtralTrainable(m, config, null, ModelSetup.tokenizerFiles(base), o)) {
+          new MixtralTrainable(m, config, null, ModelSetup.tokenizerFiles(base), o)
+              .withBaseDir(adapterOnly ? base : null)) {
         assertEquals(lora.parameterCount(config), t.trainableParameters());
         assertEquals(lora.parameterCount(config), m.parameters().count());
         long baseParams = 0;
@@ -127,6 +135,10 @@ class LoraExportTest {
     }
     Path ckpt = Trainer.findCheckpoint(tmp.resolve("run"));
     assertTrue(LoraWeights.isAdapterDir(ckpt), "a LoRA checkpoint holds its adapter");
+    assertEquals(!adapterOnly, LoraWeights.hasWeights(ckpt), "base weights in the checkpoint");
+    if (adapterOnly) {
+      assertEquals(base.toAbsolutePath().normalize(), LoraWeights.baseModel(ckpt));
+    }
     assertTrue(relErr(trained, untrained) > 1e-3, "training the adapter mattered");
     // the checkpoint reloads with its adapter (what generate, eval and resume read)
     try (CpuBackend cpu = new CpuBackend(2);
