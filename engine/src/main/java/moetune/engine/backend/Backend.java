@@ -30,6 +30,24 @@ import moetune.engine.tensor.Tensor;
  */
 public interface Backend extends AutoCloseable {
 
+  /**
+   * A new clock stamping points in this backend's queue of work (profiling only). The default reads
+   * the host clock, which is right for a backend whose ops have run when they return (the CPU).
+   */
+  default QueueClock newQueueClock() {
+    return QueueClock.host();
+  }
+
+  /**
+   * Makes this backend's tensors (those made before and after) answer {@code facade} from {@link
+   * Tensor#backend()}, so that code which reaches the backend through a tensor goes through a
+   * wrapper that forwards to this one (the step benchmark's {@link OpProfiler}); null restores this
+   * backend. Ops still accept the tensors as their own.
+   */
+  default void reportTensorsAs(Backend facade) {
+    throw new UnsupportedOperationException(name() + " cannot be wrapped");
+  }
+
   /** "cpu", "cuda:0", ... */
   String name();
 

@@ -48,6 +48,7 @@ public final class Parameters implements AutoCloseable {
   private static final Pattern HUB_GATE =
       Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
 
+  private final Backend backend; // the one that allocated the buffers (may wrap another)
   private final MixtralConfig config;
   private final List<Slice> slices; // layout order
   private final Map<String, Slice> byName;
@@ -57,7 +58,13 @@ public final class Parameters implements AutoCloseable {
   private final Tensor work; // working dtype (P); == master in float32 mode
 
   private Parameters(
-      MixtralConfig config, List<Slice> slices, Tensor master, Tensor grad, Tensor work) {
+      Backend backend,
+      MixtralConfig config,
+      List<Slice> slices,
+      Tensor master,
+      Tensor grad,
+      Tensor work) {
+    this.backend = backend;
     this.config = config;
     this.slices = List.copyOf(slices);
     Map<String, Slice> m = new LinkedHashMap<>();
@@ -121,7 +128,16 @@ public final class Parameters implements AutoCloseable {
     Tensor master = backend.zeros(DType.F32, offset);
     Tensor grad = backend.zeros(DType.F32, offset);
     Tensor work = workDtype == DType.F32 ? master : backend.zeros(workDtype, offset);
-    return new Parameters(c, slices, master, grad, work);
+    return new Parameters(backend, c, slices, master, grad, work);
+  }
+
+  /**
+   * The backend the buffers were allocated with. Ops on the parameters go through it rather than
+   * through {@code tensor.backend()}, so that a wrapping backend (the step benchmark's profiler)
+   * sees them.
+   */
+  public Backend backend() {
+    return backend;
   }
 
   /** The parameters in layout order (fused transformers-5 names). */
@@ -262,13 +278,13 @@ public final class Parameters implements AutoCloseable {
   /** Copies the master weights into the working copy (after loading or an external change). */
   public void syncWorkingCopy() {
     if (hasWorkingCopy()) {
-      master.backend().copy(master, work);
+      backend.copy(master, work);
     }
   }
 
   /** Sets every gradient to zero. */
   public void zeroGrad() {
-    grad.backend().fill(grad, 0f);
+    backend.fill(grad, 0f);
   }
 
   private static Slice renamed(Slice s, String name) {

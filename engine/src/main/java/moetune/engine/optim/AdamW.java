@@ -74,7 +74,7 @@ public final class AdamW implements AutoCloseable {
 
   public AdamW(Parameters params, Settings settings, Predicate<Parameters.Slice> decay) {
     this.params = params;
-    this.be = params.masterFlat().backend();
+    this.be = params.backend();
     this.settings = settings;
     List<Run> r = new ArrayList<>();
     for (Parameters.Slice s : params.slices()) {
