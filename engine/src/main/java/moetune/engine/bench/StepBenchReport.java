@@ -1,12 +1,16 @@
 package moetune.engine.bench;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Backends;
 import moetune.engine.backend.OpProfiler;
+import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
 
 /**
  * Prints {@code bench step}'s tables: the rows (moetune and, when asked, the reference measured in
@@ -110,9 +114,9 @@ public final class StepBenchReport {
   }
 
   /**
-   * For a GPU host without the app: {@code [--config 1.5b|FILE] [--device cuda] [--micro-batch 4]
-   * [--seq-len 2048] [--steps 10] [--warmup 3] [--precision bf16|fp32] [--reference transformers]
-   * [--python python3] [--reference-script PATH]}.
+   * For a GPU host without the app: {@code [--config 1.5b|FILE | --model DIR] [--device cuda]
+   * [--micro-batch 4] [--seq-len 2048] [--steps 10] [--warmup 3] [--precision bf16|fp32]
+   * [--reference transformers] [--python python3] [--reference-script PATH]}.
    */
   public static void main(String[] args) throws Exception {
     Map<String, String> a = new java.util.HashMap<>();
@@ -122,7 +126,8 @@ public final class StepBenchReport {
       }
       a.put(args[i].substring(2), args[i + 1]);
     }
-    MixtralConfig c = StepBench.config(a.getOrDefault("config", StepBench.CONFIG_1_5B));
+    Path model = a.containsKey("model") ? Path.of(a.get("model")) : null;
+    MixtralConfig c = configOf(model, a.get("config"));
     StepBench.Settings s =
         new StepBench.Settings(
             Integer.parseInt(a.getOrDefault("micro-batch", "4")),
@@ -133,25 +138,28 @@ public final class StepBenchReport {
             Long.parseLong(a.getOrDefault("seed", "1234")));
     run(
         c,
+        model,
         s,
         a.getOrDefault("device", "cuda"),
         a.get("reference"),
         a.getOrDefault("python", "python3"),
-        a.containsKey("reference-script") ? java.nio.file.Path.of(a.get("reference-script")) : null,
+        a.containsKey("reference-script") ? Path.of(a.get("reference-script")) : null,
         System.out);
   }
 
   /**
    * The whole benchmark: the reference first (when asked; it has the device to itself), then
-   * moetune, then the tables. Returns moetune's result.
+   * moetune (random weights, or those of modelDir when not null), then the tables. Returns
+   * moetune's result.
    */
   public static StepBench.Result run(
       MixtralConfig c,
+      Path modelDir,
       StepBench.Settings s,
       String device,
       String reference,
       String python,
-      java.nio.file.Path script,
+      Path script,
       PrintStream out)
       throws Exception {
     StepBench.Row ref = null;
@@ -160,19 +168,49 @@ public final class StepBenchReport {
         throw new IllegalArgumentException(
             "--reference " + reference + ": the only reference is 'transformers'");
       }
-      java.nio.file.Path sc = TransformersReference.findScript(script);
+      Path sc = TransformersReference.findScript(script);
       out.println("reference: " + python + " " + sc);
       ref = TransformersReference.run(python, sc, c, s, out);
     }
-    try (Backend be = Backends.open(device, out::println)) {
+    Backend opened;
+    try {
+      opened = Backends.open(device, out::println);
+    } catch (IllegalStateException e) {
+      throw new IllegalArgumentException("--device " + device + ": " + e.getMessage(), e);
+    }
+    try (Backend be = opened) {
       out.println("device: " + be.describe());
-      long t0 = System.nanoTime();
-      var weights = StepBench.randomWeights(c, s.seed());
-      out.printf("random weights: %.1f s%n", (System.nanoTime() - t0) / 1e9);
-      StepBench.Result r = StepBench.run(c, weights, be, s, out);
+      StepBench.Result r;
+      if (modelDir != null) {
+        // the checkpoint stays open (its tensors are memory-mapped) until they are on the device
+        try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(modelDir)) {
+          Map<String, HostTensor> weights = new LinkedHashMap<>();
+          for (String name : ckpt.names()) {
+            weights.put(name, ckpt.tensor(name));
+          }
+          r = StepBench.run(c, weights, be, s, out);
+        }
+      } else {
+        long t0 = System.nanoTime();
+        Map<String, HostTensor> weights = StepBench.randomWeights(c, s.seed());
+        out.printf("random weights: %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        r = StepBench.run(c, weights, be, s, out);
+      }
       printRows(out, c, s, be.name(), r.row(), ref);
       printBreakdown(out, r);
       return r;
     }
+  }
+
+  /** The config of a model directory's config.json, or of a --config value when dir is null. */
+  public static MixtralConfig configOf(Path modelDir, String configSpec) {
+    if (modelDir != null) {
+      if (configSpec != null) {
+        throw new IllegalArgumentException(
+            "bench step: give --config (a new model of that shape) or --model DIR, not both");
+      }
+      return MixtralConfig.load(modelDir);
+    }
+    return StepBench.config(configSpec);
   }
 }
