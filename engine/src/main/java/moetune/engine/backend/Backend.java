@@ -306,6 +306,16 @@ public interface Backend extends AutoCloseable {
    */
   void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale);
 
+  /**
+   * The router's expert-load statistics, accumulated on the device so the trainer's monitor needs
+   * no download inside a step. probs F32 (R, E) and topIdx I32 (R, K) stack L layers of N rows each
+   * (R = L*N, L = acc's rows); rowMask F32 (R) (1 real token, 0 padding) or null. For each layer l
+   * over its rows r: acc[l, e] += sum_r m_r #{j: topIdx[r, j] = e} (e < E), acc[l, E] += sum_r m_r
+   * H(probs[r]) with H the entropy in nats (0 log 0 = 0), acc[l, E+1] += sum_r m_r. acc F32 (L,
+   * E+2) +=.
+   */
+  void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc);
+
   /** out F32 (1) = scale * sum of x's elements (overwrite). */
   void sum(Tensor x, float scale, Tensor out);
 

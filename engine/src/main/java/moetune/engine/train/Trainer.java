@@ -222,6 +222,14 @@ public final class Trainer {
       }
     }
     double gradNorm = model.step(lr);
+    RouterStats deferred = model.takeRouterStats(); // read after the step is queued whole
+    if (deferred != null) {
+      if (routing == null) {
+        routing = deferred;
+      } else {
+        routing.add(deferred);
+      }
+    }
     step++;
     long now = System.nanoTime();
     double stepSeconds = (now - t0) / 1e9;

@@ -697,6 +697,11 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    losses.expertLoadStats(probs, topIdx, rowMask, acc);
+  }
+
+  @Override
   public void routerZLoss(
       Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
     losses.routerZLoss(logits, rowMask, lossOut, dLogits, dScale);

@@ -58,6 +58,49 @@ final class LossOps {
         (int) v);
   }
 
+  void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    String op = "expertLoadStats";
+    CudaTensor p = b.ct(probs, op, "probs"),
+        i = b.ct(topIdx, op, "topIdx"),
+        a = b.ct(acc, op, "acc");
+    long r = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, r), layers = a.rows();
+    requireDtype(p, DType.F32, op, "probs");
+    requireDtype(i, DType.I32, op, "topIdx");
+    requireDtype(a, DType.F32, op, "acc");
+    require(
+        i.numel() == r * k && a.cols() == e + 2 && layers >= 1 && r % layers == 0,
+        op
+            + ": probs "
+            + p.describe()
+            + ", topIdx "
+            + i.describe()
+            + ", acc "
+            + a.describe()
+            + ": acc must be (L, E+2) with L dividing the rows of probs");
+    if (rowMask != null) {
+      require(
+          rowMask.numel() == r,
+          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
+      requireDtype(rowMask, DType.F32, op, "rowMask");
+    }
+    long n = r / layers;
+    b.launch(
+        "expert_load_stats_kernel",
+        p.describe(),
+        Math.min(b.gridFor(n), 64),
+        layers,
+        1,
+        256,
+        (int) (e + 2) * 4,
+        p.address(),
+        i.address(),
+        b.ptr(rowMask, op, "rowMask"),
+        a.address(),
+        n,
+        (int) e,
+        (int) k);
+  }
+
   void loadBalancingLoss(
       Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     String op = "loadBalancingLoss";

@@ -96,6 +96,44 @@ class CudaLossOpsTest {
     }
   }
 
+  @Test
+  void expertLoadStatsAccumulatePerLayer() {
+    gpu();
+    int e = 6;
+    int layers = 3;
+    for (int n : new int[] {1, 37, 3001}) {
+      int r = layers * n;
+      for (int k = 1; k <= 4; k++) {
+        for (boolean masked : new boolean[] {false, true}) {
+          String what = "expertLoadStats L=" + layers + " N=" + n + " k=" + k + " mask=" + masked;
+          float[] m = new float[r];
+          for (int i = 0; i < r; i++) m[i] = masked && i % 5 == 2 && n > 1 ? 0f : 1f;
+          float[] p = new float[r * e];
+          for (int i = 0; i < r; i++) {
+            float sum = 0;
+            for (int x = 0; x < e; x++) {
+              // expert 3 never chosen and sometimes exactly 0: 0 log 0 must count as 0
+              p[i * e + x] = x == 3 && i % 2 == 0 ? 0f : RND.nextFloat();
+              sum += p[i * e + x];
+            }
+            for (int x = 0; x < e; x++) p[i * e + x] /= sum;
+          }
+          float[] start = new float[layers * (e + 2)];
+          for (int i = 0; i < start.length; i++) start[i] = RND.nextInt(100);
+          try (Pair probs = floats(DType.F32, p, r, e);
+              Pair idx = ints(routing(r, k, new int[] {0, 1, 2, 4, 5}), r, k);
+              Pair mask = floats(DType.F32, m, r);
+              Pair acc = floats(DType.F32, start, layers, e + 2)) {
+            cpu().expertLoadStats(probs.c(), idx.c(), masked ? mask.c() : null, acc.c());
+            gpu().expertLoadStats(probs.g(), idx.g(), masked ? mask.g() : null, acc.g());
+            // counts are exact; the entropy sums differ only in float32 summation order
+            check(what, acc, 1e-6);
+          }
+        }
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = DType.class,
