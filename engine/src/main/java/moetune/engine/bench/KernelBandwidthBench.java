@@ -159,36 +159,50 @@ public final class KernelBandwidthBench {
         }
       }
       long p = (256L << 20) / shrink; // parameters (the 1.5B model has 1.5G; 256M is quicker)
-      Tensor work = lo == DType.F32 ? null : be.empty(lo, p);
-      try (Tensor param = rand(be, DType.F32, p);
-          Tensor grad = rand(be, DType.F32, p);
-          Tensor mo = be.zeros(DType.F32, p);
-          Tensor vo = be.zeros(DType.F32, p);
-          Tensor sumSq = be.zeros(DType.F32, 1)) {
-        int[] t = {0};
-        rows.add(
-            time(
-                clock,
-                reps,
-                "adamwStep" + (work == null ? "" : " (+ " + ln + " working copy)"),
-                "P " + p,
-                p * (16 + 12 + (work == null ? 0 : lb)),
-                () ->
-                    be.adamwStep(
-                        param, grad, mo, vo, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t[0], work)));
-        rows.add(
-            time(
-                clock,
-                reps,
-                "sumSquares (grad norm)",
-                "P " + p,
-                p * 4,
-                () -> be.sumSquares(grad, sumSq)));
-        rows.add(
-            time(clock, reps, "clipByNorm", "P " + p, p * 8, () -> be.clipByNorm(grad, sumSq, 1f)));
-      } finally {
-        if (work != null) {
-          work.close();
+      // Buffers one element longer: the view at 0 is 16-byte aligned and takes the vector
+      // kernels, the view at 1 is not and takes the scalar ones (the "before" rows).
+      for (int shift : new int[] {1, 0}) {
+        String kind = shift == 1 ? ", scalar kernel (misaligned view)" : "";
+        Tensor workAll = lo == DType.F32 ? null : be.empty(lo, p + 1);
+        try (Tensor paramAll = rand(be, DType.F32, p + 1);
+            Tensor gradAll = rand(be, DType.F32, p + 1);
+            Tensor moAll = be.zeros(DType.F32, p + 1);
+            Tensor voAll = be.zeros(DType.F32, p + 1);
+            Tensor sumSq = be.zeros(DType.F32, 1)) {
+          Tensor param = paramAll.view(shift, p), grad = gradAll.view(shift, p);
+          Tensor mo = moAll.view(shift, p), vo = voAll.view(shift, p);
+          Tensor work = workAll == null ? null : workAll.view(shift, p);
+          int[] t = {0};
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "adamwStep" + (work == null ? "" : " (+ " + ln + " working copy)") + kind,
+                  "P " + p,
+                  p * (16 + 12 + (work == null ? 0 : lb)),
+                  () ->
+                      be.adamwStep(
+                          param, grad, mo, vo, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t[0], work)));
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "sumSquares (grad norm)" + kind,
+                  "P " + p,
+                  p * 4,
+                  () -> be.sumSquares(grad, sumSq)));
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "clipByNorm" + kind,
+                  "P " + p,
+                  p * 8,
+                  () -> be.clipByNorm(grad, sumSq, 1f)));
+        } finally {
+          if (workAll != null) {
+            workAll.close();
+          }
         }
       }
     }

@@ -19,7 +19,7 @@ class KernelBandwidthBenchTest {
       List<KernelBandwidthBench.Row> rows =
           KernelBandwidthBench.run(
               cpu, 3, 1024, new PrintStream(buf, true, StandardCharsets.UTF_8));
-      assertEquals(12, rows.size());
+      assertEquals(15, rows.size());
       assertTrue(rows.get(0).op().startsWith("copy"), rows.get(0).op());
       for (KernelBandwidthBench.Row r : rows) {
         assertTrue(r.bytes() > 0 && r.msMedian() > 0, r.toString());

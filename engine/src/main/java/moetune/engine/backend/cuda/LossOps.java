@@ -247,6 +247,20 @@ final class LossOps {
     CudaTensor xt = b.ct(x, op, "x"), a = b.ct(acc, op, "acc");
     require(a.numel() == 1, op + ": acc " + a.describe() + " must hold one value");
     requireDtype(a, DType.F32, op, "acc");
+    if (vec4(xt)) {
+      b.launch(
+          "sum_squares_f32x4_kernel",
+          xt.describe(),
+          Math.min(b.gridFor(xt.numel() / 4), 1024),
+          1,
+          1,
+          256,
+          0,
+          xt.address(),
+          a.address(),
+          xt.numel() / 4);
+      return;
+    }
     b.launch(
         "sum_squares_kernel",
         xt.describe(),
@@ -266,6 +280,21 @@ final class LossOps {
     CudaTensor g = b.ct(grad, op, "grad"), s = b.ct(sumSq, op, "sumSq");
     require(s.numel() == 1, op + ": sumSq " + s.describe() + " must hold one value");
     requireDtype(s, DType.F32, op, "sumSq");
+    if (vec4(g)) {
+      b.launch(
+          "clip_by_norm_f32x4_kernel",
+          g.describe(),
+          b.gridFor(g.numel() / 4),
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          s.address(),
+          maxNorm,
+          g.numel() / 4);
+      return;
+    }
     b.launch(
         "clip_by_norm_kernel",
         g.describe(),
@@ -326,6 +355,33 @@ final class LossOps {
     // As torch: bias corrections in double precision on the host, then rounded to float.
     double bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
     float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
+    long low = b.ptr(lowPrecision, op, "lowPrecision");
+    int lowDt = dt(lowPrecision, op, "lowPrecision");
+    if (vec4(p) && vec4(g) && vec4(mt) && vec4(vt) && (lowDt != 1 || low % 8 == 0)) {
+      b.launch(
+          "adamw_f32x4_kernel",
+          p.describe(),
+          b.gridFor(n / 4),
+          1,
+          1,
+          256,
+          0,
+          p.address(),
+          g.address(),
+          mt.address(),
+          vt.address(),
+          lr,
+          beta1,
+          beta2,
+          eps,
+          weightDecay,
+          stepSize,
+          bc2Sqrt,
+          low,
+          lowDt,
+          n / 4);
+      return;
+    }
     b.launch(
         "adamw_kernel",
         p.describe(),
@@ -346,8 +402,17 @@ final class LossOps {
         weightDecay,
         stepSize,
         bc2Sqrt,
-        b.ptr(lowPrecision, op, "lowPrecision"),
-        dt(lowPrecision, op, "lowPrecision"),
+        low,
+        lowDt,
         n);
+  }
+
+  /**
+   * Whether a tensor can take the 16-byte vector kernels: float32, 16-byte aligned, a multiple of 4
+   * elements. The flat parameter, gradient and moment buffers are; odd views fall back to the
+   * scalar kernels (and {@code bench kernels} times both that way).
+   */
+  private static boolean vec4(CudaTensor t) {
+    return t.dtype() == DType.F32 && t.numel() % 4 == 0 && t.address() % 16 == 0;
   }
 }

@@ -10,10 +10,13 @@ import static moetune.engine.backend.cuda.GpuTesting.poisoned;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -140,7 +143,8 @@ class CudaLossOpsTest {
       names = {"F32", "BF16"})
   void sumsAndClipping(DType dt) {
     gpu();
-    for (long n : new long[] {1, 37, 1_000_003}) {
+    // 1_000_004 float32 elements take the 16-byte vector kernels, the others the scalar ones
+    for (long n : new long[] {1, 37, 1_000_003, 1_000_004}) {
       try (Pair x = randn(dt, 1, n);
           Pair out = poisoned(DType.F32, 1);
           Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
@@ -188,7 +192,13 @@ class CudaLossOpsTest {
       names = {"F32", "BF16"})
   void adamw(DType gradType) {
     gpu();
-    long n = 10_007;
+    // 10_008 with float32 gradients takes the 16-byte vector kernel, 10_007 the scalar one
+    for (long n : new long[] {10_007, 10_008}) {
+      adamw(gradType, n);
+    }
+  }
+
+  private void adamw(DType gradType, long n) {
     try (Pair p = randn(DType.F32, 1, n);
         Pair g = randn(gradType, 1, n);
         Pair m = randn(DType.F32, 0.1, n);
@@ -198,10 +208,50 @@ class CudaLossOpsTest {
         cpu().adamwStep(p.c(), g.c(), m.c(), v.c(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.c());
         gpu().adamwStep(p.g(), g.g(), m.g(), v.g(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.g());
       }
-      check("adamw param (grad " + gradType + ")", p, 1e-5);
+      check("adamw param (grad " + gradType + ", n " + n + ")", p, 1e-5);
       check("adamw m", m, 1e-5);
       check("adamw v", v, 1e-5);
       check("adamw bf16 copy", low, 1e-2);
+    }
+  }
+
+  @Test
+  void adamwVectorKernelIsBitwiseTheScalarOne() {
+    CudaBackend be = gpu();
+    int n = 4104;
+    float[] p0 = GpuTesting.randn(n, 1), g0 = GpuTesting.randn(n, 1);
+    float[] m0 = GpuTesting.randn(n, 0.1), v0 = abs(GpuTesting.randn(n, 0.01));
+    // whole buffers are 16-byte aligned (vector kernel); views one element in are not (scalar)
+    Tensor[] vec = new Tensor[5], sca = new Tensor[5], whole = new Tensor[4];
+    float[][] init = {p0, g0, m0, v0};
+    for (int i = 0; i < 4; i++) {
+      vec[i] = be.upload(HostTensor.ofFloats(init[i], n));
+      whole[i] = be.zeros(DType.F32, n + 1);
+      sca[i] = whole[i].view(1, n);
+      be.copyFromHost(HostTensor.ofFloats(init[i], n), sca[i]);
+    }
+    vec[4] = be.empty(DType.BF16, n);
+    sca[4] = be.empty(DType.BF16, n);
+    for (int step = 1; step <= 3; step++) {
+      for (Tensor[] t : new Tensor[][] {vec, sca}) {
+        be.adamwStep(t[0], t[1], t[2], t[3], 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, t[4]);
+      }
+    }
+    String[] names = {"param", "grad", "m", "v", "bf16 copy"};
+    for (int i = 0; i < 5; i++) {
+      assertArrayEquals(
+          be.download(sca[i]).toFloatArray(),
+          be.download(vec[i]).toFloatArray(),
+          "adamw "
+              + names[i]
+              + ": the vector kernel must compute exactly what the scalar one does");
+      vec[i].close();
+      if (i == 4) {
+        sca[i].close();
+      }
+    }
+    for (Tensor t : whole) {
+      t.close();
     }
   }
 
