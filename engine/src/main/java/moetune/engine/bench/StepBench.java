@@ -237,7 +237,7 @@ public final class StepBench {
             profiler.backend(),
             MixtralTrainable.trainingOptions(new ModelOptions(s.activations(), s.seed()), o));
     try (MixtralTrainable trainable = new MixtralTrainable(model, config, null, List.of(), o)) {
-      MemoryPlan plan = MemoryPlan.of(model.parameters());
+      MemoryPlan plan = MemoryPlan.of(model);
       log.println(plan.describe());
       List<TokenBatch> batches = randomBatches(config.vocabSize, s, 4);
       double loss = 0;
@@ -278,7 +278,7 @@ public final class StepBench {
               peak,
               driver,
               loss);
-      return new Result(row, breakdown, profiledMs, plan.withPeak(peak));
+      return new Result(row, breakdown, profiledMs, plan);
     }
   }
 

@@ -107,6 +107,10 @@ public final class StepBenchReport {
     }
     out.println();
     out.println(r.plan().describe());
+    long peak = r.row().peakBytes();
+    out.printf(
+        "peak in the timed steps %s: %s for activations, their gradients and scratch%n",
+        gib(peak), gib(peak - r.plan().totalBytes()));
   }
 
   static String gib(long bytes) {

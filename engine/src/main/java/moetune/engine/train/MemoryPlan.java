@@ -1,80 +1,87 @@
 package moetune.engine.train;
 
+import java.util.Locale;
+import moetune.engine.model.MixtralModel;
 import moetune.engine.model.Parameters;
 import moetune.engine.tensor.DType;
 
 /**
- * Where a training run's device memory goes: the float32 master weights, the low-precision working
- * copy the forward and backward compute with (none in float32 mode), the float32 gradients, AdamW's
- * two float32 moments, and what is left of the peak for activations and scratch. Every static part
- * is a single flat buffer (see {@link Parameters}), so these numbers are exact; the activation part
- * is known only once a step has run.
+ * The memory a model's parameters take on its device, as {@link Parameters} lays them out, printed
+ * at the start of a run:
  *
- * @param parameters P
- * @param masterBytes F32 master weights (4P)
- * @param workingCopyBytes the working copy (2P in bf16, 0 in float32 mode)
- * @param gradBytes F32 gradients (4P)
- * @param optimizerBytes AdamW's first and second moments, F32 (8P)
- * @param peakBytes the allocator's peak over a step, or -1 before one has run
+ * <pre>
+ *   trainable P:  4 (float32 master) + 4 (float32 gradient) + 8 (AdamW m, v)
+ *                 + 2 (bf16 working copy, in a low-precision mode)         bytes each
+ *   frozen Pf:    stored once in the working dtype (2 bytes in bf16, 4 in fp32), nothing else
+ * </pre>
+ *
+ * Activations come on top (they depend on the batch); the backend reports the real peak.
+ *
+ * @param trainable P, trainable elements (LoRA adapters, or every unfrozen weight)
+ * @param frozen Pf, frozen elements
+ * @param work the working dtype
  */
-public record MemoryPlan(
-    long parameters,
-    long masterBytes,
-    long workingCopyBytes,
-    long gradBytes,
-    long optimizerBytes,
-    long peakBytes) {
+public record MemoryPlan(long trainable, long frozen, DType work) {
 
-  /** The static parts for a model's parameters trained by AdamW; the peak is not known yet. */
-  public static MemoryPlan of(Parameters p) {
-    long n = p.count();
-    long work = p.hasWorkingCopy() ? n * p.workFlat().dtype().bytes() : 0;
-    return new MemoryPlan(n, n * 4, work, n * 4, n * 2 * DType.F32.bytes(), -1);
+  /** The plan of a built model. */
+  public static MemoryPlan of(MixtralModel m) {
+    Parameters p = m.parameters();
+    return new MemoryPlan(p.count(), p.frozenCount(), m.options().activations());
   }
 
-  /** This plan with a measured peak (the allocator's, over a whole step). */
-  public MemoryPlan withPeak(long peak) {
-    return new MemoryPlan(
-        parameters, masterBytes, workingCopyBytes, gradBytes, optimizerBytes, peak);
+  /** Bytes per trainable element: master, gradient, two moments, and the working copy if any. */
+  public long bytesPerTrainable() {
+    return 16 + (work == DType.F32 ? 0 : work.bytes());
   }
 
-  /** Bytes held for the whole run. */
-  public long staticBytes() {
-    return masterBytes + workingCopyBytes + gradBytes + optimizerBytes;
+  public long trainableBytes() {
+    return trainable * bytesPerTrainable();
   }
 
-  /** The peak less the static parts (activations, their gradients, scratch), or -1. */
-  public long activationBytes() {
-    return peakBytes < 0 ? -1 : peakBytes - staticBytes();
+  public long frozenBytes() {
+    return frozen * work.bytes();
+  }
+
+  public long totalBytes() {
+    return trainableBytes() + frozenBytes();
   }
 
   /** One line for the run's log. */
   public String describe() {
-    StringBuilder s = new StringBuilder();
-    s.append(
-        String.format(
-            "memory plan: %,d parameters: master weights %s (fp32)", parameters, gib(masterBytes)));
-    if (workingCopyBytes > 0) {
-      s.append(" + working copy ").append(gib(workingCopyBytes));
-    }
-    s.append(", gradients ")
-        .append(gib(gradBytes))
-        .append(" (fp32), AdamW moments ")
-        .append(gib(optimizerBytes))
-        .append(" (fp32); static ")
-        .append(gib(staticBytes()));
-    if (peakBytes >= 0) {
-      s.append(", activations and scratch at the peak ")
-          .append(gib(activationBytes()))
-          .append(", peak ")
-          .append(gib(peakBytes));
-    } else {
-      s.append(", plus activations (measured once a step has run)");
-    }
-    return s.toString();
+    return String.format(
+        Locale.ROOT,
+        "memory plan: %s trainable parameters x %d B = %s (fp32 master, grad, AdamW m+v%s);"
+            + " %s frozen x %d B = %s (stored once, %s); %s before activations",
+        count(trainable),
+        bytesPerTrainable(),
+        human(trainableBytes()),
+        work == DType.F32 ? "" : ", " + work + " copy",
+        count(frozen),
+        work.bytes(),
+        human(frozenBytes()),
+        work,
+        human(totalBytes()));
   }
 
-  static String gib(long bytes) {
-    return String.format("%.2f GiB", bytes / (double) (1L << 30));
+  private static String count(long n) {
+    if (n >= 1_000_000_000L) {
+      return String.format(Locale.ROOT, "%.2fB", n / 1e9);
+    }
+    if (n >= 1_000_000L) {
+      return String.format(Locale.ROOT, "%.2fM", n / 1e6);
+    }
+    return String.format(Locale.ROOT, "%,d", n);
+  }
+
+  /** Binary units, as nvidia-smi counts. */
+  static String human(long bytes) {
+    String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = bytes;
+    int u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+      v /= 1024;
+      u++;
+    }
+    return u == 0 ? bytes + " B" : String.format(Locale.ROOT, "%.2f %s", v, units[u]);
   }
 }
