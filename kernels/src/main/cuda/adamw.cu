@@ -49,22 +49,29 @@ MT_KERNEL void clip_by_norm_f32x4_kernel(float4* g, const float* sumSq, float ma
 
 // torch.optim.AdamW (non-amsgrad, foreach=False order of operations):
 // p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2 v + (1-b2) g^2;
-// p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps). bc terms are computed on the host in double.
-__device__ __forceinline__ void adamw_update(float& p, float& m, float& v, float g, float lr,
-                                             float beta1, float beta2, float eps, float wd,
-                                             float stepSize, float bc2Sqrt) {
-  p = p * (1.f - lr * wd);
-  m = m + (1.f - beta1) * (g - m);
-  v = beta2 * v + (1.f - beta2) * g * g;
-  p -= stepSize * m / (sqrtf(v) / bc2Sqrt + eps);
+// p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps). The constants come from the host in float32,
+// computed there in double as torch does (AdamWCoefficients).
+// One element of the step with the host's float32 constants (AdamWCoefficients): every operation
+// rounded explicitly (the _rn intrinsics), so the compiler cannot contract any of it into an FMA
+// differently from one kernel to another, and the result is bitwise the CPU oracle's (Java rounds
+// every float operation; torch's lerp is the one fma).
+__device__ __forceinline__ void adamw_update(float& p, float& m, float& v, float g, float decay,
+                                             float w1, float beta2, float w2, float negStepSize,
+                                             float bc2Sqrt, float eps) {
+  p = __fmul_rn(p, decay);
+  float d = __fsub_rn(g, m);
+  m = w1 < 0.5f ? __fmaf_rn(w1, d, m) : __fmaf_rn(__fsub_rn(w1, 1.f), d, g);
+  v = __fadd_rn(__fmul_rn(v, beta2), __fmul_rn(__fmul_rn(w2, g), g));
+  float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), bc2Sqrt), eps);
+  p = __fadd_rn(p, __fdiv_rn(__fmul_rn(negStepSize, m), denom));
 }
 
-MT_KERNEL void adamw_kernel(float* p, const void* g, int gdt, float* m, float* v, float lr,
-                            float beta1, float beta2, float eps, float wd, float stepSize,
-                            float bc2Sqrt, void* low, int lowdt, long long n) {
+MT_KERNEL void adamw_kernel(float* p, const void* g, int gdt, float* m, float* v, float decay,
+                            float w1, float beta2, float w2, float negStepSize, float bc2Sqrt,
+                            float eps, void* low, int lowdt, long long n) {
   GRID_LOOP(i, n) {
     float pi = p[i], mi = m[i], vi = v[i];
-    adamw_update(pi, mi, vi, ldf(g, i, gdt), lr, beta1, beta2, eps, wd, stepSize, bc2Sqrt);
+    adamw_update(pi, mi, vi, ldf(g, i, gdt), decay, w1, beta2, w2, negStepSize, bc2Sqrt, eps);
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;
@@ -74,15 +81,15 @@ MT_KERNEL void adamw_kernel(float* p, const void* g, int gdt, float* m, float* v
 
 // The 16-byte vector variant: p, g, m, v float32, 16-byte aligned, n = 4 * n4; the working copy
 // (low) bf16 written 8 bytes at a time (8-byte aligned), or any dtype element by element, or none.
-MT_KERNEL void adamw_f32x4_kernel(float4* p, const float4* g, float4* m, float4* v, float lr,
-                                  float beta1, float beta2, float eps, float wd, float stepSize,
-                                  float bc2Sqrt, void* low, int lowdt, long long n4) {
+MT_KERNEL void adamw_f32x4_kernel(float4* p, const float4* g, float4* m, float4* v, float decay,
+                                  float w1, float beta2, float w2, float negStepSize,
+                                  float bc2Sqrt, float eps, void* low, int lowdt, long long n4) {
   GRID_LOOP(i, n4) {
     float4 pi = p[i], gi = g[i], mi = m[i], vi = v[i];
-    adamw_update(pi.x, mi.x, vi.x, gi.x, lr, beta1, beta2, eps, wd, stepSize, bc2Sqrt);
-    adamw_update(pi.y, mi.y, vi.y, gi.y, lr, beta1, beta2, eps, wd, stepSize, bc2Sqrt);
-    adamw_update(pi.z, mi.z, vi.z, gi.z, lr, beta1, beta2, eps, wd, stepSize, bc2Sqrt);
-    adamw_update(pi.w, mi.w, vi.w, gi.w, lr, beta1, beta2, eps, wd, stepSize, bc2Sqrt);
+    adamw_update(pi.x, mi.x, vi.x, gi.x, decay, w1, beta2, w2, negStepSize, bc2Sqrt, eps);
+    adamw_update(pi.y, mi.y, vi.y, gi.y, decay, w1, beta2, w2, negStepSize, bc2Sqrt, eps);
+    adamw_update(pi.z, mi.z, vi.z, gi.z, decay, w1, beta2, w2, negStepSize, bc2Sqrt, eps);
+    adamw_update(pi.w, mi.w, vi.w, gi.w, decay, w1, beta2, w2, negStepSize, bc2Sqrt, eps);
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;

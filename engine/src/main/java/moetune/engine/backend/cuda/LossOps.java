@@ -4,6 +4,7 @@ import static moetune.engine.backend.cuda.CudaBackend.dt;
 import static moetune.engine.backend.cuda.CudaBackend.require;
 import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
 
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -352,9 +353,8 @@ final class LossOps {
               + " does not match param "
               + p.describe());
     }
-    // As torch: bias corrections in double precision on the host, then rounded to float.
-    double bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-    float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
+    // As torch (and the CPU oracle): the constants in double on the host, then float32.
+    AdamWCoefficients c = AdamWCoefficients.of(lr, beta1, beta2, eps, weightDecay, step);
     long low = b.ptr(lowPrecision, op, "lowPrecision");
     int lowDt = dt(lowPrecision, op, "lowPrecision");
     if (vec4(p) && vec4(g) && vec4(mt) && vec4(vt) && (lowDt != 1 || low % 8 == 0)) {
@@ -370,13 +370,13 @@ final class LossOps {
           g.address(),
           mt.address(),
           vt.address(),
-          lr,
-          beta1,
-          beta2,
-          eps,
-          weightDecay,
-          stepSize,
-          bc2Sqrt,
+          c.decay(),
+          c.w1(),
+          c.beta2(),
+          c.w2(),
+          c.negStepSize(),
+          c.bc2Sqrt(),
+          c.eps(),
           low,
           lowDt,
           n / 4);
@@ -395,13 +395,13 @@ final class LossOps {
         dt(g, op, "grad"),
         mt.address(),
         vt.address(),
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weightDecay,
-        stepSize,
-        bc2Sqrt,
+        c.decay(),
+        c.w1(),
+        c.beta2(),
+        c.w2(),
+        c.negStepSize(),
+        c.bc2Sqrt(),
+        c.eps(),
         low,
         lowDt,
         n);
