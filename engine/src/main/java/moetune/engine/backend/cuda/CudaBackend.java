@@ -111,6 +111,10 @@ public final class CudaBackend implements Backend {
     }
   }
 
+  LayerOps layers() {
+    return layers;
+  }
+
   DeviceAllocator allocator() {
     return allocator;
   }
@@ -184,8 +188,13 @@ public final class CudaBackend implements Backend {
   @Override
   public String describe() {
     return String.format(
-        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s",
-        ordinal, deviceName, totalMemory / (double) (1L << 30), multiprocessors, cublas.library());
+        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s; %s",
+        ordinal,
+        deviceName,
+        totalMemory / (double) (1L << 30),
+        multiprocessors,
+        cublas.library(),
+        layers.attentionPath().describe());
   }
 
   @Override

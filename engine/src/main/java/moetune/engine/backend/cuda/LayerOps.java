@@ -14,11 +14,78 @@ import moetune.engine.tensor.Tensor;
  */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
+  private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
+
+  /** Which attention kernels run (MOETUNE_ATTENTION=own|scalar; own is the default). */
+  enum AttentionPath {
+    /**
+     * The tensor-core FlashAttention-2 kernels (attention_fa2.cu) where they apply: bf16 q/k/v and
+     * outputs, head dim 64 or 128, 16-byte aligned tensors; the scalar kernels otherwise.
+     */
+    OWN,
+    /** The scalar kernels (attention.cu) for every case: one warp per query (or key) row. */
+    SCALAR;
+
+    static AttentionPath fromEnv(String value) {
+      if (value == null || value.isBlank()) {
+        return OWN;
+      }
+      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+        case "own", "fa2" -> OWN;
+        case "scalar" -> SCALAR;
+        default ->
+            throw new IllegalArgumentException(
+                "MOETUNE_ATTENTION="
+                    + value
+                    + " is not an attention path: use own (tensor-core kernels, the default) or"
+                    + " scalar (the simple kernels); cudnn is not available yet");
+      };
+    }
+
+    String describe() {
+      return this == OWN
+          ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
+              + " 64 or 128, scalar kernels otherwise"
+          : "attention: scalar kernels (MOETUNE_ATTENTION=scalar)";
+    }
+  }
 
   private final CudaBackend b;
+  private AttentionPath attention;
 
   LayerOps(CudaBackend b) {
     this.b = b;
+    this.attention = AttentionPath.fromEnv(System.getenv("MOETUNE_ATTENTION"));
+  }
+
+  AttentionPath attentionPath() {
+    return attention;
+  }
+
+  /** Tests and benchmarks switch paths on one backend. */
+  void attentionPath(AttentionPath path) {
+    this.attention = path;
+  }
+
+  /** Whether the tensor-core kernels take this call (else the scalar ones). */
+  private boolean fa2(int hd, CudaTensor... ts) {
+    if (attention != AttentionPath.OWN || (hd != 64 && hd != 128)) {
+      return false;
+    }
+    for (CudaTensor t : ts) {
+      if (t.dtype() != DType.BF16 || (t.address() & 15) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static int fa2FwdSmem(int hd) {
+    return 2 * 2 * 64 * hd * 2 + 2 * 64 * 4; // attention_fa2.cu fwd_smem
+  }
+
+  private static int fa2BwdSmem(int hd) {
+    return (2 * 128 * hd + 4 * 64 * hd + 128 * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -282,6 +349,24 @@ final class LayerOps {
         o.numel() == qt.numel() && l.numel() == rows,
         op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
+    if (fa2(d[2], qt, kt, vt, o)) {
+      b.launch(
+          "attention_fa2_forward_hd" + d[2],
+          qt.describe() + " " + kt.describe(),
+          (long) spec.batch() * d[0],
+          (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM,
+          1,
+          256,
+          fa2FwdSmem(d[2]),
+          qt.address(),
+          kt.address(),
+          vt.address(),
+          o.address(),
+          l.address(),
+          b.ptr(spec.docIds(), op, "docIds"),
+          attnStruct(spec, d));
+      return;
+    }
     b.launch(
         "attention_forward_kernel",
         qt.describe() + " " + kt.describe(),
@@ -353,6 +438,44 @@ final class LayerOps {
           dAddr,
           rows,
           d[2]);
+      if (fa2(d[2], g, qt, kt, vt, dqt, dkt, dvt)) {
+        try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
+          b.fill(dqAcc, 0f);
+          long acc = b.ptr(dqAcc, op, "dqAcc");
+          b.launch(
+              "attention_fa2_backward_hd" + d[2],
+              shapes,
+              (long) spec.batch() * d[1],
+              (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+              1,
+              256,
+              fa2BwdSmem(d[2]),
+              g.address(),
+              qt.address(),
+              kt.address(),
+              vt.address(),
+              l.address(),
+              dAddr,
+              doc,
+              acc,
+              dkt.address(),
+              dvt.address(),
+              st);
+          b.launch(
+              "attention_fa2_dq_convert_kernel",
+              shapes,
+              b.gridFor(rows * d[2] / 4),
+              1,
+              1,
+              256,
+              0,
+              acc,
+              dqt.address(),
+              rows * d[2],
+              Float.intBitsToFloat(st[7]));
+        }
+        return;
+      }
       b.launch(
           "attention_dq_kernel",
           shapes,
