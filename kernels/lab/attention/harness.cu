@@ -56,10 +56,13 @@ static std::vector<T> host(const T* d, size_t n) {
 static float tof(float x) { return x; }
 static float tof(bf16 x) { return __bfloat162float(x); }
 
-// max |a - ref| / max |ref| over finite reference entries; -inf entries must match exactly.
+// max |a - ref| / max(max |ref|, floor) over finite reference entries; -inf entries must match
+// exactly. The floor keeps a gradient that is zero in exact arithmetic (one visible key: dS = 0)
+// from turning rounding noise into a large relative error; inputs are unit normals, so real
+// gradients are far above it.
 template <typename A>
-static double relerr(const std::vector<A>& a, const std::vector<float>& ref) {
-  double m = 1e-6, e = 0;
+static double relerr(const std::vector<A>& a, const std::vector<float>& ref, double floor = 1e-6) {
+  double m = floor, e = 0;
   for (size_t i = 0; i < ref.size(); i++) {
     float r = ref[i], x = tof(a[i]);
     if (std::isinf(r) || std::isinf(x)) {
@@ -155,8 +158,8 @@ static bool check(const Case& c, std::mt19937& rng) {
   CK(cudaDeviceSynchronize());
   double eo = relerr(host(o, nq), host(ro, nq));
   double el = relerr(host(lse, rows), host(rlse, rows));
-  double eq = relerr(host(dq, nq), host(rdq, nq));
-  double ek = relerr(host(dk, nk), host(rdk, nk));
+  double eq = relerr(host(dq, nq), host(rdq, nq), 0.05);
+  double ek = relerr(host(dk, nk), host(rdk, nk), 0.05);
   double ev = relerr(host(dv, nk), host(rdv, nk));
   // bf16 operands (P, dS rounded to bf16 before the products): a few 1e-3 relative is expected.
   const double tol = 2e-2;

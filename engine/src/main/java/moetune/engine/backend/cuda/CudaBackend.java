@@ -339,6 +339,39 @@ public final class CudaBackend implements Backend {
         ctx);
   }
 
+  /**
+   * Milliseconds that the work queued by {@code work} takes on the stream, measured with CUDA
+   * events recorded around it (for benchmarks; waits for the second event).
+   */
+  public double timeMs(Runnable work) {
+    bind();
+    jcuda.driver.CUevent start = new jcuda.driver.CUevent(), end = new jcuda.driver.CUevent();
+    Driver.check(JCudaDriver.cuEventCreate(start, 0), "cuEventCreate", "timeMs");
+    Driver.check(JCudaDriver.cuEventCreate(end, 0), "cuEventCreate", "timeMs");
+    try {
+      Driver.check(JCudaDriver.cuEventRecord(start, stream), "cuEventRecord", "timeMs");
+      work.run();
+      Driver.check(JCudaDriver.cuEventRecord(end, stream), "cuEventRecord", "timeMs");
+      Driver.check(JCudaDriver.cuEventSynchronize(end), "cuEventSynchronize", "timeMs");
+      float[] ms = new float[1];
+      Driver.check(JCudaDriver.cuEventElapsedTime(ms, start, end), "cuEventElapsedTime", "timeMs");
+      return ms[0];
+    } finally {
+      JCudaDriver.cuEventDestroy(start);
+      JCudaDriver.cuEventDestroy(end);
+    }
+  }
+
+  /** The attention kernels in use: "own" (tensor-core where they apply) or "scalar". */
+  public String attentionPath() {
+    return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
+  public void attentionPath(String path) {
+    layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
+  }
+
   @Override
   public void synchronize() {
     bind();
