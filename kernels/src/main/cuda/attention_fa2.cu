@@ -84,24 +84,32 @@ constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
 // ------------------------------------------------------------------------------------ forward
+//
+// A block owns BM = 16 * MR * NW query rows: NW warps of MR 16-row tiles each. MR = 2 halves the
+// shared-memory (ldmatrix) traffic per FLOP: each K/V fragment feeds two row tiles. QREG keeps
+// the warp's Q fragments in registers (else they are re-read from a shared Q tile per key tile).
 
-constexpr int FWD_BM = 128, FWD_BN = 64, FWD_THREADS = 256;
+constexpr int FWD_BM = 128, FWD_BN = 64;
 
-template <int HD>
+template <int HD, int MR, int NW, bool QREG>
 constexpr int fwd_smem() {
-  return 2 * 2 * FWD_BN * HD * 2 + 2 * FWD_BN * 4;
+  return (QREG ? 0 : FWD_BM * HD * 2) + 2 * 2 * FWD_BN * HD * 2 + 2 * FWD_BN * 4 + FWD_BM * 4;
 }
 
-template <int HD>
+template <int HD, int MR, int NW, bool QREG>
 __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __restrict__ k,
                                     const bf16* __restrict__ v, bf16* __restrict__ out,
                                     float* __restrict__ lse, const int* __restrict__ doc,
                                     AttnDims a) {
   constexpr int BM = FWD_BM, BN = FWD_BN, CH = HD / 8, KC = HD / 16, NT = BN / 8;
+  constexpr int NTH = NW * 32;
+  static_assert(16 * MR * NW == BM, "a block owns FWD_BM rows");
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  bf16* sK = reinterpret_cast<bf16*>(smem_raw);  // [2][BN][HD]
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [BM][HD] unless QREG
+  bf16* sK = sQ + (QREG ? 0 : BM * HD);          // [2][BN][HD]
   bf16* sV = sK + 2 * BN * HD;                    // [2][BN][HD]
-  int* sDoc = reinterpret_cast<int*>(sV + 2 * BN * HD);  // [2][BN]
+  int* sDoc = reinterpret_cast<int*>(sV + 2 * BN * HD);  // [2][BN] doc ids of the key tile
+  int* sQd = sDoc + 2 * BN;                              // [BM] doc ids of the block's queries
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int h = blockIdx.x % a.H, b = blockIdx.x / a.H;
   const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;  // the longest (causal) tiles first
@@ -119,32 +127,50 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
   const int jlo = a.window > 0 ? max(0, qa_min - a.window + 1) : 0;
   const int nb_lo = jlo / BN, nb_hi = qa_max / BN;
 
-  const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
-  const int qa0 = off + r0, qa1 = off + r1;
-  const int qd0 = docs && r0 < a.Tq ? docb[qa0] : 0;
-  const int qd1 = docs && r1 < a.Tq ? docb[qa1] : 0;
-
-  uint32_t qf[KC][4];
-#pragma unroll
-  for (int kc = 0; kc < KC; kc++) {
-    int c = kc * 16 + 2 * t;
-    const bf16* p0 = qb + (long long)r0 * qs + c;
-    const bf16* p1 = qb + (long long)r1 * qs + c;
-    qf[kc][0] = r0 < a.Tq ? *reinterpret_cast<const uint32_t*>(p0) : 0u;
-    qf[kc][1] = r1 < a.Tq ? *reinterpret_cast<const uint32_t*>(p1) : 0u;
-    qf[kc][2] = r0 < a.Tq ? *reinterpret_cast<const uint32_t*>(p0 + 8) : 0u;
-    qf[kc][3] = r1 < a.Tq ? *reinterpret_cast<const uint32_t*>(p1 + 8) : 0u;
+  // This thread's rows: block row lrow0 + 16 mr + 8 hf (hf: the accumulator's upper half).
+  const int lrow0 = warp * MR * 16 + g;
+  if (docs) {
+    for (int r = tid; r < BM; r += NTH) sQd[r] = m0 + r < a.Tq ? docb[off + m0 + r] : 0;
   }
 
-  float o[HD / 8][4];
+  uint32_t qf[QREG ? MR : 1][QREG ? KC : 1][4];
+  if constexpr (QREG) {
 #pragma unroll
-  for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    for (int mr = 0; mr < MR; mr++) {
+#pragma unroll
+      for (int kc = 0; kc < KC; kc++) {
+        int c = kc * 16 + 2 * t;
+        const int r0 = m0 + lrow0 + 16 * mr, r1 = r0 + 8;
+        const bf16* p0 = qb + (long long)r0 * qs + c;
+        const bf16* p1 = qb + (long long)r1 * qs + c;
+        qf[mr][kc][0] = r0 < a.Tq ? *reinterpret_cast<const uint32_t*>(p0) : 0u;
+        qf[mr][kc][1] = r1 < a.Tq ? *reinterpret_cast<const uint32_t*>(p1) : 0u;
+        qf[mr][kc][2] = r0 < a.Tq ? *reinterpret_cast<const uint32_t*>(p0 + 8) : 0u;
+        qf[mr][kc][3] = r1 < a.Tq ? *reinterpret_cast<const uint32_t*>(p1 + 8) : 0u;
+      }
+    }
+  } else {
+    for (int idx = tid; idx < BM * CH; idx += NTH) {
+      int r = idx / CH, c = idx % CH, i = m0 + r;
+      bool ok = i < a.Tq;
+      cp_async16(smem_u32(sQ + swz<HD>(r, c)), qb + (ok ? (long long)i * qs + c * 8 : 0), ok);
+    }
+  }
+
+  float o[MR][HD / 8][4];
+  float mrow[MR][2], lrow[MR][2];
+#pragma unroll
+  for (int mr = 0; mr < MR; mr++) {
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) o[mr][d][0] = o[mr][d][1] = o[mr][d][2] = o[mr][d][3] = 0.f;
+    mrow[mr][0] = mrow[mr][1] = -INFINITY;
+    lrow[mr][0] = lrow[mr][1] = 0.f;
+  }
   const float sl2 = a.scale * LOG2E;
 
   auto load_tile = [&](int nb, int buf) {
     const int n0 = nb * BN;
-    for (int idx = tid; idx < BN * CH; idx += FWD_THREADS) {
+    for (int idx = tid; idx < BN * CH; idx += NTH) {
       int r = idx / CH, c = idx % CH, j = n0 + r;
       bool ok = j < a.Tk;
       long long go = ok ? (long long)j * ks + c * 8 : 0;
@@ -159,7 +185,7 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
   };
 
   load_tile(nb_lo, 0);
-  cp_commit();
+  cp_commit();  // (with the Q tile when !QREG)
   for (int nb = nb_lo; nb <= nb_hi; nb++) {
     const int buf = (nb - nb_lo) & 1;
     if (nb < nb_hi) {
@@ -174,99 +200,138 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
     const bf16* cV = sV + buf * BN * HD;
     const int n0 = nb * BN;
 
-    float s[NT][4];
+    // S = Q K^T (raw scores; the scale is folded into the exponent below).
+    float s[MR][NT][4];
 #pragma unroll
-    for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int mr = 0; mr < MR; mr++)
+#pragma unroll
+      for (int n = 0; n < NT; n++) s[mr][n][0] = s[mr][n][1] = s[mr][n][2] = s[mr][n][3] = 0.f;
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
+      uint32_t qa[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; mr++) {
+        if constexpr (QREG) {
+#pragma unroll
+          for (int x = 0; x < 4; x++) qa[mr][x] = qf[mr][kc][x];
+        } else {
+          int r = (warp * MR + mr) * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+          ldsm_x4(qa[mr], smem_u32(sQ + swz<HD>(r, kc * 2 + (lane >> 4))));
+        }
+      }
 #pragma unroll
       for (int np = 0; np < NT / 2; np++) {
         uint32_t bb[4];
-        int row = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+        int r = np * 16 + (lane & 7) + ((lane >> 4) << 3);
         int ch = kc * 2 + ((lane >> 3) & 1);
-        ldsm_x4(bb, smem_u32(cK + swz<HD>(row, ch)));
-        mma16816(s[2 * np], qf[kc], bb[0], bb[1]);
-        mma16816(s[2 * np + 1], qf[kc], bb[2], bb[3]);
+        ldsm_x4(bb, smem_u32(cK + swz<HD>(r, ch)));
+#pragma unroll
+        for (int mr = 0; mr < MR; mr++) {
+          mma16816(s[mr][2 * np], qa[mr], bb[0], bb[1]);
+          mma16816(s[mr][2 * np + 1], qa[mr], bb[2], bb[3]);
+        }
       }
     }
 
     const bool full =
         !docs && n0 + BN - 1 <= qa_min && (a.window <= 0 || qa_max - n0 < a.window);
+    if (!full) {
 #pragma unroll
-    for (int n = 0; n < NT; n++) {
+      for (int mr = 0; mr < MR; mr++) {
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[n][e] * sl2;
-        if (!full) {
-          int j = n0 + n * 8 + 2 * t + (e & 1);
-          int kd = docs ? sDoc[buf * BN + j - n0] : 0;
-          bool vis = e < 2 ? visible(qa0, j, a.Tk, a.window, docs, qd0, kd)
-                           : visible(qa1, j, a.Tk, a.window, docs, qd1, kd);
-          if (!vis) x = -INFINITY;
+        for (int n = 0; n < NT; n++) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            int j = n0 + n * 8 + 2 * t + (e & 1);
+            const int lr = lrow0 + 16 * mr + 8 * (e >> 1);
+            int kd = docs ? sDoc[buf * BN + j - n0] : 0;
+            int qdv = docs ? sQd[lr] : 0;
+            if (!visible(off + m0 + lr, j, a.Tk, a.window, docs, qdv, kd)) {
+              s[mr][n][e] = -INFINITY;
+            }
+          }
         }
-        s[n][e] = x;
       }
     }
+    // Online softmax in the log2 domain: p = 2^(s * scale * log2e - m).
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-      float mx = mrow[rr];
+    for (int mr = 0; mr < MR; mr++) {
 #pragma unroll
-      for (int n = 0; n < NT; n++) mx = fmaxf(mx, fmaxf(s[n][2 * rr], s[n][2 * rr + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mu = mx == -INFINITY ? 0.f : mx;
-      const float corr = ex2(mrow[rr] - mu);
-      mrow[rr] = mx;
-      float ls = 0.f;
+      for (int hf = 0; hf < 2; hf++) {
+        float mx = -INFINITY;
 #pragma unroll
-      for (int n = 0; n < NT; n++) {
-        float p0 = ex2(s[n][2 * rr] - mu), p1 = ex2(s[n][2 * rr + 1] - mu);
-        s[n][2 * rr] = p0;
-        s[n][2 * rr + 1] = p1;
-        ls += p0 + p1;
-      }
-      lrow[rr] = lrow[rr] * corr + ls;
+        for (int n = 0; n < NT; n++) mx = fmaxf(mx, fmaxf(s[mr][n][2 * hf], s[mr][n][2 * hf + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mnew = fmaxf(mrow[mr][hf], mx * sl2);
+        const float mu = mnew == -INFINITY ? 0.f : mnew;
+        const float corr = ex2(mrow[mr][hf] - mu);
+        mrow[mr][hf] = mnew;
+        float ls = 0.f;
 #pragma unroll
-      for (int d = 0; d < HD / 8; d++) {
-        o[d][2 * rr] *= corr;
-        o[d][2 * rr + 1] *= corr;
+        for (int n = 0; n < NT; n++) {
+          float p0 = ex2(fmaf(s[mr][n][2 * hf], sl2, -mu));
+          float p1 = ex2(fmaf(s[mr][n][2 * hf + 1], sl2, -mu));
+          s[mr][n][2 * hf] = p0;
+          s[mr][n][2 * hf + 1] = p1;
+          ls += p0 + p1;
+        }
+        lrow[mr][hf] = lrow[mr][hf] * corr + ls;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) {
+          o[mr][d][2 * hf] *= corr;
+          o[mr][d][2 * hf + 1] *= corr;
+        }
       }
     }
 
+    // O += P V.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; kk++) {
-      uint32_t pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
-                        pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t pa[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; mr++) {
+        pa[mr][0] = pack2(s[mr][2 * kk][0], s[mr][2 * kk][1]);
+        pa[mr][1] = pack2(s[mr][2 * kk][2], s[mr][2 * kk][3]);
+        pa[mr][2] = pack2(s[mr][2 * kk + 1][0], s[mr][2 * kk + 1][1]);
+        pa[mr][3] = pack2(s[mr][2 * kk + 1][2], s[mr][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < HD / 16; dp++) {
         uint32_t bb[4];
-        int row = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        int r = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
         int ch = dp * 2 + (lane >> 4);
-        ldsm_x4_t(bb, smem_u32(cV + swz<HD>(row, ch)));
-        mma16816(o[2 * dp], pa, bb[0], bb[1]);
-        mma16816(o[2 * dp + 1], pa, bb[2], bb[3]);
+        ldsm_x4_t(bb, smem_u32(cV + swz<HD>(r, ch)));
+#pragma unroll
+        for (int mr = 0; mr < MR; mr++) {
+          mma16816(o[mr][2 * dp], pa[mr], bb[0], bb[1]);
+          mma16816(o[mr][2 * dp + 1], pa[mr], bb[2], bb[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with buf before the next iteration refills it
   }
 
 #pragma unroll
-  for (int rr = 0; rr < 2; rr++) {
-    float l = lrow[rr];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const int row = rr ? r1 : r0;
-    if (row >= a.Tq) continue;
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    bf16* ob = out + ((long long)b * a.Tq + row) * qs + (long long)h * HD + 2 * t;
+  for (int mr = 0; mr < MR; mr++) {
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) {
-      *reinterpret_cast<uint32_t*>(ob + d * 8) = pack2(o[d][2 * rr] * inv, o[d][2 * rr + 1] * inv);
-    }
-    if (t == 0) {
-      lse[((long long)b * a.Tq + row) * a.H + h] =
-          l > 0.f ? (mrow[rr] + __log2f(l)) * LN2 : -INFINITY;
+    for (int hf = 0; hf < 2; hf++) {
+      float l = lrow[mr][hf];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int r = m0 + lrow0 + 16 * mr + 8 * hf;
+      if (r >= a.Tq) continue;
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      bf16* ob = out + ((long long)b * a.Tq + r) * qs + (long long)h * HD + 2 * t;
+#pragma unroll
+      for (int d = 0; d < HD / 8; d++) {
+        *reinterpret_cast<uint32_t*>(ob + d * 8) =
+            pack2(o[mr][d][2 * hf] * inv, o[mr][d][2 * hf + 1] * inv);
+      }
+      if (t == 0) {
+        lse[((long long)b * a.Tq + r) * a.H + h] =
+            l > 0.f ? (mrow[mr][hf] + __log2f(l)) * LN2 : -INFINITY;
+      }
     }
   }
 }
@@ -525,16 +590,18 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
 
 }  // namespace fa2
 
-// Launch: grid (B*H, ceil(Tq/128)), 256 threads, fa2::fwd_smem<HD>() bytes of shared memory.
-#define FA2_FWD(HD)                                                                              \
-  MT_KERNEL void __launch_bounds__(256, 1)                                                       \
-      attention_fa2_forward_hd##HD(const __nv_bfloat16* q, const __nv_bfloat16* k,               \
-                                   const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,       \
-                                   const int* doc, AttnDims a) {                                 \
-    fa2::fwd<HD>(q, k, v, out, lse, doc, a);                                                     \
+// Launch: grid (B*H, ceil(Tq/128)), 32 * NW threads, fa2::fwd_smem<HD, MR, NW, QREG>() bytes of
+// shared memory. v1: 8 warps of 16 rows, Q in registers; v2: 4 warps of 32 rows (2 blocks/SM).
+#define FA2_FWD(NAME, HD, MR, NW, QREG, MINB)                                                   \
+  MT_KERNEL void __launch_bounds__(NW * 32, MINB)                                              \
+      NAME(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,             \
+           __nv_bfloat16* out, float* lse, const int* doc, AttnDims a) {                       \
+    fa2::fwd<HD, MR, NW, QREG>(q, k, v, out, lse, doc, a);                                     \
   }
-FA2_FWD(64)
-FA2_FWD(128)
+FA2_FWD(attention_fa2_forward_hd64, 64, 2, 4, true, 2)
+FA2_FWD(attention_fa2_forward_hd128, 128, 2, 4, false, 2)
+FA2_FWD(attention_fa2_forward_v1_hd64, 64, 1, 8, true, 1)
+FA2_FWD(attention_fa2_forward_v1_hd128, 128, 1, 8, true, 1)
 
 // Launch: grid (B*Hkv, ceil(Tk/128)), 256 threads, fa2::bwd_smem<HD>() bytes of shared memory;
 // dqacc (B*Tq, H, hd) float32 zeroed first; delta from attention_delta_kernel.
@@ -557,4 +624,32 @@ MT_KERNEL void attention_fa2_dq_convert_kernel(const float* dqacc, __nv_bfloat16
     uint2 y = make_uint2(fa2::pack2(scale * x.x, scale * x.y), fa2::pack2(scale * x.z, scale * x.w));
     *reinterpret_cast<uint2*>(dq + i) = y;
   }
+}
+
+// The backward's first pass: delta[row] = dot(dO[row], out[row]) (bf16, hd/8 threads of 16-byte
+// loads per row) and dqacc[row] = 0 (float32), for rows = B*Tq*H rows of hd (64 or 128) elements.
+MT_KERNEL void attention_fa2_delta_kernel(const __nv_bfloat16* dout, const __nv_bfloat16* out,
+                                          float* delta, float* dqacc, long long rows, int hd) {
+  const int per = hd / 8;  // threads per row: 8 or 16, a power of two dividing 32
+  long long tidg = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long row = tidg / per;
+  int part = (int)(tidg % per);
+  float s = 0.f;
+  if (row < rows) {
+    long long e = row * hd + part * 8;
+    uint4 x = *reinterpret_cast<const uint4*>(dout + e);
+    uint4 y = *reinterpret_cast<const uint4*>(out + e);
+    const __nv_bfloat162* xa = reinterpret_cast<const __nv_bfloat162*>(&x);
+    const __nv_bfloat162* ya = reinterpret_cast<const __nv_bfloat162*>(&y);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float2 xf = __bfloat1622float2(xa[i]), yf = __bfloat1622float2(ya[i]);
+      s += xf.x * yf.x + xf.y * yf.y;
+    }
+    float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+    *reinterpret_cast<float4*>(dqacc + e) = z;
+    *reinterpret_cast<float4*>(dqacc + e + 4) = z;
+  }
+  for (int o = per / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (row < rows && part == 0) delta[row] = s;
 }

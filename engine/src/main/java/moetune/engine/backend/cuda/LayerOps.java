@@ -80,8 +80,14 @@ final class LayerOps {
     return true;
   }
 
+  // MOETUNE_FA2_FWD=v1: the forward's first variant (8 warps of 16 rows) for comparison; the
+  // default is v2 (4 warps of 32 rows, Q tile in shared memory for hd 128). kernels/lab/attention.
+  private static final boolean FA2_FWD_V1 = "v1".equals(System.getenv("MOETUNE_FA2_FWD"));
+
+  /** attention_fa2.cu fwd_smem for the variant in use. */
   private static int fa2FwdSmem(int hd) {
-    return 2 * 2 * 64 * hd * 2 + 2 * 64 * 4; // attention_fa2.cu fwd_smem
+    boolean qInRegisters = FA2_FWD_V1 || hd == 64;
+    return (qInRegisters ? 0 : FA2_FWD_BM * hd * 2) + 2 * 2 * 64 * hd * 2 + 2 * 64 * 4 + 128 * 4;
   }
 
   private static int fa2BwdSmem(int hd) {
@@ -351,12 +357,12 @@ final class LayerOps {
     requireDtype(l, DType.F32, op, "lse");
     if (fa2(d[2], qt, kt, vt, o)) {
       b.launch(
-          "attention_fa2_forward_hd" + d[2],
+          (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
           qt.describe() + " " + kt.describe(),
           (long) spec.batch() * d[0],
           (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM,
           1,
-          256,
+          FA2_FWD_V1 ? 256 : 128,
           fa2FwdSmem(d[2]),
           qt.address(),
           kt.address(),
@@ -423,6 +429,10 @@ final class LayerOps {
     String shapes = qt.describe() + " " + kt.describe();
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
+      if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {
+        fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
+        return;
+      }
       b.launch(
           "attention_delta_kernel",
           shapes,
@@ -438,44 +448,6 @@ final class LayerOps {
           dAddr,
           rows,
           d[2]);
-      if (fa2(d[2], g, qt, kt, vt, dqt, dkt, dvt)) {
-        try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
-          b.fill(dqAcc, 0f);
-          long acc = b.ptr(dqAcc, op, "dqAcc");
-          b.launch(
-              "attention_fa2_backward_hd" + d[2],
-              shapes,
-              (long) spec.batch() * d[1],
-              (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
-              1,
-              256,
-              fa2BwdSmem(d[2]),
-              g.address(),
-              qt.address(),
-              kt.address(),
-              vt.address(),
-              l.address(),
-              dAddr,
-              doc,
-              acc,
-              dkt.address(),
-              dvt.address(),
-              st);
-          b.launch(
-              "attention_fa2_dq_convert_kernel",
-              shapes,
-              b.gridFor(rows * d[2] / 4),
-              1,
-              1,
-              256,
-              0,
-              acc,
-              dqt.address(),
-              rows * d[2],
-              Float.intBitsToFloat(st[7]));
-        }
-        return;
-      }
       b.launch(
           "attention_dq_kernel",
           shapes,
@@ -522,6 +494,75 @@ final class LayerOps {
           dvt.address(),
           dt(dvt, op, "dv"),
           st);
+    }
+  }
+
+  /** The tensor-core backward: delta and a zeroed dq accumulator, dK/dV (+ dQ atomics), dq. */
+  private void fa2Backward(
+      AttnSpec spec,
+      int[] d,
+      int[] st,
+      String shapes,
+      CudaTensor g,
+      CudaTensor o,
+      CudaTensor qt,
+      CudaTensor kt,
+      CudaTensor vt,
+      CudaTensor l,
+      long dAddr,
+      long doc,
+      CudaTensor dqt,
+      CudaTensor dkt,
+      CudaTensor dvt,
+      long rows) {
+    String op = "attentionBackward";
+    try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
+      long acc = b.ptr(dqAcc, op, "dqAcc");
+      b.launch(
+          "attention_fa2_delta_kernel",
+          shapes,
+          (rows * (d[2] / 8) + 255) / 256,
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          o.address(),
+          dAddr,
+          acc,
+          rows,
+          d[2]);
+      b.launch(
+          "attention_fa2_backward_hd" + d[2],
+          shapes,
+          (long) spec.batch() * d[1],
+          (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+          1,
+          256,
+          fa2BwdSmem(d[2]),
+          g.address(),
+          qt.address(),
+          kt.address(),
+          vt.address(),
+          l.address(),
+          dAddr,
+          doc,
+          acc,
+          dkt.address(),
+          dvt.address(),
+          st);
+      b.launch(
+          "attention_fa2_dq_convert_kernel",
+          shapes,
+          b.gridFor(rows * d[2] / 4),
+          1,
+          1,
+          256,
+          0,
+          acc,
+          dqt.address(),
+          rows * d[2],
+          Float.intBitsToFloat(st[7]));
     }
   }
 
