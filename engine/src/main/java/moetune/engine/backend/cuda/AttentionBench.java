@@ -241,7 +241,10 @@ public final class AttentionBench {
     return xs.stream().map(String::valueOf).collect(Collectors.joining(","));
   }
 
-  /** {@code java -cp ... moetune.engine.backend.cuda.AttentionBench [SCRIPT]}: the defaults. */
+  /**
+   * {@code java -cp ... moetune.engine.backend.cuda.AttentionBench [SCRIPT [BACKENDS]]}: the
+   * defaults of {@code moetune bench attention}, for GPU hosts without the app.
+   */
   public static void main(String[] args) {
     Path script = args.length > 0 ? Path.of(args[0]) : null;
     Options o =
@@ -256,7 +259,7 @@ public final class AttentionBench {
             System.getenv().getOrDefault("MOETUNE_ATTENTION", "own"),
             script,
             "python3",
-            "default,flash");
+            args.length > 1 ? args[1] : "default,flash");
     int rc;
     try (CudaBackend g = new CudaBackend(0, false)) {
       rc = run(g, o, System.out);
