@@ -90,6 +90,11 @@ public final class TrainingJob implements AutoCloseable {
     try {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
       log.accept("model: " + setup.describe());
+      if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
+        log.accept(
+            cuda.attentionPlan(
+                Devices.precision(cfg.precision(), backend), setup.config().headDim()));
+      }
       TrainingData data;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {

@@ -367,6 +367,14 @@ public final class CudaBackend implements Backend {
     return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
   }
 
+  /**
+   * One line for a run's log: which attention kernels every layer of a model with this activation
+   * dtype and head dim runs on, and why.
+   */
+  public String attentionPlan(DType activations, int headDim) {
+    return layers.attentionPath().plan(activations, headDim);
+  }
+
   /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
     layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));

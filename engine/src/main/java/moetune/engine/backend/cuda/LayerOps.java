@@ -42,6 +42,26 @@ final class LayerOps {
       };
     }
 
+    /** Which kernels a model's layers run on with these activations and head dim, and why. */
+    String plan(DType activations, int headDim) {
+      if (this == SCALAR) {
+        return "attention: scalar kernels in every layer (MOETUNE_ATTENTION=scalar)";
+      }
+      if (activations != DType.BF16) {
+        return "attention: scalar kernels in every layer: "
+            + activations
+            + " activations (the tensor-core kernels take bf16)";
+      }
+      if (headDim != 64 && headDim != 128) {
+        return "attention: scalar kernels in every layer: head dim "
+            + headDim
+            + " (the tensor-core kernels take 64 or 128)";
+      }
+      return "attention: own tensor-core kernels (FlashAttention-2, bf16, head dim "
+          + headDim
+          + ") in every layer";
+    }
+
     String describe() {
       return this == OWN
           ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
