@@ -14,7 +14,11 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     description =
         "Benchmarks that print moetune's time next to a reference measured in the same run.",
-    subcommands = {CommandLine.HelpCommand.class, BenchAttentionCommand.class})
+    subcommands = {
+      CommandLine.HelpCommand.class,
+      BenchAttentionCommand.class,
+      BenchMoeCommand.class
+    })
 public final class BenchCommand implements Runnable {
 
   @Spec CommandSpec spec;
