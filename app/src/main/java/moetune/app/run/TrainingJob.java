@@ -94,6 +94,11 @@ public final class TrainingJob implements AutoCloseable {
         setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
       }
       log.accept("model: " + setup.describe());
+      if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
+        log.accept(
+            cuda.attentionPlan(
+                Devices.precision(cfg.precision(), backend), setup.config().headDim()));
+      }
       TrainingData data;
       List<Path> tokenizerFiles;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
