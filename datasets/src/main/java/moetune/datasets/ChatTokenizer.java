@@ -35,6 +35,7 @@ public final class ChatTokenizer implements AutoCloseable {
     if (System.getenv("DJL_OFFLINE") == null && System.getProperty("ai.djl.offline") == null) {
       System.setProperty("ai.djl.offline", "true");
     }
+    TokenizerNatives.secureCacheDir(); // never load a library planted in a shared directory
   }
 
   private final HuggingFaceTokenizer tokenizer;
