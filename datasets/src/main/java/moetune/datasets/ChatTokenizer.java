@@ -139,6 +139,16 @@ public final class ChatTokenizer implements AutoCloseable {
 
   /** Encodes {@code text} whole, with the post-processor's special tokens, never truncated. */
   public TokenizedText encode(String text) {
+    int lone = JsonLines.loneSurrogateIndex(text);
+    if (lone >= 0) {
+      // The native tokenizer cannot take it (it failed with an index error deep inside).
+      throw new DatasetException(
+          "text has a lone UTF-16 surrogate \\u"
+              + Integer.toHexString(text.charAt(lone))
+              + " at char "
+              + lone
+              + "; fix or remove it");
+    }
     Encoding e = tokenizer.encode(text, true, false);
     long[] raw = e.getIds();
     CharSpan[] spans = e.getCharTokenSpans();
