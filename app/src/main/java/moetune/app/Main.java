@@ -46,10 +46,60 @@ public final class Main implements Runnable {
       args = args.clone();
       args[0] = "train";
     }
+    if (args.length > 0 && args[0].equals("train")) {
+      args = snakeFlagsToKebab(args);
+    }
     CommandLine cl = new CommandLine(new Main());
     // train's options are generated from the run config fields, so it is added built
     cl.addSubcommand("train", TrainCommand.commandLine());
+    cl.setParameterExceptionHandler(Main::badArguments);
     return cl.execute(args);
+  }
+
+  /**
+   * A bad flag or value: one line naming it, picocli's suggestion when it has one, and where help
+   * is; not the usage dump (train's has a hundred lines).
+   */
+  static int badArguments(CommandLine.ParameterException ex, String[] args) {
+    CommandLine c = ex.getCommandLine();
+    String name = c.getCommandSpec().qualifiedName();
+    String hint = "";
+    if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
+      hint = " (did you mean " + String.join(" or ", u.getSuggestions()) + "?)";
+    }
+    String msg = ex.getMessage() == null ? "bad arguments" : ex.getMessage().strip();
+    c.getErr()
+        .println(
+            name
+                + ": "
+                + msg.lines().findFirst().orElse(msg)
+                + hint
+                + "; see '"
+                + name
+                + " --help'");
+    c.getErr().flush();
+    return c.getCommandSpec().exitCodeOnInvalidInput();
+  }
+
+  /**
+   * train's flags may be written in snake case as axolotl and transformers write them ({@code
+   * --learning_rate}): the name part of every {@code --flag} is read with {@code -} for {@code _}.
+   * Values are left alone.
+   */
+  static String[] snakeFlagsToKebab(String[] args) {
+    String[] out = args.clone();
+    for (int i = 1; i < out.length; i++) {
+      String a = out[i];
+      if (a.equals("--")) {
+        break;
+      }
+      if (a.startsWith("--")) { // values of train's flags never start with "--"
+        int eq = a.indexOf('=');
+        String name = eq < 0 ? a : a.substring(0, eq);
+        out[i] = name.replace('_', '-') + (eq < 0 ? "" : a.substring(eq));
+      }
+    }
+    return out;
   }
 
   /** No subcommand: open the desktop app when there is a display, else print usage. */

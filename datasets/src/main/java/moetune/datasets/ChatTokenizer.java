@@ -139,6 +139,14 @@ public final class ChatTokenizer implements AutoCloseable {
 
   /** Encodes {@code text} whole, with the post-processor's special tokens, never truncated. */
   public TokenizedText encode(String text) {
+    return encode(text, true);
+  }
+
+  /**
+   * Encodes {@code text} whole, never truncated; {@code addSpecialTokens} false leaves out what the
+   * post-processor adds (BOS), as for a chat template's text, which holds its own.
+   */
+  public TokenizedText encode(String text, boolean addSpecialTokens) {
     int lone = JsonLines.loneSurrogateIndex(text);
     if (lone >= 0) {
       // The native tokenizer cannot take it (it failed with an index error deep inside).
@@ -149,7 +157,7 @@ public final class ChatTokenizer implements AutoCloseable {
               + lone
               + "; fix or remove it");
     }
-    Encoding e = tokenizer.encode(text, true, false);
+    Encoding e = tokenizer.encode(text, addSpecialTokens, false);
     long[] raw = e.getIds();
     CharSpan[] spans = e.getCharTokenSpans();
     int n = raw.length;

@@ -12,6 +12,9 @@ import java.util.Locale;
  * @param tokens tokens kept (after truncation)
  * @param trainableTokens tokens with a label
  * @param truncated conversations cut at the max length
+ * @param truncatedTokens tokens those conversations lost (a lower bound for texts so long that only
+ *     a prefix was tokenized)
+ * @param truncatedWithoutTrainable truncated conversations the cut left with no trainable token
  * @param withoutTrainable conversations left with no trainable token (dropped from training)
  * @param maxLength the encoder's max length
  * @param longest the longest conversation before truncation, in tokens
@@ -23,6 +26,8 @@ public record DatasetStats(
     long tokens,
     long trainableTokens,
     int truncated,
+    long truncatedTokens,
+    int truncatedWithoutTrainable,
     int withoutTrainable,
     int maxLength,
     int longest,
@@ -40,6 +45,8 @@ public record DatasetStats(
     long tokens = 0;
     long trainable = 0;
     int truncated = 0;
+    long cut = 0;
+    int cutEmpty = 0;
     int without = 0;
     int longest = 0;
     for (EncodedChat d : docs) {
@@ -47,6 +54,8 @@ public record DatasetStats(
       int t = d.trainableTokens();
       trainable += t;
       truncated += d.truncated() ? 1 : 0;
+      cut += d.fullLength() - d.length();
+      cutEmpty += d.truncated() && t == 0 ? 1 : 0;
       without += t == 0 ? 1 : 0;
       longest = Math.max(longest, d.fullLength());
     }
@@ -63,7 +72,45 @@ public record DatasetStats(
       to *= 2;
     }
     return new DatasetStats(
-        docs.size(), skipped, tokens, trainable, truncated, without, maxLength, longest, hist);
+        docs.size(),
+        skipped,
+        tokens,
+        trainable,
+        truncated,
+        cut,
+        cutEmpty,
+        without,
+        maxLength,
+        longest,
+        hist);
+  }
+
+  /**
+   * One line on what truncation and skipping did, or "" when neither did anything: {@code "3
+   * conversations truncated at 512 tokens (812 tokens cut, 1 left with no trainable token); 2
+   * invalid records skipped"}.
+   */
+  public String lossNote() {
+    List<String> parts = new ArrayList<>();
+    if (truncated > 0) {
+      parts.add(
+          truncated
+              + " conversation"
+              + (truncated == 1 ? "" : "s")
+              + " truncated at "
+              + maxLength
+              + " tokens ("
+              + truncatedTokens
+              + " tokens cut"
+              + (truncatedWithoutTrainable == 0
+                  ? ""
+                  : ", " + truncatedWithoutTrainable + " left with no trainable token")
+              + ")");
+    }
+    if (skipped > 0) {
+      parts.add(skipped + " invalid record" + (skipped == 1 ? "" : "s") + " skipped");
+    }
+    return String.join("; ", parts);
   }
 
   /** A few lines for a terminal. */
@@ -79,8 +126,20 @@ public record DatasetStats(
             trainableTokens,
             tokens == 0 ? 0.0 : 100.0 * trainableTokens / tokens));
     b.append(
-        String.format(Locale.ROOT, "truncated          %d (at %d tokens)%n", truncated, maxLength));
-    b.append(String.format(Locale.ROOT, "no trainable token %d%n", withoutTrainable));
+        String.format(
+            Locale.ROOT,
+            "truncated          %d (at %d tokens; %d tokens cut)%n",
+            truncated,
+            maxLength,
+            truncatedTokens));
+    b.append(
+        String.format(
+            Locale.ROOT,
+            "no trainable token %d%s%n",
+            withoutTrainable,
+            truncatedWithoutTrainable == 0
+                ? ""
+                : " (" + truncatedWithoutTrainable + " of them by truncation)"));
     b.append(String.format(Locale.ROOT, "longest            %d tokens%n", longest));
     int max = histogram.stream().mapToInt(Bucket::count).max().orElse(1);
     for (Bucket h : histogram) {

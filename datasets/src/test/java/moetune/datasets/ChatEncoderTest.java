@@ -114,6 +114,38 @@ class ChatEncoderTest {
     assertArrayEquals(java.util.Arrays.copyOf(full.inputIds(), 700), cut.inputIds());
     DatasetStats s = DatasetStats.of(List.of(full, cut), 0, 700);
     assertEquals(1, s.truncated());
+    assertEquals(full.length() - 700, s.truncatedTokens());
+    assertEquals(0, s.truncatedWithoutTrainable());
+    assertEquals(
+        "1 conversation truncated at 700 tokens (" + (full.length() - 700) + " tokens cut)",
+        s.lossNote());
+  }
+
+  @Test
+  void truncationThatRemovesEveryReplyIsNamedInTheError(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws java.io.IOException {
+    // a long question: at 16 tokens the cut leaves no reply token to train
+    java.nio.file.Path f = tmp.resolve("long.jsonl");
+    String q = "why ".repeat(40);
+    java.nio.file.Files.writeString(
+        f,
+        ("{\"messages\": [{\"role\": \"user\", \"content\": \""
+                + q
+                + "\"}, {\"role\":"
+                + " \"assistant\", \"content\": \"because\"}]}\n")
+            .repeat(3));
+    DataConfig c =
+        new DataConfig(
+            f, DatasetFormat.AUTO, false, "mistral", null, LabelMode.ALL_ASSISTANT, 16, true, 0, 1);
+    DatasetException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            DatasetException.class, () -> DataPipeline.prepare(c, Fixtures.mistral()));
+    assertEquals(
+        f
+            + ": no conversation has a trainable token with template 'mistral' and labels"
+            + " ALL_ASSISTANT; 3 of 3 lost their replies to truncation at max-length 16 tokens:"
+            + " raise --max-length",
+        e.getMessage());
   }
 
   @Test

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import moetune.app.config.RunConfigFields;
 import moetune.datasets.ByteTokenizerFiles;
 import moetune.datasets.ChatEncoder;
 import moetune.datasets.ChatRecord;
@@ -37,7 +38,10 @@ public final class DataCommand implements Runnable {
 
   /** The options every dataset-reading subcommand shares. */
   static final class DataOptions {
-    @Option(names = "--data", required = true, description = "Dataset file (JSON or JSONL).")
+    @Option(
+        names = {"--data", "--datasets"},
+        required = true,
+        description = "Dataset file (JSON, JSONL or Parquet).")
     Path data;
 
     @Option(
@@ -53,10 +57,17 @@ public final class DataCommand implements Runnable {
     Path templateFile;
 
     @Option(
-        names = "--tokenizer",
+        names = {"--tokenizer", "--model"},
         required = true,
-        description = "Model directory holding tokenizer.json.")
+        description = "Model directory holding tokenizer.json, or the tokenizer.json itself.")
     Path tokenizer;
+
+    /** The directory of --tokenizer: train's --tokenizer names the file, so both are accepted. */
+    Path tokenizerDir() {
+      return java.nio.file.Files.isRegularFile(tokenizer)
+          ? tokenizer.toAbsolutePath().getParent()
+          : tokenizer;
+    }
 
     @Option(
         names = "--labels",
@@ -66,7 +77,7 @@ public final class DataCommand implements Runnable {
 
     @Option(
         names = "--max-length",
-        defaultValue = "4096",
+        defaultValue = "" + RunConfigFields.MAX_LENGTH,
         description = "Truncate conversations to this many tokens (default: ${DEFAULT-VALUE}).")
     int maxLength;
 
@@ -80,7 +91,7 @@ public final class DataCommand implements Runnable {
     ChatEncoder encoder(ChatTokenizer tok) {
       return new ChatEncoder(
           tok,
-          TemplateCommand.registry(templateFile).get(template),
+          TemplateCommand.registry(templateFile).format(template, tokenizer),
           LabelMode.parse(labels),
           maxLength);
     }
@@ -117,7 +128,7 @@ public final class DataCommand implements Runnable {
                       + " records");
             }
             ChatRecord r = d.records().get(record - 1);
-            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
+            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizerDir())) {
               ChatEncoder enc = opts.encoder(tok);
               RenderedPrompt p = enc.render(r);
               EncodedChat e = enc.encode(r);
@@ -171,7 +182,7 @@ public final class DataCommand implements Runnable {
           "data stats",
           () -> {
             LoadedDataset d = opts.load();
-            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizer)) {
+            try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizerDir())) {
               ChatEncoder enc = opts.encoder(tok);
               List<EncodedChat> docs = new ArrayList<>(d.records().size());
               for (ChatRecord r : d.records()) {

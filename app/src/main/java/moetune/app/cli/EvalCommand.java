@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import moetune.app.config.ConfigException;
+import moetune.app.config.RunConfigFields;
 import moetune.app.run.Exporter;
 import moetune.app.run.LoadedModel;
 import moetune.app.run.TrainingData;
@@ -34,11 +35,16 @@ public final class EvalCommand implements Callable<Integer> {
   @Mixin ModelTarget target;
 
   @Option(
-      names = "--data",
+      names = {"--data", "--datasets"},
       required = true,
       paramLabel = "FILE",
-      description = "JSON or JSONL dataset")
+      description = "JSON, JSONL or Parquet dataset")
   Path data;
+
+  @Option(
+      names = "--skip-invalid",
+      description = "skip bad records (counted and reported) instead of stopping at the first")
+  boolean skipInvalid;
 
   @Option(
       names = "--format",
@@ -55,6 +61,12 @@ public final class EvalCommand implements Callable<Integer> {
   String template;
 
   @Option(
+      names = "--template-file",
+      paramLabel = "FILE",
+      description = "JSON file of user FastChat templates")
+  Path templateFile;
+
+  @Option(
       names = "--labels",
       defaultValue = "all-assistant",
       paramLabel = "L",
@@ -63,7 +75,7 @@ public final class EvalCommand implements Callable<Integer> {
 
   @Option(
       names = "--max-length",
-      defaultValue = "512",
+      defaultValue = "" + RunConfigFields.MAX_LENGTH,
       paramLabel = "N",
       description = "tokens per sequence (default: ${DEFAULT-VALUE})")
   int maxLength;
@@ -86,9 +98,9 @@ public final class EvalCommand implements Callable<Integer> {
           new DataConfig(
               data,
               DatasetFormat.parse(format),
-              false,
+              skipInvalid,
               template,
-              null,
+              templateFile,
               LabelMode.parse(labels),
               maxLength,
               true,
@@ -112,6 +124,9 @@ public final class EvalCommand implements Callable<Integer> {
             r.perplexity(),
             r.tokens(),
             p.stats().records());
+        if (!p.stats().lossNote().isEmpty()) {
+          System.out.println(data + ": " + p.stats().lossNote());
+        }
       }
       return 0;
     } catch (Exception e) {

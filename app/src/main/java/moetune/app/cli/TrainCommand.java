@@ -41,6 +41,8 @@ import picocli.CommandLine.Spec;
     description = {
       "Finetune (or train from scratch) a Mixtral model.",
       "Every run config field is also a flag; flags override the --config file.",
+      "Names may be written with _ or - (--learning_rate = --learning-rate = --lr); the",
+      "names axolotl and transformers' TrainingArguments use are aliases of the fields.",
       "Example: moetune train --demo --out runs/demo"
     })
 public final class TrainCommand implements Callable<Integer> {
@@ -59,6 +61,13 @@ public final class TrainCommand implements Callable<Integer> {
   Path resume;
 
   @Option(
+      names = "--ignore-unknown",
+      description =
+          "skip fields of the --config file that moetune does not know (axolotl's wandb_project,"
+              + " flash_attention, ...) with a warning each, instead of stopping at the first")
+  boolean ignoreUnknown;
+
+  @Option(
       names = "--demo",
       description = "train a tiny Mixtral on the bundled sample data and export it to OUT/export")
   boolean demo;
@@ -69,7 +78,7 @@ public final class TrainCommand implements Callable<Integer> {
     CommandSpec spec = cl.getCommandSpec();
     for (ConfigField f : RunConfigFields.ALL) {
       OptionSpec.Builder b =
-          OptionSpec.builder("--" + f.key())
+          OptionSpec.builder(f.names().stream().map(n -> "--" + n).toArray(String[]::new))
               .type(String.class)
               .paramLabel(label(f))
               .description(
@@ -82,6 +91,19 @@ public final class TrainCommand implements Callable<Integer> {
       spec.addOption(b.build());
     }
     return cl;
+  }
+
+  /** The name of f the command line used (its last occurrence), for aliases with value maps. */
+  private static String typedName(java.util.List<String> args, ConfigField f) {
+    String typed = f.key();
+    for (String a : args) {
+      for (String n : f.names()) {
+        if (a.equals("--" + n) || a.startsWith("--" + n + "=")) {
+          typed = n;
+        }
+      }
+    }
+    return typed;
   }
 
   private static String label(ConfigField f) {
@@ -116,7 +138,8 @@ public final class TrainCommand implements Callable<Integer> {
     var parsed = spec.commandLine().getParseResult();
     for (ConfigField f : RunConfigFields.ALL) {
       if (parsed.hasMatchedOption("--" + f.key())) {
-        flags.put(f.key(), parsed.matchedOptionValue("--" + f.key(), (String) null));
+        String value = parsed.matchedOptionValue("--" + f.key(), (String) null);
+        flags.put(f.key(), RunConfigParser.flagValue(typedName(parsed.originalArgs(), f), value));
       }
     }
     Path configFile = config;
@@ -155,7 +178,7 @@ public final class TrainCommand implements Callable<Integer> {
       flags = merged;
       configFile = null;
     }
-    RunConfig cfg = RunConfigParser.parse(configFile, flags);
+    RunConfig cfg = RunConfigParser.parse(configFile, flags, ignoreUnknown, System.out::println);
     System.out.println(
         "run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
     System.out.print(cfg.toYaml().indent(2));

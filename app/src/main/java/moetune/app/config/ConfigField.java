@@ -17,6 +17,8 @@ import java.util.List;
  * @param max the largest valid number, or null
  * @param required whether a run needs a value
  * @param help one line for --help
+ * @param aliases other names of the field (axolotl's, transformers' TrainingArguments', ...),
+ *     accepted in files and as flags; every name may also be written with {@code _} for {@code -}
  */
 public record ConfigField(
     String key,
@@ -27,31 +29,59 @@ public record ConfigField(
     boolean minExclusive,
     Double max,
     boolean required,
-    String help) {
+    String help,
+    List<String> aliases) {
 
   static ConfigField of(String key, FieldType type, Object def, String help) {
-    return new ConfigField(key, type, def, List.of(), null, false, null, false, help);
+    return new ConfigField(key, type, def, List.of(), null, false, null, false, help, List.of());
   }
 
   ConfigField makeRequired() {
-    return new ConfigField(key, type, defaultValue, choices, min, minExclusive, max, true, help);
+    return new ConfigField(
+        key, type, defaultValue, choices, min, minExclusive, max, true, help, aliases);
   }
 
   ConfigField choices(String... words) {
     return new ConfigField(
-        key, type, defaultValue, List.of(words), min, minExclusive, max, required, help);
+        key, type, defaultValue, List.of(words), min, minExclusive, max, required, help, aliases);
   }
 
   ConfigField atLeast(double v) {
-    return new ConfigField(key, type, defaultValue, choices, v, false, max, required, help);
+    return new ConfigField(
+        key, type, defaultValue, choices, v, false, max, required, help, aliases);
   }
 
   ConfigField above(double v) {
-    return new ConfigField(key, type, defaultValue, choices, v, true, max, required, help);
+    return new ConfigField(key, type, defaultValue, choices, v, true, max, required, help, aliases);
   }
 
   ConfigField atMost(double v) {
-    return new ConfigField(key, type, defaultValue, choices, min, minExclusive, v, required, help);
+    return new ConfigField(
+        key, type, defaultValue, choices, min, minExclusive, v, required, help, aliases);
+  }
+
+  /** Other names of this field, written in snake_case as axolotl and transformers spell them. */
+  ConfigField aliases(String... names) {
+    return new ConfigField(
+        key, type, defaultValue, choices, min, minExclusive, max, required, help, List.of(names));
+  }
+
+  /** A name as the lookup compares it: lower case, {@code _} read as {@code -}. */
+  static String normalize(String name) {
+    return name.strip().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+  }
+
+  /** Every name of the field in kebab case, the key first (the flags of {@code train}). */
+  public List<String> names() {
+    List<String> out = new java.util.ArrayList<>();
+    out.add(key);
+    for (String a : aliases) {
+      String n = normalize(a);
+      if (!out.contains(n)) {
+        out.add(n);
+      }
+    }
+    return List.copyOf(out);
   }
 
   /** The valid range in words, for error messages: "> 0", ">= 0 and <= 1". */

@@ -5,12 +5,16 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
@@ -63,6 +67,11 @@ public final class RunConfig {
     return (String) values.get("tokenizer");
   }
 
+  /** The JSON file of user FastChat templates, or null. */
+  public String templateFile() {
+    return (String) values.get("template-file");
+  }
+
   /** The training datasets, with the top-level format, template and labels filled in. */
   public List<DatasetSpec> datasets() {
     return resolved("datasets");
@@ -82,13 +91,18 @@ public final class RunConfig {
               d.path(),
               d.format() != null ? d.format() : (String) values.get("format"),
               d.template() != null ? d.template() : (String) values.get("template"),
-              d.labels() != null ? d.labels() : (String) values.get("labels")));
+              d.labels() != null ? d.labels() : (String) values.get("labels"),
+              d.weight()));
     }
     return List.copyOf(out);
   }
 
   public double evalSplit() {
     return (Double) values.get("eval-split");
+  }
+
+  public boolean skipInvalid() {
+    return (Boolean) values.get("skip-invalid");
   }
 
   public int maxLength() {
@@ -142,6 +156,42 @@ public final class RunConfig {
     return new FreezeSpec(router, attention, embeddings, layers);
   }
 
+  /**
+   * The LoRA adapters to train, or null for full finetuning: from {@code lora-adapter}'s
+   * adapter_config.json when given, else from lora-r (0: none) and the other lora fields.
+   */
+  @SuppressWarnings("unchecked")
+  public LoraConfig lora() {
+    String adapter = loraAdapter();
+    if (adapter != null) {
+      try {
+        return LoraWeights.readConfig(Path.of(adapter), seed());
+      } catch (RuntimeException e) {
+        throw new ConfigException("field 'lora-adapter': " + e.getMessage());
+      }
+    }
+    int r = (Integer) values.get("lora-r");
+    if (r == 0) {
+      return null;
+    }
+    try {
+      return new LoraConfig(
+          r,
+          (Double) values.get("lora-alpha"),
+          (Double) values.get("lora-dropout"),
+          new LinkedHashSet<>((List<String>) values.get("lora-targets")),
+          (Boolean) values.get("use-rslora"),
+          seed());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("fields 'lora-*': " + e.getMessage());
+    }
+  }
+
+  /** A PEFT adapter directory to continue training from, or null. */
+  public String loraAdapter() {
+    return (String) values.get("lora-adapter");
+  }
+
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */
   public TrainOptions trainOptions(double auxLossCoef) {
     return new TrainOptions(
@@ -185,6 +235,9 @@ public final class RunConfig {
           dm.put("format", d.format());
           dm.put("template", d.template());
           dm.put("labels", d.labels());
+          if (d.weight() != null) {
+            dm.put("weight", d.weight());
+          }
           list.add(dm);
         }
         v = list;

@@ -18,7 +18,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
+import moetune.engine.model.LoraConfig;
 import java.util.regex.Pattern;
 
 /**
@@ -38,8 +40,19 @@ public final class RunConfigParser {
   /**
    * Parses the file (null: none) and then the flags over it, and checks that the required fields
    * are there. Does not look at the file system beyond the config file: see {@link RunConfigCheck}.
+   * A key the file has that is no field's name or alias is an error.
    */
   public static RunConfig parse(Path file, Map<String, String> flags) {
+    return parse(file, flags, false, w -> {});
+  }
+
+  /**
+   * {@link #parse(Path, Map)}, but with {@code ignoreUnknown} a key (or a dataset entry's key) that
+   * moetune does not know is skipped with one line to {@code warn} instead of failing: how an
+   * axolotl YAML with settings moetune has no use for (wandb_project, flash_attention, ...) runs.
+   */
+  public static RunConfig parse(
+      Path file, Map<String, String> flags, boolean ignoreUnknown, Consumer<String> warn) {
     Map<String, Object> values = new LinkedHashMap<>(RunConfig.defaults().values());
     if (file != null) {
       JsonNode root = readTree(file);
@@ -47,11 +60,31 @@ public final class RunConfigParser {
       if (!root.isObject()) {
         throw new ConfigException(where + "the run config must be a mapping of field: value");
       }
+      Unknown unknown = new Unknown(ignoreUnknown, warn);
+      Map<String, String> given = new LinkedHashMap<>(); // field key -> the name the file used
       Iterator<Map.Entry<String, JsonNode>> it = root.fields();
       while (it.hasNext()) {
         Map.Entry<String, JsonNode> e = it.next();
-        ConfigField f = field(e.getKey(), where + "field '" + e.getKey() + "'");
-        values.put(f.key(), convert(f, e.getValue(), where + "field '" + f.key() + "'"));
+        String name = e.getKey();
+        ConfigField f = RunConfigFields.byName(name);
+        if (f == null) {
+          unknown.report(where + "field '" + name + "': unknown field" + suggestion(name));
+          continue;
+        }
+        String before = given.put(f.key(), name);
+        if (before != null) {
+          throw new ConfigException(
+              where
+                  + "fields '"
+                  + before
+                  + "' and '"
+                  + name
+                  + "' both set '"
+                  + f.key()
+                  + "'; keep one of them");
+        }
+        JsonNode v = mapValue(name, e.getValue());
+        values.put(f.key(), convert(f, v, where + "field '" + name + "'", unknown));
       }
     }
     RunConfig withFlags = override(new RunConfig(values), flags);
@@ -59,12 +92,68 @@ public final class RunConfigParser {
     return withFlags;
   }
 
+  /**
+   * What to do with a key moetune does not know: fail with the line plus how to skip it, or (with
+   * --ignore-unknown) pass the line on as a warning.
+   */
+  record Unknown(boolean ignore, Consumer<String> warn) {
+    static final Unknown STRICT = new Unknown(false, w -> {});
+
+    void report(String line) {
+      if (!ignore) {
+        throw new ConfigException(
+            line + "; remove it, or pass --ignore-unknown to skip unknown fields with a warning");
+      }
+      warn.accept("warning: " + line + "; ignored (--ignore-unknown)");
+    }
+  }
+
+  /**
+   * Aliases whose values are spelled differently from the field's: axolotl's and transformers'
+   * {@code bf16: true} is {@code precision: bf16}, {@code train_on_inputs: true} is {@code labels:
+   * everything}; their scheduler names with warmup are ours (warmup is its own field).
+   */
+  private static final Map<String, Map<String, String>> VALUE_MAPS =
+      Map.of(
+          "bf16", Map.of("true", "bf16", "false", "fp32", "auto", "auto"),
+          "train-on-inputs", Map.of("true", "everything", "false", "all-assistant"),
+          "lr-scheduler",
+              Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
+          "lr-scheduler-type",
+              Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
+          "chat-template", Map.of("tokenizer-default", "hf"));
+
+  /** A value given under {@code name} as the field it aliases reads it (see VALUE_MAPS). */
+  static JsonNode mapValue(String name, JsonNode v) {
+    Map<String, String> m = VALUE_MAPS.get(ConfigField.normalize(name));
+    if (m == null || !v.isValueNode() || v.isNull()) {
+      return v;
+    }
+    String mapped = m.get(ConfigField.normalize(v.asText()));
+    return mapped == null ? v : new TextNode(mapped);
+  }
+
+  /** A flag's text given under {@code name} (the name typed) as its field reads it. */
+  public static String flagValue(String name, String text) {
+    return text == null ? null : mapValue(name, new TextNode(text)).asText();
+  }
+
   /** A copy of cfg with flag values (text, as typed after {@code --key}) applied. */
   public static RunConfig override(RunConfig cfg, Map<String, String> flags) {
     Map<String, Object> values = new LinkedHashMap<>(cfg.values());
     for (Map.Entry<String, String> e : flags.entrySet()) {
-      ConfigField f = field(e.getKey(), "--" + e.getKey());
-      values.put(f.key(), convert(f, new TextNode(e.getValue()), "--" + f.key()));
+      ConfigField f = RunConfigFields.byName(e.getKey());
+      if (f == null) {
+        throw new ConfigException(
+            "--" + e.getKey() + ": unknown field" + suggestion(e.getKey()) + "; see --help");
+      }
+      values.put(
+          f.key(),
+          convert(
+              f,
+              new TextNode(flagValue(e.getKey(), e.getValue())),
+              "--" + e.getKey(),
+              Unknown.STRICT));
     }
     return new RunConfig(values);
   }
@@ -115,22 +204,19 @@ public final class RunConfigParser {
     }
   }
 
-  private static ConfigField field(String key, String where) {
-    ConfigField f = RunConfigFields.get(key);
-    if (f == null) {
-      String near = closest(key);
-      throw new ConfigException(
-          where
-              + ": unknown field"
-              + (near == null ? "" : " (did you mean '" + near + "'?)")
-              + "; known fields: "
-              + String.join(", ", RunConfigFields.keys()));
-    }
-    return f;
+  private static String suggestion(String name) {
+    String near = closest(name);
+    return (near == null ? "" : " (did you mean '" + near + "'?)")
+        + "; known fields: "
+        + String.join(", ", RunConfigFields.keys());
   }
 
   /** One value of field f from a file node or a flag's text. */
   static Object convert(ConfigField f, JsonNode n, String where) {
+    return convert(f, n, where, Unknown.STRICT);
+  }
+
+  private static Object convert(ConfigField f, JsonNode n, String where, Unknown unknown) {
     if (n.isNull()) {
       if (f.required()) {
         throw new ConfigException(where + ": must not be null (" + f.help() + ")");
@@ -145,7 +231,7 @@ public final class RunConfigParser {
       case LONG -> checkRange(f, integer(n, where), where);
       case DOUBLE -> checkRange(f, number(n, where), where);
       case LIST -> words(f, n, where);
-      case DATASETS -> datasets(n, where);
+      case DATASETS -> datasets(n, where, unknown);
     };
   }
 
@@ -260,6 +346,14 @@ public final class RunConfigParser {
         }
       }
     }
+    if (f.key().equals("lora-targets")) {
+      for (String w : out) {
+        if (!LoraConfig.ALL_TARGETS.contains(w)) {
+          throw new ConfigException(
+              where + ": '" + w + "' is not one of " + String.join(",", LoraConfig.ALL_TARGETS));
+        }
+      }
+    }
     return List.copyOf(out);
   }
 
@@ -279,11 +373,13 @@ public final class RunConfigParser {
   }
 
   /**
-   * Datasets: a list whose entries are paths or {path, format, template, labels} objects, or (from
-   * a flag) comma-separated paths. Settings an entry leaves out stay null here and are taken from
-   * the top-level format, template and labels by {@link RunConfig#datasets}.
+   * Datasets: a list whose entries are paths or {path, format, template, labels, weight} objects,
+   * or (from a flag) comma-separated paths. Settings an entry leaves out stay null here and are
+   * taken from the top-level format, template and labels by {@link RunConfig#datasets}. Axolotl's
+   * entry keys are read too: {@code type} (sharegpt, alpaca, chat_template) for the format, {@code
+   * conversation} for the template, {@code ds_type} (json, parquet) checked against the file.
    */
-  private static List<DatasetSpec> datasets(JsonNode n, String where) {
+  private static List<DatasetSpec> datasets(JsonNode n, String where, Unknown unknown) {
     List<JsonNode> entries = new ArrayList<>();
     if (n.isArray()) {
       n.forEach(entries::add);
@@ -306,31 +402,95 @@ public final class RunConfigParser {
       }
       if (!e.isObject()) {
         throw new ConfigException(
-            w + ": expected a path or {path, format, template, labels}, got " + describe(e));
+            w
+                + ": expected a path or {path, format, template, labels, weight}, got "
+                + describe(e));
       }
-      Iterator<String> names = e.fieldNames();
-      while (names.hasNext()) {
-        String k = names.next();
-        if (!Set.of("path", "format", "template", "labels").contains(k)) {
-          throw new ConfigException(
-              w + ": unknown field '" + k + "'; a dataset has path, format, template, labels");
-        }
-      }
-      if (!e.hasNonNull("path")) {
-        throw new ConfigException(w + ": field 'path' is required");
-      }
-      String format =
-          e.hasNonNull("format")
-              ? choice(RunConfigFields.get("format"), e.get("format").asText(), w + ".format")
-              : null;
-      String labels =
-          e.hasNonNull("labels")
-              ? choice(RunConfigFields.get("labels"), e.get("labels").asText(), w + ".labels")
-              : null;
-      String template = e.hasNonNull("template") ? e.get("template").asText() : null;
-      out.add(new DatasetSpec(e.get("path").asText(), format, template, labels));
+      out.add(dataset(e, w, unknown));
     }
     return List.copyOf(out);
+  }
+
+  private static final Set<String> DATASET_KEYS =
+      Set.of("path", "format", "template", "labels", "weight", "type", "conversation", "ds_type");
+
+  private static DatasetSpec dataset(JsonNode e, String w, Unknown unknown) {
+    Iterator<String> names = e.fieldNames();
+    while (names.hasNext()) {
+      String k = names.next();
+      if (!DATASET_KEYS.contains(k)) {
+        unknown.report(
+            w
+                + ": unknown field '"
+                + k
+                + "'; a dataset has path, format, template, labels, weight (axolotl: type,"
+                + " conversation, ds_type)");
+      }
+    }
+    if (!e.hasNonNull("path")) {
+      throw new ConfigException(w + ": field 'path' is required");
+    }
+    String path = e.get("path").asText();
+    if (e.hasNonNull("format") && e.hasNonNull("type")) {
+      throw new ConfigException(
+          w + ": 'format' and axolotl's 'type' both give the format; keep one");
+    }
+    String format = null;
+    if (e.hasNonNull("format")) {
+      format = choice(RunConfigFields.get("format"), e.get("format").asText(), w + ".format");
+    } else if (e.hasNonNull("type")) {
+      format = axolotlType(e.get("type").asText(), w + ".type");
+    }
+    if (e.hasNonNull("template") && e.hasNonNull("conversation")) {
+      throw new ConfigException(
+          w + ": 'template' and axolotl's 'conversation' both name the template; keep one");
+    }
+    String template =
+        e.hasNonNull("template")
+            ? e.get("template").asText()
+            : e.hasNonNull("conversation") ? e.get("conversation").asText() : null;
+    String labels =
+        e.hasNonNull("labels")
+            ? choice(RunConfigFields.get("labels"), e.get("labels").asText(), w + ".labels")
+            : null;
+    Double weight = null;
+    if (e.hasNonNull("weight")) {
+      weight = number(e.get("weight"), w + ".weight");
+      if (weight <= 0 || weight > 1000) {
+        throw new ConfigException(
+            w + ".weight: must be > 0 and <= 1000 (how often its data is seen), got " + weight);
+      }
+    }
+    if (e.hasNonNull("ds_type")) {
+      String t = e.get("ds_type").asText().toLowerCase(Locale.ROOT);
+      boolean parquet = path.toLowerCase(Locale.ROOT).endsWith(".parquet");
+      if (!Set.of("json", "parquet").contains(t) || t.equals("parquet") != parquet) {
+        throw new ConfigException(
+            w
+                + ".ds_type: '"
+                + t
+                + "' does not fit "
+                + path
+                + "; moetune reads local .json/.jsonl (ds_type json) and .parquet files");
+      }
+    }
+    return new DatasetSpec(path, format, template, labels, weight);
+  }
+
+  /** Axolotl's dataset {@code type} as a moetune format. */
+  private static String axolotlType(String type, String where) {
+    return switch (type.strip().toLowerCase(Locale.ROOT)) {
+      case "sharegpt", "fastchat" -> "sharegpt";
+      case "alpaca" -> "alpaca";
+      case "chat_template", "messages", "openai" -> "openai";
+      default ->
+          throw new ConfigException(
+              where
+                  + ": dataset type '"
+                  + type
+                  + "' is not supported; moetune reads sharegpt, alpaca and chat_template"
+                  + " (messages with role/content)");
+    };
   }
 
   private static String describe(JsonNode n) {
@@ -349,8 +509,8 @@ public final class RunConfigParser {
   private static String closest(String key) {
     String best = null;
     int bestD = 3;
-    for (String k : RunConfigFields.keys()) {
-      int d = distance(key.toLowerCase(Locale.ROOT).replace('_', '-'), k);
+    for (String k : RunConfigFields.names()) {
+      int d = distance(ConfigField.normalize(key), k);
       if (d < bestD) {
         bestD = d;
         best = k;

@@ -2,7 +2,9 @@ package moetune.app.run;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Random;
 import moetune.app.config.DatasetSpec;
 import moetune.app.config.RunConfig;
 import moetune.datasets.ChatTokenizer;
@@ -36,18 +38,30 @@ public record TrainingData(
     boolean separateEval = !cfg.evalDatasets().isEmpty();
     List<PackedSequence> train = new ArrayList<>();
     List<PackedSequence> eval = new ArrayList<>();
+    List<String> notes = new ArrayList<>();
     int conversations = 0;
-    for (DatasetSpec d : cfg.datasets()) {
+    List<DatasetSpec> sets = cfg.datasets();
+    for (int i = 0; i < sets.size(); i++) {
+      DatasetSpec d = sets.get(i);
       PreparedData p =
           DataPipeline.prepare(dataConfig(cfg, d, separateEval ? 0 : cfg.evalSplit()), tokenizer);
-      p.train().forEach(s -> train.add(convert(s)));
+      List<PackedSequence> rows = new ArrayList<>();
+      p.train().forEach(s -> rows.add(convert(s)));
+      List<PackedSequence> mixed = mix(rows, d.weightOrOne(), cfg.seed() + i);
+      train.addAll(mixed);
       p.eval().forEach(s -> eval.add(convert(s)));
       conversations += p.stats().records();
+      String mixing =
+          d.weight() == null
+              ? ""
+              : "weight " + d.weight() + ": " + rows.size() + " -> " + mixed.size() + " sequences";
+      note(notes, d, p, mixing);
     }
     for (DatasetSpec d : cfg.evalDatasets()) {
       PreparedData p = DataPipeline.prepare(dataConfig(cfg, d, 0), tokenizer);
       p.train().forEach(s -> eval.add(convert(s)));
       conversations += p.stats().records();
+      note(notes, d, p, "");
     }
     String summary =
         conversations
@@ -58,7 +72,8 @@ public record TrainingData(
             + " held-out sequences of "
             + cfg.maxLength()
             + " tokens"
-            + (cfg.packing() ? " (packed)" : " (one per sequence)");
+            + (cfg.packing() ? " (packed)" : " (one per sequence)")
+            + (notes.isEmpty() ? "" : "; " + String.join("; ", notes));
     return new TrainingData(
         SequenceSource.of(train),
         eval.isEmpty() ? null : SequenceSource.of(eval),
@@ -66,13 +81,52 @@ public record TrainingData(
         summary);
   }
 
+  /** What reading a dataset cost (truncation, skipped records) or mixing did, if anything. */
+  private static void note(List<String> notes, DatasetSpec d, PreparedData p, String mixing) {
+    List<String> parts = new ArrayList<>();
+    if (!p.stats().lossNote().isEmpty()) {
+      parts.add(p.stats().lossNote());
+    }
+    if (!mixing.isEmpty()) {
+      parts.add(mixing);
+    }
+    if (!parts.isEmpty()) {
+      notes.add(d.path() + ": " + String.join(", ", parts));
+    }
+  }
+
+  /**
+   * A dataset's training rows at its mixing weight: whole copies for the integer part, and a seeded
+   * random subset (without repeats) for the fraction, so weight 2.5 takes every row twice and half
+   * of them a third time; weight 0.5 a seeded half. Rows pack whole conversations, so this weighs
+   * conversations, not tokens.
+   */
+  static List<PackedSequence> mix(List<PackedSequence> rows, double weight, long seed) {
+    if (weight == 1.0 || rows.isEmpty()) {
+      return rows;
+    }
+    List<PackedSequence> out = new ArrayList<>();
+    int whole = (int) Math.floor(weight);
+    for (int k = 0; k < whole; k++) {
+      out.addAll(rows);
+    }
+    int extra = (int) Math.round((weight - whole) * rows.size());
+    List<PackedSequence> shuffled = new ArrayList<>(rows);
+    Collections.shuffle(shuffled, new Random(seed));
+    out.addAll(shuffled.subList(0, extra));
+    if (out.isEmpty()) {
+      out.add(shuffled.getFirst()); // a weight so small it rounds to nothing still keeps one row
+    }
+    return out;
+  }
+
   static DataConfig dataConfig(RunConfig cfg, DatasetSpec d, double evalFraction) {
     return new DataConfig(
         Path.of(d.path()),
         DatasetFormat.parse(d.format()),
-        false,
+        cfg.skipInvalid(),
         d.template(),
-        null,
+        cfg.templateFile() == null ? null : Path.of(cfg.templateFile()),
         LabelMode.parse(d.labels()),
         cfg.maxLength(),
         cfg.packing(),

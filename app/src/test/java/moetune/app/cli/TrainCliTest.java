@@ -183,4 +183,63 @@ class TrainCliTest {
             + ": no such run config file; check the path given to --config\n",
         m[2]);
   }
+
+  @Test
+  void axolotlConfigTrainsAsWritten(@TempDir Path tmp) throws Exception {
+    Path data = tmp.resolve("chats.jsonl");
+    moetune.datasets.SampleData.writeShareGpt(data, moetune.datasets.SampleData.arithmetic(3, 200));
+    Path out = tmp.resolve("run");
+    String yaml =
+        new String(
+                    TrainCliTest.class
+                        .getResourceAsStream("/axolotl/tiny-sharegpt.yml")
+                        .readAllBytes(),
+                    StandardCharsets.UTF_8)
+                .replace(
+                    "BASE",
+                    Path.of(System.getProperty("moetune.fixtures"), "tiny-mixtral").toString())
+                .replace("DATA", data.toString())
+                .replace("OUT", out.toString())
+            + "flash_attention: true\nwandb_project: demo\n";
+    Path cfg = tmp.resolve("axolotl.yml");
+    Files.writeString(cfg, yaml);
+    Object[] strict = run("train", "--config", cfg.toString(), "--device", "cpu");
+    assertEquals(2, strict[0]);
+    assertEquals(1, ((String) strict[2]).lines().count(), (String) strict[2]);
+    assertTrue(
+        ((String) strict[2]).contains("field 'flash_attention': unknown field"),
+        (String) strict[2]);
+    assertTrue(Files.notExists(out), "nothing is written when the config is refused");
+
+    Object[] r =
+        run(
+            "train",
+            "--config",
+            cfg.toString(),
+            "--ignore-unknown",
+            "--device",
+            "cpu",
+            "--learning_rate",
+            "0.001");
+    String stdout = (String) r[1];
+    assertEquals(0, r[0], stdout + r[2]);
+    assertTrue(stdout.contains("field 'flash_attention': unknown field"), stdout);
+    assertTrue(stdout.contains("  lr: 0.001\n"), stdout);
+    assertTrue(stdout.contains("run finished at step 3"), stdout);
+    assertTrue(Files.isDirectory(out.resolve("checkpoints/step-00000003")));
+  }
+
+  @Test
+  void unknownFlagIsOneLineWithASuggestion() {
+    Object[] r = run("train", "--learning_rat", "1e-4");
+    assertEquals(2, r[0]);
+    String err = (String) r[2];
+    assertEquals(1, err.lines().count(), err);
+    assertTrue(err.startsWith("moetune train: Unknown options: '--learning-rat', '1e-4'"), err);
+    assertTrue(err.contains("did you mean"), err);
+    assertTrue(err.strip().endsWith("see 'moetune train --help'"), err);
+    Object[] g = run("generate", "--max-new-tokens", "many");
+    assertEquals(2, g[0]);
+    assertEquals(1, ((String) g[2]).lines().count(), (String) g[2]);
+  }
 }

@@ -109,8 +109,8 @@ class RunConfigParserTest {
 
   @Test
   void badValuesGiveOneLineNamingFileFieldAndChoices(@TempDir Path tmp) throws IOException {
-    String unknown = error(tmp, MINIMAL + "learning_rate: 1e-4\n", Map.of());
-    assertTrue(unknown.startsWith("run.yaml: field 'learning_rate': unknown field"), unknown);
+    String unknown = error(tmp, MINIMAL + "wandb_project: demo\n", Map.of());
+    assertTrue(unknown.startsWith("run.yaml: field 'wandb_project': unknown field"), unknown);
     assertTrue(unknown.contains("known fields: model, tokenizer, datasets"), unknown);
 
     String typo = error(tmp, MINIMAL + "epoch: 2\n", Map.of());
@@ -147,7 +147,8 @@ class RunConfigParserTest {
         error(tmp, MINIMAL + "eval-split: 0.9\n", Map.of()));
     assertEquals(
         "run.yaml: field 'datasets'[0]: unknown field 'templat'; a dataset has path, format,"
-            + " template, labels",
+            + " template, labels, weight (axolotl: type, conversation, ds_type); remove it, or"
+            + " pass --ignore-unknown to skip unknown fields with a warning",
         error(
             tmp,
             "model: m\nout: o\ndatasets:\n  - path: a.jsonl\n    templat: chatml\n",
