@@ -52,6 +52,7 @@ public final class CudaBackend implements Backend {
    */
   public CudaBackend(int ordinal, boolean tf32) {
     this.ordinal = ordinal;
+    JCudaNatives.load();
     Driver.check(JCudaDriver.cuInit(0), "cuInit", "opening cuda:" + ordinal);
     int[] count = new int[1];
     Driver.check(
