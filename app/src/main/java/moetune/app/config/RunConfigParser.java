@@ -372,6 +372,18 @@ public final class RunConfigParser {
    */
   private static List<DatasetSpec> datasets(JsonNode n, String where, Unknown unknown) {
     List<JsonNode> entries = new ArrayList<>();
+    String t = n.isTextual() ? n.textValue().strip() : "";
+    if (t.startsWith("[") || t.startsWith("{")) { // a flag's JSON/YAML list (the GUI writes one)
+      try {
+        n = new ObjectMapper(new YAMLFactory()).readTree(t);
+      } catch (JsonProcessingException e) {
+        throw new ConfigException(
+            where
+                + ": not a valid list of datasets: "
+                + e.getOriginalMessage().lines().findFirst().orElse("")
+                + "; write comma-separated paths or [{path: a.jsonl, format: openai}, b.jsonl]");
+      }
+    }
     if (n.isArray()) {
       n.forEach(entries::add);
     } else if (n.isTextual()) {

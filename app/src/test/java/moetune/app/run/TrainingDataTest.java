@@ -74,7 +74,8 @@ class TrainingDataTest {
             + "{\"conversations\": [{\"from\": \"human\", \"value\": \"hi\"}, {\"from\": \"gpt\","
             + " \"value\": \"ok\"}]}\n");
     try (ChatTokenizer tok = ChatTokenizer.load(TINY)) {
-      TrainingData d = TrainingData.prepare(config(tmp, "  - " + f + "\n", "max-length: 64\n"), tok);
+      TrainingData d =
+          TrainingData.prepare(config(tmp, "  - " + f + "\n", "max-length: 64\n"), tok);
       assertTrue(
           d.summary()
               .matches(
