@@ -90,6 +90,11 @@ public final class RunConfig {
     return (Double) values.get("eval-split");
   }
 
+  /** Whether the run writes TensorBoard event files ({@code report-to: tensorboard}). */
+  public boolean tensorBoard() {
+    return ((List<?>) values.get("report-to")).contains("tensorboard");
+  }
+
   public boolean skipInvalid() {
     return (Boolean) values.get("skip-invalid");
   }

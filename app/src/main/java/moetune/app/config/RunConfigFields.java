@@ -125,6 +125,13 @@ public final class RunConfigFields {
                   "evaluate every N steps (also before and after training; 0: only then)")
               .atLeast(0)
               .aliases("eval_steps"),
+          of(
+                  "report-to",
+                  LIST,
+                  List.of(),
+                  "where metrics go besides metrics.jsonl: tensorboard (event files in out/; W&B:"
+                      + " wandb sync --sync-tensorboard OUT)")
+              .aliases("report_to", "use_tensorboard"),
           of("seed", LONG, 42L, "seed of the data order and of a new model's weights"),
           of(
               "shuffle",

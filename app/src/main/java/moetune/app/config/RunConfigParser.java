@@ -120,7 +120,8 @@ public final class RunConfigParser {
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
           "lr-scheduler-type",
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
-          "chat-template", Map.of("tokenizer-default", "hf"));
+          "chat-template", Map.of("tokenizer-default", "hf"),
+          "use-tensorboard", Map.of("true", "tensorboard", "false", "none"));
 
   /** A value given under {@code name} as the field it aliases reads it (see VALUE_MAPS). */
   static JsonNode mapValue(String name, JsonNode v) {
@@ -332,6 +333,25 @@ public final class RunConfigParser {
           out.add(s.trim());
         }
       }
+    }
+    if (f.key().equals("report-to")) {
+      List<String> kept = new ArrayList<>();
+      for (String w : out) {
+        String lw = w.toLowerCase(Locale.ROOT);
+        if (lw.equals("wandb")) {
+          throw new ConfigException(
+              where
+                  + ": 'wandb' is not written directly; use tensorboard and upload with"
+                  + " wandb sync --sync-tensorboard OUT");
+        }
+        if (!lw.equals("tensorboard") && !lw.equals("none")) {
+          throw new ConfigException(where + ": '" + w + "' is not one of tensorboard, none");
+        }
+        if (lw.equals("tensorboard") && !kept.contains(lw)) {
+          kept.add(lw);
+        }
+      }
+      return List.copyOf(kept);
     }
     if (f.key().equals("freeze")) {
       for (String w : out) {
