@@ -28,7 +28,15 @@ public final class Main implements Runnable {
   public static void main(String[] args) {
     // DJL's tokenizer logs through SLF4J, which warns on stderr that no logger is bound.
     System.setProperty("slf4j.internal.verbosity", "ERROR");
-    System.exit(run(args));
+    moetune.app.cli.OutOfMemory.install();
+    int code;
+    try {
+      code = run(args);
+    } catch (OutOfMemoryError e) {
+      moetune.app.cli.OutOfMemory.halt(System.err);
+      return;
+    }
+    System.exit(code);
   }
 
   /** Runs the command line and returns the exit code (tests call this instead of main). */

@@ -2,7 +2,7 @@ package moetune.datasets;
 
 import java.util.Arrays;
 import java.util.List;
-import moetune.templates.ConversationTemplate;
+import moetune.templates.ChatFormat;
 import moetune.templates.Message;
 import moetune.templates.RenderedPrompt;
 import moetune.templates.Role;
@@ -41,15 +41,14 @@ public final class ChatEncoder {
   static final int MARGIN = 64;
 
   private final ChatTokenizer tokenizer;
-  private final ConversationTemplate template;
+  private final ChatFormat template;
   private final LabelMode mode;
   private final int maxLength;
 
   /**
    * @param maxLength the longest sequence kept, in tokens (≥ 2); longer ones are truncated
    */
-  public ChatEncoder(
-      ChatTokenizer tokenizer, ConversationTemplate template, LabelMode mode, int maxLength) {
+  public ChatEncoder(ChatTokenizer tokenizer, ChatFormat template, LabelMode mode, int maxLength) {
     if (maxLength < 2) {
       throw new DatasetException("max length " + maxLength + " is too small; use at least 2");
     }
@@ -59,7 +58,7 @@ public final class ChatEncoder {
     this.maxLength = maxLength;
   }
 
-  public ConversationTemplate template() {
+  public ChatFormat template() {
     return template;
   }
 
@@ -134,17 +133,19 @@ public final class ChatEncoder {
    */
   private TokenizedText tokenize(String text) {
     long limit = (long) (maxLength + MARGIN) * tokenizer.maxTokenChars();
+    // A chat template writes BOS itself; FastChat prompts get it from the post-processor.
+    boolean specials = !template.textHasSpecialTokens();
     if (text.length() <= 4 * limit) {
-      return tokenizer.encode(text);
+      return tokenizer.encode(text, specials);
     }
-    TokenizedText head = tokenizer.encode(prefix(text, (int) limit));
+    TokenizedText head = tokenizer.encode(prefix(text, (int) limit), specials);
     if (head.length() >= maxLength + MARGIN) {
-      TokenizedText longer = tokenizer.encode(prefix(text, (int) (2 * limit)));
+      TokenizedText longer = tokenizer.encode(prefix(text, (int) (2 * limit)), specials);
       if (Arrays.equals(head.ids(), 0, maxLength, longer.ids(), 0, maxLength)) {
         return head;
       }
     }
-    return tokenizer.encode(text);
+    return tokenizer.encode(text, specials);
   }
 
   /** The first {@code chars} UTF-16 chars, not splitting a surrogate pair. */

@@ -138,7 +138,15 @@ public final class ChatTokenizer implements AutoCloseable {
 
   /** Encodes {@code text} whole, with the post-processor's special tokens, never truncated. */
   public TokenizedText encode(String text) {
-    Encoding e = tokenizer.encode(text, true, false);
+    return encode(text, true);
+  }
+
+  /**
+   * Encodes {@code text} whole, never truncated; {@code addSpecialTokens} false leaves out what the
+   * post-processor adds (BOS), as for a chat template's text, which holds its own.
+   */
+  public TokenizedText encode(String text, boolean addSpecialTokens) {
+    Encoding e = tokenizer.encode(text, addSpecialTokens, false);
     long[] raw = e.getIds();
     CharSpan[] spans = e.getCharTokenSpans();
     int n = raw.length;

@@ -2,7 +2,7 @@ package moetune.datasets;
 
 import java.util.ArrayList;
 import java.util.List;
-import moetune.templates.ConversationTemplate;
+import moetune.templates.ChatFormat;
 import moetune.templates.TemplateRegistry;
 
 /**
@@ -12,19 +12,23 @@ import moetune.templates.TemplateRegistry;
 public final class DataPipeline {
   private DataPipeline() {}
 
-  /** Resolves the config's template among the built-ins and its template file. */
-  public static ConversationTemplate template(DataConfig c) {
+  /**
+   * Resolves the config's template among the built-ins, its template file and {@code hf} (the chat
+   * template of {@code modelDir}, which may be null where no {@code hf} is asked for).
+   */
+  public static ChatFormat template(DataConfig c, java.nio.file.Path modelDir) {
     TemplateRegistry reg = TemplateRegistry.builtin();
     if (c.templateFile() != null) {
       reg = reg.with(c.templateFile());
     }
-    return reg.get(c.template());
+    return reg.format(c.template(), modelDir);
   }
 
   /** Prepares training and evaluation rows; user errors are {@link DatasetException}s. */
   public static PreparedData prepare(DataConfig c, ChatTokenizer tokenizer) {
     LoadedDataset loaded = DatasetLoader.load(c.data(), c.format(), c.skipInvalid());
-    ChatEncoder enc = new ChatEncoder(tokenizer, template(c), c.labels(), c.seqLen());
+    ChatEncoder enc =
+        new ChatEncoder(tokenizer, template(c, tokenizer.directory()), c.labels(), c.seqLen());
     DataSplit.Split<ChatRecord> split =
         DataSplit.split(loaded.records(), c.evalFraction(), c.seed());
     List<EncodedChat> train = encodeAll(enc, split.train());

@@ -28,7 +28,8 @@ public record ConversationTemplate(
     String sep2,
     String stopStr,
     List<Message> examples,
-    int offset) {
+    int offset)
+    implements ChatFormat {
 
   public ConversationTemplate {
     Objects.requireNonNull(name, "name");
@@ -71,6 +72,7 @@ public record ConversationTemplate(
    * @param system the system message, or null for this template's default
    * @param messages the turns after the built-in examples; the last may be an open turn
    */
+  @Override
   public RenderedPrompt render(String system, List<Message> messages) {
     List<Message> all = new ArrayList<>(examples.size() + messages.size());
     all.addAll(examples);

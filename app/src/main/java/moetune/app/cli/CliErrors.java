@@ -15,6 +15,14 @@ final class CliErrors {
   private CliErrors() {}
 
   static int report(String command, Throwable e, PrintStream err) {
+    if (OutOfMemory.isGpuOutOfMemory(e)) {
+      err.println(OutOfMemory.gpuAdvice(e));
+      return OutOfMemory.EXIT_CODE;
+    }
+    if (OutOfMemory.isOutOfMemory(e)) { // an OOM wrapped in an exception (a pool task's)
+      err.println(OutOfMemory.hostAdvice());
+      return OutOfMemory.EXIT_CODE;
+    }
     if (isUserError(e)) {
       err.println("moetune " + command + ": " + e.getMessage());
       return 2;

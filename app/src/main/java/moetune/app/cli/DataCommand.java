@@ -91,7 +91,7 @@ public final class DataCommand implements Runnable {
     ChatEncoder encoder(ChatTokenizer tok) {
       return new ChatEncoder(
           tok,
-          TemplateCommand.registry(templateFile).get(template),
+          TemplateCommand.registry(templateFile).format(template, tokenizer),
           LabelMode.parse(labels),
           maxLength);
     }

@@ -61,6 +61,12 @@ public final class EvalCommand implements Callable<Integer> {
   String template;
 
   @Option(
+      names = "--template-file",
+      paramLabel = "FILE",
+      description = "JSON file of user FastChat templates")
+  Path templateFile;
+
+  @Option(
       names = "--labels",
       defaultValue = "all-assistant",
       paramLabel = "L",
@@ -94,7 +100,7 @@ public final class EvalCommand implements Callable<Integer> {
               DatasetFormat.parse(format),
               skipInvalid,
               template,
-              null,
+              templateFile,
               LabelMode.parse(labels),
               maxLength,
               true,

@@ -15,7 +15,9 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description = {
       "Export a checkpoint as a HuggingFace model directory that",
-      "transformers.AutoModelForCausalLM.from_pretrained loads (hub per-expert layout)."
+      "transformers.AutoModelForCausalLM.from_pretrained loads (hub per-expert layout).",
+      "A LoRA run's checkpoint exports merged (adapters folded into the weights), or with",
+      "--adapter as a PEFT adapter directory for peft.PeftModel.from_pretrained."
     })
 public final class ExportCommand implements Callable<Integer> {
   @Option(
@@ -55,9 +57,32 @@ public final class ExportCommand implements Callable<Integer> {
           "also write moetune's logits of fixed token ids (safetensors) for tools/check_export.py")
   Path referenceLogits;
 
+  @Option(
+      names = "--adapter",
+      description =
+          "write the LoRA adapter (adapter_config.json, adapter_model.safetensors, PEFT's format)"
+              + " instead of merged full weights")
+  boolean adapter;
+
   @Override
   public Integer call() {
     try {
+      if (adapter) {
+        Path from = Exporter.modelDir(checkpoint, "--checkpoint");
+        Exporter.exportAdapter(from, out);
+        System.out.println("exported the LoRA adapter of " + from + " -> " + out);
+        if (referenceLogits != null) {
+          Exporter.writeReferenceLogits(from, referenceLogits, 2, 16, 1234);
+          System.out.println(
+              "reference logits of base + adapter (moetune, CPU fp32) -> " + referenceLogits);
+          System.out.println(
+              "check with:  python tools/check_peft.py BASE_DIR "
+                  + out
+                  + " MERGED_EXPORT "
+                  + referenceLogits);
+        }
+        return 0;
+      }
       DType d = parseDtype(dtype);
       long shard;
       try {

@@ -7,8 +7,7 @@ import moetune.app.run.ChatGeneration;
 import moetune.app.run.Exporter;
 import moetune.app.run.LoadedModel;
 import moetune.engine.generate.Generator;
-import moetune.templates.ConversationTemplate;
-import moetune.templates.TemplateRegistry;
+import moetune.templates.ChatFormat;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -36,6 +35,12 @@ public final class GenerateCommand implements Callable<Integer> {
 
   @Option(names = "--system", paramLabel = "TEXT", description = "system message (with --template)")
   String system;
+
+  @Option(
+      names = "--template-file",
+      paramLabel = "FILE",
+      description = "JSON file of user FastChat templates")
+  Path templateFile;
 
   @Option(
       names = "--max-new-tokens",
@@ -73,7 +78,8 @@ public final class GenerateCommand implements Callable<Integer> {
             "--max-new-tokens must be >= 0, --temperature >= 0 and --top-p in (0, 1]");
       }
       Path dir = Exporter.modelDir(target.model, "--model");
-      ConversationTemplate tpl = template == null ? null : TemplateRegistry.builtin().get(template);
+      ChatFormat tpl =
+          template == null ? null : TemplateCommand.registry(templateFile).format(template, dir);
       try (LoadedModel lm =
           LoadedModel.open(dir, target.device, seed, line -> System.err.println(line))) {
         ChatGeneration.Reply r =

@@ -5,10 +5,14 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import moetune.datasets.AtomicFiles;
 import moetune.datasets.ChatRecord;
+import moetune.datasets.ChatRequests;
 import moetune.datasets.DatasetFormat;
 import moetune.datasets.DatasetLoader;
+import moetune.templates.ChatFormat;
 import moetune.templates.ConversationTemplate;
+import moetune.templates.TemplateException;
 import moetune.templates.TemplateRegistry;
+import moetune.templates.hf.HfChatTemplate;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -43,6 +47,11 @@ public final class TemplateCommand implements Runnable {
       return UserErrors.run(
           "template list",
           () -> {
+            System.out.printf(
+                "%-32s %-22s %s%n",
+                HfChatTemplate.NAME,
+                "JINJA",
+                "the model's own chat_template (--model DIR), or a .jinja file");
             for (ConversationTemplate t : registry(templateFile).all()) {
               String sys = t.systemMessage().replace("\n", "\\n");
               if (sys.length() > 50) {
@@ -66,7 +75,10 @@ public final class TemplateCommand implements Runnable {
         "Input: one JSON per line, {\"system\": str|null, \"messages\": [{\"role\":"
             + " \"user\"|\"assistant\", \"content\": str|null}]} (null content = open turn,"
             + " null system = the template's default), or ShareGPT records, or a JSON array.",
-        "Output: one {\"prompt\": str} per line, same order, written atomically."
+        "Output: one {\"prompt\": str} per line, same order, written atomically.",
+        "--template hf renders the chat_template of --model DIR (tokenizer_config.json or"
+            + " chat_template.jinja) as transformers' apply_chat_template; its input lines may"
+            + " also carry tool_calls, tool messages and \"tools\"."
       })
   static final class RenderCommand implements Callable<Integer> {
     @Option(names = "--template", required = true, description = "Template name.")
@@ -81,12 +93,22 @@ public final class TemplateCommand implements Runnable {
     @Option(names = "--template-file", description = "JSON file with user templates.")
     Path templateFile;
 
+    @Option(
+        names = "--model",
+        paramLabel = "DIR",
+        description = "Model directory whose chat template 'hf' renders.")
+    Path model;
+
     @Override
     public Integer call() throws Exception {
       return UserErrors.run(
           "template render",
           () -> {
-            ConversationTemplate t = registry(templateFile).get(template);
+            ChatFormat f = registry(templateFile).format(template, model);
+            if (f instanceof HfChatTemplate hf) {
+              return renderHf(hf);
+            }
+            ConversationTemplate t = (ConversationTemplate) f;
             var records = DatasetLoader.loadForRendering(input, DatasetFormat.AUTO).records();
             var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
             StringBuilder out = new StringBuilder();
@@ -100,6 +122,32 @@ public final class TemplateCommand implements Runnable {
                 "rendered " + records.size() + " conversations with " + t.name() + " to " + output);
             return 0;
           });
+    }
+
+    /** apply_chat_template for every line; the first refusal is one line and nothing written. */
+    private int renderHf(HfChatTemplate hf) throws Exception {
+      var requests = ChatRequests.read(input);
+      var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+      StringBuilder out = new StringBuilder();
+      for (ChatRequests.Request r : requests) {
+        String text;
+        try {
+          text = hf.apply(r.messages(), r.tools(), r.addGenerationPrompt());
+        } catch (TemplateException e) {
+          throw new TemplateException(input + " (" + r.origin() + "): " + e.getMessage(), e);
+        }
+        out.append(mapper.writeValueAsString(mapper.createObjectNode().put("prompt", text)));
+        out.append('\n');
+      }
+      AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
+      System.err.println(
+          "rendered "
+              + requests.size()
+              + " conversations with the chat template of "
+              + hf.origin()
+              + " to "
+              + output);
+      return 0;
     }
   }
 }

@@ -7,7 +7,6 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import moetune.app.config.ConfigException;
 import moetune.app.config.ConfigField;
 import moetune.app.config.FieldType;
@@ -19,8 +18,11 @@ import moetune.app.run.Exporter;
 import moetune.app.run.TrainingJob;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
+import moetune.engine.train.CheckpointEvent;
 import moetune.engine.train.EvalMetrics;
 import moetune.engine.train.RunSummary;
+import moetune.engine.train.StepMetrics;
+import moetune.engine.train.TrainingListener;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -44,6 +46,9 @@ import picocli.CommandLine.Spec;
       "Example: moetune train --demo --out runs/demo"
     })
 public final class TrainCommand implements Callable<Integer> {
+  /** Seconds a stop signal waits for a run that shows no progress (see {@link StopHook}). */
+  static final double STOP_GRACE_S = 120;
+
   @Spec CommandSpec spec;
 
   @Option(names = "--config", paramLabel = "FILE", description = "run config, JSON or YAML")
@@ -141,6 +146,23 @@ public final class TrainCommand implements Callable<Integer> {
     if (configFile == null && resume != null) {
       configFile = savedConfig(resume);
     }
+    if (resume != null) {
+      // A resumed run writes into the directory it was given (a copied or moved run stays where
+      // it is); the out recorded in its run-config.yaml is only where it was first made.
+      Path runDir = runDir(resume);
+      String given = flags.get("out");
+      if (given != null && !Path.of(given).toAbsolutePath().normalize().equals(runDir)) {
+        throw new ConfigException(
+            "--out "
+                + given
+                + " with --resume "
+                + resume
+                + ": a resumed run writes into its own directory "
+                + runDir
+                + "; drop --out (or copy the run there first and resume the copy)");
+      }
+      flags.put("out", runDir.toString());
+    }
     if (demo) {
       String out = flags.get("out");
       if (out == null) {
@@ -162,17 +184,31 @@ public final class TrainCommand implements Callable<Integer> {
     System.out.print(cfg.toYaml().indent(2));
     ProgressBar bar = ProgressBar.forStdout();
     // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
-    // JVM open until the checkpoint is written and the summary printed (done counts down last).
-    CountDownLatch done = new CountDownLatch(1);
-    Thread hook = null;
+    // JVM open until the checkpoint is written and the summary printed (done() comes last).
+    StopHook hook = null;
     try {
       RunSummary summary;
       Path out;
       try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
         out = job.outDir();
         job.trainer().addListener(bar);
-        hook = new Thread(() -> stopAndWait(job, done), "moetune-stop");
-        Runtime.getRuntime().addShutdownHook(hook);
+        StopHook h =
+            new StopHook(
+                job.trainer()::requestStop, Thread.currentThread(), STOP_GRACE_S, System.err);
+        job.trainer()
+            .addListener(
+                new TrainingListener() {
+                  @Override
+                  public void onStep(StepMetrics m) {
+                    h.alive();
+                  }
+
+                  @Override
+                  public void onCheckpoint(CheckpointEvent e) {
+                    h.alive();
+                  }
+                });
+        hook = h.install();
         summary = job.run();
       }
       report(summary, out);
@@ -188,28 +224,9 @@ public final class TrainCommand implements Callable<Integer> {
       }
       return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
     } finally {
-      done.countDown();
-      removeHook(hook);
-    }
-  }
-
-  private static void stopAndWait(TrainingJob job, CountDownLatch done) {
-    job.trainer().requestStop();
-    try {
-      done.await();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
-
-  private static void removeHook(Thread hook) {
-    if (hook == null) {
-      return;
-    }
-    try {
-      Runtime.getRuntime().removeShutdownHook(hook);
-    } catch (IllegalStateException e) {
-      // the JVM is shutting down (Ctrl-C): the hook is running and returns now that we are done
+      if (hook != null) {
+        hook.done();
+      }
     }
   }
 
@@ -217,6 +234,9 @@ public final class TrainCommand implements Callable<Integer> {
     System.out.println();
     System.out.println(
         "run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
+    if (s.skippedSteps() > 0) {
+      System.out.println("skipped:     " + s.skippedSteps() + " steps with non-finite numbers");
+    }
     EvalMetrics a = s.firstEval();
     EvalMetrics b = s.lastEval();
     if (a != null && b != null) {
@@ -238,6 +258,21 @@ public final class TrainCommand implements Callable<Integer> {
     if (s.outcome() == RunSummary.Outcome.STOPPED) {
       System.out.println("continue:    ./moetune train --resume " + out);
     }
+  }
+
+  /**
+   * The run directory of a --resume argument: the run's out (holding run-config.yaml or
+   * checkpoints/), given as itself, its checkpoints/ directory or one step-N checkpoint.
+   */
+  static Path runDir(Path resume) {
+    Path p = resume.toAbsolutePath().normalize();
+    for (int up = 0; up < 3 && p != null; up++, p = p.getParent()) {
+      if (Files.isRegularFile(p.resolve(TrainingJob.CONFIG_FILE))
+          || Files.isDirectory(p.resolve("checkpoints"))) {
+        return p;
+      }
+    }
+    return resume.toAbsolutePath().normalize();
   }
 
   /** The run-config.yaml a --resume directory was made with. */

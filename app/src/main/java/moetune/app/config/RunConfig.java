@@ -5,14 +5,20 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
+import moetune.engine.train.OnNonFinite;
 import moetune.engine.train.TrainOptions;
 
 /**
@@ -59,6 +65,11 @@ public final class RunConfig {
 
   public String tokenizer() {
     return (String) values.get("tokenizer");
+  }
+
+  /** The JSON file of user FastChat templates, or null. */
+  public String templateFile() {
+    return (String) values.get("template-file");
   }
 
   /** The training datasets, with the top-level format, template and labels filled in. */
@@ -150,32 +161,70 @@ public final class RunConfig {
     return new FreezeSpec(router, attention, embeddings, layers);
   }
 
+  /**
+   * The LoRA adapters to train, or null for full finetuning: from {@code lora-adapter}'s
+   * adapter_config.json when given, else from lora-r (0: none) and the other lora fields.
+   */
+  @SuppressWarnings("unchecked")
+  public LoraConfig lora() {
+    String adapter = loraAdapter();
+    if (adapter != null) {
+      try {
+        return LoraWeights.readConfig(Path.of(adapter), seed());
+      } catch (RuntimeException e) {
+        throw new ConfigException("field 'lora-adapter': " + e.getMessage());
+      }
+    }
+    int r = (Integer) values.get("lora-r");
+    if (r == 0) {
+      return null;
+    }
+    try {
+      return new LoraConfig(
+          r,
+          (Double) values.get("lora-alpha"),
+          (Double) values.get("lora-dropout"),
+          new LinkedHashSet<>((List<String>) values.get("lora-targets")),
+          (Boolean) values.get("use-rslora"),
+          seed());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("fields 'lora-*': " + e.getMessage());
+    }
+  }
+
+  /** A PEFT adapter directory to continue training from, or null. */
+  public String loraAdapter() {
+    return (String) values.get("lora-adapter");
+  }
+
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */
   public TrainOptions trainOptions(double auxLossCoef) {
     return new TrainOptions(
-        (Integer) values.get("micro-batch"),
-        (Integer) values.get("grad-accum"),
-        (Integer) values.get("epochs"),
-        (Long) values.get("max-steps"),
-        new AdamWOptions(
-            (Double) values.get("lr"),
-            (Double) values.get("beta1"),
-            (Double) values.get("beta2"),
-            (Double) values.get("eps"),
-            (Double) values.get("weight-decay"),
-            AdamWOptions.Decay.parse((String) values.get("decay"))),
-        LrSchedule.Kind.parse((String) values.get("schedule")),
-        (Long) values.get("warmup-steps"),
-        (Double) values.get("min-lr-ratio"),
-        (Double) values.get("clip"),
-        auxLossCoef,
-        routerZLossCoef(),
-        freeze(),
-        (Long) values.get("eval-every"),
-        (Long) values.get("checkpoint-every"),
-        (Integer) values.get("keep-last"),
-        seed(),
-        (Boolean) values.get("shuffle"));
+            (Integer) values.get("micro-batch"),
+            (Integer) values.get("grad-accum"),
+            (Integer) values.get("epochs"),
+            (Long) values.get("max-steps"),
+            new AdamWOptions(
+                (Double) values.get("lr"),
+                (Double) values.get("beta1"),
+                (Double) values.get("beta2"),
+                (Double) values.get("eps"),
+                (Double) values.get("weight-decay"),
+                AdamWOptions.Decay.parse((String) values.get("decay"))),
+            LrSchedule.Kind.parse((String) values.get("schedule")),
+            (Long) values.get("warmup-steps"),
+            (Double) values.get("min-lr-ratio"),
+            (Double) values.get("clip"),
+            auxLossCoef,
+            routerZLossCoef(),
+            freeze(),
+            (Long) values.get("eval-every"),
+            (Long) values.get("checkpoint-every"),
+            (Integer) values.get("keep-last"),
+            seed(),
+            (Boolean) values.get("shuffle"))
+        .withOnNonFinite(
+            OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)));
   }
 
   /**

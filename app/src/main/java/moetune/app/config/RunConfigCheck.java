@@ -43,6 +43,13 @@ public final class RunConfigCheck {
     for (DatasetSpec d : cfg.evalDatasets()) {
       checkDataset("eval-datasets[" + i++ + "]", d, templates);
     }
+    if (cfg.loraAdapter() != null) {
+      requireFile(
+          "lora-adapter",
+          Path.of(cfg.loraAdapter()).resolve("adapter_config.json"),
+          "give a PEFT adapter directory (adapter_config.json, adapter_model.safetensors)");
+    }
+    cfg.lora(); // the adapter settings, checked now: one line naming the field
     Path out = Path.of(cfg.out());
     if (Files.exists(out) && !Files.isDirectory(out)) {
       throw new ConfigException("field 'out': " + out + " is a file; give a directory");
@@ -52,8 +59,7 @@ public final class RunConfigCheck {
   private static void checkDataset(String field, DatasetSpec d, TemplateRegistry templates) {
     requireFile(field, Path.of(d.path()), "check the dataset path");
     if (!templates.contains(d.template())) {
-      StringBuilder known = new StringBuilder();
-      templates.all().forEach(t -> known.append(known.isEmpty() ? "" : ", ").append(t.name()));
+      String known = String.join(", ", templates.names());
       throw new ConfigException(
           "field '"
               + field

@@ -36,8 +36,14 @@ public final class RunConfigFields {
               .aliases("data", "train_files"),
           of("format", CHOICE, "auto", "default record format of the datasets")
               .choices(DatasetChoices.FORMATS),
-          of("template", STRING, "chatml", "default conversation template of the datasets")
+          of(
+                  "template",
+                  STRING,
+                  "chatml",
+                  "default conversation template of the datasets: a FastChat name, hf (the"
+                      + " model's chat_template) or a .jinja file")
               .aliases("chat_template", "conversation"),
+          of("template-file", STRING, null, "JSON file of user FastChat templates"),
           of("labels", CHOICE, "all-assistant", "default label mode: which tokens carry the loss")
               .choices(DatasetChoices.LABELS)
               .aliases("train_on_inputs"),
@@ -99,6 +105,13 @@ public final class RunConfigFields {
               .atLeast(0)
               .aliases("max_grad_norm"),
           of(
+                  "on-nonfinite",
+                  CHOICE,
+                  "stop",
+                  "a step with a NaN/infinite loss or gradient norm: stop (keep the last good"
+                      + " checkpoint, exit 1) or skip it (counted in metrics.jsonl)")
+              .choices("stop", "skip"),
+          of(
                   "aux-loss-coef",
                   DOUBLE,
                   null,
@@ -118,6 +131,34 @@ public final class RunConfigFields {
               LIST,
               List.of(),
               "frozen parameters: router, attention, embeddings, layer:N, layer:A-B"),
+          of(
+                  "lora-r",
+                  INT,
+                  0,
+                  "LoRA rank (0: full finetuning; > 0: train LoRA adapters, every base weight"
+                      + " frozen)")
+              .atLeast(0),
+          of("lora-alpha", DOUBLE, 16.0, "LoRA alpha: the adapters are scaled by alpha / r")
+              .above(0),
+          of(
+                  "lora-dropout",
+                  DOUBLE,
+                  0.0,
+                  "dropout on the LoRA branch's input (attention targets only, as PEFT)")
+              .atLeast(0)
+              .atMost(0.9),
+          of(
+              "lora-targets",
+              LIST,
+              List.of("q_proj", "k_proj", "v_proj", "o_proj"),
+              "LoRA targets: q_proj, k_proj, v_proj, o_proj, gate (router), w1, w2, w3 (experts;"
+                  + " w1 and w3 together)"),
+          of("use-rslora", BOOL, false, "rsLoRA scaling alpha / sqrt(r) instead of alpha / r"),
+          of(
+              "lora-adapter",
+              STRING,
+              null,
+              "a PEFT adapter directory to continue training (its r, alpha and targets apply)"),
           of(
                   "eval-every",
                   LONG,

@@ -20,6 +20,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Matcher;
+import moetune.engine.model.LoraConfig;
 import java.util.regex.Pattern;
 
 /**
@@ -362,6 +363,14 @@ public final class RunConfigParser {
                   + ": '"
                   + w
                   + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
+        }
+      }
+    }
+    if (f.key().equals("lora-targets")) {
+      for (String w : out) {
+        if (!LoraConfig.ALL_TARGETS.contains(w)) {
+          throw new ConfigException(
+              where + ": '" + w + "' is not one of " + String.join(",", LoraConfig.ALL_TARGETS));
         }
       }
     }

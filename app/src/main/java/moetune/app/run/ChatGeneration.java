@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.function.Consumer;
 import moetune.engine.generate.Generator;
-import moetune.templates.ConversationTemplate;
+import moetune.templates.ChatFormat;
 import moetune.templates.Message;
 import moetune.templates.Role;
 
@@ -29,7 +29,7 @@ public final class ChatGeneration {
    */
   public static Reply generate(
       LoadedModel lm,
-      ConversationTemplate template,
+      ChatFormat template,
       String system,
       String prompt,
       Generator.Settings settings,
@@ -37,8 +37,9 @@ public final class ChatGeneration {
     String text =
         template == null
             ? prompt
-            : template.prompt(
-                system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)));
+            : template
+                .render(system, List.of(Message.user(prompt), new Message(Role.ASSISTANT, null)))
+                .text();
     String stop = template == null ? null : template.stopStr();
     Set<Integer> eos = new LinkedHashSet<>(lm.model().config().eosTokenIds);
     eos.add(lm.tokenizer().eosId());
@@ -46,7 +47,7 @@ public final class ChatGeneration {
     Generator.Result r =
         Generator.generate(
             lm.model(),
-            lm.tokenizer().encode(text).ids(),
+            lm.tokenizer().encode(text, template == null || !template.textHasSpecialTokens()).ids(),
             settings,
             eos,
             sofar -> {

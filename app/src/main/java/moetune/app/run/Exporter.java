@@ -13,7 +13,10 @@ import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
 import moetune.engine.io.SafetensorsWriter;
+import moetune.engine.io.AtomicFiles;
 import moetune.engine.model.Batch;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
@@ -82,6 +85,11 @@ public final class Exporter {
     }
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+      // A LoRA checkpoint exports merged: W + scaling * B A for every adapted tensor (float32).
+      LoraConfig lora =
+          LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
+      Map<String, HostTensor> adapter =
+          lora == null ? Map.of() : LoraWeights.read(from, lora, ckpt.config());
       // the writer asks for each hub tensor once, while writing it
       int total = MixtralNames.hubShapes(ckpt.config()).size();
       int[] written = {0};
@@ -92,13 +100,60 @@ public final class Exporter {
           ckpt.generationConfig(),
           name -> {
             progress.accept(Math.min(1.0, (double) written[0]++ / total));
-            return ckpt.tensor(name);
+            HostTensor base = ckpt.tensor(name);
+            return lora == null
+                ? base
+                : LoraWeights.merged(lora, ckpt.config(), name, base, adapter::get);
           },
           dtype,
           maxShardBytes,
           tokenizer);
       progress.accept(1);
     }
+  }
+
+  /**
+   * Writes the PEFT adapter of a LoRA checkpoint (adapter_config.json, adapter_model.safetensors)
+   * as a directory that {@code peft.PeftModel.from_pretrained} loads on top of the base model;
+   * {@code to} must be new, empty, or an earlier export (it is replaced).
+   */
+  public static void exportAdapter(Path from, Path to) throws IOException {
+    if (!LoraWeights.isAdapterDir(from)) {
+      throw new ConfigException(
+          "--checkpoint "
+              + from
+              + ": has no LoRA adapter ("
+              + LoraWeights.CONFIG_FILE
+              + "); --adapter exports the adapters of a run trained with --lora-r");
+    }
+    if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
+      throw new ConfigException(
+          "--out " + to + ": is the checkpoint itself; choose another directory");
+    }
+    if (Files.exists(to) && !Files.isDirectory(to)) {
+      throw new ConfigException("--out " + to + ": is a file; choose a directory");
+    }
+    if (Files.isDirectory(to)
+        && !LoraWeights.isAdapterDir(to)
+        && !Files.isRegularFile(to.resolve("config.json"))
+        && !isEmpty(to)) {
+      throw new ConfigException(
+          "--out "
+              + to
+              + ": exists, is not empty and is not an export; choose a new or empty directory"
+              + " (nothing was written)");
+    }
+    LoraConfig lora = LoraWeights.readConfig(from, 0L); // validates before anything is written
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+      LoraWeights.read(from, lora, ckpt.config()); // every tensor present, with its shape
+    }
+    AtomicFiles.replaceDirectory(
+        to,
+        tmp -> {
+          Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));
+          Files.copy(
+              from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
+        });
   }
 
   private static boolean isEmpty(Path dir) throws IOException {

@@ -16,6 +16,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
 import moetune.engine.model.GenerationConfig;
+import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
@@ -116,9 +117,18 @@ public record ModelSetup(
 
   /** Builds the model on a backend, differentiating the run's aux- and z-loss coefficients. */
   public MixtralModel build(Backend backend, DType activations, TrainOptions run, long seed) {
+    return build(backend, activations, run, seed, null);
+  }
+
+  /**
+   * As {@link #build(Backend, DType, TrainOptions, long)} with LoRA adapters (null: full
+   * finetuning), freshly initialised; the caller loads a stored adapter over them.
+   */
+  public MixtralModel build(
+      Backend backend, DType activations, TrainOptions run, long seed, LoraConfig lora) {
     MixtralConfig training = MixtralTrainable.trainingConfig(config, run.auxLossCoef());
     ModelOptions options =
-        MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run);
+        MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run).withLora(lora);
     if (freshWeights != null) {
       return MixtralModel.create(training, freshWeights, backend, options);
     }

@@ -126,7 +126,7 @@ public record TrainingData(
         DatasetFormat.parse(d.format()),
         cfg.skipInvalid(),
         d.template(),
-        null,
+        cfg.templateFile() == null ? null : Path.of(cfg.templateFile()),
         LabelMode.parse(d.labels()),
         cfg.maxLength(),
         cfg.packing(),

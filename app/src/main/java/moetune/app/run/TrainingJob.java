@@ -11,7 +11,10 @@ import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.CheckpointStore;
 import moetune.engine.train.MetricsLog;
 import moetune.engine.train.MixtralTrainable;
@@ -67,7 +70,11 @@ public final class TrainingJob implements AutoCloseable {
    */
   public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log)
       throws IOException {
-    RunConfigCheck.check(cfg, TemplateRegistry.builtin());
+    TemplateRegistry templates = TemplateRegistry.builtin();
+    if (cfg.templateFile() != null) {
+      templates = templates.with(Path.of(cfg.templateFile()));
+    }
+    RunConfigCheck.check(cfg, templates);
     Path out = Path.of(cfg.out());
     Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
     if (checkpoint == null
@@ -102,8 +109,15 @@ public final class TrainingJob implements AutoCloseable {
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
       var options = cfg.trainOptions(aux);
+      LoraConfig lora = cfg.lora();
       MixtralModel model =
-          setup.build(backend, Devices.precision(cfg.precision(), backend), options, cfg.seed());
+          setup.build(
+              backend, Devices.precision(cfg.precision(), backend), options, cfg.seed(), lora);
+      if (cfg.loraAdapter() != null && checkpoint == null) {
+        LoraWeights.load(Path.of(cfg.loraAdapter()), model);
+        log.accept("lora: continuing the adapter in " + cfg.loraAdapter());
+      }
+      log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
           new MixtralTrainable(
               model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);

@@ -128,7 +128,7 @@ class TemplateCommandTest {
         r.err()
             .startsWith(
                 "moetune template render: unknown template 'vicuna'; known templates: "
-                    + "vicuna_v1.1, llama-2"),
+                    + "hf, vicuna_v1.1, llama-2"),
         r.err());
   }
 

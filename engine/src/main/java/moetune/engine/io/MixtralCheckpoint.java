@@ -416,6 +416,7 @@ public final class MixtralCheckpoint implements AutoCloseable {
                 || n.equals(SafetensorsIndex.FILE_NAME)
                 || n.equals("config.json")
                 || n.equals("generation_config.json")
+                || n.equals("adapter_config.json")
                 || n.startsWith(".");
         if (!ours && Files.isRegularFile(f)) {
           extras.add(f);

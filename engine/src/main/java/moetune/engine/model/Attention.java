@@ -1,5 +1,6 @@
 package moetune.engine.model;
 
+import java.util.SplittableRandom;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.tensor.DType;
@@ -12,12 +13,12 @@ import moetune.engine.tensor.Tensor;
  *
  * <p>Shape letters: N = B*T tokens, D hidden, H query heads, Hkv key/value heads, hd head dim.
  * Weights (HF layout, working copy): wq (H*hd, D), wk and wv (Hkv*hd, D), wo (D, H*hd); gradients
- * F32 of the same shapes, accumulated (+=).
+ * F32 of the same shapes, accumulated (+=), skipped for frozen weights. Each projection may carry a
+ * LoRA adapter ({@link LoraLinear}).
  */
 final class Attention {
   private final Backend be;
-  private final Tensor wq, wk, wv, wo;
-  private final Tensor gq, gk, gv, go;
+  private final LoraLinear q, k, v, o; // each with its LoRA adapter when targeted
   private final int heads;
   private final int kvHeads;
   private final int headDim;
@@ -25,14 +26,10 @@ final class Attention {
 
   Attention(Parameters p, String prefix, MixtralConfig c) {
     this.be = p.masterFlat().backend();
-    this.wq = p.weight(prefix + "self_attn.q_proj.weight");
-    this.wk = p.weight(prefix + "self_attn.k_proj.weight");
-    this.wv = p.weight(prefix + "self_attn.v_proj.weight");
-    this.wo = p.weight(prefix + "self_attn.o_proj.weight");
-    this.gq = p.grad(prefix + "self_attn.q_proj.weight");
-    this.gk = p.grad(prefix + "self_attn.k_proj.weight");
-    this.gv = p.grad(prefix + "self_attn.v_proj.weight");
-    this.go = p.grad(prefix + "self_attn.o_proj.weight");
+    this.q = new LoraLinear(p, prefix + "self_attn.q_proj");
+    this.k = new LoraLinear(p, prefix + "self_attn.k_proj");
+    this.v = new LoraLinear(p, prefix + "self_attn.v_proj");
+    this.o = new LoraLinear(p, prefix + "self_attn.o_proj");
     this.heads = c.numAttentionHeads;
     this.kvHeads = c.numKeyValueHeads;
     this.headDim = c.headDim();
@@ -49,6 +46,7 @@ final class Attention {
     final Tensor lse; // F32 (N, H)
     final Tensor positions; // I32 (N), owned by the model
     final AttnSpec spec;
+    final LoraLinear.Saved[] lora; // q, k, v, o adapters' state (null entries without adapter)
 
     Saved(
         Tensor xn,
@@ -58,7 +56,8 @@ final class Attention {
         Tensor o,
         Tensor lse,
         Tensor positions,
-        AttnSpec spec) {
+        AttnSpec spec,
+        LoraLinear.Saved[] lora) {
       this.xn = xn;
       this.q = q;
       this.k = k;
@@ -67,6 +66,7 @@ final class Attention {
       this.lse = lse;
       this.positions = positions;
       this.spec = spec;
+      this.lora = lora;
     }
 
     @Override
@@ -76,33 +76,50 @@ final class Attention {
       v.close();
       o.close();
       lse.close();
+      closeAll(lora);
     }
   }
 
-  /** q, k, v of xn (N, D), RoPE applied to q and k at positions I32 (N). */
-  private Tensor[] project(Tensor xn, Tensor positions) {
+  /**
+   * q, k, v of xn (N, D), RoPE applied to q and k at positions I32 (N). lora[0..2] receive the
+   * adapters' saved state; rng (training) drives their dropout.
+   */
+  private Tensor[] project(
+      Tensor xn, Tensor positions, SplittableRandom rng, LoraLinear.Saved[] lora) {
     long n = xn.rows();
     DType dt = xn.dtype();
-    Tensor q = be.empty(dt, n, heads, headDim);
-    Tensor k = be.empty(dt, n, kvHeads, headDim);
-    Tensor v = be.empty(dt, n, kvHeads, headDim);
-    be.matmul(xn, false, wq, true, q.reshape(n, (long) heads * headDim), 1f, 0f);
-    be.matmul(xn, false, wk, true, k.reshape(n, (long) kvHeads * headDim), 1f, 0f);
-    be.matmul(xn, false, wv, true, v.reshape(n, (long) kvHeads * headDim), 1f, 0f);
-    be.ropeForward(q, positions, theta);
-    be.ropeForward(k, positions, theta);
-    return new Tensor[] {q, k, v};
+    Tensor qt = be.empty(dt, n, heads, headDim);
+    Tensor kt = be.empty(dt, n, kvHeads, headDim);
+    Tensor vt = be.empty(dt, n, kvHeads, headDim);
+    lora[0] = q.forward(xn, qt.reshape(n, (long) heads * headDim), rng);
+    lora[1] = k.forward(xn, kt.reshape(n, (long) kvHeads * headDim), rng);
+    lora[2] = v.forward(xn, vt.reshape(n, (long) kvHeads * headDim), rng);
+    be.ropeForward(qt, positions, theta);
+    be.ropeForward(kt, positions, theta);
+    return new Tensor[] {qt, kt, vt};
   }
 
-  /** Training forward: out (N, D) overwrite; returns what the backward needs. */
-  Saved forward(Tensor xn, Tensor positions, AttnSpec spec, Tensor out) {
+  /**
+   * Training forward: out (N, D) overwrite; returns what the backward needs. rng is non-null in
+   * training (LoRA dropout).
+   */
+  Saved forward(Tensor xn, Tensor positions, AttnSpec spec, Tensor out, SplittableRandom rng) {
     long n = xn.rows();
-    Tensor[] qkv = project(xn, positions);
-    Tensor o = be.empty(xn.dtype(), n, heads, headDim);
+    LoraLinear.Saved[] lora = new LoraLinear.Saved[4];
+    Tensor[] qkv = project(xn, positions, rng, lora);
+    Tensor ot = be.empty(xn.dtype(), n, heads, headDim);
     Tensor lse = be.empty(DType.F32, n, heads);
-    be.attentionForward(qkv[0], qkv[1], qkv[2], spec, o, lse);
-    be.matmul(o.reshape(n, (long) heads * headDim), false, wo, true, out, 1f, 0f);
-    return new Saved(xn, qkv[0], qkv[1], qkv[2], o, lse, positions, spec);
+    be.attentionForward(qkv[0], qkv[1], qkv[2], spec, ot, lse);
+    lora[3] = o.forward(ot.reshape(n, (long) heads * headDim), out, rng);
+    return new Saved(xn, qkv[0], qkv[1], qkv[2], ot, lse, positions, spec, lora);
+  }
+
+  private static void closeAll(LoraLinear.Saved[] saved) {
+    for (LoraLinear.Saved s : saved) {
+      if (s != null) {
+        s.close();
+      }
+    }
   }
 
   /**
@@ -115,8 +132,7 @@ final class Attention {
     long qCols = (long) heads * headDim;
     long kvCols = (long) kvHeads * headDim;
     Tensor dO = be.empty(dt, n, heads, headDim);
-    be.matmul(dOut, false, wo, false, dO.reshape(n, qCols), 1f, 0f);
-    be.matmul(dOut, true, s.o.reshape(n, qCols), false, go, 1f, 1f);
+    o.backward(s.lora[3], dOut, s.o.reshape(n, qCols), dO.reshape(n, qCols), 0f);
     Tensor dq = be.empty(dt, n, heads, headDim);
     Tensor dk = be.empty(dt, n, kvHeads, headDim);
     Tensor dv = be.empty(dt, n, kvHeads, headDim);
@@ -124,13 +140,10 @@ final class Attention {
     dO.close();
     be.ropeBackward(dq, s.positions, theta);
     be.ropeBackward(dk, s.positions, theta);
-    Tensor dXn = be.empty(dt, n, wq.dim(1));
-    be.matmul(dq.reshape(n, qCols), false, wq, false, dXn, 1f, 0f);
-    be.matmul(dk.reshape(n, kvCols), false, wk, false, dXn, 1f, 1f);
-    be.matmul(dv.reshape(n, kvCols), false, wv, false, dXn, 1f, 1f);
-    be.matmul(dq.reshape(n, qCols), true, s.xn, false, gq, 1f, 1f);
-    be.matmul(dk.reshape(n, kvCols), true, s.xn, false, gk, 1f, 1f);
-    be.matmul(dv.reshape(n, kvCols), true, s.xn, false, gv, 1f, 1f);
+    Tensor dXn = be.empty(dt, n, q.weight().dim(1));
+    q.backward(s.lora[0], dq.reshape(n, qCols), s.xn, dXn, 0f);
+    k.backward(s.lora[1], dk.reshape(n, kvCols), s.xn, dXn, 1f);
+    v.backward(s.lora[2], dv.reshape(n, kvCols), s.xn, dXn, 1f);
     dq.close();
     dk.close();
     dv.close();
@@ -146,8 +159,9 @@ final class Attention {
       Tensor xn, Tensor positions, KvCache.Layer cache, int batch, int window, Tensor out) {
     long n = xn.rows();
     int tq = (int) (n / batch);
-    Tensor[] qkv = project(xn, positions);
-    Tensor o = be.empty(xn.dtype(), n, heads, headDim);
+    LoraLinear.Saved[] lora = new LoraLinear.Saved[4];
+    Tensor[] qkv = project(xn, positions, null, lora);
+    Tensor ot = be.empty(xn.dtype(), n, heads, headDim);
     Tensor lse = be.empty(DType.F32, n, heads);
     int tk = cache.length() + tq;
     for (int b = 0; b < batch; b++) {
@@ -161,14 +175,15 @@ final class Attention {
           kRow,
           vRow,
           new AttnSpec(1, tq, tk, null, window),
-          o.view(rowOff * heads * headDim, tq, heads, headDim),
+          ot.view(rowOff * heads * headDim, tq, heads, headDim),
           lse.view(rowOff * heads, tq, heads));
     }
-    be.matmul(o.reshape(n, (long) heads * headDim), false, wo, true, out, 1f, 0f);
+    lora[3] = o.forward(ot.reshape(n, (long) heads * headDim), out, null);
+    closeAll(lora);
     for (Tensor t : qkv) {
       t.close();
     }
-    o.close();
+    ot.close();
     lse.close();
   }
 }

@@ -106,7 +106,7 @@ final class DecoderLayer {
     Tensor n1 = be.empty(act, n, d);
     be.rmsnormForward(xIn, null, norm1, eps, n1, rstd1);
     Tensor attnOut = be.empty(act, n, d);
-    Attention.Saved a = attention.forward(n1, positions, spec, attnOut);
+    Attention.Saved a = attention.forward(n1, positions, spec, attnOut, rng);
     Tensor xMid = be.empty(stream, n, d);
     be.add(xIn, attnOut, xMid);
     attnOut.close();

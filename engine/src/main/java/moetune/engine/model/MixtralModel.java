@@ -79,8 +79,70 @@ public final class MixtralModel implements AutoCloseable {
     return load(dir, backend, ModelOptions.defaults());
   }
 
-  /** Loads a HuggingFace Mixtral directory with the given options. */
+  /**
+   * Loads a HuggingFace Mixtral directory with the given options. A directory that also holds a
+   * PEFT adapter (adapter_config.json, adapter_model.safetensors: a LoRA run's checkpoint) loads
+   * with its adapters; options.lora(), when given, must then agree with the adapter's settings.
+   */
   public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
+    if (LoraWeights.isAdapterDir(dir)) {
+      LoraConfig stored = LoraWeights.readConfig(dir, options.seed());
+      checkSameAdapter(dir, options.lora(), stored);
+      MixtralModel m = loadBase(dir, backend, options.withLora(stored));
+      try {
+        LoraWeights.load(dir, m);
+      } catch (RuntimeException e) {
+        m.close();
+        throw e;
+      }
+      return m;
+    }
+    return loadBase(dir, backend, options);
+  }
+
+  /**
+   * A base model directory with a PEFT adapter directory on top (to generate with it or to continue
+   * training it).
+   */
+  public static MixtralModel load(
+      Path dir, Path adapterDir, Backend backend, ModelOptions options) {
+    LoraConfig stored = LoraWeights.readConfig(adapterDir, options.seed());
+    checkSameAdapter(adapterDir, options.lora(), stored);
+    MixtralModel m = loadBase(dir, backend, options.withLora(stored));
+    try {
+      LoraWeights.load(adapterDir, m);
+    } catch (RuntimeException e) {
+      m.close();
+      throw e;
+    }
+    return m;
+  }
+
+  private static void checkSameAdapter(Path dir, LoraConfig wanted, LoraConfig stored) {
+    if (wanted != null
+        && (wanted.r() != stored.r()
+            || wanted.alpha() != stored.alpha()
+            || wanted.rslora() != stored.rslora()
+            || !wanted.targets().equals(stored.targets()))) {
+      throw new IllegalArgumentException(
+          dir.resolve(LoraWeights.CONFIG_FILE)
+              + ": the adapter has r="
+              + stored.r()
+              + " alpha="
+              + stored.alpha()
+              + " targets="
+              + String.join(",", stored.targets())
+              + " but the run asks for r="
+              + wanted.r()
+              + " alpha="
+              + wanted.alpha()
+              + " targets="
+              + String.join(",", wanted.targets())
+              + "; use the adapter's settings");
+    }
+  }
+
+  private static MixtralModel loadBase(Path dir, Backend backend, ModelOptions options) {
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
       Map<String, HostTensor> weights = new LinkedHashMap<>();
       for (String name : ckpt.names()) {
@@ -113,12 +175,21 @@ public final class MixtralModel implements AutoCloseable {
                 + "; use precision fp32 on this device");
       }
     }
-    Parameters p = Parameters.allocate(backend, config, options.activations());
+    Parameters p =
+        Parameters.allocate(
+            backend, config, options.activations(), options.frozen(), options.lora());
     try {
       Map<String, Long> covered = new LinkedHashMap<>();
       for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
         if (config.tieWordEmbeddings && w.getKey().equals("lm_head.weight")) {
           continue;
+        }
+        if (LoraWeights.isAdapterName(w.getKey())) {
+          throw new IllegalArgumentException(
+              "tensor '"
+                  + w.getKey()
+                  + "' is a LoRA adapter tensor among the base weights; load adapters with"
+                  + " loadAdapter()");
         }
         Parameters.Slice s = p.resolve(w.getKey());
         if (w.getValue().numel() != s.numel()) {
@@ -130,18 +201,21 @@ public final class MixtralModel implements AutoCloseable {
                   + ", the config needs "
                   + java.util.Arrays.toString(s.shape()));
         }
-        backend.copyFromHost(w.getValue(), Parameters.view(p.masterFlat(), s));
+        p.set(s, w.getValue());
         covered.merge(owner(p, s), s.numel(), Long::sum);
       }
       List<String> missing = new ArrayList<>();
       for (Parameters.Slice s : p.slices()) {
-        if (covered.getOrDefault(s.name(), 0L) != s.numel()) {
+        if (!s.isLora() && covered.getOrDefault(s.name(), 0L) != s.numel()) {
           missing.add(s.name());
         }
       }
       if (!missing.isEmpty()) {
         throw new IllegalArgumentException(
             "weights missing or partial for: " + String.join(", ", missing));
+      }
+      if (options.lora() != null) {
+        LoraWeights.initialise(p, options.lora());
       }
       p.syncWorkingCopy();
       return new MixtralModel(config, backend, options, p);
@@ -154,7 +228,9 @@ public final class MixtralModel implements AutoCloseable {
   /** The fused parameter a resolved slice lies in. */
   private static String owner(Parameters p, Parameters.Slice s) {
     for (Parameters.Slice f : p.slices()) {
-      if (s.offset() >= f.offset() && s.offset() < f.offset() + f.numel()) {
+      if (f.frozen() == s.frozen()
+          && s.offset() >= f.offset()
+          && s.offset() < f.offset() + f.numel()) {
         return f.name();
       }
     }
@@ -387,7 +463,9 @@ public final class MixtralModel implements AutoCloseable {
     }
     Tensor dNormed = be.empty(act, n, d);
     be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
-    be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
+    if (lmHeadGrad() != null) { // null when frozen: the weight-gradient product is skipped
+      be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
+    }
     dLogits.close();
     Tensor dStream =
         be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
@@ -435,7 +513,10 @@ public final class MixtralModel implements AutoCloseable {
     if (dZLogits != null) {
       dZLogits.close();
     }
-    be.embeddingBackward(s.ids, dStream, params.grad("model.embed_tokens.weight"));
+    Tensor embedGrad = params.grad("model.embed_tokens.weight");
+    if (embedGrad != null) {
+      be.embeddingBackward(s.ids, dStream, embedGrad);
+    }
     dStream.close();
     releaseStep();
   }
@@ -453,12 +534,19 @@ public final class MixtralModel implements AutoCloseable {
    * model.layers.0.mlp.experts.gate_up_proj}).
    */
   public HostTensor gradient(String hfName) {
-    return be.download(Parameters.view(params.gradFlat(), params.resolve(hfName)));
+    Parameters.Slice s = params.resolve(hfName);
+    if (s.frozen()) {
+      throw new IllegalArgumentException("'" + hfName + "' is frozen and has no gradient");
+    }
+    return be.download(Parameters.view(params.gradFlat(), s));
   }
 
-  /** A parameter's float32 master value by checkpoint name (hub or fused). */
+  /**
+   * A parameter's value by checkpoint name (hub, fused or adapter), float32: the master of a
+   * trainable one, the stored value of a frozen one.
+   */
   public HostTensor parameter(String hfName) {
-    return be.download(Parameters.view(params.masterFlat(), params.resolve(hfName)));
+    return be.download(params.value(params.resolve(hfName))).to(DType.F32);
   }
 
   /**
@@ -477,10 +565,7 @@ public final class MixtralModel implements AutoCloseable {
               + s.numel()
               + " elements");
     }
-    be.copyFromHost(value, Parameters.view(params.masterFlat(), s));
-    if (params.hasWorkingCopy()) {
-      be.copy(Parameters.view(params.masterFlat(), s), Parameters.view(params.workFlat(), s));
-    }
+    params.set(s, value);
   }
 
   /** Every parameter in the hub checkpoint layout, float32, for saving. */
@@ -543,6 +628,7 @@ public final class MixtralModel implements AutoCloseable {
                 || n.equals("model.safetensors.index.json")
                 || n.equals("config.json")
                 || n.equals("generation_config.json")
+                || n.equals(LoraWeights.CONFIG_FILE)
                 || n.startsWith(".");
         if (!weightsOrConfig && Files.isRegularFile(f)) {
           out.add(f);

@@ -1,5 +1,6 @@
 package moetune.engine.model;
 
+import java.util.function.Predicate;
 import moetune.engine.tensor.DType;
 
 /**
@@ -17,15 +18,35 @@ import moetune.engine.tensor.DType;
  * @param routerZLossCoef weight of the ST-MoE router z-loss in the total loss (0: off, the default,
  *     and the z-loss is then not even computed). It lives here rather than in {@link MixtralConfig}
  *     because Mixtral's config.json has no such field: it is a training choice.
+ * @param frozen which base parameters (fused transformers-5 names) are frozen: stored once in the
+ *     activation dtype, without master copy, gradient or optimizer state (see {@link Parameters})
+ * @param lora LoRA adapters to train (every base parameter is then frozen), or null
  */
-public record ModelOptions(DType activations, long seed, DType residual, double routerZLossCoef) {
+public record ModelOptions(
+    DType activations,
+    long seed,
+    DType residual,
+    double routerZLossCoef,
+    Predicate<String> frozen,
+    LoraConfig lora) {
+  /** Freezes nothing. */
+  public static final Predicate<String> NONE_FROZEN = name -> false;
+
   public ModelOptions {
+    if (frozen == null) {
+      frozen = NONE_FROZEN;
+    }
     checkFloat("activations", activations);
     checkFloat("residual", residual);
     if (!(routerZLossCoef >= 0) || Double.isInfinite(routerZLossCoef)) {
       throw new IllegalArgumentException(
           "ModelOptions: routerZLossCoef must be finite and >= 0, got " + routerZLossCoef);
     }
+  }
+
+  /** The given dtypes, seed and z-loss coefficient, nothing frozen, no adapters. */
+  public ModelOptions(DType activations, long seed, DType residual, double routerZLossCoef) {
+    this(activations, seed, residual, routerZLossCoef, NONE_FROZEN, null);
   }
 
   /** The given dtypes and seed, without the router z-loss. */
@@ -52,16 +73,26 @@ public record ModelOptions(DType activations, long seed, DType residual, double 
 
   /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed, residual, routerZLossCoef);
+    return new ModelOptions(dtype, seed, residual, routerZLossCoef, frozen, lora);
   }
 
   /** These options with another residual-stream dtype. */
   public ModelOptions withResidual(DType dtype) {
-    return new ModelOptions(activations, seed, dtype, routerZLossCoef);
+    return new ModelOptions(activations, seed, dtype, routerZLossCoef, frozen, lora);
   }
 
   /** These options with another router z-loss coefficient (>= 0). */
   public ModelOptions withRouterZLossCoef(double coef) {
-    return new ModelOptions(activations, seed, residual, coef);
+    return new ModelOptions(activations, seed, residual, coef, frozen, lora);
+  }
+
+  /** These options with other frozen base parameters (by fused name). */
+  public ModelOptions withFrozen(Predicate<String> which) {
+    return new ModelOptions(activations, seed, residual, routerZLossCoef, which, lora);
+  }
+
+  /** These options with LoRA adapters (null: none). */
+  public ModelOptions withLora(LoraConfig config) {
+    return new ModelOptions(activations, seed, residual, routerZLossCoef, frozen, config);
   }
 }

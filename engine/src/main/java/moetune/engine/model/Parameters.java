@@ -5,6 +5,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import moetune.engine.backend.Backend;
@@ -13,25 +14,44 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Every parameter of a Mixtral model as a view into one flat float32 master buffer, with its
- * gradient a view at the same offset of one flat float32 gradient buffer, so that the optimizer,
- * zeroing and the grad norm run over a few large tensors. In a low-precision mode a third flat
- * buffer holds the working copy (e.g. BF16) the forward and backward compute with; in float32 mode
- * the working copy is the master itself.
+ * Every parameter of a Mixtral model, in two stores:
+ *
+ * <ul>
+ *   <li>Trainable tensors are views into one flat float32 master buffer, with their gradient a view
+ *       at the same offset of one flat float32 gradient buffer, so that the optimizer, zeroing and
+ *       the grad norm run over a few large tensors. In a low-precision mode a third flat buffer
+ *       holds the working copy (e.g. BF16) the forward and backward compute with; in float32 mode
+ *       the working copy is the master itself.
+ *   <li>Frozen tensors (chosen when the parameters are allocated) are stored once, in the working
+ *       dtype (bf16 on the GPU, as a bf16 checkpoint stores them), in one flat buffer: no float32
+ *       master, no gradient, no optimizer state. Their {@link #grad} is null and the model skips
+ *       their weight-gradient products (the input gradient still flows through them).
+ * </ul>
  *
  * <p>Parameters are named as transformers 5 names them in memory (the fused expert layout): {@code
  * model.layers.N.mlp.gate.weight}, {@code model.layers.N.mlp.experts.gate_up_proj} (E, 2F, D) and
  * {@code model.layers.N.mlp.experts.down_proj} (E, D, F). {@link #resolve} also accepts the hub
  * checkpoint names ({@code block_sparse_moe.gate.weight}, {@code
- * block_sparse_moe.experts.E.w1/w2/w3.weight}), each a contiguous slice of a fused tensor.
+ * block_sparse_moe.experts.E.w1/w2/w3.weight}), each a contiguous slice of a fused tensor. LoRA
+ * adapters (see {@link LoraConfig}) are trainable parameters named {@code <target>.lora_A.weight}
+ * (r, in) and {@code <target>.lora_B.weight} (out, r) for the attention projections and the router,
+ * and {@code model.layers.N.mlp.experts.gate_up_proj.lora_A} (E, r, D) / {@code .lora_B} (E, 2F, r),
+ * {@code ...down_proj.lora_A} (E, r, F) / {@code .lora_B} (E, D, r) for the experts.
  *
- * <p>Layout: every matrix first, then the 1-D norm weights, so that the usual "no weight decay on
- * norms" choice splits the buffer into two runs.
+ * <p>Layout of the trainable buffer: every matrix first, then the 1-D norm weights, so that the
+ * usual "no weight decay on norms" choice splits the buffer into two runs.
  */
 public final class Parameters implements AutoCloseable {
 
-  /** One named tensor: its shape and its element offset in the flat buffers. */
-  public record Slice(String name, long[] shape, long offset) {
+  /**
+   * One named tensor: its shape, its element offset in its store, and which store: the trainable
+   * flat buffers (master, grad, work) or the frozen one.
+   */
+  public record Slice(String name, long[] shape, long offset, boolean frozen) {
+    public Slice(String name, long[] shape, long offset) {
+      this(name, shape, offset, false);
+    }
+
     public long numel() {
       return HostTensor.numel(shape);
     }
@@ -39,6 +59,11 @@ public final class Parameters implements AutoCloseable {
     /** Whether this is a 1-D weight (a norm). */
     public boolean isVector() {
       return shape.length == 1;
+    }
+
+    /** Whether this is a LoRA adapter tensor. */
+    public boolean isLora() {
+      return name.contains(".lora_A") || name.contains(".lora_B");
     }
   }
 
@@ -49,32 +74,63 @@ public final class Parameters implements AutoCloseable {
       Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
 
   private final MixtralConfig config;
+  private final LoraConfig lora; // or null
   private final List<Slice> slices; // layout order
   private final Map<String, Slice> byName;
-  private final long total;
-  private final Tensor master; // F32 (P)
+  private final long total; // trainable elements
+  private final long frozenTotal; // frozen elements
+  private final Tensor master; // F32 (P) trainable
   private final Tensor grad; // F32 (P)
   private final Tensor work; // working dtype (P); == master in float32 mode
+  private final Tensor frozen; // working dtype (Pf), or null when nothing is frozen
 
   private Parameters(
-      MixtralConfig config, List<Slice> slices, Tensor master, Tensor grad, Tensor work) {
+      MixtralConfig config,
+      LoraConfig lora,
+      List<Slice> slices,
+      Tensor master,
+      Tensor grad,
+      Tensor work,
+      Tensor frozen) {
     this.config = config;
+    this.lora = lora;
     this.slices = List.copyOf(slices);
     Map<String, Slice> m = new LinkedHashMap<>();
     long t = 0;
+    long f = 0;
     for (Slice s : slices) {
       m.put(s.name(), s);
-      t += s.numel();
+      if (s.frozen()) {
+        f += s.numel();
+      } else {
+        t += s.numel();
+      }
     }
     this.byName = Collections.unmodifiableMap(m);
     this.total = t;
+    this.frozenTotal = f;
     this.master = master;
     this.grad = grad;
     this.work = work;
+    this.frozen = frozen;
   }
 
-  /** Allocates zeroed buffers for the config's parameters; workDtype is F32 or a 16-bit float. */
+  /** Allocates zeroed buffers for the config's parameters, all trainable, without adapters. */
   static Parameters allocate(Backend backend, MixtralConfig c, DType workDtype) {
+    return allocate(backend, c, workDtype, name -> false, null);
+  }
+
+  /**
+   * Allocates zeroed buffers; workDtype is F32 or a 16-bit float. A base parameter (fused name) is
+   * frozen when {@code frozen} says so, and every base parameter is frozen when lora is not null
+   * (which adds the adapters as the trainable parameters).
+   */
+  static Parameters allocate(
+      Backend backend,
+      MixtralConfig c,
+      DType workDtype,
+      Predicate<String> isFrozen,
+      LoraConfig lora) {
     List<long[]> shapes = new ArrayList<>();
     List<String> names = new ArrayList<>();
     long d = c.hiddenSize;
@@ -104,6 +160,11 @@ public final class Parameters implements AutoCloseable {
       names.add("lm_head.weight");
       shapes.add(new long[] {c.vocabSize, d});
     }
+    int baseMatrices = names.size();
+    if (lora != null) {
+      addLora(c, lora, names, shapes);
+    }
+    int loraEnd = names.size();
     for (int l = 0; l < c.numHiddenLayers; l++) {
       names.add("model.layers." + l + ".input_layernorm.weight");
       shapes.add(new long[] {d});
@@ -114,27 +175,121 @@ public final class Parameters implements AutoCloseable {
     shapes.add(new long[] {d});
     List<Slice> slices = new ArrayList<>();
     long offset = 0;
+    long frozenOffset = 0;
     for (int i = 0; i < names.size(); i++) {
-      slices.add(new Slice(names.get(i), shapes.get(i), offset));
-      offset += HostTensor.numel(shapes.get(i));
+      boolean adapter = i >= baseMatrices && i < loraEnd;
+      boolean frozen = !adapter && (lora != null || isFrozen.test(names.get(i)));
+      long n = HostTensor.numel(shapes.get(i));
+      if (frozen) {
+        slices.add(new Slice(names.get(i), shapes.get(i), frozenOffset, true));
+        frozenOffset += n;
+      } else {
+        slices.add(new Slice(names.get(i), shapes.get(i), offset, false));
+        offset += n;
+      }
     }
     Tensor master = backend.zeros(DType.F32, offset);
     Tensor grad = backend.zeros(DType.F32, offset);
     Tensor work = workDtype == DType.F32 ? master : backend.zeros(workDtype, offset);
-    return new Parameters(c, slices, master, grad, work);
+    Tensor frozen = frozenOffset == 0 ? null : backend.zeros(workDtype, frozenOffset);
+    return new Parameters(c, lora, slices, master, grad, work, frozen);
   }
 
-  /** The parameters in layout order (fused transformers-5 names). */
+  /** The adapters' tensors by moetune name with their shapes, in layout order. */
+  static Map<String, long[]> loraShapes(MixtralConfig c, LoraConfig lora) {
+    List<String> names = new ArrayList<>();
+    List<long[]> shapes = new ArrayList<>();
+    addLora(c, lora, names, shapes);
+    Map<String, long[]> out = new LinkedHashMap<>();
+    for (int i = 0; i < names.size(); i++) {
+      out.put(names.get(i), shapes.get(i));
+    }
+    return out;
+  }
+
+  /** The adapters' names and shapes, layer by layer in {@link LoraConfig#ALL_TARGETS} order. */
+  private static void addLora(
+      MixtralConfig c, LoraConfig lora, List<String> names, List<long[]> shapes) {
+    long r = lora.r();
+    long d = c.hiddenSize;
+    long hd = c.headDim();
+    long e = c.numLocalExperts;
+    long f = c.intermediateSize;
+    for (int l = 0; l < c.numHiddenLayers; l++) {
+      String p = "model.layers." + l + ".";
+      long[][] inOut = {
+        {d, c.numAttentionHeads * hd},
+        {d, c.numKeyValueHeads * hd},
+        {d, c.numKeyValueHeads * hd},
+        {c.numAttentionHeads * hd, d}
+      };
+      String[] proj = {"q_proj", "k_proj", "v_proj", "o_proj"};
+      for (int i = 0; i < proj.length; i++) {
+        if (lora.targets(proj[i])) {
+          names.add(p + "self_attn." + proj[i] + ".lora_A.weight");
+          shapes.add(new long[] {r, inOut[i][0]});
+          names.add(p + "self_attn." + proj[i] + ".lora_B.weight");
+          shapes.add(new long[] {inOut[i][1], r});
+        }
+      }
+      if (lora.targets("gate")) {
+        names.add(p + "mlp.gate.lora_A.weight");
+        shapes.add(new long[] {r, d});
+        names.add(p + "mlp.gate.lora_B.weight");
+        shapes.add(new long[] {e, r});
+      }
+      if (lora.gateUp()) {
+        names.add(p + "mlp.experts.gate_up_proj.lora_A");
+        shapes.add(new long[] {e, r, d});
+        names.add(p + "mlp.experts.gate_up_proj.lora_B");
+        shapes.add(new long[] {e, 2 * f, r});
+      }
+      if (lora.down()) {
+        names.add(p + "mlp.experts.down_proj.lora_A");
+        shapes.add(new long[] {e, r, f});
+        names.add(p + "mlp.experts.down_proj.lora_B");
+        shapes.add(new long[] {e, d, r});
+      }
+    }
+  }
+
+  /** The adapters' settings, or null when the model has none. */
+  public LoraConfig lora() {
+    return lora;
+  }
+
+  /** Whether a parameter (fused or adapter name) exists. */
+  public boolean has(String name) {
+    return byName.containsKey(name);
+  }
+
+  /** The parameters in layout order (fused transformers-5 names and adapters), frozen or not. */
   public List<Slice> slices() {
     return slices;
   }
 
-  /** P, the number of scalar parameters. */
+  /** The trainable parameters, in their order in the flat buffers. */
+  public List<Slice> trainableSlices() {
+    List<Slice> out = new ArrayList<>();
+    for (Slice s : slices) {
+      if (!s.frozen()) {
+        out.add(s);
+      }
+    }
+    return out;
+  }
+
+  /** P, the number of trainable scalar parameters (the length of the flat buffers). */
   public long count() {
     return total;
   }
 
-  /** The flat float32 master weights (P). */
+  /** The number of frozen scalar parameters (stored once, in the working dtype). */
+  public long frozenCount() {
+    return frozenTotal;
+  }
+
+  /** The flat float32 master weights of the trainable parameters (P). */
   public Tensor masterFlat() {
     return master;
   }
@@ -149,6 +304,11 @@ public final class Parameters implements AutoCloseable {
     return work;
   }
 
+  /** The flat store of the frozen parameters (working dtype), or null when none is frozen. */
+  public Tensor frozenFlat() {
+    return frozen;
+  }
+
   /** Whether the working copy is a separate low-precision buffer. */
   public boolean hasWorkingCopy() {
     return work != master;
@@ -157,13 +317,33 @@ public final class Parameters implements AutoCloseable {
   /** The working-copy view of a fused-named parameter (what the forward reads). */
   Tensor weight(String name) {
     Slice s = slice(name);
-    return work.view(s.offset(), s.shape());
+    return (s.frozen() ? frozen : work).view(s.offset(), s.shape());
   }
 
-  /** The gradient view of a fused-named parameter. */
+  /** The gradient view of a fused-named parameter, or null when it is frozen. */
   Tensor grad(String name) {
     Slice s = slice(name);
-    return grad.view(s.offset(), s.shape());
+    return s.frozen() ? null : grad.view(s.offset(), s.shape());
+  }
+
+  /**
+   * Where a slice's value lives: the float32 master for a trainable one, the frozen store for a
+   * frozen one (what loading writes and saving reads).
+   */
+  public Tensor value(Slice s) {
+    return (s.frozen() ? frozen : master).view(s.offset(), s.shape());
+  }
+
+  /**
+   * Writes a host value into a slice (its master and working copy, or its frozen store), converting
+   * the dtype.
+   */
+  public void set(Slice s, HostTensor host) {
+    Backend be = master.backend();
+    be.copyFromHost(host, value(s));
+    if (!s.frozen() && hasWorkingCopy()) {
+      be.copy(value(s), work.view(s.offset(), s.shape()));
+    }
   }
 
   /** A parameter by fused name; throws naming it when there is none. */
@@ -206,17 +386,13 @@ public final class Parameters implements AutoCloseable {
       long d = config.hiddenSize;
       long f = config.intermediateSize;
       String p = "model.layers." + layer + ".mlp.experts.";
+      Slice gu = slice(p + "gate_up_proj");
+      Slice dn = slice(p + "down_proj");
       return switch (m.group(3)) {
-        case "w1" ->
-            new Slice(
-                hfName, new long[] {f, d}, slice(p + "gate_up_proj").offset() + e * 2 * f * d);
+        case "w1" -> new Slice(hfName, new long[] {f, d}, gu.offset() + e * 2 * f * d, gu.frozen());
         case "w3" ->
-            new Slice(
-                hfName,
-                new long[] {f, d},
-                slice(p + "gate_up_proj").offset() + e * 2 * f * d + f * d);
-        default ->
-            new Slice(hfName, new long[] {d, f}, slice(p + "down_proj").offset() + e * d * f);
+            new Slice(hfName, new long[] {f, d}, gu.offset() + e * 2 * f * d + f * d, gu.frozen());
+        default -> new Slice(hfName, new long[] {d, f}, dn.offset() + e * d * f, dn.frozen());
       };
     }
     if (hfName.equals("lm_head.weight") && config.tieWordEmbeddings) {
@@ -229,10 +405,25 @@ public final class Parameters implements AutoCloseable {
             + " model.layers.0.block_sparse_moe.experts.1.w1.weight or a fused transformers-5 name)");
   }
 
-  /** The checkpoint names of the hub layout, in a stable order (what {@code save} writes). */
+  /**
+   * The checkpoint names of the hub layout, in a stable order (what {@code save} writes): every base
+   * parameter, frozen or not, without the adapters.
+   */
   public List<String> hubNames() {
+    return hubNames(slices);
+  }
+
+  /**
+   * The hub names of the trainable base parameters followed by the trainable adapters' names: what
+   * has optimizer state.
+   */
+  public List<String> trainableNames() {
+    return hubNames(trainableSlices());
+  }
+
+  private List<String> hubNames(List<Slice> which) {
     List<String> out = new ArrayList<>();
-    for (Slice s : slices) {
+    for (Slice s : which) {
       String n = s.name();
       if (n.endsWith(".mlp.gate.weight")) {
         out.add(n.replace(".mlp.gate.weight", ".block_sparse_moe.gate.weight"));
@@ -247,14 +438,17 @@ public final class Parameters implements AutoCloseable {
         for (int e = 0; e < config.numLocalExperts; e++) {
           out.add(p + ".block_sparse_moe.experts." + e + ".w2.weight");
         }
-      } else {
+      } else if (!s.isLora() || which != slices) {
         out.add(n);
       }
     }
     return out;
   }
 
-  /** A view of the flat buffer {@code flat} (master, grad, work or optimizer state) at a slice. */
+  /**
+   * A view of the flat buffer {@code flat} (master, grad, work or optimizer state; the frozen store
+   * for a frozen slice) at a slice.
+   */
   public static Tensor view(Tensor flat, Slice s) {
     return flat.view(s.offset(), s.shape());
   }
@@ -272,7 +466,7 @@ public final class Parameters implements AutoCloseable {
   }
 
   private static Slice renamed(Slice s, String name) {
-    return new Slice(name, s.shape(), s.offset());
+    return new Slice(name, s.shape(), s.offset(), s.frozen());
   }
 
   @Override
@@ -282,5 +476,8 @@ public final class Parameters implements AutoCloseable {
     }
     master.close();
     grad.close();
+    if (frozen != null) {
+      frozen.close();
+    }
   }
 }

@@ -3,6 +3,7 @@ package moetune.engine.model;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 import moetune.engine.moe.MoeMlp;
+import moetune.engine.moe.ParallelLinear;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -23,23 +24,39 @@ import moetune.engine.tensor.Tensor;
  */
 final class SparseMoeBlock {
   private final Backend be;
-  private final Tensor wg; // (E, D)
-  private final Tensor gg; // F32 (E, D)
+  private final LoraLinear router; // wg (E, D), with its LoRA adapter when targeted
   private final MoeMlp mlp;
   private final int topK;
   private final float jitter;
 
   SparseMoeBlock(Parameters p, String prefix, MixtralConfig c) {
     this.be = p.masterFlat().backend();
-    this.wg = p.weight(prefix + "mlp.gate.weight");
-    this.gg = p.grad(prefix + "mlp.gate.weight");
+    this.router = new LoraLinear(p, prefix + "mlp.gate");
+    String gu = prefix + "mlp.experts.gate_up_proj";
+    String dn = prefix + "mlp.experts.down_proj";
     this.mlp =
         new MoeMlp(
-            p.weight(prefix + "mlp.experts.gate_up_proj"),
-                p.weight(prefix + "mlp.experts.down_proj"),
-            p.grad(prefix + "mlp.experts.gate_up_proj"), p.grad(prefix + "mlp.experts.down_proj"));
+            p.weight(gu),
+            p.weight(dn),
+            p.grad(gu),
+            p.grad(dn),
+            expertLora(p, gu),
+            expertLora(p, dn));
     this.topK = c.numExpertsPerTok;
     this.jitter = (float) c.routerJitterNoise;
+  }
+
+  /** The adapter of a fused expert weight, or null when it has none. */
+  private static ParallelLinear.Lora expertLora(Parameters p, String name) {
+    if (!p.has(name + ".lora_A")) {
+      return null;
+    }
+    return new ParallelLinear.Lora(
+        p.weight(name + ".lora_A"),
+        p.weight(name + ".lora_B"),
+        p.grad(name + ".lora_A"),
+        p.grad(name + ".lora_B"),
+        p.lora().scaling());
   }
 
   /** What the backward needs. */
@@ -51,6 +68,7 @@ final class SparseMoeBlock {
     final Tensor topIdx; // I32 (N, K) view of the model-wide buffer
     final Tensor topW; // F32 (N, K)
     final MoeMlp.Forward experts;
+    final LoraLinear.Saved routerLora; // or null
 
     Saved(
         Tensor xn,
@@ -59,7 +77,9 @@ final class SparseMoeBlock {
         Tensor probs,
         Tensor topIdx,
         Tensor topW,
-        MoeMlp.Forward experts) {
+        MoeMlp.Forward experts,
+        LoraLinear.Saved routerLora) {
+      this.routerLora = routerLora;
       this.xn = xn;
       this.ownXn = ownXn;
       this.noise = noise;
@@ -78,6 +98,9 @@ final class SparseMoeBlock {
     public void close() {
       experts.close();
       topW.close();
+      if (routerLora != null) {
+        routerLora.close();
+      }
       if (ownXn) {
         xn.close();
       }
@@ -99,11 +122,12 @@ final class SparseMoeBlock {
       }
       x = multiplyOnHost(xn, noise);
     }
-    be.matmul(x, false, wg, true, logits, 1f, 0f); // float32 router logits, as HF's softmax
+    // float32 router logits, as HF's softmax; the router's adapter has no dropout (see LoraConfig)
+    LoraLinear.Saved routerLora = router.forward(x, logits, null);
     Tensor topW = be.empty(DType.F32, n, topK);
     be.routerTopK(logits, topK, probs, topW, topIdx);
     MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
-    return new Saved(x, noise != null, noise, probs, topIdx, topW, experts);
+    return new Saved(x, noise != null, noise, probs, topIdx, topW, experts, routerLora);
   }
 
   /**
@@ -123,8 +147,7 @@ final class SparseMoeBlock {
       // routerZLoss accumulates only into float32.
       be.add(dLogits, dZLogits, dLogits);
     }
-    be.matmul(dLogits, false, wg, false, dXn, 1f, 1f);
-    be.matmul(dLogits, true, s.xn, false, gg, 1f, 1f);
+    router.backward(s.routerLora, dLogits, s.xn, dXn, 1f);
     dLogits.close();
     if (s.noise != null) {
       Tensor unjittered = multiplyOnHost(dXn, s.noise);
@@ -137,8 +160,9 @@ final class SparseMoeBlock {
   /** Inference forward (no jitter, nothing kept): out (N, D) is a new tensor. */
   Tensor forwardInference(Tensor xn) {
     long n = xn.rows();
-    try (Tensor logits = be.empty(DType.F32, n, wg.dim(0));
-        Tensor probs = be.empty(DType.F32, n, wg.dim(0));
+    long e = router.weight().dim(0);
+    try (Tensor logits = be.empty(DType.F32, n, e);
+        Tensor probs = be.empty(DType.F32, n, e);
         Tensor topIdx = be.empty(DType.I32, n, topK);
         Saved s = forward(xn, logits, probs, topIdx, null)) {
       Tensor out = be.empty(xn.dtype(), n, xn.cols());

@@ -35,14 +35,37 @@ public final class MoeMlp implements AutoCloseable {
   private final Tensor down; // (E, D, F)
   private final Tensor gateUpGrad; // F32 (E, 2F, D) +=, or null when frozen
   private final Tensor downGrad; // F32 (E, D, F) +=, or null when frozen
+  private final ParallelLinear.Lora gateUpLora; // or null
+  private final ParallelLinear.Lora downLora; // or null
   private final boolean owned; // allocate() made the tensors, close() frees them
 
   /** An MLP over existing weight and gradient tensors (views into a model's buffers). */
   public MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad) {
-    this(gateUp, down, gateUpGrad, downGrad, false);
+    this(gateUp, down, gateUpGrad, downGrad, null, null, false);
   }
 
-  private MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad, boolean owned) {
+  /**
+   * As above with LoRA adapters on gate_up_proj (A (E, r, D), B (E, 2F, r)) and down_proj (A (E,
+   * r, F), B (E, D, r)), either null; gradients of frozen weights null.
+   */
+  public MoeMlp(
+      Tensor gateUp,
+      Tensor down,
+      Tensor gateUpGrad,
+      Tensor downGrad,
+      ParallelLinear.Lora gateUpLora,
+      ParallelLinear.Lora downLora) {
+    this(gateUp, down, gateUpGrad, downGrad, gateUpLora, downLora, false);
+  }
+
+  private MoeMlp(
+      Tensor gateUp,
+      Tensor down,
+      Tensor gateUpGrad,
+      Tensor downGrad,
+      ParallelLinear.Lora gateUpLora,
+      ParallelLinear.Lora downLora,
+      boolean owned) {
     if (gateUp.rank() != 3
         || down.rank() != 3
         || gateUp.dim(0) != down.dim(0)
@@ -59,6 +82,8 @@ public final class MoeMlp implements AutoCloseable {
     this.down = down;
     this.gateUpGrad = gateUpGrad;
     this.downGrad = downGrad;
+    this.gateUpLora = gateUpLora;
+    this.downLora = downLora;
     this.owned = owned;
   }
 
@@ -70,6 +95,8 @@ public final class MoeMlp implements AutoCloseable {
         backend.zeros(dtype, experts, hidden, intermediate),
         backend.zeros(DType.F32, experts, 2L * intermediate, hidden),
         backend.zeros(DType.F32, experts, hidden, intermediate),
+        null,
+        null,
         true);
   }
 
@@ -175,12 +202,20 @@ public final class MoeMlp implements AutoCloseable {
     }
     int k = routing.k();
     ParallelLinear.Context up =
-        ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true);
+        ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true, gateUpLora);
     Tensor act = be.empty(x.dtype(), routing.rows(), down.dim(2)); // (M, F)
     be.swigluForward(up.output(), act);
     ParallelLinear.Context out =
         ParallelLinear.forward(
-            act, down, null, 1, routing, topKWeights.reshape(routing.tokens(), k), true, false);
+            act,
+            down,
+            null,
+            1,
+            routing,
+            topKWeights.reshape(routing.tokens(), k),
+            true,
+            false,
+            downLora);
     return new Forward(routing, ownRouting, up, act, out);
   }
 

@@ -30,6 +30,30 @@ public final class ParallelLinear {
   private ParallelLinear() {}
 
   /**
+   * A LoRA adapter beside the frozen (or trained) grouped product, per expert as PEFT's {@code
+   * ParamWrapper} on a 3-D expert weight: y_row += scaling * (x_row A[e]^T) B[e]^T. It runs as two
+   * more grouped products on the same routing with the rank r as their width (never a loop over
+   * experts): xa = scatter2scatter(x, A) (M, r) kept grouped, then scatter2scatter(xa, B) into the
+   * output's layout. a (E, r, I), b (E, O, r); gA, gB F32 of the same shapes, accumulated (+=).
+   */
+  public record Lora(Tensor a, Tensor b, Tensor gA, Tensor gB, float scaling) {
+    public Lora {
+      if (a.rank() != 3 || b.rank() != 3 || a.dim(0) != b.dim(0) || a.dim(1) != b.dim(2)) {
+        throw new IllegalArgumentException(
+            "ParallelLinear.Lora: A "
+                + a.describe()
+                + " and B "
+                + b.describe()
+                + " are not (E, r, I) and (E, O, r)");
+      }
+    }
+
+    int rank() {
+      return (int) a.dim(1);
+    }
+  }
+
+  /**
    * The output of a forward and what its backward needs. The caller owns {@link #output()}; {@link
    * #close()} frees only what the context saved for the backward.
    */
@@ -44,6 +68,8 @@ public final class ParallelLinear {
     private final boolean groupedIn;
     private final boolean groupedOut;
     private final Tensor output; // (M, O) or, with gates, (Ng, O)
+    private Lora lora; // or null
+    private Tensor xa; // (M, r) grouped: x A^T of every routed row, when lora is set
 
     private Context(
         Tensor x,
@@ -77,6 +103,9 @@ public final class ParallelLinear {
       if (expanded != null) {
         expanded.close();
       }
+      if (xa != null) {
+        xa.close();
+      }
     }
   }
 
@@ -109,6 +138,20 @@ public final class ParallelLinear {
       Tensor gates,
       boolean groupedIn,
       boolean groupedOut) {
+    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, null);
+  }
+
+  /** As the forward above, with a LoRA adapter (or null) added to every routed row's product. */
+  public static Context forward(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      int k,
+      Routing routing,
+      Tensor gates,
+      boolean groupedIn,
+      boolean groupedOut,
+      Lora lora) {
     Backend be = x.backend();
     long m = routing.rows();
     long out = w.dim(1);
@@ -126,7 +169,9 @@ public final class ParallelLinear {
           groupedIn,
           groupedOut,
           y);
-      return new Context(x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y);
+      Context c = new Context(x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y);
+      addLora(c, lora, y, groupedOut);
+      return c;
     }
     int gateFan = (int) gates.cols();
     Tensor expanded = be.empty(x.dtype(), m, out); // (M, O) in token-slot order
@@ -142,8 +187,61 @@ public final class ParallelLinear {
         false,
         expanded);
     Tensor y = be.empty(x.dtype(), m / gateFan, out);
+    Context c = new Context(x, w, bias != null, k, routing, gates, expanded, groupedIn, false, y);
+    addLora(c, lora, expanded, false); // before the combine: expanded keeps the ungated rows
     be.combine(expanded, gates, gateFan, y);
-    return new Context(x, w, bias != null, k, routing, gates, expanded, groupedIn, false, y);
+    return c;
+  }
+
+  /**
+   * rows (M, O), grouped or in token-slot order, += scaling * (x A^T) B^T per routed row; keeps
+   * xa (M, r) grouped in the context.
+   */
+  private static void addLora(Context c, Lora lora, Tensor rows, boolean rowsGrouped) {
+    if (lora == null) {
+      return;
+    }
+    Backend be = rows.backend();
+    Routing r = c.routing;
+    long m = r.rows();
+    if (lora.a().dim(0) != r.numExperts()
+        || lora.a().dim(2) != c.w.dim(2)
+        || lora.b().dim(1) != c.w.dim(1)) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: LoRA A "
+              + lora.a().describe()
+              + ", B "
+              + lora.b().describe()
+              + " do not fit W "
+              + c.w.describe());
+    }
+    c.lora = lora;
+    c.xa = be.empty(c.x.dtype(), m, lora.rank());
+    be.scatter2scatter(
+        c.x,
+        lora.a(),
+        null,
+        true,
+        c.k,
+        r.sortedExpertIdxs(),
+        r.sortedScatteredIdxs(),
+        c.groupedIn,
+        true,
+        c.xa);
+    try (Tensor yb = be.empty(rows.dtype(), m, c.w.dim(1))) {
+      be.scatter2scatter(
+          c.xa,
+          lora.b(),
+          null,
+          true,
+          1,
+          r.sortedExpertIdxs(),
+          r.sortedScatteredIdxs(),
+          true,
+          rowsGrouped,
+          yb);
+      be.axpy(lora.scaling(), yb, rows);
+    }
   }
 
   /**
@@ -184,20 +282,26 @@ public final class ParallelLinear {
       dYGrouped = be.empty(dY.dtype(), m, out);
       be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
     }
-    if (dW != null || dBias != null) {
+    Tensor dxa = null; // (M, r) grouped: d loss / d xa, when the forward had an adapter
+    if (dW != null || dBias != null || c.lora != null) {
       Tensor xGrouped = c.x;
       if (!c.groupedIn) {
         xGrouped = be.empty(c.x.dtype(), m, in);
         be.group(c.x, r.sortedScatteredIdxs(), c.k, null, xGrouped);
       }
-      Tensor dWTarget = dW;
-      if (dWTarget == null) {
-        // groupXtY always writes dW; a frozen weight with a trained bias takes a scratch buffer.
-        dWTarget = be.zeros(DType.F32, c.w.shape());
+      if (dW != null || dBias != null) {
+        Tensor dWTarget = dW;
+        if (dWTarget == null) {
+          // groupXtY always writes dW; a frozen weight with a trained bias takes a scratch buffer.
+          dWTarget = be.zeros(DType.F32, c.w.shape());
+        }
+        be.groupXtY(xGrouped, dYGrouped, r.expertOffsets(), dWTarget, dBias);
+        if (dW == null) {
+          dWTarget.close();
+        }
       }
-      be.groupXtY(xGrouped, dYGrouped, r.expertOffsets(), dWTarget, dBias);
-      if (dW == null) {
-        dWTarget.close();
+      if (c.lora != null) {
+        dxa = loraBackward(c, dYGrouped, xGrouped);
       }
       if (!c.groupedIn) {
         xGrouped.close();
@@ -218,6 +322,22 @@ public final class ParallelLinear {
           true,
           c.groupedIn,
           dXExpanded);
+      if (dxa != null) {
+        try (Tensor fromA = be.empty(dY.dtype(), m, in)) {
+          be.scatter2scatter(
+              dxa,
+              c.lora.a(),
+              null,
+              false,
+              1,
+              r.sortedExpertIdxs(),
+              r.sortedScatteredIdxs(),
+              true,
+              c.groupedIn,
+              fromA); // dxa A[e], in the forward input's layout
+          be.add(dXExpanded, fromA, dXExpanded);
+        }
+      }
       if (c.groupedIn || c.k == 1) {
         dX = dXExpanded;
       } else {
@@ -229,7 +349,41 @@ public final class ParallelLinear {
     if (ownDyGrouped) {
       dYGrouped.close();
     }
+    if (dxa != null) {
+      dxa.close();
+    }
     return new Grads(dX, dGates);
+  }
+
+  /**
+   * The adapter's weight gradients from dYGrouped (M, O) and the grouped input (M, I): dB[e] +=
+   * scaling * dy^T xa, dA[e] += dxa^T x with dxa = scaling * dy B[e]. Returns dxa (M, r) grouped.
+   */
+  private static Tensor loraBackward(Context c, Tensor dYGrouped, Tensor xGrouped) {
+    Backend be = dYGrouped.backend();
+    Routing r = c.routing;
+    long m = r.rows();
+    Lora lora = c.lora;
+    try (Tensor xaScaled = be.empty(c.xa.dtype(), c.xa.shape())) {
+      be.copy(c.xa, xaScaled); // scaling folded into the small (M, r) side
+      be.scale(xaScaled, lora.scaling());
+      be.groupXtY(xaScaled, dYGrouped, r.expertOffsets(), lora.gB(), null);
+    }
+    Tensor dxa = be.empty(dYGrouped.dtype(), m, lora.rank());
+    be.scatter2scatter(
+        dYGrouped,
+        lora.b(),
+        null,
+        false,
+        1,
+        r.sortedExpertIdxs(),
+        r.sortedScatteredIdxs(),
+        true,
+        true,
+        dxa);
+    be.scale(dxa, lora.scaling());
+    be.groupXtY(xGrouped, dxa, r.expertOffsets(), lora.gA(), null);
+    return dxa;
   }
 
   private static void checkShapes(

@@ -77,7 +77,7 @@ public final class AdamW implements AutoCloseable {
     this.be = params.masterFlat().backend();
     this.settings = settings;
     List<Run> r = new ArrayList<>();
-    for (Parameters.Slice s : params.slices()) {
+    for (Parameters.Slice s : params.trainableSlices()) { // frozen tensors have no state
       boolean d = decay.test(s);
       Run last = r.isEmpty() ? null : r.get(r.size() - 1);
       if (last != null && last.decay() == d && last.offset() + last.numel() == s.offset()) {
@@ -117,8 +117,7 @@ public final class AdamW implements AutoCloseable {
    */
   public void step(float lr) {
     Tensor grad = params.gradFlat();
-    be.fill(sumSq, 0f);
-    be.sumSquares(grad, sumSq);
+    measure(grad);
     if (settings.maxGradNorm() > 0) {
       be.clipByNorm(grad, sumSq, settings.maxGradNorm());
     }
@@ -142,6 +141,20 @@ public final class AdamW implements AutoCloseable {
   }
 
   /**
+   * The global L2 norm of the gradients as they are now, without changing them or the optimizer
+   * (waits for the device): for a trainer that checks a step before taking it.
+   */
+  public float measureGradNorm() {
+    measure(params.gradFlat());
+    return lastGradNorm();
+  }
+
+  private void measure(Tensor grad) {
+    be.fill(sumSq, 0f);
+    be.sumSquares(grad, sumSq);
+  }
+
+  /**
    * The global L2 norm of the gradients at the last step, before clipping (waits for the device).
    */
   public float lastGradNorm() {
@@ -160,12 +173,12 @@ public final class AdamW implements AutoCloseable {
 
   /**
    * The moments by checkpoint name, as host tensors: {@code exp_avg.<hub name>} and {@code
-   * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit). The step
-   * count is {@link #stepCount()}.
+   * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit) of every
+   * trainable parameter, adapters included. The step count is {@link #stepCount()}.
    */
   public Map<String, HostTensor> stateToHost() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
-    for (String name : params.hubNames()) {
+    for (String name : params.trainableNames()) {
       Parameters.Slice s = params.resolve(name);
       out.put("exp_avg." + name, be.download(Parameters.view(m, s)));
       out.put("exp_avg_sq." + name, be.download(Parameters.view(v, s)));
@@ -179,7 +192,7 @@ public final class AdamW implements AutoCloseable {
    */
   public void loadState(Map<String, HostTensor> state, int stepCount) {
     List<String> missing = new ArrayList<>();
-    for (String name : params.hubNames()) {
+    for (String name : params.trainableNames()) {
       Parameters.Slice s = params.resolve(name);
       for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
         HostTensor t = state.get(kind + name);

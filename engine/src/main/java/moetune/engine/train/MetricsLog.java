@@ -20,10 +20,16 @@ import java.util.List;
  * "type"} of {@code "step"} ({@code step, epoch, loss, aux_loss, grad_norm, lr, tokens,
  * tokens_per_s}), {@code "eval"} ({@code step, eval_loss, eval_ppl, tokens}), {@code "expert_load"}
  * ({@code step, share: [[...] per layer], entropy: [...] per layer}) or {@code "checkpoint"}
- * ({@code step, dir, reason}).
+ * ({@code step, dir, reason}); the last line is {@code "end"} ({@code step, outcome, skipped_steps,
+ * error}).
+ *
+ * <p>Numbers that are not finite (a diverged step's loss) are written as {@code null}, never as the
+ * string {@code "NaN"}, so every reader of JSON gets numbers or null. A step skipped under {@link
+ * OnNonFinite#SKIP} carries {@code "skipped": true} and every step line the running count {@code
+ * skipped_steps}.
  *
  * <p>When a run resumes from step s, lines after s (written by the interrupted run after its last
- * checkpoint) are dropped first, so the file reads as one uninterrupted run.
+ * checkpoint) and its end line are dropped first, so the file reads as one uninterrupted run.
  */
 public final class MetricsLog implements TrainingListener, AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -51,7 +57,8 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
       for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
         try {
           JsonNode n = JSON.readTree(line);
-          if (n.path("step").asLong(Long.MAX_VALUE) <= resumeStep) {
+          if (n.path("step").asLong(Long.MAX_VALUE) <= resumeStep
+              && !"end".equals(n.path("type").asText())) {
             kept.add(line);
           }
         } catch (IOException e) {
@@ -73,15 +80,19 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     o.put("type", "step");
     o.put("step", m.step());
     o.put("epoch", m.epoch());
-    o.put("loss", m.loss());
-    o.put("aux_loss", m.auxLoss());
+    number(o, "loss", m.loss());
+    number(o, "aux_loss", m.auxLoss());
     if (m.zLoss() != 0) { // only runs with a router z-loss coefficient compute it
-      o.put("z_loss", m.zLoss());
+      number(o, "z_loss", m.zLoss());
     }
-    o.put("grad_norm", m.gradNorm());
-    o.put("lr", m.lr());
+    number(o, "grad_norm", m.gradNorm());
+    number(o, "lr", m.lr());
     o.put("tokens", m.tokens());
-    o.put("tokens_per_s", m.tokensPerSecond());
+    number(o, "tokens_per_s", m.tokensPerSecond());
+    if (m.skipped()) {
+      o.put("skipped", true);
+    }
+    o.put("skipped_steps", m.skippedSteps());
     write(o);
   }
 
@@ -90,8 +101,8 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     ObjectNode o = JSON.createObjectNode();
     o.put("type", "eval");
     o.put("step", m.step());
-    o.put("eval_loss", m.loss());
-    o.put("eval_ppl", m.perplexity());
+    number(o, "eval_loss", m.loss());
+    number(o, "eval_ppl", m.perplexity());
     o.put("tokens", m.tokens());
     write(o);
   }
@@ -105,12 +116,12 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     for (double[] layer : load.share()) {
       ArrayNode row = share.addArray();
       for (double s : layer) {
-        row.add(s);
+        addNumber(row, s);
       }
     }
     ArrayNode entropy = o.putArray("entropy");
     for (double h : load.entropy()) {
-      entropy.add(h);
+      addNumber(entropy, h);
     }
     write(o);
   }
@@ -123,6 +134,40 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
     o.put("dir", e.dir().toString());
     o.put("reason", e.reason().name().toLowerCase(java.util.Locale.ROOT));
     write(o);
+  }
+
+  @Override
+  public void onFinish(RunSummary s) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("type", "end");
+    o.put("step", s.step());
+    o.put("outcome", s.outcome().name().toLowerCase(java.util.Locale.ROOT));
+    o.put("skipped_steps", s.skippedSteps());
+    if (s.error() != null) {
+      o.put("error", s.error());
+    }
+    try {
+      write(o);
+    } catch (UncheckedIOException e) {
+      // The run is over and its outcome is reported elsewhere; a full disk must not hide it.
+    }
+  }
+
+  /** A number, or null where it is NaN or infinite (JSON has no such numbers). */
+  static void number(ObjectNode o, String key, double x) {
+    if (Double.isFinite(x)) {
+      o.put(key, x);
+    } else {
+      o.putNull(key);
+    }
+  }
+
+  private static void addNumber(ArrayNode a, double x) {
+    if (Double.isFinite(x)) {
+      a.add(x);
+    } else {
+      a.addNull();
+    }
   }
 
   private void write(ObjectNode o) {

@@ -15,13 +15,13 @@ import moetune.engine.model.Batch;
 import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.Loss;
 import moetune.engine.model.MixtralConfig;
+import moetune.engine.model.LoraWeights;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
-import moetune.engine.tensor.Tensor;
 
 /**
  * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
@@ -49,7 +49,6 @@ public final class MixtralTrainable implements TrainableModel {
   private final GenerationConfig generation;
   private final List<Path> tokenizerFiles;
   private final AdamW adamw;
-  private final List<Parameters.Slice> frozen;
   private final long trainable;
 
   /**
@@ -86,20 +85,20 @@ public final class MixtralTrainable implements TrainableModel {
     this.generation = generation;
     this.tokenizerFiles = List.copyOf(tokenizerFiles);
     Parameters params = model.parameters();
-    List<Parameters.Slice> f = new ArrayList<>();
-    long t = 0;
     for (Parameters.Slice s : params.slices()) {
-      if (options.freeze().isFrozen(s.name())) {
-        f.add(s);
-      } else {
-        t += s.numel();
+      if (options.freeze().isFrozen(s.name()) && !s.frozen()) {
+        throw new IllegalArgumentException(
+            "MixtralTrainable: the run freezes "
+                + s.name()
+                + " but the model was built with it trainable; build the model with"
+                + " trainingOptions()");
       }
     }
-    this.frozen = List.copyOf(f);
-    this.trainable = t;
+    // Frozen tensors live outside the flat buffers (no gradient, no optimizer state): AdamW and
+    // the grad norm see only the trainable ones.
+    this.trainable = params.count();
     AdamWOptions o = options.optimizer();
-    Predicate<Parameters.Slice> decay =
-        s -> !options.freeze().isFrozen(s.name()) && o.decay().predicate().test(s);
+    Predicate<Parameters.Slice> decay = s -> o.decay().predicate().test(s);
     this.adamw = new AdamW(params, o.settings(options.clipNorm()), decay);
   }
 
@@ -108,9 +107,13 @@ public final class MixtralTrainable implements TrainableModel {
     return config.toBuilder().set(b -> b.routerAuxLossCoef = auxLossCoef).build();
   }
 
-  /** The model options a model must be built with to train with the run's router z-loss. */
+  /**
+   * The model options a model must be built with to train with the run's router z-loss and frozen
+   * parameters (stored once, without gradient or optimizer state).
+   */
   public static ModelOptions trainingOptions(ModelOptions base, TrainOptions options) {
-    return base.withRouterZLossCoef(options.routerZLossCoef());
+    FreezeSpec freeze = options.freeze();
+    return base.withRouterZLossCoef(options.routerZLossCoef()).withFrozen(freeze::isFrozen);
   }
 
   public MixtralModel model() {
@@ -164,11 +167,12 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
+  public double gradNorm() {
+    return adamw.measureGradNorm();
+  }
+
+  @Override
   public double step(double lr) {
-    Tensor grad = model.parameters().gradFlat();
-    for (Parameters.Slice s : frozen) {
-      model.backend().fill(Parameters.view(grad, s), 0f);
-    }
     adamw.step((float) lr);
     return adamw.lastGradNorm();
   }
@@ -239,6 +243,11 @@ public final class MixtralTrainable implements TrainableModel {
         DType.F32,
         SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
         tokenizerFiles);
+    if (model.parameters().lora() != null) {
+      // the adapters in PEFT's format beside the base weights: generate, eval, export and a
+      // resumed run load them from here
+      LoraWeights.write(dir, model, null);
+    }
     List<SafetensorsWriter.Item> items = new ArrayList<>();
     for (Map.Entry<String, HostTensor> e : adamw.stateToHost().entrySet()) {
       items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
@@ -255,13 +264,14 @@ public final class MixtralTrainable implements TrainableModel {
     Parameters params = model.parameters();
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
       for (String name : ckpt.names()) {
-        model
-            .backend()
-            .copyFromHost(
-                ckpt.tensor(name), Parameters.view(params.masterFlat(), params.resolve(name)));
+        if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
+          params.set(params.resolve(name), ckpt.tensor(name));
+        }
       }
     }
-    params.syncWorkingCopy();
+    if (params.lora() != null) {
+      LoraWeights.load(dir, model);
+    }
     Path opt = dir.resolve(OPTIMIZER_FILE);
     if (!Files.isRegularFile(opt)) {
       throw new IOException(

@@ -16,6 +16,9 @@ package moetune.engine.train;
  * @param tokens labelled tokens in the step
  * @param tokensPerSecond token positions per second of wall time for this step
  * @param etaSeconds estimated seconds left in the run
+ * @param skipped whether this step was skipped ({@link OnNonFinite#SKIP}: its loss or gradient norm
+ *     was not finite and the optimizer did not move); loss and gradNorm then hold the bad values
+ * @param skippedSteps steps skipped so far in the run, this one included
  */
 public record StepMetrics(
     long step,
@@ -28,4 +31,36 @@ public record StepMetrics(
     double lr,
     long tokens,
     double tokensPerSecond,
-    double etaSeconds) {}
+    double etaSeconds,
+    boolean skipped,
+    long skippedSteps) {
+
+  /** A step that was taken (nothing skipped so far). */
+  public StepMetrics(
+      long step,
+      long totalSteps,
+      long epoch,
+      double loss,
+      double auxLoss,
+      double zLoss,
+      double gradNorm,
+      double lr,
+      long tokens,
+      double tokensPerSecond,
+      double etaSeconds) {
+    this(
+        step,
+        totalSteps,
+        epoch,
+        loss,
+        auxLoss,
+        zLoss,
+        gradNorm,
+        lr,
+        tokens,
+        tokensPerSecond,
+        etaSeconds,
+        false,
+        0);
+  }
+}

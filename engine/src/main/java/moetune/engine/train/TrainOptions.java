@@ -23,6 +23,7 @@ package moetune.engine.train;
  * @param keepLast checkpoints kept on disk, 0 keeps all
  * @param seed seeds the data order (and a new model's initial weights)
  * @param shuffle whether each epoch visits the sequences in a fresh random order
+ * @param onNonFinite what a step with a NaN or infinite loss or gradient norm does
  */
 public record TrainOptions(
     int microBatch,
@@ -41,9 +42,53 @@ public record TrainOptions(
     long checkpointEvery,
     int keepLast,
     long seed,
-    boolean shuffle) {
+    boolean shuffle,
+    OnNonFinite onNonFinite) {
+
+  /** Options that stop the run at a non-finite step (the default). */
+  public TrainOptions(
+      int microBatch,
+      int gradAccum,
+      int epochs,
+      long maxSteps,
+      AdamWOptions optimizer,
+      LrSchedule.Kind schedule,
+      long warmupSteps,
+      double minLrRatio,
+      double clipNorm,
+      double auxLossCoef,
+      double routerZLossCoef,
+      FreezeSpec freeze,
+      long evalEvery,
+      long checkpointEvery,
+      int keepLast,
+      long seed,
+      boolean shuffle) {
+    this(
+        microBatch,
+        gradAccum,
+        epochs,
+        maxSteps,
+        optimizer,
+        schedule,
+        warmupSteps,
+        minLrRatio,
+        clipNorm,
+        auxLossCoef,
+        routerZLossCoef,
+        freeze,
+        evalEvery,
+        checkpointEvery,
+        keepLast,
+        seed,
+        shuffle,
+        OnNonFinite.STOP);
+  }
 
   public TrainOptions {
+    if (onNonFinite == null) {
+      throw new IllegalArgumentException("TrainOptions: onNonFinite must be STOP or SKIP");
+    }
     if (microBatch < 1
         || gradAccum < 1
         || epochs < 0
@@ -57,6 +102,29 @@ public record TrainOptions(
           "TrainOptions: the router z-loss coefficient must be finite and >= 0, got "
               + routerZLossCoef);
     }
+  }
+
+  /** These options with another non-finite policy. */
+  public TrainOptions withOnNonFinite(OnNonFinite policy) {
+    return new TrainOptions(
+        microBatch,
+        gradAccum,
+        epochs,
+        maxSteps,
+        optimizer,
+        schedule,
+        warmupSteps,
+        minLrRatio,
+        clipNorm,
+        auxLossCoef,
+        routerZLossCoef,
+        freeze,
+        evalEvery,
+        checkpointEvery,
+        keepLast,
+        seed,
+        shuffle,
+        policy);
   }
 
   /** Sequences consumed per optimizer step. */

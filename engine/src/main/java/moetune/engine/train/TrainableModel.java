@@ -36,6 +36,12 @@ public interface TrainableModel extends AutoCloseable {
   double evalLossSum(TokenBatch batch);
 
   /**
+   * The global L2 norm of the accumulated gradients of the trainable parameters, measured without
+   * changing them (the trainer asks before {@link #step} when it may skip a bad step).
+   */
+  double gradNorm();
+
+  /**
    * Clips the accumulated gradients to the configured global norm and takes one AdamW step at this
    * learning rate on every trainable parameter.
    *

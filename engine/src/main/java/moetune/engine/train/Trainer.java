@@ -24,6 +24,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * coefficient.
  */
 public final class Trainer {
+  /** With {@link OnNonFinite#SKIP}, this many skipped steps in a row end the run as STOP does. */
+  public static final int MAX_CONSECUTIVE_SKIPS = 10;
+
   private final TrainableModel model;
   private final SequenceSource train;
   private final SequenceSource eval; // null: no evaluation
@@ -39,6 +42,9 @@ public final class Trainer {
   private EvalMetrics firstEval;
   private EvalMetrics lastEval;
   private Path lastCheckpoint;
+  private long skippedSteps;
+  private int consecutiveSkips;
+  private String nonFinite; // the line that ended the run at a non-finite step, else null
 
   /**
    * @param checkpointDir where checkpoints go ({@code <out>/checkpoints}), or null for none
@@ -122,6 +128,7 @@ public final class Trainer {
     }
     model.load(checkpoint);
     step = s.step();
+    skippedSteps = s.skippedSteps();
     firstEval = s.firstEval();
     lastEval = s.lastEval();
     lastCheckpoint = checkpoint;
@@ -137,7 +144,14 @@ public final class Trainer {
     } catch (RuntimeException | IOException e) {
       String msg = e.getMessage() == null ? e.toString() : e.getMessage();
       RunSummary summary =
-          new RunSummary(RunSummary.Outcome.FAILED, step, lastCheckpoint, firstEval, lastEval, msg);
+          new RunSummary(
+              RunSummary.Outcome.FAILED,
+              step,
+              lastCheckpoint,
+              firstEval,
+              lastEval,
+              msg,
+              skippedSteps);
       listeners.forEach(l -> l.onFinish(summary));
       if (e instanceof IOException io) {
         throw new UncheckedIOException(io);
@@ -167,11 +181,16 @@ public final class Trainer {
     while (step < totalSteps) {
       if (stopRequested) {
         checkpoint(CheckpointEvent.Reason.STOP);
-        return finish(RunSummary.Outcome.STOPPED);
+        return finish(RunSummary.Outcome.STOPPED, null);
       }
       long t0 = System.nanoTime();
       StepMetrics m = trainStep(t0, sessionStart, sessionFirstStep);
       listeners.forEach(l -> l.onStep(m));
+      if (nonFinite != null) {
+        // No checkpoint of this state: the latest one on disk stays the last good one.
+        log(nonFinite);
+        return finish(RunSummary.Outcome.FAILED, nonFinite);
+      }
       boolean last = step == totalSteps;
       if (eval != null && (last || (options.evalEvery() > 0 && step % options.evalEvery() == 0))) {
         evaluate();
@@ -182,10 +201,13 @@ public final class Trainer {
         checkpoint(CheckpointEvent.Reason.PERIODIC);
       }
     }
-    return finish(RunSummary.Outcome.FINISHED);
+    return finish(RunSummary.Outcome.FINISHED, null);
   }
 
-  /** One optimizer step over gradAccum micro-batches; increments {@link #step}. */
+  /**
+   * One optimizer step over gradAccum micro-batches; increments {@link #step}, except when a
+   * non-finite step ends the run (then {@link #nonFinite} is set and the step is not counted).
+   */
   private StepMetrics trainStep(long t0, long sessionStart, long sessionFirstStep) {
     double lr = schedule.lr(step);
     long cursor = step * options.sequencesPerStep();
@@ -221,28 +243,80 @@ public final class Trainer {
         }
       }
     }
-    double gradNorm = model.step(lr);
-    step++;
+    double loss = lossSum / Math.max(1, stepTokens);
+    boolean finiteLoss = Double.isFinite(loss) && Double.isFinite(aux) && Double.isFinite(z);
+    boolean skip = options.onNonFinite() == OnNonFinite.SKIP;
+    double gradNorm;
+    boolean bad;
+    if (!finiteLoss || skip) {
+      // Measure before stepping, so a bad step never reaches the weights or the moments.
+      gradNorm = model.gradNorm();
+      bad = !finiteLoss || !Double.isFinite(gradNorm);
+      if (!bad) {
+        gradNorm = model.step(lr);
+      }
+    } else {
+      gradNorm = model.step(lr); // STOP: a non-finite norm here ends the run before any checkpoint
+      bad = !Double.isFinite(gradNorm);
+    }
+    boolean skipped = false;
+    if (bad) {
+      String what =
+          String.format(
+              java.util.Locale.ROOT,
+              "step %d: the loss is %s (aux %s, gradient norm %s)",
+              step + 1,
+              loss,
+              aux,
+              gradNorm);
+      if (skip && consecutiveSkips + 1 < MAX_CONSECUTIVE_SKIPS) {
+        skipped = true;
+        skippedSteps++;
+        consecutiveSkips++;
+        log(what + "; step skipped (" + skippedSteps + " so far), the weights did not change");
+      } else {
+        nonFinite = nonFiniteLine(what, skip);
+      }
+    } else {
+      consecutiveSkips = 0;
+    }
+    if (nonFinite == null) {
+      step++;
+    }
     long now = System.nanoTime();
     double stepSeconds = (now - t0) / 1e9;
-    double perStep = (now - sessionStart) / 1e9 / (step - sessionFirstStep);
+    double perStep = (now - sessionStart) / 1e9 / Math.max(1, step - sessionFirstStep);
     if (routing != null) {
       ExpertLoad load = routing.toExpertLoad(step);
       listeners.forEach(l -> l.onExpertLoad(load));
     }
     long epoch = order.epochOf(cursor - 1);
     return new StepMetrics(
-        step,
+        nonFinite == null ? step : step + 1,
         totalSteps,
         epoch,
-        lossSum / Math.max(1, stepTokens),
+        loss,
         aux,
         z,
         gradNorm,
         lr,
         stepTokens,
         options.sequencesPerStep() * train.sequenceLength() / stepSeconds,
-        perStep * (totalSteps - step));
+        perStep * (totalSteps - step),
+        skipped,
+        skippedSteps);
+  }
+
+  /** The one line that ends a run at a non-finite step. */
+  private String nonFiniteLine(String what, boolean skip) {
+    return what
+        + (skip ? " for the " + MAX_CONSECUTIVE_SKIPS + "th step in a row" : "")
+        + "; the run stopped and wrote no checkpoint of it; "
+        + (lastCheckpoint == null
+            ? "no checkpoint was written before it"
+            : "the last good checkpoint is " + lastCheckpoint)
+        + "; lower --lr, check the model and data for NaN or huge values"
+        + (skip ? "" : ", or pass --on-nonfinite skip to skip such steps");
   }
 
   /** Mean cross-entropy over every labelled token of the eval split. */
@@ -267,7 +341,8 @@ public final class Trainer {
             options.sequencesPerStep(),
             step * options.sequencesPerStep(),
             firstEval,
-            lastEval);
+            lastEval,
+            skippedSteps);
     Path dir =
         checkpoints.save(
             step,
@@ -281,8 +356,9 @@ public final class Trainer {
     listeners.forEach(l -> l.onCheckpoint(e));
   }
 
-  private RunSummary finish(RunSummary.Outcome outcome) {
-    RunSummary s = new RunSummary(outcome, step, lastCheckpoint, firstEval, lastEval, null);
+  private RunSummary finish(RunSummary.Outcome outcome, String error) {
+    RunSummary s =
+        new RunSummary(outcome, step, lastCheckpoint, firstEval, lastEval, error, skippedSteps);
     listeners.forEach(l -> l.onFinish(s));
     return s;
   }

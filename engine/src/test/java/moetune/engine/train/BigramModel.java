@@ -19,6 +19,13 @@ final class BigramModel implements TrainableModel {
   final float[] s;
   int adamStep;
 
+  /**
+   * forwardBackward calls (0-based, counted over the model's life) that return NaN: a test hook.
+   */
+  java.util.function.IntPredicate nanAtCall = c -> false;
+
+  private int calls;
+
   BigramModel(int v, long seed) {
     this.v = v;
     w = new float[v * v];
@@ -50,6 +57,10 @@ final class BigramModel implements TrainableModel {
   @Override
   public MicroStep forwardBackward(TokenBatch batch, double weight) {
     double lossSum = lossAndGrad(batch, (float) (weight / Math.max(1, batch.labelledTokens())));
+    if (nanAtCall.test(calls++)) {
+      lossSum = Double.NaN;
+      g[0] = Float.NaN; // as a NaN activation would: the gradient is poisoned too
+    }
     return new MicroStep(lossSum, batch.labelledTokens(), 0, 0, null);
   }
 
@@ -84,6 +95,13 @@ final class BigramModel implements TrainableModel {
     return sum;
   }
 
+  @Override
+  public double gradNorm() {
+    double sq = 0;
+    for (float x : g) sq += (double) x * x;
+    return Math.sqrt(sq);
+  }
+
   /** Clips to 1.0, then AdamW. */
   @Override
   public double step(double lr) {
@@ -93,9 +111,7 @@ final class BigramModel implements TrainableModel {
   }
 
   private double clipGradients(double maxNorm) {
-    double sq = 0;
-    for (float x : g) sq += (double) x * x;
-    double norm = Math.sqrt(sq);
+    double norm = gradNorm();
     if (maxNorm > 0 && norm > maxNorm) {
       float c = (float) (maxNorm / (norm + 1e-6));
       for (int i = 0; i < g.length; i++) g[i] *= c;

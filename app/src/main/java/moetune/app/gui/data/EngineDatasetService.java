@@ -15,7 +15,7 @@ import moetune.datasets.EncodedChat;
 import moetune.datasets.LabelMode;
 import moetune.datasets.LoadedDataset;
 import moetune.datasets.TokenView;
-import moetune.templates.ConversationTemplate;
+import moetune.templates.ChatFormat;
 import moetune.templates.TemplateRegistry;
 
 /**
@@ -40,8 +40,7 @@ public final class EngineDatasetService implements DatasetService {
   @Override
   public List<String> templates() {
     return withDefaultFirst(
-        RunConfigFields.get("template"),
-        templates.all().stream().map(ConversationTemplate::name).sorted().toList());
+        RunConfigFields.get("template"), templates.names().stream().sorted().toList());
   }
 
   @Override
@@ -58,7 +57,7 @@ public final class EngineDatasetService implements DatasetService {
       Path tokenizerDir,
       int maxLength,
       boolean skipBad) {
-    ConversationTemplate tpl = templates.get(template);
+    ChatFormat tpl = templates.format(template, tokenizerDir);
     if (tokenizer == null || !tokenizer.directory().equals(tokenizerDir)) {
       if (tokenizer != null) {
         tokenizer.close();

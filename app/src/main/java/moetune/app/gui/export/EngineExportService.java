@@ -9,7 +9,7 @@ import moetune.app.run.Exporter;
 import moetune.app.run.LoadedModel;
 import moetune.engine.generate.Generator;
 import moetune.engine.tensor.DType;
-import moetune.templates.ConversationTemplate;
+import moetune.templates.ChatFormat;
 import moetune.templates.TemplateRegistry;
 
 /**
@@ -46,8 +46,10 @@ public final class EngineExportService implements ExportService {
       Consumer<String> onText)
       throws Exception {
     Path dir = Exporter.modelDir(modelDir, "model");
-    ConversationTemplate tpl =
-        template == null || template.isBlank() ? null : TemplateRegistry.builtin().get(template);
+    ChatFormat tpl =
+        template == null || template.isBlank()
+            ? null
+            : TemplateRegistry.builtin().format(template, dir);
     try (LoadedModel lm = LoadedModel.open(dir, "auto", 0L, line -> {})) {
       return ChatGeneration.generate(
               lm,
