@@ -20,8 +20,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Matcher;
-import moetune.engine.model.LoraConfig;
 import java.util.regex.Pattern;
+import moetune.engine.model.LoraConfig;
 
 /**
  * Reads a run config from a JSON or YAML file and flags ({@code --lr 1e-4} overrides the file's
@@ -62,10 +62,15 @@ public final class RunConfigParser {
       }
       Unknown unknown = new Unknown(ignoreUnknown, warn);
       Map<String, String> given = new LinkedHashMap<>(); // field key -> the name the file used
+      String adapter = null;
       Iterator<Map.Entry<String, JsonNode>> it = root.fields();
       while (it.hasNext()) {
         Map.Entry<String, JsonNode> e = it.next();
         String name = e.getKey();
+        if (ConfigField.normalize(name).equals("adapter")) { // axolotl: adapter: lora
+          adapter = adapter(e.getValue(), where + "field '" + name + "'");
+          continue;
+        }
         ConfigField f = RunConfigFields.byName(name);
         if (f == null) {
           unknown.report(where + "field '" + name + "': unknown field" + suggestion(name));
@@ -86,10 +91,24 @@ public final class RunConfigParser {
         JsonNode v = mapValue(name, e.getValue());
         values.put(f.key(), convert(f, v, where + "field '" + name + "'", unknown));
       }
+      if (adapter != null && values.get("lora-r") instanceof Integer r && r == 0) {
+        throw new ConfigException(
+            where + "field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)");
+      }
     }
     RunConfig withFlags = override(new RunConfig(values), flags);
     requireComplete(withFlags, file);
     return withFlags;
+  }
+
+  /** Axolotl's {@code adapter}: lora (LoRA is on when lora_r > 0), or nothing. */
+  private static String adapter(JsonNode v, String where) {
+    String a = v.isNull() ? "" : v.asText().strip().toLowerCase(Locale.ROOT);
+    if (a.isEmpty() || a.equals("lora")) {
+      return a.isEmpty() ? null : a;
+    }
+    throw new ConfigException(
+        where + ": '" + v.asText() + "' is not supported; moetune trains full weights or lora");
   }
 
   /**
