@@ -38,7 +38,7 @@ public final class EvalCommand implements Callable<Integer> {
       names = {"--data", "--datasets"},
       required = true,
       paramLabel = "FILE",
-      description = "JSON, JSONL or Parquet dataset")
+      description = "JSON or JSONL dataset")
   Path data;
 
   @Option(
