@@ -6,7 +6,8 @@ import java.util.List;
 
 /**
  * Reads conversation datasets: ShareGPT/FastChat JSON or JSONL, OpenAI {@code messages} JSONL,
- * Alpaca JSON (see {@link DatasetFormat}). A bad record fails the whole load with a one-line {@link
+ * Alpaca JSON (see {@link DatasetFormat}), and the same records as Parquet rows ({@code .parquet},
+ * {@link ParquetRecords}). A bad record fails the whole load with a one-line {@link
  * DatasetException} naming file:line and the field, unless {@code skipInvalid} is set: then it is
  * skipped and counted in {@link LoadedDataset#skipped()}, never dropped silently.
  */
@@ -35,7 +36,9 @@ public final class DatasetLoader {
       Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
-    for (JsonLines.Entry e : JsonLines.read(file)) {
+    List<JsonLines.Entry> entries =
+        ParquetRecords.isParquet(file) ? ParquetRecords.read(file) : JsonLines.read(file);
+    for (JsonLines.Entry e : entries) {
       String origin = file.getFileName() + ":" + e.line();
       String error = e.parseError();
       if (error == null) {
