@@ -41,7 +41,7 @@ public final class DataCommand implements Runnable {
     @Option(
         names = {"--data", "--datasets"},
         required = true,
-        description = "Dataset file (JSON or JSONL).")
+        description = "Dataset file (JSON, JSONL or Parquet).")
     Path data;
 
     @Option(

@@ -38,7 +38,7 @@ public final class EvalCommand implements Callable<Integer> {
       names = {"--data", "--datasets"},
       required = true,
       paramLabel = "FILE",
-      description = "JSON or JSONL dataset")
+      description = "JSON, JSONL or Parquet dataset")
   Path data;
 
   @Option(

@@ -86,4 +86,35 @@ class CommandLineTest {
     assertEquals(GuiCommand.NO_GUI + "\n", out.replaceAll("(?m)^SLF4J.*\n", ""));
     assertTrue(GuiCommand.hasJavaFx(), "the test class path has JavaFX");
   }
+
+  @Test
+  void evalSkipsInvalidRecordsWhenAskedAndSaysHowMany(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+    java.nio.file.Path f = tmp.resolve("chats.jsonl");
+    moetune.datasets.SampleData.writeShareGpt(f, moetune.datasets.SampleData.arithmetic(5, 6));
+    java.util.List<String> lines = new java.util.ArrayList<>(java.nio.file.Files.readAllLines(f));
+    lines.add(2, "{\"conversations\": \"not a list\"}");
+    java.nio.file.Files.write(f, lines);
+    String model =
+        java.nio.file.Path.of(System.getProperty("moetune.fixtures"), "tiny-mixtral").toString();
+    CliRunner strict =
+        CliRunner.run("eval", "--model", model, "--data", f.toString(), "--device", "cpu");
+    assertEquals(2, strict.code());
+    String last = strict.err().lines().reduce((a, b) -> b).orElse(""); // after the device line
+    assertTrue(last.startsWith("moetune eval: " + f + ":3: record 3: "), strict.err());
+    assertTrue(strict.err().contains("(or pass --skip-invalid to skip bad records)"));
+    CliRunner skip =
+        CliRunner.run(
+            "eval",
+            "--model",
+            model,
+            "--datasets",
+            f.toString(),
+            "--device",
+            "cpu",
+            "--skip-invalid");
+    assertEquals(0, skip.code(), skip.err());
+    assertTrue(skip.out().contains("(6 conversations)"), skip.out());
+    assertTrue(skip.out().contains(f + ": 1 invalid record skipped"), skip.out());
+  }
 }
