@@ -36,6 +36,18 @@ import java.util.Locale;
 final class ParquetRecords {
   private static final JsonNodeFactory F = JsonNodeFactory.instance;
 
+  /**
+   * Hardwood logs through System.Logger (java.util.logging here) at INFO on first use ("SIMD
+   * support: disabled"); a user reading a dataset wants only its warnings. Held so the level stays.
+   */
+  private static final java.util.logging.Logger HARDWOOD_LOG = quiet();
+
+  private static java.util.logging.Logger quiet() {
+    java.util.logging.Logger l = java.util.logging.Logger.getLogger("dev.hardwood");
+    l.setLevel(java.util.logging.Level.WARNING);
+    return l;
+  }
+
   private ParquetRecords() {}
 
   static boolean isParquet(Path file) {
