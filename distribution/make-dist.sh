@@ -29,9 +29,10 @@ for jar in "$stage"/lib/snappy-java-*.jar "$stage"/lib/zstd-jni-*.jar; do
   fi
 done
 # Modules: the headless command line needs only these (Jackson, picocli and DJL use java.desktop
-# and java.sql only optionally; jdeps lists them, but no code path moetune takes loads them;
-# jdk.jfr: the Parquet reader, Hardwood, defines JFR events).
-modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs,jdk.jfr"
+# and java.sql only optionally; jdeps lists them, but no code path moetune takes loads them).
+# jinjava (the 'hf' chat templates) does use java.desktop (java.beans, for its expression
+# resolvers) and java.xml; jdk.jfr: the Parquet reader, Hardwood, defines JFR events.
+modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs,java.desktop,java.xml,jdk.jfr"
 "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-9 --output "$stage/runtime"
 cat > "$stage/bin/moetune" <<'LAUNCHER'
