@@ -62,10 +62,15 @@ public final class RunConfigParser {
       }
       Unknown unknown = new Unknown(ignoreUnknown, warn);
       Map<String, String> given = new LinkedHashMap<>(); // field key -> the name the file used
+      String adapter = null;
       Iterator<Map.Entry<String, JsonNode>> it = root.fields();
       while (it.hasNext()) {
         Map.Entry<String, JsonNode> e = it.next();
         String name = e.getKey();
+        if (ConfigField.normalize(name).equals("adapter")) { // axolotl: adapter: lora
+          adapter = adapter(e.getValue(), where + "field '" + name + "'");
+          continue;
+        }
         ConfigField f = RunConfigFields.byName(name);
         if (f == null) {
           unknown.report(where + "field '" + name + "': unknown field" + suggestion(name));
@@ -87,10 +92,24 @@ public final class RunConfigParser {
         values.put(f.key(), convert(f, v, where + "field '" + name + "'", unknown));
       }
       resolvePaths(values, file.toAbsolutePath().normalize().getParent());
+      if (adapter != null && values.get("lora-r") instanceof Integer r && r == 0) {
+        throw new ConfigException(
+            where + "field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)");
+      }
     }
     RunConfig withFlags = override(new RunConfig(values), flags);
     requireComplete(withFlags, file);
     return withFlags;
+  }
+
+  /** Axolotl's {@code adapter}: lora (LoRA is on when lora_r > 0), or nothing. */
+  private static String adapter(JsonNode v, String where) {
+    String a = v.isNull() ? "" : v.asText().strip().toLowerCase(Locale.ROOT);
+    if (a.isEmpty() || a.equals("lora")) {
+      return a.isEmpty() ? null : a;
+    }
+    throw new ConfigException(
+        where + ": '" + v.asText() + "' is not supported; moetune trains full weights or lora");
   }
 
   /**
@@ -122,7 +141,8 @@ public final class RunConfigParser {
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
           "lr-scheduler-type",
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
-          "chat-template", Map.of("tokenizer-default", "hf"));
+          "chat-template", Map.of("tokenizer-default", "hf"),
+          "use-tensorboard", Map.of("true", "tensorboard", "false", "none"));
 
   /** A value given under {@code name} as the field it aliases reads it (see VALUE_MAPS). */
   static JsonNode mapValue(String name, JsonNode v) {
@@ -335,6 +355,25 @@ public final class RunConfigParser {
         }
       }
     }
+    if (f.key().equals("report-to")) {
+      List<String> kept = new ArrayList<>();
+      for (String w : out) {
+        String lw = w.toLowerCase(Locale.ROOT);
+        if (lw.equals("wandb")) {
+          throw new ConfigException(
+              where
+                  + ": 'wandb' is not written directly; use tensorboard and upload with"
+                  + " wandb sync --sync-tensorboard OUT");
+        }
+        if (!lw.equals("tensorboard") && !lw.equals("none")) {
+          throw new ConfigException(where + ": '" + w + "' is not one of tensorboard, none");
+        }
+        if (lw.equals("tensorboard") && !kept.contains(lw)) {
+          kept.add(lw);
+        }
+      }
+      return List.copyOf(kept);
+    }
     if (f.key().equals("freeze")) {
       for (String w : out) {
         if (!Set.of("router", "attention", "embeddings").contains(w)
@@ -431,6 +470,18 @@ public final class RunConfigParser {
    */
   private static List<DatasetSpec> datasets(JsonNode n, String where, Unknown unknown) {
     List<JsonNode> entries = new ArrayList<>();
+    String t = n.isTextual() ? n.textValue().strip() : "";
+    if (t.startsWith("[") || t.startsWith("{")) { // a flag's JSON/YAML list (the GUI writes one)
+      try {
+        n = new ObjectMapper(new YAMLFactory()).readTree(t);
+      } catch (JsonProcessingException e) {
+        throw new ConfigException(
+            where
+                + ": not a valid list of datasets: "
+                + e.getOriginalMessage().lines().findFirst().orElse("")
+                + "; write comma-separated paths or [{path: a.jsonl, format: openai}, b.jsonl]");
+      }
+    }
     if (n.isArray()) {
       n.forEach(entries::add);
     } else if (n.isTextual()) {

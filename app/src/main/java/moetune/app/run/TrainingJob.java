@@ -47,6 +47,7 @@ public final class TrainingJob implements AutoCloseable {
   private final Trainer trainer;
   private final MetricsLog metrics;
   private final TrainingData data;
+  private final TensorBoardLog tensorBoard; // null unless report-to has tensorboard
 
   private TrainingJob(
       RunConfig config,
@@ -55,7 +56,8 @@ public final class TrainingJob implements AutoCloseable {
       MixtralTrainable trainable,
       Trainer trainer,
       MetricsLog metrics,
-      TrainingData data) {
+      TrainingData data,
+      TensorBoardLog tensorBoard) {
     this.config = config;
     this.out = out;
     this.backend = backend;
@@ -63,6 +65,7 @@ public final class TrainingJob implements AutoCloseable {
     this.trainer = trainer;
     this.metrics = metrics;
     this.data = data;
+    this.tensorBoard = tensorBoard;
   }
 
   /**
@@ -185,7 +188,13 @@ public final class TrainingJob implements AutoCloseable {
               ? MetricsLog.create(metricsFile)
               : MetricsLog.resume(metricsFile, trainer.step());
       trainer.addListener(metrics);
-      return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data);
+      TensorBoardLog tensorBoard = null;
+      if (cfg.tensorBoard()) {
+        tensorBoard = TensorBoardLog.create(out);
+        trainer.addListener(tensorBoard);
+        log.accept("tensorboard: " + tensorBoard.file() + " (tensorboard --logdir " + out + ")");
+      }
+      return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data, tensorBoard);
     } catch (IOException | RuntimeException e) {
       backend.close();
       throw e;
@@ -308,7 +317,7 @@ public final class TrainingJob implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
-    try {
+    try (TensorBoardLog tb = tensorBoard) {
       metrics.close();
     } finally {
       trainable.close();
