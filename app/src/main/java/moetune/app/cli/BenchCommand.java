@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
     subcommands = {
       BenchStepCommand.class,
       BenchKernelsCommand.class,
+      BenchMoeCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class BenchCommand implements Runnable {

@@ -85,6 +85,10 @@ public final class MixtralModel implements AutoCloseable {
    * with its adapters; options.lora(), when given, must then agree with the adapter's settings.
    */
   public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
+    if (LoraWeights.isAdapterDir(dir) && !LoraWeights.hasWeights(dir)) {
+      // an adapter-only directory (a LoRA run's checkpoint of a base model on disk)
+      return load(LoraWeights.baseModel(dir), dir, backend, options);
+    }
     if (LoraWeights.isAdapterDir(dir)) {
       LoraConfig stored = LoraWeights.readConfig(dir, options.seed());
       checkSameAdapter(dir, options.lora(), stored);

@@ -52,6 +52,7 @@ public final class MixtralTrainable implements TrainableModel {
   private final AdamW adamw;
   private final long trainable;
   private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
+  private Path baseDir; // a LoRA run's base model directory: checkpoints then hold adapters only
 
   /**
    * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
@@ -102,6 +103,16 @@ public final class MixtralTrainable implements TrainableModel {
     AdamWOptions o = options.optimizer();
     Predicate<Parameters.Slice> decay = s -> o.decay().predicate().test(s);
     this.adamw = new AdamW(params, o.settings(options.clipNorm()), decay);
+  }
+
+  /**
+   * For a LoRA run on a base model that is on disk: checkpoints then hold only the adapters (PEFT's
+   * adapter_config.json naming this directory as base_model_name_or_path), the optimizer state and
+   * the tokenizer files, not another copy of the frozen base.
+   */
+  public MixtralTrainable withBaseDir(Path dir) {
+    this.baseDir = dir == null ? null : dir.toAbsolutePath().normalize();
+    return this;
   }
 
   /** The config a model must be built from to train with this aux-loss coefficient. */
@@ -232,18 +243,28 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public void save(Path dir) throws IOException {
-    MixtralCheckpoint.save(
-        dir,
-        savedConfig,
-        generation,
-        model::parameter,
-        DType.F32,
-        SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
-        tokenizerFiles);
-    if (model.parameters().lora() != null) {
-      // the adapters in PEFT's format beside the base weights: generate, eval, export and a
-      // resumed run load them from here
-      LoraWeights.write(dir, model, null);
+    boolean lora = model.parameters().lora() != null;
+    if (lora && baseDir != null) {
+      // adapters only: the base is frozen and already on disk
+      Files.createDirectories(dir);
+      for (Path f : tokenizerFiles) {
+        Files.copy(f, dir.resolve(f.getFileName()));
+      }
+      LoraWeights.write(dir, model, baseDir.toString());
+    } else {
+      MixtralCheckpoint.save(
+          dir,
+          savedConfig,
+          generation,
+          model::parameter,
+          DType.F32,
+          SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
+          tokenizerFiles);
+      if (lora) {
+        // the adapters in PEFT's format beside the base weights (a fresh model's run): generate,
+        // eval, export and a resumed run load them from here
+        LoraWeights.write(dir, model, null);
+      }
     }
     List<SafetensorsWriter.Item> items = new ArrayList<>();
     for (Map.Entry<String, HostTensor> e : adamw.stateToHost().entrySet()) {
@@ -259,13 +280,15 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void load(Path dir) throws IOException {
     Parameters params = model.parameters();
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
-      for (String name : ckpt.names()) {
-        if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
-          params.set(params.resolve(name), ckpt.tensor(name));
+    if (params.lora() == null || LoraWeights.hasWeights(dir)) {
+      try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
+        for (String name : ckpt.names()) {
+          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
+            params.set(params.resolve(name), ckpt.tensor(name));
+          }
         }
       }
-    }
+    } // else an adapter-only checkpoint: the model was built from its (frozen) base
     if (params.lora() != null) {
       LoraWeights.load(dir, model);
     }

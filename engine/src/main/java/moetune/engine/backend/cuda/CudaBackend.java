@@ -129,6 +129,11 @@ public final class CudaBackend implements Backend {
     kernels.launch(kernel, shapes, gx, gy, gz, block, smem, args);
   }
 
+  /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
+  int multiprocessors() {
+    return multiprocessors;
+  }
+
   /** A grid for a grid-stride loop over n elements with 256 threads per block. */
   long gridFor(long n) {
     return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
