@@ -51,8 +51,8 @@ public final class MixtralTrainable implements TrainableModel {
   private final List<Path> tokenizerFiles;
   private final AdamW adamw;
   private final long trainable;
-  private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
   private Path baseDir; // a LoRA run's base model directory: checkpoints then hold adapters only
+  private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
    * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
