@@ -102,7 +102,7 @@ def main() -> int:
         "tokens_per_s": b * t / (med / 1000.0),
         "peak_bytes": torch.cuda.max_memory_allocated(),
         "driver_bytes": total - free,
-        "last_loss": float(loss),
+        "last_loss": float(loss.detach()),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(),
     }

@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
       BenchMoeCommand.class,
       BenchStepCommand.class,
       BenchKernelsCommand.class,
+      BenchMoeCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class BenchCommand implements Runnable {

@@ -34,10 +34,10 @@ import moetune.engine.train.TrainOptions;
 
 /**
  * {@code moetune bench step}: whole training steps of a Mixtral as {@code moetune train} runs them
- * (forward, backward, clip, AdamW, the trainer's routing statistics), on random tokens, timed after
- * warm-up; then one more step with every op stamped ({@link OpProfiler}) for the per-phase
- * breakdown. The reference row (transformers) comes from {@link TransformersReference}, run in the
- * same invocation.
+ * (forward, backward, clip, AdamW, reading the gradient norm and the routing statistics back once
+ * per step as the trainer does), on random tokens, timed after warm-up; then one more step with
+ * every op stamped ({@link OpProfiler}) for the per-phase breakdown. The reference row
+ * (transformers) comes from {@link TransformersReference}, run in the same invocation.
  *
  * <p>The step mirrors torch's: AdamW at lr 1e-4, no weight decay, clipping at 1.0, the router aux
  * loss at the config's coefficient, no z-loss, no gradient accumulation.
@@ -288,7 +288,8 @@ public final class StepBench {
     long t0 = System.nanoTime();
     trainable.zeroGrad();
     MicroStep r = trainable.forwardBackward(batch, 1.0);
-    trainable.step(lr);
+    trainable.step(lr); // reads the gradient norm back, as the trainer does
+    trainable.takeRouterStats(); // the trainer's expert-load monitor, read once per step
     backend.synchronize();
     double ms = (System.nanoTime() - t0) / 1e6;
     return new double[] {ms, r.lossSum() / Math.max(1, r.labelledTokens())};
