@@ -38,7 +38,7 @@ public final class Exporter {
    * directory itself, or a run's output or checkpoints directory (its latest checkpoint).
    */
   public static Path modelDir(Path p, String flag) throws IOException {
-    if (Files.isRegularFile(p.resolve("config.json"))) {
+    if (Files.isRegularFile(p.resolve("config.json")) || LoraWeights.isAdapterDir(p)) {
       return p;
     }
     if (!Files.isDirectory(p)) {
@@ -121,7 +121,7 @@ public final class Exporter {
       }
     }
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       // A LoRA checkpoint exports merged: W + scaling * B A for every adapted tensor (float32).
       LoraConfig lora = LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
       Map<String, HostTensor> adapter =
@@ -180,7 +180,7 @@ public final class Exporter {
               + " (nothing was written)");
     }
     LoraConfig lora = LoraWeights.readConfig(from, 0L); // validates before anything is written
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       LoraWeights.read(from, lora, ckpt.config()); // every tensor present, with its shape
     }
     ModelDirectory.replace(
@@ -189,6 +189,13 @@ public final class Exporter {
           Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));
           Files.copy(from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
         });
+  }
+
+  /** Where a checkpoint's base weights are: itself, or an adapter-only checkpoint's base model. */
+  static Path weightsOf(Path from) {
+    return LoraWeights.isAdapterDir(from) && !LoraWeights.hasWeights(from)
+        ? LoraWeights.baseModel(from)
+        : from;
   }
 
   private static boolean isEmpty(Path dir) throws IOException {

@@ -3,6 +3,7 @@ package moetune.app.run;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
@@ -121,8 +122,17 @@ public final class TrainingJob implements AutoCloseable {
         checkFitsHeap(modelConfig, backend);
       }
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
+      if (cfg.addSpecialTokens()) {
+        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
+      }
       log.accept("model: " + setup.describe());
+      if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
+        log.accept(
+            cuda.attentionPlan(
+                Devices.precision(cfg.precision(), backend), setup.config().headDim()));
+      }
       TrainingData data;
+      List<Path> tokenizerFiles;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
           throw new ConfigException(
@@ -134,6 +144,8 @@ public final class TrainingJob implements AutoCloseable {
                   + setup.config().vocabSize);
         }
         data = TrainingData.prepare(cfg, tok);
+        tokenizerFiles =
+            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), out, log);
       }
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
@@ -148,8 +160,8 @@ public final class TrainingJob implements AutoCloseable {
       }
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
-          new MixtralTrainable(
-              model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
+          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
+              .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
