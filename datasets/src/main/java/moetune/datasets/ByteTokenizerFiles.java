@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import moetune.files.AtomicFiles;
 
 /**
  * Writes a byte-level Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) for models
@@ -98,7 +99,7 @@ public final class ByteTokenizerFiles {
       vocab.put(String.valueOf(spelling[b]), BYTE_BASE + b);
     }
     model.putArray("merges");
-    AtomicFiles.write(
+    AtomicFiles.writeFile(
         dir.resolve("tokenizer.json"), m.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
 
     ObjectNode cfg = m.createObjectNode();
@@ -109,7 +110,7 @@ public final class ByteTokenizerFiles {
     cfg.put("model_max_length", 1_000_000);
     ArrayNode extra = cfg.putArray("additional_special_tokens");
     MARKERS.forEach(extra::add);
-    AtomicFiles.write(
+    AtomicFiles.writeFile(
         dir.resolve("tokenizer_config.json"),
         m.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
   }

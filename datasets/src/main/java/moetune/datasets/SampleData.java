@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import moetune.files.AtomicFiles;
 import moetune.templates.Message;
 
 /**
@@ -79,6 +80,6 @@ public final class SampleData {
       }
       b.append(JsonLines.MAPPER.writeValueAsString(o)).append('\n');
     }
-    AtomicFiles.write(file, b.toString().getBytes(StandardCharsets.UTF_8));
+    AtomicFiles.writeFile(file, b.toString().getBytes(StandardCharsets.UTF_8));
   }
 }

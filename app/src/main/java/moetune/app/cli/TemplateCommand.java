@@ -3,11 +3,11 @@ package moetune.app.cli;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import moetune.datasets.AtomicFiles;
 import moetune.datasets.ChatRecord;
 import moetune.datasets.ChatRequests;
 import moetune.datasets.DatasetFormat;
 import moetune.datasets.DatasetLoader;
+import moetune.files.AtomicFiles;
 import moetune.templates.ChatFormat;
 import moetune.templates.ConversationTemplate;
 import moetune.templates.TemplateException;
@@ -121,7 +121,7 @@ public final class TemplateCommand implements Runnable {
                   mapper.createObjectNode().put("prompt", t.prompt(r.system(), r.messages()));
               out.append(mapper.writeValueAsString(line)).append('\n');
             }
-            AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
+            AtomicFiles.writeFile(output, out.toString().getBytes(StandardCharsets.UTF_8));
             System.err.println(
                 "rendered " + records.size() + " conversations with " + t.name() + " to " + output);
             return 0;
@@ -143,7 +143,7 @@ public final class TemplateCommand implements Runnable {
         out.append(mapper.writeValueAsString(mapper.createObjectNode().put("prompt", text)));
         out.append('\n');
       }
-      AtomicFiles.write(output, out.toString().getBytes(StandardCharsets.UTF_8));
+      AtomicFiles.writeFile(output, out.toString().getBytes(StandardCharsets.UTF_8));
       System.err.println(
           "rendered "
               + requests.size()

@@ -3,10 +3,8 @@ package moetune.app.run;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -17,6 +15,7 @@ import moetune.app.config.RunConfig;
 import moetune.datasets.AddedTokens;
 import moetune.datasets.ChatTokenizer;
 import moetune.datasets.TokenizedText;
+import moetune.files.AtomicFiles;
 import moetune.templates.ChatFormat;
 import moetune.templates.ConversationTemplate;
 import moetune.templates.FastChatJinja;
@@ -196,8 +195,7 @@ public final class ChatTemplateNotes {
   }
 
   private static Path write(Path p, String text) throws IOException {
-    Path tmp = p.resolveSibling(p.getFileName() + ".tmp");
-    Files.writeString(tmp, text, StandardCharsets.UTF_8);
-    return Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    AtomicFiles.writeString(p, text);
+    return p;
   }
 }

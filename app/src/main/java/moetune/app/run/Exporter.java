@@ -10,9 +10,9 @@ import java.util.function.DoubleConsumer;
 import java.util.stream.Stream;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.cpu.CpuBackend;
-import moetune.engine.io.AtomicFiles;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
+import moetune.engine.io.ModelDirectory;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
@@ -183,7 +183,7 @@ public final class Exporter {
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       LoraWeights.read(from, lora, ckpt.config()); // every tensor present, with its shape
     }
-    AtomicFiles.replaceDirectory(
+    ModelDirectory.replace(
         to,
         tmp -> {
           Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));

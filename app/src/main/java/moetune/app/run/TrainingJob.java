@@ -1,10 +1,8 @@
 package moetune.app.run;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
@@ -24,6 +22,7 @@ import moetune.engine.train.MixtralTrainable;
 import moetune.engine.train.RunSummary;
 import moetune.engine.train.Trainer;
 import moetune.engine.train.TrainingListener;
+import moetune.files.AtomicFiles;
 import moetune.templates.TemplateRegistry;
 
 /**
@@ -170,13 +169,16 @@ public final class TrainingJob implements AutoCloseable {
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
       if (options.warmupSteps() > trainer.totalSteps()) {
-        throw new ConfigException(
-            "field 'warmup-steps': "
+        // A warning, not an error: the demo's warmup with a short --max-steps is a fair test run.
+        log.accept(
+            "warning: warmup-steps "
                 + options.warmupSteps()
                 + " is more than the run's "
                 + trainer.totalSteps()
-                + " steps, so the learning rate would never reach lr; lower warmup-steps or"
-                + " raise max-steps/epochs");
+                + " steps, so the learning rate never reaches lr (it peaks at "
+                + String.format(
+                    java.util.Locale.ROOT, "%.3g", trainer.schedule().lr(trainer.totalSteps() - 1))
+                + "); lower warmup-steps or raise max-steps/epochs");
       }
       trainer.addListener(logTo(log));
       if (checkpoint != null) {
@@ -281,13 +283,7 @@ public final class TrainingJob implements AutoCloseable {
 
   /** Writes the full config as run-config.yaml, atomically. */
   private static void writeConfig(RunConfig cfg, Path out) throws IOException {
-    Path tmp = out.resolve(CONFIG_FILE + ".tmp");
-    Files.writeString(tmp, cfg.toYaml(), StandardCharsets.UTF_8);
-    Files.move(
-        tmp,
-        out.resolve(CONFIG_FILE),
-        StandardCopyOption.ATOMIC_MOVE,
-        StandardCopyOption.REPLACE_EXISTING);
+    AtomicFiles.writeString(out.resolve(CONFIG_FILE), cfg.toYaml());
   }
 
   public Trainer trainer() {

@@ -18,7 +18,7 @@ import moetune.engine.tensor.HostTensor;
  * Saves a Mixtral model directory in the hub layout: weights (sharded as {@link
  * SafetensorsWriter#writeWeights} does), config.json (with {@code dtype} set to the saved type),
  * generation_config.json and any extra files (tokenizer files), all built in a temporary sibling
- * directory and swapped in by {@link AtomicFiles#replaceDirectory}.
+ * directory and swapped in by {@link ModelDirectory#replace}.
  */
 final class MixtralCheckpointWriter {
   private MixtralCheckpointWriter() {}
@@ -45,7 +45,7 @@ final class MixtralCheckpointWriter {
           new SafetensorsWriter.Item(name, dtype, shape, () -> checked(dir, name, shape, weights)));
     }
     List<String> reserved = new ArrayList<>(List.of("config.json", "generation_config.json"));
-    AtomicFiles.replaceDirectory(
+    ModelDirectory.replace(
         dir,
         tmp -> {
           reserved.addAll(SafetensorsWriter.writeWeights(tmp, items, maxShardBytes));

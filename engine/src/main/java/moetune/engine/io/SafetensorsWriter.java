@@ -22,6 +22,7 @@ import java.util.UUID;
 import java.util.function.Supplier;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
+import moetune.files.AtomicFiles;
 
 /**
  * Writes safetensors files in the layout the Python {@code safetensors} library reads: 8-byte
@@ -100,7 +101,7 @@ public final class SafetensorsWriter {
   /**
    * Writes a model's weights into {@code dir}: {@code model.safetensors} when they fit in one
    * shard, otherwise shards plus {@code model.safetensors.index.json}. Each file is atomic; use
-   * {@link AtomicFiles#replaceDirectory} to make the whole set atomic.
+   * {@link ModelDirectory#replace} to make the whole set atomic.
    *
    * @return the files written, in order
    */
@@ -127,7 +128,7 @@ public final class SafetensorsWriter {
       }
     }
     SafetensorsIndex index = new SafetensorsIndex(weightMap, totalSize, totalParams);
-    AtomicFiles.writeFile(
+    ModelDirectory.writeFile(
         dir.resolve(SafetensorsIndex.FILE_NAME), index.toJson().getBytes(StandardCharsets.UTF_8));
     files.add(SafetensorsIndex.FILE_NAME);
     return files;

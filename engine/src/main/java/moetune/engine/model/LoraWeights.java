@@ -15,8 +15,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Function;
-import moetune.engine.io.AtomicFiles;
 import moetune.engine.io.CheckpointException;
+import moetune.engine.io.ModelDirectory;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -214,7 +214,7 @@ public final class LoraWeights {
       items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
     }
     SafetensorsWriter.writeFile(dir.resolve(WEIGHTS_FILE), items, SafetensorsWriter.PT_METADATA);
-    AtomicFiles.writeFile(
+    ModelDirectory.writeFile(
         dir.resolve(CONFIG_FILE), configJson(c, baseModel).getBytes(StandardCharsets.UTF_8));
   }
 

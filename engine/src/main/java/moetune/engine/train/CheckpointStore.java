@@ -1,24 +1,16 @@
 package moetune.engine.train;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import moetune.files.AtomicFiles;
 
 /**
  * A directory of training checkpoints, {@code step-00000100/} and so on, with a {@code latest} file
@@ -82,21 +74,17 @@ public final class CheckpointStore {
         throw new IllegalStateException(
             "checkpoint writer did not write " + COMPLETE_MARKER + " into " + tmp);
       }
-      fsyncTree(tmp);
+      AtomicFiles.forceTree(tmp);
       if (Files.exists(target)) {
-        deleteTree(target); // a stale checkpoint of the same step that is not the latest
+        discard(target); // a stale checkpoint of the same step that is not the latest
       }
-      move(tmp, target);
-      fsyncDir(root);
+      AtomicFiles.moveAtomically(tmp, target);
+      AtomicFiles.forceDirectory(root);
     } catch (IOException | RuntimeException e) {
-      deleteTree(tmp);
+      AtomicFiles.deleteQuietly(tmp);
       throw e;
     }
-    Path latestTmp = root.resolve(LATEST + ".tmp");
-    Files.writeString(latestTmp, name + "\n", StandardCharsets.UTF_8);
-    fsyncFile(latestTmp);
-    move(latestTmp, root.resolve(LATEST));
-    fsyncDir(root);
+    AtomicFiles.writeString(root.resolve(LATEST), name + "\n");
     prune(keepLast);
     return target;
   }
@@ -168,9 +156,9 @@ public final class CheckpointStore {
   private void discard(Path dir) throws IOException {
     Path hidden =
         root.resolve(".deleting-" + dir.getFileName() + "-" + Long.toHexString(System.nanoTime()));
-    move(dir, hidden);
-    fsyncDir(root);
-    deleteTree(hidden);
+    AtomicFiles.moveAtomically(dir, hidden);
+    AtomicFiles.forceDirectory(root);
+    AtomicFiles.deleteTree(hidden);
   }
 
   /**
@@ -198,89 +186,8 @@ public final class CheckpointStore {
       // Hidden entries are ours: our temp directories and those the model writer makes beside
       // them while swapping a directory in.
       for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".")).toList()) {
-        deleteTree(p);
+        AtomicFiles.deleteTree(p);
       }
-    }
-  }
-
-  private static void move(Path from, Path to) throws IOException {
-    try {
-      Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } catch (AtomicMoveNotSupportedException e) {
-      throw new IOException(
-          "cannot rename "
-              + from
-              + " to "
-              + to
-              + " atomically; put the output directory on a "
-              + "local file system",
-          e);
-    }
-  }
-
-  /** fsyncs every file under dir, then every directory bottom-up. */
-  static void fsyncTree(Path dir) throws IOException {
-    Files.walkFileTree(
-        dir,
-        new SimpleFileVisitor<>() {
-          @Override
-          public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
-              throws IOException {
-            fsyncFile(file);
-            return FileVisitResult.CONTINUE;
-          }
-
-          @Override
-          public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-            if (exc != null) {
-              throw exc;
-            }
-            fsyncDir(d);
-            return FileVisitResult.CONTINUE;
-          }
-        });
-  }
-
-  static void fsyncFile(Path file) throws IOException {
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-      ch.force(true);
-    }
-  }
-
-  /** fsync of a directory (so a rename in it is durable); a no-op where the OS refuses it. */
-  static void fsyncDir(Path dir) {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    } catch (IOException e) {
-      // Some file systems do not allow opening a directory; the renames are still atomic there.
-    }
-  }
-
-  static void deleteTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try {
-      Files.walkFileTree(
-          dir,
-          new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
-                throws IOException {
-              Files.deleteIfExists(file);
-              return FileVisitResult.CONTINUE;
-            }
-
-            @Override
-            public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-              Files.deleteIfExists(d);
-              return FileVisitResult.CONTINUE;
-            }
-          });
-    } catch (NoSuchFileException e) {
-      // already gone
-    } catch (UncheckedIOException e) {
-      throw e.getCause();
     }
   }
 }

@@ -10,10 +10,10 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import moetune.files.AtomicFiles;
 
 /**
  * Writes {@code metrics.jsonl}: one JSON object per line, flushed as it happens, with a {@code
@@ -65,9 +65,7 @@ public final class MetricsLog implements TrainingListener, AutoCloseable {
           // a line cut short by the crash: drop it
         }
       }
-      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-      Files.write(tmp, kept, StandardCharsets.UTF_8);
-      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      AtomicFiles.write(file, tmp -> Files.write(tmp, kept, StandardCharsets.UTF_8));
     }
     return new MetricsLog(
         Files.newBufferedWriter(

@@ -29,7 +29,7 @@ class AtomicSaveTest {
 
   @AfterEach
   void resetHook() {
-    AtomicFiles.betweenRenames = () -> {};
+    moetune.files.AtomicFiles.betweenRenamesForTests = () -> {};
   }
 
   private void assertHolds(Path dir, Map<String, HostTensor> w) {
@@ -82,7 +82,7 @@ class AtomicSaveTest {
   void failureBetweenTheRenamesRestoresTheOldDirectory() throws Exception {
     Path dir = tmp.resolve("model");
     TinyModels.save(dir, config, oldWeights, 1 << 20); // single file
-    AtomicFiles.betweenRenames =
+    moetune.files.AtomicFiles.betweenRenamesForTests =
         () -> {
           assertFalse(Files.exists(dir)); // the old directory has been moved aside
           throw new IllegalStateException("power cut");

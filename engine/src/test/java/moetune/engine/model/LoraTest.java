@@ -361,7 +361,7 @@ class LoraTest {
       Path base = tmp.resolve("base");
       m.save(base); // the base weights, without adapters
       Path adapter = tmp.resolve("adapter");
-      moetune.engine.io.AtomicFiles.replaceDirectory(
+      moetune.engine.io.ModelDirectory.replace(
           adapter, dir -> LoraWeights.write(dir, m, base.toString()));
       try (MixtralModel back =
           MixtralModel.load(base, adapter, be, new ModelOptions(DType.F32, 1))) {

@@ -3,10 +3,7 @@ package moetune.app.gui.training;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,6 +14,7 @@ import moetune.app.config.ConfigField;
 import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigFields;
 import moetune.app.config.RunConfigParser;
+import moetune.files.AtomicFiles;
 
 /**
  * Every field of the run config (one {@link FormField} per entry of {@link RunConfigFields}, in its
@@ -72,11 +70,7 @@ public final class RunConfigForm {
   public void save(Path file) throws IOException {
     RunConfig cfg = toConfig();
     String text = isYaml(file) ? cfg.toYaml() : JSON.writeValueAsString(cfg.toTree()) + "\n";
-    Path abs = file.toAbsolutePath();
-    Files.createDirectories(abs.getParent());
-    Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp");
-    Files.writeString(tmp, text, StandardCharsets.UTF_8);
-    Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    AtomicFiles.writeString(file, text);
   }
 
   /** Fills every field from a run-config file (fields the file leaves out get defaults). */
