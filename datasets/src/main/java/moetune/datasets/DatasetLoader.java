@@ -36,31 +36,35 @@ public final class DatasetLoader {
       Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
-    List<JsonLines.Entry> entries =
-        ParquetRecords.isParquet(file) ? ParquetRecords.read(file) : JsonLines.read(file);
-    for (JsonLines.Entry e : entries) {
-      String origin = file.getFileName() + ":" + e.line();
-      String error = e.parseError();
-      if (error == null) {
-        try {
-          records.add(RecordParser.parse(e.node(), format, origin, strict));
-          continue;
-        } catch (RecordParser.RecordError r) {
-          error = r.getMessage();
-        }
-      }
-      String line =
-          file
-              + ":"
-              + e.line()
-              + ": record "
-              + (records.size() + skipped.size() + 1)
-              + ": "
-              + error;
-      if (!skipInvalid) {
-        throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
-      }
-      skipped.add(line);
+    java.util.function.Consumer<JsonLines.Entry> each =
+        e -> {
+          String origin = file.getFileName() + ":" + e.line();
+          String error = e.parseError();
+          if (error == null) {
+            try {
+              records.add(RecordParser.parse(e.node(), format, origin, strict));
+              return;
+            } catch (RecordParser.RecordError r) {
+              error = r.getMessage();
+            }
+          }
+          String line =
+              file
+                  + ":"
+                  + e.line()
+                  + ": record "
+                  + (records.size() + skipped.size() + 1)
+                  + ": "
+                  + error;
+          if (!skipInvalid) {
+            throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
+          }
+          skipped.add(line);
+        };
+    if (ParquetRecords.isParquet(file)) {
+      ParquetRecords.read(file).forEach(each);
+    } else {
+      JsonLines.forEach(file, each); // streamed: one record in memory at a time
     }
     if (records.isEmpty()) {
       throw new DatasetException(

@@ -15,6 +15,7 @@ import picocli.CommandLine.Spec;
     description =
         "Benchmarks that print moetune's time next to a reference measured in the same run.",
     subcommands = {
+      BenchAttentionCommand.class,
       BenchMoeCommand.class,
       BenchStepCommand.class,
       BenchKernelsCommand.class,

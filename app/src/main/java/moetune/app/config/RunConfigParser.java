@@ -91,6 +91,7 @@ public final class RunConfigParser {
         JsonNode v = mapValue(name, e.getValue());
         values.put(f.key(), convert(f, v, where + "field '" + name + "'", unknown));
       }
+      resolvePaths(values, file.toAbsolutePath().normalize().getParent());
       if (adapter != null && values.get("lora-r") instanceof Integer r && r == 0) {
         throw new ConfigException(
             where + "field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)");
@@ -383,6 +384,13 @@ public final class RunConfigParser {
                   + w
                   + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
         }
+        if (LAYERS.matcher(w).matches()) {
+          try {
+            parseLayers(w);
+          } catch (IllegalArgumentException e) {
+            throw new ConfigException(where + ": " + e.getMessage());
+          }
+        }
       }
     }
     if (f.key().equals("lora-targets")) {
@@ -396,6 +404,44 @@ public final class RunConfigParser {
     return List.copyOf(out);
   }
 
+  /** The fields that name files or directories. */
+  static final List<String> PATH_FIELDS =
+      List.of("model", "tokenizer", "template-file", "lora-adapter", "out");
+
+  /**
+   * Relative paths in a config file mean relative to the file (as an include does), not to the
+   * directory moetune happens to be started in; flags stay relative to the working directory.
+   */
+  private static void resolvePaths(Map<String, Object> values, Path base) {
+    for (String key : PATH_FIELDS) {
+      if (values.get(key) instanceof String v && !v.isEmpty()) {
+        String prefix = key.equals("model") && v.startsWith("new:") ? "new:" : "";
+        String p = v.substring(prefix.length());
+        if (!p.isEmpty() && !Path.of(p).isAbsolute()) {
+          values.put(key, prefix + base.resolve(p).normalize());
+        }
+      }
+    }
+    for (String key : List.of("datasets", "eval-datasets")) {
+      if (values.get(key) instanceof List<?> list) {
+        List<Object> out = new ArrayList<>();
+        for (Object o : list) {
+          if (o instanceof DatasetSpec d && d.path() != null && !Path.of(d.path()).isAbsolute()) {
+            o =
+                new DatasetSpec(
+                    base.resolve(d.path()).normalize().toString(),
+                    d.format(),
+                    d.template(),
+                    d.labels(),
+                    d.weight());
+          }
+          out.add(o);
+        }
+        values.put(key, List.copyOf(out));
+      }
+    }
+  }
+
   /** Layer indices of a freeze word "layer:N" or "layer:A-B". */
   static Set<Integer> parseLayers(String w) {
     Matcher m = LAYERS.matcher(w);
@@ -404,8 +450,12 @@ public final class RunConfigParser {
     }
     int a = Integer.parseInt(m.group(1));
     int b = m.group(2) == null ? a : Integer.parseInt(m.group(2));
+    if (b < a) {
+      throw new IllegalArgumentException(
+          w + " counts down; give the lower layer first (layer:" + b + "-" + a + ")");
+    }
     Set<Integer> out = new TreeSet<>();
-    for (int i = Math.min(a, b); i <= Math.max(a, b); i++) {
+    for (int i = a; i <= b; i++) {
       out.add(i);
     }
     return out;

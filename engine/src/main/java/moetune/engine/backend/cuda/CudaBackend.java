@@ -52,6 +52,7 @@ public final class CudaBackend implements Backend {
    */
   public CudaBackend(int ordinal, boolean tf32) {
     this.ordinal = ordinal;
+    JCudaNatives.load();
     Driver.check(JCudaDriver.cuInit(0), "cuInit", "opening cuda:" + ordinal);
     int[] count = new int[1];
     Driver.check(
@@ -110,6 +111,10 @@ public final class CudaBackend implements Backend {
       Driver.check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent", name());
       BOUND.set(this);
     }
+  }
+
+  LayerOps layers() {
+    return layers;
   }
 
   DeviceAllocator allocator() {
@@ -190,8 +195,13 @@ public final class CudaBackend implements Backend {
   @Override
   public String describe() {
     return String.format(
-        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s",
-        ordinal, deviceName, totalMemory / (double) (1L << 30), multiprocessors, cublas.library());
+        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s; %s",
+        ordinal,
+        deviceName,
+        totalMemory / (double) (1L << 30),
+        multiprocessors,
+        cublas.library(),
+        layers.attentionPath().describe());
   }
 
   @Override
@@ -334,6 +344,47 @@ public final class CudaBackend implements Backend {
         rc,
         c.dtype() == DType.F32 || c.dtype() == DType.I32 ? "cuMemsetD32Async" : "cuMemsetD16Async",
         ctx);
+  }
+
+  /**
+   * Milliseconds that the work queued by {@code work} takes on the stream, measured with CUDA
+   * events recorded around it (for benchmarks; waits for the second event).
+   */
+  public double timeMs(Runnable work) {
+    bind();
+    jcuda.driver.CUevent start = new jcuda.driver.CUevent(), end = new jcuda.driver.CUevent();
+    Driver.check(JCudaDriver.cuEventCreate(start, 0), "cuEventCreate", "timeMs");
+    Driver.check(JCudaDriver.cuEventCreate(end, 0), "cuEventCreate", "timeMs");
+    try {
+      Driver.check(JCudaDriver.cuEventRecord(start, stream), "cuEventRecord", "timeMs");
+      work.run();
+      Driver.check(JCudaDriver.cuEventRecord(end, stream), "cuEventRecord", "timeMs");
+      Driver.check(JCudaDriver.cuEventSynchronize(end), "cuEventSynchronize", "timeMs");
+      float[] ms = new float[1];
+      Driver.check(JCudaDriver.cuEventElapsedTime(ms, start, end), "cuEventElapsedTime", "timeMs");
+      return ms[0];
+    } finally {
+      JCudaDriver.cuEventDestroy(start);
+      JCudaDriver.cuEventDestroy(end);
+    }
+  }
+
+  /** The attention kernels in use: "own" (tensor-core where they apply) or "scalar". */
+  public String attentionPath() {
+    return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /**
+   * One line for a run's log: which attention kernels every layer of a model with this activation
+   * dtype and head dim runs on, and why.
+   */
+  public String attentionPlan(DType activations, int headDim) {
+    return layers.attentionPath().plan(activations, headDim);
+  }
+
+  /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
+  public void attentionPath(String path) {
+    layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
   }
 
   @Override
