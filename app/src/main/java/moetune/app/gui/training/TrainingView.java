@@ -64,7 +64,10 @@ public final class TrainingView extends SplitPane {
               + (f.def().required() ? " (required)" : "")
               + ": "
               + f.def().help()
-              + (f.def().defaultValue() == null ? "" : "\ndefault: " + f.def().defaultValue());
+              + (f.def().defaultValue() == null ? "" : "\ndefault: " + f.def().defaultValue())
+              + (f.def().aliases().isEmpty()
+                  ? ""
+                  : "\nalso read as: " + String.join(", ", f.def().aliases()));
       input.setId("cfg-" + f.key());
       input.setTooltip(new Tooltip(tip));
       Label l = new Label(f.key());
