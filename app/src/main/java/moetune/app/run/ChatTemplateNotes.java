@@ -154,8 +154,9 @@ public final class ChatTemplateNotes {
                 + tt.length()
                 + " tokens of this tokenizer ("
                 + String.join(" ", tt.tokens())
-                + "), not one; the model must learn it piece by piece. Pick a template made for"
-                + " this model (--template hf uses its own chat_template)");
+                + "), not one; the model must learn it piece by piece. Add it with"
+                + " --add-special-tokens, or pick a template made for this model (--template hf"
+                + " uses its own chat_template)");
       }
     }
     return out;
