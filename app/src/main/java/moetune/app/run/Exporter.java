@@ -10,10 +10,10 @@ import java.util.function.DoubleConsumer;
 import java.util.stream.Stream;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.io.AtomicFiles;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
 import moetune.engine.io.SafetensorsWriter;
-import moetune.engine.io.AtomicFiles;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
@@ -38,7 +38,7 @@ public final class Exporter {
    * directory itself, or a run's output or checkpoints directory (its latest checkpoint).
    */
   public static Path modelDir(Path p, String flag) throws IOException {
-    if (Files.isRegularFile(p.resolve("config.json"))) {
+    if (Files.isRegularFile(p.resolve("config.json")) || LoraWeights.isAdapterDir(p)) {
       return p;
     }
     if (!Files.isDirectory(p)) {
@@ -84,10 +84,9 @@ public final class Exporter {
       throw new ConfigException("--out " + to + ": is a file; choose a directory");
     }
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       // A LoRA checkpoint exports merged: W + scaling * B A for every adapted tensor (float32).
-      LoraConfig lora =
-          LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
+      LoraConfig lora = LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
       Map<String, HostTensor> adapter =
           lora == null ? Map.of() : LoraWeights.read(from, lora, ckpt.config());
       // the writer asks for each hub tensor once, while writing it
@@ -144,16 +143,22 @@ public final class Exporter {
               + " (nothing was written)");
     }
     LoraConfig lora = LoraWeights.readConfig(from, 0L); // validates before anything is written
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       LoraWeights.read(from, lora, ckpt.config()); // every tensor present, with its shape
     }
     AtomicFiles.replaceDirectory(
         to,
         tmp -> {
           Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));
-          Files.copy(
-              from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
+          Files.copy(from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
         });
+  }
+
+  /** Where a checkpoint's base weights are: itself, or an adapter-only checkpoint's base model. */
+  static Path weightsOf(Path from) {
+    return LoraWeights.isAdapterDir(from) && !LoraWeights.hasWeights(from)
+        ? LoraWeights.baseModel(from)
+        : from;
   }
 
   private static boolean isEmpty(Path dir) throws IOException {

@@ -15,8 +15,8 @@ import moetune.engine.backend.Backend;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
 import moetune.engine.model.MixtralModel;
-import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.CheckpointStore;
+import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.MetricsLog;
 import moetune.engine.train.MixtralTrainable;
 import moetune.engine.train.RunSummary;
@@ -123,7 +123,8 @@ public final class TrainingJob implements AutoCloseable {
       }
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
-          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options);
+          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
+              .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));

@@ -61,6 +61,46 @@ public final class LoraWeights {
     return name.contains(".lora_A") || name.contains(".lora_B");
   }
 
+  /** Whether a directory holds model weights besides (or instead of) an adapter. */
+  public static boolean hasWeights(Path dir) {
+    return Files.isRegularFile(dir.resolve("model.safetensors"))
+        || Files.isRegularFile(dir.resolve("model.safetensors.index.json"));
+  }
+
+  /**
+   * The base model directory of an adapter-only directory: adapter_config.json's
+   * base_model_name_or_path, resolved against the adapter directory, which must be a local model
+   * directory (moetune does not download).
+   */
+  public static Path baseModel(Path adapterDir) {
+    Path file = adapterDir.resolve(CONFIG_FILE);
+    JsonNode n;
+    try {
+      n = JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new CheckpointException(file, null, "cannot read: " + e.getMessage(), e);
+    }
+    JsonNode b = n.path("base_model_name_or_path");
+    if (!b.isTextual() || b.asText().isBlank()) {
+      throw new CheckpointException(
+          file,
+          "base_model_name_or_path",
+          "is not set and the directory has no base weights; load the base model and give this"
+              + " directory as its adapter");
+    }
+    Path base = adapterDir.resolve(b.asText());
+    if (!Files.isRegularFile(base.resolve("config.json"))) {
+      throw new CheckpointException(
+          file,
+          "base_model_name_or_path",
+          "names "
+              + base
+              + ", which is not a local HuggingFace model directory; fix the path or load the"
+              + " base model and give this directory as its adapter");
+    }
+    return base;
+  }
+
   /** Whether a directory holds a PEFT adapter. */
   public static boolean isAdapterDir(Path dir) {
     return Files.isRegularFile(dir.resolve(CONFIG_FILE));
@@ -205,8 +245,8 @@ public final class LoraWeights {
   }
 
   /**
-   * Reads a PEFT adapter_config.json into moetune's settings (seed from the caller: it matters
-   * only for a fresh initialisation). Settings moetune does not implement are refused by name.
+   * Reads a PEFT adapter_config.json into moetune's settings (seed from the caller: it matters only
+   * for a fresh initialisation). Settings moetune does not implement are refused by name.
    */
   public static LoraConfig readConfig(Path dir, long seed) {
     Path file = dir.resolve(CONFIG_FILE);
@@ -222,8 +262,7 @@ public final class LoraWeights {
     }
     refuse(file, n, "use_dora", v -> v.asBoolean(false), "DoRA is not supported");
     refuse(file, n, "fan_in_fan_out", v -> v.asBoolean(false), "must be false for Mixtral");
-    refuse(
-        file, n, "bias", v -> !v.isNull() && !"none".equals(v.asText()), "must be \"none\"");
+    refuse(file, n, "bias", v -> !v.isNull() && !"none".equals(v.asText()), "must be \"none\"");
     refuse(file, n, "modules_to_save", v -> !v.isNull(), "is not supported; must be null");
     refuse(file, n, "layers_to_transform", v -> !v.isNull(), "is not supported; must be null");
     refuse(file, n, "rank_pattern", v -> v.size() > 0, "per-module ranks are not supported");
@@ -290,11 +329,7 @@ public final class LoraWeights {
   }
 
   private static void refuse(
-      Path file,
-      JsonNode n,
-      String field,
-      java.util.function.Predicate<JsonNode> bad,
-      String why) {
+      Path file, JsonNode n, String field, java.util.function.Predicate<JsonNode> bad, String why) {
     JsonNode v = n.path(field);
     if (!v.isMissingNode() && bad.test(v)) {
       throw new CheckpointException(file, field, why);
@@ -302,8 +337,8 @@ public final class LoraWeights {
   }
 
   /**
-   * Reads adapter_model.safetensors and writes every adapter tensor into the model (which must
-   * have been built with the adapter's {@link LoraConfig}).
+   * Reads adapter_model.safetensors and writes every adapter tensor into the model (which must have
+   * been built with the adapter's {@link LoraConfig}).
    */
   public static void load(Path dir, MixtralModel model) {
     Parameters p = model.parameters();
@@ -434,7 +469,15 @@ public final class LoraWeights {
 
   /** w[rows, cols] += s * b[rows, r] a[r, cols], at the given element offsets. */
   private static void addProduct(
-      float[] w, long wOff, float[] b, long bOff, float[] a, long aOff, long rows, long cols, int r,
+      float[] w,
+      long wOff,
+      float[] b,
+      long bOff,
+      float[] a,
+      long aOff,
+      long rows,
+      long cols,
+      int r,
       float s) {
     for (long i = 0; i < rows; i++) {
       for (long j = 0; j < cols; j++) {
