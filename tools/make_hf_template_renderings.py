@@ -26,6 +26,8 @@ quoted in public code found with the search tools):
 - zephyr: HuggingFaceH4/zephyr-7b-beta (DEFAULT_ZEPHYR_CHAT_TEMPLATE in the alignment
   handbook and its copies); its layout depends on trim_blocks.
 - gemma: google/gemma-7b-it (with its leading bos_token).
+- python_methods: written for this test: Python str / dict methods, loop controls, namespace,
+  tojson options and `not ... in` as templates use them.
 - chatml_generation: qwen2's template with {% generation %} around the assistant reply,
   written for this test (transformers' documented way to mark assistant tokens).
 """
@@ -64,6 +66,25 @@ TEMPLATES = {
         "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}",
         "<bos>",
         "<eos>",
+    ),
+    "python_methods": (
+        "{%- set ns = namespace(n=0) -%}\n"
+        "{%- for m in messages -%}\n"
+        "{%- if m['role'] == 'system' -%}{%- continue -%}{%- endif -%}\n"
+        "{%- if ns.n >= 3 -%}{%- break -%}{%- endif -%}\n"
+        "{%- set ns.n = ns.n + 1 -%}\n"
+        "{{- m['role'].title() + '|' + m['role'].upper() + '|' + m['content'].strip() + '|' + m['content'].lstrip().rstrip('! ') + '|' -}}\n"
+        "{{- m['content'].split() | join(',') + '|' + m['content'].split(' ', 1) | tojson + '|' -}}\n"
+        "{%- if m['content'].startswith(('  Hi', 'What')) -%}{{- 'starts|' -}}{%- endif -%}\n"
+        "{%- if m['content'].strip().endswith('?') -%}{{- 'asks|' -}}{%- endif -%}\n"
+        "{{- m['content'].replace('a', 'A') + '|' + m['content'].lower() + '|' + m.get('name', 'anon') + '\\n' -}}\n"
+        "{%- endfor -%}\n"
+        "{%- if tools -%}{{- tools | tojson(indent=2, sort_keys=true) -}}{%- endif -%}\n"
+        "{{- messages | tojson(separators=(',', ':')) -}}\n"
+        "{%- if not 'x' in 'abc' -%}{{- '|not-in' -}}{%- endif -%}\n"
+        "{%- if add_generation_prompt -%}{{- '|gen' -}}{%- endif -%}\n",
+        None,
+        None,
     ),
     "chatml_generation": (
         "{%- for message in messages %}\n    {%- if loop.first and messages[0]['role'] != 'system' %}\n        {{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}\n    {%- endif %}\n    {%- if message['role'] == 'assistant' %}\n        {{- '<|im_start|>assistant\\n' }}\n        {%- generation %}\n            {{- message['content'] + '<|im_end|>' }}\n        {%- endgeneration %}\n        {{- '\\n' }}\n    {%- else %}\n        {{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n",
@@ -149,7 +170,7 @@ def main(model_dir, out_path):
         )
         tok.chat_template = template
         cases = []
-        for case in CASES + (TOOL_CASES if family == "mistral_v03" else []):
+        for case in CASES + (TOOL_CASES if family in ("mistral_v03", "python_methods") else []):
             gen = case.get("add_generation_prompt", False)
             entry = dict(case)
             entry["add_generation_prompt"] = gen
@@ -178,7 +199,6 @@ def main(model_dir, out_path):
                         **tok.special_tokens_map,
                     )
                     entry["generation"] = [list(r) for r in idx[0]]
-                    entry["assistant_token_mask"] = d["assistant_masks"]
                 else:
                     entry["text"] = tok.apply_chat_template(
                         case["messages"], tools=case.get("tools"), add_generation_prompt=gen, tokenize=False

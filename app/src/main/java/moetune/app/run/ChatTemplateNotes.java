@@ -106,7 +106,11 @@ public final class ChatTemplateNotes {
       List<DatasetSpec> all = new ArrayList<>(cfg.datasets());
       all.addAll(cfg.evalDatasets());
       for (DatasetSpec d : all) {
-        for (String m : RoleMarkers.of(templates.format(d.template(), tok.directory()))) {
+        ChatFormat f = templates.format(d.template(), tok.directory());
+        if (f.name().equals(HfChatTemplate.NAME)) {
+          continue; // the model's own markers stay as its training split them
+        }
+        for (String m : RoleMarkers.of(f)) {
           if (tok.encode(m, false).length() > 1) {
             missing.add(m);
           }
@@ -138,9 +142,16 @@ public final class ChatTemplateNotes {
     }
   }
 
-  /** One line for each marker of {@code f} that {@code tok} does not know as one token. */
+  /**
+   * One line for each marker of {@code f} that {@code tok} does not know as one token. None for the
+   * model's own chat template: its markers are split exactly as in the model's training (Mistral's
+   * [INST] never was a token).
+   */
   public static List<String> markerWarnings(ChatFormat f, ChatTokenizer tok) {
     List<String> out = new ArrayList<>();
+    if (f.name().equals(HfChatTemplate.NAME)) {
+      return out;
+    }
     for (String m : RoleMarkers.of(f)) {
       TokenizedText tt = tok.encode(m, false);
       if (tt.length() > 1) {
@@ -153,8 +164,9 @@ public final class ChatTemplateNotes {
                 + tt.length()
                 + " tokens of this tokenizer ("
                 + String.join(" ", tt.tokens())
-                + "), not one; the model must learn it piece by piece. Pick a template made for"
-                + " this model (--template hf uses its own chat_template)");
+                + "), not one; the model must learn it piece by piece. Add it with"
+                + " --add-special-tokens, or pick a template made for this model (--template hf"
+                + " uses its own chat_template)");
       }
     }
     return out;

@@ -73,4 +73,20 @@ class ChatTemplateNotesTest {
           List.of(tok.encode("<s>" + fastchat, false).tokens()).toString());
     }
   }
+
+  @Test
+  void theModelsOwnTemplateIsNotWarnedAboutButAJinjaFileIs(@TempDir Path tmp) throws Exception {
+    String chatml =
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] +"
+            + " '<|im_end|>\\n' }}{% endfor %}";
+    try (ChatTokenizer tok = ChatTokenizer.load(TINY)) {
+      HfChatTemplate own = new HfChatTemplate(chatml, Map.of(), "tokenizer_config.json");
+      assertEquals(List.of(), ChatTemplateNotes.markerWarnings(own, tok));
+      Path file = Files.writeString(tmp.resolve("mine.jinja"), chatml);
+      var mine = TemplateRegistry.builtin().format(file.toString(), TINY);
+      List<String> w = ChatTemplateNotes.markerWarnings(mine, tok);
+      assertEquals(2, w.size(), w.toString());
+      assertTrue(w.get(0).contains("<|im_start|> is 7 tokens"), w.get(0));
+    }
+  }
 }

@@ -47,6 +47,7 @@ public final class HfChatTemplate implements ChatFormat {
   private static final List<String> SPECIAL_KEYS =
       List.of("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token");
 
+  private final String name;
   private final String source;
   private final String origin;
   private final Map<String, Object> specialTokens;
@@ -59,6 +60,12 @@ public final class HfChatTemplate implements ChatFormat {
    * @param origin the file it came from, for messages
    */
   public HfChatTemplate(String source, Map<String, Object> specialTokens, String origin) {
+    this(NAME, source, specialTokens, origin);
+  }
+
+  private HfChatTemplate(
+      String name, String source, Map<String, Object> specialTokens, String origin) {
+    this.name = name;
     this.source = source;
     this.origin = origin;
     this.specialTokens = Map.copyOf(specialTokens);
@@ -103,7 +110,8 @@ public final class HfChatTemplate implements ChatFormat {
     if (modelDir != null && Files.isRegularFile(modelDir.resolve("tokenizer_config.json"))) {
       tokens = specialTokens(readJson(modelDir.resolve("tokenizer_config.json")));
     }
-    return new HfChatTemplate(readText(jinjaFile), tokens, jinjaFile.toString());
+    return new HfChatTemplate(
+        jinjaFile.toString(), readText(jinjaFile), tokens, jinjaFile.toString());
   }
 
   /** The special-token variables of a tokenizer_config.json (strings or {"content": ...}). */
@@ -127,9 +135,10 @@ public final class HfChatTemplate implements ChatFormat {
     return m;
   }
 
+  /** {@code hf} for the model's own template, the file's path for a user's .jinja file. */
   @Override
   public String name() {
-    return NAME;
+    return name;
   }
 
   /** The Jinja text. */
