@@ -14,7 +14,7 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     description =
         "Benchmarks that print moetune's time next to a reference measured in the same run.",
-    subcommands = {CommandLine.HelpCommand.class})
+    subcommands = {CommandLine.HelpCommand.class, BenchLoraCommand.class})
 public final class BenchCommand implements Runnable {
 
   @Spec CommandSpec spec;
