@@ -9,6 +9,7 @@
 #include "scatter2scatter.cu"
 #include "group.cu"
 #include "groupxty.cu"
+#include "moe_mma.cu"
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"

@@ -109,6 +109,11 @@ public final class RunConfig {
     return (Integer) values.get("max-length");
   }
 
+  /** Add the template's split role markers to the tokenizer as special tokens. */
+  public boolean addSpecialTokens() {
+    return Boolean.TRUE.equals(values.get("add-special-tokens"));
+  }
+
   public boolean packing() {
     return (Boolean) values.get("packing");
   }

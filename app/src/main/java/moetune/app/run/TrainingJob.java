@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
@@ -89,8 +90,12 @@ public final class TrainingJob implements AutoCloseable {
     Backend backend = Devices.open(cfg.device(), log);
     try {
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
+      if (cfg.addSpecialTokens()) {
+        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
+      }
       log.accept("model: " + setup.describe());
       TrainingData data;
+      List<Path> tokenizerFiles;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
           throw new ConfigException(
@@ -102,6 +107,8 @@ public final class TrainingJob implements AutoCloseable {
                   + setup.config().vocabSize);
         }
         data = TrainingData.prepare(cfg, tok);
+        tokenizerFiles =
+            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), out, log);
       }
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
@@ -116,8 +123,7 @@ public final class TrainingJob implements AutoCloseable {
       }
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
-          new MixtralTrainable(
-                  model, setup.config(), setup.generation(), setup.tokenizerFiles(), options)
+          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
               .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =

@@ -438,6 +438,32 @@ public final class MixtralModel implements AutoCloseable {
     return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
   }
 
+  /**
+   * Adds the last forward's expert-load statistics to acc F32 (L, E+2) on the device ({@link
+   * Backend#expertLoadStats}, padding excluded); nothing is downloaded. Valid until its backward.
+   */
+  public void accumulateExpertLoad(Tensor acc) {
+    if (step == null || step.probs == null) {
+      throw new IllegalStateException("accumulateExpertLoad(): no forward since the last backward");
+    }
+    be.expertLoadStats(step.probs, step.topIdx, expertLoadMask(step), acc);
+  }
+
+  /** The per-router-row mask of real tokens for the expert-load monitor, or null: every row. */
+  private Tensor expertLoadMask(Step s) {
+    if (s.rowMask != null || s.batch.attentionMask() == null) {
+      return s.rowMask;
+    }
+    // an evaluation forward without labels has no row mask yet: build it as the forward would
+    int n = s.batch.tokens();
+    float[] mask = new float[layers.length * n];
+    for (int i = 0; i < mask.length; i++) {
+      mask[i] = s.batch.attentionMask()[i % n] != 0 ? 1f : 0f;
+    }
+    s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
+    return s.rowMask;
+  }
+
   // ------------------------------------------------------------------ backward
 
   /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */

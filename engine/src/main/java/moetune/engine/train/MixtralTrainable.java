@@ -22,6 +22,7 @@ import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
 
 /**
  * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
@@ -51,6 +52,7 @@ public final class MixtralTrainable implements TrainableModel {
   private final AdamW adamw;
   private final long trainable;
   private Path baseDir; // a LoRA run's base model directory: checkpoints then hold adapters only
+  private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
    * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
@@ -160,10 +162,26 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public MicroStep forwardBackward(TokenBatch batch, double weight) {
     Loss loss = model.forward(toModelBatch(batch, true));
-    RouterStats stats = routerStats(batch);
+    if (expertLoad == null) {
+      MixtralConfig c = model.config();
+      expertLoad = model.backend().zeros(DType.F32, c.numHiddenLayers, c.numLocalExperts + 2);
+    }
+    model.accumulateExpertLoad(expertLoad); // read once per step by takeRouterStats
     model.backward((float) weight);
     return new MicroStep(
-        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), stats);
+        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), null);
+  }
+
+  /** Share of routed slots per expert and router entropy per layer, padding excluded. */
+  @Override
+  public RouterStats takeRouterStats() {
+    if (expertLoad == null) {
+      return null;
+    }
+    MixtralConfig c = model.config();
+    float[] sums = model.backend().download(expertLoad).toFloatArray();
+    model.backend().fill(expertLoad, 0f);
+    return RouterStats.ofSums(c.numHiddenLayers, c.numLocalExperts, sums);
   }
 
   @Override
@@ -221,27 +239,6 @@ public final class MixtralTrainable implements TrainableModel {
         padded ? mask : null,
         tb.positions(),
         tb.docIds());
-  }
-
-  /** Share of routed slots per expert and router entropy per layer, padding excluded. */
-  private RouterStats routerStats(TokenBatch batch) {
-    HostTensor[] routing = model.lastRouting();
-    float[] probs = routing[0].toFloatArray(); // (L*N, E)
-    int[] top = routing[1].toIntArray(); // (L*N, K)
-    MixtralConfig c = model.config();
-    int e = c.numLocalExperts;
-    int k = c.numExpertsPerTok;
-    int n = batch.batch() * batch.seqLen();
-    RouterStats stats = new RouterStats(c.numHiddenLayers, e);
-    for (int l = 0; l < c.numHiddenLayers; l++) {
-      for (int i = 0; i < n; i++) {
-        if (batch.docIds()[i] >= 0) {
-          int row = l * n + i;
-          stats.addToken(l, probs, row * e, top, row * k, k);
-        }
-      }
-    }
-    return stats;
   }
 
   @Override
@@ -324,6 +321,9 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public void close() {
+    if (expertLoad != null) {
+      expertLoad.close();
+    }
     adamw.close();
     model.close();
   }

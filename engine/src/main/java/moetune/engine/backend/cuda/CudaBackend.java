@@ -44,6 +44,7 @@ public final class CudaBackend implements Backend {
   private final MoeOps moe;
   private final LossOps losses;
   private boolean closed;
+  private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
 
   /**
    * Opens device {@code ordinal}. tf32: let cuBLAS use TF32 tensor cores for float32 products
@@ -128,6 +129,11 @@ public final class CudaBackend implements Backend {
     kernels.launch(kernel, shapes, gx, gy, gz, block, smem, args);
   }
 
+  /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
+  int multiprocessors() {
+    return multiprocessors;
+  }
+
   /** A grid for a grid-stride loop over n elements with 256 threads per block. */
   long gridFor(long n) {
     return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
@@ -138,7 +144,7 @@ public final class CudaBackend implements Backend {
     if (t == null) {
       throw new IllegalArgumentException(op + ": " + arg + " is null");
     }
-    if (!(t instanceof CudaTensor c) || c.backend() != this) {
+    if (!(t instanceof CudaTensor c) || c.owner() != this) {
       throw new IllegalArgumentException(op + ": " + arg + " " + t + " does not live on " + name());
     }
     return c;
@@ -350,6 +356,34 @@ public final class CudaBackend implements Backend {
   @Override
   public void resetPeak() {
     allocator.resetPeak();
+  }
+
+  @Override
+  public void reportTensorsAs(Backend facade) {
+    this.facade = facade == null ? this : facade;
+  }
+
+  /** The backend this backend's tensors report (itself unless wrapped). */
+  Backend facade() {
+    return facade;
+  }
+
+  @Override
+  public moetune.engine.backend.QueueClock newQueueClock() {
+    return new CudaQueueClock(this, stream);
+  }
+
+  /** Device memory in use by every process, as the driver reports it (total minus free). */
+  public long driverBytesUsed() {
+    bind();
+    long[] free = new long[1], total = new long[1];
+    Driver.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo", name());
+    return total[0] - free[0];
+  }
+
+  /** The device's memory in bytes. */
+  public long totalMemory() {
+    return totalMemory;
   }
 
   /** Bytes the allocator holds from the driver (in use plus cached). */
@@ -665,6 +699,11 @@ public final class CudaBackend implements Backend {
   public void loadBalancingLoss(
       Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     losses.loadBalancingLoss(probs, topIdx, rowMask, lossOut, dProbs, dScale);
+  }
+
+  @Override
+  public void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    losses.expertLoadStats(probs, topIdx, rowMask, acc);
   }
 
   @Override

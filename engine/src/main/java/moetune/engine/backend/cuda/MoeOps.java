@@ -16,7 +16,12 @@ final class MoeOps {
   private static final int MAX_K = 16; // router.cu
   private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
   private static final int TC_TILE =
-      128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels)
+      128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels, variant 1)
+  // moe_mma.cu (variant 2: mma.sync + 4-stage cp.async): MM_BM = MM_BN, MM_SMEM_BYTES
+  private static final int MM_TILE = 128, MM_SMEM_BYTES = 4 * 2 * 128 * 40 * 2;
+  // its per-block expert table takes (2E + 1) ints of shared memory next to the 80 KiB of stages;
+  // up to 4096 experts two blocks still fit an SM (beyond, variant 1 runs)
+  private static final int MM_MAX_EXPERTS = 4096;
 
   private final CudaBackend b;
 
@@ -230,9 +235,45 @@ final class MoeOps {
     requireDtype(se, DType.I32, op, "sortedExpertIdxs");
     requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
     String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
+    if (xt.dtype() == DType.BF16
+        && wt.dtype() == DType.BF16
+        && mmaRows(in, transW ? 8 : out)
+        && xt.address() % 16 == 0
+        && wt.address() % 16 == 0
+        && yt.address() % 4 == 0
+        && e <= MM_MAX_EXPERTS) {
+      // variant 2, persistent: about two blocks per SM walk the (expert row tile, column tile)
+      // space that each block builds from the sorted expert indices
+      long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
+      b.launch(
+          "scatter2scatter_bf16_kernel2",
+          shapes,
+          Math.min(tiles, 2L * b.multiprocessors()),
+          1,
+          1,
+          256,
+          MM_SMEM_BYTES + (int) (2 * e + 1) * 4,
+          xt.address(),
+          wt.address(),
+          b.ptr(bias, op, "bias"),
+          dt(bias, op, "bias"),
+          yt.address(),
+          dt(yt, op, "y"),
+          se.address(),
+          ss.address(),
+          (int) m,
+          (int) e,
+          (int) in,
+          (int) out,
+          transW ? 1 : 0,
+          fanOut,
+          groupedIn ? 1 : 0,
+          groupedOut ? 1 : 0);
+      return;
+    }
     if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
-      // tensor cores; row tiles are assigned per expert on the device, so the grid is an upper
-      // bound
+      // variant 1 (rows not a multiple of 8 elements); row tiles are assigned per expert on the
+      // device, so the grid is an upper bound
       b.launch(
           "scatter2scatter_bf16_kernel",
           shapes,
@@ -286,6 +327,14 @@ final class MoeOps {
         fanOut,
         groupedIn ? 1 : 0,
         groupedOut ? 1 : 0);
+  }
+
+  /**
+   * Whether variant 2 (moe_mma.cu) applies: its 16-byte cp.async copies need the contiguous
+   * dimension of each operand to be a multiple of 8 bf16 elements (row starts 16-byte aligned).
+   */
+  private static boolean mmaRows(long a, long b) {
+    return a % 8 == 0 && b % 8 == 0;
   }
 
   void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
@@ -353,7 +402,27 @@ final class MoeOps {
     require(
         e <= 65535 && (o + TILE - 1) / TILE <= 65535,
         op + ": too many experts or output rows for the grid: " + w.describe());
-    if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
+    if (xt.dtype() == DType.BF16
+        && g.dtype() == DType.BF16
+        && mmaRows(i, o)
+        && xt.address() % 16 == 0
+        && g.address() % 16 == 0) {
+      b.launch(
+          "group_xty_bf16_kernel2",
+          "x " + xt.describe() + " dy " + g.describe(),
+          (i + MM_TILE - 1) / MM_TILE,
+          (o + MM_TILE - 1) / MM_TILE,
+          e,
+          256,
+          MM_SMEM_BYTES,
+          xt.address(),
+          g.address(),
+          off.address(),
+          w.address(),
+          dt(w, op, "dW"),
+          (int) i,
+          (int) o);
+    } else if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       b.launch(
           "group_xty_bf16_kernel",
           "x " + xt.describe() + " dy " + g.describe(),

@@ -222,6 +222,61 @@ class CudaMoeOpsTest {
       }
   }
 
+  /**
+   * bf16 products large enough for the persistent variant-2 kernel (moe_mma.cu) to loop: more (row
+   * tile, column tile) pairs than it launches blocks (two per SM), k loops far longer than its
+   * pipeline, partial tiles in rows, columns and k, and an expert with no rows.
+   */
+  @Test
+  void bf16ProductsSpanManyTilesAndStages() {
+    gpu();
+    int d = 264, f = 1064; // 264 = 8 * 33 (a partial k step), 1064 = 8 * 133
+    try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      for (boolean transW : new boolean[] {true, false}) {
+        long in = transW ? d : f, out = transW ? f : d;
+        boolean gIn = !transW, gOut = transW;
+        String what = "scatter2scatter BF16 N=2000 k=2 transW=" + transW + " groupedIn=" + gIn;
+        try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
+            Pair w = randn(DType.BF16, 0.1, E, f, d);
+            Pair y = poisoned(DType.BF16, m, out)) {
+          cpu()
+              .scatter2scatter(
+                  x.c(),
+                  w.c(),
+                  null,
+                  transW,
+                  r.k,
+                  r.sortedExp.c(),
+                  r.sortedScat.c(),
+                  gIn,
+                  gOut,
+                  y.c());
+          gpu()
+              .scatter2scatter(
+                  x.g(),
+                  w.g(),
+                  null,
+                  transW,
+                  r.k,
+                  r.sortedExp.g(),
+                  r.sortedScat.g(),
+                  gIn,
+                  gOut,
+                  y.g());
+          check(what, y, tol(DType.BF16));
+        }
+      }
+      try (Pair x = randn(DType.BF16, 1, m, d);
+          Pair dy = randn(DType.BF16, 1, m, f);
+          Pair dW = randn(DType.F32, 1, E, f, d)) {
+        cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
+        gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null);
+        check("groupXtY BF16 N=2000 k=2 dW", dW, tol(DType.BF16));
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = DType.class,

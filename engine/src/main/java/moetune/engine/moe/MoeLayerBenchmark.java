@@ -1,0 +1,224 @@
+package moetune.engine.moe;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import moetune.engine.backend.Backend;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * Times the ScatterMoE SwiGLU expert layer ({@link MoeMlp} with top-k softmax routing, bf16 with
+ * float32 accumulation and float32 weight gradients) forward and forward+backward next to the dense
+ * reference of PERF.md measured in the same run: two plain cuBLAS GEMMs of the same FLOPs (6 T k D
+ * F forward; forward+backward is three times that, so the dense fwd+bwd runs the pair three times).
+ * {@code moetune bench moe} prints its table; the engine tests call it on a GPU host.
+ */
+public final class MoeLayerBenchmark {
+  private MoeLayerBenchmark() {}
+
+  /** T tokens, D hidden, F expert intermediate, E experts, k experts per token. */
+  public record Shape(int tokens, int hidden, int ffn, int experts, int topk) {
+    public Shape {
+      if (tokens < 1 || hidden < 1 || ffn < 1 || experts < 1 || topk < 1 || topk > experts) {
+        throw new IllegalArgumentException(
+            "MoE shape T="
+                + tokens
+                + " D="
+                + hidden
+                + " F="
+                + ffn
+                + " E="
+                + experts
+                + " k="
+                + topk
+                + ": every size must be >= 1 and k <= E");
+      }
+    }
+
+    /** Forward FLOPs: two products over T k routed rows, 2 * (D x 2F) + 2 * (F x D) each. */
+    public double forwardFlops() {
+      return 6.0 * tokens * topk * (double) hidden * ffn;
+    }
+
+    @Override
+    public String toString() {
+      return String.format(Locale.ROOT, "%d, %d, %d, %d, %d", tokens, hidden, ffn, experts, topk);
+    }
+  }
+
+  /** The three shapes of issue 10: Mixtral 8x7B, fine-grained experts, the 1.5B model. */
+  public static final List<Shape> DEFAULT_SHAPES =
+      List.of(
+          new Shape(16384, 4096, 14336, 8, 2),
+          new Shape(16384, 4096, 1792, 64, 16),
+          new Shape(16384, 1024, 3584, 8, 2));
+
+  /** Median and spread of several timings, milliseconds per call. */
+  public record Timing(double median, double min, double max) {
+    @Override
+    public String toString() {
+      return String.format(Locale.ROOT, "%.2f (%.2f-%.2f)", median, min, max);
+    }
+  }
+
+  /** One shape's measurements; extraPeakBytes is the layer's peak beyond weights and inputs. */
+  public record Result(
+      Shape shape,
+      Timing forward,
+      Timing forwardBackward,
+      Timing denseForward,
+      Timing denseForwardBackward,
+      long extraPeakBytes) {
+    public double forwardBackwardTflops() {
+      return 3 * shape.forwardFlops() / (forwardBackward.median() * 1e-3) / 1e12;
+    }
+  }
+
+  /** Measures one shape: {@code repeats} timings of {@code iters} calls each, after a warm-up. */
+  public static Result run(Backend g, Shape s, int repeats, int iters) {
+    int t = s.tokens(), d = s.hidden(), f = s.ffn(), e = s.experts(), k = s.topk();
+    long m = (long) t * k;
+    Random rnd = new Random(1);
+    try (MoeMlp mlp = MoeMlp.allocate(g, DType.BF16, d, f, e);
+        Tensor x = rand(g, rnd, 1, t, d);
+        Tensor logits = rand(g, rnd, 1, t, e);
+        Tensor dy = rand(g, rnd, 1, t, d);
+        Tensor probs = g.empty(DType.F32, t, e);
+        Tensor gates = g.empty(DType.F32, t, k);
+        Tensor idx = g.empty(DType.I32, t, k)) {
+      fill(g, rnd, 0.02, mlp.gateUp());
+      fill(g, rnd, 0.02, mlp.down());
+      Runnable forward =
+          () -> {
+            g.routerTopK(logits, k, probs, gates, idx);
+            mlp.forward(x, gates, idx).close();
+          };
+      Runnable forwardBackward =
+          () -> {
+            g.routerTopK(logits, k, probs, gates, idx);
+            try (MoeMlp.Forward fw = mlp.forward(x, gates, idx);
+                MoeMlp.Grads gr = mlp.backward(fw, dy)) {
+              // the gradients accumulate into the MLP's F32 buffers; dX and dGates are freed here
+            }
+          };
+      forwardBackward.run();
+      g.synchronize();
+      long before = g.bytesInUse();
+      g.resetPeak();
+      forwardBackward.run();
+      g.synchronize();
+      long extra = g.peakBytes() - before;
+      Timing fw = time(g, forward, repeats, iters);
+      Timing fb = time(g, forwardBackward, repeats, iters);
+      Timing[] dense = dense(g, rnd, m, d, f, repeats, iters);
+      return new Result(s, fw, fb, dense[0], dense[1], extra);
+    }
+  }
+
+  /** Two cuBLAS GEMMs of the layer's forward FLOPs: (M, D) x (D, 2F) and (M, F) x (F, D). */
+  private static Timing[] dense(Backend g, Random rnd, long m, int d, int f, int reps, int iters) {
+    try (Tensor a1 = rand(g, rnd, 1, m, d);
+        Tensor b1 = rand(g, rnd, 0.02, d, 2L * f);
+        Tensor c1 = g.empty(DType.BF16, m, 2L * f);
+        Tensor a2 = rand(g, rnd, 1, m, f);
+        Tensor b2 = rand(g, rnd, 0.02, f, d);
+        Tensor c2 = g.empty(DType.BF16, m, d)) {
+      Runnable pair =
+          () -> {
+            g.matmul(a1, false, b1, false, c1, 1, 0);
+            g.matmul(a2, false, b2, false, c2, 1, 0);
+          };
+      Timing fw = time(g, pair, reps, iters);
+      Timing fb =
+          time(
+              g,
+              () -> {
+                pair.run();
+                pair.run();
+                pair.run();
+              },
+              reps,
+              iters);
+      return new Timing[] {fw, fb};
+    }
+  }
+
+  /** Random bf16 values (never zeros: those run faster than real data). */
+  private static Tensor rand(Backend g, Random rnd, double scale, long... shape) {
+    Tensor t = g.empty(DType.BF16, shape);
+    fill(g, rnd, scale, t);
+    return t;
+  }
+
+  /** Fills t with Gaussian values; large tensors repeat one random chunk of 16M values. */
+  private static void fill(Backend g, Random rnd, double scale, Tensor t) {
+    long n = t.numel();
+    int chunk = (int) Math.min(n, 1 << 24);
+    float[] v = new float[chunk];
+    for (int i = 0; i < chunk; i++) v[i] = (float) (rnd.nextGaussian() * scale);
+    try (Tensor c = g.upload(HostTensor.ofFloats(v, chunk), t.dtype())) {
+      for (long off = 0; off < n; off += chunk) {
+        long len = Math.min(chunk, n - off);
+        g.copy(c.view(0, len), t.view(off, len));
+      }
+    }
+  }
+
+  private static Timing time(Backend g, Runnable r, int repeats, int iters) {
+    r.run();
+    g.synchronize();
+    double[] ms = new double[repeats];
+    for (int i = 0; i < repeats; i++) {
+      long t0 = System.nanoTime();
+      for (int j = 0; j < iters; j++) r.run();
+      g.synchronize();
+      ms[i] = (System.nanoTime() - t0) / 1e6 / iters;
+    }
+    Arrays.sort(ms);
+    return new Timing(ms[repeats / 2], ms[0], ms[repeats - 1]);
+  }
+
+  /** The table's header; {@code withReference} adds the PyTorch reference's columns. */
+  public static String header(boolean withReference, String referenceName) {
+    String h =
+        "| T, D, F, E, k | moe fwd ms | dense fwd ms | ratio | moe fwd+bwd ms | dense fwd+bwd ms"
+            + " | ratio | moe fwd+bwd TFLOP/s | extra peak GiB |";
+    String sep = "|---|---|---|---|---|---|---|---|---|";
+    if (withReference) {
+      h += " " + referenceName + " fwd+bwd ms | moe / " + referenceName + " |";
+      sep += "---|---|";
+    }
+    return h + "\n" + sep;
+  }
+
+  /** One row; {@code referenceMs} is the reference's fwd+bwd median or NaN when absent. */
+  public static String row(Result r, boolean withReference, double referenceMs) {
+    String s =
+        String.format(
+            Locale.ROOT,
+            "| %s | %s | %s | %.2f | %s | %s | %.2f | %.0f | %.2f |",
+            r.shape(),
+            r.forward(),
+            r.denseForward(),
+            r.forward().median() / r.denseForward().median(),
+            r.forwardBackward(),
+            r.denseForwardBackward(),
+            r.forwardBackward().median() / r.denseForwardBackward().median(),
+            r.forwardBackwardTflops(),
+            r.extraPeakBytes() / (double) (1L << 30));
+    if (withReference) {
+      s +=
+          Double.isNaN(referenceMs)
+              ? " n/a | n/a |"
+              : String.format(
+                  Locale.ROOT,
+                  " %.2f | %.2f |",
+                  referenceMs,
+                  r.forwardBackward().median() / referenceMs);
+    }
+    return s;
+  }
+}

@@ -1,0 +1,398 @@
+// MoE grouped-product lab: every product of the ScatterMoE SwiGLU layer, timed for each kernel
+// variant next to cuBLAS dense GEMMs of the same FLOPs in the same process, each variant checked
+// against a float32 reference on sampled outputs first.
+//
+// The kernels are the shipped sources (#included, not copied): variant 1 = scatter2scatter.cu /
+// groupxty.cu (wmma, one stage), variant 2 = moe_mma.cu (mma.sync + ldmatrix + 4-stage cp.async).
+// cuBLAS is opened with dlopen (libcublas.so.13 or .12, or $CUBLAS_LIB), so the binary builds on a
+// host without the library and runs where it is.
+//
+// Build: nvcc -O3 -std=c++17 -arch=sm_90a -o moe_lab kernels/lab/moe/moe_lab.cu -ldl
+//        (add -DMM_BK=64 -DMM_STAGES=3 for the deeper-k variant 2b)
+// Run:   ./moe_lab [T D F E K]...   (default: the three shapes of issue 10)
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "../../src/main/cuda/groupxty.cu"
+#include "../../src/main/cuda/moe_mma.cu"
+#include "../../src/main/cuda/scatter2scatter.cu"
+#ifdef MOE_LAB_WGMMA
+#include "s2s_wgmma.cuh"
+#define NV 4  // variants 1, 2, 3 (K-major scatter2scatter only)
+#else
+#define NV 3
+#endif
+
+#define CK(call)                                                                        \
+  do {                                                                                  \
+    cudaError_t err_ = (call);                                                          \
+    if (err_ != cudaSuccess) {                                                          \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
+      exit(1);                                                                          \
+    }                                                                                   \
+  } while (0)
+
+// ---- cuBLAS through dlopen (the few entry points used) ----
+typedef int (*CreateFn)(void**);
+typedef int (*GemmExFn)(void*, int, int, int, int, int, const void*, const void*, int, int,
+                        const void*, int, int, const void*, void*, int, int, int, int);
+static void* g_handle;
+static GemmExFn g_gemm;
+static const int R_16BF = 14, R_32F = 0, COMPUTE_32F = 68, OP_N = 0, OP_T = 1, ALGO_DEFAULT = -1;
+
+static void open_cublas() {
+  const char* names[] = {getenv("CUBLAS_LIB"), "libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+  void* lib = nullptr;
+  for (const char* n : names)
+    if (n != nullptr && (lib = dlopen(n, RTLD_NOW)) != nullptr) break;
+  if (lib == nullptr) {
+    fprintf(stderr, "no libcublas (set CUBLAS_LIB): %s\n", dlerror());
+    exit(1);
+  }
+  CreateFn create = (CreateFn)dlsym(lib, "cublasCreate_v2");
+  g_gemm = (GemmExFn)dlsym(lib, "cublasGemmEx");
+  if (create == nullptr || g_gemm == nullptr || create(&g_handle) != 0) {
+    fprintf(stderr, "cuBLAS: cublasCreate_v2/cublasGemmEx unavailable\n");
+    exit(1);
+  }
+}
+
+// Row-major C (m, n) = A (m, k) @ B^T with B (n, k): bf16 in, cdt out, float32 compute.
+static void dense(const void* a, const void* b, void* c, int cdt, int m, int n, int k) {
+  float one = 1.f, zero = 0.f;
+  int st = g_gemm(g_handle, OP_T, OP_N, n, m, k, &one, b, R_16BF, k, a, R_16BF, k, &zero, c, cdt,
+                  n, COMPUTE_32F, ALGO_DEFAULT);
+  if (st != 0) {
+    fprintf(stderr, "cublasGemmEx failed: %d (m %d n %d k %d)\n", st, m, n, k);
+    exit(1);
+  }
+}
+
+// Row-major C (O, I) float32 = dy^T x with dy (M, O), x (M, I): the groupXtY shape, ungrouped.
+static void dense_xty(const void* dy, const void* x, float* c, int M, int I, int O) {
+  float one = 1.f, zero = 0.f;
+  int st = g_gemm(g_handle, OP_N, OP_T, I, O, M, &one, x, R_16BF, I, dy, R_16BF, O, &zero, c, R_32F,
+                  I, COMPUTE_32F, ALGO_DEFAULT);
+  if (st != 0) {
+    fprintf(stderr, "cublasGemmEx failed: %d (xty M %d I %d O %d)\n", st, M, I, O);
+    exit(1);
+  }
+}
+
+__global__ void fill_kernel(__nv_bfloat16* p, long long n, float scale, unsigned seed) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    unsigned h = (unsigned)i * 2654435761u ^ seed;
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    p[i] = __float2bfloat16((((h & 0xffffff) / 16777216.f) * 2.f - 1.f) * scale);
+  }
+}
+
+// Reference for sampled outputs of scatter2scatter: ref[j] for (p, n) = samples[2j], [2j+1].
+__global__ void s2s_ref_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, const int* se,
+                               const int* ss, const int* samples, int nSamples, int inDim,
+                               int outDim, int transW, int fanOut, int groupedIn, int groupedOut,
+                               const __nv_bfloat16* y, float* ref, float* got) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= nSamples) return;
+  int p = samples[2 * j], n = samples[2 * j + 1];
+  long long in = groupedIn ? p : ss[p] / fanOut, out = groupedOut ? p : ss[p];
+  const __nv_bfloat16* we = w + (long long)se[p] * inDim * outDim;
+  float s = 0.f;
+  for (int k = 0; k < inDim; k++) {
+    float b = __bfloat162float(transW ? we[(long long)n * inDim + k] : we[(long long)k * outDim + n]);
+    s += __bfloat162float(x[in * inDim + k]) * b;
+  }
+  ref[j] = s;
+  got[j] = __bfloat162float(y[out * outDim + n]);
+}
+
+// Reference for sampled dW[e, o, i] = sum over e's rows of dy[p, o] x[p, i].
+__global__ void xty_ref_kernel(const __nv_bfloat16* x, const __nv_bfloat16* dy, const int* offsets,
+                               const int* samples, int nSamples, int I, int O, const float* dw,
+                               float* ref, float* got) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= nSamples) return;
+  int e = samples[3 * j], o = samples[3 * j + 1], i = samples[3 * j + 2];
+  int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
+  float s = 0.f;
+  for (int p = p0; p < p1; p++)
+    s += __bfloat162float(dy[(long long)p * O + o]) * __bfloat162float(x[(long long)p * I + i]);
+  ref[j] = s;
+  got[j] = dw[((long long)e * O + o) * I + i];
+}
+
+struct Routing {
+  int T, K, E, M;
+  int *se, *ss, *off;  // device
+  std::vector<int> hse, hoff;
+};
+
+// Top-k distinct random experts per token, then the stable counting sort the backend does
+// (router.cu): sortedExpert ascending, sortedScattered = flat index t*K + j, offsets = ends.
+static Routing make_routing(int T, int E, int K, unsigned seed) {
+  Routing r{T, K, E, T * K};
+  std::mt19937 rng(seed);
+  std::vector<int> flat(r.M), perm(E);
+  for (int e = 0; e < E; e++) perm[e] = e;
+  for (int t = 0; t < T; t++) {
+    for (int j = 0; j < K; j++) std::swap(perm[j], perm[j + rng() % (E - j)]);
+    for (int j = 0; j < K; j++) flat[t * K + j] = perm[j];
+  }
+  std::vector<int> count(E, 0), hss(r.M);
+  r.hse.resize(r.M);
+  r.hoff.resize(E);
+  for (int v : flat) count[v]++;
+  std::vector<int> start(E, 0);
+  for (int e = 1; e < E; e++) start[e] = start[e - 1] + count[e - 1];
+  for (int e = 0; e < E; e++) r.hoff[e] = start[e] + count[e];
+  for (int s = 0; s < r.M; s++) {
+    int p = start[flat[s]]++;
+    r.hse[p] = flat[s];
+    hss[p] = s;
+  }
+  CK(cudaMalloc(&r.se, r.M * 4));
+  CK(cudaMalloc(&r.ss, r.M * 4));
+  CK(cudaMalloc(&r.off, E * 4));
+  CK(cudaMemcpy(r.se, r.hse.data(), r.M * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(r.ss, hss.data(), r.M * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(r.off, r.hoff.data(), E * 4, cudaMemcpyHostToDevice));
+  return r;
+}
+
+static int g_sms;
+
+static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y,
+                const Routing& r, int inDim, int outDim, bool transW, int fanOut, bool gIn,
+                bool gOut) {
+#ifdef MOE_LAB_WGMMA
+  if (variant == 3) {
+    int smem = WG_SMEM + (2 * r.E + 1) * 4;
+    CK(cudaFuncSetAttribute(scatter2scatter_wgmma_kernel3,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    long long tiles = (long long)((r.M + WG_BM - 1) / WG_BM + r.E) * ((outDim + WG_BN - 1) / WG_BN);
+    int grid = (int)std::min<long long>(tiles, 2LL * g_sms);
+    scatter2scatter_wgmma_kernel3<<<grid, 256, smem>>>(x, w, y, r.se, r.ss, r.M, r.E, inDim, outDim,
+                                                       fanOut, gIn, gOut);
+    CK(cudaGetLastError());
+    return;
+  }
+#endif
+  if (variant == 1) {
+    dim3 grid((outDim + TC_BN - 1) / TC_BN, (r.M + TC_BM - 1) / TC_BM + r.E);
+    scatter2scatter_bf16_kernel<<<grid, TC_THREADS, r.E * 4>>>(
+        x, w, nullptr, 0, y, DT_BF16, r.se, r.ss, r.M, r.E, inDim, outDim, transW, fanOut, gIn,
+        gOut);
+  } else {
+    int smem = MM_SMEM_BYTES + (2 * r.E + 1) * 4;
+    CK(cudaFuncSetAttribute(scatter2scatter_bf16_kernel2,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    long long tiles = (long long)((r.M + MM_BM - 1) / MM_BM + r.E) * ((outDim + MM_BN - 1) / MM_BN);
+    int grid = (int)std::min<long long>(tiles, 2LL * g_sms);
+    scatter2scatter_bf16_kernel2<<<grid, MM_THREADS, smem>>>(x, w, nullptr, 0, y, DT_BF16, r.se,
+                                                             r.ss, r.M, r.E, inDim, outDim, transW,
+                                                             fanOut, gIn, gOut);
+  }
+  CK(cudaGetLastError());
+}
+
+static void xty(int variant, const __nv_bfloat16* x, const __nv_bfloat16* dy, float* dw,
+                const Routing& r, int I, int O) {
+  if (variant == 1) {
+    dim3 grid((I + TC_BN - 1) / TC_BN, (O + TC_BM - 1) / TC_BM, r.E);
+    group_xty_bf16_kernel<<<grid, TC_THREADS>>>(x, dy, r.off, dw, DT_F32, I, O);
+  } else {
+    static bool attr = false;
+    if (!attr) {
+      CK(cudaFuncSetAttribute(group_xty_bf16_kernel2, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              MM_SMEM_BYTES));
+      attr = true;
+    }
+    dim3 grid((I + MM_BN - 1) / MM_BN, (O + MM_BM - 1) / MM_BM, r.E);
+    group_xty_bf16_kernel2<<<grid, MM_THREADS, MM_SMEM_BYTES>>>(x, dy, r.off, dw, DT_F32, I, O);
+  }
+  CK(cudaGetLastError());
+}
+
+template <typename F>
+static double time_ms(F f, int reps) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  f();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> ms(reps);
+  for (int i = 0; i < reps; i++) {
+    CK(cudaEventRecord(a));
+    f();
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    CK(cudaEventElapsedTime(&ms[i], a, b));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[reps / 2];
+}
+
+// Scale-aware check of sampled outputs: |got - ref| <= 1e-2 |ref| + 5e-3 rms(ref) (bf16 output
+// rounding is 2^-9 relative; float32 sums in a different order differ far less).
+static bool judge(const char* what, int variant, float* dref, float* dgot, int n, double* worst) {
+  std::vector<float> ref(n), got(n);
+  CK(cudaMemcpy(ref.data(), dref, n * 4, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(got.data(), dgot, n * 4, cudaMemcpyDeviceToHost));
+  double ss = 0;
+  for (float v : ref) ss += (double)v * v;
+  double rms = std::sqrt(ss / n);
+  int bad = 0;
+  *worst = 0;
+  for (int j = 0; j < n; j++) {
+    double d = std::fabs((double)got[j] - ref[j]);
+    *worst = std::max(*worst, d / rms);
+    if (!(d <= 1e-2 * std::fabs(ref[j]) + 5e-3 * rms)) {
+      if (bad < 3)
+        fprintf(stderr, "  %s v%d: sample %d got %g want %g\n", what, variant, j, got[j], ref[j]);
+      bad++;
+    }
+  }
+  return bad == 0;
+}
+
+static void run_shape(int T, int D, int F, int E, int K) {
+  Routing r = make_routing(T, E, K, 1234 + T + E);
+  long long M = r.M;
+  auto alloc = [](long long n) {
+    __nv_bfloat16* p;
+    CK(cudaMalloc(&p, n * 2));
+    fill_kernel<<<1024, 256>>>(p, n, 1.f, (unsigned)n);
+    return p;
+  };
+  __nv_bfloat16 *x = alloc((long long)T * D), *w1 = alloc((long long)E * 2 * F * D),
+                *w2 = alloc((long long)E * D * F), *h = alloc(M * 2 * F), *a = alloc(M * F),
+                *ye = alloc(M * D), *dyg = alloc(M * D), *da = alloc(M * F), *dh = alloc(M * 2 * F),
+                *dxe = alloc(M * D), *xg = alloc(M * D);
+  float *dw1, *dw2;
+  CK(cudaMalloc(&dw1, (long long)E * 2 * F * D * 4));
+  CK(cudaMalloc(&dw2, (long long)E * D * F * 4));
+  const int NS = 4096;
+  int* dsamp;
+  float *dref, *dgot;
+  CK(cudaMalloc(&dsamp, NS * 3 * 4));
+  CK(cudaMalloc(&dref, NS * 4));
+  CK(cudaMalloc(&dgot, NS * 4));
+  std::mt19937 rng(7);
+
+  struct Prod {
+    const char* name;
+    int kind;  // 0 scatter2scatter, 1 groupXtY
+    const __nv_bfloat16 *x, *w;
+    __nv_bfloat16* y;
+    int in, out, fanOut;
+    bool transW, gIn, gOut;
+    float* dw;
+    int I, O;
+  };
+  // The layer as MoeLayerBench runs it (W1 (E, 2F, D), W2 (E, D, F) as stored).
+  Prod prods[] = {
+      {"fwd1 x@W1^T gather", 0, x, w1, h, D, 2 * F, K, true, false, true},
+      {"fwd2 a@W2^T scatter", 0, a, w2, ye, F, D, 1, true, true, false},
+      {"dX2 dy@W2 grouped", 0, dyg, w2, da, D, F, 1, false, true, true},
+      {"dX1 dh@W1 scatter", 0, dh, w1, dxe, 2 * F, D, 1, false, true, false},
+      {"dW2 dy^T a", 1, a, dyg, nullptr, 0, 0, 0, false, false, false, dw2, F, D},
+      {"dW1 dh^T x", 1, xg, dh, nullptr, 0, 0, 0, false, false, false, dw1, D, 2 * F},
+  };
+  printf("\n### T=%d D=%d F=%d E=%d k=%d (M=%lld routed rows)\n\n", T, D, F, E, K, M);
+  printf("| product | v1 ms | v2 ms | dense ms | v1/dense | v2/dense | v2 TFLOP/s | check v1 / v2 (max err/rms) |\n");
+  printf("|---|---|---|---|---|---|---|---|\n");
+  double sum[3] = {0, 0, 0};
+  for (Prod& p : prods) {
+    double flops;
+    double worst[4] = {0, 0, 0, 0};
+    bool ok[4] = {true, true, true, true};
+    double ms[4] = {0, 0, 0, NAN};
+    for (int v = 1; v < NV; v++) {
+      if (v == 3 && !(p.kind == 0 && p.transW)) continue;
+      // Fresh samples per product, the check first, then the timing.
+      if (p.kind == 0) {
+        std::vector<int> s(NS * 2);
+        for (int j = 0; j < NS; j++) {
+          s[2 * j] = rng() % M;
+          s[2 * j + 1] = rng() % p.out;
+        }
+        CK(cudaMemcpy(dsamp, s.data(), NS * 8, cudaMemcpyHostToDevice));
+        CK(cudaMemset(p.y, 0xff, M * p.out * 2));  // NaN poison: unwritten outputs fail
+        s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut);
+        s2s_ref_kernel<<<(NS + 127) / 128, 128>>>(p.x, p.w, r.se, r.ss, dsamp, NS, p.in, p.out,
+                                                   p.transW, p.fanOut, p.gIn, p.gOut, p.y, dref,
+                                                   dgot);
+      } else {
+        std::vector<int> s(NS * 3);
+        for (int j = 0; j < NS; j++) {
+          s[3 * j] = rng() % E;
+          s[3 * j + 1] = rng() % p.O;
+          s[3 * j + 2] = rng() % p.I;
+        }
+        CK(cudaMemcpy(dsamp, s.data(), NS * 12, cudaMemcpyHostToDevice));
+        CK(cudaMemset(p.dw, 0, (long long)E * p.I * p.O * 4));
+        xty(v, p.x, p.w, p.dw, r, p.I, p.O);
+        xty_ref_kernel<<<(NS + 127) / 128, 128>>>(p.x, p.w, r.off, dsamp, NS, p.I, p.O, p.dw, dref,
+                                                   dgot);
+      }
+      CK(cudaDeviceSynchronize());
+      ok[v] = judge(p.name, v, dref, dgot, NS, &worst[v]);
+    }
+    for (int v = 1; v < NV; v++) {
+      if (v == 3 && !(p.kind == 0 && p.transW)) continue;
+      if (p.kind == 0)
+        ms[v] = time_ms([&] { s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut); }, 7);
+      else
+        ms[v] = time_ms([&] { xty(v, p.x, p.w, p.dw, r, p.I, p.O); }, 7);
+    }
+    if (p.kind == 0) {
+      flops = 2.0 * M * p.in * p.out;
+      // same FLOPs: (M, out) = (M, in) @ (out, in)^T; the weight operand is any buffer that large
+      ms[0] = time_ms([&] { dense(p.x == x ? xg : p.x, p.w, p.y, R_16BF, (int)M, p.out, p.in); }, 7);
+    } else {
+      flops = 2.0 * M * p.I * p.O;
+      // same FLOPs: (O, I) = dy^T x over all M rows, float32 out
+      ms[0] = time_ms([&] { dense_xty(p.w, p.x, p.dw, (int)M, p.I, p.O); }, 7);
+    }
+    for (int v = 0; v < 3; v++) sum[v] += ms[v];
+    printf("| %s | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | %s %.1e / %s %.1e |", p.name, ms[1],
+           ms[2], ms[0], ms[1] / ms[0], ms[2] / ms[0], flops / ms[2] / 1e9, ok[1] ? "ok" : "FAIL",
+           worst[1], ok[2] ? "ok" : "FAIL", worst[2]);
+    if (NV > 3) printf(" v3 %.3f ms (%.2f x dense) %s %.1e |", ms[3], ms[3] / ms[0], ok[3] ? "ok" : "FAIL", worst[3]);
+    printf("\n");
+  }
+  printf("| all six | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | |\n", sum[1], sum[2], sum[0],
+         sum[1] / sum[0], sum[2] / sum[0], 18.0 * T * K * (double)D * F / sum[2] / 1e9);
+  for (void* p : {(void*)x, (void*)w1, (void*)w2, (void*)h, (void*)a, (void*)ye, (void*)dyg,
+                  (void*)da, (void*)dh, (void*)dxe, (void*)xg, (void*)dw1, (void*)dw2,
+                  (void*)dsamp, (void*)dref, (void*)dgot, (void*)r.se, (void*)r.ss, (void*)r.off})
+    CK(cudaFree(p));
+}
+
+int main(int argc, char** argv) {
+  open_cublas();
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  g_sms = prop.multiProcessorCount;
+  printf("moe_lab on %s (%d SMs); v2 = moe_mma.cu with MM_BK %d, MM_STAGES %d; median of 7 after a"
+         " warm-up, ms per call\n", prop.name, g_sms, MM_BK, MM_STAGES);
+  std::vector<std::vector<int>> shapes;
+  if (argc >= 6) {
+    for (int i = 1; i + 4 < argc; i += 5)
+      shapes.push_back({atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]), atoi(argv[i + 3]),
+                        atoi(argv[i + 4])});
+  } else {
+    shapes = {{16384, 4096, 14336, 8, 2}, {16384, 4096, 1792, 64, 16}, {16384, 1024, 3584, 8, 2}};
+  }
+  for (auto& s : shapes) run_shape(s[0], s[1], s[2], s[3], s[4]);
+  return 0;
+}
