@@ -19,7 +19,7 @@ import picocli.CommandLine.Spec;
       BenchMoeCommand.class,
       BenchStepCommand.class,
       BenchKernelsCommand.class,
-      BenchMoeCommand.class,
+      BenchLoraCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class BenchCommand implements Runnable {
