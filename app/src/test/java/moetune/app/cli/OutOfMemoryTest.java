@@ -76,6 +76,8 @@ class OutOfMemoryTest {
             "150",
             "--max-steps",
             "2",
+            "--warmup-steps",
+            "0",
             "--eval-split",
             "0",
             "--device",
