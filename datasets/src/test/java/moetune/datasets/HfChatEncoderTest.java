@@ -143,6 +143,10 @@ class HfChatEncoderTest {
     Files.writeString(model.resolve("tokenizer_config.json"), mapper.writeValueAsString(tc));
     var reg = moetune.templates.TemplateRegistry.builtin();
     var f = reg.format("hf", model);
+    assertTrue(reg.contains("tokenizer_default"), "axolotl's name for the model's template");
+    assertEquals(
+        f.render(null, List.of(Message.user("Q"))).text(),
+        reg.format("tokenizer_default", model).render(null, List.of(Message.user("Q"))).text());
     assertEquals(
         "<s> [INST] Q [/INST] A</s>",
         f.render(null, List.of(Message.user("Q"), Message.assistant("A"))).text());

@@ -17,6 +17,9 @@ public final class TemplateRegistry {
   private final Map<String, ConversationTemplate> byName;
   private final Path jinjaFile; // a user's chat template for "hf", or null: the model's
 
+  /** axolotl's name ({@code chat_template: tokenizer_default}) for what moetune calls hf. */
+  public static final String TOKENIZER_DEFAULT = "tokenizer_default";
+
   private TemplateRegistry(Map<String, ConversationTemplate> byName, Path jinjaFile) {
     this.byName = byName;
     this.jinjaFile = jinjaFile;
@@ -70,7 +73,7 @@ public final class TemplateRegistry {
       }
       return HfChatTemplate.fromFile(file, modelDir);
     }
-    if (HfChatTemplate.NAME.equals(name)) {
+    if (HfChatTemplate.NAME.equals(name) || TOKENIZER_DEFAULT.equals(name)) {
       if (jinjaFile != null) {
         return HfChatTemplate.fromFile(jinjaFile, modelDir);
       }
@@ -102,6 +105,7 @@ public final class TemplateRegistry {
   /** True for the FastChat templates, {@code hf} and a path to a {@code .jinja} file. */
   public boolean contains(String name) {
     return HfChatTemplate.NAME.equals(name)
+        || TOKENIZER_DEFAULT.equals(name)
         || byName.containsKey(name)
         || (name.endsWith(".jinja") && java.nio.file.Files.isRegularFile(Path.of(name)));
   }
