@@ -11,7 +11,7 @@ dest="${1:-$repo/../../main/.device}"
 rm -rf "$dest"
 mkdir -p "$dest/lib"
 cd "$repo"
-mvn -B -q -pl kernels,engine -DskipTests package dependency:copy-dependencies \
+mvn -B -q -pl engine -am -DskipTests package dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$dest/lib"
 cp engine/target/engine-*.jar "$dest/lib/"
 cp -r engine/target/test-classes "$dest/test-classes"
@@ -27,8 +27,9 @@ tmpn="$(mktemp -d)"
 rm -rf "$tmpn"
 tmp="$(mktemp -d)"
 "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.xml,jdk.zipfs \
-  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$tmp/jre"
-tar -C "$tmp" -cJf "$dest/jre.tar.xz" jre
+  --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre"
+# uncompressed modules under xz -9e: 15 MB instead of 24 MB with zip-9 inside plain xz
+tar -C "$tmp" -cf - jre | xz -9e -T2 > "$dest/jre.tar.xz"
 rm -rf "$tmp"
 cp "$here/run-gpu-tests.sh" "$dest/"
 du -sh "$dest"
