@@ -70,7 +70,9 @@ group_xty_bf16_kernel(const __nv_bfloat16* x, const __nv_bfloat16* dy, const int
   int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
   if (p1 <= p0) return;
   int o0 = blockIdx.y * TC_BM, i0 = blockIdx.x * TC_BN;
-  bool vecO = (O % 8) == 0, vecI = (I % 8) == 0;
+  // 16-byte loads need 16-byte aligned row starts (length a multiple of 8, base aligned)
+  bool vecO = (O % 8) == 0 && (reinterpret_cast<uintptr_t>(dy) & 15) == 0,
+       vecI = (I % 8) == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   TcAcc acc;
   tc_zero(acc);
   for (int k0 = p0; k0 < p1; k0 += TC_BK) {

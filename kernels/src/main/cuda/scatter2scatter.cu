@@ -150,8 +150,11 @@ scatter2scatter_bf16_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, cons
     }
   }
   const __nv_bfloat16* we = w + (long long)e * inDim * outDim;
-  bool vecA = (inDim % 8) == 0;
-  bool vecB = transW ? (inDim % 8) == 0 : (outDim % 8) == 0;
+  // 16-byte loads need 16-byte aligned row starts: the row length a multiple of 8 and the base
+  // aligned (a view into a flat parameter buffer, e.g. a LoRA factor, may start anywhere)
+  bool vecA = (inDim % 8) == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+  bool vecB = (transW ? (inDim % 8) == 0 : (outDim % 8) == 0) &&
+              (reinterpret_cast<uintptr_t>(w) & 15) == 0;
   TcAcc acc;
   tc_zero(acc);
   __syncthreads();
