@@ -230,9 +230,14 @@ class TrainingViewModelTest {
     vm.loadConfig(f);
     RunConfig file = RunConfigParser.parse(f, Map.of());
     assertEquals(file, vm.form().toConfig());
+    // paths in a config file are taken relative to the file
     assertEquals(
-        "[{\"path\":\"a.jsonl\",\"format\":\"openai\",\"template\":\"mistral\",\"labels\":\"last-turn\","
-            + "\"weight\":2.0},\"b.jsonl\"]",
+        "[{\"path\":\""
+            + tmp.resolve("a.jsonl")
+            + "\",\"format\":\"openai\",\"template\":\"mistral\",\"labels\":\"last-turn\","
+            + "\"weight\":2.0},\""
+            + tmp.resolve("b.jsonl")
+            + "\"]",
         vm.form().field("datasets").text().get());
     Path saved = tmp.resolve("saved.yaml");
     vm.saveConfig(saved);
