@@ -20,8 +20,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Matcher;
-import moetune.engine.model.LoraConfig;
 import java.util.regex.Pattern;
+import moetune.engine.model.LoraConfig;
 
 /**
  * Reads a run config from a JSON or YAML file and flags ({@code --lr 1e-4} overrides the file's

@@ -10,10 +10,10 @@ import java.util.function.DoubleConsumer;
 import java.util.stream.Stream;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.io.AtomicFiles;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
 import moetune.engine.io.SafetensorsWriter;
-import moetune.engine.io.AtomicFiles;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
@@ -86,8 +86,7 @@ public final class Exporter {
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
       // A LoRA checkpoint exports merged: W + scaling * B A for every adapted tensor (float32).
-      LoraConfig lora =
-          LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
+      LoraConfig lora = LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
       Map<String, HostTensor> adapter =
           lora == null ? Map.of() : LoraWeights.read(from, lora, ckpt.config());
       // the writer asks for each hub tensor once, while writing it
@@ -151,8 +150,7 @@ public final class Exporter {
         to,
         tmp -> {
           Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));
-          Files.copy(
-              from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
+          Files.copy(from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
         });
   }
 

@@ -106,8 +106,8 @@ final class LoraLinear {
   }
 
   /**
-   * Backward: dy (N, O), x (N, I) the forward's input, s its saved state (null without an
-   * adapter). dx (N, I) is overwritten (beta 0) or accumulated into (beta 1); null skips it.
+   * Backward: dy (N, O), x (N, I) the forward's input, s its saved state (null without an adapter).
+   * dx (N, I) is overwritten (beta 0) or accumulated into (beta 1); null skips it.
    */
   void backward(Saved s, Tensor dy, Tensor x, Tensor dx, float beta) {
     if (dx != null) {

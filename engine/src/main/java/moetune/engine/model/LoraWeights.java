@@ -205,8 +205,8 @@ public final class LoraWeights {
   }
 
   /**
-   * Reads a PEFT adapter_config.json into moetune's settings (seed from the caller: it matters
-   * only for a fresh initialisation). Settings moetune does not implement are refused by name.
+   * Reads a PEFT adapter_config.json into moetune's settings (seed from the caller: it matters only
+   * for a fresh initialisation). Settings moetune does not implement are refused by name.
    */
   public static LoraConfig readConfig(Path dir, long seed) {
     Path file = dir.resolve(CONFIG_FILE);
@@ -222,8 +222,7 @@ public final class LoraWeights {
     }
     refuse(file, n, "use_dora", v -> v.asBoolean(false), "DoRA is not supported");
     refuse(file, n, "fan_in_fan_out", v -> v.asBoolean(false), "must be false for Mixtral");
-    refuse(
-        file, n, "bias", v -> !v.isNull() && !"none".equals(v.asText()), "must be \"none\"");
+    refuse(file, n, "bias", v -> !v.isNull() && !"none".equals(v.asText()), "must be \"none\"");
     refuse(file, n, "modules_to_save", v -> !v.isNull(), "is not supported; must be null");
     refuse(file, n, "layers_to_transform", v -> !v.isNull(), "is not supported; must be null");
     refuse(file, n, "rank_pattern", v -> v.size() > 0, "per-module ranks are not supported");
@@ -290,11 +289,7 @@ public final class LoraWeights {
   }
 
   private static void refuse(
-      Path file,
-      JsonNode n,
-      String field,
-      java.util.function.Predicate<JsonNode> bad,
-      String why) {
+      Path file, JsonNode n, String field, java.util.function.Predicate<JsonNode> bad, String why) {
     JsonNode v = n.path(field);
     if (!v.isMissingNode() && bad.test(v)) {
       throw new CheckpointException(file, field, why);
@@ -302,8 +297,8 @@ public final class LoraWeights {
   }
 
   /**
-   * Reads adapter_model.safetensors and writes every adapter tensor into the model (which must
-   * have been built with the adapter's {@link LoraConfig}).
+   * Reads adapter_model.safetensors and writes every adapter tensor into the model (which must have
+   * been built with the adapter's {@link LoraConfig}).
    */
   public static void load(Path dir, MixtralModel model) {
     Parameters p = model.parameters();
@@ -434,7 +429,15 @@ public final class LoraWeights {
 
   /** w[rows, cols] += s * b[rows, r] a[r, cols], at the given element offsets. */
   private static void addProduct(
-      float[] w, long wOff, float[] b, long bOff, float[] a, long aOff, long rows, long cols, int r,
+      float[] w,
+      long wOff,
+      float[] b,
+      long bOff,
+      float[] a,
+      long aOff,
+      long rows,
+      long cols,
+      int r,
       float s) {
     for (long i = 0; i < rows; i++) {
       for (long j = 0; j < cols; j++) {

@@ -35,8 +35,8 @@ import moetune.engine.tensor.Tensor;
  * block_sparse_moe.experts.E.w1/w2/w3.weight}), each a contiguous slice of a fused tensor. LoRA
  * adapters (see {@link LoraConfig}) are trainable parameters named {@code <target>.lora_A.weight}
  * (r, in) and {@code <target>.lora_B.weight} (out, r) for the attention projections and the router,
- * and {@code model.layers.N.mlp.experts.gate_up_proj.lora_A} (E, r, D) / {@code .lora_B} (E, 2F, r),
- * {@code ...down_proj.lora_A} (E, r, F) / {@code .lora_B} (E, D, r) for the experts.
+ * and {@code model.layers.N.mlp.experts.gate_up_proj.lora_A} (E, r, D) / {@code .lora_B} (E, 2F,
+ * r), {@code ...down_proj.lora_A} (E, r, F) / {@code .lora_B} (E, D, r) for the experts.
  *
  * <p>Layout of the trainable buffer: every matrix first, then the 1-D norm weights, so that the
  * usual "no weight decay on norms" choice splits the buffer into two runs.
@@ -406,8 +406,8 @@ public final class Parameters implements AutoCloseable {
   }
 
   /**
-   * The checkpoint names of the hub layout, in a stable order (what {@code save} writes): every base
-   * parameter, frozen or not, without the adapters.
+   * The checkpoint names of the hub layout, in a stable order (what {@code save} writes): every
+   * base parameter, frozen or not, without the adapters.
    */
   public List<String> hubNames() {
     return hubNames(slices);

@@ -45,8 +45,8 @@ public final class MoeMlp implements AutoCloseable {
   }
 
   /**
-   * As above with LoRA adapters on gate_up_proj (A (E, r, D), B (E, 2F, r)) and down_proj (A (E,
-   * r, F), B (E, D, r)), either null; gradients of frozen weights null.
+   * As above with LoRA adapters on gate_up_proj (A (E, r, D), B (E, 2F, r)) and down_proj (A (E, r,
+   * F), B (E, D, r)), either null; gradients of frozen weights null.
    */
   public MoeMlp(
       Tensor gateUp,

@@ -194,8 +194,8 @@ public final class ParallelLinear {
   }
 
   /**
-   * rows (M, O), grouped or in token-slot order, += scaling * (x A^T) B^T per routed row; keeps
-   * xa (M, r) grouped in the context.
+   * rows (M, O), grouped or in token-slot order, += scaling * (x A^T) B^T per routed row; keeps xa
+   * (M, r) grouped in the context.
    */
   private static void addLora(Context c, Lora lora, Tensor rows, boolean rowsGrouped) {
     if (lora == null) {

@@ -42,8 +42,7 @@ class LoraTest {
   /** A model with adapters on the given targets whose B are random too (B = 0 hides A's role). */
   static MixtralModel loraModel(
       MixtralConfig c, Map<String, float[]> w, CpuBackend be, LoraConfig lora, long seed) {
-    MixtralModel m =
-        RandomMixtral.create(c, w, be, new ModelOptions(DType.F32, 1).withLora(lora));
+    MixtralModel m = RandomMixtral.create(c, w, be, new ModelOptions(DType.F32, 1).withLora(lora));
     SplittableRandom r = new SplittableRandom(seed);
     for (Parameters.Slice s : m.parameters().slices()) {
       if (s.isLora() && s.name().contains("lora_B")) {
@@ -72,10 +71,7 @@ class LoraTest {
     Map<String, HostTensor> a = adapters(m);
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String n : m.parameters().hubNames()) {
-      out.put(
-          n,
-          LoraWeights.merged(
-              m.parameters().lora(), m.config(), n, m.parameter(n), a::get));
+      out.put(n, LoraWeights.merged(m.parameters().lora(), m.config(), n, m.parameter(n), a::get));
     }
     return out;
   }
@@ -122,8 +118,7 @@ class LoraTest {
               "model.layers.0.input_layernorm.weight",
               "model.layers.1.post_attention_layernorm.weight",
               "model.norm.weight")) {
-        assertArrayEquals(
-            full.gradient(n).toFloatArray(), frozen.gradient(n).toFloatArray(), n);
+        assertArrayEquals(full.gradient(n).toFloatArray(), frozen.gradient(n).toFloatArray(), n);
       }
       assertArrayEquals(
           w.get("model.layers.1.self_attn.o_proj.weight"),
@@ -161,7 +156,10 @@ class LoraTest {
         }
         gn = Math.sqrt(gn);
         for (int i = 0; i < u.length; i++) {
-          u[i] = (float) ((gn == 0 ? 0 : 0.8 * g[i] / gn) + 0.2 * rnd.nextGaussian() / Math.sqrt(u.length));
+          u[i] =
+              (float)
+                  ((gn == 0 ? 0 : 0.8 * g[i] / gn)
+                      + 0.2 * rnd.nextGaussian() / Math.sqrt(u.length));
           norm += (double) u[i] * u[i];
         }
         double dot = 0;
@@ -235,13 +233,27 @@ class LoraTest {
       int r = lora.r();
       for (int l = 0; l < c.numHiddenLayers; l++) {
         String p = "model.layers." + l + ".";
-        for (String t : List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-            "self_attn.o_proj", "block_sparse_moe.gate")) {
+        for (String t :
+            List.of(
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+                "block_sparse_moe.gate")) {
           String ln = p + (t.equals("block_sparse_moe.gate") ? "mlp.gate" : t);
           HostTensor dw = plain.gradient(p + t + ".weight"); // (O, I)
           checkFactorGradients(
-              m, ln + ".lora_A.weight", ln + ".lora_B.weight", dw.toFloatArray(),
-              (int) dw.dim(0), (int) dw.dim(1), r, s, 0, 0, 0);
+              m,
+              ln + ".lora_A.weight",
+              ln + ".lora_B.weight",
+              dw.toFloatArray(),
+              (int) dw.dim(0),
+              (int) dw.dim(1),
+              r,
+              s,
+              0,
+              0,
+              0);
         }
         int e = c.numLocalExperts;
         int f = c.intermediateSize;
@@ -252,12 +264,29 @@ class LoraTest {
           System.arraycopy(plain.gradient(hub + "w1.weight").toFloatArray(), 0, gu, 0, f * d);
           System.arraycopy(plain.gradient(hub + "w3.weight").toFloatArray(), 0, gu, f * d, f * d);
           checkFactorGradients(
-              m, p + "mlp.experts.gate_up_proj.lora_A", p + "mlp.experts.gate_up_proj.lora_B", gu,
-              2 * f, d, r, s, (long) x * r * d, (long) x * 2 * f * r, x);
+              m,
+              p + "mlp.experts.gate_up_proj.lora_A",
+              p + "mlp.experts.gate_up_proj.lora_B",
+              gu,
+              2 * f,
+              d,
+              r,
+              s,
+              (long) x * r * d,
+              (long) x * 2 * f * r,
+              x);
           checkFactorGradients(
-              m, p + "mlp.experts.down_proj.lora_A", p + "mlp.experts.down_proj.lora_B",
-              plain.gradient(hub + "w2.weight").toFloatArray(), d, f, r, s, (long) x * r * f,
-              (long) x * d * r, x);
+              m,
+              p + "mlp.experts.down_proj.lora_A",
+              p + "mlp.experts.down_proj.lora_B",
+              plain.gradient(hub + "w2.weight").toFloatArray(),
+              d,
+              f,
+              r,
+              s,
+              (long) x * r * f,
+              (long) x * d * r,
+              x);
         }
       }
     }
@@ -268,8 +297,17 @@ class LoraTest {
    * merged model's weight gradient dW (O, I), for the expert at the given element offsets.
    */
   static void checkFactorGradients(
-      MixtralModel m, String an, String bn, float[] dw, int o, int in, int r, float s, long aOff,
-      long bOff, int expert) {
+      MixtralModel m,
+      String an,
+      String bn,
+      float[] dw,
+      int o,
+      int in,
+      int r,
+      float s,
+      long aOff,
+      long bOff,
+      int expert) {
     float[] a = m.parameter(an).toFloatArray();
     float[] b = m.parameter(bn).toFloatArray();
     float[] ga = m.gradient(an).toFloatArray();
@@ -306,8 +344,8 @@ class LoraTest {
   void peftFilesRoundTripAndMergedExportGivesTheSameLogits(@TempDir Path tmp) {
     MixtralConfig c = RandomMixtral.awkwardConfig(0);
     Map<String, float[]> w = RandomMixtral.weights(c, 21);
-    LoraConfig lora = new LoraConfig(2, 5, 0, Set.of("q_proj", "v_proj", "w1", "w3", "w2"),
-        false, 22);
+    LoraConfig lora =
+        new LoraConfig(2, 5, 0, Set.of("q_proj", "v_proj", "w1", "w3", "w2"), false, 22);
     Batch b = batch(c, 1, 8, 23);
     try (CpuBackend be = new CpuBackend(2);
         MixtralModel m = loraModel(c, w, be, lora, 24)) {
@@ -343,7 +381,8 @@ class LoraTest {
         () -> new LoraConfig(8, 16, 0.1, Set.of("q_proj", "gate"), false, 0),
         "dropout with a target_parameters target");
     assertThrows(
-        IllegalArgumentException.class, () -> new LoraConfig(8, 16, 0, Set.of("lm_head"), false, 0));
+        IllegalArgumentException.class,
+        () -> new LoraConfig(8, 16, 0, Set.of("lm_head"), false, 0));
     assertEquals(16f / 8, new LoraConfig(8, 16, 0, Set.of("q_proj"), false, 0).scaling());
     assertEquals(
         (float) (16 / Math.sqrt(8)), new LoraConfig(8, 16, 0, Set.of("q_proj"), true, 0).scaling());
