@@ -40,7 +40,6 @@ public final class Trainer {
 
   private volatile boolean stopRequested;
   private Communicator dataParallel; // null: one device
-  private boolean stopAgreed; // data parallel: some rank asked to stop (agreed at the last step)
   private long step;
   private EvalMetrics firstEval;
   private EvalMetrics lastEval;
@@ -206,7 +205,7 @@ public final class Trainer {
     long sessionStart = System.nanoTime();
     long sessionFirstStep = step;
     while (step < totalSteps) {
-      if (dataParallel == null ? stopRequested : stopAgreed) {
+      if (stopNow()) {
         checkpoint(CheckpointEvent.Reason.STOP);
         return finish(RunSummary.Outcome.STOPPED, null);
       }
@@ -276,12 +275,11 @@ public final class Trainer {
     }
     if (dataParallel != null) {
       // routing statistics stay this rank's own (a sample of the step)
-      double[] sums = {lossSum, aux, z, stopRequested ? 1 : 0};
+      double[] sums = {lossSum, aux, z};
       dataParallel.allReduceSum(sums);
       lossSum = sums[0];
       aux = sums[1];
       z = sums[2];
-      stopAgreed = sums[3] > 0;
     }
     double loss = lossSum / Math.max(1, stepTokens);
     boolean finiteLoss = Double.isFinite(loss) && Double.isFinite(aux) && Double.isFinite(z);
@@ -345,6 +343,19 @@ public final class Trainer {
         perStep * (totalSteps - step),
         skipped,
         skippedSteps);
+  }
+
+  /**
+   * Whether to stop before the next step. Data parallel: every rank stops at the same step if any
+   * rank was asked to (a signal usually reaches only one), so the flag is summed over the ranks.
+   */
+  private boolean stopNow() {
+    if (dataParallel == null) {
+      return stopRequested;
+    }
+    double[] asked = {stopRequested ? 1 : 0};
+    dataParallel.allReduceSum(asked);
+    return asked[0] > 0;
   }
 
   /** The one line that ends a run at a non-finite step. */
