@@ -21,7 +21,9 @@ zip -q -d "$stage"/lib/tokenizers-*.jar 'native/lib/linux-aarch64/*' 'native/lib
 zip -q -d "$stage"/lib/jcuda-natives-*.jar 'lib/libJNvPTXCompiler*' >/dev/null
 # Modules: the headless command line needs only these (Jackson, picocli and DJL use java.desktop
 # and java.sql only optionally; jdeps lists them, but no code path moetune takes loads them).
-modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs"
+# jinjava (the 'hf' chat templates) does use java.desktop (java.beans, for its expression
+# resolvers) and java.xml.
+modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs,java.desktop,java.xml"
 "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-9 --output "$stage/runtime"
 cat > "$stage/bin/moetune" <<'LAUNCHER'

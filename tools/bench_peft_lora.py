@@ -10,9 +10,12 @@ memory from torch.cuda.max_memory_allocated), then a short human-readable line.
     python3 tools/bench_peft_lora.py --config mixtral-8x7b.json --seq-len 4096 --r 16 \
         --targets q_proj,k_proj,v_proj,o_proj --steps 5 --warmup 2
 
-Expert targets: transformers 5 stores a Mixtral layer's experts fused (mlp.experts.gate_up_proj,
-down_proj), which PEFT's plain LoRA cannot wrap; `--targets` names that are not nn.Linear modules
-are reported and the run stops rather than silently training fewer adapters.
+Router and expert targets: transformers 5 stores the router weight and a layer's experts as bare
+parameters (mlp.gate.weight; fused mlp.experts.gate_up_proj = w1+w3, down_proj = w2), which PEFT
+adapts through `target_parameters` (its ParamWrapper, PEFT >= 0.17), the layout moetune's adapters
+use (docs/lora.md): `gate` -> mlp.gate.weight, `w1`/`w3` -> mlp.experts.gate_up_proj, `w2` ->
+mlp.experts.down_proj. Any other name that is not an nn.Linear module is reported and the run
+stops rather than silently training fewer adapters.
 """
 
 import argparse
@@ -59,8 +62,16 @@ def main() -> int:
         for p in model.parameters():
             p.normal_(0.0, cfg.initializer_range)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    as_parameter = {"w1": "mlp.experts.gate_up_proj", "w3": "mlp.experts.gate_up_proj",
+                    "w2": "mlp.experts.down_proj", "gate": "mlp.gate.weight"}
+    target_parameters = []
+    # gate_up_proj, then down_proj, then the router: the order moetune writes
+    for name in ("mlp.experts.gate_up_proj", "mlp.experts.down_proj", "mlp.gate.weight"):
+        if any(as_parameter.get(t) == name for t in targets):
+            target_parameters.append(name)
+    modules = [t for t in targets if t not in as_parameter]
     linear_names = {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    missing = [t for t in targets if t not in linear_names]
+    missing = [t for t in modules if t not in linear_names]
     if missing:
         print("bench_peft_lora: targets %s are not nn.Linear modules in transformers %s's Mixtral "
               "(its experts are fused parameters)" % (missing, transformers.__version__), file=sys.stderr)
@@ -68,8 +79,8 @@ def main() -> int:
     if not args.no_recompute:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    lcfg = peft.LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=targets,
-                           task_type="CAUSAL_LM")
+    lcfg = peft.LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=modules or None,
+                           target_parameters=target_parameters or None, task_type="CAUSAL_LM")
     model = peft.get_peft_model(model, lcfg)
     model.train()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -13,7 +13,8 @@ computes it (output_router_logits=True). Prints one JSON line prefixed with `RES
 Tokens/s counts micro_batch * seq_len tokens per step; the step time is the median over the
 timed steps (CUDA events around forward, backward, clip_grad_norm_(1.0) and optimizer.step()).
 Peak memory is torch.cuda.max_memory_allocated over the timed steps (the allocator's view; the
-process holds somewhat more).
+process holds somewhat more: driver_bytes is the device memory in use after the timed steps,
+from the driver's free memory, with torch's caching allocator still holding its blocks).
 """
 
 import argparse
@@ -88,6 +89,7 @@ def main() -> int:
         torch.cuda.synchronize()
         times.append(s.elapsed_time(e))
     med = statistics.median(times)
+    free, total = torch.cuda.mem_get_info()
     result = {
         "impl": "transformers %s (%s, bf16 autocast, fp32 master)" % (transformers.__version__, args.attn),
         "params": params,
@@ -99,6 +101,7 @@ def main() -> int:
         "step_ms_max": max(times),
         "tokens_per_s": b * t / (med / 1000.0),
         "peak_bytes": torch.cuda.max_memory_allocated(),
+        "driver_bytes": total - free,
         "last_loss": float(loss),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(),

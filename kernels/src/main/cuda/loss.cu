@@ -58,6 +58,37 @@ MT_KERNEL void lb_stats_kernel(const float* probs, const int* topIdx, const floa
   for (int i = threadIdx.x; i < 2 * E + 1; i += blockDim.x) atomicAdd(&ws[i], acc[i]);
 }
 
+// Expert-load statistics for the trainer's monitor, accumulated on the device: grid (x, L), block
+// y = layer l over its N rows; acc (L, E+2) += per expert the masked slot counts, then the masked
+// entropy sum (nats) and the masked row count. Block partials in shared memory (E+2 floats,
+// dynamic), one atomic per entry per block.
+MT_KERNEL void expert_load_stats_kernel(const float* probs, const int* topIdx, const float* mask,
+                                        float* acc, long long N, int E, int K) {
+  extern __shared__ float part[];  // (E+2)
+  for (int i = threadIdx.x; i < E + 2; i += blockDim.x) part[i] = 0.f;
+  __syncthreads();
+  long long base = (long long)blockIdx.y * N;
+  GRID_LOOP(i, N) {
+    long long r = base + i;
+    float m = mask == nullptr ? 1.f : mask[r];
+    if (m == 0.f) continue;
+    for (int j = 0; j < K; j++) {
+      int e = topIdx[r * K + j];
+      if (e >= 0 && e < E) atomicAdd(&part[e], m);
+    }
+    float h = 0.f;
+    for (int e = 0; e < E; e++) {
+      float p = probs[r * E + e];
+      if (p > 0.f) h -= p * logf(p);
+    }
+    atomicAdd(&part[E], m * h);
+    atomicAdd(&part[E + 1], m);
+  }
+  __syncthreads();
+  float* out = acc + (long long)blockIdx.y * (E + 2);
+  for (int i = threadIdx.x; i < E + 2; i += blockDim.x) atomicAdd(&out[i], part[i]);
+}
+
 // Pass 2 (one block of 32): loss = E * sum_e (c_e / S) * (P_e / S).
 MT_KERNEL void lb_loss_kernel(const float* ws, int E, float* lossOut) {
   float S = ws[2 * E], s = 0.f;

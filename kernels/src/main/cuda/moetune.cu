@@ -5,6 +5,7 @@
 #include "rmsnorm.cu"
 #include "rope.cu"
 #include "attention.cu"
+#include "attention_fa2.cu"
 #include "router.cu"
 #include "scatter2scatter.cu"
 #include "group.cu"

@@ -35,6 +35,7 @@ public final class ChatTokenizer implements AutoCloseable {
     if (System.getenv("DJL_OFFLINE") == null && System.getProperty("ai.djl.offline") == null) {
       System.setProperty("ai.djl.offline", "true");
     }
+    TokenizerNatives.secureCacheDir(); // never load a library planted in a shared directory
   }
 
   private final HuggingFaceTokenizer tokenizer;
@@ -146,6 +147,16 @@ public final class ChatTokenizer implements AutoCloseable {
    * post-processor adds (BOS), as for a chat template's text, which holds its own.
    */
   public TokenizedText encode(String text, boolean addSpecialTokens) {
+    int lone = JsonLines.loneSurrogateIndex(text);
+    if (lone >= 0) {
+      // The native tokenizer cannot take it (it failed with an index error deep inside).
+      throw new DatasetException(
+          "text has a lone UTF-16 surrogate \\u"
+              + Integer.toHexString(text.charAt(lone))
+              + " at char "
+              + lone
+              + "; fix or remove it");
+    }
     Encoding e = tokenizer.encode(text, addSpecialTokens, false);
     long[] raw = e.getIds();
     CharSpan[] spans = e.getCharTokenSpans();

@@ -35,30 +35,32 @@ public final class DatasetLoader {
       Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
-    for (JsonLines.Entry e : JsonLines.read(file)) {
-      String origin = file.getFileName() + ":" + e.line();
-      String error = e.parseError();
-      if (error == null) {
-        try {
-          records.add(RecordParser.parse(e.node(), format, origin, strict));
-          continue;
-        } catch (RecordParser.RecordError r) {
-          error = r.getMessage();
-        }
-      }
-      String line =
-          file
-              + ":"
-              + e.line()
-              + ": record "
-              + (records.size() + skipped.size() + 1)
-              + ": "
-              + error;
-      if (!skipInvalid) {
-        throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
-      }
-      skipped.add(line);
-    }
+    JsonLines.forEach(
+        file,
+        e -> {
+          String origin = file.getFileName() + ":" + e.line();
+          String error = e.parseError();
+          if (error == null) {
+            try {
+              records.add(RecordParser.parse(e.node(), format, origin, strict));
+              return;
+            } catch (RecordParser.RecordError r) {
+              error = r.getMessage();
+            }
+          }
+          String line =
+              file
+                  + ":"
+                  + e.line()
+                  + ": record "
+                  + (records.size() + skipped.size() + 1)
+                  + ": "
+                  + error;
+          if (!skipInvalid) {
+            throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
+          }
+          skipped.add(line);
+        });
     if (records.isEmpty()) {
       throw new DatasetException(
           file

@@ -156,7 +156,10 @@ class DatasetLoaderTest {
         "message 1 in 'messages' is assistant but user was expected");
     assertError(
         file("g.jsonl", "{\"text\": \"x\"}"), DatasetFormat.AUTO, "record has none of the fields");
-    assertError(file("h.jsonl", "[1, 2"), DatasetFormat.AUTO, "h.jsonl:1: bad JSON");
+    // Streamed: a record is checked as soon as it is read, so a cut-off array is reported
+    // where the cut is (inside a record) or at the end (between records).
+    assertError(file("h.jsonl", "[{\"a\": 1,, }]"), DatasetFormat.AUTO, "h.jsonl:1: bad JSON");
+    assertError(file("h2.jsonl", "[\n"), DatasetFormat.AUTO, "the JSON array is not closed");
     assertError(file("i.jsonl", "  \n"), DatasetFormat.AUTO, "the file is empty");
     assertError(dir.resolve("missing.jsonl"), DatasetFormat.AUTO, "no such file");
     assertError(

@@ -14,7 +14,13 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     description =
         "Benchmarks that print moetune's time next to a reference measured in the same run.",
-    subcommands = {CommandLine.HelpCommand.class, BenchMoeCommand.class})
+    subcommands = {
+      BenchAttentionCommand.class,
+      BenchMoeCommand.class,
+      BenchStepCommand.class,
+      BenchKernelsCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class BenchCommand implements Runnable {
 
   @Spec CommandSpec spec;

@@ -23,6 +23,31 @@ final class CliErrors {
       err.println(OutOfMemory.hostAdvice());
       return OutOfMemory.EXIT_CODE;
     }
+    Throwable io = e instanceof UncheckedIOException u ? u.getCause() : e;
+    if (io instanceof java.nio.file.FileSystemException f
+        && !(io instanceof java.nio.file.NoSuchFileException)) {
+      // Permissions, a read-only or full file system: the user's to fix, named in one line.
+      err.println(
+          "moetune "
+              + command
+              + ": "
+              + f.getFile()
+              + ": "
+              + (f.getReason() != null ? f.getReason() : f.getClass().getSimpleName())
+              + "; check permissions and free space (files written before are intact)");
+      return 2;
+    }
+    if (io instanceof java.io.IOException x
+        && x.getMessage() != null
+        && x.getMessage().contains("No space left on device")) {
+      err.println(
+          "moetune "
+              + command
+              + ": the disk is full ("
+              + x.getMessage()
+              + "); free space, then continue with --resume (the latest checkpoint is intact)");
+      return 2;
+    }
     if (isUserError(e)) {
       err.println("moetune " + command + ": " + e.getMessage());
       return 2;

@@ -91,7 +91,7 @@ public final class DataCommand implements Runnable {
     ChatEncoder encoder(ChatTokenizer tok) {
       return new ChatEncoder(
           tok,
-          TemplateCommand.registry(templateFile).format(template, tokenizer),
+          TemplateCommand.registry(templateFile).format(template, tok.directory()),
           LabelMode.parse(labels),
           maxLength);
     }
@@ -130,6 +130,10 @@ public final class DataCommand implements Runnable {
             ChatRecord r = d.records().get(record - 1);
             try (ChatTokenizer tok = ChatTokenizer.load(opts.tokenizerDir())) {
               ChatEncoder enc = opts.encoder(tok);
+              for (String w :
+                  moetune.app.run.ChatTemplateNotes.markerWarnings(enc.template(), tok)) {
+                System.err.println("warning: " + w);
+              }
               RenderedPrompt p = enc.render(r);
               EncodedChat e = enc.encode(r);
               System.out.println(

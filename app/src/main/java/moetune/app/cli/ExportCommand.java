@@ -36,6 +36,12 @@ public final class ExportCommand implements Callable<Integer> {
   Path out;
 
   @Option(
+      names = "--overwrite",
+      description =
+          "replace an earlier export in --out (its model files; other files there are kept)")
+  boolean overwrite;
+
+  @Option(
       names = "--dtype",
       paramLabel = "bf16|fp16|fp32",
       defaultValue = "fp32",
@@ -91,7 +97,7 @@ public final class ExportCommand implements Callable<Integer> {
         throw new ConfigException("--shard-size: " + e.getMessage());
       }
       Path from = Exporter.modelDir(checkpoint, "--checkpoint");
-      Exporter.export(from, out, d, shard);
+      Exporter.export(from, out, d, shard, overwrite, f -> {});
       System.out.println("exported " + from + " -> " + out + " (" + dtype + ")");
       if (referenceLogits != null) {
         Exporter.writeReferenceLogits(out, referenceLogits, 2, 16, 1234);

@@ -21,7 +21,11 @@ import picocli.CommandLine.Option;
     name = "template",
     description = "List conversation templates or render conversations with one.",
     mixinStandardHelpOptions = true,
-    subcommands = {TemplateCommand.ListCommand.class, TemplateCommand.RenderCommand.class})
+    subcommands = {
+      TemplateCommand.ListCommand.class,
+      TemplateCommand.RenderCommand.class,
+      TemplateCommand.JinjaCommand.class
+    })
 public final class TemplateCommand implements Runnable {
   @Override
   public void run() {
@@ -148,6 +152,38 @@ public final class TemplateCommand implements Runnable {
               + " to "
               + output);
       return 0;
+    }
+  }
+
+  /** {@code template jinja}: the chat_template an export writes for a FastChat template. */
+  @Command(
+      name = "jinja",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Print a Jinja chat_template (for tokenizer_config.json) that renders exactly as the",
+        "FastChat template does; exports of runs trained with it carry the same text."
+      })
+  static final class JinjaCommand implements Callable<Integer> {
+    @Option(names = "--template", required = true, description = "FastChat template name.")
+    String template;
+
+    @Option(names = "--template-file", description = "JSON file with user templates.")
+    Path templateFile;
+
+    @Option(
+        names = "--bos",
+        description = "Write bos_token first (as the export does when the tokenizer adds BOS).")
+    boolean bos;
+
+    @Override
+    public Integer call() throws Exception {
+      return UserErrors.run(
+          "template jinja",
+          () -> {
+            System.out.print(
+                moetune.templates.FastChatJinja.of(registry(templateFile).get(template), bos));
+            return 0;
+          });
     }
   }
 }

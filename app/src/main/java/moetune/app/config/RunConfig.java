@@ -101,12 +101,22 @@ public final class RunConfig {
     return (Double) values.get("eval-split");
   }
 
+  /** Whether the run writes TensorBoard event files ({@code report-to: tensorboard}). */
+  public boolean tensorBoard() {
+    return ((List<?>) values.get("report-to")).contains("tensorboard");
+  }
+
   public boolean skipInvalid() {
     return (Boolean) values.get("skip-invalid");
   }
 
   public int maxLength() {
     return (Integer) values.get("max-length");
+  }
+
+  /** Add the template's split role markers to the tokenizer as special tokens. */
+  public boolean addSpecialTokens() {
+    return Boolean.TRUE.equals(values.get("add-special-tokens"));
   }
 
   public boolean packing() {
@@ -220,6 +230,51 @@ public final class RunConfig {
             (Boolean) values.get("shuffle"))
         .withOnNonFinite(
             OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)));
+  }
+
+  /**
+   * Datasets as the text after {@code --datasets}: comma-separated paths when no dataset has its
+   * own settings, else a JSON list (which the flag also reads) that keeps each one's format,
+   * template, labels and weight: {@code [{"path":"a.jsonl","format":"openai"},"b.jsonl"]}.
+   */
+  public static String datasetsText(List<DatasetSpec> specs) {
+    boolean plain =
+        specs.stream()
+            .allMatch(
+                d ->
+                    d.format() == null
+                        && d.template() == null
+                        && d.labels() == null
+                        && d.weight() == null
+                        && !d.path().contains(",")
+                        && !d.path().startsWith("[")
+                        && !d.path().startsWith("{"));
+    if (plain) {
+      return String.join(",", specs.stream().map(DatasetSpec::path).toList());
+    }
+    List<Object> list = new ArrayList<>();
+    for (DatasetSpec d : specs) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("path", d.path());
+      if (d.format() != null) {
+        m.put("format", d.format());
+      }
+      if (d.template() != null) {
+        m.put("template", d.template());
+      }
+      if (d.labels() != null) {
+        m.put("labels", d.labels());
+      }
+      if (d.weight() != null) {
+        m.put("weight", d.weight());
+      }
+      list.add(m.size() == 1 ? d.path() : m);
+    }
+    try {
+      return new ObjectMapper().writeValueAsString(list);
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("cannot print the datasets", e);
+    }
   }
 
   /** The config as a tree of plain values, in field order (what {@link #toYaml} prints). */

@@ -48,6 +48,12 @@ public final class RunConfigFields {
                       + " model's chat_template) or a .jinja file")
               .aliases("chat_template", "conversation"),
           of("template-file", STRING, null, "JSON file of user FastChat templates"),
+          of(
+              "add-special-tokens",
+              BOOL,
+              false,
+              "add the template's role markers that the tokenizer splits as special tokens"
+                  + " (embedding and lm_head rows grown, new rows at the mean of the old ones)"),
           of("labels", CHOICE, "all-assistant", "default label mode: which tokens carry the loss")
               .choices(DatasetChoices.LABELS)
               .aliases("train_on_inputs"),

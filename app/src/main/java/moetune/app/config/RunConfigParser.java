@@ -62,10 +62,15 @@ public final class RunConfigParser {
       }
       Unknown unknown = new Unknown(ignoreUnknown, warn);
       Map<String, String> given = new LinkedHashMap<>(); // field key -> the name the file used
+      String adapter = null;
       Iterator<Map.Entry<String, JsonNode>> it = root.fields();
       while (it.hasNext()) {
         Map.Entry<String, JsonNode> e = it.next();
         String name = e.getKey();
+        if (ConfigField.normalize(name).equals("adapter")) { // axolotl: adapter: lora
+          adapter = adapter(e.getValue(), where + "field '" + name + "'");
+          continue;
+        }
         ConfigField f = RunConfigFields.byName(name);
         if (f == null) {
           unknown.report(where + "field '" + name + "': unknown field" + suggestion(name));
@@ -86,10 +91,25 @@ public final class RunConfigParser {
         JsonNode v = mapValue(name, e.getValue());
         values.put(f.key(), convert(f, v, where + "field '" + name + "'", unknown));
       }
+      resolvePaths(values, file.toAbsolutePath().normalize().getParent());
+      if (adapter != null && values.get("lora-r") instanceof Integer r && r == 0) {
+        throw new ConfigException(
+            where + "field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)");
+      }
     }
     RunConfig withFlags = override(new RunConfig(values), flags);
     requireComplete(withFlags, file);
     return withFlags;
+  }
+
+  /** Axolotl's {@code adapter}: lora (LoRA is on when lora_r > 0), or nothing. */
+  private static String adapter(JsonNode v, String where) {
+    String a = v.isNull() ? "" : v.asText().strip().toLowerCase(Locale.ROOT);
+    if (a.isEmpty() || a.equals("lora")) {
+      return a.isEmpty() ? null : a;
+    }
+    throw new ConfigException(
+        where + ": '" + v.asText() + "' is not supported; moetune trains full weights or lora");
   }
 
   /**
@@ -121,7 +141,8 @@ public final class RunConfigParser {
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
           "lr-scheduler-type",
               Map.of("constant-with-warmup", "constant", "cosine-with-min-lr", "cosine"),
-          "chat-template", Map.of("tokenizer-default", "hf"));
+          "chat-template", Map.of("tokenizer-default", "hf"),
+          "use-tensorboard", Map.of("true", "tensorboard", "false", "none"));
 
   /** A value given under {@code name} as the field it aliases reads it (see VALUE_MAPS). */
   static JsonNode mapValue(String name, JsonNode v) {
@@ -334,6 +355,25 @@ public final class RunConfigParser {
         }
       }
     }
+    if (f.key().equals("report-to")) {
+      List<String> kept = new ArrayList<>();
+      for (String w : out) {
+        String lw = w.toLowerCase(Locale.ROOT);
+        if (lw.equals("wandb")) {
+          throw new ConfigException(
+              where
+                  + ": 'wandb' is not written directly; use tensorboard and upload with"
+                  + " wandb sync --sync-tensorboard OUT");
+        }
+        if (!lw.equals("tensorboard") && !lw.equals("none")) {
+          throw new ConfigException(where + ": '" + w + "' is not one of tensorboard, none");
+        }
+        if (lw.equals("tensorboard") && !kept.contains(lw)) {
+          kept.add(lw);
+        }
+      }
+      return List.copyOf(kept);
+    }
     if (f.key().equals("freeze")) {
       for (String w : out) {
         if (!Set.of("router", "attention", "embeddings").contains(w)
@@ -343,6 +383,13 @@ public final class RunConfigParser {
                   + ": '"
                   + w
                   + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
+        }
+        if (LAYERS.matcher(w).matches()) {
+          try {
+            parseLayers(w);
+          } catch (IllegalArgumentException e) {
+            throw new ConfigException(where + ": " + e.getMessage());
+          }
         }
       }
     }
@@ -357,6 +404,44 @@ public final class RunConfigParser {
     return List.copyOf(out);
   }
 
+  /** The fields that name files or directories. */
+  static final List<String> PATH_FIELDS =
+      List.of("model", "tokenizer", "template-file", "lora-adapter", "out");
+
+  /**
+   * Relative paths in a config file mean relative to the file (as an include does), not to the
+   * directory moetune happens to be started in; flags stay relative to the working directory.
+   */
+  private static void resolvePaths(Map<String, Object> values, Path base) {
+    for (String key : PATH_FIELDS) {
+      if (values.get(key) instanceof String v && !v.isEmpty()) {
+        String prefix = key.equals("model") && v.startsWith("new:") ? "new:" : "";
+        String p = v.substring(prefix.length());
+        if (!p.isEmpty() && !Path.of(p).isAbsolute()) {
+          values.put(key, prefix + base.resolve(p).normalize());
+        }
+      }
+    }
+    for (String key : List.of("datasets", "eval-datasets")) {
+      if (values.get(key) instanceof List<?> list) {
+        List<Object> out = new ArrayList<>();
+        for (Object o : list) {
+          if (o instanceof DatasetSpec d && d.path() != null && !Path.of(d.path()).isAbsolute()) {
+            o =
+                new DatasetSpec(
+                    base.resolve(d.path()).normalize().toString(),
+                    d.format(),
+                    d.template(),
+                    d.labels(),
+                    d.weight());
+          }
+          out.add(o);
+        }
+        values.put(key, List.copyOf(out));
+      }
+    }
+  }
+
   /** Layer indices of a freeze word "layer:N" or "layer:A-B". */
   static Set<Integer> parseLayers(String w) {
     Matcher m = LAYERS.matcher(w);
@@ -365,8 +450,12 @@ public final class RunConfigParser {
     }
     int a = Integer.parseInt(m.group(1));
     int b = m.group(2) == null ? a : Integer.parseInt(m.group(2));
+    if (b < a) {
+      throw new IllegalArgumentException(
+          w + " counts down; give the lower layer first (layer:" + b + "-" + a + ")");
+    }
     Set<Integer> out = new TreeSet<>();
-    for (int i = Math.min(a, b); i <= Math.max(a, b); i++) {
+    for (int i = a; i <= b; i++) {
       out.add(i);
     }
     return out;
@@ -381,6 +470,18 @@ public final class RunConfigParser {
    */
   private static List<DatasetSpec> datasets(JsonNode n, String where, Unknown unknown) {
     List<JsonNode> entries = new ArrayList<>();
+    String t = n.isTextual() ? n.textValue().strip() : "";
+    if (t.startsWith("[") || t.startsWith("{")) { // a flag's JSON/YAML list (the GUI writes one)
+      try {
+        n = new ObjectMapper(new YAMLFactory()).readTree(t);
+      } catch (JsonProcessingException e) {
+        throw new ConfigException(
+            where
+                + ": not a valid list of datasets: "
+                + e.getOriginalMessage().lines().findFirst().orElse("")
+                + "; write comma-separated paths or [{path: a.jsonl, format: openai}, b.jsonl]");
+      }
+    }
     if (n.isArray()) {
       n.forEach(entries::add);
     } else if (n.isTextual()) {

@@ -38,7 +38,7 @@ public final class Exporter {
    * directory itself, or a run's output or checkpoints directory (its latest checkpoint).
    */
   public static Path modelDir(Path p, String flag) throws IOException {
-    if (Files.isRegularFile(p.resolve("config.json"))) {
+    if (Files.isRegularFile(p.resolve("config.json")) || LoraWeights.isAdapterDir(p)) {
       return p;
     }
     if (!Files.isDirectory(p)) {
@@ -56,35 +56,72 @@ public final class Exporter {
     }
   }
 
-  /** Writes the export; {@code to} must be new, empty, or an earlier export (it is replaced). */
+  /**
+   * Writes the export into a new or empty directory (see {@link #export(Path, Path, DType, long,
+   * boolean, DoubleConsumer)}).
+   */
   public static void export(Path from, Path to, DType dtype, long maxShardBytes)
       throws IOException {
-    export(from, to, dtype, maxShardBytes, fraction -> {});
+    export(from, to, dtype, maxShardBytes, false, fraction -> {});
+  }
+
+  /** As {@link #export(Path, Path, DType, long, boolean, DoubleConsumer)} without overwriting. */
+  public static void export(
+      Path from, Path to, DType dtype, long maxShardBytes, DoubleConsumer progress)
+      throws IOException {
+    export(from, to, dtype, maxShardBytes, false, progress);
   }
 
   /**
-   * As {@link #export(Path, Path, DType, long)}, reporting the fraction of the weight tensors
-   * written so far (in [0, 1], on the calling thread) to {@code progress}.
+   * Writes the export, reporting the fraction of the weight tensors written so far (in [0, 1], on
+   * the calling thread) to {@code progress}.
+   *
+   * <p>{@code to} must be new or empty, unless {@code overwrite}: then it may be an earlier export
+   * (a directory with config.json), whose model files are replaced while every other file in it (a
+   * README, an eval-results folder) is kept. A training run's directory or checkpoint is never a
+   * target, with or without overwrite.
    */
   public static void export(
-      Path from, Path to, DType dtype, long maxShardBytes, DoubleConsumer progress)
+      Path from,
+      Path to,
+      DType dtype,
+      long maxShardBytes,
+      boolean overwrite,
+      DoubleConsumer progress)
       throws IOException {
     if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
       throw new ConfigException(
           "--out " + to + ": is the checkpoint itself; choose another directory");
     }
-    if (Files.isDirectory(to) && !Files.isRegularFile(to.resolve("config.json")) && !isEmpty(to)) {
-      throw new ConfigException(
-          "--out "
-              + to
-              + ": exists, is not empty and is not a model directory; choose a new or "
-              + "empty directory (nothing was written)");
-    }
     if (Files.exists(to) && !Files.isDirectory(to)) {
       throw new ConfigException("--out " + to + ": is a file; choose a directory");
     }
+    if (isTrainingCheckpoint(to) || isInsideRun(to)) {
+      throw new ConfigException(
+          "--out "
+              + to
+              + ": belongs to a training run (a checkpoint or its folder); choose a directory"
+              + " outside the run (nothing was written)");
+    }
+    if (Files.isDirectory(to) && !isEmpty(to)) {
+      if (!overwrite) {
+        throw new ConfigException(
+            "--out "
+                + to
+                + ": exists and is not empty; choose a new or empty directory, or pass"
+                + " --overwrite to replace an earlier export in it (nothing was written)");
+      }
+      if (!Files.isRegularFile(to.resolve("config.json"))) {
+        throw new ConfigException(
+            "--out "
+                + to
+                + ": is not empty and is not a model directory (no config.json); --overwrite"
+                + " only replaces an earlier export; choose a new or empty directory (nothing"
+                + " was written)");
+      }
+    }
     List<Path> tokenizer = ModelSetup.tokenizerFiles(from);
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       // A LoRA checkpoint exports merged: W + scaling * B A for every adapted tensor (float32).
       LoraConfig lora = LoraWeights.isAdapterDir(from) ? LoraWeights.readConfig(from, 0L) : null;
       Map<String, HostTensor> adapter =
@@ -143,7 +180,7 @@ public final class Exporter {
               + " (nothing was written)");
     }
     LoraConfig lora = LoraWeights.readConfig(from, 0L); // validates before anything is written
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(from)) {
+    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsOf(from))) {
       LoraWeights.read(from, lora, ckpt.config()); // every tensor present, with its shape
     }
     AtomicFiles.replaceDirectory(
@@ -152,6 +189,13 @@ public final class Exporter {
           Files.copy(from.resolve(LoraWeights.CONFIG_FILE), tmp.resolve(LoraWeights.CONFIG_FILE));
           Files.copy(from.resolve(LoraWeights.WEIGHTS_FILE), tmp.resolve(LoraWeights.WEIGHTS_FILE));
         });
+  }
+
+  /** Where a checkpoint's base weights are: itself, or an adapter-only checkpoint's base model. */
+  static Path weightsOf(Path from) {
+    return LoraWeights.isAdapterDir(from) && !LoraWeights.hasWeights(from)
+        ? LoraWeights.baseModel(from)
+        : from;
   }
 
   private static boolean isEmpty(Path dir) throws IOException {
@@ -198,6 +242,28 @@ public final class Exporter {
   }
 
   /** Whether a directory is a checkpoint of a training run (has the trainer's state). */
+  /**
+   * Whether dir is a training run's output directory (it holds run-config.yaml or checkpoints/) or
+   * lies in a run's checkpoints folder; a folder inside a run's output such as {@code <out>/export}
+   * is fine.
+   */
+  static boolean isInsideRun(Path dir) {
+    Path abs = dir.toAbsolutePath().normalize();
+    if (Files.isRegularFile(abs.resolve(TrainingJob.CONFIG_FILE))
+        || Files.isDirectory(abs.resolve("checkpoints"))) {
+      return true;
+    }
+    for (Path p = abs; p != null; p = p.getParent()) {
+      if (p.getFileName() != null
+          && p.getFileName().toString().equals("checkpoints")
+          && p.getParent() != null
+          && Files.isRegularFile(p.getParent().resolve(TrainingJob.CONFIG_FILE))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   public static boolean isTrainingCheckpoint(Path dir) {
     return CheckpointStore.isComplete(dir);
   }

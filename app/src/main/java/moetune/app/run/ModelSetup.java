@@ -130,7 +130,7 @@ public record ModelSetup(
     ModelOptions options =
         MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run).withLora(lora);
     if (freshWeights != null) {
-      return MixtralModel.create(training, freshWeights, backend, options);
+      return MixtralModel.create(training, grown(freshWeights), backend, options);
     }
     // The checkpoint stays open (its tensors are memory-mapped) until they are on the backend.
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsDir)) {
@@ -138,8 +138,69 @@ public record ModelSetup(
       for (String name : ckpt.names()) {
         weights.put(name, ckpt.tensor(name));
       }
-      return MixtralModel.create(training, weights, backend, options);
+      return MixtralModel.create(training, grown(weights), backend, options);
     }
+  }
+
+  /** The tensors whose rows are token ids: (V, D) each. */
+  static final List<String> VOCAB_ROWS = List.of("model.embed_tokens.weight", "lm_head.weight");
+
+  /**
+   * This setup with a tokenizer that has {@code vocabSize - config.vocabSize} more tokens ({@code
+   * --add-special-tokens}, {@link moetune.datasets.AddedTokens}): the config's vocab_size grows,
+   * and {@link #build} grows the embedding and LM-head rows to match, each new row the mean of the
+   * old rows (a neutral start: the new token looks like an average token until trained, rather than
+   * like a random or zero one).
+   */
+  public ModelSetup withAddedTokens(int vocabSize, Path tokenizerDir, List<Path> tokenizerFiles) {
+    if (vocabSize <= config.vocabSize) {
+      return new ModelSetup(
+          config, generation, tokenizerDir, tokenizerFiles, weightsDir, freshWeights, source);
+    }
+    MixtralConfig grown = config.toBuilder().set(b -> b.vocabSize = vocabSize).build(null);
+    return new ModelSetup(
+        grown,
+        generation,
+        tokenizerDir,
+        tokenizerFiles,
+        weightsDir,
+        freshWeights,
+        source + " + " + (vocabSize - config.vocabSize) + " added tokens");
+  }
+
+  /**
+   * The weights with the vocabulary rows grown to this config's vocab_size (a no-op unless {@link
+   * #withAddedTokens} grew it; more rows than vocab_size are left for the model to refuse).
+   */
+  private Map<String, HostTensor> grown(Map<String, HostTensor> weights) {
+    Map<String, HostTensor> out = new LinkedHashMap<>(weights);
+    for (String name : VOCAB_ROWS) {
+      HostTensor t = weights.get(name);
+      if (t != null && t.rank() == 2 && t.dim(0) < config.vocabSize) {
+        out.put(name, growRows(t, config.vocabSize));
+      }
+    }
+    return out;
+  }
+
+  /** {@code t} (R, D) with rows R..rows-1 added, each the mean of the R old rows, same dtype. */
+  static HostTensor growRows(HostTensor t, int rows) {
+    int r = Math.toIntExact(t.dim(0));
+    int d = Math.toIntExact(t.dim(1));
+    float[] old = t.toFloatArray();
+    double[] mean = new double[d];
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < d; j++) {
+        mean[j] += old[i * d + j];
+      }
+    }
+    float[] out = java.util.Arrays.copyOf(old, rows * d);
+    for (int i = r; i < rows; i++) {
+      for (int j = 0; j < d; j++) {
+        out[i * d + j] = (float) (mean[j] / r);
+      }
+    }
+    return HostTensor.ofFloats(out, rows, d).to(t.dtype());
   }
 
   /** One line: layers, experts, parameters. */

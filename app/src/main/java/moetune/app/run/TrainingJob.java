@@ -5,14 +5,17 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
+import moetune.engine.io.MixtralNames;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
+import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.train.CheckpointStore;
 import moetune.engine.train.MemoryPlan;
@@ -35,6 +38,7 @@ import moetune.templates.TemplateRegistry;
  */
 public final class TrainingJob implements AutoCloseable {
   public static final String CONFIG_FILE = "run-config.yaml";
+  public static final String METRICS_FILE = "metrics.jsonl";
 
   private final RunConfig config;
   private final Path out;
@@ -43,6 +47,7 @@ public final class TrainingJob implements AutoCloseable {
   private final Trainer trainer;
   private final MetricsLog metrics;
   private final TrainingData data;
+  private final TensorBoardLog tensorBoard; // null unless report-to has tensorboard
 
   private TrainingJob(
       RunConfig config,
@@ -51,7 +56,8 @@ public final class TrainingJob implements AutoCloseable {
       MixtralTrainable trainable,
       Trainer trainer,
       MetricsLog metrics,
-      TrainingData data) {
+      TrainingData data,
+      TensorBoardLog tensorBoard) {
     this.config = config;
     this.out = out;
     this.backend = backend;
@@ -59,6 +65,7 @@ public final class TrainingJob implements AutoCloseable {
     this.trainer = trainer;
     this.metrics = metrics;
     this.data = data;
+    this.tensorBoard = tensorBoard;
   }
 
   /**
@@ -84,13 +91,52 @@ public final class TrainingJob implements AutoCloseable {
               + out
               + " or choose a new --out (nothing was changed)");
     }
-    Files.createDirectories(out);
-    writeConfig(cfg, out);
+    // The model's config, read ahead so a run that cannot fit its model fails before anything is
+    // written or allocated (null: unreadable, and ModelSetup says why below).
+    MixtralConfig modelConfig = peekConfig(cfg.model());
+    if (modelConfig != null) {
+      checkAgainstModel(cfg, modelConfig, log);
+    }
+    if (checkpoint == null && Files.exists(out.resolve(METRICS_FILE))) {
+      throw new ConfigException(
+          "field 'out': "
+              + out
+              + " holds the "
+              + METRICS_FILE
+              + " of an earlier run (with no checkpoint to resume); delete it or choose a new"
+              + " --out (nothing was changed)");
+    }
+    try {
+      Files.createDirectories(out);
+      writeConfig(cfg, out);
+    } catch (java.nio.file.FileSystemException e) {
+      throw new ConfigException(
+          "field 'out': cannot write to "
+              + out
+              + " ("
+              + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName())
+              + (e.getFile() != null && !Path.of(e.getFile()).equals(out)
+                  ? " at " + e.getFile()
+                  : "")
+              + "); choose a directory you can write");
+    }
     Backend backend = Devices.open(cfg.device(), log);
     try {
+      if (modelConfig != null) {
+        checkFitsHeap(modelConfig, backend);
+      }
       ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
+      if (cfg.addSpecialTokens()) {
+        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
+      }
       log.accept("model: " + setup.describe());
+      if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
+        log.accept(
+            cuda.attentionPlan(
+                Devices.precision(cfg.precision(), backend), setup.config().headDim()));
+      }
       TrainingData data;
+      List<Path> tokenizerFiles;
       try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
         if (tok.vocabSize() > setup.config().vocabSize) {
           throw new ConfigException(
@@ -102,6 +148,8 @@ public final class TrainingJob implements AutoCloseable {
                   + setup.config().vocabSize);
         }
         data = TrainingData.prepare(cfg, tok);
+        tokenizerFiles =
+            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), out, log);
       }
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
@@ -116,25 +164,109 @@ public final class TrainingJob implements AutoCloseable {
       }
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
-          new MixtralTrainable(
-              model, setup.config(), setup.generation(), setup.tokenizerFiles(), options);
+          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
+              .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
+      if (options.warmupSteps() > trainer.totalSteps()) {
+        throw new ConfigException(
+            "field 'warmup-steps': "
+                + options.warmupSteps()
+                + " is more than the run's "
+                + trainer.totalSteps()
+                + " steps, so the learning rate would never reach lr; lower warmup-steps or"
+                + " raise max-steps/epochs");
+      }
       trainer.addListener(logTo(log));
       if (checkpoint != null) {
         trainer.resumeFrom(checkpoint);
       }
-      Path metricsFile = out.resolve("metrics.jsonl");
+      Path metricsFile = out.resolve(METRICS_FILE);
       MetricsLog metrics =
           checkpoint == null
               ? MetricsLog.create(metricsFile)
               : MetricsLog.resume(metricsFile, trainer.step());
       trainer.addListener(metrics);
-      return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data);
+      TensorBoardLog tensorBoard = null;
+      if (cfg.tensorBoard()) {
+        tensorBoard = TensorBoardLog.create(out);
+        trainer.addListener(tensorBoard);
+        log.accept("tensorboard: " + tensorBoard.file() + " (tensorboard --logdir " + out + ")");
+      }
+      return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data, tensorBoard);
     } catch (IOException | RuntimeException e) {
       backend.close();
       throw e;
+    }
+  }
+
+  /** The config.json of a model value (a directory or new:CONFIG.json), or null if unreadable. */
+  static MixtralConfig peekConfig(String model) {
+    try {
+      Path file =
+          model.startsWith(RunConfigCheck.NEW_PREFIX)
+              ? Path.of(model.substring(RunConfigCheck.NEW_PREFIX.length()))
+              : Path.of(model).resolve("config.json");
+      return MixtralConfig.load(file);
+    } catch (RuntimeException e) {
+      return null;
+    }
+  }
+
+  /**
+   * Checks of the run config against the model: frozen layers exist, and max-length is within the
+   * positions the model was trained for (a warning).
+   */
+  static void checkAgainstModel(RunConfig cfg, MixtralConfig c, Consumer<String> log) {
+    for (int layer : cfg.freeze().layers()) {
+      if (layer >= c.numHiddenLayers) {
+        throw new ConfigException(
+            "field 'freeze': layer:"
+                + layer
+                + " does not exist; the model has "
+                + c.numHiddenLayers
+                + " layers (layer:0 to layer:"
+                + (c.numHiddenLayers - 1)
+                + ")");
+      }
+    }
+    if (cfg.maxLength() > c.maxPositionEmbeddings) {
+      log.accept(
+          "warning: max-length "
+              + cfg.maxLength()
+              + " is above the model's max_position_embeddings "
+              + c.maxPositionEmbeddings
+              + "; positions past it were never trained (RoPE extrapolates), so quality there is"
+              + " unknown");
+    }
+  }
+
+  /**
+   * A CPU run's weights, gradients and AdamW moments (16 bytes per parameter) must fit the Java
+   * heap: checked before any is allocated, so a too-large model is one line, not an OOM.
+   */
+  static void checkFitsHeap(MixtralConfig c, Backend backend) {
+    if (backend instanceof moetune.engine.backend.cpu.CpuBackend) {
+      long params = 0;
+      for (long[] shape : MixtralNames.hubShapes(c).values()) {
+        params += moetune.engine.tensor.HostTensor.numel(shape);
+      }
+      long need = 16 * params; // weights + gradients + two AdamW moments, float32
+      long heap = Runtime.getRuntime().maxMemory();
+      if (need > heap) {
+        throw new ConfigException(
+            String.format(
+                java.util.Locale.ROOT,
+                "field 'model': the model has %,d parameters; training it on the CPU needs at"
+                    + " least %.1f GiB of Java heap (16 bytes per parameter) but the heap is"
+                    + " %.1f GiB; use a smaller model, a GPU (--device cuda), or more heap, e.g."
+                    + " MOETUNE_JAVA_OPTS=-Xmx%dg",
+                params,
+                need / (double) (1L << 30),
+                heap / (double) (1L << 30),
+                (need >> 30) * 2 + 2));
+      }
     }
   }
 
@@ -185,7 +317,7 @@ public final class TrainingJob implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
-    try {
+    try (TensorBoardLog tb = tensorBoard) {
       metrics.close();
     } finally {
       trainable.close();

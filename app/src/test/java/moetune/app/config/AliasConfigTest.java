@@ -37,7 +37,7 @@ class AliasConfigTest {
   @Test
   void axolotlYamlMapsOntoTheFields(@TempDir Path tmp) throws IOException {
     RunConfig cfg = RunConfigParser.parse(axolotl(tmp), Map.of());
-    assertEquals("base-dir", cfg.model());
+    assertEquals(tmp.resolve("base-dir").toString(), cfg.model()); // relative to the file
     assertEquals(128, cfg.maxLength());
     assertTrue(cfg.packing());
     assertEquals(4, cfg.get("micro-batch"));
@@ -48,7 +48,7 @@ class AliasConfigTest {
     assertEquals("cosine", cfg.get("schedule"));
     assertEquals(1L, cfg.get("warmup-steps"));
     assertEquals(0.05, cfg.evalSplit());
-    assertEquals("runs/x", cfg.out());
+    assertEquals(tmp.resolve("runs/x").toString(), cfg.out());
     assertEquals(2L, cfg.get("checkpoint-every"));
     assertEquals(1, cfg.get("keep-last"));
     assertEquals(2L, cfg.get("eval-every"));
@@ -58,8 +58,10 @@ class AliasConfigTest {
     assertEquals(7L, cfg.seed());
     assertEquals(
         List.of(
-            new DatasetSpec("data.jsonl", "sharegpt", "chatml", "all-assistant", null),
-            new DatasetSpec("data.jsonl", "sharegpt", "chatml", "all-assistant", 0.5)),
+            new DatasetSpec(
+                tmp.resolve("data.jsonl").toString(), "sharegpt", "chatml", "all-assistant", null),
+            new DatasetSpec(
+                tmp.resolve("data.jsonl").toString(), "sharegpt", "chatml", "all-assistant", 0.5)),
         cfg.datasets());
     // the printed config (run-config.yaml) uses moetune's own names and reads back equal
     Path again = tmp.resolve("again.yaml");

@@ -40,11 +40,17 @@ class RunConfigParserTest {
     assertEquals("linear", cfg.get("schedule"));
     assertEquals(2, cfg.get("micro-batch"));
     assertFalse(cfg.packing());
+    // Relative paths in the file are relative to the file, not to the working directory.
     assertEquals(
         List.of(
-            new DatasetSpec("a.jsonl", "auto", "vicuna_v1.1", "all-assistant"),
-            new DatasetSpec("b.json", "auto", "chatml", "all-assistant")),
+            new DatasetSpec(
+                tmp.resolve("a.jsonl").toString(), "auto", "vicuna_v1.1", "all-assistant"),
+            new DatasetSpec(tmp.resolve("b.json").toString(), "auto", "chatml", "all-assistant")),
         cfg.datasets());
+    assertEquals(tmp.resolve("m").toString(), cfg.model());
+    assertEquals(tmp.resolve("o").toString(), cfg.out());
+    // ... while a flag's relative path stays as given (relative to the working directory).
+    assertEquals("elsewhere", RunConfigParser.parse(f, Map.of("out", "elsewhere")).out());
     TrainOptions o = cfg.trainOptions(0.02);
     assertEquals(2, o.microBatch());
     assertTrue(o.freeze().router());

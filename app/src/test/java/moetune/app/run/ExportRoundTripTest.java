@@ -148,10 +148,73 @@ class ExportRoundTripTest {
         assertThrows(
             ConfigException.class, () -> Exporter.export(src, out, DType.F32, 5_000_000_000L));
     assertTrue(
-        e.getMessage()
-            .startsWith("--out " + out + ": exists, is not empty and is not a model directory"));
+        e.getMessage().startsWith("--out " + out + ": exists and is not empty"), e.getMessage());
     assertEquals("keep me", Files.readString(out.resolve("notes.txt")));
     assertFalse(Files.exists(out.resolve("config.json")));
+    e =
+        assertThrows(
+            ConfigException.class,
+            () -> Exporter.export(src, out, DType.F32, 5_000_000_000L, true, f -> {}));
+    assertTrue(e.getMessage().contains("is not a model directory"), e.getMessage());
+    assertEquals("keep me", Files.readString(out.resolve("notes.txt")));
+  }
+
+  @Test
+  void anEarlierExportIsReplacedOnlyWithOverwriteAndItsOtherFilesAreKept(@TempDir Path tmp)
+      throws Exception {
+    Path src = modelDir(tmp);
+    Path out = tmp.resolve("export");
+    Exporter.export(src, out, DType.BF16, 100_000L); // several shards and an index
+    assertTrue(Files.isRegularFile(out.resolve("model.safetensors.index.json")));
+    Files.writeString(out.resolve("README.md"), "my notes");
+    Files.createDirectories(out.resolve("eval-results"));
+    Files.writeString(out.resolve("eval-results/mmlu.json"), "{}");
+    byte[] config = Files.readAllBytes(out.resolve("config.json"));
+
+    ConfigException e =
+        assertThrows(
+            ConfigException.class, () -> Exporter.export(src, out, DType.F32, 5_000_000_000L));
+    assertTrue(e.getMessage().contains("pass --overwrite"), e.getMessage());
+    assertArrayEquals(config, Files.readAllBytes(out.resolve("config.json")), "nothing changed");
+
+    Exporter.export(src, out, DType.F32, 5_000_000_000L, true, f -> {});
+    assertTrue(Files.readString(out.resolve("config.json")).contains("float32"));
+    assertTrue(Files.isRegularFile(out.resolve("model.safetensors")));
+    assertFalse(
+        Files.exists(out.resolve("model.safetensors.index.json")),
+        "the earlier export's shard index is the export's own file: replaced");
+    try (var files = Files.list(out)) {
+      assertEquals(
+          List.of(),
+          files.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("model-0")).toList(),
+          "the earlier shards are gone");
+    }
+    assertEquals("my notes", Files.readString(out.resolve("README.md")));
+    assertEquals("{}", Files.readString(out.resolve("eval-results/mmlu.json")));
+    try (var files = Files.list(tmp)) {
+      assertTrue(
+          files.noneMatch(p -> p.getFileName().toString().contains("moetune-old")),
+          "no leftover of the replaced directory");
+    }
+  }
+
+  @Test
+  void aTrainingCheckpointIsNeverAnExportTarget(@TempDir Path tmp) throws Exception {
+    Path src = modelDir(tmp);
+    Path run = Files.createDirectories(tmp.resolve("run"));
+    Files.writeString(run.resolve("run-config.yaml"), "model: x\n");
+    Path step = Files.createDirectories(run.resolve("checkpoints/step-00000004"));
+    Files.writeString(step.resolve("config.json"), "{}");
+    Files.writeString(step.resolve("trainer-state.json"), "{}");
+    for (Path to : List.of(step, run, run.resolve("checkpoints/step-00000008"))) {
+      ConfigException e =
+          assertThrows(
+              ConfigException.class,
+              () -> Exporter.export(src, to, DType.F32, 5_000_000_000L, true, f -> {}));
+      assertTrue(e.getMessage().contains("belongs to a training run"), e.getMessage());
+    }
+    assertEquals("{}", Files.readString(step.resolve("config.json")));
+    Exporter.export(src, run.resolve("export"), DType.F32, 5_000_000_000L); // beside is fine
   }
 
   @Test

@@ -30,6 +30,24 @@ import moetune.engine.tensor.Tensor;
  */
 public interface Backend extends AutoCloseable {
 
+  /**
+   * A new clock stamping points in this backend's queue of work (profiling only). The default reads
+   * the host clock, which is right for a backend whose ops have run when they return (the CPU).
+   */
+  default QueueClock newQueueClock() {
+    return QueueClock.host();
+  }
+
+  /**
+   * Makes this backend's tensors (those made before and after) answer {@code facade} from {@link
+   * Tensor#backend()}, so that code which reaches the backend through a tensor goes through a
+   * wrapper that forwards to this one (the step benchmark's {@link OpProfiler}); null restores this
+   * backend. Ops still accept the tensors as their own.
+   */
+  default void reportTensorsAs(Backend facade) {
+    throw new UnsupportedOperationException(name() + " cannot be wrapped");
+  }
+
   /** "cpu", "cuda:0", ... */
   String name();
 
@@ -287,6 +305,16 @@ public interface Backend extends AutoCloseable {
    * it (+=). logits (R, E) F32.
    */
   void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale);
+
+  /**
+   * The router's expert-load statistics, accumulated on the device so the trainer's monitor needs
+   * no download inside a step. probs F32 (R, E) and topIdx I32 (R, K) stack L layers of N rows each
+   * (R = L*N, L = acc's rows); rowMask F32 (R) (1 real token, 0 padding) or null. For each layer l
+   * over its rows r: acc[l, e] += sum_r m_r #{j: topIdx[r, j] = e} (e < E), acc[l, E] += sum_r m_r
+   * H(probs[r]) with H the entropy in nats (0 log 0 = 0), acc[l, E+1] += sum_r m_r. acc F32 (L,
+   * E+2) +=.
+   */
+  void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc);
 
   /** out F32 (1) = scale * sum of x's elements (overwrite). */
   void sum(Tensor x, float scale, Tensor out);

@@ -20,9 +20,10 @@ import java.util.stream.Stream;
  * the target. A directory is built as a temporary sibling ({@code .NAME.moetune-tmp-ID}), every
  * file in it forced to disk, and only then swapped in: the old directory is renamed aside ({@code
  * .NAME.moetune-old-ID}), the new one renamed into place, the parent directory forced, and the old
- * one deleted. A crash before the swap leaves the old directory untouched; a crash between the two
- * renames leaves the complete old directory under its {@code -old-} name. A failure while building
- * deletes the temporary directory and changes nothing else.
+ * one deleted, after the files in it that a save does not write (a README, an eval-results folder)
+ * are moved into the new one. A crash before the swap leaves the old directory untouched; a crash
+ * between the two renames leaves the complete old directory under its {@code -old-} name. A failure
+ * while building deletes the temporary directory and changes nothing else.
  */
 public final class AtomicFiles {
   private AtomicFiles() {}
@@ -112,9 +113,45 @@ public final class AtomicFiles {
                   : "; nothing was changed"),
           e);
     }
-    if (old != null) {
+    if (old != null && keepForeignFiles(old, abs)) {
       deleteQuietly(old);
     }
+  }
+
+  /**
+   * Moves every entry of the replaced directory that the new one does not have and that is not a
+   * model file (config.json, generation_config.json, *.safetensors, the shard index) into the new
+   * directory: a README or an eval-results folder beside an earlier export survives its
+   * replacement, since moetune deletes only files it writes. Returns false when something could not
+   * be moved (then the old directory is left in place, so nothing is lost).
+   */
+  private static boolean keepForeignFiles(Path old, Path abs) {
+    try (Stream<Path> entries = Files.list(old)) {
+      boolean all = true;
+      for (Path e : entries.toList()) {
+        String n = e.getFileName().toString();
+        if (isModelFile(n) || Files.exists(abs.resolve(n))) {
+          continue;
+        }
+        try {
+          Files.move(e, abs.resolve(n), StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException moveFailed) {
+          all = false;
+        }
+      }
+      forceDirectory(abs);
+      return all;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** The files a model save writes (and so may replace or drop). */
+  static boolean isModelFile(String name) {
+    return name.equals("config.json")
+        || name.equals("generation_config.json")
+        || name.endsWith(".safetensors")
+        || name.endsWith(".safetensors.index.json");
   }
 
   private static void checkReplaceable(Path abs) {

@@ -143,6 +143,18 @@ public final class MixtralCheckpoint implements AutoCloseable {
               CheckpointException.tensor(n),
               "is in this shard but not in " + SafetensorsIndex.FILE_NAME + "'s weight_map");
         }
+        if (present.get(n) != r) {
+          // The same tensor in two shards: which copy is right cannot be known.
+          throw new CheckpointException(
+              r.file(),
+              CheckpointException.tensor(n),
+              "is also in "
+                  + present.get(n).file().getFileName()
+                  + ", where "
+                  + SafetensorsIndex.FILE_NAME
+                  + " places it; a tensor must be stored in one shard only (the checkpoint"
+                  + " was merged or copied wrongly)");
+        }
       }
     }
     return present;

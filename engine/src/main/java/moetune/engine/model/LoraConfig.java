@@ -88,6 +88,11 @@ public record LoraConfig(
     targets = java.util.Collections.unmodifiableSet(ordered);
   }
 
+  /** These settings with another initialisation seed. */
+  public LoraConfig withSeed(long newSeed) {
+    return new LoraConfig(r, alpha, dropout, targets, rslora, newSeed);
+  }
+
   /** The number of adapter parameters these settings add to a model of this config. */
   public long parameterCount(MixtralConfig c) {
     long d = c.hiddenSize;

@@ -61,6 +61,46 @@ public final class LoraWeights {
     return name.contains(".lora_A") || name.contains(".lora_B");
   }
 
+  /** Whether a directory holds model weights besides (or instead of) an adapter. */
+  public static boolean hasWeights(Path dir) {
+    return Files.isRegularFile(dir.resolve("model.safetensors"))
+        || Files.isRegularFile(dir.resolve("model.safetensors.index.json"));
+  }
+
+  /**
+   * The base model directory of an adapter-only directory: adapter_config.json's
+   * base_model_name_or_path, resolved against the adapter directory, which must be a local model
+   * directory (moetune does not download).
+   */
+  public static Path baseModel(Path adapterDir) {
+    Path file = adapterDir.resolve(CONFIG_FILE);
+    JsonNode n;
+    try {
+      n = JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new CheckpointException(file, null, "cannot read: " + e.getMessage(), e);
+    }
+    JsonNode b = n.path("base_model_name_or_path");
+    if (!b.isTextual() || b.asText().isBlank()) {
+      throw new CheckpointException(
+          file,
+          "base_model_name_or_path",
+          "is not set and the directory has no base weights; load the base model and give this"
+              + " directory as its adapter");
+    }
+    Path base = adapterDir.resolve(b.asText());
+    if (!Files.isRegularFile(base.resolve("config.json"))) {
+      throw new CheckpointException(
+          file,
+          "base_model_name_or_path",
+          "names "
+              + base
+              + ", which is not a local HuggingFace model directory; fix the path or load the"
+              + " base model and give this directory as its adapter");
+    }
+    return base;
+  }
+
   /** Whether a directory holds a PEFT adapter. */
   public static boolean isAdapterDir(Path dir) {
     return Files.isRegularFile(dir.resolve(CONFIG_FILE));

@@ -85,6 +85,10 @@ public final class MixtralModel implements AutoCloseable {
    * with its adapters; options.lora(), when given, must then agree with the adapter's settings.
    */
   public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
+    if (LoraWeights.isAdapterDir(dir) && !LoraWeights.hasWeights(dir)) {
+      // an adapter-only directory (a LoRA run's checkpoint of a base model on disk)
+      return load(LoraWeights.baseModel(dir), dir, backend, options);
+    }
     if (LoraWeights.isAdapterDir(dir)) {
       LoraConfig stored = LoraWeights.readConfig(dir, options.seed());
       checkSameAdapter(dir, options.lora(), stored);
@@ -432,6 +436,32 @@ public final class MixtralModel implements AutoCloseable {
       throw new IllegalStateException("lastRouting(): no forward since the last backward");
     }
     return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
+  }
+
+  /**
+   * Adds the last forward's expert-load statistics to acc F32 (L, E+2) on the device ({@link
+   * Backend#expertLoadStats}, padding excluded); nothing is downloaded. Valid until its backward.
+   */
+  public void accumulateExpertLoad(Tensor acc) {
+    if (step == null || step.probs == null) {
+      throw new IllegalStateException("accumulateExpertLoad(): no forward since the last backward");
+    }
+    be.expertLoadStats(step.probs, step.topIdx, expertLoadMask(step), acc);
+  }
+
+  /** The per-router-row mask of real tokens for the expert-load monitor, or null: every row. */
+  private Tensor expertLoadMask(Step s) {
+    if (s.rowMask != null || s.batch.attentionMask() == null) {
+      return s.rowMask;
+    }
+    // an evaluation forward without labels has no row mask yet: build it as the forward would
+    int n = s.batch.tokens();
+    float[] mask = new float[layers.length * n];
+    for (int i = 0; i < mask.length; i++) {
+      mask[i] = s.batch.attentionMask()[i % n] != 0 ? 1f : 0f;
+    }
+    s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
+    return s.rowMask;
   }
 
   // ------------------------------------------------------------------ backward

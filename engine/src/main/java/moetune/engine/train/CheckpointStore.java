@@ -147,14 +147,48 @@ public final class CheckpointStore {
   }
 
   private void prune(int keepLast) throws IOException {
+    Path keep = latest().orElse(null);
+    removeHalfDeleted(keep);
     if (keepLast <= 0) {
       return;
     }
     List<Path> all = complete();
-    Path keep = latest().orElse(null);
     for (int i = 0; i < all.size() - keepLast; i++) {
       if (!all.get(i).equals(keep)) {
-        deleteTree(all.get(i));
+        discard(all.get(i));
+      }
+    }
+  }
+
+  /**
+   * Deletes a checkpoint so that a kill at any moment leaves nothing half-deleted in view: it is
+   * first renamed to a hidden name (one atomic step), then deleted; a leftover hidden directory is
+   * removed by the next save.
+   */
+  private void discard(Path dir) throws IOException {
+    Path hidden =
+        root.resolve(".deleting-" + dir.getFileName() + "-" + Long.toHexString(System.nanoTime()));
+    move(dir, hidden);
+    fsyncDir(root);
+    deleteTree(hidden);
+  }
+
+  /**
+   * Removes step directories older than the latest that are not complete: what an older version
+   * left when it was killed while deleting one (it deleted in place). Checkpoints are renamed into
+   * place whole, so an incomplete step directory is never one being written.
+   */
+  private void removeHalfDeleted(Path latest) throws IOException {
+    if (latest == null) {
+      return;
+    }
+    long newest = stepOf(latest);
+    try (Stream<Path> s = Files.list(root)) {
+      for (Path p : s.toList()) {
+        String n = p.getFileName().toString();
+        if (STEP_DIR.matcher(n).matches() && !isComplete(p) && stepOf(p) < newest) {
+          discard(p);
+        }
       }
     }
   }

@@ -25,6 +25,7 @@ import moetune.engine.optim.AdamW;
 import moetune.engine.optim.Optimizer;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
 
 /**
  * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
@@ -54,6 +55,8 @@ public final class MixtralTrainable implements TrainableModel {
   private final Optimizer adamw;
   private final long trainable;
   private final int rank; // data-parallel rank: only rank 0 writes checkpoints
+  private Path baseDir; // a LoRA run's base model directory: checkpoints then hold adapters only
+  private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
    * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
@@ -130,6 +133,16 @@ public final class MixtralTrainable implements TrainableModel {
                 ShardedAdamW.DEFAULT_CHUNK);
   }
 
+  /**
+   * For a LoRA run on a base model that is on disk: checkpoints then hold only the adapters (PEFT's
+   * adapter_config.json naming this directory as base_model_name_or_path), the optimizer state and
+   * the tokenizer files, not another copy of the frozen base.
+   */
+  public MixtralTrainable withBaseDir(Path dir) {
+    this.baseDir = dir == null ? null : dir.toAbsolutePath().normalize();
+    return this;
+  }
+
   /** The config a model must be built from to train with this aux-loss coefficient. */
   public static MixtralConfig trainingConfig(MixtralConfig config, double auxLossCoef) {
     return config.toBuilder().set(b -> b.routerAuxLossCoef = auxLossCoef).build();
@@ -178,10 +191,26 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public MicroStep forwardBackward(TokenBatch batch, double weight) {
     Loss loss = model.forward(toModelBatch(batch, true));
-    RouterStats stats = routerStats(batch);
+    if (expertLoad == null) {
+      MixtralConfig c = model.config();
+      expertLoad = model.backend().zeros(DType.F32, c.numHiddenLayers, c.numLocalExperts + 2);
+    }
+    model.accumulateExpertLoad(expertLoad); // read once per step by takeRouterStats
     model.backward((float) weight);
     return new MicroStep(
-        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), stats);
+        (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), null);
+  }
+
+  /** Share of routed slots per expert and router entropy per layer, padding excluded. */
+  @Override
+  public RouterStats takeRouterStats() {
+    if (expertLoad == null) {
+      return null;
+    }
+    MixtralConfig c = model.config();
+    float[] sums = model.backend().download(expertLoad).toFloatArray();
+    model.backend().fill(expertLoad, 0f);
+    return RouterStats.ofSums(c.numHiddenLayers, c.numLocalExperts, sums);
   }
 
   @Override
@@ -241,27 +270,6 @@ public final class MixtralTrainable implements TrainableModel {
         tb.docIds());
   }
 
-  /** Share of routed slots per expert and router entropy per layer, padding excluded. */
-  private RouterStats routerStats(TokenBatch batch) {
-    HostTensor[] routing = model.lastRouting();
-    float[] probs = routing[0].toFloatArray(); // (L*N, E)
-    int[] top = routing[1].toIntArray(); // (L*N, K)
-    MixtralConfig c = model.config();
-    int e = c.numLocalExperts;
-    int k = c.numExpertsPerTok;
-    int n = batch.batch() * batch.seqLen();
-    RouterStats stats = new RouterStats(c.numHiddenLayers, e);
-    for (int l = 0; l < c.numHiddenLayers; l++) {
-      for (int i = 0; i < n; i++) {
-        if (batch.docIds()[i] >= 0) {
-          int row = l * n + i;
-          stats.addToken(l, probs, row * e, top, row * k, k);
-        }
-      }
-    }
-    return stats;
-  }
-
   @Override
   public void save(Path dir) throws IOException {
     if (rank != 0) {
@@ -269,18 +277,28 @@ public final class MixtralTrainable implements TrainableModel {
       return;
     }
     Map<String, HostTensor> optimizerState = adamw.stateToHost(); // a collective: first
-    MixtralCheckpoint.save(
-        dir,
-        savedConfig,
-        generation,
-        model::parameter,
-        DType.F32,
-        SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
-        tokenizerFiles);
-    if (model.parameters().lora() != null) {
-      // the adapters in PEFT's format beside the base weights: generate, eval, export and a
-      // resumed run load them from here
-      LoraWeights.write(dir, model, null);
+    boolean lora = model.parameters().lora() != null;
+    if (lora && baseDir != null) {
+      // adapters only: the base is frozen and already on disk
+      Files.createDirectories(dir);
+      for (Path f : tokenizerFiles) {
+        Files.copy(f, dir.resolve(f.getFileName()));
+      }
+      LoraWeights.write(dir, model, baseDir.toString());
+    } else {
+      MixtralCheckpoint.save(
+          dir,
+          savedConfig,
+          generation,
+          model::parameter,
+          DType.F32,
+          SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
+          tokenizerFiles);
+      if (lora) {
+        // the adapters in PEFT's format beside the base weights (a fresh model's run): generate,
+        // eval, export and a resumed run load them from here
+        LoraWeights.write(dir, model, null);
+      }
     }
     List<SafetensorsWriter.Item> items = new ArrayList<>();
     for (Map.Entry<String, HostTensor> e : optimizerState.entrySet()) {
@@ -301,13 +319,15 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void load(Path dir) throws IOException {
     Parameters params = model.parameters();
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
-      for (String name : ckpt.names()) {
-        if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
-          params.set(params.resolve(name), ckpt.tensor(name));
+    if (params.lora() == null || LoraWeights.hasWeights(dir)) {
+      try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
+        for (String name : ckpt.names()) {
+          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
+            params.set(params.resolve(name), ckpt.tensor(name));
+          }
         }
       }
-    }
+    } // else an adapter-only checkpoint: the model was built from its (frozen) base
     if (params.lora() != null) {
       LoraWeights.load(dir, model);
     }
@@ -340,6 +360,9 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public void close() {
+    if (expertLoad != null) {
+      expertLoad.close();
+    }
     adamw.close();
     model.close();
   }

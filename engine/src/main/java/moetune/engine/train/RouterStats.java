@@ -46,6 +46,34 @@ public final class RouterStats {
     }
   }
 
+  /**
+   * Statistics from per-layer sums as {@code Backend#expertLoadStats} accumulates them: sums (L,
+   * E+2) row-major, per layer the E slot counts, the entropy sum and the token count. The counts
+   * are whole numbers held in float32 (exact below 2^24 per step and layer).
+   */
+  public static RouterStats ofSums(int layers, int experts, float[] sums) {
+    if (sums.length != layers * (experts + 2)) {
+      throw new IllegalArgumentException(
+          "RouterStats.ofSums: "
+              + sums.length
+              + " sums for "
+              + layers
+              + " layers of "
+              + experts
+              + " experts (need L * (E + 2))");
+    }
+    RouterStats s = new RouterStats(layers, experts);
+    for (int l = 0; l < layers; l++) {
+      int at = l * (experts + 2);
+      for (int e = 0; e < experts; e++) {
+        s.counts[l][e] = Math.round(sums[at + e]);
+      }
+      s.entropySum[l] = sums[at + experts];
+      s.tokens[l] = Math.round(sums[at + experts + 1]);
+    }
+    return s;
+  }
+
   /** Adds another accumulator's numbers to this one. */
   public void add(RouterStats other) {
     for (int l = 0; l < counts.length; l++) {

@@ -49,6 +49,16 @@ public interface TrainableModel extends AutoCloseable {
    */
   double step(double lr);
 
+  /**
+   * Routing statistics a model accumulated on its device over the micro-batches since the last
+   * call, read once per step after {@link #step} (so nothing is downloaded inside the step), then
+   * reset; or null when the model reports routing per micro-batch in {@link MicroStep#routing()} or
+   * has no router.
+   */
+  default RouterStats takeRouterStats() {
+    return null;
+  }
+
   /** Writes weights and optimizer state (moments, step count) into an empty directory. */
   void save(Path dir) throws IOException;
 

@@ -321,6 +321,16 @@ public final class Trainer {
     if (nonFinite == null) {
       step++;
     }
+    // Routing sums the model kept on its device over this step's micro-batches: read once, after
+    // the whole step is queued (and also for a skipped step, so they start afresh).
+    RouterStats deferred = model.takeRouterStats();
+    if (deferred != null) {
+      if (routing == null) {
+        routing = deferred;
+      } else {
+        routing.add(deferred);
+      }
+    }
     long now = System.nanoTime();
     double stepSeconds = (now - t0) / 1e9;
     double perStep = (now - sessionStart) / 1e9 / Math.max(1, step - sessionFirstStep);

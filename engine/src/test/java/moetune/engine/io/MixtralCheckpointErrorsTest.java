@@ -131,6 +131,30 @@ class MixtralCheckpointErrorsTest {
   }
 
   @Test
+  void theSameTensorInTwoShardsIsRefused() throws Exception {
+    Path d = tmp.resolve("sharded");
+    TinyModels.save(d, config, weights, 4000);
+    SafetensorsIndex index = SafetensorsIndex.load(d.resolve(SafetensorsIndex.FILE_NAME));
+    String normShard = index.weightMap().get(MixtralNames.NORM);
+    String firstShard = index.weightMap().get(MixtralNames.EMBED);
+    assertTrue(!normShard.equals(firstShard));
+    // Rewrite the first shard with its own tensors plus a second copy of the final norm.
+    Map<String, HostTensor> first = new LinkedHashMap<>();
+    index
+        .weightMap()
+        .forEach(
+            (n, shard) -> {
+              if (shard.equals(firstShard)) {
+                first.put(n, weights.get(n));
+              }
+            });
+    first.put(MixtralNames.NORM, weights.get(MixtralNames.NORM));
+    SafetensorsWriter.writeFile(
+        d.resolve(firstShard), TinyModels.items(first), SafetensorsWriter.PT_METADATA);
+    fails(d, firstShard, "tensor 'model.norm.weight'", "is also in " + normShard, "one shard only");
+  }
+
+  @Test
   void noWeightsOrNoDirectory() throws Exception {
     Path d = Files.createDirectories(tmp.resolve("empty"));
     Files.writeString(d.resolve("config.json"), config.toJson());

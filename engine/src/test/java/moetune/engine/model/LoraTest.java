@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
@@ -41,8 +42,14 @@ class LoraTest {
 
   /** A model with adapters on the given targets whose B are random too (B = 0 hides A's role). */
   static MixtralModel loraModel(
-      MixtralConfig c, Map<String, float[]> w, CpuBackend be, LoraConfig lora, long seed) {
-    MixtralModel m = RandomMixtral.create(c, w, be, new ModelOptions(DType.F32, 1).withLora(lora));
+      MixtralConfig c, Map<String, float[]> w, Backend be, LoraConfig lora, long seed) {
+    return loraModel(c, w, be, lora, seed, DType.F32);
+  }
+
+  /** As above computing in the given activation dtype (BF16 on the GPU). */
+  static MixtralModel loraModel(
+      MixtralConfig c, Map<String, float[]> w, Backend be, LoraConfig lora, long seed, DType act) {
+    MixtralModel m = RandomMixtral.create(c, w, be, new ModelOptions(act, 1).withLora(lora));
     SplittableRandom r = new SplittableRandom(seed);
     for (Parameters.Slice s : m.parameters().slices()) {
       if (s.isLora() && s.name().contains("lora_B")) {

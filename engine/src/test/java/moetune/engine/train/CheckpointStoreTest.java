@@ -53,6 +53,31 @@ class CheckpointStoreTest {
   }
 
   @Test
+  void halfDeletedCheckpointsAreRemovedByTheNextSave(@TempDir Path root) throws IOException {
+    var store = new CheckpointStore(root);
+    store.save(10, writes("ten"), 2);
+    store.save(20, writes("twenty"), 2);
+    // What a kill in the middle of deleting step 10 in place leaves: no marker, some files.
+    Files.delete(root.resolve("step-00000010").resolve(CheckpointStore.COMPLETE_MARKER));
+    // ... and one of ours killed between the rename and the delete.
+    Files.createDirectories(root.resolve(".deleting-step-00000005-1"));
+    Files.writeString(root.resolve(".deleting-step-00000005-1/weights.bin"), "five");
+    store.save(30, writes("thirty"), 2);
+    try (var s = Files.list(root)) {
+      assertEquals(
+          List.of("latest", "step-00000020", "step-00000030"),
+          s.map(p -> p.getFileName().toString()).sorted().toList());
+    }
+    store.save(40, writes("forty"), 2);
+    try (var s = Files.list(root)) {
+      assertEquals(
+          List.of("latest", "step-00000030", "step-00000040"),
+          s.map(p -> p.getFileName().toString()).sorted().toList(),
+          "pruning leaves no hidden leftover");
+    }
+  }
+
+  @Test
   void writerThatForgetsTheMarkerIsRejected(@TempDir Path root) throws IOException {
     var store = new CheckpointStore(root);
     assertThrows(

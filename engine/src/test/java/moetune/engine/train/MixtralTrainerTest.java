@@ -13,6 +13,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.io.SafetensorsReader;
+import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
@@ -182,6 +184,70 @@ class MixtralTrainerTest {
             trained.get(i) + " should have changed");
       }
     }
+  }
+
+  /**
+   * A LoRA run (adapters on every target, a fresh model's run so checkpoints hold the base too):
+   * stopped and resumed from a model built with another init seed, it ends bit-identical to an
+   * uninterrupted run, the base never moves and the optimizer state holds the adapters only.
+   */
+  @Test
+  void loraRunResumesBitForBitAndLeavesTheBaseUntouched(@TempDir Path tmp) throws Exception {
+    SequenceSource train = TinyMixtral.data(9, 20, 1);
+    TrainOptions o = options(6, 0.05, FreezeSpec.NONE, 2);
+    LoraConfig lora = new LoraConfig(3, 6, 0, Set.copyOf(LoraConfig.ALL_TARGETS), false, 4);
+    String w2 = "model.layers.1.block_sparse_moe.experts.3.w2.weight";
+    float[] fullAdapters;
+    float[] baseBefore;
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = loraTrainable(cpu, o, 5, lora)) {
+      baseBefore = t.model().parameter(w2).toFloatArray();
+      new Trainer(t, train, null, o, tmp.resolve("full")).run();
+      fullAdapters =
+          t.model().backend().download(t.model().parameters().masterFlat()).toFloatArray();
+      assertArrayEquals(baseBefore, t.model().parameter(w2).toFloatArray(), "frozen base");
+    }
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = loraTrainable(cpu, o, 5, lora)) {
+      Trainer tr = new Trainer(t, train, null, o, tmp.resolve("part"));
+      tr.addListener(
+          new TrainingListener() {
+            @Override
+            public void onStep(StepMetrics m) {
+              if (m.step() == 3) tr.requestStop();
+            }
+          });
+      assertEquals(RunSummary.Outcome.STOPPED, tr.run().outcome());
+    }
+    Path ckpt = Trainer.findCheckpoint(tmp.resolve("part"));
+    try (SafetensorsReader r =
+        SafetensorsReader.open(ckpt.resolve(MixtralTrainable.OPTIMIZER_FILE))) {
+      for (String n : r.names()) {
+        assertTrue(n.contains(".lora_"), "optimizer state of a frozen tensor: " + n);
+      }
+    }
+    try (CpuBackend cpu = new CpuBackend(2);
+        MixtralTrainable t = loraTrainable(cpu, o, 5, lora.withSeed(77))) {
+      Trainer tr = new Trainer(t, train, null, o, tmp.resolve("part"));
+      tr.resumeFrom(ckpt);
+      tr.run();
+      assertArrayEquals(
+          fullAdapters,
+          t.model().backend().download(t.model().parameters().masterFlat()).toFloatArray());
+      assertArrayEquals(baseBefore, t.model().parameter(w2).toFloatArray(), "frozen base");
+    }
+  }
+
+  static MixtralTrainable loraTrainable(
+      CpuBackend cpu, TrainOptions o, long initSeed, LoraConfig lora) {
+    MixtralConfig c = TinyMixtral.config(0.02);
+    MixtralModel m =
+        TinyMixtral.model(
+            cpu,
+            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
+            initSeed,
+            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o).withLora(lora));
+    return new MixtralTrainable(m, c, null, List.of(), o);
   }
 
   @Test

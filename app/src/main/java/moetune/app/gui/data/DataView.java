@@ -69,6 +69,12 @@ public final class DataView extends VBox {
     ComboBox<String> template = new ComboBox<>(vm.templates());
     template.setId("data-template");
     template.valueProperty().bindBidirectional(vm.template());
+    // Editable: besides the listed names (hf is the model's own chat_template), a path to a .jinja
+    // chat template file can be typed in.
+    template.setEditable(true);
+    template.setTooltip(
+        new javafx.scene.control.Tooltip(
+            "A FastChat template, hf (the model's own chat_template), or a path to a .jinja file"));
     ComboBox<String> labels = new ComboBox<>(vm.labelModes());
     labels.setId("data-labels");
     labels.valueProperty().bindBidirectional(vm.labels());

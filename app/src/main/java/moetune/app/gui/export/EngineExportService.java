@@ -36,6 +36,12 @@ public final class EngineExportService implements ExportService {
   }
 
   @Override
+  public Path exportAdapter(Path checkpoint, Path target) throws Exception {
+    Exporter.exportAdapter(Exporter.modelDir(checkpoint, "checkpoint"), target);
+    return target;
+  }
+
+  @Override
   public String generate(
       Path modelDir,
       String template,

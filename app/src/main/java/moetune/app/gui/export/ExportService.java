@@ -23,6 +23,14 @@ public interface ExportService {
       throws Exception;
 
   /**
+   * Writes the LoRA adapter of {@code checkpoint} (a LoRA run's) as a PEFT adapter directory into
+   * {@code target} (atomically) and returns the directory written.
+   */
+  default Path exportAdapter(Path checkpoint, Path target) throws Exception {
+    throw new UnsupportedOperationException("this export service writes merged models only");
+  }
+
+  /**
    * Generates a reply to {@code prompt} with the model in {@code modelDir} (a checkpoint or an HF
    * directory), rendered with {@code template}; streams pieces to {@code onText} and returns the
    * whole reply.

@@ -52,6 +52,10 @@ public final class ExportView extends VBox {
     dtype.setId("export-dtype");
     dtype.valueProperty().bindBidirectional(vm.dtype());
     r = Forms.row(grid, r, "dtype", dtype);
+    CheckBox adapter = new CheckBox("LoRA adapter only (PEFT directory; else merged full weights)");
+    adapter.setId("export-adapter");
+    adapter.selectedProperty().bindBidirectional(vm.adapterOnly());
+    r = Forms.row(grid, r, "LoRA", adapter);
     r =
         Forms.row(
             grid,

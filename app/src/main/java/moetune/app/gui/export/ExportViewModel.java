@@ -42,6 +42,9 @@ public final class ExportViewModel {
   private final BooleanProperty exporting = new SimpleBooleanProperty(false);
   private final ObservableList<String> dtypes = FXCollections.observableArrayList();
 
+  /** Export a LoRA run's adapter (PEFT directory) instead of merged full weights. */
+  private final BooleanProperty adapterOnly = new SimpleBooleanProperty(false);
+
   /** Which model the prompt box uses: the checkpoint field or the exported directory. */
   private final BooleanProperty useExported = new SimpleBooleanProperty(false);
 
@@ -89,9 +92,13 @@ public final class ExportViewModel {
     progress.set(-1);
     result.set("");
     status.set("Exporting " + ckpt + " ...");
+    boolean adapter = adapterOnly.get();
     executor.submit(
         "export",
-        () -> service.export(ckpt, out, dt, shard, f -> executor.onUi(() -> progress.set(f))),
+        () ->
+            adapter
+                ? service.exportAdapter(ckpt, out)
+                : service.export(ckpt, out, dt, shard, f -> executor.onUi(() -> progress.set(f))),
         dir -> {
           exporting.set(false);
           progress.set(1);
@@ -104,6 +111,11 @@ public final class ExportViewModel {
           exporting.set(false);
           status.set(log.error("Export failed", e));
         });
+  }
+
+  /** Whether the export writes only the LoRA adapter (PEFT's format) rather than merged weights. */
+  public BooleanProperty adapterOnly() {
+    return adapterOnly;
   }
 
   public void generate() {

@@ -1,9 +1,12 @@
 package moetune.app.gui.model;
 
+import java.util.Set;
+
 /**
- * An estimate of GPU memory for full finetuning (every parameter trained with AdamW), at a
- * micro-batch of B sequences of T tokens. It is an estimate for choosing batch and sequence length,
- * not an allocator trace: the engine's caching allocator reports the real peak.
+ * An estimate of GPU memory for full finetuning (every parameter trained with AdamW) or LoRA
+ * ({@link #loraBytes}: adapters trained, the base frozen and stored once), at a micro-batch of B
+ * sequences of T tokens. It is an estimate for choosing batch and sequence length, not an allocator
+ * trace: the engine's caching allocator reports the real peak.
  *
  * <pre>
  * bytes = P * perParam                          weights, grads, optimizer state
@@ -30,6 +33,44 @@ public final class MemoryEstimate {
 
   /** Estimated bytes; {@code bf16} selects mixed precision, else float32 throughout. */
   public static long bytes(ModelFacts m, int batch, int seqLen, boolean bf16) {
+    return bytes(m, batch, seqLen, bf16, m.totalParams(), 0);
+  }
+
+  /**
+   * As {@link #bytes(ModelFacts, int, int, boolean)} for LoRA: the adapters' {@link #loraParams}
+   * are trained (perParam bytes each), every base weight is frozen and stored once (2 bytes in
+   * bf16, 4 in float32; no master, gradient or optimizer state). The activation term is the same.
+   */
+  public static long loraBytes(
+      ModelFacts m, int batch, int seqLen, boolean bf16, int rank, Set<String> targets) {
+    return bytes(m, batch, seqLen, bf16, loraParams(m, rank, targets), m.totalParams());
+  }
+
+  /**
+   * The adapter parameters LoRA of this rank adds on these targets (the engine's {@code
+   * LoraConfig.parameterCount}): r * (in + out) per adapted matrix, per expert for w1+w3 (one
+   * adapter on the fused gate_up_proj) and w2.
+   */
+  public static long loraParams(ModelFacts m, int rank, Set<String> targets) {
+    long r = rank;
+    long d = m.hidden();
+    long q = (long) m.heads() * m.headDim();
+    long kv = (long) m.kvHeads() * m.headDim();
+    long e = m.experts();
+    long f = m.intermediate();
+    long perLayer = 0;
+    perLayer += targets.contains("q_proj") ? r * (d + q) : 0;
+    perLayer += targets.contains("k_proj") ? r * (d + kv) : 0;
+    perLayer += targets.contains("v_proj") ? r * (d + kv) : 0;
+    perLayer += targets.contains("o_proj") ? r * (q + d) : 0;
+    perLayer += targets.contains("gate") ? r * (d + e) : 0;
+    perLayer += targets.contains("w1") || targets.contains("w3") ? e * r * (d + 2 * f) : 0;
+    perLayer += targets.contains("w2") ? e * r * (f + d) : 0;
+    return perLayer * m.layers();
+  }
+
+  private static long bytes(
+      ModelFacts m, int batch, int seqLen, boolean bf16, long trainable, long frozen) {
     if (batch < 1 || seqLen < 1) {
       throw new IllegalArgumentException("batch and sequence length must be at least 1");
     }
@@ -46,7 +87,8 @@ public final class MemoryEstimate {
             + (long) m.topK() * (3L * m.intermediate() + d);
     long tokens = (long) batch * seqLen;
     double raw =
-        (double) m.totalParams() * perParam
+        (double) trainable * perParam
+            + (double) frozen * (bf16 ? 2 : 4)
             + (double) tokens * m.layers() * perTokenLayer * actBytes
             + (double) tokens * m.vocab() * 4 * 2;
     return (long) Math.ceil(raw * (1 + SLACK));

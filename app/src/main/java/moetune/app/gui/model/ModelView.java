@@ -138,6 +138,21 @@ public final class ModelView extends VBox {
     CheckBox bf16 = new CheckBox("bf16 mixed precision (float32 master weights)");
     bf16.setId("model-bf16");
     bf16.selectedProperty().bindBidirectional(vm.bf16());
+    m =
+        Forms.row(
+            memory,
+            m,
+            "LoRA rank",
+            Forms.field("model-lora-r", vm.loraRank(), "0: full finetuning; > 0: LoRA adapters"));
+    m =
+        Forms.row(
+            memory,
+            m,
+            "LoRA targets",
+            Forms.field(
+                "model-lora-targets",
+                vm.loraTargets(),
+                "q_proj,k_proj,v_proj,o_proj,gate,w1,w2,w3"));
     m = Forms.row(memory, m, "Precision", bf16);
     Label estimate = Forms.value("model-memory");
     estimate.textProperty().bind(vm.memoryEstimate());

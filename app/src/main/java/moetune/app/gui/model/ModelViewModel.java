@@ -38,6 +38,10 @@ public final class ModelViewModel {
   private final StringProperty path = new SimpleStringProperty("");
   private final StringProperty batch = new SimpleStringProperty("1");
   private final StringProperty seqLen = new SimpleStringProperty("2048");
+  // LoRA rank for the estimate (0: full finetuning) and its targets, as the run config names them
+  private final StringProperty loraRank = new SimpleStringProperty("0");
+  private final StringProperty loraTargets =
+      new SimpleStringProperty("q_proj,k_proj,v_proj,o_proj");
   private final BooleanProperty bf16 = new SimpleBooleanProperty(true);
 
   private final StringProperty pathError = new SimpleStringProperty("");
@@ -58,6 +62,8 @@ public final class ModelViewModel {
     source.addListener((o, a, b) -> validatePath());
     batch.addListener((o, a, b) -> updateEstimate());
     seqLen.addListener((o, a, b) -> updateEstimate());
+    loraRank.addListener((o, a, b) -> updateEstimate());
+    loraTargets.addListener((o, a, b) -> updateEstimate());
     bf16.addListener((o, a, b) -> updateEstimate());
     facts.addListener((o, a, b) -> updateEstimate());
     validatePath();
@@ -173,15 +179,42 @@ public final class ModelViewModel {
       memoryEstimate.set("");
       return;
     }
-    long bytes = MemoryEstimate.bytes(f, b, t, bf16.get());
+    int rank;
+    try {
+      rank = Integer.parseInt(loraRank.get().strip());
+      if (rank < 0) {
+        throw new NumberFormatException();
+      }
+    } catch (NumberFormatException e) {
+      estimateError.set("LoRA rank must be a whole number, 0 for full finetuning.");
+      memoryEstimate.set("");
+      return;
+    }
+    java.util.Set<String> targets =
+        new java.util.LinkedHashSet<>(
+            java.util.Arrays.stream(loraTargets.get().split(","))
+                .map(String::strip)
+                .filter(x -> !x.isEmpty())
+                .toList());
+    long bytes =
+        rank == 0
+            ? MemoryEstimate.bytes(f, b, t, bf16.get())
+            : MemoryEstimate.loraBytes(f, b, t, bf16.get(), rank, targets);
     memoryEstimate.set(
         String.format(
             Locale.ROOT,
-            "%s (%s, batch %d x %d tokens)",
+            "%s (%s, batch %d x %d tokens%s)",
             MemoryEstimate.human(bytes),
             bf16.get() ? "bf16 mixed precision" : "float32",
             b,
-            t));
+            t,
+            rank == 0
+                ? ""
+                : String.format(
+                    Locale.ROOT,
+                    ", LoRA r=%d: %s adapter parameters, base frozen",
+                    rank,
+                    count(MemoryEstimate.loraParams(f, rank, targets)))));
   }
 
   private static Integer positive(String s) {
@@ -226,6 +259,16 @@ public final class ModelViewModel {
 
   public StringProperty seqLen() {
     return seqLen;
+  }
+
+  /** LoRA rank for the estimate; 0 (the default) estimates full finetuning. */
+  public StringProperty loraRank() {
+    return loraRank;
+  }
+
+  /** LoRA targets for the estimate, comma-separated as the run config's lora-targets. */
+  public StringProperty loraTargets() {
+    return loraTargets;
   }
 
   public BooleanProperty bf16() {

@@ -40,6 +40,12 @@ public final class TrainingView extends SplitPane {
     grid.setPadding(new Insets(8));
     int r = 0;
     for (FormField f : vm.form().fields()) {
+      if (f.key().equals("lora-r")) { // the LoRA settings as their own group
+        Label group = new Label("LoRA adapters (lora-r > 0: train adapters, base weights frozen)");
+        group.setId("cfg-group-lora");
+        group.setStyle("-fx-font-weight: bold; -fx-padding: 8 0 2 0;");
+        grid.add(group, 0, r++, 2, 1);
+      }
       Control input;
       if (f.def().type() == FieldType.CHOICE || f.def().type() == FieldType.BOOL) {
         ComboBox<String> box = new ComboBox<>();

@@ -3,6 +3,9 @@ package moetune.app.gui.model;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import java.util.Set;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.model.MixtralConfig;
 import org.junit.jupiter.api.Test;
 
 class MemoryEstimateTest {
@@ -19,6 +22,32 @@ class MemoryEstimateTest {
     assertEquals((long) Math.ceil(fp32 * 1.1), MemoryEstimate.bytes(m, 3, 10, false));
     double bf16 = 1000 * 18 + 3.0 * 10 * 2 * perToken * 2 + 3.0 * 10 * 100 * 8;
     assertEquals((long) Math.ceil(bf16 * 1.1), MemoryEstimate.bytes(m, 3, 10, true));
+  }
+
+  @Test
+  void loraTrainsTheAdaptersAndStoresTheBaseOnce() {
+    Set<String> all = Set.copyOf(LoraConfig.ALL_TARGETS);
+    // per layer, r = 2: q 2*(32+32), k 2*(32+16), v 2*(32+16), o 2*(32+32), gate 2*(32+4),
+    // gate_up 4*2*(32+128), down 4*2*(64+32) = 128+96+96+128+72+1280+768 = 2568; 2 layers
+    assertEquals(5136, MemoryEstimate.loraParams(m, 2, all));
+    MixtralConfig c =
+        MixtralConfig.builder()
+            .set(
+                b -> {
+                  b.vocabSize = 100;
+                  b.hiddenSize = 32;
+                  b.intermediateSize = 64;
+                  b.numHiddenLayers = 2;
+                  b.numAttentionHeads = 4;
+                  b.numKeyValueHeads = 2;
+                  b.numLocalExperts = 4;
+                  b.numExpertsPerTok = 2;
+                })
+            .build();
+    assertEquals(new LoraConfig(2, 4, 0, all, false, 0).parameterCount(c), 5136, "the engine's");
+    long perToken = 676;
+    double bf16 = 5136 * 18 + 1000 * 2 + 3.0 * 10 * 2 * perToken * 2 + 3.0 * 10 * 100 * 8;
+    assertEquals((long) Math.ceil(bf16 * 1.1), MemoryEstimate.loraBytes(m, 3, 10, true, 2, all));
   }
 
   @Test

@@ -21,6 +21,7 @@ import moetune.engine.tensor.Tensor;
 public final class CpuBackend implements Backend {
   private final Parallel par;
   private final CpuMemory memory = new CpuMemory();
+  private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
   private final CpuElementwise elementwise;
   private final CpuMatmul matmul;
   private final CpuEmbedding embedding;
@@ -67,6 +68,16 @@ public final class CpuBackend implements Backend {
 
   CpuMemory memory() {
     return memory;
+  }
+
+  @Override
+  public void reportTensorsAs(Backend facade) {
+    this.facade = facade == null ? this : facade;
+  }
+
+  /** The backend this backend's tensors report (itself unless wrapped). */
+  Backend facade() {
+    return facade;
   }
 
   @Override
@@ -400,6 +411,11 @@ public final class CpuBackend implements Backend {
   public void loadBalancingLoss(
       Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     losses.loadBalancingLoss(probs, topIdx, rowMask, lossOut, dProbs, dScale);
+  }
+
+  @Override
+  public void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    losses.expertLoadStats(probs, topIdx, rowMask, acc);
   }
 
   @Override

@@ -81,6 +81,68 @@ final class CpuLosses {
    * S) * P_e. Serial in row order: R * E is small. A mask that selects no row (S = 0) gives a loss
    * of 0 and zero gradient (transformers would divide by zero).
    */
+  void expertLoadStats(Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor acct) {
+    String op = "expertLoadStats";
+    CpuTensor probs = Args.f32(op, "probs", probst);
+    int e = Math.toIntExact(probs.cols());
+    int r = Math.toIntExact(probs.rows());
+    CpuTensor topI = Args.i32(op, "topIdx", topIt);
+    int k = Args.rows(op, "topIdx", topI, r);
+    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt, r);
+    CpuTensor acc = Args.f32(op, "acc", acct);
+    int layers = Math.toIntExact(acc.rows());
+    if (acc.cols() != e + 2 || layers < 1 || r % layers != 0) {
+      throw new IllegalArgumentException(
+          op
+              + ": acc "
+              + acc.describe()
+              + " must be (L, E+2) = (L, "
+              + (e + 2)
+              + ") with L dividing the "
+              + r
+              + " rows of probs");
+    }
+    int n = r / layers;
+    float[] pv = probs.floats();
+    int[] iv = topI.ints();
+    float[] av = acc.floats();
+    for (int l = 0; l < layers; l++) {
+      double[] sums = new double[e + 2];
+      for (int row = l * n; row < (l + 1) * n; row++) {
+        double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
+        for (int j = 0; j < k; j++) {
+          int x = iv[topI.offset() + row * k + j];
+          if (!(x >= 0 && x < e)) {
+            throw new IllegalArgumentException(
+                op
+                    + ": topIdx["
+                    + row
+                    + ", "
+                    + j
+                    + "] = "
+                    + x
+                    + " is not an expert in [0, "
+                    + e
+                    + ")");
+          }
+          sums[x] += m;
+        }
+        double h = 0;
+        for (int x = 0; x < e; x++) {
+          double p = pv[probs.offset() + row * e + x];
+          if (p > 0) {
+            h -= p * Math.log(p);
+          }
+        }
+        sums[e] += m * h;
+        sums[e + 1] += m;
+      }
+      for (int x = 0; x < e + 2; x++) {
+        av[acc.offset() + l * (e + 2) + x] += (float) sums[x];
+      }
+    }
+  }
+
   void loadBalancingLoss(
       Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor lossOutt, Tensor dProbst, float dScale) {
     String op = "loadBalancingLoss";

@@ -1,5 +1,6 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.tensor.Tensor;
 
 /** Global grad-norm clipping and the AdamW step, following torch's operation order. */
@@ -81,18 +82,14 @@ final class CpuOptimizer {
     CpuTensor v = Args.f32(op, "v", vt, n);
     CpuTensor low = lowPrecisiont == null ? null : Args.f32(op, "lowPrecision", lowPrecisiont, n);
     Args.check(step >= 1, op + ": step must be >= 1, got " + step);
-    double lrD = decimal(lr);
-    double b1 = decimal(beta1);
-    double b2 = decimal(beta2);
-    float decay = (float) (1 - lrD * decimal(weightDecay));
-    float w1 = (float) (1 - b1);
-    float b2f = (float) b2;
-    float w2 = (float) (1 - b2);
-    double bc1 = 1 - Math.pow(b1, step);
-    double bc2 = 1 - Math.pow(b2, step);
-    float negStepSize = (float) -(lrD / bc1);
-    float bc2Sqrt = (float) Math.sqrt(bc2);
-    float epsF = (float) decimal(eps);
+    AdamWCoefficients c = AdamWCoefficients.of(lr, beta1, beta2, eps, weightDecay, step);
+    float decay = c.decay();
+    float w1 = c.w1();
+    float b2f = c.beta2();
+    float w2 = c.w2();
+    float negStepSize = c.negStepSize();
+    float bc2Sqrt = c.bc2Sqrt();
+    float epsF = c.eps();
     float[] p = param.floats();
     float[] g = grad.floats();
     float[] mv = m.floats();
@@ -120,10 +117,5 @@ final class CpuOptimizer {
             }
           }
         });
-  }
-
-  /** The double whose shortest decimal form equals the float's. */
-  private static double decimal(float f) {
-    return Double.parseDouble(Float.toString(f));
   }
 }

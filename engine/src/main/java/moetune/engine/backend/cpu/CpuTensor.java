@@ -81,7 +81,7 @@ public final class CpuTensor extends Tensor {
 
   @Override
   public Backend backend() {
-    return backend;
+    return backend.facade();
   }
 
   @Override

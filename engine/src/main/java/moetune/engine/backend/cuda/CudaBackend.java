@@ -44,6 +44,7 @@ public final class CudaBackend implements Backend {
   private final MoeOps moe;
   private final LossOps losses;
   private boolean closed;
+  private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
 
   /**
    * Opens device {@code ordinal}. tf32: let cuBLAS use TF32 tensor cores for float32 products
@@ -51,6 +52,7 @@ public final class CudaBackend implements Backend {
    */
   public CudaBackend(int ordinal, boolean tf32) {
     this.ordinal = ordinal;
+    JCudaNatives.load();
     Driver.check(JCudaDriver.cuInit(0), "cuInit", "opening cuda:" + ordinal);
     int[] count = new int[1];
     Driver.check(
@@ -111,6 +113,10 @@ public final class CudaBackend implements Backend {
     }
   }
 
+  LayerOps layers() {
+    return layers;
+  }
+
   DeviceAllocator allocator() {
     return allocator;
   }
@@ -143,7 +149,7 @@ public final class CudaBackend implements Backend {
     if (t == null) {
       throw new IllegalArgumentException(op + ": " + arg + " is null");
     }
-    if (!(t instanceof CudaTensor c) || c.backend() != this) {
+    if (!(t instanceof CudaTensor c) || c.owner() != this) {
       throw new IllegalArgumentException(op + ": " + arg + " " + t + " does not live on " + name());
     }
     return c;
@@ -194,8 +200,13 @@ public final class CudaBackend implements Backend {
   @Override
   public String describe() {
     return String.format(
-        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s",
-        ordinal, deviceName, totalMemory / (double) (1L << 30), multiprocessors, cublas.library());
+        "cuda:%d %s, %.1f GiB, %d SMs, cuBLAS %s; %s",
+        ordinal,
+        deviceName,
+        totalMemory / (double) (1L << 30),
+        multiprocessors,
+        cublas.library(),
+        layers.attentionPath().describe());
   }
 
   @Override
@@ -340,6 +351,47 @@ public final class CudaBackend implements Backend {
         ctx);
   }
 
+  /**
+   * Milliseconds that the work queued by {@code work} takes on the stream, measured with CUDA
+   * events recorded around it (for benchmarks; waits for the second event).
+   */
+  public double timeMs(Runnable work) {
+    bind();
+    jcuda.driver.CUevent start = new jcuda.driver.CUevent(), end = new jcuda.driver.CUevent();
+    Driver.check(JCudaDriver.cuEventCreate(start, 0), "cuEventCreate", "timeMs");
+    Driver.check(JCudaDriver.cuEventCreate(end, 0), "cuEventCreate", "timeMs");
+    try {
+      Driver.check(JCudaDriver.cuEventRecord(start, stream), "cuEventRecord", "timeMs");
+      work.run();
+      Driver.check(JCudaDriver.cuEventRecord(end, stream), "cuEventRecord", "timeMs");
+      Driver.check(JCudaDriver.cuEventSynchronize(end), "cuEventSynchronize", "timeMs");
+      float[] ms = new float[1];
+      Driver.check(JCudaDriver.cuEventElapsedTime(ms, start, end), "cuEventElapsedTime", "timeMs");
+      return ms[0];
+    } finally {
+      JCudaDriver.cuEventDestroy(start);
+      JCudaDriver.cuEventDestroy(end);
+    }
+  }
+
+  /** The attention kernels in use: "own" (tensor-core where they apply) or "scalar". */
+  public String attentionPath() {
+    return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /**
+   * One line for a run's log: which attention kernels every layer of a model with this activation
+   * dtype and head dim runs on, and why.
+   */
+  public String attentionPlan(DType activations, int headDim) {
+    return layers.attentionPath().plan(activations, headDim);
+  }
+
+  /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
+  public void attentionPath(String path) {
+    layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
+  }
+
   @Override
   public void synchronize() {
     bind();
@@ -360,6 +412,34 @@ public final class CudaBackend implements Backend {
   @Override
   public void resetPeak() {
     allocator.resetPeak();
+  }
+
+  @Override
+  public void reportTensorsAs(Backend facade) {
+    this.facade = facade == null ? this : facade;
+  }
+
+  /** The backend this backend's tensors report (itself unless wrapped). */
+  Backend facade() {
+    return facade;
+  }
+
+  @Override
+  public moetune.engine.backend.QueueClock newQueueClock() {
+    return new CudaQueueClock(this, stream);
+  }
+
+  /** Device memory in use by every process, as the driver reports it (total minus free). */
+  public long driverBytesUsed() {
+    bind();
+    long[] free = new long[1], total = new long[1];
+    Driver.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo", name());
+    return total[0] - free[0];
+  }
+
+  /** The device's memory in bytes. */
+  public long totalMemory() {
+    return totalMemory;
   }
 
   /** Bytes the allocator holds from the driver (in use plus cached). */
@@ -675,6 +755,11 @@ public final class CudaBackend implements Backend {
   public void loadBalancingLoss(
       Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs, float dScale) {
     losses.loadBalancingLoss(probs, topIdx, rowMask, lossOut, dProbs, dScale);
+  }
+
+  @Override
+  public void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    losses.expertLoadStats(probs, topIdx, rowMask, acc);
   }
 
   @Override

@@ -15,6 +15,7 @@ public final class CudaProbe {
     }
     int[] count = new int[1];
     try {
+      JCudaNatives.load();
       JCudaDriver.setExceptionsEnabled(false);
       int rc = JCudaDriver.cuInit(0);
       if (rc != CUresult.CUDA_SUCCESS) {

@@ -35,6 +35,11 @@ final class CudaTensor extends Tensor {
 
   @Override
   public Backend backend() {
+    return backend.facade();
+  }
+
+  /** The backend that allocated this tensor (whatever {@link #backend()} reports). */
+  CudaBackend owner() {
     return backend;
   }
 

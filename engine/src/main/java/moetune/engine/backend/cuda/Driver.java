@@ -15,6 +15,7 @@ final class Driver {
   private static final Method BYTE_OFFSET;
 
   static {
+    JCudaNatives.load();
     JCudaDriver.setExceptionsEnabled(false); // every result goes through check() instead
     try {
       NATIVE_POINTER = NativePointerObject.class.getDeclaredMethod("getNativePointer");

@@ -14,11 +14,104 @@ import moetune.engine.tensor.Tensor;
  */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
+  private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
+
+  /** Which attention kernels run (MOETUNE_ATTENTION=own|scalar; own is the default). */
+  enum AttentionPath {
+    /**
+     * The tensor-core FlashAttention-2 kernels (attention_fa2.cu) where they apply: bf16 q/k/v and
+     * outputs, head dim 64 or 128, 16-byte aligned tensors; the scalar kernels otherwise.
+     */
+    OWN,
+    /** The scalar kernels (attention.cu) for every case: one warp per query (or key) row. */
+    SCALAR;
+
+    static AttentionPath fromEnv(String value) {
+      if (value == null || value.isBlank()) {
+        return OWN;
+      }
+      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+        case "own", "fa2" -> OWN;
+        case "scalar" -> SCALAR;
+        default ->
+            throw new IllegalArgumentException(
+                "MOETUNE_ATTENTION="
+                    + value
+                    + " is not an attention path: use own (tensor-core kernels, the default) or"
+                    + " scalar (the simple kernels); cudnn is not available yet");
+      };
+    }
+
+    /** Which kernels a model's layers run on with these activations and head dim, and why. */
+    String plan(DType activations, int headDim) {
+      if (this == SCALAR) {
+        return "attention: scalar kernels in every layer (MOETUNE_ATTENTION=scalar)";
+      }
+      if (activations != DType.BF16) {
+        return "attention: scalar kernels in every layer: "
+            + activations
+            + " activations (the tensor-core kernels take bf16)";
+      }
+      if (headDim != 64 && headDim != 128) {
+        return "attention: scalar kernels in every layer: head dim "
+            + headDim
+            + " (the tensor-core kernels take 64 or 128)";
+      }
+      return "attention: own tensor-core kernels (FlashAttention-2, bf16, head dim "
+          + headDim
+          + ") in every layer";
+    }
+
+    String describe() {
+      return this == OWN
+          ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
+              + " 64 or 128, scalar kernels otherwise"
+          : "attention: scalar kernels (MOETUNE_ATTENTION=scalar)";
+    }
+  }
 
   private final CudaBackend b;
+  private AttentionPath attention;
 
   LayerOps(CudaBackend b) {
     this.b = b;
+    this.attention = AttentionPath.fromEnv(System.getenv("MOETUNE_ATTENTION"));
+  }
+
+  AttentionPath attentionPath() {
+    return attention;
+  }
+
+  /** Tests and benchmarks switch paths on one backend. */
+  void attentionPath(AttentionPath path) {
+    this.attention = path;
+  }
+
+  /** Whether the tensor-core kernels take this call (else the scalar ones). */
+  private boolean fa2(int hd, CudaTensor... ts) {
+    if (attention != AttentionPath.OWN || (hd != 64 && hd != 128)) {
+      return false;
+    }
+    for (CudaTensor t : ts) {
+      if (t.dtype() != DType.BF16 || (t.address() & 15) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // MOETUNE_FA2_FWD=v1: the forward's first variant (8 warps of 16 rows) for comparison; the
+  // default is v2 (4 warps of 32 rows, Q tile in shared memory for hd 128). kernels/lab/attention.
+  private static final boolean FA2_FWD_V1 = "v1".equals(System.getenv("MOETUNE_FA2_FWD"));
+
+  /** attention_fa2.cu fwd_smem for the variant in use. */
+  private static int fa2FwdSmem(int hd) {
+    boolean qInRegisters = FA2_FWD_V1 || hd == 64;
+    return (qInRegisters ? 0 : FA2_FWD_BM * hd * 2) + 2 * 2 * 64 * hd * 2 + 2 * 64 * 4 + 128 * 4;
+  }
+
+  private static int fa2BwdSmem(int hd) {
+    return (2 * 128 * hd + 4 * 64 * hd + 128 * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -282,6 +375,24 @@ final class LayerOps {
         o.numel() == qt.numel() && l.numel() == rows,
         op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
+    if (fa2(d[2], qt, kt, vt, o)) {
+      b.launch(
+          (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
+          qt.describe() + " " + kt.describe(),
+          (long) spec.batch() * d[0],
+          (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM,
+          1,
+          FA2_FWD_V1 ? 256 : 128,
+          fa2FwdSmem(d[2]),
+          qt.address(),
+          kt.address(),
+          vt.address(),
+          o.address(),
+          l.address(),
+          b.ptr(spec.docIds(), op, "docIds"),
+          attnStruct(spec, d));
+      return;
+    }
     b.launch(
         "attention_forward_kernel",
         qt.describe() + " " + kt.describe(),
@@ -338,6 +449,10 @@ final class LayerOps {
     String shapes = qt.describe() + " " + kt.describe();
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
+      if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {
+        fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
+        return;
+      }
       b.launch(
           "attention_delta_kernel",
           shapes,
@@ -399,6 +514,75 @@ final class LayerOps {
           dvt.address(),
           dt(dvt, op, "dv"),
           st);
+    }
+  }
+
+  /** The tensor-core backward: delta and a zeroed dq accumulator, dK/dV (+ dQ atomics), dq. */
+  private void fa2Backward(
+      AttnSpec spec,
+      int[] d,
+      int[] st,
+      String shapes,
+      CudaTensor g,
+      CudaTensor o,
+      CudaTensor qt,
+      CudaTensor kt,
+      CudaTensor vt,
+      CudaTensor l,
+      long dAddr,
+      long doc,
+      CudaTensor dqt,
+      CudaTensor dkt,
+      CudaTensor dvt,
+      long rows) {
+    String op = "attentionBackward";
+    try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
+      long acc = b.ptr(dqAcc, op, "dqAcc");
+      b.launch(
+          "attention_fa2_delta_kernel",
+          shapes,
+          (rows * (d[2] / 8) + 255) / 256,
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          o.address(),
+          dAddr,
+          acc,
+          rows,
+          d[2]);
+      b.launch(
+          "attention_fa2_backward_hd" + d[2],
+          shapes,
+          (long) spec.batch() * d[1],
+          (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+          1,
+          256,
+          fa2BwdSmem(d[2]),
+          g.address(),
+          qt.address(),
+          kt.address(),
+          vt.address(),
+          l.address(),
+          dAddr,
+          doc,
+          acc,
+          dkt.address(),
+          dvt.address(),
+          st);
+      b.launch(
+          "attention_fa2_dq_convert_kernel",
+          shapes,
+          b.gridFor(rows * d[2] / 4),
+          1,
+          1,
+          256,
+          0,
+          acc,
+          dqt.address(),
+          rows * d[2],
+          Float.intBitsToFloat(st[7]));
     }
   }
 

@@ -4,6 +4,7 @@ import static moetune.engine.backend.cuda.CudaBackend.dt;
 import static moetune.engine.backend.cuda.CudaBackend.require;
 import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
 
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -56,6 +57,49 @@ final class LossOps {
         dt(dLogits, op, "dLogits"),
         dScale,
         (int) v);
+  }
+
+  void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    String op = "expertLoadStats";
+    CudaTensor p = b.ct(probs, op, "probs"),
+        i = b.ct(topIdx, op, "topIdx"),
+        a = b.ct(acc, op, "acc");
+    long r = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, r), layers = a.rows();
+    requireDtype(p, DType.F32, op, "probs");
+    requireDtype(i, DType.I32, op, "topIdx");
+    requireDtype(a, DType.F32, op, "acc");
+    require(
+        i.numel() == r * k && a.cols() == e + 2 && layers >= 1 && r % layers == 0,
+        op
+            + ": probs "
+            + p.describe()
+            + ", topIdx "
+            + i.describe()
+            + ", acc "
+            + a.describe()
+            + ": acc must be (L, E+2) with L dividing the rows of probs");
+    if (rowMask != null) {
+      require(
+          rowMask.numel() == r,
+          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
+      requireDtype(rowMask, DType.F32, op, "rowMask");
+    }
+    long n = r / layers;
+    b.launch(
+        "expert_load_stats_kernel",
+        p.describe(),
+        Math.min(b.gridFor(n), 64),
+        layers,
+        1,
+        256,
+        (int) (e + 2) * 4,
+        p.address(),
+        i.address(),
+        b.ptr(rowMask, op, "rowMask"),
+        a.address(),
+        n,
+        (int) e,
+        (int) k);
   }
 
   void loadBalancingLoss(
@@ -204,6 +248,20 @@ final class LossOps {
     CudaTensor xt = b.ct(x, op, "x"), a = b.ct(acc, op, "acc");
     require(a.numel() == 1, op + ": acc " + a.describe() + " must hold one value");
     requireDtype(a, DType.F32, op, "acc");
+    if (vec4(xt)) {
+      b.launch(
+          "sum_squares_f32x4_kernel",
+          xt.describe(),
+          Math.min(b.gridFor(xt.numel() / 4), 1024),
+          1,
+          1,
+          256,
+          0,
+          xt.address(),
+          a.address(),
+          xt.numel() / 4);
+      return;
+    }
     b.launch(
         "sum_squares_kernel",
         xt.describe(),
@@ -223,6 +281,21 @@ final class LossOps {
     CudaTensor g = b.ct(grad, op, "grad"), s = b.ct(sumSq, op, "sumSq");
     require(s.numel() == 1, op + ": sumSq " + s.describe() + " must hold one value");
     requireDtype(s, DType.F32, op, "sumSq");
+    if (vec4(g)) {
+      b.launch(
+          "clip_by_norm_f32x4_kernel",
+          g.describe(),
+          b.gridFor(g.numel() / 4),
+          1,
+          1,
+          256,
+          0,
+          g.address(),
+          s.address(),
+          maxNorm,
+          g.numel() / 4);
+      return;
+    }
     b.launch(
         "clip_by_norm_kernel",
         g.describe(),
@@ -280,9 +353,35 @@ final class LossOps {
               + " does not match param "
               + p.describe());
     }
-    // As torch: bias corrections in double precision on the host, then rounded to float.
-    double bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-    float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
+    // As torch (and the CPU oracle): the constants in double on the host, then float32.
+    AdamWCoefficients c = AdamWCoefficients.of(lr, beta1, beta2, eps, weightDecay, step);
+    long low = b.ptr(lowPrecision, op, "lowPrecision");
+    int lowDt = dt(lowPrecision, op, "lowPrecision");
+    if (vec4(p) && vec4(g) && vec4(mt) && vec4(vt) && (lowDt != 1 || low % 8 == 0)) {
+      b.launch(
+          "adamw_f32x4_kernel",
+          p.describe(),
+          b.gridFor(n / 4),
+          1,
+          1,
+          256,
+          0,
+          p.address(),
+          g.address(),
+          mt.address(),
+          vt.address(),
+          c.decay(),
+          c.w1(),
+          c.beta2(),
+          c.w2(),
+          c.negStepSize(),
+          c.bc2Sqrt(),
+          c.eps(),
+          low,
+          lowDt,
+          n / 4);
+      return;
+    }
     b.launch(
         "adamw_kernel",
         p.describe(),
@@ -296,15 +395,24 @@ final class LossOps {
         dt(g, op, "grad"),
         mt.address(),
         vt.address(),
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weightDecay,
-        stepSize,
-        bc2Sqrt,
-        b.ptr(lowPrecision, op, "lowPrecision"),
-        dt(lowPrecision, op, "lowPrecision"),
+        c.decay(),
+        c.w1(),
+        c.beta2(),
+        c.w2(),
+        c.negStepSize(),
+        c.bc2Sqrt(),
+        c.eps(),
+        low,
+        lowDt,
         n);
+  }
+
+  /**
+   * Whether a tensor can take the 16-byte vector kernels: float32, 16-byte aligned, a multiple of 4
+   * elements. The flat parameter, gradient and moment buffers are; odd views fall back to the
+   * scalar kernels (and {@code bench kernels} times both that way).
+   */
+  private static boolean vec4(CudaTensor t) {
+    return t.dtype() == DType.F32 && t.numel() % 4 == 0 && t.address() % 16 == 0;
   }
 }

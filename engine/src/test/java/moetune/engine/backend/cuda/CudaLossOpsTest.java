@@ -10,10 +10,13 @@ import static moetune.engine.backend.cuda.GpuTesting.poisoned;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -96,13 +99,52 @@ class CudaLossOpsTest {
     }
   }
 
+  @Test
+  void expertLoadStatsAccumulatePerLayer() {
+    gpu();
+    int e = 6;
+    int layers = 3;
+    for (int n : new int[] {1, 37, 3001}) {
+      int r = layers * n;
+      for (int k = 1; k <= 4; k++) {
+        for (boolean masked : new boolean[] {false, true}) {
+          String what = "expertLoadStats L=" + layers + " N=" + n + " k=" + k + " mask=" + masked;
+          float[] m = new float[r];
+          for (int i = 0; i < r; i++) m[i] = masked && i % 5 == 2 && n > 1 ? 0f : 1f;
+          float[] p = new float[r * e];
+          for (int i = 0; i < r; i++) {
+            float sum = 0;
+            for (int x = 0; x < e; x++) {
+              // expert 3 never chosen and sometimes exactly 0: 0 log 0 must count as 0
+              p[i * e + x] = x == 3 && i % 2 == 0 ? 0f : RND.nextFloat();
+              sum += p[i * e + x];
+            }
+            for (int x = 0; x < e; x++) p[i * e + x] /= sum;
+          }
+          float[] start = new float[layers * (e + 2)];
+          for (int i = 0; i < start.length; i++) start[i] = RND.nextInt(100);
+          try (Pair probs = floats(DType.F32, p, r, e);
+              Pair idx = ints(routing(r, k, new int[] {0, 1, 2, 4, 5}), r, k);
+              Pair mask = floats(DType.F32, m, r);
+              Pair acc = floats(DType.F32, start, layers, e + 2)) {
+            cpu().expertLoadStats(probs.c(), idx.c(), masked ? mask.c() : null, acc.c());
+            gpu().expertLoadStats(probs.g(), idx.g(), masked ? mask.g() : null, acc.g());
+            // counts are exact; the entropy sums differ only in float32 summation order
+            check(what, acc, 1e-6);
+          }
+        }
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = DType.class,
       names = {"F32", "BF16"})
   void sumsAndClipping(DType dt) {
     gpu();
-    for (long n : new long[] {1, 37, 1_000_003}) {
+    // 1_000_004 float32 elements take the 16-byte vector kernels, the others the scalar ones
+    for (long n : new long[] {1, 37, 1_000_003, 1_000_004}) {
       try (Pair x = randn(dt, 1, n);
           Pair out = poisoned(DType.F32, 1);
           Pair acc = floats(DType.F32, new float[] {2.5f}, 1)) {
@@ -150,7 +192,13 @@ class CudaLossOpsTest {
       names = {"F32", "BF16"})
   void adamw(DType gradType) {
     gpu();
-    long n = 10_007;
+    // 10_008 with float32 gradients takes the 16-byte vector kernel, 10_007 the scalar one
+    for (long n : new long[] {10_007, 10_008}) {
+      adamw(gradType, n);
+    }
+  }
+
+  private void adamw(DType gradType, long n) {
     try (Pair p = randn(DType.F32, 1, n);
         Pair g = randn(gradType, 1, n);
         Pair m = randn(DType.F32, 0.1, n);
@@ -160,10 +208,65 @@ class CudaLossOpsTest {
         cpu().adamwStep(p.c(), g.c(), m.c(), v.c(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.c());
         gpu().adamwStep(p.g(), g.g(), m.g(), v.g(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.g());
       }
-      check("adamw param (grad " + gradType + ")", p, 1e-5);
+      check("adamw param (grad " + gradType + ", n " + n + ")", p, 1e-5);
       check("adamw m", m, 1e-5);
       check("adamw v", v, 1e-5);
       check("adamw bf16 copy", low, 1e-2);
+    }
+  }
+
+  @Test
+  void adamwVectorKernelIsBitwiseTheScalarOneAndTheCpu() {
+    CudaBackend be = gpu();
+    int n = 4104;
+    float[] p0 = GpuTesting.randn(n, 1), g0 = GpuTesting.randn(n, 1);
+    float[] m0 = GpuTesting.randn(n, 0.1), v0 = abs(GpuTesting.randn(n, 0.01));
+    // whole buffers are 16-byte aligned (vector kernel); views one element in are not (scalar)
+    Tensor[] vec = new Tensor[5], sca = new Tensor[5], whole = new Tensor[4];
+    float[][] init = {p0, g0, m0, v0};
+    for (int i = 0; i < 4; i++) {
+      vec[i] = be.upload(HostTensor.ofFloats(init[i], n));
+      whole[i] = be.zeros(DType.F32, n + 1);
+      sca[i] = whole[i].view(1, n);
+      be.copyFromHost(HostTensor.ofFloats(init[i], n), sca[i]);
+    }
+    vec[4] = be.empty(DType.BF16, n);
+    sca[4] = be.empty(DType.BF16, n);
+    for (int step = 1; step <= 3; step++) {
+      for (Tensor[] t : new Tensor[][] {vec, sca}) {
+        be.adamwStep(t[0], t[1], t[2], t[3], 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, t[4]);
+      }
+    }
+    // and both are bitwise the CPU oracle (every float operation rounded the same way)
+    Tensor[] ref = new Tensor[4];
+    for (int i = 0; i < 4; i++) {
+      ref[i] = cpu().upload(HostTensor.ofFloats(init[i], n));
+    }
+    for (int step = 1; step <= 3; step++) {
+      cpu().adamwStep(ref[0], ref[1], ref[2], ref[3], 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, null);
+    }
+    String[] names = {"param", "grad", "m", "v", "bf16 copy"};
+    for (int i = 0; i < 4; i++) {
+      assertArrayEquals(
+          cpu().download(ref[i]).toFloatArray(),
+          be.download(vec[i]).toFloatArray(),
+          "adamw " + names[i] + ": the GPU must compute exactly what the CPU oracle does");
+      ref[i].close();
+    }
+    for (int i = 0; i < 5; i++) {
+      assertArrayEquals(
+          be.download(sca[i]).toFloatArray(),
+          be.download(vec[i]).toFloatArray(),
+          "adamw "
+              + names[i]
+              + ": the vector kernel must compute exactly what the scalar one does");
+      vec[i].close();
+      if (i == 4) {
+        sca[i].close();
+      }
+    }
+    for (Tensor t : whole) {
+      t.close();
     }
   }
 

@@ -1,0 +1,305 @@
+package moetune.engine.bench;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import moetune.engine.backend.Backend;
+import moetune.engine.backend.Backends;
+import moetune.engine.backend.QueueClock;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * {@code moetune bench kernels}: the memory-bound ops of a training step in GB/s next to a
+ * device-to-device copy measured in the same run (PERF.md's target: at least 80% of the copy).
+ * Bytes are the op's compulsory traffic (each input read once, each output written once; a
+ * read-modify-write counts both), at the 1.5B model's widths (D 1024, F 3584, V 32000, 16 heads of
+ * 64) with more tokens than the step so every operand is far larger than the 50 MB L2. Each op runs
+ * twice untimed, then {@code reps} times between queue stamps; the median is reported.
+ */
+public final class KernelBandwidthBench {
+  private KernelBandwidthBench() {}
+
+  /** One row: op, bytes per call, median and spread in ms, GB/s, share of the copy's GB/s. */
+  public record Row(
+      String op, String shape, long bytes, double msMedian, double msMin, double msMax) {
+    public double gbPerS() {
+      return bytes / (msMedian / 1000) / 1e9;
+    }
+  }
+
+  private interface Op {
+    void run();
+  }
+
+  /**
+   * Times every op on the backend and prints the table; shrink divides every size (1 for the real
+   * table; tests on the CPU use a large one).
+   */
+  public static List<Row> run(Backend be, int reps, int shrink, PrintStream out) {
+    List<Row> rows = new ArrayList<>();
+    int d = 1024, heads = 16, hd = 64, f = 3584, v = 32000;
+    int n = 65536 / shrink; // tokens for the per-token ops (8 x the 4 x 2048 step)
+    long bigCopy = (256L << 20) / shrink; // copy elements: 512 MiB read + 512 MiB written in bf16
+    // 16-bit activations where the backend has them (the CPU oracle is float32 only)
+    DType lo = be.supports(DType.BF16) ? DType.BF16 : DType.F32;
+    long lb = lo.bytes();
+    String ln = lo.name().toLowerCase(java.util.Locale.ROOT);
+    try (QueueClock clock = be.newQueueClock()) {
+      try (Tensor a = rand(be, lo, bigCopy);
+          Tensor b = be.empty(lo, bigCopy)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "copy (device to device)",
+                ln + " " + bigCopy,
+                2 * lb * bigCopy,
+                () -> be.copy(a, b)));
+      }
+      try (Tensor a = rand(be, lo, bigCopy);
+          Tensor b = be.empty(DType.F32, bigCopy)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "convert " + ln + " -> f32",
+                "" + bigCopy,
+                (lb + 4) * bigCopy,
+                () -> be.copy(a, b)));
+      }
+      long e = (long) n * d;
+      try (Tensor res = rand(be, DType.F32, n, d);
+          Tensor delta = rand(be, lo, n, d);
+          Tensor w = rand(be, DType.F32, d);
+          Tensor o = be.empty(lo, n, d);
+          Tensor rstd = be.empty(DType.F32, n)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "rmsnormForward + residual add",
+                "N " + n + " D " + d + " (f32 residual, " + ln + " delta/out)",
+                e * (4 + lb + 4 + lb) + n * 4L,
+                () -> be.rmsnormForward(res, delta, w, 1e-5f, o, rstd)));
+        try (Tensor dOut = rand(be, lo, n, d);
+            Tensor dx = rand(be, DType.F32, n, d);
+            Tensor dw = be.zeros(DType.F32, d)) {
+          be.rmsnormForward(res, null, w, 1e-5f, o, rstd);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "rmsnormBackward",
+                  "N " + n + " D " + d + " (" + ln + " dOut, f32 x and dx +=)",
+                  e * (lb + 4 + 4 + 4) + n * 4L,
+                  () -> be.rmsnormBackward(dOut, res, w, rstd, dx, dw)));
+        }
+      }
+      try (Tensor q = rand(be, lo, n, heads, hd);
+          Tensor pos = positions(be, n, 2048)) {
+        long qe = (long) n * heads * hd;
+        rows.add(
+            time(
+                clock,
+                reps,
+                "ropeForward (in place)",
+                "N " + n + " x 16 x 64 " + ln,
+                qe * 2 * lb + n * 4L,
+                () -> be.ropeForward(q, pos, 1e6f)));
+      }
+      try (Tensor table = rand(be, lo, v, d);
+          Tensor ids = ids(be, n, v);
+          Tensor o = be.empty(DType.F32, n, d)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "embeddingForward",
+                "N " + n + " D " + d + " (" + ln + " table, f32 out)",
+                e * (lb + 4) + n * 4L,
+                () -> be.embeddingForward(ids, table, o)));
+      }
+      int nl = Math.max(1, 8192 / shrink); // the step's tokens: the logits are the largest tensor
+      try (Tensor logits = rand(be, lo, nl, v);
+          Tensor targets = ids(be, nl, v);
+          Tensor losses = be.empty(DType.F32, nl)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "crossEntropy + dLogits in place",
+                "N " + nl + " V " + v + " " + ln,
+                (long) nl * v * 2 * lb + nl * 8L,
+                () -> be.crossEntropy(logits, targets, losses, logits, 1f / nl)));
+      }
+      int m = 16384 * 2 / shrink; // routed rows M = N * K for 16,384 tokens
+      try (Tensor h = rand(be, lo, m, 2L * f);
+          Tensor act = be.empty(lo, m, f)) {
+        rows.add(
+            time(
+                clock,
+                reps,
+                "swigluForward",
+                "M " + m + " F " + f + " " + ln,
+                (long) m * f * 3 * lb,
+                () -> be.swigluForward(h, act)));
+        try (Tensor dH = be.empty(lo, m, 2L * f)) {
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "swigluBackward",
+                  "M " + m + " F " + f + " " + ln,
+                  (long) m * f * 5 * lb,
+                  () -> be.swigluBackward(act, h, dH)));
+        }
+      }
+      long p = (256L << 20) / shrink; // parameters (the 1.5B model has 1.5G; 256M is quicker)
+      // Buffers one element longer: the view at 0 is 16-byte aligned and takes the vector
+      // kernels, the view at 1 is not and takes the scalar ones (the "before" rows).
+      for (int shift : new int[] {1, 0}) {
+        String kind = shift == 1 ? ", scalar kernel (misaligned view)" : "";
+        Tensor workAll = lo == DType.F32 ? null : be.empty(lo, p + 1);
+        try (Tensor paramAll = rand(be, DType.F32, p + 1);
+            Tensor gradAll = rand(be, DType.F32, p + 1);
+            Tensor moAll = be.zeros(DType.F32, p + 1);
+            Tensor voAll = be.zeros(DType.F32, p + 1);
+            Tensor sumSq = be.zeros(DType.F32, 1)) {
+          Tensor param = paramAll.view(shift, p), grad = gradAll.view(shift, p);
+          Tensor mo = moAll.view(shift, p), vo = voAll.view(shift, p);
+          Tensor work = workAll == null ? null : workAll.view(shift, p);
+          int[] t = {0};
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "adamwStep" + (work == null ? "" : " (+ " + ln + " working copy)") + kind,
+                  "P " + p,
+                  p * (16 + 12 + (work == null ? 0 : lb)),
+                  () ->
+                      be.adamwStep(
+                          param, grad, mo, vo, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t[0], work)));
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "sumSquares (grad norm)" + kind,
+                  "P " + p,
+                  p * 4,
+                  () -> be.sumSquares(grad, sumSq)));
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "clipByNorm" + kind,
+                  "P " + p,
+                  p * 8,
+                  () -> be.clipByNorm(grad, sumSq, 1f)));
+        } finally {
+          if (workAll != null) {
+            workAll.close();
+          }
+        }
+      }
+    }
+    print(out, be, rows);
+    return rows;
+  }
+
+  private static Row time(QueueClock clock, int reps, String op, String shape, long bytes, Op f) {
+    f.run();
+    f.run();
+    clock.reset();
+    clock.stamp();
+    for (int i = 0; i < reps; i++) {
+      f.run();
+      clock.stamp();
+    }
+    double[] t = clock.read();
+    double[] ms = new double[reps];
+    for (int i = 0; i < reps; i++) {
+      ms[i] = t[i + 1] - t[i];
+    }
+    Arrays.sort(ms);
+    double med = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+    return new Row(op, shape, bytes, med, ms[0], ms[reps - 1]);
+  }
+
+  static void print(PrintStream out, Backend be, List<Row> rows) {
+    double copy = rows.get(0).gbPerS();
+    out.printf(
+        "%nbench kernels: memory-bound ops on %s, GB/s of compulsory traffic, medians%n%n",
+        be.describe());
+    out.println("| op | shape | MB per call | ms (median, min-max) | GB/s | of copy |");
+    out.println("|---|---|---|---|---|---|");
+    for (Row r : rows) {
+      out.printf(
+          "| %s | %s | %,.0f | %.3f (%.3f-%.3f) | %,.0f | %.0f%% |%n",
+          r.op(),
+          r.shape(),
+          r.bytes() / 1e6,
+          r.msMedian(),
+          r.msMin(),
+          r.msMax(),
+          r.gbPerS(),
+          100 * r.gbPerS() / copy);
+    }
+  }
+
+  private static Tensor rand(Backend be, DType dt, long... shape) {
+    long n = HostTensor.numel(shape);
+    // one random block tiled: generating a billion host normals would take longer than the bench
+    int block = (int) Math.min(n, 1 << 20);
+    float[] v = new float[block];
+    SplittableRandom r = new SplittableRandom(n);
+    for (int i = 0; i < block; i++) {
+      v[i] = (float) r.nextGaussian();
+    }
+    Tensor t = be.empty(dt, shape);
+    Tensor flat = t.reshape(n);
+    try (Tensor src = be.upload(HostTensor.ofFloats(v, block), dt)) {
+      for (long at = 0; at < n; at += block) {
+        long len = Math.min(block, n - at);
+        be.copy(src.view(0, len), flat.view(at, len));
+      }
+    }
+    return t;
+  }
+
+  private static Tensor ids(Backend be, int n, int vocab) {
+    int[] v = new int[n];
+    SplittableRandom r = new SplittableRandom(n);
+    for (int i = 0; i < n; i++) {
+      v[i] = r.nextInt(vocab);
+    }
+    return be.upload(HostTensor.ofInts(v, n));
+  }
+
+  private static Tensor positions(Backend be, int n, int seqLen) {
+    int[] v = new int[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = i % seqLen;
+    }
+    return be.upload(HostTensor.ofInts(v, n));
+  }
+
+  /** For a GPU host without the app: {@code [--device cuda] [--reps 20]}. */
+  public static void main(String[] args) {
+    String device = "cuda";
+    int reps = 20;
+    for (int i = 0; i + 1 < args.length; i += 2) {
+      switch (args[i]) {
+        case "--device" -> device = args[i + 1];
+        case "--reps" -> reps = Integer.parseInt(args[i + 1]);
+        default -> throw new IllegalArgumentException("unknown option " + args[i]);
+      }
+    }
+    try (Backend be = Backends.open(device, System.out::println)) {
+      run(be, reps, 1, System.out);
+    }
+  }
+}

@@ -1,0 +1,284 @@
+// Standalone check and timing of the tensor-core attention (src/main/cuda/attention_fa2.cu)
+// against the scalar kernels (src/main/cuda/attention.cu, the path the GPU parity tests hold to
+// the CPU oracle). Build and run on a GPU host:
+//   nvcc -O3 -std=c++17 -arch=sm_90a -o harness kernels/lab/attention/harness.cu && ./harness
+// Prints one line per correctness case (max error relative to the reference's max magnitude)
+// and a timing table: causal, 32 query heads over 8 kv heads, 16,384 tokens per batch, TFLOP/s
+// with causal FLOPs counted as half and the backward as 2.5x the forward (as SDPA is counted).
+#include <cstdio>
+#include <cstdlib>
+#include <cmath>
+#include <vector>
+#include <algorithm>
+#include <random>
+#include "../../src/main/cuda/attention.cu"
+#include "../../src/main/cuda/attention_fa2.cu"
+
+#define CK(x)                                                                        \
+  do {                                                                               \
+    cudaError_t e = (x);                                                             \
+    if (e != cudaSuccess) {                                                          \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e)); \
+      exit(2);                                                                       \
+    }                                                                                \
+  } while (0)
+
+typedef __nv_bfloat16 bf16;
+
+struct Case {
+  const char* name;
+  int B, Tq, Tk, H, Hkv, hd, window;
+  int docs;  // 0 none, 1 packed documents with trailing padding (-1)
+};
+
+static std::vector<bf16> rand_bf16(size_t n, std::mt19937& rng, float sd) {
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<bf16> v(n);
+  for (auto& x : v) x = __float2bfloat16(nd(rng));
+  return v;
+}
+
+template <typename T>
+static T* dev(const std::vector<T>& h) {
+  T* d;
+  CK(cudaMalloc(&d, h.size() * sizeof(T)));
+  CK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+template <typename T>
+static std::vector<T> host(const T* d, size_t n) {
+  std::vector<T> h(n);
+  CK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+static float tof(float x) { return x; }
+static float tof(bf16 x) { return __bfloat162float(x); }
+
+// max |a - ref| / max(max |ref|, floor) over finite reference entries; -inf entries must match
+// exactly. The floor keeps a gradient that is zero in exact arithmetic (one visible key: dS = 0)
+// from turning rounding noise into a large relative error; inputs are unit normals, so real
+// gradients are far above it.
+template <typename A>
+static double relerr(const std::vector<A>& a, const std::vector<float>& ref, double floor = 1e-6) {
+  double m = floor, e = 0;
+  for (size_t i = 0; i < ref.size(); i++) {
+    float r = ref[i], x = tof(a[i]);
+    if (std::isinf(r) || std::isinf(x)) {
+      if (r != x) e = INFINITY;
+      continue;
+    }
+    if (std::isnan(x)) return NAN;
+    m = std::max(m, (double)fabsf(r));
+    e = std::max(e, (double)fabsf(x - r));
+  }
+  return e / m;
+}
+
+static AttnDims dims(int B, int Tq, int Tk, int H, int Hkv, int hd, int window) {
+  AttnDims a;
+  a.B = B; a.Tq = Tq; a.Tk = Tk; a.H = H; a.Hkv = Hkv; a.hd = hd; a.window = window;
+  a.scale = 1.f / sqrtf((float)hd);
+  return a;
+}
+
+// variant 2 (shipped): 4 warps x 32 rows; variant 1: 8 warps x 16 rows, Q in registers.
+static int g_fwd_variant = 2;
+
+static void fa2_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
+                        const int* doc, AttnDims a) {
+  dim3 grid(a.B * a.H, (a.Tq + fa2::FWD_BM - 1) / fa2::FWD_BM);
+  if (g_fwd_variant == 1) {
+    if (a.hd == 128) {
+      attention_fa2_forward_v1_hd128<<<grid, 256, fa2::fwd_smem<128, 1, 8, true>()>>>(q, k, v, o,
+                                                                                    lse, doc, a);
+    } else {
+      attention_fa2_forward_v1_hd64<<<grid, 256, fa2::fwd_smem<64, 1, 8, true>()>>>(q, k, v, o, lse,
+                                                                                  doc, a);
+    }
+  } else if (a.hd == 128) {
+    attention_fa2_forward_hd128<<<grid, 128, fa2::fwd_smem<128, 2, 4, false>()>>>(q, k, v, o, lse,
+                                                                                 doc, a);
+  } else {
+    attention_fa2_forward_hd64<<<grid, 128, fa2::fwd_smem<64, 2, 4, true>()>>>(q, k, v, o, lse, doc,
+                                                                              a);
+  }
+}
+
+static void fa2_backward(const bf16* dO, const bf16* q, const bf16* k, const bf16* v,
+                         const bf16* o, const float* lse, const int* doc, float* delta,
+                         float* dqacc, bf16* dq, bf16* dk, bf16* dv, AttnDims a) {
+  long long rows = (long long)a.B * a.Tq * a.H, n = rows * a.hd;
+  attention_fa2_delta_kernel<<<(rows * (a.hd / 8) + 255) / 256, 256>>>(dO, o, delta, dqacc, rows,
+                                                                        a.hd);
+  dim3 grid(a.B * a.Hkv, (a.Tk + fa2::BWD_BN - 1) / fa2::BWD_BN);
+  if (a.hd == 128) {
+    attention_fa2_backward_hd128<<<grid, 256, fa2::bwd_smem<128>()>>>(dO, q, k, v, lse, delta, doc,
+                                                                      dqacc, dk, dv, a);
+  } else {
+    attention_fa2_backward_hd64<<<grid, 256, fa2::bwd_smem<64>()>>>(dO, q, k, v, lse, delta, doc,
+                                                                    dqacc, dk, dv, a);
+  }
+  attention_fa2_dq_convert_kernel<<<(int)std::min<long long>((n / 4 + 255) / 256, 132 * 16), 256>>>(
+      dqacc, dq, n, a.scale);
+}
+
+// Returns true when every tensor is within tolerance.
+static bool check(const Case& c, std::mt19937& rng) {
+  AttnDims a = dims(c.B, c.Tq, c.Tk, c.H, c.Hkv, c.hd, c.window);
+  size_t nq = (size_t)c.B * c.Tq * c.H * c.hd, nk = (size_t)c.B * c.Tk * c.Hkv * c.hd;
+  size_t rows = (size_t)c.B * c.Tq * c.H;
+  auto hq = rand_bf16(nq, rng, 1.f), hk = rand_bf16(nk, rng, 1.f), hv = rand_bf16(nk, rng, 1.f);
+  auto hg = rand_bf16(nq, rng, 1.f);
+  std::vector<int> hdoc;
+  int* ddoc = nullptr;
+  if (c.docs) {
+    hdoc.resize((size_t)c.B * c.Tk);
+    for (int b = 0; b < c.B; b++) {
+      int pad = c.Tk / 7 + b, id = 0, left = 1 + (int)(rng() % (c.Tk / 3 + 1));
+      for (int j = 0; j < c.Tk; j++) {
+        if (j >= c.Tk - pad) { hdoc[(size_t)b * c.Tk + j] = -1; continue; }
+        if (left-- == 0) { id++; left = (int)(rng() % (c.Tk / 2 + 1)); }
+        hdoc[(size_t)b * c.Tk + j] = id;
+      }
+    }
+    ddoc = dev(hdoc);
+  }
+  bf16 *q = dev(hq), *k = dev(hk), *v = dev(hv), *g = dev(hg);
+  float *ro, *rlse, *rdq, *rdk, *rdv, *delta, *dqacc;
+  CK(cudaMalloc(&ro, nq * 4)); CK(cudaMalloc(&rlse, rows * 4)); CK(cudaMalloc(&rdq, nq * 4));
+  CK(cudaMalloc(&rdk, nk * 4)); CK(cudaMalloc(&rdv, nk * 4)); CK(cudaMalloc(&delta, rows * 4));
+  CK(cudaMalloc(&dqacc, nq * 4));
+  bf16 *o, *dq, *dk, *dv;
+  float* lse;
+  CK(cudaMalloc(&o, nq * 2)); CK(cudaMalloc(&lse, rows * 4)); CK(cudaMalloc(&dq, nq * 2));
+  CK(cudaMalloc(&dk, nk * 2)); CK(cudaMalloc(&dv, nk * 2));
+  // Reference: the scalar kernels, bf16 inputs, float32 outputs, the reference's own output/lse.
+  long long krows = (long long)c.B * c.Tk * c.Hkv;
+  attention_forward_kernel<<<(rows * 32 + 255) / 256, 256>>>(q, DT_BF16, k, DT_BF16, v, DT_BF16,
+                                                             ro, DT_F32, rlse, ddoc, a);
+  attention_delta_kernel<<<(rows * 32 + 255) / 256, 256>>>(g, DT_BF16, ro, DT_F32, delta,
+                                                           (long long)rows, c.hd);
+  attention_dq_kernel<<<(rows * 32 + 255) / 256, 256>>>(g, DT_BF16, q, DT_BF16, k, DT_BF16, v,
+                                                        DT_BF16, rlse, delta, ddoc, rdq, DT_F32, a);
+  attention_dkdv_kernel<<<(krows * 32 + 255) / 256, 256>>>(g, DT_BF16, q, DT_BF16, k, DT_BF16, v,
+                                                           DT_BF16, rlse, delta, ddoc, rdk, DT_F32,
+                                                           rdv, DT_F32, a);
+  fa2_forward(q, k, v, o, lse, ddoc, a);
+  fa2_backward(g, q, k, v, o, lse, ddoc, delta, dqacc, dq, dk, dv, a);
+  CK(cudaDeviceSynchronize());
+  double eo = relerr(host(o, nq), host(ro, nq));
+  double el = relerr(host(lse, rows), host(rlse, rows));
+  double eq = relerr(host(dq, nq), host(rdq, nq), 0.05);
+  double ek = relerr(host(dk, nk), host(rdk, nk), 0.05);
+  double ev = relerr(host(dv, nk), host(rdv, nk));
+  // bf16 operands (P, dS rounded to bf16 before the products): a few 1e-3 relative is expected.
+  const double tol = 2e-2;
+  bool ok = eo < tol && el < tol && eq < tol && ek < tol && ev < tol;
+  printf("v%d %-34s out %.1e lse %.1e dq %.1e dk %.1e dv %.1e  %s\n", g_fwd_variant, c.name, eo, el, eq, ek, ev,
+         ok ? "ok" : "FAIL");
+  cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(g); cudaFree(ro); cudaFree(rlse); cudaFree(rdq);
+  cudaFree(rdk); cudaFree(rdv); cudaFree(delta); cudaFree(dqacc); cudaFree(o); cudaFree(lse);
+  cudaFree(dq); cudaFree(dk); cudaFree(dv);
+  if (ddoc) cudaFree(ddoc);
+  return ok;
+}
+
+static float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+static void timing(int T, int hd, int reps) {
+  const int tokens = 16384, H = 32, Hkv = 8, B = tokens / T;
+  AttnDims a = dims(B, T, T, H, Hkv, hd, 0);
+  std::mt19937 rng(7);
+  size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * Hkv * hd, rows = (size_t)B * T * H;
+  bf16 *q = dev(rand_bf16(nq, rng, 1.f)), *k = dev(rand_bf16(nk, rng, 1.f));
+  bf16 *v = dev(rand_bf16(nk, rng, 1.f)), *g = dev(rand_bf16(nq, rng, 1.f));
+  bf16 *o, *dq, *dk, *dv;
+  float *lse, *delta, *dqacc;
+  CK(cudaMalloc(&o, nq * 2)); CK(cudaMalloc(&dq, nq * 2)); CK(cudaMalloc(&dk, nk * 2));
+  CK(cudaMalloc(&dv, nk * 2)); CK(cudaMalloc(&lse, rows * 4)); CK(cudaMalloc(&delta, rows * 4));
+  CK(cudaMalloc(&dqacc, nq * 4));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0); cudaEventCreate(&e1);
+  std::vector<float> tf, tb;
+  for (int r = 0; r < reps + 3; r++) {
+    cudaEventRecord(e0);
+    fa2_forward(q, k, v, o, lse, nullptr, a);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (r >= 3) tf.push_back(ms);
+    cudaEventRecord(e0);
+    fa2_backward(g, q, k, v, o, lse, nullptr, delta, dqacc, dq, dk, dv, a);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (r >= 3) tb.push_back(ms);
+  }
+  CK(cudaGetLastError());
+  double flop = 4.0 * B * H * (double)T * T * hd / 2;  // causal: half the square
+  float mf = median(tf), mb = median(tb);
+  printf("| v%d | %5d | %3d | %2d | %8.3f | %8.3f | %6.1f | %6.1f |\n", g_fwd_variant, T, hd, B, mf,
+         mb,
+         flop / mf / 1e9, 2.5 * flop / mb / 1e9);
+  cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(g); cudaFree(o); cudaFree(dq); cudaFree(dk);
+  cudaFree(dv); cudaFree(lse); cudaFree(delta); cudaFree(dqacc);
+}
+
+int main(int argc, char** argv) {
+  CK(cudaFuncSetAttribute(attention_fa2_forward_hd128, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::fwd_smem<128, 2, 4, false>()));
+  CK(cudaFuncSetAttribute(attention_fa2_forward_hd64, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::fwd_smem<64, 2, 4, true>()));
+  CK(cudaFuncSetAttribute(attention_fa2_forward_v1_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::fwd_smem<128, 1, 8, true>()));
+  CK(cudaFuncSetAttribute(attention_fa2_forward_v1_hd64,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::fwd_smem<64, 1, 8, true>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_hd64,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64>()));
+  bool timeOnly = argc > 1 && std::string(argv[1]) == "time";
+  bool checkOnly = argc > 1 && std::string(argv[1]) == "check";
+  int fails = 0;
+  if (!timeOnly) {
+    std::mt19937 rng(1234);
+    const Case cases[] = {
+        {"causal hd128", 2, 300, 300, 4, 4, 128, 0, 0},
+        {"causal hd64", 2, 300, 300, 4, 4, 64, 0, 0},
+        {"gqa 8/2 hd128", 1, 517, 517, 8, 2, 128, 0, 0},
+        {"gqa 32/8 hd64 T=1024", 1, 1024, 1024, 32, 8, 64, 0, 0},
+        {"window 100 hd128", 2, 400, 400, 4, 2, 128, 100, 0},
+        {"window 64 hd64", 1, 700, 700, 4, 1, 64, 64, 0},
+        {"docs+padding hd128", 2, 450, 450, 4, 2, 128, 0, 1},
+        {"docs+padding+window hd64", 2, 333, 333, 6, 3, 64, 50, 1},
+        {"Tq<Tk (kv cache) hd128", 2, 37, 300, 4, 2, 128, 0, 0},
+        {"Tq<Tk window docs hd64", 1, 70, 260, 4, 4, 64, 90, 1},
+        {"one token hd128", 1, 1, 1, 2, 1, 128, 0, 0},
+        {"decode Tq=1 hd64", 3, 1, 129, 4, 2, 64, 0, 0},
+    };
+    for (int var : {2, 1}) {
+      g_fwd_variant = var;
+      for (const Case& c : cases) fails += check(c, rng) ? 0 : 1;
+    }
+    g_fwd_variant = 2;
+    printf("correctness: %d case(s) failed\n", fails);
+  }
+  if (!checkOnly) {
+    printf("\n| fwd variant | T | hd | B | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (int var : {2, 1}) {
+      g_fwd_variant = var;
+      for (int hd : {128, 64})
+        for (int T : {2048, 4096, 8192}) timing(T, hd, 20);
+    }
+  }
+  return fails == 0 ? 0 : 1;
+}
