@@ -19,11 +19,20 @@ rm -f "$stage"/lib/javafx-*.jar
 zip -q -d "$stage"/lib/tokenizers-*.jar 'native/lib/linux-aarch64/*' 'native/lib/win-x86_64/*' \
   'native/lib/osx-aarch64/*' >/dev/null
 zip -q -d "$stage"/lib/jcuda-natives-*.jar 'lib/libJNvPTXCompiler*' >/dev/null
+# The Parquet codecs (snappy-java, zstd-jni) bundle natives for a dozen platforms: keep Linux x64's.
+for jar in "$stage"/lib/snappy-java-*.jar "$stage"/lib/zstd-jni-*.jar; do
+  others="$(unzip -Z1 "$jar" | grep -E '\.(so|dll|dylib|jnilib|a)$' \
+    | grep -v -E '(^|/)(linux/amd64|Linux/x86_64)/' || true)"
+  if [ -n "$others" ]; then
+    # shellcheck disable=SC2086
+    zip -q -d "$jar" $others >/dev/null
+  fi
+done
 # Modules: the headless command line needs only these (Jackson, picocli and DJL use java.desktop
 # and java.sql only optionally; jdeps lists them, but no code path moetune takes loads them).
 # jinjava (the 'hf' chat templates) does use java.desktop (java.beans, for its expression
-# resolvers) and java.xml.
-modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs,java.desktop,java.xml"
+# resolvers) and java.xml; jdk.jfr: the Parquet reader, Hardwood, defines JFR events.
+modules="java.base,java.logging,jdk.unsupported,java.management,jdk.zipfs,java.desktop,java.xml,jdk.jfr"
 "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-9 --output "$stage/runtime"
 cat > "$stage/bin/moetune" <<'LAUNCHER'

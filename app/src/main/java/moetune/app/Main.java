@@ -1,29 +1,66 @@
 package moetune.app;
 
+import java.util.Properties;
 import moetune.app.cli.EvalCommand;
 import moetune.app.cli.ExportCommand;
 import moetune.app.cli.GenerateCommand;
 import moetune.app.cli.TrainCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 
 /** The moetune command line. Each subcommand lives in its own class under moetune.app.cli. */
 @Command(
     name = "moetune",
     mixinStandardHelpOptions = true,
-    version = "moetune 0.1.0",
-    description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.",
-    subcommands = {
-      CommandLine.HelpCommand.class,
-      ExportCommand.class,
-      GenerateCommand.class,
-      EvalCommand.class,
-      moetune.app.cli.TemplateCommand.class,
-      moetune.app.cli.DataCommand.class,
-      moetune.app.cli.BenchCommand.class,
-      moetune.app.gui.GuiCommand.class,
-    })
+    versionProvider = Main.Version.class,
+    description = "Finetune mixture-of-experts (Mixtral) models with ScatterMoE kernels.")
 public final class Main implements Runnable {
+  @Spec CommandSpec spec;
+
+  /** The version Maven wrote into version.properties when the jar was built. */
+  public static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      return new String[] {"moetune " + version()};
+    }
+
+    /** The build's version, or "unknown" for classes not built by Maven. */
+    public static String version() {
+      try (var in = Main.class.getResourceAsStream("version.properties")) {
+        if (in == null) {
+          return "unknown";
+        }
+        Properties p = new Properties();
+        p.load(in);
+        String v = p.getProperty("version", "unknown");
+        return v.startsWith("${") ? "unknown" : v;
+      } catch (java.io.IOException e) {
+        return "unknown";
+      }
+    }
+  }
+
+  /**
+   * The whole command line: every subcommand in the order {@code --help} lists them (train is built
+   * here because its options are generated from the run config fields).
+   */
+  public static CommandLine commandLine() {
+    CommandLine cl = new CommandLine(new Main());
+    cl.addSubcommand("help", new CommandLine.HelpCommand());
+    cl.addSubcommand("train", TrainCommand.commandLine());
+    cl.addSubcommand(new EvalCommand());
+    cl.addSubcommand(new GenerateCommand());
+    cl.addSubcommand(new ExportCommand());
+    cl.addSubcommand(new moetune.app.cli.TemplateCommand());
+    cl.addSubcommand(new moetune.app.cli.DataCommand());
+    cl.addSubcommand(new moetune.app.cli.BenchCommand());
+    cl.addSubcommand(new moetune.app.gui.GuiCommand());
+    cl.addSubcommand(new moetune.app.cli.CompletionCommand());
+    cl.setParameterExceptionHandler(Main::badArguments);
+    return cl;
+  }
 
   public static void main(String[] args) {
     // DJL's tokenizer logs through SLF4J, which warns on stderr that no logger is bound.
@@ -49,11 +86,7 @@ public final class Main implements Runnable {
     if (args.length > 0 && args[0].equals("train")) {
       args = snakeFlagsToKebab(args);
     }
-    CommandLine cl = new CommandLine(new Main());
-    // train's options are generated from the run config fields, so it is added built
-    cl.addSubcommand("train", TrainCommand.commandLine());
-    cl.setParameterExceptionHandler(Main::badArguments);
-    return cl.execute(args);
+    return commandLine().execute(args);
   }
 
   /**
@@ -105,10 +138,10 @@ public final class Main implements Runnable {
   /** No subcommand: open the desktop app when there is a display, else print usage. */
   @Override
   public void run() {
-    if (moetune.app.gui.GuiCommand.hasDisplay()) {
+    if (moetune.app.gui.GuiCommand.hasDisplay() && moetune.app.gui.GuiCommand.hasJavaFx()) {
       new moetune.app.gui.GuiCommand().call();
     } else {
-      new CommandLine(this).usage(System.out);
+      spec.commandLine().usage(System.out); // the full listing, train included
     }
   }
 }

@@ -6,7 +6,8 @@ import java.util.List;
 
 /**
  * Reads conversation datasets: ShareGPT/FastChat JSON or JSONL, OpenAI {@code messages} JSONL,
- * Alpaca JSON (see {@link DatasetFormat}). A bad record fails the whole load with a one-line {@link
+ * Alpaca JSON (see {@link DatasetFormat}), and the same records as Parquet rows ({@code .parquet},
+ * {@link ParquetRecords}). A bad record fails the whole load with a one-line {@link
  * DatasetException} naming file:line and the field, unless {@code skipInvalid} is set: then it is
  * skipped and counted in {@link LoadedDataset#skipped()}, never dropped silently.
  */
@@ -35,8 +36,7 @@ public final class DatasetLoader {
       Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
-    JsonLines.forEach(
-        file,
+    java.util.function.Consumer<JsonLines.Entry> each =
         e -> {
           String origin = file.getFileName() + ":" + e.line();
           String error = e.parseError();
@@ -60,7 +60,12 @@ public final class DatasetLoader {
             throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
           }
           skipped.add(line);
-        });
+        };
+    if (ParquetRecords.isParquet(file)) {
+      ParquetRecords.read(file).forEach(each);
+    } else {
+      JsonLines.forEach(file, each); // streamed: one record in memory at a time
+    }
     if (records.isEmpty()) {
       throw new DatasetException(
           file

@@ -158,17 +158,20 @@ public final class RunConfigFields {
               .atLeast(0)
               .atMost(0.9),
           of(
-              "lora-targets",
-              LIST,
-              List.of("q_proj", "k_proj", "v_proj", "o_proj"),
-              "LoRA targets: q_proj, k_proj, v_proj, o_proj, gate (router), w1, w2, w3 (experts;"
-                  + " w1 and w3 together)"),
-          of("use-rslora", BOOL, false, "rsLoRA scaling alpha / sqrt(r) instead of alpha / r"),
+                  "lora-targets",
+                  LIST,
+                  List.of("q_proj", "k_proj", "v_proj", "o_proj"),
+                  "LoRA targets: q_proj, k_proj, v_proj, o_proj, gate (router), w1, w2, w3 (experts;"
+                      + " w1 and w3 together)")
+              .aliases("lora_target_modules", "target_modules"),
+          of("use-rslora", BOOL, false, "rsLoRA scaling alpha / sqrt(r) instead of alpha / r")
+              .aliases("peft_use_rslora"),
           of(
-              "lora-adapter",
-              STRING,
-              null,
-              "a PEFT adapter directory to continue training (its r, alpha and targets apply)"),
+                  "lora-adapter",
+                  STRING,
+                  null,
+                  "a PEFT adapter directory to continue training (its r, alpha and targets apply)")
+              .aliases("lora_model_dir"),
           of(
                   "eval-every",
                   LONG,
@@ -176,6 +179,13 @@ public final class RunConfigFields {
                   "evaluate every N steps (also before and after training; 0: only then)")
               .atLeast(0)
               .aliases("eval_steps"),
+          of(
+                  "report-to",
+                  LIST,
+                  List.of(),
+                  "where metrics go besides metrics.jsonl: tensorboard (event files in out/; W&B:"
+                      + " wandb sync --sync-tensorboard OUT)")
+              .aliases("report_to", "use_tensorboard"),
           of("seed", LONG, 42L, "seed of the data order and of a new model's weights"),
           of(
               "shuffle",

@@ -220,13 +220,44 @@ class TrainCliTest {
             "--device",
             "cpu",
             "--learning_rate",
-            "0.001");
+            "0.001",
+            "--report_to",
+            "tensorboard");
     String stdout = (String) r[1];
     assertEquals(0, r[0], stdout + r[2]);
     assertTrue(stdout.contains("field 'flash_attention': unknown field"), stdout);
     assertTrue(stdout.contains("  lr: 0.001\n"), stdout);
     assertTrue(stdout.contains("run finished at step 3"), stdout);
     assertTrue(Files.isDirectory(out.resolve("checkpoints/step-00000003")));
+    // the TensorBoard file beside metrics.jsonl holds each step's loss as metrics.jsonl has it
+    Path events;
+    try (var files = Files.list(out)) {
+      events =
+          files
+              .filter(f -> f.getFileName().toString().startsWith("events.out.tfevents."))
+              .findFirst()
+              .orElseThrow();
+    }
+    List<Object> scalars = moetune.app.run.TensorBoardLogTestAccess.read(events);
+    ObjectMapper json = new ObjectMapper();
+    int steps = 0;
+    for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+      JsonNode n = json.readTree(line);
+      if (n.get("type").asText().equals("step")) {
+        steps++;
+        float loss = (float) n.get("loss").asDouble();
+        long step = n.get("step").asLong();
+        assertTrue(
+            scalars.stream()
+                .anyMatch(
+                    o ->
+                        o.toString()
+                            .equals(
+                                "Scalar[step=" + step + ", tag=train/loss, value=" + loss + "]")),
+            "step " + step + " loss " + loss + " in " + scalars);
+      }
+    }
+    assertEquals(3, steps);
   }
 
   @Test

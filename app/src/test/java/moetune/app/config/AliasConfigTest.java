@@ -154,4 +154,31 @@ class AliasConfigTest {
       }
     }
   }
+
+  @Test
+  void axolotlLoraKeys(@TempDir Path tmp) throws IOException {
+    Path f = tmp.resolve("lora.yml");
+    Files.writeString(
+        f,
+        "base_model: m\ndatasets: [d.jsonl]\noutput_dir: o\nadapter: lora\nlora_r: 8\n"
+            + "lora_alpha: 16\nlora_dropout: 0.05\nlora_target_modules: [q_proj, v_proj]\n"
+            + "peft_use_rslora: true\n");
+    RunConfig cfg = RunConfigParser.parse(f, Map.of());
+    assertEquals(8, cfg.get("lora-r"));
+    assertEquals(16.0, cfg.get("lora-alpha"));
+    assertEquals(0.05, cfg.get("lora-dropout"));
+    assertEquals(List.of("q_proj", "v_proj"), cfg.get("lora-targets"));
+    assertEquals(true, cfg.get("use-rslora"));
+    Files.writeString(f, "base_model: m\ndatasets: [d.jsonl]\noutput_dir: o\nadapter: qlora\n");
+    ConfigException q =
+        assertThrows(ConfigException.class, () -> RunConfigParser.parse(f, Map.of()));
+    assertEquals(
+        f + ": field 'adapter': 'qlora' is not supported; moetune trains full weights or lora",
+        q.getMessage());
+    Files.writeString(f, "base_model: m\ndatasets: [d.jsonl]\noutput_dir: o\nadapter: lora\n");
+    ConfigException r =
+        assertThrows(ConfigException.class, () -> RunConfigParser.parse(f, Map.of()));
+    assertEquals(
+        f + ": field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)", r.getMessage());
+  }
 }

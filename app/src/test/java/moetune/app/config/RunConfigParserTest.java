@@ -160,7 +160,7 @@ class RunConfigParserTest {
             "model: m\nout: o\ndatasets:\n  - path: a.jsonl\n    templat: chatml\n",
             Map.of()));
     assertEquals(
-        "run.yaml: field 'datasets' is required (training data files (JSON/JSONL),"
+        "run.yaml: field 'datasets' is required (training data files (JSON/JSONL/Parquet),"
             + " comma-separated); set it in the config file or with --datasets",
         error(tmp, "model: m\nout: o\n", Map.of()));
     assertTrue(error(tmp, "model: [unclosed\n", Map.of()).contains("not valid YAML at line"));

@@ -52,6 +52,18 @@ class ArchitectureTest {
   }
 
   @Test
+  void theAppReachesCudaOnlyThroughTheEngine() {
+    // JCuda's global state (its exceptions flag) belongs to the engine's backend code
+    noClasses()
+        .that()
+        .resideInAPackage("moetune.app..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("jcuda..")
+        .check(CLASSES);
+  }
+
+  @Test
   void importedTheEngine() {
     // guards the rules above against passing vacuously on an empty import
     org.junit.jupiter.api.Assertions.assertTrue(CLASSES.containPackage("moetune.engine.train"));

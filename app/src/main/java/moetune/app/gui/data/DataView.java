@@ -45,7 +45,9 @@ public final class DataView extends VBox {
           FileChooser c = new FileChooser();
           c.setTitle("Dataset file");
           c.getExtensionFilters()
-              .add(new FileChooser.ExtensionFilter("JSON / JSONL", "*.json", "*.jsonl"));
+              .add(
+                  new FileChooser.ExtensionFilter(
+                      "JSON / JSONL / Parquet", "*.json", "*.jsonl", "*.parquet"));
           File f = c.showOpenDialog(getScene().getWindow());
           if (f != null) {
             vm.addFile(f.toPath());
@@ -58,7 +60,7 @@ public final class DataView extends VBox {
                 "data-files",
                 vm.files(),
                 "Dataset files, separated by ';' (ShareGPT/FastChat JSON or JSONL, OpenAI messages"
-                    + " JSONL, Alpaca JSON)"),
+                    + " JSONL, Alpaca JSON, or the same as Parquet)"),
             add);
     int r = 0;
     r = Forms.row(form, r, "Datasets", files);

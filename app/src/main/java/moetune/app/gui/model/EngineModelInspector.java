@@ -3,7 +3,11 @@ package moetune.app.gui.model;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import moetune.datasets.ByteTokenizerFiles;
+import moetune.engine.backend.cuda.CudaDevices;
+import moetune.engine.backend.cuda.CudaProbe;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.model.MixtralConfig;
 
@@ -56,7 +60,17 @@ public final class EngineModelInspector implements ModelInspector {
 
   @Override
   public GpuInfo.Report gpus() {
-    return CudaDevices.list();
+    // through the engine's backend code, which checks every driver call in one place and leaves
+    // JCuda's global exceptions flag as the backend needs it (off)
+    String why = CudaProbe.unavailableReason(0);
+    if (why != null) {
+      return new GpuInfo.Report(List.of(), why);
+    }
+    List<GpuInfo> out = new ArrayList<>();
+    for (CudaDevices.Device d : CudaDevices.list()) {
+      out.add(new GpuInfo(d.index(), d.name(), d.totalBytes(), d.freeBytes()));
+    }
+    return new GpuInfo.Report(out, out.isEmpty() ? "no CUDA device was found" : null);
   }
 
   /**

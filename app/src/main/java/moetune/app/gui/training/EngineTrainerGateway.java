@@ -1,23 +1,20 @@
 package moetune.app.gui.training;
 
 import java.nio.file.Path;
-import java.util.Map;
 import moetune.app.config.RunConfig;
-import moetune.app.config.RunConfigParser;
 import moetune.app.run.TrainingJob;
 import moetune.engine.train.RunSummary;
 import moetune.engine.train.TrainingListener;
 
 /**
- * {@link TrainerGateway} on {@link TrainingJob}, the object {@code moetune train} runs: the config
- * file is parsed by the same parser, the job sets up device, data, model and trainer the same way,
- * so the GUI's losses are the command line's for the same config and seed.
+ * {@link TrainerGateway} on {@link TrainingJob}, the object {@code moetune train} runs: the form's
+ * config is parsed by the same parser, the job sets up device, data, model and trainer the same
+ * way, so the GUI's losses are the command line's for the same config and seed.
  */
 public final class EngineTrainerGateway implements TrainerGateway {
 
   @Override
-  public Run prepare(Path configFile, boolean resume, TrainingListener listener) throws Exception {
-    RunConfig cfg = RunConfigParser.parse(configFile, Map.of());
+  public Run prepare(RunConfig cfg, boolean resume, TrainingListener listener) throws Exception {
     TrainingJob job = TrainingJob.prepare(cfg, resume ? Path.of(cfg.out()) : null, listener::onLog);
     job.trainer().addListener(listener);
     return new Run() {

@@ -32,12 +32,11 @@ public final class FormField {
     if (v == null) {
       return "";
     }
+    if (v instanceof List<?> list && list.stream().anyMatch(x -> x instanceof DatasetSpec)) {
+      return RunConfig.datasetsText(list.stream().map(x -> (DatasetSpec) x).toList());
+    }
     if (v instanceof List<?> list) {
-      return String.join(
-          ",",
-          list.stream()
-              .map(x -> x instanceof DatasetSpec d ? d.path() : String.valueOf(x))
-              .toList());
+      return String.join(",", list.stream().map(String::valueOf).toList());
     }
     return String.valueOf(v);
   }

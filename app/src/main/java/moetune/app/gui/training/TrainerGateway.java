@@ -1,6 +1,6 @@
 package moetune.app.gui.training;
 
-import java.nio.file.Path;
+import moetune.app.config.RunConfig;
 import moetune.engine.train.RunSummary;
 import moetune.engine.train.TrainingListener;
 
@@ -22,9 +22,10 @@ public interface TrainerGateway {
   }
 
   /**
-   * Reads {@code configFile}, loads model and data, and returns the run, reporting to {@code
-   * listener}. With {@code resume}, continues from the latest checkpoint in the config's output
-   * directory.
+   * Checks {@code config}, loads model and data, and returns the run, reporting to {@code
+   * listener}; the run's output directory gets the config as run-config.yaml only once the checks
+   * passed (a refused directory is left as it was). With {@code resume}, continues from the latest
+   * checkpoint in the config's output directory.
    */
-  Run prepare(Path configFile, boolean resume, TrainingListener listener) throws Exception;
+  Run prepare(RunConfig config, boolean resume, TrainingListener listener) throws Exception;
 }

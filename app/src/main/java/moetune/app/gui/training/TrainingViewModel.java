@@ -13,6 +13,7 @@ import javafx.beans.property.SimpleStringProperty;
 import javafx.beans.property.StringProperty;
 import javafx.collections.FXCollections;
 import javafx.collections.ObservableList;
+import moetune.app.config.RunConfig;
 import moetune.app.gui.GuiLog;
 import moetune.app.gui.TaskExecutor;
 import moetune.app.gui.Workspace;
@@ -161,11 +162,14 @@ public final class TrainingViewModel {
       status.set(err.get());
       return;
     }
+    // Nothing is written here: TrainingJob writes out/run-config.yaml once it has accepted the
+    // output directory, so a refused directory (another run's checkpoints) is left as it was.
     Path config = configFile();
+    RunConfig cfg;
     try {
-      form.save(config);
-    } catch (Exception e) {
-      status.set(log.error("Could not write the run config", e));
+      cfg = form.toConfig();
+    } catch (RuntimeException e) {
+      status.set(log.error("The run config is not valid", e));
       return;
     }
     if (!resume) {
@@ -181,7 +185,7 @@ public final class TrainingViewModel {
         executor.submit(
             "train",
             () -> {
-              TrainerGateway.Run run = trainer.prepare(config, resume, new Listener());
+              TrainerGateway.Run run = trainer.prepare(cfg, resume, new Listener());
               active.set(run);
               if (stopRequested.get()) {
                 run.requestStop();

@@ -37,14 +37,15 @@ class TrainingViewModelTest {
 
   /** Replays a fixed script of listener events; a stop request ends it after the next step. */
   private static final class ScriptedTrainer implements TrainerGateway {
-    final List<Path> configs = new ArrayList<>();
+    final List<RunConfig> configs = new ArrayList<>();
     final List<Boolean> resumes = new ArrayList<>();
     int stopAfter = Integer.MAX_VALUE;
     RuntimeException failure;
 
     @Override
-    public Run prepare(Path configFile, boolean resume, TrainingListener l) {
-      configs.add(configFile);
+    public Run prepare(RunConfig config, boolean resume, TrainingListener l) {
+      configs.add(config);
+      Path out = Path.of(config.out());
       resumes.add(resume);
       return new Run() {
         volatile boolean stop;
@@ -54,7 +55,7 @@ class TrainingViewModelTest {
           long first = resume ? 2 : 0;
           for (long s = first + 1; s <= 4; s++) {
             if (stop) {
-              Path ck = configFile.getParent().resolve("checkpoints/step-" + (s - 1));
+              Path ck = out.resolve("checkpoints/step-" + (s - 1));
               l.onCheckpoint(new CheckpointEvent(s - 1, ck, CheckpointEvent.Reason.STOP, 0.1));
               return new RunSummary(RunSummary.Outcome.STOPPED, s - 1, ck, null, null, null);
             }
@@ -73,7 +74,7 @@ class TrainingViewModelTest {
               stop = true;
             }
           }
-          Path ck = configFile.getParent().resolve("checkpoints/step-4");
+          Path ck = out.resolve("checkpoints/step-4");
           l.onCheckpoint(new CheckpointEvent(4, ck, CheckpointEvent.Reason.FINAL, 0.1));
           return new RunSummary(RunSummary.Outcome.FINISHED, 4, ck, null, null, null);
         }
@@ -111,10 +112,12 @@ class TrainingViewModelTest {
     assertEquals(1.0, vm.routerEntropy().get()[0]);
     assertTrue(vm.lastCheckpoint().get().endsWith("step-4"));
     assertEquals(vm.lastCheckpoint().get(), ws.checkpointDir().get());
-    // the trainer read the file the form wrote, and `train` parses it to the same config
-    RunConfig cfg = RunConfigParser.parse(t.configs.get(0), Map.of());
+    // the trainer got the form's config; writing out/run-config.yaml is the job's (after its
+    // checks)
+    RunConfig cfg = t.configs.get(0);
     assertEquals("/models/tiny", cfg.model());
     assertEquals(vm.form().toConfig(), cfg);
+    assertTrue(Files.notExists(vm.configFile()), "the GUI itself writes nothing into out/");
   }
 
   @Test
@@ -188,11 +191,53 @@ class TrainingViewModelTest {
   @Test
   void aBadConfigFileIsOneLine() throws Exception {
     TrainingViewModel vm = vm(new ScriptedTrainer());
-    Path f = Files.writeString(tmp.resolve("bad.yaml"), "model: x\nlearning_rate: 1\n");
+    Path f = Files.writeString(tmp.resolve("bad.yaml"), "model: x\nwandb_project: 1\n");
     vm.loadConfig(f);
     assertTrue(vm.status().get().startsWith("Could not load the run config: "), vm.status().get());
     assertTrue(vm.status().get().contains("bad.yaml"), vm.status().get());
     assertFalse(vm.status().get().contains("\n"));
-    assertTrue(vm.status().get().contains("learning_rate"), vm.status().get());
+    assertTrue(vm.status().get().contains("wandb_project"), vm.status().get());
+  }
+
+  @Test
+  void aRefusedOutputFolderIsLeftAsItWas() throws Exception {
+    // another run's checkpoints in out/: the job refuses it before anything is written there
+    TrainingViewModel vm =
+        new TrainingViewModel(new EngineTrainerGateway(), new SyncTaskExecutor(), log, ws);
+    Path data = Files.writeString(tmp.resolve("d.jsonl"), "{}\n");
+    ws.modelSpec().set(Path.of(System.getProperty("moetune.fixtures"), "tiny-mixtral").toString());
+    ws.datasets().set(data.toString());
+    Path out = tmp.resolve("used");
+    Path ck = Files.createDirectories(out.resolve("checkpoints/step-00000005"));
+    Files.writeString(ck.resolve("trainer-state.json"), "{}");
+    Files.writeString(out.resolve("run-config.yaml"), "the other run's config\n");
+    vm.form().field("out").text().set(out.toString());
+    vm.start();
+    assertEquals(TrainingViewModel.State.FAILED, vm.state().get(), vm.status().get());
+    assertTrue(vm.status().get().contains("already holds the checkpoints"), vm.status().get());
+    assertTrue(vm.status().get().endsWith("(nothing was changed)"), vm.status().get());
+    assertEquals("the other run's config\n", Files.readString(out.resolve("run-config.yaml")));
+  }
+
+  @Test
+  void perDatasetSettingsSurviveTheFormLoadAndSave() throws Exception {
+    Path f =
+        Files.writeString(
+            tmp.resolve("mixed.yaml"),
+            "model: m\nout: o\ndatasets:\n  - path: a.jsonl\n    format: openai\n"
+                + "    template: mistral\n    labels: last-turn\n    weight: 2\n  - b.jsonl\n");
+    TrainingViewModel vm = vm(new ScriptedTrainer());
+    vm.loadConfig(f);
+    RunConfig file = RunConfigParser.parse(f, Map.of());
+    assertEquals(file, vm.form().toConfig());
+    assertEquals(
+        "[{\"path\":\"a.jsonl\",\"format\":\"openai\",\"template\":\"mistral\",\"labels\":\"last-turn\","
+            + "\"weight\":2.0},\"b.jsonl\"]",
+        vm.form().field("datasets").text().get());
+    Path saved = tmp.resolve("saved.yaml");
+    vm.saveConfig(saved);
+    assertEquals(file, RunConfigParser.parse(saved, Map.of()));
+    assertEquals("openai", RunConfigParser.parse(saved, Map.of()).datasets().get(0).format());
+    assertEquals("chatml", RunConfigParser.parse(saved, Map.of()).datasets().get(1).template());
   }
 }
