@@ -31,4 +31,5 @@ tmp="$(mktemp -d)"
 tar -C "$tmp" -cJf "$dest/jre.tar.xz" jre
 rm -rf "$tmp"
 cp "$here/run-gpu-tests.sh" "$dest/"
+cp "$here/run-multi-gpu.sh" "$dest/"
 du -sh "$dest"
