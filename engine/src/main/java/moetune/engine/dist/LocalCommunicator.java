@@ -2,12 +2,11 @@ package moetune.engine.dist;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BrokenBarrierException;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.Phaser;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
@@ -28,7 +27,7 @@ public final class LocalCommunicator implements Communicator {
   /** The state the ranks of one group share. */
   public static final class Group {
     private final int size;
-    private final CyclicBarrier barrier;
+    private final Phaser barrier; // terminated for good when a rank fails
     private final Object[] slots;
 
     public Group(int size) {
@@ -36,7 +35,7 @@ public final class LocalCommunicator implements Communicator {
         throw new IllegalArgumentException("LocalCommunicator: group size " + size + " < 1");
       }
       this.size = size;
-      this.barrier = new CyclicBarrier(size);
+      this.barrier = new Phaser(size);
       this.slots = new Object[size];
     }
 
@@ -77,7 +76,7 @@ public final class LocalCommunicator implements Communicator {
                   try {
                     return task.run(c);
                   } catch (Throwable t) {
-                    g.barrier.reset(); // wake ranks blocked in a collective
+                    g.barrier.forceTermination(); // wakes and fails every rank's collective
                     throw t;
                   }
                 }));
@@ -303,13 +302,9 @@ public final class LocalCommunicator implements Communicator {
   }
 
   private void await(String what) {
-    try {
-      group.barrier.await();
-    } catch (BrokenBarrierException e) {
-      throw new CollectiveAborted(what, e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new CollectiveAborted(what, e);
+    // termination is sticky, so a rank that arrives after another failed cannot wait forever
+    if (group.barrier.arriveAndAwaitAdvance() < 0) {
+      throw new CollectiveAborted(what, null);
     }
   }
 

@@ -26,7 +26,7 @@ public final class NcclCommunicator implements Communicator {
   private final int rank;
   private final int size;
   private final long comm;
-  private final Tensor scalars; // I32 (2 * 16): up to 16 float64 host values for allReduceSum
+  private final Tensor scalars; // I32 (2 * 16): 16 float64 host values for allReduceSum
 
   public NcclCommunicator(CudaBackend be, int size, int rank, byte[] uniqueId) {
     if (size < 1 || rank < 0 || rank >= size) {
@@ -61,17 +61,15 @@ public final class NcclCommunicator implements Communicator {
 
   @Override
   public void allReduceSum(double[] values) {
-    if (values.length > 16) {
-      throw new IllegalArgumentException(
-          "allReduceSum: at most 16 host values at once, got " + values.length);
-    }
     if (values.length == 0) {
       return;
     }
     ByteBuffer b = ByteBuffer.allocate(values.length * 8).order(ByteOrder.LITTLE_ENDIAN);
     for (double v : values) b.putDouble(v);
     b.flip();
-    Tensor t = scalars.view(0, 2L * values.length);
+    boolean big =
+        values.length > 16; // the standing buffer holds 16; more is rare (a plan's counts)
+    Tensor t = big ? be.empty(DType.I32, 2L * values.length) : scalars.view(0, 2L * values.length);
     be.copyFromHost(new HostTensor(DType.I32, new long[] {2L * values.length}, b), t);
     long p = be.ptr(t, "allReduceSum", "host values");
     be.bind();
@@ -79,6 +77,9 @@ public final class NcclCommunicator implements Communicator {
         p, p, values.length, 8 /* ncclFloat64 */, comm, be.streamAddress(), "host values");
     ByteBuffer r = be.download(t).bytes().order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i < values.length; i++) values[i] = r.getDouble(8 * i);
+    if (big) {
+      t.close();
+    }
   }
 
   @Override
