@@ -22,7 +22,7 @@ import moetune.engine.tensor.Tensor;
  * <p>State: the first and second moments (F32, the parameters' layout) and the step count, exposed
  * for checkpointing through {@link #stateToHost()} and {@link #loadState}.
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
 
   /** Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured). */
   public record Settings(
@@ -102,6 +102,7 @@ public final class AdamW implements AutoCloseable {
   }
 
   /** Steps taken so far (torch's state["step"]). */
+  @Override
   public int stepCount() {
     return step;
   }
@@ -115,6 +116,7 @@ public final class AdamW implements AutoCloseable {
    * One step at learning rate lr (a schedule's value): measure the global gradient norm, clip the
    * gradients to maxGradNorm, then update every parameter. Reads nothing back to the host.
    */
+  @Override
   public void step(float lr) {
     Tensor grad = params.gradFlat();
     measure(grad);
@@ -144,6 +146,7 @@ public final class AdamW implements AutoCloseable {
    * The global L2 norm of the gradients as they are now, without changing them or the optimizer
    * (waits for the device): for a trainer that checks a step before taking it.
    */
+  @Override
   public float measureGradNorm() {
     measure(params.gradFlat());
     return lastGradNorm();
@@ -157,6 +160,7 @@ public final class AdamW implements AutoCloseable {
   /**
    * The global L2 norm of the gradients at the last step, before clipping (waits for the device).
    */
+  @Override
   public float lastGradNorm() {
     return (float) Math.sqrt(be.download(sumSq).toFloatArray()[0]);
   }
@@ -176,6 +180,7 @@ public final class AdamW implements AutoCloseable {
    * exp_avg_sq.<hub name>} (hub names keep every tensor far below the 2 GiB host limit) of every
    * trainable parameter, adapters included. The step count is {@link #stepCount()}.
    */
+  @Override
   public Map<String, HostTensor> stateToHost() {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String name : params.trainableNames()) {
@@ -190,6 +195,7 @@ public final class AdamW implements AutoCloseable {
    * Restores moments saved by {@link #stateToHost()} and the step count. Every moment of every
    * parameter must be present with its shape.
    */
+  @Override
   public void loadState(Map<String, HostTensor> state, int stepCount) {
     List<String> missing = new ArrayList<>();
     for (String name : params.trainableNames()) {

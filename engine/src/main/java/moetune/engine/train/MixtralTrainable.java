@@ -8,6 +8,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import moetune.engine.dist.Communicator;
+import moetune.engine.dist.ShardedAdamW;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
@@ -20,6 +22,7 @@ import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
+import moetune.engine.optim.Optimizer;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -49,8 +52,9 @@ public final class MixtralTrainable implements TrainableModel {
   private final MixtralConfig savedConfig;
   private final GenerationConfig generation;
   private final List<Path> tokenizerFiles;
-  private final AdamW adamw;
+  private final Optimizer adamw;
   private final long trainable;
+  private final int rank; // data-parallel rank: only rank 0 writes checkpoints
   private Path baseDir; // a LoRA run's base model directory: checkpoints then hold adapters only
   private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
@@ -67,6 +71,21 @@ public final class MixtralTrainable implements TrainableModel {
       GenerationConfig generation,
       List<Path> tokenizerFiles,
       TrainOptions options) {
+    this(model, savedConfig, generation, tokenizerFiles, options, null);
+  }
+
+  /**
+   * As above, one data-parallel rank of {@code dataParallel} (null or a group of one: no data
+   * parallelism): the optimizer state is sharded over the ranks ({@link ShardedAdamW}), {@link
+   * #save} is a collective in which only rank 0 writes.
+   */
+  public MixtralTrainable(
+      MixtralModel model,
+      MixtralConfig savedConfig,
+      GenerationConfig generation,
+      List<Path> tokenizerFiles,
+      TrainOptions options,
+      Communicator dataParallel) {
     if (model.config().routerAuxLossCoef != options.auxLossCoef()) {
       throw new IllegalArgumentException(
           "MixtralTrainable: the model differentiates aux coefficient "
@@ -102,7 +121,16 @@ public final class MixtralTrainable implements TrainableModel {
     this.trainable = params.count();
     AdamWOptions o = options.optimizer();
     Predicate<Parameters.Slice> decay = s -> o.decay().predicate().test(s);
-    this.adamw = new AdamW(params, o.settings(options.clipNorm()), decay);
+    this.rank = dataParallel == null ? 0 : dataParallel.rank();
+    this.adamw =
+        dataParallel == null || dataParallel.size() == 1
+            ? new AdamW(params, o.settings(options.clipNorm()), decay)
+            : new ShardedAdamW(
+                params,
+                o.settings(options.clipNorm()),
+                decay,
+                dataParallel,
+                ShardedAdamW.DEFAULT_CHUNK);
   }
 
   /**
@@ -157,6 +185,7 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void zeroGrad() {
     model.zeroGrad();
+    adamw.gradientsZeroed();
   }
 
   @Override
@@ -243,6 +272,11 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public void save(Path dir) throws IOException {
+    if (rank != 0) {
+      joinSave();
+      return;
+    }
+    Map<String, HostTensor> optimizerState = adamw.stateToHost(); // a collective: first
     boolean lora = model.parameters().lora() != null;
     if (lora && baseDir != null) {
       // adapters only: the base is frozen and already on disk
@@ -267,7 +301,7 @@ public final class MixtralTrainable implements TrainableModel {
       }
     }
     List<SafetensorsWriter.Item> items = new ArrayList<>();
-    for (Map.Entry<String, HostTensor> e : adamw.stateToHost().entrySet()) {
+    for (Map.Entry<String, HostTensor> e : optimizerState.entrySet()) {
       items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
     }
     Map<String, String> meta = new LinkedHashMap<>();
@@ -275,6 +309,11 @@ public final class MixtralTrainable implements TrainableModel {
     meta.put(STEP_KEY, Integer.toString(adamw.stepCount()));
     meta.put(NOISE_KEY, Long.toString(model.noiseStep()));
     SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
+  }
+
+  @Override
+  public void joinSave() {
+    adamw.stateToHost(); // the gather of the sharded moments; rank 0 writes them
   }
 
   @Override

@@ -62,6 +62,12 @@ public interface TrainableModel extends AutoCloseable {
   /** Writes weights and optimizer state (moments, step count) into an empty directory. */
   void save(Path dir) throws IOException;
 
+  /**
+   * The collective part of {@link #save} on a data-parallel rank that does not write (every rank
+   * but 0): it must be called where rank 0 calls save. Nothing to do on one device.
+   */
+  default void joinSave() {}
+
   /** Restores exactly what {@link #save} wrote (into a model of the same shape). */
   void load(Path dir) throws IOException;
 

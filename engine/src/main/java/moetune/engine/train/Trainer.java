@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import moetune.engine.dist.Communicator;
 
 /**
  * The training loop, the same object behind {@code moetune train} and the GUI: construct it,
@@ -38,6 +39,7 @@ public final class Trainer {
   private final LrSchedule schedule;
 
   private volatile boolean stopRequested;
+  private Communicator dataParallel; // null: one device
   private long step;
   private EvalMetrics firstEval;
   private EvalMetrics lastEval;
@@ -77,6 +79,30 @@ public final class Trainer {
 
   public void removeListener(TrainingListener listener) {
     listeners.remove(listener);
+  }
+
+  /**
+   * Makes this trainer one rank of a data-parallel group (see docs/multi-gpu.md): every rank builds
+   * the same global step of gradAccum micro-batches and runs forward and backward on micro-batches
+   * a with a % size == rank (a disjoint, deterministic part of the data), with each weighted by its
+   * share of the global step's labelled tokens, so the sum over ranks of their gradients is the
+   * one-device gradient of the step; the model's optimizer sums them (it must be built with the
+   * same communicator). Losses and stop requests are summed over ranks every step; only rank 0
+   * writes checkpoints (the others join the collective part of the save). Call before {@link #run},
+   * on every rank.
+   */
+  public void setDataParallel(Communicator comm) {
+    if (comm != null && options.gradAccum() % comm.size() != 0) {
+      throw new IllegalArgumentException(
+          "--grad-accum "
+              + options.gradAccum()
+              + " is not a multiple of the "
+              + comm.size()
+              + " data-parallel ranks; each rank takes grad-accum / ranks micro-batches of a step,"
+              + " so give a multiple of "
+              + comm.size());
+    }
+    this.dataParallel = comm;
   }
 
   /** Asks the run to stop after the step in progress and write a checkpoint; any thread. */
@@ -179,7 +205,7 @@ public final class Trainer {
     long sessionStart = System.nanoTime();
     long sessionFirstStep = step;
     while (step < totalSteps) {
-      if (stopRequested) {
+      if (stopNow()) {
         checkpoint(CheckpointEvent.Reason.STOP);
         return finish(RunSummary.Outcome.STOPPED, null);
       }
@@ -227,7 +253,11 @@ public final class Trainer {
     double aux = 0;
     double z = 0;
     RouterStats routing = null;
-    for (TokenBatch batch : micro) {
+    for (int a = 0; a < micro.size(); a++) {
+      TokenBatch batch = micro.get(a);
+      if (dataParallel != null && a % dataParallel.size() != dataParallel.rank()) {
+        continue; // another rank's micro-batch
+      }
       // Each micro-batch's mean loss weighted by its share of the step's labelled tokens.
       double weight =
           stepTokens == 0 ? 1.0 / micro.size() : (double) batch.labelledTokens() / stepTokens;
@@ -242,6 +272,14 @@ public final class Trainer {
           routing.add(r.routing());
         }
       }
+    }
+    if (dataParallel != null) {
+      // routing statistics stay this rank's own (a sample of the step)
+      double[] sums = {lossSum, aux, z};
+      dataParallel.allReduceSum(sums);
+      lossSum = sums[0];
+      aux = sums[1];
+      z = sums[2];
     }
     double loss = lossSum / Math.max(1, stepTokens);
     boolean finiteLoss = Double.isFinite(loss) && Double.isFinite(aux) && Double.isFinite(z);
@@ -317,6 +355,19 @@ public final class Trainer {
         skippedSteps);
   }
 
+  /**
+   * Whether to stop before the next step. Data parallel: every rank stops at the same step if any
+   * rank was asked to (a signal usually reaches only one), so the flag is summed over the ranks.
+   */
+  private boolean stopNow() {
+    if (dataParallel == null) {
+      return stopRequested;
+    }
+    double[] asked = {stopRequested ? 1 : 0};
+    dataParallel.allReduceSum(asked);
+    return asked[0] > 0;
+  }
+
   /** The one line that ends a run at a non-finite step. */
   private String nonFiniteLine(String what, boolean skip) {
     return what
@@ -339,6 +390,10 @@ public final class Trainer {
 
   private void checkpoint(CheckpointEvent.Reason reason) throws IOException {
     if (checkpoints == null) {
+      return;
+    }
+    if (dataParallel != null && dataParallel.rank() != 0) {
+      model.joinSave(); // rank 0 writes
       return;
     }
     long t0 = System.nanoTime();

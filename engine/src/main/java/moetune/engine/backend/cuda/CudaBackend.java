@@ -155,6 +155,11 @@ public final class CudaBackend implements Backend {
     return c;
   }
 
+  /** The raw cudaStream_t every op of this backend is queued on (NCCL's collectives too). */
+  long streamAddress() {
+    return Driver.address(stream);
+  }
+
   /** Device address of t, or 0 (a null pointer) for an absent optional tensor. */
   long ptr(Tensor t, String op, String arg) {
     return t == null ? 0L : ct(t, op, arg).address();

@@ -1,0 +1,57 @@
+package moetune.engine.dist;
+
+import moetune.engine.tensor.Tensor;
+
+/**
+ * The collectives that data and expert parallel training need, with NCCL's semantics: every rank of
+ * the group calls the same collectives in the same order with tensors of the same sizes. Tensors
+ * are flat views on the rank's own backend (F32, or BF16 where the implementation says so); counts
+ * are in elements.
+ *
+ * <p>Two implementations: {@link LocalCommunicator} (threads of one process as ranks, any backend,
+ * through host copies: the CPU twin that CI tests data and expert parallel logic with) and {@code
+ * NcclCommunicator} (one GPU per rank, libnccl through FFM).
+ *
+ * <p>Reduction order: {@link LocalCommunicator} sums in rank order 0, 1, ..., N-1 (deterministic);
+ * NCCL's ring and tree orders depend on the topology, so results agree to float32 rounding only.
+ */
+public interface Communicator extends AutoCloseable {
+
+  /** This rank, 0 <= rank < size. */
+  int rank();
+
+  /** Number of ranks in the group. */
+  int size();
+
+  /** x (n) on every rank := the sum over ranks of x (in place). */
+  void allReduceSum(Tensor x);
+
+  /** values on every rank := the sum over ranks of values (host scalars: losses, token counts). */
+  void allReduceSum(double[] values);
+
+  /**
+   * in (size * n), out (n): out on rank r := the sum over ranks of in[r*n, (r+1)*n). out may be the
+   * rank's own chunk of in.
+   */
+  void reduceScatterSum(Tensor in, Tensor out);
+
+  /**
+   * in (n), out (size * n): out[r*n, (r+1)*n) := in of rank r, on every rank. in may be the rank's
+   * own chunk of out (in place).
+   */
+  void allGather(Tensor in, Tensor out);
+
+  /**
+   * All-to-all with per-rank counts (NCCL's grouped send/recv): send holds sendCounts[0] elements
+   * for rank 0, then sendCounts[1] for rank 1, ...; recv receives recvCounts[j] elements from rank
+   * j in rank order. recvCounts[j] on this rank must equal sendCounts[rank] on rank j. send and
+   * recv must not overlap.
+   */
+  void allToAll(Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts);
+
+  /** Waits until every rank has arrived. */
+  void barrier();
+
+  @Override
+  void close();
+}

@@ -1,0 +1,294 @@
+package moetune.engine.dist;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+import moetune.engine.backend.Backend;
+import moetune.engine.model.Parameters;
+import moetune.engine.optim.AdamW;
+import moetune.engine.optim.Optimizer;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.HostTensor;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * {@link AdamW} with its moments sharded over data-parallel ranks (ZeRO stage 1): each rank keeps
+ * the first and second moments of its {@link ZeroPartition} shard only, so optimizer memory is 1/N
+ * of one device's.
+ *
+ * <p>A step: the ranks' accumulated gradients are reduce-scattered bucket by bucket into the
+ * shard's gradient (the sum over ranks; the trainer weights every micro-batch by its share of the
+ * global step's labelled tokens, so the sum is the global gradient); the squared norm of the shard
+ * is all-reduced to the global norm; the shard is clipped and stepped with the same {@link
+ * Backend#adamwStep} as one device; the updated master weights are all-gathered back to every rank
+ * (and the low-precision working copy refreshed from them).
+ *
+ * <p>What differs from one device: the gradient sum and the squared norm are added in another order
+ * (ranks' partial sums, then across ranks), so results agree with one device to float32 rounding,
+ * not bit for bit. Not sharded yet: the float32 master weights and the gradients (ZeRO stage 2)
+ * stay whole on every rank.
+ *
+ * <p>Checkpoints hold the whole moments (gathered, in {@link AdamW}'s names), so a run saved on N
+ * ranks resumes on M ranks or on one.
+ */
+public final class ShardedAdamW implements Optimizer {
+
+  /** Elements per rank per bucket (16 MiB of float32 per rank, NCCL's sweet spot and then some). */
+  public static final long DEFAULT_CHUNK = 4L << 20;
+
+  private record Run(long offset, long numel, boolean decay) {}
+
+  private final Parameters params;
+  private final Backend be;
+  private final Communicator comm;
+  private final ZeroPartition part;
+  private final List<Run> runs;
+  private final Tensor g; // F32 (S) this rank's shard of the summed gradient
+  private final Tensor m; // F32 (S) first moment of the shard
+  private final Tensor v; // F32 (S) second moment of the shard
+  private final Tensor staging; // F32 (padded last bucket) or null
+  private final Tensor sumSq; // F32 (1) global squared grad norm
+  private AdamW.Settings settings;
+  private int step;
+  private boolean reduced; // g holds this step's reduced gradient
+
+  public ShardedAdamW(
+      Parameters params,
+      AdamW.Settings settings,
+      Predicate<Parameters.Slice> decay,
+      Communicator comm,
+      long chunk) {
+    this.params = params;
+    this.be = params.masterFlat().backend();
+    this.comm = comm;
+    this.settings = settings;
+    this.part = new ZeroPartition(params.count(), comm.size(), comm.rank(), chunk);
+    List<Run> r = new ArrayList<>();
+    for (Parameters.Slice s : params.trainableSlices()) {
+      boolean d = decay.test(s);
+      Run last = r.isEmpty() ? null : r.get(r.size() - 1);
+      if (last != null && last.decay() == d && last.offset() + last.numel() == s.offset()) {
+        r.set(r.size() - 1, new Run(last.offset(), last.numel() + s.numel(), d));
+      } else {
+        r.add(new Run(s.offset(), s.numel(), d));
+      }
+    }
+    this.runs = List.copyOf(r);
+    long n = Math.max(1, part.shardSize());
+    this.g = be.zeros(DType.F32, n);
+    this.m = be.zeros(DType.F32, n);
+    this.v = be.zeros(DType.F32, n);
+    long st = part.stagingSize();
+    this.staging = st == 0 ? null : be.zeros(DType.F32, st);
+    this.sumSq = be.zeros(DType.F32, 1);
+  }
+
+  public ZeroPartition partition() {
+    return part;
+  }
+
+  public AdamW.Settings settings() {
+    return settings;
+  }
+
+  public void setSettings(AdamW.Settings s) {
+    this.settings = s;
+  }
+
+  @Override
+  public int stepCount() {
+    return step;
+  }
+
+  @Override
+  public void gradientsZeroed() {
+    reduced = false;
+  }
+
+  @Override
+  public void step(float lr) {
+    reduce();
+    if (settings.maxGradNorm() > 0) {
+      be.clipByNorm(g, sumSq, settings.maxGradNorm());
+    }
+    step++;
+    Tensor master = params.masterFlat();
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      long own0 = b.ownStart(), own1 = b.ownStart() + b.ownLength();
+      for (Run r : runs) {
+        long a = Math.max(own0, r.offset()), e = Math.min(own1, r.offset() + r.numel());
+        if (a >= e) {
+          continue;
+        }
+        long at = b.shardOffset() + (a - own0);
+        be.adamwStep(
+            master.view(a, e - a),
+            g.view(at, e - a),
+            m.view(at, e - a),
+            v.view(at, e - a),
+            lr,
+            settings.beta1(),
+            settings.beta2(),
+            settings.eps(),
+            r.decay() ? settings.weightDecay() : 0f,
+            step,
+            null);
+      }
+    }
+    gather(master);
+    if (params.hasWorkingCopy()) {
+      params.syncWorkingCopy();
+    }
+    reduced = false; // the next step must reduce its own gradients
+  }
+
+  @Override
+  public float measureGradNorm() {
+    reduce();
+    return lastGradNorm();
+  }
+
+  @Override
+  public float lastGradNorm() {
+    return (float) Math.sqrt(be.download(sumSq).toFloatArray()[0]);
+  }
+
+  /** Reduce-scatters the accumulated gradients into g and the global squared norm into sumSq. */
+  private void reduce() {
+    if (reduced) {
+      return;
+    }
+    Tensor grad = params.gradFlat();
+    int w = comm.size();
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      Tensor out = g.view(b.shardOffset(), b.chunk());
+      if (!b.padded(w)) {
+        comm.reduceScatterSum(grad.view(b.start(), b.length()), out);
+      } else {
+        Tensor s = staging.view(0, b.chunk() * w);
+        be.fill(s, 0f);
+        be.copy(grad.view(b.start(), b.length()), staging.view(0, b.length()));
+        comm.reduceScatterSum(s, out);
+      }
+    }
+    be.fill(sumSq, 0f);
+    be.sumSquares(g, sumSq); // padding is zero: it adds nothing
+    comm.allReduceSum(sumSq);
+    reduced = true;
+  }
+
+  /** Every rank's chunks of x (F32, the flat layout) to every rank. */
+  private void gather(Tensor x) {
+    int w = comm.size();
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      if (!b.padded(w)) {
+        Tensor bucket = x.view(b.start(), b.length());
+        comm.allGather(x.view(b.ownStart(), b.chunk()), bucket); // in place
+      } else {
+        Tensor s = staging.view(0, b.chunk() * w);
+        be.fill(s, 0f);
+        if (b.ownLength() > 0) {
+          be.copy(
+              x.view(b.ownStart(), b.ownLength()),
+              staging.view(comm.rank() * b.chunk(), b.ownLength()));
+        }
+        comm.allGather(staging.view(comm.rank() * b.chunk(), b.chunk()), s);
+        be.copy(staging.view(0, b.length()), x.view(b.start(), b.length()));
+      }
+    }
+  }
+
+  /** A whole moment (F32, the flat layout), gathered from the shards (a collective). */
+  private Tensor gatherMoment(Tensor shard) {
+    Tensor full = be.zeros(DType.F32, Math.max(1, params.count()));
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      if (b.ownLength() > 0) {
+        be.copy(shard.view(b.shardOffset(), b.ownLength()), full.view(b.ownStart(), b.ownLength()));
+      }
+    }
+    gather(full);
+    return full;
+  }
+
+  /**
+   * The whole moments by checkpoint name, as {@link AdamW#stateToHost()} names them. A collective:
+   * every rank must call it (rank 0 writes the result).
+   */
+  @Override
+  public Map<String, HostTensor> stateToHost() {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    try (Tensor fm = gatherMoment(m);
+        Tensor fv = gatherMoment(v)) {
+      for (String name : params.trainableNames()) {
+        Parameters.Slice s = params.resolve(name);
+        out.put("exp_avg." + name, be.download(Parameters.view(fm, s)));
+        out.put("exp_avg_sq." + name, be.download(Parameters.view(fv, s)));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Takes this rank's shard of whole moments saved by any world size (or by {@link AdamW}). Every
+   * moment of every parameter must be present with its shape.
+   */
+  @Override
+  public void loadState(Map<String, HostTensor> state, int stepCount) {
+    List<String> missing = new ArrayList<>();
+    for (String name : params.trainableNames()) {
+      Parameters.Slice s = params.resolve(name);
+      for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
+        HostTensor t = state.get(kind + name);
+        if (t == null || t.numel() != s.numel()) {
+          missing.add(kind + name);
+          continue;
+        }
+        scatterIntoShard(t.to(DType.F32), s.offset(), kind.equals("exp_avg.") ? m : v);
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new IllegalArgumentException(
+          "optimizer state lacks or misshapes "
+              + missing.size()
+              + " tensor(s), first: "
+              + missing.get(0));
+    }
+    if (stepCount < 0) {
+      throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");
+    }
+    this.step = stepCount;
+  }
+
+  /** Copies the part of t (F32, flat elements [offset, offset + numel)) that this rank owns. */
+  private void scatterIntoShard(HostTensor t, long offset, Tensor shard) {
+    long end = offset + t.numel();
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      long a = Math.max(offset, b.ownStart()), e = Math.min(end, b.ownStart() + b.ownLength());
+      if (a >= e) {
+        continue;
+      }
+      ByteBuffer src = t.bytes().duplicate().order(ByteOrder.LITTLE_ENDIAN);
+      src.position((int) ((a - offset) * 4)).limit((int) ((e - offset) * 4));
+      ByteBuffer piece = ByteBuffer.allocate((int) ((e - a) * 4)).order(ByteOrder.LITTLE_ENDIAN);
+      piece.put(src).flip();
+      be.copyFromHost(
+          new HostTensor(DType.F32, new long[] {e - a}, piece),
+          shard.view(b.shardOffset() + (a - b.ownStart()), e - a));
+    }
+  }
+
+  @Override
+  public void close() {
+    g.close();
+    m.close();
+    v.close();
+    if (staging != null) {
+      staging.close();
+    }
+    sumSq.close();
+  }
+}
