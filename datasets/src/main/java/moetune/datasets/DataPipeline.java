@@ -26,16 +26,20 @@ public final class DataPipeline {
 
   /** Prepares training and evaluation rows; user errors are {@link DatasetException}s. */
   public static PreparedData prepare(DataConfig c, ChatTokenizer tokenizer) {
-    LoadedDataset loaded = DatasetLoader.load(c.data(), c.format(), c.skipInvalid());
     ChatEncoder enc =
         new ChatEncoder(tokenizer, template(c, tokenizer.directory()), c.labels(), c.seqLen());
-    DataSplit.Split<ChatRecord> split =
-        DataSplit.split(loaded.records(), c.evalFraction(), c.seed());
-    List<EncodedChat> train = encodeAll(enc, split.train());
-    List<EncodedChat> eval = encodeAll(enc, split.eval());
+    // each record is encoded as it is read, so memory holds the tokens, never the file's text;
+    // the split permutes by count and seed only, so splitting the encoded list is the same split
+    List<EncodedChat> encoded = new ArrayList<>();
+    DatasetLoader.Streamed read =
+        DatasetLoader.stream(
+            c.data(), c.format(), c.skipInvalid(), r -> encoded.add(enc.encode(r)));
+    DataSplit.Split<EncodedChat> split = DataSplit.split(encoded, c.evalFraction(), c.seed());
+    List<EncodedChat> train = split.train();
+    List<EncodedChat> eval = split.eval();
     List<EncodedChat> all = new ArrayList<>(train);
     all.addAll(eval);
-    DatasetStats stats = DatasetStats.of(all, loaded.skipped(), c.seqLen());
+    DatasetStats stats = DatasetStats.of(all, read.skipReasons().size(), c.seqLen());
     List<EncodedChat> trainable = trainable(train);
     if (trainable.isEmpty()) {
       throw new DatasetException(
@@ -57,14 +61,6 @@ public final class DataPipeline {
     }
     return new PreparedData(
         rows(c, trainable, tokenizer), rows(c, trainable(eval), tokenizer), stats);
-  }
-
-  static List<EncodedChat> encodeAll(ChatEncoder enc, List<ChatRecord> records) {
-    List<EncodedChat> out = new ArrayList<>(records.size());
-    for (ChatRecord r : records) {
-      out.add(enc.encode(r));
-    }
-    return out;
   }
 
   private static List<EncodedChat> trainable(List<EncodedChat> docs) {

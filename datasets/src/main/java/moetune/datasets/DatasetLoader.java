@@ -3,6 +3,7 @@ package moetune.datasets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Reads conversation datasets: ShareGPT/FastChat JSON or JSONL, OpenAI {@code messages} JSONL,
@@ -35,27 +36,53 @@ public final class DatasetLoader {
   private static LoadedDataset load(
       Path file, DatasetFormat format, boolean skipInvalid, boolean strict) {
     List<ChatRecord> records = new ArrayList<>();
+    Streamed s = stream(file, format, skipInvalid, strict, records::add);
+    return new LoadedDataset(records, s.skipReasons().size(), s.skipReasons());
+  }
+
+  /**
+   * What {@link #stream} read: how many good records went to the sink, and one line per skipped
+   * record ("file:line: reason", in file order).
+   */
+  public record Streamed(long records, List<String> skipReasons) {}
+
+  /**
+   * Hands every good record of {@code file} to {@code sink} in file order, one record in memory at
+   * a time, with the checks and errors of {@link #load}: a caller that keeps only what it makes of
+   * each record (tokens) never holds the file's text whole.
+   */
+  public static Streamed stream(
+      Path file, DatasetFormat format, boolean skipInvalid, Consumer<ChatRecord> sink) {
+    return stream(file, format, skipInvalid, true, sink);
+  }
+
+  private static Streamed stream(
+      Path file,
+      DatasetFormat format,
+      boolean skipInvalid,
+      boolean strict,
+      Consumer<ChatRecord> sink) {
+    long[] good = {0};
     List<String> skipped = new ArrayList<>();
-    java.util.function.Consumer<JsonLines.Entry> each =
+    Consumer<JsonLines.Entry> each =
         e -> {
           String origin = file.getFileName() + ":" + e.line();
           String error = e.parseError();
+          ChatRecord record = null;
           if (error == null) {
             try {
-              records.add(RecordParser.parse(e.node(), format, origin, strict));
-              return;
+              record = RecordParser.parse(e.node(), format, origin, strict);
             } catch (RecordParser.RecordError r) {
               error = r.getMessage();
             }
           }
+          if (record != null) {
+            good[0]++;
+            sink.accept(record);
+            return;
+          }
           String line =
-              file
-                  + ":"
-                  + e.line()
-                  + ": record "
-                  + (records.size() + skipped.size() + 1)
-                  + ": "
-                  + error;
+              file + ":" + e.line() + ": record " + (good[0] + skipped.size() + 1) + ": " + error;
           if (!skipInvalid) {
             throw new DatasetException(line + " (or pass --skip-invalid to skip bad records)");
           }
@@ -66,7 +93,7 @@ public final class DatasetLoader {
     } else {
       JsonLines.forEach(file, each); // streamed: one record in memory at a time
     }
-    if (records.isEmpty()) {
+    if (good[0] == 0) {
       throw new DatasetException(
           file
               + ": no usable record"
@@ -74,6 +101,6 @@ public final class DatasetLoader {
                   ? ""
                   : " (" + skipped.size() + " skipped; first: " + skipped.get(0) + ")"));
     }
-    return new LoadedDataset(records, skipped.size(), skipped);
+    return new Streamed(good[0], skipped);
   }
 }
