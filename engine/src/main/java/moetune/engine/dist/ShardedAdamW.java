@@ -3,7 +3,6 @@ package moetune.engine.dist;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
@@ -220,16 +219,10 @@ public final class ShardedAdamW implements Optimizer {
    */
   @Override
   public Map<String, HostTensor> stateToHost() {
-    Map<String, HostTensor> out = new LinkedHashMap<>();
     try (Tensor fm = gatherMoment(m);
         Tensor fv = gatherMoment(v)) {
-      for (String name : params.trainableNames()) {
-        Parameters.Slice s = params.resolve(name);
-        out.put("exp_avg." + name, be.download(Parameters.view(fm, s)));
-        out.put("exp_avg_sq." + name, be.download(Parameters.view(fv, s)));
-      }
+      return AdamW.momentsToHost(be, params, fm, fv);
     }
-    return out;
   }
 
   /**
@@ -238,28 +231,11 @@ public final class ShardedAdamW implements Optimizer {
    */
   @Override
   public void loadState(Map<String, HostTensor> state, int stepCount) {
-    List<String> missing = new ArrayList<>();
-    for (String name : params.trainableNames()) {
-      Parameters.Slice s = params.resolve(name);
-      for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
-        HostTensor t = state.get(kind + name);
-        if (t == null || t.numel() != s.numel()) {
-          missing.add(kind + name);
-          continue;
-        }
-        scatterIntoShard(t.to(DType.F32), s.offset(), kind.equals("exp_avg.") ? m : v);
-      }
-    }
-    if (!missing.isEmpty()) {
-      throw new IllegalArgumentException(
-          "optimizer state lacks or misshapes "
-              + missing.size()
-              + " tensor(s), first: "
-              + missing.get(0));
-    }
-    if (stepCount < 0) {
-      throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");
-    }
+    AdamW.readMoments(
+        params,
+        state,
+        stepCount,
+        (first, slice, t) -> scatterIntoShard(t.to(DType.F32), slice.offset(), first ? m : v));
     this.step = stepCount;
   }
 

@@ -182,6 +182,30 @@ public final class AdamW implements Optimizer {
    */
   @Override
   public Map<String, HostTensor> stateToHost() {
+    return momentsToHost(be, params, m, v);
+  }
+
+  /**
+   * Restores moments saved by {@link #stateToHost()} and the step count. Every moment of every
+   * parameter must be present with its shape.
+   */
+  @Override
+  public void loadState(Map<String, HostTensor> state, int stepCount) {
+    readMoments(
+        params,
+        state,
+        stepCount,
+        (first, slice, t) -> be.copyFromHost(t, Parameters.view(first ? m : v, slice)));
+    this.step = stepCount;
+  }
+
+  /**
+   * Whole moments (F32, in the parameters' flat layout) by checkpoint name: {@code exp_avg.<hub
+   * name>} and {@code exp_avg_sq.<hub name>} of every trainable parameter (hub names keep every
+   * tensor far below the 2 GiB host limit). Shared with the sharded optimizer.
+   */
+  public static Map<String, HostTensor> momentsToHost(
+      Backend be, Parameters params, Tensor m, Tensor v) {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String name : params.trainableNames()) {
       Parameters.Slice s = params.resolve(name);
@@ -192,11 +216,19 @@ public final class AdamW implements Optimizer {
   }
 
   /**
-   * Restores moments saved by {@link #stateToHost()} and the step count. Every moment of every
-   * parameter must be present with its shape.
+   * Where {@link #readMoments} hands each saved moment: first or second, its parameter, its data.
    */
-  @Override
-  public void loadState(Map<String, HostTensor> state, int stepCount) {
+  public interface MomentSink {
+    void accept(boolean first, Parameters.Slice slice, HostTensor moment);
+  }
+
+  /**
+   * Checks that {@code state} (as {@link #momentsToHost} names it) holds both moments of every
+   * trainable parameter with its shape and that the step count is not negative, then hands each
+   * moment to {@code sink}. Shared with the sharded optimizer.
+   */
+  public static void readMoments(
+      Parameters params, Map<String, HostTensor> state, int stepCount, MomentSink sink) {
     List<String> missing = new ArrayList<>();
     for (String name : params.trainableNames()) {
       Parameters.Slice s = params.resolve(name);
@@ -204,9 +236,7 @@ public final class AdamW implements Optimizer {
         HostTensor t = state.get(kind + name);
         if (t == null || t.numel() != s.numel()) {
           missing.add(kind + name);
-          continue;
         }
-        be.copyFromHost(t, Parameters.view(kind.equals("exp_avg.") ? m : v, s));
       }
     }
     if (!missing.isEmpty()) {
@@ -219,7 +249,11 @@ public final class AdamW implements Optimizer {
     if (stepCount < 0) {
       throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");
     }
-    this.step = stepCount;
+    for (String name : params.trainableNames()) {
+      Parameters.Slice s = params.resolve(name);
+      sink.accept(true, s, state.get("exp_avg." + name));
+      sink.accept(false, s, state.get("exp_avg_sq." + name));
+    }
   }
 
   @Override
