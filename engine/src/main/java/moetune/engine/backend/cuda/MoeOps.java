@@ -235,53 +235,26 @@ final class MoeOps {
     requireDtype(se, DType.I32, op, "sortedExpertIdxs");
     requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
     String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
-    if (xt.dtype() == DType.BF16
-        && wt.dtype() == DType.BF16
-        && mmaRows(in, transW ? 8 : out)
-        && xt.address() % 16 == 0
-        && wt.address() % 16 == 0
-        && yt.address() % 4 == 0
-        && e <= MM_MAX_EXPERTS) {
-      // variant 2, persistent: about two blocks per SM walk the (expert row tile, column tile)
-      // space that each block builds from the sorted expert indices
+    if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
+      boolean v2 =
+          mmaRows(in, transW ? 8 : out)
+              && xt.address() % 16 == 0
+              && wt.address() % 16 == 0
+              && yt.address() % 4 == 0
+              && e <= MM_MAX_EXPERTS;
+      // variant 2 is persistent: about two blocks per SM walk the (expert row tile, column tile)
+      // space that each block builds from the sorted expert indices; variant 1 (rows not a
+      // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
+      // its grid is an upper bound
       long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
       b.launch(
-          "scatter2scatter_bf16_kernel2",
+          v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel",
           shapes,
-          Math.min(tiles, 2L * b.multiprocessors()),
-          1,
+          v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
+          v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e,
           1,
           256,
-          MM_SMEM_BYTES + (int) (2 * e + 1) * 4,
-          xt.address(),
-          wt.address(),
-          b.ptr(bias, op, "bias"),
-          dt(bias, op, "bias"),
-          yt.address(),
-          dt(yt, op, "y"),
-          se.address(),
-          ss.address(),
-          (int) m,
-          (int) e,
-          (int) in,
-          (int) out,
-          transW ? 1 : 0,
-          fanOut,
-          groupedIn ? 1 : 0,
-          groupedOut ? 1 : 0);
-      return;
-    }
-    if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
-      // variant 1 (rows not a multiple of 8 elements); row tiles are assigned per expert on the
-      // device, so the grid is an upper bound
-      b.launch(
-          "scatter2scatter_bf16_kernel",
-          shapes,
-          (out + TC_TILE - 1) / TC_TILE,
-          (m + TC_TILE - 1) / TC_TILE + e,
-          1,
-          256,
-          (int) (e * 4),
+          v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4),
           xt.address(),
           wt.address(),
           b.ptr(bias, op, "bias"),
@@ -402,35 +375,17 @@ final class MoeOps {
     require(
         e <= 65535 && (o + TILE - 1) / TILE <= 65535,
         op + ": too many experts or output rows for the grid: " + w.describe());
-    if (xt.dtype() == DType.BF16
-        && g.dtype() == DType.BF16
-        && mmaRows(i, o)
-        && xt.address() % 16 == 0
-        && g.address() % 16 == 0) {
+    if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
+      boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
+      int tile = v2 ? MM_TILE : TC_TILE;
       b.launch(
-          "group_xty_bf16_kernel2",
+          v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel",
           "x " + xt.describe() + " dy " + g.describe(),
-          (i + MM_TILE - 1) / MM_TILE,
-          (o + MM_TILE - 1) / MM_TILE,
+          (i + tile - 1) / tile,
+          (o + tile - 1) / tile,
           e,
           256,
-          MM_SMEM_BYTES,
-          xt.address(),
-          g.address(),
-          off.address(),
-          w.address(),
-          dt(w, op, "dW"),
-          (int) i,
-          (int) o);
-    } else if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
-      b.launch(
-          "group_xty_bf16_kernel",
-          "x " + xt.describe() + " dy " + g.describe(),
-          (i + TC_TILE - 1) / TC_TILE,
-          (o + TC_TILE - 1) / TC_TILE,
-          e,
-          256,
-          0,
+          v2 ? MM_SMEM_BYTES : 0,
           xt.address(),
           g.address(),
           off.address(),
