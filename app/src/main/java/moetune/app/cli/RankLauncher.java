@@ -15,11 +15,12 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code moetune train --gpus N} on one host: starts N worker processes of this same program (the
- * same java, JVM options and class path), each with the variables torchrun sets (WORLD_SIZE, RANK,
- * LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT a free port), so a worker is
- * exactly a rank an outside launcher would start. Rank 0 keeps the terminal (progress bar,
- * summary); the other ranks print only errors, each line prefixed with its rank.
+ * {@code moetune train --gpus N} (and {@code bench step --gpus N}) on one host: starts N worker
+ * processes of this same program (the same java, JVM options and class path), each with the
+ * variables torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1,
+ * MASTER_PORT a free port), so a worker is exactly a rank an outside launcher would start. Rank 0
+ * keeps the terminal (progress bar, summary); the other ranks print only errors, each line prefixed
+ * with its rank.
  *
  * <p>Signals: SIGTERM or Ctrl-C reach the launcher's shutdown hook, which sends SIGTERM to every
  * worker (they agree to stop at the next step boundary and rank 0 writes a checkpoint) and waits
@@ -31,16 +32,26 @@ final class RankLauncher {
   static final long FAILURE_GRACE_S = 30;
 
   private final int ranks;
-  private final List<String> args; // the train command line without --gpus
+  private final String command; // "train" or "bench step", for its lines
+  private final List<String> args; // the command line without --gpus
+  private final Map<String, String> extraEnv;
   private final PrintStream err;
   private final double stopGraceSeconds;
   private final List<Process> workers = new ArrayList<>();
   private final List<Thread> printers = new ArrayList<>();
   private volatile boolean stopping;
 
-  RankLauncher(int ranks, List<String> args, PrintStream err, double stopGraceSeconds) {
+  RankLauncher(
+      String command,
+      int ranks,
+      List<String> args,
+      Map<String, String> extraEnv,
+      PrintStream err,
+      double stopGraceSeconds) {
+    this.command = command;
     this.ranks = ranks;
     this.args = List.copyOf(args);
+    this.extraEnv = Map.copyOf(extraEnv);
     this.err = err;
     this.stopGraceSeconds = stopGraceSeconds;
   }
@@ -69,6 +80,20 @@ final class RankLauncher {
     return cmd;
   }
 
+  /** The arguments of a worker: the command line without --gpus (and its value). */
+  static List<String> withoutGpus(List<String> original) {
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < original.size(); i++) {
+      String a = original.get(i);
+      if (a.equals("--gpus")) {
+        i++; // its value
+      } else if (!a.startsWith("--gpus=")) {
+        out.add(a);
+      }
+    }
+    return out;
+  }
+
   /** The variables of rank r, as torchrun sets them for one host. */
   static Map<String, String> rankEnv(int ranks, int r, int port) {
     return Map.of(
@@ -93,6 +118,7 @@ final class RankLauncher {
       for (int r = 0; r < ranks; r++) {
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().putAll(rankEnv(ranks, r, port));
+        pb.environment().putAll(extraEnv);
         if (r == 0) {
           pb.inheritIO();
         } else {
@@ -131,7 +157,9 @@ final class RankLauncher {
           allDone = false;
         } else if (p.exitValue() != 0 && !stopping) {
           err.println(
-              "moetune train: rank "
+              "moetune "
+                  + command
+                  + ": rank "
                   + r
                   + " exited with status "
                   + p.exitValue()
@@ -156,7 +184,8 @@ final class RankLauncher {
   /** The shutdown hook: forward the stop to every worker and wait for their checkpoint. */
   private void onSignal() {
     stopping = true;
-    err.println("moetune train: stopping the " + ranks + " ranks at the next step boundary");
+    err.println(
+        "moetune " + command + ": stopping the " + ranks + " ranks at the next step boundary");
     err.flush();
     stopAll((long) stopGraceSeconds + FAILURE_GRACE_S);
   }

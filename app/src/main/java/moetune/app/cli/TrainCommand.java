@@ -165,8 +165,10 @@ public final class TrainCommand implements Callable<Integer> {
     if (launch == null && gpus != null && gpus > 1) {
       // this process only starts the ranks, each of which is this command without --gpus
       return new RankLauncher(
+              "train",
               gpus,
-              workerArgs(spec.commandLine().getParseResult().originalArgs()),
+              RankLauncher.withoutGpus(spec.commandLine().getParseResult().originalArgs()),
+              Map.of(),
               System.err,
               STOP_GRACE_S)
           .run();
@@ -187,20 +189,6 @@ public final class TrainCommand implements Callable<Integer> {
     Path d = Files.createTempDirectory("moetune-demo-");
     demoDirs.add(d);
     return d;
-  }
-
-  /** The arguments of a worker: the command line without --gpus (and its value). */
-  static java.util.List<String> workerArgs(java.util.List<String> original) {
-    java.util.List<String> out = new java.util.ArrayList<>();
-    for (int i = 0; i < original.size(); i++) {
-      String a = original.get(i);
-      if (a.equals("--gpus")) {
-        i++; // its value
-      } else if (!a.startsWith("--gpus=")) {
-        out.add(a);
-      }
-    }
-    return out;
   }
 
   private static void deleteTree(java.util.List<Path> dirs) {

@@ -12,8 +12,6 @@ import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LaunchEnv;
-import moetune.engine.dist.Rendezvous;
-import moetune.engine.dist.TcpCommunicator;
 import moetune.engine.io.MixtralNames;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
@@ -151,11 +149,11 @@ public final class TrainingJob implements AutoCloseable {
                   : "")
               + "); choose a directory you can write");
     }
-    Backend backend = Devices.open(rankDevice(cfg.device(), launch), log);
+    Backend backend = Devices.open(RankGroup.device(cfg.device(), launch), log);
     Communicator comm = null;
     Path scratch = null;
     try {
-      comm = joinGroup(backend, launch, log);
+      comm = RankGroup.join(backend, launch, log);
       scratch = rank == 0 ? null : Files.createTempDirectory("moetune-rank" + rank + "-");
       Path writeDir = scratch == null ? out : scratch;
       if (modelConfig != null) {
@@ -254,64 +252,6 @@ public final class TrainingJob implements AutoCloseable {
       deleteScratch(scratch);
       throw e;
     }
-  }
-
-  /** Seconds every rank has to join the group after the first one opened its device. */
-  static final long JOIN_TIMEOUT_MS = 300_000;
-
-  /**
-   * The device of one rank: {@code cpu} stays the CPU, {@code cuda} and {@code auto} become {@code
-   * cuda:LOCAL_RANK} (one GPU per process, as torchrun's LOCAL_RANK means it).
-   */
-  static String rankDevice(String device, LaunchEnv launch) {
-    if (launch == null || launch.worldSize() == 1) {
-      return device;
-    }
-    String d = device.strip().toLowerCase(java.util.Locale.ROOT);
-    if (d.equals("cpu")) {
-      return d;
-    }
-    if (d.equals("cuda") || d.equals("auto")) {
-      return "cuda:" + launch.localRank();
-    }
-    throw new ConfigException(
-        "field 'device': "
-            + device
-            + " with "
-            + launch.worldSize()
-            + " ranks: each rank takes the GPU cuda:LOCAL_RANK; give --device cuda (choose the"
-            + " GPUs with CUDA_VISIBLE_DEVICES) or --device cpu");
-  }
-
-  /** The group this rank trains in (NCCL on a GPU, TCP on the CPU), or null for one rank. */
-  private static Communicator joinGroup(Backend backend, LaunchEnv launch, Consumer<String> log)
-      throws IOException {
-    if (launch == null || launch.worldSize() == 1) {
-      return null;
-    }
-    Communicator c;
-    if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
-      moetune.engine.backend.cuda.Nccl nccl = moetune.engine.backend.cuda.Nccl.get();
-      byte[] id = Rendezvous.exchange(launch, nccl::uniqueId, JOIN_TIMEOUT_MS);
-      c =
-          new moetune.engine.backend.cuda.NcclCommunicator(
-              cuda, launch.worldSize(), launch.rank(), id);
-    } else {
-      c = TcpCommunicator.connect(launch, JOIN_TIMEOUT_MS);
-    }
-    log.accept(
-        "data parallel: rank "
-            + launch.rank()
-            + " of "
-            + launch.worldSize()
-            + " ("
-            + (c instanceof TcpCommunicator ? "TCP process group on the CPU" : "NCCL")
-            + ", rank 0 at "
-            + launch.masterAddr()
-            + ":"
-            + launch.masterPort()
-            + ")");
-    return c;
   }
 
   private static void deleteScratch(Path scratch) {

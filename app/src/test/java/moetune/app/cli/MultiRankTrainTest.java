@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import moetune.app.config.ConfigException;
-import moetune.app.run.TrainingJobAccess;
+import moetune.app.run.RankGroup;
 import moetune.engine.dist.LaunchEnv;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -211,7 +211,7 @@ class MultiRankTrainTest {
   void workerArgumentsDropOnlyGpus() {
     assertEquals(
         List.of("train", "--demo", "--out", "x", "--lr", "1e-3"),
-        TrainCommand.workerArgs(
+        RankLauncher.withoutGpus(
             List.of("train", "--gpus", "4", "--demo", "--out", "x", "--gpus=2", "--lr", "1e-3")));
     Map<String, String> env = RankLauncher.rankEnv(4, 3, 29500);
     LaunchEnv parsed = LaunchEnv.from(env);
@@ -221,12 +221,11 @@ class MultiRankTrainTest {
   @Test
   void eachRankTakesItsGpuOrTheCpu() {
     LaunchEnv r1 = new LaunchEnv(2, 1, 1, "127.0.0.1", 29500);
-    assertEquals("cuda:1", TrainingJobAccess.rankDevice("cuda", r1));
-    assertEquals("cuda:1", TrainingJobAccess.rankDevice("auto", r1));
-    assertEquals("cpu", TrainingJobAccess.rankDevice("cpu", r1));
-    assertEquals("cuda:3", TrainingJobAccess.rankDevice("cuda:3", null));
-    ConfigException e =
-        assertThrows(ConfigException.class, () -> TrainingJobAccess.rankDevice("cuda:3", r1));
+    assertEquals("cuda:1", RankGroup.device("cuda", r1));
+    assertEquals("cuda:1", RankGroup.device("auto", r1));
+    assertEquals("cpu", RankGroup.device("cpu", r1));
+    assertEquals("cuda:3", RankGroup.device("cuda:3", null));
+    ConfigException e = assertThrows(ConfigException.class, () -> RankGroup.device("cuda:3", r1));
     assertEquals(
         "field 'device': cuda:3 with 2 ranks: each rank takes the GPU cuda:LOCAL_RANK; give"
             + " --device cuda (choose the GPUs with CUDA_VISIBLE_DEVICES) or --device cpu",
