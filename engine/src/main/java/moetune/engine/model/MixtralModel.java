@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
@@ -477,6 +478,7 @@ public final class MixtralModel implements AutoCloseable {
    * Parameters#gradFlat()}; the forward's saved state is freed.
    */
   public void backward(float scale) {
+    IntConsumer done = gradientsDone;
     Step s = step;
     if (s == null || s.targets == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
@@ -507,6 +509,9 @@ public final class MixtralModel implements AutoCloseable {
         dStream,
         params.grad("model.norm.weight"));
     dNormed.close();
+    if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
+      done.accept(HEAD_AND_NORM);
+    }
 
     Tensor dProbs = null; // F32 (L*N, E)
     float auxScale = (float) config.routerAuxLossCoef * scale;
@@ -536,6 +541,9 @@ public final class MixtralModel implements AutoCloseable {
       s.saved[l] = null;
       s.streams[l + 1].close();
       s.streams[l + 1] = null;
+      if (done != null) {
+        done.accept(l);
+      }
     }
     if (dProbs != null) {
       dProbs.close();
@@ -549,6 +557,23 @@ public final class MixtralModel implements AutoCloseable {
     }
     dStream.close();
     releaseStep();
+  }
+
+  /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
+  public static final int HEAD_AND_NORM = -1;
+
+  private IntConsumer gradientsDone; // null: nobody waits for finished gradients
+
+  /**
+   * A listener told, during each following {@link #backward}, which parameters' gradients are final
+   * for this backward as soon as they are: {@link #HEAD_AND_NORM} (lm_head and model.norm, unless
+   * the embeddings are tied) after the final norm's backward, then layer l after layer l's
+   * backward, l = L-1 down to 0, on the calling thread, with the ops queued but not necessarily
+   * run. The embedding's gradient is final only when backward returns. For a data-parallel
+   * optimizer that reduces finished gradients while the backward runs; null removes it.
+   */
+  public void onGradientsDone(IntConsumer listener) {
+    this.gradientsDone = listener;
   }
 
   /** Sets every parameter gradient to zero. */
