@@ -13,6 +13,7 @@ import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -405,6 +406,10 @@ public final class MixtralModel implements AutoCloseable {
         be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
       }
       float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
+      if (expertParallel != null) { // the group's aux loss, as one device's over all its rows
+        v[1] =
+            GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
+      }
       float total = v[0] + (float) config.routerAuxLossCoef * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
@@ -518,7 +523,18 @@ public final class MixtralModel implements AutoCloseable {
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        if (expertParallel != null) {
+          GlobalLoadBalancing.compute(
+              expertParallel,
+              s.probs,
+              s.topIdx,
+              s.rowMask,
+              dProbs,
+              (float) config.routerAuxLossCoef,
+              scale);
+        } else {
+          be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        }
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
@@ -557,6 +573,21 @@ public final class MixtralModel implements AutoCloseable {
     }
     dStream.close();
     releaseStep();
+  }
+
+  private Communicator expertParallel; // null: every expert on this process
+
+  /**
+   * Splits every layer's experts over the ranks of comm (expert parallel, see {@link
+   * ExpertParallelMoe}); the aux loss is then the group's ({@link GlobalLoadBalancing}). Each rank
+   * runs its own tokens; every rank must run the same forwards and backwards in the same order.
+   * null: back to all experts on this process.
+   */
+  public void setExpertParallel(Communicator comm) {
+    for (DecoderLayer layer : layers) {
+      layer.expertParallel(comm);
+    }
+    this.expertParallel = comm == null || comm.size() == 1 ? null : comm;
   }
 
   /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
