@@ -83,6 +83,15 @@ public final class TrainCommand implements Callable<Integer> {
               + " (their WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT say it)")
   Integer gpus;
 
+  @Option(
+      names = "--expert-parallel",
+      paramLabel = "N",
+      description =
+          "split the experts of every MoE layer over the N ranks (N = --gpus or WORLD_SIZE, and a"
+              + " divisor of the experts): routed rows go to their experts' rank by all-to-all, the"
+              + " aux loss is over all ranks' rows")
+  Integer expertParallel;
+
   /** The command with its generated field options. */
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new TrainCommand());
@@ -272,7 +281,12 @@ public final class TrainCommand implements Callable<Integer> {
       RunSummary summary;
       Path out;
       try (TrainingJob job =
-          TrainingJob.prepare(cfg, resume, quiet ? line -> {} : bar::onLog, launch)) {
+          TrainingJob.prepare(
+              cfg,
+              resume,
+              quiet ? line -> {} : bar::onLog,
+              launch,
+              expertParallel == null ? 1 : expertParallel)) {
         out = job.outDir();
         if (!quiet) {
           job.trainer().addListener(bar);

@@ -95,6 +95,29 @@ public final class TrainingJob implements AutoCloseable {
    */
   public static TrainingJob prepare(
       RunConfig cfg, Path resume, Consumer<String> log, LaunchEnv launch) throws IOException {
+    return prepare(cfg, resume, log, launch, 1);
+  }
+
+  /**
+   * As above with the experts of every MoE layer split over the group ({@code expertParallel} > 1,
+   * which must be the group's size): each rank still trains its own micro-batches, their routed
+   * rows go to the experts' ranks by all-to-all, and the aux loss is the group's (see
+   * docs/multi-gpu.md).
+   */
+  public static TrainingJob prepare(
+      RunConfig cfg, Path resume, Consumer<String> log, LaunchEnv launch, int expertParallel)
+      throws IOException {
+    int world = launch == null ? 1 : launch.worldSize();
+    if (expertParallel < 1 || (expertParallel > 1 && expertParallel != world)) {
+      throw new ConfigException(
+          "--expert-parallel "
+              + expertParallel
+              + " with "
+              + world
+              + " rank(s): the experts are split over all ranks, so give --expert-parallel "
+              + world
+              + (world == 1 ? " (or start several ranks with --gpus N)" : ""));
+    }
     int rank = launch == null ? 0 : launch.rank();
     TemplateRegistry templates = TemplateRegistry.builtin();
     if (cfg.templateFile() != null) {
@@ -204,6 +227,20 @@ public final class TrainingJob implements AutoCloseable {
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
+      if (expertParallel > 1) {
+        try {
+          model.setExpertParallel(comm);
+        } catch (IllegalArgumentException e) {
+          throw new ConfigException(e.getMessage());
+        }
+        log.accept(
+            "expert parallel: experts "
+                + comm.rank() * (setup.config().numLocalExperts / expertParallel)
+                + ".."
+                + ((comm.rank() + 1) * (setup.config().numLocalExperts / expertParallel) - 1)
+                + " of each layer on rank "
+                + comm.rank());
+      }
       if (comm != null) {
         try {
           trainer.setDataParallel(comm);

@@ -247,4 +247,43 @@ class MultiRankTrainTest {
         log);
     assertTrue(log.contains("moetune train: rank "), log);
   }
+
+  /**
+   * --expert-parallel 2 on 2 processes (micro-batch 2, grad-accum 2: the two ranks' micro-batches
+   * run together) against one process with micro-batch 4: the same 4 sequences per forward, the aux
+   * loss over all of them in both, so the losses agree to float32 rounding.
+   */
+  @Test
+  void expertParallelMatchesOneProcessWithTheRanksRowsAsOneBatch(@TempDir Path tmp)
+      throws Exception {
+    Path one = tmp.resolve("one");
+    Object[] ref =
+        TrainCliTest.run(
+            args(one, "--max-steps", "10", "--micro-batch", "4", "--grad-accum", "1")
+                .toArray(String[]::new));
+    assertEquals(0, ref[0], (String) ref[2]);
+    Path ep = tmp.resolve("ep");
+    ChildProcess p =
+        start(
+            tmp.resolve("ep.log"),
+            args(ep, "--max-steps", "10", "--gpus", "2", "--expert-parallel", "2"));
+    assertEquals(0, p.waitFor(300), p.output());
+    assertTrue(
+        p.output().contains("expert parallel: experts 0..1 of each layer on rank 0"), p.output());
+    assertClose(
+        records(one.resolve("metrics.jsonl"), "step", "loss"),
+        records(ep.resolve("metrics.jsonl"), "step", "loss"),
+        "expert parallel");
+    assertClose(
+        records(one.resolve("metrics.jsonl"), "step", "aux_loss"),
+        records(ep.resolve("metrics.jsonl"), "step", "aux_loss"),
+        "expert parallel, aux");
+    Object[] alone =
+        TrainCliTest.run(args(tmp.resolve("x"), "--expert-parallel", "2").toArray(String[]::new));
+    assertEquals(2, alone[0]);
+    assertEquals(
+        "moetune train: --expert-parallel 2 with 1 rank(s): the experts are split over all ranks,"
+            + " so give --expert-parallel 1 (or start several ranks with --gpus N)\n",
+        alone[2]);
+  }
 }
