@@ -39,6 +39,11 @@ final class RankLauncher {
   private final double stopGraceSeconds;
   private final List<Process> workers = new ArrayList<>();
   private final List<Thread> printers = new ArrayList<>();
+  // ranks in the order their processes ended (the JDK's reaper sees them in order), so the rank
+  // that
+  // died first is named, not one that failed because it lost that rank
+  private final java.util.Queue<Integer> exitOrder =
+      new java.util.concurrent.ConcurrentLinkedQueue<>();
   private volatile boolean stopping;
 
   RankLauncher(
@@ -129,6 +134,8 @@ final class RankLauncher {
         synchronized (workers) {
           workers.add(p);
         }
+        int rank = r;
+        p.onExit().thenRun(() -> exitOrder.add(rank));
         if (r > 0) {
           prefixLines(p.getInputStream(), "rank " + r + ": ");
         }
@@ -151,11 +158,9 @@ final class RankLauncher {
   private int supervise() throws InterruptedException {
     while (true) {
       boolean allDone = true;
-      for (int r = 0; r < workers.size(); r++) {
+      for (int r : exitOrder) {
         Process p = workers.get(r);
-        if (p.isAlive()) {
-          allDone = false;
-        } else if (p.exitValue() != 0 && !stopping) {
+        if (p.exitValue() != 0 && !stopping) {
           err.println(
               "moetune "
                   + command
@@ -170,7 +175,10 @@ final class RankLauncher {
           return 1;
         }
       }
-      if (allDone) {
+      for (Process p : workers) {
+        allDone &= !p.isAlive();
+      }
+      if (allDone && exitOrder.size() == workers.size()) {
         int status = 0;
         for (Process p : workers) {
           status = Math.max(status, p.exitValue());

@@ -195,6 +195,13 @@ class MultiRankTrainTest {
         log);
     assertEquals(
         0, launcher.process().toHandle().descendants().filter(ProcessHandle::isAlive).count());
+    // rank 0, which lost rank 1 mid-collective, says so in one line, without a stack trace
+    assertTrue(
+        log.matches(
+            "(?s).*\nmoetune train: \\w+: rank (1 left the group|0 lost its connection to rank"
+                + " 1) .*"),
+        log);
+    assertTrue(!log.contains("\tat "), log);
   }
 
   /** /proc/PID/environ (Linux), NUL-separated; empty when unreadable. */

@@ -50,6 +50,7 @@ public final class TcpCommunicator implements Communicator {
   private final Socket[] sockets; // rank 0: one per other rank (index = rank); others: [0] only
   private final DataInputStream[] in;
   private final DataOutputStream[] out;
+  private int lastPeer; // rank 0: the rank it last talked to (named when the connection breaks)
 
   private TcpCommunicator(int rank, int size, Socket[] sockets) throws IOException {
     this.rank = rank;
@@ -258,6 +259,7 @@ public final class TcpCommunicator implements Communicator {
         double[][] all = new double[size][];
         all[0] = values.clone();
         for (int r = 1; r < size; r++) {
+          lastPeer = r;
           expect(r, Op.ALL_REDUCE_HOST);
           all[r] = new double[in[r].readInt()];
           for (int i = 0; i < all[r].length; i++) {
@@ -279,6 +281,7 @@ public final class TcpCommunicator implements Communicator {
           }
         }
         for (int r = 1; r < size; r++) {
+          lastPeer = r;
           status(r, bad);
           if (bad == null) {
             for (double v : sum) {
@@ -302,7 +305,7 @@ public final class TcpCommunicator implements Communicator {
         }
       }
     } catch (IOException e) {
-      throw broken("allReduceSum", e);
+      throw broken("allReduceSum", rank == 0 ? lastPeer : 0, e);
     }
   }
 
@@ -462,9 +465,11 @@ public final class TcpCommunicator implements Communicator {
     try {
       if (rank == 0) {
         for (int r = 1; r < size; r++) {
+          lastPeer = r;
           expect(r, Op.BARRIER);
         }
         for (int r = 1; r < size; r++) {
+          lastPeer = r;
           status(r, null);
           out[r].flush();
         }
@@ -474,7 +479,7 @@ public final class TcpCommunicator implements Communicator {
         fail(readStatus());
       }
     } catch (IOException e) {
-      throw broken("barrier", e);
+      throw broken("barrier", rank == 0 ? lastPeer : 0, e);
     }
   }
 
@@ -506,7 +511,7 @@ public final class TcpCommunicator implements Communicator {
         }
         all[r] = readFloats(in[r]);
       } catch (IOException e) {
-        throw broken(name(op), e);
+        throw broken(name(op), r, e);
       }
     }
     return all;
@@ -526,7 +531,7 @@ public final class TcpCommunicator implements Communicator {
       fail(readStatus());
       return readFloats(in[0]);
     } catch (IOException e) {
-      throw broken(name(op), e);
+      throw broken(name(op), 0, e);
     }
   }
 
@@ -538,7 +543,7 @@ public final class TcpCommunicator implements Communicator {
       }
       out[r].flush();
     } catch (IOException e) {
-      throw broken("reply to rank " + r, e);
+      throw broken("reply to rank " + r, r, e);
     }
   }
 
@@ -547,7 +552,7 @@ public final class TcpCommunicator implements Communicator {
     try {
       got = in[r].readInt();
     } catch (EOFException e) {
-      throw new IllegalStateException(
+      throw new GroupBrokenException(
           name(op)
               + ": rank "
               + r
@@ -610,13 +615,12 @@ public final class TcpCommunicator implements Communicator {
     return what + ": rank " + r + " passed " + theirs + " elements, rank 0 " + mine;
   }
 
-  private RuntimeException broken(String what, IOException e) {
-    String peer = rank == 0 ? "another rank" : "rank 0";
-    return new IllegalStateException(
+  private RuntimeException broken(String what, int peer, IOException e) {
+    return new GroupBrokenException(
         what
             + ": rank "
             + rank
-            + " lost its connection to "
+            + " lost its connection to rank "
             + peer
             + " (that process ended; its own output says why)",
         e);
