@@ -6,72 +6,27 @@ import moetune.app.config.ConfigException;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LaunchEnv;
-import moetune.engine.dist.Rendezvous;
-import moetune.engine.dist.TcpCommunicator;
+import moetune.engine.dist.RankGroups;
 
 /**
- * One process's place in a data-parallel group started by {@code --gpus N} or an outside launcher
- * ({@link LaunchEnv}): which device it opens and the communicator it joins. Shared by {@code train}
- * and {@code bench step}.
+ * {@link RankGroups} for the app: a rank's device and group, a bad device as a config error. Shared
+ * by {@code train} and {@code bench step}.
  */
 public final class RankGroup {
   private RankGroup() {}
 
-  /** Seconds every rank has to join the group after the first one opened its device. */
-  public static final long JOIN_TIMEOUT_MS = 300_000;
-
-  /**
-   * The device of one rank: {@code cpu} stays the CPU, {@code cuda} and {@code auto} become {@code
-   * cuda:LOCAL_RANK} (one GPU per process, as torchrun's LOCAL_RANK means it).
-   */
+  /** See {@link RankGroups#device}; a bad combination is a {@link ConfigException}. */
   public static String device(String device, LaunchEnv launch) {
-    if (launch == null || launch.worldSize() == 1) {
-      return device;
+    try {
+      return RankGroups.device(device, launch);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(e.getMessage());
     }
-    String d = device.strip().toLowerCase(java.util.Locale.ROOT);
-    if (d.equals("cpu")) {
-      return d;
-    }
-    if (d.equals("cuda") || d.equals("auto")) {
-      return "cuda:" + launch.localRank();
-    }
-    throw new ConfigException(
-        "field 'device': "
-            + device
-            + " with "
-            + launch.worldSize()
-            + " ranks: each rank takes the GPU cuda:LOCAL_RANK; give --device cuda (choose the"
-            + " GPUs with CUDA_VISIBLE_DEVICES) or --device cpu");
   }
 
-  /** The group this rank trains in (NCCL on a GPU, TCP on the CPU), or null for one rank. */
+  /** See {@link RankGroups#join}. */
   public static Communicator join(Backend backend, LaunchEnv launch, Consumer<String> log)
       throws IOException {
-    if (launch == null || launch.worldSize() == 1) {
-      return null;
-    }
-    Communicator c;
-    if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
-      moetune.engine.backend.cuda.Nccl nccl = moetune.engine.backend.cuda.Nccl.get();
-      byte[] id = Rendezvous.exchange(launch, nccl::uniqueId, JOIN_TIMEOUT_MS);
-      c =
-          new moetune.engine.backend.cuda.NcclCommunicator(
-              cuda, launch.worldSize(), launch.rank(), id);
-    } else {
-      c = TcpCommunicator.connect(launch, JOIN_TIMEOUT_MS);
-    }
-    log.accept(
-        "data parallel: rank "
-            + launch.rank()
-            + " of "
-            + launch.worldSize()
-            + " ("
-            + (c instanceof TcpCommunicator ? "TCP process group on the CPU" : "NCCL")
-            + ", rank 0 at "
-            + launch.masterAddr()
-            + ":"
-            + launch.masterPort()
-            + ")");
-    return c;
+    return RankGroups.join(backend, launch, log);
   }
 }

@@ -30,9 +30,9 @@ class ExpertParallelTest {
 
   record Result(float ce, int tokens, float aux, float[] grad, float[] ownGrad) {}
 
-  static MixtralModel model(CpuBackend cpu) {
+  static MixtralModel model(moetune.engine.backend.Backend be) {
     MixtralConfig c = TinyMixtral.config(0.05);
-    return TinyMixtral.model(cpu, c, 5);
+    return TinyMixtral.model(be, c, 5);
   }
 
   /** The first `rows` sequences, rank r of `ranks` taking rows r, r + ranks, ... */
