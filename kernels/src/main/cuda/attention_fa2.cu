@@ -338,21 +338,25 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
 
 // ----------------------------------------------------------------------------------- backward
 
-constexpr int BWD_BM = 64, BWD_BN = 128, BWD_THREADS = 256;
+// A block owns BN = 16 * NW keys (NW warps of 16 keys) and 64-query tiles. v1: BN = 128, 8 warps,
+// one block per SM; v2: BN = 64, 4 warps, two blocks per SM (the same registers per warp, but the
+// two blocks' barriers, exponentials and dQ atomics overlap each other's tensor-core work).
+constexpr int BWD_BM = 64;
 
-template <int HD>
+template <int HD, int BN>
 constexpr int bwd_smem() {
-  return (2 * BWD_BN * HD + 4 * BWD_BM * HD + BWD_BN * BWD_BM) * 2 + 3 * 2 * BWD_BM * 4;
+  return (2 * BN * HD + 4 * BWD_BM * HD + BN * BWD_BM) * 2 + 3 * 2 * BWD_BM * 4;
 }
 
-template <int HD>
+template <int HD, int NW>
 __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* __restrict__ q,
                                     const bf16* __restrict__ k, const bf16* __restrict__ v,
                                     const float* __restrict__ lse,
                                     const float* __restrict__ delta, const int* __restrict__ doc,
                                     float* __restrict__ dqacc, bf16* __restrict__ dk,
                                     bf16* __restrict__ dv, AttnDims a) {
-  constexpr int BM = BWD_BM, BN = BWD_BN, CH = HD / 8, KC = HD / 16, MT = BM / 8;
+  constexpr int BM = BWD_BM, BN = 16 * NW, CH = HD / 8, KC = HD / 16, MT = BM / 8;
+  constexpr int NTH = 32 * NW;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sK = reinterpret_cast<bf16*>(smem_raw);  // [BN][HD]
   bf16* sV = sK + BN * HD;                        // [BN][HD]
@@ -386,7 +390,7 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
   const int mb_lo = i_lo / BM;
   const int total = nmb * group;
 
-  for (int idx = tid; idx < BN * CH; idx += BWD_THREADS) {
+  for (int idx = tid; idx < BN * CH; idx += NTH) {
     int r = idx / CH, c = idx % CH, j = n0 + r;
     bool ok = j < a.Tk;
     long long go = ok ? (long long)j * ks + c * 8 : 0;
@@ -398,7 +402,7 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     const int h = hk * group + it / nmb, m0 = (mb_lo + it % nmb) * BM;
     const bf16* qb = q + (long long)b * a.Tq * qs + (long long)h * HD;
     const bf16* ob = dout + (long long)b * a.Tq * qs + (long long)h * HD;
-    for (int idx = tid; idx < BM * CH; idx += BWD_THREADS) {
+    for (int idx = tid; idx < BM * CH; idx += NTH) {
       int r = idx / CH, c = idx % CH, i = m0 + r;
       bool ok = i < a.Tq;
       long long go = ok ? (long long)i * qs + c * 8 : 0;
@@ -531,7 +535,8 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     __syncthreads();
     {
       constexpr int QW = BM / 16;         // warps along the queries
-      constexpr int DW = 8 / QW;          // warps along the head dim
+      constexpr int DW = NW / QW;         // warps along the head dim
+      static_assert(QW * DW == NW, "the dQ tile splits over the warps");
       constexpr int DCOLS = HD / DW;      // head-dim columns per warp
       const int q0 = (warp % QW) * 16, dbase = (warp / QW) * DCOLS;
       float dqa[DCOLS / 8][4];
@@ -603,17 +608,20 @@ FA2_FWD(attention_fa2_forward_hd128, 128, 2, 4, false, 2)
 FA2_FWD(attention_fa2_forward_v1_hd64, 64, 1, 8, true, 1)
 FA2_FWD(attention_fa2_forward_v1_hd128, 128, 1, 8, true, 1)
 
-// Launch: grid (B*Hkv, ceil(Tk/128)), 256 threads, fa2::bwd_smem<HD>() bytes of shared memory;
-// dqacc (B*Tq, H, hd) float32 zeroed first; delta from attention_delta_kernel.
-#define FA2_BWD(HD)                                                                               \
-  MT_KERNEL void __launch_bounds__(256, 1) attention_fa2_backward_hd##HD(                         \
-      const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k,                  \
-      const __nv_bfloat16* v, const float* lse, const float* delta, const int* doc, float* dqacc, \
-      __nv_bfloat16* dk, __nv_bfloat16* dv, AttnDims a) {                                         \
-    fa2::bwd<HD>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);                               \
+// Launch: grid (B*Hkv, ceil(Tk/(16*NW))), 32*NW threads, fa2::bwd_smem<HD, 16*NW>() bytes of
+// shared memory; dqacc (B*Tq, H, hd) float32 zeroed first; delta from attention_delta_kernel.
+#define FA2_BWD(NAME, HD, NW, MINB)                                                               \
+  MT_KERNEL void __launch_bounds__(NW * 32, MINB)                                                 \
+      NAME(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k,            \
+           const __nv_bfloat16* v, const float* lse, const float* delta, const int* doc,          \
+           float* dqacc, __nv_bfloat16* dk, __nv_bfloat16* dv, AttnDims a) {                      \
+    fa2::bwd<HD, NW>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);                           \
   }
-FA2_BWD(64)
-FA2_BWD(128)
+FA2_BWD(attention_fa2_backward_hd64, 64, 8, 1)
+FA2_BWD(attention_fa2_backward_hd128, 128, 8, 1)
+FA2_BWD(attention_fa2_backward_v2_hd64, 64, 4, 2)
+FA2_BWD(attention_fa2_backward_v2_hd128, 128, 4, 2)
+FA2_BWD(attention_fa2_backward_v3_hd64, 64, 4, 3)
 
 // dq[i] = scale * dqacc[i] in bf16, four at a time (n is a multiple of 4).
 MT_KERNEL void attention_fa2_dq_convert_kernel(const float* dqacc, __nv_bfloat16* dq, long long n,

@@ -14,7 +14,7 @@ import moetune.engine.tensor.Tensor;
  */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
-  private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
+  private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
   /** Which attention kernels run (MOETUNE_ATTENTION=own|scalar; own is the default). */
   enum AttentionPath {
@@ -82,6 +82,13 @@ final class LayerOps {
     return attention;
   }
 
+  private long ownCalls;
+
+  /** Attention calls (forward and backward) that ran on the tensor-core kernels so far. */
+  long ownAttentionCalls() {
+    return ownCalls;
+  }
+
   /** Tests and benchmarks switch paths on one backend. */
   void attentionPath(AttentionPath path) {
     this.attention = path;
@@ -110,8 +117,38 @@ final class LayerOps {
     return (qInRegisters ? 0 : FA2_FWD_BM * hd * 2) + 2 * 2 * 64 * hd * 2 + 2 * 64 * 4 + 128 * 4;
   }
 
-  private static int fa2BwdSmem(int hd) {
-    return (2 * 128 * hd + 4 * 64 * hd + 128 * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
+  /**
+   * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
+   * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64 only), 4
+   * warps, three blocks per SM. MOETUNE_FA2_BWD=v1|v2|v3 forces one for comparison.
+   */
+  static String fa2BwdVariant(String env, int hd) {
+    if (env == null || env.isBlank()) {
+      return FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
+    }
+    String v = env.strip().toLowerCase(java.util.Locale.ROOT);
+    if (v.equals("v1") || v.equals("v2") || (v.equals("v3") && hd == 64)) {
+      return v;
+    }
+    if (v.equals("v3")) {
+      return "v2"; // v3 exists for head dim 64 only; its nearest variant at 128
+    }
+    throw new IllegalArgumentException(
+        "MOETUNE_FA2_BWD=" + env + " is not a backward variant: use v1, v2 or v3 (or unset it)");
+  }
+
+  /** The default backward variant at head dim 64 and 128 (from the lab's timing table). */
+  private static final String[] FA2_BWD_DEFAULT = {"v1", "v1"};
+
+  private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
+
+  /** Keys per backward block: 128 for v1, 64 for v2 and v3. */
+  static int fa2BwdKeys(String variant) {
+    return variant.equals("v1") ? 128 : 64;
+  }
+
+  private static int fa2BwdSmem(int hd, int keys) {
+    return (2 * keys * hd + 4 * 64 * hd + keys * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -376,6 +413,7 @@ final class LayerOps {
         op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
     if (fa2(d[2], qt, kt, vt, o)) {
+      ownCalls++;
       b.launch(
           (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
           qt.describe() + " " + kt.describe(),
@@ -450,6 +488,7 @@ final class LayerOps {
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
       if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {
+        ownCalls++;
         fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
         return;
       }
@@ -552,14 +591,16 @@ final class LayerOps {
           acc,
           rows,
           d[2]);
+      String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
+      int keys = fa2BwdKeys(variant);
       b.launch(
-          "attention_fa2_backward_hd" + d[2],
+          "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2],
           shapes,
           (long) spec.batch() * d[1],
-          (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+          (spec.keyLen() + keys - 1) / keys,
           1,
-          256,
-          fa2BwdSmem(d[2]),
+          keys * 2,
+          fa2BwdSmem(d[2], keys),
           g.address(),
           qt.address(),
           kt.address(),

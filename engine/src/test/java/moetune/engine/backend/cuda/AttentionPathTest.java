@@ -38,4 +38,20 @@ class AttentionPathTest {
     assertTrue(e.getMessage().startsWith("MOETUNE_ATTENTION=cudnn"), e.getMessage());
     assertTrue(e.getMessage().contains("own") && e.getMessage().contains("scalar"), e.getMessage());
   }
+
+  @Test
+  void backwardVariantsParseAndSizeTheirBlocks() {
+    assertEquals("v2", LayerOps.fa2BwdVariant("V2", 128));
+    assertEquals("v1", LayerOps.fa2BwdVariant(" v1 ", 64));
+    assertEquals("v3", LayerOps.fa2BwdVariant("v3", 64));
+    assertEquals("v2", LayerOps.fa2BwdVariant("v3", 128), "v3 is hd 64 only");
+    assertTrue(LayerOps.fa2BwdVariant(null, 64).matches("v[123]"));
+    assertTrue(LayerOps.fa2BwdVariant("", 128).matches("v[12]"));
+    assertEquals(128, LayerOps.fa2BwdKeys("v1"));
+    assertEquals(64, LayerOps.fa2BwdKeys("v2"));
+    assertEquals(64, LayerOps.fa2BwdKeys("v3"));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> LayerOps.fa2BwdVariant("v9", 64));
+    assertTrue(e.getMessage().startsWith("MOETUNE_FA2_BWD=v9"), e.getMessage());
+  }
 }
