@@ -119,22 +119,26 @@ final class LayerOps {
 
   /**
    * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
-   * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64 only), 4
-   * warps, three blocks per SM. MOETUNE_FA2_BWD=v1|v2|v3 forces one for comparison.
+   * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64), v2 at
+   * three blocks per SM; v4 (head dim 64), 4 warps of 32 keys over 32-query tiles, two blocks per
+   * SM. MOETUNE_FA2_BWD=v1|v2|v3|v4 forces one for comparison (v3 and v4 at head dim 128 run that
+   * head dim's default).
    */
   static String fa2BwdVariant(String env, int hd) {
+    String dflt = FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
     if (env == null || env.isBlank()) {
-      return FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
+      return dflt;
     }
     String v = env.strip().toLowerCase(java.util.Locale.ROOT);
-    if (v.equals("v1") || v.equals("v2") || (v.equals("v3") && hd == 64)) {
-      return v;
-    }
-    if (v.equals("v3")) {
-      return "v2"; // v3 exists for head dim 64 only; its nearest variant at 128
-    }
-    throw new IllegalArgumentException(
-        "MOETUNE_FA2_BWD=" + env + " is not a backward variant: use v1, v2 or v3 (or unset it)");
+    return switch (v) {
+      case "v1", "v2" -> v;
+      case "v3", "v4" -> hd == 64 ? v : dflt;
+      default ->
+          throw new IllegalArgumentException(
+              "MOETUNE_FA2_BWD="
+                  + env
+                  + " is not a backward variant: use v1, v2, v3 or v4 (or unset it)");
+    };
   }
 
   /** The default backward variant at head dim 64 and 128 (from the lab's timing table). */
@@ -142,13 +146,20 @@ final class LayerOps {
 
   private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
 
-  /** Keys per backward block: 128 for v1, 64 for v2 and v3. */
+  /** Keys per backward block: 64 for v2 and v3, 128 for v1 and v4. */
   static int fa2BwdKeys(String variant) {
-    return variant.equals("v1") ? 128 : 64;
+    return variant.equals("v2") || variant.equals("v3") ? 64 : 128;
   }
 
-  private static int fa2BwdSmem(int hd, int keys) {
-    return (2 * keys * hd + 4 * 64 * hd + keys * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
+  /** Threads per backward block: 32 per warp, 8 warps for v1, 4 for the others. */
+  static int fa2BwdThreads(String variant) {
+    return variant.equals("v1") ? 256 : 128;
+  }
+
+  /** attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4, else 64). */
+  static int fa2BwdSmem(int hd, String variant) {
+    int keys = fa2BwdKeys(variant), rows = variant.equals("v4") ? 32 : 64;
+    return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -599,8 +610,8 @@ final class LayerOps {
           (long) spec.batch() * d[1],
           (spec.keyLen() + keys - 1) / keys,
           1,
-          keys * 2,
-          fa2BwdSmem(d[2], keys),
+          fa2BwdThreads(variant),
+          fa2BwdSmem(d[2], variant),
           g.address(),
           qt.address(),
           kt.address(),
