@@ -21,12 +21,18 @@ import org.junit.jupiter.params.provider.ValueSource;
  * key tiles) with packed documents in one row and trailing padding in the other. Each path is
  * checked to have run where it should (the own path's calls are counted by the backend).
  *
- * <p>Bounds are the bf16 ones of {@link MixtralModelGpuTest}: logits 3e-2 relative, the loss 2e-3,
- * and each tensor's gradient error against the global gradient norm 2e-2 (a per-tensor relative
- * bound would measure the rounding noise of small gradients, as that class explains). The two
- * experts are both chosen for every token (top-2 of 2), so bf16 rounding cannot change a token's
- * experts and the comparison measures the arithmetic only. A wrong mask or a wrong gradient term in
- * attention shows as an error of order one.
+ * <p>Each bf16 path against the float32 CPU: logits 3e-2 relative, the loss 2e-3, and each tensor's
+ * gradient error against the global gradient norm 3e-2 (a per-tensor relative bound would measure
+ * the rounding noise of small gradients, as {@link MixtralModelGpuTest} explains). This model's
+ * bf16 floor, measured on the H200 (2026-12-02, first run of this test): logits 7.7e-3 to 8.1e-3,
+ * loss 0.9e-4 to 1.9e-4, gradients 1.79e-2 (scalar path, hd 128) to 2.13e-2 (own path, hd 64; both
+ * in layer 0's o_proj), so the gradient bound keeps the 1.4x headroom of MixtralModelGpuTest's
+ * bounds (its 2e-2, first used here, failed on the own path at 2.13e-2: that was the bf16 floor of
+ * this model, not of attention). The own path against the scalar path on the same bf16 model, where
+ * only the attention kernels differ: 1.5e-2 on logits and gradients (measured 5.5e-3 and 8.4e-3 at
+ * hd 128). The two experts are both chosen for every token (top-2 of 2), so bf16 rounding cannot
+ * change a token's experts. A wrong mask or a wrong gradient term in attention shows as an error of
+ * order one.
  */
 @Tag("gpu")
 class MixtralAttentionPathsGpuTest {
@@ -116,15 +122,21 @@ class MixtralAttentionPathsGpuTest {
     return at;
   }
 
-  static void assertTracks(String what, Result got, Result want) {
-    double logits = Parity.assertClose(what + " logits", got.logits(), want.logits(), 3e-2);
-    Parity.assertScalar(what + " loss", got.loss(), want.loss(), 2e-3);
+  /** Prints the errors of got against want; returns a failure message, or null within tol. */
+  static String compare(String what, Result got, Result want, double tol) {
+    double logits = Parity.relError(got.logits(), want.logits());
+    double loss = Math.abs(got.loss() - want.loss()) / Math.abs(want.loss());
     double[] worst = new double[1];
     String at = worstGradient(got, want, worst);
     System.out.printf(
         "%s: logits %.2e, loss %.2e, worst gradient error against the global norm %.2e (%s)%n",
-        what, logits, Math.abs(got.loss() - want.loss()) / Math.abs(want.loss()), worst[0], at);
-    Assertions.assertTrue(worst[0] <= 2e-2, what + ": gradient error " + worst[0] + " at " + at);
+        what, logits, loss, worst[0], at);
+    if (!(logits <= tol && loss <= 2e-3 && worst[0] <= tol)) {
+      return String.format(
+          "%s: logits %.2e, gradient %.2e at %s (bound %.1e), loss %.2e (bound 2e-3)",
+          what, logits, worst[0], at, tol, loss);
+    }
+    return null;
   }
 
   @ParameterizedTest(name = "head dim {0}")
@@ -151,10 +163,15 @@ class MixtralAttentionPathsGpuTest {
         Assertions.assertTrue(
             ok, path + " path: " + own + " attention calls ran on the tensor-core kernels");
         System.out.println(gpu.attentionPlan(DType.BF16, headDim));
-        assertTracks("hd " + headDim + " " + path + " (bf16) vs cpu (f32)", r, cpu);
         paths.add(r);
       }
     }
-    assertTracks("hd " + headDim + " own vs scalar (bf16)", paths.get(0), paths.get(1));
+    List<String> failures = new ArrayList<>();
+    String p = "hd " + headDim + " ";
+    failures.add(compare(p + "own (bf16) vs cpu (f32)", paths.get(0), cpu, 3e-2));
+    failures.add(compare(p + "scalar (bf16) vs cpu (f32)", paths.get(1), cpu, 3e-2));
+    failures.add(compare(p + "own vs scalar (bf16)", paths.get(0), paths.get(1), 1.5e-2));
+    failures.removeIf(java.util.Objects::isNull);
+    Assertions.assertTrue(failures.isEmpty(), String.join("; ", failures));
   }
 }

@@ -141,8 +141,12 @@ final class LayerOps {
     };
   }
 
-  /** The default backward variant at head dim 64 and 128 (from the lab's timing table). */
-  private static final String[] FA2_BWD_DEFAULT = {"v1", "v1"};
+  /**
+   * The default backward variant at head dim 64 and 128, from the lab's timing table of 2026-12-02
+   * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v2 is
+   * within 1.3% of v1 at 2k and 4-6% slower at 4k and 8k.
+   */
+  private static final String[] FA2_BWD_DEFAULT = {"v4", "v1"};
 
   private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
 
