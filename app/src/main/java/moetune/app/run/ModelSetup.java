@@ -15,6 +15,7 @@ import moetune.datasets.ByteTokenizerFiles;
 import moetune.engine.backend.Backend;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.MixtralNames;
+import moetune.engine.model.ExpertShard;
 import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralConfig;
@@ -126,11 +127,25 @@ public record ModelSetup(
    */
   public MixtralModel build(
       Backend backend, DType activations, TrainOptions run, long seed, LoraConfig lora) {
+    return build(backend, activations, run, seed, lora, ExpertShard.ALL);
+  }
+
+  /**
+   * As above, holding only the experts of {@code shard} (expert parallel: each rank loads, trains
+   * and steps its own block of every layer's experts).
+   */
+  public MixtralModel build(
+      Backend backend,
+      DType activations,
+      TrainOptions run,
+      long seed,
+      LoraConfig lora,
+      ExpertShard shard) {
     MixtralConfig training = MixtralTrainable.trainingConfig(config, run.auxLossCoef());
     ModelOptions options =
         MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run).withLora(lora);
     if (freshWeights != null) {
-      return MixtralModel.create(training, grown(freshWeights), backend, options);
+      return MixtralModel.create(training, grown(freshWeights), backend, options, shard);
     }
     // The checkpoint stays open (its tensors are memory-mapped) until they are on the backend.
     try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(weightsDir)) {
@@ -138,7 +153,7 @@ public record ModelSetup(
       for (String name : ckpt.names()) {
         weights.put(name, ckpt.tensor(name));
       }
-      return MixtralModel.create(training, grown(weights), backend, options);
+      return MixtralModel.create(training, grown(weights), backend, options, shard);
     }
   }
 

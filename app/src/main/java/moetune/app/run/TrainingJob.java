@@ -99,6 +99,28 @@ public final class TrainingJob implements AutoCloseable {
   }
 
   /**
+   * Which experts this rank stores: its block when expert parallel (each rank holds, trains and
+   * steps E/N experts), all of them otherwise. The divisibility and LoRA checks are the model's
+   * one-line refusals, raised here before any weight is loaded.
+   */
+  private static moetune.engine.model.ExpertShard expertShard(
+      int expertParallel, Communicator comm, int experts, LoraConfig lora) {
+    if (expertParallel <= 1 || comm == null) {
+      return moetune.engine.model.ExpertShard.ALL;
+    }
+    if (lora != null && (lora.gateUp() || lora.down())) {
+      return moetune.engine.model.ExpertShard.ALL; // refused with one line by setExpertParallel
+    }
+    var shard = new moetune.engine.model.ExpertShard(comm.rank(), expertParallel);
+    try {
+      shard.perRank(experts);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(e.getMessage());
+    }
+    return shard;
+  }
+
+  /**
    * As above with the experts of every MoE layer split over the group ({@code expertParallel} > 1,
    * which must be the group's size): each rank still trains its own micro-batches, their routed
    * rows go to the experts' ranks by all-to-all, and the aux loss is the group's (see
@@ -214,7 +236,12 @@ public final class TrainingJob implements AutoCloseable {
       LoraConfig lora = cfg.lora();
       MixtralModel model =
           setup.build(
-              backend, Devices.precision(cfg.precision(), backend), options, cfg.seed(), lora);
+              backend,
+              Devices.precision(cfg.precision(), backend),
+              options,
+              cfg.seed(),
+              lora,
+              expertShard(expertParallel, comm, setup.config().numLocalExperts, lora));
       if (cfg.loraAdapter() != null && checkpoint == null) {
         LoraWeights.load(Path.of(cfg.loraAdapter()), model);
         log.accept("lora: continuing the adapter in " + cfg.loraAdapter());

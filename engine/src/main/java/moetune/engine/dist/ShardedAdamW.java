@@ -50,6 +50,10 @@ public final class ShardedAdamW implements Optimizer {
   private final Tensor m; // F32 (S) first moment of the shard
   private final Tensor v; // F32 (S) second moment of the shard
   private final Tensor staging; // F32 (padded last bucket) or null
+  private final long replicated; // flat elements [0, replicated) are ZeRO-partitioned
+  private final long own; // flat elements [replicated, P): this rank's experts, stepped here
+  private final Tensor ownM; // F32 (own) first moment of this rank's experts, or null
+  private final Tensor ownV; // F32 (own) second moment, or null
   private final Tensor sumSq; // F32 (1) global squared grad norm
   private AdamW.Settings settings;
   private int step;
@@ -69,7 +73,17 @@ public final class ShardedAdamW implements Optimizer {
     this.be = params.masterFlat().backend();
     this.comm = comm;
     this.settings = settings;
-    this.part = new ZeroPartition(params.count(), comm.size(), comm.rank(), chunk);
+    this.replicated = params.replicatedCount();
+    this.own = params.count() - replicated;
+    if (own > 0 && params.expertShard().ranks() != comm.size()) {
+      throw new IllegalArgumentException(
+          "the model's experts are split over "
+              + params.expertShard().ranks()
+              + " ranks but the data-parallel group has "
+              + comm.size()
+              + "; expert parallel needs --expert-parallel equal to the number of ranks");
+    }
+    this.part = new ZeroPartition(replicated, comm.size(), comm.rank(), chunk);
     List<Run> r = new ArrayList<>();
     for (Parameters.Slice s : params.trainableSlices()) {
       boolean d = decay.test(s);
@@ -87,6 +101,8 @@ public final class ShardedAdamW implements Optimizer {
     this.v = be.zeros(DType.F32, n);
     long st = part.stagingSize();
     this.staging = st == 0 ? null : be.zeros(DType.F32, st);
+    this.ownM = own == 0 ? null : be.zeros(DType.F32, own);
+    this.ownV = own == 0 ? null : be.zeros(DType.F32, own);
     this.sumSq = be.zeros(DType.F32, 1);
     this.buckets = part.buckets();
     this.bucketReady = new long[buckets.size()];
@@ -158,11 +174,34 @@ public final class ShardedAdamW implements Optimizer {
   @Override
   public void step(float lr) {
     reduce();
+    Tensor ownGrad = own == 0 ? null : params.gradFlat().view(replicated, own);
     if (settings.maxGradNorm() > 0) {
       be.clipByNorm(g, sumSq, settings.maxGradNorm());
+      if (ownGrad != null) {
+        be.clipByNorm(ownGrad, sumSq, settings.maxGradNorm());
+      }
     }
     step++;
     Tensor master = params.masterFlat();
+    for (Run r : runs) { // this rank's own experts: no other rank has their gradients or state
+      long a = Math.max(replicated, r.offset()), e = r.offset() + r.numel();
+      if (a >= e) {
+        continue;
+      }
+      long at = a - replicated;
+      be.adamwStep(
+          master.view(a, e - a),
+          ownGrad.view(at, e - a),
+          ownM.view(at, e - a),
+          ownV.view(at, e - a),
+          lr,
+          settings.beta1(),
+          settings.beta2(),
+          settings.eps(),
+          r.decay() ? settings.weightDecay() : 0f,
+          step,
+          null);
+    }
     for (ZeroPartition.Bucket b : part.buckets()) {
       long own0 = b.ownStart(), own1 = b.ownStart() + b.ownLength();
       for (Run r : runs) {
@@ -219,6 +258,9 @@ public final class ShardedAdamW implements Optimizer {
     }
     be.fill(sumSq, 0f);
     be.sumSquares(g, sumSq); // padding is zero: it adds nothing
+    if (own > 0) {
+      be.sumSquares(params.gradFlat().view(replicated, own), sumSq); // this rank's experts
+    }
     comm.allReduceSum(sumSq);
     reduced = true;
   }
@@ -276,10 +318,44 @@ public final class ShardedAdamW implements Optimizer {
    */
   @Override
   public Map<String, HostTensor> stateToHost() {
+    Map<String, HostTensor> out;
     try (Tensor fm = gatherMoment(m);
         Tensor fv = gatherMoment(v)) {
-      return AdamW.momentsToHost(be, params, fm, fv);
+      out = AdamW.momentsToHost(be, params, fm, fv);
     }
+    if (own == 0) {
+      return out;
+    }
+    // every rank's experts, gathered expert by expert (in the one-device names and order)
+    Map<String, HostTensor> experts = new java.util.LinkedHashMap<>();
+    boolean keep = comm.rank() == 0;
+    for (Parameters.Slice fused : params.expertSlices()) {
+      if (fused.frozen()) {
+        continue;
+      }
+      long at = fused.offset() - replicated;
+      for (boolean first : new boolean[] {true, false}) {
+        Tensor local = (first ? ownM : ownV).view(at, fused.shape());
+        String kind = first ? "exp_avg." : "exp_avg_sq.";
+        moetune.engine.model.MixtralModel.gatherExpertBlocks(comm, params, fused, local, keep)
+            .forEach((name, t) -> experts.put(kind + name, t));
+      }
+    }
+    if (!keep) {
+      return out;
+    }
+    Map<String, HostTensor> ordered = new java.util.LinkedHashMap<>();
+    for (String name : params.trainableNames()) {
+      for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
+        HostTensor t =
+            out.containsKey(kind + name) ? out.get(kind + name) : experts.get(kind + name);
+        if (t == null) {
+          throw new IllegalStateException("no gathered moment for " + kind + name);
+        }
+        ordered.put(kind + name, t);
+      }
+    }
+    return ordered;
   }
 
   /**
@@ -292,7 +368,15 @@ public final class ShardedAdamW implements Optimizer {
         params,
         state,
         stepCount,
-        (first, slice, t) -> scatterIntoShard(t.to(DType.F32), slice.offset(), first ? m : v));
+        (first, slice, t) -> {
+          if (slice.offset() >= replicated) { // one of this rank's experts: whole here
+            be.copyFromHost(
+                t.to(DType.F32),
+                (first ? ownM : ownV).view(slice.offset() - replicated, slice.numel()));
+          } else {
+            scatterIntoShard(t.to(DType.F32), slice.offset(), first ? m : v);
+          }
+        });
     this.step = stepCount;
   }
 
@@ -323,5 +407,9 @@ public final class ShardedAdamW implements Optimizer {
       staging.close();
     }
     sumSq.close();
+    if (ownM != null) {
+      ownM.close();
+      ownV.close();
+    }
   }
 }

@@ -27,11 +27,11 @@ import moetune.engine.tensor.Tensor;
  * experts only), combine, and the scatter-add of the K rows of each token into dX. Shape letters: N
  * tokens, D hidden, K experts per token, M = N*K, R rows this rank's experts receive.
  *
- * <p>Weights stay whole on every rank (only the owner's experts are read and get gradients; the
- * others' gradients stay 0, so the data-parallel sum of gradients is the full gradient): the
- * computation and the exchange of expert parallelism, not yet its memory saving. Two host round
- * trips per layer and pass (the routing counts, and the unsort permutation): fine on the CPU, a
- * sync per layer on a GPU.
+ * <p>The weights are either whole on every rank (only the owner's experts are read and get
+ * gradients; the others' gradients stay 0, so the data-parallel sum of gradients is the full
+ * gradient) or split ({@link ExpertShard}: each rank stores, trains and steps its own experts only,
+ * the memory saving of expert parallelism; the same bits). Two host round trips per layer and pass
+ * (the routing counts, and the unsort permutation): fine on the CPU, a sync per layer on a GPU.
  */
 final class ExpertParallelMoe {
   private final Backend be;
@@ -40,9 +40,18 @@ final class ExpertParallelMoe {
   private final int topK; // K
   private final MoeMlp local; // the views of this rank's experts
 
+  /**
+   * gateUp (E, 2F, D) and down (E, D, F) with their gradients: every expert (this rank reads its
+   * block) or, with the experts split ({@link ExpertShard}), this rank's E/N experts only.
+   */
   ExpertParallelMoe(
-      Communicator comm, Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad, int topK) {
-    int e = (int) gateUp.dim(0);
+      Communicator comm,
+      int e,
+      Tensor gateUp,
+      Tensor down,
+      Tensor gateUpGrad,
+      Tensor downGrad,
+      int topK) {
     int n = comm.size();
     if (e % n != 0) {
       throw new IllegalArgumentException(
@@ -58,7 +67,7 @@ final class ExpertParallelMoe {
     this.experts = e;
     this.topK = topK;
     int el = e / n;
-    long e0 = (long) comm.rank() * el;
+    long e0 = gateUp.dim(0) == e ? (long) comm.rank() * el : 0; // whole, or this rank's block
     this.local =
         new MoeMlp(
             expertBlock(gateUp, e0, el),

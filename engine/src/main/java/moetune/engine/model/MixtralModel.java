@@ -171,6 +171,21 @@ public final class MixtralModel implements AutoCloseable {
       Map<String, HostTensor> weights,
       Backend backend,
       ModelOptions options) {
+    return create(config, weights, backend, options, ExpertShard.ALL);
+  }
+
+  /**
+   * As above, storing only the experts of {@code shard} (expert parallel: each rank holds, trains
+   * and steps E/ranks experts of every layer; {@link #setExpertParallel} must then be given the
+   * group). The other ranks' experts among {@code weights} are skipped; a fused expert tensor of
+   * all E experts contributes this rank's block.
+   */
+  public static MixtralModel create(
+      MixtralConfig config,
+      Map<String, HostTensor> weights,
+      Backend backend,
+      ModelOptions options,
+      ExpertShard shard) {
     for (DType t : new DType[] {options.activations(), options.residual()}) {
       if (!backend.supports(t)) {
         throw new IllegalArgumentException(
@@ -183,7 +198,7 @@ public final class MixtralModel implements AutoCloseable {
     }
     Parameters p =
         Parameters.allocate(
-            backend, config, options.activations(), options.frozen(), options.lora());
+            backend, config, options.activations(), options.frozen(), options.lora(), shard);
     try {
       Map<String, Long> covered = new LinkedHashMap<>();
       for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
@@ -197,8 +212,12 @@ public final class MixtralModel implements AutoCloseable {
                   + "' is a LoRA adapter tensor among the base weights; load adapters with"
                   + " loadAdapter()");
         }
+        if (!p.holds(w.getKey())) {
+          continue; // another expert-parallel rank's expert
+        }
         Parameters.Slice s = p.resolve(w.getKey());
-        if (w.getValue().numel() != s.numel()) {
+        HostTensor value = p.localPart(w.getKey(), w.getValue());
+        if (value.numel() != s.numel()) {
           throw new IllegalArgumentException(
               "tensor '"
                   + w.getKey()
@@ -207,7 +226,7 @@ public final class MixtralModel implements AutoCloseable {
                   + ", the config needs "
                   + java.util.Arrays.toString(s.shape()));
         }
-        p.set(s, w.getValue());
+        p.set(s, value);
         covered.merge(owner(p, s), s.numel(), Long::sum);
       }
       List<String> missing = new ArrayList<>();
@@ -584,10 +603,87 @@ public final class MixtralModel implements AutoCloseable {
    * null: back to all experts on this process.
    */
   public void setExpertParallel(Communicator comm) {
+    ExpertShard shard = params.expertShard();
+    if (shard.split()
+        && (comm == null || comm.size() != shard.ranks() || comm.rank() != shard.rank())) {
+      throw new IllegalArgumentException(
+          "this model holds the experts of rank "
+              + shard.rank()
+              + " of "
+              + shard.ranks()
+              + "; expert parallel needs that group, not "
+              + (comm == null ? "none" : "rank " + comm.rank() + " of " + comm.size()));
+    }
     for (DecoderLayer layer : layers) {
       layer.expertParallel(comm);
     }
     this.expertParallel = comm == null || comm.size() == 1 ? null : comm;
+  }
+
+  /** The expert-parallel group, or null when every expert runs on this process. */
+  public Communicator expertParallel() {
+    return expertParallel;
+  }
+
+  /**
+   * Every expert of every layer by hub name (float32), gathered from the ranks that hold them: what
+   * a checkpoint in the one-device format needs when the experts are split ({@link ExpertShard}). A
+   * collective over the expert-parallel group: every rank calls it, in the same order as the
+   * others; only where {@code keep} are the tensors downloaded (rank 0, which writes them), the
+   * others return an empty map. Unsplit: every expert from this process, no communication.
+   */
+  public Map<String, HostTensor> gatherExperts(boolean keep) {
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    if (!params.expertShard().split()) {
+      return out;
+    }
+    for (Parameters.Slice fused : params.expertSlices()) {
+      out.putAll(gatherExpertBlocks(expertParallel, params, fused, params.value(fused), keep));
+    }
+    return out;
+  }
+
+  /**
+   * One fused expert tensor of a split model gathered expert by expert: {@code local} (E/N, O, I)
+   * is this rank's block of it (weights or an optimizer moment, any float dtype); returns every
+   * expert's hub tensors (float32) where keep. Transient device memory: N experts of one tensor.
+   */
+  public static Map<String, HostTensor> gatherExpertBlocks(
+      Communicator comm, Parameters params, Parameters.Slice fused, Tensor local, boolean keep) {
+    Backend be = local.backend();
+    int n = comm.size();
+    int el = (int) fused.shape()[0];
+    long per = fused.numel() / el;
+    HostTensor[][] parts = new HostTensor[el * n][];
+    try (Tensor mine = be.empty(DType.F32, per);
+        Tensor all = be.empty(DType.F32, per * n)) {
+      for (int i = 0; i < el; i++) {
+        be.copy(local.view(i * per, per), mine);
+        comm.allGather(mine, all);
+        if (!keep) {
+          continue;
+        }
+        for (int j = 0; j < n; j++) {
+          int e = j * el + i;
+          List<Parameters.Slice> hub = params.hubPartsOfExpert(fused, e);
+          parts[e] = new HostTensor[hub.size()];
+          for (int h = 0; h < hub.size(); h++) {
+            Parameters.Slice part = hub.get(h);
+            parts[e][h] = be.download(all.view(j * per + part.offset(), part.shape()));
+          }
+        }
+      }
+    }
+    Map<String, HostTensor> out = new LinkedHashMap<>();
+    if (keep) {
+      for (int e = 0; e < el * n; e++) {
+        List<Parameters.Slice> hub = params.hubPartsOfExpert(fused, e);
+        for (int h = 0; h < hub.size(); h++) {
+          out.put(hub.get(h).name(), parts[e][h]);
+        }
+      }
+    }
+    return out;
   }
 
   /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */

@@ -83,6 +83,8 @@ public final class Parameters implements AutoCloseable {
   private final Tensor grad; // F32 (P)
   private final Tensor work; // working dtype (P); == master in float32 mode
   private final Tensor frozen; // working dtype (Pf), or null when nothing is frozen
+  private final ExpertShard shard; // which experts this process holds
+  private final long replicated; // trainable elements before this rank's own experts
 
   private Parameters(
       MixtralConfig config,
@@ -91,7 +93,9 @@ public final class Parameters implements AutoCloseable {
       Tensor master,
       Tensor grad,
       Tensor work,
-      Tensor frozen) {
+      Tensor frozen,
+      ExpertShard shard,
+      long replicated) {
     this.config = config;
     this.lora = lora;
     this.slices = List.copyOf(slices);
@@ -113,6 +117,8 @@ public final class Parameters implements AutoCloseable {
     this.grad = grad;
     this.work = work;
     this.frozen = frozen;
+    this.shard = shard;
+    this.replicated = replicated;
   }
 
   /** Allocates zeroed buffers for the config's parameters, all trainable, without adapters. */
@@ -131,11 +137,29 @@ public final class Parameters implements AutoCloseable {
       DType workDtype,
       Predicate<String> isFrozen,
       LoraConfig lora) {
+    return allocate(backend, c, workDtype, isFrozen, lora, ExpertShard.ALL);
+  }
+
+  /**
+   * As above, holding only the experts of {@code shard} (expert parallel): the fused expert tensors
+   * are (E/ranks, 2F, D) and (E/ranks, D, F), this rank's block. Split, the trainable expert
+   * tensors go last in the flat buffers, after every replicated parameter ({@link
+   * #replicatedCount}), so that data parallel's ZeRO partition covers the replicated part and each
+   * rank steps its own experts.
+   */
+  static Parameters allocate(
+      Backend backend,
+      MixtralConfig c,
+      DType workDtype,
+      Predicate<String> isFrozen,
+      LoraConfig lora,
+      ExpertShard shard) {
     List<long[]> shapes = new ArrayList<>();
     List<String> names = new ArrayList<>();
     long d = c.hiddenSize;
     long hd = c.headDim();
     long e = c.numLocalExperts;
+    long el = shard.perRank(c.numLocalExperts);
     long f = c.intermediateSize;
     names.add("model.embed_tokens.weight");
     shapes.add(new long[] {c.vocabSize, d});
@@ -152,9 +176,9 @@ public final class Parameters implements AutoCloseable {
       names.add(p + "mlp.gate.weight");
       shapes.add(new long[] {e, d});
       names.add(p + "mlp.experts.gate_up_proj");
-      shapes.add(new long[] {e, 2 * f, d});
+      shapes.add(new long[] {el, 2 * f, d});
       names.add(p + "mlp.experts.down_proj");
-      shapes.add(new long[] {e, d, f});
+      shapes.add(new long[] {el, d, f});
     }
     if (!c.tieWordEmbeddings) {
       names.add("lm_head.weight");
@@ -176,6 +200,7 @@ public final class Parameters implements AutoCloseable {
     List<Slice> slices = new ArrayList<>();
     long offset = 0;
     long frozenOffset = 0;
+    List<Integer> own = new ArrayList<>(); // split: this rank's trainable experts, placed last
     for (int i = 0; i < names.size(); i++) {
       boolean adapter = i >= baseMatrices && i < loraEnd;
       boolean frozen = !adapter && (lora != null || isFrozen.test(names.get(i)));
@@ -183,16 +208,115 @@ public final class Parameters implements AutoCloseable {
       if (frozen) {
         slices.add(new Slice(names.get(i), shapes.get(i), frozenOffset, true));
         frozenOffset += n;
+      } else if (shard.split() && isExpertTensor(names.get(i))) {
+        own.add(i);
+        slices.add(null); // placed below
       } else {
         slices.add(new Slice(names.get(i), shapes.get(i), offset, false));
         offset += n;
       }
     }
+    long replicated = offset;
+    for (int i : own) {
+      slices.set(i, new Slice(names.get(i), shapes.get(i), offset, false));
+      offset += HostTensor.numel(shapes.get(i));
+    }
     Tensor master = backend.zeros(DType.F32, offset);
     Tensor grad = backend.zeros(DType.F32, offset);
     Tensor work = workDtype == DType.F32 ? master : backend.zeros(workDtype, offset);
     Tensor frozen = frozenOffset == 0 ? null : backend.zeros(workDtype, frozenOffset);
-    return new Parameters(c, lora, slices, master, grad, work, frozen);
+    return new Parameters(c, lora, slices, master, grad, work, frozen, shard, replicated);
+  }
+
+  /** Whether a fused name is a layer's expert tensor (gate_up_proj or down_proj). */
+  static boolean isExpertTensor(String fusedName) {
+    return fusedName.endsWith(".mlp.experts.gate_up_proj")
+        || fusedName.endsWith(".mlp.experts.down_proj");
+  }
+
+  /** Which experts this process holds. */
+  public ExpertShard expertShard() {
+    return shard;
+  }
+
+  /**
+   * The trainable elements every rank holds alike: the flat buffers' elements [0,
+   * replicatedCount()); the rest, [replicatedCount(), count()), are this rank's own experts (none
+   * unless the experts are split).
+   */
+  public long replicatedCount() {
+    return replicated;
+  }
+
+  /**
+   * Whether a checkpoint name (hub, fused or adapter) is held here: false only for another rank's
+   * expert ({@code block_sparse_moe.experts.E.wN.weight} with E outside this rank's block).
+   */
+  public boolean holds(String hfName) {
+    Matcher m = HUB_EXPERT.matcher(hfName);
+    return !m.matches()
+        || !shard.split()
+        || shard.holds(Integer.parseInt(m.group(2)), config.numLocalExperts);
+  }
+
+  /**
+   * The part of a checkpoint tensor this process stores: the tensor itself, or, for a fused expert
+   * tensor of all E experts while the experts are split, this rank's block of it (a copy).
+   */
+  public HostTensor localPart(String hfName, HostTensor value) {
+    if (!shard.split() || !isExpertTensor(hfName) || !byName.containsKey(hfName)) {
+      return value;
+    }
+    Slice s = byName.get(hfName);
+    long all = s.numel() * shard.ranks();
+    if (value.numel() != all) {
+      return value; // the caller names the shape mismatch
+    }
+    long bytes = s.numel() * value.dtype().bytes();
+    java.nio.ByteBuffer src = value.bytes().duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    src.position((int) (shard.rank() * bytes)).limit((int) ((shard.rank() + 1) * bytes));
+    java.nio.ByteBuffer out =
+        java.nio.ByteBuffer.allocate((int) bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    out.put(src).flip();
+    return new HostTensor(value.dtype(), s.shape(), out);
+  }
+
+  /**
+   * The fused expert tensors (trainable or frozen), layer by layer, gate_up_proj then down_proj.
+   */
+  public List<Slice> expertSlices() {
+    List<Slice> out = new ArrayList<>();
+    for (Slice s : slices) {
+      if (isExpertTensor(s.name())) {
+        out.add(s);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The hub names of every expert of a fused expert tensor (all E, whichever rank holds them) with
+   * the element offset of each inside one expert's (O, I) block and its shape, in {@link #hubNames}
+   * order: w1 then w3 per expert for gate_up_proj, w2 for down_proj.
+   */
+  public List<Slice> hubPartsOfExpert(Slice fused, int expert) {
+    String n = fused.name();
+    long d = config.hiddenSize;
+    long f = config.intermediateSize;
+    if (n.endsWith(".mlp.experts.gate_up_proj")) {
+      String p = n.substring(0, n.length() - ".mlp.experts.gate_up_proj".length());
+      String b = p + ".block_sparse_moe.experts." + expert + ".";
+      return List.of(
+          new Slice(b + "w1.weight", new long[] {f, d}, 0, fused.frozen()),
+          new Slice(b + "w3.weight", new long[] {f, d}, f * d, fused.frozen()));
+    }
+    String p = n.substring(0, n.length() - ".mlp.experts.down_proj".length());
+    return List.of(
+        new Slice(
+            p + ".block_sparse_moe.experts." + expert + ".w2.weight",
+            new long[] {d, f},
+            0,
+            fused.frozen()));
   }
 
   /** The adapters' tensors by moetune name with their shapes, in layout order. */
@@ -383,6 +507,16 @@ public final class Parameters implements AutoCloseable {
                 + config.numLocalExperts
                 + " experts");
       }
+      if (!shard.holds(e, config.numLocalExperts)) {
+        throw new IllegalArgumentException(
+            "'"
+                + hfName
+                + "' is held by expert-parallel rank "
+                + e / shard.perRank(config.numLocalExperts)
+                + ", not by rank "
+                + shard.rank());
+      }
+      e -= shard.first(config.numLocalExperts);
       long d = config.hiddenSize;
       long f = config.intermediateSize;
       String p = "model.layers." + layer + ".mlp.experts.";

@@ -31,6 +31,7 @@ final class SparseMoeBlock {
   private final float jitter;
   private final boolean expertLora;
   private ExpertParallelMoe ep; // null: every expert on this rank
+  private final int experts; // E, the model's (this rank may hold a block of them)
 
   SparseMoeBlock(Parameters p, String prefix, MixtralConfig c) {
     this.be = p.masterFlat().backend();
@@ -46,6 +47,7 @@ final class SparseMoeBlock {
             expertLora(p, gu),
             expertLora(p, dn));
     this.topK = c.numExpertsPerTok;
+    this.experts = c.numLocalExperts;
     this.jitter = (float) c.routerJitterNoise;
     this.expertLora = expertLora(p, gu) != null || expertLora(p, dn) != null;
   }
@@ -64,7 +66,7 @@ final class SparseMoeBlock {
         comm == null || comm.size() == 1
             ? null
             : new ExpertParallelMoe(
-                comm, mlp.gateUp(), mlp.down(), mlp.gateUpGrad(), mlp.downGrad(), topK);
+                comm, experts, mlp.gateUp(), mlp.down(), mlp.gateUpGrad(), mlp.downGrad(), topK);
   }
 
   /** The adapter of a fused expert weight, or null when it has none. */
@@ -157,6 +159,14 @@ final class SparseMoeBlock {
     if (ep != null) {
       ExpertParallelMoe.Forward f = ep.forward(x, topW, topIdx);
       return new Saved(x, noise != null, noise, probs, topIdx, topW, null, f, routerLora);
+    }
+    if (mlp.gateUp().dim(0) != experts) {
+      throw new IllegalStateException(
+          "this model holds "
+              + mlp.gateUp().dim(0)
+              + " of "
+              + experts
+              + " experts (split for expert parallel); call setExpertParallel with its group");
     }
     MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
     return new Saved(x, noise != null, noise, probs, topIdx, topW, experts, null, routerLora);

@@ -73,6 +73,10 @@ public final class AdamW implements Optimizer {
   private int step;
 
   public AdamW(Parameters params, Settings settings, Predicate<Parameters.Slice> decay) {
+    if (params.expertShard().split()) {
+      throw new IllegalArgumentException(
+          "the model's experts are split over ranks (expert parallel): use the sharded optimizer");
+    }
     this.params = params;
     this.be = params.masterFlat().backend();
     this.settings = settings;
@@ -208,7 +212,13 @@ public final class AdamW implements Optimizer {
       Backend be, Parameters params, Tensor m, Tensor v) {
     Map<String, HostTensor> out = new LinkedHashMap<>();
     for (String name : params.trainableNames()) {
+      if (!params.holds(name)) {
+        continue; // another expert-parallel rank's expert: the sharded optimizer gathers it
+      }
       Parameters.Slice s = params.resolve(name);
+      if (s.offset() >= params.replicatedCount()) {
+        continue; // this rank's own expert: likewise
+      }
       out.put("exp_avg." + name, be.download(Parameters.view(m, s)));
       out.put("exp_avg_sq." + name, be.download(Parameters.view(v, s)));
     }
@@ -231,10 +241,10 @@ public final class AdamW implements Optimizer {
       Parameters params, Map<String, HostTensor> state, int stepCount, MomentSink sink) {
     List<String> missing = new ArrayList<>();
     for (String name : params.trainableNames()) {
-      Parameters.Slice s = params.resolve(name);
+      long numel = params.holds(name) ? params.resolve(name).numel() : -1;
       for (String kind : new String[] {"exp_avg.", "exp_avg_sq."}) {
         HostTensor t = state.get(kind + name);
-        if (t == null || t.numel() != s.numel()) {
+        if (t == null || (numel >= 0 && t.numel() != numel)) {
           missing.add(kind + name);
         }
       }
@@ -250,6 +260,9 @@ public final class AdamW implements Optimizer {
       throw new IllegalArgumentException("optimizer step count " + stepCount + " is negative");
     }
     for (String name : params.trainableNames()) {
+      if (!params.holds(name)) {
+        continue; // another expert-parallel rank's expert
+      }
       Parameters.Slice s = params.resolve(name);
       sink.accept(true, s, state.get("exp_avg." + name));
       sink.accept(false, s, state.get("exp_avg_sq." + name));

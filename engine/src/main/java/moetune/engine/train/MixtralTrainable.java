@@ -347,6 +347,7 @@ public final class MixtralTrainable implements TrainableModel {
       return;
     }
     Map<String, HostTensor> optimizerState = adamw.stateToHost(); // a collective: first
+    Map<String, HostTensor> experts = model.gatherExperts(true); // a collective when split
     boolean lora = model.parameters().lora() != null;
     if (lora && baseDir != null) {
       // adapters only: the base is frozen and already on disk
@@ -360,7 +361,7 @@ public final class MixtralTrainable implements TrainableModel {
           dir,
           savedConfig,
           generation,
-          model::parameter,
+          name -> experts.containsKey(name) ? experts.get(name) : model.parameter(name),
           DType.F32,
           SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
           tokenizerFiles);
@@ -384,6 +385,7 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void joinSave() {
     adamw.stateToHost(); // the gather of the sharded moments; rank 0 writes them
+    model.gatherExperts(false); // expert parallel: this rank's experts to rank 0
   }
 
   @Override
@@ -392,8 +394,9 @@ public final class MixtralTrainable implements TrainableModel {
     if (params.lora() == null || LoraWeights.hasWeights(dir)) {
       try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
         for (String name : ckpt.names()) {
-          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
-            params.set(params.resolve(name), ckpt.tensor(name));
+          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))
+              && params.holds(name)) { // expert parallel: this rank's experts only
+            params.set(params.resolve(name), params.localPart(name, ckpt.tensor(name)));
           }
         }
       }
