@@ -246,7 +246,7 @@ public final class TrainingJob implements AutoCloseable {
         LoraWeights.load(Path.of(cfg.loraAdapter()), model);
         log.accept("lora: continuing the adapter in " + cfg.loraAdapter());
       }
-      log.accept(MemoryPlan.of(model).describe());
+      log.accept(MemoryPlan.of(model, comm == null ? 1 : comm.size()).describe());
       MixtralTrainable trainable =
           new MixtralTrainable(
                   model, setup.config(), setup.generation(), tokenizerFiles, options, comm)

@@ -277,6 +277,11 @@ class MultiRankTrainTest {
     assertEquals(0, p.waitFor(300), p.output());
     assertTrue(
         p.output().contains("expert parallel: experts 0..1 of each layer on rank 0"), p.output());
+    assertTrue(
+        p.output().contains("memory plan per rank: ")
+            && p.output().contains(" of them this rank's experts")
+            && p.output().contains("(1/2 of the replicated ones, ZeRO-1, and this rank's experts)"),
+        p.output());
     assertClose(
         records(one.resolve("metrics.jsonl"), "step", "loss"),
         records(ep.resolve("metrics.jsonl"), "step", "loss"),

@@ -259,7 +259,7 @@ public final class StepBench {
             MixtralTrainable.trainingOptions(new ModelOptions(s.activations(), s.seed()), o));
     try (MixtralTrainable trainable =
         new MixtralTrainable(model, config, null, List.of(), o, comm)) {
-      MemoryPlan plan = MemoryPlan.of(model);
+      MemoryPlan plan = MemoryPlan.of(model, ranks);
       log.println(plan.describe());
       List<TokenBatch> batches = randomBatches(config.vocabSize, s, 4, s.seed() + 7919L * rank);
       double loss = 0;

@@ -17,16 +17,33 @@ import moetune.engine.tensor.DType;
  *
  * Activations come on top (they depend on the batch); the backend reports the real peak.
  *
- * @param trainable P, trainable elements (LoRA adapters, or every unfrozen weight)
- * @param frozen Pf, frozen elements
+ * <p>On several ranks the plan is one rank's: with data parallel (ZeRO-1) each rank keeps the
+ * moments of 1/N of the replicated trainable parameters; with the experts split (expert parallel)
+ * each rank holds only its E/N experts (their master, gradient, moments; frozen ones likewise).
+ *
+ * @param trainable P, trainable elements this rank holds (LoRA adapters, or every unfrozen weight)
+ * @param frozen Pf, frozen elements this rank holds
  * @param work the working dtype
+ * @param replicated of the trainable ones, those every rank holds (the rest: this rank's experts)
+ * @param ranks the data-parallel ranks sharing the replicated moments (1: one device)
  */
-public record MemoryPlan(long trainable, long frozen, DType work) {
+public record MemoryPlan(long trainable, long frozen, DType work, long replicated, int ranks) {
 
-  /** The plan of a built model. */
+  /** One device: every trainable parameter replicated, nothing sharded. */
+  public MemoryPlan(long trainable, long frozen, DType work) {
+    this(trainable, frozen, work, trainable, 1);
+  }
+
+  /** The plan of a built model on one device. */
   public static MemoryPlan of(MixtralModel m) {
+    return of(m, 1);
+  }
+
+  /** The plan of a built model as one of {@code ranks} data-parallel ranks (ZeRO-1). */
+  public static MemoryPlan of(MixtralModel m, int ranks) {
     Parameters p = m.parameters();
-    return new MemoryPlan(p.count(), p.frozenCount(), m.options().activations());
+    return new MemoryPlan(
+        p.count(), p.frozenCount(), m.options().activations(), p.replicatedCount(), ranks);
   }
 
   /** Bytes per trainable element: master, gradient, two moments, and the working copy if any. */
@@ -34,8 +51,18 @@ public record MemoryPlan(long trainable, long frozen, DType work) {
     return 16 + (work == DType.F32 ? 0 : work.bytes());
   }
 
+  /** Bytes per trainable element without the moments: master, gradient, working copy. */
+  long bytesPerWeight() {
+    return bytesPerTrainable() - 8;
+  }
+
+  /** The elements whose moments this rank keeps: its ZeRO shard and its own experts. */
+  public long momentElements() {
+    return (replicated + ranks - 1) / ranks + (trainable - replicated);
+  }
+
   public long trainableBytes() {
-    return trainable * bytesPerTrainable();
+    return trainable * bytesPerWeight() + momentElements() * 8;
   }
 
   public long frozenBytes() {
@@ -48,6 +75,28 @@ public record MemoryPlan(long trainable, long frozen, DType work) {
 
   /** One line for the run's log. */
   public String describe() {
+    if (ranks > 1 || replicated != trainable) {
+      return String.format(
+          Locale.ROOT,
+          "memory plan per rank: %s trainable parameters held (%s of them this rank's experts)"
+              + " x %d B = %s (fp32 master, grad%s); AdamW m+v of %s (1/%d of the replicated"
+              + " ones, ZeRO-1%s) x 8 B = %s; %s frozen x %d B = %s (stored once, %s);"
+              + " %s before activations",
+          count(trainable),
+          count(trainable - replicated),
+          bytesPerWeight(),
+          human(trainable * bytesPerWeight()),
+          work == DType.F32 ? "" : ", " + work + " copy",
+          count(momentElements()),
+          ranks,
+          trainable == replicated ? "" : ", and this rank's experts",
+          human(momentElements() * 8),
+          count(frozen),
+          work.bytes(),
+          human(frozenBytes()),
+          work,
+          human(totalBytes()));
+    }
     return String.format(
         Locale.ROOT,
         "memory plan: %s trainable parameters x %d B = %s (fp32 master, grad, AdamW m+v%s);"

@@ -218,6 +218,41 @@ class ExpertShardTrainTest {
     }
   }
 
+  /** The plan printed at the start of a run counts this rank's experts and its ZeRO shard. */
+  @Test
+  void theMemoryPlanIsPerRank() {
+    MixtralConfig cfg = TinyMixtral.config(0.02);
+    try (CpuBackend cpu = new CpuBackend(1);
+        MixtralModel whole =
+            MixtralModel.create(cfg, FreshModel.weights(cfg, 5), cpu, ModelOptions.defaults());
+        MixtralModel split =
+            MixtralModel.create(
+                cfg,
+                FreshModel.weights(cfg, 5),
+                cpu,
+                ModelOptions.defaults(),
+                new ExpertShard(1, 2))) {
+      long experts = 2L * 4 * 3 * 24 * 16; // 2 layers of 4 experts of 3 (24 x 16) matrices
+      MemoryPlan one = MemoryPlan.of(whole);
+      MemoryPlan dp = MemoryPlan.of(whole, 2);
+      MemoryPlan ep = MemoryPlan.of(split, 2);
+      assertEquals(one.trainable() * 16, one.totalBytes(), "one device: 16 B per parameter");
+      assertEquals(one.trainable() * 8 + (one.trainable() + 1) / 2 * 8, dp.totalBytes(), "ZeRO-1");
+      assertEquals(one.trainable() - experts / 2, ep.trainable(), "half the experts");
+      assertEquals(experts / 2, ep.trainable() - ep.replicated());
+      long rep = one.trainable() - experts;
+      assertEquals(
+          ep.trainable() * 8 + ((rep + 1) / 2 + experts / 2) * 8,
+          ep.totalBytes(),
+          "weights and grads of what the rank holds, moments of its shard and experts");
+      assertTrue(
+          ep.describe().startsWith("memory plan per rank: ")
+              && ep.describe().contains(" of them this rank's experts"),
+          ep.describe());
+      assertTrue(one.describe().startsWith("memory plan: "), one.describe());
+    }
+  }
+
   @Test
   void aSplitModelNeedsItsGroup() {
     IllegalArgumentException e =
