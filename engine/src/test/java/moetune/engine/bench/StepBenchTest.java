@@ -145,7 +145,12 @@ class StepBenchTest {
         new StepBench.Row("tf eager", 1, 200, 199, 201, 30000, 90, 40L << 30, -1, 10.4);
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
     StepBenchReport.printRows(
-        new PrintStream(buf, true, StandardCharsets.UTF_8), c, s, "cuda", ours, List.of(slow, fast));
+        new PrintStream(buf, true, StandardCharsets.UTF_8),
+        c,
+        s,
+        "cuda",
+        ours,
+        List.of(slow, fast));
     String out = buf.toString(StandardCharsets.UTF_8);
     assertTrue(out.contains("moetune / tf grouped_mm: 4.00x the tokens/s, 0.75x"), out);
     assertTrue(out.contains("moetune / tf eager: 2.00x the tokens/s"), out);

@@ -31,23 +31,23 @@ class CudaLayerOpsTest {
     int v = 1000;
     // d 100: the scalar kernel; d 1024: the 16-byte vector path
     for (int d : new int[] {100, 1024})
-    for (long n : TOKENS) {
-      int[] ids = new int[(int) n];
-      for (int i = 0; i < n; i++)
-        ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
-      try (Pair id = ints(ids, n);
-          Pair table = randn(dt, 1, v, d);
-          Pair out = poisoned(dt, n, d);
-          Pair dOut = randn(dt, 1, n, d);
-          Pair dTable = randn(DType.F32, 1, v, d)) {
-        cpu().embeddingForward(id.c(), table.c(), out.c());
-        gpu().embeddingForward(id.g(), table.g(), out.g());
-        check("embeddingForward " + dt + " N=" + n + " D=" + d, out, tol(dt));
-        cpu().embeddingBackward(id.c(), dOut.c(), dTable.c());
-        gpu().embeddingBackward(id.g(), dOut.g(), dTable.g());
-        check("embeddingBackward " + dt + " N=" + n + " D=" + d, dTable, tol(dt));
+      for (long n : TOKENS) {
+        int[] ids = new int[(int) n];
+        for (int i = 0; i < n; i++)
+          ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
+        try (Pair id = ints(ids, n);
+            Pair table = randn(dt, 1, v, d);
+            Pair out = poisoned(dt, n, d);
+            Pair dOut = randn(dt, 1, n, d);
+            Pair dTable = randn(DType.F32, 1, v, d)) {
+          cpu().embeddingForward(id.c(), table.c(), out.c());
+          gpu().embeddingForward(id.g(), table.g(), out.g());
+          check("embeddingForward " + dt + " N=" + n + " D=" + d, out, tol(dt));
+          cpu().embeddingBackward(id.c(), dOut.c(), dTable.c());
+          gpu().embeddingBackward(id.g(), dOut.g(), dTable.g());
+          check("embeddingBackward " + dt + " N=" + n + " D=" + d, dTable, tol(dt));
+        }
       }
-    }
   }
 
   @ParameterizedTest
@@ -104,21 +104,21 @@ class CudaLayerOpsTest {
     gpu();
     // hd 24: a thread per pair; hd 64 and 128: a block per token, 16-byte loads
     for (int hd : new int[] {24, 64, 128})
-    for (long n : TOKENS) {
-      int heads = 3;
-      int[] pos = new int[(int) n];
-      for (int i = 0; i < n; i++)
-        pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
-      try (Pair p = ints(pos, n);
-          Pair x = randn(dt, 1, n, heads, hd)) {
-        cpu().ropeForward(x.c(), p.c(), 1e6f);
-        gpu().ropeForward(x.g(), p.g(), 1e6f);
-        check("ropeForward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
-        cpu().ropeBackward(x.c(), p.c(), 10000f);
-        gpu().ropeBackward(x.g(), p.g(), 10000f);
-        check("ropeBackward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
+      for (long n : TOKENS) {
+        int heads = 3;
+        int[] pos = new int[(int) n];
+        for (int i = 0; i < n; i++)
+          pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
+        try (Pair p = ints(pos, n);
+            Pair x = randn(dt, 1, n, heads, hd)) {
+          cpu().ropeForward(x.c(), p.c(), 1e6f);
+          gpu().ropeForward(x.g(), p.g(), 1e6f);
+          check("ropeForward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
+          cpu().ropeBackward(x.c(), p.c(), 10000f);
+          gpu().ropeBackward(x.g(), p.g(), 10000f);
+          check("ropeBackward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
+        }
       }
-    }
   }
 
   /** Causal, windowed, packed documents (with padding keys) and Tq < Tk, forward and backward. */
