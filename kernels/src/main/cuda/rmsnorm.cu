@@ -71,79 +71,10 @@ MT_KERNEL void rmsnorm_forward_kernel(void* residual, int rdt, const void* delta
 // per-block partial of dw_j = sum_n g_nj x_nj r_n into dwPart (gridDim.x, D) f32 (dwPart may be
 // null when dw is not wanted). Each block takes rows blockIdx.x, blockIdx.x + gridDim.x, ...;
 // its dw partial lives in dynamic shared memory (D floats), so D is limited by that size.
-//
-// With D % 256 == 0, D <= 2048 and 16-byte aligned tensors (the step's case) a warp takes a row
-// (rows warp, warp + warps of the grid, ...): lane l owns columns c * 256 + 8 l .. + 8 for each
-// chunk c, keeps their dw partial in registers across its rows, and reads with 16-byte loads;
-// the row's reduction is a warp shuffle (no block barrier per row). At the end the block's warps
-// add their partials into shared memory one warp after another (a fixed order: deterministic).
-#define RMS_BWD_MAXC 8
 MT_KERNEL void rmsnorm_backward_kernel(const void* dout, int gdt, const void* x, int xdt,
                                        const void* w, int wdt, const float* rstd, void* dx,
                                        int dxdt, float* dwPart, int N, int D) {
   extern __shared__ float dwAcc[];  // (D)
-  if (D % 256 == 0 && D <= 256 * RMS_BWD_MAXC && aligned16(dout) && aligned16(x) &&
-      aligned16(w) && aligned16(dx)) {
-    int nc = D / 256, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    float dwr[RMS_BWD_MAXC][8];
-#pragma unroll
-    for (int c = 0; c < RMS_BWD_MAXC; c++)
-#pragma unroll
-      for (int j = 0; j < 8; j++) dwr[c][j] = 0.f;
-    for (long long n = (long long)blockIdx.x * nw + warp; n < N; n += (long long)gridDim.x * nw) {
-      long long row = n * D;
-      float r = rstd[n];
-      float dot = 0.f;
-#pragma unroll
-      for (int c = 0; c < RMS_BWD_MAXC; c++) {
-        if (c < nc) {
-          int col = c * 256 + lane * 8;
-          float g[8], xv[8], wv[8];
-          ld8(dout, row + col, gdt, g);
-          ld8(x, row + col, xdt, xv);
-          ld8(w, col, wdt, wv);
-#pragma unroll
-          for (int j = 0; j < 8; j++) {
-            dot += g[j] * wv[j] * xv[j];
-            dwr[c][j] += g[j] * xv[j] * r;
-          }
-        }
-      }
-      dot = warp_sum(dot);
-      float cf = r * r * r * dot / D;
-#pragma unroll
-      for (int c = 0; c < RMS_BWD_MAXC; c++) {
-        if (c < nc) {
-          int col = c * 256 + lane * 8;
-          float g[8], xv[8], wv[8], d[8];
-          ld8(dout, row + col, gdt, g);  // the warp just read these: L1/L2 hits
-          ld8(x, row + col, xdt, xv);
-          ld8(w, col, wdt, wv);
-          ld8(dx, row + col, dxdt, d);
-#pragma unroll
-          for (int j = 0; j < 8; j++) d[j] = d[j] + (r * wv[j] * g[j] - cf * xv[j]);
-          st8(dx, row + col, dxdt, d);
-        }
-      }
-    }
-    if (dwPart == nullptr) return;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) dwAcc[d] = 0.f;
-    __syncthreads();
-    for (int wv = 0; wv < nw; wv++) {
-      if (warp == wv) {
-#pragma unroll
-        for (int c = 0; c < RMS_BWD_MAXC; c++) {
-          if (c < nc) {
-#pragma unroll
-            for (int j = 0; j < 8; j++) dwAcc[c * 256 + lane * 8 + j] += dwr[c][j];
-          }
-        }
-      }
-      __syncthreads();
-    }
-    for (int d = threadIdx.x; d < D; d += blockDim.x) dwPart[(long long)blockIdx.x * D + d] = dwAcc[d];
-    return;
-  }
   for (int d = threadIdx.x; d < D; d += blockDim.x) dwAcc[d] = 0.f;
   for (int n = blockIdx.x; n < N; n += gridDim.x) {
     long long row = (long long)n * D;
@@ -164,6 +95,77 @@ MT_KERNEL void rmsnorm_backward_kernel(const void* dout, int gdt, const void* x,
   if (dwPart != nullptr) {
     for (int d = threadIdx.x; d < D; d += blockDim.x) dwPart[(long long)blockIdx.x * D + d] = dwAcc[d];
   }
+}
+
+#define RMS_BWD_MAXC 8
+// The same backward for D % 256 == 0, D <= 2048 and 16-byte aligned tensors (the step's case;
+// the host checks, and launches 256 threads): a warp takes a row
+// (rows warp, warp + warps of the grid, ...): lane l owns columns c * 256 + 8 l .. + 8 for each
+// chunk c, keeps their dw partial in registers across its rows, and reads with 16-byte loads;
+// the row's reduction is a warp shuffle (no block barrier per row). At the end the block's warps
+// add their partials into shared memory one warp after another (a fixed order: deterministic).
+MT_KERNEL void rmsnorm_backward_rows_kernel(const void* dout, int gdt, const void* x, int xdt,
+                                            const void* w, int wdt, const float* rstd, void* dx,
+                                            int dxdt, float* dwPart, int N, int D) {
+  extern __shared__ float dwAcc[];  // (D)
+  int nc = D / 256, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  float dwr[RMS_BWD_MAXC][8];
+#pragma unroll
+  for (int c = 0; c < RMS_BWD_MAXC; c++)
+#pragma unroll
+    for (int j = 0; j < 8; j++) dwr[c][j] = 0.f;
+  for (long long n = (long long)blockIdx.x * nw + warp; n < N; n += (long long)gridDim.x * nw) {
+    long long row = n * D;
+    float r = rstd[n];
+    float dot = 0.f;
+#pragma unroll
+    for (int c = 0; c < RMS_BWD_MAXC; c++) {
+      if (c < nc) {
+        int col = c * 256 + lane * 8;
+        float g[8], xv[8], wv[8];
+        ld8(dout, row + col, gdt, g);
+        ld8(x, row + col, xdt, xv);
+        ld8(w, col, wdt, wv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+          dot += g[j] * wv[j] * xv[j];
+          dwr[c][j] += g[j] * xv[j] * r;
+        }
+      }
+    }
+    dot = warp_sum(dot);
+    float cf = r * r * r * dot / D;
+#pragma unroll
+    for (int c = 0; c < RMS_BWD_MAXC; c++) {
+      if (c < nc) {
+        int col = c * 256 + lane * 8;
+        float g[8], xv[8], wv[8], d[8];
+        ld8(dout, row + col, gdt, g);  // the warp just read these: L1/L2 hits
+        ld8(x, row + col, xdt, xv);
+        ld8(w, col, wdt, wv);
+        ld8(dx, row + col, dxdt, d);
+#pragma unroll
+        for (int j = 0; j < 8; j++) d[j] = d[j] + (r * wv[j] * g[j] - cf * xv[j]);
+        st8(dx, row + col, dxdt, d);
+      }
+    }
+  }
+  if (dwPart == nullptr) return;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) dwAcc[d] = 0.f;
+  __syncthreads();
+  for (int wv = 0; wv < nw; wv++) {
+    if (warp == wv) {
+#pragma unroll
+      for (int c = 0; c < RMS_BWD_MAXC; c++) {
+        if (c < nc) {
+#pragma unroll
+          for (int j = 0; j < 8; j++) dwAcc[c * 256 + lane * 8 + j] += dwr[c][j];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) dwPart[(long long)blockIdx.x * D + d] = dwAcc[d];
 }
 
 // dw[d] += sum over the P partial rows of dwPart (P, D). Deterministic order.
