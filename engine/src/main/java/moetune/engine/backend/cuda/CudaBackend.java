@@ -387,6 +387,14 @@ public final class CudaBackend implements Backend {
     return layers.attentionPath().plan(activations, headDim);
   }
 
+  /**
+   * How many attention calls (forward and backward, counted apart) ran on the tensor-core kernels
+   * so far; the others ran on the scalar ones. Tests use it to see which path a model took.
+   */
+  public long ownAttentionCalls() {
+    return layers.ownAttentionCalls();
+  }
+
   /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
     layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
@@ -454,6 +462,7 @@ public final class CudaBackend implements Backend {
     }
     bind();
     Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "close " + name());
+    layers.close();
     cublas.close();
     kernels.unload();
     allocator.releaseCache();

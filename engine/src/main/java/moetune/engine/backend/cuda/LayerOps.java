@@ -14,10 +14,16 @@ import moetune.engine.tensor.Tensor;
  */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
-  private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
+  private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
-  /** Which attention kernels run (MOETUNE_ATTENTION=own|scalar; own is the default). */
+  /** Which attention kernels run (MOETUNE_ATTENTION=own|cudnn|scalar; own is the default). */
   enum AttentionPath {
+    /**
+     * cuDNN's fused flash attention (CudnnAttention) where it applies: bf16, equal query and key
+     * lengths, no packed documents, head dim a multiple of 8 up to 128; the own kernels otherwise,
+     * and everywhere when cuDNN 9 cannot be loaded (said once).
+     */
+    CUDNN,
     /**
      * The tensor-core FlashAttention-2 kernels (attention_fa2.cu) where they apply: bf16 q/k/v and
      * outputs, head dim 64 or 128, 16-byte aligned tensors; the scalar kernels otherwise.
@@ -33,12 +39,13 @@ final class LayerOps {
       return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
         case "own", "fa2" -> OWN;
         case "scalar" -> SCALAR;
+        case "cudnn" -> CUDNN;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_ATTENTION="
                     + value
-                    + " is not an attention path: use own (tensor-core kernels, the default) or"
-                    + " scalar (the simple kernels); cudnn is not available yet");
+                    + " is not an attention path: use own (tensor-core kernels, the default),"
+                    + " cudnn (cuDNN's fused attention) or scalar (the simple kernels)");
       };
     }
 
@@ -52,6 +59,14 @@ final class LayerOps {
             + activations
             + " activations (the tensor-core kernels take bf16)";
       }
+      if (this == CUDNN) {
+        return headDim % 8 == 0 && headDim <= 128
+            ? "attention: cuDNN fused flash attention in every layer where it applies (no packed"
+                + " documents, Tq = Tk), own tensor-core kernels otherwise (MOETUNE_ATTENTION=cudnn)"
+            : "attention: own kernels in every layer: head dim "
+                + headDim
+                + " (cuDNN takes multiples of 8 up to 128)";
+      }
       if (headDim != 64 && headDim != 128) {
         return "attention: scalar kernels in every layer: head dim "
             + headDim
@@ -63,6 +78,10 @@ final class LayerOps {
     }
 
     String describe() {
+      if (this == CUDNN) {
+        return "attention: cuDNN fused flash attention where it applies, own kernels otherwise"
+            + " (MOETUNE_ATTENTION=cudnn)";
+      }
       return this == OWN
           ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
               + " 64 or 128, scalar kernels otherwise"
@@ -72,6 +91,9 @@ final class LayerOps {
 
   private final CudaBackend b;
   private AttentionPath attention;
+  private CudnnAttention cudnn; // loaded on the first call that takes the cuDNN path
+  private String cudnnMissing; // why cuDNN could not be loaded (said once)
+  private final java.util.Set<String> attentionNotes = new java.util.HashSet<>();
 
   LayerOps(CudaBackend b) {
     this.b = b;
@@ -82,14 +104,67 @@ final class LayerOps {
     return attention;
   }
 
+  private long ownCalls;
+
+  /** Attention calls (forward and backward) that ran on the tensor-core kernels so far. */
+  long ownAttentionCalls() {
+    return ownCalls;
+  }
+
   /** Tests and benchmarks switch paths on one backend. */
   void attentionPath(AttentionPath path) {
     this.attention = path;
   }
 
+  /** Says a fallback's reason on stderr the first time it happens. */
+  private void noteOnce(String note) {
+    if (attentionNotes.add(note)) {
+      System.err.println("moetune: " + note);
+    }
+  }
+
+  /** cuDNN's attention when the path is cuDNN and it takes this call, else null. */
+  private CudnnAttention cudnnFor(AttnSpec spec, int hd, CudaTensor... ts) {
+    if (attention != AttentionPath.CUDNN) {
+      return null;
+    }
+    if (cudnn == null && cudnnMissing == null) {
+      try {
+        cudnn = new CudnnAttention(new Cudnn(b.streamAddress()));
+      } catch (CudaException | IllegalArgumentException | UnsatisfiedLinkError e) {
+        cudnnMissing = e.getMessage();
+        noteOnce("attention: cuDNN unavailable, own kernels instead: " + cudnnMissing);
+      }
+    }
+    if (cudnn == null) {
+      return null;
+    }
+    String why = CudnnAttention.unsupported(spec, hd, ts);
+    if (why != null) {
+      noteOnce("attention: own kernels where cuDNN does not apply: " + why);
+      return null;
+    }
+    return cudnn;
+  }
+
+  /** The cuDNN library in use, or why none is (for the backend's description). */
+  String cudnnStatus() {
+    if (cudnn != null) {
+      return "cuDNN " + cudnn.cudnn().version() + " (" + cudnn.cudnn().library() + ")";
+    }
+    return cudnnMissing == null ? "cuDNN not loaded yet" : "cuDNN unavailable: " + cudnnMissing;
+  }
+
+  void close() {
+    if (cudnn != null) {
+      cudnn.close();
+      cudnn = null;
+    }
+  }
+
   /** Whether the tensor-core kernels take this call (else the scalar ones). */
   private boolean fa2(int hd, CudaTensor... ts) {
-    if (attention != AttentionPath.OWN || (hd != 64 && hd != 128)) {
+    if (attention == AttentionPath.SCALAR || (hd != 64 && hd != 128)) {
       return false;
     }
     for (CudaTensor t : ts) {
@@ -110,8 +185,53 @@ final class LayerOps {
     return (qInRegisters ? 0 : FA2_FWD_BM * hd * 2) + 2 * 2 * 64 * hd * 2 + 2 * 64 * 4 + 128 * 4;
   }
 
-  private static int fa2BwdSmem(int hd) {
-    return (2 * 128 * hd + 4 * 64 * hd + 128 * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
+  /**
+   * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
+   * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64), v2 at
+   * three blocks per SM; v4 (head dim 64), 4 warps of 32 keys over 32-query tiles, two blocks per
+   * SM. MOETUNE_FA2_BWD=v1|v2|v3|v4 forces one for comparison (v3 and v4 at head dim 128 run that
+   * head dim's default).
+   */
+  static String fa2BwdVariant(String env, int hd) {
+    String dflt = FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
+    if (env == null || env.isBlank()) {
+      return dflt;
+    }
+    String v = env.strip().toLowerCase(java.util.Locale.ROOT);
+    return switch (v) {
+      case "v1", "v2" -> v;
+      case "v3", "v4" -> hd == 64 ? v : dflt;
+      default ->
+          throw new IllegalArgumentException(
+              "MOETUNE_FA2_BWD="
+                  + env
+                  + " is not a backward variant: use v1, v2, v3 or v4 (or unset it)");
+    };
+  }
+
+  /**
+   * The default backward variant at head dim 64 and 128, from the lab's timing table of 2026-12-02
+   * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v2 is
+   * within 1.3% of v1 at 2k and 4-6% slower at 4k and 8k.
+   */
+  private static final String[] FA2_BWD_DEFAULT = {"v4", "v1"};
+
+  private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
+
+  /** Keys per backward block: 64 for v2 and v3, 128 for v1 and v4. */
+  static int fa2BwdKeys(String variant) {
+    return variant.equals("v2") || variant.equals("v3") ? 64 : 128;
+  }
+
+  /** Threads per backward block: 32 per warp, 8 warps for v1, 4 for the others. */
+  static int fa2BwdThreads(String variant) {
+    return variant.equals("v1") ? 256 : 128;
+  }
+
+  /** attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4, else 64). */
+  static int fa2BwdSmem(int hd, String variant) {
+    int keys = fa2BwdKeys(variant), rows = variant.equals("v4") ? 32 : 64;
+    return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -384,7 +504,17 @@ final class LayerOps {
         o.numel() == qt.numel() && l.numel() == rows,
         op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
+    CudnnAttention cd = cudnnFor(spec, d[2], qt, kt, vt, o);
+    if (cd != null) {
+      try {
+        cd.forward(b, qt, kt, vt, o, l, spec, d[0], d[1], d[2]);
+        return;
+      } catch (CudaException e) {
+        noteOnce("attention: cuDNN forward failed, own kernels instead: " + e.getMessage());
+      }
+    }
     if (fa2(d[2], qt, kt, vt, o)) {
+      ownCalls++;
       b.launch(
           (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
           qt.describe() + " " + kt.describe(),
@@ -456,9 +586,19 @@ final class LayerOps {
     long doc = b.ptr(spec.docIds(), op, "docIds");
     int[] st = attnStruct(spec, d);
     String shapes = qt.describe() + " " + kt.describe();
+    CudnnAttention cd = cudnnFor(spec, d[2], g, o, qt, kt, vt, dqt, dkt, dvt);
+    if (cd != null) {
+      try {
+        cd.backward(b, g, qt, kt, vt, o, l, spec, dqt, dkt, dvt, d[0], d[1], d[2]);
+        return;
+      } catch (CudaException e) {
+        noteOnce("attention: cuDNN backward failed, own kernels instead: " + e.getMessage());
+      }
+    }
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
       if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {
+        ownCalls++;
         fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
         return;
       }
@@ -561,14 +701,16 @@ final class LayerOps {
           acc,
           rows,
           d[2]);
+      String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
+      int keys = fa2BwdKeys(variant);
       b.launch(
-          "attention_fa2_backward_hd" + d[2],
+          "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2],
           shapes,
           (long) spec.batch() * d[1],
-          (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+          (spec.keyLen() + keys - 1) / keys,
           1,
-          256,
-          fa2BwdSmem(d[2]),
+          fa2BwdThreads(variant),
+          fa2BwdSmem(d[2], variant),
           g.address(),
           qt.address(),
           kt.address(),
