@@ -206,7 +206,7 @@ public final class StepBenchReport {
         Communicator comm = RankGroups.join(be, launch, log::println)) {
       StepBench.Result r = StepBench.run(c, StepBench.randomWeights(c, s.seed()), be, s, log, comm);
       if (zero) {
-        printRows(System.out, c, s, be.name(), r.row(), null);
+        printRows(System.out, c, s, be.name(), r.row(), List.of());
         String file = System.getenv("MOETUNE_BENCH_RESULT");
         if (file != null) {
           java.nio.file.Files.writeString(
