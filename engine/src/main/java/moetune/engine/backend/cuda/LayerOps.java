@@ -104,11 +104,16 @@ final class LayerOps {
     return attention;
   }
 
-  private long ownCalls;
+  private long ownCalls, cudnnCalls;
 
   /** Attention calls (forward and backward) that ran on the tensor-core kernels so far. */
   long ownAttentionCalls() {
     return ownCalls;
+  }
+
+  /** Attention calls (forward and backward) that ran on cuDNN so far. */
+  long cudnnAttentionCalls() {
+    return cudnnCalls;
   }
 
   /** Tests and benchmarks switch paths on one backend. */
@@ -508,6 +513,7 @@ final class LayerOps {
     if (cd != null) {
       try {
         cd.forward(b, qt, kt, vt, o, l, spec, d[0], d[1], d[2]);
+        cudnnCalls++;
         return;
       } catch (CudaException e) {
         noteOnce("attention: cuDNN forward failed, own kernels instead: " + e.getMessage());
@@ -590,6 +596,7 @@ final class LayerOps {
     if (cd != null) {
       try {
         cd.backward(b, g, qt, kt, vt, o, l, spec, dqt, dkt, dvt, d[0], d[1], d[2]);
+        cudnnCalls++;
         return;
       } catch (CudaException e) {
         noteOnce("attention: cuDNN backward failed, own kernels instead: " + e.getMessage());
