@@ -14,8 +14,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Activation recomputation on the CUDA backend: a recomputing step gives the same losses as keeping
  * everything (the forward is the same work) and the same gradients up to the run-to-run noise of
- * the GPU's float32 atomics (attention's dq, the loss's sum), with LoRA on every target and router jitter on; and
- * it holds less memory at its peak. Skips visibly without a CUDA device.
+ * the GPU's float32 atomics (attention's dq, the loss's sum), with LoRA on every target and router
+ * jitter on; and it holds less memory at its peak. Skips visibly without a CUDA device.
  */
 @Tag("gpu")
 class RecomputeGpuTest {

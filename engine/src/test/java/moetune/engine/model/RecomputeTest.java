@@ -111,4 +111,34 @@ class RecomputeTest {
         assertThrows(IllegalArgumentException.class, () -> Recompute.parse("full"));
     assertEquals("recompute must be one of none, attention, layer, got 'full'", e.getMessage());
   }
+
+  /**
+   * The memory plan's activation estimate against what the CPU backend really holds after a
+   * training forward: within 5% when everything is kept (the formula counts the saved tensors; the
+   * rest is small per-step state), and above what the layer mode keeps (the estimate includes the
+   * one layer that its backward recomputes).
+   */
+  @Test
+  void activationEstimateMatchesWhatTheForwardKeeps() {
+    MixtralConfig c = config(6);
+    Batch b = LoraTest.batch(c, 2, 200, 8);
+    long tokens = 400;
+    for (Recompute mode : Recompute.values()) {
+      ModelOptions o = new ModelOptions(DType.F32, 7).withRecompute(mode);
+      Map<String, float[]> w = RandomMixtral.weights(c, 31);
+      try (CpuBackend cpu = new CpuBackend(2);
+          MixtralModel m = RandomMixtral.create(c, w, cpu, o)) {
+        long before = cpu.bytesInUse();
+        m.forward(b);
+        long kept = cpu.bytesInUse() - before;
+        long estimate = moetune.engine.train.MemoryPlan.activationBytes(c, o, tokens);
+        System.out.printf("%s: kept %d B, estimate %d B%n", mode, kept, estimate);
+        if (mode == Recompute.NONE) {
+          assertEquals(1.0, (double) kept / estimate, 0.05, mode + " kept / estimate");
+        } else {
+          assertTrue(kept <= estimate, mode + " kept " + kept + " <= estimate " + estimate);
+        }
+      }
+    }
+  }
 }
