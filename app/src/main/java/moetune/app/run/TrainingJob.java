@@ -162,6 +162,9 @@ public final class TrainingJob implements AutoCloseable {
         log.accept("lora: continuing the adapter in " + cfg.loraAdapter());
       }
       log.accept(MemoryPlan.of(model).describe());
+      log.accept(
+          MemoryPlan.describeActivations(
+              model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
       MixtralTrainable trainable =
           new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
               .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints

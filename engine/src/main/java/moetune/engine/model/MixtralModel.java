@@ -174,16 +174,7 @@ public final class MixtralModel implements AutoCloseable {
       Map<String, HostTensor> weights,
       Backend backend,
       ModelOptions options) {
-    for (DType t : new DType[] {options.activations(), options.residual()}) {
-      if (!backend.supports(t)) {
-        throw new IllegalArgumentException(
-            "backend "
-                + backend.name()
-                + " does not compute in "
-                + t
-                + "; use precision fp32 on this device");
-      }
-    }
+    checkSupported(backend, options);
     Parameters p =
         Parameters.allocate(
             backend, config, options.activations(), options.frozen(), options.lora());
@@ -231,6 +222,59 @@ public final class MixtralModel implements AutoCloseable {
     } catch (RuntimeException e) {
       p.close();
       throw e;
+    }
+  }
+
+  /**
+   * A model of the config's shape with random weights made on the backend itself, never on the host
+   * (a 46.7B-parameter model has no 187 GB float32 host copy to go through): every matrix normal
+   * with standard deviation initializer_range ({@link Backend#randomNormal}, its own counter range
+   * per tensor, so no two tensors or rows repeat each other), every norm weight 1; LoRA adapters
+   * initialised as a fresh run's. Frozen weights are written straight into their store (bf16 in a
+   * bf16 mode). For benchmarks and memory checks of real shapes.
+   */
+  public static MixtralModel createRandom(
+      MixtralConfig config, Backend backend, ModelOptions options, long seed) {
+    checkSupported(backend, options);
+    Parameters p =
+        Parameters.allocate(
+            backend, config, options.activations(), options.frozen(), options.lora());
+    try {
+      float std = (float) config.initializerRange;
+      long tensor = 0;
+      for (Parameters.Slice s : p.slices()) {
+        if (s.isLora()) {
+          continue;
+        }
+        Tensor v = p.value(s);
+        if (s.isVector()) {
+          backend.fill(v, 1f);
+        } else {
+          // counters tensor * 2^40 + i: disjoint ranges (a tensor has < 2^40 elements)
+          backend.randomNormal(v, seed + ++tensor * (0x9E3779B97F4A7C15L << 40), std);
+        }
+      }
+      if (options.lora() != null) {
+        LoraWeights.initialise(p, options.lora());
+      }
+      p.syncWorkingCopy();
+      return new MixtralModel(config, backend, options, p);
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  private static void checkSupported(Backend backend, ModelOptions options) {
+    for (DType t : new DType[] {options.activations(), options.residual()}) {
+      if (!backend.supports(t)) {
+        throw new IllegalArgumentException(
+            "backend "
+                + backend.name()
+                + " does not compute in "
+                + t
+                + "; use precision fp32 on this device");
+      }
     }
   }
 
