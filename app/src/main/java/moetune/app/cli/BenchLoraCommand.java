@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 /**
  * {@code moetune bench lora}: LoRA training steps of a model of CONFIG's shape with random weights
  * made on the device, next to transformers + PEFT ({@code tools/bench_peft_lora.py}, same shape,
- * rank, targets and sequence, gradient checkpointing) run first in the same invocation: {@link
+ * rank, targets and sequence, gradient checkpointing) run after it in the same invocation: {@link
  * LoraBench}. Prints tokens/s from the median step and the peak device memory of each, and their
  * ratios; several target lists separated by ';' give one row pair each.
  */

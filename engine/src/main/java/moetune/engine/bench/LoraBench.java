@@ -29,10 +29,10 @@ import moetune.engine.train.MemoryPlan;
 /**
  * LoRA training steps of a model of a config's shape with random weights made on the device ({@link
  * MixtralModel#createRandom}), next to transformers + PEFT ({@code tools/bench_peft_lora.py}: same
- * shape, rank, targets and sequence, gradient checkpointing, random bf16 weights) run first in the
- * same invocation, while the device is still free. One row per target set. Tokens/s come from the
- * median step; peak memory is the most live tensor bytes during the timed steps on each side
- * (torch.cuda.max_memory_allocated for the reference).
+ * shape, rank, targets and sequence, gradient checkpointing, random bf16 weights) run in the same
+ * invocation after moetune's backend is closed (the device is then free). One row per target set.
+ * Tokens/s come from the median step; peak memory is the most live tensor bytes during the timed
+ * steps on each side (torch.cuda.max_memory_allocated for the reference).
  *
  * <p>moetune's step: zero gradients, forward and backward of one micro-batch, AdamW on the
  * adapters, timed from one device synchronisation to the next.
@@ -76,19 +76,24 @@ public final class LoraBench {
 
   private LoraBench() {}
 
-  /** Runs the reference (when asked), then moetune on a backend from {@code open}; prints rows. */
+  /**
+   * Runs moetune on a backend from {@code open}, closes it (the device is then free), then the
+   * reference when asked; prints the rows and the ratios.
+   */
   public static List<Row[]> run(
       Settings s, Supplier<Backend> open, DType precision, PrintStream out) throws Exception {
-    String[] sets = s.targetSets().split(";");
-    Map<String, Row> ref = s.python() == null ? Map.of() : reference(s, out);
-    List<Row[]> rows = new ArrayList<>();
+    List<Row> ours = new ArrayList<>();
     try (Backend be = open.get()) {
       DType act =
           precision == null ? (be.supports(DType.BF16) ? DType.BF16 : DType.F32) : precision;
-      for (String targets : sets) {
-        Row ours = moetune(s, be, act, targets.trim(), out);
-        rows.add(new Row[] {ref.get(targets.trim()), ours});
+      for (String targets : s.targetSets().split(";")) {
+        ours.add(moetune(s, be, act, targets.trim(), out));
       }
+    }
+    Map<String, Row> ref = s.python() == null ? Map.of() : reference(s, out);
+    List<Row[]> rows = new ArrayList<>();
+    for (Row r : ours) {
+      rows.add(new Row[] {ref.get(r.targets()), r});
     }
     print(s, rows, out);
     return rows;

@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The LoRA bench on the CPU with a tiny shape: one row pair per target list, the reference's
- * RESULT lines parsed from a stand-in script, and the ratios printed.
+ * The LoRA bench on the CPU with a tiny shape: one row pair per target list, the reference's RESULT
+ * lines parsed from a stand-in script, and the ratios printed.
  */
 class LoraBenchTest {
 
