@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.Supplier;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.OpProfiler;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralConfig;
@@ -63,7 +64,42 @@ public final class LoraBench {
       Recompute recompute,
       DType residual,
       String python,
-      Path script) {}
+      Path script,
+      boolean profile) {
+    /** Without the profiled step. */
+    public Settings(
+        MixtralConfig config,
+        Path configFile,
+        int seqLen,
+        int microBatch,
+        int r,
+        double alpha,
+        String targetSets,
+        int steps,
+        int warmup,
+        long seed,
+        Recompute recompute,
+        DType residual,
+        String python,
+        Path script) {
+      this(
+          config,
+          configFile,
+          seqLen,
+          microBatch,
+          r,
+          alpha,
+          targetSets,
+          steps,
+          warmup,
+          seed,
+          recompute,
+          residual,
+          python,
+          script,
+          false);
+    }
+  }
 
   /** One implementation's timing of one target set. */
   public record Row(String impl, String targets, double[] stepMs, long peakBytes, String plan) {
@@ -100,6 +136,23 @@ public final class LoraBench {
   }
 
   private static Row moetune(Settings s, Backend be, DType act, String targets, PrintStream out) {
+    if (!s.profile()) {
+      return moetune(s, be, null, act, targets, out);
+    }
+    OpProfiler profiler = OpProfiler.wrap(be);
+    try {
+      return moetune(s, profiler.backend(), profiler, act, targets, out);
+    } finally {
+      profiler.close();
+    }
+  }
+
+  /**
+   * The timed steps on {@code be}; with a profiler (be is then its wrapper) one more step with
+   * every Backend call stamped, printed as time per phase and the slowest ops.
+   */
+  private static Row moetune(
+      Settings s, Backend be, OpProfiler profiler, DType act, String targets, PrintStream out) {
     LoraConfig lora =
         new LoraConfig(s.r(), s.alpha(), 0, LoraConfig.parseTargets(targets), false, s.seed());
     ModelOptions o =
@@ -133,12 +186,42 @@ public final class LoraBench {
         ms[i] = (System.nanoTime() - t) / 1e6;
         out.printf(Locale.ROOT, "  step %d: %.1f ms%n", i, ms[i]);
       }
+      long peak = be.peakBytes();
+      if (profiler != null) {
+        profiler.begin();
+        step(m, opt, batch);
+        printProfile(profiler.end(), out);
+      }
       return new Row(
           "moetune (" + be.name() + ", recompute " + s.recompute().key() + ")",
           targets,
           ms,
-          be.peakBytes(),
+          peak,
           plan);
+    }
+  }
+
+  private static void printProfile(OpProfiler.Breakdown b, PrintStream out) {
+    out.printf(
+        Locale.ROOT,
+        "  profiled step: %.1f ms on the device clock, %d ops, %d host syncs%n",
+        b.totalMs(),
+        b.ops(),
+        b.syncs());
+    for (Map.Entry<OpProfiler.Phase, Double> e : b.byPhase().entrySet()) {
+      out.printf(
+          Locale.ROOT,
+          "    %-60s %8.1f ms %5.1f%%%n",
+          e.getKey().label,
+          e.getValue(),
+          100 * e.getValue() / b.totalMs());
+    }
+    int shown = 0;
+    for (Map.Entry<String, Double> e : b.byOp().entrySet()) {
+      if (shown++ == 12) {
+        break;
+      }
+      out.printf(Locale.ROOT, "    op %-40s %8.1f ms%n", e.getKey(), e.getValue());
     }
   }
 
@@ -288,14 +371,15 @@ public final class LoraBench {
   /**
    * {@code --config C [--seq-len 4096] [--micro-batch 1] [--r 16] [--alpha 32] [--targets
    * LIST;LIST] [--steps 5] [--warmup 2] [--seed 1234] [--recompute layer] [--residual fp32|bf16]
-   * [--python python3 | --no-reference] [--script tools/bench_peft_lora.py] [--device N]} on a CUDA
-   * device.
+   * [--python python3 | --no-reference] [--script tools/bench_peft_lora.py] [--device N]
+   * [--profile]} on a CUDA device; --profile adds one step with every op timed, after the timed
+   * steps (it changes none of their numbers).
    */
   public static void main(String[] args) throws Exception {
     Map<String, String> a = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
-      if (args[i].equals("--no-reference")) {
-        a.put("no-reference", "true");
+      if (args[i].equals("--no-reference") || args[i].equals("--profile")) {
+        a.put(args[i].substring(2), "true");
       } else if (args[i].startsWith("--") && i + 1 < args.length) {
         a.put(args[i].substring(2), args[++i]);
       } else {
@@ -318,7 +402,8 @@ public final class LoraBench {
             Recompute.parse(a.getOrDefault("recompute", "layer")),
             a.getOrDefault("residual", "fp32").equals("bf16") ? DType.BF16 : DType.F32,
             a.containsKey("no-reference") ? null : a.getOrDefault("python", "python3"),
-            Path.of(a.getOrDefault("script", SCRIPT)));
+            Path.of(a.getOrDefault("script", SCRIPT)),
+            a.containsKey("profile"));
     int device = Integer.parseInt(a.getOrDefault("device", "0"));
     run(s, () -> new moetune.engine.backend.cuda.CudaBackend(device, false), null, System.out);
   }

@@ -76,4 +76,34 @@ class LoraBenchTest {
     assertTrue(out.contains("activations kept for 24 tokens per micro-batch"), out);
     assertTrue(out.contains("q_proj,k_proj,v_proj,o_proj,w1,w2,w3: moetune / reference"), out);
   }
+
+  @Test
+  void profileAddsAStepWithEveryOpTimed() throws Exception {
+    MixtralConfig c = tiny();
+    LoraBench.Settings s =
+        new LoraBench.Settings(
+            c,
+            null,
+            16,
+            1,
+            4,
+            8,
+            "q_proj,v_proj",
+            2,
+            0,
+            5,
+            Recompute.ATTENTION,
+            DType.F32,
+            null,
+            null,
+            true);
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    LoraBench.run(
+        s,
+        () -> new CpuBackend(2),
+        DType.F32,
+        new PrintStream(bytes, true, StandardCharsets.UTF_8));
+    String out = bytes.toString(StandardCharsets.UTF_8);
+    assertTrue(out.contains("profiled step:") && out.contains("op attentionForward"), out);
+  }
 }
