@@ -43,6 +43,11 @@ final class DecoderLayer {
     this.eps = (float) c.rmsNormEps;
   }
 
+  /** Expert parallel over comm for this layer's experts (null: all experts here). */
+  void expertParallel(moetune.engine.dist.Communicator comm) {
+    moe.expertParallel(comm);
+  }
+
   /**
    * What the backward needs. With {@link Recompute#ATTENTION} the attention's state ({@link #attn})
    * is null and the backward recomputes it from n1 with the same positions, spec and noise seed.

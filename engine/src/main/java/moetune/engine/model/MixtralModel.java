@@ -9,9 +9,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -454,6 +456,10 @@ public final class MixtralModel implements AutoCloseable {
         be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
       }
       float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
+      if (expertParallel != null) { // the group's aux loss, as one device's over all its rows
+        v[1] =
+            GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
+      }
       float total = v[0] + (float) config.routerAuxLossCoef * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
@@ -527,6 +533,7 @@ public final class MixtralModel implements AutoCloseable {
    * Parameters#gradFlat()}; the forward's saved state is freed.
    */
   public void backward(float scale) {
+    IntConsumer done = gradientsDone;
     Step s = step;
     if (s == null || s.targets == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
@@ -557,13 +564,27 @@ public final class MixtralModel implements AutoCloseable {
         dStream,
         params.grad("model.norm.weight"));
     dNormed.close();
+    if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
+      done.accept(HEAD_AND_NORM);
+    }
 
     Tensor dProbs = null; // F32 (L*N, E)
     float auxScale = (float) config.routerAuxLossCoef * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        if (expertParallel != null) {
+          GlobalLoadBalancing.compute(
+              expertParallel,
+              s.probs,
+              s.topIdx,
+              s.rowMask,
+              dProbs,
+              (float) config.routerAuxLossCoef,
+              scale);
+        } else {
+          be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        }
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
@@ -592,6 +613,9 @@ public final class MixtralModel implements AutoCloseable {
       s.saved[l] = null;
       s.streams[l + 1].close();
       s.streams[l + 1] = null;
+      if (done != null) {
+        done.accept(l);
+      }
     }
     if (dProbs != null) {
       dProbs.close();
@@ -631,6 +655,38 @@ public final class MixtralModel implements AutoCloseable {
   /** A fresh generator of layer l's noise, or null in an evaluation forward. */
   private static SplittableRandom layerNoise(Step s, int l) {
     return s.layerSeeds == null ? null : new SplittableRandom(s.layerSeeds[l]);
+  }
+
+  private Communicator expertParallel; // null: every expert on this process
+
+  /**
+   * Splits every layer's experts over the ranks of comm (expert parallel, see {@link
+   * ExpertParallelMoe}); the aux loss is then the group's ({@link GlobalLoadBalancing}). Each rank
+   * runs its own tokens; every rank must run the same forwards and backwards in the same order.
+   * null: back to all experts on this process.
+   */
+  public void setExpertParallel(Communicator comm) {
+    for (DecoderLayer layer : layers) {
+      layer.expertParallel(comm);
+    }
+    this.expertParallel = comm == null || comm.size() == 1 ? null : comm;
+  }
+
+  /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
+  public static final int HEAD_AND_NORM = -1;
+
+  private IntConsumer gradientsDone; // null: nobody waits for finished gradients
+
+  /**
+   * A listener told, during each following {@link #backward}, which parameters' gradients are final
+   * for this backward as soon as they are: {@link #HEAD_AND_NORM} (lm_head and model.norm, unless
+   * the embeddings are tied) after the final norm's backward, then layer l after layer l's
+   * backward, l = L-1 down to 0, on the calling thread, with the ops queued but not necessarily
+   * run. The embedding's gradient is final only when backward returns. For a data-parallel
+   * optimizer that reduces finished gradients while the backward runs; null removes it.
+   */
+  public void onGradientsDone(IntConsumer listener) {
+    this.gradientsDone = listener;
   }
 
   /** Sets every parameter gradient to zero. */

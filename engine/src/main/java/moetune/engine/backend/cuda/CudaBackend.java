@@ -408,7 +408,25 @@ public final class CudaBackend implements Backend {
     return layers.attentionPath().plan(activations, headDim);
   }
 
-  /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
+  /**
+   * How many attention calls (forward and backward, counted apart) ran on the tensor-core kernels
+   * so far; the others ran on the scalar ones. Tests use it to see which path a model took.
+   */
+  public long ownAttentionCalls() {
+    return layers.ownAttentionCalls();
+  }
+
+  /** How many attention calls (forward and backward, counted apart) ran on cuDNN so far. */
+  public long cudnnAttentionCalls() {
+    return layers.cudnnAttentionCalls();
+  }
+
+  /** The cuDNN library the cuDNN attention path loaded, or why it has none (yet). */
+  public String cudnnStatus() {
+    return layers.cudnnStatus();
+  }
+
+  /** Switches the attention kernels (own, cudnn or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
     layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
   }
