@@ -189,7 +189,9 @@ public final class MixtralTrainable implements TrainableModel {
    */
   public static ModelOptions trainingOptions(ModelOptions base, TrainOptions options) {
     FreezeSpec freeze = options.freeze();
-    return base.withRouterZLossCoef(options.routerZLossCoef()).withFrozen(freeze::isFrozen);
+    return base.withRouterZLossCoef(options.routerZLossCoef())
+        .withFrozen(freeze::isFrozen)
+        .withRecompute(options.recompute());
   }
 
   public MixtralModel model() {
