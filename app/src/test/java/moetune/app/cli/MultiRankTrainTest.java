@@ -290,6 +290,18 @@ class MultiRankTrainTest {
         records(one.resolve("metrics.jsonl"), "step", "aux_loss"),
         records(ep.resolve("metrics.jsonl"), "step", "aux_loss"),
         "expert parallel, aux");
+    // each rank held only its experts; rank 0 gathered them into the one-device checkpoint
+    String last = "checkpoints/step-%08d".formatted(10);
+    try (var want = moetune.engine.io.MixtralCheckpoint.load(one.resolve(last));
+        var got = moetune.engine.io.MixtralCheckpoint.load(ep.resolve(last))) {
+      assertEquals(want.names(), got.names(), "the one-device checkpoint's tensors");
+      for (String n : want.names()) {
+        float[] w = want.tensor(n).toFloatArray(), g = got.tensor(n).toFloatArray();
+        for (int i = 0; i < w.length; i++) {
+          assertEquals(w[i], g[i], 1e-4f, n + "[" + i + "]");
+        }
+      }
+    }
     Object[] alone =
         TrainCliTest.run(args(tmp.resolve("x"), "--expert-parallel", "2").toArray(String[]::new));
     assertEquals(2, alone[0]);
