@@ -95,9 +95,13 @@ final class MoeOps {
 
   /**
    * The variant-3 configuration for a product that variant 2 can take, or null for variant 2.
-   * AUTO's per-product choice is the lab's measurement on the H200 (kernels/lab/moe/README.md).
+   * AUTO's per-product choice is the lab's measurement on the H200, 2026-12-02, the three shapes of
+   * issue 10 (kernels/lab/moe/README.md): 128 x 256 tiles (one block per SM) where the output rows
+   * are grouped, and for scattered output rows only over a long k (inDim >= 16384), where the
+   * scattered epilogue that no second block overlaps costs little; 128 x 128 tiles (two blocks per
+   * SM) for the other scattered-output products and the weight gradients.
    */
-  private Kernel wgmma(Product p, long experts) {
+  private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
     if (!hopper() || experts > MM_MAX_EXPERTS) {
       if (kernel == Kernel.N256 || kernel == Kernel.N128) {
         require(
@@ -115,7 +119,11 @@ final class MoeOps {
     return switch (kernel) {
       case V2 -> null;
       case N256, N128 -> kernel;
-      case AUTO -> Kernel.N256;
+      case AUTO ->
+          switch (p) {
+            case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
+            case DW -> Kernel.N128;
+          };
     };
   }
 
@@ -336,7 +344,7 @@ final class MoeOps {
       // space that each block builds from the sorted expert indices; variant 1 (rows not a
       // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
       // its grid is an upper bound
-      Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e) : null;
+      Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
         long wgTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
@@ -500,7 +508,7 @@ final class MoeOps {
         op + ": too many experts or output rows for the grid: " + w.describe());
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
-      Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e) : null;
+      Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
         b.launch(

@@ -26,9 +26,12 @@ public final class MoeLayerBench {
     try (CudaBackend g = new CudaBackend(0, false)) {
       System.out.println("MoE layer bench on " + g.describe());
       // on Hopper both kernel families in the same run: variant 2 everywhere, then the default
+      // (MOE_BENCH_V2=0: the default alone)
       MoeOps.Kernel chosen = g.moe().kernel();
       List<MoeOps.Kernel> kernels =
-          g.moe().hopper() && chosen != MoeOps.Kernel.V2
+          g.moe().hopper()
+                  && chosen != MoeOps.Kernel.V2
+                  && !"0".equals(System.getenv("MOE_BENCH_V2"))
               ? List.of(MoeOps.Kernel.V2, chosen)
               : List.of(chosen);
       for (MoeOps.Kernel k : kernels) {
