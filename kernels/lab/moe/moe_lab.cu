@@ -170,6 +170,7 @@ static Routing make_routing(int T, int E, int K, unsigned seed) {
 }
 
 static int g_sms;
+static int g_reps = 7;  // timed calls per product (MOE_LAB_REPS; 1 under compute-sanitizer)
 
 static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y,
                 const Routing& r, int inDim, int outDim, bool transW, int fanOut, bool gIn,
@@ -368,18 +369,18 @@ static void run_shape(int T, int D, int F, int E, int K) {
     }
     for (int v = 1; v < NV; v++) {
       if (p.kind == 0)
-        ms[v] = time_ms([&] { s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut); }, 7);
+        ms[v] = time_ms([&] { s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut); }, g_reps);
       else
-        ms[v] = time_ms([&] { xty(v, p.x, p.w, p.dw, r, p.I, p.O); }, 7);
+        ms[v] = time_ms([&] { xty(v, p.x, p.w, p.dw, r, p.I, p.O); }, g_reps);
     }
     if (p.kind == 0) {
       flops = 2.0 * M * p.in * p.out;
       // same FLOPs: (M, out) = (M, in) @ (out, in)^T; the weight operand is any buffer that large
-      ms[0] = time_ms([&] { dense(p.x == x ? xg : p.x, p.w, p.y, R_16BF, (int)M, p.out, p.in); }, 7);
+      ms[0] = time_ms([&] { dense(p.x == x ? xg : p.x, p.w, p.y, R_16BF, (int)M, p.out, p.in); }, g_reps);
     } else {
       flops = 2.0 * M * p.I * p.O;
       // same FLOPs: (O, I) = dy^T x over all M rows, float32 out
-      ms[0] = time_ms([&] { dense_xty(p.w, p.x, p.dw, (int)M, p.I, p.O); }, 7);
+      ms[0] = time_ms([&] { dense_xty(p.w, p.x, p.dw, (int)M, p.I, p.O); }, g_reps);
     }
     for (int v = 0; v < 3; v++) sum[v] += ms[v];
     // best of v2..v4 per product: what a per-product choice would ship
@@ -414,6 +415,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   g_sms = prop.multiProcessorCount;
+  if (getenv("MOE_LAB_REPS") != nullptr) g_reps = std::max(1, atoi(getenv("MOE_LAB_REPS")));
   printf("moe_lab on %s (%d SMs); v2 = moe_mma.cu with MM_BK %d, MM_STAGES %d; median of 7 after a"
          " warm-up, ms per call\n", prop.name, g_sms, MM_BK, MM_STAGES);
   std::vector<std::vector<int>> shapes;
