@@ -15,3 +15,4 @@
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"
+#include "random.cu"

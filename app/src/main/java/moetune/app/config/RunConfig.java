@@ -15,6 +15,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
+import moetune.engine.model.Recompute;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
@@ -229,7 +230,8 @@ public final class RunConfig {
             seed(),
             (Boolean) values.get("shuffle"))
         .withOnNonFinite(
-            OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)));
+            OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)))
+        .withRecompute(Recompute.parse((String) values.get("recompute")));
   }
 
   /**

@@ -137,6 +137,14 @@ public final class RunConfigFields {
                       + " averaged over layers and tokens; 1e-3 is typical; 0: off)")
               .atLeast(0),
           of(
+                  "recompute",
+                  CHOICE,
+                  "none",
+                  "activation recomputation in the backward: none, attention (recompute each"
+                      + " layer's attention), layer (keep only each layer's input and rerun the"
+                      + " layer: least memory, one more forward)")
+              .choices("none", "attention", "layer"),
+          of(
               "freeze",
               LIST,
               List.of(),

@@ -3,10 +3,14 @@ package moetune.engine.bench;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Backends;
 import moetune.engine.backend.OpProfiler;
+import moetune.engine.dist.Communicator;
+import moetune.engine.dist.LaunchEnv;
+import moetune.engine.dist.RankGroups;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.model.MixtralConfig;
 import moetune.engine.tensor.DType;
@@ -21,14 +25,20 @@ import moetune.engine.tensor.HostTensor;
 public final class StepBenchReport {
   private StepBenchReport() {}
 
-  /** The rows table, moetune first; ref may be null. */
+  /**
+   * The rows table, moetune first, then the reference rows (may be empty), the ratio to each and,
+   * with several, the ratio to the fastest reference row (the one a claim is made against).
+   */
   public static void printRows(
       PrintStream out,
       MixtralConfig c,
       StepBench.Settings s,
       String device,
       StepBench.Row ours,
-      StepBench.Row ref) {
+      List<StepBench.Row> refs) {
+    if (refs == null) {
+      refs = List.of();
+    }
     out.printf(
         "%nbench step: Mixtral %.2fB parameters (L %d, D %d, F %d, E %d top-%d, H %d/%d, V %d),"
             + " %d x %d tokens per step, %s, median of %d steps after %d warm-up, %s,"
@@ -55,12 +65,36 @@ public final class StepBenchReport {
             + " | peak memory (allocator) | device memory in use (driver) | last loss |");
     out.println("|---|---|---|---|---|---|---|");
     row(out, ours);
-    if (ref != null) {
+    for (StepBench.Row ref : refs) {
       row(out, ref);
-      out.printf(
-          "%nmoetune / reference: %.2fx the tokens/s, %.2fx the peak memory (allocators)%n",
-          ours.tokensPerS() / ref.tokensPerS(), ours.peakBytes() / (double) ref.peakBytes());
     }
+    if (!refs.isEmpty()) {
+      out.println();
+    }
+    for (StepBench.Row ref : refs) {
+      out.printf(
+          "moetune / %s: %.2fx the tokens/s, %.2fx the peak memory (allocators)%n",
+          ref.impl(),
+          ours.tokensPerS() / ref.tokensPerS(),
+          ours.peakBytes() / (double) ref.peakBytes());
+    }
+    if (refs.size() > 1) {
+      StepBench.Row best = fastest(refs);
+      out.printf(
+          "moetune / the fastest reference row (%s): %.2fx the tokens/s%n",
+          best.impl(), ours.tokensPerS() / best.tokensPerS());
+    }
+  }
+
+  /** The reference row with the most tokens/s. */
+  static StepBench.Row fastest(List<StepBench.Row> refs) {
+    StepBench.Row best = refs.get(0);
+    for (StepBench.Row r : refs) {
+      if (r.tokensPerS() > best.tokensPerS()) {
+        best = r;
+      }
+    }
+    return best;
   }
 
   private static void row(PrintStream out, StepBench.Row r) {
@@ -121,6 +155,13 @@ public final class StepBenchReport {
    * For a GPU host without the app: {@code [--config 1.5b|FILE | --model DIR] [--device cuda]
    * [--micro-batch 4] [--seq-len 2048] [--steps 10] [--warmup 3] [--precision bf16|fp32]
    * [--reference transformers] [--python python3] [--reference-script PATH]}.
+   *
+   * <p>Under a launcher's variables (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; set by
+   * scripts/device/run-multi-gpu.sh, torchrun or srun) it is one rank of a data-parallel benchmark
+   * (see {@link StepBench#run(MixtralConfig, Map, Backend, StepBench.Settings, PrintStream,
+   * Communicator)}): each rank on cuda:LOCAL_RANK with its own micro-batch; rank 0 prints the
+   * group's row and, when MOETUNE_BENCH_RESULT names a file, writes "tokens/s median-ms" there
+   * (also for WORLD_SIZE=1, the one-GPU reference of the same script).
    */
   public static void main(String[] args) throws Exception {
     Map<String, String> a = new java.util.HashMap<>();
@@ -140,6 +181,11 @@ public final class StepBenchReport {
             Integer.parseInt(a.getOrDefault("warmup", "3")),
             a.getOrDefault("precision", "bf16").equals("fp32") ? DType.F32 : DType.BF16,
             Long.parseLong(a.getOrDefault("seed", "1234")));
+    LaunchEnv launch = LaunchEnv.from(System.getenv());
+    if (launch != null) {
+      rank(c, s, a.getOrDefault("device", "cuda"), launch);
+      return;
+    }
     run(
         c,
         model,
@@ -149,6 +195,27 @@ public final class StepBenchReport {
         a.getOrDefault("python", "python3"),
         a.containsKey("reference-script") ? Path.of(a.get("reference-script")) : null,
         System.out);
+  }
+
+  /** One rank of the data-parallel benchmark on random weights (see {@link #main}). */
+  private static void rank(MixtralConfig c, StepBench.Settings s, String device, LaunchEnv launch)
+      throws Exception {
+    boolean zero = launch.rank() == 0;
+    PrintStream log = zero ? System.out : new PrintStream(java.io.OutputStream.nullOutputStream());
+    try (Backend be = Backends.open(RankGroups.device(device, launch), log::println);
+        Communicator comm = RankGroups.join(be, launch, log::println)) {
+      StepBench.Result r = StepBench.run(c, StepBench.randomWeights(c, s.seed()), be, s, log, comm);
+      if (zero) {
+        printRows(System.out, c, s, be.name(), r.row(), List.of());
+        String file = System.getenv("MOETUNE_BENCH_RESULT");
+        if (file != null) {
+          java.nio.file.Files.writeString(
+              Path.of(file),
+              String.format(
+                  java.util.Locale.ROOT, "%s %s%n", r.row().tokensPerS(), r.row().stepMsMedian()));
+        }
+      }
+    }
   }
 
   /**
@@ -166,7 +233,7 @@ public final class StepBenchReport {
       Path script,
       PrintStream out)
       throws Exception {
-    StepBench.Row ref = null;
+    List<StepBench.Row> refs = List.of();
     if (reference != null) {
       if (!reference.equals("transformers")) {
         throw new IllegalArgumentException(
@@ -174,7 +241,7 @@ public final class StepBenchReport {
       }
       Path sc = TransformersReference.findScript(script);
       out.println("reference: " + python + " " + sc);
-      ref = TransformersReference.run(python, sc, c, s, out);
+      refs = TransformersReference.run(python, sc, c, s, out);
     }
     Backend opened;
     try {
@@ -200,7 +267,7 @@ public final class StepBenchReport {
         out.printf("random weights: %.1f s%n", (System.nanoTime() - t0) / 1e9);
         r = StepBench.run(c, weights, be, s, out);
       }
-      printRows(out, c, s, be.name(), r.row(), ref);
+      printRows(out, c, s, be.name(), r.row(), refs);
       printBreakdown(out, r);
       return r;
     }

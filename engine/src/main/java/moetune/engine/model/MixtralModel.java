@@ -9,9 +9,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -26,8 +28,13 @@ import moetune.engine.tensor.Tensor;
  * moetune.engine.optim.AdamW}); {@link #save} writes a HuggingFace directory.
  *
  * <p>The forward keeps what the backward needs (per layer, in {@link DecoderLayer.Saved}); the
- * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden, V
- * vocabulary, L layers, E experts, K experts per token.
+ * backward frees it layer by layer. {@link ModelOptions#recompute} trades compute for memory: with
+ * {@link Recompute#LAYER} the forward keeps only each layer's input (the residual stream) and the
+ * backward reruns a layer's forward just before its backward; with {@link Recompute#ATTENTION} only
+ * the attention's inner state is recomputed. Every layer draws its noise (LoRA dropout, router
+ * jitter) from its own seed, kept in the step, so a recomputation repeats it exactly. Shape
+ * letters: B rows, T tokens per row, N = B*T, D hidden, V vocabulary, L layers, E experts, K
+ * experts per token.
  *
  * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}). The
  * z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
@@ -169,16 +176,7 @@ public final class MixtralModel implements AutoCloseable {
       Map<String, HostTensor> weights,
       Backend backend,
       ModelOptions options) {
-    for (DType t : new DType[] {options.activations(), options.residual()}) {
-      if (!backend.supports(t)) {
-        throw new IllegalArgumentException(
-            "backend "
-                + backend.name()
-                + " does not compute in "
-                + t
-                + "; use precision fp32 on this device");
-      }
-    }
+    checkSupported(backend, options);
     Parameters p =
         Parameters.allocate(
             backend, config, options.activations(), options.frozen(), options.lora());
@@ -229,6 +227,59 @@ public final class MixtralModel implements AutoCloseable {
     }
   }
 
+  /**
+   * A model of the config's shape with random weights made on the backend itself, never on the host
+   * (a 46.7B-parameter model has no 187 GB float32 host copy to go through): every matrix normal
+   * with standard deviation initializer_range ({@link Backend#randomNormal}, its own counter range
+   * per tensor, so no two tensors or rows repeat each other), every norm weight 1; LoRA adapters
+   * initialised as a fresh run's. Frozen weights are written straight into their store (bf16 in a
+   * bf16 mode). For benchmarks and memory checks of real shapes.
+   */
+  public static MixtralModel createRandom(
+      MixtralConfig config, Backend backend, ModelOptions options, long seed) {
+    checkSupported(backend, options);
+    Parameters p =
+        Parameters.allocate(
+            backend, config, options.activations(), options.frozen(), options.lora());
+    try {
+      float std = (float) config.initializerRange;
+      long tensor = 0;
+      for (Parameters.Slice s : p.slices()) {
+        if (s.isLora()) {
+          continue;
+        }
+        Tensor v = p.value(s);
+        if (s.isVector()) {
+          backend.fill(v, 1f);
+        } else {
+          // counters tensor * 2^40 + i: disjoint ranges (a tensor has < 2^40 elements)
+          backend.randomNormal(v, seed + ++tensor * (0x9E3779B97F4A7C15L << 40), std);
+        }
+      }
+      if (options.lora() != null) {
+        LoraWeights.initialise(p, options.lora());
+      }
+      p.syncWorkingCopy();
+      return new MixtralModel(config, backend, options, p);
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  private static void checkSupported(Backend backend, ModelOptions options) {
+    for (DType t : new DType[] {options.activations(), options.residual()}) {
+      if (!backend.supports(t)) {
+        throw new IllegalArgumentException(
+            "backend "
+                + backend.name()
+                + " does not compute in "
+                + t
+                + "; use precision fp32 on this device");
+      }
+    }
+  }
+
   /** The fused parameter a resolved slice lies in. */
   private static String owner(Parameters p, Parameters.Slice s) {
     for (Parameters.Slice f : p.slices()) {
@@ -268,7 +319,8 @@ public final class MixtralModel implements AutoCloseable {
     Tensor docIds; // I32 (N) or null
     AttnSpec spec;
     Tensor[] streams; // (N, D) residual stream: streams[l] is layer l's input, streams[L] the last
-    DecoderLayer.Saved[] saved;
+    DecoderLayer.Saved[] saved; // null entries: not kept (Recompute.LAYER), rebuilt by backward
+    long[] layerSeeds; // (L) each layer's noise seed, or null in an evaluation forward
     Tensor routerLogits; // F32 (L*N, E) router logits, every layer (the z-loss reads them)
     Tensor probs; // F32 (L*N, E) router probabilities, every layer
     Tensor topIdx; // I32 (L*N, K)
@@ -337,6 +389,7 @@ public final class MixtralModel implements AutoCloseable {
     s.batch = batch;
     s.streams = new Tensor[numLayers + 1];
     s.saved = new DecoderLayer.Saved[numLayers];
+    Recompute mode = options.recompute();
     checkIds(batch.inputIds());
     int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
     s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
@@ -355,18 +408,17 @@ public final class MixtralModel implements AutoCloseable {
     Tensor[] out = new Tensor[1];
     SplittableRandom noise =
         training ? new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + noiseStep++) : null;
+    s.layerSeeds = noise == null ? null : new long[numLayers];
     for (int l = 0; l < numLayers; l++) {
-      s.saved[l] =
-          layers[l].forward(
-              s.streams[l],
-              s.positions,
-              s.spec,
-              s.routerLogits.view((long) l * n * e, n, e),
-              s.probs.view((long) l * n * e, n, e),
-              s.topIdx.view((long) l * n * k, n, k),
-              noise,
-              out);
+      if (noise != null) {
+        s.layerSeeds[l] = noise.nextLong();
+      }
+      s.saved[l] = layerForward(s, l, mode != Recompute.ATTENTION, out);
       s.streams[l + 1] = out[0];
+      if (mode == Recompute.LAYER) {
+        s.saved[l].close(); // the input streams[l] stays: the backward recomputes from it
+        s.saved[l] = null;
+      }
     }
     s.rstdFinal = be.empty(DType.F32, n);
     s.normed = be.empty(act, n, d);
@@ -404,6 +456,10 @@ public final class MixtralModel implements AutoCloseable {
         be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
       }
       float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
+      if (expertParallel != null) { // the group's aux loss, as one device's over all its rows
+        v[1] =
+            GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
+      }
       float total = v[0] + (float) config.routerAuxLossCoef * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
@@ -477,6 +533,7 @@ public final class MixtralModel implements AutoCloseable {
    * Parameters#gradFlat()}; the forward's saved state is freed.
    */
   public void backward(float scale) {
+    IntConsumer done = gradientsDone;
     Step s = step;
     if (s == null || s.targets == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
@@ -507,13 +564,27 @@ public final class MixtralModel implements AutoCloseable {
         dStream,
         params.grad("model.norm.weight"));
     dNormed.close();
+    if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
+      done.accept(HEAD_AND_NORM);
+    }
 
     Tensor dProbs = null; // F32 (L*N, E)
     float auxScale = (float) config.routerAuxLossCoef * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        if (expertParallel != null) {
+          GlobalLoadBalancing.compute(
+              expertParallel,
+              s.probs,
+              s.topIdx,
+              s.rowMask,
+              dProbs,
+              (float) config.routerAuxLossCoef,
+              scale);
+        } else {
+          be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        }
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
@@ -527,15 +598,24 @@ public final class MixtralModel implements AutoCloseable {
     int e = config.numLocalExperts;
     for (int l = numLayers - 1; l >= 0; l--) {
       long at = (long) l * n * e;
+      if (s.saved[l] == null) { // Recompute.LAYER: rerun the forward from the kept input
+        Tensor[] out = new Tensor[1];
+        s.saved[l] = layerForward(s, l, true, out);
+        out[0].close(); // equal to streams[l + 1]
+      }
       layers[l].backward(
           s.saved[l],
           dStream,
           dProbs == null ? null : dProbs.view(at, n, e),
-          dZLogits == null ? null : dZLogits.view(at, n, e));
+          dZLogits == null ? null : dZLogits.view(at, n, e),
+          layerNoise(s, l));
       s.saved[l].close();
       s.saved[l] = null;
       s.streams[l + 1].close();
       s.streams[l + 1] = null;
+      if (done != null) {
+        done.accept(l);
+      }
     }
     if (dProbs != null) {
       dProbs.close();
@@ -549,6 +629,64 @@ public final class MixtralModel implements AutoCloseable {
     }
     dStream.close();
     releaseStep();
+  }
+
+  /**
+   * Layer l's training forward from streams[l] (its output in out[0]), with a fresh noise generator
+   * from the layer's seed. The router outputs go to the layer's views of the model-wide buffers; a
+   * recomputation rewrites them with the same values.
+   */
+  private DecoderLayer.Saved layerForward(Step s, int l, boolean keepAttention, Tensor[] out) {
+    int n = s.batch.tokens();
+    int e = config.numLocalExperts;
+    int k = config.numExpertsPerTok;
+    return layers[l].forward(
+        s.streams[l],
+        s.positions,
+        s.spec,
+        s.routerLogits.view((long) l * n * e, n, e),
+        s.probs.view((long) l * n * e, n, e),
+        s.topIdx.view((long) l * n * k, n, k),
+        layerNoise(s, l),
+        keepAttention,
+        out);
+  }
+
+  /** A fresh generator of layer l's noise, or null in an evaluation forward. */
+  private static SplittableRandom layerNoise(Step s, int l) {
+    return s.layerSeeds == null ? null : new SplittableRandom(s.layerSeeds[l]);
+  }
+
+  private Communicator expertParallel; // null: every expert on this process
+
+  /**
+   * Splits every layer's experts over the ranks of comm (expert parallel, see {@link
+   * ExpertParallelMoe}); the aux loss is then the group's ({@link GlobalLoadBalancing}). Each rank
+   * runs its own tokens; every rank must run the same forwards and backwards in the same order.
+   * null: back to all experts on this process.
+   */
+  public void setExpertParallel(Communicator comm) {
+    for (DecoderLayer layer : layers) {
+      layer.expertParallel(comm);
+    }
+    this.expertParallel = comm == null || comm.size() == 1 ? null : comm;
+  }
+
+  /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
+  public static final int HEAD_AND_NORM = -1;
+
+  private IntConsumer gradientsDone; // null: nobody waits for finished gradients
+
+  /**
+   * A listener told, during each following {@link #backward}, which parameters' gradients are final
+   * for this backward as soon as they are: {@link #HEAD_AND_NORM} (lm_head and model.norm, unless
+   * the embeddings are tied) after the final norm's backward, then layer l after layer l's
+   * backward, l = L-1 down to 0, on the calling thread, with the ops queued but not necessarily
+   * run. The embedding's gradient is final only when backward returns. For a data-parallel
+   * optimizer that reduces finished gradients while the backward runs; null removes it.
+   */
+  public void onGradientsDone(IntConsumer listener) {
+    this.gradientsDone = listener;
   }
 
   /** Sets every parameter gradient to zero. */

@@ -21,6 +21,8 @@ import moetune.engine.tensor.DType;
  * @param frozen which base parameters (fused transformers-5 names) are frozen: stored once in the
  *     activation dtype, without master copy, gradient or optimizer state (see {@link Parameters})
  * @param lora LoRA adapters to train (every base parameter is then frozen), or null
+ * @param recompute what the training forward keeps and the backward recomputes (see {@link
+ *     Recompute}); null means {@link Recompute#NONE}
  */
 public record ModelOptions(
     DType activations,
@@ -28,7 +30,8 @@ public record ModelOptions(
     DType residual,
     double routerZLossCoef,
     Predicate<String> frozen,
-    LoraConfig lora) {
+    LoraConfig lora,
+    Recompute recompute) {
   /** Freezes nothing. */
   public static final Predicate<String> NONE_FROZEN = name -> false;
 
@@ -36,12 +39,26 @@ public record ModelOptions(
     if (frozen == null) {
       frozen = NONE_FROZEN;
     }
+    if (recompute == null) {
+      recompute = Recompute.NONE;
+    }
     checkFloat("activations", activations);
     checkFloat("residual", residual);
     if (!(routerZLossCoef >= 0) || Double.isInfinite(routerZLossCoef)) {
       throw new IllegalArgumentException(
           "ModelOptions: routerZLossCoef must be finite and >= 0, got " + routerZLossCoef);
     }
+  }
+
+  /** As the canonical constructor without recomputation. */
+  public ModelOptions(
+      DType activations,
+      long seed,
+      DType residual,
+      double routerZLossCoef,
+      Predicate<String> frozen,
+      LoraConfig lora) {
+    this(activations, seed, residual, routerZLossCoef, frozen, lora, Recompute.NONE);
   }
 
   /** The given dtypes, seed and z-loss coefficient, nothing frozen, no adapters. */
@@ -73,26 +90,32 @@ public record ModelOptions(
 
   /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed, residual, routerZLossCoef, frozen, lora);
+    return new ModelOptions(dtype, seed, residual, routerZLossCoef, frozen, lora, recompute);
   }
 
   /** These options with another residual-stream dtype. */
   public ModelOptions withResidual(DType dtype) {
-    return new ModelOptions(activations, seed, dtype, routerZLossCoef, frozen, lora);
+    return new ModelOptions(activations, seed, dtype, routerZLossCoef, frozen, lora, recompute);
   }
 
   /** These options with another router z-loss coefficient (>= 0). */
   public ModelOptions withRouterZLossCoef(double coef) {
-    return new ModelOptions(activations, seed, residual, coef, frozen, lora);
+    return new ModelOptions(activations, seed, residual, coef, frozen, lora, recompute);
   }
 
   /** These options with other frozen base parameters (by fused name). */
   public ModelOptions withFrozen(Predicate<String> which) {
-    return new ModelOptions(activations, seed, residual, routerZLossCoef, which, lora);
+    return new ModelOptions(activations, seed, residual, routerZLossCoef, which, lora, recompute);
   }
 
   /** These options with LoRA adapters (null: none). */
   public ModelOptions withLora(LoraConfig config) {
-    return new ModelOptions(activations, seed, residual, routerZLossCoef, frozen, config);
+    return new ModelOptions(
+        activations, seed, residual, routerZLossCoef, frozen, config, recompute);
+  }
+
+  /** These options with another recomputation mode. */
+  public ModelOptions withRecompute(Recompute mode) {
+    return new ModelOptions(activations, seed, residual, routerZLossCoef, frozen, lora, mode);
   }
 }

@@ -1,5 +1,7 @@
 package moetune.engine.train;
 
+import moetune.engine.model.Recompute;
+
 /**
  * What the engine needs to know to train: batch shape, length of the run, optimizer, schedule,
  * losses, evaluation and checkpointing. The app's run config (which also names the model, datasets,
@@ -24,6 +26,7 @@ package moetune.engine.train;
  * @param seed seeds the data order (and a new model's initial weights)
  * @param shuffle whether each epoch visits the sequences in a fresh random order
  * @param onNonFinite what a step with a NaN or infinite loss or gradient norm does
+ * @param recompute activation recomputation in the backward ({@link Recompute}; null: none)
  */
 public record TrainOptions(
     int microBatch,
@@ -43,7 +46,50 @@ public record TrainOptions(
     int keepLast,
     long seed,
     boolean shuffle,
-    OnNonFinite onNonFinite) {
+    OnNonFinite onNonFinite,
+    Recompute recompute) {
+
+  /** Options without activation recomputation. */
+  public TrainOptions(
+      int microBatch,
+      int gradAccum,
+      int epochs,
+      long maxSteps,
+      AdamWOptions optimizer,
+      LrSchedule.Kind schedule,
+      long warmupSteps,
+      double minLrRatio,
+      double clipNorm,
+      double auxLossCoef,
+      double routerZLossCoef,
+      FreezeSpec freeze,
+      long evalEvery,
+      long checkpointEvery,
+      int keepLast,
+      long seed,
+      boolean shuffle,
+      OnNonFinite onNonFinite) {
+    this(
+        microBatch,
+        gradAccum,
+        epochs,
+        maxSteps,
+        optimizer,
+        schedule,
+        warmupSteps,
+        minLrRatio,
+        clipNorm,
+        auxLossCoef,
+        routerZLossCoef,
+        freeze,
+        evalEvery,
+        checkpointEvery,
+        keepLast,
+        seed,
+        shuffle,
+        onNonFinite,
+        Recompute.NONE);
+  }
 
   /** Options that stop the run at a non-finite step (the default). */
   public TrainOptions(
@@ -86,6 +132,9 @@ public record TrainOptions(
   }
 
   public TrainOptions {
+    if (recompute == null) {
+      recompute = Recompute.NONE;
+    }
     if (onNonFinite == null) {
       throw new IllegalArgumentException("TrainOptions: onNonFinite must be STOP or SKIP");
     }
@@ -124,7 +173,32 @@ public record TrainOptions(
         keepLast,
         seed,
         shuffle,
-        policy);
+        policy,
+        recompute);
+  }
+
+  /** These options with another activation recomputation mode. */
+  public TrainOptions withRecompute(Recompute mode) {
+    return new TrainOptions(
+        microBatch,
+        gradAccum,
+        epochs,
+        maxSteps,
+        optimizer,
+        schedule,
+        warmupSteps,
+        minLrRatio,
+        clipNorm,
+        auxLossCoef,
+        routerZLossCoef,
+        freeze,
+        evalEvery,
+        checkpointEvery,
+        keepLast,
+        seed,
+        shuffle,
+        onNonFinite,
+        mode);
   }
 
   /** Sequences consumed per optimizer step. */
