@@ -49,6 +49,40 @@ public interface Communicator extends AutoCloseable {
    */
   void allToAll(Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts);
 
+  /**
+   * The argument checks every {@link #allToAll} makes: one count per rank on each side, and counts
+   * that fit the buffers. Returns the elements sent and received in all.
+   */
+  static long[] checkAllToAll(
+      int size, Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts) {
+    if (sendCounts.length != size || recvCounts.length != size) {
+      throw new IllegalArgumentException(
+          "allToAll: need "
+              + size
+              + " send and receive counts, got "
+              + sendCounts.length
+              + " and "
+              + recvCounts.length);
+    }
+    long sendTotal = 0, recvTotal = 0;
+    for (int j = 0; j < size; j++) {
+      sendTotal += sendCounts[j];
+      recvTotal += recvCounts[j];
+    }
+    if (sendTotal > send.numel() || recvTotal > recv.numel()) {
+      throw new IllegalArgumentException(
+          "allToAll: counts add to "
+              + sendTotal
+              + " sent and "
+              + recvTotal
+              + " received but the buffers hold "
+              + send.numel()
+              + " and "
+              + recv.numel());
+    }
+    return new long[] {sendTotal, recvTotal};
+  }
+
   /** Waits until every rank has arrived. */
   void barrier();
 

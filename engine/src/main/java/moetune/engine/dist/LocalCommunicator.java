@@ -218,31 +218,8 @@ public final class LocalCommunicator implements Communicator {
   @Override
   public void allToAll(Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts) {
     int p = group.size;
-    if (sendCounts.length != p || recvCounts.length != p) {
-      throw new IllegalArgumentException(
-          "allToAll: need "
-              + p
-              + " send and receive counts, got "
-              + sendCounts.length
-              + " and "
-              + recvCounts.length);
-    }
-    long sendTotal = 0, recvTotal = 0;
-    for (int j = 0; j < p; j++) {
-      sendTotal += sendCounts[j];
-      recvTotal += recvCounts[j];
-    }
-    if (sendTotal > send.numel() || recvTotal > recv.numel()) {
-      throw new IllegalArgumentException(
-          "allToAll: counts add to "
-              + sendTotal
-              + " sent and "
-              + recvTotal
-              + " received but the buffers hold "
-              + send.numel()
-              + " and "
-              + recv.numel());
-    }
+    long[] totals = Communicator.checkAllToAll(p, send, sendCounts, recv, recvCounts);
+    long sendTotal = totals[0], recvTotal = totals[1];
     float[] mine = sendTotal == 0 ? new float[0] : read(send.view(0, sendTotal));
     publish(new Object[] {mine, sendCounts.clone()}, "allToAll");
     float[] got = new float[(int) recvTotal];

@@ -378,31 +378,8 @@ public final class TcpCommunicator implements Communicator {
 
   @Override
   public void allToAll(Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts) {
-    if (sendCounts.length != size || recvCounts.length != size) {
-      throw new IllegalArgumentException(
-          "allToAll: need "
-              + size
-              + " send and receive counts, got "
-              + sendCounts.length
-              + " and "
-              + recvCounts.length);
-    }
-    long sendTotal = 0, recvTotal = 0;
-    for (int j = 0; j < size; j++) {
-      sendTotal += sendCounts[j];
-      recvTotal += recvCounts[j];
-    }
-    if (sendTotal > send.numel() || recvTotal > recv.numel()) {
-      throw new IllegalArgumentException(
-          "allToAll: counts add to "
-              + sendTotal
-              + " sent and "
-              + recvTotal
-              + " received but the buffers hold "
-              + send.numel()
-              + " and "
-              + recv.numel());
-    }
+    long[] totals = Communicator.checkAllToAll(size, send, sendCounts, recv, recvCounts);
+    long sendTotal = totals[0], recvTotal = totals[1];
     float[] mine = sendTotal == 0 ? new float[0] : read(send.view(0, sendTotal));
     long[] counts = new long[2 * size]; // send counts, then receive counts
     System.arraycopy(sendCounts, 0, counts, 0, size);

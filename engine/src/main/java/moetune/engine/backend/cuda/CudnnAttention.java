@@ -85,6 +85,18 @@ final class CudnnAttention implements AutoCloseable {
     return new long[] {h * s * d, s * d, d, 1};
   }
 
+  /** scale * Q K^T (float), masked: the scores both graphs start from. */
+  private static long scores(
+      Cudnn.Graph g, Key k, long q, long kt, long scale, long negInf, long window) {
+    long[] sd = {k.batch, k.hq, k.len, k.len};
+    long[] ss = {(long) k.hq * k.len * k.len, (long) k.len * k.len, k.len, 1};
+    long sc = g.virt(Cudnn.FLOAT, sd, ss);
+    g.matmul(q, kt, sc);
+    long s1 = g.virt(Cudnn.FLOAT, sd, ss);
+    g.pointwise(Cudnn.PW_MUL, sc, scale, s1);
+    return mask(g, k, s1, negInf, window);
+  }
+
   /** Keep col <= row (causal), and col + window > row when a window is set. */
   private static long mask(Cudnn.Graph g, Key k, long scores, long negInf, long window) {
     long[] sd = {k.batch, k.hq, k.len, k.len};
@@ -130,11 +142,7 @@ final class CudnnAttention implements AutoCloseable {
       long stats = g.tensor(STATS, Cudnn.FLOAT, rd, rs);
       long scale = g.scalar(SCALE), negInf = g.scalar(NEG_INF);
       long window = k.window > 0 ? g.scalar(WINDOW) : 0;
-      long sc = g.virt(Cudnn.FLOAT, sd, ss);
-      g.matmul(q, kt, sc);
-      long s1 = g.virt(Cudnn.FLOAT, sd, ss);
-      g.pointwise(Cudnn.PW_MUL, sc, scale, s1);
-      long s2 = mask(g, k, s1, negInf, window);
+      long s2 = scores(g, k, q, kt, scale, negInf, window);
       long m = g.virt(Cudnn.FLOAT, rd, new long[] {hq * s, s, 1, 1});
       g.reduction(Cudnn.RED_MAX, s2, m);
       long s3 = g.virt(Cudnn.FLOAT, sd, ss);
@@ -186,11 +194,7 @@ final class CudnnAttention implements AutoCloseable {
       g.reduction(Cudnn.RED_ADD, a, r);
       g.pointwise(Cudnn.PW_MUL, r, one, softSum);
       // P = exp(masked scale Q K^T - lse)
-      long sc = g.virt(Cudnn.FLOAT, sd, ss);
-      g.matmul(q, kt, sc);
-      long s1 = g.virt(Cudnn.FLOAT, sd, ss);
-      g.pointwise(Cudnn.PW_MUL, sc, scale, s1);
-      long s2 = mask(g, k, s1, negInf, window);
+      long s2 = scores(g, k, q, kt, scale, negInf, window);
       long s3 = g.virt(Cudnn.FLOAT, sd, ss);
       g.pointwise(Cudnn.PW_SUB, s2, stats, s3);
       long e = g.virt(Cudnn.FLOAT, sd, ss);

@@ -107,26 +107,11 @@ public final class NcclCommunicator implements Communicator {
 
   @Override
   public void allToAll(Tensor send, long[] sendCounts, Tensor recv, long[] recvCounts) {
-    if (sendCounts.length != size || recvCounts.length != size || send.dtype() != recv.dtype()) {
+    if (send.dtype() != recv.dtype()) {
       throw new IllegalArgumentException(
-          "allToAll: need " + size + " send and receive counts and one dtype");
+          "allToAll: send " + send.dtype() + " and receive " + recv.dtype() + " differ");
     }
-    long sendTotal = 0, recvTotal = 0;
-    for (int j = 0; j < size; j++) {
-      sendTotal += sendCounts[j];
-      recvTotal += recvCounts[j];
-    }
-    if (sendTotal > send.numel() || recvTotal > recv.numel()) {
-      throw new IllegalArgumentException(
-          "allToAll: counts add to "
-              + sendTotal
-              + " sent and "
-              + recvTotal
-              + " received but the buffers hold "
-              + send.numel()
-              + " and "
-              + recv.numel());
-    }
+    Communicator.checkAllToAll(size, send, sendCounts, recv, recvCounts);
     int t = type(send, "allToAll");
     long es = send.dtype().bytes();
     long s = be.ptr(send, "allToAll", "send"), r = be.ptr(recv, "allToAll", "recv");
