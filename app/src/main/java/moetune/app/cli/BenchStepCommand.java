@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import moetune.engine.bench.StepBench;
 import moetune.engine.bench.StepBenchReport;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

@@ -7,8 +7,8 @@ import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Backends;
 import moetune.engine.backend.OpProfiler;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 

@@ -3,6 +3,7 @@ package moetune.engine.model;
 import java.util.SplittableRandom;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 

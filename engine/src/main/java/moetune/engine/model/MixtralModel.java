@@ -12,6 +12,8 @@ import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;

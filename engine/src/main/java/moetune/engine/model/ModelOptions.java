@@ -1,6 +1,7 @@
 package moetune.engine.model;
 
 import java.util.function.Predicate;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 
 /**

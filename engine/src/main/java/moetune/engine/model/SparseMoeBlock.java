@@ -2,6 +2,7 @@ package moetune.engine.model;
 
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.moe.MoeMlp;
 import moetune.engine.moe.ParallelLinear;
 import moetune.engine.tensor.DType;

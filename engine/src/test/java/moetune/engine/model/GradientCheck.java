@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
 
 /**
  * Finite-difference check of a model's whole backward: for every parameter tensor, the directional

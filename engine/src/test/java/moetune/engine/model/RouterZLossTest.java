@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

@@ -11,7 +11,7 @@ import java.util.List;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LocalCommunicator;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;

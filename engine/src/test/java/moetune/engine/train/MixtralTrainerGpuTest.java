@@ -9,7 +9,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.CudaProbe;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;

@@ -1,9 +1,8 @@
-package moetune.engine.io;
+package moetune.engine.hf;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.tensor.HostTensor;
 
 /**
@@ -88,7 +87,7 @@ public final class MixtralNames {
   }
 
   /** The shapes of one layer's fused-layout tensors. */
-  static Map<String, long[]> fusedShapes(MixtralConfig c, int l) {
+  public static Map<String, long[]> fusedShapes(MixtralConfig c, int l) {
     Map<String, long[]> m = new LinkedHashMap<>();
     long e = c.numLocalExperts;
     long d = c.hiddenSize;
@@ -113,9 +112,10 @@ public final class MixtralNames {
 
   /**
    * One hub expert tensor cut out of a layer's fused arrays (the inverse of {@link
-   * MixtralCheckpoint#expertsGateUp} / {@link MixtralCheckpoint#expertsDown}): w1 is rows [0, F) of
-   * expert e's (2F, D) block of {@code gateUp}, w3 rows [F, 2F), w2 expert e's (D, F) block of
-   * {@code down}. For saving a model whose experts are held fused.
+   * moetune.engine.io.MixtralCheckpoint#expertsGateUp} / {@link
+   * moetune.engine.io.MixtralCheckpoint#expertsDown}): w1 is rows [0, F) of expert e's (2F, D)
+   * block of {@code gateUp}, w3 rows [F, 2F), w2 expert e's (D, F) block of {@code down}. For
+   * saving a model whose experts are held fused.
    *
    * @param gateUp (E, 2F, D)
    * @param down (E, D, F)
