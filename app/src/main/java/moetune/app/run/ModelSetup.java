@@ -143,7 +143,7 @@ public record ModelSetup(
   }
 
   /** The tensors whose rows are token ids: (V, D) each. */
-  static final List<String> VOCAB_ROWS = List.of("model.embed_tokens.weight", "lm_head.weight");
+  static final List<String> VOCAB_ROWS = List.of(MixtralNames.EMBED, MixtralNames.LM_HEAD);
 
   /**
    * This setup with a tokenizer that has {@code vocabSize - config.vocabSize} more tokens ({@code

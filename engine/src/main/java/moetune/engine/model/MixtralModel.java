@@ -14,6 +14,7 @@ import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.hf.GenerationConfig;
 import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -187,7 +188,7 @@ public final class MixtralModel implements AutoCloseable {
     try {
       Map<String, Long> covered = new LinkedHashMap<>();
       for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
-        if (config.tieWordEmbeddings && w.getKey().equals("lm_head.weight")) {
+        if (config.tieWordEmbeddings && w.getKey().equals(MixtralNames.LM_HEAD)) {
           continue;
         }
         if (LoraWeights.isAdapterName(w.getKey())) {
@@ -719,7 +720,7 @@ public final class MixtralModel implements AutoCloseable {
     try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
         Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
       x = be.empty(options.residual(), n, d);
-      be.embeddingForward(idsT, params.weight("model.embed_tokens.weight"), x);
+      be.embeddingForward(idsT, params.weight(MixtralNames.EMBED), x);
       for (int l = 0; l < layers.length; l++) {
         Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
         x.close();
@@ -736,7 +737,7 @@ public final class MixtralModel implements AutoCloseable {
       }
       x.close();
       be.rmsnormForward(
-          last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
+          last, null, params.weight(MixtralNames.NORM), (float) config.rmsNormEps, normed, rstd);
       be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
       return be.download(logits).to(DType.F32);
     }
@@ -745,11 +746,11 @@ public final class MixtralModel implements AutoCloseable {
   // ------------------------------------------------------------------ helpers
 
   private Tensor lmHead() {
-    return params.weight(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.weight(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
   private Tensor lmHeadGrad() {
-    return params.grad(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.grad(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
   private int window() {

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import moetune.engine.hf.MixtralNames;
 
 /**
  * Parameters that are not trained. Their gradients are zeroed before every optimizer step and they
@@ -26,21 +27,20 @@ public record FreezeSpec(
 
   /** Whether the parameter with this HF name (hub layout) is frozen. */
   public boolean isFrozen(String name) {
-    if (embeddings && (name.equals("model.embed_tokens.weight") || name.equals("lm_head.weight"))) {
+    if (embeddings && (name.equals(MixtralNames.EMBED) || name.equals(MixtralNames.LM_HEAD))) {
       return true;
     }
-    if (!name.startsWith("model.layers.")) {
+    int layer = MixtralNames.layerOf(name);
+    if (layer < 0) {
       return false;
     }
-    String rest = name.substring("model.layers.".length());
-    int layer = Integer.parseInt(rest.substring(0, rest.indexOf('.')));
     if (layers.contains(layer)) {
       return true;
     }
-    if (router && (rest.contains(".block_sparse_moe.gate.") || rest.contains(".mlp.gate."))) {
+    if (router && MixtralNames.isRouter(name)) {
       return true;
     }
-    return attention && rest.contains(".self_attn.");
+    return attention && MixtralNames.isAttention(name);
   }
 
   /** The spec as the list of words the run config uses: router, attention, embeddings, layer:N. */

@@ -12,6 +12,7 @@ import moetune.engine.dist.Communicator;
 import moetune.engine.dist.ShardedAdamW;
 import moetune.engine.hf.GenerationConfig;
 import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
@@ -322,7 +323,7 @@ public final class MixtralTrainable implements TrainableModel {
     if (params.lora() == null || LoraWeights.hasWeights(dir)) {
       try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
         for (String name : ckpt.names()) {
-          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))) {
+          if (!(savedConfig.tieWordEmbeddings && name.equals(MixtralNames.LM_HEAD))) {
             params.set(params.resolve(name), ckpt.tensor(name));
           }
         }
