@@ -104,7 +104,7 @@ public final class BenchLoraCommand implements Callable<Integer> {
         ModelOptions o = new ModelOptions(Devices.precision(precision, be), seed).withLora(lora);
         try (MixtralModel m = MixtralModel.create(c, randomWeights(c, seed), be, o);
             AdamW opt =
-                new AdamW(m.parameters(), AdamW.Settings.defaults(1e-4f), AdamW.DECAY_MATRICES)) {
+                new AdamW(m.parameters(), AdamW.Settings.defaults(), AdamW.DECAY_MATRICES)) {
           plan = MemoryPlan.of(m).describe();
           Batch batch = batch(c);
           for (int i = 0; i < warmup; i++) {
@@ -133,7 +133,7 @@ public final class BenchLoraCommand implements Callable<Integer> {
     m.zeroGrad();
     m.forward(batch);
     m.backward();
-    opt.step();
+    opt.step(1e-4f);
   }
 
   private Batch batch(MixtralConfig c) {

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.Backend;
 import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
@@ -116,6 +117,8 @@ public final class ShardedAdamW implements Optimizer {
     }
     step++;
     Tensor master = params.masterFlat();
+    AdamWCoefficients decayed = AdamW.coefficients(settings, lr, true, step);
+    AdamWCoefficients undecayed = AdamW.coefficients(settings, lr, false, step);
     for (ZeroPartition.Bucket b : part.buckets()) {
       long own0 = b.ownStart(), own1 = b.ownStart() + b.ownLength();
       for (Run r : runs) {
@@ -129,12 +132,7 @@ public final class ShardedAdamW implements Optimizer {
             g.view(at, e - a),
             m.view(at, e - a),
             v.view(at, e - a),
-            lr,
-            settings.beta1(),
-            settings.beta2(),
-            settings.eps(),
-            r.decay() ? settings.weightDecay() : 0f,
-            step,
+            r.decay() ? decayed : undecayed,
             null);
       }
     }

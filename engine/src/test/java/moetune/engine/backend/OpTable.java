@@ -644,7 +644,8 @@ public final class OpTable {
           Tensor g = in.randn(1, n);
           Tensor m = in.randn(0.1, n);
           Tensor v = in.positive(0.01, n);
-          in.be.adamwStep(p, g, m, v, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, null);
+          in.be.adamwStep(
+              p, g, m, v, AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3), null);
           in.keep("param", p);
           in.keep("m", m);
           in.keep("v", v);
