@@ -212,24 +212,24 @@ public final class StepBench {
       PrintStream log) {
     float lr = 1e-4f;
     TrainOptions o =
-        new TrainOptions(
-            s.microBatch(),
-            1,
-            1,
-            s.warmup() + s.steps() + 1,
-            new AdamWOptions(lr, 0.9, 0.999, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-            LrSchedule.Kind.CONSTANT,
-            0,
-            0.0,
-            1.0,
-            config.routerAuxLossCoef,
-            0.0,
-            FreezeSpec.NONE,
-            0,
-            0,
-            0,
-            s.seed(),
-            false);
+        TrainOptions.builder(new AdamWOptions(lr, 0.9, 0.999, 1e-8, 0.0, AdamWOptions.Decay.ALL))
+            .microBatch(s.microBatch())
+            .gradAccum(1)
+            .epochs(1)
+            .maxSteps(s.warmup() + s.steps() + 1)
+            .schedule(LrSchedule.Kind.CONSTANT)
+            .warmupSteps(0)
+            .minLrRatio(0.0)
+            .clipNorm(1.0)
+            .auxLossCoef(config.routerAuxLossCoef)
+            .routerZLossCoef(0.0)
+            .freeze(FreezeSpec.NONE)
+            .evalEvery(0)
+            .checkpointEvery(0)
+            .keepLast(0)
+            .seed(s.seed())
+            .shuffle(false)
+            .build();
     MixtralModel model =
         MixtralModel.create(
             MixtralTrainable.trainingConfig(config, o.auxLossCoef()),

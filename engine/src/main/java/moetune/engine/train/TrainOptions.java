@@ -45,47 +45,11 @@ public record TrainOptions(
     boolean shuffle,
     OnNonFinite onNonFinite) {
 
-  /** Options that stop the run at a non-finite step (the default). */
-  public TrainOptions(
-      int microBatch,
-      int gradAccum,
-      int epochs,
-      long maxSteps,
-      AdamWOptions optimizer,
-      LrSchedule.Kind schedule,
-      long warmupSteps,
-      double minLrRatio,
-      double clipNorm,
-      double auxLossCoef,
-      double routerZLossCoef,
-      FreezeSpec freeze,
-      long evalEvery,
-      long checkpointEvery,
-      int keepLast,
-      long seed,
-      boolean shuffle) {
-    this(
-        microBatch,
-        gradAccum,
-        epochs,
-        maxSteps,
-        optimizer,
-        schedule,
-        warmupSteps,
-        minLrRatio,
-        clipNorm,
-        auxLossCoef,
-        routerZLossCoef,
-        freeze,
-        evalEvery,
-        checkpointEvery,
-        keepLast,
-        seed,
-        shuffle,
-        OnNonFinite.STOP);
-  }
-
   public TrainOptions {
+    if (optimizer == null || schedule == null || freeze == null) {
+      throw new IllegalArgumentException(
+          "TrainOptions: optimizer, schedule and freeze are required");
+    }
     if (onNonFinite == null) {
       throw new IllegalArgumentException("TrainOptions: onNonFinite must be STOP or SKIP");
     }
@@ -104,27 +68,179 @@ public record TrainOptions(
     }
   }
 
+  /**
+   * Options built by name, starting from everything off: one sequence per step, one epoch, a
+   * constant learning rate, no clipping, no auxiliary losses, nothing frozen, no evals or
+   * checkpoints between the first and the last, all checkpoints kept, seed 0, no shuffling, stop at
+   * a non-finite step. The run config sets every field from its own defaults.
+   */
+  public static Builder builder(AdamWOptions optimizer) {
+    return new Builder().optimizer(optimizer);
+  }
+
+  /** A builder holding these options, to change some of them. */
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.microBatch = microBatch;
+    b.gradAccum = gradAccum;
+    b.epochs = epochs;
+    b.maxSteps = maxSteps;
+    b.optimizer = optimizer;
+    b.schedule = schedule;
+    b.warmupSteps = warmupSteps;
+    b.minLrRatio = minLrRatio;
+    b.clipNorm = clipNorm;
+    b.auxLossCoef = auxLossCoef;
+    b.routerZLossCoef = routerZLossCoef;
+    b.freeze = freeze;
+    b.evalEvery = evalEvery;
+    b.checkpointEvery = checkpointEvery;
+    b.keepLast = keepLast;
+    b.seed = seed;
+    b.shuffle = shuffle;
+    b.onNonFinite = onNonFinite;
+    return b;
+  }
+
   /** These options with another non-finite policy. */
   public TrainOptions withOnNonFinite(OnNonFinite policy) {
-    return new TrainOptions(
-        microBatch,
-        gradAccum,
-        epochs,
-        maxSteps,
-        optimizer,
-        schedule,
-        warmupSteps,
-        minLrRatio,
-        clipNorm,
-        auxLossCoef,
-        routerZLossCoef,
-        freeze,
-        evalEvery,
-        checkpointEvery,
-        keepLast,
-        seed,
-        shuffle,
-        policy);
+    return toBuilder().onNonFinite(policy).build();
+  }
+
+  /** Named setters for {@link TrainOptions}; {@link #build} checks the whole. */
+  public static final class Builder {
+    private int microBatch = 1;
+    private int gradAccum = 1;
+    private int epochs = 1;
+    private long maxSteps = 0;
+    private AdamWOptions optimizer;
+    private LrSchedule.Kind schedule = LrSchedule.Kind.CONSTANT;
+    private long warmupSteps = 0;
+    private double minLrRatio = 0;
+    private double clipNorm = 0;
+    private double auxLossCoef = 0;
+    private double routerZLossCoef = 0;
+    private FreezeSpec freeze = FreezeSpec.NONE;
+    private long evalEvery = 0;
+    private long checkpointEvery = 0;
+    private int keepLast = 0;
+    private long seed = 0;
+    private boolean shuffle = false;
+    private OnNonFinite onNonFinite = OnNonFinite.STOP;
+
+    private Builder() {}
+
+    public Builder microBatch(int v) {
+      this.microBatch = v;
+      return this;
+    }
+
+    public Builder gradAccum(int v) {
+      this.gradAccum = v;
+      return this;
+    }
+
+    public Builder epochs(int v) {
+      this.epochs = v;
+      return this;
+    }
+
+    public Builder maxSteps(long v) {
+      this.maxSteps = v;
+      return this;
+    }
+
+    public Builder optimizer(AdamWOptions v) {
+      this.optimizer = v;
+      return this;
+    }
+
+    public Builder schedule(LrSchedule.Kind v) {
+      this.schedule = v;
+      return this;
+    }
+
+    public Builder warmupSteps(long v) {
+      this.warmupSteps = v;
+      return this;
+    }
+
+    public Builder minLrRatio(double v) {
+      this.minLrRatio = v;
+      return this;
+    }
+
+    public Builder clipNorm(double v) {
+      this.clipNorm = v;
+      return this;
+    }
+
+    public Builder auxLossCoef(double v) {
+      this.auxLossCoef = v;
+      return this;
+    }
+
+    public Builder routerZLossCoef(double v) {
+      this.routerZLossCoef = v;
+      return this;
+    }
+
+    public Builder freeze(FreezeSpec v) {
+      this.freeze = v;
+      return this;
+    }
+
+    public Builder evalEvery(long v) {
+      this.evalEvery = v;
+      return this;
+    }
+
+    public Builder checkpointEvery(long v) {
+      this.checkpointEvery = v;
+      return this;
+    }
+
+    public Builder keepLast(int v) {
+      this.keepLast = v;
+      return this;
+    }
+
+    public Builder seed(long v) {
+      this.seed = v;
+      return this;
+    }
+
+    public Builder shuffle(boolean v) {
+      this.shuffle = v;
+      return this;
+    }
+
+    public Builder onNonFinite(OnNonFinite v) {
+      this.onNonFinite = v;
+      return this;
+    }
+
+    public TrainOptions build() {
+      return new TrainOptions(
+          microBatch,
+          gradAccum,
+          epochs,
+          maxSteps,
+          optimizer,
+          schedule,
+          warmupSteps,
+          minLrRatio,
+          clipNorm,
+          auxLossCoef,
+          routerZLossCoef,
+          freeze,
+          evalEvery,
+          checkpointEvery,
+          keepLast,
+          seed,
+          shuffle,
+          onNonFinite);
+    }
   }
 
   /** Sequences consumed per optimizer step. */

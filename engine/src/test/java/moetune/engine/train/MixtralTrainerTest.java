@@ -32,24 +32,25 @@ class MixtralTrainerTest {
 
   static TrainOptions options(
       long steps, double aux, double z, FreezeSpec freeze, long checkpointEvery) {
-    return new TrainOptions(
-        2,
-        2,
-        1,
-        steps,
-        new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS),
-        LrSchedule.Kind.COSINE,
-        2,
-        0.1,
-        1.0,
-        aux,
-        z,
-        freeze,
-        3,
-        checkpointEvery,
-        0,
-        11,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS))
+        .microBatch(2)
+        .gradAccum(2)
+        .epochs(1)
+        .maxSteps(steps)
+        .schedule(LrSchedule.Kind.COSINE)
+        .warmupSteps(2)
+        .minLrRatio(0.1)
+        .clipNorm(1.0)
+        .auxLossCoef(aux)
+        .routerZLossCoef(z)
+        .freeze(freeze)
+        .evalEvery(3)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(0)
+        .seed(11)
+        .shuffle(true)
+        .build();
   }
 
   static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed) {

@@ -37,24 +37,25 @@ class TrainerLoopTest {
   }
 
   static TrainOptions options(long maxSteps, long checkpointEvery) {
-    return new TrainOptions(
-        3,
-        2,
-        1,
-        maxSteps,
-        new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-        LrSchedule.Kind.COSINE,
-        3,
-        0.1,
-        1.0,
-        0.0,
-        0.0,
-        FreezeSpec.NONE,
-        5,
-        checkpointEvery,
-        2,
-        7,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL))
+        .microBatch(3)
+        .gradAccum(2)
+        .epochs(1)
+        .maxSteps(maxSteps)
+        .schedule(LrSchedule.Kind.COSINE)
+        .warmupSteps(3)
+        .minLrRatio(0.1)
+        .clipNorm(1.0)
+        .auxLossCoef(0.0)
+        .routerZLossCoef(0.0)
+        .freeze(FreezeSpec.NONE)
+        .evalEvery(5)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(2)
+        .seed(7)
+        .shuffle(true)
+        .build();
   }
 
   /** Records every step's loss and the evals. */
