@@ -7,11 +7,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * cuBLAS bound with the FFM API to whichever libcublas.so.13 or .so.12 the host has (JCublas cannot
@@ -255,86 +252,17 @@ final class Cublas implements AutoCloseable {
     };
   }
 
-  /**
-   * Finds libcublas.so.13 (preferred) or .so.12: $MOETUNE_CUBLAS, then LD_LIBRARY_PATH, the CUDA
-   * toolkit folders, the system library folders and Python's nvidia-cublas wheels.
-   */
+  static final NativeLibrarySearch SEARCH =
+      new NativeLibrarySearch(
+          "cuBLAS",
+          List.of("libcublas.so.13", "libcublas.so.12"),
+          "MOETUNE_CUBLAS",
+          null,
+          List.of("nvidia/cu13/lib", "nvidia/cublas/lib"),
+          "install the CUDA toolkit's cuBLAS");
+
+  /** Finds libcublas.so.13 (preferred) or .so.12 ({@link NativeLibrarySearch}). */
   static Path find() {
-    String override = System.getenv("MOETUNE_CUBLAS");
-    if (override != null && !override.isBlank()) {
-      Path p = Path.of(override);
-      if (!Files.isRegularFile(p)) {
-        throw new CudaException(
-            "MOETUNE_CUBLAS=" + override + " is not a file; point it at libcublas.so.13 or .so.12");
-      }
-      return p;
-    }
-    List<Path> dirs = new ArrayList<>();
-    String ld = System.getenv("LD_LIBRARY_PATH");
-    if (ld != null) {
-      for (String d : ld.split(":")) {
-        if (!d.isBlank()) dirs.add(Path.of(d));
-      }
-    }
-    String cudaHome = System.getenv("CUDA_HOME");
-    if (cudaHome != null) {
-      dirs.add(Path.of(cudaHome, "lib64"));
-      dirs.add(Path.of(cudaHome, "targets/x86_64-linux/lib"));
-    }
-    for (String root : new String[] {"/usr/local", "/opt"}) {
-      try (Stream<Path> s = Files.list(Path.of(root))) {
-        s.filter(p -> p.getFileName().toString().startsWith("cuda"))
-            .sorted()
-            .forEach(
-                p -> {
-                  dirs.add(p.resolve("lib64"));
-                  dirs.add(p.resolve("targets/x86_64-linux/lib"));
-                });
-      } catch (Exception e) {
-        // a missing root folder simply contributes nothing
-      }
-    }
-    for (String d :
-        new String[] {
-          "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu"
-        }) {
-      dirs.add(Path.of(d));
-    }
-    Path found = firstIn(dirs);
-    if (found == null) {
-      List<Path> wheels = new ArrayList<>();
-      addPythonWheels(wheels); // slower (walks folders), so only when the usual places lack it
-      found = firstIn(wheels);
-    }
-    if (found != null) {
-      return found;
-    }
-    throw new CudaException(
-        "no libcublas.so.13 or libcublas.so.12 found (looked in LD_LIBRARY_PATH, CUDA_HOME, /usr/local/cuda*, the"
-            + " system library folders and Python's nvidia/cu13|cublas wheels); install the CUDA toolkit's cuBLAS"
-            + " or set MOETUNE_CUBLAS=/path/to/libcublas.so.13");
-  }
-
-  private static Path firstIn(List<Path> dirs) {
-    for (String name : new String[] {"libcublas.so.13", "libcublas.so.12"}) {
-      for (Path d : dirs) {
-        Path p = d.resolve(name);
-        if (Files.isRegularFile(p)) {
-          return p;
-        }
-      }
-    }
-    return null;
-  }
-
-  private static void addPythonWheels(List<Path> dirs) {
-    for (String root : new String[] {"/usr/local/lib", "/usr/lib", "/opt"}) {
-      try (Stream<Path> s = Files.walk(Path.of(root), 8)) {
-        s.filter(p -> p.endsWith("nvidia/cu13/lib") || p.endsWith("nvidia/cublas/lib"))
-            .forEach(dirs::add);
-      } catch (Exception e) {
-        // unreadable or missing: nothing to add
-      }
-    }
+    return SEARCH.find();
   }
 }

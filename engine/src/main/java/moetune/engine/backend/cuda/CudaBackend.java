@@ -455,6 +455,7 @@ public final class CudaBackend implements Backend {
     }
     bind();
     Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "close " + name());
+    layers.close();
     cublas.close();
     kernels.unload();
     allocator.releaseCache();

@@ -16,8 +16,14 @@ final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
   private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
 
-  /** Which attention kernels run (MOETUNE_ATTENTION=own|scalar; own is the default). */
+  /** Which attention kernels run (MOETUNE_ATTENTION=own|cudnn|scalar; own is the default). */
   enum AttentionPath {
+    /**
+     * cuDNN's fused flash attention (CudnnAttention) where it applies: bf16, equal query and key
+     * lengths, no packed documents, head dim a multiple of 8 up to 128; the own kernels otherwise,
+     * and everywhere when cuDNN 9 cannot be loaded (said once).
+     */
+    CUDNN,
     /**
      * The tensor-core FlashAttention-2 kernels (attention_fa2.cu) where they apply: bf16 q/k/v and
      * outputs, head dim 64 or 128, 16-byte aligned tensors; the scalar kernels otherwise.
@@ -33,12 +39,13 @@ final class LayerOps {
       return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
         case "own", "fa2" -> OWN;
         case "scalar" -> SCALAR;
+        case "cudnn" -> CUDNN;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_ATTENTION="
                     + value
-                    + " is not an attention path: use own (tensor-core kernels, the default) or"
-                    + " scalar (the simple kernels); cudnn is not available yet");
+                    + " is not an attention path: use own (tensor-core kernels, the default),"
+                    + " cudnn (cuDNN's fused attention) or scalar (the simple kernels)");
       };
     }
 
@@ -52,6 +59,14 @@ final class LayerOps {
             + activations
             + " activations (the tensor-core kernels take bf16)";
       }
+      if (this == CUDNN) {
+        return headDim % 8 == 0 && headDim <= 128
+            ? "attention: cuDNN fused flash attention in every layer where it applies (no packed"
+                + " documents, Tq = Tk), own tensor-core kernels otherwise (MOETUNE_ATTENTION=cudnn)"
+            : "attention: own kernels in every layer: head dim "
+                + headDim
+                + " (cuDNN takes multiples of 8 up to 128)";
+      }
       if (headDim != 64 && headDim != 128) {
         return "attention: scalar kernels in every layer: head dim "
             + headDim
@@ -63,6 +78,10 @@ final class LayerOps {
     }
 
     String describe() {
+      if (this == CUDNN) {
+        return "attention: cuDNN fused flash attention where it applies, own kernels otherwise"
+            + " (MOETUNE_ATTENTION=cudnn)";
+      }
       return this == OWN
           ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
               + " 64 or 128, scalar kernels otherwise"
@@ -72,6 +91,9 @@ final class LayerOps {
 
   private final CudaBackend b;
   private AttentionPath attention;
+  private CudnnAttention cudnn; // loaded on the first call that takes the cuDNN path
+  private String cudnnMissing; // why cuDNN could not be loaded (said once)
+  private final java.util.Set<String> attentionNotes = new java.util.HashSet<>();
 
   LayerOps(CudaBackend b) {
     this.b = b;
@@ -87,9 +109,55 @@ final class LayerOps {
     this.attention = path;
   }
 
+  /** Says a fallback's reason on stderr the first time it happens. */
+  private void noteOnce(String note) {
+    if (attentionNotes.add(note)) {
+      System.err.println("moetune: " + note);
+    }
+  }
+
+  /** cuDNN's attention when the path is cuDNN and it takes this call, else null. */
+  private CudnnAttention cudnnFor(AttnSpec spec, int hd, CudaTensor... ts) {
+    if (attention != AttentionPath.CUDNN) {
+      return null;
+    }
+    if (cudnn == null && cudnnMissing == null) {
+      try {
+        cudnn = new CudnnAttention(new Cudnn(b.streamAddress()));
+      } catch (CudaException | IllegalArgumentException | UnsatisfiedLinkError e) {
+        cudnnMissing = e.getMessage();
+        noteOnce("attention: cuDNN unavailable, own kernels instead: " + cudnnMissing);
+      }
+    }
+    if (cudnn == null) {
+      return null;
+    }
+    String why = CudnnAttention.unsupported(spec, hd, ts);
+    if (why != null) {
+      noteOnce("attention: own kernels where cuDNN does not apply: " + why);
+      return null;
+    }
+    return cudnn;
+  }
+
+  /** The cuDNN library in use, or why none is (for the backend's description). */
+  String cudnnStatus() {
+    if (cudnn != null) {
+      return "cuDNN " + cudnn.cudnn().version() + " (" + cudnn.cudnn().library() + ")";
+    }
+    return cudnnMissing == null ? "cuDNN not loaded yet" : "cuDNN unavailable: " + cudnnMissing;
+  }
+
+  void close() {
+    if (cudnn != null) {
+      cudnn.close();
+      cudnn = null;
+    }
+  }
+
   /** Whether the tensor-core kernels take this call (else the scalar ones). */
   private boolean fa2(int hd, CudaTensor... ts) {
-    if (attention != AttentionPath.OWN || (hd != 64 && hd != 128)) {
+    if (attention == AttentionPath.SCALAR || (hd != 64 && hd != 128)) {
       return false;
     }
     for (CudaTensor t : ts) {
@@ -375,6 +443,15 @@ final class LayerOps {
         o.numel() == qt.numel() && l.numel() == rows,
         op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
     requireDtype(l, DType.F32, op, "lse");
+    CudnnAttention cd = cudnnFor(spec, d[2], qt, kt, vt, o);
+    if (cd != null) {
+      try {
+        cd.forward(b, qt, kt, vt, o, l, spec, d[0], d[1], d[2]);
+        return;
+      } catch (CudaException e) {
+        noteOnce("attention: cuDNN forward failed, own kernels instead: " + e.getMessage());
+      }
+    }
     if (fa2(d[2], qt, kt, vt, o)) {
       b.launch(
           (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
@@ -447,6 +524,15 @@ final class LayerOps {
     long doc = b.ptr(spec.docIds(), op, "docIds");
     int[] st = attnStruct(spec, d);
     String shapes = qt.describe() + " " + kt.describe();
+    CudnnAttention cd = cudnnFor(spec, d[2], g, o, qt, kt, vt, dqt, dkt, dvt);
+    if (cd != null) {
+      try {
+        cd.backward(b, g, qt, kt, vt, o, l, spec, dqt, dkt, dvt, d[0], d[1], d[2]);
+        return;
+      } catch (CudaException e) {
+        noteOnce("attention: cuDNN backward failed, own kernels instead: " + e.getMessage());
+      }
+    }
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
       if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {

@@ -9,11 +9,8 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * NCCL 2 (libnccl.so.2) bound with the FFM API, the way {@link Cublas} binds cuBLAS: only what
@@ -223,93 +220,31 @@ public final class Nccl {
     };
   }
 
+  static final NativeLibrarySearch SEARCH =
+      new NativeLibrarySearch(
+          "NCCL 2",
+          List.of("libnccl.so.2"),
+          "MOETUNE_NCCL",
+          "NCCL_HOME",
+          List.of("nvidia/nccl/lib"),
+          "several GPUs need NCCL 2: install it (apt install libnccl2, or pip install"
+              + " nvidia-nccl-cu13)");
+
+  static final List<Path> SYSTEM_DIRS = NativeLibrarySearch.SYSTEM_DIRS;
+
+  static final List<Path> WHEEL_ROOTS = NativeLibrarySearch.WHEEL_ROOTS;
+
   /**
-   * Finds libnccl.so.2: $MOETUNE_NCCL, then $NCCL_HOME/lib, LD_LIBRARY_PATH, the CUDA toolkit
-   * folders, the system library folders, then Python's nvidia-nccl wheels (nvidia/nccl/lib). Takes
-   * the environment as a map so the search and its message are testable.
+   * Finds libnccl.so.2 ({@link NativeLibrarySearch}: $MOETUNE_NCCL, $NCCL_HOME/lib,
+   * LD_LIBRARY_PATH, the CUDA toolkit folders, the system library folders, then pip's
+   * nvidia/nccl/lib). An empty {@code systemDirs} also skips the toolkit folders (tests).
    */
-  static final List<Path> SYSTEM_DIRS =
-      List.of(
-          Path.of("/usr/lib/x86_64-linux-gnu"),
-          Path.of("/usr/lib64"),
-          Path.of("/usr/lib"),
-          Path.of("/lib/x86_64-linux-gnu"));
-
-  static final List<Path> WHEEL_ROOTS =
-      List.of(Path.of("/usr/local/lib"), Path.of("/usr/lib"), Path.of("/opt"));
-
   static Path find(
       java.util.Map<String, String> env, List<Path> systemDirs, List<Path> wheelRoots) {
-    String override = env.get("MOETUNE_NCCL");
-    if (override != null && !override.isBlank()) {
-      Path p = Path.of(override);
-      if (!Files.isRegularFile(p)) {
-        throw new CudaException(
-            "MOETUNE_NCCL=" + override + " is not a file; point it at libnccl.so.2");
-      }
-      return p;
-    }
-    List<Path> dirs = new ArrayList<>();
-    String home = env.get("NCCL_HOME");
-    if (home != null && !home.isBlank()) {
-      dirs.add(Path.of(home, "lib"));
-      dirs.add(Path.of(home, "lib64"));
-    }
-    String ld = env.get("LD_LIBRARY_PATH");
-    if (ld != null) {
-      for (String d : ld.split(":")) {
-        if (!d.isBlank()) dirs.add(Path.of(d));
-      }
-    }
-    String cudaHome = env.get("CUDA_HOME");
-    if (cudaHome != null && !cudaHome.isBlank()) {
-      dirs.add(Path.of(cudaHome, "lib64"));
-      dirs.add(Path.of(cudaHome, "targets/x86_64-linux/lib"));
-    }
-    for (Path root :
-        systemDirs.isEmpty() ? List.<Path>of() : List.of(Path.of("/usr/local"), Path.of("/opt"))) {
-      try (Stream<Path> s = Files.list(root)) {
-        s.filter(p -> p.getFileName().toString().startsWith("cuda"))
-            .sorted()
-            .forEach(
-                p -> {
-                  dirs.add(p.resolve("lib64"));
-                  dirs.add(p.resolve("targets/x86_64-linux/lib"));
-                });
-      } catch (Exception e) {
-        // a missing root folder contributes nothing
-      }
-    }
-    dirs.addAll(systemDirs);
-    Path found = firstIn(dirs);
-    if (found == null) {
-      List<Path> wheels = new ArrayList<>();
-      for (Path root : wheelRoots) {
-        try (Stream<Path> s = Files.walk(root, 8)) {
-          s.filter(p -> p.endsWith("nvidia/nccl/lib")).forEach(wheels::add);
-        } catch (Exception e) {
-          // unreadable or missing: nothing to add
-        }
-      }
-      found = firstIn(wheels);
-    }
-    if (found != null) {
-      return found;
-    }
-    throw new CudaException(
-        "no libnccl.so.2 found (looked in NCCL_HOME, LD_LIBRARY_PATH, CUDA_HOME, /usr/local/cuda*,"
-            + " the system library folders and Python's nvidia/nccl/lib wheels); several GPUs need"
-            + " NCCL 2: install it (apt install libnccl2, or pip install nvidia-nccl-cu13) or set"
-            + " MOETUNE_NCCL=/path/to/libnccl.so.2");
-  }
-
-  private static Path firstIn(List<Path> dirs) {
-    for (Path d : dirs) {
-      Path p = d.resolve("libnccl.so.2");
-      if (Files.isRegularFile(p)) {
-        return p;
-      }
-    }
-    return null;
+    return SEARCH.find(
+        env,
+        systemDirs.isEmpty() ? List.of() : NativeLibrarySearch.TOOLKIT_ROOTS,
+        systemDirs,
+        wheelRoots);
   }
 }

@@ -17,6 +17,8 @@ class AttentionPathTest {
     assertEquals(AttentionPath.OWN, AttentionPath.fromEnv("own"));
     assertEquals(AttentionPath.OWN, AttentionPath.fromEnv("FA2"));
     assertEquals(AttentionPath.SCALAR, AttentionPath.fromEnv("Scalar"));
+    assertEquals(AttentionPath.CUDNN, AttentionPath.fromEnv("cuDNN"));
+    assertTrue(AttentionPath.CUDNN.describe().contains("cuDNN"));
     assertTrue(AttentionPath.SCALAR.describe().contains("scalar"));
     assertTrue(AttentionPath.OWN.describe().contains("tensor-core"));
   }
@@ -29,13 +31,19 @@ class AttentionPathTest {
     assertTrue(AttentionPath.OWN.plan(DType.BF16, 96).contains("head dim 96"));
     assertTrue(AttentionPath.OWN.plan(DType.F32, 64).contains("F32 activations"));
     assertTrue(AttentionPath.SCALAR.plan(DType.BF16, 64).contains("MOETUNE_ATTENTION=scalar"));
+    assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 128).contains("cuDNN fused flash attention"));
+    assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 136).contains("head dim 136"));
   }
 
   @Test
   void unknownValueSaysWhatToUse() {
     IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> AttentionPath.fromEnv("cudnn"));
-    assertTrue(e.getMessage().startsWith("MOETUNE_ATTENTION=cudnn"), e.getMessage());
-    assertTrue(e.getMessage().contains("own") && e.getMessage().contains("scalar"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> AttentionPath.fromEnv("flash3"));
+    assertTrue(e.getMessage().startsWith("MOETUNE_ATTENTION=flash3"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("own")
+            && e.getMessage().contains("cudnn")
+            && e.getMessage().contains("scalar"),
+        e.getMessage());
   }
 }

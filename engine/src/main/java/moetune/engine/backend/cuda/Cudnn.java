@@ -1,0 +1,566 @@
+package moetune.engine.backend.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * cuDNN 9's backend descriptor API bound with FFM (the C API under cudnn-frontend): descriptors are
+ * created, given attributes, finalized, and an execution plan runs a finalized operation graph on a
+ * variant pack of device pointers. Only what {@link CudnnAttention} needs. The library is found by
+ * {@link #SEARCH}; its sub-libraries (libcudnn_graph, the engine libraries) are loaded from the
+ * same folder first, so cuDNN's own dlopen of them by name finds them without LD_LIBRARY_PATH.
+ *
+ * <p>Constants are the values of cudnn_graph.h (cuDNN 9): they are part of its stable C ABI.
+ */
+final class Cudnn implements AutoCloseable {
+  static final NativeLibrarySearch SEARCH =
+      new NativeLibrarySearch(
+          "cuDNN 9",
+          List.of("libcudnn.so.9"),
+          "MOETUNE_CUDNN",
+          "CUDNN_HOME",
+          List.of("nvidia/cudnn/lib"),
+          "install cuDNN 9 (apt install libcudnn9-cuda-13, or pip install nvidia-cudnn-cu13)");
+
+  // cudnnBackendDescriptorType_t
+  static final int POINTWISE = 0,
+      ENGINECFG = 3,
+      ENGINEHEUR = 4,
+      EXECUTION_PLAN = 5,
+      OP_POINTWISE = 13,
+      OPERATION_GRAPH = 15,
+      VARIANT_PACK = 16,
+      TENSOR = 17,
+      MATMUL = 18,
+      OP_MATMUL = 19,
+      REDUCTION = 21,
+      OP_REDUCTION = 22,
+      OP_RESHAPE = 31;
+  // cudnnBackendAttributeType_t
+  static final int T_HANDLE = 0,
+      T_DATA_TYPE = 1,
+      T_BOOLEAN = 2,
+      T_INT64 = 3,
+      T_FLOAT = 4,
+      T_VOID_PTR = 6,
+      T_HEUR_MODE = 8,
+      T_POINTWISE_MODE = 14,
+      T_DESCRIPTOR = 15,
+      T_REDUCTION_OP = 18,
+      T_CHAR = 24;
+  // cudnnDataType_t
+  static final int FLOAT = 0, INT32 = 4, BFLOAT16 = 9, BOOLEAN = 11;
+  // cudnnPointwiseMode_t
+  static final int PW_ADD = 0,
+      PW_MUL = 1,
+      PW_DIV = 6,
+      PW_SUB = 9,
+      PW_EXP = 13,
+      PW_LOG = 15,
+      PW_IDENTITY = 21,
+      PW_CMP_GT = 302,
+      PW_CMP_GE = 303,
+      PW_GEN_INDEX = 501,
+      PW_BINARY_SELECT = 601;
+  // cudnnReduceTensorOp_t
+  static final int RED_ADD = 0, RED_MAX = 3;
+  // cudnnBackendHeurMode_t
+  static final int HEUR_A = 3, HEUR_FALLBACK = 2;
+  // cudnnBackendAttributeName_t
+  static final int A_PW_MODE = 0,
+      A_PW_MATH_PREC = 1,
+      A_PW_AXIS = 9,
+      A_HEUR_MODE = 200,
+      A_HEUR_GRAPH = 201,
+      A_HEUR_RESULTS = 202,
+      A_PLAN_HANDLE = 400,
+      A_PLAN_ENGINE_CONFIG = 401,
+      A_PLAN_WORKSPACE = 402,
+      A_PLAN_JSON = 405,
+      A_OP_PW_DESC = 750,
+      A_OP_PW_X = 751,
+      A_OP_PW_B = 752,
+      A_OP_PW_Y = 753,
+      A_OP_PW_ALPHA1 = 754,
+      A_OP_PW_ALPHA2 = 755,
+      A_OP_PW_T = 758,
+      A_GRAPH_HANDLE = 800,
+      A_GRAPH_OPS = 801,
+      A_T_ALIGNMENT = 900,
+      A_T_DATA_TYPE = 901,
+      A_T_DIMS = 902,
+      A_T_STRIDES = 903,
+      A_T_UID = 906,
+      A_T_VIRTUAL = 907,
+      A_T_BY_VALUE = 908,
+      A_VP_UIDS = 1000,
+      A_VP_POINTERS = 1001,
+      A_VP_WORKSPACE = 1003,
+      A_MM_COMP_TYPE = 1500,
+      A_OP_MM_A = 1520,
+      A_OP_MM_B = 1521,
+      A_OP_MM_C = 1522,
+      A_OP_MM_DESC = 1523,
+      A_RED_OPERATOR = 1600,
+      A_RED_COMP_TYPE = 1601,
+      A_OP_RED_X = 1610,
+      A_OP_RED_Y = 1611,
+      A_OP_RED_DESC = 1612,
+      A_OP_RESHAPE_X = 2200,
+      A_OP_RESHAPE_Y = 2201;
+
+  private static final ValueLayout.OfLong PTR = ValueLayout.JAVA_LONG;
+  private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
+  private static final String[] SUB_LIBRARIES = {
+    "libcudnn_graph.so.9",
+    "libcudnn_engines_precompiled.so.9",
+    "libcudnn_engines_runtime_compiled.so.9",
+    "libcudnn_heuristic.so.9",
+    "libcudnn_ops.so.9",
+    "libcudnn_cnn.so.9",
+    "libcudnn_adv.so.9"
+  };
+
+  private final Arena arena = Arena.ofShared();
+  private final Path library;
+  private final MethodHandle create,
+      destroyDesc,
+      setAttr,
+      getAttr,
+      finalizeDesc,
+      execute,
+      errorString,
+      lastError,
+      destroyHandle;
+  private final long handle;
+  private final long version;
+
+  /** Loads cuDNN (throws {@link CudaException} with the search's message when absent). */
+  Cudnn(long stream) {
+    this(SEARCH.find(), stream);
+  }
+
+  Cudnn(Path library, long stream) {
+    this.library = library;
+    Linker linker = Linker.nativeLinker();
+    Path dir = library.toAbsolutePath().getParent();
+    for (String sub : SUB_LIBRARIES) {
+      Path p = dir.resolve(sub);
+      if (Files.isRegularFile(p)) {
+        try {
+          SymbolLookup.libraryLookup(p, arena); // loaded once, found by soname afterwards
+        } catch (IllegalArgumentException e) {
+          // an engine library that cannot load here only narrows the engines cuDNN offers
+        }
+      }
+    }
+    SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
+    MethodHandle getVersion = bind(linker, lib, "cudnnGetVersion", FunctionDescriptor.of(PTR));
+    MethodHandle createHandle =
+        bind(linker, lib, "cudnnCreate", FunctionDescriptor.of(INT, ValueLayout.ADDRESS));
+    MethodHandle setStream =
+        bind(linker, lib, "cudnnSetStream", FunctionDescriptor.of(INT, PTR, PTR));
+    destroyHandle = bind(linker, lib, "cudnnDestroy", FunctionDescriptor.of(INT, PTR));
+    errorString =
+        bind(linker, lib, "cudnnGetErrorString", FunctionDescriptor.of(ValueLayout.ADDRESS, INT));
+    lastError =
+        bind(
+            linker,
+            lib,
+            "cudnnGetLastErrorString",
+            FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    create =
+        bind(
+            linker,
+            lib,
+            "cudnnBackendCreateDescriptor",
+            FunctionDescriptor.of(INT, INT, ValueLayout.ADDRESS));
+    destroyDesc =
+        bind(linker, lib, "cudnnBackendDestroyDescriptor", FunctionDescriptor.of(INT, PTR));
+    setAttr =
+        bind(
+            linker,
+            lib,
+            "cudnnBackendSetAttribute",
+            FunctionDescriptor.of(INT, PTR, INT, INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+    getAttr =
+        bind(
+            linker,
+            lib,
+            "cudnnBackendGetAttribute",
+            FunctionDescriptor.of(
+                INT,
+                PTR,
+                INT,
+                INT,
+                ValueLayout.JAVA_LONG,
+                ValueLayout.ADDRESS,
+                ValueLayout.ADDRESS));
+    finalizeDesc = bind(linker, lib, "cudnnBackendFinalize", FunctionDescriptor.of(INT, PTR));
+    execute = bind(linker, lib, "cudnnBackendExecute", FunctionDescriptor.of(INT, PTR, PTR, PTR));
+    try {
+      version = (long) getVersion.invokeExact();
+    } catch (Throwable t) {
+      throw new CudaException("cudnnGetVersion failed: " + t);
+    }
+    if (version < 90000) {
+      throw new CudaException(
+          library + " is cuDNN " + version + "; moetune's fused attention needs cuDNN 9");
+    }
+    MemorySegment h = arena.allocate(ValueLayout.JAVA_LONG);
+    check(call(createHandle, h), "cudnnCreate", "");
+    handle = h.get(ValueLayout.JAVA_LONG, 0);
+    check(call(setStream, handle, stream), "cudnnSetStream", "");
+  }
+
+  Path library() {
+    return library;
+  }
+
+  /** CUDNN_VERSION of the loaded library, e.g. 91900 for 9.19.0. */
+  long version() {
+    return version;
+  }
+
+  long handle() {
+    return handle;
+  }
+
+  /** A new descriptor of {@code type}; the caller destroys it ({@link Graph} does). */
+  long create(int type, String what) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment d = a.allocate(ValueLayout.JAVA_LONG);
+      check(call(create, type, d), "cudnnBackendCreateDescriptor", what);
+      return d.get(ValueLayout.JAVA_LONG, 0);
+    }
+  }
+
+  void destroy(long desc) {
+    call(destroyDesc, desc);
+  }
+
+  void set(long desc, int name, int type, long count, MemorySegment values, String what) {
+    check(call(setAttr, desc, name, type, count, values), "cudnnBackendSetAttribute", what);
+  }
+
+  /** cudnnBackendFinalize; returns the status (0 = success) without throwing. */
+  int tryFinalize(long desc) {
+    return call(finalizeDesc, desc);
+  }
+
+  void finalize(long desc, String what) {
+    check(tryFinalize(desc), "cudnnBackendFinalize", what);
+  }
+
+  /** Reads up to {@code capacity} elements of an attribute into {@code out}; returns the count. */
+  long get(long desc, int name, int type, long capacity, MemorySegment out, String what) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment n = a.allocate(ValueLayout.JAVA_LONG);
+      check(
+          call(getAttr, desc, name, type, capacity, n, out == null ? MemorySegment.NULL : out),
+          "cudnnBackendGetAttribute",
+          what);
+      return n.get(ValueLayout.JAVA_LONG, 0);
+    }
+  }
+
+  void execute(long plan, long variantPack, String what) {
+    check(call(execute, handle, plan, variantPack), "cudnnBackendExecute", what);
+  }
+
+  /** cuDNN's status name and its last error message (what it refused and why). */
+  String describe(int status) {
+    String name;
+    try {
+      MemorySegment s = (MemorySegment) errorString.invokeExact(status);
+      name = s.reinterpret(256).getString(0);
+    } catch (Throwable t) {
+      name = "status " + status;
+    }
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment buf = a.allocate(2048);
+      lastError.invokeExact(buf, 2048L);
+      String msg = buf.getString(0).strip();
+      return msg.isEmpty() ? name : name + ": " + msg;
+    } catch (Throwable t) {
+      return name;
+    }
+  }
+
+  private void check(int status, String call, String what) {
+    if (status != 0) {
+      throw new CudaException(call, status, describe(status), what);
+    }
+  }
+
+  private static int call(MethodHandle h, Object... args) {
+    try {
+      return (int) h.invokeWithArguments(args);
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuDNN call failed: " + t);
+    }
+  }
+
+  private static MethodHandle bind(
+      Linker linker, SymbolLookup lib, String name, FunctionDescriptor fd) {
+    return linker.downcallHandle(
+        lib.find(name)
+            .orElseThrow(() -> new CudaException("cuDNN library lacks " + name + "; need cuDNN 9")),
+        fd);
+  }
+
+  @Override
+  public void close() {
+    call(destroyHandle, handle);
+    arena.close();
+  }
+
+  /**
+   * The descriptors of one operation graph and its plan, destroyed together. Tensors get unique
+   * ids: the graph's real tensors their caller's ids (the variant pack names them), virtual ones
+   * ids from 1000 up.
+   */
+  final class Graph implements AutoCloseable {
+    private final Arena mem = Arena.ofShared();
+    private final List<Long> owned = new ArrayList<>();
+    private final List<Long> ops = new ArrayList<>();
+    private long nextVirtual = 1000;
+    private long plan;
+    private long workspace;
+    private String engine = "";
+
+    private long make(int type, String what) {
+      long d = create(type, what);
+      owned.add(d);
+      return d;
+    }
+
+    private MemorySegment longs(long... v) {
+      MemorySegment s = mem.allocate(ValueLayout.JAVA_LONG, v.length);
+      for (int i = 0; i < v.length; i++) s.setAtIndex(ValueLayout.JAVA_LONG, i, v[i]);
+      return s;
+    }
+
+    private MemorySegment ints(int v) {
+      MemorySegment s = mem.allocate(ValueLayout.JAVA_INT);
+      s.set(ValueLayout.JAVA_INT, 0, v);
+      return s;
+    }
+
+    private MemorySegment bool(boolean v) {
+      MemorySegment s = mem.allocate(1);
+      s.set(ValueLayout.JAVA_BOOLEAN, 0, v);
+      return s;
+    }
+
+    private MemorySegment floats(float v) {
+      MemorySegment s = mem.allocate(ValueLayout.JAVA_FLOAT);
+      s.set(ValueLayout.JAVA_FLOAT, 0, v);
+      return s;
+    }
+
+    /** A real (variant-pack) tensor. */
+    long tensor(long uid, int dataType, long[] dims, long[] strides) {
+      return tensor(uid, dataType, dims, strides, false, false);
+    }
+
+    /** A virtual (fused, never in memory) tensor. */
+    long virt(int dataType, long[] dims, long[] strides) {
+      return tensor(nextVirtual++, dataType, dims, strides, true, false);
+    }
+
+    /** A float scalar passed by value (its host pointer goes in the variant pack). */
+    long scalar(long uid) {
+      return tensor(uid, FLOAT, new long[] {1, 1, 1, 1}, new long[] {1, 1, 1, 1}, false, true);
+    }
+
+    private long tensor(
+        long uid, int dataType, long[] dims, long[] strides, boolean isVirtual, boolean byValue) {
+      String what = "tensor " + uid;
+      long d = make(TENSOR, what);
+      set(d, A_T_DATA_TYPE, T_DATA_TYPE, 1, ints(dataType), what);
+      set(d, A_T_DIMS, T_INT64, dims.length, longs(dims), what);
+      set(d, A_T_STRIDES, T_INT64, strides.length, longs(strides), what);
+      set(d, A_T_UID, T_INT64, 1, longs(uid), what);
+      set(d, A_T_ALIGNMENT, T_INT64, 1, longs(16), what);
+      if (isVirtual) set(d, A_T_VIRTUAL, T_BOOLEAN, 1, bool(true), what);
+      if (byValue) set(d, A_T_BY_VALUE, T_BOOLEAN, 1, bool(true), what);
+      Cudnn.this.finalize(d, what);
+      return d;
+    }
+
+    /** y = mode(x[, b][, t]) computed in {@code precision}; axis for GEN_INDEX. */
+    void pointwise(int mode, long x, long b, long t, long y, int precision, long axis) {
+      String what = "pointwise mode " + mode;
+      long pw = make(POINTWISE, what);
+      set(pw, A_PW_MODE, T_POINTWISE_MODE, 1, ints(mode), what);
+      set(pw, A_PW_MATH_PREC, T_DATA_TYPE, 1, ints(precision), what);
+      if (mode == PW_GEN_INDEX) set(pw, A_PW_AXIS, T_INT64, 1, longs(axis), what);
+      Cudnn.this.finalize(pw, what);
+      long op = make(OP_POINTWISE, what);
+      set(op, A_OP_PW_DESC, T_DESCRIPTOR, 1, longs(pw), what);
+      set(op, A_OP_PW_X, T_DESCRIPTOR, 1, longs(x), what);
+      if (b != 0) set(op, A_OP_PW_B, T_DESCRIPTOR, 1, longs(b), what);
+      if (t != 0) set(op, A_OP_PW_T, T_DESCRIPTOR, 1, longs(t), what);
+      set(op, A_OP_PW_Y, T_DESCRIPTOR, 1, longs(y), what);
+      set(op, A_OP_PW_ALPHA1, T_FLOAT, 1, floats(1f), what);
+      if (b != 0) set(op, A_OP_PW_ALPHA2, T_FLOAT, 1, floats(1f), what);
+      Cudnn.this.finalize(op, what);
+      ops.add(op);
+    }
+
+    void pointwise(int mode, long x, long b, long y) {
+      pointwise(mode, x, b, 0, y, FLOAT, -1);
+    }
+
+    void reduction(int mode, long x, long y) {
+      String what = "reduction " + mode;
+      long r = make(REDUCTION, what);
+      set(r, A_RED_COMP_TYPE, T_DATA_TYPE, 1, ints(FLOAT), what);
+      set(r, A_RED_OPERATOR, T_REDUCTION_OP, 1, ints(mode), what);
+      Cudnn.this.finalize(r, what);
+      long op = make(OP_REDUCTION, what);
+      set(op, A_OP_RED_DESC, T_DESCRIPTOR, 1, longs(r), what);
+      set(op, A_OP_RED_X, T_DESCRIPTOR, 1, longs(x), what);
+      set(op, A_OP_RED_Y, T_DESCRIPTOR, 1, longs(y), what);
+      Cudnn.this.finalize(op, what);
+      ops.add(op);
+    }
+
+    void matmul(long a, long b, long c) {
+      String what = "matmul";
+      long m = make(MATMUL, what);
+      set(m, A_MM_COMP_TYPE, T_DATA_TYPE, 1, ints(FLOAT), what);
+      Cudnn.this.finalize(m, what);
+      long op = make(OP_MATMUL, what);
+      set(op, A_OP_MM_A, T_DESCRIPTOR, 1, longs(a), what);
+      set(op, A_OP_MM_B, T_DESCRIPTOR, 1, longs(b), what);
+      set(op, A_OP_MM_C, T_DESCRIPTOR, 1, longs(c), what);
+      set(op, A_OP_MM_DESC, T_DESCRIPTOR, 1, longs(m), what);
+      Cudnn.this.finalize(op, what);
+      ops.add(op);
+    }
+
+    void reshape(long x, long y) {
+      String what = "reshape";
+      long op = make(OP_RESHAPE, what);
+      set(op, A_OP_RESHAPE_X, T_DESCRIPTOR, 1, longs(x), what);
+      set(op, A_OP_RESHAPE_Y, T_DESCRIPTOR, 1, longs(y), what);
+      Cudnn.this.finalize(op, what);
+      ops.add(op);
+    }
+
+    /**
+     * Finalizes the graph and picks its plan: the first engine configuration of heuristics mode A
+     * that finalizes, else of the fallback list. Throws with cuDNN's own words when none does.
+     */
+    void build(String what) {
+      long og = make(OPERATION_GRAPH, what);
+      set(og, A_GRAPH_HANDLE, T_HANDLE, 1, longs(handle), what);
+      long[] opArray = ops.stream().mapToLong(Long::longValue).toArray();
+      set(og, A_GRAPH_OPS, T_DESCRIPTOR, opArray.length, longs(opArray), what);
+      Cudnn.this.finalize(og, what + " operation graph");
+      StringBuilder refused = new StringBuilder();
+      for (int mode : new int[] {HEUR_A, HEUR_FALLBACK}) {
+        long heur = make(ENGINEHEUR, what);
+        set(heur, A_HEUR_GRAPH, T_DESCRIPTOR, 1, longs(og), what);
+        set(heur, A_HEUR_MODE, T_HEUR_MODE, 1, ints(mode), what);
+        int st = tryFinalize(heur);
+        if (st != 0) {
+          refused.append(" heuristics mode ").append(mode).append(": ").append(describe(st));
+          continue;
+        }
+        long count = get(heur, A_HEUR_RESULTS, T_DESCRIPTOR, 0, null, what);
+        if (count == 0) continue;
+        long[] cfgs = new long[(int) count];
+        for (int i = 0; i < cfgs.length; i++) cfgs[i] = make(ENGINECFG, what);
+        MemorySegment arr = longs(cfgs);
+        long got = get(heur, A_HEUR_RESULTS, T_DESCRIPTOR, count, arr, what);
+        for (int i = 0; i < got; i++) {
+          long p = make(EXECUTION_PLAN, what);
+          set(p, A_PLAN_HANDLE, T_HANDLE, 1, longs(handle), what);
+          set(p, A_PLAN_ENGINE_CONFIG, T_DESCRIPTOR, 1, longs(cfgs[i]), what);
+          int fst = tryFinalize(p);
+          if (fst != 0) {
+            if (refused.length() < 600)
+              refused.append(" config ").append(i).append(": ").append(describe(fst));
+            continue;
+          }
+          MemorySegment ws = mem.allocate(ValueLayout.JAVA_LONG);
+          get(p, A_PLAN_WORKSPACE, T_INT64, 1, ws, what);
+          plan = p;
+          workspace = ws.get(ValueLayout.JAVA_LONG, 0);
+          MemorySegment json = mem.allocate(4096);
+          try {
+            long n = get(p, A_PLAN_JSON, T_CHAR, 4095, json, what);
+            engine = json.getString(0);
+            if (n <= 0) engine = "";
+          } catch (CudaException e) {
+            engine = "";
+          }
+          return;
+        }
+      }
+      throw new CudaException(
+          "cuDNN " + version + " has no engine for the " + what + " graph:" + refused);
+    }
+
+    /** Bytes of device workspace the plan needs. */
+    long workspace() {
+      return workspace;
+    }
+
+    /** The plan's engine as cuDNN describes it (JSON), for the run log. */
+    String engine() {
+      return engine;
+    }
+
+    /**
+     * Runs the plan: {@code uids[i]} bound to {@code pointers[i]} (device addresses, or host
+     * addresses of by-value scalars), workspace at {@code workspaceAddress}.
+     */
+    void execute(long[] uids, long[] pointers, long workspaceAddress, String what) {
+      long vp = create(VARIANT_PACK, what);
+      try (Arena a = Arena.ofConfined()) {
+        MemorySegment u = a.allocate(ValueLayout.JAVA_LONG, uids.length);
+        MemorySegment p = a.allocate(ValueLayout.JAVA_LONG, pointers.length);
+        for (int i = 0; i < uids.length; i++) {
+          u.setAtIndex(ValueLayout.JAVA_LONG, i, uids[i]);
+          p.setAtIndex(ValueLayout.JAVA_LONG, i, pointers[i]);
+        }
+        MemorySegment w = a.allocate(ValueLayout.JAVA_LONG);
+        w.set(ValueLayout.JAVA_LONG, 0, workspaceAddress);
+        set(vp, A_VP_UIDS, T_INT64, uids.length, u, what);
+        set(vp, A_VP_POINTERS, T_VOID_PTR, pointers.length, p, what);
+        set(vp, A_VP_WORKSPACE, T_VOID_PTR, 1, w, what);
+        Cudnn.this.finalize(vp, what + " variant pack");
+        Cudnn.this.execute(plan, vp, what);
+      } finally {
+        destroy(vp);
+      }
+    }
+
+    /** A host float the plan reads by value; lives as long as the graph. */
+    long hostFloat(float v) {
+      return floats(v).address();
+    }
+
+    @Override
+    public void close() {
+      for (int i = owned.size() - 1; i >= 0; i--) destroy(owned.get(i));
+      owned.clear();
+      mem.close();
+    }
+  }
+}
