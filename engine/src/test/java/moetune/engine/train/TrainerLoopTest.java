@@ -2,6 +2,7 @@ package moetune.engine.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -168,5 +169,14 @@ class TrainerLoopTest {
     assertTrue(!f.isFrozen("model.layers.0.self_attn.q_proj.weight"));
     assertTrue(!f.isFrozen("model.layers.0.block_sparse_moe.experts.2.w1.weight"));
     assertEquals(List.of("router", "embeddings", "layer:1"), f.words());
+    assertEquals(f, FreezeSpec.parse(f.words()));
+    assertEquals(
+        new FreezeSpec(false, true, false, Set.of(2, 3, 4, 7)),
+        FreezeSpec.parse(List.of("attention", "layer:2-4", "layers:7")));
+    assertTrue(f.isFrozen("model.layers.3.mlp.gate.weight"));
+    assertTrue(!f.isFrozen("model.norm.weight"));
+    var bad = assertThrows(IllegalArgumentException.class, () -> FreezeSpec.parse(List.of("x")));
+    assertEquals(
+        "'x' is not one of router, attention, embeddings, layer:N, layer:A-B", bad.getMessage());
   }
 }
