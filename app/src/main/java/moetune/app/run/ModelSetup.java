@@ -126,7 +126,7 @@ public record ModelSetup(
    */
   public MixtralModel build(
       Backend backend, DType activations, TrainOptions run, long seed, LoraConfig lora) {
-    MixtralConfig training = MixtralTrainable.trainingConfig(config, run.auxLossCoef());
+    MixtralConfig training = config; // the run's loss weights are set by MixtralTrainable
     ModelOptions options =
         MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run).withLora(lora);
     if (freshWeights != null) {

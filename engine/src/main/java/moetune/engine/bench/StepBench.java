@@ -232,7 +232,7 @@ public final class StepBench {
             .build();
     MixtralModel model =
         MixtralModel.create(
-            MixtralTrainable.trainingConfig(config, o.auxLossCoef()),
+            config,
             weights,
             profiler.backend(),
             MixtralTrainable.trainingOptions(new ModelOptions(s.activations(), s.seed()), o));

@@ -52,11 +52,13 @@ public final class MixtralModel implements AutoCloseable {
   private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
   private GenerationConfig generation; // from the loaded directory, or null
   private Step step; // the last forward's state, until backward or the next forward
+  private LossWeights lossWeights; // the router losses' weights in the total
 
   private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
     this.config = config;
     this.be = be;
     this.options = options;
+    this.lossWeights = LossWeights.of(config);
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
@@ -256,6 +258,19 @@ public final class MixtralModel implements AutoCloseable {
     return options;
   }
 
+  /** The router losses' weights in the total (the config's aux coefficient unless set). */
+  public LossWeights lossWeights() {
+    return lossWeights;
+  }
+
+  /**
+   * Sets the router losses' weights for the next forward and backward: a trainer passes its run's
+   * (TrainOptions' aux and z-loss coefficients).
+   */
+  public void setLossWeights(LossWeights w) {
+    this.lossWeights = java.util.Objects.requireNonNull(w, "lossWeights");
+  }
+
   /** Master weights, gradients and the working copy, as flat buffers with named views. */
   public Parameters parameters() {
     return params;
@@ -397,7 +412,7 @@ public final class MixtralModel implements AutoCloseable {
       }
       s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     }
-    float zCoef = (float) options.routerZLossCoef();
+    float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
       be.crossEntropy(s.logits, s.targets, losses, null, 0f);
@@ -407,7 +422,7 @@ public final class MixtralModel implements AutoCloseable {
         be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
       }
       float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
-      float total = v[0] + (float) config.routerAuxLossCoef * v[1];
+      float total = v[0] + (float) lossWeights.aux() * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
       }
@@ -512,7 +527,7 @@ public final class MixtralModel implements AutoCloseable {
     dNormed.close();
 
     Tensor dProbs = null; // F32 (L*N, E)
-    float auxScale = (float) config.routerAuxLossCoef * scale;
+    float auxScale = (float) lossWeights.aux() * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
@@ -520,7 +535,7 @@ public final class MixtralModel implements AutoCloseable {
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
-    float zScale = (float) options.routerZLossCoef() * scale;
+    float zScale = (float) lossWeights.z() * scale;
     if (zScale != 0f) {
       dZLogits = be.zeros(DType.F32, s.routerLogits.shape()); // routerZLoss accumulates (+=)
       try (Tensor lossOut = be.empty(DType.F32, 1)) {

@@ -24,9 +24,22 @@ final class GradientCheck {
       Batch batch,
       Backend be,
       String what) {
+    matchesFiniteDifferences(c, w, o, LossWeights.of(c), batch, be, what);
+  }
+
+  /** As above, with the given router-loss weights in the total. */
+  static void matchesFiniteDifferences(
+      MixtralConfig c,
+      Map<String, float[]> w,
+      ModelOptions o,
+      LossWeights lw,
+      Batch batch,
+      Backend be,
+      String what) {
     Map<String, float[]> grads = new LinkedHashMap<>();
     int[] routing;
     try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
+      m.setLossWeights(lw);
       m.zeroGrad();
       m.forward(batch);
       routing = m.lastRouting()[1].toIntArray();
@@ -60,6 +73,7 @@ final class GradientCheck {
           }
           w.put(n, moved);
           try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
+            m.setLossWeights(lw);
             l[side] = m.forward(batch).total();
             flipped |=
                 !sameRealRouting(

@@ -58,10 +58,7 @@ class DataParallelTrainerTest {
     MixtralConfig cfg = TinyMixtral.config(0.02);
     MixtralModel m =
         TinyMixtral.model(
-            cpu,
-            MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
-            seed,
-            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
+            cpu, cfg, seed, MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, cfg, null, List.of(), o, c);
   }
 

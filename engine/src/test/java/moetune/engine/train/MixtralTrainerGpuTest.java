@@ -34,7 +34,7 @@ class MixtralTrainerGpuTest {
 
   static MixtralTrainable trainable(Backend be, DType act, TrainOptions o, long seed) {
     MixtralConfig c = TinyMixtral.config(0.02);
-    MixtralConfig train = MixtralTrainable.trainingConfig(c, o.auxLossCoef());
+    MixtralConfig train = c;
     MixtralModel m =
         MixtralModel.create(train, FreshModel.weights(train, seed), be, new ModelOptions(act, 0));
     return new MixtralTrainable(m, c, null, List.of(), o);

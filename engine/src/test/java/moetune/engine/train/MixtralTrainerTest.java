@@ -2,7 +2,6 @@ package moetune.engine.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -16,6 +15,7 @@ import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.model.LoraConfig;
+import moetune.engine.model.LossWeights;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;
@@ -62,10 +62,7 @@ class MixtralTrainerTest {
         TinyMixtral.config(0.02).toBuilder().set(b -> b.routerJitterNoise = jitter).build();
     MixtralModel m =
         TinyMixtral.model(
-            cpu,
-            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
-            initSeed,
-            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
+            cpu, c, initSeed, MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, c, null, List.of(), o);
   }
 
@@ -245,7 +242,7 @@ class MixtralTrainerTest {
     MixtralModel m =
         TinyMixtral.model(
             cpu,
-            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
+            c,
             initSeed,
             MixtralTrainable.trainingOptions(ModelOptions.defaults(), o).withLora(lora));
     return new MixtralTrainable(m, c, null, List.of(), o);
@@ -316,15 +313,15 @@ class MixtralTrainerTest {
         }
       }
     }
+    // The run's coefficients, not the checkpoint's, reach the model's forward and backward.
     TrainOptions on = options(2, 0.02, 0.01, FreezeSpec.NONE, 0);
-    MixtralConfig c = TinyMixtral.config(0.02);
-    try (CpuBackend cpu = new CpuBackend(1);
-        MixtralModel plain = TinyMixtral.model(cpu, c, 5)) {
-      IllegalArgumentException e =
-          assertThrows(
-              IllegalArgumentException.class,
-              () -> new MixtralTrainable(plain, c, null, List.of(), on));
-      assertTrue(e.getMessage().contains("router z-loss coefficient 0.0"), e.getMessage());
+    MixtralConfig c = TinyMixtral.config(0.05);
+    try (CpuBackend cpu = new CpuBackend(1)) {
+      MixtralModel plain = TinyMixtral.model(cpu, c, 5);
+      assertEquals(new LossWeights(0.05, 0), plain.lossWeights());
+      try (MixtralTrainable t = new MixtralTrainable(plain, c, null, List.of(), on)) {
+        assertEquals(new LossWeights(0.02, 0.01), plain.lossWeights());
+      }
     }
   }
 }
