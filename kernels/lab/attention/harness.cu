@@ -85,6 +85,7 @@ static AttnDims dims(int B, int Tq, int Tk, int H, int Hkv, int hd, int window) 
 
 // variant 2 (shipped): 4 warps x 32 rows; variant 1: 8 warps x 16 rows, Q in registers.
 static int g_fwd_variant = 2;
+static int g_bwd_variant = 1;
 
 static void fa2_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
                         const int* doc, AttnDims a) {
@@ -112,13 +113,30 @@ static void fa2_backward(const bf16* dO, const bf16* q, const bf16* k, const bf1
   long long rows = (long long)a.B * a.Tq * a.H, n = rows * a.hd;
   attention_fa2_delta_kernel<<<(rows * (a.hd / 8) + 255) / 256, 256>>>(dO, o, delta, dqacc, rows,
                                                                         a.hd);
-  dim3 grid(a.B * a.Hkv, (a.Tk + fa2::BWD_BN - 1) / fa2::BWD_BN);
-  if (a.hd == 128) {
-    attention_fa2_backward_hd128<<<grid, 256, fa2::bwd_smem<128>()>>>(dO, q, k, v, lse, delta, doc,
-                                                                      dqacc, dk, dv, a);
+  // variant 1: 8 warps (128 keys), one block per SM; 2: 4 warps (64 keys), two blocks per SM;
+  // 3 (hd 64 only): 4 warps, three blocks per SM; 4 (hd 64 only): 4 warps of 32 keys, 32-query
+  // tiles, two blocks per SM.
+  const int bn = g_bwd_variant == 1 || g_bwd_variant == 4 ? 128 : 64;
+  dim3 grid(a.B * a.Hkv, (a.Tk + bn - 1) / bn);
+  if (g_bwd_variant == 1 && a.hd == 128) {
+    attention_fa2_backward_hd128<<<grid, 256, fa2::bwd_smem<128, 128, 64>()>>>(dO, q, k, v, lse, delta,
+                                                                           doc, dqacc, dk, dv, a);
+  } else if (g_bwd_variant == 1) {
+    attention_fa2_backward_hd64<<<grid, 256, fa2::bwd_smem<64, 128, 64>()>>>(dO, q, k, v, lse, delta,
+                                                                         doc, dqacc, dk, dv, a);
+  } else if (a.hd == 128) {
+    attention_fa2_backward_v2_hd128<<<grid, 128, fa2::bwd_smem<128, 64, 64>()>>>(dO, q, k, v, lse,
+                                                                             delta, doc, dqacc, dk,
+                                                                             dv, a);
+  } else if (g_bwd_variant == 4) {
+    attention_fa2_backward_v4_hd64<<<grid, 128, fa2::bwd_smem<64, 128, 32>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (g_bwd_variant == 2) {
+    attention_fa2_backward_v2_hd64<<<grid, 128, fa2::bwd_smem<64, 64, 64>()>>>(dO, q, k, v, lse, delta,
+                                                                           doc, dqacc, dk, dv, a);
   } else {
-    attention_fa2_backward_hd64<<<grid, 256, fa2::bwd_smem<64>()>>>(dO, q, k, v, lse, delta, doc,
-                                                                    dqacc, dk, dv, a);
+    attention_fa2_backward_v3_hd64<<<grid, 128, fa2::bwd_smem<64, 64, 64>()>>>(dO, q, k, v, lse, delta,
+                                                                           doc, dqacc, dk, dv, a);
   }
   attention_fa2_dq_convert_kernel<<<(int)std::min<long long>((n / 4 + 255) / 256, 132 * 16), 256>>>(
       dqacc, dq, n, a.scale);
@@ -176,8 +194,8 @@ static bool check(const Case& c, std::mt19937& rng) {
   // bf16 operands (P, dS rounded to bf16 before the products): a few 1e-3 relative is expected.
   const double tol = 2e-2;
   bool ok = eo < tol && el < tol && eq < tol && ek < tol && ev < tol;
-  printf("v%d %-34s out %.1e lse %.1e dq %.1e dk %.1e dv %.1e  %s\n", g_fwd_variant, c.name, eo, el, eq, ek, ev,
-         ok ? "ok" : "FAIL");
+  printf("f%d b%d %-34s out %.1e lse %.1e dq %.1e dk %.1e dv %.1e  %s\n", g_fwd_variant,
+         g_bwd_variant, c.name, eo, el, eq, ek, ev, ok ? "ok" : "FAIL");
   cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(g); cudaFree(ro); cudaFree(rlse); cudaFree(rdq);
   cudaFree(rdk); cudaFree(rdv); cudaFree(delta); cudaFree(dqacc); cudaFree(o); cudaFree(lse);
   cudaFree(dq); cudaFree(dk); cudaFree(dv);
@@ -190,44 +208,58 @@ static float median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-static void timing(int T, int hd, int reps) {
+// Inputs for every timed shape of one head dim: the token count (B * T) is the same at every T.
+struct TimingBufs {
+  bf16 *q, *k, *v, *g, *o, *dq, *dk, *dv;
+  float *lse, *delta, *dqacc;
+};
+
+static TimingBufs timing_bufs(int hd) {
+  const size_t tokens = 16384, H = 32, Hkv = 8;
+  std::mt19937 rng(7);
+  size_t nq = tokens * H * hd, nk = tokens * Hkv * hd, rows = tokens * H;
+  TimingBufs t;
+  t.q = dev(rand_bf16(nq, rng, 1.f)); t.k = dev(rand_bf16(nk, rng, 1.f));
+  t.v = dev(rand_bf16(nk, rng, 1.f)); t.g = dev(rand_bf16(nq, rng, 1.f));
+  CK(cudaMalloc(&t.o, nq * 2)); CK(cudaMalloc(&t.dq, nq * 2)); CK(cudaMalloc(&t.dk, nk * 2));
+  CK(cudaMalloc(&t.dv, nk * 2)); CK(cudaMalloc(&t.lse, rows * 4));
+  CK(cudaMalloc(&t.delta, rows * 4)); CK(cudaMalloc(&t.dqacc, nq * 4));
+  return t;
+}
+
+static void free_bufs(TimingBufs& t) {
+  cudaFree(t.q); cudaFree(t.k); cudaFree(t.v); cudaFree(t.g); cudaFree(t.o); cudaFree(t.dq);
+  cudaFree(t.dk); cudaFree(t.dv); cudaFree(t.lse); cudaFree(t.delta); cudaFree(t.dqacc);
+}
+
+static void timing(const TimingBufs& t, int T, int hd, int reps) {
   const int tokens = 16384, H = 32, Hkv = 8, B = tokens / T;
   AttnDims a = dims(B, T, T, H, Hkv, hd, 0);
-  std::mt19937 rng(7);
-  size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * Hkv * hd, rows = (size_t)B * T * H;
-  bf16 *q = dev(rand_bf16(nq, rng, 1.f)), *k = dev(rand_bf16(nk, rng, 1.f));
-  bf16 *v = dev(rand_bf16(nk, rng, 1.f)), *g = dev(rand_bf16(nq, rng, 1.f));
-  bf16 *o, *dq, *dk, *dv;
-  float *lse, *delta, *dqacc;
-  CK(cudaMalloc(&o, nq * 2)); CK(cudaMalloc(&dq, nq * 2)); CK(cudaMalloc(&dk, nk * 2));
-  CK(cudaMalloc(&dv, nk * 2)); CK(cudaMalloc(&lse, rows * 4)); CK(cudaMalloc(&delta, rows * 4));
-  CK(cudaMalloc(&dqacc, nq * 4));
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0); cudaEventCreate(&e1);
   std::vector<float> tf, tb;
   for (int r = 0; r < reps + 3; r++) {
     cudaEventRecord(e0);
-    fa2_forward(q, k, v, o, lse, nullptr, a);
+    fa2_forward(t.q, t.k, t.v, t.o, t.lse, nullptr, a);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     if (r >= 3) tf.push_back(ms);
     cudaEventRecord(e0);
-    fa2_backward(g, q, k, v, o, lse, nullptr, delta, dqacc, dq, dk, dv, a);
+    fa2_backward(t.g, t.q, t.k, t.v, t.o, t.lse, nullptr, t.delta, t.dqacc, t.dq, t.dk, t.dv, a);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     cudaEventElapsedTime(&ms, e0, e1);
     if (r >= 3) tb.push_back(ms);
   }
   CK(cudaGetLastError());
+  cudaEventDestroy(e0); cudaEventDestroy(e1);
   double flop = 4.0 * B * H * (double)T * T * hd / 2;  // causal: half the square
   float mf = median(tf), mb = median(tb);
-  printf("| v%d | %5d | %3d | %2d | %8.3f | %8.3f | %6.1f | %6.1f |\n", g_fwd_variant, T, hd, B, mf,
-         mb,
-         flop / mf / 1e9, 2.5 * flop / mb / 1e9);
-  cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(g); cudaFree(o); cudaFree(dq); cudaFree(dk);
-  cudaFree(dv); cudaFree(lse); cudaFree(delta); cudaFree(dqacc);
+  printf("| f%d b%d | %5d | %3d | %2d | %8.3f | %8.3f | %6.1f | %6.1f |\n", g_fwd_variant,
+         g_bwd_variant, T, hd, B, mf, mb, flop / mf / 1e9, 2.5 * flop / mb / 1e9);
+  fflush(stdout);
 }
 
 int main(int argc, char** argv) {
@@ -242,12 +274,36 @@ int main(int argc, char** argv) {
                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                           fa2::fwd_smem<64, 1, 8, true>()));
   CK(cudaFuncSetAttribute(attention_fa2_backward_hd128,
-                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128>()));
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128, 128, 64>()));
   CK(cudaFuncSetAttribute(attention_fa2_backward_hd64,
-                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64>()));
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64, 128, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v2_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128, 64, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v2_hd64,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64, 64, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v4_hd64,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::bwd_smem<64, 128, 32>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v3_hd64,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64, 64, 64>()));
   bool timeOnly = argc > 1 && std::string(argv[1]) == "time";
   bool checkOnly = argc > 1 && std::string(argv[1]) == "check";
   int fails = 0;
+  if (argc > 1 && std::string(argv[1]) == "race") {
+    // small cases for compute-sanitizer (racecheck, memcheck): every backward variant
+    std::mt19937 rng(99);
+    const Case cases[] = {{"causal hd128", 1, 150, 150, 2, 1, 128, 0, 0},
+                          {"docs+padding+window hd64", 1, 140, 140, 2, 1, 64, 50, 1}};
+    for (int bv : {1, 2, 3, 4}) {
+      g_bwd_variant = bv;
+      for (const Case& c : cases) {
+        if (bv >= 3 && c.hd != 64) continue;
+        fails += check(c, rng) ? 0 : 1;
+      }
+    }
+    printf("race cases: %d failed\n", fails);
+    return fails == 0 ? 0 : 1;
+  }
   if (!timeOnly) {
     std::mt19937 rng(1234);
     const Case cases[] = {
@@ -264,20 +320,36 @@ int main(int argc, char** argv) {
         {"one token hd128", 1, 1, 1, 2, 1, 128, 0, 0},
         {"decode Tq=1 hd64", 3, 1, 129, 4, 2, 64, 0, 0},
     };
-    for (int var : {2, 1}) {
-      g_fwd_variant = var;
-      for (const Case& c : cases) fails += check(c, rng) ? 0 : 1;
+    // forward v2 with each backward, then forward v1 (with backward v1)
+    const int combos[][2] = {{2, 1}, {2, 2}, {2, 3}, {2, 4}, {1, 1}};
+    for (const auto& fb : combos) {
+      g_fwd_variant = fb[0];
+      g_bwd_variant = fb[1];
+      for (const Case& c : cases) {
+        if (g_bwd_variant >= 3 && c.hd != 64) continue;
+        fails += check(c, rng) ? 0 : 1;
+      }
     }
     g_fwd_variant = 2;
+    g_bwd_variant = 1;
     printf("correctness: %d case(s) failed\n", fails);
   }
   if (!checkOnly) {
-    printf("\n| fwd variant | T | hd | B | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s |\n");
+    // ./harness time [T...]: the default lengths are 2k, 4k, 8k
+    std::vector<int> lengths;
+    for (int i = 2; i < argc; i++) lengths.push_back(atoi(argv[i]));
+    if (lengths.empty()) lengths = {2048, 4096, 8192};
+    printf("\n| variants | T | hd | B | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
-    for (int var : {2, 1}) {
-      g_fwd_variant = var;
-      for (int hd : {128, 64})
-        for (int T : {2048, 4096, 8192}) timing(T, hd, 20);
+    g_fwd_variant = 2;
+    for (int hd : {128, 64}) {
+      TimingBufs t = timing_bufs(hd);
+      for (int bv : {1, 2, 3, 4}) {
+        if (bv >= 3 && hd != 64) continue;
+        g_bwd_variant = bv;
+        for (int T : lengths) timing(t, T, hd, 20);
+      }
+      free_bufs(t);
     }
   }
   return fails == 0 ? 0 : 1;

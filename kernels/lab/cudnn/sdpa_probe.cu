@@ -212,15 +212,19 @@ static bool buildPlan(Plan& p, cudnnHandle_t h, const char* name) {
     CK(p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
                                   cfgs.data()),
        "heuristics results");
+    if (got == 0) printf("  %s: heuristics returned no configs\n", name);
     for (int64_t i = 0; i < got; i++) {
       Desc plan;
-      if (p_cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS)
+      if (p_cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS) {
+        printf("  %s: cannot create plan descriptor\n", name);
         continue;
+      }
       p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
       p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                  &cfgs[i]);
       cudnnStatus_t fst = p_cudnnBackendFinalize(plan);
       if (fst != CUDNN_STATUS_SUCCESS) {
+        fflush(stdout);
         fail("finalize plan", fst);
         p_cudnnBackendDestroyDescriptor(plan);
         continue;
@@ -264,11 +268,15 @@ static Desc mask(Graph& g, const Shape& s, Desc S, Desc negInf, Desc window) {
   g.pointwise(CUDNN_POINTWISE_CMP_GE, row, col, nullptr, keep, CUDNN_DATA_BOOLEAN);
   Desc out = g.virt(CUDNN_DATA_FLOAT, sd, ss);
   g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, S, negInf, keep, out);
-  if (s.window > 0) {  // keep col + window > row (Mistral's sliding window)
+  if (s.window > 0) {  // keep col + window > row (Mistral's sliding window), fresh indices
+    Desc row2 = g.virt(CUDNN_DATA_INT32, sd, ss);
+    g.pointwise(CUDNN_POINTWISE_GEN_INDEX, out, nullptr, nullptr, row2, CUDNN_DATA_FLOAT, 2);
+    Desc col2 = g.virt(CUDNN_DATA_INT32, sd, ss);
+    g.pointwise(CUDNN_POINTWISE_GEN_INDEX, out, nullptr, nullptr, col2, CUDNN_DATA_FLOAT, 3);
     Desc colw = g.virt(CUDNN_DATA_FLOAT, sd, ss);
-    g.pointwise(CUDNN_POINTWISE_ADD, col, window, nullptr, colw);
+    g.pointwise(CUDNN_POINTWISE_ADD, col2, window, nullptr, colw);
     Desc inWin = g.virt(CUDNN_DATA_BOOLEAN, sd, ss);
-    g.pointwise(CUDNN_POINTWISE_CMP_GT, colw, row, nullptr, inWin, CUDNN_DATA_BOOLEAN);
+    g.pointwise(CUDNN_POINTWISE_CMP_GT, colw, row2, nullptr, inWin, CUDNN_DATA_BOOLEAN);
     Desc out2 = g.virt(CUDNN_DATA_FLOAT, sd, ss);
     g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, out, negInf, inWin, out2);
     out = out2;

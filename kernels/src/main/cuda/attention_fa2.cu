@@ -68,10 +68,17 @@ __device__ __forceinline__ float ex2(float x) {
   return y;
 }
 
-// Element offset of (row r, 16-byte chunk c) in a swizzled tile whose rows hold W elements.
+// Element offset of (row r, 16-byte chunk c) in a swizzled tile whose rows hold W elements. Rows
+// of 32 elements (4 chunks, two rows per 128 bytes) swizzle by row pair: eight consecutive rows
+// at one chunk still cover all 32 banks.
 template <int W>
 __device__ __forceinline__ int swz(int r, int c) {
-  return r * W + ((c ^ (r & 7)) << 3);
+  static_assert(W == 32 || W % 64 == 0, "rows of 32 elements or a multiple of 64");
+  if constexpr (W == 32) {
+    return r * W + ((c ^ ((r >> 1) & 3)) << 3);
+  } else {
+    return r * W + ((c ^ (r & 7)) << 3);
+  }
 }
 
 // Key j visible to the query at absolute position qa (doc ids already looked up; kd < 0 is pad).
@@ -338,21 +345,27 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
 
 // ----------------------------------------------------------------------------------- backward
 
-constexpr int BWD_BM = 64, BWD_BN = 128, BWD_THREADS = 256;
-
-template <int HD>
+// A block owns BN = 16 * MR * NW keys (NW warps of MR 16-key tiles) and loops over BM-query
+// tiles. v1: 8 warps of 16 keys, BM = 64, one block per SM; v2: 4 warps of 16 keys, two blocks
+// per SM (the same registers per warp, but the two blocks' barriers, exponentials and dQ atomics
+// overlap each other's tensor-core work); v3 (hd 64): v2 at three blocks per SM; v4 (hd 64): 4
+// warps of 32 keys (MR = 2: each Q/dO fragment feeds two key tiles, half the shared-memory reads
+// per product) over 32-query tiles, two blocks per SM.
+template <int HD, int BN, int BM>
 constexpr int bwd_smem() {
-  return (2 * BWD_BN * HD + 4 * BWD_BM * HD + BWD_BN * BWD_BM) * 2 + 3 * 2 * BWD_BM * 4;
+  return (2 * BN * HD + 4 * BM * HD + BN * BM) * 2 + 3 * 2 * BM * 4;
 }
 
-template <int HD>
+template <int HD, int NW, int MR, int BM>
 __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* __restrict__ q,
                                     const bf16* __restrict__ k, const bf16* __restrict__ v,
                                     const float* __restrict__ lse,
                                     const float* __restrict__ delta, const int* __restrict__ doc,
                                     float* __restrict__ dqacc, bf16* __restrict__ dk,
                                     bf16* __restrict__ dv, AttnDims a) {
-  constexpr int BM = BWD_BM, BN = BWD_BN, CH = HD / 8, KC = HD / 16, MT = BM / 8;
+  constexpr int BN = 16 * MR * NW, CH = HD / 8, KC = HD / 16, MT = BM / 8;
+  constexpr int NTH = 32 * NW;
+  static_assert(NTH >= BM, "one thread per query row loads lse, delta and the doc id");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sK = reinterpret_cast<bf16*>(smem_raw);  // [BN][HD]
   bf16* sV = sK + BN * HD;                        // [BN][HD]
@@ -373,9 +386,17 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
   const int* docb = doc != nullptr ? doc + (long long)b * a.Tk : nullptr;
   const bool docs = docb != nullptr;
 
-  const int kr0 = n0 + warp * 16 + g, kr1 = kr0 + 8;
-  const int kd0 = docs ? (kr0 < a.Tk ? docb[kr0] : -1) : 0;
-  const int kd1 = docs ? (kr1 < a.Tk ? docb[kr1] : -1) : 0;
+  // This thread's keys: block row wrow + 16 mr + g (+ 8 for the accumulator's upper half).
+  const int wrow = warp * MR * 16;
+  int kd[MR][2];
+#pragma unroll
+  for (int mr = 0; mr < MR; mr++) {
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      const int j = n0 + wrow + 16 * mr + g + 8 * hf;
+      kd[mr][hf] = docs ? (j < a.Tk ? docb[j] : -1) : 0;
+    }
+  }
   const int nlast = min(n0 + BN, a.Tk) - 1;
 
   // Queries that may see a key of this block: qa >= n0 and (window) qa <= nlast + window - 1.
@@ -386,7 +407,7 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
   const int mb_lo = i_lo / BM;
   const int total = nmb * group;
 
-  for (int idx = tid; idx < BN * CH; idx += BWD_THREADS) {
+  for (int idx = tid; idx < BN * CH; idx += NTH) {
     int r = idx / CH, c = idx % CH, j = n0 + r;
     bool ok = j < a.Tk;
     long long go = ok ? (long long)j * ks + c * 8 : 0;
@@ -398,7 +419,7 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     const int h = hk * group + it / nmb, m0 = (mb_lo + it % nmb) * BM;
     const bf16* qb = q + (long long)b * a.Tq * qs + (long long)h * HD;
     const bf16* ob = dout + (long long)b * a.Tq * qs + (long long)h * HD;
-    for (int idx = tid; idx < BM * CH; idx += BWD_THREADS) {
+    for (int idx = tid; idx < BM * CH; idx += NTH) {
       int r = idx / CH, c = idx % CH, i = m0 + r;
       bool ok = i < a.Tq;
       long long go = ok ? (long long)i * qs + c * 8 : 0;
@@ -423,11 +444,14 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     }
   };
 
-  float dKa[HD / 8][4], dVa[HD / 8][4];
+  float dKa[MR][HD / 8][4], dVa[MR][HD / 8][4];
 #pragma unroll
-  for (int d = 0; d < HD / 8; d++) {
-    dKa[d][0] = dKa[d][1] = dKa[d][2] = dKa[d][3] = 0.f;
-    dVa[d][0] = dVa[d][1] = dVa[d][2] = dVa[d][3] = 0.f;
+  for (int mr = 0; mr < MR; mr++) {
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) dKa[mr][d][e] = dVa[mr][d][e] = 0.f;
+    }
   }
   const float sl2 = a.scale * LOG2E;
 
@@ -450,20 +474,26 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     const float* cD = sD + buf * BM;
     const int* cQd = sQd + buf * BM;
 
-    // S^T = K Q^T and dP^T = V dO^T, 16 keys x BM queries per warp.
-    float s[MT][4], dp[MT][4];
+    // S^T = K Q^T and dP^T = V dO^T, 16 MR keys x BM queries per warp.
+    float s[MR][MT][4], dp[MR][MT][4];
 #pragma unroll
-    for (int n = 0; n < MT; n++) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-      dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+    for (int mr = 0; mr < MR; mr++) {
+#pragma unroll
+      for (int n = 0; n < MT; n++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[mr][n][e] = dp[mr][n][e] = 0.f;
+      }
     }
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
-      uint32_t ka[4], va[4];
-      int arow = warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-      int ach = kc * 2 + (lane >> 4);
-      ldsm_x4(ka, smem_u32(sK + swz<HD>(arow, ach)));
-      ldsm_x4(va, smem_u32(sV + swz<HD>(arow, ach)));
+      uint32_t ka[MR][4], va[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; mr++) {
+        int arow = wrow + 16 * mr + (lane & 7) + (((lane >> 3) & 1) << 3);
+        int ach = kc * 2 + (lane >> 4);
+        ldsm_x4(ka[mr], smem_u32(sK + swz<HD>(arow, ach)));
+        ldsm_x4(va[mr], smem_u32(sV + swz<HD>(arow, ach)));
+      }
 #pragma unroll
       for (int np = 0; np < MT / 2; np++) {
         uint32_t bq[4], bo[4];
@@ -471,10 +501,13 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
         int ch = kc * 2 + ((lane >> 3) & 1);
         ldsm_x4(bq, smem_u32(cQ + swz<HD>(row, ch)));
         ldsm_x4(bo, smem_u32(cO + swz<HD>(row, ch)));
-        mma16816(s[2 * np], ka, bq[0], bq[1]);
-        mma16816(s[2 * np + 1], ka, bq[2], bq[3]);
-        mma16816(dp[2 * np], va, bo[0], bo[1]);
-        mma16816(dp[2 * np + 1], va, bo[2], bo[3]);
+#pragma unroll
+        for (int mr = 0; mr < MR; mr++) {
+          mma16816(s[mr][2 * np], ka[mr], bq[0], bq[1]);
+          mma16816(s[mr][2 * np + 1], ka[mr], bq[2], bq[3]);
+          mma16816(dp[mr][2 * np], va[mr], bo[0], bo[1]);
+          mma16816(dp[mr][2 * np + 1], va[mr], bo[2], bo[3]);
+        }
       }
     }
 
@@ -482,29 +515,38 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
     const bool full = !docs && nlast <= qa_min && n0 + BN <= a.Tk &&
                       (a.window <= 0 || qa_max - n0 < a.window);
 #pragma unroll
-    for (int n = 0; n < MT; n++) {
+    for (int mr = 0; mr < MR; mr++) {
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = n * 8 + 2 * t + (e & 1);
-        float p = ex2(s[n][e] * sl2 - cL[c]);
-        if (!full) {
-          const int j = e < 2 ? kr0 : kr1;
-          if (!visible(off + m0 + c, j, a.Tk, a.window, docs, cQd[c], e < 2 ? kd0 : kd1)) p = 0.f;
+      for (int n = 0; n < MT; n++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int c = n * 8 + 2 * t + (e & 1);
+          float p = ex2(s[mr][n][e] * sl2 - cL[c]);
+          if (!full) {
+            const int j = n0 + wrow + 16 * mr + g + 8 * (e >> 1);
+            if (!visible(off + m0 + c, j, a.Tk, a.window, docs, cQd[c], kd[mr][e >> 1])) p = 0.f;
+          }
+          s[mr][n][e] = p;
+          dp[mr][n][e] = p * (dp[mr][n][e] - cD[c]);
         }
-        s[n][e] = p;
-        dp[n][e] = p * (dp[n][e] - cD[c]);
       }
     }
 
     // dV += P^T dO, dK += dS^T Q (A from registers, B = dO / Q tiles transposed).
 #pragma unroll
     for (int kk = 0; kk < BM / 16; kk++) {
-      uint32_t pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
-                        pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      uint32_t da[4] = {pack2(dp[2 * kk][0], dp[2 * kk][1]), pack2(dp[2 * kk][2], dp[2 * kk][3]),
-                        pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
-                        pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+      uint32_t pa[MR][4], da[MR][4];
+#pragma unroll
+      for (int mr = 0; mr < MR; mr++) {
+        pa[mr][0] = pack2(s[mr][2 * kk][0], s[mr][2 * kk][1]);
+        pa[mr][1] = pack2(s[mr][2 * kk][2], s[mr][2 * kk][3]);
+        pa[mr][2] = pack2(s[mr][2 * kk + 1][0], s[mr][2 * kk + 1][1]);
+        pa[mr][3] = pack2(s[mr][2 * kk + 1][2], s[mr][2 * kk + 1][3]);
+        da[mr][0] = pack2(dp[mr][2 * kk][0], dp[mr][2 * kk][1]);
+        da[mr][1] = pack2(dp[mr][2 * kk][2], dp[mr][2 * kk][3]);
+        da[mr][2] = pack2(dp[mr][2 * kk + 1][0], dp[mr][2 * kk + 1][1]);
+        da[mr][3] = pack2(dp[mr][2 * kk + 1][2], dp[mr][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int d2 = 0; d2 < HD / 16; d2++) {
         uint32_t bo[4], bq[4];
@@ -512,27 +554,34 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
         int ch = d2 * 2 + (lane >> 4);
         ldsm_x4_t(bo, smem_u32(cO + swz<HD>(row, ch)));
         ldsm_x4_t(bq, smem_u32(cQ + swz<HD>(row, ch)));
-        mma16816(dVa[2 * d2], pa, bo[0], bo[1]);
-        mma16816(dVa[2 * d2 + 1], pa, bo[2], bo[3]);
-        mma16816(dKa[2 * d2], da, bq[0], bq[1]);
-        mma16816(dKa[2 * d2 + 1], da, bq[2], bq[3]);
+#pragma unroll
+        for (int mr = 0; mr < MR; mr++) {
+          mma16816(dVa[mr][2 * d2], pa[mr], bo[0], bo[1]);
+          mma16816(dVa[mr][2 * d2 + 1], pa[mr], bo[2], bo[3]);
+          mma16816(dKa[mr][2 * d2], da[mr], bq[0], bq[1]);
+          mma16816(dKa[mr][2 * d2 + 1], da[mr], bq[2], bq[3]);
+        }
       }
     }
 
-    // dS^T -> shared (bf16), then dQ (BM x HD) = dS K split over the 8 warps, atomically added.
-    {
-      const int kr = warp * 16 + g;
+    // dS^T -> shared (bf16), then dQ (BM x HD) = dS K split over the warps, atomically added.
+#pragma unroll
+    for (int mr = 0; mr < MR; mr++) {
+      const int kr = wrow + 16 * mr + g;
 #pragma unroll
       for (int n = 0; n < MT; n++) {
-        *reinterpret_cast<uint32_t*>(sS + swz<BM>(kr, n) + 2 * t) = pack2(dp[n][0], dp[n][1]);
-        *reinterpret_cast<uint32_t*>(sS + swz<BM>(kr + 8, n) + 2 * t) = pack2(dp[n][2], dp[n][3]);
+        *reinterpret_cast<uint32_t*>(sS + swz<BM>(kr, n) + 2 * t) =
+            pack2(dp[mr][n][0], dp[mr][n][1]);
+        *reinterpret_cast<uint32_t*>(sS + swz<BM>(kr + 8, n) + 2 * t) =
+            pack2(dp[mr][n][2], dp[mr][n][3]);
       }
     }
     __syncthreads();
     {
       constexpr int QW = BM / 16;         // warps along the queries
-      constexpr int DW = 8 / QW;          // warps along the head dim
+      constexpr int DW = NW / QW;         // warps along the head dim
       constexpr int DCOLS = HD / DW;      // head-dim columns per warp
+      static_assert(QW * DW == NW && DCOLS % 16 == 0, "the dQ tile splits over the warps");
       const int q0 = (warp % QW) * 16, dbase = (warp / QW) * DCOLS;
       float dqa[DCOLS / 8][4];
 #pragma unroll
@@ -570,20 +619,26 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
         }
       }
     }
-    __syncthreads();  // sS and this buffer are refilled next iteration
+    // No barrier here: the next iteration's copies refill this iteration's Q/dO/lse/delta buffer,
+    // which every warp left before the barrier above (the dQ product reads only sS and sK), and
+    // sS is rewritten only after the next iteration's first barrier, which waits for every dQ.
   }
   cp_wait<0>();  // with no query tile, the K/V copies are still outstanding
 
 #pragma unroll
-  for (int rr = 0; rr < 2; rr++) {
-    const int j = rr ? kr1 : kr0;
-    if (j >= a.Tk) continue;
-    const long long base = ((long long)b * a.Tk + j) * ks + (long long)hk * HD + 2 * t;
+  for (int mr = 0; mr < MR; mr++) {
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) {
-      *reinterpret_cast<uint32_t*>(dk + base + d * 8) =
-          pack2(a.scale * dKa[d][2 * rr], a.scale * dKa[d][2 * rr + 1]);
-      *reinterpret_cast<uint32_t*>(dv + base + d * 8) = pack2(dVa[d][2 * rr], dVa[d][2 * rr + 1]);
+    for (int rr = 0; rr < 2; rr++) {
+      const int j = n0 + wrow + 16 * mr + g + 8 * rr;
+      if (j >= a.Tk) continue;
+      const long long base = ((long long)b * a.Tk + j) * ks + (long long)hk * HD + 2 * t;
+#pragma unroll
+      for (int d = 0; d < HD / 8; d++) {
+        *reinterpret_cast<uint32_t*>(dk + base + d * 8) =
+            pack2(a.scale * dKa[mr][d][2 * rr], a.scale * dKa[mr][d][2 * rr + 1]);
+        *reinterpret_cast<uint32_t*>(dv + base + d * 8) =
+            pack2(dVa[mr][d][2 * rr], dVa[mr][d][2 * rr + 1]);
+      }
     }
   }
 }
@@ -603,17 +658,22 @@ FA2_FWD(attention_fa2_forward_hd128, 128, 2, 4, false, 2)
 FA2_FWD(attention_fa2_forward_v1_hd64, 64, 1, 8, true, 1)
 FA2_FWD(attention_fa2_forward_v1_hd128, 128, 1, 8, true, 1)
 
-// Launch: grid (B*Hkv, ceil(Tk/128)), 256 threads, fa2::bwd_smem<HD>() bytes of shared memory;
-// dqacc (B*Tq, H, hd) float32 zeroed first; delta from attention_delta_kernel.
-#define FA2_BWD(HD)                                                                               \
-  MT_KERNEL void __launch_bounds__(256, 1) attention_fa2_backward_hd##HD(                         \
-      const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k,                  \
-      const __nv_bfloat16* v, const float* lse, const float* delta, const int* doc, float* dqacc, \
-      __nv_bfloat16* dk, __nv_bfloat16* dv, AttnDims a) {                                         \
-    fa2::bwd<HD>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);                               \
+// Launch: grid (B*Hkv, ceil(Tk/BN)), BN = 16*MR*NW, 32*NW threads, fa2::bwd_smem<HD, BN, BM>()
+// bytes of shared memory; dqacc (B*Tq, H, hd) float32 zeroed first; delta from
+// attention_delta_kernel.
+#define FA2_BWD(NAME, HD, NW, MR, BM, MINB)                                                       \
+  MT_KERNEL void __launch_bounds__(NW * 32, MINB)                                                 \
+      NAME(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k,            \
+           const __nv_bfloat16* v, const float* lse, const float* delta, const int* doc,          \
+           float* dqacc, __nv_bfloat16* dk, __nv_bfloat16* dv, AttnDims a) {                      \
+    fa2::bwd<HD, NW, MR, BM>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);                   \
   }
-FA2_BWD(64)
-FA2_BWD(128)
+FA2_BWD(attention_fa2_backward_hd64, 64, 8, 1, 64, 1)
+FA2_BWD(attention_fa2_backward_hd128, 128, 8, 1, 64, 1)
+FA2_BWD(attention_fa2_backward_v2_hd64, 64, 4, 1, 64, 2)
+FA2_BWD(attention_fa2_backward_v2_hd128, 128, 4, 1, 64, 2)
+FA2_BWD(attention_fa2_backward_v3_hd64, 64, 4, 1, 64, 3)
+FA2_BWD(attention_fa2_backward_v4_hd64, 64, 4, 2, 32, 2)
 
 // dq[i] = scale * dqacc[i] in bf16, four at a time (n is a multiple of 4).
 MT_KERNEL void attention_fa2_dq_convert_kernel(const float* dqacc, __nv_bfloat16* dq, long long n,

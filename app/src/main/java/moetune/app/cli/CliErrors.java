@@ -48,6 +48,11 @@ final class CliErrors {
               + "); free space, then continue with --resume (the latest checkpoint is intact)");
       return 2;
     }
+    if (e instanceof moetune.engine.dist.GroupBrokenException) {
+      // another rank died: its own output has the cause; this rank's part is one line
+      err.println("moetune " + command + ": " + e.getMessage());
+      return 1;
+    }
     if (isUserError(e)) {
       err.println("moetune " + command + ": " + e.getMessage());
       return 2;

@@ -16,6 +16,7 @@ import moetune.app.config.RunConfigParser;
 import moetune.app.run.DemoSetup;
 import moetune.app.run.Exporter;
 import moetune.app.run.TrainingJob;
+import moetune.engine.dist.LaunchEnv;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
 import moetune.engine.train.CheckpointEvent;
@@ -71,6 +72,25 @@ public final class TrainCommand implements Callable<Integer> {
       names = "--demo",
       description = "train a tiny Mixtral on the bundled sample data and export it to OUT/export")
   boolean demo;
+
+  @Option(
+      names = "--gpus",
+      paramLabel = "N",
+      description =
+          "data parallel on this host: start N processes, one per GPU (cuda:0 to cuda:N-1; with"
+              + " --device cpu, N CPU processes), each taking every N-th micro-batch of a step"
+              + " (--grad-accum must be a multiple of N); under torchrun or SLURM leave it out"
+              + " (their WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT say it)")
+  Integer gpus;
+
+  @Option(
+      names = "--expert-parallel",
+      paramLabel = "N",
+      description =
+          "split the experts of every MoE layer over the N ranks (N = --gpus or WORLD_SIZE, and a"
+              + " divisor of the experts): routed rows go to their experts' rank by all-to-all, the"
+              + " aux loss is over all ranks' rows")
+  Integer expertParallel;
 
   /** The command with its generated field options. */
   public static CommandLine commandLine() {
@@ -133,7 +153,64 @@ public final class TrainCommand implements Callable<Integer> {
     }
   }
 
-  private int train() throws IOException {
+  private int train() throws IOException, InterruptedException {
+    LaunchEnv launch;
+    try {
+      launch = LaunchEnv.from(System.getenv());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(e.getMessage());
+    }
+    if (gpus != null && gpus < 1) {
+      throw new ConfigException("--gpus " + gpus + ": give 1 or more processes");
+    }
+    if (launch != null && gpus != null && gpus != launch.worldSize()) {
+      throw new ConfigException(
+          "--gpus "
+              + gpus
+              + " but the launcher set WORLD_SIZE="
+              + launch.worldSize()
+              + "; under a launcher leave --gpus out");
+    }
+    if (launch == null && gpus != null && gpus > 1) {
+      // this process only starts the ranks, each of which is this command without --gpus
+      return new RankLauncher(
+              "train",
+              gpus,
+              RankLauncher.withoutGpus(spec.commandLine().getParseResult().originalArgs()),
+              Map.of(),
+              System.err,
+              STOP_GRACE_S)
+          .run();
+    }
+    int rank = launch == null ? 0 : launch.rank();
+    int world = launch == null ? 1 : launch.worldSize();
+    try {
+      return train(launch, rank, world);
+    } finally {
+      deleteTree(demoDirs);
+    }
+  }
+
+  private final java.util.List<Path> demoDirs = new java.util.ArrayList<>();
+
+  /** A private directory for a rank's copy of the demo's files, deleted when the run ends. */
+  private Path demoScratch() throws IOException {
+    Path d = Files.createTempDirectory("moetune-demo-");
+    demoDirs.add(d);
+    return d;
+  }
+
+  private static void deleteTree(java.util.List<Path> dirs) {
+    for (Path d : dirs) {
+      try (var files = Files.walk(d)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      } catch (IOException e) {
+        // a temporary directory left behind: harmless
+      }
+    }
+  }
+
+  private int train(LaunchEnv launch, int rank, int world) throws IOException {
     Map<String, String> flags = new LinkedHashMap<>();
     var parsed = spec.commandLine().getParseResult();
     for (ConfigField f : RunConfigFields.ALL) {
@@ -173,15 +250,29 @@ public final class TrainCommand implements Callable<Integer> {
           flags.containsKey("seed")
               ? RunConfig.defaults().with("seed", flags.get("seed")).seed()
               : 42L;
-      Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(Path.of(out), seed));
+      // Rank 0 writes the demo's files into the run; other ranks make the same files privately.
+      Path demoOut = rank == 0 ? Path.of(out) : demoScratch();
+      Map<String, String> merged = new LinkedHashMap<>(DemoSetup.write(demoOut, seed));
+      merged.put("out", out);
+      if (world > 1) {
+        // the demo's step of 8 sequences, split over the ranks (one micro-batch each)
+        merged.put("micro-batch", Integer.toString(Math.max(1, 8 / world)));
+        merged.put("grad-accum", Integer.toString(world));
+      }
       merged.putAll(flags);
       flags = merged;
       configFile = null;
     }
-    RunConfig cfg = RunConfigParser.parse(configFile, flags, ignoreUnknown, System.out::println);
-    System.out.println(
-        "run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
-    System.out.print(cfg.toYaml().indent(2));
+    // Ranks other than 0 print only their errors (the launcher prefixes them with the rank).
+    boolean quiet = rank != 0;
+    RunConfig cfg =
+        RunConfigParser.parse(
+            configFile, flags, ignoreUnknown, quiet ? line -> {} : System.out::println);
+    if (!quiet) {
+      System.out.println(
+          "run config" + (configFile == null ? "" : " (" + configFile + " and flags)") + ":");
+      System.out.print(cfg.toYaml().indent(2));
+    }
     ProgressBar bar = ProgressBar.forStdout();
     // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
     // JVM open until the checkpoint is written and the summary printed (done() comes last).
@@ -189,9 +280,17 @@ public final class TrainCommand implements Callable<Integer> {
     try {
       RunSummary summary;
       Path out;
-      try (TrainingJob job = TrainingJob.prepare(cfg, resume, bar::onLog)) {
+      try (TrainingJob job =
+          TrainingJob.prepare(
+              cfg,
+              resume,
+              quiet ? line -> {} : bar::onLog,
+              launch,
+              expertParallel == null ? 1 : expertParallel)) {
         out = job.outDir();
-        job.trainer().addListener(bar);
+        if (!quiet) {
+          job.trainer().addListener(bar);
+        }
         StopHook h =
             new StopHook(
                 job.trainer()::requestStop, Thread.currentThread(), STOP_GRACE_S, System.err);
@@ -211,7 +310,10 @@ public final class TrainCommand implements Callable<Integer> {
         hook = h.install();
         summary = job.run();
       }
-      report(summary, out);
+      if (quiet) {
+        return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+      }
+      report(summary, out, world);
       if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
         Path export = out.resolve("export");
         Exporter.export(
@@ -230,7 +332,7 @@ public final class TrainCommand implements Callable<Integer> {
     }
   }
 
-  private static void report(RunSummary s, Path out) {
+  private static void report(RunSummary s, Path out, int world) {
     System.out.println();
     System.out.println(
         "run " + s.outcome().name().toLowerCase(Locale.ROOT) + " at step " + s.step());
@@ -256,7 +358,10 @@ public final class TrainCommand implements Callable<Integer> {
       System.out.println("checkpoint:  " + s.lastCheckpoint());
     }
     if (s.outcome() == RunSummary.Outcome.STOPPED) {
-      System.out.println("continue:    ./moetune train --resume " + out);
+      System.out.println(
+          "continue:    ./moetune train --resume "
+              + out
+              + (world > 1 ? " --gpus N (any number of GPUs; resharded on load)" : ""));
     }
   }
 

@@ -10,6 +10,8 @@ import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
+import moetune.engine.dist.LaunchEnv;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.model.LoraConfig;
@@ -47,6 +49,8 @@ public final class TrainingJob implements AutoCloseable {
   private final MetricsLog metrics;
   private final TrainingData data;
   private final TensorBoardLog tensorBoard; // null unless report-to has tensorboard
+  private final Communicator comm; // null: one device
+  private final Path scratch; // a rank > 0's private directory for files only rank 0 keeps, or null
 
   private TrainingJob(
       RunConfig config,
@@ -56,7 +60,9 @@ public final class TrainingJob implements AutoCloseable {
       Trainer trainer,
       MetricsLog metrics,
       TrainingData data,
-      TensorBoardLog tensorBoard) {
+      TensorBoardLog tensorBoard,
+      Communicator comm,
+      Path scratch) {
     this.config = config;
     this.out = out;
     this.backend = backend;
@@ -65,6 +71,8 @@ public final class TrainingJob implements AutoCloseable {
     this.metrics = metrics;
     this.data = data;
     this.tensorBoard = tensorBoard;
+    this.comm = comm;
+    this.scratch = scratch;
   }
 
   /**
@@ -73,6 +81,44 @@ public final class TrainingJob implements AutoCloseable {
    */
   public static TrainingJob prepare(RunConfig cfg, Path resume, Consumer<String> log)
       throws IOException {
+    return prepare(cfg, resume, log, null);
+  }
+
+  /**
+   * As above, as one rank of a data-parallel group when {@code launch} is not null (WORLD_SIZE,
+   * RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; see docs/multi-gpu.md): the rank opens {@code
+   * cuda:LOCAL_RANK} (or the CPU for {@code --device cpu}), joins the group (NCCL with the id
+   * handed out by {@link Rendezvous} on CUDA, a {@link TcpCommunicator} on the CPU), trains its
+   * share of every step's micro-batches with the optimizer state sharded ({@link
+   * moetune.engine.dist.ShardedAdamW}), and only rank 0 writes into the output directory
+   * (run-config.yaml, metrics, TensorBoard, checkpoints). Every rank must be given the same config.
+   */
+  public static TrainingJob prepare(
+      RunConfig cfg, Path resume, Consumer<String> log, LaunchEnv launch) throws IOException {
+    return prepare(cfg, resume, log, launch, 1);
+  }
+
+  /**
+   * As above with the experts of every MoE layer split over the group ({@code expertParallel} > 1,
+   * which must be the group's size): each rank still trains its own micro-batches, their routed
+   * rows go to the experts' ranks by all-to-all, and the aux loss is the group's (see
+   * docs/multi-gpu.md).
+   */
+  public static TrainingJob prepare(
+      RunConfig cfg, Path resume, Consumer<String> log, LaunchEnv launch, int expertParallel)
+      throws IOException {
+    int world = launch == null ? 1 : launch.worldSize();
+    if (expertParallel < 1 || (expertParallel > 1 && expertParallel != world)) {
+      throw new ConfigException(
+          "--expert-parallel "
+              + expertParallel
+              + " with "
+              + world
+              + " rank(s): the experts are split over all ranks, so give --expert-parallel "
+              + world
+              + (world == 1 ? " (or start several ranks with --gpus N)" : ""));
+    }
+    int rank = launch == null ? 0 : launch.rank();
     TemplateRegistry templates = TemplateRegistry.builtin();
     if (cfg.templateFile() != null) {
       templates = templates.with(Path.of(cfg.templateFile()));
@@ -80,7 +126,9 @@ public final class TrainingJob implements AutoCloseable {
     RunConfigCheck.check(cfg, templates);
     Path out = Path.of(cfg.out());
     Path checkpoint = resume == null ? null : Trainer.findCheckpoint(resume);
-    if (checkpoint == null
+    // Checks of the output directory on rank 0 only: the others would race its first writes.
+    if (rank == 0
+        && checkpoint == null
         && !new CheckpointStore(out.resolve("checkpoints")).complete().isEmpty()) {
       throw new ConfigException(
           "field 'out': "
@@ -96,7 +144,7 @@ public final class TrainingJob implements AutoCloseable {
     if (modelConfig != null) {
       checkAgainstModel(cfg, modelConfig, log);
     }
-    if (checkpoint == null && Files.exists(out.resolve(METRICS_FILE))) {
+    if (rank == 0 && checkpoint == null && Files.exists(out.resolve(METRICS_FILE))) {
       throw new ConfigException(
           "field 'out': "
               + out
@@ -105,9 +153,14 @@ public final class TrainingJob implements AutoCloseable {
               + " of an earlier run (with no checkpoint to resume); delete it or choose a new"
               + " --out (nothing was changed)");
     }
+    // Where this rank writes the files a run makes before training (a new model's base/, the
+    // tokenizer with the chat template): the output directory on rank 0, a private one elsewhere
+    // (the same content, made from the same config and seed, never read by anyone else).
     try {
-      Files.createDirectories(out);
-      writeConfig(cfg, out);
+      if (rank == 0) {
+        Files.createDirectories(out);
+        writeConfig(cfg, out);
+      }
     } catch (java.nio.file.FileSystemException e) {
       throw new ConfigException(
           "field 'out': cannot write to "
@@ -119,14 +172,19 @@ public final class TrainingJob implements AutoCloseable {
                   : "")
               + "); choose a directory you can write");
     }
-    Backend backend = Devices.open(cfg.device(), log);
+    Backend backend = Devices.open(RankGroup.device(cfg.device(), launch), log);
+    Communicator comm = null;
+    Path scratch = null;
     try {
+      comm = RankGroup.join(backend, launch, log);
+      scratch = rank == 0 ? null : Files.createTempDirectory("moetune-rank" + rank + "-");
+      Path writeDir = scratch == null ? out : scratch;
       if (modelConfig != null) {
         checkFitsHeap(modelConfig, backend);
       }
-      ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), out);
+      ModelSetup setup = ModelSetup.resolve(cfg.model(), cfg.tokenizer(), cfg.seed(), writeDir);
       if (cfg.addSpecialTokens()) {
-        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, out, log);
+        setup = ChatTemplateNotes.addSpecialTokens(cfg, templates, setup, writeDir, log);
       }
       log.accept("model: " + setup.describe());
       if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
@@ -148,7 +206,7 @@ public final class TrainingJob implements AutoCloseable {
         }
         data = TrainingData.prepare(cfg, tok);
         tokenizerFiles =
-            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), out, log);
+            ChatTemplateNotes.apply(cfg, templates, tok, setup.tokenizerFiles(), writeDir, log);
       }
       log.accept("data: " + data.summary());
       double aux = setup.auxLossCoef(cfg.auxLossCoef());
@@ -163,11 +221,33 @@ public final class TrainingJob implements AutoCloseable {
       }
       log.accept(MemoryPlan.of(model).describe());
       MixtralTrainable trainable =
-          new MixtralTrainable(model, setup.config(), setup.generation(), tokenizerFiles, options)
+          new MixtralTrainable(
+                  model, setup.config(), setup.generation(), tokenizerFiles, options, comm)
               .withBaseDir(setup.weightsDir()); // LoRA on a base on disk: adapter-only checkpoints
       trainable.warnings().forEach(w -> log.accept("warning: " + w));
       Trainer trainer =
           new Trainer(trainable, data.train(), data.eval(), options, out.resolve("checkpoints"));
+      if (expertParallel > 1) {
+        try {
+          model.setExpertParallel(comm);
+        } catch (IllegalArgumentException e) {
+          throw new ConfigException(e.getMessage());
+        }
+        log.accept(
+            "expert parallel: experts "
+                + comm.rank() * (setup.config().numLocalExperts / expertParallel)
+                + ".."
+                + ((comm.rank() + 1) * (setup.config().numLocalExperts / expertParallel) - 1)
+                + " of each layer on rank "
+                + comm.rank());
+      }
+      if (comm != null) {
+        try {
+          trainer.setDataParallel(comm);
+        } catch (IllegalArgumentException e) {
+          throw new ConfigException("field 'grad-accum': " + e.getMessage());
+        }
+      }
       if (options.warmupSteps() > trainer.totalSteps()) {
         // A warning, not an error: the demo's warmup with a short --max-steps is a fair test run.
         log.accept(
@@ -184,22 +264,41 @@ public final class TrainingJob implements AutoCloseable {
       if (checkpoint != null) {
         trainer.resumeFrom(checkpoint);
       }
-      Path metricsFile = out.resolve(METRICS_FILE);
-      MetricsLog metrics =
-          checkpoint == null
-              ? MetricsLog.create(metricsFile)
-              : MetricsLog.resume(metricsFile, trainer.step());
-      trainer.addListener(metrics);
+      MetricsLog metrics = null; // rank 0 alone logs the (group's) metrics
+      if (rank == 0) {
+        Path metricsFile = out.resolve(METRICS_FILE);
+        metrics =
+            checkpoint == null
+                ? MetricsLog.create(metricsFile)
+                : MetricsLog.resume(metricsFile, trainer.step());
+        trainer.addListener(metrics);
+      }
       TensorBoardLog tensorBoard = null;
-      if (cfg.tensorBoard()) {
+      if (rank == 0 && cfg.tensorBoard()) {
         tensorBoard = TensorBoardLog.create(out);
         trainer.addListener(tensorBoard);
         log.accept("tensorboard: " + tensorBoard.file() + " (tensorboard --logdir " + out + ")");
       }
-      return new TrainingJob(cfg, out, backend, trainable, trainer, metrics, data, tensorBoard);
+      return new TrainingJob(
+          cfg, out, backend, trainable, trainer, metrics, data, tensorBoard, comm, scratch);
     } catch (IOException | RuntimeException e) {
+      if (comm != null) {
+        comm.close();
+      }
       backend.close();
+      deleteScratch(scratch);
       throw e;
+    }
+  }
+
+  private static void deleteScratch(Path scratch) {
+    if (scratch == null) {
+      return;
+    }
+    try (var files = Files.walk(scratch)) {
+      files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      // a temporary directory left behind: harmless
     }
   }
 
@@ -306,6 +405,11 @@ public final class TrainingJob implements AutoCloseable {
     return trainable.model();
   }
 
+  /** This process's rank in its data-parallel group (0 for one device). */
+  public int rank() {
+    return comm == null ? 0 : comm.rank();
+  }
+
   /** Trains to the end or a stop request (blocks). */
   public RunSummary run() {
     return trainer.run();
@@ -314,10 +418,19 @@ public final class TrainingJob implements AutoCloseable {
   @Override
   public void close() throws IOException {
     try (TensorBoardLog tb = tensorBoard) {
-      metrics.close();
+      if (metrics != null) {
+        metrics.close();
+      }
     } finally {
-      trainable.close();
-      backend.close();
+      try {
+        trainable.close();
+        if (comm != null) {
+          comm.close();
+        }
+        backend.close();
+      } finally {
+        deleteScratch(scratch);
+      }
     }
   }
 }

@@ -16,6 +16,7 @@ import java.util.stream.IntStream;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.OpProfiler;
 import moetune.engine.backend.cuda.CudaBackend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.model.MixtralModel;
@@ -195,9 +196,26 @@ public final class StepBench {
       Backend backend,
       Settings s,
       PrintStream log) {
+    return run(config, weights, backend, s, log, null);
+  }
+
+  /**
+   * As above, as one rank of a data-parallel group when {@code comm} is not null: every rank runs
+   * its own random micro-batch of B sequences (weighted 1/N, so the summed gradient is the mean),
+   * the optimizer is {@link moetune.engine.dist.ShardedAdamW} (reduce-scatter, shard step,
+   * all-gather), and the row's tokens/s counts the whole group's N * B * T tokens per step. Every
+   * step ends in collectives, so the ranks run in lockstep and rank 0's step times are the group's.
+   */
+  public static Result run(
+      MixtralConfig config,
+      Map<String, HostTensor> weights,
+      Backend backend,
+      Settings s,
+      PrintStream log,
+      Communicator comm) {
     OpProfiler profiler = OpProfiler.wrap(backend);
     try {
-      return run(config, weights, backend, profiler, s, log);
+      return run(config, weights, backend, profiler, s, log, comm);
     } finally {
       profiler.close();
     }
@@ -209,7 +227,10 @@ public final class StepBench {
       Backend backend,
       OpProfiler profiler,
       Settings s,
-      PrintStream log) {
+      PrintStream log,
+      Communicator comm) {
+    int ranks = comm == null ? 1 : comm.size();
+    int rank = comm == null ? 0 : comm.rank();
     float lr = 1e-4f;
     TrainOptions o =
         TrainOptions.builder(new AdamWOptions(lr, 0.9, 0.999, 1e-8, 0.0, AdamWOptions.Decay.ALL))
@@ -236,19 +257,21 @@ public final class StepBench {
             weights,
             profiler.backend(),
             MixtralTrainable.trainingOptions(new ModelOptions(s.activations(), s.seed()), o));
-    try (MixtralTrainable trainable = new MixtralTrainable(model, config, null, List.of(), o)) {
+    try (MixtralTrainable trainable =
+        new MixtralTrainable(model, config, null, List.of(), o, comm)) {
       MemoryPlan plan = MemoryPlan.of(model);
       log.println(plan.describe());
-      List<TokenBatch> batches = randomBatches(config.vocabSize, s, 4);
+      List<TokenBatch> batches = randomBatches(config.vocabSize, s, 4, s.seed() + 7919L * rank);
       double loss = 0;
       for (int i = 0; i < s.warmup(); i++) {
-        double ms = step(trainable, batches.get(i % batches.size()), lr, backend)[0];
+        double ms = step(trainable, batches.get(i % batches.size()), lr, backend, ranks)[0];
         log.printf("warm-up step %d: %.1f ms%n", i + 1, ms);
       }
       backend.resetPeak();
       double[] times = new double[s.steps()];
       for (int i = 0; i < s.steps(); i++) {
-        double[] r = step(trainable, batches.get((s.warmup() + i) % batches.size()), lr, backend);
+        double[] r =
+            step(trainable, batches.get((s.warmup() + i) % batches.size()), lr, backend, ranks);
         times[i] = r[0];
         loss = r[1];
       }
@@ -256,7 +279,7 @@ public final class StepBench {
       long driver = backend instanceof CudaBackend c ? c.driverBytesUsed() : -1;
       profiler.begin();
       long t0 = System.nanoTime();
-      step(trainable, batches.get(0), lr, backend);
+      step(trainable, batches.get(0), lr, backend, ranks);
       double profiledMs = (System.nanoTime() - t0) / 1e6;
       OpProfiler.Breakdown breakdown = profiler.end();
       double[] sorted = times.clone();
@@ -265,10 +288,15 @@ public final class StepBench {
           sorted.length % 2 == 1
               ? sorted[sorted.length / 2]
               : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-      double tokensPerS = s.tokensPerStep() / (median / 1000);
+      double tokensPerS = ranks * s.tokensPerStep() / (median / 1000);
       Row row =
           new Row(
-              "moetune " + backend.name() + " (" + s.activations().name().toLowerCase() + ")",
+              "moetune "
+                  + backend.name()
+                  + (ranks > 1 ? " x " + ranks + " ranks" : "")
+                  + " ("
+                  + s.activations().name().toLowerCase()
+                  + ")",
               model.parameters().count(),
               median,
               sorted[0],
@@ -284,10 +312,10 @@ public final class StepBench {
 
   /** One training step as the trainer runs it; returns {wall ms, mean CE}. */
   private static double[] step(
-      MixtralTrainable trainable, TokenBatch batch, float lr, Backend backend) {
+      MixtralTrainable trainable, TokenBatch batch, float lr, Backend backend, int ranks) {
     long t0 = System.nanoTime();
     trainable.zeroGrad();
-    MicroStep r = trainable.forwardBackward(batch, 1.0);
+    MicroStep r = trainable.forwardBackward(batch, 1.0 / ranks);
     trainable.step(lr); // reads the gradient norm back, as the trainer does
     trainable.takeRouterStats(); // the trainer's expert-load monitor, read once per step
     backend.synchronize();
@@ -297,7 +325,11 @@ public final class StepBench {
 
   /** n batches of uniformly random tokens, every position labelled but each row's last. */
   static List<TokenBatch> randomBatches(int vocab, Settings s, int n) {
-    SplittableRandom r = new SplittableRandom(s.seed());
+    return randomBatches(vocab, s, n, s.seed());
+  }
+
+  static List<TokenBatch> randomBatches(int vocab, Settings s, int n, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
     List<TokenBatch> out = new ArrayList<>();
     int t = s.seqLen();
     for (int b = 0; b < n; b++) {

@@ -7,6 +7,9 @@ import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Backends;
 import moetune.engine.backend.OpProfiler;
+import moetune.engine.dist.Communicator;
+import moetune.engine.dist.LaunchEnv;
+import moetune.engine.dist.RankGroups;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.tensor.DType;
@@ -121,6 +124,13 @@ public final class StepBenchReport {
    * For a GPU host without the app: {@code [--config 1.5b|FILE | --model DIR] [--device cuda]
    * [--micro-batch 4] [--seq-len 2048] [--steps 10] [--warmup 3] [--precision bf16|fp32]
    * [--reference transformers] [--python python3] [--reference-script PATH]}.
+   *
+   * <p>Under a launcher's variables (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; set by
+   * scripts/device/run-multi-gpu.sh, torchrun or srun) it is one rank of a data-parallel benchmark
+   * (see {@link StepBench#run(MixtralConfig, Map, Backend, StepBench.Settings, PrintStream,
+   * Communicator)}): each rank on cuda:LOCAL_RANK with its own micro-batch; rank 0 prints the
+   * group's row and, when MOETUNE_BENCH_RESULT names a file, writes "tokens/s median-ms" there
+   * (also for WORLD_SIZE=1, the one-GPU reference of the same script).
    */
   public static void main(String[] args) throws Exception {
     Map<String, String> a = new java.util.HashMap<>();
@@ -140,6 +150,11 @@ public final class StepBenchReport {
             Integer.parseInt(a.getOrDefault("warmup", "3")),
             a.getOrDefault("precision", "bf16").equals("fp32") ? DType.F32 : DType.BF16,
             Long.parseLong(a.getOrDefault("seed", "1234")));
+    LaunchEnv launch = LaunchEnv.from(System.getenv());
+    if (launch != null) {
+      rank(c, s, a.getOrDefault("device", "cuda"), launch);
+      return;
+    }
     run(
         c,
         model,
@@ -149,6 +164,27 @@ public final class StepBenchReport {
         a.getOrDefault("python", "python3"),
         a.containsKey("reference-script") ? Path.of(a.get("reference-script")) : null,
         System.out);
+  }
+
+  /** One rank of the data-parallel benchmark on random weights (see {@link #main}). */
+  private static void rank(MixtralConfig c, StepBench.Settings s, String device, LaunchEnv launch)
+      throws Exception {
+    boolean zero = launch.rank() == 0;
+    PrintStream log = zero ? System.out : new PrintStream(java.io.OutputStream.nullOutputStream());
+    try (Backend be = Backends.open(RankGroups.device(device, launch), log::println);
+        Communicator comm = RankGroups.join(be, launch, log::println)) {
+      StepBench.Result r = StepBench.run(c, StepBench.randomWeights(c, s.seed()), be, s, log, comm);
+      if (zero) {
+        printRows(System.out, c, s, be.name(), r.row(), null);
+        String file = System.getenv("MOETUNE_BENCH_RESULT");
+        if (file != null) {
+          java.nio.file.Files.writeString(
+              Path.of(file),
+              String.format(
+                  java.util.Locale.ROOT, "%s %s%n", r.row().tokensPerS(), r.row().stepMsMedian()));
+        }
+      }
+    }
   }
 
   /**

@@ -6,6 +6,10 @@ import java.util.Map;
  * A rank started by an outside launcher (torchrun, SLURM via srun with the same variables, or a
  * script): WORLD_SIZE, RANK, LOCAL_RANK (the GPU on this host), MASTER_ADDR and MASTER_PORT (where
  * rank 0 serves the NCCL unique id, see {@link Rendezvous}). Absent WORLD_SIZE means no launcher.
+ *
+ * <p>The port: torchrun's agent hosts its own store on MASTER_PORT (it tells its workers so with
+ * TORCHELASTIC_USE_AGENT_STORE=True), where moetune's rank 0 would listen too; there moetune takes
+ * MASTER_PORT + 1. MOETUNE_MASTER_PORT, when set, is the port in every case.
  */
 public record LaunchEnv(int worldSize, int rank, int localRank, String masterAddr, int masterPort) {
 
@@ -26,7 +30,22 @@ public record LaunchEnv(int worldSize, int rank, int localRank, String masterAdd
               + " but MASTER_ADDR is not set; set it to rank 0's host name or address (torchrun"
               + " and the SLURM scripts in docs/multi-gpu.md set it)");
     }
-    int port = world > 1 ? number(env, "MASTER_PORT", 1, 65535) : 0;
+    int port = 0;
+    if (world > 1) {
+      if (env.containsKey("MOETUNE_MASTER_PORT")) {
+        port = number(env, "MOETUNE_MASTER_PORT", 1, 65535);
+      } else {
+        port = number(env, "MASTER_PORT", 1, 65535);
+        if ("true".equalsIgnoreCase(env.getOrDefault("TORCHELASTIC_USE_AGENT_STORE", ""))) {
+          if (port == 65535) {
+            throw new IllegalArgumentException(
+                "MASTER_PORT=65535 under torchrun's agent store leaves no port for moetune's"
+                    + " rank 0 (it takes MASTER_PORT + 1); set MOETUNE_MASTER_PORT");
+          }
+          port++; // the agent's store is on MASTER_PORT
+        }
+      }
+    }
     return new LaunchEnv(world, rank, local, addr, port);
   }
 

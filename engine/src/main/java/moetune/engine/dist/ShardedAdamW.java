@@ -55,6 +55,10 @@ public final class ShardedAdamW implements Optimizer {
   private AdamW.Settings settings;
   private int step;
   private boolean reduced; // g holds this step's reduced gradient
+  private final List<ZeroPartition.Bucket> buckets;
+  private final long[] bucketReady; // this step: elements of bucket b whose gradients are final
+  private final boolean[] bucketReduced; // this step: bucket b is reduce-scattered into g
+  private long reducedDuringBackward; // buckets reduced by gradientsDone, over the run (evidence)
 
   public ShardedAdamW(
       Parameters params,
@@ -85,6 +89,9 @@ public final class ShardedAdamW implements Optimizer {
     long st = part.stagingSize();
     this.staging = st == 0 ? null : be.zeros(DType.F32, st);
     this.sumSq = be.zeros(DType.F32, 1);
+    this.buckets = part.buckets();
+    this.bucketReady = new long[buckets.size()];
+    this.bucketReduced = new boolean[buckets.size()];
   }
 
   public ZeroPartition partition() {
@@ -107,6 +114,46 @@ public final class ShardedAdamW implements Optimizer {
   @Override
   public void gradientsZeroed() {
     reduced = false;
+    java.util.Arrays.fill(bucketReady, 0);
+    java.util.Arrays.fill(bucketReduced, false);
+  }
+
+  /**
+   * The gradients of flat elements [offset, offset + numel) are final for this step (the rank's
+   * last backward of the step has produced them): every bucket this completes is reduce-scattered
+   * now, while the backward goes on, instead of all of them in {@link #step}. Every rank must
+   * report the same ranges in the same order (the same model and the same backward do), so the
+   * ranks' calls of the collectives match. Each element at most once per step.
+   *
+   * <p>With NCCL the reduce-scatter is queued behind the backward's ops on the backend's stream;
+   * overlapping it with the rest of the backward needs NCCL on a second stream ordered by events
+   * (see docs/multi-gpu.md). The result is the same bits either way: the same sums of the same
+   * gradients, only sooner.
+   */
+  public void gradientsDone(long offset, long numel) {
+    long end = offset + numel;
+    for (int i = 0; i < buckets.size(); i++) {
+      ZeroPartition.Bucket b = buckets.get(i);
+      long a = Math.max(offset, b.start()), e = Math.min(end, b.start() + b.length());
+      if (a >= e) {
+        continue;
+      }
+      bucketReady[i] += e - a;
+      if (bucketReady[i] > b.length()) {
+        throw new IllegalStateException(
+            "ShardedAdamW.gradientsDone: elements of bucket " + i + " reported twice this step");
+      }
+      if (bucketReady[i] == b.length() && !bucketReduced[i]) {
+        reduceBucket(b, params.gradFlat());
+        bucketReduced[i] = true;
+        reducedDuringBackward++;
+      }
+    }
+  }
+
+  /** Buckets reduce-scattered by {@link #gradientsDone} (during backwards), over the run. */
+  public long reducedDuringBackward() {
+    return reducedDuringBackward;
   }
 
   @Override
@@ -141,6 +188,8 @@ public final class ShardedAdamW implements Optimizer {
       params.syncWorkingCopy();
     }
     reduced = false; // the next step must reduce its own gradients
+    java.util.Arrays.fill(bucketReady, 0);
+    java.util.Arrays.fill(bucketReduced, false);
   }
 
   @Override
@@ -160,22 +209,30 @@ public final class ShardedAdamW implements Optimizer {
       return;
     }
     Tensor grad = params.gradFlat();
-    int w = comm.size();
-    for (ZeroPartition.Bucket b : part.buckets()) {
-      Tensor out = g.view(b.shardOffset(), b.chunk());
-      if (!b.padded(w)) {
-        comm.reduceScatterSum(grad.view(b.start(), b.length()), out);
-      } else {
-        Tensor s = staging.view(0, b.chunk() * w);
-        be.fill(s, 0f);
-        be.copy(grad.view(b.start(), b.length()), staging.view(0, b.length()));
-        comm.reduceScatterSum(s, out);
+    for (int i = 0; i < buckets.size(); i++) {
+      if (!bucketReduced[i]) { // the rest, in flat order (the same on every rank)
+        reduceBucket(buckets.get(i), grad);
+        bucketReduced[i] = true;
       }
     }
     be.fill(sumSq, 0f);
     be.sumSquares(g, sumSq); // padding is zero: it adds nothing
     comm.allReduceSum(sumSq);
     reduced = true;
+  }
+
+  /** The sum over ranks of one bucket of the gradients, this rank's chunk into g. */
+  private void reduceBucket(ZeroPartition.Bucket b, Tensor grad) {
+    int w = comm.size();
+    Tensor out = g.view(b.shardOffset(), b.chunk());
+    if (!b.padded(w)) {
+      comm.reduceScatterSum(grad.view(b.start(), b.length()), out);
+    } else {
+      Tensor s = staging.view(0, b.chunk() * w);
+      be.fill(s, 0f);
+      be.copy(grad.view(b.start(), b.length()), staging.view(0, b.length()));
+      comm.reduceScatterSum(s, out);
+    }
   }
 
   /** Every rank's chunks of x (F32, the flat layout) to every rank. */

@@ -44,6 +44,11 @@ final class DecoderLayer {
     this.eps = (float) c.rmsNormEps;
   }
 
+  /** Expert parallel over comm for this layer's experts (null: all experts here). */
+  void expertParallel(moetune.engine.dist.Communicator comm) {
+    moe.expertParallel(comm);
+  }
+
   /** What the backward needs. */
   static final class Saved implements AutoCloseable {
     final Tensor xIn; // (N, D) borrowed from the caller

@@ -9,9 +9,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.hf.GenerationConfig;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
@@ -32,10 +34,11 @@ import moetune.engine.tensor.Tensor;
  * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden, V
  * vocabulary, L layers, E experts, K experts per token.
  *
- * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}). The
- * z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
- * averaged over layers and tokens: one mean over all L*N router rows, padding excluded by the same
- * row mask as the aux loss. Its coefficient is {@link ModelOptions#routerZLossCoef}.
+ * <p>Losses: total = ce + aux coefficient * aux + z coefficient * z (see {@link Loss}, {@link
+ * LossWeights}; a trainer sets its run's, a model on its own uses config.json's aux one). The z
+ * term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2, averaged
+ * over layers and tokens: one mean over all L*N router rows, padding excluded by the same row mask
+ * as the aux loss.
  *
  * <p>Not thread-safe: one forward/backward at a time.
  */
@@ -422,6 +425,10 @@ public final class MixtralModel implements AutoCloseable {
         be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
       }
       float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
+      if (expertParallel != null) { // the group's aux loss, as one device's over all its rows
+        v[1] =
+            GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
+      }
       float total = v[0] + (float) lossWeights.aux() * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
@@ -495,6 +502,7 @@ public final class MixtralModel implements AutoCloseable {
    * Parameters#gradFlat()}; the forward's saved state is freed.
    */
   public void backward(float scale) {
+    IntConsumer done = gradientsDone;
     Step s = step;
     if (s == null || s.targets == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
@@ -525,13 +533,27 @@ public final class MixtralModel implements AutoCloseable {
         dStream,
         params.grad("model.norm.weight"));
     dNormed.close();
+    if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
+      done.accept(HEAD_AND_NORM);
+    }
 
     Tensor dProbs = null; // F32 (L*N, E)
     float auxScale = (float) lossWeights.aux() * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        if (expertParallel != null) {
+          GlobalLoadBalancing.compute(
+              expertParallel,
+              s.probs,
+              s.topIdx,
+              s.rowMask,
+              dProbs,
+              (float) lossWeights.aux(),
+              scale);
+        } else {
+          be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
+        }
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
@@ -554,6 +576,9 @@ public final class MixtralModel implements AutoCloseable {
       s.saved[l] = null;
       s.streams[l + 1].close();
       s.streams[l + 1] = null;
+      if (done != null) {
+        done.accept(l);
+      }
     }
     if (dProbs != null) {
       dProbs.close();
@@ -567,6 +592,38 @@ public final class MixtralModel implements AutoCloseable {
     }
     dStream.close();
     releaseStep();
+  }
+
+  private Communicator expertParallel; // null: every expert on this process
+
+  /**
+   * Splits every layer's experts over the ranks of comm (expert parallel, see {@link
+   * ExpertParallelMoe}); the aux loss is then the group's ({@link GlobalLoadBalancing}). Each rank
+   * runs its own tokens; every rank must run the same forwards and backwards in the same order.
+   * null: back to all experts on this process.
+   */
+  public void setExpertParallel(Communicator comm) {
+    for (DecoderLayer layer : layers) {
+      layer.expertParallel(comm);
+    }
+    this.expertParallel = comm == null || comm.size() == 1 ? null : comm;
+  }
+
+  /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
+  public static final int HEAD_AND_NORM = -1;
+
+  private IntConsumer gradientsDone; // null: nobody waits for finished gradients
+
+  /**
+   * A listener told, during each following {@link #backward}, which parameters' gradients are final
+   * for this backward as soon as they are: {@link #HEAD_AND_NORM} (lm_head and model.norm, unless
+   * the embeddings are tied) after the final norm's backward, then layer l after layer l's
+   * backward, l = L-1 down to 0, on the calling thread, with the ops queued but not necessarily
+   * run. The embedding's gradient is final only when backward returns. For a data-parallel
+   * optimizer that reduces finished gradients while the backward runs; null removes it.
+   */
+  public void onGradientsDone(IntConsumer listener) {
+    this.gradientsDone = listener;
   }
 
   /** Sets every parameter gradient to zero. */

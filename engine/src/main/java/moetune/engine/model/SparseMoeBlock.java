@@ -2,6 +2,7 @@ package moetune.engine.model;
 
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.dist.Communicator;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.moe.MoeMlp;
@@ -30,6 +31,8 @@ final class SparseMoeBlock {
   private final MoeMlp mlp;
   private final int topK;
   private final float jitter;
+  private final boolean expertLora;
+  private ExpertParallelMoe ep; // null: every expert on this rank
 
   SparseMoeBlock(Parameters p, int layer, MixtralConfig c) {
     this.be = p.masterFlat().backend();
@@ -46,6 +49,24 @@ final class SparseMoeBlock {
             expertLora(p, dn));
     this.topK = c.numExpertsPerTok;
     this.jitter = (float) c.routerJitterNoise;
+    this.expertLora = expertLora(p, gu) != null || expertLora(p, dn) != null;
+  }
+
+  /**
+   * Splits the experts over the ranks of comm (expert parallel; null: back to all experts here).
+   * Every rank of comm must run the same forwards and backwards in the same order.
+   */
+  void expertParallel(Communicator comm) {
+    if (comm != null && expertLora) {
+      throw new IllegalArgumentException(
+          "--expert-parallel with LoRA on the experts is not supported; drop the experts from"
+              + " lora-target-modules or train without --expert-parallel");
+    }
+    this.ep =
+        comm == null || comm.size() == 1
+            ? null
+            : new ExpertParallelMoe(
+                comm, mlp.gateUp(), mlp.down(), mlp.gateUpGrad(), mlp.downGrad(), topK);
   }
 
   /** The adapter of a fused expert weight, or null when it has none. */
@@ -69,7 +90,8 @@ final class SparseMoeBlock {
     final Tensor probs; // F32 (N, E) view of the model-wide buffer
     final Tensor topIdx; // I32 (N, K) view of the model-wide buffer
     final Tensor topW; // F32 (N, K)
-    final MoeMlp.Forward experts;
+    final MoeMlp.Forward experts; // or null with expert parallel
+    final ExpertParallelMoe.Forward epExperts; // or null
     final LoraLinear.Saved routerLora; // or null
 
     Saved(
@@ -80,8 +102,10 @@ final class SparseMoeBlock {
         Tensor topIdx,
         Tensor topW,
         MoeMlp.Forward experts,
+        ExpertParallelMoe.Forward epExperts,
         LoraLinear.Saved routerLora) {
       this.routerLora = routerLora;
+      this.epExperts = epExperts;
       this.xn = xn;
       this.ownXn = ownXn;
       this.noise = noise;
@@ -93,12 +117,16 @@ final class SparseMoeBlock {
 
     /** The block's output (N, D), freed by close. */
     Tensor output() {
-      return experts.output();
+      return epExperts != null ? epExperts.output() : experts.output();
     }
 
     @Override
     public void close() {
-      experts.close();
+      if (epExperts != null) {
+        epExperts.close();
+      } else {
+        experts.close();
+      }
       topW.close();
       if (routerLora != null) {
         routerLora.close();
@@ -128,8 +156,12 @@ final class SparseMoeBlock {
     LoraLinear.Saved routerLora = router.forward(x, logits, null);
     Tensor topW = be.empty(DType.F32, n, topK);
     be.routerTopK(logits, topK, probs, topW, topIdx);
+    if (ep != null) {
+      ExpertParallelMoe.Forward f = ep.forward(x, topW, topIdx);
+      return new Saved(x, noise != null, noise, probs, topIdx, topW, null, f, routerLora);
+    }
     MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
-    return new Saved(x, noise != null, noise, probs, topIdx, topW, experts, routerLora);
+    return new Saved(x, noise != null, noise, probs, topIdx, topW, experts, null, routerLora);
   }
 
   /**
@@ -138,7 +170,8 @@ final class SparseMoeBlock {
    * logits, or null. Returns dXn (N, D) (new tensor); parameter gradients +=.
    */
   Tensor backward(Saved s, Tensor dOut, Tensor dProbs, Tensor dZLogits) {
-    MoeMlp.Grads g = mlp.backward(s.experts, dOut);
+    MoeMlp.Grads g =
+        s.epExperts != null ? ep.backward(s.epExperts, dOut) : mlp.backward(s.experts, dOut);
     Tensor dXn = g.dX();
     Tensor dLogits = be.empty(dOut.dtype(), s.probs.shape()); // (N, E) activation dtype
     be.routerBackward(g.dTopKWeights(), dProbs, s.probs, s.topIdx, dLogits); // overwrites

@@ -88,6 +88,29 @@ public final class MixtralTrainable implements TrainableModel {
       List<Path> tokenizerFiles,
       TrainOptions options,
       Communicator dataParallel) {
+    this(
+        model,
+        savedConfig,
+        generation,
+        tokenizerFiles,
+        options,
+        dataParallel,
+        ShardedAdamW.DEFAULT_CHUNK);
+  }
+
+  /**
+   * As above, with ZeRO buckets of {@code bucketChunk} elements per rank (the unit in which
+   * gradients are reduce-scattered, as DDP's bucket_cap_mb; smaller buckets start sooner in the
+   * backward, larger ones make fewer collectives).
+   */
+  public MixtralTrainable(
+      MixtralModel model,
+      MixtralConfig savedConfig,
+      GenerationConfig generation,
+      List<Path> tokenizerFiles,
+      TrainOptions options,
+      Communicator dataParallel,
+      long bucketChunk) {
     model.setLossWeights(new LossWeights(options.auxLossCoef(), options.routerZLossCoef()));
     this.model = model;
     this.savedConfig = savedConfig;
@@ -113,11 +136,23 @@ public final class MixtralTrainable implements TrainableModel {
         dataParallel == null || dataParallel.size() == 1
             ? new AdamW(params, o.settings(options.clipNorm()), decay)
             : new ShardedAdamW(
-                params,
-                o.settings(options.clipNorm()),
-                decay,
-                dataParallel,
-                ShardedAdamW.DEFAULT_CHUNK);
+                params, o.settings(options.clipNorm()), decay, dataParallel, bucketChunk);
+  }
+
+  private boolean overlapReduction = true;
+
+  /**
+   * Whether the sharded optimizer reduces each bucket as soon as the last backward of a step
+   * finishes it (the default) or all buckets when the optimizer steps: the same sums either way.
+   */
+  public MixtralTrainable overlapReduction(boolean on) {
+    this.overlapReduction = on;
+    return this;
+  }
+
+  /** The optimizer ({@link AdamW}, or {@link ShardedAdamW} over several ranks). */
+  public Optimizer optimizer() {
+    return adamw;
   }
 
   /**
@@ -146,7 +181,7 @@ public final class MixtralTrainable implements TrainableModel {
   /** Warnings about this setup for the run's log (empty when there are none). */
   public List<String> warnings() {
     List<String> w = new ArrayList<>();
-    if (model.config().routerAuxLossCoef == 0) {
+    if (model.lossWeights().aux() == 0) {
       w.add(
           "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
               + "watch expert_load in metrics.jsonl for router collapse");
@@ -172,6 +207,41 @@ public final class MixtralTrainable implements TrainableModel {
 
   @Override
   public MicroStep forwardBackward(TokenBatch batch, double weight) {
+    return forwardBackward(batch, weight, false);
+  }
+
+  /**
+   * With the optimizer sharded over ranks and {@code lastOfStep}, each layer's gradients are handed
+   * to {@link ShardedAdamW#gradientsDone} as the backward finishes them (in buckets, the
+   * reduce-scatter overlapping the rest of the backward).
+   */
+  @Override
+  public MicroStep forwardBackward(TokenBatch batch, double weight, boolean lastOfStep) {
+    if (lastOfStep && overlapReduction && adamw instanceof ShardedAdamW sharded) {
+      model.onGradientsDone(group -> reportDone(sharded, group));
+    }
+    try {
+      return forwardBackwardOnce(batch, weight);
+    } finally {
+      model.onGradientsDone(null);
+    }
+  }
+
+  /** The trainable slices of a {@link MixtralModel#onGradientsDone} group, to the optimizer. */
+  private void reportDone(ShardedAdamW sharded, int group) {
+    String prefix = group == MixtralModel.HEAD_AND_NORM ? null : "model.layers." + group + ".";
+    for (Parameters.Slice s : model.parameters().trainableSlices()) {
+      boolean in =
+          prefix == null
+              ? s.name().equals("lm_head.weight") || s.name().equals("model.norm.weight")
+              : s.name().startsWith(prefix);
+      if (in) {
+        sharded.gradientsDone(s.offset(), s.numel());
+      }
+    }
+  }
+
+  private MicroStep forwardBackwardOnce(TokenBatch batch, double weight) {
     Loss loss = model.forward(toModelBatch(batch, true));
     if (expertLoad == null) {
       MixtralConfig c = model.config();

@@ -32,6 +32,15 @@ public interface TrainableModel extends AutoCloseable {
    */
   MicroStep forwardBackward(TokenBatch batch, double weight);
 
+  /**
+   * As {@link #forwardBackward(TokenBatch, double)}; {@code lastOfStep} says no further micro-batch
+   * of this step runs on this process, so gradients that this backward finishes are final and a
+   * data-parallel optimizer may start reducing them while the backward goes on.
+   */
+  default MicroStep forwardBackward(TokenBatch batch, double weight, boolean lastOfStep) {
+    return forwardBackward(batch, weight);
+  }
+
   /** Sum of token cross-entropies over the batch's labelled tokens, without gradients. */
   double evalLossSum(TokenBatch batch);
 

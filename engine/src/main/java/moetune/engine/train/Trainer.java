@@ -253,15 +253,17 @@ public final class Trainer {
     double aux = 0;
     double z = 0;
     RouterStats routing = null;
+    int ranks = dataParallel == null ? 1 : dataParallel.size();
+    int rank = dataParallel == null ? 0 : dataParallel.rank();
     for (int a = 0; a < micro.size(); a++) {
       TokenBatch batch = micro.get(a);
-      if (dataParallel != null && a % dataParallel.size() != dataParallel.rank()) {
+      if (a % ranks != rank) {
         continue; // another rank's micro-batch
       }
       // Each micro-batch's mean loss weighted by its share of the step's labelled tokens.
       double weight =
           stepTokens == 0 ? 1.0 / micro.size() : (double) batch.labelledTokens() / stepTokens;
-      MicroStep r = model.forwardBackward(batch, weight);
+      MicroStep r = model.forwardBackward(batch, weight, a + ranks >= micro.size());
       lossSum += r.lossSum();
       aux += weight * r.auxLoss();
       z += weight * r.zLoss();

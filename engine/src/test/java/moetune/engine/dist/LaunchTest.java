@@ -106,6 +106,22 @@ class LaunchTest {
 
   /** Ranks 1..3 start before rank 0 (they retry); all receive rank 0's id. */
   @Test
+  void thePortBesideTorchrunsAgentStoreOrTheOverride() {
+    Map<String, String> base =
+        Map.of("WORLD_SIZE", "2", "RANK", "1", "MASTER_ADDR", "h0", "MASTER_PORT", "29500");
+    assertEquals(29500, LaunchEnv.from(base).masterPort());
+    Map<String, String> torchrun = new java.util.HashMap<>(base);
+    torchrun.put("TORCHELASTIC_USE_AGENT_STORE", "True");
+    assertEquals(29501, LaunchEnv.from(torchrun).masterPort(), "the agent's store has 29500");
+    torchrun.put("MOETUNE_MASTER_PORT", "31000");
+    assertEquals(31000, LaunchEnv.from(torchrun).masterPort());
+    torchrun.put("MOETUNE_MASTER_PORT", "x");
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> LaunchEnv.from(torchrun));
+    assertEquals("MOETUNE_MASTER_PORT=x is not a whole number", e.getMessage());
+  }
+
+  @Test
   void rendezvousHandsRankZerosIdToEveryRank() throws Exception {
     int port = freePort();
     int world = 4;

@@ -11,6 +11,7 @@ import java.util.List;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LocalCommunicator;
+import moetune.engine.dist.ShardedAdamW;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
@@ -165,5 +166,82 @@ class DataParallelTrainerTest {
         "--grad-accum 4 is not a multiple of the 3 data-parallel ranks; each rank takes"
             + " grad-accum / ranks micro-batches of a step, so give a multiple of 3",
         e.getMessage());
+  }
+
+  /**
+   * Reduce-scatter bucket by bucket during the last backward of each step (small buckets, so most
+   * complete before the backward ends) gives the same bits as reducing every bucket at the
+   * optimizer step: the same sums of the same gradients, only sooner.
+   */
+  @Test
+  void reducingBucketsDuringTheBackwardChangesNoBit() {
+    TrainOptions o = options(0);
+    List<float[]> results = new java.util.ArrayList<>();
+    for (boolean overlap : new boolean[] {false, true}) {
+      List<float[]> r =
+          LocalCommunicator.run(
+              2,
+              comm -> {
+                MixtralConfig cfg = TinyMixtral.config(0.02);
+                try (CpuBackend cpu = new CpuBackend(1);
+                    MixtralTrainable t =
+                        new MixtralTrainable(
+                                TinyMixtral.model(
+                                    cpu,
+                                    cfg,
+                                    5,
+                                    MixtralTrainable.trainingOptions(ModelOptions.defaults(), o)),
+                                cfg,
+                                null,
+                                List.of(),
+                                o,
+                                comm,
+                                97)
+                            .overlapReduction(overlap)) {
+                  Trainer tr = new Trainer(t, TRAIN, null, o, null);
+                  tr.setDataParallel(comm);
+                  MixtralTrainerTest.Losses l = new MixtralTrainerTest.Losses();
+                  tr.addListener(l);
+                  tr.run();
+                  ShardedAdamW sharded = (ShardedAdamW) t.optimizer();
+                  long early = sharded.reducedDuringBackward();
+                  // buckets holding embedding elements are final only when the backward returns
+                  var embed =
+                      t.model().parameters().trainableSlices().stream()
+                          .filter(sl -> sl.name().equals("model.embed_tokens.weight"))
+                          .findFirst()
+                          .orElseThrow();
+                  int buckets = 0;
+                  for (var b : sharded.partition().buckets()) {
+                    boolean holdsEmbed =
+                        b.start() < embed.offset() + embed.numel()
+                            && embed.offset() < b.start() + b.length();
+                    buckets += holdsEmbed ? 0 : 1;
+                  }
+                  float[] w = cpu.download(t.model().parameters().masterFlat()).toFloatArray();
+                  float[] out = java.util.Arrays.copyOf(w, w.length + 2 + STEPS);
+                  out[w.length] = early;
+                  out[w.length + 1] = buckets;
+                  for (int s = 0; s < STEPS; s++)
+                    out[w.length + 2 + s] = (float) (double) l.loss.get(s);
+                  return out;
+                }
+              });
+      assertArrayEquals(r.get(0), r.get(1), "ranks agree");
+      results.add(r.get(0));
+    }
+    float[] off = results.get(0), on = results.get(1);
+    int n = off.length - 2 - STEPS;
+    assertEquals(0f, off[n], "no bucket reduced early without overlap");
+    System.out.printf(
+        "overlap: %d buckets per step reduced during the backward%n", (int) on[n] / STEPS);
+    assertTrue(on[n + 1] > 10, "many buckets: " + on[n + 1]);
+    assertEquals(STEPS * on[n + 1], on[n], "every bucket without embedding elements, every step");
+    assertArrayEquals(
+        java.util.Arrays.copyOf(off, n), java.util.Arrays.copyOf(on, n), "weights, bit for bit");
+    assertArrayEquals(
+        java.util.Arrays.copyOfRange(off, n + 2, off.length),
+        java.util.Arrays.copyOfRange(on, n + 2, on.length),
+        "losses, bit for bit");
   }
 }

@@ -18,6 +18,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The trainer on the CUDA backend against the CPU oracle: float32 step losses within the model's
@@ -33,7 +35,11 @@ class MixtralTrainerGpuTest {
   }
 
   static MixtralTrainable trainable(Backend be, DType act, TrainOptions o, long seed) {
-    MixtralConfig c = TinyMixtral.config(0.02);
+    return trainable(TinyMixtral.config(0.02), be, act, o, seed);
+  }
+
+  static MixtralTrainable trainable(
+      MixtralConfig c, Backend be, DType act, TrainOptions o, long seed) {
     MixtralConfig train = c;
     MixtralModel m =
         MixtralModel.create(train, FreshModel.weights(train, seed), be, new ModelOptions(act, 0));
@@ -43,8 +49,14 @@ class MixtralTrainerGpuTest {
   static List<Double> losses(
       Backend be, DType act, TrainOptions o, Path ck, long stopAt, boolean resume)
       throws Exception {
+    return losses(TinyMixtral.config(0.02), be, act, o, ck, stopAt, resume);
+  }
+
+  static List<Double> losses(
+      MixtralConfig c, Backend be, DType act, TrainOptions o, Path ck, long stopAt, boolean resume)
+      throws Exception {
     MixtralTrainerTest.Losses rec = new MixtralTrainerTest.Losses();
-    try (MixtralTrainable t = trainable(be, act, o, 5)) {
+    try (MixtralTrainable t = trainable(c, be, act, o, 5)) {
       Trainer tr = new Trainer(t, TinyMixtral.data(9, 20, 1), TinyMixtral.data(3, 20, 2), o, ck);
       if (resume) {
         tr.resumeFrom(Trainer.findCheckpoint(ck));
@@ -106,6 +118,56 @@ class MixtralTrainerGpuTest {
       // The same kernels on the same inputs: a resumed GPU run follows the uninterrupted one to
       // float32 rounding (bit for bit where the kernels are deterministic).
       assertClose(full, part, 1e-5, "resumed bf16 GPU run");
+    }
+  }
+
+  /**
+   * The tiny model with head dim 64 or 128 (4 heads over 2 kv heads on a hidden size of 16), where
+   * the tensor-core attention kernels apply: bf16 training on each attention path follows the
+   * float32 CPU run's losses within the bf16 bound above, and each path ran where it should. The
+   * data packs two documents per sequence with a padded tail, so the document and padding masks
+   * take part in every step.
+   */
+  @ParameterizedTest(name = "head dim {0}")
+  @ValueSource(ints = {64, 128})
+  void bf16TrainingOnEachAttentionPathFollowsTheCpu(int headDim, @TempDir Path tmp)
+      throws Exception {
+    MixtralConfig c =
+        MixtralConfig.builder()
+            .set(
+                b -> {
+                  b.vocabSize = TinyMixtral.VOCAB;
+                  b.hiddenSize = 16;
+                  b.intermediateSize = 24;
+                  b.numHiddenLayers = 2;
+                  b.numAttentionHeads = 4;
+                  b.numKeyValueHeads = 2;
+                  b.headDim = headDim;
+                  b.numLocalExperts = 4;
+                  b.numExpertsPerTok = 2;
+                  b.maxPositionEmbeddings = 128;
+                  b.routerAuxLossCoef = 0.02;
+                  b.initializerRange = 0.1;
+                })
+            .build();
+    TrainOptions o = MixtralTrainerTest.options(6, 0.05, FreezeSpec.NONE, 0);
+    List<Double> cpu;
+    try (CpuBackend be = new CpuBackend(2)) {
+      cpu = losses(c, be, DType.F32, o, tmp.resolve("cpu"), 0, false);
+    }
+    for (String path : new String[] {"own", "scalar"}) {
+      try (CudaBackend be = new CudaBackend(0, false)) {
+        be.attentionPath(path);
+        List<Double> got = losses(c, be, DType.BF16, o, tmp.resolve(path), 0, false);
+        long own = be.ownAttentionCalls();
+        System.out.printf(
+            "head dim %d, %s attention: %d calls on the tensor-core kernels, losses %s%n",
+            headDim, path, own, got);
+        assertTrue(
+            path.equals("own") ? own > 0 : own == 0,
+            path + " path: " + own + " attention calls ran on the tensor-core kernels");
+        assertClose(cpu, got, 3e-2, "bf16 GPU (" + path + " attention) vs fp32 CPU loss");
+      }
     }
   }
 }

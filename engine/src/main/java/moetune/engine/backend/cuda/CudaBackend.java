@@ -388,6 +388,14 @@ public final class CudaBackend implements Backend {
     return layers.attentionPath().plan(activations, headDim);
   }
 
+  /**
+   * How many attention calls (forward and backward, counted apart) ran on the tensor-core kernels
+   * so far; the others ran on the scalar ones. Tests use it to see which path a model took.
+   */
+  public long ownAttentionCalls() {
+    return layers.ownAttentionCalls();
+  }
+
   /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
     layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));

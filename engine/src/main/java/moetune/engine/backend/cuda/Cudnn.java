@@ -144,9 +144,112 @@ final class Cudnn implements AutoCloseable {
   private final long handle;
   private final long version;
 
-  /** Loads cuDNN (throws {@link CudaException} with the search's message when absent). */
+  /**
+   * The oldest cuDNN whose fused attention graphs moetune has run on a GPU (9.19: PyTorch 2.11's
+   * copy). cuDNN 9.14 crashed (SIGSEGV in its engine heuristics) on a sequence length that is not a
+   * multiple of 64, which no Java code can catch, so older copies are never loaded.
+   */
+  static final long MIN_VERSION = 91900;
+
+  /** Loads the newest suitable cuDNN on this machine (see {@link #choose}). */
   Cudnn(long stream) {
-    this(SEARCH.find(), stream);
+    this(
+        choose(
+            System.getenv(),
+            NativeLibrarySearch.TOOLKIT_ROOTS,
+            NativeLibrarySearch.SYSTEM_DIRS,
+            NativeLibrarySearch.WHEEL_ROOTS),
+        stream);
+  }
+
+  /**
+   * The first copy in search order whose version, read from its file names or its pip wheel's
+   * dist-info (nothing is loaded to learn it), is at least {@link #MIN_VERSION}; else the first
+   * copy of unknown version (its version is checked once loaded); MOETUNE_CUDNN overrides the
+   * choice. Throws with one line naming what was found when nothing suits.
+   */
+  static Path choose(
+      java.util.Map<String, String> env,
+      List<Path> toolkitRoots,
+      List<Path> systemDirs,
+      List<Path> wheelRoots) {
+    List<Path> all = SEARCH.candidates(env, toolkitRoots, systemDirs, wheelRoots, false);
+    if (all.isEmpty()) {
+      throw SEARCH.notFound();
+    }
+    if (env.get(SEARCH.overrideVar()) != null && !env.get(SEARCH.overrideVar()).isBlank()) {
+      return all.get(0);
+    }
+    Path unknown = null;
+    StringBuilder seen = new StringBuilder();
+    for (Path p : all) {
+      long v = versionOf(p);
+      if (v >= MIN_VERSION) {
+        return p;
+      }
+      if (v < 0 && unknown == null) {
+        unknown = p;
+      }
+      seen.append(seen.isEmpty() ? "" : ", ")
+          .append(p)
+          .append(v < 0 ? " (version unknown)" : " (" + v + ")");
+    }
+    if (unknown != null) {
+      return unknown;
+    }
+    throw new CudaException(
+        "cuDNN "
+            + MIN_VERSION
+            + " or newer is needed for fused attention; found only "
+            + seen
+            + ": install a newer one (pip install nvidia-cudnn-cu13) or set MOETUNE_CUDNN=/path/to/libcudnn.so.9");
+  }
+
+  private static final java.util.regex.Pattern SO_VERSION =
+      java.util.regex.Pattern.compile("libcudnn[a-z_]*\\.so\\.(\\d+)\\.(\\d+)\\.(\\d+)");
+  private static final java.util.regex.Pattern WHEEL_VERSION =
+      java.util.regex.Pattern.compile("nvidia_cudnn_cu\\d+-(\\d+)\\.(\\d+)\\.(\\d+).*\\.dist-info");
+
+  /** cuDNN's version code (91900 for 9.19.0) from file names, or -1 when they do not say. */
+  static long versionOf(Path library) {
+    try {
+      java.util.regex.Matcher m = SO_VERSION.matcher(library.toRealPath().getFileName().toString());
+      if (m.matches()) {
+        return code(m);
+      }
+      Path dir = library.toAbsolutePath().getParent();
+      try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+        for (Path f : s.sorted().toList()) {
+          m = SO_VERSION.matcher(f.getFileName().toString());
+          if (m.matches()) {
+            return code(m);
+          }
+        }
+      }
+      // pip: site-packages/nvidia/cudnn/lib/libcudnn.so.9 beside
+      // nvidia_cudnn_cu13-9.19.0.56.dist-info
+      Path site = dir;
+      for (int up = 0; up < 3 && site != null; up++) site = site.getParent();
+      if (site != null && Files.isDirectory(site)) {
+        try (java.util.stream.Stream<Path> s = Files.list(site)) {
+          for (Path f : s.sorted().toList()) {
+            m = WHEEL_VERSION.matcher(f.getFileName().toString());
+            if (m.matches()) {
+              return code(m);
+            }
+          }
+        }
+      }
+    } catch (java.io.IOException e) {
+      // unreadable: version unknown
+    }
+    return -1;
+  }
+
+  private static long code(java.util.regex.Matcher m) {
+    return Long.parseLong(m.group(1)) * 10000
+        + Long.parseLong(m.group(2)) * 100
+        + Long.parseLong(m.group(3));
   }
 
   Cudnn(Path library, long stream) {
@@ -212,9 +315,14 @@ final class Cudnn implements AutoCloseable {
     } catch (Throwable t) {
       throw new CudaException("cudnnGetVersion failed: " + t);
     }
-    if (version < 90000) {
+    if (version < MIN_VERSION) {
       throw new CudaException(
-          library + " is cuDNN " + version + "; moetune's fused attention needs cuDNN 9");
+          library
+              + " is cuDNN "
+              + version
+              + "; moetune's fused attention needs "
+              + MIN_VERSION
+              + " or newer (pip install nvidia-cudnn-cu13, or set MOETUNE_CUDNN)");
     }
     MemorySegment h = arena.allocate(ValueLayout.JAVA_LONG);
     check(call(createHandle, h), "cudnnCreate", "");

@@ -98,10 +98,16 @@ final class CudnnAttention implements AutoCloseable {
     long out = g.virt(Cudnn.FLOAT, sd, ss);
     g.pointwise(Cudnn.PW_BINARY_SELECT, scores, negInf, keep, out, Cudnn.FLOAT, -1);
     if (k.window > 0) {
+      // fresh indices of the causal-masked scores, as cudnn-frontend's band mask builds them (the
+      // fusion engine matched no plan when the first mask's index tensors were reused)
+      long row2 = g.virt(Cudnn.INT32, sd, ss);
+      g.pointwise(Cudnn.PW_GEN_INDEX, out, 0, 0, row2, Cudnn.FLOAT, 2);
+      long col2 = g.virt(Cudnn.INT32, sd, ss);
+      g.pointwise(Cudnn.PW_GEN_INDEX, out, 0, 0, col2, Cudnn.FLOAT, 3);
       long colw = g.virt(Cudnn.FLOAT, sd, ss);
-      g.pointwise(Cudnn.PW_ADD, col, window, colw);
+      g.pointwise(Cudnn.PW_ADD, col2, window, colw);
       long inWindow = g.virt(Cudnn.BOOLEAN, sd, ss);
-      g.pointwise(Cudnn.PW_CMP_GT, colw, row, 0, inWindow, Cudnn.BOOLEAN, -1);
+      g.pointwise(Cudnn.PW_CMP_GT, colw, row2, 0, inWindow, Cudnn.BOOLEAN, -1);
       long out2 = g.virt(Cudnn.FLOAT, sd, ss);
       g.pointwise(Cudnn.PW_BINARY_SELECT, out, negInf, inWindow, out2, Cudnn.FLOAT, -1);
       out = out2;

@@ -14,7 +14,7 @@ import moetune.engine.tensor.Tensor;
  */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
-  private static final int FA2_FWD_BM = 128, FA2_BWD_BN = 128; // attention_fa2.cu tile sizes
+  private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
   /** Which attention kernels run (MOETUNE_ATTENTION=own|cudnn|scalar; own is the default). */
   enum AttentionPath {
@@ -104,6 +104,13 @@ final class LayerOps {
     return attention;
   }
 
+  private long ownCalls;
+
+  /** Attention calls (forward and backward) that ran on the tensor-core kernels so far. */
+  long ownAttentionCalls() {
+    return ownCalls;
+  }
+
   /** Tests and benchmarks switch paths on one backend. */
   void attentionPath(AttentionPath path) {
     this.attention = path;
@@ -178,8 +185,53 @@ final class LayerOps {
     return (qInRegisters ? 0 : FA2_FWD_BM * hd * 2) + 2 * 2 * 64 * hd * 2 + 2 * 64 * 4 + 128 * 4;
   }
 
-  private static int fa2BwdSmem(int hd) {
-    return (2 * 128 * hd + 4 * 64 * hd + 128 * 64) * 2 + 3 * 2 * 64 * 4; // bwd_smem
+  /**
+   * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
+   * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64), v2 at
+   * three blocks per SM; v4 (head dim 64), 4 warps of 32 keys over 32-query tiles, two blocks per
+   * SM. MOETUNE_FA2_BWD=v1|v2|v3|v4 forces one for comparison (v3 and v4 at head dim 128 run that
+   * head dim's default).
+   */
+  static String fa2BwdVariant(String env, int hd) {
+    String dflt = FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
+    if (env == null || env.isBlank()) {
+      return dflt;
+    }
+    String v = env.strip().toLowerCase(java.util.Locale.ROOT);
+    return switch (v) {
+      case "v1", "v2" -> v;
+      case "v3", "v4" -> hd == 64 ? v : dflt;
+      default ->
+          throw new IllegalArgumentException(
+              "MOETUNE_FA2_BWD="
+                  + env
+                  + " is not a backward variant: use v1, v2, v3 or v4 (or unset it)");
+    };
+  }
+
+  /**
+   * The default backward variant at head dim 64 and 128, from the lab's timing table of 2026-12-02
+   * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v2 is
+   * within 1.3% of v1 at 2k and 4-6% slower at 4k and 8k.
+   */
+  private static final String[] FA2_BWD_DEFAULT = {"v4", "v1"};
+
+  private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
+
+  /** Keys per backward block: 64 for v2 and v3, 128 for v1 and v4. */
+  static int fa2BwdKeys(String variant) {
+    return variant.equals("v2") || variant.equals("v3") ? 64 : 128;
+  }
+
+  /** Threads per backward block: 32 per warp, 8 warps for v1, 4 for the others. */
+  static int fa2BwdThreads(String variant) {
+    return variant.equals("v1") ? 256 : 128;
+  }
+
+  /** attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4, else 64). */
+  static int fa2BwdSmem(int hd, String variant) {
+    int keys = fa2BwdKeys(variant), rows = variant.equals("v4") ? 32 : 64;
+    return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
@@ -453,6 +505,7 @@ final class LayerOps {
       }
     }
     if (fa2(d[2], qt, kt, vt, o)) {
+      ownCalls++;
       b.launch(
           (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
           qt.describe() + " " + kt.describe(),
@@ -536,6 +589,7 @@ final class LayerOps {
     try (Tensor delta = b.empty(DType.F32, rows)) {
       long dAddr = b.ptr(delta, op, "delta");
       if (fa2(d[2], g, o, qt, kt, vt, dqt, dkt, dvt)) {
+        ownCalls++;
         fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
         return;
       }
@@ -638,14 +692,16 @@ final class LayerOps {
           acc,
           rows,
           d[2]);
+      String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
+      int keys = fa2BwdKeys(variant);
       b.launch(
-          "attention_fa2_backward_hd" + d[2],
+          "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2],
           shapes,
           (long) spec.batch() * d[1],
-          (spec.keyLen() + FA2_BWD_BN - 1) / FA2_BWD_BN,
+          (spec.keyLen() + keys - 1) / keys,
           1,
-          256,
-          fa2BwdSmem(d[2]),
+          fa2BwdThreads(variant),
+          fa2BwdSmem(d[2], variant),
           g.address(),
           qt.address(),
           kt.address(),

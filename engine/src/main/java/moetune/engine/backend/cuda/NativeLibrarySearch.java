@@ -53,6 +53,23 @@ record NativeLibrarySearch(
       List<Path> toolkitRoots,
       List<Path> systemDirs,
       List<Path> wheelRoots) {
+    List<Path> all = candidates(env, toolkitRoots, systemDirs, wheelRoots, true);
+    if (!all.isEmpty()) {
+      return all.get(0);
+    }
+    throw notFound();
+  }
+
+  /**
+   * Every copy of the library in search order (the override alone when it is set). {@code
+   * firstOnly}: stop at the first, skipping the slower wheel walk when the usual places have one.
+   */
+  List<Path> candidates(
+      Map<String, String> env,
+      List<Path> toolkitRoots,
+      List<Path> systemDirs,
+      List<Path> wheelRoots,
+      boolean firstOnly) {
     String override = env.get(overrideVar);
     if (override != null && !override.isBlank()) {
       Path p = Path.of(override);
@@ -60,7 +77,7 @@ record NativeLibrarySearch(
         throw new CudaException(
             overrideVar + "=" + override + " is not a file; point it at " + fileNames.get(0));
       }
-      return p;
+      return List.of(p);
     }
     List<Path> dirs = new ArrayList<>();
     String home = homeVar == null ? null : env.get(homeVar);
@@ -93,8 +110,8 @@ record NativeLibrarySearch(
       }
     }
     dirs.addAll(systemDirs);
-    Path found = firstIn(dirs);
-    if (found == null) {
+    List<Path> found = new ArrayList<>(allIn(dirs));
+    if (found.isEmpty() || !firstOnly) {
       List<Path> wheels = new ArrayList<>();
       for (Path root : wheelRoots) {
         try (Stream<Path> s = Files.walk(root, 8)) {
@@ -103,12 +120,16 @@ record NativeLibrarySearch(
           // unreadable or missing: nothing to add
         }
       }
-      found = firstIn(wheels);
+      for (Path p : allIn(wheels)) {
+        if (!found.contains(p)) found.add(p);
+      }
     }
-    if (found != null) {
-      return found;
-    }
-    throw new CudaException(
+    return firstOnly && found.size() > 1 ? List.of(found.get(0)) : found;
+  }
+
+  /** The one-line message for a library found nowhere. */
+  CudaException notFound() {
+    return new CudaException(
         "no "
             + String.join(" or ", fileNames)
             + " found (looked in "
@@ -123,15 +144,17 @@ record NativeLibrarySearch(
             + fileNames.get(0));
   }
 
-  private Path firstIn(List<Path> dirs) {
+  /** Existing files in preference order: each name over all folders before the next name. */
+  private List<Path> allIn(List<Path> dirs) {
+    List<Path> out = new ArrayList<>();
     for (String name : fileNames) {
       for (Path d : dirs) {
         Path p = d.resolve(name);
-        if (Files.isRegularFile(p)) {
-          return p;
+        if (Files.isRegularFile(p) && !out.contains(p)) {
+          out.add(p);
         }
       }
     }
-    return null;
+    return out;
   }
 }

@@ -78,4 +78,38 @@ class NativeLibrarySearchTest {
         "MOETUNE_CUDNN=" + tmp.resolve("x.so") + " is not a file; point it at libcudnn.so.9",
         e.getMessage());
   }
+
+  /**
+   * cuDNN: a system copy older than the verified 9.19 (9.14 crashed in its heuristics) is passed
+   * over for PyTorch's wheel; the version comes from file names or the wheel's dist-info.
+   */
+  @Test
+  void cudnnTakesTheFirstCopyNewEnough(@TempDir Path tmp) throws Exception {
+    Path sys = Files.createDirectories(tmp.resolve("sys"));
+    Files.writeString(sys.resolve("libcudnn.so.9.14.0"), "");
+    Files.createSymbolicLink(sys.resolve("libcudnn.so.9"), Path.of("libcudnn.so.9.14.0"));
+    Path site = tmp.resolve("venv/site-packages");
+    Path wheel = Files.createDirectories(site.resolve("nvidia/cudnn/lib"));
+    Files.writeString(wheel.resolve("libcudnn.so.9"), "");
+    Files.createDirectories(site.resolve("nvidia_cudnn_cu13-9.19.0.56.dist-info"));
+    assertEquals(91400, Cudnn.versionOf(sys.resolve("libcudnn.so.9")));
+    assertEquals(91900, Cudnn.versionOf(wheel.resolve("libcudnn.so.9")));
+    assertEquals(
+        wheel.resolve("libcudnn.so.9"),
+        Cudnn.choose(Map.of(), List.of(), List.of(sys), List.of(tmp.resolve("venv"))));
+    CudaException e =
+        assertThrows(
+            CudaException.class,
+            () -> Cudnn.choose(Map.of(), List.of(), List.of(sys), List.of(tmp.resolve("none"))));
+    assertTrue(e.getMessage().startsWith("cuDNN 91900 or newer is needed"), e.getMessage());
+    assertTrue(e.getMessage().contains(sys.resolve("libcudnn.so.9") + " (91400)"), e.getMessage());
+    // the override is taken as given (its version is checked once loaded)
+    assertEquals(
+        sys.resolve("libcudnn.so.9"),
+        Cudnn.choose(
+            Map.of("MOETUNE_CUDNN", sys.resolve("libcudnn.so.9").toString()),
+            List.of(),
+            List.of(),
+            List.of()));
+  }
 }
