@@ -4,8 +4,10 @@
 A model of CONFIG's shape with random bf16 weights (built on the GPU, never written to disk),
 PEFT LoRA (r, alpha, targets as given; the base weights frozen), gradient checkpointing on (as
 PEFT users run 8x7B on one GPU), AdamW on the adapter weights, one micro-batch of SEQ_LEN tokens
-per step. Prints one JSON line prefixed with `RESULT ` (tokens/s from the median step time, peak
-memory from torch.cuda.max_memory_allocated), then a short human-readable line.
+per step. Several target lists separated by ';' are timed one after the other on the same base
+model (the adapters of one are unloaded before the next). Prints per list one JSON line prefixed
+with `RESULT ` (tokens/s from the median step time, peak memory from
+torch.cuda.max_memory_allocated during the timed steps), then a short human-readable line.
 
     python3 tools/bench_peft_lora.py --config mixtral-8x7b.json --seq-len 4096 --r 16 \
         --targets q_proj,k_proj,v_proj,o_proj --steps 5 --warmup 2
@@ -57,11 +59,37 @@ def main() -> int:
     with torch.device(dev):
         model = MixtralForCausalLM(cfg)
     torch.set_default_dtype(torch.float32)
-    # Random weights of a realistic scale, so routing is not degenerate.
+    # Random weights of a realistic scale, so routing is not degenerate: every matrix normal with
+    # std initializer_range, every norm weight 1 (as moetune's MixtralModel.createRandom).
     with torch.no_grad():
         for p in model.parameters():
-            p.normal_(0.0, cfg.initializer_range)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+            if p.dim() == 1:
+                p.fill_(1.0)
+            else:
+                p.normal_(0.0, cfg.initializer_range)
+    if not args.no_recompute:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.train()
+    b, t = args.micro_batch, args.seq_len
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    batches = [torch.randint(0, cfg.vocab_size, (b, t), device=dev, generator=gen) for _ in range(2)]
+    for target_list in args.targets.split(";"):
+        try:
+            model = bench(args, cfg, model, target_list.strip(), batches, torch, transformers, peft)
+        except Exception as e:  # one line naming the target list; the lists before it stand
+            print("bench_peft_lora: targets %s failed: %s: %s" % (target_list, type(e).__name__, e),
+                  file=sys.stderr)
+            return 4
+        if model is None:
+            return 3
+    return 0
+
+
+def bench(args, cfg, model, target_list, batches, torch, transformers, peft):
+    """Times one target list; returns the base model with the adapters unloaded, or None."""
+    import gc
+    targets = [t.strip() for t in target_list.split(",") if t.strip()]
     as_parameter = {"w1": "mlp.experts.gate_up_proj", "w3": "mlp.experts.gate_up_proj",
                     "w2": "mlp.experts.down_proj", "gate": "mlp.gate.weight"}
     target_parameters = []
@@ -75,10 +103,7 @@ def main() -> int:
     if missing:
         print("bench_peft_lora: targets %s are not nn.Linear modules in transformers %s's Mixtral "
               "(its experts are fused parameters)" % (missing, transformers.__version__), file=sys.stderr)
-        return 3
-    if not args.no_recompute:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        return None
     lcfg = peft.LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=modules or None,
                            target_parameters=target_parameters or None, task_type="CAUSAL_LM")
     model = peft.get_peft_model(model, lcfg)
@@ -88,8 +113,6 @@ def main() -> int:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     b, t = args.micro_batch, args.seq_len
-    gen = torch.Generator(device=dev).manual_seed(args.seed)
-    batches = [torch.randint(0, cfg.vocab_size, (b, t), device=dev, generator=gen) for _ in range(2)]
 
     def step(i):
         ids = batches[i % len(batches)]
@@ -115,6 +138,8 @@ def main() -> int:
         times.append(s.elapsed_time(e))
     med = statistics.median(times)
     result = {
+        "targets": target_list,
+        "step_ms": times,
         "impl": "transformers %s + peft %s (LoRA r=%d on %s, checkpointing %s)"
                 % (transformers.__version__, peft.__version__, args.r, ",".join(targets), not args.no_recompute),
         "params": total,
@@ -131,7 +156,11 @@ def main() -> int:
     print("RESULT " + json.dumps(result))
     print("transformers+peft: %.0f tokens/s, step %.1f ms, peak %.1f GiB, %d trainable of %d"
           % (result["tokens_per_s"], med, result["peak_bytes"] / 2**30, trainable, total))
-    return 0
+    del opt
+    base = model.unload()
+    gc.collect()
+    torch.cuda.empty_cache()
+    return base
 
 
 if __name__ == "__main__":

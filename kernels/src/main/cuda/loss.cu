@@ -1,5 +1,5 @@
 // Losses: cross-entropy with ignore index, the load-balancing (aux) loss and the router z-loss.
-#include "common.cuh"
+#include "vec.cuh"
 
 #define IGNORE_INDEX (-100)
 
@@ -7,25 +7,64 @@
 // the target is out of range). If dlogits != null: dlogits = dScale * (softmax - onehot), zero
 // rows when ignored. dlogits may alias logits: each thread reads its elements before writing
 // them, and logit[t] and the row statistics are fixed before the write pass begins.
+//
+// With V % 8 == 0 and 16-byte aligned rows (the step's case) the row statistics take one read of
+// the logits with 16-byte loads: each thread keeps a running max and a sum rescaled to it (online
+// softmax), then the block combines them; the gradient pass reads the row again (from L2: a
+// block's row was just read) and writes it with 16-byte stores. Otherwise the scalar passes.
 MT_KERNEL void cross_entropy_kernel(const void* logits, int ldt, const int* targets, float* losses,
                                     void* dlogits, int gdt, float dScale, int V) {
   long long row = (long long)blockIdx.x * V;
   int t = targets[blockIdx.x];
   bool ignore = t == IGNORE_INDEX;
   bool bad = !ignore && (t < 0 || t >= V);
-  float mx = -INFINITY;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, ldf(logits, row + i, ldt));
-  mx = block_max(mx);
-  float s = 0.f;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(ldf(logits, row + i, ldt) - mx);
-  s = block_sum(s);  // its barriers also order every read of logit[t] below before any write
+  bool vec = V % 8 == 0 && aligned16(logits) && aligned16(dlogits);
+  float mx = -INFINITY, s = 0.f;
+  if (vec) {
+    for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
+      float v[8];
+      ld8(logits, row + c * 8, ldt, v);
+      float cm = v[0];
+#pragma unroll
+      for (int j = 1; j < 8; j++) cm = fmaxf(cm, v[j]);
+      if (cm > mx) {
+        s *= expf(mx - cm);  // 0 while mx is still -inf
+        mx = cm;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; j++) s += expf(v[j] - mx);
+    }
+    float bm = block_max(mx);
+    s = block_sum(mx == -INFINITY ? 0.f : s * expf(mx - bm));
+    mx = bm;
+  } else {
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, ldf(logits, row + i, ldt));
+    mx = block_max(mx);
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(ldf(logits, row + i, ldt) - mx);
+    s = block_sum(s);  // its barriers also order every read of logit[t] below before any write
+  }
   float lse = mx + logf(s);
   float lt = (!ignore && !bad) ? ldf(logits, row + t, ldt) : 0.f;
   __syncthreads();  // all threads have read logit[t] before anyone overwrites it
   if (threadIdx.x == 0) {
     losses[blockIdx.x] = ignore ? 0.f : (bad ? __int_as_float(0x7fc00000) : lse - lt);
   }
-  if (dlogits != nullptr) {
+  if (dlogits != nullptr && vec) {
+    for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
+      float v[8];
+      ld8(logits, row + c * 8, ldt, v);
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        float g = 0.f;
+        if (!ignore) {
+          g = expf(v[j] - lse) - (c * 8 + j == t ? 1.f : 0.f);
+          if (bad) g = __int_as_float(0x7fc00000);
+        }
+        v[j] = dScale * g;
+      }
+      st8(dlogits, row + c * 8, gdt, v);
+    }
+  } else if (dlogits != nullptr) {
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
       float g = 0.f;
       if (!ignore) {

@@ -14,3 +14,4 @@
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"
+#include "random.cu"

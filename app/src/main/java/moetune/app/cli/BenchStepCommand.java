@@ -280,7 +280,7 @@ public final class BenchStepCommand implements Callable<Integer> {
         r = StepBench.run(c, StepBench.randomWeights(c, s.seed()), be, s, log, comm);
       }
       if (zero) {
-        StepBenchReport.printRows(log, c, s, be.name(), r.row(), null);
+        StepBenchReport.printRows(log, c, s, be.name(), r.row(), java.util.List.of());
         String file = System.getenv(RESULT_ENV);
         if (file != null) {
           AtomicFiles.writeString(

@@ -13,6 +13,7 @@ import java.util.Locale;
 import java.util.Map;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
+import moetune.engine.model.Recompute;
 import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
@@ -216,6 +217,7 @@ public final class RunConfig {
         .shuffle((Boolean) values.get("shuffle"))
         .onNonFinite(
             OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)))
+        .recompute(Recompute.parse((String) values.get("recompute")))
         .build();
   }
 

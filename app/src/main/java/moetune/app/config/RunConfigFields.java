@@ -141,6 +141,14 @@ public final class RunConfigFields {
                   "router z-loss coefficient (ST-MoE: logsumexp of the router logits squared,"
                       + " averaged over layers and tokens; 1e-3 is typical; 0: off)")
               .atLeast(0),
+          of(
+                  "recompute",
+                  CHOICE,
+                  "none",
+                  "activation recomputation in the backward: none, attention (recompute each"
+                      + " layer's attention), layer (keep only each layer's input and rerun the"
+                      + " layer: least memory, one more forward)")
+              .choices("none", "attention", "layer"),
           of("freeze", LIST, List.of(), "frozen parameters: " + FreezeSpec.SYNTAX)
               .rule(RunConfigFields::freezeWords),
           of(

@@ -220,6 +220,9 @@ public final class TrainingJob implements AutoCloseable {
         log.accept("lora: continuing the adapter in " + cfg.loraAdapter());
       }
       log.accept(MemoryPlan.of(model).describe());
+      log.accept(
+          MemoryPlan.describeActivations(
+              model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
       MixtralTrainable trainable =
           new MixtralTrainable(
                   model, setup.config(), setup.generation(), tokenizerFiles, options, comm)

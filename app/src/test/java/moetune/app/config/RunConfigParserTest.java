@@ -93,6 +93,22 @@ class RunConfigParserTest {
   }
 
   @Test
+  void recomputeIsOffByDefaultValidatedAndPassedToTheEngine(@TempDir Path tmp) throws IOException {
+    assertEquals(
+        moetune.engine.model.Recompute.NONE,
+        RunConfigParser.parse(yaml(tmp, MINIMAL), Map.of()).trainOptions(0.02).recompute());
+    RunConfig cfg =
+        RunConfigParser.parse(
+            yaml(tmp, MINIMAL + "recompute: attention\n"), Map.of("recompute", "layer"));
+    assertEquals(moetune.engine.model.Recompute.LAYER, cfg.trainOptions(0.02).recompute());
+    assertTrue(cfg.toYaml().contains("\nrecompute: layer\n"), cfg.toYaml());
+    assertTrue(
+        error(tmp, MINIMAL + "recompute: full\n", Map.of())
+            .startsWith("run.yaml: field 'recompute'"),
+        error(tmp, MINIMAL + "recompute: full\n", Map.of()));
+  }
+
+  @Test
   void routerZLossCoefIsOffByDefaultValidatedAndPassedToTheEngine(@TempDir Path tmp)
       throws IOException {
     assertEquals(0.0, RunConfigParser.parse(yaml(tmp, MINIMAL), Map.of()).routerZLossCoef());

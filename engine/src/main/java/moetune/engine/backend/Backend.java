@@ -90,6 +90,15 @@ public interface Backend extends AutoCloseable {
   /** Every element of a float or I32 tensor set to value. */
   void fill(Tensor t, float value);
 
+  /**
+   * Every element of a float tensor set to std * z, z standard normal, counter-based: element i
+   * depends on (seed, i) alone (splitmix64 of seed + (i + 1) * 0x9E3779B97F4A7C15, then Box-Muller
+   * on its bits 40..63 plus one as u1 in (0, 1] and bits 16..39 as u2 in [0, 1), in float32), so
+   * every backend fills the same numbers up to float rounding of log and cos. For random models of
+   * a real shape built on the device (benchmarks); training never calls it.
+   */
+  void randomNormal(Tensor t, long seed, float std);
+
   /** Waits until all queued work is done. */
   void synchronize();
 

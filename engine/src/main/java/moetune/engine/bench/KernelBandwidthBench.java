@@ -73,90 +73,109 @@ public final class KernelBandwidthBench {
                 () -> be.copy(a, b)));
       }
       long e = (long) n * d;
-      try (Tensor res = rand(be, DType.F32, n, d);
-          Tensor delta = rand(be, lo, n, d);
-          Tensor w = rand(be, DType.F32, d);
-          Tensor o = be.empty(lo, n, d);
-          Tensor rstd = be.empty(DType.F32, n)) {
-        rows.add(
-            time(
-                clock,
-                reps,
-                "rmsnormForward + residual add",
-                "N " + n + " D " + d + " (f32 residual, " + ln + " delta/out)",
-                e * (4 + lb + 4 + lb) + n * 4L,
-                () -> be.rmsnormForward(res, delta, w, 1e-5f, o, rstd)));
-        try (Tensor dOut = rand(be, lo, n, d);
-            Tensor dx = rand(be, DType.F32, n, d);
-            Tensor dw = be.zeros(DType.F32, d)) {
+      // Each per-token op twice: on views one element into their buffers (not 16-byte aligned:
+      // the scalar kernels, the "before" rows) and on aligned views (the 16-byte vector paths).
+      for (int shift : new int[] {1, 0}) {
+        String kind = shift == 1 ? ", scalar kernel (misaligned view)" : "";
+        List<Tensor> owned = new ArrayList<>();
+        try {
+          Tensor res = at(owned, shift, rand(be, DType.F32, n * (long) d + 1), n, d);
+          Tensor delta = at(owned, shift, rand(be, lo, n * (long) d + 1), n, d);
+          Tensor w = at(owned, shift, rand(be, DType.F32, d + 1L), d);
+          Tensor o = at(owned, shift, be.empty(lo, n * (long) d + 1), n, d);
+          Tensor rstd = at(owned, 0, be.empty(DType.F32, n), n);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "rmsnormForward + residual add" + kind,
+                  "N " + n + " D " + d + " (f32 residual, " + ln + " delta/out)",
+                  e * (4 + lb + 4 + lb) + n * 4L,
+                  () -> be.rmsnormForward(res, delta, w, 1e-5f, o, rstd)));
+          Tensor dOut = at(owned, shift, rand(be, lo, n * (long) d + 1), n, d);
+          Tensor dx = at(owned, shift, rand(be, DType.F32, n * (long) d + 1), n, d);
+          Tensor dw = at(owned, 0, be.zeros(DType.F32, d), d);
           be.rmsnormForward(res, null, w, 1e-5f, o, rstd);
           rows.add(
               time(
                   clock,
                   reps,
-                  "rmsnormBackward",
+                  "rmsnormBackward" + kind,
                   "N " + n + " D " + d + " (" + ln + " dOut, f32 x and dx +=)",
                   e * (lb + 4 + 4 + 4) + n * 4L,
                   () -> be.rmsnormBackward(dOut, res, w, rstd, dx, dw)));
+        } finally {
+          closeAll(owned);
         }
-      }
-      try (Tensor q = rand(be, lo, n, heads, hd);
-          Tensor pos = positions(be, n, 2048)) {
-        long qe = (long) n * heads * hd;
-        rows.add(
-            time(
-                clock,
-                reps,
-                "ropeForward (in place)",
-                "N " + n + " x 16 x 64 " + ln,
-                qe * 2 * lb + n * 4L,
-                () -> be.ropeForward(q, pos, 1e6f)));
-      }
-      try (Tensor table = rand(be, lo, v, d);
-          Tensor ids = ids(be, n, v);
-          Tensor o = be.empty(DType.F32, n, d)) {
-        rows.add(
-            time(
-                clock,
-                reps,
-                "embeddingForward",
-                "N " + n + " D " + d + " (" + ln + " table, f32 out)",
-                e * (lb + 4) + n * 4L,
-                () -> be.embeddingForward(ids, table, o)));
-      }
-      int nl = Math.max(1, 8192 / shrink); // the step's tokens: the logits are the largest tensor
-      try (Tensor logits = rand(be, lo, nl, v);
-          Tensor targets = ids(be, nl, v);
-          Tensor losses = be.empty(DType.F32, nl)) {
-        rows.add(
-            time(
-                clock,
-                reps,
-                "crossEntropy + dLogits in place",
-                "N " + nl + " V " + v + " " + ln,
-                (long) nl * v * 2 * lb + nl * 8L,
-                () -> be.crossEntropy(logits, targets, losses, logits, 1f / nl)));
-      }
-      int m = 16384 * 2 / shrink; // routed rows M = N * K for 16,384 tokens
-      try (Tensor h = rand(be, lo, m, 2L * f);
-          Tensor act = be.empty(lo, m, f)) {
-        rows.add(
-            time(
-                clock,
-                reps,
-                "swigluForward",
-                "M " + m + " F " + f + " " + ln,
-                (long) m * f * 3 * lb,
-                () -> be.swigluForward(h, act)));
-        try (Tensor dH = be.empty(lo, m, 2L * f)) {
+        try {
+          long qe = (long) n * heads * hd;
+          Tensor q = at(owned, shift, rand(be, lo, qe + 1), n, heads, hd);
+          Tensor pos = at(owned, 0, positions(be, n, 2048), n);
           rows.add(
               time(
                   clock,
                   reps,
-                  "swigluBackward",
+                  "ropeForward (in place)" + kind,
+                  "N " + n + " x 16 x 64 " + ln,
+                  qe * 2 * lb + n * 4L,
+                  () -> be.ropeForward(q, pos, 1e6f)));
+        } finally {
+          closeAll(owned);
+        }
+        try {
+          Tensor table = at(owned, shift, rand(be, lo, (long) v * d + 1), v, d);
+          Tensor ids = at(owned, 0, ids(be, n, v), n);
+          Tensor o = at(owned, shift, be.empty(DType.F32, n * (long) d + 1), n, d);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "embeddingForward" + kind,
+                  "N " + n + " D " + d + " (" + ln + " table, f32 out)",
+                  e * (lb + 4) + n * 4L,
+                  () -> be.embeddingForward(ids, table, o)));
+        } finally {
+          closeAll(owned);
+        }
+        int nl = Math.max(1, 8192 / shrink); // the step's tokens: the logits are the largest tensor
+        try {
+          Tensor logits = at(owned, shift, rand(be, lo, (long) nl * v + 1), nl, v);
+          Tensor targets = at(owned, 0, ids(be, nl, v), nl);
+          Tensor losses = at(owned, 0, be.empty(DType.F32, nl), nl);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "crossEntropy + dLogits in place" + kind,
+                  "N " + nl + " V " + v + " " + ln,
+                  (long) nl * v * 2 * lb + nl * 8L,
+                  () -> be.crossEntropy(logits, targets, losses, logits, 1f / nl)));
+        } finally {
+          closeAll(owned);
+        }
+        int m = 16384 * 2 / shrink; // routed rows M = N * K for 16,384 tokens
+        try {
+          Tensor h = at(owned, shift, rand(be, lo, (long) m * 2 * f + 1), m, 2L * f);
+          Tensor act = at(owned, shift, be.empty(lo, (long) m * f + 1), m, f);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "swigluForward" + kind,
+                  "M " + m + " F " + f + " " + ln,
+                  (long) m * f * 3 * lb,
+                  () -> be.swigluForward(h, act)));
+          Tensor dH = at(owned, shift, be.empty(lo, (long) m * 2 * f + 1), m, 2L * f);
+          rows.add(
+              time(
+                  clock,
+                  reps,
+                  "swigluBackward" + kind,
                   "M " + m + " F " + f + " " + ln,
                   (long) m * f * 5 * lb,
                   () -> be.swigluBackward(act, h, dH)));
+        } finally {
+          closeAll(owned);
         }
       }
       long p = (256L << 20) / shrink; // parameters (the 1.5B model has 1.5G; 256M is quicker)
@@ -214,6 +233,19 @@ public final class KernelBandwidthBench {
     }
     print(out, be, rows);
     return rows;
+  }
+
+  /** base's elements from shift on as shape; base joins owned (closed by closeAll). */
+  private static Tensor at(List<Tensor> owned, int shift, Tensor base, long... shape) {
+    owned.add(base);
+    return base.view(shift, shape);
+  }
+
+  private static void closeAll(List<Tensor> owned) {
+    for (Tensor t : owned) {
+      t.close();
+    }
+    owned.clear();
   }
 
   private static Row time(QueueClock clock, int reps, String op, String shape, long bytes, Op f) {

@@ -14,9 +14,10 @@ import java.util.List;
 import moetune.engine.hf.MixtralConfig;
 
 /**
- * The reference row of {@code bench step}: runs {@code tools/bench_transformers_step.py}
+ * The reference rows of {@code bench step}: runs {@code tools/bench_transformers_step.py}
  * (transformers' own Mixtral, same config, batch, sequence length, step count, bf16 autocast with
- * fp32 master weights) in a child process and parses the {@code RESULT {json}} line it prints.
+ * fp32 master weights) in a child process and parses the {@code RESULT {json}} lines it prints, one
+ * per experts implementation it timed (transformers' default first, then its other switches).
  */
 public final class TransformersReference {
   public static final String SCRIPT = "tools/bench_transformers_step.py";
@@ -53,9 +54,9 @@ public final class TransformersReference {
 
   /**
    * Runs the script with {@code python} on config (written to a temporary config.json) and returns
-   * its row. The script's other output goes to {@code log}.
+   * its rows in the order printed (at least one). The script's other output goes to {@code log}.
    */
-  public static StepBench.Row run(
+  public static List<StepBench.Row> run(
       String python, Path script, MixtralConfig config, StepBench.Settings s, PrintStream log)
       throws IOException, InterruptedException {
     if (s.activations() != moetune.engine.tensor.DType.BF16) {
@@ -84,13 +85,13 @@ public final class TransformersReference {
                   "--seed",
                   Long.toString(s.seed())));
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      String result = null;
+      List<String> results = new ArrayList<>();
       List<String> tail = new ArrayList<>();
       try (BufferedReader r =
           new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
         for (String line; (line = r.readLine()) != null; ) {
           if (line.startsWith("RESULT ")) {
-            result = line.substring("RESULT ".length());
+            results.add(line.substring("RESULT ".length()));
           } else {
             log.println("  [reference] " + line);
             tail.add(line);
@@ -101,15 +102,19 @@ public final class TransformersReference {
         }
       }
       int rc = p.waitFor();
-      if (rc != 0 || result == null) {
+      if (rc != 0 || results.isEmpty()) {
         throw new IOException(
             script
                 + " exited with "
                 + rc
-                + (result == null ? " without a RESULT line" : "")
+                + (results.isEmpty() ? " without a RESULT line" : "")
                 + (tail.isEmpty() ? "" : "; last line: " + tail.get(tail.size() - 1)));
       }
-      return parse(result, config, s.seqLen());
+      List<StepBench.Row> rows = new ArrayList<>();
+      for (String json : results) {
+        rows.add(parse(json, config, s.seqLen()));
+      }
+      return rows;
     } finally {
       Files.deleteIfExists(cfg);
       Files.deleteIfExists(dir);

@@ -49,12 +49,17 @@ final class DecoderLayer {
     moe.expertParallel(comm);
   }
 
-  /** What the backward needs. */
+  /**
+   * What the backward needs. With {@link Recompute#ATTENTION} the attention's state ({@link #attn})
+   * is null and the backward recomputes it from n1 with the same positions, spec and noise seed.
+   */
   static final class Saved implements AutoCloseable {
     final Tensor xIn; // (N, D) borrowed from the caller
     final Tensor rstd1; // F32 (N)
     final Tensor n1; // (N, D)
-    final Attention.Saved attn;
+    final Attention.Saved attn; // or null: recomputed by the backward
+    final Tensor positions; // I32 (N), owned by the model
+    final AttnSpec spec;
     final Tensor xMid; // (N, D)
     final Tensor rstd2; // F32 (N)
     final Tensor n2; // (N, D)
@@ -65,6 +70,8 @@ final class DecoderLayer {
         Tensor rstd1,
         Tensor n1,
         Attention.Saved attn,
+        Tensor positions,
+        AttnSpec spec,
         Tensor xMid,
         Tensor rstd2,
         Tensor n2,
@@ -73,6 +80,8 @@ final class DecoderLayer {
       this.rstd1 = rstd1;
       this.n1 = n1;
       this.attn = attn;
+      this.positions = positions;
+      this.spec = spec;
       this.xMid = xMid;
       this.rstd2 = rstd2;
       this.n2 = n2;
@@ -85,7 +94,9 @@ final class DecoderLayer {
       n2.close();
       rstd2.close();
       xMid.close();
-      attn.close();
+      if (attn != null) {
+        attn.close();
+      }
       n1.close();
       rstd1.close();
     }
@@ -94,7 +105,10 @@ final class DecoderLayer {
   /**
    * Training forward of xIn (N, D): returns xOut (N, D) as a new tensor in out[0] and the saved
    * state. routerLogits F32 (N, E), probs F32 (N, E) and topIdx I32 (N, K) are this layer's views
-   * of the router buffers.
+   * of the router buffers. rng (training: LoRA dropout, router jitter) must be fresh from this
+   * layer's seed, so that a recomputation draws the same noise. With keepAttention false the
+   * attention's inner state is freed at once and the backward recomputes it ({@link
+   * Recompute#ATTENTION}).
    */
   Saved forward(
       Tensor xIn,
@@ -104,6 +118,7 @@ final class DecoderLayer {
       Tensor probs,
       Tensor topIdx,
       SplittableRandom rng,
+      boolean keepAttention,
       Tensor[] out) {
     long n = xIn.rows();
     long d = xIn.cols();
@@ -113,6 +128,10 @@ final class DecoderLayer {
     be.rmsnormForward(xIn, null, norm1, eps, n1, rstd1);
     Tensor attnOut = be.empty(act, n, d);
     Attention.Saved a = attention.forward(n1, positions, spec, attnOut, rng);
+    if (!keepAttention) {
+      a.close(); // n1 is the layer's and stays
+      a = null;
+    }
     Tensor xMid = be.empty(stream, n, d);
     be.add(xIn, attnOut, xMid);
     attnOut.close();
@@ -123,25 +142,36 @@ final class DecoderLayer {
     Tensor xOut = be.empty(stream, n, d);
     be.add(xMid, m.output(), xOut);
     out[0] = xOut;
-    return new Saved(xIn, rstd1, n1, a, xMid, rstd2, n2, m);
+    return new Saved(xIn, rstd1, n1, a, positions, spec, xMid, rstd2, n2, m);
   }
 
   /**
    * Backward in place on the residual stream's gradient: dStream (N, D) holds d loss / d xOut on
    * entry and d loss / d xIn on return. dProbs F32 (N, E) is the load-balancing loss's gradient on
    * this layer's router probabilities, dZLogits F32 (N, E) the router z-loss's gradient on its
-   * router logits; either may be null. Parameter gradients +=.
+   * router logits; either may be null. Parameter gradients +=. rng is used only when the attention
+   * state was not kept: a fresh generator from the forward's seed (null when the forward had none).
    */
-  void backward(Saved s, Tensor dStream, Tensor dProbs, Tensor dZLogits) {
+  void backward(Saved s, Tensor dStream, Tensor dProbs, Tensor dZLogits, SplittableRandom rng) {
     Tensor dN2;
     try (Tensor dOut = inActivationDtype(dStream)) {
       dN2 = moe.backward(s.moe, dOut, dProbs, dZLogits);
     }
     be.rmsnormBackward(dN2, s.xMid, norm2, s.rstd2, dStream, gNorm2);
     dN2.close();
+    Attention.Saved a = s.attn;
+    if (a == null) { // recompute: the same ops on the same n1 with the same noise as the forward
+      try (Tensor attnOut = be.empty(act, s.n1.rows(), s.n1.cols())) {
+        a = attention.forward(s.n1, s.positions, s.spec, attnOut, rng);
+      }
+    }
     Tensor dN1;
     try (Tensor dMid = inActivationDtype(dStream)) {
-      dN1 = attention.backward(s.attn, dMid);
+      dN1 = attention.backward(a, dMid);
+    } finally {
+      if (s.attn == null) {
+        a.close();
+      }
     }
     be.rmsnormBackward(dN1, s.xIn, norm1, s.rstd1, dStream, gNorm1);
     dN1.close();

@@ -31,8 +31,13 @@ import moetune.engine.tensor.Tensor;
  * moetune.engine.optim.AdamW}); {@link #save} writes a HuggingFace directory.
  *
  * <p>The forward keeps what the backward needs (per layer, in {@link DecoderLayer.Saved}); the
- * backward frees it layer by layer. Shape letters: B rows, T tokens per row, N = B*T, D hidden, V
- * vocabulary, L layers, E experts, K experts per token.
+ * backward frees it layer by layer. {@link ModelOptions#recompute} trades compute for memory: with
+ * {@link Recompute#LAYER} the forward keeps only each layer's input (the residual stream) and the
+ * backward reruns a layer's forward just before its backward; with {@link Recompute#ATTENTION} only
+ * the attention's inner state is recomputed. Every layer draws its noise (LoRA dropout, router
+ * jitter) from its own seed, kept in the step, so a recomputation repeats it exactly. Shape
+ * letters: B rows, T tokens per row, N = B*T, D hidden, V vocabulary, L layers, E experts, K
+ * experts per token.
  *
  * <p>Losses: total = ce + aux coefficient * aux + z coefficient * z (see {@link Loss}, {@link
  * LossWeights}; a trainer sets its run's, a model on its own uses config.json's aux one). The z
@@ -177,16 +182,7 @@ public final class MixtralModel implements AutoCloseable {
       Map<String, HostTensor> weights,
       Backend backend,
       ModelOptions options) {
-    for (DType t : new DType[] {options.activations(), options.residual()}) {
-      if (!backend.supports(t)) {
-        throw new IllegalArgumentException(
-            "backend "
-                + backend.name()
-                + " does not compute in "
-                + t
-                + "; use precision fp32 on this device");
-      }
-    }
+    checkSupported(backend, options);
     Parameters p =
         Parameters.allocate(
             backend, config, options.activations(), options.frozen(), options.lora());
@@ -234,6 +230,59 @@ public final class MixtralModel implements AutoCloseable {
     } catch (RuntimeException e) {
       p.close();
       throw e;
+    }
+  }
+
+  /**
+   * A model of the config's shape with random weights made on the backend itself, never on the host
+   * (a 46.7B-parameter model has no 187 GB float32 host copy to go through): every matrix normal
+   * with standard deviation initializer_range ({@link Backend#randomNormal}, its own counter range
+   * per tensor, so no two tensors or rows repeat each other), every norm weight 1; LoRA adapters
+   * initialised as a fresh run's. Frozen weights are written straight into their store (bf16 in a
+   * bf16 mode). For benchmarks and memory checks of real shapes.
+   */
+  public static MixtralModel createRandom(
+      MixtralConfig config, Backend backend, ModelOptions options, long seed) {
+    checkSupported(backend, options);
+    Parameters p =
+        Parameters.allocate(
+            backend, config, options.activations(), options.frozen(), options.lora());
+    try {
+      float std = (float) config.initializerRange;
+      long tensor = 0;
+      for (Parameters.Slice s : p.slices()) {
+        if (s.isLora()) {
+          continue;
+        }
+        Tensor v = p.value(s);
+        if (s.isVector()) {
+          backend.fill(v, 1f);
+        } else {
+          // counters tensor * 2^40 + i: disjoint ranges (a tensor has < 2^40 elements)
+          backend.randomNormal(v, seed + ++tensor * (0x9E3779B97F4A7C15L << 40), std);
+        }
+      }
+      if (options.lora() != null) {
+        LoraWeights.initialise(p, options.lora());
+      }
+      p.syncWorkingCopy();
+      return new MixtralModel(config, backend, options, p);
+    } catch (RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  private static void checkSupported(Backend backend, ModelOptions options) {
+    for (DType t : new DType[] {options.activations(), options.residual()}) {
+      if (!backend.supports(t)) {
+        throw new IllegalArgumentException(
+            "backend "
+                + backend.name()
+                + " does not compute in "
+                + t
+                + "; use precision fp32 on this device");
+      }
     }
   }
 
@@ -289,7 +338,8 @@ public final class MixtralModel implements AutoCloseable {
     Tensor docIds; // I32 (N) or null
     AttnSpec spec;
     Tensor[] streams; // (N, D) residual stream: streams[l] is layer l's input, streams[L] the last
-    DecoderLayer.Saved[] saved;
+    DecoderLayer.Saved[] saved; // null entries: not kept (Recompute.LAYER), rebuilt by backward
+    long[] layerSeeds; // (L) each layer's noise seed, or null in an evaluation forward
     Tensor routerLogits; // F32 (L*N, E) router logits, every layer (the z-loss reads them)
     Tensor probs; // F32 (L*N, E) router probabilities, every layer
     Tensor topIdx; // I32 (L*N, K)
@@ -358,6 +408,7 @@ public final class MixtralModel implements AutoCloseable {
     s.batch = batch;
     s.streams = new Tensor[numLayers + 1];
     s.saved = new DecoderLayer.Saved[numLayers];
+    Recompute mode = options.recompute();
     checkIds(batch.inputIds());
     int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
     s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
@@ -376,18 +427,17 @@ public final class MixtralModel implements AutoCloseable {
     Tensor[] out = new Tensor[1];
     SplittableRandom noise =
         training ? new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + noiseStep++) : null;
+    s.layerSeeds = noise == null ? null : new long[numLayers];
     for (int l = 0; l < numLayers; l++) {
-      s.saved[l] =
-          layers[l].forward(
-              s.streams[l],
-              s.positions,
-              s.spec,
-              s.routerLogits.view((long) l * n * e, n, e),
-              s.probs.view((long) l * n * e, n, e),
-              s.topIdx.view((long) l * n * k, n, k),
-              noise,
-              out);
+      if (noise != null) {
+        s.layerSeeds[l] = noise.nextLong();
+      }
+      s.saved[l] = layerForward(s, l, mode != Recompute.ATTENTION, out);
       s.streams[l + 1] = out[0];
+      if (mode == Recompute.LAYER) {
+        s.saved[l].close(); // the input streams[l] stays: the backward recomputes from it
+        s.saved[l] = null;
+      }
     }
     s.rstdFinal = be.empty(DType.F32, n);
     s.normed = be.empty(act, n, d);
@@ -567,11 +617,17 @@ public final class MixtralModel implements AutoCloseable {
     int e = config.numLocalExperts;
     for (int l = numLayers - 1; l >= 0; l--) {
       long at = (long) l * n * e;
+      if (s.saved[l] == null) { // Recompute.LAYER: rerun the forward from the kept input
+        Tensor[] out = new Tensor[1];
+        s.saved[l] = layerForward(s, l, true, out);
+        out[0].close(); // equal to streams[l + 1]
+      }
       layers[l].backward(
           s.saved[l],
           dStream,
           dProbs == null ? null : dProbs.view(at, n, e),
-          dZLogits == null ? null : dZLogits.view(at, n, e));
+          dZLogits == null ? null : dZLogits.view(at, n, e),
+          layerNoise(s, l));
       s.saved[l].close();
       s.saved[l] = null;
       s.streams[l + 1].close();
@@ -592,6 +648,32 @@ public final class MixtralModel implements AutoCloseable {
     }
     dStream.close();
     releaseStep();
+  }
+
+  /**
+   * Layer l's training forward from streams[l] (its output in out[0]), with a fresh noise generator
+   * from the layer's seed. The router outputs go to the layer's views of the model-wide buffers; a
+   * recomputation rewrites them with the same values.
+   */
+  private DecoderLayer.Saved layerForward(Step s, int l, boolean keepAttention, Tensor[] out) {
+    int n = s.batch.tokens();
+    int e = config.numLocalExperts;
+    int k = config.numExpertsPerTok;
+    return layers[l].forward(
+        s.streams[l],
+        s.positions,
+        s.spec,
+        s.routerLogits.view((long) l * n * e, n, e),
+        s.probs.view((long) l * n * e, n, e),
+        s.topIdx.view((long) l * n * k, n, k),
+        layerNoise(s, l),
+        keepAttention,
+        out);
+  }
+
+  /** A fresh generator of layer l's noise, or null in an evaluation forward. */
+  private static SplittableRandom layerNoise(Step s, int l) {
+    return s.layerSeeds == null ? null : new SplittableRandom(s.layerSeeds[l]);
   }
 
   private Communicator expertParallel; // null: every expert on this process

@@ -18,9 +18,16 @@ import moetune.engine.tensor.DType;
  * @param frozen which base parameters (fused transformers-5 names) are frozen: stored once in the
  *     activation dtype, without master copy, gradient or optimizer state (see {@link Parameters})
  * @param lora LoRA adapters to train (every base parameter is then frozen), or null
+ * @param recompute what the training forward keeps and the backward recomputes (see {@link
+ *     Recompute}); null means {@link Recompute#NONE}
  */
 public record ModelOptions(
-    DType activations, long seed, DType residual, Predicate<String> frozen, LoraConfig lora) {
+    DType activations,
+    long seed,
+    DType residual,
+    Predicate<String> frozen,
+    LoraConfig lora,
+    Recompute recompute) {
   /** Freezes nothing. */
   public static final Predicate<String> NONE_FROZEN = name -> false;
 
@@ -28,8 +35,17 @@ public record ModelOptions(
     if (frozen == null) {
       frozen = NONE_FROZEN;
     }
+    if (recompute == null) {
+      recompute = Recompute.NONE;
+    }
     checkFloat("activations", activations);
     checkFloat("residual", residual);
+  }
+
+  /** As the canonical constructor without recomputation. */
+  public ModelOptions(
+      DType activations, long seed, DType residual, Predicate<String> frozen, LoraConfig lora) {
+    this(activations, seed, residual, frozen, lora, Recompute.NONE);
   }
 
   /** The given dtypes and seed, nothing frozen, no adapters. */
@@ -56,21 +72,26 @@ public record ModelOptions(
 
   /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed, residual, frozen, lora);
+    return new ModelOptions(dtype, seed, residual, frozen, lora, recompute);
   }
 
   /** These options with another residual-stream dtype. */
   public ModelOptions withResidual(DType dtype) {
-    return new ModelOptions(activations, seed, dtype, frozen, lora);
+    return new ModelOptions(activations, seed, dtype, frozen, lora, recompute);
   }
 
   /** These options with other frozen base parameters (by fused name). */
   public ModelOptions withFrozen(Predicate<String> which) {
-    return new ModelOptions(activations, seed, residual, which, lora);
+    return new ModelOptions(activations, seed, residual, which, lora, recompute);
   }
 
   /** These options with LoRA adapters (null: none). */
   public ModelOptions withLora(LoraConfig config) {
-    return new ModelOptions(activations, seed, residual, frozen, config);
+    return new ModelOptions(activations, seed, residual, frozen, config, recompute);
+  }
+
+  /** These options with another recomputation mode. */
+  public ModelOptions withRecompute(Recompute mode) {
+    return new ModelOptions(activations, seed, residual, frozen, lora, mode);
   }
 }

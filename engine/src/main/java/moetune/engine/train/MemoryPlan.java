@@ -1,8 +1,12 @@
 package moetune.engine.train;
 
 import java.util.Locale;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralModel;
+import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;
+import moetune.engine.model.Recompute;
 import moetune.engine.tensor.DType;
 
 /**
@@ -61,6 +65,85 @@ public record MemoryPlan(long trainable, long frozen, DType work) {
         human(frozenBytes()),
         work,
         human(totalBytes()));
+  }
+
+  /**
+   * Bytes of activations the training forward keeps for the backward of one micro-batch of tokens
+   * N, counted from what the model's saved state holds (a = activation bytes, s = residual-stream
+   * bytes; D hidden, H, Hkv heads of size hd, F expert width, E experts, K per token, V vocab, L
+   * layers), per token:
+   *
+   * <pre>
+   *   every mode   (L+1) D s residual stream, L (2E+K) 4 router buffers, (D+V) a final norm and logits
+   *   attention    (2 H hd + 2 Hkv hd) a + 4 H (q, k, v, o, lse) + r a per adapted projection
+   *   rest         2 D a + D s + 8 (norms' outputs, xMid, rstd), 4K (gates),
+   *                K (2F + F + D) a + D a (expert h, act, gated rows, output), + D a with jitter
+   * </pre>
+   *
+   * kept per layer: attention + rest ({@link Recompute#NONE}), rest ({@link Recompute#ATTENTION}),
+   * nothing ({@link Recompute#LAYER}, which then holds one layer's attention + rest while it
+   * recomputes). An estimate of what the forward keeps: the backward's transient buffers (one
+   * layer's gradients) come on top.
+   */
+  public static long activationBytes(MixtralConfig c, ModelOptions o, long tokens) {
+    long a = o.activations().bytes();
+    long st = o.residual().bytes();
+    long d = c.hiddenSize;
+    long hd = c.headDim();
+    long k = c.numExpertsPerTok;
+    long f = c.intermediateSize;
+    long layers = c.numHiddenLayers;
+    long common =
+        (layers + 1) * d * st
+            + layers * (2L * c.numLocalExperts + k) * 4
+            + (d + c.vocabSize) * a
+            + 4;
+    LoraConfig lora = o.lora();
+    long attention = (2L * c.numAttentionHeads * hd + 2L * c.numKeyValueHeads * hd) * a;
+    attention += 4L * c.numAttentionHeads;
+    long rest = 2 * d * a + d * st + 8 + 4 * k + k * (3 * f + d) * a + d * a;
+    if (lora != null) {
+      for (String t : new String[] {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+        attention += lora.targets().contains(t) ? lora.r() * a : 0;
+      }
+      rest += lora.targets().contains("gate") ? lora.r() * a : 0;
+      rest += lora.targets().contains("w1") || lora.targets().contains("w3") ? k * lora.r() * a : 0;
+      rest += lora.targets().contains("w2") ? k * lora.r() * a : 0;
+    }
+    if (c.routerJitterNoise > 0) {
+      rest += d * a;
+    }
+    long perToken =
+        switch (o.recompute()) {
+          case NONE -> common + layers * (attention + rest);
+          case ATTENTION -> common + layers * rest + attention;
+          case LAYER -> common + attention + rest;
+        };
+    return perToken * tokens;
+  }
+
+  /** One line for the run's log: the activations kept for N tokens per micro-batch. */
+  public static String describeActivations(MixtralConfig c, ModelOptions o, long tokens) {
+    StringBuilder sb =
+        new StringBuilder(
+            String.format(
+                Locale.ROOT,
+                "activations kept for %,d tokens per micro-batch: %s with recompute %s",
+                tokens,
+                human(activationBytes(c, o, tokens)),
+                o.recompute().key()));
+    sb.append(" (");
+    String sep = "";
+    for (Recompute r : Recompute.values()) {
+      if (r != o.recompute()) {
+        sb.append(sep)
+            .append(r.key())
+            .append(": ")
+            .append(human(activationBytes(c, o.withRecompute(r), tokens)));
+        sep = ", ";
+      }
+    }
+    return sb.append(")").toString();
   }
 
   private static String count(long n) {

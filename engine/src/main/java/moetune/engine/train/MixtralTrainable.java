@@ -171,7 +171,7 @@ public final class MixtralTrainable implements TrainableModel {
    */
   public static ModelOptions trainingOptions(ModelOptions base, TrainOptions options) {
     FreezeSpec freeze = options.freeze();
-    return base.withFrozen(freeze::isFrozen);
+    return base.withFrozen(freeze::isFrozen).withRecompute(options.recompute());
   }
 
   public MixtralModel model() {

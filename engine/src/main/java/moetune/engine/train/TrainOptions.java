@@ -1,5 +1,7 @@
 package moetune.engine.train;
 
+import moetune.engine.model.Recompute;
+
 /**
  * What the engine needs to know to train: batch shape, length of the run, optimizer, schedule,
  * losses, evaluation and checkpointing. The app's run config (which also names the model, datasets,
@@ -24,6 +26,7 @@ package moetune.engine.train;
  * @param seed seeds the data order (and a new model's initial weights)
  * @param shuffle whether each epoch visits the sequences in a fresh random order
  * @param onNonFinite what a step with a NaN or infinite loss or gradient norm does
+ * @param recompute activation recomputation in the backward ({@link Recompute}; null: none)
  */
 public record TrainOptions(
     int microBatch,
@@ -43,12 +46,16 @@ public record TrainOptions(
     int keepLast,
     long seed,
     boolean shuffle,
-    OnNonFinite onNonFinite) {
+    OnNonFinite onNonFinite,
+    Recompute recompute) {
 
   public TrainOptions {
     if (optimizer == null || schedule == null || freeze == null) {
       throw new IllegalArgumentException(
           "TrainOptions: optimizer, schedule and freeze are required");
+    }
+    if (recompute == null) {
+      recompute = Recompute.NONE;
     }
     if (onNonFinite == null) {
       throw new IllegalArgumentException("TrainOptions: onNonFinite must be STOP or SKIP");
@@ -72,7 +79,8 @@ public record TrainOptions(
    * Options built by name, starting from everything off: one sequence per step, one epoch, a
    * constant learning rate, no clipping, no auxiliary losses, nothing frozen, no evals or
    * checkpoints between the first and the last, all checkpoints kept, seed 0, no shuffling, stop at
-   * a non-finite step. The run config sets every field from its own defaults.
+   * a non-finite step, no activation recomputation. The run config sets every field from its own
+   * defaults.
    */
   public static Builder builder(AdamWOptions optimizer) {
     return new Builder().optimizer(optimizer);
@@ -99,12 +107,18 @@ public record TrainOptions(
     b.seed = seed;
     b.shuffle = shuffle;
     b.onNonFinite = onNonFinite;
+    b.recompute = recompute;
     return b;
   }
 
   /** These options with another non-finite policy. */
   public TrainOptions withOnNonFinite(OnNonFinite policy) {
     return toBuilder().onNonFinite(policy).build();
+  }
+
+  /** These options with another activation recomputation mode. */
+  public TrainOptions withRecompute(Recompute mode) {
+    return toBuilder().recompute(mode).build();
   }
 
   /** Named setters for {@link TrainOptions}; {@link #build} checks the whole. */
@@ -127,6 +141,7 @@ public record TrainOptions(
     private long seed = 0;
     private boolean shuffle = false;
     private OnNonFinite onNonFinite = OnNonFinite.STOP;
+    private Recompute recompute = Recompute.NONE;
 
     private Builder() {}
 
@@ -220,6 +235,11 @@ public record TrainOptions(
       return this;
     }
 
+    public Builder recompute(Recompute v) {
+      this.recompute = v;
+      return this;
+    }
+
     public TrainOptions build() {
       return new TrainOptions(
           microBatch,
@@ -239,7 +259,8 @@ public record TrainOptions(
           keepLast,
           seed,
           shuffle,
-          onNonFinite);
+          onNonFinite,
+          recompute);
     }
   }
 

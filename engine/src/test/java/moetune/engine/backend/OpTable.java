@@ -273,6 +273,13 @@ public final class OpTable {
           in.keep("t", t);
         });
     c.put(
+        "randomNormal",
+        in -> {
+          Tensor t = in.nan(N, D + 1);
+          in.be.randomNormal(t, in.r.nextLong(), 0.02f); // counter-based: same numbers everywhere
+          in.keep("t", t);
+        });
+    c.put(
         "add",
         in -> {
           Tensor a = in.randn(1, 1237);

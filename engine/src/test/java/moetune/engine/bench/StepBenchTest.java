@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import moetune.engine.backend.OpProfiler;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.hf.MixtralConfig;
@@ -101,7 +102,7 @@ class StepBenchTest {
       assertTrue(b.ops() > 20 * c.numHiddenLayers, "ops " + b.ops());
       assertTrue(b.byOp().containsKey("adamwStep"));
       assertTrue(b.byOp().containsKey("scatter2scatter"), "MoE ops reached via x.backend()");
-      StepBenchReport.printRows(log, c, s, "cpu", row, null);
+      StepBenchReport.printRows(log, c, s, "cpu", row, java.util.List.of());
       StepBenchReport.printBreakdown(log, r);
     }
     String out = buf.toString(StandardCharsets.UTF_8);
@@ -130,6 +131,30 @@ class StepBenchTest {
             IOException.class,
             () -> TransformersReference.parse("{\"impl\": \"x\", \"params\": 1}", c, 2048));
     assertTrue(e.getMessage().contains("step_ms_median"), e.getMessage());
+  }
+
+  @Test
+  void printsARatioPerReferenceRowAndToTheFastest() {
+    MixtralConfig c = StepBench.config(StepBench.CONFIG_1_5B);
+    StepBench.Settings s = new StepBench.Settings(4, 2048, 6, 2, DType.BF16, 1);
+    StepBench.Row ours =
+        new StepBench.Row("moetune cuda:0", 1, 100, 99, 101, 60000, 180, 30L << 30, -1, 10.4);
+    StepBench.Row slow =
+        new StepBench.Row("tf grouped_mm", 1, 400, 399, 401, 15000, 45, 40L << 30, -1, 10.4);
+    StepBench.Row fast =
+        new StepBench.Row("tf eager", 1, 200, 199, 201, 30000, 90, 40L << 30, -1, 10.4);
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    StepBenchReport.printRows(
+        new PrintStream(buf, true, StandardCharsets.UTF_8),
+        c,
+        s,
+        "cuda",
+        ours,
+        List.of(slow, fast));
+    String out = buf.toString(StandardCharsets.UTF_8);
+    assertTrue(out.contains("moetune / tf grouped_mm: 4.00x the tokens/s, 0.75x"), out);
+    assertTrue(out.contains("moetune / tf eager: 2.00x the tokens/s"), out);
+    assertTrue(out.contains("the fastest reference row (tf eager): 2.00x the tokens/s"), out);
   }
 
   @Test

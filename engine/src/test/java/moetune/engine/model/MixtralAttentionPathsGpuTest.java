@@ -58,6 +58,20 @@ class MixtralAttentionPathsGpuTest {
     return b.build();
   }
 
+  /** Two plain rows of T tokens: no packing, no padding (the batches cuDNN's path takes). */
+  static Batch plainBatch() {
+    java.util.SplittableRandom rnd = new java.util.SplittableRandom(19);
+    int[][] ids = new int[2][T];
+    int[][] labels = new int[2][T];
+    for (int b = 0; b < 2; b++) {
+      for (int t = 0; t < T; t++) {
+        ids[b][t] = 3 + rnd.nextInt(60);
+        labels[b][t] = t == 0 ? Batch.IGNORE_INDEX : ids[b][t];
+      }
+    }
+    return Batch.of(ids, labels);
+  }
+
   /** Row 0 packs two documents (positions restart, no target crosses); row 1 ends in padding. */
   static Batch batch() {
     java.util.SplittableRandom rnd = new java.util.SplittableRandom(17);
@@ -83,9 +97,13 @@ class MixtralAttentionPathsGpuTest {
   record Result(double loss, float[] logits, Map<String, float[]> grads) {}
 
   static Result run(MixtralConfig c, Map<String, float[]> w, Backend be, DType act) {
+    return run(c, w, be, act, batch());
+  }
+
+  static Result run(MixtralConfig c, Map<String, float[]> w, Backend be, DType act, Batch batch) {
     try (MixtralModel m = RandomMixtral.create(c, w, be, new ModelOptions(act, 0))) {
       m.zeroGrad();
-      Loss loss = m.forward(batch());
+      Loss loss = m.forward(batch);
       float[] logits = m.logits().toFloatArray();
       m.backward();
       Map<String, float[]> grads = new java.util.LinkedHashMap<>();
@@ -172,6 +190,48 @@ class MixtralAttentionPathsGpuTest {
     failures.add(compare(p + "own (bf16) vs cpu (f32)", paths.get(0), cpu, 3e-2));
     failures.add(compare(p + "scalar (bf16) vs cpu (f32)", paths.get(1), cpu, 3e-2));
     failures.add(compare(p + "own vs scalar (bf16)", paths.get(0), paths.get(1), 1.5e-2));
+    failures.removeIf(java.util.Objects::isNull);
+    Assertions.assertTrue(failures.isEmpty(), String.join("; ", failures));
+  }
+
+  /**
+   * cuDNN's fused attention (MOETUNE_ATTENTION=cudnn) in the model on plain rows (cuDNN's path does
+   * not take packed documents yet): logits, loss and every gradient against the float32 CPU and
+   * against the own kernels, and every attention call ran on cuDNN. Skipped visibly where no cuDNN
+   * >= 9.19 is installed.
+   */
+  @ParameterizedTest(name = "head dim {0}")
+  @ValueSource(ints = {64, 128})
+  void cudnnPathMatchesTheCpuOnPlainRows(int headDim) {
+    String why = CudaProbe.unavailableReason(0);
+    Assumptions.assumeTrue(why == null, () -> "GPU test skipped: " + why);
+    Assumptions.assumeFalse(
+        "0".equals(System.getenv("MOETUNE_TEST_CUDNN")), "cuDNN tests off (MOETUNE_TEST_CUDNN=0)");
+    MixtralConfig c = config(headDim);
+    Map<String, float[]> w = RandomMixtral.weights(c, 29);
+    Result cpu;
+    try (CpuBackend be = new CpuBackend(2)) {
+      cpu = run(c, w, be, DType.F32, plainBatch());
+    }
+    Result own, cudnn;
+    try (CudaBackend gpu = new CudaBackend(0, false)) {
+      gpu.attentionPath("own");
+      own = run(c, w, gpu, DType.BF16, plainBatch());
+      gpu.attentionPath("cudnn");
+      cudnn = run(c, w, gpu, DType.BF16, plainBatch());
+      long calls = gpu.cudnnAttentionCalls();
+      System.out.println(gpu.cudnnStatus() + ", " + calls + " attention calls on cuDNN");
+      Assumptions.assumeTrue(
+          calls > 0 || !gpu.cudnnStatus().startsWith("cuDNN unavailable"),
+          () -> "cuDNN path skipped: " + gpu.cudnnStatus());
+      Assertions.assertEquals(
+          2L * c.numHiddenLayers, calls, "every forward and backward attention call on cuDNN");
+    }
+    List<String> failures = new ArrayList<>();
+    String p = "hd " + headDim + " plain rows ";
+    failures.add(compare(p + "cudnn (bf16) vs cpu (f32)", cudnn, cpu, 3e-2));
+    failures.add(compare(p + "own (bf16) vs cpu (f32)", own, cpu, 3e-2));
+    failures.add(compare(p + "cudnn vs own (bf16)", cudnn, own, 1.5e-2));
     failures.removeIf(java.util.Objects::isNull);
     Assertions.assertTrue(failures.isEmpty(), String.join("; ", failures));
   }

@@ -175,6 +175,11 @@ public final class CpuBackend implements Backend {
     elementwise.fill(t, value);
   }
 
+  @Override
+  public void randomNormal(Tensor t, long seed, float std) {
+    elementwise.randomNormal(t, seed, std);
+  }
+
   /** Nothing to wait for: every op has finished when it returns. */
   @Override
   public void synchronize() {}

@@ -352,6 +352,27 @@ public final class CudaBackend implements Backend {
         ctx);
   }
 
+  @Override
+  public void randomNormal(Tensor t, long seed, float std) {
+    CudaTensor c = ct(t, "randomNormal", "t");
+    if (c.numel() == 0) {
+      return;
+    }
+    launch(
+        "random_normal_kernel",
+        c.describe(),
+        gridFor(c.numel()),
+        1,
+        1,
+        256,
+        0,
+        c.address(),
+        dt(c, "randomNormal", "t"),
+        seed,
+        std,
+        c.numel());
+  }
+
   /**
    * Milliseconds that the work queued by {@code work} takes on the stream, measured with CUDA
    * events recorded around it (for benchmarks; waits for the second event).
@@ -396,7 +417,17 @@ public final class CudaBackend implements Backend {
     return layers.ownAttentionCalls();
   }
 
-  /** Switches the attention kernels (own or scalar, as MOETUNE_ATTENTION takes them). */
+  /** How many attention calls (forward and backward, counted apart) ran on cuDNN so far. */
+  public long cudnnAttentionCalls() {
+    return layers.cudnnAttentionCalls();
+  }
+
+  /** The cuDNN library the cuDNN attention path loaded, or why it has none (yet). */
+  public String cudnnStatus() {
+    return layers.cudnnStatus();
+  }
+
+  /** Switches the attention kernels (own, cudnn or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
     layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
   }

@@ -104,11 +104,16 @@ final class LayerOps {
     return attention;
   }
 
-  private long ownCalls;
+  private long ownCalls, cudnnCalls;
 
   /** Attention calls (forward and backward) that ran on the tensor-core kernels so far. */
   long ownAttentionCalls() {
     return ownCalls;
+  }
+
+  /** Attention calls (forward and backward) that ran on cuDNN so far. */
+  long cudnnAttentionCalls() {
+    return cudnnCalls;
   }
 
   /** Tests and benchmarks switch paths on one backend. */
@@ -359,6 +364,15 @@ final class LayerOps {
       return;
     }
     // Each block keeps a D-float dw partial in shared memory; P blocks, then a column reduction.
+    // D % 256 == 0 up to 2048 with 16-byte aligned tensors (the model's widths): the warp-per-row
+    // kernel with 16-byte loads (rmsnorm.cu, 8 warps of ~120 registers); else a block per row.
+    boolean rows =
+        d % 256 == 0
+            && d <= 2048
+            && g.address() % 16 == 0
+            && xt.address() % 16 == 0
+            && wt.address() % 16 == 0
+            && dxt.address() % 16 == 0;
     long parts = Math.min(n, 256);
     int smem = (int) (d * 4);
     require(
@@ -366,12 +380,12 @@ final class LayerOps {
         op + ": hidden size " + d + " exceeds the kernel's shared-memory dw accumulator");
     try (Tensor part = dw == null ? null : b.empty(DType.F32, parts, d)) {
       b.launch(
-          "rmsnorm_backward_kernel",
+          rows ? "rmsnorm_backward_rows_kernel" : "rmsnorm_backward_kernel",
           xt.describe(),
           parts,
           1,
           1,
-          blockFor(d),
+          rows ? 256 : blockFor(d),
           smem,
           g.address(),
           dt(g, op, "dOut"),
@@ -499,6 +513,7 @@ final class LayerOps {
     if (cd != null) {
       try {
         cd.forward(b, qt, kt, vt, o, l, spec, d[0], d[1], d[2]);
+        cudnnCalls++;
         return;
       } catch (CudaException e) {
         noteOnce("attention: cuDNN forward failed, own kernels instead: " + e.getMessage());
@@ -581,6 +596,7 @@ final class LayerOps {
     if (cd != null) {
       try {
         cd.backward(b, g, qt, kt, vt, o, l, spec, dqt, dkt, dvt, d[0], d[1], d[2]);
+        cudnnCalls++;
         return;
       } catch (CudaException e) {
         noteOnce("attention: cuDNN backward failed, own kernels instead: " + e.getMessage());

@@ -45,6 +45,7 @@ class CudaAttentionTest {
   @ParameterizedTest
   @EnumSource(AttentionPath.class)
   void bf16AgainstOracle(AttentionPath path) {
+    skipCudnnIfOff(path);
     LayerOps layers = gpu().layers();
     AttentionPath before = layers.attentionPath();
     layers.attentionPath(path);
@@ -61,6 +62,7 @@ class CudaAttentionTest {
   @ParameterizedTest
   @EnumSource(AttentionPath.class)
   void f32AgainstOracle(AttentionPath path) {
+    skipCudnnIfOff(path);
     LayerOps layers = gpu().layers();
     AttentionPath before = layers.attentionPath();
     layers.attentionPath(path);
@@ -70,6 +72,13 @@ class CudaAttentionTest {
     } finally {
       layers.attentionPath(before);
     }
+  }
+
+  /** MOETUNE_TEST_CUDNN=0 leaves cuDNN out (a crashing cuDNN takes the whole JVM down). */
+  static void skipCudnnIfOff(AttentionPath path) {
+    org.junit.jupiter.api.Assumptions.assumeFalse(
+        path == AttentionPath.CUDNN && "0".equals(System.getenv("MOETUNE_TEST_CUDNN")),
+        "cuDNN tests off (MOETUNE_TEST_CUDNN=0)");
   }
 
   private static void run(DType dt, Case c, String what) {

@@ -171,4 +171,27 @@ class CudaDenseOpsTest {
           e.getMessage());
     }
   }
+
+  /**
+   * The counter-based normal fill against the CPU's: the same integer hash, then log, sqrt and cos
+   * in float32, whose device and Java implementations differ by a few ulp (1e-6 relative); bf16
+   * outputs are those values rounded once.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void randomNormalMatchesTheCpu(DType dt) {
+    int n = 100_003;
+    try (Tensor c = cpu().empty(DType.F32, n);
+        Tensor g = gpu().empty(dt, n)) {
+      cpu().randomNormal(c, 0x5EEDL, 0.02f);
+      gpu().randomNormal(g, 0x5EEDL, 0.02f);
+      GpuTesting.compare(
+          "randomNormal " + dt,
+          cpu().download(c).toFloatArray(),
+          gpu().download(g).to(DType.F32).toFloatArray(),
+          tol(dt));
+    }
+  }
 }

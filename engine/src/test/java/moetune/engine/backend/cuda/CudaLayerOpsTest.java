@@ -28,24 +28,26 @@ class CudaLayerOpsTest {
       names = {"F32", "BF16"})
   void embedding(DType dt) {
     gpu();
-    int v = 1000, d = 100;
-    for (long n : TOKENS) {
-      int[] ids = new int[(int) n];
-      for (int i = 0; i < n; i++)
-        ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
-      try (Pair id = ints(ids, n);
-          Pair table = randn(dt, 1, v, d);
-          Pair out = poisoned(dt, n, d);
-          Pair dOut = randn(dt, 1, n, d);
-          Pair dTable = randn(DType.F32, 1, v, d)) {
-        cpu().embeddingForward(id.c(), table.c(), out.c());
-        gpu().embeddingForward(id.g(), table.g(), out.g());
-        check("embeddingForward " + dt + " N=" + n, out, tol(dt));
-        cpu().embeddingBackward(id.c(), dOut.c(), dTable.c());
-        gpu().embeddingBackward(id.g(), dOut.g(), dTable.g());
-        check("embeddingBackward " + dt + " N=" + n, dTable, tol(dt));
+    int v = 1000;
+    // d 100: the scalar kernel; d 1024: the 16-byte vector path
+    for (int d : new int[] {100, 1024})
+      for (long n : TOKENS) {
+        int[] ids = new int[(int) n];
+        for (int i = 0; i < n; i++)
+          ids[i] = RND.nextInt(i % 3 == 0 ? 5 : v); // repeats collide in the backward
+        try (Pair id = ints(ids, n);
+            Pair table = randn(dt, 1, v, d);
+            Pair out = poisoned(dt, n, d);
+            Pair dOut = randn(dt, 1, n, d);
+            Pair dTable = randn(DType.F32, 1, v, d)) {
+          cpu().embeddingForward(id.c(), table.c(), out.c());
+          gpu().embeddingForward(id.g(), table.g(), out.g());
+          check("embeddingForward " + dt + " N=" + n + " D=" + d, out, tol(dt));
+          cpu().embeddingBackward(id.c(), dOut.c(), dTable.c());
+          gpu().embeddingBackward(id.g(), dOut.g(), dTable.g());
+          check("embeddingBackward " + dt + " N=" + n + " D=" + d, dTable, tol(dt));
+        }
       }
-    }
   }
 
   @ParameterizedTest
@@ -55,7 +57,9 @@ class CudaLayerOpsTest {
   void rmsnorm(DType dt) {
     gpu();
     for (long n : TOKENS) {
-      for (int d : new int[] {100, 4099}) {
+      // 100 and 4099: the scalar kernels; 1024 and 512: the vector paths (16-byte loads, a warp
+      // per row in the backward); 4096: vector forward, scalar backward (D > 2048)
+      for (int d : new int[] {100, 4099, 1024, 512, 4096}) {
         for (boolean withDelta : new boolean[] {false, true}) {
           String what = dt + " N=" + n + " D=" + d + " delta=" + withDelta;
           try (Pair res = randn(dt, 2, n, d);
@@ -98,21 +102,23 @@ class CudaLayerOpsTest {
       names = {"F32", "BF16"})
   void rope(DType dt) {
     gpu();
-    for (long n : TOKENS) {
-      int heads = 3, hd = 24;
-      int[] pos = new int[(int) n];
-      for (int i = 0; i < n; i++)
-        pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
-      try (Pair p = ints(pos, n);
-          Pair x = randn(dt, 1, n, heads, hd)) {
-        cpu().ropeForward(x.c(), p.c(), 1e6f);
-        gpu().ropeForward(x.g(), p.g(), 1e6f);
-        check("ropeForward " + dt + " N=" + n, x, tol(dt));
-        cpu().ropeBackward(x.c(), p.c(), 10000f);
-        gpu().ropeBackward(x.g(), p.g(), 10000f);
-        check("ropeBackward " + dt + " N=" + n, x, tol(dt));
+    // hd 24: a thread per pair; hd 64 and 128: a block per token, 16-byte loads
+    for (int hd : new int[] {24, 64, 128})
+      for (long n : TOKENS) {
+        int heads = 3;
+        int[] pos = new int[(int) n];
+        for (int i = 0; i < n; i++)
+          pos[i] = RND.nextInt(5000); // large angles: the float angle path matters
+        try (Pair p = ints(pos, n);
+            Pair x = randn(dt, 1, n, heads, hd)) {
+          cpu().ropeForward(x.c(), p.c(), 1e6f);
+          gpu().ropeForward(x.g(), p.g(), 1e6f);
+          check("ropeForward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
+          cpu().ropeBackward(x.c(), p.c(), 10000f);
+          gpu().ropeBackward(x.g(), p.g(), 10000f);
+          check("ropeBackward " + dt + " N=" + n + " hd=" + hd, x, tol(dt));
+        }
       }
-    }
   }
 
   /** Causal, windowed, packed documents (with padding keys) and Tq < Tk, forward and backward. */

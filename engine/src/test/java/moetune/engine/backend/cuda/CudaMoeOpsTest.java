@@ -311,19 +311,20 @@ class CudaMoeOpsTest {
       names = {"F32", "BF16"})
   void swiglu(DType dt) {
     gpu();
-    for (long m : new long[] {1, 74}) {
-      int f = 70;
-      try (Pair h = randn(dt, 2, m, 2 * f);
-          Pair a = poisoned(dt, m, f);
-          Pair dA = randn(dt, 1, m, f);
-          Pair dH = poisoned(dt, m, 2 * f)) {
-        cpu().swigluForward(h.c(), a.c());
-        gpu().swigluForward(h.g(), a.g());
-        check("swigluForward " + dt + " M=" + m, a, tol(dt));
-        cpu().swigluBackward(dA.c(), h.c(), dH.c());
-        gpu().swigluBackward(dA.g(), h.g(), dH.g());
-        check("swigluBackward " + dt + " M=" + m, dH, tol(dt));
+    // f 70: a thread per element; f 64: 8 columns per thread, 16-byte loads and stores
+    for (int f : new int[] {70, 64})
+      for (long m : new long[] {1, 74}) {
+        try (Pair h = randn(dt, 2, m, 2 * f);
+            Pair a = poisoned(dt, m, f);
+            Pair dA = randn(dt, 1, m, f);
+            Pair dH = poisoned(dt, m, 2 * f)) {
+          cpu().swigluForward(h.c(), a.c());
+          gpu().swigluForward(h.g(), a.g());
+          check("swigluForward " + dt + " M=" + m + " F=" + f, a, tol(dt));
+          cpu().swigluBackward(dA.c(), h.c(), dH.c());
+          gpu().swigluBackward(dA.g(), h.g(), dH.g());
+          check("swigluBackward " + dt + " M=" + m + " F=" + f, dH, tol(dt));
+        }
       }
-    }
   }
 }

@@ -33,6 +33,8 @@ class CudnnAttentionTest {
 
   @BeforeAll
   static void load() {
+    Assumptions.assumeFalse(
+        "0".equals(System.getenv("MOETUNE_TEST_CUDNN")), "cuDNN tests off (MOETUNE_TEST_CUDNN=0)");
     CudaBackend g = gpu();
     try {
       cudnn = new CudnnAttention(new Cudnn(g.streamAddress()));
