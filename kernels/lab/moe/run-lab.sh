@@ -29,7 +29,7 @@ for b in moe_lab moe_lab_bk64 moe_lab_wg; do
   timeout "${LAB_TIMEOUT:-120}" "$bin/$b" 1000 136 264 7 3 517 264 136 5 1 $shapes 2>&1 | tee "$out/lab-$b.txt"
 done
 if [ "${NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
-  for k in scatter2scatter_bf16_kernel2 scatter2scatter_wgmma_kernel3; do
+  for k in scatter2scatter_bf16_kernel2 scatter2scatter_wgmma_n256_kernel3; do
     timeout 240 ncu --clock-control none --kernel-name "$k" --launch-skip 2 --launch-count 1 \
       --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
       --section WarpStateStats --section Occupancy \

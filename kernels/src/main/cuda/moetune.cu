@@ -11,6 +11,7 @@
 #include "group.cu"
 #include "groupxty.cu"
 #include "moe_mma.cu"
+#include "moe_wgmma.cu"
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"

@@ -37,6 +37,7 @@ public final class CudaBackend implements Backend {
   private final String deviceName;
   private final long totalMemory;
   private final int multiprocessors;
+  private final int computeCapability;
   private final DeviceAllocator allocator = new DeviceAllocator();
   private final KernelModule kernels;
   private final Cublas cublas;
@@ -88,6 +89,18 @@ public final class CudaBackend implements Backend {
         "cuDeviceGetAttribute",
         "multiprocessor count");
     multiprocessors = sms[0];
+    int[] major = new int[1], minor = new int[1];
+    Driver.check(
+        JCudaDriver.cuDeviceGetAttribute(
+            major, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
+        "cuDeviceGetAttribute",
+        "compute capability");
+    Driver.check(
+        JCudaDriver.cuDeviceGetAttribute(
+            minor, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
+        "cuDeviceGetAttribute",
+        "compute capability");
+    computeCapability = major[0] * 10 + minor[0];
     Driver.check(
         JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING),
         "cuStreamCreate",
@@ -138,6 +151,16 @@ public final class CudaBackend implements Backend {
   /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
   int multiprocessors() {
     return multiprocessors;
+  }
+
+  /** Compute capability as major * 10 + minor (90 on Hopper, where the sm_90a kernels run). */
+  int computeCapability() {
+    return computeCapability;
+  }
+
+  /** The MoE ops (tests and benchmarks switch their kernel family). */
+  MoeOps moe() {
+    return moe;
   }
 
   /** A grid for a grid-stride loop over n elements with 256 threads per block. */

@@ -22,11 +22,109 @@ final class MoeOps {
   // its per-block expert table takes (2E + 1) ints of shared memory next to the 80 KiB of stages;
   // up to 4096 experts two blocks still fit an SM (beyond, variant 1 runs)
   private static final int MM_MAX_EXPERTS = 4096;
+  // moe_wgmma.cu (variant 3: sm_90a wgmma): wg_smem_bytes(256, 4) and wg_smem_bytes(128, 3); the
+  // MN-major descriptors' leading byte offset (one 64-column slab of a tile)
+  private static final int WG_N256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024,
+      WG_N128_SMEM = 3 * (128 + 128) * 64 * 2 + 1024,
+      WG_SLAB = 8192;
+
+  /**
+   * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
+   * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): variant 3
+   * (wgmma, sm_90a) on compute capability 9.0, variant 2 (mma.sync) elsewhere.
+   */
+  enum Kernel {
+    AUTO,
+    /** Variant 2 (moe_mma.cu) for every product. */
+    V2,
+    /** Variant 3 with 128 x 256 tiles for every product (compute capability 9.0 only). */
+    N256,
+    /** Variant 3 with 128 x 128 tiles for every product (compute capability 9.0 only). */
+    N128;
+
+    static Kernel fromEnv(String value) {
+      if (value == null || value.isBlank()) {
+        return AUTO;
+      }
+      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+        case "auto" -> AUTO;
+        case "v2" -> V2;
+        case "n256" -> N256;
+        case "n128" -> N128;
+        default ->
+            throw new IllegalArgumentException(
+                "MOETUNE_MOE_KERNEL="
+                    + value
+                    + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256"
+                    + " or n128 (wgmma, Hopper only)");
+      };
+    }
+  }
+
+  /** The bf16 product kinds, each with its own measured choice. */
+  enum Product {
+    /** x W^T (the forward products). */
+    FORWARD,
+    /** x W (the dX products). */
+    DX,
+    /** dy^T x grouped over rows (the weight gradients). */
+    DW
+  }
 
   private final CudaBackend b;
+  private Kernel kernel;
 
   MoeOps(CudaBackend b) {
     this.b = b;
+    this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
+  }
+
+  Kernel kernel() {
+    return kernel;
+  }
+
+  /** Tests and benchmarks switch kernel families on one backend. */
+  void kernel(Kernel k) {
+    this.kernel = k;
+  }
+
+  /** Whether this device runs the sm_90a kernels (variant 3). */
+  boolean hopper() {
+    return b.computeCapability() == 90;
+  }
+
+  /**
+   * The variant-3 configuration for a product that variant 2 can take, or null for variant 2.
+   * AUTO's per-product choice is the lab's measurement on the H200, 2026-12-02, the three shapes of
+   * issue 10 (kernels/lab/moe/README.md): 128 x 256 tiles (one block per SM) where the output rows
+   * are grouped, and for scattered output rows only over a long k (inDim >= 16384), where the
+   * scattered epilogue that no second block overlaps costs little; 128 x 128 tiles (two blocks per
+   * SM) for the other scattered-output products and the weight gradients.
+   */
+  private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
+    if (!hopper() || experts > MM_MAX_EXPERTS) {
+      if (kernel == Kernel.N256 || kernel == Kernel.N128) {
+        require(
+            hopper(),
+            "MOETUNE_MOE_KERNEL="
+                + kernel.name().toLowerCase(java.util.Locale.ROOT)
+                + " needs compute capability 9.0; "
+                + b.name()
+                + " has "
+                + b.computeCapability()
+                + ": use auto or v2");
+      }
+      return null;
+    }
+    return switch (kernel) {
+      case V2 -> null;
+      case N256, N128 -> kernel;
+      case AUTO ->
+          switch (p) {
+            case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
+            case DW -> Kernel.N128;
+          };
+    };
   }
 
   void routerTopK(Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
@@ -246,6 +344,39 @@ final class MoeOps {
       // space that each block builds from the sorted expert indices; variant 1 (rows not a
       // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
       // its grid is an upper bound
+      Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
+      if (wg != null) {
+        int bn = wg == Kernel.N256 ? 256 : 128;
+        long wgTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
+        b.launch(
+            wg == Kernel.N256
+                ? "scatter2scatter_wgmma_n256_kernel3"
+                : "scatter2scatter_wgmma_n128_kernel3",
+            shapes,
+            Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()),
+            1,
+            1,
+            256,
+            (wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4,
+            xt.address(),
+            wt.address(),
+            b.ptr(bias, op, "bias"),
+            dt(bias, op, "bias"),
+            yt.address(),
+            dt(yt, op, "y"),
+            se.address(),
+            ss.address(),
+            (int) m,
+            (int) e,
+            (int) in,
+            (int) out,
+            transW ? 1 : 0,
+            fanOut,
+            groupedIn ? 1 : 0,
+            groupedOut ? 1 : 0,
+            WG_SLAB);
+        return;
+      }
       long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
       b.launch(
           v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel",
@@ -377,22 +508,43 @@ final class MoeOps {
         op + ": too many experts or output rows for the grid: " + w.describe());
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
-      int tile = v2 ? MM_TILE : TC_TILE;
-      b.launch(
-          v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel",
-          "x " + xt.describe() + " dy " + g.describe(),
-          (i + tile - 1) / tile,
-          (o + tile - 1) / tile,
-          e,
-          256,
-          v2 ? MM_SMEM_BYTES : 0,
-          xt.address(),
-          g.address(),
-          off.address(),
-          w.address(),
-          dt(w, op, "dW"),
-          (int) i,
-          (int) o);
+      Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
+      if (wg != null) {
+        int bn = wg == Kernel.N256 ? 256 : 128;
+        b.launch(
+            wg == Kernel.N256 ? "group_xty_wgmma_n256_kernel3" : "group_xty_wgmma_n128_kernel3",
+            "x " + xt.describe() + " dy " + g.describe(),
+            (i + bn - 1) / bn,
+            (o + MM_TILE - 1) / MM_TILE,
+            e,
+            256,
+            wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM,
+            xt.address(),
+            g.address(),
+            off.address(),
+            w.address(),
+            dt(w, op, "dW"),
+            (int) i,
+            (int) o,
+            WG_SLAB);
+      } else {
+        int tile = v2 ? MM_TILE : TC_TILE;
+        b.launch(
+            v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel",
+            "x " + xt.describe() + " dy " + g.describe(),
+            (i + tile - 1) / tile,
+            (o + tile - 1) / tile,
+            e,
+            256,
+            v2 ? MM_SMEM_BYTES : 0,
+            xt.address(),
+            g.address(),
+            off.address(),
+            w.address(),
+            dt(w, op, "dW"),
+            (int) i,
+            (int) o);
+      }
     } else {
       b.launch(
           "group_xty_kernel",

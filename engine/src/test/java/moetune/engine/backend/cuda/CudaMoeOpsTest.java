@@ -13,6 +13,7 @@ import static moetune.engine.backend.cuda.GpuTesting.tol;
 
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -227,16 +228,33 @@ class CudaMoeOpsTest {
    * tile, column tile) pairs than it launches blocks (two per SM), k loops far longer than its
    * pipeline, partial tiles in rows, columns and k, and an expert with no rows.
    */
-  @Test
-  void bf16ProductsSpanManyTilesAndStages() {
-    gpu();
+  @ParameterizedTest
+  @EnumSource(
+      value = MoeOps.Kernel.class,
+      names = {"V2", "N256", "N128"})
+  void bf16ProductsSpanManyTilesAndStages(MoeOps.Kernel kernel) {
+    MoeOps moe = gpu().moe();
+    Assumptions.assumeTrue(
+        kernel == MoeOps.Kernel.V2 || moe.hopper(),
+        "variant 3 (" + kernel + ") needs compute capability 9.0");
+    MoeOps.Kernel before = moe.kernel();
+    moe.kernel(kernel);
+    try {
+      bf16Products(kernel);
+    } finally {
+      moe.kernel(before);
+    }
+  }
+
+  private void bf16Products(MoeOps.Kernel kernel) {
     int d = 264, f = 1064; // 264 = 8 * 33 (a partial k step), 1064 = 8 * 133
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
       for (boolean transW : new boolean[] {true, false}) {
         long in = transW ? d : f, out = transW ? f : d;
         boolean gIn = !transW, gOut = transW;
-        String what = "scatter2scatter BF16 N=2000 k=2 transW=" + transW + " groupedIn=" + gIn;
+        String what =
+            kernel + " scatter2scatter BF16 N=2000 k=2 transW=" + transW + " groupedIn=" + gIn;
         try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
             Pair w = randn(DType.BF16, 0.1, E, f, d);
             Pair y = poisoned(DType.BF16, m, out)) {
@@ -272,7 +290,7 @@ class CudaMoeOpsTest {
           Pair dW = randn(DType.F32, 1, E, f, d)) {
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null);
-        check("groupXtY BF16 N=2000 k=2 dW", dW, tol(DType.BF16));
+        check(kernel + " groupXtY BF16 N=2000 k=2 dW", dW, tol(DType.BF16));
       }
     }
   }

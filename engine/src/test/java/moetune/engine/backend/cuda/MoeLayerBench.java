@@ -25,10 +25,24 @@ public final class MoeLayerBench {
     if (shapes.isEmpty()) shapes = MoeLayerBenchmark.DEFAULT_SHAPES;
     try (CudaBackend g = new CudaBackend(0, false)) {
       System.out.println("MoE layer bench on " + g.describe());
-      System.out.println(MoeLayerBenchmark.header(false, ""));
-      for (Shape s : shapes) {
-        System.out.println(MoeLayerBenchmark.row(MoeLayerBenchmark.run(g, s, 7, 5), false, 0));
+      // on Hopper both kernel families in the same run: variant 2 everywhere, then the default
+      // (MOE_BENCH_V2=0: the default alone)
+      MoeOps.Kernel chosen = g.moe().kernel();
+      List<MoeOps.Kernel> kernels =
+          g.moe().hopper()
+                  && chosen != MoeOps.Kernel.V2
+                  && !"0".equals(System.getenv("MOE_BENCH_V2"))
+              ? List.of(MoeOps.Kernel.V2, chosen)
+              : List.of(chosen);
+      for (MoeOps.Kernel k : kernels) {
+        g.moe().kernel(k);
+        System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT));
+        System.out.println(MoeLayerBenchmark.header(false, ""));
+        for (Shape s : shapes) {
+          System.out.println(MoeLayerBenchmark.row(MoeLayerBenchmark.run(g, s, 7, 5), false, 0));
+        }
       }
+      g.moe().kernel(chosen);
     }
   }
 }
