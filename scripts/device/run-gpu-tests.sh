@@ -15,6 +15,8 @@ launcher=lib/junit-platform-console-standalone-1.14.1.jar
 fixtures=""
 for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
 jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")
+# SEED=N replays a run's random inputs (the tests print the seed they used)
+[ -n "${SEED:-}" ] && jopts+=(-Dmoetune.seed="$SEED")
 select_tests=${SELECT:-"--select-package=moetune.engine.backend.cuda --select-class=moetune.engine.model.MixtralModelGpuTest"}
 t0=$(date +%s)
 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" $select_tests --include-tag=gpu \

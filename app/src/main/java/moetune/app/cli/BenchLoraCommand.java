@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import moetune.app.run.Devices;
 import moetune.engine.bench.LoraBench;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.Recompute;
 import moetune.engine.tensor.DType;
 import picocli.CommandLine.Command;

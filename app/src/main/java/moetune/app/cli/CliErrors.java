@@ -4,7 +4,7 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import moetune.app.config.ConfigException;
 import moetune.datasets.DatasetException;
-import moetune.engine.io.CheckpointException;
+import moetune.engine.hf.CheckpointException;
 import moetune.templates.TemplateException;
 
 /**

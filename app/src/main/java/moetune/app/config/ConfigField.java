@@ -1,6 +1,7 @@
 package moetune.app.config;
 
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
  * One field of the run config: its key (also its flag, {@code --key}), type, default, the valid
@@ -19,6 +20,9 @@ import java.util.List;
  * @param help one line for --help
  * @param aliases other names of the field (axolotl's, transformers' TrainingArguments', ...),
  *     accepted in files and as flags; every name may also be written with {@code _} for {@code -}
+ * @param rule the field's own check after its type's (device names, freeze words, ...): returns the
+ *     value to keep (possibly normalised) or throws IllegalArgumentException with a message that
+ *     the parser prefixes with the file (or flag) and the field
  */
 public record ConfigField(
     String key,
@@ -30,40 +34,69 @@ public record ConfigField(
     Double max,
     boolean required,
     String help,
-    List<String> aliases) {
+    List<String> aliases,
+    UnaryOperator<Object> rule) {
 
   static ConfigField of(String key, FieldType type, Object def, String help) {
-    return new ConfigField(key, type, def, List.of(), null, false, null, false, help, List.of());
+    return new ConfigField(
+        key, type, def, List.of(), null, false, null, false, help, List.of(), v -> v);
+  }
+
+  /** This field with its own check after the type's (see {@link #rule}). */
+  ConfigField rule(UnaryOperator<Object> r) {
+    return new ConfigField(
+        key, type, defaultValue, choices, min, minExclusive, max, required, help, aliases, r);
   }
 
   ConfigField makeRequired() {
     return new ConfigField(
-        key, type, defaultValue, choices, min, minExclusive, max, true, help, aliases);
+        key, type, defaultValue, choices, min, minExclusive, max, true, help, aliases, rule);
   }
 
   ConfigField choices(String... words) {
     return new ConfigField(
-        key, type, defaultValue, List.of(words), min, minExclusive, max, required, help, aliases);
+        key,
+        type,
+        defaultValue,
+        List.of(words),
+        min,
+        minExclusive,
+        max,
+        required,
+        help,
+        aliases,
+        rule);
   }
 
   ConfigField atLeast(double v) {
     return new ConfigField(
-        key, type, defaultValue, choices, v, false, max, required, help, aliases);
+        key, type, defaultValue, choices, v, false, max, required, help, aliases, rule);
   }
 
   ConfigField above(double v) {
-    return new ConfigField(key, type, defaultValue, choices, v, true, max, required, help, aliases);
+    return new ConfigField(
+        key, type, defaultValue, choices, v, true, max, required, help, aliases, rule);
   }
 
   ConfigField atMost(double v) {
     return new ConfigField(
-        key, type, defaultValue, choices, min, minExclusive, v, required, help, aliases);
+        key, type, defaultValue, choices, min, minExclusive, v, required, help, aliases, rule);
   }
 
   /** Other names of this field, written in snake_case as axolotl and transformers spell them. */
   ConfigField aliases(String... names) {
     return new ConfigField(
-        key, type, defaultValue, choices, min, minExclusive, max, required, help, List.of(names));
+        key,
+        type,
+        defaultValue,
+        choices,
+        min,
+        minExclusive,
+        max,
+        required,
+        help,
+        List.of(names),
+        rule);
   }
 
   /** A name as the lookup compares it: lower case, {@code _} read as {@code -}. */

@@ -11,8 +11,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
 import moetune.engine.model.Recompute;
@@ -152,19 +150,7 @@ public final class RunConfig {
 
   @SuppressWarnings("unchecked")
   public FreezeSpec freeze() {
-    boolean router = false;
-    boolean attention = false;
-    boolean embeddings = false;
-    Set<Integer> layers = new TreeSet<>();
-    for (String w : (List<String>) values.get("freeze")) {
-      switch (w) {
-        case "router" -> router = true;
-        case "attention" -> attention = true;
-        case "embeddings" -> embeddings = true;
-        default -> layers.addAll(RunConfigParser.parseLayers(w));
-      }
-    }
-    return new FreezeSpec(router, attention, embeddings, layers);
+    return FreezeSpec.parse((List<String>) values.get("freeze"));
   }
 
   /**
@@ -205,33 +191,34 @@ public final class RunConfig {
 
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */
   public TrainOptions trainOptions(double auxLossCoef) {
-    return new TrainOptions(
-            (Integer) values.get("micro-batch"),
-            (Integer) values.get("grad-accum"),
-            (Integer) values.get("epochs"),
-            (Long) values.get("max-steps"),
+    return TrainOptions.builder(
             new AdamWOptions(
                 (Double) values.get("lr"),
                 (Double) values.get("beta1"),
                 (Double) values.get("beta2"),
                 (Double) values.get("eps"),
                 (Double) values.get("weight-decay"),
-                AdamWOptions.Decay.parse((String) values.get("decay"))),
-            LrSchedule.Kind.parse((String) values.get("schedule")),
-            (Long) values.get("warmup-steps"),
-            (Double) values.get("min-lr-ratio"),
-            (Double) values.get("clip"),
-            auxLossCoef,
-            routerZLossCoef(),
-            freeze(),
-            (Long) values.get("eval-every"),
-            (Long) values.get("checkpoint-every"),
-            (Integer) values.get("keep-last"),
-            seed(),
-            (Boolean) values.get("shuffle"))
-        .withOnNonFinite(
+                AdamWOptions.Decay.parse((String) values.get("decay"))))
+        .microBatch((Integer) values.get("micro-batch"))
+        .gradAccum((Integer) values.get("grad-accum"))
+        .epochs((Integer) values.get("epochs"))
+        .maxSteps((Long) values.get("max-steps"))
+        .schedule(LrSchedule.Kind.parse((String) values.get("schedule")))
+        .warmupSteps((Long) values.get("warmup-steps"))
+        .minLrRatio((Double) values.get("min-lr-ratio"))
+        .clipNorm((Double) values.get("clip"))
+        .auxLossCoef(auxLossCoef)
+        .routerZLossCoef(routerZLossCoef())
+        .freeze(freeze())
+        .evalEvery((Long) values.get("eval-every"))
+        .checkpointEvery((Long) values.get("checkpoint-every"))
+        .keepLast((Integer) values.get("keep-last"))
+        .seed(seed())
+        .shuffle((Boolean) values.get("shuffle"))
+        .onNonFinite(
             OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)))
-        .withRecompute(Recompute.parse((String) values.get("recompute")));
+        .recompute(Recompute.parse((String) values.get("recompute")))
+        .build();
   }
 
   /**

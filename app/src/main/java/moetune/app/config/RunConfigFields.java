@@ -10,9 +10,14 @@ import static moetune.app.config.FieldType.LIST;
 import static moetune.app.config.FieldType.LONG;
 import static moetune.app.config.FieldType.STRING;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Pattern;
+import moetune.engine.model.LoraConfig;
+import moetune.engine.train.FreezeSpec;
 
 /** Every field of a run config, in the order they are printed. */
 public final class RunConfigFields {
@@ -144,11 +149,8 @@ public final class RunConfigFields {
                       + " layer's attention), layer (keep only each layer's input and rerun the"
                       + " layer: least memory, one more forward)")
               .choices("none", "attention", "layer"),
-          of(
-              "freeze",
-              LIST,
-              List.of(),
-              "frozen parameters: router, attention, embeddings, layer:N, layer:A-B"),
+          of("freeze", LIST, List.of(), "frozen parameters: " + FreezeSpec.SYNTAX)
+              .rule(RunConfigFields::freezeWords),
           of(
                   "lora-r",
                   INT,
@@ -171,7 +173,8 @@ public final class RunConfigFields {
                   List.of("q_proj", "k_proj", "v_proj", "o_proj"),
                   "LoRA targets: q_proj, k_proj, v_proj, o_proj, gate (router), w1, w2, w3 (experts;"
                       + " w1 and w3 together)")
-              .aliases("lora_target_modules", "target_modules"),
+              .aliases("lora_target_modules", "target_modules")
+              .rule(RunConfigFields::loraTargets),
           of("use-rslora", BOOL, false, "rsLoRA scaling alpha / sqrt(r) instead of alpha / r")
               .aliases("peft_use_rslora"),
           of(
@@ -193,14 +196,16 @@ public final class RunConfigFields {
                   List.of(),
                   "where metrics go besides metrics.jsonl: tensorboard (event files in out/; W&B:"
                       + " wandb sync --sync-tensorboard OUT)")
-              .aliases("report_to", "use_tensorboard"),
+              .aliases("report_to", "use_tensorboard")
+              .rule(RunConfigFields::reportTo),
           of("seed", LONG, 42L, "seed of the data order and of a new model's weights"),
           of(
               "shuffle",
               BOOL,
               true,
               "visit the training sequences in a new random order each epoch"),
-          of("device", STRING, "auto", "cpu, cuda, cuda:N or auto (the GPU when there is one)"),
+          of("device", STRING, "auto", "cpu, cuda, cuda:N or auto (the GPU when there is one)")
+              .rule(RunConfigFields::device),
           of("precision", CHOICE, "auto", "fp32, bf16, or auto (bf16 on a GPU, fp32 on the CPU)")
               .choices("auto", "fp32", "bf16")
               .aliases("bf16"),
@@ -217,6 +222,56 @@ public final class RunConfigFields {
           of("keep-last", INT, 3, "checkpoints kept on disk (0: all)")
               .atLeast(0)
               .aliases("save_total_limit"));
+
+  // ------------------------------------------------------------ the fields' own rules
+
+  private static final Pattern DEVICE = Pattern.compile("cpu|cuda|cuda:\\d+|auto");
+
+  private static Object device(Object v) {
+    if (!DEVICE.matcher((String) v).matches()) {
+      throw new IllegalArgumentException(
+          "'" + v + "' is not a device; use cpu, cuda, cuda:N or auto");
+    }
+    return v;
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Object freezeWords(Object v) {
+    FreezeSpec.parse((List<String>) v); // throws naming the bad word
+    return v;
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Object loraTargets(Object v) {
+    for (String w : (List<String>) v) {
+      if (!LoraConfig.ALL_TARGETS.contains(w)) {
+        throw new IllegalArgumentException(
+            "'" + w + "' is not one of " + String.join(",", LoraConfig.ALL_TARGETS));
+      }
+    }
+    return v;
+  }
+
+  /** tensorboard (kept once) or none (dropped); wandb gets the way to reach it. */
+  @SuppressWarnings("unchecked")
+  private static Object reportTo(Object v) {
+    List<String> kept = new ArrayList<>();
+    for (String w : (List<String>) v) {
+      String lw = w.toLowerCase(Locale.ROOT);
+      if (lw.equals("wandb")) {
+        throw new IllegalArgumentException(
+            "'wandb' is not written directly; use tensorboard and upload with"
+                + " wandb sync --sync-tensorboard OUT");
+      }
+      if (!lw.equals("tensorboard") && !lw.equals("none")) {
+        throw new IllegalArgumentException("'" + w + "' is not one of tensorboard, none");
+      }
+      if (lw.equals("tensorboard") && !kept.contains(lw)) {
+        kept.add(lw);
+      }
+    }
+    return List.copyOf(kept);
+  }
 
   private static final Map<String, ConfigField> BY_KEY = new LinkedHashMap<>();
   private static final Map<String, ConfigField> BY_NAME = new LinkedHashMap<>();

@@ -17,11 +17,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.function.Consumer;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import moetune.engine.model.LoraConfig;
 
 /**
  * Reads a run config from a JSON or YAML file and flags ({@code --lr 1e-4} overrides the file's
@@ -32,8 +28,6 @@ import moetune.engine.model.LoraConfig;
  * dot as a string, so this must work). Relative paths are taken from the current directory.
  */
 public final class RunConfigParser {
-  private static final Pattern LAYERS = Pattern.compile("layers?:(\\d+)(?:-(\\d+))?");
-  private static final Pattern DEVICE = Pattern.compile("cpu|cuda|cuda:\\d+|auto");
 
   private RunConfigParser() {}
 
@@ -244,16 +238,25 @@ public final class RunConfigParser {
       }
       return f.defaultValue();
     }
-    return switch (f.type()) {
-      case STRING -> checkString(f, text(n, where, "a string"), where);
-      case CHOICE -> choice(f, text(n, where, "one of " + String.join(", ", f.choices())), where);
-      case BOOL -> bool(n, where);
-      case INT -> Math.toIntExact(checkRange(f, integer(n, where), where));
-      case LONG -> checkRange(f, integer(n, where), where);
-      case DOUBLE -> checkRange(f, number(n, where), where);
-      case LIST -> words(f, n, where);
-      case DATASETS -> datasets(n, where, unknown);
-    };
+    Object v =
+        switch (f.type()) {
+          case STRING -> checkString(f, text(n, where, "a string"), where);
+          case CHOICE ->
+              choice(f, text(n, where, "one of " + String.join(", ", f.choices())), where);
+          case BOOL -> bool(n, where);
+          case INT -> Math.toIntExact(checkRange(f, integer(n, where), where));
+          case LONG -> checkRange(f, integer(n, where), where);
+          case DOUBLE -> checkRange(f, number(n, where), where);
+          case LIST -> words(n, where);
+          case DATASETS -> datasets(n, where, unknown);
+        };
+    try {
+      return f.rule().apply(v);
+    } catch (ConfigException e) {
+      throw e;
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(where + ": " + e.getMessage(), e);
+    }
   }
 
   private static String text(JsonNode n, String where, String expected) {
@@ -264,10 +267,6 @@ public final class RunConfigParser {
   }
 
   private static String checkString(ConfigField f, String s, String where) {
-    if (f.key().equals("device") && !DEVICE.matcher(s).matches()) {
-      throw new ConfigException(
-          where + ": '" + s + "' is not a device; use cpu, cuda, cuda:N or auto");
-    }
     if (s.isBlank()) {
       throw new ConfigException(where + ": must not be empty (" + f.help() + ")");
     }
@@ -342,7 +341,7 @@ public final class RunConfigParser {
     return v;
   }
 
-  private static List<String> words(ConfigField f, JsonNode n, String where) {
+  private static List<String> words(JsonNode n, String where) {
     List<String> out = new ArrayList<>();
     if (n.isArray()) {
       for (JsonNode e : n) {
@@ -352,52 +351,6 @@ public final class RunConfigParser {
       for (String s : text(n, where, "a list of words").split(",")) {
         if (!s.isBlank()) {
           out.add(s.trim());
-        }
-      }
-    }
-    if (f.key().equals("report-to")) {
-      List<String> kept = new ArrayList<>();
-      for (String w : out) {
-        String lw = w.toLowerCase(Locale.ROOT);
-        if (lw.equals("wandb")) {
-          throw new ConfigException(
-              where
-                  + ": 'wandb' is not written directly; use tensorboard and upload with"
-                  + " wandb sync --sync-tensorboard OUT");
-        }
-        if (!lw.equals("tensorboard") && !lw.equals("none")) {
-          throw new ConfigException(where + ": '" + w + "' is not one of tensorboard, none");
-        }
-        if (lw.equals("tensorboard") && !kept.contains(lw)) {
-          kept.add(lw);
-        }
-      }
-      return List.copyOf(kept);
-    }
-    if (f.key().equals("freeze")) {
-      for (String w : out) {
-        if (!Set.of("router", "attention", "embeddings").contains(w)
-            && !LAYERS.matcher(w).matches()) {
-          throw new ConfigException(
-              where
-                  + ": '"
-                  + w
-                  + "' is not one of router, attention, embeddings, layer:N, layer:A-B");
-        }
-        if (LAYERS.matcher(w).matches()) {
-          try {
-            parseLayers(w);
-          } catch (IllegalArgumentException e) {
-            throw new ConfigException(where + ": " + e.getMessage());
-          }
-        }
-      }
-    }
-    if (f.key().equals("lora-targets")) {
-      for (String w : out) {
-        if (!LoraConfig.ALL_TARGETS.contains(w)) {
-          throw new ConfigException(
-              where + ": '" + w + "' is not one of " + String.join(",", LoraConfig.ALL_TARGETS));
         }
       }
     }
@@ -440,25 +393,6 @@ public final class RunConfigParser {
         values.put(key, List.copyOf(out));
       }
     }
-  }
-
-  /** Layer indices of a freeze word "layer:N" or "layer:A-B". */
-  static Set<Integer> parseLayers(String w) {
-    Matcher m = LAYERS.matcher(w);
-    if (!m.matches()) {
-      throw new IllegalArgumentException("not a layer word: " + w);
-    }
-    int a = Integer.parseInt(m.group(1));
-    int b = m.group(2) == null ? a : Integer.parseInt(m.group(2));
-    if (b < a) {
-      throw new IllegalArgumentException(
-          w + " counts down; give the lower layer first (layer:" + b + "-" + a + ")");
-    }
-    Set<Integer> out = new TreeSet<>();
-    for (int i = a; i <= b; i++) {
-      out.add(i);
-    }
-    return out;
   }
 
   /**

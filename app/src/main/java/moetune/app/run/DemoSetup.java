@@ -8,7 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import moetune.datasets.ByteTokenizerFiles;
 import moetune.datasets.SampleData;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 
 /**
  * The demo run of {@code moetune train --demo}: a tiny Mixtral (hidden 64, 2 layers, 4 experts

@@ -13,12 +13,12 @@ import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ByteTokenizerFiles;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
-import moetune.engine.io.MixtralNames;
 import moetune.engine.model.ExpertShard;
-import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.LoraConfig;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;
@@ -141,7 +141,7 @@ public record ModelSetup(
       long seed,
       LoraConfig lora,
       ExpertShard shard) {
-    MixtralConfig training = MixtralTrainable.trainingConfig(config, run.auxLossCoef());
+    MixtralConfig training = config; // the run's loss weights are set by MixtralTrainable
     ModelOptions options =
         MixtralTrainable.trainingOptions(new ModelOptions(activations, seed), run).withLora(lora);
     if (freshWeights != null) {
@@ -158,7 +158,7 @@ public record ModelSetup(
   }
 
   /** The tensors whose rows are token ids: (V, D) each. */
-  static final List<String> VOCAB_ROWS = List.of("model.embed_tokens.weight", "lm_head.weight");
+  static final List<String> VOCAB_ROWS = List.of(MixtralNames.EMBED, MixtralNames.LM_HEAD);
 
   /**
    * This setup with a tokenizer that has {@code vocabSize - config.vocabSize} more tokens ({@code

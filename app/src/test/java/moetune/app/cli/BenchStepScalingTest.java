@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import moetune.engine.backend.cuda.CudaProbe;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -12,7 +12,7 @@ import java.util.List;
 import java.util.function.Consumer;
 import moetune.app.run.DemoSetup;
 import moetune.datasets.SampleData;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

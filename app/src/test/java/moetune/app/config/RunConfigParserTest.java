@@ -165,6 +165,19 @@ class RunConfigParserTest {
             + " layer:A-B",
         error(tmp, MINIMAL + "freeze: [router, experts]\n", Map.of()));
     assertEquals(
+        "--freeze: 'bias' is not one of router, attention, embeddings, layer:N, layer:A-B",
+        error(tmp, MINIMAL, Map.of("freeze", "router,bias")));
+    assertEquals(
+        "run.yaml: field 'lora-targets': 'up_proj' is not one of"
+            + " q_proj,k_proj,v_proj,o_proj,gate,w1,w2,w3",
+        error(tmp, MINIMAL + "lora-targets: [q_proj, up_proj]\n", Map.of()));
+    assertEquals(
+        "run.yaml: field 'report-to': 'mlflow' is not one of tensorboard, none",
+        error(tmp, MINIMAL + "report-to: mlflow\n", Map.of()));
+    assertEquals(
+        "--device: 'cuda:x' is not a device; use cpu, cuda, cuda:N or auto",
+        error(tmp, MINIMAL, Map.of("device", "cuda:x")));
+    assertEquals(
         "run.yaml: field 'eval-split': must be >= 0 and <= 0.5, got 0.9",
         error(tmp, MINIMAL + "eval-split: 0.9\n", Map.of()));
     assertEquals(

@@ -13,11 +13,11 @@ import java.util.Map;
 import moetune.app.config.ConfigException;
 import moetune.datasets.ByteTokenizerFiles;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsIndex;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.model.Batch;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Floats;
@@ -223,7 +223,7 @@ class ExportRoundTripTest {
     List<Double> seen = new java.util.ArrayList<>();
     Exporter.export(src, tmp.resolve("out"), DType.BF16, 100_000L, seen::add);
     int tensors =
-        moetune.engine.io.MixtralNames.hubShapes(MixtralConfig.load(src.resolve("config.json")))
+        moetune.engine.hf.MixtralNames.hubShapes(MixtralConfig.load(src.resolve("config.json")))
             .size();
     // 0 first, one value as each tensor is requested, then 1 once the directory is in place
     assertEquals(tensors + 2, seen.size(), seen.toString());

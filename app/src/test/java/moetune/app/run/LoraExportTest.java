@@ -12,8 +12,8 @@ import java.util.List;
 import java.util.Set;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
-import moetune.engine.io.MixtralNames;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.LoraWeights;
@@ -40,24 +40,25 @@ class LoraExportTest {
   static final int[][] IDS = ExportRoundTripTest.IDS;
 
   static TrainOptions options(long steps) {
-    return new TrainOptions(
-        2,
-        1,
-        1,
-        steps,
-        new AdamWOptions(2e-2, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.NO_NORMS_NO_BIAS),
-        LrSchedule.Kind.CONSTANT,
-        0,
-        0.0,
-        1.0,
-        0.02,
-        0.0,
-        FreezeSpec.NONE,
-        0,
-        0,
-        0,
-        5,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(2e-2, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.NO_NORMS_NO_BIAS))
+        .microBatch(2)
+        .gradAccum(1)
+        .epochs(1)
+        .maxSteps(steps)
+        .schedule(LrSchedule.Kind.CONSTANT)
+        .warmupSteps(0)
+        .minLrRatio(0.0)
+        .clipNorm(1.0)
+        .auxLossCoef(0.02)
+        .routerZLossCoef(0.0)
+        .freeze(FreezeSpec.NONE)
+        .evalEvery(0)
+        .checkpointEvery(0)
+        .keepLast(0)
+        .seed(5)
+        .shuffle(true)
+        .build();
   }
 
   static SequenceSource data() {

@@ -21,6 +21,9 @@ public record AdamWCoefficients(
 
   public static AdamWCoefficients of(
       float lr, float beta1, float beta2, float eps, float weightDecay, int step) {
+    if (step < 1) {
+      throw new IllegalArgumentException("adamwStep: step " + step + " must be >= 1");
+    }
     double lrD = decimal(lr);
     double b1 = decimal(beta1);
     double b2 = decimal(beta2);

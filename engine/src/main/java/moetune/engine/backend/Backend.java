@@ -342,19 +342,11 @@ public interface Backend extends AutoCloseable {
   /**
    * One torch.optim.AdamW step (decoupled weight decay) on F32 master weights: p -= lr * wd * p; m
    * = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 -
-   * b2^t) + eps). param, grad, m, v F32 of equal size; step t >= 1. If lowPrecision is not null (a
-   * BF16 working copy of the weights), it is overwritten with the new param.
+   * b2^t) + eps), with the step's constants computed once on the host ({@link
+   * AdamWCoefficients#of}) so both backends apply the same numbers. param, grad, m, v F32 of equal
+   * size. If lowPrecision is not null (a BF16 working copy of the weights), it is overwritten with
+   * the new param.
    */
   void adamwStep(
-      Tensor param,
-      Tensor grad,
-      Tensor m,
-      Tensor v,
-      float lr,
-      float beta1,
-      float beta2,
-      float eps,
-      float weightDecay,
-      int step,
-      Tensor lowPrecision);
+      Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision);
 }

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Backends;
 import moetune.engine.backend.QueueClock;
@@ -201,7 +202,12 @@ public final class KernelBandwidthBench {
                   p * (16 + 12 + (work == null ? 0 : lb)),
                   () ->
                       be.adamwStep(
-                          param, grad, mo, vo, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t[0], work)));
+                          param,
+                          grad,
+                          mo,
+                          vo,
+                          AdamWCoefficients.of(1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t[0]),
+                          work)));
           rows.add(
               time(
                   clock,

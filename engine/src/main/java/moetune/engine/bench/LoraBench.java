@@ -17,9 +17,9 @@ import java.util.SplittableRandom;
 import java.util.function.Supplier;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.OpProfiler;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.Batch;
 import moetune.engine.model.LoraConfig;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Recompute;
@@ -159,8 +159,7 @@ public final class LoraBench {
         new ModelOptions(act, s.seed(), s.residual()).withLora(lora).withRecompute(s.recompute());
     long t0 = System.nanoTime();
     try (MixtralModel m = MixtralModel.createRandom(s.config(), be, o, s.seed());
-        AdamW opt =
-            new AdamW(m.parameters(), AdamW.Settings.defaults(1e-4f), AdamW.DECAY_MATRICES)) {
+        AdamW opt = new AdamW(m.parameters(), AdamW.Settings.defaults(), AdamW.DECAY_MATRICES)) {
       be.synchronize();
       String plan =
           MemoryPlan.of(m).describe()
@@ -229,7 +228,7 @@ public final class LoraBench {
     m.zeroGrad();
     m.forward(batch);
     m.backward();
-    opt.step();
+    opt.step(1e-4f); // the learning rate torch's reference uses too
   }
 
   private static Batch batch(Settings s) {

@@ -17,8 +17,8 @@ import moetune.engine.backend.Backend;
 import moetune.engine.backend.OpProfiler;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.dist.Communicator;
-import moetune.engine.io.MixtralNames;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;
@@ -233,27 +233,27 @@ public final class StepBench {
     int rank = comm == null ? 0 : comm.rank();
     float lr = 1e-4f;
     TrainOptions o =
-        new TrainOptions(
-            s.microBatch(),
-            1,
-            1,
-            s.warmup() + s.steps() + 1,
-            new AdamWOptions(lr, 0.9, 0.999, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-            LrSchedule.Kind.CONSTANT,
-            0,
-            0.0,
-            1.0,
-            config.routerAuxLossCoef,
-            0.0,
-            FreezeSpec.NONE,
-            0,
-            0,
-            0,
-            s.seed(),
-            false);
+        TrainOptions.builder(new AdamWOptions(lr, 0.9, 0.999, 1e-8, 0.0, AdamWOptions.Decay.ALL))
+            .microBatch(s.microBatch())
+            .gradAccum(1)
+            .epochs(1)
+            .maxSteps(s.warmup() + s.steps() + 1)
+            .schedule(LrSchedule.Kind.CONSTANT)
+            .warmupSteps(0)
+            .minLrRatio(0.0)
+            .clipNorm(1.0)
+            .auxLossCoef(config.routerAuxLossCoef)
+            .routerZLossCoef(0.0)
+            .freeze(FreezeSpec.NONE)
+            .evalEvery(0)
+            .checkpointEvery(0)
+            .keepLast(0)
+            .seed(s.seed())
+            .shuffle(false)
+            .build();
     MixtralModel model =
         MixtralModel.create(
-            MixtralTrainable.trainingConfig(config, o.auxLossCoef()),
+            config,
             weights,
             profiler.backend(),
             MixtralTrainable.trainingOptions(new ModelOptions(s.activations(), s.seed()), o));

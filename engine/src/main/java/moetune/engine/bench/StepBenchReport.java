@@ -11,8 +11,8 @@ import moetune.engine.backend.OpProfiler;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LaunchEnv;
 import moetune.engine.dist.RankGroups;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 

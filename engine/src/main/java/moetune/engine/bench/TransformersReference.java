@@ -11,7 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 
 /**
  * The reference rows of {@code bench step}: runs {@code tools/bench_transformers_step.py}

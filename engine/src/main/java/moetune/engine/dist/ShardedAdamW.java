@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.Backend;
 import moetune.engine.model.Parameters;
 import moetune.engine.optim.AdamW;
@@ -183,6 +184,8 @@ public final class ShardedAdamW implements Optimizer {
     }
     step++;
     Tensor master = params.masterFlat();
+    AdamWCoefficients decayed = AdamW.coefficients(settings, lr, true, step);
+    AdamWCoefficients undecayed = AdamW.coefficients(settings, lr, false, step);
     for (Run r : runs) { // this rank's own experts: no other rank has their gradients or state
       long a = Math.max(replicated, r.offset()), e = r.offset() + r.numel();
       if (a >= e) {
@@ -194,12 +197,7 @@ public final class ShardedAdamW implements Optimizer {
           ownGrad.view(at, e - a),
           ownM.view(at, e - a),
           ownV.view(at, e - a),
-          lr,
-          settings.beta1(),
-          settings.beta2(),
-          settings.eps(),
-          r.decay() ? settings.weightDecay() : 0f,
-          step,
+          r.decay() ? decayed : undecayed,
           null);
     }
     for (ZeroPartition.Bucket b : part.buckets()) {
@@ -215,12 +213,7 @@ public final class ShardedAdamW implements Optimizer {
             g.view(at, e - a),
             m.view(at, e - a),
             v.view(at, e - a),
-            lr,
-            settings.beta1(),
-            settings.beta2(),
-            settings.eps(),
-            r.decay() ? settings.weightDecay() : 0f,
-            step,
+            r.decay() ? decayed : undecayed,
             null);
       }
     }

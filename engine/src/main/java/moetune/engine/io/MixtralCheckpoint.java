@@ -12,8 +12,10 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Function;
-import moetune.engine.model.GenerationConfig;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.CheckpointException;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 
@@ -178,7 +180,7 @@ public final class MixtralCheckpoint implements AutoCloseable {
     Map<String, long[]> hub = MixtralNames.hubShapes(c);
     Map<String, long[]> expected = new LinkedHashMap<>();
     for (Map.Entry<String, long[]> e : hub.entrySet()) {
-      int l = layerOf(e.getKey());
+      int l = MixtralNames.layerOf(e.getKey());
       boolean moe = e.getKey().contains(".block_sparse_moe.");
       if (l >= 0 && fused[l] && moe) {
         expected.putAll(MixtralNames.fusedShapes(c, l));
@@ -245,7 +247,7 @@ public final class MixtralCheckpoint implements AutoCloseable {
     for (Map.Entry<String, long[]> e : hub.entrySet()) {
       String n = e.getKey();
       long[] shape = e.getValue();
-      int l = layerOf(n);
+      int l = MixtralNames.layerOf(n);
       if (l >= 0 && fused[l] && n.contains(".block_sparse_moe.")) {
         MixtralNames.ExpertWeight w = MixtralNames.parseExpert(n);
         if (w == null) { // the router
@@ -270,17 +272,7 @@ public final class MixtralCheckpoint implements AutoCloseable {
   /** Tensors transformers ignores on load: a tied lm_head, rotary inv_freq buffers. */
   private static boolean ignorable(String name, MixtralConfig c) {
     return (c.tieWordEmbeddings && name.equals(MixtralNames.LM_HEAD))
-        || name.endsWith(".self_attn.rotary_emb.inv_freq");
-  }
-
-  /** The layer a "model.layers.N." name belongs to, or -1. */
-  private static int layerOf(String name) {
-    if (!name.startsWith("model.layers.")) {
-      return -1;
-    }
-    int start = "model.layers.".length();
-    int end = name.indexOf('.', start);
-    return Integer.parseInt(name.substring(start, end));
+        || MixtralNames.isRotaryBuffer(name);
   }
 
   public Path directory() {

@@ -9,8 +9,10 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
-import moetune.engine.model.GenerationConfig;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.CheckpointException;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
+import moetune.engine.hf.CheckpointException;
 import moetune.files.AtomicFiles;
 
 /**

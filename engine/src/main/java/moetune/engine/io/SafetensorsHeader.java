@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import moetune.engine.hf.CheckpointException;
 
 /**
  * A parsed and validated safetensors header: the {@code __metadata__} map and the tensor entries in

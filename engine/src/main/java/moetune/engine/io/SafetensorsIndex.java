@@ -13,6 +13,8 @@ import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import moetune.engine.hf.CheckpointException;
+import moetune.engine.hf.PyJson;
 
 /**
  * {@code model.safetensors.index.json}: {@code {"metadata": {"total_size": bytes, ...},

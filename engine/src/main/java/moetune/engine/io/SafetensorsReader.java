@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import moetune.engine.hf.CheckpointException;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 

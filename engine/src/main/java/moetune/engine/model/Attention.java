@@ -3,6 +3,8 @@ package moetune.engine.model;
 import java.util.SplittableRandom;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -24,12 +26,12 @@ final class Attention {
   private final int headDim;
   private final float theta;
 
-  Attention(Parameters p, String prefix, MixtralConfig c) {
+  Attention(Parameters p, int layer, MixtralConfig c) {
     this.be = p.masterFlat().backend();
-    this.q = new LoraLinear(p, prefix + "self_attn.q_proj");
-    this.k = new LoraLinear(p, prefix + "self_attn.k_proj");
-    this.v = new LoraLinear(p, prefix + "self_attn.v_proj");
-    this.o = new LoraLinear(p, prefix + "self_attn.o_proj");
+    this.q = new LoraLinear(p, MixtralNames.attention(layer, "q_proj"));
+    this.k = new LoraLinear(p, MixtralNames.attention(layer, "k_proj"));
+    this.v = new LoraLinear(p, MixtralNames.attention(layer, "v_proj"));
+    this.o = new LoraLinear(p, MixtralNames.attention(layer, "o_proj"));
     this.heads = c.numAttentionHeads;
     this.kvHeads = c.numKeyValueHeads;
     this.headDim = c.headDim();

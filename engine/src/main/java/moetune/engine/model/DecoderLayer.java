@@ -3,6 +3,8 @@ package moetune.engine.model;
 import java.util.SplittableRandom;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -32,14 +34,13 @@ final class DecoderLayer {
 
   DecoderLayer(Parameters p, int index, MixtralConfig c, DType act) {
     this.act = act;
-    String prefix = "model.layers." + index + ".";
     this.be = p.masterFlat().backend();
-    this.attention = new Attention(p, prefix, c);
-    this.moe = new SparseMoeBlock(p, prefix, c);
-    this.norm1 = p.weight(prefix + "input_layernorm.weight");
-    this.norm2 = p.weight(prefix + "post_attention_layernorm.weight");
-    this.gNorm1 = p.grad(prefix + "input_layernorm.weight");
-    this.gNorm2 = p.grad(prefix + "post_attention_layernorm.weight");
+    this.attention = new Attention(p, index, c);
+    this.moe = new SparseMoeBlock(p, index, c);
+    this.norm1 = p.weight(MixtralNames.inputNorm(index));
+    this.norm2 = p.weight(MixtralNames.postAttentionNorm(index));
+    this.gNorm1 = p.grad(MixtralNames.inputNorm(index));
+    this.gNorm2 = p.grad(MixtralNames.postAttentionNorm(index));
     this.eps = (float) c.rmsNormEps;
   }
 

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import moetune.engine.hf.MixtralConfig;
 
 /**
  * LoRA (Hu et al. 2021) with PEFT's semantics: for a target weight W (out, in), the layer computes

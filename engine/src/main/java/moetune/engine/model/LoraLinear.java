@@ -2,6 +2,7 @@ package moetune.engine.model;
 
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
@@ -33,15 +34,15 @@ final class LoraLinear {
 
   /** The layer whose weight is {@code base + ".weight"}, with its adapter when p has one. */
   LoraLinear(Parameters p, String base) {
-    this.w = p.weight(base + ".weight");
-    this.gw = p.grad(base + ".weight");
+    this.w = p.weight(MixtralNames.weight(base));
+    this.gw = p.grad(MixtralNames.weight(base));
     this.be = w.backend();
-    String an = base + ".lora_A.weight";
+    String an = MixtralNames.lora(base, "A");
     if (p.has(an)) {
       this.a = p.weight(an);
-      this.b = p.weight(base + ".lora_B.weight");
+      this.b = p.weight(MixtralNames.lora(base, "B"));
       this.ga = p.grad(an);
-      this.gb = p.grad(base + ".lora_B.weight");
+      this.gb = p.grad(MixtralNames.lora(base, "B"));
       this.scaling = p.lora().scaling();
       this.dropout = (float) p.lora().dropout();
     } else {

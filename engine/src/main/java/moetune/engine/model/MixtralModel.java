@@ -14,6 +14,9 @@ import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -36,10 +39,11 @@ import moetune.engine.tensor.Tensor;
  * letters: B rows, T tokens per row, N = B*T, D hidden, V vocabulary, L layers, E experts, K
  * experts per token.
  *
- * <p>Losses: total = ce + router_aux_loss_coef * aux + routerZLossCoef * z (see {@link Loss}). The
- * z term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2,
- * averaged over layers and tokens: one mean over all L*N router rows, padding excluded by the same
- * row mask as the aux loss. Its coefficient is {@link ModelOptions#routerZLossCoef}.
+ * <p>Losses: total = ce + aux coefficient * aux + z coefficient * z (see {@link Loss}, {@link
+ * LossWeights}; a trainer sets its run's, a model on its own uses config.json's aux one). The z
+ * term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2, averaged
+ * over layers and tokens: one mean over all L*N router rows, padding excluded by the same row mask
+ * as the aux loss.
  *
  * <p>Not thread-safe: one forward/backward at a time.
  */
@@ -56,11 +60,13 @@ public final class MixtralModel implements AutoCloseable {
   private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
   private GenerationConfig generation; // from the loaded directory, or null
   private Step step; // the last forward's state, until backward or the next forward
+  private LossWeights lossWeights; // the router losses' weights in the total
 
   private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
     this.config = config;
     this.be = be;
     this.options = options;
+    this.lossWeights = LossWeights.of(config);
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
@@ -198,7 +204,7 @@ public final class MixtralModel implements AutoCloseable {
     try {
       Map<String, Long> covered = new LinkedHashMap<>();
       for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
-        if (config.tieWordEmbeddings && w.getKey().equals("lm_head.weight")) {
+        if (config.tieWordEmbeddings && w.getKey().equals(MixtralNames.LM_HEAD)) {
           continue;
         }
         if (LoraWeights.isAdapterName(w.getKey())) {
@@ -321,6 +327,19 @@ public final class MixtralModel implements AutoCloseable {
 
   public ModelOptions options() {
     return options;
+  }
+
+  /** The router losses' weights in the total (the config's aux coefficient unless set). */
+  public LossWeights lossWeights() {
+    return lossWeights;
+  }
+
+  /**
+   * Sets the router losses' weights for the next forward and backward: a trainer passes its run's
+   * (TrainOptions' aux and z-loss coefficients).
+   */
+  public void setLossWeights(LossWeights w) {
+    this.lossWeights = java.util.Objects.requireNonNull(w, "lossWeights");
   }
 
   /** Master weights, gradients and the working copy, as flat buffers with named views. */
@@ -465,7 +484,7 @@ public final class MixtralModel implements AutoCloseable {
       }
       s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     }
-    float zCoef = (float) options.routerZLossCoef();
+    float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
       be.crossEntropy(s.logits, s.targets, losses, null, 0f);
@@ -479,7 +498,7 @@ public final class MixtralModel implements AutoCloseable {
         v[1] =
             GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
       }
-      float total = v[0] + (float) config.routerAuxLossCoef * v[1];
+      float total = v[0] + (float) lossWeights.aux() * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
       }
@@ -588,7 +607,7 @@ public final class MixtralModel implements AutoCloseable {
     }
 
     Tensor dProbs = null; // F32 (L*N, E)
-    float auxScale = (float) config.routerAuxLossCoef * scale;
+    float auxScale = (float) lossWeights.aux() * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
@@ -599,7 +618,7 @@ public final class MixtralModel implements AutoCloseable {
               s.topIdx,
               s.rowMask,
               dProbs,
-              (float) config.routerAuxLossCoef,
+              (float) lossWeights.aux(),
               scale);
         } else {
           be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
@@ -607,7 +626,7 @@ public final class MixtralModel implements AutoCloseable {
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
-    float zScale = (float) options.routerZLossCoef() * scale;
+    float zScale = (float) lossWeights.z() * scale;
     if (zScale != 0f) {
       dZLogits = be.zeros(DType.F32, s.routerLogits.shape()); // routerZLoss accumulates (+=)
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
@@ -951,7 +970,7 @@ public final class MixtralModel implements AutoCloseable {
     try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
         Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
       x = be.empty(options.residual(), n, d);
-      be.embeddingForward(idsT, params.weight("model.embed_tokens.weight"), x);
+      be.embeddingForward(idsT, params.weight(MixtralNames.EMBED), x);
       for (int l = 0; l < layers.length; l++) {
         Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
         x.close();
@@ -968,7 +987,7 @@ public final class MixtralModel implements AutoCloseable {
       }
       x.close();
       be.rmsnormForward(
-          last, null, params.weight("model.norm.weight"), (float) config.rmsNormEps, normed, rstd);
+          last, null, params.weight(MixtralNames.NORM), (float) config.rmsNormEps, normed, rstd);
       be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
       return be.download(logits).to(DType.F32);
     }
@@ -977,11 +996,11 @@ public final class MixtralModel implements AutoCloseable {
   // ------------------------------------------------------------------ helpers
 
   private Tensor lmHead() {
-    return params.weight(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.weight(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
   private Tensor lmHeadGrad() {
-    return params.grad(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return params.grad(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
   private int window() {

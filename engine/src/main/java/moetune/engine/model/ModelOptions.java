@@ -15,9 +15,6 @@ import moetune.engine.tensor.DType;
  *     default in every mode (as Megatron's fp32_residual_connection), so that the sum of all
  *     layers' contributions, and the gradient accumulated through them, are not rounded to bf16 at
  *     every layer; or the activation dtype, to save memory
- * @param routerZLossCoef weight of the ST-MoE router z-loss in the total loss (0: off, the default,
- *     and the z-loss is then not even computed). It lives here rather than in {@link MixtralConfig}
- *     because Mixtral's config.json has no such field: it is a training choice.
  * @param frozen which base parameters (fused transformers-5 names) are frozen: stored once in the
  *     activation dtype, without master copy, gradient or optimizer state (see {@link Parameters})
  * @param lora LoRA adapters to train (every base parameter is then frozen), or null
@@ -28,7 +25,6 @@ public record ModelOptions(
     DType activations,
     long seed,
     DType residual,
-    double routerZLossCoef,
     Predicate<String> frozen,
     LoraConfig lora,
     Recompute recompute) {
@@ -44,34 +40,20 @@ public record ModelOptions(
     }
     checkFloat("activations", activations);
     checkFloat("residual", residual);
-    if (!(routerZLossCoef >= 0) || Double.isInfinite(routerZLossCoef)) {
-      throw new IllegalArgumentException(
-          "ModelOptions: routerZLossCoef must be finite and >= 0, got " + routerZLossCoef);
-    }
   }
 
   /** As the canonical constructor without recomputation. */
   public ModelOptions(
-      DType activations,
-      long seed,
-      DType residual,
-      double routerZLossCoef,
-      Predicate<String> frozen,
-      LoraConfig lora) {
-    this(activations, seed, residual, routerZLossCoef, frozen, lora, Recompute.NONE);
+      DType activations, long seed, DType residual, Predicate<String> frozen, LoraConfig lora) {
+    this(activations, seed, residual, frozen, lora, Recompute.NONE);
   }
 
-  /** The given dtypes, seed and z-loss coefficient, nothing frozen, no adapters. */
-  public ModelOptions(DType activations, long seed, DType residual, double routerZLossCoef) {
-    this(activations, seed, residual, routerZLossCoef, NONE_FROZEN, null);
-  }
-
-  /** The given dtypes and seed, without the router z-loss. */
+  /** The given dtypes and seed, nothing frozen, no adapters. */
   public ModelOptions(DType activations, long seed, DType residual) {
-    this(activations, seed, residual, 0.0);
+    this(activations, seed, residual, NONE_FROZEN, null);
   }
 
-  /** The given activation dtype and seed, with a float32 residual stream, without the z-loss. */
+  /** The given activation dtype and seed, with a float32 residual stream. */
   public ModelOptions(DType activations, long seed) {
     this(activations, seed, DType.F32);
   }
@@ -90,32 +72,26 @@ public record ModelOptions(
 
   /** These options with another activation dtype (the residual stream keeps its dtype). */
   public ModelOptions withActivations(DType dtype) {
-    return new ModelOptions(dtype, seed, residual, routerZLossCoef, frozen, lora, recompute);
+    return new ModelOptions(dtype, seed, residual, frozen, lora, recompute);
   }
 
   /** These options with another residual-stream dtype. */
   public ModelOptions withResidual(DType dtype) {
-    return new ModelOptions(activations, seed, dtype, routerZLossCoef, frozen, lora, recompute);
-  }
-
-  /** These options with another router z-loss coefficient (>= 0). */
-  public ModelOptions withRouterZLossCoef(double coef) {
-    return new ModelOptions(activations, seed, residual, coef, frozen, lora, recompute);
+    return new ModelOptions(activations, seed, dtype, frozen, lora, recompute);
   }
 
   /** These options with other frozen base parameters (by fused name). */
   public ModelOptions withFrozen(Predicate<String> which) {
-    return new ModelOptions(activations, seed, residual, routerZLossCoef, which, lora, recompute);
+    return new ModelOptions(activations, seed, residual, which, lora, recompute);
   }
 
   /** These options with LoRA adapters (null: none). */
   public ModelOptions withLora(LoraConfig config) {
-    return new ModelOptions(
-        activations, seed, residual, routerZLossCoef, frozen, config, recompute);
+    return new ModelOptions(activations, seed, residual, frozen, config, recompute);
   }
 
   /** These options with another recomputation mode. */
   public ModelOptions withRecompute(Recompute mode) {
-    return new ModelOptions(activations, seed, residual, routerZLossCoef, frozen, lora, mode);
+    return new ModelOptions(activations, seed, residual, frozen, lora, mode);
   }
 }

@@ -6,9 +6,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -66,12 +66,6 @@ public final class Parameters implements AutoCloseable {
       return name.contains(".lora_A") || name.contains(".lora_B");
     }
   }
-
-  private static final Pattern HUB_EXPERT =
-      Pattern.compile(
-          "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight");
-  private static final Pattern HUB_GATE =
-      Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
 
   private final MixtralConfig config;
   private final LoraConfig lora; // or null
@@ -161,27 +155,26 @@ public final class Parameters implements AutoCloseable {
     long e = c.numLocalExperts;
     long el = shard.perRank(c.numLocalExperts);
     long f = c.intermediateSize;
-    names.add("model.embed_tokens.weight");
+    names.add(MixtralNames.EMBED);
     shapes.add(new long[] {c.vocabSize, d});
     for (int l = 0; l < c.numHiddenLayers; l++) {
-      String p = "model.layers." + l + ".";
-      names.add(p + "self_attn.q_proj.weight");
+      names.add(MixtralNames.weight(MixtralNames.attention(l, "q_proj")));
       shapes.add(new long[] {c.numAttentionHeads * hd, d});
-      names.add(p + "self_attn.k_proj.weight");
+      names.add(MixtralNames.weight(MixtralNames.attention(l, "k_proj")));
       shapes.add(new long[] {c.numKeyValueHeads * hd, d});
-      names.add(p + "self_attn.v_proj.weight");
+      names.add(MixtralNames.weight(MixtralNames.attention(l, "v_proj")));
       shapes.add(new long[] {c.numKeyValueHeads * hd, d});
-      names.add(p + "self_attn.o_proj.weight");
+      names.add(MixtralNames.weight(MixtralNames.attention(l, "o_proj")));
       shapes.add(new long[] {d, c.numAttentionHeads * hd});
-      names.add(p + "mlp.gate.weight");
+      names.add(MixtralNames.fusedRouter(l));
       shapes.add(new long[] {e, d});
-      names.add(p + "mlp.experts.gate_up_proj");
+      names.add(MixtralNames.fusedGateUp(l));
       shapes.add(new long[] {el, 2 * f, d});
-      names.add(p + "mlp.experts.down_proj");
+      names.add(MixtralNames.fusedDown(l));
       shapes.add(new long[] {el, d, f});
     }
     if (!c.tieWordEmbeddings) {
-      names.add("lm_head.weight");
+      names.add(MixtralNames.LM_HEAD);
       shapes.add(new long[] {c.vocabSize, d});
     }
     int baseMatrices = names.size();
@@ -190,12 +183,12 @@ public final class Parameters implements AutoCloseable {
     }
     int loraEnd = names.size();
     for (int l = 0; l < c.numHiddenLayers; l++) {
-      names.add("model.layers." + l + ".input_layernorm.weight");
+      names.add(MixtralNames.inputNorm(l));
       shapes.add(new long[] {d});
-      names.add("model.layers." + l + ".post_attention_layernorm.weight");
+      names.add(MixtralNames.postAttentionNorm(l));
       shapes.add(new long[] {d});
     }
-    names.add("model.norm.weight");
+    names.add(MixtralNames.NORM);
     shapes.add(new long[] {d});
     List<Slice> slices = new ArrayList<>();
     long offset = 0;
@@ -230,8 +223,10 @@ public final class Parameters implements AutoCloseable {
 
   /** Whether a fused name is a layer's expert tensor (gate_up_proj or down_proj). */
   static boolean isExpertTensor(String fusedName) {
-    return fusedName.endsWith(".mlp.experts.gate_up_proj")
-        || fusedName.endsWith(".mlp.experts.down_proj");
+    int l = MixtralNames.layerOf(fusedName);
+    return l >= 0
+        && (fusedName.equals(MixtralNames.fusedGateUp(l))
+            || fusedName.equals(MixtralNames.fusedDown(l)));
   }
 
   /** Which experts this process holds. */
@@ -253,10 +248,8 @@ public final class Parameters implements AutoCloseable {
    * expert ({@code block_sparse_moe.experts.E.wN.weight} with E outside this rank's block).
    */
   public boolean holds(String hfName) {
-    Matcher m = HUB_EXPERT.matcher(hfName);
-    return !m.matches()
-        || !shard.split()
-        || shard.holds(Integer.parseInt(m.group(2)), config.numLocalExperts);
+    MixtralNames.ExpertWeight w = MixtralNames.parseExpert(hfName);
+    return w == null || !shard.split() || shard.holds(w.expert(), config.numLocalExperts);
   }
 
   /**
@@ -303,20 +296,15 @@ public final class Parameters implements AutoCloseable {
     String n = fused.name();
     long d = config.hiddenSize;
     long f = config.intermediateSize;
-    if (n.endsWith(".mlp.experts.gate_up_proj")) {
-      String p = n.substring(0, n.length() - ".mlp.experts.gate_up_proj".length());
-      String b = p + ".block_sparse_moe.experts." + expert + ".";
+    int l = MixtralNames.layerOf(n);
+    if (n.equals(MixtralNames.fusedGateUp(l))) {
       return List.of(
-          new Slice(b + "w1.weight", new long[] {f, d}, 0, fused.frozen()),
-          new Slice(b + "w3.weight", new long[] {f, d}, f * d, fused.frozen()));
+          new Slice(MixtralNames.expert(l, expert, "w1"), new long[] {f, d}, 0, fused.frozen()),
+          new Slice(
+              MixtralNames.expert(l, expert, "w3"), new long[] {f, d}, f * d, fused.frozen()));
     }
-    String p = n.substring(0, n.length() - ".mlp.experts.down_proj".length());
     return List.of(
-        new Slice(
-            p + ".block_sparse_moe.experts." + expert + ".w2.weight",
-            new long[] {d, f},
-            0,
-            fused.frozen()));
+        new Slice(MixtralNames.expert(l, expert, "w2"), new long[] {d, f}, 0, fused.frozen()));
   }
 
   /** The adapters' tensors by moetune name with their shapes, in layout order. */
@@ -340,38 +328,38 @@ public final class Parameters implements AutoCloseable {
     long e = c.numLocalExperts;
     long f = c.intermediateSize;
     for (int l = 0; l < c.numHiddenLayers; l++) {
-      String p = "model.layers." + l + ".";
       long[][] inOut = {
         {d, c.numAttentionHeads * hd},
         {d, c.numKeyValueHeads * hd},
         {d, c.numKeyValueHeads * hd},
         {c.numAttentionHeads * hd, d}
       };
-      String[] proj = {"q_proj", "k_proj", "v_proj", "o_proj"};
-      for (int i = 0; i < proj.length; i++) {
-        if (lora.targets(proj[i])) {
-          names.add(p + "self_attn." + proj[i] + ".lora_A.weight");
+      List<String> proj = MixtralNames.ATTENTION_PROJECTIONS;
+      for (int i = 0; i < proj.size(); i++) {
+        if (lora.targets(proj.get(i))) {
+          String module = MixtralNames.attention(l, proj.get(i));
+          names.add(MixtralNames.lora(module, "A"));
           shapes.add(new long[] {r, inOut[i][0]});
-          names.add(p + "self_attn." + proj[i] + ".lora_B.weight");
+          names.add(MixtralNames.lora(module, "B"));
           shapes.add(new long[] {inOut[i][1], r});
         }
       }
       if (lora.targets("gate")) {
-        names.add(p + "mlp.gate.lora_A.weight");
+        names.add(MixtralNames.lora(MixtralNames.fusedRouterModule(l), "A"));
         shapes.add(new long[] {r, d});
-        names.add(p + "mlp.gate.lora_B.weight");
+        names.add(MixtralNames.lora(MixtralNames.fusedRouterModule(l), "B"));
         shapes.add(new long[] {e, r});
       }
       if (lora.gateUp()) {
-        names.add(p + "mlp.experts.gate_up_proj.lora_A");
+        names.add(MixtralNames.fusedLora(MixtralNames.fusedGateUp(l), "A"));
         shapes.add(new long[] {e, r, d});
-        names.add(p + "mlp.experts.gate_up_proj.lora_B");
+        names.add(MixtralNames.fusedLora(MixtralNames.fusedGateUp(l), "B"));
         shapes.add(new long[] {e, 2 * f, r});
       }
       if (lora.down()) {
-        names.add(p + "mlp.experts.down_proj.lora_A");
+        names.add(MixtralNames.fusedLora(MixtralNames.fusedDown(l), "A"));
         shapes.add(new long[] {e, r, f});
-        names.add(p + "mlp.experts.down_proj.lora_B");
+        names.add(MixtralNames.fusedLora(MixtralNames.fusedDown(l), "B"));
         shapes.add(new long[] {e, d, r});
       }
     }
@@ -489,14 +477,14 @@ public final class Parameters implements AutoCloseable {
     if (s != null) {
       return s;
     }
-    Matcher g = HUB_GATE.matcher(hfName);
-    if (g.matches()) {
-      return renamed(slice("model.layers." + g.group(1) + ".mlp.gate.weight"), hfName);
+    int routerLayer = MixtralNames.parseRouter(hfName);
+    if (routerLayer >= 0) {
+      return renamed(slice(MixtralNames.fusedRouter(routerLayer)), hfName);
     }
-    Matcher m = HUB_EXPERT.matcher(hfName);
-    if (m.matches()) {
-      int layer = Integer.parseInt(m.group(1));
-      int e = Integer.parseInt(m.group(2));
+    MixtralNames.ExpertWeight m = MixtralNames.parseExpert(hfName);
+    if (m != null) {
+      int layer = m.layer();
+      int e = m.expert();
       if (layer >= config.numHiddenLayers || e >= config.numLocalExperts) {
         throw new IllegalArgumentException(
             "'"
@@ -519,18 +507,17 @@ public final class Parameters implements AutoCloseable {
       e -= shard.first(config.numLocalExperts);
       long d = config.hiddenSize;
       long f = config.intermediateSize;
-      String p = "model.layers." + layer + ".mlp.experts.";
-      Slice gu = slice(p + "gate_up_proj");
-      Slice dn = slice(p + "down_proj");
-      return switch (m.group(3)) {
+      Slice gu = slice(MixtralNames.fusedGateUp(layer));
+      Slice dn = slice(MixtralNames.fusedDown(layer));
+      return switch (m.w()) {
         case "w1" -> new Slice(hfName, new long[] {f, d}, gu.offset() + e * 2 * f * d, gu.frozen());
         case "w3" ->
             new Slice(hfName, new long[] {f, d}, gu.offset() + e * 2 * f * d + f * d, gu.frozen());
         default -> new Slice(hfName, new long[] {d, f}, dn.offset() + e * d * f, dn.frozen());
       };
     }
-    if (hfName.equals("lm_head.weight") && config.tieWordEmbeddings) {
-      return renamed(slice("model.embed_tokens.weight"), hfName);
+    if (hfName.equals(MixtralNames.LM_HEAD) && config.tieWordEmbeddings) {
+      return renamed(slice(MixtralNames.EMBED), hfName);
     }
     throw new IllegalArgumentException(
         "no parameter named '"
@@ -559,18 +546,17 @@ public final class Parameters implements AutoCloseable {
     List<String> out = new ArrayList<>();
     for (Slice s : which) {
       String n = s.name();
-      if (n.endsWith(".mlp.gate.weight")) {
-        out.add(n.replace(".mlp.gate.weight", ".block_sparse_moe.gate.weight"));
-      } else if (n.endsWith(".mlp.experts.gate_up_proj")) {
-        String p = n.substring(0, n.length() - ".mlp.experts.gate_up_proj".length());
+      int l = MixtralNames.layerOf(n);
+      if (l >= 0 && n.equals(MixtralNames.fusedRouter(l))) {
+        out.add(MixtralNames.router(l));
+      } else if (l >= 0 && n.equals(MixtralNames.fusedGateUp(l))) {
         for (int e = 0; e < config.numLocalExperts; e++) {
-          out.add(p + ".block_sparse_moe.experts." + e + ".w1.weight");
-          out.add(p + ".block_sparse_moe.experts." + e + ".w3.weight");
+          out.add(MixtralNames.expert(l, e, "w1"));
+          out.add(MixtralNames.expert(l, e, "w3"));
         }
-      } else if (n.endsWith(".mlp.experts.down_proj")) {
-        String p = n.substring(0, n.length() - ".mlp.experts.down_proj".length());
+      } else if (l >= 0 && n.equals(MixtralNames.fusedDown(l))) {
         for (int e = 0; e < config.numLocalExperts; e++) {
-          out.add(p + ".block_sparse_moe.experts." + e + ".w2.weight");
+          out.add(MixtralNames.expert(l, e, "w2"));
         }
       } else if (!s.isLora() || which != slices) {
         out.add(n);

@@ -3,6 +3,8 @@ package moetune.engine.model;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.moe.MoeMlp;
 import moetune.engine.moe.ParallelLinear;
 import moetune.engine.tensor.DType;
@@ -33,11 +35,11 @@ final class SparseMoeBlock {
   private ExpertParallelMoe ep; // null: every expert on this rank
   private final int experts; // E, the model's (this rank may hold a block of them)
 
-  SparseMoeBlock(Parameters p, String prefix, MixtralConfig c) {
+  SparseMoeBlock(Parameters p, int layer, MixtralConfig c) {
     this.be = p.masterFlat().backend();
-    this.router = new LoraLinear(p, prefix + "mlp.gate");
-    String gu = prefix + "mlp.experts.gate_up_proj";
-    String dn = prefix + "mlp.experts.down_proj";
+    this.router = new LoraLinear(p, MixtralNames.fusedRouterModule(layer));
+    String gu = MixtralNames.fusedGateUp(layer);
+    String dn = MixtralNames.fusedDown(layer);
     this.mlp =
         new MoeMlp(
             p.weight(gu),
@@ -71,14 +73,14 @@ final class SparseMoeBlock {
 
   /** The adapter of a fused expert weight, or null when it has none. */
   private static ParallelLinear.Lora expertLora(Parameters p, String name) {
-    if (!p.has(name + ".lora_A")) {
+    if (!p.has(MixtralNames.fusedLora(name, "A"))) {
       return null;
     }
     return new ParallelLinear.Lora(
-        p.weight(name + ".lora_A"),
-        p.weight(name + ".lora_B"),
-        p.grad(name + ".lora_A"),
-        p.grad(name + ".lora_B"),
+        p.weight(MixtralNames.fusedLora(name, "A")),
+        p.weight(MixtralNames.fusedLora(name, "B")),
+        p.grad(MixtralNames.fusedLora(name, "A")),
+        p.grad(MixtralNames.fusedLora(name, "B")),
         p.lora().scaling());
   }
 

@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.Backend;
 import moetune.engine.model.Parameters;
 import moetune.engine.tensor.DType;
@@ -24,19 +25,19 @@ import moetune.engine.tensor.Tensor;
  */
 public final class AdamW implements Optimizer {
 
-  /** Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured). */
+  /**
+   * Hyperparameters. maxGradNorm <= 0 turns clipping off (the norm is still measured). The learning
+   * rate is not one of them: each {@link #step(float)} is given the schedule's value.
+   */
   public record Settings(
-      float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {
+      float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {
     public Settings {
-      if (!(lr >= 0)
-          || !(beta1 >= 0 && beta1 < 1)
+      if (!(beta1 >= 0 && beta1 < 1)
           || !(beta2 >= 0 && beta2 < 1)
           || !(eps > 0)
           || !(weightDecay >= 0)) {
         throw new IllegalArgumentException(
-            "AdamW: need lr >= 0, 0 <= betas < 1, eps > 0, weight_decay >= 0; got lr="
-                + lr
-                + " betas=("
+            "AdamW: need 0 <= betas < 1, eps > 0, weight_decay >= 0; got betas=("
                 + beta1
                 + ", "
                 + beta2
@@ -50,8 +51,8 @@ public final class AdamW implements Optimizer {
     /**
      * torch's AdamW defaults (betas (0.9, 0.999), eps 1e-8, weight decay 0.01), clipping at 1.0.
      */
-    public static Settings defaults(float lr) {
-      return new Settings(lr, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f);
+    public static Settings defaults() {
+      return new Settings(0.9f, 0.999f, 1e-8f, 0.01f, 1.0f);
     }
   }
 
@@ -111,17 +112,15 @@ public final class AdamW implements Optimizer {
     return step;
   }
 
-  /** One step at the settings' learning rate. */
-  public void step() {
-    step(settings.lr());
-  }
-
   /**
    * One step at learning rate lr (a schedule's value): measure the global gradient norm, clip the
    * gradients to maxGradNorm, then update every parameter. Reads nothing back to the host.
    */
   @Override
   public void step(float lr) {
+    if (!(lr >= 0)) {
+      throw new IllegalArgumentException("AdamW: need lr >= 0, got " + lr);
+    }
     Tensor grad = params.gradFlat();
     measure(grad);
     if (settings.maxGradNorm() > 0) {
@@ -130,20 +129,27 @@ public final class AdamW implements Optimizer {
     step++;
     Tensor master = params.masterFlat();
     Tensor work = params.hasWorkingCopy() ? params.workFlat() : null;
+    AdamWCoefficients decayed = coefficients(settings, lr, true, step);
+    AdamWCoefficients undecayed = coefficients(settings, lr, false, step);
     for (Run r : runs) {
       be.adamwStep(
           master.view(r.offset(), r.numel()),
           grad.view(r.offset(), r.numel()),
           m.view(r.offset(), r.numel()),
           v.view(r.offset(), r.numel()),
-          lr,
-          settings.beta1(),
-          settings.beta2(),
-          settings.eps(),
-          r.decay() ? settings.weightDecay() : 0f,
-          step,
+          r.decay() ? decayed : undecayed,
           work == null ? null : work.view(r.offset(), r.numel()));
     }
+  }
+
+  /**
+   * The step's float32 constants, computed once per step for every run of parameters (and by
+   * ShardedAdamW the same way): with the settings' weight decay, or without it for parameters that
+   * do not decay.
+   */
+  public static AdamWCoefficients coefficients(Settings s, float lr, boolean decay, int step) {
+    return AdamWCoefficients.of(
+        lr, s.beta1(), s.beta2(), s.eps(), decay ? s.weightDecay() : 0f, step);
   }
 
   /**

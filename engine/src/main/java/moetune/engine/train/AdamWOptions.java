@@ -49,18 +49,26 @@ public record AdamWOptions(
   }
 
   public AdamWOptions {
-    // the optimizer's own checks of the hyperparameters (on the parameters: fields are unset here)
-    settings(lr, beta1, beta2, eps, weightDecay, 0);
+    if (!(lr > 0) || Double.isInfinite(lr)) {
+      throw new IllegalArgumentException("AdamW: need a finite lr > 0, got " + lr);
+    }
+    // the optimizer's own checks of the other hyperparameters (on the parameters: fields unset
+    // here)
+    settings(beta1, beta2, eps, weightDecay, 0);
   }
 
-  /** These hyperparameters as the optimizer takes them, with the given grad-norm clip. */
+  /**
+   * These hyperparameters as the optimizer takes them, with the given grad-norm clip. The peak
+   * learning rate is not among them: the trainer's schedule scales it and hands each step its
+   * value.
+   */
   public AdamW.Settings settings(double maxGradNorm) {
-    return settings(lr, beta1, beta2, eps, weightDecay, maxGradNorm);
+    return settings(beta1, beta2, eps, weightDecay, maxGradNorm);
   }
 
   private static AdamW.Settings settings(
-      double lr, double beta1, double beta2, double eps, double weightDecay, double clip) {
+      double beta1, double beta2, double eps, double weightDecay, double clip) {
     return new AdamW.Settings(
-        (float) lr, (float) beta1, (float) beta2, (float) eps, (float) weightDecay, (float) clip);
+        (float) beta1, (float) beta2, (float) eps, (float) weightDecay, (float) clip);
   }
 }

@@ -2,8 +2,8 @@ package moetune.engine.train;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-import moetune.engine.io.MixtralNames;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.HostTensor;
 
 /**

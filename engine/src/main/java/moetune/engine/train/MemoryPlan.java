@@ -1,8 +1,8 @@
 package moetune.engine.train;
 
 import java.util.Locale;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.LoraConfig;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;

@@ -10,14 +10,16 @@ import java.util.Map;
 import java.util.function.Predicate;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.ShardedAdamW;
+import moetune.engine.hf.GenerationConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.model.Batch;
-import moetune.engine.model.GenerationConfig;
 import moetune.engine.model.LoraWeights;
 import moetune.engine.model.Loss;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.model.LossWeights;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.model.Parameters;
@@ -37,10 +39,10 @@ import moetune.engine.tensor.Tensor;
  * take it directly, plus {@code optimizer.safetensors}: AdamW's moments by hub name with the step
  * count in its metadata.
  *
- * <p>The model must be built from {@link #trainingConfig} and {@link #trainingOptions}: the model
- * differentiates its config's router_aux_loss_coef (the run's coefficient may differ from the
- * checkpoint's) and its options' router z-loss coefficient. Saved checkpoints keep the original
- * config.
+ * <p>The model must be built with {@link #trainingOptions} (the run's frozen parameters are stored
+ * without gradient or optimizer state). The run's aux and z-loss coefficients are handed to the
+ * model's forward and backward as its {@link LossWeights}; the model config keeps the checkpoint's
+ * router_aux_loss_coef, and saved checkpoints keep the original config.
  */
 public final class MixtralTrainable implements TrainableModel {
   public static final String OPTIMIZER_FILE = "optimizer.safetensors";
@@ -59,8 +61,8 @@ public final class MixtralTrainable implements TrainableModel {
   private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
-   * @param model built from {@link #trainingConfig}(savedConfig, options.auxLossCoef()) and {@link
-   *     #trainingOptions}(modelOptions, options)
+   * @param model built with {@link #trainingOptions}(modelOptions, options); its loss weights are
+   *     set to the run's
    * @param savedConfig the config checkpoints are saved with
    * @param generation generation_config.json of checkpoints, or null to derive it
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
@@ -109,22 +111,7 @@ public final class MixtralTrainable implements TrainableModel {
       TrainOptions options,
       Communicator dataParallel,
       long bucketChunk) {
-    if (model.config().routerAuxLossCoef != options.auxLossCoef()) {
-      throw new IllegalArgumentException(
-          "MixtralTrainable: the model differentiates aux coefficient "
-              + model.config().routerAuxLossCoef
-              + " but the run asks for "
-              + options.auxLossCoef()
-              + "; build the model from trainingConfig()");
-    }
-    if (model.options().routerZLossCoef() != options.routerZLossCoef()) {
-      throw new IllegalArgumentException(
-          "MixtralTrainable: the model differentiates router z-loss coefficient "
-              + model.options().routerZLossCoef()
-              + " but the run asks for "
-              + options.routerZLossCoef()
-              + "; build the model with trainingOptions()");
-    }
+    model.setLossWeights(new LossWeights(options.auxLossCoef(), options.routerZLossCoef()));
     this.model = model;
     this.savedConfig = savedConfig;
     this.generation = generation;
@@ -178,20 +165,13 @@ public final class MixtralTrainable implements TrainableModel {
     return this;
   }
 
-  /** The config a model must be built from to train with this aux-loss coefficient. */
-  public static MixtralConfig trainingConfig(MixtralConfig config, double auxLossCoef) {
-    return config.toBuilder().set(b -> b.routerAuxLossCoef = auxLossCoef).build();
-  }
-
   /**
-   * The model options a model must be built with to train with the run's router z-loss and frozen
-   * parameters (stored once, without gradient or optimizer state).
+   * The model options a model must be built with to train with the run's frozen parameters (stored
+   * once, without gradient or optimizer state).
    */
   public static ModelOptions trainingOptions(ModelOptions base, TrainOptions options) {
     FreezeSpec freeze = options.freeze();
-    return base.withRouterZLossCoef(options.routerZLossCoef())
-        .withFrozen(freeze::isFrozen)
-        .withRecompute(options.recompute());
+    return base.withFrozen(freeze::isFrozen).withRecompute(options.recompute());
   }
 
   public MixtralModel model() {
@@ -201,7 +181,7 @@ public final class MixtralTrainable implements TrainableModel {
   /** Warnings about this setup for the run's log (empty when there are none). */
   public List<String> warnings() {
     List<String> w = new ArrayList<>();
-    if (model.config().routerAuxLossCoef == 0) {
+    if (model.lossWeights().aux() == 0) {
       w.add(
           "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
               + "watch expert_load in metrics.jsonl for router collapse");
@@ -396,7 +376,7 @@ public final class MixtralTrainable implements TrainableModel {
     if (params.lora() == null || LoraWeights.hasWeights(dir)) {
       try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
         for (String name : ckpt.names()) {
-          if (!(savedConfig.tieWordEmbeddings && name.equals("lm_head.weight"))
+          if (!(savedConfig.tieWordEmbeddings && name.equals(MixtralNames.LM_HEAD))
               && params.holds(name)) { // expert parallel: this rank's experts only
             params.set(params.resolve(name), params.localPart(name, ckpt.tensor(name)));
           }

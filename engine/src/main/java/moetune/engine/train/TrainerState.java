@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import moetune.engine.io.CheckpointException;
+import moetune.engine.hf.CheckpointException;
 
 /**
  * What besides the model and optimizer a checkpoint must hold to continue a run exactly: the step

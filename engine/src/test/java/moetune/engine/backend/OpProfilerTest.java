@@ -51,7 +51,13 @@ class OpProfilerTest {
       p.begin();
       be.matmul(a, false, a, true, c, 1f, 0f);
       c.backend().scale(c, 0.5f);
-      be.adamwStep(a.reshape(96 * 80), g, m, v, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, null);
+      be.adamwStep(
+          a.reshape(96 * 80),
+          g,
+          m,
+          v,
+          AdamWCoefficients.of(1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1),
+          null);
       HostTensor back = be.download(c);
       OpProfiler.Breakdown b = p.end();
       assertEquals(96 * 96, back.numel());

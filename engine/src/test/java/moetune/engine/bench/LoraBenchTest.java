@@ -10,7 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import moetune.engine.backend.cpu.CpuBackend;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.Recompute;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Test;

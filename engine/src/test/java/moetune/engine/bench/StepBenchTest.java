@@ -12,7 +12,7 @@ import java.nio.file.Path;
 import java.util.List;
 import moetune.engine.backend.OpProfiler;
 import moetune.engine.backend.cpu.CpuBackend;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import moetune.engine.train.MemoryPlan;
 import org.junit.jupiter.api.Test;

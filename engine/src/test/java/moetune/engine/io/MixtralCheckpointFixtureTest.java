@@ -10,7 +10,8 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 import org.junit.jupiter.api.Test;
 
 /** Loads the sharded F32 fixture written by transformers 5.17. */

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
+import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.Test;

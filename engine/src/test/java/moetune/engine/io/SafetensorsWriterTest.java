@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
+import moetune.engine.hf.CheckpointException;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.Test;

@@ -41,7 +41,7 @@ class LibraryExampleTest {
         AdamW optimizer =
             new AdamW(
                 model.parameters(),
-                new AdamW.Settings(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f),
+                new AdamW.Settings(0.9f, 0.95f, 1e-8f, 0.1f, 1.0f),
                 AdamW.DECAY_MATRICES)) {
       int[][] ids = {{1, 733, 16289, 28793, 1824, 349, 574, 16020}};
       int[][] labels = {{-100, -100, -100, -100, 1824, 349, 574, 16020}};
@@ -51,7 +51,7 @@ class LibraryExampleTest {
       Loss loss = model.forward(batch); // logits, cross-entropy, load-balancing loss
       model.backward(); // d loss.total() / d every parameter, accumulated
       HostTensor g = model.gradient("model.layers.0.block_sparse_moe.experts.1.w1.weight");
-      optimizer.step(); // clip the global grad norm to 1.0, then AdamW
+      optimizer.step(1e-3f); // clip the global grad norm to 1.0, then AdamW at lr 1e-3
       System.out.printf(
           "loss %.4f, w1 gradient %s, grad norm %.4f%n",
           loss.total(), Arrays.toString(g.shape()), optimizer.lastGradNorm());

@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
 
 /**
  * Finite-difference check of a model's whole backward: for every parameter tensor, the directional
@@ -23,9 +24,22 @@ final class GradientCheck {
       Batch batch,
       Backend be,
       String what) {
+    matchesFiniteDifferences(c, w, o, LossWeights.of(c), batch, be, what);
+  }
+
+  /** As above, with the given router-loss weights in the total. */
+  static void matchesFiniteDifferences(
+      MixtralConfig c,
+      Map<String, float[]> w,
+      ModelOptions o,
+      LossWeights lw,
+      Batch batch,
+      Backend be,
+      String what) {
     Map<String, float[]> grads = new LinkedHashMap<>();
     int[] routing;
     try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
+      m.setLossWeights(lw);
       m.zeroGrad();
       m.forward(batch);
       routing = m.lastRouting()[1].toIntArray();
@@ -63,6 +77,7 @@ final class GradientCheck {
           }
           w.put(n, moved);
           try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
+            m.setLossWeights(lw);
             l[side] = m.forward(batch).total();
             flipped |=
                 !sameRealRouting(

@@ -7,6 +7,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.CudaProbe;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;

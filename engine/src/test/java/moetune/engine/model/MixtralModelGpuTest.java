@@ -120,9 +120,8 @@ class MixtralModelGpuTest {
     try (moetune.engine.backend.cpu.CpuBackend cpu = new moetune.engine.backend.cpu.CpuBackend();
         MixtralModel m =
             MixtralModel.load(
-                Parity.fixtures().resolve("tiny-mixtral"),
-                cpu,
-                ModelOptions.defaults().withRouterZLossCoef(0.01))) {
+                Parity.fixtures().resolve("tiny-mixtral"), cpu, ModelOptions.defaults())) {
+      m.setLossWeights(new LossWeights(m.config().routerAuxLossCoef, 0.01));
       cpuLoss = m.forward(batch);
       m.backward();
       want = cpu.download(m.parameters().gradFlat()).toFloatArray();
@@ -133,7 +132,8 @@ class MixtralModelGpuTest {
           MixtralModel.load(
               Parity.fixtures().resolve("tiny-mixtral"),
               gpu(),
-              ModelOptions.defaults().withActivations(act).withRouterZLossCoef(0.01))) {
+              ModelOptions.defaults().withActivations(act))) {
+        m.setLossWeights(new LossWeights(m.config().routerAuxLossCoef, 0.01));
         Loss loss = m.forward(batch);
         m.backward();
         float[] got = gpu.download(m.parameters().gradFlat()).toFloatArray();

@@ -9,6 +9,7 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import org.junit.jupiter.api.AfterAll;

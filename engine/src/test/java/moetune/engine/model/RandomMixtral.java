@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.tensor.HostTensor;
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Set;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Test;
 

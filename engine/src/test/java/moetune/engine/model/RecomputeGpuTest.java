@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Map;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.CudaProbe;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;

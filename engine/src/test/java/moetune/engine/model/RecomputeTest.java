@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Set;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Test;
 
@@ -48,9 +49,15 @@ class RecomputeTest {
   }
 
   private static Outcome run(MixtralConfig c, ModelOptions o, Recompute mode, Batch b, int steps) {
+    return run(c, o, LossWeights.of(c), mode, b, steps);
+  }
+
+  private static Outcome run(
+      MixtralConfig c, ModelOptions o, LossWeights lw, Recompute mode, Batch b, int steps) {
     Map<String, float[]> w = RandomMixtral.weights(c, 31);
     try (CpuBackend cpu = new CpuBackend(2);
         MixtralModel m = RandomMixtral.create(c, w, cpu, o.withRecompute(mode))) {
+      m.setLossWeights(lw);
       return step(cpu, m, b, steps);
     }
   }
@@ -65,11 +72,12 @@ class RecomputeTest {
   void fullFinetuningIsBitIdenticalInEveryMode() {
     MixtralConfig c = config(2);
     Batch b = LoraTest.batch(c, 2, 9, 5);
-    ModelOptions o = new ModelOptions(DType.F32, 7).withRouterZLossCoef(1e-3);
-    Outcome none = run(c, o, Recompute.NONE, b, 2);
+    ModelOptions o = new ModelOptions(DType.F32, 7);
+    LossWeights withZ = new LossWeights(c.routerAuxLossCoef, 1e-3);
+    Outcome none = run(c, o, withZ, Recompute.NONE, b, 2);
     assertTrue(none.losses()[0] > 0 && none.grads().length > 1000, "a real step");
     for (Recompute mode : new Recompute[] {Recompute.ATTENTION, Recompute.LAYER}) {
-      assertSame(none, run(c, o, mode, b, 2), mode);
+      assertSame(none, run(c, o, withZ, mode, b, 2), mode);
     }
   }
 

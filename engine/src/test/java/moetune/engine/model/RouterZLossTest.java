@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.Map;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -33,8 +34,13 @@ class RouterZLossTest {
     be.close();
   }
 
-  private static ModelOptions withZ(double coef) {
-    return new ModelOptions(DType.F32, 5).withRouterZLossCoef(coef);
+  private static final ModelOptions OPTIONS = new ModelOptions(DType.F32, 5);
+
+  /** The model with the config's aux coefficient and the given z-loss one. */
+  private static MixtralModel withZ(MixtralConfig c, Map<String, float[]> w, double coef) {
+    MixtralModel m = RandomMixtral.create(c, w, be, OPTIONS);
+    m.setLossWeights(new LossWeights(c.routerAuxLossCoef, coef));
+    return m;
   }
 
   /**
@@ -49,7 +55,8 @@ class RouterZLossTest {
     GradientCheck.matchesFiniteDifferences(
         c,
         RandomMixtral.weights(c, 17),
-        withZ(0.02),
+        OPTIONS,
+        new LossWeights(c.routerAuxLossCoef, 0.02),
         MixtralModelTest.awkwardBatch(),
         be,
         "router z-loss coefficient 0.02");
@@ -71,7 +78,7 @@ class RouterZLossTest {
     Batch batch = MixtralModelTest.awkwardBatch();
     double masked = hostZ(c, w, batch, true);
     double unmasked = hostZ(c, w, batch, false);
-    try (MixtralModel m = RandomMixtral.create(c, w, be, withZ(0.3))) {
+    try (MixtralModel m = withZ(c, w, 0.3)) {
       Loss loss = m.forward(batch);
       System.out.printf(
           "z: model %.7f, host %.7f (padding included: %.7f)%n", loss.z(), masked, unmasked);
@@ -144,7 +151,7 @@ class RouterZLossTest {
     }
     Loss zero;
     float[] gradZero;
-    try (MixtralModel m = RandomMixtral.create(c, w, be, withZ(0.0))) {
+    try (MixtralModel m = withZ(c, w, 0.0)) {
       zero = m.forward(batch);
       m.backward();
       gradZero = be.download(m.parameters().gradFlat()).toFloatArray();
@@ -155,7 +162,7 @@ class RouterZLossTest {
     assertArrayEquals(gradPlain, gradZero);
 
     float coef = 0.02f;
-    try (MixtralModel m = RandomMixtral.create(c, w, be, withZ(coef))) {
+    try (MixtralModel m = withZ(c, w, coef)) {
       Loss z = m.forward(batch);
       m.backward();
       float[] gradZ = be.download(m.parameters().gradFlat()).toFloatArray();
@@ -170,8 +177,9 @@ class RouterZLossTest {
   @Test
   void negativeOrNonFiniteCoefficientIsRefused() {
     for (double bad : new double[] {-0.001, Double.NaN, Double.POSITIVE_INFINITY}) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> withZ(bad));
-      assertTrue(e.getMessage().contains("routerZLossCoef"), e.getMessage());
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> new LossWeights(0.02, bad));
+      assertTrue(e.getMessage().contains("z-loss"), e.getMessage());
     }
   }
 }

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
  */
 class AdamWTest {
   static final Path DIR = Parity.fixtures().resolve("tiny-mixtral");
-  static final AdamW.Settings SETTINGS = new AdamW.Settings(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f);
+  static final float LR = 1e-3f;
+  static final AdamW.Settings SETTINGS = new AdamW.Settings(0.9f, 0.95f, 1e-8f, 0.1f, 1.0f);
   static final Batch BATCH =
       Batch.of(
           new int[][] {{1, 733, 16289, 28793, 1824, 349, 574, 16020, 2076}},
@@ -31,7 +32,7 @@ class AdamWTest {
     m.zeroGrad();
     m.forward(BATCH);
     m.backward();
-    opt.step();
+    opt.step(LR);
   }
 
   @Test
@@ -73,7 +74,7 @@ class AdamWTest {
       float[] norm = m.parameter("model.norm.weight").toFloatArray();
       float[] q = m.parameter("model.layers.1.self_attn.q_proj.weight").toFloatArray();
       m.zeroGrad(); // zero gradient: Adam's update is 0, only decoupled weight decay acts
-      opt.step();
+      opt.step(LR);
       assertArrayEquals(
           norm, m.parameter("model.norm.weight").toFloatArray(), "norms are not decayed");
       float[] after = m.parameter("model.layers.1.self_attn.q_proj.weight").toFloatArray();

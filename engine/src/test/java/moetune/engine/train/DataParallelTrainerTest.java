@@ -12,7 +12,7 @@ import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LocalCommunicator;
 import moetune.engine.dist.ShardedAdamW;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;
@@ -34,34 +34,32 @@ class DataParallelTrainerTest {
   static final int STEPS = 4;
 
   static TrainOptions options(long checkpointEvery) {
-    return new TrainOptions(
-        1,
-        4,
-        1,
-        STEPS,
-        new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS),
-        LrSchedule.Kind.COSINE,
-        1,
-        0.1,
-        1.0,
-        0.05,
-        0.0,
-        FreezeSpec.NONE,
-        0,
-        checkpointEvery,
-        0,
-        11,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS))
+        .microBatch(1)
+        .gradAccum(4)
+        .epochs(1)
+        .maxSteps(STEPS)
+        .schedule(LrSchedule.Kind.COSINE)
+        .warmupSteps(1)
+        .minLrRatio(0.1)
+        .clipNorm(1.0)
+        .auxLossCoef(0.05)
+        .routerZLossCoef(0.0)
+        .freeze(FreezeSpec.NONE)
+        .evalEvery(0)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(0)
+        .seed(11)
+        .shuffle(true)
+        .build();
   }
 
   static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long seed, Communicator c) {
     MixtralConfig cfg = TinyMixtral.config(0.02);
     MixtralModel m =
         TinyMixtral.model(
-            cpu,
-            MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
-            seed,
-            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
+            cpu, cfg, seed, MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, cfg, null, List.of(), o, c);
   }
 
@@ -190,7 +188,7 @@ class DataParallelTrainerTest {
                         new MixtralTrainable(
                                 TinyMixtral.model(
                                     cpu,
-                                    MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
+                                    cfg,
                                     5,
                                     MixtralTrainable.trainingOptions(ModelOptions.defaults(), o)),
                                 cfg,

@@ -12,10 +12,10 @@ import java.util.Map;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.dist.LocalCommunicator;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.model.ExpertShard;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.HostTensor;
@@ -38,26 +38,7 @@ class ExpertShardTrainTest {
   }
 
   static TrainOptions options(double clip, double aux) {
-    TrainOptions o = DataParallelTrainerTest.options(0);
-    return new TrainOptions(
-        o.microBatch(),
-        o.gradAccum(),
-        o.epochs(),
-        o.maxSteps(),
-        o.optimizer(),
-        o.schedule(),
-        o.warmupSteps(),
-        o.minLrRatio(),
-        clip,
-        aux,
-        o.routerZLossCoef(),
-        o.freeze(),
-        o.evalEvery(),
-        o.checkpointEvery(),
-        o.keepLast(),
-        o.seed(),
-        o.shuffle(),
-        o.onNonFinite());
+    return DataParallelTrainerTest.options(0).toBuilder().clipNorm(clip).auxLossCoef(aux).build();
   }
 
   record Result(List<Double> loss, List<Double> aux, Map<String, HostTensor> weights, long own) {}
@@ -79,10 +60,8 @@ class ExpertShardTrainTest {
               MixtralTrainable t =
                   new MixtralTrainable(
                       MixtralModel.create(
-                          MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
-                          FreshModel.weights(
-                              MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
-                              resume == null ? 5 : 77),
+                          cfg,
+                          FreshModel.weights(cfg, resume == null ? 5 : 77),
                           cpu,
                           MixtralTrainable.trainingOptions(ModelOptions.defaults(), o),
                           shard),

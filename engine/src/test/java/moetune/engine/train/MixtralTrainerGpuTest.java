@@ -9,7 +9,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.CudaProbe;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;
@@ -40,7 +40,7 @@ class MixtralTrainerGpuTest {
 
   static MixtralTrainable trainable(
       MixtralConfig c, Backend be, DType act, TrainOptions o, long seed) {
-    MixtralConfig train = MixtralTrainable.trainingConfig(c, o.auxLossCoef());
+    MixtralConfig train = c;
     MixtralModel m =
         MixtralModel.create(train, FreshModel.weights(train, seed), be, new ModelOptions(act, 0));
     return new MixtralTrainable(m, c, null, List.of(), o);

@@ -2,7 +2,6 @@ package moetune.engine.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -13,9 +12,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.model.LoraConfig;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.model.LossWeights;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Test;
@@ -32,24 +32,25 @@ class MixtralTrainerTest {
 
   static TrainOptions options(
       long steps, double aux, double z, FreezeSpec freeze, long checkpointEvery) {
-    return new TrainOptions(
-        2,
-        2,
-        1,
-        steps,
-        new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS),
-        LrSchedule.Kind.COSINE,
-        2,
-        0.1,
-        1.0,
-        aux,
-        z,
-        freeze,
-        3,
-        checkpointEvery,
-        0,
-        11,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(1e-2, 0.9, 0.95, 1e-8, 0.1, AdamWOptions.Decay.NO_NORMS_NO_BIAS))
+        .microBatch(2)
+        .gradAccum(2)
+        .epochs(1)
+        .maxSteps(steps)
+        .schedule(LrSchedule.Kind.COSINE)
+        .warmupSteps(2)
+        .minLrRatio(0.1)
+        .clipNorm(1.0)
+        .auxLossCoef(aux)
+        .routerZLossCoef(z)
+        .freeze(freeze)
+        .evalEvery(3)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(0)
+        .seed(11)
+        .shuffle(true)
+        .build();
   }
 
   static MixtralTrainable trainable(CpuBackend cpu, TrainOptions o, long initSeed) {
@@ -61,10 +62,7 @@ class MixtralTrainerTest {
         TinyMixtral.config(0.02).toBuilder().set(b -> b.routerJitterNoise = jitter).build();
     MixtralModel m =
         TinyMixtral.model(
-            cpu,
-            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
-            initSeed,
-            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
+            cpu, c, initSeed, MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, c, null, List.of(), o);
   }
 
@@ -244,7 +242,7 @@ class MixtralTrainerTest {
     MixtralModel m =
         TinyMixtral.model(
             cpu,
-            MixtralTrainable.trainingConfig(c, o.auxLossCoef()),
+            c,
             initSeed,
             MixtralTrainable.trainingOptions(ModelOptions.defaults(), o).withLora(lora));
     return new MixtralTrainable(m, c, null, List.of(), o);
@@ -315,15 +313,15 @@ class MixtralTrainerTest {
         }
       }
     }
+    // The run's coefficients, not the checkpoint's, reach the model's forward and backward.
     TrainOptions on = options(2, 0.02, 0.01, FreezeSpec.NONE, 0);
-    MixtralConfig c = TinyMixtral.config(0.02);
-    try (CpuBackend cpu = new CpuBackend(1);
-        MixtralModel plain = TinyMixtral.model(cpu, c, 5)) {
-      IllegalArgumentException e =
-          assertThrows(
-              IllegalArgumentException.class,
-              () -> new MixtralTrainable(plain, c, null, List.of(), on));
-      assertTrue(e.getMessage().contains("router z-loss coefficient 0.0"), e.getMessage());
+    MixtralConfig c = TinyMixtral.config(0.05);
+    try (CpuBackend cpu = new CpuBackend(1)) {
+      MixtralModel plain = TinyMixtral.model(cpu, c, 5);
+      assertEquals(new LossWeights(0.05, 0), plain.lossWeights());
+      try (MixtralTrainable t = new MixtralTrainable(plain, c, null, List.of(), on)) {
+        assertEquals(new LossWeights(0.02, 0.01), plain.lossWeights());
+      }
     }
   }
 }

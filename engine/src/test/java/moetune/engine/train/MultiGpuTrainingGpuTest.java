@@ -14,8 +14,8 @@ import moetune.engine.backend.cuda.CudaProbe;
 import moetune.engine.backend.cuda.Nccl;
 import moetune.engine.backend.cuda.NcclCommunicator;
 import moetune.engine.dist.Communicator;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.Loss;
-import moetune.engine.model.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import org.junit.jupiter.api.Assumptions;
@@ -80,11 +80,7 @@ class MultiGpuTrainingGpuTest {
   static MixtralTrainable trainable(CudaBackend be, TrainOptions o, Communicator c) {
     MixtralConfig cfg = TinyMixtral.config(0.02);
     MixtralModel m =
-        TinyMixtral.model(
-            be,
-            MixtralTrainable.trainingConfig(cfg, o.auxLossCoef()),
-            5,
-            MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
+        TinyMixtral.model(be, cfg, 5, MixtralTrainable.trainingOptions(ModelOptions.defaults(), o));
     return new MixtralTrainable(m, cfg, null, List.of(), o, c);
   }
 

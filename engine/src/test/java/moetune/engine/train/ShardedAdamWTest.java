@@ -39,7 +39,7 @@ class ShardedAdamWTest {
   }
 
   static AdamW.Settings settings(float clip) {
-    return new AdamW.Settings(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, clip);
+    return new AdamW.Settings(0.9f, 0.95f, 1e-8f, 0.1f, clip);
   }
 
   /** One rank, gradient = the ranks' gradients summed in rank order (as the twin sums them). */
@@ -57,7 +57,7 @@ class ShardedAdamWTest {
             for (int i = 0; i < n; i++) sum[i] += g[i];
           }
           be.copyFromHost(HostTensor.ofFloats(sum, n), p.gradFlat());
-          opt.step();
+          opt.step(1e-2f);
           norms[s] = opt.lastGradNorm();
         }
       }

@@ -3,7 +3,7 @@ package moetune.engine.train;
 import java.util.ArrayList;
 import java.util.List;
 import moetune.engine.backend.Backend;
-import moetune.engine.model.MixtralConfig;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 

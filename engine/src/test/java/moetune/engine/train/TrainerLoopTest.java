@@ -2,6 +2,7 @@ package moetune.engine.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -37,24 +38,25 @@ class TrainerLoopTest {
   }
 
   static TrainOptions options(long maxSteps, long checkpointEvery) {
-    return new TrainOptions(
-        3,
-        2,
-        1,
-        maxSteps,
-        new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL),
-        LrSchedule.Kind.COSINE,
-        3,
-        0.1,
-        1.0,
-        0.0,
-        0.0,
-        FreezeSpec.NONE,
-        5,
-        checkpointEvery,
-        2,
-        7,
-        true);
+    return TrainOptions.builder(
+            new AdamWOptions(0.05, 0.9, 0.95, 1e-8, 0.0, AdamWOptions.Decay.ALL))
+        .microBatch(3)
+        .gradAccum(2)
+        .epochs(1)
+        .maxSteps(maxSteps)
+        .schedule(LrSchedule.Kind.COSINE)
+        .warmupSteps(3)
+        .minLrRatio(0.1)
+        .clipNorm(1.0)
+        .auxLossCoef(0.0)
+        .routerZLossCoef(0.0)
+        .freeze(FreezeSpec.NONE)
+        .evalEvery(5)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(2)
+        .seed(7)
+        .shuffle(true)
+        .build();
   }
 
   /** Records every step's loss and the evals. */
@@ -167,5 +169,14 @@ class TrainerLoopTest {
     assertTrue(!f.isFrozen("model.layers.0.self_attn.q_proj.weight"));
     assertTrue(!f.isFrozen("model.layers.0.block_sparse_moe.experts.2.w1.weight"));
     assertEquals(List.of("router", "embeddings", "layer:1"), f.words());
+    assertEquals(f, FreezeSpec.parse(f.words()));
+    assertEquals(
+        new FreezeSpec(false, true, false, Set.of(2, 3, 4, 7)),
+        FreezeSpec.parse(List.of("attention", "layer:2-4", "layers:7")));
+    assertTrue(f.isFrozen("model.layers.3.mlp.gate.weight"));
+    assertTrue(!f.isFrozen("model.norm.weight"));
+    var bad = assertThrows(IllegalArgumentException.class, () -> FreezeSpec.parse(List.of("x")));
+    assertEquals(
+        "'x' is not one of router, attention, embeddings, layer:N, layer:A-B", bad.getMessage());
   }
 }

@@ -8,8 +8,8 @@ import java.util.List;
 import moetune.datasets.ByteTokenizerFiles;
 import moetune.engine.backend.cuda.CudaDevices;
 import moetune.engine.backend.cuda.CudaProbe;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;
-import moetune.engine.model.MixtralConfig;
 
 /**
  * {@link ModelInspector} on the engine: {@link MixtralConfig} for the architecture and, for a

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.Set;
+import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.LoraConfig;
-import moetune.engine.model.MixtralConfig;
 import org.junit.jupiter.api.Test;
 
 class MemoryEstimateTest {

@@ -2,6 +2,7 @@ package moetune.engine.backend.cpu;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.tensor.DType;
@@ -448,17 +449,7 @@ public final class CpuBackend implements Backend {
 
   @Override
   public void adamwStep(
-      Tensor param,
-      Tensor grad,
-      Tensor m,
-      Tensor v,
-      float lr,
-      float beta1,
-      float beta2,
-      float eps,
-      float weightDecay,
-      int step,
-      Tensor lowPrecision) {
-    optimizer.adamwStep(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, lowPrecision);
+      Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
+    optimizer.adamwStep(param, grad, m, v, c, lowPrecision);
   }
 }

@@ -58,21 +58,14 @@ final class CpuOptimizer {
    * Backend#adamwStep, in the order of torch's _single_tensor_adamw: param.mul_(1 - lr * wd);
    * exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2); denom =
    * exp_avg_sq.sqrt() / sqrt(1 - beta2^t) + eps; param.addcdiv_(exp_avg, denom, -lr / (1 -
-   * beta1^t)). torch's hyperparameters are Python doubles, cast to float32 where a tensor op takes
-   * them; ours arrive as floats, so their shortest decimal form (what the user typed) is read back
-   * as a double first: 0.9f becomes 0.9, not 0.89999997.
+   * beta1^t)), with the constants {@link AdamWCoefficients} computed once per step on the host.
    */
   void adamwStep(
       Tensor paramt,
       Tensor gradt,
       Tensor mt,
       Tensor vt,
-      float lr,
-      float beta1,
-      float beta2,
-      float eps,
-      float weightDecay,
-      int step,
+      AdamWCoefficients c,
       Tensor lowPrecisiont) {
     String op = "adamwStep";
     CpuTensor param = Args.f32(op, "param", paramt);
@@ -81,8 +74,6 @@ final class CpuOptimizer {
     CpuTensor m = Args.f32(op, "m", mt, n);
     CpuTensor v = Args.f32(op, "v", vt, n);
     CpuTensor low = lowPrecisiont == null ? null : Args.f32(op, "lowPrecision", lowPrecisiont, n);
-    Args.check(step >= 1, op + ": step must be >= 1, got " + step);
-    AdamWCoefficients c = AdamWCoefficients.of(lr, beta1, beta2, eps, weightDecay, step);
     float decay = c.decay();
     float w1 = c.w1();
     float b2f = c.beta2();

@@ -9,6 +9,7 @@ import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.tensor.DType;
@@ -848,17 +849,7 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void adamwStep(
-      Tensor param,
-      Tensor grad,
-      Tensor m,
-      Tensor v,
-      float lr,
-      float beta1,
-      float beta2,
-      float eps,
-      float weightDecay,
-      int step,
-      Tensor lowPrecision) {
-    losses.adamwStep(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step, lowPrecision);
+      Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
+    losses.adamwStep(param, grad, m, v, c, lowPrecision);
   }
 }

@@ -312,17 +312,7 @@ final class LossOps {
   }
 
   void adamwStep(
-      Tensor param,
-      Tensor grad,
-      Tensor m,
-      Tensor v,
-      float lr,
-      float beta1,
-      float beta2,
-      float eps,
-      float weightDecay,
-      int step,
-      Tensor lowPrecision) {
+      Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
     String op = "adamwStep";
     CudaTensor p = b.ct(param, op, "param"),
         g = b.ct(grad, op, "grad"),
@@ -343,7 +333,6 @@ final class LossOps {
     requireDtype(p, DType.F32, op, "param");
     requireDtype(mt, DType.F32, op, "m");
     requireDtype(vt, DType.F32, op, "v");
-    require(step >= 1, op + ": step " + step + " must be >= 1");
     if (lowPrecision != null) {
       require(
           lowPrecision.numel() == n,
@@ -353,8 +342,7 @@ final class LossOps {
               + " does not match param "
               + p.describe());
     }
-    // As torch (and the CPU oracle): the constants in double on the host, then float32.
-    AdamWCoefficients c = AdamWCoefficients.of(lr, beta1, beta2, eps, weightDecay, step);
+    // c: the step's constants, computed once on the host as torch does (AdamWCoefficients).
     long low = b.ptr(lowPrecision, op, "lowPrecision");
     int lowDt = dt(lowPrecision, op, "lowPrecision");
     if (vec4(p) && vec4(g) && vec4(mt) && vec4(vt) && (lowDt != 1 || low % 8 == 0)) {

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -337,7 +338,13 @@ class CpuRouterLossTest {
     for (int step = 1; step <= 3; step++) {
       float[] g = randn(r, n, 1);
       g[0] = 0f; // a zero gradient: only decay and momentum move it
-      be.adamwStep(pt, f32(be, g, n), mt, vt, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low);
+      be.adamwStep(
+          pt,
+          f32(be, g, n),
+          mt,
+          vt,
+          AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step),
+          low);
       for (int i = 0; i < n; i++) {
         pd[i] -= lr * wd * pd[i];
         md[i] = b1 * md[i] + (1 - b1) * g[i];

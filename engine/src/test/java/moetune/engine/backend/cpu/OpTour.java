@@ -5,6 +5,7 @@ import static moetune.engine.backend.cpu.CpuTesting.randn;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
@@ -157,7 +158,7 @@ final class OpTour {
     be.clipByNorm(dw1, sq, 0.1f);
     Tensor m = be.zeros(DType.F32, e, 2 * ff, d);
     Tensor vv = be.zeros(DType.F32, e, 2 * ff, d);
-    be.adamwStep(w1, dw1, m, vv, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, null);
+    be.adamwStep(w1, dw1, m, vv, AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1), null);
     out.put("sumSquares", get(be, sq));
     out.put("adamw w1", get(be, w1));
     return out;

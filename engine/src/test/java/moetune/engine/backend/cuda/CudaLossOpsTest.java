@@ -13,6 +13,7 @@ import static moetune.engine.backend.cuda.GpuTesting.tol;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
@@ -207,8 +208,22 @@ class CudaLossOpsTest {
         Pair v = floats(DType.F32, abs(GpuTesting.randn((int) n, 0.01)), n);
         Pair low = poisoned(DType.BF16, n)) {
       for (int step = 1; step <= 3; step++) {
-        cpu().adamwStep(p.c(), g.c(), m.c(), v.c(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.c());
-        gpu().adamwStep(p.g(), g.g(), m.g(), v.g(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, low.g());
+        cpu()
+            .adamwStep(
+                p.c(),
+                g.c(),
+                m.c(),
+                v.c(),
+                AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step),
+                low.c());
+        gpu()
+            .adamwStep(
+                p.g(),
+                g.g(),
+                m.g(),
+                v.g(),
+                AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step),
+                low.g());
       }
       check("adamw param (grad " + gradType + ", n " + n + ")", p, 1e-5);
       check("adamw m", m, 1e-5);
@@ -236,7 +251,13 @@ class CudaLossOpsTest {
     sca[4] = be.empty(DType.BF16, n);
     for (int step = 1; step <= 3; step++) {
       for (Tensor[] t : new Tensor[][] {vec, sca}) {
-        be.adamwStep(t[0], t[1], t[2], t[3], 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, t[4]);
+        be.adamwStep(
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step),
+            t[4]);
       }
     }
     // and both are bitwise the CPU oracle (every float operation rounded the same way)
@@ -245,7 +266,14 @@ class CudaLossOpsTest {
       ref[i] = cpu().upload(HostTensor.ofFloats(init[i], n));
     }
     for (int step = 1; step <= 3; step++) {
-      cpu().adamwStep(ref[0], ref[1], ref[2], ref[3], 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step, null);
+      cpu()
+          .adamwStep(
+              ref[0],
+              ref[1],
+              ref[2],
+              ref[3],
+              AdamWCoefficients.of(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step),
+              null);
     }
     String[] names = {"param", "grad", "m", "v", "bf16 copy"};
     for (int i = 0; i < 4; i++) {

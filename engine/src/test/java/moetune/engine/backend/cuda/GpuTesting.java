@@ -11,6 +11,7 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Floats;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
+import moetune.engine.testing.TestSeeds;
 import org.junit.jupiter.api.Assumptions;
 
 /**
@@ -28,7 +29,9 @@ import org.junit.jupiter.api.Assumptions;
  * weight (those give errors of order 1).
  */
 final class GpuTesting {
-  static final long SEED = System.nanoTime();
+  /** A new seed each run unless -Dmoetune.seed=N replays one; printed by TestSeeds. */
+  static final long SEED = TestSeeds.seed("GPU tests");
+
   private static CudaBackend gpu;
   private static CpuBackend cpu;
   static final Random RND = new Random(SEED);

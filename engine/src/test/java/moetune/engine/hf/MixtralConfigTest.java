@@ -1,4 +1,4 @@
-package moetune.engine.model;
+package moetune.engine.hf;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

@@ -1,4 +1,4 @@
-package moetune.engine.model;
+package moetune.engine.hf;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -13,8 +13,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import moetune.engine.io.CheckpointException;
-import moetune.engine.io.PyJson;
 
 /**
  * A HuggingFace {@code generation_config.json}: moetune reads the special token ids (bos, eos, pad;

@@ -1,4 +1,4 @@
-package moetune.engine.model;
+package moetune.engine.hf;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -14,8 +14,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
-import moetune.engine.io.CheckpointException;
-import moetune.engine.io.PyJson;
 
 /**
  * A HuggingFace Mixtral {@code config.json}: every field transformers 5.x's {@code MixtralConfig}

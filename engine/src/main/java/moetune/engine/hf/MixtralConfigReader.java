@@ -1,4 +1,4 @@
-package moetune.engine.model;
+package moetune.engine.hf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -8,7 +8,6 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import moetune.engine.io.CheckpointException;
 
 /**
  * Reads config.json fields into a {@link MixtralConfig.Builder} with type checks, and validates a

@@ -1,4 +1,4 @@
-package moetune.engine.io;
+package moetune.engine.hf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.math.BigDecimal;

@@ -1,4 +1,4 @@
-package moetune.engine.model;
+package moetune.engine.hf;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import moetune.engine.io.CheckpointException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -187,7 +186,7 @@ class MixtralConfigErrorsTest {
       {"1.7976931348623157e+308", "1.7976931348623157E308"},
     };
     for (String[] c : cases) {
-      assertEquals(c[0], moetune.engine.io.PyJson.floatRepr(Double.parseDouble(c[1])), c[1]);
+      assertEquals(c[0], moetune.engine.hf.PyJson.floatRepr(Double.parseDouble(c[1])), c[1]);
     }
   }
 }

@@ -1,4 +1,4 @@
-package moetune.engine.io;
+package moetune.engine.hf;
 
 import java.nio.file.Path;
 

@@ -1,9 +1,11 @@
-package moetune.engine.io;
+package moetune.engine.hf;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
-import moetune.engine.model.MixtralConfig;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import moetune.engine.tensor.HostTensor;
 
 /**
@@ -27,8 +29,90 @@ public final class MixtralNames {
   public static final String NORM = "model.norm.weight";
   public static final String LM_HEAD = "lm_head.weight";
 
+  /**
+   * The attention projections in transformers' order: q_proj (H*hd, D), k_proj and v_proj (Hkv*hd,
+   * D), o_proj (D, H*hd).
+   */
+  public static final List<String> ATTENTION_PROJECTIONS =
+      List.of("q_proj", "k_proj", "v_proj", "o_proj");
+
+  private static final Pattern HUB_EXPERT =
+      Pattern.compile(
+          "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight");
+  private static final Pattern HUB_ROUTER =
+      Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
+
   public static String layer(int layer) {
     return "model.layers." + layer + ".";
+  }
+
+  /** The layer a {@code model.layers.N.} name belongs to, or -1 (embeddings, final norm, head). */
+  public static int layerOf(String name) {
+    String prefix = "model.layers.";
+    if (!name.startsWith(prefix)) {
+      return -1;
+    }
+    int end = name.indexOf('.', prefix.length());
+    return Integer.parseInt(name.substring(prefix.length(), end));
+  }
+
+  /**
+   * Whether the name is a router weight in either layout (hub {@code block_sparse_moe.gate}, fused
+   * {@code mlp.gate}), or an adapter of one.
+   */
+  public static boolean isRouter(String name) {
+    return name.contains(".block_sparse_moe.gate.") || name.contains(".mlp.gate.");
+  }
+
+  /** Whether the name belongs to an attention block. */
+  public static boolean isAttention(String name) {
+    return name.contains(".self_attn.");
+  }
+
+  /** Rotary inv_freq buffers, which old checkpoints carry and transformers ignores on load. */
+  public static boolean isRotaryBuffer(String name) {
+    return name.endsWith(".self_attn.rotary_emb.inv_freq");
+  }
+
+  /** A module's weight: {@code module + ".weight"}. */
+  public static String weight(String module) {
+    return module + ".weight";
+  }
+
+  /** An attention projection module (its weight is {@link #weight} of it); proj is q/k/v/o_proj. */
+  public static String attention(int layer, String proj) {
+    return layer(layer) + "self_attn." + proj;
+  }
+
+  /** The RMSNorm weight before attention (D). */
+  public static String inputNorm(int layer) {
+    return layer(layer) + "input_layernorm.weight";
+  }
+
+  /** The RMSNorm weight before the experts (D). */
+  public static String postAttentionNorm(int layer) {
+    return layer(layer) + "post_attention_layernorm.weight";
+  }
+
+  /** The router module of the fused layout; its weight is {@link #fusedRouter}. */
+  public static String fusedRouterModule(int layer) {
+    return layer(layer) + "mlp.gate";
+  }
+
+  /** A LoRA adapter tensor of a module: {@code which} is "A" or "B" ({@code .lora_A.weight}). */
+  public static String lora(String module, String which) {
+    return module + ".lora_" + which + ".weight";
+  }
+
+  /** A fused expert array's adapter (E, r, in) or (E, out, r): no {@code .weight}, as the array. */
+  public static String fusedLora(String fusedArray, String which) {
+    return fusedArray + ".lora_" + which;
+  }
+
+  /** The layer of a hub router name ({@code block_sparse_moe.gate.weight}), or -1. */
+  public static int parseRouter(String name) {
+    Matcher m = HUB_ROUTER.matcher(name);
+    return m.matches() ? Integer.parseInt(m.group(1)) : -1;
   }
 
   /** Hub router weight (E, D). */
@@ -43,7 +127,7 @@ public final class MixtralNames {
 
   /** Fused-layout router weight (E, D). */
   public static String fusedRouter(int layer) {
-    return layer(layer) + "mlp.gate.weight";
+    return weight(fusedRouterModule(layer));
   }
 
   /** Fused-layout (E, 2F, D) = concat(w1, w3) along rows. */
@@ -66,19 +150,18 @@ public final class MixtralNames {
     long kv = (long) c.numKeyValueHeads * c.headDim();
     m.put(EMBED, new long[] {v, d});
     for (int l = 0; l < c.numHiddenLayers; l++) {
-      String p = layer(l);
-      m.put(p + "self_attn.q_proj.weight", new long[] {q, d});
-      m.put(p + "self_attn.k_proj.weight", new long[] {kv, d});
-      m.put(p + "self_attn.v_proj.weight", new long[] {kv, d});
-      m.put(p + "self_attn.o_proj.weight", new long[] {d, q});
+      m.put(weight(attention(l, "q_proj")), new long[] {q, d});
+      m.put(weight(attention(l, "k_proj")), new long[] {kv, d});
+      m.put(weight(attention(l, "v_proj")), new long[] {kv, d});
+      m.put(weight(attention(l, "o_proj")), new long[] {d, q});
       m.put(router(l), new long[] {c.numLocalExperts, d});
       for (int e = 0; e < c.numLocalExperts; e++) {
         m.put(expert(l, e, "w1"), new long[] {f, d});
         m.put(expert(l, e, "w2"), new long[] {d, f});
         m.put(expert(l, e, "w3"), new long[] {f, d});
       }
-      m.put(p + "input_layernorm.weight", new long[] {d});
-      m.put(p + "post_attention_layernorm.weight", new long[] {d});
+      m.put(inputNorm(l), new long[] {d});
+      m.put(postAttentionNorm(l), new long[] {d});
     }
     m.put(NORM, new long[] {d});
     if (!c.tieWordEmbeddings) {
@@ -88,7 +171,7 @@ public final class MixtralNames {
   }
 
   /** The shapes of one layer's fused-layout tensors. */
-  static Map<String, long[]> fusedShapes(MixtralConfig c, int l) {
+  public static Map<String, long[]> fusedShapes(MixtralConfig c, int l) {
     Map<String, long[]> m = new LinkedHashMap<>();
     long e = c.numLocalExperts;
     long d = c.hiddenSize;
@@ -101,10 +184,7 @@ public final class MixtralNames {
 
   /** A parsed hub expert name, or null if {@code name} is not one. */
   public static ExpertWeight parseExpert(String name) {
-    java.util.regex.Matcher m =
-        java.util.regex.Pattern.compile(
-                "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight")
-            .matcher(name);
+    Matcher m = HUB_EXPERT.matcher(name);
     if (!m.matches()) {
       return null;
     }
@@ -113,9 +193,10 @@ public final class MixtralNames {
 
   /**
    * One hub expert tensor cut out of a layer's fused arrays (the inverse of {@link
-   * MixtralCheckpoint#expertsGateUp} / {@link MixtralCheckpoint#expertsDown}): w1 is rows [0, F) of
-   * expert e's (2F, D) block of {@code gateUp}, w3 rows [F, 2F), w2 expert e's (D, F) block of
-   * {@code down}. For saving a model whose experts are held fused.
+   * moetune.engine.io.MixtralCheckpoint#expertsGateUp} / {@link
+   * moetune.engine.io.MixtralCheckpoint#expertsDown}): w1 is rows [0, F) of expert e's (2F, D)
+   * block of {@code gateUp}, w3 rows [F, 2F), w2 expert e's (D, F) block of {@code down}. For
+   * saving a model whose experts are held fused.
    *
    * @param gateUp (E, 2F, D)
    * @param down (E, D, F)
