@@ -330,7 +330,7 @@ public final class ShardedAdamW implements Optimizer {
       for (boolean first : new boolean[] {true, false}) {
         Tensor local = (first ? ownM : ownV).view(at, fused.shape());
         String kind = first ? "exp_avg." : "exp_avg_sq.";
-        moetune.engine.model.MixtralModel.gatherExpertBlocks(comm, params, fused, local, keep)
+        moetune.engine.model.ExpertGather.expertBlocks(comm, params, fused, local, keep)
             .forEach((name, t) -> experts.put(kind + name, t));
       }
     }

@@ -1,23 +1,16 @@
 package moetune.engine.model;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
-import java.util.stream.Stream;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.hf.GenerationConfig;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
-import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
@@ -62,7 +55,7 @@ public final class MixtralModel implements AutoCloseable {
   private Step step; // the last forward's state, until backward or the next forward
   private LossWeights lossWeights; // the router losses' weights in the total
 
-  private MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
+  MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
     this.config = config;
     this.be = be;
     this.options = options;
@@ -98,23 +91,7 @@ public final class MixtralModel implements AutoCloseable {
    * with its adapters; options.lora(), when given, must then agree with the adapter's settings.
    */
   public static MixtralModel load(Path dir, Backend backend, ModelOptions options) {
-    if (LoraWeights.isAdapterDir(dir) && !LoraWeights.hasWeights(dir)) {
-      // an adapter-only directory (a LoRA run's checkpoint of a base model on disk)
-      return load(LoraWeights.baseModel(dir), dir, backend, options);
-    }
-    if (LoraWeights.isAdapterDir(dir)) {
-      LoraConfig stored = LoraWeights.readConfig(dir, options.seed());
-      checkSameAdapter(dir, options.lora(), stored);
-      MixtralModel m = loadBase(dir, backend, options.withLora(stored));
-      try {
-        LoraWeights.load(dir, m);
-      } catch (RuntimeException e) {
-        m.close();
-        throw e;
-      }
-      return m;
-    }
-    return loadBase(dir, backend, options);
+    return MixtralWeights.load(dir, backend, options);
   }
 
   /**
@@ -123,53 +100,7 @@ public final class MixtralModel implements AutoCloseable {
    */
   public static MixtralModel load(
       Path dir, Path adapterDir, Backend backend, ModelOptions options) {
-    LoraConfig stored = LoraWeights.readConfig(adapterDir, options.seed());
-    checkSameAdapter(adapterDir, options.lora(), stored);
-    MixtralModel m = loadBase(dir, backend, options.withLora(stored));
-    try {
-      LoraWeights.load(adapterDir, m);
-    } catch (RuntimeException e) {
-      m.close();
-      throw e;
-    }
-    return m;
-  }
-
-  private static void checkSameAdapter(Path dir, LoraConfig wanted, LoraConfig stored) {
-    if (wanted != null
-        && (wanted.r() != stored.r()
-            || wanted.alpha() != stored.alpha()
-            || wanted.rslora() != stored.rslora()
-            || !wanted.targets().equals(stored.targets()))) {
-      throw new IllegalArgumentException(
-          dir.resolve(LoraWeights.CONFIG_FILE)
-              + ": the adapter has r="
-              + stored.r()
-              + " alpha="
-              + stored.alpha()
-              + " targets="
-              + String.join(",", stored.targets())
-              + " but the run asks for r="
-              + wanted.r()
-              + " alpha="
-              + wanted.alpha()
-              + " targets="
-              + String.join(",", wanted.targets())
-              + "; use the adapter's settings");
-    }
-  }
-
-  private static MixtralModel loadBase(Path dir, Backend backend, ModelOptions options) {
-    try (MixtralCheckpoint ckpt = MixtralCheckpoint.load(dir)) {
-      Map<String, HostTensor> weights = new LinkedHashMap<>();
-      for (String name : ckpt.names()) {
-        weights.put(name, ckpt.tensor(name));
-      }
-      MixtralModel m = create(ckpt.config(), weights, backend, options);
-      m.sourceDir = dir;
-      m.generation = ckpt.generationConfig();
-      return m;
-    }
+    return MixtralWeights.load(dir, adapterDir, backend, options);
   }
 
   /**
@@ -182,7 +113,7 @@ public final class MixtralModel implements AutoCloseable {
       Map<String, HostTensor> weights,
       Backend backend,
       ModelOptions options) {
-    return create(config, weights, backend, options, ExpertShard.ALL);
+    return MixtralWeights.create(config, weights, backend, options);
   }
 
   /**
@@ -197,59 +128,7 @@ public final class MixtralModel implements AutoCloseable {
       Backend backend,
       ModelOptions options,
       ExpertShard shard) {
-    checkSupported(backend, options);
-    Parameters p =
-        Parameters.allocate(
-            backend, config, options.activations(), options.frozen(), options.lora(), shard);
-    try {
-      Map<String, Long> covered = new LinkedHashMap<>();
-      for (Map.Entry<String, HostTensor> w : weights.entrySet()) {
-        if (config.tieWordEmbeddings && w.getKey().equals(MixtralNames.LM_HEAD)) {
-          continue;
-        }
-        if (LoraWeights.isAdapterName(w.getKey())) {
-          throw new IllegalArgumentException(
-              "tensor '"
-                  + w.getKey()
-                  + "' is a LoRA adapter tensor among the base weights; load adapters with"
-                  + " loadAdapter()");
-        }
-        if (!p.holds(w.getKey())) {
-          continue; // another expert-parallel rank's expert
-        }
-        Parameters.Slice s = p.resolve(w.getKey());
-        HostTensor value = p.localPart(w.getKey(), w.getValue());
-        if (value.numel() != s.numel()) {
-          throw new IllegalArgumentException(
-              "tensor '"
-                  + w.getKey()
-                  + "' has shape "
-                  + java.util.Arrays.toString(w.getValue().shape())
-                  + ", the config needs "
-                  + java.util.Arrays.toString(s.shape()));
-        }
-        p.set(s, value);
-        covered.merge(owner(p, s), s.numel(), Long::sum);
-      }
-      List<String> missing = new ArrayList<>();
-      for (Parameters.Slice s : p.slices()) {
-        if (!s.isLora() && covered.getOrDefault(s.name(), 0L) != s.numel()) {
-          missing.add(s.name());
-        }
-      }
-      if (!missing.isEmpty()) {
-        throw new IllegalArgumentException(
-            "weights missing or partial for: " + String.join(", ", missing));
-      }
-      if (options.lora() != null) {
-        LoraWeights.initialise(p, options.lora());
-      }
-      p.syncWorkingCopy();
-      return new MixtralModel(config, backend, options, p);
-    } catch (RuntimeException e) {
-      p.close();
-      throw e;
-    }
+    return MixtralWeights.create(config, weights, backend, options, shard);
   }
 
   /**
@@ -262,59 +141,7 @@ public final class MixtralModel implements AutoCloseable {
    */
   public static MixtralModel createRandom(
       MixtralConfig config, Backend backend, ModelOptions options, long seed) {
-    checkSupported(backend, options);
-    Parameters p =
-        Parameters.allocate(
-            backend, config, options.activations(), options.frozen(), options.lora());
-    try {
-      float std = (float) config.initializerRange;
-      long tensor = 0;
-      for (Parameters.Slice s : p.slices()) {
-        if (s.isLora()) {
-          continue;
-        }
-        Tensor v = p.value(s);
-        if (s.isVector()) {
-          backend.fill(v, 1f);
-        } else {
-          // counters tensor * 2^40 + i: disjoint ranges (a tensor has < 2^40 elements)
-          backend.randomNormal(v, seed + ++tensor * (0x9E3779B97F4A7C15L << 40), std);
-        }
-      }
-      if (options.lora() != null) {
-        LoraWeights.initialise(p, options.lora());
-      }
-      p.syncWorkingCopy();
-      return new MixtralModel(config, backend, options, p);
-    } catch (RuntimeException e) {
-      p.close();
-      throw e;
-    }
-  }
-
-  private static void checkSupported(Backend backend, ModelOptions options) {
-    for (DType t : new DType[] {options.activations(), options.residual()}) {
-      if (!backend.supports(t)) {
-        throw new IllegalArgumentException(
-            "backend "
-                + backend.name()
-                + " does not compute in "
-                + t
-                + "; use precision fp32 on this device");
-      }
-    }
-  }
-
-  /** The fused parameter a resolved slice lies in. */
-  private static String owner(Parameters p, Parameters.Slice s) {
-    for (Parameters.Slice f : p.slices()) {
-      if (f.frozen() == s.frozen()
-          && s.offset() >= f.offset()
-          && s.offset() < f.offset() + f.numel()) {
-        return f.name();
-      }
-    }
-    throw new IllegalStateException("slice " + s.name() + " outside the parameters");
+    return MixtralWeights.createRandom(config, backend, options, seed);
   }
 
   public MixtralConfig config() {
@@ -437,7 +264,7 @@ public final class MixtralModel implements AutoCloseable {
     s.spec = new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, window());
 
     s.streams[0] = be.empty(options.residual(), n, d);
-    be.embeddingForward(s.ids, params.weight("model.embed_tokens.weight"), s.streams[0]);
+    be.embeddingForward(s.ids, params.weight(MixtralNames.EMBED), s.streams[0]);
     int e = config.numLocalExperts;
     int k = config.numExpertsPerTok;
     s.routerLogits = be.empty(DType.F32, (long) numLayers * n, e);
@@ -463,7 +290,7 @@ public final class MixtralModel implements AutoCloseable {
     be.rmsnormForward(
         s.streams[numLayers],
         null,
-        params.weight("model.norm.weight"),
+        params.weight(MixtralNames.NORM),
         (float) config.rmsNormEps,
         s.normed,
         s.rstdFinal);
@@ -597,10 +424,10 @@ public final class MixtralModel implements AutoCloseable {
     be.rmsnormBackward(
         dNormed,
         s.streams[numLayers],
-        params.weight("model.norm.weight"),
+        params.weight(MixtralNames.NORM),
         s.rstdFinal,
         dStream,
-        params.grad("model.norm.weight"));
+        params.grad(MixtralNames.NORM));
     dNormed.close();
     if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
       done.accept(HEAD_AND_NORM);
@@ -661,7 +488,7 @@ public final class MixtralModel implements AutoCloseable {
     if (dZLogits != null) {
       dZLogits.close();
     }
-    Tensor embedGrad = params.grad("model.embed_tokens.weight");
+    Tensor embedGrad = params.grad(MixtralNames.EMBED);
     if (embedGrad != null) {
       be.embeddingBackward(s.ids, dStream, embedGrad);
     }
@@ -734,57 +561,7 @@ public final class MixtralModel implements AutoCloseable {
    * others return an empty map. Unsplit: every expert from this process, no communication.
    */
   public Map<String, HostTensor> gatherExperts(boolean keep) {
-    Map<String, HostTensor> out = new LinkedHashMap<>();
-    if (!params.expertShard().split()) {
-      return out;
-    }
-    for (Parameters.Slice fused : params.expertSlices()) {
-      out.putAll(gatherExpertBlocks(expertParallel, params, fused, params.value(fused), keep));
-    }
-    return out;
-  }
-
-  /**
-   * One fused expert tensor of a split model gathered expert by expert: {@code local} (E/N, O, I)
-   * is this rank's block of it (weights or an optimizer moment, any float dtype); returns every
-   * expert's hub tensors (float32) where keep. Transient device memory: N experts of one tensor.
-   */
-  public static Map<String, HostTensor> gatherExpertBlocks(
-      Communicator comm, Parameters params, Parameters.Slice fused, Tensor local, boolean keep) {
-    Backend be = local.backend();
-    int n = comm.size();
-    int el = (int) fused.shape()[0];
-    long per = fused.numel() / el;
-    HostTensor[][] parts = new HostTensor[el * n][];
-    try (Tensor mine = be.empty(DType.F32, per);
-        Tensor all = be.empty(DType.F32, per * n)) {
-      for (int i = 0; i < el; i++) {
-        be.copy(local.view(i * per, per), mine);
-        comm.allGather(mine, all);
-        if (!keep) {
-          continue;
-        }
-        for (int j = 0; j < n; j++) {
-          int e = j * el + i;
-          List<Parameters.Slice> hub = params.hubPartsOfExpert(fused, e);
-          parts[e] = new HostTensor[hub.size()];
-          for (int h = 0; h < hub.size(); h++) {
-            Parameters.Slice part = hub.get(h);
-            parts[e][h] = be.download(all.view(j * per + part.offset(), part.shape()));
-          }
-        }
-      }
-    }
-    Map<String, HostTensor> out = new LinkedHashMap<>();
-    if (keep) {
-      for (int e = 0; e < el * n; e++) {
-        List<Parameters.Slice> hub = params.hubPartsOfExpert(fused, e);
-        for (int h = 0; h < hub.size(); h++) {
-          out.put(hub.get(h).name(), parts[e][h]);
-        }
-      }
-    }
-    return out;
+    return ExpertGather.experts(expertParallel, params, keep);
   }
 
   /** What {@link #onGradientsDone} reports once the final norm's and the LM head's are done. */
@@ -867,74 +644,35 @@ public final class MixtralModel implements AutoCloseable {
    * the other files of the directory the model was loaded from (tokenizer files) copied along.
    */
   public void save(Path dir) {
-    save(dir, configDtype(), SafetensorsWriter.parseSize("5GB"));
+    save(dir, MixtralWeights.configDtype(config), SafetensorsWriter.parseSize("5GB"));
   }
 
   /** As {@link #save(Path)} with an explicit weight dtype (F32, BF16, F16) and shard size. */
   public void save(Path dir, DType dtype, long maxShardBytes) {
-    MixtralConfig.Builder b = config.toBuilder();
-    b.dtype =
-        switch (dtype) {
-          case F32 -> "float32";
-          case BF16 -> "bfloat16";
-          case F16 -> "float16";
-          default ->
-              throw new IllegalArgumentException(
-                  "save: weights must be F32, BF16 or F16, not " + dtype);
-        };
-    MixtralCheckpoint.save(
-        dir, b.build(), generation, this::parameter, dtype, maxShardBytes, extraFiles());
+    MixtralWeights.save(this, dir, dtype, maxShardBytes);
   }
 
-  private DType configDtype() {
-    if (config.dtype == null) {
-      return DType.F32;
-    }
-    return switch (config.dtype) {
-      case "bfloat16" -> DType.BF16;
-      case "float16" -> DType.F16;
-      default -> DType.F32;
-    };
+  /** The directory the model was loaded from (its tokenizer files go along on save), or null. */
+  Path sourceDir() {
+    return sourceDir;
   }
 
-  /** Files of the source directory other than weights and configs (tokenizer files). */
-  private List<Path> extraFiles() {
-    List<Path> out = new ArrayList<>();
-    if (sourceDir == null) {
-      return out;
-    }
-    try (Stream<Path> files = Files.list(sourceDir)) {
-      for (Path f : (Iterable<Path>) files::iterator) {
-        String n = f.getFileName().toString();
-        boolean weightsOrConfig =
-            n.endsWith(".safetensors")
-                || n.equals("model.safetensors.index.json")
-                || n.equals("config.json")
-                || n.equals("generation_config.json")
-                || n.equals(LoraWeights.CONFIG_FILE)
-                || n.startsWith(".");
-        if (!weightsOrConfig && Files.isRegularFile(f)) {
-          out.add(f);
-        }
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException("cannot list " + sourceDir + ": " + e.getMessage(), e);
-    }
-    return out;
+  /** The loaded directory's generation_config.json, or null. */
+  GenerationConfig generation() {
+    return generation;
+  }
+
+  /** Records the directory the model was loaded from and its generation config (on load). */
+  void loadedFrom(Path dir, GenerationConfig generation) {
+    this.sourceDir = dir;
+    this.generation = generation;
   }
 
   // ------------------------------------------------------------------ generation
 
   /** A KV cache for decoding batch rows of up to capacity tokens each. */
   public KvCache newKvCache(int batch, int capacity) {
-    return new KvCache(
-        be,
-        layers.length,
-        batch,
-        capacity,
-        config.numKeyValueHeads,
-        config.headDim(),
-        options.activations());
+    return MixtralDecoding.newKvCache(this, batch, capacity);
   }
 
   /**
@@ -943,59 +681,21 @@ public final class MixtralModel implements AutoCloseable {
    * call with the whole prompt is the prefill; later calls pass one token per row.
    */
   public HostTensor decode(KvCache cache, int[][] tokens) {
-    int batch = tokens.length;
-    int tq = tokens[0].length;
-    if (batch != cache.batch()) {
-      throw new IllegalArgumentException(
-          "decode: " + batch + " rows for a cache of " + cache.batch());
-    }
-    cache.checkRoom(tq);
-    int n = batch * tq;
-    int[] ids = new int[n];
-    int[] pos = new int[n];
-    for (int b = 0; b < batch; b++) {
-      if (tokens[b].length != tq) {
-        throw new IllegalArgumentException(
-            "decode: row " + b + " has " + tokens[b].length + " tokens, row 0 " + tq);
-      }
-      for (int t = 0; t < tq; t++) {
-        ids[b * tq + t] = tokens[b][t];
-        pos[b * tq + t] = cache.length() + t;
-      }
-    }
-    checkIds(ids);
-    long d = config.hiddenSize;
-    DType act = options.activations();
-    Tensor x;
-    try (Tensor idsT = be.upload(HostTensor.ofInts(ids, n));
-        Tensor posT = be.upload(HostTensor.ofInts(pos, n))) {
-      x = be.empty(options.residual(), n, d);
-      be.embeddingForward(idsT, params.weight(MixtralNames.EMBED), x);
-      for (int l = 0; l < layers.length; l++) {
-        Tensor next = layers[l].forwardCached(x, posT, cache.layer(l), batch, window());
-        x.close();
-        x = next;
-      }
-    }
-    cache.advance(tq);
-    try (Tensor last = be.empty(options.residual(), batch, d);
-        Tensor normed = be.empty(act, batch, d);
-        Tensor rstd = be.empty(DType.F32, batch);
-        Tensor logits = be.empty(act, batch, config.vocabSize)) {
-      for (int b = 0; b < batch; b++) {
-        be.copy(x.view(((long) b * tq + tq - 1) * d, 1, d), last.view(b * d, 1, d));
-      }
-      x.close();
-      be.rmsnormForward(
-          last, null, params.weight(MixtralNames.NORM), (float) config.rmsNormEps, normed, rstd);
-      be.matmul(normed, false, lmHead(), true, logits, 1f, 0f);
-      return be.download(logits).to(DType.F32);
-    }
+    return MixtralDecoding.decode(this, cache, tokens);
   }
 
   // ------------------------------------------------------------------ helpers
 
-  private Tensor lmHead() {
+  int numLayers() {
+    return layers.length;
+  }
+
+  DecoderLayer layer(int l) {
+    return layers[l];
+  }
+
+  /** The LM head weight (the embeddings when tied). */
+  Tensor lmHead() {
     return params.weight(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
@@ -1003,7 +703,8 @@ public final class MixtralModel implements AutoCloseable {
     return params.grad(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
-  private int window() {
+  /** The sliding attention window, 0: none. */
+  int window() {
     Integer w = config.slidingWindow;
     return w == null ? 0 : w;
   }
@@ -1024,7 +725,8 @@ public final class MixtralModel implements AutoCloseable {
     return targets;
   }
 
-  private void checkIds(int[] ids) {
+  /** Every id inside the vocabulary, or one line naming the first outside it. */
+  void checkIds(int[] ids) {
     for (int i = 0; i < ids.length; i++) {
       if (ids[i] < 0 || ids[i] >= config.vocabSize) {
         throw new IllegalArgumentException(
