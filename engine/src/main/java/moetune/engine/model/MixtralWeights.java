@@ -14,6 +14,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.io.MixtralCheckpoint;
+import moetune.engine.io.SafetensorsIndex;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -267,7 +268,7 @@ final class MixtralWeights {
         String n = f.getFileName().toString();
         boolean weightsOrConfig =
             n.endsWith(".safetensors")
-                || n.equals("model.safetensors.index.json")
+                || n.equals(SafetensorsIndex.FILE_NAME)
                 || n.equals("config.json")
                 || n.equals("generation_config.json")
                 || n.equals(LoraWeights.CONFIG_FILE)

@@ -229,11 +229,11 @@ public final class MixtralTrainable implements TrainableModel {
 
   /** The trainable slices of a {@link MixtralModel#onGradientsDone} group, to the optimizer. */
   private void reportDone(ShardedAdamW sharded, int group) {
-    String prefix = group == MixtralModel.HEAD_AND_NORM ? null : "model.layers." + group + ".";
+    String prefix = group == MixtralModel.HEAD_AND_NORM ? null : MixtralNames.layer(group);
     for (Parameters.Slice s : model.parameters().trainableSlices()) {
       boolean in =
           prefix == null
-              ? s.name().equals("lm_head.weight") || s.name().equals("model.norm.weight")
+              ? s.name().equals(MixtralNames.LM_HEAD) || s.name().equals(MixtralNames.NORM)
               : s.name().startsWith(prefix);
       if (in) {
         sharded.gradientsDone(s.offset(), s.numel());
