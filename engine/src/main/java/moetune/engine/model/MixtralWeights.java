@@ -35,16 +35,7 @@ final class MixtralWeights {
       return load(LoraWeights.baseModel(dir), dir, backend, options);
     }
     if (LoraWeights.isAdapterDir(dir)) {
-      LoraConfig stored = LoraWeights.readConfig(dir, options.seed());
-      checkSameAdapter(dir, options.lora(), stored);
-      MixtralModel m = loadBase(dir, backend, options.withLora(stored));
-      try {
-        LoraWeights.load(dir, m);
-      } catch (RuntimeException e) {
-        m.close();
-        throw e;
-      }
-      return m;
+      return load(dir, dir, backend, options); // a merged base with its adapter beside it
     }
     return loadBase(dir, backend, options);
   }
