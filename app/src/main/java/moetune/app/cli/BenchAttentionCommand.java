@@ -62,7 +62,7 @@ public final class BenchAttentionCommand implements Callable<Integer> {
       names = "--path",
       paramLabel = "P",
       description =
-          "attention kernels: own (tensor-core, the default) or scalar; default: MOETUNE_ATTENTION"
+          "attention kernels: own (tensor-core, the default), cudnn (cuDNN fused attention) or scalar; default: MOETUNE_ATTENTION"
               + " or own")
   String path;
 
