@@ -14,6 +14,11 @@ class BenchStepCommandTest {
   @TempDir Path dir;
 
   private Path tinyConfig() throws Exception {
+    return tinyConfig(dir);
+  }
+
+  /** A two-layer Mixtral config.json in {@code dir} (the bench step tests' model). */
+  static Path tinyConfig(Path dir) throws Exception {
     MixtralConfig c =
         MixtralConfig.builder()
             .set(

@@ -3,13 +3,11 @@ package moetune.app.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import moetune.engine.backend.cuda.CudaProbe;
-import moetune.engine.hf.MixtralConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,22 +19,7 @@ class BenchStepScalingTest {
   @TempDir Path dir;
 
   private Path tinyConfig() throws Exception {
-    MixtralConfig c =
-        MixtralConfig.builder()
-            .set(
-                b -> {
-                  b.vocabSize = 64;
-                  b.hiddenSize = 32;
-                  b.intermediateSize = 48;
-                  b.numHiddenLayers = 2;
-                  b.numAttentionHeads = 4;
-                  b.numKeyValueHeads = 2;
-                  b.numLocalExperts = 4;
-                  b.numExpertsPerTok = 2;
-                  b.maxPositionEmbeddings = 64;
-                })
-            .build();
-    return Files.writeString(dir.resolve("config.json"), c.toJson());
+    return BenchStepCommandTest.tinyConfig(dir);
   }
 
   @Test
