@@ -32,10 +32,10 @@ import moetune.engine.tensor.Tensor;
  * experts per token.
  *
  * <p>Losses: total = ce + aux coefficient * aux + z coefficient * z (see {@link Loss}, {@link
- * LossWeights}; a trainer sets its run's, a model on its own uses config.json's aux one). The z
- * term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2, averaged
- * over layers and tokens: one mean over all L*N router rows, padding excluded by the same row mask
- * as the aux loss.
+ * LossWeights}: given to forward and backward; a trainer passes its run's, without them the model
+ * uses config.json's aux coefficient and no z-loss). The z term is the ST-MoE router z-loss (Zoph
+ * et al. 2022, eq. 5), logsumexp(router logits)^2, averaged over layers and tokens: one mean over
+ * all L*N router rows, padding excluded by the same row mask as the aux loss.
  *
  * <p>Not thread-safe: one forward/backward at a time.
  */
@@ -52,13 +52,11 @@ public final class MixtralModel implements AutoCloseable {
   private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
   private GenerationConfig generation; // from the loaded directory, or null
   private MixtralStep step; // the last forward, until its backward or the next forward
-  private LossWeights lossWeights; // the router losses' weights in the total
 
   MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
     this.config = config;
     this.be = be;
     this.options = options;
-    this.lossWeights = LossWeights.of(config);
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
@@ -155,19 +153,6 @@ public final class MixtralModel implements AutoCloseable {
     return options;
   }
 
-  /** The router losses' weights in the total (the config's aux coefficient unless set). */
-  public LossWeights lossWeights() {
-    return lossWeights;
-  }
-
-  /**
-   * Sets the router losses' weights for the next forward and backward: a trainer passes its run's
-   * (TrainOptions' aux and z-loss coefficients).
-   */
-  public void setLossWeights(LossWeights w) {
-    this.lossWeights = java.util.Objects.requireNonNull(w, "lossWeights");
-  }
-
   /** Master weights, gradients and the working copy, as flat buffers with named views. */
   public Parameters parameters() {
     return params;
@@ -181,18 +166,32 @@ public final class MixtralModel implements AutoCloseable {
    * are all zero with 0 targets, and only {@link #logits()} is of use.
    */
   public Loss forward(Batch batch) {
-    return forward(batch, true);
+    return forward(batch, LossWeights.of(config));
+  }
+
+  /**
+   * As {@link #forward(Batch)} with the router losses weighted by {@code weights} in the total (a
+   * trainer passes its run's, from TrainOptions); its backward must be given the same weights.
+   */
+  public Loss forward(Batch batch, LossWeights weights) {
+    return forward(batch, true, weights);
   }
 
   /** Evaluation forward: as {@link #forward} without router jitter. Backward may still follow. */
   public Loss evaluate(Batch batch) {
-    return forward(batch, false);
+    return evaluate(batch, LossWeights.of(config));
   }
 
-  private Loss forward(Batch batch, boolean training) {
+  /** As {@link #evaluate(Batch)} with the given loss weights. */
+  public Loss evaluate(Batch batch, LossWeights weights) {
+    return forward(batch, false, weights);
+  }
+
+  private Loss forward(Batch batch, boolean training, LossWeights weights) {
+    java.util.Objects.requireNonNull(weights, "weights");
     releaseStep();
     step = new MixtralStep(this);
-    return step.forward(batch, training);
+    return step.forward(batch, training, weights);
   }
 
   /**
@@ -230,21 +229,30 @@ public final class MixtralModel implements AutoCloseable {
 
   // ------------------------------------------------------------------ backward
 
-  /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
+  /**
+   * Backward of the last forward's total loss under config.json's loss weights (a forward given
+   * none); parameter gradients accumulate (+=).
+   */
   public void backward() {
     backward(1f);
+  }
+
+  /** As {@link #backward(float, LossWeights)} with config.json's loss weights. */
+  public void backward(float scale) {
+    backward(scale, LossWeights.of(config));
   }
 
   /**
    * Backward of scale * total loss (for gradient accumulation over micro-batches, scale = 1 /
    * micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
-   * Parameters#gradFlat()}; the forward's saved state is freed.
+   * Parameters#gradFlat()}; the forward's saved state is freed. {@code weights} are the router
+   * losses' weights in the total, the ones the forward was given (a trainer passes its run's).
    */
-  public void backward(float scale) {
+  public void backward(float scale, LossWeights weights) {
     if (step == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
     }
-    step.backward(scale, gradientsDone);
+    step.backward(scale, weights, gradientsDone);
     releaseStep();
   }
 

@@ -47,6 +47,7 @@ final class MixtralStep implements AutoCloseable {
   Tensor logits; // (N, V); overwritten with its gradient by backward
   Tensor targets; // I32 (N) shifted labels, or null
   int targetCount;
+  LossWeights lossWeights; // the forward's router-loss weights, which its backward must be given
 
   MixtralStep(MixtralModel model) {
     this.model = model;
@@ -95,13 +96,14 @@ final class MixtralStep implements AutoCloseable {
    * The forward of {@code batch} (router jitter on when {@code training}): computes the logits and,
    * when the batch has labels, the losses, keeping what {@link #backward} needs.
    */
-  Loss forward(Batch batch, boolean training) {
+  Loss forward(Batch batch, boolean training, LossWeights lossWeights) {
     int n = batch.tokens();
     long d = config.hiddenSize;
     int numLayers = layers.length;
     DType act = options.activations();
     MixtralStep s = this;
     s.batch = batch;
+    s.lossWeights = lossWeights;
     s.streams = new Tensor[numLayers + 1];
     s.saved = new DecoderLayer.Saved[numLayers];
     Recompute mode = options.recompute();
@@ -161,7 +163,7 @@ final class MixtralStep implements AutoCloseable {
       }
       s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     }
-    float zCoef = (float) model.lossWeights().z();
+    float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
       be.crossEntropy(s.logits, s.targets, losses, null, 0f);
@@ -177,7 +179,7 @@ final class MixtralStep implements AutoCloseable {
             GlobalLoadBalancing.compute(
                 model.expertParallel(), s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
       }
-      float total = v[0] + (float) model.lossWeights().aux() * v[1];
+      float total = v[0] + (float) lossWeights.aux() * v[1];
       if (zCoef != 0f) {
         total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
       }
@@ -240,14 +242,23 @@ final class MixtralStep implements AutoCloseable {
   /**
    * Backward of scale * total loss (for gradient accumulation over micro-batches, scale = 1 /
    * micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
-   * Parameters#gradFlat()}; each layer's saved state is freed as its backward finishes (the model
-   * closes the step afterwards). {@code done}, when not null, is told which gradients are final as
-   * soon as they are (see {@link MixtralModel#onGradientsDone}).
+   * Parameters#gradFlat()} under {@code lossWeights}, which must be the forward's (the total it
+   * computed is the one differentiated); each layer's saved state is freed as its backward finishes
+   * (the model closes the step afterwards). {@code done}, when not null, is told which gradients
+   * are final as soon as they are (see {@link MixtralModel#onGradientsDone}).
    */
-  void backward(float scale, IntConsumer done) {
+  void backward(float scale, LossWeights lossWeights, IntConsumer done) {
     MixtralStep s = this;
     if (s.targets == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
+    }
+    if (!lossWeights.equals(s.lossWeights)) {
+      throw new IllegalArgumentException(
+          "backward(): loss weights "
+              + lossWeights
+              + " differ from the forward's "
+              + s.lossWeights
+              + "; pass the forward's");
     }
     int n = s.batch.tokens();
     long d = config.hiddenSize;
@@ -280,7 +291,7 @@ final class MixtralStep implements AutoCloseable {
     }
 
     Tensor dProbs = null; // F32 (L*N, E)
-    float auxScale = (float) model.lossWeights().aux() * scale;
+    float auxScale = (float) lossWeights.aux() * scale;
     if (auxScale != 0f) {
       dProbs = be.empty(DType.F32, s.probs.shape());
       try (Tensor lossOut = be.empty(DType.F32, 1)) {
@@ -291,7 +302,7 @@ final class MixtralStep implements AutoCloseable {
               s.topIdx,
               s.rowMask,
               dProbs,
-              (float) model.lossWeights().aux(),
+              (float) lossWeights.aux(),
               scale);
         } else {
           be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
@@ -299,7 +310,7 @@ final class MixtralStep implements AutoCloseable {
       }
     }
     Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
-    float zScale = (float) model.lossWeights().z() * scale;
+    float zScale = (float) lossWeights.z() * scale;
     if (zScale != 0f) {
       dZLogits = be.zeros(DType.F32, s.routerLogits.shape()); // routerZLoss accumulates (+=)
       try (Tensor lossOut = be.empty(DType.F32, 1)) {

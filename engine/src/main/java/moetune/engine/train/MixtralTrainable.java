@@ -40,8 +40,8 @@ import moetune.engine.tensor.Tensor;
  * count in its metadata.
  *
  * <p>The model must be built with {@link #trainingOptions} (the run's frozen parameters are stored
- * without gradient or optimizer state). The run's aux and z-loss coefficients are handed to the
- * model's forward and backward as its {@link LossWeights}; the model config keeps the checkpoint's
+ * without gradient or optimizer state). The run's aux and z-loss coefficients are passed to every
+ * forward and backward as {@link LossWeights}; the model config keeps the checkpoint's
  * router_aux_loss_coef, and saved checkpoints keep the original config.
  */
 public final class MixtralTrainable implements TrainableModel {
@@ -51,6 +51,7 @@ public final class MixtralTrainable implements TrainableModel {
   private static final String NOISE_KEY = "router_noise_step";
 
   private final MixtralModel model;
+  private final LossWeights lossWeights; // the run's aux and z-loss coefficients (TrainOptions)
   private final MixtralConfig savedConfig;
   private final GenerationConfig generation;
   private final List<Path> tokenizerFiles;
@@ -61,8 +62,7 @@ public final class MixtralTrainable implements TrainableModel {
   private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
-   * @param model built with {@link #trainingOptions}(modelOptions, options); its loss weights are
-   *     set to the run's
+   * @param model built with {@link #trainingOptions}(modelOptions, options)
    * @param savedConfig the config checkpoints are saved with
    * @param generation generation_config.json of checkpoints, or null to derive it
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
@@ -111,7 +111,7 @@ public final class MixtralTrainable implements TrainableModel {
       TrainOptions options,
       Communicator dataParallel,
       long bucketChunk) {
-    model.setLossWeights(new LossWeights(options.auxLossCoef(), options.routerZLossCoef()));
+    this.lossWeights = new LossWeights(options.auxLossCoef(), options.routerZLossCoef());
     this.model = model;
     this.savedConfig = savedConfig;
     this.generation = generation;
@@ -178,10 +178,15 @@ public final class MixtralTrainable implements TrainableModel {
     return model;
   }
 
+  /** The run's router-loss weights, passed to every forward and backward. */
+  public LossWeights lossWeights() {
+    return lossWeights;
+  }
+
   /** Warnings about this setup for the run's log (empty when there are none). */
   public List<String> warnings() {
     List<String> w = new ArrayList<>();
-    if (model.lossWeights().aux() == 0) {
+    if (lossWeights.aux() == 0) {
       w.add(
           "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
               + "watch expert_load in metrics.jsonl for router collapse");
@@ -242,13 +247,13 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   private MicroStep forwardBackwardOnce(TokenBatch batch, double weight) {
-    Loss loss = model.forward(toModelBatch(batch, true));
+    Loss loss = model.forward(toModelBatch(batch, true), lossWeights);
     if (expertLoad == null) {
       MixtralConfig c = model.config();
       expertLoad = model.backend().zeros(DType.F32, c.numHiddenLayers, c.numLocalExperts + 2);
     }
     model.accumulateExpertLoad(expertLoad); // read once per step by takeRouterStats
-    model.backward((float) weight);
+    model.backward((float) weight, lossWeights);
     return new MicroStep(
         (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), null);
   }
