@@ -1,8 +1,8 @@
 package moetune.sequences;
 
 /**
- * One fixed-length training row (length T): what the datasets produce, what the trainer batches
- * and what the model takes. The one convention, end to end, is Hugging Face's:
+ * One fixed-length training row (length T): what the datasets produce, what the trainer batches and
+ * what the model takes. The one convention, end to end, is Hugging Face's:
  *
  * <p>{@code labels} are NOT shifted: {@code labels[t]} is the target for the token at t, and the
  * model computes the loss of position t-1 predicting it (the shift happens once, inside the model's

@@ -29,9 +29,9 @@ import moetune.engine.train.LrSchedule;
 import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.MicroStep;
 import moetune.engine.train.MixtralTrainable;
-import moetune.engine.train.PackedSequence;
 import moetune.engine.train.TokenBatch;
 import moetune.engine.train.TrainOptions;
+import moetune.sequences.PackedSequence;
 
 /**
  * {@code moetune bench step}: whole training steps of a Mixtral as {@code moetune train} runs them
@@ -323,7 +323,7 @@ public final class StepBench {
     return new double[] {ms, r.lossSum() / Math.max(1, r.labelledTokens())};
   }
 
-  /** n batches of uniformly random tokens, every position labelled but each row's last. */
+  /** n batches of uniformly random tokens, every token a target but each row's first. */
   static List<TokenBatch> randomBatches(int vocab, Settings s, int n) {
     return randomBatches(vocab, s, n, s.seed());
   }
@@ -336,17 +336,10 @@ public final class StepBench {
       List<PackedSequence> rows = new ArrayList<>();
       for (int row = 0; row < s.microBatch(); row++) {
         int[] ids = new int[t];
-        int[] targets = new int[t];
-        int[] positions = new int[t];
-        int[] docs = new int[t];
         for (int i = 0; i < t; i++) {
           ids[i] = r.nextInt(vocab);
-          positions[i] = i;
         }
-        for (int i = 0; i < t; i++) {
-          targets[i] = i + 1 < t ? ids[i + 1] : -100;
-        }
-        rows.add(new PackedSequence(ids, targets, positions, docs));
+        rows.add(PackedSequence.ofDocument(ids));
       }
       out.add(TokenBatch.of(rows));
     }

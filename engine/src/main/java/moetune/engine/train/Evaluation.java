@@ -3,6 +3,7 @@ package moetune.engine.train;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.ToDoubleFunction;
+import moetune.sequences.PackedSequence;
 
 /**
  * Mean cross-entropy over every labelled token of a set of sequences, in micro-batches of B in

@@ -293,35 +293,24 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   /**
-   * The model's batch for a packed one: HF's unshifted labels (labels[t+1] = targets[t], the first
-   * label of each row ignored), an attention mask where there is padding (which also keeps padding
-   * out of the aux loss), restarting positions and document ids.
+   * The model's batch for a packed one: the same (unshifted, HF) labels, which the model shifts, an
+   * attention mask where there is padding (which also keeps padding out of the aux loss),
+   * restarting positions and document ids.
    */
   public static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
     int b = tb.batch();
     int t = tb.seqLen();
-    int[] labels = new int[b * t];
     int[] mask = new int[b * t];
     boolean padded = false;
-    for (int r = 0; r < b; r++) {
-      if (tb.targets()[r * t + t - 1] != -100) {
-        throw new IllegalArgumentException(
-            "row " + r + " has a target at its last position; packed sequences end without one");
-      }
-      labels[r * t] = -100;
-      for (int i = 1; i < t; i++) {
-        labels[r * t + i] = tb.targets()[r * t + i - 1];
-      }
-      for (int i = 0; i < t; i++) {
-        mask[r * t + i] = tb.docIds()[r * t + i] >= 0 ? 1 : 0;
-        padded |= mask[r * t + i] == 0;
-      }
+    for (int i = 0; i < b * t; i++) {
+      mask[i] = tb.docIds()[i] >= 0 ? 1 : 0;
+      padded |= mask[i] == 0;
     }
     return new Batch(
         b,
         t,
         tb.inputIds(),
-        withLabels ? labels : null,
+        withLabels ? tb.labels() : null,
         padded ? mask : null,
         tb.positions(),
         tb.docIds());

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import moetune.engine.dist.Communicator;
+import moetune.sequences.PackedSequence;
 
 /**
  * The training loop, the same object behind {@code moetune train} and the GUI: construct it,

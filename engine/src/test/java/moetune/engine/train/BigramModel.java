@@ -72,8 +72,10 @@ final class BigramModel implements TrainableModel {
   private double lossAndGrad(TokenBatch batch, float scale) {
     double sum = 0;
     float[] p = new float[v];
+    int t = batch.seqLen();
     for (int n = 0; n < batch.inputIds().length; n++) {
-      int y = batch.targets()[n];
+      // HF's shift: position n predicts the next label of its row, none after the row's last
+      int y = n % t + 1 < t ? batch.labels()[n + 1] : -100;
       if (y == -100) {
         continue;
       }

@@ -12,6 +12,7 @@ import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.Loss;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.Parameters;
+import moetune.sequences.PackedSequence;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
