@@ -36,12 +36,12 @@ public record TrainingData(
    * conversations.
    */
   public static TrainingData prepare(RunConfig cfg, ChatTokenizer tokenizer) {
-    boolean separateEval = !cfg.evalDatasets().isEmpty();
+    boolean separateEval = !cfg.resolvedEvalDatasets().isEmpty();
     List<PackedSequence> train = new ArrayList<>();
     List<PackedSequence> eval = new ArrayList<>();
     List<String> notes = new ArrayList<>();
     int conversations = 0;
-    List<DatasetSpec> sets = cfg.datasets();
+    List<DatasetSpec> sets = cfg.resolvedDatasets();
     for (int i = 0; i < sets.size(); i++) {
       DatasetSpec d = sets.get(i);
       PreparedData p =
@@ -57,7 +57,7 @@ public record TrainingData(
               : "weight " + d.weight() + ": " + rows.size() + " -> " + mixed.size() + " sequences";
       note(notes, d, p, mixing);
     }
-    for (DatasetSpec d : cfg.evalDatasets()) {
+    for (DatasetSpec d : cfg.resolvedEvalDatasets()) {
       PreparedData p = DataPipeline.prepare(dataConfig(cfg, d, 0), tokenizer);
       eval.addAll(p.train());
       conversations += p.stats().records();
