@@ -30,9 +30,8 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
- * model's, applies freezing, collects routing statistics, and saves and restores the whole training
- * state.
+ * The Mixtral model and its AdamW as a {@link TrainableModel}: applies freezing, collects routing
+ * statistics, and saves and restores the whole training state.
  *
  * <p>A checkpoint directory is a HuggingFace model directory (float32 hub-layout safetensors,
  * config.json, generation_config.json, the tokenizer files), so {@code generate} and {@code export}
@@ -211,7 +210,7 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+  public MicroStep forwardBackward(Batch batch, double weight) {
     return forwardBackward(batch, weight, false);
   }
 
@@ -221,7 +220,7 @@ public final class MixtralTrainable implements TrainableModel {
    * reduce-scatter overlapping the rest of the backward).
    */
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight, boolean lastOfStep) {
+  public MicroStep forwardBackward(Batch batch, double weight, boolean lastOfStep) {
     if (lastOfStep && overlapReduction && adamw instanceof ShardedAdamW sharded) {
       model.onGradientsDone(group -> reportDone(sharded, group));
     }
@@ -246,8 +245,8 @@ public final class MixtralTrainable implements TrainableModel {
     }
   }
 
-  private MicroStep forwardBackwardOnce(TokenBatch batch, double weight) {
-    Loss loss = model.forward(toModelBatch(batch, true), lossWeights);
+  private MicroStep forwardBackwardOnce(Batch batch, double weight) {
+    Loss loss = model.forward(batch, lossWeights);
     if (expertLoad == null) {
       MixtralConfig c = model.config();
       expertLoad = model.backend().zeros(DType.F32, c.numHiddenLayers, c.numLocalExperts + 2);
@@ -271,13 +270,13 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
-  public double evalLossSum(TokenBatch batch) {
+  public double evalLossSum(Batch batch) {
     return evalLossSum(model, batch);
   }
 
   /** Sum of token cross-entropies of a batch under a model, without gradients. */
-  public static double evalLossSum(MixtralModel model, TokenBatch batch) {
-    Loss loss = model.evaluate(toModelBatch(batch, true));
+  public static double evalLossSum(MixtralModel model, Batch batch) {
+    Loss loss = model.evaluate(batch);
     return (double) loss.ce() * loss.targetTokens();
   }
 
@@ -290,30 +289,6 @@ public final class MixtralTrainable implements TrainableModel {
   public double step(double lr) {
     adamw.step((float) lr);
     return adamw.lastGradNorm();
-  }
-
-  /**
-   * The model's batch for a packed one: the same (unshifted, HF) labels, which the model shifts, an
-   * attention mask where there is padding (which also keeps padding out of the aux loss),
-   * restarting positions and document ids.
-   */
-  public static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
-    int b = tb.batch();
-    int t = tb.seqLen();
-    int[] mask = new int[b * t];
-    boolean padded = false;
-    for (int i = 0; i < b * t; i++) {
-      mask[i] = tb.docIds()[i] >= 0 ? 1 : 0;
-      padded |= mask[i] == 0;
-    }
-    return new Batch(
-        b,
-        t,
-        tb.inputIds(),
-        withLabels ? tb.labels() : null,
-        padded ? mask : null,
-        tb.positions(),
-        tb.docIds());
   }
 
   @Override

@@ -5,6 +5,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import moetune.engine.model.Batch;
 
 /**
  * A stand-in {@link TrainableModel} for testing the loop itself: a bigram table of logits (V, V)
@@ -55,7 +56,7 @@ final class BigramModel implements TrainableModel {
   }
 
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+  public MicroStep forwardBackward(Batch batch, double weight) {
     double lossSum = lossAndGrad(batch, (float) (weight / Math.max(1, batch.labelledTokens())));
     if (nanAtCall.test(calls++)) {
       lossSum = Double.NaN;
@@ -65,11 +66,11 @@ final class BigramModel implements TrainableModel {
   }
 
   @Override
-  public double evalLossSum(TokenBatch batch) {
+  public double evalLossSum(Batch batch) {
     return lossAndGrad(batch, 0f);
   }
 
-  private double lossAndGrad(TokenBatch batch, float scale) {
+  private double lossAndGrad(Batch batch, float scale) {
     double sum = 0;
     float[] p = new float[v];
     int t = batch.seqLen();
