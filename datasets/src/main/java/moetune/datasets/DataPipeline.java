@@ -2,6 +2,7 @@ package moetune.datasets;
 
 import java.util.ArrayList;
 import java.util.List;
+import moetune.sequences.PackedSequence;
 import moetune.templates.ChatFormat;
 import moetune.templates.TemplateRegistry;
 

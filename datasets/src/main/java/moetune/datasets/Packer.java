@@ -3,6 +3,7 @@ package moetune.datasets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import moetune.sequences.PackedSequence;
 
 /**
  * Lays encoded conversations into fixed-length rows of T tokens.

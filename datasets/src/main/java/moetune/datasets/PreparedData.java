@@ -1,6 +1,7 @@
 package moetune.datasets;
 
 import java.util.List;
+import moetune.sequences.PackedSequence;
 
 /**
  * Rows ready for training and evaluation.

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
+import moetune.sequences.PackedSequence;
 import org.junit.jupiter.api.Test;
 
 /** Packing and padding layouts, deterministic shuffling and splitting. */
@@ -33,7 +34,7 @@ class PackerTest {
     assertArrayEquals(new int[] {30, 31, 40, 41, 42, 43, 44, 0}, rows.get(1).inputIds());
     assertArrayEquals(new int[] {0, 0, 1, 1, 1, 1, 1, -1}, rows.get(1).docIds());
     assertArrayEquals(new int[] {0, 1, 0, 1, 2, 3, 4, 0}, rows.get(1).positions());
-    assertEquals(6, r0.trainableTokens() + 1);
+    assertEquals(6, r0.labelledTokens() + 1);
     assertEquals(7, r0.realTokens());
   }
 

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import moetune.sequences.PackedSequence;
 import moetune.templates.Message;
 import moetune.templates.TemplateRegistry;
 import org.junit.jupiter.api.Test;
@@ -103,8 +104,8 @@ class SampleDataTest {
       assertEquals(50, p.stats().records());
       assertEquals(0, p.stats().truncated());
       long trainable =
-          p.train().stream().mapToLong(PackedSequence::trainableTokens).sum()
-              + p.eval().stream().mapToLong(PackedSequence::trainableTokens).sum();
+          p.train().stream().mapToLong(PackedSequence::labelledTokens).sum()
+              + p.eval().stream().mapToLong(PackedSequence::labelledTokens).sum();
       assertEquals(p.stats().trainableTokens(), trainable);
       for (PackedSequence s : p.train()) {
         assertEquals(256, s.length());

@@ -1,15 +1,12 @@
 package moetune.app.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import moetune.app.config.ConfigException;
 import moetune.app.config.RunConfigFields;
 import moetune.app.run.Exporter;
 import moetune.app.run.LoadedModel;
-import moetune.app.run.TrainingData;
 import moetune.datasets.DataConfig;
 import moetune.datasets.DataPipeline;
 import moetune.datasets.DatasetFormat;
@@ -19,7 +16,6 @@ import moetune.engine.model.MixtralModel;
 import moetune.engine.train.EvalMetrics;
 import moetune.engine.train.Evaluation;
 import moetune.engine.train.MixtralTrainable;
-import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -110,11 +106,12 @@ public final class EvalCommand implements Callable<Integer> {
           LoadedModel.open(dir, target.device, 0L, line -> System.err.println(line))) {
         MixtralModel m = lm.model();
         PreparedData p = DataPipeline.prepare(dc, lm.tokenizer());
-        List<PackedSequence> rows = new ArrayList<>();
-        p.train().forEach(s -> rows.add(TrainingData.convert(s)));
         EvalMetrics r =
             Evaluation.run(
-                SequenceSource.of(rows), microBatch, b -> MixtralTrainable.evalLossSum(m, b), 0);
+                SequenceSource.of(p.train()),
+                microBatch,
+                b -> MixtralTrainable.evalLossSum(m, b),
+                0);
         System.out.printf(
             Locale.ROOT,
             "%s on %s: loss %.4f, perplexity %.3f over %,d labelled tokens (%d conversations)%n",

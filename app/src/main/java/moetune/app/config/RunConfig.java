@@ -5,7 +5,6 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -21,15 +20,129 @@ import moetune.engine.train.OnNonFinite;
 import moetune.engine.train.TrainOptions;
 
 /**
- * A validated run config: every field of {@link RunConfigFields} with a value of its type (or null
- * where a field has no default and none was given). Immutable; {@link #with} makes an edited copy
- * (the GUI's form edits through it). Built by {@link RunConfigParser}.
+ * A validated run config: one typed component per field of {@link RunConfigFields}, in its order
+ * (the field's key in camel case: {@code micro-batch} is {@link #microBatch}), null where a field
+ * has no default and none was given. Every value has passed its field's validator ({@link
+ * ConfigField}: its type, range or choices and its own rule), which {@link RunConfigParser} runs on
+ * a file's and the flags' values with one line naming the file (or flag), the field and the fix.
+ * Immutable; {@link #with} makes an edited copy (the GUI's form edits through it).
+ *
+ * <p>{@code datasets} and {@code evalDatasets} are as given (a dataset without its own format,
+ * template or labels takes the top-level one when read through {@link #resolvedDatasets}).
  */
-public final class RunConfig {
-  private final Map<String, Object> values; // key -> String, Integer, Long, Double, Boolean, List
+public record RunConfig(
+    String model,
+    String tokenizer,
+    List<DatasetSpec> datasets,
+    String format,
+    String template,
+    String templateFile,
+    boolean addSpecialTokens,
+    String labels,
+    List<DatasetSpec> evalDatasets,
+    double evalSplit,
+    boolean skipInvalid,
+    int maxLength,
+    boolean packing,
+    int microBatch,
+    int gradAccum,
+    int epochs,
+    long maxSteps,
+    double lr,
+    double beta1,
+    double beta2,
+    double eps,
+    double weightDecay,
+    String decay,
+    String schedule,
+    long warmupSteps,
+    double minLrRatio,
+    double clip,
+    String onNonfinite,
+    Double auxLossCoef,
+    double routerZLossCoef,
+    String recompute,
+    List<String> freeze,
+    int loraR,
+    double loraAlpha,
+    double loraDropout,
+    List<String> loraTargets,
+    boolean useRslora,
+    String loraAdapter,
+    long evalEvery,
+    List<String> reportTo,
+    long seed,
+    boolean shuffle,
+    String device,
+    String precision,
+    String out,
+    long checkpointEvery,
+    int keepLast) {
 
-  RunConfig(Map<String, Object> values) {
-    this.values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
+  public RunConfig {
+    datasets = List.copyOf(datasets);
+    evalDatasets = List.copyOf(evalDatasets);
+    freeze = List.copyOf(freeze);
+    loraTargets = List.copyOf(loraTargets);
+    reportTo = List.copyOf(reportTo);
+  }
+
+  /** A config from validated values by field key (the parser's map), every field present. */
+  @SuppressWarnings("unchecked")
+  static RunConfig fromValues(Map<String, Object> v) {
+    for (ConfigField f : RunConfigFields.ALL) {
+      if (!v.containsKey(f.key())) {
+        throw new IllegalArgumentException("run config: no value for field '" + f.key() + "'");
+      }
+    }
+    return new RunConfig(
+        (String) v.get("model"),
+        (String) v.get("tokenizer"),
+        (List<DatasetSpec>) v.get("datasets"),
+        (String) v.get("format"),
+        (String) v.get("template"),
+        (String) v.get("template-file"),
+        (Boolean) v.get("add-special-tokens"),
+        (String) v.get("labels"),
+        (List<DatasetSpec>) v.get("eval-datasets"),
+        (Double) v.get("eval-split"),
+        (Boolean) v.get("skip-invalid"),
+        (Integer) v.get("max-length"),
+        (Boolean) v.get("packing"),
+        (Integer) v.get("micro-batch"),
+        (Integer) v.get("grad-accum"),
+        (Integer) v.get("epochs"),
+        (Long) v.get("max-steps"),
+        (Double) v.get("lr"),
+        (Double) v.get("beta1"),
+        (Double) v.get("beta2"),
+        (Double) v.get("eps"),
+        (Double) v.get("weight-decay"),
+        (String) v.get("decay"),
+        (String) v.get("schedule"),
+        (Long) v.get("warmup-steps"),
+        (Double) v.get("min-lr-ratio"),
+        (Double) v.get("clip"),
+        (String) v.get("on-nonfinite"),
+        (Double) v.get("aux-loss-coef"),
+        (Double) v.get("router-z-loss-coef"),
+        (String) v.get("recompute"),
+        (List<String>) v.get("freeze"),
+        (Integer) v.get("lora-r"),
+        (Double) v.get("lora-alpha"),
+        (Double) v.get("lora-dropout"),
+        (List<String>) v.get("lora-targets"),
+        (Boolean) v.get("use-rslora"),
+        (String) v.get("lora-adapter"),
+        (Long) v.get("eval-every"),
+        (List<String>) v.get("report-to"),
+        (Long) v.get("seed"),
+        (Boolean) v.get("shuffle"),
+        (String) v.get("device"),
+        (String) v.get("precision"),
+        (String) v.get("out"),
+        (Long) v.get("checkpoint-every"),
+        (Integer) v.get("keep-last"));
   }
 
   /** Every field at its default. */
@@ -38,15 +151,16 @@ public final class RunConfig {
     for (ConfigField f : RunConfigFields.ALL) {
       m.put(f.key(), f.defaultValue());
     }
-    return new RunConfig(m);
+    return fromValues(m);
   }
 
-  /** The raw value of a field. */
+  /** The raw value of a field by key. */
   public Object get(String key) {
-    if (!values.containsKey(key)) {
+    Map<String, Object> m = values();
+    if (!m.containsKey(key)) {
       throw new IllegalArgumentException("no run config field '" + key + "'");
     }
-    return values.get(key);
+    return m.get(key);
   }
 
   /** A copy with one field set from text, validated as a flag would be. */
@@ -54,110 +168,97 @@ public final class RunConfig {
     return RunConfigParser.override(this, Map.of(key, text));
   }
 
+  /** Every value by field key, in field order (what the parser edits). */
   Map<String, Object> values() {
-    return values;
-  }
-
-  public String model() {
-    return (String) values.get("model");
-  }
-
-  public String tokenizer() {
-    return (String) values.get("tokenizer");
-  }
-
-  /** The JSON file of user FastChat templates, or null. */
-  public String templateFile() {
-    return (String) values.get("template-file");
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("model", model);
+    m.put("tokenizer", tokenizer);
+    m.put("datasets", datasets);
+    m.put("format", format);
+    m.put("template", template);
+    m.put("template-file", templateFile);
+    m.put("add-special-tokens", addSpecialTokens);
+    m.put("labels", labels);
+    m.put("eval-datasets", evalDatasets);
+    m.put("eval-split", evalSplit);
+    m.put("skip-invalid", skipInvalid);
+    m.put("max-length", maxLength);
+    m.put("packing", packing);
+    m.put("micro-batch", microBatch);
+    m.put("grad-accum", gradAccum);
+    m.put("epochs", epochs);
+    m.put("max-steps", maxSteps);
+    m.put("lr", lr);
+    m.put("beta1", beta1);
+    m.put("beta2", beta2);
+    m.put("eps", eps);
+    m.put("weight-decay", weightDecay);
+    m.put("decay", decay);
+    m.put("schedule", schedule);
+    m.put("warmup-steps", warmupSteps);
+    m.put("min-lr-ratio", minLrRatio);
+    m.put("clip", clip);
+    m.put("on-nonfinite", onNonfinite);
+    m.put("aux-loss-coef", auxLossCoef);
+    m.put("router-z-loss-coef", routerZLossCoef);
+    m.put("recompute", recompute);
+    m.put("freeze", freeze);
+    m.put("lora-r", loraR);
+    m.put("lora-alpha", loraAlpha);
+    m.put("lora-dropout", loraDropout);
+    m.put("lora-targets", loraTargets);
+    m.put("use-rslora", useRslora);
+    m.put("lora-adapter", loraAdapter);
+    m.put("eval-every", evalEvery);
+    m.put("report-to", reportTo);
+    m.put("seed", seed);
+    m.put("shuffle", shuffle);
+    m.put("device", device);
+    m.put("precision", precision);
+    m.put("out", out);
+    m.put("checkpoint-every", checkpointEvery);
+    m.put("keep-last", keepLast);
+    return m;
   }
 
   /** The training datasets, with the top-level format, template and labels filled in. */
-  public List<DatasetSpec> datasets() {
-    return resolved("datasets");
+  public List<DatasetSpec> resolvedDatasets() {
+    return resolved(datasets);
   }
 
-  /** The held-out datasets, resolved like {@link #datasets}. */
-  public List<DatasetSpec> evalDatasets() {
-    return resolved("eval-datasets");
+  /** The held-out datasets, resolved like {@link #resolvedDatasets}. */
+  public List<DatasetSpec> resolvedEvalDatasets() {
+    return resolved(evalDatasets);
   }
 
-  private List<DatasetSpec> resolved(String key) {
+  private List<DatasetSpec> resolved(List<DatasetSpec> specs) {
     List<DatasetSpec> out = new ArrayList<>();
-    for (Object o : (List<?>) values.get(key)) {
-      DatasetSpec d = (DatasetSpec) o;
+    for (DatasetSpec d : specs) {
       out.add(
           new DatasetSpec(
               d.path(),
-              d.format() != null ? d.format() : (String) values.get("format"),
-              d.template() != null ? d.template() : (String) values.get("template"),
-              d.labels() != null ? d.labels() : (String) values.get("labels"),
+              d.format() != null ? d.format() : format,
+              d.template() != null ? d.template() : template,
+              d.labels() != null ? d.labels() : labels,
               d.weight()));
     }
     return List.copyOf(out);
   }
 
-  public double evalSplit() {
-    return (Double) values.get("eval-split");
-  }
-
   /** Whether the run writes TensorBoard event files ({@code report-to: tensorboard}). */
   public boolean tensorBoard() {
-    return ((List<?>) values.get("report-to")).contains("tensorboard");
+    return reportTo.contains("tensorboard");
   }
 
-  public boolean skipInvalid() {
-    return (Boolean) values.get("skip-invalid");
-  }
-
-  public int maxLength() {
-    return (Integer) values.get("max-length");
-  }
-
-  /** Add the template's split role markers to the tokenizer as special tokens. */
-  public boolean addSpecialTokens() {
-    return Boolean.TRUE.equals(values.get("add-special-tokens"));
-  }
-
-  public boolean packing() {
-    return (Boolean) values.get("packing");
-  }
-
-  public long seed() {
-    return (Long) values.get("seed");
-  }
-
-  public String device() {
-    return (String) values.get("device");
-  }
-
-  public String precision() {
-    return (String) values.get("precision");
-  }
-
-  public String out() {
-    return (String) values.get("out");
-  }
-
-  /** The aux-loss coefficient given, or null to use the model config's. */
-  public Double auxLossCoef() {
-    return (Double) values.get("aux-loss-coef");
-  }
-
-  /** The router z-loss coefficient (0: off). */
-  public double routerZLossCoef() {
-    return (Double) values.get("router-z-loss-coef");
-  }
-
-  @SuppressWarnings("unchecked")
-  public FreezeSpec freeze() {
-    return FreezeSpec.parse((List<String>) values.get("freeze"));
+  /** The frozen parameters ({@link #freeze}'s words parsed). */
+  public FreezeSpec freezeSpec() {
+    return FreezeSpec.parse(freeze);
   }
 
   /**
    * The LoRA adapters to train, or null for full finetuning: from {@code lora-adapter}'s
    * adapter_config.json when given, else from lora-r (0: none) and the other lora fields.
    */
-  @SuppressWarnings("unchecked")
   public LoraConfig lora() {
     String adapter = loraAdapter();
     if (adapter != null) {
@@ -167,57 +268,40 @@ public final class RunConfig {
         throw new ConfigException("field 'lora-adapter': " + e.getMessage());
       }
     }
-    int r = (Integer) values.get("lora-r");
+    int r = loraR;
     if (r == 0) {
       return null;
     }
     try {
       return new LoraConfig(
-          r,
-          (Double) values.get("lora-alpha"),
-          (Double) values.get("lora-dropout"),
-          new LinkedHashSet<>((List<String>) values.get("lora-targets")),
-          (Boolean) values.get("use-rslora"),
-          seed());
+          r, loraAlpha, loraDropout, new LinkedHashSet<>(loraTargets), useRslora, seed());
     } catch (IllegalArgumentException e) {
       throw new ConfigException("fields 'lora-*': " + e.getMessage());
     }
   }
 
-  /** A PEFT adapter directory to continue training from, or null. */
-  public String loraAdapter() {
-    return (String) values.get("lora-adapter");
-  }
-
   /** The engine's options, with the aux-loss coefficient resolved by the caller. */
   public TrainOptions trainOptions(double auxLossCoef) {
     return TrainOptions.builder(
-            new AdamWOptions(
-                (Double) values.get("lr"),
-                (Double) values.get("beta1"),
-                (Double) values.get("beta2"),
-                (Double) values.get("eps"),
-                (Double) values.get("weight-decay"),
-                AdamWOptions.Decay.parse((String) values.get("decay"))))
-        .microBatch((Integer) values.get("micro-batch"))
-        .gradAccum((Integer) values.get("grad-accum"))
-        .epochs((Integer) values.get("epochs"))
-        .maxSteps((Long) values.get("max-steps"))
-        .schedule(LrSchedule.Kind.parse((String) values.get("schedule")))
-        .warmupSteps((Long) values.get("warmup-steps"))
-        .minLrRatio((Double) values.get("min-lr-ratio"))
-        .clipNorm((Double) values.get("clip"))
+            new AdamWOptions(lr, beta1, beta2, eps, weightDecay, AdamWOptions.Decay.parse(decay)))
+        .microBatch(microBatch)
+        .gradAccum(gradAccum)
+        .epochs(epochs)
+        .maxSteps(maxSteps)
+        .schedule(LrSchedule.Kind.parse(schedule))
+        .warmupSteps(warmupSteps)
+        .minLrRatio(minLrRatio)
+        .clipNorm(clip)
         .auxLossCoef(auxLossCoef)
-        .routerZLossCoef(routerZLossCoef())
-        .freeze(freeze())
-        .evalEvery((Long) values.get("eval-every"))
-        .checkpointEvery((Long) values.get("checkpoint-every"))
-        .keepLast((Integer) values.get("keep-last"))
-        .seed(seed())
-        .shuffle((Boolean) values.get("shuffle"))
-        .onNonFinite(
-            OnNonFinite.valueOf(((String) values.get("on-nonfinite")).toUpperCase(Locale.ROOT)))
-        .recompute(Recompute.parse((String) values.get("recompute")))
+        .routerZLossCoef(routerZLossCoef)
+        .freeze(freezeSpec())
+        .evalEvery(evalEvery)
+        .checkpointEvery(checkpointEvery)
+        .keepLast(keepLast)
+        .seed(seed)
+        .shuffle(shuffle)
+        .onNonFinite(OnNonFinite.valueOf(onNonfinite.toUpperCase(Locale.ROOT)))
+        .recompute(Recompute.parse(recompute))
         .build();
   }
 
@@ -269,11 +353,14 @@ public final class RunConfig {
   /** The config as a tree of plain values, in field order (what {@link #toYaml} prints). */
   public Map<String, Object> toTree() {
     Map<String, Object> m = new LinkedHashMap<>();
+    Map<String, Object> values = values();
     for (ConfigField f : RunConfigFields.ALL) {
       Object v = values.get(f.key());
       if (f.type() == FieldType.DATASETS) {
         List<Object> list = new ArrayList<>();
-        for (DatasetSpec d : resolved(f.key())) {
+        @SuppressWarnings("unchecked")
+        List<DatasetSpec> specs = (List<DatasetSpec>) v;
+        for (DatasetSpec d : resolved(specs)) {
           Map<String, Object> dm = new LinkedHashMap<>();
           dm.put("path", d.path());
           dm.put("format", d.format());

@@ -36,11 +36,11 @@ public final class RunConfigCheck {
       requireFile("tokenizer", Path.of(cfg.tokenizer()), "give a tokenizer.json");
     }
     int i = 0;
-    for (DatasetSpec d : cfg.datasets()) {
+    for (DatasetSpec d : cfg.resolvedDatasets()) {
       checkDataset("datasets[" + i++ + "]", d, templates);
     }
     i = 0;
-    for (DatasetSpec d : cfg.evalDatasets()) {
+    for (DatasetSpec d : cfg.resolvedEvalDatasets()) {
       checkDataset("eval-datasets[" + i++ + "]", d, templates);
     }
     if (cfg.loraAdapter() != null) {

@@ -91,7 +91,7 @@ public final class RunConfigParser {
             where + "field 'adapter': lora needs the LoRA rank: set lora_r (e.g. 16)");
       }
     }
-    RunConfig withFlags = override(new RunConfig(values), flags);
+    RunConfig withFlags = override(RunConfig.fromValues(values), flags);
     requireComplete(withFlags, file);
     return withFlags;
   }
@@ -170,7 +170,7 @@ public final class RunConfigParser {
               "--" + e.getKey(),
               Unknown.STRICT));
     }
-    return new RunConfig(values);
+    return RunConfig.fromValues(values);
   }
 
   private static void requireComplete(RunConfig cfg, Path file) {

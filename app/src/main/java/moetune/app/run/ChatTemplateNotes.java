@@ -53,8 +53,8 @@ public final class ChatTemplateNotes {
       Consumer<String> log)
       throws IOException {
     Set<String> names = new LinkedHashSet<>();
-    List<DatasetSpec> all = new ArrayList<>(cfg.datasets());
-    all.addAll(cfg.evalDatasets());
+    List<DatasetSpec> all = new ArrayList<>(cfg.resolvedDatasets());
+    all.addAll(cfg.resolvedEvalDatasets());
     all.forEach(d -> names.add(d.template()));
     ChatFormat trained = null;
     for (String name : names) {
@@ -103,8 +103,8 @@ public final class ChatTemplateNotes {
       throws IOException {
     try (ChatTokenizer tok = ChatTokenizer.load(setup.tokenizerDir())) {
       Set<String> missing = new LinkedHashSet<>();
-      List<DatasetSpec> all = new ArrayList<>(cfg.datasets());
-      all.addAll(cfg.evalDatasets());
+      List<DatasetSpec> all = new ArrayList<>(cfg.resolvedDatasets());
+      all.addAll(cfg.resolvedEvalDatasets());
       for (DatasetSpec d : all) {
         ChatFormat f = templates.format(d.template(), tok.directory());
         if (f.name().equals(HfChatTemplate.NAME)) {

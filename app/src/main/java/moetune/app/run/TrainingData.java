@@ -13,13 +13,14 @@ import moetune.datasets.DataPipeline;
 import moetune.datasets.DatasetFormat;
 import moetune.datasets.LabelMode;
 import moetune.datasets.PreparedData;
-import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
+import moetune.sequences.PackedSequence;
 
 /**
  * The run's datasets as the engine's training and held-out sequences: each dataset goes through the
  * datasets module's pipeline (load, split, render, tokenize, mask, pack), then the rows are
- * concatenated and converted to the engine's shifted-target form.
+ * concatenated. The rows are the engine's {@link PackedSequence}s as they are (HF's unshifted
+ * labels, shifted once inside the model).
  *
  * @param train the training sequences
  * @param eval the held-out sequences, or null when there are none
@@ -35,21 +36,20 @@ public record TrainingData(
    * conversations.
    */
   public static TrainingData prepare(RunConfig cfg, ChatTokenizer tokenizer) {
-    boolean separateEval = !cfg.evalDatasets().isEmpty();
+    boolean separateEval = !cfg.resolvedEvalDatasets().isEmpty();
     List<PackedSequence> train = new ArrayList<>();
     List<PackedSequence> eval = new ArrayList<>();
     List<String> notes = new ArrayList<>();
     int conversations = 0;
-    List<DatasetSpec> sets = cfg.datasets();
+    List<DatasetSpec> sets = cfg.resolvedDatasets();
     for (int i = 0; i < sets.size(); i++) {
       DatasetSpec d = sets.get(i);
       PreparedData p =
           DataPipeline.prepare(dataConfig(cfg, d, separateEval ? 0 : cfg.evalSplit()), tokenizer);
-      List<PackedSequence> rows = new ArrayList<>();
-      p.train().forEach(s -> rows.add(convert(s)));
+      List<PackedSequence> rows = p.train();
       List<PackedSequence> mixed = mix(rows, d.weightOrOne(), cfg.seed() + i);
       train.addAll(mixed);
-      p.eval().forEach(s -> eval.add(convert(s)));
+      eval.addAll(p.eval());
       conversations += p.stats().records();
       String mixing =
           d.weight() == null
@@ -57,9 +57,9 @@ public record TrainingData(
               : "weight " + d.weight() + ": " + rows.size() + " -> " + mixed.size() + " sequences";
       note(notes, d, p, mixing);
     }
-    for (DatasetSpec d : cfg.evalDatasets()) {
+    for (DatasetSpec d : cfg.resolvedEvalDatasets()) {
       PreparedData p = DataPipeline.prepare(dataConfig(cfg, d, 0), tokenizer);
-      p.train().forEach(s -> eval.add(convert(s)));
+      eval.addAll(p.train());
       conversations += p.stats().records();
       note(notes, d, p, "");
     }
@@ -132,21 +132,5 @@ public record TrainingData(
         cfg.packing(),
         evalFraction,
         cfg.seed());
-  }
-
-  /**
-   * The datasets module's row (HF labels: labels[t] is the target of position t-1) as the engine's
-   * (targets[t] is the target of position t): targets[t] = labels[t+1], and no target at the last
-   * position. The first label of a row is -100 by construction (a document's first token is never a
-   * target), so nothing is lost.
-   */
-  public static PackedSequence convert(moetune.datasets.PackedSequence s) {
-    int t = s.length();
-    int[] targets = new int[t];
-    for (int i = 0; i + 1 < t; i++) {
-      targets[i] = s.labels()[i + 1];
-    }
-    targets[t - 1] = -100;
-    return new PackedSequence(s.inputIds(), targets, s.positions(), s.docIds());
   }
 }

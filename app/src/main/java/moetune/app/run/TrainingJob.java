@@ -350,7 +350,7 @@ public final class TrainingJob implements AutoCloseable {
    * positions the model was trained for (a warning).
    */
   static void checkAgainstModel(RunConfig cfg, MixtralConfig c, Consumer<String> log) {
-    for (int layer : cfg.freeze().layers()) {
+    for (int layer : cfg.freezeSpec().layers()) {
       if (layer >= c.numHiddenLayers) {
         throw new ConfigException(
             "field 'freeze': layer:"

@@ -62,7 +62,7 @@ class AliasConfigTest {
                 tmp.resolve("data.jsonl").toString(), "sharegpt", "chatml", "all-assistant", null),
             new DatasetSpec(
                 tmp.resolve("data.jsonl").toString(), "sharegpt", "chatml", "all-assistant", 0.5)),
-        cfg.datasets());
+        cfg.resolvedDatasets());
     // the printed config (run-config.yaml) uses moetune's own names and reads back equal
     Path again = tmp.resolve("again.yaml");
     Files.writeString(again, cfg.toYaml());
@@ -121,7 +121,7 @@ class AliasConfigTest {
     assertEquals(1, e.getMessage().lines().count());
     List<String> warnings = new ArrayList<>();
     RunConfig cfg = RunConfigParser.parse(f, Map.of(), true, warnings::add);
-    assertEquals("alpaca", cfg.datasets().getFirst().format());
+    assertEquals("alpaca", cfg.resolvedDatasets().getFirst().format());
     assertEquals(3, warnings.size(), warnings.toString());
     assertTrue(
         warnings.get(1).startsWith("warning: " + f + ": field 'wandb_project': unknown field"));

@@ -46,7 +46,7 @@ class RunConfigParserTest {
             new DatasetSpec(
                 tmp.resolve("a.jsonl").toString(), "auto", "vicuna_v1.1", "all-assistant"),
             new DatasetSpec(tmp.resolve("b.json").toString(), "auto", "chatml", "all-assistant")),
-        cfg.datasets());
+        cfg.resolvedDatasets());
     assertEquals(tmp.resolve("m").toString(), cfg.model());
     assertEquals(tmp.resolve("o").toString(), cfg.out());
     // ... while a flag's relative path stays as given (relative to the working directory).

@@ -24,10 +24,10 @@ import moetune.engine.train.AdamWOptions;
 import moetune.engine.train.FreezeSpec;
 import moetune.engine.train.LrSchedule;
 import moetune.engine.train.MixtralTrainable;
-import moetune.engine.train.PackedSequence;
 import moetune.engine.train.SequenceSource;
 import moetune.engine.train.TrainOptions;
 import moetune.engine.train.Trainer;
+import moetune.sequences.PackedSequence;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -66,15 +66,10 @@ class LoraExportTest {
     for (int s = 0; s < 6; s++) {
       int t = 12;
       int[] ids = new int[t];
-      int[] targets = new int[t];
-      int[] pos = new int[t];
-      int[] docs = new int[t];
       for (int i = 0; i < t; i++) {
         ids[i] = 3 + (7 * s + 5 * i) % 200;
-        pos[i] = i;
-        targets[i] = i == t - 1 ? -100 : 3 + (7 * s + 5 * (i + 1)) % 200;
       }
-      seqs.add(new PackedSequence(ids, targets, pos, docs));
+      seqs.add(PackedSequence.ofDocument(ids));
     }
     return SequenceSource.of(seqs);
   }

@@ -19,6 +19,7 @@ import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
+import moetune.engine.model.Batch;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
 import moetune.engine.tensor.DType;
@@ -29,9 +30,8 @@ import moetune.engine.train.LrSchedule;
 import moetune.engine.train.MemoryPlan;
 import moetune.engine.train.MicroStep;
 import moetune.engine.train.MixtralTrainable;
-import moetune.engine.train.PackedSequence;
-import moetune.engine.train.TokenBatch;
 import moetune.engine.train.TrainOptions;
+import moetune.sequences.PackedSequence;
 
 /**
  * {@code moetune bench step}: whole training steps of a Mixtral as {@code moetune train} runs them
@@ -261,7 +261,7 @@ public final class StepBench {
         new MixtralTrainable(model, config, null, List.of(), o, comm)) {
       MemoryPlan plan = MemoryPlan.of(model, ranks);
       log.println(plan.describe());
-      List<TokenBatch> batches = randomBatches(config.vocabSize, s, 4, s.seed() + 7919L * rank);
+      List<Batch> batches = randomBatches(config.vocabSize, s, 4, s.seed() + 7919L * rank);
       double loss = 0;
       for (int i = 0; i < s.warmup(); i++) {
         double ms = step(trainable, batches.get(i % batches.size()), lr, backend, ranks)[0];
@@ -312,7 +312,7 @@ public final class StepBench {
 
   /** One training step as the trainer runs it; returns {wall ms, mean CE}. */
   private static double[] step(
-      MixtralTrainable trainable, TokenBatch batch, float lr, Backend backend, int ranks) {
+      MixtralTrainable trainable, Batch batch, float lr, Backend backend, int ranks) {
     long t0 = System.nanoTime();
     trainable.zeroGrad();
     MicroStep r = trainable.forwardBackward(batch, 1.0 / ranks);
@@ -323,32 +323,25 @@ public final class StepBench {
     return new double[] {ms, r.lossSum() / Math.max(1, r.labelledTokens())};
   }
 
-  /** n batches of uniformly random tokens, every position labelled but each row's last. */
-  static List<TokenBatch> randomBatches(int vocab, Settings s, int n) {
+  /** n batches of uniformly random tokens, every token a target but each row's first. */
+  static List<Batch> randomBatches(int vocab, Settings s, int n) {
     return randomBatches(vocab, s, n, s.seed());
   }
 
-  static List<TokenBatch> randomBatches(int vocab, Settings s, int n, long seed) {
+  static List<Batch> randomBatches(int vocab, Settings s, int n, long seed) {
     SplittableRandom r = new SplittableRandom(seed);
-    List<TokenBatch> out = new ArrayList<>();
+    List<Batch> out = new ArrayList<>();
     int t = s.seqLen();
     for (int b = 0; b < n; b++) {
       List<PackedSequence> rows = new ArrayList<>();
       for (int row = 0; row < s.microBatch(); row++) {
         int[] ids = new int[t];
-        int[] targets = new int[t];
-        int[] positions = new int[t];
-        int[] docs = new int[t];
         for (int i = 0; i < t; i++) {
           ids[i] = r.nextInt(vocab);
-          positions[i] = i;
         }
-        for (int i = 0; i < t; i++) {
-          targets[i] = i + 1 < t ? ids[i + 1] : -100;
-        }
-        rows.add(new PackedSequence(ids, targets, positions, docs));
+        rows.add(PackedSequence.ofDocument(ids));
       }
-      out.add(TokenBatch.of(rows));
+      out.add(Batch.of(rows));
     }
     return out;
   }

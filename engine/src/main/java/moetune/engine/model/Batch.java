@@ -1,6 +1,8 @@
 package moetune.engine.model;
 
 import java.util.Arrays;
+import java.util.List;
+import moetune.sequences.PackedSequence;
 
 /**
  * One batch of B rows of T tokens for {@link MixtralModel#forward}, on the host, row-major (index
@@ -53,6 +55,55 @@ public record Batch(
         null,
         null,
         null);
+  }
+
+  /**
+   * Packed sequences (the datasets' and the trainer's {@link PackedSequence}s, of one length T)
+   * stacked row after row: their HF labels as they are (shifted once, in the loss), positions and
+   * document ids as given, and an attention mask where a row has padding (docId -1), which also
+   * keeps padding out of the router losses.
+   */
+  public static Batch of(List<PackedSequence> rows) {
+    int b = rows.size();
+    int t = rows.getFirst().length();
+    int[] ids = new int[b * t];
+    int[] labels = new int[b * t];
+    int[] positions = new int[b * t];
+    int[] docs = new int[b * t];
+    for (int r = 0; r < b; r++) {
+      PackedSequence s = rows.get(r);
+      if (s.length() != t) {
+        throw new IllegalArgumentException(
+            "Batch: row 0 has " + t + " positions but row " + r + " has " + s.length());
+      }
+      System.arraycopy(s.inputIds(), 0, ids, r * t, t);
+      System.arraycopy(s.labels(), 0, labels, r * t, t);
+      System.arraycopy(s.positions(), 0, positions, r * t, t);
+      System.arraycopy(s.docIds(), 0, docs, r * t, t);
+    }
+    int[] mask = new int[b * t];
+    boolean padded = false;
+    for (int i = 0; i < b * t; i++) {
+      mask[i] = docs[i] >= 0 ? 1 : 0;
+      padded |= mask[i] == 0;
+    }
+    return new Batch(b, t, ids, labels, padded ? mask : null, positions, docs);
+  }
+
+  /**
+   * Tokens that carry a loss: labels other than -100 at positions 1..T-1 of each row, the targets
+   * the loss counts after its shift (0 without labels). For packed sequences, the sum of their
+   * {@link PackedSequence#labelledTokens}.
+   */
+  public long labelledTokens() {
+    if (labels == null) {
+      return 0;
+    }
+    long n = 0;
+    for (int i = 0; i < labels.length; i++) {
+      n += i % seqLen != 0 && labels[i] != IGNORE_INDEX ? 1 : 0;
+    }
+    return n;
   }
 
   /** This batch with an attention mask mask[b][t] (1 real, 0 padding). */

@@ -5,7 +5,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
-import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.dist.Communicator;
 import moetune.engine.hf.GenerationConfig;
@@ -33,10 +32,10 @@ import moetune.engine.tensor.Tensor;
  * experts per token.
  *
  * <p>Losses: total = ce + aux coefficient * aux + z coefficient * z (see {@link Loss}, {@link
- * LossWeights}; a trainer sets its run's, a model on its own uses config.json's aux one). The z
- * term is the ST-MoE router z-loss (Zoph et al. 2022, eq. 5), logsumexp(router logits)^2, averaged
- * over layers and tokens: one mean over all L*N router rows, padding excluded by the same row mask
- * as the aux loss.
+ * LossWeights}: given to forward and backward; a trainer passes its run's, without them the model
+ * uses config.json's aux coefficient and no z-loss). The z term is the ST-MoE router z-loss (Zoph
+ * et al. 2022, eq. 5), logsumexp(router logits)^2, averaged over layers and tokens: one mean over
+ * all L*N router rows, padding excluded by the same row mask as the aux loss.
  *
  * <p>Not thread-safe: one forward/backward at a time.
  */
@@ -52,14 +51,12 @@ public final class MixtralModel implements AutoCloseable {
   private long noiseStep;
   private Path sourceDir; // the directory loaded from, whose tokenizer files save() copies; or null
   private GenerationConfig generation; // from the loaded directory, or null
-  private Step step; // the last forward's state, until backward or the next forward
-  private LossWeights lossWeights; // the router losses' weights in the total
+  private MixtralStep step; // the last forward, until its backward or the next forward
 
   MixtralModel(MixtralConfig config, Backend be, ModelOptions options, Parameters params) {
     this.config = config;
     this.be = be;
     this.options = options;
-    this.lossWeights = LossWeights.of(config);
     this.params = params;
     this.layers = new DecoderLayer[config.numHiddenLayers];
     for (int l = 0; l < layers.length; l++) {
@@ -156,19 +153,6 @@ public final class MixtralModel implements AutoCloseable {
     return options;
   }
 
-  /** The router losses' weights in the total (the config's aux coefficient unless set). */
-  public LossWeights lossWeights() {
-    return lossWeights;
-  }
-
-  /**
-   * Sets the router losses' weights for the next forward and backward: a trainer passes its run's
-   * (TrainOptions' aux and z-loss coefficients).
-   */
-  public void setLossWeights(LossWeights w) {
-    this.lossWeights = java.util.Objects.requireNonNull(w, "lossWeights");
-  }
-
   /** Master weights, gradients and the working copy, as flat buffers with named views. */
   public Parameters parameters() {
     return params;
@@ -176,161 +160,38 @@ public final class MixtralModel implements AutoCloseable {
 
   // ------------------------------------------------------------------ forward
 
-  /** State of one forward that the backward consumes. */
-  private static final class Step implements AutoCloseable {
-    Batch batch;
-    Tensor ids; // I32 (N)
-    Tensor positions; // I32 (N)
-    Tensor docIds; // I32 (N) or null
-    AttnSpec spec;
-    Tensor[] streams; // (N, D) residual stream: streams[l] is layer l's input, streams[L] the last
-    DecoderLayer.Saved[] saved; // null entries: not kept (Recompute.LAYER), rebuilt by backward
-    long[] layerSeeds; // (L) each layer's noise seed, or null in an evaluation forward
-    Tensor routerLogits; // F32 (L*N, E) router logits, every layer (the z-loss reads them)
-    Tensor probs; // F32 (L*N, E) router probabilities, every layer
-    Tensor topIdx; // I32 (L*N, K)
-    Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the router losses
-    Tensor rstdFinal; // F32 (N)
-    Tensor normed; // (N, D) final norm output
-    Tensor logits; // (N, V); overwritten with its gradient by backward
-    Tensor targets; // I32 (N) shifted labels, or null
-    int targetCount;
-
-    @Override
-    public void close() {
-      for (int l = saved.length - 1; l >= 0; l--) {
-        if (saved[l] != null) {
-          saved[l].close();
-        }
-      }
-      for (Tensor t : streams) {
-        if (t != null) {
-          t.close();
-        }
-      }
-      for (Tensor t :
-          new Tensor[] {
-            ids,
-            positions,
-            docIds,
-            routerLogits,
-            probs,
-            topIdx,
-            rowMask,
-            rstdFinal,
-            normed,
-            logits,
-            targets
-          }) {
-        if (t != null) {
-          t.close();
-        }
-      }
-    }
-  }
-
   /**
    * Training forward (router jitter on when configured): computes the logits and, when the batch
    * has labels, the losses. Keeps what {@link #backward} needs. Without labels the returned losses
    * are all zero with 0 targets, and only {@link #logits()} is of use.
    */
   public Loss forward(Batch batch) {
-    return forward(batch, true);
+    return forward(batch, LossWeights.of(config));
+  }
+
+  /**
+   * As {@link #forward(Batch)} with the router losses weighted by {@code weights} in the total (a
+   * trainer passes its run's, from TrainOptions); its backward must be given the same weights.
+   */
+  public Loss forward(Batch batch, LossWeights weights) {
+    return forward(batch, true, weights);
   }
 
   /** Evaluation forward: as {@link #forward} without router jitter. Backward may still follow. */
   public Loss evaluate(Batch batch) {
-    return forward(batch, false);
+    return evaluate(batch, LossWeights.of(config));
   }
 
-  private Loss forward(Batch batch, boolean training) {
+  /** As {@link #evaluate(Batch)} with the given loss weights. */
+  public Loss evaluate(Batch batch, LossWeights weights) {
+    return forward(batch, false, weights);
+  }
+
+  private Loss forward(Batch batch, boolean training, LossWeights weights) {
+    java.util.Objects.requireNonNull(weights, "weights");
     releaseStep();
-    int n = batch.tokens();
-    long d = config.hiddenSize;
-    int numLayers = layers.length;
-    DType act = options.activations();
-    Step s = new Step();
-    step = s;
-    s.batch = batch;
-    s.streams = new Tensor[numLayers + 1];
-    s.saved = new DecoderLayer.Saved[numLayers];
-    Recompute mode = options.recompute();
-    checkIds(batch.inputIds());
-    int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
-    s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
-    s.positions = be.upload(HostTensor.ofInts(batch.positionsOrDefault(), n));
-    int[] doc = batch.attentionDocIds();
-    s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
-    s.spec = new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, window());
-
-    s.streams[0] = be.empty(options.residual(), n, d);
-    be.embeddingForward(s.ids, params.weight(MixtralNames.EMBED), s.streams[0]);
-    int e = config.numLocalExperts;
-    int k = config.numExpertsPerTok;
-    s.routerLogits = be.empty(DType.F32, (long) numLayers * n, e);
-    s.probs = be.empty(DType.F32, (long) numLayers * n, e);
-    s.topIdx = be.empty(DType.I32, (long) numLayers * n, k);
-    Tensor[] out = new Tensor[1];
-    SplittableRandom noise =
-        training ? new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + noiseStep++) : null;
-    s.layerSeeds = noise == null ? null : new long[numLayers];
-    for (int l = 0; l < numLayers; l++) {
-      if (noise != null) {
-        s.layerSeeds[l] = noise.nextLong();
-      }
-      s.saved[l] = layerForward(s, l, mode != Recompute.ATTENTION, out);
-      s.streams[l + 1] = out[0];
-      if (mode == Recompute.LAYER) {
-        s.saved[l].close(); // the input streams[l] stays: the backward recomputes from it
-        s.saved[l] = null;
-      }
-    }
-    s.rstdFinal = be.empty(DType.F32, n);
-    s.normed = be.empty(act, n, d);
-    be.rmsnormForward(
-        s.streams[numLayers],
-        null,
-        params.weight(MixtralNames.NORM),
-        (float) config.rmsNormEps,
-        s.normed,
-        s.rstdFinal);
-    s.logits = be.empty(act, n, config.vocabSize);
-    be.matmul(s.normed, false, lmHead(), true, s.logits, 1f, 0f);
-
-    if (targets == null) {
-      return new Loss(0f, 0f, 0f, 0f, 0);
-    }
-    for (int t : targets) {
-      s.targetCount += t == Batch.IGNORE_INDEX ? 0 : 1;
-    }
-    s.targets = be.upload(HostTensor.ofInts(targets, n));
-    if (batch.attentionMask() != null) {
-      float[] mask = new float[numLayers * n];
-      for (int i = 0; i < mask.length; i++) {
-        mask[i] = batch.attentionMask()[i % n] != 0 ? 1f : 0f;
-      }
-      s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
-    }
-    float zCoef = (float) lossWeights.z();
-    try (Tensor losses = be.empty(DType.F32, n);
-        Tensor values = be.zeros(DType.F32, 3)) {
-      be.crossEntropy(s.logits, s.targets, losses, null, 0f);
-      be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
-      be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
-      if (zCoef != 0f) { // values[2] stays 0 otherwise: the z-loss is off and not computed
-        be.routerZLoss(s.routerLogits, s.rowMask, values.view(2, 1), null, 0f);
-      }
-      float[] v = be.download(values).toFloatArray(); // {ce, aux, z}
-      if (expertParallel != null) { // the group's aux loss, as one device's over all its rows
-        v[1] =
-            GlobalLoadBalancing.compute(expertParallel, s.probs, s.topIdx, s.rowMask, null, 0f, 0f);
-      }
-      float total = v[0] + (float) lossWeights.aux() * v[1];
-      if (zCoef != 0f) {
-        total += zCoef * v[2]; // skipped at 0 so that the total stays bit-identical without z
-      }
-      return new Loss(v[0], v[1], v[2], total, s.targetCount);
-    }
+    step = new MixtralStep(this);
+    return step.forward(batch, training, weights);
   }
 
   /**
@@ -338,13 +199,7 @@ public final class MixtralModel implements AutoCloseable {
    * backward overwrites the logits with their gradient).
    */
   public HostTensor logits() {
-    if (step == null || step.logits == null) {
-      throw new IllegalStateException("logits(): no forward since the last backward");
-    }
-    Batch b = step.batch;
-    return be.download(step.logits)
-        .to(DType.F32)
-        .reshape(b.batchSize(), b.seqLen(), config.vocabSize);
+    return lastStep("logits()").logits();
   }
 
   /**
@@ -353,10 +208,7 @@ public final class MixtralModel implements AutoCloseable {
    * (the trainer's router-collapse monitor).
    */
   public HostTensor[] lastRouting() {
-    if (step == null || step.probs == null) {
-      throw new IllegalStateException("lastRouting(): no forward since the last backward");
-    }
-    return new HostTensor[] {be.download(step.probs), be.download(step.topIdx)};
+    return lastStep("lastRouting()").lastRouting();
   }
 
   /**
@@ -364,162 +216,52 @@ public final class MixtralModel implements AutoCloseable {
    * Backend#expertLoadStats}, padding excluded); nothing is downloaded. Valid until its backward.
    */
   public void accumulateExpertLoad(Tensor acc) {
-    if (step == null || step.probs == null) {
-      throw new IllegalStateException("accumulateExpertLoad(): no forward since the last backward");
-    }
-    be.expertLoadStats(step.probs, step.topIdx, expertLoadMask(step), acc);
+    lastStep("accumulateExpertLoad()").accumulateExpertLoad(acc);
   }
 
-  /** The per-router-row mask of real tokens for the expert-load monitor, or null: every row. */
-  private Tensor expertLoadMask(Step s) {
-    if (s.rowMask != null || s.batch.attentionMask() == null) {
-      return s.rowMask;
+  /** The last forward's step, or one line saying there is none. */
+  private MixtralStep lastStep(String what) {
+    if (step == null) {
+      throw new IllegalStateException(what + ": no forward since the last backward");
     }
-    // an evaluation forward without labels has no row mask yet: build it as the forward would
-    int n = s.batch.tokens();
-    float[] mask = new float[layers.length * n];
-    for (int i = 0; i < mask.length; i++) {
-      mask[i] = s.batch.attentionMask()[i % n] != 0 ? 1f : 0f;
-    }
-    s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
-    return s.rowMask;
+    return step;
   }
 
   // ------------------------------------------------------------------ backward
 
-  /** Backward of the last forward's total loss; parameter gradients accumulate (+=). */
+  /**
+   * Backward of the last forward's total loss under config.json's loss weights (a forward given
+   * none); parameter gradients accumulate (+=).
+   */
   public void backward() {
     backward(1f);
+  }
+
+  /** As {@link #backward(float, LossWeights)} with config.json's loss weights. */
+  public void backward(float scale) {
+    backward(scale, LossWeights.of(config));
   }
 
   /**
    * Backward of scale * total loss (for gradient accumulation over micro-batches, scale = 1 /
    * micro-batches, or a token-weighted share). Gradients accumulate (+=) into {@link
-   * Parameters#gradFlat()}; the forward's saved state is freed.
+   * Parameters#gradFlat()}; the forward's saved state is freed. {@code weights} are the router
+   * losses' weights in the total, the ones the forward was given (a trainer passes its run's).
    */
-  public void backward(float scale) {
-    IntConsumer done = gradientsDone;
-    Step s = step;
-    if (s == null || s.targets == null) {
+  public void backward(float scale, LossWeights weights) {
+    if (step == null) {
       throw new IllegalStateException("backward(): needs a forward with labels first");
     }
-    int n = s.batch.tokens();
-    long d = config.hiddenSize;
-    int numLayers = layers.length;
-    DType act = options.activations();
-    Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
-    s.logits = null;
-    try (Tensor losses = be.empty(DType.F32, n)) {
-      be.crossEntropy(
-          dLogits, s.targets, losses, dLogits, s.targetCount == 0 ? 0f : scale / s.targetCount);
-    }
-    Tensor dNormed = be.empty(act, n, d);
-    be.matmul(dLogits, false, lmHead(), false, dNormed, 1f, 0f);
-    if (lmHeadGrad() != null) { // null when frozen: the weight-gradient product is skipped
-      be.matmul(dLogits, true, s.normed, false, lmHeadGrad(), 1f, 1f);
-    }
-    dLogits.close();
-    Tensor dStream =
-        be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
-    be.rmsnormBackward(
-        dNormed,
-        s.streams[numLayers],
-        params.weight(MixtralNames.NORM),
-        s.rstdFinal,
-        dStream,
-        params.grad(MixtralNames.NORM));
-    dNormed.close();
-    if (done != null && !config.tieWordEmbeddings) { // tied: the embedding's gradient grows later
-      done.accept(HEAD_AND_NORM);
-    }
-
-    Tensor dProbs = null; // F32 (L*N, E)
-    float auxScale = (float) lossWeights.aux() * scale;
-    if (auxScale != 0f) {
-      dProbs = be.empty(DType.F32, s.probs.shape());
-      try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        if (expertParallel != null) {
-          GlobalLoadBalancing.compute(
-              expertParallel,
-              s.probs,
-              s.topIdx,
-              s.rowMask,
-              dProbs,
-              (float) lossWeights.aux(),
-              scale);
-        } else {
-          be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, lossOut, dProbs, auxScale);
-        }
-      }
-    }
-    Tensor dZLogits = null; // F32 (L*N, E): zScale * d z / d router logits
-    float zScale = (float) lossWeights.z() * scale;
-    if (zScale != 0f) {
-      dZLogits = be.zeros(DType.F32, s.routerLogits.shape()); // routerZLoss accumulates (+=)
-      try (Tensor lossOut = be.empty(DType.F32, 1)) {
-        be.routerZLoss(s.routerLogits, s.rowMask, lossOut, dZLogits, zScale);
-      }
-    }
-    int e = config.numLocalExperts;
-    for (int l = numLayers - 1; l >= 0; l--) {
-      long at = (long) l * n * e;
-      if (s.saved[l] == null) { // Recompute.LAYER: rerun the forward from the kept input
-        Tensor[] out = new Tensor[1];
-        s.saved[l] = layerForward(s, l, true, out);
-        out[0].close(); // equal to streams[l + 1]
-      }
-      layers[l].backward(
-          s.saved[l],
-          dStream,
-          dProbs == null ? null : dProbs.view(at, n, e),
-          dZLogits == null ? null : dZLogits.view(at, n, e),
-          layerNoise(s, l));
-      s.saved[l].close();
-      s.saved[l] = null;
-      s.streams[l + 1].close();
-      s.streams[l + 1] = null;
-      if (done != null) {
-        done.accept(l);
-      }
-    }
-    if (dProbs != null) {
-      dProbs.close();
-    }
-    if (dZLogits != null) {
-      dZLogits.close();
-    }
-    Tensor embedGrad = params.grad(MixtralNames.EMBED);
-    if (embedGrad != null) {
-      be.embeddingBackward(s.ids, dStream, embedGrad);
-    }
-    dStream.close();
+    step.backward(scale, weights, gradientsDone);
     releaseStep();
   }
 
   /**
-   * Layer l's training forward from streams[l] (its output in out[0]), with a fresh noise generator
-   * from the layer's seed. The router outputs go to the layer's views of the model-wide buffers; a
-   * recomputation rewrites them with the same values.
+   * A fresh generator of the next training forward's noise (router jitter, LoRA dropout): seeded by
+   * (seed, noiseStep) alone, and noiseStep counts on.
    */
-  private DecoderLayer.Saved layerForward(Step s, int l, boolean keepAttention, Tensor[] out) {
-    int n = s.batch.tokens();
-    int e = config.numLocalExperts;
-    int k = config.numExpertsPerTok;
-    return layers[l].forward(
-        s.streams[l],
-        s.positions,
-        s.spec,
-        s.routerLogits.view((long) l * n * e, n, e),
-        s.probs.view((long) l * n * e, n, e),
-        s.topIdx.view((long) l * n * k, n, k),
-        layerNoise(s, l),
-        keepAttention,
-        out);
-  }
-
-  /** A fresh generator of layer l's noise, or null in an evaluation forward. */
-  private static SplittableRandom layerNoise(Step s, int l) {
-    return s.layerSeeds == null ? null : new SplittableRandom(s.layerSeeds[l]);
+  SplittableRandom nextNoise() {
+    return new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + noiseStep++);
   }
 
   private Communicator expertParallel; // null: every expert on this process
@@ -694,12 +436,17 @@ public final class MixtralModel implements AutoCloseable {
     return layers[l];
   }
 
+  DecoderLayer[] layers() {
+    return layers;
+  }
+
   /** The LM head weight (the embeddings when tied). */
   Tensor lmHead() {
     return params.weight(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
-  private Tensor lmHeadGrad() {
+  /** The LM head weight's gradient, or null when it is frozen. */
+  Tensor lmHeadGrad() {
     return params.grad(config.tieWordEmbeddings ? MixtralNames.EMBED : MixtralNames.LM_HEAD);
   }
 
@@ -707,22 +454,6 @@ public final class MixtralModel implements AutoCloseable {
   int window() {
     Integer w = config.slidingWindow;
     return w == null ? 0 : w;
-  }
-
-  /** HF's shifted targets of a batch with labels, each -100 or a token id. */
-  private int[] checkedTargets(Batch batch) {
-    int[] targets = batch.shiftedTargets();
-    for (int t : targets) {
-      if (t != Batch.IGNORE_INDEX && (t < 0 || t >= config.vocabSize)) {
-        throw new IllegalArgumentException(
-            "label "
-                + t
-                + " is outside the vocabulary [0, "
-                + config.vocabSize
-                + ") and is not -100");
-      }
-    }
-    return targets;
   }
 
   /** Every id inside the vocabulary, or one line naming the first outside it. */

@@ -3,6 +3,8 @@ package moetune.engine.train;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.ToDoubleFunction;
+import moetune.engine.model.Batch;
+import moetune.sequences.PackedSequence;
 
 /**
  * Mean cross-entropy over every labelled token of a set of sequences, in micro-batches of B in
@@ -16,7 +18,7 @@ public final class Evaluation {
    * @param step the step to report the result at
    */
   public static EvalMetrics run(
-      SequenceSource data, int microBatch, ToDoubleFunction<TokenBatch> lossSum, long step) {
+      SequenceSource data, int microBatch, ToDoubleFunction<Batch> lossSum, long step) {
     double sum = 0;
     long tokens = 0;
     for (int start = 0; start < data.size(); start += microBatch) {
@@ -24,7 +26,7 @@ public final class Evaluation {
       for (int i = start; i < Math.min(data.size(), start + microBatch); i++) {
         rows.add(data.get(i));
       }
-      TokenBatch batch = TokenBatch.of(rows);
+      Batch batch = Batch.of(rows);
       sum += lossSum.applyAsDouble(batch);
       tokens += batch.labelledTokens();
     }

@@ -30,9 +30,8 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The Mixtral model and its AdamW as a {@link TrainableModel}: converts packed batches to the
- * model's, applies freezing, collects routing statistics, and saves and restores the whole training
- * state.
+ * The Mixtral model and its AdamW as a {@link TrainableModel}: applies freezing, collects routing
+ * statistics, and saves and restores the whole training state.
  *
  * <p>A checkpoint directory is a HuggingFace model directory (float32 hub-layout safetensors,
  * config.json, generation_config.json, the tokenizer files), so {@code generate} and {@code export}
@@ -40,8 +39,8 @@ import moetune.engine.tensor.Tensor;
  * count in its metadata.
  *
  * <p>The model must be built with {@link #trainingOptions} (the run's frozen parameters are stored
- * without gradient or optimizer state). The run's aux and z-loss coefficients are handed to the
- * model's forward and backward as its {@link LossWeights}; the model config keeps the checkpoint's
+ * without gradient or optimizer state). The run's aux and z-loss coefficients are passed to every
+ * forward and backward as {@link LossWeights}; the model config keeps the checkpoint's
  * router_aux_loss_coef, and saved checkpoints keep the original config.
  */
 public final class MixtralTrainable implements TrainableModel {
@@ -51,6 +50,7 @@ public final class MixtralTrainable implements TrainableModel {
   private static final String NOISE_KEY = "router_noise_step";
 
   private final MixtralModel model;
+  private final LossWeights lossWeights; // the run's aux and z-loss coefficients (TrainOptions)
   private final MixtralConfig savedConfig;
   private final GenerationConfig generation;
   private final List<Path> tokenizerFiles;
@@ -61,8 +61,7 @@ public final class MixtralTrainable implements TrainableModel {
   private Tensor expertLoad; // F32 (L, E+2) routing sums since the last takeRouterStats, or null
 
   /**
-   * @param model built with {@link #trainingOptions}(modelOptions, options); its loss weights are
-   *     set to the run's
+   * @param model built with {@link #trainingOptions}(modelOptions, options)
    * @param savedConfig the config checkpoints are saved with
    * @param generation generation_config.json of checkpoints, or null to derive it
    * @param tokenizerFiles copied into every checkpoint (tokenizer.json, tokenizer_config.json)
@@ -111,7 +110,7 @@ public final class MixtralTrainable implements TrainableModel {
       TrainOptions options,
       Communicator dataParallel,
       long bucketChunk) {
-    model.setLossWeights(new LossWeights(options.auxLossCoef(), options.routerZLossCoef()));
+    this.lossWeights = new LossWeights(options.auxLossCoef(), options.routerZLossCoef());
     this.model = model;
     this.savedConfig = savedConfig;
     this.generation = generation;
@@ -178,10 +177,15 @@ public final class MixtralTrainable implements TrainableModel {
     return model;
   }
 
+  /** The run's router-loss weights, passed to every forward and backward. */
+  public LossWeights lossWeights() {
+    return lossWeights;
+  }
+
   /** Warnings about this setup for the run's log (empty when there are none). */
   public List<String> warnings() {
     List<String> w = new ArrayList<>();
-    if (model.lossWeights().aux() == 0) {
+    if (lossWeights.aux() == 0) {
       w.add(
           "router aux-loss coefficient is 0: nothing keeps the experts' load balanced; "
               + "watch expert_load in metrics.jsonl for router collapse");
@@ -206,7 +210,7 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+  public MicroStep forwardBackward(Batch batch, double weight) {
     return forwardBackward(batch, weight, false);
   }
 
@@ -216,7 +220,7 @@ public final class MixtralTrainable implements TrainableModel {
    * reduce-scatter overlapping the rest of the backward).
    */
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight, boolean lastOfStep) {
+  public MicroStep forwardBackward(Batch batch, double weight, boolean lastOfStep) {
     if (lastOfStep && overlapReduction && adamw instanceof ShardedAdamW sharded) {
       model.onGradientsDone(group -> reportDone(sharded, group));
     }
@@ -241,14 +245,14 @@ public final class MixtralTrainable implements TrainableModel {
     }
   }
 
-  private MicroStep forwardBackwardOnce(TokenBatch batch, double weight) {
-    Loss loss = model.forward(toModelBatch(batch, true));
+  private MicroStep forwardBackwardOnce(Batch batch, double weight) {
+    Loss loss = model.forward(batch, lossWeights);
     if (expertLoad == null) {
       MixtralConfig c = model.config();
       expertLoad = model.backend().zeros(DType.F32, c.numHiddenLayers, c.numLocalExperts + 2);
     }
     model.accumulateExpertLoad(expertLoad); // read once per step by takeRouterStats
-    model.backward((float) weight);
+    model.backward((float) weight, lossWeights);
     return new MicroStep(
         (double) loss.ce() * loss.targetTokens(), loss.targetTokens(), loss.aux(), loss.z(), null);
   }
@@ -266,13 +270,13 @@ public final class MixtralTrainable implements TrainableModel {
   }
 
   @Override
-  public double evalLossSum(TokenBatch batch) {
+  public double evalLossSum(Batch batch) {
     return evalLossSum(model, batch);
   }
 
   /** Sum of token cross-entropies of a batch under a model, without gradients. */
-  public static double evalLossSum(MixtralModel model, TokenBatch batch) {
-    Loss loss = model.evaluate(toModelBatch(batch, true));
+  public static double evalLossSum(MixtralModel model, Batch batch) {
+    Loss loss = model.evaluate(batch);
     return (double) loss.ce() * loss.targetTokens();
   }
 
@@ -285,41 +289,6 @@ public final class MixtralTrainable implements TrainableModel {
   public double step(double lr) {
     adamw.step((float) lr);
     return adamw.lastGradNorm();
-  }
-
-  /**
-   * The model's batch for a packed one: HF's unshifted labels (labels[t+1] = targets[t], the first
-   * label of each row ignored), an attention mask where there is padding (which also keeps padding
-   * out of the aux loss), restarting positions and document ids.
-   */
-  public static Batch toModelBatch(TokenBatch tb, boolean withLabels) {
-    int b = tb.batch();
-    int t = tb.seqLen();
-    int[] labels = new int[b * t];
-    int[] mask = new int[b * t];
-    boolean padded = false;
-    for (int r = 0; r < b; r++) {
-      if (tb.targets()[r * t + t - 1] != -100) {
-        throw new IllegalArgumentException(
-            "row " + r + " has a target at its last position; packed sequences end without one");
-      }
-      labels[r * t] = -100;
-      for (int i = 1; i < t; i++) {
-        labels[r * t + i] = tb.targets()[r * t + i - 1];
-      }
-      for (int i = 0; i < t; i++) {
-        mask[r * t + i] = tb.docIds()[r * t + i] >= 0 ? 1 : 0;
-        padded |= mask[r * t + i] == 0;
-      }
-    }
-    return new Batch(
-        b,
-        t,
-        tb.inputIds(),
-        withLabels ? labels : null,
-        padded ? mask : null,
-        tb.positions(),
-        tb.docIds());
   }
 
   @Override

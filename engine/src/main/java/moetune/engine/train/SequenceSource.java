@@ -1,5 +1,7 @@
 package moetune.engine.train;
 
+import moetune.sequences.PackedSequence;
+
 /**
  * A fixed, indexable list of packed sequences of one length (a training or held-out split). The
  * trainer decides the order, so resuming needs nothing from the source but its contents.

@@ -2,6 +2,7 @@ package moetune.engine.train;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import moetune.engine.model.Batch;
 
 /**
  * A model with its gradients and optimizer, as the {@link Trainer} drives it. {@link
@@ -30,19 +31,19 @@ public interface TrainableModel extends AutoCloseable {
    *
    * @return the batch's loss sums and routing statistics
    */
-  MicroStep forwardBackward(TokenBatch batch, double weight);
+  MicroStep forwardBackward(Batch batch, double weight);
 
   /**
-   * As {@link #forwardBackward(TokenBatch, double)}; {@code lastOfStep} says no further micro-batch
-   * of this step runs on this process, so gradients that this backward finishes are final and a
+   * As {@link #forwardBackward(Batch, double)}; {@code lastOfStep} says no further micro-batch of
+   * this step runs on this process, so gradients that this backward finishes are final and a
    * data-parallel optimizer may start reducing them while the backward goes on.
    */
-  default MicroStep forwardBackward(TokenBatch batch, double weight, boolean lastOfStep) {
+  default MicroStep forwardBackward(Batch batch, double weight, boolean lastOfStep) {
     return forwardBackward(batch, weight);
   }
 
   /** Sum of token cross-entropies over the batch's labelled tokens, without gradients. */
-  double evalLossSum(TokenBatch batch);
+  double evalLossSum(Batch batch);
 
   /**
    * The global L2 norm of the accumulated gradients of the trainable parameters, measured without

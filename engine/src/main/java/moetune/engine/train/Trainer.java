@@ -8,6 +8,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import moetune.engine.dist.Communicator;
+import moetune.engine.model.Batch;
+import moetune.sequences.PackedSequence;
 
 /**
  * The training loop, the same object behind {@code moetune train} and the GUI: construct it,
@@ -237,14 +239,14 @@ public final class Trainer {
   private StepMetrics trainStep(long t0, long sessionStart, long sessionFirstStep) {
     double lr = schedule.lr(step);
     long cursor = step * options.sequencesPerStep();
-    List<TokenBatch> micro = new ArrayList<>(options.gradAccum());
+    List<Batch> micro = new ArrayList<>(options.gradAccum());
     long stepTokens = 0;
     for (int a = 0; a < options.gradAccum(); a++) {
       List<PackedSequence> rows = new ArrayList<>(options.microBatch());
       for (int b = 0; b < options.microBatch(); b++) {
         rows.add(train.get(order.at(cursor++)));
       }
-      TokenBatch batch = TokenBatch.of(rows);
+      Batch batch = Batch.of(rows);
       stepTokens += batch.labelledTokens();
       micro.add(batch);
     }
@@ -256,7 +258,7 @@ public final class Trainer {
     int ranks = dataParallel == null ? 1 : dataParallel.size();
     int rank = dataParallel == null ? 0 : dataParallel.rank();
     for (int a = 0; a < micro.size(); a++) {
-      TokenBatch batch = micro.get(a);
+      Batch batch = micro.get(a);
       if (a % ranks != rank) {
         continue; // another rank's micro-batch
       }

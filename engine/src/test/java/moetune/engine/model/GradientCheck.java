@@ -39,11 +39,10 @@ final class GradientCheck {
     Map<String, float[]> grads = new LinkedHashMap<>();
     int[] routing;
     try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
-      m.setLossWeights(lw);
       m.zeroGrad();
-      m.forward(batch);
+      m.forward(batch, lw);
       routing = m.lastRouting()[1].toIntArray();
-      m.backward();
+      m.backward(1f, lw);
       for (String n : w.keySet()) {
         grads.put(n, m.gradient(n).toFloatArray());
       }
@@ -77,8 +76,7 @@ final class GradientCheck {
           }
           w.put(n, moved);
           try (MixtralModel m = RandomMixtral.create(c, w, be, o)) {
-            m.setLossWeights(lw);
-            l[side] = m.forward(batch).total();
+            l[side] = m.forward(batch, lw).total();
             flipped |=
                 !sameRealRouting(
                     m.lastRouting()[1].toIntArray(), routing, batch, c.numExpertsPerTok);

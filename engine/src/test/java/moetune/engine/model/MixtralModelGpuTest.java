@@ -121,9 +121,9 @@ class MixtralModelGpuTest {
         MixtralModel m =
             MixtralModel.load(
                 Parity.fixtures().resolve("tiny-mixtral"), cpu, ModelOptions.defaults())) {
-      m.setLossWeights(new LossWeights(m.config().routerAuxLossCoef, 0.01));
-      cpuLoss = m.forward(batch);
-      m.backward();
+      LossWeights withZ = new LossWeights(m.config().routerAuxLossCoef, 0.01);
+      cpuLoss = m.forward(batch, withZ);
+      m.backward(1f, withZ);
       want = cpu.download(m.parameters().gradFlat()).toFloatArray();
     }
     for (DType act : new DType[] {DType.F32, DType.BF16}) {
@@ -133,9 +133,9 @@ class MixtralModelGpuTest {
               Parity.fixtures().resolve("tiny-mixtral"),
               gpu(),
               ModelOptions.defaults().withActivations(act))) {
-        m.setLossWeights(new LossWeights(m.config().routerAuxLossCoef, 0.01));
-        Loss loss = m.forward(batch);
-        m.backward();
+        LossWeights withZ = new LossWeights(m.config().routerAuxLossCoef, 0.01);
+        Loss loss = m.forward(batch, withZ);
+        m.backward(1f, withZ);
         float[] got = gpu.download(m.parameters().gradFlat()).toFloatArray();
         // z = lse^2 doubles the relative error of bf16-rounded router logits: 1e-2, not 2e-3
         Parity.assertScalar(act + " z", loss.z(), cpuLoss.z(), f32 ? 1e-5 : 1e-2);

@@ -25,13 +25,17 @@ class RecomputeTest {
   record Outcome(float[] losses, float[] logits, float[] grads, long peak) {}
 
   static Outcome step(Backend be, MixtralModel m, Batch b, int steps) {
+    return step(be, m, b, LossWeights.of(m.config()), steps);
+  }
+
+  static Outcome step(Backend be, MixtralModel m, Batch b, LossWeights lw, int steps) {
     Outcome o = null;
     for (int i = 0; i < steps; i++) { // a second step draws new noise: the seeds must follow
       m.zeroGrad();
       be.resetPeak();
-      Loss l = m.forward(b);
+      Loss l = m.forward(b, lw);
       float[] logits = m.logits().toFloatArray();
-      m.backward();
+      m.backward(1f, lw);
       o =
           new Outcome(
               new float[] {l.total(), l.ce(), l.aux(), l.z()},
@@ -57,8 +61,7 @@ class RecomputeTest {
     Map<String, float[]> w = RandomMixtral.weights(c, 31);
     try (CpuBackend cpu = new CpuBackend(2);
         MixtralModel m = RandomMixtral.create(c, w, cpu, o.withRecompute(mode))) {
-      m.setLossWeights(lw);
-      return step(cpu, m, b, steps);
+      return step(cpu, m, b, lw, steps);
     }
   }
 

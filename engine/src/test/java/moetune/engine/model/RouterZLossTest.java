@@ -36,11 +36,9 @@ class RouterZLossTest {
 
   private static final ModelOptions OPTIONS = new ModelOptions(DType.F32, 5);
 
-  /** The model with the config's aux coefficient and the given z-loss one. */
-  private static MixtralModel withZ(MixtralConfig c, Map<String, float[]> w, double coef) {
-    MixtralModel m = RandomMixtral.create(c, w, be, OPTIONS);
-    m.setLossWeights(new LossWeights(c.routerAuxLossCoef, coef));
-    return m;
+  /** The config's aux coefficient and the given z-loss one. */
+  private static LossWeights withZ(MixtralConfig c, double coef) {
+    return new LossWeights(c.routerAuxLossCoef, coef);
   }
 
   /**
@@ -78,8 +76,8 @@ class RouterZLossTest {
     Batch batch = MixtralModelTest.awkwardBatch();
     double masked = hostZ(c, w, batch, true);
     double unmasked = hostZ(c, w, batch, false);
-    try (MixtralModel m = withZ(c, w, 0.3)) {
-      Loss loss = m.forward(batch);
+    try (MixtralModel m = RandomMixtral.create(c, w, be, OPTIONS)) {
+      Loss loss = m.forward(batch, withZ(c, 0.3));
       System.out.printf(
           "z: model %.7f, host %.7f (padding included: %.7f)%n", loss.z(), masked, unmasked);
       Parity.assertScalar("z vs host logsumexp^2", loss.z(), masked, 1e-5);
@@ -151,9 +149,9 @@ class RouterZLossTest {
     }
     Loss zero;
     float[] gradZero;
-    try (MixtralModel m = withZ(c, w, 0.0)) {
-      zero = m.forward(batch);
-      m.backward();
+    try (MixtralModel m = RandomMixtral.create(c, w, be, OPTIONS)) {
+      zero = m.forward(batch, withZ(c, 0.0));
+      m.backward(1f, withZ(c, 0.0));
       gradZero = be.download(m.parameters().gradFlat()).toFloatArray();
     }
     assertEquals(0f, plain.z());
@@ -162,9 +160,9 @@ class RouterZLossTest {
     assertArrayEquals(gradPlain, gradZero);
 
     float coef = 0.02f;
-    try (MixtralModel m = withZ(c, w, coef)) {
-      Loss z = m.forward(batch);
-      m.backward();
+    try (MixtralModel m = RandomMixtral.create(c, w, be, OPTIONS)) {
+      Loss z = m.forward(batch, withZ(c, coef));
+      m.backward(1f, withZ(c, coef));
       float[] gradZ = be.download(m.parameters().gradFlat()).toFloatArray();
       assertEquals(plain.ce(), z.ce());
       assertEquals(plain.aux(), z.aux());

@@ -5,6 +5,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import moetune.engine.model.Batch;
 
 /**
  * A stand-in {@link TrainableModel} for testing the loop itself: a bigram table of logits (V, V)
@@ -55,7 +56,7 @@ final class BigramModel implements TrainableModel {
   }
 
   @Override
-  public MicroStep forwardBackward(TokenBatch batch, double weight) {
+  public MicroStep forwardBackward(Batch batch, double weight) {
     double lossSum = lossAndGrad(batch, (float) (weight / Math.max(1, batch.labelledTokens())));
     if (nanAtCall.test(calls++)) {
       lossSum = Double.NaN;
@@ -65,15 +66,17 @@ final class BigramModel implements TrainableModel {
   }
 
   @Override
-  public double evalLossSum(TokenBatch batch) {
+  public double evalLossSum(Batch batch) {
     return lossAndGrad(batch, 0f);
   }
 
-  private double lossAndGrad(TokenBatch batch, float scale) {
+  private double lossAndGrad(Batch batch, float scale) {
     double sum = 0;
     float[] p = new float[v];
+    int t = batch.seqLen();
     for (int n = 0; n < batch.inputIds().length; n++) {
-      int y = batch.targets()[n];
+      // HF's shift: position n predicts the next label of its row, none after the row's last
+      int y = n % t + 1 < t ? batch.labels()[n + 1] : -100;
       if (y == -100) {
         continue;
       }

@@ -9,9 +9,11 @@ import java.util.List;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.LocalCommunicator;
 import moetune.engine.hf.MixtralConfig;
+import moetune.engine.model.Batch;
 import moetune.engine.model.Loss;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.Parameters;
+import moetune.sequences.PackedSequence;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -36,11 +38,11 @@ class ExpertParallelTest {
   }
 
   /** The first `rows` sequences, rank r of `ranks` taking rows r, r + ranks, ... */
-  static TokenBatch batch(int rows, int ranks, int r) {
+  static Batch batch(int rows, int ranks, int r) {
     SequenceSource data = TinyMixtral.data(rows, T, 3);
     List<PackedSequence> mine = new ArrayList<>();
     for (int i = r; i < rows; i += ranks) mine.add(data.get(i));
-    return TokenBatch.of(mine);
+    return Batch.of(mine);
   }
 
   @ParameterizedTest
@@ -50,7 +52,7 @@ class ExpertParallelTest {
     Result one;
     try (CpuBackend cpu = new CpuBackend(1);
         MixtralModel m = model(cpu)) {
-      Loss l = m.forward(MixtralTrainable.toModelBatch(batch(rows, 1, 0), true));
+      Loss l = m.forward(batch(rows, 1, 0));
       m.backward(1f);
       one = new Result(l.ce(), l.targetTokens(), l.aux(), grad(cpu, m), null);
     }
@@ -62,8 +64,8 @@ class ExpertParallelTest {
               try (CpuBackend cpu = new CpuBackend(1);
                   MixtralModel m = model(cpu)) {
                 m.setExpertParallel(comm);
-                TokenBatch b = batch(rows, ranks, comm.rank());
-                Loss l = m.forward(MixtralTrainable.toModelBatch(b, true));
+                Batch b = batch(rows, ranks, comm.rank());
+                Loss l = m.forward(b);
                 m.backward((float) l.targetTokens() / total);
                 float[] own = grad(cpu, m);
                 comm.allReduceSum(m.parameters().gradFlat()); // data parallel's sum

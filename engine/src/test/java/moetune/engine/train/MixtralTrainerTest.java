@@ -313,14 +313,14 @@ class MixtralTrainerTest {
         }
       }
     }
-    // The run's coefficients, not the checkpoint's, reach the model's forward and backward.
+    // The run's coefficients, not the checkpoint's, are what the model's forward and backward get.
     TrainOptions on = options(2, 0.02, 0.01, FreezeSpec.NONE, 0);
     MixtralConfig c = TinyMixtral.config(0.05);
     try (CpuBackend cpu = new CpuBackend(1)) {
       MixtralModel plain = TinyMixtral.model(cpu, c, 5);
-      assertEquals(new LossWeights(0.05, 0), plain.lossWeights());
       try (MixtralTrainable t = new MixtralTrainable(plain, c, null, List.of(), on)) {
-        assertEquals(new LossWeights(0.02, 0.01), plain.lossWeights());
+        assertEquals(new LossWeights(0.02, 0.01), t.lossWeights());
+        assertEquals(0.05, plain.config().routerAuxLossCoef, "the model config keeps its own");
       }
     }
   }

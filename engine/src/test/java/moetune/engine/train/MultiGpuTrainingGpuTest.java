@@ -119,7 +119,7 @@ class MultiGpuTrainingGpuTest {
     Loss whole;
     try (CudaBackend be = new CudaBackend(0, false);
         MixtralModel m = ExpertParallelTest.model(be)) {
-      whole = m.forward(MixtralTrainable.toModelBatch(ExpertParallelTest.batch(rows, 1, 0), true));
+      whole = m.forward(ExpertParallelTest.batch(rows, 1, 0));
       m.backward(1f);
       want = be.download(m.parameters().gradFlat()).toFloatArray();
     }
@@ -129,10 +129,7 @@ class MultiGpuTrainingGpuTest {
             (be, comm) -> {
               try (MixtralModel m = ExpertParallelTest.model(be)) {
                 m.setExpertParallel(comm);
-                Loss l =
-                    m.forward(
-                        MixtralTrainable.toModelBatch(
-                            ExpertParallelTest.batch(rows, N, comm.rank()), true));
+                Loss l = m.forward(ExpertParallelTest.batch(rows, N, comm.rank()));
                 m.backward((float) l.targetTokens() / total);
                 comm.allReduceSum(m.parameters().gradFlat());
                 return new Object[] {l, be.download(m.parameters().gradFlat()).toFloatArray()};

@@ -6,6 +6,7 @@ import moetune.engine.backend.Backend;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.MixtralModel;
 import moetune.engine.model.ModelOptions;
+import moetune.sequences.PackedSequence;
 
 /** A small Mixtral and synthetic packed data for trainer tests on the CPU. */
 final class TinyMixtral {
@@ -49,7 +50,7 @@ final class TinyMixtral {
     long x = seed;
     for (int s = 0; s < count; s++) {
       int[] ids = new int[t];
-      int[] targets = new int[t];
+      int[] labels = new int[t];
       int[] pos = new int[t];
       int[] docs = new int[t];
       x = DataOrder.mix(x + 1);
@@ -65,11 +66,11 @@ final class TinyMixtral {
         pos[i] = pad ? 0 : i - start;
         docs[i] = pad ? -1 : doc;
       }
-      for (int i = 0; i < t; i++) {
-        boolean lastOfDoc = i + 1 >= end || docs[i + 1] != docs[i];
-        targets[i] = docs[i] < 0 || lastOfDoc ? -100 : ids[i + 1];
+      for (int i = 0; i < t; i++) { // HF labels: every token but a document's first and padding
+        boolean firstOfDoc = i == 0 || docs[i] != docs[i - 1];
+        labels[i] = docs[i] < 0 || firstOfDoc ? -100 : ids[i];
       }
-      out.add(new PackedSequence(ids, targets, pos, docs));
+      out.add(new PackedSequence(ids, labels, pos, docs));
     }
     return SequenceSource.of(out);
   }

@@ -242,7 +242,9 @@ class TrainingViewModelTest {
     Path saved = tmp.resolve("saved.yaml");
     vm.saveConfig(saved);
     assertEquals(file, RunConfigParser.parse(saved, Map.of()));
-    assertEquals("openai", RunConfigParser.parse(saved, Map.of()).datasets().get(0).format());
-    assertEquals("chatml", RunConfigParser.parse(saved, Map.of()).datasets().get(1).template());
+    assertEquals(
+        "openai", RunConfigParser.parse(saved, Map.of()).resolvedDatasets().get(0).format());
+    assertEquals(
+        "chatml", RunConfigParser.parse(saved, Map.of()).resolvedDatasets().get(1).template());
   }
 }
