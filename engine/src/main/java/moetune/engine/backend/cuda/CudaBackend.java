@@ -164,6 +164,18 @@ public final class CudaBackend implements Backend {
   }
 
   /** A grid for a grid-stride loop over n elements with 256 threads per block. */
+  /**
+   * The system property naming, comma-separated, the ops that run their previous kernels instead of
+   * the current ones ({@code rope}, {@code crossEntropy}): KernelBandwidthBench sets it for its
+   * "before" rows so that old and new are timed in one run. Same numbers either way.
+   */
+  public static final String BEFORE_PROPERTY = "moetune.kernels.before";
+
+  static boolean before(String op) {
+    String v = System.getProperty(BEFORE_PROPERTY);
+    return v != null && java.util.Arrays.asList(v.split(",")).contains(op);
+  }
+
   long gridFor(long n) {
     return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
   }
