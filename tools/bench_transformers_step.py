@@ -79,6 +79,8 @@ def grouped_bf16_experts_forward(self, hidden_states, top_k_index, top_k_weights
     token_idx = torch.arange(s_tokens, device=hidden_states.device).repeat_interleave(k)
     order = torch.argsort(expert_ids, stable=True)
     tokens_sorted = token_idx[order]
+    if top_k_weights.size(-1) != k:  # (S, E) gate layouts: the chosen experts' gates
+        top_k_weights = top_k_weights.gather(-1, top_k_index)
     gates_sorted = top_k_weights.reshape(-1)[order]
     counts = torch.bincount(expert_ids, minlength=e)
     offsets = torch.cumsum(counts, dim=0).to(torch.int32)
