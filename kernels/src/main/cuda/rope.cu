@@ -27,10 +27,10 @@ __device__ __forceinline__ void rope_rot(float x1, float x2, float c, float s, f
 
 // x (N, heads, hd) in place. With hd/2 % 8 == 0 (hd/2 <= 512) and x 16-byte aligned (the step's
 // case) a block takes TOK = max(1, ROPE_TABLE / (hd/2)) consecutive tokens at a time (tiles
-// blockIdx.x, + gridDim.x, ...): first inv_freq(i) = 1/theta^(2i/hd) for i < hd/2 once per block, then the
-// tile's TOK x hd/2 cos/sin pairs with every thread computing some (one each at hd 64 with 256
-// threads), then every thread rotates 8 pairs of a (token, head) with 16-byte loads and stores,
-// for all heads of the tile's tokens. The double-precision cos/sin of an angle is computed once
+// blockIdx.x, + gridDim.x, ...): first inv_freq(i) = 1/theta^(2i/hd) for i < hd/2, once per
+// block, then the tile's TOK x hd/2 cos/sin pairs with every thread computing some (two each at
+// hd 64 with 256 threads), then every thread rotates 8 pairs of a (token, head) with 16-byte
+// loads and stores, for all heads of the tile's tokens. The double-precision cos/sin of an angle is computed once
 // per token and serves all heads; no thread waits for another token's table. Otherwise a thread
 // per (n, head, i < hd/2). Both compute each element the same way (bitwise equal results).
 MT_KERNEL void rope_kernel(void* x, int dt, const int* positions, float theta, int heads, int hd,
