@@ -41,18 +41,7 @@ public final class KernelBandwidthBench {
    * kernel and time it again), so the table shows before and after from one run.
    */
   private static Row previous(String op, java.util.function.Supplier<Row> timed) {
-    String key = moetune.engine.backend.cuda.CudaBackend.BEFORE_PROPERTY;
-    String old = System.getProperty(key);
-    System.setProperty(key, op);
-    try {
-      return timed.get();
-    } finally {
-      if (old == null) {
-        System.clearProperty(key);
-      } else {
-        System.setProperty(key, old);
-      }
-    }
+    return moetune.engine.backend.cuda.CudaBackend.withPreviousKernels(op, timed);
   }
 
   /**

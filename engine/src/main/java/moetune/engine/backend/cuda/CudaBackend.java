@@ -171,6 +171,24 @@ public final class CudaBackend implements Backend {
    */
   public static final String BEFORE_PROPERTY = "moetune.kernels.before";
 
+  /**
+   * Runs body with {@link #BEFORE_PROPERTY} set to ops (the previous kernels of those ops), then
+   * restores the property as it was.
+   */
+  public static <T> T withPreviousKernels(String ops, java.util.function.Supplier<T> body) {
+    String old = System.getProperty(BEFORE_PROPERTY);
+    System.setProperty(BEFORE_PROPERTY, ops);
+    try {
+      return body.get();
+    } finally {
+      if (old == null) {
+        System.clearProperty(BEFORE_PROPERTY);
+      } else {
+        System.setProperty(BEFORE_PROPERTY, old);
+      }
+    }
+  }
+
   static boolean before(String op) {
     String v = System.getProperty(BEFORE_PROPERTY);
     return v != null && java.util.Arrays.asList(v.split(",")).contains(op);

@@ -141,35 +141,33 @@ class CudaLayerOpsTest {
         int[] pos = new int[n];
         for (int i = 0; i < n; i++) pos[i] = RND.nextInt(40000);
         float[] x0 = GpuTesting.randn(n * heads * hd, 1);
-        float[][] out = new float[2][];
-        for (int pass = 0; pass < 2; pass++) {
-          String old = System.getProperty(CudaBackend.BEFORE_PROPERTY);
-          if (pass == 0) {
-            System.setProperty(CudaBackend.BEFORE_PROPERTY, "rope");
-          }
-          try (Pair p = ints(pos, n);
-              Pair x = GpuTesting.floats(dt, x0, n, heads, hd)) {
-            gpu().ropeForward(x.g(), p.g(), 1e6f);
-            gpu().ropeBackward(x.g(), p.g(), 1e4f);
-            gpu().ropeForward(x.g(), p.g(), 5e5f);
-            out[pass] = gpu().download(x.g()).toFloatArray();
-            if (pass == 1) {
-              cpu().ropeForward(x.c(), p.c(), 1e6f);
-              cpu().ropeBackward(x.c(), p.c(), 1e4f);
-              cpu().ropeForward(x.c(), p.c(), 5e5f);
-              check("rope " + dt + " hd=" + hd + " N=" + n + " vs the CPU", x, tol(dt));
-            }
-          } finally {
-            if (old == null) {
-              System.clearProperty(CudaBackend.BEFORE_PROPERTY);
-            } else {
-              System.setProperty(CudaBackend.BEFORE_PROPERTY, old);
-            }
-          }
-        }
+        float[] before =
+            CudaBackend.withPreviousKernels("rope", () -> rope3(dt, pos, x0, heads, hd, false));
+        float[] now = rope3(dt, pos, x0, heads, hd, true);
         org.junit.jupiter.api.Assertions.assertArrayEquals(
-            out[0], out[1], "rope previous vs current kernel " + dt + " hd=" + hd + " N=" + n);
+            before, now, "rope previous vs current kernel " + dt + " hd=" + hd + " N=" + n);
       }
+  }
+
+  /**
+   * Forward, inverse, forward at three thetas on the GPU; with checkCpu also on the CPU, compared.
+   */
+  private static float[] rope3(
+      DType dt, int[] pos, float[] x0, int heads, int hd, boolean checkCpu) {
+    int n = pos.length;
+    try (Pair p = ints(pos, n);
+        Pair x = GpuTesting.floats(dt, x0, n, heads, hd)) {
+      gpu().ropeForward(x.g(), p.g(), 1e6f);
+      gpu().ropeBackward(x.g(), p.g(), 1e4f);
+      gpu().ropeForward(x.g(), p.g(), 5e5f);
+      if (checkCpu) {
+        cpu().ropeForward(x.c(), p.c(), 1e6f);
+        cpu().ropeBackward(x.c(), p.c(), 1e4f);
+        cpu().ropeForward(x.c(), p.c(), 5e5f);
+        check("rope " + dt + " hd=" + hd + " N=" + n + " vs the CPU", x, tol(dt));
+      }
+      return gpu().download(x.g()).toFloatArray();
+    }
   }
 
   /** Causal, windowed, packed documents (with padding keys) and Tq < Tk, forward and backward. */

@@ -79,34 +79,30 @@ class CudaLossOpsTest {
         int[] t = new int[n];
         for (int i = 0; i < n; i++) t[i] = i % 5 == 1 ? -100 : RND.nextInt(v);
         float[] x = GpuTesting.randn(n * v, 3);
-        float[][] out = new float[4][];
-        for (int pass = 0; pass < 2; pass++) {
-          String old = System.getProperty(CudaBackend.BEFORE_PROPERTY);
-          if (pass == 0) {
-            System.setProperty(CudaBackend.BEFORE_PROPERTY, "crossEntropy");
-          }
-          try (Pair logits = GpuTesting.floats(dt, x, n, v);
-              Pair tg = ints(t, n);
-              Pair losses = poisoned(DType.F32, n)) {
-            gpu().crossEntropy(logits.g(), tg.g(), losses.g(), logits.g(), 0.25f);
-            out[2 * pass] = gpu().download(losses.g()).toFloatArray();
-            out[2 * pass + 1] = gpu().download(logits.g()).toFloatArray();
-          } finally {
-            if (old == null) {
-              System.clearProperty(CudaBackend.BEFORE_PROPERTY);
-            } else {
-              System.setProperty(CudaBackend.BEFORE_PROPERTY, old);
-            }
-          }
-        }
+        float[][] before =
+            CudaBackend.withPreviousKernels("crossEntropy", () -> crossEntropyInPlace(dt, t, x, v));
+        float[][] now = crossEntropyInPlace(dt, t, x, v);
         GpuTesting.compare(
-            "crossEntropy previous/current losses " + dt + " V=" + v, out[0], out[2], 1e-6);
+            "crossEntropy previous/current losses " + dt + " V=" + v, before[0], now[0], 1e-6);
         GpuTesting.compare(
             "crossEntropy previous/current dLogits " + dt + " V=" + v,
-            out[1],
-            out[3],
+            before[1],
+            now[1],
             dt == DType.F32 ? 1e-5 : 1e-3);
       }
+    }
+  }
+
+  /** {losses, dLogits} of crossEntropy in place on the GPU (dScale 0.25). */
+  private static float[][] crossEntropyInPlace(DType dt, int[] t, float[] x, int v) {
+    int n = t.length;
+    try (Pair logits = GpuTesting.floats(dt, x, n, v);
+        Pair tg = ints(t, n);
+        Pair losses = poisoned(DType.F32, n)) {
+      gpu().crossEntropy(logits.g(), tg.g(), losses.g(), logits.g(), 0.25f);
+      return new float[][] {
+        gpu().download(losses.g()).toFloatArray(), gpu().download(logits.g()).toFloatArray()
+      };
     }
   }
 
