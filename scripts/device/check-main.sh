@@ -2,7 +2,7 @@
 # One device call for a merged main (run from the folder stage.sh filled, e.g.
 # `cd .device/main && ./check-main.sh` with carry [".device/main"]): every @Tag("gpu") test of
 # the engine (no sanitizers), then `bench step` on the 1.5B config with transformers timed in
-# the same run. Logs under $OUT; a short table last.
+# the same run, then `bench kernels`. Logs under $OUT; a short table last.
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"
@@ -18,6 +18,11 @@ timeout "${STEP_TIMEOUT:-150}" "$java" --enable-native-access=ALL-UNNAMED -Xmx24
   --steps "${STEPS:-6}" --warmup 2 --reference transformers \
   --reference-script "$repo/tools/bench_transformers_step.py" > "$OUT/bench-step.log" 2>&1
 echo "bench step exit $?"
+# the memory-bound kernels next to a copy, previous and current RoPE / cross-entropy kernels in
+# the same run (moetune bench kernels)
+timeout "${KERNELS_TIMEOUT:-90}" "$java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$cp" \
+  moetune.engine.bench.KernelBandwidthBench --reps 10 > "$OUT/bench-kernels.log" 2>&1
+echo "bench kernels exit $?"
 if [ "${CUDNN_PASS:-1}" = 1 ]; then
   # the same model, trainer, recompute and LoRA GPU tests with cuDNN attention forced, then the
   # step on that path (no reference: the rows above are the same run's transformers)
@@ -36,6 +41,8 @@ grep -E "tests (found|successful|failed|skipped)" "$OUT/gpu-tests.log"
 grep -E "✘" "$OUT/gpu-tests.log" | head -20
 echo "=== bench step ==="
 tail -40 "$OUT/bench-step.log"
+echo "=== bench kernels ==="
+grep -E "^\|" "$OUT/bench-kernels.log" | tail -30
 if [ -f "$OUT/gpu-tests-cudnn.log" ]; then
   echo "=== gpu tests, MOETUNE_ATTENTION=cudnn ==="
   grep -E "tests (found|successful|failed|skipped)" "$OUT/gpu-tests-cudnn.log"

@@ -3,6 +3,72 @@
 
 #define IGNORE_INDEX (-100)
 
+// v[j], the logit of column c * 8 + j, -> dScale * (softmax - onehot(t)) (0 when ignored, NaN
+// when the target is out of range).
+__device__ __forceinline__ void ce_grad8(float* v, int c, int t, bool ignore, bool bad, float lse,
+                                         float dScale) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    float g = 0.f;
+    if (!ignore) {
+      g = expf(v[j] - lse) - (c * 8 + j == t ? 1.f : 0.f);
+      if (bad) g = __int_as_float(0x7fc00000);
+    }
+    v[j] = dScale * g;
+  }
+}
+
+// The gradient pass of a row kept in shared memory (dynamic, V elements of T, written by pass 1
+// of cross_entropy_kernel): dl[row] = dScale * (softmax - onehot) with 16-byte stores.
+template <typename T>
+__device__ __forceinline__ void ce_grad_from_cache(const T* cache, T* dl, int t, bool ignore,
+                                                   bool bad, float lse, float dScale, int V) {
+  for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
+    float v[8];
+    ld8t(cache + c * 8, v);
+    ce_grad8(v, c, t, ignore, bad, lse, dScale);
+    st8t(dl + c * 8, v);
+  }
+}
+
+// Pass 1 over a row with 16-byte loads: running max and rescaled sum per thread (online
+// softmax); with cache != null each 16-byte piece is also stored to shared memory as loaded.
+template <typename T>
+__device__ __forceinline__ void ce_stats(const T* lg, T* cache, int V, float* mxOut, float* sOut) {
+  constexpr int PER = 16 / sizeof(T);
+  float mx = -INFINITY, s = 0.f;
+  for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
+    uint4 u[8 / PER];
+#pragma unroll
+    for (int h = 0; h < 8 / PER; h++) u[h] = reinterpret_cast<const uint4*>(lg + c * 8)[h];
+    if (cache != nullptr) {
+#pragma unroll
+      for (int h = 0; h < 8 / PER; h++) reinterpret_cast<uint4*>(cache + c * 8)[h] = u[h];
+    }
+    float v[8];
+    const T* e = reinterpret_cast<const T*>(u);
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = Elem<T>::in(e[j]);
+    float cm = v[0];
+#pragma unroll
+    for (int j = 1; j < 8; j++) cm = fmaxf(cm, v[j]);
+    if (cm > mx) {
+      s *= expf(mx - cm);  // 0 while mx is still -inf
+      mx = cm;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++) s += expf(v[j] - mx);
+  }
+  *mxOut = mx;
+  *sOut = s;
+}
+
+__device__ __forceinline__ unsigned dynamic_smem_bytes() {
+  unsigned r;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+  return r;
+}
+
 // One block per row of logits (N, V). losses f32 (N): lse - logit[t] (0 when ignored, NaN when
 // the target is out of range). If dlogits != null: dlogits = dScale * (softmax - onehot), zero
 // rows when ignored. dlogits may alias logits: each thread reads its elements before writing
@@ -10,8 +76,11 @@
 //
 // With V % 8 == 0 and 16-byte aligned rows (the step's case) the row statistics take one read of
 // the logits with 16-byte loads: each thread keeps a running max and a sum rescaled to it (online
-// softmax), then the block combines them; the gradient pass reads the row again (from L2: a
-// block's row was just read) and writes it with 16-byte stores. Otherwise the scalar passes.
+// softmax), then the block combines them. When the launch gives V elements of dynamic shared
+// memory and dlogits has the logits' dtype (the training step: in place), pass 1 also keeps the
+// row in shared memory and the gradient pass reads it from there: the logits cross DRAM once in
+// and once out. Without that memory the gradient pass reads the row again (mostly from L2).
+// Otherwise the scalar passes. Every path computes each element with the same formulas.
 MT_KERNEL void cross_entropy_kernel(const void* logits, int ldt, const int* targets, float* losses,
                                     void* dlogits, int gdt, float dScale, int V) {
   long long row = (long long)blockIdx.x * V;
@@ -20,19 +89,17 @@ MT_KERNEL void cross_entropy_kernel(const void* logits, int ldt, const int* targ
   bool bad = !ignore && (t < 0 || t >= V);
   bool vec = V % 8 == 0 && aligned16(logits) && aligned16(dlogits);
   float mx = -INFINITY, s = 0.f;
+  extern __shared__ uint4 ce_row[];
+  bool cached = vec && dlogits != nullptr && gdt == ldt &&
+                dynamic_smem_bytes() >= (unsigned)V * (ldt == DT_F32 ? 4u : 2u);
   if (vec) {
-    for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
-      float v[8];
-      ld8(logits, row + c * 8, ldt, v);
-      float cm = v[0];
-#pragma unroll
-      for (int j = 1; j < 8; j++) cm = fmaxf(cm, v[j]);
-      if (cm > mx) {
-        s *= expf(mx - cm);  // 0 while mx is still -inf
-        mx = cm;
-      }
-#pragma unroll
-      for (int j = 0; j < 8; j++) s += expf(v[j] - mx);
+    if (ldt == DT_F32) {
+      ce_stats((const float*)logits + row, cached ? (float*)ce_row : nullptr, V, &mx, &s);
+    } else if (ldt == DT_BF16) {
+      ce_stats((const __nv_bfloat16*)logits + row, cached ? (__nv_bfloat16*)ce_row : nullptr, V,
+               &mx, &s);
+    } else {
+      ce_stats((const __half*)logits + row, cached ? (__half*)ce_row : nullptr, V, &mx, &s);
     }
     float bm = block_max(mx);
     s = block_sum(mx == -INFINITY ? 0.f : s * expf(mx - bm));
@@ -49,19 +116,22 @@ MT_KERNEL void cross_entropy_kernel(const void* logits, int ldt, const int* targ
   if (threadIdx.x == 0) {
     losses[blockIdx.x] = ignore ? 0.f : (bad ? __int_as_float(0x7fc00000) : lse - lt);
   }
-  if (dlogits != nullptr && vec) {
+  if (cached) {
+    if (ldt == DT_F32) {
+      ce_grad_from_cache((const float*)ce_row, (float*)dlogits + row, t, ignore, bad, lse, dScale,
+                         V);
+    } else if (ldt == DT_BF16) {
+      ce_grad_from_cache((const __nv_bfloat16*)ce_row, (__nv_bfloat16*)dlogits + row, t, ignore,
+                         bad, lse, dScale, V);
+    } else {
+      ce_grad_from_cache((const __half*)ce_row, (__half*)dlogits + row, t, ignore, bad, lse,
+                         dScale, V);
+    }
+  } else if (dlogits != nullptr && vec) {
     for (int c = threadIdx.x; c < V / 8; c += blockDim.x) {
       float v[8];
       ld8(logits, row + c * 8, ldt, v);
-#pragma unroll
-      for (int j = 0; j < 8; j++) {
-        float g = 0.f;
-        if (!ignore) {
-          g = expf(v[j] - lse) - (c * 8 + j == t ? 1.f : 0.f);
-          if (bad) g = __int_as_float(0x7fc00000);
-        }
-        v[j] = dScale * g;
-      }
+      ce_grad8(v, c, t, ignore, bad, lse, dScale);
       st8(dlogits, row + c * 8, gdt, v);
     }
   } else if (dlogits != nullptr) {

@@ -250,6 +250,9 @@ public final class TrainingJob implements AutoCloseable {
       log.accept(
           MemoryPlan.describeActivations(
               model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
+      log.accept(
+          MemoryPlan.describeHead(
+              model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
       MixtralTrainable trainable =
           new MixtralTrainable(
                   model, setup.config(), setup.generation(), tokenizerFiles, options, comm)

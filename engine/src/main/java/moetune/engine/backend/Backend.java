@@ -298,6 +298,28 @@ public interface Backend extends AutoCloseable {
   void crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale);
 
   /**
+   * The LM head fused with the cross-entropy, in chunks of at most chunkRows rows so that the (N,
+   * V) logits are never held whole ({@link LmHeadChunks}; {@link LmHeadChunks#rows} picks a chunk).
+   * x (N, D) the final norm's output, w (V, D) the head, targets I32 (N) (shifted, -100 ignored),
+   * losses F32 (N) overwrite as {@link #crossEntropy} on x @ w^T. If dx is not null it is
+   * overwritten with dlogits @ w, if dw is not null dlogits^T @ x is added to it (+=), where
+   * dlogits = dScale * (softmax - onehot(target)); with both null only the losses are computed.
+   * Same numbers as matmul + crossEntropy + the two products on whole tensors, except that dw sums
+   * its rows chunk by chunk.
+   */
+  default void lmHeadCrossEntropy(
+      Tensor x,
+      Tensor w,
+      Tensor targets,
+      Tensor losses,
+      Tensor dx,
+      Tensor dw,
+      float dScale,
+      int chunkRows) {
+    LmHeadChunks.run(this, x, w, targets, losses, dx, dw, dScale, chunkRows);
+  }
+
+  /**
    * transformers' load_balancing_loss_func over all layers at once. probs F32 (R, E) and topIdx I32
    * (R, K) for every layer's tokens stacked, rowMask F32 (R) (1 for real tokens, 0 for padding) or
    * null. With m_r the mask, c_e = sum_r m_r #{j: topIdx[r, j] = e}, S = sum_r m_r, P_e = sum_r m_r

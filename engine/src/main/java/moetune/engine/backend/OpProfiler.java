@@ -29,7 +29,7 @@ public final class OpProfiler {
   public enum Phase {
     ATTENTION("attention kernels"),
     MOE("MoE: routing, grouped products, SwiGLU, router losses"),
-    GEMM("dense GEMMs (q/k/v/o, router, LM head)"),
+    GEMM("dense GEMMs (q/k/v/o, router, LM head with its cross-entropy)"),
     OTHER("other kernels (norms, RoPE, embedding, cross-entropy, copies, fills)"),
     OPTIMIZER("optimizer (grad norm, clip, AdamW)"),
     TRANSFER("host<->device copies"),
@@ -132,7 +132,7 @@ public final class OpProfiler {
     if (MOE_OPS.contains(method) || m.contains("moe") || m.contains("expert")) {
       return Phase.MOE;
     }
-    if (m.startsWith("matmul") || m.startsWith("gemm")) {
+    if (m.startsWith("matmul") || m.startsWith("gemm") || m.startsWith("lmhead")) {
       return Phase.GEMM;
     }
     if (m.startsWith("adamw") || m.startsWith("clip") || m.equals("sumsquares")) {

@@ -37,6 +37,14 @@ public final class KernelBandwidthBench {
   }
 
   /**
+   * A row timed with the op's previous kernel (CudaBackend.BEFORE_PROPERTY; other backends have one
+   * kernel and time it again), so the table shows before and after from one run.
+   */
+  private static Row previous(String op, java.util.function.Supplier<Row> timed) {
+    return moetune.engine.backend.cuda.CudaBackend.withPreviousKernels(op, timed);
+  }
+
+  /**
    * Times every op on the backend and prints the table; shrink divides every size (1 for the real
    * table; tests on the CPU use a large one).
    */
@@ -111,6 +119,19 @@ public final class KernelBandwidthBench {
           long qe = (long) n * heads * hd;
           Tensor q = at(owned, shift, rand(be, lo, qe + 1), n, heads, hd);
           Tensor pos = at(owned, 0, positions(be, n, 2048), n);
+          if (shift == 0) {
+            rows.add(
+                previous(
+                    "rope",
+                    () ->
+                        time(
+                            clock,
+                            reps,
+                            "ropeForward (in place), previous vector kernel",
+                            "N " + n + " x 16 x 64 " + ln,
+                            qe * 2 * lb + n * 4L,
+                            () -> be.ropeForward(q, pos, 1e6f))));
+          }
           rows.add(
               time(
                   clock,
@@ -142,6 +163,19 @@ public final class KernelBandwidthBench {
           Tensor logits = at(owned, shift, rand(be, lo, (long) nl * v + 1), nl, v);
           Tensor targets = at(owned, 0, ids(be, nl, v), nl);
           Tensor losses = at(owned, 0, be.empty(DType.F32, nl), nl);
+          if (shift == 0) {
+            rows.add(
+                previous(
+                    "crossEntropy",
+                    () ->
+                        time(
+                            clock,
+                            reps,
+                            "crossEntropy + dLogits in place, previous vector kernel",
+                            "N " + nl + " V " + v + " " + ln,
+                            (long) nl * v * 2 * lb + nl * 8L,
+                            () -> be.crossEntropy(logits, targets, losses, logits, 1f / nl))));
+          }
           rows.add(
               time(
                   clock,

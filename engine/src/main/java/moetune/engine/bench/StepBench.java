@@ -261,6 +261,9 @@ public final class StepBench {
         new MixtralTrainable(model, config, null, List.of(), o, comm)) {
       MemoryPlan plan = MemoryPlan.of(model, ranks);
       log.println(plan.describe());
+      long tokens = (long) s.microBatch() * s.seqLen();
+      log.println(MemoryPlan.describeActivations(config, model.options(), tokens));
+      log.println(MemoryPlan.describeHead(config, model.options(), tokens));
       List<Batch> batches = randomBatches(config.vocabSize, s, 4, s.seed() + 7919L * rank);
       double loss = 0;
       for (int i = 0; i < s.warmup(); i++) {

@@ -4,6 +4,7 @@ import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.LmHeadChunks;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.tensor.DType;
@@ -44,7 +45,7 @@ final class MixtralStep implements AutoCloseable {
   Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the router losses
   Tensor rstdFinal; // F32 (N)
   Tensor normed; // (N, D) final norm output
-  Tensor logits; // (N, V); overwritten with its gradient by backward
+  Tensor logits; // (N, V), only from a forward without labels (with labels: the fused head)
   Tensor targets; // I32 (N) shifted labels, or null
   int targetCount;
   LossWeights lossWeights; // the forward's router-loss weights, which its backward must be given
@@ -146,10 +147,8 @@ final class MixtralStep implements AutoCloseable {
         (float) config.rmsNormEps,
         s.normed,
         s.rstdFinal);
-    s.logits = be.empty(act, n, config.vocabSize);
-    be.matmul(s.normed, false, model.lmHead(), true, s.logits, 1f, 0f);
-
-    if (targets == null) {
+    if (targets == null) { // no loss: the logits are the output (logits())
+      s.logits = headLogits(s.normed);
       return new Loss(0f, 0f, 0f, 0f, 0);
     }
     for (int t : targets) {
@@ -166,7 +165,7 @@ final class MixtralStep implements AutoCloseable {
     float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
-      be.crossEntropy(s.logits, s.targets, losses, null, 0f);
+      be.lmHeadCrossEntropy(s.normed, model.lmHead(), s.targets, losses, null, null, 0f, headChunk());
       be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
       be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
       if (zCoef != 0f) { // values[2] stays 0 otherwise: the z-loss is off and not computed
@@ -192,11 +191,31 @@ final class MixtralStep implements AutoCloseable {
    * backward overwrites the logits with their gradient).
    */
   HostTensor logits() {
-    if (logits == null) {
+    if (logits == null && normed == null) {
       throw new IllegalStateException("logits(): no forward since the last backward");
     }
     Batch b = batch;
-    return be.download(logits).to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
+    HostTensor host;
+    if (logits != null) {
+      host = be.download(logits);
+    } else { // a training forward kept no logits (the fused head): the same product, once more
+      try (Tensor l = headLogits(normed)) {
+        host = be.download(l);
+      }
+    }
+    return host.to(DType.F32).reshape(b.batchSize(), b.seqLen(), config.vocabSize);
+  }
+
+  /** normed @ lmHead^T, (N, V) in normed's dtype. */
+  private Tensor headLogits(Tensor normed) {
+    Tensor out = be.empty(normed.dtype(), normed.rows(), config.vocabSize);
+    be.matmul(normed, false, model.lmHead(), true, out, 1f, 0f);
+    return out;
+  }
+
+  /** Rows per chunk of the fused LM head + cross-entropy (the logits are never held whole). */
+  private int headChunk() {
+    return LmHeadChunks.rows(config.vocabSize, options.activations());
   }
 
   /**
@@ -264,18 +283,18 @@ final class MixtralStep implements AutoCloseable {
     long d = config.hiddenSize;
     int numLayers = layers.length;
     DType act = options.activations();
-    Tensor dLogits = s.logits; // overwritten in place: the logits are not needed any more
-    s.logits = null;
-    try (Tensor losses = be.empty(DType.F32, n)) {
-      be.crossEntropy(
-          dLogits, s.targets, losses, dLogits, s.targetCount == 0 ? 0f : scale / s.targetCount);
-    }
     Tensor dNormed = be.empty(act, n, d);
-    be.matmul(dLogits, false, model.lmHead(), false, dNormed, 1f, 0f);
-    if (model.lmHeadGrad() != null) { // null when frozen: the weight-gradient product is skipped
-      be.matmul(dLogits, true, s.normed, false, model.lmHeadGrad(), 1f, 1f);
+    try (Tensor losses = be.empty(DType.F32, n)) { // the head's gradient (null when frozen)
+      be.lmHeadCrossEntropy(
+          s.normed,
+          model.lmHead(),
+          s.targets,
+          losses,
+          dNormed,
+          model.lmHeadGrad(),
+          s.targetCount == 0 ? 0f : scale / s.targetCount,
+          headChunk());
     }
-    dLogits.close();
     Tensor dStream =
         be.zeros(options.residual(), n, d); // d loss / d residual stream, in place per layer
     be.rmsnormBackward(

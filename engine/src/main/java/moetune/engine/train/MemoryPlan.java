@@ -1,6 +1,7 @@
 package moetune.engine.train;
 
 import java.util.Locale;
+import moetune.engine.backend.LmHeadChunks;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.model.LoraConfig;
 import moetune.engine.model.MixtralModel;
@@ -123,7 +124,7 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
    * layers), per token:
    *
    * <pre>
-   *   every mode   (L+1) D s residual stream, L (2E+K) 4 router buffers, (D+V) a final norm and logits
+   *   every mode   (L+1) D s residual stream, L (2E+K) 4 router buffers, D a final norm output
    *   attention    (2 H hd + 2 Hkv hd) a + 4 H (q, k, v, o, lse) + r a per adapted projection
    *   rest         2 D a + D s + 8 (norms' outputs, xMid, rstd), 4K (gates),
    *                K (2F + F + D) a + D a (expert h, act, gated rows, output), + D a with jitter
@@ -131,8 +132,10 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
    *
    * kept per layer: attention + rest ({@link Recompute#NONE}), rest ({@link Recompute#ATTENTION}),
    * nothing ({@link Recompute#LAYER}, which then holds one layer's attention + rest while it
-   * recomputes). An estimate of what the forward keeps: the backward's transient buffers (one
-   * layer's gradients) come on top.
+   * recomputes). The logits are not kept: the LM head and the cross-entropy run fused in chunks
+   * ({@link #headChunkBytes}, transient, in the forward's loss and again in the backward). An
+   * estimate of what the forward keeps: the backward's transient buffers (one layer's gradients)
+   * come on top.
    */
   public static long activationBytes(MixtralConfig c, ModelOptions o, long tokens) {
     long a = o.activations().bytes();
@@ -142,11 +145,7 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
     long k = c.numExpertsPerTok;
     long f = c.intermediateSize;
     long layers = c.numHiddenLayers;
-    long common =
-        (layers + 1) * d * st
-            + layers * (2L * c.numLocalExperts + k) * 4
-            + (d + c.vocabSize) * a
-            + 4;
+    long common = (layers + 1) * d * st + layers * (2L * c.numLocalExperts + k) * 4 + d * a + 4;
     LoraConfig lora = o.lora();
     long attention = (2L * c.numAttentionHeads * hd + 2L * c.numKeyValueHeads * hd) * a;
     attention += 4L * c.numAttentionHeads;
@@ -169,6 +168,30 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
           case LAYER -> common + attention + rest;
         };
     return perToken * tokens;
+  }
+
+  /**
+   * The LM head's transient logits buffer for N tokens: one chunk of {@link LmHeadChunks#rows} rows
+   * of V logits in the activation dtype (the unfused head held all N x V from the forward to the
+   * backward).
+   */
+  public static long headChunkBytes(MixtralConfig c, ModelOptions o, long tokens) {
+    long rows = Math.min(tokens, LmHeadChunks.rows(c.vocabSize, o.activations()));
+    return rows * c.vocabSize * o.activations().bytes();
+  }
+
+  /** One line for the run's log: the LM head's logits, chunked, against holding them whole. */
+  public static String describeHead(MixtralConfig c, ModelOptions o, long tokens) {
+    long whole = tokens * c.vocabSize * o.activations().bytes();
+    return String.format(
+        Locale.ROOT,
+        "LM head + cross-entropy fused in chunks of %,d rows: %s of logits at a time instead of"
+            + " %,d x %,d = %s held from the forward to the backward",
+        Math.min(tokens, LmHeadChunks.rows(c.vocabSize, o.activations())),
+        human(headChunkBytes(c, o, tokens)),
+        tokens,
+        c.vocabSize,
+        human(whole));
   }
 
   /** One line for the run's log: the activations kept for N tokens per micro-batch. */

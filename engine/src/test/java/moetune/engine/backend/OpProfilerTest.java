@@ -29,6 +29,7 @@ class OpProfilerTest {
     assertEquals(OpProfiler.Phase.TRANSFER, OpProfiler.phaseOf("copyFromHost"));
     assertEquals(OpProfiler.Phase.OTHER, OpProfiler.phaseOf("rmsnormForward"));
     assertEquals(OpProfiler.Phase.OTHER, OpProfiler.phaseOf("crossEntropy"));
+    assertEquals(OpProfiler.Phase.GEMM, OpProfiler.phaseOf("lmHeadCrossEntropy")); // mostly GEMM
   }
 
   @Test

@@ -573,6 +573,31 @@ public final class OpTable {
           in.keep("dLogits in place", logits);
         });
     c.put(
+        "lmHeadCrossEntropy",
+        in -> {
+          int[] t = new int[N];
+          for (int i = 0; i < N; i++) {
+            t[i] = i % 5 == 2 ? -100 : in.r.nextInt(V);
+          }
+          Tensor targets = in.ints(t, N);
+          Tensor x = in.randn(1, N, D);
+          Tensor w = in.randn(0.1, V, D);
+          // chunks of 8 rows: four whole ones and a ragged fifth
+          Tensor losses = in.nan(N);
+          Tensor dx = in.nan(N, D);
+          Tensor dw = in.randn(0.01, V, D); // += : starts from something
+          in.be.lmHeadCrossEntropy(x, w, targets, losses, dx, dw, 0.25f, 8);
+          in.keep("losses", losses);
+          in.keep("dx", dx);
+          in.keep("dw +=", dw);
+          Tensor losses2 = in.nan(N);
+          in.be.lmHeadCrossEntropy(x, w, targets, losses2, null, null, 0f, 8);
+          in.keep("losses, no gradient", losses2);
+          Tensor dx2 = in.nan(N, D);
+          in.be.lmHeadCrossEntropy(x, w, targets, losses2, dx2, null, 0.5f, N);
+          in.keep("dx, one chunk, dw=null", dx2);
+        });
+    c.put(
         "loadBalancingLoss",
         in -> {
           int rows = 2 * N; // two layers stacked

@@ -19,9 +19,9 @@ class KernelBandwidthBenchTest {
       List<KernelBandwidthBench.Row> rows =
           KernelBandwidthBench.run(
               cpu, 3, 1024, new PrintStream(buf, true, StandardCharsets.UTF_8));
-      // copy, convert, 7 per-token ops twice (misaligned: scalar, aligned: vector), 3 optimizer ops
-      // twice
-      assertEquals(2 + 2 * 7 + 2 * 3, rows.size());
+      // copy, convert, 7 per-token ops twice (misaligned: scalar, aligned: vector), the previous
+      // RoPE and cross-entropy kernels, 3 optimizer ops twice
+      assertEquals(2 + 2 * 7 + 2 + 2 * 3, rows.size());
       assertTrue(rows.get(0).op().startsWith("copy"), rows.get(0).op());
       for (KernelBandwidthBench.Row r : rows) {
         assertTrue(r.bytes() > 0 && r.msMedian() > 0, r.toString());
@@ -34,6 +34,9 @@ class KernelBandwidthBenchTest {
     assertTrue(out.contains("| adamwStep |"), out);
     assertTrue(out.contains("| rmsnormBackward, scalar kernel (misaligned view) |"), out);
     assertTrue(out.contains("| swigluBackward |"), out);
+    assertTrue(out.contains("| ropeForward (in place), previous vector kernel |"), out);
+    assertTrue(out.contains("| crossEntropy + dLogits in place, previous vector kernel |"), out);
+    assertEquals(null, System.getProperty("moetune.kernels.before"), "the property is restored");
     assertTrue(out.contains("| 100% |"), out);
   }
 }

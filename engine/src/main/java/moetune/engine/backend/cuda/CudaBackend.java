@@ -164,6 +164,36 @@ public final class CudaBackend implements Backend {
   }
 
   /** A grid for a grid-stride loop over n elements with 256 threads per block. */
+  /**
+   * The system property naming, comma-separated, the ops that run their previous kernels instead of
+   * the current ones ({@code rope}, {@code crossEntropy}): KernelBandwidthBench sets it for its
+   * "before" rows so that old and new are timed in one run. Same numbers either way.
+   */
+  public static final String BEFORE_PROPERTY = "moetune.kernels.before";
+
+  /**
+   * Runs body with {@link #BEFORE_PROPERTY} set to ops (the previous kernels of those ops), then
+   * restores the property as it was.
+   */
+  public static <T> T withPreviousKernels(String ops, java.util.function.Supplier<T> body) {
+    String old = System.getProperty(BEFORE_PROPERTY);
+    System.setProperty(BEFORE_PROPERTY, ops);
+    try {
+      return body.get();
+    } finally {
+      if (old == null) {
+        System.clearProperty(BEFORE_PROPERTY);
+      } else {
+        System.setProperty(BEFORE_PROPERTY, old);
+      }
+    }
+  }
+
+  static boolean before(String op) {
+    String v = System.getProperty(BEFORE_PROPERTY);
+    return v != null && java.util.Arrays.asList(v.split(",")).contains(op);
+  }
+
   long gridFor(long n) {
     return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
   }

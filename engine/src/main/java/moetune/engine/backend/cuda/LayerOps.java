@@ -429,8 +429,9 @@ final class LayerOps {
     require(
         hd % 2 == 0 && heads * hd * n == xt.numel(),
         op + ": x " + xt.describe() + " is not (N=" + n + ", heads, even hd)");
+    boolean vector = (hd / 2) % 8 == 0 && hd / 2 <= 512 && xt.address() % 16 == 0;
     b.launch(
-        "rope_kernel",
+        vector && CudaBackend.before("rope") ? "rope_v1_kernel" : "rope_kernel",
         xt.describe(),
         b.gridFor(n * heads * hd / 2),
         1,

@@ -13,6 +13,9 @@ import moetune.engine.tensor.Tensor;
  * host.
  */
 final class LossOps {
+  /** The largest logits row cross_entropy_kernel keeps in shared memory (two blocks per SM). */
+  static final long CE_ROW_CACHE_BYTES = 96 * 1024;
+
   private final CudaBackend b;
 
   LossOps(CudaBackend b) {
@@ -41,14 +44,26 @@ final class LossOps {
           dLogits.numel() == l.numel(),
           op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
     }
+    // The gradient in the logits' dtype (in place, the training step): 512 threads and the row in
+    // dynamic shared memory when it takes at most 96 KiB (two or more blocks per SM), so the
+    // logits cross DRAM once each way; otherwise 1024 threads and a second read of the row.
+    long rowBytes = v * l.dtype().bytes();
+    boolean cacheRow =
+        dLogits != null
+            && dLogits.dtype() == l.dtype()
+            && v % 8 == 0
+            && l.address() % 16 == 0
+            && b.ptr(dLogits, op, "dLogits") % 16 == 0
+            && rowBytes <= CE_ROW_CACHE_BYTES
+            && !CudaBackend.before("crossEntropy");
     b.launch(
         "cross_entropy_kernel",
         l.describe(),
         n,
         1,
         1,
-        1024,
-        0,
+        cacheRow ? 512 : 1024,
+        cacheRow ? (int) rowBytes : 0,
         l.address(),
         dt(l, op, "logits"),
         t.address(),

@@ -121,6 +121,55 @@ class CudaLayerOpsTest {
       }
   }
 
+  /**
+   * The previous vector RoPE kernel (a token per block, KernelBandwidthBench's "before" row) and
+   * the current one (a tile of tokens per block, every thread computing cos/sin) compute each
+   * element with the same formulas and unfused roundings: bitwise equal, and equal to the CPU
+   * oracle within tol(dt) (the CPU's Math.cos / Math.sin against CUDA's, rounded to float). hd 64,
+   * 128 and 256 give tiles of 16, 8 and 4 tokens; 16 heads and N = 1, 37 and 2053 (ragged last
+   * tiles).
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void ropePreviousAndCurrentKernelsAreBitwiseEqual(DType dt) {
+    gpu();
+    for (int hd : new int[] {64, 128, 256})
+      for (int n : new int[] {1, 37, 2053}) {
+        int heads = 16;
+        int[] pos = new int[n];
+        for (int i = 0; i < n; i++) pos[i] = RND.nextInt(40000);
+        float[] x0 = GpuTesting.randn(n * heads * hd, 1);
+        float[] before =
+            CudaBackend.withPreviousKernels("rope", () -> rope3(dt, pos, x0, heads, hd, false));
+        float[] now = rope3(dt, pos, x0, heads, hd, true);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+            before, now, "rope previous vs current kernel " + dt + " hd=" + hd + " N=" + n);
+      }
+  }
+
+  /**
+   * Forward, inverse, forward at three thetas on the GPU; with checkCpu also on the CPU, compared.
+   */
+  private static float[] rope3(
+      DType dt, int[] pos, float[] x0, int heads, int hd, boolean checkCpu) {
+    int n = pos.length;
+    try (Pair p = ints(pos, n);
+        Pair x = GpuTesting.floats(dt, x0, n, heads, hd)) {
+      gpu().ropeForward(x.g(), p.g(), 1e6f);
+      gpu().ropeBackward(x.g(), p.g(), 1e4f);
+      gpu().ropeForward(x.g(), p.g(), 5e5f);
+      if (checkCpu) {
+        cpu().ropeForward(x.c(), p.c(), 1e6f);
+        cpu().ropeBackward(x.c(), p.c(), 1e4f);
+        cpu().ropeForward(x.c(), p.c(), 5e5f);
+        check("rope " + dt + " hd=" + hd + " N=" + n + " vs the CPU", x, tol(dt));
+      }
+      return gpu().download(x.g()).toFloatArray();
+    }
+  }
+
   /** Causal, windowed, packed documents (with padding keys) and Tq < Tk, forward and backward. */
   @ParameterizedTest
   @EnumSource(

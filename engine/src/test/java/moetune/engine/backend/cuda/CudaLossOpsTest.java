@@ -33,8 +33,9 @@ class CudaLossOpsTest {
       names = {"F32", "BF16"})
   void crossEntropy(DType dt) {
     gpu();
-    // V 32003: the scalar passes; V 32000: one 16-byte-vector read for the statistics
-    for (int v : new int[] {32003, 32000})
+    // V 32003: the scalar passes; V 32000: one 16-byte-vector read for the statistics (bf16 with
+    // the gradient: the row kept in shared memory); V 4000: float32 rows in shared memory too
+    for (int v : new int[] {32003, 32000, 4000})
       for (int n : new int[] {1, 37}) {
         int[] t = new int[n];
         for (int i = 0; i < n; i++) t[i] = i % 5 == 1 ? -100 : RND.nextInt(v);
@@ -60,6 +61,116 @@ class CudaLossOpsTest {
           check("crossEntropy " + dt + " V=" + v + " N=" + n + " no gradient", losses, tol(dt));
         }
       }
+  }
+
+  /**
+   * The previous cross-entropy kernel (the gradient pass reading the row again, 1024 threads) and
+   * the current one (the row kept in shared memory, 512 threads) on the same logits: each element
+   * is computed with the same formulas; the row statistics are summed by differently many threads,
+   * so the two agree to float32 rounding of the log-sum-exp (losses 1e-6 normwise; dLogits 1e-5 in
+   * float32, 1e-3 in bf16 where a last-bit change can flip a rounding), not bitwise.
+   */
+  @Test
+  void crossEntropyPreviousAndCurrentKernelsAgree() {
+    gpu();
+    int n = 37;
+    for (DType dt : new DType[] {DType.BF16, DType.F32}) {
+      for (int v : new int[] {32000, 4000}) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) t[i] = i % 5 == 1 ? -100 : RND.nextInt(v);
+        float[] x = GpuTesting.randn(n * v, 3);
+        float[][] before =
+            CudaBackend.withPreviousKernels("crossEntropy", () -> crossEntropyInPlace(dt, t, x, v));
+        float[][] now = crossEntropyInPlace(dt, t, x, v);
+        GpuTesting.compare(
+            "crossEntropy previous/current losses " + dt + " V=" + v, before[0], now[0], 1e-6);
+        GpuTesting.compare(
+            "crossEntropy previous/current dLogits " + dt + " V=" + v,
+            before[1],
+            now[1],
+            dt == DType.F32 ? 1e-5 : 1e-3);
+      }
+    }
+  }
+
+  /** {losses, dLogits} of crossEntropy in place on the GPU (dScale 0.25). */
+  private static float[][] crossEntropyInPlace(DType dt, int[] t, float[] x, int v) {
+    int n = t.length;
+    try (Pair logits = GpuTesting.floats(dt, x, n, v);
+        Pair tg = ints(t, n);
+        Pair losses = poisoned(DType.F32, n)) {
+      gpu().crossEntropy(logits.g(), tg.g(), losses.g(), logits.g(), 0.25f);
+      return new float[][] {
+        gpu().download(losses.g()).toFloatArray(), gpu().download(logits.g()).toFloatArray()
+      };
+    }
+  }
+
+  /**
+   * The fused, chunked LM head + cross-entropy on the GPU: against the CPU oracle (tol(dt): bf16
+   * logits and dlogits on the GPU), and against the unfused path on the GPU itself (matmul into
+   * whole logits, crossEntropy in place, the two products): the same cuBLAS products on row views
+   * and the same kernel per row; only dw's float32 sum over rows is split at chunk boundaries and
+   * cuBLAS may pick another kernel for another row count, so 1e-5 normwise in float32 and 2e-3 in
+   * bf16 (a last-bit difference of a float32 logit can flip its bf16 rounding).
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void lmHeadCrossEntropy(DType dt) {
+    gpu();
+    int n = 37, d = 64, v = 32000;
+    int[] t = new int[n];
+    for (int i = 0; i < n; i++) t[i] = i % 6 == 4 ? -100 : RND.nextInt(v);
+    for (int chunk : new int[] {16, 37, 1024}) {
+      String what = "lmHeadCrossEntropy " + dt + " chunk " + chunk;
+      try (Pair x = randn(dt, 1, n, d);
+          Pair w = randn(dt, 0.2, v, d);
+          Pair tg = ints(t, n);
+          Pair losses = poisoned(DType.F32, n);
+          Pair dx = poisoned(dt, n, d);
+          Pair dw = randn(DType.F32, 0.01, v, d)) {
+        float[] dw0 = gpu().download(dw.g()).toFloatArray();
+        cpu().lmHeadCrossEntropy(x.c(), w.c(), tg.c(), losses.c(), dx.c(), dw.c(), 0.125f, chunk);
+        gpu().lmHeadCrossEntropy(x.g(), w.g(), tg.g(), losses.g(), dx.g(), dw.g(), 0.125f, chunk);
+        check(what + " losses", losses, tol(dt));
+        check(what + " dx", dx, tol(dt));
+        check(what + " dw +=", dw, tol(dt));
+        // the unfused path on the GPU, from the same inputs
+        try (Tensor logits = gpu().empty(dt, n, v);
+            Tensor l2 = gpu().empty(DType.F32, n);
+            Tensor dx2 = gpu().empty(dt, n, d);
+            Tensor dw2 = gpu().upload(HostTensor.ofFloats(dw0, v, d))) {
+          gpu().matmul(x.g(), false, w.g(), true, logits, 1f, 0f);
+          gpu().crossEntropy(logits, tg.g(), l2, logits, 0.125f);
+          gpu().matmul(logits, false, w.g(), false, dx2, 1f, 0f);
+          gpu().matmul(logits, true, x.g(), false, dw2, 1f, 1f);
+          double same = dt == DType.F32 ? 1e-5 : 2e-3;
+          GpuTesting.compare(
+              what + " losses vs unfused",
+              gpu().download(l2).toFloatArray(),
+              gpu().download(losses.g()).toFloatArray(),
+              same);
+          GpuTesting.compare(
+              what + " dx vs unfused",
+              gpu().download(dx2).toFloatArray(),
+              gpu().download(dx.g()).toFloatArray(),
+              same);
+          GpuTesting.compare(
+              what + " dw vs unfused",
+              gpu().download(dw2).toFloatArray(),
+              gpu().download(dw.g()).toFloatArray(),
+              same);
+        }
+        // losses only
+        try (Pair l3 = poisoned(DType.F32, n)) {
+          cpu().lmHeadCrossEntropy(x.c(), w.c(), tg.c(), l3.c(), null, null, 0f, chunk);
+          gpu().lmHeadCrossEntropy(x.g(), w.g(), tg.g(), l3.g(), null, null, 0f, chunk);
+          check(what + " losses, no gradient", l3, tol(dt));
+        }
+      }
+    }
   }
 
   @Test
