@@ -21,7 +21,7 @@ echo "bench step exit $?"
 if [ "${CUDNN_PASS:-1}" = 1 ]; then
   # the same model, trainer, recompute and LoRA GPU tests with cuDNN attention forced, then the
   # step on that path (no reference: the rows above are the same run's transformers)
-  MOETUNE_ATTENTION=cudnn SANITIZE=0 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest \
+  MOETUNE_ATTENTION=cudnn OUT="$OUT/cudnn" SANITIZE=0 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest \
     --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest --select-class=moetune.engine.model.RecomputeGpuTest \
     --select-class=moetune.engine.train.MixtralTrainerGpuTest --select-class=moetune.engine.model.LoraGpuTest" \
     timeout "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh > "$OUT/gpu-tests-cudnn.log" 2>&1

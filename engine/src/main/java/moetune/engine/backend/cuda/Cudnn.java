@@ -138,6 +138,13 @@ final class Cudnn implements AutoCloseable {
     "libcudnn_adv.so.9"
   };
 
+  /**
+   * The libraries stay loaded for the life of the process: closing a backend must not dlclose
+   * cuDNN, whose engine sub-libraries keep process-wide state (a second backend's heuristics query
+   * crashed in libcudnn_heuristic after the first backend's arena unloaded them).
+   */
+  private static final Arena LIBRARIES = Arena.global();
+
   private final Arena arena = Arena.ofShared();
   private final Path library;
   private final MethodHandle create,
@@ -268,13 +275,13 @@ final class Cudnn implements AutoCloseable {
       Path p = dir.resolve(sub);
       if (Files.isRegularFile(p)) {
         try {
-          SymbolLookup.libraryLookup(p, arena); // loaded once, found by soname afterwards
+          SymbolLookup.libraryLookup(p, LIBRARIES); // loaded once, found by soname afterwards
         } catch (IllegalArgumentException e) {
           // an engine library that cannot load here only narrows the engines cuDNN offers
         }
       }
     }
-    SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
+    SymbolLookup lib = SymbolLookup.libraryLookup(library, LIBRARIES);
     MethodHandle getVersion = bind(linker, lib, "cudnnGetVersion", FunctionDescriptor.of(PTR));
     MethodHandle createHandle =
         bind(linker, lib, "cudnnCreate", FunctionDescriptor.of(INT, ValueLayout.ADDRESS));
