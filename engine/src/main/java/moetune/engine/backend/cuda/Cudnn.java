@@ -408,12 +408,12 @@ final class Cudnn implements AutoCloseable {
   long get(long desc, int name, int type, long capacity, MemorySegment out, String what) {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment n = a.allocate(ValueLayout.JAVA_LONG);
+      // a local, not a conditional expression: invokeExact takes each argument's static type, and
+      // a conditional argument is typed Object
+      MemorySegment values = out == null ? MemorySegment.NULL : out;
       int st;
       try {
-        st =
-            (int)
-                getAttr.invokeExact(
-                    desc, name, type, capacity, n, out == null ? MemorySegment.NULL : out);
+        st = (int) getAttr.invokeExact(desc, name, type, capacity, n, values);
       } catch (Throwable t) {
         throw failed(t);
       }
