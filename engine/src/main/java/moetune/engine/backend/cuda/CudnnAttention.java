@@ -162,7 +162,8 @@ final class CudnnAttention implements AutoCloseable {
    */
   static String unsupported(AttnSpec spec, int hd, CudaTensor... ts) {
     if (spec.queryLen() != spec.keyLen()) {
-      return "query length " + spec.queryLen() + " < key length " + spec.keyLen();
+      // one wording for every length, so the note is said once per run, not once per decoded token
+      return "query length < key length (decoding with a cache)";
     }
     if (hd % 8 != 0 || hd > 128) {
       return "head dim " + hd + " (cuDNN takes multiples of 8 up to 128)";

@@ -113,7 +113,7 @@ class CudnnAttentionTest {
       CudaTensor t = gpu().ct(q.g(), "test", "q");
       assertNull(CudnnAttention.unsupported(AttnSpec.causal(1, 8, 0), 64, t));
       assertEquals(
-          "query length 4 < key length 8",
+          "query length < key length (decoding with a cache)",
           CudnnAttention.unsupported(new AttnSpec(1, 4, 8, null, 0), 64, t));
       assertEquals(
           "head dim 136 (cuDNN takes multiples of 8 up to 128)",
