@@ -124,9 +124,10 @@ class MixtralTrainerGpuTest {
   /**
    * The tiny model with head dim 64 or 128 (4 heads over 2 kv heads on a hidden size of 16), where
    * the tensor-core attention kernels apply: bf16 training on each attention path follows the
-   * float32 CPU run's losses within the bf16 bound above, and each path ran where it should. The
-   * data packs two documents per sequence with a padded tail, so the document and padding masks
-   * take part in every step.
+   * float32 CPU run's losses within the bf16 bound above, and each path ran where it should (cuDNN,
+   * where 9.19+ is installed: every call, the packed documents as ragged sequences). The data packs
+   * two documents per sequence with a padded tail, so the document and padding masks take part in
+   * every step.
    */
   @ParameterizedTest(name = "head dim {0}")
   @ValueSource(ints = {64, 128})

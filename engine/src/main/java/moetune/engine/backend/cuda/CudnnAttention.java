@@ -627,17 +627,11 @@ final class CudnnAttention implements AutoCloseable {
       int hq,
       int hk,
       int hd) {
-    Documents docs = spec.docIds() == null ? null : documents(b, spec);
-    if (docs != null && docs.unsupported() != null) {
-      throw new CudaException("cuDNN attention: " + docs.unsupported());
-    }
+    Documents docs = raggedFor(b, spec, hq, hk, hd);
     Plan p = plan(b, key(spec, docs, hq, hk, hd, false));
-    if (docs != null) {
-      docs.upload(b, hq, hk, hd);
-      if (!docs.coversAll) {
-        b.fill(out, 0f);
-        b.fill(lse, Float.NEGATIVE_INFINITY);
-      }
+    if (docs != null && !docs.coversAll) {
+      b.fill(out, 0f);
+      b.fill(lse, Float.NEGATIVE_INFINITY);
     }
     long[] x = p.ptrs;
     int i = 0;
@@ -651,6 +645,22 @@ final class CudnnAttention implements AutoCloseable {
     if (spec.window() > 0) x[i++] = p.window;
     if (docs != null) i = raggedPointers(b, docs, x, i);
     p.graph.execute(p.uids, x, p.workspace.address(), p.what);
+  }
+
+  /**
+   * The call's documents, checked and their offsets on the device for these heads; null without doc
+   * ids.
+   */
+  private Documents raggedFor(CudaBackend b, AttnSpec spec, int hq, int hk, int hd) {
+    if (spec.docIds() == null) {
+      return null;
+    }
+    Documents docs = documents(b, spec);
+    if (docs.unsupported() != null) {
+      throw new CudaException("cuDNN attention: " + docs.unsupported());
+    }
+    docs.upload(b, hq, hk, hd);
+    return docs;
   }
 
   private static int raggedPointers(CudaBackend b, Documents docs, long[] x, int i) {
@@ -678,18 +688,12 @@ final class CudnnAttention implements AutoCloseable {
       int hq,
       int hk,
       int hd) {
-    Documents docs = spec.docIds() == null ? null : documents(b, spec);
-    if (docs != null && docs.unsupported() != null) {
-      throw new CudaException("cuDNN attention: " + docs.unsupported());
-    }
+    Documents docs = raggedFor(b, spec, hq, hk, hd);
     Plan p = plan(b, key(spec, docs, hq, hk, hd, true));
-    if (docs != null) {
-      docs.upload(b, hq, hk, hd);
-      if (!docs.coversAll) {
-        b.fill(dq, 0f);
-        b.fill(dk, 0f);
-        b.fill(dv, 0f);
-      }
+    if (docs != null && !docs.coversAll) {
+      b.fill(dq, 0f);
+      b.fill(dk, 0f);
+      b.fill(dv, 0f);
     }
     long[] x = p.ptrs;
     int i = 0;
