@@ -6,11 +6,18 @@ kernels/lab/attention. --backend picks SDPA's kernels: default (torch's own choi
 Causal, bf16, tensors laid out as moetune's (B*T, H, hd) viewed as (B, H, T, hd). The kv heads are
 expanded to the query heads first (outside the timing; transformers' repeat_kv does the same), so
 SDPA does exactly the FLOPs of a grouped-query attention. TFLOP/s counts causal FLOPs as half the
-square and the backward as 2.5x the forward. Times are medians of CUDA-event-timed calls after
-warm-up. Prints one `RESULT {json}` line per shape (parsed by moetune) and a table.
+square and the backward as 2.5x the forward. Prints one `RESULT {json}` line per shape (parsed by
+moetune) and a table.
+
+Timing, the same as moetune's AttentionBench: after --warmup untimed samples, each of --reps
+samples records a CUDA event, queues --calls back-to-back calls, records a second event and
+synchronizes; a sample is the difference over --calls, the result the median sample. The forward
+runs with autograd recording, as in training (it saves what the backward needs); the backward is
+torch.autograd.grad(out, (q, k, v), dout, retain_graph=True) on one forward's graph, so every call
+runs the same SDPA backward kernels without accumulating into .grad.
 
     python3 tools/bench_sdpa.py --seq 2048,4096,8192 --head-dim 128,64 --tokens 16384 \
-        --heads 32 --kv-heads 8 --reps 20 --backend default,flash
+        --heads 32 --kv-heads 8 --reps 20 --calls 10 --backend default,flash
 """
 
 import argparse
@@ -27,8 +34,9 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=16384, help="tokens per batch (B = tokens / T)")
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--kv-heads", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=20, help="timed samples (the median is reported)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up samples")
+    ap.add_argument("--calls", type=int, default=10, help="back-to-back calls per sample")
     ap.add_argument("--backend", default="default,flash", help="default, flash, cudnn (comma-separated)")
     args = ap.parse_args()
 
@@ -80,19 +88,32 @@ def run(args, backend, ctx, torch, F, dev):
             q = q.detach().requires_grad_()
             dout = torch.randn_like(q)
             fwd, bwd = [], []
+            n = args.calls
+
+            def timed(work):
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                for _ in range(n):
+                    work()
+                e1.record()
+                e1.synchronize()
+                return e0.elapsed_time(e1) / n
+
             with ctx():
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+                def forward():
+                    F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+                def backward():
+                    torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+
                 for r in range(args.warmup + args.reps):
-                    e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
-                    e0.record()
-                    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                    e1.record()
-                    out.backward(dout)
-                    e2.record()
-                    torch.cuda.synchronize()
-                    q.grad = k.grad = v.grad = None
+                    tf = timed(forward)
+                    tb = timed(backward)
                     if r >= args.warmup:
-                        fwd.append(e0.elapsed_time(e1))
-                        bwd.append(e1.elapsed_time(e2))
+                        fwd.append(tf)
+                        bwd.append(tb)
             flop = 4.0 * B * H * T * T * hd / 2
             mf, mb = statistics.median(fwd), statistics.median(bwd)
             row = {
@@ -100,7 +121,7 @@ def run(args, backend, ctx, torch, F, dev):
                 "fwd_ms": mf, "bwd_ms": mb,
                 "fwd_spread_ms": max(fwd) - min(fwd), "bwd_spread_ms": max(bwd) - min(bwd),
                 "fwd_tflops": flop / mf / 1e9, "bwd_tflops": 2.5 * flop / mb / 1e9,
-                "torch": torch.__version__,
+                "calls": n, "torch": torch.__version__,
             }
             rows.append(row)
             print("RESULT " + json.dumps(row), flush=True)

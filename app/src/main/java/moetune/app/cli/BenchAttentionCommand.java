@@ -49,11 +49,24 @@ public final class BenchAttentionCommand implements Callable<Integer> {
   @Option(names = "--kv-heads", defaultValue = "8", description = "kv heads (default: 8)")
   int kvHeads;
 
-  @Option(names = "--reps", defaultValue = "20", description = "timed calls (default: 20)")
+  @Option(
+      names = "--reps",
+      defaultValue = "20",
+      description = "timed samples, the median is reported (default: 20)")
   int reps;
 
-  @Option(names = "--warmup", defaultValue = "3", description = "warm-up calls (default: 3)")
+  @Option(
+      names = "--warmup",
+      defaultValue = "3",
+      description = "untimed warm-up samples (default: 3)")
   int warmup;
+
+  @Option(
+      names = "--calls",
+      defaultValue = "10",
+      description =
+          "back-to-back calls per sample, between two CUDA events, on both sides (default: 10)")
+  int calls;
 
   @Option(names = "--gpu", defaultValue = "0", description = "CUDA device ordinal (default: 0)")
   int gpu;
@@ -62,8 +75,8 @@ public final class BenchAttentionCommand implements Callable<Integer> {
       names = "--path",
       paramLabel = "P",
       description =
-          "attention kernels: own (tensor-core, the default), cudnn (cuDNN fused attention) or scalar; default: MOETUNE_ATTENTION"
-              + " or own")
+          "attention kernels: cudnn (cuDNN fused attention, the default), own (tensor-core) or"
+              + " scalar; default: MOETUNE_ATTENTION or cudnn")
   String path;
 
   @Option(
@@ -97,8 +110,8 @@ public final class BenchAttentionCommand implements Callable<Integer> {
         throw new ConfigException(
             "--heads must be a positive multiple of --kv-heads, and --tokens positive");
       }
-      if (reps < 1 || warmup < 0) {
-        throw new ConfigException("--reps must be >= 1 and --warmup >= 0");
+      if (reps < 1 || warmup < 0 || calls < 1) {
+        throw new ConfigException("--reps and --calls must be >= 1 and --warmup >= 0");
       }
       String why = CudaProbe.unavailableReason(gpu);
       if (why != null) {
@@ -111,10 +124,11 @@ public final class BenchAttentionCommand implements Callable<Integer> {
           throw new ConfigException("--sdpa-script " + sdpaScript + " is not a file");
         }
       }
-      String p = path != null ? path : System.getenv().getOrDefault("MOETUNE_ATTENTION", "own");
+      String p = path != null ? path : System.getenv().getOrDefault("MOETUNE_ATTENTION", "cudnn");
       AttentionBench.Options o =
           new AttentionBench.Options(
-              seqs, headDims, tokens, heads, kvHeads, reps, warmup, p, script, python, reference);
+              seqs, headDims, tokens, heads, kvHeads, reps, warmup, calls, p, script, python,
+              reference);
       try (CudaBackend g = new CudaBackend(gpu, false)) {
         return AttentionBench.run(g, o, System.out);
       }

@@ -253,6 +253,19 @@ public final class TrainingJob implements AutoCloseable {
       log.accept(
           MemoryPlan.describeHead(
               model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
+      if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
+        String scratch =
+            cuda.attentionScratch(
+                options.microBatch(),
+                cfg.maxLength(),
+                model.config().numAttentionHeads,
+                model.config().numKeyValueHeads,
+                model.config().headDim(),
+                model.options().activations());
+        if (scratch != null) {
+          log.accept(scratch);
+        }
+      }
       MixtralTrainable trainable =
           new MixtralTrainable(
                   model, setup.config(), setup.generation(), tokenizerFiles, options, comm)

@@ -17,10 +17,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A small random Mixtral at head dim 64 and 128, where the tensor-core attention kernels apply, on
- * both GPU attention paths (own and scalar) against the float32 CPU oracle on the same weights:
- * logits, losses and every parameter's gradient, on a batch of 2 x 150 tokens (several query and
- * key tiles) with packed documents in one row and trailing padding in the other. Each path is
- * checked to have run where it should (the own path's calls are counted by the backend).
+ * every GPU attention path (cuDNN, where cuDNN 9.19+ is installed, with the packed documents as
+ * ragged sequences; own; scalar) against the float32 CPU oracle on the same weights: logits, losses
+ * and every parameter's gradient, on a batch of 2 x 150 tokens (several query and key tiles) with
+ * packed documents in one row and trailing padding in the other. Each path is checked to have run
+ * where it should (the own path's calls are counted by the backend).
  *
  * <p>Each bf16 path against the float32 CPU: logits 3e-2 relative, the loss 2e-3, and each tensor's
  * gradient error against the global gradient norm 3e-2 (a per-tensor relative bound would measure
@@ -58,7 +59,7 @@ class MixtralAttentionPathsGpuTest {
     return b.build();
   }
 
-  /** Two plain rows of T tokens: no packing, no padding (the batches cuDNN's path takes). */
+  /** Two plain rows of T tokens: no packing, no padding (cuDNN's plain, non-ragged graphs). */
   static Batch plainBatch() {
     java.util.SplittableRandom rnd = new java.util.SplittableRandom(19);
     int[][] ids = new int[2][T];
@@ -171,7 +172,24 @@ class MixtralAttentionPathsGpuTest {
       cpu = run(c, w, be, DType.F32);
     }
     List<Result> paths = new ArrayList<>();
+    Result cudnn = null;
     try (CudaBackend gpu = new CudaBackend(0, false)) {
+      if (!"0".equals(System.getenv("MOETUNE_TEST_CUDNN"))) {
+        // packed documents and padding as cuDNN's ragged sequences: every call on cuDNN
+        gpu.attentionPath("cudnn");
+        long before = gpu.cudnnAttentionCalls();
+        Result r = run(c, w, gpu, DType.BF16);
+        long calls = gpu.cudnnAttentionCalls() - before;
+        System.out.println(
+            gpu.attentionPlan(DType.BF16, headDim) + ": " + calls + " calls on cuDNN");
+        if (!gpu.cudnnStatus().startsWith("cuDNN unavailable")) {
+          Assertions.assertEquals(
+              2L * c.numHiddenLayers,
+              calls,
+              "every forward and backward attention call of the packed batch on cuDNN");
+          cudnn = r;
+        }
+      }
       for (String path : new String[] {"own", "scalar"}) {
         gpu.attentionPath(path);
         long before = gpu.ownAttentionCalls();
@@ -190,15 +208,19 @@ class MixtralAttentionPathsGpuTest {
     failures.add(compare(p + "own (bf16) vs cpu (f32)", paths.get(0), cpu, 3e-2));
     failures.add(compare(p + "scalar (bf16) vs cpu (f32)", paths.get(1), cpu, 3e-2));
     failures.add(compare(p + "own vs scalar (bf16)", paths.get(0), paths.get(1), 1.5e-2));
+    if (cudnn != null) {
+      failures.add(compare(p + "cudnn (bf16) vs cpu (f32)", cudnn, cpu, 3e-2));
+      failures.add(compare(p + "cudnn vs own (bf16)", cudnn, paths.get(0), 1.5e-2));
+    }
     failures.removeIf(java.util.Objects::isNull);
     Assertions.assertTrue(failures.isEmpty(), String.join("; ", failures));
   }
 
   /**
-   * cuDNN's fused attention (MOETUNE_ATTENTION=cudnn) in the model on plain rows (cuDNN's path does
-   * not take packed documents yet): logits, loss and every gradient against the float32 CPU and
-   * against the own kernels, and every attention call ran on cuDNN. Skipped visibly where no cuDNN
-   * >= 9.19 is installed.
+   * cuDNN's fused attention (MOETUNE_ATTENTION=cudnn) in the model on plain rows (no ragged
+   * offsets, the plain graphs): logits, loss and every gradient against the float32 CPU and against
+   * the own kernels, and every attention call ran on cuDNN. Skipped visibly where no cuDNN >= 9.19
+   * is installed.
    */
   @ParameterizedTest(name = "head dim {0}")
   @ValueSource(ints = {64, 128})

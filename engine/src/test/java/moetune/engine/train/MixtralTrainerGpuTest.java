@@ -124,9 +124,10 @@ class MixtralTrainerGpuTest {
   /**
    * The tiny model with head dim 64 or 128 (4 heads over 2 kv heads on a hidden size of 16), where
    * the tensor-core attention kernels apply: bf16 training on each attention path follows the
-   * float32 CPU run's losses within the bf16 bound above, and each path ran where it should. The
-   * data packs two documents per sequence with a padded tail, so the document and padding masks
-   * take part in every step.
+   * float32 CPU run's losses within the bf16 bound above, and each path ran where it should (cuDNN,
+   * where 9.19+ is installed: every call, the packed documents as ragged sequences). The data packs
+   * two documents per sequence with a padded tail, so the document and padding masks take part in
+   * every step.
    */
   @ParameterizedTest(name = "head dim {0}")
   @ValueSource(ints = {64, 128})
@@ -155,17 +156,27 @@ class MixtralTrainerGpuTest {
     try (CpuBackend be = new CpuBackend(2)) {
       cpu = losses(c, be, DType.F32, o, tmp.resolve("cpu"), 0, false);
     }
-    for (String path : new String[] {"own", "scalar"}) {
+    boolean cudnnTests = !"0".equals(System.getenv("MOETUNE_TEST_CUDNN"));
+    for (String path :
+        cudnnTests ? new String[] {"cudnn", "own", "scalar"} : new String[] {"own", "scalar"}) {
       try (CudaBackend be = new CudaBackend(0, false)) {
         be.attentionPath(path);
         List<Double> got = losses(c, be, DType.BF16, o, tmp.resolve(path), 0, false);
-        long own = be.ownAttentionCalls();
+        long own = be.ownAttentionCalls(), cudnn = be.cudnnAttentionCalls();
         System.out.printf(
-            "head dim %d, %s attention: %d calls on the tensor-core kernels, losses %s%n",
-            headDim, path, own, got);
-        assertTrue(
-            path.equals("own") ? own > 0 : own == 0,
-            path + " path: " + own + " attention calls ran on the tensor-core kernels");
+            "head dim %d, %s attention: %d calls on cuDNN, %d on the tensor-core kernels (%s),"
+                + " losses %s%n",
+            headDim, path, cudnn, own, be.cudnnStatus(), got);
+        if (path.equals("cudnn")) {
+          // the packed documents and padded tails as ragged sequences: nothing falls back
+          assertTrue(
+              be.cudnnStatus().startsWith("cuDNN unavailable") ? own > 0 : own == 0 && cudnn > 0,
+              "cudnn path: " + cudnn + " calls on cuDNN, " + own + " on the own kernels");
+        } else {
+          assertTrue(
+              path.equals("own") ? own > 0 : own == 0,
+              path + " path: " + own + " attention calls ran on the tensor-core kernels");
+        }
         assertClose(cpu, got, 3e-2, "bf16 GPU (" + path + " attention) vs fp32 CPU loss");
       }
     }

@@ -459,7 +459,18 @@ public final class CudaBackend implements Backend {
    * dtype and head dim runs on, and why.
    */
   public String attentionPlan(DType activations, int headDim) {
-    return layers.attentionPath().plan(activations, headDim);
+    return layers.attentionPlan(activations, headDim);
+  }
+
+  /**
+   * One line for a run's log: the device memory cuDNN's attention plans hold for B rows of T tokens
+   * of this model's shape (built now, and reused by the run), or null when attention does not run
+   * on cuDNN.
+   */
+  public String attentionScratch(
+      int batch, int seqLen, int heads, int kvHeads, int headDim, DType activations) {
+    bind();
+    return layers.attentionScratch(batch, seqLen, heads, kvHeads, headDim, activations);
   }
 
   /**

@@ -51,6 +51,7 @@ final class Cudnn implements AutoCloseable {
       T_BOOLEAN = 2,
       T_INT64 = 3,
       T_FLOAT = 4,
+      T_DOUBLE = 5,
       T_VOID_PTR = 6,
       T_HEUR_MODE = 8,
       T_POINTWISE_MODE = 14,
@@ -58,7 +59,7 @@ final class Cudnn implements AutoCloseable {
       T_REDUCTION_OP = 18,
       T_CHAR = 24;
   // cudnnDataType_t
-  static final int FLOAT = 0, INT32 = 4, BFLOAT16 = 9, BOOLEAN = 11;
+  static final int FLOAT = 0, INT32 = 4, BFLOAT16 = 9, INT64 = 10, BOOLEAN = 11;
   // cudnnPointwiseMode_t
   static final int PW_ADD = 0,
       PW_MUL = 1,
@@ -69,6 +70,8 @@ final class Cudnn implements AutoCloseable {
       PW_IDENTITY = 21,
       PW_CMP_GT = 302,
       PW_CMP_GE = 303,
+      PW_CMP_LT = 304,
+      PW_LOGICAL_AND = 400,
       PW_GEN_INDEX = 501,
       PW_BINARY_SELECT = 601;
   // cudnnReduceTensorOp_t
@@ -102,14 +105,19 @@ final class Cudnn implements AutoCloseable {
       A_T_UID = 906,
       A_T_VIRTUAL = 907,
       A_T_BY_VALUE = 908,
+      A_T_RAGGED_OFFSET = 913,
       A_VP_UIDS = 1000,
       A_VP_POINTERS = 1001,
       A_VP_WORKSPACE = 1003,
       A_MM_COMP_TYPE = 1500,
+      A_MM_PADDING_VALUE = 1503,
       A_OP_MM_A = 1520,
       A_OP_MM_B = 1521,
       A_OP_MM_C = 1522,
       A_OP_MM_DESC = 1523,
+      A_OP_MM_M_OVERRIDE = 1525,
+      A_OP_MM_N_OVERRIDE = 1526,
+      A_OP_MM_K_OVERRIDE = 1527,
       A_RED_OPERATOR = 1600,
       A_RED_COMP_TYPE = 1601,
       A_OP_RED_X = 1610,
@@ -354,22 +362,42 @@ final class Cudnn implements AutoCloseable {
   long create(int type, String what) {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment d = a.allocate(ValueLayout.JAVA_LONG);
-      check(call(create, type, d), "cudnnBackendCreateDescriptor", what);
+      int st;
+      try {
+        st = (int) create.invokeExact(type, d);
+      } catch (Throwable t) {
+        throw failed(t);
+      }
+      check(st, "cudnnBackendCreateDescriptor", what);
       return d.get(ValueLayout.JAVA_LONG, 0);
     }
   }
 
   void destroy(long desc) {
-    call(destroyDesc, desc);
+    try {
+      int st = (int) destroyDesc.invokeExact(desc);
+    } catch (Throwable t) {
+      throw failed(t);
+    }
   }
 
   void set(long desc, int name, int type, long count, MemorySegment values, String what) {
-    check(call(setAttr, desc, name, type, count, values), "cudnnBackendSetAttribute", what);
+    int st;
+    try {
+      st = (int) setAttr.invokeExact(desc, name, type, count, values);
+    } catch (Throwable t) {
+      throw failed(t);
+    }
+    check(st, "cudnnBackendSetAttribute", what);
   }
 
   /** cudnnBackendFinalize; returns the status (0 = success) without throwing. */
   int tryFinalize(long desc) {
-    return call(finalizeDesc, desc);
+    try {
+      return (int) finalizeDesc.invokeExact(desc);
+    } catch (Throwable t) {
+      throw failed(t);
+    }
   }
 
   void finalize(long desc, String what) {
@@ -380,16 +408,31 @@ final class Cudnn implements AutoCloseable {
   long get(long desc, int name, int type, long capacity, MemorySegment out, String what) {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment n = a.allocate(ValueLayout.JAVA_LONG);
-      check(
-          call(getAttr, desc, name, type, capacity, n, out == null ? MemorySegment.NULL : out),
-          "cudnnBackendGetAttribute",
-          what);
+      // a local, not a conditional expression: invokeExact takes each argument's static type, and
+      // a conditional argument is typed Object
+      MemorySegment values = out == null ? MemorySegment.NULL : out;
+      int st;
+      try {
+        st = (int) getAttr.invokeExact(desc, name, type, capacity, n, values);
+      } catch (Throwable t) {
+        throw failed(t);
+      }
+      check(st, "cudnnBackendGetAttribute", what);
       return n.get(ValueLayout.JAVA_LONG, 0);
     }
   }
 
+  /** cudnnBackendExecute through an exact-typed handle: no boxing, no allocation. */
   void execute(long plan, long variantPack, String what) {
-    check(call(execute, handle, plan, variantPack), "cudnnBackendExecute", what);
+    int st;
+    try {
+      st = (int) execute.invokeExact(handle, plan, variantPack);
+    } catch (Throwable t) {
+      throw failed(t);
+    }
+    if (st != 0) {
+      check(st, "cudnnBackendExecute", what);
+    }
   }
 
   /** cuDNN's status name and its last error message (what it refused and why). */
@@ -417,6 +460,13 @@ final class Cudnn implements AutoCloseable {
     }
   }
 
+  private static CudaException failed(Throwable t) {
+    if (t instanceof CudaException c) {
+      return c;
+    }
+    return new CudaException("cuDNN call failed: " + t);
+  }
+
   private static int call(MethodHandle h, Object... args) {
     try {
       return (int) h.invokeWithArguments(args);
@@ -441,6 +491,41 @@ final class Cudnn implements AutoCloseable {
     arena.close();
   }
 
+  /** Variant packs kept per graph before the oldest set is dropped (all of them, then rebuilt). */
+  static final int MAX_PACKS = 256;
+
+  /**
+   * A variant pack's pointers and workspace as a map key; one mutable instance per graph probes the
+   * map so a lookup allocates nothing.
+   */
+  private static final class PointerSet {
+    private long[] pointers;
+    private long workspace;
+    private int hash;
+
+    PointerSet(long[] pointers, long workspace) {
+      if (pointers != null) set(pointers, workspace);
+    }
+
+    void set(long[] p, long w) {
+      pointers = p;
+      workspace = w;
+      hash = java.util.Arrays.hashCode(p) * 31 + Long.hashCode(w);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof PointerSet s
+          && s.workspace == workspace
+          && java.util.Arrays.equals(s.pointers, pointers);
+    }
+  }
+
   /**
    * The descriptors of one operation graph and its plan, destroyed together. Tensors get unique
    * ids: the graph's real tensors their caller's ids (the variant pack names them), virtual ones
@@ -451,6 +536,9 @@ final class Cudnn implements AutoCloseable {
     private final List<Long> owned = new ArrayList<>();
     private final List<Long> ops = new ArrayList<>();
     private long nextVirtual = 1000;
+    private long[] packUids;
+    private final java.util.Map<PointerSet, Long> packs = new java.util.HashMap<>();
+    private final PointerSet probe = new PointerSet(null, 0);
     private long plan;
     private long workspace;
     private String engine = "";
@@ -487,21 +575,41 @@ final class Cudnn implements AutoCloseable {
 
     /** A real (variant-pack) tensor. */
     long tensor(long uid, int dataType, long[] dims, long[] strides) {
-      return tensor(uid, dataType, dims, strides, false, false);
+      return tensor(uid, dataType, dims, strides, false, false, 0);
+    }
+
+    /**
+     * A real tensor whose batch n starts at element {@code offsets[n]} (a ragged tensor: packed
+     * variable-length sequences) rather than at n * strides[0]; {@code raggedOffsets} is the (batch
+     * + 1) INT64 tensor of those offsets, or 0 for a plain tensor.
+     */
+    long tensor(long uid, int dataType, long[] dims, long[] strides, long raggedOffsets) {
+      return tensor(uid, dataType, dims, strides, false, false, raggedOffsets);
+    }
+
+    /** A virtual tensor that is ragged like {@code raggedOffsets} says (a reshape of one). */
+    long virt(int dataType, long[] dims, long[] strides, long raggedOffsets) {
+      return tensor(nextVirtual++, dataType, dims, strides, true, false, raggedOffsets);
     }
 
     /** A virtual (fused, never in memory) tensor. */
     long virt(int dataType, long[] dims, long[] strides) {
-      return tensor(nextVirtual++, dataType, dims, strides, true, false);
+      return tensor(nextVirtual++, dataType, dims, strides, true, false, 0);
     }
 
     /** A float scalar passed by value (its host pointer goes in the variant pack). */
     long scalar(long uid) {
-      return tensor(uid, FLOAT, new long[] {1, 1, 1, 1}, new long[] {1, 1, 1, 1}, false, true);
+      return tensor(uid, FLOAT, new long[] {1, 1, 1, 1}, new long[] {1, 1, 1, 1}, false, true, 0);
     }
 
     private long tensor(
-        long uid, int dataType, long[] dims, long[] strides, boolean isVirtual, boolean byValue) {
+        long uid,
+        int dataType,
+        long[] dims,
+        long[] strides,
+        boolean isVirtual,
+        boolean byValue,
+        long raggedOffsets) {
       String what = "tensor " + uid;
       long d = make(TENSOR, what);
       set(d, A_T_DATA_TYPE, T_DATA_TYPE, 1, ints(dataType), what);
@@ -511,6 +619,8 @@ final class Cudnn implements AutoCloseable {
       set(d, A_T_ALIGNMENT, T_INT64, 1, longs(16), what);
       if (isVirtual) set(d, A_T_VIRTUAL, T_BOOLEAN, 1, bool(true), what);
       if (byValue) set(d, A_T_BY_VALUE, T_BOOLEAN, 1, bool(true), what);
+      if (raggedOffsets != 0)
+        set(d, A_T_RAGGED_OFFSET, T_DESCRIPTOR, 1, longs(raggedOffsets), what);
       Cudnn.this.finalize(d, what);
       return d;
     }
@@ -554,15 +664,33 @@ final class Cudnn implements AutoCloseable {
     }
 
     void matmul(long a, long b, long c) {
+      matmul(a, b, c, 0, 0, 0, false);
+    }
+
+    /**
+     * c = a b with the per-batch row count (M), column count (N) or contraction length (K) read
+     * from INT32 (batch) tensors when given (nonzero): the sequence lengths of a padded or ragged
+     * batch; {@code padded}: the padding value 0 for the rows and columns beyond them.
+     */
+    void matmul(
+        long a, long b, long c, long mOverride, long nOverride, long kOverride, boolean padded) {
       String what = "matmul";
       long m = make(MATMUL, what);
       set(m, A_MM_COMP_TYPE, T_DATA_TYPE, 1, ints(FLOAT), what);
+      if (padded) {
+        MemorySegment zero = mem.allocate(ValueLayout.JAVA_DOUBLE);
+        zero.set(ValueLayout.JAVA_DOUBLE, 0, 0.0);
+        set(m, A_MM_PADDING_VALUE, T_DOUBLE, 1, zero, what);
+      }
       Cudnn.this.finalize(m, what);
       long op = make(OP_MATMUL, what);
       set(op, A_OP_MM_A, T_DESCRIPTOR, 1, longs(a), what);
       set(op, A_OP_MM_B, T_DESCRIPTOR, 1, longs(b), what);
       set(op, A_OP_MM_C, T_DESCRIPTOR, 1, longs(c), what);
       set(op, A_OP_MM_DESC, T_DESCRIPTOR, 1, longs(m), what);
+      if (mOverride != 0) set(op, A_OP_MM_M_OVERRIDE, T_DESCRIPTOR, 1, longs(mOverride), what);
+      if (nOverride != 0) set(op, A_OP_MM_N_OVERRIDE, T_DESCRIPTOR, 1, longs(nOverride), what);
+      if (kOverride != 0) set(op, A_OP_MM_K_OVERRIDE, T_DESCRIPTOR, 1, longs(kOverride), what);
       Cudnn.this.finalize(op, what);
       ops.add(op);
     }
@@ -643,27 +771,59 @@ final class Cudnn implements AutoCloseable {
 
     /**
      * Runs the plan: {@code uids[i]} bound to {@code pointers[i]} (device addresses, or host
-     * addresses of by-value scalars), workspace at {@code workspaceAddress}.
+     * addresses of by-value scalars), workspace at {@code workspaceAddress}. The finalized variant
+     * pack of each pointer set is kept (up to {@link #MAX_PACKS}; a training step reuses its
+     * buffers' addresses), so a repeated call is one lookup and cudnnBackendExecute. The uids must
+     * be the same on every call of one graph.
      */
     void execute(long[] uids, long[] pointers, long workspaceAddress, String what) {
+      if (packUids == null) {
+        packUids = uids.clone();
+      } else if (!java.util.Arrays.equals(packUids, uids)) {
+        throw new IllegalArgumentException(what + ": variant pack uids changed between calls");
+      }
+      probe.set(pointers, workspaceAddress);
+      Long vp = packs.get(probe);
+      if (vp == null) {
+        vp = variantPack(pointers, workspaceAddress, what);
+      }
+      Cudnn.this.execute(plan, vp, what);
+    }
+
+    private long variantPack(long[] pointers, long workspaceAddress, String what) {
+      if (packs.size() >= MAX_PACKS) {
+        dropPacks();
+      }
       long vp = create(VARIANT_PACK, what);
       try (Arena a = Arena.ofConfined()) {
-        MemorySegment u = a.allocate(ValueLayout.JAVA_LONG, uids.length);
+        MemorySegment u = a.allocate(ValueLayout.JAVA_LONG, packUids.length);
         MemorySegment p = a.allocate(ValueLayout.JAVA_LONG, pointers.length);
-        for (int i = 0; i < uids.length; i++) {
-          u.setAtIndex(ValueLayout.JAVA_LONG, i, uids[i]);
+        for (int i = 0; i < packUids.length; i++) {
+          u.setAtIndex(ValueLayout.JAVA_LONG, i, packUids[i]);
           p.setAtIndex(ValueLayout.JAVA_LONG, i, pointers[i]);
         }
         MemorySegment w = a.allocate(ValueLayout.JAVA_LONG);
         w.set(ValueLayout.JAVA_LONG, 0, workspaceAddress);
-        set(vp, A_VP_UIDS, T_INT64, uids.length, u, what);
+        set(vp, A_VP_UIDS, T_INT64, packUids.length, u, what);
         set(vp, A_VP_POINTERS, T_VOID_PTR, pointers.length, p, what);
         set(vp, A_VP_WORKSPACE, T_VOID_PTR, 1, w, what);
         Cudnn.this.finalize(vp, what + " variant pack");
-        Cudnn.this.execute(plan, vp, what);
-      } finally {
+      } catch (RuntimeException e) {
         destroy(vp);
+        throw e;
       }
+      packs.put(new PointerSet(pointers.clone(), workspaceAddress), vp);
+      return vp;
+    }
+
+    /** Variant packs kept now (tests). */
+    int variantPacks() {
+      return packs.size();
+    }
+
+    private void dropPacks() {
+      for (long vp : packs.values()) destroy(vp);
+      packs.clear();
     }
 
     /** A host float the plan reads by value; lives as long as the graph. */
@@ -673,6 +833,7 @@ final class Cudnn implements AutoCloseable {
 
     @Override
     public void close() {
+      dropPacks();
       for (int i = owned.size() - 1; i >= 0; i--) destroy(owned.get(i));
       owned.clear();
       mem.close();

@@ -16,12 +16,16 @@ final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
   private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
-  /** Which attention kernels run (MOETUNE_ATTENTION=own|cudnn|scalar; own is the default). */
+  /**
+   * Which attention kernels run (MOETUNE_ATTENTION=cudnn|own|scalar; cudnn is the default, and runs
+   * the own kernels where cuDNN is missing or does not take a call).
+   */
   enum AttentionPath {
     /**
      * cuDNN's fused flash attention (CudnnAttention) where it applies: bf16, equal query and key
-     * lengths, no packed documents, head dim a multiple of 8 up to 128; the own kernels otherwise,
-     * and everywhere when cuDNN 9 cannot be loaded (said once).
+     * lengths, head dim a multiple of 8 up to 128 (packed documents: a multiple of 16, each
+     * document one contiguous run per row); the own kernels otherwise, and everywhere when cuDNN
+     * 9.19+ cannot be loaded (said once).
      */
     CUDNN,
     /**
@@ -32,9 +36,12 @@ final class LayerOps {
     /** The scalar kernels (attention.cu) for every case: one warp per query (or key) row. */
     SCALAR;
 
+    /** The path when MOETUNE_ATTENTION is not set. */
+    static final AttentionPath DEFAULT = CUDNN;
+
     static AttentionPath fromEnv(String value) {
       if (value == null || value.isBlank()) {
-        return OWN;
+        return DEFAULT;
       }
       return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
         case "own", "fa2" -> OWN;
@@ -44,8 +51,9 @@ final class LayerOps {
             throw new IllegalArgumentException(
                 "MOETUNE_ATTENTION="
                     + value
-                    + " is not an attention path: use own (tensor-core kernels, the default),"
-                    + " cudnn (cuDNN's fused attention) or scalar (the simple kernels)");
+                    + " is not an attention path: use cudnn (cuDNN's fused attention, the"
+                    + " default), own (moetune's tensor-core kernels) or scalar (the simple"
+                    + " kernels)");
       };
     }
 
@@ -60,12 +68,19 @@ final class LayerOps {
             + " activations (the tensor-core kernels take bf16)";
       }
       if (this == CUDNN) {
-        return headDim % 8 == 0 && headDim <= 128
-            ? "attention: cuDNN fused flash attention in every layer where it applies (no packed"
-                + " documents, Tq = Tk), own tensor-core kernels otherwise (MOETUNE_ATTENTION=cudnn)"
-            : "attention: own kernels in every layer: head dim "
-                + headDim
-                + " (cuDNN takes multiples of 8 up to 128)";
+        if (headDim % 8 != 0 || headDim > 128) {
+          return "attention: "
+              + OWN.plan(activations, headDim).substring("attention: ".length())
+              + ": head dim "
+              + headDim
+              + " (cuDNN takes multiples of 8 up to 128)";
+        }
+        return "attention: cuDNN fused flash attention in every layer"
+            + (headDim % 16 == 0
+                ? " (packed documents as ragged sequences)"
+                : " (packed documents on the own kernels: cuDNN's ragged layout needs head dim"
+                    + " a multiple of 16)")
+            + ", own tensor-core kernels where it does not apply";
       }
       if (headDim != 64 && headDim != 128) {
         return "attention: scalar kernels in every layer: head dim "
@@ -79,8 +94,7 @@ final class LayerOps {
 
     String describe() {
       if (this == CUDNN) {
-        return "attention: cuDNN fused flash attention where it applies, own kernels otherwise"
-            + " (MOETUNE_ATTENTION=cudnn)";
+        return "attention: cuDNN fused flash attention where it applies, own kernels otherwise";
       }
       return this == OWN
           ? "attention: own tensor-core kernels (FlashAttention-2, mma.sync) for bf16 with head dim"
@@ -95,9 +109,75 @@ final class LayerOps {
   private String cudnnMissing; // why cuDNN could not be loaded (said once)
   private final java.util.Set<String> attentionNotes = new java.util.HashSet<>();
 
+  /** How the path was chosen, for the run's log. */
+  private String attentionChoice;
+
   LayerOps(CudaBackend b) {
     this.b = b;
-    this.attention = AttentionPath.fromEnv(System.getenv("MOETUNE_ATTENTION"));
+    String env = System.getenv("MOETUNE_ATTENTION");
+    this.attention = AttentionPath.fromEnv(env);
+    this.attentionChoice =
+        env == null || env.isBlank()
+            ? "the default; MOETUNE_ATTENTION=own forces the own kernels"
+            : "MOETUNE_ATTENTION=" + env.strip();
+  }
+
+  /**
+   * One line for the run's log: the kernels every layer of a model with these activations and head
+   * dim runs on, why, and for cuDNN the library loaded (or why none could be, and so the own
+   * kernels).
+   */
+  String attentionPlan(DType activations, int headDim) {
+    String line = attention.plan(activations, headDim);
+    if (attention == AttentionPath.CUDNN && line.contains("cuDNN fused")) {
+      CudnnAttention cd = loadCudnn();
+      if (cd == null) {
+        String own = AttentionPath.OWN.plan(activations, headDim);
+        return own + ": cuDNN unavailable (" + cudnnMissing + ") [" + attentionChoice + "]";
+      }
+      return line
+          + " [cuDNN "
+          + cd.cudnn().version()
+          + " from "
+          + cd.cudnn().library()
+          + "; "
+          + attentionChoice
+          + "]";
+    }
+    return line + " [" + attentionChoice + "]";
+  }
+
+  /**
+   * One line for the run's log: the device memory cuDNN's attention plans hold for B rows of T
+   * tokens (workspaces, the backward's softmax sums and dQ accumulator), or null when this run's
+   * attention is not on cuDNN.
+   */
+  String attentionScratch(int batch, int seqLen, int hq, int hk, int hd, DType activations) {
+    if (attention != AttentionPath.CUDNN || activations != DType.BF16) {
+      return null;
+    }
+    AttnSpec spec = AttnSpec.causal(batch, seqLen, 0);
+    if (CudnnAttention.unsupported(spec, hd) != null) {
+      return null;
+    }
+    CudnnAttention cd = loadCudnn();
+    if (cd == null) {
+      return null;
+    }
+    try {
+      long bytes = cd.scratchBytes(b, spec, hq, hk, hd);
+      return String.format(
+          java.util.Locale.ROOT,
+          "attention scratch: cuDNN plans for %d x %d tokens hold %.1f MiB for the run"
+              + " (workspaces, the backward's softmax sums and float dQ accumulator)",
+          batch,
+          seqLen,
+          bytes / (1024.0 * 1024.0));
+    } catch (CudaException e) {
+      noteOnce(
+          "attention: cuDNN has no plan for this shape, own kernels instead: " + e.getMessage());
+      return null;
+    }
   }
 
   AttentionPath attentionPath() {
@@ -119,6 +199,7 @@ final class LayerOps {
   /** Tests and benchmarks switch paths on one backend. */
   void attentionPath(AttentionPath path) {
     this.attention = path;
+    this.attentionChoice = "chosen by the caller";
   }
 
   /** Says a fallback's reason on stderr the first time it happens. */
@@ -128,11 +209,8 @@ final class LayerOps {
     }
   }
 
-  /** cuDNN's attention when the path is cuDNN and it takes this call, else null. */
-  private CudnnAttention cudnnFor(AttnSpec spec, int hd, CudaTensor... ts) {
-    if (attention != AttentionPath.CUDNN) {
-      return null;
-    }
+  /** cuDNN's attention, loaded on first use; null (said once) when it cannot be. */
+  private CudnnAttention loadCudnn() {
     if (cudnn == null && cudnnMissing == null) {
       try {
         cudnn = new CudnnAttention(new Cudnn(b.streamAddress()));
@@ -141,10 +219,21 @@ final class LayerOps {
         noteOnce("attention: cuDNN unavailable, own kernels instead: " + cudnnMissing);
       }
     }
-    if (cudnn == null) {
+    return cudnn;
+  }
+
+  /** cuDNN's attention when the path is cuDNN and it takes this call, else null. */
+  private CudnnAttention cudnnFor(AttnSpec spec, int hd, CudaTensor... ts) {
+    if (attention != AttentionPath.CUDNN) {
+      return null;
+    }
+    if (loadCudnn() == null) {
       return null;
     }
     String why = CudnnAttention.unsupported(spec, hd, ts);
+    if (why == null) {
+      why = cudnn.unsupportedDocuments(b, spec, hd);
+    }
     if (why != null) {
       noteOnce("attention: own kernels where cuDNN does not apply: " + why);
       return null;

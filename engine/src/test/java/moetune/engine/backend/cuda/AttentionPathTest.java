@@ -11,9 +11,10 @@ import org.junit.jupiter.api.Test;
 /** MOETUNE_ATTENTION parsing (no GPU needed). */
 class AttentionPathTest {
   @Test
-  void defaultIsOwnAndNamesParse() {
-    assertEquals(AttentionPath.OWN, AttentionPath.fromEnv(null));
-    assertEquals(AttentionPath.OWN, AttentionPath.fromEnv(" "));
+  void defaultIsCudnnAndNamesParse() {
+    assertEquals(AttentionPath.CUDNN, AttentionPath.fromEnv(null));
+    assertEquals(AttentionPath.CUDNN, AttentionPath.fromEnv(" "));
+    assertEquals(AttentionPath.CUDNN, AttentionPath.DEFAULT);
     assertEquals(AttentionPath.OWN, AttentionPath.fromEnv("own"));
     assertEquals(AttentionPath.OWN, AttentionPath.fromEnv("FA2"));
     assertEquals(AttentionPath.SCALAR, AttentionPath.fromEnv("Scalar"));
@@ -32,7 +33,13 @@ class AttentionPathTest {
     assertTrue(AttentionPath.OWN.plan(DType.F32, 64).contains("F32 activations"));
     assertTrue(AttentionPath.SCALAR.plan(DType.BF16, 64).contains("MOETUNE_ATTENTION=scalar"));
     assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 128).contains("cuDNN fused flash attention"));
-    assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 136).contains("head dim 136"));
+    assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 128).contains("ragged"));
+    assertTrue(AttentionPath.CUDNN.plan(DType.BF16, 72).contains("multiple of 16"));
+    assertEquals(
+        "attention: scalar kernels in every layer: head dim 136 (the tensor-core kernels take 64 or"
+            + " 128): head dim 136 (cuDNN takes multiples of 8 up to 128)",
+        AttentionPath.CUDNN.plan(DType.BF16, 136));
+    assertTrue(AttentionPath.CUDNN.plan(DType.F32, 128).contains("F32 activations"));
   }
 
   @Test
