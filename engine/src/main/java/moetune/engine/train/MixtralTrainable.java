@@ -17,6 +17,7 @@ import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.model.Batch;
+import moetune.engine.model.ExpertStream;
 import moetune.engine.model.LoraWeights;
 import moetune.engine.model.Loss;
 import moetune.engine.model.LossWeights;
@@ -329,7 +330,6 @@ public final class MixtralTrainable implements TrainableModel {
       return;
     }
     Map<String, HostTensor> optimizerState = adamw.stateToHost(); // a collective: first
-    Map<String, HostTensor> experts = model.gatherExperts(true); // a collective when split
     boolean lora = model.parameters().lora() != null;
     if (lora && baseDir != null) {
       // adapters only: the base is frozen and already on disk
@@ -339,14 +339,17 @@ public final class MixtralTrainable implements TrainableModel {
       }
       LoraWeights.write(dir, model, baseDir.toString());
     } else {
-      MixtralCheckpoint.save(
-          dir,
-          savedConfig,
-          generation,
-          name -> experts.containsKey(name) ? experts.get(name) : model.parameter(name),
-          DType.F32,
-          SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
-          tokenizerFiles);
+      try (ExpertStream experts = expertStream()) { // split experts: streamed from their ranks
+        MixtralCheckpoint.save(
+            dir,
+            savedConfig,
+            generation,
+            name -> experts.carries(name) ? experts.next(name) : model.parameter(name),
+            DType.F32,
+            SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
+            tokenizerFiles);
+        experts.finish(); // had the writer failed, the others would wait here: none left
+      }
       if (lora) {
         // the adapters in PEFT's format beside the base weights (a fresh model's run): generate,
         // eval, export and a resumed run load them from here
@@ -367,7 +370,19 @@ public final class MixtralTrainable implements TrainableModel {
   @Override
   public void joinSave() {
     adamw.stateToHost(); // the gather of the sharded moments; rank 0 writes them
-    model.gatherExperts(false); // expert parallel: this rank's experts to rank 0
+    try (ExpertStream experts = expertStream()) {
+      experts.serve(); // expert parallel: this rank's experts to rank 0, as its writer asks
+    }
+  }
+
+  /**
+   * The split experts' weights on their way to rank 0's checkpoint writer, in its order (the hub
+   * layout's, {@link MixtralNames#hubShapes}); carries nothing when the experts are not split.
+   */
+  private ExpertStream expertStream() {
+    Parameters p = model.parameters();
+    return new ExpertStream(
+        model.expertParallel(), p, p::value, MixtralNames.hubShapes(savedConfig).keySet());
   }
 
   @Override
