@@ -379,6 +379,52 @@ public final class ShardedAdamW implements Optimizer {
     return ordered;
   }
 
+  /** Whether this rank steps experts of its own (expert parallel with the experts split). */
+  public boolean splitExperts() {
+    return own > 0;
+  }
+
+  /**
+   * {@link #stateToHost} without the split experts' moments: the whole moments of the replicated
+   * parameters, gathered (a collective: every rank calls it). With {@link #expertMoments} rank 0
+   * writes the optimizer state without every expert's moments in its memory at once.
+   */
+  public Map<String, HostTensor> replicatedStateToHost() {
+    try (Tensor fm = gatherMoment(m);
+        Tensor fv = gatherMoment(v)) {
+      return AdamW.momentsToHost(be, params, fm, fv);
+    }
+  }
+
+  /** The names of the optimizer state in {@link #stateToHost}'s order (a checkpoint's). */
+  public List<String> stateNames() {
+    List<String> out = new ArrayList<>();
+    for (String name : params.trainableNames()) {
+      out.add("exp_avg." + name);
+      out.add("exp_avg_sq." + name);
+    }
+    return out;
+  }
+
+  /**
+   * The split experts' moments on their way to rank 0's writer, one hub tensor at a time in {@code
+   * order} ({@code exp_avg.} / {@code exp_avg_sq.} + hub name; the others are skipped): rank 0
+   * calls next for each as it writes, the other ranks serve. The caller closes it.
+   */
+  public moetune.engine.model.ExpertStream expertMoments(Iterable<String> order) {
+    java.util.function.Function<Parameters.Slice, Tensor> first =
+        fused -> ownM.view(fused.offset() - replicated, fused.shape());
+    java.util.function.Function<Parameters.Slice, Tensor> second =
+        fused -> ownV.view(fused.offset() - replicated, fused.shape());
+    return new moetune.engine.model.ExpertStream(
+        comm,
+        params,
+        List.of(
+            new moetune.engine.model.ExpertStream.Source("exp_avg.", first),
+            new moetune.engine.model.ExpertStream.Source("exp_avg_sq.", second)),
+        order);
+  }
+
   /**
    * Takes this rank's shard of whole moments saved by any world size (or by {@link AdamW}). Every
    * moment of every parameter must be present with its shape.

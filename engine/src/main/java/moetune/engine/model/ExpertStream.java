@@ -26,10 +26,19 @@ import moetune.engine.tensor.Tensor;
  * not ask for, so no rank is left waiting.
  */
 public final class ExpertStream implements AutoCloseable {
-  private record Part(Parameters.Slice fused, int expert, Parameters.Slice hub) {}
+  private record Part(
+      Parameters.Slice fused,
+      int expert,
+      Parameters.Slice hub,
+      Function<Parameters.Slice, Tensor> local) {}
+
+  /**
+   * One kind of expert tensor that travels: named {@code prefix} + hub name, with {@code local}
+   * this rank's (E/N, O, I) block of a fused expert tensor (its weights, or an optimizer moment).
+   */
+  public record Source(String prefix, Function<Parameters.Slice, Tensor> local) {}
 
   private final Communicator comm;
-  private final Function<Parameters.Slice, Tensor> local;
   private final Map<String, Part> parts = new LinkedHashMap<>();
   private final Deque<String> expected = new ArrayDeque<>();
   private final int perRank; // experts per rank
@@ -38,8 +47,7 @@ public final class ExpertStream implements AutoCloseable {
 
   /**
    * @param params a split model's parameters (every expert hub name of every layer travels)
-   * @param local this rank's (E/N, O, I) block of a fused expert tensor: its weights, or a moment
-   *     (float32)
+   * @param local this rank's (E/N, O, I) block of a fused expert tensor: its weights
    * @param order every name the writer will ask for, in its order (others are skipped)
    */
   public ExpertStream(
@@ -47,8 +55,16 @@ public final class ExpertStream implements AutoCloseable {
       Parameters params,
       Function<Parameters.Slice, Tensor> local,
       Iterable<String> order) {
+    this(comm, params, java.util.List.of(new Source("", local)), order);
+  }
+
+  /** As above with several kinds of expert tensor (the two AdamW moments), by name prefix. */
+  public ExpertStream(
+      Communicator comm,
+      Parameters params,
+      java.util.List<Source> sources,
+      Iterable<String> order) {
     this.comm = comm;
-    this.local = local;
     boolean split = params.expertShard().split() && !params.expertSlices().isEmpty();
     this.perRank = split ? (int) params.expertSlices().get(0).shape()[0] : 0; // E/N
     this.be = params.masterFlat().backend();
@@ -56,7 +72,9 @@ public final class ExpertStream implements AutoCloseable {
       for (Parameters.Slice fused : params.expertSlices()) {
         for (int e = 0; e < perRank * comm.size(); e++) {
           for (Parameters.Slice hub : params.hubPartsOfExpert(fused, e)) {
-            parts.put(hub.name(), new Part(fused, e, hub));
+            for (Source src : sources) {
+              parts.put(src.prefix() + hub.name(), new Part(fused, e, hub, src.local()));
+            }
           }
         }
       }
@@ -121,7 +139,7 @@ public final class ExpertStream implements AutoCloseable {
     Tensor mine = null;
     if (me == owner) {
       long at = (p.expert() - (long) owner * perRank) * per + p.hub().offset();
-      mine = local.apply(p.fused()).view(at, p.hub().shape());
+      mine = p.local().apply(p.fused()).view(at, p.hub().shape());
     }
     if (owner == 0) {
       return me == 0 ? be.download(mine).to(DType.F32) : null;
