@@ -42,6 +42,30 @@ public interface Communicator extends AutoCloseable {
   void allGather(Tensor in, Tensor out);
 
   /**
+   * {@link #reduceScatterSum} that may still be running when it returns: with NCCL it is queued on
+   * the communicator's own stream behind the compute stream's work so far, and the compute stream
+   * goes on beside it. {@code out} holds the sum, and {@code in} may be written again, only after
+   * {@link #awaitCollectives}; both must stay allocated until then. The communicators without a
+   * second stream (in-process, TCP) finish it before returning, which those rules allow.
+   */
+  default void reduceScatterSumAsync(Tensor in, Tensor out) {
+    reduceScatterSum(in, out);
+  }
+
+  /** {@link #allGather} under {@link #reduceScatterSumAsync}'s rules. */
+  default void allGatherAsync(Tensor in, Tensor out) {
+    allGather(in, out);
+  }
+
+  /**
+   * The compute stream's work queued after this call waits for every collective called so far (the
+   * synchronous ones already do): after it, the outputs of the async ones may be read and their
+   * inputs written. Collectives of both kinds run in the order they are called, the same order on
+   * every rank.
+   */
+  default void awaitCollectives() {}
+
+  /**
    * All-to-all with per-rank counts (NCCL's grouped send/recv): send holds sendCounts[0] elements
    * for rank 0, then sendCounts[1] for rank 1, ...; recv receives recvCounts[j] elements from rank
    * j in rank order. recvCounts[j] on this rank must equal sendCounts[rank] on rank j. send and

@@ -96,46 +96,23 @@ public final class Rendezvous {
   }
 
   private static byte[] fetch(LaunchEnv env, long timeoutMillis) throws IOException {
-    long deadline = System.currentTimeMillis() + timeoutMillis;
-    IOException last = null;
-    while (System.currentTimeMillis() < deadline) {
-      try (Socket s = new Socket()) {
-        s.connect(new InetSocketAddress(env.masterAddr(), env.masterPort()), 1000);
-        s.setSoTimeout((int) Math.max(1, deadline - System.currentTimeMillis()));
-        DataOutputStream out = new DataOutputStream(s.getOutputStream());
-        out.writeInt(MAGIC);
-        out.writeInt(env.rank());
-        out.flush();
-        DataInputStream in = new DataInputStream(s.getInputStream());
-        int n = in.readInt();
-        if (n < 1 || n > 4096) {
-          throw new IOException("rendezvous: rank 0 sent an id of " + n + " bytes");
-        }
-        byte[] id = new byte[n];
-        in.readFully(id);
-        return id;
-      } catch (java.net.ConnectException | SocketTimeoutException e) {
-        last = e; // rank 0 not listening yet: retry
-        try {
-          Thread.sleep(100);
-        } catch (InterruptedException ie) {
-          Thread.currentThread().interrupt();
-          throw new IOException("rendezvous interrupted", ie);
-        }
-      }
-    }
-    throw new IOException(
-        "rendezvous: rank "
-            + env.rank()
-            + " could not reach rank 0 at "
-            + env.masterAddr()
-            + ":"
-            + env.masterPort()
-            + " in "
-            + timeoutMillis / 1000
-            + " s ("
-            + (last == null ? "no attempt" : last.getMessage())
-            + "); check MASTER_ADDR and MASTER_PORT and that rank 0 runs",
-        last);
+    return RankZeroLink.connect(
+        env,
+        timeoutMillis,
+        "rendezvous",
+        (s, in, out) -> {
+          try (s) {
+            out.writeInt(MAGIC);
+            out.writeInt(env.rank());
+            out.flush();
+            int n = in.readInt();
+            if (n < 1 || n > 4096) {
+              throw new IOException("rendezvous: rank 0 sent an id of " + n + " bytes");
+            }
+            byte[] id = new byte[n];
+            in.readFully(id);
+            return id;
+          }
+        });
   }
 }

@@ -141,10 +141,10 @@ public final class ShardedAdamW implements Optimizer {
    * report the same ranges in the same order (the same model and the same backward do), so the
    * ranks' calls of the collectives match. Each element at most once per step.
    *
-   * <p>With NCCL the reduce-scatter is queued behind the backward's ops on the backend's stream;
-   * overlapping it with the rest of the backward needs NCCL on a second stream ordered by events
-   * (see docs/multi-gpu.md). The result is the same bits either way: the same sums of the same
-   * gradients, only sooner.
+   * <p>With NCCL the reduce-scatter runs on the communicator's side stream after an event on the
+   * compute stream, beside the rest of the backward ({@link Communicator#reduceScatterSumAsync});
+   * the step waits for it before it reads the shard. The result is the same bits either way: the
+   * same sums of the same gradients, only sooner.
    */
   public void gradientsDone(long offset, long numel) {
     long end = offset + numel;
@@ -186,20 +186,7 @@ public final class ShardedAdamW implements Optimizer {
     Tensor master = params.masterFlat();
     AdamWCoefficients decayed = AdamW.coefficients(settings, lr, true, step);
     AdamWCoefficients undecayed = AdamW.coefficients(settings, lr, false, step);
-    for (Run r : runs) { // this rank's own experts: no other rank has their gradients or state
-      long a = Math.max(replicated, r.offset()), e = r.offset() + r.numel();
-      if (a >= e) {
-        continue;
-      }
-      long at = a - replicated;
-      be.adamwStep(
-          master.view(a, e - a),
-          ownGrad.view(at, e - a),
-          ownM.view(at, e - a),
-          ownV.view(at, e - a),
-          r.decay() ? decayed : undecayed,
-          null);
-    }
+    // bucket by bucket: the all-gather of a stepped bucket runs while the next one is stepped
     for (ZeroPartition.Bucket b : part.buckets()) {
       long own0 = b.ownStart(), own1 = b.ownStart() + b.ownLength();
       for (Run r : runs) {
@@ -216,8 +203,23 @@ public final class ShardedAdamW implements Optimizer {
             r.decay() ? decayed : undecayed,
             null);
       }
+      gatherBucket(master, b);
     }
-    gather(master);
+    for (Run r : runs) { // this rank's own experts: no other rank has their gradients or state
+      long a = Math.max(replicated, r.offset()), e = r.offset() + r.numel();
+      if (a >= e) {
+        continue;
+      }
+      long at = a - replicated;
+      be.adamwStep(
+          master.view(a, e - a),
+          ownGrad.view(at, e - a),
+          ownM.view(at, e - a),
+          ownV.view(at, e - a),
+          r.decay() ? decayed : undecayed,
+          null);
+    }
+    finishGather(master);
     if (params.hasWorkingCopy()) {
       params.syncWorkingCopy();
     }
@@ -249,6 +251,7 @@ public final class ShardedAdamW implements Optimizer {
         bucketReduced[i] = true;
       }
     }
+    comm.awaitCollectives(); // g holds every bucket's sum from here on
     be.fill(sumSq, 0f);
     be.sumSquares(g, sumSq); // padding is zero: it adds nothing
     if (own > 0) {
@@ -258,36 +261,61 @@ public final class ShardedAdamW implements Optimizer {
     reduced = true;
   }
 
-  /** The sum over ranks of one bucket of the gradients, this rank's chunk into g. */
+  /**
+   * The sum over ranks of one bucket of the gradients, this rank's chunk into g: queued (on NCCL's
+   * side stream, beside the rest of the backward); g is read only after {@link
+   * Communicator#awaitCollectives}, and the bucket's gradients are final, so nothing writes them
+   * meanwhile. The padded bucket goes through the staging buffer, which nothing else uses until the
+   * step has awaited it.
+   */
   private void reduceBucket(ZeroPartition.Bucket b, Tensor grad) {
     int w = comm.size();
     Tensor out = g.view(b.shardOffset(), b.chunk());
     if (!b.padded(w)) {
-      comm.reduceScatterSum(grad.view(b.start(), b.length()), out);
+      comm.reduceScatterSumAsync(grad.view(b.start(), b.length()), out);
     } else {
       Tensor s = staging.view(0, b.chunk() * w);
       be.fill(s, 0f);
       be.copy(grad.view(b.start(), b.length()), staging.view(0, b.length()));
-      comm.reduceScatterSum(s, out);
+      comm.reduceScatterSumAsync(s, out);
     }
   }
 
   /** Every rank's chunks of x (F32, the flat layout) to every rank. */
   private void gather(Tensor x) {
+    for (ZeroPartition.Bucket b : part.buckets()) {
+      gatherBucket(x, b);
+    }
+    finishGather(x);
+  }
+
+  /**
+   * Queues the all-gather of every rank's chunk of one bucket of x; {@link #finishGather} waits for
+   * it. The padded bucket (the last) gathers into the staging buffer.
+   */
+  private void gatherBucket(Tensor x, ZeroPartition.Bucket b) {
+    int w = comm.size();
+    if (!b.padded(w)) {
+      Tensor bucket = x.view(b.start(), b.length());
+      comm.allGatherAsync(x.view(b.ownStart(), b.chunk()), bucket); // in place
+    } else {
+      Tensor s = staging.view(0, b.chunk() * w);
+      be.fill(s, 0f);
+      if (b.ownLength() > 0) {
+        be.copy(
+            x.view(b.ownStart(), b.ownLength()),
+            staging.view(comm.rank() * b.chunk(), b.ownLength()));
+      }
+      comm.allGatherAsync(staging.view(comm.rank() * b.chunk(), b.chunk()), s);
+    }
+  }
+
+  /** Waits for the queued all-gathers; the padded bucket from the staging buffer into x. */
+  private void finishGather(Tensor x) {
+    comm.awaitCollectives();
     int w = comm.size();
     for (ZeroPartition.Bucket b : part.buckets()) {
-      if (!b.padded(w)) {
-        Tensor bucket = x.view(b.start(), b.length());
-        comm.allGather(x.view(b.ownStart(), b.chunk()), bucket); // in place
-      } else {
-        Tensor s = staging.view(0, b.chunk() * w);
-        be.fill(s, 0f);
-        if (b.ownLength() > 0) {
-          be.copy(
-              x.view(b.ownStart(), b.ownLength()),
-              staging.view(comm.rank() * b.chunk(), b.ownLength()));
-        }
-        comm.allGather(staging.view(comm.rank() * b.chunk(), b.chunk()), s);
+      if (b.padded(w)) {
         be.copy(staging.view(0, b.length()), x.view(b.start(), b.length()));
       }
     }
@@ -349,6 +377,52 @@ public final class ShardedAdamW implements Optimizer {
       }
     }
     return ordered;
+  }
+
+  /** Whether this rank steps experts of its own (expert parallel with the experts split). */
+  public boolean splitExperts() {
+    return own > 0;
+  }
+
+  /**
+   * {@link #stateToHost} without the split experts' moments: the whole moments of the replicated
+   * parameters, gathered (a collective: every rank calls it). With {@link #expertMoments} rank 0
+   * writes the optimizer state without every expert's moments in its memory at once.
+   */
+  public Map<String, HostTensor> replicatedStateToHost() {
+    try (Tensor fm = gatherMoment(m);
+        Tensor fv = gatherMoment(v)) {
+      return AdamW.momentsToHost(be, params, fm, fv);
+    }
+  }
+
+  /** The names of the optimizer state in {@link #stateToHost}'s order (a checkpoint's). */
+  public List<String> stateNames() {
+    List<String> out = new ArrayList<>();
+    for (String name : params.trainableNames()) {
+      out.add("exp_avg." + name);
+      out.add("exp_avg_sq." + name);
+    }
+    return out;
+  }
+
+  /**
+   * The split experts' moments on their way to rank 0's writer, one hub tensor at a time in {@code
+   * order} ({@code exp_avg.} / {@code exp_avg_sq.} + hub name; the others are skipped): rank 0
+   * calls next for each as it writes, the other ranks serve. The caller closes it.
+   */
+  public moetune.engine.model.ExpertStream expertMoments(Iterable<String> order) {
+    java.util.function.Function<Parameters.Slice, Tensor> first =
+        fused -> ownM.view(fused.offset() - replicated, fused.shape());
+    java.util.function.Function<Parameters.Slice, Tensor> second =
+        fused -> ownV.view(fused.offset() - replicated, fused.shape());
+    return new moetune.engine.model.ExpertStream(
+        comm,
+        params,
+        List.of(
+            new moetune.engine.model.ExpertStream.Source("exp_avg.", first),
+            new moetune.engine.model.ExpertStream.Source("exp_avg_sq.", second)),
+        order);
   }
 
   /**

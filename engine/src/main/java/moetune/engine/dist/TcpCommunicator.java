@@ -155,63 +155,20 @@ public final class TcpCommunicator implements Communicator {
   }
 
   private static TcpCommunicator join(LaunchEnv env, long timeoutMillis) throws IOException {
-    long deadline = System.currentTimeMillis() + timeoutMillis;
-    IOException last = null;
-    while (System.currentTimeMillis() < deadline) {
-      Socket s = new Socket();
-      try {
-        s.connect(new InetSocketAddress(env.masterAddr(), env.masterPort()), 1000);
-        s.setSoTimeout((int) Math.max(1, deadline - System.currentTimeMillis()));
-        DataOutputStream dout = new DataOutputStream(s.getOutputStream());
-        dout.writeInt(MAGIC);
-        dout.writeInt(env.rank());
-        dout.writeInt(env.worldSize());
-        dout.flush();
-        int status = new DataInputStream(s.getInputStream()).readInt();
-        if (status != OK) {
-          throw new IOException("process group: rank 0 refused rank " + env.rank());
-        }
-        Socket[] peers = {s};
-        return new TcpCommunicator(env.rank(), env.worldSize(), peers);
-      } catch (java.net.ConnectException | SocketTimeoutException e) {
-        s.close();
-        last = e; // rank 0 not listening yet: retry
-        sleep(100);
-      } catch (EOFException e) {
-        s.close();
-        throw new IOException(
-            "process group: rank 0 at "
-                + env.masterAddr()
-                + ":"
-                + env.masterPort()
-                + " closed the connection of rank "
-                + env.rank()
-                + " (it failed; its own message says why)",
-            e);
-      }
-    }
-    throw new IOException(
-        "process group: rank "
-            + env.rank()
-            + " could not reach rank 0 at "
-            + env.masterAddr()
-            + ":"
-            + env.masterPort()
-            + " in "
-            + timeoutMillis / 1000
-            + " s ("
-            + (last == null ? "no attempt" : last.getMessage())
-            + "); check MASTER_ADDR and MASTER_PORT and that rank 0 runs",
-        last);
-  }
-
-  private static void sleep(long millis) throws IOException {
-    try {
-      Thread.sleep(millis);
-    } catch (InterruptedException ie) {
-      Thread.currentThread().interrupt();
-      throw new IOException("process group: interrupted", ie);
-    }
+    return RankZeroLink.connect(
+        env,
+        timeoutMillis,
+        "process group",
+        (s, din, dout) -> {
+          dout.writeInt(MAGIC);
+          dout.writeInt(env.rank());
+          dout.writeInt(env.worldSize());
+          dout.flush();
+          if (din.readInt() != OK) {
+            throw new IOException("process group: rank 0 refused rank " + env.rank());
+          }
+          return new TcpCommunicator(env.rank(), env.worldSize(), new Socket[] {s});
+        });
   }
 
   @Override

@@ -30,8 +30,9 @@ import moetune.engine.tensor.Tensor;
  * <p>The weights are either whole on every rank (only the owner's experts are read and get
  * gradients; the others' gradients stay 0, so the data-parallel sum of gradients is the full
  * gradient) or split ({@link ExpertShard}: each rank stores, trains and steps its own experts only,
- * the memory saving of expert parallelism; the same bits). Two host round trips per layer and pass
- * (the routing counts, and the unsort permutation): fine on the CPU, a sync per layer on a GPU.
+ * the memory saving of expert parallelism; the same bits). One host round trip per layer (the
+ * forward's rows per expert of every rank, which NCCL's send/receive need on the host), none in the
+ * backward (it reuses the forward's plan); the unsort and the scatter of dX stay on the device.
  */
 final class ExpertParallelMoe {
   private final Backend be;
@@ -86,7 +87,6 @@ final class ExpertParallelMoe {
   static final class Forward implements AutoCloseable {
     final Routing routing;
     final ExpertDispatch plan;
-    final Tensor tokenOf; // I32 (M) the token of each row in expert order
     final Tensor topW; // F32 (N, K), the caller's
     final Tensor grouped; // (R, D) the local experts' input (the local forward reads it)
     final Routing localRouting; // or null when R = 0
@@ -98,7 +98,6 @@ final class ExpertParallelMoe {
     Forward(
         Routing routing,
         ExpertDispatch plan,
-        Tensor tokenOf,
         Tensor topW,
         Tensor grouped,
         Routing localRouting,
@@ -108,7 +107,6 @@ final class ExpertParallelMoe {
         Tensor out) {
       this.routing = routing;
       this.plan = plan;
-      this.tokenOf = tokenOf;
       this.topW = topW;
       this.grouped = grouped;
       this.localRouting = localRouting;
@@ -132,7 +130,7 @@ final class ExpertParallelMoe {
         ones.close();
       }
       grouped.close();
-      tokenOf.close();
+      plan.close();
       routing.close();
     }
   }
@@ -144,19 +142,7 @@ final class ExpertParallelMoe {
     long m = n * topK;
     DType dt = x.dtype();
     Routing routing = Routing.compute(be, topIdx, experts);
-    int[] offsets = be.download(routing.expertOffsets()).toIntArray(); // inclusive
-    long[] counts = new long[experts];
-    for (int e = 0; e < experts; e++) {
-      counts[e] = offsets[e] - (e == 0 ? 0 : offsets[e - 1]);
-    }
-    int[] ssi = be.download(routing.sortedScatteredIdxs()).toIntArray();
-    int[] token = new int[ssi.length];
-    int[] inverse = new int[ssi.length]; // scattered slot -> row in expert order
-    for (int p = 0; p < ssi.length; p++) {
-      token[p] = ssi[p] / topK;
-      inverse[ssi[p]] = p;
-    }
-    ExpertDispatch plan = new ExpertDispatch(comm, counts);
+    ExpertDispatch plan = ExpertDispatch.of(comm, groupCounts(topIdx));
     Tensor xs = be.empty(dt, m, d);
     be.group(x, routing.sortedScatteredIdxs(), topK, null, xs);
     long r = plan.receivedRows();
@@ -178,16 +164,45 @@ final class ExpertParallelMoe {
       plan.combine(y, scratch, xs); // xs now holds the expert outputs, expert order
     }
     y.close();
-    Tensor expanded = be.empty(dt, m, d);
-    try (Tensor inv = be.upload(HostTensor.ofInts(inverse, m))) {
-      be.group(xs, inv, 1, null, expanded); // expanded[s] = ys[inverse[s]]
-    }
+    Tensor expanded = unsort(routing, xs);
     xs.close();
     Tensor out = be.empty(dt, n, d);
     be.combine(expanded, topW, topK, out);
-    Tensor tokenOf = be.upload(HostTensor.ofInts(token, m));
-    return new Forward(
-        routing, plan, tokenOf, topW, grouped, localRouting, ones, lf, expanded, out);
+    return new Forward(routing, plan, topW, grouped, localRouting, ones, lf, expanded, out);
+  }
+
+  /**
+   * Every rank's rows per expert, (N, E): the one host round trip of a layer (NCCL's send and
+   * receive take host counts). Counted on the device ({@link Backend#expertLoadStats} with no
+   * probabilities: the counts of topIdx, exact in float32 below 2^24 rows), summed into this rank's
+   * row of a zero (N, E+2) block by a device all-reduce, downloaded once.
+   */
+  private long[][] groupCounts(Tensor topIdx) {
+    int ranks = comm.size();
+    long[][] counts = new long[ranks][experts];
+    try (Tensor block = be.zeros(DType.F32, ranks, experts + 2);
+        Tensor noProbs = be.zeros(DType.F32, topIdx.rows(), experts)) {
+      be.expertLoadStats(
+          noProbs, topIdx, null, block.view((long) comm.rank() * (experts + 2), 1, experts + 2));
+      comm.allReduceSum(block);
+      float[] all = be.download(block).toFloatArray();
+      for (int j = 0; j < ranks; j++) {
+        for (int e = 0; e < experts; e++) counts[j][e] = (long) all[j * (experts + 2) + e];
+      }
+    }
+    return counts;
+  }
+
+  /**
+   * Rows in expert order (M, D) back to the scattered order (token-major, K per token), a new
+   * tensor: out[s_p] = sorted[p] for s_p = the sort's sortedScatteredIdxs, a permutation, as a
+   * scatter-add into zeros ({@link Backend#embeddingBackward}: each row receives exactly one row,
+   * so 0 + x is x in any dtype) on the device, without the sort's download.
+   */
+  private Tensor unsort(Routing routing, Tensor sorted) {
+    Tensor out = be.zeros(sorted.dtype(), sorted.rows(), sorted.cols());
+    be.embeddingBackward(routing.sortedScatteredIdxs(), sorted, out);
+    return out;
   }
 
   /** The rows of the local experts, in place: expert of row p, identity order, offsets. */
@@ -240,15 +255,11 @@ final class ExpertParallelMoe {
       }
       f.plan.combine(dXg, scratch, dYs); // dYs now holds dX of each row, expert order
     }
-    Tensor dX = be.zeros(DType.F32, n, d);
-    be.embeddingBackward(f.tokenOf, dYs, dX); // dX[token of p] += row p
+    Tensor dExpanded = unsort(f.routing, dYs); // dX of each (token, slot), scattered order
     dYs.close();
-    if (dt != DType.F32) {
-      Tensor cast = be.empty(dt, n, d);
-      be.copy(dX, cast);
-      dX.close();
-      dX = cast;
-    }
+    Tensor dX = be.empty(dt, n, d);
+    be.combine(dExpanded, null, topK, dX); // the sum of each token's K rows
+    dExpanded.close();
     return new MoeMlp.Grads(dX, dGates);
   }
 }

@@ -17,6 +17,7 @@ import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.model.Batch;
+import moetune.engine.model.ExpertStream;
 import moetune.engine.model.LoraWeights;
 import moetune.engine.model.Loss;
 import moetune.engine.model.LossWeights;
@@ -297,8 +298,9 @@ public final class MixtralTrainable implements TrainableModel {
       joinSave();
       return;
     }
-    Map<String, HostTensor> optimizerState = adamw.stateToHost(); // a collective: first
-    Map<String, HostTensor> experts = model.gatherExperts(true); // a collective when split
+    ShardedAdamW split = splitExpertOptimizer();
+    Map<String, HostTensor> optimizerState = // a collective: first
+        split != null ? split.replicatedStateToHost() : adamw.stateToHost();
     boolean lora = model.parameters().lora() != null;
     if (lora && baseDir != null) {
       // adapters only: the base is frozen and already on disk
@@ -308,35 +310,91 @@ public final class MixtralTrainable implements TrainableModel {
       }
       LoraWeights.write(dir, model, baseDir.toString());
     } else {
-      MixtralCheckpoint.save(
-          dir,
-          savedConfig,
-          generation,
-          name -> experts.containsKey(name) ? experts.get(name) : model.parameter(name),
-          DType.F32,
-          SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
-          tokenizerFiles);
+      try (ExpertStream experts = expertStream()) { // split experts: streamed from their ranks
+        MixtralCheckpoint.save(
+            dir,
+            savedConfig,
+            generation,
+            name -> experts.carries(name) ? experts.next(name) : model.parameter(name),
+            DType.F32,
+            SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES,
+            tokenizerFiles);
+        experts.finish(); // had the writer failed, the others would wait here: none left
+      }
       if (lora) {
         // the adapters in PEFT's format beside the base weights (a fresh model's run): generate,
         // eval, export and a resumed run load them from here
         LoraWeights.write(dir, model, null);
       }
     }
-    List<SafetensorsWriter.Item> items = new ArrayList<>();
-    for (Map.Entry<String, HostTensor> e : optimizerState.entrySet()) {
-      items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
-    }
     Map<String, String> meta = new LinkedHashMap<>();
     meta.put("format", "moetune-adamw");
     meta.put(STEP_KEY, Integer.toString(adamw.stepCount()));
     meta.put(NOISE_KEY, Long.toString(model.noiseStep()));
-    SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
+    if (split == null) {
+      List<SafetensorsWriter.Item> items = new ArrayList<>();
+      for (Map.Entry<String, HostTensor> e : optimizerState.entrySet()) {
+        items.add(SafetensorsWriter.Item.of(e.getKey(), e.getValue()));
+      }
+      SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
+      return;
+    }
+    // split experts: their moments streamed from their ranks as the writer reaches them
+    List<String> order = split.stateNames();
+    Map<String, long[]> shapes = MixtralNames.hubShapes(savedConfig);
+    try (ExpertStream moments = split.expertMoments(order)) {
+      List<SafetensorsWriter.Item> items = new ArrayList<>();
+      for (String name : order) {
+        HostTensor whole = optimizerState.get(name);
+        if (whole != null) {
+          items.add(SafetensorsWriter.Item.of(name, whole));
+        } else if (moments.carries(name)) {
+          String hub = name.substring(name.indexOf('.') + 1);
+          items.add(
+              new SafetensorsWriter.Item(
+                  name, DType.F32, shapes.get(hub), () -> moments.next(name)));
+        } else {
+          throw new IllegalStateException("no moment for " + name);
+        }
+      }
+      SafetensorsWriter.writeFile(dir.resolve(OPTIMIZER_FILE), items, meta);
+      moments.finish();
+    }
+  }
+
+  /**
+   * The sharded optimizer when it steps split experts (their moments stream to rank 0), or null.
+   */
+  private ShardedAdamW splitExpertOptimizer() {
+    return adamw instanceof ShardedAdamW s && s.splitExperts() ? s : null;
   }
 
   @Override
   public void joinSave() {
-    adamw.stateToHost(); // the gather of the sharded moments; rank 0 writes them
-    model.gatherExperts(false); // expert parallel: this rank's experts to rank 0
+    ShardedAdamW split = splitExpertOptimizer();
+    if (split == null) {
+      adamw.stateToHost(); // the gather of the sharded moments; rank 0 writes them
+    } else {
+      split.replicatedStateToHost();
+    }
+    try (ExpertStream experts = expertStream()) {
+      experts.serve(); // expert parallel: this rank's experts to rank 0, as its writer asks
+    }
+    if (split != null) {
+      try (ExpertStream moments = split.expertMoments(split.stateNames())) {
+        moments.serve(); // and their moments, as rank 0 writes the optimizer file
+      }
+    }
+  }
+
+  /**
+   * The split experts' weights on their way to rank 0's checkpoint writer, in its order (the hub
+   * layout's, {@link MixtralNames#hubShapes}); carries nothing when the experts are not split.
+   */
+  private ExpertStream expertStream() {
+    Parameters p = model.parameters();
+    return new ExpertStream(
+        model.expertParallel(), p, p::value, MixtralNames.hubShapes(savedConfig).keySet());
   }
 
   @Override

@@ -191,4 +191,49 @@ class LaunchTest {
                     new LaunchEnv(2, 0, 0, "127.0.0.1", port), () -> new byte[128], 500));
     assertTrue(e.getMessage().contains("only 0 of 1 other ranks arrived"), e.getMessage());
   }
+
+  /**
+   * The process group and the rendezvous share one connect-and-retry loop ({@link RankZeroLink}):
+   * both give the same lines for a rank 0 that never listens and for one that hangs up.
+   */
+  @Test
+  void bothJoinsReachRankZeroThroughOneLoop() throws Exception {
+    int port = freePort();
+    LaunchEnv one = new LaunchEnv(2, 1, 1, "127.0.0.1", port);
+    String unreachable = ": rank 1 could not reach rank 0 at 127.0.0.1:" + port + " in 0 s (";
+    IOException r =
+        assertThrows(IOException.class, () -> Rendezvous.exchange(one, () -> null, 400));
+    assertTrue(r.getMessage().startsWith("rendezvous" + unreachable), r.getMessage());
+    IOException t = assertThrows(IOException.class, () -> TcpCommunicator.connect(one, 400));
+    assertTrue(t.getMessage().startsWith("process group" + unreachable), t.getMessage());
+    // a rank 0 that accepts and closes (it failed): one line at once, no retrying to the deadline
+    try (ServerSocket hangsUp = new ServerSocket(port)) {
+      Thread closer =
+          Thread.ofVirtual()
+              .start(
+                  () -> {
+                    for (int i = 0; i < 2; i++) {
+                      try {
+                        hangsUp.accept().close();
+                      } catch (IOException ignored) {
+                        return;
+                      }
+                    }
+                  });
+      String closed =
+          ": rank 0 at 127.0.0.1:"
+              + port
+              + " closed the connection of rank 1 (it failed; its own message says why)";
+      long t0 = System.nanoTime();
+      assertEquals(
+          "rendezvous" + closed,
+          assertThrows(IOException.class, () -> Rendezvous.exchange(one, () -> null, 20_000))
+              .getMessage());
+      assertEquals(
+          "process group" + closed,
+          assertThrows(IOException.class, () -> TcpCommunicator.connect(one, 20_000)).getMessage());
+      assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "failed at once, not at the deadline");
+      closer.join(5_000);
+    }
+  }
 }

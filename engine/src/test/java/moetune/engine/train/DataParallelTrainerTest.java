@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.dist.Communicator;
+import moetune.engine.dist.DeferringCommunicator;
 import moetune.engine.dist.LocalCommunicator;
 import moetune.engine.dist.ShardedAdamW;
 import moetune.engine.hf.MixtralConfig;
@@ -171,17 +172,23 @@ class DataParallelTrainerTest {
   /**
    * Reduce-scatter bucket by bucket during the last backward of each step (small buckets, so most
    * complete before the backward ends) gives the same bits as reducing every bucket at the
-   * optimizer step: the same sums of the same gradients, only sooner.
+   * optimizer step: the same sums of the same gradients, only sooner. And with every async
+   * collective (the buckets' reduce-scatters, the step's all-gathers) run as late as NCCL's side
+   * stream may finish it ({@code DeferringCommunicator}: at the await; an output read early would
+   * be stale and change the bits, an input written early is one line): the same bits again.
    */
   @Test
   void reducingBucketsDuringTheBackwardChangesNoBit() {
     TrainOptions o = options(0);
     List<float[]> results = new java.util.ArrayList<>();
-    for (boolean overlap : new boolean[] {false, true}) {
+    for (int variant = 0; variant < 3; variant++) {
+      boolean overlap = variant > 0, defer = variant == 2;
       List<float[]> r =
           LocalCommunicator.run(
               2,
-              comm -> {
+              local -> {
+                DeferringCommunicator deferring = defer ? new DeferringCommunicator(local) : null;
+                Communicator comm = defer ? deferring : local;
                 MixtralConfig cfg = TinyMixtral.config(0.02);
                 try (CpuBackend cpu = new CpuBackend(1);
                     MixtralTrainable t =
@@ -219,9 +226,11 @@ class DataParallelTrainerTest {
                     buckets += holdsEmbed ? 0 : 1;
                   }
                   float[] w = cpu.download(t.model().parameters().masterFlat()).toFloatArray();
-                  float[] out = java.util.Arrays.copyOf(w, w.length + 2 + STEPS);
+                  float[] out = java.util.Arrays.copyOf(w, w.length + 4 + STEPS);
                   out[w.length] = early;
                   out[w.length + 1] = buckets;
+                  out[w.length + 2 + STEPS] = defer ? deferring.deferred() : 0;
+                  out[w.length + 3 + STEPS] = sharded.partition().buckets().size();
                   for (int s = 0; s < STEPS; s++)
                     out[w.length + 2 + s] = (float) (double) l.loss.get(s);
                   return out;
@@ -230,18 +239,26 @@ class DataParallelTrainerTest {
       assertArrayEquals(r.get(0), r.get(1), "ranks agree");
       results.add(r.get(0));
     }
-    float[] off = results.get(0), on = results.get(1);
-    int n = off.length - 2 - STEPS;
+    float[] off = results.get(0), on = results.get(1), late = results.get(2);
+    int n = off.length - 4 - STEPS;
+    // every step: each bucket reduce-scattered once (during the backward or at the step) and
+    // all-gathered once, every one of them run late
+    assertEquals(
+        STEPS * 2 * late[late.length - 1], late[late.length - 2], "async collectives run late");
     assertEquals(0f, off[n], "no bucket reduced early without overlap");
     System.out.printf(
         "overlap: %d buckets per step reduced during the backward%n", (int) on[n] / STEPS);
     assertTrue(on[n + 1] > 10, "many buckets: " + on[n + 1]);
     assertEquals(STEPS * on[n + 1], on[n], "every bucket without embedding elements, every step");
-    assertArrayEquals(
-        java.util.Arrays.copyOf(off, n), java.util.Arrays.copyOf(on, n), "weights, bit for bit");
-    assertArrayEquals(
-        java.util.Arrays.copyOfRange(off, n + 2, off.length),
-        java.util.Arrays.copyOfRange(on, n + 2, on.length),
-        "losses, bit for bit");
+    for (float[] other : new float[][] {on, late}) {
+      assertArrayEquals(
+          java.util.Arrays.copyOf(off, n),
+          java.util.Arrays.copyOf(other, n),
+          "weights, bit for bit");
+      assertArrayEquals(
+          java.util.Arrays.copyOfRange(off, n + 2, n + 2 + STEPS),
+          java.util.Arrays.copyOfRange(other, n + 2, n + 2 + STEPS),
+          "losses, bit for bit");
+    }
   }
 }

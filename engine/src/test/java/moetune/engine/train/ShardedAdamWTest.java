@@ -34,7 +34,7 @@ class ShardedAdamWTest {
     return g;
   }
 
-  static MixtralModel model(CpuBackend be) {
+  static MixtralModel model(moetune.engine.backend.Backend be) {
     return TinyMixtral.model(be, TinyMixtral.config(0.02), 5);
   }
 

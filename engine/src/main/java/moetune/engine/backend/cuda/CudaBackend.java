@@ -209,9 +209,14 @@ public final class CudaBackend implements Backend {
     return c;
   }
 
-  /** The raw cudaStream_t every op of this backend is queued on (NCCL's collectives too). */
+  /** The raw cudaStream_t every op of this backend is queued on. */
   long streamAddress() {
     return Driver.address(stream);
+  }
+
+  /** The stream every op of this backend is queued on (NCCL's side stream orders against it). */
+  CUstream stream() {
+    return stream;
   }
 
   /** Device address of t, or 0 (a null pointer) for an absent optional tensor. */

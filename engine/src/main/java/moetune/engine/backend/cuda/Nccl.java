@@ -18,8 +18,9 @@ import java.util.List;
  * into a global arena); communicators are raw ncclComm_t addresses.
  *
  * <p>The enum values and the unique id's size are those of NCCL's public nccl.h (src/nccl.h.in):
- * ncclResult_t ncclSuccess 0 .. ncclTimeout 8; ncclRedOp_t ncclSum 0; ncclDataType_t ncclFloat32 7,
- * ncclBfloat16 9; ncclUniqueId is a struct of 128 chars passed to ncclCommInitRank by value.
+ * ncclResult_t ncclSuccess 0 .. ncclTimeout 8; ncclRedOp_t ncclSum 0; ncclDataType_t ncclInt32 2,
+ * ncclFloat16 6, ncclFloat32 7, ncclBfloat16 9; ncclUniqueId is a struct of 128 chars passed to
+ * ncclCommInitRank by value.
  */
 public final class Nccl {
   /** NCCL_UNIQUE_ID_BYTES. */
@@ -27,7 +28,7 @@ public final class Nccl {
 
   static final int SUCCESS = 0, IN_PROGRESS = 7;
   static final int SUM = 0;
-  static final int FLOAT16 = 6, FLOAT32 = 7, BFLOAT16 = 9;
+  static final int INT32 = 2, FLOAT16 = 6, FLOAT32 = 7, BFLOAT16 = 9;
 
   private static final ValueLayout.OfLong PTR = ValueLayout.JAVA_LONG; // raw addresses
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;

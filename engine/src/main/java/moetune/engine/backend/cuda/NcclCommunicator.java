@@ -2,15 +2,30 @@ package moetune.engine.backend.cuda;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
 import moetune.engine.dist.Communicator;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
 /**
- * One rank of an NCCL communicator, on one {@link CudaBackend}: every collective is queued on the
- * backend's one stream, so it is ordered with the ops before and after it without a host sync (the
- * host-scalar all-reduce reads back, as the loss does). F32, BF16 and F16 tensors.
+ * One rank of an NCCL communicator, on one {@link CudaBackend}. F32, BF16 and F16 tensors (I32 for
+ * the all-gather and all-to-all, which only move bytes).
+ *
+ * <p>Streams: every collective runs on this communicator's own stream (created at the highest
+ * priority, as NCCL advises, so its kernels are scheduled beside a busy compute stream), after an
+ * event recorded on the backend's compute stream when it is called, so it reads what the ops queued
+ * before it wrote, and nothing later. The synchronous collectives then make the compute stream wait
+ * for an event recorded behind them (ordered with the ops before and after without a host sync; the
+ * host-scalar all-reduce reads back, as the loss does). The async ones ({@link
+ * #reduceScatterSumAsync}, {@link #allGatherAsync}) skip that wait: the compute stream goes on (the
+ * rest of the backward, the next buckets' optimizer step) while the collective runs, until {@link
+ * #awaitCollectives}. One stream for all of a communicator's collectives keeps them in call order,
+ * the order NCCL needs on every rank.
  *
  * <p>All-to-all with counts is ncclSend/ncclRecv pairs inside ncclGroupStart/End (available in
  * every NCCL 2.7+, where ncclAlltoAll with equal counts is only in recent releases).
@@ -27,6 +42,11 @@ public final class NcclCommunicator implements Communicator {
   private final int size;
   private final long comm;
   private final Tensor scalars; // I32 (2 * 16): 16 float64 host values for allReduceSum
+  private final CUstream side = new CUstream(); // the collectives' stream
+  private final CUevent computed = new CUevent(); // recorded on the compute stream
+  private final CUevent communicated = new CUevent(); // recorded on the side stream
+  private boolean pending; // async collectives the compute stream has not waited for
+  private long asyncCalls; // over the communicator's life (evidence for tests)
 
   public NcclCommunicator(CudaBackend be, int size, int rank, byte[] uniqueId) {
     if (size < 1 || rank < 0 || rank >= size) {
@@ -38,6 +58,24 @@ public final class NcclCommunicator implements Communicator {
     this.rank = rank;
     this.size = size;
     be.bind(); // NCCL takes the device from the calling thread's current context
+    int[] least = new int[1], greatest = new int[1];
+    Driver.check(
+        JCudaDriver.cuCtxGetStreamPriorityRange(least, greatest),
+        "cuCtxGetStreamPriorityRange",
+        "NCCL stream");
+    Driver.check(
+        JCudaDriver.cuStreamCreateWithPriority(
+            side, CUstream_flags.CU_STREAM_NON_BLOCKING, greatest[0]),
+        "cuStreamCreateWithPriority",
+        "NCCL stream");
+    Driver.check(
+        JCudaDriver.cuEventCreate(computed, CUevent_flags.CU_EVENT_DISABLE_TIMING),
+        "cuEventCreate",
+        "NCCL stream");
+    Driver.check(
+        JCudaDriver.cuEventCreate(communicated, CUevent_flags.CU_EVENT_DISABLE_TIMING),
+        "cuEventCreate",
+        "NCCL stream");
     this.comm = nccl.commInitRank(size, uniqueId, rank);
     this.scalars = be.zeros(DType.I32, 32);
   }
@@ -52,11 +90,46 @@ public final class NcclCommunicator implements Communicator {
     return size;
   }
 
+  /** Async collectives called so far (they ran on the side stream without a wait behind them). */
+  public long asyncCalls() {
+    return asyncCalls;
+  }
+
+  /**
+   * The side stream, behind everything queued on the compute stream so far: the stream to queue a
+   * collective on.
+   */
+  private long afterCompute() {
+    be.bind();
+    Driver.check(JCudaDriver.cuEventRecord(computed, be.stream()), "cuEventRecord", "NCCL stream");
+    Driver.check(
+        JCudaDriver.cuStreamWaitEvent(side, computed, 0), "cuStreamWaitEvent", "NCCL stream");
+    return Driver.address(side);
+  }
+
+  /** The compute stream, from here on, behind every collective queued so far. */
+  private void computeWaits() {
+    Driver.check(JCudaDriver.cuEventRecord(communicated, side), "cuEventRecord", "NCCL stream");
+    Driver.check(
+        JCudaDriver.cuStreamWaitEvent(be.stream(), communicated, 0),
+        "cuStreamWaitEvent",
+        "NCCL stream");
+    pending = false;
+  }
+
+  @Override
+  public void awaitCollectives() {
+    if (pending) {
+      be.bind();
+      computeWaits();
+    }
+  }
+
   @Override
   public void allReduceSum(Tensor x) {
     long p = be.ptr(x, "allReduceSum", "x");
-    be.bind();
-    nccl.allReduce(p, p, x.numel(), type(x, "allReduceSum"), comm, be.streamAddress(), ctx(x));
+    nccl.allReduce(p, p, x.numel(), type(x, "allReduceSum"), comm, afterCompute(), ctx(x));
+    computeWaits();
   }
 
   @Override
@@ -72,9 +145,8 @@ public final class NcclCommunicator implements Communicator {
     Tensor t = big ? be.empty(DType.I32, 2L * values.length) : scalars.view(0, 2L * values.length);
     be.copyFromHost(new HostTensor(DType.I32, new long[] {2L * values.length}, b), t);
     long p = be.ptr(t, "allReduceSum", "host values");
-    be.bind();
-    nccl.allReduce(
-        p, p, values.length, 8 /* ncclFloat64 */, comm, be.streamAddress(), "host values");
+    nccl.allReduce(p, p, values.length, 8 /* ncclFloat64 */, comm, afterCompute(), "host values");
+    computeWaits();
     ByteBuffer r = be.download(t).bytes().order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i < values.length; i++) values[i] = r.getDouble(8 * i);
     if (big) {
@@ -84,25 +156,47 @@ public final class NcclCommunicator implements Communicator {
 
   @Override
   public void reduceScatterSum(Tensor in, Tensor out) {
+    queueReduceScatter(in, out);
+    computeWaits();
+  }
+
+  @Override
+  public void reduceScatterSumAsync(Tensor in, Tensor out) {
+    queueReduceScatter(in, out);
+    pending = true;
+    asyncCalls++;
+  }
+
+  private void queueReduceScatter(Tensor in, Tensor out) {
     if (in.numel() != out.numel() * size || in.dtype() != out.dtype()) {
       throw new IllegalArgumentException(
           "reduceScatterSum: in " + in + " must be " + size + " times out " + out);
     }
     long s = be.ptr(in, "reduceScatterSum", "in"), r = be.ptr(out, "reduceScatterSum", "out");
-    be.bind();
     nccl.reduceScatter(
-        s, r, out.numel(), type(in, "reduceScatterSum"), comm, be.streamAddress(), ctx(in));
+        s, r, out.numel(), type(in, "reduceScatterSum"), comm, afterCompute(), ctx(in));
   }
 
   @Override
   public void allGather(Tensor in, Tensor out) {
+    queueAllGather(in, out);
+    computeWaits();
+  }
+
+  @Override
+  public void allGatherAsync(Tensor in, Tensor out) {
+    queueAllGather(in, out);
+    pending = true;
+    asyncCalls++;
+  }
+
+  private void queueAllGather(Tensor in, Tensor out) {
     if (out.numel() != in.numel() * size || in.dtype() != out.dtype()) {
       throw new IllegalArgumentException(
           "allGather: out " + out + " must be " + size + " times in " + in);
     }
     long s = be.ptr(in, "allGather", "in"), r = be.ptr(out, "allGather", "out");
-    be.bind();
-    nccl.allGather(s, r, in.numel(), type(in, "allGather"), comm, be.streamAddress(), ctx(out));
+    nccl.allGather(s, r, in.numel(), moved(in, "allGather"), comm, afterCompute(), ctx(out));
   }
 
   @Override
@@ -112,11 +206,10 @@ public final class NcclCommunicator implements Communicator {
           "allToAll: send " + send.dtype() + " and receive " + recv.dtype() + " differ");
     }
     Communicator.checkAllToAll(size, send, sendCounts, recv, recvCounts);
-    int t = type(send, "allToAll");
+    int t = moved(send, "allToAll");
     long es = send.dtype().bytes();
     long s = be.ptr(send, "allToAll", "send"), r = be.ptr(recv, "allToAll", "recv");
-    long stream = be.streamAddress();
-    be.bind();
+    long stream = afterCompute();
     nccl.groupStart();
     long so = 0, ro = 0;
     try {
@@ -133,6 +226,7 @@ public final class NcclCommunicator implements Communicator {
     } finally {
       nccl.groupEnd("allToAll");
     }
+    computeWaits();
   }
 
   @Override
@@ -144,10 +238,15 @@ public final class NcclCommunicator implements Communicator {
   @Override
   public void close() {
     be.synchronize();
+    Driver.check(JCudaDriver.cuStreamSynchronize(side), "cuStreamSynchronize", "NCCL stream");
     scalars.close();
     nccl.commDestroy(comm);
+    JCudaDriver.cuEventDestroy(computed);
+    JCudaDriver.cuEventDestroy(communicated);
+    JCudaDriver.cuStreamDestroy(side);
   }
 
+  /** The NCCL type of a reduced tensor. */
   private static int type(Tensor t, String op) {
     return switch (t.dtype()) {
       case F32 -> Nccl.FLOAT32;
@@ -155,6 +254,11 @@ public final class NcclCommunicator implements Communicator {
       case F16 -> Nccl.FLOAT16;
       default -> throw new IllegalArgumentException(op + ": " + t.dtype() + " is not reduced");
     };
+  }
+
+  /** The NCCL type of a moved (not reduced) tensor: the reduced ones and I32. */
+  private static int moved(Tensor t, String op) {
+    return t.dtype() == DType.I32 ? Nccl.INT32 : type(t, op);
   }
 
   private static String ctx(Tensor t) {

@@ -67,6 +67,7 @@ class NcclTest {
     assertEquals(128, Nccl.UNIQUE_ID_BYTES);
     assertEquals(128, Nccl.UNIQUE_ID.byteSize(), "ncclUniqueId is passed by value: 128 bytes");
     assertEquals(0, Nccl.SUM);
+    assertEquals(2, Nccl.INT32);
     assertEquals(6, Nccl.FLOAT16);
     assertEquals(7, Nccl.FLOAT32);
     assertEquals(9, Nccl.BFLOAT16);
