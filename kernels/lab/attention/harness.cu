@@ -87,6 +87,23 @@ static AttnDims dims(int B, int Tq, int Tk, int H, int Hkv, int hd, int window) 
 static int g_fwd_variant = 2;
 static int g_bwd_variant = 1;
 
+// Diagnostics of backward v1 at hd 128 (`./harness diag`): 11, dQ by plain stores instead of
+// atomics; 12, no dQ product (both give a wrong dQ: timing only).
+MT_KERNEL void __launch_bounds__(256, 1)
+    attention_fa2_backward_diag_store_hd128(const bf16* dout, const bf16* q, const bf16* k,
+                                            const bf16* v, const float* lse, const float* delta,
+                                            const int* doc, float* dqacc, bf16* dk, bf16* dv,
+                                            AttnDims a) {
+  fa2::bwd<128, 8, 1, 64, 1>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+}
+MT_KERNEL void __launch_bounds__(256, 1)
+    attention_fa2_backward_diag_nodq_hd128(const bf16* dout, const bf16* q, const bf16* k,
+                                           const bf16* v, const float* lse, const float* delta,
+                                           const int* doc, float* dqacc, bf16* dk, bf16* dv,
+                                           AttnDims a) {
+  fa2::bwd<128, 8, 1, 64, 2>(dout, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+}
+
 static void fa2_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse,
                         const int* doc, AttnDims a) {
   dim3 grid(a.B * a.H, (a.Tq + fa2::FWD_BM - 1) / fa2::FWD_BM);
@@ -115,10 +132,31 @@ static void fa2_backward(const bf16* dO, const bf16* q, const bf16* k, const bf1
                                                                         a.hd);
   // variant 1: 8 warps (128 keys), one block per SM; 2: 4 warps (64 keys), two blocks per SM;
   // 3 (hd 64 only): 4 warps, three blocks per SM; 4 (hd 64 only): 4 warps of 32 keys, 32-query
-  // tiles, two blocks per SM.
-  const int bn = g_bwd_variant == 1 || g_bwd_variant == 4 ? 128 : 64;
+  // tiles, two blocks per SM; 5-7 (hd 128 only): warp pairs (one warp S/P/dV, one dP/dS/dK) of 32
+  // keys: 5, 4 pairs over 64-query tiles; 6, 4 pairs over 32-query tiles; 7, 2 pairs over
+  // 64-query tiles, two blocks per SM.
+  const int bv = g_bwd_variant;
+  const int bn = bv == 1 || bv == 4 || bv == 5 || bv == 6 || bv == 8 || bv >= 11 ? 128 : 64;
   dim3 grid(a.B * a.Hkv, (a.Tk + bn - 1) / bn);
-  if (g_bwd_variant == 1 && a.hd == 128) {
+  if (bv == 8) {
+    attention_fa2_backward_v8_hd128<<<grid, 256, fa2::bwd_smem<128, 128, 64>() + 128 * 64 * 2>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (bv == 11) {
+    attention_fa2_backward_diag_store_hd128<<<grid, 256, fa2::bwd_smem<128, 128, 64>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (bv == 12) {
+    attention_fa2_backward_diag_nodq_hd128<<<grid, 256, fa2::bwd_smem<128, 128, 64>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (bv == 5) {
+    attention_fa2_backward_v5_hd128<<<grid, 256, fa2::bwd_pair_smem<128, 4, 64>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (bv == 6) {
+    attention_fa2_backward_v6_hd128<<<grid, 256, fa2::bwd_pair_smem<128, 4, 32>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (bv == 7) {
+    attention_fa2_backward_v7_hd128<<<grid, 128, fa2::bwd_pair_smem<128, 2, 64>()>>>(
+        dO, q, k, v, lse, delta, doc, dqacc, dk, dv, a);
+  } else if (g_bwd_variant == 1 && a.hd == 128) {
     attention_fa2_backward_hd128<<<grid, 256, fa2::bwd_smem<128, 128, 64>()>>>(dO, q, k, v, lse, delta,
                                                                            doc, dqacc, dk, dv, a);
   } else if (g_bwd_variant == 1) {
@@ -140,6 +178,11 @@ static void fa2_backward(const bf16* dO, const bf16* q, const bf16* k, const bf1
   }
   attention_fa2_dq_convert_kernel<<<(int)std::min<long long>((n / 4 + 255) / 256, 132 * 16), 256>>>(
       dqacc, dq, n, a.scale);
+}
+
+// Backward variants 3 and 4 are head dim 64 only, 5-7 head dim 128 only.
+static bool bwd_applies(int bv, int hd) {
+  return bv <= 2 || (bv <= 4 ? hd == 64 : hd == 128);  // 5-8: hd 128
 }
 
 // Returns true when every tensor is within tolerance.
@@ -286,6 +329,49 @@ int main(int argc, char** argv) {
                           fa2::bwd_smem<64, 128, 32>()));
   CK(cudaFuncSetAttribute(attention_fa2_backward_v3_hd64,
                           cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<64, 64, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v5_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::bwd_pair_smem<128, 4, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v6_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::bwd_pair_smem<128, 4, 32>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v7_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::bwd_pair_smem<128, 2, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_v8_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          fa2::bwd_smem<128, 128, 64>() + 128 * 64 * 2));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_diag_store_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128, 128, 64>()));
+  CK(cudaFuncSetAttribute(attention_fa2_backward_diag_nodq_hd128,
+                          cudaFuncAttributeMaxDynamicSharedMemorySize, fa2::bwd_smem<128, 128, 64>()));
+  if (argc > 2 && (std::string(argv[1]) == "diag" || std::string(argv[1]) == "prof")) {
+    // ./harness diag T...: hd 128 backward v1, its diagnostics 11/12 and v5, timed.
+    // ./harness prof HD T V...: one forward and one backward per listed variant (for ncu).
+    bool prof = std::string(argv[1]) == "prof";
+    int hd = prof ? atoi(argv[2]) : 128;
+    std::vector<int> rest;
+    for (int i = prof ? 3 : 2; i < argc; i++) rest.push_back(atoi(argv[i]));
+    TimingBufs t = timing_bufs(hd);
+    if (prof) {
+      int T = rest[0], B = 16384 / T;
+      AttnDims a = dims(B, T, T, 32, 8, hd, 0);
+      fa2_forward(t.q, t.k, t.v, t.o, t.lse, nullptr, a);
+      for (size_t i = 1; i < rest.size(); i++) {
+        g_bwd_variant = rest[i];
+        fa2_backward(t.g, t.q, t.k, t.v, t.o, t.lse, nullptr, t.delta, t.dqacc, t.dq, t.dk, t.dv, a);
+      }
+      CK(cudaDeviceSynchronize());
+    } else {
+      printf("| variants | T | hd | B | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s |\n");
+      for (int bv : {1, 11, 12, 5, 8}) {
+        g_bwd_variant = bv;
+        for (int T : rest) timing(t, T, hd, 20);
+      }
+    }
+    free_bufs(t);
+    return 0;
+  }
   bool timeOnly = argc > 1 && std::string(argv[1]) == "time";
   bool checkOnly = argc > 1 && std::string(argv[1]) == "check";
   int fails = 0;
@@ -293,11 +379,17 @@ int main(int argc, char** argv) {
     // small cases for compute-sanitizer (racecheck, memcheck): every backward variant
     std::mt19937 rng(99);
     const Case cases[] = {{"causal hd128", 1, 150, 150, 2, 1, 128, 0, 0},
-                          {"docs+padding+window hd64", 1, 140, 140, 2, 1, 64, 50, 1}};
-    for (int bv : {1, 2, 3, 4}) {
+                          {"docs+padding+window hd64", 1, 140, 140, 2, 1, 64, 50, 1},
+                          {"docs+padding+window hd128", 1, 140, 140, 2, 1, 128, 50, 1},
+                          {"Tq<Tk hd128", 1, 40, 150, 2, 1, 128, 0, 0}};
+    // ./harness race [variant...]: every backward variant unless some are named
+    std::vector<int> variants;
+    for (int i = 2; i < argc; i++) variants.push_back(atoi(argv[i]));
+    if (variants.empty()) variants = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int bv : variants) {
       g_bwd_variant = bv;
       for (const Case& c : cases) {
-        if (bv >= 3 && c.hd != 64) continue;
+        if (!bwd_applies(bv, c.hd)) continue;
         fails += check(c, rng) ? 0 : 1;
       }
     }
@@ -321,12 +413,12 @@ int main(int argc, char** argv) {
         {"decode Tq=1 hd64", 3, 1, 129, 4, 2, 64, 0, 0},
     };
     // forward v2 with each backward, then forward v1 (with backward v1)
-    const int combos[][2] = {{2, 1}, {2, 2}, {2, 3}, {2, 4}, {1, 1}};
+    const int combos[][2] = {{2, 1}, {2, 2}, {2, 3}, {2, 4}, {2, 5}, {2, 6}, {2, 7}, {2, 8}, {1, 1}};
     for (const auto& fb : combos) {
       g_fwd_variant = fb[0];
       g_bwd_variant = fb[1];
       for (const Case& c : cases) {
-        if (g_bwd_variant >= 3 && c.hd != 64) continue;
+        if (!bwd_applies(g_bwd_variant, c.hd)) continue;
         fails += check(c, rng) ? 0 : 1;
       }
     }
@@ -344,8 +436,8 @@ int main(int argc, char** argv) {
     g_fwd_variant = 2;
     for (int hd : {128, 64}) {
       TimingBufs t = timing_bufs(hd);
-      for (int bv : {1, 2, 3, 4}) {
-        if (bv >= 3 && hd != 64) continue;
+      for (int bv : {1, 2, 3, 4, 5, 6, 7, 8}) {
+        if (!bwd_applies(bv, hd) || bv == 2 || bv == 3) continue;
         g_bwd_variant = bv;
         for (int T : lengths) timing(t, T, hd, 20);
       }

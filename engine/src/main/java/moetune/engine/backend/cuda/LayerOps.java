@@ -283,8 +283,11 @@ final class LayerOps {
    * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
    * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64), v2 at
    * three blocks per SM; v4 (head dim 64), 4 warps of 32 keys over 32-query tiles, two blocks per
-   * SM. MOETUNE_FA2_BWD=v1|v2|v3|v4 forces one for comparison (v3 and v4 at head dim 128 run that
-   * head dim's default).
+   * SM; v5-v7 (head dim 128), warp pairs of 32 keys (one warp S, P, dV; one dP, dS, dK): v5, 4
+   * pairs over 64-query tiles; v6, 4 pairs over 32-query tiles; v7, 2 pairs over 64-query tiles,
+   * two blocks per SM; v8 (head dim 128), v1 with each query tile's dQ product one tile late (one
+   * barrier per tile, two dS^T buffers). MOETUNE_FA2_BWD=v1..v8 forces one for comparison (one that
+   * does not exist at the call's head dim runs that head dim's default).
    */
   static String fa2BwdVariant(String env, int hd) {
     String dflt = FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
@@ -295,11 +298,10 @@ final class LayerOps {
     return switch (v) {
       case "v1", "v2" -> v;
       case "v3", "v4" -> hd == 64 ? v : dflt;
+      case "v5", "v6", "v7", "v8" -> hd == 128 ? v : dflt;
       default ->
           throw new IllegalArgumentException(
-              "MOETUNE_FA2_BWD="
-                  + env
-                  + " is not a backward variant: use v1, v2, v3 or v4 (or unset it)");
+              "MOETUNE_FA2_BWD=" + env + " is not a backward variant: use v1 to v8 (or unset it)");
     };
   }
 
@@ -312,20 +314,33 @@ final class LayerOps {
 
   private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
 
-  /** Keys per backward block: 64 for v2 and v3, 128 for v1 and v4. */
+  /** Keys per backward block: 64 for v2, v3 and v7, 128 for the others. */
   static int fa2BwdKeys(String variant) {
-    return variant.equals("v2") || variant.equals("v3") ? 64 : 128;
+    return switch (variant) {
+      case "v2", "v3", "v7" -> 64;
+      default -> 128;
+    };
   }
 
-  /** Threads per backward block: 32 per warp, 8 warps for v1, 4 for the others. */
+  /** Threads per backward block: 32 per warp, 8 warps for v1, v5, v6 and v8, 4 for the others. */
   static int fa2BwdThreads(String variant) {
-    return variant.equals("v1") ? 256 : 128;
+    return switch (variant) {
+      case "v1", "v5", "v6", "v8" -> 256;
+      default -> 128;
+    };
   }
 
-  /** attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4, else 64). */
+  /**
+   * attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4 and v6, else 64),
+   * plus one more keys x queries bf16 tile: bwd_pair_smem's P^T buffer for v5 and v6, v8's second
+   * dS^T buffer.
+   */
   static int fa2BwdSmem(int hd, String variant) {
-    int keys = fa2BwdKeys(variant), rows = variant.equals("v4") ? 32 : 64;
-    return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
+    int keys = fa2BwdKeys(variant);
+    int rows = variant.equals("v4") || variant.equals("v6") ? 32 : 64;
+    boolean extraTile = variant.equals("v5") || variant.equals("v6") || variant.equals("v8");
+    int extra = extraTile ? keys * rows * 2 : 0;
+    return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4 + extra;
   }
 
   void embeddingForward(Tensor ids, Tensor table, Tensor out) {
