@@ -12,6 +12,7 @@
 #include "groupxty.cu"
 #include "moe_mma.cu"
 #include "moe_wgmma.cu"
+#include "moe_wgmma_ws.cu"
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"

@@ -1,0 +1,464 @@
+// bf16 grouped products of ScatterMoE, variant 5 (kernels/lab/moe): sm_90a, warp-specialised.
+// Each block is three warpgroups: warpgroups 0 and 1 are consumers (wgmma m64nBNk16 on rows
+// 64 g .. 64 g + 63 of a 128 x BN tile, float32 accumulators, as variant 3), warpgroup 2 is the
+// producer. Shared memory holds WS_STAGES stages of (A 128 x 64, B BN x 64) in the 128-byte
+// swizzle of moe_wgmma.cu; every stage has a "full" and an "empty" mbarrier. The producer waits
+// for a stage to be empty, then one thread arms its full barrier with the byte count and issues
+// TMA (cp.async.bulk.tensor) for the weight tile; gathered token rows (rows scattered in x) come
+// by 16-byte cp.async from the 128 producer threads, each finishing with
+// cp.async.mbarrier.arrive.noinc on the same full barrier. Rows that are contiguous (grouped
+// input) come by TMA as well. Consumers wait for full, run the four wgmma of the k step, keep one
+// wgmma group in flight and release the stage before (one arrive per consumer warp on empty).
+// setmaxnreg moves registers from the producer (80) to the consumers (216).
+//
+// Persistent over the same (expert row tile, column tile) order as variant 3 (each warpgroup
+// walks the tile list on its own; no communication beyond the stage barriers), so the producer
+// loads the next tile's first stages while the consumers run the epilogue of this one.
+//
+// group_xty_ws: dW[e] += dy_e^T x_e with both operands MN-major by TMA (64 x 64 boxes, one per
+// 64-column slab), persistent over (expert, o tile, i tile); the last k step of an expert whose
+// row count is not a multiple of 64 is copied by cp.async with zero fill instead (TMA would read
+// the next expert's rows). float32 read-modify-write epilogue, each element owned by one tile.
+//
+// Tensor maps (host, cuTensorMapEncodeTiled, bf16, 128-byte swizzle, zero out-of-bounds fill):
+//   weight, x W^T  (W (E, out, in)):  dims {in, out, E},  box {64, BN, 1}
+//   weight, x W    (W (E, in, out)):  dims {out, in, E},  box {64, 64, 1}
+//   rows, grouped in (x (M, in)):     dims {in, M},       box {64, 128}
+//   dW operands (dy (M, O), x (M, I)): dims {O, M} / {I, M}, box {64, 64}
+// Requirements as variant 3 (contiguous dimensions multiples of 8, 16-byte aligned bases).
+
+#include <cuda.h>  // CUtensorMap (a 128-byte opaque struct; no driver calls in device code)
+
+#define WS_THREADS 384
+
+__host__ __device__ constexpr int ws_smem_bytes(int bn, int stages) {
+  return wg_smem_bytes(bn, stages) + 2 * stages * 8;  // + the full and empty barriers
+}
+
+#ifdef WG_ON
+__device__ __forceinline__ void ws_bar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void ws_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        " selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// The arrive fires when this thread's earlier cp.async copies have landed (count set at init).
+__device__ __forceinline__ void ws_cp_arrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void ws_tma2(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
+                                        uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(tm), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void ws_tma3(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
+                                        int c2, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+
+// Barriers: full[s] at bars + 8 s, empty[s] at bars + 8 (STAGES + s). fullCount arrivals fill a
+// stage (1: the TMA thread alone; 129: plus the 128 producer threads' cp.async arrivals); a stage
+// is empty after one arrive per consumer warp (8).
+template <int STAGES>
+__device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < STAGES; s++) {
+      ws_bar_init(bars + 8 * s, fullCount);
+      ws_bar_init(bars + 8 * (STAGES + s), 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+}
+
+// One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
+// the stage of the step before (prevS >= 0).
+template <int BN, int TA, int TB, bool CP>
+__device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
+                                           uint32_t parity, uint32_t prevEmpty, bool release) {
+  constexpr int A_BYTES = WG_BM * WG_BK * 2;
+  int wg = threadIdx.x / 128;
+  ws_wait(full, parity);
+  if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
+  uint32_t sB = sA + A_BYTES;
+  uint64_t da = TA ? wg_desc(sA + wg * WG_SLAB, WG_SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
+  uint64_t db = TB ? wg_desc(sB, WG_SLAB, 1024) : wg_desc(sB, 16, 1024);
+  wg_fence_acc(d);
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+  for (int kk = 0; kk < WG_BK / 16; kk++) {
+    uint64_t a = da + (TA ? kk * (2048 >> 4) : kk * (32 >> 4));
+    uint64_t b = db + (TB ? kk * (2048 >> 4) : kk * (32 >> 4));
+    wg_mma<BN, TA, TB>(d, a, b);
+  }
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+  wg_fence_acc(d);
+  if (release && (threadIdx.x & 31) == 0) ws_arrive(prevEmpty);
+}
+
+// The tile list of scatter2scatter (as wg_s2s): builds rowEnd / tileStart in shared memory.
+__device__ __forceinline__ void ws_build_tiles(const int* sortedExpert, int M, int E,
+                                               int* tileStart, int* rowEnd) {
+  for (int e = threadIdx.x; e < E; e += blockDim.x) {
+    int lo = 0, hi = M;
+    while (lo < hi) {
+      int mid = (lo + hi) >> 1;
+      if (sortedExpert[mid] <= e) lo = mid + 1; else hi = mid;
+    }
+    rowEnd[e] = lo;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int t = 0, start = 0;
+    tileStart[0] = 0;
+    for (int e = 0; e < E; e++) {
+      t += (rowEnd[e] - start + WG_BM - 1) / WG_BM;
+      tileStart[e + 1] = t;
+      start = rowEnd[e];
+    }
+  }
+  __syncthreads();
+}
+
+struct WsTile {
+  int e, rStart, rows, n0;
+};
+
+template <int BN>
+__device__ __forceinline__ WsTile ws_tile(long long t, const int* tileStart, const int* rowEnd,
+                                          int E, int rowTiles, int nTiles) {
+  long long perGroup = (long long)MM_GROUP_M * nTiles;
+  int first = (int)(t / perGroup) * MM_GROUP_M;
+  int size = min(rowTiles - first, MM_GROUP_M);
+  int within = (int)(t % perGroup);
+  int rt = first + within % size, nt = within / size;
+  int lo = 0, hi = E;
+  while (lo < hi) {
+    int mid = (lo + hi) >> 1;
+    if (tileStart[mid + 1] <= rt) lo = mid + 1; else hi = mid;
+  }
+  WsTile w;
+  w.e = lo;
+  w.rStart = (lo == 0 ? 0 : rowEnd[lo - 1]) + (rt - tileStart[lo]) * WG_BM;
+  w.rows = min(rowEnd[lo] - w.rStart, WG_BM);
+  w.n0 = nt * BN;
+  return w;
+}
+
+// Stores the tile: thread rows r0 and r0 + 8 (output row offsets computed once), column pairs
+// 8 j + 2 (lane & 3). Loops kept small so they unroll fully (a partly unrolled loop indexes the
+// accumulators at run time, which puts them in local memory).
+template <int BN>
+__device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const WsTile& tl,
+                                                const void* bias, int bdt, void* y, int ydt,
+                                                const int* sortedScattered, int outDim,
+                                                int groupedOut) {
+  int tid = threadIdx.x, lane = tid & 31;
+  int r0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
+  long long row[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    int r = r0 + 8 * h, p = tl.rStart + r;
+    row[h] = r < tl.rows ? (long long)(groupedOut ? p : sortedScattered[p]) * outDim : -1;
+  }
+  int c0 = tl.n0 + 2 * (lane & 3);
+  if (ydt == DT_BF16 && bias == nullptr) {
+    __nv_bfloat16* yb = (__nv_bfloat16*)y;
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+      int n = c0 + 8 * j;
+#pragma unroll
+      for (int h = 0; h < 2; h++)
+        if (row[h] >= 0 && n < outDim)
+          *reinterpret_cast<__nv_bfloat162*>(yb + row[h] + n) =
+              __floats2bfloat162_rn(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < BN / 8; j++) {
+    int n = c0 + 8 * j;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      if (row[h] < 0 || n >= outDim) continue;
+      float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+      if (bias != nullptr) {
+        long long bi = (long long)tl.e * outDim + n;
+        v0 += ldf(bias, bi, bdt);
+        v1 += ldf(bias, bi + 1, bdt);
+      }
+      stf(y, row[h] + n, ydt, v0);
+      stf(y, row[h] + n + 1, ydt, v1);
+    }
+  }
+}
+
+template <int BN, int STAGES, bool TRANSW, bool GATHER>
+__device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
+                                       const __nv_bfloat16* x, const void* bias, int bdt, void* y,
+                                       int ydt, const int* sortedExpert,
+                                       const int* sortedScattered, int M, int E, int inDim,
+                                       int outDim, int fanOut, int groupedOut) {
+  extern __shared__ __align__(128) unsigned char wg_smem[];
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
+  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES));
+  int* rowEnd = tileStart + E + 1;
+  ws_build_tiles(sortedExpert, M, E, tileStart, rowEnd);
+  ws_init_bars<STAGES>(bars, GATHER ? 129 : 1);
+  int rowTiles = tileStart[E], nTiles = (outDim + BN - 1) / BN;
+  long long total = (long long)rowTiles * nTiles;
+  uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
+  int kTiles = (inDim + WG_BK - 1) / WG_BK;
+  if (threadIdx.x >= 256) {  // producer warpgroup
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    int pt = threadIdx.x - 256, c = pt % 8;
+    uint32_t it = 0;
+    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+      WsTile tl = ws_tile<BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+      int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
+      if (GATHER) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+          int r = pt / 8 + 16 * i;
+          src[i] = r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
+        }
+      }
+      for (int kt = 0; kt < kTiles; kt++, it++) {
+        int s = it % STAGES;
+        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
+        ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
+        int k0 = kt * WG_BK;
+        if (pt == 0) {
+          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
+          if (TRANSW) {
+            ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
+          } else {
+#pragma unroll
+            for (int j = 0; j < BN / 64; j++) ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
+          }
+          if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
+        }
+        if (GATHER) {
+#pragma unroll
+          for (int i = 0; i < 8; i++) {
+            int r = pt / 8 + 16 * i;
+            bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
+            mm_cp16(sA + wg_swz(r, c),
+                    ok ? (const void*)(x + (long long)src[i] * inDim + k0 + c * 8) : (const void*)x,
+                    ok);
+          }
+          ws_cp_arrive(full);
+        }
+      }
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
+  } else {  // consumer warpgroups 0 and 1
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    uint32_t it = 0;
+    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+      WsTile tl = ws_tile<BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+      float d[BN / 2];
+#pragma unroll
+      for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+      for (int kt = 0; kt < kTiles; kt++, it++) {
+        int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER>(d, smem + s * STAGE, bars + 8 * s,
+                                                 (it / STAGES) & 1, bars + 8 * (STAGES + sp),
+                                                 kt > 0);
+      }
+      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+      wg_fence_acc(d);
+      if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
+    }
+  }
+}
+
+// dW[e] (O, I) += dy_e^T x_e, persistent over (expert, o tile, i tile), grouped by MM_GROUP_M o
+// tiles.
+template <int BN, int STAGES>
+__device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
+                                       const __nv_bfloat16* x, const __nv_bfloat16* dy,
+                                       const int* offsets, void* dw, int wdt, int E, int I, int O) {
+  extern __shared__ __align__(128) unsigned char wg_smem[];
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
+  ws_init_bars<STAGES>(bars, 129);
+  int oTiles = (O + WG_BM - 1) / WG_BM, iTiles = (I + BN - 1) / BN;
+  long long per = (long long)oTiles * iTiles, total = per * E;
+  uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
+  // tile t -> (e, o0, i0): o tiles grouped by MM_GROUP_M within an expert
+  auto tile = [&](long long t, int& e, int& o0, int& i0) {
+    e = (int)(t / per);
+    int w = (int)(t % per), perGroup = MM_GROUP_M * iTiles;
+    int first = w / perGroup * MM_GROUP_M, size = min(oTiles - first, MM_GROUP_M);
+    int within = w % perGroup;
+    o0 = (first + within % size) * WG_BM;
+    i0 = within / size * BN;
+  };
+  if (threadIdx.x >= 256) {  // producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    int pt = threadIdx.x - 256;
+    uint32_t it = 0;
+    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+      int e, o0, i0;
+      tile(t, e, o0, i0);
+      int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
+      int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
+      for (int kt = 0; kt < kTiles; kt++, it++) {
+        int s = it % STAGES;
+        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
+        ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
+        int k0 = p0 + kt * WG_BK;
+        if (k0 + WG_BK <= p1) {  // whole step: TMA
+          if (pt == 0) {
+            ws_arrive_tx(full, A_BYTES + B_BYTES);
+#pragma unroll
+            for (int j = 0; j < WG_BM / 64; j++) ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
+#pragma unroll
+            for (int j = 0; j < BN / 64; j++) ws_tma2(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full);
+          }
+        } else {  // the expert's last rows: zero-filled cp.async, nothing of the next expert
+          if (pt == 0) ws_arrive(full);
+#pragma unroll 1
+          for (int i = 0; i < WG_BK * WG_BM / 8 / 128; i++) {
+            int idx = pt + 128 * i, k = idx / (WG_BM / 8), mn = (idx % (WG_BM / 8)) * 8;
+            bool ok = k0 + k < p1 && o0 + mn < O;
+            mm_cp16(sA + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8),
+                    ok ? (const void*)(dy + (long long)(k0 + k) * O + o0 + mn) : (const void*)dy,
+                    ok);
+          }
+#pragma unroll 1
+          for (int i = 0; i < WG_BK * BN / 8 / 128; i++) {
+            int idx = pt + 128 * i, k = idx / (BN / 8), mn = (idx % (BN / 8)) * 8;
+            bool ok = k0 + k < p1 && i0 + mn < I;
+            mm_cp16(sB + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8),
+                    ok ? (const void*)(x + (long long)(k0 + k) * I + i0 + mn) : (const void*)x, ok);
+          }
+        }
+        ws_cp_arrive(full);
+      }
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+  } else {  // consumers
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    uint32_t it = 0;
+    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+      int e, o0, i0;
+      tile(t, e, o0, i0);
+      int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
+      int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
+      if (kTiles <= 0) continue;
+      float d[BN / 2];
+#pragma unroll
+      for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+      for (int kt = 0; kt < kTiles; kt++, it++) {
+        int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+        ws_consume<BN, 1, 1, true>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
+                                   bars + 8 * (STAGES + sp), kt > 0);
+      }
+      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+      wg_fence_acc(d);
+      if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      int tid = threadIdx.x, lane = tid & 31;
+      int r0 = o0 + (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
+      int c0 = i0 + 2 * (lane & 3);
+      if (wdt == DT_F32) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          int o = r0 + 8 * h;
+          if (o >= O) continue;
+          float* q = (float*)dw + ((long long)e * O + o) * I;
+#pragma unroll
+          for (int j = 0; j < BN / 8; j++) {
+            int i = c0 + 8 * j;  // I is a multiple of 8: i + 1 < I too
+            if (i >= I) continue;
+            float2 v = *reinterpret_cast<float2*>(q + i);
+            v.x += d[4 * j + 2 * h];
+            v.y += d[4 * j + 2 * h + 1];
+            *reinterpret_cast<float2*>(q + i) = v;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          int o = r0 + 8 * h;
+          if (o >= O) continue;
+          long long at = ((long long)e * O + o) * I;
+#pragma unroll
+          for (int j = 0; j < BN / 8; j++) {
+            int i = c0 + 8 * j;
+            if (i >= I) continue;
+            addf(dw, at + i, wdt, d[4 * j + 2 * h]);
+            addf(dw, at + i + 1, wdt, d[4 * j + 2 * h + 1]);
+          }
+        }
+      }
+    }
+  }
+}
+#endif  // WG_ON
+
+// Shipped configurations: "ws256" 128 x 256 tiles, 4 stages; "ws128" 128 x 128 tiles, 6 stages;
+// one block of 384 threads per SM. Dynamic shared memory ws_smem_bytes(BN, STAGES) + (2E + 1)
+// ints for scatter2scatter, ws_smem_bytes(BN, STAGES) for groupXtY. tmA: the x map when the rows
+// are grouped (groupedIn), else unused (any valid map). transW and groupedIn pick the kernel.
+#define WS_S2S_ARGS                                                                           \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmA,           \
+      const __nv_bfloat16 *x, const void *bias, int bdt, void *y, int ydt,                    \
+      const int *sortedExpert, const int *sortedScattered, int M, int E, int inDim, int outDim, \
+      int fanOut, int groupedOut
+#define WS_S2S_PASS                                                                          \
+  &tmW, &tmA, x, bias, bdt, y, ydt, sortedExpert, sortedScattered, M, E, inDim, outDim, fanOut, \
+      groupedOut
+#define WS_XTY_ARGS                                                                      \
+  const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,     \
+      const __nv_bfloat16 *x, const __nv_bfloat16 *dy, const int *offsets, void *dw, int wdt, \
+      int E, int I, int O
+#define WS_XTY_PASS &tmDy, &tmX, x, dy, offsets, dw, wdt, E, I, O
+
+#define WS_S2S_KERNEL(name, BN, ST, TW, GA)                                      \
+  MT_KERNEL void __launch_bounds__(WS_THREADS, 1) name(WS_S2S_ARGS) {            \
+    WG_BODY((ws_s2s<BN, ST, TW, GA>(WS_S2S_PASS)));                              \
+  }
+// t: x W^T (transW), n: x W; g: gathered rows (cp.async), c: contiguous rows (TMA)
+WS_S2S_KERNEL(scatter2scatter_ws256_tg_kernel5, 256, 4, true, true)
+WS_S2S_KERNEL(scatter2scatter_ws256_tc_kernel5, 256, 4, true, false)
+WS_S2S_KERNEL(scatter2scatter_ws256_ng_kernel5, 256, 4, false, true)
+WS_S2S_KERNEL(scatter2scatter_ws256_nc_kernel5, 256, 4, false, false)
+WS_S2S_KERNEL(scatter2scatter_ws128_tg_kernel5, 128, 6, true, true)
+WS_S2S_KERNEL(scatter2scatter_ws128_tc_kernel5, 128, 6, true, false)
+WS_S2S_KERNEL(scatter2scatter_ws128_ng_kernel5, 128, 6, false, true)
+WS_S2S_KERNEL(scatter2scatter_ws128_nc_kernel5, 128, 6, false, false)
+
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_kernel5(WS_XTY_ARGS) {
+  WG_BODY((ws_xty<256, 4>(WS_XTY_PASS)));
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_kernel5(WS_XTY_ARGS) {
+  WG_BODY((ws_xty<128, 6>(WS_XTY_PASS)));
+}
