@@ -265,7 +265,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   void forward(
-      CudaBackend b,
+      CudaContext b,
       CudaTensor q,
       CudaTensor k,
       CudaTensor v,
@@ -306,7 +306,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   void backward(
-      CudaBackend b,
+      CudaContext b,
       CudaTensor dOut,
       CudaTensor q,
       CudaTensor k,

@@ -1,17 +1,14 @@
 package moetune.engine.backend.cuda;
 
-import static moetune.engine.backend.cuda.CudaBackend.dt;
-import static moetune.engine.backend.cuda.CudaBackend.require;
-import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
+import static moetune.engine.backend.cuda.CudaContext.dt;
+import static moetune.engine.backend.cuda.CudaContext.require;
+import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/**
- * Embedding, RMSNorm, RoPE and attention on the GPU (kernels in
- * embedding/rmsnorm/rope/attention.cu).
- */
+/** RoPE and attention on the GPU (kernels in rope.cu, attention.cu, attention_fa2.cu). */
 final class LayerOps {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
   private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
@@ -89,13 +86,13 @@ final class LayerOps {
     }
   }
 
-  private final CudaBackend b;
+  private final CudaContext b;
   private AttentionPath attention;
   private CudnnAttention cudnn; // loaded on the first call that takes the cuDNN path
   private String cudnnMissing; // why cuDNN could not be loaded (said once)
   private final java.util.Set<String> attentionNotes = new java.util.HashSet<>();
 
-  LayerOps(CudaBackend b) {
+  LayerOps(CudaContext b) {
     this.b = b;
     this.attention = AttentionPath.fromEnv(System.getenv("MOETUNE_ATTENTION"));
   }
@@ -237,185 +234,6 @@ final class LayerOps {
   static int fa2BwdSmem(int hd, String variant) {
     int keys = fa2BwdKeys(variant), rows = variant.equals("v4") ? 32 : 64;
     return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
-  }
-
-  void embeddingForward(Tensor ids, Tensor table, Tensor out) {
-    String op = "embeddingForward";
-    CudaTensor i = b.ct(ids, op, "ids"), t = b.ct(table, op, "table"), o = b.ct(out, op, "out");
-    requireDtype(i, DType.I32, op, "ids");
-    long n = i.numel(), d = t.cols();
-    require(
-        o.rows() == n && o.cols() == d,
-        op + ": ids " + i.describe() + ", table " + t.describe() + " but out " + o.describe());
-    b.launch(
-        "embedding_forward_kernel",
-        i.describe() + " " + t.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        i.address(),
-        t.address(),
-        dt(t, op, "table"),
-        o.address(),
-        dt(o, op, "out"),
-        (int) d,
-        (int) t.rows());
-  }
-
-  void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
-    String op = "embeddingBackward";
-    CudaTensor i = b.ct(ids, op, "ids"), g = b.ct(dOut, op, "dOut"), t = b.ct(dTable, op, "dTable");
-    requireDtype(i, DType.I32, op, "ids");
-    long n = i.numel(), d = t.cols();
-    require(
-        g.rows() == n && g.cols() == d,
-        op + ": ids " + i.describe() + ", dTable " + t.describe() + " but dOut " + g.describe());
-    b.launch(
-        "embedding_backward_kernel",
-        i.describe() + " " + t.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        i.address(),
-        g.address(),
-        dt(g, op, "dOut"),
-        t.address(),
-        dt(t, op, "dTable"),
-        (int) d,
-        (int) t.rows());
-  }
-
-  void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
-    String op = "rmsnormForward";
-    CudaTensor r = b.ct(residual, op, "residual"),
-        wt = b.ct(w, op, "w"),
-        o = b.ct(out, op, "out"),
-        s = b.ct(rstd, op, "rstd");
-    long n = r.rows(), d = r.cols();
-    require(
-        wt.numel() == d && o.rows() == n && o.cols() == d && s.numel() == n,
-        op
-            + ": residual "
-            + r.describe()
-            + ", w "
-            + wt.describe()
-            + ", out "
-            + o.describe()
-            + ", rstd "
-            + s.describe());
-    requireDtype(s, DType.F32, op, "rstd");
-    if (delta != null) {
-      CudaTensor dl = b.ct(delta, op, "delta");
-      require(
-          dl.numel() == r.numel(),
-          op + ": delta " + dl.describe() + " does not match residual " + r.describe());
-    }
-    b.launch(
-        "rmsnorm_forward_kernel",
-        r.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        r.address(),
-        dt(r, op, "residual"),
-        b.ptr(delta, op, "delta"),
-        dt(delta, op, "delta"),
-        wt.address(),
-        dt(wt, op, "w"),
-        eps,
-        o.address(),
-        dt(o, op, "out"),
-        s.address(),
-        (int) d);
-  }
-
-  void rmsnormBackward(Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw) {
-    String op = "rmsnormBackward";
-    CudaTensor g = b.ct(dOut, op, "dOut"),
-        xt = b.ct(x, op, "x"),
-        wt = b.ct(w, op, "w"),
-        s = b.ct(rstd, op, "rstd");
-    CudaTensor dxt = b.ct(dx, op, "dx");
-    long n = xt.rows(), d = xt.cols();
-    require(
-        g.numel() == xt.numel() && dxt.numel() == xt.numel() && wt.numel() == d && s.numel() == n,
-        op
-            + ": dOut "
-            + g.describe()
-            + ", x "
-            + xt.describe()
-            + ", w "
-            + wt.describe()
-            + ", rstd "
-            + s.describe()
-            + ", dx "
-            + dxt.describe());
-    requireDtype(s, DType.F32, op, "rstd");
-    if (dw != null) {
-      require(dw.numel() == d, op + ": dw " + dw.describe() + " must have " + d + " elements");
-    }
-    if (n == 0) {
-      return;
-    }
-    // Each block keeps a D-float dw partial in shared memory; P blocks, then a column reduction.
-    // D % 256 == 0 up to 2048 with 16-byte aligned tensors (the model's widths): the warp-per-row
-    // kernel with 16-byte loads (rmsnorm.cu, 8 warps of ~120 registers); else a block per row.
-    boolean rows =
-        d % 256 == 0
-            && d <= 2048
-            && g.address() % 16 == 0
-            && xt.address() % 16 == 0
-            && wt.address() % 16 == 0
-            && dxt.address() % 16 == 0;
-    long parts = Math.min(n, 256);
-    int smem = (int) (d * 4);
-    require(
-        smem <= 200 * 1024,
-        op + ": hidden size " + d + " exceeds the kernel's shared-memory dw accumulator");
-    try (Tensor part = dw == null ? null : b.empty(DType.F32, parts, d)) {
-      b.launch(
-          rows ? "rmsnorm_backward_rows_kernel" : "rmsnorm_backward_kernel",
-          xt.describe(),
-          parts,
-          1,
-          1,
-          rows ? 256 : blockFor(d),
-          smem,
-          g.address(),
-          dt(g, op, "dOut"),
-          xt.address(),
-          dt(xt, op, "x"),
-          wt.address(),
-          dt(wt, op, "w"),
-          s.address(),
-          dxt.address(),
-          dt(dxt, op, "dx"),
-          b.ptr(part, op, "dw partials"),
-          (int) n,
-          (int) d);
-      if (dw != null) {
-        CudaTensor dwt = b.ct(dw, op, "dw");
-        b.launch(
-            "rmsnorm_dw_reduce_kernel",
-            dwt.describe(),
-            (d + 255) / 256,
-            1,
-            1,
-            256,
-            0,
-            b.ptr(part, op, "dw partials"),
-            (int) parts,
-            dwt.address(),
-            dt(dwt, op, "dw"),
-            (int) d);
-      }
-    }
   }
 
   void rope(Tensor x, Tensor positions, float theta, float sign, String op) {
@@ -742,11 +560,5 @@ final class LayerOps {
           rows * d[2],
           Float.intBitsToFloat(st[7]));
     }
-  }
-
-  /** Threads for a one-block-per-row kernel over d columns: a multiple of 32, at most 1024. */
-  static int blockFor(long d) {
-    long t = Math.min(1024, Math.max(32, (d + 3) / 4));
-    return (int) ((t + 31) / 32 * 32);
   }
 }

@@ -1,22 +1,20 @@
 package moetune.engine.backend.cuda;
 
-import static moetune.engine.backend.cuda.CudaBackend.dt;
-import static moetune.engine.backend.cuda.CudaBackend.require;
-import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
+import static moetune.engine.backend.cuda.CudaContext.dt;
+import static moetune.engine.backend.cuda.CudaContext.require;
+import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
-import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/**
- * Losses, reductions, clipping and AdamW on the GPU (loss.cu, adamw.cu). None reads back to the
- * host.
- */
+/** Losses and sum on the GPU (loss.cu). None reads back to the host. */
 final class LossOps {
-  private final CudaBackend b;
+  private final CudaContext b;
+  private final CudaElementwise elementwise; // sum zeroes its output first
 
-  LossOps(CudaBackend b) {
+  LossOps(CudaContext b, CudaElementwise elementwise) {
     this.b = b;
+    this.elementwise = elementwise;
   }
 
   void crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale) {
@@ -227,7 +225,7 @@ final class LossOps {
     CudaTensor xt = b.ct(x, op, "x"), o = b.ct(out, op, "out");
     require(o.numel() == 1, op + ": out " + o.describe() + " must hold one value");
     requireDtype(o, DType.F32, op, "out");
-    b.fill(o, 0f);
+    elementwise.fill(o, 0f);
     b.launch(
         "sum_kernel",
         xt.describe(),
@@ -241,166 +239,5 @@ final class LossOps {
         scale,
         o.address(),
         xt.numel());
-  }
-
-  void sumSquares(Tensor x, Tensor acc) {
-    String op = "sumSquares";
-    CudaTensor xt = b.ct(x, op, "x"), a = b.ct(acc, op, "acc");
-    require(a.numel() == 1, op + ": acc " + a.describe() + " must hold one value");
-    requireDtype(a, DType.F32, op, "acc");
-    if (vec4(xt)) {
-      b.launch(
-          "sum_squares_f32x4_kernel",
-          xt.describe(),
-          Math.min(b.gridFor(xt.numel() / 4), 1024),
-          1,
-          1,
-          256,
-          0,
-          xt.address(),
-          a.address(),
-          xt.numel() / 4);
-      return;
-    }
-    b.launch(
-        "sum_squares_kernel",
-        xt.describe(),
-        Math.min(b.gridFor(xt.numel()), 1024),
-        1,
-        1,
-        256,
-        0,
-        xt.address(),
-        dt(xt, op, "x"),
-        a.address(),
-        xt.numel());
-  }
-
-  void clipByNorm(Tensor grad, Tensor sumSq, float maxNorm) {
-    String op = "clipByNorm";
-    CudaTensor g = b.ct(grad, op, "grad"), s = b.ct(sumSq, op, "sumSq");
-    require(s.numel() == 1, op + ": sumSq " + s.describe() + " must hold one value");
-    requireDtype(s, DType.F32, op, "sumSq");
-    if (vec4(g)) {
-      b.launch(
-          "clip_by_norm_f32x4_kernel",
-          g.describe(),
-          b.gridFor(g.numel() / 4),
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          s.address(),
-          maxNorm,
-          g.numel() / 4);
-      return;
-    }
-    b.launch(
-        "clip_by_norm_kernel",
-        g.describe(),
-        b.gridFor(g.numel()),
-        1,
-        1,
-        256,
-        0,
-        g.address(),
-        dt(g, op, "grad"),
-        s.address(),
-        maxNorm,
-        g.numel());
-  }
-
-  void adamwStep(
-      Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
-    String op = "adamwStep";
-    CudaTensor p = b.ct(param, op, "param"),
-        g = b.ct(grad, op, "grad"),
-        mt = b.ct(m, op, "m"),
-        vt = b.ct(v, op, "v");
-    long n = p.numel();
-    require(
-        g.numel() == n && mt.numel() == n && vt.numel() == n,
-        op
-            + ": param "
-            + p.describe()
-            + ", grad "
-            + g.describe()
-            + ", m "
-            + mt.describe()
-            + ", v "
-            + vt.describe());
-    requireDtype(p, DType.F32, op, "param");
-    requireDtype(mt, DType.F32, op, "m");
-    requireDtype(vt, DType.F32, op, "v");
-    if (lowPrecision != null) {
-      require(
-          lowPrecision.numel() == n,
-          op
-              + ": lowPrecision "
-              + lowPrecision.describe()
-              + " does not match param "
-              + p.describe());
-    }
-    // c: the step's constants, computed once on the host as torch does (AdamWCoefficients).
-    long low = b.ptr(lowPrecision, op, "lowPrecision");
-    int lowDt = dt(lowPrecision, op, "lowPrecision");
-    if (vec4(p) && vec4(g) && vec4(mt) && vec4(vt) && (lowDt != 1 || low % 8 == 0)) {
-      b.launch(
-          "adamw_f32x4_kernel",
-          p.describe(),
-          b.gridFor(n / 4),
-          1,
-          1,
-          256,
-          0,
-          p.address(),
-          g.address(),
-          mt.address(),
-          vt.address(),
-          c.decay(),
-          c.w1(),
-          c.beta2(),
-          c.w2(),
-          c.negStepSize(),
-          c.bc2Sqrt(),
-          c.eps(),
-          low,
-          lowDt,
-          n / 4);
-      return;
-    }
-    b.launch(
-        "adamw_kernel",
-        p.describe(),
-        b.gridFor(n),
-        1,
-        1,
-        256,
-        0,
-        p.address(),
-        g.address(),
-        dt(g, op, "grad"),
-        mt.address(),
-        vt.address(),
-        c.decay(),
-        c.w1(),
-        c.beta2(),
-        c.w2(),
-        c.negStepSize(),
-        c.bc2Sqrt(),
-        c.eps(),
-        low,
-        lowDt,
-        n);
-  }
-
-  /**
-   * Whether a tensor can take the 16-byte vector kernels: float32, 16-byte aligned, a multiple of 4
-   * elements. The flat parameter, gradient and moment buffers are; odd views fall back to the
-   * scalar kernels (and {@code bench kernels} times both that way).
-   */
-  private static boolean vec4(CudaTensor t) {
-    return t.dtype() == DType.F32 && t.numel() % 4 == 0 && t.address() % 16 == 0;
   }
 }

@@ -1,19 +1,18 @@
 package moetune.engine.backend.cuda;
 
-import static moetune.engine.backend.cuda.CudaBackend.dt;
-import static moetune.engine.backend.cuda.CudaBackend.require;
-import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
+import static moetune.engine.backend.cuda.CudaContext.dt;
+import static moetune.engine.backend.cuda.CudaContext.require;
+import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Routing and the ScatterMoE kernels on the GPU (router.cu, scatter2scatter.cu, group.cu,
- * groupxty.cu, swiglu.cu). Routing stays on the device: top-k, the counting sort and the expert
+ * The ScatterMoE kernels on the GPU (scatter2scatter.cu, moe_mma.cu, moe_wgmma.cu, group.cu,
+ * groupxty.cu). Routing (CudaRouter) stays on the device: top-k, the counting sort and the expert
  * offsets never visit the host.
  */
 final class MoeOps {
-  private static final int MAX_K = 16; // router.cu
   private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
   private static final int TC_TILE =
       128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels, variant 1)
@@ -71,10 +70,10 @@ final class MoeOps {
     DW
   }
 
-  private final CudaBackend b;
+  private final CudaContext b;
   private Kernel kernel;
 
-  MoeOps(CudaBackend b) {
+  MoeOps(CudaContext b) {
     this.b = b;
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
   }
@@ -125,152 +124,6 @@ final class MoeOps {
             case DW -> Kernel.N128;
           };
     };
-  }
-
-  void routerTopK(Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
-    String op = "routerTopK";
-    CudaTensor l = b.ct(logits, op, "logits"),
-        p = b.ct(probs, op, "probs"),
-        w = b.ct(topWeights, op, "topWeights");
-    CudaTensor i = b.ct(topIdx, op, "topIdx");
-    long n = l.rows(), e = l.cols();
-    require(
-        k >= 1 && k <= e && k <= MAX_K,
-        op + ": k=" + k + " must be in [1, min(E=" + e + ", " + MAX_K + ")]");
-    require(
-        p.numel() == n * e && w.numel() == n * k && i.numel() == n * k,
-        op
-            + ": logits "
-            + l.describe()
-            + ", k="
-            + k
-            + " but probs "
-            + p.describe()
-            + ", topWeights "
-            + w.describe()
-            + ", topIdx "
-            + i.describe());
-    requireDtype(p, DType.F32, op, "probs");
-    requireDtype(w, DType.F32, op, "topWeights");
-    requireDtype(i, DType.I32, op, "topIdx");
-    b.launch(
-        "router_topk_kernel",
-        l.describe() + " k=" + k,
-        (n + 127) / 128,
-        1,
-        1,
-        128,
-        0,
-        l.address(),
-        dt(l, op, "logits"),
-        (int) n,
-        (int) e,
-        k,
-        p.address(),
-        w.address(),
-        i.address());
-  }
-
-  void routerBackward(
-      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
-    String op = "routerBackward";
-    CudaTensor p = b.ct(probs, op, "probs"),
-        i = b.ct(topIdx, op, "topIdx"),
-        g = b.ct(dLogits, op, "dLogits");
-    long n = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, n);
-    require(
-        i.numel() == n * k && g.numel() == n * e,
-        op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", dLogits " + g.describe());
-    requireDtype(p, DType.F32, op, "probs");
-    requireDtype(i, DType.I32, op, "topIdx");
-    if (dTopWeights != null) {
-      require(
-          dTopWeights.numel() == n * k,
-          op + ": dTopWeights " + dTopWeights.describe() + " for topIdx " + i.describe());
-      requireDtype(dTopWeights, DType.F32, op, "dTopWeights");
-    }
-    if (dProbs != null) {
-      require(
-          dProbs.numel() == n * e,
-          op + ": dProbs " + dProbs.describe() + " for probs " + p.describe());
-      requireDtype(dProbs, DType.F32, op, "dProbs");
-    }
-    b.launch(
-        "router_backward_kernel",
-        p.describe() + " k=" + k,
-        (n + 127) / 128,
-        1,
-        1,
-        128,
-        0,
-        b.ptr(dTopWeights, op, "dTopWeights"),
-        b.ptr(dProbs, op, "dProbs"),
-        p.address(),
-        i.address(),
-        g.address(),
-        dt(g, op, "dLogits"),
-        (int) n,
-        (int) e,
-        (int) k);
-  }
-
-  void flattenSortCount(
-      Tensor topIdx,
-      int numExperts,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      Tensor expertOffsets) {
-    String op = "flattenSortCount";
-    CudaTensor t = b.ct(topIdx, op, "topIdx"), se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs");
-    CudaTensor ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
-        off = b.ct(expertOffsets, op, "expertOffsets");
-    long m = t.numel();
-    require(
-        se.numel() == m && ss.numel() == m && off.numel() == numExperts && numExperts > 0,
-        op
-            + ": topIdx "
-            + t.describe()
-            + ", E="
-            + numExperts
-            + " but sortedExpertIdxs "
-            + se.describe()
-            + ", sortedScatteredIdxs "
-            + ss.describe()
-            + ", expertOffsets "
-            + off.describe());
-    for (CudaTensor c : new CudaTensor[] {t, se, ss, off})
-      requireDtype(c, DType.I32, op, "index tensors");
-    require(numExperts <= 65535, op + ": at most 65535 experts (one block each)");
-    try (Tensor counts = b.zeros(DType.I32, numExperts)) {
-      long c = b.ptr(counts, op, "counts");
-      b.launch(
-          "expert_count_kernel",
-          t.describe(),
-          b.gridFor(m),
-          1,
-          1,
-          256,
-          0,
-          t.address(),
-          m,
-          numExperts,
-          c);
-      b.launch(
-          "expert_place_kernel",
-          t.describe(),
-          numExperts,
-          1,
-          1,
-          1024,
-          0,
-          t.address(),
-          m,
-          numExperts,
-          c,
-          se.address(),
-          ss.address(),
-          off.address());
-    }
   }
 
   void scatter2scatter(
@@ -471,7 +324,7 @@ final class MoeOps {
         m,
         1,
         1,
-        LayerOps.blockFor(d),
+        CudaContext.blockFor(d),
         0,
         xt.address(),
         dt(xt, op, "x"),
@@ -604,7 +457,7 @@ final class MoeOps {
         n,
         1,
         1,
-        LayerOps.blockFor(d),
+        CudaContext.blockFor(d),
         0,
         ex.address(),
         dt(ex, op, "expanded"),
@@ -649,61 +502,5 @@ final class MoeOps {
         dg.address(),
         n * k,
         (int) d);
-  }
-
-  void swigluForward(Tensor h, Tensor a) {
-    String op = "swigluForward";
-    CudaTensor ht = b.ct(h, op, "h"), at = b.ct(a, op, "a");
-    long m = at.rows(), f = at.cols();
-    require(
-        ht.rows() == m && ht.cols() == 2 * f,
-        op
-            + ": h "
-            + ht.describe()
-            + " should be ("
-            + m
-            + ", "
-            + 2 * f
-            + ") for a "
-            + at.describe());
-    b.launch(
-        "swiglu_forward_kernel",
-        ht.describe(),
-        b.gridFor(m * f),
-        1,
-        1,
-        256,
-        0,
-        ht.address(),
-        dt(ht, op, "h"),
-        at.address(),
-        dt(at, op, "a"),
-        m,
-        (int) f);
-  }
-
-  void swigluBackward(Tensor dA, Tensor h, Tensor dH) {
-    String op = "swigluBackward";
-    CudaTensor g = b.ct(dA, op, "dA"), ht = b.ct(h, op, "h"), dh = b.ct(dH, op, "dH");
-    long m = g.rows(), f = g.cols();
-    require(
-        ht.rows() == m && ht.cols() == 2 * f && dh.numel() == ht.numel(),
-        op + ": dA " + g.describe() + ", h " + ht.describe() + ", dH " + dh.describe());
-    b.launch(
-        "swiglu_backward_kernel",
-        ht.describe(),
-        b.gridFor(m * f),
-        1,
-        1,
-        256,
-        0,
-        g.address(),
-        dt(g, op, "dA"),
-        ht.address(),
-        dt(ht, op, "h"),
-        dh.address(),
-        dt(dh, op, "dH"),
-        m,
-        (int) f);
   }
 }

@@ -54,7 +54,7 @@ public final class NcclCommunicator implements Communicator {
 
   @Override
   public void allReduceSum(Tensor x) {
-    long p = be.ptr(x, "allReduceSum", "x");
+    long p = be.ct(x, "allReduceSum", "x").address();
     be.bind();
     nccl.allReduce(p, p, x.numel(), type(x, "allReduceSum"), comm, be.streamAddress(), ctx(x));
   }
@@ -71,7 +71,7 @@ public final class NcclCommunicator implements Communicator {
         values.length > 16; // the standing buffer holds 16; more is rare (a plan's counts)
     Tensor t = big ? be.empty(DType.I32, 2L * values.length) : scalars.view(0, 2L * values.length);
     be.copyFromHost(new HostTensor(DType.I32, new long[] {2L * values.length}, b), t);
-    long p = be.ptr(t, "allReduceSum", "host values");
+    long p = be.ct(t, "allReduceSum", "host values").address();
     be.bind();
     nccl.allReduce(
         p, p, values.length, 8 /* ncclFloat64 */, comm, be.streamAddress(), "host values");
@@ -88,7 +88,8 @@ public final class NcclCommunicator implements Communicator {
       throw new IllegalArgumentException(
           "reduceScatterSum: in " + in + " must be " + size + " times out " + out);
     }
-    long s = be.ptr(in, "reduceScatterSum", "in"), r = be.ptr(out, "reduceScatterSum", "out");
+    long s = be.ct(in, "reduceScatterSum", "in").address(),
+        r = be.ct(out, "reduceScatterSum", "out").address();
     be.bind();
     nccl.reduceScatter(
         s, r, out.numel(), type(in, "reduceScatterSum"), comm, be.streamAddress(), ctx(in));
@@ -100,7 +101,7 @@ public final class NcclCommunicator implements Communicator {
       throw new IllegalArgumentException(
           "allGather: out " + out + " must be " + size + " times in " + in);
     }
-    long s = be.ptr(in, "allGather", "in"), r = be.ptr(out, "allGather", "out");
+    long s = be.ct(in, "allGather", "in").address(), r = be.ct(out, "allGather", "out").address();
     be.bind();
     nccl.allGather(s, r, in.numel(), type(in, "allGather"), comm, be.streamAddress(), ctx(out));
   }
@@ -114,7 +115,8 @@ public final class NcclCommunicator implements Communicator {
     Communicator.checkAllToAll(size, send, sendCounts, recv, recvCounts);
     int t = type(send, "allToAll");
     long es = send.dtype().bytes();
-    long s = be.ptr(send, "allToAll", "send"), r = be.ptr(recv, "allToAll", "recv");
+    long s = be.ct(send, "allToAll", "send").address(),
+        r = be.ct(recv, "allToAll", "recv").address();
     long stream = be.streamAddress();
     be.bind();
     nccl.groupStart();

@@ -97,7 +97,7 @@ class CudnnAttentionTest {
         Pair lse = poisoned(DType.F32, n, c.h)) {
       cpu().attentionForward(q.c(), k.c(), v.c(), spec, out.c(), lse.c());
       cudnn.forward(
-          g,
+          g.context(),
           g.ct(q.g(), "test", "q"),
           g.ct(k.g(), "test", "k"),
           g.ct(v.g(), "test", "v"),
@@ -119,7 +119,7 @@ class CudnnAttentionTest {
             .attentionBackward(
                 dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), spec, dq.c(), dk.c(), dv.c());
         cudnn.backward(
-            g,
+            g.context(),
             g.ct(dOut.g(), "test", "dOut"),
             g.ct(q.g(), "test", "q"),
             g.ct(k.g(), "test", "k"),
