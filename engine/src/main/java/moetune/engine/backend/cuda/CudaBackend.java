@@ -50,10 +50,11 @@ public final class CudaBackend implements Backend {
   private final CudaMatmul matmul;
   private final CudaEmbedding embedding;
   private final CudaRmsNorm rmsnorm;
+  private final CudaRope rope;
   private final CudaSwiglu swiglu;
   private final CudaRouter router;
   private final CudaAdamW adamw;
-  private final LayerOps layers;
+  private final CudaAttention attention;
   private final MoeOps moe;
   private final LossOps losses;
   private boolean closed;
@@ -126,10 +127,11 @@ public final class CudaBackend implements Backend {
     matmul = new CudaMatmul(ctx, elementwise);
     embedding = new CudaEmbedding(ctx);
     rmsnorm = new CudaRmsNorm(ctx);
+    rope = new CudaRope(ctx);
     swiglu = new CudaSwiglu(ctx);
     router = new CudaRouter(ctx);
     adamw = new CudaAdamW(ctx);
-    layers = new LayerOps(ctx);
+    attention = new CudaAttention(ctx);
     moe = new MoeOps(ctx);
     losses = new LossOps(ctx, elementwise);
   }
@@ -152,8 +154,9 @@ public final class CudaBackend implements Backend {
     return ctx;
   }
 
-  LayerOps layers() {
-    return layers;
+  /** The attention ops (tests switch their path and read their counters). */
+  CudaAttention attention() {
+    return attention;
   }
 
   DeviceAllocator allocator() {
@@ -197,7 +200,7 @@ public final class CudaBackend implements Backend {
         totalMemory / (double) (1L << 30),
         multiprocessors,
         cublas.library(),
-        layers.attentionPath().describe());
+        attention.attentionPath().describe());
   }
 
   @Override
@@ -318,7 +321,7 @@ public final class CudaBackend implements Backend {
 
   /** The attention kernels in use: "own" (tensor-core where they apply) or "scalar". */
   public String attentionPath() {
-    return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
+    return attention.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
   }
 
   /**
@@ -326,7 +329,7 @@ public final class CudaBackend implements Backend {
    * dtype and head dim runs on, and why.
    */
   public String attentionPlan(DType activations, int headDim) {
-    return layers.attentionPath().plan(activations, headDim);
+    return attention.attentionPath().plan(activations, headDim);
   }
 
   /**
@@ -334,22 +337,22 @@ public final class CudaBackend implements Backend {
    * so far; the others ran on the scalar ones. Tests use it to see which path a model took.
    */
   public long ownAttentionCalls() {
-    return layers.ownAttentionCalls();
+    return attention.ownAttentionCalls();
   }
 
   /** How many attention calls (forward and backward, counted apart) ran on cuDNN so far. */
   public long cudnnAttentionCalls() {
-    return layers.cudnnAttentionCalls();
+    return attention.cudnnAttentionCalls();
   }
 
   /** The cuDNN library the cuDNN attention path loaded, or why it has none (yet). */
   public String cudnnStatus() {
-    return layers.cudnnStatus();
+    return attention.cudnnStatus();
   }
 
   /** Switches the attention kernels (own, cudnn or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
-    layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
+    attention.attentionPath(CudaAttention.AttentionPath.fromEnv(path));
   }
 
   @Override
@@ -414,7 +417,7 @@ public final class CudaBackend implements Backend {
     }
     bind();
     Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "close " + name());
-    layers.close();
+    attention.close();
     cublas.close();
     kernels.unload();
     allocator.releaseCache();
@@ -474,18 +477,18 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void ropeForward(Tensor x, Tensor positions, float theta) {
-    layers.rope(x, positions, theta, 1f, "ropeForward");
+    rope.apply(x, positions, theta, 1f, "ropeForward");
   }
 
   @Override
   public void ropeBackward(Tensor dx, Tensor positions, float theta) {
-    layers.rope(dx, positions, theta, -1f, "ropeBackward");
+    rope.apply(dx, positions, theta, -1f, "ropeBackward");
   }
 
   @Override
   public void attentionForward(
       Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
-    layers.attentionForward(q, k, v, spec, out, lse);
+    attention.attentionForward(q, k, v, spec, out, lse);
   }
 
   @Override
@@ -500,7 +503,7 @@ public final class CudaBackend implements Backend {
       Tensor dq,
       Tensor dk,
       Tensor dv) {
-    layers.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
+    attention.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
   }
 
   @Override

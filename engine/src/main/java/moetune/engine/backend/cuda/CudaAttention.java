@@ -8,8 +8,12 @@ import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/** RoPE and attention on the GPU (kernels in rope.cu, attention.cu, attention_fa2.cu). */
-final class LayerOps {
+/**
+ * attentionForward and attentionBackward on the GPU: the tensor-core FlashAttention-2 kernels
+ * (attention_fa2.cu), the scalar ones (attention.cu) and cuDNN's fused attention (CudnnAttention),
+ * chosen per call by {@link AttentionPath}. The CPU twin is {@code CpuAttention}.
+ */
+final class CudaAttention {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
   private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
@@ -92,7 +96,7 @@ final class LayerOps {
   private String cudnnMissing; // why cuDNN could not be loaded (said once)
   private final java.util.Set<String> attentionNotes = new java.util.HashSet<>();
 
-  LayerOps(CudaContext b) {
+  CudaAttention(CudaContext b) {
     this.b = b;
     this.attention = AttentionPath.fromEnv(System.getenv("MOETUNE_ATTENTION"));
   }
@@ -236,35 +240,6 @@ final class LayerOps {
     return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4;
   }
 
-  void rope(Tensor x, Tensor positions, float theta, float sign, String op) {
-    CudaTensor xt = b.ct(x, op, "x"), p = b.ct(positions, op, "positions");
-    requireDtype(p, DType.I32, op, "positions");
-    long n = p.numel();
-    require(
-        xt.rank() >= 2 && n > 0 && xt.numel() % n == 0,
-        op + ": x " + xt.describe() + " and positions " + p.describe());
-    long hd = xt.dim(-1), heads = xt.numel() / n / hd;
-    require(
-        hd % 2 == 0 && heads * hd * n == xt.numel(),
-        op + ": x " + xt.describe() + " is not (N=" + n + ", heads, even hd)");
-    b.launch(
-        "rope_kernel",
-        xt.describe(),
-        b.gridFor(n * heads * hd / 2),
-        1,
-        1,
-        256,
-        0,
-        xt.address(),
-        dt(xt, op, "x"),
-        p.address(),
-        theta,
-        (int) heads,
-        (int) hd,
-        n,
-        sign);
-  }
-
   /** Checks q/k/v shapes against the spec and returns {H, Hkv, hd}. */
   private int[] dims(String op, CudaTensor q, CudaTensor k, CudaTensor v, AttnSpec s) {
     long hd = q.dim(-1);
@@ -339,42 +314,37 @@ final class LayerOps {
     }
     if (fa2(d[2], qt, kt, vt, o)) {
       ownCalls++;
-      b.launch(
-          (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
-          qt.describe() + " " + kt.describe(),
-          (long) spec.batch() * d[0],
-          (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM,
-          1,
-          FA2_FWD_V1 ? 256 : 128,
-          fa2FwdSmem(d[2]),
-          qt.address(),
-          kt.address(),
-          vt.address(),
-          o.address(),
-          l.address(),
-          b.ptr(spec.docIds(), op, "docIds"),
-          attnStruct(spec, d));
+      b.kernel((FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2])
+          .shapes(qt.describe() + " " + kt.describe())
+          .grid((long) spec.batch() * d[0], (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM)
+          .block(FA2_FWD_V1 ? 256 : 128)
+          .smem(fa2FwdSmem(d[2]))
+          .ptr("q", qt.address())
+          .ptr("k", kt.address())
+          .ptr("v", vt.address())
+          .ptr("out", o.address())
+          .ptr("lse", l.address())
+          .ptr("doc", b.ptr(spec.docIds(), op, "docIds"))
+          .struct("a", attnStruct(spec, d))
+          .launch();
       return;
     }
-    b.launch(
-        "attention_forward_kernel",
-        qt.describe() + " " + kt.describe(),
-        (rows * 32 + 255) / 256,
-        1,
-        1,
-        256,
-        0,
-        qt.address(),
-        dt(qt, op, "q"),
-        kt.address(),
-        dt(kt, op, "k"),
-        vt.address(),
-        dt(vt, op, "v"),
-        o.address(),
-        dt(o, op, "out"),
-        l.address(),
-        b.ptr(spec.docIds(), op, "docIds"),
-        attnStruct(spec, d));
+    b.kernel("attention_forward_kernel")
+        .shapes(qt.describe() + " " + kt.describe())
+        .grid((rows * 32 + 255) / 256)
+        .block(256)
+        .ptr("q", qt.address())
+        .i32("qdt", dt(qt, op, "q"))
+        .ptr("k", kt.address())
+        .i32("kdt", dt(kt, op, "k"))
+        .ptr("v", vt.address())
+        .i32("vdt", dt(vt, op, "v"))
+        .ptr("out", o.address())
+        .i32("odt", dt(o, op, "out"))
+        .ptr("lse", l.address())
+        .ptr("doc", b.ptr(spec.docIds(), op, "docIds"))
+        .struct("a", attnStruct(spec, d))
+        .launch();
   }
 
   void attentionBackward(
@@ -427,67 +397,58 @@ final class LayerOps {
         fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
         return;
       }
-      b.launch(
-          "attention_delta_kernel",
-          shapes,
-          (rows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          o.address(),
-          dt(o, op, "out"),
-          dAddr,
-          rows,
-          d[2]);
-      b.launch(
-          "attention_dq_kernel",
-          shapes,
-          (rows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          qt.address(),
-          dt(qt, op, "q"),
-          kt.address(),
-          dt(kt, op, "k"),
-          vt.address(),
-          dt(vt, op, "v"),
-          l.address(),
-          dAddr,
-          doc,
-          dqt.address(),
-          dt(dqt, op, "dq"),
-          st);
-      b.launch(
-          "attention_dkdv_kernel",
-          shapes,
-          (keyRows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          qt.address(),
-          dt(qt, op, "q"),
-          kt.address(),
-          dt(kt, op, "k"),
-          vt.address(),
-          dt(vt, op, "v"),
-          l.address(),
-          dAddr,
-          doc,
-          dkt.address(),
-          dt(dkt, op, "dk"),
-          dvt.address(),
-          dt(dvt, op, "dv"),
-          st);
+      b.kernel("attention_delta_kernel")
+          .shapes(shapes)
+          .grid((rows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("out", o.address())
+          .i32("odt", dt(o, op, "out"))
+          .ptr("delta", dAddr)
+          .i64("rows", rows)
+          .i32("hd", d[2])
+          .launch();
+      b.kernel("attention_dq_kernel")
+          .shapes(shapes)
+          .grid((rows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("q", qt.address())
+          .i32("qdt", dt(qt, op, "q"))
+          .ptr("k", kt.address())
+          .i32("kdt", dt(kt, op, "k"))
+          .ptr("v", vt.address())
+          .i32("vdt", dt(vt, op, "v"))
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dq", dqt.address())
+          .i32("dqdt", dt(dqt, op, "dq"))
+          .struct("a", st)
+          .launch();
+      b.kernel("attention_dkdv_kernel")
+          .shapes(shapes)
+          .grid((keyRows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("q", qt.address())
+          .i32("qdt", dt(qt, op, "q"))
+          .ptr("k", kt.address())
+          .i32("kdt", dt(kt, op, "k"))
+          .ptr("v", vt.address())
+          .i32("vdt", dt(vt, op, "v"))
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dk", dkt.address())
+          .i32("dkdt", dt(dkt, op, "dk"))
+          .ptr("dv", dvt.address())
+          .i32("dvdt", dt(dvt, op, "dv"))
+          .struct("a", st)
+          .launch();
     }
   }
 
@@ -512,53 +473,46 @@ final class LayerOps {
     String op = "attentionBackward";
     try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
       long acc = b.ptr(dqAcc, op, "dqAcc");
-      b.launch(
-          "attention_fa2_delta_kernel",
-          shapes,
-          (rows * (d[2] / 8) + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          o.address(),
-          dAddr,
-          acc,
-          rows,
-          d[2]);
+      b.kernel("attention_fa2_delta_kernel")
+          .shapes(shapes)
+          .grid((rows * (d[2] / 8) + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .ptr("out", o.address())
+          .ptr("delta", dAddr)
+          .ptr("dqacc", acc)
+          .i64("rows", rows)
+          .i32("hd", d[2])
+          .launch();
       String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
       int keys = fa2BwdKeys(variant);
-      b.launch(
-          "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2],
-          shapes,
-          (long) spec.batch() * d[1],
-          (spec.keyLen() + keys - 1) / keys,
-          1,
-          fa2BwdThreads(variant),
-          fa2BwdSmem(d[2], variant),
-          g.address(),
-          qt.address(),
-          kt.address(),
-          vt.address(),
-          l.address(),
-          dAddr,
-          doc,
-          acc,
-          dkt.address(),
-          dvt.address(),
-          st);
-      b.launch(
-          "attention_fa2_dq_convert_kernel",
-          shapes,
-          b.gridFor(rows * d[2] / 4),
-          1,
-          1,
-          256,
-          0,
-          acc,
-          dqt.address(),
-          rows * d[2],
-          Float.intBitsToFloat(st[7]));
+      b.kernel(
+              "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2])
+          .shapes(shapes)
+          .grid((long) spec.batch() * d[1], (spec.keyLen() + keys - 1) / keys)
+          .block(fa2BwdThreads(variant))
+          .smem(fa2BwdSmem(d[2], variant))
+          .ptr("dout", g.address())
+          .ptr("q", qt.address())
+          .ptr("k", kt.address())
+          .ptr("v", vt.address())
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dqacc", acc)
+          .ptr("dk", dkt.address())
+          .ptr("dv", dvt.address())
+          .struct("a", st)
+          .launch();
+      b.kernel("attention_fa2_dq_convert_kernel")
+          .shapes(shapes)
+          .grid(b.gridFor(rows * d[2] / 4))
+          .block(256)
+          .ptr("dqacc", acc)
+          .ptr("dq", dqt.address())
+          .i64("n", rows * d[2])
+          .f32("scale", Float.intBitsToFloat(st[7]))
+          .launch();
     }
   }
 }
