@@ -56,7 +56,7 @@ public final class CudaBackend implements Backend {
   private final CudaAdamW adamw;
   private final CudaAttention attention;
   private final MoeOps moe;
-  private final LossOps losses;
+  private final CudaLosses losses;
   private boolean closed;
   private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
 
@@ -133,7 +133,7 @@ public final class CudaBackend implements Backend {
     adamw = new CudaAdamW(ctx);
     attention = new CudaAttention(ctx);
     moe = new MoeOps(ctx);
-    losses = new LossOps(ctx, elementwise);
+    losses = new CudaLosses(ctx, elementwise);
   }
 
   // ---------------------------------------------------------------- plumbing for the op classes

@@ -7,12 +7,15 @@ import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
-/** Losses and sum on the GPU (loss.cu). None reads back to the host. */
-final class LossOps {
+/**
+ * crossEntropy, loadBalancingLoss, expertLoadStats, routerZLoss and sum on the GPU (loss.cu). None
+ * reads back to the host. The CPU twin is {@code CpuLosses}.
+ */
+final class CudaLosses {
   private final CudaContext b;
   private final CudaElementwise elementwise; // sum zeroes its output first
 
-  LossOps(CudaContext b, CudaElementwise elementwise) {
+  CudaLosses(CudaContext b, CudaElementwise elementwise) {
     this.b = b;
     this.elementwise = elementwise;
   }
@@ -39,22 +42,19 @@ final class LossOps {
           dLogits.numel() == l.numel(),
           op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
     }
-    b.launch(
-        "cross_entropy_kernel",
-        l.describe(),
-        n,
-        1,
-        1,
-        1024,
-        0,
-        l.address(),
-        dt(l, op, "logits"),
-        t.address(),
-        out.address(),
-        b.ptr(dLogits, op, "dLogits"),
-        dt(dLogits, op, "dLogits"),
-        dScale,
-        (int) v);
+    b.kernel("cross_entropy_kernel")
+        .shapes(l.describe())
+        .grid(n)
+        .block(1024)
+        .ptr("logits", l.address())
+        .i32("ldt", dt(l, op, "logits"))
+        .ptr("targets", t.address())
+        .ptr("losses", out.address())
+        .ptr("dlogits", b.ptr(dLogits, op, "dLogits"))
+        .i32("gdt", dt(dLogits, op, "dLogits"))
+        .f32("dScale", dScale)
+        .i32("V", (int) v)
+        .launch();
   }
 
   void expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
@@ -83,21 +83,19 @@ final class LossOps {
       requireDtype(rowMask, DType.F32, op, "rowMask");
     }
     long n = r / layers;
-    b.launch(
-        "expert_load_stats_kernel",
-        p.describe(),
-        Math.min(b.gridFor(n), 64),
-        layers,
-        1,
-        256,
-        (int) (e + 2) * 4,
-        p.address(),
-        i.address(),
-        b.ptr(rowMask, op, "rowMask"),
-        a.address(),
-        n,
-        (int) e,
-        (int) k);
+    b.kernel("expert_load_stats_kernel")
+        .shapes(p.describe())
+        .grid(Math.min(b.gridFor(n), 64), layers)
+        .block(256)
+        .smem((int) (e + 2) * 4)
+        .ptr("probs", p.address())
+        .ptr("topIdx", i.address())
+        .ptr("mask", b.ptr(rowMask, op, "rowMask"))
+        .ptr("acc", a.address())
+        .i64("N", n)
+        .i32("E", (int) e)
+        .i32("K", (int) k)
+        .launch();
   }
 
   void loadBalancingLoss(
@@ -128,37 +126,39 @@ final class LossOps {
     long mask = b.ptr(rowMask, op, "rowMask");
     try (Tensor ws = b.zeros(DType.F32, 2 * e + 1)) {
       long w = b.ptr(ws, op, "stats");
-      b.launch(
-          "lb_stats_kernel",
-          p.describe(),
-          Math.min(b.gridFor(r), 256),
-          1,
-          1,
-          256,
-          (int) (2 * e + 1) * 4,
-          p.address(),
-          i.address(),
-          mask,
-          w,
-          r,
-          (int) e,
-          (int) k);
-      b.launch("lb_loss_kernel", p.describe(), 1, 1, 1, 32, 0, w, (int) e, lo.address());
+      b.kernel("lb_stats_kernel")
+          .shapes(p.describe())
+          .grid(Math.min(b.gridFor(r), 256))
+          .block(256)
+          .smem((int) (2 * e + 1) * 4)
+          .ptr("probs", p.address())
+          .ptr("topIdx", i.address())
+          .ptr("mask", mask)
+          .ptr("ws", w)
+          .i64("R", r)
+          .i32("E", (int) e)
+          .i32("K", (int) k)
+          .launch();
+      b.kernel("lb_loss_kernel")
+          .shapes(p.describe())
+          .grid(1)
+          .block(32)
+          .ptr("ws", w)
+          .i32("E", (int) e)
+          .ptr("lossOut", lo.address())
+          .launch();
       if (dProbs != null) {
-        b.launch(
-            "lb_grad_kernel",
-            p.describe(),
-            b.gridFor(r * e),
-            1,
-            1,
-            256,
-            0,
-            w,
-            mask,
-            b.ptr(dProbs, op, "dProbs"),
-            dScale,
-            r,
-            (int) e);
+        b.kernel("lb_grad_kernel")
+            .shapes(p.describe())
+            .grid(b.gridFor(r * e))
+            .block(256)
+            .ptr("ws", w)
+            .ptr("mask", mask)
+            .ptr("dprobs", b.ptr(dProbs, op, "dProbs"))
+            .f32("dScale", dScale)
+            .i64("R", r)
+            .i32("E", (int) e)
+            .launch();
       }
     }
   }
@@ -186,36 +186,36 @@ final class LossOps {
     long blocks = (r * 32 + 255) / 256;
     try (Tensor ws = b.zeros(DType.F32, 2)) {
       long w = b.ptr(ws, op, "stats");
-      b.launch(
-          "zloss_stats_kernel",
-          l.describe(),
-          blocks,
-          1,
-          1,
-          256,
-          0,
-          l.address(),
-          mask,
-          w,
-          r,
-          (int) e);
-      b.launch("zloss_loss_kernel", l.describe(), 1, 1, 1, 1, 0, w, lo.address());
+      b.kernel("zloss_stats_kernel")
+          .shapes(l.describe())
+          .grid(blocks)
+          .block(256)
+          .ptr("logits", l.address())
+          .ptr("mask", mask)
+          .ptr("ws", w)
+          .i64("R", r)
+          .i32("E", (int) e)
+          .launch();
+      b.kernel("zloss_loss_kernel")
+          .shapes(l.describe())
+          .grid(1)
+          .block(1)
+          .ptr("ws", w)
+          .ptr("lossOut", lo.address())
+          .launch();
       if (dLogits != null) {
-        b.launch(
-            "zloss_grad_kernel",
-            l.describe(),
-            blocks,
-            1,
-            1,
-            256,
-            0,
-            l.address(),
-            mask,
-            w,
-            b.ptr(dLogits, op, "dLogits"),
-            dScale,
-            r,
-            (int) e);
+        b.kernel("zloss_grad_kernel")
+            .shapes(l.describe())
+            .grid(blocks)
+            .block(256)
+            .ptr("logits", l.address())
+            .ptr("mask", mask)
+            .ptr("ws", w)
+            .ptr("dlogits", b.ptr(dLogits, op, "dLogits"))
+            .f32("dScale", dScale)
+            .i64("R", r)
+            .i32("E", (int) e)
+            .launch();
       }
     }
   }
@@ -226,18 +226,15 @@ final class LossOps {
     require(o.numel() == 1, op + ": out " + o.describe() + " must hold one value");
     requireDtype(o, DType.F32, op, "out");
     elementwise.fill(o, 0f);
-    b.launch(
-        "sum_kernel",
-        xt.describe(),
-        Math.min(b.gridFor(xt.numel()), 1024),
-        1,
-        1,
-        256,
-        0,
-        xt.address(),
-        dt(xt, op, "x"),
-        scale,
-        o.address(),
-        xt.numel());
+    b.kernel("sum_kernel")
+        .shapes(xt.describe())
+        .grid(Math.min(b.gridFor(xt.numel()), 1024))
+        .block(256)
+        .ptr("x", xt.address())
+        .i32("dt", dt(xt, op, "x"))
+        .f32("scale", scale)
+        .ptr("out", o.address())
+        .i64("n", xt.numel())
+        .launch();
   }
 }
