@@ -55,7 +55,7 @@ public final class CudaBackend implements Backend {
   private final CudaRouter router;
   private final CudaAdamW adamw;
   private final CudaAttention attention;
-  private final MoeOps moe;
+  private final CudaScatterMoe moe;
   private final CudaLosses losses;
   private boolean closed;
   private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
@@ -132,7 +132,7 @@ public final class CudaBackend implements Backend {
     router = new CudaRouter(ctx);
     adamw = new CudaAdamW(ctx);
     attention = new CudaAttention(ctx);
-    moe = new MoeOps(ctx);
+    moe = new CudaScatterMoe(ctx);
     losses = new CudaLosses(ctx, elementwise);
   }
 
@@ -164,7 +164,7 @@ public final class CudaBackend implements Backend {
   }
 
   /** The MoE ops (tests and benchmarks switch their kernel family). */
-  MoeOps moe() {
+  CudaScatterMoe moe() {
     return moe;
   }
 

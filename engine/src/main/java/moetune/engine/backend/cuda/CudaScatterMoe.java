@@ -1,5 +1,6 @@
 package moetune.engine.backend.cuda;
 
+import static moetune.engine.backend.cuda.CudaContext.blockFor;
 import static moetune.engine.backend.cuda.CudaContext.dt;
 import static moetune.engine.backend.cuda.CudaContext.require;
 import static moetune.engine.backend.cuda.CudaContext.requireDtype;
@@ -8,11 +9,12 @@ import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * The ScatterMoE kernels on the GPU (scatter2scatter.cu, moe_mma.cu, moe_wgmma.cu, group.cu,
- * groupxty.cu). Routing (CudaRouter) stays on the device: top-k, the counting sort and the expert
- * offsets never visit the host.
+ * scatter2scatter, groupXtY, group, combine and combineGatesBackward on the GPU: the ScatterMoE
+ * kernels (scatter2scatter.cu, moe_mma.cu, moe_wgmma.cu, groupxty.cu, group.cu). Routing
+ * (CudaRouter) stays on the device: top-k, the counting sort and the expert offsets never visit the
+ * host. The CPU twin is {@code CpuScatterMoe}.
  */
-final class MoeOps {
+final class CudaScatterMoe {
   private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
   private static final int TC_TILE =
       128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels, variant 1)
@@ -73,7 +75,7 @@ final class MoeOps {
   private final CudaContext b;
   private Kernel kernel;
 
-  MoeOps(CudaContext b) {
+  CudaScatterMoe(CudaContext b) {
     this.b = b;
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
   }
@@ -201,89 +203,86 @@ final class MoeOps {
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
         long wgTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        b.launch(
-            wg == Kernel.N256
-                ? "scatter2scatter_wgmma_n256_kernel3"
-                : "scatter2scatter_wgmma_n128_kernel3",
-            shapes,
-            Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()),
-            1,
-            1,
-            256,
-            (wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4,
-            xt.address(),
-            wt.address(),
-            b.ptr(bias, op, "bias"),
-            dt(bias, op, "bias"),
-            yt.address(),
-            dt(yt, op, "y"),
-            se.address(),
-            ss.address(),
-            (int) m,
-            (int) e,
-            (int) in,
-            (int) out,
-            transW ? 1 : 0,
-            fanOut,
-            groupedIn ? 1 : 0,
-            groupedOut ? 1 : 0,
-            WG_SLAB);
+        b.kernel(
+                wg == Kernel.N256
+                    ? "scatter2scatter_wgmma_n256_kernel3"
+                    : "scatter2scatter_wgmma_n128_kernel3")
+            .shapes(shapes)
+            .grid(Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()))
+            .block(256)
+            .smem((wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4)
+            .ptr("x", xt.address())
+            .ptr("w", wt.address())
+            .ptr("bias", b.ptr(bias, op, "bias"))
+            .i32("bdt", dt(bias, op, "bias"))
+            .ptr("y", yt.address())
+            .i32("ydt", dt(yt, op, "y"))
+            .ptr("sortedExpert", se.address())
+            .ptr("sortedScattered", ss.address())
+            .i32("M", (int) m)
+            .i32("E", (int) e)
+            .i32("inDim", (int) in)
+            .i32("outDim", (int) out)
+            .i32("transW", transW ? 1 : 0)
+            .i32("fanOut", fanOut)
+            .i32("groupedIn", groupedIn ? 1 : 0)
+            .i32("groupedOut", groupedOut ? 1 : 0)
+            .i32("lboB", WG_SLAB)
+            .launch();
         return;
       }
       long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
-      b.launch(
-          v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel",
-          shapes,
-          v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
-          v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e,
-          1,
-          256,
-          v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4),
-          xt.address(),
-          wt.address(),
-          b.ptr(bias, op, "bias"),
-          dt(bias, op, "bias"),
-          yt.address(),
-          dt(yt, op, "y"),
-          se.address(),
-          ss.address(),
-          (int) m,
-          (int) e,
-          (int) in,
-          (int) out,
-          transW ? 1 : 0,
-          fanOut,
-          groupedIn ? 1 : 0,
-          groupedOut ? 1 : 0);
+      b.kernel(v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel")
+          .shapes(shapes)
+          .grid(
+              v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
+              v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e)
+          .block(256)
+          .smem(v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4))
+          .ptr("x", xt.address())
+          .ptr("w", wt.address())
+          .ptr("bias", b.ptr(bias, op, "bias"))
+          .i32("bdt", dt(bias, op, "bias"))
+          .ptr("y", yt.address())
+          .i32("ydt", dt(yt, op, "y"))
+          .ptr("sortedExpert", se.address())
+          .ptr("sortedScattered", ss.address())
+          .i32("M", (int) m)
+          .i32("E", (int) e)
+          .i32("inDim", (int) in)
+          .i32("outDim", (int) out)
+          .i32("transW", transW ? 1 : 0)
+          .i32("fanOut", fanOut)
+          .i32("groupedIn", groupedIn ? 1 : 0)
+          .i32("groupedOut", groupedOut ? 1 : 0)
+          .launch();
       return;
     }
     long rowTiles = (m + TILE - 1) / TILE + e;
-    b.launch(
-        "scatter2scatter_kernel",
-        "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut,
-        (out + TILE - 1) / TILE,
-        rowTiles,
-        1,
-        256,
-        (int) (e * 4),
-        xt.address(),
-        dt(xt, op, "x"),
-        wt.address(),
-        dt(wt, op, "W"),
-        b.ptr(bias, op, "bias"),
-        dt(bias, op, "bias"),
-        yt.address(),
-        dt(yt, op, "y"),
-        se.address(),
-        ss.address(),
-        (int) m,
-        (int) e,
-        (int) in,
-        (int) out,
-        transW ? 1 : 0,
-        fanOut,
-        groupedIn ? 1 : 0,
-        groupedOut ? 1 : 0);
+    b.kernel("scatter2scatter_kernel")
+        .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+        .grid((out + TILE - 1) / TILE, rowTiles)
+        .block(256)
+        .smem((int) (e * 4))
+        .ptr("x", xt.address())
+        .i32("xdt", dt(xt, op, "x"))
+        .ptr("w", wt.address())
+        .i32("wdt", dt(wt, op, "W"))
+        .ptr("bias", b.ptr(bias, op, "bias"))
+        .i32("bdt", dt(bias, op, "bias"))
+        .ptr("y", yt.address())
+        .i32("ydt", dt(yt, op, "y"))
+        .ptr("sortedExpert", se.address())
+        .ptr("sortedScattered", ss.address())
+        .i32("M", (int) m)
+        .i32("E", (int) e)
+        .i32("inDim", (int) in)
+        .i32("outDim", (int) out)
+        .i32("transW", transW ? 1 : 0)
+        .i32("fanOut", fanOut)
+        .i32("groupedIn", groupedIn ? 1 : 0)
+        .i32("groupedOut", groupedOut ? 1 : 0)
+        .launch();
   }
 
   /**
@@ -318,22 +317,19 @@ final class MoeOps {
           op + ": gates " + gates.describe() + " should have " + m + " entries");
       requireDtype(gates, DType.F32, op, "gates");
     }
-    b.launch(
-        "group_kernel",
-        xt.describe() + " k=" + fanOut,
-        m,
-        1,
-        1,
-        CudaContext.blockFor(d),
-        0,
-        xt.address(),
-        dt(xt, op, "x"),
-        ss.address(),
-        fanOut,
-        b.ptr(gates, op, "gates"),
-        o.address(),
-        dt(o, op, "out"),
-        (int) d);
+    b.kernel("group_kernel")
+        .shapes(xt.describe() + " k=" + fanOut)
+        .grid(m)
+        .block(blockFor(d))
+        .ptr("x", xt.address())
+        .i32("xdt", dt(xt, op, "x"))
+        .ptr("sortedScattered", ss.address())
+        .i32("fanOut", fanOut)
+        .ptr("gates", b.ptr(gates, op, "gates"))
+        .ptr("out", o.address())
+        .i32("odt", dt(o, op, "out"))
+        .i32("D", (int) d)
+        .launch();
   }
 
   void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
@@ -364,77 +360,68 @@ final class MoeOps {
       Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
-        b.launch(
-            wg == Kernel.N256 ? "group_xty_wgmma_n256_kernel3" : "group_xty_wgmma_n128_kernel3",
-            "x " + xt.describe() + " dy " + g.describe(),
-            (i + bn - 1) / bn,
-            (o + MM_TILE - 1) / MM_TILE,
-            e,
-            256,
-            wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM,
-            xt.address(),
-            g.address(),
-            off.address(),
-            w.address(),
-            dt(w, op, "dW"),
-            (int) i,
-            (int) o,
-            WG_SLAB);
+        b.kernel(
+                wg == Kernel.N256 ? "group_xty_wgmma_n256_kernel3" : "group_xty_wgmma_n128_kernel3")
+            .shapes("x " + xt.describe() + " dy " + g.describe())
+            .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
+            .block(256)
+            .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM)
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("I", (int) i)
+            .i32("O", (int) o)
+            .i32("lboB", WG_SLAB)
+            .launch();
       } else {
         int tile = v2 ? MM_TILE : TC_TILE;
-        b.launch(
-            v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel",
-            "x " + xt.describe() + " dy " + g.describe(),
-            (i + tile - 1) / tile,
-            (o + tile - 1) / tile,
-            e,
-            256,
-            v2 ? MM_SMEM_BYTES : 0,
-            xt.address(),
-            g.address(),
-            off.address(),
-            w.address(),
-            dt(w, op, "dW"),
-            (int) i,
-            (int) o);
+        b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
+            .shapes("x " + xt.describe() + " dy " + g.describe())
+            .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
+            .block(256)
+            .smem(v2 ? MM_SMEM_BYTES : 0)
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("I", (int) i)
+            .i32("O", (int) o)
+            .launch();
       }
     } else {
-      b.launch(
-          "group_xty_kernel",
-          "x " + xt.describe() + " dy " + g.describe(),
-          (i + TILE - 1) / TILE,
-          (o + TILE - 1) / TILE,
-          e,
-          256,
-          0,
-          xt.address(),
-          dt(xt, op, "x"),
-          g.address(),
-          dt(g, op, "dy"),
-          off.address(),
-          w.address(),
-          dt(w, op, "dW"),
-          (int) i,
-          (int) o);
+      b.kernel("group_xty_kernel")
+          .shapes("x " + xt.describe() + " dy " + g.describe())
+          .grid((i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e)
+          .block(256)
+          .ptr("x", xt.address())
+          .i32("xdt", dt(xt, op, "x"))
+          .ptr("dy", g.address())
+          .i32("gdt", dt(g, op, "dy"))
+          .ptr("offsets", off.address())
+          .ptr("dw", w.address())
+          .i32("wdt", dt(w, op, "dW"))
+          .i32("I", (int) i)
+          .i32("O", (int) o)
+          .launch();
     }
     if (db != null) {
       CudaTensor bt = b.ct(db, op, "db");
       require(
           bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");
-      b.launch(
-          "group_db_kernel",
-          "dy " + g.describe(),
-          (o + 255) / 256,
-          e,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dy"),
-          off.address(),
-          bt.address(),
-          dt(bt, op, "db"),
-          (int) o);
+      b.kernel("group_db_kernel")
+          .shapes("dy " + g.describe())
+          .grid((o + 255) / 256, e)
+          .block(256)
+          .ptr("dy", g.address())
+          .i32("gdt", dt(g, op, "dy"))
+          .ptr("offsets", off.address())
+          .ptr("db", bt.address())
+          .i32("bdt", dt(bt, op, "db"))
+          .i32("O", (int) o)
+          .launch();
     }
   }
 
@@ -451,21 +438,18 @@ final class MoeOps {
           op + ": gates " + gates.describe() + " should be (" + n + ", " + k + ")");
       requireDtype(gates, DType.F32, op, "gates");
     }
-    b.launch(
-        "combine_kernel",
-        ex.describe() + " k=" + k,
-        n,
-        1,
-        1,
-        CudaContext.blockFor(d),
-        0,
-        ex.address(),
-        dt(ex, op, "expanded"),
-        b.ptr(gates, op, "gates"),
-        k,
-        yt.address(),
-        dt(yt, op, "y"),
-        (int) d);
+    b.kernel("combine_kernel")
+        .shapes(ex.describe() + " k=" + k)
+        .grid(n)
+        .block(blockFor(d))
+        .ptr("expanded", ex.address())
+        .i32("edt", dt(ex, op, "expanded"))
+        .ptr("gates", b.ptr(gates, op, "gates"))
+        .i32("K", k)
+        .ptr("y", yt.address())
+        .i32("ydt", dt(yt, op, "y"))
+        .i32("D", (int) d)
+        .launch();
   }
 
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
@@ -486,21 +470,18 @@ final class MoeOps {
             + ", dGates "
             + dg.describe());
     requireDtype(dg, DType.F32, op, "dGates");
-    b.launch(
-        "combine_gates_backward_kernel",
-        ex.describe() + " k=" + k,
-        (n * k * 32 + 255) / 256,
-        1,
-        1,
-        256,
-        0,
-        g.address(),
-        dt(g, op, "dY"),
-        ex.address(),
-        dt(ex, op, "expanded"),
-        k,
-        dg.address(),
-        n * k,
-        (int) d);
+    b.kernel("combine_gates_backward_kernel")
+        .shapes(ex.describe() + " k=" + k)
+        .grid((n * k * 32 + 255) / 256)
+        .block(256)
+        .ptr("dy", g.address())
+        .i32("gdt", dt(g, op, "dY"))
+        .ptr("expanded", ex.address())
+        .i32("edt", dt(ex, op, "expanded"))
+        .i32("K", k)
+        .ptr("dgates", dg.address())
+        .i64("NK", n * k)
+        .i32("D", (int) d)
+        .launch();
   }
 }
