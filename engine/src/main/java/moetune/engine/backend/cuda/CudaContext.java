@@ -50,23 +50,6 @@ final class CudaContext {
     return kernels.kernel(name);
   }
 
-  /**
-   * The positional launch the op classes not yet moved to {@link KernelLaunch} use; its values are
-   * checked against the kernel's parameters in order (KernelModule).
-   */
-  void launch(
-      String kernel,
-      String shapes,
-      long gx,
-      long gy,
-      long gz,
-      int block,
-      int smem,
-      Object... args) {
-    backend.bind();
-    kernels.launch(kernel, shapes, gx, gy, gz, block, smem, args);
-  }
-
   /** The one stream every op is queued on. */
   CUstream stream() {
     return stream;

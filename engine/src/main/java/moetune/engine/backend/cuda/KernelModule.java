@@ -1,7 +1,6 @@
 package moetune.engine.backend.cuda;
 
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import jcuda.Pointer;
 import jcuda.driver.CUfunction;
@@ -11,8 +10,6 @@ import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 import moetune.kernels.KernelImage;
 import moetune.kernels.KernelSignatures;
-import moetune.kernels.KernelSignatures.Kind;
-import moetune.kernels.KernelSignatures.Param;
 import moetune.kernels.KernelSignatures.Signature;
 
 /**
@@ -121,33 +118,6 @@ final class KernelModule {
     if (syncEach) {
       Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "after " + ctx);
     }
-  }
-
-  /**
-   * The positional form the op classes used before {@link KernelLaunch}: each value is matched to
-   * the kernel's parameter in its place and checked the same way ({@link Long} for a pointer or a
-   * long long, {@link Integer}, {@link Float}, {@code int[]} for a struct).
-   */
-  void launch(
-      String name, String shapes, long gx, long gy, long gz, int block, int smem, Object... args) {
-    KernelLaunch l = kernel(name).grid(gx, gy, gz).block(block).smem(smem).shapes(shapes);
-    List<Param> ps = signatures.get(name).params();
-    for (int i = 0; i < args.length; i++) {
-      String label = i < ps.size() ? ps.get(i).name() : "argument " + (i + 1);
-      switch (args[i]) {
-        case Long v -> {
-          if (i < ps.size() && ps.get(i).kind() == Kind.PTR) l.ptr(label, v);
-          else l.i64(label, v);
-        }
-        case Integer v -> l.i32(label, v);
-        case Float v -> l.f32(label, v);
-        case int[] v -> l.struct(label, v);
-        default ->
-            throw new IllegalArgumentException(
-                "kernel " + name + ": unsupported argument " + args[i]);
-      }
-    }
-    l.launch();
   }
 
   void unload() {
