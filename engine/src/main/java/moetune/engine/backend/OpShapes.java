@@ -123,6 +123,25 @@ public final class OpShapes {
     return new int[] {n, d};
   }
 
+  // ---------------------------------------------------------------- rope
+
+  /**
+   * ropeForward / ropeBackward: x (N, heads, hd) with an even hd, positions I32 (N), N >= 1.
+   * Returns {N, heads, hd}.
+   */
+  public static int[] rope(String op, Tensor x, Tensor positions) {
+    dtype(op, "positions", positions, DType.I32);
+    int hd = cols(x);
+    check(
+        x.rank() >= 2 && hd % 2 == 0,
+        op + ": x " + x.describe() + " must be (N, heads, hd) with an even head dim");
+    int n = Math.toIntExact(positions.numel());
+    check(
+        n > 0 && x.numel() % ((long) n * hd) == 0,
+        op + ": x " + x.describe() + " is not (N, heads, " + hd + ") for N=" + n + " positions");
+    return new int[] {n, Math.toIntExact(x.numel() / ((long) n * hd)), hd};
+  }
+
   // ---------------------------------------------------------------- swiglu
 
   /** swigluForward: a (M, F), h (M, 2F). Returns {M, F}. */
@@ -210,6 +229,54 @@ public final class OpShapes {
     dtype(op, "sortedScatteredIdxs", sortedScatteredIdxs, DType.I32);
     dtype(op, "expertOffsets", expertOffsets, DType.I32);
     return m;
+  }
+
+  // ---------------------------------------------------------------- group, combine
+
+  /**
+   * group: sortedScatteredIdxs I32 (M), fanOut >= 1 dividing M; x (M / fanOut, D); out (M, D);
+   * gates F32 (M) optional. Returns {M, D}.
+   */
+  public static int[] group(
+      Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
+    String op = "group";
+    dtype(op, "sortedScatteredIdxs", sortedScatteredIdxs, DType.I32);
+    int m = Math.toIntExact(sortedScatteredIdxs.numel());
+    check(
+        fanOut >= 1 && m % fanOut == 0,
+        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
+    int d = cols(x);
+    numel(op, "x", x, (long) (m / fanOut) * d);
+    numel(op, "out", out, (long) m * d);
+    if (gates != null) {
+      numel(op, "gates", gates, m);
+      dtype(op, "gates", gates, DType.F32);
+    }
+    return new int[] {m, d};
+  }
+
+  /** combine: y (N, D); k >= 1; expanded (N*K, D); gates F32 (N, K) optional. Returns {N, D}. */
+  public static int[] combine(Tensor expanded, Tensor gates, int k, Tensor y) {
+    String op = "combine";
+    int d = cols(y), n = Math.toIntExact(y.rows());
+    check(k >= 1, op + ": k=" + k + " must be >= 1");
+    numel(op, "expanded", expanded, (long) n * k * d);
+    if (gates != null) {
+      numel(op, "gates", gates, (long) n * k);
+      dtype(op, "gates", gates, DType.F32);
+    }
+    return new int[] {n, d};
+  }
+
+  /** combineGatesBackward: dY (N, D); k >= 1; expanded (N*K, D); dGates F32 (N, K). */
+  public static int[] combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
+    String op = "combineGatesBackward";
+    int d = cols(dY), n = Math.toIntExact(dY.rows());
+    check(k >= 1, op + ": k=" + k + " must be >= 1");
+    numel(op, "expanded", expanded, (long) n * k * d);
+    numel(op, "dGates", dGates, (long) n * k);
+    dtype(op, "dGates", dGates, DType.F32);
+    return new int[] {n, d};
   }
 
   // ---------------------------------------------------------------- adamw

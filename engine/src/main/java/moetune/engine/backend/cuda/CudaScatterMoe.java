@@ -5,6 +5,7 @@ import static moetune.engine.backend.cuda.CudaContext.dt;
 import static moetune.engine.backend.cuda.CudaContext.require;
 import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -298,25 +299,9 @@ final class CudaScatterMoe {
     CudaTensor xt = b.ct(x, op, "x"),
         ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
         o = b.ct(out, op, "out");
-    long m = ss.numel(), d = xt.cols();
-    require(
-        fanOut >= 1 && m % fanOut == 0 && xt.rows() == m / fanOut && o.rows() == m && o.cols() == d,
-        op
-            + ": x "
-            + xt.describe()
-            + ", k="
-            + fanOut
-            + ", routing over "
-            + m
-            + " rows, out "
-            + o.describe());
-    requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
-    if (gates != null) {
-      require(
-          gates.numel() == m,
-          op + ": gates " + gates.describe() + " should have " + m + " entries");
-      requireDtype(gates, DType.F32, op, "gates");
-    }
+    CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
+    int[] md = OpShapes.group(xt, ss, fanOut, gt, o);
+    long m = md[0], d = md[1];
     b.kernel("group_kernel")
         .shapes(xt.describe() + " k=" + fanOut)
         .grid(m)
@@ -428,16 +413,9 @@ final class CudaScatterMoe {
   void combine(Tensor expanded, Tensor gates, int k, Tensor y) {
     String op = "combine";
     CudaTensor ex = b.ct(expanded, op, "expanded"), yt = b.ct(y, op, "y");
-    long n = yt.rows(), d = yt.cols();
-    require(
-        k >= 1 && ex.rows() == n * k && ex.cols() == d,
-        op + ": expanded " + ex.describe() + ", k=" + k + ", y " + yt.describe());
-    if (gates != null) {
-      require(
-          gates.numel() == n * k,
-          op + ": gates " + gates.describe() + " should be (" + n + ", " + k + ")");
-      requireDtype(gates, DType.F32, op, "gates");
-    }
+    CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
+    int[] nd = OpShapes.combine(ex, gt, k, yt);
+    long n = nd[0], d = nd[1];
     b.kernel("combine_kernel")
         .shapes(ex.describe() + " k=" + k)
         .grid(n)
@@ -457,19 +435,8 @@ final class CudaScatterMoe {
     CudaTensor g = b.ct(dY, op, "dY"),
         ex = b.ct(expanded, op, "expanded"),
         dg = b.ct(dGates, op, "dGates");
-    long n = g.rows(), d = g.cols();
-    require(
-        k >= 1 && ex.rows() == n * k && ex.cols() == d && dg.numel() == n * k,
-        op
-            + ": dY "
-            + g.describe()
-            + ", expanded "
-            + ex.describe()
-            + ", k="
-            + k
-            + ", dGates "
-            + dg.describe());
-    requireDtype(dg, DType.F32, op, "dGates");
+    int[] nd = OpShapes.combineGatesBackward(g, ex, k, dg);
+    long n = nd[0], d = nd[1];
     b.kernel("combine_gates_backward_kernel")
         .shapes(ex.describe() + " k=" + k)
         .grid((n * k * 32 + 255) / 256)
