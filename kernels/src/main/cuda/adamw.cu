@@ -108,11 +108,3 @@ MT_KERNEL void adamw_f32x4_kernel(float4* p, const float4* g, float4* m, float4*
     }
   }
 }
-
-// out[0] += scale * sum x (out zeroed by the host first: one atomic per block).
-MT_KERNEL void sum_kernel(const void* x, int dt, float scale, float* out, long long n) {
-  float s = 0.f;
-  GRID_LOOP(i, n) s += ldf(x, i, dt);
-  s = block_sum(s);
-  if (threadIdx.x == 0) atomicAdd(out, scale * s);
-}

@@ -1,4 +1,4 @@
-// Losses: cross-entropy with ignore index, the load-balancing (aux) loss and the router z-loss.
+// Losses: cross-entropy with ignore index, the load-balancing (aux) loss, the router z-loss and sum.
 #include "vec.cuh"
 
 #define IGNORE_INDEX (-100)
@@ -255,4 +255,12 @@ MT_KERNEL void zloss_grad_kernel(const float* logits, const float* mask, const f
   float m = mask == nullptr ? 1.f : mask[r];
   float c = dScale * 2.f * lse * m / ws[1];
   for (int e = lane; e < E; e += 32) dlogits[r * E + e] += c * expf(x[e] - lse);
+}
+
+// out[0] += scale * sum x (out zeroed by the host first: one atomic per block).
+MT_KERNEL void sum_kernel(const void* x, int dt, float scale, float* out, long long n) {
+  float s = 0.f;
+  GRID_LOOP(i, n) s += ldf(x, i, dt);
+  s = block_sum(s);
+  if (threadIdx.x == 0) atomicAdd(out, scale * s);
 }

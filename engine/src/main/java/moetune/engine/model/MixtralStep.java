@@ -165,7 +165,8 @@ final class MixtralStep implements AutoCloseable {
     float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
-      be.lmHeadCrossEntropy(s.normed, model.lmHead(), s.targets, losses, null, null, 0f, headChunk());
+      be.lmHeadCrossEntropy(
+          s.normed, model.lmHead(), s.targets, losses, null, null, 0f, headChunk());
       be.sum(losses, s.targetCount == 0 ? 0f : 1f / s.targetCount, values.view(0, 1));
       be.loadBalancingLoss(s.probs, s.topIdx, s.rowMask, values.view(1, 1), null, 0f);
       if (zCoef != 0f) { // values[2] stays 0 otherwise: the z-loss is off and not computed

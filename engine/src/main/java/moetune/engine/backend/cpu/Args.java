@@ -1,11 +1,15 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Precondition checks shared by the CPU ops. Every failure is an IllegalArgumentException that
- * names the op, the argument and its shape, as Backend's contract asks.
+ * The CPU ops' residency checks: a tensor is a live CPU tensor of the dtype the CPU computes in.
+ * Shapes are checked by {@link OpShapes}, which both backends share (the numel/rows/check forms
+ * here delegate to it for the ops not yet described there). Every failure is an
+ * IllegalArgumentException that names the op, the argument and its shape, as Backend's contract
+ * asks.
  */
 final class Args {
   private Args() {}
@@ -58,33 +62,16 @@ final class Args {
   }
 
   static void numel(String op, String name, Tensor t, long expected) {
-    if (t.numel() != expected) {
-      throw new IllegalArgumentException(
-          op
-              + ": "
-              + name
-              + " "
-              + t.describe()
-              + " has "
-              + t.numel()
-              + " elements, expected "
-              + expected);
-    }
+    OpShapes.numel(op, name, t, expected);
   }
 
   /** The number of rows of {@code t} read as (rows, cols); fails if numel is not a multiple. */
   static int rows(String op, String name, Tensor t, long cols) {
-    if (cols <= 0 || t.numel() % cols != 0) {
-      throw new IllegalArgumentException(
-          op + ": " + name + " " + t.describe() + " is not a whole number of rows of " + cols);
-    }
-    return Math.toIntExact(t.numel() / cols);
+    return OpShapes.rows(op, name, t, cols);
   }
 
   /** Throws with message unless ok. The message is built eagerly: per call, never per element. */
   static void check(boolean ok, String message) {
-    if (!ok) {
-      throw new IllegalArgumentException(message);
-    }
+    OpShapes.check(ok, message);
   }
 }

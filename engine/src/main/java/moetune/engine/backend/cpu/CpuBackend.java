@@ -32,7 +32,9 @@ public final class CpuBackend implements Backend {
   private final CpuRouter router;
   private final CpuScatterMoe moe;
   private final CpuLosses losses;
-  private final CpuOptimizer optimizer;
+  private final CpuRandom random;
+  private final CpuSwiglu swiglu;
+  private final CpuAdamW adamw;
 
   /** A backend using every available core. */
   public CpuBackend() {
@@ -51,7 +53,9 @@ public final class CpuBackend implements Backend {
     router = new CpuRouter(par);
     moe = new CpuScatterMoe(par);
     losses = new CpuLosses(par);
-    optimizer = new CpuOptimizer(par, losses);
+    random = new CpuRandom(par);
+    swiglu = new CpuSwiglu(par);
+    adamw = new CpuAdamW(par, losses);
   }
 
   /** The message for a dtype the CPU cannot hold. */
@@ -177,7 +181,7 @@ public final class CpuBackend implements Backend {
 
   @Override
   public void randomNormal(Tensor t, long seed, float std) {
-    elementwise.randomNormal(t, seed, std);
+    random.randomNormal(t, seed, std);
   }
 
   /** Nothing to wait for: every op has finished when it returns. */
@@ -397,12 +401,12 @@ public final class CpuBackend implements Backend {
 
   @Override
   public void swigluForward(Tensor h, Tensor a) {
-    elementwise.swigluForward(h, a);
+    swiglu.forward(h, a);
   }
 
   @Override
   public void swigluBackward(Tensor dA, Tensor h, Tensor dH) {
-    elementwise.swigluBackward(dA, h, dH);
+    swiglu.backward(dA, h, dH);
   }
 
   // ---------------------------------------------------------------- losses
@@ -439,17 +443,17 @@ public final class CpuBackend implements Backend {
 
   @Override
   public void sumSquares(Tensor x, Tensor acc) {
-    optimizer.sumSquares(x, acc);
+    adamw.sumSquares(x, acc);
   }
 
   @Override
   public void clipByNorm(Tensor grad, Tensor sumSq, float maxNorm) {
-    optimizer.clipByNorm(grad, sumSq, maxNorm);
+    adamw.clipByNorm(grad, sumSq, maxNorm);
   }
 
   @Override
   public void adamwStep(
       Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
-    optimizer.adamwStep(param, grad, m, v, c, lowPrecision);
+    adamw.adamwStep(param, grad, m, v, c, lowPrecision);
   }
 }

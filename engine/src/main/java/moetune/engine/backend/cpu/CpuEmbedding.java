@@ -1,5 +1,6 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /** Token embedding lookup and its scatter-add backward. */
@@ -18,10 +19,9 @@ final class CpuEmbedding {
     String op = "embeddingForward";
     CpuTensor ids = Args.i32(op, "ids", idst);
     CpuTensor table = Args.f32(op, "table", tablet);
-    int d = Math.toIntExact(table.cols());
-    int v = Math.toIntExact(table.rows());
-    int n = ids.size();
-    CpuTensor out = Args.f32(op, "out", outt, (long) n * d);
+    CpuTensor out = Args.f32(op, "out", outt);
+    int[] nd = OpShapes.embedding(op, ids, table, "out", out);
+    int n = nd[0], d = nd[1], v = nd[2];
     int[] idv = checkedIds(op, ids, v);
     float[] tab = table.floats();
     float[] o = out.floats();
@@ -45,10 +45,9 @@ final class CpuEmbedding {
     String op = "embeddingBackward";
     CpuTensor ids = Args.i32(op, "ids", idst);
     CpuTensor dTable = Args.f32(op, "dTable", dtablet);
-    int d = Math.toIntExact(dTable.cols());
-    int v = Math.toIntExact(dTable.rows());
-    int n = ids.size();
-    CpuTensor dOut = Args.f32(op, "dOut", doutt, (long) n * d);
+    CpuTensor dOut = Args.f32(op, "dOut", doutt);
+    int[] nd = OpShapes.embedding(op, ids, dTable, "dOut", dOut);
+    int n = nd[0], d = nd[1], v = nd[2];
     int[] idv = checkedIds(op, ids, v);
     float[] g = dOut.floats();
     float[] t = dTable.floats();

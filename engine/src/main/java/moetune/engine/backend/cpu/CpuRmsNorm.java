@@ -1,5 +1,6 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -21,12 +22,12 @@ final class CpuRmsNorm {
   void forward(Tensor rt, Tensor dt, Tensor wt, float eps, Tensor outt, Tensor rstdt) {
     String op = "rmsnormForward";
     CpuTensor w = Args.f32(op, "w", wt);
-    int d = w.size();
     CpuTensor res = Args.f32(op, "residual", rt);
-    int n = Args.rows(op, "residual", res, d);
-    CpuTensor delta = dt == null ? null : Args.f32(op, "delta", dt, (long) n * d);
-    CpuTensor out = Args.f32(op, "out", outt, (long) n * d);
-    CpuTensor rstd = Args.f32(op, "rstd", rstdt, n);
+    CpuTensor delta = dt == null ? null : Args.f32(op, "delta", dt);
+    CpuTensor out = Args.f32(op, "out", outt);
+    CpuTensor rstd = Args.f32(op, "rstd", rstdt);
+    int[] nd = OpShapes.rmsnormForward(res, delta, w, out, rstd);
+    int n = nd[0], d = nd[1];
     float[] x = res.floats();
     float[] dl = delta == null ? null : delta.floats();
     float[] wv = w.floats();
@@ -72,13 +73,13 @@ final class CpuRmsNorm {
   void backward(Tensor doutt, Tensor xt, Tensor wt, Tensor rstdt, Tensor dxt, Tensor dwt) {
     String op = "rmsnormBackward";
     CpuTensor w = Args.f32(op, "w", wt);
-    int d = w.size();
     CpuTensor x = Args.f32(op, "x", xt);
-    int n = Args.rows(op, "x", x, d);
-    CpuTensor dOut = Args.f32(op, "dOut", doutt, (long) n * d);
-    CpuTensor rstd = Args.f32(op, "rstd", rstdt, n);
-    CpuTensor dx = Args.f32(op, "dx", dxt, (long) n * d);
-    CpuTensor dw = dwt == null ? null : Args.f32(op, "dw", dwt, d);
+    CpuTensor dOut = Args.f32(op, "dOut", doutt);
+    CpuTensor rstd = Args.f32(op, "rstd", rstdt);
+    CpuTensor dx = Args.f32(op, "dx", dxt);
+    CpuTensor dw = dwt == null ? null : Args.f32(op, "dw", dwt);
+    int[] nd = OpShapes.rmsnormBackward(dOut, x, w, rstd, dx, dw);
+    int n = nd[0], d = nd[1];
     float[] g = dOut.floats();
     float[] xv = x.floats();
     float[] wv = w.floats();

@@ -1,5 +1,6 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -20,15 +21,8 @@ final class CpuRope {
   void apply(String op, Tensor xt, Tensor post, float theta, boolean inverse) {
     CpuTensor x = Args.f32(op, "x", xt);
     CpuTensor pos = Args.i32(op, "positions", post);
-    int hd = Math.toIntExact(x.cols());
-    Args.check(
-        x.rank() >= 2 && hd % 2 == 0,
-        op + ": x " + x.describe() + " must be (N, heads, hd) with an even head dim");
-    int n = pos.size();
-    Args.check(
-        n > 0 && x.numel() % ((long) n * hd) == 0,
-        op + ": x " + x.describe() + " is not (N, heads, " + hd + ") for N=" + n + " positions");
-    int heads = Math.toIntExact(x.numel() / ((long) n * hd));
+    int[] nhd = OpShapes.rope(op, x, pos);
+    int n = nhd[0], heads = nhd[1], hd = nhd[2];
     int half = hd / 2;
     float[] invFreq = invFreq(theta, hd);
     float[] xv = x.floats();

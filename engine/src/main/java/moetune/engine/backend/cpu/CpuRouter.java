@@ -1,10 +1,12 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
  * Mixtral routing (softmax over all experts in float32, top-k, renormalise), its backward, and
- * ScatterMoE's flatten-sort-count.
+ * ScatterMoE's flatten-sort-count. The GPU twin is {@code CudaRouter} (router.cu); shapes are
+ * checked by {@link OpShapes}.
  */
 final class CpuRouter {
   private static final int ROWS_PER_TASK = 64;
@@ -19,12 +21,11 @@ final class CpuRouter {
   void topK(Tensor logitst, int k, Tensor probst, Tensor topWt, Tensor topIt) {
     String op = "routerTopK";
     CpuTensor logits = Args.f32(op, "logits", logitst);
-    int e = Math.toIntExact(logits.cols());
-    int n = Math.toIntExact(logits.rows());
-    Args.check(k >= 1 && k <= e, op + ": k=" + k + " must be in [1, E=" + e + "]");
-    CpuTensor probs = Args.f32(op, "probs", probst, (long) n * e);
-    CpuTensor topW = Args.f32(op, "topWeights", topWt, (long) n * k);
-    CpuTensor topI = Args.i32(op, "topIdx", topIt, (long) n * k);
+    CpuTensor probs = Args.f32(op, "probs", probst);
+    CpuTensor topW = Args.f32(op, "topWeights", topWt);
+    CpuTensor topI = Args.i32(op, "topIdx", topIt);
+    int[] ne = OpShapes.routerTopK(logits, k, probs, topW, topI);
+    int n = ne[0], e = ne[1];
     float[] lv = logits.floats();
     float[] pv = probs.floats();
     float[] wv = topW.floats();
@@ -71,13 +72,12 @@ final class CpuRouter {
   void backward(Tensor dTopWt, Tensor dProbst, Tensor probst, Tensor topIt, Tensor dLogitst) {
     String op = "routerBackward";
     CpuTensor probs = Args.f32(op, "probs", probst);
-    int e = Math.toIntExact(probs.cols());
-    int n = Math.toIntExact(probs.rows());
     CpuTensor topI = Args.i32(op, "topIdx", topIt);
-    int k = Args.rows(op, "topIdx", topI, n);
-    CpuTensor dTopW = dTopWt == null ? null : Args.f32(op, "dTopWeights", dTopWt, (long) n * k);
-    CpuTensor dProbs = dProbst == null ? null : Args.f32(op, "dProbs", dProbst, (long) n * e);
-    CpuTensor dLogits = Args.f32(op, "dLogits", dLogitst, (long) n * e);
+    CpuTensor dTopW = dTopWt == null ? null : Args.f32(op, "dTopWeights", dTopWt);
+    CpuTensor dProbs = dProbst == null ? null : Args.f32(op, "dProbs", dProbst);
+    CpuTensor dLogits = Args.f32(op, "dLogits", dLogitst);
+    int[] nek = OpShapes.routerBackward(dTopW, dProbs, probs, topI, dLogits);
+    int n = nek[0], e = nek[1], k = nek[2];
     float[] pv = probs.floats();
     int[] iv = topI.ints();
     float[] dwv = dTopW == null ? null : dTopW.floats();
@@ -128,10 +128,12 @@ final class CpuRouter {
       Tensor topIt, int numExperts, Tensor sortedExpt, Tensor sortedScatt, Tensor offsetst) {
     String op = "flattenSortCount";
     CpuTensor topI = Args.i32(op, "topIdx", topIt);
-    int m = topI.size();
-    CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt, m);
-    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt, m);
-    CpuTensor offsets = Args.i32(op, "expertOffsets", offsetst, numExperts);
+    CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt);
+    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt);
+    CpuTensor offsets = Args.i32(op, "expertOffsets", offsetst);
+    int m =
+        Math.toIntExact(
+            OpShapes.flattenSortCount(topI, numExperts, sortedExp, sortedScat, offsets));
     int k = Math.toIntExact(topI.cols());
     int[] iv = topI.ints();
     int[] counts = new int[numExperts];

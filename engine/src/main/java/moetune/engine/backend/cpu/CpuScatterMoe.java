@@ -2,6 +2,7 @@ package moetune.engine.backend.cpu;
 
 import java.util.ArrayList;
 import java.util.List;
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -132,15 +133,11 @@ final class CpuScatterMoe {
   void group(Tensor xt, Tensor sortedScatt, int fanOut, Tensor gatest, Tensor outt) {
     String op = "group";
     CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt);
-    int m = sortedScat.size();
-    Args.check(
-        fanOut >= 1 && m % fanOut == 0,
-        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
     CpuTensor x = Args.f32(op, "x", xt);
-    int d = Math.toIntExact(x.cols());
-    Args.numel(op, "x", x, (long) (m / fanOut) * d);
-    CpuTensor out = Args.f32(op, "out", outt, (long) m * d);
-    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest, m);
+    CpuTensor out = Args.f32(op, "out", outt);
+    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest);
+    int[] md = OpShapes.group(x, sortedScat, fanOut, gates, out);
+    int m = md[0], d = md[1];
     CpuMatmul.checkNoOverlap(op, out, x, "x");
     int[] sv = permutation(op, sortedScat);
     float[] xv = x.floats();
@@ -261,11 +258,10 @@ final class CpuScatterMoe {
   void combine(Tensor expandedt, Tensor gatest, int k, Tensor yt) {
     String op = "combine";
     CpuTensor y = Args.f32(op, "y", yt);
-    int d = Math.toIntExact(y.cols());
-    int n = Math.toIntExact(y.rows());
-    Args.check(k >= 1, op + ": k=" + k + " must be >= 1");
-    CpuTensor ex = Args.f32(op, "expanded", expandedt, (long) n * k * d);
-    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest, (long) n * k);
+    CpuTensor ex = Args.f32(op, "expanded", expandedt);
+    CpuTensor gates = gatest == null ? null : Args.f32(op, "gates", gatest);
+    int[] nd = OpShapes.combine(ex, gates, k, y);
+    int n = nd[0], d = nd[1];
     CpuMatmul.checkNoOverlap(op, y, ex, "expanded");
     float[] xv = ex.floats();
     float[] yv = y.floats();
@@ -292,11 +288,10 @@ final class CpuScatterMoe {
   void combineGatesBackward(Tensor dyt, Tensor expandedt, int k, Tensor dGatest) {
     String op = "combineGatesBackward";
     CpuTensor dy = Args.f32(op, "dY", dyt);
-    int d = Math.toIntExact(dy.cols());
-    int n = Math.toIntExact(dy.rows());
-    Args.check(k >= 1, op + ": k=" + k + " must be >= 1");
-    CpuTensor ex = Args.f32(op, "expanded", expandedt, (long) n * k * d);
-    CpuTensor dg = Args.f32(op, "dGates", dGatest, (long) n * k);
+    CpuTensor ex = Args.f32(op, "expanded", expandedt);
+    CpuTensor dg = Args.f32(op, "dGates", dGatest);
+    int[] nd = OpShapes.combineGatesBackward(dy, ex, k, dg);
+    int n = nd[0], d = nd[1];
     float[] gv = dy.floats();
     float[] xv = ex.floats();
     float[] dv = dg.floats();

@@ -1,5 +1,7 @@
 package moetune.engine.backend.cuda;
 
+import static moetune.engine.backend.cuda.CudaContext.require;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jcuda.Pointer;
@@ -13,7 +15,6 @@ import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
 import moetune.engine.tensor.DType;
-import moetune.engine.tensor.Floats;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 
@@ -23,8 +24,9 @@ import moetune.engine.tensor.Tensor;
  * Every op is queued on the one stream; only {@link #download} and {@link #synchronize} wait. Float
  * tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
  *
- * <p>This class holds memory, elementwise ops and matmul; the layer, MoE and loss/optimizer ops
- * live in {@link LayerOps}, {@link MoeOps} and {@link LossOps} and are delegated to.
+ * <p>This class holds the device, the stream and memory, and dispatches: each op family lives in
+ * its own class named like its CPU twin and its kernel file ({@code CudaRmsNorm}, {@code
+ * CpuRmsNorm}, {@code rmsnorm.cu}), given a {@link CudaContext} rather than this backend.
  */
 public final class CudaBackend implements Backend {
   private static final ThreadLocal<CudaBackend> BOUND = new ThreadLocal<>();
@@ -42,9 +44,19 @@ public final class CudaBackend implements Backend {
   private final KernelModule kernels;
   private final Cublas cublas;
   private final DeviceAllocator.Block cublasWorkspace;
-  private final LayerOps layers;
-  private final MoeOps moe;
-  private final LossOps losses;
+  private final CudaContext ctx; // what the op classes get instead of this backend
+  private final CudaElementwise elementwise;
+  private final CudaRandom random;
+  private final CudaMatmul matmul;
+  private final CudaEmbedding embedding;
+  private final CudaRmsNorm rmsnorm;
+  private final CudaRope rope;
+  private final CudaSwiglu swiglu;
+  private final CudaRouter router;
+  private final CudaAdamW adamw;
+  private final CudaAttention attention;
+  private final CudaScatterMoe moe;
+  private final CudaLosses losses;
   private boolean closed;
   private Backend facade = this; // what this backend's tensors report (see reportTensorsAs)
 
@@ -109,9 +121,19 @@ public final class CudaBackend implements Backend {
     cublasWorkspace = allocator.allocate(CUBLAS_WORKSPACE, "cuBLAS workspace");
     cublas = new Cublas(Driver.address(stream), cublasWorkspace.address(), CUBLAS_WORKSPACE, !tf32);
     allocator.resetPeak(); // tensors' bytes are reported net of this workspace
-    layers = new LayerOps(this);
-    moe = new MoeOps(this);
-    losses = new LossOps(this);
+    ctx = new CudaContext(this, stream, kernels, cublas, multiprocessors, computeCapability);
+    elementwise = new CudaElementwise(ctx);
+    random = new CudaRandom(ctx);
+    matmul = new CudaMatmul(ctx, elementwise);
+    embedding = new CudaEmbedding(ctx);
+    rmsnorm = new CudaRmsNorm(ctx);
+    rope = new CudaRope(ctx);
+    swiglu = new CudaSwiglu(ctx);
+    router = new CudaRouter(ctx);
+    adamw = new CudaAdamW(ctx);
+    attention = new CudaAttention(ctx);
+    moe = new CudaScatterMoe(ctx);
+    losses = new CudaLosses(ctx, elementwise);
   }
 
   // ---------------------------------------------------------------- plumbing for the op classes
@@ -127,43 +149,25 @@ public final class CudaBackend implements Backend {
     }
   }
 
-  LayerOps layers() {
-    return layers;
+  /** The context the op classes are given (tests drive CudnnAttention with it). */
+  CudaContext context() {
+    return ctx;
+  }
+
+  /** The attention ops (tests switch their path and read their counters). */
+  CudaAttention attention() {
+    return attention;
   }
 
   DeviceAllocator allocator() {
     return allocator;
   }
 
-  void launch(
-      String kernel,
-      String shapes,
-      long gx,
-      long gy,
-      long gz,
-      int block,
-      int smem,
-      Object... args) {
-    bind();
-    kernels.launch(kernel, shapes, gx, gy, gz, block, smem, args);
-  }
-
-  /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
-  int multiprocessors() {
-    return multiprocessors;
-  }
-
-  /** Compute capability as major * 10 + minor (90 on Hopper, where the sm_90a kernels run). */
-  int computeCapability() {
-    return computeCapability;
-  }
-
   /** The MoE ops (tests and benchmarks switch their kernel family). */
-  MoeOps moe() {
+  CudaScatterMoe moe() {
     return moe;
   }
 
-  /** A grid for a grid-stride loop over n elements with 256 threads per block. */
   /**
    * The system property naming, comma-separated, the ops that run their previous kernels instead of
    * the current ones ({@code rope}, {@code crossEntropy}): KernelBandwidthBench sets it for its
@@ -194,10 +198,6 @@ public final class CudaBackend implements Backend {
     return v != null && java.util.Arrays.asList(v.split(",")).contains(op);
   }
 
-  long gridFor(long n) {
-    return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
-  }
-
   /** The tensor as one of ours, or an IllegalArgumentException naming the op and argument. */
   CudaTensor ct(Tensor t, String op, String arg) {
     if (t == null) {
@@ -219,36 +219,6 @@ public final class CudaBackend implements Backend {
     return stream;
   }
 
-  /** Device address of t, or 0 (a null pointer) for an absent optional tensor. */
-  long ptr(Tensor t, String op, String arg) {
-    return t == null ? 0L : ct(t, op, arg).address();
-  }
-
-  /** The kernels' dtype code of a float tensor (0 F32, 1 BF16, 2 F16). */
-  static int dt(Tensor t, String op, String arg) {
-    if (t == null) {
-      return 0;
-    }
-    return switch (t.dtype()) {
-      case F32 -> 0;
-      case BF16 -> 1;
-      case F16 -> 2;
-      default ->
-          throw new IllegalArgumentException(
-              op + ": " + arg + " must be a float tensor, got " + t.describe());
-    };
-  }
-
-  static void require(boolean ok, String message) {
-    if (!ok) {
-      throw new IllegalArgumentException(message);
-    }
-  }
-
-  static void requireDtype(Tensor t, DType d, String op, String arg) {
-    require(t.dtype() == d, op + ": " + arg + " must be " + d + ", got " + t.describe());
-  }
-
   // ---------------------------------------------------------------- identity
 
   @Override
@@ -265,7 +235,7 @@ public final class CudaBackend implements Backend {
         totalMemory / (double) (1L << 30),
         multiprocessors,
         cublas.library(),
-        layers.attentionPath().describe());
+        attention.attentionPath().describe());
   }
 
   @Override
@@ -348,87 +318,17 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void copy(Tensor src, Tensor dst) {
-    CudaTensor s = ct(src, "copy", "src"), d = ct(dst, "copy", "dst");
-    require(
-        s.numel() == d.numel(),
-        "copy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
-    if (s.numel() == 0) {
-      return;
-    }
-    if (s.dtype() == d.dtype()) {
-      bind();
-      Driver.check(
-          JCudaDriver.cuMemcpyDtoDAsync(d.pointer(), s.pointer(), s.byteSize(), stream),
-          "cuMemcpyDtoDAsync",
-          "copy " + s.describe() + " -> " + d.describe());
-      return;
-    }
-    require(
-        s.dtype().isFloating() && d.dtype().isFloating(),
-        "copy: cannot convert " + s.describe() + " to " + d.describe());
-    launch(
-        "convert_kernel",
-        s.describe() + " -> " + d.describe(),
-        gridFor(s.numel()),
-        1,
-        1,
-        256,
-        0,
-        s.address(),
-        dt(s, "copy", "src"),
-        d.address(),
-        dt(d, "copy", "dst"),
-        s.numel());
+    elementwise.copy(src, dst);
   }
 
   @Override
   public void fill(Tensor t, float value) {
-    CudaTensor c = ct(t, "fill", "t");
-    if (c.numel() == 0) {
-      return;
-    }
-    bind();
-    String ctx = "fill " + c.describe() + " with " + value;
-    int rc =
-        switch (c.dtype()) {
-          case F32 ->
-              JCudaDriver.cuMemsetD32Async(
-                  c.pointer(), Float.floatToRawIntBits(value), c.numel(), stream);
-          case I32 -> JCudaDriver.cuMemsetD32Async(c.pointer(), (int) value, c.numel(), stream);
-          case BF16 ->
-              JCudaDriver.cuMemsetD16Async(
-                  c.pointer(), Floats.floatToBf16(value), c.numel(), stream);
-          case F16 ->
-              JCudaDriver.cuMemsetD16Async(
-                  c.pointer(), Floats.floatToF16(value), c.numel(), stream);
-          case I64 ->
-              throw new IllegalArgumentException("fill: I64 tensors are not supported on the GPU");
-        };
-    Driver.check(
-        rc,
-        c.dtype() == DType.F32 || c.dtype() == DType.I32 ? "cuMemsetD32Async" : "cuMemsetD16Async",
-        ctx);
+    elementwise.fill(t, value);
   }
 
   @Override
   public void randomNormal(Tensor t, long seed, float std) {
-    CudaTensor c = ct(t, "randomNormal", "t");
-    if (c.numel() == 0) {
-      return;
-    }
-    launch(
-        "random_normal_kernel",
-        c.describe(),
-        gridFor(c.numel()),
-        1,
-        1,
-        256,
-        0,
-        c.address(),
-        dt(c, "randomNormal", "t"),
-        seed,
-        std,
-        c.numel());
+    random.randomNormal(t, seed, std);
   }
 
   /**
@@ -456,7 +356,7 @@ public final class CudaBackend implements Backend {
 
   /** The attention kernels in use: "own" (tensor-core where they apply) or "scalar". */
   public String attentionPath() {
-    return layers.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
+    return attention.attentionPath().name().toLowerCase(java.util.Locale.ROOT);
   }
 
   /**
@@ -464,7 +364,7 @@ public final class CudaBackend implements Backend {
    * dtype and head dim runs on, and why.
    */
   public String attentionPlan(DType activations, int headDim) {
-    return layers.attentionPlan(activations, headDim);
+    return attention.attentionPlan(activations, headDim);
   }
 
   /**
@@ -475,7 +375,7 @@ public final class CudaBackend implements Backend {
   public String attentionScratch(
       int batch, int seqLen, int heads, int kvHeads, int headDim, DType activations) {
     bind();
-    return layers.attentionScratch(batch, seqLen, heads, kvHeads, headDim, activations);
+    return attention.attentionScratch(batch, seqLen, heads, kvHeads, headDim, activations);
   }
 
   /**
@@ -483,22 +383,22 @@ public final class CudaBackend implements Backend {
    * so far; the others ran on the scalar ones. Tests use it to see which path a model took.
    */
   public long ownAttentionCalls() {
-    return layers.ownAttentionCalls();
+    return attention.ownAttentionCalls();
   }
 
   /** How many attention calls (forward and backward, counted apart) ran on cuDNN so far. */
   public long cudnnAttentionCalls() {
-    return layers.cudnnAttentionCalls();
+    return attention.cudnnAttentionCalls();
   }
 
   /** The cuDNN library the cuDNN attention path loaded, or why it has none (yet). */
   public String cudnnStatus() {
-    return layers.cudnnStatus();
+    return attention.cudnnStatus();
   }
 
   /** Switches the attention kernels (own, cudnn or scalar, as MOETUNE_ATTENTION takes them). */
   public void attentionPath(String path) {
-    layers.attentionPath(LayerOps.AttentionPath.fromEnv(path));
+    attention.attentionPath(CudaAttention.AttentionPath.fromEnv(path));
   }
 
   @Override
@@ -563,7 +463,7 @@ public final class CudaBackend implements Backend {
     }
     bind();
     Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "close " + name());
-    layers.close();
+    attention.close();
     cublas.close();
     kernels.unload();
     allocator.releaseCache();
@@ -575,193 +475,66 @@ public final class CudaBackend implements Backend {
         JCudaDriver.cuDevicePrimaryCtxRelease(device), "cuDevicePrimaryCtxRelease", name());
   }
 
-  // ---------------------------------------------------------------- elementwise
+  // ---------------------------------------------------------------- elementwise, matmul
 
   @Override
   public void add(Tensor a, Tensor b, Tensor out) {
-    CudaTensor x = ct(a, "add", "a"), y = ct(b, "add", "b"), o = ct(out, "add", "out");
-    require(
-        x.numel() == y.numel() && x.numel() == o.numel(),
-        "add: a "
-            + x.describe()
-            + ", b "
-            + y.describe()
-            + " and out "
-            + o.describe()
-            + " differ in size");
-    launch(
-        "add_kernel",
-        x.describe() + " + " + y.describe(),
-        gridFor(o.numel()),
-        1,
-        1,
-        256,
-        0,
-        x.address(),
-        dt(x, "add", "a"),
-        y.address(),
-        dt(y, "add", "b"),
-        o.address(),
-        dt(o, "add", "out"),
-        o.numel());
+    elementwise.add(a, b, out);
   }
 
   @Override
   public void axpy(float alpha, Tensor src, Tensor dst) {
-    CudaTensor s = ct(src, "axpy", "src"), d = ct(dst, "axpy", "dst");
-    require(
-        s.numel() == d.numel(),
-        "axpy: src " + s.describe() + " and dst " + d.describe() + " differ in size");
-    launch(
-        "axpy_kernel",
-        s.describe() + " -> " + d.describe(),
-        gridFor(d.numel()),
-        1,
-        1,
-        256,
-        0,
-        alpha,
-        s.address(),
-        dt(s, "axpy", "src"),
-        d.address(),
-        dt(d, "axpy", "dst"),
-        d.numel());
+    elementwise.axpy(alpha, src, dst);
   }
 
   @Override
   public void scale(Tensor x, float s) {
-    CudaTensor c = ct(x, "scale", "x");
-    launch(
-        "scale_kernel",
-        c.describe(),
-        gridFor(c.numel()),
-        1,
-        1,
-        256,
-        0,
-        c.address(),
-        dt(c, "scale", "x"),
-        s,
-        c.numel());
+    elementwise.scale(x, s);
   }
-
-  // ---------------------------------------------------------------- dense products
 
   @Override
   public void matmul(
       Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
-    CudaTensor A = ct(a, "matmul", "A"), B = ct(b, "matmul", "B"), C = ct(c, "matmul", "C");
-    long m = transA ? A.cols() : A.rows(), ka = transA ? A.rows() : A.cols();
-    long kb = transB ? B.cols() : B.rows(), n = transB ? B.rows() : B.cols();
-    String shapes =
-        "A "
-            + A.describe()
-            + (transA ? "^T" : "")
-            + " @ B "
-            + B.describe()
-            + (transB ? "^T" : "")
-            + " -> C "
-            + C.describe();
-    require(ka == kb && C.rows() == m && C.cols() == n, "matmul: shapes do not agree: " + shapes);
-    dt(A, "matmul", "A");
-    dt(B, "matmul", "B");
-    dt(C, "matmul", "C");
-    require(
-        m <= Integer.MAX_VALUE && n <= Integer.MAX_VALUE && ka <= Integer.MAX_VALUE,
-        "matmul: dimensions exceed 2^31: " + shapes);
-    if (m == 0 || n == 0) {
-      return;
-    }
-    if (ka == 0) {
-      if (beta == 0f) fill(C, 0f);
-      else scale(C, beta);
-      return;
-    }
-    // cuBLAS takes A and B of one type, and C must be F32 for F32 inputs: other mixes go through
-    // float32 copies (a rare path; the model keeps operands of one dtype).
-    boolean direct = A.dtype() == B.dtype() && (A.dtype() != DType.F32 || C.dtype() == DType.F32);
-    if (!direct) {
-      try (Tensor a32 = toF32(A);
-          Tensor b32 = toF32(B);
-          Tensor c32 = C.dtype() == DType.F32 ? null : toF32(C)) {
-        matmul(a32, transA, b32, transB, c32 == null ? C : c32, alpha, beta);
-        if (c32 != null) copy(c32, C);
-      }
-      return;
-    }
-    bind();
-    int ab = cudaType(A.dtype());
-    cublas.gemm(
-        transA,
-        transB,
-        (int) m,
-        (int) n,
-        (int) ka,
-        alpha,
-        A.address(),
-        (int) A.cols(),
-        B.address(),
-        (int) B.cols(),
-        ab,
-        beta,
-        C.address(),
-        (int) n,
-        cudaType(C.dtype()),
-        "matmul " + shapes);
-  }
-
-  private Tensor toF32(CudaTensor t) {
-    Tensor f = empty(DType.F32, t.shape());
-    copy(t, f);
-    return f;
-  }
-
-  private static int cudaType(DType d) {
-    return switch (d) {
-      case F32 -> Cublas.CUDA_R_32F;
-      case BF16 -> Cublas.CUDA_R_16BF;
-      case F16 -> Cublas.CUDA_R_16F;
-      default -> throw new IllegalArgumentException("matmul: " + d + " is not a float type");
-    };
+    matmul.matmul(a, transA, b, transB, c, alpha, beta);
   }
 
   // ---------------------------------------------------------------- delegated ops
 
   @Override
   public void embeddingForward(Tensor ids, Tensor table, Tensor out) {
-    layers.embeddingForward(ids, table, out);
+    embedding.forward(ids, table, out);
   }
 
   @Override
   public void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
-    layers.embeddingBackward(ids, dOut, dTable);
+    embedding.backward(ids, dOut, dTable);
   }
 
   @Override
   public void rmsnormForward(
       Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
-    layers.rmsnormForward(residual, delta, w, eps, out, rstd);
+    rmsnorm.forward(residual, delta, w, eps, out, rstd);
   }
 
   @Override
   public void rmsnormBackward(Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw) {
-    layers.rmsnormBackward(dOut, x, w, rstd, dx, dw);
+    rmsnorm.backward(dOut, x, w, rstd, dx, dw);
   }
 
   @Override
   public void ropeForward(Tensor x, Tensor positions, float theta) {
-    layers.rope(x, positions, theta, 1f, "ropeForward");
+    rope.apply(x, positions, theta, 1f, "ropeForward");
   }
 
   @Override
   public void ropeBackward(Tensor dx, Tensor positions, float theta) {
-    layers.rope(dx, positions, theta, -1f, "ropeBackward");
+    rope.apply(dx, positions, theta, -1f, "ropeBackward");
   }
 
   @Override
   public void attentionForward(
       Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
-    layers.attentionForward(q, k, v, spec, out, lse);
+    attention.attentionForward(q, k, v, spec, out, lse);
   }
 
   @Override
@@ -776,18 +549,18 @@ public final class CudaBackend implements Backend {
       Tensor dq,
       Tensor dk,
       Tensor dv) {
-    layers.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
+    attention.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv);
   }
 
   @Override
   public void routerTopK(Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
-    moe.routerTopK(logits, k, probs, topWeights, topIdx);
+    router.topK(logits, k, probs, topWeights, topIdx);
   }
 
   @Override
   public void routerBackward(
       Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
-    moe.routerBackward(dTopWeights, dProbs, probs, topIdx, dLogits);
+    router.backward(dTopWeights, dProbs, probs, topIdx, dLogits);
   }
 
   @Override
@@ -797,7 +570,8 @@ public final class CudaBackend implements Backend {
       Tensor sortedExpertIdxs,
       Tensor sortedScatteredIdxs,
       Tensor expertOffsets) {
-    moe.flattenSortCount(topIdx, numExperts, sortedExpertIdxs, sortedScatteredIdxs, expertOffsets);
+    router.flattenSortCount(
+        topIdx, numExperts, sortedExpertIdxs, sortedScatteredIdxs, expertOffsets);
   }
 
   @Override
@@ -847,12 +621,12 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void swigluForward(Tensor h, Tensor a) {
-    moe.swigluForward(h, a);
+    swiglu.forward(h, a);
   }
 
   @Override
   public void swigluBackward(Tensor dA, Tensor h, Tensor dH) {
-    moe.swigluBackward(dA, h, dH);
+    swiglu.backward(dA, h, dH);
   }
 
   @Override
@@ -885,17 +659,17 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void sumSquares(Tensor x, Tensor acc) {
-    losses.sumSquares(x, acc);
+    adamw.sumSquares(x, acc);
   }
 
   @Override
   public void clipByNorm(Tensor grad, Tensor sumSq, float maxNorm) {
-    losses.clipByNorm(grad, sumSq, maxNorm);
+    adamw.clipByNorm(grad, sumSq, maxNorm);
   }
 
   @Override
   public void adamwStep(
       Tensor param, Tensor grad, Tensor m, Tensor v, AdamWCoefficients c, Tensor lowPrecision) {
-    losses.adamwStep(param, grad, m, v, c, lowPrecision);
+    adamw.adamwStep(param, grad, m, v, c, lowPrecision);
   }
 }

@@ -88,7 +88,7 @@ final class CudnnAttention implements AutoCloseable {
     final long[] uids, ptrs;
     final String what;
 
-    Plan(Cudnn.Graph graph, Key k, CudaBackend b) {
+    Plan(Cudnn.Graph graph, Key k, CudaContext b) {
       this.graph = graph;
       scale = graph.hostFloat((float) (1.0 / Math.sqrt(k.hd)));
       negInf = graph.hostFloat(Float.NEGATIVE_INFINITY);
@@ -180,7 +180,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   /** Why cuDNN does not take this call's packed documents, or null (also when there are none). */
-  String unsupportedDocuments(CudaBackend b, AttnSpec spec, int hd) {
+  String unsupportedDocuments(CudaContext b, AttnSpec spec, int hd) {
     if (spec.docIds() == null) {
       return null;
     }
@@ -194,7 +194,7 @@ final class CudnnAttention implements AutoCloseable {
    * The documents of a doc-id tensor, read from the device once per tensor (a batch's ids are
    * uploaded once and shared by every layer's forward and backward; moetune never rewrites them).
    */
-  private Documents documents(CudaBackend b, AttnSpec spec) {
+  private Documents documents(CudaContext b, AttnSpec spec) {
     Tensor ids = spec.docIds();
     if (ids != lastDocIds) {
       if (lastDocs != null) lastDocs.close();
@@ -279,7 +279,7 @@ final class CudnnAttention implements AutoCloseable {
      * The device arrays for these heads: three INT64 ragged-offset arrays (q/o/dq/do, k/v/dk/dv,
      * lse/softmax sums, in elements) and the INT32 sequence lengths.
      */
-    void upload(CudaBackend b, int hq, int hk, int hd) {
+    void upload(CudaContext b, int hq, int hk, int hd) {
       long key = ((long) hq << 40) | ((long) hk << 20) | hd;
       if (key == uploadedFor) return;
       closeDevice();
@@ -304,11 +304,11 @@ final class CudnnAttention implements AutoCloseable {
       uploadedFor = key;
     }
 
-    long offsets(CudaBackend b, int which) {
+    long offsets(CudaContext b, int which) {
       return b.ptr(offsets, "attention", "cuDNN ragged offsets") + 8L * which * stride();
     }
 
-    long lengths(CudaBackend b) {
+    long lengths(CudaContext b) {
       return b.ptr(lengths, "attention", "cuDNN sequence lengths");
     }
 
@@ -572,7 +572,7 @@ final class CudnnAttention implements AutoCloseable {
     }
   }
 
-  private Plan plan(CudaBackend b, Key k) {
+  private Plan plan(CudaContext b, Key k) {
     Plan p = plans.get(k);
     if (p == null) {
       Cudnn.Graph g = k.backward ? backwardGraph(k) : forwardGraph(k);
@@ -596,7 +596,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   /** The engine cuDNN chose for this shape (building its plan if needed). */
-  String engine(CudaBackend b, AttnSpec spec, int hq, int hk, int hd, boolean backward) {
+  String engine(CudaContext b, AttnSpec spec, int hq, int hk, int hd, boolean backward) {
     return plan(b, key(spec, null, hq, hk, hd, backward)).graph.engine();
   }
 
@@ -604,7 +604,7 @@ final class CudnnAttention implements AutoCloseable {
    * Device bytes the forward and backward plans of this shape hold for the run (building them if
    * needed): cuDNN's workspaces, the backward's softmax sums and dQ accumulator.
    */
-  long scratchBytes(CudaBackend b, AttnSpec spec, int hq, int hk, int hd) {
+  long scratchBytes(CudaContext b, AttnSpec spec, int hq, int hk, int hd) {
     return plan(b, key(spec, null, hq, hk, hd, false)).scratchBytes()
         + plan(b, key(spec, null, hq, hk, hd, true)).scratchBytes();
   }
@@ -617,7 +617,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   void forward(
-      CudaBackend b,
+      CudaContext b,
       CudaTensor q,
       CudaTensor k,
       CudaTensor v,
@@ -651,7 +651,7 @@ final class CudnnAttention implements AutoCloseable {
    * The call's documents, checked and their offsets on the device for these heads; null without doc
    * ids.
    */
-  private Documents raggedFor(CudaBackend b, AttnSpec spec, int hq, int hk, int hd) {
+  private Documents raggedFor(CudaContext b, AttnSpec spec, int hq, int hk, int hd) {
     if (spec.docIds() == null) {
       return null;
     }
@@ -663,7 +663,7 @@ final class CudnnAttention implements AutoCloseable {
     return docs;
   }
 
-  private static int raggedPointers(CudaBackend b, Documents docs, long[] x, int i) {
+  private static int raggedPointers(CudaContext b, Documents docs, long[] x, int i) {
     long lens = docs.lengths(b);
     x[i++] = lens;
     x[i++] = lens;
@@ -674,7 +674,7 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   void backward(
-      CudaBackend b,
+      CudaContext b,
       CudaTensor dOut,
       CudaTensor q,
       CudaTensor k,

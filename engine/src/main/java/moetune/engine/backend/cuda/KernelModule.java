@@ -9,15 +9,19 @@ import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 import moetune.kernels.KernelImage;
+import moetune.kernels.KernelSignatures;
+import moetune.kernels.KernelSignatures.Signature;
 
 /**
- * The kernels fatbin loaded into the context, its functions looked up once by name, and the
- * launcher every op uses. Kernel arguments are passed as Java values: {@link Long} (a device
- * address or a 64-bit integer), {@link Integer}, {@link Float}, or an {@code int[]} for a struct of
- * 4-byte fields passed by value.
+ * The kernels fatbin loaded into the context and its signature table ({@link KernelSignatures},
+ * read from the .cu sources nvcc compiled). When the module loads, every kernel of the table is
+ * looked up in it, so a table that names a kernel the fatbin lacks fails at once, naming it; each
+ * launch is then built by {@link KernelLaunch}, whose labelled arguments are checked against the
+ * kernel's parameters.
  */
 final class KernelModule {
   private final CUmodule module = new CUmodule();
+  private final Map<String, Signature> signatures;
   private final Map<String, CUfunction> functions = new HashMap<>();
   private final Map<String, Integer> smemLimit = new HashMap<>();
   private final CUstream stream;
@@ -31,24 +35,43 @@ final class KernelModule {
         JCudaDriver.cuModuleLoadData(module, image),
         "cuModuleLoadData",
         "moetune.fatbin (" + image.length + " bytes)");
+    signatures = KernelSignatures.load();
+    for (Signature s : signatures.values()) {
+      CUfunction f = new CUfunction();
+      Driver.check(
+          JCudaDriver.cuModuleGetFunction(f, module, s.name()),
+          "cuModuleGetFunction",
+          "kernel " + s.where() + " of the signature table, in moetune.fatbin");
+      functions.put(s.name(), f);
+    }
   }
 
-  private CUfunction function(String name) {
-    CUfunction f = functions.get(name);
-    if (f == null) {
-      f = new CUfunction();
-      Driver.check(JCudaDriver.cuModuleGetFunction(f, module, name), "cuModuleGetFunction", name);
-      functions.put(name, f);
+  /** A launch of kernel {@code name} on the backend's stream, its arguments still to be added. */
+  KernelLaunch kernel(String name) {
+    Signature s = signatures.get(name);
+    if (s == null) {
+      throw new IllegalStateException(
+          "kernel "
+              + name
+              + " is not declared in the kernel sources (MT_KERNEL in a file moetune.cu includes)");
     }
-    return f;
+    return new KernelLaunch(this, s, stream);
   }
 
   /**
-   * Queues kernel {@code name} on the stream. {@code shapes} describes the op's operands for the
-   * error message should the launch fail.
+   * Queues kernel {@code name} (its arguments checked by {@link KernelLaunch}). {@code shapes}
+   * describes the op's operands for the error message should the launch fail.
    */
   void launch(
-      String name, String shapes, long gx, long gy, long gz, int block, int smem, Object... args) {
+      String name,
+      String shapes,
+      long gx,
+      long gy,
+      long gz,
+      int block,
+      int smem,
+      CUstream stream,
+      Pointer[] args) {
     if (gx <= 0 || gy <= 0 || gz <= 0) {
       return; // an empty problem: nothing to launch
     }
@@ -65,7 +88,7 @@ final class KernelModule {
               + ") is too large for "
               + shapes);
     }
-    CUfunction f = function(name);
+    CUfunction f = functions.get(name);
     if (smem > 48 * 1024 && smemLimit.getOrDefault(name, 48 * 1024) < smem) {
       Driver.check(
           JCudaDriver.cuFuncSetAttribute(
@@ -73,19 +96,6 @@ final class KernelModule {
           "cuFuncSetAttribute",
           "kernel " + name + " " + shapes + " (" + smem + " bytes of shared memory)");
       smemLimit.put(name, smem);
-    }
-    Pointer[] ps = new Pointer[args.length];
-    for (int i = 0; i < args.length; i++) {
-      ps[i] =
-          switch (args[i]) {
-            case Long l -> Pointer.to(new long[] {l});
-            case Integer n -> Pointer.to(new int[] {n});
-            case Float x -> Pointer.to(new float[] {x});
-            case int[] struct -> Pointer.to(struct);
-            default ->
-                throw new IllegalArgumentException(
-                    "kernel " + name + ": unsupported argument " + args[i]);
-          };
     }
     String ctx =
         "kernel "
@@ -102,7 +112,7 @@ final class KernelModule {
             + block;
     Driver.check(
         JCudaDriver.cuLaunchKernel(
-            f, (int) gx, (int) gy, (int) gz, block, 1, 1, smem, stream, Pointer.to(ps), null),
+            f, (int) gx, (int) gy, (int) gz, block, 1, 1, smem, stream, Pointer.to(args), null),
         "cuLaunchKernel",
         ctx);
     if (syncEach) {

@@ -127,7 +127,7 @@ public final class NcclCommunicator implements Communicator {
 
   @Override
   public void allReduceSum(Tensor x) {
-    long p = be.ptr(x, "allReduceSum", "x");
+    long p = be.ct(x, "allReduceSum", "x").address();
     nccl.allReduce(p, p, x.numel(), type(x, "allReduceSum"), comm, afterCompute(), ctx(x));
     computeWaits();
   }
@@ -144,7 +144,7 @@ public final class NcclCommunicator implements Communicator {
         values.length > 16; // the standing buffer holds 16; more is rare (a plan's counts)
     Tensor t = big ? be.empty(DType.I32, 2L * values.length) : scalars.view(0, 2L * values.length);
     be.copyFromHost(new HostTensor(DType.I32, new long[] {2L * values.length}, b), t);
-    long p = be.ptr(t, "allReduceSum", "host values");
+    long p = be.ct(t, "allReduceSum", "host values").address();
     nccl.allReduce(p, p, values.length, 8 /* ncclFloat64 */, comm, afterCompute(), "host values");
     computeWaits();
     ByteBuffer r = be.download(t).bytes().order(ByteOrder.LITTLE_ENDIAN);
@@ -172,7 +172,8 @@ public final class NcclCommunicator implements Communicator {
       throw new IllegalArgumentException(
           "reduceScatterSum: in " + in + " must be " + size + " times out " + out);
     }
-    long s = be.ptr(in, "reduceScatterSum", "in"), r = be.ptr(out, "reduceScatterSum", "out");
+    long s = be.ct(in, "reduceScatterSum", "in").address(),
+        r = be.ct(out, "reduceScatterSum", "out").address();
     nccl.reduceScatter(
         s, r, out.numel(), type(in, "reduceScatterSum"), comm, afterCompute(), ctx(in));
   }
@@ -195,7 +196,7 @@ public final class NcclCommunicator implements Communicator {
       throw new IllegalArgumentException(
           "allGather: out " + out + " must be " + size + " times in " + in);
     }
-    long s = be.ptr(in, "allGather", "in"), r = be.ptr(out, "allGather", "out");
+    long s = be.ct(in, "allGather", "in").address(), r = be.ct(out, "allGather", "out").address();
     nccl.allGather(s, r, in.numel(), moved(in, "allGather"), comm, afterCompute(), ctx(out));
   }
 
@@ -208,7 +209,8 @@ public final class NcclCommunicator implements Communicator {
     Communicator.checkAllToAll(size, send, sendCounts, recv, recvCounts);
     int t = moved(send, "allToAll");
     long es = send.dtype().bytes();
-    long s = be.ptr(send, "allToAll", "send"), r = be.ptr(recv, "allToAll", "recv");
+    long s = be.ct(send, "allToAll", "send").address(),
+        r = be.ct(recv, "allToAll", "recv").address();
     long stream = afterCompute();
     nccl.groupStart();
     long so = 0, ro = 0;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import moetune.engine.backend.cuda.LayerOps.AttentionPath;
+import moetune.engine.backend.cuda.CudaAttention.AttentionPath;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Test;
 
@@ -56,42 +56,42 @@ class AttentionPathTest {
 
   @Test
   void backwardVariantsParseAndSizeTheirBlocks() {
-    assertEquals("v2", LayerOps.fa2BwdVariant("V2", 128));
-    assertEquals("v1", LayerOps.fa2BwdVariant(" v1 ", 64));
-    assertEquals("v3", LayerOps.fa2BwdVariant("v3", 64));
-    assertEquals("v4", LayerOps.fa2BwdVariant("v4", 64));
-    String at128 = LayerOps.fa2BwdVariant(null, 128);
+    assertEquals("v2", CudaAttention.fa2BwdVariant("V2", 128));
+    assertEquals("v1", CudaAttention.fa2BwdVariant(" v1 ", 64));
+    assertEquals("v3", CudaAttention.fa2BwdVariant("v3", 64));
+    assertEquals("v4", CudaAttention.fa2BwdVariant("v4", 64));
+    String at128 = CudaAttention.fa2BwdVariant(null, 128);
     assertTrue(at128.matches("v[125678]"), at128);
-    assertEquals(at128, LayerOps.fa2BwdVariant("v4", 128), "v3 and v4 are head dim 64 only");
-    assertTrue(LayerOps.fa2BwdVariant("", 64).matches("v[1234]"));
+    assertEquals(at128, CudaAttention.fa2BwdVariant("v4", 128), "v3 and v4 are head dim 64 only");
+    assertTrue(CudaAttention.fa2BwdVariant("", 64).matches("v[1234]"));
     // the kernels' bwd_smem: v1 at hd 128 as before this variant split, v4's 32-query tiles
     assertEquals((2 * 128 * 128 + 4 * 64 * 128 + 128 * 64) * 2 + 1536, fa2(128, "v1"));
     assertEquals((2 * 64 * 64 + 4 * 64 * 64 + 64 * 64) * 2 + 1536, fa2(64, "v2"));
     assertEquals((2 * 128 * 64 + 4 * 32 * 64 + 128 * 32) * 2 + 768, fa2(64, "v4"));
-    assertEquals(256, LayerOps.fa2BwdThreads("v1"));
-    assertEquals(128, LayerOps.fa2BwdThreads("v4"));
-    assertEquals(64, LayerOps.fa2BwdKeys("v3"));
+    assertEquals(256, CudaAttention.fa2BwdThreads("v1"));
+    assertEquals(128, CudaAttention.fa2BwdThreads("v4"));
+    assertEquals(64, CudaAttention.fa2BwdKeys("v3"));
     // the warp-pair variants exist at head dim 128 only; v5/v6 add their P^T buffer
-    assertEquals("v5", LayerOps.fa2BwdVariant("v5", 128));
-    assertEquals("v7", LayerOps.fa2BwdVariant("V7", 128));
-    assertEquals(LayerOps.fa2BwdVariant(null, 64), LayerOps.fa2BwdVariant("v6", 64));
+    assertEquals("v5", CudaAttention.fa2BwdVariant("v5", 128));
+    assertEquals("v7", CudaAttention.fa2BwdVariant("V7", 128));
+    assertEquals(CudaAttention.fa2BwdVariant(null, 64), CudaAttention.fa2BwdVariant("v6", 64));
     assertEquals(
         (2 * 128 * 128 + 4 * 64 * 128 + 128 * 64) * 2 + 1536 + 128 * 64 * 2, fa2(128, "v5"));
     assertEquals(
         (2 * 128 * 128 + 4 * 32 * 128 + 128 * 32) * 2 + 768 + 128 * 32 * 2, fa2(128, "v6"));
     assertEquals((2 * 64 * 128 + 4 * 64 * 128 + 64 * 64) * 2 + 1536, fa2(128, "v7"));
     assertEquals(fa2(128, "v1") + 128 * 64 * 2, fa2(128, "v8"));
-    assertEquals("v8", LayerOps.fa2BwdVariant("v8", 128));
-    assertEquals(256, LayerOps.fa2BwdThreads("v8"));
-    assertEquals(256, LayerOps.fa2BwdThreads("v5"));
-    assertEquals(128, LayerOps.fa2BwdThreads("v7"));
-    assertEquals(64, LayerOps.fa2BwdKeys("v7"));
+    assertEquals("v8", CudaAttention.fa2BwdVariant("v8", 128));
+    assertEquals(256, CudaAttention.fa2BwdThreads("v8"));
+    assertEquals(256, CudaAttention.fa2BwdThreads("v5"));
+    assertEquals(128, CudaAttention.fa2BwdThreads("v7"));
+    assertEquals(64, CudaAttention.fa2BwdKeys("v7"));
     IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> LayerOps.fa2BwdVariant("v9", 64));
+        assertThrows(IllegalArgumentException.class, () -> CudaAttention.fa2BwdVariant("v9", 64));
     assertTrue(e.getMessage().startsWith("MOETUNE_FA2_BWD=v9"), e.getMessage());
   }
 
   private static int fa2(int hd, String variant) {
-    return LayerOps.fa2BwdSmem(hd, variant);
+    return CudaAttention.fa2BwdSmem(hd, variant);
   }
 }

@@ -11,8 +11,8 @@ import static moetune.engine.backend.cuda.GpuTesting.sync;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
 
 import moetune.engine.backend.AttnSpec;
+import moetune.engine.backend.cuda.CudaAttention.AttentionPath;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
-import moetune.engine.backend.cuda.LayerOps.AttentionPath;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -46,7 +46,7 @@ class CudaAttentionTest {
   @EnumSource(AttentionPath.class)
   void bf16AgainstOracle(AttentionPath path) {
     skipCudnnIfOff(path);
-    LayerOps layers = gpu().layers();
+    CudaAttention layers = gpu().attention();
     AttentionPath before = layers.attentionPath();
     layers.attentionPath(path);
     try {
@@ -63,7 +63,7 @@ class CudaAttentionTest {
   @EnumSource(AttentionPath.class)
   void f32AgainstOracle(AttentionPath path) {
     skipCudnnIfOff(path);
-    LayerOps layers = gpu().layers();
+    CudaAttention layers = gpu().attention();
     AttentionPath before = layers.attentionPath();
     layers.attentionPath(path);
     try {

@@ -230,14 +230,14 @@ class CudaMoeOpsTest {
    */
   @ParameterizedTest
   @EnumSource(
-      value = MoeOps.Kernel.class,
+      value = CudaScatterMoe.Kernel.class,
       names = {"V2", "N256", "N128"})
-  void bf16ProductsSpanManyTilesAndStages(MoeOps.Kernel kernel) {
-    MoeOps moe = gpu().moe();
+  void bf16ProductsSpanManyTilesAndStages(CudaScatterMoe.Kernel kernel) {
+    CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(
-        kernel == MoeOps.Kernel.V2 || moe.hopper(),
+        kernel == CudaScatterMoe.Kernel.V2 || moe.hopper(),
         "variant 3 (" + kernel + ") needs compute capability 9.0");
-    MoeOps.Kernel before = moe.kernel();
+    CudaScatterMoe.Kernel before = moe.kernel();
     moe.kernel(kernel);
     try {
       bf16Products(kernel);
@@ -246,7 +246,7 @@ class CudaMoeOpsTest {
     }
   }
 
-  private void bf16Products(MoeOps.Kernel kernel) {
+  private void bf16Products(CudaScatterMoe.Kernel kernel) {
     int d = 264, f = 1064; // 264 = 8 * 33 (a partial k step), 1064 = 8 * 133
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;

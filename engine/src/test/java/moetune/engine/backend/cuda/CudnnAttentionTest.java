@@ -150,7 +150,7 @@ class CudnnAttentionTest {
       Runnable forward =
           () ->
               cudnn.forward(
-                  g,
+                  g.context(),
                   g.ct(q.g(), "test", "q"),
                   g.ct(k.g(), "test", "k"),
                   g.ct(v.g(), "test", "v"),
@@ -177,7 +177,7 @@ class CudnnAttentionTest {
             .attentionBackward(
                 dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), cs, dq.c(), dk.c(), dv.c());
         cudnn.backward(
-            g,
+            g.context(),
             g.ct(dOut.g(), "test", "dOut"),
             g.ct(q.g(), "test", "q"),
             g.ct(k.g(), "test", "k"),

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import moetune.engine.backend.cuda.MoeOps.Kernel;
+import moetune.engine.backend.cuda.CudaScatterMoe.Kernel;
 import org.junit.jupiter.api.Test;
 
 /** MOETUNE_MOE_KERNEL parsing (no GPU needed). */

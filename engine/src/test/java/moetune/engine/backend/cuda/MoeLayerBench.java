@@ -27,14 +27,14 @@ public final class MoeLayerBench {
       System.out.println("MoE layer bench on " + g.describe());
       // on Hopper both kernel families in the same run: variant 2 everywhere, then the default
       // (MOE_BENCH_V2=0: the default alone)
-      MoeOps.Kernel chosen = g.moe().kernel();
-      List<MoeOps.Kernel> kernels =
+      CudaScatterMoe.Kernel chosen = g.moe().kernel();
+      List<CudaScatterMoe.Kernel> kernels =
           g.moe().hopper()
-                  && chosen != MoeOps.Kernel.V2
+                  && chosen != CudaScatterMoe.Kernel.V2
                   && !"0".equals(System.getenv("MOE_BENCH_V2"))
-              ? List.of(MoeOps.Kernel.V2, chosen)
+              ? List.of(CudaScatterMoe.Kernel.V2, chosen)
               : List.of(chosen);
-      for (MoeOps.Kernel k : kernels) {
+      for (CudaScatterMoe.Kernel k : kernels) {
         g.moe().kernel(k);
         System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT));
         System.out.println(MoeLayerBenchmark.header(false, ""));

@@ -58,7 +58,8 @@ class MoeSassTest {
             Pattern.compile("\\b(LDL|STL)\\b").matcher(code).find(),
             k + ": local-memory loads/stores (spills) in its sm_90a SASS");
       }
-      // the sm_80 build of the same kernels is a trap, never run (MoeOps launches them on 9.0)
+      // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
+      // 9.0)
       Map<String, String> sm80 = sassByFunction(run(cuobjdump, "-sass", "-arch", "sm_80", fatbin));
       for (String k : WGMMA_KERNELS) {
         assertFalse(sm80.getOrDefault(k, "").contains("HGMMA"), k + " has HGMMA for sm_80");

@@ -1,18 +1,19 @@
 package moetune.engine.backend.cuda;
 
-import static moetune.engine.backend.cuda.CudaBackend.dt;
-import static moetune.engine.backend.cuda.CudaBackend.require;
-import static moetune.engine.backend.cuda.CudaBackend.requireDtype;
+import static moetune.engine.backend.cuda.CudaContext.dt;
+import static moetune.engine.backend.cuda.CudaContext.require;
+import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
 /**
- * Embedding, RMSNorm, RoPE and attention on the GPU (kernels in
- * embedding/rmsnorm/rope/attention.cu).
+ * attentionForward and attentionBackward on the GPU: the tensor-core FlashAttention-2 kernels
+ * (attention_fa2.cu), the scalar ones (attention.cu) and cuDNN's fused attention (CudnnAttention),
+ * chosen per call by {@link AttentionPath}. The CPU twin is {@code CpuAttention}.
  */
-final class LayerOps {
+final class CudaAttention {
   private static final int MAX_HEAD_DIM = 256; // attention.cu: 32 lanes x MAX_R registers
   private static final int FA2_FWD_BM = 128; // attention_fa2.cu's forward query tile
 
@@ -103,7 +104,7 @@ final class LayerOps {
     }
   }
 
-  private final CudaBackend b;
+  private final CudaContext b;
   private AttentionPath attention;
   private CudnnAttention cudnn; // loaded on the first call that takes the cuDNN path
   private String cudnnMissing; // why cuDNN could not be loaded (said once)
@@ -112,7 +113,7 @@ final class LayerOps {
   /** How the path was chosen, for the run's log. */
   private String attentionChoice;
 
-  LayerOps(CudaBackend b) {
+  CudaAttention(CudaContext b) {
     this.b = b;
     String env = System.getenv("MOETUNE_ATTENTION");
     this.attention = AttentionPath.fromEnv(env);
@@ -343,215 +344,6 @@ final class LayerOps {
     return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4 + extra;
   }
 
-  void embeddingForward(Tensor ids, Tensor table, Tensor out) {
-    String op = "embeddingForward";
-    CudaTensor i = b.ct(ids, op, "ids"), t = b.ct(table, op, "table"), o = b.ct(out, op, "out");
-    requireDtype(i, DType.I32, op, "ids");
-    long n = i.numel(), d = t.cols();
-    require(
-        o.rows() == n && o.cols() == d,
-        op + ": ids " + i.describe() + ", table " + t.describe() + " but out " + o.describe());
-    b.launch(
-        "embedding_forward_kernel",
-        i.describe() + " " + t.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        i.address(),
-        t.address(),
-        dt(t, op, "table"),
-        o.address(),
-        dt(o, op, "out"),
-        (int) d,
-        (int) t.rows());
-  }
-
-  void embeddingBackward(Tensor ids, Tensor dOut, Tensor dTable) {
-    String op = "embeddingBackward";
-    CudaTensor i = b.ct(ids, op, "ids"), g = b.ct(dOut, op, "dOut"), t = b.ct(dTable, op, "dTable");
-    requireDtype(i, DType.I32, op, "ids");
-    long n = i.numel(), d = t.cols();
-    require(
-        g.rows() == n && g.cols() == d,
-        op + ": ids " + i.describe() + ", dTable " + t.describe() + " but dOut " + g.describe());
-    b.launch(
-        "embedding_backward_kernel",
-        i.describe() + " " + t.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        i.address(),
-        g.address(),
-        dt(g, op, "dOut"),
-        t.address(),
-        dt(t, op, "dTable"),
-        (int) d,
-        (int) t.rows());
-  }
-
-  void rmsnormForward(Tensor residual, Tensor delta, Tensor w, float eps, Tensor out, Tensor rstd) {
-    String op = "rmsnormForward";
-    CudaTensor r = b.ct(residual, op, "residual"),
-        wt = b.ct(w, op, "w"),
-        o = b.ct(out, op, "out"),
-        s = b.ct(rstd, op, "rstd");
-    long n = r.rows(), d = r.cols();
-    require(
-        wt.numel() == d && o.rows() == n && o.cols() == d && s.numel() == n,
-        op
-            + ": residual "
-            + r.describe()
-            + ", w "
-            + wt.describe()
-            + ", out "
-            + o.describe()
-            + ", rstd "
-            + s.describe());
-    requireDtype(s, DType.F32, op, "rstd");
-    if (delta != null) {
-      CudaTensor dl = b.ct(delta, op, "delta");
-      require(
-          dl.numel() == r.numel(),
-          op + ": delta " + dl.describe() + " does not match residual " + r.describe());
-    }
-    b.launch(
-        "rmsnorm_forward_kernel",
-        r.describe(),
-        n,
-        1,
-        1,
-        blockFor(d),
-        0,
-        r.address(),
-        dt(r, op, "residual"),
-        b.ptr(delta, op, "delta"),
-        dt(delta, op, "delta"),
-        wt.address(),
-        dt(wt, op, "w"),
-        eps,
-        o.address(),
-        dt(o, op, "out"),
-        s.address(),
-        (int) d);
-  }
-
-  void rmsnormBackward(Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw) {
-    String op = "rmsnormBackward";
-    CudaTensor g = b.ct(dOut, op, "dOut"),
-        xt = b.ct(x, op, "x"),
-        wt = b.ct(w, op, "w"),
-        s = b.ct(rstd, op, "rstd");
-    CudaTensor dxt = b.ct(dx, op, "dx");
-    long n = xt.rows(), d = xt.cols();
-    require(
-        g.numel() == xt.numel() && dxt.numel() == xt.numel() && wt.numel() == d && s.numel() == n,
-        op
-            + ": dOut "
-            + g.describe()
-            + ", x "
-            + xt.describe()
-            + ", w "
-            + wt.describe()
-            + ", rstd "
-            + s.describe()
-            + ", dx "
-            + dxt.describe());
-    requireDtype(s, DType.F32, op, "rstd");
-    if (dw != null) {
-      require(dw.numel() == d, op + ": dw " + dw.describe() + " must have " + d + " elements");
-    }
-    if (n == 0) {
-      return;
-    }
-    // Each block keeps a D-float dw partial in shared memory; P blocks, then a column reduction.
-    // D % 256 == 0 up to 2048 with 16-byte aligned tensors (the model's widths): the warp-per-row
-    // kernel with 16-byte loads (rmsnorm.cu, 8 warps of ~120 registers); else a block per row.
-    boolean rows =
-        d % 256 == 0
-            && d <= 2048
-            && g.address() % 16 == 0
-            && xt.address() % 16 == 0
-            && wt.address() % 16 == 0
-            && dxt.address() % 16 == 0;
-    long parts = Math.min(n, 256);
-    int smem = (int) (d * 4);
-    require(
-        smem <= 200 * 1024,
-        op + ": hidden size " + d + " exceeds the kernel's shared-memory dw accumulator");
-    try (Tensor part = dw == null ? null : b.empty(DType.F32, parts, d)) {
-      b.launch(
-          rows ? "rmsnorm_backward_rows_kernel" : "rmsnorm_backward_kernel",
-          xt.describe(),
-          parts,
-          1,
-          1,
-          rows ? 256 : blockFor(d),
-          smem,
-          g.address(),
-          dt(g, op, "dOut"),
-          xt.address(),
-          dt(xt, op, "x"),
-          wt.address(),
-          dt(wt, op, "w"),
-          s.address(),
-          dxt.address(),
-          dt(dxt, op, "dx"),
-          b.ptr(part, op, "dw partials"),
-          (int) n,
-          (int) d);
-      if (dw != null) {
-        CudaTensor dwt = b.ct(dw, op, "dw");
-        b.launch(
-            "rmsnorm_dw_reduce_kernel",
-            dwt.describe(),
-            (d + 255) / 256,
-            1,
-            1,
-            256,
-            0,
-            b.ptr(part, op, "dw partials"),
-            (int) parts,
-            dwt.address(),
-            dt(dwt, op, "dw"),
-            (int) d);
-      }
-    }
-  }
-
-  void rope(Tensor x, Tensor positions, float theta, float sign, String op) {
-    CudaTensor xt = b.ct(x, op, "x"), p = b.ct(positions, op, "positions");
-    requireDtype(p, DType.I32, op, "positions");
-    long n = p.numel();
-    require(
-        xt.rank() >= 2 && n > 0 && xt.numel() % n == 0,
-        op + ": x " + xt.describe() + " and positions " + p.describe());
-    long hd = xt.dim(-1), heads = xt.numel() / n / hd;
-    require(
-        hd % 2 == 0 && heads * hd * n == xt.numel(),
-        op + ": x " + xt.describe() + " is not (N=" + n + ", heads, even hd)");
-    boolean vector = (hd / 2) % 8 == 0 && hd / 2 <= 512 && xt.address() % 16 == 0;
-    b.launch(
-        vector && CudaBackend.before("rope") ? "rope_v1_kernel" : "rope_kernel",
-        xt.describe(),
-        b.gridFor(n * heads * hd / 2),
-        1,
-        1,
-        256,
-        0,
-        xt.address(),
-        dt(xt, op, "x"),
-        p.address(),
-        theta,
-        (int) heads,
-        (int) hd,
-        n,
-        sign);
-  }
-
   /** Checks q/k/v shapes against the spec and returns {H, Hkv, hd}. */
   private int[] dims(String op, CudaTensor q, CudaTensor k, CudaTensor v, AttnSpec s) {
     long hd = q.dim(-1);
@@ -626,42 +418,37 @@ final class LayerOps {
     }
     if (fa2(d[2], qt, kt, vt, o)) {
       ownCalls++;
-      b.launch(
-          (FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2],
-          qt.describe() + " " + kt.describe(),
-          (long) spec.batch() * d[0],
-          (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM,
-          1,
-          FA2_FWD_V1 ? 256 : 128,
-          fa2FwdSmem(d[2]),
-          qt.address(),
-          kt.address(),
-          vt.address(),
-          o.address(),
-          l.address(),
-          b.ptr(spec.docIds(), op, "docIds"),
-          attnStruct(spec, d));
+      b.kernel((FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2])
+          .shapes(qt.describe() + " " + kt.describe())
+          .grid((long) spec.batch() * d[0], (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM)
+          .block(FA2_FWD_V1 ? 256 : 128)
+          .smem(fa2FwdSmem(d[2]))
+          .ptr("q", qt.address())
+          .ptr("k", kt.address())
+          .ptr("v", vt.address())
+          .ptr("out", o.address())
+          .ptr("lse", l.address())
+          .ptr("doc", b.ptr(spec.docIds(), op, "docIds"))
+          .struct("a", attnStruct(spec, d))
+          .launch();
       return;
     }
-    b.launch(
-        "attention_forward_kernel",
-        qt.describe() + " " + kt.describe(),
-        (rows * 32 + 255) / 256,
-        1,
-        1,
-        256,
-        0,
-        qt.address(),
-        dt(qt, op, "q"),
-        kt.address(),
-        dt(kt, op, "k"),
-        vt.address(),
-        dt(vt, op, "v"),
-        o.address(),
-        dt(o, op, "out"),
-        l.address(),
-        b.ptr(spec.docIds(), op, "docIds"),
-        attnStruct(spec, d));
+    b.kernel("attention_forward_kernel")
+        .shapes(qt.describe() + " " + kt.describe())
+        .grid((rows * 32 + 255) / 256)
+        .block(256)
+        .ptr("q", qt.address())
+        .i32("qdt", dt(qt, op, "q"))
+        .ptr("k", kt.address())
+        .i32("kdt", dt(kt, op, "k"))
+        .ptr("v", vt.address())
+        .i32("vdt", dt(vt, op, "v"))
+        .ptr("out", o.address())
+        .i32("odt", dt(o, op, "out"))
+        .ptr("lse", l.address())
+        .ptr("doc", b.ptr(spec.docIds(), op, "docIds"))
+        .struct("a", attnStruct(spec, d))
+        .launch();
   }
 
   void attentionBackward(
@@ -714,67 +501,58 @@ final class LayerOps {
         fa2Backward(spec, d, st, shapes, g, o, qt, kt, vt, l, dAddr, doc, dqt, dkt, dvt, rows);
         return;
       }
-      b.launch(
-          "attention_delta_kernel",
-          shapes,
-          (rows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          o.address(),
-          dt(o, op, "out"),
-          dAddr,
-          rows,
-          d[2]);
-      b.launch(
-          "attention_dq_kernel",
-          shapes,
-          (rows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          qt.address(),
-          dt(qt, op, "q"),
-          kt.address(),
-          dt(kt, op, "k"),
-          vt.address(),
-          dt(vt, op, "v"),
-          l.address(),
-          dAddr,
-          doc,
-          dqt.address(),
-          dt(dqt, op, "dq"),
-          st);
-      b.launch(
-          "attention_dkdv_kernel",
-          shapes,
-          (keyRows * 32 + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          dt(g, op, "dOut"),
-          qt.address(),
-          dt(qt, op, "q"),
-          kt.address(),
-          dt(kt, op, "k"),
-          vt.address(),
-          dt(vt, op, "v"),
-          l.address(),
-          dAddr,
-          doc,
-          dkt.address(),
-          dt(dkt, op, "dk"),
-          dvt.address(),
-          dt(dvt, op, "dv"),
-          st);
+      b.kernel("attention_delta_kernel")
+          .shapes(shapes)
+          .grid((rows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("out", o.address())
+          .i32("odt", dt(o, op, "out"))
+          .ptr("delta", dAddr)
+          .i64("rows", rows)
+          .i32("hd", d[2])
+          .launch();
+      b.kernel("attention_dq_kernel")
+          .shapes(shapes)
+          .grid((rows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("q", qt.address())
+          .i32("qdt", dt(qt, op, "q"))
+          .ptr("k", kt.address())
+          .i32("kdt", dt(kt, op, "k"))
+          .ptr("v", vt.address())
+          .i32("vdt", dt(vt, op, "v"))
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dq", dqt.address())
+          .i32("dqdt", dt(dqt, op, "dq"))
+          .struct("a", st)
+          .launch();
+      b.kernel("attention_dkdv_kernel")
+          .shapes(shapes)
+          .grid((keyRows * 32 + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .i32("gdt", dt(g, op, "dOut"))
+          .ptr("q", qt.address())
+          .i32("qdt", dt(qt, op, "q"))
+          .ptr("k", kt.address())
+          .i32("kdt", dt(kt, op, "k"))
+          .ptr("v", vt.address())
+          .i32("vdt", dt(vt, op, "v"))
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dk", dkt.address())
+          .i32("dkdt", dt(dkt, op, "dk"))
+          .ptr("dv", dvt.address())
+          .i32("dvdt", dt(dvt, op, "dv"))
+          .struct("a", st)
+          .launch();
     }
   }
 
@@ -799,59 +577,46 @@ final class LayerOps {
     String op = "attentionBackward";
     try (Tensor dqAcc = b.empty(DType.F32, rows * d[2])) {
       long acc = b.ptr(dqAcc, op, "dqAcc");
-      b.launch(
-          "attention_fa2_delta_kernel",
-          shapes,
-          (rows * (d[2] / 8) + 255) / 256,
-          1,
-          1,
-          256,
-          0,
-          g.address(),
-          o.address(),
-          dAddr,
-          acc,
-          rows,
-          d[2]);
+      b.kernel("attention_fa2_delta_kernel")
+          .shapes(shapes)
+          .grid((rows * (d[2] / 8) + 255) / 256)
+          .block(256)
+          .ptr("dout", g.address())
+          .ptr("out", o.address())
+          .ptr("delta", dAddr)
+          .ptr("dqacc", acc)
+          .i64("rows", rows)
+          .i32("hd", d[2])
+          .launch();
       String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
       int keys = fa2BwdKeys(variant);
-      b.launch(
-          "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2],
-          shapes,
-          (long) spec.batch() * d[1],
-          (spec.keyLen() + keys - 1) / keys,
-          1,
-          fa2BwdThreads(variant),
-          fa2BwdSmem(d[2], variant),
-          g.address(),
-          qt.address(),
-          kt.address(),
-          vt.address(),
-          l.address(),
-          dAddr,
-          doc,
-          acc,
-          dkt.address(),
-          dvt.address(),
-          st);
-      b.launch(
-          "attention_fa2_dq_convert_kernel",
-          shapes,
-          b.gridFor(rows * d[2] / 4),
-          1,
-          1,
-          256,
-          0,
-          acc,
-          dqt.address(),
-          rows * d[2],
-          Float.intBitsToFloat(st[7]));
+      b.kernel(
+              "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2])
+          .shapes(shapes)
+          .grid((long) spec.batch() * d[1], (spec.keyLen() + keys - 1) / keys)
+          .block(fa2BwdThreads(variant))
+          .smem(fa2BwdSmem(d[2], variant))
+          .ptr("dout", g.address())
+          .ptr("q", qt.address())
+          .ptr("k", kt.address())
+          .ptr("v", vt.address())
+          .ptr("lse", l.address())
+          .ptr("delta", dAddr)
+          .ptr("doc", doc)
+          .ptr("dqacc", acc)
+          .ptr("dk", dkt.address())
+          .ptr("dv", dvt.address())
+          .struct("a", st)
+          .launch();
+      b.kernel("attention_fa2_dq_convert_kernel")
+          .shapes(shapes)
+          .grid(b.gridFor(rows * d[2] / 4))
+          .block(256)
+          .ptr("dqacc", acc)
+          .ptr("dq", dqt.address())
+          .i64("n", rows * d[2])
+          .f32("scale", Float.intBitsToFloat(st[7]))
+          .launch();
     }
-  }
-
-  /** Threads for a one-block-per-row kernel over d columns: a multiple of 32, at most 1024. */
-  static int blockFor(long d) {
-    long t = Math.min(1024, Math.max(32, (d + 3) / 4));
-    return (int) ((t + 31) / 32 * 32);
   }
 }

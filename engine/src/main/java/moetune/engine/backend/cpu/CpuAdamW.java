@@ -1,14 +1,19 @@
 package moetune.engine.backend.cpu;
 
 import moetune.engine.backend.AdamWCoefficients;
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
-/** Global grad-norm clipping and the AdamW step, following torch's operation order. */
-final class CpuOptimizer {
+/**
+ * sumSquares, clipByNorm and adamwStep: global grad-norm clipping and the AdamW step, following
+ * torch's operation order. The GPU twin is {@code CudaAdamW} (adamw.cu); shapes are checked by
+ * {@link OpShapes}.
+ */
+final class CpuAdamW {
   private final Parallel par;
   private final CpuLosses sums;
 
-  CpuOptimizer(Parallel par, CpuLosses sums) {
+  CpuAdamW(Parallel par, CpuLosses sums) {
     this.par = par;
     this.sums = sums;
   }
@@ -16,7 +21,8 @@ final class CpuOptimizer {
   /** Backend#sumSquares: acc[0] += sum x^2 (summed in double, added to acc in float32). */
   void sumSquares(Tensor xt, Tensor acct) {
     CpuTensor x = Args.f32("sumSquares", "x", xt);
-    CpuTensor acc = Args.f32("sumSquares", "acc", acct, 1);
+    CpuTensor acc = Args.f32("sumSquares", "acc", acct);
+    OpShapes.sumSquares(x, acc);
     float[] xv = x.floats();
     double total =
         sums.chunkedSum(
@@ -39,7 +45,8 @@ final class CpuOptimizer {
    */
   void clipByNorm(Tensor gradt, Tensor sumSqt, float maxNorm) {
     CpuTensor grad = Args.f32("clipByNorm", "grad", gradt);
-    CpuTensor sumSq = Args.f32("clipByNorm", "sumSq", sumSqt, 1);
+    CpuTensor sumSq = Args.f32("clipByNorm", "sumSq", sumSqt);
+    OpShapes.clipByNorm(grad, sumSq);
     float norm = (float) Math.sqrt(sumSq.floats()[sumSq.offset()]);
     float coef = Math.min(1f, (1f / (norm + 1e-6f)) * maxNorm);
     float[] g = grad.floats();
@@ -69,11 +76,11 @@ final class CpuOptimizer {
       Tensor lowPrecisiont) {
     String op = "adamwStep";
     CpuTensor param = Args.f32(op, "param", paramt);
-    int n = param.size();
-    CpuTensor grad = Args.f32(op, "grad", gradt, n);
-    CpuTensor m = Args.f32(op, "m", mt, n);
-    CpuTensor v = Args.f32(op, "v", vt, n);
-    CpuTensor low = lowPrecisiont == null ? null : Args.f32(op, "lowPrecision", lowPrecisiont, n);
+    CpuTensor grad = Args.f32(op, "grad", gradt);
+    CpuTensor m = Args.f32(op, "m", mt);
+    CpuTensor v = Args.f32(op, "v", vt);
+    CpuTensor low = lowPrecisiont == null ? null : Args.f32(op, "lowPrecision", lowPrecisiont);
+    int n = Math.toIntExact(OpShapes.adamwStep(param, grad, m, v, low));
     float decay = c.decay();
     float w1 = c.w1();
     float b2f = c.beta2();

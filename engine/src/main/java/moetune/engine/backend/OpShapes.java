@@ -1,0 +1,309 @@
+package moetune.engine.backend;
+
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * The shape contract of each {@link Backend} op, written once and checked by both backends: {@code
+ * CpuRmsNorm} and {@code CudaRmsNorm} call {@link #rmsnormForward} after checking that each tensor
+ * lives on them (and, on the CPU, is float32). A failure is an IllegalArgumentException naming the
+ * op, the argument and the shapes, as Backend's contract asks; the dims a check derives are
+ * returned so the op does not derive them again.
+ *
+ * <p>Shape letters as in {@link Backend}: N rows (tokens), D hidden, V vocabulary, E experts, K
+ * experts per token, F expert width.
+ */
+public final class OpShapes {
+  private OpShapes() {}
+
+  // ---------------------------------------------------------------- helpers
+
+  /** Throws with message unless ok. The message is built eagerly: per call, never per element. */
+  public static void check(boolean ok, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+
+  /** t has exactly {@code expected} elements. */
+  public static void numel(String op, String name, Tensor t, long expected) {
+    if (t.numel() != expected) {
+      throw new IllegalArgumentException(
+          op
+              + ": "
+              + name
+              + " "
+              + t.describe()
+              + " has "
+              + t.numel()
+              + " elements, expected "
+              + expected);
+    }
+  }
+
+  /** The number of rows of {@code t} read as (rows, cols); fails if numel is not a multiple. */
+  public static int rows(String op, String name, Tensor t, long cols) {
+    if (cols <= 0 || t.numel() % cols != 0) {
+      throw new IllegalArgumentException(
+          op + ": " + name + " " + t.describe() + " is not a whole number of rows of " + cols);
+    }
+    return Math.toIntExact(t.numel() / cols);
+  }
+
+  /** t has dtype d. */
+  public static void dtype(String op, String name, Tensor t, DType d) {
+    check(t.dtype() == d, op + ": " + name + " must be " + d + ", got " + t.describe());
+  }
+
+  /** The number of columns of t read as a matrix: its last dimension (1 for a scalar). */
+  private static int cols(Tensor t) {
+    return Math.toIntExact(t.cols());
+  }
+
+  // ---------------------------------------------------------------- elementwise
+
+  /** add: a, b and out hold the same number of elements. */
+  public static void add(Tensor a, Tensor b, Tensor out) {
+    numel("add", "b", b, a.numel());
+    numel("add", "out", out, a.numel());
+  }
+
+  /** axpy: src and dst hold the same number of elements. */
+  public static void axpy(Tensor src, Tensor dst) {
+    numel("axpy", "dst", dst, src.numel());
+  }
+
+  /** copy: src and dst hold the same number of elements. */
+  public static void copy(Tensor src, Tensor dst) {
+    numel("copy", "dst", dst, src.numel());
+  }
+
+  // ---------------------------------------------------------------- embedding
+
+  /**
+   * embeddingForward / embeddingBackward: ids I32 (N), table (V, D), rows (N, D) (out or dOut).
+   * Returns {N, D, V}.
+   */
+  public static int[] embedding(String op, Tensor ids, Tensor table, String rowsName, Tensor rows) {
+    dtype(op, "ids", ids, DType.I32);
+    int n = Math.toIntExact(ids.numel()), d = cols(table), v = Math.toIntExact(table.rows());
+    numel(op, rowsName, rows, (long) n * d);
+    return new int[] {n, d, v};
+  }
+
+  // ---------------------------------------------------------------- rmsnorm
+
+  /**
+   * rmsnormForward: w (D); residual (N, D); delta (optional), out (N, D); rstd F32 (N). Returns {N,
+   * D}.
+   */
+  public static int[] rmsnormForward(
+      Tensor residual, Tensor delta, Tensor w, Tensor out, Tensor rstd) {
+    String op = "rmsnormForward";
+    int d = Math.toIntExact(w.numel());
+    int n = rows(op, "residual", residual, d);
+    if (delta != null) numel(op, "delta", delta, (long) n * d);
+    numel(op, "out", out, (long) n * d);
+    numel(op, "rstd", rstd, n);
+    dtype(op, "rstd", rstd, DType.F32);
+    return new int[] {n, d};
+  }
+
+  /** rmsnormBackward: w (D); x, dOut, dx (N, D); rstd F32 (N); dw (D) optional. Returns {N, D}. */
+  public static int[] rmsnormBackward(
+      Tensor dOut, Tensor x, Tensor w, Tensor rstd, Tensor dx, Tensor dw) {
+    String op = "rmsnormBackward";
+    int d = Math.toIntExact(w.numel());
+    int n = rows(op, "x", x, d);
+    numel(op, "dOut", dOut, (long) n * d);
+    numel(op, "rstd", rstd, n);
+    dtype(op, "rstd", rstd, DType.F32);
+    numel(op, "dx", dx, (long) n * d);
+    if (dw != null) numel(op, "dw", dw, d);
+    return new int[] {n, d};
+  }
+
+  // ---------------------------------------------------------------- rope
+
+  /**
+   * ropeForward / ropeBackward: x (N, heads, hd) with an even hd, positions I32 (N), N >= 1.
+   * Returns {N, heads, hd}.
+   */
+  public static int[] rope(String op, Tensor x, Tensor positions) {
+    dtype(op, "positions", positions, DType.I32);
+    int hd = cols(x);
+    check(
+        x.rank() >= 2 && hd % 2 == 0,
+        op + ": x " + x.describe() + " must be (N, heads, hd) with an even head dim");
+    int n = Math.toIntExact(positions.numel());
+    check(
+        n > 0 && x.numel() % ((long) n * hd) == 0,
+        op + ": x " + x.describe() + " is not (N, heads, " + hd + ") for N=" + n + " positions");
+    return new int[] {n, Math.toIntExact(x.numel() / ((long) n * hd)), hd};
+  }
+
+  // ---------------------------------------------------------------- swiglu
+
+  /** swigluForward: a (M, F), h (M, 2F). Returns {M, F}. */
+  public static int[] swigluForward(Tensor h, Tensor a) {
+    String op = "swigluForward";
+    int f = cols(a);
+    int m = rows(op, "a", a, f);
+    numel(op, "h", h, 2L * m * f);
+    return new int[] {m, f};
+  }
+
+  /** swigluBackward: dA (M, F), h and dH (M, 2F). Returns {M, F}. */
+  public static int[] swigluBackward(Tensor dA, Tensor h, Tensor dH) {
+    String op = "swigluBackward";
+    int f = cols(dA);
+    int m = rows(op, "dA", dA, f);
+    numel(op, "h", h, 2L * m * f);
+    numel(op, "dH", dH, 2L * m * f);
+    return new int[] {m, f};
+  }
+
+  // ---------------------------------------------------------------- router
+
+  /**
+   * routerTopK: logits (N, E), 1 <= k <= E; probs F32 (N, E); topWeights F32 (N, K); topIdx I32 (N,
+   * K). Returns {N, E}.
+   */
+  public static int[] routerTopK(
+      Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
+    String op = "routerTopK";
+    int e = cols(logits);
+    int n = rows(op, "logits", logits, e);
+    check(k >= 1 && k <= e, op + ": k=" + k + " must be in [1, E=" + e + "]");
+    numel(op, "probs", probs, (long) n * e);
+    numel(op, "topWeights", topWeights, (long) n * k);
+    numel(op, "topIdx", topIdx, (long) n * k);
+    dtype(op, "probs", probs, DType.F32);
+    dtype(op, "topWeights", topWeights, DType.F32);
+    dtype(op, "topIdx", topIdx, DType.I32);
+    return new int[] {n, e};
+  }
+
+  /**
+   * routerBackward: probs F32 (N, E); topIdx I32 (N, K); dTopWeights F32 (N, K) and dProbs F32 (N,
+   * E) optional; dLogits (N, E). Returns {N, E, K}.
+   */
+  public static int[] routerBackward(
+      Tensor dTopWeights, Tensor dProbs, Tensor probs, Tensor topIdx, Tensor dLogits) {
+    String op = "routerBackward";
+    int e = cols(probs);
+    int n = rows(op, "probs", probs, e);
+    dtype(op, "probs", probs, DType.F32);
+    dtype(op, "topIdx", topIdx, DType.I32);
+    int k = n == 0 ? 0 : rows(op, "topIdx", topIdx, n);
+    if (dTopWeights != null) {
+      numel(op, "dTopWeights", dTopWeights, (long) n * k);
+      dtype(op, "dTopWeights", dTopWeights, DType.F32);
+    }
+    if (dProbs != null) {
+      numel(op, "dProbs", dProbs, (long) n * e);
+      dtype(op, "dProbs", dProbs, DType.F32);
+    }
+    numel(op, "dLogits", dLogits, (long) n * e);
+    return new int[] {n, e, k};
+  }
+
+  /**
+   * flattenSortCount: topIdx I32 (M = N*K flat); sortedExpertIdxs, sortedScatteredIdxs I32 (M);
+   * expertOffsets I32 (E), E >= 1. Returns M.
+   */
+  public static long flattenSortCount(
+      Tensor topIdx,
+      int numExperts,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor expertOffsets) {
+    String op = "flattenSortCount";
+    check(numExperts > 0, op + ": E=" + numExperts + " must be >= 1");
+    long m = topIdx.numel();
+    numel(op, "sortedExpertIdxs", sortedExpertIdxs, m);
+    numel(op, "sortedScatteredIdxs", sortedScatteredIdxs, m);
+    numel(op, "expertOffsets", expertOffsets, numExperts);
+    dtype(op, "topIdx", topIdx, DType.I32);
+    dtype(op, "sortedExpertIdxs", sortedExpertIdxs, DType.I32);
+    dtype(op, "sortedScatteredIdxs", sortedScatteredIdxs, DType.I32);
+    dtype(op, "expertOffsets", expertOffsets, DType.I32);
+    return m;
+  }
+
+  // ---------------------------------------------------------------- group, combine
+
+  /**
+   * group: sortedScatteredIdxs I32 (M), fanOut >= 1 dividing M; x (M / fanOut, D); out (M, D);
+   * gates F32 (M) optional. Returns {M, D}.
+   */
+  public static int[] group(
+      Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
+    String op = "group";
+    dtype(op, "sortedScatteredIdxs", sortedScatteredIdxs, DType.I32);
+    int m = Math.toIntExact(sortedScatteredIdxs.numel());
+    check(
+        fanOut >= 1 && m % fanOut == 0,
+        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
+    int d = cols(x);
+    numel(op, "x", x, (long) (m / fanOut) * d);
+    numel(op, "out", out, (long) m * d);
+    if (gates != null) {
+      numel(op, "gates", gates, m);
+      dtype(op, "gates", gates, DType.F32);
+    }
+    return new int[] {m, d};
+  }
+
+  /** combine: y (N, D); k >= 1; expanded (N*K, D); gates F32 (N, K) optional. Returns {N, D}. */
+  public static int[] combine(Tensor expanded, Tensor gates, int k, Tensor y) {
+    String op = "combine";
+    int d = cols(y), n = Math.toIntExact(y.rows());
+    check(k >= 1, op + ": k=" + k + " must be >= 1");
+    numel(op, "expanded", expanded, (long) n * k * d);
+    if (gates != null) {
+      numel(op, "gates", gates, (long) n * k);
+      dtype(op, "gates", gates, DType.F32);
+    }
+    return new int[] {n, d};
+  }
+
+  /** combineGatesBackward: dY (N, D); k >= 1; expanded (N*K, D); dGates F32 (N, K). */
+  public static int[] combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
+    String op = "combineGatesBackward";
+    int d = cols(dY), n = Math.toIntExact(dY.rows());
+    check(k >= 1, op + ": k=" + k + " must be >= 1");
+    numel(op, "expanded", expanded, (long) n * k * d);
+    numel(op, "dGates", dGates, (long) n * k);
+    dtype(op, "dGates", dGates, DType.F32);
+    return new int[] {n, d};
+  }
+
+  // ---------------------------------------------------------------- adamw
+
+  /** sumSquares: acc F32 holds one value. */
+  public static void sumSquares(Tensor x, Tensor acc) {
+    numel("sumSquares", "acc", acc, 1);
+    dtype("sumSquares", "acc", acc, DType.F32);
+  }
+
+  /** clipByNorm: sumSq F32 holds one value. */
+  public static void clipByNorm(Tensor grad, Tensor sumSq) {
+    numel("clipByNorm", "sumSq", sumSq, 1);
+    dtype("clipByNorm", "sumSq", sumSq, DType.F32);
+  }
+
+  /** adamwStep: param, m, v F32 (n); grad (n); lowPrecision (n) optional. Returns n. */
+  public static long adamwStep(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor lowPrecision) {
+    String op = "adamwStep";
+    long n = param.numel();
+    numel(op, "grad", grad, n);
+    numel(op, "m", m, n);
+    numel(op, "v", v, n);
+    if (lowPrecision != null) numel(op, "lowPrecision", lowPrecision, n);
+    dtype(op, "param", param, DType.F32);
+    dtype(op, "m", m, DType.F32);
+    dtype(op, "v", v, DType.F32);
+    return n;
+  }
+}

@@ -1,0 +1,149 @@
+package moetune.engine.backend.cuda;
+
+import jcuda.driver.CUstream;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * What the CUDA op classes ({@code CudaRmsNorm}, {@code CudaRouter}, ...) need from the device, and
+ * nothing else: the stream, the kernel module's checked launches ({@link #kernel}), scratch tensors
+ * from the caching allocator, the cuBLAS handle, and the device's size. The backend builds one and
+ * hands it to each op class; the op classes never see {@link CudaBackend} itself, so they cannot
+ * call each other through it.
+ */
+final class CudaContext {
+  private final CudaBackend backend; // owns the tensors; used only to allocate and check them
+  private final CUstream stream;
+  private final KernelModule kernels;
+  private final Cublas cublas;
+  private final int multiprocessors;
+  private final int computeCapability;
+
+  CudaContext(
+      CudaBackend backend,
+      CUstream stream,
+      KernelModule kernels,
+      Cublas cublas,
+      int multiprocessors,
+      int computeCapability) {
+    this.backend = backend;
+    this.stream = stream;
+    this.kernels = kernels;
+    this.cublas = cublas;
+    this.multiprocessors = multiprocessors;
+    this.computeCapability = computeCapability;
+  }
+
+  /** The device's name in messages ({@code cuda:0}). */
+  String name() {
+    return backend.name();
+  }
+
+  /** Makes the device's context current on the calling thread. */
+  void bind() {
+    backend.bind();
+  }
+
+  /** A checked launch of kernel {@code name} on the stream ({@link KernelLaunch}). */
+  KernelLaunch kernel(String name) {
+    backend.bind();
+    return kernels.kernel(name);
+  }
+
+  /** The one stream every op is queued on. */
+  CUstream stream() {
+    return stream;
+  }
+
+  /** The raw cudaStream_t of {@link #stream} (cuBLAS, cuDNN and NCCL take it). */
+  long streamAddress() {
+    return Driver.address(stream);
+  }
+
+  /** cuBLAS, bound to the stream and its workspace. */
+  Cublas cublas() {
+    backend.bind();
+    return cublas;
+  }
+
+  /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
+  int multiprocessors() {
+    return multiprocessors;
+  }
+
+  /** Compute capability as major * 10 + minor (90 on Hopper, where the sm_90a kernels run). */
+  int computeCapability() {
+    return computeCapability;
+  }
+
+  /** A scratch tensor from the caching allocator, contents undefined. */
+  Tensor empty(DType dtype, long... shape) {
+    return backend.empty(dtype, shape);
+  }
+
+  /** A scratch tensor of zeros. */
+  Tensor zeros(DType dtype, long... shape) {
+    return backend.zeros(dtype, shape);
+  }
+
+  /** Sets every element of t to value (the backend's fill). */
+  void fill(Tensor t, float value) {
+    backend.fill(t, value);
+  }
+
+  /** A device copy of host data in dtype (the backend's upload). */
+  Tensor upload(moetune.engine.tensor.HostTensor host, DType dtype) {
+    return backend.upload(host, dtype);
+  }
+
+  /** A host copy of t (the backend's download; synchronises the stream). */
+  moetune.engine.tensor.HostTensor download(Tensor t) {
+    return backend.download(t);
+  }
+
+  /** A grid for a grid-stride loop over n elements with 256 threads per block. */
+  long gridFor(long n) {
+    return Math.max(1, Math.min((n + 255) / 256, (long) multiprocessors * 16));
+  }
+
+  /** The tensor as one of this device's, or an IllegalArgumentException naming the op and arg. */
+  CudaTensor ct(Tensor t, String op, String arg) {
+    return backend.ct(t, op, arg);
+  }
+
+  /** Device address of t, or 0 (a null pointer) for an absent optional tensor. */
+  long ptr(Tensor t, String op, String arg) {
+    return t == null ? 0L : ct(t, op, arg).address();
+  }
+
+  /** The kernels' dtype code of a float tensor (0 F32, 1 BF16, 2 F16); 0 for an absent one. */
+  static int dt(Tensor t, String op, String arg) {
+    if (t == null) {
+      return 0;
+    }
+    return switch (t.dtype()) {
+      case F32 -> 0;
+      case BF16 -> 1;
+      case F16 -> 2;
+      default ->
+          throw new IllegalArgumentException(
+              op + ": " + arg + " must be a float tensor, got " + t.describe());
+    };
+  }
+
+  static void require(boolean ok, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+
+  static void requireDtype(Tensor t, DType d, String op, String arg) {
+    require(t.dtype() == d, op + ": " + arg + " must be " + d + ", got " + t.describe());
+  }
+
+  /** Threads for a one-block-per-row kernel over d columns: a multiple of 32, at most 1024. */
+  static int blockFor(long d) {
+    long t = Math.min(1024, Math.max(32, (d + 3) / 4));
+    return (int) ((t + 31) / 32 * 32);
+  }
+}

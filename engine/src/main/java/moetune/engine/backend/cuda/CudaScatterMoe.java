@@ -1,0 +1,454 @@
+package moetune.engine.backend.cuda;
+
+import static moetune.engine.backend.cuda.CudaContext.blockFor;
+import static moetune.engine.backend.cuda.CudaContext.dt;
+import static moetune.engine.backend.cuda.CudaContext.require;
+import static moetune.engine.backend.cuda.CudaContext.requireDtype;
+
+import moetune.engine.backend.OpShapes;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+
+/**
+ * scatter2scatter, groupXtY, group, combine and combineGatesBackward on the GPU: the ScatterMoE
+ * kernels (scatter2scatter.cu, moe_mma.cu, moe_wgmma.cu, groupxty.cu, group.cu). Routing
+ * (CudaRouter) stays on the device: top-k, the counting sort and the expert offsets never visit the
+ * host. The CPU twin is {@code CpuScatterMoe}.
+ */
+final class CudaScatterMoe {
+  private static final int TILE = 64; // tile.cuh TBM = TBN (the float32 SIMT kernels)
+  private static final int TC_TILE =
+      128; // tc_tile.cuh TC_BM = TC_BN (the bf16 tensor-core kernels, variant 1)
+  // moe_mma.cu (variant 2: mma.sync + 4-stage cp.async): MM_BM = MM_BN, MM_SMEM_BYTES
+  private static final int MM_TILE = 128, MM_SMEM_BYTES = 4 * 2 * 128 * 40 * 2;
+  // its per-block expert table takes (2E + 1) ints of shared memory next to the 80 KiB of stages;
+  // up to 4096 experts two blocks still fit an SM (beyond, variant 1 runs)
+  private static final int MM_MAX_EXPERTS = 4096;
+  // moe_wgmma.cu (variant 3: sm_90a wgmma): wg_smem_bytes(256, 4) and wg_smem_bytes(128, 3); the
+  // MN-major descriptors' leading byte offset (one 64-column slab of a tile)
+  private static final int WG_N256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024,
+      WG_N128_SMEM = 3 * (128 + 128) * 64 * 2 + 1024,
+      WG_SLAB = 8192;
+
+  /**
+   * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
+   * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): variant 3
+   * (wgmma, sm_90a) on compute capability 9.0, variant 2 (mma.sync) elsewhere.
+   */
+  enum Kernel {
+    AUTO,
+    /** Variant 2 (moe_mma.cu) for every product. */
+    V2,
+    /** Variant 3 with 128 x 256 tiles for every product (compute capability 9.0 only). */
+    N256,
+    /** Variant 3 with 128 x 128 tiles for every product (compute capability 9.0 only). */
+    N128;
+
+    static Kernel fromEnv(String value) {
+      if (value == null || value.isBlank()) {
+        return AUTO;
+      }
+      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+        case "auto" -> AUTO;
+        case "v2" -> V2;
+        case "n256" -> N256;
+        case "n128" -> N128;
+        default ->
+            throw new IllegalArgumentException(
+                "MOETUNE_MOE_KERNEL="
+                    + value
+                    + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256"
+                    + " or n128 (wgmma, Hopper only)");
+      };
+    }
+  }
+
+  /** The bf16 product kinds, each with its own measured choice. */
+  enum Product {
+    /** x W^T (the forward products). */
+    FORWARD,
+    /** x W (the dX products). */
+    DX,
+    /** dy^T x grouped over rows (the weight gradients). */
+    DW
+  }
+
+  private final CudaContext b;
+  private Kernel kernel;
+
+  CudaScatterMoe(CudaContext b) {
+    this.b = b;
+    this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
+  }
+
+  Kernel kernel() {
+    return kernel;
+  }
+
+  /** Tests and benchmarks switch kernel families on one backend. */
+  void kernel(Kernel k) {
+    this.kernel = k;
+  }
+
+  /** Whether this device runs the sm_90a kernels (variant 3). */
+  boolean hopper() {
+    return b.computeCapability() == 90;
+  }
+
+  /**
+   * The variant-3 configuration for a product that variant 2 can take, or null for variant 2.
+   * AUTO's per-product choice is the lab's measurement on the H200, 2026-12-02, the three shapes of
+   * issue 10 (kernels/lab/moe/README.md): 128 x 256 tiles (one block per SM) where the output rows
+   * are grouped, and for scattered output rows only over a long k (inDim >= 16384), where the
+   * scattered epilogue that no second block overlaps costs little; 128 x 128 tiles (two blocks per
+   * SM) for the other scattered-output products and the weight gradients.
+   */
+  private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
+    if (!hopper() || experts > MM_MAX_EXPERTS) {
+      if (kernel == Kernel.N256 || kernel == Kernel.N128) {
+        require(
+            hopper(),
+            "MOETUNE_MOE_KERNEL="
+                + kernel.name().toLowerCase(java.util.Locale.ROOT)
+                + " needs compute capability 9.0; "
+                + b.name()
+                + " has "
+                + b.computeCapability()
+                + ": use auto or v2");
+      }
+      return null;
+    }
+    return switch (kernel) {
+      case V2 -> null;
+      case N256, N128 -> kernel;
+      case AUTO ->
+          switch (p) {
+            case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
+            case DW -> Kernel.N128;
+          };
+    };
+  }
+
+  void scatter2scatter(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      boolean groupedOut,
+      Tensor y) {
+    String op = "scatter2scatter";
+    CudaTensor xt = b.ct(x, op, "x"), wt = b.ct(w, op, "W"), yt = b.ct(y, op, "y");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    require(wt.rank() == 3, op + ": W must be (E, O, I), got " + wt.describe());
+    long e = wt.dim(0), o = wt.dim(1), i = wt.dim(2);
+    long in = transW ? i : o, out = transW ? o : i;
+    long m = se.numel();
+    require(fanOut >= 1, op + ": fanOut " + fanOut + " must be >= 1");
+    long xRows = groupedIn ? m : m / fanOut;
+    require(
+        ss.numel() == m && (groupedIn || m % fanOut == 0),
+        op
+            + ": routing covers "
+            + m
+            + " rows, sortedScatteredIdxs "
+            + ss.describe()
+            + ", k="
+            + fanOut);
+    require(
+        xt.cols() == in && xt.rows() == xRows,
+        op
+            + ": x "
+            + xt.describe()
+            + " should be ("
+            + xRows
+            + ", "
+            + in
+            + ") for W "
+            + wt.describe()
+            + (transW ? "^T" : "")
+            + ", k="
+            + fanOut
+            + ", groupedIn="
+            + groupedIn
+            + ", routing over "
+            + m
+            + " rows");
+    require(
+        yt.rows() == m && yt.cols() == out,
+        op + ": y " + yt.describe() + " should be (" + m + ", " + out + ")");
+    if (bias != null) {
+      require(
+          bias.numel() == e * out,
+          op + ": bias " + bias.describe() + " should be (" + e + ", " + out + ")");
+    }
+    requireDtype(se, DType.I32, op, "sortedExpertIdxs");
+    requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
+    String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
+    if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
+      boolean v2 =
+          mmaRows(in, transW ? 8 : out)
+              && xt.address() % 16 == 0
+              && wt.address() % 16 == 0
+              && yt.address() % 4 == 0
+              && e <= MM_MAX_EXPERTS;
+      // variant 2 is persistent: about two blocks per SM walk the (expert row tile, column tile)
+      // space that each block builds from the sorted expert indices; variant 1 (rows not a
+      // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
+      // its grid is an upper bound
+      Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
+      if (wg != null) {
+        int bn = wg == Kernel.N256 ? 256 : 128;
+        long wgTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
+        b.kernel(
+                wg == Kernel.N256
+                    ? "scatter2scatter_wgmma_n256_kernel3"
+                    : "scatter2scatter_wgmma_n128_kernel3")
+            .shapes(shapes)
+            .grid(Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()))
+            .block(256)
+            .smem((wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4)
+            .ptr("x", xt.address())
+            .ptr("w", wt.address())
+            .ptr("bias", b.ptr(bias, op, "bias"))
+            .i32("bdt", dt(bias, op, "bias"))
+            .ptr("y", yt.address())
+            .i32("ydt", dt(yt, op, "y"))
+            .ptr("sortedExpert", se.address())
+            .ptr("sortedScattered", ss.address())
+            .i32("M", (int) m)
+            .i32("E", (int) e)
+            .i32("inDim", (int) in)
+            .i32("outDim", (int) out)
+            .i32("transW", transW ? 1 : 0)
+            .i32("fanOut", fanOut)
+            .i32("groupedIn", groupedIn ? 1 : 0)
+            .i32("groupedOut", groupedOut ? 1 : 0)
+            .i32("lboB", WG_SLAB)
+            .launch();
+        return;
+      }
+      long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
+      b.kernel(v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel")
+          .shapes(shapes)
+          .grid(
+              v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
+              v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e)
+          .block(256)
+          .smem(v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4))
+          .ptr("x", xt.address())
+          .ptr("w", wt.address())
+          .ptr("bias", b.ptr(bias, op, "bias"))
+          .i32("bdt", dt(bias, op, "bias"))
+          .ptr("y", yt.address())
+          .i32("ydt", dt(yt, op, "y"))
+          .ptr("sortedExpert", se.address())
+          .ptr("sortedScattered", ss.address())
+          .i32("M", (int) m)
+          .i32("E", (int) e)
+          .i32("inDim", (int) in)
+          .i32("outDim", (int) out)
+          .i32("transW", transW ? 1 : 0)
+          .i32("fanOut", fanOut)
+          .i32("groupedIn", groupedIn ? 1 : 0)
+          .i32("groupedOut", groupedOut ? 1 : 0)
+          .launch();
+      return;
+    }
+    long rowTiles = (m + TILE - 1) / TILE + e;
+    b.kernel("scatter2scatter_kernel")
+        .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+        .grid((out + TILE - 1) / TILE, rowTiles)
+        .block(256)
+        .smem((int) (e * 4))
+        .ptr("x", xt.address())
+        .i32("xdt", dt(xt, op, "x"))
+        .ptr("w", wt.address())
+        .i32("wdt", dt(wt, op, "W"))
+        .ptr("bias", b.ptr(bias, op, "bias"))
+        .i32("bdt", dt(bias, op, "bias"))
+        .ptr("y", yt.address())
+        .i32("ydt", dt(yt, op, "y"))
+        .ptr("sortedExpert", se.address())
+        .ptr("sortedScattered", ss.address())
+        .i32("M", (int) m)
+        .i32("E", (int) e)
+        .i32("inDim", (int) in)
+        .i32("outDim", (int) out)
+        .i32("transW", transW ? 1 : 0)
+        .i32("fanOut", fanOut)
+        .i32("groupedIn", groupedIn ? 1 : 0)
+        .i32("groupedOut", groupedOut ? 1 : 0)
+        .launch();
+  }
+
+  /**
+   * Whether variant 2 (moe_mma.cu) applies: its 16-byte cp.async copies need the contiguous
+   * dimension of each operand to be a multiple of 8 bf16 elements (row starts 16-byte aligned).
+   */
+  private static boolean mmaRows(long a, long b) {
+    return a % 8 == 0 && b % 8 == 0;
+  }
+
+  void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
+    String op = "group";
+    CudaTensor xt = b.ct(x, op, "x"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
+        o = b.ct(out, op, "out");
+    CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
+    int[] md = OpShapes.group(xt, ss, fanOut, gt, o);
+    long m = md[0], d = md[1];
+    b.kernel("group_kernel")
+        .shapes(xt.describe() + " k=" + fanOut)
+        .grid(m)
+        .block(blockFor(d))
+        .ptr("x", xt.address())
+        .i32("xdt", dt(xt, op, "x"))
+        .ptr("sortedScattered", ss.address())
+        .i32("fanOut", fanOut)
+        .ptr("gates", b.ptr(gates, op, "gates"))
+        .ptr("out", o.address())
+        .i32("odt", dt(o, op, "out"))
+        .i32("D", (int) d)
+        .launch();
+  }
+
+  void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
+    String op = "groupXtY";
+    CudaTensor xt = b.ct(x, op, "x"),
+        g = b.ct(dy, op, "dy"),
+        off = b.ct(expertOffsets, op, "expertOffsets"),
+        w = b.ct(dW, op, "dW");
+    require(w.rank() == 3, op + ": dW must be (E, O, I), got " + w.describe());
+    long e = w.dim(0), o = w.dim(1), i = w.dim(2), m = xt.rows();
+    require(
+        xt.cols() == i && g.cols() == o && g.rows() == m && off.numel() == e,
+        op
+            + ": x "
+            + xt.describe()
+            + ", dy "
+            + g.describe()
+            + ", expertOffsets "
+            + off.describe()
+            + ", dW "
+            + w.describe());
+    requireDtype(off, DType.I32, op, "expertOffsets");
+    require(
+        e <= 65535 && (o + TILE - 1) / TILE <= 65535,
+        op + ": too many experts or output rows for the grid: " + w.describe());
+    if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
+      boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
+      Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
+      if (wg != null) {
+        int bn = wg == Kernel.N256 ? 256 : 128;
+        b.kernel(
+                wg == Kernel.N256 ? "group_xty_wgmma_n256_kernel3" : "group_xty_wgmma_n128_kernel3")
+            .shapes("x " + xt.describe() + " dy " + g.describe())
+            .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
+            .block(256)
+            .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM)
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("I", (int) i)
+            .i32("O", (int) o)
+            .i32("lboB", WG_SLAB)
+            .launch();
+      } else {
+        int tile = v2 ? MM_TILE : TC_TILE;
+        b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
+            .shapes("x " + xt.describe() + " dy " + g.describe())
+            .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
+            .block(256)
+            .smem(v2 ? MM_SMEM_BYTES : 0)
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("I", (int) i)
+            .i32("O", (int) o)
+            .launch();
+      }
+    } else {
+      b.kernel("group_xty_kernel")
+          .shapes("x " + xt.describe() + " dy " + g.describe())
+          .grid((i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e)
+          .block(256)
+          .ptr("x", xt.address())
+          .i32("xdt", dt(xt, op, "x"))
+          .ptr("dy", g.address())
+          .i32("gdt", dt(g, op, "dy"))
+          .ptr("offsets", off.address())
+          .ptr("dw", w.address())
+          .i32("wdt", dt(w, op, "dW"))
+          .i32("I", (int) i)
+          .i32("O", (int) o)
+          .launch();
+    }
+    if (db != null) {
+      CudaTensor bt = b.ct(db, op, "db");
+      require(
+          bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");
+      b.kernel("group_db_kernel")
+          .shapes("dy " + g.describe())
+          .grid((o + 255) / 256, e)
+          .block(256)
+          .ptr("dy", g.address())
+          .i32("gdt", dt(g, op, "dy"))
+          .ptr("offsets", off.address())
+          .ptr("db", bt.address())
+          .i32("bdt", dt(bt, op, "db"))
+          .i32("O", (int) o)
+          .launch();
+    }
+  }
+
+  void combine(Tensor expanded, Tensor gates, int k, Tensor y) {
+    String op = "combine";
+    CudaTensor ex = b.ct(expanded, op, "expanded"), yt = b.ct(y, op, "y");
+    CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
+    int[] nd = OpShapes.combine(ex, gt, k, yt);
+    long n = nd[0], d = nd[1];
+    b.kernel("combine_kernel")
+        .shapes(ex.describe() + " k=" + k)
+        .grid(n)
+        .block(blockFor(d))
+        .ptr("expanded", ex.address())
+        .i32("edt", dt(ex, op, "expanded"))
+        .ptr("gates", b.ptr(gates, op, "gates"))
+        .i32("K", k)
+        .ptr("y", yt.address())
+        .i32("ydt", dt(yt, op, "y"))
+        .i32("D", (int) d)
+        .launch();
+  }
+
+  void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
+    String op = "combineGatesBackward";
+    CudaTensor g = b.ct(dY, op, "dY"),
+        ex = b.ct(expanded, op, "expanded"),
+        dg = b.ct(dGates, op, "dGates");
+    int[] nd = OpShapes.combineGatesBackward(g, ex, k, dg);
+    long n = nd[0], d = nd[1];
+    b.kernel("combine_gates_backward_kernel")
+        .shapes(ex.describe() + " k=" + k)
+        .grid((n * k * 32 + 255) / 256)
+        .block(256)
+        .ptr("dy", g.address())
+        .i32("gdt", dt(g, op, "dY"))
+        .ptr("expanded", ex.address())
+        .i32("edt", dt(ex, op, "expanded"))
+        .i32("K", k)
+        .ptr("dgates", dg.address())
+        .i64("NK", n * k)
+        .i32("D", (int) d)
+        .launch();
+  }
+}
