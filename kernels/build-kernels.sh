@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles src/main/cuda/*.cu into ONE fatbin (sm_80 and sm_90a machine code, compute_90 PTX
-# for newer GPUs) at $1/moetune/kernels/moetune.fatbin, the kernels jar's resource. Run by
+# for newer GPUs; one nvcc thread per target with --threads 0) at $1/moetune/kernels/moetune.fatbin, the kernels jar's resource. Run by
 # Maven (generate-resources). Without nvcc the build goes on: it says so once, and the CUDA
 # backend reports at run time that the kernels were not built.
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ -f "$fatbin" ] && [ -z "$(find "$src" -newer "$fatbin" -type f)" ]; then
   exit 0
 fi
 echo "moetune kernels: $("$nvcc" --version | tail -1) -> $fatbin"
-"$nvcc" -O3 -std=c++17 -fatbin -lineinfo \
+"$nvcc" -O3 -std=c++17 -fatbin -lineinfo --threads 0 \
   -gencode arch=compute_80,code=sm_80 \
   -gencode arch=compute_90a,code=sm_90a \
   -gencode arch=compute_90,code=compute_90 \
