@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compiles src/main/cuda/*.cu into ONE fatbin (sm_80 and sm_90a machine code, compute_90 PTX
-# for newer GPUs; one nvcc thread per target with --threads 0) at $1/moetune/kernels/moetune.fatbin, the kernels jar's resource. Run by
-# Maven (generate-resources). Without nvcc the build goes on: it says so once, and the CUDA
-# backend reports at run time that the kernels were not built.
+# for newer GPUs; the targets compile in parallel, --threads 0) at
+# $1/moetune/kernels/moetune.fatbin, the kernels jar's resource. Run by Maven (generate-resources).
+# Without nvcc the build goes on: it says so once, and the CUDA backend reports at run time that
+# the kernels were not built.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out_dir="${1:?usage: build-kernels.sh OUTPUT_CLASSES_DIR}/moetune/kernels"
