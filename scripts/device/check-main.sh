@@ -1,52 +1,74 @@
 #!/usr/bin/env bash
 # One device call for a merged main (run from the folder stage.sh filled, e.g.
-# `cd .device/main && ./check-main.sh` with carry [".device/main"]): every @Tag("gpu") test of
-# the engine (no sanitizers), then `bench step` on the 1.5B config with transformers timed in
-# the same run, then `bench kernels`. Logs under $OUT; a short table last.
+# `cd .device/main && ./check-main.sh` with carry [".device/main"]), most important first:
+#   1. every @Tag("gpu") test of the engine on the default paths (cuDNN attention where found);
+#   2. `bench step` on the 1.5B config with transformers timed in the same run;
+#   3. the model, attention-path, recompute, trainer and LoRA GPU tests again with the other
+#      attention path (OTHER_ATTENTION, default own), and the step on it;
+#   4. `bench attention` on both paths with SDPA in the same run, `bench moe` with dense cuBLAS
+#      (and torch._grouped_mm when torch is there), `bench kernels`.
+# Set SKIP="attn moe kernels other" (any of them) to leave parts out. Logs under $OUT; a short
+# table of each part last.
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"
 mkdir -p "$OUT"
 repo="$(cd ../.. && pwd)"
+skip() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
+java=/tmp/mt/jre/bin/java
 SANITIZE=0 SELECT="--select-package=moetune.engine" timeout "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh \
   > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-java=/tmp/mt/jre/bin/java
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-timeout "${STEP_TIMEOUT:-150}" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" \
-  moetune.engine.bench.StepBenchReport --config 1.5b --micro-batch 4 --seq-len 2048 \
-  --steps "${STEPS:-6}" --warmup 2 --reference transformers \
+jrun() { "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" "$@"; }
+timeout "${STEP_TIMEOUT:-150}" jrun moetune.engine.bench.StepBenchReport --config 1.5b \
+  --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 --reference transformers \
   --reference-script "$repo/tools/bench_transformers_step.py" > "$OUT/bench-step.log" 2>&1
 echo "bench step exit $?"
-# the memory-bound kernels next to a copy, previous and current RoPE / cross-entropy kernels in
-# the same run (moetune bench kernels)
-timeout "${KERNELS_TIMEOUT:-90}" "$java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$cp" \
-  moetune.engine.bench.KernelBandwidthBench --reps 10 > "$OUT/bench-kernels.log" 2>&1
-echo "bench kernels exit $?"
-if [ "${CUDNN_PASS:-1}" = 1 ]; then
-  # the same model, trainer, recompute and LoRA GPU tests with cuDNN attention forced, then the
-  # step on that path (no reference: the rows above are the same run's transformers)
-  MOETUNE_ATTENTION=cudnn OUT="$OUT/cudnn" SANITIZE=0 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest \
+other="${OTHER_ATTENTION:-own}"
+if ! skip other; then
+  MOETUNE_ATTENTION=$other OUT="$OUT/$other" SANITIZE=0 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest \
     --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest --select-class=moetune.engine.model.RecomputeGpuTest \
     --select-class=moetune.engine.train.MixtralTrainerGpuTest --select-class=moetune.engine.model.LoraGpuTest" \
-    timeout "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh > "$OUT/gpu-tests-cudnn.log" 2>&1
-  echo "gpu tests (cudnn) exit $?"
-  MOETUNE_ATTENTION=cudnn timeout "${STEP_TIMEOUT:-150}" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" \
-    moetune.engine.bench.StepBenchReport --config 1.5b --micro-batch 4 --seq-len 2048 \
-    --steps "${STEPS:-6}" --warmup 2 > "$OUT/bench-step-cudnn.log" 2>&1
-  echo "bench step (cudnn) exit $?"
+    timeout "${OTHER_TIMEOUT:-100}" ./run-gpu-tests.sh > "$OUT/gpu-tests-$other.log" 2>&1
+  echo "gpu tests ($other) exit $?"
+  MOETUNE_ATTENTION=$other timeout "${OTHER_STEP_TIMEOUT:-60}" jrun moetune.engine.bench.StepBenchReport \
+    --config 1.5b --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 \
+    > "$OUT/bench-step-$other.log" 2>&1
+  echo "bench step ($other) exit $?"
+fi
+if ! skip attn; then
+  for path in cudnn own; do
+    MOETUNE_ATTENTION=$path timeout "${ATTN_TIMEOUT:-60}" jrun moetune.engine.backend.cuda.AttentionBench \
+      "$repo/tools/bench_sdpa.py" default > "$OUT/bench-attn-$path.log" 2>&1
+    echo "bench attention ($path) exit $?"
+  done
+fi
+if ! skip moe; then
+  # from the repository root: MoeLayerBench finds tools/bench_scattermoe.py there
+  here="$(pwd)"
+  mcp="$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+  (cd "$repo" && timeout "${MOE_TIMEOUT:-90}" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g \
+    -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench ${MOE_ARGS:-}) > "$OUT/bench-moe.log" 2>&1
+  echo "bench moe exit $?"
+fi
+if ! skip kernels; then
+  timeout "${KERNELS_TIMEOUT:-60}" "$java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$cp" \
+    moetune.engine.bench.KernelBandwidthBench --reps 10 > "$OUT/bench-kernels.log" 2>&1
+  echo "bench kernels exit $?"
 fi
 echo "=== gpu tests ==="
-grep -E "tests (found|successful|failed|skipped)" "$OUT/gpu-tests.log"
+grep -E "tests (found|successful|failed|aborted|skipped)" "$OUT/gpu-tests.log"
 grep -E "✘" "$OUT/gpu-tests.log" | head -20
 echo "=== bench step ==="
-tail -40 "$OUT/bench-step.log"
-echo "=== bench kernels ==="
-grep -E "^\|" "$OUT/bench-kernels.log" | tail -30
-if [ -f "$OUT/gpu-tests-cudnn.log" ]; then
-  echo "=== gpu tests, MOETUNE_ATTENTION=cudnn ==="
-  grep -E "tests (found|successful|failed|skipped)" "$OUT/gpu-tests-cudnn.log"
-  grep -E "✘" "$OUT/gpu-tests-cudnn.log" | head -20
-  echo "=== bench step, MOETUNE_ATTENTION=cudnn ==="
-  tail -25 "$OUT/bench-step-cudnn.log"
+grep -E "^\||x the|attention:" "$OUT/bench-step.log" | head -40
+if [ -f "$OUT/gpu-tests-$other.log" ]; then
+  echo "=== gpu tests, MOETUNE_ATTENTION=$other ==="
+  grep -E "tests (found|successful|failed|aborted|skipped)" "$OUT/gpu-tests-$other.log"
+  grep -E "✘" "$OUT/gpu-tests-$other.log" | head -20
+  echo "=== bench step, MOETUNE_ATTENTION=$other ==="
+  grep -E "^\| (moetune|attention|MoE)" "$OUT/bench-step-$other.log" | head -5
 fi
+for f in "$OUT"/bench-attn-*.log; do [ -f "$f" ] && { echo "=== $(basename "$f") ==="; grep -E "^\|" "$f" | tail -14; }; done
+[ -f "$OUT/bench-moe.log" ] && { echo "=== bench moe ==="; grep -E "^\|" "$OUT/bench-moe.log" | tail -12; }
+[ -f "$OUT/bench-kernels.log" ] && { echo "=== bench kernels ==="; grep -E "^\|" "$OUT/bench-kernels.log" | tail -24; }
