@@ -9,6 +9,12 @@ tar -C /tmp/mt -xJf jre.tar.xz
 java=/tmp/mt/jre/bin/java
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -5 | tee -a "$OUT/device.txt"
+# NCCL for the NCCL tests (one GPU: NcclOverlapGpuTest): the system's, else PyTorch's wheel's
+if [ -z "${MOETUNE_NCCL:-}" ]; then
+  lib=$(find / -xdev -name 'libnccl.so.2' 2>/dev/null | head -1)
+  [ -n "$lib" ] && export MOETUNE_NCCL="$lib"
+fi
+echo "NCCL: ${MOETUNE_NCCL:-not found}" | tee -a "$OUT/device.txt"
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 launcher=lib/junit-platform-console-standalone-1.14.1.jar
 # the staged folder sits somewhere under the checkout (.device or .device/NAME): find fixtures/

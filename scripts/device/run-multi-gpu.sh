@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on a GPU host with 2 or more GPUs, from the folder stage.sh fills (it copies this script
 # there): the @Tag("multi-gpu") tests (NCCL collectives across GPUs against hand sums; data and
-# expert parallel losses on 2 GPUs against one) and NcclOverlapGpuTest (NCCL's side stream and
-# its events, one GPU), the CPU data-parallel tests once more on this
+# expert parallel losses on 2 GPUs against one) and NcclSideStreamGpuTest / NcclOverlapGpuTest
+# (NCCL's side stream and its events, one GPU), the CPU data-parallel tests once more on this
 # host as a control, then (SCALE=1, the default) the scaling benchmark of issue 13: one GPU, then
 # every GPU of the host as ranks started like torchrun would (WORLD_SIZE/RANK/LOCAL_RANK/
 # MASTER_ADDR/MASTER_PORT), 1.5B config, 4 x 2048 tokens per GPU; the efficiency table goes to
@@ -33,7 +33,7 @@ jopts=(--enable-native-access=ALL-UNNAMED -Xmx16g)
 timeout 900 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.backend.cuda.NcclCommunicatorGpuTest \
   --select-class=moetune.engine.train.MultiGpuTrainingGpuTest \
-  --select-class=moetune.engine.train.NcclOverlapGpuTest --include-tag=gpu \
+  --select-class=moetune.engine.train.NcclOverlapGpuTest --select-class=moetune.engine.backend.cuda.NcclSideStreamGpuTest --include-tag=gpu \
   --details=tree --disable-banner --reports-dir="$OUT/junit-multi" 2>&1 | tee "$OUT/multi-gpu-tests.log" | tail -40
 rc_gpu=${PIPESTATUS[0]}
 timeout 600 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" \
