@@ -201,45 +201,29 @@ final class CudaScatterMoe {
       // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
       // its grid is an upper bound
       Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
+      KernelLaunch l;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
         long wgTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        b.kernel(
-                wg == Kernel.N256
-                    ? "scatter2scatter_wgmma_n256_kernel3"
-                    : "scatter2scatter_wgmma_n128_kernel3")
-            .shapes(shapes)
-            .grid(Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()))
-            .block(256)
-            .smem((wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4)
-            .ptr("x", xt.address())
-            .ptr("w", wt.address())
-            .ptr("bias", b.ptr(bias, op, "bias"))
-            .i32("bdt", dt(bias, op, "bias"))
-            .ptr("y", yt.address())
-            .i32("ydt", dt(yt, op, "y"))
-            .ptr("sortedExpert", se.address())
-            .ptr("sortedScattered", ss.address())
-            .i32("M", (int) m)
-            .i32("E", (int) e)
-            .i32("inDim", (int) in)
-            .i32("outDim", (int) out)
-            .i32("transW", transW ? 1 : 0)
-            .i32("fanOut", fanOut)
-            .i32("groupedIn", groupedIn ? 1 : 0)
-            .i32("groupedOut", groupedOut ? 1 : 0)
-            .i32("lboB", WG_SLAB)
-            .launch();
-        return;
+        l =
+            b.kernel(
+                    wg == Kernel.N256
+                        ? "scatter2scatter_wgmma_n256_kernel3"
+                        : "scatter2scatter_wgmma_n128_kernel3")
+                .grid(Math.min(wgTiles, (wg == Kernel.N256 ? 1L : 2L) * b.multiprocessors()))
+                .smem((wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM) + (int) (2 * e + 1) * 4);
+      } else {
+        long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
+        l =
+            b.kernel(v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel")
+                .grid(
+                    v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
+                    v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e)
+                .smem(v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4));
       }
-      long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + MM_TILE - 1) / MM_TILE);
-      b.kernel(v2 ? "scatter2scatter_bf16_kernel2" : "scatter2scatter_bf16_kernel")
-          .shapes(shapes)
-          .grid(
-              v2 ? Math.min(tiles, 2L * b.multiprocessors()) : (out + TC_TILE - 1) / TC_TILE,
-              v2 ? 1 : (m + TC_TILE - 1) / TC_TILE + e)
+      // variants 1, 2 and 3 take the same arguments; variant 3 adds its descriptors' lboB
+      l.shapes(shapes)
           .block(256)
-          .smem(v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4))
           .ptr("x", xt.address())
           .ptr("w", wt.address())
           .ptr("bias", b.ptr(bias, op, "bias"))
@@ -255,8 +239,11 @@ final class CudaScatterMoe {
           .i32("transW", transW ? 1 : 0)
           .i32("fanOut", fanOut)
           .i32("groupedIn", groupedIn ? 1 : 0)
-          .i32("groupedOut", groupedOut ? 1 : 0)
-          .launch();
+          .i32("groupedOut", groupedOut ? 1 : 0);
+      if (wg != null) {
+        l.i32("lboB", WG_SLAB);
+      }
+      l.launch();
       return;
     }
     long rowTiles = (m + TILE - 1) / TILE + e;
@@ -343,39 +330,37 @@ final class CudaScatterMoe {
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
       Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
+      KernelLaunch l;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
-        b.kernel(
-                wg == Kernel.N256 ? "group_xty_wgmma_n256_kernel3" : "group_xty_wgmma_n128_kernel3")
-            .shapes("x " + xt.describe() + " dy " + g.describe())
-            .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
-            .block(256)
-            .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM)
-            .ptr("x", xt.address())
-            .ptr("dy", g.address())
-            .ptr("offsets", off.address())
-            .ptr("dw", w.address())
-            .i32("wdt", dt(w, op, "dW"))
-            .i32("I", (int) i)
-            .i32("O", (int) o)
-            .i32("lboB", WG_SLAB)
-            .launch();
+        l =
+            b.kernel(
+                    wg == Kernel.N256
+                        ? "group_xty_wgmma_n256_kernel3"
+                        : "group_xty_wgmma_n128_kernel3")
+                .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
+                .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM);
       } else {
         int tile = v2 ? MM_TILE : TC_TILE;
-        b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
-            .shapes("x " + xt.describe() + " dy " + g.describe())
-            .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
-            .block(256)
-            .smem(v2 ? MM_SMEM_BYTES : 0)
-            .ptr("x", xt.address())
-            .ptr("dy", g.address())
-            .ptr("offsets", off.address())
-            .ptr("dw", w.address())
-            .i32("wdt", dt(w, op, "dW"))
-            .i32("I", (int) i)
-            .i32("O", (int) o)
-            .launch();
+        l =
+            b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
+                .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
+                .smem(v2 ? MM_SMEM_BYTES : 0);
       }
+      // variants 1, 2 and 3 take the same arguments; variant 3 adds its descriptors' lboB
+      l.shapes("x " + xt.describe() + " dy " + g.describe())
+          .block(256)
+          .ptr("x", xt.address())
+          .ptr("dy", g.address())
+          .ptr("offsets", off.address())
+          .ptr("dw", w.address())
+          .i32("wdt", dt(w, op, "dW"))
+          .i32("I", (int) i)
+          .i32("O", (int) o);
+      if (wg != null) {
+        l.i32("lboB", WG_SLAB);
+      }
+      l.launch();
     } else {
       b.kernel("group_xty_kernel")
           .shapes("x " + xt.describe() + " dy " + g.describe())
