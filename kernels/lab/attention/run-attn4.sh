@@ -14,7 +14,7 @@ OUT=/tmp/attn-logs
 mkdir -p "$OUT" "$RES"
 t0=$(date +%s)
 el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-(mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz) &
+(mkdir -p /tmp/mt && [ -f jre.tar.xz ] && tar -C /tmp/mt -xJf jre.tar.xz) &
 tarpid=$!
 el "harness diag"
 timeout 40 ./harness diag 2048 4096 8192 > "$OUT/diag.log" 2>&1; echo "diag rc $?"
@@ -31,11 +31,11 @@ timeout 40 $ncu --clock-control none -k regex:attention_fa2_backward $secs -f -o
 wait $tarpid
 el "checks, GPU tests (v8), sanitizers (side by side)"
 java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+cp="test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
 launcher=lib/junit-platform-console-standalone-1.14.1.jar
 fixtures=""
 for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
-(MOETUNE_FA2_BWD=v8 timeout 100 $java --enable-native-access=ALL-UNNAMED -Xmx6g \
+[ -f jre.tar.xz ] && (MOETUNE_FA2_BWD=v8 timeout 100 $java --enable-native-access=ALL-UNNAMED -Xmx6g \
   -Dmoetune.fixtures="$fixtures" -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.backend.cuda.CudaAttentionTest \
   --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest \

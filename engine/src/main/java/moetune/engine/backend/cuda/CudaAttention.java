@@ -308,10 +308,11 @@ final class CudaAttention {
 
   /**
    * The default backward variant at head dim 64 and 128, from the lab's timing table of 2026-12-02
-   * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v2 is
-   * within 1.3% of v1 at 2k and 4-6% slower at 4k and 8k.
+   * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v8
+   * (17:17 UTC run) is 1.10 / 1.09 / 1.06x v1 at 2k / 4k / 8k, while v2 and the warp-pair v5-v7 are
+   * slower than v1.
    */
-  private static final String[] FA2_BWD_DEFAULT = {"v4", "v1"};
+  private static final String[] FA2_BWD_DEFAULT = {"v4", "v8"};
 
   private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
 
