@@ -110,6 +110,9 @@ public final class KernelSignatures {
   public static Map<String, Signature> parse(Function<String, String> files) {
     Map<String, Macro> macros = new HashMap<>();
     Map<String, Integer> structs = new HashMap<>();
+    // The driver's opaque TMA descriptor, passed by value as const __grid_constant__: 128 bytes,
+    // which the host encodes (cuTensorMapEncodeTiled) and passes as 32 4-byte words.
+    structs.put("CUtensorMap", 32);
     Map<String, Signature> out = new LinkedHashMap<>();
     read(ROOT, files, new HashSet<>(), macros, structs, out);
     return java.util.Collections.unmodifiableMap(out);
@@ -205,7 +208,12 @@ public final class KernelSignatures {
     if (words.contains("*")) {
       return new Param(name, type, Kind.PTR, 0);
     }
-    words.removeIf(w -> w.equals("const") || w.equals("volatile") || w.equals("__restrict__"));
+    words.removeIf(
+        w ->
+            w.equals("const")
+                || w.equals("volatile")
+                || w.equals("__restrict__")
+                || w.equals("__grid_constant__"));
     String base = String.join(" ", words);
     Kind kind =
         switch (base) {
