@@ -506,6 +506,7 @@ static void run_shape(int T, int D, int F, int E, int K) {
 }
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // a hung kernel under `timeout` still leaves every line
   open_cublas();
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));

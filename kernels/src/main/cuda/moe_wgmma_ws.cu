@@ -9,7 +9,10 @@
 // cp.async.mbarrier.arrive.noinc on the same full barrier. Rows that are contiguous (grouped
 // input) come by TMA as well. Consumers wait for full, run the four wgmma of the k step, keep one
 // wgmma group in flight and release the stage before (one arrive per consumer warp on empty).
-// setmaxnreg moves registers from the producer (80) to the consumers (216).
+// setmaxnreg moves registers from the producer (80) to the consumers (208): the block is launched
+// with 384 x 168 registers and the consumers can only take what the producer gives back
+// (128 x 80 + 256 x 208 <= 384 x 168; the first build asked for 216, more than was released,
+// and setmaxnreg.inc waited forever: the lab and the GPU tests hung, H200 2026-12-02 17:19 UTC).
 //
 // Persistent over the same (expert row tile, column tile) order as variant 3 (each warpgroup
 // walks the tile list on its own; no communication beyond the stage barriers), so the producer
@@ -46,16 +49,27 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
                : "memory");
 }
+// Waits for the phase of parity `parity` to complete. A wait past 20 s (a pipeline bug, never a
+// slow step) traps, so a deadlock fails the launch instead of hanging the process.
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
-  do {
+  uint64_t start = 0;
+  for (;;) {
     asm volatile(
         "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
         " selp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(bar), "r"(parity)
         : "memory");
-  } while (!done);
+    if (done) return;
+    uint64_t now;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
+    if (start == 0) {
+      start = now;
+    } else if (now - start > 20000000000ull) {
+      __trap();
+    }
+  }
 }
 // The arrive fires when this thread's earlier cp.async copies have landed (count set at init).
 __device__ __forceinline__ void ws_cp_arrive(uint32_t bar) {
@@ -278,7 +292,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {  // consumer warpgroups 0 and 1
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
     uint32_t it = 0;
     for (long long t = blockIdx.x; t < total; t += gridDim.x) {
       WsTile tl = ws_tile<BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
@@ -366,7 +380,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
   } else {  // consumers
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n" ::: "memory");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
     uint32_t it = 0;
     for (long long t = blockIdx.x; t < total; t += gridDim.x) {
       int e, o0, i0;

@@ -29,6 +29,11 @@ final class CudaScatterMoe {
   private static final int WG_N256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024,
       WG_N128_SMEM = 3 * (128 + 128) * 64 * 2 + 1024,
       WG_SLAB = 8192;
+  // moe_wgmma_ws.cu (variant 5: warp-specialised, TMA): ws_smem_bytes(256, 4), ws_smem_bytes(128,
+  // 6) (stages + 1 KiB alignment slack + the full and empty barriers), 384 threads
+  private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
+      WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
+      WS_THREADS = 384;
 
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
@@ -42,7 +47,22 @@ final class CudaScatterMoe {
     /** Variant 3 with 128 x 256 tiles for every product (compute capability 9.0 only). */
     N256,
     /** Variant 3 with 128 x 128 tiles for every product (compute capability 9.0 only). */
-    N128;
+    N128,
+    /**
+     * Variant 5 (warp-specialised: TMA weights, mbarrier stages, setmaxnreg) with 128 x 256 tiles
+     * for every product (compute capability 9.0 only).
+     */
+    WS256,
+    /** Variant 5 with 128 x 128 tiles (6 stages) for every product (compute capability 9.0). */
+    WS128;
+
+    boolean warpSpecialised() {
+      return this == WS256 || this == WS128;
+    }
+
+    int tileN() {
+      return this == N256 || this == WS256 ? 256 : 128;
+    }
 
     static Kernel fromEnv(String value) {
       if (value == null || value.isBlank()) {
@@ -53,12 +73,14 @@ final class CudaScatterMoe {
         case "v2" -> V2;
         case "n256" -> N256;
         case "n128" -> N128;
+        case "ws256" -> WS256;
+        case "ws128" -> WS128;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
-                    + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256"
-                    + " or n128 (wgmma, Hopper only)");
+                    + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
+                    + " n128, ws256 or ws128 (wgmma, Hopper only)");
       };
     }
   }
@@ -105,7 +127,7 @@ final class CudaScatterMoe {
    */
   private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
     if (!hopper() || experts > MM_MAX_EXPERTS) {
-      if (kernel == Kernel.N256 || kernel == Kernel.N128) {
+      if (kernel != Kernel.AUTO && kernel != Kernel.V2) {
         require(
             hopper(),
             "MOETUNE_MOE_KERNEL="
@@ -120,7 +142,7 @@ final class CudaScatterMoe {
     }
     return switch (kernel) {
       case V2 -> null;
-      case N256, N128 -> kernel;
+      case N256, N128, WS256, WS128 -> kernel;
       case AUTO ->
           switch (p) {
             case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
@@ -201,6 +223,48 @@ final class CudaScatterMoe {
       // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
       // its grid is an upper bound
       Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
+      if (wg != null && wg.warpSpecialised()) {
+        if (m == 0) {
+          return; // no routed rows (a tensor map needs extents of at least 1)
+        }
+        int bn = wg.tileN();
+        long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
+        // weight: (E, out, in) read as (n, k) boxes for x W^T, (E, in, out) as 64 x 64 slabs of
+        // (k, n) for x W; rows of x by TMA when grouped, else gathered by cp.async (tmA unused)
+        int[] tmW =
+            transW
+                ? TensorMaps.bf16(
+                    wt.address(), new long[] {in, out, e}, new int[] {64, bn, 1}, op + " W")
+                : TensorMaps.bf16(
+                    wt.address(), new long[] {out, in, e}, new int[] {64, 64, 1}, op + " W");
+        int[] tmA =
+            groupedIn
+                ? TensorMaps.bf16(xt.address(), new long[] {in, m}, new int[] {64, 128}, op + " x")
+                : tmW;
+        String mode = (transW ? "t" : "n") + (groupedIn ? "c" : "g");
+        b.kernel("scatter2scatter_ws" + bn + "_" + mode + "_kernel5")
+            .shapes(shapes)
+            .grid(Math.min(wsTiles, b.multiprocessors()))
+            .block(WS_THREADS)
+            .smem((bn == 256 ? WS_256_SMEM : WS_128_SMEM) + (int) (2 * e + 1) * 4)
+            .struct("tmW", tmW)
+            .struct("tmA", tmA)
+            .ptr("x", xt.address())
+            .ptr("bias", b.ptr(bias, op, "bias"))
+            .i32("bdt", dt(bias, op, "bias"))
+            .ptr("y", yt.address())
+            .i32("ydt", dt(yt, op, "y"))
+            .ptr("sortedExpert", se.address())
+            .ptr("sortedScattered", ss.address())
+            .i32("M", (int) m)
+            .i32("E", (int) e)
+            .i32("inDim", (int) in)
+            .i32("outDim", (int) out)
+            .i32("fanOut", fanOut)
+            .i32("groupedOut", groupedOut ? 1 : 0)
+            .launch();
+        return;
+      }
       KernelLaunch l;
       if (wg != null) {
         int bn = wg == Kernel.N256 ? 256 : 128;
@@ -330,37 +394,69 @@ final class CudaScatterMoe {
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
       Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
-      KernelLaunch l;
-      if (wg != null) {
-        int bn = wg == Kernel.N256 ? 256 : 128;
-        l =
-            b.kernel(
-                    wg == Kernel.N256
-                        ? "group_xty_wgmma_n256_kernel3"
-                        : "group_xty_wgmma_n128_kernel3")
-                .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
-                .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM);
+      if (wg != null && wg.warpSpecialised()) {
+        // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
+        int bn = wg.tileN();
+        long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
+        b.kernel("group_xty_ws" + bn + "_kernel5")
+            .grid(Math.min(wsTiles, b.multiprocessors()))
+            .block(WS_THREADS)
+            .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
+            .struct(
+                "tmDy",
+                wsTiles == 0
+                    ? new int[32]
+                    : TensorMaps.bf16(
+                        g.address(), new long[] {o, m}, new int[] {64, 64}, op + " dy"))
+            .struct(
+                "tmX",
+                wsTiles == 0
+                    ? new int[32]
+                    : TensorMaps.bf16(
+                        xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x"))
+            .shapes("x " + xt.describe() + " dy " + g.describe())
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("E", (int) e)
+            .i32("I", (int) i)
+            .i32("O", (int) o)
+            .launch();
       } else {
-        int tile = v2 ? MM_TILE : TC_TILE;
-        l =
-            b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
-                .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
-                .smem(v2 ? MM_SMEM_BYTES : 0);
+        KernelLaunch l;
+        if (wg != null) {
+          int bn = wg == Kernel.N256 ? 256 : 128;
+          l =
+              b.kernel(
+                      wg == Kernel.N256
+                          ? "group_xty_wgmma_n256_kernel3"
+                          : "group_xty_wgmma_n128_kernel3")
+                  .grid((i + bn - 1) / bn, (o + MM_TILE - 1) / MM_TILE, e)
+                  .smem(wg == Kernel.N256 ? WG_N256_SMEM : WG_N128_SMEM);
+        } else {
+          int tile = v2 ? MM_TILE : TC_TILE;
+          l =
+              b.kernel(v2 ? "group_xty_bf16_kernel2" : "group_xty_bf16_kernel")
+                  .grid((i + tile - 1) / tile, (o + tile - 1) / tile, e)
+                  .smem(v2 ? MM_SMEM_BYTES : 0);
+        }
+        // variants 1, 2 and 3 take the same arguments; variant 3 adds its descriptors' lboB
+        l.shapes("x " + xt.describe() + " dy " + g.describe())
+            .block(256)
+            .ptr("x", xt.address())
+            .ptr("dy", g.address())
+            .ptr("offsets", off.address())
+            .ptr("dw", w.address())
+            .i32("wdt", dt(w, op, "dW"))
+            .i32("I", (int) i)
+            .i32("O", (int) o);
+        if (wg != null) {
+          l.i32("lboB", WG_SLAB);
+        }
+        l.launch();
       }
-      // variants 1, 2 and 3 take the same arguments; variant 3 adds its descriptors' lboB
-      l.shapes("x " + xt.describe() + " dy " + g.describe())
-          .block(256)
-          .ptr("x", xt.address())
-          .ptr("dy", g.address())
-          .ptr("offsets", off.address())
-          .ptr("dw", w.address())
-          .i32("wdt", dt(w, op, "dW"))
-          .i32("I", (int) i)
-          .i32("O", (int) o);
-      if (wg != null) {
-        l.i32("lboB", WG_SLAB);
-      }
-      l.launch();
     } else {
       b.kernel("group_xty_kernel")
           .shapes("x " + xt.describe() + " dy " + g.describe())

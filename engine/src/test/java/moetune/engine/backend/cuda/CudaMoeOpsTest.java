@@ -231,12 +231,20 @@ class CudaMoeOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = CudaScatterMoe.Kernel.class,
-      names = {"V2", "N256", "N128"})
+      names = {"V2", "N256", "N128", "WS256", "WS128"})
   void bf16ProductsSpanManyTilesAndStages(CudaScatterMoe.Kernel kernel) {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(
         kernel == CudaScatterMoe.Kernel.V2 || moe.hopper(),
-        "variant 3 (" + kernel + ") needs compute capability 9.0");
+        "the wgmma variants (" + kernel + ") need compute capability 9.0");
+    // Variant 5 has not passed on a GPU yet (its first build deadlocked in setmaxnreg; the fix is
+    // unrun): opt in until it has, so that a regression cannot hang the whole GPU suite.
+    Assumptions.assumeTrue(
+        !kernel.warpSpecialised() || "1".equals(System.getenv("MOETUNE_TEST_WS")),
+        "SKIPPED: "
+            + kernel
+            + " (warp-specialised, moe_wgmma_ws.cu) runs only with MOETUNE_TEST_WS=1 until it has"
+            + " passed on a GPU");
     CudaScatterMoe.Kernel before = moe.kernel();
     moe.kernel(kernel);
     try {

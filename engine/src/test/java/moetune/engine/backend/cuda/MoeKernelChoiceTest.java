@@ -17,6 +17,37 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V2, Kernel.fromEnv(" v2 "));
     assertEquals(Kernel.N256, Kernel.fromEnv("N256"));
     assertEquals(Kernel.N128, Kernel.fromEnv("n128"));
+    assertEquals(Kernel.WS256, Kernel.fromEnv("ws256"));
+    assertEquals(Kernel.WS128, Kernel.fromEnv("WS128"));
+    assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
+    assertEquals(256, Kernel.WS256.tileN());
+    assertEquals(128, Kernel.WS128.tileN());
+  }
+
+  @Test
+  void tensorMapArgumentsAreCheckedBeforeTheDriver() {
+    // a valid map: W (8, 1792, 4096) read in (64, 256, 1) boxes
+    TensorMaps.check(4096, new long[] {4096, 1792, 8}, new int[] {64, 256, 1}, "W");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TensorMaps.check(4104, new long[] {4096, 1792}, new int[] {64, 256}, "W"));
+    assertTrue(e.getMessage().startsWith("W: TMA needs a 16-byte-aligned base"), e.getMessage());
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TensorMaps.check(4096, new long[] {4100, 1792}, new int[] {64, 256}, "x"));
+    assertTrue(e.getMessage().contains("multiple of 8"), e.getMessage());
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {128, 256}, "x"));
+    assertTrue(e.getMessage().contains("at most 64 bf16"), e.getMessage());
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {64, 512}, "x"));
+    assertTrue(e.getMessage().contains("boxes 1..256"), e.getMessage());
   }
 
   @Test

@@ -27,13 +27,19 @@ public final class MoeLayerBench {
       System.out.println("MoE layer bench on " + g.describe());
       // on Hopper both kernel families in the same run: variant 2 everywhere, then the default
       // (MOE_BENCH_V2=0: the default alone)
+      // (MOE_BENCH_KERNELS=auto,ws256,...: those families, in that order)
       CudaScatterMoe.Kernel chosen = g.moe().kernel();
+      String listed = System.getenv("MOE_BENCH_KERNELS");
       List<CudaScatterMoe.Kernel> kernels =
-          g.moe().hopper()
-                  && chosen != CudaScatterMoe.Kernel.V2
-                  && !"0".equals(System.getenv("MOE_BENCH_V2"))
-              ? List.of(CudaScatterMoe.Kernel.V2, chosen)
-              : List.of(chosen);
+          listed != null && !listed.isBlank()
+              ? java.util.Arrays.stream(listed.split(","))
+                  .map(CudaScatterMoe.Kernel::fromEnv)
+                  .toList()
+              : g.moe().hopper()
+                      && chosen != CudaScatterMoe.Kernel.V2
+                      && !"0".equals(System.getenv("MOE_BENCH_V2"))
+                  ? List.of(CudaScatterMoe.Kernel.V2, chosen)
+                  : List.of(chosen);
       for (CudaScatterMoe.Kernel k : kernels) {
         g.moe().kernel(k);
         System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT));

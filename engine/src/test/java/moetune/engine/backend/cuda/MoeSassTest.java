@@ -24,9 +24,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Proof in the build (issue 10, item 2): the sm_90a machine code of the MoE variant-3 kernels in
  * the shipped fatbin uses the Hopper tensor-core instruction (HGMMA) and touches no local memory
- * (no LDL/STL: nothing spilled). Reads the SASS with the CUDA toolkit's cuobjdump, so it runs where
- * the toolkit is (the GPU host) and is skipped, saying so, elsewhere. Not yet checked: UTMALDG (the
- * kernels load by cp.async; no TMA yet).
+ * (no LDL/STL: nothing spilled), and that the warp-specialised variant-5 kernels load by TMA
+ * (UTMALDG) and synchronise on mbarriers (SYNCS). Reads the SASS with the CUDA toolkit's cuobjdump,
+ * so it runs where the toolkit is (the GPU host) and is skipped, saying so, elsewhere.
  */
 @Tag("gpu")
 class MoeSassTest {
@@ -36,6 +36,17 @@ class MoeSassTest {
           "scatter2scatter_wgmma_n128_kernel3",
           "group_xty_wgmma_n256_kernel3",
           "group_xty_wgmma_n128_kernel3");
+
+  /** Variant 5 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands) by TMA. */
+  static final List<String> TMA_KERNELS =
+      java.util.stream.Stream.of("256", "128")
+          .flatMap(
+              bn ->
+                  java.util.stream.Stream.concat(
+                      java.util.stream.Stream.of("tg", "tc", "ng", "nc")
+                          .map(m -> "scatter2scatter_ws" + bn + "_" + m + "_kernel5"),
+                      java.util.stream.Stream.of("group_xty_ws" + bn + "_kernel5")))
+          .toList();
 
   @Test
   void sm90aMoeKernelsUseHgmmaAndDoNotSpill() throws Exception {
@@ -49,7 +60,8 @@ class MoeSassTest {
     try {
       Files.write(fatbin, KernelImage.fatbin());
       Map<String, String> sass = sassByFunction(run(cuobjdump, "-sass", "-arch", "sm_90a", fatbin));
-      for (String k : WGMMA_KERNELS) {
+      for (String k :
+          java.util.stream.Stream.concat(WGMMA_KERNELS.stream(), TMA_KERNELS.stream()).toList()) {
         String code = sass.get(k);
         assertTrue(
             code != null, k + " is missing from the sm_90a SASS; functions: " + sass.keySet());
@@ -58,10 +70,16 @@ class MoeSassTest {
             Pattern.compile("\\b(LDL|STL)\\b").matcher(code).find(),
             k + ": local-memory loads/stores (spills) in its sm_90a SASS");
       }
+      for (String k : TMA_KERNELS) {
+        String code = sass.get(k);
+        assertTrue(code.contains("UTMALDG"), k + ": no UTMALDG (TMA load) in its sm_90a SASS");
+        assertTrue(code.contains("SYNCS"), k + ": no mbarrier (SYNCS) in its sm_90a SASS");
+      }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
       // 9.0)
       Map<String, String> sm80 = sassByFunction(run(cuobjdump, "-sass", "-arch", "sm_80", fatbin));
-      for (String k : WGMMA_KERNELS) {
+      for (String k :
+          java.util.stream.Stream.concat(WGMMA_KERNELS.stream(), TMA_KERNELS.stream()).toList()) {
         assertFalse(sm80.getOrDefault(k, "").contains("HGMMA"), k + " has HGMMA for sm_80");
       }
     } finally {

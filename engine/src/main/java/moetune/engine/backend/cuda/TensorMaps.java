@@ -1,0 +1,135 @@
+package moetune.engine.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * TMA descriptors (CUtensorMap) for the warp-specialised MoE kernels (moe_wgmma_ws.cu), encoded by
+ * the driver's {@code cuTensorMapEncodeTiled} bound with FFM (JCuda 12.6 does not have it). A map
+ * is 128 opaque bytes, returned as 32 ints: {@link KernelModule#launch} passes an int[] by value,
+ * which is how the kernels take it ({@code const __grid_constant__ CUtensorMap}).
+ *
+ * <p>Every map here is bf16, dimension 0 contiguous, 128-byte swizzle (the box's inner extent is 64
+ * elements, one swizzle row), zeros out of bounds, L2 promotion of 256 bytes.
+ */
+final class TensorMaps {
+  // CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion and
+  // CUtensorMapFloatOOBfill values from cuda.h
+  private static final int BFLOAT16 = 9,
+      INTERLEAVE_NONE = 0,
+      SWIZZLE_128B = 3,
+      L2_256B = 3,
+      OOB_ZERO = 0;
+
+  private static MethodHandle encode;
+
+  private TensorMaps() {}
+
+  private static synchronized MethodHandle encode() {
+    if (encode == null) {
+      // libcuda is already loaded by JCuda; this looks the symbol up in the same library
+      SymbolLookup lib = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
+      MemorySegment sym =
+          lib.find("cuTensorMapEncodeTiled")
+              .orElseThrow(
+                  () ->
+                      new CudaException(
+                          "libcuda.so.1 has no cuTensorMapEncodeTiled: the MoE TMA kernels need a"
+                              + " CUDA 12 driver or newer; set MOETUNE_MOE_KERNEL=auto"));
+      encode =
+          Linker.nativeLinker()
+              .downcallHandle(
+                  sym,
+                  FunctionDescriptor.of(
+                      JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS,
+                      ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+    return encode;
+  }
+
+  /**
+   * The map of a bf16 tensor at device address {@code base} with extents {@code dims} (dims[0]
+   * contiguous, the rest packed row-major behind it), read in boxes of {@code box}.
+   */
+  static int[] bf16(long base, long[] dims, int[] box, String what) {
+    check(base, dims, box, what);
+    int rank = dims.length;
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment map = a.allocate(128, 64);
+      MemorySegment gd = a.allocate(JAVA_LONG, rank);
+      MemorySegment gs = a.allocate(JAVA_LONG, Math.max(1, rank - 1));
+      MemorySegment bx = a.allocate(JAVA_INT, rank);
+      MemorySegment es = a.allocate(JAVA_INT, rank);
+      long stride = 2;
+      for (int i = 0; i < rank; i++) {
+        gd.setAtIndex(JAVA_LONG, i, dims[i]);
+        bx.setAtIndex(JAVA_INT, i, box[i]);
+        es.setAtIndex(JAVA_INT, i, 1);
+        if (i > 0) {
+          gs.setAtIndex(JAVA_LONG, i - 1, stride);
+        }
+        stride *= dims[i];
+      }
+      int rc =
+          (int)
+              encode()
+                  .invokeExact(
+                      map,
+                      BFLOAT16,
+                      rank,
+                      base,
+                      gd,
+                      gs,
+                      bx,
+                      es,
+                      INTERLEAVE_NONE,
+                      SWIZZLE_128B,
+                      L2_256B,
+                      OOB_ZERO);
+      Driver.check(rc, "cuTensorMapEncodeTiled", what + " " + describe(dims, box));
+      return map.toArray(JAVA_INT);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuTensorMapEncodeTiled for " + what + ": " + t);
+    }
+  }
+
+  /** The encoder's own limits, checked here so a bad map fails with the operand's name. */
+  static void check(long base, long[] dims, int[] box, String what) {
+    String shape = describe(dims, box);
+    if (dims.length < 1 || dims.length > 5 || box.length != dims.length) {
+      throw new IllegalArgumentException(what + ": a tensor map has 1 to 5 dimensions, " + shape);
+    }
+    if (base % 16 != 0) {
+      throw new IllegalArgumentException(
+          what + ": TMA needs a 16-byte-aligned base, got address " + base);
+    }
+    if (dims[0] % 8 != 0) {
+      throw new IllegalArgumentException(
+          what + ": TMA needs the contiguous extent to be a multiple of 8 bf16, " + shape);
+    }
+    if (box[0] * 2 > 128) {
+      throw new IllegalArgumentException(
+          what + ": the 128-byte swizzle takes at most 64 bf16 per box row, " + shape);
+    }
+    for (int i = 0; i < dims.length; i++) {
+      if (dims[i] < 1 || dims[i] > (1L << 32) || box[i] < 1 || box[i] > 256) {
+        throw new IllegalArgumentException(
+            what + ": extents 1..2^32 and boxes 1..256 per dimension, " + shape);
+      }
+    }
+  }
+
+  private static String describe(long[] dims, int[] box) {
+    return "dims " + java.util.Arrays.toString(dims) + " box " + java.util.Arrays.toString(box);
+  }
+}
