@@ -6,8 +6,9 @@
 #   3. the model, attention-path, recompute, trainer and LoRA GPU tests again with the other
 #      attention path (OTHER_ATTENTION, default own), and the step on it;
 #   4. `bench attention` on both paths with SDPA in the same run, `bench moe` with dense cuBLAS
-#      (and torch._grouped_mm when torch is there), `bench kernels`.
-# Set SKIP="attn moe kernels other" (any of them) to leave parts out. Logs under $OUT; a short
+#      (and torch._grouped_mm when torch is there), `bench kernels`;
+#   5. the opt-in warp-specialised MoE kernels' tests and layer bench (MOETUNE_MOE_KERNEL=ws256|ws128).
+# Set SKIP="attn moe kernels other ws" (any of them) to leave parts out. Logs under $OUT; a short
 # table of each part last.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -15,13 +16,21 @@ OUT="${OUT:-/tmp/moetune-out}"
 mkdir -p "$OUT"
 repo="$(cd ../.. && pwd)"
 skip() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
+# every part gets its own cap, cut to what is left of BUDGET seconds for the whole call (the
+# summary must still print); -k: a JVM stuck in a kernel ignores TERM, KILL follows 10 s later
+BUDGET="${BUDGET:-540}"
+cap() { local left=$((BUDGET - SECONDS - 15)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
+tmo() { local c; c=$(cap "$1"); shift; timeout -k 10 "$c" "$@"; }
 java=/tmp/mt/jre/bin/java
-SANITIZE=0 SELECT="--select-package=moetune.engine" timeout "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh \
+SANITIZE=0 SELECT="--select-package=moetune.engine" tmo "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh \
   > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-jrun() { "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" "$@"; }
-timeout "${STEP_TIMEOUT:-150}" jrun moetune.engine.bench.StepBenchReport --config 1.5b \
+jrun=("$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp")
+# MoeLayerBench runs from the repository root (it finds tools/bench_scattermoe.py there)
+here="$(pwd)"
+mcp="$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+tmo "${STEP_TIMEOUT:-150}" "${jrun[@]}" moetune.engine.bench.StepBenchReport --config 1.5b \
   --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 --reference transformers \
   --reference-script "$repo/tools/bench_transformers_step.py" > "$OUT/bench-step.log" 2>&1
 echo "bench step exit $?"
@@ -30,32 +39,40 @@ if ! skip other; then
   MOETUNE_ATTENTION=$other OUT="$OUT/$other" SANITIZE=0 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest \
     --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest --select-class=moetune.engine.model.RecomputeGpuTest \
     --select-class=moetune.engine.train.MixtralTrainerGpuTest --select-class=moetune.engine.model.LoraGpuTest" \
-    timeout "${OTHER_TIMEOUT:-100}" ./run-gpu-tests.sh > "$OUT/gpu-tests-$other.log" 2>&1
+    tmo "${OTHER_TIMEOUT:-100}" ./run-gpu-tests.sh > "$OUT/gpu-tests-$other.log" 2>&1
   echo "gpu tests ($other) exit $?"
-  MOETUNE_ATTENTION=$other timeout "${OTHER_STEP_TIMEOUT:-60}" jrun moetune.engine.bench.StepBenchReport \
+  MOETUNE_ATTENTION=$other tmo "${OTHER_STEP_TIMEOUT:-60}" "${jrun[@]}" moetune.engine.bench.StepBenchReport \
     --config 1.5b --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 \
     > "$OUT/bench-step-$other.log" 2>&1
   echo "bench step ($other) exit $?"
 fi
 if ! skip attn; then
   for path in cudnn own; do
-    MOETUNE_ATTENTION=$path timeout "${ATTN_TIMEOUT:-60}" jrun moetune.engine.backend.cuda.AttentionBench \
+    MOETUNE_ATTENTION=$path tmo "${ATTN_TIMEOUT:-60}" "${jrun[@]}" moetune.engine.backend.cuda.AttentionBench \
       "$repo/tools/bench_sdpa.py" default > "$OUT/bench-attn-$path.log" 2>&1
     echo "bench attention ($path) exit $?"
   done
 fi
 if ! skip moe; then
-  # from the repository root: MoeLayerBench finds tools/bench_scattermoe.py there
-  here="$(pwd)"
-  mcp="$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-  (cd "$repo" && timeout "${MOE_TIMEOUT:-90}" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g \
+  (cd "$repo" && timeout -k 10 "$(cap "${MOE_TIMEOUT:-90}")" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g \
     -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench ${MOE_ARGS:-}) > "$OUT/bench-moe.log" 2>&1
   echo "bench moe exit $?"
 fi
 if ! skip kernels; then
-  timeout "${KERNELS_TIMEOUT:-60}" "$java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$cp" \
+  tmo "${KERNELS_TIMEOUT:-60}" "$java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$cp" \
     moetune.engine.bench.KernelBandwidthBench --reps 10 > "$OUT/bench-kernels.log" 2>&1
   echo "bench kernels exit $?"
+fi
+if ! skip ws; then
+  # last: the warp-specialised TMA MoE kernels (opt-in, first GPU run of their fix), tests then
+  # the layer bench with auto next to them; a hang here costs only this part
+  MOETUNE_TEST_WS=1 OUT="$OUT/ws" SANITIZE=0 SELECT="--select-class=moetune.engine.backend.cuda.CudaMoeOpsTest" \
+    tmo "${WS_TIMEOUT:-70}" ./run-gpu-tests.sh > "$OUT/gpu-tests-ws.log" 2>&1
+  echo "gpu tests (ws) exit $?"
+  (cd "$repo" && MOE_BENCH_KERNELS=auto,ws256,ws128 timeout -k 10 "$(cap "${WS_BENCH_TIMEOUT:-80}")" "$java" \
+    --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench) \
+    > "$OUT/bench-moe-ws.log" 2>&1
+  echo "bench moe (ws) exit $?"
 fi
 echo "=== gpu tests ==="
 grep -E "tests (found|successful|failed|aborted|skipped)" "$OUT/gpu-tests.log"
@@ -71,4 +88,9 @@ if [ -f "$OUT/gpu-tests-$other.log" ]; then
 fi
 for f in "$OUT"/bench-attn-*.log; do [ -f "$f" ] && { echo "=== $(basename "$f") ==="; grep -E "^\|" "$f" | tail -14; }; done
 [ -f "$OUT/bench-moe.log" ] && { echo "=== bench moe ==="; grep -E "^\|" "$OUT/bench-moe.log" | tail -12; }
+if [ -f "$OUT/gpu-tests-ws.log" ]; then
+  echo "=== MoE ws kernels: tests, bench ==="
+  grep -E "tests (found|successful|failed|aborted|skipped)|✘" "$OUT/gpu-tests-ws.log" | head -12
+  grep -E "^\|" "$OUT/bench-moe-ws.log" | tail -12
+fi
 [ -f "$OUT/bench-kernels.log" ] && { echo "=== bench kernels ==="; grep -E "^\|" "$OUT/bench-kernels.log" | tail -24; }
