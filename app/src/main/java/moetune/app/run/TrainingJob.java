@@ -254,7 +254,7 @@ public final class TrainingJob implements AutoCloseable {
           MemoryPlan.describeHead(
               model.config(), model.options(), (long) options.microBatch() * cfg.maxLength()));
       if (backend instanceof moetune.engine.backend.cuda.CudaBackend cuda) {
-        String scratch =
+        String attentionScratch =
             cuda.attentionScratch(
                 options.microBatch(),
                 cfg.maxLength(),
@@ -262,8 +262,8 @@ public final class TrainingJob implements AutoCloseable {
                 model.config().numKeyValueHeads,
                 model.config().headDim(),
                 model.options().activations());
-        if (scratch != null) {
-          log.accept(scratch);
+        if (attentionScratch != null) {
+          log.accept(attentionScratch);
         }
       }
       MixtralTrainable trainable =

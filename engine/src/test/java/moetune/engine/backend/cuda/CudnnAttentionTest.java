@@ -139,7 +139,7 @@ class CudnnAttentionTest {
   private static void run(Case c, String what, Pair docs, long n) {
     AttnSpec cs = new AttnSpec(c.b, c.t, c.t, docs == null ? null : docs.c(), c.window);
     AttnSpec spec = new AttnSpec(c.b, c.t, c.t, docs == null ? null : docs.g(), c.window);
-    assertNull(cudnn.unsupportedDocuments(gpu(), spec, c.hd), what);
+    assertNull(cudnn.unsupportedDocuments(gpu().context(), spec, c.hd), what);
     CudaBackend g = gpu();
     try (Pair q = randn(DType.BF16, 1, n, c.h, c.hd);
         Pair k = randn(DType.BF16, 1, n, c.hkv, c.hd);
