@@ -7,7 +7,7 @@
 #      attention path (OTHER_ATTENTION, default own), and the step on it;
 #   4. `bench attention` on both paths with SDPA in the same run, `bench moe` with dense cuBLAS
 #      (and torch._grouped_mm when torch is there), `bench kernels`;
-#   5. the opt-in warp-specialised MoE kernels' tests and layer bench (MOETUNE_MOE_KERNEL=ws256|ws128).
+#   5. the MoE kernel families' tests and the layer bench of auto next to variant 3 (n256, n128).
 # Set SKIP="attn moe kernels other ws" (any of them) to leave parts out. Logs under $OUT; a short
 # table of each part last.
 set -uo pipefail
@@ -64,12 +64,12 @@ if ! skip kernels; then
   echo "bench kernels exit $?"
 fi
 if ! skip ws; then
-  # last: the warp-specialised TMA MoE kernels (opt-in, first GPU run of their fix), tests then
-  # the layer bench with auto next to them; a hang here costs only this part
-  MOETUNE_TEST_WS=1 OUT="$OUT/ws" SANITIZE=0 SELECT="--select-class=moetune.engine.backend.cuda.CudaMoeOpsTest" \
+  # last: the MoE kernel families' tests, then the layer bench of the default (auto: the
+  # warp-specialised TMA kernels on Hopper) next to variant 3's two tilings
+  OUT="$OUT/ws" SANITIZE=0 SELECT="--select-class=moetune.engine.backend.cuda.CudaMoeOpsTest" \
     tmo "${WS_TIMEOUT:-70}" ./run-gpu-tests.sh > "$OUT/gpu-tests-ws.log" 2>&1
   echo "gpu tests (ws) exit $?"
-  (cd "$repo" && MOE_BENCH_KERNELS=auto,ws256,ws128 timeout -k 10 "$(cap "${WS_BENCH_TIMEOUT:-80}")" "$java" \
+  (cd "$repo" && MOE_BENCH_KERNELS=auto,n256,n128 timeout -k 10 "$(cap "${WS_BENCH_TIMEOUT:-80}")" "$java" \
     --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench) \
     > "$OUT/bench-moe-ws.log" 2>&1
   echo "bench moe (ws) exit $?"
@@ -89,7 +89,7 @@ fi
 for f in "$OUT"/bench-attn-*.log; do [ -f "$f" ] && { echo "=== $(basename "$f") ==="; grep -E "^\|" "$f" | tail -14; }; done
 [ -f "$OUT/bench-moe.log" ] && { echo "=== bench moe ==="; grep -E "^\|" "$OUT/bench-moe.log" | tail -12; }
 if [ -f "$OUT/gpu-tests-ws.log" ]; then
-  echo "=== MoE ws kernels: tests, bench ==="
+  echo "=== MoE kernel families: tests, bench (auto, n256, n128) ==="
   grep -E "tests (found|successful|failed|aborted|skipped)|✘" "$OUT/gpu-tests-ws.log" | head -12
   grep -E "^\|" "$OUT/bench-moe-ws.log" | tail -12
 fi

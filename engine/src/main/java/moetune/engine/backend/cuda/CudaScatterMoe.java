@@ -118,12 +118,9 @@ final class CudaScatterMoe {
   }
 
   /**
-   * The variant-3 configuration for a product that variant 2 can take, or null for variant 2.
-   * AUTO's per-product choice is the lab's measurement on the H200, 2026-12-02, the three shapes of
-   * issue 10 (kernels/lab/moe/README.md): 128 x 256 tiles (one block per SM) where the output rows
-   * are grouped, and for scattered output rows only over a long k (inDim >= 16384), where the
-   * scattered epilogue that no second block overlaps costs little; 128 x 128 tiles (two blocks per
-   * SM) for the other scattered-output products and the weight gradients.
+   * The Hopper kernels (variant 3 or 5) for a product that variant 2 can take, or null for variant
+   * 2: MOETUNE_MOE_KERNEL's family, or for AUTO the warp-specialised variant 5 with 128 x 256 tiles
+   * (falling back to {@link #variant3} where TMA cannot describe an operand).
    */
   private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
     if (!hopper() || experts > MM_MAX_EXPERTS) {
@@ -143,11 +140,23 @@ final class CudaScatterMoe {
     return switch (kernel) {
       case V2 -> null;
       case N256, N128, WS256, WS128 -> kernel;
-      case AUTO ->
-          switch (p) {
-            case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
-            case DW -> Kernel.N128;
-          };
+      // variant 5 with 128 x 256 tiles for every product: on the H200 (2026-12-02 18:10 UTC,
+      // MoeLayerBench, docs/performance.md) the layer's fwd+bwd at 1.32 / 1.53 / 1.64x dense on the
+      // Mixtral / fine-grained / 1.5B shapes against variant 3's 1.64 / 1.87 / 1.96x
+      case AUTO -> Kernel.WS256;
+    };
+  }
+
+  /**
+   * Variant 3's per-product choice (the lab's measurement of 2026-12-02, kernels/lab/moe): 128 x
+   * 256 tiles where the output rows are grouped, and for scattered output rows only over a long k
+   * (inDim >= 16384); 128 x 128 tiles for the other scattered-output products and the weight
+   * gradients. AUTO falls back to it where a tensor map cannot describe an operand.
+   */
+  static Kernel variant3(Product p, boolean scatteredOut, long inDim) {
+    return switch (p) {
+      case FORWARD, DX -> !scatteredOut || inDim >= 16384 ? Kernel.N256 : Kernel.N128;
+      case DW -> Kernel.N128;
     };
   }
 
@@ -222,25 +231,38 @@ final class CudaScatterMoe {
       // space that each block builds from the sorted expert indices; variant 1 (rows not a
       // multiple of 8 elements, unaligned bases) assigns row tiles per expert on the device, so
       // its grid is an upper bound
-      Kernel wg = v2 ? wgmma(transW ? Product.FORWARD : Product.DX, e, !groupedOut, in) : null;
+      Product product = transW ? Product.FORWARD : Product.DX;
+      Kernel wg = v2 ? wgmma(product, e, !groupedOut, in) : null;
+      int[] tmW = null, tmA = null;
+      if (wg != null && wg.warpSpecialised() && m > 0) {
+        int bn = wg.tileN();
+        // weight: (E, out, in) read as (n, k) boxes for x W^T, (E, in, out) as 64 x 64 slabs of
+        // (k, n) for x W; rows of x by TMA when grouped, else gathered by cp.async (tmA unused)
+        try {
+          tmW =
+              transW
+                  ? TensorMaps.bf16(
+                      wt.address(), new long[] {in, out, e}, new int[] {64, bn, 1}, op + " W")
+                  : TensorMaps.bf16(
+                      wt.address(), new long[] {out, in, e}, new int[] {64, 64, 1}, op + " W");
+          tmA =
+              groupedIn
+                  ? TensorMaps.bf16(
+                      xt.address(), new long[] {in, m}, new int[] {64, 128}, op + " x")
+                  : tmW;
+        } catch (IllegalArgumentException notTma) {
+          if (kernel != Kernel.AUTO) {
+            throw notTma; // asked for by name: say why it cannot run
+          }
+          wg = variant3(product, !groupedOut, in); // a view TMA cannot describe
+        }
+      }
       if (wg != null && wg.warpSpecialised()) {
         if (m == 0) {
           return; // no routed rows (a tensor map needs extents of at least 1)
         }
         int bn = wg.tileN();
         long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        // weight: (E, out, in) read as (n, k) boxes for x W^T, (E, in, out) as 64 x 64 slabs of
-        // (k, n) for x W; rows of x by TMA when grouped, else gathered by cp.async (tmA unused)
-        int[] tmW =
-            transW
-                ? TensorMaps.bf16(
-                    wt.address(), new long[] {in, out, e}, new int[] {64, bn, 1}, op + " W")
-                : TensorMaps.bf16(
-                    wt.address(), new long[] {out, in, e}, new int[] {64, 64, 1}, op + " W");
-        int[] tmA =
-            groupedIn
-                ? TensorMaps.bf16(xt.address(), new long[] {in, m}, new int[] {64, 128}, op + " x")
-                : tmW;
         String mode = (transW ? "t" : "n") + (groupedIn ? "c" : "g");
         b.kernel("scatter2scatter_ws" + bn + "_" + mode + "_kernel5")
             .shapes(shapes)
@@ -394,6 +416,18 @@ final class CudaScatterMoe {
     if (xt.dtype() == DType.BF16 && g.dtype() == DType.BF16) {
       boolean v2 = mmaRows(i, o) && xt.address() % 16 == 0 && g.address() % 16 == 0;
       Kernel wg = v2 && w.address() % 8 == 0 ? wgmma(Product.DW, e, false, m) : null;
+      int[] tmDy = new int[32], tmX = new int[32];
+      if (wg != null && wg.warpSpecialised() && m > 0) {
+        try {
+          tmDy = TensorMaps.bf16(g.address(), new long[] {o, m}, new int[] {64, 64}, op + " dy");
+          tmX = TensorMaps.bf16(xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x");
+        } catch (IllegalArgumentException notTma) {
+          if (kernel != Kernel.AUTO) {
+            throw notTma; // asked for by name: say why it cannot run
+          }
+          wg = variant3(Product.DW, false, m); // a view TMA cannot describe
+        }
+      }
       if (wg != null && wg.warpSpecialised()) {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
@@ -402,18 +436,8 @@ final class CudaScatterMoe {
             .grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
             .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
-            .struct(
-                "tmDy",
-                wsTiles == 0
-                    ? new int[32]
-                    : TensorMaps.bf16(
-                        g.address(), new long[] {o, m}, new int[] {64, 64}, op + " dy"))
-            .struct(
-                "tmX",
-                wsTiles == 0
-                    ? new int[32]
-                    : TensorMaps.bf16(
-                        xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x"))
+            .struct("tmDy", tmDy)
+            .struct("tmX", tmX)
             .shapes("x " + xt.describe() + " dy " + g.describe())
             .ptr("x", xt.address())
             .ptr("dy", g.address())

@@ -237,14 +237,6 @@ class CudaMoeOpsTest {
     Assumptions.assumeTrue(
         kernel == CudaScatterMoe.Kernel.V2 || moe.hopper(),
         "the wgmma variants (" + kernel + ") need compute capability 9.0");
-    // Variant 5 has not passed on a GPU yet (its first build deadlocked in setmaxnreg; the fix is
-    // unrun): opt in until it has, so that a regression cannot hang the whole GPU suite.
-    Assumptions.assumeTrue(
-        !kernel.warpSpecialised() || "1".equals(System.getenv("MOETUNE_TEST_WS")),
-        "SKIPPED: "
-            + kernel
-            + " (warp-specialised, moe_wgmma_ws.cu) runs only with MOETUNE_TEST_WS=1 until it has"
-            + " passed on a GPU");
     CudaScatterMoe.Kernel before = moe.kernel();
     moe.kernel(kernel);
     try {

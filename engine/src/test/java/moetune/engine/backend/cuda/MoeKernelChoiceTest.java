@@ -25,6 +25,15 @@ class MoeKernelChoiceTest {
   }
 
   @Test
+  void variantThreeTilesFollowTheLabsMeasurement() {
+    // AUTO runs variant 5 (128 x 256) on Hopper and falls back to these where TMA cannot
+    assertEquals(Kernel.N256, CudaScatterMoe.variant3(CudaScatterMoe.Product.FORWARD, false, 1024));
+    assertEquals(Kernel.N128, CudaScatterMoe.variant3(CudaScatterMoe.Product.FORWARD, true, 1024));
+    assertEquals(Kernel.N256, CudaScatterMoe.variant3(CudaScatterMoe.Product.DX, true, 16384));
+    assertEquals(Kernel.N128, CudaScatterMoe.variant3(CudaScatterMoe.Product.DW, false, 1 << 20));
+  }
+
+  @Test
   void tensorMapArgumentsAreCheckedBeforeTheDriver() {
     // a valid map: W (8, 1792, 4096) read in (64, 256, 1) boxes
     TensorMaps.check(4096, new long[] {4096, 1792, 8}, new int[] {64, 256, 1}, "W");
