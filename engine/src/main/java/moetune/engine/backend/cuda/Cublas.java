@@ -40,7 +40,9 @@ final class Cublas implements AutoCloseable {
    */
   Cublas(long stream, long workspace, long workspaceBytes, boolean pedantic) {
     this.library = find();
-    SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
+    // loaded for the life of the process, as Cudnn does: closing a backend must not dlclose the
+    // library another backend (or cuBLASLt's own state) still relies on
+    SymbolLookup lib = SymbolLookup.libraryLookup(library, Arena.global());
     Linker linker = Linker.nativeLinker();
     MethodHandle create =
         bind(linker, lib, "cublasCreate_v2", FunctionDescriptor.of(INT, ValueLayout.ADDRESS));
