@@ -146,6 +146,7 @@ class KernelLaunchTest {
         }
       }
     }
+    System.out.println("KernelLaunchTest: " + checked + " (kernel name, launch) pairs checked");
     assertEquals(List.of(), problems);
     assertTrue(checked > 60, "launches checked: " + checked);
   }
