@@ -78,6 +78,41 @@ public final class OpShapes {
     numel("copy", "dst", dst, src.numel());
   }
 
+  // ---------------------------------------------------------------- matmul
+
+  /**
+   * matmul: op(A) (M, K) and op(B) (K, N) from A and B read as matrices (their last dimension is
+   * the column count), C holds M * N elements. Returns {M, N, K}.
+   */
+  public static long[] matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c) {
+    long m = transA ? a.cols() : a.rows(), k = transA ? a.rows() : a.cols();
+    long kb = transB ? b.cols() : b.rows(), n = transB ? b.rows() : b.cols();
+    check(
+        k == kb && c.numel() == m * n,
+        "matmul: op(A) is ("
+            + m
+            + ", "
+            + k
+            + ") from A "
+            + a.describe()
+            + (transA ? "^T" : "")
+            + ", op(B) is ("
+            + kb
+            + ", "
+            + n
+            + ") from B "
+            + b.describe()
+            + (transB ? "^T" : "")
+            + ", C "
+            + c.describe()
+            + " must be ("
+            + m
+            + ", "
+            + n
+            + ")");
+    return new long[] {m, n, k};
+  }
+
   // ---------------------------------------------------------------- embedding
 
   /**
@@ -140,6 +175,68 @@ public final class OpShapes {
         n > 0 && x.numel() % ((long) n * hd) == 0,
         op + ": x " + x.describe() + " is not (N, heads, " + hd + ") for N=" + n + " positions");
     return new int[] {n, Math.toIntExact(x.numel() / ((long) n * hd)), hd};
+  }
+
+  // ---------------------------------------------------------------- attention
+
+  /**
+   * The attention ops' q, k, v against the spec: q (B*Tq, H, hd), k and v (B*Tk, Hkv, hd) with H a
+   * multiple of Hkv; docIds (if any) I32 (its length is AttnSpec's). Returns {H, Hkv, hd}.
+   */
+  public static int[] attention(String op, Tensor q, Tensor k, Tensor v, AttnSpec spec) {
+    long hd = q.cols();
+    long qRows = (long) spec.batch() * spec.queryLen(), kRows = (long) spec.batch() * spec.keyLen();
+    check(
+        hd > 0 && q.numel() % (qRows * hd) == 0,
+        op + ": q " + q.describe() + " is not (B*Tq=" + qRows + ", H, hd=" + hd + ")");
+    check(
+        k.cols() == hd && k.numel() % (kRows * hd) == 0,
+        op + ": k " + k.describe() + " is not (B*Tk=" + kRows + ", Hkv, hd=" + hd + ")");
+    numel(op, "v", v, k.numel());
+    long h = q.numel() / (qRows * hd), hkv = k.numel() / (kRows * hd);
+    check(
+        hkv > 0 && h % hkv == 0,
+        op + ": " + h + " query heads are not a multiple of " + hkv + " key/value heads");
+    if (spec.docIds() != null) dtype(op, "docIds", spec.docIds(), DType.I32);
+    return new int[] {(int) h, (int) hkv, (int) hd};
+  }
+
+  /** attentionForward: the q/k/v of {@link #attention}; out like q; lse F32 (B*Tq*H). */
+  public static int[] attentionForward(
+      Tensor q, Tensor k, Tensor v, AttnSpec spec, Tensor out, Tensor lse) {
+    String op = "attentionForward";
+    int[] d = attention(op, q, k, v, spec);
+    numel(op, "out", out, q.numel());
+    numel(op, "lse", lse, (long) spec.batch() * spec.queryLen() * d[0]);
+    dtype(op, "lse", lse, DType.F32);
+    return d;
+  }
+
+  /**
+   * attentionBackward: the forward's shapes; dOut, out and dq like q; dk and dv like k; lse F32
+   * (B*Tq*H). Returns {H, Hkv, hd}.
+   */
+  public static int[] attentionBackward(
+      Tensor dOut,
+      Tensor q,
+      Tensor k,
+      Tensor v,
+      Tensor out,
+      Tensor lse,
+      AttnSpec spec,
+      Tensor dq,
+      Tensor dk,
+      Tensor dv) {
+    String op = "attentionBackward";
+    int[] d = attention(op, q, k, v, spec);
+    numel(op, "dOut", dOut, q.numel());
+    numel(op, "out", out, q.numel());
+    numel(op, "lse", lse, (long) spec.batch() * spec.queryLen() * d[0]);
+    dtype(op, "lse", lse, DType.F32);
+    numel(op, "dq", dq, q.numel());
+    numel(op, "dk", dk, k.numel());
+    numel(op, "dv", dv, k.numel());
+    return d;
   }
 
   // ---------------------------------------------------------------- swiglu
@@ -231,6 +328,75 @@ public final class OpShapes {
     return m;
   }
 
+  // ---------------------------------------------------------------- grouped products
+
+  /**
+   * scatter2scatter: W (E, O, I); sortedExpertIdxs and sortedScatteredIdxs I32 (M); fanOut >= 1,
+   * dividing M unless the input is grouped; x (M, in) grouped or (M / fanOut, in); y (M, out); bias
+   * (E, out) optional; in = I and out = O with transW, the other way round without. Returns {E, in,
+   * out, M}.
+   */
+  public static int[] scatter2scatter(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      boolean transW,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor y) {
+    String op = "scatter2scatter";
+    check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, I)");
+    long e = w.dim(0), o = w.dim(1), i = w.dim(2);
+    long in = transW ? i : o, out = transW ? o : i;
+    dtype(op, "sortedExpertIdxs", sortedExpertIdxs, DType.I32);
+    dtype(op, "sortedScatteredIdxs", sortedScatteredIdxs, DType.I32);
+    long m = sortedExpertIdxs.numel();
+    numel(op, "sortedScatteredIdxs", sortedScatteredIdxs, m);
+    check(
+        fanOut >= 1 && (groupedIn || m % fanOut == 0),
+        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
+    long xRows = groupedIn ? m : m / fanOut;
+    check(
+        x.numel() == xRows * in,
+        op
+            + ": x "
+            + x.describe()
+            + " must be ("
+            + xRows
+            + ", "
+            + in
+            + ") for "
+            + m
+            + " routed rows, k="
+            + fanOut
+            + (groupedIn ? ", grouped" : "")
+            + " and W "
+            + w.describe()
+            + (transW ? "^T" : ""));
+    numel(op, "y", y, m * out);
+    if (bias != null) numel(op, "bias", bias, e * out);
+    return new int[] {(int) e, (int) in, (int) out, Math.toIntExact(m)};
+  }
+
+  /**
+   * groupXtY: dW (E, O, I); expertOffsets I32 (E); x (M, I) and dy (M, O) grouped, M read from x;
+   * db (E, O) optional. (That expertOffsets ends at M is the CPU's to check: it reads the offsets
+   * on the host.) Returns {E, O, I, M}.
+   */
+  public static int[] groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
+    String op = "groupXtY";
+    check(dW.rank() == 3, op + ": dW " + dW.describe() + " must be (E, O, I)");
+    long e = dW.dim(0), o = dW.dim(1), i = dW.dim(2);
+    numel(op, "expertOffsets", expertOffsets, e);
+    dtype(op, "expertOffsets", expertOffsets, DType.I32);
+    long m = i == 0 ? 0 : rows(op, "x", x, i);
+    numel(op, "dy", dy, m * o);
+    if (db != null) numel(op, "db", db, e * o);
+    return new int[] {(int) e, (int) o, (int) i, Math.toIntExact(m)};
+  }
+
   // ---------------------------------------------------------------- group, combine
 
   /**
@@ -279,18 +445,121 @@ public final class OpShapes {
     return new int[] {n, d};
   }
 
+  // ---------------------------------------------------------------- losses
+
+  /**
+   * crossEntropy: logits (N, V); targets I32 (N); losses F32 (N); dLogits (N, V) optional. Returns
+   * {N, V}.
+   */
+  public static int[] crossEntropy(Tensor logits, Tensor targets, Tensor losses, Tensor dLogits) {
+    String op = "crossEntropy";
+    int n = Math.toIntExact(logits.rows()), v = cols(logits);
+    numel(op, "targets", targets, n);
+    dtype(op, "targets", targets, DType.I32);
+    numel(op, "losses", losses, n);
+    dtype(op, "losses", losses, DType.F32);
+    if (dLogits != null) numel(op, "dLogits", dLogits, (long) n * v);
+    return new int[] {n, v};
+  }
+
+  /**
+   * The router losses' routing: probs F32 (R, E); topIdx I32 (R, K); rowMask F32 (R) optional.
+   * Returns {R, E, K}.
+   */
+  private static int[] routing(String op, Tensor probs, Tensor topIdx, Tensor rowMask) {
+    dtype(op, "probs", probs, DType.F32);
+    dtype(op, "topIdx", topIdx, DType.I32);
+    int r = Math.toIntExact(probs.rows()), e = cols(probs);
+    int k = r == 0 ? 0 : rows(op, "topIdx", topIdx, r);
+    rowMask(op, rowMask, r);
+    return new int[] {r, e, k};
+  }
+
+  /** An optional row mask: F32 (R). */
+  private static void rowMask(String op, Tensor rowMask, long r) {
+    if (rowMask != null) {
+      numel(op, "rowMask", rowMask, r);
+      dtype(op, "rowMask", rowMask, DType.F32);
+    }
+  }
+
+  /** A loss's output: F32 holding one value. */
+  private static void scalar(String op, String name, Tensor t) {
+    numel(op, name, t, 1);
+    dtype(op, name, t, DType.F32);
+  }
+
+  /**
+   * expertLoadStats: the routing of L layers stacked (probs F32 (R, E), topIdx I32 (R, K), rowMask
+   * F32 (R) optional); acc F32 (L, E+2) with L dividing R. Returns {R, E, K, L}.
+   */
+  public static int[] expertLoadStats(Tensor probs, Tensor topIdx, Tensor rowMask, Tensor acc) {
+    String op = "expertLoadStats";
+    int[] rek = routing(op, probs, topIdx, rowMask);
+    int r = rek[0], e = rek[1];
+    dtype(op, "acc", acc, DType.F32);
+    int layers = Math.toIntExact(acc.rows());
+    check(
+        acc.cols() == e + 2 && layers >= 1 && r % layers == 0,
+        op
+            + ": acc "
+            + acc.describe()
+            + " must be (L, E+2) = (L, "
+            + (e + 2)
+            + ") with L dividing the "
+            + r
+            + " rows of probs");
+    return new int[] {r, e, rek[2], layers};
+  }
+
+  /**
+   * loadBalancingLoss: probs F32 (R, E); topIdx I32 (R, K); rowMask F32 (R) optional; lossOut F32
+   * (1); dProbs F32 (R, E) optional. Returns {R, E, K}.
+   */
+  public static int[] loadBalancingLoss(
+      Tensor probs, Tensor topIdx, Tensor rowMask, Tensor lossOut, Tensor dProbs) {
+    String op = "loadBalancingLoss";
+    int[] rek = routing(op, probs, topIdx, rowMask);
+    scalar(op, "lossOut", lossOut);
+    if (dProbs != null) {
+      numel(op, "dProbs", dProbs, (long) rek[0] * rek[1]);
+      dtype(op, "dProbs", dProbs, DType.F32);
+    }
+    return rek;
+  }
+
+  /**
+   * routerZLoss: logits F32 (R, E); rowMask F32 (R) optional; lossOut F32 (1); dLogits F32 (R, E)
+   * optional. Returns {R, E}.
+   */
+  public static int[] routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits) {
+    String op = "routerZLoss";
+    dtype(op, "logits", logits, DType.F32);
+    int r = Math.toIntExact(logits.rows()), e = cols(logits);
+    rowMask(op, rowMask, r);
+    scalar(op, "lossOut", lossOut);
+    if (dLogits != null) {
+      numel(op, "dLogits", dLogits, (long) r * e);
+      dtype(op, "dLogits", dLogits, DType.F32);
+    }
+    return new int[] {r, e};
+  }
+
+  /** sum: out F32 holds one value. */
+  public static void sum(Tensor x, Tensor out) {
+    scalar("sum", "out", out);
+  }
+
   // ---------------------------------------------------------------- adamw
 
   /** sumSquares: acc F32 holds one value. */
   public static void sumSquares(Tensor x, Tensor acc) {
-    numel("sumSquares", "acc", acc, 1);
-    dtype("sumSquares", "acc", acc, DType.F32);
+    scalar("sumSquares", "acc", acc);
   }
 
   /** clipByNorm: sumSq F32 holds one value. */
   public static void clipByNorm(Tensor grad, Tensor sumSq) {
-    numel("clipByNorm", "sumSq", sumSq, 1);
-    dtype("clipByNorm", "sumSq", sumSq, DType.F32);
+    scalar("clipByNorm", "sumSq", sumSq);
   }
 
   /** adamwStep: param, m, v F32 (n); grad (n); lowPrecision (n) optional. Returns n. */

@@ -2,6 +2,7 @@ package moetune.engine.backend.cpu;
 
 import java.util.Arrays;
 import moetune.engine.backend.AttnSpec;
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -41,25 +42,15 @@ final class CpuAttention {
     final int docOff;
     final float scale;
 
-    Geometry(String op, Tensor q, Tensor k, Tensor v, AttnSpec spec) {
+    /** heads: {H, Hkv, hd} as OpShapes' attention checks derived them. */
+    Geometry(String op, int[] heads, AttnSpec spec) {
       b = spec.batch();
       tq = spec.queryLen();
       tk = spec.keyLen();
-      hd = Math.toIntExact(q.cols());
-      long qRows = (long) b * tq;
       long kRows = (long) b * tk;
-      Args.check(
-          q.numel() % (qRows * hd) == 0,
-          op + ": q " + q.describe() + " is not (B*Tq=" + qRows + ", H, hd=" + hd + ")");
-      h = Math.toIntExact(q.numel() / (qRows * hd));
-      Args.check(
-          k.numel() % (kRows * hd) == 0 && k.cols() == hd,
-          op + ": k " + k.describe() + " is not (B*Tk=" + kRows + ", Hkv, hd=" + hd + ")");
-      hkv = Math.toIntExact(k.numel() / (kRows * hd));
-      Args.numel(op, "v", v, k.numel());
-      Args.check(
-          hkv > 0 && h % hkv == 0,
-          op + ": " + h + " query heads are not a multiple of " + hkv + " key/value heads");
+      h = heads[0];
+      hkv = heads[1];
+      hd = heads[2];
       group = h / hkv;
       window = spec.window();
       if (spec.docIds() != null) {
@@ -145,9 +136,9 @@ final class CpuAttention {
     CpuTensor q = Args.f32(op, "q", qt);
     CpuTensor k = Args.f32(op, "k", kt);
     CpuTensor v = Args.f32(op, "v", vt);
-    Geometry g = new Geometry(op, q, k, v, spec);
-    CpuTensor out = Args.f32(op, "out", outt, q.numel());
-    CpuTensor lse = Args.f32(op, "lse", lset, (long) g.b * g.tq * g.h);
+    CpuTensor out = Args.f32(op, "out", outt);
+    CpuTensor lse = Args.f32(op, "lse", lset);
+    Geometry g = new Geometry(op, OpShapes.attentionForward(q, k, v, spec, out, lse), spec);
     float[][][] kT = new float[g.b * g.hkv][][];
     float[][][] vRows = new float[g.b * g.hkv][][];
     par.forEach(
@@ -220,13 +211,15 @@ final class CpuAttention {
     CpuTensor q = Args.f32(op, "q", qt);
     CpuTensor k = Args.f32(op, "k", kt);
     CpuTensor v = Args.f32(op, "v", vt);
-    Geometry g = new Geometry(op, q, k, v, spec);
-    CpuTensor dOut = Args.f32(op, "dOut", doutt, q.numel());
-    CpuTensor out = Args.f32(op, "out", outt, q.numel());
-    CpuTensor lse = Args.f32(op, "lse", lset, (long) g.b * g.tq * g.h);
-    CpuTensor dq = Args.f32(op, "dq", dqt, q.numel());
-    CpuTensor dk = Args.f32(op, "dk", dkt, k.numel());
-    CpuTensor dv = Args.f32(op, "dv", dvt, k.numel());
+    CpuTensor dOut = Args.f32(op, "dOut", doutt);
+    CpuTensor out = Args.f32(op, "out", outt);
+    CpuTensor lse = Args.f32(op, "lse", lset);
+    CpuTensor dq = Args.f32(op, "dq", dqt);
+    CpuTensor dk = Args.f32(op, "dk", dkt);
+    CpuTensor dv = Args.f32(op, "dv", dvt);
+    Geometry g =
+        new Geometry(
+            op, OpShapes.attentionBackward(dOut, q, k, v, out, lse, spec, dq, dk, dv), spec);
     float[] lv = lse.floats();
     par.forEach(
         g.b * g.hkv,

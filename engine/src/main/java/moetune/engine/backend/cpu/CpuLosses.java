@@ -1,5 +1,6 @@
 package moetune.engine.backend.cpu;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -26,11 +27,11 @@ final class CpuLosses {
       Tensor logitst, Tensor targetst, Tensor lossest, Tensor dLogitst, float dScale) {
     String op = "crossEntropy";
     CpuTensor logits = Args.f32(op, "logits", logitst);
-    int v = Math.toIntExact(logits.cols());
-    int n = Math.toIntExact(logits.rows());
-    CpuTensor targets = Args.i32(op, "targets", targetst, n);
-    CpuTensor losses = Args.f32(op, "losses", lossest, n);
-    CpuTensor dLogits = dLogitst == null ? null : Args.f32(op, "dLogits", dLogitst, (long) n * v);
+    CpuTensor targets = Args.i32(op, "targets", targetst);
+    CpuTensor losses = Args.f32(op, "losses", lossest);
+    CpuTensor dLogits = dLogitst == null ? null : Args.f32(op, "dLogits", dLogitst);
+    int[] nv = OpShapes.crossEntropy(logits, targets, losses, dLogits);
+    int n = nv[0], v = nv[1];
     int[] tv = targets.ints();
     for (int r = 0; r < n; r++) {
       int t = tv[targets.offset() + r];
@@ -84,24 +85,11 @@ final class CpuLosses {
   void expertLoadStats(Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor acct) {
     String op = "expertLoadStats";
     CpuTensor probs = Args.f32(op, "probs", probst);
-    int e = Math.toIntExact(probs.cols());
-    int r = Math.toIntExact(probs.rows());
     CpuTensor topI = Args.i32(op, "topIdx", topIt);
-    int k = Args.rows(op, "topIdx", topI, r);
-    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt, r);
+    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt);
     CpuTensor acc = Args.f32(op, "acc", acct);
-    int layers = Math.toIntExact(acc.rows());
-    if (acc.cols() != e + 2 || layers < 1 || r % layers != 0) {
-      throw new IllegalArgumentException(
-          op
-              + ": acc "
-              + acc.describe()
-              + " must be (L, E+2) = (L, "
-              + (e + 2)
-              + ") with L dividing the "
-              + r
-              + " rows of probs");
-    }
+    int[] rekl = OpShapes.expertLoadStats(probs, topI, mask, acc);
+    int r = rekl[0], e = rekl[1], k = rekl[2], layers = rekl[3];
     int n = r / layers;
     float[] pv = probs.floats();
     int[] iv = topI.ints();
@@ -147,13 +135,12 @@ final class CpuLosses {
       Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor lossOutt, Tensor dProbst, float dScale) {
     String op = "loadBalancingLoss";
     CpuTensor probs = Args.f32(op, "probs", probst);
-    int e = Math.toIntExact(probs.cols());
-    int r = Math.toIntExact(probs.rows());
     CpuTensor topI = Args.i32(op, "topIdx", topIt);
-    int k = Args.rows(op, "topIdx", topI, r);
-    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt, r);
-    CpuTensor lossOut = Args.f32(op, "lossOut", lossOutt, 1);
-    CpuTensor dProbs = dProbst == null ? null : Args.f32(op, "dProbs", dProbst, (long) r * e);
+    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt);
+    CpuTensor lossOut = Args.f32(op, "lossOut", lossOutt);
+    CpuTensor dProbs = dProbst == null ? null : Args.f32(op, "dProbs", dProbst);
+    int[] rek = OpShapes.loadBalancingLoss(probs, topI, mask, lossOut, dProbs);
+    int r = rek[0], e = rek[1], k = rek[2];
     float[] pv = probs.floats();
     int[] iv = topI.ints();
     double[] count = new double[e];
@@ -216,11 +203,11 @@ final class CpuLosses {
       Tensor logitst, Tensor rowMaskt, Tensor lossOutt, Tensor dLogitst, float dScale) {
     String op = "routerZLoss";
     CpuTensor logits = Args.f32(op, "logits", logitst);
-    int e = Math.toIntExact(logits.cols());
-    int r = Math.toIntExact(logits.rows());
-    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt, r);
-    CpuTensor lossOut = Args.f32(op, "lossOut", lossOutt, 1);
-    CpuTensor dLogits = dLogitst == null ? null : Args.f32(op, "dLogits", dLogitst, (long) r * e);
+    CpuTensor mask = rowMaskt == null ? null : Args.f32(op, "rowMask", rowMaskt);
+    CpuTensor lossOut = Args.f32(op, "lossOut", lossOutt);
+    CpuTensor dLogits = dLogitst == null ? null : Args.f32(op, "dLogits", dLogitst);
+    int[] re = OpShapes.routerZLoss(logits, mask, lossOut, dLogits);
+    int r = re[0], e = re[1];
     float[] lv = logits.floats();
     double[] z = new double[r];
     par.forChunks(
@@ -262,7 +249,8 @@ final class CpuLosses {
   /** Backend#sum: out[0] = scale * sum(x), summed in double over fixed chunks. */
   void sum(Tensor xt, float scale, Tensor outt) {
     CpuTensor x = Args.f32("sum", "x", xt);
-    CpuTensor out = Args.f32("sum", "out", outt, 1);
+    CpuTensor out = Args.f32("sum", "out", outt);
+    OpShapes.sum(x, out);
     float[] xv = x.floats();
     double total =
         chunkedSum(

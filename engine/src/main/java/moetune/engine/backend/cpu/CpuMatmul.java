@@ -1,6 +1,7 @@
 package moetune.engine.backend.cpu;
 
 import java.util.Arrays;
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.Tensor;
 
 /**
@@ -132,38 +133,8 @@ final class CpuMatmul {
     CpuTensor a = Args.f32(op, "A", at);
     CpuTensor b = Args.f32(op, "B", bt);
     CpuTensor c = Args.f32(op, "C", ct);
-    int aRows = Math.toIntExact(a.rows());
-    int aCols = Math.toIntExact(a.cols());
-    int bRows = Math.toIntExact(b.rows());
-    int bCols = Math.toIntExact(b.cols());
-    int m = transA ? aCols : aRows;
-    int k = transA ? aRows : aCols;
-    int kb = transB ? bCols : bRows;
-    int n = transB ? bRows : bCols;
-    if (k != kb || c.numel() != (long) m * n) {
-      throw new IllegalArgumentException(
-          "matmul: op(A) is ("
-              + m
-              + ", "
-              + k
-              + ") from A "
-              + a.describe()
-              + (transA ? "^T" : "")
-              + ", op(B) is ("
-              + kb
-              + ", "
-              + n
-              + ") from B "
-              + b.describe()
-              + (transB ? "^T" : "")
-              + ", C "
-              + c.describe()
-              + " must be ("
-              + m
-              + ", "
-              + n
-              + ")");
-    }
+    long[] mnk = OpShapes.matmul(a, transA, b, transB, c);
+    int m = Math.toIntExact(mnk[0]), n = Math.toIntExact(mnk[1]), k = Math.toIntExact(mnk[2]);
     checkNoOverlap(op, c, a, "A");
     checkNoOverlap(op, c, b, "B");
 

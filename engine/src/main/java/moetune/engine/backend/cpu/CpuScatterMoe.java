@@ -39,39 +39,16 @@ final class CpuScatterMoe {
       Tensor yt) {
     String op = "scatter2scatter";
     CpuTensor w = Args.f32(op, "W", wt);
-    Args.check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, I)");
-    int e = Math.toIntExact(w.dim(0));
+    CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt);
+    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt);
+    CpuTensor x = Args.f32(op, "X", xt);
+    CpuTensor y = Args.f32(op, "Y", yt);
+    CpuTensor bias = biast == null ? null : Args.f32(op, "bias", biast);
+    int[] shape =
+        OpShapes.scatter2scatter(x, w, bias, transW, fanOut, sortedExp, sortedScat, groupedIn, y);
+    int e = shape[0], in = shape[1], out = shape[2], m = shape[3];
     int o = Math.toIntExact(w.dim(1));
     int i = Math.toIntExact(w.dim(2));
-    int in = transW ? i : o;
-    int out = transW ? o : i;
-    CpuTensor sortedExp = Args.i32(op, "sortedExpertIdxs", sortedExpt);
-    int m = sortedExp.size();
-    CpuTensor sortedScat = Args.i32(op, "sortedScatteredIdxs", sortedScatt, m);
-    Args.check(
-        fanOut >= 1 && m % fanOut == 0,
-        op + ": fanOut=" + fanOut + " must be >= 1 and divide the " + m + " routed rows");
-    int xRows = groupedIn ? m : m / fanOut;
-    CpuTensor x = Args.f32(op, "X", xt);
-    Args.check(
-        x.numel() == (long) xRows * in,
-        op
-            + ": X "
-            + x.describe()
-            + " must be ("
-            + xRows
-            + ", "
-            + in
-            + ") for "
-            + m
-            + " routed rows, k="
-            + fanOut
-            + (groupedIn ? ", grouped" : "")
-            + " and W "
-            + w.describe()
-            + (transW ? "^T" : ""));
-    CpuTensor y = Args.f32(op, "Y", yt, (long) m * out);
-    CpuTensor bias = biast == null ? null : Args.f32(op, "bias", biast, (long) e * out);
     CpuMatmul.checkNoOverlap(op, y, x, "X");
     int[] ev = routedExperts(op, sortedExp, e);
     int[] sv = permutation(op, sortedScat);
@@ -166,30 +143,30 @@ final class CpuScatterMoe {
   void groupXtY(Tensor xt, Tensor dyt, Tensor offsetst, Tensor dwt, Tensor dbt) {
     String op = "groupXtY";
     CpuTensor dw = Args.f32(op, "dW", dwt);
-    Args.check(dw.rank() == 3, op + ": dW " + dw.describe() + " must be (E, O, I)");
-    int e = Math.toIntExact(dw.dim(0));
-    int o = Math.toIntExact(dw.dim(1));
-    int i = Math.toIntExact(dw.dim(2));
-    CpuTensor offsets = Args.i32(op, "expertOffsets", offsetst, e);
+    CpuTensor offsets = Args.i32(op, "expertOffsets", offsetst);
+    CpuTensor x = Args.f32(op, "x", xt);
+    CpuTensor dy = Args.f32(op, "dy", dyt);
+    CpuTensor db = dbt == null ? null : Args.f32(op, "db", dbt);
+    int[] shape = OpShapes.groupXtY(x, dy, offsets, dw, db);
+    int e = shape[0], o = shape[1], i = shape[2];
     int[] start = new int[e + 1];
-    for (int x = 0; x < e; x++) {
-      start[x + 1] = offsets.ints()[offsets.offset() + x];
-      if (!(start[x + 1] >= start[x])) {
+    for (int ex = 0; ex < e; ex++) {
+      start[ex + 1] = offsets.ints()[offsets.offset() + ex];
+      if (!(start[ex + 1] >= start[ex])) {
         throw new IllegalArgumentException(
             op
                 + ": expertOffsets decrease at expert "
-                + x
+                + ex
                 + " ("
-                + start[x]
+                + start[ex]
                 + " > "
-                + start[x + 1]
+                + start[ex + 1]
                 + ")");
       }
     }
-    int m = start[e];
-    CpuTensor x = Args.f32(op, "x", xt, (long) m * i);
-    CpuTensor dy = Args.f32(op, "dy", dyt, (long) m * o);
-    CpuTensor db = dbt == null ? null : Args.f32(op, "db", dbt, (long) e * o);
+    Args.check(
+        start[e] == shape[3],
+        op + ": expertOffsets end at row " + start[e] + ", x " + x.describe() + " has " + shape[3]);
     float[] xv = x.floats();
     float[] gv = dy.floats();
     float[] wv = dw.floats();

@@ -2,9 +2,11 @@ package moetune.engine.backend.cuda;
 
 import static moetune.engine.backend.cuda.CudaContext.dt;
 import static moetune.engine.backend.cuda.CudaContext.require;
-import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
+import java.util.ArrayList;
+import java.util.List;
 import moetune.engine.backend.AttnSpec;
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -257,9 +259,12 @@ final class CudaAttention {
     }
   }
 
+  /** The head dims attention_fa2.cu's kernels are built for. */
+  static final List<Integer> FA2_HEAD_DIMS = List.of(64, 128);
+
   /** Whether the tensor-core kernels take this call (else the scalar ones). */
   private boolean fa2(int hd, CudaTensor... ts) {
-    if (attention == AttentionPath.SCALAR || (hd != 64 && hd != 128)) {
+    if (attention == AttentionPath.SCALAR || !FA2_HEAD_DIMS.contains(hd)) {
       return false;
     }
     for (CudaTensor t : ts) {
@@ -273,6 +278,47 @@ final class CudaAttention {
   // MOETUNE_FA2_FWD=v1: the forward's first variant (8 warps of 16 rows) for comparison; the
   // default is v2 (4 warps of 32 rows, Q tile in shared memory for hd 128). kernels/lab/attention.
   private static final boolean FA2_FWD_V1 = "v1".equals(System.getenv("MOETUNE_FA2_FWD"));
+
+  /** The tensor-core forward kernel at head dim hd: the default or v1 (MOETUNE_FA2_FWD=v1). */
+  static String fa2ForwardKernel(boolean v1, int hd) {
+    return (v1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + hd;
+  }
+
+  /**
+   * Every name {@link #fa2ForwardKernel} gives at the head dims {@link #fa2} takes, so that
+   * KernelLaunchTest checks the launch against each kernel's signature on the CPU.
+   */
+  static List<String> fa2ForwardKernelNames() {
+    List<String> names = new ArrayList<>();
+    for (int hd : FA2_HEAD_DIMS) {
+      for (boolean v1 : new boolean[] {false, true}) names.add(fa2ForwardKernel(v1, hd));
+    }
+    return names;
+  }
+
+  /** The tensor-core backward kernel of a variant ({@link #fa2BwdVariant}) at head dim hd. */
+  static String fa2BackwardKernel(String variant, int hd) {
+    return "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + hd;
+  }
+
+  /**
+   * Every name {@link #fa2BackwardKernel} gives: each head dim with each variant {@link
+   * #fa2BwdVariant} picks for it (unset, or any MOETUNE_FA2_BWD word).
+   */
+  static List<String> fa2BackwardKernelNames() {
+    List<String> names = new ArrayList<>();
+    for (int hd : FA2_HEAD_DIMS) {
+      for (String env : FA2_BWD_WORDS) {
+        String name = fa2BackwardKernel(fa2BwdVariant(env, hd), hd);
+        if (!names.contains(name)) names.add(name);
+      }
+    }
+    return names;
+  }
+
+  /** MOETUNE_FA2_BWD's words, unset ("") first. */
+  private static final List<String> FA2_BWD_WORDS =
+      List.of("", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8");
 
   /** attention_fa2.cu fwd_smem for the variant in use. */
   private static int fa2FwdSmem(int hd) {
@@ -345,39 +391,10 @@ final class CudaAttention {
     return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4 + extra;
   }
 
-  /** Checks q/k/v shapes against the spec and returns {H, Hkv, hd}. */
-  private int[] dims(String op, CudaTensor q, CudaTensor k, CudaTensor v, AttnSpec s) {
-    long hd = q.dim(-1);
-    long rowsQ = (long) s.batch() * s.queryLen(), rowsK = (long) s.batch() * s.keyLen();
-    long h = q.numel() / hd / Math.max(1, rowsQ), hkv = k.numel() / hd / Math.max(1, rowsK);
-    String shapes =
-        "q "
-            + q.describe()
-            + ", k "
-            + k.describe()
-            + ", v "
-            + v.describe()
-            + " with B="
-            + s.batch()
-            + " Tq="
-            + s.queryLen()
-            + " Tk="
-            + s.keyLen();
-    require(
-        h * hd * rowsQ == q.numel()
-            && hkv * hd * rowsK == k.numel()
-            && v.numel() == k.numel()
-            && k.dim(-1) == hd,
-        op + ": shapes do not match the spec: " + shapes);
-    require(
-        hkv > 0 && h % hkv == 0,
-        op + ": " + h + " query heads are not a multiple of " + hkv + " kv heads: " + shapes);
-    require(
-        hd <= MAX_HEAD_DIM, op + ": head dim " + hd + " exceeds " + MAX_HEAD_DIM + ": " + shapes);
-    if (s.docIds() != null) {
-      requireDtype(s.docIds(), DType.I32, op, "docIds");
-    }
-    return new int[] {(int) h, (int) hkv, (int) hd};
+  /** OpShapes' {H, Hkv, hd}, with this backend's limit on the head dim. */
+  private static int[] headDim(String op, int[] d) {
+    require(d[2] <= MAX_HEAD_DIM, op + ": head dim " + d[2] + " exceeds " + MAX_HEAD_DIM);
+    return d;
   }
 
   private static int[] attnStruct(AttnSpec s, int[] d) {
@@ -401,12 +418,8 @@ final class CudaAttention {
         vt = b.ct(v, op, "v"),
         o = b.ct(out, op, "out"),
         l = b.ct(lse, op, "lse");
-    int[] d = dims(op, qt, kt, vt, spec);
+    int[] d = headDim(op, OpShapes.attentionForward(qt, kt, vt, spec, o, l));
     long rows = (long) spec.batch() * spec.queryLen() * d[0];
-    require(
-        o.numel() == qt.numel() && l.numel() == rows,
-        op + ": out " + o.describe() + " / lse " + l.describe() + " for q " + qt.describe());
-    requireDtype(l, DType.F32, op, "lse");
     CudnnAttention cd = cudnnFor(spec, d[2], qt, kt, vt, o);
     if (cd != null) {
       try {
@@ -419,7 +432,7 @@ final class CudaAttention {
     }
     if (fa2(d[2], qt, kt, vt, o)) {
       ownCalls++;
-      b.kernel((FA2_FWD_V1 ? "attention_fa2_forward_v1_hd" : "attention_fa2_forward_hd") + d[2])
+      b.kernel(fa2ForwardKernel(FA2_FWD_V1, d[2]))
           .shapes(qt.describe() + " " + kt.describe())
           .grid((long) spec.batch() * d[0], (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM)
           .block(FA2_FWD_V1 ? 256 : 128)
@@ -470,18 +483,9 @@ final class CudaAttention {
         vt = b.ct(v, op, "v");
     CudaTensor o = b.ct(out, op, "out"), l = b.ct(lse, op, "lse");
     CudaTensor dqt = b.ct(dq, op, "dq"), dkt = b.ct(dk, op, "dk"), dvt = b.ct(dv, op, "dv");
-    int[] d = dims(op, qt, kt, vt, spec);
+    int[] d = headDim(op, OpShapes.attentionBackward(g, qt, kt, vt, o, l, spec, dqt, dkt, dvt));
     long rows = (long) spec.batch() * spec.queryLen() * d[0];
     long keyRows = (long) spec.batch() * spec.keyLen() * d[1];
-    require(
-        g.numel() == qt.numel()
-            && o.numel() == qt.numel()
-            && dqt.numel() == qt.numel()
-            && l.numel() == rows
-            && dkt.numel() == kt.numel()
-            && dvt.numel() == vt.numel(),
-        op + ": gradient shapes do not match q " + qt.describe() + " / k " + kt.describe());
-    requireDtype(l, DType.F32, op, "lse");
     long doc = b.ptr(spec.docIds(), op, "docIds");
     int[] st = attnStruct(spec, d);
     String shapes = qt.describe() + " " + kt.describe();
@@ -591,8 +595,7 @@ final class CudaAttention {
           .launch();
       String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
       int keys = fa2BwdKeys(variant);
-      b.kernel(
-              "attention_fa2_backward_" + (variant.equals("v1") ? "" : variant + "_") + "hd" + d[2])
+      b.kernel(fa2BackwardKernel(variant, d[2]))
           .shapes(shapes)
           .grid((long) spec.batch() * d[1], (spec.keyLen() + keys - 1) / keys)
           .block(fa2BwdThreads(variant))

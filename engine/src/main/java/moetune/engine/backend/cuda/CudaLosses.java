@@ -1,9 +1,8 @@
 package moetune.engine.backend.cuda;
 
 import static moetune.engine.backend.cuda.CudaContext.dt;
-import static moetune.engine.backend.cuda.CudaContext.require;
-import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -28,23 +27,9 @@ final class CudaLosses {
     CudaTensor l = b.ct(logits, op, "logits"),
         t = b.ct(targets, op, "targets"),
         out = b.ct(losses, op, "losses");
-    long n = l.rows(), v = l.cols();
-    require(
-        t.numel() == n && out.numel() == n,
-        op
-            + ": logits "
-            + l.describe()
-            + ", targets "
-            + t.describe()
-            + ", losses "
-            + out.describe());
-    requireDtype(t, DType.I32, op, "targets");
-    requireDtype(out, DType.F32, op, "losses");
-    if (dLogits != null) {
-      require(
-          dLogits.numel() == l.numel(),
-          op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
-    }
+    CudaTensor dl = dLogits == null ? null : b.ct(dLogits, op, "dLogits");
+    int[] nv = OpShapes.crossEntropy(l, t, out, dl);
+    long n = nv[0], v = nv[1];
     // The gradient in the logits' dtype (in place, the training step): 512 threads and the row in
     // dynamic shared memory when it takes at most 96 KiB (two or more blocks per SM), so the
     // logits cross DRAM once each way; otherwise 1024 threads and a second read of the row.
@@ -78,26 +63,9 @@ final class CudaLosses {
     CudaTensor p = b.ct(probs, op, "probs"),
         i = b.ct(topIdx, op, "topIdx"),
         a = b.ct(acc, op, "acc");
-    long r = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, r), layers = a.rows();
-    requireDtype(p, DType.F32, op, "probs");
-    requireDtype(i, DType.I32, op, "topIdx");
-    requireDtype(a, DType.F32, op, "acc");
-    require(
-        i.numel() == r * k && a.cols() == e + 2 && layers >= 1 && r % layers == 0,
-        op
-            + ": probs "
-            + p.describe()
-            + ", topIdx "
-            + i.describe()
-            + ", acc "
-            + a.describe()
-            + ": acc must be (L, E+2) with L dividing the rows of probs");
-    if (rowMask != null) {
-      require(
-          rowMask.numel() == r,
-          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
-      requireDtype(rowMask, DType.F32, op, "rowMask");
-    }
+    CudaTensor mt = rowMask == null ? null : b.ct(rowMask, op, "rowMask");
+    int[] rekl = OpShapes.expertLoadStats(p, i, mt, a);
+    long r = rekl[0], e = rekl[1], k = rekl[2], layers = rekl[3];
     long n = r / layers;
     b.kernel("expert_load_stats_kernel")
         .shapes(p.describe())
@@ -120,25 +88,10 @@ final class CudaLosses {
     CudaTensor p = b.ct(probs, op, "probs"),
         i = b.ct(topIdx, op, "topIdx"),
         lo = b.ct(lossOut, op, "lossOut");
-    long r = p.rows(), e = p.cols(), k = i.numel() / Math.max(1, r);
-    require(
-        i.numel() == r * k && lo.numel() == 1,
-        op + ": probs " + p.describe() + ", topIdx " + i.describe() + ", lossOut " + lo.describe());
-    requireDtype(p, DType.F32, op, "probs");
-    requireDtype(i, DType.I32, op, "topIdx");
-    requireDtype(lo, DType.F32, op, "lossOut");
-    if (rowMask != null) {
-      require(
-          rowMask.numel() == r,
-          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
-      requireDtype(rowMask, DType.F32, op, "rowMask");
-    }
-    if (dProbs != null) {
-      require(
-          dProbs.numel() == r * e,
-          op + ": dProbs " + dProbs.describe() + " does not match probs " + p.describe());
-      requireDtype(dProbs, DType.F32, op, "dProbs");
-    }
+    CudaTensor mt = rowMask == null ? null : b.ct(rowMask, op, "rowMask");
+    CudaTensor dp = dProbs == null ? null : b.ct(dProbs, op, "dProbs");
+    int[] rek = OpShapes.loadBalancingLoss(p, i, mt, lo, dp);
+    long r = rek[0], e = rek[1], k = rek[2];
     long mask = b.ptr(rowMask, op, "rowMask");
     try (Tensor ws = b.zeros(DType.F32, 2 * e + 1)) {
       long w = b.ptr(ws, op, "stats");
@@ -182,22 +135,10 @@ final class CudaLosses {
   void routerZLoss(Tensor logits, Tensor rowMask, Tensor lossOut, Tensor dLogits, float dScale) {
     String op = "routerZLoss";
     CudaTensor l = b.ct(logits, op, "logits"), lo = b.ct(lossOut, op, "lossOut");
-    long r = l.rows(), e = l.cols();
-    requireDtype(l, DType.F32, op, "logits");
-    requireDtype(lo, DType.F32, op, "lossOut");
-    require(lo.numel() == 1, op + ": lossOut " + lo.describe() + " must hold one value");
-    if (rowMask != null) {
-      require(
-          rowMask.numel() == r,
-          op + ": rowMask " + rowMask.describe() + " should have " + r + " rows");
-      requireDtype(rowMask, DType.F32, op, "rowMask");
-    }
-    if (dLogits != null) {
-      require(
-          dLogits.numel() == l.numel(),
-          op + ": dLogits " + dLogits.describe() + " does not match logits " + l.describe());
-      requireDtype(dLogits, DType.F32, op, "dLogits");
-    }
+    CudaTensor mt = rowMask == null ? null : b.ct(rowMask, op, "rowMask");
+    CudaTensor dl = dLogits == null ? null : b.ct(dLogits, op, "dLogits");
+    int[] re = OpShapes.routerZLoss(l, mt, lo, dl);
+    long r = re[0], e = re[1];
     long mask = b.ptr(rowMask, op, "rowMask");
     long blocks = (r * 32 + 255) / 256;
     try (Tensor ws = b.zeros(DType.F32, 2)) {
@@ -239,8 +180,7 @@ final class CudaLosses {
   void sum(Tensor x, float scale, Tensor out) {
     String op = "sum";
     CudaTensor xt = b.ct(x, op, "x"), o = b.ct(out, op, "out");
-    require(o.numel() == 1, op + ": out " + o.describe() + " must hold one value");
-    requireDtype(o, DType.F32, op, "out");
+    OpShapes.sum(xt, o);
     elementwise.fill(o, 0f);
     b.kernel("sum_kernel")
         .shapes(xt.describe())

@@ -3,6 +3,7 @@ package moetune.engine.backend.cuda;
 import static moetune.engine.backend.cuda.CudaContext.dt;
 import static moetune.engine.backend.cuda.CudaContext.require;
 
+import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 
@@ -21,8 +22,8 @@ final class CudaMatmul {
     CudaTensor A = ctx.ct(a, "matmul", "A"),
         B = ctx.ct(b, "matmul", "B"),
         C = ctx.ct(c, "matmul", "C");
-    long m = transA ? A.cols() : A.rows(), ka = transA ? A.rows() : A.cols();
-    long kb = transB ? B.cols() : B.rows(), n = transB ? B.rows() : B.cols();
+    long[] mnk = OpShapes.matmul(A, transA, B, transB, C);
+    long m = mnk[0], n = mnk[1], ka = mnk[2];
     String shapes =
         "A "
             + A.describe()
@@ -32,7 +33,6 @@ final class CudaMatmul {
             + (transB ? "^T" : "")
             + " -> C "
             + C.describe();
-    require(ka == kb && C.rows() == m && C.cols() == n, "matmul: shapes do not agree: " + shapes);
     dt(A, "matmul", "A");
     dt(B, "matmul", "B");
     dt(C, "matmul", "C");

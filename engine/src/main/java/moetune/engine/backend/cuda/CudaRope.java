@@ -23,8 +23,8 @@ final class CudaRope {
     long n = nhd[0], heads = nhd[1], hd = nhd[2];
     boolean vector = (hd / 2) % 8 == 0 && hd / 2 <= 512 && xt.address() % 16 == 0;
     // rope_v1_kernel: the previous kernel (same parameters), for KernelBandwidthBench's before row
-    String kernel = vector && CudaBackend.before("rope") ? "rope_v1_kernel" : "rope_kernel";
-    ctx.kernel(kernel)
+    boolean v1 = vector && CudaBackend.before("rope");
+    ctx.kernel(v1 ? "rope_v1_kernel" : "rope_kernel")
         .shapes(xt.describe())
         .grid(ctx.gridFor(n * heads * hd / 2))
         .block(256)

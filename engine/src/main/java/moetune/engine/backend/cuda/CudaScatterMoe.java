@@ -3,8 +3,9 @@ package moetune.engine.backend.cuda;
 import static moetune.engine.backend.cuda.CudaContext.blockFor;
 import static moetune.engine.backend.cuda.CudaContext.dt;
 import static moetune.engine.backend.cuda.CudaContext.require;
-import static moetune.engine.backend.cuda.CudaContext.requireDtype;
 
+import java.util.ArrayList;
+import java.util.List;
 import moetune.engine.backend.OpShapes;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
@@ -175,50 +176,9 @@ final class CudaScatterMoe {
     CudaTensor xt = b.ct(x, op, "x"), wt = b.ct(w, op, "W"), yt = b.ct(y, op, "y");
     CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
         ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
-    require(wt.rank() == 3, op + ": W must be (E, O, I), got " + wt.describe());
-    long e = wt.dim(0), o = wt.dim(1), i = wt.dim(2);
-    long in = transW ? i : o, out = transW ? o : i;
-    long m = se.numel();
-    require(fanOut >= 1, op + ": fanOut " + fanOut + " must be >= 1");
-    long xRows = groupedIn ? m : m / fanOut;
-    require(
-        ss.numel() == m && (groupedIn || m % fanOut == 0),
-        op
-            + ": routing covers "
-            + m
-            + " rows, sortedScatteredIdxs "
-            + ss.describe()
-            + ", k="
-            + fanOut);
-    require(
-        xt.cols() == in && xt.rows() == xRows,
-        op
-            + ": x "
-            + xt.describe()
-            + " should be ("
-            + xRows
-            + ", "
-            + in
-            + ") for W "
-            + wt.describe()
-            + (transW ? "^T" : "")
-            + ", k="
-            + fanOut
-            + ", groupedIn="
-            + groupedIn
-            + ", routing over "
-            + m
-            + " rows");
-    require(
-        yt.rows() == m && yt.cols() == out,
-        op + ": y " + yt.describe() + " should be (" + m + ", " + out + ")");
-    if (bias != null) {
-      require(
-          bias.numel() == e * out,
-          op + ": bias " + bias.describe() + " should be (" + e + ", " + out + ")");
-    }
-    requireDtype(se, DType.I32, op, "sortedExpertIdxs");
-    requireDtype(ss, DType.I32, op, "sortedScatteredIdxs");
+    CudaTensor bt = bias == null ? null : b.ct(bias, op, "bias");
+    int[] shape = OpShapes.scatter2scatter(xt, wt, bt, transW, fanOut, se, ss, groupedIn, yt);
+    long e = shape[0], in = shape[1], out = shape[2], m = shape[3];
     String shapes = "x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut;
     if (xt.dtype() == DType.BF16 && wt.dtype() == DType.BF16) {
       boolean v2 =
@@ -263,8 +223,7 @@ final class CudaScatterMoe {
         }
         int bn = wg.tileN();
         long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        String mode = (transW ? "t" : "n") + (groupedIn ? "c" : "g");
-        b.kernel("scatter2scatter_ws" + bn + "_" + mode + "_kernel5")
+        b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn))
             .shapes(shapes)
             .grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
@@ -360,6 +319,50 @@ final class CudaScatterMoe {
   }
 
   /**
+   * Variant 5's scatter2scatter kernel (moe_wgmma_ws.cu): its tile width, x W^T (t) or x W (n),
+   * grouped (c, contiguous) or gathered (g) input rows.
+   */
+  static String scatter2scatterWsKernel(int tileN, boolean transW, boolean groupedIn) {
+    return "scatter2scatter_ws"
+        + tileN
+        + "_"
+        + (transW ? "t" : "n")
+        + (groupedIn ? "c" : "g")
+        + "_kernel5";
+  }
+
+  /**
+   * Every name {@link #scatter2scatterWsKernel} gives for the warp-specialised families, so that
+   * KernelLaunchTest checks the launch against each kernel's signature on the CPU.
+   */
+  static List<String> scatter2scatterWsKernelNames() {
+    List<String> names = new ArrayList<>();
+    for (Kernel k : Kernel.values()) {
+      if (!k.warpSpecialised()) continue;
+      for (boolean transW : new boolean[] {true, false}) {
+        for (boolean groupedIn : new boolean[] {true, false}) {
+          names.add(scatter2scatterWsKernel(k.tileN(), transW, groupedIn));
+        }
+      }
+    }
+    return names;
+  }
+
+  /** Variant 5's groupXtY kernel (moe_wgmma_ws.cu) at a tile width. */
+  static String groupXtYWsKernel(int tileN) {
+    return "group_xty_ws" + tileN + "_kernel5";
+  }
+
+  /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */
+  static List<String> groupXtYWsKernelNames() {
+    List<String> names = new ArrayList<>();
+    for (Kernel k : Kernel.values()) {
+      if (k.warpSpecialised()) names.add(groupXtYWsKernel(k.tileN()));
+    }
+    return names;
+  }
+
+  /**
    * Whether variant 2 (moe_mma.cu) applies: its 16-byte cp.async copies need the contiguous
    * dimension of each operand to be a multiple of 8 bf16 elements (row starts 16-byte aligned).
    */
@@ -396,20 +399,9 @@ final class CudaScatterMoe {
         g = b.ct(dy, op, "dy"),
         off = b.ct(expertOffsets, op, "expertOffsets"),
         w = b.ct(dW, op, "dW");
-    require(w.rank() == 3, op + ": dW must be (E, O, I), got " + w.describe());
-    long e = w.dim(0), o = w.dim(1), i = w.dim(2), m = xt.rows();
-    require(
-        xt.cols() == i && g.cols() == o && g.rows() == m && off.numel() == e,
-        op
-            + ": x "
-            + xt.describe()
-            + ", dy "
-            + g.describe()
-            + ", expertOffsets "
-            + off.describe()
-            + ", dW "
-            + w.describe());
-    requireDtype(off, DType.I32, op, "expertOffsets");
+    CudaTensor bt = db == null ? null : b.ct(db, op, "db");
+    int[] shape = OpShapes.groupXtY(xt, g, off, w, bt);
+    long e = shape[0], o = shape[1], i = shape[2], m = shape[3];
     require(
         e <= 65535 && (o + TILE - 1) / TILE <= 65535,
         op + ": too many experts or output rows for the grid: " + w.describe());
@@ -432,7 +424,7 @@ final class CudaScatterMoe {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        b.kernel("group_xty_ws" + bn + "_kernel5")
+        b.kernel(groupXtYWsKernel(bn))
             .grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
             .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
@@ -497,10 +489,7 @@ final class CudaScatterMoe {
           .i32("O", (int) o)
           .launch();
     }
-    if (db != null) {
-      CudaTensor bt = b.ct(db, op, "db");
-      require(
-          bt.numel() == e * o, op + ": db " + bt.describe() + " should be (" + e + ", " + o + ")");
+    if (bt != null) {
       b.kernel("group_db_kernel")
           .shapes("dy " + g.describe())
           .grid((o + 255) / 256, e)

@@ -166,8 +166,7 @@ class CudaDenseOpsTest {
       IllegalArgumentException e =
           assertThrows(IllegalArgumentException.class, () -> g.matmul(a, false, b, false, c, 1, 0));
       assertTrue(
-          e.getMessage().startsWith("matmul: shapes do not agree")
-              && e.getMessage().contains("[3, 4]"),
+          e.getMessage().startsWith("matmul: op(A) is (3, 4)") && e.getMessage().contains("[3, 4]"),
           e.getMessage());
     }
   }
