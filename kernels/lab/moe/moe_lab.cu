@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "../../src/main/cuda/groupxty.cu"
@@ -30,7 +31,21 @@
 
 #include "../../src/main/cuda/moe_wgmma.cu"
 #include "../../src/main/cuda/moe_wgmma_ws.cu"
-#define NV 7  // + 5 (warp-specialised, TMA, 128x256), 6 (warp-specialised, TMA, 128x128)
+// variant 9 (not in the fatbin yet): the shipped ws_s2s with CL = 2, 128 x 256 tiles in clusters
+// of two CTAs sharing the weight tile by TMA multicast; the grid is even and at most twice the
+// co-resident clusters
+#define WS_S2S_KERNEL_MC(name, TW, GA)                                                         \
+  MT_KERNEL void __launch_bounds__(WS_THREADS, 1) __cluster_dims__(2, 1, 1) name(WS_S2S_ARGS) { \
+    WG_BODY((ws_s2s<256, 4, TW, GA, 2>(WS_S2S_PASS)));                                         \
+  }
+WS_S2S_KERNEL_MC(scatter2scatter_ws256mc_tg_kernel9, true, true)
+WS_S2S_KERNEL_MC(scatter2scatter_ws256mc_tc_kernel9, true, false)
+WS_S2S_KERNEL_MC(scatter2scatter_ws256mc_ng_kernel9, false, true)
+WS_S2S_KERNEL_MC(scatter2scatter_ws256mc_nc_kernel9, false, false)
+// + 5 (warp-specialised, TMA, 128x256), 6 (warp-specialised, TMA, 128x128), 7 / 8 (5 / 6 with the
+// reduction epilogue of dW; their forward and dX products are 5's / 6's kernels, not timed again),
+// 9 (5's products in clusters of two CTAs, the weight tile by TMA multicast; its dW is 7's)
+#define NV 10
 #elif defined(MOE_LAB_WGMMA)
 #include "../../src/main/cuda/moe_wgmma.cu"
 #define NV 5  // variants 1, 2, 3 (wgmma 128x256), 4 (wgmma 128x128)
@@ -223,13 +238,46 @@ static int g_reps = 7;  // timed calls per product (MOE_LAB_REPS; 1 under comput
 static int g_first = 1;  // first variant run (MOE_LAB_FIRST: 2 skips the slow variant 1)
 static int g_last = NV - 1;  // last variant run (MOE_LAB_LAST)
 static bool g_dense = true;  // MOE_LAB_DENSE=0 skips cuBLAS (under compute-sanitizer)
+static unsigned g_variants = ~0u;  // MOE_LAB_VARIANTS=5,9: only those of FIRST..LAST (bit v)
+static std::string g_only;  // MOE_LAB_ONLY: comma-separated product names (fwd1, ..., dW1)
 
 static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y,
                 const Routing& r, int inDim, int outDim, bool transW, int fanOut, bool gIn,
                 bool gOut) {
 #ifdef MOE_LAB_WS
+  if (variant == 9) {
+    CUtensorMap tw = transW ? tmap(w, 3, {(unsigned long long)inDim, (unsigned long long)outDim,
+                                          (unsigned long long)r.E}, {64, 128, 1})
+                            : tmap(w, 3, {(unsigned long long)outDim, (unsigned long long)inDim,
+                                          (unsigned long long)r.E}, {64, 64, 1});
+    CUtensorMap ta = gIn ? tmap(x, 2, {(unsigned long long)inDim, (unsigned long long)r.M},
+                                {64, 128})
+                         : tw;
+    decltype(&scatter2scatter_ws256mc_tg_kernel9) ks[2][2] = {
+        {scatter2scatter_ws256mc_ng_kernel9, scatter2scatter_ws256mc_nc_kernel9},
+        {scatter2scatter_ws256mc_tg_kernel9, scatter2scatter_ws256mc_tc_kernel9}};
+    auto k = ks[transW][gIn];
+    int smem = ws_smem_bytes(256, 4) + (2 * r.E + 1) * 4;
+    CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    static int clusters = 0;  // co-resident clusters of two (same for the four kernels)
+    if (clusters == 0) {
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(2 * g_sms);
+      cfg.blockDim = dim3(WS_THREADS);
+      cfg.dynamicSmemBytes = smem;
+      CK(cudaOccupancyMaxActiveClusters(&clusters, (void*)k, &cfg));
+      printf("(v9: %d co-resident clusters of 2 CTAs)\n", clusters);
+      if (clusters < 1) exit(1);
+    }
+    long long tiles = (long long)((r.M + 2 * WG_BM - 1) / (2 * WG_BM) + r.E) * ((outDim + 255) / 256);
+    int grid = 2 * (int)std::min<long long>(tiles, (long long)clusters);
+    k<<<grid, WS_THREADS, smem>>>(tw, ta, x, nullptr, 0, y, DT_BF16, r.se, r.ss, r.M, r.E, inDim,
+                                  outDim, fanOut, gOut);
+    CK(cudaGetLastError());
+    return;
+  }
   if (variant >= 5) {
-    bool wide = variant == 5;
+    bool wide = variant == 5 || variant == 7;
     int bn = wide ? 256 : 128, stages = wide ? 4 : 6;
     CUtensorMap tw = transW ? tmap(w, 3, {(unsigned long long)inDim, (unsigned long long)outDim,
                                           (unsigned long long)r.E}, {64, (unsigned)bn, 1})
@@ -290,11 +338,13 @@ static void xty(int variant, const __nv_bfloat16* x, const __nv_bfloat16* dy, fl
                 const Routing& r, int I, int O) {
 #ifdef MOE_LAB_WS
   if (variant >= 5) {
-    bool wide = variant == 5;
+    if (variant == 9) variant = 7;  // variant 9 is 5's products in clusters, 7's dW
+    bool wide = variant == 5 || variant == 7, red = variant >= 7;
     int bn = wide ? 256 : 128, stages = wide ? 4 : 6;
     CUtensorMap tdy = tmap(dy, 2, {(unsigned long long)O, (unsigned long long)r.M}, {64, 64});
     CUtensorMap tx = tmap(x, 2, {(unsigned long long)I, (unsigned long long)r.M}, {64, 64});
-    auto k = wide ? group_xty_ws256_kernel5 : group_xty_ws128_kernel5;
+    auto k = red ? (wide ? group_xty_ws256_red_kernel7 : group_xty_ws128_red_kernel7)
+                 : (wide ? group_xty_ws256_kernel5 : group_xty_ws128_kernel5);
     int smem = ws_smem_bytes(bn, stages);
     CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     long long tiles = (long long)r.E * ((O + WG_BM - 1) / WG_BM) * ((I + bn - 1) / bn);
@@ -420,13 +470,37 @@ static void run_shape(int T, int D, int F, int E, int K) {
   printf("\n### T=%d D=%d F=%d E=%d k=%d (M=%lld routed rows)\n\n", T, D, F, E, K, M);
   printf("| product | v1 ms | v2 ms | dense ms | v1/dense | v2/dense | v2 TFLOP/s | check v1 / v2 (max err/rms) |\n");
   printf("|---|---|---|---|---|---|---|---|\n");
-  double sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // [v]: variant v, [0] dense, [7] best per product
+  const int BEST = 11;
+  double sum[12] = {0};  // [v]: variant v, [0] dense, [BEST] best per product
   for (Prod& p : prods) {
+    if (!g_only.empty()) {  // MOE_LAB_ONLY=fwd1,dW1: those products alone (for ncu)
+      bool want = false;
+      for (size_t a = 0; a < g_only.size();) {
+        size_t b = g_only.find(',', a);
+        if (b == std::string::npos) b = g_only.size();
+        std::string tok = g_only.substr(a, b - a);
+        if (!tok.empty() && std::string(p.name).rfind(tok + " ", 0) == 0) want = true;
+        a = b + 1;
+      }
+      if (!want) continue;
+    }
     double flops;
-    double worst[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    bool ok[8] = {true, true, true, true, true, true, true, true};
-    double ms[8] = {NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    double worst[12] = {0};
+    bool ok[12];
+    double ms[12];
+    for (int v = 0; v < 12; v++) {
+      ok[v] = true;
+      ms[v] = NAN;
+    }
+    // variants 7 / 8 differ from 5 / 6 only in dW: their other products are 5's / 6's kernels;
+    // variant 9's dW is 7's
+    auto alias = [&](int v) {
+      int a = p.kind == 0 ? (v == 7 || v == 8 ? v - 2 : -1) : (v == 9 ? 7 : -1);
+      return a >= g_first ? a : -1;
+    };
+    auto same = [&](int v) { return alias(v) >= 0; };
     for (int v = g_first; v <= g_last; v++) {
+     if (same(v) || !(g_variants >> v & 1)) continue;
      for (int attempt = 0; attempt < 2; attempt++) {
       // Fresh samples per product, the check first, then the timing.
       if (p.kind == 0) {
@@ -463,6 +537,13 @@ static void run_shape(int T, int D, int F, int E, int K) {
      }
     }
     for (int v = g_first; v <= g_last; v++) {
+      if (!(g_variants >> v & 1)) continue;
+      if (same(v)) {
+        ms[v] = ms[alias(v)];
+        ok[v] = ok[alias(v)];
+        worst[v] = worst[alias(v)];
+        continue;
+      }
       if (p.kind == 0)
         ms[v] = time_ms([&] { s2s(v, p.x, p.w, p.y, r, p.in, p.out, p.transW, p.fanOut, p.gIn, p.gOut); }, g_reps);
       else
@@ -482,7 +563,7 @@ static void run_shape(int T, int D, int F, int E, int K) {
     double best = ms[2];
     for (int v = 3; v < NV; v++)
       if (ok[v] && (ms[v] < best || !(best == best))) best = ms[v];
-    sum[7] += best;
+    sum[BEST] += best;
     printf("| %s | %.3f | %.3f | %.3f | %.2f | %.2f | %.0f | %s %.1e / %s %.1e |", p.name, ms[1],
            ms[2], ms[0], ms[1] / ms[0], ms[2] / ms[0], flops / ms[2] / 1e9, ok[1] ? "ok" : "FAIL",
            worst[1], ok[2] ? "ok" : "FAIL", worst[2]);
@@ -498,7 +579,7 @@ static void run_shape(int T, int D, int F, int E, int K) {
   for (int v = 3; v < NV; v++)
     printf("| all six v%d | %.3f ms | %.2f x dense |\n", v, sum[v], sum[v] / sum[0]);
   printf("| all six, best correct of v2..v%d per product | %.3f ms | %.2f x dense | lboB %d |\n",
-         NV - 1, sum[7], sum[7] / sum[0], g_lbo);
+         NV - 1, sum[BEST], sum[BEST] / sum[0], g_lbo);
   for (void* p : {(void*)x, (void*)w1, (void*)w2, (void*)h, (void*)a, (void*)ye, (void*)dyg,
                   (void*)da, (void*)dh, (void*)dxe, (void*)xg, (void*)dw1, (void*)dw2,
                   (void*)dsamp, (void*)dref, (void*)dgot, (void*)r.se, (void*)r.ss, (void*)r.off})
@@ -515,6 +596,12 @@ int main(int argc, char** argv) {
   if (getenv("MOE_LAB_FIRST") != nullptr) g_first = std::max(1, atoi(getenv("MOE_LAB_FIRST")));
   if (getenv("MOE_LAB_LAST") != nullptr) g_last = std::min(NV - 1, atoi(getenv("MOE_LAB_LAST")));
   if (getenv("MOE_LAB_DENSE") != nullptr) g_dense = atoi(getenv("MOE_LAB_DENSE")) != 0;
+  if (getenv("MOE_LAB_ONLY") != nullptr) g_only = getenv("MOE_LAB_ONLY");
+  if (getenv("MOE_LAB_VARIANTS") != nullptr) {
+    g_variants = 0;
+    for (const char* c = getenv("MOE_LAB_VARIANTS"); *c != 0; c++)
+      if (*c >= '1' && *c <= '9') g_variants |= 1u << (*c - '0');
+  }
 #ifdef MOE_LAB_WS
   open_encode();
 #endif

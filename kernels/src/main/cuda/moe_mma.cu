@@ -34,6 +34,8 @@
 #define MM_SMEM_BYTES (MM_STAGES * MM_STAGE_ELEMS * 2)
 #define MM_GROUP_M 16
 
+#include "moe_tiles.cuh"
+
 static_assert(MM_BM == MM_BN, "one tile size serves A and B in both layouts");
 static_assert(MM_BK * MM_LDN <= MM_TILE, "a (k, columns) tile fits the operand slot");
 
@@ -255,47 +257,19 @@ scatter2scatter_bf16_kernel2(const __nv_bfloat16* x, const __nv_bfloat16* w, con
   extern __shared__ __align__(128) unsigned char mm_smem[];
   int* tileStart = reinterpret_cast<int*>(mm_smem + MM_SMEM_BYTES);  // (E + 1) row tiles before e
   int* rowEnd = tileStart + E + 1;                                    // (E) end of e's rows
-  for (int e = threadIdx.x; e < E; e += MM_THREADS) {
-    int lo = 0, hi = M;  // first p with sortedExpert[p] > e
-    while (lo < hi) {
-      int mid = (lo + hi) >> 1;
-      if (sortedExpert[mid] <= e) lo = mid + 1; else hi = mid;
-    }
-    rowEnd[e] = lo;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int t = 0, start = 0;
-    tileStart[0] = 0;
-    for (int e = 0; e < E; e++) {
-      t += (rowEnd[e] - start + MM_BM - 1) / MM_BM;
-      tileStart[e + 1] = t;
-      start = rowEnd[e];
-    }
-  }
-  __syncthreads();
+  moe_build_tiles<MM_BM>(sortedExpert, M, E, tileStart, rowEnd);
   int rowTiles = tileStart[E], nTiles = (outDim + MM_BN - 1) / MM_BN;
-  long long total = (long long)rowTiles * nTiles, perGroup = (long long)MM_GROUP_M * nTiles;
+  long long total = (long long)rowTiles * nTiles;
   uint32_t smem = mm_smem_addr(mm_smem);
   for (long long t = blockIdx.x; t < total; t += gridDim.x) {
-    int first = (int)(t / perGroup) * MM_GROUP_M;
-    int size = min(rowTiles - first, MM_GROUP_M);
-    int within = (int)(t % perGroup);
-    int rt = first + within % size, nt = within / size;
-    int lo = 0, hi = E;  // the expert e with tileStart[e] <= rt < tileStart[e + 1]
-    while (lo < hi) {
-      int mid = (lo + hi) >> 1;
-      if (tileStart[mid + 1] <= rt) lo = mid + 1; else hi = mid;
-    }
-    int e = lo;
-    int rStart = (e == 0 ? 0 : rowEnd[e - 1]) + (rt - tileStart[e]) * MM_BM;
-    int rows = min(rowEnd[e] - rStart, MM_BM);
+    MoeTile tl = moe_tile<MM_BM, MM_BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    int e = tl.e, rStart = tl.rStart, rows = tl.rows;
     __syncthreads();  // the previous tile's warps are done with the stages
     if (transW) {
-      s2s_tile<true>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart, rows, nt * MM_BN, inDim,
+      s2s_tile<true>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart, rows, tl.n0, inDim,
                      outDim, fanOut, groupedIn, groupedOut, smem);
     } else {
-      s2s_tile<false>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart, rows, nt * MM_BN, inDim,
+      s2s_tile<false>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart, rows, tl.n0, inDim,
                       outDim, fanOut, groupedIn, groupedOut, smem);
     }
   }

@@ -240,49 +240,21 @@ __device__ __forceinline__ void wg_s2s(const __nv_bfloat16* x, const __nv_bfloat
   constexpr int SMEM = wg_smem_bytes(BN, STAGES);
   int* tileStart = reinterpret_cast<int*>(wg_smem + SMEM);  // (E + 1) row tiles before e
   int* rowEnd = tileStart + E + 1;                          // (E) end of e's rows
-  for (int e = threadIdx.x; e < E; e += blockDim.x) {
-    int lo = 0, hi = M;  // first p with sortedExpert[p] > e
-    while (lo < hi) {
-      int mid = (lo + hi) >> 1;
-      if (sortedExpert[mid] <= e) lo = mid + 1; else hi = mid;
-    }
-    rowEnd[e] = lo;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int t = 0, start = 0;
-    tileStart[0] = 0;
-    for (int e = 0; e < E; e++) {
-      t += (rowEnd[e] - start + WG_BM - 1) / WG_BM;
-      tileStart[e + 1] = t;
-      start = rowEnd[e];
-    }
-  }
-  __syncthreads();
+  moe_build_tiles<WG_BM>(sortedExpert, M, E, tileStart, rowEnd);
   int rowTiles = tileStart[E], nTiles = (outDim + BN - 1) / BN;
-  long long total = (long long)rowTiles * nTiles, perGroup = (long long)MM_GROUP_M * nTiles;
+  long long total = (long long)rowTiles * nTiles;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
   for (long long t = blockIdx.x; t < total; t += gridDim.x) {
-    int first = (int)(t / perGroup) * MM_GROUP_M;
-    int size = min(rowTiles - first, MM_GROUP_M);
-    int within = (int)(t % perGroup);
-    int rt = first + within % size, nt = within / size;
-    int lo = 0, hi = E;  // the expert e with tileStart[e] <= rt < tileStart[e + 1]
-    while (lo < hi) {
-      int mid = (lo + hi) >> 1;
-      if (tileStart[mid + 1] <= rt) lo = mid + 1; else hi = mid;
-    }
-    int e = lo;
-    int rStart = (e == 0 ? 0 : rowEnd[e - 1]) + (rt - tileStart[e]) * WG_BM;
-    int rows = min(rowEnd[e] - rStart, WG_BM);
+    MoeTile tl = moe_tile<WG_BM, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    int e = tl.e, rStart = tl.rStart, rows = tl.rows;
     __syncthreads();  // both warpgroups are done with the previous tile's stages
     if (transW) {
       wg_s2s_tile<BN, STAGES, WAITN, true>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart,
-                                           rows, nt * BN, inDim, outDim, fanOut, groupedIn,
+                                           rows, tl.n0, inDim, outDim, fanOut, groupedIn,
                                            groupedOut, lboB, smem);
     } else {
       wg_s2s_tile<BN, STAGES, WAITN, false>(x, w, bias, bdt, y, ydt, sortedScattered, e, rStart,
-                                            rows, nt * BN, inDim, outDim, fanOut, groupedIn,
+                                            rows, tl.n0, inDim, outDim, fanOut, groupedIn,
                                             groupedOut, lboB, smem);
     }
   }

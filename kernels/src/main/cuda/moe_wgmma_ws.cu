@@ -92,25 +92,61 @@ __device__ __forceinline__ void ws_tma3(uint32_t dst, const CUtensorMap* tm, int
       : "memory");
 }
 
+// Cluster helpers (variant 9: two CTAs of a cluster share the weight tile by TMA multicast).
+__device__ __forceinline__ uint32_t ws_cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ void ws_cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
+                   : "memory");
+}
+// Arrives on the barrier at the same shared-memory offset in CTA `rank` of the cluster, with the
+// default (.release.cta) semantics: the stage was read by wgmma, which wgmma.wait_group has
+// already completed. (.release.cluster put a MEMBAR before every arrive: ncu, H200 2026-12-02
+// 19:19 UTC, "Stall Membar" 5.4 of the first variant 9, tensor pipe 52% against variant 5's 85%.)
+__device__ __forceinline__ void ws_arrive_remote(uint32_t bar, uint32_t rank) {
+  asm volatile(
+      "{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n"
+      " mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+      "r"(rank)
+      : "memory");
+}
+// TMA into the same shared-memory offset of every CTA in `mask`, completing on each one's barrier
+// at the offset of `bar`.
+__device__ __forceinline__ void ws_tma3_mc(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
+                                           int c2, uint32_t bar, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
+      "l"(tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
+      : "memory");
+}
+
 // Barriers: full[s] at bars + 8 s, empty[s] at bars + 8 (STAGES + s). fullCount arrivals fill a
 // stage (1: the TMA thread alone; 129: plus the 128 producer threads' cp.async arrivals); a stage
-// is empty after one arrive per consumer warp (8).
-template <int STAGES>
+// is empty after one arrive per consumer warp (8) of each of the CL CTAs that write into it.
+template <int STAGES, int CL = 1>
 __device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < STAGES; s++) {
       ws_bar_init(bars + 8 * s, fullCount);
-      ws_bar_init(bars + 8 * (STAGES + s), 8);
+      ws_bar_init(bars + 8 * (STAGES + s), 8 * CL);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();
+  if (CL > 1) {
+    ws_cluster_sync();  // the peer's barriers exist before anything arrives on them
+  } else {
+    __syncthreads();
+  }
 }
 
 // One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
 // the stage of the step before (prevS >= 0).
-template <int BN, int TA, int TB, bool CP>
+template <int BN, int TA, int TB, bool CP, int CL = 1>
 __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
                                            uint32_t parity, uint32_t prevEmpty, bool release) {
   constexpr int A_BYTES = WG_BM * WG_BK * 2;
@@ -131,63 +167,17 @@ __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
   wg_fence_acc(d);
-  if (release && (threadIdx.x & 31) == 0) ws_arrive(prevEmpty);
-}
-
-// The tile list of scatter2scatter (as wg_s2s): builds rowEnd / tileStart in shared memory.
-__device__ __forceinline__ void ws_build_tiles(const int* sortedExpert, int M, int E,
-                                               int* tileStart, int* rowEnd) {
-  for (int e = threadIdx.x; e < E; e += blockDim.x) {
-    int lo = 0, hi = M;
-    while (lo < hi) {
-      int mid = (lo + hi) >> 1;
-      if (sortedExpert[mid] <= e) lo = mid + 1; else hi = mid;
-    }
-    rowEnd[e] = lo;
+  if (release && (threadIdx.x & 31) == 0) {
+    ws_arrive(prevEmpty);
+    if (CL > 1) ws_arrive_remote(prevEmpty, ws_cluster_rank() ^ 1);
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int t = 0, start = 0;
-    tileStart[0] = 0;
-    for (int e = 0; e < E; e++) {
-      t += (rowEnd[e] - start + WG_BM - 1) / WG_BM;
-      tileStart[e + 1] = t;
-      start = rowEnd[e];
-    }
-  }
-  __syncthreads();
-}
-
-struct WsTile {
-  int e, rStart, rows, n0;
-};
-
-template <int BN>
-__device__ __forceinline__ WsTile ws_tile(long long t, const int* tileStart, const int* rowEnd,
-                                          int E, int rowTiles, int nTiles) {
-  long long perGroup = (long long)MM_GROUP_M * nTiles;
-  int first = (int)(t / perGroup) * MM_GROUP_M;
-  int size = min(rowTiles - first, MM_GROUP_M);
-  int within = (int)(t % perGroup);
-  int rt = first + within % size, nt = within / size;
-  int lo = 0, hi = E;
-  while (lo < hi) {
-    int mid = (lo + hi) >> 1;
-    if (tileStart[mid + 1] <= rt) lo = mid + 1; else hi = mid;
-  }
-  WsTile w;
-  w.e = lo;
-  w.rStart = (lo == 0 ? 0 : rowEnd[lo - 1]) + (rt - tileStart[lo]) * WG_BM;
-  w.rows = min(rowEnd[lo] - w.rStart, WG_BM);
-  w.n0 = nt * BN;
-  return w;
 }
 
 // Stores the tile: thread rows r0 and r0 + 8 (output row offsets computed once), column pairs
 // 8 j + 2 (lane & 3). Loops kept small so they unroll fully (a partly unrolled loop indexes the
 // accumulators at run time, which puts them in local memory).
 template <int BN>
-__device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const WsTile& tl,
+__device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
                                                 const void* bias, int bdt, void* y, int ydt,
                                                 const int* sortedScattered, int outDim,
                                                 int groupedOut) {
@@ -231,7 +221,12 @@ __device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const 
   }
 }
 
-template <int BN, int STAGES, bool TRANSW, bool GATHER>
+// CL = 2 (variant 9): a cluster of two CTAs takes 256-row tiles of one expert, CTA r rows
+// 128 r .. 128 r + 127 (none where the expert ends first: it still loads and releases its stages),
+// the same weight tile: each CTA loads half of it by TMA multicast into both CTAs' stage, so a
+// stage's empty barrier waits for the consumers of both CTAs. The x W^T weight map's box is then
+// {64, BN / 2, 1}.
+template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -242,18 +237,29 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
   int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES));
   int* rowEnd = tileStart + E + 1;
-  ws_build_tiles(sortedExpert, M, E, tileStart, rowEnd);
-  ws_init_bars<STAGES>(bars, GATHER ? 129 : 1);
+  moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
+  ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
   int rowTiles = tileStart[E], nTiles = (outDim + BN - 1) / BN;
   long long total = (long long)rowTiles * nTiles;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
   int kTiles = (inDim + WG_BK - 1) / WG_BK;
+  // the tile walk: one per CTA, or one per cluster (both CTAs the same tiles)
+  int rank = CL > 1 ? (int)ws_cluster_rank() : 0;
+  long long first = CL > 1 ? blockIdx.x / CL : blockIdx.x, step = CL > 1 ? gridDim.x / CL : gridDim.x;
+  auto myTile = [&](long long t) {
+    MoeTile tl = moe_tile<WG_BM * CL, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    if (CL > 1) {
+      tl.rStart += WG_BM * rank;
+      tl.rows = min(max(tl.rows - WG_BM * rank, 0), WG_BM);
+    }
+    return tl;
+  };
   if (threadIdx.x >= 256) {  // producer warpgroup
     asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
-    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
-      WsTile tl = ws_tile<BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    for (long long t = first; t < total; t += step) {
+      MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
       if (GATHER) {
 #pragma unroll
@@ -269,7 +275,16 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         int k0 = kt * WG_BK;
         if (pt == 0) {
           ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
-          if (TRANSW) {
+          if (CL > 1) {  // this CTA's half of the weight tile, into both CTAs
+            if (TRANSW) {
+              ws_tma3_mc(sB + rank * (BN / 2) * 128, tmW, k0, tl.n0 + rank * (BN / 2), tl.e, full,
+                         3);
+            } else {
+#pragma unroll
+              for (int j = rank; j < BN / 64; j += 2)
+                ws_tma3_mc(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full, 3);
+            }
+          } else if (TRANSW) {
             ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
           } else {
 #pragma unroll
@@ -294,28 +309,37 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   } else {  // consumer warpgroups 0 and 1
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
     uint32_t it = 0;
-    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
-      WsTile tl = ws_tile<BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    for (long long t = first; t < total; t += step) {
+      MoeTile tl = myTile(t);
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER>(d, smem + s * STAGE, bars + 8 * s,
+        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
-      if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      if ((threadIdx.x & 31) == 0) {
+        uint32_t last = bars + 8 * (STAGES + (it + STAGES - 1) % STAGES);
+        ws_arrive(last);
+        if (CL > 1) ws_arrive_remote(last, rank ^ 1);
+      }
       ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
     }
   }
+  // neither CTA leaves while the other may still multicast into it or arrive on its barriers
+  if (CL > 1) ws_cluster_sync();
 }
 
 // dW[e] (O, I) += dy_e^T x_e, persistent over (expert, o tile, i tile), grouped by MM_GROUP_M o
-// tiles.
-template <int BN, int STAGES>
+// tiles. RED (variant 7, float32 dW): the epilogue adds by red.global.add.v2.f32 (sm_90)
+// instead of a load, add and store: the consumers issue the 64 KiB of
+// their tile and go on to the next tile's first stage, the add happens in L2. Each element still
+// has one writer per launch, so the result is the same as the read-modify-write's.
+template <int BN, int STAGES, bool RED>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O) {
@@ -412,10 +436,16 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
           for (int j = 0; j < BN / 8; j++) {
             int i = c0 + 8 * j;  // I is a multiple of 8: i + 1 < I too
             if (i >= I) continue;
-            float2 v = *reinterpret_cast<float2*>(q + i);
-            v.x += d[4 * j + 2 * h];
-            v.y += d[4 * j + 2 * h + 1];
-            *reinterpret_cast<float2*>(q + i) = v;
+            if (RED) {
+              asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(q + i),
+                           "f"(d[4 * j + 2 * h]), "f"(d[4 * j + 2 * h + 1])
+                           : "memory");
+            } else {
+              float2 v = *reinterpret_cast<float2*>(q + i);
+              v.x += d[4 * j + 2 * h];
+              v.y += d[4 * j + 2 * h + 1];
+              *reinterpret_cast<float2*>(q + i) = v;
+            }
           }
         }
       } else {
@@ -471,8 +501,15 @@ WS_S2S_KERNEL(scatter2scatter_ws128_ng_kernel5, 128, 6, false, true)
 WS_S2S_KERNEL(scatter2scatter_ws128_nc_kernel5, 128, 6, false, false)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_kernel5(WS_XTY_ARGS) {
-  WG_BODY((ws_xty<256, 4>(WS_XTY_PASS)));
+  WG_BODY((ws_xty<256, 4, false>(WS_XTY_PASS)));
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_kernel5(WS_XTY_ARGS) {
-  WG_BODY((ws_xty<128, 6>(WS_XTY_PASS)));
+  WG_BODY((ws_xty<128, 6, false>(WS_XTY_PASS)));
+}
+// variant 7: the same with the reduction epilogue (float32 dW; other dtypes as variant 5)
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_red_kernel7(WS_XTY_ARGS) {
+  WG_BODY((ws_xty<256, 4, true>(WS_XTY_PASS)));
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_XTY_ARGS) {
+  WG_BODY((ws_xty<128, 6, true>(WS_XTY_PASS)));
 }

@@ -38,8 +38,9 @@ final class CudaScatterMoe {
 
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
-   * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): variant 3
-   * (wgmma, sm_90a) on compute capability 9.0, variant 2 (mma.sync) elsewhere.
+   * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
+   * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, variant 2 (mma.sync)
+   * elsewhere.
    */
   enum Kernel {
     AUTO,
@@ -55,14 +56,24 @@ final class CudaScatterMoe {
      */
     WS256,
     /** Variant 5 with 128 x 128 tiles (6 stages) for every product (compute capability 9.0). */
-    WS128;
+    WS128,
+    /**
+     * WS256 with the weight gradients by variant 7 (variant 5's dW kernel whose float32 epilogue
+     * adds by red.global instead of a load, add and store; compute capability 9.0).
+     */
+    WS256R;
 
     boolean warpSpecialised() {
-      return this == WS256 || this == WS128;
+      return this == WS256 || this == WS128 || this == WS256R;
     }
 
     int tileN() {
-      return this == N256 || this == WS256 ? 256 : 128;
+      return this == N256 || this == WS256 || this == WS256R ? 256 : 128;
+    }
+
+    /** The dW kernel of a warp-specialised family. */
+    String groupXtYKernel() {
+      return this == WS256R ? "group_xty_ws256_red_kernel7" : "group_xty_ws" + tileN() + "_kernel5";
     }
 
     static Kernel fromEnv(String value) {
@@ -76,12 +87,13 @@ final class CudaScatterMoe {
         case "n128" -> N128;
         case "ws256" -> WS256;
         case "ws128" -> WS128;
+        case "ws256r" -> WS256R;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256 or ws128 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128 or ws256r (wgmma, Hopper only)");
       };
     }
   }
@@ -119,9 +131,10 @@ final class CudaScatterMoe {
   }
 
   /**
-   * The Hopper kernels (variant 3 or 5) for a product that variant 2 can take, or null for variant
-   * 2: MOETUNE_MOE_KERNEL's family, or for AUTO the warp-specialised variant 5 with 128 x 256 tiles
-   * (falling back to {@link #variant3} where TMA cannot describe an operand).
+   * The Hopper kernels (variant 3, 5 or 7) for a product that variant 2 can take, or null for
+   * variant 2: MOETUNE_MOE_KERNEL's family, or for AUTO the warp-specialised variant 5 with 128 x
+   * 256 tiles and variant 7's dW (falling back to {@link #variant3} where TMA cannot describe an
+   * operand).
    */
   private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
     if (!hopper() || experts > MM_MAX_EXPERTS) {
@@ -140,11 +153,13 @@ final class CudaScatterMoe {
     }
     return switch (kernel) {
       case V2 -> null;
-      case N256, N128, WS256, WS128 -> kernel;
-      // variant 5 with 128 x 256 tiles for every product: on the H200 (2026-12-02 18:10 UTC,
-      // MoeLayerBench, docs/performance.md) the layer's fwd+bwd at 1.32 / 1.53 / 1.64x dense on the
-      // Mixtral / fine-grained / 1.5B shapes against variant 3's 1.64 / 1.87 / 1.96x
-      case AUTO -> Kernel.WS256;
+      case N256, N128, WS256, WS128, WS256R -> kernel;
+      // variant 5 with 128 x 256 tiles for every product, the weight gradients by variant 7 (the
+      // red.global epilogue): on the H200 (2026-12-02 19:17 UTC, kernels/lab/moe/README.md) the
+      // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
+      // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
+      // 1.17x against 1.30x in the same run (docs/performance.md)
+      case AUTO -> Kernel.WS256R;
     };
   }
 
@@ -348,16 +363,19 @@ final class CudaScatterMoe {
     return names;
   }
 
-  /** Variant 5's groupXtY kernel (moe_wgmma_ws.cu) at a tile width. */
-  static String groupXtYWsKernel(int tileN) {
-    return "group_xty_ws" + tileN + "_kernel5";
+  /**
+   * The warp-specialised groupXtY kernel (moe_wgmma_ws.cu) of a family: variant 7's (dW added by
+   * red.global) for WS256R, variant 5's at the family's tile width otherwise.
+   */
+  static String groupXtYWsKernel(Kernel family) {
+    return family.groupXtYKernel();
   }
 
   /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */
   static List<String> groupXtYWsKernelNames() {
     List<String> names = new ArrayList<>();
     for (Kernel k : Kernel.values()) {
-      if (k.warpSpecialised()) names.add(groupXtYWsKernel(k.tileN()));
+      if (k.warpSpecialised()) names.add(groupXtYWsKernel(k));
     }
     return names;
   }
@@ -424,7 +442,7 @@ final class CudaScatterMoe {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        b.kernel(groupXtYWsKernel(bn))
+        b.kernel(groupXtYWsKernel(wg))
             .grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
             .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)

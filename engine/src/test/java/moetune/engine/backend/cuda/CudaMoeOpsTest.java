@@ -231,7 +231,7 @@ class CudaMoeOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = CudaScatterMoe.Kernel.class,
-      names = {"V2", "N256", "N128", "WS256", "WS128"})
+      names = {"V2", "N256", "N128", "WS256", "WS128", "WS256R"})
   void bf16ProductsSpanManyTilesAndStages(CudaScatterMoe.Kernel kernel) {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(

@@ -19,9 +19,16 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.N128, Kernel.fromEnv("n128"));
     assertEquals(Kernel.WS256, Kernel.fromEnv("ws256"));
     assertEquals(Kernel.WS128, Kernel.fromEnv("WS128"));
+    assertEquals(Kernel.WS256R, Kernel.fromEnv("ws256r"));
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
     assertEquals(128, Kernel.WS128.tileN());
+    assertTrue(Kernel.WS256R.warpSpecialised());
+    assertEquals(256, Kernel.WS256R.tileN());
+    // the families' dW kernels (names as in moe_wgmma_ws.cu)
+    assertEquals("group_xty_ws256_kernel5", Kernel.WS256.groupXtYKernel());
+    assertEquals("group_xty_ws128_kernel5", Kernel.WS128.groupXtYKernel());
+    assertEquals("group_xty_ws256_red_kernel7", Kernel.WS256R.groupXtYKernel());
   }
 
   @Test

@@ -37,7 +37,10 @@ class MoeSassTest {
           "group_xty_wgmma_n256_kernel3",
           "group_xty_wgmma_n128_kernel3");
 
-  /** Variant 5 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands) by TMA. */
+  /**
+   * Variants 5 and 7 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands) by
+   * TMA.
+   */
   static final List<String> TMA_KERNELS =
       java.util.stream.Stream.of("256", "128")
           .flatMap(
@@ -45,7 +48,8 @@ class MoeSassTest {
                   java.util.stream.Stream.concat(
                       java.util.stream.Stream.of("tg", "tc", "ng", "nc")
                           .map(m -> "scatter2scatter_ws" + bn + "_" + m + "_kernel5"),
-                      java.util.stream.Stream.of("group_xty_ws" + bn + "_kernel5")))
+                      java.util.stream.Stream.of(
+                          "group_xty_ws" + bn + "_kernel5", "group_xty_ws" + bn + "_red_kernel7")))
           .toList();
 
   @Test
@@ -74,6 +78,11 @@ class MoeSassTest {
         String code = sass.get(k);
         assertTrue(code.contains("UTMALDG"), k + ": no UTMALDG (TMA load) in its sm_90a SASS");
         assertTrue(code.contains("SYNCS"), k + ": no mbarrier (SYNCS) in its sm_90a SASS");
+        // variant 7: the float32 epilogue adds in L2 (RED / REDG), variant 5 loads and stores
+        assertEquals(
+            k.contains("_red_"),
+            Pattern.compile("\\bREDG?\\.").matcher(code).find(),
+            k + ": a global reduction (RED) in its sm_90a SASS only for the _red_ kernels");
       }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
       // 9.0)
