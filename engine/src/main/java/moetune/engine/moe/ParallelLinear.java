@@ -228,16 +228,20 @@ public final class ParallelLinear {
         c.groupedIn,
         true,
         c.xa);
-    // rows += scaling * xa B[e]^T in one pass over rows: no (M, O) temporary, no axpy.
-    be.loraExpandAdd(
-        c.xa,
-        lora.b(),
-        true,
-        lora.scaling(),
-        r.sortedExpertIdxs(),
-        r.sortedScatteredIdxs(),
-        rowsGrouped,
-        rows);
+    try (Tensor yb = be.empty(rows.dtype(), m, c.w.dim(1))) {
+      be.scatter2scatter(
+          c.xa,
+          lora.b(),
+          null,
+          true,
+          1,
+          r.sortedExpertIdxs(),
+          r.sortedScatteredIdxs(),
+          true,
+          rowsGrouped,
+          yb);
+      be.axpy(lora.scaling(), yb, rows);
+    }
   }
 
   /**
@@ -319,16 +323,20 @@ public final class ParallelLinear {
           c.groupedIn,
           dXExpanded);
       if (dxa != null) {
-        // dXExpanded += dxa A[e], in the forward input's layout, added in place.
-        be.loraExpandAdd(
-            dxa,
-            c.lora.a(),
-            false,
-            1f,
-            r.sortedExpertIdxs(),
-            r.sortedScatteredIdxs(),
-            c.groupedIn,
-            dXExpanded);
+        try (Tensor fromA = be.empty(dY.dtype(), m, in)) {
+          be.scatter2scatter(
+              dxa,
+              c.lora.a(),
+              null,
+              false,
+              1,
+              r.sortedExpertIdxs(),
+              r.sortedScatteredIdxs(),
+              true,
+              c.groupedIn,
+              fromA); // dxa A[e], in the forward input's layout
+          be.add(dXExpanded, fromA, dXExpanded);
+        }
       }
       if (c.groupedIn || c.k == 1) {
         dX = dXExpanded;
