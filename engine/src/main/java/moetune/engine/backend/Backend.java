@@ -252,6 +252,23 @@ public interface Backend extends AutoCloseable {
       Tensor y);
 
   /**
+   * The LoRA expand with its sum, for a small inner dimension r: for each routed row p in [0, M), e
+   * = sortedExpertIdxs[p], s = sortedScatteredIdxs[p], y_row += scale * x[p] @ W[e]^T when transW,
+   * or scale * x[p] @ W[e] when not, where y_row is y[p] if groupedOut else y[s]. x (M, r) grouped;
+   * W (E, O, r) with transW (y (M, O)), (E, r, I) without (y (M, I)); y accumulated (+=). The sum
+   * is taken in float32 and y rounded once, so no (M, O) temporary is made.
+   */
+  void loraExpandAdd(
+      Tensor x,
+      Tensor w,
+      boolean transW,
+      float scale,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor y);
+
+  /**
    * Gathers rows into expert order: out[p] = x[s_p / fanOut] * (gates == null ? 1 : gates[s_p]),
    * s_p = sortedScatteredIdxs[p]. x (M / fanOut, D), gates F32 (M) flat or null, out (M, D)
    * overwrite.

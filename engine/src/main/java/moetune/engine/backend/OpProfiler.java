@@ -82,6 +82,7 @@ public final class OpProfiler {
           "routerBackward",
           "flattenSortCount",
           "scatter2scatter",
+          "loraExpandAdd",
           "group",
           "groupXtY",
           "combine",

@@ -73,6 +73,41 @@ public final class OpShapes {
     numel("axpy", "dst", dst, src.numel());
   }
 
+  /**
+   * loraExpandAdd: W (E, O, r) with transW or (E, r, I) without; x (M, r) for the M routed rows of
+   * sortedExpertIdxs (sortedScatteredIdxs as many); y (M, O) or (M, I). Returns {M, r, out}.
+   */
+  public static int[] loraExpandAdd(
+      Tensor x,
+      Tensor w,
+      boolean transW,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor y) {
+    String op = "loraExpandAdd";
+    check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, r) or (E, r, I)");
+    int r = Math.toIntExact(transW ? w.dim(2) : w.dim(1));
+    int out = Math.toIntExact(transW ? w.dim(1) : w.dim(2));
+    int m = Math.toIntExact(sortedExpertIdxs.numel());
+    numel(op, "sortedScatteredIdxs", sortedScatteredIdxs, m);
+    check(
+        x.numel() == (long) m * r,
+        op
+            + ": x "
+            + x.describe()
+            + " must be ("
+            + m
+            + ", "
+            + r
+            + ") for "
+            + m
+            + " routed rows and W "
+            + w.describe()
+            + (transW ? "^T" : ""));
+    numel(op, "y", y, (long) m * out);
+    return new int[] {m, r, out};
+  }
+
   /** copy: src and dst hold the same number of elements. */
   public static void copy(Tensor src, Tensor dst) {
     numel("copy", "dst", dst, src.numel());

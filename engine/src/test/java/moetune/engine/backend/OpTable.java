@@ -494,6 +494,25 @@ public final class OpTable {
           }
         });
     c.put(
+        "loraExpandAdd",
+        in -> {
+          Routed r = Routed.of(in);
+          // r = 20: one full 16-wide slab of the kernel and a partial one; V = 301 columns: two
+          // column tiles, the second partial and not a multiple of 8; M = 74 rows: two row tiles,
+          // each spanning several experts (expert 3 has none).
+          int rank = 20;
+          for (boolean transW : new boolean[] {true, false}) {
+            for (boolean groupedOut : new boolean[] {false, true}) {
+              Tensor x = in.randn(1, M, rank);
+              Tensor w = transW ? in.randn(0.3, E, V, rank) : in.randn(0.3, E, rank, V);
+              Tensor y = in.randn(1, M, V);
+              in.be.loraExpandAdd(
+                  x, w, transW, 0.75f, r.sortedExperts, r.sortedScattered, groupedOut, y);
+              in.keep("y += transW=" + transW + " groupedOut=" + groupedOut, y);
+            }
+          }
+        });
+    c.put(
         "group",
         in -> {
           Routed r = Routed.of(in);

@@ -378,6 +378,20 @@ public final class CpuBackend implements Backend {
   }
 
   @Override
+  public void loraExpandAdd(
+      Tensor x,
+      Tensor w,
+      boolean transW,
+      float scale,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor y) {
+    CpuLoraExpand.add(
+        par, x, w, transW, scale, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
+  }
+
+  @Override
   public void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
     moe.group(x, sortedScatteredIdxs, fanOut, gates, out);
   }

@@ -600,6 +600,20 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public void loraExpandAdd(
+      Tensor x,
+      Tensor w,
+      boolean transW,
+      float scale,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor y) {
+    CudaLoraExpand.add(
+        ctx, x, w, transW, scale, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
+  }
+
+  @Override
   public void group(Tensor x, Tensor sortedScatteredIdxs, int fanOut, Tensor gates, Tensor out) {
     moe.group(x, sortedScatteredIdxs, fanOut, gates, out);
   }

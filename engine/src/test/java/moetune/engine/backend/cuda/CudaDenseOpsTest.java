@@ -96,6 +96,57 @@ class CudaDenseOpsTest {
     }
   }
 
+  /**
+   * add, axpy and scale take 16-byte accesses on aligned tensors and a scalar loop otherwise: a
+   * view one bf16 element in (2-byte aligned) must give bit for bit what the aligned whole gives on
+   * the same elements, and both must leave the element before the view alone.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void elementwiseVectorAndScalarPathsAgreeBitwise(DType dt) {
+    CudaBackend g = gpu();
+    long n = 4099; // neither the whole nor the view is a multiple of 8
+    try (Pair a = randn(dt, 1, n);
+        Pair b = randn(dt, 1, n);
+        Tensor whole = g.empty(dt, n);
+        Tensor part = g.empty(dt, n)) {
+      Tensor aView = a.g().view(1, n - 1);
+      Tensor bView = b.g().view(1, n - 1);
+      Tensor partView = part.view(1, n - 1);
+      for (int op = 0; op < 3; op++) {
+        g.copy(b.g(), whole);
+        g.copy(b.g(), part);
+        String what = new String[] {"add", "axpy", "scale"}[op] + " " + dt;
+        switch (op) {
+          case 0 -> {
+            g.add(a.g(), b.g(), whole);
+            g.add(aView, bView, partView);
+          }
+          case 1 -> {
+            g.axpy(-0.37f, a.g(), whole);
+            g.axpy(-0.37f, aView, partView);
+          }
+          default -> {
+            g.scale(whole, 1.7f);
+            g.scale(partView, 1.7f);
+          }
+        }
+        float[] w = g.download(whole).toFloatArray();
+        float[] p = g.download(part).toFloatArray();
+        float[] b0 = g.download(b.g()).toFloatArray();
+        assertEquals(b0[0], p[0], what + ": the element before the view was written");
+        for (int i = 1; i < n; i++) {
+          assertEquals(
+              Float.floatToRawIntBits(w[i]),
+              Float.floatToRawIntBits(p[i]),
+              what + ": element " + i + " aligned " + w[i] + " vs unaligned " + p[i]);
+        }
+      }
+    }
+  }
+
   @Test
   void fillWritesEveryDtype() {
     CudaBackend g = gpu();
