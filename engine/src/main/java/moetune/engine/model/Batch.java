@@ -13,22 +13,17 @@ import moetune.sequences.PackedSequence;
  * @param inputIds token ids (B*T)
  * @param labels target ids (B*T) as HF's labels: not yet shifted (position t is predicted from the
  *     tokens before it), -100 = ignored; null for a forward without loss
- * @param attentionMask 1 for real tokens, 0 for padding (B*T), or null: padding keys are never
- *     attended to and padding rows are left out of the load-balancing loss, as in transformers
  * @param positions RoPE positions (B*T), or null for 0..T-1 in every row
  * @param docIds document id of every token (B*T), or null: with packed sequences a token attends
  *     only to earlier tokens of its own document. Give positions restarting at 0 per document and
  *     set the label of each document's first token to -100 so that no target crosses a document
- *     boundary.
+ *     boundary. Padding is docId -1, the one form it has from the datasets to the kernels: a
+ *     padding key is never attended to and padding rows are left out of the router losses, as
+ *     transformers does with attention_mask 0 ({@link #withAttentionMask} turns such a mask into
+ *     this form).
  */
 public record Batch(
-    int batchSize,
-    int seqLen,
-    int[] inputIds,
-    int[] labels,
-    int[] attentionMask,
-    int[] positions,
-    int[] docIds) {
+    int batchSize, int seqLen, int[] inputIds, int[] labels, int[] positions, int[] docIds) {
 
   /** Ignored target, as torch's CrossEntropyLoss ignore_index. */
   public static final int IGNORE_INDEX = -100;
@@ -40,7 +35,6 @@ public record Batch(
     }
     check("inputIds", inputIds, batchSize, seqLen, false);
     check("labels", labels, batchSize, seqLen, true);
-    check("attentionMask", attentionMask, batchSize, seqLen, true);
     check("positions", positions, batchSize, seqLen, true);
     check("docIds", docIds, batchSize, seqLen, true);
   }
@@ -53,15 +47,13 @@ public record Batch(
         flatten(ids),
         labels == null ? null : flatten(labels),
         null,
-        null,
         null);
   }
 
   /**
    * Packed sequences (the datasets' and the trainer's {@link PackedSequence}s, of one length T)
    * stacked row after row: their HF labels as they are (shifted once, in the loss), positions and
-   * document ids as given, and an attention mask where a row has padding (docId -1), which also
-   * keeps padding out of the router losses.
+   * document ids (padding -1) as given.
    */
   public static Batch of(List<PackedSequence> rows) {
     int b = rows.size();
@@ -81,13 +73,7 @@ public record Batch(
       System.arraycopy(s.positions(), 0, positions, r * t, t);
       System.arraycopy(s.docIds(), 0, docs, r * t, t);
     }
-    int[] mask = new int[b * t];
-    boolean padded = false;
-    for (int i = 0; i < b * t; i++) {
-      mask[i] = docs[i] >= 0 ? 1 : 0;
-      padded |= mask[i] == 0;
-    }
-    return new Batch(b, t, ids, labels, padded ? mask : null, positions, docs);
+    return new Batch(b, t, ids, labels, positions, docs);
   }
 
   /**
@@ -106,15 +92,56 @@ public record Batch(
     return n;
   }
 
-  /** This batch with an attention mask mask[b][t] (1 real, 0 padding). */
+  /**
+   * This batch with transformers' attention mask mask[b][t] (1 real, 0 padding) turned into padding
+   * docIds: -1 where the mask is 0, the batch's document ids (or 0) elsewhere.
+   */
   public Batch withAttentionMask(int[][] mask) {
-    return new Batch(batchSize, seqLen, inputIds, labels, flatten(mask), positions, docIds);
+    int[] m = flatten(mask);
+    check("attention mask", m, batchSize, seqLen, false);
+    int[] docs = docIds == null ? new int[tokens()] : docIds.clone();
+    for (int i = 0; i < docs.length; i++) {
+      docs[i] = m[i] == 0 ? -1 : docs[i];
+    }
+    return new Batch(batchSize, seqLen, inputIds, labels, positions, docs);
   }
 
-  /** This batch packed: positions[b][t] restart per document, docIds[b][t] name documents. */
+  /**
+   * This batch packed: positions[b][t] restart per document, docIds[b][t] name documents; tokens
+   * that are padding here stay padding (-1).
+   */
   public Batch withPacking(int[][] positions, int[][] docIds) {
-    return new Batch(
-        batchSize, seqLen, inputIds, labels, attentionMask, flatten(positions), flatten(docIds));
+    int[] docs = flatten(docIds);
+    for (int i = 0; i < docs.length; i++) {
+      docs[i] = padding(i) ? -1 : docs[i];
+    }
+    return new Batch(batchSize, seqLen, inputIds, labels, flatten(positions), docs);
+  }
+
+  /** Whether token i (index b*T + t) is padding: docId -1. */
+  public boolean padding(int i) {
+    return docIds != null && docIds[i] < 0;
+  }
+
+  /**
+   * The router losses' row mask: 1 for a real token, 0 for padding, for the B*T tokens repeated
+   * {@code repeats} times (once per layer: the routers' rows are (L*N)); null when nothing is
+   * padding (every row counts, as without a mask).
+   */
+  float[] realTokenRows(int repeats) {
+    int n = tokens();
+    boolean padded = false;
+    for (int i = 0; i < n && !padded; i++) {
+      padded = padding(i);
+    }
+    if (!padded) {
+      return null;
+    }
+    float[] mask = new float[repeats * n];
+    for (int i = 0; i < mask.length; i++) {
+      mask[i] = padding(i % n) ? 0f : 1f;
+    }
+    return mask;
   }
 
   /** N = B*T. */
@@ -141,25 +168,6 @@ public record Batch(
     int[] out = new int[tokens()];
     for (int i = 0; i < out.length; i++) {
       out[i] = i % seqLen;
-    }
-    return out;
-  }
-
-  /**
-   * Document ids for the attention mask: the given docIds (or 0 everywhere), with -1 (never
-   * visible) at padding. Null when neither docIds nor an attention mask is given.
-   */
-  int[] attentionDocIds() {
-    if (docIds == null && attentionMask == null) {
-      return null;
-    }
-    int[] out = docIds == null ? new int[tokens()] : docIds.clone();
-    if (attentionMask != null) {
-      for (int i = 0; i < out.length; i++) {
-        if (attentionMask[i] == 0) {
-          out[i] = -1;
-        }
-      }
     }
     return out;
   }
@@ -197,7 +205,6 @@ public record Batch(
         && seqLen == other.seqLen
         && Arrays.equals(inputIds, other.inputIds)
         && Arrays.equals(labels, other.labels)
-        && Arrays.equals(attentionMask, other.attentionMask)
         && Arrays.equals(positions, other.positions)
         && Arrays.equals(docIds, other.docIds);
   }

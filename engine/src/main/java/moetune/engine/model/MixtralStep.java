@@ -42,7 +42,7 @@ final class MixtralStep implements AutoCloseable {
   Tensor routerLogits; // F32 (L*N, E) router logits, every layer (the z-loss reads them)
   Tensor probs; // F32 (L*N, E) router probabilities, every layer
   Tensor topIdx; // I32 (L*N, K)
-  Tensor rowMask; // F32 (L*N) or null: attention mask repeated per layer, for the router losses
+  Tensor rowMask; // F32 (L*N) or null: real tokens (docId >= 0) per layer, for the router losses
   Tensor rstdFinal; // F32 (N)
   Tensor normed; // (N, D) final norm output
   Tensor logits; // (N, V), only from a forward without labels (with labels: the fused head)
@@ -112,7 +112,7 @@ final class MixtralStep implements AutoCloseable {
     int[] targets = batch.labels() == null ? null : checkedTargets(batch); // before any device work
     s.ids = be.upload(HostTensor.ofInts(batch.inputIds(), n));
     s.positions = be.upload(HostTensor.ofInts(batch.positionsOrDefault(), n));
-    int[] doc = batch.attentionDocIds();
+    int[] doc = batch.docIds(); // padding is -1: never attended to
     s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
     s.spec =
         new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, model.window());
@@ -155,13 +155,7 @@ final class MixtralStep implements AutoCloseable {
       s.targetCount += t == Batch.IGNORE_INDEX ? 0 : 1;
     }
     s.targets = be.upload(HostTensor.ofInts(targets, n));
-    if (batch.attentionMask() != null) {
-      float[] mask = new float[numLayers * n];
-      for (int i = 0; i < mask.length; i++) {
-        mask[i] = batch.attentionMask()[i % n] != 0 ? 1f : 0f;
-      }
-      s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
-    }
+    s.rowMask = rowMask(batch);
     float zCoef = (float) lossWeights.z();
     try (Tensor losses = be.empty(DType.F32, n);
         Tensor values = be.zeros(DType.F32, 3)) {
@@ -244,17 +238,17 @@ final class MixtralStep implements AutoCloseable {
 
   /** The per-router-row mask of real tokens for the expert-load monitor, or null: every row. */
   private Tensor expertLoadMask(MixtralStep s) {
-    if (s.rowMask != null || s.batch.attentionMask() == null) {
-      return s.rowMask;
+    if (s.rowMask == null) {
+      // an evaluation forward without labels has no row mask yet: build it as the forward would
+      s.rowMask = rowMask(s.batch);
     }
-    // an evaluation forward without labels has no row mask yet: build it as the forward would
-    int n = s.batch.tokens();
-    float[] mask = new float[layers.length * n];
-    for (int i = 0; i < mask.length; i++) {
-      mask[i] = s.batch.attentionMask()[i % n] != 0 ? 1f : 0f;
-    }
-    s.rowMask = be.upload(HostTensor.ofFloats(mask, mask.length));
     return s.rowMask;
+  }
+
+  /** F32 (L*N) 1 for real tokens, 0 for padding, per layer; null when the batch has no padding. */
+  private Tensor rowMask(Batch batch) {
+    float[] mask = batch.realTokenRows(layers.length);
+    return mask == null ? null : be.upload(HostTensor.ofFloats(mask, mask.length));
   }
 
   // ------------------------------------------------------------------ backward

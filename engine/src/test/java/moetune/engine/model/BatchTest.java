@@ -27,7 +27,11 @@ class BatchTest {
     assertEquals(5, batch.seqLen());
     assertArrayEquals(
         new int[] {-100, 6, -100, 8, -100, -100, 10, 11, 12, 13}, batch.labels(), "unshifted");
-    assertArrayEquals(new int[] {1, 1, 1, 1, 0, 1, 1, 1, 1, 1}, batch.attentionMask());
+    assertArrayEquals(new int[] {0, 0, 1, 1, -1, 0, 0, 0, 0, 0}, batch.docIds(), "padding is -1");
+    assertArrayEquals(
+        new float[] {1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1},
+        batch.realTokenRows(2),
+        "the router losses' row mask, once per layer");
     assertEquals(a.labelledTokens() + b.labelledTokens(), batch.labelledTokens());
     assertEquals(6, batch.labelledTokens());
     // the one shift: position t predicts labels[t + 1], nothing after a row's last token
@@ -35,7 +39,7 @@ class BatchTest {
         new int[] {6, -100, 8, -100, -100, 10, 11, 12, 13, -100}, batch.shiftedTargets());
 
     Batch unpadded = Batch.of(List.of(b));
-    assertNull(unpadded.attentionMask(), "no padding, no mask: the same batch as before");
+    assertNull(unpadded.realTokenRows(2), "no padding, no row mask: the same batch as before");
   }
 
   @Test

@@ -101,7 +101,7 @@ class RouterZLossTest {
       float[] norm2 = w.get("model.layers." + l + ".post_attention_layernorm.weight"); // (D)
       float[] wg = w.get("model.layers." + l + ".mlp.gate.weight"); // (E, D)
       for (int i = 0; i < batch.tokens(); i++) {
-        if (useMask && batch.attentionMask()[i] == 0) {
+        if (useMask && batch.padding(i)) {
           continue;
         }
         int id = batch.inputIds()[i];

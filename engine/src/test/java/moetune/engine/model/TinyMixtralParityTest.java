@@ -55,7 +55,7 @@ class TinyMixtralParityTest {
                 AdamW.DECAY_ALL)) {
       int[] ids = fwd.read("input_ids").toIntArray();
       int[] labels = fwd.read("labels").toIntArray();
-      Batch batch = new Batch(2, 16, ids, labels, null, null, null);
+      Batch batch = new Batch(2, 16, ids, labels, null, null);
       float[] adamwLosses = fwd.readFloats("adamw_losses");
 
       for (int stepIdx = 0; stepIdx < 3; stepIdx++) {
@@ -122,7 +122,6 @@ class TinyMixtralParityTest {
               16,
               fwd.read("input_ids").toIntArray(),
               fwd.read("labels").toIntArray(),
-              null,
               null,
               null);
       model.zeroGrad();
