@@ -41,6 +41,23 @@ public final class MixtralNames {
           "model\\.layers\\.(\\d+)\\.block_sparse_moe\\.experts\\.(\\d+)\\.(w[123])\\.weight");
   private static final Pattern HUB_ROUTER =
       Pattern.compile("model\\.layers\\.(\\d+)\\.block_sparse_moe\\.gate\\.weight");
+  private static final Pattern HUB_ATTENTION =
+      Pattern.compile("model\\.layers\\.(\\d+)\\.self_attn\\.([qkvo]_proj)\\.weight");
+
+  /** The fused layout's expert module of a layer, which PEFT wraps once per adapted array. */
+  public static final String EXPERTS = "mlp.experts";
+
+  /** The (E, 2F, D) array as PEFT's target_parameters names it (relative to the layer). */
+  public static final String GATE_UP_PARAMETER = EXPERTS + ".gate_up_proj";
+
+  /** The (E, D, F) array as PEFT's target_parameters names it. */
+  public static final String DOWN_PARAMETER = EXPERTS + ".down_proj";
+
+  /** The fused router weight as PEFT's target_parameters names it. */
+  public static final String ROUTER_PARAMETER = "mlp.gate.weight";
+
+  /** What PEFT puts before every key of adapter_model.safetensors. */
+  public static final String PEFT_PREFIX = "base_model.model.";
 
   public static String layer(int layer) {
     return "model.layers." + layer + ".";
@@ -109,6 +126,47 @@ public final class MixtralNames {
     return fusedArray + ".lora_" + which;
   }
 
+  /** Whether a tensor name is a LoRA adapter's, A or B (module or fused expert array). */
+  public static boolean isLora(String name) {
+    return name.contains(".lora_A") || name.contains(".lora_B");
+  }
+
+  /** Whether a LoRA adapter name is an A (in -> r); a B (r -> out) otherwise. */
+  public static boolean isLoraA(String name) {
+    return name.contains(".lora_A");
+  }
+
+  /** Whether a LoRA adapter name is a fused expert array's ({@link #fusedLora}), not a module's. */
+  public static boolean isExpertLora(String name) {
+    return name.contains("." + EXPERTS + ".");
+  }
+
+  /**
+   * The key in PEFT's adapter_model.safetensors of a moetune adapter tensor ({@link #lora} or
+   * {@link #fusedLora} name). A module's adapter keeps its name under {@link #PEFT_PREFIX}. The
+   * expert arrays are PEFT target_parameters, each a wrapper around the one {@link #EXPERTS}
+   * module: with both arrays adapted the first listed (gate_up_proj) is the inner wrapper and its
+   * keys read {@code mlp.experts.base_layer.lora_A.weight}, the outer (down_proj) {@code
+   * mlp.experts.lora_A.weight}; alone, either reads {@code mlp.experts.lora_A.weight}.
+   *
+   * @param downAdapted whether the layer's down_proj carries an adapter too
+   */
+  public static String peftKey(String loraName, boolean downAdapted) {
+    if (!isExpertLora(loraName)) {
+      return PEFT_PREFIX + loraName;
+    }
+    int l = layerOf(loraName);
+    boolean inner = loraName.startsWith(fusedGateUp(l) + ".") && downAdapted;
+    String which = isLoraA(loraName) ? "A" : "B";
+    return PEFT_PREFIX + lora(layer(l) + EXPERTS + (inner ? ".base_layer" : ""), which);
+  }
+
+  /** The projection (q_proj, k_proj, v_proj or o_proj) of a hub attention weight name, or null. */
+  public static String parseAttention(String name) {
+    Matcher m = HUB_ATTENTION.matcher(name);
+    return m.matches() ? m.group(2) : null;
+  }
+
   /** The layer of a hub router name ({@code block_sparse_moe.gate.weight}), or -1. */
   public static int parseRouter(String name) {
     Matcher m = HUB_ROUTER.matcher(name);
@@ -132,12 +190,12 @@ public final class MixtralNames {
 
   /** Fused-layout (E, 2F, D) = concat(w1, w3) along rows. */
   public static String fusedGateUp(int layer) {
-    return layer(layer) + "mlp.experts.gate_up_proj";
+    return layer(layer) + GATE_UP_PARAMETER;
   }
 
   /** Fused-layout (E, D, F) = w2. */
   public static String fusedDown(int layer) {
-    return layer(layer) + "mlp.experts.down_proj";
+    return layer(layer) + DOWN_PARAMETER;
   }
 
   /** Every canonical (hub) name with its shape, in transformers' parameter order. */

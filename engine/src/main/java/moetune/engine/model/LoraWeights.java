@@ -17,7 +17,10 @@ import java.util.SplittableRandom;
 import java.util.function.Function;
 import moetune.engine.hf.CheckpointException;
 import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
+import moetune.engine.io.MixtralCheckpoint;
 import moetune.engine.io.ModelDirectory;
+import moetune.engine.io.SafetensorsIndex;
 import moetune.engine.io.SafetensorsReader;
 import moetune.engine.io.SafetensorsWriter;
 import moetune.engine.tensor.DType;
@@ -51,7 +54,6 @@ import moetune.engine.tensor.HostTensor;
 public final class LoraWeights {
   public static final String CONFIG_FILE = "adapter_config.json";
   public static final String WEIGHTS_FILE = "adapter_model.safetensors";
-  private static final String PREFIX = "base_model.model.";
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -59,13 +61,13 @@ public final class LoraWeights {
 
   /** Whether a tensor name is one of an adapter's. */
   public static boolean isAdapterName(String name) {
-    return name.contains(".lora_A") || name.contains(".lora_B");
+    return MixtralNames.isLora(name);
   }
 
   /** Whether a directory holds model weights besides (or instead of) an adapter. */
   public static boolean hasWeights(Path dir) {
-    return Files.isRegularFile(dir.resolve("model.safetensors"))
-        || Files.isRegularFile(dir.resolve("model.safetensors.index.json"));
+    return Files.isRegularFile(dir.resolve(MixtralCheckpoint.SINGLE_FILE))
+        || Files.isRegularFile(dir.resolve(SafetensorsIndex.FILE_NAME));
   }
 
   /**
@@ -119,7 +121,7 @@ public final class LoraWeights {
       }
       SplittableRandom rnd = root.split();
       float[] v = new float[Math.toIntExact(s.numel())];
-      if (s.name().contains(".lora_A")) {
+      if (MixtralNames.isLoraA(s.name())) {
         long in = s.shape()[s.shape().length - 1];
         double bound = 1.0 / Math.sqrt(in);
         for (int i = 0; i < v.length; i++) {
@@ -134,13 +136,7 @@ public final class LoraWeights {
 
   /** The PEFT key of an adapter tensor by its moetune name. */
   static String peftKey(LoraConfig c, String name) {
-    String ab = name.contains(".lora_A") ? "lora_A" : "lora_B";
-    if (name.contains(".mlp.experts.")) {
-      String layer = name.substring(0, name.indexOf(".mlp.experts."));
-      boolean inner = name.contains("gate_up_proj") && c.down();
-      return PREFIX + layer + ".mlp.experts." + (inner ? "base_layer." : "") + ab + ".weight";
-    }
-    return PREFIX + name;
+    return MixtralNames.peftKey(name, c.down());
   }
 
   /** The adapter tensors by PEFT key, float32, from the moetune tensors by name. */
@@ -152,10 +148,10 @@ public final class LoraWeights {
         continue;
       }
       HostTensor t = value.apply(s.name()).to(DType.F32);
-      if (s.name().contains(".mlp.experts.")) {
+      if (MixtralNames.isExpertLora(s.name())) {
         long e = s.shape()[0];
         t =
-            s.name().endsWith("lora_A")
+            MixtralNames.isLoraA(s.name())
                 ? t.reshape(e * s.shape()[1], s.shape()[2])
                 : expertBToPeft(t, s.shape());
       }
@@ -285,20 +281,24 @@ public final class LoraWeights {
     }
     for (JsonNode t : n.path("target_parameters")) {
       switch (t.asText()) {
-        case "mlp.experts.gate_up_proj" -> {
+        case MixtralNames.GATE_UP_PARAMETER -> {
           targets.add("w1");
           targets.add("w3");
         }
-        case "mlp.experts.down_proj" -> targets.add("w2");
-        case "mlp.gate.weight" -> targets.add("gate");
+        case MixtralNames.DOWN_PARAMETER -> targets.add("w2");
+        case MixtralNames.ROUTER_PARAMETER -> targets.add("gate");
         default ->
             throw new CheckpointException(
                 file,
                 "target_parameters",
                 "names '"
                     + t.asText()
-                    + "'; moetune adapts mlp.experts.gate_up_proj, mlp.experts.down_proj and"
-                    + " mlp.gate.weight");
+                    + "'; moetune adapts "
+                    + MixtralNames.GATE_UP_PARAMETER
+                    + ", "
+                    + MixtralNames.DOWN_PARAMETER
+                    + " and "
+                    + MixtralNames.ROUTER_PARAMETER);
       }
     }
     if (!n.path("target_parameters").isMissingNode()
@@ -306,9 +306,9 @@ public final class LoraWeights {
         && n.path("target_parameters").size() > 0) {
       List<String> order = new ArrayList<>();
       n.path("target_parameters").forEach(t -> order.add(t.asText()));
-      if (order.contains("mlp.experts.gate_up_proj")
-          && order.contains("mlp.experts.down_proj")
-          && order.indexOf("mlp.experts.gate_up_proj") > order.indexOf("mlp.experts.down_proj")) {
+      int gateUp = order.indexOf(MixtralNames.GATE_UP_PARAMETER);
+      int down = order.indexOf(MixtralNames.DOWN_PARAMETER);
+      if (gateUp >= 0 && down >= 0 && gateUp > down) {
         throw new CheckpointException(
             file,
             "target_parameters",
@@ -370,11 +370,11 @@ public final class LoraWeights {
         }
         unused.remove(key);
         HostTensor t = r.read(key);
-        boolean expert = name.contains(".mlp.experts.");
+        boolean expert = MixtralNames.isExpertLora(name);
         long[] want =
             !expert
                 ? shape
-                : name.endsWith("lora_A")
+                : MixtralNames.isLoraA(name)
                     ? new long[] {shape[0] * shape[1], shape[2]}
                     : new long[] {shape[1], shape[2] * shape[0]};
         if (!java.util.Arrays.equals(t.shape(), want)) {
@@ -388,7 +388,7 @@ public final class LoraWeights {
         }
         out.put(
             name,
-            expert && name.endsWith("lora_B")
+            expert && !MixtralNames.isLoraA(name)
                 ? expertBFromPeft(t, shape)
                 : t.to(DType.F32).reshape(shape));
       }
@@ -418,37 +418,37 @@ public final class LoraWeights {
       HostTensor base,
       Function<String, HostTensor> adapter) {
     float s = c.scaling();
-    java.util.regex.Matcher m =
-        java.util.regex.Pattern.compile(
-                "(model\\.layers\\.\\d+)\\.(self_attn\\.[qkvo]_proj|block_sparse_moe\\.gate"
-                    + "|block_sparse_moe\\.experts\\.(\\d+)\\.(w[123]))\\.weight")
-            .matcher(hubName);
-    if (!m.matches()) {
-      return base;
-    }
-    String layer = m.group(1);
-    String what = m.group(2);
-    float[] w = base.to(DType.F32).toFloatArray();
-    if (what.startsWith("self_attn") || what.equals("block_sparse_moe.gate")) {
-      String target = what.startsWith("self_attn") ? what.substring("self_attn.".length()) : "gate";
+    int layer = MixtralNames.layerOf(hubName);
+    String proj = MixtralNames.parseAttention(hubName); // or null
+    MixtralNames.ExpertWeight expert = MixtralNames.parseExpert(hubName); // or null
+    if (proj != null || MixtralNames.parseRouter(hubName) >= 0) {
+      String target = proj != null ? proj : "gate";
       if (!c.targets(target)) {
         return base;
       }
-      String name = layer + (target.equals("gate") ? ".mlp.gate" : ".self_attn." + target);
-      HostTensor a = adapter.apply(name + ".lora_A.weight");
-      HostTensor b = adapter.apply(name + ".lora_B.weight");
+      String module =
+          proj != null
+              ? MixtralNames.attention(layer, proj)
+              : MixtralNames.fusedRouterModule(layer);
+      float[] w = base.to(DType.F32).toFloatArray();
+      HostTensor a = adapter.apply(MixtralNames.lora(module, "A"));
+      HostTensor b = adapter.apply(MixtralNames.lora(module, "B"));
       addProduct(w, 0, b.toFloatArray(), 0, a.toFloatArray(), 0, b.dim(0), a.dim(1), c.r(), s);
       return HostTensor.ofFloats(w, base.shape());
     }
-    int e = Integer.parseInt(m.group(3));
-    String wn = m.group(4);
+    if (expert == null) {
+      return base;
+    }
+    int e = expert.expert();
+    String wn = expert.w();
     boolean gateUp = !wn.equals("w2");
     if (gateUp ? !c.gateUp() : !c.down()) {
       return base;
     }
-    String name = layer + ".mlp.experts." + (gateUp ? "gate_up_proj" : "down_proj");
-    HostTensor a = adapter.apply(name + ".lora_A"); // (E, r, I)
-    HostTensor b = adapter.apply(name + ".lora_B"); // (E, O, r)
+    String array = gateUp ? MixtralNames.fusedGateUp(layer) : MixtralNames.fusedDown(layer);
+    float[] w = base.to(DType.F32).toFloatArray();
+    HostTensor a = adapter.apply(MixtralNames.fusedLora(array, "A")); // (E, r, I)
+    HostTensor b = adapter.apply(MixtralNames.fusedLora(array, "B")); // (E, O, r)
     long r = c.r();
     long in = a.dim(2);
     long out = b.dim(1);

@@ -63,7 +63,7 @@ public final class Parameters implements AutoCloseable {
 
     /** Whether this is a LoRA adapter tensor. */
     public boolean isLora() {
-      return name.contains(".lora_A") || name.contains(".lora_B");
+      return MixtralNames.isLora(name);
     }
   }
 
