@@ -13,7 +13,7 @@ import moetune.engine.backend.Backends;
 import moetune.engine.backend.cuda.CudaProbe;
 import moetune.engine.bench.StepBench;
 import moetune.engine.bench.StepBenchReport;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.dist.LaunchEnv;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.io.MixtralCheckpoint;

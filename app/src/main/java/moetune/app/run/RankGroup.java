@@ -4,7 +4,7 @@ import java.io.IOException;
 import java.util.function.Consumer;
 import moetune.app.config.ConfigException;
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.dist.LaunchEnv;
 import moetune.engine.dist.RankGroups;
 

@@ -10,7 +10,7 @@ import moetune.app.config.RunConfig;
 import moetune.app.config.RunConfigCheck;
 import moetune.datasets.ChatTokenizer;
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.dist.LaunchEnv;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
@@ -90,7 +90,7 @@ public final class TrainingJob implements AutoCloseable {
    * cuda:LOCAL_RANK} (or the CPU for {@code --device cpu}), joins the group (NCCL with the id
    * handed out by {@link Rendezvous} on CUDA, a {@link TcpCommunicator} on the CPU), trains its
    * share of every step's micro-batches with the optimizer state sharded ({@link
-   * moetune.engine.dist.ShardedAdamW}), and only rank 0 writes into the output directory
+   * moetune.engine.optim.ShardedAdamW}), and only rank 0 writes into the output directory
    * (run-config.yaml, metrics, TensorBoard, checkpoints). Every rank must be given the same config.
    */
   public static TrainingJob prepare(

@@ -14,9 +14,9 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.Communicator;
 import moetune.engine.backend.OpProfiler;
 import moetune.engine.backend.cuda.CudaBackend;
-import moetune.engine.dist.Communicator;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.model.Batch;
@@ -202,7 +202,7 @@ public final class StepBench {
   /**
    * As above, as one rank of a data-parallel group when {@code comm} is not null: every rank runs
    * its own random micro-batch of B sequences (weighted 1/N, so the summed gradient is the mean),
-   * the optimizer is {@link moetune.engine.dist.ShardedAdamW} (reduce-scatter, shard step,
+   * the optimizer is {@link moetune.engine.optim.ShardedAdamW} (reduce-scatter, shard step,
    * all-gather), and the row's tokens/s counts the whole group's N * B * T tokens per step. Every
    * step ends in collectives, so the ranks run in lockstep and rank 0's step times are the group's.
    */

@@ -1,6 +1,7 @@
 package moetune.engine.dist;
 
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 

@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Phaser;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 

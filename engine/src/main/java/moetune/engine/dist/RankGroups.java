@@ -3,6 +3,7 @@ package moetune.engine.dist;
 import java.io.IOException;
 import java.util.function.Consumer;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.Communicator;
 import moetune.engine.backend.cuda.CudaBackend;
 import moetune.engine.backend.cuda.Nccl;
 import moetune.engine.backend.cuda.NcclCommunicator;

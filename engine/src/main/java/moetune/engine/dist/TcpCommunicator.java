@@ -12,6 +12,7 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 

@@ -45,7 +45,7 @@ final class DecoderLayer {
   }
 
   /** Expert parallel over comm for this layer's experts (null: all experts here). */
-  void expertParallel(moetune.engine.dist.Communicator comm) {
+  void expertParallel(moetune.engine.backend.Communicator comm) {
     moe.expertParallel(comm);
   }
 

@@ -4,7 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -12,7 +12,7 @@ import moetune.engine.tensor.Tensor;
 /**
  * The experts of a model split over an expert-parallel group ({@link ExpertShard}) gathered into
  * hub tensors, for checkpoints in the one-device format (the weights, and {@code
- * moetune.engine.dist.ShardedAdamW}'s moments).
+ * moetune.engine.optim.ShardedAdamW}'s moments).
  */
 public final class ExpertGather {
   private ExpertGather() {}

@@ -1,7 +1,7 @@
 package moetune.engine.model;
 
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 

@@ -6,7 +6,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.hf.GenerationConfig;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;

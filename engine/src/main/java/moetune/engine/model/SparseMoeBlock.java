@@ -2,7 +2,7 @@ package moetune.engine.model;
 
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
-import moetune.engine.dist.Communicator;
+import moetune.engine.backend.Communicator;
 import moetune.engine.hf.MixtralConfig;
 import moetune.engine.hf.MixtralNames;
 import moetune.engine.moe.MoeMlp;

@@ -5,8 +5,9 @@ import moetune.engine.tensor.HostTensor;
 
 /**
  * What the trainer needs of an optimizer over a model's flat parameters: {@link AdamW} on one
- * device, {@code moetune.engine.dist.ShardedAdamW} with its state sharded over data-parallel ranks.
- * Both save the same checkpoint state (full moments by hub name), so a run resumes under either.
+ * device, {@code moetune.engine.optim.ShardedAdamW} with its state sharded over data-parallel
+ * ranks. Both save the same checkpoint state (full moments by hub name), so a run resumes under
+ * either.
  */
 public interface Optimizer extends AutoCloseable {
 

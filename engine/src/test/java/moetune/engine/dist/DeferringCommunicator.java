@@ -3,6 +3,7 @@ package moetune.engine.dist;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import moetune.engine.backend.Communicator;
 import moetune.engine.tensor.Tensor;
 
 /**

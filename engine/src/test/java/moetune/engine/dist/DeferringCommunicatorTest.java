@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
+import moetune.engine.backend.Communicator;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;

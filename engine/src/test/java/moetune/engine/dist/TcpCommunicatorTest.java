@@ -14,6 +14,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import moetune.engine.backend.Communicator;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;

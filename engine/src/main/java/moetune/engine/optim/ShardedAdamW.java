@@ -1,4 +1,4 @@
-package moetune.engine.dist;
+package moetune.engine.optim;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -8,9 +8,9 @@ import java.util.Map;
 import java.util.function.Predicate;
 import moetune.engine.backend.AdamWCoefficients;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.Communicator;
+import moetune.engine.dist.ZeroPartition;
 import moetune.engine.model.Parameters;
-import moetune.engine.optim.AdamW;
-import moetune.engine.optim.Optimizer;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;

@@ -1,4 +1,4 @@
-package moetune.engine.dist;
+package moetune.engine.backend;
 
 import moetune.engine.tensor.Tensor;
 
@@ -8,11 +8,14 @@ import moetune.engine.tensor.Tensor;
  * are flat views on the rank's own backend (F32, or BF16 where the implementation says so); counts
  * are in elements.
  *
- * <p>Two implementations: {@link LocalCommunicator} (threads of one process as ranks, any backend,
- * through host copies: the CPU twin that CI tests data and expert parallel logic with) and {@code
- * NcclCommunicator} (one GPU per rank, libnccl through FFM).
+ * <p>It sits in {@code backend}, below the packages that implement it, so that the CUDA backend's
+ * NCCL implementation and the model's expert-parallel code name it without a two-way arrow. The
+ * implementations: {@code dist.LocalCommunicator} (threads of one process as ranks, any backend,
+ * through host copies: the CPU twin that CI tests data and expert parallel logic with), {@code
+ * dist.TcpCommunicator} (processes over TCP) and {@code backend.cuda.NcclCommunicator} (one GPU per
+ * rank, libnccl through FFM).
  *
- * <p>Reduction order: {@link LocalCommunicator} sums in rank order 0, 1, ..., N-1 (deterministic);
+ * <p>Reduction order: {@code LocalCommunicator} sums in rank order 0, 1, ..., N-1 (deterministic);
  * NCCL's ring and tree orders depend on the topology, so results agree to float32 rounding only.
  */
 public interface Communicator extends AutoCloseable {
