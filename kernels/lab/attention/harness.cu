@@ -13,6 +13,7 @@
 #include <random>
 #include "../../src/main/cuda/attention.cu"
 #include "../../src/main/cuda/attention_fa2.cu"
+#include "bwd_pair.cu"  // v5-v7, lab only
 
 #define CK(x)                                                                        \
   do {                                                                               \

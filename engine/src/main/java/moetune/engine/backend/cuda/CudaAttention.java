@@ -317,8 +317,7 @@ final class CudaAttention {
   }
 
   /** MOETUNE_FA2_BWD's words, unset ("") first. */
-  private static final List<String> FA2_BWD_WORDS =
-      List.of("", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8");
+  private static final List<String> FA2_BWD_WORDS = List.of("", "v1", "v2", "v3", "v4", "v8");
 
   /** attention_fa2.cu fwd_smem for the variant in use. */
   private static int fa2FwdSmem(int hd) {
@@ -330,11 +329,10 @@ final class CudaAttention {
    * The backward's variants (attention_fa2.cu FA2_BWD; kernels/lab/attention): v1, 8 warps over 128
    * keys, one block per SM; v2, 4 warps over 64 keys, two blocks per SM; v3 (head dim 64), v2 at
    * three blocks per SM; v4 (head dim 64), 4 warps of 32 keys over 32-query tiles, two blocks per
-   * SM; v5-v7 (head dim 128), warp pairs of 32 keys (one warp S, P, dV; one dP, dS, dK): v5, 4
-   * pairs over 64-query tiles; v6, 4 pairs over 32-query tiles; v7, 2 pairs over 64-query tiles,
-   * two blocks per SM; v8 (head dim 128), v1 with each query tile's dQ product one tile late (one
-   * barrier per tile, two dS^T buffers). MOETUNE_FA2_BWD=v1..v8 forces one for comparison (one that
-   * does not exist at the call's head dim runs that head dim's default).
+   * SM; v8 (head dim 128), v1 with each query tile's dQ product one tile late (one barrier per
+   * tile, two dS^T buffers). MOETUNE_FA2_BWD=v1, v2, v3, v4 or v8 forces one for comparison (one
+   * that does not exist at the call's head dim runs that head dim's default). The warp-pair
+   * variants v5-v7, slower than v1 at head dim 128, live in kernels/lab/attention only.
    */
   static String fa2BwdVariant(String env, int hd) {
     String dflt = FA2_BWD_DEFAULT[hd == 64 ? 0 : 1];
@@ -345,49 +343,50 @@ final class CudaAttention {
     return switch (v) {
       case "v1", "v2" -> v;
       case "v3", "v4" -> hd == 64 ? v : dflt;
-      case "v5", "v6", "v7", "v8" -> hd == 128 ? v : dflt;
+      case "v8" -> hd == 128 ? v : dflt;
       default ->
           throw new IllegalArgumentException(
-              "MOETUNE_FA2_BWD=" + env + " is not a backward variant: use v1 to v8 (or unset it)");
+              "MOETUNE_FA2_BWD="
+                  + env
+                  + " is not a shipped backward variant: use v1, v2, v3, v4 or v8, or unset it"
+                  + " (v5-v7 live in kernels/lab/attention)");
     };
   }
 
   /**
    * The default backward variant at head dim 64 and 128, from the lab's timing table of 2026-12-02
    * (kernels/lab/attention/README.md): at hd 64, v4 is 1.23-1.28x v1 at T = 2k-8k; at hd 128, v8
-   * (17:17 UTC run) is 1.10 / 1.09 / 1.06x v1 at 2k / 4k / 8k, while v2 and the warp-pair v5-v7 are
-   * slower than v1.
+   * (17:17 UTC run) is 1.10 / 1.09 / 1.06x v1 at 2k / 4k / 8k, while v2 and the warp-pair v5-v7
+   * (lab only now) are slower than v1.
    */
   private static final String[] FA2_BWD_DEFAULT = {"v4", "v8"};
 
   private static final String FA2_BWD_ENV = System.getenv("MOETUNE_FA2_BWD");
 
-  /** Keys per backward block: 64 for v2, v3 and v7, 128 for the others. */
+  /** Keys per backward block: 64 for v2 and v3, 128 for the others. */
   static int fa2BwdKeys(String variant) {
     return switch (variant) {
-      case "v2", "v3", "v7" -> 64;
+      case "v2", "v3" -> 64;
       default -> 128;
     };
   }
 
-  /** Threads per backward block: 32 per warp, 8 warps for v1, v5, v6 and v8, 4 for the others. */
+  /** Threads per backward block: 32 per warp, 8 warps for v1 and v8, 4 for the others. */
   static int fa2BwdThreads(String variant) {
     return switch (variant) {
-      case "v1", "v5", "v6", "v8" -> 256;
+      case "v1", "v8" -> 256;
       default -> 128;
     };
   }
 
   /**
-   * attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4 and v6, else 64),
-   * plus one more keys x queries bf16 tile: bwd_pair_smem's P^T buffer for v5 and v6, v8's second
-   * dS^T buffer.
+   * attention_fa2.cu bwd_smem<HD, BN, BM> for the variant (query tile 32 for v4, else 64), plus
+   * v8's second dS^T buffer (one more keys x queries bf16 tile).
    */
   static int fa2BwdSmem(int hd, String variant) {
     int keys = fa2BwdKeys(variant);
-    int rows = variant.equals("v4") || variant.equals("v6") ? 32 : 64;
-    boolean extraTile = variant.equals("v5") || variant.equals("v6") || variant.equals("v8");
-    int extra = extraTile ? keys * rows * 2 : 0;
+    int rows = variant.equals("v4") ? 32 : 64;
+    int extra = variant.equals("v8") ? keys * rows * 2 : 0;
     return (2 * keys * hd + 4 * rows * hd + keys * rows) * 2 + 3 * 2 * rows * 4 + extra;
   }
 
@@ -432,11 +431,14 @@ final class CudaAttention {
     }
     if (fa2(d[2], qt, kt, vt, o)) {
       ownCalls++;
-      b.kernel(fa2ForwardKernel(FA2_FWD_V1, d[2]))
-          .shapes(qt.describe() + " " + kt.describe())
-          .grid((long) spec.batch() * d[0], (spec.queryLen() + FA2_FWD_BM - 1) / FA2_FWD_BM)
-          .block(FA2_FWD_V1 ? 256 : 128)
-          .smem(fa2FwdSmem(d[2]))
+      fa2Launch(
+              fa2ForwardKernel(FA2_FWD_V1, d[2]),
+              qt.describe() + " " + kt.describe(),
+              (long) spec.batch() * d[0],
+              spec.queryLen(),
+              FA2_FWD_BM,
+              FA2_FWD_V1 ? 256 : 128,
+              fa2FwdSmem(d[2]))
           .ptr("q", qt.address())
           .ptr("k", kt.address())
           .ptr("v", vt.address())
@@ -561,6 +563,21 @@ final class CudaAttention {
     }
   }
 
+  /**
+   * The head the tensor-core forward and backward launches share: one block per (batch row, head)
+   * pair of {@code rowHeads} and per tile of {@code tile} positions of {@code len} (query rows in
+   * the forward, keys in the backward), the variant's threads and shared memory. KernelLaunchTest
+   * reads a {@code fa2Launch(name, ...)} chain as a {@code kernel(name)} one.
+   */
+  private KernelLaunch fa2Launch(
+      String kernel, String shapes, long rowHeads, int len, int tile, int threads, int smem) {
+    return b.kernel(kernel)
+        .shapes(shapes)
+        .grid(rowHeads, (len + tile - 1) / tile)
+        .block(threads)
+        .smem(smem);
+  }
+
   /** The tensor-core backward: delta and a zeroed dq accumulator, dK/dV (+ dQ atomics), dq. */
   private void fa2Backward(
       AttnSpec spec,
@@ -594,12 +611,14 @@ final class CudaAttention {
           .i32("hd", d[2])
           .launch();
       String variant = fa2BwdVariant(FA2_BWD_ENV, d[2]);
-      int keys = fa2BwdKeys(variant);
-      b.kernel(fa2BackwardKernel(variant, d[2]))
-          .shapes(shapes)
-          .grid((long) spec.batch() * d[1], (spec.keyLen() + keys - 1) / keys)
-          .block(fa2BwdThreads(variant))
-          .smem(fa2BwdSmem(d[2], variant))
+      fa2Launch(
+              fa2BackwardKernel(variant, d[2]),
+              shapes,
+              (long) spec.batch() * d[1],
+              spec.keyLen(),
+              fa2BwdKeys(variant),
+              fa2BwdThreads(variant),
+              fa2BwdSmem(d[2], variant))
           .ptr("dout", g.address())
           .ptr("q", qt.address())
           .ptr("k", kt.address())

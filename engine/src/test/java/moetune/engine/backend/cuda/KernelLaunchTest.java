@@ -135,6 +135,9 @@ class KernelLaunchTest {
           }
           int close = closing(src, m.end() - 1);
           String nameExpr = src.substring(m.end(), close);
+          if (!m.group().startsWith(".")) { // a launch helper: the name is its first argument
+            nameExpr = nameExpr.substring(0, SplitLaunch.topLevel(nameExpr + ",", ',', 0));
+          }
           String chain = src.substring(close + 1, src.indexOf(';', close));
           if (!chain.strip().endsWith(".launch()")) {
             problems.add(file + ": a launch of " + nameExpr + " is neither one chain nor split");
@@ -151,7 +154,14 @@ class KernelLaunchTest {
     assertTrue(checked > 60, "launches checked: " + checked);
   }
 
-  private static final Pattern KERNEL = Pattern.compile("\\.kernel\\(");
+  /**
+   * A launch's start: {@code .kernel(name)}, or a launch helper of the op class, {@code
+   * fooLaunch(name, ...)} returning the {@code KernelLaunch} it began with {@code kernel(name)}
+   * (its own {@code return ...kernel(name)} line is skipped), whose first argument is the name.
+   */
+  private static final Pattern KERNEL =
+      Pattern.compile("\\.kernel\\(|(?<![\\w.])\\w+Launch\\((?=\\s*(\\w+Kernel\\(|\"))");
+
   private static final Pattern LITERAL = Pattern.compile("\"([A-Za-z0-9_]+)\"");
   private static final Pattern ARG =
       Pattern.compile("\\.(ptr|i32|i64|f32|struct)\\(\\s*\"([^\"]+)\"");
