@@ -25,8 +25,19 @@ import moetune.engine.tensor.Tensor;
  * @param keyLen Tk
  * @param docIds I32 (B*Tk) document id per key position, or null when every row is one document
  * @param window sliding window in tokens, or 0 for none
+ * @param hostDocIds the same ids on the host (B*Tk), or null: a backend that plans on the ids'
+ *     values (cuDNN's ragged layout) reads them here instead of downloading the tensor. The caller
+ *     that uploaded the ids passes the array it uploaded; both must stay unchanged while the spec
+ *     is in use.
  */
-public record AttnSpec(int batch, int queryLen, int keyLen, Tensor docIds, int window) {
+public record AttnSpec(
+    int batch, int queryLen, int keyLen, Tensor docIds, int window, int[] hostDocIds) {
+
+  /** A spec without a host copy of the doc ids. */
+  public AttnSpec(int batch, int queryLen, int keyLen, Tensor docIds, int window) {
+    this(batch, queryLen, keyLen, docIds, window, null);
+  }
+
   public AttnSpec {
     if (batch <= 0 || queryLen <= 0 || keyLen < queryLen) {
       throw new IllegalArgumentException(
@@ -43,6 +54,13 @@ public record AttnSpec(int batch, int queryLen, int keyLen, Tensor docIds, int w
               + docIds.numel()
               + " entries, expected B*Tk="
               + (long) batch * keyLen);
+    }
+    if (hostDocIds != null && (docIds == null || hostDocIds.length != docIds.numel())) {
+      throw new IllegalArgumentException(
+          "AttnSpec: hostDocIds has "
+              + hostDocIds.length
+              + " entries but docIds "
+              + (docIds == null ? "is null" : "has " + docIds.numel()));
     }
   }
 

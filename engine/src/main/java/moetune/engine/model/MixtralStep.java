@@ -115,7 +115,8 @@ final class MixtralStep implements AutoCloseable {
     int[] doc = batch.docIds(); // padding is -1: never attended to
     s.docIds = doc == null ? null : be.upload(HostTensor.ofInts(doc, n));
     s.spec =
-        new AttnSpec(batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, model.window());
+        new AttnSpec(
+            batch.batchSize(), batch.seqLen(), batch.seqLen(), s.docIds, model.window(), doc);
 
     s.streams[0] = be.empty(options.residual(), n, d);
     be.embeddingForward(s.ids, params.weight(MixtralNames.EMBED), s.streams[0]);

@@ -191,8 +191,10 @@ final class CudnnAttention implements AutoCloseable {
   }
 
   /**
-   * The documents of a doc-id tensor, read from the device once per tensor (a batch's ids are
-   * uploaded once and shared by every layer's forward and backward; moetune never rewrites them).
+   * The documents of a doc-id tensor, worked out once per tensor (a batch's ids are uploaded once
+   * and shared by every layer's forward and backward; moetune never rewrites them) from the host
+   * copy the spec carries (the model's batch passes the array it uploaded), or else read from the
+   * device.
    */
   private Documents documents(CudaContext b, AttnSpec spec) {
     Tensor ids = spec.docIds();
@@ -200,7 +202,7 @@ final class CudnnAttention implements AutoCloseable {
       if (lastDocs != null) lastDocs.close();
       lastDocs = null;
       lastDocIds = null;
-      int[] host = b.download(ids).toIntArray();
+      int[] host = spec.hostDocIds() != null ? spec.hostDocIds() : b.download(ids).toIntArray();
       lastDocs = Documents.of(host, spec.batch(), spec.keyLen());
       lastDocIds = ids;
     }
@@ -633,15 +635,29 @@ final class CudnnAttention implements AutoCloseable {
       b.fill(out, 0f);
       b.fill(lse, Float.NEGATIVE_INFINITY);
     }
+    execute(
+        b,
+        p,
+        spec,
+        docs,
+        q.address(),
+        k.address(),
+        v.address(),
+        out.address(),
+        lse.address(),
+        p.scale,
+        p.negInf);
+  }
+
+  /**
+   * Runs a plan. Its variant pack, in the order of the plan's uids: the call's own pointers and
+   * scalars ({@code first}), then the window's scalar with a window, then the ragged arrays with
+   * documents.
+   */
+  private static void execute(CudaContext b, Plan p, AttnSpec spec, Documents docs, long... first) {
     long[] x = p.ptrs;
-    int i = 0;
-    x[i++] = q.address();
-    x[i++] = k.address();
-    x[i++] = v.address();
-    x[i++] = out.address();
-    x[i++] = lse.address();
-    x[i++] = p.scale;
-    x[i++] = p.negInf;
+    System.arraycopy(first, 0, x, 0, first.length);
+    int i = first.length;
     if (spec.window() > 0) x[i++] = p.window;
     if (docs != null) i = raggedPointers(b, docs, x, i);
     p.graph.execute(p.uids, x, p.workspace.address(), p.what);
@@ -695,25 +711,25 @@ final class CudnnAttention implements AutoCloseable {
       b.fill(dk, 0f);
       b.fill(dv, 0f);
     }
-    long[] x = p.ptrs;
-    int i = 0;
-    x[i++] = q.address();
-    x[i++] = k.address();
-    x[i++] = v.address();
-    x[i++] = out.address();
-    x[i++] = dOut.address();
-    x[i++] = lse.address();
-    x[i++] = dq.address();
-    x[i++] = dk.address();
-    x[i++] = dv.address();
-    x[i++] = p.scale;
-    x[i++] = p.negInf;
-    x[i++] = p.one;
-    x[i++] = p.softSum.address();
-    x[i++] = p.dqAcc.address();
-    if (spec.window() > 0) x[i++] = p.window;
-    if (docs != null) i = raggedPointers(b, docs, x, i);
-    p.graph.execute(p.uids, x, p.workspace.address(), p.what);
+    execute(
+        b,
+        p,
+        spec,
+        docs,
+        q.address(),
+        k.address(),
+        v.address(),
+        out.address(),
+        dOut.address(),
+        lse.address(),
+        dq.address(),
+        dk.address(),
+        dv.address(),
+        p.scale,
+        p.negInf,
+        p.one,
+        p.softSum.address(),
+        p.dqAcc.address());
   }
 
   @Override
