@@ -4,9 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"
-mkdir -p "$OUT" /tmp/mt
-tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
+mkdir -p "$OUT"
+. ./java-env.sh  # java, cp, launcher, fixtures, jopts
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -5 | tee -a "$OUT/device.txt"
 # NCCL for the NCCL tests (one GPU: NcclOverlapGpuTest): the system's, else PyTorch's wheel's
@@ -15,12 +14,6 @@ if [ -z "${MOETUNE_NCCL:-}" ]; then
   [ -n "$lib" ] && export MOETUNE_NCCL="$lib"
 fi
 echo "NCCL: ${MOETUNE_NCCL:-not found}" | tee -a "$OUT/device.txt"
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-# the staged folder sits somewhere under the checkout (.device or .device/NAME): find fixtures/
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
-jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")
 # SEED=N replays a run's random inputs (the tests print the seed they used)
 [ -n "${SEED:-}" ] && jopts+=(-Dmoetune.seed="$SEED")
 select_tests=${SELECT:-"--select-package=moetune.engine.backend.cuda --select-class=moetune.engine.model.MixtralModelGpuTest"}

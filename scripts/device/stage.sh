@@ -31,6 +31,6 @@ tmp="$(mktemp -d)"
 # uncompressed modules under xz -9e: 15 MB instead of 24 MB with zip-9 inside plain xz
 tar -C "$tmp" -cf - jre | xz -9e -T2 > "$dest/jre.tar.xz"
 rm -rf "$tmp"
-cp "$here/run-gpu-tests.sh" "$dest/"
+cp "$here/java-env.sh" "$here/run-gpu-tests.sh" "$dest/"
 cp "$here/run-multi-gpu.sh" "$dest/"
 du -sh "$dest"

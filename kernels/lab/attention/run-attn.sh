@@ -5,10 +5,10 @@ set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/attn-out}"
 mkdir -p "$OUT"
-t0=$(date +%s)
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/device.txt"
-(mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz) &
+JAVA_ENV_UNPACK=later . ./java-env.sh  # java, cp, launcher, fixtures, jopts (stage.sh's)
+. ./lab-env.sh  # el
+java_unpack &
 tarpid=$!
 el "harness check"
 timeout 40 ./harness check > "$OUT/harness-check.log" 2>&1; echo "harness check rc $?"
@@ -22,12 +22,6 @@ timeout 40 python3 bench_sdpa.py --seq 2048,4096,8192 --head-dim 128,64 --backen
 grep -v RESULT "$OUT/sdpa.log" | tail -9
 wait $tarpid
 el "java tests (default variants)"
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
-jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")
 jt() { # name, timeout, selectors...
   local name=$1 to=$2; shift 2
   timeout $to $java "${jopts[@]}" -jar $launcher execute -cp "$cp" "$@" --include-tag=gpu \

@@ -3,14 +3,9 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/attn-out}"
-mkdir -p "$OUT" /tmp/mt
-tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
-timeout 60 $java --enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures" -jar $launcher execute -cp "$cp" \
+mkdir -p "$OUT"
+. ./java-env.sh  # java, cp, launcher, fixtures, jopts (stage.sh's)
+timeout 60 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.backend.cuda.CudaAttentionTest \
   --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest \
   --select-class=moetune.engine.train.MixtralTrainerGpuTest \

@@ -10,10 +10,10 @@ cd "$(dirname "$0")"
 RES="${OUT:-/tmp/attn-out}"  # gets logs.tgz (the device tool brings back at most 8 files)
 OUT=/tmp/attn-logs
 mkdir -p "$OUT" "$RES"
-t0=$(date +%s)
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/device.txt"
-(mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz) &
+JAVA_ENV_UNPACK=later . ./java-env.sh  # java, cp, launcher, fixtures, jopts (stage.sh's)
+. ./lab-env.sh  # el, ratio_table
+(java_unpack 2>/dev/null) &
 tarpid=$!
 el "harness time"
 timeout 40 ./harness time 2048 4096 8192 > "$OUT/harness-time.log" 2>&1; echo "harness time rc $?"
@@ -22,11 +22,6 @@ PYTHONUNBUFFERED=1 timeout 50 python3 bench_sdpa.py --seq 2048,4096,8192 --head-
   --backend default --reps 20 > "$OUT/sdpa.log" 2>&1; echo "sdpa rc $?"
 wait $tarpid
 el "checks, GPU tests, sanitizers (side by side)"
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
 jt() { # variant
   MOETUNE_FA2_BWD=$1 timeout 100 $java --enable-native-access=ALL-UNNAMED -Xmx6g \
     -Dmoetune.fixtures="$fixtures" -jar $launcher execute -cp "$cp" \
@@ -60,20 +55,5 @@ for v in v5 v6 v7; do
   echo "tests $v: $(sed 's/\x1b\[[0-9;]*m//g' "$OUT/tests-$v.log" | grep -E 'tests (successful|failed)' | tr -s ' ' | tr '\n' ' ')"
   sed 's/\x1b\[[0-9;]*m//g' "$OUT/tests-$v.log" | grep -E "✘" | head -5
 done
-python3 - "$OUT/harness-time.log" "$OUT/sdpa.log" <<'PY'
-import json, sys
-sd = {}
-for line in open(sys.argv[2]):
-    if line.startswith("RESULT "):
-        r = json.loads(line[7:]); sd[(r["seq"], r["head_dim"])] = r
-print("| variants | T | hd | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s | SDPA fwd / bwd | ratio fwd / bwd |")
-print("|---|---|---|---|---|---|---|---|---|")
-for line in open(sys.argv[1]):
-    c = [x.strip() for x in line.strip().strip("|").split("|")]
-    if len(c) != 8 or not c[1].isdigit(): continue
-    T, hd = int(c[1]), int(c[2]); r = sd.get((T, hd))
-    ref = f"{r['fwd_tflops']:.1f} / {r['bwd_tflops']:.1f}" if r else "-"
-    rat = f"{float(c[6]) / r['fwd_tflops']:.2f} / {float(c[7]) / r['bwd_tflops']:.2f}" if r else "-"
-    print(f"| {c[0]} | {T} | {hd} | {c[4]} | {c[5]} | {c[6]} | {c[7]} | {ref} | {rat} |")
-PY
+ratio_table "$OUT/harness-time.log" "$OUT/sdpa.log"
 tar -C /tmp -czf "$RES/logs.tgz" attn-logs

@@ -12,9 +12,9 @@ cd "$(dirname "$0")"
 RES="${OUT:-/tmp/attn-out}"
 OUT=/tmp/attn-logs
 mkdir -p "$OUT" "$RES"
-t0=$(date +%s)
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-(mkdir -p /tmp/mt && [ -f jre.tar.xz ] && tar -C /tmp/mt -xJf jre.tar.xz) &
+JAVA_ENV_UNPACK=later . ./java-env.sh  # java, cp, launcher, fixtures, jopts (stage.sh's)
+. ./lab-env.sh  # el, ratio_table
+(java_unpack 2>/dev/null) &
 tarpid=$!
 el "harness diag"
 timeout 40 ./harness diag 2048 4096 8192 > "$OUT/diag.log" 2>&1; echo "diag rc $?"
@@ -30,11 +30,6 @@ timeout 40 $ncu --clock-control none -k regex:attention_fa2_backward $secs -f -o
   ./harness prof 64 4096 4 > "$OUT/ncu64.log" 2>&1; echo "ncu hd64 rc $?"
 wait $tarpid
 el "checks, GPU tests (v8), sanitizers (side by side)"
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
 [ -f jre.tar.xz ] && (MOETUNE_FA2_BWD=v8 timeout 100 $java --enable-native-access=ALL-UNNAMED -Xmx6g \
   -Dmoetune.fixtures="$fixtures" -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.backend.cuda.CudaAttentionTest \
@@ -62,19 +57,4 @@ sed 's/\x1b\[[0-9;]*m//g' "$OUT/tests-v8.log" | grep -E "✘" | head -5
 for r in bwd128 bwd64; do
   grep -E "attention_fa2_backward|^ *Duration|Compute \(SM\) Throughput|Issue Slots Busy|Warp Cycles Per Issued Instruction|Executed Ipc Active" "$OUT/$r-details.txt" | sed 's/  */ /g' | cut -c1-90
 done
-python3 - "$OUT/diag.log" "$OUT/sdpa.log" <<'PY'
-import json, sys
-sd = {}
-for line in open(sys.argv[2]):
-    if line.startswith("RESULT "):
-        r = json.loads(line[7:]); sd[(r["seq"], r["head_dim"])] = r
-print("| variants | T | hd | fwd ms | bwd ms | fwd TFLOP/s | bwd TFLOP/s | SDPA fwd / bwd | ratio fwd / bwd |")
-print("|---|---|---|---|---|---|---|---|---|")
-for line in open(sys.argv[1]):
-    c = [x.strip() for x in line.strip().strip("|").split("|")]
-    if len(c) != 8 or not c[1].isdigit(): continue
-    T, hd = int(c[1]), int(c[2]); r = sd.get((T, hd))
-    ref = f"{r['fwd_tflops']:.1f} / {r['bwd_tflops']:.1f}" if r else "-"
-    rat = f"{float(c[6]) / r['fwd_tflops']:.2f} / {float(c[7]) / r['bwd_tflops']:.2f}" if r else "-"
-    print(f"| {c[0]} | {T} | {hd} | {c[4]} | {c[5]} | {c[6]} | {c[7]} | {ref} | {rat} |")
-PY
+ratio_table "$OUT/diag.log" "$OUT/sdpa.log"

@@ -1,0 +1,17 @@
+# Sourced (". ./java-env.sh") by the device scripts that run from a folder stage.sh filled (it
+# copies this file there): unpacks the jlink'd runtime once per machine and sets
+#   java      the runtime's java
+#   cp        test classes + every jar but JUnit's console launcher
+#   launcher  JUnit's console launcher jar
+#   fixtures  the checkout's fixtures/ (the staged folder sits somewhere under it), or ""
+#   jopts     the JVM options the GPU tests need (native access, heap, fixtures)
+# JAVA_ENV_UNPACK=later skips the unpack: call java_unpack yourself (e.g. in the background
+# while something else runs, then wait for it before starting java).
+java_unpack() { [ -x /tmp/mt/jre/bin/java ] || { mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz; }; }
+[ "${JAVA_ENV_UNPACK:-now}" = later ] || java_unpack
+java=/tmp/mt/jre/bin/java
+cp="test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
+launcher=lib/junit-platform-console-standalone-1.14.1.jar
+fixtures=""
+for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
+jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")
