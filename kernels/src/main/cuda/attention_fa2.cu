@@ -62,6 +62,16 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// mma16816's A fragment (16 x 16 bf16) from the float accumulators of two neighbouring n8 tiles
+// (c0: columns 0-7, c1: 8-15) of an earlier product: how P and dS feed the next product from
+// registers without a trip through shared memory.
+__device__ __forceinline__ void acc_to_a(uint32_t* a, const float* c0, const float* c1) {
+  a[0] = pack2(c0[0], c0[1]);
+  a[1] = pack2(c0[2], c0[3]);
+  a[2] = pack2(c1[0], c1[1]);
+  a[3] = pack2(c1[2], c1[3]);
+}
+
 __device__ __forceinline__ float ex2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
@@ -298,10 +308,7 @@ __device__ __forceinline__ void fwd(const bf16* __restrict__ q, const bf16* __re
       uint32_t pa[MR][4];
 #pragma unroll
       for (int mr = 0; mr < MR; mr++) {
-        pa[mr][0] = pack2(s[mr][2 * kk][0], s[mr][2 * kk][1]);
-        pa[mr][1] = pack2(s[mr][2 * kk][2], s[mr][2 * kk][3]);
-        pa[mr][2] = pack2(s[mr][2 * kk + 1][0], s[mr][2 * kk + 1][1]);
-        pa[mr][3] = pack2(s[mr][2 * kk + 1][2], s[mr][2 * kk + 1][3]);
+        acc_to_a(pa[mr], s[mr][2 * kk], s[mr][2 * kk + 1]);
       }
 #pragma unroll
       for (int dp = 0; dp < HD / 16; dp++) {
@@ -606,14 +613,8 @@ __device__ __forceinline__ void bwd(const bf16* __restrict__ dout, const bf16* _
       uint32_t pa[MR][4], da[MR][4];
 #pragma unroll
       for (int mr = 0; mr < MR; mr++) {
-        pa[mr][0] = pack2(s[mr][2 * kk][0], s[mr][2 * kk][1]);
-        pa[mr][1] = pack2(s[mr][2 * kk][2], s[mr][2 * kk][3]);
-        pa[mr][2] = pack2(s[mr][2 * kk + 1][0], s[mr][2 * kk + 1][1]);
-        pa[mr][3] = pack2(s[mr][2 * kk + 1][2], s[mr][2 * kk + 1][3]);
-        da[mr][0] = pack2(dp[mr][2 * kk][0], dp[mr][2 * kk][1]);
-        da[mr][1] = pack2(dp[mr][2 * kk][2], dp[mr][2 * kk][3]);
-        da[mr][2] = pack2(dp[mr][2 * kk + 1][0], dp[mr][2 * kk + 1][1]);
-        da[mr][3] = pack2(dp[mr][2 * kk + 1][2], dp[mr][2 * kk + 1][3]);
+        acc_to_a(pa[mr], s[mr][2 * kk], s[mr][2 * kk + 1]);
+        acc_to_a(da[mr], dp[mr][2 * kk], dp[mr][2 * kk + 1]);
       }
 #pragma unroll
       for (int d2 = 0; d2 < HD / 16; d2++) {

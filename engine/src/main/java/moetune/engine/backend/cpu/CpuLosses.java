@@ -92,28 +92,13 @@ final class CpuLosses {
     int r = rekl[0], e = rekl[1], k = rekl[2], layers = rekl[3];
     int n = r / layers;
     float[] pv = probs.floats();
-    int[] iv = topI.ints();
     float[] av = acc.floats();
     for (int l = 0; l < layers; l++) {
       double[] sums = new double[e + 2];
       for (int row = l * n; row < (l + 1) * n; row++) {
         double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
         for (int j = 0; j < k; j++) {
-          int x = iv[topI.offset() + row * k + j];
-          if (!(x >= 0 && x < e)) {
-            throw new IllegalArgumentException(
-                op
-                    + ": topIdx["
-                    + row
-                    + ", "
-                    + j
-                    + "] = "
-                    + x
-                    + " is not an expert in [0, "
-                    + e
-                    + ")");
-          }
-          sums[x] += m;
+          sums[expert(op, topI, row, j, k, e)] += m;
         }
         double h = 0;
         for (int x = 0; x < e; x++) {
@@ -131,6 +116,16 @@ final class CpuLosses {
     }
   }
 
+  /** topIdx[row, j] of a (R, k) routing, checked to name one of the e experts. */
+  private static int expert(String op, CpuTensor topI, int row, int j, int k, int e) {
+    int x = topI.ints()[topI.offset() + row * k + j];
+    if (!(x >= 0 && x < e)) {
+      throw new IllegalArgumentException(
+          op + ": topIdx[" + row + ", " + j + "] = " + x + " is not an expert in [0, " + e + ")");
+    }
+    return x;
+  }
+
   void loadBalancingLoss(
       Tensor probst, Tensor topIt, Tensor rowMaskt, Tensor lossOutt, Tensor dProbst, float dScale) {
     String op = "loadBalancingLoss";
@@ -142,7 +137,6 @@ final class CpuLosses {
     int[] rek = OpShapes.loadBalancingLoss(probs, topI, mask, lossOut, dProbs);
     int r = rek[0], e = rek[1], k = rek[2];
     float[] pv = probs.floats();
-    int[] iv = topI.ints();
     double[] count = new double[e];
     double[] probSum = new double[e];
     double s = 0;
@@ -150,21 +144,7 @@ final class CpuLosses {
       double m = mask == null ? 1 : mask.floats()[mask.offset() + row];
       s += m;
       for (int j = 0; j < k; j++) {
-        int x = iv[topI.offset() + row * k + j];
-        if (!(x >= 0 && x < e)) {
-          throw new IllegalArgumentException(
-              op
-                  + ": topIdx["
-                  + row
-                  + ", "
-                  + j
-                  + "] = "
-                  + x
-                  + " is not an expert in [0, "
-                  + e
-                  + ")");
-        }
-        count[x] += m;
+        count[expert(op, topI, row, j, k, e)] += m;
       }
       for (int x = 0; x < e; x++) {
         probSum[x] += m * pv[probs.offset() + row * e + x];

@@ -1,6 +1,7 @@
 package moetune.engine.backend.cuda;
 
 import static moetune.engine.backend.cuda.GpuTesting.RND;
+import static moetune.engine.backend.cuda.GpuTesting.attentionMatchesCpu;
 import static moetune.engine.backend.cuda.GpuTesting.check;
 import static moetune.engine.backend.cuda.GpuTesting.cpu;
 import static moetune.engine.backend.cuda.GpuTesting.gpu;
@@ -10,7 +11,6 @@ import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.sync;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
 
-import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Tag;
@@ -200,35 +200,8 @@ class CudaLayerOpsTest {
         }
         docs = ints(ids, (long) c.b * c.tk);
       }
-      AttnSpec sc = new AttnSpec(c.b, c.tq, c.tk, docs == null ? null : docs.c(), c.window);
-      AttnSpec sg = new AttnSpec(c.b, c.tq, c.tk, docs == null ? null : docs.g(), c.window);
-      long nq = (long) c.b * c.tq, nk = (long) c.b * c.tk;
-      try (Pair q = randn(dt, 1, nq, c.h, c.hd);
-          Pair k = randn(dt, 1, nk, c.hkv, c.hd);
-          Pair v = randn(dt, 1, nk, c.hkv, c.hd);
-          Pair out = poisoned(dt, nq, c.h, c.hd);
-          Pair lse = poisoned(DType.F32, nq, c.h)) {
-        cpu().attentionForward(q.c(), k.c(), v.c(), sc, out.c(), lse.c());
-        gpu().attentionForward(q.g(), k.g(), v.g(), sg, out.g(), lse.g());
-        check("attentionForward out " + what, out, tol(dt));
-        check("attentionForward lse " + what, lse, tol(dt));
-        sync(out);
-        sync(lse);
-        try (Pair dOut = randn(dt, 1, nq, c.h, c.hd);
-            Pair dq = poisoned(dt, nq, c.h, c.hd);
-            Pair dk = poisoned(dt, nk, c.hkv, c.hd);
-            Pair dv = poisoned(dt, nk, c.hkv, c.hd)) {
-          // the backward reads the forward's out and lse from each backend's own forward
-          cpu()
-              .attentionBackward(
-                  dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), sc, dq.c(), dk.c(), dv.c());
-          gpu()
-              .attentionBackward(
-                  dOut.g(), q.g(), k.g(), v.g(), out.g(), lse.g(), sg, dq.g(), dk.g(), dv.g());
-          check("attentionBackward dq " + what, dq, tol(dt));
-          check("attentionBackward dk " + what, dk, tol(dt));
-          check("attentionBackward dv " + what, dv, tol(dt));
-        }
+      try {
+        attentionMatchesCpu(dt, c.b, c.tq, c.tk, c.h, c.hkv, c.hd, c.window, docs, what);
       } finally {
         if (docs != null) docs.close();
       }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Floats;
@@ -115,6 +116,45 @@ final class GpuTesting {
    * Fails unless the GPU tensor matches the CPU's within tol (normwise), NaN only where the CPU has
    * NaN.
    */
+  /**
+   * attentionForward then attentionBackward on both backends, each backward reading its own
+   * backend's forward outputs (out, lse), every output NaN-poisoned first and checked against the
+   * CPU at {@link #tol}: out, lse, dq, dk, dv. q/out (B*Tq, H, hd), k/v (B*Tk, Hkv, hd); docs I32
+   * (B*Tk) on both backends, or null.
+   */
+  static void attentionMatchesCpu(
+      DType dt, int b, int tq, int tk, int h, int hkv, int hd, int window, Pair docs, String what) {
+    AttnSpec sc = new AttnSpec(b, tq, tk, docs == null ? null : docs.c(), window);
+    AttnSpec sg = new AttnSpec(b, tq, tk, docs == null ? null : docs.g(), window);
+    long nq = (long) b * tq, nk = (long) b * tk;
+    try (Pair q = randn(dt, 1, nq, h, hd);
+        Pair k = randn(dt, 1, nk, hkv, hd);
+        Pair v = randn(dt, 1, nk, hkv, hd);
+        Pair out = poisoned(dt, nq, h, hd);
+        Pair lse = poisoned(DType.F32, nq, h)) {
+      cpu().attentionForward(q.c(), k.c(), v.c(), sc, out.c(), lse.c());
+      gpu().attentionForward(q.g(), k.g(), v.g(), sg, out.g(), lse.g());
+      check("attentionForward out " + what, out, tol(dt));
+      check("attentionForward lse " + what, lse, tol(dt));
+      sync(out);
+      sync(lse);
+      try (Pair dOut = randn(dt, 1, nq, h, hd);
+          Pair dq = poisoned(dt, nq, h, hd);
+          Pair dk = poisoned(dt, nk, hkv, hd);
+          Pair dv = poisoned(dt, nk, hkv, hd)) {
+        cpu()
+            .attentionBackward(
+                dOut.c(), q.c(), k.c(), v.c(), out.c(), lse.c(), sc, dq.c(), dk.c(), dv.c());
+        gpu()
+            .attentionBackward(
+                dOut.g(), q.g(), k.g(), v.g(), out.g(), lse.g(), sg, dq.g(), dk.g(), dv.g());
+        check("attentionBackward dq " + what, dq, tol(dt));
+        check("attentionBackward dk " + what, dk, tol(dt));
+        check("attentionBackward dv " + what, dv, tol(dt));
+      }
+    }
+  }
+
   static void check(String what, Pair p, double tol) {
     float[] e = cpu().download(p.c()).toFloatArray();
     float[] a = gpu().download(p.g()).toFloatArray();
