@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 n="${1:-25}"
 
 echo "## Largest main Java files (wc -l)"
-git ls-files '*/src/main/java/*.java' | xargs wc -l | grep -v ' total$' | sort -rn | head -n "$n"
+git ls-files '*/src/main/java/*.java' | xargs wc -l | grep -v ' total$' | sort -rn | head -n "$n" || true # head may close the pipe early
 
 echo
 echo "## Engine package arrows (importing package -> imported package (files))"
