@@ -62,11 +62,9 @@ public final class AdamW implements Optimizer {
   /** Weight decay on matrices only, none on the 1-D norm weights (the usual LLM recipe). */
   public static final Predicate<Parameters.Slice> DECAY_MATRICES = s -> !s.isVector();
 
-  private record Run(long offset, long numel, boolean decay) {}
-
   private final Parameters params;
   private final Backend be;
-  private final List<Run> runs;
+  private final List<DecayRun> runs;
   private final Tensor m; // F32 (P) first moment, torch's exp_avg
   private final Tensor v; // F32 (P) second moment, torch's exp_avg_sq
   private final Tensor sumSq; // F32 (1) squared global grad norm of the last step, before clipping
@@ -81,17 +79,7 @@ public final class AdamW implements Optimizer {
     this.params = params;
     this.be = params.masterFlat().backend();
     this.settings = settings;
-    List<Run> r = new ArrayList<>();
-    for (Parameters.Slice s : params.trainableSlices()) { // frozen tensors have no state
-      boolean d = decay.test(s);
-      Run last = r.isEmpty() ? null : r.get(r.size() - 1);
-      if (last != null && last.decay() == d && last.offset() + last.numel() == s.offset()) {
-        r.set(r.size() - 1, new Run(last.offset(), last.numel() + s.numel(), d));
-      } else {
-        r.add(new Run(s.offset(), s.numel(), d));
-      }
-    }
-    this.runs = List.copyOf(r);
+    this.runs = DecayRun.of(params, decay);
     this.m = be.zeros(DType.F32, params.count());
     this.v = be.zeros(DType.F32, params.count());
     this.sumSq = be.zeros(DType.F32, 1);
@@ -131,7 +119,7 @@ public final class AdamW implements Optimizer {
     Tensor work = params.hasWorkingCopy() ? params.workFlat() : null;
     AdamWCoefficients decayed = coefficients(settings, lr, true, step);
     AdamWCoefficients undecayed = coefficients(settings, lr, false, step);
-    for (Run r : runs) {
+    for (DecayRun r : runs) {
       be.adamwStep(
           master.view(r.offset(), r.numel()),
           grad.view(r.offset(), r.numel()),

@@ -40,13 +40,11 @@ public final class ShardedAdamW implements Optimizer {
   /** Elements per rank per bucket (16 MiB of float32 per rank, NCCL's sweet spot and then some). */
   public static final long DEFAULT_CHUNK = 4L << 20;
 
-  private record Run(long offset, long numel, boolean decay) {}
-
   private final Parameters params;
   private final Backend be;
   private final Communicator comm;
   private final ZeroPartition part;
-  private final List<Run> runs;
+  private final List<DecayRun> runs;
   private final Tensor g; // F32 (S) this rank's shard of the summed gradient
   private final Tensor m; // F32 (S) first moment of the shard
   private final Tensor v; // F32 (S) second moment of the shard
@@ -85,17 +83,7 @@ public final class ShardedAdamW implements Optimizer {
               + "; expert parallel needs --expert-parallel equal to the number of ranks");
     }
     this.part = new ZeroPartition(replicated, comm.size(), comm.rank(), chunk);
-    List<Run> r = new ArrayList<>();
-    for (Parameters.Slice s : params.trainableSlices()) {
-      boolean d = decay.test(s);
-      Run last = r.isEmpty() ? null : r.get(r.size() - 1);
-      if (last != null && last.decay() == d && last.offset() + last.numel() == s.offset()) {
-        r.set(r.size() - 1, new Run(last.offset(), last.numel() + s.numel(), d));
-      } else {
-        r.add(new Run(s.offset(), s.numel(), d));
-      }
-    }
-    this.runs = List.copyOf(r);
+    this.runs = DecayRun.of(params, decay);
     long n = Math.max(1, part.shardSize());
     this.g = be.zeros(DType.F32, n);
     this.m = be.zeros(DType.F32, n);
@@ -189,7 +177,7 @@ public final class ShardedAdamW implements Optimizer {
     // bucket by bucket: the all-gather of a stepped bucket runs while the next one is stepped
     for (ZeroPartition.Bucket b : part.buckets()) {
       long own0 = b.ownStart(), own1 = b.ownStart() + b.ownLength();
-      for (Run r : runs) {
+      for (DecayRun r : runs) {
         long a = Math.max(own0, r.offset()), e = Math.min(own1, r.offset() + r.numel());
         if (a >= e) {
           continue;
@@ -205,7 +193,7 @@ public final class ShardedAdamW implements Optimizer {
       }
       gatherBucket(master, b);
     }
-    for (Run r : runs) { // this rank's own experts: no other rank has their gradients or state
+    for (DecayRun r : runs) { // this rank's own experts: no other rank has their gradients or state
       long a = Math.max(replicated, r.offset()), e = r.offset() + r.numel();
       if (a >= e) {
         continue;
