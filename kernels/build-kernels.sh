@@ -28,7 +28,7 @@ if [ -f "$fatbin" ] && [ -z "$(find "$src" -newer "$fatbin" -type f)" ]; then
   exit 0
 fi
 echo "moetune kernels: $("$nvcc" --version | tail -1) -> $fatbin"
-# --compress-mode none: nvcc 13's default compressed this fatbin once lora_expand.cu joined it
+# --compress-mode none: nvcc 13's default compressed this fatbin once it grew past 13 MB
 # (5.4 MB instead of 13.4), which hides the kernels' ELF sections from KernelSignaturesTest.
 "$nvcc" -O3 -std=c++17 -fatbin -lineinfo --threads 0 --compress-mode none \
   -gencode arch=compute_80,code=sm_80 \

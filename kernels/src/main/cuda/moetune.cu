@@ -13,7 +13,7 @@
 #include "moe_mma.cu"
 #include "moe_wgmma.cu"
 #include "moe_wgmma_ws.cu"
-#include "lora_expand.cu"
+#include "gate_rows.cu"
 #include "swiglu.cu"
 #include "loss.cu"
 #include "adamw.cu"

@@ -252,21 +252,15 @@ public interface Backend extends AutoCloseable {
       Tensor y);
 
   /**
-   * The LoRA expand with its sum, for a small inner dimension r: for each routed row p in [0, M), e
-   * = sortedExpertIdxs[p], s = sortedScatteredIdxs[p], y_row += scale * x[p] @ W[e]^T when transW,
-   * or scale * x[p] @ W[e] when not, where y_row is y[p] if groupedOut else y[s]. x (M, r) grouped;
-   * W (E, O, r) with transW (y (M, O)), (E, r, I) without (y (M, I)); y accumulated (+=). The sum
-   * is taken in float32 and y rounded once, so no (M, O) temporary is made.
+   * The gate side of a gated ParallelLinear's backward, from its ungated input gradient. For each
+   * row s in [0, M), gi = gateIdx == null ? s : gateIdx[s]: when dGates is given, dGates[gi] =
+   * dot(rows[s], x[s / xFan]) (a float32 sum, overwrite); then rows[s] *= gates[gi] in place. rows
+   * (M, C); x (M / xFan, C), or null when dGates is null; gateIdx I32 (M) a permutation of [0, M),
+   * or null; gates F32 (M); dGates F32 (M) or null. With rows = dY_row W_e (the ungated dX of y = g
+   * * (W_e x)), this gives d loss / d g and the gated dX without the forward's y_e.
    */
-  void loraExpandAdd(
-      Tensor x,
-      Tensor w,
-      boolean transW,
-      float scale,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y);
+  void gateRowsBackward(
+      Tensor rows, Tensor x, int xFan, Tensor gateIdx, Tensor gates, Tensor dGates);
 
   /**
    * Gathers rows into expert order: out[p] = x[s_p / fanOut] * (gates == null ? 1 : gates[s_p]),

@@ -82,7 +82,7 @@ public final class OpProfiler {
           "routerBackward",
           "flattenSortCount",
           "scatter2scatter",
-          "loraExpandAdd",
+          "gateRowsBackward",
           "group",
           "groupXtY",
           "combine",

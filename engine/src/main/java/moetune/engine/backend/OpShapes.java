@@ -74,38 +74,39 @@ public final class OpShapes {
   }
 
   /**
-   * loraExpandAdd: W (E, O, r) with transW or (E, r, I) without; x (M, r) for the M routed rows of
-   * sortedExpertIdxs (sortedScatteredIdxs as many); y (M, O) or (M, I). Returns {M, r, out}.
+   * gateRowsBackward: rows (M, C); x (M / xFan, C) or null (then dGates must be null); gateIdx (M)
+   * or null; gates and dGates (M), dGates may be null. Returns {M, C}.
    */
-  public static int[] loraExpandAdd(
-      Tensor x,
-      Tensor w,
-      boolean transW,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      Tensor y) {
-    String op = "loraExpandAdd";
-    check(w.rank() == 3, op + ": W " + w.describe() + " must be (E, O, r) or (E, r, I)");
-    int r = Math.toIntExact(transW ? w.dim(2) : w.dim(1));
-    int out = Math.toIntExact(transW ? w.dim(1) : w.dim(2));
-    int m = Math.toIntExact(sortedExpertIdxs.numel());
-    numel(op, "sortedScatteredIdxs", sortedScatteredIdxs, m);
-    check(
-        x.numel() == (long) m * r,
-        op
-            + ": x "
-            + x.describe()
-            + " must be ("
-            + m
-            + ", "
-            + r
-            + ") for "
-            + m
-            + " routed rows and W "
-            + w.describe()
-            + (transW ? "^T" : ""));
-    numel(op, "y", y, (long) m * out);
-    return new int[] {m, r, out};
+  public static int[] gateRowsBackward(
+      Tensor rows, Tensor x, int xFan, Tensor gateIdx, Tensor gates, Tensor dGates) {
+    String op = "gateRowsBackward";
+    int m = Math.toIntExact(rows.rows());
+    int c = Math.toIntExact(rows.cols());
+    check(xFan > 0 && m % xFan == 0, op + ": xFan=" + xFan + " does not divide M=" + m);
+    check(x != null || dGates == null, op + ": dGates needs x (the forward's input rows)");
+    if (x != null) {
+      check(
+          x.cols() == c && x.rows() == m / xFan,
+          op
+              + ": x "
+              + x.describe()
+              + " should be ("
+              + m / xFan
+              + ", "
+              + c
+              + ") for rows "
+              + rows.describe()
+              + " and xFan="
+              + xFan);
+    }
+    if (gateIdx != null) {
+      numel(op, "gateIdx", gateIdx, m);
+    }
+    numel(op, "gates", gates, m);
+    if (dGates != null) {
+      numel(op, "dGates", dGates, m);
+    }
+    return new int[] {m, c};
   }
 
   /** copy: src and dst hold the same number of elements. */

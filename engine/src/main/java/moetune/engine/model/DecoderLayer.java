@@ -108,7 +108,8 @@ final class DecoderLayer {
    * of the router buffers. rng (training: LoRA dropout, router jitter) must be fresh from this
    * layer's seed, so that a recomputation draws the same noise. With keepAttention false the
    * attention's inner state is freed at once and the backward recomputes it ({@link
-   * Recompute#ATTENTION}).
+   * Recompute#ATTENTION}). With out null (a recomputation for the backward) the layer's output is
+   * not made and the experts skip their down product.
    */
   Saved forward(
       Tensor xIn,
@@ -138,10 +139,12 @@ final class DecoderLayer {
     Tensor rstd2 = be.empty(DType.F32, n);
     Tensor n2 = be.empty(act, n, d);
     be.rmsnormForward(xMid, null, norm2, eps, n2, rstd2);
-    SparseMoeBlock.Saved m = moe.forward(n2, routerLogits, probs, topIdx, rng);
-    Tensor xOut = be.empty(stream, n, d);
-    be.add(xMid, m.output(), xOut);
-    out[0] = xOut;
+    SparseMoeBlock.Saved m = moe.forward(n2, routerLogits, probs, topIdx, rng, out != null);
+    if (out != null) {
+      Tensor xOut = be.empty(stream, n, d);
+      be.add(xMid, m.output(), xOut);
+      out[0] = xOut;
+    }
     return new Saved(xIn, rstd1, n1, a, positions, spec, xMid, rstd2, n2, m);
   }
 

@@ -336,9 +336,7 @@ final class MixtralStep implements AutoCloseable {
     for (int l = numLayers - 1; l >= 0; l--) {
       long at = (long) l * n * e;
       if (s.saved[l] == null) { // Recompute.LAYER: rerun the forward from the kept input
-        Tensor[] out = new Tensor[1];
-        s.saved[l] = layerForward(s, l, true, out);
-        out[0].close(); // equal to streams[l + 1]
+        s.saved[l] = layerForward(s, l, true, null); // no output: streams[l + 1] has it
       }
       layers[l].backward(
           s.saved[l],
@@ -368,9 +366,10 @@ final class MixtralStep implements AutoCloseable {
   }
 
   /**
-   * Layer l's training forward from streams[l] (its output in out[0]), with a fresh noise generator
-   * from the layer's seed. The router outputs go to the layer's views of the model-wide buffers; a
-   * recomputation rewrites them with the same values.
+   * Layer l's training forward from streams[l] (its output in out[0]; out null: a recomputation for
+   * the backward, which makes no output and skips the experts' down product), with a fresh noise
+   * generator from the layer's seed. The router outputs go to the layer's views of the model-wide
+   * buffers; a recomputation rewrites them with the same values.
    */
   private DecoderLayer.Saved layerForward(
       MixtralStep s, int l, boolean keepAttention, Tensor[] out) {

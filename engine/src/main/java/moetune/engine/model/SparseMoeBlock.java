@@ -117,7 +117,7 @@ final class SparseMoeBlock {
       this.experts = experts;
     }
 
-    /** The block's output (N, D), freed by close. */
+    /** The block's output (N, D), freed by close; null when the forward made none. */
     Tensor output() {
       return epExperts != null ? epExperts.output() : experts.output();
     }
@@ -144,6 +144,21 @@ final class SparseMoeBlock {
    * (views of the model-wide router buffers); rng is non-null in training, where jitter applies.
    */
   Saved forward(Tensor xn, Tensor logits, Tensor probs, Tensor topIdx, SplittableRandom rng) {
+    return forward(xn, logits, probs, topIdx, rng, true);
+  }
+
+  /**
+   * As above; with outputNeeded false (a recomputation for the backward) the local experts skip
+   * their down product ({@link MoeMlp#forward(Tensor, Tensor, Tensor, boolean)}) and {@link
+   * Saved#output()} is null. Expert parallel always computes its output.
+   */
+  Saved forward(
+      Tensor xn,
+      Tensor logits,
+      Tensor probs,
+      Tensor topIdx,
+      SplittableRandom rng,
+      boolean outputNeeded) {
     long n = xn.rows();
     float[] noise = null;
     Tensor x = xn;
@@ -170,7 +185,7 @@ final class SparseMoeBlock {
               + experts
               + " experts (split for expert parallel); call setExpertParallel with its group");
     }
-    MoeMlp.Forward experts = mlp.forward(x, topW, topIdx);
+    MoeMlp.Forward experts = mlp.forward(x, topW, topIdx, outputNeeded);
     return new Saved(x, noise != null, noise, probs, topIdx, topW, experts, null, routerLora);
   }
 

@@ -126,7 +126,7 @@ public final class MoeMlp implements AutoCloseable {
     private final boolean ownRouting;
     private final ParallelLinear.Context up; // h (M, 2F) grouped
     private final Tensor act; // a (M, F) grouped
-    private final ParallelLinear.Context out; // y (N, D)
+    private final ParallelLinear.Context out; // y (N, D), or no output (a recomputation)
 
     private Forward(
         Routing routing,
@@ -141,7 +141,7 @@ public final class MoeMlp implements AutoCloseable {
       this.out = out;
     }
 
-    /** y (N, D), in x's dtype. */
+    /** y (N, D), in x's dtype; null when the forward was asked for no output. */
     public Tensor output() {
       return out.output();
     }
@@ -153,7 +153,9 @@ public final class MoeMlp implements AutoCloseable {
     /** Frees the output and every saved activation. */
     @Override
     public void close() {
-      out.output().close();
+      if (out.output() != null) {
+        out.output().close();
+      }
       out.close();
       act.close();
       up.output().close();
@@ -178,16 +180,26 @@ public final class MoeMlp implements AutoCloseable {
    * Computes the routing once and keeps it in the result.
    */
   public Forward forward(Tensor x, Tensor topKWeights, Tensor topKIndices) {
+    return forward(x, topKWeights, topKIndices, true);
+  }
+
+  /**
+   * As {@link #forward(Tensor, Tensor, Tensor)}; with outputNeeded false (recomputing what the
+   * backward needs) the down product and its combine are skipped: the backward takes the gates'
+   * gradient from dY and a, not from the expert outputs, and {@link Forward#output()} is null.
+   */
+  public Forward forward(Tensor x, Tensor topKWeights, Tensor topKIndices, boolean outputNeeded) {
     Routing routing = Routing.compute(x.backend(), topKIndices, numExperts());
-    return forward(x, topKWeights, routing, true);
+    return forward(x, topKWeights, routing, true, outputNeeded);
   }
 
   /** As {@link #forward(Tensor, Tensor, Tensor)} with a routing the caller computed and owns. */
   public Forward forward(Tensor x, Tensor topKWeights, Routing routing) {
-    return forward(x, topKWeights, routing, false);
+    return forward(x, topKWeights, routing, false, true);
   }
 
-  private Forward forward(Tensor x, Tensor topKWeights, Routing routing, boolean ownRouting) {
+  private Forward forward(
+      Tensor x, Tensor topKWeights, Routing routing, boolean ownRouting, boolean outputNeeded) {
     Backend be = x.backend();
     if (topKWeights.numel() != routing.rows() || x.rows() != routing.tokens()) {
       throw new IllegalArgumentException(
@@ -215,7 +227,8 @@ public final class MoeMlp implements AutoCloseable {
             topKWeights.reshape(routing.tokens(), k),
             true,
             false,
-            downLora);
+            downLora,
+            outputNeeded);
     return new Forward(routing, ownRouting, up, act, out);
   }
 

@@ -25,6 +25,12 @@ import moetune.engine.tensor.Tensor;
  *
  * Gates with {@code groupedOut} are refused: a gated combine needs the rows in token order (as in
  * ScatterMoE, where the gated call is always the scattered-output one).
+ *
+ * <p>The gated backward without a bias takes the gates' gradient from the ungated input gradient (d
+ * loss / d g_r = dot(dY_token W_e, x_r) = dot(dY_token, y_e), {@link Backend#gateRowsBackward}), so
+ * the forward keeps no (M, O) expert outputs and a recomputation for the backward may skip the
+ * product itself ({@code outputNeeded} false). With a bias the gate's gradient also needs dot(dY,
+ * b_e): that forward keeps the ungated rows and the backward reads them, as ScatterMoE does.
  */
 public final class ParallelLinear {
   private ParallelLinear() {}
@@ -64,10 +70,12 @@ public final class ParallelLinear {
     private final int k;
     private final Routing routing;
     private final Tensor gates; // F32 (Ng, Kg) or null
-    private final Tensor expanded; // (M, O) scattered, the ungated rows; null without gates
+    private final Tensor
+        expanded; // (M, O) scattered, the ungated rows: kept only with gates + bias
     private final boolean groupedIn;
     private final boolean groupedOut;
-    private final Tensor output; // (M, O) or, with gates, (Ng, O)
+    private final Tensor output; // (M, O) or, with gates, (Ng, O); null when not computed
+    private final long outputNumel; // what output has (or would have)
     private Lora lora; // or null
     private Tensor xa; // (M, r) grouped: x A^T of every routed row, when lora is set
 
@@ -81,7 +89,8 @@ public final class ParallelLinear {
         Tensor expanded,
         boolean groupedIn,
         boolean groupedOut,
-        Tensor output) {
+        Tensor output,
+        long outputNumel) {
       this.x = x;
       this.w = w;
       this.hasBias = hasBias;
@@ -92,8 +101,10 @@ public final class ParallelLinear {
       this.groupedIn = groupedIn;
       this.groupedOut = groupedOut;
       this.output = output;
+      this.outputNumel = outputNumel;
     }
 
+    /** The output, owned by the caller; null when the forward was asked for none. */
     public Tensor output() {
       return output;
     }
@@ -152,10 +163,42 @@ public final class ParallelLinear {
       boolean groupedIn,
       boolean groupedOut,
       Lora lora) {
+    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, lora, true);
+  }
+
+  /**
+   * As above; with outputNeeded false (a recomputation for the backward of a gated product without
+   * bias) only what the backward reads is made: the adapter's xa, not the product or its combine,
+   * and {@link Context#output()} is null.
+   */
+  public static Context forward(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      int k,
+      Routing routing,
+      Tensor gates,
+      boolean groupedIn,
+      boolean groupedOut,
+      Lora lora,
+      boolean outputNeeded) {
     Backend be = x.backend();
     long m = routing.rows();
     long out = w.dim(1);
     checkShapes(x, w, bias, k, routing, gates, groupedIn, groupedOut);
+    if (!outputNeeded) {
+      if (gates == null || bias != null) {
+        throw new IllegalArgumentException(
+            "ParallelLinear: only a gated product without bias can skip its output (its backward"
+                + " needs no y_e)");
+      }
+      long numel = m / gates.cols() * out;
+      Context c = new Context(x, w, false, k, routing, gates, null, groupedIn, false, null, numel);
+      if (lora != null) {
+        c.xa = loraDown(c, lora);
+      }
+      return c;
+    }
     if (gates == null) {
       Tensor y = be.empty(x.dtype(), m, out);
       be.scatter2scatter(
@@ -169,7 +212,9 @@ public final class ParallelLinear {
           groupedIn,
           groupedOut,
           y);
-      Context c = new Context(x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y);
+      Context c =
+          new Context(
+              x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y, y.numel());
       addLora(c, lora, y, groupedOut);
       return c;
     }
@@ -187,9 +232,24 @@ public final class ParallelLinear {
         false,
         expanded);
     Tensor y = be.empty(x.dtype(), m / gateFan, out);
-    Context c = new Context(x, w, bias != null, k, routing, gates, expanded, groupedIn, false, y);
-    addLora(c, lora, expanded, false); // before the combine: expanded keeps the ungated rows
+    Context c =
+        new Context(
+            x,
+            w,
+            bias != null,
+            k,
+            routing,
+            gates,
+            bias != null ? expanded : null,
+            groupedIn,
+            false,
+            y,
+            y.numel());
+    addLora(c, lora, expanded, false); // before the combine: expanded has the ungated rows
     be.combine(expanded, gates, gateFan, y);
+    if (bias == null) {
+      expanded.close(); // the backward takes the gates' gradient from the ungated dX instead
+    }
     return c;
   }
 
@@ -204,30 +264,7 @@ public final class ParallelLinear {
     Backend be = rows.backend();
     Routing r = c.routing;
     long m = r.rows();
-    if (lora.a().dim(0) != r.numExperts()
-        || lora.a().dim(2) != c.w.dim(2)
-        || lora.b().dim(1) != c.w.dim(1)) {
-      throw new IllegalArgumentException(
-          "ParallelLinear: LoRA A "
-              + lora.a().describe()
-              + ", B "
-              + lora.b().describe()
-              + " do not fit W "
-              + c.w.describe());
-    }
-    c.lora = lora;
-    c.xa = be.empty(c.x.dtype(), m, lora.rank());
-    be.scatter2scatter(
-        c.x,
-        lora.a(),
-        null,
-        true,
-        c.k,
-        r.sortedExpertIdxs(),
-        r.sortedScatteredIdxs(),
-        c.groupedIn,
-        true,
-        c.xa);
+    c.xa = loraDown(c, lora);
     try (Tensor yb = be.empty(rows.dtype(), m, c.w.dim(1))) {
       be.scatter2scatter(
           c.xa,
@@ -244,19 +281,52 @@ public final class ParallelLinear {
     }
   }
 
+  /** xa = x A^T (M, r) grouped for every routed row; sets the context's adapter. */
+  private static Tensor loraDown(Context c, Lora lora) {
+    Backend be = c.x.backend();
+    Routing r = c.routing;
+    if (lora.a().dim(0) != r.numExperts()
+        || lora.a().dim(2) != c.w.dim(2)
+        || lora.b().dim(1) != c.w.dim(1)) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: LoRA A "
+              + lora.a().describe()
+              + ", B "
+              + lora.b().describe()
+              + " do not fit W "
+              + c.w.describe());
+    }
+    c.lora = lora;
+    Tensor xa = be.empty(c.x.dtype(), r.rows(), lora.rank());
+    be.scatter2scatter(
+        c.x,
+        lora.a(),
+        null,
+        true,
+        c.k,
+        r.sortedExpertIdxs(),
+        r.sortedScatteredIdxs(),
+        c.groupedIn,
+        true,
+        xa);
+    return xa;
+  }
+
   /**
    * ScatterMoE's hand-written backward. dY has the output's shape. dW (E, O, I) and dBias (E, O)
    * are accumulated into (+=); either may be null when that parameter is frozen (dBias must be null
-   * when the forward had no bias). dX is computed only when needDx.
+   * when the forward had no bias). dX is computed only when needDx (a gated product without bias
+   * computes its rows anyway: they carry the gates' gradient).
    */
   public static Grads backward(Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx) {
     Backend be = dY.backend();
-    if (dY.numel() != c.output.numel()) {
+    if (dY.numel() != c.outputNumel) {
       throw new IllegalArgumentException(
           "ParallelLinear.backward: dY "
               + dY.describe()
-              + " does not match the output "
-              + c.output.describe());
+              + " does not match the output's "
+              + c.outputNumel
+              + " elements");
     }
     if (dBias != null && !c.hasBias) {
       throw new IllegalArgumentException(
@@ -267,14 +337,23 @@ public final class ParallelLinear {
     long in = c.w.dim(2);
     long out = c.w.dim(1);
     Tensor dGates = null;
+    // gatesFlat: F32 (M) by token slot when the gates' gradient comes from the ungated dX rows;
+    // then dYGrouped lacks the gate factors and every gradient that needs them applies them.
+    Tensor gatesFlat = null;
+    int gateFan = 1;
     Tensor dYGrouped; // (M, O) in expert order, the gradient of every routed row's product
     boolean ownDyGrouped = true;
     if (c.gates != null) {
-      int gateFan = (int) c.gates.cols();
+      gateFan = (int) c.gates.cols();
       dGates = be.empty(DType.F32, c.gates.shape());
-      be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
       dYGrouped = be.empty(dY.dtype(), m, out);
-      be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
+      if (c.expanded == null) {
+        gatesFlat = c.gates.reshape(m);
+        be.group(dY, r.sortedScatteredIdxs(), gateFan, null, dYGrouped);
+      } else {
+        be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
+        be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
+      }
     } else if (c.groupedOut) {
       dYGrouped = dY;
       ownDyGrouped = false;
@@ -282,7 +361,7 @@ public final class ParallelLinear {
       dYGrouped = be.empty(dY.dtype(), m, out);
       be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
     }
-    Tensor dxa = null; // (M, r) grouped: d loss / d xa, when the forward had an adapter
+    Tensor dxa = null; // (M, r) grouped: d loss / d xa (ungated with gatesFlat), with an adapter
     if (dW != null || dBias != null || c.lora != null) {
       Tensor xGrouped = c.x;
       if (!c.groupedIn) {
@@ -295,20 +374,28 @@ public final class ParallelLinear {
           // groupXtY always writes dW; a frozen weight with a trained bias takes a scratch buffer.
           dWTarget = be.zeros(DType.F32, c.w.shape());
         }
-        be.groupXtY(xGrouped, dYGrouped, r.expertOffsets(), dWTarget, dBias);
+        Tensor dYGated = dYGrouped;
+        if (gatesFlat != null) { // the weight's gradient takes the gated rows
+          dYGated = be.empty(dY.dtype(), m, out);
+          be.group(dY, r.sortedScatteredIdxs(), gateFan, gatesFlat, dYGated);
+        }
+        be.groupXtY(xGrouped, dYGated, r.expertOffsets(), dWTarget, dBias);
+        if (dYGated != dYGrouped) {
+          dYGated.close();
+        }
         if (dW == null) {
           dWTarget.close();
         }
       }
       if (c.lora != null) {
-        dxa = loraBackward(c, dYGrouped, xGrouped);
+        dxa = loraBackward(c, dYGrouped, xGrouped, gatesFlat);
       }
       if (!c.groupedIn) {
         xGrouped.close();
       }
     }
     Tensor dX = null;
-    if (needDx) {
+    if (needDx || gatesFlat != null) {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
       Tensor dXExpanded = be.empty(dY.dtype(), m, in);
       be.scatter2scatter(
@@ -338,7 +425,20 @@ public final class ParallelLinear {
           be.add(dXExpanded, fromA, dXExpanded);
         }
       }
-      if (c.groupedIn || c.k == 1) {
+      if (gatesFlat != null) {
+        // rows in expert order (groupedIn: row p is slot ssi[p], input x[p]) or in slot order
+        // (row s is slot s, input x[s / k]); dGates = dot(ungated row, input), then row *= gate
+        be.gateRowsBackward(
+            dXExpanded,
+            c.x,
+            c.groupedIn ? 1 : c.k,
+            c.groupedIn ? r.sortedScatteredIdxs() : null,
+            gatesFlat,
+            dGates);
+      }
+      if (!needDx) {
+        dXExpanded.close();
+      } else if (c.groupedIn || c.k == 1) {
         dX = dXExpanded;
       } else {
         dX = be.empty(dY.dtype(), m / c.k, in);
@@ -357,16 +457,20 @@ public final class ParallelLinear {
 
   /**
    * The adapter's weight gradients from dYGrouped (M, O) and the grouped input (M, I): dB[e] +=
-   * scaling * dy^T xa, dA[e] += dxa^T x with dxa = scaling * dy B[e]. Returns dxa (M, r) grouped.
+   * scaling * dy^T xa, dA[e] += dxa^T x with dxa = scaling * dy B[e]. With gatesFlat (F32 (M) by
+   * token slot), dYGrouped is ungated: both weight gradients take each row's gate (on the (M, r)
+   * side) and the returned dxa stays ungated, as dYGrouped. Returns dxa (M, r) grouped.
    */
-  private static Tensor loraBackward(Context c, Tensor dYGrouped, Tensor xGrouped) {
+  private static Tensor loraBackward(
+      Context c, Tensor dYGrouped, Tensor xGrouped, Tensor gatesFlat) {
     Backend be = dYGrouped.backend();
     Routing r = c.routing;
     long m = r.rows();
     Lora lora = c.lora;
     try (Tensor xaScaled = be.empty(c.xa.dtype(), c.xa.shape())) {
-      be.copy(c.xa, xaScaled); // scaling folded into the small (M, r) side
+      be.copy(c.xa, xaScaled); // scaling (and the gates) folded into the small (M, r) side
       be.scale(xaScaled, lora.scaling());
+      gateSmallRows(xaScaled, r, gatesFlat);
       be.groupXtY(xaScaled, dYGrouped, r.expertOffsets(), lora.gB(), null);
     }
     Tensor dxa = be.empty(dYGrouped.dtype(), m, lora.rank());
@@ -382,8 +486,23 @@ public final class ParallelLinear {
         true,
         dxa);
     be.scale(dxa, lora.scaling());
-    be.groupXtY(xGrouped, dxa, r.expertOffsets(), lora.gA(), null);
+    if (gatesFlat == null) {
+      be.groupXtY(xGrouped, dxa, r.expertOffsets(), lora.gA(), null);
+    } else {
+      try (Tensor dxaGated = be.empty(dxa.dtype(), dxa.shape())) {
+        be.copy(dxa, dxaGated);
+        gateSmallRows(dxaGated, r, gatesFlat);
+        be.groupXtY(xGrouped, dxaGated, r.expertOffsets(), lora.gA(), null);
+      }
+    }
     return dxa;
+  }
+
+  /** rows (M, r) grouped *= their gate, in place; nothing without gates. */
+  private static void gateSmallRows(Tensor rows, Routing r, Tensor gatesFlat) {
+    if (gatesFlat != null) {
+      rows.backend().gateRowsBackward(rows, null, 1, r.sortedScatteredIdxs(), gatesFlat, null);
+    }
   }
 
   private static void checkShapes(

@@ -127,7 +127,8 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
    *   every mode   (L+1) D s residual stream, L (2E+K) 4 router buffers, D a final norm output
    *   attention    (2 H hd + 2 Hkv hd) a + 4 H (q, k, v, o, lse) + r a per adapted projection
    *   rest         2 D a + D s + 8 (norms' outputs, xMid, rstd), 4K (gates),
-   *                K (2F + F + D) a + D a (expert h, act, gated rows, output), + D a with jitter
+   *                K (2F + F) a + D a (expert h, act, output; the gated down product keeps
+   *                no ungated rows), + D a with jitter
    * </pre>
    *
    * kept per layer: attention + rest ({@link Recompute#NONE}), rest ({@link Recompute#ATTENTION}),
@@ -149,7 +150,7 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
     LoraConfig lora = o.lora();
     long attention = (2L * c.numAttentionHeads * hd + 2L * c.numKeyValueHeads * hd) * a;
     attention += 4L * c.numAttentionHeads;
-    long rest = 2 * d * a + d * st + 8 + 4 * k + k * (3 * f + d) * a + d * a;
+    long rest = 2 * d * a + d * st + 8 + 4 * k + k * 3 * f * a + d * a;
     if (lora != null) {
       for (String t : new String[] {"q_proj", "k_proj", "v_proj", "o_proj"}) {
         attention += lora.targets().contains(t) ? lora.r() * a : 0;

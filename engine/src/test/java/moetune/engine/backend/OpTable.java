@@ -494,22 +494,26 @@ public final class OpTable {
           }
         });
     c.put(
-        "loraExpandAdd",
+        "gateRowsBackward",
         in -> {
           Routed r = Routed.of(in);
-          // r = 20: one full 16-wide slab of the kernel and a partial one; V = 301 columns: two
-          // column tiles, the second partial and not a multiple of 8; M = 74 rows: two row tiles,
-          // each spanning several experts (expert 3 has none).
-          int rank = 20;
-          for (boolean transW : new boolean[] {true, false}) {
-            for (boolean groupedOut : new boolean[] {false, true}) {
-              Tensor x = in.randn(1, M, rank);
-              Tensor w = transW ? in.randn(0.3, E, V, rank) : in.randn(0.3, E, rank, V);
-              Tensor y = in.randn(1, M, V);
-              in.be.loraExpandAdd(
-                  x, w, transW, 0.75f, r.sortedExperts, r.sortedScattered, groupedOut, y);
-              in.keep("y += transW=" + transW + " groupedOut=" + groupedOut, y);
-            }
+          // V = 301 columns: off the 16-byte path; F = 48: on it
+          for (int cols : new int[] {V, F}) {
+            Tensor gates = in.randn(1, M);
+            Tensor grouped = in.randn(1, M, cols);
+            Tensor dGates = in.nan(M);
+            in.be.gateRowsBackward(
+                grouped, in.randn(1, M, cols), 1, r.sortedScattered, gates, dGates);
+            in.keep("rows grouped C=" + cols, grouped);
+            in.keep("dGates grouped C=" + cols, dGates);
+            Tensor slots = in.randn(1, M, cols);
+            Tensor dGatesSlots = in.nan(M);
+            in.be.gateRowsBackward(slots, in.randn(1, N, cols), K, null, gates, dGatesSlots);
+            in.keep("rows by slot C=" + cols, slots);
+            in.keep("dGates by slot C=" + cols, dGatesSlots);
+            Tensor scaleOnly = in.randn(1, M, cols);
+            in.be.gateRowsBackward(scaleOnly, null, 1, r.sortedScattered, gates, null);
+            in.keep("rows scaled only C=" + cols, scaleOnly);
           }
         });
     c.put(

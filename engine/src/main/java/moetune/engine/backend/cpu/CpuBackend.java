@@ -378,17 +378,9 @@ public final class CpuBackend implements Backend {
   }
 
   @Override
-  public void loraExpandAdd(
-      Tensor x,
-      Tensor w,
-      boolean transW,
-      float scale,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y) {
-    CpuLoraExpand.add(
-        par, x, w, transW, scale, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
+  public void gateRowsBackward(
+      Tensor rows, Tensor x, int xFan, Tensor gateIdx, Tensor gates, Tensor dGates) {
+    CpuGateRows.backward(par, rows, x, xFan, gateIdx, gates, dGates);
   }
 
   @Override

@@ -600,17 +600,9 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void loraExpandAdd(
-      Tensor x,
-      Tensor w,
-      boolean transW,
-      float scale,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y) {
-    CudaLoraExpand.add(
-        ctx, x, w, transW, scale, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
+  public void gateRowsBackward(
+      Tensor rows, Tensor x, int xFan, Tensor gateIdx, Tensor gates, Tensor dGates) {
+    CudaGateRows.backward(ctx, rows, x, xFan, gateIdx, gates, dGates);
   }
 
   @Override
