@@ -301,26 +301,28 @@ class CudaMoeOpsTest {
       names = {"F32", "BF16"})
   void combineAndGatesBackward(DType dt) {
     gpu();
-    int d = 100;
-    for (int n : new int[] {1, 37}) {
-      for (int k = 1; k <= 4; k++) {
-        for (boolean withGates : new boolean[] {false, true}) {
-          String what = "combine " + dt + " N=" + n + " k=" + k + " gates=" + withGates;
-          try (Pair ex = randn(dt, 1, (long) n * k, d);
-              Pair gates = randn(DType.F32, 1, n, k);
-              Pair y = poisoned(dt, n, d);
-              Pair dY = randn(dt, 1, n, d);
-              Pair dG = poisoned(DType.F32, n, k)) {
-            cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
-            gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
-            check(what, y, tol(dt));
-            cpu().combineGatesBackward(dY.c(), ex.c(), k, dG.c());
-            gpu().combineGatesBackward(dY.g(), ex.g(), k, dG.g());
-            check(what + " gates backward", dG, tol(dt));
+    // d = 264: the 16-byte vector path (d % 8 == 0), d = 100: one element per thread
+    for (int d : new int[] {100, 264})
+      for (int n : new int[] {1, 37}) {
+        for (int k = 1; k <= 4; k++) {
+          for (boolean withGates : new boolean[] {false, true}) {
+            String what =
+                "combine " + dt + " D=" + d + " N=" + n + " k=" + k + " gates=" + withGates;
+            try (Pair ex = randn(dt, 1, (long) n * k, d);
+                Pair gates = randn(DType.F32, 1, n, k);
+                Pair y = poisoned(dt, n, d);
+                Pair dY = randn(dt, 1, n, d);
+                Pair dG = poisoned(DType.F32, n, k)) {
+              cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
+              gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
+              check(what, y, tol(dt));
+              cpu().combineGatesBackward(dY.c(), ex.c(), k, dG.c());
+              gpu().combineGatesBackward(dY.g(), ex.g(), k, dG.g());
+              check(what + " gates backward", dG, tol(dt));
+            }
           }
         }
       }
-    }
   }
 
   @ParameterizedTest
