@@ -10,7 +10,10 @@ import static moetune.engine.backend.cuda.GpuTesting.poisonedInts;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.util.Arrays;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Assumptions;
@@ -323,6 +326,26 @@ class CudaMoeOpsTest {
           }
         }
       }
+  }
+
+  @Test
+  void tensorMapCacheGivesTheDriversEncoding() {
+    gpu();
+    long base = 1L << 20;
+    long[] dims = {4096, 1792, 8};
+    int[] box = {64, 256, 1};
+    int[] fresh = TensorMaps.encode(base, dims, box, "W");
+    int[] first = TensorMaps.bf16(base, dims, box, "W");
+    int[] again = TensorMaps.bf16(base, dims, box, "W");
+    assertArrayEquals(fresh, first);
+    assertArrayEquals(fresh, again);
+    // a caller may not change the cached map through the array it got
+    again[0] ^= -1;
+    assertArrayEquals(fresh, TensorMaps.bf16(base, dims, box, "W"));
+    // another base or box is another map
+    int[] other = TensorMaps.bf16(base + 4096, dims, box, "W");
+    assertArrayEquals(TensorMaps.encode(base + 4096, dims, box, "W"), other);
+    assertFalse(Arrays.equals(fresh, other));
   }
 
   @ParameterizedTest
