@@ -348,6 +348,29 @@ class CudaMoeOpsTest {
     assertFalse(Arrays.equals(fresh, other));
   }
 
+  @Test
+  void flattenSortCountOverManyChunksAndManyExperts() {
+    gpu();
+    // {experts, tokens, k}: the chunked sort (1,024 slots per block) with a partial last chunk
+    // and every other expert empty; 5,000 experts take the one-block-per-expert sort
+    for (int[] c : new int[][] {{64, 5003, 16}, {8, 3001, 2}, {130, 1024, 1}, {5000, 700, 3}}) {
+      int e = c[0], n = c[1], k = c[2];
+      int[] allowed = new int[(e + 1) / 2];
+      for (int i = 0; i < allowed.length; i++) allowed[i] = 2 * i;
+      String what = "flattenSortCount E=" + e + " N=" + n + " k=" + k;
+      try (Pair top = ints(routing(n, k, allowed), n, k);
+          Pair se = poisonedInts((long) n * k);
+          Pair ss = poisonedInts((long) n * k);
+          Pair off = poisonedInts(e)) {
+        cpu().flattenSortCount(top.c(), e, se.c(), ss.c(), off.c());
+        gpu().flattenSortCount(top.g(), e, se.g(), ss.g(), off.g());
+        checkInts(what + " sortedExpertIdxs", se);
+        checkInts(what + " sortedScatteredIdxs", ss);
+        checkInts(what + " expertOffsets", off);
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = DType.class,
