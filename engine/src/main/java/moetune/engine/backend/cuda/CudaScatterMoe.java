@@ -238,16 +238,24 @@ final class CudaScatterMoe {
         }
         int bn = wg.tileN();
         long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        KernelLaunch ws =
-            b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn))
-                .shapes(shapes)
-                .grid(Math.min(wsTiles, b.multiprocessors()))
-                .block(WS_THREADS)
-                .smem((bn == 256 ? WS_256_SMEM : WS_128_SMEM) + (int) (2 * e + 1) * 4)
-                .struct("tmW", tmW)
-                .struct("tmA", tmA)
-                .ptr("x", xt.address());
-        rowArgs(ws, op, bias, yt, se, ss, m, e, in, out)
+        b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn))
+            .shapes(shapes)
+            .grid(Math.min(wsTiles, b.multiprocessors()))
+            .block(WS_THREADS)
+            .smem((bn == 256 ? WS_256_SMEM : WS_128_SMEM) + (int) (2 * e + 1) * 4)
+            .struct("tmW", tmW)
+            .struct("tmA", tmA)
+            .ptr("x", xt.address())
+            .ptr("bias", b.ptr(bias, op, "bias"))
+            .i32("bdt", dt(bias, op, "bias"))
+            .ptr("y", yt.address())
+            .i32("ydt", dt(yt, op, "y"))
+            .ptr("sortedExpert", se.address())
+            .ptr("sortedScattered", ss.address())
+            .i32("M", (int) m)
+            .i32("E", (int) e)
+            .i32("inDim", (int) in)
+            .i32("outDim", (int) out)
             .i32("fanOut", fanOut)
             .i32("groupedOut", groupedOut ? 1 : 0)
             .launch();
@@ -274,9 +282,24 @@ final class CudaScatterMoe {
                 .smem(v2 ? MM_SMEM_BYTES + (int) (2 * e + 1) * 4 : (int) (e * 4));
       }
       // variants 1, 2 and 3 take the same arguments; variant 3 adds its descriptors' lboB
-      l.shapes(shapes).block(256).ptr("x", xt.address()).ptr("w", wt.address());
-      layoutArgs(
-          rowArgs(l, op, bias, yt, se, ss, m, e, in, out), transW, fanOut, groupedIn, groupedOut);
+      l.shapes(shapes)
+          .block(256)
+          .ptr("x", xt.address())
+          .ptr("w", wt.address())
+          .ptr("bias", b.ptr(bias, op, "bias"))
+          .i32("bdt", dt(bias, op, "bias"))
+          .ptr("y", yt.address())
+          .i32("ydt", dt(yt, op, "y"))
+          .ptr("sortedExpert", se.address())
+          .ptr("sortedScattered", ss.address())
+          .i32("M", (int) m)
+          .i32("E", (int) e)
+          .i32("inDim", (int) in)
+          .i32("outDim", (int) out)
+          .i32("transW", transW ? 1 : 0)
+          .i32("fanOut", fanOut)
+          .i32("groupedIn", groupedIn ? 1 : 0)
+          .i32("groupedOut", groupedOut ? 1 : 0);
       if (wg != null) {
         l.i32("lboB", WG_SLAB);
       }
@@ -284,41 +307,16 @@ final class CudaScatterMoe {
       return;
     }
     long rowTiles = (m + TILE - 1) / TILE + e;
-    KernelLaunch f32 =
-        b.kernel("scatter2scatter_kernel")
-            .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
-            .grid((out + TILE - 1) / TILE, rowTiles)
-            .block(256)
-            .smem((int) (e * 4))
-            .ptr("x", xt.address())
-            .i32("xdt", dt(xt, op, "x"))
-            .ptr("w", wt.address())
-            .i32("wdt", dt(wt, op, "W"));
-    layoutArgs(
-            rowArgs(f32, op, bias, yt, se, ss, m, e, in, out),
-            transW,
-            fanOut,
-            groupedIn,
-            groupedOut)
-        .launch();
-  }
-
-  /**
-   * The arguments every scatter2scatter kernel takes after its input and weight, in their order:
-   * bias and its dtype, y and its dtype, the sorted routing, M, E, inDim, outDim.
-   */
-  private KernelLaunch rowArgs(
-      KernelLaunch l,
-      String op,
-      Tensor bias,
-      CudaTensor yt,
-      CudaTensor se,
-      CudaTensor ss,
-      long m,
-      long e,
-      long in,
-      long out) {
-    return l.ptr("bias", b.ptr(bias, op, "bias"))
+    b.kernel("scatter2scatter_kernel")
+        .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+        .grid((out + TILE - 1) / TILE, rowTiles)
+        .block(256)
+        .smem((int) (e * 4))
+        .ptr("x", xt.address())
+        .i32("xdt", dt(xt, op, "x"))
+        .ptr("w", wt.address())
+        .i32("wdt", dt(wt, op, "W"))
+        .ptr("bias", b.ptr(bias, op, "bias"))
         .i32("bdt", dt(bias, op, "bias"))
         .ptr("y", yt.address())
         .i32("ydt", dt(yt, op, "y"))
@@ -327,16 +325,12 @@ final class CudaScatterMoe {
         .i32("M", (int) m)
         .i32("E", (int) e)
         .i32("inDim", (int) in)
-        .i32("outDim", (int) out);
-  }
-
-  /** The layout flags of the variant 1, 2, 3 and float32 kernels, after {@link #rowArgs}. */
-  private static KernelLaunch layoutArgs(
-      KernelLaunch l, boolean transW, int fanOut, boolean groupedIn, boolean groupedOut) {
-    return l.i32("transW", transW ? 1 : 0)
+        .i32("outDim", (int) out)
+        .i32("transW", transW ? 1 : 0)
         .i32("fanOut", fanOut)
         .i32("groupedIn", groupedIn ? 1 : 0)
-        .i32("groupedOut", groupedOut ? 1 : 0);
+        .i32("groupedOut", groupedOut ? 1 : 0)
+        .launch();
   }
 
   /**
