@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # moe helper, device call: lab (variants 2/3/4 checked and timed next to cuBLAS), GPU tests,
 # layer bench (v2 and auto in the same run), torch._grouped_mm reference.
-set -uo pipefail
 cd "$(dirname "$0")"
+. ./preamble.sh
 OUT="${OUT:-/tmp/moe-out}"; mkdir -p "$OUT"
-export CUBLAS_LIB="$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -1)"
-xz -dc moe_lab_wg.xz > /tmp/moe_lab_wg && chmod +x /tmp/moe_lab_wg
+unpack moe_lab_wg
 echo "== lab"; date +%T
 timeout 150 /tmp/moe_lab_wg 1000 136 264 7 3 517 264 136 5 1 16384 4096 14336 8 2 16384 4096 1792 64 16 16384 1024 3584 8 2 > "$OUT/lab.txt" 2>&1
 echo "lab rc $?"; cat "$OUT/lab.txt" | cut -c1-400

@@ -2,10 +2,8 @@
 # moe helper, device call 2: MoE op tests + SASS test, layer bench with the per-product choice
 # (auto), then compute-sanitizer memcheck and racecheck on the lab binary over the two awkward
 # shapes (every product of variants 1-4: partial tiles in rows, columns and k).
-set -uo pipefail
 cd "$(dirname "$0")"
-R="${OUT:-/tmp/moe-out}"; mkdir -p "$R"
-export CUBLAS_LIB="$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -1)"
+. ./preamble.sh
 date +%T
 MOE_BENCH_V2=0 BENCH=1 SANITIZE=0 \
   SELECT="--select-class=moetune.engine.backend.cuda.CudaMoeOpsTest --select-class=moetune.engine.backend.cuda.MoeSassTest" \
@@ -13,7 +11,7 @@ MOE_BENCH_V2=0 BENCH=1 SANITIZE=0 \
 echo "tests rc $?"; date +%T
 sed 's/\x1b\[[0-9;]*m//g' "$R/run.txt" | grep -E "bf16Products|\[[0-9]\] (V2|N256|N128)|Sass|tests (successful|failed)|exit|MOETUNE_MOE|^\| " | head -30
 cp /tmp/moetune-out/bench.log "$R/" 2>/dev/null
-xz -dc moe_lab_wg.xz > /tmp/moe_lab_wg && chmod +x /tmp/moe_lab_wg
+unpack moe_lab_wg
 for tool in memcheck racecheck; do
   echo "== $tool"; date +%T
   MOE_LAB_REPS=1 timeout 50 compute-sanitizer --tool $tool --print-limit 20 --error-exitcode 99 \

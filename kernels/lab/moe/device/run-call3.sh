@@ -11,22 +11,9 @@
 #  6. compute-sanitizer memcheck + racecheck of v5 / v6 on the awkward shapes (lab)
 #  7. ncu (clocks not locked) of the Mixtral fwd1 product: v3, v5, cuBLAS
 #  8. LoraGpuTest + MixtralModelGpuTest with MOETUNE_MOE_KERNEL=ws256
-set -uo pipefail
 cd "$(dirname "$0")"
-R="${OUT:-/tmp/moe-out}"; mkdir -p "$R"
-export CUBLAS_LIB="$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -1)"
-xz -dc moe_lab_ws.xz > /tmp/moe_lab_ws && chmod +x /tmp/moe_lab_ws
-T() { echo "== $1 $(date +%T)"; }
-# limit SECONDS CMD...: runs CMD in its own process group and kills the whole group at the limit
-# (timeout alone killed run-gpu-tests.sh but left its JVM, hung on a kernel, holding the GPU)
-limit() {
-  local t=$1; shift
-  setsid "$@" & local p=$!
-  ( sleep "$t"; kill -KILL -- -"$p" 2> /dev/null ) & local w=$!
-  wait "$p"; local rc=$?
-  kill "$w" 2> /dev/null
-  return $rc
-}
+. ./preamble.sh
+unpack moe_lab_ws
 T sass
 cuobjdump --dump-sass /tmp/moe_lab_ws 2>/dev/null | awk '/Function :/{f=$NF} /HGMMA/{h[f]++} /UTMALDG/{u[f]++} /LDGSTS/{l[f]++} /SYNCS/{s[f]++} /LDL|STL/{x[f]++} END{for(k in h) print k, h[k], u[k]+0, l[k]+0, s[k]+0, x[k]+0}' | sort > "$R/sass.txt"
 grep -E "kernel5|kernel3" "$R/sass.txt"

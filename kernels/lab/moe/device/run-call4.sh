@@ -12,22 +12,10 @@
 #     MOETUNE_MOE_KERNEL=ws256r (one JVM)
 #  6. compute-sanitizer memcheck + racecheck of v5..v9 on the awkward shapes (lab)
 #  7. ncu (clocks not locked) of fwd1 (v5, v9, cuBLAS) and dW1 (v5, v7, cuBLAS), Mixtral shape
-set -uo pipefail
 cd "$(dirname "$0")"
-R="${OUT:-/tmp/moe-out}"; mkdir -p "$R"
-export CUBLAS_LIB="$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -1)"
-xz -dc moe_lab_ws.xz > /tmp/moe_lab_ws && chmod +x /tmp/moe_lab_ws
+. ./preamble.sh
+unpack moe_lab_ws
 L=/tmp/moe_lab_ws
-T() { echo "== $1 $(date +%T)"; }
-# limit SECONDS CMD...: runs CMD in its own process group and kills the whole group at the limit
-limit() {
-  local t=$1; shift
-  setsid "$@" & local p=$!
-  ( sleep "$t"; kill -KILL -- -"$p" 2> /dev/null ) & local w=$!
-  wait "$p"; local rc=$?
-  kill "$w" 2> /dev/null
-  return $rc
-}
 T sass
 cuobjdump --dump-sass $L 2>/dev/null | awk '/Function :/{f=$NF} /HGMMA/{h[f]++} /UTMALDG/{u[f]++} /LDGSTS/{l[f]++} /SYNCS/{s[f]++} /[^A-Z](LDL|STL)[^A-Z]/{x[f]++} /[^A-Z]REDG?\./{r[f]++} END{for(k in h) print k, h[k], u[k]+0, l[k]+0, s[k]+0, x[k]+0, r[k]+0}' | sort > "$R/sass.txt"
 echo "function HGMMA UTMALDG LDGSTS SYNCS LDL/STL RED"; grep -E "kernel5|kernel7" "$R/sass.txt"

@@ -6,21 +6,10 @@
 #  2. the lab: variant 9 (clusters, multicast) without the MEMBAR, checked on awkward shapes, then
 #     v5 / v7 / v9 on the three issue shapes next to cuBLAS
 #  3. racecheck + memcheck of variant 9 on the awkward shapes
-set -uo pipefail
 cd "$(dirname "$0")"
-R="${OUT:-/tmp/moe-out}"; mkdir -p "$R"
-export CUBLAS_LIB="$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | head -1)"
-xz -dc moe_lab_ws.xz > /tmp/moe_lab_ws && chmod +x /tmp/moe_lab_ws
+. ./preamble.sh
+unpack moe_lab_ws
 L=/tmp/moe_lab_ws
-T() { echo "== $1 $(date +%T)"; }
-limit() {
-  local t=$1; shift
-  setsid "$@" & local p=$!
-  ( sleep "$t"; kill -KILL -- -"$p" 2> /dev/null ) & local w=$!
-  wait "$p"; local rc=$?
-  kill "$w" 2> /dev/null
-  return $rc
-}
 T bench
 limit 100 env MOE_BENCH_V2=0 MOE_BENCH_KERNELS=ws256,auto SANITIZE=0 BENCH=1 \
   BENCH_ARGS="16384 4096 1792 64 16 16384 1024 3584 8 2" SELECT="--select-class=moetune.engine.backend.cuda.MoeSassTest" \

@@ -123,3 +123,95 @@ MT_KERNEL void expert_place_kernel(const int* topIdx, long long M, int E, const 
     __syncthreads();
   }
 }
+
+// The same stable counting sort over chunks of SORT_CHUNK slots, for E <= SORT_MAX_E: the two
+// kernels above give each expert one block that scans all M slots (E blocks, M / 1024 serial
+// steps each); these split M over C = ceil(M / SORT_CHUNK) blocks. Invalid expert ids (outside
+// [0, E)) are skipped as above.
+#define SORT_CHUNK 1024
+#define SORT_MAX_E 4096
+
+// Pass 1: chunkCounts[e * C + c] = #{s in chunk c : topIdx[s] = e}. blockDim 256, E ints of smem.
+MT_KERNEL void expert_chunk_count_kernel(const int* topIdx, long long M, int E, int C,
+                                         int* chunkCounts) {
+  extern __shared__ int hist[];
+  int c = blockIdx.x;
+  for (int e = threadIdx.x; e < E; e += blockDim.x) hist[e] = 0;
+  __syncthreads();
+  long long s0 = (long long)c * SORT_CHUNK;
+  for (int i = threadIdx.x; i < SORT_CHUNK; i += blockDim.x) {
+    long long s = s0 + i;
+    if (s < M) {
+      int e = topIdx[s];
+      if (e >= 0 && e < E) atomicAdd(&hist[e], 1);
+    }
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < E; e += blockDim.x) chunkCounts[(long long)e * C + c] = hist[e];
+}
+
+// Pass 2, one block of 1024: chunkCounts (E * C, expert-major) becomes its exclusive prefix sum in
+// place (the first sorted position of expert e's rows from chunk c), offsets[e] = the end of
+// expert e's rows.
+MT_KERNEL void expert_chunk_scan_kernel(int* chunkCounts, int E, int C, int* offsets) {
+  __shared__ int warpTot[32];
+  __shared__ int carry;
+  long long n = (long long)E * C;
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+  if (threadIdx.x == 0) carry = 0;
+  __syncthreads();
+  for (long long i0 = 0; i0 < n; i0 += blockDim.x) {
+    long long i = i0 + threadIdx.x;
+    int v = i < n ? chunkCounts[i] : 0;
+    int incl = v;  // inclusive scan within the warp
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      int t = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += t;
+    }
+    if (lane == 31) warpTot[wid] = incl;
+    __syncthreads();
+    int before = carry, total = 0;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) {
+      int t = warpTot[w];
+      if (w < wid) before += t;
+      total += t;
+    }
+    int excl = before + incl - v;
+    if (i < n) {
+      chunkCounts[i] = excl;
+      if (i % C == C - 1) offsets[i / C] = excl + v;
+    }
+    __syncthreads();  // everyone has read warpTot and carry before they change
+    if (threadIdx.x == 0) carry += total;
+    __syncthreads();
+  }
+}
+
+// Pass 3, one warp per chunk: walks the chunk's slots in order 32 at a time; lanes with the same
+// expert rank themselves by lane (match.any), so rows of one expert stay in increasing s.
+// E ints of smem (the chunk's next position per expert).
+MT_KERNEL void expert_chunk_place_kernel(const int* topIdx, long long M, int E, int C,
+                                         const int* chunkStarts, int* sortedExpert,
+                                         int* sortedScattered) {
+  extern __shared__ int cursor[];
+  int c = blockIdx.x, lane = threadIdx.x;
+  for (int e = lane; e < E; e += 32) cursor[e] = chunkStarts[(long long)e * C + c];
+  __syncwarp();
+  long long s0 = (long long)c * SORT_CHUNK;
+  for (int i = 0; i < SORT_CHUNK; i += 32) {
+    long long s = s0 + i + lane;
+    int e = s < M ? topIdx[s] : -1;
+    bool hit = e >= 0 && e < E;
+    unsigned peers = __match_any_sync(0xffffffffu, hit ? e : -1);
+    int rank = __popc(peers & ((1u << lane) - 1u));
+    int pos = hit ? cursor[e] + rank : 0;
+    __syncwarp();  // every lane has read its cursor before the leaders move them
+    if (hit) {
+      sortedExpert[pos] = e;
+      sortedScattered[pos] = (int)s;
+      if (rank == 0) cursor[e] += __popc(peers);
+    }
+    __syncwarp();
+  }
+}

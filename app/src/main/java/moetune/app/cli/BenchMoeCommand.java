@@ -75,6 +75,13 @@ public final class BenchMoeCommand implements Callable<Integer> {
       description = "the PyTorch reference timer (default: ${DEFAULT-VALUE})")
   Path script;
 
+  @Option(
+      names = "--breakdown",
+      description =
+          "after each shape, the device time of every op of one forward+backward (routing,"
+              + " the six grouped products, SwiGLU, group/combine copies, idle gaps)")
+  boolean breakdown;
+
   @Override
   public Integer call() {
     try {
@@ -89,11 +96,18 @@ public final class BenchMoeCommand implements Callable<Integer> {
         }
         System.out.println("MoE SwiGLU layer, bf16, on " + g.describe());
         System.out.println(MoeLayerBenchmark.header(withRef, "torch"));
+        List<String> breakdowns = new ArrayList<>();
         for (Shape s : shapes) {
           MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, repeats, 5);
           System.out.println(
               MoeLayerBenchmark.row(r, withRef, reference.getOrDefault(s.toString(), Double.NaN)));
+          if (breakdown) {
+            breakdowns.add(
+                MoeLayerBenchmark.breakdownTable(
+                    MoeLayerBenchmark.breakdown(g, s, repeats), r.denseForwardBackward()));
+          }
         }
+        breakdowns.forEach(System.out::println);
       }
       return 0;
     } catch (Exception e) {

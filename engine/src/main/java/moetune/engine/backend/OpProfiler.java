@@ -51,6 +51,7 @@ public final class OpProfiler {
    * @param ops ops seen
    * @param syncs ops that made the host wait for the device (download, synchronize)
    * @param idleAfterSyncsMs the part of the idle time that directly follows a sync
+   * @param sequence every op in the order it was queued
    */
   public record Breakdown(
       double totalMs,
@@ -58,7 +59,14 @@ public final class OpProfiler {
       Map<String, Double> byOp,
       int ops,
       int syncs,
-      double idleAfterSyncsMs) {}
+      double idleAfterSyncsMs,
+      List<Op> sequence) {}
+
+  /**
+   * One op of a profiled stretch: its Backend method name, its time on the device and the device's
+   * idle time just before it (waiting for the host to queue it).
+   */
+  public record Op(String name, double ms, double idleBeforeMs) {}
 
   // Methods that queue no device work: not stamped.
   private static final Set<String> UNTIMED =
@@ -166,6 +174,7 @@ public final class OpProfiler {
       phase.put(p, 0.0);
     }
     Map<String, Double> op = new LinkedHashMap<>();
+    List<Op> sequence = new ArrayList<>(opNames.size());
     int syncs = 0;
     double afterSyncs = 0;
     boolean lastWasSync = false;
@@ -179,6 +188,7 @@ public final class OpProfiler {
       }
       phase.merge(phaseOf(name), busy, Double::sum);
       op.merge(name, busy, Double::sum);
+      sequence.add(new Op(name, busy, gap));
       lastWasSync = SYNCS.contains(name);
       syncs += lastWasSync ? 1 : 0;
     }
@@ -192,7 +202,8 @@ public final class OpProfiler {
     op.entrySet().stream()
         .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
         .forEach(e -> sorted.put(e.getKey(), e.getValue()));
-    return new Breakdown(t[last], phase, sorted, opNames.size(), syncs, afterSyncs);
+    return new Breakdown(
+        t[last], phase, sorted, opNames.size(), syncs, afterSyncs, List.copyOf(sequence));
   }
 
   /** Releases the clock's events and unwraps the target's tensors. */

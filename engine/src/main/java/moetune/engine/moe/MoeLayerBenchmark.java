@@ -1,10 +1,12 @@
 package moetune.engine.moe;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import moetune.engine.backend.Backend;
+import moetune.engine.backend.OpProfiler;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
@@ -79,24 +81,164 @@ public final class MoeLayerBenchmark {
 
   /** Measures one shape: {@code repeats} timings of {@code iters} calls each, after a warm-up. */
   public static Result run(Backend g, Shape s, int repeats, int iters) {
-    int t = s.tokens(), d = s.hidden(), f = s.ffn(), e = s.experts(), k = s.topk();
-    long m = (long) t * k;
     Random rnd = new Random(1);
-    try (MoeMlp mlp = MoeMlp.allocate(g, DType.BF16, d, f, e);
-        Tensor x = rand(g, rnd, 1, t, d);
-        Tensor logits = rand(g, rnd, 1, t, e);
-        Tensor dy = rand(g, rnd, 1, t, d);
-        Tensor probs = g.empty(DType.F32, t, e);
-        Tensor gates = g.empty(DType.F32, t, k);
-        Tensor idx = g.empty(DType.I32, t, k)) {
+    try (Layer layer = new Layer(g, s, rnd, DType.BF16)) {
+      layer.forwardBackward.run();
+      g.synchronize();
+      long before = g.bytesInUse();
+      g.resetPeak();
+      layer.forwardBackward.run();
+      g.synchronize();
+      long extra = g.peakBytes() - before;
+      Timing fw = time(g, layer.forward, repeats, iters);
+      Timing fb = time(g, layer.forwardBackward, repeats, iters);
+      Timing[] dense =
+          dense(g, rnd, (long) s.tokens() * s.topk(), s.hidden(), s.ffn(), repeats, iters);
+      return new Result(s, fw, fb, dense[0], dense[1], extra);
+    }
+  }
+
+  /**
+   * One op of the layer's forward+backward in a breakdown: a label (the Backend method, with the
+   * product it computes for the six grouped products), its median device time and the median time
+   * the device sat idle just before it (the host queuing it).
+   */
+  public record OpTime(String label, double ms, double idleBeforeMs, boolean product) {}
+
+  /** Where one forward+backward of the layer spends its device time, op by op in queue order. */
+  public record Breakdown(Shape shape, List<OpTime> ops, double totalMs) {
+    public double productsMs() {
+      return ops.stream().filter(OpTime::product).mapToDouble(OpTime::ms).sum();
+    }
+
+    public double otherOpsMs() {
+      return ops.stream().filter(o -> !o.product()).mapToDouble(OpTime::ms).sum();
+    }
+
+    /** Device idle between ops and after the last one (launch gaps, host work). */
+    public double idleMs() {
+      return totalMs - productsMs() - otherOpsMs();
+    }
+  }
+
+  // the six grouped products of the layer in the order MoeMlp queues them
+  private static final List<String> S2S_LABELS =
+      List.of("fwd1 h = x W1^T", "fwd2 ye = a W2^T", "dX2 da = dy W2", "dX1 dx = dh W1");
+  private static final List<String> XTY_LABELS = List.of("dW2 += dy^T a", "dW1 += dh^T x");
+
+  /**
+   * Times every backend op of one forward+backward (routing included) with events on the device's
+   * queue ({@link OpProfiler}), {@code repeats} times after a warm-up; per op the median.
+   */
+  public static Breakdown breakdown(Backend g, Shape s, int repeats) {
+    return breakdown(g, s, repeats, DType.BF16);
+  }
+
+  /** As above in another activation dtype (float32 on the CPU backend's tests). */
+  static Breakdown breakdown(Backend g, Shape s, int repeats, DType dtype) {
+    OpProfiler p = OpProfiler.wrap(g);
+    try (Layer layer = new Layer(p.backend(), s, new Random(1), dtype)) {
+      layer.forwardBackward.run();
+      p.backend().synchronize();
+      List<OpProfiler.Breakdown> runs = new ArrayList<>();
+      for (int i = 0; i < repeats; i++) {
+        p.begin();
+        layer.forwardBackward.run();
+        runs.add(p.end());
+      }
+      List<OpProfiler.Op> first = runs.get(0).sequence();
+      List<OpTime> ops = new ArrayList<>();
+      int s2s = 0, xty = 0;
+      for (int k = 0; k < first.size(); k++) {
+        String name = first.get(k).name();
+        double[] ms = new double[repeats], idle = new double[repeats];
+        for (int i = 0; i < repeats; i++) {
+          OpProfiler.Op o = runs.get(i).sequence().get(k);
+          ms[i] = o.ms();
+          idle[i] = o.idleBeforeMs();
+        }
+        String label = name;
+        boolean product = false;
+        if (name.equals("scatter2scatter") && s2s < S2S_LABELS.size()) {
+          label = name + " " + S2S_LABELS.get(s2s++);
+          product = true;
+        } else if (name.equals("groupXtY") && xty < XTY_LABELS.size()) {
+          label = name + " " + XTY_LABELS.get(xty++);
+          product = true;
+        }
+        ops.add(new OpTime(label, median(ms), median(idle), product));
+      }
+      double[] total = runs.stream().mapToDouble(OpProfiler.Breakdown::totalMs).toArray();
+      return new Breakdown(s, List.copyOf(ops), median(total));
+    } finally {
+      p.close();
+    }
+  }
+
+  /** The breakdown as a markdown table with the products, other ops and idle time summed last. */
+  public static String breakdownTable(Breakdown b, Timing denseForwardBackward) {
+    StringBuilder t = new StringBuilder();
+    t.append("| ").append(b.shape()).append(": op | ms | % of layer | idle before ms |\n");
+    t.append("|---|---|---|---|\n");
+    for (OpTime o : b.ops()) {
+      t.append(
+          String.format(
+              Locale.ROOT,
+              "| %s | %.3f | %.1f | %.3f |%n",
+              o.label(),
+              o.ms(),
+              100 * o.ms() / b.totalMs(),
+              o.idleBeforeMs()));
+    }
+    t.append(sumRow("the six products", b.productsMs(), b.totalMs()));
+    t.append(sumRow("other ops", b.otherOpsMs(), b.totalMs()));
+    t.append(sumRow("device idle (gaps)", b.idleMs(), b.totalMs()));
+    t.append(sumRow("layer fwd+bwd (profiled)", b.totalMs(), b.totalMs()));
+    if (denseForwardBackward != null) {
+      t.append(
+          String.format(
+              Locale.ROOT,
+              "| dense fwd+bwd (same run) | %.3f | products %.2fx, layer %.2fx dense | |%n",
+              denseForwardBackward.median(),
+              b.productsMs() / denseForwardBackward.median(),
+              b.totalMs() / denseForwardBackward.median()));
+    }
+    return t.toString();
+  }
+
+  private static String sumRow(String what, double ms, double total) {
+    return String.format(Locale.ROOT, "| **%s** | %.3f | %.1f | |%n", what, ms, 100 * ms / total);
+  }
+
+  private static double median(double[] v) {
+    double[] c = v.clone();
+    Arrays.sort(c);
+    return c[c.length / 2];
+  }
+
+  /** The layer's weights, inputs and two timed closures on one backend. */
+  private static final class Layer implements AutoCloseable {
+    final MoeMlp mlp;
+    final Tensor x, logits, dy, probs, gates, idx;
+    final Runnable forward, forwardBackward;
+
+    Layer(Backend g, Shape s, Random rnd, DType dtype) {
+      int t = s.tokens(), d = s.hidden(), f = s.ffn(), e = s.experts(), k = s.topk();
+      mlp = MoeMlp.allocate(g, dtype, d, f, e);
+      x = rand(g, rnd, dtype, 1, t, d);
+      logits = rand(g, rnd, dtype, 1, t, e);
+      dy = rand(g, rnd, dtype, 1, t, d);
+      probs = g.empty(DType.F32, t, e);
+      gates = g.empty(DType.F32, t, k);
+      idx = g.empty(DType.I32, t, k);
       fill(g, rnd, 0.02, mlp.gateUp());
       fill(g, rnd, 0.02, mlp.down());
-      Runnable forward =
+      forward =
           () -> {
             g.routerTopK(logits, k, probs, gates, idx);
             mlp.forward(x, gates, idx).close();
           };
-      Runnable forwardBackward =
+      forwardBackward =
           () -> {
             g.routerTopK(logits, k, probs, gates, idx);
             try (MoeMlp.Forward fw = mlp.forward(x, gates, idx);
@@ -104,17 +246,14 @@ public final class MoeLayerBenchmark {
               // the gradients accumulate into the MLP's F32 buffers; dX and dGates are freed here
             }
           };
-      forwardBackward.run();
-      g.synchronize();
-      long before = g.bytesInUse();
-      g.resetPeak();
-      forwardBackward.run();
-      g.synchronize();
-      long extra = g.peakBytes() - before;
-      Timing fw = time(g, forward, repeats, iters);
-      Timing fb = time(g, forwardBackward, repeats, iters);
-      Timing[] dense = dense(g, rnd, m, d, f, repeats, iters);
-      return new Result(s, fw, fb, dense[0], dense[1], extra);
+    }
+
+    @Override
+    public void close() {
+      mlp.close();
+      for (Tensor c : new Tensor[] {x, logits, dy, probs, gates, idx}) {
+        c.close();
+      }
     }
   }
 
@@ -148,7 +287,11 @@ public final class MoeLayerBenchmark {
 
   /** Random bf16 values (never zeros: those run faster than real data). */
   private static Tensor rand(Backend g, Random rnd, double scale, long... shape) {
-    Tensor t = g.empty(DType.BF16, shape);
+    return rand(g, rnd, DType.BF16, scale, shape);
+  }
+
+  private static Tensor rand(Backend g, Random rnd, DType dtype, double scale, long... shape) {
+    Tensor t = g.empty(dtype, shape);
     fill(g, rnd, scale, t);
     return t;
   }

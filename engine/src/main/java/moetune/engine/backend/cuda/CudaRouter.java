@@ -73,6 +73,10 @@ final class CudaRouter {
   }
 
   /** ScatterMoE's flatten_sort_count: count per expert, then a stable placement per expert. */
+  // router.cu SORT_CHUNK (slots per block of the chunked sort) and SORT_MAX_E (its shared-memory
+  // bound; more experts take the one-block-per-expert sort)
+  private static final int SORT_CHUNK = 1024, SORT_MAX_E = 4096;
+
   void flattenSortCount(
       Tensor topIdx,
       int numExperts,
@@ -86,6 +90,47 @@ final class CudaRouter {
         off = ctx.ct(expertOffsets, op, "expertOffsets");
     long m = OpShapes.flattenSortCount(t, numExperts, se, ss, off);
     require(numExperts <= 65535, op + ": at most 65535 experts (one block each)");
+    if (m > 0 && numExperts <= SORT_MAX_E) {
+      // chunked: C blocks count, one block scans the (E, C) counts, C warps place
+      long chunks = (m + SORT_CHUNK - 1) / SORT_CHUNK;
+      try (Tensor starts = ctx.empty(DType.I32, numExperts * chunks)) {
+        long st = ctx.ptr(starts, op, "chunkCounts");
+        ctx.kernel("expert_chunk_count_kernel")
+            .shapes(t.describe())
+            .grid(chunks)
+            .block(256)
+            .smem(numExperts * 4)
+            .ptr("topIdx", t.address())
+            .i64("M", m)
+            .i32("E", numExperts)
+            .i32("C", (int) chunks)
+            .ptr("chunkCounts", st)
+            .launch();
+        ctx.kernel("expert_chunk_scan_kernel")
+            .shapes(t.describe())
+            .grid(1)
+            .block(1024)
+            .ptr("chunkCounts", st)
+            .i32("E", numExperts)
+            .i32("C", (int) chunks)
+            .ptr("offsets", off.address())
+            .launch();
+        ctx.kernel("expert_chunk_place_kernel")
+            .shapes(t.describe())
+            .grid(chunks)
+            .block(32)
+            .smem(numExperts * 4)
+            .ptr("topIdx", t.address())
+            .i64("M", m)
+            .i32("E", numExperts)
+            .i32("C", (int) chunks)
+            .ptr("chunkStarts", st)
+            .ptr("sortedExpert", se.address())
+            .ptr("sortedScattered", ss.address())
+            .launch();
+      }
+      return;
+    }
     try (Tensor counts = ctx.zeros(DType.I32, numExperts)) {
       long c = ctx.ptr(counts, op, "counts");
       ctx.kernel("expert_count_kernel")

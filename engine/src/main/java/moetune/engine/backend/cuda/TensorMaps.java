@@ -10,6 +10,9 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * TMA descriptors (CUtensorMap) for the warp-specialised MoE kernels (moe_wgmma_ws.cu), encoded by
@@ -61,6 +64,36 @@ final class TensorMaps {
    */
   static int[] bf16(long base, long[] dims, int[] box, String what) {
     check(base, dims, box, what);
+    Key key = new Key(base, Arrays.toString(dims), Arrays.toString(box));
+    synchronized (CACHE) {
+      int[] hit = CACHE.get(key);
+      if (hit != null) {
+        return hit.clone();
+      }
+    }
+    int[] map = encode(base, dims, box, what);
+    synchronized (CACHE) {
+      CACHE.put(key, map);
+    }
+    return map.clone();
+  }
+
+  // A map is a pure function of (base, dims, box) (every other field is fixed above), so maps are
+  // cached by that key whatever tensor lives at the address now: every MoE launch needs two, and
+  // the allocator hands the same addresses back step after step. Bounded, least recently used out.
+  private record Key(long base, String dims, String box) {}
+
+  private static final int CACHE_SIZE = 512;
+  private static final Map<Key, int[]> CACHE =
+      new LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Key, int[]> eldest) {
+          return size() > CACHE_SIZE;
+        }
+      };
+
+  /** The driver's encoding, not cached (tests compare it with {@link #bf16}). */
+  static int[] encode(long base, long[] dims, int[] box, String what) {
     int rank = dims.length;
     try (Arena a = Arena.ofConfined()) {
       MemorySegment map = a.allocate(128, 64);
@@ -130,6 +163,6 @@ final class TensorMaps {
   }
 
   private static String describe(long[] dims, int[] box) {
-    return "dims " + java.util.Arrays.toString(dims) + " box " + java.util.Arrays.toString(box);
+    return "dims " + Arrays.toString(dims) + " box " + Arrays.toString(box);
   }
 }

@@ -10,7 +10,10 @@ import static moetune.engine.backend.cuda.GpuTesting.poisonedInts;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.util.Arrays;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
 import org.junit.jupiter.api.Assumptions;
@@ -301,24 +304,69 @@ class CudaMoeOpsTest {
       names = {"F32", "BF16"})
   void combineAndGatesBackward(DType dt) {
     gpu();
-    int d = 100;
-    for (int n : new int[] {1, 37}) {
-      for (int k = 1; k <= 4; k++) {
-        for (boolean withGates : new boolean[] {false, true}) {
-          String what = "combine " + dt + " N=" + n + " k=" + k + " gates=" + withGates;
-          try (Pair ex = randn(dt, 1, (long) n * k, d);
-              Pair gates = randn(DType.F32, 1, n, k);
-              Pair y = poisoned(dt, n, d);
-              Pair dY = randn(dt, 1, n, d);
-              Pair dG = poisoned(DType.F32, n, k)) {
-            cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
-            gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
-            check(what, y, tol(dt));
-            cpu().combineGatesBackward(dY.c(), ex.c(), k, dG.c());
-            gpu().combineGatesBackward(dY.g(), ex.g(), k, dG.g());
-            check(what + " gates backward", dG, tol(dt));
+    // d = 264: the 16-byte vector path (d % 8 == 0), d = 100: one element per thread
+    for (int d : new int[] {100, 264})
+      for (int n : new int[] {1, 37}) {
+        for (int k = 1; k <= 4; k++) {
+          for (boolean withGates : new boolean[] {false, true}) {
+            String what =
+                "combine " + dt + " D=" + d + " N=" + n + " k=" + k + " gates=" + withGates;
+            try (Pair ex = randn(dt, 1, (long) n * k, d);
+                Pair gates = randn(DType.F32, 1, n, k);
+                Pair y = poisoned(dt, n, d);
+                Pair dY = randn(dt, 1, n, d);
+                Pair dG = poisoned(DType.F32, n, k)) {
+              cpu().combine(ex.c(), withGates ? gates.c() : null, k, y.c());
+              gpu().combine(ex.g(), withGates ? gates.g() : null, k, y.g());
+              check(what, y, tol(dt));
+              cpu().combineGatesBackward(dY.c(), ex.c(), k, dG.c());
+              gpu().combineGatesBackward(dY.g(), ex.g(), k, dG.g());
+              check(what + " gates backward", dG, tol(dt));
+            }
           }
         }
+      }
+  }
+
+  @Test
+  void tensorMapCacheGivesTheDriversEncoding() {
+    gpu();
+    long base = 1L << 20;
+    long[] dims = {4096, 1792, 8};
+    int[] box = {64, 256, 1};
+    int[] fresh = TensorMaps.encode(base, dims, box, "W");
+    int[] first = TensorMaps.bf16(base, dims, box, "W");
+    int[] again = TensorMaps.bf16(base, dims, box, "W");
+    assertArrayEquals(fresh, first);
+    assertArrayEquals(fresh, again);
+    // a caller may not change the cached map through the array it got
+    again[0] ^= -1;
+    assertArrayEquals(fresh, TensorMaps.bf16(base, dims, box, "W"));
+    // another base or box is another map
+    int[] other = TensorMaps.bf16(base + 4096, dims, box, "W");
+    assertArrayEquals(TensorMaps.encode(base + 4096, dims, box, "W"), other);
+    assertFalse(Arrays.equals(fresh, other));
+  }
+
+  @Test
+  void flattenSortCountOverManyChunksAndManyExperts() {
+    gpu();
+    // {experts, tokens, k}: the chunked sort (1,024 slots per block) with a partial last chunk
+    // and every other expert empty; 5,000 experts take the one-block-per-expert sort
+    for (int[] c : new int[][] {{64, 5003, 16}, {8, 3001, 2}, {130, 1024, 1}, {5000, 700, 3}}) {
+      int e = c[0], n = c[1], k = c[2];
+      int[] allowed = new int[(e + 1) / 2];
+      for (int i = 0; i < allowed.length; i++) allowed[i] = 2 * i;
+      String what = "flattenSortCount E=" + e + " N=" + n + " k=" + k;
+      try (Pair top = ints(routing(n, k, allowed), n, k);
+          Pair se = poisonedInts((long) n * k);
+          Pair ss = poisonedInts((long) n * k);
+          Pair off = poisonedInts(e)) {
+        cpu().flattenSortCount(top.c(), e, se.c(), ss.c(), off.c());
+        gpu().flattenSortCount(top.g(), e, se.g(), ss.g(), off.g());
+        checkInts(what + " sortedExpertIdxs", se);
+        checkInts(what + " sortedScatteredIdxs", ss);
+        checkInts(what + " expertOffsets", off);
       }
     }
   }

@@ -8,7 +8,8 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
 /**
  * The MoE layer benchmark ({@link MoeLayerBenchmark}, what {@code moetune bench moe} runs) from the
  * staged test classes on a GPU host: {@code BENCH=1 scripts/device/run-gpu-tests.sh}, with {@code
- * BENCH_ARGS="T D F E K ..."} for other shapes than the three defaults.
+ * BENCH_ARGS="T D F E K ..."} for other shapes than the three defaults; {@code
+ * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints).
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -44,9 +45,17 @@ public final class MoeLayerBench {
         g.moe().kernel(k);
         System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT));
         System.out.println(MoeLayerBenchmark.header(false, ""));
+        List<String> breakdowns = new ArrayList<>();
         for (Shape s : shapes) {
-          System.out.println(MoeLayerBenchmark.row(MoeLayerBenchmark.run(g, s, 7, 5), false, 0));
+          MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
+          System.out.println(MoeLayerBenchmark.row(r, false, 0));
+          if ("1".equals(System.getenv("MOE_BENCH_BREAKDOWN"))) {
+            breakdowns.add(
+                MoeLayerBenchmark.breakdownTable(
+                    MoeLayerBenchmark.breakdown(g, s, 5), r.denseForwardBackward()));
+          }
         }
+        breakdowns.forEach(System.out::println);
       }
       g.moe().kernel(chosen);
     }

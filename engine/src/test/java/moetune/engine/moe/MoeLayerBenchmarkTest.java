@@ -1,0 +1,46 @@
+package moetune.engine.moe;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.tensor.DType;
+import org.junit.jupiter.api.Test;
+
+class MoeLayerBenchmarkTest {
+
+  @Test
+  void breakdownNamesTheSixProductsAndAddsUpToTheLayer() {
+    try (CpuBackend cpu = new CpuBackend(1)) {
+      MoeLayerBenchmark.Shape s = new MoeLayerBenchmark.Shape(24, 16, 8, 4, 2);
+      MoeLayerBenchmark.Breakdown b = MoeLayerBenchmark.breakdown(cpu, s, 3, DType.F32);
+      List<String> products =
+          b.ops().stream().filter(MoeLayerBenchmark.OpTime::product).map(o -> o.label()).toList();
+      assertEquals(
+          List.of(
+              "scatter2scatter fwd1 h = x W1^T",
+              "scatter2scatter fwd2 ye = a W2^T",
+              "groupXtY dW2 += dy^T a",
+              "scatter2scatter dX2 da = dy W2",
+              "groupXtY dW1 += dh^T x",
+              "scatter2scatter dX1 dx = dh W1"),
+          products);
+      List<String> names = b.ops().stream().map(MoeLayerBenchmark.OpTime::label).toList();
+      assertTrue(names.contains("routerTopK"), names.toString());
+      assertTrue(names.contains("flattenSortCount"), names.toString());
+      assertTrue(names.contains("swigluForward"), names.toString());
+      assertTrue(names.contains("swigluBackward"), names.toString());
+      for (MoeLayerBenchmark.OpTime o : b.ops()) {
+        assertTrue(o.ms() >= 0 && o.idleBeforeMs() >= 0, o.toString());
+      }
+      assertTrue(b.productsMs() > 0 && b.otherOpsMs() > 0, b.toString());
+      // medians per op need not add up to the median total exactly, but they cannot exceed it by
+      // more than the spread of a tiny CPU layer
+      assertTrue(b.productsMs() + b.otherOpsMs() <= b.totalMs() * 1.5, b.toString());
+      String table = MoeLayerBenchmark.breakdownTable(b, null);
+      assertTrue(table.contains("| **the six products** |"), table);
+      assertEquals(b.ops().size() + 6, table.lines().count(), table);
+    }
+  }
+}
