@@ -5,6 +5,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
 
 /**
  * LoRA (Hu et al. 2021) with PEFT's semantics: for a target weight W (out, in), the layer computes
@@ -160,13 +161,13 @@ public record LoraConfig(
   public List<String> peftTargetParameters() {
     List<String> out = new ArrayList<>();
     if (gateUp()) {
-      out.add("mlp.experts.gate_up_proj");
+      out.add(MixtralNames.GATE_UP_PARAMETER);
     }
     if (down()) {
-      out.add("mlp.experts.down_proj");
+      out.add(MixtralNames.DOWN_PARAMETER);
     }
     if (targets.contains("gate")) {
-      out.add("mlp.gate.weight");
+      out.add(MixtralNames.ROUTER_PARAMETER);
     }
     return out;
   }
