@@ -77,3 +77,15 @@ MT_KERNEL void gate_rows_backward_kernel(void* rows, int rdt, const void* x, int
     for (int c = threadIdx.x; c < C; c += GR_THREADS) stf(rows, rb + c, rdt, ldf(rows, rb + c, rdt) * g);
   }
 }
+
+// The gate gradient of the fused SwiGLU backward (moe_wgmma_ws.cu, variant 10): per grouped row
+// p, dGates[sortedScattered[p]] = the sum of its tiles' parts, partial (M, nTiles), in tile order.
+MT_KERNEL void gate_partials_reduce_kernel(const float* partial, int nTiles,
+                                           const int* sortedScattered, float* dGates, int M) {
+  int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= M) return;
+  const float* q = partial + (long long)p * nTiles;
+  float s = 0.f;
+  for (int t = 0; t < nTiles; t++) s += q[t];
+  dGates[sortedScattered[p]] = s;
+}

@@ -31,6 +31,7 @@
 // Requirements as variant 3 (contiguous dimensions multiples of 8, 16-byte aligned bases).
 
 #include <cuda.h>  // CUtensorMap (a 128-byte opaque struct; no driver calls in device code)
+#include "swiglu.cuh"
 
 #define WS_THREADS 384
 
@@ -221,17 +222,120 @@ __device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const 
   }
 }
 
+// Variant 10: SwiGLU fused into the epilogues of the expert MLP's products (GLU argument of
+// ws_s2s; 0 = none). Rounding is the unfused path's at every step (h, a, the ungated and the
+// gated dA are rounded to bf16 where the unfused passes store them, and swiglu.cuh does the
+// math), so h, a and dH are the unfused values bit for bit; only the gate gradient's sum runs in
+// another order (per tile, then over the tiles in order: deterministic).
+//
+// GLU 1, the first product h = x [W1; W3]^T (gathered x, grouped output): a tile is 128 columns of
+// F, its B stage the 128 gate rows n0.. and the 128 up rows F + n0.. of the weight (two TMA boxes
+// of 64 x 128), so accumulator column j of the gate half and of the up half are the same output
+// column in one thread: the epilogue writes h (M, 2F) and a = silu(g) * u (M, F).
+// GLU 2, the down product's dX (dA = dy W2, grouped rows): per element the ungated dA, the gate
+// of the row's token slot, the forward's h; writes dH (M, 2F) of the gated dA, and per row and
+// tile the tile's part of dot(dA_ungated, a) (the gate's gradient, a recomputed from h) into
+// partial (M, ceil(F / BN)); gate_partials_reduce_kernel sums them into dGates.
+struct WsGlu {
+  const __nv_bfloat16* h;  // GLU 2: the forward's h (M, 2F)
+  __nv_bfloat16* act;      // GLU 1: a (M, F)
+  const float* gates;      // GLU 2: F32 (M) by token slot
+  float* partial;          // GLU 2: F32 (M, ceil(F / BN))
+};
+
+// Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
+template <int BN>
+__device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
+                                                    __nv_bfloat16* h, __nv_bfloat16* act, int F) {
+  int tid = threadIdx.x, lane = tid & 31;
+  int r0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
+  int c0 = tl.n0 + 2 * (lane & 3);
+  constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) {
+    int r = r0 + 8 * hh;
+    if (r >= tl.rows) continue;
+    long long p = tl.rStart + r;
+    __nv_bfloat16* hr = h + p * 2 * F;
+    __nv_bfloat16* ar = act + p * F;
+#pragma unroll
+    for (int j = 0; j < HALF; j++) {
+      int n = c0 + 8 * j;
+      if (n >= F) continue;
+      __nv_bfloat162 g2 = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+      __nv_bfloat162 u2 =
+          __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+      *reinterpret_cast<__nv_bfloat162*>(hr + n) = g2;
+      *reinterpret_cast<__nv_bfloat162*>(hr + F + n) = u2;
+      float2 g = __bfloat1622float2(g2), u = __bfloat1622float2(u2);
+      *reinterpret_cast<__nv_bfloat162*>(ar + n) =
+          __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+    }
+  }
+}
+
+template <int BN>
+__device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
+                                                    const WsGlu& glu, __nv_bfloat16* dh,
+                                                    const int* sortedScattered, int F) {
+  int tid = threadIdx.x, lane = tid & 31;
+  int r0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
+  int c0 = tl.n0 + 2 * (lane & 3);
+  int nTiles = (F + BN - 1) / BN;
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) {
+    int r = r0 + 8 * hh;
+    bool ok = r < tl.rows;
+    long long p = tl.rStart + r;
+    float dot = 0.f;
+    if (ok) {
+      float gate = glu.gates[sortedScattered[p]];
+      const __nv_bfloat16* hr = glu.h + p * 2 * F;
+      __nv_bfloat16* dr = dh + p * 2 * F;
+#pragma unroll
+      for (int j = 0; j < BN / 8; j++) {
+        int n = c0 + 8 * j;
+        if (n >= F) continue;
+        // the ungated dA as the unfused product stores it
+        float2 du = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+        float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(hr + n));
+        float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(hr + F + n));
+        float2 a = __bfloat1622float2(
+            __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y)));
+        dot = fmaf(du.x, a.x, dot);
+        dot = fmaf(du.y, a.y, dot);
+        float2 da = __bfloat1622float2(__floats2bfloat162_rn(du.x * gate, du.y * gate));
+        float dg0, du0, dg1, du1;
+        swiglu_bwd(da.x, g.x, u.x, dg0, du0);
+        swiglu_bwd(da.y, g.y, u.y, dg1, du1);
+        *reinterpret_cast<__nv_bfloat162*>(dr + n) = __floats2bfloat162_rn(dg0, dg1);
+        *reinterpret_cast<__nv_bfloat162*>(dr + F + n) = __floats2bfloat162_rn(du0, du1);
+      }
+    }
+    // the four lanes of a row hold its columns: sum them (every lane takes part)
+    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+    if (ok && (lane & 3) == 0) glu.partial[p * nTiles + tl.n0 / BN] = dot;
+  }
+}
+
 // CL = 2 (variant 9): a cluster of two CTAs takes 256-row tiles of one expert, CTA r rows
 // 128 r .. 128 r + 127 (none where the expert ends first: it still loads and releases its stages),
 // the same weight tile: each CTA loads half of it by TMA multicast into both CTAs' stage, so a
 // stage's empty barrier waits for the consumers of both CTAs. The x W^T weight map's box is then
 // {64, BN / 2, 1}.
-template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1>
+// GLU (variant 10): outDim is F; the tile walk is over F in tiles of NT columns.
+template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
                                        const int* sortedScattered, int M, int E, int inDim,
-                                       int outDim, int fanOut, int groupedOut) {
+                                       int outDim, int fanOut, int groupedOut,
+                                       WsGlu glu = WsGlu{}) {
+  static_assert(GLU == 0 || (BN == 256 && CL == 1), "the SwiGLU epilogues take 128 x 256 tiles");
+  static_assert(GLU != 1 || TRANSW, "SwiGLU forward: x W^T");
+  static_assert(GLU != 2 || (!TRANSW && !GATHER), "SwiGLU backward: grouped dy W");
+  constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
@@ -239,7 +343,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
-  int rowTiles = tileStart[E], nTiles = (outDim + BN - 1) / BN;
+  int rowTiles = tileStart[E], nTiles = (outDim + NT - 1) / NT;
   long long total = (long long)rowTiles * nTiles;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
   int kTiles = (inDim + WG_BK - 1) / WG_BK;
@@ -247,7 +351,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int rank = CL > 1 ? (int)ws_cluster_rank() : 0;
   long long first = CL > 1 ? blockIdx.x / CL : blockIdx.x, step = CL > 1 ? gridDim.x / CL : gridDim.x;
   auto myTile = [&](long long t) {
-    MoeTile tl = moe_tile<WG_BM * CL, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    MoeTile tl = moe_tile<WG_BM * CL, NT>(t, tileStart, rowEnd, E, rowTiles, nTiles);
     if (CL > 1) {
       tl.rStart += WG_BM * rank;
       tl.rows = min(max(tl.rows - WG_BM * rank, 0), WG_BM);
@@ -284,6 +388,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
               for (int j = rank; j < BN / 64; j += 2)
                 ws_tma3_mc(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full, 3);
             }
+          } else if (GLU == 1) {  // gate rows n0.., up rows F + n0.. (64 x 128 boxes)
+            ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
+            ws_tma3(sB + (BN / 2) * 128, tmW, k0, outDim + tl.n0, tl.e, full);
           } else if (TRANSW) {
             ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
           } else {
@@ -327,7 +434,13 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         ws_arrive(last);
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
-      ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
+      if constexpr (GLU == 1) {
+        ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
+      } else if constexpr (GLU == 2) {
+        ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
+      } else {
+        ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
+      }
     }
   }
   // neither CTA leaves while the other may still multicast into it or arrive on its barriers
@@ -512,4 +625,32 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_red_kernel7(WS_X
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_XTY_ARGS) {
   WG_BODY((ws_xty<128, 6, true>(WS_XTY_PASS)));
+}
+
+// Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
+// products that touch SwiGLU. tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
+// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd); tmA: dy (M, D) as {D, M} in 64 x 128 boxes.
+// h, a, dH bf16 and grouped; F a multiple of 8. Shared memory: ws_smem_bytes(256, 4) + (2E + 1)
+// ints, as variant 5.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel10(const __grid_constant__ CUtensorMap tmW,
+                                          const __nv_bfloat16* x, __nv_bfloat16* h,
+                                          __nv_bfloat16* a, const int* sortedExpert,
+                                          const int* sortedScattered, int M, int E, int inDim,
+                                          int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1>(&tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16,
+                                             sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
+                                             1, WsGlu{nullptr, a, nullptr, nullptr})));
+}
+
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_nc_glubwd_kernel10(const __grid_constant__ CUtensorMap tmW,
+                                             const __grid_constant__ CUtensorMap tmA,
+                                             const __nv_bfloat16* h, __nv_bfloat16* dh,
+                                             const float* gates, float* partial,
+                                             const int* sortedExpert, const int* sortedScattered,
+                                             int M, int E, int inDim, int F) {
+  WG_BODY((ws_s2s<256, 4, false, false, 1, 2>(&tmW, &tmA, nullptr, nullptr, DT_BF16, dh, DT_BF16,
+                                               sortedExpert, sortedScattered, M, E, inDim, F, 1, 1,
+                                               WsGlu{h, nullptr, gates, partial})));
 }

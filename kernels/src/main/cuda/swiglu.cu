@@ -1,7 +1,6 @@
 // SwiGLU of the expert MLP: a = silu(gate) * up, with h = [gate | up] per row.
+#include "swiglu.cuh"
 #include "vec.cuh"
-
-__device__ __forceinline__ float sigmoidf_(float g) { return 1.f / (1.f + expf(-g)); }
 
 // h (M, 2F), a (M, F). With F % 8 == 0 and 16-byte aligned tensors (the step's case) each thread
 // takes 8 consecutive columns with 16-byte loads and stores; otherwise one element per thread.
@@ -16,7 +15,7 @@ MT_KERNEL void swiglu_forward_kernel(const void* h, int hdt, void* a, int adt, l
       ld8(h, m * 2 * F + f, hdt, g);
       ld8(h, m * 2 * F + F + f, hdt, u);
 #pragma unroll
-      for (int j = 0; j < 8; j++) o[j] = g[j] * sigmoidf_(g[j]) * u[j];
+      for (int j = 0; j < 8; j++) o[j] = swiglu_fwd(g[j], u[j]);
       st8(a, m * F + f, adt, o);
     }
     return;
@@ -25,12 +24,12 @@ MT_KERNEL void swiglu_forward_kernel(const void* h, int hdt, void* a, int adt, l
     long long m = t / F;
     int f = (int)(t % F);
     float g = ldf(h, m * 2 * F + f, hdt), u = ldf(h, m * 2 * F + F + f, hdt);
-    stf(a, t, adt, g * sigmoidf_(g) * u);
+    stf(a, t, adt, swiglu_fwd(g, u));
   }
 }
 
 // dA (M, F), h (M, 2F), dH (M, 2F) overwrite:
-// dgate = dA * up * sig * (1 + g * (1 - sig)), dup = dA * silu(g). Vector path as the forward.
+// swiglu_bwd (swiglu.cuh). Vector path as the forward.
 MT_KERNEL void swiglu_backward_kernel(const void* da, int dadt, const void* h, int hdt, void* dh,
                                       int dhdt, long long M, int F) {
   if (F % 8 == 0 && aligned16(da) && aligned16(h) && aligned16(dh)) {
@@ -43,11 +42,7 @@ MT_KERNEL void swiglu_backward_kernel(const void* da, int dadt, const void* h, i
       ld8(h, m * 2 * F + F + f, hdt, u);
       ld8(da, m * F + f, dadt, d);
 #pragma unroll
-      for (int j = 0; j < 8; j++) {
-        float s = sigmoidf_(g[j]);
-        dg[j] = d[j] * u[j] * s * (1.f + g[j] * (1.f - s));
-        du[j] = d[j] * g[j] * s;
-      }
+      for (int j = 0; j < 8; j++) swiglu_bwd(d[j], g[j], u[j], dg[j], du[j]);
       st8(dh, m * 2 * F + f, dhdt, dg);
       st8(dh, m * 2 * F + F + f, dhdt, du);
     }
@@ -57,8 +52,9 @@ MT_KERNEL void swiglu_backward_kernel(const void* da, int dadt, const void* h, i
     long long m = t / F;
     int f = (int)(t % F);
     float g = ldf(h, m * 2 * F + f, hdt), u = ldf(h, m * 2 * F + F + f, hdt);
-    float d = ldf(da, t, dadt), s = sigmoidf_(g);
-    stf(dh, m * 2 * F + f, dhdt, d * u * s * (1.f + g * (1.f - s)));
-    stf(dh, m * 2 * F + F + f, dhdt, d * g * s);
+    float dg, du;
+    swiglu_bwd(ldf(da, t, dadt), g, u, dg, du);
+    stf(dh, m * 2 * F + f, dhdt, dg);
+    stf(dh, m * 2 * F + F + f, dhdt, du);
   }
 }

@@ -290,6 +290,53 @@ public interface Backend extends AutoCloseable {
    */
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates);
 
+  /**
+   * The expert MLP's first product with its SwiGLU in one call (ScatterMoE's MLP): h =
+   * scatter2scatter(x, w, null, transW = true, fanOut, sortedExpertIdxs, sortedScatteredIdxs,
+   * groupedIn, groupedOut = true) and a = silu(h[:, :F]) * h[:, F:]. w (E, 2F, D) (gate rows then
+   * up rows), h (M, 2F) and a (M, F) grouped, overwrite. The result is these two ops' (the GPU runs
+   * the SwiGLU in the product's epilogue with the same roundings: equal bit for bit).
+   */
+  default void scatter2scatterSwiglu(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor h,
+      Tensor a) {
+    scatter2scatter(
+        x, w, null, true, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, true, h);
+    swigluForward(h, a);
+  }
+
+  /**
+   * The backward of the expert MLP's gated down product through its gates and SwiGLU in one call:
+   * dA = scatter2scatter(dY, w, null, transW = false, 1, sortedExpertIdxs, sortedScatteredIdxs,
+   * groupedIn = true, groupedOut = true) (the ungated rows), then {@link #gateRowsBackward}(dA, a,
+   * 1, sortedScatteredIdxs, gates, dGates) and {@link #swigluBackward}(dA, h, dH). dY (M, D)
+   * grouped and ungated, w (E, D, F), h (M, 2F) and a (M, F) the forward's (grouped), gates F32 (M)
+   * by token slot, dGates F32 (M) by token slot overwrite, dH (M, 2F) overwrite. dH is these ops'
+   * bit for bit on the GPU; dGates sums the same products in another order.
+   */
+  default void scatter2scatterSwigluBackward(
+      Tensor dY,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor h,
+      Tensor a,
+      Tensor gates,
+      Tensor dGates,
+      Tensor dH) {
+    try (Tensor dA = empty(dY.dtype(), a.shape())) {
+      scatter2scatter(dY, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, true, dA);
+      gateRowsBackward(dA, a, 1, sortedScatteredIdxs, gates, dGates);
+      swigluBackward(dA, h, dH);
+    }
+  }
+
   // ---------------------------------------------------------------- SwiGLU
 
   /** a = silu(h[:, :F]) * h[:, F:]. h (M, 2F) (gate rows then up rows), a (M, F) overwrite. */

@@ -90,6 +90,8 @@ public final class OpProfiler {
           "routerBackward",
           "flattenSortCount",
           "scatter2scatter",
+          "scatter2scatterSwiglu",
+          "scatter2scatterSwigluBackward",
           "gateRowsBackward",
           "group",
           "groupXtY",

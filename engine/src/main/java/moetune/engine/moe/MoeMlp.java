@@ -213,10 +213,14 @@ public final class MoeMlp implements AutoCloseable {
               + routing.k());
     }
     int k = routing.k();
-    ParallelLinear.Context up =
-        ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true, gateUpLora);
     Tensor act = be.empty(x.dtype(), routing.rows(), down.dim(2)); // (M, F)
-    be.swigluForward(up.output(), act);
+    ParallelLinear.Context up;
+    if (gateUpLora == null) { // h and a from one call (the GPU fuses SwiGLU into the product)
+      up = ParallelLinear.forwardSwiglu(x, gateUp, k, routing, act);
+    } else { // the adapter's rows join h before its SwiGLU
+      up = ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true, gateUpLora);
+      be.swigluForward(up.output(), act);
+    }
     ParallelLinear.Context out =
         ParallelLinear.forward(
             act,
@@ -238,11 +242,18 @@ public final class MoeMlp implements AutoCloseable {
    */
   public Grads backward(Forward f, Tensor dY) {
     Backend be = dY.backend();
-    ParallelLinear.Grads g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true);
-    Tensor dAct = g2.dX(); // (M, F) grouped
-    Tensor dH = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1)); // (M, 2F) grouped
-    be.swigluBackward(dAct, f.up.output(), dH);
-    dAct.close();
+    ParallelLinear.Grads g2;
+    Tensor dH; // (M, 2F) grouped
+    if (downLora == null) { // dA, the gates' gradient and SwiGLU's backward from one call
+      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, f.up.output());
+      dH = g2.dX();
+    } else { // the adapter's part of dA joins it before the gates and SwiGLU
+      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true);
+      Tensor dAct = g2.dX(); // (M, F) grouped
+      dH = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1));
+      be.swigluBackward(dAct, f.up.output(), dH);
+      dAct.close();
+    }
     ParallelLinear.Grads g1 = ParallelLinear.backward(f.up, dH, gateUpGrad, null, true);
     dH.close();
     return new Grads(g1.dX(), g2.dGates());

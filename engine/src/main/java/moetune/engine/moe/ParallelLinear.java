@@ -254,6 +254,23 @@ public final class ParallelLinear {
   }
 
   /**
+   * The expert MLP's first product with its SwiGLU in one backend call ({@link
+   * Backend#scatter2scatterSwiglu}): h = ParallelLinear(x, w, k, groupedOut) (M, 2F), the context's
+   * output, and act = silu(h[:, :F]) * h[:, F:] (M, F) grouped, overwrite. x (M / k, I) in token
+   * order, w (E, 2F, I), no bias, no adapter (an adapter's rows are added to h before its SwiGLU:
+   * {@link #forward} then {@link Backend#swigluForward}).
+   */
+  public static Context forwardSwiglu(Tensor x, Tensor w, int k, Routing routing, Tensor act) {
+    Backend be = x.backend();
+    long m = routing.rows();
+    checkShapes(x, w, null, k, routing, null, false, true);
+    Tensor h = be.empty(x.dtype(), m, w.dim(1));
+    be.scatter2scatterSwiglu(
+        x, w, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), false, h, act);
+    return new Context(x, w, false, k, routing, null, null, false, true, h, h.numel());
+  }
+
+  /**
    * rows (M, O), grouped or in token-slot order, += scaling * (x A^T) B^T per routed row; keeps xa
    * (M, r) grouped in the context.
    */
@@ -319,7 +336,33 @@ public final class ParallelLinear {
    * computes its rows anyway: they carry the gates' gradient).
    */
   public static Grads backward(Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx) {
+    return backward(c, dY, dW, dBias, needDx, null);
+  }
+
+  /**
+   * As above for the expert MLP's down product, whose input x was SwiGLU of swigluH (M, 2F)
+   * (grouped): with swigluH, the returned dX is already dH (M, 2F), the gradient of swigluH, from
+   * one backend call ({@link Backend#scatter2scatterSwigluBackward}: the ungated product, the
+   * gates' gradient and SwiGLU's backward). It needs a gated product without bias or adapter on
+   * grouped rows (k = 1); swigluH null is the plain backward.
+   */
+  public static Grads backward(
+      Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx, Tensor swigluH) {
     Backend be = dY.backend();
+    if (swigluH != null
+        && (c.gates == null
+            || c.expanded != null
+            || c.lora != null
+            || !c.groupedIn
+            || c.k != 1
+            || swigluH.numel() != 2 * c.x.numel())) {
+      throw new IllegalArgumentException(
+          "ParallelLinear.backward: the SwiGLU backward needs a gated product without bias or"
+              + " adapter on grouped rows whose input is SwiGLU of h (M, 2F); got x "
+              + c.x.describe()
+              + ", h "
+              + swigluH.describe());
+    }
     if (dY.numel() != c.outputNumel) {
       throw new IllegalArgumentException(
           "ParallelLinear.backward: dY "
@@ -395,7 +438,19 @@ public final class ParallelLinear {
       }
     }
     Tensor dX = null;
-    if (needDx || gatesFlat != null) {
+    if (swigluH != null) {
+      dX = be.empty(dY.dtype(), m, swigluH.cols()); // dH
+      be.scatter2scatterSwigluBackward(
+          dYGrouped,
+          c.w,
+          r.sortedExpertIdxs(),
+          r.sortedScatteredIdxs(),
+          swigluH,
+          c.x,
+          gatesFlat,
+          dGates,
+          dX);
+    } else if (needDx || gatesFlat != null) {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
       Tensor dXExpanded = be.empty(dY.dtype(), m, in);
       be.scatter2scatter(

@@ -562,6 +562,43 @@ public final class OpTable {
           in.keep("dGates", dGates);
         });
     c.put(
+        "scatter2scatterSwiglu",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor h = in.nan(M, 2 * F);
+          Tensor a = in.nan(M, F);
+          in.be.scatter2scatterSwiglu(
+              in.randn(1, N, D),
+              in.randn(0.2, E, 2 * F, D),
+              K,
+              r.sortedExperts,
+              r.sortedScattered,
+              false,
+              h,
+              a);
+          in.keep("h", h);
+          in.keep("a", a);
+        });
+    c.put(
+        "scatter2scatterSwigluBackward",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor dGates = in.nan(M);
+          Tensor dH = in.nan(M, 2 * F);
+          in.be.scatter2scatterSwigluBackward(
+              in.randn(1, M, D),
+              in.randn(0.2, E, D, F),
+              r.sortedExperts,
+              r.sortedScattered,
+              in.randn(2, M, 2 * F),
+              in.randn(1, M, F),
+              in.randn(1, M),
+              dGates,
+              dH);
+          in.keep("dGates", dGates);
+          in.keep("dH", dH);
+        });
+    c.put(
         "swigluForward",
         in -> {
           Tensor a = in.nan(M, F);

@@ -600,6 +600,41 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public void scatter2scatterSwiglu(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor h,
+      Tensor a) {
+    if (!moe.scatter2scatterSwiglu(
+        x, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, h, a)) {
+      Backend.super.scatter2scatterSwiglu(
+          x, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, h, a);
+    }
+  }
+
+  @Override
+  public void scatter2scatterSwigluBackward(
+      Tensor dY,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor h,
+      Tensor a,
+      Tensor gates,
+      Tensor dGates,
+      Tensor dH) {
+    if (!moe.scatter2scatterSwigluBackward(
+        dY, w, sortedExpertIdxs, sortedScatteredIdxs, h, a, gates, dGates, dH)) {
+      Backend.super.scatter2scatterSwigluBackward(
+          dY, w, sortedExpertIdxs, sortedScatteredIdxs, h, a, gates, dGates, dH);
+    }
+  }
+
+  @Override
   public void gateRowsBackward(
       Tensor rows, Tensor x, int xFan, Tensor gateIdx, Tensor gates, Tensor dGates) {
     CudaGateRows.backward(ctx, rows, x, xFan, gateIdx, gates, dGates);

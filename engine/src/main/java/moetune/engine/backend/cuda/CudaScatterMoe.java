@@ -334,6 +334,157 @@ final class CudaScatterMoe {
   }
 
   /**
+   * Whether the SwiGLU epilogues of variant 10 (moe_wgmma_ws.cu) run: on Hopper with AUTO (a named
+   * family, such as ws256r, runs the unfused ops, so one process can time both).
+   */
+  private boolean swigluFused(long experts) {
+    return kernel == Kernel.AUTO && hopper() && experts <= MM_MAX_EXPERTS;
+  }
+
+  private static boolean bf16(CudaTensor... ts) {
+    for (CudaTensor t : ts) {
+      if (t.dtype() != DType.BF16 || t.address() % 16 != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Backend#scatter2scatterSwiglu by variant 10 (h and a = silu(gate) * up written by the first
+   * product's epilogue) when it applies: gathered bf16 rows, F and D multiples of 8, 16-byte
+   * aligned tensors a tensor map can describe. Returns false, having queued nothing, otherwise (the
+   * caller runs the two ops).
+   */
+  boolean scatter2scatterSwiglu(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor h,
+      Tensor a) {
+    String op = "scatter2scatterSwiglu";
+    CudaTensor xt = b.ct(x, op, "x"), wt = b.ct(w, op, "W"), ht = b.ct(h, op, "h");
+    CudaTensor at = b.ct(a, op, "a");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    int[] shape = OpShapes.scatter2scatter(xt, wt, null, true, fanOut, se, ss, groupedIn, ht);
+    long e = shape[0], d = shape[1], f2 = shape[2], m = shape[3], f = f2 / 2;
+    OpShapes.check(f2 % 2 == 0, op + ": W " + wt.describe() + " must be (E, 2F, D)");
+    OpShapes.swigluForward(ht, at);
+    if (groupedIn
+        || m == 0
+        || !swigluFused(e)
+        || f % 8 != 0
+        || d % 8 != 0
+        || !bf16(xt, wt, ht, at)) {
+      return false;
+    }
+    int[] tmW;
+    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D)
+      tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 128, 1}, op + " W");
+    } catch (IllegalArgumentException notTma) {
+      return false;
+    }
+    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
+    b.kernel("scatter2scatter_ws256_tg_glu_kernel10")
+        .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+        .grid(Math.min(tiles, b.multiprocessors()))
+        .block(WS_THREADS)
+        .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
+        .struct("tmW", tmW)
+        .ptr("x", xt.address())
+        .ptr("h", ht.address())
+        .ptr("a", at.address())
+        .ptr("sortedExpert", se.address())
+        .ptr("sortedScattered", ss.address())
+        .i32("M", (int) m)
+        .i32("E", (int) e)
+        .i32("inDim", (int) d)
+        .i32("F", (int) f)
+        .i32("fanOut", fanOut)
+        .launch();
+    return true;
+  }
+
+  /**
+   * Backend#scatter2scatterSwigluBackward by variant 10 (the down product's dX epilogue gates its
+   * rows, runs SwiGLU's backward into dH and leaves each tile's part of the gate gradient, which
+   * gate_partials_reduce_kernel sums in tile order) when it applies, as {@link
+   * #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
+   */
+  boolean scatter2scatterSwigluBackward(
+      Tensor dY,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor h,
+      Tensor a,
+      Tensor gates,
+      Tensor dGates,
+      Tensor dH) {
+    String op = "scatter2scatterSwigluBackward";
+    CudaTensor dyt = b.ct(dY, op, "dY"), wt = b.ct(w, op, "W"), ht = b.ct(h, op, "h");
+    CudaTensor at = b.ct(a, op, "a"), dht = b.ct(dH, op, "dH");
+    CudaTensor gt = b.ct(gates, op, "gates"), dgt = b.ct(dGates, op, "dGates");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    // dA = dY W[e] has a's shape (M, F); h and dH are (M, 2F)
+    int[] shape = OpShapes.scatter2scatter(dyt, wt, null, false, 1, se, ss, true, at);
+    long e = shape[0], d = shape[1], f = shape[2], m = shape[3];
+    OpShapes.swigluBackward(at, ht, dht);
+    OpShapes.dtype(op, "gates", gt, DType.F32);
+    OpShapes.dtype(op, "dGates", dgt, DType.F32);
+    OpShapes.numel(op, "gates", gt, m);
+    OpShapes.numel(op, "dGates", dgt, m);
+    if (m == 0 || !swigluFused(e) || f % 8 != 0 || d % 8 != 0 || !bf16(dyt, wt, ht, dht)) {
+      return false;
+    }
+    int[] tmW, tmA;
+    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows by TMA
+      tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
+      tmA = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, 128}, op + " dY");
+    } catch (IllegalArgumentException notTma) {
+      return false;
+    }
+    long nTiles = (f + 255) / 256;
+    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * nTiles;
+    try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
+      b.kernel("scatter2scatter_ws256_nc_glubwd_kernel10")
+          .shapes("dY " + dyt.describe() + " W " + wt.describe())
+          .grid(Math.min(tiles, b.multiprocessors()))
+          .block(WS_THREADS)
+          .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
+          .struct("tmW", tmW)
+          .struct("tmA", tmA)
+          .ptr("h", ht.address())
+          .ptr("dh", dht.address())
+          .ptr("gates", gt.address())
+          .ptr("partial", b.ptr(partial, op, "partial"))
+          .ptr("sortedExpert", se.address())
+          .ptr("sortedScattered", ss.address())
+          .i32("M", (int) m)
+          .i32("E", (int) e)
+          .i32("inDim", (int) d)
+          .i32("F", (int) f)
+          .launch();
+      b.kernel("gate_partials_reduce_kernel")
+          .shapes("partial (" + m + ", " + nTiles + ")")
+          .grid((m + 255) / 256)
+          .block(256)
+          .ptr("partial", b.ptr(partial, op, "partial"))
+          .i32("nTiles", (int) nTiles)
+          .ptr("sortedScattered", ss.address())
+          .ptr("dGates", dgt.address())
+          .i32("M", (int) m)
+          .launch();
+    }
+    return true;
+  }
+
+  /**
    * Variant 5's scatter2scatter kernel (moe_wgmma_ws.cu): its tile width, x W^T (t) or x W (n),
    * grouped (c, contiguous) or gathered (g) input rows.
    */

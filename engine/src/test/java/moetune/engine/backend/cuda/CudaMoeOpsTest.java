@@ -2,6 +2,7 @@ package moetune.engine.backend.cuda;
 
 import static moetune.engine.backend.cuda.GpuTesting.check;
 import static moetune.engine.backend.cuda.GpuTesting.checkInts;
+import static moetune.engine.backend.cuda.GpuTesting.compare;
 import static moetune.engine.backend.cuda.GpuTesting.cpu;
 import static moetune.engine.backend.cuda.GpuTesting.gpu;
 import static moetune.engine.backend.cuda.GpuTesting.ints;
@@ -9,6 +10,7 @@ import static moetune.engine.backend.cuda.GpuTesting.poisoned;
 import static moetune.engine.backend.cuda.GpuTesting.poisonedInts;
 import static moetune.engine.backend.cuda.GpuTesting.randn;
 import static moetune.engine.backend.cuda.GpuTesting.routing;
+import static moetune.engine.backend.cuda.GpuTesting.sync;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -296,6 +298,109 @@ class CudaMoeOpsTest {
         check(kernel + " groupXtY BF16 N=2000 k=2 dW", dW, tol(DType.BF16));
       }
     }
+  }
+
+  /**
+   * Variant 10's SwiGLU epilogues (AUTO on Hopper) against the unfused ops (the ws256r family: the
+   * same products, then swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h, a
+   * and dH equal bit for bit, dGates (the same products summed in another order) at float32
+   * precision; both also against the CPU. F = 1064 is no multiple of 128 (the gate box of the last
+   * tile reaches into the up rows, whose columns the epilogue drops) nor of 256; D = 264 ends in a
+   * partial k step; expert 4 gets no rows.
+   */
+  @Test
+  void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
+    CudaScatterMoe moe = gpu().moe();
+    Assumptions.assumeTrue(moe.hopper(), "variant 10 needs compute capability 9.0");
+    CudaScatterMoe.Kernel before = moe.kernel();
+    int d = 264, f = 1064;
+    try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair x = randn(DType.BF16, 1, r.n, d);
+          Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+          Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+          Pair dY = randn(DType.BF16, 1, m, d);
+          Pair gates = randn(DType.F32, 0.5, m);
+          Pair h = poisoned(DType.BF16, m, 2 * f);
+          Pair a = poisoned(DType.BF16, m, f);
+          Pair h2 = poisoned(DType.BF16, m, 2 * f);
+          Pair a2 = poisoned(DType.BF16, m, f);
+          Pair dGates = poisoned(DType.F32, m);
+          Pair dH = poisoned(DType.BF16, m, 2 * f);
+          Pair dGates2 = poisoned(DType.F32, m);
+          Pair dH2 = poisoned(DType.BF16, m, 2 * f)) {
+        moe.kernel(CudaScatterMoe.Kernel.AUTO);
+        gpu()
+            .scatter2scatterSwiglu(
+                x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h.g(), a.g());
+        moe.kernel(CudaScatterMoe.Kernel.WS256R);
+        gpu()
+            .scatter2scatterSwiglu(
+                x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
+        assertArrayEquals(bits(h2), bits(h), "fused h differs from the unfused product's");
+        assertArrayEquals(bits(a2), bits(a), "fused a differs from swigluForward's");
+        cpu()
+            .scatter2scatterSwiglu(
+                x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, h.c(), a.c());
+        check("scatter2scatterSwiglu h", h, tol(DType.BF16));
+        check("scatter2scatterSwiglu a", a, tol(DType.BF16));
+        sync(h); // the backward reads the same h on both backends
+        sync(a);
+        moe.kernel(CudaScatterMoe.Kernel.AUTO);
+        gpu()
+            .scatter2scatterSwigluBackward(
+                dY.g(),
+                w2.g(),
+                r.sortedExp.g(),
+                r.sortedScat.g(),
+                h.g(),
+                a.g(),
+                gates.g(),
+                dGates.g(),
+                dH.g());
+        moe.kernel(CudaScatterMoe.Kernel.WS256R);
+        gpu()
+            .scatter2scatterSwigluBackward(
+                dY.g(),
+                w2.g(),
+                r.sortedExp.g(),
+                r.sortedScat.g(),
+                h.g(),
+                a.g(),
+                gates.g(),
+                dGates2.g(),
+                dH2.g());
+        assertArrayEquals(bits(dH2), bits(dH), "fused dH differs from the unfused ops'");
+        compare(
+            "fused dGates against gateRowsBackward's",
+            gpu().download(dGates2.g()).toFloatArray(),
+            gpu().download(dGates.g()).toFloatArray(),
+            1e-5);
+        cpu()
+            .scatter2scatterSwigluBackward(
+                dY.c(),
+                w2.c(),
+                r.sortedExp.c(),
+                r.sortedScat.c(),
+                h.c(),
+                a.c(),
+                gates.c(),
+                dGates.c(),
+                dH.c());
+        check("scatter2scatterSwigluBackward dH", dH, tol(DType.BF16));
+        check("scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
+      }
+    } finally {
+      moe.kernel(before);
+    }
+  }
+
+  /** The GPU tensor's values as float bits (bf16 widened exactly), for bitwise comparisons. */
+  private static int[] bits(Pair p) {
+    float[] v = gpu().download(p.g()).toFloatArray();
+    int[] b = new int[v.length];
+    for (int i = 0; i < v.length; i++) b[i] = Float.floatToRawIntBits(v[i]);
+    return b;
   }
 
   @ParameterizedTest

@@ -38,18 +38,24 @@ class MoeSassTest {
           "group_xty_wgmma_n128_kernel3");
 
   /**
-   * Variants 5 and 7 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands) by
-   * TMA.
+   * Variants 5, 7 and 10 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands)
+   * by TMA.
    */
   static final List<String> TMA_KERNELS =
-      java.util.stream.Stream.of("256", "128")
-          .flatMap(
-              bn ->
-                  java.util.stream.Stream.concat(
-                      java.util.stream.Stream.of("tg", "tc", "ng", "nc")
-                          .map(m -> "scatter2scatter_ws" + bn + "_" + m + "_kernel5"),
-                      java.util.stream.Stream.of(
-                          "group_xty_ws" + bn + "_kernel5", "group_xty_ws" + bn + "_red_kernel7")))
+      java.util.stream.Stream.concat(
+              java.util.stream.Stream.of("256", "128")
+                  .flatMap(
+                      bn ->
+                          java.util.stream.Stream.concat(
+                              java.util.stream.Stream.of("tg", "tc", "ng", "nc")
+                                  .map(m -> "scatter2scatter_ws" + bn + "_" + m + "_kernel5"),
+                              java.util.stream.Stream.of(
+                                  "group_xty_ws" + bn + "_kernel5",
+                                  "group_xty_ws" + bn + "_red_kernel7"))),
+              // variant 10: SwiGLU (and the gates) in the epilogue
+              java.util.stream.Stream.of(
+                  "scatter2scatter_ws256_tg_glu_kernel10",
+                  "scatter2scatter_ws256_nc_glubwd_kernel10"))
           .toList();
 
   @Test
