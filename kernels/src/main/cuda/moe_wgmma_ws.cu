@@ -232,7 +232,7 @@ __device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const 
 // F, its B stage the 128 gate rows n0.. and the 128 up rows F + n0.. of the weight (two TMA boxes
 // of 64 x 128), so accumulator column j of the gate half and of the up half are the same output
 // column in one thread: the epilogue writes h (M, 2F) and a = silu(g) * u (M, F).
-// GLU 2, the down product's dX (dA = dy W2, grouped rows): per element the ungated dA, the gate
+// GLU 2, the down product's dX (dA = dy W2, dy rows gathered from token order): per element the ungated dA, the gate
 // of the row's token slot, the forward's h; writes dH (M, 2F) of the gated dA, and per row and
 // tile the tile's part of dot(dA_ungated, a) (the gate's gradient, a recomputed from h) into
 // partial (M, ceil(F / BN)); gate_partials_reduce_kernel sums them into dGates.
@@ -274,6 +274,10 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
   }
 }
 
+// h comes by read-only loads issued GLU_BATCH column pairs at a time for both rows before any
+// math (a loop that loaded, computed and stored one pair at a time waited for each load: the first
+// build's epilogue cost more than the two passes it replaced, H200 2026-12-03 10:20 UTC).
+#define GLU_BATCH 8
 template <int BN>
 __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
                                                     const WsGlu& glu, __nv_bfloat16* dh,
@@ -282,40 +286,62 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
   int r0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
   int c0 = tl.n0 + 2 * (lane & 3);
   int nTiles = (F + BN - 1) / BN;
+  bool ok[2];
+  float gate[2], dot[2] = {0.f, 0.f};
+  const unsigned int* hr[2];
+  __nv_bfloat16* dr[2];
 #pragma unroll
   for (int hh = 0; hh < 2; hh++) {
     int r = r0 + 8 * hh;
-    bool ok = r < tl.rows;
-    long long p = tl.rStart + r;
-    float dot = 0.f;
-    if (ok) {
-      float gate = glu.gates[sortedScattered[p]];
-      const __nv_bfloat16* hr = glu.h + p * 2 * F;
-      __nv_bfloat16* dr = dh + p * 2 * F;
+    ok[hh] = r < tl.rows;
+    long long p = tl.rStart + (ok[hh] ? r : 0);
+    gate[hh] = ok[hh] ? glu.gates[sortedScattered[p]] : 0.f;
+    hr[hh] = reinterpret_cast<const unsigned int*>(glu.h + p * 2 * F);
+    dr[hh] = dh + p * 2 * F;
+  }
 #pragma unroll
-      for (int j = 0; j < BN / 8; j++) {
-        int n = c0 + 8 * j;
-        if (n >= F) continue;
-        // the ungated dA as the unfused product stores it
-        float2 du = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
-        float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(hr + n));
-        float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(hr + F + n));
-        float2 a = __bfloat1622float2(
-            __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y)));
-        dot = fmaf(du.x, a.x, dot);
-        dot = fmaf(du.y, a.y, dot);
-        float2 da = __bfloat1622float2(__floats2bfloat162_rn(du.x * gate, du.y * gate));
-        float dg0, du0, dg1, du1;
-        swiglu_bwd(da.x, g.x, u.x, dg0, du0);
-        swiglu_bwd(da.y, g.y, u.y, dg1, du1);
-        *reinterpret_cast<__nv_bfloat162*>(dr + n) = __floats2bfloat162_rn(dg0, dg1);
-        *reinterpret_cast<__nv_bfloat162*>(dr + F + n) = __floats2bfloat162_rn(du0, du1);
+  for (int j0 = 0; j0 < BN / 8; j0 += GLU_BATCH) {
+    unsigned int gv[2][GLU_BATCH], uv[2][GLU_BATCH];
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+      for (int j = 0; j < GLU_BATCH; j++) {
+        int n = c0 + 8 * (j0 + j);
+        bool in = ok[hh] && n < F;
+        gv[hh][j] = in ? __ldg(hr[hh] + n / 2) : 0u;
+        uv[hh][j] = in ? __ldg(hr[hh] + (F + n) / 2) : 0u;
       }
-    }
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+      for (int j = 0; j < GLU_BATCH; j++) {
+        int jj = j0 + j, n = c0 + 8 * jj;
+        if (!ok[hh] || n >= F) continue;
+        // the ungated dA as the unfused product stores it
+        float2 du = __bfloat1622float2(
+            __floats2bfloat162_rn(d[4 * jj + 2 * hh], d[4 * jj + 2 * hh + 1]));
+        float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&gv[hh][j]));
+        float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&uv[hh][j]));
+        float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y);
+        // a as swiglu_fwd rounds it (g * s * u)
+        float2 a = __bfloat1622float2(__floats2bfloat162_rn(g.x * s0 * u.x, g.y * s1 * u.y));
+        dot[hh] = fmaf(du.x, a.x, dot[hh]);
+        dot[hh] = fmaf(du.y, a.y, dot[hh]);
+        float2 da = __bfloat1622float2(__floats2bfloat162_rn(du.x * gate[hh], du.y * gate[hh]));
+        float dg0, du0, dg1, du1;
+        swiglu_bwd_s(da.x, g.x, u.x, s0, dg0, du0);
+        swiglu_bwd_s(da.y, g.y, u.y, s1, dg1, du1);
+        *reinterpret_cast<__nv_bfloat162*>(dr[hh] + n) = __floats2bfloat162_rn(dg0, dg1);
+        *reinterpret_cast<__nv_bfloat162*>(dr[hh] + F + n) = __floats2bfloat162_rn(du0, du1);
+      }
+  }
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) {
     // the four lanes of a row hold its columns: sum them (every lane takes part)
-    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-    if (ok && (lane & 3) == 0) glu.partial[p * nTiles + tl.n0 / BN] = dot;
+    float v = dot[hh];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (ok[hh] && (lane & 3) == 0) glu.partial[(long long)(tl.rStart + r0 + 8 * hh) * nTiles + tl.n0 / BN] = v;
   }
 }
 
@@ -334,7 +360,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
                                        WsGlu glu = WsGlu{}) {
   static_assert(GLU == 0 || (BN == 256 && CL == 1), "the SwiGLU epilogues take 128 x 256 tiles");
   static_assert(GLU != 1 || TRANSW, "SwiGLU forward: x W^T");
-  static_assert(GLU != 2 || (!TRANSW && !GATHER), "SwiGLU backward: grouped dy W");
+  static_assert(GLU != 2 || !TRANSW, "SwiGLU backward: dy W");
   constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
@@ -628,9 +654,9 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
-// products that touch SwiGLU. tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
-// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd); tmA: dy (M, D) as {D, M} in 64 x 128 boxes.
-// h, a, dH bf16 and grouped; F a multiple of 8. Shared memory: ws_smem_bytes(256, 4) + (2E + 1)
+// products that touch SwiGLU, both gathering their input rows (x, and dy (M / fanOut, D) in token
+// order: no grouped copy of dy). tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
+// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd). h, a, dH bf16 and grouped; F a multiple of 8. Shared memory: ws_smem_bytes(256, 4) + (2E + 1)
 // ints, as variant 5.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel10(const __grid_constant__ CUtensorMap tmW,
@@ -644,13 +670,12 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_nc_glubwd_kernel10(const __grid_constant__ CUtensorMap tmW,
-                                             const __grid_constant__ CUtensorMap tmA,
-                                             const __nv_bfloat16* h, __nv_bfloat16* dh,
-                                             const float* gates, float* partial,
+    scatter2scatter_ws256_ng_glubwd_kernel10(const __grid_constant__ CUtensorMap tmW,
+                                             const __nv_bfloat16* dy, const __nv_bfloat16* h,
+                                             __nv_bfloat16* dh, const float* gates, float* partial,
                                              const int* sortedExpert, const int* sortedScattered,
-                                             int M, int E, int inDim, int F) {
-  WG_BODY((ws_s2s<256, 4, false, false, 1, 2>(&tmW, &tmA, nullptr, nullptr, DT_BF16, dh, DT_BF16,
-                                               sortedExpert, sortedScattered, M, E, inDim, F, 1, 1,
-                                               WsGlu{h, nullptr, gates, partial})));
+                                             int M, int E, int inDim, int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2>(&tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16,
+                                              sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
+                                              1, WsGlu{h, nullptr, gates, partial})));
 }

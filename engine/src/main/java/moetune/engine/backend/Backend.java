@@ -313,25 +313,29 @@ public interface Backend extends AutoCloseable {
 
   /**
    * The backward of the expert MLP's gated down product through its gates and SwiGLU in one call:
-   * dA = scatter2scatter(dY, w, null, transW = false, 1, sortedExpertIdxs, sortedScatteredIdxs,
-   * groupedIn = true, groupedOut = true) (the ungated rows), then {@link #gateRowsBackward}(dA, a,
-   * 1, sortedScatteredIdxs, gates, dGates) and {@link #swigluBackward}(dA, h, dH). dY (M, D)
-   * grouped and ungated, w (E, D, F), h (M, 2F) and a (M, F) the forward's (grouped), gates F32 (M)
-   * by token slot, dGates F32 (M) by token slot overwrite, dH (M, 2F) overwrite. dH is these ops'
+   * dA = scatter2scatter(dY, w, null, transW = false, fanOut, sortedExpertIdxs,
+   * sortedScatteredIdxs, groupedIn, groupedOut = true) (the ungated rows, grouped), then {@link
+   * #gateRowsBackward}(dA, a, 1, sortedScatteredIdxs, gates, dGates) and {@link
+   * #swigluBackward}(dA, h, dH). dY (M / fanOut, D) in token order (or (M, D) grouped with
+   * groupedIn), ungated; w (E, D, F); h (M, 2F) and a (M, F) the forward's (grouped); gates F32 (M)
+   * by token slot; dGates F32 (M) by token slot overwrite; dH (M, 2F) overwrite. dH is these ops'
    * bit for bit on the GPU; dGates sums the same products in another order.
    */
   default void scatter2scatterSwigluBackward(
       Tensor dY,
       Tensor w,
+      int fanOut,
       Tensor sortedExpertIdxs,
       Tensor sortedScatteredIdxs,
+      boolean groupedIn,
       Tensor h,
       Tensor a,
       Tensor gates,
       Tensor dGates,
       Tensor dH) {
     try (Tensor dA = empty(dY.dtype(), a.shape())) {
-      scatter2scatter(dY, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, true, dA);
+      scatter2scatter(
+          dY, w, null, false, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, true, dA);
       gateRowsBackward(dA, a, 1, sortedScatteredIdxs, gates, dGates);
       swigluBackward(dA, h, dH);
     }

@@ -389,11 +389,15 @@ public final class ParallelLinear {
     if (c.gates != null) {
       gateFan = (int) c.gates.cols();
       dGates = be.empty(DType.F32, c.gates.shape());
-      dYGrouped = be.empty(dY.dtype(), m, out);
-      if (c.expanded == null) {
+      if (swigluH != null) { // the fused call gathers dY's rows itself
         gatesFlat = c.gates.reshape(m);
+        dYGrouped = null;
+      } else if (c.expanded == null) {
+        gatesFlat = c.gates.reshape(m);
+        dYGrouped = be.empty(dY.dtype(), m, out);
         be.group(dY, r.sortedScatteredIdxs(), gateFan, null, dYGrouped);
       } else {
+        dYGrouped = be.empty(dY.dtype(), m, out);
         be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
         be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
       }
@@ -441,10 +445,12 @@ public final class ParallelLinear {
     if (swigluH != null) {
       dX = be.empty(dY.dtype(), m, swigluH.cols()); // dH
       be.scatter2scatterSwigluBackward(
-          dYGrouped,
+          dY,
           c.w,
+          gateFan,
           r.sortedExpertIdxs(),
           r.sortedScatteredIdxs(),
+          false,
           swigluH,
           c.x,
           gatesFlat,
@@ -501,7 +507,7 @@ public final class ParallelLinear {
         dXExpanded.close();
       }
     }
-    if (ownDyGrouped) {
+    if (ownDyGrouped && dYGrouped != null) {
       dYGrouped.close();
     }
     if (dxa != null) {

@@ -583,20 +583,28 @@ public final class OpTable {
         "scatter2scatterSwigluBackward",
         in -> {
           Routed r = Routed.of(in);
-          Tensor dGates = in.nan(M);
-          Tensor dH = in.nan(M, 2 * F);
-          in.be.scatter2scatterSwigluBackward(
-              in.randn(1, M, D),
-              in.randn(0.2, E, D, F),
-              r.sortedExperts,
-              r.sortedScattered,
-              in.randn(2, M, 2 * F),
-              in.randn(1, M, F),
-              in.randn(1, M),
-              dGates,
-              dH);
-          in.keep("dGates", dGates);
-          in.keep("dH", dH);
+          Tensor w = in.randn(0.2, E, D, F);
+          Tensor h = in.randn(2, M, 2 * F);
+          Tensor a = in.randn(1, M, F);
+          Tensor gates = in.randn(1, M);
+          for (boolean groupedIn : new boolean[] {false, true}) {
+            Tensor dGates = in.nan(M);
+            Tensor dH = in.nan(M, 2 * F);
+            in.be.scatter2scatterSwigluBackward(
+                in.randn(1, groupedIn ? M : N, D),
+                w,
+                groupedIn ? 1 : K,
+                r.sortedExperts,
+                r.sortedScattered,
+                groupedIn,
+                h,
+                a,
+                gates,
+                dGates,
+                dH);
+            in.keep("dGates groupedIn=" + groupedIn, dGates);
+            in.keep("dH groupedIn=" + groupedIn, dH);
+          }
         });
     c.put(
         "swigluForward",

@@ -620,17 +620,19 @@ public final class CudaBackend implements Backend {
   public void scatter2scatterSwigluBackward(
       Tensor dY,
       Tensor w,
+      int fanOut,
       Tensor sortedExpertIdxs,
       Tensor sortedScatteredIdxs,
+      boolean groupedIn,
       Tensor h,
       Tensor a,
       Tensor gates,
       Tensor dGates,
       Tensor dH) {
     if (!moe.scatter2scatterSwigluBackward(
-        dY, w, sortedExpertIdxs, sortedScatteredIdxs, h, a, gates, dGates, dH)) {
+        dY, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, h, a, gates, dGates, dH)) {
       Backend.super.scatter2scatterSwigluBackward(
-          dY, w, sortedExpertIdxs, sortedScatteredIdxs, h, a, gates, dGates, dH);
+          dY, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, h, a, gates, dGates, dH);
     }
   }
 

@@ -410,16 +410,18 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwigluBackward by variant 10 (the down product's dX epilogue gates its
-   * rows, runs SwiGLU's backward into dH and leaves each tile's part of the gate gradient, which
-   * gate_partials_reduce_kernel sums in tile order) when it applies, as {@link
-   * #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
+   * Backend#scatter2scatterSwigluBackward by variant 10 (the down product's dX gathers dY's rows
+   * from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves each
+   * tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order) when it
+   * applies, as {@link #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
    */
   boolean scatter2scatterSwigluBackward(
       Tensor dY,
       Tensor w,
+      int fanOut,
       Tensor sortedExpertIdxs,
       Tensor sortedScatteredIdxs,
+      boolean groupedIn,
       Tensor h,
       Tensor a,
       Tensor gates,
@@ -432,33 +434,37 @@ final class CudaScatterMoe {
     CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
         ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
     // dA = dY W[e] has a's shape (M, F); h and dH are (M, 2F)
-    int[] shape = OpShapes.scatter2scatter(dyt, wt, null, false, 1, se, ss, true, at);
+    int[] shape = OpShapes.scatter2scatter(dyt, wt, null, false, fanOut, se, ss, groupedIn, at);
     long e = shape[0], d = shape[1], f = shape[2], m = shape[3];
     OpShapes.swigluBackward(at, ht, dht);
     OpShapes.dtype(op, "gates", gt, DType.F32);
     OpShapes.dtype(op, "dGates", dgt, DType.F32);
     OpShapes.numel(op, "gates", gt, m);
     OpShapes.numel(op, "dGates", dgt, m);
-    if (m == 0 || !swigluFused(e) || f % 8 != 0 || d % 8 != 0 || !bf16(dyt, wt, ht, dht)) {
+    if (groupedIn
+        || m == 0
+        || !swigluFused(e)
+        || f % 8 != 0
+        || d % 8 != 0
+        || !bf16(dyt, wt, ht, dht)) {
       return false;
     }
-    int[] tmW, tmA;
-    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows by TMA
+    int[] tmW;
+    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
-      tmA = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, 128}, op + " dY");
     } catch (IllegalArgumentException notTma) {
       return false;
     }
     long nTiles = (f + 255) / 256;
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * nTiles;
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
-      b.kernel("scatter2scatter_ws256_nc_glubwd_kernel10")
-          .shapes("dY " + dyt.describe() + " W " + wt.describe())
+      b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10")
+          .shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
           .grid(Math.min(tiles, b.multiprocessors()))
           .block(WS_THREADS)
           .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
           .struct("tmW", tmW)
-          .struct("tmA", tmA)
+          .ptr("dy", dyt.address())
           .ptr("h", ht.address())
           .ptr("dh", dht.address())
           .ptr("gates", gt.address())
@@ -469,6 +475,7 @@ final class CudaScatterMoe {
           .i32("E", (int) e)
           .i32("inDim", (int) d)
           .i32("F", (int) f)
+          .i32("fanOut", fanOut)
           .launch();
       b.kernel("gate_partials_reduce_kernel")
           .shapes("partial (" + m + ", " + nTiles + ")")

@@ -319,7 +319,7 @@ class CudaMoeOpsTest {
       try (Pair x = randn(DType.BF16, 1, r.n, d);
           Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
           Pair w2 = randn(DType.BF16, 0.1, E, d, f);
-          Pair dY = randn(DType.BF16, 1, m, d);
+          Pair dY = randn(DType.BF16, 1, r.n, d); // token order: the fused call gathers rows
           Pair gates = randn(DType.F32, 0.5, m);
           Pair h = poisoned(DType.BF16, m, 2 * f);
           Pair a = poisoned(DType.BF16, m, f);
@@ -351,8 +351,10 @@ class CudaMoeOpsTest {
             .scatter2scatterSwigluBackward(
                 dY.g(),
                 w2.g(),
+                r.k,
                 r.sortedExp.g(),
                 r.sortedScat.g(),
+                false,
                 h.g(),
                 a.g(),
                 gates.g(),
@@ -363,8 +365,10 @@ class CudaMoeOpsTest {
             .scatter2scatterSwigluBackward(
                 dY.g(),
                 w2.g(),
+                r.k,
                 r.sortedExp.g(),
                 r.sortedScat.g(),
+                false,
                 h.g(),
                 a.g(),
                 gates.g(),
@@ -380,8 +384,10 @@ class CudaMoeOpsTest {
             .scatter2scatterSwigluBackward(
                 dY.c(),
                 w2.c(),
+                r.k,
                 r.sortedExp.c(),
                 r.sortedScat.c(),
+                false,
                 h.c(),
                 a.c(),
                 gates.c(),
