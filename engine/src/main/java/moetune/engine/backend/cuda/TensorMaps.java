@@ -64,7 +64,7 @@ final class TensorMaps {
    */
   static int[] bf16(long base, long[] dims, int[] box, String what) {
     check(base, dims, box, what);
-    Key key = new Key(base, Arrays.toString(dims), Arrays.toString(box));
+    Key key = new Key(base, dims, box);
     synchronized (CACHE) {
       int[] hit = CACHE.get(key);
       if (hit != null) {
@@ -73,7 +73,7 @@ final class TensorMaps {
     }
     int[] map = encode(base, dims, box, what);
     synchronized (CACHE) {
-      CACHE.put(key, map);
+      CACHE.put(new Key(base, dims.clone(), box.clone()), map); // the caller may reuse its arrays
     }
     return map.clone();
   }
@@ -81,7 +81,33 @@ final class TensorMaps {
   // A map is a pure function of (base, dims, box) (every other field is fixed above), so maps are
   // cached by that key whatever tensor lives at the address now: every MoE launch needs two, and
   // the allocator hands the same addresses back step after step. Bounded, least recently used out.
-  private record Key(long base, String dims, String box) {}
+  // (Compared by value without building strings: two lookups per MoE launch.)
+  private static final class Key {
+    private final long base;
+    private final long[] dims;
+    private final int[] box;
+    private final int hash;
+
+    Key(long base, long[] dims, int[] box) {
+      this.base = base;
+      this.dims = dims;
+      this.box = box;
+      this.hash = 31 * (31 * Long.hashCode(base) + Arrays.hashCode(dims)) + Arrays.hashCode(box);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Key k
+          && k.base == base
+          && Arrays.equals(k.dims, dims)
+          && Arrays.equals(k.box, box);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+  }
 
   private static final int CACHE_SIZE = 512;
   private static final Map<Key, int[]> CACHE =

@@ -55,7 +55,7 @@ class MoeSassTest {
               // variant 10: SwiGLU (and the gates) in the epilogue
               java.util.stream.Stream.of(
                   "scatter2scatter_ws256_tg_glu_kernel10",
-                  "scatter2scatter_ws256_nc_glubwd_kernel10"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel10"))
           .toList();
 
   @Test

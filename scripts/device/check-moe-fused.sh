@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script and
+# moe-breakdown.sh copied beside it) for MoE variant 10 (SwiGLU in the product epilogues): the engine
+# GPU suite (the bitwise fused-vs-unfused test included), compute-sanitizer memcheck and racecheck
+# on that test, MoeLayerBench with the breakdown for ws256r (the unfused ops) and auto (variant 10)
+# in the same process, then ncu (clocks not locked) of fwd1 and dX2, unfused and fused, on the 1.5B
+# shape. BUDGET caps the call (s).
+set -uo pipefail
+cd "$(dirname "$0")"
+OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
+BUDGET="${BUDGET:-560}"
+cap() { local left=$((BUDGET - SECONDS - 10)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
+if [[ " ${SKIP:-} " != *" tests "* ]]; then
+  SANITIZE=1 SANITIZE_TIMEOUT=100 \
+    SANITIZE_SELECT="--select-method=moetune.engine.backend.cuda.CudaMoeOpsTest#swigluEpiloguesAreTheUnfusedOpsBitForBit" \
+    SELECT="${SELECT:---select-package=moetune.engine}" timeout -k 5 "$(cap 300)" ./run-gpu-tests.sh \
+    > "$OUT/gpu-tests.log" 2>&1
+  echo "gpu tests exit $?"
+  grep -E "tests (found|successful|failed|aborted)|junit exit" "$OUT/gpu-tests.log" | sort -u
+  grep -A3 "✘" "$OUT/gpu-tests.log" | cut -c1-240 | head -20
+  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log
+fi
+MOE_BENCH_KERNELS="${KERNELS:-ws256r,auto}" BENCH_LIMIT="$(cap 240)" ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
+grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -75
+. ./java-env.sh
+for fam in ws256r auto; do
+  command -v ncu >/dev/null && [ "$(cap 70)" -gt 40 ] || break
+  MOE_BENCH_V2=0 MOE_BENCH_KERNELS=$fam timeout -k 5 "$(cap 70)" ncu --clock-control none \
+    -k 'regex:ws256_tg_kernel5|ws256_nc_kernel5|kernel10' --launch-skip 3 --launch-count 6 \
+    --section SpeedOfLight --section WarpStateStats --print-details all \
+    "$java" "${jopts[@]}" -Xmx16g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
+    16384 1024 3584 8 2 > "$OUT/ncu-$fam.txt" 2>&1
+  echo "ncu $fam exit $?"
+  grep -E "^  [a-zA-Z_0-9]+.*\(|Duration|Compute \(SM\) Throughput|DRAM Throughput|Stall (Long|Barrier|Wait|LG|MIO|Math)" "$OUT/ncu-$fam.txt" | head -48
+done
