@@ -276,7 +276,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 
 // h comes by read-only loads issued GLU_BATCH column pairs at a time for both rows before any
 // math (a loop that loaded, computed and stored one pair at a time waited for each load: the first
-// build's epilogue cost more than the two passes it replaced, H200 2026-12-03 10:20 UTC).
+// build's epilogue cost more than the passes it replaced, H200 2026-12-03 10:22 UTC).
 #define GLU_BATCH 8
 template <int BN>
 __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,

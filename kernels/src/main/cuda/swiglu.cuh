@@ -6,7 +6,7 @@
 // The hardware exponential and a fast divide (MUFU.EX2, MUFU.RCP): a few ulp of float32, far below
 // bf16's rounding, and cheap enough for the products' epilogues, where this math runs while the
 // tensor cores wait (IEEE expf and division made the fused epilogue slower than a separate pass:
-// H200 2026-12-03 10:20 UTC). For g < -88, exp overflows to inf and the sigmoid is 0.
+// H200 2026-12-03 10:22 UTC). For g < -88, exp overflows to inf and the sigmoid is 0.
 __device__ __forceinline__ float sigmoidf_(float g) { return __fdividef(1.f, 1.f + __expf(-g)); }
 
 // a = silu(g) * u
