@@ -4,14 +4,15 @@
 # GPU suite (the bitwise fused-vs-unfused test included), compute-sanitizer memcheck and racecheck
 # on that test, MoeLayerBench with the breakdown for ws256r (the unfused ops) and auto (variant 10)
 # in the same process, then ncu (clocks not locked) of fwd1 and dX2, unfused and fused, on the 1.5B
-# shape. BUDGET caps the call (s).
+# shape. BUDGET caps the call (s); SELECT picks the tests, SANITIZE=0 skips the sanitizers, NCU=0
+# skips ncu, BENCH_ARGS the shapes (T D F E k ...), KERNELS the families.
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
 BUDGET="${BUDGET:-560}"
 cap() { local left=$((BUDGET - SECONDS - 10)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
 if [[ " ${SKIP:-} " != *" tests "* ]]; then
-  SANITIZE=1 SANITIZE_TIMEOUT=100 \
+  SANITIZE="${SANITIZE:-1}" SANITIZE_TIMEOUT=100 \
     SANITIZE_SELECT="--select-method=moetune.engine.backend.cuda.CudaMoeOpsTest#swigluEpiloguesAreTheUnfusedOpsBitForBit" \
     SELECT="${SELECT:---select-package=moetune.engine}" timeout -k 5 "$(cap 300)" ./run-gpu-tests.sh \
     > "$OUT/gpu-tests.log" 2>&1
@@ -24,7 +25,7 @@ MOE_BENCH_KERNELS="${KERNELS:-ws256r,auto}" BENCH_LIMIT="$(cap 240)" ./moe-break
 grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -75
 . ./java-env.sh
 for fam in ws256r auto; do
-  command -v ncu >/dev/null && [ "$(cap 70)" -gt 40 ] || break
+  [ "${NCU:-1}" = 1 ] && command -v ncu >/dev/null && [ "$(cap 70)" -gt 40 ] || break
   MOE_BENCH_V2=0 MOE_BENCH_KERNELS=$fam timeout -k 5 "$(cap 70)" ncu --clock-control none \
     -k 'regex:ws256_tg_kernel5|ws256_nc_kernel5|kernel10' --launch-skip 3 --launch-count 6 \
     --section SpeedOfLight --section WarpStateStats --print-details all \
