@@ -241,33 +241,7 @@ struct WsGlu {
   __nv_bfloat16* act;      // GLU 1: a (M, F)
   const float* gates;      // GLU 2: F32 (M) by token slot
   float* partial;          // GLU 2: F32 (M, ceil(F / BN))
-  const CUtensorMap* tmH;  // GLU 1: h (M, 2F) as {2F, M} in 64 x 64 boxes (TMA store)
-  const CUtensorMap* tmAct;  // GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
 };
-
-// GLU 1's staging for TMA stores: 16 KiB per consumer warpgroup (its 64 rows x 128 columns as two
-// 64 x 64 boxes in the 128-byte swizzle), after the stages.
-#define WS_GLU_OUT_BYTES (2 * 64 * 128 * 2)
-
-__device__ __forceinline__ void ws_bar_wg(int id) {  // named barrier over one warpgroup
-  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
-}
-__device__ __forceinline__ void ws_tma_store2(const CUtensorMap* tm, uint32_t src, int c0, int c1) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(tm),
-      "r"(src), "r"(c0), "r"(c1)
-      : "memory");
-}
-__device__ __forceinline__ void ws_store_commit() {
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-// The staging buffer may be written again once the earlier stores have read it.
-__device__ __forceinline__ void ws_store_wait_read() {
-  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-}
-__device__ __forceinline__ void ws_store_wait_all() {
-  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-}
 
 // Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
 template <int BN>
@@ -296,58 +270,6 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
       float2 g = __bfloat1622float2(g2), u = __bfloat1622float2(u2);
       *reinterpret_cast<__nv_bfloat162*>(ar + n) =
           __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
-    }
-  }
-}
-
-// GLU 1 on a full tile (128 rows, 128 columns of F inside F): each warpgroup's 64 rows go out
-// through its staging buffer by TMA store in three rounds (the gate half of h, the up half, a), so
-// the global writes run while the warpgroup goes on to the next tile's main loop; the values are
-// ws_glu_fwd_epilogue's. Partial tiles (an expert's last rows, the last columns of F) take that
-// function instead: a box would write into the next expert's rows or into the up half.
-template <int BN>
-__device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
-                                                        uint32_t out, const WsGlu& glu, int F) {
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
-  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
-  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-  bool leader = (tid & 127) == 0;
-  constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
-#pragma unroll
-  for (int round = 0; round < 3; round++) {
-    if (leader) ws_store_wait_read();
-    ws_bar_wg(1 + wg);
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-      int rr = rr0 + 8 * hh;
-#pragma unroll
-      for (int j = 0; j < HALF; j++) {
-        __nv_bfloat162 v;
-        if (round == 0) {
-          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-        } else if (round == 1) {
-          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
-        } else {
-          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
-          float2 u = __bfloat1622float2(
-              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
-          v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
-        }
-        // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
-        uint32_t addr = buf + (j / 8) * 8192 + rr * 128 + (((j % 8) ^ (rr & 7)) << 4) + 4 * (lane & 3);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
-                     "r"(*reinterpret_cast<uint32_t*>(&v))
-                     : "memory");
-      }
-    }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-    ws_bar_wg(1 + wg);
-    if (leader) {
-      const CUtensorMap* tm = round == 2 ? glu.tmAct : glu.tmH;
-      int col = tl.n0 + (round == 1 ? F : 0), row = tl.rStart + 64 * wg;
-      ws_tma_store2(tm, buf, col, row);
-      ws_tma_store2(tm, buf + 8192, col + 64, row);
-      ws_store_commit();
     }
   }
 }
@@ -440,11 +362,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(GLU != 1 || TRANSW, "SwiGLU forward: x W^T");
   static_assert(GLU != 2 || !TRANSW, "SwiGLU backward: dy W");
   constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
-  constexpr int OUT = GLU == 1 ? WS_GLU_OUT_BYTES : 0;  // TMA-store staging after the stages
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
-  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
-  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
+  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES));
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
@@ -540,18 +461,13 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (GLU == 1) {
-        if (tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, outDim);
-        } else {
-          ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
-        }
+        ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
       } else if constexpr (GLU == 2) {
         ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
       } else {
         ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
       }
     }
-    if (GLU == 1 && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
   }
   // neither CTA leaves while the other may still multicast into it or arrive on its barriers
   if (CL > 1) ws_cluster_sync();
@@ -740,21 +656,17 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
 // products that touch SwiGLU, both gathering their input rows (x, and dy (M / fanOut, D) in token
 // order: no grouped copy of dy). tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
-// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd). h, a, dH bf16 and grouped; F a multiple of 8.
-// Shared memory: ws_smem_bytes(256, 4) + (2E + 1) ints as variant 5, and for glu WS_GLU_OUT_BYTES
-// more (the TMA-store staging; tmH: h (M, 2F) as {2F, M}, tmAct: a (M, F) as {F, M}, both in
-// 64 x 64 boxes).
+// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd). h, a, dH bf16 and grouped; F a multiple of 8. Shared memory: ws_smem_bytes(256, 4) + (2E + 1)
+// ints, as variant 5.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel10(const __grid_constant__ CUtensorMap tmW,
-                                          const __grid_constant__ CUtensorMap tmH,
-                                          const __grid_constant__ CUtensorMap tmAct,
                                           const __nv_bfloat16* x, __nv_bfloat16* h,
                                           __nv_bfloat16* a, const int* sortedExpert,
                                           const int* sortedScattered, int M, int E, int inDim,
                                           int F, int fanOut) {
   WG_BODY((ws_s2s<256, 4, true, true, 1, 1>(&tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16,
                                              sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
-                                             1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct})));
+                                             1, WsGlu{nullptr, a, nullptr, nullptr})));
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -765,5 +677,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                              int M, int E, int inDim, int F, int fanOut) {
   WG_BODY((ws_s2s<256, 4, false, true, 1, 2>(&tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16,
                                               sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
-                                              1, WsGlu{h, nullptr, gates, partial, nullptr, nullptr})));
+                                              1, WsGlu{h, nullptr, gates, partial})));
 }

@@ -35,9 +35,6 @@ final class CudaScatterMoe {
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
       WS_THREADS = 384;
-  // variant 10's first product stages its output tile for TMA stores (moe_wgmma_ws.cu
-  // WS_GLU_OUT_BYTES); the most dynamic shared memory a Hopper block may have
-  private static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2, MAX_SMEM = 227 * 1024;
 
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
@@ -385,16 +382,9 @@ final class CudaScatterMoe {
         || !bf16(xt, wt, ht, at)) {
       return false;
     }
-    int smem = WS_256_SMEM + WS_GLU_OUT_BYTES + (int) (2 * e + 1) * 4;
-    if (smem > MAX_SMEM) {
-      return false; // the experts' tile table does not fit beside the stages and the staging
-    }
-    int[] tmW, tmH, tmAct;
-    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
-      // TMA in 64 x 64 boxes
+    int[] tmW;
+    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D)
       tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 128, 1}, op + " W");
-      tmH = TensorMaps.bf16(ht.address(), new long[] {f2, m}, new int[] {64, 64}, op + " h");
-      tmAct = TensorMaps.bf16(at.address(), new long[] {f, m}, new int[] {64, 64}, op + " a");
     } catch (IllegalArgumentException notTma) {
       return false;
     }
@@ -403,10 +393,8 @@ final class CudaScatterMoe {
         .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
         .grid(Math.min(tiles, b.multiprocessors()))
         .block(WS_THREADS)
-        .smem(smem)
+        .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
         .struct("tmW", tmW)
-        .struct("tmH", tmH)
-        .struct("tmAct", tmAct)
         .ptr("x", xt.address())
         .ptr("h", ht.address())
         .ptr("a", at.address())
