@@ -326,4 +326,29 @@ class ParallelLinearTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> p.run(null));
     assertEquals(true, e.getMessage().contains("gates need groupedOut=false"), e.getMessage());
   }
+
+  @Test
+  void refusesTheSwigluBackwardOfAnUngatedProduct() {
+    try (Tensor topIdx = be.upload(HostTensor.ofInts(new int[] {0, 1, 2}, 1, K));
+        Routing routing = Routing.compute(be, topIdx, E);
+        Tensor x = be.upload(HostTensor.ofFloats(new float[K * I], K, I));
+        Tensor w = be.upload(HostTensor.ofFloats(new float[E * O * I], E, O, I));
+        Tensor h = be.zeros(moetune.engine.tensor.DType.F32, K, 2L * I);
+        Tensor dY = be.zeros(moetune.engine.tensor.DType.F32, K, O)) {
+      ParallelLinear.Context c = ParallelLinear.forward(x, w, null, 1, routing, null, true, true);
+      try {
+        IllegalArgumentException e =
+            assertThrows(
+                IllegalArgumentException.class,
+                () -> ParallelLinear.backward(c, dY, null, null, true, h));
+        assertEquals(
+            true,
+            e.getMessage().contains("the SwiGLU backward needs a gated product"),
+            e.getMessage());
+      } finally {
+        c.output().close();
+        c.close();
+      }
+    }
+  }
 }

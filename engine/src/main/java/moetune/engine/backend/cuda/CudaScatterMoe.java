@@ -39,8 +39,9 @@ final class CudaScatterMoe {
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
-   * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, variant 2 (mma.sync)
-   * elsewhere.
+   * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
+   * in the epilogues of its first product and its down product's dX (variant 10, {@link
+   * #scatter2scatterSwiglu}), variant 2 (mma.sync) elsewhere. A named family runs the unfused ops.
    */
   enum Kernel {
     AUTO,
