@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.OpProfiler;
@@ -125,8 +126,8 @@ public final class MoeLayerBenchmark {
   private static final List<String> S2S_LABELS =
       List.of("fwd1 h = x W1^T", "fwd2 ye = a W2^T", "dX2 da = dy W2", "dX1 dx = dh W1");
   // what the fused calls do besides their product
-  private static final java.util.Map<String, String> S2S_FUSED =
-      java.util.Map.of(
+  private static final Map<String, String> S2S_FUSED =
+      Map.of(
           "scatter2scatterSwiglu", ", a = SwiGLU(h)",
           "scatter2scatterSwigluBackward", ", gates' grad, dh = SwiGLU'(g da)");
   private static final List<String> XTY_LABELS = List.of("dW2 += dy^T a", "dW1 += dh^T x");

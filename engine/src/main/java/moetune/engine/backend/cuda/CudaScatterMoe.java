@@ -335,15 +335,20 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether the SwiGLU epilogues of variant 10 (moe_wgmma_ws.cu) run: on Hopper with AUTO (a named
-   * family, such as ws256r, runs the unfused ops, so one process can time both).
+   * Whether the SwiGLU epilogues of variant 10 (moe_wgmma_ws.cu) run for a product with these sizes
+   * and operands: on Hopper with AUTO (a named family, such as ws256r, runs the unfused ops, so one
+   * process can time both), at least one routed row, F and D as variant 2's copies need them
+   * ({@link #mmaRows}), every operand bf16 with a 16-byte aligned base.
    */
-  private boolean swigluFused(long experts) {
-    return kernel == Kernel.AUTO && hopper() && experts <= MM_MAX_EXPERTS;
-  }
-
-  private static boolean bf16(CudaTensor... ts) {
-    for (CudaTensor t : ts) {
+  private boolean swigluFused(long experts, long rows, long f, long d, CudaTensor... operands) {
+    if (kernel != Kernel.AUTO
+        || !hopper()
+        || experts > MM_MAX_EXPERTS
+        || rows == 0
+        || !mmaRows(f, d)) {
+      return false;
+    }
+    for (CudaTensor t : operands) {
       if (t.dtype() != DType.BF16 || t.address() % 16 != 0) {
         return false;
       }
@@ -375,12 +380,7 @@ final class CudaScatterMoe {
     long e = shape[0], d = shape[1], f2 = shape[2], m = shape[3], f = f2 / 2;
     OpShapes.check(f2 % 2 == 0, op + ": W " + wt.describe() + " must be (E, 2F, D)");
     OpShapes.swigluForward(ht, at);
-    if (groupedIn
-        || m == 0
-        || !swigluFused(e)
-        || f % 8 != 0
-        || d % 8 != 0
-        || !bf16(xt, wt, ht, at)) {
+    if (groupedIn || !swigluFused(e, m, f, d, xt, wt, ht, at)) {
       return false;
     }
     int[] tmW;
@@ -442,12 +442,7 @@ final class CudaScatterMoe {
     OpShapes.dtype(op, "dGates", dgt, DType.F32);
     OpShapes.numel(op, "gates", gt, m);
     OpShapes.numel(op, "dGates", dgt, m);
-    if (groupedIn
-        || m == 0
-        || !swigluFused(e)
-        || f % 8 != 0
-        || d % 8 != 0
-        || !bf16(dyt, wt, ht, dht)) {
+    if (groupedIn || !swigluFused(e, m, f, d, dyt, wt, ht, dht)) {
       return false;
     }
     int[] tmW;
