@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script and
-# moe-breakdown.sh copied beside it) for MoE variant 10 (SwiGLU in the product epilogues): the engine
-# GPU suite (the bitwise fused-vs-unfused test included), compute-sanitizer memcheck and racecheck
-# on that test, MoeLayerBench with the breakdown for ws256r (the unfused ops) and auto (variant 10)
-# in the same process, then ncu (clocks not locked) of fwd1 and dX2, unfused and fused, on the 1.5B
+# moe-breakdown.sh copied beside it) for MoE variants 10 and 11 (SwiGLU in the product epilogues):
+# the engine GPU suite (the bitwise fused-vs-unfused test included), compute-sanitizer memcheck and
+# racecheck on that test, the sm_90a SASS opcodes of the variant-11 kernels (SASS=1),
+# MoeLayerBench with the breakdown for ws256r (the unfused ops), v10 and auto (variant 11) in the
+# same process, then ncu (clocks not locked) of fwd1 and dX2, unfused and fused, on the 1.5B
 # shape. BUDGET caps the call (s); SELECT picks the tests, SANITIZE=0 skips the sanitizers, NCU=0
 # skips ncu, BENCH_ARGS the shapes (T D F E k ...), KERNELS the families.
 set -uo pipefail
@@ -21,13 +22,21 @@ if [[ " ${SKIP:-} " != *" tests "* ]]; then
   grep -A3 "✘" "$OUT/gpu-tests.log" | cut -c1-240 | head -20
   grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log
 fi
-MOE_BENCH_KERNELS="${KERNELS:-ws256r,auto}" BENCH_LIMIT="$(cap 240)" ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
-grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -75
+if [ "${SASS:-0}" = 1 ] && command -v cuobjdump >/dev/null; then
+  python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("moetune/kernels/moetune.fatbin"))' \
+    lib/kernels-*.jar > /tmp/mt/mt.fatbin
+  for k in scatter2scatter_ws256_tg_glu_kernel11 scatter2scatter_ws256_ng_glubwd_kernel11; do
+    echo "$k: $(cuobjdump -sass -fun "$k" -arch sm_90a /tmp/mt/mt.fatbin \
+      | grep -oE '\b(U[A-Z]{4,}|CCTL|PREFETCH|LDGSTS)[A-Z0-9._]*' | sort | uniq -c | tr -s ' \n' ' ')"
+  done
+fi
+MOE_BENCH_KERNELS="${KERNELS:-ws256r,v10,auto}" BENCH_LIMIT="$(cap 240)" ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
+grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -110
 . ./java-env.sh
-for fam in ws256r auto; do
+for fam in ${NCU_KERNELS:-ws256r auto}; do
   [ "${NCU:-1}" = 1 ] && command -v ncu >/dev/null && [ "$(cap 70)" -gt 40 ] || break
   MOE_BENCH_V2=0 MOE_BENCH_KERNELS=$fam timeout -k 5 "$(cap 70)" ncu --clock-control none \
-    -k 'regex:ws256_tg_kernel5|ws256_nc_kernel5|kernel10' --launch-skip 3 --launch-count 6 \
+    -k 'regex:ws256_tg_kernel5|ws256_nc_kernel5|kernel1[01]' --launch-skip 3 --launch-count 6 \
     --section SpeedOfLight --section WarpStateStats --print-details all \
     "$java" "${jopts[@]}" -Xmx16g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
     16384 1024 3584 8 2 > "$OUT/ncu-$fam.txt" 2>&1

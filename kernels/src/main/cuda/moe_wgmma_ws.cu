@@ -241,7 +241,42 @@ struct WsGlu {
   __nv_bfloat16* act;      // GLU 1: a (M, F)
   const float* gates;      // GLU 2: F32 (M) by token slot
   float* partial;          // GLU 2: F32 (M, ceil(F / BN))
+  const CUtensorMap* tmH;  // variant 11: h (M, 2F); GLU 1 stores it as {2F, M} in 64 x 64 boxes,
+                           // GLU 2 loads it as {F, 2, M} in {64, 1, 64} boxes
+  const CUtensorMap* tmAct;  // variant 11, GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
+  const CUtensorMap* tmDh;   // variant 11, GLU 2: dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes
 };
+
+// GLU 1's staging for TMA stores: 16 KiB per consumer warpgroup (its 64 rows x 128 columns as two
+// 64 x 64 boxes in the 128-byte swizzle), after the stages.
+#define WS_GLU_OUT_BYTES (2 * 64 * 128 * 2)
+
+__device__ __forceinline__ void ws_bar_wg(int id) {  // named barrier over one warpgroup
+  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void ws_tma_store2(const CUtensorMap* tm, uint32_t src, int c0, int c1) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(tm),
+      "r"(src), "r"(c0), "r"(c1)
+      : "memory");
+}
+__device__ __forceinline__ void ws_tma_store3(const CUtensorMap* tm, uint32_t src, int c0, int c1,
+                                              int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(tm),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+__device__ __forceinline__ void ws_store_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// The staging buffer may be written again once the earlier stores have read it.
+__device__ __forceinline__ void ws_store_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void ws_store_wait_all() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
 
 // Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
 template <int BN>
@@ -274,6 +309,190 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
   }
 }
 
+// GLU 1 on a full tile (128 rows, 128 columns of F inside F): each warpgroup's 64 rows go out
+// through its staging buffer by TMA store in three rounds (the gate half of h, the up half, a), so
+// the global writes run while the warpgroup goes on to the next tile's main loop; the values are
+// ws_glu_fwd_epilogue's. Partial tiles (an expert's last rows, the last columns of F) take that
+// function instead: a box would write into the next expert's rows or into the up half.
+template <int BN>
+__device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
+                                                        uint32_t out, const WsGlu& glu, int F) {
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
+  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
+  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  bool leader = (tid & 127) == 0;
+  constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
+#pragma unroll
+  for (int round = 0; round < 3; round++) {
+    if (leader) ws_store_wait_read();
+    ws_bar_wg(1 + wg);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int j = 0; j < HALF; j++) {
+        __nv_bfloat162 v;
+        if (round == 0) {
+          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+        } else if (round == 1) {
+          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+        } else {
+          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+          float2 u = __bfloat1622float2(
+              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
+          v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+        }
+        // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
+        uint32_t addr = buf + (j / 8) * 8192 + rr * 128 + (((j % 8) ^ (rr & 7)) << 4) + 4 * (lane & 3);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
+                     "r"(*reinterpret_cast<uint32_t*>(&v))
+                     : "memory");
+      }
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    ws_bar_wg(1 + wg);
+    if (leader) {
+      const CUtensorMap* tm = round == 2 ? glu.tmAct : glu.tmH;
+      int col = tl.n0 + (round == 1 ? F : 0), row = tl.rStart + 64 * wg;
+      ws_tma_store2(tm, buf, col, row);
+      ws_tma_store2(tm, buf + 8192, col + 64, row);
+      ws_store_commit();
+    }
+  }
+}
+
+// GLU 2 on one column pair of a row: d0, d1 the ungated dA (float32 accumulators), g2 / u2 the
+// forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a to dot and returns dH's gate
+// and up pairs. Every rounding is the unfused ops' (see above).
+__device__ __forceinline__ void ws_glu_bwd_pair(float d0, float d1, uint32_t g2, uint32_t u2,
+                                                float gate, float& dot, uint32_t& dg2,
+                                                uint32_t& du2) {
+  // the ungated dA as the unfused product stores it
+  float2 du = __bfloat1622float2(__floats2bfloat162_rn(d0, d1));
+  float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2));
+  float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u2));
+  float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y);
+  // a as swiglu_fwd rounds it (g * s * u)
+  float2 a = __bfloat1622float2(__floats2bfloat162_rn(g.x * s0 * u.x, g.y * s1 * u.y));
+  dot = fmaf(du.x, a.x, dot);
+  dot = fmaf(du.y, a.y, dot);
+  float2 da = __bfloat1622float2(__floats2bfloat162_rn(du.x * gate, du.y * gate));
+  float dg0, du0, dg1, du1;
+  swiglu_bwd_s(da.x, g.x, u.x, s0, dg0, du0);
+  swiglu_bwd_s(da.y, g.y, u.y, s1, dg1, du1);
+  __nv_bfloat162 rg = __floats2bfloat162_rn(dg0, dg1), ru = __floats2bfloat162_rn(du0, du1);
+  dg2 = *reinterpret_cast<uint32_t*>(&rg);
+  du2 = *reinterpret_cast<uint32_t*>(&ru);
+}
+
+// The four lanes of a row hold its columns: sums their dots (every lane takes part) and writes the
+// row's partial for this tile.
+template <int BN>
+__device__ __forceinline__ void ws_glu_bwd_partials(float (&dot)[2], const bool (&ok)[2], int r0,
+                                                    const MoeTile& tl, const WsGlu& glu, int F) {
+  int lane = threadIdx.x & 31, nTiles = (F + BN - 1) / BN;
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) {
+    float v = dot[hh];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (ok[hh] && (lane & 3) == 0)
+      glu.partial[(long long)(tl.rStart + r0 + 8 * hh) * nTiles + tl.n0 / BN] = v;
+  }
+}
+
+// Variant 11's GLU 2 (every tile): per warpgroup, BN / 64 rounds of 64 columns: the gate and the up
+// columns of its 64 rows of h come by TMA (two {64, 1, 64} boxes of h as {F, 2, M}: zeros past
+// F and M) into its staging buffer, each thread turns its elements into dH's in place
+// (ws_glu_bwd_pair), and the two boxes leave by TMA store into dH (the same view), so the tile's h
+// reads are 16 KiB bulk loads and its dH writes run on while the next round (or tile) goes on.
+// A tile with fewer than 128 rows (an expert's last) is copied out by the warpgroup's threads
+// instead, row by row: a box would write into the next expert's rows. The barriers follow the
+// staging (out + WS_GLU_OUT_BYTES); a tile uses each an even number of times, so every tile starts
+// on phase 0 (no state kept across tiles: the main loop has no register to spare).
+template <int BN>
+__device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
+                                                        uint32_t out, const WsGlu& glu,
+                                                        __nv_bfloat16* dh,
+                                                        const int* sortedScattered, int F) {
+  static_assert((BN / 64) % 2 == 0, "an even number of rounds per tile");
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
+  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2), bar = out + WS_GLU_OUT_BYTES + 8 * wg;
+  int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
+  bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
+  float gate[2], dot[2] = {0.f, 0.f};
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+#pragma unroll  // the accumulators are registers: every index a constant
+  for (int q = 0; q < BN / 64; q++) {
+    int n = tl.n0 + 64 * q;
+    if (leader) {
+      ws_store_wait_read();  // the last round's stores have read the buffer
+      ws_arrive_tx(bar, 2 * 64 * 64 * 2);
+      ws_tma3(buf, glu.tmH, n, 0, row, bar);
+      ws_tma3(buf + 8192, glu.tmH, n, 1, row, bar);
+    }
+    ws_wait(bar, q & 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int jj = 0; jj < 8; jj++) {
+        int j = 8 * q + jj;
+        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr, 128-byte swizzle
+        uint32_t ga = buf + rr * 128 + ((jj ^ (rr & 7)) << 4) + 4 * (lane & 3), ua = ga + 8192;
+        uint32_t g2, u2, dg2, du2;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
+        ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh], dg2,
+                        du2);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
+      }
+    }
+    if (rows == 64) {
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+      ws_bar_wg(1 + wg);
+      if (leader) {
+        ws_tma_store3(glu.tmDh, buf, n, 0, row);
+        ws_tma_store3(glu.tmDh, buf + 8192, n, 1, row);
+        ws_store_commit();
+      }
+    } else {
+      ws_bar_wg(1 + wg);
+      // 16-byte chunks: (half, row, chunk) = i / 512, i / 8 % 64, i % 8
+#pragma unroll 1
+      for (int i = wt; i < 2 * 64 * 8; i += 128) {
+        int half = i / 512, rr = (i / 8) % 64, c = i % 8;
+        if (rr < rows && n + 8 * c < F) {
+          uint4 v;
+          uint32_t sa = buf + half * 8192 + rr * 128 + ((c ^ (rr & 7)) << 4);
+          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                       : "r"(sa)
+                       : "memory");
+          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
+        }
+      }
+      ws_bar_wg(1 + wg);  // the buffer is read before the next round's load overwrites it
+    }
+  }
+  ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
+}
+
+// Variant 11's GLU 2: the tile's h (its rows, the gate and the up columns n0 .. n0 + BN - 1: 2 x 128
+// runs of at most 512 bytes) asked into L2 by bulk prefetches, one run per consumer thread, before
+// the main loop; h's row pitch and both halves' offsets are multiples of 16 bytes (F % 8 == 0).
+template <int BN>
+__device__ __forceinline__ void ws_glu_prefetch_h(const MoeTile& tl, const __nv_bfloat16* h, int F) {
+  int tid = threadIdx.x, r = tid >> 1, half = tid & 1;  // 256 consumer threads: 128 rows x 2
+  if (r >= tl.rows) return;
+  int cols = min(BN, F - tl.n0);
+  const __nv_bfloat16* src = h + (long long)(tl.rStart + r) * 2 * F + half * F + tl.n0;
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(cols * 2) : "memory");
+}
+
 // h comes by read-only loads issued GLU_BATCH column pairs at a time for both rows before any
 // math (a loop that loaded, computed and stored one pair at a time waited for each load: the first
 // build's epilogue cost more than the passes it replaced, H200 2026-12-03 10:22 UTC).
@@ -285,7 +504,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
   int tid = threadIdx.x, lane = tid & 31;
   int r0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
   int c0 = tl.n0 + 2 * (lane & 3);
-  int nTiles = (F + BN - 1) / BN;
   bool ok[2];
   float gate[2], dot[2] = {0.f, 0.f};
   const unsigned int* hr[2];
@@ -317,32 +535,14 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
       for (int j = 0; j < GLU_BATCH; j++) {
         int jj = j0 + j, n = c0 + 8 * jj;
         if (!ok[hh] || n >= F) continue;
-        // the ungated dA as the unfused product stores it
-        float2 du = __bfloat1622float2(
-            __floats2bfloat162_rn(d[4 * jj + 2 * hh], d[4 * jj + 2 * hh + 1]));
-        float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&gv[hh][j]));
-        float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&uv[hh][j]));
-        float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y);
-        // a as swiglu_fwd rounds it (g * s * u)
-        float2 a = __bfloat1622float2(__floats2bfloat162_rn(g.x * s0 * u.x, g.y * s1 * u.y));
-        dot[hh] = fmaf(du.x, a.x, dot[hh]);
-        dot[hh] = fmaf(du.y, a.y, dot[hh]);
-        float2 da = __bfloat1622float2(__floats2bfloat162_rn(du.x * gate[hh], du.y * gate[hh]));
-        float dg0, du0, dg1, du1;
-        swiglu_bwd_s(da.x, g.x, u.x, s0, dg0, du0);
-        swiglu_bwd_s(da.y, g.y, u.y, s1, dg1, du1);
-        *reinterpret_cast<__nv_bfloat162*>(dr[hh] + n) = __floats2bfloat162_rn(dg0, dg1);
-        *reinterpret_cast<__nv_bfloat162*>(dr[hh] + F + n) = __floats2bfloat162_rn(du0, du1);
+        uint32_t dg2, du2;
+        ws_glu_bwd_pair(d[4 * jj + 2 * hh], d[4 * jj + 2 * hh + 1], gv[hh][j], uv[hh][j],
+                        gate[hh], dot[hh], dg2, du2);
+        *reinterpret_cast<uint32_t*>(dr[hh] + n) = dg2;
+        *reinterpret_cast<uint32_t*>(dr[hh] + F + n) = du2;
       }
   }
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++) {
-    // the four lanes of a row hold its columns: sum them (every lane takes part)
-    float v = dot[hh];
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    v += __shfl_xor_sync(0xffffffffu, v, 2);
-    if (ok[hh] && (lane & 3) == 0) glu.partial[(long long)(tl.rStart + r0 + 8 * hh) * nTiles + tl.n0 / BN] = v;
-  }
+  ws_glu_bwd_partials<BN>(dot, ok, r0, tl, glu, F);
 }
 
 // CL = 2 (variant 9): a cluster of two CTAs takes 256-row tiles of one expert, CTA r rows
@@ -351,7 +551,11 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stage's empty barrier waits for the consumers of both CTAs. The x W^T weight map's box is then
 // {64, BN / 2, 1}.
 // GLU (variant 10): outDim is F; the tile walk is over F in tiles of NT columns.
-template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0>
+// V11 (variant 11, GLU only): full tiles go through a staging buffer in shared memory after the
+// stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
+// stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
+// asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
+template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -362,13 +566,25 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(GLU != 1 || TRANSW, "SwiGLU forward: x W^T");
   static_assert(GLU != 2 || !TRANSW, "SwiGLU backward: dy W");
   constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
+  static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
+  // staging after the stages (and for GLU 2 its two barriers)
+  constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + 16;
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
-  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
-  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES));
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
+  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
+  if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
+    if (threadIdx.x == 0) {
+      uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
+      ws_bar_init(hbar, 1);
+      ws_bar_init(hbar + 8, 1);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+  }
   int rowTiles = tileStart[E], nTiles = (outDim + NT - 1) / NT;
   long long total = (long long)rowTiles * nTiles;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
@@ -449,6 +665,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+        if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -461,13 +678,23 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (GLU == 1) {
-        ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
+        if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+          ws_glu_fwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, outDim);
+        } else {
+          ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
+        }
       } else if constexpr (GLU == 2) {
-        ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
+        if constexpr (V11) {
+          ws_glu_bwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
+                                      sortedScattered, outDim);
+        } else {
+          ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
+        }
       } else {
         ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
       }
     }
+    if (V11 && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
   }
   // neither CTA leaves while the other may still multicast into it or arrive on its barriers
   if (CL > 1) ws_cluster_sync();
@@ -656,8 +883,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
 // products that touch SwiGLU, both gathering their input rows (x, and dy (M / fanOut, D) in token
 // order: no grouped copy of dy). tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
-// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd). h, a, dH bf16 and grouped; F a multiple of 8. Shared memory: ws_smem_bytes(256, 4) + (2E + 1)
-// ints, as variant 5.
+// (E, D, F) as {F, D, E} in 64 x 64 boxes (glubwd). h, a, dH bf16 and grouped; F a multiple of 8.
+// Shared memory: ws_smem_bytes(256, 4) + (2E + 1) ints as variant 5.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel10(const __grid_constant__ CUtensorMap tmW,
                                           const __nv_bfloat16* x, __nv_bfloat16* h,
@@ -678,4 +905,36 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
   WG_BODY((ws_s2s<256, 4, false, true, 1, 2>(&tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16,
                                               sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
                                               1, WsGlu{h, nullptr, gates, partial})));
+}
+
+// Variant 11: variant 10 with full tiles through a staging buffer after the stages: glu stores h
+// and a from it by TMA (WS_GLU_OUT_BYTES more shared memory), glubwd loads h into it and stores dH
+// from it by TMA (WS_GLU_OUT_BYTES + 16 more) and asks L2 for each tile's h before its main loop
+// ends. glu: tmH h (M, 2F) as {2F, M}, tmAct a (M, F) as {F, M}, both in 64 x 64 boxes; glubwd:
+// tmH h and tmDh dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes. Same arguments otherwise, same
+// values bit for bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel11(const __grid_constant__ CUtensorMap tmW,
+                                          const __grid_constant__ CUtensorMap tmH,
+                                          const __grid_constant__ CUtensorMap tmAct,
+                                          const __nv_bfloat16* x, __nv_bfloat16* h,
+                                          __nv_bfloat16* a, const int* sortedExpert,
+                                          const int* sortedScattered, int M, int E, int inDim,
+                                          int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true>(
+      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
+      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})));
+}
+
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_kernel11(const __grid_constant__ CUtensorMap tmW,
+                                             const __grid_constant__ CUtensorMap tmH,
+                                             const __grid_constant__ CUtensorMap tmDh,
+                                             const __nv_bfloat16* dy, const __nv_bfloat16* h,
+                                             __nv_bfloat16* dh, const float* gates, float* partial,
+                                             const int* sortedExpert, const int* sortedScattered,
+                                             int M, int E, int inDim, int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true>(
+      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
+      fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
 }

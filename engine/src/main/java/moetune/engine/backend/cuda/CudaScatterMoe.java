@@ -35,13 +35,18 @@ final class CudaScatterMoe {
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
       WS_THREADS = 384;
+  // variant 11's first product stages its output tile for TMA stores (moe_wgmma_ws.cu
+  // WS_GLU_OUT_BYTES); the most dynamic shared memory a Hopper block may have
+  private static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2, MAX_SMEM = 227 * 1024;
 
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
-   * in the epilogues of its first product and its down product's dX (variant 10, {@link
-   * #scatter2scatterSwiglu}), variant 2 (mma.sync) elsewhere. A named family runs the unfused ops.
+   * in the epilogues of its first product and its down product's dX (variant 11, {@link
+   * #scatter2scatterSwiglu}: variant 10's epilogues with the tiles through shared memory and TMA),
+   * variant 2 (mma.sync) elsewhere. A named family runs the unfused ops; V10 runs variant 10's
+   * epilogues as first landed (direct stores), so one process can time the three.
    */
   enum Kernel {
     AUTO,
@@ -62,7 +67,17 @@ final class CudaScatterMoe {
      * WS256 with the weight gradients by variant 7 (variant 5's dW kernel whose float32 epilogue
      * adds by red.global instead of a load, add and store; compute capability 9.0).
      */
-    WS256R;
+    WS256R,
+    /**
+     * AUTO with the SwiGLU epilogues of variant 10 as first landed (kernel10: direct stores, h read
+     * from DRAM), so one process can time it against AUTO's variant 11.
+     */
+    V10;
+
+    /** AUTO or V10: the family picked per product, falling back where TMA cannot run. */
+    boolean picked() {
+      return this == AUTO || this == V10;
+    }
 
     boolean warpSpecialised() {
       return this == WS256 || this == WS128 || this == WS256R;
@@ -89,12 +104,13 @@ final class CudaScatterMoe {
         case "ws256" -> WS256;
         case "ws128" -> WS128;
         case "ws256r" -> WS256R;
+        case "v10" -> V10;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128 or ws256r (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r or v10 (wgmma, Hopper only)");
       };
     }
   }
@@ -139,7 +155,7 @@ final class CudaScatterMoe {
    */
   private Kernel wgmma(Product p, long experts, boolean scatteredOut, long inDim) {
     if (!hopper() || experts > MM_MAX_EXPERTS) {
-      if (kernel != Kernel.AUTO && kernel != Kernel.V2) {
+      if (!kernel.picked() && kernel != Kernel.V2) {
         require(
             hopper(),
             "MOETUNE_MOE_KERNEL="
@@ -160,7 +176,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO -> Kernel.WS256R;
+      case AUTO, V10 -> Kernel.WS256R;
     };
   }
 
@@ -227,7 +243,7 @@ final class CudaScatterMoe {
                       xt.address(), new long[] {in, m}, new int[] {64, 128}, op + " x")
                   : tmW;
         } catch (IllegalArgumentException notTma) {
-          if (kernel != Kernel.AUTO) {
+          if (!kernel.picked()) {
             throw notTma; // asked for by name: say why it cannot run
           }
           wg = variant3(product, !groupedOut, in); // a view TMA cannot describe
@@ -335,17 +351,13 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether the SwiGLU epilogues of variant 10 (moe_wgmma_ws.cu) run for a product with these sizes
-   * and operands: on Hopper with AUTO (a named family, such as ws256r, runs the unfused ops, so one
-   * process can time both), at least one routed row, F and D as variant 2's copies need them
-   * ({@link #mmaRows}), every operand bf16 with a 16-byte aligned base.
+   * Whether the SwiGLU epilogues of variants 10 and 11 (moe_wgmma_ws.cu) run for a product with
+   * these sizes and operands: on Hopper with AUTO or V10 (a named family, such as ws256r, runs the
+   * unfused ops, so one process can time both), at least one routed row, F and D as variant 2's
+   * copies need them ({@link #mmaRows}), every operand bf16 with a 16-byte aligned base.
    */
   private boolean swigluFused(long experts, long rows, long f, long d, CudaTensor... operands) {
-    if (kernel != Kernel.AUTO
-        || !hopper()
-        || experts > MM_MAX_EXPERTS
-        || rows == 0
-        || !mmaRows(f, d)) {
+    if (!kernel.picked() || !hopper() || experts > MM_MAX_EXPERTS || rows == 0 || !mmaRows(f, d)) {
       return false;
     }
     for (CudaTensor t : operands) {
@@ -357,10 +369,10 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwiglu by variant 10 (h and a = silu(gate) * up written by the first
-   * product's epilogue) when it applies: gathered bf16 rows, F and D multiples of 8, 16-byte
-   * aligned tensors a tensor map can describe. Returns false, having queued nothing, otherwise (the
-   * caller runs the two ops).
+   * Backend#scatter2scatterSwiglu by variant 11 or 10 (h and a = silu(gate) * up written by the
+   * first product's epilogue; variant 11 stores full tiles by TMA from shared memory) when it
+   * applies: gathered bf16 rows, F and D multiples of 8, 16-byte aligned tensors a tensor map can
+   * describe. Returns false, having queued nothing, otherwise (the caller runs the two ops).
    */
   boolean scatter2scatterSwiglu(
       Tensor x,
@@ -383,19 +395,33 @@ final class CudaScatterMoe {
     if (groupedIn || !swigluFused(e, m, f, d, xt, wt, ht, at)) {
       return false;
     }
-    int[] tmW;
-    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D)
+    // variant 11 (AUTO): full tiles leave by TMA store from a staging buffer after the stages, if
+    // the experts' tile table still fits beside it; variant 10 (V10, or many experts) otherwise
+    int smem = WS_256_SMEM + (int) (2 * e + 1) * 4;
+    boolean v11 = kernel == Kernel.AUTO && smem + WS_GLU_OUT_BYTES <= MAX_SMEM;
+    int[] tmW, tmH = null, tmAct = null;
+    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
+      // TMA in 64 x 64 boxes
       tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 128, 1}, op + " W");
+      if (v11) {
+        tmH = TensorMaps.bf16(ht.address(), new long[] {f2, m}, new int[] {64, 64}, op + " h");
+        tmAct = TensorMaps.bf16(at.address(), new long[] {f, m}, new int[] {64, 64}, op + " a");
+      }
     } catch (IllegalArgumentException notTma) {
       return false;
     }
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
-    b.kernel("scatter2scatter_ws256_tg_glu_kernel10")
-        .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
-        .grid(Math.min(tiles, b.multiprocessors()))
-        .block(WS_THREADS)
-        .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
-        .struct("tmW", tmW)
+    KernelLaunch launch =
+        b.kernel("scatter2scatter_ws256_tg_glu_kernel" + (v11 ? "11" : "10"))
+            .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+            .grid(Math.min(tiles, b.multiprocessors()))
+            .block(WS_THREADS)
+            .smem(smem + (v11 ? WS_GLU_OUT_BYTES : 0))
+            .struct("tmW", tmW);
+    if (v11) {
+      launch.struct("tmH", tmH).struct("tmAct", tmAct);
+    }
+    launch
         .ptr("x", xt.address())
         .ptr("h", ht.address())
         .ptr("a", at.address())
@@ -411,10 +437,11 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwigluBackward by variant 10 (the down product's dX gathers dY's rows
-   * from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves each
-   * tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order) when it
-   * applies, as {@link #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
+   * Backend#scatter2scatterSwigluBackward by variant 11 or 10 (the down product's dX gathers dY's
+   * rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves each
+   * tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order; variant
+   * 11 loads h and stores dH by TMA through shared memory) when it applies, as {@link
+   * #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
    */
   boolean scatter2scatterSwigluBackward(
       Tensor dY,
@@ -445,21 +472,38 @@ final class CudaScatterMoe {
     if (groupedIn || !swigluFused(e, m, f, d, dyt, wt, ht, dht)) {
       return false;
     }
-    int[] tmW;
-    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async
+    // variant 11 (AUTO): h comes by TMA into a staging buffer after the stages (and two barriers),
+    // dH leaves from it by TMA store, if the experts' tile table still fits beside it; variant 10
+    // (V10, or many experts) otherwise
+    int smem = WS_256_SMEM + (int) (2 * e + 1) * 4;
+    boolean v11 = kernel == Kernel.AUTO && smem + WS_GLU_OUT_BYTES + 16 <= MAX_SMEM;
+    int[] tmW, tmH = null, tmDh = null;
+    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
+      // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
+      if (v11) {
+        long[] halves = {f, 2, m};
+        int[] box = {64, 1, 64};
+        tmH = TensorMaps.bf16(ht.address(), halves, box, op + " h");
+        tmDh = TensorMaps.bf16(dht.address(), halves, box, op + " dH");
+      }
     } catch (IllegalArgumentException notTma) {
       return false;
     }
     long nTiles = (f + 255) / 256;
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * nTiles;
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
-      b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10")
-          .shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
-          .grid(Math.min(tiles, b.multiprocessors()))
-          .block(WS_THREADS)
-          .smem(WS_256_SMEM + (int) (2 * e + 1) * 4)
-          .struct("tmW", tmW)
+      KernelLaunch launch =
+          b.kernel("scatter2scatter_ws256_ng_glubwd_kernel" + (v11 ? "11" : "10"))
+              .shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
+              .grid(Math.min(tiles, b.multiprocessors()))
+              .block(WS_THREADS)
+              .smem(smem + (v11 ? WS_GLU_OUT_BYTES + 16 : 0))
+              .struct("tmW", tmW);
+      if (v11) {
+        launch.struct("tmH", tmH).struct("tmDh", tmDh);
+      }
+      launch
           .ptr("dy", dyt.address())
           .ptr("h", ht.address())
           .ptr("dh", dht.address())
@@ -586,7 +630,7 @@ final class CudaScatterMoe {
           tmDy = TensorMaps.bf16(g.address(), new long[] {o, m}, new int[] {64, 64}, op + " dy");
           tmX = TensorMaps.bf16(xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x");
         } catch (IllegalArgumentException notTma) {
-          if (kernel != Kernel.AUTO) {
+          if (!kernel.picked()) {
             throw notTma; // asked for by name: say why it cannot run
           }
           wg = variant3(Product.DW, false, m); // a view TMA cannot describe

@@ -301,17 +301,19 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 10's SwiGLU epilogues (AUTO on Hopper) against the unfused ops (the ws256r family: the
-   * same products, then swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h, a
-   * and dH equal bit for bit, dGates (the same products summed in another order) at float32
-   * precision; both also against the CPU. F = 1064 is no multiple of 128 (the gate box of the last
-   * tile reaches into the up rows, whose columns the epilogue drops) nor of 256; D = 264 ends in a
-   * partial k step; expert 4 gets no rows.
+   * The SwiGLU epilogues, variant 11 (AUTO on Hopper: TMA-stored tiles, h asked into L2) and
+   * variant 10 (V10: direct stores), against the unfused ops (the ws256r family: the same products,
+   * then swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h, a and dH equal bit
+   * for bit, dGates (the same products summed in another order) at float32 precision; both also
+   * against the CPU. F = 1064 is no multiple of 128 (the gate box of the last tile reaches into the
+   * up rows, whose columns the epilogue drops; variant 11 stores that tile directly) nor of 256; D
+   * = 264 ends in a partial k step; expert 4 gets no rows, the others full 128-row tiles and a
+   * partial last one.
    */
   @Test
   void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
     CudaScatterMoe moe = gpu().moe();
-    Assumptions.assumeTrue(moe.hopper(), "variant 10 needs compute capability 9.0");
+    Assumptions.assumeTrue(moe.hopper(), "variants 10 and 11 need compute capability 9.0");
     CudaScatterMoe.Kernel before = moe.kernel();
     int d = 264, f = 1064;
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
@@ -329,72 +331,80 @@ class CudaMoeOpsTest {
           Pair dH = poisoned(DType.BF16, m, 2 * f);
           Pair dGates2 = poisoned(DType.F32, m);
           Pair dH2 = poisoned(DType.BF16, m, 2 * f)) {
-        moe.kernel(CudaScatterMoe.Kernel.AUTO);
-        gpu()
-            .scatter2scatterSwiglu(
-                x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h.g(), a.g());
+        // the unfused ops: h2, a2, then (on the fused h, which both sides read) dH2, dGates2
         moe.kernel(CudaScatterMoe.Kernel.WS256R);
         gpu()
             .scatter2scatterSwiglu(
                 x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
-        assertArrayEquals(bits(h2), bits(h), "fused h differs from the unfused product's");
-        assertArrayEquals(bits(a2), bits(a), "fused a differs from swigluForward's");
-        cpu()
-            .scatter2scatterSwiglu(
-                x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, h.c(), a.c());
-        check("scatter2scatterSwiglu h", h, tol(DType.BF16));
-        check("scatter2scatterSwiglu a", a, tol(DType.BF16));
-        sync(h); // the backward reads the same h on both backends
-        sync(a);
-        moe.kernel(CudaScatterMoe.Kernel.AUTO);
-        gpu()
-            .scatter2scatterSwigluBackward(
-                dY.g(),
-                w2.g(),
-                r.k,
-                r.sortedExp.g(),
-                r.sortedScat.g(),
-                false,
-                h.g(),
-                a.g(),
-                gates.g(),
-                dGates.g(),
-                dH.g());
-        moe.kernel(CudaScatterMoe.Kernel.WS256R);
-        gpu()
-            .scatter2scatterSwigluBackward(
-                dY.g(),
-                w2.g(),
-                r.k,
-                r.sortedExp.g(),
-                r.sortedScat.g(),
-                false,
-                h.g(),
-                a.g(),
-                gates.g(),
-                dGates2.g(),
-                dH2.g());
-        assertArrayEquals(bits(dH2), bits(dH), "fused dH differs from the unfused ops'");
-        compare(
-            "fused dGates against gateRowsBackward's",
-            gpu().download(dGates2.g()).toFloatArray(),
-            gpu().download(dGates.g()).toFloatArray(),
-            1e-5);
-        cpu()
-            .scatter2scatterSwigluBackward(
-                dY.c(),
-                w2.c(),
-                r.k,
-                r.sortedExp.c(),
-                r.sortedScat.c(),
-                false,
-                h.c(),
-                a.c(),
-                gates.c(),
-                dGates.c(),
-                dH.c());
-        check("scatter2scatterSwigluBackward dH", dH, tol(DType.BF16));
-        check("scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
+        for (CudaScatterMoe.Kernel fused :
+            new CudaScatterMoe.Kernel[] {CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V10}) {
+          String v = fused + ": ";
+          for (Pair p : new Pair[] {h, a, dH, dGates}) { // poisoned again for this variant
+            cpu().fill(p.c(), Float.NaN);
+            gpu().fill(p.g(), Float.NaN);
+          }
+          moe.kernel(fused);
+          gpu()
+              .scatter2scatterSwiglu(
+                  x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h.g(), a.g());
+          assertArrayEquals(bits(h2), bits(h), v + "fused h differs from the unfused product's");
+          assertArrayEquals(bits(a2), bits(a), v + "fused a differs from swigluForward's");
+          cpu()
+              .scatter2scatterSwiglu(
+                  x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, h.c(), a.c());
+          check(v + "scatter2scatterSwiglu h", h, tol(DType.BF16));
+          check(v + "scatter2scatterSwiglu a", a, tol(DType.BF16));
+          sync(h); // the backward reads the same h on both backends
+          sync(a);
+          gpu()
+              .scatter2scatterSwigluBackward(
+                  dY.g(),
+                  w2.g(),
+                  r.k,
+                  r.sortedExp.g(),
+                  r.sortedScat.g(),
+                  false,
+                  h.g(),
+                  a.g(),
+                  gates.g(),
+                  dGates.g(),
+                  dH.g());
+          moe.kernel(CudaScatterMoe.Kernel.WS256R);
+          gpu()
+              .scatter2scatterSwigluBackward(
+                  dY.g(),
+                  w2.g(),
+                  r.k,
+                  r.sortedExp.g(),
+                  r.sortedScat.g(),
+                  false,
+                  h.g(),
+                  a.g(),
+                  gates.g(),
+                  dGates2.g(),
+                  dH2.g());
+          assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
+          compare(
+              v + "fused dGates against gateRowsBackward's",
+              gpu().download(dGates2.g()).toFloatArray(),
+              gpu().download(dGates.g()).toFloatArray(),
+              1e-5);
+          cpu()
+              .scatter2scatterSwigluBackward(
+                  dY.c(),
+                  w2.c(),
+                  r.k,
+                  r.sortedExp.c(),
+                  r.sortedScat.c(),
+                  false,
+                  h.c(),
+                  a.c(),
+                  gates.c(),
+                  dGates.c(),
+                  dH.c());
+          check(v + "scatter2scatterSwigluBackward dH", dH, tol(DType.BF16));
+          check(v + "scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
+        }
       }
     } finally {
       moe.kernel(before);

@@ -20,6 +20,8 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.WS256, Kernel.fromEnv("ws256"));
     assertEquals(Kernel.WS128, Kernel.fromEnv("WS128"));
     assertEquals(Kernel.WS256R, Kernel.fromEnv("ws256r"));
+    assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
+    assertTrue(Kernel.AUTO.picked() && Kernel.V10.picked() && !Kernel.WS256R.picked());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
     assertEquals(128, Kernel.WS128.tileN());

@@ -38,8 +38,8 @@ class MoeSassTest {
           "group_xty_wgmma_n128_kernel3");
 
   /**
-   * Variants 5, 7 and 10 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW operands)
-   * by TMA.
+   * Variants 5, 7, 10 and 11 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW
+   * operands) by TMA.
    */
   static final List<String> TMA_KERNELS =
       java.util.stream.Stream.concat(
@@ -52,10 +52,12 @@ class MoeSassTest {
                               java.util.stream.Stream.of(
                                   "group_xty_ws" + bn + "_kernel5",
                                   "group_xty_ws" + bn + "_red_kernel7"))),
-              // variant 10: SwiGLU (and the gates) in the epilogue
+              // variants 10 and 11: SwiGLU (and the gates) in the epilogue
               java.util.stream.Stream.of(
                   "scatter2scatter_ws256_tg_glu_kernel10",
-                  "scatter2scatter_ws256_ng_glubwd_kernel10"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel10",
+                  "scatter2scatter_ws256_tg_glu_kernel11",
+                  "scatter2scatter_ws256_ng_glubwd_kernel11"))
           .toList();
 
   @Test
@@ -89,6 +91,13 @@ class MoeSassTest {
             k.contains("_red_"),
             Pattern.compile("\\bREDG?\\.").matcher(code).find(),
             k + ": a global reduction (RED) in its sm_90a SASS only for the _red_ kernels");
+      }
+      // variant 11 writes its full tiles (h and a; dH) by TMA store
+      for (String k :
+          List.of(
+              "scatter2scatter_ws256_tg_glu_kernel11",
+              "scatter2scatter_ws256_ng_glubwd_kernel11")) {
+        assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
       // 9.0)
