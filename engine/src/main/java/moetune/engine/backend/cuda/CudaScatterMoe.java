@@ -411,17 +411,17 @@ final class CudaScatterMoe {
       return false;
     }
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
-    KernelLaunch launch =
-        b.kernel("scatter2scatter_ws256_tg_glu_kernel" + (v11 ? "11" : "10"))
-            .shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
-            .grid(Math.min(tiles, b.multiprocessors()))
-            .block(WS_THREADS)
-            .smem(smem + (v11 ? WS_GLU_OUT_BYTES : 0))
-            .struct("tmW", tmW);
-    if (v11) {
-      launch.struct("tmH", tmH).struct("tmAct", tmAct);
-    }
-    launch
+    KernelLaunch l =
+        v11
+            ? b.kernel("scatter2scatter_ws256_tg_glu_kernel11")
+                .smem(smem + WS_GLU_OUT_BYTES)
+                .struct("tmW", tmW)
+                .struct("tmH", tmH)
+                .struct("tmAct", tmAct)
+            : b.kernel("scatter2scatter_ws256_tg_glu_kernel10").smem(smem).struct("tmW", tmW);
+    l.shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
+        .grid(Math.min(tiles, b.multiprocessors()))
+        .block(WS_THREADS)
         .ptr("x", xt.address())
         .ptr("h", ht.address())
         .ptr("a", at.address())
@@ -431,8 +431,8 @@ final class CudaScatterMoe {
         .i32("E", (int) e)
         .i32("inDim", (int) d)
         .i32("F", (int) f)
-        .i32("fanOut", fanOut)
-        .launch();
+        .i32("fanOut", fanOut);
+    l.launch();
     return true;
   }
 
@@ -493,17 +493,17 @@ final class CudaScatterMoe {
     long nTiles = (f + 255) / 256;
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * nTiles;
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
-      KernelLaunch launch =
-          b.kernel("scatter2scatter_ws256_ng_glubwd_kernel" + (v11 ? "11" : "10"))
-              .shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
-              .grid(Math.min(tiles, b.multiprocessors()))
-              .block(WS_THREADS)
-              .smem(smem + (v11 ? WS_GLU_OUT_BYTES + 16 : 0))
-              .struct("tmW", tmW);
-      if (v11) {
-        launch.struct("tmH", tmH).struct("tmDh", tmDh);
-      }
-      launch
+      KernelLaunch l =
+          v11
+              ? b.kernel("scatter2scatter_ws256_ng_glubwd_kernel11")
+                  .smem(smem + WS_GLU_OUT_BYTES + 16)
+                  .struct("tmW", tmW)
+                  .struct("tmH", tmH)
+                  .struct("tmDh", tmDh)
+              : b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10").smem(smem).struct("tmW", tmW);
+      l.shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
+          .grid(Math.min(tiles, b.multiprocessors()))
+          .block(WS_THREADS)
           .ptr("dy", dyt.address())
           .ptr("h", ht.address())
           .ptr("dh", dht.address())
@@ -515,8 +515,8 @@ final class CudaScatterMoe {
           .i32("E", (int) e)
           .i32("inDim", (int) d)
           .i32("F", (int) f)
-          .i32("fanOut", fanOut)
-          .launch();
+          .i32("fanOut", fanOut);
+      l.launch();
       b.kernel("gate_partials_reduce_kernel")
           .shapes("partial (" + m + ", " + nTiles + ")")
           .grid((m + 255) / 256)
