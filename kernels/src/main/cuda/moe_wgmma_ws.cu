@@ -343,7 +343,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
           v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
         }
         // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
-        uint32_t addr = buf + (j / 8) * 8192 + rr * 128 + (((j % 8) ^ (rr & 7)) << 4) + 4 * (lane & 3);
+        uint32_t addr = buf + (j / 8) * WG_SLAB + wg_swz(rr, j % 8) + 4 * (lane & 3);
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
                      "r"(*reinterpret_cast<uint32_t*>(&v))
                      : "memory");
@@ -355,7 +355,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
       const CUtensorMap* tm = round == 2 ? glu.tmAct : glu.tmH;
       int col = tl.n0 + (round == 1 ? F : 0), row = tl.rStart + 64 * wg;
       ws_tma_store2(tm, buf, col, row);
-      ws_tma_store2(tm, buf + 8192, col + 64, row);
+      ws_tma_store2(tm, buf + WG_SLAB, col + 64, row);
       ws_store_commit();
     }
   }
@@ -431,7 +431,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       ws_store_wait_read();  // the last round's stores have read the buffer
       ws_arrive_tx(bar, 2 * 64 * 64 * 2);
       ws_tma3(buf, glu.tmH, n, 0, row, bar);
-      ws_tma3(buf + 8192, glu.tmH, n, 1, row, bar);
+      ws_tma3(buf + WG_SLAB, glu.tmH, n, 1, row, bar);
     }
     ws_wait(bar, q & 1);
 #pragma unroll
@@ -441,7 +441,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       for (int jj = 0; jj < 8; jj++) {
         int j = 8 * q + jj;
         // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr, 128-byte swizzle
-        uint32_t ga = buf + rr * 128 + ((jj ^ (rr & 7)) << 4) + 4 * (lane & 3), ua = ga + 8192;
+        uint32_t ga = buf + wg_swz(rr, jj) + 4 * (lane & 3), ua = ga + WG_SLAB;
         uint32_t g2, u2, dg2, du2;
         asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
         asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
@@ -456,7 +456,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       ws_bar_wg(1 + wg);
       if (leader) {
         ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + 8192, n, 1, row);
+        ws_tma_store3(glu.tmDh, buf + WG_SLAB, n, 1, row);
         ws_store_commit();
       }
     } else {
@@ -467,7 +467,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
         int half = i / 512, rr = (i / 8) % 64, c = i % 8;
         if (rr < rows && n + 8 * c < F) {
           uint4 v;
-          uint32_t sa = buf + half * 8192 + rr * 128 + ((c ^ (rr & 7)) << 4);
+          uint32_t sa = buf + half * WG_SLAB + wg_swz(rr, c);
           asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
                        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                        : "r"(sa)
