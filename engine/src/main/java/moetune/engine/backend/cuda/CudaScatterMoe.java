@@ -35,9 +35,11 @@ final class CudaScatterMoe {
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
       WS_THREADS = 384;
-  // variant 11's first product stages its output tile for TMA stores (moe_wgmma_ws.cu
-  // WS_GLU_OUT_BYTES); the most dynamic shared memory a Hopper block may have
-  private static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2, MAX_SMEM = 227 * 1024;
+  // variant 11's staging after the stages (moe_wgmma_ws.cu WS_GLU_OUT_BYTES; the backward adds
+  // its two 8-byte barriers); the most dynamic shared memory a Hopper block may have
+  static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2,
+      WS_GLU_BWD_OUT_BYTES = WS_GLU_OUT_BYTES + 16,
+      MAX_SMEM = 227 * 1024;
 
   /**
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
@@ -369,6 +371,22 @@ final class CudaScatterMoe {
   }
 
   /**
+   * The dynamic shared memory of the SwiGLU kernels for this many experts: the stages, the experts'
+   * tile table and {@code staging} bytes after them (variant 11's staging; 0 for variant 10).
+   */
+  static int gluSmem(long experts, int staging) {
+    return WS_256_SMEM + (int) (2 * experts + 1) * 4 + staging;
+  }
+
+  /**
+   * Whether variant 11 runs a SwiGLU product (else variant 10): AUTO (V10 keeps variant 10), and
+   * the staging fits beside the experts' tile table.
+   */
+  private boolean v11(long experts, int staging) {
+    return kernel == Kernel.AUTO && gluSmem(experts, staging) <= MAX_SMEM;
+  }
+
+  /**
    * Backend#scatter2scatterSwiglu by variant 11 or 10 (h and a = silu(gate) * up written by the
    * first product's epilogue; variant 11 stores full tiles by TMA from shared memory) when it
    * applies: gathered bf16 rows, F and D multiples of 8, 16-byte aligned tensors a tensor map can
@@ -395,10 +413,8 @@ final class CudaScatterMoe {
     if (groupedIn || !swigluFused(e, m, f, d, xt, wt, ht, at)) {
       return false;
     }
-    // variant 11 (AUTO): full tiles leave by TMA store from a staging buffer after the stages, if
-    // the experts' tile table still fits beside it; variant 10 (V10, or many experts) otherwise
-    int smem = WS_256_SMEM + (int) (2 * e + 1) * 4;
-    boolean v11 = kernel == Kernel.AUTO && smem + WS_GLU_OUT_BYTES <= MAX_SMEM;
+    // variant 11: full tiles leave by TMA store from a staging buffer after the stages
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES);
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -414,11 +430,13 @@ final class CudaScatterMoe {
     KernelLaunch l =
         v11
             ? b.kernel("scatter2scatter_ws256_tg_glu_kernel11")
-                .smem(smem + WS_GLU_OUT_BYTES)
+                .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
-            : b.kernel("scatter2scatter_ws256_tg_glu_kernel10").smem(smem).struct("tmW", tmW);
+            : b.kernel("scatter2scatter_ws256_tg_glu_kernel10")
+                .smem(gluSmem(e, 0))
+                .struct("tmW", tmW);
     l.shapes("x " + xt.describe() + " W " + wt.describe() + " k=" + fanOut)
         .grid(Math.min(tiles, b.multiprocessors()))
         .block(WS_THREADS)
@@ -472,11 +490,9 @@ final class CudaScatterMoe {
     if (groupedIn || !swigluFused(e, m, f, d, dyt, wt, ht, dht)) {
       return false;
     }
-    // variant 11 (AUTO): h comes by TMA into a staging buffer after the stages (and two barriers),
-    // dH leaves from it by TMA store, if the experts' tile table still fits beside it; variant 10
-    // (V10, or many experts) otherwise
-    int smem = WS_256_SMEM + (int) (2 * e + 1) * 4;
-    boolean v11 = kernel == Kernel.AUTO && smem + WS_GLU_OUT_BYTES + 16 <= MAX_SMEM;
+    // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
+    // leaves from it by TMA store
+    boolean v11 = v11(e, WS_GLU_BWD_OUT_BYTES);
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes
@@ -496,11 +512,13 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel("scatter2scatter_ws256_ng_glubwd_kernel11")
-                  .smem(smem + WS_GLU_OUT_BYTES + 16)
+                  .smem(gluSmem(e, WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
-              : b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10").smem(smem).struct("tmW", tmW);
+              : b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10")
+                  .smem(gluSmem(e, 0))
+                  .struct("tmW", tmW);
       l.shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
           .grid(Math.min(tiles, b.multiprocessors()))
           .block(WS_THREADS)

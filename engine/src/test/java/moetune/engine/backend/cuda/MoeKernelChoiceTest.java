@@ -34,6 +34,17 @@ class MoeKernelChoiceTest {
   }
 
   @Test
+  void variantElevensStagingFitsBesideUpToTwoHundredFortySevenExperts() {
+    // the forward's staging fits beside 247 experts' tile table, the backward's (two barriers
+    // more) beside 245; past that variant 10 runs (227 KiB of dynamic shared memory per block)
+    int max = 227 * 1024;
+    assertTrue(CudaScatterMoe.gluSmem(247, CudaScatterMoe.WS_GLU_OUT_BYTES) <= max);
+    assertTrue(CudaScatterMoe.gluSmem(248, CudaScatterMoe.WS_GLU_OUT_BYTES) > max);
+    assertTrue(CudaScatterMoe.gluSmem(245, CudaScatterMoe.WS_GLU_BWD_OUT_BYTES) <= max);
+    assertTrue(CudaScatterMoe.gluSmem(246, CudaScatterMoe.WS_GLU_BWD_OUT_BYTES) > max);
+  }
+
+  @Test
   void variantThreeTilesFollowTheLabsMeasurement() {
     // AUTO runs variant 5 (128 x 256) on Hopper and falls back to these where TMA cannot
     assertEquals(Kernel.N256, CudaScatterMoe.variant3(CudaScatterMoe.Product.FORWARD, false, 1024));
