@@ -14,7 +14,7 @@ BUDGET="${BUDGET:-560}"
 cap() { local left=$((BUDGET - SECONDS - 10)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
 if [[ " ${SKIP:-} " != *" tests "* ]]; then
   SANITIZE="${SANITIZE:-1}" SANITIZE_TIMEOUT=100 \
-    SANITIZE_SELECT="--select-method=moetune.engine.backend.cuda.CudaMoeOpsTest#swigluEpiloguesAreTheUnfusedOpsBitForBit" \
+    SANITIZE_SELECT="${SANITIZE_SELECT:---select-method=moetune.engine.backend.cuda.CudaMoeOpsTest#swigluEpiloguesAreTheUnfusedOpsBitForBit}" \
     SELECT="${SELECT:---select-package=moetune.engine}" timeout -k 5 "$(cap 300)" ./run-gpu-tests.sh \
     > "$OUT/gpu-tests.log" 2>&1
   echo "gpu tests exit $?"
@@ -36,7 +36,7 @@ grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -110
 for fam in ${NCU_KERNELS:-ws256r auto}; do
   [ "${NCU:-1}" = 1 ] && command -v ncu >/dev/null && [ "$(cap 70)" -gt 40 ] || break
   MOE_BENCH_V2=0 MOE_BENCH_KERNELS=$fam timeout -k 5 "$(cap 70)" ncu --clock-control none \
-    -k 'regex:ws256_tg_kernel5|ws256_nc_kernel5|kernel1[01]' --launch-skip 3 --launch-count 6 \
+    -k "regex:${NCU_REGEX:-ws256_tg_kernel5|ws256_nc_kernel5|kernel1[01]}" --launch-skip 3 --launch-count 6 \
     --section SpeedOfLight --section WarpStateStats --print-details all \
     "$java" "${jopts[@]}" -Xmx16g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
     16384 1024 3584 8 2 > "$OUT/ncu-$fam.txt" 2>&1

@@ -481,6 +481,97 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
 }
 
+// Variant 13's GLU 2: variant 11's epilogue in BN / 32 rounds of 32 columns through two buffers of
+// 8 KiB per warpgroup (the gate and the up box of a round, {32, 1, 64} of h as {F, 2, M} in the
+// 64-byte swizzle), so round q + 1's h load flies while round q computes and stores; round 0's
+// load is issued two k steps before the main loop ends (ws_glu_bwd_load13 from ws_s2s). Buffer b
+// has barrier b of the warpgroup (after the staging, 16 bytes a warpgroup); a tile uses each four
+// times, so every tile starts on phase 0. The same values as variant 11, bit for bit.
+#define WS_GLU13_BUF (64 * 32 * 2 * 2)  // one round: the gate and the up box
+__device__ __forceinline__ uint32_t ws_swz64(int r, int chunk) {  // 64-byte rows, 16-byte chunks
+  return r * 64 + ((chunk ^ (r >> 1)) & 3) * 16;
+}
+// the leader thread of a consumer warpgroup: round q's h boxes into buffer q % 2, once the stores
+// that read that buffer before have read it
+__device__ __forceinline__ void ws_glu_bwd_load13(const MoeTile& tl, uint32_t out, const WsGlu& glu,
+                                                  int q) {
+  int wg = threadIdx.x / 128, row = tl.rStart + 64 * wg, n = tl.n0 + 32 * q;
+  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2) + (q & 1) * WS_GLU13_BUF;
+  uint32_t bar = out + WS_GLU_OUT_BYTES + 16 * wg + 8 * (q & 1);
+  ws_store_wait_read();
+  ws_arrive_tx(bar, WS_GLU13_BUF);
+  ws_tma3(buf, glu.tmH, n, 0, row, bar);
+  ws_tma3(buf + WS_GLU13_BUF / 2, glu.tmH, n, 1, row, bar);
+}
+
+template <int BN>
+__device__ __forceinline__ void ws_glu_bwd_epilogue_tma13(const float (&d)[BN / 2],
+                                                          const MoeTile& tl, uint32_t out,
+                                                          const WsGlu& glu, __nv_bfloat16* dh,
+                                                          const int* sortedScattered, int F) {
+  constexpr int R = BN / 32;
+  static_assert(R % 4 == 0, "each buffer's barrier used an even number of times per tile");
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
+  uint32_t bufs = out + wg * (WS_GLU_OUT_BYTES / 2), bars = out + WS_GLU_OUT_BYTES + 16 * wg;
+  int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
+  bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
+  float gate[2], dot[2] = {0.f, 0.f};
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+#pragma unroll  // the accumulators are registers: every index a constant
+  for (int q = 0; q < R; q++) {
+    int n = tl.n0 + 32 * q;
+    uint32_t buf = bufs + (q & 1) * WS_GLU13_BUF;
+    if (leader && q + 1 < R) ws_glu_bwd_load13(tl, out, glu, q + 1);
+    ws_wait(bars + 8 * (q & 1), (q >> 1) & 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int jj = 0; jj < 4; jj++) {
+        int j = 4 * q + jj;
+        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr, 64-byte swizzle
+        uint32_t ga = buf + ws_swz64(rr, jj) + 4 * (lane & 3), ua = ga + WS_GLU13_BUF / 2;
+        uint32_t g2, u2, dg2, du2;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
+        ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh], dg2,
+                        du2);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
+      }
+    }
+    if (rows == 64) {
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+      ws_bar_wg(1 + wg);
+      if (leader) {
+        ws_tma_store3(glu.tmDh, buf, n, 0, row);
+        ws_tma_store3(glu.tmDh, buf + WS_GLU13_BUF / 2, n, 1, row);
+        ws_store_commit();
+      }
+    } else {
+      ws_bar_wg(1 + wg);
+      // 16-byte chunks: (half, row, chunk) = i / 256, i / 4 % 64, i % 4
+#pragma unroll 1
+      for (int i = wt; i < 2 * 64 * 4; i += 128) {
+        int half = i / 256, rr = (i / 4) % 64, c = i % 4;
+        if (rr < rows && n + 8 * c < F) {
+          uint4 v;
+          uint32_t sa = buf + half * (WS_GLU13_BUF / 2) + ws_swz64(rr, c);
+          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                       : "r"(sa)
+                       : "memory");
+          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
+        }
+      }
+      ws_bar_wg(1 + wg);  // the buffer is read before a later round's load overwrites it
+    }
+  }
+  ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
+}
+
 // Variant 11's GLU 2: the tile's h (its rows, the gate and the up columns n0 .. n0 + BN - 1: 2 x 128
 // runs of at most 512 bytes) asked into L2 by bulk prefetches, one run per consumer thread, eight
 // k steps before the tile's main loop ends (at its start, the lines waited beside the weight tiles
@@ -557,7 +648,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
-template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false>
+template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
+          bool V13 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -569,8 +661,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(GLU != 2 || !TRANSW, "SwiGLU backward: dy W");
   constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
   static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
+  static_assert(!V13 || (V11 && GLU == 2), "variant 13 is variant 11's backward epilogue");
   // staging after the stages (and for GLU 2 its two barriers)
-  constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + 16;
+  constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
@@ -581,8 +674,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
-      ws_bar_init(hbar, 1);
-      ws_bar_init(hbar + 8, 1);
+      for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -668,6 +760,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
+        if (V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+          ws_glu_bwd_load13(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -686,7 +780,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
-        if constexpr (V11) {
+        if constexpr (V13) {
+          ws_glu_bwd_epilogue_tma13<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
+                                        sortedScattered, outDim);
+        } else if constexpr (V11) {
           ws_glu_bwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
                                       sortedScattered, outDim);
         } else {
@@ -937,6 +1034,23 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                              const int* sortedExpert, const int* sortedScattered,
                                              int M, int E, int inDim, int F, int fanOut) {
   WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true>(
+      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
+      fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
+}
+
+// Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
+// buffers per warpgroup, WS_GLU_OUT_BYTES + 32 more shared memory) and round 0's h load issued two
+// k steps before the main loop ends. tmH, tmDh: h and dH (M, 2F) as {F, 2, M} in {32, 1, 64} boxes
+// with the 64-byte swizzle. Same arguments and values as kernel11.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_kernel13(const __grid_constant__ CUtensorMap tmW,
+                                             const __grid_constant__ CUtensorMap tmH,
+                                             const __grid_constant__ CUtensorMap tmDh,
+                                             const __nv_bfloat16* dy, const __nv_bfloat16* h,
+                                             __nv_bfloat16* dh, const float* gates, float* partial,
+                                             const int* sortedExpert, const int* sortedScattered,
+                                             int M, int E, int inDim, int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, true>(
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
 }

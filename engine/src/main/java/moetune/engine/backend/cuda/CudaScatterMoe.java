@@ -36,9 +36,11 @@ final class CudaScatterMoe {
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
       WS_THREADS = 384;
   // variant 11's staging after the stages (moe_wgmma_ws.cu WS_GLU_OUT_BYTES; the backward adds
-  // its two 8-byte barriers); the most dynamic shared memory a Hopper block may have
+  // its two 8-byte barriers, variant 13's backward four); the most dynamic shared memory a Hopper
+  // block may have
   static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2,
       WS_GLU_BWD_OUT_BYTES = WS_GLU_OUT_BYTES + 16,
+      WS_GLU_BWD13_OUT_BYTES = WS_GLU_OUT_BYTES + 32,
       MAX_SMEM = 227 * 1024;
 
   /**
@@ -47,8 +49,10 @@ final class CudaScatterMoe {
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX (variant 11, {@link
    * #scatter2scatterSwiglu}: variant 10's epilogues with the tiles through shared memory and TMA),
-   * variant 2 (mma.sync) elsewhere. A named family runs the unfused ops; V10 runs variant 10's
-   * epilogues as first landed (direct stores), so one process can time the three.
+   * variant 2 (mma.sync) elsewhere; the down product's dX epilogue is variant 13 (variant 11's in
+   * double-buffered rounds). A named family runs the unfused ops; V10 runs variant 10's epilogues
+   * as first landed (direct stores), V11 variant 11's backward epilogue, so one process can time
+   * them all.
    */
   enum Kernel {
     AUTO,
@@ -74,11 +78,16 @@ final class CudaScatterMoe {
      * AUTO with the SwiGLU epilogues of variant 10 as first landed (kernel10: direct stores, h read
      * from DRAM), so one process can time it against AUTO's variant 11.
      */
-    V10;
+    V10,
+    /**
+     * AUTO with variant 11's backward SwiGLU epilogue (kernel11: four rounds of 64 columns, one
+     * buffer) instead of variant 13's, so one process can time the two.
+     */
+    V11;
 
-    /** AUTO or V10: the family picked per product, falling back where TMA cannot run. */
+    /** AUTO, V10 or V11: the family picked per product, falling back where TMA cannot run. */
     boolean picked() {
-      return this == AUTO || this == V10;
+      return this == AUTO || this == V10 || this == V11;
     }
 
     boolean warpSpecialised() {
@@ -107,12 +116,13 @@ final class CudaScatterMoe {
         case "ws128" -> WS128;
         case "ws256r" -> WS256R;
         case "v10" -> V10;
+        case "v11" -> V11;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r or v10 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10 or v11 (wgmma, Hopper only)");
       };
     }
   }
@@ -178,7 +188,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10 -> Kernel.WS256R;
+      case AUTO, V10, V11 -> Kernel.WS256R;
     };
   }
 
@@ -379,11 +389,19 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether variant 11 runs a SwiGLU product (else variant 10): AUTO (V10 keeps variant 10), and
-   * the staging fits beside the experts' tile table.
+   * Whether variant 11 runs a SwiGLU product (else variant 10): AUTO or V11 (V10 keeps variant 10),
+   * and the staging fits beside the experts' tile table.
    */
   private boolean v11(long experts, int staging) {
-    return kernel == Kernel.AUTO && gluSmem(experts, staging) <= MAX_SMEM;
+    return (kernel == Kernel.AUTO || kernel == Kernel.V11) && gluSmem(experts, staging) <= MAX_SMEM;
+  }
+
+  /**
+   * Whether the down product's dX runs variant 13 (variant 11's epilogue in double-buffered rounds)
+   * rather than variant 11: AUTO, and its staging fits.
+   */
+  private boolean v13(long experts) {
+    return kernel == Kernel.AUTO && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
   }
 
   /**
@@ -491,15 +509,16 @@ final class CudaScatterMoe {
       return false;
     }
     // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
-    // leaves from it by TMA store
-    boolean v11 = v11(e, WS_GLU_BWD_OUT_BYTES);
+    // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
+    boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
-      // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes
+      // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
+      // 64-byte swizzle)
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
       if (v11) {
         long[] halves = {f, 2, m};
-        int[] box = {64, 1, 64};
+        int[] box = {v13 ? 32 : 64, 1, 64};
         tmH = TensorMaps.bf16(ht.address(), halves, box, op + " h");
         tmDh = TensorMaps.bf16(dht.address(), halves, box, op + " dH");
       }
@@ -511,8 +530,11 @@ final class CudaScatterMoe {
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel("scatter2scatter_ws256_ng_glubwd_kernel11")
-                  .smem(gluSmem(e, WS_GLU_BWD_OUT_BYTES))
+              ? b.kernel(
+                      v13
+                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                  .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)

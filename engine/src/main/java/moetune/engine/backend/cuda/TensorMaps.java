@@ -20,14 +20,16 @@ import java.util.Map;
  * is 128 opaque bytes, returned as 32 ints: {@link KernelModule#launch} passes an int[] by value,
  * which is how the kernels take it ({@code const __grid_constant__ CUtensorMap}).
  *
- * <p>Every map here is bf16, dimension 0 contiguous, 128-byte swizzle (the box's inner extent is 64
- * elements, one swizzle row), zeros out of bounds, L2 promotion of 256 bytes.
+ * <p>Every map here is bf16, dimension 0 contiguous, zeros out of bounds, L2 promotion of 256
+ * bytes, swizzled by its box's row: a row of 64 elements takes the 128-byte swizzle, a row of 32
+ * the 64-byte swizzle (one swizzle row each; the kernels address shared memory accordingly).
  */
 final class TensorMaps {
   // CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion and
   // CUtensorMapFloatOOBfill values from cuda.h
   private static final int BFLOAT16 = 9,
       INTERLEAVE_NONE = 0,
+      SWIZZLE_64B = 2,
       SWIZZLE_128B = 3,
       L2_256B = 3,
       OOB_ZERO = 0;
@@ -150,7 +152,7 @@ final class TensorMaps {
                       bx,
                       es,
                       INTERLEAVE_NONE,
-                      SWIZZLE_128B,
+                      box[0] == 32 ? SWIZZLE_64B : SWIZZLE_128B,
                       L2_256B,
                       OOB_ZERO);
       Driver.check(rc, "cuTensorMapEncodeTiled", what + " " + describe(dims, box));
@@ -176,9 +178,12 @@ final class TensorMaps {
       throw new IllegalArgumentException(
           what + ": TMA needs the contiguous extent to be a multiple of 8 bf16, " + shape);
     }
-    if (box[0] * 2 > 128) {
+    if (box[0] != 64 && box[0] != 32) {
       throw new IllegalArgumentException(
-          what + ": the 128-byte swizzle takes at most 64 bf16 per box row, " + shape);
+          what
+              + ": a box row is 64 bf16 (128-byte swizzle) or 32 (64-byte swizzle), at most 64 bf16"
+              + " per box row, "
+              + shape);
     }
     for (int i = 0; i < dims.length; i++) {
       if (dims[i] < 1 || dims[i] > (1L << 32) || box[i] < 1 || box[i] > 256) {

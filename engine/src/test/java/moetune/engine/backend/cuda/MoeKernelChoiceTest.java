@@ -21,7 +21,9 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.WS128, Kernel.fromEnv("WS128"));
     assertEquals(Kernel.WS256R, Kernel.fromEnv("ws256r"));
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
+    assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertTrue(Kernel.AUTO.picked() && Kernel.V10.picked() && !Kernel.WS256R.picked());
+    assertTrue(Kernel.V11.picked());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
     assertEquals(128, Kernel.WS128.tileN());
@@ -42,6 +44,9 @@ class MoeKernelChoiceTest {
     assertTrue(CudaScatterMoe.gluSmem(248, CudaScatterMoe.WS_GLU_OUT_BYTES) > max);
     assertTrue(CudaScatterMoe.gluSmem(245, CudaScatterMoe.WS_GLU_BWD_OUT_BYTES) <= max);
     assertTrue(CudaScatterMoe.gluSmem(246, CudaScatterMoe.WS_GLU_BWD_OUT_BYTES) > max);
+    // variant 13's backward (four barriers) beside 243; past that variant 11's
+    assertTrue(CudaScatterMoe.gluSmem(243, CudaScatterMoe.WS_GLU_BWD13_OUT_BYTES) <= max);
+    assertTrue(CudaScatterMoe.gluSmem(244, CudaScatterMoe.WS_GLU_BWD13_OUT_BYTES) > max);
   }
 
   @Test
@@ -72,6 +77,13 @@ class MoeKernelChoiceTest {
             IllegalArgumentException.class,
             () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {128, 256}, "x"));
     assertTrue(e.getMessage().contains("at most 64 bf16"), e.getMessage());
+    // variant 13's h boxes: 32-element rows (64-byte swizzle); other widths are refused
+    TensorMaps.check(4096, new long[] {1792, 2, 4096}, new int[] {32, 1, 64}, "h");
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {48, 64}, "x"));
+    assertTrue(e.getMessage().contains("32 (64-byte swizzle)"), e.getMessage());
     e =
         assertThrows(
             IllegalArgumentException.class,

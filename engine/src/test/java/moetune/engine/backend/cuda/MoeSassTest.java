@@ -57,7 +57,9 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel10",
                   "scatter2scatter_ws256_ng_glubwd_kernel10",
                   "scatter2scatter_ws256_tg_glu_kernel11",
-                  "scatter2scatter_ws256_ng_glubwd_kernel11"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel11",
+                  // variant 13: variant 11's backward epilogue double-buffered
+                  "scatter2scatter_ws256_ng_glubwd_kernel13"))
           .toList();
 
   @Test
@@ -92,11 +94,12 @@ class MoeSassTest {
             Pattern.compile("\\bREDG?\\.").matcher(code).find(),
             k + ": a global reduction (RED) in its sm_90a SASS only for the _red_ kernels");
       }
-      // variant 11 writes its full tiles (h and a; dH) by TMA store
+      // variants 11 and 13 write their full tiles (h and a; dH) by TMA store
       for (String k :
           List.of(
               "scatter2scatter_ws256_tg_glu_kernel11",
-              "scatter2scatter_ws256_ng_glubwd_kernel11")) {
+              "scatter2scatter_ws256_ng_glubwd_kernel11",
+              "scatter2scatter_ws256_ng_glubwd_kernel13")) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
