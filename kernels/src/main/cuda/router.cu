@@ -43,7 +43,10 @@ MT_KERNEL void router_topk_kernel(const void* logits, int ldt, int N, int E, int
 
 // Thread per token. With S = sum_j p[idx_j] and w_j = p[idx_j] / S, the gradient on the
 // probabilities is g_e = dProbs[e] + [e = idx_j] (dW_j - sum_i dW_i w_i) / S; then the softmax
-// backward dLogits_e = p_e (g_e - sum_f g_f p_f). dTopW / dProbs may be null.
+// backward dLogits_e = p_e (g_e - sum_f g_f p_f). dTopW / dProbs may be null. In double, as the
+// CPU oracle: where the router is confident (p_e near 1) g_e - sum_f g_f p_f cancels, and a
+// float32 sum's rounding (one ulp of g) became 1e-5 of the result (seen on the H200, 2026-12-03:
+// N = 1, normwise 1.33e-5); E multiply-adds per token cost nothing in double.
 MT_KERNEL void router_backward_kernel(const float* dTopW, const float* dProbs, const float* probs,
                                       const int* topIdx, void* dLogits, int gdt, int N, int E,
                                       int K) {
@@ -51,14 +54,14 @@ MT_KERNEL void router_backward_kernel(const float* dTopW, const float* dProbs, c
   if (n >= N) return;
   long long row = (long long)n * E;
   const int* idx = topIdx + (long long)n * K;
-  float S = 0.f, c = 0.f;
+  double S = 0.0, c = 0.0;
   for (int j = 0; j < K; j++) S += probs[row + idx[j]];
   if (dTopW != nullptr) {
     for (int j = 0; j < K; j++) c += dTopW[(long long)n * K + j] * (probs[row + idx[j]] / S);
   }
-  float dot = 0.f;
+  double dot = 0.0;
   for (int e = 0; e < E; e++) {
-    float g = dProbs == nullptr ? 0.f : dProbs[row + e];
+    double g = dProbs == nullptr ? 0.0 : dProbs[row + e];
     if (dTopW != nullptr) {
       for (int j = 0; j < K; j++) {
         if (idx[j] == e) g += (dTopW[(long long)n * K + j] - c) / S;
@@ -67,13 +70,13 @@ MT_KERNEL void router_backward_kernel(const float* dTopW, const float* dProbs, c
     dot += g * probs[row + e];
   }
   for (int e = 0; e < E; e++) {
-    float g = dProbs == nullptr ? 0.f : dProbs[row + e];
+    double g = dProbs == nullptr ? 0.0 : dProbs[row + e];
     if (dTopW != nullptr) {
       for (int j = 0; j < K; j++) {
         if (idx[j] == e) g += (dTopW[(long long)n * K + j] - c) / S;
       }
     }
-    stf(dLogits, row + e, gdt, probs[row + e] * (g - dot));
+    stf(dLogits, row + e, gdt, (float)(probs[row + e] * (g - dot)));
   }
 }
 
