@@ -25,7 +25,7 @@ fi
 if [ "${SASS:-0}" = 1 ] && command -v cuobjdump >/dev/null; then
   python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("moetune/kernels/moetune.fatbin"))' \
     lib/kernels-*.jar > /tmp/mt/mt.fatbin
-  for k in scatter2scatter_ws256_tg_glu_kernel11 scatter2scatter_ws256_ng_glubwd_kernel11; do
+  for k in ${SASS_KERNELS:-scatter2scatter_ws256_tg_glu_kernel11 scatter2scatter_ws256_ng_glubwd_kernel13 group_xty_ws256_tmar_kernel14}; do
     echo "$k: $(cuobjdump -sass -fun "$k" -arch sm_90a /tmp/mt/mt.fatbin \
       | grep -oE '\b(U[A-Z]{4,}|CCTL|PREFETCH|LDGSTS)[A-Z0-9._]*' | sort | uniq -c | tr -s ' \n' ' ')"
   done

@@ -799,18 +799,77 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   if (CL > 1) ws_cluster_sync();
 }
 
+// Variant 14's float32 dW epilogue: each consumer warpgroup's 64 x 256 accumulators leave in eight
+// rounds of 32 columns through two 8 KiB buffers (a {32, 64, 1} box of dW (E, O, I) as {I, O, E},
+// float32 rows of 128 bytes in the 128-byte swizzle), each added into dW by one TMA reduction
+// (cp.reduce.async.bulk.tensor .add): 16 coalesced 8 KiB adds per tile instead of 16,384 scattered
+// red.global.add.v2 from the threads, and the box clips at O and I (no partial-tile case). A round
+// waits only for the reduction two rounds back to have read its buffer. Each element still gets one
+// add per launch: the same dW bit for bit as variant 7's.
+#define WS_XTY_OUT_BYTES (2 * 2 * 64 * 32 * 4)  // two 8 KiB buffers per consumer warpgroup
+__device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32_t src, int c0,
+                                                   int c1, int c2) {
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group"
+      " [%0, {%2, %3, %4}], [%1];\n" ::"l"(tm),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+__device__ __forceinline__ void ws_store_wait_read1() {  // all but the latest group have read
+  asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");
+}
+template <int BN>
+__device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
+                                                    const CUtensorMap* tmDw, int e, int o0,
+                                                    int i0) {
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
+  uint32_t bufs = out + wg * (WS_XTY_OUT_BYTES / 2);
+  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  bool leader = (tid & 127) == 0;
+#pragma unroll  // the accumulators are registers: every index a constant
+  for (int q = 0; q < BN / 32; q++) {
+    uint32_t buf = bufs + (q & 1) * (WS_XTY_OUT_BYTES / 4);
+    if (leader) ws_store_wait_read1();  // the reduction from this buffer two rounds back
+    ws_bar_wg(1 + wg);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int jj = 0; jj < 4; jj++) {
+        int j = 4 * q + jj;
+        // columns 8 jj + 2 (lane & 3) .. + 1 of the round: bytes 32 jj + 8 (lane & 3) of row rr
+        uint32_t addr = buf + wg_swz(rr, 2 * jj + ((lane & 3) >> 1)) + 8 * (lane & 1);
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(d[4 * j + 2 * hh]),
+                     "f"(d[4 * j + 2 * hh + 1])
+                     : "memory");
+      }
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    ws_bar_wg(1 + wg);
+    if (leader) {
+      ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
+      ws_store_commit();
+    }
+  }
+}
+
 // dW[e] (O, I) += dy_e^T x_e, persistent over (expert, o tile, i tile), grouped by MM_GROUP_M o
 // tiles. RED (variant 7, float32 dW): the epilogue adds by red.global.add.v2.f32 (sm_90)
 // instead of a load, add and store: the consumers issue the 64 KiB of
 // their tile and go on to the next tile's first stage, the add happens in L2. Each element still
 // has one writer per launch, so the result is the same as the read-modify-write's.
-template <int BN, int STAGES, bool RED>
+// TMAR (variant 14, float32 dW only): ws_xty_epilogue_tma adds the tile by TMA reductions from a
+// staging buffer after the stages (WS_XTY_OUT_BYTES more shared memory; the barriers follow it).
+template <int BN, int STAGES, bool RED, bool TMAR = false>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                       const int* offsets, void* dw, int wdt, int E, int I, int O) {
+                                       const int* offsets, void* dw, int wdt, int E, int I, int O,
+                                       const CUtensorMap* tmDw = nullptr) {
+  static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
-  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES);
+  constexpr int OUT = TMAR ? WS_XTY_OUT_BYTES : 0;
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
   ws_init_bars<STAGES>(bars, 129);
   int oTiles = (O + WG_BM - 1) / WG_BM, iTiles = (I + BN - 1) / BN;
   long long per = (long long)oTiles * iTiles, total = per * E;
@@ -888,6 +947,10 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
       if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
+        ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
+        continue;
+      }
       int tid = threadIdx.x, lane = tid & 31;
       int r0 = o0 + (tid / 128) * 64 + ((tid & 127) / 32) * 16 + lane / 4;
       int c0 = i0 + 2 * (lane & 3);
@@ -929,6 +992,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
         }
       }
     }
+    if (TMAR && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last reductions land
   }
 }
 #endif  // WG_ON
@@ -977,6 +1041,17 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_red_kernel7(WS_X
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_XTY_ARGS) {
   WG_BODY((ws_xty<128, 6, true>(WS_XTY_PASS)));
+}
+// variant 14: variant 7's 128 x 256 kernel for float32 dW with the tile added by TMA reductions
+// (ws_xty_epilogue_tma); tmDw: dW (E, O, I) float32 as {I, O, E} in {32, 64, 1} boxes (128-byte
+// swizzle). Shared memory ws_smem_bytes(256, 4) + WS_XTY_OUT_BYTES.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    group_xty_ws256_tmar_kernel14(const __grid_constant__ CUtensorMap tmDy,
+                                  const __grid_constant__ CUtensorMap tmX,
+                                  const __grid_constant__ CUtensorMap tmDw,
+                                  const __nv_bfloat16* x, const __nv_bfloat16* dy,
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
+  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two

@@ -41,6 +41,9 @@ final class CudaScatterMoe {
   static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2,
       WS_GLU_BWD_OUT_BYTES = WS_GLU_OUT_BYTES + 16,
       WS_GLU_BWD13_OUT_BYTES = WS_GLU_OUT_BYTES + 32,
+      // variant 14's dW staging (moe_wgmma_ws.cu WS_XTY_OUT_BYTES: two 8 KiB buffers per consumer
+      // warpgroup)
+      WS_XTY_OUT_BYTES = 2 * 2 * 64 * 32 * 4,
       MAX_SMEM = 227 * 1024;
 
   /**
@@ -50,9 +53,9 @@ final class CudaScatterMoe {
    * in the epilogues of its first product and its down product's dX (variant 11, {@link
    * #scatter2scatterSwiglu}: variant 10's epilogues with the tiles through shared memory and TMA),
    * variant 2 (mma.sync) elsewhere; the down product's dX epilogue is variant 13 (variant 11's in
-   * double-buffered rounds). A named family runs the unfused ops; V10 runs variant 10's epilogues
-   * as first landed (direct stores), V11 variant 11's backward epilogue, so one process can time
-   * them all.
+   * double-buffered rounds), the float32 weight gradients add their tiles by TMA reductions
+   * (variant 14). A named family runs the unfused ops; V10 runs variant 10's epilogues as first
+   * landed (direct stores), V11 variant 11's backward epilogue, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -81,7 +84,8 @@ final class CudaScatterMoe {
     V10,
     /**
      * AUTO with variant 11's backward SwiGLU epilogue (kernel11: four rounds of 64 columns, one
-     * buffer) instead of variant 13's, so one process can time the two.
+     * buffer) instead of variant 13's and variant 7's float32 dW epilogue (red.global from the
+     * threads) instead of variant 14's (TMA reductions), so one process can time them.
      */
     V11;
 
@@ -680,12 +684,30 @@ final class CudaScatterMoe {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        b.kernel(groupXtYWsKernel(wg))
-            .grid(Math.min(wsTiles, b.multiprocessors()))
+        // variant 14 (AUTO, float32 dW): the tile added by TMA reductions, dW as {I, O, E}
+        int[] tmDw = null;
+        if (kernel == Kernel.AUTO && wg == Kernel.WS256R && w.dtype() == DType.F32 && m > 0) {
+          try {
+            tmDw =
+                TensorMaps.f32(
+                    w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
+          } catch (IllegalArgumentException notTma) {
+            tmDw = null; // variant 7's epilogue adds from the threads
+          }
+        }
+        KernelLaunch ws =
+            tmDw != null
+                ? b.kernel("group_xty_ws256_tmar_kernel14")
+                    .smem(WS_256_SMEM + WS_XTY_OUT_BYTES)
+                    .struct("tmDy", tmDy)
+                    .struct("tmX", tmX)
+                    .struct("tmDw", tmDw)
+                : b.kernel(groupXtYWsKernel(wg))
+                    .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
+                    .struct("tmDy", tmDy)
+                    .struct("tmX", tmX);
+        ws.grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
-            .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
-            .struct("tmDy", tmDy)
-            .struct("tmX", tmX)
             .shapes("x " + xt.describe() + " dy " + g.describe())
             .ptr("x", xt.address())
             .ptr("dy", g.address())
@@ -694,8 +716,8 @@ final class CudaScatterMoe {
             .i32("wdt", dt(w, op, "dW"))
             .i32("E", (int) e)
             .i32("I", (int) i)
-            .i32("O", (int) o)
-            .launch();
+            .i32("O", (int) o);
+        ws.launch();
       } else {
         KernelLaunch l;
         if (wg != null) {

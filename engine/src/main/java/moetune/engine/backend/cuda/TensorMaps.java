@@ -20,14 +20,16 @@ import java.util.Map;
  * is 128 opaque bytes, returned as 32 ints: {@link KernelModule#launch} passes an int[] by value,
  * which is how the kernels take it ({@code const __grid_constant__ CUtensorMap}).
  *
- * <p>Every map here is bf16, dimension 0 contiguous, zeros out of bounds, L2 promotion of 256
- * bytes, swizzled by its box's row: a row of 64 elements takes the 128-byte swizzle, a row of 32
- * the 64-byte swizzle (one swizzle row each; the kernels address shared memory accordingly).
+ * <p>Every map here is bf16 (operands) or float32 (variant 14's dW), dimension 0 contiguous, zeros
+ * out of bounds, L2 promotion of 256 bytes, swizzled by its box's row: a row of 128 bytes (64 bf16,
+ * 32 float32) takes the 128-byte swizzle, a row of 64 bytes the 64-byte swizzle (one swizzle row
+ * each; the kernels address shared memory accordingly).
  */
 final class TensorMaps {
   // CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion and
   // CUtensorMapFloatOOBfill values from cuda.h
-  private static final int BFLOAT16 = 9,
+  private static final int FLOAT32 = 7,
+      BFLOAT16 = 9,
       INTERLEAVE_NONE = 0,
       SWIZZLE_64B = 2,
       SWIZZLE_128B = 3,
@@ -65,41 +67,56 @@ final class TensorMaps {
    * contiguous, the rest packed row-major behind it), read in boxes of {@code box}.
    */
   static int[] bf16(long base, long[] dims, int[] box, String what) {
-    check(base, dims, box, what);
-    Key key = new Key(base, dims, box);
+    return cached(2, base, dims, box, what);
+  }
+
+  /** {@link #bf16} for a float32 tensor (box rows of 32 or 16 elements). */
+  static int[] f32(long base, long[] dims, int[] box, String what) {
+    return cached(4, base, dims, box, what);
+  }
+
+  private static int[] cached(int elemBytes, long base, long[] dims, int[] box, String what) {
+    check(elemBytes, base, dims, box, what);
+    Key key = new Key(elemBytes, base, dims, box);
     synchronized (CACHE) {
       int[] hit = CACHE.get(key);
       if (hit != null) {
         return hit.clone();
       }
     }
-    int[] map = encode(base, dims, box, what);
-    synchronized (CACHE) {
-      CACHE.put(new Key(base, dims.clone(), box.clone()), map); // the caller may reuse its arrays
+    int[] map = encode(elemBytes, base, dims, box, what);
+    synchronized (CACHE) { // the caller may reuse its arrays
+      CACHE.put(new Key(elemBytes, base, dims.clone(), box.clone()), map);
     }
     return map.clone();
   }
 
-  // A map is a pure function of (base, dims, box) (every other field is fixed above), so maps are
+  // A map is a pure function of (element size, base, dims, box) (the rest is fixed above), so maps
+  // are
   // cached by that key whatever tensor lives at the address now: every MoE launch needs two, and
   // the allocator hands the same addresses back step after step. Bounded, least recently used out.
   // (Compared by value without building strings: two lookups per MoE launch.)
   private static final class Key {
+    private final int elemBytes;
     private final long base;
     private final long[] dims;
     private final int[] box;
     private final int hash;
 
-    Key(long base, long[] dims, int[] box) {
+    Key(int elemBytes, long base, long[] dims, int[] box) {
+      this.elemBytes = elemBytes;
       this.base = base;
       this.dims = dims;
       this.box = box;
-      this.hash = 31 * (31 * Long.hashCode(base) + Arrays.hashCode(dims)) + Arrays.hashCode(box);
+      this.hash =
+          31 * (31 * (31 * elemBytes + Long.hashCode(base)) + Arrays.hashCode(dims))
+              + Arrays.hashCode(box);
     }
 
     @Override
     public boolean equals(Object o) {
       return o instanceof Key k
+          && k.elemBytes == elemBytes
           && k.base == base
           && Arrays.equals(k.dims, dims)
           && Arrays.equals(k.box, box);
@@ -120,8 +137,12 @@ final class TensorMaps {
         }
       };
 
-  /** The driver's encoding, not cached (tests compare it with {@link #bf16}). */
+  /** The driver's encoding of a bf16 map, not cached (tests compare it with {@link #bf16}). */
   static int[] encode(long base, long[] dims, int[] box, String what) {
+    return encode(2, base, dims, box, what);
+  }
+
+  private static int[] encode(int elemBytes, long base, long[] dims, int[] box, String what) {
     int rank = dims.length;
     try (Arena a = Arena.ofConfined()) {
       MemorySegment map = a.allocate(128, 64);
@@ -129,7 +150,7 @@ final class TensorMaps {
       MemorySegment gs = a.allocate(JAVA_LONG, Math.max(1, rank - 1));
       MemorySegment bx = a.allocate(JAVA_INT, rank);
       MemorySegment es = a.allocate(JAVA_INT, rank);
-      long stride = 2;
+      long stride = elemBytes;
       for (int i = 0; i < rank; i++) {
         gd.setAtIndex(JAVA_LONG, i, dims[i]);
         bx.setAtIndex(JAVA_INT, i, box[i]);
@@ -144,7 +165,7 @@ final class TensorMaps {
               encode()
                   .invokeExact(
                       map,
-                      BFLOAT16,
+                      elemBytes == 4 ? FLOAT32 : BFLOAT16,
                       rank,
                       base,
                       gd,
@@ -152,7 +173,7 @@ final class TensorMaps {
                       bx,
                       es,
                       INTERLEAVE_NONE,
-                      box[0] == 32 ? SWIZZLE_64B : SWIZZLE_128B,
+                      box[0] * elemBytes == 64 ? SWIZZLE_64B : SWIZZLE_128B,
                       L2_256B,
                       OOB_ZERO);
       Driver.check(rc, "cuTensorMapEncodeTiled", what + " " + describe(dims, box));
@@ -164,8 +185,14 @@ final class TensorMaps {
     }
   }
 
-  /** The encoder's own limits, checked here so a bad map fails with the operand's name. */
+  /**
+   * The encoder's own limits for a bf16 map, checked so a bad map fails with the operand's name.
+   */
   static void check(long base, long[] dims, int[] box, String what) {
+    check(2, base, dims, box, what);
+  }
+
+  private static void check(int elemBytes, long base, long[] dims, int[] box, String what) {
     String shape = describe(dims, box);
     if (dims.length < 1 || dims.length > 5 || box.length != dims.length) {
       throw new IllegalArgumentException(what + ": a tensor map has 1 to 5 dimensions, " + shape);
@@ -174,14 +201,31 @@ final class TensorMaps {
       throw new IllegalArgumentException(
           what + ": TMA needs a 16-byte-aligned base, got address " + base);
     }
-    if (dims[0] % 8 != 0) {
-      throw new IllegalArgumentException(
-          what + ": TMA needs the contiguous extent to be a multiple of 8 bf16, " + shape);
-    }
-    if (box[0] != 64 && box[0] != 32) {
+    String type = elemBytes == 4 ? "float32" : "bf16";
+    int per16 = 16 / elemBytes, row128 = 128 / elemBytes, row64 = 64 / elemBytes;
+    if (dims[0] % per16 != 0) {
       throw new IllegalArgumentException(
           what
-              + ": a box row is 64 bf16 (128-byte swizzle) or 32 (64-byte swizzle), at most 64 bf16"
+              + ": TMA needs the contiguous extent to be a multiple of "
+              + per16
+              + " "
+              + type
+              + ", "
+              + shape);
+    }
+    if (box[0] != row128 && box[0] != row64) {
+      throw new IllegalArgumentException(
+          what
+              + ": a box row is "
+              + row128
+              + " "
+              + type
+              + " (128-byte swizzle) or "
+              + row64
+              + " (64-byte swizzle), at most "
+              + row128
+              + " "
+              + type
               + " per box row, "
               + shape);
     }

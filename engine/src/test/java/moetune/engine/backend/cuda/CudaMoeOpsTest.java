@@ -301,6 +301,40 @@ class CudaMoeOpsTest {
   }
 
   /**
+   * Variant 14 (AUTO on Hopper, float32 dW: each tile added by TMA reductions from shared memory)
+   * against variant 7 (the ws256r family: red.global from the threads) on the same GPU: dW equal
+   * bit for bit (each element gets the same one add), both also against the CPU. I = 264 ends in a
+   * partial column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I and
+   * O), 2000 tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW starts
+   * nonzero (it accumulates).
+   */
+  @Test
+  void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
+    CudaScatterMoe moe = gpu().moe();
+    Assumptions.assumeTrue(moe.hopper(), "variant 14 needs compute capability 9.0");
+    CudaScatterMoe.Kernel before = moe.kernel();
+    int i = 264, o = 1064;
+    try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair x = randn(DType.BF16, 1, m, i);
+          Pair dy = randn(DType.BF16, 1, m, o);
+          Pair dW = randn(DType.F32, 1, E, o, i);
+          Pair dW2 = poisoned(DType.F32, E, o, i)) {
+        gpu().copy(dW.g(), dW2.g());
+        moe.kernel(CudaScatterMoe.Kernel.AUTO);
+        gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null);
+        moe.kernel(CudaScatterMoe.Kernel.WS256R);
+        gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null);
+        assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
+        cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
+        check("groupXtY (variant 14) dW", dW, tol(DType.BF16));
+      }
+    } finally {
+      moe.kernel(before);
+    }
+  }
+
+  /**
    * The SwiGLU epilogues, variants 11 and 13 (AUTO on Hopper: TMA-stored tiles, h asked into L2;
    * the backward's rounds double-buffered), variant 11's backward (V11) and variant 10 (V10: direct
    * stores), against the unfused ops (the ws256r family: the same products, then swigluForward /

@@ -59,7 +59,9 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel11",
                   "scatter2scatter_ws256_ng_glubwd_kernel11",
                   // variant 13: variant 11's backward epilogue double-buffered
-                  "scatter2scatter_ws256_ng_glubwd_kernel13"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel13",
+                  // variant 14: float32 dW added by TMA reductions
+                  "group_xty_ws256_tmar_kernel14"))
           .toList();
 
   @Test
