@@ -274,6 +274,9 @@ __device__ __forceinline__ void ws_store_commit() {
 __device__ __forceinline__ void ws_store_wait_read() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 }
+__device__ __forceinline__ void ws_store_wait_read1() {  // all but the latest group have read
+  asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");
+}
 __device__ __forceinline__ void ws_store_wait_all() {
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
@@ -314,7 +317,10 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // the global writes run while the warpgroup goes on to the next tile's main loop; the values are
 // ws_glu_fwd_epilogue's. Partial tiles (an expert's last rows, the last columns of F) take that
 // function instead: a box would write into the next expert's rows or into the up half.
-template <int BN>
+// Variant 15 (DB): six rounds of one 64 x 64 box each, alternating between the two 8 KiB halves
+// of the buffer, so a round waits only for the store two rounds back (wait_group.read 1), not for
+// the one just issued. Same values.
+template <int BN, bool DB = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
@@ -322,6 +328,46 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   bool leader = (tid & 127) == 0;
   constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
+  if constexpr (DB) {
+#pragma unroll
+    for (int r = 0; r < 6; r++) {
+      int t = r / 2, b = r & 1;  // t: gate half of h, up half, a; b: the box (64 columns)
+      uint32_t half = buf + b * WG_SLAB;
+      if (leader) ws_store_wait_read1();  // the store that read this half two rounds back
+      ws_bar_wg(1 + wg);
+#pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        int rr = rr0 + 8 * hh;
+#pragma unroll
+        for (int jj = 0; jj < 8; jj++) {
+          int j = 8 * b + jj;
+          __nv_bfloat162 v;
+          if (t == 0) {
+            v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+          } else if (t == 1) {
+            v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+          } else {
+            float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+            float2 u = __bfloat1622float2(
+                __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
+            v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+          }
+          uint32_t addr = half + wg_swz(rr, jj) + 4 * (lane & 3);
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
+                       "r"(*reinterpret_cast<uint32_t*>(&v))
+                       : "memory");
+        }
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+      ws_bar_wg(1 + wg);
+      if (leader) {
+        ws_tma_store2(t == 2 ? glu.tmAct : glu.tmH, half, tl.n0 + (t == 1 ? F : 0) + 64 * b,
+                      tl.rStart + 64 * wg);
+        ws_store_commit();
+      }
+    }
+    return;
+  }
 #pragma unroll
   for (int round = 0; round < 3; round++) {
     if (leader) ws_store_wait_read();
@@ -661,7 +707,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(GLU != 2 || !TRANSW, "SwiGLU backward: dy W");
   constexpr int NT = GLU == 1 ? BN / 2 : BN;  // output columns of a tile
   static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
-  static_assert(!V13 || (V11 && GLU == 2), "variant 13 is variant 11's backward epilogue");
+  // V13: variant 11's epilogue rounds double-buffered (variant 13 for GLU 2, variant 15 for GLU 1)
+  static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // staging after the stages (and for GLU 2 its two barriers)
   constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -760,7 +807,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load13(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
@@ -775,7 +822,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       }
       if constexpr (GLU == 1) {
         if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, outDim);
+          ws_glu_fwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
           ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
@@ -814,9 +861,6 @@ __device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32
       " [%0, {%2, %3, %4}], [%1];\n" ::"l"(tm),
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
-}
-__device__ __forceinline__ void ws_store_wait_read1() {  // all but the latest group have read
-  asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");
 }
 template <int BN>
 __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
@@ -1096,6 +1140,21 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                           const int* sortedScattered, int M, int E, int inDim,
                                           int F, int fanOut) {
   WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true>(
+      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
+      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})));
+}
+
+// Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
+// DB); same arguments, maps and values.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel15(const __grid_constant__ CUtensorMap tmW,
+                                          const __grid_constant__ CUtensorMap tmH,
+                                          const __grid_constant__ CUtensorMap tmAct,
+                                          const __nv_bfloat16* x, __nv_bfloat16* h,
+                                          __nv_bfloat16* a, const int* sortedExpert,
+                                          const int* sortedScattered, int M, int E, int inDim,
+                                          int F, int fanOut) {
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, true>(
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})));
 }

@@ -83,9 +83,9 @@ final class CudaScatterMoe {
      */
     V10,
     /**
-     * AUTO with variant 11's backward SwiGLU epilogue (kernel11: four rounds of 64 columns, one
-     * buffer) instead of variant 13's and variant 7's float32 dW epilogue (red.global from the
-     * threads) instead of variant 14's (TMA reductions), so one process can time them.
+     * AUTO with variant 11's SwiGLU epilogues (kernel11: rounds through one buffer) instead of
+     * variants 15 and 13 (the same double-buffered) and variant 7's float32 dW epilogue (red.global
+     * from the threads) instead of variant 14's (TMA reductions), so one process can time them.
      */
     V11;
 
@@ -435,8 +435,9 @@ final class CudaScatterMoe {
     if (groupedIn || !swigluFused(e, m, f, d, xt, wt, ht, at)) {
       return false;
     }
-    // variant 11: full tiles leave by TMA store from a staging buffer after the stages
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES);
+    // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
+    // (AUTO): the same in six double-buffered rounds
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel == Kernel.AUTO;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -451,7 +452,10 @@ final class CudaScatterMoe {
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
     KernelLaunch l =
         v11
-            ? b.kernel("scatter2scatter_ws256_tg_glu_kernel11")
+            ? b.kernel(
+                    v15
+                        ? "scatter2scatter_ws256_tg_glu_kernel15"
+                        : "scatter2scatter_ws256_tg_glu_kernel11")
                 .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)

@@ -60,6 +60,8 @@ class MoeSassTest {
                   "scatter2scatter_ws256_ng_glubwd_kernel11",
                   // variant 13: variant 11's backward epilogue double-buffered
                   "scatter2scatter_ws256_ng_glubwd_kernel13",
+                  // variant 15: variant 11's forward epilogue double-buffered
+                  "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14"))
           .toList();
@@ -101,7 +103,8 @@ class MoeSassTest {
           List.of(
               "scatter2scatter_ws256_tg_glu_kernel11",
               "scatter2scatter_ws256_ng_glubwd_kernel11",
-              "scatter2scatter_ws256_ng_glubwd_kernel13")) {
+              "scatter2scatter_ws256_ng_glubwd_kernel13",
+              "scatter2scatter_ws256_tg_glu_kernel15")) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
