@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script and
-# moe-breakdown.sh copied beside it) for MoE variants 10 and 11 (SwiGLU in the product epilogues):
-# the engine GPU suite (the bitwise fused-vs-unfused test included), compute-sanitizer memcheck and
-# racecheck on that test, the sm_90a SASS opcodes of the variant-11 kernels (SASS=1),
-# MoeLayerBench with the breakdown for ws256r (the unfused ops), v10 and auto (variant 11) in the
-# same process, then ncu (clocks not locked) of fwd1 and dX2, unfused and fused, on the 1.5B
-# shape. BUDGET caps the call (s); SELECT picks the tests, SANITIZE=0 skips the sanitizers, NCU=0
-# skips ncu, BENCH_ARGS the shapes (T D F E k ...), KERNELS the families.
+# moe-breakdown.sh copied beside it) for the MoE epilogue variants (10-15): the engine GPU suite
+# (the bitwise fused-vs-unfused tests included), compute-sanitizer memcheck and racecheck on
+# SANITIZE_SELECT (default the SwiGLU bitwise test), the sm_90a SASS opcodes of SASS_KERNELS
+# (SASS=1), MoeLayerBench with the breakdown for the families in KERNELS (default ws256r, v10,
+# auto) in one process, then ncu (clocks not locked) of the kernels matching NCU_REGEX for the
+# families in NCU_KERNELS on the 1.5B shape. BUDGET caps the call (s); SELECT picks the tests,
+# SANITIZE=0 skips the sanitizers, NCU=0 skips ncu, BENCH_ARGS the shapes (T D F E k ...).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
