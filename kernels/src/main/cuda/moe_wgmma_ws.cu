@@ -328,59 +328,29 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   bool leader = (tid & 127) == 0;
   constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
-  if constexpr (DB) {
+  constexpr int PAIRS = DB ? 8 : HALF;  // column pairs a thread writes per round
 #pragma unroll
-    for (int r = 0; r < 6; r++) {
-      int t = r / 2, b = r & 1;  // t: gate half of h, up half, a; b: the box (64 columns)
-      uint32_t half = buf + b * WG_SLAB;
-      if (leader) ws_store_wait_read1();  // the store that read this half two rounds back
-      ws_bar_wg(1 + wg);
-#pragma unroll
-      for (int hh = 0; hh < 2; hh++) {
-        int rr = rr0 + 8 * hh;
-#pragma unroll
-        for (int jj = 0; jj < 8; jj++) {
-          int j = 8 * b + jj;
-          __nv_bfloat162 v;
-          if (t == 0) {
-            v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-          } else if (t == 1) {
-            v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
-          } else {
-            float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
-            float2 u = __bfloat1622float2(
-                __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
-            v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
-          }
-          uint32_t addr = half + wg_swz(rr, jj) + 4 * (lane & 3);
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
-                       "r"(*reinterpret_cast<uint32_t*>(&v))
-                       : "memory");
-        }
-      }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-      ws_bar_wg(1 + wg);
-      if (leader) {
-        ws_tma_store2(t == 2 ? glu.tmAct : glu.tmH, half, tl.n0 + (t == 1 ? F : 0) + 64 * b,
-                      tl.rStart + 64 * wg);
-        ws_store_commit();
+  for (int r = 0; r < (DB ? 6 : 3); r++) {
+    // t: the gate half of h, the up half, a; j0: the round's first column pair (box j0 / 8)
+    int t = DB ? r / 2 : r, j0 = DB ? 8 * (r & 1) : 0;
+    if (leader) {
+      if (DB) {
+        ws_store_wait_read1();  // the store that read this half two rounds back
+      } else {
+        ws_store_wait_read();
       }
     }
-    return;
-  }
-#pragma unroll
-  for (int round = 0; round < 3; round++) {
-    if (leader) ws_store_wait_read();
     ws_bar_wg(1 + wg);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
 #pragma unroll
-      for (int j = 0; j < HALF; j++) {
+      for (int jj = 0; jj < PAIRS; jj++) {
+        int j = j0 + jj;
         __nv_bfloat162 v;
-        if (round == 0) {
+        if (t == 0) {
           v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-        } else if (round == 1) {
+        } else if (t == 1) {
           v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
         } else {
           float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
@@ -398,10 +368,11 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
     ws_bar_wg(1 + wg);
     if (leader) {
-      const CUtensorMap* tm = round == 2 ? glu.tmAct : glu.tmH;
-      int col = tl.n0 + (round == 1 ? F : 0), row = tl.rStart + 64 * wg;
-      ws_tma_store2(tm, buf, col, row);
-      ws_tma_store2(tm, buf + WG_SLAB, col + 64, row);
+      const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
+      int col = tl.n0 + (t == 1 ? F : 0) + 8 * j0, row = tl.rStart + 64 * wg;
+      uint32_t src = buf + (j0 / 8) * WG_SLAB;
+      ws_tma_store2(tm, src, col, row);
+      if (!DB) ws_tma_store2(tm, src + WG_SLAB, col + 64, row);
       ws_store_commit();
     }
   }
@@ -456,78 +427,7 @@ __device__ __forceinline__ void ws_glu_bwd_partials(float (&dot)[2], const bool 
 // instead, row by row: a box would write into the next expert's rows. The barriers follow the
 // staging (out + WS_GLU_OUT_BYTES); a tile uses each an even number of times, so every tile starts
 // on phase 0 (no state kept across tiles: the main loop has no register to spare).
-template <int BN>
-__device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
-                                                        uint32_t out, const WsGlu& glu,
-                                                        __nv_bfloat16* dh,
-                                                        const int* sortedScattered, int F) {
-  static_assert((BN / 64) % 2 == 0, "an even number of rounds per tile");
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
-  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2), bar = out + WS_GLU_OUT_BYTES + 8 * wg;
-  int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
-  bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
-  float gate[2], dot[2] = {0.f, 0.f};
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
-#pragma unroll  // the accumulators are registers: every index a constant
-  for (int q = 0; q < BN / 64; q++) {
-    int n = tl.n0 + 64 * q;
-    if (leader) {
-      ws_store_wait_read();  // the last round's stores have read the buffer
-      ws_arrive_tx(bar, 2 * 64 * 64 * 2);
-      ws_tma3(buf, glu.tmH, n, 0, row, bar);
-      ws_tma3(buf + WG_SLAB, glu.tmH, n, 1, row, bar);
-    }
-    ws_wait(bar, q & 1);
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-      int rr = rr0 + 8 * hh;
-#pragma unroll
-      for (int jj = 0; jj < 8; jj++) {
-        int j = 8 * q + jj;
-        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr, 128-byte swizzle
-        uint32_t ga = buf + wg_swz(rr, jj) + 4 * (lane & 3), ua = ga + WG_SLAB;
-        uint32_t g2, u2, dg2, du2;
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
-        ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh], dg2,
-                        du2);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
-      }
-    }
-    if (rows == 64) {
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-      ws_bar_wg(1 + wg);
-      if (leader) {
-        ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + WG_SLAB, n, 1, row);
-        ws_store_commit();
-      }
-    } else {
-      ws_bar_wg(1 + wg);
-      // 16-byte chunks: (half, row, chunk) = i / 512, i / 8 % 64, i % 8
-#pragma unroll 1
-      for (int i = wt; i < 2 * 64 * 8; i += 128) {
-        int half = i / 512, rr = (i / 8) % 64, c = i % 8;
-        if (rr < rows && n + 8 * c < F) {
-          uint4 v;
-          uint32_t sa = buf + half * WG_SLAB + wg_swz(rr, c);
-          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                       : "r"(sa)
-                       : "memory");
-          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
-        }
-      }
-      ws_bar_wg(1 + wg);  // the buffer is read before the next round's load overwrites it
-    }
-  }
-  ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
-}
-
-// Variant 13's GLU 2: variant 11's epilogue in BN / 32 rounds of 32 columns through two buffers of
+// Variant 13 (DB): variant 11's epilogue in BN / 32 rounds of 32 columns through two buffers of
 // 8 KiB per warpgroup (the gate and the up box of a round, {32, 1, 64} of h as {F, 2, M} in the
 // 64-byte swizzle), so round q + 1's h load flies while round q computes and stores; round 0's
 // load is issued two k steps before the main loop ends (ws_glu_bwd_load13 from ws_s2s). Buffer b
@@ -550,35 +450,49 @@ __device__ __forceinline__ void ws_glu_bwd_load13(const MoeTile& tl, uint32_t ou
   ws_tma3(buf + WS_GLU13_BUF / 2, glu.tmH, n, 1, row, bar);
 }
 
-template <int BN>
-__device__ __forceinline__ void ws_glu_bwd_epilogue_tma13(const float (&d)[BN / 2],
-                                                          const MoeTile& tl, uint32_t out,
-                                                          const WsGlu& glu, __nv_bfloat16* dh,
-                                                          const int* sortedScattered, int F) {
-  constexpr int R = BN / 32;
-  static_assert(R % 4 == 0, "each buffer's barrier used an even number of times per tile");
+template <int BN, bool DB = false>
+__device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
+                                                        uint32_t out, const WsGlu& glu,
+                                                        __nv_bfloat16* dh,
+                                                        const int* sortedScattered, int F) {
+  constexpr int W = DB ? 32 : 64;      // columns a round
+  constexpr int CH = W / 8;            // 16-byte chunks of a box row
+  constexpr int BOX = 64 * W * 2;      // one box (the gate or the up columns of the round)
+  constexpr int R = BN / W;
+  static_assert(R % (DB ? 4 : 2) == 0, "each barrier used an even number of times per tile");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
-  uint32_t bufs = out + wg * (WS_GLU_OUT_BYTES / 2), bars = out + WS_GLU_OUT_BYTES + 16 * wg;
+  uint32_t bufs = out + wg * (WS_GLU_OUT_BYTES / 2), bars = out + WS_GLU_OUT_BYTES + (DB ? 16 : 8) * wg;
   int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
   bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
   float gate[2], dot[2] = {0.f, 0.f};
 #pragma unroll
   for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+  // 16-byte chunk c of row r of a box: the 64-byte swizzle (DB) or the 128-byte one
+  auto swz = [](int r, int c) { return DB ? ws_swz64(r, c) : wg_swz(r, c); };
 #pragma unroll  // the accumulators are registers: every index a constant
   for (int q = 0; q < R; q++) {
-    int n = tl.n0 + 32 * q;
-    uint32_t buf = bufs + (q & 1) * WS_GLU13_BUF;
-    if (leader && q + 1 < R) ws_glu_bwd_load13(tl, out, glu, q + 1);
-    ws_wait(bars + 8 * (q & 1), (q >> 1) & 1);
+    int n = tl.n0 + W * q;
+    uint32_t buf = bufs + (DB ? (q & 1) * 2 * BOX : 0), bar = bars + (DB ? 8 * (q & 1) : 0);
+    if (leader) {
+      if (DB) {
+        if (q + 1 < R) ws_glu_bwd_load13(tl, out, glu, q + 1);  // round 0's came in the main loop
+      } else {
+        ws_store_wait_read();  // the last round's stores have read the buffer
+        ws_arrive_tx(bar, 2 * BOX);
+        ws_tma3(buf, glu.tmH, n, 0, row, bar);
+        ws_tma3(buf + BOX, glu.tmH, n, 1, row, bar);
+      }
+    }
+    ws_wait(bar, DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
 #pragma unroll
-      for (int jj = 0; jj < 4; jj++) {
-        int j = 4 * q + jj;
-        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr, 64-byte swizzle
-        uint32_t ga = buf + ws_swz64(rr, jj) + 4 * (lane & 3), ua = ga + WS_GLU13_BUF / 2;
+      for (int jj = 0; jj < CH; jj++) {
+        int j = CH * q + jj;
+        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr
+        uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
         uint32_t g2, u2, dg2, du2;
         asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
         asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
@@ -593,18 +507,18 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma13(const float (&d)[BN / 
       ws_bar_wg(1 + wg);
       if (leader) {
         ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + WS_GLU13_BUF / 2, n, 1, row);
+        ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
         ws_store_commit();
       }
     } else {
       ws_bar_wg(1 + wg);
-      // 16-byte chunks: (half, row, chunk) = i / 256, i / 4 % 64, i % 4
+      // 16-byte chunks: (half, row, chunk) = i / (64 CH), i / CH % 64, i % CH
 #pragma unroll 1
-      for (int i = wt; i < 2 * 64 * 4; i += 128) {
-        int half = i / 256, rr = (i / 4) % 64, c = i % 4;
+      for (int i = wt; i < 2 * 64 * CH; i += 128) {
+        int half = i / (64 * CH), rr = (i / CH) % 64, c = i % CH;
         if (rr < rows && n + 8 * c < F) {
           uint4 v;
-          uint32_t sa = buf + half * (WS_GLU13_BUF / 2) + ws_swz64(rr, c);
+          uint32_t sa = buf + half * BOX + swz(rr, c);
           asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
                        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                        : "r"(sa)
@@ -827,12 +741,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
-        if constexpr (V13) {
-          ws_glu_bwd_epilogue_tma13<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
-                                        sortedScattered, outDim);
-        } else if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
-                                      sortedScattered, outDim);
+        if constexpr (V11) {
+          ws_glu_bwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
+                                           sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
@@ -1131,45 +1042,41 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // ends. glu: tmH h (M, 2F) as {2F, M}, tmAct a (M, F) as {F, M}, both in 64 x 64 boxes; glubwd:
 // tmH h and tmDh dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes. Same arguments otherwise, same
 // values bit for bit.
+// Variants 11, 13 and 15 take the same arguments (the fwd kernels one set, the backward ones
+// another); V13: the double-buffered rounds (variant 15 forward, 13 backward)
+#define WS_GLU_TMA_ARGS                                                                          \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
+      const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
+      __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
+      int inDim, int F, int fanOut
+#define WS_GLU_TMA_BODY(V13)                                                                     \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13>(                                          \
+      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
+      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
+#define WS_GLUBWD_TMA_ARGS                                                                       \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
+      const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
+      __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
+      const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
+#define WS_GLUBWD_TMA_BODY(V13)                                                                  \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13>(                                         \
+      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
+      F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel11(const __grid_constant__ CUtensorMap tmW,
-                                          const __grid_constant__ CUtensorMap tmH,
-                                          const __grid_constant__ CUtensorMap tmAct,
-                                          const __nv_bfloat16* x, __nv_bfloat16* h,
-                                          __nv_bfloat16* a, const int* sortedExpert,
-                                          const int* sortedScattered, int M, int E, int inDim,
-                                          int F, int fanOut) {
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true>(
-      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})));
+    scatter2scatter_ws256_tg_glu_kernel11(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(false);
 }
 
 // Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
 // DB); same arguments, maps and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel15(const __grid_constant__ CUtensorMap tmW,
-                                          const __grid_constant__ CUtensorMap tmH,
-                                          const __grid_constant__ CUtensorMap tmAct,
-                                          const __nv_bfloat16* x, __nv_bfloat16* h,
-                                          __nv_bfloat16* a, const int* sortedExpert,
-                                          const int* sortedScattered, int M, int E, int inDim,
-                                          int F, int fanOut) {
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, true>(
-      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})));
+    scatter2scatter_ws256_tg_glu_kernel15(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true);
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel11(const __grid_constant__ CUtensorMap tmW,
-                                             const __grid_constant__ CUtensorMap tmH,
-                                             const __grid_constant__ CUtensorMap tmDh,
-                                             const __nv_bfloat16* dy, const __nv_bfloat16* h,
-                                             __nv_bfloat16* dh, const float* gates, float* partial,
-                                             const int* sortedExpert, const int* sortedScattered,
-                                             int M, int E, int inDim, int F, int fanOut) {
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true>(
-      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
+    scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1177,14 +1084,6 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // k steps before the main loop ends. tmH, tmDh: h and dH (M, 2F) as {F, 2, M} in {32, 1, 64} boxes
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel13(const __grid_constant__ CUtensorMap tmW,
-                                             const __grid_constant__ CUtensorMap tmH,
-                                             const __grid_constant__ CUtensorMap tmDh,
-                                             const __nv_bfloat16* dy, const __nv_bfloat16* h,
-                                             __nv_bfloat16* dh, const float* gates, float* partial,
-                                             const int* sortedExpert, const int* sortedScattered,
-                                             int M, int E, int inDim, int F, int fanOut) {
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, true>(
-      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
+    scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true);
 }
