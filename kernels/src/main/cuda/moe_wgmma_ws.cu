@@ -430,24 +430,36 @@ __device__ __forceinline__ void ws_glu_bwd_partials(float (&dot)[2], const bool 
 // Variant 13 (DB): variant 11's epilogue in BN / 32 rounds of 32 columns through two buffers of
 // 8 KiB per warpgroup (the gate and the up box of a round, {32, 1, 64} of h as {F, 2, M} in the
 // 64-byte swizzle), so round q + 1's h load flies while round q computes and stores; round 0's
-// load is issued two k steps before the main loop ends (ws_glu_bwd_load13 from ws_s2s). Buffer b
+// load is issued two k steps before the main loop ends (ws_glu_bwd_load from ws_s2s). Buffer b
 // has barrier b of the warpgroup (after the staging, 16 bytes a warpgroup); a tile uses each four
 // times, so every tile starts on phase 0. The same values as variant 11, bit for bit.
-#define WS_GLU13_BUF (64 * 32 * 2 * 2)  // one round: the gate and the up box
 __device__ __forceinline__ uint32_t ws_swz64(int r, int chunk) {  // 64-byte rows, 16-byte chunks
   return r * 64 + ((chunk ^ (r >> 1)) & 3) * 16;
 }
-// the leader thread of a consumer warpgroup: round q's h boxes into buffer q % 2, once the stores
-// that read that buffer before have read it
-__device__ __forceinline__ void ws_glu_bwd_load13(const MoeTile& tl, uint32_t out, const WsGlu& glu,
-                                                  int q) {
-  int wg = threadIdx.x / 128, row = tl.rStart + 64 * wg, n = tl.n0 + 32 * q;
-  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2) + (q & 1) * WS_GLU13_BUF;
-  uint32_t bar = out + WS_GLU_OUT_BYTES + 16 * wg + 8 * (q & 1);
+// GLU 2's rounds: W columns each, boxes of BOX bytes (the gate or the up columns of 64 rows)
+template <bool DB>
+struct WsGluRound {
+  static constexpr int W = DB ? 32 : 64, BOX = 64 * W * 2;
+  // round q's buffer and barrier of warpgroup wg (DB: two of each, alternating)
+  static __device__ __forceinline__ uint32_t buf(uint32_t out, int wg, int q) {
+    return out + wg * (WS_GLU_OUT_BYTES / 2) + (DB ? (q & 1) * 2 * BOX : 0);
+  }
+  static __device__ __forceinline__ uint32_t bar(uint32_t out, int wg, int q) {
+    return out + WS_GLU_OUT_BYTES + (DB ? 16 * wg + 8 * (q & 1) : 8 * wg);
+  }
+};
+// the leader thread of a consumer warpgroup: round q's gate and up boxes of h into the round's
+// buffer, once the stores that read that buffer before have read it
+template <bool DB>
+__device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out, const WsGlu& glu,
+                                                int q) {
+  using Rd = WsGluRound<DB>;
+  int wg = threadIdx.x / 128, row = tl.rStart + 64 * wg, n = tl.n0 + Rd::W * q;
+  uint32_t buf = Rd::buf(out, wg, q), bar = Rd::bar(out, wg, q);
   ws_store_wait_read();
-  ws_arrive_tx(bar, WS_GLU13_BUF);
+  ws_arrive_tx(bar, 2 * Rd::BOX);
   ws_tma3(buf, glu.tmH, n, 0, row, bar);
-  ws_tma3(buf + WS_GLU13_BUF / 2, glu.tmH, n, 1, row, bar);
+  ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
 template <int BN, bool DB = false>
@@ -455,13 +467,10 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
                                                         const int* sortedScattered, int F) {
-  constexpr int W = DB ? 32 : 64;      // columns a round
-  constexpr int CH = W / 8;            // 16-byte chunks of a box row
-  constexpr int BOX = 64 * W * 2;      // one box (the gate or the up columns of the round)
-  constexpr int R = BN / W;
+  using Rd = WsGluRound<DB>;
+  constexpr int W = Rd::W, BOX = Rd::BOX, CH = W / 8, R = BN / W;  // CH: 16-byte chunks a box row
   static_assert(R % (DB ? 4 : 2) == 0, "each barrier used an even number of times per tile");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
-  uint32_t bufs = out + wg * (WS_GLU_OUT_BYTES / 2), bars = out + WS_GLU_OUT_BYTES + (DB ? 16 : 8) * wg;
   int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
   bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
@@ -473,18 +482,10 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll  // the accumulators are registers: every index a constant
   for (int q = 0; q < R; q++) {
     int n = tl.n0 + W * q;
-    uint32_t buf = bufs + (DB ? (q & 1) * 2 * BOX : 0), bar = bars + (DB ? 8 * (q & 1) : 0);
-    if (leader) {
-      if (DB) {
-        if (q + 1 < R) ws_glu_bwd_load13(tl, out, glu, q + 1);  // round 0's came in the main loop
-      } else {
-        ws_store_wait_read();  // the last round's stores have read the buffer
-        ws_arrive_tx(bar, 2 * BOX);
-        ws_tma3(buf, glu.tmH, n, 0, row, bar);
-        ws_tma3(buf + BOX, glu.tmH, n, 1, row, bar);
-      }
-    }
-    ws_wait(bar, DB ? (q >> 1) & 1 : q & 1);
+    uint32_t buf = Rd::buf(out, wg, q);
+    // DB: the next round's load flies during this one (round 0's came in the main loop)
+    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
+    ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
@@ -623,7 +624,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
   // V13: variant 11's epilogue rounds double-buffered (variant 13 for GLU 2, variant 15 for GLU 1)
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
-  // staging after the stages (and for GLU 2 its two barriers)
+  // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
@@ -722,7 +723,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
-          ws_glu_bwd_load13(tl, smem + STAGES * STAGE, glu, 0);
+          ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);

@@ -50,12 +50,11 @@ final class CudaScatterMoe {
    * Which bf16 kernels run the grouped products (environment MOETUNE_MOE_KERNEL). AUTO takes, per
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
-   * in the epilogues of its first product and its down product's dX (variant 11, {@link
-   * #scatter2scatterSwiglu}: variant 10's epilogues with the tiles through shared memory and TMA),
-   * variant 2 (mma.sync) elsewhere; the down product's dX epilogue is variant 13 (variant 11's in
-   * double-buffered rounds), the float32 weight gradients add their tiles by TMA reductions
-   * (variant 14). A named family runs the unfused ops; V10 runs variant 10's epilogues as first
-   * landed (direct stores), V11 variant 11's backward epilogue, so one process can time them all.
+   * in the epilogues of its first product and its down product's dX ({@link
+   * #scatter2scatterSwiglu}: variants 15 and 13, the tiles through shared memory and TMA in
+   * double-buffered rounds) and the float32 weight gradients added by TMA reductions (variant 14);
+   * variant 2 (mma.sync) elsewhere. A named family runs the unfused ops; V10 and V11 keep earlier
+   * epilogues, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -367,10 +366,11 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether the SwiGLU epilogues of variants 10 and 11 (moe_wgmma_ws.cu) run for a product with
-   * these sizes and operands: on Hopper with AUTO or V10 (a named family, such as ws256r, runs the
-   * unfused ops, so one process can time both), at least one routed row, F and D as variant 2's
-   * copies need them ({@link #mmaRows}), every operand bf16 with a 16-byte aligned base.
+   * Whether the SwiGLU epilogues (variants 10, 11, 13, 15 of moe_wgmma_ws.cu) run for a product
+   * with these sizes and operands: on Hopper with a {@link Kernel#picked} family (a named one, such
+   * as ws256r, runs the unfused ops, so one process can time both), at least one routed row, F and
+   * D as variant 2's copies need them ({@link #mmaRows}), every operand bf16 with a 16-byte aligned
+   * base.
    */
   private boolean swigluFused(long experts, long rows, long f, long d, CudaTensor... operands) {
     if (!kernel.picked() || !hopper() || experts > MM_MAX_EXPERTS || rows == 0 || !mmaRows(f, d)) {
@@ -696,7 +696,7 @@ final class CudaScatterMoe {
                 TensorMaps.f32(
                     w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
           } catch (IllegalArgumentException notTma) {
-            tmDw = null; // variant 7's epilogue adds from the threads
+            // a view TMA cannot describe: variant 7's epilogue adds from the threads
           }
         }
         KernelLaunch ws =

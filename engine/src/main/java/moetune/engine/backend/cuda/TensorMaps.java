@@ -92,9 +92,9 @@ final class TensorMaps {
   }
 
   // A map is a pure function of (element size, base, dims, box) (the rest is fixed above), so maps
-  // are
-  // cached by that key whatever tensor lives at the address now: every MoE launch needs two, and
-  // the allocator hands the same addresses back step after step. Bounded, least recently used out.
+  // are cached by that key whatever tensor lives at the address now: every MoE launch needs two,
+  // and the allocator hands the same addresses back step after step. Bounded, least recently used
+  // out.
   // (Compared by value without building strings: two lookups per MoE launch.)
   private static final class Key {
     private final int elemBytes;
@@ -205,29 +205,14 @@ final class TensorMaps {
     int per16 = 16 / elemBytes, row128 = 128 / elemBytes, row64 = 64 / elemBytes;
     if (dims[0] % per16 != 0) {
       throw new IllegalArgumentException(
-          what
-              + ": TMA needs the contiguous extent to be a multiple of "
-              + per16
-              + " "
-              + type
-              + ", "
-              + shape);
+          "%s: TMA needs the contiguous extent to be a multiple of %d %s, %s"
+              .formatted(what, per16, type, shape));
     }
     if (box[0] != row128 && box[0] != row64) {
       throw new IllegalArgumentException(
-          what
-              + ": a box row is "
-              + row128
-              + " "
-              + type
-              + " (128-byte swizzle) or "
-              + row64
-              + " (64-byte swizzle), at most "
-              + row128
-              + " "
-              + type
-              + " per box row, "
-              + shape);
+          ("%s: a box row is %d %s (128-byte swizzle) or %d (64-byte swizzle), at most %d %s per"
+                  + " box row, %s")
+              .formatted(what, row128, type, row64, row128, type, shape));
     }
     for (int i = 0; i < dims.length; i++) {
       if (dims[i] < 1 || dims[i] > (1L << 32) || box[i] < 1 || box[i] > 256) {

@@ -16,8 +16,11 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import java.util.Arrays;
+import java.util.function.Function;
+import moetune.engine.backend.Backend;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
 import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -366,11 +369,13 @@ class CudaMoeOpsTest {
           Pair dH = poisoned(DType.BF16, m, 2 * f);
           Pair dGates2 = poisoned(DType.F32, m);
           Pair dH2 = poisoned(DType.BF16, m, 2 * f)) {
-        // the unfused ops: h2, a2, then (on the fused h, which both sides read) dH2, dGates2
+        // the unfused ops once: h2, a2, then dH2, dGates2 from them (each variant's fused h and a
+        // are checked equal to h2 and a2 bit for bit before its backward reads them)
         moe.kernel(CudaScatterMoe.Kernel.WS256R);
         gpu()
             .scatter2scatterSwiglu(
                 x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
+        swigluBackward(gpu(), Pair::g, r, dY, w2, h2, a2, gates, dGates2, dH2);
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V11, CudaScatterMoe.Kernel.V10
@@ -393,52 +398,14 @@ class CudaMoeOpsTest {
           check(v + "scatter2scatterSwiglu a", a, tol(DType.BF16));
           sync(h); // the backward reads the same h on both backends
           sync(a);
-          gpu()
-              .scatter2scatterSwigluBackward(
-                  dY.g(),
-                  w2.g(),
-                  r.k,
-                  r.sortedExp.g(),
-                  r.sortedScat.g(),
-                  false,
-                  h.g(),
-                  a.g(),
-                  gates.g(),
-                  dGates.g(),
-                  dH.g());
-          moe.kernel(CudaScatterMoe.Kernel.WS256R);
-          gpu()
-              .scatter2scatterSwigluBackward(
-                  dY.g(),
-                  w2.g(),
-                  r.k,
-                  r.sortedExp.g(),
-                  r.sortedScat.g(),
-                  false,
-                  h.g(),
-                  a.g(),
-                  gates.g(),
-                  dGates2.g(),
-                  dH2.g());
+          swigluBackward(gpu(), Pair::g, r, dY, w2, h, a, gates, dGates, dH);
           assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
           compare(
               v + "fused dGates against gateRowsBackward's",
               gpu().download(dGates2.g()).toFloatArray(),
               gpu().download(dGates.g()).toFloatArray(),
               1e-5);
-          cpu()
-              .scatter2scatterSwigluBackward(
-                  dY.c(),
-                  w2.c(),
-                  r.k,
-                  r.sortedExp.c(),
-                  r.sortedScat.c(),
-                  false,
-                  h.c(),
-                  a.c(),
-                  gates.c(),
-                  dGates.c(),
-                  dH.c());
+          swigluBackward(cpu(), Pair::c, r, dY, w2, h, a, gates, dGates, dH);
           check(v + "scatter2scatterSwigluBackward dH", dH, tol(DType.BF16));
           check(v + "scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
         }
@@ -446,6 +413,32 @@ class CudaMoeOpsTest {
     } finally {
       moe.kernel(before);
     }
+  }
+
+  /** Backend#scatter2scatterSwigluBackward on one side of the pairs (gathered dY rows). */
+  private static void swigluBackward(
+      Backend be,
+      Function<Pair, Tensor> side,
+      Route r,
+      Pair dY,
+      Pair w2,
+      Pair h,
+      Pair a,
+      Pair gates,
+      Pair dGates,
+      Pair dH) {
+    be.scatter2scatterSwigluBackward(
+        side.apply(dY),
+        side.apply(w2),
+        r.k,
+        side.apply(r.sortedExp),
+        side.apply(r.sortedScat),
+        false,
+        side.apply(h),
+        side.apply(a),
+        side.apply(gates),
+        side.apply(dGates),
+        side.apply(dH));
   }
 
   /** The GPU tensor's values as float bits (bf16 widened exactly), for bitwise comparisons. */

@@ -22,8 +22,11 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.WS256R, Kernel.fromEnv("ws256r"));
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
-    assertTrue(Kernel.AUTO.picked() && Kernel.V10.picked() && !Kernel.WS256R.picked());
-    assertTrue(Kernel.V11.picked());
+    assertTrue(
+        Kernel.AUTO.picked()
+            && Kernel.V10.picked()
+            && Kernel.V11.picked()
+            && !Kernel.WS256R.picked());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
     assertEquals(128, Kernel.WS128.tileN());

@@ -38,8 +38,8 @@ class MoeSassTest {
           "group_xty_wgmma_n128_kernel3");
 
   /**
-   * Variants 5, 7, 10 and 11 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW
-   * operands) by TMA.
+   * Variants 5, 7, 10, 11, 13, 14 and 15 (moe_wgmma_ws.cu): every one loads its weight tile (or
+   * both dW operands) by TMA.
    */
   static final List<String> TMA_KERNELS =
       java.util.stream.Stream.concat(
@@ -98,7 +98,8 @@ class MoeSassTest {
             Pattern.compile("\\bREDG?\\.").matcher(code).find(),
             k + ": a global reduction (RED) in its sm_90a SASS only for the _red_ kernels");
       }
-      // variants 11 and 13 write their full tiles (h and a; dH) by TMA store
+      // variants 11, 13 and 15 write their full tiles (h and a; dH) by TMA store, variant 14 adds
+      // its dW tiles by TMA reduction
       for (String k :
           List.of(
               "scatter2scatter_ws256_tg_glu_kernel11",
@@ -107,6 +108,9 @@ class MoeSassTest {
               "scatter2scatter_ws256_tg_glu_kernel15")) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
+      assertTrue(
+          sass.get("group_xty_ws256_tmar_kernel14").contains("UTMAREDG"),
+          "group_xty_ws256_tmar_kernel14: no UTMAREDG (TMA reduction) in its SASS");
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
       // 9.0)
       Map<String, String> sm80 = sassByFunction(run(cuobjdump, "-sass", "-arch", "sm_80", fatbin));
