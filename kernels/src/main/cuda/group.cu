@@ -32,6 +32,43 @@ MT_KERNEL void group_kernel(const void* x, int xdt, const int* sortedScattered, 
   }
 }
 
+// inv[sortedScattered[p]] = p: each token slot's row in expert order (sortedScattered is a
+// permutation of 0 .. M - 1). One thread per row.
+MT_KERNEL void invert_rows_kernel(const int* sortedScattered, int* inv, int M) {
+  long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (p < M) inv[sortedScattered[p]] = (int)p;
+}
+
+// group_kernel by token: out[inv[s]] = x[s / fanOut] * (gates ? gates[s] : 1) for the token's
+// slots s = n fanOut + j. One block per token n, so x's row is read once (group_kernel reads it
+// fanOut times, from DRAM once x outgrows L2: 16 times on a 64-expert top-16 layer); each element
+// is computed as group_kernel computes it.
+MT_KERNEL void group_tokens_kernel(const void* x, int xdt, const int* inv, int fanOut,
+                                   const float* gates, void* out, int odt, int D) {
+  long long n = blockIdx.x;
+  if (rows8(D, x, out)) {
+    for (int d = threadIdx.x * 8; d < D; d += blockDim.x * 8) {
+      float v[8];
+      ld8(x, n * D + d, xdt, v);
+      for (int j = 0; j < fanOut; j++) {
+        long long s = n * fanOut + j;
+        float g = gates == nullptr ? 1.f : gates[s], w[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) w[i] = v[i] * g;
+        st8(out, (long long)inv[s] * D + d, odt, w);
+      }
+    }
+    return;
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float v = ldf(x, n * D + d, xdt);
+    for (int j = 0; j < fanOut; j++) {
+      long long s = n * fanOut + j;
+      stf(out, (long long)inv[s] * D + d, odt, v * (gates == nullptr ? 1.f : gates[s]));
+    }
+  }
+}
+
 // y[n] = sum_j g[n, j] * expanded[n*K + j]. expanded (N*K, D), gates f32 (N, K) or null,
 // y (N, D). One block per token.
 MT_KERNEL void combine_kernel(const void* expanded, int edt, const float* gates, int K, void* y,

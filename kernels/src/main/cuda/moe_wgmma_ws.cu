@@ -222,6 +222,65 @@ __device__ __forceinline__ void ws_s2s_epilogue(const float (&d)[BN / 2], const 
   }
 }
 
+// Variant 16: ws_s2s_epilogue for bf16 y without bias through shared memory. Each consumer warp
+// owns 16 rows of the tile and a 2 KiB buffer (16 rows of 64 columns, the 16-byte chunks of row r
+// XORed with r & 7); per 64-column round it writes its accumulators there by stmatrix (four
+// 8 x 8 matrices per instruction, the accumulator fragment's own layout) and reads them back as
+// 16-byte row chunks, so each store writes four full 128-byte row pieces (16 st.global.v4 per
+// thread per tile instead of 64 scattered 4-byte stores, each of which fills a quarter sector of
+// 8 rows). Only __syncwarp between rounds: no other warp touches the buffer. Same values and
+// rounding as ws_s2s_epilogue (one bf16 rounding per element); partial tiles by per-lane row and
+// 8-column checks (outDim is a multiple of 8).
+#define WS_ST_OUT_BYTES (8 * 16 * 128)  // eight consumer warps x 16 rows x 128 bytes
+template <int BN>
+__device__ __forceinline__ void ws_s2s_epilogue_st(const float (&d)[BN / 2], const MoeTile& tl,
+                                                   __nv_bfloat16* y, const int* sortedScattered,
+                                                   int outDim, int groupedOut, uint32_t out) {
+  int tid = threadIdx.x, lane = tid & 31;
+  uint32_t buf = out + (tid / 32) * (16 * 128);
+  int w0 = (tid / 128) * 64 + ((tid & 127) / 32) * 16;  // the warp's first row of the tile
+  long long row[4];  // rows lane / 8 + 4 i of the warp's 16: output element offsets, or -1
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    int r = w0 + lane / 8 + 4 * i, p = tl.rStart + r;
+    row[i] = r < tl.rows ? (long long)(groupedOut ? p : sortedScattered[p]) * outDim : -1;
+  }
+  // stmatrix .x4: lanes 8 m .. 8 m + 7 address the rows of matrix m = (rows 8 (m & 1) .., column
+  // block m / 2 of the pair), matching the registers {row r, block j}, {r + 8, j}, {r, j + 1},
+  // {r + 8, j + 1}
+  int mr = (lane & 7) + 8 * ((lane >> 3) & 1), mc = lane >> 4;
+#pragma unroll
+  for (int q = 0; q < BN / 64; q++) {
+    __syncwarp();  // the previous round's reads are done
+#pragma unroll
+    for (int jj = 0; jj < 8; jj += 2) {
+      int j = 8 * q + jj;
+      __nv_bfloat162 v0 = __floats2bfloat162_rn(d[4 * j], d[4 * j + 1]),
+                     v1 = __floats2bfloat162_rn(d[4 * j + 2], d[4 * j + 3]),
+                     v2 = __floats2bfloat162_rn(d[4 * j + 4], d[4 * j + 5]),
+                     v3 = __floats2bfloat162_rn(d[4 * j + 6], d[4 * j + 7]);
+      uint32_t addr = buf + mr * 128 + (((jj + mc) ^ (mr & 7)) << 4);
+      asm volatile(
+          "stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr),
+          "r"(*reinterpret_cast<uint32_t*>(&v0)), "r"(*reinterpret_cast<uint32_t*>(&v1)),
+          "r"(*reinterpret_cast<uint32_t*>(&v2)), "r"(*reinterpret_cast<uint32_t*>(&v3))
+          : "memory");
+    }
+    __syncwarp();
+    int c = lane & 7, n = tl.n0 + 64 * q + 8 * c;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int rr = lane / 8 + 4 * i;
+      uint4 v;
+      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "r"(buf + rr * 128 + ((c ^ (rr & 7)) << 4))
+                   : "memory");
+      if (row[i] >= 0 && n < outDim) *reinterpret_cast<uint4*>(y + row[i] + n) = v;
+    }
+  }
+}
+
 // Variant 10: SwiGLU fused into the epilogues of the expert MLP's products (GLU argument of
 // ws_s2s; 0 = none). Rounding is the unfused path's at every step (h, a, the ungated and the
 // gated dA are rounded to bf16 where the unfused passes store them, and swiglu.cuh does the
@@ -433,6 +492,12 @@ __device__ __forceinline__ void ws_glu_bwd_partials(float (&dot)[2], const bool 
 // load is issued two k steps before the main loop ends (ws_glu_bwd_load from ws_s2s). Buffer b
 // has barrier b of the warpgroup (after the staging, 16 bytes a warpgroup); a tile uses each four
 // times, so every tile starts on phase 0. The same values as variant 11, bit for bit.
+// Variant 17 (TS, with DB): variant 13 with every round's dH copied out by the warpgroup's threads
+// in 16-byte row pieces (the partial-tile path) instead of by TMA store, so a buffer is free as
+// soon as the threads have read it: round q + 2's h load is issued at the end of round q (variant
+// 13 issues round q + 1's at the start of round q, after waiting for the TMA store of round q - 1
+// to have read the same buffer: that wait and the load's latency were on every round's path).
+// Rounds 0 and 1 load two k steps before the main loop ends. Same values.
 __device__ __forceinline__ uint32_t ws_swz64(int r, int chunk) {  // 64-byte rows, 16-byte chunks
   return r * 64 + ((chunk ^ (r >> 1)) & 3) * 16;
 }
@@ -462,7 +527,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
-template <int BN, bool DB = false>
+template <int BN, bool DB = false, bool TS = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -470,6 +535,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   using Rd = WsGluRound<DB>;
   constexpr int W = Rd::W, BOX = Rd::BOX, CH = W / 8, R = BN / W;  // CH: 16-byte chunks a box row
   static_assert(R % (DB ? 4 : 2) == 0, "each barrier used an even number of times per tile");
+  static_assert(!TS || DB, "variant 17 is variant 13's rounds");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
   int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
@@ -483,8 +549,9 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   for (int q = 0; q < R; q++) {
     int n = tl.n0 + W * q;
     uint32_t buf = Rd::buf(out, wg, q);
-    // DB: the next round's load flies during this one (round 0's came in the main loop)
-    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
+    // DB: the next round's load flies during this one (round 0's came in the main loop); TS: the
+    // loads were issued two rounds back
+    if (!TS && leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
     ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
@@ -503,7 +570,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
       }
     }
-    if (rows == 64) {
+    if (!TS && rows == 64) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
       ws_bar_wg(1 + wg);
       if (leader) {
@@ -528,6 +595,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
         }
       }
       ws_bar_wg(1 + wg);  // the buffer is read before a later round's load overwrites it
+      if (TS && leader && q + 2 < R) ws_glu_bwd_load<DB>(tl, out, glu, q + 2);
     }
   }
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
@@ -610,7 +678,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false>
+          bool V13 = false, bool ST = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -624,8 +692,16 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
   // V13: variant 11's epilogue rounds double-buffered (variant 13 for GLU 2, variant 15 for GLU 1)
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
+  // ST: the tile leaves from the threads in 16-byte row pieces: the plain product's through
+  // per-warp buffers (variant 16, ws_s2s_epilogue_st), GLU 2's from variant 13's staging (variant
+  // 17)
+  static_assert(!ST || (GLU == 0 && CL == 1) || (GLU == 2 && V13),
+                "variant 16 changes the plain epilogue, variant 17 variant 13's");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
-  constexpr int OUT = !V11 ? 0 : GLU == 1 ? WS_GLU_OUT_BYTES : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
+  constexpr int OUT = ST && GLU == 0 ? WS_ST_OUT_BYTES
+                      : !V11 ? 0
+                      : GLU == 1 ? WS_GLU_OUT_BYTES
+                                 : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
@@ -722,8 +798,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0) {
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
+          if (ST) ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 1);
+        }
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -743,11 +821,14 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         }
       } else if constexpr (GLU == 2) {
         if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
-                                           sortedScattered, outDim);
+          ws_glu_bwd_epilogue_tma<BN, V13, ST>(d, tl, smem + STAGES * STAGE, glu,
+                                               (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
+      } else if (ST && ydt == DT_BF16 && bias == nullptr) {
+        ws_s2s_epilogue_st<BN>(d, tl, (__nv_bfloat16*)y, sortedScattered, outDim, groupedOut,
+                               smem + STAGES * STAGE);
       } else {
         ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
       }
@@ -984,6 +1065,17 @@ WS_S2S_KERNEL(scatter2scatter_ws128_tg_kernel5, 128, 6, true, true)
 WS_S2S_KERNEL(scatter2scatter_ws128_tc_kernel5, 128, 6, true, false)
 WS_S2S_KERNEL(scatter2scatter_ws128_ng_kernel5, 128, 6, false, true)
 WS_S2S_KERNEL(scatter2scatter_ws128_nc_kernel5, 128, 6, false, false)
+// variant 16: 128 x 256 with the epilogue through shared memory (ws_s2s_epilogue_st) where y is
+// bf16 without bias (else variant 5's); shared memory ws_smem_bytes(256, 4) + WS_ST_OUT_BYTES +
+// (2E + 1) ints
+#define WS_S2S_ST_KERNEL(name, TW, GA)                                           \
+  MT_KERNEL void __launch_bounds__(WS_THREADS, 1) name(WS_S2S_ARGS) {            \
+    WG_BODY((ws_s2s<256, 4, TW, GA, 1, 0, false, false, true>(WS_S2S_PASS)));    \
+  }
+WS_S2S_ST_KERNEL(scatter2scatter_ws256_tg_st_kernel16, true, true)
+WS_S2S_ST_KERNEL(scatter2scatter_ws256_tc_st_kernel16, true, false)
+WS_S2S_ST_KERNEL(scatter2scatter_ws256_ng_st_kernel16, false, true)
+WS_S2S_ST_KERNEL(scatter2scatter_ws256_nc_st_kernel16, false, false)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_kernel5(WS_XTY_ARGS) {
   WG_BODY((ws_xty<256, 4, false>(WS_XTY_PASS)));
@@ -1059,8 +1151,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13)                                                                  \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13>(                                         \
+#define WS_GLUBWD_TMA_BODY(V13, ST)                                                              \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, ST>(                                     \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1077,7 +1169,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false);
+  WS_GLUBWD_TMA_BODY(false, false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1086,5 +1178,13 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true);
+  WS_GLUBWD_TMA_BODY(true, false);
+}
+
+// Variant 17: variant 13 with dH copied out by the threads (16-byte row pieces) and the h loads
+// two rounds ahead (ws_glu_bwd_epilogue_tma TS); same arguments (tmDh unused), maps, shared memory
+// and values.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_kernel17(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true, true);
 }

@@ -44,6 +44,9 @@ final class CudaScatterMoe {
       // variant 14's dW staging (moe_wgmma_ws.cu WS_XTY_OUT_BYTES: two 8 KiB buffers per consumer
       // warpgroup)
       WS_XTY_OUT_BYTES = 2 * 2 * 64 * 32 * 4,
+      // variant 16's per-warp buffers (moe_wgmma_ws.cu WS_ST_OUT_BYTES: eight consumer warps x 16
+      // rows x 128 bytes)
+      WS_ST_OUT_BYTES = 8 * 16 * 128,
       MAX_SMEM = 227 * 1024;
 
   /**
@@ -51,10 +54,12 @@ final class CudaScatterMoe {
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX ({@link
-   * #scatter2scatterSwiglu}: variants 15 and 13, the tiles through shared memory and TMA in
-   * double-buffered rounds) and the float32 weight gradients added by TMA reductions (variant 14);
-   * variant 2 (mma.sync) elsewhere. A named family runs the unfused ops; V10 and V11 keep earlier
-   * epilogues, so one process can time them all.
+   * #scatter2scatterSwiglu}: variants 15 and 17, the tiles through shared memory in double-buffered
+   * rounds), the float32 weight gradients added by TMA reductions (variant 14), the other two
+   * products' bf16 tiles leaving through shared memory in full 128-byte row pieces (variant 16) and
+   * group reading each token's row once (group_tokens_kernel); variant 2 (mma.sync) elsewhere. A
+   * named family runs the unfused ops; V10, V11 and V15 keep earlier epilogues, so one process can
+   * time them all.
    */
   enum Kernel {
     AUTO,
@@ -86,11 +91,18 @@ final class CudaScatterMoe {
      * variants 15 and 13 (the same double-buffered) and variant 7's float32 dW epilogue (red.global
      * from the threads) instead of variant 14's (TMA reductions), so one process can time them.
      */
-    V11;
+    V11,
+    /**
+     * AUTO as of variant 15 (session 25): the plain products' tiles stored from the threads
+     * (variant 5's epilogue) instead of variant 16's, the down product's dX by variant 13 (dH by
+     * TMA store) instead of 17, and group by output row (group_kernel, which reads each token's row
+     * k times) instead of by token, so one process can time both.
+     */
+    V15;
 
-    /** AUTO, V10 or V11: the family picked per product, falling back where TMA cannot run. */
+    /** AUTO, V10, V11 or V15: the family picked per product, falling back where TMA cannot run. */
     boolean picked() {
-      return this == AUTO || this == V10 || this == V11;
+      return this == AUTO || this == V10 || this == V11 || this == V15;
     }
 
     boolean warpSpecialised() {
@@ -120,12 +132,13 @@ final class CudaScatterMoe {
         case "ws256r" -> WS256R;
         case "v10" -> V10;
         case "v11" -> V11;
+        case "v15" -> V15;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10 or v11 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11 or v15 (wgmma, Hopper only)");
       };
     }
   }
@@ -191,7 +204,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15 -> Kernel.WS256R;
     };
   }
 
@@ -270,11 +283,19 @@ final class CudaScatterMoe {
         }
         int bn = wg.tileN();
         long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn))
+        // variant 16 (AUTO): bf16 y without bias (16-byte row pieces) leaves through shared memory
+        boolean st =
+            kernel == Kernel.AUTO
+                && bn == 256
+                && bias == null
+                && yt.dtype() == DType.BF16
+                && yt.address() % 16 == 0
+                && stSmem(e) <= MAX_SMEM;
+        b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn, st))
             .shapes(shapes)
             .grid(Math.min(wsTiles, b.multiprocessors()))
             .block(WS_THREADS)
-            .smem((bn == 256 ? WS_256_SMEM : WS_128_SMEM) + (int) (2 * e + 1) * 4)
+            .smem(st ? stSmem(e) : (bn == 256 ? WS_256_SMEM : WS_128_SMEM) + (int) (2 * e + 1) * 4)
             .struct("tmW", tmW)
             .struct("tmA", tmA)
             .ptr("x", xt.address())
@@ -397,15 +418,17 @@ final class CudaScatterMoe {
    * and the staging fits beside the experts' tile table.
    */
   private boolean v11(long experts, int staging) {
-    return (kernel == Kernel.AUTO || kernel == Kernel.V11) && gluSmem(experts, staging) <= MAX_SMEM;
+    return (kernel == Kernel.AUTO || kernel == Kernel.V11 || kernel == Kernel.V15)
+        && gluSmem(experts, staging) <= MAX_SMEM;
   }
 
   /**
    * Whether the down product's dX runs variant 13 (variant 11's epilogue in double-buffered rounds)
-   * rather than variant 11: AUTO, and its staging fits.
+   * rather than variant 11: AUTO or V15, and its staging fits.
    */
   private boolean v13(long experts) {
-    return kernel == Kernel.AUTO && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
+    return (kernel == Kernel.AUTO || kernel == Kernel.V15)
+        && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
   }
 
   /**
@@ -436,8 +459,9 @@ final class CudaScatterMoe {
       return false;
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
-    // (AUTO): the same in six double-buffered rounds
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel == Kernel.AUTO;
+    // (AUTO, V15): the same in six double-buffered rounds
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES),
+        v15 = v11 && (kernel == Kernel.AUTO || kernel == Kernel.V15);
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -481,11 +505,13 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwigluBackward by variant 11 or 10 (the down product's dX gathers dY's
-   * rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves each
-   * tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order; variant
-   * 11 loads h and stores dH by TMA through shared memory) when it applies, as {@link
-   * #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
+   * Backend#scatter2scatterSwigluBackward by variant 17, 13, 11 or 10 (the down product's dX
+   * gathers dY's rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and
+   * leaves each tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile
+   * order; variant 11 loads h by TMA into shared memory and stores dH from there by TMA, 13 in
+   * double-buffered rounds, 17 (AUTO) copies dH out from the threads so the next loads need not
+   * wait for the stores) when it applies, as {@link #scatter2scatterSwiglu}; false, having queued
+   * nothing, otherwise.
    */
   boolean scatter2scatterSwigluBackward(
       Tensor dY,
@@ -539,9 +565,11 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(
-                      v13
-                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                      v13 && kernel == Kernel.AUTO
+                          ? "scatter2scatter_ws256_ng_glubwd_kernel17"
+                          : v13
+                              ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                              : "scatter2scatter_ws256_ng_glubwd_kernel11")
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
@@ -581,15 +609,21 @@ final class CudaScatterMoe {
 
   /**
    * Variant 5's scatter2scatter kernel (moe_wgmma_ws.cu): its tile width, x W^T (t) or x W (n),
-   * grouped (c, contiguous) or gathered (g) input rows.
+   * grouped (c, contiguous) or gathered (g) input rows; with {@code st} variant 16's (128 x 256
+   * tiles only: the epilogue through shared memory).
    */
-  static String scatter2scatterWsKernel(int tileN, boolean transW, boolean groupedIn) {
+  static String scatter2scatterWsKernel(int tileN, boolean transW, boolean groupedIn, boolean st) {
     return "scatter2scatter_ws"
         + tileN
         + "_"
         + (transW ? "t" : "n")
         + (groupedIn ? "c" : "g")
-        + "_kernel5";
+        + (st ? "_st_kernel16" : "_kernel5");
+  }
+
+  /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */
+  static int stSmem(long experts) {
+    return WS_256_SMEM + WS_ST_OUT_BYTES + (int) (2 * experts + 1) * 4;
   }
 
   /**
@@ -602,7 +636,8 @@ final class CudaScatterMoe {
       if (!k.warpSpecialised()) continue;
       for (boolean transW : new boolean[] {true, false}) {
         for (boolean groupedIn : new boolean[] {true, false}) {
-          names.add(scatter2scatterWsKernel(k.tileN(), transW, groupedIn));
+          names.add(scatter2scatterWsKernel(k.tileN(), transW, groupedIn, false));
+          if (k.tileN() == 256) names.add(scatter2scatterWsKernel(256, transW, groupedIn, true));
         }
       }
     }
@@ -642,19 +677,51 @@ final class CudaScatterMoe {
     CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
     int[] md = OpShapes.group(xt, ss, fanOut, gt, o);
     long m = md[0], d = md[1];
-    b.kernel("group_kernel")
-        .shapes(xt.describe() + " k=" + fanOut)
-        .grid(m)
-        .block(rowBlock(d))
-        .ptr("x", xt.address())
-        .i32("xdt", dt(xt, op, "x"))
-        .ptr("sortedScattered", ss.address())
-        .i32("fanOut", fanOut)
-        .ptr("gates", b.ptr(gates, op, "gates"))
-        .ptr("out", o.address())
-        .i32("odt", dt(o, op, "out"))
-        .i32("D", (int) d)
-        .launch();
+    if (m == 0) {
+      return;
+    }
+    if (kernel == Kernel.V15) { // by output row: x's rows read fanOut times
+      b.kernel("group_kernel")
+          .shapes(xt.describe() + " k=" + fanOut)
+          .grid(m)
+          .block(rowBlock(d))
+          .ptr("x", xt.address())
+          .i32("xdt", dt(xt, op, "x"))
+          .ptr("sortedScattered", ss.address())
+          .i32("fanOut", fanOut)
+          .ptr("gates", b.ptr(gates, op, "gates"))
+          .ptr("out", o.address())
+          .i32("odt", dt(o, op, "out"))
+          .i32("D", (int) d)
+          .launch();
+      return;
+    }
+    // by token: each slot's output row first (the inverse of sortedScattered), then one block per
+    // token reads its row once and writes its fanOut rows
+    try (Tensor inv = b.empty(DType.I32, m)) {
+      CudaTensor it = b.ct(inv, op, "inverse rows");
+      b.kernel("invert_rows_kernel")
+          .shapes("M=" + m)
+          .grid((m + 255) / 256)
+          .block(256)
+          .ptr("sortedScattered", ss.address())
+          .ptr("inv", it.address())
+          .i32("M", (int) m)
+          .launch();
+      b.kernel("group_tokens_kernel")
+          .shapes(xt.describe() + " k=" + fanOut)
+          .grid(m / fanOut)
+          .block(rowBlock(d))
+          .ptr("x", xt.address())
+          .i32("xdt", dt(xt, op, "x"))
+          .ptr("inv", it.address())
+          .i32("fanOut", fanOut)
+          .ptr("gates", b.ptr(gates, op, "gates"))
+          .ptr("out", o.address())
+          .i32("odt", dt(o, op, "out"))
+          .i32("D", (int) d)
+          .launch();
+    }
   }
 
   void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
@@ -688,9 +755,12 @@ final class CudaScatterMoe {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        // variant 14 (AUTO, float32 dW): the tile added by TMA reductions, dW as {I, O, E}
+        // variant 14 (AUTO, V15; float32 dW): the tile added by TMA reductions, dW as {I, O, E}
         int[] tmDw = null;
-        if (kernel == Kernel.AUTO && wg == Kernel.WS256R && w.dtype() == DType.F32 && m > 0) {
+        if ((kernel == Kernel.AUTO || kernel == Kernel.V15)
+            && wg == Kernel.WS256R
+            && w.dtype() == DType.F32
+            && m > 0) {
           try {
             tmDw =
                 TensorMaps.f32(

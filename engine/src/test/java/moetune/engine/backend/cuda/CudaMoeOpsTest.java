@@ -338,15 +338,137 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * The SwiGLU epilogues, variants 15 and 13 (AUTO on Hopper: TMA-stored tiles, h asked into L2,
-   * the rounds double-buffered), variant 11 (V11: the rounds through one buffer) and variant 10
-   * (V10: direct stores), against the unfused ops (the ws256r family: the same products, then
-   * swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h, a and dH equal bit for
-   * bit, dGates (the same products summed in another order) at float32 precision; both also against
-   * the CPU. F = 1064 is no multiple of 128 (the gate box of the last tile reaches into the up
-   * rows, whose columns the epilogue drops; variant 11 stores that tile directly) nor of 256; D =
-   * 264 ends in a partial k step; expert 4 gets no rows, the others full 128-row tiles and a
-   * partial last one.
+   * Variant 16 (AUTO on Hopper: bf16 tiles through per-warp shared memory by stmatrix, stored in
+   * 16-byte row pieces) against variant 5 (the ws256r family: 4-byte stores from the accumulators)
+   * in all four grouped_in / grouped_out modes, x W^T and x W: y equal bit for bit, and against the
+   * CPU. 1064 = 8 * 133 output columns end in a partial column tile (and 264 in a partial k step),
+   * 2000 tokens x 2 over five experts in partial row tiles, expert 4 gets no rows; y starts
+   * poisoned, so a row or column the epilogue skips or writes twice shows. 12,000 tokens give each
+   * block of the persistent kernel several tiles (its buffers reused), compared with variant 5 only
+   * (which bf16ProductsSpanManyTilesAndStages checks against the CPU).
+   */
+  @Test
+  void plainEpilogueThroughSharedMemoryIsVariant5BitForBit() {
+    CudaScatterMoe moe = gpu().moe();
+    Assumptions.assumeTrue(moe.hopper(), "variant 16 needs compute capability 9.0");
+    CudaScatterMoe.Kernel before = moe.kernel();
+    int d = 264, f = 1064;
+    try {
+      for (int tokens : new int[] {2000, 12000}) {
+        try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+          long m = (long) r.n * r.k;
+          for (boolean transW : new boolean[] {true, false}) {
+            long in = transW ? d : f, out = transW ? f : d;
+            for (boolean gIn : new boolean[] {false, true}) {
+              for (boolean gOut : new boolean[] {false, true}) {
+                String what = "transW=" + transW + " groupedIn=" + gIn + " groupedOut=" + gOut;
+                try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
+                    Pair w = randn(DType.BF16, 0.1, E, f, d);
+                    Pair y = poisoned(DType.BF16, m, out);
+                    Pair y5 = poisoned(DType.BF16, m, out)) {
+                  moe.kernel(CudaScatterMoe.Kernel.AUTO);
+                  gpu()
+                      .scatter2scatter(
+                          x.g(),
+                          w.g(),
+                          null,
+                          transW,
+                          r.k,
+                          r.sortedExp.g(),
+                          r.sortedScat.g(),
+                          gIn,
+                          gOut,
+                          y.g());
+                  moe.kernel(CudaScatterMoe.Kernel.WS256R);
+                  gpu()
+                      .scatter2scatter(
+                          x.g(),
+                          w.g(),
+                          null,
+                          transW,
+                          r.k,
+                          r.sortedExp.g(),
+                          r.sortedScat.g(),
+                          gIn,
+                          gOut,
+                          y5.g());
+                  assertArrayEquals(bits(y5), bits(y), what + ": variant 16's y differs from 5's");
+                  if (tokens > 2000) continue;
+                  cpu()
+                      .scatter2scatter(
+                          x.c(),
+                          w.c(),
+                          null,
+                          transW,
+                          r.k,
+                          r.sortedExp.c(),
+                          r.sortedScat.c(),
+                          gIn,
+                          gOut,
+                          y.c());
+                  check("variant 16 scatter2scatter " + what, y, tol(DType.BF16));
+                }
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      moe.kernel(before);
+    }
+  }
+
+  /**
+   * group by token (AUTO: each token's row read once and written to its k slots through the inverse
+   * of sortedScattered) against group by output row (V15: group_kernel) on the same GPU, bit for
+   * bit, with and without gates, 16-byte (D = 136) and element-wise (D = 100) rows, every routing
+   * scenario (k = 1 to 4, experts with no rows, one token).
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void groupByTokenIsGroupByRowBitForBit(DType dt) {
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.Kernel before = moe.kernel();
+    try {
+      for (int d : new int[] {100, 136})
+        for (int[] spec : ROUTES) {
+          try (Route r = route(spec)) {
+            long m = (long) r.n * r.k;
+            for (boolean withGates : new boolean[] {false, true}) {
+              String what =
+                  "group " + dt + " D=" + d + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
+              try (Pair x = randn(dt, 1, r.n, d);
+                  Pair gates = randn(DType.F32, 1, m);
+                  Pair out = poisoned(dt, m, d);
+                  Pair outRow = poisoned(dt, m, d)) {
+                moe.kernel(CudaScatterMoe.Kernel.AUTO);
+                gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, out.g());
+                moe.kernel(CudaScatterMoe.Kernel.V15);
+                gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, outRow.g());
+                assertArrayEquals(bits(outRow), bits(out), what + ": by token differs by row");
+                cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
+                check(what, out, tol(dt));
+              }
+            }
+          }
+        }
+    } finally {
+      moe.kernel(before);
+    }
+  }
+
+  /**
+   * The SwiGLU epilogues, variants 15 and 17 (AUTO on Hopper: the rounds double-buffered, forward
+   * tiles stored by TMA, dH copied out by the threads, h asked into L2), 15 and 13 (V15: dH by TMA
+   * store), variant 11 (V11: the rounds through one buffer) and variant 10 (V10: direct stores),
+   * against the unfused ops (the ws256r family: the same products, then swigluForward /
+   * gateRowsBackward / swigluBackward) on the same GPU: h, a and dH equal bit for bit, dGates (the
+   * same products summed in another order) at float32 precision; both also against the CPU. F =
+   * 1064 is no multiple of 128 (the gate box of the last tile reaches into the up rows, whose
+   * columns the epilogue drops; variant 11 stores that tile directly) nor of 256; D = 264 ends in a
+   * partial k step; expert 4 gets no rows, the others full 128-row tiles and a partial last one.
    */
   @Test
   void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
@@ -378,7 +500,10 @@ class CudaMoeOpsTest {
         swigluBackward(gpu(), Pair::g, r, dY, w2, h2, a2, gates, dGates2, dH2);
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
-              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V11, CudaScatterMoe.Kernel.V10
+              CudaScatterMoe.Kernel.AUTO,
+              CudaScatterMoe.Kernel.V15,
+              CudaScatterMoe.Kernel.V11,
+              CudaScatterMoe.Kernel.V10
             }) {
           String v = fused + ": ";
           for (Pair p : new Pair[] {h, a, dH, dGates}) { // poisoned again for this variant

@@ -22,10 +22,12 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.WS256R, Kernel.fromEnv("ws256r"));
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
+    assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
             && Kernel.V11.picked()
+            && Kernel.V15.picked()
             && !Kernel.WS256R.picked());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
@@ -50,6 +52,21 @@ class MoeKernelChoiceTest {
     // variant 13's backward (four barriers) beside 243; past that variant 11's
     assertTrue(CudaScatterMoe.gluSmem(243, CudaScatterMoe.WS_GLU_BWD13_OUT_BYTES) <= max);
     assertTrue(CudaScatterMoe.gluSmem(244, CudaScatterMoe.WS_GLU_BWD13_OUT_BYTES) > max);
+  }
+
+  @Test
+  void variantSixteensBuffersFitBesideUpTo2295Experts() {
+    // the eight warps' 2 KiB buffers after the stages, the tile table after them; past 2295
+    // experts variant 5's epilogue runs (variant 2 takes up to 4096)
+    int max = 227 * 1024;
+    assertTrue(CudaScatterMoe.stSmem(2295) <= max);
+    assertTrue(CudaScatterMoe.stSmem(2296) > max);
+    assertEquals(
+        "scatter2scatter_ws256_tc_st_kernel16",
+        CudaScatterMoe.scatter2scatterWsKernel(256, true, true, true));
+    assertEquals(
+        "scatter2scatter_ws128_ng_kernel5",
+        CudaScatterMoe.scatter2scatterWsKernel(128, false, false, false));
   }
 
   @Test

@@ -38,8 +38,8 @@ class MoeSassTest {
           "group_xty_wgmma_n128_kernel3");
 
   /**
-   * Variants 5, 7, 10, 11, 13, 14 and 15 (moe_wgmma_ws.cu): every one loads its weight tile (or
-   * both dW operands) by TMA.
+   * Variants 5, 7, 10, 11, 13 to 17 (moe_wgmma_ws.cu): every one loads its weight tile (or both dW
+   * operands) by TMA.
    */
   static final List<String> TMA_KERNELS =
       java.util.stream.Stream.concat(
@@ -63,7 +63,14 @@ class MoeSassTest {
                   // variant 15: variant 11's forward epilogue double-buffered
                   "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 14: float32 dW added by TMA reductions
-                  "group_xty_ws256_tmar_kernel14"))
+                  "group_xty_ws256_tmar_kernel14",
+                  // variant 17: variant 13 with dH copied out by the threads
+                  "scatter2scatter_ws256_ng_glubwd_kernel17",
+                  // variant 16: the plain products' epilogue through shared memory
+                  "scatter2scatter_ws256_tg_st_kernel16",
+                  "scatter2scatter_ws256_tc_st_kernel16",
+                  "scatter2scatter_ws256_ng_st_kernel16",
+                  "scatter2scatter_ws256_nc_st_kernel16"))
           .toList();
 
   @Test
@@ -111,6 +118,13 @@ class MoeSassTest {
       assertTrue(
           sass.get("group_xty_ws256_tmar_kernel14").contains("UTMAREDG"),
           "group_xty_ws256_tmar_kernel14: no UTMAREDG (TMA reduction) in its SASS");
+      // variant 16 writes its tiles into shared memory by stmatrix (STSM) and stores them in
+      // 16-byte
+      // row pieces (STG.E.128)
+      for (String k : TMA_KERNELS.stream().filter(n -> n.endsWith("_st_kernel16")).toList()) {
+        assertTrue(sass.get(k).contains("STSM"), k + ": no STSM (stmatrix) in its SASS");
+        assertTrue(sass.get(k).contains("STG.E.128"), k + ": no 16-byte global stores in its SASS");
+      }
       // the sm_80 build of the same kernels is a trap, never run (CudaScatterMoe launches them on
       // 9.0)
       Map<String, String> sm80 = sassByFunction(run(cuobjdump, "-sass", "-arch", "sm_80", fatbin));
