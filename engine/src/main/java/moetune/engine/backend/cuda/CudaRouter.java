@@ -21,7 +21,9 @@ final class CudaRouter {
     this.ctx = ctx;
   }
 
-  /** Softmax over E in float32, top-k, renormalised weights; one thread per row. */
+  /**
+   * Softmax over E in float32, top-k, renormalised weights; a warp per row (a thread past 2048).
+   */
   void topK(Tensor logits, int k, Tensor probs, Tensor topWeights, Tensor topIdx) {
     String op = "routerTopK";
     CudaTensor l = ctx.ct(logits, op, "logits"),
@@ -31,9 +33,11 @@ final class CudaRouter {
     require(k <= MAX_K, op + ": k=" + k + " exceeds the kernel's " + MAX_K);
     int[] ne = OpShapes.routerTopK(l, k, p, w, i);
     int n = ne[0];
-    ctx.kernel("router_topk_kernel")
+    // a warp per token where each lane's experts fit its 64-bit taken mask, else a thread per token
+    boolean warp = ne[1] <= 2048;
+    ctx.kernel(warp ? "router_topk_warp_kernel" : "router_topk_kernel")
         .shapes(l.describe() + " k=" + k)
-        .grid((n + 127) / 128)
+        .grid(warp ? (n + 3) / 4 : (n + 127) / 128)
         .block(128)
         .ptr("logits", l.address())
         .i32("ldt", dt(l, op, "logits"))

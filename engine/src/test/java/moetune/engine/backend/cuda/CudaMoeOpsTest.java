@@ -4,6 +4,7 @@ import static moetune.engine.backend.cuda.GpuTesting.check;
 import static moetune.engine.backend.cuda.GpuTesting.checkInts;
 import static moetune.engine.backend.cuda.GpuTesting.compare;
 import static moetune.engine.backend.cuda.GpuTesting.cpu;
+import static moetune.engine.backend.cuda.GpuTesting.floats;
 import static moetune.engine.backend.cuda.GpuTesting.gpu;
 import static moetune.engine.backend.cuda.GpuTesting.ints;
 import static moetune.engine.backend.cuda.GpuTesting.poisoned;
@@ -13,6 +14,7 @@ import static moetune.engine.backend.cuda.GpuTesting.routing;
 import static moetune.engine.backend.cuda.GpuTesting.sync;
 import static moetune.engine.backend.cuda.GpuTesting.tol;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import java.util.Arrays;
@@ -115,6 +117,41 @@ class CudaMoeOpsTest {
                   what + " routerBackward dTopWeights=" + withW + " dProbs=" + withP, dL, tol(dt));
             }
           }
+        }
+      }
+    }
+  }
+
+  /**
+   * routerTopK past the six experts above: 64 experts top-16 (the fine-grained layer: two experts
+   * per lane of the warp-per-token kernel), 100 (a partial last round of lanes), 2049 (past the
+   * warp kernel's 2048: the thread-per-token kernel). Rows 0 and 5 have equal logits, so every pick
+   * is a tie and goes to the lower expert index (0 .. k-1) as on the CPU.
+   */
+  @Test
+  void routerTopKOverManyExperts() {
+    gpu();
+    int n = 37;
+    for (int[] ek : new int[][] {{64, 16}, {100, 5}, {2049, 3}}) {
+      int e = ek[0], k = ek[1];
+      String what = "router E=" + e + " k=" + k;
+      float[] v = new float[n * e];
+      java.util.Random rnd = new java.util.Random(e);
+      for (int i = 0; i < v.length; i++) v[i] = (float) (2 * rnd.nextGaussian());
+      for (int row : new int[] {0, 5}) java.util.Arrays.fill(v, row * e, (row + 1) * e, 0.25f);
+      try (Pair logits = floats(DType.F32, v, n, e);
+          Pair probs = poisoned(DType.F32, n, e);
+          Pair w = poisoned(DType.F32, n, k);
+          Pair idx = poisonedInts(n, k)) {
+        cpu().routerTopK(logits.c(), k, probs.c(), w.c(), idx.c());
+        gpu().routerTopK(logits.g(), k, probs.g(), w.g(), idx.g());
+        check(what + " probs", probs, tol(DType.F32));
+        check(what + " topWeights", w, tol(DType.F32));
+        checkInts(what + " topIdx", idx);
+        int[] got = gpu().download(idx.g()).toIntArray();
+        for (int j = 0; j < k; j++) {
+          assertEquals(j, got[j], what + ": tie in row 0 not to the lower index");
+          assertEquals(j, got[5 * k + j], what + ": tie in row 5 not to the lower index");
         }
       }
     }
