@@ -492,12 +492,6 @@ __device__ __forceinline__ void ws_glu_bwd_partials(float (&dot)[2], const bool 
 // load is issued two k steps before the main loop ends (ws_glu_bwd_load from ws_s2s). Buffer b
 // has barrier b of the warpgroup (after the staging, 16 bytes a warpgroup); a tile uses each four
 // times, so every tile starts on phase 0. The same values as variant 11, bit for bit.
-// Variant 17 (TS, with DB): variant 13 with every round's dH copied out by the warpgroup's threads
-// in 16-byte row pieces (the partial-tile path) instead of by TMA store, so a buffer is free as
-// soon as the threads have read it: round q + 2's h load is issued at the end of round q (variant
-// 13 issues round q + 1's at the start of round q, after waiting for the TMA store of round q - 1
-// to have read the same buffer: that wait and the load's latency were on every round's path).
-// Rounds 0 and 1 load two k steps before the main loop ends. Same values.
 __device__ __forceinline__ uint32_t ws_swz64(int r, int chunk) {  // 64-byte rows, 16-byte chunks
   return r * 64 + ((chunk ^ (r >> 1)) & 3) * 16;
 }
@@ -527,7 +521,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
-template <int BN, bool DB = false, bool TS = false>
+template <int BN, bool DB = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -535,7 +529,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   using Rd = WsGluRound<DB>;
   constexpr int W = Rd::W, BOX = Rd::BOX, CH = W / 8, R = BN / W;  // CH: 16-byte chunks a box row
   static_assert(R % (DB ? 4 : 2) == 0, "each barrier used an even number of times per tile");
-  static_assert(!TS || DB, "variant 17 is variant 13's rounds");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
   int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
@@ -549,9 +542,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   for (int q = 0; q < R; q++) {
     int n = tl.n0 + W * q;
     uint32_t buf = Rd::buf(out, wg, q);
-    // DB: the next round's load flies during this one (round 0's came in the main loop); TS: the
-    // loads were issued two rounds back
-    if (!TS && leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
+    // DB: the next round's load flies during this one (round 0's came in the main loop)
+    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
     ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
@@ -570,7 +562,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
       }
     }
-    if (!TS && rows == 64) {
+    if (rows == 64) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
       ws_bar_wg(1 + wg);
       if (leader) {
@@ -595,7 +587,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
         }
       }
       ws_bar_wg(1 + wg);  // the buffer is read before a later round's load overwrites it
-      if (TS && leader && q + 2 < R) ws_glu_bwd_load<DB>(tl, out, glu, q + 2);
     }
   }
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
@@ -692,13 +683,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V11 || GLU != 0, "variant 11 changes the SwiGLU epilogues only");
   // V13: variant 11's epilogue rounds double-buffered (variant 13 for GLU 2, variant 15 for GLU 1)
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
-  // ST: the tile leaves from the threads in 16-byte row pieces: the plain product's through
-  // per-warp buffers (variant 16, ws_s2s_epilogue_st), GLU 2's from variant 13's staging (variant
-  // 17)
-  static_assert(!ST || (GLU == 0 && CL == 1) || (GLU == 2 && V13),
-                "variant 16 changes the plain epilogue, variant 17 variant 13's");
+  // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
+  static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
-  constexpr int OUT = ST && GLU == 0 ? WS_ST_OUT_BYTES
+  constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
                       : GLU == 1 ? WS_GLU_OUT_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
@@ -798,10 +786,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0) {
+        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
-          if (ST) ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 1);
-        }
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -821,8 +807,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         }
       } else if constexpr (GLU == 2) {
         if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13, ST>(d, tl, smem + STAGES * STAGE, glu,
-                                               (__nv_bfloat16*)y, sortedScattered, outDim);
+          ws_glu_bwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
+                                           sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
@@ -1151,8 +1137,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, ST)                                                              \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, ST>(                                     \
+#define WS_GLUBWD_TMA_BODY(V13)                                                                  \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13>(                                         \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1169,7 +1155,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, false);
+  WS_GLUBWD_TMA_BODY(false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1178,13 +1164,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, false);
-}
-
-// Variant 17: variant 13 with dH copied out by the threads (16-byte row pieces) and the h loads
-// two rounds ahead (ws_glu_bwd_epilogue_tma TS); same arguments (tmDh unused), maps, shared memory
-// and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel17(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true);
+  WS_GLUBWD_TMA_BODY(true);
 }

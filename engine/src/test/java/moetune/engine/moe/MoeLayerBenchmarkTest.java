@@ -38,9 +38,12 @@ class MoeLayerBenchmarkTest {
       // medians per op need not add up to the median total exactly, but they cannot exceed it by
       // more than the spread of a tiny CPU layer
       assertTrue(b.productsMs() + b.otherOpsMs() <= b.totalMs() * 1.5, b.toString());
+      // the back-to-back calls run the same ops (on the CPU: the host clock around them)
+      assertTrue(b.backToBackMs() > 0, b.toString());
       String table = MoeLayerBenchmark.breakdownTable(b, null);
       assertTrue(table.contains("| **the six products** |"), table);
-      assertEquals(b.ops().size() + 6, table.lines().count(), table);
+      assertTrue(table.contains("| layer fwd+bwd back to back (device clock"), table);
+      assertEquals(b.ops().size() + 7, table.lines().count(), table);
     }
   }
 }

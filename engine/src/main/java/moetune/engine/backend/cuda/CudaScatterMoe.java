@@ -54,12 +54,12 @@ final class CudaScatterMoe {
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX ({@link
-   * #scatter2scatterSwiglu}: variants 15 and 17, the tiles through shared memory in double-buffered
-   * rounds), the float32 weight gradients added by TMA reductions (variant 14), the other two
-   * products' bf16 tiles leaving through shared memory in full 128-byte row pieces (variant 16) and
-   * group reading each token's row once (group_tokens_kernel); variant 2 (mma.sync) elsewhere. A
-   * named family runs the unfused ops; V10, V11 and V15 keep earlier epilogues, so one process can
-   * time them all.
+   * #scatter2scatterSwiglu}: variants 15 and 13, the tiles through shared memory and TMA in
+   * double-buffered rounds), the float32 weight gradients added by TMA reductions (variant 14), the
+   * other two products' bf16 tiles leaving through shared memory in full 128-byte row pieces
+   * (variant 16) and group reading each token's row once (group_tokens_kernel); variant 2
+   * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11 and V15 keep earlier
+   * epilogues, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -94,9 +94,8 @@ final class CudaScatterMoe {
     V11,
     /**
      * AUTO as of variant 15 (session 25): the plain products' tiles stored from the threads
-     * (variant 5's epilogue) instead of variant 16's, the down product's dX by variant 13 (dH by
-     * TMA store) instead of 17, and group by output row (group_kernel, which reads each token's row
-     * k times) instead of by token, so one process can time both.
+     * (variant 5's epilogue) instead of variant 16's, and group by output row (group_kernel, which
+     * reads each token's row k times) instead of by token, so one process can time both.
      */
     V15;
 
@@ -505,13 +504,12 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwigluBackward by variant 17, 13, 11 or 10 (the down product's dX
-   * gathers dY's rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and
-   * leaves each tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile
-   * order; variant 11 loads h by TMA into shared memory and stores dH from there by TMA, 13 in
-   * double-buffered rounds, 17 (AUTO) copies dH out from the threads so the next loads need not
-   * wait for the stores) when it applies, as {@link #scatter2scatterSwiglu}; false, having queued
-   * nothing, otherwise.
+   * Backend#scatter2scatterSwigluBackward by variant 13, 11 or 10 (the down product's dX gathers
+   * dY's rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves
+   * each tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order;
+   * variant 11 loads h by TMA into shared memory and stores dH from there by TMA, 13 (AUTO, V15) in
+   * double-buffered rounds) when it applies, as {@link #scatter2scatterSwiglu}; false, having
+   * queued nothing, otherwise.
    */
   boolean scatter2scatterSwigluBackward(
       Tensor dY,
@@ -565,11 +563,9 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(
-                      v13 && kernel == Kernel.AUTO
-                          ? "scatter2scatter_ws256_ng_glubwd_kernel17"
-                          : v13
-                              ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                              : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                      v13
+                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
