@@ -282,13 +282,16 @@ final class CudaScatterMoe {
         }
         int bn = wg.tileN();
         long wsTiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((out + bn - 1) / bn);
-        // variant 16 (AUTO): bf16 y without bias (16-byte row pieces) leaves through shared memory
+        // variant 16 (AUTO): bf16 y without bias leaves through shared memory in 16-byte row
+        // pieces, so its rows must start 16-byte aligned (out a multiple of 8; a LoRA rank of 4
+        // is not: the first build stored there misaligned, H200 2026-12-03 call 2)
         boolean st =
             kernel == Kernel.AUTO
                 && bn == 256
                 && bias == null
                 && yt.dtype() == DType.BF16
                 && yt.address() % 16 == 0
+                && out % 8 == 0
                 && stSmem(e) <= MAX_SMEM;
         b.kernel(scatter2scatterWsKernel(bn, transW, groupedIn, st))
             .shapes(shapes)

@@ -380,18 +380,22 @@ class CudaMoeOpsTest {
    * in all four grouped_in / grouped_out modes, x W^T and x W: y equal bit for bit, and against the
    * CPU. 1064 = 8 * 133 output columns end in a partial column tile (and 264 in a partial k step),
    * 2000 tokens x 2 over five experts in partial row tiles, expert 4 gets no rows; y starts
-   * poisoned, so a row or column the epilogue skips or writes twice shows. 12,000 tokens give each
-   * block of the persistent kernel several tiles (its buffers reused), compared with variant 5 only
-   * (which bf16ProductsSpanManyTilesAndStages checks against the CPU).
+   * poisoned, so a row or column the epilogue skips or writes twice shows; 1060 output columns (no
+   * multiple of 8) take variant 5 in both families. 12,000 tokens give each block of the persistent
+   * kernel several tiles (its buffers reused), compared with variant 5 only (which
+   * bf16ProductsSpanManyTilesAndStages checks against the CPU).
    */
   @Test
   void plainEpilogueThroughSharedMemoryIsVariant5BitForBit() {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variant 16 needs compute capability 9.0");
     CudaScatterMoe.Kernel before = moe.kernel();
-    int d = 264, f = 1064;
+    int d = 264;
     try {
-      for (int tokens : new int[] {2000, 12000}) {
+      // {tokens, F}: F = 1060 gives x W^T 1060 output columns, no multiple of 8, where variant 16
+      // does not apply (its 16-byte row pieces would be misaligned) and variant 5 runs in AUTO too
+      for (int[] tf : new int[][] {{2000, 1064}, {12000, 1064}, {2000, 1060}}) {
+        int tokens = tf[0], f = tf[1];
         try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
           long m = (long) r.n * r.k;
           for (boolean transW : new boolean[] {true, false}) {
