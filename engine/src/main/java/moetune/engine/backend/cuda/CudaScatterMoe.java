@@ -679,47 +679,42 @@ final class CudaScatterMoe {
     if (m == 0) {
       return;
     }
-    if (kernel == Kernel.V15) { // by output row: x's rows read fanOut times
-      b.kernel("group_kernel")
-          .shapes(xt.describe() + " k=" + fanOut)
-          .grid(m)
+    // V15: by output row (x's rows read fanOut times); else by token: each slot's output row
+    // first (the inverse of sortedScattered), then one block per token reads its row once and
+    // writes its fanOut rows
+    boolean byRow = kernel == Kernel.V15;
+    try (Tensor inv = byRow ? null : b.empty(DType.I32, m)) {
+      long invAddress = byRow ? 0 : b.ct(inv, op, "inverse rows").address();
+      if (!byRow) {
+        b.kernel("invert_rows_kernel")
+            .shapes("M=" + m)
+            .grid((m + 255) / 256)
+            .block(256)
+            .ptr("sortedScattered", ss.address())
+            .ptr("inv", invAddress)
+            .i32("M", (int) m)
+            .launch();
+      }
+      KernelLaunch g =
+          byRow
+              ? b.kernel("group_kernel")
+                  .grid(m)
+                  .ptr("x", xt.address())
+                  .i32("xdt", dt(xt, op, "x"))
+                  .ptr("sortedScattered", ss.address())
+              : b.kernel("group_tokens_kernel")
+                  .grid(m / fanOut)
+                  .ptr("x", xt.address())
+                  .i32("xdt", dt(xt, op, "x"))
+                  .ptr("inv", invAddress);
+      g.shapes(xt.describe() + " k=" + fanOut)
           .block(rowBlock(d))
-          .ptr("x", xt.address())
-          .i32("xdt", dt(xt, op, "x"))
-          .ptr("sortedScattered", ss.address())
           .i32("fanOut", fanOut)
           .ptr("gates", b.ptr(gates, op, "gates"))
           .ptr("out", o.address())
           .i32("odt", dt(o, op, "out"))
-          .i32("D", (int) d)
-          .launch();
-      return;
-    }
-    // by token: each slot's output row first (the inverse of sortedScattered), then one block per
-    // token reads its row once and writes its fanOut rows
-    try (Tensor inv = b.empty(DType.I32, m)) {
-      CudaTensor it = b.ct(inv, op, "inverse rows");
-      b.kernel("invert_rows_kernel")
-          .shapes("M=" + m)
-          .grid((m + 255) / 256)
-          .block(256)
-          .ptr("sortedScattered", ss.address())
-          .ptr("inv", it.address())
-          .i32("M", (int) m)
-          .launch();
-      b.kernel("group_tokens_kernel")
-          .shapes(xt.describe() + " k=" + fanOut)
-          .grid(m / fanOut)
-          .block(rowBlock(d))
-          .ptr("x", xt.address())
-          .i32("xdt", dt(xt, op, "x"))
-          .ptr("inv", it.address())
-          .i32("fanOut", fanOut)
-          .ptr("gates", b.ptr(gates, op, "gates"))
-          .ptr("out", o.address())
-          .i32("odt", dt(o, op, "out"))
-          .i32("D", (int) d)
-          .launch();
+          .i32("D", (int) d);
+      g.launch();
     }
   }
 

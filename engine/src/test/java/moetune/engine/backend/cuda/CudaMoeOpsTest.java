@@ -303,30 +303,8 @@ class CudaMoeOpsTest {
         try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
             Pair w = randn(DType.BF16, 0.1, E, f, d);
             Pair y = poisoned(DType.BF16, m, out)) {
-          cpu()
-              .scatter2scatter(
-                  x.c(),
-                  w.c(),
-                  null,
-                  transW,
-                  r.k,
-                  r.sortedExp.c(),
-                  r.sortedScat.c(),
-                  gIn,
-                  gOut,
-                  y.c());
-          gpu()
-              .scatter2scatter(
-                  x.g(),
-                  w.g(),
-                  null,
-                  transW,
-                  r.k,
-                  r.sortedExp.g(),
-                  r.sortedScat.g(),
-                  gIn,
-                  gOut,
-                  y.g());
+          scatter2scatter(cpu(), Pair::c, x, w, transW, r, gIn, gOut, y);
+          scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y);
           check(what, y, tol(DType.BF16));
         }
       }
@@ -408,45 +386,12 @@ class CudaMoeOpsTest {
                     Pair y = poisoned(DType.BF16, m, out);
                     Pair y5 = poisoned(DType.BF16, m, out)) {
                   moe.kernel(CudaScatterMoe.Kernel.AUTO);
-                  gpu()
-                      .scatter2scatter(
-                          x.g(),
-                          w.g(),
-                          null,
-                          transW,
-                          r.k,
-                          r.sortedExp.g(),
-                          r.sortedScat.g(),
-                          gIn,
-                          gOut,
-                          y.g());
+                  scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y);
                   moe.kernel(CudaScatterMoe.Kernel.WS256R);
-                  gpu()
-                      .scatter2scatter(
-                          x.g(),
-                          w.g(),
-                          null,
-                          transW,
-                          r.k,
-                          r.sortedExp.g(),
-                          r.sortedScat.g(),
-                          gIn,
-                          gOut,
-                          y5.g());
+                  scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y5);
                   assertArrayEquals(bits(y5), bits(y), what + ": variant 16's y differs from 5's");
                   if (tokens > 2000) continue;
-                  cpu()
-                      .scatter2scatter(
-                          x.c(),
-                          w.c(),
-                          null,
-                          transW,
-                          r.k,
-                          r.sortedExp.c(),
-                          r.sortedScat.c(),
-                          gIn,
-                          gOut,
-                          y.c());
+                  scatter2scatter(cpu(), Pair::c, x, w, transW, r, gIn, gOut, y);
                   check("variant 16 scatter2scatter " + what, y, tol(DType.BF16));
                 }
               }
@@ -576,6 +521,30 @@ class CudaMoeOpsTest {
     } finally {
       moe.kernel(before);
     }
+  }
+
+  /** Backend#scatter2scatter without bias on one side of the pairs. */
+  private static void scatter2scatter(
+      Backend be,
+      Function<Pair, Tensor> side,
+      Pair x,
+      Pair w,
+      boolean transW,
+      Route r,
+      boolean gIn,
+      boolean gOut,
+      Pair y) {
+    be.scatter2scatter(
+        side.apply(x),
+        side.apply(w),
+        null,
+        transW,
+        r.k,
+        side.apply(r.sortedExp),
+        side.apply(r.sortedScat),
+        gIn,
+        gOut,
+        side.apply(y));
   }
 
   /** Backend#scatter2scatterSwigluBackward on one side of the pairs (gathered dY rows). */
