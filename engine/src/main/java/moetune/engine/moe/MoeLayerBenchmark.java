@@ -113,12 +113,17 @@ public final class MoeLayerBenchmark {
   /**
    * Where one forward+backward of the layer spends its device time, op by op in queue order;
    * backToBackMs: the device time per call of {@code backToBackCalls} calls queued back to back
-   * with no stamps between them (as the timed table runs them, over as long a stretch), so a gap
-   * between the timed median and the profiled total shows whether the device ran slower or the host
-   * queued too slowly.
+   * with no stamps between them (as the timed table runs them, over as long a stretch), and
+   * hostQueueMs the host's time per call to queue them, so a gap between the timed median and the
+   * profiled total shows whether the device ran slower or the host queued too slowly.
    */
   public record Breakdown(
-      Shape shape, List<OpTime> ops, double totalMs, double backToBackMs, int backToBackCalls) {
+      Shape shape,
+      List<OpTime> ops,
+      double totalMs,
+      double backToBackMs,
+      int backToBackCalls,
+      double hostQueueMs) {
     public double productsMs() {
       return ops.stream().filter(OpTime::product).mapToDouble(OpTime::ms).sum();
     }
@@ -190,14 +195,16 @@ public final class MoeLayerBenchmark {
       double[] total = runs.stream().mapToDouble(OpProfiler.Breakdown::totalMs).toArray();
       // as many calls as the timed table's stretch (at least MIN_TIMED_MS)
       int calls = (int) Math.min(1000, Math.max(repeats, Math.ceil(MIN_TIMED_MS / median(total))));
-      double backToBack;
+      double backToBack, hostQueue;
       try (QueueClock clock = g.newQueueClock()) {
         clock.stamp();
+        long h0 = System.nanoTime();
         for (int i = 0; i < calls; i++) layer.forwardBackward.run();
+        hostQueue = (System.nanoTime() - h0) / 1e6 / calls;
         clock.stamp();
         backToBack = clock.read()[1] / calls;
       }
-      return new Breakdown(s, List.copyOf(ops), median(total), backToBack, calls);
+      return new Breakdown(s, List.copyOf(ops), median(total), backToBack, calls, hostQueue);
     } finally {
       p.close();
     }
@@ -225,9 +232,10 @@ public final class MoeLayerBenchmark {
     t.append(
         String.format(
             Locale.ROOT,
-            "| layer fwd+bwd back to back (device clock, %d calls, no stamps between) | %.3f | %.1f |"
-                + " |%n",
+            "| layer fwd+bwd back to back (device clock, %d calls, no stamps between; the host"
+                + " queued a call in %.3f ms) | %.3f | %.1f | |%n",
             b.backToBackCalls(),
+            b.hostQueueMs(),
             b.backToBackMs(),
             100 * b.backToBackMs() / b.totalMs()));
     if (denseForwardBackward != null) {
