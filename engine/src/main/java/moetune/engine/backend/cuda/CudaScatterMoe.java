@@ -34,6 +34,8 @@ final class CudaScatterMoe {
   // 6) (stages + 1 KiB alignment slack + the full and empty barriers), 384 threads
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
+      // the same 128 x 256 tiles on 3 stages (family S3's dX2)
+      WS_256_S3_SMEM = 3 * (128 + 256) * 64 * 2 + 1024 + 2 * 3 * 8,
       WS_THREADS = 384;
   // variant 11's staging after the stages (moe_wgmma_ws.cu WS_GLU_OUT_BYTES; the backward adds
   // its two 8-byte barriers, variant 13's backward four); the most dynamic shared memory a Hopper
@@ -97,11 +99,19 @@ final class CudaScatterMoe {
      * (variant 5's epilogue) instead of variant 16's, and group by output row (group_kernel, which
      * reads each token's row k times) instead of by token, so one process can time both.
      */
-    V15;
+    V15,
+    /**
+     * AUTO with the down product's dX (variant 13) on 3 stages instead of 4, to time what the
+     * fourth stage buys: the interleaved-epilogue design (kernels/lab/moe/README.md, "Next") needs
+     * its 48 KiB. Not measured yet.
+     */
+    S3;
 
-    /** AUTO, V10, V11 or V15: the family picked per product, falling back where TMA cannot run. */
+    /**
+     * AUTO, V10, V11, V15 or S3: the family picked per product, falling back where TMA cannot run.
+     */
     boolean picked() {
-      return this == AUTO || this == V10 || this == V11 || this == V15;
+      return this == AUTO || this == V10 || this == V11 || this == V15 || this == S3;
     }
 
     boolean warpSpecialised() {
@@ -132,12 +142,13 @@ final class CudaScatterMoe {
         case "v10" -> V10;
         case "v11" -> V11;
         case "v15" -> V15;
+        case "s3" -> S3;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11 or v15 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or s3 (wgmma, Hopper only)");
       };
     }
   }
@@ -203,7 +214,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, S3 -> Kernel.WS256R;
     };
   }
 
@@ -286,7 +297,7 @@ final class CudaScatterMoe {
         // pieces, so its rows must start 16-byte aligned (out a multiple of 8; a LoRA rank of 4
         // is not: the first build stored there misaligned, H200 2026-12-03 call 2)
         boolean st =
-            kernel == Kernel.AUTO
+            autoLike()
                 && bn == 256
                 && bias == null
                 && yt.dtype() == DType.BF16
@@ -420,7 +431,7 @@ final class CudaScatterMoe {
    * and the staging fits beside the experts' tile table.
    */
   private boolean v11(long experts, int staging) {
-    return (kernel == Kernel.AUTO || kernel == Kernel.V11 || kernel == Kernel.V15)
+    return (autoLike() || kernel == Kernel.V11 || kernel == Kernel.V15)
         && gluSmem(experts, staging) <= MAX_SMEM;
   }
 
@@ -429,8 +440,13 @@ final class CudaScatterMoe {
    * rather than variant 11: AUTO or V15, and its staging fits.
    */
   private boolean v13(long experts) {
-    return (kernel == Kernel.AUTO || kernel == Kernel.V15)
+    return (autoLike() || kernel == Kernel.V15)
         && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
+  }
+
+  /** AUTO, or S3 (AUTO with one product's stage count changed). */
+  private boolean autoLike() {
+    return kernel == Kernel.AUTO || kernel == Kernel.S3;
   }
 
   /**
@@ -462,8 +478,7 @@ final class CudaScatterMoe {
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES),
-        v15 = v11 && (kernel == Kernel.AUTO || kernel == Kernel.V15);
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && (autoLike() || kernel == Kernel.V15);
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -566,10 +581,14 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(
-                      v13
-                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
-                  .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
+                      v13 && kernel == Kernel.S3
+                          ? "scatter2scatter_ws256_ng_glubwd_s3_kernel13"
+                          : v13
+                              ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                              : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                  .smem(
+                      gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES)
+                          - (v13 && kernel == Kernel.S3 ? WS_256_SMEM - WS_256_S3_SMEM : 0))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
@@ -751,7 +770,7 @@ final class CudaScatterMoe {
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
         // variant 14 (AUTO, V15; float32 dW): the tile added by TMA reductions, dW as {I, O, E}
         int[] tmDw = null;
-        if ((kernel == Kernel.AUTO || kernel == Kernel.V15)
+        if ((autoLike() || kernel == Kernel.V15)
             && wg == Kernel.WS256R
             && w.dtype() == DType.F32
             && m > 0) {

@@ -23,11 +23,13 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
+    assertEquals(Kernel.S3, Kernel.fromEnv("s3"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
             && Kernel.V11.picked()
             && Kernel.V15.picked()
+            && Kernel.S3.picked()
             && !Kernel.WS256R.picked());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
