@@ -194,7 +194,7 @@ public final class MoeLayerBenchmark {
       }
       double[] total = runs.stream().mapToDouble(OpProfiler.Breakdown::totalMs).toArray();
       // as many calls as the timed table's stretch (at least MIN_TIMED_MS)
-      int calls = (int) Math.min(1000, Math.max(repeats, Math.ceil(MIN_TIMED_MS / median(total))));
+      int calls = callsFor(median(total), repeats);
       double backToBack, hostQueue;
       try (QueueClock clock = g.newQueueClock()) {
         clock.stamp();
@@ -364,14 +364,19 @@ public final class MoeLayerBenchmark {
    */
   static final double MIN_TIMED_MS = 300;
 
+  /** At least {@code atLeast} calls, and as many as cover MIN_TIMED_MS (at most 1000). */
+  static int callsFor(double msPerCall, int atLeast) {
+    return (int)
+        Math.min(1000, Math.max(atLeast, Math.ceil(MIN_TIMED_MS / Math.max(msPerCall, 1e-3))));
+  }
+
   private static Timing time(Backend g, Runnable r, int repeats, int iters) {
     r.run();
     g.synchronize();
     long c0 = System.nanoTime();
     r.run();
     g.synchronize();
-    double once = (System.nanoTime() - c0) / 1e6;
-    int n = (int) Math.min(1000, Math.max(iters, Math.ceil(MIN_TIMED_MS / Math.max(once, 1e-3))));
+    int n = callsFor((System.nanoTime() - c0) / 1e6, iters);
     double[] ms = new double[repeats];
     for (int i = 0; i < repeats; i++) {
       long t0 = System.nanoTime();

@@ -47,4 +47,13 @@ class MoeLayerBenchmarkTest {
       assertEquals(b.ops().size() + 7, table.lines().count(), table);
     }
   }
+
+  @Test
+  void timingsCoverAtLeastTheMinimumStretch() {
+    // 300 ms: a 4 ms layer takes 75 calls, a 58 ms one 6, never fewer than asked or over 1000
+    assertEquals(75, MoeLayerBenchmark.callsFor(4, 5));
+    assertEquals(6, MoeLayerBenchmark.callsFor(58, 5));
+    assertEquals(7, MoeLayerBenchmark.callsFor(500, 7));
+    assertEquals(1000, MoeLayerBenchmark.callsFor(0, 3));
+  }
 }

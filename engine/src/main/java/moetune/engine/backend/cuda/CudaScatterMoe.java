@@ -85,13 +85,15 @@ final class CudaScatterMoe {
     WS256R,
     /**
      * AUTO with the SwiGLU epilogues of variant 10 as first landed (kernel10: direct stores, h read
-     * from DRAM), so one process can time it against AUTO's variant 11.
+     * from DRAM), so one process can time it against AUTO's variant 11 (like every family before
+     * {@link #generation} 16, with variant 5's plain epilogue and group by output row).
      */
     V10,
     /**
      * AUTO with variant 11's SwiGLU epilogues (kernel11: rounds through one buffer) instead of
      * variants 15 and 13 (the same double-buffered) and variant 7's float32 dW epilogue (red.global
-     * from the threads) instead of variant 14's (TMA reductions), so one process can time them.
+     * from the threads) instead of variant 14's (TMA reductions), so one process can time them
+     * (variant 5's plain epilogue and group by output row, as V15).
      */
     V11,
     /**
@@ -111,7 +113,23 @@ final class CudaScatterMoe {
      * AUTO, V10, V11, V15 or S3: the family picked per product, falling back where TMA cannot run.
      */
     boolean picked() {
-      return this == AUTO || this == V10 || this == V11 || this == V15 || this == S3;
+      return generation() > 0;
+    }
+
+    /**
+     * The newest epilogue variant a picked family runs, 0 for a named one: from 11 the SwiGLU tiles
+     * go through shared memory (variant 11), from 15 in double-buffered rounds with the float32 dW
+     * added by TMA reductions (variants 15, 13, 14), from 16 the plain products' tiles leave in
+     * 16-byte row pieces (variant 16) and group reads each token's row once.
+     */
+    int generation() {
+      return switch (this) {
+        case V10 -> 10;
+        case V11 -> 11;
+        case V15 -> 15;
+        case AUTO, S3 -> 16;
+        default -> 0;
+      };
     }
 
     boolean warpSpecialised() {
@@ -297,7 +315,7 @@ final class CudaScatterMoe {
         // pieces, so its rows must start 16-byte aligned (out a multiple of 8; a LoRA rank of 4
         // is not: the first build stored there misaligned, H200 2026-12-03 call 2)
         boolean st =
-            autoLike()
+            kernel.generation() >= 16
                 && bn == 256
                 && bias == null
                 && yt.dtype() == DType.BF16
@@ -423,30 +441,28 @@ final class CudaScatterMoe {
    * tile table and {@code staging} bytes after them (variant 11's staging; 0 for variant 10).
    */
   static int gluSmem(long experts, int staging) {
-    return WS_256_SMEM + (int) (2 * experts + 1) * 4 + staging;
+    return gluSmem(WS_256_SMEM, experts, staging);
+  }
+
+  /** As above on {@code stages} bytes of stages and their barriers (WS_256_SMEM: four). */
+  private static int gluSmem(int stages, long experts, int staging) {
+    return stages + (int) (2 * experts + 1) * 4 + staging;
   }
 
   /**
-   * Whether variant 11 runs a SwiGLU product (else variant 10): AUTO or V11 (V10 keeps variant 10),
-   * and the staging fits beside the experts' tile table.
+   * Whether variant 11 runs a SwiGLU product (else variant 10): a family from generation 11 (V10
+   * keeps variant 10), and the staging fits beside the experts' tile table.
    */
   private boolean v11(long experts, int staging) {
-    return (autoLike() || kernel == Kernel.V11 || kernel == Kernel.V15)
-        && gluSmem(experts, staging) <= MAX_SMEM;
+    return kernel.generation() >= 11 && gluSmem(experts, staging) <= MAX_SMEM;
   }
 
   /**
    * Whether the down product's dX runs variant 13 (variant 11's epilogue in double-buffered rounds)
-   * rather than variant 11: AUTO or V15, and its staging fits.
+   * rather than variant 11: a family from generation 15, and its staging fits.
    */
   private boolean v13(long experts) {
-    return (autoLike() || kernel == Kernel.V15)
-        && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
-  }
-
-  /** AUTO, or S3 (AUTO with one product's stage count changed). */
-  private boolean autoLike() {
-    return kernel == Kernel.AUTO || kernel == Kernel.S3;
+    return kernel.generation() >= 15 && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
   }
 
   /**
@@ -478,7 +494,7 @@ final class CudaScatterMoe {
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && (autoLike() || kernel == Kernel.V15);
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -561,6 +577,7 @@ final class CudaScatterMoe {
     // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
     // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
     boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
+    boolean s3 = v13 && kernel == Kernel.S3; // variant 13 on 3 stages
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
@@ -581,14 +598,16 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(
-                      v13 && kernel == Kernel.S3
+                      s3
                           ? "scatter2scatter_ws256_ng_glubwd_s3_kernel13"
                           : v13
                               ? "scatter2scatter_ws256_ng_glubwd_kernel13"
                               : "scatter2scatter_ws256_ng_glubwd_kernel11")
                   .smem(
-                      gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES)
-                          - (v13 && kernel == Kernel.S3 ? WS_256_SMEM - WS_256_S3_SMEM : 0))
+                      gluSmem(
+                          s3 ? WS_256_S3_SMEM : WS_256_SMEM,
+                          e,
+                          v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
@@ -698,10 +717,10 @@ final class CudaScatterMoe {
     if (m == 0) {
       return;
     }
-    // V15: by output row (x's rows read fanOut times); else by token: each slot's output row
-    // first (the inverse of sortedScattered), then one block per token reads its row once and
-    // writes its fanOut rows
-    boolean byRow = kernel == Kernel.V15;
+    // a picked family before generation 16: by output row (x's rows read fanOut times); else by
+    // token: each slot's output row first (the inverse of sortedScattered), then one block per
+    // token reads its row once and writes its fanOut rows
+    boolean byRow = kernel.picked() && kernel.generation() < 16;
     try (Tensor inv = byRow ? null : b.empty(DType.I32, m)) {
       long invAddress = byRow ? 0 : b.ct(inv, op, "inverse rows").address();
       if (!byRow) {
@@ -768,12 +787,10 @@ final class CudaScatterMoe {
         // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        // variant 14 (AUTO, V15; float32 dW): the tile added by TMA reductions, dW as {I, O, E}
+        // variant 14 (generation 15 on; float32 dW): the tile added by TMA reductions, dW as
+        // {I, O, E}
         int[] tmDw = null;
-        if ((autoLike() || kernel == Kernel.V15)
-            && wg == Kernel.WS256R
-            && w.dtype() == DType.F32
-            && m > 0) {
+        if (kernel.generation() >= 15 && wg == Kernel.WS256R && w.dtype() == DType.F32 && m > 0) {
           try {
             tmDw =
                 TensorMaps.f32(

@@ -282,13 +282,7 @@ class CudaMoeOpsTest {
     Assumptions.assumeTrue(
         kernel == CudaScatterMoe.Kernel.V2 || moe.hopper(),
         "the wgmma variants (" + kernel + ") need compute capability 9.0");
-    CudaScatterMoe.Kernel before = moe.kernel();
-    moe.kernel(kernel);
-    try {
-      bf16Products(kernel);
-    } finally {
-      moe.kernel(before);
-    }
+    inFamily(kernel, () -> bf16Products(kernel));
   }
 
   private void bf16Products(CudaScatterMoe.Kernel kernel) {
@@ -330,7 +324,6 @@ class CudaMoeOpsTest {
   void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variant 14 needs compute capability 9.0");
-    CudaScatterMoe.Kernel before = moe.kernel();
     int i = 264, o = 1064;
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
@@ -339,16 +332,16 @@ class CudaMoeOpsTest {
           Pair dW = randn(DType.F32, 1, E, o, i);
           Pair dW2 = poisoned(DType.F32, E, o, i)) {
         gpu().copy(dW.g(), dW2.g());
-        moe.kernel(CudaScatterMoe.Kernel.AUTO);
-        gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null);
-        moe.kernel(CudaScatterMoe.Kernel.WS256R);
-        gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null);
+        inFamily(
+            CudaScatterMoe.Kernel.AUTO,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
+        inFamily(
+            CudaScatterMoe.Kernel.WS256R,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null));
         assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         check("groupXtY (variant 14) dW", dW, tol(DType.BF16));
       }
-    } finally {
-      moe.kernel(before);
     }
   }
 
@@ -367,40 +360,37 @@ class CudaMoeOpsTest {
   void plainEpilogueThroughSharedMemoryIsVariant5BitForBit() {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variant 16 needs compute capability 9.0");
-    CudaScatterMoe.Kernel before = moe.kernel();
     int d = 264;
-    try {
-      // {tokens, F}: F = 1060 gives x W^T 1060 output columns, no multiple of 8, where variant 16
-      // does not apply (its 16-byte row pieces would be misaligned) and variant 5 runs in AUTO too
-      for (int[] tf : new int[][] {{2000, 1064}, {12000, 1064}, {2000, 1060}}) {
-        int tokens = tf[0], f = tf[1];
-        try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
-          long m = (long) r.n * r.k;
-          for (boolean transW : new boolean[] {true, false}) {
-            long in = transW ? d : f, out = transW ? f : d;
-            for (boolean gIn : new boolean[] {false, true}) {
-              for (boolean gOut : new boolean[] {false, true}) {
-                String what = "transW=" + transW + " groupedIn=" + gIn + " groupedOut=" + gOut;
-                try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
-                    Pair w = randn(DType.BF16, 0.1, E, f, d);
-                    Pair y = poisoned(DType.BF16, m, out);
-                    Pair y5 = poisoned(DType.BF16, m, out)) {
-                  moe.kernel(CudaScatterMoe.Kernel.AUTO);
-                  scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y);
-                  moe.kernel(CudaScatterMoe.Kernel.WS256R);
-                  scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y5);
-                  assertArrayEquals(bits(y5), bits(y), what + ": variant 16's y differs from 5's");
-                  if (tokens > 2000) continue;
-                  scatter2scatter(cpu(), Pair::c, x, w, transW, r, gIn, gOut, y);
-                  check("variant 16 scatter2scatter " + what, y, tol(DType.BF16));
-                }
+    // {tokens, F}: F = 1060 gives x W^T 1060 output columns, no multiple of 8, where variant 16
+    // does not apply (its 16-byte row pieces would be misaligned) and variant 5 runs in AUTO too
+    for (int[] tf : new int[][] {{2000, 1064}, {12000, 1064}, {2000, 1060}}) {
+      int tokens = tf[0], f = tf[1];
+      try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+        long m = (long) r.n * r.k;
+        for (boolean transW : new boolean[] {true, false}) {
+          long in = transW ? d : f, out = transW ? f : d;
+          for (boolean gIn : new boolean[] {false, true}) {
+            for (boolean gOut : new boolean[] {false, true}) {
+              String what = "transW=" + transW + " groupedIn=" + gIn + " groupedOut=" + gOut;
+              try (Pair x = randn(DType.BF16, 1, gIn ? m : r.n, in);
+                  Pair w = randn(DType.BF16, 0.1, E, f, d);
+                  Pair y = poisoned(DType.BF16, m, out);
+                  Pair y5 = poisoned(DType.BF16, m, out)) {
+                inFamily(
+                    CudaScatterMoe.Kernel.AUTO,
+                    () -> scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y));
+                inFamily(
+                    CudaScatterMoe.Kernel.WS256R,
+                    () -> scatter2scatter(gpu(), Pair::g, x, w, transW, r, gIn, gOut, y5));
+                assertArrayEquals(bits(y5), bits(y), what + ": variant 16's y differs from 5's");
+                if (tokens > 2000) continue;
+                scatter2scatter(cpu(), Pair::c, x, w, transW, r, gIn, gOut, y);
+                check("variant 16 scatter2scatter " + what, y, tol(DType.BF16));
               }
             }
           }
         }
       }
-    } finally {
-      moe.kernel(before);
     }
   }
 
@@ -415,34 +405,32 @@ class CudaMoeOpsTest {
       value = DType.class,
       names = {"F32", "BF16"})
   void groupByTokenIsGroupByRowBitForBit(DType dt) {
-    CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.Kernel before = moe.kernel();
-    try {
-      for (int d : new int[] {100, 136})
-        for (int[] spec : ROUTES) {
-          try (Route r = route(spec)) {
-            long m = (long) r.n * r.k;
-            for (boolean withGates : new boolean[] {false, true}) {
-              String what =
-                  "group " + dt + " D=" + d + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
-              try (Pair x = randn(dt, 1, r.n, d);
-                  Pair gates = randn(DType.F32, 1, m);
-                  Pair out = poisoned(dt, m, d);
-                  Pair outRow = poisoned(dt, m, d)) {
-                moe.kernel(CudaScatterMoe.Kernel.AUTO);
-                gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, out.g());
-                moe.kernel(CudaScatterMoe.Kernel.V15);
-                gpu().group(x.g(), r.sortedScat.g(), r.k, withGates ? gates.g() : null, outRow.g());
-                assertArrayEquals(bits(outRow), bits(out), what + ": by token differs by row");
-                cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
-                check(what, out, tol(dt));
-              }
+    gpu();
+    for (int d : new int[] {100, 136})
+      for (int[] spec : ROUTES) {
+        try (Route r = route(spec)) {
+          long m = (long) r.n * r.k;
+          for (boolean withGates : new boolean[] {false, true}) {
+            String what =
+                "group " + dt + " D=" + d + " N=" + r.n + " k=" + r.k + " gates=" + withGates;
+            try (Pair x = randn(dt, 1, r.n, d);
+                Pair gates = randn(DType.F32, 1, m);
+                Pair out = poisoned(dt, m, d);
+                Pair outRow = poisoned(dt, m, d)) {
+              Tensor g = withGates ? gates.g() : null;
+              inFamily(
+                  CudaScatterMoe.Kernel.AUTO,
+                  () -> gpu().group(x.g(), r.sortedScat.g(), r.k, g, out.g()));
+              inFamily(
+                  CudaScatterMoe.Kernel.V15,
+                  () -> gpu().group(x.g(), r.sortedScat.g(), r.k, g, outRow.g()));
+              assertArrayEquals(bits(outRow), bits(out), what + ": by token differs by row");
+              cpu().group(x.c(), r.sortedScat.c(), r.k, withGates ? gates.c() : null, out.c());
+              check(what, out, tol(dt));
             }
           }
         }
-    } finally {
-      moe.kernel(before);
-    }
+      }
   }
 
   /**
@@ -460,7 +448,6 @@ class CudaMoeOpsTest {
   void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variants 10 and 11 need compute capability 9.0");
-    CudaScatterMoe.Kernel before = moe.kernel();
     int d = 264, f = 1064;
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
@@ -479,11 +466,14 @@ class CudaMoeOpsTest {
           Pair dH2 = poisoned(DType.BF16, m, 2 * f)) {
         // the unfused ops once: h2, a2, then dH2, dGates2 from them (each variant's fused h and a
         // are checked equal to h2 and a2 bit for bit before its backward reads them)
-        moe.kernel(CudaScatterMoe.Kernel.WS256R);
-        gpu()
-            .scatter2scatterSwiglu(
-                x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
-        swigluBackward(gpu(), Pair::g, r, dY, w2, h2, a2, gates, dGates2, dH2);
+        inFamily(
+            CudaScatterMoe.Kernel.WS256R,
+            () -> {
+              gpu()
+                  .scatter2scatterSwiglu(
+                      x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
+              swigluBackward(gpu(), Pair::g, r, dY, w2, h2, a2, gates, dGates2, dH2);
+            });
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
@@ -496,10 +486,19 @@ class CudaMoeOpsTest {
             cpu().fill(p.c(), Float.NaN);
             gpu().fill(p.g(), Float.NaN);
           }
-          moe.kernel(fused);
-          gpu()
-              .scatter2scatterSwiglu(
-                  x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h.g(), a.g());
+          inFamily(
+              fused,
+              () ->
+                  gpu()
+                      .scatter2scatterSwiglu(
+                          x.g(),
+                          w1.g(),
+                          r.k,
+                          r.sortedExp.g(),
+                          r.sortedScat.g(),
+                          false,
+                          h.g(),
+                          a.g()));
           assertArrayEquals(bits(h2), bits(h), v + "fused h differs from the unfused product's");
           assertArrayEquals(bits(a2), bits(a), v + "fused a differs from swigluForward's");
           cpu()
@@ -509,7 +508,7 @@ class CudaMoeOpsTest {
           check(v + "scatter2scatterSwiglu a", a, tol(DType.BF16));
           sync(h); // the backward reads the same h on both backends
           sync(a);
-          swigluBackward(gpu(), Pair::g, r, dY, w2, h, a, gates, dGates, dH);
+          inFamily(fused, () -> swigluBackward(gpu(), Pair::g, r, dY, w2, h, a, gates, dGates, dH));
           assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
           compare(
               v + "fused dGates against gateRowsBackward's",
@@ -521,6 +520,16 @@ class CudaMoeOpsTest {
           check(v + "scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
         }
       }
+    }
+  }
+
+  /** Runs body with the MoE kernel family k on the GPU, then gives back the family it had. */
+  private static void inFamily(CudaScatterMoe.Kernel k, Runnable body) {
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.Kernel before = moe.kernel();
+    moe.kernel(k);
+    try {
+      body.run();
     } finally {
       moe.kernel(before);
     }

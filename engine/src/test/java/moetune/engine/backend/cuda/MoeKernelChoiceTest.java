@@ -31,6 +31,13 @@ class MoeKernelChoiceTest {
             && Kernel.V15.picked()
             && Kernel.S3.picked()
             && !Kernel.WS256R.picked());
+    // the epilogue generations: AUTO and S3 newest, V15 / V11 / V10 older, named families none
+    assertEquals(16, Kernel.AUTO.generation());
+    assertEquals(16, Kernel.S3.generation());
+    assertEquals(15, Kernel.V15.generation());
+    assertEquals(11, Kernel.V11.generation());
+    assertEquals(10, Kernel.V10.generation());
+    assertEquals(0, Kernel.WS256R.generation());
     assertTrue(Kernel.WS256.warpSpecialised() && !Kernel.N256.warpSpecialised());
     assertEquals(256, Kernel.WS256.tileN());
     assertEquals(128, Kernel.WS128.tileN());
