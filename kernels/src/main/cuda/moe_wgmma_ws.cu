@@ -46,9 +46,6 @@ __device__ __forceinline__ void ws_bar_init(uint32_t bar, int count) {
 __device__ __forceinline__ void ws_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-__device__ __forceinline__ void ws_arrive_n(uint32_t bar, uint32_t count) {  // count arrivals
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
 __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
                : "memory");
@@ -595,125 +592,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
 }
 
-// Variant 19: variant 13's GLU 2 epilogue with h brought by the producer through the stage ring.
-// Variant 13 loads h from the consumers one 32-column round ahead (8 KiB in flight per warpgroup):
-// each of a tile's eight rounds waits about one load latency, and the epilogue (15 us a tile on
-// the 1.5B shape against 9 us of main loop, ncu SM 37%, DRAM 41%) is latency bound. Here the
-// producer, after a tile's k steps, fills WS_RING_HS more stages of the ring with the tile's h:
-// round q's four {32, 1, 64} boxes (gate and up of both warpgroups' rows, 64-byte swizzle, 4 KiB
-// each) at box (q % RPS) * 4 + 2 wg + half of stage q / RPS, so all 128 KiB are asked for while the
-// main loop's last k steps run. The consumers turn each round into dH in place and store it by TMA
-// as variant 13 does; the last round of a stage releases it (the warpgroup's leader, once its
-// stores have read it, arrives for its four warps). The stages' full barriers count the producer's
-// 129 arrivals as for a k step. Same values as variant 13, bit for bit.
-#define WS_RING_BOX (64 * 32 * 2)  // one {32, 1, 64} box of h
-template <int BN>
-struct WsRing {
-  static constexpr int STAGE = WG_BM * WG_BK * 2 + BN * WG_BK * 2;
-  static constexpr int RPS = STAGE / (4 * WS_RING_BOX);  // rounds a stage holds
-  static constexpr int R = BN / 32;                      // rounds a tile
-  static constexpr int HS = (R + RPS - 1) / RPS;         // stages a tile's h takes
-};
-#define WS_RING_HS (WsRing<256>::HS)
-
-// The producer's part: the tile's h into stages it .. it + HS - 1 (it advanced past them).
-template <int BN, int STAGES, bool GATHER>
-__device__ __forceinline__ void ws_ring_load_h(const MoeTile& tl, uint32_t smem, uint32_t bars,
-                                               uint32_t& it, const WsGlu& glu, int pt) {
-  using Rg = WsRing<BN>;
-#pragma unroll 1
-  for (int j = 0; j < Rg::HS; j++, it++) {
-    int s = it % STAGES, q0 = j * Rg::RPS, q1 = min(q0 + Rg::RPS, Rg::R);
-    uint32_t full = bars + 8 * s, base = smem + s * Rg::STAGE;
-    ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
-    if (pt == 0) {
-      ws_arrive_tx(full, (q1 - q0) * 4 * WS_RING_BOX);
-      for (int q = q0; q < q1; q++)
-#pragma unroll
-        for (int b = 0; b < 4; b++)  // b = 2 wg + half
-          ws_tma3(base + ((q - q0) * 4 + b) * WS_RING_BOX, glu.tmH, tl.n0 + 32 * q, b & 1,
-                  tl.rStart + 64 * (b >> 1), full);
-    }
-    if (GATHER) ws_arrive(full);  // a gathering producer's stages take 129 arrivals
-  }
-}
-
-// The consumers' part, after the main loop: stages it .. it + HS - 1 (it advanced past them).
-template <int BN, int STAGES>
-__device__ __forceinline__ void ws_glu_bwd_epilogue_ring(const float (&d)[BN / 2],
-                                                         const MoeTile& tl, uint32_t smem,
-                                                         uint32_t bars, uint32_t& it,
-                                                         const WsGlu& glu, __nv_bfloat16* dh,
-                                                         const int* sortedScattered, int F) {
-  using Rg = WsRing<BN>;
-  constexpr int W = 32, BOX = WS_RING_BOX, CH = W / 8;
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
-  int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
-  bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
-  float gate[2], dot[2] = {0.f, 0.f};
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
-#pragma unroll  // the accumulators are registers: every index a constant
-  for (int q = 0; q < Rg::R; q++) {
-    constexpr int RPS = Rg::RPS;
-    int j = q / RPS, ql = q % RPS, n = tl.n0 + W * q;
-    uint32_t s = (it + j) % STAGES;
-    uint32_t buf = smem + s * Rg::STAGE + (ql * 4 + 2 * wg) * BOX;  // the gate box; up: + BOX
-    if (ql == 0) ws_wait(bars + 8 * s, ((it + j) / STAGES) & 1);
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-      int rr = rr0 + 8 * hh;
-#pragma unroll
-      for (int jj = 0; jj < CH; jj++) {
-        int c = CH * q + jj;
-        uint32_t ga = buf + ws_swz64(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
-        uint32_t g2, u2, dg2, du2;
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
-        ws_glu_bwd_pair(d[4 * c + 2 * hh], d[4 * c + 2 * hh + 1], g2, u2, gate[hh], dot[hh], dg2,
-                        du2);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
-      }
-    }
-    // the stage's next writer is a TMA load: the threads' writes visible to the async proxy
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    ws_bar_wg(1 + wg);
-    if (rows == 64) {
-      if (leader) {
-        ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
-        ws_store_commit();
-      }
-    } else {
-      // 16-byte chunks: (half, row, chunk) = i / (64 CH), i / CH % 64, i % CH
-#pragma unroll 1
-      for (int i = wt; i < 2 * 64 * CH; i += 128) {
-        int half = i / (64 * CH), rr = (i / CH) % 64, c = i % CH;
-        if (rr < rows && n + 8 * c < F) {
-          uint4 v;
-          uint32_t sa = buf + half * BOX + ws_swz64(rr, c);
-          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                       : "r"(sa)
-                       : "memory");
-          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
-        }
-      }
-      ws_bar_wg(1 + wg);  // every thread has read the stage before it is released
-    }
-    if (ql == RPS - 1 || q == Rg::R - 1) {  // the stage's last round: release it for the warpgroup
-      if (leader) {
-        ws_store_wait_read();
-        ws_arrive_n(bars + 8 * (STAGES + s), 4);
-      }
-    }
-  }
-  it += Rg::HS;
-  ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
-}
-
 // Variant 11's GLU 2: the tile's h (its rows, the gate and the up columns n0 .. n0 + BN - 1: 2 x 128
 // runs of at most 512 bytes) asked into L2 by bulk prefetches, one run per consumer thread, eight
 // k steps before the tile's main loop ends (at its start, the lines waited beside the weight tiles
@@ -791,7 +669,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool RING = false>
+          bool V13 = false, bool ST = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -807,11 +685,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
-  // RING (variant 19): variant 13's h through the stage ring (ws_glu_bwd_epilogue_ring)
-  static_assert(!RING || (GLU == 2 && V13 && BN == 256), "variant 19 changes variant 13 only");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
-                      : !V11 || RING ? 0
+                      : !V11 ? 0
                       : GLU == 1 ? WS_GLU_OUT_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -821,7 +697,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
-  if (GLU == 2 && V11 && !RING) {  // the staging's barriers, one per consumer warpgroup
+  if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
       for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
@@ -897,7 +773,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_cp_arrive(full);
         }
       }
-      if constexpr (RING) ws_ring_load_h<BN, STAGES, GATHER>(tl, smem, bars, it, glu, pt);
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {  // consumer warpgroups 0 and 1
@@ -911,7 +786,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && !RING && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
@@ -931,10 +806,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
-        if constexpr (RING) {
-          ws_glu_bwd_epilogue_ring<BN, STAGES>(d, tl, smem, bars, it, glu, (__nv_bfloat16*)y,
-                                               sortedScattered, outDim);
-        } else if constexpr (V11) {
+        if constexpr (V11) {
           ws_glu_bwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
                                            sortedScattered, outDim);
         } else {
@@ -1301,14 +1173,4 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_s3_kernel13(WS_GLUBWD_TMA_ARGS) {
   WS_GLUBWD_TMA_BODY(true, 3);
-}
-
-// Variant 19: variant 13 with h brought by the producer through the stage ring
-// (ws_glu_bwd_epilogue_ring): no staging, so shared memory ws_smem_bytes(256, 4) + (2E + 1) ints.
-// Same arguments, maps ({32, 1, 64} boxes, 64-byte swizzle) and values as kernel13.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_ring_kernel19(WS_GLUBWD_TMA_ARGS) {
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, true, false, true>(
-      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim,
-      F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})));
 }

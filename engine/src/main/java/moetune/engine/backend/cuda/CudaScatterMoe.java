@@ -105,15 +105,10 @@ final class CudaScatterMoe {
     /**
      * AUTO with the down product's dX (variant 13) on 3 stages instead of 4, to time what the
      * fourth stage buys: the interleaved-epilogue design (kernels/lab/moe/README.md, "Next") needs
-     * its 48 KiB (H200 2026-12-03: 1.06-1.14x slower, so the fourth stage stays).
+     * its 48 KiB. Measured (H200 2026-12-03, session 27): dX2 7-14% slower, so that design is not
+     * written and the fourth stage stays.
      */
-    S3,
-    /**
-     * AUTO with the down product's dX by variant 19 (variant 13 with the forward's h brought by the
-     * producer through the stage ring, all of a tile's h asked for during its last k steps), to
-     * time it against AUTO's variant 13 in one process.
-     */
-    RING;
+    S3;
 
     /**
      * AUTO, V10, V11, V15 or S3: the family picked per product, falling back where TMA cannot run.
@@ -133,7 +128,7 @@ final class CudaScatterMoe {
         case V10 -> 10;
         case V11 -> 11;
         case V15 -> 15;
-        case AUTO, S3, RING -> 16;
+        case AUTO, S3 -> 16;
         default -> 0;
       };
     }
@@ -167,14 +162,12 @@ final class CudaScatterMoe {
         case "v11" -> V11;
         case "v15" -> V15;
         case "s3" -> S3;
-        case "ring" -> RING;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, s3 or ring (wgmma, Hopper"
-                    + " only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or s3 (wgmma, Hopper only)");
       };
     }
   }
@@ -240,7 +233,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, S3, RING -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, S3 -> Kernel.WS256R;
     };
   }
 
@@ -586,7 +579,6 @@ final class CudaScatterMoe {
     // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
     boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
     boolean s3 = v13 && kernel == Kernel.S3; // variant 13 on 3 stages
-    boolean ring = v13 && kernel == Kernel.RING; // variant 19: h through the stage ring
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
@@ -609,16 +601,14 @@ final class CudaScatterMoe {
               ? b.kernel(
                       s3
                           ? "scatter2scatter_ws256_ng_glubwd_s3_kernel13"
-                          : ring
-                              ? "scatter2scatter_ws256_ng_glubwd_ring_kernel19"
-                              : v13
-                                  ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                                  : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                          : v13
+                              ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                              : "scatter2scatter_ws256_ng_glubwd_kernel11")
                   .smem(
                       gluSmem(
                           s3 ? WS_256_S3_SMEM : WS_256_SMEM,
                           e,
-                          ring ? 0 : v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
+                          v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)

@@ -24,9 +24,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertEquals(Kernel.S3, Kernel.fromEnv("s3"));
-    assertEquals(Kernel.RING, Kernel.fromEnv("Ring"));
-    assertEquals(16, Kernel.RING.generation());
-    assertTrue(Kernel.RING.picked());
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()

@@ -66,8 +66,6 @@ class MoeSassTest {
                   "group_xty_ws256_tmar_kernel14",
                   // variant 13 on 3 stages (family s3)
                   "scatter2scatter_ws256_ng_glubwd_s3_kernel13",
-                  // variant 19: variant 13 with h through the stage ring (family ring)
-                  "scatter2scatter_ws256_ng_glubwd_ring_kernel19",
                   // variant 16: the plain products' epilogue through shared memory
                   "scatter2scatter_ws256_tg_st_kernel16",
                   "scatter2scatter_ws256_tc_st_kernel16",
@@ -114,7 +112,6 @@ class MoeSassTest {
               "scatter2scatter_ws256_tg_glu_kernel11",
               "scatter2scatter_ws256_ng_glubwd_kernel11",
               "scatter2scatter_ws256_ng_glubwd_kernel13",
-              "scatter2scatter_ws256_ng_glubwd_ring_kernel19",
               "scatter2scatter_ws256_tg_glu_kernel15")) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
