@@ -1137,8 +1137,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, STAGES)                                                          \
-  WG_BODY((ws_s2s<256, STAGES, false, true, 1, 2, true, V13>(                                    \
+#define WS_GLUBWD_TMA_BODY(V13)                                                                  \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13>(                                         \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1155,7 +1155,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, 4);
+  WS_GLUBWD_TMA_BODY(false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1164,13 +1164,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, 4);
-}
-
-// Variant 13 on 3 stages instead of 4 (family s3; 48 KiB less shared memory): what the fourth
-// stage buys, to be measured before the interleaved-epilogue design (kernels/lab/moe/README.md,
-// "Next") takes those 48 KiB for the stashed tile. Same arguments, maps and values as kernel13.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_s3_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, 3);
+  WS_GLUBWD_TMA_BODY(true);
 }

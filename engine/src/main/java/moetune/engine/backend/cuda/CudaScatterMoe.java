@@ -34,8 +34,6 @@ final class CudaScatterMoe {
   // 6) (stages + 1 KiB alignment slack + the full and empty barriers), 384 threads
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
-      // the same 128 x 256 tiles on 3 stages (family S3's dX2)
-      WS_256_S3_SMEM = 3 * (128 + 256) * 64 * 2 + 1024 + 2 * 3 * 8,
       WS_THREADS = 384;
   // variant 11's staging after the stages (moe_wgmma_ws.cu WS_GLU_OUT_BYTES; the backward adds
   // its two 8-byte barriers, variant 13's backward four); the most dynamic shared memory a Hopper
@@ -101,18 +99,9 @@ final class CudaScatterMoe {
      * (variant 5's epilogue) instead of variant 16's, and group by output row (group_kernel, which
      * reads each token's row k times) instead of by token, so one process can time both.
      */
-    V15,
-    /**
-     * AUTO with the down product's dX (variant 13) on 3 stages instead of 4, to time what the
-     * fourth stage buys: the interleaved-epilogue design (kernels/lab/moe/README.md, "Next") needs
-     * its 48 KiB. Measured (H200 2026-12-03, session 27): dX2 7-14% slower, so that design is not
-     * written and the fourth stage stays.
-     */
-    S3;
+    V15;
 
-    /**
-     * AUTO, V10, V11, V15 or S3: the family picked per product, falling back where TMA cannot run.
-     */
+    /** AUTO, V10, V11 or V15: the family picked per product, falling back where TMA cannot run. */
     boolean picked() {
       return generation() > 0;
     }
@@ -128,7 +117,7 @@ final class CudaScatterMoe {
         case V10 -> 10;
         case V11 -> 11;
         case V15 -> 15;
-        case AUTO, S3 -> 16;
+        case AUTO -> 16;
         default -> 0;
       };
     }
@@ -161,13 +150,12 @@ final class CudaScatterMoe {
         case "v10" -> V10;
         case "v11" -> V11;
         case "v15" -> V15;
-        case "s3" -> S3;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or s3 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11 or v15 (wgmma, Hopper only)");
       };
     }
   }
@@ -233,7 +221,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, S3 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15 -> Kernel.WS256R;
     };
   }
 
@@ -442,12 +430,7 @@ final class CudaScatterMoe {
    * tile table and {@code staging} bytes after them (variant 11's staging; 0 for variant 10).
    */
   static int gluSmem(long experts, int staging) {
-    return gluSmem(WS_256_SMEM, experts, staging);
-  }
-
-  /** As above on {@code stages} bytes of stages and their barriers (WS_256_SMEM: four). */
-  private static int gluSmem(int stages, long experts, int staging) {
-    return stages + (int) (2 * experts + 1) * 4 + staging;
+    return WS_256_SMEM + (int) (2 * experts + 1) * 4 + staging;
   }
 
   /**
@@ -578,7 +561,6 @@ final class CudaScatterMoe {
     // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
     // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
     boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
-    boolean s3 = v13 && kernel == Kernel.S3; // variant 13 on 3 stages
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
@@ -599,16 +581,10 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(
-                      s3
-                          ? "scatter2scatter_ws256_ng_glubwd_s3_kernel13"
-                          : v13
-                              ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                              : "scatter2scatter_ws256_ng_glubwd_kernel11")
-                  .smem(
-                      gluSmem(
-                          s3 ? WS_256_S3_SMEM : WS_256_SMEM,
-                          e,
-                          v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
+                      v13
+                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
+                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
+                  .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)

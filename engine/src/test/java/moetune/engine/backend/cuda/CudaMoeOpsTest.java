@@ -435,14 +435,14 @@ class CudaMoeOpsTest {
 
   /**
    * The SwiGLU epilogues, variants 15 and 13 (AUTO on Hopper: TMA-stored tiles, h asked into L2,
-   * the rounds double-buffered; S3: variant 13 on 3 stages), variant 11 (V11: the rounds through
-   * one buffer) and variant 10 (V10: direct stores), against the unfused ops (the ws256r family:
-   * the same products, then swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h,
-   * a and dH equal bit for bit, dGates (the same products summed in another order) at float32
-   * precision; both also against the CPU. F = 1064 is no multiple of 128 (the gate box of the last
-   * tile reaches into the up rows, whose columns the epilogue drops; variant 11 stores that tile
-   * directly) nor of 256; D = 264 ends in a partial k step; expert 4 gets no rows, the others full
-   * 128-row tiles and a partial last one.
+   * the rounds double-buffered), variant 11 (V11: the rounds through one buffer) and variant 10
+   * (V10: direct stores), against the unfused ops (the ws256r family: the same products, then
+   * swigluForward / gateRowsBackward / swigluBackward) on the same GPU: h, a and dH equal bit for
+   * bit, dGates (the same products summed in another order) at float32 precision; both also against
+   * the CPU. F = 1064 is no multiple of 128 (the gate box of the last tile reaches into the up
+   * rows, whose columns the epilogue drops; variant 11 stores that tile directly) nor of 256; D =
+   * 264 ends in a partial k step; expert 4 gets no rows, the others full 128-row tiles and a
+   * partial last one.
    */
   @Test
   void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
@@ -476,10 +476,7 @@ class CudaMoeOpsTest {
             });
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
-              CudaScatterMoe.Kernel.AUTO,
-              CudaScatterMoe.Kernel.S3,
-              CudaScatterMoe.Kernel.V11,
-              CudaScatterMoe.Kernel.V10
+              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V11, CudaScatterMoe.Kernel.V10
             }) {
           String v = fused + ": ";
           for (Pair p : new Pair[] {h, a, dH, dGates}) { // poisoned again for this variant

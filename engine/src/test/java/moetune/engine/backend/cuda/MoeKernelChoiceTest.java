@@ -23,17 +23,14 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
-    assertEquals(Kernel.S3, Kernel.fromEnv("s3"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
             && Kernel.V11.picked()
             && Kernel.V15.picked()
-            && Kernel.S3.picked()
             && !Kernel.WS256R.picked());
-    // the epilogue generations: AUTO and S3 newest, V15 / V11 / V10 older, named families none
+    // the epilogue generations: AUTO newest, V15 / V11 / V10 older, named families none
     assertEquals(16, Kernel.AUTO.generation());
-    assertEquals(16, Kernel.S3.generation());
     assertEquals(15, Kernel.V15.generation());
     assertEquals(11, Kernel.V11.generation());
     assertEquals(10, Kernel.V10.generation());

@@ -64,8 +64,6 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
-                  // variant 13 on 3 stages (family s3)
-                  "scatter2scatter_ws256_ng_glubwd_s3_kernel13",
                   // variant 16: the plain products' epilogue through shared memory
                   "scatter2scatter_ws256_tg_st_kernel16",
                   "scatter2scatter_ws256_tc_st_kernel16",
