@@ -51,7 +51,10 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
                : "memory");
 }
 // Waits for the phase of parity `parity` to complete. A wait past 20 s (a pipeline bug, never a
-// slow step) traps, so a deadlock fails the launch instead of hanging the process.
+// slow step) traps, so a deadlock fails the launch instead of hanging the process. Because of the
+// trap, ptxas compiles the consumers' code within the 168 registers the kernel starts with, not
+// the 208 of setmaxnreg.inc (they fit; a build ending the waits in brkpt instead, which fails the
+// launch the same way and lets ptxas use the 208, timed the same: kernels/lab/moe, variant 21).
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   uint64_t start = 0;

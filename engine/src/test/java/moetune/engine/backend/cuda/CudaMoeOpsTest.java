@@ -446,10 +446,25 @@ class CudaMoeOpsTest {
    */
   @Test
   void swigluEpiloguesAreTheUnfusedOpsBitForBit() {
+    swigluEpilogues(2000, 264, 1064);
+  }
+
+  /**
+   * {@link #swigluEpiloguesAreTheUnfusedOpsBitForBit} with D = 1032 (17 k steps, the last partial,
+   * against 5): variant 13's round-0 h load is issued two k steps before the main loop ends rather
+   * than at its start, and the L2 prefetch of h eight steps before the end (variant 21,
+   * kernels/lab/moe, needed that case; it passed on the H200 on 2026-12-03 with AUTO, V21, V11,
+   * V10).
+   */
+  @Test
+  void swigluEpiloguesOverLongerProductsAreTheUnfusedOpsBitForBit() {
+    swigluEpilogues(600, 1032, 1064);
+  }
+
+  private void swigluEpilogues(int tokens, int d, int f) {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variants 10 and 11 need compute capability 9.0");
-    int d = 264, f = 1064;
-    try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
+    try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
       try (Pair x = randn(DType.BF16, 1, r.n, d);
           Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
