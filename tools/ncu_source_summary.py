@@ -42,7 +42,11 @@ def main():
     reasons = [
         i
         for i, h in enumerate(header)
-        if i not in (src, addr, total) and re.search(r"stall", h, re.I) and "Not-issued" not in h
+        # the "(Not Issued)" twins of each reason are a subset of it: summed beside it they
+        # listed every reason twice
+        if i not in (src, addr, total)
+        and re.search(r"stall", h, re.I)
+        and not re.search(r"not[- ]issued", h, re.I)
     ]
     samples = [(number(r[total]) or 0.0, r) for r in body]
     all_samples = sum(s for s, _ in samples) or 1.0
