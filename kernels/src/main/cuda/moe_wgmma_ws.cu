@@ -524,7 +524,12 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
-template <int BN, bool DB = false>
+// Variant 25 (B4): each row's round loads its CH column pairs of h first, then computes them, then
+// stores them, instead of a load, its math and its store per pair: the shared-memory accesses are
+// volatile asm, so a pair's loads could not move above the previous pair's stores and every pair's
+// math (about 30 dependent instructions, two MUFU) ran one after the other. The same operations on
+// the same values in the same order (the dot too): dH and the partial dots bit for bit.
+template <int BN, bool DB = false, bool B4 = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -538,7 +543,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
   float gate[2], dot[2] = {0.f, 0.f};
 #pragma unroll
-  for (int hh = 0; hh < 2; hh++) gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+  for (int hh = 0; hh < 2; hh++)
+    gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
   // 16-byte chunk c of row r of a box: the 64-byte swizzle (DB) or the 128-byte one
   auto swz = [](int r, int c) { return DB ? ws_swz64(r, c) : wg_swz(r, c); };
 #pragma unroll  // the accumulators are registers: every index a constant
@@ -551,18 +557,40 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
+      if constexpr (B4) {
+        uint32_t g2[CH], u2[CH], dg2[CH], du2[CH];
 #pragma unroll
-      for (int jj = 0; jj < CH; jj++) {
-        int j = CH * q + jj;
-        // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr
-        uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
-        uint32_t g2, u2, dg2, du2;
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
-        ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh], dg2,
-                        du2);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
+        for (int jj = 0; jj < CH; jj++) {
+          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[jj]) : "r"(ga) : "memory");
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[jj]) : "r"(ua) : "memory");
+        }
+#pragma unroll
+        for (int jj = 0; jj < CH; jj++) {
+          int j = CH * q + jj;
+          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[jj], u2[jj], gate[hh],
+                          dot[hh], dg2[jj], du2[jj]);
+        }
+#pragma unroll
+        for (int jj = 0; jj < CH; jj++) {
+          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[jj]) : "memory");
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[jj]) : "memory");
+        }
+      } else {
+#pragma unroll
+        for (int jj = 0; jj < CH; jj++) {
+          int j = CH * q + jj;
+          // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr
+          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
+          uint32_t g2, u2, dg2, du2;
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
+          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh],
+                          dg2, du2);
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
+        }
       }
     }
     if (rows == 64) {
@@ -672,7 +700,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false>
+          bool V13 = false, bool ST = false, bool V25 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -810,8 +838,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         }
       } else if constexpr (GLU == 2) {
         if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
-                                           sortedScattered, outDim);
+          ws_glu_bwd_epilogue_tma<BN, V13, V25>(d, tl, smem + STAGES * STAGE, glu,
+                                                (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
@@ -1140,8 +1168,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13)                                                                  \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13>(                                         \
+#define WS_GLUBWD_TMA_BODY(V13, V25)                                                             \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25>(                             \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1158,7 +1186,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false);
+  WS_GLUBWD_TMA_BODY(false, false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1167,5 +1195,13 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true);
+  WS_GLUBWD_TMA_BODY(true, false);
+}
+
+// Variant 25 (auto's dX2 from session 29): kernel13 with each row's round loaded, computed and
+// stored in three batches (ws_glu_bwd_epilogue_tma B4). Same arguments, maps, shared memory and
+// values.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true, true);
 }

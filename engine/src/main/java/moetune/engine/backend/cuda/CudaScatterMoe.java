@@ -54,11 +54,11 @@ final class CudaScatterMoe {
    * product, the kernel measured fastest on the device (kernels/lab/moe/README.md): WS256R
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX ({@link
-   * #scatter2scatterSwiglu}: variants 15 and 13, the tiles through shared memory and TMA in
+   * #scatter2scatterSwiglu}: variants 15 and 25, the tiles through shared memory and TMA in
    * double-buffered rounds), the float32 weight gradients added by TMA reductions (variant 14), the
    * other two products' bf16 tiles leaving through shared memory in full 128-byte row pieces
    * (variant 16) and group reading each token's row once (group_tokens_kernel); variant 2
-   * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11 and V15 keep earlier
+   * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11, V15 and V16 keep earlier
    * epilogues, so one process can time them all.
    */
   enum Kernel {
@@ -99,9 +99,17 @@ final class CudaScatterMoe {
      * (variant 5's epilogue) instead of variant 16's, and group by output row (group_kernel, which
      * reads each token's row k times) instead of by token, so one process can time both.
      */
-    V15;
+    V15,
+    /**
+     * AUTO as of variant 16 (session 26): the down product's dX by variant 13 (each pair of an
+     * epilogue round loaded, computed and stored in turn) instead of variant 25 (the round's loads,
+     * math and stores batched), the same values, so one process can time both.
+     */
+    V16;
 
-    /** AUTO, V10, V11 or V15: the family picked per product, falling back where TMA cannot run. */
+    /**
+     * AUTO, V10, V11, V15 or V16: the family picked per product, falling back where TMA cannot run.
+     */
     boolean picked() {
       return generation() > 0;
     }
@@ -110,14 +118,16 @@ final class CudaScatterMoe {
      * The newest epilogue variant a picked family runs, 0 for a named one: from 11 the SwiGLU tiles
      * go through shared memory (variant 11), from 15 in double-buffered rounds with the float32 dW
      * added by TMA reductions (variants 15, 13, 14), from 16 the plain products' tiles leave in
-     * 16-byte row pieces (variant 16) and group reads each token's row once.
+     * 16-byte row pieces (variant 16) and group reads each token's row once, from 25 the down
+     * product's dX epilogue batches each round's loads, math and stores (variant 25).
      */
     int generation() {
       return switch (this) {
         case V10 -> 10;
         case V11 -> 11;
         case V15 -> 15;
-        case AUTO -> 16;
+        case V16 -> 16;
+        case AUTO -> 25;
         default -> 0;
       };
     }
@@ -150,12 +160,13 @@ final class CudaScatterMoe {
         case "v10" -> V10;
         case "v11" -> V11;
         case "v15" -> V15;
+        case "v16" -> V16;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11 or v15 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or v16 (wgmma, Hopper only)");
       };
     }
   }
@@ -221,7 +232,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16 -> Kernel.WS256R;
     };
   }
 
@@ -522,12 +533,12 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#scatter2scatterSwigluBackward by variant 13, 11 or 10 (the down product's dX gathers
-   * dY's rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and leaves
-   * each tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile order;
-   * variant 11 loads h by TMA into shared memory and stores dH from there by TMA, 13 (AUTO, V15) in
-   * double-buffered rounds) when it applies, as {@link #scatter2scatterSwiglu}; false, having
-   * queued nothing, otherwise.
+   * Backend#scatter2scatterSwigluBackward by variant 25, 13, 11 or 10 (the down product's dX
+   * gathers dY's rows from token order, its epilogue gates them, runs SwiGLU's backward into dH and
+   * leaves each tile's part of the gate gradient, which gate_partials_reduce_kernel sums in tile
+   * order; variant 11 loads h by TMA into shared memory and stores dH from there by TMA, 13 (V16,
+   * V15) and 25 (AUTO: each round's loads, math and stores batched) in double-buffered rounds) when
+   * it applies, as {@link #scatter2scatterSwiglu}; false, having queued nothing, otherwise.
    */
   boolean scatter2scatterSwigluBackward(
       Tensor dY,
@@ -580,10 +591,7 @@ final class CudaScatterMoe {
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel(
-                      v13
-                          ? "scatter2scatter_ws256_ng_glubwd_kernel13"
-                          : "scatter2scatter_ws256_ng_glubwd_kernel11")
+              ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
@@ -633,6 +641,25 @@ final class CudaScatterMoe {
         + (transW ? "t" : "n")
         + (groupedIn ? "c" : "g")
         + (st ? "_st_kernel16" : "_kernel5");
+  }
+
+  /**
+   * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
+   * the double-buffered rounds, batched (variant 25) in a family of generation 25 (AUTO), one pair
+   * at a time (variant 13) before; else variant 11's.
+   */
+  static String gluBackwardKernel(boolean v13, int generation) {
+    return !v13
+        ? "scatter2scatter_ws256_ng_glubwd_kernel11"
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
+  }
+
+  /** Every name {@link #gluBackwardKernel} gives. */
+  static List<String> gluBackwardKernelNames() {
+    return List.of(
+        gluBackwardKernel(false, 16), gluBackwardKernel(true, 16), gluBackwardKernel(true, 25));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */

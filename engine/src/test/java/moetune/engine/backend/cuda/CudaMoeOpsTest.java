@@ -491,7 +491,10 @@ class CudaMoeOpsTest {
             });
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
-              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V11, CudaScatterMoe.Kernel.V10
+              CudaScatterMoe.Kernel.AUTO,
+              CudaScatterMoe.Kernel.V16,
+              CudaScatterMoe.Kernel.V11,
+              CudaScatterMoe.Kernel.V10
             }) {
           String v = fused + ": ";
           for (Pair p : new Pair[] {h, a, dH, dGates}) { // poisoned again for this variant

@@ -23,14 +23,27 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V10, Kernel.fromEnv("V10"));
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
+    assertEquals(Kernel.V16, Kernel.fromEnv("v16"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
             && Kernel.V11.picked()
             && Kernel.V15.picked()
+            && Kernel.V16.picked()
             && !Kernel.WS256R.picked());
-    // the epilogue generations: AUTO newest, V15 / V11 / V10 older, named families none
-    assertEquals(16, Kernel.AUTO.generation());
+    // the epilogue generations: AUTO newest, V16 / V15 / V11 / V10 older, named families none
+    assertEquals(25, Kernel.AUTO.generation());
+    assertEquals(16, Kernel.V16.generation());
+    // AUTO's dX2 is variant 25, V16 keeps variant 13
+    assertEquals(
+        "scatter2scatter_ws256_ng_glubwd_kernel25",
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation()));
+    assertEquals(
+        "scatter2scatter_ws256_ng_glubwd_kernel13",
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation()));
+    assertEquals(
+        "scatter2scatter_ws256_ng_glubwd_kernel11",
+        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation()));
     assertEquals(15, Kernel.V15.generation());
     assertEquals(11, Kernel.V11.generation());
     assertEquals(10, Kernel.V10.generation());

@@ -68,7 +68,9 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_st_kernel16",
                   "scatter2scatter_ws256_tc_st_kernel16",
                   "scatter2scatter_ws256_ng_st_kernel16",
-                  "scatter2scatter_ws256_nc_st_kernel16"))
+                  "scatter2scatter_ws256_nc_st_kernel16",
+                  // variant 25: variant 13's rounds batched
+                  "scatter2scatter_ws256_ng_glubwd_kernel25"))
           .toList();
 
   @Test
@@ -110,6 +112,7 @@ class MoeSassTest {
               "scatter2scatter_ws256_tg_glu_kernel11",
               "scatter2scatter_ws256_ng_glubwd_kernel11",
               "scatter2scatter_ws256_ng_glubwd_kernel13",
+              "scatter2scatter_ws256_ng_glubwd_kernel25",
               "scatter2scatter_ws256_tg_glu_kernel15")) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
