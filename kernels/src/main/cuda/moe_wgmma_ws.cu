@@ -557,39 +557,30 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
-      if constexpr (B4) {
-        uint32_t g2[CH], u2[CH], dg2[CH], du2[CH];
+      // NB pairs at a time: their h loads, then their math, then their dH stores (variant 25:
+      // the row's CH pairs; variant 13: one)
+      constexpr int NB = B4 ? CH : 1;
 #pragma unroll
-        for (int jj = 0; jj < CH; jj++) {
-          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
-          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[jj]) : "r"(ga) : "memory");
-          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[jj]) : "r"(ua) : "memory");
+      for (int j0 = 0; j0 < CH; j0 += NB) {
+        uint32_t g2[NB], u2[NB], dg2[NB], du2[NB];
+#pragma unroll
+        for (int i = 0; i < NB; i++) {
+          // column 8 (j0 + i) + 2 (lane & 3) of the round: 16-byte chunk j0 + i of row rr
+          uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
         }
 #pragma unroll
-        for (int jj = 0; jj < CH; jj++) {
-          int j = CH * q + jj;
-          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[jj], u2[jj], gate[hh],
-                          dot[hh], dg2[jj], du2[jj]);
+        for (int i = 0; i < NB; i++) {
+          int j = CH * q + j0 + i;
+          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
+                          dot[hh], dg2[i], du2[i]);
         }
 #pragma unroll
-        for (int jj = 0; jj < CH; jj++) {
-          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[jj]) : "memory");
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[jj]) : "memory");
-        }
-      } else {
-#pragma unroll
-        for (int jj = 0; jj < CH; jj++) {
-          int j = CH * q + jj;
-          // column 8 jj + 2 (lane & 3) of the round: 16-byte chunk jj of row rr
-          uint32_t ga = buf + swz(rr, jj) + 4 * (lane & 3), ua = ga + BOX;
-          uint32_t g2, u2, dg2, du2;
-          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2) : "r"(ga) : "memory");
-          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2) : "r"(ua) : "memory");
-          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2, u2, gate[hh], dot[hh],
-                          dg2, du2);
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2) : "memory");
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2) : "memory");
+        for (int i = 0; i < NB; i++) {
+          uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[i]) : "memory");
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[i]) : "memory");
         }
       }
     }
