@@ -108,4 +108,23 @@ class KernelSignaturesTest {
     assertEquals(List.of("k"), List.copyOf(t.keySet()));
     assertEquals("LONG m, INT n, FLOAT s", describe(t.get("k")));
   }
+
+  @Test
+  void clusterDimsAndAttributeMacrosBeforeTheNameAreSkipped() {
+    // a cluster kernel (kernels/lab/moe variant 27): __cluster_dims__ only exists from sm_90 on,
+    // so the kernel file spells it through a macro that is empty for older targets
+    Map<String, String> files =
+        Map.of(
+            "moetune.cu",
+            "#include \"a.cu\"\n",
+            "a.cu",
+            "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900\n"
+                + "#define CLUSTER2 __cluster_dims__(2, 1, 1)\n#else\n#define CLUSTER2\n#endif\n"
+                + "MT_KERNEL void CLUSTER2 __launch_bounds__(384, 1) k(int n) {}\n"
+                + "MT_KERNEL void __cluster_dims__(2, 1, 1) j(float* y) {}\n");
+    Map<String, Signature> t = KernelSignatures.parse(files::get);
+    assertEquals(java.util.Set.of("k", "j"), t.keySet());
+    assertEquals("INT n", describe(t.get("k")));
+    assertEquals("PTR y", describe(t.get("j")));
+  }
 }

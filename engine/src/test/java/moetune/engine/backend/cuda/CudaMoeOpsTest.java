@@ -461,6 +461,17 @@ class CudaMoeOpsTest {
     swigluEpilogues(600, 1032, 1064);
   }
 
+  /**
+   * {@link #swigluEpiloguesAreTheUnfusedOpsBitForBit} with 100 tokens over five experts (about 40
+   * rows each): every row tile is an expert's last and partial, so no tile takes the full-tile TMA
+   * path, the second consumer warpgroup's rows are empty and few tiles reach most blocks (in a
+   * cluster kernel, kernels/lab/moe variant 27, the second CTA's).
+   */
+  @Test
+  void swigluEpiloguesOverFewRowsAreTheUnfusedOpsBitForBit() {
+    swigluEpilogues(100, 264, 1064);
+  }
+
   private void swigluEpilogues(int tokens, int d, int f) {
     CudaScatterMoe moe = gpu().moe();
     Assumptions.assumeTrue(moe.hopper(), "variants 10 and 11 need compute capability 9.0");
