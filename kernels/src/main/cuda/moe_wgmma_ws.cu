@@ -1189,8 +1189,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
   WS_GLUBWD_TMA_BODY(true, false);
 }
 
-// Variant 25 (auto's dX2 from session 29): kernel13 with each row's round loaded, computed and
-// stored in three batches (ws_glu_bwd_epilogue_tma B4). Same arguments, maps, shared memory and
+// Variant 25 (auto's dX2 from session 29): kernel13 with each row's round as all its loads, then
+// all its math, then all its stores (ws_glu_bwd_epilogue_tma B4). Same arguments, maps, shared memory and
 // values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {

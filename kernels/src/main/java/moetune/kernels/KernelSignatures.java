@@ -24,12 +24,12 @@ import java.util.regex.Pattern;
  *
  * <p>The reader knows exactly as much C as moetune's kernel files use: a kernel is declared with
  * {@code MT_KERNEL} (common.cuh's {@code extern "C" __global__}), optionally with {@code
- * __launch_bounds__(...)}, {@code __cluster_dims__(...)} or an object-like macro for one ({@code
- * WS_CLUSTER2}) before its name; its parameter list may use object-like macros ({@code
- * WG_S2S_ARGS}), and a function-like macro whose body declares a kernel ({@code FA2_FWD(name,
- * ...)}) declares one per use. Files are read from {@code moetune.cu} through its {@code #include
- * "..."} lines, as nvcc reads them. {@code KernelSignaturesTest} checks the table against the
- * fatbin's own kernel list.
+ * __launch_bounds__(...)}, {@code __cluster_dims__(...)} or an object-like macro for one (a cluster
+ * kernel's, as kernels/lab/moe variant 27 has) before its name; its parameter list may use
+ * object-like macros ({@code WG_S2S_ARGS}), and a function-like macro whose body declares a kernel
+ * ({@code FA2_FWD(name, ...)}) declares one per use. Files are read from {@code moetune.cu} through
+ * its {@code #include "..."} lines, as nvcc reads them. {@code KernelSignaturesTest} checks the
+ * table against the fatbin's own kernel list.
  */
 public final class KernelSignatures {
   /** Where the kernel sources live on the class path (the kernels jar). */
@@ -179,7 +179,8 @@ public final class KernelSignatures {
       Cursor cur = new Cursor(c, at);
       cur.expectWord("void", file);
       // attributes before the name: __launch_bounds__(...), __cluster_dims__(...), or an
-      // object-like macro standing for one (WS_CLUSTER2: clusters exist from sm_90 on)
+      // object-like macro standing for one (clusters exist from sm_90 on, so a cluster kernel
+      // spells __cluster_dims__ through a macro that is empty for older targets)
       for (String w = cur.peekWord(); ; w = cur.peekWord()) {
         if (w.equals("__launch_bounds__") || w.equals("__cluster_dims__")) {
           cur.word();

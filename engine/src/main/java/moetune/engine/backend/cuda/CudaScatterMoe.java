@@ -658,8 +658,11 @@ final class CudaScatterMoe {
 
   /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
+    int before = Kernel.V16.generation(), now = Kernel.AUTO.generation();
     return List.of(
-        gluBackwardKernel(false, 16), gluBackwardKernel(true, 16), gluBackwardKernel(true, 25));
+        gluBackwardKernel(false, now),
+        gluBackwardKernel(true, before),
+        gluBackwardKernel(true, now));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */
