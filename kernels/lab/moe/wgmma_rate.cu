@@ -84,25 +84,22 @@ __global__ void __launch_bounds__(128 * NWG + (FILL ? 128 : 0), 1)
     } else if (threadIdx.x % 128 == 0) {
       uint32_t n = 0;
       const char* src8 = reinterpret_cast<const char*>(src);  // 256 chunks, 4 MiB
-      for (int i = 0; i < 4; i++, n++) {
+      // copy n: chunk (7 b + n) % 256 of the source into slot n % 4, completing on its barrier
+      auto issue = [&](uint32_t c) {
+        int i = c % 4;
         ws_arrive_tx(fbar + 8 * i, FILL_CHUNK);
         asm volatile(
             "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
                 fill + i * FILL_CHUNK),
-            "l"(src8 + (size_t)((blockIdx.x * 7 + n) % 256) * FILL_CHUNK), "r"(FILL_CHUNK), "r"(fbar + 8 * i)
+            "l"(src8 + (size_t)((blockIdx.x * 7 + c) % 256) * FILL_CHUNK), "r"(FILL_CHUNK), "r"(fbar + 8 * i)
             : "memory");
-      }
-      for (;; n++) {
-        int i = n % 4;
-        ws_wait(fbar + 8 * i, ((n / 4) - 1) & 1);
+      };
+      for (; n < 4; n++) issue(n);
+      for (;; n++) {  // wait for copy n - 4, then reuse its slot for copy n
+        ws_wait(fbar + 8 * (n % 4), ((n / 4) - 1) & 1);
         bytes += FILL_CHUNK;
         if (done) break;
-        ws_arrive_tx(fbar + 8 * i, FILL_CHUNK);
-        asm volatile(
-            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                fill + i * FILL_CHUNK),
-            "l"(src8 + (size_t)((blockIdx.x * 7 + n) % 256) * FILL_CHUNK), "r"(FILL_CHUNK), "r"(fbar + 8 * i)
-            : "memory");
+        issue(n);
       }
       for (int j = 1; j < 4; j++) ws_wait(fbar + 8 * ((n + j) % 4), ((n + j) / 4 - 1) & 1);
     }
@@ -173,8 +170,9 @@ static int reps() {
   return e != nullptr && std::atoi(e) > 0 ? std::atoi(e) : 5;
 }
 
+// Times one configuration, prints its row and returns its TFLOP/s (ref <= 0: it is the reference).
 template <int NWG, int MODE, int FILL = 0>
-static void run(const char* name, int sms, int iters, float* sink, long long* cyc, const uint4* src,
+static double run(const char* name, int sms, int iters, float* sink, long long* cyc, const uint4* src,
                 long long* filled, double ref) {
   auto k = rate_kernel<NWG, MODE, FILL>;
   int smem = rate_smem(NWG, FILL), threads = 128 * NWG + (FILL ? 128 : 0);
@@ -214,7 +212,8 @@ static void run(const char* name, int sms, int iters, float* sink, long long* cy
   }
   std::printf("| %d | %s | %.3f (%.3f-%.3f) | %.0f | %.0f | %.1f%% | %s | %d%% |\n", NWG, name, ms[ms.size() / 2],
               ms.front(), ms.back(), tflops, perClk, 100 * perClk / 2048, fill.c_str(),
-              (int)(100 * tflops / ref + 0.5));
+              (int)(100 * tflops / (ref > 0 ? ref : tflops) + 0.5));
+  return tflops;
 }
 
 int main(int argc, char** argv) {
@@ -238,30 +237,9 @@ int main(int argc, char** argv) {
       "| warpgroups issuing | mode | ms (min-max) | TFLOP/s | FMA per SM clock (median "
       "warpgroup) | of 2,048 | fill bytes per SM clock | of the first row's TFLOP/s |\n"
       "|---|---|---|---|---|---|---|---|\n");
-  // the reference row first: two warpgroups, the cooperative tile's issue
-  double ref = 0;
-  {
-    auto k = rate_kernel<2, 0>;
-    CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, rate_smem(2)));
-    k<<<sms, 256, rate_smem(2)>>>(iters / 10, sink, cyc, src, filled);
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int r = 0; r < reps(); r++) {
-      CK(cudaEventRecord(a));
-      k<<<sms, 256, rate_smem(2)>>>(iters, sink, cyc, src, filled);
-      CK(cudaEventRecord(b));
-      CK(cudaEventSynchronize(b));
-      float t;
-      CK(cudaEventElapsedTime(&t, a, b));
-      ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    ref = 2.0 * sms * 2 * iters * 4.0 * 64 * 256 * 16 / (ms[ms.size() / 2] * 1e-3) / 1e12;
-  }
+  double ref = 0;  // the first row (two warpgroups, the cooperative tile's issue) is the reference
 #define RUN(N, M, F, name) run<N, M, F>(name, sms, iters, sink, cyc, src, filled, ref)
-  RUN(2, 0, 0, "n256");
+  ref = RUN(2, 0, 0, "n256");
   RUN(1, 0, 0, "n256");
   RUN(1, 1, 0, "2xn128");
   RUN(1, 2, 0, "n256w0");
