@@ -10,9 +10,11 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
-src="$(cd ../.. && pwd)/kernels/lab/moe/wgmma_rate.cu"
+src=""  # the checkout's lab source: the staged folder sits somewhere under the checkout
+for up in .. ../.. ../../..; do [ -f "$up/kernels/lab/moe/wgmma_rate.cu" ] && src="$up/kernels/lab/moe/wgmma_rate.cu" && break; done
 bin="${WGMMA_RATE:-/tmp/mt/wgmma_rate}"
 if [ ! -x "$bin" ]; then
+  [ -n "$src" ] || { echo "no kernels/lab/moe/wgmma_rate.cu above $(pwd): stage under the checkout or set WGMMA_RATE"; exit 2; }
   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -o "$bin" "$src" > "$OUT/wgmma-rate-build.txt" 2>&1 \
     || { echo "wgmma_rate build failed"; tail -5 "$OUT/wgmma-rate-build.txt"; }
 fi

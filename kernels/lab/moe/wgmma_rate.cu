@@ -14,7 +14,7 @@
 //   n256     one m64n256k16 accumulator chain (the cooperative 128 x 256 tile's half; variant 27)
 //   2xn128   two m64n128k16 chains over 64-row halves of a 128 x 128 tile (variant 28)
 //   n256w0   n256 waiting for each step's own group (wgmma.wait_group 0) before the next
-// and, beside two warpgroups of n256, a third warpgroup filling other shared memory the whole time
+// and, beside the wgmma warpgroups, one more warpgroup filling other shared memory the whole time
 // (the share of the SM's shared-memory bandwidth the stages' fills take in a real kernel):
 //   +st      its 128 threads storing 16 bytes each per instruction (st.shared.v4), nonstop
 //   +tma     one thread keeping four 16 KiB bulk copies (cp.async.bulk, global -> shared, from a
@@ -109,11 +109,12 @@ __global__ void __launch_bounds__(128 * NWG + (FILL ? 128 : 0), 1)
   uint32_t sA = s0 + wg * 2 * A_TILE, sB = s0 + NWG * 2 * A_TILE;
   uint64_t da0 = wg_desc(sA, 16, 1024), da1 = wg_desc(sA + A_TILE, 16, 1024);
   uint64_t db = wg_desc(sB, 16, 1024);
-  float d0[MODE == 1 ? 64 : 128], d1[64];
+  constexpr int N0 = MODE == 1 ? 64 : 128, N1 = MODE == 1 ? 64 : 1;  // d1: the second chain
+  float d0[N0], d1[N1];
 #pragma unroll
-  for (int i = 0; i < (MODE == 1 ? 64 : 128); i++) d0[i] = 0.f;
+  for (int i = 0; i < N0; i++) d0[i] = 0.f;
 #pragma unroll
-  for (int i = 0; i < 64; i++) d1[i] = 0.f;
+  for (int i = 0; i < N1; i++) d1[i] = 0.f;
   long long t0 = clock64();
   for (int it = 0; it < iters; it++) {
     wg_fence_acc(d0);
@@ -143,9 +144,9 @@ __global__ void __launch_bounds__(128 * NWG + (FILL ? 128 : 0), 1)
   long long t1 = clock64();
   float s = 0.f;
 #pragma unroll
-  for (int i = 0; i < (MODE == 1 ? 64 : 128); i++) s += d0[i];
+  for (int i = 0; i < N0; i++) s += d0[i];
 #pragma unroll
-  for (int i = 0; i < 64; i++) s += d1[i];
+  for (int i = 0; i < N1; i++) s += d1[i];
   if (s == 12345.f) sink[threadIdx.x] = s;  // keeps the products alive
   if (threadIdx.x % 128 == 0) cyc[blockIdx.x * NWG + wg] = t1 - t0;
   if (FILL) {
