@@ -10,8 +10,22 @@ OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
 java=/tmp/mt/jre/bin/java
 cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
+# CLOCKS=1: the SM clock, power and throttle reasons every 100 ms beside the bench ($OUT/clocks.csv),
+# and the bench's lines stamped with the time they were printed, to read which stretch ran at what clock
+if [ "${CLOCKS:-0}" = 1 ]; then
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_event_reasons.active \
+    --format=csv,noheader -lms 100 > "$OUT/clocks.csv" 2>&1 &
+  smi=$!
+fi
 MOE_BENCH_V2=0 MOE_BENCH_BREAKDOWN=1 timeout -k 5 "${BENCH_LIMIT:-150}" \
   "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
-  ${BENCH_ARGS:-} > "$OUT/moe-breakdown.log" 2>&1
-echo "bench exit $?"
-grep -E "^MOETUNE|^\||rror|xception" "$OUT/moe-breakdown.log" | head -150
+  ${BENCH_ARGS:-} 2>&1 | while IFS= read -r l; do printf '%s %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$l"; done \
+  | if [ "${CLOCKS:-0}" = 1 ]; then cat; else cut -d' ' -f2-; fi > "$OUT/moe-breakdown.log"
+echo "bench exit ${PIPESTATUS[0]}"
+if [ "${CLOCKS:-0}" = 1 ]; then
+  kill "$smi" 2>/dev/null
+  # clocks while the GPU was busy (over 250 W), in bands
+  awk -F', ' '$3+0 > 250 { n++; c[int($2/50)*50]++ } END { for (k in c) printf "sm clock %d-%d MHz: %d%% of %d busy samples\n", k, k+49, 100*c[k]/n, n }' \
+    "$OUT/clocks.csv" | sort -n -k3
+fi
+grep -E "^([0-9:.]+ )?(MOETUNE|\||.*rror|.*xception)" "$OUT/moe-breakdown.log" | head -150
