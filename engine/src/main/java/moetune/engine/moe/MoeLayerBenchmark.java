@@ -105,10 +105,20 @@ public final class MoeLayerBenchmark {
 
   /**
    * One op of the layer's forward+backward in a breakdown: a label (the Backend method, with the
-   * product it computes for the six grouped products), its median device time and the median time
-   * the device sat idle just before it (the host queuing it).
+   * product it computes for the six grouped products), its median device time in calls that each
+   * start on an idle device (ms), its median over calls queued back to back (backToBackMs: the
+   * device busy throughout, its clock where the timed table's runs are), the median time the device
+   * sat idle just before it (the host queuing it), and for a product the back-to-back median of the
+   * dense cuBLAS GEMM of the same FLOPs (twinMs: (M, D) x (D, 2F) for fwd1, dW1 and dX1, (M, F) x
+   * (F, D) for fwd2, dW2 and dX2; NaN for the other ops).
    */
-  public record OpTime(String label, double ms, double idleBeforeMs, boolean product) {}
+  public record OpTime(
+      String label,
+      double ms,
+      double backToBackMs,
+      double idleBeforeMs,
+      boolean product,
+      double twinMs) {}
 
   /**
    * Where one forward+backward of the layer spends its device time, op by op in queue order;
@@ -125,11 +135,28 @@ public final class MoeLayerBenchmark {
       int backToBackCalls,
       double hostQueueMs) {
     public double productsMs() {
-      return ops.stream().filter(OpTime::product).mapToDouble(OpTime::ms).sum();
+      return sum(true, OpTime::ms);
     }
 
     public double otherOpsMs() {
-      return ops.stream().filter(o -> !o.product()).mapToDouble(OpTime::ms).sum();
+      return sum(false, OpTime::ms);
+    }
+
+    /** The six products back to back, and their dense twins back to back. */
+    public double productsBackToBackMs() {
+      return sum(true, OpTime::backToBackMs);
+    }
+
+    public double twinsMs() {
+      return sum(true, OpTime::twinMs);
+    }
+
+    public double otherOpsBackToBackMs() {
+      return sum(false, OpTime::backToBackMs);
+    }
+
+    private double sum(boolean products, java.util.function.ToDoubleFunction<OpTime> f) {
+      return ops.stream().filter(o -> o.product() == products).mapToDouble(f).sum();
     }
 
     /** Device idle between ops and after the last one (launch gaps, host work). */
@@ -150,7 +177,9 @@ public final class MoeLayerBenchmark {
 
   /**
    * Times every backend op of one forward+backward (routing included) with events on the device's
-   * queue ({@link OpProfiler}), {@code repeats} times after a warm-up; per op the median.
+   * queue ({@link OpProfiler}), {@code repeats} times after a warm-up, each call on an idle device;
+   * then as many calls back to back as the timed table's stretch, still stamped, and the dense pair
+   * the same way; per op the medians.
    */
   public static Breakdown breakdown(Backend g, Shape s, int repeats) {
     return breakdown(g, s, repeats, DType.BF16);
@@ -169,32 +198,48 @@ public final class MoeLayerBenchmark {
         runs.add(p.end());
       }
       List<OpProfiler.Op> first = runs.get(0).sequence();
+      int n = first.size();
+      double[] total = runs.stream().mapToDouble(OpProfiler.Breakdown::totalMs).toArray();
+      // as many calls as the timed table's stretch (at least MIN_TIMED_MS)
+      int calls = callsFor(median(total), repeats);
+      // the same calls queued back to back, still stamped around every op
+      p.begin();
+      for (int i = 0; i < calls; i++) layer.forwardBackward.run();
+      List<OpProfiler.Op> busy = p.end().sequence();
+      if (busy.size() != calls * n) {
+        throw new IllegalStateException(
+            "the layer queued " + busy.size() + " ops in " + calls + " calls, not " + n + " each");
+      }
+      double[] twins = denseTwins(p, s, dtype, calls);
       List<OpTime> ops = new ArrayList<>();
       int s2s = 0, xty = 0;
-      for (int k = 0; k < first.size(); k++) {
+      for (int k = 0; k < n; k++) {
         String name = first.get(k).name();
-        double[] ms = new double[repeats], idle = new double[repeats];
+        double[] ms = new double[repeats], idle = new double[repeats], b2b = new double[calls];
         for (int i = 0; i < repeats; i++) {
           OpProfiler.Op o = runs.get(i).sequence().get(k);
           ms[i] = o.ms();
           idle[i] = o.idleBeforeMs();
         }
-        String label = name;
-        boolean product = false;
+        for (int c = 0; c < calls; c++) b2b[c] = busy.get(c * n + k).ms();
+        String label = name, what = null;
         if (name.startsWith("scatter2scatter") && s2s < S2S_LABELS.size()) {
           // scatter2scatterSwiglu (fwd1) and scatter2scatterSwigluBackward (dX2) run a product
           // with SwiGLU (and the gates) in its epilogue: counted as that product
-          label = name + " " + S2S_LABELS.get(s2s++) + S2S_FUSED.getOrDefault(name, "");
-          product = true;
+          what = S2S_LABELS.get(s2s++);
+          label = name + " " + what + S2S_FUSED.getOrDefault(name, "");
         } else if (name.equals("groupXtY") && xty < XTY_LABELS.size()) {
-          label = name + " " + XTY_LABELS.get(xty++);
-          product = true;
+          what = XTY_LABELS.get(xty++);
+          label = name + " " + what;
         }
-        ops.add(new OpTime(label, median(ms), median(idle), product));
+        // fwd1, dW1 and dX1 have the FLOPs of (M, D) x (D, 2F); fwd2, dW2 and dX2 those of (M, F)
+        // x (F, D)
+        double twin =
+            what == null
+                ? Double.NaN
+                : what.substring(0, what.indexOf(' ')).endsWith("1") ? twins[0] : twins[1];
+        ops.add(new OpTime(label, median(ms), median(b2b), median(idle), what != null, twin));
       }
-      double[] total = runs.stream().mapToDouble(OpProfiler.Breakdown::totalMs).toArray();
-      // as many calls as the timed table's stretch (at least MIN_TIMED_MS)
-      int calls = callsFor(median(total), repeats);
       double backToBack, hostQueue;
       try (QueueClock clock = g.newQueueClock()) {
         clock.stamp();
@@ -210,30 +255,56 @@ public final class MoeLayerBenchmark {
     }
   }
 
-  /** The breakdown as a markdown table with the products, other ops and idle time summed last. */
+  /**
+   * The breakdown as a markdown table with the products, other ops and idle time summed last; per
+   * product its back-to-back time next to its dense twin's (the same FLOPs by cuBLAS, back to back
+   * in the same run) and the ratio, so each product is read against dense at the clock the timed
+   * table runs at (a call that starts on an idle device runs faster, more so the shorter it is).
+   */
   public static String breakdownTable(Breakdown b, Timing denseForwardBackward) {
     StringBuilder t = new StringBuilder();
-    t.append("| ").append(b.shape()).append(": op | ms | % of layer | idle before ms |\n");
-    t.append("|---|---|---|---|\n");
+    t.append("| ")
+        .append(b.shape())
+        .append(
+            ": op | ms | % of layer | idle before ms | ms back to back | dense twin ms back to back"
+                + " | x twin |\n");
+    t.append("|---|---|---|---|---|---|---|\n");
     for (OpTime o : b.ops()) {
       t.append(
           String.format(
               Locale.ROOT,
-              "| %s | %.3f | %.1f | %.3f |%n",
+              "| %s | %.3f | %.1f | %.3f | %.3f | %s |%n",
               o.label(),
               o.ms(),
               100 * o.ms() / b.totalMs(),
-              o.idleBeforeMs()));
+              o.idleBeforeMs(),
+              o.backToBackMs(),
+              twin(o.backToBackMs(), o.twinMs())));
     }
-    t.append(sumRow("the six products", b.productsMs(), b.totalMs()));
-    t.append(sumRow("other ops", b.otherOpsMs(), b.totalMs()));
-    t.append(sumRow("device idle (gaps)", b.idleMs(), b.totalMs()));
-    t.append(sumRow("layer fwd+bwd (profiled)", b.totalMs(), b.totalMs()));
+    t.append(
+        sumRow(
+            "the six products",
+            b.productsMs(),
+            b.totalMs(),
+            b.productsBackToBackMs(),
+            twin(b.productsBackToBackMs(), b.twinsMs())));
+    t.append(
+        sumRow(
+            "other ops",
+            b.otherOpsMs(),
+            b.totalMs(),
+            b.otherOpsBackToBackMs(),
+            twin(0, Double.NaN)));
+    t.append(
+        sumRow("device idle (gaps)", b.idleMs(), b.totalMs(), Double.NaN, twin(0, Double.NaN)));
+    t.append(
+        sumRow(
+            "layer fwd+bwd (profiled)", b.totalMs(), b.totalMs(), Double.NaN, twin(0, Double.NaN)));
     t.append(
         String.format(
             Locale.ROOT,
             "| layer fwd+bwd back to back (device clock, %d calls, no stamps between; the host"
-                + " queued a call in %.3f ms) | %.3f | %.1f | |%n",
+                + " queued a call in %.3f ms) | %.3f | %.1f | | | | |%n",
             b.backToBackCalls(),
             b.hostQueueMs(),
             b.backToBackMs(),
@@ -242,7 +313,7 @@ public final class MoeLayerBenchmark {
       t.append(
           String.format(
               Locale.ROOT,
-              "| dense fwd+bwd (same run) | %.3f | products %.2fx, layer %.2fx dense | |%n",
+              "| dense fwd+bwd (same run) | %.3f | products %.2fx, layer %.2fx dense | | | | |%n",
               denseForwardBackward.median(),
               b.productsMs() / denseForwardBackward.median(),
               b.totalMs() / denseForwardBackward.median()));
@@ -250,8 +321,22 @@ public final class MoeLayerBenchmark {
     return t.toString();
   }
 
-  private static String sumRow(String what, double ms, double total) {
-    return String.format(Locale.ROOT, "| **%s** | %.3f | %.1f | |%n", what, ms, 100 * ms / total);
+  /** The twin's two cells: its ms and the op's ratio to it, or two blanks for no twin. */
+  private static String twin(double ms, double twinMs) {
+    return Double.isNaN(twinMs)
+        ? " | "
+        : String.format(Locale.ROOT, "%.3f | %.2f", twinMs, ms / twinMs);
+  }
+
+  private static String sumRow(String what, double ms, double total, double b2b, String twin) {
+    return String.format(
+        Locale.ROOT,
+        "| **%s** | %.3f | %.1f | | %s | %s |%n",
+        what,
+        ms,
+        100 * ms / total,
+        Double.isNaN(b2b) ? "" : String.format(Locale.ROOT, "%.3f", b2b),
+        twin);
   }
 
   private static double median(double[] v) {
@@ -301,31 +386,71 @@ public final class MoeLayerBenchmark {
     }
   }
 
-  /** Two cuBLAS GEMMs of the layer's forward FLOPs: (M, D) x (D, 2F) and (M, F) x (F, D). */
+  /**
+   * The dense reference's operands: (M, D) x (D, 2F) -> (M, 2F) and (M, F) x (F, D) -> (M, D), the
+   * two cuBLAS GEMMs of the layer's forward FLOPs.
+   */
+  private record DensePair(Tensor a1, Tensor b1, Tensor c1, Tensor a2, Tensor b2, Tensor c2)
+      implements AutoCloseable {
+    static DensePair of(Backend g, Random rnd, DType dtype, long m, int d, int f) {
+      return new DensePair(
+          rand(g, rnd, dtype, 1, m, d),
+          rand(g, rnd, dtype, 0.02, d, 2L * f),
+          g.empty(dtype, m, 2L * f),
+          rand(g, rnd, dtype, 1, m, f),
+          rand(g, rnd, dtype, 0.02, f, d),
+          g.empty(dtype, m, d));
+    }
+
+    void run(Backend g) {
+      g.matmul(a1, false, b1, false, c1, 1, 0);
+      g.matmul(a2, false, b2, false, c2, 1, 0);
+    }
+
+    @Override
+    public void close() {
+      for (Tensor t : new Tensor[] {a1, b1, c1, a2, b2, c2}) {
+        t.close();
+      }
+    }
+  }
+
   private static Timing[] dense(Backend g, Random rnd, long m, int d, int f, int reps, int iters) {
-    try (Tensor a1 = rand(g, rnd, 1, m, d);
-        Tensor b1 = rand(g, rnd, 0.02, d, 2L * f);
-        Tensor c1 = g.empty(DType.BF16, m, 2L * f);
-        Tensor a2 = rand(g, rnd, 1, m, f);
-        Tensor b2 = rand(g, rnd, 0.02, f, d);
-        Tensor c2 = g.empty(DType.BF16, m, d)) {
-      Runnable pair =
-          () -> {
-            g.matmul(a1, false, b1, false, c1, 1, 0);
-            g.matmul(a2, false, b2, false, c2, 1, 0);
-          };
-      Timing fw = time(g, pair, reps, iters);
+    try (DensePair pair = DensePair.of(g, rnd, DType.BF16, m, d, f)) {
+      Timing fw = time(g, () -> pair.run(g), reps, iters);
       Timing fb =
           time(
               g,
               () -> {
-                pair.run();
-                pair.run();
-                pair.run();
+                pair.run(g);
+                pair.run(g);
+                pair.run(g);
               },
               reps,
               iters);
       return new Timing[] {fw, fb};
+    }
+  }
+
+  /**
+   * The dense pair queued back to back three times a call for {@code calls} calls, as the dense
+   * fwd+bwd runs it, stamped around each GEMM: the median ms of the first and of the second.
+   */
+  private static double[] denseTwins(OpProfiler p, Shape s, DType dtype, int calls) {
+    Backend g = p.backend();
+    long m = (long) s.tokens() * s.topk();
+    try (DensePair pair = DensePair.of(g, new Random(2), dtype, m, s.hidden(), s.ffn())) {
+      pair.run(g);
+      g.synchronize();
+      p.begin();
+      for (int i = 0; i < 3 * calls; i++) pair.run(g);
+      List<OpProfiler.Op> ops = p.end().sequence();
+      double[] first = new double[3 * calls], second = new double[3 * calls];
+      for (int i = 0; i < 3 * calls; i++) {
+        first[i] = ops.get(2 * i).ms();
+        second[i] = ops.get(2 * i + 1).ms();
+      }
+      return new double[] {median(first), median(second)};
     }
   }
 

@@ -32,8 +32,12 @@ class MoeLayerBenchmarkTest {
       assertTrue(names.contains("group"), names.toString());
       assertTrue(names.contains("combine"), names.toString());
       for (MoeLayerBenchmark.OpTime o : b.ops()) {
-        assertTrue(o.ms() >= 0 && o.idleBeforeMs() >= 0, o.toString());
+        assertTrue(o.ms() >= 0 && o.idleBeforeMs() >= 0 && o.backToBackMs() >= 0, o.toString());
+        // a product's dense twin was timed (a GEMM of its FLOPs); the other ops have none
+        assertEquals(o.product(), o.twinMs() > 0, o.toString());
+        assertEquals(!o.product(), Double.isNaN(o.twinMs()), o.toString());
       }
+      assertTrue(b.productsBackToBackMs() > 0 && b.twinsMs() > 0, b.toString());
       assertTrue(b.productsMs() > 0 && b.otherOpsMs() > 0, b.toString());
       // medians per op need not add up to the median total exactly, but they cannot exceed it by
       // more than the spread of a tiny CPU layer
@@ -44,6 +48,10 @@ class MoeLayerBenchmarkTest {
       String table = MoeLayerBenchmark.breakdownTable(b, null);
       assertTrue(table.contains("| **the six products** |"), table);
       assertTrue(table.contains("| layer fwd+bwd back to back (device clock"), table);
+      assertTrue(
+          table.contains("| ms back to back | dense twin ms back to back | x twin |"), table);
+      // every row has the header's seven cells (and the empty ends of the split)
+      table.lines().forEach(l -> assertEquals(9, l.split("\\|", -1).length, l));
       assertEquals(b.ops().size() + 7, table.lines().count(), table);
     }
   }
