@@ -55,9 +55,6 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
 // trap, ptxas compiles the consumers' code within the 168 registers the kernel starts with, not
 // the 208 of setmaxnreg.inc (they fit; a build ending the waits in brkpt instead, which fails the
 // launch the same way and lets ptxas use the 208, timed the same: kernels/lab/moe, variant 21).
-// BK (variant 30): brkpt instead of trap, which fails the launch the same way (an illegal
-// instruction) but lets ptxas give the consumers the registers of setmaxnreg.inc.
-template <bool BK = false>
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   uint64_t start = 0;
@@ -74,11 +71,7 @@ __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
     if (start == 0) {
       start = now;
     } else if (now - start > 20000000000ull) {
-      if (BK) {
-        asm volatile("brkpt;\n");
-      } else {
-        __trap();
-      }
+      __trap();
     }
   }
 }
@@ -157,12 +150,12 @@ __device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
 
 // One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
 // the stage of the step before (prevS >= 0).
-template <int BN, int TA, int TB, bool CP, int CL = 1, bool BK = false>
+template <int BN, int TA, int TB, bool CP, int CL = 1>
 __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
                                            uint32_t parity, uint32_t prevEmpty, bool release) {
   constexpr int A_BYTES = WG_BM * WG_BK * 2;
   int wg = threadIdx.x / 128;
-  ws_wait<BK>(full, parity);
+  ws_wait(full, parity);
   if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
   uint32_t sB = sA + A_BYTES;
   uint64_t da = TA ? wg_desc(sA + wg * WG_SLAB, WG_SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
@@ -389,13 +382,9 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // Variant 15 (DB): six rounds of one 64 x 64 box each, alternating between the two 8 KiB halves
 // of the buffer, so a round waits only for the store two rounds back (wait_group.read 1), not for
 // the one just issued. Same values.
-// Variant 31 (SM, with DB): each round's 16 values a thread leave for shared memory by four
-// stmatrix .x4 (the accumulator fragment's own layout, as variant 16) instead of sixteen 4-byte
-// st.shared; the same addresses in the box's 128-byte swizzle, the same values.
-template <int BN, bool DB = false, bool SM = false>
+template <int BN, bool DB = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
-  static_assert(!SM || DB, "variant 31 stores variant 15's rounds");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
   uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
@@ -414,48 +403,28 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
       }
     }
     ws_bar_wg(1 + wg);
-    // round value t of accumulator pair (row rr0 + 8 hh, column pair j): the gate half of h, the up
-    // half, a
-    auto value = [&](int hh, int j) {
-      if (t == 0) return __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-      if (t == 1)
-        return __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
-      float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
-      float2 u = __bfloat1622float2(
-          __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
-      return __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
-    };
-    if constexpr (SM) {
-      // stmatrix .x4: lanes 8 m .. 8 m + 7 give the rows of matrix m = (rows 8 (m & 1) .. of the
-      // warp's 16, chunk m / 2 of the pair jj, jj + 1), registers {rr0, jj}, {rr0 + 8, jj},
-      // {rr0, jj + 1}, {rr0 + 8, jj + 1} (ws_s2s_epilogue_st's mapping)
-      int mr = ((tid & 127) / 32) * 16 + (lane & 7) + 8 * ((lane >> 3) & 1), mc = lane >> 4;
-      uint32_t box = buf + (j0 / 8) * WG_SLAB;
 #pragma unroll
-      for (int jj = 0; jj < 8; jj += 2) {
-        __nv_bfloat162 v0 = value(0, j0 + jj), v1 = value(1, j0 + jj), v2 = value(0, j0 + jj + 1),
-                       v3 = value(1, j0 + jj + 1);
-        asm volatile(
-            "stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
-                box + wg_swz(mr, jj + mc)),
-            "r"(*reinterpret_cast<uint32_t*>(&v0)), "r"(*reinterpret_cast<uint32_t*>(&v1)),
-            "r"(*reinterpret_cast<uint32_t*>(&v2)), "r"(*reinterpret_cast<uint32_t*>(&v3))
-            : "memory");
-      }
-    } else {
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
 #pragma unroll
-      for (int hh = 0; hh < 2; hh++) {
-        int rr = rr0 + 8 * hh;
-#pragma unroll
-        for (int jj = 0; jj < PAIRS; jj++) {
-          int j = j0 + jj;
-          __nv_bfloat162 v = value(hh, j);
-          // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
-          uint32_t addr = buf + (j / 8) * WG_SLAB + wg_swz(rr, j % 8) + 4 * (lane & 3);
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
-                       "r"(*reinterpret_cast<uint32_t*>(&v))
-                       : "memory");
+      for (int jj = 0; jj < PAIRS; jj++) {
+        int j = j0 + jj;
+        __nv_bfloat162 v;
+        if (t == 0) {
+          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+        } else if (t == 1) {
+          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+        } else {
+          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+          float2 u = __bfloat1622float2(
+              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
+          v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
         }
+        // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
+        uint32_t addr = buf + (j / 8) * WG_SLAB + wg_swz(rr, j % 8) + 4 * (lane & 3);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
+                     "r"(*reinterpret_cast<uint32_t*>(&v))
+                     : "memory");
       }
     }
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
@@ -560,7 +529,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // volatile asm, so a pair's loads could not move above the previous pair's stores and every pair's
 // math (about 30 dependent instructions, two MUFU) ran one after the other. The same operations on
 // the same values in the same order (the dot too): dH and the partial dots bit for bit.
-template <int BN, bool DB = false, int BATCH = 0>
+template <int BN, bool DB = false, bool B4 = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -584,40 +553,35 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
     uint32_t buf = Rd::buf(out, wg, q);
     // DB: the next round's load flies during this one (round 0's came in the main loop)
     if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
-    ws_wait<BATCH == 2>(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
-    // NB pairs of HS rows at a time: their h loads, then their math, then their dH stores (variant
-    // 30: both rows' CH pairs; variant 25: one row's CH pairs; variant 13: one pair)
-    constexpr int HS = BATCH == 2 ? 2 : 1, NB = BATCH >= 1 ? CH : 1;
+    ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
-    for (int h0 = 0; h0 < 2; h0 += HS) {
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+      // NB pairs at a time: their h loads, then their math, then their dH stores (variant 25:
+      // the row's CH pairs; variant 13: one)
+      constexpr int NB = B4 ? CH : 1;
 #pragma unroll
       for (int j0 = 0; j0 < CH; j0 += NB) {
-        uint32_t g2[HS][NB], u2[HS][NB], dg2[HS][NB], du2[HS][NB];
+        uint32_t g2[NB], u2[NB], dg2[NB], du2[NB];
 #pragma unroll
-        for (int hs = 0; hs < HS; hs++)
+        for (int i = 0; i < NB; i++) {
+          // column 8 (j0 + i) + 2 (lane & 3) of the round: 16-byte chunk j0 + i of row rr
+          uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
+          asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
+        }
 #pragma unroll
-          for (int i = 0; i < NB; i++) {
-            // column 8 (j0 + i) + 2 (lane & 3) of the round: 16-byte chunk j0 + i of row rr
-            uint32_t ga = buf + swz(rr0 + 8 * (h0 + hs), j0 + i) + 4 * (lane & 3), ua = ga + BOX;
-            asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[hs][i]) : "r"(ga) : "memory");
-            asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[hs][i]) : "r"(ua) : "memory");
-          }
+        for (int i = 0; i < NB; i++) {
+          int j = CH * q + j0 + i;
+          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
+                          dot[hh], dg2[i], du2[i]);
+        }
 #pragma unroll
-        for (int hs = 0; hs < HS; hs++)
-#pragma unroll
-          for (int i = 0; i < NB; i++) {
-            int j = CH * q + j0 + i, hh = h0 + hs;
-            ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[hs][i], u2[hs][i],
-                            gate[hh], dot[hh], dg2[hs][i], du2[hs][i]);
-          }
-#pragma unroll
-        for (int hs = 0; hs < HS; hs++)
-#pragma unroll
-          for (int i = 0; i < NB; i++) {
-            uint32_t ga = buf + swz(rr0 + 8 * (h0 + hs), j0 + i) + 4 * (lane & 3), ua = ga + BOX;
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[hs][i]) : "memory");
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[hs][i]) : "memory");
-          }
+        for (int i = 0; i < NB; i++) {
+          uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[i]) : "memory");
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[i]) : "memory");
+        }
       }
     }
     if (rows == 64) {
@@ -727,7 +691,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, int GB = 0, bool V31 = false>
+          bool V13 = false, bool ST = false, bool V25 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -743,9 +707,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
-  // variants 30 and 31: the waits end in brkpt (ws_wait BK), so the consumers compile within the
-  // registers of setmaxnreg.inc (with the trap they spill)
-  constexpr bool BK = GB == 2 || V31;
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -798,7 +759,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES;
         uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
-        ws_wait<BK>(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
+        ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = kt * WG_BK;
         if (pt == 0) {
           ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
@@ -849,7 +810,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
-        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL, BK>(d, smem + s * STAGE, bars + 8 * s,
+        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
       }
@@ -862,13 +823,13 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       }
       if constexpr (GLU == 1) {
         if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN, V13, V31>(d, tl, smem + STAGES * STAGE, glu, outDim);
+          ws_glu_fwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
           ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
         if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13, GB>(d, tl, smem + STAGES * STAGE, glu,
+          ws_glu_bwd_epilogue_tma<BN, V13, V25>(d, tl, smem + STAGES * STAGE, glu,
                                                 (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
@@ -1189,8 +1150,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13, V31)                                                                \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, 0, V31>(                           \
+#define WS_GLU_TMA_BODY(V13)                                                                     \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13>(                                          \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
@@ -1198,32 +1159,25 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, GB)                                                              \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, GB>(                             \
+#define WS_GLUBWD_TMA_BODY(V13, V25)                                                             \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25>(                             \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel11(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(false, false);
+  WS_GLU_TMA_BODY(false);
 }
 
 // Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
 // DB); same arguments, maps and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel15(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, false);
-}
-
-// Variant 31: kernel15 with each round's values written into the staging by stmatrix
-// (ws_glu_fwd_epilogue_tma SM); same arguments, maps, shared memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel31(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, true);
+  WS_GLU_TMA_BODY(true);
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, 0);
+  WS_GLUBWD_TMA_BODY(false, false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1232,7 +1186,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, 0);
+  WS_GLUBWD_TMA_BODY(true, false);
 }
 
 // Variant 25 (auto's dX2 from session 29): kernel13 with each row's round as all its loads, then
@@ -1240,13 +1194,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, 1);
-}
-
-// Variant 30: kernel25 with both of a thread's rows in one batch (ws_glu_bwd_epilogue_tma BATCH
-// 2: eight pairs' h loads, then their math, then their dH stores). Same arguments, maps, shared
-// memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel30(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, 2);
+  WS_GLUBWD_TMA_BODY(true, true);
 }

@@ -59,7 +59,7 @@ final class CudaScatterMoe {
    * other two products' bf16 tiles leaving through shared memory in full 128-byte row pieces
    * (variant 16) and group reading each token's row once (group_tokens_kernel); variant 2
    * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11, V15 and V16 keep earlier
-   * epilogues and V30 tries a later one, so one process can time them all.
+   * epilogues, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -105,19 +105,10 @@ final class CudaScatterMoe {
      * epilogue round loaded, computed and stored in turn) instead of variant 25 (the round's loads,
      * math and stores batched), the same values, so one process can time both.
      */
-    V16,
-    /**
-     * AUTO with the down product's dX by variant 30 (kernel30: each epilogue round's loads, math
-     * and stores batched over both of a thread's rows instead of one row at a time) and the first
-     * product by variant 31 (kernel31: each epilogue round written into the staging by stmatrix),
-     * both with the waits ending in brkpt so the consumers compile within setmaxnreg's registers;
-     * the same values, so one process can time them against AUTO's variants 25 and 15.
-     */
-    V30;
+    V16;
 
     /**
-     * AUTO, V10, V11, V15, V16 or V30: the family picked per product, falling back where TMA cannot
-     * run.
+     * AUTO, V10, V11, V15 or V16: the family picked per product, falling back where TMA cannot run.
      */
     boolean picked() {
       return generation() > 0;
@@ -137,7 +128,6 @@ final class CudaScatterMoe {
         case V15 -> 15;
         case V16 -> 16;
         case AUTO -> 25;
-        case V30 -> 30;
         default -> 0;
       };
     }
@@ -171,14 +161,12 @@ final class CudaScatterMoe {
         case "v11" -> V11;
         case "v15" -> V15;
         case "v16" -> V16;
-        case "v30" -> V30;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v30 (wgmma, Hopper"
-                    + " only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or v16 (wgmma, Hopper only)");
       };
     }
   }
@@ -244,7 +232,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V30 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16 -> Kernel.WS256R;
     };
   }
 
@@ -500,8 +488,7 @@ final class CudaScatterMoe {
       return false;
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
-    // (AUTO, V15): the same in six double-buffered rounds; variant 31 (V30): those rounds written
-    // into the staging by stmatrix
+    // (AUTO, V15): the same in six double-buffered rounds
     boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
@@ -519,9 +506,7 @@ final class CudaScatterMoe {
         v11
             ? b.kernel(
                     v15
-                        ? kernel.generation() >= 30
-                            ? "scatter2scatter_ws256_tg_glu_kernel31"
-                            : "scatter2scatter_ws256_tg_glu_kernel15"
+                        ? "scatter2scatter_ws256_tg_glu_kernel15"
                         : "scatter2scatter_ws256_tg_glu_kernel11")
                 .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
@@ -660,28 +645,24 @@ final class CudaScatterMoe {
 
   /**
    * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
-   * the double-buffered rounds, batched over both of a thread's rows (variant 30) in a family of
-   * generation 30 (V30), over one row (variant 25) from generation 25 (AUTO), one pair at a time
-   * (variant 13) before; else variant 11's.
+   * the double-buffered rounds, batched (variant 25) in a family of generation 25 (AUTO), one pair
+   * at a time (variant 13) before; else variant 11's.
    */
   static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : generation >= 30
-            ? "scatter2scatter_ws256_ng_glubwd_kernel30"
-            : generation >= 25
-                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                : "scatter2scatter_ws256_ng_glubwd_kernel13";
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
   /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
-    List<String> names = new ArrayList<>();
-    names.add(gluBackwardKernel(false, Kernel.AUTO.generation()));
-    for (Kernel k : new Kernel[] {Kernel.V16, Kernel.AUTO, Kernel.V30}) {
-      names.add(gluBackwardKernel(true, k.generation()));
-    }
-    return List.copyOf(names);
+    int before = Kernel.V16.generation(), now = Kernel.AUTO.generation();
+    return List.of(
+        gluBackwardKernel(false, now),
+        gluBackwardKernel(true, before),
+        gluBackwardKernel(true, now));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */
