@@ -17,15 +17,15 @@ if [ "${CLOCKS:-0}" = 1 ]; then
     --format=csv,noheader -lms 100 > "$OUT/clocks.csv" 2>&1 &
   smi=$!
 fi
+stamp() { if [ "${CLOCKS:-0}" = 1 ]; then while IFS= read -r l; do printf '%s %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$l"; done; else cat; fi; }
 MOE_BENCH_V2=0 MOE_BENCH_BREAKDOWN=1 timeout -k 5 "${BENCH_LIMIT:-150}" \
   "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
-  ${BENCH_ARGS:-} 2>&1 | while IFS= read -r l; do printf '%s %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$l"; done \
-  | if [ "${CLOCKS:-0}" = 1 ]; then cat; else cut -d' ' -f2-; fi > "$OUT/moe-breakdown.log"
+  ${BENCH_ARGS:-} 2>&1 | stamp > "$OUT/moe-breakdown.log"
 echo "bench exit ${PIPESTATUS[0]}"
 if [ "${CLOCKS:-0}" = 1 ]; then
   kill "$smi" 2>/dev/null
-  # clocks while the GPU was busy (over 250 W), in bands
-  awk -F', ' '$3+0 > 250 { n++; c[int($2/50)*50]++ } END { for (k in c) printf "sm clock %d-%d MHz: %d%% of %d busy samples\n", k, k+49, 100*c[k]/n, n }' \
-    "$OUT/clocks.csv" | sort -n -k3
+  # the clock and power per stretch of the log (tools/clock_stretches.py, copied beside this script)
+  python3 clock_stretches.py "$OUT/clocks.csv" "$OUT/moe-breakdown.log" \
+    || echo "clock_stretches.py: not beside $(pwd) (copy tools/clock_stretches.py here); raw samples in $OUT/clocks.csv"
 fi
 grep -E "^([0-9:.]+ )?(MOETUNE|\||.*rror|.*xception)" "$OUT/moe-breakdown.log" | head -150

@@ -165,15 +165,27 @@ public final class MoeLayerBenchmark {
     }
   }
 
+  /**
+   * One of the six grouped products: its label and its dense twin, the GEMM of the reference pair
+   * with its FLOPs (0: (M, D) x (D, 2F), as fwd1, dW1 and dX1; 1: (M, F) x (F, D), as fwd2, dW2 and
+   * dX2).
+   */
+  private record Product(String label, int twin) {}
+
   // the six grouped products of the layer in the order MoeMlp queues them
-  private static final List<String> S2S_LABELS =
-      List.of("fwd1 h = x W1^T", "fwd2 ye = a W2^T", "dX2 da = dy W2", "dX1 dx = dh W1");
+  private static final List<Product> S2S_PRODUCTS =
+      List.of(
+          new Product("fwd1 h = x W1^T", 0),
+          new Product("fwd2 ye = a W2^T", 1),
+          new Product("dX2 da = dy W2", 1),
+          new Product("dX1 dx = dh W1", 0));
   // what the fused calls do besides their product
   private static final Map<String, String> S2S_FUSED =
       Map.of(
           "scatter2scatterSwiglu", ", a = SwiGLU(h)",
           "scatter2scatterSwigluBackward", ", gates' grad, dh = SwiGLU'(g da)");
-  private static final List<String> XTY_LABELS = List.of("dW2 += dy^T a", "dW1 += dh^T x");
+  private static final List<Product> XTY_PRODUCTS =
+      List.of(new Product("dW2 += dy^T a", 1), new Product("dW1 += dh^T x", 0));
 
   /**
    * Times every backend op of one forward+backward (routing included) with events on the device's
@@ -222,23 +234,19 @@ public final class MoeLayerBenchmark {
           idle[i] = o.idleBeforeMs();
         }
         for (int c = 0; c < calls; c++) b2b[c] = busy.get(c * n + k).ms();
-        String label = name, what = null;
-        if (name.startsWith("scatter2scatter") && s2s < S2S_LABELS.size()) {
+        String label = name;
+        Product product = null;
+        if (name.startsWith("scatter2scatter") && s2s < S2S_PRODUCTS.size()) {
           // scatter2scatterSwiglu (fwd1) and scatter2scatterSwigluBackward (dX2) run a product
           // with SwiGLU (and the gates) in its epilogue: counted as that product
-          what = S2S_LABELS.get(s2s++);
-          label = name + " " + what + S2S_FUSED.getOrDefault(name, "");
-        } else if (name.equals("groupXtY") && xty < XTY_LABELS.size()) {
-          what = XTY_LABELS.get(xty++);
-          label = name + " " + what;
+          product = S2S_PRODUCTS.get(s2s++);
+          label = name + " " + product.label() + S2S_FUSED.getOrDefault(name, "");
+        } else if (name.equals("groupXtY") && xty < XTY_PRODUCTS.size()) {
+          product = XTY_PRODUCTS.get(xty++);
+          label = name + " " + product.label();
         }
-        // fwd1, dW1 and dX1 have the FLOPs of (M, D) x (D, 2F); fwd2, dW2 and dX2 those of (M, F)
-        // x (F, D)
-        double twin =
-            what == null
-                ? Double.NaN
-                : what.substring(0, what.indexOf(' ')).endsWith("1") ? twins[0] : twins[1];
-        ops.add(new OpTime(label, median(ms), median(b2b), median(idle), what != null, twin));
+        double twin = product == null ? Double.NaN : twins[product.twin()];
+        ops.add(new OpTime(label, median(ms), median(b2b), median(idle), product != null, twin));
       }
       double backToBack, hostQueue;
       try (QueueClock clock = g.newQueueClock()) {
@@ -288,18 +296,9 @@ public final class MoeLayerBenchmark {
             b.totalMs(),
             b.productsBackToBackMs(),
             twin(b.productsBackToBackMs(), b.twinsMs())));
-    t.append(
-        sumRow(
-            "other ops",
-            b.otherOpsMs(),
-            b.totalMs(),
-            b.otherOpsBackToBackMs(),
-            twin(0, Double.NaN)));
-    t.append(
-        sumRow("device idle (gaps)", b.idleMs(), b.totalMs(), Double.NaN, twin(0, Double.NaN)));
-    t.append(
-        sumRow(
-            "layer fwd+bwd (profiled)", b.totalMs(), b.totalMs(), Double.NaN, twin(0, Double.NaN)));
+    t.append(sumRow("other ops", b.otherOpsMs(), b.totalMs(), b.otherOpsBackToBackMs(), NO_TWIN));
+    t.append(sumRow("device idle (gaps)", b.idleMs(), b.totalMs(), Double.NaN, NO_TWIN));
+    t.append(sumRow("layer fwd+bwd (profiled)", b.totalMs(), b.totalMs(), Double.NaN, NO_TWIN));
     t.append(
         String.format(
             Locale.ROOT,
@@ -321,10 +320,12 @@ public final class MoeLayerBenchmark {
     return t.toString();
   }
 
+  private static final String NO_TWIN = " | ";
+
   /** The twin's two cells: its ms and the op's ratio to it, or two blanks for no twin. */
   private static String twin(double ms, double twinMs) {
     return Double.isNaN(twinMs)
-        ? " | "
+        ? NO_TWIN
         : String.format(Locale.ROOT, "%.3f | %.2f", twinMs, ms / twinMs);
   }
 

@@ -38,6 +38,15 @@ class MoeLayerBenchmarkTest {
         assertEquals(!o.product(), Double.isNaN(o.twinMs()), o.toString());
       }
       assertTrue(b.productsBackToBackMs() > 0 && b.twinsMs() > 0, b.toString());
+      // fwd1, dW1 and dX1 share the (M, D) x (D, 2F) twin; fwd2, dW2 and dX2 the (M, F) x (F, D)
+      java.util.Map<String, Double> twin = new java.util.HashMap<>();
+      b.ops().stream()
+          .filter(MoeLayerBenchmark.OpTime::product)
+          .forEach(o -> twin.put(o.label().split(" ")[1], o.twinMs()));
+      assertEquals(twin.get("fwd1"), twin.get("dW1"), twin.toString());
+      assertEquals(twin.get("fwd1"), twin.get("dX1"), twin.toString());
+      assertEquals(twin.get("fwd2"), twin.get("dW2"), twin.toString());
+      assertEquals(twin.get("fwd2"), twin.get("dX2"), twin.toString());
       assertTrue(b.productsMs() > 0 && b.otherOpsMs() > 0, b.toString());
       // medians per op need not add up to the median total exactly, but they cannot exceed it by
       // more than the spread of a tiny CPU layer
