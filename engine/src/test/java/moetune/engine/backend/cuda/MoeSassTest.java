@@ -70,7 +70,10 @@ class MoeSassTest {
                   "scatter2scatter_ws256_ng_st_kernel16",
                   "scatter2scatter_ws256_nc_st_kernel16",
                   // variant 25: variant 13's rounds batched
-                  "scatter2scatter_ws256_ng_glubwd_kernel25"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel25",
+                  // variant 35: the SwiGLU epilogues' sigmoid in flush-to-zero forms
+                  "scatter2scatter_ws256_tg_glu_kernel35",
+                  "scatter2scatter_ws256_ng_glubwd_kernel35"))
           .toList();
 
   @Test
@@ -110,12 +113,12 @@ class MoeSassTest {
       // variants 11, 13 and 15 write their full tiles (h and a; dH) by TMA store, variant 14 adds
       // its dW tiles by TMA reduction
       for (String k :
-          List.of(
-              "scatter2scatter_ws256_tg_glu_kernel11",
-              "scatter2scatter_ws256_ng_glubwd_kernel11",
-              "scatter2scatter_ws256_ng_glubwd_kernel13",
-              "scatter2scatter_ws256_ng_glubwd_kernel25",
-              "scatter2scatter_ws256_tg_glu_kernel15")) {
+          java.util.stream.Stream.concat(
+                  java.util.stream.Stream.of("scatter2scatter_ws256_tg_glu_kernel11"),
+                  java.util.stream.Stream.concat(
+                      CudaScatterMoe.gluForwardKernelNames().stream(),
+                      CudaScatterMoe.gluBackwardKernelNames().stream()))
+              .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
       assertTrue(
