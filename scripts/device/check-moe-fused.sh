@@ -6,7 +6,8 @@
 # (SASS=1), MoeLayerBench with the breakdown for the families in KERNELS (default ws256r, v10,
 # auto) in one process, then ncu (clocks not locked) of the kernels matching NCU_REGEX for the
 # families in NCU_KERNELS on the 1.5B shape. BUDGET caps the call (s); SELECT picks the tests,
-# SANITIZE=0 skips the sanitizers, NCU=0 skips ncu, BENCH_ARGS the shapes (T D F E k ...).
+# SANITIZE=0 skips the sanitizers, NCU=0 skips ncu, BENCH_ARGS the shapes (T D F E k ...), BENCH_S
+# the bench's seconds (default 240).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
@@ -30,7 +31,7 @@ if [ "${SASS:-0}" = 1 ] && command -v cuobjdump >/dev/null; then
       | grep -oE '\b(U[A-Z]{4,}|CCTL|PREFETCH|LDGSTS)[A-Z0-9._]*' | sort | uniq -c | tr -s ' \n' ' ')"
   done
 fi
-MOE_BENCH_KERNELS="${KERNELS:-ws256r,v10,auto}" BENCH_LIMIT="$(cap 240)" ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
+MOE_BENCH_KERNELS="${KERNELS:-ws256r,v10,auto}" BENCH_LIMIT="$(cap "${BENCH_S:-240}")" ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
 grep -vE "^\| (group|combine|router|flatten|---)" "$OUT/bench.txt" | tail -110
 . ./java-env.sh
 for fam in ${NCU_KERNELS:-ws256r auto}; do
