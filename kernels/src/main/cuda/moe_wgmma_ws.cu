@@ -440,6 +440,85 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   }
 }
 
+// Variant 39 (HL, GLU 1): variant 15's six rounds with the TMA stores issued by the producer
+// warpgroup's TMA thread (ws_hl_fwd_epilogue), as variant 37 does for dX2: in variant 15 the
+// leader waited for the store two rounds back and each round took two named barriers over the
+// warpgroup. Here a consumer warp waits on empty[wg][b] (the helper arrives once the store that
+// read buffer b has read it), writes its rows, fences them for the TMA unit and arrives on
+// written[wg][b] (lane 0 after __syncwarp, count 4); the helper waits for the four warps, stores
+// the box and releases the buffer one round later (wait_group.read 2: the round just issued may
+// still read). Each buffer is used three times a full tile, so both sides keep the full tiles'
+// count's parity (k). Barriers after the staging: empty[w][b] then written[w][b], 64 bytes.
+__device__ __forceinline__ void ws_store_wait_read2() {  // all but the latest two groups have read
+  asm volatile("cp.async.bulk.wait_group.read 2;\n" ::: "memory");
+}
+__device__ __forceinline__ uint32_t ws_hl_fwd_bar(uint32_t out, int w, int b, bool written) {
+  return out + WS_GLU_OUT_BYTES + 8 * ((written ? 4 : 0) + 2 * w + b);
+}
+// the helper: a full tile's six rounds, both warpgroups; k the parity of the full tiles before it
+template <int BN>
+__device__ __forceinline__ void ws_hl_fwd_epilogue(const MoeTile& tl, uint32_t out, const WsGlu& glu,
+                                                   int F, uint32_t k) {
+#pragma unroll 1
+  for (int q = 0; q < 6; q++) {
+    int t = q / 2, b = q & 1;  // t: the gate half of h, the up half, a; b: the buffer (64-col box)
+#pragma unroll 1
+    for (int w = 0; w < 2; w++) {
+      ws_wait(ws_hl_fwd_bar(out, w, b, true), (k + q / 2) & 1);
+      const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
+      ws_tma_store2(tm, out + w * (WS_GLU_OUT_BYTES / 2) + b * WG_SLAB,
+                    tl.n0 + (t == 1 ? F : 0) + 64 * b, tl.rStart + 64 * w);
+      ws_store_commit();
+    }
+    if (q > 0) {  // the previous round's two stores have read their buffers
+      ws_store_wait_read2();
+      for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, b ^ 1, false));
+    }
+  }
+  ws_store_wait_read();
+  for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, 1, false));
+}
+// a consumer warpgroup's side: variant 15's values and layout
+template <int BN, bool FZ>
+__device__ __forceinline__ void ws_glu_fwd_epilogue_hl(const float (&d)[BN / 2], const MoeTile& tl,
+                                                       uint32_t out, int F, uint32_t k) {
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
+  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
+  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  constexpr int HALF = BN / 16;                  // column pairs of the gate half per thread
+#pragma unroll
+  for (int r = 0; r < 6; r++) {
+    int t = r / 2, b = r & 1, j0 = 8 * b;
+    ws_wait(ws_hl_fwd_bar(out, wg, b, false), ((k + r / 2) & 1) ^ 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int jj = 0; jj < 8; jj++) {
+        int j = j0 + jj;
+        __nv_bfloat162 v;
+        if (t == 0) {
+          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+        } else if (t == 1) {
+          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+        } else {
+          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+          float2 u = __bfloat1622float2(
+              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
+          v = __floats2bfloat162_rn(swiglu_fwd<FZ>(g.x, u.x), swiglu_fwd<FZ>(g.y, u.y));
+        }
+        uint32_t addr = buf + b * WG_SLAB + wg_swz(rr, jj) + 4 * (lane & 3);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
+                     "r"(*reinterpret_cast<uint32_t*>(&v))
+                     : "memory");
+      }
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    __syncwarp();
+    if (lane == 0) ws_arrive(ws_hl_fwd_bar(out, wg, b, true));
+  }
+}
+
 // GLU 2 on one column pair of a row: d0, d1 the ungated dA (float32 accumulators), g2 / u2 the
 // forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a to dot and returns dH's gate
 // and up pairs. Every rounding is the unfused ops' (see above); FZ: the sigmoid by sigmoidf_fz.
@@ -861,11 +940,13 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
   static_assert(!FZ || GLU != 0, "variant 35 changes the SwiGLU epilogues' sigmoid");
   // HL (variant 37): variant 25's dX2 epilogue served by the producer's TMA thread, HL buffers
-  static_assert(HL == 0 || (GLU == 2 && V13 && V25), "variant 37 serves variant 25's rounds");
+  // HL (variant 39, GLU 1): variant 15's stores issued by the same thread
+  static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
+                "variants 37 and 39 serve variant 25's and variant 15's rounds");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
-                      : GLU == 1 ? WS_GLU_OUT_BYTES
+                      : GLU == 1 ? WS_GLU_OUT_BYTES + (HL ? 64 : 0)
                       : HL       ? WS_GLU_OUT_BYTES + WsGluRing<HL ? HL : 2>::BAR_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -875,6 +956,14 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
+  if (GLU == 1 && HL) {  // variant 39: empty[w][b] (the helper), then written[w][b] (a warp each)
+    if (threadIdx.x == 0) {
+      uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
+      for (int i = 0; i < 8; i++) ws_bar_init(hbar + 8 * i, i < 4 ? 1 : 4);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+  }
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
@@ -912,6 +1001,17 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
     long long prevT = -1;  // HL: the tile whose epilogue the helper serves next
+    uint32_t hk = 0;       // HL, GLU 1: the parity of the full tiles served
+    auto hlServe = [&](const MoeTile& p) {
+      if constexpr (GLU == 1) {
+        if (p.rows == WG_BM && p.n0 + NT <= outDim) {
+          ws_hl_fwd_epilogue<BN>(p, smem + STAGES * STAGE, glu, outDim, hk);
+          hk ^= 1;
+        }
+      } else if constexpr (HL > 0) {
+        ws_hl_epilogue<BN, HL>(p, smem + STAGES * STAGE, glu);
+      }
+    };
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
@@ -964,8 +1064,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         // thread serves that epilogue's rounds, then loads this tile's first rounds of h
         if constexpr (HL > 0) {
           if (pt == 0 && kt + 1 == min(STAGES, kTiles)) {
-            if (prevT >= 0) ws_hl_epilogue<BN, HL>(myTile(prevT), smem + STAGES * STAGE, glu);
-            ws_hl_preload<HL>(tl, smem + STAGES * STAGE, glu);
+            if (prevT >= 0) hlServe(myTile(prevT));
+            if (GLU == 2) ws_hl_preload<HL>(tl, smem + STAGES * STAGE, glu);
             prevT = t;
           }
         }
@@ -973,14 +1073,14 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     }
     if constexpr (HL > 0) {  // the last tile's epilogue; its stores land before the block ends
       if (pt == 0) {
-        if (prevT >= 0) ws_hl_epilogue<BN, HL>(myTile(prevT), smem + STAGES * STAGE, glu);
+        if (prevT >= 0) hlServe(myTile(prevT));
         ws_store_wait_all();
       }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {  // consumer warpgroups 0 and 1
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
-    uint32_t it = 0;
+    uint32_t it = 0, fk = 0;  // fk: HL, GLU 1: the parity of the full tiles done
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       float d[BN / 2];
@@ -1003,7 +1103,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (GLU == 1) {
-        if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+        if (HL && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+          ws_glu_fwd_epilogue_hl<BN, FZ>(d, tl, smem + STAGES * STAGE, outDim, fk);
+          fk ^= 1;
+        } else if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
           ws_glu_fwd_epilogue_tma<BN, V13, FZ>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
           ws_glu_fwd_epilogue<BN, FZ>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
@@ -1334,8 +1437,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13, FZ)                                                                 \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, FZ>(                        \
+#define WS_GLU_TMA_BODY(V13, FZ, ...)                                                            \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, FZ, ##__VA_ARGS__>(         \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
@@ -1407,4 +1510,13 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel38(WS_GLUBWD_TMA_ARGS) {
   WS_GLUBWD_TMA_BODY(true, true, true, 4);
+}
+
+// Variant 39: kernel35's glu with its six store rounds issued by the producer warpgroup's TMA
+// thread (ws_hl_fwd_epilogue): the consumer warps take no named barrier. Same arguments and maps;
+// shared memory ws_smem_bytes(256, 4) + WS_GLU_OUT_BYTES + 64 + (2E + 1) ints. Same values, bit for
+// bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel39(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, true, 2);
 }

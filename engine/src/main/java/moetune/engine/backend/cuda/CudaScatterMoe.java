@@ -121,11 +121,16 @@ final class CudaScatterMoe {
      */
     V37,
     /** V37 with four buffers of 16 columns a consumer warpgroup (kernel38). */
-    V38;
+    V38,
+    /**
+     * V38 with the first product's store rounds issued by the producer warpgroup's TMA thread as
+     * well (variant 39, kernel39).
+     */
+    V39;
 
     /**
-     * AUTO, V10, V11, V15, V16, V35, V37 or V38: the family picked per product, falling back where
-     * TMA cannot run.
+     * AUTO, V10, V11, V15, V16, V35, V37, V38 or V39: the family picked per product, falling back
+     * where TMA cannot run.
      */
     boolean picked() {
       return generation() > 0;
@@ -148,6 +153,7 @@ final class CudaScatterMoe {
         case V35 -> 35;
         case V37 -> 37;
         case V38 -> 38;
+        case V39 -> 39;
         default -> 0;
       };
     }
@@ -184,13 +190,14 @@ final class CudaScatterMoe {
         case "v35" -> V35;
         case "v37" -> V37;
         case "v38" -> V38;
+        case "v39" -> V39;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v35, v37 or v38 (wgmma,"
-                    + " Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v35, v37, v38 or v39"
+                    + " (wgmma, Hopper only)");
       };
     }
   }
@@ -256,7 +263,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V35, V37, V38 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V35, V37, V38, V39 -> Kernel.WS256R;
     };
   }
 
@@ -531,7 +538,8 @@ final class CudaScatterMoe {
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
+    boolean v11 = v11(e, gluForwardStaging(kernel.generation()));
+    boolean v15 = v11 && kernel.generation() >= 15;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -550,7 +558,7 @@ final class CudaScatterMoe {
                     v15
                         ? gluForwardKernel(kernel.generation())
                         : "scatter2scatter_ws256_tg_glu_kernel11")
-                .smem(gluSmem(e, WS_GLU_OUT_BYTES))
+                .smem(gluSmem(e, v15 ? gluForwardStaging(kernel.generation()) : WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
@@ -690,15 +698,27 @@ final class CudaScatterMoe {
    * double-buffered rounds, with the sigmoid's flush-to-zero forms (variant 35) from generation 35.
    */
   static String gluForwardKernel(int generation) {
-    return generation >= 35
-        ? "scatter2scatter_ws256_tg_glu_kernel35"
-        : "scatter2scatter_ws256_tg_glu_kernel15";
+    return generation >= 39
+        ? "scatter2scatter_ws256_tg_glu_kernel39"
+        : generation >= 35
+            ? "scatter2scatter_ws256_tg_glu_kernel35"
+            : "scatter2scatter_ws256_tg_glu_kernel15";
   }
 
   /** Every name {@link #gluForwardKernel} gives. */
   static List<String> gluForwardKernelNames() {
     return List.of(
-        gluForwardKernel(Kernel.V15.generation()), gluForwardKernel(Kernel.V35.generation()));
+        gluForwardKernel(Kernel.V15.generation()),
+        gluForwardKernel(Kernel.V35.generation()),
+        gluForwardKernel(Kernel.V39.generation()));
+  }
+
+  /**
+   * The shared memory after the stages of {@link #gluForwardKernel}'s kernel: the staging, and from
+   * variant 39 its eight barriers.
+   */
+  static int gluForwardStaging(int generation) {
+    return WS_GLU_OUT_BYTES + (generation >= 39 ? 64 : 0);
   }
 
   /**

@@ -506,6 +506,7 @@ class CudaMoeOpsTest {
               CudaScatterMoe.Kernel.V35,
               CudaScatterMoe.Kernel.V37,
               CudaScatterMoe.Kernel.V38,
+              CudaScatterMoe.Kernel.V39,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10

@@ -27,6 +27,7 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V35, Kernel.fromEnv("V35"));
     assertEquals(Kernel.V37, Kernel.fromEnv("v37"));
     assertEquals(Kernel.V38, Kernel.fromEnv("V38"));
+    assertEquals(Kernel.V39, Kernel.fromEnv("v39"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
@@ -36,6 +37,7 @@ class MoeKernelChoiceTest {
             && Kernel.V35.picked()
             && Kernel.V37.picked()
             && Kernel.V38.picked()
+            && Kernel.V39.picked()
             && !Kernel.WS256R.picked());
     // the epilogue generations: AUTO newest, V16 / V15 / V11 / V10 older, named families none
     assertEquals(25, Kernel.AUTO.generation());
@@ -53,6 +55,15 @@ class MoeKernelChoiceTest {
     assertEquals(
         "scatter2scatter_ws256_tg_glu_kernel35",
         CudaScatterMoe.gluForwardKernel(Kernel.V38.generation()));
+    // V39: variant 39's first product, variant 37's kernel38 for dX2
+    assertEquals(
+        "scatter2scatter_ws256_tg_glu_kernel39",
+        CudaScatterMoe.gluForwardKernel(Kernel.V39.generation()));
+    assertEquals(
+        "scatter2scatter_ws256_ng_glubwd_kernel38",
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V39.generation()));
+    assertEquals(32768 + 64, CudaScatterMoe.gluForwardStaging(Kernel.V39.generation()));
+    assertEquals(32768, CudaScatterMoe.gluForwardStaging(Kernel.V38.generation()));
     assertEquals(32, CudaScatterMoe.gluBackwardBox(true, Kernel.V37.generation()));
     assertEquals(16, CudaScatterMoe.gluBackwardBox(true, Kernel.V38.generation()));
     assertEquals(32, CudaScatterMoe.gluBackwardBox(true, Kernel.AUTO.generation()));
