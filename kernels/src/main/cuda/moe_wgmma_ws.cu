@@ -440,91 +440,6 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   }
 }
 
-// Variant 39 (HL, GLU 1): variant 15's six rounds with the TMA stores issued by the producer
-// warpgroup's TMA thread (ws_hl_fwd_epilogue), as variant 37 does for dX2: in variant 15 the
-// leader waited for the store two rounds back and each round took two named barriers over the
-// warpgroup. Here a consumer warp waits on empty[wg][b] (the helper arrives once the store that
-// read buffer b has read it), writes its rows, fences them for the TMA unit and arrives on
-// written[wg][b] (lane 0 after __syncwarp, count 4); the helper waits for the four warps, stores
-// the box and releases the buffer one round later (wait_group.read 2: the round just issued may
-// still read). Each buffer is used three times a full tile, so both sides keep the full tiles'
-// count's parity (k). Barriers after the staging: empty[w][b] then written[w][b], 64 bytes.
-// The last round's buffer is released when the helper next serves a tile (pend), not by waiting
-// for its store at the end of this one: the producer goes back to its stages at once (in the
-// first build that wait held back the next tile's fifth stage; 1.5B fwd1 +20% on an H100).
-__device__ __forceinline__ void ws_store_wait_read2() {  // all but the latest two groups have read
-  asm volatile("cp.async.bulk.wait_group.read 2;\n" ::: "memory");
-}
-__device__ __forceinline__ uint32_t ws_hl_fwd_bar(uint32_t out, int w, int b, bool written) {
-  return out + WS_GLU_OUT_BYTES + 8 * ((written ? 4 : 0) + 2 * w + b);
-}
-// the helper: a full tile's six rounds, both warpgroups; k the parity of the full tiles before it
-template <int BN>
-__device__ __forceinline__ void ws_hl_fwd_epilogue(const MoeTile& tl, uint32_t out, const WsGlu& glu,
-                                                   int F, uint32_t k, bool& pend) {
-  if (pend) {  // the previous full tile's last round (buffer 1) has long been read
-    ws_store_wait_read();
-    for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, 1, false));
-  }
-  pend = true;
-#pragma unroll 1
-  for (int q = 0; q < 6; q++) {
-    int t = q / 2, b = q & 1;  // t: the gate half of h, the up half, a; b: the buffer (64-col box)
-#pragma unroll 1
-    for (int w = 0; w < 2; w++) {
-      ws_wait(ws_hl_fwd_bar(out, w, b, true), (k + q / 2) & 1);
-      const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
-      ws_tma_store2(tm, out + w * (WS_GLU_OUT_BYTES / 2) + b * WG_SLAB,
-                    tl.n0 + (t == 1 ? F : 0) + 64 * b, tl.rStart + 64 * w);
-      ws_store_commit();
-    }
-    if (q > 0) {  // the previous round's two stores have read their buffers
-      ws_store_wait_read2();
-      for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, b ^ 1, false));
-    }
-  }
-}
-// a consumer warpgroup's side: variant 15's values and layout
-template <int BN, bool FZ>
-__device__ __forceinline__ void ws_glu_fwd_epilogue_hl(const float (&d)[BN / 2], const MoeTile& tl,
-                                                       uint32_t out, int F, uint32_t k) {
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
-  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
-  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-  constexpr int HALF = BN / 16;                  // column pairs of the gate half per thread
-#pragma unroll
-  for (int r = 0; r < 6; r++) {
-    int t = r / 2, b = r & 1, j0 = 8 * b;
-    ws_wait(ws_hl_fwd_bar(out, wg, b, false), ((k + r / 2) & 1) ^ 1);
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-      int rr = rr0 + 8 * hh;
-#pragma unroll
-      for (int jj = 0; jj < 8; jj++) {
-        int j = j0 + jj;
-        __nv_bfloat162 v;
-        if (t == 0) {
-          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-        } else if (t == 1) {
-          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
-        } else {
-          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
-          float2 u = __bfloat1622float2(
-              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
-          v = __floats2bfloat162_rn(swiglu_fwd<FZ>(g.x, u.x), swiglu_fwd<FZ>(g.y, u.y));
-        }
-        uint32_t addr = buf + b * WG_SLAB + wg_swz(rr, jj) + 4 * (lane & 3);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
-                     "r"(*reinterpret_cast<uint32_t*>(&v))
-                     : "memory");
-      }
-    }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-    __syncwarp();
-    if (lane == 0) ws_arrive(ws_hl_fwd_bar(out, wg, b, true));
-  }
-}
-
 // GLU 2 on one column pair of a row: d0, d1 the ungated dA (float32 accumulators), g2 / u2 the
 // forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a to dot and returns dH's gate
 // and up pairs. Every rounding is the unfused ops' (see above); FZ: the sigmoid by sigmoidf_fz.
@@ -700,167 +615,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
 }
 
-// Variant 37 (HL = NB buffers a warpgroup): dX2's epilogue rounds with every TMA issue and wait
-// off the consumer warps. In variants 13 and 25 the leader thread of each consumer warpgroup waited
-// for its previous store to read the buffer and issued the next load at the start of every round,
-// and a named barrier made the warpgroup's four warps wait for the slowest before each store (the
-// epilogue probe, session 34: about a fifth of the epilogue's clocks). Here the producer
-// warpgroup's TMA thread serves the rounds (ws_hl_preload / ws_hl_epilogue): it loads each round's
-// gate and up boxes of h into one of the warpgroup's NB buffers (a {64 / NB, 1, 64} box of h as
-// {F, 2, M}: NB 2 the 64-byte swizzle, NB 4 the 32-byte one), waits for the four warps' `written`
-// arrivals, stores dH by TMA, and reloads the buffer for round q + NB once the store has read it.
-// A consumer warp waits only for its round's data: it computes its 16 rows in place (variant 25's
-// batches), fences them for the TMA unit and arrives once per warp (lane 0 after __syncwarp). A
-// tile whose warpgroup has fewer than 64 rows (an expert's last) is copied out by each warp's
-// lanes from the warp's own rows (no other warp's writes to wait for), and the helper skips its
-// store. Barriers after the staging: full[w][b] (count 1, the helper's expect_tx) then
-// written[w][b] (count 4), 32 NB bytes; a tile uses each BN / W / NB = 4 times, so every tile
-// starts on phase 0. The same operations on the same values as variant 25: bit for bit.
-// With four buffers the helper reloads round q - 1's buffer after issuing round q's stores
-// (wait_group.read 2: round q's two stores may still read), so no store's read is waited for
-// right after its issue: in the first build (reload of round q's buffer at once, wait_group.read 0
-// every round) one thread waited out 16 store reads a tile in turn, and dX2 ran 30% slower than
-// variant 25 (H100). A tile's first rounds are loaded a k step after its serve point, when the
-// previous tile's last stores have read their buffers.
-template <int NB>
-struct WsGluRing {
-  static_assert(NB == 2 || NB == 4, "two buffers of 32 columns or four of 16 a warpgroup");
-  static constexpr int W = 64 / NB, BOX = 64 * W * 2, BAR_BYTES = 2 * 2 * NB * 8;
-  static __device__ __forceinline__ uint32_t buf(uint32_t out, int wg, int q) {
-    return out + wg * (WS_GLU_OUT_BYTES / 2) + (q % NB) * 2 * BOX;
-  }
-  static __device__ __forceinline__ uint32_t full(uint32_t out, int wg, int q) {
-    return out + WS_GLU_OUT_BYTES + 8 * (wg * NB + q % NB);
-  }
-  static __device__ __forceinline__ uint32_t written(uint32_t out, int wg, int q) {
-    return out + WS_GLU_OUT_BYTES + 8 * (2 * NB + wg * NB + q % NB);
-  }
-  // 16-byte chunk c of row r of a box: the 64-byte swizzle (rows of 64 bytes) or the 32-byte one
-  static __device__ __forceinline__ uint32_t swz(int r, int c) {
-    return NB == 2 ? ws_swz64(r, c) : r * 32 + ((c ^ (r >> 2)) & 1) * 16;
-  }
-};
-// the helper: round q's gate and up boxes of warpgroup w's 64 rows of h into the round's buffer
-template <int NB>
-__device__ __forceinline__ void ws_hl_load(const MoeTile& tl, uint32_t out, const WsGlu& glu, int w,
-                                           int q) {
-  using Rg = WsGluRing<NB>;
-  uint32_t buf = Rg::buf(out, w, q), bar = Rg::full(out, w, q);
-  int row = tl.rStart + 64 * w, n = tl.n0 + Rg::W * q;
-  ws_arrive_tx(bar, 2 * Rg::BOX);
-  ws_tma3(buf, glu.tmH, n, 0, row, bar);
-  ws_tma3(buf + Rg::BOX, glu.tmH, n, 1, row, bar);
-}
-// the helper: a tile's first NB rounds, once the previous tile's stores have read the buffers
-template <int NB>
-__device__ __forceinline__ void ws_hl_preload(const MoeTile& tl, uint32_t out, const WsGlu& glu) {
-  ws_store_wait_read();
-#pragma unroll 1
-  for (int q = 0; q < NB; q++)
-#pragma unroll 1
-    for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q);
-}
-// the helper: a tile's rounds in order, both warpgroups; the stores of the last NB rounds are
-// still reading when it returns (the next preload waits for them)
-template <int BN, int NB>
-__device__ __forceinline__ void ws_hl_epilogue(const MoeTile& tl, uint32_t out, const WsGlu& glu) {
-  using Rg = WsGluRing<NB>;
-  constexpr int R = BN / Rg::W;
-#pragma unroll 1
-  for (int q = 0; q < R; q++) {
-#pragma unroll 1
-    for (int w = 0; w < 2; w++) {
-      ws_wait(Rg::written(out, w, q), (q / NB) & 1);
-      if (tl.rows - 64 * w >= 64) {
-        uint32_t buf = Rg::buf(out, w, q);
-        int row = tl.rStart + 64 * w, n = tl.n0 + Rg::W * q;
-        ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + Rg::BOX, n, 1, row);
-        ws_store_commit();
-      }
-    }
-    if (NB == 2 && q + NB < R) {  // two buffers: round q's own, at once
-      ws_store_wait_read();
-#pragma unroll 1
-      for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q + NB);
-    }
-    if (NB > 2 && q > 0 && q - 1 + NB < R) {  // round q - 1's, a round later
-      ws_store_wait_read2();
-#pragma unroll 1
-      for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q - 1 + NB);
-    }
-  }
-}
-// a consumer warpgroup's side of variant 37's epilogue
-template <int BN, int NB, bool FZ>
-__device__ __forceinline__ void ws_glu_bwd_epilogue_hl(const float (&d)[BN / 2], const MoeTile& tl,
-                                                       uint32_t out, const WsGlu& glu,
-                                                       __nv_bfloat16* dh,
-                                                       const int* sortedScattered, int F) {
-  using Rg = WsGluRing<NB>;
-  constexpr int W = Rg::W, BOX = Rg::BOX, CH = W / 8, R = BN / W;
-  static_assert(R % (2 * NB) == 0, "each barrier used an even number of times per tile");
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
-  int w16 = (wt / 32) * 16, rr0 = w16 + lane / 4;  // the warp's first row, the thread's
-  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
-  bool ok[2] = {rr0 < rows, rr0 + 8 < rows};
-  float gate[2], dot[2] = {0.f, 0.f};
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++)
-    gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
-#pragma unroll  // the accumulators are registers: every index a constant
-  for (int q = 0; q < R; q++) {
-    uint32_t buf = Rg::buf(out, wg, q);
-    ws_wait(Rg::full(out, wg, q), (q / NB) & 1);
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-      int rr = rr0 + 8 * hh;
-      uint32_t g2[CH], u2[CH], dg2[CH], du2[CH];
-#pragma unroll
-      for (int i = 0; i < CH; i++) {  // column 8 i + 2 (lane & 3) of the round: chunk i of row rr
-        uint32_t ga = buf + Rg::swz(rr, i) + 4 * (lane & 3), ua = ga + BOX;
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
-        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
-      }
-#pragma unroll
-      for (int i = 0; i < CH; i++) {
-        int j = CH * q + i;
-        ws_glu_bwd_pair<FZ>(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
-                            dot[hh], dg2[i], du2[i]);
-      }
-#pragma unroll
-      for (int i = 0; i < CH; i++) {
-        uint32_t ga = buf + Rg::swz(rr, i) + 4 * (lane & 3), ua = ga + BOX;
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[i]) : "memory");
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[i]) : "memory");
-      }
-    }
-    if (rows == 64) {
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-    } else {
-      __syncwarp();
-      // the warp's 16 rows: 16-byte chunks (half, row, chunk) = i / (16 CH), i / CH % 16, i % CH
-      int n = tl.n0 + W * q;
-#pragma unroll
-      for (int i = lane; i < 2 * 16 * CH; i += 32) {
-        int half = i / (16 * CH), rr = w16 + (i / CH) % 16, c = i % CH;
-        if (rr < rows && n + 8 * c < F) {
-          uint4 v;
-          uint32_t sa = buf + half * BOX + Rg::swz(rr, c);
-          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                       : "r"(sa)
-                       : "memory");
-          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
-        }
-      }
-    }
-    __syncwarp();
-    if (lane == 0) ws_arrive(Rg::written(out, wg, q));
-  }
-  ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
-}
-
 // Variant 11's GLU 2: the tile's h (its rows, the gate and the up columns n0 .. n0 + BN - 1: 2 x 128
 // runs of at most 512 bytes) asked into L2 by bulk prefetches, one run per consumer thread, eight
 // k steps before the tile's main loop ends (at its start, the lines waited beside the weight tiles
@@ -939,7 +693,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 // FZ (variant 35, GLU only): the epilogues' sigmoid by sigmoidf_fz (the same bits).
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, bool FZ = false, int HL = 0>
+          bool V13 = false, bool ST = false, bool V25 = false, bool FZ = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -956,15 +710,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
   static_assert(!FZ || GLU != 0, "variant 35 changes the SwiGLU epilogues' sigmoid");
-  // HL (variant 37): variant 25's dX2 epilogue served by the producer's TMA thread, HL buffers
-  // HL (variant 39, GLU 1): variant 15's stores issued by the same thread
-  static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
-                "variants 37 and 39 serve variant 25's and variant 15's rounds");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
-                      : GLU == 1 ? WS_GLU_OUT_BYTES + (HL ? 64 : 0)
-                      : HL       ? WS_GLU_OUT_BYTES + WsGluRing<HL ? HL : 2>::BAR_BYTES
+                      : GLU == 1 ? WS_GLU_OUT_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
@@ -973,22 +722,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
-  if (GLU == 1 && HL) {  // variant 39: empty[w][b] (the helper), then written[w][b] (a warp each)
-    if (threadIdx.x == 0) {
-      uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
-      for (int i = 0; i < 8; i++) ws_bar_init(hbar + 8 * i, i < 4 ? 1 : 4);
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
-  }
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
-      if (HL) {  // full[w][b] (the helper's expect_tx), then written[w][b] (a warp each)
-        for (int i = 0; i < 4 * HL; i++) ws_bar_init(hbar + 8 * i, i < 2 * HL ? 1 : 4);
-      } else {
-        for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
-      }
+      for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -1009,27 +746,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     return tl;
   };
   if (threadIdx.x >= 256) {  // producer warpgroup
-    // HL: the helper's rounds need 88 (128 x 88 + 256 x 208 = 384 x 168, the whole file)
-    if constexpr (HL > 0) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 88;\n" ::: "memory");
-    } else {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
-    }
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
-    long long prevT = -1;  // HL: the tile whose epilogue the helper serves next
-    uint32_t hk = 0;       // HL, GLU 1: the parity of the full tiles served
-    bool hpend = false;    // HL, GLU 1: the last full tile's last buffer not yet released
-    auto hlServe = [&](const MoeTile& p) {
-      if constexpr (GLU == 1) {
-        if (p.rows == WG_BM && p.n0 + NT <= outDim) {
-          ws_hl_fwd_epilogue<BN>(p, smem + STAGES * STAGE, glu, outDim, hk, hpend);
-          hk ^= 1;
-        }
-      } else if constexpr (HL > 0) {
-        ws_hl_epilogue<BN, HL>(p, smem + STAGES * STAGE, glu);
-      }
-    };
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
@@ -1078,31 +797,12 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           }
           ws_cp_arrive(full);
         }
-        // HL: once the stages that can be ahead of the previous tile's epilogue are issued, the TMA
-        // thread serves that epilogue's rounds, then loads this tile's first rounds of h
-        if constexpr (HL > 0) {
-          // serve at the stage before the first one the previous tile's epilogue holds back; load
-          // this tile's first rounds of h one stage later (or at once where this is its last)
-          int serveKt = min(STAGES, kTiles) - 1;
-          if (pt == 0 && kt == serveKt) {
-            if (prevT >= 0) hlServe(myTile(prevT));
-            prevT = t;
-          }
-          if (GLU == 2 && pt == 0 && kt == min(serveKt + 1, kTiles - 1))
-            ws_hl_preload<HL>(tl, smem + STAGES * STAGE, glu);
-        }
-      }
-    }
-    if constexpr (HL > 0) {  // the last tile's epilogue; its stores land before the block ends
-      if (pt == 0) {
-        if (prevT >= 0) hlServe(myTile(prevT));
-        ws_store_wait_all();
       }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {  // consumer warpgroups 0 and 1
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
-    uint32_t it = 0, fk = 0;  // fk: HL, GLU 1: the parity of the full tiles done
+    uint32_t it = 0;
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       float d[BN / 2];
@@ -1111,7 +811,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
@@ -1125,19 +825,13 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (GLU == 1) {
-        if (HL && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_hl<BN, FZ>(d, tl, smem + STAGES * STAGE, outDim, fk);
-          fk ^= 1;
-        } else if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+        if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
           ws_glu_fwd_epilogue_tma<BN, V13, FZ>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
           ws_glu_fwd_epilogue<BN, FZ>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
-        if constexpr (HL > 0) {
-          ws_glu_bwd_epilogue_hl<BN, HL, FZ>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
-                                            sortedScattered, outDim);
-        } else if constexpr (V11) {
+        if constexpr (V11) {
           ws_glu_bwd_epilogue_tma<BN, V13, V25, FZ>(d, tl, smem + STAGES * STAGE, glu,
                                                 (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
@@ -1150,7 +844,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
       }
     }
-    if (V11 && !HL && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
+    if (V11 && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
   }
   // neither CTA leaves while the other may still multicast into it or arrive on its barriers
   if (CL > 1) ws_cluster_sync();
@@ -1459,8 +1153,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13, FZ, ...)                                                            \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, FZ, ##__VA_ARGS__>(         \
+#define WS_GLU_TMA_BODY(V13, FZ)                                                                 \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, FZ>(                        \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
@@ -1468,8 +1162,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, V25, FZ, ...)                                                    \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25, FZ, ##__VA_ARGS__>(          \
+#define WS_GLUBWD_TMA_BODY(V13, V25, FZ)                                                         \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25, FZ>(                         \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1517,28 +1211,4 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel35(WS_GLUBWD_TMA_ARGS) {
   WS_GLUBWD_TMA_BODY(true, true, true);
-}
-
-// Variant 37: kernel35's glubwd with its epilogue rounds served by the producer warpgroup's TMA
-// thread (ws_hl_epilogue): the consumer warps wait only for their round's h. kernel37: two buffers
-// of 32 columns a warpgroup (kernel13's maps: {32, 1, 64} boxes, 64-byte swizzle); kernel38: four
-// of 16 (tmH, tmDh in {16, 1, 64} boxes, 32-byte swizzle), so each reload has three rounds to land.
-// Shared memory ws_smem_bytes(256, 4) + WS_GLU_OUT_BYTES + 32 NB + (2E + 1) ints. Same arguments
-// and values, bit for bit.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel37(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, true, 2);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel38(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, true, 4);
-}
-
-// Variant 39: kernel35's glu with its six store rounds issued by the producer warpgroup's TMA
-// thread (ws_hl_fwd_epilogue): the consumer warps take no named barrier. Same arguments and maps;
-// shared memory ws_smem_bytes(256, 4) + WS_GLU_OUT_BYTES + 64 + (2E + 1) ints. Same values, bit for
-// bit.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel39(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, true, 2);
 }

@@ -41,9 +41,6 @@ final class CudaScatterMoe {
   static final int WS_GLU_OUT_BYTES = 2 * 64 * 128 * 2,
       WS_GLU_BWD_OUT_BYTES = WS_GLU_OUT_BYTES + 16,
       WS_GLU_BWD13_OUT_BYTES = WS_GLU_OUT_BYTES + 32,
-      // variant 37's: four barriers a buffer pair (full and written, both warpgroups), 32 NB bytes
-      WS_GLU_BWD37_OUT_BYTES = WS_GLU_OUT_BYTES + 2 * 32,
-      WS_GLU_BWD38_OUT_BYTES = WS_GLU_OUT_BYTES + 4 * 32,
       // variant 14's dW staging (moe_wgmma_ws.cu WS_XTY_OUT_BYTES: two 8 KiB buffers per consumer
       // warpgroup)
       WS_XTY_OUT_BYTES = 2 * 2 * 64 * 32 * 4,
@@ -114,23 +111,11 @@ final class CudaScatterMoe {
      * first product's kernel35, the down product's dX kernel35), the same bits in fewer
      * instructions.
      */
-    V35,
-    /**
-     * V35 with the down product's dX epilogue rounds served by the producer warpgroup's TMA thread
-     * (variant 37, kernel37: two buffers of 32 columns a consumer warpgroup).
-     */
-    V37,
-    /** V37 with four buffers of 16 columns a consumer warpgroup (kernel38). */
-    V38,
-    /**
-     * V38 with the first product's store rounds issued by the producer warpgroup's TMA thread as
-     * well (variant 39, kernel39).
-     */
-    V39;
+    V35;
 
     /**
-     * AUTO, V10, V11, V15, V16, V35, V37, V38 or V39: the family picked per product, falling back
-     * where TMA cannot run.
+     * AUTO, V10, V11, V15, V16 or V35: the family picked per product, falling back where TMA cannot
+     * run.
      */
     boolean picked() {
       return generation() > 0;
@@ -151,9 +136,6 @@ final class CudaScatterMoe {
         case V16 -> 16;
         case AUTO -> 25;
         case V35 -> 35;
-        case V37 -> 37;
-        case V38 -> 38;
-        case V39 -> 39;
         default -> 0;
       };
     }
@@ -188,16 +170,13 @@ final class CudaScatterMoe {
         case "v15" -> V15;
         case "v16" -> V16;
         case "v35" -> V35;
-        case "v37" -> V37;
-        case "v38" -> V38;
-        case "v39" -> V39;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v35, v37, v38 or v39"
-                    + " (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v35 (wgmma, Hopper"
+                    + " only)");
       };
     }
   }
@@ -263,7 +242,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V35, V37, V38, V39 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V35 -> Kernel.WS256R;
     };
   }
 
@@ -488,25 +467,7 @@ final class CudaScatterMoe {
    * rather than variant 11: a family from generation 15, and its staging fits.
    */
   private boolean v13(long experts) {
-    return kernel.generation() >= 15
-        && gluSmem(experts, gluBackwardStaging(true, kernel.generation())) <= MAX_SMEM;
-  }
-
-  /**
-   * The shared memory after the stages of {@link #gluBackwardKernel}'s kernel: the staging and its
-   * barriers.
-   */
-  static int gluBackwardStaging(boolean v13, int generation) {
-    return !v13
-        ? WS_GLU_BWD_OUT_BYTES
-        : generation >= 38
-            ? WS_GLU_BWD38_OUT_BYTES
-            : generation >= 37 ? WS_GLU_BWD37_OUT_BYTES : WS_GLU_BWD13_OUT_BYTES;
-  }
-
-  /** The column width of {@link #gluBackwardKernel}'s boxes of h and dH ({F, 2, M}). */
-  static int gluBackwardBox(boolean v13, int generation) {
-    return !v13 ? 64 : generation >= 38 ? 16 : 32;
+    return kernel.generation() >= 15 && gluSmem(experts, WS_GLU_BWD13_OUT_BYTES) <= MAX_SMEM;
   }
 
   /**
@@ -538,8 +499,7 @@ final class CudaScatterMoe {
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
-    boolean v11 = v11(e, gluForwardStaging(kernel.generation()));
-    boolean v15 = v11 && kernel.generation() >= 15;
+    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -558,7 +518,7 @@ final class CudaScatterMoe {
                     v15
                         ? gluForwardKernel(kernel.generation())
                         : "scatter2scatter_ws256_tg_glu_kernel11")
-                .smem(gluSmem(e, v15 ? gluForwardStaging(kernel.generation()) : WS_GLU_OUT_BYTES))
+                .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
@@ -625,11 +585,11 @@ final class CudaScatterMoe {
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
-      // 64-byte swizzle; variant 37's kernel38: {16, 1, 64} in the 32-byte one)
+      // 64-byte swizzle)
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
       if (v11) {
         long[] halves = {f, 2, m};
-        int[] box = {gluBackwardBox(v13, kernel.generation()), 1, 64};
+        int[] box = {v13 ? 32 : 64, 1, 64};
         tmH = TensorMaps.bf16(ht.address(), halves, box, op + " h");
         tmDh = TensorMaps.bf16(dht.address(), halves, box, op + " dH");
       }
@@ -642,7 +602,7 @@ final class CudaScatterMoe {
       KernelLaunch l =
           v11
               ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
-                  .smem(gluSmem(e, gluBackwardStaging(v13, kernel.generation())))
+                  .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
@@ -698,27 +658,15 @@ final class CudaScatterMoe {
    * double-buffered rounds, with the sigmoid's flush-to-zero forms (variant 35) from generation 35.
    */
   static String gluForwardKernel(int generation) {
-    return generation >= 39
-        ? "scatter2scatter_ws256_tg_glu_kernel39"
-        : generation >= 35
-            ? "scatter2scatter_ws256_tg_glu_kernel35"
-            : "scatter2scatter_ws256_tg_glu_kernel15";
+    return generation >= 35
+        ? "scatter2scatter_ws256_tg_glu_kernel35"
+        : "scatter2scatter_ws256_tg_glu_kernel15";
   }
 
   /** Every name {@link #gluForwardKernel} gives. */
   static List<String> gluForwardKernelNames() {
     return List.of(
-        gluForwardKernel(Kernel.V15.generation()),
-        gluForwardKernel(Kernel.V35.generation()),
-        gluForwardKernel(Kernel.V39.generation()));
-  }
-
-  /**
-   * The shared memory after the stages of {@link #gluForwardKernel}'s kernel: the staging, and from
-   * variant 39 its eight barriers.
-   */
-  static int gluForwardStaging(int generation) {
-    return WS_GLU_OUT_BYTES + (generation >= 39 ? 64 : 0);
+        gluForwardKernel(Kernel.V15.generation()), gluForwardKernel(Kernel.V35.generation()));
   }
 
   /**
@@ -730,15 +678,11 @@ final class CudaScatterMoe {
   static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : generation >= 38
-            ? "scatter2scatter_ws256_ng_glubwd_kernel38"
-            : generation >= 37
-                ? "scatter2scatter_ws256_ng_glubwd_kernel37"
-                : generation >= 35
-                    ? "scatter2scatter_ws256_ng_glubwd_kernel35"
-                    : generation >= 25
-                        ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                        : "scatter2scatter_ws256_ng_glubwd_kernel13";
+        : generation >= 35
+            ? "scatter2scatter_ws256_ng_glubwd_kernel35"
+            : generation >= 25
+                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+                : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
   /** Every name {@link #gluBackwardKernel} gives. */
@@ -747,9 +691,7 @@ final class CudaScatterMoe {
         gluBackwardKernel(false, Kernel.AUTO.generation()),
         gluBackwardKernel(true, Kernel.V16.generation()),
         gluBackwardKernel(true, Kernel.AUTO.generation()),
-        gluBackwardKernel(true, Kernel.V35.generation()),
-        gluBackwardKernel(true, Kernel.V37.generation()),
-        gluBackwardKernel(true, Kernel.V38.generation()));
+        gluBackwardKernel(true, Kernel.V35.generation()));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */

@@ -504,9 +504,6 @@ class CudaMoeOpsTest {
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
               CudaScatterMoe.Kernel.V35,
-              CudaScatterMoe.Kernel.V37,
-              CudaScatterMoe.Kernel.V38,
-              CudaScatterMoe.Kernel.V39,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10

@@ -25,9 +25,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertEquals(Kernel.V16, Kernel.fromEnv("v16"));
     assertEquals(Kernel.V35, Kernel.fromEnv("V35"));
-    assertEquals(Kernel.V37, Kernel.fromEnv("v37"));
-    assertEquals(Kernel.V38, Kernel.fromEnv("V38"));
-    assertEquals(Kernel.V39, Kernel.fromEnv("v39"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
@@ -35,44 +32,11 @@ class MoeKernelChoiceTest {
             && Kernel.V15.picked()
             && Kernel.V16.picked()
             && Kernel.V35.picked()
-            && Kernel.V37.picked()
-            && Kernel.V38.picked()
-            && Kernel.V39.picked()
             && !Kernel.WS256R.picked());
     // the epilogue generations: AUTO newest, V16 / V15 / V11 / V10 older, named families none
     assertEquals(25, Kernel.AUTO.generation());
     assertEquals(16, Kernel.V16.generation());
     assertEquals(35, Kernel.V35.generation());
-    assertEquals(37, Kernel.V37.generation());
-    assertEquals(38, Kernel.V38.generation());
-    // V37 / V38: variant 37's dX2 (two buffers of 32 columns, four of 16), variant 35's forward
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_kernel37",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V37.generation()));
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_kernel38",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V38.generation()));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel35",
-        CudaScatterMoe.gluForwardKernel(Kernel.V38.generation()));
-    // V39: variant 39's first product, variant 37's kernel38 for dX2
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel39",
-        CudaScatterMoe.gluForwardKernel(Kernel.V39.generation()));
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_kernel38",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V39.generation()));
-    assertEquals(32768 + 64, CudaScatterMoe.gluForwardStaging(Kernel.V39.generation()));
-    assertEquals(32768, CudaScatterMoe.gluForwardStaging(Kernel.V38.generation()));
-    assertEquals(32, CudaScatterMoe.gluBackwardBox(true, Kernel.V37.generation()));
-    assertEquals(16, CudaScatterMoe.gluBackwardBox(true, Kernel.V38.generation()));
-    assertEquals(32, CudaScatterMoe.gluBackwardBox(true, Kernel.AUTO.generation()));
-    assertEquals(64, CudaScatterMoe.gluBackwardBox(false, Kernel.AUTO.generation()));
-    // the staging (32 KiB) and its barriers: 2 or 4 (variants 11, 13), 8 or 16 (variant 37)
-    assertEquals(32768 + 32, CudaScatterMoe.gluBackwardStaging(true, Kernel.AUTO.generation()));
-    assertEquals(32768 + 64, CudaScatterMoe.gluBackwardStaging(true, Kernel.V37.generation()));
-    assertEquals(32768 + 128, CudaScatterMoe.gluBackwardStaging(true, Kernel.V38.generation()));
-    assertEquals(32768 + 16, CudaScatterMoe.gluBackwardStaging(false, Kernel.V38.generation()));
     // V35: variant 35's kernels for both SwiGLU products
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel35",
@@ -165,15 +129,13 @@ class MoeKernelChoiceTest {
             IllegalArgumentException.class,
             () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {128, 256}, "x"));
     assertTrue(e.getMessage().contains("at most 64 bf16"), e.getMessage());
-    // variant 13's h boxes: 32-element rows (64-byte swizzle), kernel38's 16 (32-byte swizzle);
-    // other widths are refused
+    // variant 13's h boxes: 32-element rows (64-byte swizzle); other widths are refused
     TensorMaps.check(4096, new long[] {1792, 2, 4096}, new int[] {32, 1, 64}, "h");
-    TensorMaps.check(4096, new long[] {1792, 2, 4096}, new int[] {16, 1, 64}, "h");
     e =
         assertThrows(
             IllegalArgumentException.class,
             () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {48, 64}, "x"));
-    assertTrue(e.getMessage().contains("32 (64-byte) or 16 (32-byte)"), e.getMessage());
+    assertTrue(e.getMessage().contains("32 (64-byte swizzle)"), e.getMessage());
     e =
         assertThrows(
             IllegalArgumentException.class,
