@@ -344,7 +344,7 @@ __device__ __forceinline__ void ws_store_wait_all() {
 }
 
 // Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
-template <int BN, bool FZ = false>
+template <int BN>
 __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
                                                     __nv_bfloat16* h, __nv_bfloat16* act, int F) {
   int tid = threadIdx.x, lane = tid & 31;
@@ -369,7 +369,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
       *reinterpret_cast<__nv_bfloat162*>(hr + F + n) = u2;
       float2 g = __bfloat1622float2(g2), u = __bfloat1622float2(u2);
       *reinterpret_cast<__nv_bfloat162*>(ar + n) =
-          __floats2bfloat162_rn(swiglu_fwd<FZ>(g.x, u.x), swiglu_fwd<FZ>(g.y, u.y));
+          __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
     }
   }
 }
@@ -382,7 +382,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // Variant 15 (DB): six rounds of one 64 x 64 box each, alternating between the two 8 KiB halves
 // of the buffer, so a round waits only for the store two rounds back (wait_group.read 1), not for
 // the one just issued. Same values.
-template <int BN, bool DB = false, bool FZ = false>
+template <int BN, bool DB = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
@@ -418,7 +418,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
           float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
           float2 u = __bfloat1622float2(
               __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
-          v = __floats2bfloat162_rn(swiglu_fwd<FZ>(g.x, u.x), swiglu_fwd<FZ>(g.y, u.y));
+          v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
         }
         // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
         uint32_t addr = buf + (j / 8) * WG_SLAB + wg_swz(rr, j % 8) + 4 * (lane & 3);
@@ -442,8 +442,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
 
 // GLU 2 on one column pair of a row: d0, d1 the ungated dA (float32 accumulators), g2 / u2 the
 // forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a to dot and returns dH's gate
-// and up pairs. Every rounding is the unfused ops' (see above); FZ: the sigmoid by sigmoidf_fz.
-template <bool FZ = false>
+// and up pairs. Every rounding is the unfused ops' (see above).
 __device__ __forceinline__ void ws_glu_bwd_pair(float d0, float d1, uint32_t g2, uint32_t u2,
                                                 float gate, float& dot, uint32_t& dg2,
                                                 uint32_t& du2) {
@@ -451,7 +450,7 @@ __device__ __forceinline__ void ws_glu_bwd_pair(float d0, float d1, uint32_t g2,
   float2 du = __bfloat1622float2(__floats2bfloat162_rn(d0, d1));
   float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2));
   float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u2));
-  float s0 = sigmoid_t<FZ>(g.x), s1 = sigmoid_t<FZ>(g.y);
+  float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y);
   // a as swiglu_fwd rounds it (g * s * u)
   float2 a = __bfloat1622float2(__floats2bfloat162_rn(g.x * s0 * u.x, g.y * s1 * u.y));
   dot = fmaf(du.x, a.x, dot);
@@ -530,7 +529,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // volatile asm, so a pair's loads could not move above the previous pair's stores and every pair's
 // math (about 30 dependent instructions, two MUFU) ran one after the other. The same operations on
 // the same values in the same order (the dot too): dH and the partial dots bit for bit.
-template <int BN, bool DB = false, bool B4 = false, bool FZ = false>
+template <int BN, bool DB = false, bool B4 = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -574,7 +573,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
         for (int i = 0; i < NB; i++) {
           int j = CH * q + j0 + i;
-          ws_glu_bwd_pair<FZ>(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
+          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
                           dot[hh], dg2[i], du2[i]);
         }
 #pragma unroll
@@ -691,9 +690,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
-// FZ (variant 35, GLU only): the epilogues' sigmoid by sigmoidf_fz (the same bits).
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, bool FZ = false>
+          bool V13 = false, bool ST = false, bool V25 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -709,7 +707,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
-  static_assert(!FZ || GLU != 0, "variant 35 changes the SwiGLU epilogues' sigmoid");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -826,14 +823,14 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       }
       if constexpr (GLU == 1) {
         if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN, V13, FZ>(d, tl, smem + STAGES * STAGE, glu, outDim);
+          ws_glu_fwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
-          ws_glu_fwd_epilogue<BN, FZ>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
+          ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
         if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13, V25, FZ>(d, tl, smem + STAGES * STAGE, glu,
-                                                (__nv_bfloat16*)y, sortedScattered, outDim);
+          ws_glu_bwd_epilogue_tma<BN, V13, V25>(d, tl, smem + STAGES * STAGE, glu,
+                                           (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
@@ -1153,8 +1150,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13, FZ)                                                                 \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, FZ>(                        \
+#define WS_GLU_TMA_BODY(V13)                                                                     \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13>(                                          \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
@@ -1162,25 +1159,25 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, V25, FZ)                                                         \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25, FZ>(                         \
+#define WS_GLUBWD_TMA_BODY(V13, V25)                                                             \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25>(                             \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel11(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(false, false);
+  WS_GLU_TMA_BODY(false);
 }
 
 // Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
 // DB); same arguments, maps and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel15(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, false);
+  WS_GLU_TMA_BODY(true);
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, false, false);
+  WS_GLUBWD_TMA_BODY(false, false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1189,7 +1186,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, false, false);
+  WS_GLUBWD_TMA_BODY(true, false);
 }
 
 // Variant 25 (auto's dX2 from session 29): kernel13 with each row's round as all its loads, then
@@ -1197,18 +1194,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, false);
-}
-
-// Variant 35: kernel15's glu and kernel25's glubwd with the epilogues' sigmoid by its
-// flush-to-zero MUFU forms (sigmoidf_fz: no subnormal guards around ex2 and rcp; sm_90a SASS
-// 3,720 -> 3,352 instructions for the glu, 6,736 -> 6,352 for the glubwd). Same arguments, maps,
-// shared memory and values, bit for bit.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel35(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, true);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel35(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, true);
+  WS_GLUBWD_TMA_BODY(true, true);
 }

@@ -59,7 +59,7 @@ final class CudaScatterMoe {
    * other two products' bf16 tiles leaving through shared memory in full 128-byte row pieces
    * (variant 16) and group reading each token's row once (group_tokens_kernel); variant 2
    * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11, V15 and V16 keep earlier
-   * epilogues and V35 a later one, so one process can time them all.
+   * epilogues, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -105,17 +105,10 @@ final class CudaScatterMoe {
      * epilogue round loaded, computed and stored in turn) instead of variant 25 (the round's loads,
      * math and stores batched), the same values, so one process can time both.
      */
-    V16,
-    /**
-     * AUTO with the SwiGLU epilogues' sigmoid by its flush-to-zero MUFU forms (variant 35: the
-     * first product's kernel35, the down product's dX kernel35), the same bits in fewer
-     * instructions.
-     */
-    V35;
+    V16;
 
     /**
-     * AUTO, V10, V11, V15, V16 or V35: the family picked per product, falling back where TMA cannot
-     * run.
+     * AUTO, V10, V11, V15 or V16: the family picked per product, falling back where TMA cannot run.
      */
     boolean picked() {
       return generation() > 0;
@@ -135,7 +128,6 @@ final class CudaScatterMoe {
         case V15 -> 15;
         case V16 -> 16;
         case AUTO -> 25;
-        case V35 -> 35;
         default -> 0;
       };
     }
@@ -169,14 +161,12 @@ final class CudaScatterMoe {
         case "v11" -> V11;
         case "v15" -> V15;
         case "v16" -> V16;
-        case "v35" -> V35;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v35 (wgmma, Hopper"
-                    + " only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or v16 (wgmma, Hopper only)");
       };
     }
   }
@@ -242,7 +232,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V35 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16 -> Kernel.WS256R;
     };
   }
 
@@ -516,7 +506,7 @@ final class CudaScatterMoe {
         v11
             ? b.kernel(
                     v15
-                        ? gluForwardKernel(kernel.generation())
+                        ? "scatter2scatter_ws256_tg_glu_kernel15"
                         : "scatter2scatter_ws256_tg_glu_kernel11")
                 .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
@@ -654,35 +644,16 @@ final class CudaScatterMoe {
   }
 
   /**
-   * The first product's SwiGLU kernel from variant 15 on (the same arguments): variant 15's
-   * double-buffered rounds, with the sigmoid's flush-to-zero forms (variant 35) from generation 35.
-   */
-  static String gluForwardKernel(int generation) {
-    return generation >= 35
-        ? "scatter2scatter_ws256_tg_glu_kernel35"
-        : "scatter2scatter_ws256_tg_glu_kernel15";
-  }
-
-  /** Every name {@link #gluForwardKernel} gives. */
-  static List<String> gluForwardKernelNames() {
-    return List.of(
-        gluForwardKernel(Kernel.V15.generation()), gluForwardKernel(Kernel.V35.generation()));
-  }
-
-  /**
    * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
-   * the double-buffered rounds, batched (variant 25) from generation 25 on, with the sigmoid's
-   * flush-to-zero forms (variant 35) from 35, one pair at a time (variant 13) before 25; else
-   * variant 11's.
+   * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
+   * (variant 13) before 25; else variant 11's.
    */
   static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : generation >= 35
-            ? "scatter2scatter_ws256_ng_glubwd_kernel35"
-            : generation >= 25
-                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                : "scatter2scatter_ws256_ng_glubwd_kernel13";
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
   /** Every name {@link #gluBackwardKernel} gives. */
@@ -690,8 +661,7 @@ final class CudaScatterMoe {
     return List.of(
         gluBackwardKernel(false, Kernel.AUTO.generation()),
         gluBackwardKernel(true, Kernel.V16.generation()),
-        gluBackwardKernel(true, Kernel.AUTO.generation()),
-        gluBackwardKernel(true, Kernel.V35.generation()));
+        gluBackwardKernel(true, Kernel.AUTO.generation()));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */

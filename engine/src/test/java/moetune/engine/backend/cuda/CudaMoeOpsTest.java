@@ -503,7 +503,6 @@ class CudaMoeOpsTest {
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
-              CudaScatterMoe.Kernel.V35,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10

@@ -24,29 +24,16 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertEquals(Kernel.V16, Kernel.fromEnv("v16"));
-    assertEquals(Kernel.V35, Kernel.fromEnv("V35"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
             && Kernel.V11.picked()
             && Kernel.V15.picked()
             && Kernel.V16.picked()
-            && Kernel.V35.picked()
             && !Kernel.WS256R.picked());
     // the epilogue generations: AUTO newest, V16 / V15 / V11 / V10 older, named families none
     assertEquals(25, Kernel.AUTO.generation());
     assertEquals(16, Kernel.V16.generation());
-    assertEquals(35, Kernel.V35.generation());
-    // V35: variant 35's kernels for both SwiGLU products
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_kernel35",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V35.generation()));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel35",
-        CudaScatterMoe.gluForwardKernel(Kernel.V35.generation()));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel15",
-        CudaScatterMoe.gluForwardKernel(Kernel.AUTO.generation()));
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel25",
