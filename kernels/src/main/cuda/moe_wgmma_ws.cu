@@ -128,6 +128,15 @@ __device__ __forceinline__ void ws_tma3_mc(uint32_t dst, const CUtensorMap* tm, 
       : "memory");
 }
 
+__device__ __forceinline__ void ws_tma2_mc(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
+                                           uint32_t bar, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+      "l"(tm), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+      : "memory");
+}
+
 // Barriers: full[s] at bars + 8 s, empty[s] at bars + 8 (STAGES + s). fullCount arrivals fill a
 // stage (1: the TMA thread alone; 129: plus the 128 producer threads' cp.async arrivals); a stage
 // is empty after one arrive per consumer warp (8) of each of the CL CTAs that write into it.
@@ -905,34 +914,47 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // has one writer per launch, so the result is the same as the read-modify-write's.
 // TMAR (variant 14, float32 dW only): ws_xty_epilogue_tma adds the tile by TMA reductions from a
 // staging buffer after the stages (WS_XTY_OUT_BYTES more shared memory; the barriers follow it).
-template <int BN, int STAGES, bool RED, bool TMAR = false>
+// CL = 2 (variant 42, TMAR only): clusters of two CTAs walk units of two adjacent o tiles of one i
+// tile (CTA r the o tile 2 u + r; none past O: it still loads its half of x and releases its
+// stages), and share the x tile: each CTA loads its own dy^T tile (16 KiB a k step) and two of the
+// four 64-column slabs of x by TMA multicast into both CTAs' stage (32 KiB of L2 reads a CTA per
+// k step instead of 48: the step's operand traffic was at L2's limit, lab README "Session 38"), so
+// a stage's empty barrier waits for the consumer warps of both CTAs (variant 9's mechanism, the
+// remote arrive without .release.cluster). An expert's partial last k step stays a local
+// cp.async in each CTA (both take it: the two walk the same units). The same dW bit for bit.
+template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
                                        const CUtensorMap* tmDw = nullptr) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
+  static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   constexpr int OUT = TMAR ? WS_XTY_OUT_BYTES : 0;
   uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
-  ws_init_bars<STAGES>(bars, 129);
-  int oTiles = (O + WG_BM - 1) / WG_BM, iTiles = (I + BN - 1) / BN;
-  long long per = (long long)oTiles * iTiles, total = per * E;
+  ws_init_bars<STAGES, CL>(bars, 129);
+  // units of CL adjacent o tiles (one per CTA of a cluster), grouped by MM_GROUP_M / CL units
+  constexpr int GROUP = MM_GROUP_M / CL;
+  int oUnits = (O + CL * WG_BM - 1) / (CL * WG_BM), iTiles = (I + BN - 1) / BN;
+  long long per = (long long)oUnits * iTiles, total = per * E;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
-  // tile t -> (e, o0, i0): o tiles grouped by MM_GROUP_M within an expert
+  int rank = CL > 1 ? (int)ws_cluster_rank() : 0;
+  long long first = blockIdx.x / CL, step = gridDim.x / CL;  // both CTAs of a cluster the same units
+  // unit t -> (e, o0, i0): o units grouped by GROUP within an expert
   auto tile = [&](long long t, int& e, int& o0, int& i0) {
     e = (int)(t / per);
-    int w = (int)(t % per), perGroup = MM_GROUP_M * iTiles;
-    int first = w / perGroup * MM_GROUP_M, size = min(oTiles - first, MM_GROUP_M);
+    int w = (int)(t % per), perGroup = GROUP * iTiles;
+    int first = w / perGroup * GROUP, size = min(oUnits - first, GROUP);
     int within = w % perGroup;
-    o0 = (first + within % size) * WG_BM;
+    o0 = ((first + within % size) * CL + rank) * WG_BM;
     i0 = within / size * BN;
   };
   if (threadIdx.x >= 256) {  // producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     int pt = threadIdx.x - 256;
     uint32_t it = 0;
-    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+    for (long long t = first; t < total; t += step) {
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
@@ -944,11 +966,22 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
         int k0 = p0 + kt * WG_BK;
         if (k0 + WG_BK <= p1) {  // whole step: TMA
           if (pt == 0) {
-            ws_arrive_tx(full, A_BYTES + B_BYTES);
+            bool own = CL == 1 || o0 < O;  // a cluster's second o tile past O loads no dy
+            ws_arrive_tx(full, (own ? A_BYTES : 0) + B_BYTES);
+            if (own) {
 #pragma unroll
-            for (int j = 0; j < WG_BM / 64; j++) ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
+              for (int j = 0; j < WG_BM / 64; j++)
+                ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
+            }
+            if (CL > 1) {  // this CTA's half of the x tile, into both CTAs
 #pragma unroll
-            for (int j = 0; j < BN / 64; j++) ws_tma2(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full);
+              for (int j = rank; j < BN / 64; j += 2)
+                ws_tma2_mc(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full, 3);
+            } else {
+#pragma unroll
+              for (int j = 0; j < BN / 64; j++)
+                ws_tma2(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full);
+            }
           }
         } else {  // the expert's last rows: zero-filled cp.async, nothing of the next expert
           if (pt == 0) ws_arrive(full);
@@ -975,7 +1008,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
   } else {  // consumers
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
     uint32_t it = 0;
-    for (long long t = blockIdx.x; t < total; t += gridDim.x) {
+    for (long long t = first; t < total; t += step) {
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
@@ -986,14 +1019,18 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        ws_consume<BN, 1, 1, true>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
-                                   bars + 8 * (STAGES + sp), kt > 0);
+        ws_consume<BN, 1, 1, true, CL>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
+                                       bars + 8 * (STAGES + sp), kt > 0);
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
-      if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      if ((threadIdx.x & 31) == 0) {
+        uint32_t last = bars + 8 * (STAGES + (it + STAGES - 1) % STAGES);
+        ws_arrive(last);
+        if (CL > 1) ws_arrive_remote(last, rank ^ 1);
+      }
       if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
-        ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
+        if (CL == 1 || o0 < O) ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
         continue;
       }
       int tid = threadIdx.x, lane = tid & 31;
@@ -1039,6 +1076,8 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
     }
     if (TMAR && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last reductions land
   }
+  // neither CTA leaves while the other may still multicast into it or arrive on its barriers
+  if (CL > 1) ws_cluster_sync();
 }
 #endif  // WG_ON
 
@@ -1108,6 +1147,23 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                   const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                   const int* offsets, void* dw, int wdt, int E, int I, int O) {
   WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw)));
+}
+
+// variant 42: kernel14 in clusters of two CTAs over two adjacent o tiles sharing the x tile by TMA
+// multicast (ws_xty CL = 2); same arguments, maps, shared memory and values. The grid is twice
+// the co-resident clusters (cuOccupancyMaxActiveClusters), at most twice the units.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define WS_CLUSTER2 __cluster_dims__(2, 1, 1)
+#else
+#define WS_CLUSTER2  // clusters need sm_90; the sm_80 build of the kernel traps (WG_BODY)
+#endif
+MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
+    group_xty_ws256_tmar_mc_kernel42(const __grid_constant__ CUtensorMap tmDy,
+                                  const __grid_constant__ CUtensorMap tmX,
+                                  const __grid_constant__ CUtensorMap tmDw,
+                                  const __nv_bfloat16* x, const __nv_bfloat16* dy,
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
+  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two

@@ -71,6 +71,16 @@ final class CudaContext {
     return multiprocessors;
   }
 
+  /**
+   * How many clusters of {@code cluster} blocks of kernel {@code name} (its cluster size compiled
+   * in) can run at once with {@code block} threads and {@code smem} bytes of dynamic shared memory
+   * a block: a persistent cluster kernel's grid (cuOccupancyMaxActiveClusters).
+   */
+  int activeClusters(String name, int cluster, int block, int smem) {
+    backend.bind();
+    return kernels.activeClusters(name, cluster, block, smem);
+  }
+
   /** Compute capability as major * 10 + minor (90 on Hopper, where the sm_90a kernels run). */
   int computeCapability() {
     return computeCapability;

@@ -105,10 +105,16 @@ final class CudaScatterMoe {
      * epilogue round loaded, computed and stored in turn) instead of variant 25 (the round's loads,
      * math and stores batched), the same values, so one process can time both.
      */
-    V16;
+    V16,
+    /**
+     * AUTO with the float32 weight gradients by variant 42 (variant 14 in clusters of two CTAs over
+     * adjacent o tiles, the x tile shared by TMA multicast), the same values.
+     */
+    V42;
 
     /**
-     * AUTO, V10, V11, V15 or V16: the family picked per product, falling back where TMA cannot run.
+     * AUTO, V10, V11, V15, V16 or V42: the family picked per product, falling back where TMA cannot
+     * run.
      */
     boolean picked() {
       return generation() > 0;
@@ -127,7 +133,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO -> 25;
+        case AUTO, V42 -> 25;
         default -> 0;
       };
     }
@@ -161,12 +167,14 @@ final class CudaScatterMoe {
         case "v11" -> V11;
         case "v15" -> V15;
         case "v16" -> V16;
+        case "v42" -> V42;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15 or v16 (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v42 (wgmma, Hopper"
+                    + " only)");
       };
     }
   }
@@ -232,7 +240,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V42 -> Kernel.WS256R;
     };
   }
 
@@ -695,6 +703,21 @@ final class CudaScatterMoe {
     return family.groupXtYKernel();
   }
 
+  /**
+   * The float32 weight-gradient kernel with the TMA reduction epilogue: variant 42 (clusters of two
+   * CTAs sharing the x tile by multicast) for the v42 family, variant 14 otherwise.
+   */
+  static String groupXtYTmaKernel(Kernel family) {
+    return family == Kernel.V42
+        ? "group_xty_ws256_tmar_mc_kernel42"
+        : "group_xty_ws256_tmar_kernel14";
+  }
+
+  /** Every name {@link #groupXtYTmaKernel} gives. */
+  static List<String> groupXtYTmaKernelNames() {
+    return List.of(groupXtYTmaKernel(Kernel.AUTO), groupXtYTmaKernel(Kernel.V42));
+  }
+
   /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */
   static List<String> groupXtYWsKernelNames() {
     List<String> names = new ArrayList<>();
@@ -805,9 +828,18 @@ final class CudaScatterMoe {
             // a view TMA cannot describe: variant 7's epilogue adds from the threads
           }
         }
+        // variant 42: variant 14 in clusters of two CTAs over units of two o tiles, the grid
+        // whole clusters, no more than can run at once (the kernel is persistent)
+        long grid = Math.min(wsTiles, b.multiprocessors());
+        if (tmDw != null && kernel == Kernel.V42) {
+          long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);
+          int smem = WS_256_SMEM + WS_XTY_OUT_BYTES;
+          grid =
+              2 * Math.min(units, b.activeClusters(groupXtYTmaKernel(kernel), 2, WS_THREADS, smem));
+        }
         KernelLaunch ws =
             tmDw != null
-                ? b.kernel("group_xty_ws256_tmar_kernel14")
+                ? b.kernel(groupXtYTmaKernel(kernel))
                     .smem(WS_256_SMEM + WS_XTY_OUT_BYTES)
                     .struct("tmDy", tmDy)
                     .struct("tmX", tmX)
@@ -816,7 +848,7 @@ final class CudaScatterMoe {
                     .smem(bn == 256 ? WS_256_SMEM : WS_128_SMEM)
                     .struct("tmDy", tmDy)
                     .struct("tmX", tmX);
-        ws.grid(Math.min(wsTiles, b.multiprocessors()))
+        ws.grid(grid)
             .block(WS_THREADS)
             .shapes("x " + xt.describe() + " dy " + g.describe())
             .ptr("x", xt.address())

@@ -24,6 +24,7 @@ final class KernelModule {
   private final Map<String, Signature> signatures;
   private final Map<String, CUfunction> functions = new HashMap<>();
   private final Map<String, Integer> smemLimit = new HashMap<>();
+  private final Map<String, Integer> clusters = new HashMap<>();
   private final CUstream stream;
   // MOETUNE_CUDA_SYNC=1: wait after every launch, so an asynchronous fault names its kernel.
   private final boolean syncEach = "1".equals(System.getenv("MOETUNE_CUDA_SYNC"));
@@ -88,15 +89,7 @@ final class KernelModule {
               + ") is too large for "
               + shapes);
     }
-    CUfunction f = functions.get(name);
-    if (smem > 48 * 1024 && smemLimit.getOrDefault(name, 48 * 1024) < smem) {
-      Driver.check(
-          JCudaDriver.cuFuncSetAttribute(
-              f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
-          "cuFuncSetAttribute",
-          "kernel " + name + " " + shapes + " (" + smem + " bytes of shared memory)");
-      smemLimit.put(name, smem);
-    }
+    CUfunction f = function(name, smem, shapes);
     String ctx =
         "kernel "
             + name
@@ -118,6 +111,49 @@ final class KernelModule {
     if (syncEach) {
       Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "after " + ctx);
     }
+  }
+
+  /** Kernel {@code name}, allowed {@code smem} bytes of dynamic shared memory. */
+  private CUfunction function(String name, int smem, String shapes) {
+    CUfunction f = functions.get(name);
+    if (smem > 48 * 1024 && smemLimit.getOrDefault(name, 48 * 1024) < smem) {
+      Driver.check(
+          JCudaDriver.cuFuncSetAttribute(
+              f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+          "cuFuncSetAttribute",
+          "kernel " + name + " " + shapes + " (" + smem + " bytes of shared memory)");
+      smemLimit.put(name, smem);
+    }
+    return f;
+  }
+
+  /**
+   * {@link CudaContext#activeClusters}: the driver's cuOccupancyMaxActiveClusters (bound with FFM:
+   * JCuda 12.6 does not have it), asked once per kernel and shared-memory size.
+   */
+  int activeClusters(String name, int cluster, int block, int smem) {
+    if (!functions.containsKey(name)) {
+      kernel(name); // fails naming the kernel
+    }
+    return clusters.computeIfAbsent(
+        name + "/" + block + "/" + smem,
+        key -> {
+          CUfunction f = function(name, smem, "(occupancy)");
+          int n = Occupancy.maxActiveClusters(Driver.address(f), cluster, block, smem, name);
+          if (n < 1) {
+            throw new CudaException(
+                "kernel "
+                    + name
+                    + ": no cluster of "
+                    + cluster
+                    + " blocks of "
+                    + block
+                    + " threads and "
+                    + smem
+                    + " bytes of shared memory fits this GPU");
+          }
+          return n;
+        });
   }
 
   void unload() {

@@ -314,11 +314,11 @@ class CudaMoeOpsTest {
 
   /**
    * Variant 14 (AUTO on Hopper, float32 dW: each tile added by TMA reductions from shared memory)
-   * against variant 7 (the ws256r family: red.global from the threads) on the same GPU: dW equal
-   * bit for bit (each element gets the same one add), both also against the CPU. I = 264 ends in a
-   * partial column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I and
-   * O), 2000 tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW starts
-   * nonzero (it accumulates).
+   * against variant 7 (the ws256r family: red.global from the threads) and variant 42 (variant 14
+   * in clusters of two sharing the x tile) on the same GPU: dW equal bit for bit (each element gets
+   * the same one add), both also against the CPU. I = 264 ends in a partial column tile and a
+   * partial box, O = 1064 in a partial row tile (the boxes clip at I and O), 2000 tokens x 2 over
+   * five experts end in partial k steps, expert 4 gets no rows; dW starts nonzero (it accumulates).
    */
   @Test
   void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
@@ -330,15 +330,23 @@ class CudaMoeOpsTest {
       try (Pair x = randn(DType.BF16, 1, m, i);
           Pair dy = randn(DType.BF16, 1, m, o);
           Pair dW = randn(DType.F32, 1, E, o, i);
-          Pair dW2 = poisoned(DType.F32, E, o, i)) {
+          Pair dW2 = poisoned(DType.F32, E, o, i);
+          Pair dW3 = poisoned(DType.F32, E, o, i)) {
         gpu().copy(dW.g(), dW2.g());
+        gpu().copy(dW.g(), dW3.g());
         inFamily(
             CudaScatterMoe.Kernel.AUTO,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
         inFamily(
             CudaScatterMoe.Kernel.WS256R,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null));
+        // variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the last
+        // cluster's second CTA past O)
+        inFamily(
+            CudaScatterMoe.Kernel.V42,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW3.g(), null));
         assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
+        assertArrayEquals(bits(dW3), bits(dW), "variant 42's dW differs from variant 14's");
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         check("groupXtY (variant 14) dW", dW, tol(DType.BF16));
       }

@@ -64,6 +64,8 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
+                  // variant 42: variant 14 in clusters of two sharing the x tile by multicast
+                  "group_xty_ws256_tmar_mc_kernel42",
                   // variant 16: the plain products' epilogue through shared memory
                   "scatter2scatter_ws256_tg_st_kernel16",
                   "scatter2scatter_ws256_tc_st_kernel16",
@@ -118,9 +120,11 @@ class MoeSassTest {
               .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
-      assertTrue(
-          sass.get("group_xty_ws256_tmar_kernel14").contains("UTMAREDG"),
-          "group_xty_ws256_tmar_kernel14: no UTMAREDG (TMA reduction) in its SASS");
+      for (String k :
+          List.of("group_xty_ws256_tmar_kernel14", "group_xty_ws256_tmar_mc_kernel42")) {
+        assertTrue(
+            sass.get(k).contains("UTMAREDG"), k + ": no UTMAREDG (TMA reduction) in its SASS");
+      }
       // variant 16 writes its tiles into shared memory by stmatrix (STSM) and stores them in
       // 16-byte
       // row pieces (STG.E.128)
