@@ -55,11 +55,12 @@ final class CudaScatterMoe {
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX ({@link
    * #scatter2scatterSwiglu}: variants 15 and 25, the tiles through shared memory and TMA in
-   * double-buffered rounds), the float32 weight gradients added by TMA reductions (variant 14), the
-   * other two products' bf16 tiles leaving through shared memory in full 128-byte row pieces
-   * (variant 16) and group reading each token's row once (group_tokens_kernel); variant 2
-   * (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11, V15 and V16 keep earlier
-   * epilogues, so one process can time them all.
+   * double-buffered rounds), the float32 weight gradients added by TMA reductions from CTAs in
+   * clusters of two sharing one operand tile by TMA multicast (variant 42), the other two products'
+   * bf16 tiles leaving through shared memory in full 128-byte row pieces (variant 16) and group
+   * reading each token's row once (group_tokens_kernel); variant 2 (mma.sync) elsewhere. A named
+   * family runs the unfused ops; V10, V11, V15 and V16 keep earlier epilogues and V14 the dW kernel
+   * before variant 42, so one process can time them all.
    */
   enum Kernel {
     AUTO,
@@ -107,13 +108,14 @@ final class CudaScatterMoe {
      */
     V16,
     /**
-     * AUTO with the float32 weight gradients by variant 42 (variant 14 in clusters of two CTAs over
-     * adjacent o tiles, the x tile shared by TMA multicast), the same values.
+     * AUTO as of session 38: the float32 weight gradients by variant 14 (one CTA a tile) instead of
+     * variant 42 (clusters of two CTAs over adjacent o tiles sharing the x tile by TMA multicast),
+     * the same values, so one process can time both.
      */
-    V42;
+    V14;
 
     /**
-     * AUTO, V10, V11, V15, V16 or V42: the family picked per product, falling back where TMA cannot
+     * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
      * run.
      */
     boolean picked() {
@@ -133,7 +135,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V42 -> 25;
+        case AUTO, V14 -> 25;
         default -> 0;
       };
     }
@@ -167,13 +169,13 @@ final class CudaScatterMoe {
         case "v11" -> V11;
         case "v15" -> V15;
         case "v16" -> V16;
-        case "v42" -> V42;
+        case "v14" -> V14;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v42 (wgmma, Hopper"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v14 (wgmma, Hopper"
                     + " only)");
       };
     }
@@ -240,7 +242,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V42 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14 -> Kernel.WS256R;
     };
   }
 
@@ -705,17 +707,19 @@ final class CudaScatterMoe {
 
   /**
    * The float32 weight-gradient kernel with the TMA reduction epilogue: variant 42 (clusters of two
-   * CTAs sharing the x tile by multicast) for the v42 family, variant 14 otherwise.
+   * CTAs over adjacent o tiles sharing the x tile by TMA multicast; H100, session 39: Mixtral's dW2
+   * / dW1 1.07 / 1.06x their dense twins against variant 14's 1.12 / 1.11, 1.5B's 1.16 / 1.01
+   * against 1.18 / 1.04, docs/performance.md), variant 14 for the v14 family.
    */
   static String groupXtYTmaKernel(Kernel family) {
-    return family == Kernel.V42
-        ? "group_xty_ws256_tmar_mc_kernel42"
-        : "group_xty_ws256_tmar_kernel14";
+    return family == Kernel.V14
+        ? "group_xty_ws256_tmar_kernel14"
+        : "group_xty_ws256_tmar_mc_kernel42";
   }
 
   /** Every name {@link #groupXtYTmaKernel} gives. */
   static List<String> groupXtYTmaKernelNames() {
-    return List.of(groupXtYTmaKernel(Kernel.AUTO), groupXtYTmaKernel(Kernel.V42));
+    return List.of(groupXtYTmaKernel(Kernel.AUTO), groupXtYTmaKernel(Kernel.V14));
   }
 
   /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */
@@ -831,7 +835,7 @@ final class CudaScatterMoe {
         // variant 42: variant 14 in clusters of two CTAs over units of two o tiles, the grid
         // whole clusters, no more than can run at once (the kernel is persistent)
         long grid = Math.min(wsTiles, b.multiprocessors());
-        if (tmDw != null && kernel == Kernel.V42) {
+        if (tmDw != null && kernel != Kernel.V14) {
           long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);
           int smem = WS_256_SMEM + WS_XTY_OUT_BYTES;
           grid =

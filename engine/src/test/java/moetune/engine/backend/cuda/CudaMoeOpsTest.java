@@ -313,17 +313,18 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 14 (AUTO on Hopper, float32 dW: each tile added by TMA reductions from shared memory)
-   * against variant 7 (the ws256r family: red.global from the threads) and variant 42 (variant 14
-   * in clusters of two sharing the x tile) on the same GPU: dW equal bit for bit (each element gets
-   * the same one add), both also against the CPU. I = 264 ends in a partial column tile and a
-   * partial box, O = 1064 in a partial row tile (the boxes clip at I and O), 2000 tokens x 2 over
-   * five experts end in partial k steps, expert 4 gets no rows; dW starts nonzero (it accumulates).
+   * Variant 42 (AUTO on Hopper, float32 dW: variant 14 in clusters of two CTAs sharing the x tile,
+   * each tile added by TMA reductions from shared memory) against variant 7 (the ws256r family:
+   * red.global from the threads) and variant 14 (the v14 family: one CTA a tile) on the same GPU:
+   * dW equal bit for bit (each element gets the same one add), and against the CPU. I = 264 ends in
+   * a partial column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I
+   * and O), 2000 tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW
+   * starts nonzero (it accumulates).
    */
   @Test
   void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
     CudaScatterMoe moe = gpu().moe();
-    Assumptions.assumeTrue(moe.hopper(), "variant 14 needs compute capability 9.0");
+    Assumptions.assumeTrue(moe.hopper(), "variants 14 and 42 need compute capability 9.0");
     int i = 264, o = 1064;
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
@@ -340,15 +341,15 @@ class CudaMoeOpsTest {
         inFamily(
             CudaScatterMoe.Kernel.WS256R,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null));
-        // variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the last
-        // cluster's second CTA past O)
+        // AUTO is variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the
+        // last cluster's second CTA past O); v14 one CTA a tile
         inFamily(
-            CudaScatterMoe.Kernel.V42,
+            CudaScatterMoe.Kernel.V14,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW3.g(), null));
         assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
-        assertArrayEquals(bits(dW3), bits(dW), "variant 42's dW differs from variant 14's");
+        assertArrayEquals(bits(dW3), bits(dW), "variant 14's dW differs from variant 42's");
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
-        check("groupXtY (variant 14) dW", dW, tol(DType.BF16));
+        check("groupXtY (variant 42) dW", dW, tol(DType.BF16));
       }
     }
   }

@@ -24,7 +24,7 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V11, Kernel.fromEnv("v11"));
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertEquals(Kernel.V16, Kernel.fromEnv("v16"));
-    assertEquals(Kernel.V42, Kernel.fromEnv("V42"));
+    assertEquals(Kernel.V14, Kernel.fromEnv("V14"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
@@ -34,9 +34,11 @@ class MoeKernelChoiceTest {
             && !Kernel.WS256R.picked());
     // the epilogue generations: AUTO newest, V16 / V15 / V11 / V10 older, named families none
     assertEquals(25, Kernel.AUTO.generation());
-    // V42 is AUTO but for the float32 dW kernel (variant 42)
-    assertTrue(Kernel.V42.picked());
-    assertEquals(25, Kernel.V42.generation());
+    // V14 is AUTO but for the float32 dW kernel (variant 14, not variant 42's clusters)
+    assertTrue(Kernel.V14.picked());
+    assertEquals(25, Kernel.V14.generation());
+    assertEquals("group_xty_ws256_tmar_mc_kernel42", CudaScatterMoe.groupXtYTmaKernel(Kernel.AUTO));
+    assertEquals("group_xty_ws256_tmar_kernel14", CudaScatterMoe.groupXtYTmaKernel(Kernel.V14));
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
