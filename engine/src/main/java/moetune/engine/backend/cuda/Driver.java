@@ -1,5 +1,11 @@
 package moetune.engine.backend.cuda;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
 import java.lang.reflect.Method;
 import jcuda.NativePointerObject;
 import jcuda.Pointer;
@@ -37,6 +43,26 @@ final class Driver {
       throw new CudaException(
           call, rc, CUresult.stringFor(rc) + (text[0] == null ? "" : ": " + text[0]), context);
     }
+  }
+
+  /**
+   * A downcall handle of driver entry point {@code symbol}, looked up in the libcuda JCuda already
+   * loaded, for calls JCuda 12.6 does not bind; {@code need} says what needs it, for the error
+   * where the driver lacks it.
+   */
+  static MethodHandle downcall(String symbol, FunctionDescriptor signature, String need) {
+    SymbolLookup lib = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
+    MemorySegment sym =
+        lib.find(symbol)
+            .orElseThrow(
+                () ->
+                    new CudaException(
+                        "libcuda.so.1 has no "
+                            + symbol
+                            + ": "
+                            + need
+                            + " a CUDA 12 driver or newer"));
+    return Linker.nativeLinker().downcallHandle(sym, signature);
   }
 
   /** The raw address a JCuda handle or pointer stands for (native pointer plus byte offset). */

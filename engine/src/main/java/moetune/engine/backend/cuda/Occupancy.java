@@ -5,9 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 
 /**
@@ -26,19 +24,11 @@ final class Occupancy {
 
   private static synchronized MethodHandle query() {
     if (query == null) {
-      // libcuda is already loaded by JCuda; this looks the symbol up in the same library
-      SymbolLookup lib = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
-      MemorySegment sym =
-          lib.find("cuOccupancyMaxActiveClusters")
-              .orElseThrow(
-                  () ->
-                      new CudaException(
-                          "libcuda.so.1 has no cuOccupancyMaxActiveClusters: the cluster MoE"
-                              + " kernels need a CUDA 12 driver or newer; set"
-                              + " MOETUNE_MOE_KERNEL=auto"));
       query =
-          Linker.nativeLinker()
-              .downcallHandle(sym, FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+          Driver.downcall(
+              "cuOccupancyMaxActiveClusters",
+              FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS),
+              "the MoE weight-gradient kernel in clusters (variant 42) needs");
     }
     return query;
   }

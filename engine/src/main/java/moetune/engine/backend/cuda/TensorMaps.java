@@ -6,9 +6,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -42,22 +40,13 @@ final class TensorMaps {
 
   private static synchronized MethodHandle encode() {
     if (encode == null) {
-      // libcuda is already loaded by JCuda; this looks the symbol up in the same library
-      SymbolLookup lib = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
-      MemorySegment sym =
-          lib.find("cuTensorMapEncodeTiled")
-              .orElseThrow(
-                  () ->
-                      new CudaException(
-                          "libcuda.so.1 has no cuTensorMapEncodeTiled: the MoE TMA kernels need a"
-                              + " CUDA 12 driver or newer; set MOETUNE_MOE_KERNEL=auto"));
       encode =
-          Linker.nativeLinker()
-              .downcallHandle(
-                  sym,
-                  FunctionDescriptor.of(
-                      JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS,
-                      ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+          Driver.downcall(
+              "cuTensorMapEncodeTiled",
+              FunctionDescriptor.of(
+                  JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS,
+                  ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+              "the MoE TMA kernels need (MOETUNE_MOE_KERNEL=v2 runs without them)");
     }
     return encode;
   }
