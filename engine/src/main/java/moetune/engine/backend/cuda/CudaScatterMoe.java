@@ -707,9 +707,10 @@ final class CudaScatterMoe {
 
   /**
    * The float32 weight-gradient kernel with the TMA reduction epilogue: variant 42 (clusters of two
-   * CTAs over adjacent o tiles sharing the x tile by TMA multicast; H100, session 39: Mixtral's dW2
-   * / dW1 1.07 / 1.06x their dense twins against variant 14's 1.12 / 1.11, 1.5B's 1.16 / 1.01
-   * against 1.18 / 1.04, docs/performance.md), variant 14 for the v14 family.
+   * CTAs over adjacent o tiles sharing the x tile by TMA multicast; session 39, same process: on
+   * the H100 Mixtral's dW2 / dW1 1.07 / 1.06x their dense twins against variant 14's 1.12 / 1.11,
+   * on the H200 within 1% of variant 14 (L2 not its limit there, ncu) and the layer 0.3-1.4%
+   * faster; docs/performance.md), variant 14 for the v14 family.
    */
   static String groupXtYTmaKernel(Kernel family) {
     return family == Kernel.V14
@@ -834,17 +835,17 @@ final class CudaScatterMoe {
         }
         // variant 42: variant 14 in clusters of two CTAs over units of two o tiles, the grid
         // whole clusters, no more than can run at once (the kernel is persistent)
+        String tmar = groupXtYTmaKernel(kernel);
+        int tmarSmem = WS_256_SMEM + WS_XTY_OUT_BYTES;
         long grid = Math.min(wsTiles, b.multiprocessors());
         if (tmDw != null && kernel != Kernel.V14) {
           long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);
-          int smem = WS_256_SMEM + WS_XTY_OUT_BYTES;
-          grid =
-              2 * Math.min(units, b.activeClusters(groupXtYTmaKernel(kernel), 2, WS_THREADS, smem));
+          grid = 2 * Math.min(units, b.activeClusters(tmar, 2, WS_THREADS, tmarSmem));
         }
         KernelLaunch ws =
             tmDw != null
                 ? b.kernel(groupXtYTmaKernel(kernel))
-                    .smem(WS_256_SMEM + WS_XTY_OUT_BYTES)
+                    .smem(tmarSmem)
                     .struct("tmDy", tmDy)
                     .struct("tmX", tmX)
                     .struct("tmDw", tmDw)

@@ -47,8 +47,8 @@ final class Driver {
 
   /**
    * A downcall handle of driver entry point {@code symbol}, looked up in the libcuda JCuda already
-   * loaded, for calls JCuda 12.6 does not bind; {@code need} says what needs it, for the error
-   * where the driver lacks it.
+   * loaded, for calls JCuda 12.6 does not bind; {@code need} (a sentence: what needs the call and
+   * what runs without it) completes the error where the driver lacks it.
    */
   static MethodHandle downcall(String symbol, FunctionDescriptor signature, String need) {
     SymbolLookup lib = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
@@ -59,9 +59,8 @@ final class Driver {
                     new CudaException(
                         "libcuda.so.1 has no "
                             + symbol
-                            + ": "
-                            + need
-                            + " a CUDA 12 driver or newer"));
+                            + " (CUDA 12 drivers or newer have it): "
+                            + need));
     return Linker.nativeLinker().downcallHandle(sym, signature);
   }
 

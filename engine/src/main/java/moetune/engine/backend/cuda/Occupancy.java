@@ -28,8 +28,8 @@ final class Occupancy {
           Driver.downcall(
               "cuOccupancyMaxActiveClusters",
               FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS),
-              "the MoE weight-gradient kernel in clusters (variant 42; MOETUNE_MOE_KERNEL=v14 runs"
-                  + " without it) needs");
+              "the MoE weight-gradient kernel in clusters (variant 42) needs it;"
+                  + " MOETUNE_MOE_KERNEL=v14 runs without it");
     }
     return query;
   }

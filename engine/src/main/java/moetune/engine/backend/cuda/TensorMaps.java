@@ -46,7 +46,7 @@ final class TensorMaps {
               FunctionDescriptor.of(
                   JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS,
                   ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
-              "the MoE TMA kernels need (MOETUNE_MOE_KERNEL=v2 runs without them)");
+              "the MoE TMA kernels need it; MOETUNE_MOE_KERNEL=v2 runs without them");
     }
     return encode;
   }
