@@ -699,16 +699,18 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
-// RT (variant 43, GATHER only): the gathered rows come by TMA, one {64, 1} box of x (rows, inDim)
-// (tmX, 128-byte swizzle) per tile row and k step from the producer thread of that row, instead of
-// eight 16-byte cp.async from each producer thread: the swizzle follows the shared-memory address,
-// so a row box landing at row r of the 1024-byte-aligned A stage is laid out as the whole tile's
-// box would be. A row past the tile's end asks for row WS_RT_NO_ROW, out of range, which TMA fills
-// with zeros (cp.async's zero fill) and still counts; the k tail past inDim likewise. pt 0 expects
-// the whole A tile's bytes with the weight's, so the full barrier needs one arrive.
+// RT (variants 43, 46, 47; GATHER only, a multiple of 16): the first RT rows of a tile come by TMA,
+// one {64, 1} box of x (rows, inDim) (tmX, 128-byte swizzle) per row and k step from the producer
+// thread of that row, the others by cp.async as before: the swizzle follows the shared-memory
+// address, so a row box landing at row r of the 1024-byte-aligned A stage is laid out as the whole
+// tile's box would be. A row past the tile's end asks for row WS_RT_NO_ROW, out of range, which TMA
+// fills with zeros (cp.async's zero fill) and still counts; the k tail past inDim likewise. pt 0
+// expects those rows' bytes with the weight's; with RT = 128 (variant 43) no cp.async is left and
+// the full barrier needs that one arrive. Variant 43 (every row by TMA) ran fwd1 and dX2 1.6x
+// slower on an H100 (session 40: about 15 clocks of the TMA unit a box).
 #define WS_RT_NO_ROW (1 << 30)
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, bool RT = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int RT = 0>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -724,7 +726,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
-  static_assert(!RT || (GATHER && CL == 1), "variant 43: gathered rows, one CTA a tile");
+  static_assert(RT == 0 || (GATHER && CL == 1 && RT % 16 == 0 && RT <= WG_BM),
+                "rows by TMA: gathered rows, one CTA a tile, a multiple of 16 rows");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -736,7 +739,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
-  ws_init_bars<STAGES, CL>(bars, GATHER && !RT ? 129 : 1);
+  ws_init_bars<STAGES, CL>(bars, GATHER && RT < WG_BM ? 129 : 1);
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
@@ -767,11 +770,11 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
-      // RT: x row of tile row pt, or WS_RT_NO_ROW
-      int rtRow = RT && pt < tl.rows ? sortedScattered[tl.rStart + pt] / fanOut : WS_RT_NO_ROW;
-      if (GATHER && !RT) {
+      // RT: x row of tile row pt (< RT), or WS_RT_NO_ROW
+      int rtRow = pt < RT && pt < tl.rows ? sortedScattered[tl.rStart + pt] / fanOut : WS_RT_NO_ROW;
+      if (GATHER && RT < WG_BM) {
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
+        for (int i = RT / 16; i < 8; i++) {
           int r = pt / 8 + 16 * i;
           src[i] = r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
         }
@@ -782,7 +785,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = kt * WG_BK;
         if (pt == 0) {
-          ws_arrive_tx(full, GATHER && !RT ? B_BYTES : B_BYTES + A_BYTES);
+          ws_arrive_tx(full, !GATHER ? B_BYTES + A_BYTES : B_BYTES + RT * WG_BK * 2);
           if (CL > 1) {  // this CTA's half of the weight tile, into both CTAs
             if (TRANSW) {
               ws_tma3_mc(sB + rank * (BN / 2) * 128, tmW, k0, tl.n0 + rank * (BN / 2), tl.e, full,
@@ -803,11 +806,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           }
           if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
         }
-        if (GATHER && RT) {
-          ws_tma2(sA + pt * 128, tmX, k0, rtRow, full);
-        } else if (GATHER) {
+        if (GATHER && RT > 0 && pt < RT) ws_tma2(sA + pt * 128, tmX, k0, rtRow, full);
+        if (GATHER && RT < WG_BM) {
 #pragma unroll
-          for (int i = 0; i < 8; i++) {
+          for (int i = RT / 16; i < 8; i++) {
             int r = pt / 8 + 16 * i;
             bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
             mm_cp16(sA + wg_swz(r, c),
@@ -1269,7 +1271,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // Variants 11, 13, 15, 25 and 43 take the same arguments (the fwd kernels one set, the backward
 // ones another); V13: the double-buffered rounds (variant 15 forward, 13 backward). tmX: the
 // gathered input (x, or dY in token order) as {inDim, rows} in {64, 1} boxes, 128-byte swizzle:
-// read by variant 43 only (RT), any valid map for the others.
+// read by variants 43, 46 and 47 only (RT), any valid map for the others.
 #define WS_GLU_TMA_ARGS                                                                          \
   const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,              \
       const __grid_constant__ CUtensorMap tmH,                                                   \
@@ -1292,19 +1294,19 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel11(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(false, false);
+  WS_GLU_TMA_BODY(false, 0);
 }
 
 // Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
 // DB); same arguments, maps and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel15(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, false);
+  WS_GLU_TMA_BODY(true, 0);
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, false, false);
+  WS_GLUBWD_TMA_BODY(false, false, 0);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1313,7 +1315,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, false, false);
+  WS_GLUBWD_TMA_BODY(true, false, 0);
 }
 
 // Variant 25 (auto's dX2 from session 29): kernel13 with each row's round as all its loads, then
@@ -1321,16 +1323,36 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, false);
+  WS_GLUBWD_TMA_BODY(true, true, 0);
 }
 
 // Variant 43: kernels 15 and 25 with the gathered rows by one-row TMA boxes (ws_s2s RT) instead of
 // cp.async. Same arguments, maps, shared memory and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_rt_kernel43(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, true);
+  WS_GLU_TMA_BODY(true, 128);
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_rt_kernel43(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, true);
+  WS_GLUBWD_TMA_BODY(true, true, 128);
+}
+// Variants 46 and 47: kernels 15 and 25 with the first 32 (46) or 16 (47) rows of a tile by
+// one-row TMA boxes, the others by cp.async, so the TMA unit's boxes (about 15 clocks each) stay
+// under the k step while the cp.async copies shrink by a quarter or an eighth. Same arguments,
+// maps, shared memory and values.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_rt32_kernel46(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, 32);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_rt32_kernel46(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true, true, 32);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_rt16_kernel47(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, 16);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_rt16_kernel47(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true, true, 16);
 }

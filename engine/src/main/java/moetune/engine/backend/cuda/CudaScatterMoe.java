@@ -126,7 +126,24 @@ final class CudaScatterMoe {
      */
     V44,
     /** V44 with a quarter of the rounds by red.global (variant 45: kernel45). */
-    V45;
+    V45,
+    /**
+     * V43 with the first 32 rows of each tile by TMA and the others by cp.async (variant 46:
+     * kernel46).
+     */
+    V46,
+    /** V46 with 16 rows by TMA (variant 47: kernel47). */
+    V47;
+
+    /** The rows of a SwiGLU product's tile gathered by one-row TMA boxes (variants 43, 46, 47). */
+    int rowsByTma() {
+      return switch (this) {
+        case V43 -> 128;
+        case V46 -> 32;
+        case V47 -> 16;
+        default -> 0;
+      };
+    }
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -149,7 +166,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V43, V44, V45 -> 25;
+        case AUTO, V14, V43, V44, V45, V46, V47 -> 25;
         default -> 0;
       };
     }
@@ -187,12 +204,15 @@ final class CudaScatterMoe {
         case "v43" -> V43;
         case "v44" -> V44;
         case "v45" -> V45;
+        case "v46" -> V46;
+        case "v47" -> V47;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v43, v44 or v45"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v43, v44, v45,"
+                    + " v46 or v47"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -259,7 +279,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V43, V44, V45 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V43, V44, V45, V46, V47 -> Kernel.WS256R;
     };
   }
 
@@ -673,48 +693,64 @@ final class CudaScatterMoe {
 
   /**
    * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
-   * the double-buffered rounds, batched (variant 25) from generation 25 on, with the rows by
-   * one-row TMA boxes for V43 (variant 43), one pair at a time (variant 13) before 25; else variant
-   * 11's.
+   * the double-buffered rounds, batched (variant 25) from generation 25 on, with some or all rows
+   * by one-row TMA boxes for V43, V46 and V47 (variants 43, 46, 47), one pair at a time (variant
+   * 13) before 25; else variant 11's.
    */
   static String gluBackwardKernel(boolean v13, Kernel family) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : family == Kernel.V43
-            ? "scatter2scatter_ws256_ng_glubwd_rt_kernel43"
+        : family.rowsByTma() > 0
+            ? "scatter2scatter_ws256_ng_glubwd" + rowsByTmaSuffix(family)
             : family.generation() >= 25
                 ? "scatter2scatter_ws256_ng_glubwd_kernel25"
                 : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
+  /** The kernel-name suffix of the families that gather rows by TMA (variants 43, 46, 47). */
+  private static String rowsByTmaSuffix(Kernel family) {
+    return switch (family.rowsByTma()) {
+      case 128 -> "_rt_kernel43";
+      case 32 -> "_rt32_kernel46";
+      default -> "_rt16_kernel47";
+    };
+  }
+
+  /** The families whose SwiGLU products gather rows by TMA. */
+  private static List<Kernel> rowsByTmaFamilies() {
+    return java.util.Arrays.stream(Kernel.values()).filter(k -> k.rowsByTma() > 0).toList();
+  }
+
   /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
-    return List.of(
-        gluBackwardKernel(false, Kernel.AUTO),
-        gluBackwardKernel(true, Kernel.V16),
-        gluBackwardKernel(true, Kernel.AUTO),
-        gluBackwardKernel(true, Kernel.V43));
+    List<String> names = new ArrayList<>();
+    names.add(gluBackwardKernel(false, Kernel.AUTO));
+    names.add(gluBackwardKernel(true, Kernel.V16));
+    names.add(gluBackwardKernel(true, Kernel.AUTO));
+    rowsByTmaFamilies().forEach(k -> names.add(gluBackwardKernel(true, k)));
+    return names;
   }
 
   /**
    * The first product's SwiGLU kernel from variant 11 on (the same arguments): variant 15's
-   * double-buffered rounds where v15, with the rows by one-row TMA boxes for V43 (variant 43); else
-   * variant 11's.
+   * double-buffered rounds where v15, with some or all rows by one-row TMA boxes for V43, V46 and
+   * V47 (variants 43, 46, 47); else variant 11's.
    */
   static String gluForwardKernel(boolean v15, Kernel family) {
     return !v15
         ? "scatter2scatter_ws256_tg_glu_kernel11"
-        : family == Kernel.V43
-            ? "scatter2scatter_ws256_tg_glu_rt_kernel43"
+        : family.rowsByTma() > 0
+            ? "scatter2scatter_ws256_tg_glu" + rowsByTmaSuffix(family)
             : "scatter2scatter_ws256_tg_glu_kernel15";
   }
 
   /** Every name {@link #gluForwardKernel} gives. */
   static List<String> gluForwardKernelNames() {
-    return List.of(
-        gluForwardKernel(false, Kernel.AUTO),
-        gluForwardKernel(true, Kernel.AUTO),
-        gluForwardKernel(true, Kernel.V43));
+    List<String> names = new ArrayList<>();
+    names.add(gluForwardKernel(false, Kernel.AUTO));
+    names.add(gluForwardKernel(true, Kernel.AUTO));
+    rowsByTmaFamilies().forEach(k -> names.add(gluForwardKernel(true, k)));
+    return names;
   }
 
   /**

@@ -523,6 +523,8 @@ class CudaMoeOpsTest {
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
               CudaScatterMoe.Kernel.V43,
+              CudaScatterMoe.Kernel.V46,
+              CudaScatterMoe.Kernel.V47,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10

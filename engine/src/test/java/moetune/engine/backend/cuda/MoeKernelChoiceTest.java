@@ -63,6 +63,17 @@ class MoeKernelChoiceTest {
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_rt_kernel43",
         CudaScatterMoe.gluBackwardKernel(true, Kernel.V43));
+    // V46 / V47: 32 / 16 rows of a tile by TMA
+    assertEquals(Kernel.V46, Kernel.fromEnv("v46"));
+    assertEquals(Kernel.V47, Kernel.fromEnv("V47"));
+    assertEquals(
+        "scatter2scatter_ws256_tg_glu_rt32_kernel46",
+        CudaScatterMoe.gluForwardKernel(true, Kernel.V46));
+    assertEquals(
+        "scatter2scatter_ws256_ng_glubwd_rt16_kernel47",
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V47));
+    assertEquals(0, Kernel.AUTO.rowsByTma());
+    assertEquals(32, Kernel.V46.rowsByTma());
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(

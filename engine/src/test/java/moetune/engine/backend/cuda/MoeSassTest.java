@@ -76,6 +76,11 @@ class MoeSassTest {
                   // variant 43: kernels 15 and 25 with the gathered rows by one-row TMA boxes
                   "scatter2scatter_ws256_tg_glu_rt_kernel43",
                   "scatter2scatter_ws256_ng_glubwd_rt_kernel43",
+                  // variants 46 and 47: 32 or 16 rows a tile by TMA, the others by cp.async
+                  "scatter2scatter_ws256_tg_glu_rt32_kernel46",
+                  "scatter2scatter_ws256_ng_glubwd_rt32_kernel46",
+                  "scatter2scatter_ws256_tg_glu_rt16_kernel47",
+                  "scatter2scatter_ws256_ng_glubwd_rt16_kernel47",
                   // variants 44 and 45: variant 42 with some epilogue rounds by red.global
                   "group_xty_ws256_tmar_mc_red_kernel44",
                   "group_xty_ws256_tmar_mc_red_kernel45"))
