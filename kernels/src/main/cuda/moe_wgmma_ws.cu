@@ -699,18 +699,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
-// RT (variants 43, 46, 47; GATHER only, a multiple of 16): the first RT rows of a tile come by TMA,
-// one {64, 1} box of x (rows, inDim) (tmX, 128-byte swizzle) per row and k step from the producer
-// thread of that row, the others by cp.async as before: the swizzle follows the shared-memory
-// address, so a row box landing at row r of the 1024-byte-aligned A stage is laid out as the whole
-// tile's box would be. A row past the tile's end asks for row WS_RT_NO_ROW, out of range, which TMA
-// fills with zeros (cp.async's zero fill) and still counts; the k tail past inDim likewise. pt 0
-// expects those rows' bytes with the weight's; with RT = 128 (variant 43) no cp.async is left and
-// the full barrier needs that one arrive. Variant 43 (every row by TMA) ran fwd1 and dX2 1.6x
-// slower on an H100 (session 40: about 15 clocks of the TMA unit a box).
-#define WS_RT_NO_ROW (1 << 30)
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, int RT = 0>
+          bool V13 = false, bool ST = false, bool V25 = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -726,8 +716,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
-  static_assert(RT == 0 || (GATHER && CL == 1 && RT % 16 == 0 && RT <= WG_BM),
-                "rows by TMA: gathered rows, one CTA a tile, a multiple of 16 rows");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -739,7 +727,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
-  ws_init_bars<STAGES, CL>(bars, GATHER && RT < WG_BM ? 129 : 1);
+  ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
@@ -770,11 +758,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
-      // RT: x row of tile row pt (< RT), or WS_RT_NO_ROW
-      int rtRow = pt < RT && pt < tl.rows ? sortedScattered[tl.rStart + pt] / fanOut : WS_RT_NO_ROW;
-      if (GATHER && RT < WG_BM) {
+      if (GATHER) {
 #pragma unroll
-        for (int i = RT / 16; i < 8; i++) {
+        for (int i = 0; i < 8; i++) {
           int r = pt / 8 + 16 * i;
           src[i] = r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
         }
@@ -785,7 +771,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = kt * WG_BK;
         if (pt == 0) {
-          ws_arrive_tx(full, !GATHER ? B_BYTES + A_BYTES : B_BYTES + RT * WG_BK * 2);
+          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
           if (CL > 1) {  // this CTA's half of the weight tile, into both CTAs
             if (TRANSW) {
               ws_tma3_mc(sB + rank * (BN / 2) * 128, tmW, k0, tl.n0 + rank * (BN / 2), tl.e, full,
@@ -806,10 +792,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           }
           if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
         }
-        if (GATHER && RT > 0 && pt < RT) ws_tma2(sA + pt * 128, tmX, k0, rtRow, full);
-        if (GATHER && RT < WG_BM) {
+        if (GATHER) {
 #pragma unroll
-          for (int i = RT / 16; i < 8; i++) {
+          for (int i = 0; i < 8; i++) {
             int r = pt / 8 + 16 * i;
             bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
             mm_cp16(sA + wg_swz(r, c),
@@ -887,47 +872,18 @@ __device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
-// RM (variant 44, a mask of rounds): round q with bit q set adds its 32 columns from the registers
-// by red.global.add.v4.f32 instead (lanes l and l ^ 1 swap a pair so that each holds four
-// adjacent columns of one row), no shared memory, no barrier: the threads' reductions leave by the
-// load/store path while the TMA unit drains the other rounds, so the two paths to L2 work at once.
-// The TMA rounds keep the two buffers in turn. Each element still gets one add: the same dW bit
-// for bit. dw, O, I: dW (E, O, I) float32, for the red rounds.
-template <int BN, int RM = 0>
+template <int BN>
 __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
                                                     const CUtensorMap* tmDw, int e, int o0,
-                                                    int i0, float* dw = nullptr, int O = 0,
-                                                    int I = 0) {
+                                                    int i0) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
   uint32_t bufs = out + wg * (WS_XTY_OUT_BYTES / 2);
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   bool leader = (tid & 127) == 0;
-  int tq = 0;  // TMA rounds so far (a constant in the unrolled loop)
 #pragma unroll  // the accumulators are registers: every index a constant
   for (int q = 0; q < BN / 32; q++) {
-    if ((RM >> q) & 1) {  // red round
-      bool odd = lane & 1;
-      int o = o0 + 64 * wg + rr0 + (odd ? 8 : 0);
-#pragma unroll
-      for (int jj = 0; jj < 4; jj++) {
-        int j = 4 * q + jj;
-        // the even lane sends its second row's pair and keeps its first; the odd lane the reverse
-        float s0 = odd ? d[4 * j] : d[4 * j + 2], s1 = odd ? d[4 * j + 1] : d[4 * j + 3];
-        float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-        int i = i0 + 8 * j + 2 * (lane & 2);  // a multiple of 4; I is one too
-        if (o < O && i < I) {
-          float* p = dw + ((long long)e * O + o) * I + i;
-          asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p),
-                       "f"(odd ? r0 : d[4 * j]), "f"(odd ? r1 : d[4 * j + 1]),
-                       "f"(odd ? d[4 * j + 2] : r0), "f"(odd ? d[4 * j + 3] : r1)
-                       : "memory");
-        }
-      }
-      continue;
-    }
-    uint32_t buf = bufs + (tq & 1) * (WS_XTY_OUT_BYTES / 4);
-    tq++;
-    if (leader) ws_store_wait_read1();  // the reduction from this buffer two TMA rounds back
+    uint32_t buf = bufs + (q & 1) * (WS_XTY_OUT_BYTES / 4);
+    if (leader) ws_store_wait_read1();  // the reduction from this buffer two rounds back
     ws_bar_wg(1 + wg);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
@@ -966,9 +922,7 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // a stage's empty barrier waits for the consumer warps of both CTAs (variant 9's mechanism, the
 // remote arrive without .release.cluster). An expert's partial last k step stays a local
 // cp.async in each CTA (both take it: the two walk the same units). The same dW bit for bit.
-// RM (variant 44, TMAR only): the epilogue's rounds in the mask go by red.global from the threads
-// (ws_xty_epilogue_tma RM).
-template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1, int RM = 0>
+template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
@@ -1076,8 +1030,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
-        if (CL == 1 || o0 < O)
-          ws_xty_epilogue_tma<BN, RM>(d, smem + STAGES * STAGE, tmDw, e, o0, i0, (float*)dw, O, I);
+        if (CL == 1 || o0 < O) ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
         continue;
       }
       int tid = threadIdx.x, lane = tid & 31;
@@ -1213,28 +1166,6 @@ MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
   WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw)));
 }
 
-// Variant 44: kernel42 with rounds 1, 3, 5 and 7 of the epilogue by red.global from the threads
-// (ws_xty_epilogue_tma RM 0xAA), variant 45 rounds 3 and 7 (RM 0x88). Same arguments, maps, shared
-// memory, grid and values.
-MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_red_kernel44(const __grid_constant__ CUtensorMap tmDy,
-                                          const __grid_constant__ CUtensorMap tmX,
-                                          const __grid_constant__ CUtensorMap tmDw,
-                                          const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                          const int* offsets, void* dw, int wdt, int E, int I,
-                                          int O) {
-  WG_BODY((ws_xty<256, 4, true, true, 2, 0xAA>(WS_XTY_PASS, &tmDw)));
-}
-MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_red_kernel45(const __grid_constant__ CUtensorMap tmDy,
-                                          const __grid_constant__ CUtensorMap tmX,
-                                          const __grid_constant__ CUtensorMap tmDw,
-                                          const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                          const int* offsets, void* dw, int wdt, int E, int I,
-                                          int O) {
-  WG_BODY((ws_xty<256, 4, true, true, 2, 0x88>(WS_XTY_PASS, &tmDw)));
-}
-
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
 // products that touch SwiGLU, both gathering their input rows (x, and dy (M / fanOut, D) in token
 // order: no grouped copy of dy). tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 128 boxes (glu) or W2
@@ -1268,45 +1199,41 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // ends. glu: tmH h (M, 2F) as {2F, M}, tmAct a (M, F) as {F, M}, both in 64 x 64 boxes; glubwd:
 // tmH h and tmDh dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes. Same arguments otherwise, same
 // values bit for bit.
-// Variants 11, 13, 15, 25 and 43 take the same arguments (the fwd kernels one set, the backward
-// ones another); V13: the double-buffered rounds (variant 15 forward, 13 backward). tmX: the
-// gathered input (x, or dY in token order) as {inDim, rows} in {64, 1} boxes, 128-byte swizzle:
-// read by variants 43, 46 and 47 only (RT), any valid map for the others.
+// Variants 11, 13 and 15 take the same arguments (the fwd kernels one set, the backward ones
+// another); V13: the double-buffered rounds (variant 15 forward, 13 backward)
 #define WS_GLU_TMA_ARGS                                                                          \
-  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,              \
-      const __grid_constant__ CUtensorMap tmH,                                                   \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13, RT)                                                                 \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, RT>(                        \
-      &tmW, &tmX, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
+#define WS_GLU_TMA_BODY(V13)                                                                     \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13>(                                          \
+      &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
-  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,              \
-      const __grid_constant__ CUtensorMap tmH,                                                   \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, V25, RT)                                                         \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25, RT>(                         \
-      &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
+#define WS_GLUBWD_TMA_BODY(V13, V25)                                                             \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25>(                             \
+      &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel11(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(false, 0);
+  WS_GLU_TMA_BODY(false);
 }
 
 // Variant 15: kernel11's glu with the six store rounds double-buffered (ws_glu_fwd_epilogue_tma
 // DB); same arguments, maps and values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_kernel15(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 0);
+  WS_GLU_TMA_BODY(true);
 }
 
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel11(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(false, false, 0);
+  WS_GLUBWD_TMA_BODY(false, false);
 }
 
 // Variant 13: variant 11's glubwd with the epilogue's rounds double-buffered (32 columns, two 8 KiB
@@ -1315,7 +1242,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with the 64-byte swizzle. Same arguments and values as kernel11.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel13(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, false, 0);
+  WS_GLUBWD_TMA_BODY(true, false);
 }
 
 // Variant 25 (auto's dX2 from session 29): kernel13 with each row's round as all its loads, then
@@ -1323,36 +1250,5 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // values.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, 0);
-}
-
-// Variant 43: kernels 15 and 25 with the gathered rows by one-row TMA boxes (ws_s2s RT) instead of
-// cp.async. Same arguments, maps, shared memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_rt_kernel43(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 128);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_rt_kernel43(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, 128);
-}
-// Variants 46 and 47: kernels 15 and 25 with the first 32 (46) or 16 (47) rows of a tile by
-// one-row TMA boxes, the others by cp.async, so the TMA unit's boxes (about 15 clocks each) stay
-// under the k step while the cp.async copies shrink by a quarter or an eighth. Same arguments,
-// maps, shared memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_rt32_kernel46(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 32);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_rt32_kernel46(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, 32);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_rt16_kernel47(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 16);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_rt16_kernel47(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, 16);
+  WS_GLUBWD_TMA_BODY(true, true);
 }

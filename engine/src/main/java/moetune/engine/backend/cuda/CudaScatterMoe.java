@@ -112,38 +112,7 @@ final class CudaScatterMoe {
      * variant 42 (clusters of two CTAs over adjacent o tiles sharing the x tile by TMA multicast),
      * the same values, so one process can time both.
      */
-    V14,
-    /**
-     * AUTO with the expert MLP's first product and its down product's dX gathering their input rows
-     * by one-row TMA boxes instead of cp.async (variant 43: kernel43, the same values), so one
-     * process can time both.
-     */
-    V43,
-    /**
-     * AUTO with half of the float32 dW epilogue's rounds added by red.global from the threads while
-     * the TMA unit drains the others (variant 44: kernel44, the same values), so one process can
-     * time both.
-     */
-    V44,
-    /** V44 with a quarter of the rounds by red.global (variant 45: kernel45). */
-    V45,
-    /**
-     * V43 with the first 32 rows of each tile by TMA and the others by cp.async (variant 46:
-     * kernel46).
-     */
-    V46,
-    /** V46 with 16 rows by TMA (variant 47: kernel47). */
-    V47;
-
-    /** The rows of a SwiGLU product's tile gathered by one-row TMA boxes (variants 43, 46, 47). */
-    int rowsByTma() {
-      return switch (this) {
-        case V43 -> 128;
-        case V46 -> 32;
-        case V47 -> 16;
-        default -> 0;
-      };
-    }
+    V14;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -166,7 +135,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V43, V44, V45, V46, V47 -> 25;
+        case AUTO, V14 -> 25;
         default -> 0;
       };
     }
@@ -201,19 +170,13 @@ final class CudaScatterMoe {
         case "v15" -> V15;
         case "v16" -> V16;
         case "v14" -> V14;
-        case "v43" -> V43;
-        case "v44" -> V44;
-        case "v45" -> V45;
-        case "v46" -> V46;
-        case "v47" -> V47;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v43, v44, v45,"
-                    + " v46 or v47"
-                    + " (wgmma, Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v14 (wgmma, Hopper"
+                    + " only)");
       };
     }
   }
@@ -279,7 +242,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V43, V44, V45, V46, V47 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14 -> Kernel.WS256R;
     };
   }
 
@@ -537,12 +500,11 @@ final class CudaScatterMoe {
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
     boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
-    int[] tmW, tmX = null, tmH = null, tmAct = null;
+    int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
-      // TMA in 64 x 64 boxes; x's rows in one-row boxes (read by variant 43 only)
+      // TMA in 64 x 64 boxes
       tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 128, 1}, op + " W");
       if (v11) {
-        tmX = rowsMap(xt, d, op + " x");
         tmH = TensorMaps.bf16(ht.address(), new long[] {f2, m}, new int[] {64, 64}, op + " h");
         tmAct = TensorMaps.bf16(at.address(), new long[] {f, m}, new int[] {64, 64}, op + " a");
       }
@@ -552,10 +514,12 @@ final class CudaScatterMoe {
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
     KernelLaunch l =
         v11
-            ? b.kernel(gluForwardKernel(v15, kernel))
+            ? b.kernel(
+                    v15
+                        ? "scatter2scatter_ws256_tg_glu_kernel15"
+                        : "scatter2scatter_ws256_tg_glu_kernel11")
                 .smem(gluSmem(e, WS_GLU_OUT_BYTES))
                 .struct("tmW", tmW)
-                .struct("tmX", tmX)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
             : b.kernel("scatter2scatter_ws256_tg_glu_kernel10")
@@ -618,13 +582,12 @@ final class CudaScatterMoe {
     // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
     // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
     boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
-    int[] tmW, tmX = null, tmH = null, tmDh = null;
-    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async (variant 43: in
-      // one-row boxes); h and dH as {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes
-      // (variant 13: {32, 1, 64} in the 64-byte swizzle)
+    int[] tmW, tmH = null, tmDh = null;
+    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
+      // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
+      // 64-byte swizzle)
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
       if (v11) {
-        tmX = rowsMap(dyt, d, op + " dY");
         long[] halves = {f, 2, m};
         int[] box = {v13 ? 32 : 64, 1, 64};
         tmH = TensorMaps.bf16(ht.address(), halves, box, op + " h");
@@ -638,10 +601,9 @@ final class CudaScatterMoe {
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel(gluBackwardKernel(v13, kernel))
+              ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
-                  .struct("tmX", tmX)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
               : b.kernel("scatter2scatter_ws256_ng_glubwd_kernel10")
@@ -693,73 +655,23 @@ final class CudaScatterMoe {
 
   /**
    * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
-   * the double-buffered rounds, batched (variant 25) from generation 25 on, with some or all rows
-   * by one-row TMA boxes for V43, V46 and V47 (variants 43, 46, 47), one pair at a time (variant
-   * 13) before 25; else variant 11's.
+   * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
+   * (variant 13) before 25; else variant 11's.
    */
-  static String gluBackwardKernel(boolean v13, Kernel family) {
+  static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : family.rowsByTma() > 0
-            ? "scatter2scatter_ws256_ng_glubwd" + rowsByTmaSuffix(family)
-            : family.generation() >= 25
-                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                : "scatter2scatter_ws256_ng_glubwd_kernel13";
-  }
-
-  /** The kernel-name suffix of the families that gather rows by TMA (variants 43, 46, 47). */
-  private static String rowsByTmaSuffix(Kernel family) {
-    return switch (family.rowsByTma()) {
-      case 128 -> "_rt_kernel43";
-      case 32 -> "_rt32_kernel46";
-      default -> "_rt16_kernel47";
-    };
-  }
-
-  /** The families whose SwiGLU products gather rows by TMA. */
-  private static List<Kernel> rowsByTmaFamilies() {
-    return java.util.Arrays.stream(Kernel.values()).filter(k -> k.rowsByTma() > 0).toList();
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
   /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
-    List<String> names = new ArrayList<>();
-    names.add(gluBackwardKernel(false, Kernel.AUTO));
-    names.add(gluBackwardKernel(true, Kernel.V16));
-    names.add(gluBackwardKernel(true, Kernel.AUTO));
-    rowsByTmaFamilies().forEach(k -> names.add(gluBackwardKernel(true, k)));
-    return names;
-  }
-
-  /**
-   * The first product's SwiGLU kernel from variant 11 on (the same arguments): variant 15's
-   * double-buffered rounds where v15, with some or all rows by one-row TMA boxes for V43, V46 and
-   * V47 (variants 43, 46, 47); else variant 11's.
-   */
-  static String gluForwardKernel(boolean v15, Kernel family) {
-    return !v15
-        ? "scatter2scatter_ws256_tg_glu_kernel11"
-        : family.rowsByTma() > 0
-            ? "scatter2scatter_ws256_tg_glu" + rowsByTmaSuffix(family)
-            : "scatter2scatter_ws256_tg_glu_kernel15";
-  }
-
-  /** Every name {@link #gluForwardKernel} gives. */
-  static List<String> gluForwardKernelNames() {
-    List<String> names = new ArrayList<>();
-    names.add(gluForwardKernel(false, Kernel.AUTO));
-    names.add(gluForwardKernel(true, Kernel.AUTO));
-    rowsByTmaFamilies().forEach(k -> names.add(gluForwardKernel(true, k)));
-    return names;
-  }
-
-  /**
-   * The gathered input of a SwiGLU product, (rows, d) bf16, as {d, rows} in one-row {64, 1} boxes
-   * (128-byte swizzle): variant 43's producer loads each tile row by one box; the other kernels
-   * take the map and do not read it.
-   */
-  private static int[] rowsMap(CudaTensor t, long d, String what) {
-    return TensorMaps.bf16(t.address(), new long[] {d, t.numel() / d}, new int[] {64, 1}, what);
+    return List.of(
+        gluBackwardKernel(false, Kernel.AUTO.generation()),
+        gluBackwardKernel(true, Kernel.V16.generation()),
+        gluBackwardKernel(true, Kernel.AUTO.generation()));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */
@@ -801,22 +713,14 @@ final class CudaScatterMoe {
    * faster; docs/performance.md), variant 14 for the v14 family.
    */
   static String groupXtYTmaKernel(Kernel family) {
-    return switch (family) {
-      case V14 -> "group_xty_ws256_tmar_kernel14";
-      // variant 42 with rounds 1, 3, 5, 7 (44) or 3, 7 (45) of the epilogue by red.global
-      case V44 -> "group_xty_ws256_tmar_mc_red_kernel44";
-      case V45 -> "group_xty_ws256_tmar_mc_red_kernel45";
-      default -> "group_xty_ws256_tmar_mc_kernel42";
-    };
+    return family == Kernel.V14
+        ? "group_xty_ws256_tmar_kernel14"
+        : "group_xty_ws256_tmar_mc_kernel42";
   }
 
   /** Every name {@link #groupXtYTmaKernel} gives. */
   static List<String> groupXtYTmaKernelNames() {
-    return List.of(
-        groupXtYTmaKernel(Kernel.AUTO),
-        groupXtYTmaKernel(Kernel.V14),
-        groupXtYTmaKernel(Kernel.V44),
-        groupXtYTmaKernel(Kernel.V45));
+    return List.of(groupXtYTmaKernel(Kernel.AUTO), groupXtYTmaKernel(Kernel.V14));
   }
 
   /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */

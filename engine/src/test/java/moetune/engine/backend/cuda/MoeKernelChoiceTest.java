@@ -25,9 +25,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V15, Kernel.fromEnv("V15"));
     assertEquals(Kernel.V16, Kernel.fromEnv("v16"));
     assertEquals(Kernel.V14, Kernel.fromEnv("V14"));
-    assertEquals(Kernel.V43, Kernel.fromEnv("v43"));
-    assertEquals(Kernel.V44, Kernel.fromEnv("V44"));
-    assertEquals(Kernel.V45, Kernel.fromEnv("v45"));
     assertTrue(
         Kernel.AUTO.picked()
             && Kernel.V10.picked()
@@ -42,49 +39,17 @@ class MoeKernelChoiceTest {
     assertEquals(25, Kernel.V14.generation());
     assertEquals("group_xty_ws256_tmar_mc_kernel42", CudaScatterMoe.groupXtYTmaKernel(Kernel.AUTO));
     assertEquals("group_xty_ws256_tmar_kernel14", CudaScatterMoe.groupXtYTmaKernel(Kernel.V14));
-    // V44 / V45 are AUTO but for the dW epilogue (half / a quarter of its rounds by red.global)
-    assertEquals(25, Kernel.V44.generation());
-    assertEquals(25, Kernel.V45.generation());
-    assertEquals(
-        "group_xty_ws256_tmar_mc_red_kernel44", CudaScatterMoe.groupXtYTmaKernel(Kernel.V44));
-    assertEquals(
-        "group_xty_ws256_tmar_mc_red_kernel45", CudaScatterMoe.groupXtYTmaKernel(Kernel.V45));
-    // V43 is AUTO but for the two SwiGLU products' gathered rows (one-row TMA boxes)
-    assertEquals(25, Kernel.V43.generation());
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_rt_kernel43",
-        CudaScatterMoe.gluForwardKernel(true, Kernel.V43));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel15",
-        CudaScatterMoe.gluForwardKernel(true, Kernel.AUTO));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_kernel11",
-        CudaScatterMoe.gluForwardKernel(false, Kernel.V43));
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_rt_kernel43",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V43));
-    // V46 / V47: 32 / 16 rows of a tile by TMA
-    assertEquals(Kernel.V46, Kernel.fromEnv("v46"));
-    assertEquals(Kernel.V47, Kernel.fromEnv("V47"));
-    assertEquals(
-        "scatter2scatter_ws256_tg_glu_rt32_kernel46",
-        CudaScatterMoe.gluForwardKernel(true, Kernel.V46));
-    assertEquals(
-        "scatter2scatter_ws256_ng_glubwd_rt16_kernel47",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V47));
-    assertEquals(0, Kernel.AUTO.rowsByTma());
-    assertEquals(32, Kernel.V46.rowsByTma());
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel25",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation()));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel13",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation()));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel11",
-        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO));
+        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation()));
     assertEquals(15, Kernel.V15.generation());
     assertEquals(11, Kernel.V11.generation());
     assertEquals(10, Kernel.V10.generation());
