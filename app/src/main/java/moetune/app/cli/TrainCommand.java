@@ -325,6 +325,11 @@ public final class TrainCommand implements Callable<Integer> {
                 + " --template chatml --prompt 'What is 12 + 30?'");
       }
       return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+    } catch (Exception e) {
+      // reported before done(): when a SIGTERM came first (the launcher stopping the ranks after
+      // another rank died), done() lets the waiting hook return and the JVM end, which would cut
+      // this rank's one line
+      return CliErrors.report("train", e, System.err);
     } finally {
       if (hook != null) {
         hook.done();
