@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script and
-# moe-breakdown.sh copied beside it) for the MoE epilogue variants (10-15): the engine GPU suite
+# One device call from the staged folder (scripts/device/stage.sh .device/NAME puts this script and
+# moe-breakdown.sh there) for the MoE epilogue variants (10-15): the engine GPU suite
 # (the bitwise fused-vs-unfused tests included), compute-sanitizer memcheck and racecheck on
 # SANITIZE_SELECT (default the SwiGLU bitwise test), the sm_90a SASS opcodes of SASS_KERNELS
 # (SASS=1), MoeLayerBench with the breakdown for the families in KERNELS (default ws256r, v10,
