@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script copied
-# beside it): MoeLayerBench (what `moetune bench moe --breakdown` prints) with the per-op breakdown
+# One device call from the staged folder (scripts/device/stage.sh .device/NAME stages this script
+# there): MoeLayerBench (what `moetune bench moe --breakdown` prints) with the per-op breakdown
 # of the layer's forward+backward on the three shapes of issue 10, dense cuBLAS in the same run.
 # MOE_BENCH_KERNELS / BENCH_ARGS / MOETUNE_MOE_* pass through; BENCH_LIMIT caps the bench (s).
 set -uo pipefail
@@ -26,6 +26,6 @@ if [ "${CLOCKS:-0}" = 1 ]; then
   kill "$smi" 2>/dev/null
   # the clock and power per stretch of the log (tools/clock_stretches.py, copied beside this script)
   python3 clock_stretches.py "$OUT/clocks.csv" "$OUT/moe-breakdown.log" \
-    || echo "clock_stretches.py: not beside $(pwd) (copy tools/clock_stretches.py here); raw samples in $OUT/clocks.csv"
+    || echo "clock_stretches.py: not beside $(pwd) (scripts/device/stage.sh stages it); raw samples in $OUT/clocks.csv"
 fi
 grep -E "^([0-9:.]+ )?(MOETUNE|\||.*rror|.*xception)" "$OUT/moe-breakdown.log" | head -150

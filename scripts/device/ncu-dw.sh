@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call from the staged folder (scripts/device/stage.sh .device/NAME, this script copied
-# beside it): ncu (clocks not locked) of the float32 dW kernels (variant 42 for `auto`, variant 14
+# One device call from the staged folder (scripts/device/stage.sh .device/NAME stages this script
+# there): ncu (clocks not locked) of the float32 dW kernels (variant 42 for `auto`, variant 14
 # for `v14`) on the Mixtral shape, dW2 then dW1 of one layer call: duration, SM clock, SM and L2
 # throughput, DRAM, the main stalls. Whole reports in $OUT/ncu-FAMILY.txt.
 cd "$(dirname "$0")"

@@ -144,12 +144,23 @@ public final class TrainCommand implements Callable<Integer> {
         : " (default: " + v + ")";
   }
 
+  /** The run's Ctrl-C / SIGTERM hook once installed (train()), released last by call(). */
+  private StopHook hook;
+
   @Override
   public Integer call() {
     try {
       return train();
     } catch (Exception e) {
       return CliErrors.report("train", e, System.err);
+    } finally {
+      // after the report: when a SIGTERM came first (the launcher stopping the ranks after another
+      // rank died), done() lets the waiting hook return and the JVM end, which would cut this
+      // rank's one line
+      if (hook != null) {
+        hook.done();
+        hook = null;
+      }
     }
   }
 
@@ -275,66 +286,54 @@ public final class TrainCommand implements Callable<Integer> {
     }
     ProgressBar bar = ProgressBar.forStdout();
     // Ctrl-C / SIGTERM: the hook asks the loop to stop at the next step boundary, then holds the
-    // JVM open until the checkpoint is written and the summary printed (done() comes last).
-    StopHook hook = null;
-    try {
-      RunSummary summary;
-      Path out;
-      try (TrainingJob job =
-          TrainingJob.prepare(
-              cfg,
-              resume,
-              quiet ? line -> {} : bar::onLog,
-              launch,
-              expertParallel == null ? 1 : expertParallel)) {
-        out = job.outDir();
-        if (!quiet) {
-          job.trainer().addListener(bar);
-        }
-        StopHook h =
-            new StopHook(
-                job.trainer()::requestStop, Thread.currentThread(), STOP_GRACE_S, System.err);
-        job.trainer()
-            .addListener(
-                new TrainingListener() {
-                  @Override
-                  public void onStep(StepMetrics m) {
-                    h.alive();
-                  }
+    // JVM open until the checkpoint is written and the summary printed (call() releases it last).
+    RunSummary summary;
+    Path out;
+    try (TrainingJob job =
+        TrainingJob.prepare(
+            cfg,
+            resume,
+            quiet ? line -> {} : bar::onLog,
+            launch,
+            expertParallel == null ? 1 : expertParallel)) {
+      out = job.outDir();
+      if (!quiet) {
+        job.trainer().addListener(bar);
+      }
+      StopHook h =
+          new StopHook(
+              job.trainer()::requestStop, Thread.currentThread(), STOP_GRACE_S, System.err);
+      job.trainer()
+          .addListener(
+              new TrainingListener() {
+                @Override
+                public void onStep(StepMetrics m) {
+                  h.alive();
+                }
 
-                  @Override
-                  public void onCheckpoint(CheckpointEvent e) {
-                    h.alive();
-                  }
-                });
-        hook = h.install();
-        summary = job.run();
-      }
-      if (quiet) {
-        return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
-      }
-      report(summary, out, world);
-      if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
-        Path export = out.resolve("export");
-        Exporter.export(
-            summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
-        System.out.println("exported the trained model to " + export + " (HuggingFace format)");
-        System.out.println(
-            "try it:   ./moetune generate --model "
-                + export
-                + " --template chatml --prompt 'What is 12 + 30?'");
-      }
-      return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
-    } catch (Exception e) {
-      // reported before done(): when a SIGTERM came first (the launcher stopping the ranks after
-      // another rank died), done() lets the waiting hook return and the JVM end, which would cut
-      // this rank's one line
-      return CliErrors.report("train", e, System.err);
-    } finally {
-      if (hook != null) {
-        hook.done();
-      }
+                @Override
+                public void onCheckpoint(CheckpointEvent e) {
+                  h.alive();
+                }
+              });
+      hook = h.install();
+      summary = job.run();
     }
+    if (quiet) {
+      return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
+    }
+    report(summary, out, world);
+    if (demo && summary.outcome() == RunSummary.Outcome.FINISHED) {
+      Path export = out.resolve("export");
+      Exporter.export(
+          summary.lastCheckpoint(), export, DType.F32, SafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+      System.out.println("exported the trained model to " + export + " (HuggingFace format)");
+      System.out.println(
+          "try it:   ./moetune generate --model "
+              + export
+              + " --template chatml --prompt 'What is 12 + 30?'");
+    }
+    return summary.outcome() == RunSummary.Outcome.FAILED ? 1 : 0;
   }
 
   private static void report(RunSummary s, Path out, int world) {
