@@ -2,7 +2,8 @@
 # One device call from the staged folder (scripts/device/stage.sh .device/NAME stages this script
 # there): MoeLayerBench (what `moetune bench moe --breakdown` prints) with the per-op breakdown
 # of the layer's forward+backward on the three shapes of issue 10, dense cuBLAS in the same run.
-# MOE_BENCH_KERNELS / BENCH_ARGS / MOETUNE_MOE_* pass through; BENCH_LIMIT caps the bench (s).
+# MOE_BENCH_KERNELS / BENCH_ARGS / MOETUNE_MOE_* pass through; BENCH_LIMIT caps the bench (s);
+# MOE_BENCH_BREAKDOWN (default 1: dW added; written: dW written; both) picks the breakdowns.
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
@@ -18,7 +19,7 @@ if [ "${CLOCKS:-0}" = 1 ]; then
   smi=$!
 fi
 stamp() { if [ "${CLOCKS:-0}" = 1 ]; then while IFS= read -r l; do printf '%s %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$l"; done; else cat; fi; }
-MOE_BENCH_V2=0 MOE_BENCH_BREAKDOWN=1 timeout -k 5 "${BENCH_LIMIT:-150}" \
+MOE_BENCH_V2=0 MOE_BENCH_BREAKDOWN="${MOE_BENCH_BREAKDOWN:-1}" timeout -k 5 "${BENCH_LIMIT:-150}" \
   "$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench \
   ${BENCH_ARGS:-} 2>&1 | stamp > "$OUT/moe-breakdown.log"
 echo "bench exit ${PIPESTATUS[0]}"

@@ -790,7 +790,13 @@ final class CudaScatterMoe {
     }
   }
 
-  void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
+  /**
+   * Backend#groupXtY; accumulate false writes dW and db instead of adding: variant 42 / 14 store
+   * their tiles (variant 48: a TMA store where the reduction was, every tile of dW written), every
+   * other path zeroes dW first and adds.
+   */
+  void groupXtY(
+      Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db, boolean accumulate) {
     String op = "groupXtY";
     CudaTensor xt = b.ct(x, op, "x"),
         g = b.ct(dy, op, "dy"),
@@ -842,6 +848,9 @@ final class CudaScatterMoe {
           long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);
           grid = 2 * Math.min(units, b.activeClusters(tmar, 2, WS_THREADS, tmarSmem));
         }
+        if (tmDw == null && !accumulate) {
+          b.fill(dW, 0f);
+        }
         KernelLaunch ws =
             tmDw != null
                 ? b.kernel(groupXtYTmaKernel(kernel))
@@ -864,8 +873,14 @@ final class CudaScatterMoe {
             .i32("E", (int) e)
             .i32("I", (int) i)
             .i32("O", (int) o);
+        if (tmDw != null) {
+          ws.i32("acc", accumulate ? 1 : 0);
+        }
         ws.launch();
       } else {
+        if (!accumulate) {
+          b.fill(dW, 0f);
+        }
         KernelLaunch l;
         if (wg != null) {
           int bn = wg == Kernel.N256 ? 256 : 128;
@@ -899,6 +914,9 @@ final class CudaScatterMoe {
         l.launch();
       }
     } else {
+      if (!accumulate) {
+        b.fill(dW, 0f);
+      }
       b.kernel("group_xty_kernel")
           .shapes("x " + xt.describe() + " dy " + g.describe())
           .grid((i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e)
@@ -915,6 +933,9 @@ final class CudaScatterMoe {
           .launch();
     }
     if (bt != null) {
+      if (!accumulate) {
+        b.fill(db, 0f);
+      }
       b.kernel("group_db_kernel")
           .shapes("dy " + g.describe())
           .grid((o + 255) / 256, e)
