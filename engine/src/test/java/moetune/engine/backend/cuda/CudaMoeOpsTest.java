@@ -554,6 +554,7 @@ class CudaMoeOpsTest {
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
+              CudaScatterMoe.Kernel.V49,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10
