@@ -3,7 +3,7 @@
 # there): MoeLayerBench (what `moetune bench moe --breakdown` prints) with the per-op breakdown
 # of the layer's forward+backward on the three shapes of issue 10, dense cuBLAS in the same run.
 # MOE_BENCH_KERNELS / BENCH_ARGS / MOETUNE_MOE_* pass through; BENCH_LIMIT caps the bench (s);
-# MOE_BENCH_BREAKDOWN (default 1: dW added; written: dW written; both) picks the breakdowns.
+# MOE_BENCH_BREAKDOWN picks the breakdowns (default 1; with variant 48's lab patch also written or both).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt

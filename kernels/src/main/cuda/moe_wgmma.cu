@@ -61,34 +61,11 @@ __device__ __forceinline__ void wg_mma_n256(float (&d)[128], uint64_t a, uint64_
       : "l"(a), "l"(b), "n"(TA), "n"(TB));
 }
 
-// m64n192k16 for variant 49's 128 x 192 tiles, issued as m64n128k16 on columns 0-127 (d[0..63])
-// and m64n64k16 on columns 128-191 (d[64..95]): the same accumulator layout (column group j in
-// d[4 j .. 4 j + 3]). One m64n192k16 needs 122 registers where the instruction is issued, more
-// than a 640-thread block starts with (96; ptxas C7602), two narrower ones fit. b2: the B
-// descriptor of columns 128-191.
-template <int TA, int TB>
-__device__ __forceinline__ void wg_mma_n192(float (&d)[96], uint64_t a, uint64_t b, uint64_t b2) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, 1, 1, 1, %66, %67;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(a), "l"(b), "n"(TA), "n"(TB));
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "%32, %33, 1, 1, 1, %34, %35;\n"
-      : "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-      : "l"(a), "l"(b2), "n"(TA), "n"(TB));
-}
 
 template <int BN, int TA, int TB>
 __device__ __forceinline__ void wg_mma(float (&d)[BN / 2], uint64_t a, uint64_t b) {
   if constexpr (BN == 256) {
     wg_mma_n256<TA, TB>(d, a, b);
-  } else if constexpr (BN == 192) {
-    // columns 128-191: the third 64-column slab (MN-major B) or 128 rows further (K-major B)
-    wg_mma_n192<TA, TB>(d, a, b, b + ((TB ? 2 * WG_SLAB : 128 * 128) >> 4));
   } else {
     wg_mma_n128<TA, TB>(d, a, b);
   }

@@ -55,9 +55,6 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
 // trap, ptxas compiles the consumers' code within the 168 registers the kernel starts with, not
 // the 208 of setmaxnreg.inc (they fit; a build ending the waits in brkpt instead, which fails the
 // launch the same way and lets ptxas use the 208, timed the same: kernels/lab/moe, variant 21).
-// BK (variant 49): the timeout ends in brkpt, which fails the launch the same way (brkpt_check.cu)
-// and lets ptxas compile a region past the kernel's entry registers, up to its setmaxnreg.inc.
-template <bool BK = false>
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   uint64_t start = 0;
@@ -74,11 +71,7 @@ __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
     if (start == 0) {
       start = now;
     } else if (now - start > 20000000000ull) {
-      if (BK) {
-        asm volatile("brkpt;");
-      } else {
-        __trap();
-      }
+      __trap();
     }
   }
 }
@@ -166,12 +159,12 @@ __device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
 
 // One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
 // the stage of the step before (prevS >= 0).
-template <int BN, int TA, int TB, bool CP, int CL = 1, bool BK = false>
+template <int BN, int TA, int TB, bool CP, int CL = 1>
 __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
                                            uint32_t parity, uint32_t prevEmpty, bool release) {
   constexpr int A_BYTES = WG_BM * WG_BK * 2;
   int wg = threadIdx.x / 128;
-  ws_wait<BK>(full, parity);
+  ws_wait(full, parity);
   if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
   uint32_t sB = sA + A_BYTES;
   uint64_t da = TA ? wg_desc(sA + wg * WG_SLAB, WG_SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
@@ -456,13 +449,14 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   }
 }
 
-// GLU 2 on one column pair of a row: da2 the ungated dA pair rounded to bf16 as the unfused
-// product stores it, g2 / u2 the forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a
-// to dot and returns dH's gate and up pairs. Every rounding is the unfused ops' (see above).
-__device__ __forceinline__ void ws_glu_bwd_pair_b(uint32_t da2, uint32_t g2, uint32_t u2,
-                                                  float gate, float& dot, uint32_t& dg2,
-                                                  uint32_t& du2) {
-  float2 du = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&da2));
+// GLU 2 on one column pair of a row: d0, d1 the ungated dA (float32 accumulators), g2 / u2 the
+// forward's h (bf16 pairs), gate the row's gate; adds dA_ungated . a to dot and returns dH's gate
+// and up pairs. Every rounding is the unfused ops' (see above).
+__device__ __forceinline__ void ws_glu_bwd_pair(float d0, float d1, uint32_t g2, uint32_t u2,
+                                                float gate, float& dot, uint32_t& dg2,
+                                                uint32_t& du2) {
+  // the ungated dA as the unfused product stores it
+  float2 du = __bfloat1622float2(__floats2bfloat162_rn(d0, d1));
   float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2));
   float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u2));
   float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y);
@@ -477,14 +471,6 @@ __device__ __forceinline__ void ws_glu_bwd_pair_b(uint32_t da2, uint32_t g2, uin
   __nv_bfloat162 rg = __floats2bfloat162_rn(dg0, dg1), ru = __floats2bfloat162_rn(du0, du1);
   dg2 = *reinterpret_cast<uint32_t*>(&rg);
   du2 = *reinterpret_cast<uint32_t*>(&ru);
-}
-// The same from the float32 accumulators d0, d1 (rounded here; variant 49 hands the rounded pair
-// over to its epilogue warps).
-__device__ __forceinline__ void ws_glu_bwd_pair(float d0, float d1, uint32_t g2, uint32_t u2,
-                                                float gate, float& dot, uint32_t& dg2,
-                                                uint32_t& du2) {
-  __nv_bfloat162 da = __floats2bfloat162_rn(d0, d1);
-  ws_glu_bwd_pair_b(*reinterpret_cast<uint32_t*>(&da), g2, u2, gate, dot, dg2, du2);
 }
 
 // The four lanes of a row hold its columns: sums their dots (every lane takes part) and writes the
@@ -886,12 +872,10 @@ __device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
-// acc 0 (variant 48): each round is stored (a plain TMA store of the same box) instead of added,
-// for a dW the launch overwrites (a step's first micro-batch): no read of the old dW, no reduction.
 template <int BN>
 __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
                                                     const CUtensorMap* tmDw, int e, int o0,
-                                                    int i0, int acc) {
+                                                    int i0) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
   uint32_t bufs = out + wg * (WS_XTY_OUT_BYTES / 2);
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
@@ -917,11 +901,7 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
     ws_bar_wg(1 + wg);
     if (leader) {
-      if (acc) {
-        ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
-      } else {
-        ws_tma_store3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
-      }
+      ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
       ws_store_commit();
     }
   }
@@ -942,15 +922,11 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // a stage's empty barrier waits for the consumer warps of both CTAs (variant 9's mechanism, the
 // remote arrive without .release.cluster). An expert's partial last k step stays a local
 // cp.async in each CTA (both take it: the two walk the same units). The same dW bit for bit.
-// acc (TMAR only): 1 adds the tile into dW; 0 (variant 48) stores it, dW = dy^T x, and an expert
-// without rows still has its tiles stored (zeros), so every element of dW is written. The float32
-// accumulators start at +0 and a sum with +0 in it is never -0, so a stored tile is the bits the
-// addition into a zeroed dW gives.
 template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
-                                       const CUtensorMap* tmDw = nullptr, int acc = 1) {
+                                       const CUtensorMap* tmDw = nullptr) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -1037,7 +1013,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
       int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
-      if (kTiles <= 0 && (!TMAR || acc)) continue;  // variant 48 stores the zero tile
+      if (kTiles <= 0) continue;
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
@@ -1048,14 +1024,13 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
-      if ((threadIdx.x & 31) == 0 && kTiles > 0) {  // a tile without k steps holds no stage
+      if ((threadIdx.x & 31) == 0) {
         uint32_t last = bars + 8 * (STAGES + (it + STAGES - 1) % STAGES);
         ws_arrive(last);
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
-        if (CL == 1 || o0 < O)
-          ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0, acc);
+        if (CL == 1 || o0 < O) ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
         continue;
       }
       int tid = threadIdx.x, lane = tid & 31;
@@ -1170,8 +1145,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                   const __grid_constant__ CUtensorMap tmX,
                                   const __grid_constant__ CUtensorMap tmDw,
                                   const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
-  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw, acc)));
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
+  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw)));
 }
 
 // variant 42: kernel14 in clusters of two CTAs over two adjacent o tiles sharing the x tile by TMA
@@ -1187,8 +1162,8 @@ MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
                                   const __grid_constant__ CUtensorMap tmX,
                                   const __grid_constant__ CUtensorMap tmDw,
                                   const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
-  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc)));
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
+  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two
@@ -1276,235 +1251,4 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
   WS_GLUBWD_TMA_BODY(true, true);
-}
-
-// Variant 49: the down product's dX (GLU 2, as kernel25: dY's rows gathered, W2 by TMA, the gates,
-// SwiGLU's backward into dH and the gate gradient's tile parts) with the epilogue on two warpgroups
-// of its own, so that a tile's epilogue runs under the next tile's main loop instead of after it
-// (on 1.5B the epilogue was 25,000 clocks a tile beside a 21,000-clock main loop: lab README,
-// session 34's probe). 640 threads: warpgroups 0 and 1 are the consumers (rows 64 g .. 64 g + 63
-// of a 128 x 192 tile, m64n192k16, 96 float32 accumulators a thread), 2 the producer (as ws_s2s's),
-// 3 and 4 the epilogue. After its main loop each consumer thread rounds its accumulators to the
-// bf16 dA pairs the unfused product would store and writes its 48 words into a 48 KiB handoff
-// (word w of thread t at 4 (256 w + t): conflict-free), arrives on hfull and starts the next tile;
-// epilogue thread t (384 + t) takes consumer thread t's rows and columns, so the epilogue is
-// kernel25's per-thread work with the pairs read from the handoff: per warpgroup six rounds of 32
-// columns through one 8 KiB buffer (h's gate and up {32, 1, 64} boxes in by TMA, dH out by TMA
-// from the same place), the whole tile's h asked into L2 when the tile starts and round 0's load
-// issued before the handoff is full. It arrives on hempty once it has read the handoff. The tile is
-// 192 wide so that four 64-k stages (40 KiB each), the handoff and the staging fit in 227 KiB.
-// The consumers need more registers than the 96 a 640-thread block starts with: setmaxnreg gives
-// the producer 72, the epilogue 64 and the consumers 136 (128 x 72 + 256 x (64 + 136) <= 640 x 96;
-// the only split of those tried that ptxas compiled without spills, besides 80 / 64 / 128), and the
-// consumers' and the epilogue's waits end in brkpt (ws_wait<true>) so that ptxas gives them their
-// budget; the m64n192k16 goes as m64n128k16 + m64n64k16 (wg_mma_n192).
-#define WS_EW_THREADS 640
-#define WS_EW_BN 192
-#define WS_EW_HANDOFF (256 * (WS_EW_BN / 4) * 4)  // 48 words a consumer thread
-#define WS_EW_STG (2 * 2 * 64 * 32 * 2)           // per epilogue warpgroup a gate and an up box
-__host__ __device__ constexpr int ws_ew_smem_bytes(int stages) {
-  return wg_smem_bytes(WS_EW_BN, stages) + WS_EW_HANDOFF + WS_EW_STG + (2 * stages + 4) * 8;
-}
-#ifdef WG_ON
-__device__ __forceinline__ void ws_tma_prefetch3(const CUtensorMap* tm, int c0, int c1, int c2) {
-  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(tm),
-               "r"(c0), "r"(c1), "r"(c2)
-               : "memory");
-}
-template <int STAGES>
-__device__ __forceinline__ void ws_glubwd_ew(const CUtensorMap* tmW, const __nv_bfloat16* dy,
-                                             const int* sortedExpert, const int* sortedScattered,
-                                             int M, int E, int inDim, int F, int fanOut,
-                                             const WsGlu& glu, __nv_bfloat16* dh) {
-  constexpr int BN = WS_EW_BN, NJ = BN / 8;  // NJ column groups of 8 a thread row
-  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
-  constexpr int W = 32, CH = W / 8, R = BN / W, BOX = 64 * W * 2;  // the epilogue's rounds
-  extern __shared__ __align__(128) unsigned char wg_smem[];
-  uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
-  uint32_t hand = smem + STAGES * STAGE, stg = hand + WS_EW_HANDOFF;
-  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + WS_EW_HANDOFF + WS_EW_STG;
-  uint32_t hfull = bars + 16 * STAGES, hempty = hfull + 8, sbar = hfull + 16;
-  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_ew_smem_bytes(STAGES));
-  int* rowEnd = tileStart + E + 1;
-  moe_build_tiles<WG_BM>(sortedExpert, M, E, tileStart, rowEnd);
-  if (threadIdx.x == 0) {
-#pragma unroll
-    for (int s = 0; s < STAGES; s++) {
-      ws_bar_init(bars + 8 * s, 129);
-      ws_bar_init(bars + 8 * (STAGES + s), 8);
-    }
-    ws_bar_init(hfull, 256);
-    ws_bar_init(hempty, 256);
-    ws_bar_init(sbar, 1);
-    ws_bar_init(sbar + 8, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-  int rowTiles = tileStart[E], nTiles = (F + BN - 1) / BN;
-  int total = rowTiles * nTiles;  // (M / 128 + E) x (F / 192): far below 2^31
-  int kTiles = (inDim + WG_BK - 1) / WG_BK;
-  int role = threadIdx.x / 128;
-  if (role == 2) {  // producer
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 72;\n" ::: "memory");
-    int pt = threadIdx.x - 256, c = pt % 8;
-    uint32_t it = 0;
-    for (int t = blockIdx.x; t < total; t += gridDim.x) {
-      MoeTile tl = moe_tile<WG_BM, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
-      int src[8];  // dY row of tile rows pt / 8 + 16 i, or -1
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        int r = pt / 8 + 16 * i;
-        src[i] = r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
-      }
-      for (int kt = 0; kt < kTiles; kt++, it++) {
-        int s = it % STAGES;
-        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
-        ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
-        int k0 = kt * WG_BK;
-        if (pt == 0) {
-          ws_arrive_tx(full, B_BYTES);
-#pragma unroll
-          for (int j = 0; j < BN / 64; j++)
-            ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
-        }
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-          int r = pt / 8 + 16 * i;
-          bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
-          mm_cp16(sA + wg_swz(r, c),
-                  ok ? (const void*)(dy + (long long)src[i] * inDim + k0 + c * 8) : (const void*)dy,
-                  ok);
-        }
-        ws_cp_arrive(full);
-      }
-    }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
-  } else if (role < 2) {  // consumers
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 136;\n" ::: "memory");
-    int tid = threadIdx.x;
-    uint32_t it = 0, tn = 0;  // k steps, tiles so far
-    for (int t = blockIdx.x; t < total; t += gridDim.x, tn++) {
-      float d[BN / 2];
-#pragma unroll
-      for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
-      for (int kt = 0; kt < kTiles; kt++, it++) {
-        int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        ws_consume<BN, 0, 1, true, 1, true>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
-                                            bars + 8 * (STAGES + sp), kt > 0);
-      }
-      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      wg_fence_acc(d);
-      if ((tid & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
-      ws_wait<true>(hempty, (tn & 1) ^ 1);  // the epilogue has read the tile before
-#pragma unroll
-      for (int j = 0; j < NJ; j++) {
-#pragma unroll
-        for (int hh = 0; hh < 2; hh++) {
-          __nv_bfloat162 v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(hand + 4 * (256 * (2 * j + hh) + tid)),
-                       "r"(*reinterpret_cast<uint32_t*>(&v))
-                       : "memory");
-        }
-      }
-      ws_arrive(hfull);
-    }
-  } else {  // epilogue warpgroups 3 and 4
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 64;\n" ::: "memory");
-    int et = threadIdx.x - 384, ewg = et / 128, wt = et & 127, lane = et & 31;
-    int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-    uint32_t buf = stg + ewg * 2 * BOX, bar = sbar + 8 * ewg;
-    bool leader = wt == 0;
-    uint32_t tn = 0, rounds = 0;  // tiles, staging loads so far
-    for (int t = blockIdx.x; t < total; t += gridDim.x, tn++) {
-      MoeTile tl = moe_tile<WG_BM, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
-      int row = tl.rStart + 64 * ewg, rows = min(max(tl.rows - 64 * ewg, 0), 64);
-      bool ok[2] = {rr0 < rows, rr0 + 8 < rows};
-      if (leader) {  // the tile's h into L2, round 0's into the buffer: neither waits for dA
-#pragma unroll 1
-        for (int q = 1; q < R; q++) {
-          ws_tma_prefetch3(glu.tmH, tl.n0 + W * q, 0, row);
-          ws_tma_prefetch3(glu.tmH, tl.n0 + W * q, 1, row);
-        }
-        ws_store_wait_read();  // the last tile's last round has left the buffer
-        ws_arrive_tx(bar, 2 * BOX);
-        ws_tma3(buf, glu.tmH, tl.n0, 0, row, bar);
-        ws_tma3(buf + BOX, glu.tmH, tl.n0, 1, row, bar);
-      }
-      float gate[2], dot[2] = {0.f, 0.f};
-#pragma unroll
-      for (int hh = 0; hh < 2; hh++)
-        gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
-      ws_wait<true>(hfull, tn & 1);
-#pragma unroll 1
-      for (int q = 0; q < R; q++, rounds++) {
-        int n = tl.n0 + W * q;
-        if (q > 0 && leader) {  // after round q - 1's stores have read the buffer
-          ws_store_wait_read();
-          ws_arrive_tx(bar, 2 * BOX);
-          ws_tma3(buf, glu.tmH, n, 0, row, bar);
-          ws_tma3(buf + BOX, glu.tmH, n, 1, row, bar);
-        }
-        ws_wait<true>(bar, rounds & 1);
-#pragma unroll
-        for (int hh = 0; hh < 2; hh++) {
-          int rr = rr0 + 8 * hh;
-          uint32_t da2[CH], g2[CH], u2[CH], dg2[CH], du2[CH];
-#pragma unroll
-          for (int i = 0; i < CH; i++) {
-            uint32_t ga = buf + ws_swz64(rr, i) + 4 * (lane & 3), ua = ga + BOX;
-            asm volatile("ld.shared.b32 %0, [%1];\n"
-                         : "=r"(da2[i])
-                         : "r"(hand + 4 * (256 * (2 * (CH * q + i) + hh) + et))
-                         : "memory");
-            asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
-            asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
-          }
-#pragma unroll
-          for (int i = 0; i < CH; i++)
-            ws_glu_bwd_pair_b(da2[i], g2[i], u2[i], gate[hh], dot[hh], dg2[i], du2[i]);
-#pragma unroll
-          for (int i = 0; i < CH; i++) {
-            uint32_t ga = buf + ws_swz64(rr, i) + 4 * (lane & 3), ua = ga + BOX;
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[i]) : "memory");
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[i]) : "memory");
-          }
-        }
-        if (rows == 64) {
-          asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-          ws_bar_wg(3 + ewg);
-          if (leader) {
-            ws_tma_store3(glu.tmDh, buf, n, 0, row);
-            ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
-            ws_store_commit();
-          }
-        } else {  // an expert's last rows: a box would write into the next expert's
-          ws_bar_wg(3 + ewg);
-#pragma unroll 1
-          for (int i = wt; i < 2 * 64 * CH; i += 128) {
-            int half = i / (64 * CH), r = (i / CH) % 64, c = i % CH;
-            if (r < rows && n + 8 * c < F) {
-              uint4 v;
-              uint32_t sa = buf + half * BOX + ws_swz64(r, c);
-              asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                           : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                           : "r"(sa)
-                           : "memory");
-              *reinterpret_cast<uint4*>(dh + (long long)(row + r) * 2 * F + half * F + n + 8 * c) = v;
-            }
-          }
-          ws_bar_wg(3 + ewg);  // read before the next load overwrites the buffer
-        }
-      }
-      ws_arrive(hempty);  // every read of this tile's handoff is done
-      ws_glu_bwd_partials<BN>(dot, ok, 64 * ewg + rr0, tl, glu, F);
-    }
-    if (leader) ws_store_wait_all();  // the last TMA stores land
-  }
-}
-#endif  // WG_ON
-
-MT_KERNEL void __launch_bounds__(WS_EW_THREADS, 1)
-    scatter2scatter_ws192_ng_glubwd_ew_kernel49(WS_GLUBWD_TMA_ARGS) {
-  WG_BODY((ws_glubwd_ew<4>(&tmW, dy, sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
-                           WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh}, dh)));
 }

@@ -82,13 +82,6 @@ public final class BenchMoeCommand implements Callable<Integer> {
               + " the six grouped products, SwiGLU, group/combine copies, idle gaps)")
   boolean breakdown;
 
-  @Option(
-      names = "--breakdown-written",
-      description =
-          "the breakdown of a forward+backward that writes the expert weights' gradients (a"
-              + " step's first micro-batch) instead of adding to them")
-  boolean breakdownWritten;
-
   @Override
   public Integer call() {
     try {
@@ -108,11 +101,10 @@ public final class BenchMoeCommand implements Callable<Integer> {
           MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, repeats, 5);
           System.out.println(
               MoeLayerBenchmark.row(r, withRef, reference.getOrDefault(s.toString(), Double.NaN)));
-          if (breakdown || breakdownWritten) {
+          if (breakdown) {
             breakdowns.add(
                 MoeLayerBenchmark.breakdownTable(
-                    MoeLayerBenchmark.breakdown(g, s, repeats, breakdownWritten),
-                    r.denseForwardBackward()));
+                    MoeLayerBenchmark.breakdown(g, s, repeats), r.denseForwardBackward()));
           }
         }
         breakdowns.forEach(System.out::println);

@@ -34,11 +34,7 @@ final class CudaScatterMoe {
   // 6) (stages + 1 KiB alignment slack + the full and empty barriers), 384 threads
   private static final int WS_256_SMEM = 4 * (128 + 256) * 64 * 2 + 1024 + 2 * 4 * 8,
       WS_128_SMEM = 6 * (128 + 128) * 64 * 2 + 1024 + 2 * 6 * 8,
-      WS_THREADS = 384,
-      // variant 49 (moe_wgmma_ws.cu ws_ew_smem_bytes): 640 threads, four stages of 128 x 192, the
-      // 48 KiB handoff, 16 KiB of staging and 2 x 4 + 4 barriers
-      WS_EW_THREADS = 640,
-      WS_EW_SMEM = 4 * (128 + 192) * 64 * 2 + 1024 + 256 * 48 * 4 + 2 * 2 * 64 * 32 * 2 + 12 * 8;
+      WS_THREADS = 384;
   // variant 11's staging after the stages (moe_wgmma_ws.cu WS_GLU_OUT_BYTES; the backward adds
   // its two 8-byte barriers, variant 13's backward four); the most dynamic shared memory a Hopper
   // block may have
@@ -116,18 +112,11 @@ final class CudaScatterMoe {
      * variant 42 (clusters of two CTAs over adjacent o tiles sharing the x tile by TMA multicast),
      * the same values, so one process can time both.
      */
-    V14,
-    /**
-     * AUTO with the down product's dX by variant 49 (128 x 192 tiles, the SwiGLU-backward epilogue
-     * on two warpgroups of its own under the next tile's main loop) instead of variant 25, the same
-     * dH bit for bit (the gate gradient summed over 192-column tiles instead of 256), so one
-     * process can time both.
-     */
-    V49;
+    V14;
 
     /**
-     * AUTO, V10, V11, V15, V16, V14 or V49: the family picked per product, falling back where TMA
-     * cannot run.
+     * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
+     * run.
      */
     boolean picked() {
       return generation() > 0;
@@ -146,7 +135,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V49 -> 25;
+        case AUTO, V14 -> 25;
         default -> 0;
       };
     }
@@ -181,14 +170,13 @@ final class CudaScatterMoe {
         case "v15" -> V15;
         case "v16" -> V16;
         case "v14" -> V14;
-        case "v49" -> V49;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14 or v49 (wgmma,"
-                    + " Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v14 (wgmma, Hopper"
+                    + " only)");
       };
     }
   }
@@ -254,7 +242,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V49 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14 -> Kernel.WS256R;
     };
   }
 
@@ -592,10 +580,8 @@ final class CudaScatterMoe {
       return false;
     }
     // variant 11: h comes by TMA into a staging buffer after the stages (and two barriers), dH
-    // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers;
-    // variant 49 (V49): the epilogue on warpgroups of its own, 128 x 192 tiles, 32-column rounds
+    // leaves from it by TMA store; variant 13: the same in rounds of 32 columns, two buffers
     boolean v13 = v13(e), v11 = v13 || v11(e, WS_GLU_BWD_OUT_BYTES);
-    boolean ew = v13 && kernel == Kernel.V49 && ewSmem(e) <= MAX_SMEM;
     int[] tmW, tmH = null, tmDh = null;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's rows gathered by cp.async; h and dH as
       // {F, 2, M} (the gate and the up half) in {64, 1, 64} boxes (variant 13: {32, 1, 64} in the
@@ -610,17 +596,13 @@ final class CudaScatterMoe {
     } catch (IllegalArgumentException notTma) {
       return false;
     }
-    int tileN = ew ? 192 : 256;
-    long nTiles = (f + tileN - 1) / tileN;
+    long nTiles = (f + 255) / 256;
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * nTiles;
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel(gluBackwardKernel(v13, kernel.generation(), ew))
-                  .smem(
-                      ew
-                          ? ewSmem(e)
-                          : gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
+              ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
+                  .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
                   .struct("tmDh", tmDh)
@@ -629,7 +611,7 @@ final class CudaScatterMoe {
                   .struct("tmW", tmW);
       l.shapes("dY " + dyt.describe() + " W " + wt.describe() + " k=" + fanOut)
           .grid(Math.min(tiles, b.multiprocessors()))
-          .block(ew ? WS_EW_THREADS : WS_THREADS)
+          .block(WS_THREADS)
           .ptr("dy", dyt.address())
           .ptr("h", ht.address())
           .ptr("dh", dht.address())
@@ -676,28 +658,20 @@ final class CudaScatterMoe {
    * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
    * (variant 13) before 25; else variant 11's.
    */
-  static String gluBackwardKernel(boolean v13, int generation, boolean ew) {
+  static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : ew
-            ? "scatter2scatter_ws192_ng_glubwd_ew_kernel49"
-            : generation >= 25
-                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                : "scatter2scatter_ws256_ng_glubwd_kernel13";
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
   /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
     return List.of(
-        gluBackwardKernel(false, Kernel.AUTO.generation(), false),
-        gluBackwardKernel(true, Kernel.V16.generation(), false),
-        gluBackwardKernel(true, Kernel.AUTO.generation(), false),
-        gluBackwardKernel(true, Kernel.V49.generation(), true));
-  }
-
-  /** Variant 49's dynamic shared memory for this many experts (its layout and tile table). */
-  static int ewSmem(long experts) {
-    return WS_EW_SMEM + (int) (2 * experts + 1) * 4;
+        gluBackwardKernel(false, Kernel.AUTO.generation()),
+        gluBackwardKernel(true, Kernel.V16.generation()),
+        gluBackwardKernel(true, Kernel.AUTO.generation()));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */
@@ -816,13 +790,7 @@ final class CudaScatterMoe {
     }
   }
 
-  /**
-   * Backend#groupXtY; accumulate false writes dW and db instead of adding: variant 42 / 14 store
-   * their tiles (variant 48: a TMA store where the reduction was, every tile of dW written), every
-   * other path zeroes dW first and adds.
-   */
-  void groupXtY(
-      Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db, boolean accumulate) {
+  void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
     String op = "groupXtY";
     CudaTensor xt = b.ct(x, op, "x"),
         g = b.ct(dy, op, "dy"),
@@ -874,9 +842,6 @@ final class CudaScatterMoe {
           long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);
           grid = 2 * Math.min(units, b.activeClusters(tmar, 2, WS_THREADS, tmarSmem));
         }
-        if (tmDw == null && !accumulate) {
-          b.fill(dW, 0f);
-        }
         KernelLaunch ws =
             tmDw != null
                 ? b.kernel(groupXtYTmaKernel(kernel))
@@ -899,14 +864,8 @@ final class CudaScatterMoe {
             .i32("E", (int) e)
             .i32("I", (int) i)
             .i32("O", (int) o);
-        if (tmDw != null) {
-          ws.i32("acc", accumulate ? 1 : 0);
-        }
         ws.launch();
       } else {
-        if (!accumulate) {
-          b.fill(dW, 0f);
-        }
         KernelLaunch l;
         if (wg != null) {
           int bn = wg == Kernel.N256 ? 256 : 128;
@@ -940,9 +899,6 @@ final class CudaScatterMoe {
         l.launch();
       }
     } else {
-      if (!accumulate) {
-        b.fill(dW, 0f);
-      }
       b.kernel("group_xty_kernel")
           .shapes("x " + xt.describe() + " dy " + g.describe())
           .grid((i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e)
@@ -959,9 +915,6 @@ final class CudaScatterMoe {
           .launch();
     }
     if (bt != null) {
-      if (!accumulate) {
-        b.fill(db, 0f);
-      }
       b.kernel("group_db_kernel")
           .shapes("dy " + g.describe())
           .grid((o + 255) / 256, e)

@@ -9,8 +9,7 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * The MoE layer benchmark ({@link MoeLayerBenchmark}, what {@code moetune bench moe} runs) from the
  * staged test classes on a GPU host: {@code BENCH=1 scripts/device/run-gpu-tests.sh}, with {@code
  * BENCH_ARGS="T D F E K ..."} for other shapes than the three defaults; {@code
- * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints),
- * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both.
+ * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints).
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -50,16 +49,10 @@ public final class MoeLayerBench {
         for (Shape s : shapes) {
           MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
           System.out.println(MoeLayerBenchmark.row(r, false, 0));
-          String bd = System.getenv("MOE_BENCH_BREAKDOWN");
-          // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
-          for (boolean written : new boolean[] {false, true}) {
-            if (written
-                ? "written".equals(bd) || "both".equals(bd)
-                : "1".equals(bd) || "both".equals(bd)) {
-              breakdowns.add(
-                  MoeLayerBenchmark.breakdownTable(
-                      MoeLayerBenchmark.breakdown(g, s, 5, written), r.denseForwardBackward()));
-            }
+          if ("1".equals(System.getenv("MOE_BENCH_BREAKDOWN"))) {
+            breakdowns.add(
+                MoeLayerBenchmark.breakdownTable(
+                    MoeLayerBenchmark.breakdown(g, s, 5), r.denseForwardBackward()));
           }
         }
         breakdowns.forEach(System.out::println);
