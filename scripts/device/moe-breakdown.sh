@@ -25,7 +25,7 @@ MOE_BENCH_V2=0 MOE_BENCH_BREAKDOWN="${MOE_BENCH_BREAKDOWN:-1}" timeout -k 5 "${B
 echo "bench exit ${PIPESTATUS[0]}"
 if [ "${CLOCKS:-0}" = 1 ]; then
   kill "$smi" 2>/dev/null
-  # the clock and power per stretch of the log (tools/clock_stretches.py, copied beside this script)
+  # the clock and power per stretch of the log (tools/clock_stretches.py, which stage.sh stages here)
   python3 clock_stretches.py "$OUT/clocks.csv" "$OUT/moe-breakdown.log" \
     || echo "clock_stretches.py: not beside $(pwd) (scripts/device/stage.sh stages it); raw samples in $OUT/clocks.csv"
 fi
