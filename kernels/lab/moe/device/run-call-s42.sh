@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
 # Session 42's device call, never run (no machine could be started). To run it: `git apply
-# kernels/lab/moe/v43-v49-combined.patch`, scripts/device/stage.sh
+# kernels/lab/moe/v46-v49-combined.patch`, scripts/device/stage.sh
 # .device/main, cp this file into .device/main/, then on the device from the repository root:
 # .device/main/run-call-s42.sh SECONDS (what the call may take; env BENCH_ARGS, BD, BENCH_PCT).
 # The call (arg: the seconds it may take): variants 48 (dW written), 49 (dX2's epilogue on
 # warpgroups of its own), 46 and 47 (32 / 16 gathered rows a tile by TMA; session 40's, merged here).
-# 1) the SwiGLU bitwise tests (V49, V43, V46, V47 in them), the written-dW test and the dW reduction
-# test in a JVM of their own (a failed launch would poison the context); 2) MoeLayerBench of auto,
-# v49, v46, v47 (auto alone if a precheck test failed) with the dW += breakdown (BD=both: the
-# written one too); 3) the GPU suite (run-gpu-tests' default: moetune.engine.backend.cuda and
-# MixtralModelGpuTest) with memcheck and racecheck on the written-dW and the few-rows SwiGLU tests;
-# 4) SASS opcodes of the new kernels.
+# 1) the SwiGLU bitwise tests (V49, V46, V47 in them) and the written-dW test in a JVM of their own
+# (a failed launch would poison the context); 2) MoeLayerBench of auto, v49, v46, v47 (auto alone
+# if a precheck test failed) with the dW += breakdown (BD=both: the written one too); 3) the GPU
+# suite (run-gpu-tests' default: moetune.engine.backend.cuda and MixtralModelGpuTest) with memcheck
+# and racecheck on the written-dW and the few-rows SwiGLU tests; 4) SASS opcodes of the new kernels.
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-588}
 T=moetune.engine.backend.cuda.CudaMoeOpsTest
 mkdir -p "$OUT/pre" "$OUT/suite"
-OUT="$OUT/pre" SANITIZE=0 SELECT="--select-method=$T#swigluEpiloguesOverFewRowsAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesOverLongerProductsAreTheUnfusedOpsBitForBit --select-method=$T#groupXtYWrittenIsTheAdditionIntoZerosBitForBit --select-method=$T#groupXtYTmaReductionIsTheRedEpilogueBitForBit" \
+OUT="$OUT/pre" SANITIZE=0 SELECT="--select-method=$T#swigluEpiloguesOverFewRowsAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesOverLongerProductsAreTheUnfusedOpsBitForBit --select-method=$T#groupXtYWrittenIsTheAdditionIntoZerosBitForBit" \
   timeout -k 5 180 ./run-gpu-tests.sh > "$OUT/pre/run.log" 2>&1
 sed 's/\x1b\[[0-9;]*m//g' "$OUT/pre/tests.log" > "$OUT/pre/plain.log"
 echo "## precheck (${SECONDS} s)"; grep -E "tests (successful|failed|aborted)|✘|✔" "$OUT/pre/plain.log" | head -20
 grep -A6 "✘" "$OUT/pre/plain.log" | cut -c1-300 | head -30
-if grep -q "5 tests successful" "$OUT/pre/plain.log"; then K=${KERNELS:-auto,v49,v46,v47}; else K=auto; fi
+if grep -q "4 tests successful" "$OUT/pre/plain.log"; then K=${KERNELS:-auto,v49,v46,v47}; else K=auto; fi
 left=$((LIMIT - SECONDS)); bl=$((left * ${BENCH_PCT:-70} / 100)); [ $bl -gt 240 ] && bl=240
 echo "## bench $K (limit ${bl} s)"
 BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$K BENCH_LIMIT=$bl CLOCKS=1 MOE_BENCH_BREAKDOWN=${BD:-1} ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
