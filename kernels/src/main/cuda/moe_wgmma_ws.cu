@@ -872,10 +872,12 @@ __device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
+// acc 0 (variant 48): each round is stored (a plain TMA store of the same box) instead of added,
+// for a dW the launch overwrites (a step's first micro-batch): no read of the old dW, no reduction.
 template <int BN>
 __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
                                                     const CUtensorMap* tmDw, int e, int o0,
-                                                    int i0) {
+                                                    int i0, int acc) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
   uint32_t bufs = out + wg * (WS_XTY_OUT_BYTES / 2);
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
@@ -901,7 +903,11 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
     ws_bar_wg(1 + wg);
     if (leader) {
-      ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
+      if (acc) {
+        ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
+      } else {
+        ws_tma_store3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
+      }
       ws_store_commit();
     }
   }
@@ -922,11 +928,15 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // a stage's empty barrier waits for the consumer warps of both CTAs (variant 9's mechanism, the
 // remote arrive without .release.cluster). An expert's partial last k step stays a local
 // cp.async in each CTA (both take it: the two walk the same units). The same dW bit for bit.
+// acc (TMAR only): 1 adds the tile into dW; 0 (variant 48) stores it, dW = dy^T x, and an expert
+// without rows still has its tiles stored (zeros), so every element of dW is written. The float32
+// accumulators start at +0 and a sum with +0 in it is never -0, so a stored tile is the bits the
+// addition into a zeroed dW gives.
 template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
-                                       const CUtensorMap* tmDw = nullptr) {
+                                       const CUtensorMap* tmDw = nullptr, int acc = 1) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -1013,7 +1023,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
       int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
-      if (kTiles <= 0) continue;
+      if (kTiles <= 0 && (!TMAR || acc)) continue;  // variant 48 stores the zero tile
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
@@ -1024,13 +1034,14 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
-      if ((threadIdx.x & 31) == 0) {
+      if ((threadIdx.x & 31) == 0 && kTiles > 0) {  // a tile without k steps holds no stage
         uint32_t last = bars + 8 * (STAGES + (it + STAGES - 1) % STAGES);
         ws_arrive(last);
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
-        if (CL == 1 || o0 < O) ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0);
+        if (CL == 1 || o0 < O)
+          ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0, acc);
         continue;
       }
       int tid = threadIdx.x, lane = tid & 31;
@@ -1145,8 +1156,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
                                   const __grid_constant__ CUtensorMap tmX,
                                   const __grid_constant__ CUtensorMap tmDw,
                                   const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
-  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw)));
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
+  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw, acc)));
 }
 
 // variant 42: kernel14 in clusters of two CTAs over two adjacent o tiles sharing the x tile by TMA
@@ -1162,8 +1173,8 @@ MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
                                   const __grid_constant__ CUtensorMap tmX,
                                   const __grid_constant__ CUtensorMap tmDw,
                                   const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O) {
-  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw)));
+                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
+  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two

@@ -82,6 +82,13 @@ public final class BenchMoeCommand implements Callable<Integer> {
               + " the six grouped products, SwiGLU, group/combine copies, idle gaps)")
   boolean breakdown;
 
+  @Option(
+      names = "--breakdown-written",
+      description =
+          "the breakdown of a forward+backward that writes the expert weights' gradients (a"
+              + " step's first micro-batch) instead of adding to them")
+  boolean breakdownWritten;
+
   @Override
   public Integer call() {
     try {
@@ -101,10 +108,11 @@ public final class BenchMoeCommand implements Callable<Integer> {
           MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, repeats, 5);
           System.out.println(
               MoeLayerBenchmark.row(r, withRef, reference.getOrDefault(s.toString(), Double.NaN)));
-          if (breakdown) {
+          if (breakdown || breakdownWritten) {
             breakdowns.add(
                 MoeLayerBenchmark.breakdownTable(
-                    MoeLayerBenchmark.breakdown(g, s, repeats), r.denseForwardBackward()));
+                    MoeLayerBenchmark.breakdown(g, s, repeats, breakdownWritten),
+                    r.denseForwardBackward()));
           }
         }
         breakdowns.forEach(System.out::println);

@@ -277,6 +277,23 @@ public interface Backend extends AutoCloseable {
   void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db);
 
   /**
+   * {@link #groupXtY}, or with {@code accumulate} false the same gradients written instead of
+   * added: dW[e] = dy_e^T x_e (zeros for an expert without rows), db[e] = column sums of dy_e, as
+   * the addition into zeroed dW and db gives them (a step's first micro-batch, which then needs no
+   * read of the old values). This default zeroes dW and db, then adds.
+   */
+  default void groupXtY(
+      Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db, boolean accumulate) {
+    if (!accumulate) {
+      fill(dW, 0f);
+      if (db != null) {
+        fill(db, 0f);
+      }
+    }
+    groupXtY(x, dy, expertOffsets, dW, db);
+  }
+
+  /**
    * The gate-weighted combine of the K expert outputs of each token: y[n] = sum_j g[n, j] *
    * expanded[n*K + j] (g = 1 when gates is null). expanded (N*K, D) in scattered order, gates F32
    * (N, K) or null, y (N, D) overwrite.

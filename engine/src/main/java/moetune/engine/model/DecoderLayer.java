@@ -44,6 +44,11 @@ final class DecoderLayer {
     this.eps = (float) c.rmsNormEps;
   }
 
+  /** This layer's gradients were just set to zero (see {@link SparseMoeBlock#gradsZeroed}). */
+  void gradsZeroed() {
+    moe.gradsZeroed();
+  }
+
   /** Expert parallel over comm for this layer's experts (null: all experts here). */
   void expertParallel(moetune.engine.backend.Communicator comm) {
     moe.expertParallel(comm);

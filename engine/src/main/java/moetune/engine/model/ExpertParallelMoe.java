@@ -231,6 +231,14 @@ final class ExpertParallelMoe {
   }
 
   /**
+   * This rank's experts' gradients were just set to zero: the next local backward writes them (a
+   * backward that receives no rows leaves them zero and the flag for the next).
+   */
+  void gradsZeroed() {
+    local.overwriteGradsOnce();
+  }
+
+  /**
    * Backward of {@link #forward}: dY (N, D) -> dX (N, D) and dTopKWeights F32 (N, K), new tensors;
    * this rank's experts' weight gradients +=. A collective.
    */

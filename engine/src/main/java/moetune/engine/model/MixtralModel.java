@@ -323,9 +323,15 @@ public final class MixtralModel implements AutoCloseable {
     this.gradientsDone = listener;
   }
 
-  /** Sets every parameter gradient to zero. */
+  /**
+   * Sets every parameter gradient to zero; the next backward then writes the expert weights'
+   * gradients instead of adding to them (the same values without reading the zeros).
+   */
   public void zeroGrad() {
     params.zeroGrad();
+    for (DecoderLayer layer : layers) {
+      layer.gradsZeroed();
+    }
   }
 
   // ------------------------------------------------------------------ named access

@@ -71,6 +71,18 @@ final class SparseMoeBlock {
                 comm, experts, mlp.gateUp(), mlp.down(), mlp.gateUpGrad(), mlp.downGrad(), topK);
   }
 
+  /**
+   * The expert weights' gradients were just set to zero: the next backward of the experts that run
+   * now (this rank's, under expert parallel) writes them instead of adding to them.
+   */
+  void gradsZeroed() {
+    if (ep != null) {
+      ep.gradsZeroed();
+    } else {
+      mlp.overwriteGradsOnce();
+    }
+  }
+
   /** The adapter of a fused expert weight, or null when it has none. */
   private static ParallelLinear.Lora expertLora(Parameters p, String name) {
     if (!p.has(MixtralNames.fusedLora(name, "A"))) {

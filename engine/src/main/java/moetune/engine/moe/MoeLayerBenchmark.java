@@ -68,14 +68,20 @@ public final class MoeLayerBenchmark {
     }
   }
 
-  /** One shape's measurements; extraPeakBytes is the layer's peak beyond weights and inputs. */
+  /**
+   * One shape's measurements; extraPeakBytes is the layer's peak beyond weights and inputs.
+   * forwardBackward adds the weight gradients into their float32 buffers (+=, a later micro-batch
+   * of a step); forwardBackwardWritten writes them (=, a step's first micro-batch after the
+   * gradients were zeroed: {@link MoeMlp#overwriteGradsOnce}).
+   */
   public record Result(
       Shape shape,
       Timing forward,
       Timing forwardBackward,
       Timing denseForward,
       Timing denseForwardBackward,
-      long extraPeakBytes) {
+      long extraPeakBytes,
+      Timing forwardBackwardWritten) {
     public double forwardBackwardTflops() {
       return 3 * shape.forwardFlops() / (forwardBackward.median() * 1e-3) / 1e12;
     }
@@ -97,9 +103,10 @@ public final class MoeLayerBenchmark {
       long extra = g.peakBytes() - before;
       Timing fw = time(g, layer.forward, repeats, iters);
       Timing fb = time(g, layer.forwardBackward, repeats, iters);
+      Timing fbw = time(g, layer.forwardBackwardWritten, repeats, iters);
       Timing[] dense =
           dense(g, rnd, (long) s.tokens() * s.topk(), s.hidden(), s.ffn(), repeats, iters);
-      return new Result(s, fw, fb, dense[0], dense[1], extra);
+      return new Result(s, fw, fb, dense[0], dense[1], extra, fbw);
     }
   }
 
@@ -194,19 +201,28 @@ public final class MoeLayerBenchmark {
    * the same way; per op the medians.
    */
   public static Breakdown breakdown(Backend g, Shape s, int repeats) {
-    return breakdown(g, s, repeats, DType.BF16);
+    return breakdown(g, s, repeats, DType.BF16, false);
+  }
+
+  /**
+   * As above; written: each forward+backward writes the weight gradients (=, {@link
+   * Result#forwardBackwardWritten}) instead of adding to them.
+   */
+  public static Breakdown breakdown(Backend g, Shape s, int repeats, boolean written) {
+    return breakdown(g, s, repeats, DType.BF16, written);
   }
 
   /** As above in another activation dtype (float32 on the CPU backend's tests). */
-  static Breakdown breakdown(Backend g, Shape s, int repeats, DType dtype) {
+  static Breakdown breakdown(Backend g, Shape s, int repeats, DType dtype, boolean written) {
     OpProfiler p = OpProfiler.wrap(g);
     try (Layer layer = new Layer(p.backend(), s, new Random(1), dtype)) {
-      layer.forwardBackward.run();
+      Runnable call = written ? layer.forwardBackwardWritten : layer.forwardBackward;
+      call.run();
       p.backend().synchronize();
       List<OpProfiler.Breakdown> runs = new ArrayList<>();
       for (int i = 0; i < repeats; i++) {
         p.begin();
-        layer.forwardBackward.run();
+        call.run();
         runs.add(p.end());
       }
       List<OpProfiler.Op> first = runs.get(0).sequence();
@@ -216,7 +232,7 @@ public final class MoeLayerBenchmark {
       int calls = callsFor(median(total), repeats);
       // the same calls queued back to back, still stamped around every op
       p.begin();
-      for (int i = 0; i < calls; i++) layer.forwardBackward.run();
+      for (int i = 0; i < calls; i++) call.run();
       List<OpProfiler.Op> busy = p.end().sequence();
       if (busy.size() != calls * n) {
         throw new IllegalStateException(
@@ -243,7 +259,7 @@ public final class MoeLayerBenchmark {
           label = name + " " + product.label() + S2S_FUSED.getOrDefault(name, "");
         } else if (name.equals("groupXtY") && xty < XTY_PRODUCTS.size()) {
           product = XTY_PRODUCTS.get(xty++);
-          label = name + " " + product.label();
+          label = name + " " + (written ? product.label().replace("+=", "=") : product.label());
         }
         double twin = product == null ? Double.NaN : twins[product.twin()];
         ops.add(new OpTime(label, median(ms), median(b2b), median(idle), product != null, twin));
@@ -252,7 +268,7 @@ public final class MoeLayerBenchmark {
       try (QueueClock clock = g.newQueueClock()) {
         clock.stamp();
         long h0 = System.nanoTime();
-        for (int i = 0; i < calls; i++) layer.forwardBackward.run();
+        for (int i = 0; i < calls; i++) call.run();
         hostQueue = (System.nanoTime() - h0) / 1e6 / calls;
         clock.stamp();
         backToBack = clock.read()[1] / calls;
@@ -350,7 +366,7 @@ public final class MoeLayerBenchmark {
   private static final class Layer implements AutoCloseable {
     final MoeMlp mlp;
     final Tensor x, logits, dy, probs, gates, idx;
-    final Runnable forward, forwardBackward;
+    final Runnable forward, forwardBackward, forwardBackwardWritten;
 
     Layer(Backend g, Shape s, Random rnd, DType dtype) {
       int t = s.tokens(), d = s.hidden(), f = s.ffn(), e = s.experts(), k = s.topk();
@@ -375,6 +391,11 @@ public final class MoeLayerBenchmark {
                 MoeMlp.Grads gr = mlp.backward(fw, dy)) {
               // the gradients accumulate into the MLP's F32 buffers; dX and dGates are freed here
             }
+          };
+      forwardBackwardWritten =
+          () -> {
+            mlp.overwriteGradsOnce(); // as after a step's zeroGrad: the backward writes dW
+            forwardBackward.run();
           };
     }
 
@@ -517,9 +538,10 @@ public final class MoeLayerBenchmark {
   /** The table's header; {@code withReference} adds the PyTorch reference's columns. */
   public static String header(boolean withReference, String referenceName) {
     String h =
-        "| T, D, F, E, k | moe fwd ms | dense fwd ms | ratio | moe fwd+bwd ms | dense fwd+bwd ms"
-            + " | ratio | moe fwd+bwd TFLOP/s | extra peak GiB |";
-    String sep = "|---|---|---|---|---|---|---|---|---|";
+        "| T, D, F, E, k | moe fwd ms | dense fwd ms | ratio | moe fwd+bwd ms (dW +=) | dense"
+            + " fwd+bwd ms | ratio | moe fwd+bwd TFLOP/s | extra peak GiB | moe fwd+bwd ms (dW"
+            + " =, a step's first micro-batch) | ratio |";
+    String sep = "|---|---|---|---|---|---|---|---|---|---|---|";
     if (withReference) {
       h += " " + referenceName + " fwd+bwd ms | moe / " + referenceName + " |";
       sep += "---|---|";
@@ -532,7 +554,7 @@ public final class MoeLayerBenchmark {
     String s =
         String.format(
             Locale.ROOT,
-            "| %s | %s | %s | %.2f | %s | %s | %.2f | %.0f | %.2f |",
+            "| %s | %s | %s | %.2f | %s | %s | %.2f | %.0f | %.2f | %s | %.2f |",
             r.shape(),
             r.forward(),
             r.denseForward(),
@@ -541,7 +563,9 @@ public final class MoeLayerBenchmark {
             r.denseForwardBackward(),
             r.forwardBackward().median() / r.denseForwardBackward().median(),
             r.forwardBackwardTflops(),
-            r.extraPeakBytes() / (double) (1L << 30));
+            r.extraPeakBytes() / (double) (1L << 30),
+            r.forwardBackwardWritten(),
+            r.forwardBackwardWritten().median() / r.denseForwardBackward().median());
     if (withReference) {
       s +=
           Double.isNaN(referenceMs)

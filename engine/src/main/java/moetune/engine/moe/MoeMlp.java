@@ -38,6 +38,7 @@ public final class MoeMlp implements AutoCloseable {
   private final ParallelLinear.Lora gateUpLora; // or null
   private final ParallelLinear.Lora downLora; // or null
   private final boolean owned; // allocate() made the tensors, close() frees them
+  private boolean overwriteGrads; // the next backward writes gateUpGrad and downGrad (=)
 
   /** An MLP over existing weight and gradient tensors (views into a model's buffers). */
   public MoeMlp(Tensor gateUp, Tensor down, Tensor gateUpGrad, Tensor downGrad) {
@@ -237,24 +238,38 @@ public final class MoeMlp implements AutoCloseable {
   }
 
   /**
-   * Backward of {@link #forward}: accumulates the weight gradients (+=) and returns dX (N, D) and
-   * dTopKWeights F32 (N, K). The forward result stays valid until the caller closes it.
+   * The next {@link #backward} writes the expert weights' gradients (=) instead of adding to them
+   * (+=): for gradients that were just set to zero (a step's first micro-batch), the same values
+   * without reading the old ones (the weight-gradient kernel stores its tiles instead of adding
+   * them). Backwards after that one accumulate again.
+   */
+  public void overwriteGradsOnce() {
+    overwriteGrads = true;
+  }
+
+  /**
+   * Backward of {@link #forward}: accumulates the weight gradients (+=), or writes them after
+   * {@link #overwriteGradsOnce}, and returns dX (N, D) and dTopKWeights F32 (N, K). The forward
+   * result stays valid until the caller closes it.
    */
   public Grads backward(Forward f, Tensor dY) {
     Backend be = dY.backend();
+    boolean accumulate = !overwriteGrads;
+    overwriteGrads = false;
     ParallelLinear.Grads g2;
     Tensor dH; // (M, 2F) grouped
     if (downLora == null) { // dA, the gates' gradient and SwiGLU's backward from one call
-      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, f.up.output());
+      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, f.up.output(), accumulate);
       dH = g2.dX();
     } else { // the adapter's part of dA joins it before the gates and SwiGLU
-      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true);
+      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, null, accumulate);
       Tensor dAct = g2.dX(); // (M, F) grouped
       dH = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1));
       be.swigluBackward(dAct, f.up.output(), dH);
       dAct.close();
     }
-    ParallelLinear.Grads g1 = ParallelLinear.backward(f.up, dH, gateUpGrad, null, true);
+    ParallelLinear.Grads g1 =
+        ParallelLinear.backward(f.up, dH, gateUpGrad, null, true, null, accumulate);
     dH.close();
     return new Grads(g1.dX(), g2.dGates());
   }

@@ -348,6 +348,23 @@ public final class ParallelLinear {
    */
   public static Grads backward(
       Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx, Tensor swigluH) {
+    return backward(c, dY, dW, dBias, needDx, swigluH, true);
+  }
+
+  /**
+   * As above; {@code accumulate} false writes dW and dBias (=) instead of adding to them (+=), as
+   * the addition into zeroed gradients would (a step's first micro-batch: no read of the old
+   * values, {@link Backend#groupXtY(Tensor, Tensor, Tensor, Tensor, Tensor, boolean)}). An
+   * adapter's gradients always accumulate.
+   */
+  public static Grads backward(
+      Context c,
+      Tensor dY,
+      Tensor dW,
+      Tensor dBias,
+      boolean needDx,
+      Tensor swigluH,
+      boolean accumulate) {
     Backend be = dY.backend();
     if (swigluH != null
         && (c.gates == null
@@ -426,7 +443,7 @@ public final class ParallelLinear {
           dYGated = be.empty(dY.dtype(), m, out);
           be.group(dY, r.sortedScatteredIdxs(), gateFan, gatesFlat, dYGated);
         }
-        be.groupXtY(xGrouped, dYGated, r.expertOffsets(), dWTarget, dBias);
+        be.groupXtY(xGrouped, dYGated, r.expertOffsets(), dWTarget, dBias, accumulate);
         if (dYGated != dYGrouped) {
           dYGated.close();
         }

@@ -14,7 +14,7 @@ class MoeLayerBenchmarkTest {
   void breakdownNamesTheSixProductsAndAddsUpToTheLayer() {
     try (CpuBackend cpu = new CpuBackend(1)) {
       MoeLayerBenchmark.Shape s = new MoeLayerBenchmark.Shape(24, 16, 8, 4, 2);
-      MoeLayerBenchmark.Breakdown b = MoeLayerBenchmark.breakdown(cpu, s, 3, DType.F32);
+      MoeLayerBenchmark.Breakdown b = MoeLayerBenchmark.breakdown(cpu, s, 3, DType.F32, false);
       List<String> products =
           b.ops().stream().filter(MoeLayerBenchmark.OpTime::product).map(o -> o.label()).toList();
       assertEquals(

@@ -9,6 +9,7 @@ import moetune.engine.tensor.HostTensor;
 import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -137,6 +138,54 @@ class MoeMlpTest {
       a[i] *= s;
     }
     return a;
+  }
+
+  /**
+   * After overwriteGradsOnce the next backward writes the weight gradients over whatever the
+   * buffers held (here NaN) and equals the backward into zeroed buffers bit for bit; the backwards
+   * after it add again (twice, then three times the gradient).
+   */
+  @Test
+  void overwriteGradsOnceWritesTheNextBackwardsGradientsThenAccumulates() {
+    Problem p = new Problem(9, 3);
+    float[][] fresh = new float[4][];
+    p.run(fresh); // the allocated gradients start at zero
+    try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
+        Tensor xT = be.upload(HostTensor.ofFloats(p.x, p.n, D));
+        Tensor wT = be.upload(HostTensor.ofFloats(p.topW, p.n, K));
+        Tensor iT = be.upload(HostTensor.ofInts(p.topIdx, p.n, K));
+        Tensor dY = be.upload(HostTensor.ofFloats(p.r, p.n, D))) {
+      be.copyFromHost(HostTensor.ofFloats(p.gateUp, E, 2 * F, D), mlp.gateUp());
+      be.copyFromHost(HostTensor.ofFloats(p.down, E, D, F), mlp.down());
+      be.fill(mlp.gateUpGrad(), Float.NaN);
+      be.fill(mlp.downGrad(), Float.NaN);
+      mlp.overwriteGradsOnce();
+      for (int call = 1; call <= 3; call++) {
+        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT);
+            MoeMlp.Grads g = mlp.backward(f, dY)) {
+          float[] gu = be.download(mlp.gateUpGrad()).toFloatArray();
+          float[] dn = be.download(mlp.downGrad()).toFloatArray();
+          sameOrClose("gateUp grad after call " + call, gu, fresh[1], call);
+          sameOrClose("down grad after call " + call, dn, fresh[2], call);
+        }
+      }
+    }
+  }
+
+  /**
+   * got = times x want: bit for bit once (the same sums from zero), within float32 rounding after.
+   */
+  private static void sameOrClose(String what, float[] got, float[] want, int times) {
+    for (int i = 0; i < got.length; i++) {
+      float w = times * want[i];
+      boolean ok =
+          times == 1
+              ? Float.floatToRawIntBits(got[i]) == Float.floatToRawIntBits(w)
+              : Math.abs(got[i] - w) <= 1e-6f * Math.abs(w) + 1e-12f;
+      if (!ok) {
+        throw new AssertionError(what + ": [" + i + "] " + got[i] + ", expected " + w);
+      }
+    }
   }
 
   @ParameterizedTest(name = "N={0}")

@@ -649,7 +649,13 @@ public final class CudaBackend implements Backend {
 
   @Override
   public void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
-    moe.groupXtY(x, dy, expertOffsets, dW, db);
+    moe.groupXtY(x, dy, expertOffsets, dW, db, true);
+  }
+
+  @Override
+  public void groupXtY(
+      Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db, boolean accumulate) {
+    moe.groupXtY(x, dy, expertOffsets, dW, db, accumulate);
   }
 
   @Override

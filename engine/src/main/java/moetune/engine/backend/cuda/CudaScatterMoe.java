@@ -790,7 +790,13 @@ final class CudaScatterMoe {
     }
   }
 
-  void groupXtY(Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db) {
+  /**
+   * Backend#groupXtY; accumulate false writes dW and db instead of adding: variant 42 / 14 store
+   * their tiles (variant 48: a TMA store where the reduction was, every tile of dW written), every
+   * other path zeroes dW first and adds.
+   */
+  void groupXtY(
+      Tensor x, Tensor dy, Tensor expertOffsets, Tensor dW, Tensor db, boolean accumulate) {
     String op = "groupXtY";
     CudaTensor xt = b.ct(x, op, "x"),
         g = b.ct(dy, op, "dy"),
@@ -817,22 +823,23 @@ final class CudaScatterMoe {
           wg = variant3(Product.DW, false, m); // a view TMA cannot describe
         }
       }
+      // variant 14 (generation 15 on; float32 dW): the tile added (or, variant 48, stored) by
+      // TMA, dW as {I, O, E}; no rows (m == 0): a tensor map needs extents of at least 1
+      int[] tmDw = null;
+      if (kernel.generation() >= 15 && wg == Kernel.WS256R && w.dtype() == DType.F32 && m > 0) {
+        try {
+          tmDw =
+              TensorMaps.f32(w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
+        } catch (IllegalArgumentException notTma) {
+          // a view TMA cannot describe: variant 7's epilogue adds from the threads
+        }
+      }
+      if (tmDw == null && !accumulate) { // every kernel but variants 42 / 14 adds into dW
+        b.fill(dW, 0f);
+      }
       if (wg != null && wg.warpSpecialised()) {
-        // no rows (m == 0): dW += nothing, and a tensor map needs extents of at least 1
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
-        // variant 14 (generation 15 on; float32 dW): the tile added by TMA reductions, dW as
-        // {I, O, E}
-        int[] tmDw = null;
-        if (kernel.generation() >= 15 && wg == Kernel.WS256R && w.dtype() == DType.F32 && m > 0) {
-          try {
-            tmDw =
-                TensorMaps.f32(
-                    w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
-          } catch (IllegalArgumentException notTma) {
-            // a view TMA cannot describe: variant 7's epilogue adds from the threads
-          }
-        }
         // variant 42: variant 14 in clusters of two CTAs over units of two o tiles, the grid
         // whole clusters, no more than can run at once (the kernel is persistent)
         String tmar = groupXtYTmaKernel(kernel);
@@ -864,6 +871,9 @@ final class CudaScatterMoe {
             .i32("E", (int) e)
             .i32("I", (int) i)
             .i32("O", (int) o);
+        if (tmDw != null) {
+          ws.i32("acc", accumulate ? 1 : 0);
+        }
         ws.launch();
       } else {
         KernelLaunch l;
@@ -899,6 +909,9 @@ final class CudaScatterMoe {
         l.launch();
       }
     } else {
+      if (!accumulate) {
+        b.fill(dW, 0f);
+      }
       b.kernel("group_xty_kernel")
           .shapes("x " + xt.describe() + " dy " + g.describe())
           .grid((i + TILE - 1) / TILE, (o + TILE - 1) / TILE, e)
@@ -915,6 +928,9 @@ final class CudaScatterMoe {
           .launch();
     }
     if (bt != null) {
+      if (!accumulate) {
+        b.fill(db, 0f);
+      }
       b.kernel("group_db_kernel")
           .shapes("dy " + g.describe())
           .grid((o + 255) / 256, e)

@@ -355,6 +355,48 @@ class CudaMoeOpsTest {
   }
 
   /**
+   * Variant 48: groupXtY with accumulate false writes dW. Variants 42 (AUTO) and 14 (V14) store
+   * their tiles by TMA where they otherwise reduce, variant 7 (WS256R) and the plain kernels zero
+   * dW first and add; each, from NaN, is the addition into zeros bit for bit (expert 4 gets no
+   * rows: its tiles are stored as zeros; O = 1064 leaves the last cluster's second CTA of variant
+   * 42 past O), and against the CPU. A later call with accumulate true still adds.
+   */
+  @Test
+  void groupXtYWrittenIsTheAdditionIntoZerosBitForBit() {
+    CudaScatterMoe moe = gpu().moe();
+    Assumptions.assumeTrue(moe.hopper(), "variants 42, 14 and 48 need compute capability 9.0");
+    int i = 264, o = 1064;
+    try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair x = randn(DType.BF16, 1, m, i);
+          Pair dy = randn(DType.BF16, 1, m, o);
+          Pair added = randn(DType.F32, 1, E, o, i)) {
+        gpu().fill(added.g(), 0f);
+        inFamily(
+            CudaScatterMoe.Kernel.AUTO,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), added.g(), null));
+        for (CudaScatterMoe.Kernel k :
+            new CudaScatterMoe.Kernel[] {
+              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V14, CudaScatterMoe.Kernel.WS256R
+            }) {
+          try (Pair written = poisoned(DType.F32, E, o, i)) {
+            inFamily(
+                k, () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), written.g(), null, false));
+            assertArrayEquals(
+                bits(added), bits(written), k + ": dW written differs from dW added into zeros");
+            cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), written.c(), null, false);
+            check(k + " groupXtY written", written, tol(DType.BF16));
+            // accumulate true after it adds again: twice the product
+            inFamily(k, () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), written.g(), null));
+            cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), written.c(), null);
+            check(k + " groupXtY written, then added", written, tol(DType.BF16));
+          }
+        }
+      }
+    }
+  }
+
+  /**
    * Variant 16 (AUTO on Hopper: bf16 tiles through per-warp shared memory by stmatrix, stored in
    * 16-byte row pieces) against variant 5 (the ws256r family: 4-byte stores from the accumulators)
    * in all four grouped_in / grouped_out modes, x W^T and x W: y equal bit for bit, and against the

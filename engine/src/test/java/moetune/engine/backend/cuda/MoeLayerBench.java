@@ -9,7 +9,8 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * The MoE layer benchmark ({@link MoeLayerBenchmark}, what {@code moetune bench moe} runs) from the
  * staged test classes on a GPU host: {@code BENCH=1 scripts/device/run-gpu-tests.sh}, with {@code
  * BENCH_ARGS="T D F E K ..."} for other shapes than the three defaults; {@code
- * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints).
+ * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints),
+ * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both.
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -49,10 +50,14 @@ public final class MoeLayerBench {
         for (Shape s : shapes) {
           MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
           System.out.println(MoeLayerBenchmark.row(r, false, 0));
-          if ("1".equals(System.getenv("MOE_BENCH_BREAKDOWN"))) {
-            breakdowns.add(
-                MoeLayerBenchmark.breakdownTable(
-                    MoeLayerBenchmark.breakdown(g, s, 5), r.denseForwardBackward()));
+          String bd = System.getenv("MOE_BENCH_BREAKDOWN");
+          // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
+          for (boolean written : new boolean[] {false, true}) {
+            if ("both".equals(bd) || (written ? "written" : "1").equals(bd)) {
+              breakdowns.add(
+                  MoeLayerBenchmark.breakdownTable(
+                      MoeLayerBenchmark.breakdown(g, s, 5, written), r.denseForwardBackward()));
+            }
           }
         }
         breakdowns.forEach(System.out::println);

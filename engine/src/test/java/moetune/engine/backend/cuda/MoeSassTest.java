@@ -120,10 +120,11 @@ class MoeSassTest {
               .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
-      for (String k :
-          List.of("group_xty_ws256_tmar_kernel14", "group_xty_ws256_tmar_mc_kernel42")) {
+      for (String k : CudaScatterMoe.groupXtYTmaKernelNames()) {
         assertTrue(
             sass.get(k).contains("UTMAREDG"), k + ": no UTMAREDG (TMA reduction) in its SASS");
+        // variant 48: the tiles of a dW the launch writes go by TMA store
+        assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
       // variant 16 writes its tiles into shared memory by stmatrix (STSM) and stores them in
       // 16-byte
