@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 43's device call. To run it: `git apply kernels/lab/moe/v46-v50-combined.patch`,
+# Session 43's device call. To run it: `git apply kernels/lab/moe/v46-v50-combined.patch` (on 8292627,
+# where variant 48 is in the build, and later),
 # scripts/device/stage.sh .device/main, cp this file into .device/main/, then on the device from
 # the repository root: .device/main/run-call-s43.sh SECONDS (what the call may take; env BENCH_ARGS,
 # BD, BENCH_PCT, KERNELS).
