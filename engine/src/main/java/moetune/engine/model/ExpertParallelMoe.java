@@ -240,7 +240,8 @@ final class ExpertParallelMoe {
 
   /**
    * Backward of {@link #forward}: dY (N, D) -> dX (N, D) and dTopKWeights F32 (N, K), new tensors;
-   * this rank's experts' weight gradients +=. A collective.
+   * this rank's experts' weight gradients += (= for the first backward after {@link #gradsZeroed}).
+   * A collective.
    */
   MoeMlp.Grads backward(Forward f, Tensor dY) {
     long n = dY.rows();

@@ -198,15 +198,8 @@ public final class MoeLayerBenchmark {
    * Times every backend op of one forward+backward (routing included) with events on the device's
    * queue ({@link OpProfiler}), {@code repeats} times after a warm-up, each call on an idle device;
    * then as many calls back to back as the timed table's stretch, still stamped, and the dense pair
-   * the same way; per op the medians.
-   */
-  public static Breakdown breakdown(Backend g, Shape s, int repeats) {
-    return breakdown(g, s, repeats, DType.BF16, false);
-  }
-
-  /**
-   * As above; written: each forward+backward writes the weight gradients (=, {@link
-   * Result#forwardBackwardWritten}) instead of adding to them.
+   * the same way; per op the medians. written: each forward+backward writes the weight gradients
+   * (=, {@link Result#forwardBackwardWritten}) instead of adding to them.
    */
   public static Breakdown breakdown(Backend g, Shape s, int repeats, boolean written) {
     return breakdown(g, s, repeats, DType.BF16, written);

@@ -66,6 +66,20 @@ class MoeLayerBenchmarkTest {
   }
 
   @Test
+  void theWrittenBreakdownLabelsTheWeightGradientsAsWritten() {
+    try (CpuBackend cpu = new CpuBackend(1)) {
+      MoeLayerBenchmark.Shape s = new MoeLayerBenchmark.Shape(24, 16, 8, 4, 2);
+      List<String> dw =
+          MoeLayerBenchmark.breakdown(cpu, s, 3, DType.F32, true).ops().stream()
+              .filter(MoeLayerBenchmark.OpTime::product)
+              .map(MoeLayerBenchmark.OpTime::label)
+              .filter(l -> l.startsWith("groupXtY"))
+              .toList();
+      assertEquals(List.of("groupXtY dW2 = dy^T a", "groupXtY dW1 = dh^T x"), dw);
+    }
+  }
+
+  @Test
   void timingsCoverAtLeastTheMinimumStretch() {
     // 300 ms: a 4 ms layer takes 75 calls, a 58 ms one 6, never fewer than asked or over 1000
     assertEquals(75, MoeLayerBenchmark.callsFor(4, 5));
