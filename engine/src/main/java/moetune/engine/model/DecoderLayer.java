@@ -1,5 +1,6 @@
 package moetune.engine.model;
 
+import java.util.List;
 import java.util.SplittableRandom;
 import moetune.engine.backend.AttnSpec;
 import moetune.engine.backend.Backend;
@@ -44,9 +45,12 @@ final class DecoderLayer {
     this.eps = (float) c.rmsNormEps;
   }
 
-  /** This layer's gradients were just set to zero (see {@link SparseMoeBlock#gradsZeroed}). */
-  void gradsZeroed() {
-    moe.gradsZeroed();
+  /**
+   * This layer's gradients are being set to zero; the slices whose zeroing can wait go to later
+   * (see {@link SparseMoeBlock#gradsZeroed}).
+   */
+  void gradsZeroed(List<Parameters.DeferredZero> later) {
+    moe.gradsZeroed(later);
   }
 
   /** Expert parallel over comm for this layer's experts (null: all experts here). */

@@ -1,7 +1,9 @@
 package moetune.engine.model;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
@@ -325,13 +327,16 @@ public final class MixtralModel implements AutoCloseable {
 
   /**
    * Sets every parameter gradient to zero; the next backward then writes the expert weights'
-   * gradients instead of adding to them (the same values without reading the zeros).
+   * gradients instead of adding to them (the same values without reading the zeros), so their
+   * memset waits for a read that comes before any backward wrote them ({@link
+   * Parameters#zeroGradDeferring}), which is none in a training step.
    */
   public void zeroGrad() {
-    params.zeroGrad();
+    List<Parameters.DeferredZero> later = new ArrayList<>();
     for (DecoderLayer layer : layers) {
-      layer.gradsZeroed();
+      layer.gradsZeroed(later);
     }
+    params.zeroGradDeferring(later);
   }
 
   // ------------------------------------------------------------------ named access

@@ -2,9 +2,11 @@ package moetune.engine.model;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 import moetune.engine.backend.Backend;
 import moetune.engine.hf.MixtralConfig;
@@ -79,6 +81,7 @@ public final class Parameters implements AutoCloseable {
   private final Tensor frozen; // working dtype (Pf), or null when nothing is frozen
   private final ExpertShard shard; // which experts this process holds
   private final long replicated; // trainable elements before this rank's own experts
+  private List<DeferredZero> deferred = List.of(); // by offset; see zeroGradDeferring
 
   private Parameters(
       MixtralConfig config,
@@ -406,8 +409,13 @@ public final class Parameters implements AutoCloseable {
     return master;
   }
 
-  /** The flat float32 gradients (P), accumulated by backward until {@link #zeroGrad}. */
+  /**
+   * The flat float32 gradients (P), accumulated by backward until {@link #zeroGrad}. A slice whose
+   * zeroing {@link #zeroGradDeferring} left to its next backward and that no backward has written
+   * yet is zeroed here first, so the caller reads what a full zeroGrad would have left.
+   */
   public Tensor gradFlat() {
+    settleDeferred();
     return grad;
   }
 
@@ -582,7 +590,63 @@ public final class Parameters implements AutoCloseable {
 
   /** Sets every gradient to zero. */
   public void zeroGrad() {
-    grad.backend().fill(grad, 0f);
+    zeroGradDeferring(List.of());
+  }
+
+  /**
+   * A trainable slice whose next backward writes its gradient (=) instead of adding to it (+=), for
+   * as long as {@code pending} says so (it turns false once that backward has started).
+   */
+  public record DeferredZero(Slice slice, BooleanSupplier pending) {
+    public DeferredZero {
+      if (slice.frozen()) {
+        throw new IllegalArgumentException("a frozen slice has no gradient: " + slice.name());
+      }
+    }
+  }
+
+  /**
+   * Sets every gradient to zero except the slices of {@code later}, whose next backward writes
+   * them: the memset of what is overwritten anyway is skipped (for the expert weights, most of a
+   * MoE model's gradients). Any of them still pending when the gradients are next read through
+   * {@link #gradFlat} is zeroed then (a backward that never ran, or ran on no rows of an expert
+   * parallel rank), so readers see the same values as after {@link #zeroGrad}.
+   */
+  public void zeroGradDeferring(List<DeferredZero> later) {
+    List<DeferredZero> sorted = new ArrayList<>(later);
+    sorted.sort(Comparator.comparingLong(d -> d.slice().offset()));
+    Backend be = grad.backend();
+    long at = 0; // everything before this is zero or deferred
+    for (DeferredZero d : sorted) {
+      Slice s = d.slice();
+      if (byName.get(s.name()) != s) {
+        throw new IllegalArgumentException("not a slice of these parameters: " + s.name());
+      }
+      if (s.offset() < at) {
+        throw new IllegalArgumentException("deferred twice: " + s.name());
+      }
+      if (s.offset() > at) {
+        be.fill(grad.view(at, s.offset() - at), 0f);
+      }
+      at = s.offset() + s.numel();
+    }
+    if (at < grad.numel()) {
+      be.fill(grad.view(at, grad.numel() - at), 0f);
+    }
+    deferred = List.copyOf(sorted);
+  }
+
+  /** Zeroes the deferred slices no backward has written since {@link #zeroGradDeferring}. */
+  private void settleDeferred() {
+    if (deferred.isEmpty()) {
+      return;
+    }
+    for (DeferredZero d : deferred) {
+      if (d.pending().getAsBoolean()) {
+        grad.backend().fill(view(grad, d.slice()), 0f);
+      }
+    }
+    deferred = List.of();
   }
 
   private static Slice renamed(Slice s, String name) {

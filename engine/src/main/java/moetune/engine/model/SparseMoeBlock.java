@@ -1,6 +1,8 @@
 package moetune.engine.model;
 
+import java.util.List;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.Communicator;
 import moetune.engine.hf.MixtralConfig;
@@ -34,6 +36,7 @@ final class SparseMoeBlock {
   private final boolean expertLora;
   private ExpertParallelMoe ep; // null: every expert on this rank
   private final int experts; // E, the model's (this rank may hold a block of them)
+  private final List<Parameters.Slice> expertGrads; // the trainable expert weights' slices
 
   SparseMoeBlock(Parameters p, int layer, MixtralConfig c) {
     this.be = p.masterFlat().backend();
@@ -52,6 +55,7 @@ final class SparseMoeBlock {
     this.experts = c.numLocalExperts;
     this.jitter = (float) c.routerJitterNoise;
     this.expertLora = expertLora(p, gu) != null || expertLora(p, dn) != null;
+    this.expertGrads = Stream.of(gu, dn).map(p::slice).filter(s -> !s.frozen()).toList();
   }
 
   /**
@@ -72,14 +76,20 @@ final class SparseMoeBlock {
   }
 
   /**
-   * The expert weights' gradients were just set to zero: the next backward of the experts that run
-   * now (this rank's, under expert parallel) writes them instead of adding to them.
+   * The gradients are being set to zero: the next backward of the experts that run now (this
+   * rank's, under expert parallel) writes their weights' gradients instead of adding to them.
+   * Without expert parallel, the slices of those gradients go to {@code later}: their zeroing can
+   * wait for {@link Parameters#zeroGradDeferring} (under expert parallel the rank's experts are a
+   * block of the slice when it is not split, so the whole slice is zeroed now).
    */
-  void gradsZeroed() {
+  void gradsZeroed(List<Parameters.DeferredZero> later) {
     if (ep != null) {
       ep.gradsZeroed();
     } else {
       mlp.overwriteGradsOnce();
+      for (Parameters.Slice s : expertGrads) {
+        later.add(new Parameters.DeferredZero(s, mlp::overwritePending));
+      }
     }
   }
 

@@ -247,6 +247,11 @@ public final class MoeMlp implements AutoCloseable {
     overwriteGrads = true;
   }
 
+  /** Whether the next {@link #backward} writes the weight gradients (none has since the call). */
+  public boolean overwritePending() {
+    return overwriteGrads;
+  }
+
   /**
    * Backward of {@link #forward}: accumulates the weight gradients (+=), or writes them after
    * {@link #overwriteGradsOnce}, and returns dX (N, D) and dTopKWeights F32 (N, K). The forward

@@ -1,0 +1,157 @@
+package moetune.engine.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.SplittableRandom;
+import moetune.engine.backend.Backend;
+import moetune.engine.backend.cpu.CpuBackend;
+import moetune.engine.hf.MixtralConfig;
+import moetune.engine.hf.MixtralNames;
+import moetune.engine.tensor.DType;
+import moetune.engine.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link MixtralModel#zeroGrad} leaves the expert weights' gradients to the backward that writes
+ * them ({@link Parameters#zeroGradDeferring}): the gradients a step reads are bit for bit those of
+ * a full memset, whether one or two micro-batches ran, or none before they are read.
+ */
+class DeferredGradZeroTest {
+  static Backend be;
+
+  @BeforeAll
+  static void start() {
+    be = new CpuBackend();
+  }
+
+  @AfterAll
+  static void stop() {
+    be.close();
+  }
+
+  /** B=2, T=9 over the awkward config's vocabulary of 50, every label but the first two. */
+  static Batch batch(long seed) {
+    SplittableRandom rnd = new SplittableRandom(seed);
+    int[][] ids = new int[2][9];
+    int[][] labels = new int[2][9];
+    for (int b = 0; b < 2; b++) {
+      for (int t = 0; t < 9; t++) {
+        ids[b][t] = rnd.nextInt(50);
+        labels[b][t] = t < 2 ? Batch.IGNORE_INDEX : ids[b][t];
+      }
+    }
+    return Batch.of(ids, labels);
+  }
+
+  static MixtralModel model() {
+    MixtralConfig c = RandomMixtral.awkwardConfig(0.0);
+    return RandomMixtral.create(c, RandomMixtral.weights(c, 23), be, 5);
+  }
+
+  static float[] grads(MixtralModel m) {
+    return be.download(m.parameters().gradFlat()).toFloatArray();
+  }
+
+  /** Stale gradients of an earlier backward, so that an unzeroed element shows. */
+  static void dirty(MixtralModel m) {
+    m.forward(batch(1));
+    m.backward();
+  }
+
+  static float[] slice(MixtralModel m, String name) {
+    return be.download(m.parameters().grad(name)).toFloatArray();
+  }
+
+  @Test
+  void deferredZeroGivesTheGradientsOfAFullMemset() {
+    try (MixtralModel m = model()) {
+      for (int micro = 1; micro <= 2; micro++) {
+        dirty(m);
+        m.parameters().zeroGrad(); // the whole memset, the backward adds
+        for (int i = 0; i < micro; i++) {
+          m.forward(batch(10 + i));
+          m.backward();
+        }
+        float[] want = grads(m);
+
+        dirty(m);
+        m.zeroGrad();
+        String gu = MixtralNames.fusedGateUp(0);
+        float[] stale = slice(m, gu);
+        boolean kept = false;
+        for (float v : stale) {
+          kept |= v != 0f;
+        }
+        assertTrue(kept, "zeroGrad left the expert gradients to the backward (no memset)");
+        for (float v : slice(m, MixtralNames.inputNorm(0))) {
+          assertEquals(0f, v, "the other gradients are zeroed at once");
+        }
+        for (int i = 0; i < micro; i++) {
+          m.forward(batch(10 + i));
+          m.backward();
+        }
+        assertArrayEquals(want, grads(m), micro + " micro-batches: bit for bit the full memset's");
+      }
+    }
+  }
+
+  @Test
+  void gradientsReadBeforeAnyBackwardAreZero() {
+    try (MixtralModel m = model()) {
+      m.parameters().zeroGrad();
+      m.forward(batch(10));
+      m.backward();
+      float[] want = grads(m);
+
+      dirty(m);
+      m.zeroGrad();
+      for (float v : grads(m)) {
+        assertEquals(0f, v, "no backward yet: every gradient reads zero");
+      }
+      m.forward(batch(10));
+      m.backward(); // still writes the expert gradients (over the zeros gradFlat set)
+      assertArrayEquals(want, grads(m));
+    }
+  }
+
+  @Test
+  void aWrittenSliceIsLeftAloneAndAPendingOneZeroed() {
+    MixtralConfig c = RandomMixtral.awkwardConfig(0.0);
+    try (Parameters p = Parameters.allocate(be, c, DType.F32)) {
+      be.fill(p.gradFlat(), 3f);
+      Parameters.Slice written = p.slice(MixtralNames.fusedGateUp(0));
+      Parameters.Slice pending = p.slice(MixtralNames.fusedDown(1));
+      p.zeroGradDeferring(
+          List.of(
+              new Parameters.DeferredZero(pending, () -> true),
+              new Parameters.DeferredZero(written, () -> false)));
+      Tensor flat = p.gradFlat();
+      float[] g = be.download(flat).toFloatArray();
+      for (Parameters.Slice s : p.slices()) {
+        float want = s == written ? 3f : 0f;
+        for (long i = s.offset(); i < s.offset() + s.numel(); i++) {
+          assertEquals(want, g[(int) i], s.name() + " element " + (i - s.offset()));
+        }
+      }
+      assertThrows(
+          IllegalArgumentException.class,
+          () ->
+              p.zeroGradDeferring(
+                  List.of(
+                      new Parameters.DeferredZero(written, () -> true),
+                      new Parameters.DeferredZero(written, () -> true))));
+      try (Parameters other = Parameters.allocate(be, c, DType.F32)) {
+        Parameters.Slice foreign = other.slice(MixtralNames.fusedGateUp(0));
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> p.zeroGradDeferring(List.of(new Parameters.DeferredZero(foreign, () -> true))));
+      }
+    }
+  }
+}
