@@ -415,7 +415,22 @@ public final class Parameters implements AutoCloseable {
    * yet is zeroed here first, so the caller reads what a full zeroGrad would have left.
    */
   public Tensor gradFlat() {
-    settleDeferred();
+    settleDeferred(0, total);
+    return grad;
+  }
+
+  /**
+   * The flat float32 gradients (P) for a caller that reads only [offset, offset + numel): the
+   * deferred slices overlapping it are settled as {@link #gradFlat()} settles them, the others stay
+   * deferred, so a data-parallel optimizer reducing one finished bucket during the backward does
+   * not zero the expert gradients a later layer's backward is still to write.
+   */
+  public Tensor gradFlat(long offset, long numel) {
+    if (offset < 0 || numel < 0 || offset + numel > total) {
+      throw new IllegalArgumentException(
+          "gradFlat: range [" + offset + ", " + (offset + numel) + ") outside [0, " + total + ")");
+    }
+    settleDeferred(offset, offset + numel);
     return grad;
   }
 
@@ -636,17 +651,24 @@ public final class Parameters implements AutoCloseable {
     deferred = List.copyOf(sorted);
   }
 
-  /** Zeroes the deferred slices no backward has written since {@link #zeroGradDeferring}. */
-  private void settleDeferred() {
+  /**
+   * Zeroes the deferred slices overlapping [from, to) that no backward has written since {@link
+   * #zeroGradDeferring}; those slices are no longer deferred, the rest stay.
+   */
+  private void settleDeferred(long from, long to) {
     if (deferred.isEmpty()) {
       return;
     }
+    List<DeferredZero> left = new ArrayList<>();
     for (DeferredZero d : deferred) {
-      if (d.pending().getAsBoolean()) {
-        grad.backend().fill(view(grad, d.slice()), 0f);
+      Slice s = d.slice();
+      if (s.offset() >= to || s.offset() + s.numel() <= from) {
+        left.add(d);
+      } else if (d.pending().getAsBoolean()) {
+        grad.backend().fill(view(grad, s), 0f);
       }
     }
-    deferred = List.of();
+    deferred = List.copyOf(left);
   }
 
   private static Slice renamed(Slice s, String name) {

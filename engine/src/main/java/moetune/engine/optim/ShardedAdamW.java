@@ -148,7 +148,7 @@ public final class ShardedAdamW implements Optimizer {
             "ShardedAdamW.gradientsDone: elements of bucket " + i + " reported twice this step");
       }
       if (bucketReady[i] == b.length() && !bucketReduced[i]) {
-        reduceBucket(b, params.gradFlat());
+        reduceBucket(b, params.gradFlat(b.start(), b.length()));
         bucketReduced[i] = true;
         reducedDuringBackward++;
       }

@@ -154,4 +154,35 @@ class DeferredGradZeroTest {
       }
     }
   }
+
+  @Test
+  void readingARangeSettlesOnlyTheDeferredSlicesInIt() {
+    MixtralConfig c = RandomMixtral.awkwardConfig(0.0);
+    try (Parameters p = Parameters.allocate(be, c, DType.F32)) {
+      be.fill(p.gradFlat(), 3f);
+      Parameters.Slice inRange = p.slice(MixtralNames.fusedGateUp(1));
+      Parameters.Slice later = p.slice(MixtralNames.fusedGateUp(0));
+      boolean[] laterPending = {true};
+      p.zeroGradDeferring(
+          List.of(
+              new Parameters.DeferredZero(inRange, () -> true),
+              new Parameters.DeferredZero(later, () -> laterPending[0])));
+      // a bucket of the last layer's gradients, finished while layer 0's backward is still to come
+      long from = inRange.offset() - 1, to = inRange.offset() + inRange.numel() + 1;
+      float[] g = be.download(p.gradFlat(from, to - from)).toFloatArray();
+      for (long i = from; i < to; i++) {
+        assertEquals(0f, g[(int) i], "element " + i + " of the range read");
+      }
+      for (long i = later.offset(); i < later.offset() + later.numel(); i++) {
+        assertEquals(3f, g[(int) i], "the slice outside the range stays deferred, not memset");
+      }
+      be.fill(p.grad(MixtralNames.fusedGateUp(0)), 5f); // its backward writes it
+      laterPending[0] = false;
+      g = be.download(p.gradFlat()).toFloatArray();
+      for (long i = later.offset(); i < later.offset() + later.numel(); i++) {
+        assertEquals(5f, g[(int) i], "a written slice is left alone when the rest is read");
+      }
+      assertThrows(IllegalArgumentException.class, () -> p.gradFlat(p.count() - 1, 2));
+    }
+  }
 }
