@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.BooleanSupplier;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
 import moetune.engine.hf.MixtralConfig;
@@ -120,17 +121,31 @@ class DeferredGradZeroTest {
     }
   }
 
+  /** Parameters of the awkward config whose gradients all read 3 (an earlier step's, stale). */
+  static Parameters staleParameters() {
+    Parameters p = Parameters.allocate(be, RandomMixtral.awkwardConfig(0.0), DType.F32);
+    be.fill(p.gradFlat(), 3f);
+    return p;
+  }
+
+  /** zeroGradDeferring with two slices and whether each is still pending. */
+  static void deferTwo(
+      Parameters p,
+      Parameters.Slice a,
+      BooleanSupplier aPending,
+      Parameters.Slice b,
+      BooleanSupplier bPending) {
+    p.zeroGradDeferring(
+        List.of(
+            new Parameters.DeferredZero(a, aPending), new Parameters.DeferredZero(b, bPending)));
+  }
+
   @Test
   void aWrittenSliceIsLeftAloneAndAPendingOneZeroed() {
-    MixtralConfig c = RandomMixtral.awkwardConfig(0.0);
-    try (Parameters p = Parameters.allocate(be, c, DType.F32)) {
-      be.fill(p.gradFlat(), 3f);
+    try (Parameters p = staleParameters()) {
       Parameters.Slice written = p.slice(MixtralNames.fusedGateUp(0));
       Parameters.Slice pending = p.slice(MixtralNames.fusedDown(1));
-      p.zeroGradDeferring(
-          List.of(
-              new Parameters.DeferredZero(pending, () -> true),
-              new Parameters.DeferredZero(written, () -> false)));
+      deferTwo(p, pending, () -> true, written, () -> false);
       Tensor flat = p.gradFlat();
       float[] g = be.download(flat).toFloatArray();
       for (Parameters.Slice s : p.slices()) {
@@ -146,7 +161,7 @@ class DeferredGradZeroTest {
                   List.of(
                       new Parameters.DeferredZero(written, () -> true),
                       new Parameters.DeferredZero(written, () -> true))));
-      try (Parameters other = Parameters.allocate(be, c, DType.F32)) {
+      try (Parameters other = staleParameters()) {
         Parameters.Slice foreign = other.slice(MixtralNames.fusedGateUp(0));
         assertThrows(
             IllegalArgumentException.class,
@@ -157,16 +172,11 @@ class DeferredGradZeroTest {
 
   @Test
   void readingARangeSettlesOnlyTheDeferredSlicesInIt() {
-    MixtralConfig c = RandomMixtral.awkwardConfig(0.0);
-    try (Parameters p = Parameters.allocate(be, c, DType.F32)) {
-      be.fill(p.gradFlat(), 3f);
+    try (Parameters p = staleParameters()) {
       Parameters.Slice inRange = p.slice(MixtralNames.fusedGateUp(1));
       Parameters.Slice later = p.slice(MixtralNames.fusedGateUp(0));
       boolean[] laterPending = {true};
-      p.zeroGradDeferring(
-          List.of(
-              new Parameters.DeferredZero(inRange, () -> true),
-              new Parameters.DeferredZero(later, () -> laterPending[0])));
+      deferTwo(p, inRange, () -> true, later, () -> laterPending[0]);
       // a bucket of the last layer's gradients, finished while layer 0's backward is still to come
       long from = inRange.offset() - 1, to = inRange.offset() + inRange.numel() + 1;
       float[] g = be.download(p.gradFlat(from, to - from)).toFloatArray();
