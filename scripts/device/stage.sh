@@ -31,9 +31,10 @@ tmp="$(mktemp -d)"
 # uncompressed modules under xz -9e: 15 MB instead of 24 MB with zip-9 inside plain xz
 tar -C "$tmp" -cf - jre | xz -9e -T2 > "$dest/jre.tar.xz"
 rm -rf "$tmp"
-# every device script (check-moe-fused.sh, moe-breakdown.sh, ncu-dw.sh, ...) and the clock summary
-# they use go along, so a session does not copy them by hand after each staging (which wipes DEST)
+# every device script (check-moe-fused.sh, moe-breakdown.sh, ncu-dw.sh, ...) and the summaries
+# they use (the clock stretches, ncu-source.sh's source page) go along, so a session does not copy
+# them by hand after each staging (which wipes DEST)
 cp "$here"/*.sh "$dest/"
 rm -f "$dest/stage.sh" "$dest/stage-release.sh"
-cp "$repo/tools/clock_stretches.py" "$dest/"
+cp "$repo/tools/clock_stretches.py" "$repo/tools/ncu_source_summary.py" "$dest/"
 du -sh "$dest"
