@@ -23,6 +23,11 @@ def number(text):
         return None
 
 
+def instruction(row, src):
+    """The SASS text of a row without its predicate (@P0, @!UP1, ...)."""
+    return re.sub(r"^@!?U?P\w+\s+", "", row[src].strip())
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -60,7 +65,7 @@ def main():
         print(f"  {100 * s / all_samples:5.1f}%  {a:>8}  {r[src].strip()[:90]}")
     by_op = defaultdict(float)
     for s, r in samples:
-        text = re.sub(r"^@!?U?P\w+\s+", "", r[src].strip())
+        text = instruction(r, src)
         op = text.split(" ")[0] if text else "?"
         by_op[op.split(".")[0]] += s
     print("\nsamples by opcode:")
@@ -82,7 +87,7 @@ def roles(samples, src, addr, all_samples):
     parts = [["before the first setmaxnreg", 0.0, defaultdict(float)]]
     previous_wait = None
     for s, r in order:
-        text = re.sub(r"^@!?U?P\w+\s+", "", r[src].strip())
+        text = instruction(r, src)
         if text.startswith("USETMAXREG"):
             parts.append([f"from {text[:48]}", 0.0, defaultdict(float)])
         part = parts[-1]

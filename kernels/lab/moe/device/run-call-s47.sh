@@ -15,6 +15,7 @@
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-450}
+NCU_SHAPE="${NCU_SHAPE:-16384 1024 3584 8 2}"
 mkdir -p "$OUT"
 echo "## bench ${KERNELS:-auto,v46,v47} (limit ${BENCH_LIMIT:-240} s)"
 BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=${KERNELS:-auto,v46,v47} \
@@ -26,7 +27,7 @@ for job in "${jobs[@]}"; do
   left=$((LIMIT - SECONDS - 10))
   [ $left -lt 60 ] && { echo "## ncu $1: no time left (${left} s)"; continue; }
   l=$left; [ $l -gt 100 ] && l=100
-  echo "## ncu $1 $2 on ${NCU_SHAPE:-16384 1024 3584 8 2} (limit ${l} s)"
-  OUT="$OUT/ncu-$1-$2" FAMILY=$1 KREGEX=$2 LIMIT=$l SHAPES="${NCU_SHAPE:-16384 1024 3584 8 2}" ./ncu-source.sh 2>&1 | cut -c1-180 | head -60
+  echo "## ncu $1 $2 on $NCU_SHAPE (limit ${l} s)"
+  OUT="$OUT/ncu-$1-$2" FAMILY=$1 KREGEX=$2 LIMIT=$l SHAPES="$NCU_SHAPE" ./ncu-source.sh 2>&1 | cut -c1-180 | head -60
 done
 echo "## done (${SECONDS} s)"

@@ -420,18 +420,18 @@ public final class Parameters implements AutoCloseable {
   }
 
   /**
-   * The flat float32 gradients (P) for a caller that reads only [offset, offset + numel): the
-   * deferred slices overlapping it are settled as {@link #gradFlat()} settles them, the others stay
-   * deferred, so a data-parallel optimizer reducing one finished bucket during the backward does
-   * not zero the expert gradients a later layer's backward is still to write.
+   * The view [offset, offset + numel) of the flat float32 gradients: the deferred slices
+   * overlapping it are settled as {@link #gradFlat()} settles them, the others stay deferred, so a
+   * data-parallel optimizer reducing one finished bucket during the backward does not zero the
+   * expert gradients a later layer's backward is still to write.
    */
-  public Tensor gradFlat(long offset, long numel) {
+  public Tensor gradRange(long offset, long numel) {
     if (offset < 0 || numel < 0 || offset + numel > total) {
       throw new IllegalArgumentException(
-          "gradFlat: range [" + offset + ", " + (offset + numel) + ") outside [0, " + total + ")");
+          "gradRange: [" + offset + ", " + (offset + numel) + ") outside [0, " + total + ")");
     }
     settleDeferred(offset, offset + numel);
-    return grad;
+    return grad.view(offset, numel);
   }
 
   /** The flat working copy (P) the model computes with; the master itself in float32 mode. */

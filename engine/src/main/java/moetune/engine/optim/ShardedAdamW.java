@@ -148,7 +148,7 @@ public final class ShardedAdamW implements Optimizer {
             "ShardedAdamW.gradientsDone: elements of bucket " + i + " reported twice this step");
       }
       if (bucketReady[i] == b.length() && !bucketReduced[i]) {
-        reduceBucket(b, params.gradFlat(b.start(), b.length()));
+        reduceBucket(b, params.gradRange(b.start(), b.length()));
         bucketReduced[i] = true;
         reducedDuringBackward++;
       }
@@ -163,7 +163,7 @@ public final class ShardedAdamW implements Optimizer {
   @Override
   public void step(float lr) {
     reduce();
-    Tensor ownGrad = own == 0 ? null : params.gradFlat().view(replicated, own);
+    Tensor ownGrad = own == 0 ? null : params.gradRange(replicated, own);
     if (settings.maxGradNorm() > 0) {
       be.clipByNorm(g, sumSq, settings.maxGradNorm());
       if (ownGrad != null) {
@@ -232,10 +232,10 @@ public final class ShardedAdamW implements Optimizer {
     if (reduced) {
       return;
     }
-    Tensor grad = params.gradFlat();
     for (int i = 0; i < buckets.size(); i++) {
       if (!bucketReduced[i]) { // the rest, in flat order (the same on every rank)
-        reduceBucket(buckets.get(i), grad);
+        ZeroPartition.Bucket b = buckets.get(i);
+        reduceBucket(b, params.gradRange(b.start(), b.length()));
         bucketReduced[i] = true;
       }
     }
@@ -243,28 +243,28 @@ public final class ShardedAdamW implements Optimizer {
     be.fill(sumSq, 0f);
     be.sumSquares(g, sumSq); // padding is zero: it adds nothing
     if (own > 0) {
-      be.sumSquares(params.gradFlat().view(replicated, own), sumSq); // this rank's experts
+      be.sumSquares(params.gradRange(replicated, own), sumSq); // this rank's experts
     }
     comm.allReduceSum(sumSq);
     reduced = true;
   }
 
   /**
-   * The sum over ranks of one bucket of the gradients, this rank's chunk into g: queued (on NCCL's
-   * side stream, beside the rest of the backward); g is read only after {@link
-   * Communicator#awaitCollectives}, and the bucket's gradients are final, so nothing writes them
-   * meanwhile. The padded bucket goes through the staging buffer, which nothing else uses until the
-   * step has awaited it.
+   * The sum over ranks of one bucket of the gradients ({@code bucketGrad}, its view of the flat
+   * gradients), this rank's chunk into g: queued (on NCCL's side stream, beside the rest of the
+   * backward); g is read only after {@link Communicator#awaitCollectives}, and the bucket's
+   * gradients are final, so nothing writes them meanwhile. The padded bucket goes through the
+   * staging buffer, which nothing else uses until the step has awaited it.
    */
-  private void reduceBucket(ZeroPartition.Bucket b, Tensor grad) {
+  private void reduceBucket(ZeroPartition.Bucket b, Tensor bucketGrad) {
     int w = comm.size();
     Tensor out = g.view(b.shardOffset(), b.chunk());
     if (!b.padded(w)) {
-      comm.reduceScatterSumAsync(grad.view(b.start(), b.length()), out);
+      comm.reduceScatterSumAsync(bucketGrad, out);
     } else {
       Tensor s = staging.view(0, b.chunk() * w);
       be.fill(s, 0f);
-      be.copy(grad.view(b.start(), b.length()), staging.view(0, b.length()));
+      be.copy(bucketGrad, staging.view(0, b.length()));
       comm.reduceScatterSumAsync(s, out);
     }
   }
