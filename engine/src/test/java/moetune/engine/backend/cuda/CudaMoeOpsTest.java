@@ -332,9 +332,13 @@ class CudaMoeOpsTest {
           Pair dy = randn(DType.BF16, 1, m, o);
           Pair dW = randn(DType.F32, 1, E, o, i);
           Pair dW2 = poisoned(DType.F32, E, o, i);
-          Pair dW3 = poisoned(DType.F32, E, o, i)) {
+          Pair dW3 = poisoned(DType.F32, E, o, i);
+          Pair dW52 = poisoned(DType.F32, E, o, i);
+          Pair dW53 = poisoned(DType.F32, E, o, i)) {
         gpu().copy(dW.g(), dW2.g());
         gpu().copy(dW.g(), dW3.g());
+        gpu().copy(dW.g(), dW52.g());
+        gpu().copy(dW.g(), dW53.g());
         inFamily(
             CudaScatterMoe.Kernel.AUTO,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
@@ -347,7 +351,17 @@ class CudaMoeOpsTest {
             CudaScatterMoe.Kernel.V14,
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW3.g(), null));
         assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
+        // variants 52 and 53: k steps of 32 rows (the same k16 products in the same order), the
+        // whole tile staged
+        inFamily(
+            CudaScatterMoe.Kernel.V52,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW52.g(), null));
+        inFamily(
+            CudaScatterMoe.Kernel.V53,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW53.g(), null));
         assertArrayEquals(bits(dW3), bits(dW), "variant 14's dW differs from variant 42's");
+        assertArrayEquals(bits(dW52), bits(dW), "variant 52's dW differs from variant 42's");
+        assertArrayEquals(bits(dW53), bits(dW), "variant 53's dW differs from variant 42's");
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         check("groupXtY (variant 42) dW", dW, tol(DType.BF16));
       }
@@ -355,9 +369,9 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 48: groupXtY with accumulate false writes dW. Variants 42 (AUTO) and 14 (V14) store
-   * their tiles by TMA where they otherwise reduce, variant 7 (WS256R) and the plain kernels zero
-   * dW first and add; each, from NaN, is the addition into zeros bit for bit (expert 4 gets no
+   * Variant 48: groupXtY with accumulate false writes dW. Variants 42 (AUTO), 14 (V14), 52 and 53
+   * store their tiles by TMA where they otherwise reduce, variant 7 (WS256R) and the plain kernels
+   * zero dW first and add; each, from NaN, is the addition into zeros bit for bit (expert 4 gets no
    * rows: its tiles are stored as zeros; O = 1064 leaves the last cluster's second CTA of variant
    * 42 past O), and against the CPU. A later call with accumulate true still adds.
    */
@@ -377,7 +391,11 @@ class CudaMoeOpsTest {
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), added.g(), null));
         for (CudaScatterMoe.Kernel k :
             new CudaScatterMoe.Kernel[] {
-              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V14, CudaScatterMoe.Kernel.WS256R
+              CudaScatterMoe.Kernel.AUTO,
+              CudaScatterMoe.Kernel.V14,
+              CudaScatterMoe.Kernel.V52,
+              CudaScatterMoe.Kernel.V53,
+              CudaScatterMoe.Kernel.WS256R
             }) {
           try (Pair written = poisoned(DType.F32, E, o, i)) {
             inFamily(
