@@ -351,7 +351,8 @@ public final class MixtralModel implements AutoCloseable {
     if (s.frozen()) {
       throw new IllegalArgumentException("'" + hfName + "' is frozen and has no gradient");
     }
-    return be.download(Parameters.view(params.gradFlat(), s));
+    // only this slice is settled (a deferred expert gradient elsewhere stays deferred)
+    return be.download(params.gradRange(s.offset(), s.numel()).view(0, s.shape()));
   }
 
   /**

@@ -175,6 +175,29 @@ class DeferredGradZeroTest {
     return be.download(p.grad(s.name())).toFloatArray();
   }
 
+  /**
+   * {@link MixtralModel#gradient} of one deferred expert gradient reads it as zeros and leaves the
+   * other layers' deferred expert gradients to their backward (no memset of those).
+   */
+  @Test
+  void readingOneGradientByNameSettlesOnlyItsSlice() {
+    try (MixtralModel m = model()) {
+      dirty(m);
+      m.zeroGrad();
+      for (float v : m.gradient(MixtralNames.fusedGateUp(1)).toFloatArray()) {
+        assertEquals(0f, v, "the gradient read by name is what a full zeroGrad leaves");
+      }
+      boolean kept = false;
+      for (float v : slice(m, MixtralNames.fusedGateUp(0))) {
+        kept |= v != 0f;
+      }
+      assertTrue(kept, "layer 0's expert gradients stay deferred, not memset");
+      for (float v : grads(m)) {
+        assertEquals(0f, v, "reading them all settles the rest");
+      }
+    }
+  }
+
   @Test
   void readingARangeSettlesOnlyTheDeferredSlicesInIt() {
     try (Parameters p = staleParameters()) {
