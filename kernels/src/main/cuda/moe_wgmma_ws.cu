@@ -1204,12 +1204,14 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 // variant 14: variant 7's 128 x 256 kernel for float32 dW with the tile added by TMA reductions
 // (ws_xty_epilogue_tma); tmDw: dW (E, O, I) float32 as {I, O, E} in {32, 64, 1} boxes (128-byte
 // swizzle). Shared memory ws_smem_bytes(256, 4) + WS_XTY_OUT_BYTES.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_kernel14(const __grid_constant__ CUtensorMap tmDy,
-                                  const __grid_constant__ CUtensorMap tmX,
-                                  const __grid_constant__ CUtensorMap tmDw,
-                                  const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
+// The float32 dW kernels' arguments (variants 14, 42, 52, 53): WS_XTY_ARGS with the dW map first
+// and acc last.
+#define WS_XTY_TMAR_ARGS                                                                   \
+  const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,       \
+      const __grid_constant__ CUtensorMap tmDw, const __nv_bfloat16 *x,                    \
+      const __nv_bfloat16 *dy, const int *offsets, void *dw, int wdt, int E, int I, int O, \
+      int acc
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_tmar_kernel14(WS_XTY_TMAR_ARGS) {
   WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw, acc)));
 }
 
@@ -1222,11 +1224,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 #define WS_CLUSTER2  // clusters need sm_90; the sm_80 build of the kernel traps (WG_BODY)
 #endif
 MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_kernel42(const __grid_constant__ CUtensorMap tmDy,
-                                  const __grid_constant__ CUtensorMap tmX,
-                                  const __grid_constant__ CUtensorMap tmDw,
-                                  const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                  const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
+    group_xty_ws256_tmar_mc_kernel42(WS_XTY_TMAR_ARGS) {
   WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc)));
 }
 
@@ -1235,21 +1233,11 @@ MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
 // variant 53 adds L2 prefetches of the operand boxes eight steps ahead. tmDy, tmX in {64, 32}
 // boxes; shared memory 4 x 24 KiB + 1 KiB + WS_XTY_FULL_OUT_BYTES + the barriers. Same values.
 MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_bk32_kernel52(const __grid_constant__ CUtensorMap tmDy,
-                                          const __grid_constant__ CUtensorMap tmX,
-                                          const __grid_constant__ CUtensorMap tmDw,
-                                          const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                          const int* offsets, void* dw, int wdt, int E, int I,
-                                          int O, int acc) {
+    group_xty_ws256_tmar_mc_bk32_kernel52(WS_XTY_TMAR_ARGS) {
   WG_BODY((ws_xty<256, 4, true, true, 2, 32, true>(WS_XTY_PASS, &tmDw, acc)));
 }
 MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_bk32_pf_kernel53(const __grid_constant__ CUtensorMap tmDy,
-                                             const __grid_constant__ CUtensorMap tmX,
-                                             const __grid_constant__ CUtensorMap tmDw,
-                                             const __nv_bfloat16* x, const __nv_bfloat16* dy,
-                                             const int* offsets, void* dw, int wdt, int E, int I,
-                                             int O, int acc) {
+    group_xty_ws256_tmar_mc_bk32_pf_kernel53(WS_XTY_TMAR_ARGS) {
   WG_BODY((ws_xty<256, 4, true, true, 2, 32, true, 8>(WS_XTY_PASS, &tmDw, acc)));
 }
 

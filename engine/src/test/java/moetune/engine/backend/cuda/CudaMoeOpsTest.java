@@ -17,7 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.Function;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
@@ -315,11 +317,12 @@ class CudaMoeOpsTest {
   /**
    * Variant 42 (AUTO on Hopper, float32 dW: variant 14 in clusters of two CTAs sharing the x tile,
    * each tile added by TMA reductions from shared memory) against variant 7 (the ws256r family:
-   * red.global from the threads) and variant 14 (the v14 family: one CTA a tile) on the same GPU:
-   * dW equal bit for bit (each element gets the same one add), and against the CPU. I = 264 ends in
-   * a partial column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I
-   * and O), 2000 tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW
-   * starts nonzero (it accumulates).
+   * red.global from the threads), variant 14 (the v14 family: one CTA a tile) and variants 52 / 53
+   * (32-row k steps, the whole tile staged; 53 with L2 prefetches) on the same GPU: dW equal bit
+   * for bit (each element gets the same one add), and against the CPU. I = 264 ends in a partial
+   * column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I and O), 2000
+   * tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW starts nonzero
+   * (it accumulates).
    */
   @Test
   void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
@@ -328,40 +331,36 @@ class CudaMoeOpsTest {
     int i = 264, o = 1064;
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
+      // AUTO is variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the last
+      // cluster's second CTA past O); WS256R variant 7, V14 one CTA a tile, V52 / V53 k steps of
+      // 32 rows (the same k16 products in the same order) with the whole tile staged
+      CudaScatterMoe.Kernel[] others = {
+        CudaScatterMoe.Kernel.WS256R,
+        CudaScatterMoe.Kernel.V14,
+        CudaScatterMoe.Kernel.V52,
+        CudaScatterMoe.Kernel.V53
+      };
       try (Pair x = randn(DType.BF16, 1, m, i);
           Pair dy = randn(DType.BF16, 1, m, o);
-          Pair dW = randn(DType.F32, 1, E, o, i);
-          Pair dW2 = poisoned(DType.F32, E, o, i);
-          Pair dW3 = poisoned(DType.F32, E, o, i);
-          Pair dW52 = poisoned(DType.F32, E, o, i);
-          Pair dW53 = poisoned(DType.F32, E, o, i)) {
-        gpu().copy(dW.g(), dW2.g());
-        gpu().copy(dW.g(), dW3.g());
-        gpu().copy(dW.g(), dW52.g());
-        gpu().copy(dW.g(), dW53.g());
-        inFamily(
-            CudaScatterMoe.Kernel.AUTO,
-            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
-        inFamily(
-            CudaScatterMoe.Kernel.WS256R,
-            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW2.g(), null));
-        // AUTO is variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the
-        // last cluster's second CTA past O); v14 one CTA a tile
-        inFamily(
-            CudaScatterMoe.Kernel.V14,
-            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW3.g(), null));
-        assertArrayEquals(bits(dW2), bits(dW), "TMA-reduced dW differs from variant 7's");
-        // variants 52 and 53: k steps of 32 rows (the same k16 products in the same order), the
-        // whole tile staged
-        inFamily(
-            CudaScatterMoe.Kernel.V52,
-            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW52.g(), null));
-        inFamily(
-            CudaScatterMoe.Kernel.V53,
-            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW53.g(), null));
-        assertArrayEquals(bits(dW3), bits(dW), "variant 14's dW differs from variant 42's");
-        assertArrayEquals(bits(dW52), bits(dW), "variant 52's dW differs from variant 42's");
-        assertArrayEquals(bits(dW53), bits(dW), "variant 53's dW differs from variant 42's");
+          Pair dW = randn(DType.F32, 1, E, o, i)) {
+        List<Pair> starts = new ArrayList<>();
+        try {
+          for (int f = 0; f < others.length; f++) {
+            starts.add(poisoned(DType.F32, E, o, i));
+            gpu().copy(dW.g(), starts.get(f).g());
+          }
+          inFamily(
+              CudaScatterMoe.Kernel.AUTO,
+              () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
+          for (int f = 0; f < others.length; f++) {
+            Pair mine = starts.get(f);
+            inFamily(others[f], () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), mine.g(), null));
+            assertArrayEquals(
+                bits(mine), bits(dW), others[f] + "'s dW differs from variant 42's (AUTO)");
+          }
+        } finally {
+          starts.forEach(Pair::close);
+        }
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         check("groupXtY (variant 42) dW", dW, tol(DType.BF16));
       }
