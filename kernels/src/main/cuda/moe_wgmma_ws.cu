@@ -95,12 +95,6 @@ __device__ __forceinline__ void ws_tma3(uint32_t dst, const CUtensorMap* tm, int
       "l"(tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
-// The box at {c0, c1} asked into L2 only (variant 53: no shared memory, no barrier).
-__device__ __forceinline__ void ws_tma2_l2(const CUtensorMap* tm, int c0, int c1) {
-  asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(tm),
-               "r"(c0), "r"(c1)
-               : "memory");
-}
 
 // Cluster helpers (variant 9: two CTAs of a cluster share the weight tile by TMA multicast).
 __device__ __forceinline__ uint32_t ws_cluster_rank() {
@@ -163,24 +157,22 @@ __device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
   }
 }
 
-// One k step of the consumers: wait for stage s, BK / 16 wgmma (four at BK 64), one group kept in
-// flight; releases the stage of the step before (prevS >= 0). BK below 64 (variant 52) only for
-// MN-major operands, whose 64-column slabs then hold BK rows of 128 bytes (64 BK 2 bytes a slab).
-template <int BN, int TA, int TB, bool CP, int CL = 1, int BK = WG_BK>
+// One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
+// the stage of the step before (prevS >= 0).
+template <int BN, int TA, int TB, bool CP, int CL = 1>
 __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
                                            uint32_t parity, uint32_t prevEmpty, bool release) {
-  static_assert(BK == WG_BK || (TA && TB && BK % 16 == 0), "K-major rows are 128 bytes");
-  constexpr int A_BYTES = WG_BM * BK * 2, SLAB = 64 * BK * 2;
+  constexpr int A_BYTES = WG_BM * WG_BK * 2;
   int wg = threadIdx.x / 128;
   ws_wait(full, parity);
   if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
   uint32_t sB = sA + A_BYTES;
-  uint64_t da = TA ? wg_desc(sA + wg * SLAB, SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
-  uint64_t db = TB ? wg_desc(sB, SLAB, 1024) : wg_desc(sB, 16, 1024);
+  uint64_t da = TA ? wg_desc(sA + wg * WG_SLAB, WG_SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
+  uint64_t db = TB ? wg_desc(sB, WG_SLAB, 1024) : wg_desc(sB, 16, 1024);
   wg_fence_acc(d);
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-  for (int kk = 0; kk < BK / 16; kk++) {
+  for (int kk = 0; kk < WG_BK / 16; kk++) {
     uint64_t a = da + (TA ? kk * (2048 >> 4) : kk * (32 >> 4));
     uint64_t b = db + (TB ? kk * (2048 >> 4) : kk * (32 >> 4));
     wg_mma<BN, TA, TB>(d, a, b);
@@ -882,31 +874,19 @@ __device__ __forceinline__ void ws_tma_reduce_add3(const CUtensorMap* tm, uint32
 }
 // acc 0 (variant 48): each round is stored (a plain TMA store of the same box) instead of added,
 // for a dW the launch overwrites (a step's first micro-batch): no read of the old dW, no reduction.
-// FULL (variant 52): every round has a buffer of its own (the whole tile, WS_XTY_FULL_OUT_BYTES),
-// so the warpgroup waits once, for the previous tile's reductions to have read the buffers (a whole
-// main loop ago), writes all rounds, and its leader issues the BN / 32 reductions in one group that
-// drains under the next tile's main loop instead of two rounds at a time under this epilogue.
-#define WS_XTY_FULL_OUT_BYTES (2 * 64 * 256 * 4)  // the 128 x 256 float32 tile
-template <int BN, bool FULL = false>
+template <int BN>
 __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], uint32_t out,
                                                     const CUtensorMap* tmDw, int e, int o0,
                                                     int i0, int acc) {
-  constexpr int ROUND = 64 * 32 * 4;  // one {32, 64, 1} box
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
-  uint32_t bufs = out + wg * (FULL ? BN / 32 * ROUND : 2 * ROUND);
+  uint32_t bufs = out + wg * (WS_XTY_OUT_BYTES / 2);
   int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   bool leader = (tid & 127) == 0;
-  if (FULL) {
-    if (leader) ws_store_wait_read();  // the previous tile's reductions have read every buffer
-    ws_bar_wg(1 + wg);
-  }
 #pragma unroll  // the accumulators are registers: every index a constant
   for (int q = 0; q < BN / 32; q++) {
-    uint32_t buf = bufs + (FULL ? q : q & 1) * ROUND;
-    if (!FULL) {
-      if (leader) ws_store_wait_read1();  // the reduction from this buffer two rounds back
-      ws_bar_wg(1 + wg);
-    }
+    uint32_t buf = bufs + (q & 1) * (WS_XTY_OUT_BYTES / 4);
+    if (leader) ws_store_wait_read1();  // the reduction from this buffer two rounds back
+    ws_bar_wg(1 + wg);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
@@ -920,7 +900,6 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
                      : "memory");
       }
     }
-    if (FULL) continue;
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
     ws_bar_wg(1 + wg);
     if (leader) {
@@ -928,21 +907,6 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
         ws_tma_reduce_add3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
       } else {
         ws_tma_store3(tmDw, buf, i0 + 32 * q, o0 + 64 * wg, e);
-      }
-      ws_store_commit();
-    }
-  }
-  if (FULL) {
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-    ws_bar_wg(1 + wg);
-    if (leader) {
-#pragma unroll
-      for (int q = 0; q < BN / 32; q++) {
-        if (acc) {
-          ws_tma_reduce_add3(tmDw, bufs + q * ROUND, i0 + 32 * q, o0 + 64 * wg, e);
-        } else {
-          ws_tma_store3(tmDw, bufs + q * ROUND, i0 + 32 * q, o0 + 64 * wg, e);
-        }
       }
       ws_store_commit();
     }
@@ -968,25 +932,17 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // without rows still has its tiles stored (zeros), so every element of dW is written. The float32
 // accumulators start at +0 and a sum with +0 in it is never -0, so a stored tile is the bits the
 // addition into a zeroed dW gives.
-// BK, FULL, PF (variants 52 and 53, TMAR only): k steps of BK rows (32: stages of 24 KiB, the four
-// of them 96 KiB), which leaves room for ws_xty_epilogue_tma's FULL staging (the whole float32
-// tile, 128 KiB), so the tile's reductions drain under the next tile's main loop; PF > 0 asks L2
-// for the operand boxes PF steps ahead of the step loaded (cp.async.bulk.prefetch.tensor), so the
-// shallower ring's loads find their lines there.
-template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1, int BK = WG_BK,
-          bool FULL = false, int PF = 0>
+template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
                                        const CUtensorMap* tmDw = nullptr, int acc = 1) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
-  static_assert((BK == WG_BK && !FULL && PF == 0) || TMAR, "variants 52, 53: TMAR only");
   extern __shared__ __align__(128) unsigned char wg_smem[];
-  constexpr int A_BYTES = WG_BM * BK * 2, B_BYTES = BN * BK * 2, STAGE = A_BYTES + B_BYTES;
-  constexpr int SLAB = 64 * BK * 2;  // one 64-column slab of a stage's operand
-  constexpr int OUT = TMAR ? (FULL ? WS_XTY_FULL_OUT_BYTES : WS_XTY_OUT_BYTES) : 0;
-  uint32_t bars = mm_smem_addr(wg_smem) + STAGES * STAGE + 1024 + OUT;
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  constexpr int OUT = TMAR ? WS_XTY_OUT_BYTES : 0;
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
   ws_init_bars<STAGES, CL>(bars, 129);
   // units of CL adjacent o tiles (one per CTA of a cluster), grouped by MM_GROUP_M / CL units
   constexpr int GROUP = MM_GROUP_M / CL;
@@ -1012,55 +968,46 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
-      int kTiles = (p1 - p0 + BK - 1) / BK;
+      int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES;
         uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
         ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
-        int k0 = p0 + kt * BK;
-        if (k0 + BK <= p1) {  // whole step: TMA
+        int k0 = p0 + kt * WG_BK;
+        if (k0 + WG_BK <= p1) {  // whole step: TMA
           if (pt == 0) {
             bool own = CL == 1 || o0 < O;  // a cluster's second o tile past O loads no dy
             ws_arrive_tx(full, (own ? A_BYTES : 0) + B_BYTES);
             if (own) {
 #pragma unroll
               for (int j = 0; j < WG_BM / 64; j++)
-                ws_tma2(sA + j * SLAB, tmDy, o0 + 64 * j, k0, full);
+                ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
             }
             if (CL > 1) {  // this CTA's half of the x tile, into both CTAs
 #pragma unroll
               for (int j = rank; j < BN / 64; j += 2)
-                ws_tma2_mc(sB + j * SLAB, tmX, i0 + 64 * j, k0, full, 3);
+                ws_tma2_mc(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full, 3);
             } else {
 #pragma unroll
               for (int j = 0; j < BN / 64; j++)
-                ws_tma2(sB + j * SLAB, tmX, i0 + 64 * j, k0, full);
-            }
-            int kp = k0 + PF * BK;  // the same boxes PF steps on, into L2 (whole steps only)
-            if (PF > 0 && kp + BK <= p1) {
-              if (own) {
-#pragma unroll
-                for (int j = 0; j < WG_BM / 64; j++) ws_tma2_l2(tmDy, o0 + 64 * j, kp);
-              }
-#pragma unroll
-              for (int j = CL > 1 ? rank : 0; j < BN / 64; j += CL) ws_tma2_l2(tmX, i0 + 64 * j, kp);
+                ws_tma2(sB + j * WG_SLAB, tmX, i0 + 64 * j, k0, full);
             }
           }
         } else {  // the expert's last rows: zero-filled cp.async, nothing of the next expert
           if (pt == 0) ws_arrive(full);
 #pragma unroll 1
-          for (int i = 0; i < BK * WG_BM / 8 / 128; i++) {
+          for (int i = 0; i < WG_BK * WG_BM / 8 / 128; i++) {
             int idx = pt + 128 * i, k = idx / (WG_BM / 8), mn = (idx % (WG_BM / 8)) * 8;
             bool ok = k0 + k < p1 && o0 + mn < O;
-            mm_cp16(sA + (mn / 64) * SLAB + wg_swz(k, (mn % 64) / 8),
+            mm_cp16(sA + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8),
                     ok ? (const void*)(dy + (long long)(k0 + k) * O + o0 + mn) : (const void*)dy,
                     ok);
           }
 #pragma unroll 1
-          for (int i = 0; i < BK * BN / 8 / 128; i++) {
+          for (int i = 0; i < WG_BK * BN / 8 / 128; i++) {
             int idx = pt + 128 * i, k = idx / (BN / 8), mn = (idx % (BN / 8)) * 8;
             bool ok = k0 + k < p1 && i0 + mn < I;
-            mm_cp16(sB + (mn / 64) * SLAB + wg_swz(k, (mn % 64) / 8),
+            mm_cp16(sB + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8),
                     ok ? (const void*)(x + (long long)(k0 + k) * I + i0 + mn) : (const void*)x, ok);
           }
         }
@@ -1075,15 +1022,15 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
-      int kTiles = (p1 - p0 + BK - 1) / BK;
+      int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
       if (kTiles <= 0 && (!TMAR || acc)) continue;  // variant 48 stores the zero tile
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        ws_consume<BN, 1, 1, true, CL, BK>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
-                                           bars + 8 * (STAGES + sp), kt > 0);
+        ws_consume<BN, 1, 1, true, CL>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
+                                       bars + 8 * (STAGES + sp), kt > 0);
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       wg_fence_acc(d);
@@ -1094,7 +1041,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       }
       if constexpr (TMAR) {  // float32 dW (the host launches variant 14 for nothing else)
         if (CL == 1 || o0 < O)
-          ws_xty_epilogue_tma<BN, FULL>(d, smem + STAGES * STAGE, tmDw, e, o0, i0, acc);
+          ws_xty_epilogue_tma<BN>(d, smem + STAGES * STAGE, tmDw, e, o0, i0, acc);
         continue;
       }
       int tid = threadIdx.x, lane = tid & 31;
@@ -1204,8 +1151,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 // variant 14: variant 7's 128 x 256 kernel for float32 dW with the tile added by TMA reductions
 // (ws_xty_epilogue_tma); tmDw: dW (E, O, I) float32 as {I, O, E} in {32, 64, 1} boxes (128-byte
 // swizzle). Shared memory ws_smem_bytes(256, 4) + WS_XTY_OUT_BYTES.
-// The float32 dW kernels' arguments (variants 14, 42, 52, 53): WS_XTY_ARGS with the dW map first
-// and acc last.
+// The float32 dW kernels' arguments (variants 14, 42): WS_XTY_ARGS with the dW map after the
+// operands' and acc last.
 #define WS_XTY_TMAR_ARGS                                                                   \
   const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,       \
       const __grid_constant__ CUtensorMap tmDw, const __nv_bfloat16 *x,                    \
@@ -1226,19 +1173,6 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_tmar_kernel14(WS
 MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
     group_xty_ws256_tmar_mc_kernel42(WS_XTY_TMAR_ARGS) {
   WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc)));
-}
-
-// variant 52: kernel42 with k steps of 32 rows (four stages of 24 KiB) and the whole float32 tile
-// staged (ws_xty_epilogue_tma FULL), so a tile's reductions drain under the next tile's main loop;
-// variant 53 adds L2 prefetches of the operand boxes eight steps ahead. tmDy, tmX in {64, 32}
-// boxes; shared memory 4 x 24 KiB + 1 KiB + WS_XTY_FULL_OUT_BYTES + the barriers. Same values.
-MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_bk32_kernel52(WS_XTY_TMAR_ARGS) {
-  WG_BODY((ws_xty<256, 4, true, true, 2, 32, true>(WS_XTY_PASS, &tmDw, acc)));
-}
-MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_bk32_pf_kernel53(WS_XTY_TMAR_ARGS) {
-  WG_BODY((ws_xty<256, 4, true, true, 2, 32, true, 8>(WS_XTY_PASS, &tmDw, acc)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two

@@ -44,9 +44,6 @@ final class CudaScatterMoe {
       // variant 14's dW staging (moe_wgmma_ws.cu WS_XTY_OUT_BYTES: two 8 KiB buffers per consumer
       // warpgroup)
       WS_XTY_OUT_BYTES = 2 * 2 * 64 * 32 * 4,
-      // variants 52 / 53: four stages of 32-row k steps (128 + 256 rows x 32 x 2 bytes), the
-      // alignment slack, the whole float32 tile staged (WS_XTY_FULL_OUT_BYTES) and the barriers
-      WS_XTY_BK32_SMEM = 4 * (128 + 256) * 32 * 2 + 1024 + 2 * 64 * 256 * 4 + 2 * 4 * 8,
       // variant 16's per-warp buffers (moe_wgmma_ws.cu WS_ST_OUT_BYTES: eight consumer warps x 16
       // rows x 128 bytes)
       WS_ST_OUT_BYTES = 8 * 16 * 128,
@@ -115,15 +112,7 @@ final class CudaScatterMoe {
      * variant 42 (clusters of two CTAs over adjacent o tiles sharing the x tile by TMA multicast),
      * the same values, so one process can time both.
      */
-    V14,
-    /**
-     * AUTO with the float32 weight gradients by variant 52 (variant 42 with k steps of 32 rows, so
-     * the whole float32 tile is staged in shared memory and its reductions drain under the next
-     * tile's main loop), the same values, so one process can time both.
-     */
-    V52,
-    /** V52 with variant 53's dW kernel (L2 prefetches of the operand boxes eight steps ahead). */
-    V53;
+    V14;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -146,7 +135,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V52, V53 -> 25;
+        case AUTO, V14 -> 25;
         default -> 0;
       };
     }
@@ -181,15 +170,13 @@ final class CudaScatterMoe {
         case "v15" -> V15;
         case "v16" -> V16;
         case "v14" -> V14;
-        case "v52" -> V52;
-        case "v53" -> V53;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v52 or v53 (wgmma,"
-                    + " Hopper only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v14 (wgmma, Hopper"
+                    + " only)");
       };
     }
   }
@@ -255,7 +242,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V52, V53 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14 -> Kernel.WS256R;
     };
   }
 
@@ -726,26 +713,14 @@ final class CudaScatterMoe {
    * faster; docs/performance.md), variant 14 for the v14 family.
    */
   static String groupXtYTmaKernel(Kernel family) {
-    return switch (family) {
-      case V14 -> "group_xty_ws256_tmar_kernel14";
-      case V52 -> "group_xty_ws256_tmar_mc_bk32_kernel52";
-      case V53 -> "group_xty_ws256_tmar_mc_bk32_pf_kernel53";
-      default -> "group_xty_ws256_tmar_mc_kernel42";
-    };
-  }
-
-  /** Whether a family's float32 dW kernel takes k steps of 32 rows (variants 52, 53). */
-  static boolean groupXtYBk32(Kernel family) {
-    return family == Kernel.V52 || family == Kernel.V53;
+    return family == Kernel.V14
+        ? "group_xty_ws256_tmar_kernel14"
+        : "group_xty_ws256_tmar_mc_kernel42";
   }
 
   /** Every name {@link #groupXtYTmaKernel} gives. */
   static List<String> groupXtYTmaKernelNames() {
-    return List.of(
-        groupXtYTmaKernel(Kernel.AUTO),
-        groupXtYTmaKernel(Kernel.V14),
-        groupXtYTmaKernel(Kernel.V52),
-        groupXtYTmaKernel(Kernel.V53));
+    return List.of(groupXtYTmaKernel(Kernel.AUTO), groupXtYTmaKernel(Kernel.V14));
   }
 
   /** Every name {@link #groupXtYWsKernel} gives for the warp-specialised families. */
@@ -862,18 +837,13 @@ final class CudaScatterMoe {
       if (tmDw == null && !accumulate) { // every kernel but variants 42 / 14 adds into dW
         b.fill(dW, 0f);
       }
-      boolean bk32 = tmDw != null && groupXtYBk32(kernel); // variants 52, 53: 32-row k steps
-      if (bk32) { // the same tensors as above (TMA described them), in {64, 32} boxes
-        tmDy = TensorMaps.bf16(g.address(), new long[] {o, m}, new int[] {64, 32}, op + " dy");
-        tmX = TensorMaps.bf16(xt.address(), new long[] {i, m}, new int[] {64, 32}, op + " x");
-      }
       if (wg != null && wg.warpSpecialised()) {
         int bn = wg.tileN();
         long wsTiles = m == 0 ? 0 : e * ((o + MM_TILE - 1) / MM_TILE) * ((i + bn - 1) / bn);
         // variant 42: variant 14 in clusters of two CTAs over units of two o tiles, the grid
         // whole clusters, no more than can run at once (the kernel is persistent)
         String tmar = groupXtYTmaKernel(kernel);
-        int tmarSmem = bk32 ? WS_XTY_BK32_SMEM : WS_256_SMEM + WS_XTY_OUT_BYTES;
+        int tmarSmem = WS_256_SMEM + WS_XTY_OUT_BYTES;
         long grid = Math.min(wsTiles, b.multiprocessors());
         if (tmDw != null && kernel != Kernel.V14) {
           long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + bn - 1) / bn);

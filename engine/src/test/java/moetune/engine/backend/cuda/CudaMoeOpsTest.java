@@ -317,12 +317,11 @@ class CudaMoeOpsTest {
   /**
    * Variant 42 (AUTO on Hopper, float32 dW: variant 14 in clusters of two CTAs sharing the x tile,
    * each tile added by TMA reductions from shared memory) against variant 7 (the ws256r family:
-   * red.global from the threads), variant 14 (the v14 family: one CTA a tile) and variants 52 / 53
-   * (32-row k steps, the whole tile staged; 53 with L2 prefetches) on the same GPU: dW equal bit
-   * for bit (each element gets the same one add), and against the CPU. I = 264 ends in a partial
-   * column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I and O), 2000
-   * tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW starts nonzero
-   * (it accumulates).
+   * red.global from the threads) and variant 14 (the v14 family: one CTA a tile) on the same GPU:
+   * dW equal bit for bit (each element gets the same one add), and against the CPU. I = 264 ends in
+   * a partial column tile and a partial box, O = 1064 in a partial row tile (the boxes clip at I
+   * and O), 2000 tokens x 2 over five experts end in partial k steps, expert 4 gets no rows; dW
+   * starts nonzero (it accumulates).
    */
   @Test
   void groupXtYTmaReductionIsTheRedEpilogueBitForBit() {
@@ -332,14 +331,8 @@ class CudaMoeOpsTest {
     try (Route r = route(new int[] {2000, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
       // AUTO is variant 42: clusters of two over pairs of o tiles (O's nine tiles leave the last
-      // cluster's second CTA past O); WS256R variant 7, V14 one CTA a tile, V52 / V53 k steps of
-      // 32 rows (the same k16 products in the same order) with the whole tile staged
-      CudaScatterMoe.Kernel[] others = {
-        CudaScatterMoe.Kernel.WS256R,
-        CudaScatterMoe.Kernel.V14,
-        CudaScatterMoe.Kernel.V52,
-        CudaScatterMoe.Kernel.V53
-      };
+      // cluster's second CTA past O); WS256R variant 7, V14 one CTA a tile
+      CudaScatterMoe.Kernel[] others = {CudaScatterMoe.Kernel.WS256R, CudaScatterMoe.Kernel.V14};
       try (Pair x = randn(DType.BF16, 1, m, i);
           Pair dy = randn(DType.BF16, 1, m, o);
           Pair dW = randn(DType.F32, 1, E, o, i)) {
@@ -368,9 +361,9 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 48: groupXtY with accumulate false writes dW. Variants 42 (AUTO), 14 (V14), 52 and 53
-   * store their tiles by TMA where they otherwise reduce, variant 7 (WS256R) and the plain kernels
-   * zero dW first and add; each, from NaN, is the addition into zeros bit for bit (expert 4 gets no
+   * Variant 48: groupXtY with accumulate false writes dW. Variants 42 (AUTO) and 14 (V14) store
+   * their tiles by TMA where they otherwise reduce, variant 7 (WS256R) and the plain kernels zero
+   * dW first and add; each, from NaN, is the addition into zeros bit for bit (expert 4 gets no
    * rows: its tiles are stored as zeros; O = 1064 leaves the last cluster's second CTA of variant
    * 42 past O), and against the CPU. A later call with accumulate true still adds.
    */
@@ -390,11 +383,7 @@ class CudaMoeOpsTest {
             () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), added.g(), null));
         for (CudaScatterMoe.Kernel k :
             new CudaScatterMoe.Kernel[] {
-              CudaScatterMoe.Kernel.AUTO,
-              CudaScatterMoe.Kernel.V14,
-              CudaScatterMoe.Kernel.V52,
-              CudaScatterMoe.Kernel.V53,
-              CudaScatterMoe.Kernel.WS256R
+              CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V14, CudaScatterMoe.Kernel.WS256R
             }) {
           try (Pair written = poisoned(DType.F32, E, o, i)) {
             inFamily(

@@ -39,19 +39,6 @@ class MoeKernelChoiceTest {
     assertEquals(25, Kernel.V14.generation());
     assertEquals("group_xty_ws256_tmar_mc_kernel42", CudaScatterMoe.groupXtYTmaKernel(Kernel.AUTO));
     assertEquals("group_xty_ws256_tmar_kernel14", CudaScatterMoe.groupXtYTmaKernel(Kernel.V14));
-    // V52 / V53 are AUTO but for the float32 dW kernel (32-row k steps, the whole tile staged)
-    assertEquals(Kernel.V52, Kernel.fromEnv("v52"));
-    assertEquals(Kernel.V53, Kernel.fromEnv("V53"));
-    assertTrue(Kernel.V52.picked() && Kernel.V53.picked());
-    assertEquals(25, Kernel.V52.generation());
-    assertEquals(
-        "group_xty_ws256_tmar_mc_bk32_kernel52", CudaScatterMoe.groupXtYTmaKernel(Kernel.V52));
-    assertEquals(
-        "group_xty_ws256_tmar_mc_bk32_pf_kernel53", CudaScatterMoe.groupXtYTmaKernel(Kernel.V53));
-    assertTrue(
-        CudaScatterMoe.groupXtYBk32(Kernel.V52)
-            && CudaScatterMoe.groupXtYBk32(Kernel.V53)
-            && !CudaScatterMoe.groupXtYBk32(Kernel.AUTO));
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(

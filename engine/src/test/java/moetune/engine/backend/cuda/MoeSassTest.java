@@ -66,9 +66,6 @@ class MoeSassTest {
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
                   "group_xty_ws256_tmar_mc_kernel42",
-                  // variants 52 and 53: variant 42 with 32-row k steps and the whole tile staged
-                  "group_xty_ws256_tmar_mc_bk32_kernel52",
-                  "group_xty_ws256_tmar_mc_bk32_pf_kernel53",
                   // variant 16: the plain products' epilogue through shared memory
                   "scatter2scatter_ws256_tg_st_kernel16",
                   "scatter2scatter_ws256_tc_st_kernel16",
