@@ -7,6 +7,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 dest="${1:-$repo/../../main/.device}"
+# absolute: Maven resolves a relative -DoutputDirectory against each module's folder, which put
+# the runtime jars into engine/.device/... instead (session 48)
+case "$dest" in /*) ;; *) dest="$PWD/$dest" ;; esac
 . "$repo/scripts/find-jdk.sh"
 rm -rf "$dest"
 mkdir -p "$dest/lib"

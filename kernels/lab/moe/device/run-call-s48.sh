@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 48's device call: variants 52 and 53 (the float32 dW with 32-row k steps and the whole
 # tile staged, so its TMA reductions drain under the next tile's main loop; 53 adds L2 prefetches
-# eight steps ahead), both in the build as the opt-in families v52 / v53. Staging:
+# eight steps ahead), as the opt-in families v52 / v53 (measured on an H100, both slower, out of
+# the build since: `git apply kernels/lab/moe/v52-v53-dw-bk32-full-staging.patch` first). Staging:
 # scripts/device/stage.sh .device/main, cp this file into .device/main/, then on the device from
 # the repository root: .device/main/run-call-s48.sh SECONDS (what the call may take; env
 # BENCH_ARGS, KERNELS, BENCH_CAP).
