@@ -2,7 +2,7 @@
 # Session 48's second device call: variant 39 (session 37's first product with its six store
 # rounds issued by the producer warpgroup's TMA thread; on the H100 in session 38 Mixtral's fwd1
 # 6.6% faster, 1.5B's 17% slower) as family v54 (AUTO with kernel39 for fwd1, dX2 still kernel25).
-# Not in the build: `git apply kernels/lab/moe/v54-glufwd-helper-stores.patch` (on 2e0c0f5 and later) first.
+# Not in the build: `git apply kernels/lab/moe/v54-glufwd-helper-stores.patch` (on d55bf9f and later) first.
 # Staging: scripts/device/stage.sh $PWD/.device/main, cp this file into .device/main/, then on the
 # device from the repository root: .device/main/run-call-s48b.sh SECONDS (env BENCH_ARGS, KERNELS).
 # 1) the three SwiGLU bitwise tests (V54 beside AUTO, V16, V11, V10) and MoeSassTest in a JVM of
