@@ -17,9 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.function.Function;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
@@ -335,24 +333,21 @@ class CudaMoeOpsTest {
       CudaScatterMoe.Kernel[] others = {CudaScatterMoe.Kernel.WS256R, CudaScatterMoe.Kernel.V14};
       try (Pair x = randn(DType.BF16, 1, m, i);
           Pair dy = randn(DType.BF16, 1, m, o);
-          Pair dW = randn(DType.F32, 1, E, o, i)) {
-        List<Pair> starts = new ArrayList<>();
-        try {
-          for (int f = 0; f < others.length; f++) {
-            starts.add(poisoned(DType.F32, E, o, i));
-            gpu().copy(dW.g(), starts.get(f).g());
-          }
-          inFamily(
-              CudaScatterMoe.Kernel.AUTO,
-              () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
-          for (int f = 0; f < others.length; f++) {
-            Pair mine = starts.get(f);
-            inFamily(others[f], () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), mine.g(), null));
-            assertArrayEquals(
-                bits(mine), bits(dW), others[f] + "'s dW differs from variant 42's (AUTO)");
-          }
-        } finally {
-          starts.forEach(Pair::close);
+          Pair dW = randn(DType.F32, 1, E, o, i);
+          Pair ws256r = poisoned(DType.F32, E, o, i);
+          Pair v14 = poisoned(DType.F32, E, o, i)) {
+        Pair[] starts = {ws256r, v14}; // each family's dW, from the same start as AUTO's
+        for (Pair start : starts) {
+          gpu().copy(dW.g(), start.g());
+        }
+        inFamily(
+            CudaScatterMoe.Kernel.AUTO,
+            () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), dW.g(), null));
+        for (int f = 0; f < others.length; f++) {
+          Pair mine = starts[f];
+          inFamily(others[f], () -> gpu().groupXtY(x.g(), dy.g(), r.offsets.g(), mine.g(), null));
+          assertArrayEquals(
+              bits(mine), bits(dW), others[f] + "'s dW differs from variant 42's (AUTO)");
         }
         cpu().groupXtY(x.c(), dy.c(), r.offsets.c(), dW.c(), null);
         check("groupXtY (variant 42) dW", dW, tol(DType.BF16));
