@@ -96,6 +96,29 @@ __device__ __forceinline__ void ws_tma3(uint32_t dst, const CUtensorMap* tm, int
       : "memory");
 }
 
+// Variant 55 (EF): the SwiGLU epilogues' streams (h, a and dH: each byte read or written once by
+// the product) carry an L2 evict_first policy, so the lines they pass through L2 with are the
+// first to go and the reused operands (the gathered rows, the weight tiles) stay: on 1.5B's dX2
+// those streams are 940 MB against a 50 MB L2. The hint changes no value.
+__device__ __forceinline__ uint64_t ws_evict_first() {
+  uint64_t p;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+  return p;
+}
+template <bool EF>
+__device__ __forceinline__ void ws_tma3_h(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
+                                          int c2, uint32_t bar) {
+  if constexpr (EF) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        ".L2::cache_hint [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
+        "l"(tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "l"(ws_evict_first())
+        : "memory");
+  } else {
+    ws_tma3(dst, tm, c0, c1, c2, bar);
+  }
+}
+
 // Cluster helpers (variant 9: two CTAs of a cluster share the weight tile by TMA multicast).
 __device__ __forceinline__ uint32_t ws_cluster_rank() {
   uint32_t r;
@@ -338,6 +361,33 @@ __device__ __forceinline__ void ws_tma_store3(const CUtensorMap* tm, uint32_t sr
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
+// Variant 55 (EF): the same stores with the evict_first policy.
+template <bool EF>
+__device__ __forceinline__ void ws_tma_store2_h(const CUtensorMap* tm, uint32_t src, int c0,
+                                                int c1) {
+  if constexpr (EF) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3}], [%1],"
+        " %4;\n" ::"l"(tm),
+        "r"(src), "r"(c0), "r"(c1), "l"(ws_evict_first())
+        : "memory");
+  } else {
+    ws_tma_store2(tm, src, c0, c1);
+  }
+}
+template <bool EF>
+__device__ __forceinline__ void ws_tma_store3_h(const CUtensorMap* tm, uint32_t src, int c0, int c1,
+                                                int c2) {
+  if constexpr (EF) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3, %4}],"
+        " [%1], %5;\n" ::"l"(tm),
+        "r"(src), "r"(c0), "r"(c1), "r"(c2), "l"(ws_evict_first())
+        : "memory");
+  } else {
+    ws_tma_store3(tm, src, c0, c1, c2);
+  }
+}
 __device__ __forceinline__ void ws_store_commit() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 }
@@ -352,8 +402,23 @@ __device__ __forceinline__ void ws_store_wait_all() {
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
 
+// Variant 56: from a column pair's gate and up values (rounded as h stores them), the pair's p, q and
+// a as bf16x2 words: swiglu_factors_kernel's values (one sigmoid each, a = (g s) u as swiglu_fwd).
+__device__ __forceinline__ void ws_glu_factors(float2 g, float2 u, uint32_t (&pk)[3]) {
+  float s0 = sigmoidf_(g.x), s1 = sigmoidf_(g.y), p0, q0, p1, q1;
+  swiglu_factors_s(g.x, u.x, s0, p0, q0);
+  swiglu_factors_s(g.y, u.y, s1, p1, q1);
+  __nv_bfloat162 p = __floats2bfloat162_rn(p0, p1), q = __floats2bfloat162_rn(q0, q1),
+                 a = __floats2bfloat162_rn(g.x * s0 * u.x, g.y * s1 * u.y);
+  pk[0] = *reinterpret_cast<uint32_t*>(&p);
+  pk[1] = *reinterpret_cast<uint32_t*>(&q);
+  pk[2] = *reinterpret_cast<uint32_t*>(&a);
+}
+
 // Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
-template <int BN>
+// FAC (variant 56): h's two halves hold the backward's factors p and q (swiglu_factors_s) instead
+// of the gate and up values.
+template <int BN, bool FAC = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
                                                     __nv_bfloat16* h, __nv_bfloat16* act, int F) {
   int tid = threadIdx.x, lane = tid & 31;
@@ -374,11 +439,19 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
       __nv_bfloat162 g2 = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
       __nv_bfloat162 u2 =
           __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
-      *reinterpret_cast<__nv_bfloat162*>(hr + n) = g2;
-      *reinterpret_cast<__nv_bfloat162*>(hr + F + n) = u2;
       float2 g = __bfloat1622float2(g2), u = __bfloat1622float2(u2);
-      *reinterpret_cast<__nv_bfloat162*>(ar + n) =
-          __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+      if constexpr (FAC) {
+        uint32_t pk[3];
+        ws_glu_factors(g, u, pk);
+        *reinterpret_cast<uint32_t*>(hr + n) = pk[0];
+        *reinterpret_cast<uint32_t*>(hr + F + n) = pk[1];
+        *reinterpret_cast<uint32_t*>(ar + n) = pk[2];
+      } else {
+        *reinterpret_cast<__nv_bfloat162*>(hr + n) = g2;
+        *reinterpret_cast<__nv_bfloat162*>(hr + F + n) = u2;
+        *reinterpret_cast<__nv_bfloat162*>(ar + n) =
+            __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+      }
     }
   }
 }
@@ -391,7 +464,12 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // Variant 15 (DB): six rounds of one 64 x 64 box each, alternating between the two 8 KiB halves
 // of the buffer, so a round waits only for the store two rounds back (wait_group.read 1), not for
 // the one just issued. Same values.
-template <int BN, bool DB = false>
+// FAC (variant 56, with DB): the six rounds store p, q and a where variant 15 stores the gate
+// half, the up half and a, box by box: a thread rounds its gate and up values to bf16 pairs (64
+// words; the accumulators then dead) and turns a box's 16 column pairs into p, q and a (48 words,
+// one sigmoid a pair) before the box's three rounds. (The first build turned all 32
+// pairs into 96 words before the first round: 1.5B's fwd1 7% slower than kernel15, H100.)
+template <int BN, bool DB = false, bool EF = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
@@ -400,10 +478,43 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   bool leader = (tid & 127) == 0;
   constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
   constexpr int PAIRS = DB ? 8 : HALF;  // column pairs a thread writes per round
+  static_assert(!FAC || DB, "variant 56 is variant 15's rounds");
+  uint32_t pk[FAC ? 8 : 1][2][3];  // FAC: [column pair of the box][row][p, q, a]
+  uint32_t gu[FAC ? HALF : 1][2][2];  // FAC: the gate and up values rounded as h, bf16x2
+  if constexpr (FAC) {  // the accumulators are dead after this
+#pragma unroll
+    for (int j = 0; j < HALF; j++) {
+#pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        __nv_bfloat162 g = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+        __nv_bfloat162 u =
+            __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+        gu[j][hh][0] = *reinterpret_cast<uint32_t*>(&g);
+        gu[j][hh][1] = *reinterpret_cast<uint32_t*>(&u);
+      }
+    }
+  }
 #pragma unroll
   for (int r = 0; r < (DB ? 6 : 3); r++) {
-    // t: the gate half of h, the up half, a; j0: the round's first column pair (box j0 / 8)
-    int t = DB ? r / 2 : r, j0 = DB ? 8 * (r & 1) : 0;
+    // t: the gate half of h, the up half, a; j0: the round's first column pair (box j0 / 8).
+    // FAC: box-major (p, q, a of the first 64 columns, then of the last 64), each box's 8 x 2
+    // pairs turned into p, q and a (48 words) before its first round; the two halves of the
+    // staging still alternate (slot r & 1)
+    int t = FAC ? r % 3 : DB ? r / 2 : r, j0 = FAC ? 8 * (r / 3) : DB ? 8 * (r & 1) : 0;
+    if constexpr (FAC) {
+      if (r % 3 == 0) {
+#pragma unroll
+        for (int jj = 0; jj < 8; jj++) {
+#pragma unroll
+          for (int hh = 0; hh < 2; hh++) {
+            int j = j0 + jj;
+            float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&gu[j][hh][0]));
+            float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&gu[j][hh][1]));
+            ws_glu_factors(g, u, pk[jj][hh]);
+          }
+        }
+      }
+    }
     if (leader) {
       if (DB) {
         ws_store_wait_read1();  // the store that read this half two rounds back
@@ -419,7 +530,9 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
       for (int jj = 0; jj < PAIRS; jj++) {
         int j = j0 + jj;
         __nv_bfloat162 v;
-        if (t == 0) {
+        if constexpr (FAC) {
+          v = *reinterpret_cast<const __nv_bfloat162*>(&pk[jj][hh][t]);
+        } else if (t == 0) {
           v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
         } else if (t == 1) {
           v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
@@ -430,7 +543,9 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
           v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
         }
         // column 8 j + 2 (lane & 3) of the tile: box j / 8, 16-byte chunk j % 8 of row rr
-        uint32_t addr = buf + (j / 8) * WG_SLAB + wg_swz(rr, j % 8) + 4 * (lane & 3);
+        // (FAC: the slot r & 1, chunk jj)
+        uint32_t addr =
+            buf + (FAC ? (r & 1) : j / 8) * WG_SLAB + wg_swz(rr, FAC ? jj : j % 8) + 4 * (lane & 3);
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
                      "r"(*reinterpret_cast<uint32_t*>(&v))
                      : "memory");
@@ -441,11 +556,96 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
     if (leader) {
       const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
       int col = tl.n0 + (t == 1 ? F : 0) + 8 * j0, row = tl.rStart + 64 * wg;
-      uint32_t src = buf + (j0 / 8) * WG_SLAB;
-      ws_tma_store2(tm, src, col, row);
-      if (!DB) ws_tma_store2(tm, src + WG_SLAB, col + 64, row);
+      uint32_t src = buf + (FAC ? (r & 1) : j0 / 8) * WG_SLAB;
+      ws_tma_store2_h<EF>(tm, src, col, row);
+      if (!DB) ws_tma_store2_h<EF>(tm, src + WG_SLAB, col + 64, row);
       ws_store_commit();
     }
+  }
+}
+
+// Variant 39 (HL, GLU 1): variant 15's six rounds with the TMA stores issued by the producer
+// warpgroup's TMA thread (ws_hl_fwd_epilogue), as variant 37 does for dX2: in variant 15 the
+// leader waited for the store two rounds back and each round took two named barriers over the
+// warpgroup. Here a consumer warp waits on empty[wg][b] (the helper arrives once the store that
+// read buffer b has read it), writes its rows, fences them for the TMA unit and arrives on
+// written[wg][b] (lane 0 after __syncwarp, count 4); the helper waits for the four warps, stores
+// the box and releases the buffer one round later (wait_group.read 2: the round just issued may
+// still read). Each buffer is used three times a full tile, so both sides keep the full tiles'
+// count's parity (k). Barriers after the staging: empty[w][b] then written[w][b], 64 bytes.
+// The last round's buffer is released when the helper next serves a tile (pend), not by waiting
+// for its store at the end of this one: the producer goes back to its stages at once (in the
+// first build that wait held back the next tile's fifth stage; 1.5B fwd1 +20% on an H100).
+__device__ __forceinline__ void ws_store_wait_read2() {  // all but the latest two groups have read
+  asm volatile("cp.async.bulk.wait_group.read 2;\n" ::: "memory");
+}
+__device__ __forceinline__ uint32_t ws_hl_fwd_bar(uint32_t out, int w, int b, bool written) {
+  return out + WS_GLU_OUT_BYTES + 8 * ((written ? 4 : 0) + 2 * w + b);
+}
+// the helper: a full tile's six rounds, both warpgroups; k the parity of the full tiles before it
+template <int BN>
+__device__ __forceinline__ void ws_hl_fwd_epilogue(const MoeTile& tl, uint32_t out, const WsGlu& glu,
+                                                   int F, uint32_t k, bool& pend) {
+  if (pend) {  // the previous full tile's last round (buffer 1) has long been read
+    ws_store_wait_read();
+    for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, 1, false));
+  }
+  pend = true;
+#pragma unroll 1
+  for (int q = 0; q < 6; q++) {
+    int t = q / 2, b = q & 1;  // t: the gate half of h, the up half, a; b: the buffer (64-col box)
+#pragma unroll 1
+    for (int w = 0; w < 2; w++) {
+      ws_wait(ws_hl_fwd_bar(out, w, b, true), (k + q / 2) & 1);
+      const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
+      ws_tma_store2(tm, out + w * (WS_GLU_OUT_BYTES / 2) + b * WG_SLAB,
+                    tl.n0 + (t == 1 ? F : 0) + 64 * b, tl.rStart + 64 * w);
+      ws_store_commit();
+    }
+    if (q > 0) {  // the previous round's two stores have read their buffers
+      ws_store_wait_read2();
+      for (int w = 0; w < 2; w++) ws_arrive(ws_hl_fwd_bar(out, w, b ^ 1, false));
+    }
+  }
+}
+// a consumer warpgroup's side: variant 15's values and layout
+template <int BN>
+__device__ __forceinline__ void ws_glu_fwd_epilogue_hl(const float (&d)[BN / 2], const MoeTile& tl,
+                                                       uint32_t out, int F, uint32_t k) {
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
+  uint32_t buf = out + wg * (WS_GLU_OUT_BYTES / 2);
+  int rr0 = ((tid & 127) / 32) * 16 + lane / 4;  // row within the warpgroup's 64
+  constexpr int HALF = BN / 16;                  // column pairs of the gate half per thread
+#pragma unroll
+  for (int r = 0; r < 6; r++) {
+    int t = r / 2, b = r & 1, j0 = 8 * b;
+    ws_wait(ws_hl_fwd_bar(out, wg, b, false), ((k + r / 2) & 1) ^ 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+#pragma unroll
+      for (int jj = 0; jj < 8; jj++) {
+        int j = j0 + jj;
+        __nv_bfloat162 v;
+        if (t == 0) {
+          v = __floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]);
+        } else if (t == 1) {
+          v = __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]);
+        } else {
+          float2 g = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+          float2 u = __bfloat1622float2(
+              __floats2bfloat162_rn(d[4 * (j + HALF) + 2 * hh], d[4 * (j + HALF) + 2 * hh + 1]));
+          v = __floats2bfloat162_rn(swiglu_fwd(g.x, u.x), swiglu_fwd(g.y, u.y));
+        }
+        uint32_t addr = buf + b * WG_SLAB + wg_swz(rr, jj) + 4 * (lane & 3);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr),
+                     "r"(*reinterpret_cast<uint32_t*>(&v))
+                     : "memory");
+      }
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    __syncwarp();
+    if (lane == 0) ws_arrive(ws_hl_fwd_bar(out, wg, b, true));
   }
 }
 
@@ -521,7 +721,7 @@ struct WsGluRound {
 };
 // the leader thread of a consumer warpgroup: round q's gate and up boxes of h into the round's
 // buffer, once the stores that read that buffer before have read it
-template <bool DB>
+template <bool DB, bool EF = false>
 __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out, const WsGlu& glu,
                                                 int q) {
   using Rd = WsGluRound<DB>;
@@ -529,8 +729,8 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   uint32_t buf = Rd::buf(out, wg, q), bar = Rd::bar(out, wg, q);
   ws_store_wait_read();
   ws_arrive_tx(bar, 2 * Rd::BOX);
-  ws_tma3(buf, glu.tmH, n, 0, row, bar);
-  ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
+  ws_tma3_h<EF>(buf, glu.tmH, n, 0, row, bar);
+  ws_tma3_h<EF>(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
 // Variant 25 (B4): each row's round loads its CH column pairs of h first, then computes them, then
@@ -538,7 +738,10 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // volatile asm, so a pair's loads could not move above the previous pair's stores and every pair's
 // math (about 30 dependent instructions, two MUFU) ran one after the other. The same operations on
 // the same values in the same order (the dot too): dH and the partial dots bit for bit.
-template <int BN, bool DB = false, bool B4 = false>
+// FAC (variant 56, with DB and B4): the rows are gated already (dy grouped with its gates) and the
+// buffer holds the forward's factors p and q instead of h: dH = [dA p | dA q] (dA rounded to bf16,
+// as the plain product stores it; swiglu_backward_factors_kernel's values), no gates, no dot.
+template <int BN, bool DB = false, bool B4 = false, bool EF = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -551,9 +754,12 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
   bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
   float gate[2], dot[2] = {0.f, 0.f};
+  static_assert(!FAC || (DB && B4), "variant 56 is variant 25's rounds");
+  if constexpr (!FAC) {
 #pragma unroll
-  for (int hh = 0; hh < 2; hh++)
-    gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+    for (int hh = 0; hh < 2; hh++)
+      gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+  }
   // 16-byte chunk c of row r of a box: the 64-byte swizzle (DB) or the 128-byte one
   auto swz = [](int r, int c) { return DB ? ws_swz64(r, c) : wg_swz(r, c); };
 #pragma unroll  // the accumulators are registers: every index a constant
@@ -561,7 +767,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
     int n = tl.n0 + W * q;
     uint32_t buf = Rd::buf(out, wg, q);
     // DB: the next round's load flies during this one (round 0's came in the main loop)
-    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
+    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB, EF>(tl, out, glu, DB ? q + 1 : q);
     ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
@@ -582,8 +788,18 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
         for (int i = 0; i < NB; i++) {
           int j = CH * q + j0 + i;
-          ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
-                          dot[hh], dg2[i], du2[i]);
+          if constexpr (FAC) {
+            float2 da = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1]));
+            float2 p = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g2[i]));
+            float2 q = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u2[i]));
+            __nv_bfloat162 rg = __floats2bfloat162_rn(da.x * p.x, da.y * p.y),
+                           ru = __floats2bfloat162_rn(da.x * q.x, da.y * q.y);
+            dg2[i] = *reinterpret_cast<uint32_t*>(&rg);
+            du2[i] = *reinterpret_cast<uint32_t*>(&ru);
+          } else {
+            ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
+                            dot[hh], dg2[i], du2[i]);
+          }
         }
 #pragma unroll
         for (int i = 0; i < NB; i++) {
@@ -597,8 +813,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
       ws_bar_wg(1 + wg);
       if (leader) {
-        ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
+        ws_tma_store3_h<EF>(glu.tmDh, buf, n, 0, row);
+        ws_tma_store3_h<EF>(glu.tmDh, buf + BOX, n, 1, row);
         ws_store_commit();
       }
     } else {
@@ -619,6 +835,167 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       }
       ws_bar_wg(1 + wg);  // the buffer is read before a later round's load overwrites it
     }
+  }
+  if constexpr (!FAC) ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
+}
+
+// Variant 37 (HL = NB buffers a warpgroup): dX2's epilogue rounds with every TMA issue and wait
+// off the consumer warps. In variants 13 and 25 the leader thread of each consumer warpgroup waited
+// for its previous store to read the buffer and issued the next load at the start of every round,
+// and a named barrier made the warpgroup's four warps wait for the slowest before each store (the
+// epilogue probe, session 34: about a fifth of the epilogue's clocks). Here the producer
+// warpgroup's TMA thread serves the rounds (ws_hl_preload / ws_hl_epilogue): it loads each round's
+// gate and up boxes of h into one of the warpgroup's NB buffers (a {64 / NB, 1, 64} box of h as
+// {F, 2, M}: NB 2 the 64-byte swizzle, NB 4 the 32-byte one), waits for the four warps' `written`
+// arrivals, stores dH by TMA, and reloads the buffer for round q + NB once the store has read it.
+// A consumer warp waits only for its round's data: it computes its 16 rows in place (variant 25's
+// batches), fences them for the TMA unit and arrives once per warp (lane 0 after __syncwarp). A
+// tile whose warpgroup has fewer than 64 rows (an expert's last) is copied out by each warp's
+// lanes from the warp's own rows (no other warp's writes to wait for), and the helper skips its
+// store. Barriers after the staging: full[w][b] (count 1, the helper's expect_tx) then
+// written[w][b] (count 4), 32 NB bytes; a tile uses each BN / W / NB = 4 times, so every tile
+// starts on phase 0. The same operations on the same values as variant 25: bit for bit.
+// With four buffers the helper reloads round q - 1's buffer after issuing round q's stores
+// (wait_group.read 2: round q's two stores may still read), so no store's read is waited for
+// right after its issue: in the first build (reload of round q's buffer at once, wait_group.read 0
+// every round) one thread waited out 16 store reads a tile in turn, and dX2 ran 30% slower than
+// variant 25 (H100). A tile's first rounds are loaded a k step after its serve point, when the
+// previous tile's last stores have read their buffers.
+template <int NB>
+struct WsGluRing {
+  static_assert(NB == 2 || NB == 4, "two buffers of 32 columns or four of 16 a warpgroup");
+  static constexpr int W = 64 / NB, BOX = 64 * W * 2, BAR_BYTES = 2 * 2 * NB * 8;
+  static __device__ __forceinline__ uint32_t buf(uint32_t out, int wg, int q) {
+    return out + wg * (WS_GLU_OUT_BYTES / 2) + (q % NB) * 2 * BOX;
+  }
+  static __device__ __forceinline__ uint32_t full(uint32_t out, int wg, int q) {
+    return out + WS_GLU_OUT_BYTES + 8 * (wg * NB + q % NB);
+  }
+  static __device__ __forceinline__ uint32_t written(uint32_t out, int wg, int q) {
+    return out + WS_GLU_OUT_BYTES + 8 * (2 * NB + wg * NB + q % NB);
+  }
+  // 16-byte chunk c of row r of a box: the 64-byte swizzle (rows of 64 bytes) or the 32-byte one
+  static __device__ __forceinline__ uint32_t swz(int r, int c) {
+    return NB == 2 ? ws_swz64(r, c) : r * 32 + ((c ^ (r >> 2)) & 1) * 16;
+  }
+};
+// the helper: round q's gate and up boxes of warpgroup w's 64 rows of h into the round's buffer
+template <int NB>
+__device__ __forceinline__ void ws_hl_load(const MoeTile& tl, uint32_t out, const WsGlu& glu, int w,
+                                           int q) {
+  using Rg = WsGluRing<NB>;
+  uint32_t buf = Rg::buf(out, w, q), bar = Rg::full(out, w, q);
+  int row = tl.rStart + 64 * w, n = tl.n0 + Rg::W * q;
+  ws_arrive_tx(bar, 2 * Rg::BOX);
+  ws_tma3(buf, glu.tmH, n, 0, row, bar);
+  ws_tma3(buf + Rg::BOX, glu.tmH, n, 1, row, bar);
+}
+// the helper: a tile's first NB rounds, once the previous tile's stores have read the buffers
+template <int NB>
+__device__ __forceinline__ void ws_hl_preload(const MoeTile& tl, uint32_t out, const WsGlu& glu) {
+  ws_store_wait_read();
+#pragma unroll 1
+  for (int q = 0; q < NB; q++)
+#pragma unroll 1
+    for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q);
+}
+// the helper: a tile's rounds in order, both warpgroups; the stores of the last NB rounds are
+// still reading when it returns (the next preload waits for them)
+template <int BN, int NB>
+__device__ __forceinline__ void ws_hl_epilogue(const MoeTile& tl, uint32_t out, const WsGlu& glu) {
+  using Rg = WsGluRing<NB>;
+  constexpr int R = BN / Rg::W;
+#pragma unroll 1
+  for (int q = 0; q < R; q++) {
+#pragma unroll 1
+    for (int w = 0; w < 2; w++) {
+      ws_wait(Rg::written(out, w, q), (q / NB) & 1);
+      if (tl.rows - 64 * w >= 64) {
+        uint32_t buf = Rg::buf(out, w, q);
+        int row = tl.rStart + 64 * w, n = tl.n0 + Rg::W * q;
+        ws_tma_store3(glu.tmDh, buf, n, 0, row);
+        ws_tma_store3(glu.tmDh, buf + Rg::BOX, n, 1, row);
+        ws_store_commit();
+      }
+    }
+    if (NB == 2 && q + NB < R) {  // two buffers: round q's own, at once
+      ws_store_wait_read();
+#pragma unroll 1
+      for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q + NB);
+    }
+    if (NB > 2 && q > 0 && q - 1 + NB < R) {  // round q - 1's, a round later
+      ws_store_wait_read2();
+#pragma unroll 1
+      for (int w = 0; w < 2; w++) ws_hl_load<NB>(tl, out, glu, w, q - 1 + NB);
+    }
+  }
+}
+// a consumer warpgroup's side of variant 37's epilogue
+template <int BN, int NB>
+__device__ __forceinline__ void ws_glu_bwd_epilogue_hl(const float (&d)[BN / 2], const MoeTile& tl,
+                                                       uint32_t out, const WsGlu& glu,
+                                                       __nv_bfloat16* dh,
+                                                       const int* sortedScattered, int F) {
+  using Rg = WsGluRing<NB>;
+  constexpr int W = Rg::W, BOX = Rg::BOX, CH = W / 8, R = BN / W;
+  static_assert(R % (2 * NB) == 0, "each barrier used an even number of times per tile");
+  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
+  int w16 = (wt / 32) * 16, rr0 = w16 + lane / 4;  // the warp's first row, the thread's
+  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
+  bool ok[2] = {rr0 < rows, rr0 + 8 < rows};
+  float gate[2], dot[2] = {0.f, 0.f};
+#pragma unroll
+  for (int hh = 0; hh < 2; hh++)
+    gate[hh] = ok[hh] ? glu.gates[sortedScattered[row + rr0 + 8 * hh]] : 0.f;
+#pragma unroll  // the accumulators are registers: every index a constant
+  for (int q = 0; q < R; q++) {
+    uint32_t buf = Rg::buf(out, wg, q);
+    ws_wait(Rg::full(out, wg, q), (q / NB) & 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+      int rr = rr0 + 8 * hh;
+      uint32_t g2[CH], u2[CH], dg2[CH], du2[CH];
+#pragma unroll
+      for (int i = 0; i < CH; i++) {  // column 8 i + 2 (lane & 3) of the round: chunk i of row rr
+        uint32_t ga = buf + Rg::swz(rr, i) + 4 * (lane & 3), ua = ga + BOX;
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
+        asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
+      }
+#pragma unroll
+      for (int i = 0; i < CH; i++) {
+        int j = CH * q + i;
+        ws_glu_bwd_pair(d[4 * j + 2 * hh], d[4 * j + 2 * hh + 1], g2[i], u2[i], gate[hh],
+                            dot[hh], dg2[i], du2[i]);
+      }
+#pragma unroll
+      for (int i = 0; i < CH; i++) {
+        uint32_t ga = buf + Rg::swz(rr, i) + 4 * (lane & 3), ua = ga + BOX;
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg2[i]) : "memory");
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ua), "r"(du2[i]) : "memory");
+      }
+    }
+    if (rows == 64) {
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    } else {
+      __syncwarp();
+      // the warp's 16 rows: 16-byte chunks (half, row, chunk) = i / (16 CH), i / CH % 16, i % CH
+      int n = tl.n0 + W * q;
+#pragma unroll
+      for (int i = lane; i < 2 * 16 * CH; i += 32) {
+        int half = i / (16 * CH), rr = w16 + (i / CH) % 16, c = i % CH;
+        if (rr < rows && n + 8 * c < F) {
+          uint4 v;
+          uint32_t sa = buf + half * BOX + Rg::swz(rr, c);
+          asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                       : "r"(sa)
+                       : "memory");
+          *reinterpret_cast<uint4*>(dh + (long long)(row + rr) * 2 * F + half * F + n + 8 * c) = v;
+        }
+      }
+    }
+    __syncwarp();
+    if (lane == 0) ws_arrive(Rg::written(out, wg, q));
   }
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
 }
@@ -700,7 +1077,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool EF = false,
+          bool FAC = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -716,10 +1094,20 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!V13 || V11, "variants 13 and 15 double-buffer variant 11's epilogues");
   // ST (variant 16): the plain product's epilogue through per-warp buffers (ws_s2s_epilogue_st)
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
+  // HL (variant 37): variant 25's dX2 epilogue served by the producer's TMA thread, HL buffers
+  // HL (variant 39, GLU 1): variant 15's stores issued by the same thread
+  // EF (variant 55): variants 15's and 25's epilogue streams with the L2 evict_first policy
+  static_assert(!EF || (V13 && HL == 0 && (GLU == 1 || V25)), "variant 55 hints variants 15 and 25");
+  // FAC (variant 56): h holds the SwiGLU backward's factors; GLU 2 then takes grouped, gated rows
+  static_assert(!FAC || (V13 && HL == 0 && !EF && (GLU == 1 || (V25 && !GATHER))),
+                "variant 56 changes variants 15 and 25");
+  static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
+                "variants 37 and 39 serve variant 25's and variant 15's rounds");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
-                      : GLU == 1 ? WS_GLU_OUT_BYTES
+                      : GLU == 1 ? WS_GLU_OUT_BYTES + (HL ? 64 : 0)
+                      : HL       ? WS_GLU_OUT_BYTES + WsGluRing<HL ? HL : 2>::BAR_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
@@ -728,10 +1116,22 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
+  if (GLU == 1 && HL) {  // variant 39: empty[w][b] (the helper), then written[w][b] (a warp each)
+    if (threadIdx.x == 0) {
+      uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
+      for (int i = 0; i < 8; i++) ws_bar_init(hbar + 8 * i, i < 4 ? 1 : 4);
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+  }
   if (GLU == 2 && V11) {  // the staging's barriers, one per consumer warpgroup
     if (threadIdx.x == 0) {
       uint32_t hbar = ((mm_smem_addr(wg_smem) + 1023) & ~1023u) + STAGES * STAGE + WS_GLU_OUT_BYTES;
-      for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
+      if (HL) {  // full[w][b] (the helper's expect_tx), then written[w][b] (a warp each)
+        for (int i = 0; i < 4 * HL; i++) ws_bar_init(hbar + 8 * i, i < 2 * HL ? 1 : 4);
+      } else {
+        for (int i = 0; i < (V13 ? 4 : 2); i++) ws_bar_init(hbar + 8 * i, 1);
+      }
       asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -752,9 +1152,27 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     return tl;
   };
   if (threadIdx.x >= 256) {  // producer warpgroup
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    // HL: the helper's rounds need 88 (128 x 88 + 256 x 208 = 384 x 168, the whole file)
+    if constexpr (HL > 0) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 88;\n" ::: "memory");
+    } else {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    }
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
+    long long prevT = -1;  // HL: the tile whose epilogue the helper serves next
+    uint32_t hk = 0;       // HL, GLU 1: the parity of the full tiles served
+    bool hpend = false;    // HL, GLU 1: the last full tile's last buffer not yet released
+    auto hlServe = [&](const MoeTile& p) {
+      if constexpr (GLU == 1) {
+        if (p.rows == WG_BM && p.n0 + NT <= outDim) {
+          ws_hl_fwd_epilogue<BN>(p, smem + STAGES * STAGE, glu, outDim, hk, hpend);
+          hk ^= 1;
+        }
+      } else if constexpr (HL > 0) {
+        ws_hl_epilogue<BN, HL>(p, smem + STAGES * STAGE, glu);
+      }
+    };
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       int src[8];  // x row of tile rows pt / 8 + 16 i, or -1
@@ -803,12 +1221,40 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           }
           ws_cp_arrive(full);
         }
+        // HL: once the stages that can be ahead of the previous tile's epilogue are issued, the TMA
+        // thread serves that epilogue's rounds, then loads this tile's first rounds of h
+        if constexpr (HL > 0) {
+          // serve at the stage before the first one the previous tile's epilogue holds back; load
+          // this tile's first rounds of h one stage later (or at once where this is its last)
+          // (the helper's warp waits for it at __syncwarp: lanes spinning on the next stage's
+          // mbarrier in the same warp would take its issue turns; they have nothing to issue
+          // before the serve is done anyway, their stage's barrier needs lane 0's arrival)
+          int serveKt = min(STAGES, kTiles) - 1;
+          if (pt < 32 && kt == serveKt) {
+            if (pt == 0 && prevT >= 0) hlServe(myTile(prevT));
+            prevT = t;
+            __syncwarp();
+          }
+          if (GLU == 2 && pt < 32 && kt == min(serveKt + 1, kTiles - 1)) {
+            if (pt == 0) ws_hl_preload<HL>(tl, smem + STAGES * STAGE, glu);
+            __syncwarp();
+          }
+        }
+      }
+    }
+    if constexpr (HL > 0) {  // the last tile's epilogue; its stores land before the block ends
+      if (pt < 32) {
+        if (pt == 0) {
+          if (prevT >= 0) hlServe(myTile(prevT));
+          ws_store_wait_all();
+        }
+        __syncwarp();
       }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
   } else {  // consumer warpgroups 0 and 1
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
-    uint32_t it = 0;
+    uint32_t it = 0, fk = 0;  // fk: HL, GLU 1: the parity of the full tiles done
     for (long long t = first; t < total; t += step) {
       MoeTile tl = myTile(t);
       float d[BN / 2];
@@ -817,8 +1263,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
-          ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
+        if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+          ws_glu_bwd_load<true, EF>(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -831,15 +1277,21 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if (CL > 1) ws_arrive_remote(last, rank ^ 1);
       }
       if constexpr (GLU == 1) {
-        if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN, V13>(d, tl, smem + STAGES * STAGE, glu, outDim);
+        if (HL && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+          ws_glu_fwd_epilogue_hl<BN>(d, tl, smem + STAGES * STAGE, outDim, fk);
+          fk ^= 1;
+        } else if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
+          ws_glu_fwd_epilogue_tma<BN, V13, EF, FAC>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
-          ws_glu_fwd_epilogue<BN>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
+          ws_glu_fwd_epilogue<BN, FAC>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
       } else if constexpr (GLU == 2) {
-        if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13, V25>(d, tl, smem + STAGES * STAGE, glu,
-                                           (__nv_bfloat16*)y, sortedScattered, outDim);
+        if constexpr (HL > 0) {
+          ws_glu_bwd_epilogue_hl<BN, HL>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
+                                            sortedScattered, outDim);
+        } else if constexpr (V11) {
+          ws_glu_bwd_epilogue_tma<BN, V13, V25, EF, FAC>(d, tl, smem + STAGES * STAGE, glu,
+                                                (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
         }
@@ -850,7 +1302,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         ws_s2s_epilogue<BN>(d, tl, bias, bdt, y, ydt, sortedScattered, outDim, groupedOut);
       }
     }
-    if (V11 && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
+    if (V11 && !HL && (threadIdx.x & 127) == 0) ws_store_wait_all();  // the last TMA stores land
   }
   // neither CTA leaves while the other may still multicast into it or arrive on its barriers
   if (CL > 1) ws_cluster_sync();
@@ -1215,8 +1667,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
       int inDim, int F, int fanOut
-#define WS_GLU_TMA_BODY(V13)                                                                     \
-  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13>(                                          \
+#define WS_GLU_TMA_BODY(V13, ...)                                                            \
+  WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, ##__VA_ARGS__>(         \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
       fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
@@ -1224,8 +1676,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
       __nv_bfloat16 *dh, const float *gates, float *partial, const int *sortedExpert,            \
       const int *sortedScattered, int M, int E, int inDim, int F, int fanOut
-#define WS_GLUBWD_TMA_BODY(V13, V25)                                                             \
-  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25>(                             \
+#define WS_GLUBWD_TMA_BODY(V13, V25, ...)                                                    \
+  WG_BODY((ws_s2s<256, 4, false, true, 1, 2, true, V13, false, V25, ##__VA_ARGS__>(          \
       &tmW, &tmW, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, \
       F, fanOut, 1, WsGlu{h, nullptr, gates, partial, &tmH, nullptr, &tmDh})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
@@ -1260,4 +1712,46 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_ng_glubwd_kernel25(WS_GLUBWD_TMA_ARGS) {
   WS_GLUBWD_TMA_BODY(true, true);
+}
+
+// Variant 39 (session 37; family v54 since session 48): kernel15 with its six store rounds issued by the producer warpgroup's TMA
+// thread (ws_hl_fwd_epilogue): the consumer warps take no named barrier. Same arguments and maps;
+// shared memory ws_smem_bytes(256, 4) + WS_GLU_OUT_BYTES + 64 + (2E + 1) ints. Same values, bit for
+// bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel39(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, 2);
+}
+
+// Variant 55 (family v55): kernels 15 and 25 with h, a and dH loaded and stored under the L2
+// evict_first policy (ws_evict_first). Same arguments, maps, shared memory and values.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_kernel55(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, 0, true);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_ng_glubwd_kernel55(WS_GLUBWD_TMA_ARGS) {
+  WS_GLUBWD_TMA_BODY(true, true, 0, true);
+}
+
+// Variant 56 (family v56): the SwiGLU backward's factors saved in place of h. The forward is
+// kernel15 storing p and q (swiglu_factors_s) where it stored the gate and the up half (same
+// arguments and maps; h then holds the factors). The backward is kernel25 over dy's rows grouped
+// with their gates (tmX: (M, D) as {D, M} in 64 x 128 boxes, by TMA like the contiguous products)
+// with dH = [dA p | dA q] in its epilogue: no gather, no sigmoid, no gates' partial dots (their
+// gradient comes from the forward's ungated rows, combineGatesBackward). tmH: the factors as
+// kernel25's h; shared memory as kernel25.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_fac_kernel56(WS_GLU_TMA_ARGS) {
+  WS_GLU_TMA_BODY(true, 0, false, true);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_nc_glubwd_fac_kernel56(
+        const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,
+        const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,
+        const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
+        const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F) {
+  WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, false, true>(
+      &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
+      1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
 }

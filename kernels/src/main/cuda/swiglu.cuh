@@ -32,6 +32,14 @@ __device__ __forceinline__ void swiglu_bwd_s(float d, float g, float u, float s,
   dg = d * u * s * (1.f + g * (1.f - s));
   du = d * g * s;
 }
+// The SwiGLU backward's factors (variant 56), what dA is multiplied by: p = d a / d gate =
+// up s (1 + gate (1 - s)) and q = d a / d up = gate s (silu(gate)), s = sigmoid(gate). The forward
+// saves them (rounded) in place of h, so the backward is dH = [dA p | dA q] with no sigmoid.
+// a = swiglu_fwd(gate, up) = (gate s) up is q up before q's rounding.
+__device__ __forceinline__ void swiglu_factors_s(float g, float u, float s, float& p, float& q) {
+  p = u * s * (1.f + g * (1.f - s));
+  q = g * s;
+}
 __device__ __forceinline__ void swiglu_bwd(float d, float g, float u, float& dg, float& du) {
   swiglu_bwd_s(d, g, u, sigmoidf_(g), dg, du);
 }

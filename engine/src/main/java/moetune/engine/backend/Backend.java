@@ -358,6 +358,59 @@ public interface Backend extends AutoCloseable {
     }
   }
 
+  /**
+   * Whether the expert MLP saves SwiGLU's backward factors ({@link #scatter2scatterSwigluFactors},
+   * variant 56) rather than h ({@link #scatter2scatterSwiglu}). Both give the same forward; the
+   * factors' backward takes dy's rows grouped with their gates and needs no sigmoid, and keeps the
+   * down product's ungated rows (M, D) for the gates' gradient.
+   */
+  default boolean swigluSavesFactors() {
+    return false;
+  }
+
+  /**
+   * The expert MLP's first product with its SwiGLU, saving the backward's factors instead of h:
+   * scatter2scatter(x, w, null, transW = true, fanOut, sortedExpertIdxs, sortedScatteredIdxs,
+   * groupedIn, groupedOut = true) into p (M, 2F), then {@link #swigluFactors}(p, a). p holds [d a /
+   * d gate | d a / d up] and a (M, F) = silu(gate) * up, both grouped, overwrite. The GPU runs the
+   * factors in the product's epilogue with the same roundings (equal bit for bit).
+   */
+  default void scatter2scatterSwigluFactors(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor p,
+      Tensor a) {
+    scatter2scatter(
+        x, w, null, true, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, true, p);
+    swigluFactors(p, a);
+  }
+
+  /**
+   * The down product's dX through SwiGLU from the saved factors: dA = scatter2scatter(dYGrouped, w,
+   * null, transW = false, 1, sortedExpertIdxs, sortedScatteredIdxs, groupedIn = true, groupedOut =
+   * true), then {@link #swigluBackwardFactors}(dA, p, dH). dYGrouped (M, D) in expert order with
+   * the gates applied ({@link #group} with the gates), w (E, D, F), p (M, 2F) the forward's
+   * factors, dH (M, 2F) overwrite. The GPU applies the factors in the product's epilogue (equal bit
+   * for bit).
+   */
+  default void scatter2scatterSwigluFactorsBackward(
+      Tensor dYGrouped,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor p,
+      Tensor dH) {
+    try (Tensor dA = empty(dYGrouped.dtype(), p.rows(), p.cols() / 2)) {
+      scatter2scatter(
+          dYGrouped, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, true, dA);
+      swigluBackwardFactors(dA, p, dH);
+    }
+  }
+
   // ---------------------------------------------------------------- SwiGLU
 
   /** a = silu(h[:, :F]) * h[:, F:]. h (M, 2F) (gate rows then up rows), a (M, F) overwrite. */
@@ -365,6 +418,20 @@ public interface Backend extends AutoCloseable {
 
   /** dH (M, 2F) overwrite from dA (M, F) and the forward's h (M, 2F). */
   void swigluBackward(Tensor dA, Tensor h, Tensor dH);
+
+  /**
+   * In place, SwiGLU's forward that saves its backward's factors: h (M, 2F) = [gate | up] becomes
+   * [p | q] with s = sigmoid(gate), p = d a / d gate = up s (1 + gate (1 - s)) and q = d a / d up =
+   * gate s, each rounded to h's dtype; a (M, F) = silu(gate) * up overwrite (as {@link
+   * #swigluForward}).
+   */
+  void swigluFactors(Tensor h, Tensor a);
+
+  /**
+   * dH (M, 2F) = [dA p | dA q] overwrite from dA (M, F) and the factors [p | q] (M, 2F) of {@link
+   * #swigluFactors}; dH may alias them. The same gradient as {@link #swigluBackward} from h.
+   */
+  void swigluBackwardFactors(Tensor dA, Tensor p, Tensor dH);
 
   // ---------------------------------------------------------------- losses
 

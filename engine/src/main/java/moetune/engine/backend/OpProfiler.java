@@ -78,6 +78,7 @@ public final class OpProfiler {
           "bytesInUse",
           "peakBytes",
           "resetPeak",
+          "swigluSavesFactors",
           "close",
           "newQueueClock",
           "reportTensorsAs",
@@ -92,6 +93,8 @@ public final class OpProfiler {
           "scatter2scatter",
           "scatter2scatterSwiglu",
           "scatter2scatterSwigluBackward",
+          "scatter2scatterSwigluFactors",
+          "scatter2scatterSwigluFactorsBackward",
           "gateRowsBackward",
           "group",
           "groupXtY",
@@ -99,6 +102,8 @@ public final class OpProfiler {
           "combineGatesBackward",
           "swigluForward",
           "swigluBackward",
+          "swigluFactors",
+          "swigluBackwardFactors",
           "loadBalancingLoss",
           "routerZLoss");
   private static final Set<String> SYNCS = Set.of("download", "synchronize");

@@ -190,7 +190,9 @@ public final class MoeLayerBenchmark {
   private static final Map<String, String> S2S_FUSED =
       Map.of(
           "scatter2scatterSwiglu", ", a = SwiGLU(h)",
-          "scatter2scatterSwigluBackward", ", gates' grad, dh = SwiGLU'(g da)");
+          "scatter2scatterSwigluBackward", ", gates' grad, dh = SwiGLU'(g da)",
+          "scatter2scatterSwigluFactors", ", a = SwiGLU(h), h's factors",
+          "scatter2scatterSwigluFactorsBackward", " (g dy grouped), dh = (da p, da q)");
   private static final List<Product> XTY_PRODUCTS =
       List.of(new Product("dW2 += dy^T a", 1), new Product("dW1 += dh^T x", 0));
 

@@ -15,8 +15,12 @@ import moetune.engine.tensor.Tensor;
  * </pre>
  *
  * Shape letters: N tokens, D hidden, F expert intermediate, E experts, K experts per token, M =
- * N*K. Weights in HF layout: gateUp (E, 2F, D) with rows [0, F) = w1 (gate_proj) and [F, 2F) = w3
- * (up_proj); down (E, D, F) = w2. Gradients are F32 and accumulate (+=).
+ * N*K. Where the backend prefers it ({@link Backend#swigluSavesFactors}, variant 56) the forward
+ * saves SwiGLU's backward factors [d a / d gate | d a / d up] in h's place and keeps the down
+ * product's ungated rows: the backward then takes dy's rows grouped with their gates, dH = [dA p |
+ * dA q] with no sigmoid, and the gates' gradient from those rows (a recomputation makes them too,
+ * though not the output). Weights in HF layout: gateUp (E, 2F, D) with rows [0, F) = w1 (gate_proj)
+ * and [F, 2F) = w3 (up_proj); down (E, D, F) = w2. Gradients are F32 and accumulate (+=).
  *
  * <p>Use on its own, as ScatterMoE's {@code MLP(x, expert_p, expert_idxs)}:
  *
@@ -125,16 +129,19 @@ public final class MoeMlp implements AutoCloseable {
   public static final class Forward implements AutoCloseable {
     private final Routing routing;
     private final boolean ownRouting;
-    private final ParallelLinear.Context up; // h (M, 2F) grouped
+    private final ParallelLinear.Context up; // h (M, 2F) grouped, or with factors [p | q]
     private final Tensor act; // a (M, F) grouped
     private final ParallelLinear.Context out; // y (N, D), or no output (a recomputation)
+    private final boolean factors; // up holds SwiGLU's backward factors (variant 56), not h
 
     private Forward(
         Routing routing,
         boolean ownRouting,
         ParallelLinear.Context up,
         Tensor act,
-        ParallelLinear.Context out) {
+        ParallelLinear.Context out,
+        boolean factors) {
+      this.factors = factors;
       this.routing = routing;
       this.ownRouting = ownRouting;
       this.up = up;
@@ -215,12 +222,23 @@ public final class MoeMlp implements AutoCloseable {
     }
     int k = routing.k();
     Tensor act = be.empty(x.dtype(), routing.rows(), down.dim(2)); // (M, F)
+    // SwiGLU's backward factors instead of h where the backend prefers them (variant 56): their
+    // backward takes the gates' gradient from the down product's ungated rows, which a
+    // recomputation then makes too (not its combine)
+    boolean factors = be.swigluSavesFactors();
     ParallelLinear.Context up;
     if (gateUpLora == null) { // h and a from one call (the GPU fuses SwiGLU into the product)
-      up = ParallelLinear.forwardSwiglu(x, gateUp, k, routing, act);
+      up =
+          factors
+              ? ParallelLinear.forwardSwigluFactors(x, gateUp, k, routing, act)
+              : ParallelLinear.forwardSwiglu(x, gateUp, k, routing, act);
     } else { // the adapter's rows join h before its SwiGLU
       up = ParallelLinear.forward(x, gateUp, null, k, routing, null, false, true, gateUpLora);
-      be.swigluForward(up.output(), act);
+      if (factors) {
+        be.swigluFactors(up.output(), act);
+      } else {
+        be.swigluForward(up.output(), act);
+      }
     }
     ParallelLinear.Context out =
         ParallelLinear.forward(
@@ -233,8 +251,9 @@ public final class MoeMlp implements AutoCloseable {
             true,
             false,
             downLora,
-            outputNeeded);
-    return new Forward(routing, ownRouting, up, act, out);
+            outputNeeded,
+            factors);
+    return new Forward(routing, ownRouting, up, act, out, factors);
   }
 
   /**
@@ -270,7 +289,11 @@ public final class MoeMlp implements AutoCloseable {
       g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, null, accumulate);
       Tensor dAct = g2.dX(); // (M, F) grouped
       dH = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1));
-      be.swigluBackward(dAct, f.up.output(), dH);
+      if (f.factors) { // dAct has the gates already (the factors' path groups dY with them)
+        be.swigluBackwardFactors(dAct, f.up.output(), dH);
+      } else {
+        be.swigluBackward(dAct, f.up.output(), dH);
+      }
       dAct.close();
     }
     ParallelLinear.Grads g1 =

@@ -71,7 +71,8 @@ public final class ParallelLinear {
     private final Routing routing;
     private final Tensor gates; // F32 (Ng, Kg) or null
     private final Tensor
-        expanded; // (M, O) scattered, the ungated rows: kept only with gates + bias
+        expanded; // (M, O) scattered, the ungated rows: kept with gates + bias, or for the factors
+    private final boolean swigluFactors; // the input was SwiGLU saving its factors (variant 56)
     private final boolean groupedIn;
     private final boolean groupedOut;
     private final Tensor output; // (M, O) or, with gates, (Ng, O); null when not computed
@@ -90,7 +91,9 @@ public final class ParallelLinear {
         boolean groupedIn,
         boolean groupedOut,
         Tensor output,
-        long outputNumel) {
+        long outputNumel,
+        boolean swigluFactors) {
+      this.swigluFactors = swigluFactors;
       this.x = x;
       this.w = w;
       this.hasBias = hasBias;
@@ -182,18 +185,47 @@ public final class ParallelLinear {
       boolean groupedOut,
       Lora lora,
       boolean outputNeeded) {
+    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, lora, outputNeeded, false);
+  }
+
+  /**
+   * As above; with swigluFactors (the expert MLP's down product when its input a is SwiGLU that
+   * saved its backward's factors, {@link Backend#scatter2scatterSwigluFactors}) the ungated rows
+   * are kept for the gates' gradient, and {@link #backward} with those factors runs {@link
+   * Backend#scatter2scatterSwigluFactorsBackward}. It needs gates; without outputNeeded (a
+   * recomputation) the rows are still made, the combine is not, so that the gradients are the same
+   * bit for bit whether the layer was recomputed or kept.
+   */
+  public static Context forward(
+      Tensor x,
+      Tensor w,
+      Tensor bias,
+      int k,
+      Routing routing,
+      Tensor gates,
+      boolean groupedIn,
+      boolean groupedOut,
+      Lora lora,
+      boolean outputNeeded,
+      boolean swigluFactors) {
     Backend be = x.backend();
+    if (swigluFactors && (gates == null || bias != null)) {
+      throw new IllegalArgumentException(
+          "ParallelLinear: the SwiGLU factors' backward takes the gates' gradient from the ungated"
+              + " rows: it needs gates and no bias");
+    }
     long m = routing.rows();
     long out = w.dim(1);
     checkShapes(x, w, bias, k, routing, gates, groupedIn, groupedOut);
-    if (!outputNeeded) {
+    if (!outputNeeded && !swigluFactors) {
       if (gates == null || bias != null) {
         throw new IllegalArgumentException(
             "ParallelLinear: only a gated product without bias can skip its output (its backward"
                 + " needs no y_e)");
       }
       long numel = m / gates.cols() * out;
-      Context c = new Context(x, w, false, k, routing, gates, null, groupedIn, false, null, numel);
+      Context c =
+          new Context(x, w, false, k, routing, gates, null, groupedIn, false, null, numel, false);
       if (lora != null) {
         c.xa = loraDown(c, lora);
       }
@@ -214,7 +246,18 @@ public final class ParallelLinear {
           y);
       Context c =
           new Context(
-              x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y, y.numel());
+              x,
+              w,
+              bias != null,
+              k,
+              routing,
+              null,
+              null,
+              groupedIn,
+              groupedOut,
+              y,
+              y.numel(),
+              false);
       addLora(c, lora, y, groupedOut);
       return c;
     }
@@ -231,7 +274,7 @@ public final class ParallelLinear {
         groupedIn,
         false,
         expanded);
-    Tensor y = be.empty(x.dtype(), m / gateFan, out);
+    Tensor y = outputNeeded ? be.empty(x.dtype(), m / gateFan, out) : null;
     Context c =
         new Context(
             x,
@@ -240,14 +283,17 @@ public final class ParallelLinear {
             k,
             routing,
             gates,
-            bias != null ? expanded : null,
+            bias != null || swigluFactors ? expanded : null,
             groupedIn,
             false,
             y,
-            y.numel());
+            m / gateFan * out,
+            swigluFactors);
     addLora(c, lora, expanded, false); // before the combine: expanded has the ungated rows
-    be.combine(expanded, gates, gateFan, y);
-    if (bias == null) {
+    if (y != null) {
+      be.combine(expanded, gates, gateFan, y);
+    }
+    if (bias == null && !swigluFactors) {
       expanded.close(); // the backward takes the gates' gradient from the ungated dX instead
     }
     return c;
@@ -267,7 +313,23 @@ public final class ParallelLinear {
     Tensor h = be.empty(x.dtype(), m, w.dim(1));
     be.scatter2scatterSwiglu(
         x, w, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), false, h, act);
-    return new Context(x, w, false, k, routing, null, null, false, true, h, h.numel());
+    return new Context(x, w, false, k, routing, null, null, false, true, h, h.numel(), false);
+  }
+
+  /**
+   * As {@link #forwardSwiglu}, saving SwiGLU's backward factors ({@link
+   * Backend#scatter2scatterSwigluFactors}): the context's output p (M, 2F) holds [d act / d gate |
+   * d act / d up] instead of h; act as there.
+   */
+  public static Context forwardSwigluFactors(
+      Tensor x, Tensor w, int k, Routing routing, Tensor act) {
+    Backend be = x.backend();
+    long m = routing.rows();
+    checkShapes(x, w, null, k, routing, null, false, true);
+    Tensor p = be.empty(x.dtype(), m, w.dim(1));
+    be.scatter2scatterSwigluFactors(
+        x, w, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), false, p, act);
+    return new Context(x, w, false, k, routing, null, null, false, true, p, p.numel(), false);
   }
 
   /**
@@ -368,7 +430,7 @@ public final class ParallelLinear {
     Backend be = dY.backend();
     if (swigluH != null
         && (c.gates == null
-            || c.expanded != null
+            || (c.expanded != null) != c.swigluFactors
             || c.lora != null
             || !c.groupedIn
             || c.k != 1
@@ -406,7 +468,7 @@ public final class ParallelLinear {
     if (c.gates != null) {
       gateFan = (int) c.gates.cols();
       dGates = be.empty(DType.F32, c.gates.shape());
-      if (swigluH != null) { // the fused call gathers dY's rows itself
+      if (swigluH != null && !c.swigluFactors) { // the fused call gathers dY's rows itself
         gatesFlat = c.gates.reshape(m);
         dYGrouped = null;
       } else if (c.expanded == null) {
@@ -459,7 +521,11 @@ public final class ParallelLinear {
       }
     }
     Tensor dX = null;
-    if (swigluH != null) {
+    if (swigluH != null && c.swigluFactors) { // dH from the gated rows and the forward's factors
+      dX = be.empty(dY.dtype(), m, swigluH.cols());
+      be.scatter2scatterSwigluFactorsBackward(
+          dYGrouped, c.w, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), swigluH, dX);
+    } else if (swigluH != null) {
       dX = be.empty(dY.dtype(), m, swigluH.cols()); // dH
       be.scatter2scatterSwigluBackward(
           dY,

@@ -150,7 +150,9 @@ public record MemoryPlan(long trainable, long frozen, DType work, long replicate
     LoraConfig lora = o.lora();
     long attention = (2L * c.numAttentionHeads * hd + 2L * c.numKeyValueHeads * hd) * a;
     attention += 4L * c.numAttentionHeads;
-    long rest = 2 * d * a + d * st + 8 + 4 * k + k * 3 * f * a + d * a;
+    // the experts keep h's factors (2F) and a (F) per routed row, and the down product's ungated
+    // rows (D) for the gates' gradient (variant 56)
+    long rest = 2 * d * a + d * st + 8 + 4 * k + k * 3 * f * a + k * d * a + d * a;
     if (lora != null) {
       for (String t : new String[] {"q_proj", "k_proj", "v_proj", "o_proj"}) {
         attention += lora.targets().contains(t) ? lora.r() * a : 0;

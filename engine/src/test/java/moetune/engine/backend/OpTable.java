@@ -39,6 +39,7 @@ public final class OpTable {
           Map.entry("name", "a label"),
           Map.entry("describe", "a label"),
           Map.entry("supports", "a capability query"),
+          Map.entry("swigluSavesFactors", "a capability query (MoeMlp's choice of saved tensor)"),
           Map.entry("newQueueClock", "profiling (OpProfilerTest)"),
           Map.entry("reportTensorsAs", "profiling (OpProfilerTest)"),
           Map.entry("bytesInUse", "memory accounting"),
@@ -607,6 +608,38 @@ public final class OpTable {
           }
         });
     c.put(
+        "scatter2scatterSwigluFactors",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor p = in.nan(M, 2 * F);
+          Tensor a = in.nan(M, F);
+          in.be.scatter2scatterSwigluFactors(
+              in.randn(1, N, D),
+              in.randn(0.2, E, 2 * F, D),
+              K,
+              r.sortedExperts,
+              r.sortedScattered,
+              false,
+              p,
+              a);
+          in.keep("p", p);
+          in.keep("a", a);
+        });
+    c.put(
+        "scatter2scatterSwigluFactorsBackward",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor dH = in.nan(M, 2 * F);
+          in.be.scatter2scatterSwigluFactorsBackward(
+              in.randn(1, M, D),
+              in.randn(0.2, E, D, F),
+              r.sortedExperts,
+              r.sortedScattered,
+              in.randn(1, M, 2 * F),
+              dH);
+          in.keep("dH", dH);
+        });
+    c.put(
         "swigluForward",
         in -> {
           Tensor a = in.nan(M, F);
@@ -618,6 +651,22 @@ public final class OpTable {
         in -> {
           Tensor dH = in.nan(M, 2 * F);
           in.be.swigluBackward(in.randn(1, M, F), in.randn(2, M, 2 * F), dH);
+          in.keep("dH", dH);
+        });
+    c.put(
+        "swigluFactors",
+        in -> {
+          Tensor h = in.randn(2, M, 2 * F);
+          Tensor a = in.nan(M, F);
+          in.be.swigluFactors(h, a);
+          in.keep("p", h);
+          in.keep("a", a);
+        });
+    c.put(
+        "swigluBackwardFactors",
+        in -> {
+          Tensor dH = in.nan(M, 2 * F);
+          in.be.swigluBackwardFactors(in.randn(1, M, F), in.randn(1, M, 2 * F), dH);
           in.keep("dH", dH);
         });
     c.put(

@@ -19,10 +19,11 @@ class MoeLayerBenchmarkTest {
           b.ops().stream().filter(MoeLayerBenchmark.OpTime::product).map(o -> o.label()).toList();
       assertEquals(
           List.of(
-              "scatter2scatterSwiglu fwd1 h = x W1^T, a = SwiGLU(h)",
+              // the factors' path (variant 56), the backends' default
+              "scatter2scatterSwigluFactors fwd1 h = x W1^T, a = SwiGLU(h), h's factors",
               "scatter2scatter fwd2 ye = a W2^T",
               "groupXtY dW2 += dy^T a",
-              "scatter2scatterSwigluBackward dX2 da = dy W2, gates' grad, dh = SwiGLU'(g da)",
+              "scatter2scatterSwigluFactorsBackward dX2 da = dy W2 (g dy grouped), dh = (da p, da q)",
               "groupXtY dW1 += dh^T x",
               "scatter2scatter dX1 dx = dh W1"),
           products);
@@ -31,6 +32,7 @@ class MoeLayerBenchmarkTest {
       assertTrue(names.contains("flattenSortCount"), names.toString());
       assertTrue(names.contains("group"), names.toString());
       assertTrue(names.contains("combine"), names.toString());
+      assertTrue(names.contains("combineGatesBackward"), names.toString());
       for (MoeLayerBenchmark.OpTime o : b.ops()) {
         assertTrue(o.ms() >= 0 && o.idleBeforeMs() >= 0 && o.backToBackMs() >= 0, o.toString());
         // a product's dense twin was timed (a GEMM of its FLOPs); the other ops have none

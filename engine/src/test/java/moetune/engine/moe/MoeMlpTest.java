@@ -1,5 +1,7 @@
 package moetune.engine.moe;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
 import java.util.SplittableRandom;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cpu.CpuBackend;
@@ -169,6 +171,53 @@ class MoeMlpTest {
           sameOrClose("down grad after call " + call, dn, fresh[2], call);
         }
       }
+    }
+  }
+
+  /**
+   * The expert MLP saving SwiGLU's backward factors (variant 56: dy grouped with its gates, dH =
+   * [dA p | dA q], the gates' gradient from the kept ungated rows) against the MLP saving h: the
+   * same output bit for bit, the same gradients within float32 rounding; and a recomputation
+   * (outputNeeded false, which still makes the ungated rows) gives its gradients bit for bit.
+   */
+  @Test
+  void savingTheFactorsGivesTheGradientsOfSavingH() {
+    Problem p = new Problem(9, 5);
+    float[][] withH = new float[4][];
+    float[][] withFactors = new float[4][];
+    float[][] recomputed = new float[4][];
+    CpuBackend cpu = (CpuBackend) be;
+    float[] yH;
+    cpu.swigluSavesFactors(false);
+    try {
+      yH = p.run(withH);
+    } finally {
+      cpu.swigluSavesFactors(true);
+    }
+    {
+      float[] yF = p.run(withFactors);
+      assertArrayEquals(yH, yF, "the forward does not depend on what it saves");
+      try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
+          Tensor xT = be.upload(HostTensor.ofFloats(p.x, p.n, D));
+          Tensor wT = be.upload(HostTensor.ofFloats(p.topW, p.n, K));
+          Tensor iT = be.upload(HostTensor.ofInts(p.topIdx, p.n, K));
+          Tensor dY = be.upload(HostTensor.ofFloats(p.r, p.n, D))) {
+        be.copyFromHost(HostTensor.ofFloats(p.gateUp, E, 2 * F, D), mlp.gateUp());
+        be.copyFromHost(HostTensor.ofFloats(p.down, E, D, F), mlp.down());
+        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT, false);
+            MoeMlp.Grads g = mlp.backward(f, dY)) {
+          org.junit.jupiter.api.Assertions.assertNull(f.output());
+          recomputed[0] = be.download(g.dX()).toFloatArray();
+          recomputed[1] = be.download(mlp.gateUpGrad()).toFloatArray();
+          recomputed[2] = be.download(mlp.downGrad()).toFloatArray();
+          recomputed[3] = be.download(g.dTopKWeights()).toFloatArray();
+        }
+      }
+    }
+    String[] names = {"dX", "gateUp grad", "down grad", "dTopKWeights"};
+    for (int i = 0; i < 4; i++) {
+      assertArrayEquals(withFactors[i], recomputed[i], names[i] + ": recomputed differs");
+      Parity.assertClose("factors against h: " + names[i], withFactors[i], withH[i], 1e-5);
     }
   }
 

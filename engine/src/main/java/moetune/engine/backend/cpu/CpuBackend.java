@@ -415,6 +415,31 @@ public final class CpuBackend implements Backend {
     swiglu.backward(dA, h, dH);
   }
 
+  private volatile boolean swigluFactors = true;
+
+  /**
+   * Whether the expert MLP on this backend saves SwiGLU's factors (variant 56, as the GPU's AUTO;
+   * default true) or h.
+   */
+  public void swigluSavesFactors(boolean on) {
+    swigluFactors = on;
+  }
+
+  @Override
+  public boolean swigluSavesFactors() {
+    return swigluFactors;
+  }
+
+  @Override
+  public void swigluFactors(Tensor h, Tensor a) {
+    swiglu.factors(h, a);
+  }
+
+  @Override
+  public void swigluBackwardFactors(Tensor dA, Tensor p, Tensor dH) {
+    swiglu.backwardFactors(dA, p, dH);
+  }
+
   // ---------------------------------------------------------------- losses
 
   @Override

@@ -679,6 +679,53 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public void swigluFactors(Tensor h, Tensor a) {
+    swiglu.factors(h, a);
+  }
+
+  @Override
+  public void swigluBackwardFactors(Tensor dA, Tensor p, Tensor dH) {
+    swiglu.backwardFactors(dA, p, dH);
+  }
+
+  @Override
+  public boolean swigluSavesFactors() {
+    return moe.savesFactors();
+  }
+
+  @Override
+  public void scatter2scatterSwigluFactors(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor p,
+      Tensor a) {
+    if (!moe.scatter2scatterSwigluFactors(
+        x, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, p, a)) {
+      Backend.super.scatter2scatterSwigluFactors(
+          x, w, fanOut, sortedExpertIdxs, sortedScatteredIdxs, groupedIn, p, a);
+    }
+  }
+
+  @Override
+  public void scatter2scatterSwigluFactorsBackward(
+      Tensor dYGrouped,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor p,
+      Tensor dH) {
+    if (!moe.scatter2scatterSwigluFactorsBackward(
+        dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, p, dH)) {
+      Backend.super.scatter2scatterSwigluFactorsBackward(
+          dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, p, dH);
+    }
+  }
+
+  @Override
   public void crossEntropy(
       Tensor logits, Tensor targets, Tensor losses, Tensor dLogits, float dScale) {
     this.losses.crossEntropy(logits, targets, losses, dLogits, dScale);

@@ -112,7 +112,33 @@ final class CudaScatterMoe {
      * variant 42 (clusters of two CTAs over adjacent o tiles sharing the x tile by TMA multicast),
      * the same values, so one process can time both.
      */
-    V14;
+    V14,
+    /**
+     * AUTO with the first product's epilogue by variant 39 (variant 15's six store rounds issued by
+     * the producer warpgroup's TMA thread, so the consumer warps take no named barrier), the same
+     * values, so one process can time both.
+     */
+    V54,
+    /**
+     * AUTO with the SwiGLU epilogues' streams (h and a stored by the first product, h loaded and dH
+     * stored by the down product's dX) under the L2 evict_first policy (variant 55: kernels 15 and
+     * 25 with the hint), the same values, so one process can time both.
+     */
+    V55,
+    /**
+     * The SwiGLU backward's factors saved in place of h (variant 56: the first product by kernel56,
+     * which stores p and q where kernel15 stores the gate and the up half; the down product's dX by
+     * kernel56 over dy's rows grouped with their gates, dH = [dA p | dA q]; the gates' gradient
+     * from the forward's ungated rows), AUTO's path since session 49 under its variant's name.
+     * Another gradient path (the forward is the same bit for bit), so MoeMlp asks {@link
+     * CudaScatterMoe#savesFactors}.
+     */
+    V56,
+    /**
+     * AUTO saving h as before variant 56 (kernel15's h, kernel25's dX2 gathering dy and taking the
+     * gates' gradient from dA), so one process can time both paths.
+     */
+    H;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -135,7 +161,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14 -> 25;
+        case AUTO, V14, V54, V55, V56, H -> 25;
         default -> 0;
       };
     }
@@ -170,13 +196,17 @@ final class CudaScatterMoe {
         case "v15" -> V15;
         case "v16" -> V16;
         case "v14" -> V14;
+        case "v54" -> V54;
+        case "v55" -> V55;
+        case "v56" -> V56;
+        case "h" -> H;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16 or v14 (wgmma, Hopper"
-                    + " only)");
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, v55, v56 or h"
+                    + " (wgmma, Hopper only)");
       };
     }
   }
@@ -242,7 +272,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, V55, V56, H -> Kernel.WS256R;
     };
   }
 
@@ -485,7 +515,64 @@ final class CudaScatterMoe {
       boolean groupedIn,
       Tensor h,
       Tensor a) {
-    String op = "scatter2scatterSwiglu";
+    return swigluForward(
+        "scatter2scatterSwiglu",
+        false,
+        x,
+        w,
+        fanOut,
+        sortedExpertIdxs,
+        sortedScatteredIdxs,
+        groupedIn,
+        h,
+        a);
+  }
+
+  /**
+   * Whether the expert MLP saves SwiGLU's backward factors (variant 56): AUTO and V56 (H saves h;
+   * the named earlier families too, whose SwiGLU products run as before).
+   */
+  boolean savesFactors() {
+    return kernel == Kernel.AUTO || kernel == Kernel.V56;
+  }
+
+  /**
+   * Backend#scatter2scatterSwigluFactors by variant 56 (kernel15's rounds storing the factors p and
+   * q in place of h) where variant 15 would run; false, having queued nothing, otherwise.
+   */
+  boolean scatter2scatterSwigluFactors(
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor p,
+      Tensor a) {
+    return swigluForward(
+        "scatter2scatterSwigluFactors",
+        true,
+        x,
+        w,
+        fanOut,
+        sortedExpertIdxs,
+        sortedScatteredIdxs,
+        groupedIn,
+        p,
+        a);
+  }
+
+  private boolean swigluForward(
+      String op,
+      boolean factors,
+      Tensor x,
+      Tensor w,
+      int fanOut,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedIn,
+      Tensor h,
+      Tensor a) {
     CudaTensor xt = b.ct(x, op, "x"), wt = b.ct(w, op, "W"), ht = b.ct(h, op, "h");
     CudaTensor at = b.ct(a, op, "a");
     CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
@@ -499,7 +586,12 @@ final class CudaScatterMoe {
     }
     // variant 11: full tiles leave by TMA store from a staging buffer after the stages; variant 15
     // (AUTO, V15): the same in six double-buffered rounds
-    boolean v11 = v11(e, WS_GLU_OUT_BYTES), v15 = v11 && kernel.generation() >= 15;
+    // variant 39 (V54): 64 bytes of barriers after the staging
+    int staging = kernel == Kernel.V54 ? WS_GLU_OUT_BYTES + 64 : WS_GLU_OUT_BYTES;
+    boolean v11 = v11(e, staging), v15 = v11 && kernel.generation() >= 15;
+    if (factors && !v15) {
+      return false; // the factors come from variant 15's rounds only
+    }
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
       // TMA in 64 x 64 boxes
@@ -515,10 +607,16 @@ final class CudaScatterMoe {
     KernelLaunch l =
         v11
             ? b.kernel(
-                    v15
-                        ? "scatter2scatter_ws256_tg_glu_kernel15"
-                        : "scatter2scatter_ws256_tg_glu_kernel11")
-                .smem(gluSmem(e, WS_GLU_OUT_BYTES))
+                    !v15
+                        ? "scatter2scatter_ws256_tg_glu_kernel11"
+                        : factors
+                            ? "scatter2scatter_ws256_tg_glu_fac_kernel56"
+                            : kernel == Kernel.V54
+                                ? "scatter2scatter_ws256_tg_glu_kernel39"
+                                : kernel == Kernel.V55
+                                    ? "scatter2scatter_ws256_tg_glu_kernel55"
+                                    : "scatter2scatter_ws256_tg_glu_kernel15")
+                .smem(gluSmem(e, staging))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
@@ -539,6 +637,82 @@ final class CudaScatterMoe {
         .i32("F", (int) f)
         .i32("fanOut", fanOut);
     l.launch();
+    return true;
+  }
+
+  /**
+   * Backend#scatter2scatterSwigluFactorsBackward by variant 56 (kernel25's rounds over dY's rows
+   * grouped with their gates, loaded by TMA, with dH = [dA p | dA q] in the epilogue) when its
+   * staging fits and TMA can describe the tensors; false, having queued nothing, otherwise.
+   */
+  boolean scatter2scatterSwigluFactorsBackward(
+      Tensor dYGrouped,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor p,
+      Tensor dH) {
+    String op = "scatter2scatterSwigluFactorsBackward";
+    CudaTensor dyt = b.ct(dYGrouped, op, "dYGrouped"), wt = b.ct(w, op, "W"), pt = b.ct(p, op, "p");
+    CudaTensor dht = b.ct(dH, op, "dH");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    long f2 = pt.cols(), m = pt.rows();
+    OpShapes.check(f2 % 2 == 0, op + ": p " + pt.describe() + " must be (M, 2F)");
+    long e = wt.dim(0), d = wt.dim(1), f = wt.dim(2);
+    OpShapes.check(
+        f * 2 == f2
+            && dyt.rows() == m
+            && dyt.cols() == d
+            && dht.numel() == m * f2
+            && se.numel() == m
+            && ss.numel() == m,
+        op
+            + ": dYGrouped "
+            + dyt.describe()
+            + ", W "
+            + wt.describe()
+            + ", p "
+            + pt.describe()
+            + ", dH "
+            + dht.describe()
+            + " and the sorted indices must be (M, D), (E, D, F), (M,"
+            + " 2F), (M, 2F) and (M)");
+    if (!swigluFused(e, m, f, d, dyt, wt, pt, dht) || !v13(e)) {
+      return false;
+    }
+    int[] tmW, tmX, tmH, tmDh;
+    try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
+      // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13
+      tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
+      tmX = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, 128}, op + " dY");
+      long[] halves = {f, 2, m};
+      int[] box = {32, 1, 64};
+      tmH = TensorMaps.bf16(pt.address(), halves, box, op + " p");
+      tmDh = TensorMaps.bf16(dht.address(), halves, box, op + " dH");
+    } catch (IllegalArgumentException notTma) {
+      return false;
+    }
+    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 255) / 256);
+    b.kernel("scatter2scatter_ws256_nc_glubwd_fac_kernel56")
+        .smem(gluSmem(e, WS_GLU_BWD13_OUT_BYTES))
+        .struct("tmW", tmW)
+        .struct("tmX", tmX)
+        .struct("tmH", tmH)
+        .struct("tmDh", tmDh)
+        .shapes("dY " + dyt.describe() + " W " + wt.describe())
+        .grid(Math.min(tiles, b.multiprocessors()))
+        .block(WS_THREADS)
+        .ptr("dy", dyt.address())
+        .ptr("pq", pt.address())
+        .ptr("dh", dht.address())
+        .ptr("sortedExpert", se.address())
+        .ptr("sortedScattered", ss.address())
+        .i32("M", (int) m)
+        .i32("E", (int) e)
+        .i32("inDim", (int) d)
+        .i32("F", (int) f)
+        .launch();
     return true;
   }
 
@@ -601,7 +775,7 @@ final class CudaScatterMoe {
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
+              ? b.kernel(gluBackwardKernel(v13, kernel.generation(), kernel == Kernel.V55))
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
@@ -658,20 +832,26 @@ final class CudaScatterMoe {
    * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
    * (variant 13) before 25; else variant 11's.
    */
-  static String gluBackwardKernel(boolean v13, int generation) {
-    return !v13
-        ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-        : generation >= 25
-            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-            : "scatter2scatter_ws256_ng_glubwd_kernel13";
+  static String gluBackwardKernel(boolean v13, int generation, boolean hinted) {
+    return v13 && hinted
+        ? GLU_BACKWARD_HINTED
+        : !v13
+            ? "scatter2scatter_ws256_ng_glubwd_kernel11"
+            : generation >= 25
+                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+                : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
-  /** Every name {@link #gluBackwardKernel} gives. */
+  /** Variant 55's down-product SwiGLU backward (family V55): kernel25 with the L2 hints. */
+  static final String GLU_BACKWARD_HINTED = "scatter2scatter_ws256_ng_glubwd_kernel55";
+
+  /** Every name {@link #gluBackwardKernel} gives, and variant 55's. */
   static List<String> gluBackwardKernelNames() {
     return List.of(
-        gluBackwardKernel(false, Kernel.AUTO.generation()),
-        gluBackwardKernel(true, Kernel.V16.generation()),
-        gluBackwardKernel(true, Kernel.AUTO.generation()));
+        gluBackwardKernel(false, Kernel.AUTO.generation(), false),
+        gluBackwardKernel(true, Kernel.V16.generation(), false),
+        gluBackwardKernel(true, Kernel.AUTO.generation(), false),
+        gluBackwardKernel(true, Kernel.V55.generation(), true));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */

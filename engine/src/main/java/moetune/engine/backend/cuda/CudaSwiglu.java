@@ -36,6 +36,51 @@ final class CudaSwiglu {
         .launch();
   }
 
+  /**
+   * In place: h (M, 2F) = [gate | up] becomes the SwiGLU backward's factors [p | q]; a (M, F) =
+   * silu(gate) * up overwrite (swiglu_factors_kernel).
+   */
+  void factors(Tensor h, Tensor a) {
+    String op = "swigluFactors";
+    CudaTensor ht = ctx.ct(h, op, "h"), at = ctx.ct(a, op, "a");
+    int[] mf = OpShapes.swigluForward(ht, at);
+    long m = mf[0];
+    int f = mf[1];
+    ctx.kernel("swiglu_factors_kernel")
+        .shapes(ht.describe())
+        .grid(ctx.gridFor(m * f))
+        .block(256)
+        .ptr("h", ht.address())
+        .i32("hdt", dt(ht, op, "h"))
+        .ptr("a", at.address())
+        .i32("adt", dt(at, op, "a"))
+        .i64("M", m)
+        .i32("F", f)
+        .launch();
+  }
+
+  /** dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors (M, 2F); dH may alias them. */
+  void backwardFactors(Tensor dA, Tensor p, Tensor dH) {
+    String op = "swigluBackwardFactors";
+    CudaTensor g = ctx.ct(dA, op, "dA"), pt = ctx.ct(p, op, "p"), dh = ctx.ct(dH, op, "dH");
+    int[] mf = OpShapes.swigluBackward(g, pt, dh);
+    long m = mf[0];
+    int f = mf[1];
+    ctx.kernel("swiglu_backward_factors_kernel")
+        .shapes(pt.describe())
+        .grid(ctx.gridFor(m * f))
+        .block(256)
+        .ptr("da", g.address())
+        .i32("dadt", dt(g, op, "dA"))
+        .ptr("pq", pt.address())
+        .i32("pdt", dt(pt, op, "p"))
+        .ptr("dh", dh.address())
+        .i32("dhdt", dt(dh, op, "dH"))
+        .i64("M", m)
+        .i32("F", f)
+        .launch();
+  }
+
   /** dH (M, 2F) overwrite from dA (M, F) and h (M, 2F); dH may alias h. */
   void backward(Tensor dA, Tensor h, Tensor dH) {
     String op = "swigluBackward";

@@ -142,6 +142,45 @@ class CpuGradientTest {
     assertNormClose("swigluBackward in place", want, floats(be, inPlace), 1e-6);
   }
 
+  /**
+   * The factors path (variant 56): swigluFactors leaves swigluForward's a and, in h's place, the
+   * factors from which swigluBackwardFactors gives the same gradient as the numeric one.
+   */
+  @Test
+  void swigluFactorsGiveTheGradient() {
+    Random r = new Random(4);
+    int m = 29;
+    int f = 72;
+    float[] h = randn(r, m * 2 * f, 2);
+    float[] g = randn(r, m * f, 1);
+    Tensor a = poisoned(be, m, f);
+    be.swigluForward(f32(be, h, m, 2 * f), a);
+    Tensor p = f32(be, h, m, 2 * f);
+    Tensor a2 = poisoned(be, m, f);
+    be.swigluFactors(p, a2);
+    org.junit.jupiter.api.Assertions.assertArrayEquals(
+        floats(be, a), floats(be, a2), "swigluFactors' a is swigluForward's");
+    double[] want =
+        numericGrad(
+            toDouble(h),
+            1e-6,
+            v -> {
+              double s = 0;
+              for (int i = 0; i < m; i++) {
+                for (int j = 0; j < f; j++) {
+                  double gate = v[i * 2 * f + j];
+                  s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
+                }
+              }
+              return s;
+            });
+    Tensor dh = poisoned(be, m, 2 * f);
+    be.swigluBackwardFactors(f32(be, g, m, f), p, dh);
+    assertNormClose("swigluBackwardFactors", want, floats(be, dh), 1e-6);
+    be.swigluBackwardFactors(f32(be, g, m, f), p, p); // dH may alias the factors
+    assertNormClose("swigluBackwardFactors in place", want, floats(be, p), 1e-6);
+  }
+
   @Test
   void embeddingBackward() {
     Random r = new Random(4);

@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.function.Function;
 import moetune.engine.backend.Backend;
 import moetune.engine.backend.cuda.GpuTesting.Pair;
+import moetune.engine.moe.MoeMlp;
 import moetune.engine.tensor.DType;
 import moetune.engine.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
@@ -555,6 +556,8 @@ class CudaMoeOpsTest {
         for (CudaScatterMoe.Kernel fused :
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
+              CudaScatterMoe.Kernel.V54,
+              CudaScatterMoe.Kernel.V55,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10
@@ -597,6 +600,150 @@ class CudaMoeOpsTest {
           check(v + "scatter2scatterSwigluBackward dH", dH, tol(DType.BF16));
           check(v + "scatter2scatterSwigluBackward dGates", dGates, tol(DType.BF16));
         }
+      }
+    }
+  }
+
+  /**
+   * Variant 56 (V56): the first product storing SwiGLU's backward factors in h's place and the down
+   * product's dX over dy's rows grouped with their gates, dH = [dA p | dA q] in its epilogue,
+   * against the unfused ops on the same GPU (the ws256r family: the plain products, then
+   * swigluFactors / swigluBackwardFactors): p, a and dH equal bit for bit, a also equal to the
+   * h-saving fused forward's (AUTO); all against the CPU. The three cases of the SwiGLU epilogue
+   * tests (full and partial tiles, 17 k steps, every row tile an expert's last).
+   */
+  @Test
+  void swigluFactorsAreTheUnfusedOpsBitForBit() {
+    swigluFactors(2000, 264, 1064);
+    swigluFactors(600, 1032, 1064);
+    swigluFactors(100, 264, 1064);
+  }
+
+  private void swigluFactors(int tokens, int d, int f) {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
+    String v = "V56 N=" + tokens + " D=" + d + ": ";
+    try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair x = randn(DType.BF16, 1, r.n, d);
+          Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+          Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+          Pair dYg = randn(DType.BF16, 1, m, d); // dy's rows grouped, the gates applied
+          Pair p = poisoned(DType.BF16, m, 2 * f);
+          Pair a = poisoned(DType.BF16, m, f);
+          Pair p2 = poisoned(DType.BF16, m, 2 * f);
+          Pair a2 = poisoned(DType.BF16, m, f);
+          Pair h3 = poisoned(DType.BF16, m, 2 * f);
+          Pair a3 = poisoned(DType.BF16, m, f);
+          Pair dH = poisoned(DType.BF16, m, 2 * f);
+          Pair dH2 = poisoned(DType.BF16, m, 2 * f)) {
+        inFamily(
+            CudaScatterMoe.Kernel.WS256R,
+            () -> {
+              gpu()
+                  .scatter2scatterSwigluFactors(
+                      x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, p2.g(), a2.g());
+              gpu()
+                  .scatter2scatterSwigluFactorsBackward(
+                      dYg.g(), w2.g(), r.sortedExp.g(), r.sortedScat.g(), p2.g(), dH2.g());
+            });
+        inFamily(
+            CudaScatterMoe.Kernel.AUTO,
+            () ->
+                gpu()
+                    .scatter2scatterSwiglu(
+                        x.g(),
+                        w1.g(),
+                        r.k,
+                        r.sortedExp.g(),
+                        r.sortedScat.g(),
+                        false,
+                        h3.g(),
+                        a3.g()));
+        inFamily(
+            CudaScatterMoe.Kernel.V56,
+            () ->
+                gpu()
+                    .scatter2scatterSwigluFactors(
+                        x.g(),
+                        w1.g(),
+                        r.k,
+                        r.sortedExp.g(),
+                        r.sortedScat.g(),
+                        false,
+                        p.g(),
+                        a.g()));
+        assertArrayEquals(bits(p2), bits(p), v + "fused factors differ from swigluFactors'");
+        assertArrayEquals(bits(a2), bits(a), v + "fused a differs from swigluFactors'");
+        assertArrayEquals(bits(a3), bits(a), v + "a differs from the h-saving forward's (AUTO)");
+        cpu()
+            .scatter2scatterSwigluFactors(
+                x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, p.c(), a.c());
+        check(v + "scatter2scatterSwigluFactors p", p, tol(DType.BF16));
+        check(v + "scatter2scatterSwigluFactors a", a, tol(DType.BF16));
+        sync(p); // the backward reads the same factors on both backends
+        inFamily(
+            CudaScatterMoe.Kernel.V56,
+            () ->
+                gpu()
+                    .scatter2scatterSwigluFactorsBackward(
+                        dYg.g(), w2.g(), r.sortedExp.g(), r.sortedScat.g(), p.g(), dH.g()));
+        assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
+        cpu()
+            .scatter2scatterSwigluFactorsBackward(
+                dYg.c(), w2.c(), r.sortedExp.c(), r.sortedScat.c(), p.c(), dH.c());
+        check(v + "scatter2scatterSwigluFactorsBackward dH", dH, tol(DType.BF16));
+      }
+    }
+  }
+
+  /**
+   * The expert MLP in AUTO (variant 56 since session 49: the factors saved, dy grouped with its
+   * gates, the gates' gradient from the kept ungated rows) against the same MLP in H (h saved, as
+   * before) on the GPU: the same output bit for bit, the same gradients within bf16 rounding. (On
+   * the H100 in session 49 it ran as V56 against AUTO, then the h path.)
+   */
+  @Test
+  void moeMlpWithFactorsIsTheMlpWithH() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
+    int d = 264, f = 1064;
+    try (Route r = route(new int[] {1500, 2, 0, 1, 2, 3, 5});
+        MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
+        Pair x = randn(DType.BF16, 1, r.n, d);
+        Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+        Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+        Pair topW = randn(DType.F32, 0.5, r.n, r.k);
+        Pair dY = randn(DType.BF16, 1, r.n, d)) {
+      gpu().copy(w1.g(), mlp.gateUp());
+      gpu().copy(w2.g(), mlp.down());
+      java.util.Map<CudaScatterMoe.Kernel, float[][]> got =
+          new java.util.EnumMap<>(CudaScatterMoe.Kernel.class);
+      for (CudaScatterMoe.Kernel k :
+          new CudaScatterMoe.Kernel[] {CudaScatterMoe.Kernel.H, CudaScatterMoe.Kernel.AUTO}) {
+        inFamily(
+            k,
+            () -> {
+              gpu().fill(mlp.gateUpGrad(), 0f);
+              gpu().fill(mlp.downGrad(), 0f);
+              assertEquals(k == CudaScatterMoe.Kernel.AUTO, gpu().swigluSavesFactors());
+              try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
+                  MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
+                got.put(
+                    k,
+                    new float[][] {
+                      gpu().download(fw.output()).toFloatArray(),
+                      gpu().download(g.dX()).toFloatArray(),
+                      gpu().download(g.dTopKWeights()).toFloatArray(),
+                      gpu().download(mlp.gateUpGrad()).toFloatArray(),
+                      gpu().download(mlp.downGrad()).toFloatArray()
+                    });
+              }
+            });
+      }
+      float[][] h = got.get(CudaScatterMoe.Kernel.H), fac = got.get(CudaScatterMoe.Kernel.AUTO);
+      assertArrayEquals(h[0], fac[0], "AUTO's output (the factors saved) differs from H's");
+      String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
+      for (int i = 1; i < names.length; i++) {
+        compare("AUTO (the factors) against H: " + names[i], h[i], fac[i], tol(DType.BF16));
       }
     }
   }

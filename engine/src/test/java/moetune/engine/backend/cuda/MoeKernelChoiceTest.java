@@ -39,17 +39,33 @@ class MoeKernelChoiceTest {
     assertEquals(25, Kernel.V14.generation());
     assertEquals("group_xty_ws256_tmar_mc_kernel42", CudaScatterMoe.groupXtYTmaKernel(Kernel.AUTO));
     assertEquals("group_xty_ws256_tmar_kernel14", CudaScatterMoe.groupXtYTmaKernel(Kernel.V14));
+    // V54 is AUTO but for the first product's epilogue (variant 39)
+    assertEquals(Kernel.V54, Kernel.fromEnv("v54"));
+    assertTrue(Kernel.V54.picked());
+    assertEquals(25, Kernel.V54.generation());
+    // V55 is AUTO with the SwiGLU epilogues' streams under evict_first (variant 55)
+    assertEquals(Kernel.V55, Kernel.fromEnv("v55"));
+    assertTrue(Kernel.V55.picked());
+    assertEquals(25, Kernel.V55.generation());
+    // V56 is AUTO with the SwiGLU backward's factors saved in h's place (variant 56)
+    assertEquals(Kernel.V56, Kernel.fromEnv("v56"));
+    assertTrue(Kernel.V56.picked());
+    assertEquals(25, Kernel.V56.generation());
+    // H keeps AUTO's kernels saving h (the path before variant 56)
+    assertEquals(Kernel.H, Kernel.fromEnv("h"));
+    assertTrue(Kernel.H.picked());
+    assertEquals(25, Kernel.H.generation());
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel25",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation()));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation(), false));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel13",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation()));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation(), false));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel11",
-        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation()));
+        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation(), false));
     assertEquals(15, Kernel.V15.generation());
     assertEquals(11, Kernel.V11.generation());
     assertEquals(10, Kernel.V10.generation());

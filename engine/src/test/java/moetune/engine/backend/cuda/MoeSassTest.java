@@ -62,6 +62,14 @@ class MoeSassTest {
                   "scatter2scatter_ws256_ng_glubwd_kernel13",
                   // variant 15: variant 11's forward epilogue double-buffered
                   "scatter2scatter_ws256_tg_glu_kernel15",
+                  // variant 39 (family v54): kernel15's stores issued by the producer's thread
+                  "scatter2scatter_ws256_tg_glu_kernel39",
+                  // variant 55 (family v55): kernels 15 and 25 with the L2 evict_first hints
+                  "scatter2scatter_ws256_tg_glu_kernel55",
+                  "scatter2scatter_ws256_ng_glubwd_kernel55",
+                  // variant 56 (family v56): the SwiGLU backward's factors saved in h's place
+                  "scatter2scatter_ws256_tg_glu_fac_kernel56",
+                  "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
@@ -115,7 +123,11 @@ class MoeSassTest {
           java.util.stream.Stream.concat(
                   java.util.stream.Stream.of(
                       "scatter2scatter_ws256_tg_glu_kernel11",
-                      "scatter2scatter_ws256_tg_glu_kernel15"),
+                      "scatter2scatter_ws256_tg_glu_kernel15",
+                      "scatter2scatter_ws256_tg_glu_kernel39",
+                      "scatter2scatter_ws256_tg_glu_kernel55",
+                      "scatter2scatter_ws256_tg_glu_fac_kernel56",
+                      "scatter2scatter_ws256_nc_glubwd_fac_kernel56"),
                   CudaScatterMoe.gluBackwardKernelNames().stream())
               .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
