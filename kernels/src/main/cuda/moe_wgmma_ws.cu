@@ -96,29 +96,6 @@ __device__ __forceinline__ void ws_tma3(uint32_t dst, const CUtensorMap* tm, int
       : "memory");
 }
 
-// Variant 55 (EF): the SwiGLU epilogues' streams (h, a and dH: each byte read or written once by
-// the product) carry an L2 evict_first policy, so the lines they pass through L2 with are the
-// first to go and the reused operands (the gathered rows, the weight tiles) stay: on 1.5B's dX2
-// those streams are 940 MB against a 50 MB L2. The hint changes no value.
-__device__ __forceinline__ uint64_t ws_evict_first() {
-  uint64_t p;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
-  return p;
-}
-template <bool EF>
-__device__ __forceinline__ void ws_tma3_h(uint32_t dst, const CUtensorMap* tm, int c0, int c1,
-                                          int c2, uint32_t bar) {
-  if constexpr (EF) {
-    asm volatile(
-        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-        ".L2::cache_hint [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
-        "l"(tm), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "l"(ws_evict_first())
-        : "memory");
-  } else {
-    ws_tma3(dst, tm, c0, c1, c2, bar);
-  }
-}
-
 // Cluster helpers (variant 9: two CTAs of a cluster share the weight tile by TMA multicast).
 __device__ __forceinline__ uint32_t ws_cluster_rank() {
   uint32_t r;
@@ -361,33 +338,6 @@ __device__ __forceinline__ void ws_tma_store3(const CUtensorMap* tm, uint32_t sr
       "r"(src), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
-// Variant 55 (EF): the same stores with the evict_first policy.
-template <bool EF>
-__device__ __forceinline__ void ws_tma_store2_h(const CUtensorMap* tm, uint32_t src, int c0,
-                                                int c1) {
-  if constexpr (EF) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3}], [%1],"
-        " %4;\n" ::"l"(tm),
-        "r"(src), "r"(c0), "r"(c1), "l"(ws_evict_first())
-        : "memory");
-  } else {
-    ws_tma_store2(tm, src, c0, c1);
-  }
-}
-template <bool EF>
-__device__ __forceinline__ void ws_tma_store3_h(const CUtensorMap* tm, uint32_t src, int c0, int c1,
-                                                int c2) {
-  if constexpr (EF) {
-    asm volatile(
-        "cp.async.bulk.tensor.3d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3, %4}],"
-        " [%1], %5;\n" ::"l"(tm),
-        "r"(src), "r"(c0), "r"(c1), "r"(c2), "l"(ws_evict_first())
-        : "memory");
-  } else {
-    ws_tma_store3(tm, src, c0, c1, c2);
-  }
-}
 __device__ __forceinline__ void ws_store_commit() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 }
@@ -469,7 +419,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // words; the accumulators then dead) and turns a box's 16 column pairs into p, q and a (48 words,
 // one sigmoid a pair) before the box's three rounds. (The first build turned all 32
 // pairs into 96 words before the first round: 1.5B's fwd1 7% slower than kernel15, H100.)
-template <int BN, bool DB = false, bool EF = false, bool FAC = false>
+template <int BN, bool DB = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128;
@@ -557,8 +507,8 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
       const CUtensorMap* tm = t == 2 ? glu.tmAct : glu.tmH;
       int col = tl.n0 + (t == 1 ? F : 0) + 8 * j0, row = tl.rStart + 64 * wg;
       uint32_t src = buf + (FAC ? (r & 1) : j0 / 8) * WG_SLAB;
-      ws_tma_store2_h<EF>(tm, src, col, row);
-      if (!DB) ws_tma_store2_h<EF>(tm, src + WG_SLAB, col + 64, row);
+      ws_tma_store2(tm, src, col, row);
+      if (!DB) ws_tma_store2(tm, src + WG_SLAB, col + 64, row);
       ws_store_commit();
     }
   }
@@ -721,7 +671,7 @@ struct WsGluRound {
 };
 // the leader thread of a consumer warpgroup: round q's gate and up boxes of h into the round's
 // buffer, once the stores that read that buffer before have read it
-template <bool DB, bool EF = false>
+template <bool DB>
 __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out, const WsGlu& glu,
                                                 int q) {
   using Rd = WsGluRound<DB>;
@@ -729,8 +679,8 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   uint32_t buf = Rd::buf(out, wg, q), bar = Rd::bar(out, wg, q);
   ws_store_wait_read();
   ws_arrive_tx(bar, 2 * Rd::BOX);
-  ws_tma3_h<EF>(buf, glu.tmH, n, 0, row, bar);
-  ws_tma3_h<EF>(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
+  ws_tma3(buf, glu.tmH, n, 0, row, bar);
+  ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
 
 // Variant 25 (B4): each row's round loads its CH column pairs of h first, then computes them, then
@@ -741,7 +691,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // FAC (variant 56, with DB and B4): the rows are gated already (dy grouped with its gates) and the
 // buffer holds the forward's factors p and q instead of h: dH = [dA p | dA q] (dA rounded to bf16,
 // as the plain product stores it; swiglu_backward_factors_kernel's values), no gates, no dot.
-template <int BN, bool DB = false, bool B4 = false, bool EF = false, bool FAC = false>
+template <int BN, bool DB = false, bool B4 = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
@@ -767,7 +717,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
     int n = tl.n0 + W * q;
     uint32_t buf = Rd::buf(out, wg, q);
     // DB: the next round's load flies during this one (round 0's came in the main loop)
-    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB, EF>(tl, out, glu, DB ? q + 1 : q);
+    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
     ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
@@ -813,8 +763,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
       ws_bar_wg(1 + wg);
       if (leader) {
-        ws_tma_store3_h<EF>(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3_h<EF>(glu.tmDh, buf + BOX, n, 1, row);
+        ws_tma_store3(glu.tmDh, buf, n, 0, row);
+        ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
         ws_store_commit();
       }
     } else {
@@ -1077,8 +1027,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool EF = false,
-          bool FAC = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -1096,10 +1045,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   static_assert(!ST || (GLU == 0 && CL == 1), "variant 16 changes the plain epilogue only");
   // HL (variant 37): variant 25's dX2 epilogue served by the producer's TMA thread, HL buffers
   // HL (variant 39, GLU 1): variant 15's stores issued by the same thread
-  // EF (variant 55): variants 15's and 25's epilogue streams with the L2 evict_first policy
-  static_assert(!EF || (V13 && HL == 0 && (GLU == 1 || V25)), "variant 55 hints variants 15 and 25");
   // FAC (variant 56): h holds the SwiGLU backward's factors; GLU 2 then takes grouped, gated rows
-  static_assert(!FAC || (V13 && HL == 0 && !EF && (GLU == 1 || (V25 && !GATHER))),
+  static_assert(!FAC || (V13 && HL == 0 && (GLU == 1 || (V25 && !GATHER))),
                 "variant 56 changes variants 15 and 25");
   static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
                 "variants 37 and 39 serve variant 25's and variant 15's rounds");
@@ -1264,7 +1211,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
-          ws_glu_bwd_load<true, EF>(tl, smem + STAGES * STAGE, glu, 0);
+          ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
         ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
@@ -1281,7 +1228,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_glu_fwd_epilogue_hl<BN>(d, tl, smem + STAGES * STAGE, outDim, fk);
           fk ^= 1;
         } else if (V11 && tl.rows == WG_BM && tl.n0 + NT <= outDim) {
-          ws_glu_fwd_epilogue_tma<BN, V13, EF, FAC>(d, tl, smem + STAGES * STAGE, glu, outDim);
+          ws_glu_fwd_epilogue_tma<BN, V13, FAC>(d, tl, smem + STAGES * STAGE, glu, outDim);
         } else {
           ws_glu_fwd_epilogue<BN, FAC>(d, tl, (__nv_bfloat16*)y, glu.act, outDim);
         }
@@ -1290,7 +1237,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           ws_glu_bwd_epilogue_hl<BN, HL>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
                                             sortedScattered, outDim);
         } else if constexpr (V11) {
-          ws_glu_bwd_epilogue_tma<BN, V13, V25, EF, FAC>(d, tl, smem + STAGES * STAGE, glu,
+          ws_glu_bwd_epilogue_tma<BN, V13, V25, FAC>(d, tl, smem + STAGES * STAGE, glu,
                                                 (__nv_bfloat16*)y, sortedScattered, outDim);
         } else {
           ws_glu_bwd_epilogue<BN>(d, tl, glu, (__nv_bfloat16*)y, sortedScattered, outDim);
@@ -1723,17 +1670,6 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
   WS_GLU_TMA_BODY(true, 2);
 }
 
-// Variant 55 (family v55): kernels 15 and 25 with h, a and dH loaded and stored under the L2
-// evict_first policy (ws_evict_first). Same arguments, maps, shared memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_tg_glu_kernel55(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 0, true);
-}
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_ng_glubwd_kernel55(WS_GLUBWD_TMA_ARGS) {
-  WS_GLUBWD_TMA_BODY(true, true, 0, true);
-}
-
 // Variant 56 (family v56): the SwiGLU backward's factors saved in place of h. The forward is
 // kernel15 storing p and q (swiglu_factors_s) where it stored the gate and the up half (same
 // arguments and maps; h then holds the factors). The backward is kernel25 over dy's rows grouped
@@ -1743,7 +1679,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // kernel25's h; shared memory as kernel25.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_fac_kernel56(WS_GLU_TMA_ARGS) {
-  WS_GLU_TMA_BODY(true, 0, false, true);
+  WS_GLU_TMA_BODY(true, 0, true);
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_nc_glubwd_fac_kernel56(
@@ -1751,7 +1687,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
         const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,
         const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
         const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F) {
-  WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, false, true>(
+  WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
 }

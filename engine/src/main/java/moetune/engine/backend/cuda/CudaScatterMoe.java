@@ -120,12 +120,6 @@ final class CudaScatterMoe {
      */
     V54,
     /**
-     * AUTO with the SwiGLU epilogues' streams (h and a stored by the first product, h loaded and dH
-     * stored by the down product's dX) under the L2 evict_first policy (variant 55: kernels 15 and
-     * 25 with the hint), the same values, so one process can time both.
-     */
-    V55,
-    /**
      * The SwiGLU backward's factors saved in place of h (variant 56: the first product by kernel56,
      * which stores p and q where kernel15 stores the gate and the up half; the down product's dX by
      * kernel56 over dy's rows grouped with their gates, dH = [dA p | dA q]; the gates' gradient
@@ -161,7 +155,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V54, V55, V56, H -> 25;
+        case AUTO, V14, V54, V56, H -> 25;
         default -> 0;
       };
     }
@@ -197,7 +191,6 @@ final class CudaScatterMoe {
         case "v16" -> V16;
         case "v14" -> V14;
         case "v54" -> V54;
-        case "v55" -> V55;
         case "v56" -> V56;
         case "h" -> H;
         default ->
@@ -205,7 +198,7 @@ final class CudaScatterMoe {
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, v55, v56 or h"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, v56 or h"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -272,7 +265,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V54, V55, V56, H -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, V56, H -> Kernel.WS256R;
     };
   }
 
@@ -613,9 +606,7 @@ final class CudaScatterMoe {
                             ? "scatter2scatter_ws256_tg_glu_fac_kernel56"
                             : kernel == Kernel.V54
                                 ? "scatter2scatter_ws256_tg_glu_kernel39"
-                                : kernel == Kernel.V55
-                                    ? "scatter2scatter_ws256_tg_glu_kernel55"
-                                    : "scatter2scatter_ws256_tg_glu_kernel15")
+                                : "scatter2scatter_ws256_tg_glu_kernel15")
                 .smem(gluSmem(e, staging))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
@@ -775,7 +766,7 @@ final class CudaScatterMoe {
     try (Tensor partial = b.empty(DType.F32, m, nTiles)) {
       KernelLaunch l =
           v11
-              ? b.kernel(gluBackwardKernel(v13, kernel.generation(), kernel == Kernel.V55))
+              ? b.kernel(gluBackwardKernel(v13, kernel.generation()))
                   .smem(gluSmem(e, v13 ? WS_GLU_BWD13_OUT_BYTES : WS_GLU_BWD_OUT_BYTES))
                   .struct("tmW", tmW)
                   .struct("tmH", tmH)
@@ -832,26 +823,20 @@ final class CudaScatterMoe {
    * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
    * (variant 13) before 25; else variant 11's.
    */
-  static String gluBackwardKernel(boolean v13, int generation, boolean hinted) {
-    return v13 && hinted
-        ? GLU_BACKWARD_HINTED
-        : !v13
-            ? "scatter2scatter_ws256_ng_glubwd_kernel11"
-            : generation >= 25
-                ? "scatter2scatter_ws256_ng_glubwd_kernel25"
-                : "scatter2scatter_ws256_ng_glubwd_kernel13";
+  static String gluBackwardKernel(boolean v13, int generation) {
+    return !v13
+        ? "scatter2scatter_ws256_ng_glubwd_kernel11"
+        : generation >= 25
+            ? "scatter2scatter_ws256_ng_glubwd_kernel25"
+            : "scatter2scatter_ws256_ng_glubwd_kernel13";
   }
 
-  /** Variant 55's down-product SwiGLU backward (family V55): kernel25 with the L2 hints. */
-  static final String GLU_BACKWARD_HINTED = "scatter2scatter_ws256_ng_glubwd_kernel55";
-
-  /** Every name {@link #gluBackwardKernel} gives, and variant 55's. */
+  /** Every name {@link #gluBackwardKernel} gives. */
   static List<String> gluBackwardKernelNames() {
     return List.of(
-        gluBackwardKernel(false, Kernel.AUTO.generation(), false),
-        gluBackwardKernel(true, Kernel.V16.generation(), false),
-        gluBackwardKernel(true, Kernel.AUTO.generation(), false),
-        gluBackwardKernel(true, Kernel.V55.generation(), true));
+        gluBackwardKernel(false, Kernel.AUTO.generation()),
+        gluBackwardKernel(true, Kernel.V16.generation()),
+        gluBackwardKernel(true, Kernel.AUTO.generation()));
   }
 
   /** Variant 16's dynamic shared memory for this many experts (stages, staging, tile table). */

@@ -557,7 +557,6 @@ class CudaMoeOpsTest {
             new CudaScatterMoe.Kernel[] {
               CudaScatterMoe.Kernel.AUTO,
               CudaScatterMoe.Kernel.V54,
-              CudaScatterMoe.Kernel.V55,
               CudaScatterMoe.Kernel.V16,
               CudaScatterMoe.Kernel.V11,
               CudaScatterMoe.Kernel.V10

@@ -43,10 +43,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V54, Kernel.fromEnv("v54"));
     assertTrue(Kernel.V54.picked());
     assertEquals(25, Kernel.V54.generation());
-    // V55 is AUTO with the SwiGLU epilogues' streams under evict_first (variant 55)
-    assertEquals(Kernel.V55, Kernel.fromEnv("v55"));
-    assertTrue(Kernel.V55.picked());
-    assertEquals(25, Kernel.V55.generation());
     // V56 is AUTO with the SwiGLU backward's factors saved in h's place (variant 56)
     assertEquals(Kernel.V56, Kernel.fromEnv("v56"));
     assertTrue(Kernel.V56.picked());
@@ -59,13 +55,13 @@ class MoeKernelChoiceTest {
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel25",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation(), false));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.AUTO.generation()));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel13",
-        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation(), false));
+        CudaScatterMoe.gluBackwardKernel(true, Kernel.V16.generation()));
     assertEquals(
         "scatter2scatter_ws256_ng_glubwd_kernel11",
-        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation(), false));
+        CudaScatterMoe.gluBackwardKernel(false, Kernel.AUTO.generation()));
     assertEquals(15, Kernel.V15.generation());
     assertEquals(11, Kernel.V11.generation());
     assertEquals(10, Kernel.V10.generation());

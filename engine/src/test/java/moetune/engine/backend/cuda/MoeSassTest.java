@@ -64,9 +64,6 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 39 (family v54): kernel15's stores issued by the producer's thread
                   "scatter2scatter_ws256_tg_glu_kernel39",
-                  // variant 55 (family v55): kernels 15 and 25 with the L2 evict_first hints
-                  "scatter2scatter_ws256_tg_glu_kernel55",
-                  "scatter2scatter_ws256_ng_glubwd_kernel55",
                   // variant 56 (family v56): the SwiGLU backward's factors saved in h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
@@ -125,7 +122,6 @@ class MoeSassTest {
                       "scatter2scatter_ws256_tg_glu_kernel11",
                       "scatter2scatter_ws256_tg_glu_kernel15",
                       "scatter2scatter_ws256_tg_glu_kernel39",
-                      "scatter2scatter_ws256_tg_glu_kernel55",
                       "scatter2scatter_ws256_tg_glu_fac_kernel56",
                       "scatter2scatter_ws256_nc_glubwd_fac_kernel56"),
                   CudaScatterMoe.gluBackwardKernelNames().stream())
