@@ -55,12 +55,14 @@ final class CudaScatterMoe {
    * (variants 5 and 7: wgmma + TMA, sm_90a) on compute capability 9.0, with the expert MLP's SwiGLU
    * in the epilogues of its first product and its down product's dX ({@link
    * #scatter2scatterSwiglu}: variants 15 and 25, the tiles through shared memory and TMA in
-   * double-buffered rounds), the float32 weight gradients added by TMA reductions from CTAs in
-   * clusters of two sharing one operand tile by TMA multicast (variant 42), the other two products'
-   * bf16 tiles leaving through shared memory in full 128-byte row pieces (variant 16) and group
-   * reading each token's row once (group_tokens_kernel); variant 2 (mma.sync) elsewhere. A named
-   * family runs the unfused ops; V10, V11, V15 and V16 keep earlier epilogues and V14 the dW kernel
-   * before variant 42, so one process can time them all.
+   * double-buffered rounds; since session 49 the expert MLP saves SwiGLU's backward factors in h's
+   * place, {@link #scatter2scatterSwigluFactors}: variant 56, kernel15's rounds storing the factors
+   * and kernel25's over dy grouped with its gates, dH = (dA p, dA q)), the float32 weight gradients
+   * added by TMA reductions from CTAs in clusters of two sharing one operand tile by TMA multicast
+   * (variant 42), the other two products' bf16 tiles leaving through shared memory in full 128-byte
+   * row pieces (variant 16) and group reading each token's row once (group_tokens_kernel); variant
+   * 2 (mma.sync) elsewhere. A named family runs the unfused ops; V10, V11, V15 and V16 keep earlier
+   * epilogues and V14 the dW kernel before variant 42, so one process can time them all.
    */
   enum Kernel {
     AUTO,
