@@ -98,16 +98,17 @@ MT_KERNEL void swiglu_factors_kernel(void* h, int hdt, void* a, int adt, long lo
 
 // Variant 56's unfused backward: dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors
 // [p | q] (M, 2F); dH may alias them. Vector path as the forward.
-MT_KERNEL void swiglu_backward_factors_kernel(const void* da, int dadt, const void* pq, int pdt,
+// (h: the factors, named as swiglu_backward_kernel's h so that one launch serves both)
+MT_KERNEL void swiglu_backward_factors_kernel(const void* da, int dadt, const void* h, int hdt,
                                               void* dh, int dhdt, long long M, int F) {
-  if (F % 8 == 0 && aligned16(da) && aligned16(pq) && aligned16(dh)) {
+  if (F % 8 == 0 && aligned16(da) && aligned16(h) && aligned16(dh)) {
     int F8 = F / 8;
     GRID_LOOP(c, M * F8) {
       long long m = c / F8;
       long long f = (c % F8) * 8;
       float p[8], q[8], d[8], dg[8], du[8];
-      ld8(pq, m * 2 * F + f, pdt, p);
-      ld8(pq, m * 2 * F + F + f, pdt, q);
+      ld8(h, m * 2 * F + f, hdt, p);
+      ld8(h, m * 2 * F + F + f, hdt, q);
       ld8(da, m * F + f, dadt, d);
 #pragma unroll
       for (int j = 0; j < 8; j++) {
@@ -122,7 +123,7 @@ MT_KERNEL void swiglu_backward_factors_kernel(const void* da, int dadt, const vo
   GRID_LOOP(t, M * F) {
     long long m = t / F;
     int f = (int)(t % F);
-    float p = ldf(pq, m * 2 * F + f, pdt), q = ldf(pq, m * 2 * F + F + f, pdt);
+    float p = ldf(h, m * 2 * F + f, hdt), q = ldf(h, m * 2 * F + F + f, hdt);
     float d = ldf(da, t, dadt);
     stf(dh, m * 2 * F + f, dhdt, d * p);
     stf(dh, m * 2 * F + F + f, dhdt, d * q);

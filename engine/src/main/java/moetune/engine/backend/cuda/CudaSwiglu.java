@@ -18,22 +18,7 @@ final class CudaSwiglu {
 
   /** a = silu(h[:, :F]) * h[:, F:]; h (M, 2F), a (M, F) overwrite. */
   void forward(Tensor h, Tensor a) {
-    String op = "swigluForward";
-    CudaTensor ht = ctx.ct(h, op, "h"), at = ctx.ct(a, op, "a");
-    int[] mf = OpShapes.swigluForward(ht, at);
-    long m = mf[0];
-    int f = mf[1];
-    ctx.kernel("swiglu_forward_kernel")
-        .shapes(ht.describe())
-        .grid(ctx.gridFor(m * f))
-        .block(256)
-        .ptr("h", ht.address())
-        .i32("hdt", dt(ht, op, "h"))
-        .ptr("a", at.address())
-        .i32("adt", dt(at, op, "a"))
-        .i64("M", m)
-        .i32("F", f)
-        .launch();
+    forward(h, a, false);
   }
 
   /**
@@ -41,12 +26,16 @@ final class CudaSwiglu {
    * silu(gate) * up overwrite (swiglu_factors_kernel).
    */
   void factors(Tensor h, Tensor a) {
-    String op = "swigluFactors";
+    forward(h, a, true);
+  }
+
+  private void forward(Tensor h, Tensor a, boolean factors) {
+    String op = factors ? "swigluFactors" : "swigluForward";
     CudaTensor ht = ctx.ct(h, op, "h"), at = ctx.ct(a, op, "a");
     int[] mf = OpShapes.swigluForward(ht, at);
     long m = mf[0];
     int f = mf[1];
-    ctx.kernel("swiglu_factors_kernel")
+    ctx.kernel(factors ? "swiglu_factors_kernel" : "swiglu_forward_kernel")
         .shapes(ht.describe())
         .grid(ctx.gridFor(m * f))
         .block(256)
@@ -59,43 +48,31 @@ final class CudaSwiglu {
         .launch();
   }
 
-  /** dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors (M, 2F); dH may alias them. */
-  void backwardFactors(Tensor dA, Tensor p, Tensor dH) {
-    String op = "swigluBackwardFactors";
-    CudaTensor g = ctx.ct(dA, op, "dA"), pt = ctx.ct(p, op, "p"), dh = ctx.ct(dH, op, "dH");
-    int[] mf = OpShapes.swigluBackward(g, pt, dh);
-    long m = mf[0];
-    int f = mf[1];
-    ctx.kernel("swiglu_backward_factors_kernel")
-        .shapes(pt.describe())
-        .grid(ctx.gridFor(m * f))
-        .block(256)
-        .ptr("da", g.address())
-        .i32("dadt", dt(g, op, "dA"))
-        .ptr("pq", pt.address())
-        .i32("pdt", dt(pt, op, "p"))
-        .ptr("dh", dh.address())
-        .i32("dhdt", dt(dh, op, "dH"))
-        .i64("M", m)
-        .i32("F", f)
-        .launch();
-  }
-
   /** dH (M, 2F) overwrite from dA (M, F) and h (M, 2F); dH may alias h. */
   void backward(Tensor dA, Tensor h, Tensor dH) {
-    String op = "swigluBackward";
-    CudaTensor g = ctx.ct(dA, op, "dA"), ht = ctx.ct(h, op, "h"), dh = ctx.ct(dH, op, "dH");
+    backward(dA, h, dH, false);
+  }
+
+  /** dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors (M, 2F); dH may alias them. */
+  void backwardFactors(Tensor dA, Tensor p, Tensor dH) {
+    backward(dA, p, dH, true);
+  }
+
+  private void backward(Tensor dA, Tensor h, Tensor dH, boolean factors) {
+    String op = factors ? "swigluBackwardFactors" : "swigluBackward";
+    String saved = factors ? "p" : "h";
+    CudaTensor g = ctx.ct(dA, op, "dA"), ht = ctx.ct(h, op, saved), dh = ctx.ct(dH, op, "dH");
     int[] mf = OpShapes.swigluBackward(g, ht, dh);
     long m = mf[0];
     int f = mf[1];
-    ctx.kernel("swiglu_backward_kernel")
+    ctx.kernel(factors ? "swiglu_backward_factors_kernel" : "swiglu_backward_kernel")
         .shapes(ht.describe())
         .grid(ctx.gridFor(m * f))
         .block(256)
         .ptr("da", g.address())
         .i32("dadt", dt(g, op, "dA"))
         .ptr("h", ht.address())
-        .i32("hdt", dt(ht, op, "h"))
+        .i32("hdt", dt(ht, op, saved))
         .ptr("dh", dh.address())
         .i32("dhdt", dt(dh, op, "dH"))
         .i64("M", m)
