@@ -406,7 +406,10 @@ public final class ParallelLinear {
    * (grouped): with swigluH, the returned dX is already dH (M, 2F), the gradient of swigluH, from
    * one backend call ({@link Backend#scatter2scatterSwigluBackward}: the ungated product, the
    * gates' gradient and SwiGLU's backward). It needs a gated product without bias or adapter on
-   * grouped rows (k = 1); swigluH null is the plain backward.
+   * grouped rows (k = 1); swigluH null is the plain backward. Where the forward was made with
+   * swigluFactors, swigluH holds SwiGLU's backward factors instead of h, and dH comes from dY
+   * grouped with its gates ({@link Backend#scatter2scatterSwigluFactorsBackward}), the gates'
+   * gradient from the kept ungated rows.
    */
   public static Grads backward(
       Context c, Tensor dY, Tensor dW, Tensor dBias, boolean needDx, Tensor swigluH) {
