@@ -3,6 +3,8 @@
 # by the producer warpgroup's TMA thread), v55 (variant 55: kernels 15 and 25 with h, a and dH
 # under the L2 evict_first policy) and v56 (variant 56: SwiGLU's backward factors saved in h's
 # place; dX2 over dy grouped with its gates by TMA, dH = [dA p | dA q]) against auto, one process.
+# It ran on 3392f35, where family v56 named variant 56; since then variant 56 is auto's path and
+# family h the path before it (run it with KERNELS="h v54"; the model test below now takes auto).
 # Staging: scripts/device/stage.sh $PWD/.device/main, cp this file into .device/main/, then on the
 # device from the repository root: .device/main/run-call-s49.sh SECONDS (env BENCH_ARGS, KERNELS).
 # 1) the SwiGLU bitwise tests (V54, V55 beside AUTO, V16, V11, V10), variant 56's bitwise and MLP
@@ -27,7 +29,7 @@ for fam in ${KERNELS:-v56 v54 v55}; do
 done
 case "$K" in *v56*)  # the model's GPU parity tests with variant 56's factors path
   mkdir -p "$OUT/model"
-  OUT="$OUT/model" SANITIZE=0 MOETUNE_MOE_KERNEL=v56 SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest" \
+  OUT="$OUT/model" SANITIZE=0 MOETUNE_MOE_KERNEL=auto SELECT="--select-class=moetune.engine.model.MixtralModelGpuTest" \
     timeout -k 5 ${MODEL_LIMIT:-90} ./run-gpu-tests.sh > "$OUT/model/run.log" 2>&1
   sed 's/\x1b\[[0-9;]*m//g' "$OUT/model/tests.log" > "$OUT/model/plain.log"
   echo "## MixtralModelGpuTest with v56 (${SECONDS} s)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 49's second device call: variant 56's second build (the first product's factors box by
 # box, kernel56 fwd) against auto. Staging as run-call-s49.sh; then .device/main/run-call-s49b.sh
-# SECONDS. 1) variant 56's bitwise and MLP tests and MoeSassTest; 2) MoeLayerBench of auto,v56 with
+# SECONDS. (It ran on the family v56, which from fd44a59 on is auto's path: h is the path before.)
+# 1) variant 56's bitwise and MLP tests and MoeSassTest; 2) MoeLayerBench of auto,h with
 # the breakdown (auto alone if a test failed); 3) memcheck on variant 56's bitwise test.
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
@@ -15,7 +16,7 @@ sed 's/\x1b\[[0-9;]*m//g' "$OUT/pre/tests.log" > "$OUT/pre/plain.log"
 echo "## precheck (${SECONDS} s)"; grep -E "tests (found|successful|failed|aborted)|✘" "$OUT/pre/plain.log" | head -12
 grep -A6 "✘" "$OUT/pre/plain.log" | cut -c1-300 | head -30
 if grep -qE "\[ +0 tests failed" "$OUT/pre/plain.log" && grep -qE "\[ +[1-9][0-9]* tests successful" "$OUT/pre/plain.log" \
-  && ! grep -q "✘" "$OUT/pre/plain.log"; then K=${KERNELS:-auto,v56}; else K=auto; fi
+  && ! grep -q "✘" "$OUT/pre/plain.log"; then K=${KERNELS:-auto,h}; else K=auto; fi
 left=$((LIMIT - SECONDS - 40)); bl=$left; [ $bl -gt 240 ] && bl=240
 echo "## bench $K (limit ${bl} s)"
 BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$K BENCH_LIMIT=$bl CLOCKS=1 MOE_BENCH_BREAKDOWN=1 ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1

@@ -71,8 +71,8 @@ public final class ParallelLinear {
     private final Routing routing;
     private final Tensor gates; // F32 (Ng, Kg) or null
     private final Tensor
-        expanded; // (M, O) scattered, the ungated rows: kept with gates + bias, or for the factors
-    private final boolean swigluFactors; // the input was SwiGLU saving its factors (variant 56)
+        expanded; // (M, O) scattered, the ungated rows: kept with gates + bias, or (no bias) for
+    // the SwiGLU factors' backward (variant 56)
     private final boolean groupedIn;
     private final boolean groupedOut;
     private final Tensor output; // (M, O) or, with gates, (Ng, O); null when not computed
@@ -91,9 +91,7 @@ public final class ParallelLinear {
         boolean groupedIn,
         boolean groupedOut,
         Tensor output,
-        long outputNumel,
-        boolean swigluFactors) {
-      this.swigluFactors = swigluFactors;
+        long outputNumel) {
       this.x = x;
       this.w = w;
       this.hasBias = hasBias;
@@ -166,35 +164,18 @@ public final class ParallelLinear {
       boolean groupedIn,
       boolean groupedOut,
       Lora lora) {
-    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, lora, true);
+    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, lora, true, false);
   }
 
   /**
    * As above; with outputNeeded false (a recomputation for the backward of a gated product without
    * bias) only what the backward reads is made: the adapter's xa, not the product or its combine,
-   * and {@link Context#output()} is null.
-   */
-  public static Context forward(
-      Tensor x,
-      Tensor w,
-      Tensor bias,
-      int k,
-      Routing routing,
-      Tensor gates,
-      boolean groupedIn,
-      boolean groupedOut,
-      Lora lora,
-      boolean outputNeeded) {
-    return forward(x, w, bias, k, routing, gates, groupedIn, groupedOut, lora, outputNeeded, false);
-  }
-
-  /**
-   * As above; with swigluFactors (the expert MLP's down product when its input a is SwiGLU that
-   * saved its backward's factors, {@link Backend#scatter2scatterSwigluFactors}) the ungated rows
-   * are kept for the gates' gradient, and {@link #backward} with those factors runs {@link
-   * Backend#scatter2scatterSwigluFactorsBackward}. It needs gates; without outputNeeded (a
-   * recomputation) the rows are still made, the combine is not, so that the gradients are the same
-   * bit for bit whether the layer was recomputed or kept.
+   * and {@link Context#output()} is null. With swigluFactors (the expert MLP's down product when
+   * its input a is SwiGLU that saved its backward's factors, {@link
+   * Backend#scatter2scatterSwigluFactors}) the ungated rows are kept for the gates' gradient, and
+   * {@link #backward} with those factors runs {@link Backend#scatter2scatterSwigluFactorsBackward}.
+   * It needs gates and no bias; without outputNeeded the rows are still made, the combine is not,
+   * so that the gradients are the same bit for bit whether the layer was recomputed or kept.
    */
   public static Context forward(
       Tensor x,
@@ -224,8 +205,7 @@ public final class ParallelLinear {
                 + " needs no y_e)");
       }
       long numel = m / gates.cols() * out;
-      Context c =
-          new Context(x, w, false, k, routing, gates, null, groupedIn, false, null, numel, false);
+      Context c = new Context(x, w, false, k, routing, gates, null, groupedIn, false, null, numel);
       if (lora != null) {
         c.xa = loraDown(c, lora);
       }
@@ -246,18 +226,7 @@ public final class ParallelLinear {
           y);
       Context c =
           new Context(
-              x,
-              w,
-              bias != null,
-              k,
-              routing,
-              null,
-              null,
-              groupedIn,
-              groupedOut,
-              y,
-              y.numel(),
-              false);
+              x, w, bias != null, k, routing, null, null, groupedIn, groupedOut, y, y.numel());
       addLora(c, lora, y, groupedOut);
       return c;
     }
@@ -287,8 +256,7 @@ public final class ParallelLinear {
             groupedIn,
             false,
             y,
-            m / gateFan * out,
-            swigluFactors);
+            m / gateFan * out);
     addLora(c, lora, expanded, false); // before the combine: expanded has the ungated rows
     if (y != null) {
       be.combine(expanded, gates, gateFan, y);
@@ -313,7 +281,7 @@ public final class ParallelLinear {
     Tensor h = be.empty(x.dtype(), m, w.dim(1));
     be.scatter2scatterSwiglu(
         x, w, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), false, h, act);
-    return new Context(x, w, false, k, routing, null, null, false, true, h, h.numel(), false);
+    return new Context(x, w, false, k, routing, null, null, false, true, h, h.numel());
   }
 
   /**
@@ -329,7 +297,7 @@ public final class ParallelLinear {
     Tensor p = be.empty(x.dtype(), m, w.dim(1));
     be.scatter2scatterSwigluFactors(
         x, w, k, routing.sortedExpertIdxs(), routing.sortedScatteredIdxs(), false, p, act);
-    return new Context(x, w, false, k, routing, null, null, false, true, p, p.numel(), false);
+    return new Context(x, w, false, k, routing, null, null, false, true, p, p.numel());
   }
 
   /**
@@ -431,9 +399,11 @@ public final class ParallelLinear {
       Tensor swigluH,
       boolean accumulate) {
     Backend be = dY.backend();
+    // the factors' path: the forward kept the ungated rows of a product without bias
+    boolean factors = swigluH != null && c.expanded != null;
     if (swigluH != null
         && (c.gates == null
-            || (c.expanded != null) != c.swigluFactors
+            || c.hasBias
             || c.lora != null
             || !c.groupedIn
             || c.k != 1
@@ -471,7 +441,7 @@ public final class ParallelLinear {
     if (c.gates != null) {
       gateFan = (int) c.gates.cols();
       dGates = be.empty(DType.F32, c.gates.shape());
-      if (swigluH != null && !c.swigluFactors) { // the fused call gathers dY's rows itself
+      if (swigluH != null && !factors) { // the fused call gathers dY's rows itself
         gatesFlat = c.gates.reshape(m);
         dYGrouped = null;
       } else if (c.expanded == null) {
@@ -524,7 +494,7 @@ public final class ParallelLinear {
       }
     }
     Tensor dX = null;
-    if (swigluH != null && c.swigluFactors) { // dH from the gated rows and the forward's factors
+    if (factors) { // dH from the gated rows and the forward's factors
       dX = be.empty(dY.dtype(), m, swigluH.cols());
       be.scatter2scatterSwigluFactorsBackward(
           dYGrouped, c.w, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), swigluH, dX);

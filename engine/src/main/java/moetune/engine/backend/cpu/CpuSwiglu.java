@@ -19,8 +19,22 @@ final class CpuSwiglu {
 
   /** a = silu(h[:, :F]) * h[:, F:]; h (M, 2F), a (M, F) overwrite. */
   void forward(Tensor ht, Tensor at) {
-    CpuTensor a = Args.f32("swigluForward", "a", at);
-    CpuTensor h = Args.f32("swigluForward", "h", ht);
+    forward(ht, at, false);
+  }
+
+  /**
+   * In place: h (M, 2F) = [gate | up] becomes [p | q] = [up s (1 + gate (1 - s)) | gate s], s =
+   * sigmoid(gate) (the factors swigluBackward multiplies dA by), after a (M, F) = silu(gate) * up
+   * overwrite.
+   */
+  void factors(Tensor ht, Tensor at) {
+    forward(ht, at, true);
+  }
+
+  private void forward(Tensor ht, Tensor at, boolean factors) {
+    String op = factors ? "swigluFactors" : "swigluForward";
+    CpuTensor a = Args.f32(op, "a", at);
+    CpuTensor h = Args.f32(op, "h", ht);
     int[] mf = OpShapes.swigluForward(h, a);
     int m = mf[0], f = mf[1];
     float[] hd = h.floats();
@@ -38,6 +52,11 @@ final class CpuSwiglu {
               float g = hd[hr + j];
               float u = hd[hr + f + j];
               ad[ar + j] = silu(g) * u;
+              if (factors) {
+                float sig = sigmoid(g);
+                hd[hr + j] = u * (sig * (1f + g * (1f - sig)));
+                hd[hr + f + j] = g * sig;
+              }
             }
           }
         });
@@ -45,9 +64,21 @@ final class CpuSwiglu {
 
   /** dH (M, 2F) overwrite from dA (M, F) and h (M, 2F); dH may alias h. */
   void backward(Tensor dat, Tensor ht, Tensor dht) {
-    CpuTensor da = Args.f32("swigluBackward", "dA", dat);
-    CpuTensor h = Args.f32("swigluBackward", "h", ht);
-    CpuTensor dh = Args.f32("swigluBackward", "dH", dht);
+    backward(dat, ht, dht, false);
+  }
+
+  /**
+   * dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors [p | q] (M, 2F); dH may alias them.
+   */
+  void backwardFactors(Tensor dat, Tensor pt, Tensor dht) {
+    backward(dat, pt, dht, true);
+  }
+
+  private void backward(Tensor dat, Tensor ht, Tensor dht, boolean factors) {
+    String op = factors ? "swigluBackwardFactors" : "swigluBackward";
+    CpuTensor da = Args.f32(op, "dA", dat);
+    CpuTensor h = Args.f32(op, factors ? "p" : "h", ht);
+    CpuTensor dh = Args.f32(op, "dH", dht);
     int[] mf = OpShapes.swigluBackward(da, h, dh);
     int m = mf[0], f = mf[1];
     float[] dad = da.floats();
@@ -65,10 +96,15 @@ final class CpuSwiglu {
               float g = hd[ho + r * 2 * f + j];
               float u = hd[ho + r * 2 * f + f + j];
               float d = dad[dao + r * f + j];
-              float sig = sigmoid(g);
-              // d silu(g)/dg = sig * (1 + g * (1 - sig))
-              dhd[dho + r * 2 * f + j] = d * u * (sig * (1f + g * (1f - sig)));
-              dhd[dho + r * 2 * f + f + j] = d * (g * sig);
+              if (factors) { // g, u hold p = d a / d gate and q = d a / d up
+                dhd[dho + r * 2 * f + j] = d * g;
+                dhd[dho + r * 2 * f + f + j] = d * u;
+              } else {
+                float sig = sigmoid(g);
+                // d silu(g)/dg = sig * (1 + g * (1 - sig))
+                dhd[dho + r * 2 * f + j] = d * u * (sig * (1f + g * (1f - sig)));
+                dhd[dho + r * 2 * f + f + j] = d * (g * sig);
+              }
             }
           }
         });
@@ -77,70 +113,6 @@ final class CpuSwiglu {
   /** torch's silu in float32: x / (1 + exp(-x)). */
   static float silu(float x) {
     return x / (1f + (float) Math.exp(-x));
-  }
-
-  /**
-   * In place: h (M, 2F) = [gate | up] becomes [p | q] = [up s (1 + gate (1 - s)) | gate s], s =
-   * sigmoid(gate) (the factors swigluBackward multiplies dA by), after a (M, F) = silu(gate) * up
-   * overwrite.
-   */
-  void factors(Tensor ht, Tensor at) {
-    CpuTensor a = Args.f32("swigluFactors", "a", at);
-    CpuTensor h = Args.f32("swigluFactors", "h", ht);
-    int[] mf = OpShapes.swigluForward(h, a);
-    int m = mf[0], f = mf[1];
-    float[] hd = h.floats();
-    float[] ad = a.floats();
-    int ho = h.offset();
-    int ao = a.offset();
-    par.forChunks(
-        m,
-        Math.max(1, CHUNK / (2 * f)),
-        (r0, r1) -> {
-          for (int r = r0; r < r1; r++) {
-            int hr = ho + r * 2 * f;
-            int ar = ao + r * f;
-            for (int j = 0; j < f; j++) {
-              float g = hd[hr + j];
-              float u = hd[hr + f + j];
-              float sig = sigmoid(g);
-              ad[ar + j] = silu(g) * u;
-              hd[hr + j] = u * (sig * (1f + g * (1f - sig)));
-              hd[hr + f + j] = g * sig;
-            }
-          }
-        });
-  }
-
-  /**
-   * dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors [p | q] (M, 2F); dH may alias them.
-   */
-  void backwardFactors(Tensor dat, Tensor pt, Tensor dht) {
-    CpuTensor da = Args.f32("swigluBackwardFactors", "dA", dat);
-    CpuTensor p = Args.f32("swigluBackwardFactors", "p", pt);
-    CpuTensor dh = Args.f32("swigluBackwardFactors", "dH", dht);
-    int[] mf = OpShapes.swigluBackward(da, p, dh);
-    int m = mf[0], f = mf[1];
-    float[] dad = da.floats();
-    float[] pd = p.floats();
-    float[] dhd = dh.floats();
-    int dao = da.offset();
-    int po = p.offset();
-    int dho = dh.offset();
-    par.forChunks(
-        m,
-        Math.max(1, CHUNK / (2 * f)),
-        (r0, r1) -> {
-          for (int r = r0; r < r1; r++) {
-            for (int j = 0; j < f; j++) {
-              float d = dad[dao + r * f + j];
-              float pg = pd[po + r * 2 * f + j];
-              float pu = pd[po + r * 2 * f + f + j];
-              dhd[dho + r * 2 * f + j] = d * pg;
-              dhd[dho + r * 2 * f + f + j] = d * pu;
-            }
-          }
-        });
   }
 
   static float sigmoid(float x) {

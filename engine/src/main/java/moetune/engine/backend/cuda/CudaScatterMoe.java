@@ -122,17 +122,12 @@ final class CudaScatterMoe {
      */
     V54,
     /**
-     * The SwiGLU backward's factors saved in place of h (variant 56: the first product by kernel56,
-     * which stores p and q where kernel15 stores the gate and the up half; the down product's dX by
-     * kernel56 over dy's rows grouped with their gates, dH = [dA p | dA q]; the gates' gradient
-     * from the forward's ungated rows), AUTO's path since session 49 under its variant's name.
-     * Another gradient path (the forward is the same bit for bit), so MoeMlp asks {@link
-     * CudaScatterMoe#savesFactors}.
-     */
-    V56,
-    /**
      * AUTO saving h as before variant 56 (kernel15's h, kernel25's dX2 gathering dy and taking the
-     * gates' gradient from dA), so one process can time both paths.
+     * gates' gradient from dA), so one process can time both paths: AUTO saves SwiGLU's backward
+     * factors in h's place (variant 56, family v56 in session 49: the first product by kernel56,
+     * which stores p and q where kernel15 stores the gate and the up half; the down product's dX by
+     * kernel56 over dy's rows grouped with their gates, dH = (dA p, dA q); the gates' gradient from
+     * the forward's ungated rows). MoeMlp asks {@link CudaScatterMoe#savesFactors}.
      */
     H;
 
@@ -157,7 +152,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V54, V56, H -> 25;
+        case AUTO, V14, V54, H -> 25;
         default -> 0;
       };
     }
@@ -193,14 +188,13 @@ final class CudaScatterMoe {
         case "v16" -> V16;
         case "v14" -> V14;
         case "v54" -> V54;
-        case "v56" -> V56;
         case "h" -> H;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, v56 or h"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54 or h"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -267,7 +261,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V54, V56, H -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, H -> Kernel.WS256R;
     };
   }
 
@@ -524,11 +518,11 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether the expert MLP saves SwiGLU's backward factors (variant 56): AUTO and V56 (H saves h;
-   * the named earlier families too, whose SwiGLU products run as before).
+   * Whether the expert MLP saves SwiGLU's backward factors (variant 56): AUTO (H saves h; the named
+   * earlier families too, whose SwiGLU products run as before).
    */
   boolean savesFactors() {
-    return kernel == Kernel.AUTO || kernel == Kernel.V56;
+    return kernel == Kernel.AUTO;
   }
 
   /**
@@ -651,7 +645,6 @@ final class CudaScatterMoe {
     CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
         ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
     long f2 = pt.cols(), m = pt.rows();
-    OpShapes.check(f2 % 2 == 0, op + ": p " + pt.describe() + " must be (M, 2F)");
     long e = wt.dim(0), d = wt.dim(1), f = wt.dim(2);
     OpShapes.check(
         f * 2 == f2

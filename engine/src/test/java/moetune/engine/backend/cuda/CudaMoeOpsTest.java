@@ -604,10 +604,10 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 56 (V56): the first product storing SwiGLU's backward factors in h's place and the down
-   * product's dX over dy's rows grouped with their gates, dH = [dA p | dA q] in its epilogue,
-   * against the unfused ops on the same GPU (the ws256r family: the plain products, then
-   * swigluFactors / swigluBackwardFactors): p, a and dH equal bit for bit, a also equal to the
+   * Variant 56 (AUTO since session 49): the first product storing SwiGLU's backward factors in h's
+   * place and the down product's dX over dy's rows grouped with their gates, dH = [dA p | dA q] in
+   * its epilogue, against the unfused ops on the same GPU (the ws256r family: the plain products,
+   * then swigluFactors / swigluBackwardFactors): p, a and dH equal bit for bit, a also equal to the
    * h-saving fused forward's (AUTO); all against the CPU. The three cases of the SwiGLU epilogue
    * tests (full and partial tiles, 17 k steps, every row tile an expert's last).
    */
@@ -620,7 +620,7 @@ class CudaMoeOpsTest {
 
   private void swigluFactors(int tokens, int d, int f) {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
-    String v = "V56 N=" + tokens + " D=" + d + ": ";
+    String v = "variant 56 N=" + tokens + " D=" + d + ": ";
     try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
       long m = (long) r.n * r.k;
       try (Pair x = randn(DType.BF16, 1, r.n, d);
@@ -659,7 +659,7 @@ class CudaMoeOpsTest {
                         h3.g(),
                         a3.g()));
         inFamily(
-            CudaScatterMoe.Kernel.V56,
+            CudaScatterMoe.Kernel.AUTO,
             () ->
                 gpu()
                     .scatter2scatterSwigluFactors(
@@ -681,7 +681,7 @@ class CudaMoeOpsTest {
         check(v + "scatter2scatterSwigluFactors a", a, tol(DType.BF16));
         sync(p); // the backward reads the same factors on both backends
         inFamily(
-            CudaScatterMoe.Kernel.V56,
+            CudaScatterMoe.Kernel.AUTO,
             () ->
                 gpu()
                     .scatter2scatterSwigluFactorsBackward(

@@ -43,10 +43,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.V54, Kernel.fromEnv("v54"));
     assertTrue(Kernel.V54.picked());
     assertEquals(25, Kernel.V54.generation());
-    // V56 is AUTO with the SwiGLU backward's factors saved in h's place (variant 56)
-    assertEquals(Kernel.V56, Kernel.fromEnv("v56"));
-    assertTrue(Kernel.V56.picked());
-    assertEquals(25, Kernel.V56.generation());
     // H keeps AUTO's kernels saving h (the path before variant 56)
     assertEquals(Kernel.H, Kernel.fromEnv("h"));
     assertTrue(Kernel.H.picked());

@@ -64,7 +64,8 @@ class MoeSassTest {
                   "scatter2scatter_ws256_tg_glu_kernel15",
                   // variant 39 (family v54): kernel15's stores issued by the producer's thread
                   "scatter2scatter_ws256_tg_glu_kernel39",
-                  // variant 56 (family v56): the SwiGLU backward's factors saved in h's place
+                  // variant 56 (AUTO's since session 49): the SwiGLU backward's factors saved in
+                  // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
                   // variant 14: float32 dW added by TMA reductions
