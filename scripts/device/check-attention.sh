@@ -13,8 +13,7 @@ grep -q "tests successful" "$OUT/cudnn.log" && grep -q "0 tests failed" "$OUT/cu
 echo "MOETUNE_TEST_CUDNN=${MOETUNE_TEST_CUDNN:-1}"
 SANITIZE=0 SELECT="--select-package=moetune.engine" timeout 110 ./run-gpu-tests.sh > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 if [ "${MOETUNE_TEST_CUDNN:-1}" != 0 ]; then
   MOETUNE_ATTENTION=cudnn timeout 45 $java --enable-native-access=ALL-UNNAMED -Xmx16g -cp "$cp" \
     moetune.engine.backend.cuda.AttentionBench "$repo/tools/bench_sdpa.py" default > "$OUT/bench-attn-cudnn.log" 2>&1

@@ -18,8 +18,7 @@ sel="--select-class=moetune.engine.backend.cuda.CudaAttentionTest --select-class
 sel="$sel --select-class=moetune.engine.model.MixtralAttentionPathsGpuTest --select-class=moetune.engine.train.MixtralTrainerGpuTest"
 SANITIZE=0 SELECT="$sel" timeout "${T_TESTS:-200}" ./run-gpu-tests.sh > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 timeout "${T_BENCH:-120}" $java --enable-native-access=ALL-UNNAMED -Xmx16g -cp "$cp" \
   moetune.engine.backend.cuda.AttentionBench ./bench_sdpa.py default > "$OUT/bench-attn.log" 2>&1
 echo "attn bench exit $?"

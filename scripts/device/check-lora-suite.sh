@@ -9,9 +9,7 @@ OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
 BUDGET="${BUDGET:-420}"
 cap() { local left=$((BUDGET - SECONDS - 15)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
 tmo() { local c; c=$(cap "$1"); shift; timeout -k 10 "$c" "$@"; }
-[ -x /tmp/mt/jre/bin/java ] || tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 if [[ " ${SKIP:-} " != *" tests "* ]]; then
   SANITIZE=0 SELECT="${SELECT:---select-package=moetune.engine}" tmo "${TESTS_TIMEOUT:-200}" ./run-gpu-tests.sh \
     > "$OUT/gpu-tests.log" 2>&1

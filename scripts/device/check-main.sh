@@ -21,15 +21,14 @@ skip() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
 BUDGET="${BUDGET:-540}"
 cap() { local left=$((BUDGET - SECONDS - 15)); [ "$left" -lt 5 ] && left=5; [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
 tmo() { local c; c=$(cap "$1"); shift; timeout -k 10 "$c" "$@"; }
-java=/tmp/mt/jre/bin/java
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 SANITIZE=0 SELECT="--select-package=moetune.engine" tmo "${TESTS_TIMEOUT:-150}" ./run-gpu-tests.sh \
   > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 jrun=("$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp")
 # MoeLayerBench runs from the repository root (it finds tools/bench_scattermoe.py there)
 here="$(pwd)"
-mcp="$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+mcp="$here/kfatbin:$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 tmo "${STEP_TIMEOUT:-150}" "${jrun[@]}" moetune.engine.bench.StepBenchReport --config 1.5b \
   --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 --reference transformers \
   --reference-script "$repo/tools/bench_transformers_step.py" > "$OUT/bench-step.log" 2>&1

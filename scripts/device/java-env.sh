@@ -7,10 +7,18 @@
 #   jopts     the JVM options the GPU tests need (native access, heap, fixtures)
 # JAVA_ENV_UNPACK=later skips the unpack: call java_unpack yourself (e.g. in the background
 # while something else runs, then wait for it before starting java).
-java_unpack() { [ -x /tmp/mt/jre/bin/java ] || { mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz; }; }
+# The kernels' fatbin travels as fatbin.xz beside a kernels jar without it (3 MB instead of 7: the
+# device tool carries 64 MiB with the checkout); it is unpacked into kfatbin/, first on the class
+# path.
+java_unpack() {
+  [ -x /tmp/mt/jre/bin/java ] || { mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz; }
+  if [ -f fatbin.xz ] && [ ! -f kfatbin/moetune/kernels/moetune.fatbin ]; then
+    mkdir -p kfatbin/moetune/kernels && xz -dc fatbin.xz > kfatbin/moetune/kernels/moetune.fatbin
+  fi
+}
 [ "${JAVA_ENV_UNPACK:-now}" = later ] || java_unpack
 java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
+cp="kfatbin:test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
 launcher=lib/junit-platform-console-standalone-1.14.1.jar
 fixtures=""
 for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done

@@ -7,9 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
-[ -x /tmp/mt/jre/bin/java ] || tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 # CLOCKS=1: the SM clock, power and throttle reasons every 100 ms beside the bench ($OUT/clocks.csv),
 # and the bench's lines stamped with the time they were printed, to read which stretch ran at what clock
