@@ -13,7 +13,11 @@
 java_unpack() {
   [ -x /tmp/mt/jre/bin/java ] || { mkdir -p /tmp/mt && tar -C /tmp/mt -xJf jre.tar.xz; }
   if [ -f fatbin.xz ] && [ ! -f kfatbin/moetune/kernels/moetune.fatbin ]; then
-    mkdir -p kfatbin/moetune/kernels && xz -dc fatbin.xz > kfatbin/moetune/kernels/moetune.fatbin
+    # without it every GPU test would skip as "kernels not built": stop the calling script instead
+    mkdir -p kfatbin/moetune/kernels \
+      && xz -dc fatbin.xz > kfatbin/moetune/kernels/moetune.fatbin.part \
+      && mv kfatbin/moetune/kernels/moetune.fatbin.part kfatbin/moetune/kernels/moetune.fatbin \
+      || { echo "java-env.sh: fatbin.xz did not unpack into kfatbin/ (is xz installed?)" >&2; exit 1; }
   fi
 }
 [ "${JAVA_ENV_UNPACK:-now}" = later ] || java_unpack

@@ -2,6 +2,7 @@
 # Session 50's device call: variant 57 (family v57: kernel56's dX2 with the factors loaded into the
 # threads' registers two 16-column rounds ahead, in the factors order, dH in 16 rounds through four
 # buffers a warpgroup) against auto (variant 56, now reading the factors order) in one process.
+# First `git apply kernels/lab/moe/v57-factors-order-register-loads.patch` (variant 57 is a patch).
 # Staging: scripts/device/stage.sh $PWD/.device/main, cp this file into .device/main/, then on the
 # device from the repository root: .device/main/run-call-s50.sh SECONDS (env BENCH_ARGS, KERNELS).
 # 1) the SwiGLU bitwise tests, the factors' bitwise test (AUTO and V57 against the unfused ops),

@@ -3,7 +3,7 @@
 # on the build with the factors order (AUTO: kernel56 reading and writing it); 2) the model's GPU
 # parity tests with MOETUNE_MOE_KERNEL=v57 (variant 57's dX2 in the whole model); 3) memcheck and
 # racecheck on the factors' bitwise test (kernels 56 and 57, the unfused factors kernels).
-# Staging as run-call-s50.sh; then .device/main/run-call-s50b.sh SECONDS.
+# With the patch applied and staged as run-call-s50.sh; then .device/main/run-call-s50b.sh SECONDS.
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-540}

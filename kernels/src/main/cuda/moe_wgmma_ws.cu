@@ -55,8 +55,6 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
 // trap, ptxas compiles the consumers' code within the 168 registers the kernel starts with, not
 // the 208 of setmaxnreg.inc (they fit; a build ending the waits in brkpt instead, which fails the
 // launch the same way and lets ptxas use the 208, timed the same: kernels/lab/moe, variant 21).
-// BRK: brkpt instead of the trap, for consumers that need more than 168 registers (variant 57).
-template <bool BRK = false>
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   uint64_t start = 0;
@@ -73,11 +71,7 @@ __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
     if (start == 0) {
       start = now;
     } else if (now - start > 20000000000ull) {
-      if constexpr (BRK) {
-        asm volatile("brkpt;\n" ::: "memory");
-      } else {
-        __trap();
-      }
+      __trap();
     }
   }
 }
@@ -164,13 +158,13 @@ __device__ __forceinline__ void ws_init_bars(uint32_t bars, int fullCount) {
 }
 
 // One k step of the consumers: wait for stage s, four wgmma, one group kept in flight; releases
-// the stage of the step before (prevS >= 0). BRK: the wait ends in brkpt (ws_wait).
-template <int BN, int TA, int TB, bool CP, int CL = 1, bool BRK = false>
+// the stage of the step before (prevS >= 0).
+template <int BN, int TA, int TB, bool CP, int CL = 1>
 __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint32_t full,
                                            uint32_t parity, uint32_t prevEmpty, bool release) {
   constexpr int A_BYTES = WG_BM * WG_BK * 2;
   int wg = threadIdx.x / 128;
-  ws_wait<BRK>(full, parity);
+  ws_wait(full, parity);
   if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
   uint32_t sB = sA + A_BYTES;
   uint64_t da = TA ? wg_desc(sA + wg * WG_SLAB, WG_SLAB, 1024) : wg_desc(sA + wg * 64 * 128, 16, 1024);
@@ -373,7 +367,7 @@ __device__ __forceinline__ void ws_glu_factors(float2 g, float2 u, uint32_t (&pk
 
 // Thread rows r0, r0 + 8 and column pairs 8 j + 2 (lane & 3) of the tile, as ws_s2s_epilogue.
 // FAC (variant 56): h's two halves hold the backward's factors p and q (swiglu_factors_s) instead
-// of the gate and up values, each half in the factors order (swiglu_fac_col).
+// of the gate and up values.
 template <int BN, bool FAC = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], const MoeTile& tl,
                                                     __nv_bfloat16* h, __nv_bfloat16* act, int F) {
@@ -399,9 +393,8 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
       if constexpr (FAC) {
         uint32_t pk[3];
         ws_glu_factors(g, u, pk);
-        int nf = swiglu_fac_col(n, F);
-        *reinterpret_cast<uint32_t*>(hr + nf) = pk[0];
-        *reinterpret_cast<uint32_t*>(hr + F + nf) = pk[1];
+        *reinterpret_cast<uint32_t*>(hr + n) = pk[0];
+        *reinterpret_cast<uint32_t*>(hr + F + n) = pk[1];
         *reinterpret_cast<uint32_t*>(ar + n) = pk[2];
       } else {
         *reinterpret_cast<__nv_bfloat162*>(hr + n) = g2;
@@ -426,9 +419,6 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue(const float (&d)[BN / 2], co
 // words; the accumulators then dead) and turns a box's 16 column pairs into p, q and a (48 words,
 // one sigmoid a pair) before the box's three rounds. (The first build turned all 32
 // pairs into 96 words before the first round: 1.5B's fwd1 7% slower than kernel15, H100.)
-// p and q go in the factors order (swiglu_fac_col): a thread's four pairs of a 32-column group
-// are one 16-byte chunk of the box row, written by one st.shared.v4 (the tile's groups are whole:
-// n0 + 128 <= F); a keeps the natural order.
 template <int BN, bool DB = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu, int F) {
@@ -486,17 +476,6 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
-      if (FAC && t < 2) {  // p or q: chunk 4 gg + (lane & 3) holds the thread's pairs 4 gg ..
-#pragma unroll
-        for (int gg = 0; gg < 2; gg++) {
-          uint32_t addr = buf + (r & 1) * WG_SLAB + wg_swz(rr, 4 * gg + (lane & 3));
-          asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr),
-                       "r"(pk[4 * gg][hh][t]), "r"(pk[4 * gg + 1][hh][t]),
-                       "r"(pk[4 * gg + 2][hh][t]), "r"(pk[4 * gg + 3][hh][t])
-                       : "memory");
-        }
-        continue;
-      }
 #pragma unroll
       for (int jj = 0; jj < PAIRS; jj++) {
         int j = j0 + jj;
@@ -711,9 +690,7 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // the same values in the same order (the dot too): dH and the partial dots bit for bit.
 // FAC (variant 56, with DB and B4): the rows are gated already (dy grouped with its gates) and the
 // buffer holds the forward's factors p and q instead of h: dH = [dA p | dA q] (dA rounded to bf16,
-// as the plain product stores it; swiglu_backward_factors_kernel's values), no gates, no dot. A
-// whole group's factors are in the factors order (swiglu_fac_col): the thread's four pairs are
-// chunk (lane & 3) of its row, read before its quad's lanes write dH's chunks in place (__syncwarp).
+// as the plain product stores it; swiglu_backward_factors_kernel's values), no gates, no dot.
 template <int BN, bool DB = false, bool B4 = false, bool FAC = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
@@ -751,13 +728,10 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll
       for (int j0 = 0; j0 < CH; j0 += NB) {
         uint32_t g2[NB], u2[NB], dg2[NB], du2[NB];
-        bool fo = FAC && n + W <= F;  // FAC: a whole group, in the factors order
 #pragma unroll
         for (int i = 0; i < NB; i++) {
-          // column 8 (j0 + i) + 2 (lane & 3) of the round: 16-byte chunk j0 + i of row rr (the
-          // factors order: word j0 + i of chunk lane & 3)
-          int x = fo ? (j0 + i) ^ (lane & 3) : 0;  // the factors order swaps chunk and word
-          uint32_t ga = buf + swz(rr, (j0 + i) ^ x) + 4 * ((lane & 3) ^ x), ua = ga + BOX;
+          // column 8 (j0 + i) + 2 (lane & 3) of the round: 16-byte chunk j0 + i of row rr
+          uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
           asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(g2[i]) : "r"(ga) : "memory");
           asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u2[i]) : "r"(ua) : "memory");
         }
@@ -777,7 +751,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
                             dot[hh], dg2[i], du2[i]);
           }
         }
-        if constexpr (FAC) __syncwarp();  // the quad's reads of this row before its writes
 #pragma unroll
         for (int i = 0; i < NB; i++) {
           uint32_t ga = buf + swz(rr, j0 + i) + 4 * (lane & 3), ua = ga + BOX;
@@ -977,161 +950,6 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_hl(const float (&d)[BN / 2],
   ws_glu_bwd_partials<BN>(dot, ok, 64 * wg + rr0, tl, glu, F);
 }
 
-// Variant 57 (RL, with FAC): variant 56's dX2 epilogue with the factors loaded into registers.
-// Session 34's probe put most of variant 25's epilogue in its round trips: one 8 KiB load in
-// flight a warpgroup, issued only once the store two rounds back had read the same buffer, then
-// waited for. Here the staging holds dH alone and the factors come by read-only loads straight
-// into the registers of the threads that use them: in the factors order (swiglu_fac_col) a
-// thread's four pairs of a 32-column group are one 16-byte chunk of each half, so a round of 16
-// columns is one 8-byte load per row and half (four a thread), issued WS_RL_AHEAD rounds ahead of
-// its use (round 0's as the epilogue starts; issued under the main loop's last wgmma, it made
-// ptxas serialise the wgmma, C7515), with no store to wait for first. dH leaves in 16 rounds of 16 columns through four 4 KiB
-// buffers a warpgroup (the gate and the up box, {16, 1, 64} of dH as {F, 2, M} in the 32-byte
-// swizzle, WsGluRing<4>'s layout), so the leader's wait before a round's barrier is for the store
-// three rounds back (wait_group.read 2), and each round takes one named barrier. An expert's last
-// rows (a warpgroup with fewer than 64) go from the registers to dH. The same products of the same
-// bf16 values as variant 56: dH bit for bit. The consumers' waits end in brkpt (ws_wait BRK), so
-// that ptxas gives them the 208 registers of setmaxnreg: the packed dA (64 words) and the rounds
-// ahead (8 words each) beside the tile loop's state.
-#ifndef WS_RL_AHEAD
-#define WS_RL_AHEAD 2
-#endif
-// The thread's two rows of the factors: src[hh] row hh's p at the tile's first column plus the
-// thread's chunk (q is F further), lim the columns left in F from the tile's first, ok[hh] whether
-// the row is the expert's.
-struct WsRlRows {
-  const __nv_bfloat16* src[2];
-  int lim, F;
-  bool ok[2];
-};
-__device__ __forceinline__ WsRlRows ws_rl_rows(const MoeTile& tl, const WsGlu& glu, int F) {
-  int tid = threadIdx.x, wg = tid / 128, rr0 = ((tid & 127) / 32) * 16 + (tid & 31) / 4;
-  int rows = min(max(tl.rows - 64 * wg, 0), 64);
-  WsRlRows r;
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++) {
-    r.src[hh] = glu.h + (long long)(tl.rStart + 64 * wg + rr0 + 8 * hh) * 2 * F + tl.n0 +
-                8 * (tid & 3);
-    r.ok[hh] = rr0 + 8 * hh < rows;
-  }
-  r.lim = F - tl.n0;
-  r.F = F;
-  return r;
-}
-// Round q's factors (columns 16 q .. of the tile) of the thread's rows, [row][p, q]: words 2 (q % 2)
-// and 2 (q % 2) + 1 of its chunk of the group (the pairs 8 i + 2 (lane & 3) of the round), one
-// 8-byte load in a whole group; in a last partial group the natural order's pairs; zeros past F or
-// the expert's rows.
-__device__ __forceinline__ void ws_rl_round(const WsRlRows& r, int q, uint2 (&f)[2][2]) {
-  int g0 = 32 * (q / 2), t4 = threadIdx.x & 3;
-#pragma unroll
-  for (int hh = 0; hh < 2; hh++) {
-#pragma unroll
-    for (int h2 = 0; h2 < 2; h2++) {
-      const __nv_bfloat16* src = r.src[hh] + h2 * r.F + g0;  // chunk t4 of the group
-      uint2 v = make_uint2(0u, 0u);
-      if (r.ok[hh] && g0 + 32 <= r.lim) {
-        asm volatile("ld.global.nc.v2.u32 {%0, %1}, [%2];\n"
-                     : "=r"(v.x), "=r"(v.y)
-                     : "l"(src + 4 * (q % 2)));
-      } else if (r.ok[hh] && g0 < r.lim) {  // natural order: pair j at 8 j + 2 t4
-        const __nv_bfloat16* nat = src - 8 * t4 + 2 * t4;
-        int j = 2 * (q % 2);
-        if (g0 + 8 * j + 2 * t4 < r.lim)
-          asm volatile("ld.global.nc.u32 %0, [%1];\n" : "=r"(v.x) : "l"(nat + 8 * j));
-        if (g0 + 8 * j + 8 + 2 * t4 < r.lim)
-          asm volatile("ld.global.nc.u32 %0, [%1];\n" : "=r"(v.y) : "l"(nat + 8 * j + 8));
-      }
-      f[hh][h2] = v;
-    }
-  }
-}
-template <int BN>
-__device__ __forceinline__ void ws_glu_bwd_epilogue_rl(const float (&d)[BN / 2], const MoeTile& tl,
-                                                       uint32_t out, const WsGlu& glu,
-                                                       __nv_bfloat16* dh, int F) {
-  using Rg = WsGluRing<4>;
-  constexpr int W = Rg::W, BOX = Rg::BOX, R = BN / W;
-  static_assert(R % 4 == 0, "every tile starts on buffer 0");
-  int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127, t4 = lane & 3;
-  int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
-  int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
-  bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
-  WsRlRows rs = ws_rl_rows(tl, glu, F);
-  uint2 f[R][2][2];  // [round][row][p, q]; WS_RL_AHEAD + 1 rounds live at a time
-  ws_rl_round(rs, 0, f[0]);  // before dA's conversion: 128 + 8 registers fit beside the loop state
-  // dA rounded to bf16 as the plain product stores it (__floats2bfloat162_rn's cvt): pair (chunk j,
-  // row hh) at 2 j + hh. Volatile, so that it stays ahead of the rounds' (volatile) loads: the
-  // accumulators are dead after it, which leaves their registers to the rounds ahead (converted
-  // where used, the 128 floats stayed live beside the loads and spilled 200-600 bytes)
-  uint32_t da[BN / 4];
-#pragma unroll
-  for (int j = 0; j < BN / 8; j++) {
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++)
-      asm volatile("cvt.rn.bf16x2.f32 %0, %1, %2;\n"
-                   : "=r"(da[2 * j + hh])
-                   : "f"(d[4 * j + 2 * hh + 1]), "f"(d[4 * j + 2 * hh]));
-  }
-#pragma unroll
-  for (int q = 1; q <= WS_RL_AHEAD && q < R; q++) ws_rl_round(rs, q, f[q]);
-#pragma unroll
-  for (int q = 0; q < R; q++) {
-    int n = tl.n0 + W * q;
-    if (q > 0 && q + WS_RL_AHEAD < R) ws_rl_round(rs, q + WS_RL_AHEAD, f[q + WS_RL_AHEAD]);
-    uint32_t dg[2][2], du[2][2];
-#pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-#pragma unroll
-      for (int i = 0; i < 2; i++) {  // chunk j = 2 q + i of the tile
-        int j = 2 * q + i;
-        uint32_t pw = i ? f[q][hh][0].y : f[q][hh][0].x, qw = i ? f[q][hh][1].y : f[q][hh][1].x;
-        float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&da[2 * j + hh]));
-        float2 p = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pw));
-        float2 qf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&qw));
-        __nv_bfloat162 rg = __floats2bfloat162_rn(a.x * p.x, a.y * p.y),
-                       ru = __floats2bfloat162_rn(a.x * qf.x, a.y * qf.y);
-        dg[hh][i] = *reinterpret_cast<uint32_t*>(&rg);
-        du[hh][i] = *reinterpret_cast<uint32_t*>(&ru);
-      }
-    }
-    if (rows == 64) {
-      uint32_t buf = Rg::buf(out, wg, q);
-#pragma unroll
-      for (int hh = 0; hh < 2; hh++) {
-#pragma unroll
-        for (int i = 0; i < 2; i++) {  // column 8 i + 2 (lane & 3) of the round: chunk i
-          uint32_t ga = buf + Rg::swz(rr0 + 8 * hh, i) + 4 * t4;
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga), "r"(dg[hh][i]) : "memory");
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ga + BOX), "r"(du[hh][i]) : "memory");
-        }
-      }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
-      if (leader) ws_store_wait_read2();  // round q + 1's buffer: the store three rounds back
-      ws_bar_wg(1 + wg);
-      if (leader) {
-        ws_tma_store3(glu.tmDh, buf, n, 0, row);
-        ws_tma_store3(glu.tmDh, buf + BOX, n, 1, row);
-        ws_store_commit();
-      }
-    } else {
-#pragma unroll
-      for (int hh = 0; hh < 2; hh++) {
-        if (!ok[hh]) continue;
-        __nv_bfloat16* dr = dh + (long long)(row + rr0 + 8 * hh) * 2 * F;
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-          int c = n + 8 * i + 2 * t4;
-          if (c < F) {
-            *reinterpret_cast<uint32_t*>(dr + c) = dg[hh][i];
-            *reinterpret_cast<uint32_t*>(dr + F + c) = du[hh][i];
-          }
-        }
-      }
-    }
-  }
-}
-
 // Variant 11's GLU 2: the tile's h (its rows, the gate and the up columns n0 .. n0 + BN - 1: 2 x 128
 // runs of at most 512 bytes) asked into L2 by bulk prefetches, one run per consumer thread, eight
 // k steps before the tile's main loop ends (at its start, the lines waited beside the weight tiles
@@ -1209,8 +1027,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false,
-          bool RL = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -1231,8 +1048,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   // FAC (variant 56): h holds the SwiGLU backward's factors; GLU 2 then takes grouped, gated rows
   static_assert(!FAC || (V13 && HL == 0 && (GLU == 1 || (V25 && !GATHER))),
                 "variant 56 changes variants 15 and 25");
-  // RL (variant 57): variant 56's dX2 with the factors loaded into registers
-  static_assert(!RL || (FAC && GLU == 2), "variant 57 changes variant 56's dX2");
   static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
                 "variants 37 and 39 serve variant 25's and variant 15's rounds");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
@@ -1395,9 +1210,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
-        if (GLU == 2 && V13 && !HL && !RL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
+        if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
           ws_glu_bwd_load<true>(tl, smem + STAGES * STAGE, glu, 0);
-        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL, RL>(d, smem + s * STAGE, bars + 8 * s,
+        ws_consume<BN, 0, TRANSW ? 0 : 1, GATHER, CL>(d, smem + s * STAGE, bars + 8 * s,
                                                  (it / STAGES) & 1, bars + 8 * (STAGES + sp),
                                                  kt > 0);
       }
@@ -1421,8 +1236,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
         if constexpr (HL > 0) {
           ws_glu_bwd_epilogue_hl<BN, HL>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y,
                                             sortedScattered, outDim);
-        } else if constexpr (RL) {
-          ws_glu_bwd_epilogue_rl<BN>(d, tl, smem + STAGES * STAGE, glu, (__nv_bfloat16*)y, outDim);
         } else if constexpr (V11) {
           ws_glu_bwd_epilogue_tma<BN, V13, V25, FAC>(d, tl, smem + STAGES * STAGE, glu,
                                                 (__nv_bfloat16*)y, sortedScattered, outDim);
@@ -1875,20 +1688,6 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
         const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
         const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F) {
   WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
-      &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
-}
-
-// Variant 57 (family v57): kernel56's dX2 with the factors loaded into registers
-// (ws_glu_bwd_epilogue_rl): the same arguments, tmDh as {F, 2, M} in {16, 1, 64} boxes (the
-// 32-byte swizzle; tmH is not read), the same shared memory and values.
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_nc_glubwd_fac_rl_kernel57(
-        const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,
-        const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,
-        const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
-        const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F) {
-  WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
 }

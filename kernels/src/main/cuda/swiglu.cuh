@@ -40,16 +40,6 @@ __device__ __forceinline__ void swiglu_factors_s(float g, float u, float s, floa
   p = u * s * (1.f + g * (1.f - s));
   q = g * s;
 }
-// The factors order (variant 57): where p's and q's column n (each half of the factors (M, 2F))
-// is stored. In every whole 32-column group (32 G + 32 <= F) the column pairs are transposed as a
-// 4 x 4 matrix: column 32 G + 8 j + 2 t + e (j, t < 4, e < 2) at 32 G + 8 t + 2 j + e, so the four
-// pairs one thread of a Hopper product holds (its accumulator columns 8 j + 2 t, j = 0..3 of a
-// group) are one 16-byte chunk; a last partial group keeps the natural order. The map is its own
-// inverse. CpuSwiglu.facCol is the same map.
-__host__ __device__ __forceinline__ int swiglu_fac_col(int n, int F) {
-  int g0 = n & ~31, w = n & 31;
-  return g0 + 32 > F ? n : g0 + ((w & 6) << 2) + ((w >> 3) << 1) + (w & 1);
-}
 __device__ __forceinline__ void swiglu_bwd(float d, float g, float u, float& dg, float& du) {
   swiglu_bwd_s(d, g, u, sigmoidf_(g), dg, du);
 }

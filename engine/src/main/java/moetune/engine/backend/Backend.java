@@ -423,18 +423,13 @@ public interface Backend extends AutoCloseable {
    * In place, SwiGLU's forward that saves its backward's factors: h (M, 2F) = [gate | up] becomes
    * [p | q] with s = sigmoid(gate), p = d a / d gate = up s (1 + gate (1 - s)) and q = d a / d up =
    * gate s, each rounded to h's dtype; a (M, F) = silu(gate) * up overwrite (as {@link
-   * #swigluForward}). Each half is stored in the factors order, the same on every backend: in each
-   * whole 32-column group (32 G + 32 <= F) column 32 G + 8 j + 2 t + e (j, t < 4, e < 2) is stored
-   * at 32 G + 8 t + 2 j + e, the order in which a thread of the Hopper product holds them (four
-   * column pairs in 16 bytes); a last partial group keeps the natural order. Only {@link
-   * #swigluBackwardFactors} and the fused products read them.
+   * #swigluForward}).
    */
   void swigluFactors(Tensor h, Tensor a);
 
   /**
    * dH (M, 2F) = [dA p | dA q] overwrite from dA (M, F) and the factors [p | q] (M, 2F) of {@link
-   * #swigluFactors} (in the factors order; dH in the natural one); dH may alias them. The same
-   * gradient as {@link #swigluBackward} from h.
+   * #swigluFactors}; dH may alias them. The same gradient as {@link #swigluBackward} from h.
    */
   void swigluBackwardFactors(Tensor dA, Tensor p, Tensor dH);
 

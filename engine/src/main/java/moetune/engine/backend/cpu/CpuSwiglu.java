@@ -24,8 +24,8 @@ final class CpuSwiglu {
 
   /**
    * In place: h (M, 2F) = [gate | up] becomes [p | q] = [up s (1 + gate (1 - s)) | gate s], s =
-   * sigmoid(gate) (the factors swigluBackward multiplies dA by), each half in the factors order
-   * ({@link #facCol}), after a (M, F) = silu(gate) * up overwrite.
+   * sigmoid(gate) (the factors swigluBackward multiplies dA by), after a (M, F) = silu(gate) * up
+   * overwrite.
    */
   void factors(Tensor ht, Tensor at) {
     forward(ht, at, true);
@@ -45,7 +45,6 @@ final class CpuSwiglu {
         m,
         Math.max(1, CHUNK / (2 * f)),
         (r0, r1) -> {
-          float[] row = factors ? new float[2 * f] : null; // the row's p and q before they move
           for (int r = r0; r < r1; r++) {
             int hr = ho + r * 2 * f;
             int ar = ao + r * f;
@@ -55,14 +54,8 @@ final class CpuSwiglu {
               ad[ar + j] = silu(g) * u;
               if (factors) {
                 float sig = sigmoid(g);
-                row[j] = u * (sig * (1f + g * (1f - sig)));
-                row[f + j] = g * sig;
-              }
-            }
-            if (factors) {
-              for (int j = 0; j < f; j++) {
-                hd[hr + facCol(j, f)] = row[j];
-                hd[hr + f + facCol(j, f)] = row[f + j];
+                hd[hr + j] = u * (sig * (1f + g * (1f - sig)));
+                hd[hr + f + j] = g * sig;
               }
             }
           }
@@ -75,8 +68,7 @@ final class CpuSwiglu {
   }
 
   /**
-   * dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors [p | q] (M, 2F) in the factors order
-   * ({@link #facCol}); dH (natural order) may alias them.
+   * dH (M, 2F) = [dA p | dA q] from dA (M, F) and the factors [p | q] (M, 2F); dH may alias them.
    */
   void backwardFactors(Tensor dat, Tensor pt, Tensor dht) {
     backward(dat, pt, dht, true);
@@ -99,22 +91,15 @@ final class CpuSwiglu {
         m,
         Math.max(1, CHUNK / (2 * f)),
         (r0, r1) -> {
-          float[] row = factors ? new float[2 * f] : null; // the row's p and q in column order
           for (int r = r0; r < r1; r++) {
-            if (factors) {
-              for (int j = 0; j < f; j++) {
-                row[j] = hd[ho + r * 2 * f + facCol(j, f)];
-                row[f + j] = hd[ho + r * 2 * f + f + facCol(j, f)];
-              }
-            }
             for (int j = 0; j < f; j++) {
+              float g = hd[ho + r * 2 * f + j];
+              float u = hd[ho + r * 2 * f + f + j];
               float d = dad[dao + r * f + j];
-              if (factors) { // p = d a / d gate and q = d a / d up
-                dhd[dho + r * 2 * f + j] = d * row[j];
-                dhd[dho + r * 2 * f + f + j] = d * row[f + j];
+              if (factors) { // g, u hold p = d a / d gate and q = d a / d up
+                dhd[dho + r * 2 * f + j] = d * g;
+                dhd[dho + r * 2 * f + f + j] = d * u;
               } else {
-                float g = hd[ho + r * 2 * f + j];
-                float u = hd[ho + r * 2 * f + f + j];
                 float sig = sigmoid(g);
                 // d silu(g)/dg = sig * (1 + g * (1 - sig))
                 dhd[dho + r * 2 * f + j] = d * u * (sig * (1f + g * (1f - sig)));
@@ -123,19 +108,6 @@ final class CpuSwiglu {
             }
           }
         });
-  }
-
-  /**
-   * The factors order (variant 57, swiglu.cuh's swiglu_fac_col): where column n of p or q (each
-   * half of the factors (M, 2F)) is stored. In every whole 32-column group (32 G + 32 <= F) the
-   * column pairs are transposed as a 4 x 4 matrix, column 32 G + 8 j + 2 t + e (j, t < 4, e < 2) at
-   * 32 G + 8 t + 2 j + e, so that the four pairs one thread of the Hopper product holds are 16
-   * contiguous bytes; a last partial group keeps the natural order. The map is its own inverse.
-   */
-  static int facCol(int n, int f) {
-    int g0 = n & ~31;
-    int w = n & 31;
-    return g0 + 32 > f ? n : g0 + ((w & 6) << 2) + ((w >> 3) << 1) + (w & 1);
   }
 
   /** torch's silu in float32: x / (1 + exp(-x)). */

@@ -129,14 +129,7 @@ final class CudaScatterMoe {
      * kernel56 over dy's rows grouped with their gates, dH = (dA p, dA q); the gates' gradient from
      * the forward's ungated rows). MoeMlp asks {@link CudaScatterMoe#savesFactors}.
      */
-    H,
-    /**
-     * AUTO with the down product's dX by variant 57 (kernel57: kernel56 with the factors loaded
-     * into the threads' registers a few rounds ahead, in the factors order, and dH leaving in 16
-     * rounds of 16 columns through four buffers a warpgroup), the same values, so one process can
-     * time both.
-     */
-    V57;
+    H;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -159,7 +152,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V54, H, V57 -> 25;
+        case AUTO, V14, V54, H -> 25;
         default -> 0;
       };
     }
@@ -196,13 +189,12 @@ final class CudaScatterMoe {
         case "v14" -> V14;
         case "v54" -> V54;
         case "h" -> H;
-        case "v57" -> V57;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, h or v57"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54 or h"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -269,7 +261,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V54, H, V57 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, H -> Kernel.WS256R;
     };
   }
 
@@ -526,11 +518,11 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Whether the expert MLP saves SwiGLU's backward factors (variant 56): AUTO and V57 (H saves h;
-   * the named earlier families too, whose SwiGLU products run as before).
+   * Whether the expert MLP saves SwiGLU's backward factors (variant 56): AUTO (H saves h; the named
+   * earlier families too, whose SwiGLU products run as before).
    */
   boolean savesFactors() {
-    return kernel == Kernel.AUTO || kernel == Kernel.V57;
+    return kernel == Kernel.AUTO;
   }
 
   /**
@@ -675,24 +667,20 @@ final class CudaScatterMoe {
     if (!swigluFused(e, m, f, d, dyt, wt, pt, dht) || !v13(e)) {
       return false;
     }
-    boolean v57 = kernel == Kernel.V57;
     int[] tmW, tmX, tmH, tmDh;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
-      // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13; variant 57 stores
-      // dH in {16, 1, 64} boxes (the 32-byte swizzle) and reads p without TMA
+      // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
       tmX = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, 128}, op + " dY");
       long[] halves = {f, 2, m};
-      tmH = TensorMaps.bf16(pt.address(), halves, new int[] {32, 1, 64}, op + " p");
-      tmDh = TensorMaps.bf16(dht.address(), halves, new int[] {v57 ? 16 : 32, 1, 64}, op + " dH");
+      int[] box = {32, 1, 64};
+      tmH = TensorMaps.bf16(pt.address(), halves, box, op + " p");
+      tmDh = TensorMaps.bf16(dht.address(), halves, box, op + " dH");
     } catch (IllegalArgumentException notTma) {
       return false;
     }
     long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 255) / 256);
-    b.kernel(
-            v57
-                ? "scatter2scatter_ws256_nc_glubwd_fac_rl_kernel57"
-                : "scatter2scatter_ws256_nc_glubwd_fac_kernel56")
+    b.kernel("scatter2scatter_ws256_nc_glubwd_fac_kernel56")
         .smem(gluSmem(e, WS_GLU_BWD13_OUT_BYTES))
         .struct("tmW", tmW)
         .struct("tmX", tmX)

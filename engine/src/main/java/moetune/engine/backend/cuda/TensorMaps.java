@@ -20,8 +20,8 @@ import java.util.Map;
  *
  * <p>Every map here is bf16 (operands) or float32 (variant 14's dW), dimension 0 contiguous, zeros
  * out of bounds, L2 promotion of 256 bytes, swizzled by its box's row: a row of 128 bytes (64 bf16,
- * 32 float32) takes the 128-byte swizzle, a row of 64 bytes the 64-byte swizzle and a row of 32
- * bytes the 32-byte one (one swizzle row each; the kernels address shared memory accordingly).
+ * 32 float32) takes the 128-byte swizzle, a row of 64 bytes the 64-byte swizzle (one swizzle row
+ * each; the kernels address shared memory accordingly).
  */
 final class TensorMaps {
   // CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion and
@@ -29,7 +29,6 @@ final class TensorMaps {
   private static final int FLOAT32 = 7,
       BFLOAT16 = 9,
       INTERLEAVE_NONE = 0,
-      SWIZZLE_32B = 1,
       SWIZZLE_64B = 2,
       SWIZZLE_128B = 3,
       L2_256B = 3,
@@ -150,12 +149,6 @@ final class TensorMaps {
         }
         stride *= dims[i];
       }
-      int swizzle =
-          switch (box[0] * elemBytes) {
-            case 32 -> SWIZZLE_32B;
-            case 64 -> SWIZZLE_64B;
-            default -> SWIZZLE_128B;
-          };
       int rc =
           (int)
               encode()
@@ -169,7 +162,7 @@ final class TensorMaps {
                       bx,
                       es,
                       INTERLEAVE_NONE,
-                      swizzle,
+                      box[0] * elemBytes == 64 ? SWIZZLE_64B : SWIZZLE_128B,
                       L2_256B,
                       OOB_ZERO);
       Driver.check(rc, "cuTensorMapEncodeTiled", what + " " + describe(dims, box));
@@ -199,17 +192,16 @@ final class TensorMaps {
     }
     String type = elemBytes == 4 ? "float32" : "bf16";
     int per16 = 16 / elemBytes, row128 = 128 / elemBytes, row64 = 64 / elemBytes;
-    int row32 = 32 / elemBytes;
     if (dims[0] % per16 != 0) {
       throw new IllegalArgumentException(
           "%s: TMA needs the contiguous extent to be a multiple of %d %s, %s"
               .formatted(what, per16, type, shape));
     }
-    if (box[0] != row128 && box[0] != row64 && box[0] != row32) {
+    if (box[0] != row128 && box[0] != row64) {
       throw new IllegalArgumentException(
-          ("%s: a box row is %d %s (128-byte swizzle), %d (64-byte swizzle) or %d (32-byte"
-                  + " swizzle), at most %d %s per box row, %s")
-              .formatted(what, row128, type, row64, row32, row128, type, shape));
+          ("%s: a box row is %d %s (128-byte swizzle) or %d (64-byte swizzle), at most %d %s per"
+                  + " box row, %s")
+              .formatted(what, row128, type, row64, row128, type, shape));
     }
     for (int i = 0; i < dims.length; i++) {
       if (dims[i] < 1 || dims[i] > (1L << 32) || box[i] < 1 || box[i] > 256) {

@@ -8,7 +8,6 @@ import static moetune.engine.backend.cpu.CpuTesting.numericGrad;
 import static moetune.engine.backend.cpu.CpuTesting.poisoned;
 import static moetune.engine.backend.cpu.CpuTesting.randn;
 import static moetune.engine.backend.cpu.CpuTesting.toDouble;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.Random;
 import moetune.engine.tensor.DType;
@@ -180,49 +179,6 @@ class CpuGradientTest {
     assertNormClose("swigluBackwardFactors", want, floats(be, dh), 1e-6);
     be.swigluBackwardFactors(f32(be, g, m, f), p, p); // dH may alias the factors
     assertNormClose("swigluBackwardFactors in place", want, floats(be, p), 1e-6);
-  }
-
-  /**
-   * The factors order (variant 57): p and q of column n sit at facCol(n): the pairs of each whole
-   * 32-column group transposed as a 4 x 4 matrix, a last partial group (F = 72: columns 64..71) in
-   * the natural order.
-   */
-  @Test
-  void swigluFactorsAreStoredInTheFactorsOrder() {
-    int f = 72;
-    assertEquals(8, CpuSwiglu.facCol(2, f), "column 2 (j 0, t 1) at 8 t + 2 j");
-    assertEquals(2, CpuSwiglu.facCol(8, f), "column 8 (j 1, t 0) at 2");
-    assertEquals(32 + 24 + 6 + 1, CpuSwiglu.facCol(32 + 24 + 6 + 1, f), "j = t stays");
-    assertEquals(32 + 8 * 2 + 2 * 3 + 1, CpuSwiglu.facCol(32 + 8 * 3 + 2 * 2 + 1, f));
-    for (int n = 64; n < f; n++) {
-      assertEquals(n, CpuSwiglu.facCol(n, f), "the partial group keeps its order");
-    }
-    boolean[] seen = new boolean[f];
-    for (int n = 0; n < f; n++) {
-      int c = CpuSwiglu.facCol(n, f);
-      assertEquals(n, CpuSwiglu.facCol(c, f), "its own inverse");
-      assertEquals(n / 32, c / 32, "within the group");
-      seen[c] = true;
-    }
-    for (boolean b : seen) {
-      org.junit.jupiter.api.Assertions.assertTrue(b, "a permutation");
-    }
-    Random r = new Random(7);
-    int m = 3;
-    float[] h = randn(r, m * 2 * f, 2);
-    Tensor p = f32(be, h, m, 2 * f);
-    be.swigluFactors(p, poisoned(be, m, f));
-    float[] got = floats(be, p);
-    for (int i = 0; i < m; i++) {
-      for (int n = 0; n < f; n++) {
-        float g = h[i * 2 * f + n];
-        float u = h[i * 2 * f + f + n];
-        float s = CpuSwiglu.sigmoid(g);
-        int c = CpuSwiglu.facCol(n, f);
-        assertEquals(u * (s * (1f + g * (1f - s))), got[i * 2 * f + c], "p of column " + n);
-        assertEquals(g * s, got[i * 2 * f + f + c], "q of column " + n);
-      }
-    }
   }
 
   @Test

@@ -47,10 +47,6 @@ class MoeKernelChoiceTest {
     assertEquals(Kernel.H, Kernel.fromEnv("h"));
     assertTrue(Kernel.H.picked());
     assertEquals(25, Kernel.H.generation());
-    // V57 is AUTO but for the down product's dX (variant 57: the factors by the threads' loads)
-    assertEquals(Kernel.V57, Kernel.fromEnv("v57"));
-    assertTrue(Kernel.V57.picked());
-    assertEquals(25, Kernel.V57.generation());
     assertEquals(16, Kernel.V16.generation());
     // AUTO's dX2 is variant 25, V16 keeps variant 13
     assertEquals(
@@ -134,15 +130,13 @@ class MoeKernelChoiceTest {
             IllegalArgumentException.class,
             () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {128, 256}, "x"));
     assertTrue(e.getMessage().contains("at most 64 bf16"), e.getMessage());
-    // variant 13's h boxes: 32-element rows (64-byte swizzle), variant 57's dH boxes 16-element
-    // rows (32-byte swizzle); other widths are refused
+    // variant 13's h boxes: 32-element rows (64-byte swizzle); other widths are refused
     TensorMaps.check(4096, new long[] {1792, 2, 4096}, new int[] {32, 1, 64}, "h");
-    TensorMaps.check(4096, new long[] {1792, 2, 4096}, new int[] {16, 1, 64}, "dH");
     e =
         assertThrows(
             IllegalArgumentException.class,
             () -> TensorMaps.check(4096, new long[] {4096, 1792}, new int[] {48, 64}, "x"));
-    assertTrue(e.getMessage().contains("32 (64-byte swizzle) or 16 (32-byte"), e.getMessage());
+    assertTrue(e.getMessage().contains("32 (64-byte swizzle)"), e.getMessage());
     e =
         assertThrows(
             IllegalArgumentException.class,

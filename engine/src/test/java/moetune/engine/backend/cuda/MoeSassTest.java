@@ -68,8 +68,6 @@ class MoeSassTest {
                   // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
-                  // variant 57 (family v57): kernel56's dX2 with the factors by the threads' loads
-                  "scatter2scatter_ws256_nc_glubwd_fac_rl_kernel57",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
@@ -126,8 +124,7 @@ class MoeSassTest {
                       "scatter2scatter_ws256_tg_glu_kernel15",
                       "scatter2scatter_ws256_tg_glu_kernel39",
                       "scatter2scatter_ws256_tg_glu_fac_kernel56",
-                      "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
-                      "scatter2scatter_ws256_nc_glubwd_fac_rl_kernel57"),
+                      "scatter2scatter_ws256_nc_glubwd_fac_kernel56"),
                   CudaScatterMoe.gluBackwardKernelNames().stream())
               .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
