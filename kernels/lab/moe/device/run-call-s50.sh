@@ -12,29 +12,14 @@
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-540}
+. ./select-tests.sh
 T=moetune.engine.backend.cuda.CudaMoeOpsTest
-mkdir -p "$OUT/pre"
-OUT="$OUT/pre" SANITIZE=0 \
-  SELECT="--select-method=$T#swigluEpiloguesAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesOverFewRowsAreTheUnfusedOpsBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-method=$T#moeMlpWithFactorsIsTheMlpWithH --select-class=moetune.engine.backend.cuda.OpTableGpuTest --select-class=moetune.engine.backend.cuda.MoeSassTest" \
-  timeout -k 5 150 ./run-gpu-tests.sh > "$OUT/pre/run.log" 2>&1
-sed 's/\x1b\[[0-9;]*m//g' "$OUT/pre/tests.log" > "$OUT/pre/plain.log"
-echo "## precheck (${SECONDS} s)"; grep -E "tests (found|successful|failed|aborted)|✘" "$OUT/pre/plain.log" | head -20
-grep -A6 "✘" "$OUT/pre/plain.log" | cut -c1-300 | head -40
+select_tests pre 150 "--select-method=$T#swigluEpiloguesAreTheUnfusedOpsBitForBit --select-method=$T#swigluEpiloguesOverFewRowsAreTheUnfusedOpsBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-method=$T#moeMlpWithFactorsIsTheMlpWithH --select-class=moetune.engine.backend.cuda.OpTableGpuTest --select-class=moetune.engine.backend.cuda.MoeSassTest"
 K=auto
-if grep -qE "\[ +[1-9][0-9]* tests successful" "$OUT/pre/plain.log" && ! grep -q "✘" "$OUT/pre/plain.log"; then
-  K=${KERNELS:-auto,v57}
-fi
+passed pre && K=${KERNELS:-auto,v57}
 left=$((LIMIT - SECONDS - 80)); bl=$left; [ $bl -gt 320 ] && bl=320
 echo "## bench $K (limit ${bl} s)"
 BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$K BENCH_LIMIT=$bl CLOCKS=1 MOE_BENCH_BREAKDOWN=1 ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
 grep -E "MOETUNE|bench exit|^([0-9:.]+ )?\| (16384|scatter2scatter|groupXtY|group |combine|\*\*|layer|dense)" "$OUT/bench.txt" | cut -c1-200 | tail -80
-. ./java-env.sh
-for tool in memcheck racecheck; do
-  left=$((LIMIT - SECONDS - 5))
-  [ $left -gt 25 ] || break
-  echo "## $tool (${SECONDS} s)"
-  timeout $left compute-sanitizer --tool $tool --print-limit 10 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" \
-    --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --include-tag=gpu --details=summary --disable-banner 2>&1 \
-    | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests (successful|failed)"
-done
+sanitize_tests "$LIMIT" "--select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
 echo "## done (${SECONDS} s)"
