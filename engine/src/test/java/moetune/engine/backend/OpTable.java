@@ -562,24 +562,26 @@ public final class OpTable {
           in.be.combineGatesBackward(in.randn(1, N, D), in.randn(1, M, D), K, dGates);
           in.keep("dGates", dGates);
         });
-    c.put(
-        "scatter2scatterSwiglu",
-        in -> {
-          Routed r = Routed.of(in);
-          Tensor h = in.nan(M, 2 * F);
-          Tensor a = in.nan(M, F);
-          in.be.scatter2scatterSwiglu(
-              in.randn(1, N, D),
-              in.randn(0.2, E, 2 * F, D),
-              K,
-              r.sortedExperts,
-              r.sortedScattered,
-              false,
-              h,
-              a);
-          in.keep("h", h);
-          in.keep("a", a);
-        });
+    // the fused first product with SwiGLU, saving h or (variant 56) the backward's factors
+    for (boolean factors : new boolean[] {false, true}) {
+      c.put(
+          factors ? "scatter2scatterSwigluFactors" : "scatter2scatterSwiglu",
+          in -> {
+            Routed r = Routed.of(in);
+            Tensor h = in.nan(M, 2 * F);
+            Tensor a = in.nan(M, F);
+            Tensor x = in.randn(1, N, D);
+            Tensor w = in.randn(0.2, E, 2 * F, D);
+            if (factors) {
+              in.be.scatter2scatterSwigluFactors(
+                  x, w, K, r.sortedExperts, r.sortedScattered, false, h, a);
+            } else {
+              in.be.scatter2scatterSwiglu(x, w, K, r.sortedExperts, r.sortedScattered, false, h, a);
+            }
+            in.keep(factors ? "p" : "h", h);
+            in.keep("a", a);
+          });
+    }
     c.put(
         "scatter2scatterSwigluBackward",
         in -> {
@@ -606,24 +608,6 @@ public final class OpTable {
             in.keep("dGates groupedIn=" + groupedIn, dGates);
             in.keep("dH groupedIn=" + groupedIn, dH);
           }
-        });
-    c.put(
-        "scatter2scatterSwigluFactors",
-        in -> {
-          Routed r = Routed.of(in);
-          Tensor p = in.nan(M, 2 * F);
-          Tensor a = in.nan(M, F);
-          in.be.scatter2scatterSwigluFactors(
-              in.randn(1, N, D),
-              in.randn(0.2, E, 2 * F, D),
-              K,
-              r.sortedExperts,
-              r.sortedScattered,
-              false,
-              p,
-              a);
-          in.keep("p", p);
-          in.keep("a", a);
         });
     c.put(
         "scatter2scatterSwigluFactorsBackward",

@@ -101,27 +101,30 @@ class MoeMlpTest {
       return y;
     }
 
+    /** The problem on the backend: an MLP holding its weights, and its inputs. */
+    Setup setup() {
+      MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
+      be.copyFromHost(HostTensor.ofFloats(gateUp, E, 2 * F, D), mlp.gateUp());
+      be.copyFromHost(HostTensor.ofFloats(down, E, D, F), mlp.down());
+      return new Setup(
+          mlp,
+          be.upload(HostTensor.ofFloats(x, n, D)),
+          be.upload(HostTensor.ofFloats(topW, n, K)),
+          be.upload(HostTensor.ofInts(topIdx, n, K)),
+          be.upload(HostTensor.ofFloats(r, n, D)));
+    }
+
     /** Runs MoeMlp; grads (if not null) receive {dX, dGateUp, dDown, dTopW}. */
     float[] run(float[][] grads) {
-      try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
-          Tensor xT = be.upload(HostTensor.ofFloats(x, n, D));
-          Tensor wT = be.upload(HostTensor.ofFloats(topW, n, K));
-          Tensor iT = be.upload(HostTensor.ofInts(topIdx, n, K))) {
-        be.copyFromHost(HostTensor.ofFloats(gateUp, E, 2 * F, D), mlp.gateUp());
-        be.copyFromHost(HostTensor.ofFloats(down, E, D, F), mlp.down());
-        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT)) {
-          float[] y = be.download(f.output()).toFloatArray();
-          if (grads != null) {
-            try (Tensor dY = be.upload(HostTensor.ofFloats(r, n, D));
-                MoeMlp.Grads g = mlp.backward(f, dY)) {
-              grads[0] = be.download(g.dX()).toFloatArray();
-              grads[1] = be.download(mlp.gateUpGrad()).toFloatArray();
-              grads[2] = be.download(mlp.downGrad()).toFloatArray();
-              grads[3] = be.download(g.dTopKWeights()).toFloatArray();
-            }
+      try (Setup s = setup();
+          MoeMlp.Forward f = s.mlp().forward(s.x(), s.topW(), s.topIdx())) {
+        float[] y = be.download(f.output()).toFloatArray();
+        if (grads != null) {
+          try (MoeMlp.Grads g = s.mlp().backward(f, s.dY())) {
+            s.grads(g, grads);
           }
-          return y;
         }
+        return y;
       }
     }
 
@@ -143,6 +146,29 @@ class MoeMlpTest {
   }
 
   /**
+   * A Problem's MLP and inputs on the backend (dY: the loss weights r as the output's gradient).
+   */
+  record Setup(MoeMlp mlp, Tensor x, Tensor topW, Tensor topIdx, Tensor dY)
+      implements AutoCloseable {
+    /** Downloads {dX, dGateUp, dDown, dTopW} of a backward into into. */
+    void grads(MoeMlp.Grads g, float[][] into) {
+      into[0] = be.download(g.dX()).toFloatArray();
+      into[1] = be.download(mlp.gateUpGrad()).toFloatArray();
+      into[2] = be.download(mlp.downGrad()).toFloatArray();
+      into[3] = be.download(g.dTopKWeights()).toFloatArray();
+    }
+
+    @Override
+    public void close() {
+      dY.close();
+      topIdx.close();
+      topW.close();
+      x.close();
+      mlp.close();
+    }
+  }
+
+  /**
    * After overwriteGradsOnce the next backward writes the weight gradients over whatever the
    * buffers held (here NaN) and equals the backward into zeroed buffers bit for bit; the backwards
    * after it add again (twice, then three times the gradient).
@@ -152,19 +178,14 @@ class MoeMlpTest {
     Problem p = new Problem(9, 3);
     float[][] fresh = new float[4][];
     p.run(fresh); // the allocated gradients start at zero
-    try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
-        Tensor xT = be.upload(HostTensor.ofFloats(p.x, p.n, D));
-        Tensor wT = be.upload(HostTensor.ofFloats(p.topW, p.n, K));
-        Tensor iT = be.upload(HostTensor.ofInts(p.topIdx, p.n, K));
-        Tensor dY = be.upload(HostTensor.ofFloats(p.r, p.n, D))) {
-      be.copyFromHost(HostTensor.ofFloats(p.gateUp, E, 2 * F, D), mlp.gateUp());
-      be.copyFromHost(HostTensor.ofFloats(p.down, E, D, F), mlp.down());
+    try (Setup s = p.setup()) {
+      MoeMlp mlp = s.mlp();
       be.fill(mlp.gateUpGrad(), Float.NaN);
       be.fill(mlp.downGrad(), Float.NaN);
       mlp.overwriteGradsOnce();
       for (int call = 1; call <= 3; call++) {
-        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT);
-            MoeMlp.Grads g = mlp.backward(f, dY)) {
+        try (MoeMlp.Forward f = mlp.forward(s.x(), s.topW(), s.topIdx());
+            MoeMlp.Grads g = mlp.backward(f, s.dY())) {
           float[] gu = be.download(mlp.gateUpGrad()).toFloatArray();
           float[] dn = be.download(mlp.downGrad()).toFloatArray();
           sameOrClose("gateUp grad after call " + call, gu, fresh[1], call);
@@ -197,21 +218,11 @@ class MoeMlpTest {
     {
       float[] yF = p.run(withFactors);
       assertArrayEquals(yH, yF, "the forward does not depend on what it saves");
-      try (MoeMlp mlp = MoeMlp.allocate(be, DType.F32, D, F, E);
-          Tensor xT = be.upload(HostTensor.ofFloats(p.x, p.n, D));
-          Tensor wT = be.upload(HostTensor.ofFloats(p.topW, p.n, K));
-          Tensor iT = be.upload(HostTensor.ofInts(p.topIdx, p.n, K));
-          Tensor dY = be.upload(HostTensor.ofFloats(p.r, p.n, D))) {
-        be.copyFromHost(HostTensor.ofFloats(p.gateUp, E, 2 * F, D), mlp.gateUp());
-        be.copyFromHost(HostTensor.ofFloats(p.down, E, D, F), mlp.down());
-        try (MoeMlp.Forward f = mlp.forward(xT, wT, iT, false);
-            MoeMlp.Grads g = mlp.backward(f, dY)) {
-          org.junit.jupiter.api.Assertions.assertNull(f.output());
-          recomputed[0] = be.download(g.dX()).toFloatArray();
-          recomputed[1] = be.download(mlp.gateUpGrad()).toFloatArray();
-          recomputed[2] = be.download(mlp.downGrad()).toFloatArray();
-          recomputed[3] = be.download(g.dTopKWeights()).toFloatArray();
-        }
+      try (Setup s = p.setup();
+          MoeMlp.Forward f = s.mlp().forward(s.x(), s.topW(), s.topIdx(), false);
+          MoeMlp.Grads g = s.mlp().backward(f, s.dY())) {
+        org.junit.jupiter.api.Assertions.assertNull(f.output());
+        s.grads(g, recomputed);
       }
     }
     String[] names = {"dX", "gateUp grad", "down grad", "dTopKWeights"};

@@ -121,25 +121,32 @@ class CpuGradientTest {
     float[] g = randn(r, m * f, 1);
     Tensor dh = poisoned(be, m, 2 * f);
     be.swigluBackward(f32(be, g, m, f), f32(be, h, m, 2 * f), dh);
-    double[] want =
-        numericGrad(
-            toDouble(h),
-            1e-6,
-            v -> {
-              double s = 0;
-              for (int i = 0; i < m; i++) {
-                for (int j = 0; j < f; j++) {
-                  double gate = v[i * 2 * f + j];
-                  s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
-                }
-              }
-              return s;
-            });
+    double[] want = swigluGradient(h, g, m, f);
     assertNormClose("swigluBackward", want, floats(be, dh), 1e-6);
     // dH may alias h.
     Tensor inPlace = f32(be, h, m, 2 * f);
     be.swigluBackward(f32(be, g, m, f), inPlace, inPlace);
     assertNormClose("swigluBackward in place", want, floats(be, inPlace), 1e-6);
+  }
+
+  /**
+   * d loss / d h by finite differences for loss = sum(silu(gate) * up * g), h (m, 2f) = [gate |
+   * up], g (m, f): the gradient both SwiGLU backwards must give.
+   */
+  private static double[] swigluGradient(float[] h, float[] g, int m, int f) {
+    return numericGrad(
+        toDouble(h),
+        1e-6,
+        v -> {
+          double s = 0;
+          for (int i = 0; i < m; i++) {
+            for (int j = 0; j < f; j++) {
+              double gate = v[i * 2 * f + j];
+              s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
+            }
+          }
+          return s;
+        });
   }
 
   /**
@@ -160,20 +167,7 @@ class CpuGradientTest {
     be.swigluFactors(p, a2);
     org.junit.jupiter.api.Assertions.assertArrayEquals(
         floats(be, a), floats(be, a2), "swigluFactors' a is swigluForward's");
-    double[] want =
-        numericGrad(
-            toDouble(h),
-            1e-6,
-            v -> {
-              double s = 0;
-              for (int i = 0; i < m; i++) {
-                for (int j = 0; j < f; j++) {
-                  double gate = v[i * 2 * f + j];
-                  s += gate / (1 + Math.exp(-gate)) * v[i * 2 * f + f + j] * g[i * f + j];
-                }
-              }
-              return s;
-            });
+    double[] want = swigluGradient(h, g, m, f);
     Tensor dh = poisoned(be, m, 2 * f);
     be.swigluBackwardFactors(f32(be, g, m, f), p, dh);
     assertNormClose("swigluBackwardFactors", want, floats(be, dh), 1e-6);

@@ -548,9 +548,7 @@ class CudaMoeOpsTest {
         inFamily(
             CudaScatterMoe.Kernel.WS256R,
             () -> {
-              gpu()
-                  .scatter2scatterSwiglu(
-                      x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, h2.g(), a2.g());
+              swigluForward(gpu(), Pair::g, false, r, x, w1, h2, a2);
               swigluBackward(gpu(), Pair::g, r, dY, w2, h2, a2, gates, dGates2, dH2);
             });
         for (CudaScatterMoe.Kernel fused :
@@ -566,24 +564,10 @@ class CudaMoeOpsTest {
             cpu().fill(p.c(), Float.NaN);
             gpu().fill(p.g(), Float.NaN);
           }
-          inFamily(
-              fused,
-              () ->
-                  gpu()
-                      .scatter2scatterSwiglu(
-                          x.g(),
-                          w1.g(),
-                          r.k,
-                          r.sortedExp.g(),
-                          r.sortedScat.g(),
-                          false,
-                          h.g(),
-                          a.g()));
+          inFamily(fused, () -> swigluForward(gpu(), Pair::g, false, r, x, w1, h, a));
           assertArrayEquals(bits(h2), bits(h), v + "fused h differs from the unfused product's");
           assertArrayEquals(bits(a2), bits(a), v + "fused a differs from swigluForward's");
-          cpu()
-              .scatter2scatterSwiglu(
-                  x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, h.c(), a.c());
+          swigluForward(cpu(), Pair::c, false, r, x, w1, h, a);
           check(v + "scatter2scatterSwiglu h", h, tol(DType.BF16));
           check(v + "scatter2scatterSwiglu a", a, tol(DType.BF16));
           sync(h); // the backward reads the same h on both backends
@@ -638,58 +622,27 @@ class CudaMoeOpsTest {
         inFamily(
             CudaScatterMoe.Kernel.WS256R,
             () -> {
-              gpu()
-                  .scatter2scatterSwigluFactors(
-                      x.g(), w1.g(), r.k, r.sortedExp.g(), r.sortedScat.g(), false, p2.g(), a2.g());
-              gpu()
-                  .scatter2scatterSwigluFactorsBackward(
-                      dYg.g(), w2.g(), r.sortedExp.g(), r.sortedScat.g(), p2.g(), dH2.g());
+              swigluForward(gpu(), Pair::g, true, r, x, w1, p2, a2);
+              swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p2, dH2);
             });
         inFamily(
             CudaScatterMoe.Kernel.AUTO,
-            () ->
-                gpu()
-                    .scatter2scatterSwiglu(
-                        x.g(),
-                        w1.g(),
-                        r.k,
-                        r.sortedExp.g(),
-                        r.sortedScat.g(),
-                        false,
-                        h3.g(),
-                        a3.g()));
-        inFamily(
-            CudaScatterMoe.Kernel.AUTO,
-            () ->
-                gpu()
-                    .scatter2scatterSwigluFactors(
-                        x.g(),
-                        w1.g(),
-                        r.k,
-                        r.sortedExp.g(),
-                        r.sortedScat.g(),
-                        false,
-                        p.g(),
-                        a.g()));
+            () -> {
+              swigluForward(gpu(), Pair::g, false, r, x, w1, h3, a3);
+              swigluForward(gpu(), Pair::g, true, r, x, w1, p, a);
+            });
         assertArrayEquals(bits(p2), bits(p), v + "fused factors differ from swigluFactors'");
         assertArrayEquals(bits(a2), bits(a), v + "fused a differs from swigluFactors'");
         assertArrayEquals(bits(a3), bits(a), v + "a differs from the h-saving forward's (AUTO)");
-        cpu()
-            .scatter2scatterSwigluFactors(
-                x.c(), w1.c(), r.k, r.sortedExp.c(), r.sortedScat.c(), false, p.c(), a.c());
+        swigluForward(cpu(), Pair::c, true, r, x, w1, p, a);
         check(v + "scatter2scatterSwigluFactors p", p, tol(DType.BF16));
         check(v + "scatter2scatterSwigluFactors a", a, tol(DType.BF16));
         sync(p); // the backward reads the same factors on both backends
         inFamily(
             CudaScatterMoe.Kernel.AUTO,
-            () ->
-                gpu()
-                    .scatter2scatterSwigluFactorsBackward(
-                        dYg.g(), w2.g(), r.sortedExp.g(), r.sortedScat.g(), p.g(), dH.g()));
+            () -> swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, dH));
         assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
-        cpu()
-            .scatter2scatterSwigluFactorsBackward(
-                dYg.c(), w2.c(), r.sortedExp.c(), r.sortedScat.c(), p.c(), dH.c());
+        swigluFactorsBackward(cpu(), Pair::c, r, dYg, w2, p, dH);
         check(v + "scatter2scatterSwigluFactorsBackward dH", dH, tol(DType.BF16));
       }
     }
@@ -781,6 +734,41 @@ class CudaMoeOpsTest {
         gIn,
         gOut,
         side.apply(y));
+  }
+
+  /**
+   * Backend#scatter2scatterSwiglu (factors: scatter2scatterSwigluFactors, h then holding p and q)
+   * on one side of the pairs (gathered x rows).
+   */
+  private static void swigluForward(
+      Backend be,
+      Function<Pair, Tensor> side,
+      boolean factors,
+      Route r,
+      Pair x,
+      Pair w1,
+      Pair h,
+      Pair a) {
+    Tensor se = side.apply(r.sortedExp), ss = side.apply(r.sortedScat);
+    if (factors) {
+      be.scatter2scatterSwigluFactors(
+          side.apply(x), side.apply(w1), r.k, se, ss, false, side.apply(h), side.apply(a));
+    } else {
+      be.scatter2scatterSwiglu(
+          side.apply(x), side.apply(w1), r.k, se, ss, false, side.apply(h), side.apply(a));
+    }
+  }
+
+  /** Backend#scatter2scatterSwigluFactorsBackward on one side of the pairs (dY grouped). */
+  private static void swigluFactorsBackward(
+      Backend be, Function<Pair, Tensor> side, Route r, Pair dYg, Pair w2, Pair p, Pair dH) {
+    be.scatter2scatterSwigluFactorsBackward(
+        side.apply(dYg),
+        side.apply(w2),
+        side.apply(r.sortedExp),
+        side.apply(r.sortedScat),
+        side.apply(p),
+        side.apply(dH));
   }
 
   /** Backend#scatter2scatterSwigluBackward on one side of the pairs (gathered dY rows). */
