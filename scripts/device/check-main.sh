@@ -26,9 +26,6 @@ SANITIZE=0 SELECT="--select-package=moetune.engine" tmo "${TESTS_TIMEOUT:-150}" 
   > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
 jrun=("$java" --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp")
-# MoeLayerBench runs from the repository root (it finds tools/bench_scattermoe.py there)
-here="$(pwd)"
-mcp="$here/kfatbin:$here/test-classes:$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 tmo "${STEP_TIMEOUT:-150}" "${jrun[@]}" moetune.engine.bench.StepBenchReport --config 1.5b \
   --micro-batch 4 --seq-len 2048 --steps "${STEPS:-6}" --warmup 2 --reference transformers \
   --reference-script "$repo/tools/bench_transformers_step.py" > "$OUT/bench-step.log" 2>&1
@@ -52,9 +49,9 @@ if ! skip attn; then
     echo "bench attention ($path) exit $?"
   done
 fi
-if ! skip moe; then
+if ! skip moe; then  # from the repository root: MoeLayerBench finds tools/bench_scattermoe.py there
   (cd "$repo" && timeout -k 10 "$(cap "${MOE_TIMEOUT:-90}")" "$java" --enable-native-access=ALL-UNNAMED -Xmx24g \
-    -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench ${MOE_ARGS:-}) > "$OUT/bench-moe.log" 2>&1
+    -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench ${MOE_ARGS:-}) > "$OUT/bench-moe.log" 2>&1
   echo "bench moe exit $?"
 fi
 if ! skip kernels; then
@@ -69,7 +66,7 @@ if ! skip ws; then
     tmo "${WS_TIMEOUT:-70}" ./run-gpu-tests.sh > "$OUT/gpu-tests-ws.log" 2>&1
   echo "gpu tests (ws) exit $?"
   (cd "$repo" && MOE_BENCH_KERNELS=auto,n256,n128 timeout -k 10 "$(cap "${WS_BENCH_TIMEOUT:-80}")" "$java" \
-    --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$mcp" moetune.engine.backend.cuda.MoeLayerBench) \
+    --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" moetune.engine.backend.cuda.MoeLayerBench) \
     > "$OUT/bench-moe-ws.log" 2>&1
   echo "bench moe (ws) exit $?"
 fi

@@ -1,7 +1,8 @@
 # Sourced (". ./java-env.sh") by the device scripts that run from a folder stage.sh filled (it
 # copies this file there): unpacks the jlink'd runtime once per machine and sets
 #   java      the runtime's java
-#   cp        test classes + every jar but JUnit's console launcher
+#   cp        the fatbin, test classes + every jar but JUnit's console launcher (absolute paths,
+#             so it holds after a cd, e.g. to the repository root for MoeLayerBench)
 #   launcher  JUnit's console launcher jar
 #   fixtures  the checkout's fixtures/ (the staged folder sits somewhere under it), or ""
 #   jopts     the JVM options the GPU tests need (native access, heap, fixtures)
@@ -22,8 +23,9 @@ java_unpack() {
 }
 [ "${JAVA_ENV_UNPACK:-now}" = later ] || java_unpack
 java=/tmp/mt/jre/bin/java
-cp="kfatbin:test-classes:$(ls lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
+staged="$(pwd)"
+cp="$staged/kfatbin:$staged/test-classes:$(ls "$staged"/lib/*.jar 2>/dev/null | grep -v console-standalone | tr '\n' ':')"
+launcher="$staged/lib/junit-platform-console-standalone-1.14.1.jar"
 fixtures=""
 for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
 jopts=(--enable-native-access=ALL-UNNAMED -Xmx8g -Dmoetune.fixtures="$fixtures")

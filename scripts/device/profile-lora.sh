@@ -4,9 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"; mkdir -p "$OUT" /tmp/mt
-tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+. ./java-env.sh  # java and cp, the runtime and the kernels' fatbin unpacked
 common="--config mixtral-8x7b-config.json --seq-len 4096 --r 16 --alpha 32 --recompute layer --no-reference"
 timeout 60 $java --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp" moetune.engine.bench.LoraBench $common \
   --steps 3 --warmup 1 --residual bf16 --profile \

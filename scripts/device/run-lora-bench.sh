@@ -8,14 +8,8 @@ set -uo pipefail
 cd "$(dirname "$0")"
 OUT="${OUT:-/tmp/moetune-out}"
 mkdir -p "$OUT" /tmp/mt
-tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
+. ./java-env.sh  # java, cp, launcher, jopts; the runtime and the kernels' fatbin unpacked
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-fixtures=""
-for up in .. ../.. ../../..; do [ -d "$up/fixtures/tiny-mixtral" ] && fixtures="$(cd "$up" && pwd)/fixtures" && break; done
-jopts=(--enable-native-access=ALL-UNNAMED -Dmoetune.fixtures="$fixtures")
 t0=$(date +%s)
 timeout "${TEST_TIMEOUT:-60}" $java "${jopts[@]}" -Xmx8g -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.model.LoraGpuTest \

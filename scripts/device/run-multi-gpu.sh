@@ -25,11 +25,8 @@ if [ -z "${MOETUNE_NCCL:-}" ]; then
   [ -n "$lib" ] && export MOETUNE_NCCL="$lib"
 fi
 echo "NCCL: ${MOETUNE_NCCL:-not found}" | tee -a "$OUT/multi-gpu-device.txt"
-[ -f /tmp/mt/jre/bin/java ] || tar -C /tmp/mt -xJf jre.tar.xz
-java=/tmp/mt/jre/bin/java
-cp="test-classes:$(ls lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-launcher=lib/junit-platform-console-standalone-1.14.1.jar
-jopts=(--enable-native-access=ALL-UNNAMED -Xmx16g)
+. ./java-env.sh  # java, cp, launcher, jopts; the runtime and the kernels' fatbin unpacked
+jopts+=(-Xmx16g)  # the later -Xmx wins over java-env's
 timeout 900 $java "${jopts[@]}" -jar $launcher execute -cp "$cp" \
   --select-class=moetune.engine.backend.cuda.NcclCommunicatorGpuTest \
   --select-class=moetune.engine.train.MultiGpuTrainingGpuTest \

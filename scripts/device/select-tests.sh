@@ -18,6 +18,16 @@ select_tests() {
 passed() {
   grep -qE "\[ +[1-9][0-9]* tests successful" "$OUT/$1/plain.log" && ! grep -q "✘" "$OUT/$1/plain.log"
 }
+# bench_moe FAMILIES SECONDS: MoeLayerBench of the kernel families (e.g. auto,v57) on BENCH_ARGS
+# (default: Mixtral, then 1.5B) with the per-op breakdown and the clock log, into $OUT/bench.txt;
+# prints its table lines
+bench_moe() {
+  echo "## bench $1 (limit $2 s)"
+  BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$1 \
+    BENCH_LIMIT=$2 CLOCKS=1 MOE_BENCH_BREAKDOWN=1 ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
+  grep -E "MOETUNE|bench exit|^([0-9:.]+ )?\| (16384|scatter2scatter|groupXtY|group |combine|\*\*|layer|dense)" \
+    "$OUT/bench.txt" | cut -c1-200 | tail -80
+}
 # sanitize_tests SECONDS SELECT: compute-sanitizer memcheck, then racecheck, on the GPU tests SELECT
 # picks, each while SECONDS (counted from the caller's start) leave more than 25; their summaries
 sanitize_tests() {

@@ -17,8 +17,6 @@ select_tests pre 200 "--select-method=$T#swigluEpiloguesAreTheUnfusedOpsBitForBi
 K=auto
 passed pre && K=${KERNELS:-auto,v57}
 left=$((LIMIT - SECONDS - 80)); bl=$left; [ $bl -gt 240 ] && bl=240
-echo "## bench $K (limit ${bl} s)"
-BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$K BENCH_LIMIT=$bl CLOCKS=1 MOE_BENCH_BREAKDOWN=1 ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
-grep -E "MOETUNE|bench exit|^([0-9:.]+ )?\| (16384|scatter2scatter|groupXtY|group |combine|\*\*|layer|dense)" "$OUT/bench.txt" | cut -c1-200 | tail -80
+bench_moe "$K" "$bl"
 sanitize_tests "$LIMIT" "--select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
 echo "## done (${SECONDS} s)"
