@@ -186,6 +186,57 @@ __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint
   }
 }
 
+// Variant 58's k step (dX = dH W over dH = [dA p | dA q], never stored): the stage holds the
+// 128 x 64 blocks of dA and of the factor (p for k < F, q past it) in the 128-byte swizzle, then
+// W's slabs. Each warp ldmatrixes its 16 rows of both, multiplies in float32 and rounds to bf16
+// (bf16(float(dA) float(p)): kernel56's epilogue's dH, bit for bit), and the four wgmma take A from
+// those registers. The math of step k runs while step k - 1's wgmma group does (one group kept in
+// flight, as ws_consume), so a step's fragments are read by its wgmma until the next step's
+// wait_group: the caller alternates two arrays (a wgmma's A registers written before its group
+// completes is undefined behaviour in PTX, so one array rewritten every step would be).
+template <int BN>
+__device__ __forceinline__ void ws_consume_ra(float (&d)[BN / 2], uint32_t (&a)[WG_BK / 16][4],
+                                              uint32_t sA, uint32_t full, uint32_t parity,
+                                              uint32_t prevEmpty, bool release) {
+  static_assert(BN == 256, "variant 58 takes 128 x 256 tiles");
+  constexpr int A_BYTES = WG_BM * WG_BK * 2;
+  int tid = threadIdx.x, lane = tid & 31;
+  // ldmatrix .x4: lanes 8 m .. 8 m + 7 address matrix m = (rows 8 (m & 1) .., k half m / 2), which
+  // gives mma.m16n8k16's A fragment {row g, k 0-7}, {g + 8, k 0-7}, {g, k 8-15}, {g + 8, k 8-15}
+  int r = (tid / 128) * 64 + ((tid & 127) / 32) * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+  uint32_t rowA = sA + r * 128;
+  int sw = lane & 7, hi = lane >> 4;  // r & 7 == lane & 7
+  ws_wait(full, parity);
+#pragma unroll
+  for (int kk = 0; kk < WG_BK / 16; kk++) {
+    uint32_t off = ((2 * kk + hi) ^ sw) << 4, v[4], f[4];
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
+                 : "r"(rowA + off)
+                 : "memory");
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3])
+                 : "r"(rowA + A_BYTES + off)
+                 : "memory");
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v[i]));
+      float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&f[i]));
+      __nv_bfloat162 h = __floats2bfloat162_rn(x.x * y.x, x.y * y.y);
+      a[kk][i] = *reinterpret_cast<uint32_t*>(&h);
+    }
+  }
+  uint64_t db = wg_desc(sA + 2 * A_BYTES, WG_SLAB, 1024);  // W (in, out): MN-major slabs
+  wg_fence_acc(d);
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");  // orders the fragments' writes
+#pragma unroll
+  for (int kk = 0; kk < WG_BK / 16; kk++) wg_mma_rs_n256<1>(d, a[kk], db + kk * (2048 >> 4));
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+  wg_fence_acc(d);
+  if (release && lane == 0) ws_arrive(prevEmpty);
+}
+
 // Stores the tile: thread rows r0 and r0 + 8 (output row offsets computed once), column pairs
 // 8 j + 2 (lane & 3). Loops kept small so they unroll fully (a partly unrolled loop indexes the
 // accumulators at run time, which puts them in local memory).
@@ -316,6 +367,7 @@ struct WsGlu {
                            // GLU 2 loads it as {F, 2, M} in {64, 1, 64} boxes
   const CUtensorMap* tmAct;  // variant 11, GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
   const CUtensorMap* tmDh;   // variant 11, GLU 2: dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes
+  const CUtensorMap* tmDa;   // variant 58: dA (M, F) as {F, M} in 64 x 128 boxes
 };
 
 // GLU 1's staging for TMA stores: 16 KiB per consumer warpgroup (its 64 rows x 128 columns as two
@@ -1027,7 +1079,8 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false,
+          bool RA = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -1050,6 +1103,10 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
                 "variant 56 changes variants 15 and 25");
   static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
                 "variants 37 and 39 serve variant 25's and variant 15's rounds");
+  // RA (variant 58): x is [dA p | dA q] (M, 2F) given as the factors (tmX) and dA (glu.tmDa),
+  // formed in the consumers' registers (ws_consume_ra); F = inDim / 2 a multiple of 64
+  static_assert(!RA || (GLU == 0 && !TRANSW && !GATHER && CL == 1 && BN == 256),
+                "variant 58: x W over grouped rows");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -1057,9 +1114,12 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
                       : HL       ? WS_GLU_OUT_BYTES + WsGluRing<HL ? HL : 2>::BAR_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
-  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
-  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
-  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
+  // a stage: A (RA: dA's block, then the factor's), then B; 1 KiB of slack aligns the stages
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2,
+                STAGE = (RA ? 2 : 1) * A_BYTES + B_BYTES, STAGES_END = STAGES * STAGE + 1024;
+  static_assert(RA || STAGES_END == wg_smem_bytes(BN, STAGES), "the stages' bytes");
+  uint32_t bars = mm_smem_addr(wg_smem) + STAGES_END + OUT;
+  int* tileStart = reinterpret_cast<int*>(wg_smem + STAGES_END + 2 * STAGES * 8 + OUT);
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
@@ -1132,11 +1192,11 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       }
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES;
-        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
+        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + (RA ? 2 : 1) * A_BYTES;
         ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = kt * WG_BK;
         if (pt == 0) {
-          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
+          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + (RA ? 2 : 1) * A_BYTES);
           if (CL > 1) {  // this CTA's half of the weight tile, into both CTAs
             if (TRANSW) {
               ws_tma3_mc(sB + rank * (BN / 2) * 128, tmW, k0, tl.n0 + rank * (BN / 2), tl.e, full,
@@ -1155,7 +1215,12 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
 #pragma unroll
             for (int j = 0; j < BN / 64; j++) ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
           }
-          if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
+          if (RA) {  // dA's block k0 mod F (the gate half, then the up half), the factors' k0
+            ws_tma2(sA, glu.tmDa, k0 < inDim / 2 ? k0 : k0 - inDim / 2, tl.rStart, full);
+            ws_tma2(sA + A_BYTES, tmX, k0, tl.rStart, full);
+          } else if (!GATHER) {
+            ws_tma2(sA, tmX, k0, tl.rStart, full);
+          }
         }
         if (GATHER) {
 #pragma unroll
@@ -1207,7 +1272,22 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
-      for (int kt = 0; kt < kTiles; kt++, it++) {
+      if constexpr (RA) {  // two fragment arrays in turn (ws_consume_ra); kTiles = F / 32 is even
+        uint32_t a0[WG_BK / 16][4], a1[WG_BK / 16][4];
+        for (int kt = 0; kt < kTiles; kt += 2) {
+          int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+          ws_consume_ra<BN>(d, a0, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
+                            bars + 8 * (STAGES + sp), kt > 0);
+          it++;
+          if (kt + 1 < kTiles) {
+            s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+            ws_consume_ra<BN>(d, a1, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
+                              bars + 8 * (STAGES + sp), true);
+            it++;
+          }
+        }
+      }
+      for (int kt = 0; kt < (RA ? 0 : kTiles); kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
@@ -1690,4 +1770,22 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
   WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
+}
+
+// Variant 58 (family v58): the expert MLP's up product's dX, dx = dH W1 with dH = [dA p | dA q]
+// formed in the consumers' registers from dA (M, F) and the factors [p | q] (M, 2F) of variant 56
+// (ws_consume_ra), never stored: kernel16 (nc, st) over dH bit for bit. Three stages of dA's and
+// the factor's 128 x 64 blocks and W's four 64 x 64 slabs (as many bytes as kernel16's four).
+// tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 64 boxes; tmPq: the factors as {2F, M}, tmDa: dA as
+// {F, M}, both in 64 x 128 boxes; y bf16, 16-byte aligned rows (out a multiple of 8); F a multiple
+// of 64. Shared memory ws_smem_bytes(256, 4) + WS_ST_OUT_BYTES + (2E + 1) ints (kernel16's).
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_nc_st_fac_kernel58(
+        const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmPq,
+        const __grid_constant__ CUtensorMap tmDa, __nv_bfloat16* y, const int* sortedExpert,
+        const int* sortedScattered, int M, int E, int inDim, int outDim, int groupedOut) {
+  WG_BODY((ws_s2s<256, 3, false, false, 1, 0, false, false, true, false, 0, false, true>(
+      &tmW, &tmPq, nullptr, nullptr, DT_BF16, y, DT_BF16, sortedExpert, sortedScattered, M, E,
+      inDim, outDim, 1, groupedOut,
+      WsGlu{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, &tmDa})));
 }

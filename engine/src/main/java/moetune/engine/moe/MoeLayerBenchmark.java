@@ -192,7 +192,8 @@ public final class MoeLayerBenchmark {
           "scatter2scatterSwiglu", ", a = SwiGLU(h)",
           "scatter2scatterSwigluBackward", ", gates' grad, dh = SwiGLU'(g da)",
           "scatter2scatterSwigluFactors", ", a = SwiGLU(h), h's factors",
-          "scatter2scatterSwigluFactorsBackward", " (g dy grouped), dh = (da p, da q)");
+          "scatter2scatterSwigluFactorsBackward", " (g dy grouped), dh = (da p, da q)",
+          "scatter2scatterSwigluFactorsDx", " (dh from da, p, q in the operand loads)");
   private static final List<Product> XTY_PRODUCTS =
       List.of(new Product("dW2 += dy^T a", 1), new Product("dW1 += dh^T x", 0));
 

@@ -398,6 +398,47 @@ public final class ParallelLinear {
       boolean needDx,
       Tensor swigluH,
       boolean accumulate) {
+    return backward(c, dY, dW, dBias, needDx, swigluH, accumulate, null, null);
+  }
+
+  /**
+   * The expert MLP's up product's backward where dY is dH = [dA p | dA q] from SwiGLU's factors
+   * ({@link Backend#swigluBackwardFactors}): as {@link #backward(Context, Tensor, Tensor, Tensor,
+   * boolean, Tensor, boolean)} with needDx, except that dX's product takes dA (M, F) and the
+   * factors p (M, 2F) ({@link Backend#scatter2scatterSwigluFactorsDx}, which forms dH itself on the
+   * GPU); the same gradients bit for bit. It needs a product without gates, bias or adapter with
+   * grouped output rows (dY, dA and p grouped).
+   */
+  public static Grads backwardSwigluFactors(
+      Context c, Tensor dH, Tensor dA, Tensor p, Tensor dW, boolean accumulate) {
+    if (c.gates != null
+        || c.hasBias
+        || c.lora != null
+        || !c.groupedOut
+        || dA.numel() * 2 != dH.numel()
+        || p.numel() != dH.numel()) {
+      throw new IllegalArgumentException(
+          "ParallelLinear.backwardSwigluFactors: needs an ungated product without bias or adapter"
+              + " with grouped output, dH (M, 2F), dA (M, F) and p (M, 2F); got dH "
+              + dH.describe()
+              + ", dA "
+              + dA.describe()
+              + ", p "
+              + p.describe());
+    }
+    return backward(c, dH, dW, null, true, null, accumulate, dA, p);
+  }
+
+  private static Grads backward(
+      Context c,
+      Tensor dY,
+      Tensor dW,
+      Tensor dBias,
+      boolean needDx,
+      Tensor swigluH,
+      boolean accumulate,
+      Tensor dxDa,
+      Tensor dxFactors) {
     Backend be = dY.backend();
     // the factors' path: the forward kept the ungated rows of a product without bias
     boolean factors = swigluH != null && c.expanded != null;
@@ -515,17 +556,28 @@ public final class ParallelLinear {
     } else if (needDx || gatesFlat != null) {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
       Tensor dXExpanded = be.empty(dY.dtype(), m, in);
-      be.scatter2scatter(
-          dYGrouped,
-          c.w,
-          null,
-          false,
-          1,
-          r.sortedExpertIdxs(),
-          r.sortedScatteredIdxs(),
-          true,
-          c.groupedIn,
-          dXExpanded);
+      if (dxDa != null) { // dYGrouped is dH = [dA p | dA q]: the product takes dA and p
+        be.scatter2scatterSwigluFactorsDx(
+            dxDa,
+            dxFactors,
+            c.w,
+            r.sortedExpertIdxs(),
+            r.sortedScatteredIdxs(),
+            c.groupedIn,
+            dXExpanded);
+      } else {
+        be.scatter2scatter(
+            dYGrouped,
+            c.w,
+            null,
+            false,
+            1,
+            r.sortedExpertIdxs(),
+            r.sortedScatteredIdxs(),
+            true,
+            c.groupedIn,
+            dXExpanded);
+      }
       if (dxa != null) {
         try (Tensor fromA = be.empty(dY.dtype(), m, in)) {
           be.scatter2scatter(

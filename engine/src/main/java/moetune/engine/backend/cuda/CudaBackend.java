@@ -711,6 +711,27 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public boolean swigluFactorsDxFromDa() {
+    return moe.dxFromDa();
+  }
+
+  @Override
+  public void scatter2scatterSwigluFactorsDx(
+      Tensor dA,
+      Tensor p,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor y) {
+    if (!moe.scatter2scatterSwigluFactorsDx(
+        dA, p, w, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y)) {
+      Backend.super.scatter2scatterSwigluFactorsDx(
+          dA, p, w, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
+    }
+  }
+
+  @Override
   public void scatter2scatterSwigluFactorsBackward(
       Tensor dYGrouped,
       Tensor w,

@@ -129,7 +129,15 @@ final class CudaScatterMoe {
      * kernel56 over dy's rows grouped with their gates, dH = (dA p, dA q); the gates' gradient from
      * the forward's ungated rows). MoeMlp asks {@link CudaScatterMoe#savesFactors}.
      */
-    H;
+    H,
+    /**
+     * AUTO whose expert MLP backward stores dA alone from the down product (the plain product, no
+     * SwiGLU epilogue) and forms dH = [dA p | dA q] in the up product's dX operand loads (variant
+     * 58, kernel58: wgmma with A from registers) instead of reading a stored dH; the weight's
+     * gradient still takes a dH the unfused op stores (a lab family: the first step of "dH never
+     * written", kernels/lab/moe/README.md). MoeMlp asks {@link CudaScatterMoe#dxFromDa}.
+     */
+    V58;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -152,7 +160,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V54, H -> 25;
+        case AUTO, V14, V54, H, V58 -> 25;
         default -> 0;
       };
     }
@@ -189,12 +197,13 @@ final class CudaScatterMoe {
         case "v14" -> V14;
         case "v54" -> V54;
         case "h" -> H;
+        case "v58" -> V58;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54 or h"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, h or v58"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -261,7 +270,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V54, H -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, H, V58 -> Kernel.WS256R;
     };
   }
 
@@ -522,7 +531,89 @@ final class CudaScatterMoe {
    * earlier families too, whose SwiGLU products run as before).
    */
   boolean savesFactors() {
-    return kernel == Kernel.AUTO;
+    return kernel == Kernel.AUTO || kernel == Kernel.V58;
+  }
+
+  /** Whether the expert MLP hands the up product's dX dA and the factors (V58, on Hopper). */
+  boolean dxFromDa() {
+    return kernel == Kernel.V58 && hopper();
+  }
+
+  /**
+   * Backend#scatter2scatterSwigluFactorsDx by variant 58 (kernel58: dH = [dA p | dA q] formed in
+   * the consumers' registers from dA's and the factors' blocks, wgmma with A from registers,
+   * variant 16's epilogue) where it applies: Hopper, a picked family, F a multiple of 64 (no k
+   * block across the gate and the up half), D a multiple of 8, bf16 16-byte aligned tensors TMA can
+   * describe; false, having queued nothing, otherwise. The same dX bit for bit as kernel16 over the
+   * stored dH (the same k steps, tiles and epilogue).
+   */
+  boolean scatter2scatterSwigluFactorsDx(
+      Tensor dA,
+      Tensor p,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor y) {
+    String op = "scatter2scatterSwigluFactorsDx";
+    CudaTensor dat = b.ct(dA, op, "dA"), pt = b.ct(p, op, "p"), wt = b.ct(w, op, "W");
+    CudaTensor yt = b.ct(y, op, "y");
+    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
+    long m = pt.rows(), f2 = pt.cols(), f = f2 / 2;
+    long e = wt.dim(0), d = wt.dim(2);
+    OpShapes.check(
+        wt.rank() == 3
+            && wt.dim(1) == f2
+            && f2 % 2 == 0
+            && dat.rows() == m
+            && dat.cols() == f
+            && yt.numel() == m * d
+            && se.numel() == m
+            && ss.numel() == m,
+        op
+            + ": dA "
+            + dat.describe()
+            + ", p "
+            + pt.describe()
+            + ", W "
+            + wt.describe()
+            + ", y "
+            + yt.describe()
+            + " and the sorted indices must be (M, F), (M, 2F), (E, 2F, D), (M, D) and (M)");
+    if (f % 64 != 0
+        || !swigluFused(e, m, f, d, dat, pt, wt, yt)
+        || stSmem(e) > MAX_SMEM
+        || kernel.generation() < 16) {
+      return false;
+    }
+    int[] tmW, tmPq, tmDa;
+    try { // W (E, 2F, D) as 64 x 64 slabs of (k, n); the factors' and dA's rows in 64 x 128 boxes
+      tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 64, 1}, op + " W");
+      tmPq = TensorMaps.bf16(pt.address(), new long[] {f2, m}, new int[] {64, 128}, op + " p");
+      tmDa = TensorMaps.bf16(dat.address(), new long[] {f, m}, new int[] {64, 128}, op + " dA");
+    } catch (IllegalArgumentException notTma) {
+      return false;
+    }
+    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((d + 255) / 256);
+    b.kernel("scatter2scatter_ws256_nc_st_fac_kernel58")
+        .smem(stSmem(e))
+        .struct("tmW", tmW)
+        .struct("tmPq", tmPq)
+        .struct("tmDa", tmDa)
+        .shapes("dA " + dat.describe() + " W " + wt.describe())
+        .grid(Math.min(tiles, b.multiprocessors()))
+        .block(WS_THREADS)
+        .ptr("y", yt.address())
+        .ptr("sortedExpert", se.address())
+        .ptr("sortedScattered", ss.address())
+        .i32("M", (int) m)
+        .i32("E", (int) e)
+        .i32("inDim", (int) f2)
+        .i32("outDim", (int) d)
+        .i32("groupedOut", groupedOut ? 1 : 0)
+        .launch();
+    return true;
   }
 
   /**

@@ -16,6 +16,7 @@ import static moetune.engine.backend.cuda.GpuTesting.tol;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
 import java.util.function.Function;
@@ -696,6 +697,125 @@ class CudaMoeOpsTest {
       String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
       for (int i = 1; i < names.length; i++) {
         compare("AUTO (the factors) against H: " + names[i], h[i], fac[i], tol(DType.BF16));
+      }
+    }
+  }
+
+  /**
+   * Variant 58: the up product's dX from dA and the factors (kernel58, dH formed in the consumers'
+   * registers) against kernel16 over the dH that swigluBackwardFactors stores: the same dX bit for
+   * bit, grouped and by token slot; and against the CPU. F multiples of 64 (one with 17 k blocks a
+   * half), D with a partial column tile, experts with no rows and partial row tiles.
+   */
+  @Test
+  void dxFromDaIsTheProductOverDhBitForBit() {
+    dxFromDa(2000, 264, 1088);
+    dxFromDa(600, 1032, 128);
+    dxFromDa(100, 264, 192);
+  }
+
+  private void dxFromDa(int tokens, int d, int f) {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 58 needs compute capability 9.0");
+    String v = "variant 58 N=" + tokens + " D=" + d + " F=" + f + ": ";
+    try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair dA = randn(DType.BF16, 1, m, f);
+          Pair p = randn(DType.BF16, 1, m, 2 * f);
+          Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+          Pair dH = poisoned(DType.BF16, m, 2 * f)) {
+        gpu().swigluBackwardFactors(dA.g(), p.g(), dH.g());
+        for (boolean gOut : new boolean[] {true, false}) {
+          try (Pair y16 = poisoned(DType.BF16, m, d);
+              Pair y58 = poisoned(DType.BF16, m, d)) {
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> {
+                  gpu()
+                      .scatter2scatter(
+                          dH.g(),
+                          w1.g(),
+                          null,
+                          false,
+                          1,
+                          r.sortedExp.g(),
+                          r.sortedScat.g(),
+                          true,
+                          gOut,
+                          y16.g());
+                  assertTrue(
+                      gpu()
+                          .moe()
+                          .scatter2scatterSwigluFactorsDx(
+                              dA.g(),
+                              p.g(),
+                              w1.g(),
+                              r.sortedExp.g(),
+                              r.sortedScat.g(),
+                              gOut,
+                              y58.g()),
+                      v + "kernel58 did not run");
+                });
+            assertArrayEquals(
+                bits(y16),
+                bits(y58),
+                v + "groupedOut=" + gOut + ": kernel58 differs from kernel16");
+            cpu()
+                .scatter2scatterSwigluFactorsDx(
+                    dA.c(), p.c(), w1.c(), r.sortedExp.c(), r.sortedScat.c(), gOut, y58.c());
+            check(v + "groupedOut=" + gOut + " against the CPU", y58, tol(DType.BF16));
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * The expert MLP in V58 (the down product's dX stores dA alone, the up product's dX forms dH from
+   * dA and the factors, kernel58) against AUTO: the same output and gradients bit for bit.
+   */
+  @Test
+  void moeMlpHandingDaToTheUpProductIsAutoBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 58 needs compute capability 9.0");
+    int d = 264, f = 1088;
+    try (Route r = route(new int[] {1500, 2, 0, 1, 2, 3, 5});
+        MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
+        Pair x = randn(DType.BF16, 1, r.n, d);
+        Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+        Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+        Pair topW = randn(DType.F32, 0.5, r.n, r.k);
+        Pair dY = randn(DType.BF16, 1, r.n, d)) {
+      gpu().copy(w1.g(), mlp.gateUp());
+      gpu().copy(w2.g(), mlp.down());
+      java.util.Map<CudaScatterMoe.Kernel, float[][]> got =
+          new java.util.EnumMap<>(CudaScatterMoe.Kernel.class);
+      for (CudaScatterMoe.Kernel k :
+          new CudaScatterMoe.Kernel[] {CudaScatterMoe.Kernel.AUTO, CudaScatterMoe.Kernel.V58}) {
+        inFamily(
+            k,
+            () -> {
+              gpu().fill(mlp.gateUpGrad(), 0f);
+              gpu().fill(mlp.downGrad(), 0f);
+              assertEquals(k == CudaScatterMoe.Kernel.V58, gpu().swigluFactorsDxFromDa());
+              try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
+                  MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
+                got.put(
+                    k,
+                    new float[][] {
+                      gpu().download(fw.output()).toFloatArray(),
+                      gpu().download(g.dX()).toFloatArray(),
+                      gpu().download(g.dTopKWeights()).toFloatArray(),
+                      gpu().download(mlp.gateUpGrad()).toFloatArray(),
+                      gpu().download(mlp.downGrad()).toFloatArray()
+                    });
+              }
+            });
+      }
+      String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
+      for (int i = 0; i < names.length; i++) {
+        assertArrayEquals(
+            got.get(CudaScatterMoe.Kernel.AUTO)[i],
+            got.get(CudaScatterMoe.Kernel.V58)[i],
+            "V58 against AUTO: " + names[i]);
       }
     }
   }
