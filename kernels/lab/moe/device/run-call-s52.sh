@@ -2,7 +2,7 @@
 # Session 52's device call: variant 58 (family v58, the up product's dX with dH formed in registers
 # from dA and the factors, kernel58), staged with scripts/device/stage.sh $PWD/.device/main and this
 # file copied into .device/main/. From the repository root: .device/main/run-call-s52.sh SECONDS.
-# 1) kernel58 against kernel16 over the stored dH bit for bit, the MLP in V58 against AUTO bit for
+# 1) kernel58 against kernel16 over the stored dH bit for bit (and kernel58's dW1 against kernel42), the MLP in V58 against AUTO bit for
 # bit, the factors' bitwise test, OpTableGpuTest and MoeSassTest (kernel58's HGMMA, UTMALDG, no
 # spills) in one JVM; 2) MoeLayerBench of auto and v58 with the breakdown (1.5B first) if they
 # passed; 3) memcheck and racecheck on kernel58's bitwise test.
@@ -15,9 +15,9 @@ select_tests pre 150 "--select-method=$T#dxFromDaIsTheProductOverDhBitForBit --s
 # the SASS of kernel58's main loop against kernel16's: HGMMA, and the warpgroup waits and arrives
 # ptxas put around them (a wait before each HGMMA would serialise the register-A wgmma)
 cuobj=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
-for k in scatter2scatter_ws256_nc_st_fac_kernel58 scatter2scatter_ws256_nc_st_kernel16; do
+for k in scatter2scatter_ws256_nc_st_fac_kernel58 scatter2scatter_ws256_nc_st_kernel16 group_xty_ws256_tmar_mc_fac_kernel58 group_xty_ws256_tmar_mc_kernel42; do
   "$cuobj" -sass -fun "$k" -arch sm_90a kfatbin/moetune/kernels/moetune.fatbin > "$OUT/$k.sass" 2>&1
-  echo "$k: HGMMA $(grep -c HGMMA "$OUT/$k.sass"), WARPGROUP.DEPBAR $(grep -c 'WARPGROUP.DEPBAR' "$OUT/$k.sass"), WARPGROUP.ARRIVE $(grep -c 'WARPGROUP.ARRIVE' "$OUT/$k.sass"), LDSM $(grep -c LDSM "$OUT/$k.sass")"
+  echo "$k: HGMMA $(grep -c HGMMA "$OUT/$k.sass"), WARPGROUP.DEPBAR $(grep -c 'WARPGROUP.DEPBAR' "$OUT/$k.sass"), WARPGROUP.ARRIVE $(grep -c 'WARPGROUP.ARRIVE' "$OUT/$k.sass"), LDSM $(grep -c LDSM "$OUT/$k.sass"), LDL/STL $(grep -cE '\b(LDL|STL)\b' "$OUT/$k.sass")"
 done
 K=auto
 passed pre && K=${KERNELS:-auto,v58}

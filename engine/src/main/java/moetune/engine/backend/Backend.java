@@ -443,6 +443,20 @@ public interface Backend extends AutoCloseable {
     }
   }
 
+  /**
+   * The expert MLP's up product's weight gradient from SwiGLU's factors: {@link #groupXtY}(x, dH,
+   * expertOffsets, dW, null, accumulate) with dH = {@link #swigluBackwardFactors}(dA, p). x (M, D),
+   * dA (M, F) and p (M, 2F) grouped, dW (E, 2F, D) += (or = without accumulate). The GPU forms dH
+   * in the product's operand loads (equal bit for bit) instead of storing it.
+   */
+  default void groupXtYSwigluFactors(
+      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
+    try (Tensor dH = empty(dA.dtype(), p.rows(), p.cols())) {
+      swigluBackwardFactors(dA, p, dH);
+      groupXtY(x, dH, expertOffsets, dW, null, accumulate);
+    }
+  }
+
   // ---------------------------------------------------------------- SwiGLU
 
   /** a = silu(h[:, :F]) * h[:, F:]. h (M, 2F) (gate rows then up rows), a (M, F) overwrite. */

@@ -100,6 +100,7 @@ public final class OpProfiler {
           "gateRowsBackward",
           "group",
           "groupXtY",
+          "groupXtYSwigluFactors",
           "combine",
           "combineGatesBackward",
           "swigluForward",

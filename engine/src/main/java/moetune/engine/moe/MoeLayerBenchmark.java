@@ -253,7 +253,8 @@ public final class MoeLayerBenchmark {
           // with SwiGLU (and the gates) in its epilogue: counted as that product
           product = S2S_PRODUCTS.get(s2s++);
           label = name + " " + product.label() + S2S_FUSED.getOrDefault(name, "");
-        } else if (name.equals("groupXtY") && xty < XTY_PRODUCTS.size()) {
+        } else if (name.startsWith("groupXtY") && xty < XTY_PRODUCTS.size()) {
+          // groupXtYSwigluFactors (dW1 from da and h's factors) counted as its product
           product = XTY_PRODUCTS.get(xty++);
           label = name + " " + (written ? product.label().replace("+=", "=") : product.label());
         }

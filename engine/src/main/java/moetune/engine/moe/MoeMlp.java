@@ -286,13 +286,8 @@ public final class MoeMlp implements AutoCloseable {
       // dA alone from the down product (v58): the up product's dX forms dH from dA and the factors
       g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, null, accumulate);
       Tensor dAct = g2.dX(); // (M, F) grouped, gated
-      ParallelLinear.Grads g1;
-      try (Tensor dHForDw = be.empty(dY.dtype(), f.routing.rows(), gateUp.dim(1))) {
-        be.swigluBackwardFactors(dAct, f.up.output(), dHForDw);
-        g1 =
-            ParallelLinear.backwardSwigluFactors(
-                f.up, dHForDw, dAct, f.up.output(), gateUpGrad, accumulate);
-      }
+      ParallelLinear.Grads g1 =
+          ParallelLinear.backwardSwigluFactors(f.up, dAct, f.up.output(), gateUpGrad, accumulate);
       dAct.close();
       return new Grads(g1.dX(), g2.dGates());
     }

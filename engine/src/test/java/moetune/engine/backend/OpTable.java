@@ -548,6 +548,19 @@ public final class OpTable {
           in.keep("dW db=null", dW2);
         });
     c.put(
+        "groupXtYSwigluFactors",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor x = in.randn(1, M, D);
+          Tensor dA = in.randn(1, M, F);
+          Tensor p = in.randn(1, M, 2 * F);
+          for (boolean accumulate : new boolean[] {true, false}) {
+            Tensor dW = in.randn(1, E, 2 * F, D);
+            in.be.groupXtYSwigluFactors(x, dA, p, r.offs, dW, accumulate);
+            in.keep("dW accumulate=" + accumulate, dW);
+          }
+        });
+    c.put(
         "combine",
         in -> {
           Tensor expanded = in.randn(1, M, D);

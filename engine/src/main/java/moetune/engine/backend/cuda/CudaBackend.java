@@ -716,6 +716,14 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
+  public void groupXtYSwigluFactors(
+      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
+    if (!moe.groupXtYSwigluFactors(x, dA, p, expertOffsets, dW, accumulate)) {
+      Backend.super.groupXtYSwigluFactors(x, dA, p, expertOffsets, dW, accumulate);
+    }
+  }
+
+  @Override
   public void scatter2scatterSwigluFactorsDx(
       Tensor dA,
       Tensor p,

@@ -719,6 +719,82 @@ final class CudaScatterMoe {
   }
 
   /**
+   * Backend#groupXtYSwigluFactors by variant 58's dW (kernel58: kernel42 over dH = [dA p | dA q]
+   * formed in the consumers' registers by ldmatrix .trans) where kernel42 would run for dH: Hopper,
+   * a picked family from generation 15, float32 dW, F a multiple of 64, D a multiple of 8, bf16
+   * 16-byte aligned operands TMA can describe, at least one row; false, having queued nothing,
+   * otherwise. The same dW bit for bit as kernel42 over the stored dH (the same k steps, tiles,
+   * clusters and reductions).
+   */
+  boolean groupXtYSwigluFactors(
+      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
+    String op = "groupXtYSwigluFactors";
+    CudaTensor xt = b.ct(x, op, "x"), dat = b.ct(dA, op, "dA"), pt = b.ct(p, op, "p");
+    CudaTensor off = b.ct(expertOffsets, op, "expertOffsets"), w = b.ct(dW, op, "dW");
+    long m = pt.rows(), o = pt.cols(), f = o / 2, i = xt.cols(), e = w.dim(0);
+    OpShapes.check(
+        w.rank() == 3
+            && w.dim(1) == o
+            && w.dim(2) == i
+            && o % 2 == 0
+            && xt.rows() == m
+            && dat.rows() == m
+            && dat.cols() == f
+            && off.numel() == e,
+        op
+            + ": x "
+            + xt.describe()
+            + ", dA "
+            + dat.describe()
+            + ", p "
+            + pt.describe()
+            + ", dW "
+            + w.describe()
+            + " and expertOffsets must be (M, D), (M, F), (M, 2F), (E, 2F, D) and (E)");
+    if (f % 64 != 0
+        || w.dtype() != DType.F32
+        || w.address() % 16 != 0
+        || kernel.generation() < 15
+        || kernel == Kernel.V14
+        || !swigluFused(e, m, f, i, xt, dat, pt)) {
+      return false;
+    }
+    int[] tmDy, tmX, tmDw, tmDa;
+    try { // the factors, x and dA in 64 x 64 boxes; dW (E, O, I) float32 as {I, O, E}
+      tmDy = TensorMaps.bf16(pt.address(), new long[] {o, m}, new int[] {64, 64}, op + " p");
+      tmX = TensorMaps.bf16(xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x");
+      tmDa = TensorMaps.bf16(dat.address(), new long[] {f, m}, new int[] {64, 64}, op + " dA");
+      tmDw = TensorMaps.f32(w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
+    } catch (IllegalArgumentException notTma) {
+      return false;
+    }
+    String name = "group_xty_ws256_tmar_mc_fac_kernel58";
+    int smem = WS_256_SMEM + WS_XTY_OUT_BYTES;
+    long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + 255) / 256);
+    b.kernel("group_xty_ws256_tmar_mc_fac_kernel58")
+        .smem(smem)
+        .struct("tmDy", tmDy)
+        .struct("tmX", tmX)
+        .struct("tmDw", tmDw)
+        .struct("tmDa", tmDa)
+        .grid(2 * Math.min(units, b.activeClusters(name, 2, WS_THREADS, smem)))
+        .block(WS_THREADS)
+        .shapes("x " + xt.describe() + " dA " + dat.describe())
+        .ptr("x", xt.address())
+        .ptr("dy", pt.address())
+        .ptr("da", dat.address())
+        .ptr("offsets", off.address())
+        .ptr("dw", w.address())
+        .i32("wdt", dt(w, op, "dW"))
+        .i32("E", (int) e)
+        .i32("I", (int) i)
+        .i32("O", (int) o)
+        .i32("acc", accumulate ? 1 : 0)
+        .launch();
+    return true;
+  }
+
+  /**
    * Backend#scatter2scatterSwigluFactorsBackward by variant 56 (kernel25's rounds over dY's rows
    * grouped with their gates, loaded by TMA, with dH = [dA p | dA q] in the epilogue) when its
    * staging fits and TMA can describe the tensors; false, having queued nothing, otherwise.

@@ -765,6 +765,31 @@ class CudaMoeOpsTest {
             check(v + "groupedOut=" + gOut + " against the CPU", y58, tol(DType.BF16));
           }
         }
+        // dW1: kernel58's groupXtY against kernel42 over dH, += and =
+        try (Pair x = randn(DType.BF16, 1, m, d)) {
+          for (boolean acc : new boolean[] {true, false}) {
+            try (Pair dW42 = randn(DType.F32, 1, E, 2 * f, d);
+                Pair dW58 = randn(DType.F32, 1, E, 2 * f, d)) {
+              gpu().copy(dW42.g(), dW58.g());
+              inFamily(
+                  CudaScatterMoe.Kernel.AUTO,
+                  () -> {
+                    gpu().groupXtY(x.g(), dH.g(), r.offsets.g(), dW42.g(), null, acc);
+                    assertTrue(
+                        gpu()
+                            .moe()
+                            .groupXtYSwigluFactors(
+                                x.g(), dA.g(), p.g(), r.offsets.g(), dW58.g(), acc),
+                        v + "kernel58's dW did not run");
+                  });
+              assertArrayEquals(
+                  bits(dW42), bits(dW58), v + "accumulate=" + acc + ": kernel58's dW differs");
+              cpu().copy(dW42.c(), dW58.c());
+              cpu().groupXtYSwigluFactors(x.c(), dA.c(), p.c(), r.offsets.c(), dW58.c(), acc);
+              check(v + "dW accumulate=" + acc + " against the CPU", dW58, tol(DType.BF16));
+            }
+          }
+        }
       }
     }
   }
