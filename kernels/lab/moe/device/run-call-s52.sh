@@ -11,7 +11,7 @@ export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-540}
 . ./select-tests.sh
 T=moetune.engine.backend.cuda.CudaMoeOpsTest
-select_tests pre 150 "--select-method=$T#dxFromDaIsTheProductOverDhBitForBit --select-method=$T#moeMlpHandingDaToTheUpProductIsAutoBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-class=moetune.engine.backend.cuda.OpTableGpuTest --select-class=moetune.engine.backend.cuda.MoeSassTest"
+select_tests pre ${PRE_LIMIT:-150} "--select-method=$T#dxFromDaIsTheProductOverDhBitForBit --select-method=$T#moeMlpHandingDaToTheUpProductIsAutoBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-class=moetune.engine.backend.cuda.OpTableGpuTest --select-class=moetune.engine.backend.cuda.MoeSassTest"
 # the SASS of kernel58's main loop against kernel16's: HGMMA, and the warpgroup waits and arrives
 # ptxas put around them (a wait before each HGMMA would serialise the register-A wgmma)
 cuobj=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
@@ -19,9 +19,9 @@ for k in scatter2scatter_ws256_nc_st_fac_kernel58 scatter2scatter_ws256_nc_st_ke
   "$cuobj" -sass -fun "$k" -arch sm_90a kfatbin/moetune/kernels/moetune.fatbin > "$OUT/$k.sass" 2>&1
   echo "$k: HGMMA $(grep -c HGMMA "$OUT/$k.sass"), WARPGROUP.DEPBAR $(grep -c 'WARPGROUP.DEPBAR' "$OUT/$k.sass"), WARPGROUP.ARRIVE $(grep -c 'WARPGROUP.ARRIVE' "$OUT/$k.sass"), LDSM $(grep -c LDSM "$OUT/$k.sass"), LDL/STL $(grep -cE '\b(LDL|STL)\b' "$OUT/$k.sass")"
 done
-K=auto
-passed pre && K=${KERNELS:-auto,v58}
-left=$((LIMIT - SECONDS - 90)); bl=$left; [ $bl -gt 260 ] && bl=260
-BENCH_ARGS="${BENCH_ARGS-16384 1024 3584 8 2 16384 4096 14336 8 2}" bench_moe "$K" "$bl"
+left=$((LIMIT - SECONDS - ${RESERVE:-90})); bl=$left; [ $bl -gt 260 ] && bl=260
+# a failed precheck leaves the time to the sanitizers (the bench would time a wrong kernel)
+passed pre && BENCH_ARGS="${BENCH_ARGS-16384 1024 3584 8 2 16384 4096 14336 8 2}" \
+  bench_moe "${KERNELS:-auto,v58}" "$bl"
 sanitize_tests "$LIMIT" "--select-method=$T#dxFromDaIsTheProductOverDhBitForBit"
 echo "## done (${SECONDS} s)"
