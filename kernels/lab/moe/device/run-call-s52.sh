@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Session 52's device call: variant 58 (family v58, the up product's dX with dH formed in registers
-# from dA and the factors, kernel58), staged with scripts/device/stage.sh $PWD/.device/main and this
-# file copied into .device/main/. From the repository root: .device/main/run-call-s52.sh SECONDS.
+# Session 52's device call: variant 58 (family v58, dH formed in registers from dA and the factors
+# in the up product's dX and dW1, kernel58s): git apply kernels/lab/moe/v58-dh-never-written.patch
+# (on 33442c9), stage with scripts/device/stage.sh $PWD/.device/main and copy this file into
+# .device/main/. From the repository root: .device/main/run-call-s52.sh SECONDS (session 52 ran
+# SHORT=1 PRE_LIMIT=75 RESERVE=5 BENCH_ARGS="16384 1024 3584 8 2" ... 165).
 # 1) kernel58 against kernel16 over the stored dH bit for bit (and kernel58's dW1 against kernel42), the MLP in V58 against AUTO bit for
 # bit, the factors' bitwise test, OpTableGpuTest and MoeSassTest (kernel58's HGMMA, UTMALDG, no
 # spills) in one JVM; 2) MoeLayerBench of auto and v58 with the breakdown (1.5B first) if they
@@ -11,7 +13,10 @@ export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-540}
 . ./select-tests.sh
 T=moetune.engine.backend.cuda.CudaMoeOpsTest
-select_tests pre ${PRE_LIMIT:-150} "--select-method=$T#dxFromDaIsTheProductOverDhBitForBit --select-method=$T#moeMlpHandingDaToTheUpProductIsAutoBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-class=moetune.engine.backend.cuda.OpTableGpuTest --select-class=moetune.engine.backend.cuda.MoeSassTest"
+# SHORT=1 (a call with little device time): kernel58's two bitwise tests and MoeSassTest alone
+PRE="--select-method=$T#dxFromDaIsTheProductOverDhBitForBit --select-method=$T#moeMlpHandingDaToTheUpProductIsAutoBitForBit --select-class=moetune.engine.backend.cuda.MoeSassTest"
+[ "${SHORT:-0}" = 1 ] || PRE="$PRE --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit --select-class=moetune.engine.backend.cuda.OpTableGpuTest"
+select_tests pre ${PRE_LIMIT:-150} "$PRE"
 # the SASS of kernel58's main loop against kernel16's: HGMMA, and the warpgroup waits and arrives
 # ptxas put around them (a wait before each HGMMA would serialise the register-A wgmma)
 cuobj=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)

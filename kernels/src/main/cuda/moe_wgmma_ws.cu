@@ -30,7 +30,6 @@
 //   dW operands (dy (M, O), x (M, I)): dims {O, M} / {I, M}, box {64, 64}
 // Requirements as variant 3 (contiguous dimensions multiples of 8, 16-byte aligned bases).
 
-#include <type_traits>
 #include <cuda.h>  // CUtensorMap (a 128-byte opaque struct; no driver calls in device code)
 #include "swiglu.cuh"
 
@@ -56,10 +55,6 @@ __device__ __forceinline__ void ws_arrive_tx(uint32_t bar, uint32_t bytes) {
 // trap, ptxas compiles the consumers' code within the 168 registers the kernel starts with, not
 // the 208 of setmaxnreg.inc (they fit; a build ending the waits in brkpt instead, which fails the
 // launch the same way and lets ptxas use the 208, timed the same: kernels/lab/moe, variant 21).
-// BRK (variant 58's consumers): the timeout ends in brkpt, which fails the launch the same way but
-// leaves ptxas the 208 registers of setmaxnreg.inc (a region that can trap is compiled within the
-// kernel's 168: kernels/lab/moe, variant 21), which the register-A fragments of two steps need.
-template <bool BRK = false>
 __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   uint64_t start = 0;
@@ -76,11 +71,7 @@ __device__ __forceinline__ void ws_wait(uint32_t bar, uint32_t parity) {
     if (start == 0) {
       start = now;
     } else if (now - start > 20000000000ull) {
-      if (BRK) {
-        asm volatile("brkpt;\n" ::: "memory");
-      } else {
-        __trap();
-      }
+      __trap();
     }
   }
 }
@@ -190,88 +181,6 @@ __device__ __forceinline__ void ws_consume(float (&d)[BN / 2], uint32_t sA, uint
   asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
   wg_fence_acc(d);
   if (release && (threadIdx.x & 31) == 0) {
-    ws_arrive(prevEmpty);
-    if (CL > 1) ws_arrive_remote(prevEmpty, ws_cluster_rank() ^ 1);
-  }
-}
-
-// Variant 58's k step (dX = dH W over dH = [dA p | dA q], never stored): the stage holds the
-// 128 x 64 blocks of dA and of the factor (p for k < F, q past it) in the 128-byte swizzle, then
-// W's slabs. Each warp ldmatrixes its 16 rows of both, multiplies in float32 and rounds to bf16
-// (bf16(float(dA) float(p)): kernel56's epilogue's dH, bit for bit), and the four wgmma take A from
-// those registers. The math of step k runs while step k - 1's wgmma group does (one group kept in
-// flight, as ws_consume), so a step's fragments are read by its wgmma until the next step's
-// wait_group: the caller alternates two arrays (a wgmma's A registers written before its group
-// completes is undefined behaviour in PTX, so one array rewritten every step would be).
-// TA (dW1, variant 58's groupXtY): A = dH^T from M-major slabs (each consumer warpgroup's 64 o
-// columns, 64 token rows), by ldmatrix .trans; CP: cp.async wrote part of the stage; CL: as
-// ws_consume.
-template <int BN, bool TA = false, bool CP = false, int CL = 1>
-__device__ __forceinline__ void ws_consume_ra(float (&d)[BN / 2], uint32_t (&a)[WG_BK / 16][4],
-                                              uint32_t sA, uint32_t full, uint32_t parity,
-                                              uint32_t prevEmpty, bool release) {
-  static_assert(BN == 256, "variant 58 takes 128 x 256 tiles");
-  constexpr int A_BYTES = WG_BM * WG_BK * 2;
-  int tid = threadIdx.x, lane = tid & 31, warp = (tid & 127) / 32;
-  // ldmatrix .x4: lanes 8 m .. 8 m + 7 address matrix m, which gives mma.m16n8k16's A fragment
-  // {row g, k 0-7}, {g + 8, k 0-7}, {g, k 8-15}, {g + 8, k 8-15}. K-major (dX): matrix m is rows
-  // 8 (m & 1) .. of the warp's 16, k half m / 2; a lane addresses a row, chunk 2 kk + m / 2.
-  // M-major (TA, .trans): matrix m is token rows 8 (m / 2) .. of step kk, o columns 8 (m & 1) of
-  // the warp's 16; a lane addresses token row 16 kk + 8 (m / 2) + (lane & 7), chunk 2 warp + (m & 1).
-  int r = TA ? (lane & 7) + 8 * (lane >> 4)
-             : (tid / 128) * 64 + warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
-  uint32_t rowA = TA ? sA + (tid / 128) * WG_SLAB + r * 128 : sA + r * 128;
-  int sw = lane & 7, hi = lane >> 4;  // r & 7 == lane & 7 (and for TA 16 kk + r too)
-  ws_wait<true>(full, parity);
-  if (CP) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
-#pragma unroll
-  for (int kk = 0; kk < WG_BK / 16; kk++) {
-    // TA: one chunk for every kk (the rows move by 16 a step: immediate offsets off one base)
-    uint32_t off = TA ? 16 * kk * 128 + (((2 * warp + ((lane >> 3) & 1)) ^ sw) << 4)
-                      : ((2 * kk + hi) ^ sw) << 4;
-    uint32_t v[4], f[4];
-    if constexpr (TA) {
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                   : "r"(rowA + off)
-                   : "memory");
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3])
-                   : "r"(rowA + A_BYTES + off)
-                   : "memory");
-    } else {
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                   : "r"(rowA + off)
-                   : "memory");
-      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3])
-                   : "r"(rowA + A_BYTES + off)
-                   : "memory");
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v[i]));
-      float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&f[i]));
-      __nv_bfloat162 h = __floats2bfloat162_rn(x.x * y.x, x.y * y.y);
-      a[kk][i] = *reinterpret_cast<uint32_t*>(&h);
-    }
-  }
-  uint64_t db = wg_desc(sA + 2 * A_BYTES, WG_SLAB, 1024);  // W (in, out): MN-major slabs
-  // the fragments' math stays before the fence (else the compiler sinks it to each wgmma, between
-  // the fence and the wgmma, and ptxas serialises the wgmma: C7513)
-#pragma unroll
-  for (int kk = 0; kk < WG_BK / 16; kk++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[kk][i])::"memory");
-  wg_fence_acc(d);
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");  // orders the fragments' writes
-#pragma unroll
-  for (int kk = 0; kk < WG_BK / 16; kk++) wg_mma_rs_n256<1>(d, a[kk], db + kk * (2048 >> 4));
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-  wg_fence_acc(d);
-  if (release && lane == 0) {
     ws_arrive(prevEmpty);
     if (CL > 1) ws_arrive_remote(prevEmpty, ws_cluster_rank() ^ 1);
   }
@@ -407,7 +316,6 @@ struct WsGlu {
                            // GLU 2 loads it as {F, 2, M} in {64, 1, 64} boxes
   const CUtensorMap* tmAct;  // variant 11, GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
   const CUtensorMap* tmDh;   // variant 11, GLU 2: dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes
-  const CUtensorMap* tmDa;   // variant 58: dA (M, F) as {F, M} in 64 x 128 boxes
 };
 
 // GLU 1's staging for TMA stores: 16 KiB per consumer warpgroup (its 64 rows x 128 columns as two
@@ -1119,8 +1027,7 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
-          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false,
-          bool RA = false>
+          bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const void* bias, int bdt, void* y,
                                        int ydt, const int* sortedExpert,
@@ -1143,10 +1050,6 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
                 "variant 56 changes variants 15 and 25");
   static_assert(HL == 0 || (V13 && (GLU == 1 || (GLU == 2 && V25))),
                 "variants 37 and 39 serve variant 25's and variant 15's rounds");
-  // RA (variant 58): x is [dA p | dA q] (M, 2F) given as the factors (tmX) and dA (glu.tmDa),
-  // formed in the consumers' registers (ws_consume_ra); F = inDim / 2 a multiple of 64
-  static_assert(!RA || (GLU == 0 && !TRANSW && !GATHER && CL == 1 && BN == 256),
-                "variant 58: x W over grouped rows");
   // staging after the stages (and for GLU 2 its barriers: two, V13 four)
   constexpr int OUT = ST     ? WS_ST_OUT_BYTES
                       : !V11 ? 0
@@ -1154,12 +1057,9 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
                       : HL       ? WS_GLU_OUT_BYTES + WsGluRing<HL ? HL : 2>::BAR_BYTES
                                  : WS_GLU_OUT_BYTES + (V13 ? 32 : 16);
   extern __shared__ __align__(128) unsigned char wg_smem[];
-  // a stage: A (RA: dA's block, then the factor's), then B; 1 KiB of slack aligns the stages
-  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2,
-                STAGE = (RA ? 2 : 1) * A_BYTES + B_BYTES, STAGES_END = STAGES * STAGE + 1024;
-  static_assert(RA || STAGES_END == wg_smem_bytes(BN, STAGES), "the stages' bytes");
-  uint32_t bars = mm_smem_addr(wg_smem) + STAGES_END + OUT;
-  int* tileStart = reinterpret_cast<int*>(wg_smem + STAGES_END + 2 * STAGES * 8 + OUT);
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
+  int* tileStart = reinterpret_cast<int*>(wg_smem + ws_smem_bytes(BN, STAGES) + OUT);
   int* rowEnd = tileStart + E + 1;
   moe_build_tiles<WG_BM * CL>(sortedExpert, M, E, tileStart, rowEnd);
   ws_init_bars<STAGES, CL>(bars, GATHER ? 129 : 1);
@@ -1232,11 +1132,11 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       }
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES;
-        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + (RA ? 2 : 1) * A_BYTES;
+        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
         ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = kt * WG_BK;
         if (pt == 0) {
-          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + (RA ? 2 : 1) * A_BYTES);
+          ws_arrive_tx(full, GATHER ? B_BYTES : B_BYTES + A_BYTES);
           if (CL > 1) {  // this CTA's half of the weight tile, into both CTAs
             if (TRANSW) {
               ws_tma3_mc(sB + rank * (BN / 2) * 128, tmW, k0, tl.n0 + rank * (BN / 2), tl.e, full,
@@ -1255,12 +1155,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
 #pragma unroll
             for (int j = 0; j < BN / 64; j++) ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
           }
-          if (RA) {  // dA's block k0 mod F (the gate half, then the up half), the factors' k0
-            ws_tma2(sA, glu.tmDa, k0 < inDim / 2 ? k0 : k0 - inDim / 2, tl.rStart, full);
-            ws_tma2(sA + A_BYTES, tmX, k0, tl.rStart, full);
-          } else if (!GATHER) {
-            ws_tma2(sA, tmX, k0, tl.rStart, full);
-          }
+          if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
         }
         if (GATHER) {
 #pragma unroll
@@ -1312,22 +1207,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
-      if constexpr (RA) {  // two fragment arrays in turn (ws_consume_ra); kTiles = F / 32 is even
-        uint32_t a0[WG_BK / 16][4], a1[WG_BK / 16][4];
-        for (int kt = 0; kt < kTiles; kt += 2) {
-          int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-          ws_consume_ra<BN>(d, a0, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
-                            bars + 8 * (STAGES + sp), kt > 0);
-          it++;
-          // unconditional: every path back to a0's writes passes a1's wait_group, which retires
-          // a0's group (a conditional a1 step made ptxas serialise the wgmma, C7513)
-          s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-          ws_consume_ra<BN>(d, a1, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
-                            bars + 8 * (STAGES + sp), true);
-          it++;
-        }
-      }
-      for (int kt = 0; kt < (RA ? 0 : kTiles); kt++, it++) {
+      for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         if (GLU == 2 && V11 && kt == max(kTiles - 8, 0)) ws_glu_prefetch_h<BN>(tl, glu.h, outDim);
         if (GLU == 2 && V13 && !HL && kt == max(kTiles - 2, 0) && (threadIdx.x & 127) == 0)
@@ -1451,38 +1331,27 @@ __device__ __forceinline__ void ws_xty_epilogue_tma(const float (&d)[BN / 2], ui
 // without rows still has its tiles stored (zeros), so every element of dW is written. The float32
 // accumulators start at +0 and a sum with +0 in it is never -0, so a stored tile is the bits the
 // addition into a zeroed dW gives.
-// RA (variant 58): dy is dH = [dA p | dA q] (O = 2F) given as the factors (dy, tmDy) and dA (da,
-// tmDa: (M, F) as {F, M} in 64 x 64 boxes), formed in the consumers' registers (ws_consume_ra TA);
-// F a multiple of 64, so that no 64-column slab straddles the gate and the up half.
-template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1, bool RA = false>
+template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
-                                       const CUtensorMap* tmDw = nullptr, int acc = 1,
-                                       const CUtensorMap* tmDa = nullptr,
-                                       const __nv_bfloat16* da = nullptr) {
+                                       const CUtensorMap* tmDw = nullptr, int acc = 1) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
-  static_assert(!RA || TMAR, "variant 58: variant 14's or 42's dW");
   extern __shared__ __align__(128) unsigned char wg_smem[];
-  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2,
-                STAGE = (RA ? 2 : 1) * A_BYTES + B_BYTES, STAGES_END = STAGES * STAGE + 1024;
-  static_assert(RA || STAGES_END == wg_smem_bytes(BN, STAGES), "the stages' bytes");
+  constexpr int A_BYTES = WG_BM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   constexpr int OUT = TMAR ? WS_XTY_OUT_BYTES : 0;
-  uint32_t bars = mm_smem_addr(wg_smem) + STAGES_END + OUT;
-  int F = O / 2;  // RA: dA's columns; dH's column o is dA's o mod F
-  auto daCol = [&](int o) { return o < F ? o : o - F; };
+  uint32_t bars = mm_smem_addr(wg_smem) + wg_smem_bytes(BN, STAGES) + OUT;
   ws_init_bars<STAGES, CL>(bars, 129);
   // units of CL adjacent o tiles (one per CTA of a cluster), grouped by MM_GROUP_M / CL units
   constexpr int GROUP = MM_GROUP_M / CL;
   int oUnits = (O + CL * WG_BM - 1) / (CL * WG_BM), iTiles = (I + BN - 1) / BN;
-  using TI = std::conditional_t<RA, int, long long>;  // RA: 32-bit walk (two registers fewer)
-  TI per = (TI)oUnits * iTiles, total = per * E;
+  long long per = (long long)oUnits * iTiles, total = per * E;
   uint32_t smem = (mm_smem_addr(wg_smem) + 1023) & ~1023u;
   int rank = CL > 1 ? (int)ws_cluster_rank() : 0;
-  TI first = blockIdx.x / CL, step = gridDim.x / CL;  // both CTAs of a cluster the same units
+  long long first = blockIdx.x / CL, step = gridDim.x / CL;  // both CTAs of a cluster the same units
   // unit t -> (e, o0, i0): o units grouped by GROUP within an expert
-  auto tile = [&](TI t, int& e, int& o0, int& i0) {
+  auto tile = [&](long long t, int& e, int& o0, int& i0) {
     e = (int)(t / per);
     int w = (int)(t % per), perGroup = GROUP * iTiles;
     int first = w / perGroup * GROUP, size = min(oUnits - first, GROUP);
@@ -1491,37 +1360,27 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
     i0 = within / size * BN;
   };
   if (threadIdx.x >= 256) {  // producer
-    if constexpr (RA) {  // the tail's dA copies: 88 (128 x 88 + 256 x 208 = 384 x 168)
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 88;\n" ::: "memory");
-    } else {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
-    }
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     int pt = threadIdx.x - 256;
     uint32_t it = 0;
-    for (TI t = first; t < total; t += step) {
+    for (long long t = first; t < total; t += step) {
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
       int kTiles = (p1 - p0 + WG_BK - 1) / WG_BK;
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES;
-        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + (RA ? 2 : 1) * A_BYTES;
-        ws_wait<RA>(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
+        uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
+        ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
         int k0 = p0 + kt * WG_BK;
         if (k0 + WG_BK <= p1) {  // whole step: TMA
           if (pt == 0) {
             bool own = CL == 1 || o0 < O;  // a cluster's second o tile past O loads no dy
-            ws_arrive_tx(full, (own ? (RA ? 2 : 1) * A_BYTES : 0) + B_BYTES);
+            ws_arrive_tx(full, (own ? A_BYTES : 0) + B_BYTES);
             if (own) {
 #pragma unroll
-              for (int j = 0; j < WG_BM / 64; j++) {
-                if (RA) {  // dA's slab (zeros past O: its column is then past F), the factors'
-                  ws_tma2(sA + j * WG_SLAB, tmDa, daCol(o0 + 64 * j), k0, full);
-                  ws_tma2(sA + A_BYTES + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
-                } else {
-                  ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
-                }
-              }
+              for (int j = 0; j < WG_BM / 64; j++)
+                ws_tma2(sA + j * WG_SLAB, tmDy, o0 + 64 * j, k0, full);
             }
             if (CL > 1) {  // this CTA's half of the x tile, into both CTAs
 #pragma unroll
@@ -1539,15 +1398,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
           for (int i = 0; i < WG_BK * WG_BM / 8 / 128; i++) {
             int idx = pt + 128 * i, k = idx / (WG_BM / 8), mn = (idx % (WG_BM / 8)) * 8;
             bool ok = k0 + k < p1 && o0 + mn < O;
-            uint32_t at = sA + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8);
-            if (RA) {  // dA's 8 columns (never across F), then the factors' at A_BYTES
-              mm_cp16(at,
-                      ok ? (const void*)(da + (long long)(k0 + k) * F + daCol(o0 + mn))
-                         : (const void*)da,
-                      ok);
-              at += A_BYTES;
-            }
-            mm_cp16(at,
+            mm_cp16(sA + (mn / 64) * WG_SLAB + wg_swz(k, (mn % 64) / 8),
                     ok ? (const void*)(dy + (long long)(k0 + k) * O + o0 + mn) : (const void*)dy,
                     ok);
           }
@@ -1566,7 +1417,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
   } else {  // consumers
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
     uint32_t it = 0;
-    for (TI t = first; t < total; t += step) {
+    for (long long t = first; t < total; t += step) {
       int e, o0, i0;
       tile(t, e, o0, i0);
       int p0 = e == 0 ? 0 : offsets[e - 1], p1 = offsets[e];
@@ -1575,29 +1426,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
       float d[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
-      if constexpr (RA) {  // two fragment arrays in turn (ws_consume_ra); an odd first step a1's
-        uint32_t a0[WG_BK / 16][4], a1[WG_BK / 16][4];
-        int kt = 0;
-        if (kTiles & 1) {  // no group in flight at a tile's start: a1 is free, then a0's pairs
-          int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-          ws_consume_ra<BN, true, true, CL>(d, a1, smem + s * STAGE, bars + 8 * s,
-                                            (it / STAGES) & 1, bars + 8 * (STAGES + sp), false);
-          it++;
-          kt = 1;
-        }
-        // every path back to a0's writes passes a1's wait_group, which retires a0's group
-        for (; kt < kTiles; kt += 2) {
-          int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-          ws_consume_ra<BN, true, true, CL>(d, a0, smem + s * STAGE, bars + 8 * s,
-                                            (it / STAGES) & 1, bars + 8 * (STAGES + sp), kt > 0);
-          it++;
-          s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-          ws_consume_ra<BN, true, true, CL>(d, a1, smem + s * STAGE, bars + 8 * s,
-                                            (it / STAGES) & 1, bars + 8 * (STAGES + sp), true);
-          it++;
-        }
-      }
-      for (int kt = 0; kt < (RA ? 0 : kTiles); kt++, it++) {
+      for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
         ws_consume<BN, 1, 1, true, CL>(d, smem + s * STAGE, bars + 8 * s, (it / STAGES) & 1,
                                        bars + 8 * (STAGES + sp), kt > 0);
@@ -1861,38 +1690,4 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
   WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
-}
-
-// Variant 58 (family v58): the expert MLP's up product's dX, dx = dH W1 with dH = [dA p | dA q]
-// formed in the consumers' registers from dA (M, F) and the factors [p | q] (M, 2F) of variant 56
-// (ws_consume_ra), never stored: kernel16 (nc, st) over dH bit for bit. Three stages of dA's and
-// the factor's 128 x 64 blocks and W's four 64 x 64 slabs (as many bytes as kernel16's four).
-// tmW: W (E, 2F, D) as {D, 2F, E} in 64 x 64 boxes; tmPq: the factors as {2F, M}, tmDa: dA as
-// {F, M}, both in 64 x 128 boxes; y bf16, 16-byte aligned rows (out a multiple of 8); F a multiple
-// of 64. Shared memory ws_smem_bytes(256, 4) + WS_ST_OUT_BYTES + (2E + 1) ints (kernel16's).
-MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_nc_st_fac_kernel58(
-        const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmPq,
-        const __grid_constant__ CUtensorMap tmDa, __nv_bfloat16* y, const int* sortedExpert,
-        const int* sortedScattered, int M, int E, int inDim, int outDim, int groupedOut) {
-  WG_BODY((ws_s2s<256, 3, false, false, 1, 0, false, false, true, false, 0, false, true>(
-      &tmW, &tmPq, nullptr, nullptr, DT_BF16, y, DT_BF16, sortedExpert, sortedScattered, M, E,
-      inDim, outDim, 1, groupedOut,
-      WsGlu{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, &tmDa})));
-}
-
-// Variant 58's dW1 (family v58): kernel42 (clusters of two CTAs over adjacent o tiles sharing the x
-// tile by TMA multicast, float32 dW by TMA reductions) over dH = [dA p | dA q] formed in the
-// consumers' registers from dA and the factors (ws_consume_ra TA: ldmatrix .trans), never stored:
-// kernel42 over dH bit for bit. Three stages of dA's and the factors' two 64 x 64 slabs and x's
-// four (as many bytes as kernel42's four). tmDy: the factors (M, 2F) as {2F, M}, tmDa: dA (M, F)
-// as {F, M}, both in 64 x 64 boxes; dy the factors, da dA; O = 2F, F a multiple of 64. Shared
-// memory ws_smem_bytes(256, 4) + WS_XTY_OUT_BYTES (kernel42's).
-MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
-    group_xty_ws256_tmar_mc_fac_kernel58(
-        const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,
-        const __grid_constant__ CUtensorMap tmDw, const __grid_constant__ CUtensorMap tmDa,
-        const __nv_bfloat16* x, const __nv_bfloat16* dy, const __nv_bfloat16* da,
-        const int* offsets, void* dw, int wdt, int E, int I, int O, int acc) {
-  WG_BODY((ws_xty<256, 3, true, true, 2, true>(WS_XTY_PASS, &tmDw, acc, &tmDa, da)));
 }

@@ -411,52 +411,6 @@ public interface Backend extends AutoCloseable {
     }
   }
 
-  /**
-   * Whether the expert MLP's backward, saving SwiGLU's factors, hands the up product's dX dA and
-   * the factors ({@link #scatter2scatterSwigluFactorsDx}) instead of dH = [dA p | dA q], so that
-   * the product forms dH where it reads it (variant 58 on the GPU). The gradients are the same bit
-   * for bit either way.
-   */
-  default boolean swigluFactorsDxFromDa() {
-    return false;
-  }
-
-  /**
-   * The expert MLP's up product's dX from SwiGLU's factors: scatter2scatter(dH, w, null, transW =
-   * false, 1, sortedExpertIdxs, sortedScatteredIdxs, groupedIn = true, groupedOut, y) with dH =
-   * {@link #swigluBackwardFactors}(dA, p). dA (M, F) and p (M, 2F) grouped, w (E, 2F, D), y (M, D)
-   * overwrite (rows grouped, or by token slot). The GPU forms dH in the product's operand loads
-   * (equal bit for bit) instead of storing it.
-   */
-  default void scatter2scatterSwigluFactorsDx(
-      Tensor dA,
-      Tensor p,
-      Tensor w,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y) {
-    try (Tensor dH = empty(dA.dtype(), p.rows(), p.cols())) {
-      swigluBackwardFactors(dA, p, dH);
-      scatter2scatter(
-          dH, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, groupedOut, y);
-    }
-  }
-
-  /**
-   * The expert MLP's up product's weight gradient from SwiGLU's factors: {@link #groupXtY}(x, dH,
-   * expertOffsets, dW, null, accumulate) with dH = {@link #swigluBackwardFactors}(dA, p). x (M, D),
-   * dA (M, F) and p (M, 2F) grouped, dW (E, 2F, D) += (or = without accumulate). The GPU forms dH
-   * in the product's operand loads (equal bit for bit) instead of storing it.
-   */
-  default void groupXtYSwigluFactors(
-      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
-    try (Tensor dH = empty(dA.dtype(), p.rows(), p.cols())) {
-      swigluBackwardFactors(dA, p, dH);
-      groupXtY(x, dH, expertOffsets, dW, null, accumulate);
-    }
-  }
-
   // ---------------------------------------------------------------- SwiGLU
 
   /** a = silu(h[:, :F]) * h[:, F:]. h (M, 2F) (gate rows then up rows), a (M, F) overwrite. */

@@ -282,15 +282,6 @@ public final class MoeMlp implements AutoCloseable {
     overwriteGrads = false;
     ParallelLinear.Grads g2;
     Tensor dH; // (M, 2F) grouped
-    if (f.factors && downLora == null && gateUpLora == null && be.swigluFactorsDxFromDa()) {
-      // dA alone from the down product (v58): the up product's dX forms dH from dA and the factors
-      g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, null, accumulate);
-      Tensor dAct = g2.dX(); // (M, F) grouped, gated
-      ParallelLinear.Grads g1 =
-          ParallelLinear.backwardSwigluFactors(f.up, dAct, f.up.output(), gateUpGrad, accumulate);
-      dAct.close();
-      return new Grads(g1.dX(), g2.dGates());
-    }
     if (downLora == null) { // dA, the gates' gradient and SwiGLU's backward from one call
       g2 = ParallelLinear.backward(f.out, dY, downGrad, null, true, f.up.output(), accumulate);
       dH = g2.dX();

@@ -398,49 +398,7 @@ public final class ParallelLinear {
       boolean needDx,
       Tensor swigluH,
       boolean accumulate) {
-    return backward(c, dY, dW, dBias, needDx, swigluH, accumulate, null, null);
-  }
-
-  /**
-   * The expert MLP's up product's backward where dY is dH = [dA p | dA q] from SwiGLU's factors
-   * ({@link Backend#swigluBackwardFactors}), given as dA (M, F) and the factors p (M, 2F): as
-   * {@link #backward(Context, Tensor, Tensor, Tensor, boolean, Tensor, boolean)} with needDx, the
-   * weight's gradient by {@link Backend#groupXtYSwigluFactors} and dX's product by {@link
-   * Backend#scatter2scatterSwigluFactorsDx} (each forms dH itself: on the GPU in its operand loads,
-   * never stored); the same gradients bit for bit. It needs a product without gates, bias or
-   * adapter with grouped output rows (dA and p grouped).
-   */
-  public static Grads backwardSwigluFactors(
-      Context c, Tensor dA, Tensor p, Tensor dW, boolean accumulate) {
-    if (c.gates != null
-        || c.hasBias
-        || c.lora != null
-        || !c.groupedOut
-        || dA.numel() * 2 != p.numel()
-        || p.numel() != c.outputNumel) {
-      throw new IllegalArgumentException(
-          "ParallelLinear.backwardSwigluFactors: needs an ungated product without bias or adapter"
-              + " with grouped output (M, 2F), dA (M, F) and p (M, 2F); got dA "
-              + dA.describe()
-              + ", p "
-              + p.describe());
-    }
-    return backward(c, null, dW, null, true, null, accumulate, dA, p);
-  }
-
-  private static Grads backward(
-      Context c,
-      Tensor dY,
-      Tensor dW,
-      Tensor dBias,
-      boolean needDx,
-      Tensor swigluH,
-      boolean accumulate,
-      Tensor dxDa,
-      Tensor dxFactors) {
-    // dxDa: dY (null) is dH = [dA p | dA q] of dxDa and dxFactors (backwardSwigluFactors)
-    Backend be = dxDa != null ? dxDa.backend() : dY.backend();
-    DType dt = dxDa != null ? dxDa.dtype() : dY.dtype();
+    Backend be = dY.backend();
     // the factors' path: the forward kept the ungated rows of a product without bias
     boolean factors = swigluH != null && c.expanded != null;
     if (swigluH != null
@@ -457,7 +415,7 @@ public final class ParallelLinear {
               + ", h "
               + swigluH.describe());
     }
-    if (dY != null && dY.numel() != c.outputNumel) {
+    if (dY.numel() != c.outputNumel) {
       throw new IllegalArgumentException(
           "ParallelLinear.backward: dY "
               + dY.describe()
@@ -488,10 +446,10 @@ public final class ParallelLinear {
         dYGrouped = null;
       } else if (c.expanded == null) {
         gatesFlat = c.gates.reshape(m);
-        dYGrouped = be.empty(dt, m, out);
+        dYGrouped = be.empty(dY.dtype(), m, out);
         be.group(dY, r.sortedScatteredIdxs(), gateFan, null, dYGrouped);
       } else {
-        dYGrouped = be.empty(dt, m, out);
+        dYGrouped = be.empty(dY.dtype(), m, out);
         be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
         be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
       }
@@ -499,7 +457,7 @@ public final class ParallelLinear {
       dYGrouped = dY;
       ownDyGrouped = false;
     } else {
-      dYGrouped = be.empty(dt, m, out);
+      dYGrouped = be.empty(dY.dtype(), m, out);
       be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
     }
     Tensor dxa = null; // (M, r) grouped: d loss / d xa (ungated with gatesFlat), with an adapter
@@ -517,15 +475,10 @@ public final class ParallelLinear {
         }
         Tensor dYGated = dYGrouped;
         if (gatesFlat != null) { // the weight's gradient takes the gated rows
-          dYGated = be.empty(dt, m, out);
+          dYGated = be.empty(dY.dtype(), m, out);
           be.group(dY, r.sortedScatteredIdxs(), gateFan, gatesFlat, dYGated);
         }
-        if (dxDa != null) { // dH from dA and the factors
-          be.groupXtYSwigluFactors(
-              xGrouped, dxDa, dxFactors, r.expertOffsets(), dWTarget, accumulate);
-        } else {
-          be.groupXtY(xGrouped, dYGated, r.expertOffsets(), dWTarget, dBias, accumulate);
-        }
+        be.groupXtY(xGrouped, dYGated, r.expertOffsets(), dWTarget, dBias, accumulate);
         if (dYGated != dYGrouped) {
           dYGated.close();
         }
@@ -542,11 +495,11 @@ public final class ParallelLinear {
     }
     Tensor dX = null;
     if (factors) { // dH from the gated rows and the forward's factors
-      dX = be.empty(dt, m, swigluH.cols());
+      dX = be.empty(dY.dtype(), m, swigluH.cols());
       be.scatter2scatterSwigluFactorsBackward(
           dYGrouped, c.w, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), swigluH, dX);
     } else if (swigluH != null) {
-      dX = be.empty(dt, m, swigluH.cols()); // dH
+      dX = be.empty(dY.dtype(), m, swigluH.cols()); // dH
       be.scatter2scatterSwigluBackward(
           dY,
           c.w,
@@ -561,31 +514,20 @@ public final class ParallelLinear {
           dX);
     } else if (needDx || gatesFlat != null) {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
-      Tensor dXExpanded = be.empty(dt, m, in);
-      if (dxDa != null) { // dYGrouped is dH = [dA p | dA q]: the product takes dA and p
-        be.scatter2scatterSwigluFactorsDx(
-            dxDa,
-            dxFactors,
-            c.w,
-            r.sortedExpertIdxs(),
-            r.sortedScatteredIdxs(),
-            c.groupedIn,
-            dXExpanded);
-      } else {
-        be.scatter2scatter(
-            dYGrouped,
-            c.w,
-            null,
-            false,
-            1,
-            r.sortedExpertIdxs(),
-            r.sortedScatteredIdxs(),
-            true,
-            c.groupedIn,
-            dXExpanded);
-      }
+      Tensor dXExpanded = be.empty(dY.dtype(), m, in);
+      be.scatter2scatter(
+          dYGrouped,
+          c.w,
+          null,
+          false,
+          1,
+          r.sortedExpertIdxs(),
+          r.sortedScatteredIdxs(),
+          true,
+          c.groupedIn,
+          dXExpanded);
       if (dxa != null) {
-        try (Tensor fromA = be.empty(dt, m, in)) {
+        try (Tensor fromA = be.empty(dY.dtype(), m, in)) {
           be.scatter2scatter(
               dxa,
               c.lora.a(),
@@ -616,7 +558,7 @@ public final class ParallelLinear {
       } else if (c.groupedIn || c.k == 1) {
         dX = dXExpanded;
       } else {
-        dX = be.empty(dt, m / c.k, in);
+        dX = be.empty(dY.dtype(), m / c.k, in);
         be.combine(dXExpanded, null, c.k, dX);
         dXExpanded.close();
       }

@@ -40,9 +40,6 @@ public final class OpTable {
           Map.entry("describe", "a label"),
           Map.entry("supports", "a capability query"),
           Map.entry("swigluSavesFactors", "a capability query (MoeMlp's choice of saved tensor)"),
-          Map.entry(
-              "swigluFactorsDxFromDa",
-              "a capability query (MoeMlp's choice of the up product's dX operands)"),
           Map.entry("newQueueClock", "profiling (OpProfilerTest)"),
           Map.entry("reportTensorsAs", "profiling (OpProfilerTest)"),
           Map.entry("bytesInUse", "memory accounting"),
@@ -548,19 +545,6 @@ public final class OpTable {
           in.keep("dW db=null", dW2);
         });
     c.put(
-        "groupXtYSwigluFactors",
-        in -> {
-          Routed r = Routed.of(in);
-          Tensor x = in.randn(1, M, D);
-          Tensor dA = in.randn(1, M, F);
-          Tensor p = in.randn(1, M, 2 * F);
-          for (boolean accumulate : new boolean[] {true, false}) {
-            Tensor dW = in.randn(1, E, 2 * F, D);
-            in.be.groupXtYSwigluFactors(x, dA, p, r.offs, dW, accumulate);
-            in.keep("dW accumulate=" + accumulate, dW);
-          }
-        });
-    c.put(
         "combine",
         in -> {
           Tensor expanded = in.randn(1, M, D);
@@ -638,23 +622,6 @@ public final class OpTable {
               in.randn(1, M, 2 * F),
               dH);
           in.keep("dH", dH);
-        });
-    c.put(
-        "scatter2scatterSwigluFactorsDx",
-        in -> {
-          Routed r = Routed.of(in);
-          for (boolean groupedOut : new boolean[] {true, false}) {
-            Tensor y = in.nan(M, D);
-            in.be.scatter2scatterSwigluFactorsDx(
-                in.randn(1, M, F),
-                in.randn(1, M, 2 * F),
-                in.randn(0.2, E, 2 * F, D),
-                r.sortedExperts,
-                r.sortedScattered,
-                groupedOut,
-                y);
-            in.keep("y groupedOut=" + groupedOut, y);
-          }
         });
     c.put(
         "swigluForward",

@@ -233,32 +233,6 @@ class MoeMlpTest {
   }
 
   /**
-   * The backward that hands the up product's dX dA and the factors ({@link
-   * Backend#swigluFactorsDxFromDa}, the GPU's v58) instead of dH gives the same output and
-   * gradients bit for bit as the one that forms dH from the down product's call.
-   */
-  @Test
-  void handingTheUpProductDaAndTheFactorsGivesTheSameGradients() {
-    Problem p = new Problem(11, 4);
-    float[][] viaDh = new float[4][];
-    float[][] viaDa = new float[4][];
-    CpuBackend cpu = (CpuBackend) be;
-    float[] yDh = p.run(viaDh);
-    float[] yDa;
-    cpu.swigluFactorsDxFromDa(true);
-    try {
-      yDa = p.run(viaDa);
-    } finally {
-      cpu.swigluFactorsDxFromDa(false);
-    }
-    assertArrayEquals(yDh, yDa, "the forward");
-    String[] names = {"dX", "gateUp grad", "down grad", "dTopKWeights"};
-    for (int i = 0; i < 4; i++) {
-      assertArrayEquals(viaDh[i], viaDa[i], names[i] + ": dX from dA differs");
-    }
-  }
-
-  /**
    * got = times x want: bit for bit once (the same sums from zero), within float32 rounding after.
    */
   private static void sameOrClose(String what, float[] got, float[] want, int times) {

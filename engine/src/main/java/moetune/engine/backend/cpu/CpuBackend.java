@@ -430,22 +430,6 @@ public final class CpuBackend implements Backend {
     return swigluFactors;
   }
 
-  private volatile boolean dxFromDa;
-
-  /**
-   * Whether the expert MLP's backward on this backend hands the up product's dX dA and the factors
-   * ({@link Backend#swigluFactorsDxFromDa}, as the GPU's v58 family; default false): the same
-   * gradients bit for bit, a switch for the tests of that path.
-   */
-  public void swigluFactorsDxFromDa(boolean on) {
-    dxFromDa = on;
-  }
-
-  @Override
-  public boolean swigluFactorsDxFromDa() {
-    return dxFromDa;
-  }
-
   @Override
   public void swigluFactors(Tensor h, Tensor a) {
     swiglu.factors(h, a);

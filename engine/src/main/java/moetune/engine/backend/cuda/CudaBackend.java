@@ -711,35 +711,6 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public boolean swigluFactorsDxFromDa() {
-    return moe.dxFromDa();
-  }
-
-  @Override
-  public void groupXtYSwigluFactors(
-      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
-    if (!moe.groupXtYSwigluFactors(x, dA, p, expertOffsets, dW, accumulate)) {
-      Backend.super.groupXtYSwigluFactors(x, dA, p, expertOffsets, dW, accumulate);
-    }
-  }
-
-  @Override
-  public void scatter2scatterSwigluFactorsDx(
-      Tensor dA,
-      Tensor p,
-      Tensor w,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y) {
-    if (!moe.scatter2scatterSwigluFactorsDx(
-        dA, p, w, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y)) {
-      Backend.super.scatter2scatterSwigluFactorsDx(
-          dA, p, w, sortedExpertIdxs, sortedScatteredIdxs, groupedOut, y);
-    }
-  }
-
-  @Override
   public void scatter2scatterSwigluFactorsBackward(
       Tensor dYGrouped,
       Tensor w,

@@ -129,15 +129,7 @@ final class CudaScatterMoe {
      * kernel56 over dy's rows grouped with their gates, dH = (dA p, dA q); the gates' gradient from
      * the forward's ungated rows). MoeMlp asks {@link CudaScatterMoe#savesFactors}.
      */
-    H,
-    /**
-     * AUTO whose expert MLP backward stores dA alone from the down product (the plain product, no
-     * SwiGLU epilogue) and forms dH = [dA p | dA q] in the up product's dX operand loads (variant
-     * 58, kernel58: wgmma with A from registers) instead of reading a stored dH; the weight's
-     * gradient still takes a dH the unfused op stores (a lab family: the first step of "dH never
-     * written", kernels/lab/moe/README.md). MoeMlp asks {@link CudaScatterMoe#dxFromDa}.
-     */
-    V58;
+    H;
 
     /**
      * AUTO, V10, V11, V15, V16 or V14: the family picked per product, falling back where TMA cannot
@@ -160,7 +152,7 @@ final class CudaScatterMoe {
         case V11 -> 11;
         case V15 -> 15;
         case V16 -> 16;
-        case AUTO, V14, V54, H, V58 -> 25;
+        case AUTO, V14, V54, H -> 25;
         default -> 0;
       };
     }
@@ -197,13 +189,12 @@ final class CudaScatterMoe {
         case "v14" -> V14;
         case "v54" -> V54;
         case "h" -> H;
-        case "v58" -> V58;
         default ->
             throw new IllegalArgumentException(
                 "MOETUNE_MOE_KERNEL="
                     + value
                     + " is not a MoE kernel family: use auto (the default), v2 (mma.sync), n256,"
-                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54, h or v58"
+                    + " n128, ws256, ws128, ws256r, v10, v11, v15, v16, v14, v54 or h"
                     + " (wgmma, Hopper only)");
       };
     }
@@ -270,7 +261,7 @@ final class CudaScatterMoe {
       // six products at 1.11 / 1.13 / 1.22x dense on the Mixtral / fine-grained / 1.5B shapes
       // against variant 5's 1.26 / 1.26 / 1.43x, and MoeLayerBench's Mixtral layer fwd+bwd at
       // 1.17x against 1.30x in the same run (docs/performance.md)
-      case AUTO, V10, V11, V15, V16, V14, V54, H, V58 -> Kernel.WS256R;
+      case AUTO, V10, V11, V15, V16, V14, V54, H -> Kernel.WS256R;
     };
   }
 
@@ -531,89 +522,7 @@ final class CudaScatterMoe {
    * earlier families too, whose SwiGLU products run as before).
    */
   boolean savesFactors() {
-    return kernel == Kernel.AUTO || kernel == Kernel.V58;
-  }
-
-  /** Whether the expert MLP hands the up product's dX dA and the factors (V58, on Hopper). */
-  boolean dxFromDa() {
-    return kernel == Kernel.V58 && hopper();
-  }
-
-  /**
-   * Backend#scatter2scatterSwigluFactorsDx by variant 58 (kernel58: dH = [dA p | dA q] formed in
-   * the consumers' registers from dA's and the factors' blocks, wgmma with A from registers,
-   * variant 16's epilogue) where it applies: Hopper, a picked family, F a multiple of 64 (no k
-   * block across the gate and the up half), D a multiple of 8, bf16 16-byte aligned tensors TMA can
-   * describe; false, having queued nothing, otherwise. The same dX bit for bit as kernel16 over the
-   * stored dH (the same k steps, tiles and epilogue).
-   */
-  boolean scatter2scatterSwigluFactorsDx(
-      Tensor dA,
-      Tensor p,
-      Tensor w,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor y) {
-    String op = "scatter2scatterSwigluFactorsDx";
-    CudaTensor dat = b.ct(dA, op, "dA"), pt = b.ct(p, op, "p"), wt = b.ct(w, op, "W");
-    CudaTensor yt = b.ct(y, op, "y");
-    CudaTensor se = b.ct(sortedExpertIdxs, op, "sortedExpertIdxs"),
-        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs");
-    long m = pt.rows(), f2 = pt.cols(), f = f2 / 2;
-    long e = wt.dim(0), d = wt.dim(2);
-    OpShapes.check(
-        wt.rank() == 3
-            && wt.dim(1) == f2
-            && f2 % 2 == 0
-            && dat.rows() == m
-            && dat.cols() == f
-            && yt.numel() == m * d
-            && se.numel() == m
-            && ss.numel() == m,
-        op
-            + ": dA "
-            + dat.describe()
-            + ", p "
-            + pt.describe()
-            + ", W "
-            + wt.describe()
-            + ", y "
-            + yt.describe()
-            + " and the sorted indices must be (M, F), (M, 2F), (E, 2F, D), (M, D) and (M)");
-    if (f % 64 != 0
-        || !swigluFused(e, m, f, d, dat, pt, wt, yt)
-        || stSmem(e) > MAX_SMEM
-        || kernel.generation() < 16) {
-      return false;
-    }
-    int[] tmW, tmPq, tmDa;
-    try { // W (E, 2F, D) as 64 x 64 slabs of (k, n); the factors' and dA's rows in 64 x 128 boxes
-      tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 64, 1}, op + " W");
-      tmPq = TensorMaps.bf16(pt.address(), new long[] {f2, m}, new int[] {64, 128}, op + " p");
-      tmDa = TensorMaps.bf16(dat.address(), new long[] {f, m}, new int[] {64, 128}, op + " dA");
-    } catch (IllegalArgumentException notTma) {
-      return false;
-    }
-    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((d + 255) / 256);
-    b.kernel("scatter2scatter_ws256_nc_st_fac_kernel58")
-        .smem(stSmem(e))
-        .struct("tmW", tmW)
-        .struct("tmPq", tmPq)
-        .struct("tmDa", tmDa)
-        .shapes("dA " + dat.describe() + " W " + wt.describe())
-        .grid(Math.min(tiles, b.multiprocessors()))
-        .block(WS_THREADS)
-        .ptr("y", yt.address())
-        .ptr("sortedExpert", se.address())
-        .ptr("sortedScattered", ss.address())
-        .i32("M", (int) m)
-        .i32("E", (int) e)
-        .i32("inDim", (int) f2)
-        .i32("outDim", (int) d)
-        .i32("groupedOut", groupedOut ? 1 : 0)
-        .launch();
-    return true;
+    return kernel == Kernel.AUTO;
   }
 
   /**
@@ -715,82 +624,6 @@ final class CudaScatterMoe {
         .i32("F", (int) f)
         .i32("fanOut", fanOut);
     l.launch();
-    return true;
-  }
-
-  /**
-   * Backend#groupXtYSwigluFactors by variant 58's dW (kernel58: kernel42 over dH = [dA p | dA q]
-   * formed in the consumers' registers by ldmatrix .trans) where kernel42 would run for dH: Hopper,
-   * a picked family from generation 15, float32 dW, F a multiple of 64, D a multiple of 8, bf16
-   * 16-byte aligned operands TMA can describe, at least one row; false, having queued nothing,
-   * otherwise. The same dW bit for bit as kernel42 over the stored dH (the same k steps, tiles,
-   * clusters and reductions).
-   */
-  boolean groupXtYSwigluFactors(
-      Tensor x, Tensor dA, Tensor p, Tensor expertOffsets, Tensor dW, boolean accumulate) {
-    String op = "groupXtYSwigluFactors";
-    CudaTensor xt = b.ct(x, op, "x"), dat = b.ct(dA, op, "dA"), pt = b.ct(p, op, "p");
-    CudaTensor off = b.ct(expertOffsets, op, "expertOffsets"), w = b.ct(dW, op, "dW");
-    long m = pt.rows(), o = pt.cols(), f = o / 2, i = xt.cols(), e = w.dim(0);
-    OpShapes.check(
-        w.rank() == 3
-            && w.dim(1) == o
-            && w.dim(2) == i
-            && o % 2 == 0
-            && xt.rows() == m
-            && dat.rows() == m
-            && dat.cols() == f
-            && off.numel() == e,
-        op
-            + ": x "
-            + xt.describe()
-            + ", dA "
-            + dat.describe()
-            + ", p "
-            + pt.describe()
-            + ", dW "
-            + w.describe()
-            + " and expertOffsets must be (M, D), (M, F), (M, 2F), (E, 2F, D) and (E)");
-    if (f % 64 != 0
-        || w.dtype() != DType.F32
-        || w.address() % 16 != 0
-        || kernel.generation() < 15
-        || kernel == Kernel.V14
-        || !swigluFused(e, m, f, i, xt, dat, pt)) {
-      return false;
-    }
-    int[] tmDy, tmX, tmDw, tmDa;
-    try { // the factors, x and dA in 64 x 64 boxes; dW (E, O, I) float32 as {I, O, E}
-      tmDy = TensorMaps.bf16(pt.address(), new long[] {o, m}, new int[] {64, 64}, op + " p");
-      tmX = TensorMaps.bf16(xt.address(), new long[] {i, m}, new int[] {64, 64}, op + " x");
-      tmDa = TensorMaps.bf16(dat.address(), new long[] {f, m}, new int[] {64, 64}, op + " dA");
-      tmDw = TensorMaps.f32(w.address(), new long[] {i, o, e}, new int[] {32, 64, 1}, op + " dW");
-    } catch (IllegalArgumentException notTma) {
-      return false;
-    }
-    String name = "group_xty_ws256_tmar_mc_fac_kernel58";
-    int smem = WS_256_SMEM + WS_XTY_OUT_BYTES;
-    long units = e * ((o + 2 * MM_TILE - 1) / (2 * MM_TILE)) * ((i + 255) / 256);
-    b.kernel("group_xty_ws256_tmar_mc_fac_kernel58")
-        .smem(smem)
-        .struct("tmDy", tmDy)
-        .struct("tmX", tmX)
-        .struct("tmDw", tmDw)
-        .struct("tmDa", tmDa)
-        .grid(2 * Math.min(units, b.activeClusters(name, 2, WS_THREADS, smem)))
-        .block(WS_THREADS)
-        .shapes("x " + xt.describe() + " dA " + dat.describe())
-        .ptr("x", xt.address())
-        .ptr("dy", pt.address())
-        .ptr("da", dat.address())
-        .ptr("offsets", off.address())
-        .ptr("dw", w.address())
-        .i32("wdt", dt(w, op, "dW"))
-        .i32("E", (int) e)
-        .i32("I", (int) i)
-        .i32("O", (int) o)
-        .i32("acc", accumulate ? 1 : 0)
-        .launch();
     return true;
   }
 

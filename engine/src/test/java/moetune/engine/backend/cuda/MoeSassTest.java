@@ -78,10 +78,7 @@ class MoeSassTest {
                   "scatter2scatter_ws256_ng_st_kernel16",
                   "scatter2scatter_ws256_nc_st_kernel16",
                   // variant 25: variant 13's rounds batched
-                  "scatter2scatter_ws256_ng_glubwd_kernel25",
-                  // variant 58 (family v58): dH formed in registers, wgmma with A from them
-                  "scatter2scatter_ws256_nc_st_fac_kernel58",
-                  "group_xty_ws256_tmar_mc_fac_kernel58"))
+                  "scatter2scatter_ws256_ng_glubwd_kernel25"))
           .toList();
 
   @Test
