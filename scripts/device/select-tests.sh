@@ -30,6 +30,7 @@ bench_moe() {
 }
 # sanitize_tests SECONDS SELECT: compute-sanitizer memcheck, then racecheck, on the GPU tests SELECT
 # picks, each while SECONDS (counted from the caller's start) leave more than 25; their summaries
+# and first hazards (whole reports: $OUT/sanitize-TOOL.log)
 sanitize_tests() {
   local limit=$1 sel=$2 tool left
   . ./java-env.sh
@@ -37,8 +38,12 @@ sanitize_tests() {
     left=$((limit - SECONDS - 5))
     [ $left -gt 25 ] || break
     echo "## $tool (${SECONDS} s)"
+    # the whole report in $OUT/sanitize-$tool.log; printed: the summaries and the first hazards
+    # (session 52 kept only the summary line and lost which kernel racecheck meant)
     timeout $left compute-sanitizer --tool $tool --print-limit 10 $java "${jopts[@]}" -jar $launcher \
-      execute -cp "$cp" $sel --include-tag=gpu --details=summary --disable-banner 2>&1 \
-      | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests (successful|failed)"
+      execute -cp "$cp" $sel --include-tag=gpu --details=summary --disable-banner \
+      > "$OUT/sanitize-$tool.log" 2>&1
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests (successful|failed)" "$OUT/sanitize-$tool.log"
+    grep -E -A4 "^========= (Error|Warning|Invalid|Race)" "$OUT/sanitize-$tool.log" | cut -c1-220 | head -40
   done
 }
