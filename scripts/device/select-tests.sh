@@ -38,8 +38,7 @@ sanitize_tests() {
     left=$((limit - SECONDS - 5))
     [ $left -gt 25 ] || break
     echo "## $tool (${SECONDS} s)"
-    # the whole report in $OUT/sanitize-$tool.log; printed: the summaries and the first hazards
-    # (session 52 kept only the summary line and lost which kernel racecheck meant)
+    # (session 52 printed only the summary line and lost which kernel racecheck meant)
     timeout $left compute-sanitizer --tool $tool --print-limit 10 $java "${jopts[@]}" -jar $launcher \
       execute -cp "$cp" $sel --include-tag=gpu --details=summary --disable-banner \
       > "$OUT/sanitize-$tool.log" 2>&1
