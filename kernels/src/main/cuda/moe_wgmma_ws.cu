@@ -316,7 +316,19 @@ struct WsGlu {
                            // GLU 2 loads it as {F, 2, M} in {64, 1, 64} boxes
   const CUtensorMap* tmAct;  // variant 11, GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
   const CUtensorMap* tmDh;   // variant 11, GLU 2: dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes
+  // variant 59 (kernel56's two products): block b's producer starts (b * staggerPhases / grid) x
+  // staggerCycles clock cycles late, so that the persistent CTAs reach their epilogues in
+  // staggerPhases groups a fraction of a tile apart instead of all at once (0 or 1: no delay)
+  int staggerCycles = 0, staggerPhases = 1;
 };
+
+// Variant 59: this block's start delay (WsGlu's staggerCycles, staggerPhases).
+__device__ __forceinline__ void ws_stagger(int cycles, int phases) {
+  if (cycles <= 0 || phases <= 1) return;
+  long long g = (long long)blockIdx.x * phases / gridDim.x;
+  long long until = clock64() + g * cycles;
+  while (clock64() < until) __nanosleep(128);
+}
 
 // GLU 1's staging for TMA stores: 16 KiB per consumer warpgroup (its 64 rows x 128 columns as two
 // 64 x 64 boxes in the 128-byte swizzle), after the stages.
@@ -1105,6 +1117,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     } else {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     }
+    if constexpr (GLU != 0) ws_stagger(glu.staggerCycles, glu.staggerPhases);
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
     long long prevT = -1;  // HL: the tile whose epilogue the helper serves next
@@ -1608,16 +1621,18 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // tmH h and tmDh dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes. Same arguments otherwise, same
 // values bit for bit.
 // Variants 11, 13 and 15 take the same arguments (the fwd kernels one set, the backward ones
-// another); V13: the double-buffered rounds (variant 15 forward, 13 backward)
+// another); V13: the double-buffered rounds (variant 15 forward, 13 backward). The forward ones
+// end in variant 59's start delay (WsGlu's staggerCycles, staggerPhases).
 #define WS_GLU_TMA_ARGS                                                                          \
   const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
       const __grid_constant__ CUtensorMap tmAct, const __nv_bfloat16 *x, __nv_bfloat16 *h,       \
       __nv_bfloat16 *a, const int *sortedExpert, const int *sortedScattered, int M, int E,       \
-      int inDim, int F, int fanOut
+      int inDim, int F, int fanOut, int staggerCycles, int staggerPhases
 #define WS_GLU_TMA_BODY(V13, ...)                                                            \
   WG_BODY((ws_s2s<256, 4, true, true, 1, 1, true, V13, false, false, ##__VA_ARGS__>(         \
       &tmW, &tmW, x, nullptr, DT_BF16, h, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F, \
-      fanOut, 1, WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr})))
+      fanOut, 1,                                                                             \
+      WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr, staggerCycles, staggerPhases})))
 #define WS_GLUBWD_TMA_ARGS                                                                       \
   const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmH,              \
       const __grid_constant__ CUtensorMap tmDh, const __nv_bfloat16 *dy, const __nv_bfloat16 *h, \
@@ -1677,6 +1692,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // with dH = [dA p | dA q] in its epilogue: no gather, no sigmoid, no gates' partial dots (their
 // gradient comes from the forward's ungated rows, combineGatesBackward). tmH: the factors as
 // kernel25's h; shared memory as kernel25.
+// The backward takes variant 59's start delay last, as the forward kernels 11, 15, 39 and 56 do
+// (WsGlu's staggerCycles, staggerPhases; 0, 1: none).
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_fac_kernel56(WS_GLU_TMA_ARGS) {
   WS_GLU_TMA_BODY(true, 0, true);
@@ -1686,8 +1703,9 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
         const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,
         const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,
         const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
-        const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F) {
+        const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F,
+        int staggerCycles, int staggerPhases) {
   WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
-      1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh})));
+      1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh, staggerCycles, staggerPhases})));
 }

@@ -210,12 +210,81 @@ final class CudaScatterMoe {
     DW
   }
 
+  /**
+   * Variant 59 (a lab setting, off by default): the SwiGLU products through TMA (the forward's
+   * kernels 11, 15, 39 and 56, the down product's dX by kernel56) start their persistent blocks in
+   * {@code phases} groups, group g of them g x {@code mainLoops} / phases of one tile's main loop
+   * late (a main loop counted as {@link #CYCLES_PER_K_STEP} cycles a 64-wide k step), so that their
+   * epilogues, which move the tile's bytes to and from DRAM, do not all fall at once.
+   * MOETUNE_MOE_STAGGER=PHASES:MAINLOOPS (for example 2:1), off or unset: none. The values are the
+   * same bit for bit.
+   */
+  record Stagger(int phases, double mainLoops) {
+    /** A 128 x 256 x 64 k step at the tensor cores' 2,048 FMA a clock is 1,024 cycles. */
+    static final int CYCLES_PER_K_STEP = 1100;
+
+    static final Stagger NONE = new Stagger(1, 0);
+
+    Stagger {
+      if (phases < 1 || phases > 64 || !(mainLoops >= 0 && mainLoops <= 16)) {
+        throw new IllegalArgumentException(
+            "MOETUNE_MOE_STAGGER="
+                + phases
+                + ":"
+                + mainLoops
+                + ": PHASES must be 1 to 64 and MAINLOOPS 0 to 16 (for example 2:1)");
+      }
+    }
+
+    static Stagger fromEnv(String value) {
+      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
+        return NONE;
+      }
+      String[] f = value.strip().split(":");
+      try {
+        if (f.length == 2) {
+          return new Stagger(Integer.parseInt(f[0].strip()), Double.parseDouble(f[1].strip()));
+        }
+      } catch (NumberFormatException notANumber) {
+        // the message below
+      }
+      throw new IllegalArgumentException(
+          "MOETUNE_MOE_STAGGER=" + value + " is not PHASES:MAINLOOPS (for example 2:1, or off)");
+    }
+
+    /** The delay between two groups in clock cycles for products over inDim. */
+    int cycles(long inDim) {
+      if (phases <= 1) {
+        return 0;
+      }
+      long kSteps = (inDim + 63) / 64;
+      return (int)
+          Math.min(Integer.MAX_VALUE, Math.round(mainLoops * kSteps * CYCLES_PER_K_STEP / phases));
+    }
+
+    @Override
+    public String toString() {
+      return phases <= 1 ? "off" : phases + ":" + mainLoops;
+    }
+  }
+
   private final CudaContext b;
   private Kernel kernel;
+  private Stagger stagger;
 
   CudaScatterMoe(CudaContext b) {
     this.b = b;
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
+    this.stagger = Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER"));
+  }
+
+  Stagger stagger() {
+    return stagger;
+  }
+
+  /** Tests and benchmarks switch variant 59's start groups on one backend. */
+  void stagger(Stagger s) {
+    this.stagger = s;
   }
 
   Kernel kernel() {
@@ -623,6 +692,9 @@ final class CudaScatterMoe {
         .i32("inDim", (int) d)
         .i32("F", (int) f)
         .i32("fanOut", fanOut);
+    if (v11) { // variant 59's start groups (kernels 11, 15, 39, 56)
+      l.i32("staggerCycles", stagger.cycles(d)).i32("staggerPhases", stagger.phases());
+    }
     l.launch();
     return true;
   }
@@ -698,6 +770,8 @@ final class CudaScatterMoe {
         .i32("E", (int) e)
         .i32("inDim", (int) d)
         .i32("F", (int) f)
+        .i32("staggerCycles", stagger.cycles(d))
+        .i32("staggerPhases", stagger.phases())
         .launch();
     return true;
   }

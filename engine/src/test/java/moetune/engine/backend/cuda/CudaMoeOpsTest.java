@@ -16,6 +16,7 @@ import static moetune.engine.backend.cuda.GpuTesting.tol;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
 import java.util.function.Function;
@@ -644,6 +645,62 @@ class CudaMoeOpsTest {
         assertArrayEquals(bits(dH2), bits(dH), v + "fused dH differs from the unfused ops'");
         swigluFactorsBackward(cpu(), Pair::c, r, dYg, w2, p, dH);
         check(v + "scatter2scatterSwigluFactorsBackward dH", dH, tol(DType.BF16));
+      }
+    }
+  }
+
+  /**
+   * Variant 59's start groups (kernel56's blocks started in groups a fraction of a main loop apart)
+   * change when the blocks start, not what they compute: p, a and dH bit for bit as without them,
+   * with two and with four groups (several row tiles a block, so that every group has tiles).
+   */
+  @Test
+  void startGroupsLeaveTheFactorsProductsBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
+    int tokens = 3000, d = 264, f = 1064;
+    try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+      long m = (long) r.n * r.k;
+      try (Pair x = randn(DType.BF16, 1, r.n, d);
+          Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+          Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+          Pair dYg = randn(DType.BF16, 1, m, d);
+          Pair p = poisoned(DType.BF16, m, 2 * f);
+          Pair a = poisoned(DType.BF16, m, f);
+          Pair dH = poisoned(DType.BF16, m, 2 * f)) {
+        int[][] plain = null;
+        CudaScatterMoe moe = gpu().moe();
+        CudaScatterMoe.Stagger before = moe.stagger();
+        for (CudaScatterMoe.Stagger st :
+            new CudaScatterMoe.Stagger[] {
+              CudaScatterMoe.Stagger.NONE,
+              new CudaScatterMoe.Stagger(2, 1),
+              new CudaScatterMoe.Stagger(4, 2)
+            }) {
+          for (Pair q : new Pair[] {p, a, dH}) gpu().fill(q.g(), Float.NaN);
+          moe.stagger(st);
+          try {
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> {
+                  swigluForward(gpu(), Pair::g, true, r, x, w1, p, a);
+                  swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, dH);
+                });
+          } finally {
+            moe.stagger(before);
+          }
+          int[][] got = {bits(p), bits(a), bits(dH)};
+          if (plain == null) {
+            plain = got;
+            continue;
+          }
+          String[] names = {"p", "a", "dH"};
+          for (int i = 0; i < names.length; i++) {
+            assertArrayEquals(
+                plain[i], got[i], "start groups " + st + ": " + names[i] + " differs from none's");
+          }
+        }
+        assertTrue(
+            new CudaScatterMoe.Stagger(2, 1).cycles(d) > 0, "two groups over D=264 start apart");
       }
     }
   }

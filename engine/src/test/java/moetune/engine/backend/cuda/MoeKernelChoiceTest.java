@@ -151,4 +151,26 @@ class MoeKernelChoiceTest {
     assertTrue(e.getMessage().startsWith("MOETUNE_MOE_KERNEL=wgmma is not"), e.getMessage());
     assertTrue(e.getMessage().contains("n256"), e.getMessage());
   }
+
+  /** MOETUNE_MOE_STAGGER (variant 59's start groups): parsing, the delay, and bad values. */
+  @Test
+  void startGroupsParseAndScaleWithTheMainLoop() {
+    assertEquals(CudaScatterMoe.Stagger.NONE, CudaScatterMoe.Stagger.fromEnv(null));
+    assertEquals(CudaScatterMoe.Stagger.NONE, CudaScatterMoe.Stagger.fromEnv(" OFF "));
+    CudaScatterMoe.Stagger two = CudaScatterMoe.Stagger.fromEnv("2:1");
+    assertEquals(new CudaScatterMoe.Stagger(2, 1), two);
+    assertEquals("2:1.0", two.toString());
+    // half of a 16-step main loop between the two groups (D = 1024), a quarter of 64 (D = 4096)
+    assertEquals(8 * CudaScatterMoe.Stagger.CYCLES_PER_K_STEP, two.cycles(1024));
+    assertEquals(
+        16 * CudaScatterMoe.Stagger.CYCLES_PER_K_STEP,
+        CudaScatterMoe.Stagger.fromEnv("4:1").cycles(4096));
+    assertEquals(0, CudaScatterMoe.Stagger.NONE.cycles(4096));
+    for (String bad : new String[] {"2", "2:x", "0:1", "2:-1", "2:1:3", "65:1"}) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class, () -> CudaScatterMoe.Stagger.fromEnv(bad), bad);
+      assertTrue(e.getMessage().startsWith("MOETUNE_MOE_STAGGER="), e.getMessage());
+    }
+  }
 }

@@ -10,7 +10,9 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * staged test classes on a GPU host: {@code BENCH=1 scripts/device/run-gpu-tests.sh}, with {@code
  * BENCH_ARGS="T D F E K ..."} for other shapes than the three defaults; {@code
  * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints),
- * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both.
+ * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both;
+ * {@code MOE_BENCH_KERNELS=auto,h,...} the kernel families and {@code
+ * MOE_BENCH_STAGGERS=off,2:1,...} variant 59's start groups, each family with each.
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -42,27 +44,45 @@ public final class MoeLayerBench {
                       && !"0".equals(System.getenv("MOE_BENCH_V2"))
                   ? List.of(CudaScatterMoe.Kernel.V2, chosen)
                   : List.of(chosen);
+      // MOE_BENCH_STAGGERS=off,2:1,...: each family with each of variant 59's start groups
+      CudaScatterMoe.Stagger start = g.moe().stagger();
+      String staggers = System.getenv("MOE_BENCH_STAGGERS");
+      List<CudaScatterMoe.Stagger> groups =
+          staggers != null && !staggers.isBlank()
+              ? java.util.Arrays.stream(staggers.split(","))
+                  .map(CudaScatterMoe.Stagger::fromEnv)
+                  .toList()
+              : List.of(start);
       for (CudaScatterMoe.Kernel k : kernels) {
-        g.moe().kernel(k);
-        System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT));
-        System.out.println(MoeLayerBenchmark.header(false, ""));
-        List<String> breakdowns = new ArrayList<>();
-        for (Shape s : shapes) {
-          MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
-          System.out.println(MoeLayerBenchmark.row(r, false, 0));
-          String bd = System.getenv("MOE_BENCH_BREAKDOWN");
-          // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
-          for (boolean written : new boolean[] {false, true}) {
-            if ("both".equals(bd) || (written ? "written" : "1").equals(bd)) {
-              breakdowns.add(
-                  MoeLayerBenchmark.breakdownTable(
-                      MoeLayerBenchmark.breakdown(g, s, 5, written), r.denseForwardBackward()));
-            }
-          }
+        for (CudaScatterMoe.Stagger st : groups) {
+          g.moe().stagger(st);
+          run(g, k, shapes, groups.size() > 1 ? " MOETUNE_MOE_STAGGER=" + st : "");
         }
-        breakdowns.forEach(System.out::println);
       }
       g.moe().kernel(chosen);
+      g.moe().stagger(start);
     }
+  }
+
+  /** One family (and start groups) over the shapes: the table, then each shape's breakdown. */
+  private static void run(CudaBackend g, CudaScatterMoe.Kernel k, List<Shape> shapes, String tag) {
+    g.moe().kernel(k);
+    System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT) + tag);
+    System.out.println(MoeLayerBenchmark.header(false, ""));
+    List<String> breakdowns = new ArrayList<>();
+    for (Shape s : shapes) {
+      MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
+      System.out.println(MoeLayerBenchmark.row(r, false, 0));
+      String bd = System.getenv("MOE_BENCH_BREAKDOWN");
+      // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
+      for (boolean written : new boolean[] {false, true}) {
+        if ("both".equals(bd) || (written ? "written" : "1").equals(bd)) {
+          breakdowns.add(
+              MoeLayerBenchmark.breakdownTable(
+                  MoeLayerBenchmark.breakdown(g, s, 5, written), r.denseForwardBackward()));
+        }
+      }
+    }
+    breakdowns.forEach(System.out::println);
   }
 }
