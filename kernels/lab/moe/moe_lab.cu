@@ -272,7 +272,7 @@ static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __n
     long long tiles = (long long)((r.M + 2 * WG_BM - 1) / (2 * WG_BM) + r.E) * ((outDim + 255) / 256);
     int grid = 2 * (int)std::min<long long>(tiles, (long long)clusters);
     k<<<grid, WS_THREADS, smem>>>(tw, ta, x, nullptr, 0, y, DT_BF16, r.se, r.ss, r.M, r.E, inDim,
-                                  outDim, fanOut, gOut);
+                                  outDim, fanOut, gOut, 0, 1);  // no start groups (variant 59)
     CK(cudaGetLastError());
     return;
   }
@@ -297,7 +297,7 @@ static void s2s(int variant, const __nv_bfloat16* x, const __nv_bfloat16* w, __n
     long long tiles = (long long)((r.M + WG_BM - 1) / WG_BM + r.E) * ((outDim + bn - 1) / bn);
     int grid = (int)std::min<long long>(tiles, (long long)g_sms);
     k<<<grid, WS_THREADS, smem>>>(tw, ta, x, nullptr, 0, y, DT_BF16, r.se, r.ss, r.M, r.E, inDim,
-                                  outDim, fanOut, gOut);
+                                  outDim, fanOut, gOut, 0, 1);  // no start groups (variant 59)
     CK(cudaGetLastError());
     return;
   }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Session 53's device call: variant 59, the start groups (MOETUNE_MOE_STAGGER, off by default) of
-# the SwiGLU products (kernel56's forward and dX2), on the build itself (no patch): stage with
+# the warp-specialised products (all six of the layer), on the build itself (no patch): stage with
 # scripts/device/stage.sh $PWD/.device/main, copy this file into .device/main/, then from the
 # repository root: .device/main/run-call-s53a.sh SECONDS.
-# 1) the start groups leave p, a and dH bit for bit (two and four groups), and the factors' bitwise
-# test; 2) if they passed, MoeLayerBench of auto with each of STAGGERS (default off,2:1,2:2,4:2)
+# 1) the start groups leave the expert MLP's five outputs bit for bit (two and four groups), and
+# the factors' bitwise test; 2) if they passed, MoeLayerBench of auto with each of STAGGERS (default off,2:1,2:2,4:2)
 # with the breakdown, on 1.5B and Mixtral (BENCH_ARGS), in one process.
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
@@ -12,7 +12,7 @@ LIMIT=${1:-540}
 . ./select-tests.sh
 T=moetune.engine.backend.cuda.CudaMoeOpsTest
 select_tests pre "${PRE_LIMIT:-100}" \
-  "--select-method=$T#startGroupsLeaveTheFactorsProductsBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
+  "--select-method=$T#startGroupsLeaveTheMlpBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
 left=$((LIMIT - SECONDS - ${RESERVE:-10}))
 # a failed precheck skips the bench (it would time kernels that compute something else)
 passed pre && MOE_BENCH_STAGGERS="${STAGGERS:-off,2:1,2:2,4:2}" \

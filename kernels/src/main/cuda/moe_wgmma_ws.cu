@@ -316,16 +316,20 @@ struct WsGlu {
                            // GLU 2 loads it as {F, 2, M} in {64, 1, 64} boxes
   const CUtensorMap* tmAct;  // variant 11, GLU 1: a (M, F) as {F, M} in 64 x 64 boxes
   const CUtensorMap* tmDh;   // variant 11, GLU 2: dH (M, 2F) as {F, 2, M} in {64, 1, 64} boxes
-  // variant 59 (kernel56's two products): block b's producer starts (b * staggerPhases / grid) x
-  // staggerCycles clock cycles late, so that the persistent CTAs reach their epilogues in
-  // staggerPhases groups a fraction of a tile apart instead of all at once (0 or 1: no delay)
+  // variant 59: the start groups (ws_stagger; every scatter2scatter kernel through TMA passes them
+  // here, the plain ones with no other field)
   int staggerCycles = 0, staggerPhases = 1;
 };
 
-// Variant 59: this block's start delay (WsGlu's staggerCycles, staggerPhases).
+// Variant 59, the start groups: the producer of block b (of cluster b / CL) starts
+// (b / CL * phases / (grid / CL)) x cycles clock cycles late, so that the persistent CTAs, whose
+// tiles all take about as long, reach their epilogues (the tile's bytes to and from DRAM) in
+// `phases` groups a fraction of a tile apart instead of all at once; its consumers wait for its
+// stages as ever. Both CTAs of a cluster start together. cycles <= 0 or phases <= 1: no delay.
+template <int CL = 1>
 __device__ __forceinline__ void ws_stagger(int cycles, int phases) {
   if (cycles <= 0 || phases <= 1) return;
-  long long g = (long long)blockIdx.x * phases / gridDim.x;
+  long long g = (long long)(blockIdx.x / CL) * phases / (gridDim.x / CL);
   long long until = clock64() + g * cycles;
   while (clock64() < until) __nanosleep(128);
 }
@@ -1117,7 +1121,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
     } else {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
     }
-    if constexpr (GLU != 0) ws_stagger(glu.staggerCycles, glu.staggerPhases);
+    ws_stagger<CL>(glu.staggerCycles, glu.staggerPhases);
     int pt = threadIdx.x - 256, c = pt % 8;
     uint32_t it = 0;
     long long prevT = -1;  // HL: the tile whose epilogue the helper serves next
@@ -1348,7 +1352,8 @@ template <int BN, int STAGES, bool RED, bool TMAR = false, int CL = 1>
 __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMap* tmX,
                                        const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                        const int* offsets, void* dw, int wdt, int E, int I, int O,
-                                       const CUtensorMap* tmDw = nullptr, int acc = 1) {
+                                       const CUtensorMap* tmDw = nullptr, int acc = 1,
+                                       int staggerCycles = 0, int staggerPhases = 1) {
   static_assert(!TMAR || BN == 256, "variant 14: 128 x 256 tiles");
   static_assert(CL == 1 || (CL == 2 && TMAR), "variant 42: variant 14 in clusters of two");
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -1374,6 +1379,7 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
   };
   if (threadIdx.x >= 256) {  // producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    ws_stagger<CL>(staggerCycles, staggerPhases);  // variant 59
     int pt = threadIdx.x - 256;
     uint32_t it = 0;
     for (long long t = first; t < total; t += step) {
@@ -1508,14 +1514,17 @@ __device__ __forceinline__ void ws_xty(const CUtensorMap* tmDy, const CUtensorMa
 // one block of 384 threads per SM. Dynamic shared memory ws_smem_bytes(BN, STAGES) + (2E + 1)
 // ints for scatter2scatter, ws_smem_bytes(BN, STAGES) for groupXtY. tmA: the x map when the rows
 // are grouped (groupedIn), else unused (any valid map). transW and groupedIn pick the kernel.
+// staggerCycles, staggerPhases: variant 59's start groups (ws_stagger; 0, 1: none).
 #define WS_S2S_ARGS                                                                           \
   const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmA,           \
       const __nv_bfloat16 *x, const void *bias, int bdt, void *y, int ydt,                    \
       const int *sortedExpert, const int *sortedScattered, int M, int E, int inDim, int outDim, \
-      int fanOut, int groupedOut
+      int fanOut, int groupedOut, int staggerCycles, int staggerPhases
 #define WS_S2S_PASS                                                                          \
   &tmW, &tmA, x, bias, bdt, y, ydt, sortedExpert, sortedScattered, M, E, inDim, outDim, fanOut, \
-      groupedOut
+      groupedOut,                                                                            \
+      WsGlu{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, staggerCycles,    \
+            staggerPhases}
 #define WS_XTY_ARGS                                                                      \
   const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,     \
       const __nv_bfloat16 *x, const __nv_bfloat16 *dy, const int *offsets, void *dw, int wdt, \
@@ -1564,14 +1573,14 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws128_red_kernel7(WS_X
 // (ws_xty_epilogue_tma); tmDw: dW (E, O, I) float32 as {I, O, E} in {32, 64, 1} boxes (128-byte
 // swizzle). Shared memory ws_smem_bytes(256, 4) + WS_XTY_OUT_BYTES.
 // The float32 dW kernels' arguments (variants 14, 42): WS_XTY_ARGS with the dW map after the
-// operands' and acc last.
+// operands', then acc and variant 59's start groups (ws_stagger).
 #define WS_XTY_TMAR_ARGS                                                                   \
   const __grid_constant__ CUtensorMap tmDy, const __grid_constant__ CUtensorMap tmX,       \
       const __grid_constant__ CUtensorMap tmDw, const __nv_bfloat16 *x,                    \
       const __nv_bfloat16 *dy, const int *offsets, void *dw, int wdt, int E, int I, int O, \
-      int acc
+      int acc, int staggerCycles, int staggerPhases
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_tmar_kernel14(WS_XTY_TMAR_ARGS) {
-  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw, acc)));
+  WG_BODY((ws_xty<256, 4, true, true>(WS_XTY_PASS, &tmDw, acc, staggerCycles, staggerPhases)));
 }
 
 // variant 42: kernel14 in clusters of two CTAs over two adjacent o tiles sharing the x tile by TMA
@@ -1584,7 +1593,7 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1) group_xty_ws256_tmar_kernel14(WS
 #endif
 MT_KERNEL void WS_CLUSTER2 __launch_bounds__(WS_THREADS, 1)
     group_xty_ws256_tmar_mc_kernel42(WS_XTY_TMAR_ARGS) {
-  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc)));
+  WG_BODY((ws_xty<256, 4, true, true, 2>(WS_XTY_PASS, &tmDw, acc, staggerCycles, staggerPhases)));
 }
 
 // Variant 10 (the SwiGLU epilogues above), 128 x 256 tiles, 4 stages, on the expert MLP's two

@@ -211,13 +211,13 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variant 59 (a lab setting, off by default): the SwiGLU products through TMA (the forward's
-   * kernels 11, 15, 39 and 56, the down product's dX by kernel56) start their persistent blocks in
-   * {@code phases} groups, group g of them g x {@code mainLoops} / phases of one tile's main loop
-   * late (a main loop counted as {@link #CYCLES_PER_K_STEP} cycles a 64-wide k step), so that their
-   * epilogues, which move the tile's bytes to and from DRAM, do not all fall at once.
-   * MOETUNE_MOE_STAGGER=PHASES:MAINLOOPS (for example 2:1), off or unset: none. The values are the
-   * same bit for bit.
+   * Variant 59 (a lab setting, off by default): the warp-specialised products through TMA (the
+   * plain ones, the SwiGLU forward's kernels 11, 15, 39 and 56, kernel56's dX2, the float32 dW by
+   * TMA reductions) start their persistent blocks in {@code phases} groups, group g of them g x
+   * {@code mainLoops} / phases of one tile's main loop late (a main loop counted as {@link
+   * #CYCLES_PER_K_STEP} cycles a 64-wide k step), so that their epilogues, which move the tile's
+   * bytes to and from DRAM, do not all fall at once. MOETUNE_MOE_STAGGER=PHASES:MAINLOOPS (for
+   * example 2:1), off or unset: none. The values are the same bit for bit.
    */
   record Stagger(int phases, double mainLoops) {
     /** A 128 x 256 x 64 k step at the tensor cores' 2,048 FMA a clock is 1,024 cycles. */
@@ -440,6 +440,8 @@ final class CudaScatterMoe {
             .i32("outDim", (int) out)
             .i32("fanOut", fanOut)
             .i32("groupedOut", groupedOut ? 1 : 0)
+            .i32("staggerCycles", stagger.cycles(in))
+            .i32("staggerPhases", stagger.phases())
             .launch();
         return;
       }
@@ -1105,8 +1107,10 @@ final class CudaScatterMoe {
             .i32("E", (int) e)
             .i32("I", (int) i)
             .i32("O", (int) o);
-        if (tmDw != null) {
-          ws.i32("acc", accumulate ? 1 : 0);
+        if (tmDw != null) { // variant 59's start groups over an expert's mean rows
+          ws.i32("acc", accumulate ? 1 : 0)
+              .i32("staggerCycles", stagger.cycles(e == 0 ? 0 : m / e))
+              .i32("staggerPhases", stagger.phases());
         }
         ws.launch();
       } else {

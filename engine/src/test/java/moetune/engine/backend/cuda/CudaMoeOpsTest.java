@@ -650,58 +650,69 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 59's start groups (kernel56's blocks started in groups a fraction of a main loop apart)
-   * change when the blocks start, not what they compute: p, a and dH bit for bit as without them,
-   * with two and with four groups (several row tiles a block, so that every group has tiles).
+   * Variant 59's start groups (the warp-specialised products' blocks started in groups a fraction
+   * of a main loop apart) change when the blocks start, not what they compute: the expert MLP in
+   * AUTO (all six products: the SwiGLU forward, the down product, kernel56's dX2, the up product's
+   * dX and both float32 dW by TMA reductions) gives its five outputs bit for bit as without them,
+   * with two and with four groups, over rows enough that every group has tiles.
    */
   @Test
-  void startGroupsLeaveTheFactorsProductsBitForBit() {
-    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
-    int tokens = 3000, d = 264, f = 1064;
-    try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
-      long m = (long) r.n * r.k;
-      try (Pair x = randn(DType.BF16, 1, r.n, d);
-          Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
-          Pair w2 = randn(DType.BF16, 0.1, E, d, f);
-          Pair dYg = randn(DType.BF16, 1, m, d);
-          Pair p = poisoned(DType.BF16, m, 2 * f);
-          Pair a = poisoned(DType.BF16, m, f);
-          Pair dH = poisoned(DType.BF16, m, 2 * f)) {
-        int[][] plain = null;
-        CudaScatterMoe moe = gpu().moe();
-        CudaScatterMoe.Stagger before = moe.stagger();
-        for (CudaScatterMoe.Stagger st :
-            new CudaScatterMoe.Stagger[] {
-              CudaScatterMoe.Stagger.NONE,
-              new CudaScatterMoe.Stagger(2, 1),
-              new CudaScatterMoe.Stagger(4, 2)
-            }) {
-          for (Pair q : new Pair[] {p, a, dH}) gpu().fill(q.g(), Float.NaN);
-          moe.stagger(st);
-          try {
-            inFamily(
-                CudaScatterMoe.Kernel.AUTO,
-                () -> {
-                  swigluForward(gpu(), Pair::g, true, r, x, w1, p, a);
-                  swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, dH);
-                });
-          } finally {
-            moe.stagger(before);
-          }
-          int[][] got = {bits(p), bits(a), bits(dH)};
-          if (plain == null) {
-            plain = got;
-            continue;
-          }
-          String[] names = {"p", "a", "dH"};
-          for (int i = 0; i < names.length; i++) {
-            assertArrayEquals(
-                plain[i], got[i], "start groups " + st + ": " + names[i] + " differs from none's");
-          }
+  void startGroupsLeaveTheMlpBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 59 needs compute capability 9.0");
+    int d = 264, f = 1064;
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.Stagger before = moe.stagger();
+    try (Route r = route(new int[] {3000, 2, 0, 1, 2, 3, 5});
+        MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
+        Pair x = randn(DType.BF16, 1, r.n, d);
+        Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+        Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+        Pair topW = randn(DType.F32, 0.5, r.n, r.k);
+        Pair dY = randn(DType.BF16, 1, r.n, d)) {
+      gpu().copy(w1.g(), mlp.gateUp());
+      gpu().copy(w2.g(), mlp.down());
+      String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
+      int[][] none = null;
+      for (CudaScatterMoe.Stagger st :
+          new CudaScatterMoe.Stagger[] {
+            CudaScatterMoe.Stagger.NONE,
+            new CudaScatterMoe.Stagger(2, 1),
+            new CudaScatterMoe.Stagger(4, 2)
+          }) {
+        int[][][] got = new int[1][][];
+        moe.stagger(st);
+        try {
+          inFamily(
+              CudaScatterMoe.Kernel.AUTO,
+              () -> {
+                gpu().fill(mlp.gateUpGrad(), 0f);
+                gpu().fill(mlp.downGrad(), 0f);
+                try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
+                    MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
+                  got[0] =
+                      new int[][] {
+                        bits(fw.output()),
+                        bits(g.dX()),
+                        bits(g.dTopKWeights()),
+                        bits(mlp.gateUpGrad()),
+                        bits(mlp.downGrad())
+                      };
+                }
+              });
+        } finally {
+          moe.stagger(before);
         }
-        assertTrue(
-            new CudaScatterMoe.Stagger(2, 1).cycles(d) > 0, "two groups over D=264 start apart");
+        if (none == null) {
+          none = got[0];
+          continue;
+        }
+        for (int i = 0; i < names.length; i++) {
+          assertArrayEquals(
+              none[i], got[0][i], "start groups " + st + ": " + names[i] + " differs from none's");
+        }
       }
+      assertTrue(
+          new CudaScatterMoe.Stagger(2, 1).cycles(d) > 0, "two groups over D=264 start apart");
     }
   }
 
@@ -856,7 +867,11 @@ class CudaMoeOpsTest {
 
   /** The GPU tensor's values as float bits (bf16 widened exactly), for bitwise comparisons. */
   private static int[] bits(Pair p) {
-    float[] v = gpu().download(p.g()).toFloatArray();
+    return bits(p.g());
+  }
+
+  private static int[] bits(Tensor t) {
+    float[] v = gpu().download(t).toFloatArray();
     int[] b = new int[v.length];
     for (int i = 0; i < v.length; i++) b[i] = Float.floatToRawIntBits(v[i]);
     return b;
