@@ -659,60 +659,35 @@ class CudaMoeOpsTest {
   @Test
   void startGroupsLeaveTheMlpBitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variant 59 needs compute capability 9.0");
-    int d = 264, f = 1064;
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.Stagger before = moe.stagger();
-    try (Route r = route(new int[] {3000, 2, 0, 1, 2, 3, 5});
-        MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
-        Pair x = randn(DType.BF16, 1, r.n, d);
-        Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
-        Pair w2 = randn(DType.BF16, 0.1, E, d, f);
-        Pair topW = randn(DType.F32, 0.5, r.n, r.k);
-        Pair dY = randn(DType.BF16, 1, r.n, d)) {
-      gpu().copy(w1.g(), mlp.gateUp());
-      gpu().copy(w2.g(), mlp.down());
-      String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
-      int[][] none = null;
+    try (MlpCase c = mlpCase(3000, 264, 1064)) {
+      float[][] none = null;
       for (CudaScatterMoe.Stagger st :
           new CudaScatterMoe.Stagger[] {
             CudaScatterMoe.Stagger.NONE,
             new CudaScatterMoe.Stagger(2, 1),
             new CudaScatterMoe.Stagger(4, 2)
           }) {
-        int[][][] got = new int[1][][];
+        float[][] got;
         moe.stagger(st);
         try {
-          inFamily(
-              CudaScatterMoe.Kernel.AUTO,
-              () -> {
-                gpu().fill(mlp.gateUpGrad(), 0f);
-                gpu().fill(mlp.downGrad(), 0f);
-                try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
-                    MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
-                  got[0] =
-                      new int[][] {
-                        bits(fw.output()),
-                        bits(g.dX()),
-                        bits(g.dTopKWeights()),
-                        bits(mlp.gateUpGrad()),
-                        bits(mlp.downGrad())
-                      };
-                }
-              });
+          got = c.run(CudaScatterMoe.Kernel.AUTO);
         } finally {
           moe.stagger(before);
         }
         if (none == null) {
-          none = got[0];
+          none = got;
           continue;
         }
-        for (int i = 0; i < names.length; i++) {
+        for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
           assertArrayEquals(
-              none[i], got[0][i], "start groups " + st + ": " + names[i] + " differs from none's");
+              none[i],
+              got[i],
+              "start groups " + st + ": " + MlpCase.OUTPUTS[i] + " differs from none's");
         }
       }
-      assertTrue(
-          new CudaScatterMoe.Stagger(2, 1).cycles(d) > 0, "two groups over D=264 start apart");
+      assertTrue(new CudaScatterMoe.Stagger(2, 1).cycles(264) > 0, "two groups start apart");
     }
   }
 
@@ -725,50 +700,74 @@ class CudaMoeOpsTest {
   @Test
   void moeMlpWithFactorsIsTheMlpWithH() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variant 56 needs compute capability 9.0");
-    int d = 264, f = 1064;
-    try (Route r = route(new int[] {1500, 2, 0, 1, 2, 3, 5});
-        MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
-        Pair x = randn(DType.BF16, 1, r.n, d);
-        Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
-        Pair w2 = randn(DType.BF16, 0.1, E, d, f);
-        Pair topW = randn(DType.F32, 0.5, r.n, r.k);
-        Pair dY = randn(DType.BF16, 1, r.n, d)) {
-      gpu().copy(w1.g(), mlp.gateUp());
-      gpu().copy(w2.g(), mlp.down());
-      java.util.Map<CudaScatterMoe.Kernel, float[][]> got =
-          new java.util.EnumMap<>(CudaScatterMoe.Kernel.class);
-      for (CudaScatterMoe.Kernel k :
-          new CudaScatterMoe.Kernel[] {CudaScatterMoe.Kernel.H, CudaScatterMoe.Kernel.AUTO}) {
-        inFamily(
-            k,
-            () -> {
-              gpu().fill(mlp.gateUpGrad(), 0f);
-              gpu().fill(mlp.downGrad(), 0f);
-              assertEquals(k == CudaScatterMoe.Kernel.AUTO, gpu().swigluSavesFactors());
-              try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
-                  MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
-                got.put(
-                    k,
-                    new float[][] {
-                      gpu().download(fw.output()).toFloatArray(),
-                      gpu().download(g.dX()).toFloatArray(),
-                      gpu().download(g.dTopKWeights()).toFloatArray(),
-                      gpu().download(mlp.gateUpGrad()).toFloatArray(),
-                      gpu().download(mlp.downGrad()).toFloatArray()
-                    });
-              }
-            });
-      }
-      float[][] h = got.get(CudaScatterMoe.Kernel.H), fac = got.get(CudaScatterMoe.Kernel.AUTO);
+    try (MlpCase c = mlpCase(1500, 264, 1064)) {
+      float[][] h = c.run(CudaScatterMoe.Kernel.H), fac = c.run(CudaScatterMoe.Kernel.AUTO);
       assertArrayEquals(h[0], fac[0], "AUTO's output (the factors saved) differs from H's");
-      String[] names = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
-      for (int i = 1; i < names.length; i++) {
-        compare("AUTO (the factors) against H: " + names[i], h[i], fac[i], tol(DType.BF16));
+      for (int i = 1; i < MlpCase.OUTPUTS.length; i++) {
+        compare(
+            "AUTO (the factors) against H: " + MlpCase.OUTPUTS[i], h[i], fac[i], tol(DType.BF16));
       }
     }
   }
 
-  /** Runs body with the MoE kernel family k on the GPU, then gives back the family it had. */
+  /** A bf16 expert MLP (D, F, E experts) over tokens routed top-2, its inputs random. */
+  private record MlpCase(Route r, MoeMlp mlp, Pair x, Pair w1, Pair w2, Pair topW, Pair dY)
+      implements AutoCloseable {
+    static final String[] OUTPUTS = {"y", "dX", "dTopKWeights", "gateUpGrad", "downGrad"};
+
+    /** Forward and backward in family k (gradients zeroed first): the five OUTPUTS. */
+    float[][] run(CudaScatterMoe.Kernel k) {
+      float[][][] got = new float[1][][];
+      inFamily(
+          k,
+          () -> {
+            gpu().fill(mlp.gateUpGrad(), 0f);
+            gpu().fill(mlp.downGrad(), 0f);
+            assertEquals(k == CudaScatterMoe.Kernel.AUTO, gpu().swigluSavesFactors());
+            try (MoeMlp.Forward fw = mlp.forward(x.g(), topW.g(), r.topIdx.g());
+                MoeMlp.Grads g = mlp.backward(fw, dY.g())) {
+              got[0] =
+                  new float[][] {
+                    gpu().download(fw.output()).toFloatArray(),
+                    gpu().download(g.dX()).toFloatArray(),
+                    gpu().download(g.dTopKWeights()).toFloatArray(),
+                    gpu().download(mlp.gateUpGrad()).toFloatArray(),
+                    gpu().download(mlp.downGrad()).toFloatArray()
+                  };
+            }
+          });
+      return got[0];
+    }
+
+    @Override
+    public void close() {
+      dY.close();
+      topW.close();
+      w2.close();
+      w1.close();
+      x.close();
+      mlp.close();
+      r.close();
+    }
+  }
+
+  private static MlpCase mlpCase(int tokens, int d, int f) {
+    Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5});
+    MoeMlp mlp = MoeMlp.allocate(gpu(), DType.BF16, d, f, E);
+    MlpCase c =
+        new MlpCase(
+            r,
+            mlp,
+            randn(DType.BF16, 1, r.n, d),
+            randn(DType.BF16, 0.1, E, 2 * f, d),
+            randn(DType.BF16, 0.1, E, d, f),
+            randn(DType.F32, 0.5, r.n, r.k),
+            randn(DType.BF16, 1, r.n, d));
+    gpu().copy(c.w1().g(), mlp.gateUp());
+    gpu().copy(c.w2().g(), mlp.down());
+    return c;
+  }
+
   private static void inFamily(CudaScatterMoe.Kernel k, Runnable body) {
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.Kernel before = moe.kernel();
@@ -867,11 +866,7 @@ class CudaMoeOpsTest {
 
   /** The GPU tensor's values as float bits (bf16 widened exactly), for bitwise comparisons. */
   private static int[] bits(Pair p) {
-    return bits(p.g());
-  }
-
-  private static int[] bits(Tensor t) {
-    float[] v = gpu().download(t).toFloatArray();
+    float[] v = gpu().download(p.g()).toFloatArray();
     int[] b = new int[v.length];
     for (int i = 0; i < v.length; i++) b[i] = Float.floatToRawIntBits(v[i]);
     return b;

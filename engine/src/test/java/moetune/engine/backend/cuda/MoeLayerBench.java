@@ -33,26 +33,19 @@ public final class MoeLayerBench {
       // (MOE_BENCH_V2=0: the default alone)
       // (MOE_BENCH_KERNELS=auto,ws256,...: those families, in that order)
       CudaScatterMoe.Kernel chosen = g.moe().kernel();
-      String listed = System.getenv("MOE_BENCH_KERNELS");
       List<CudaScatterMoe.Kernel> kernels =
-          listed != null && !listed.isBlank()
-              ? java.util.Arrays.stream(listed.split(","))
-                  .map(CudaScatterMoe.Kernel::fromEnv)
-                  .toList()
-              : g.moe().hopper()
+          listed(
+              "MOE_BENCH_KERNELS",
+              CudaScatterMoe.Kernel::fromEnv,
+              g.moe().hopper()
                       && chosen != CudaScatterMoe.Kernel.V2
                       && !"0".equals(System.getenv("MOE_BENCH_V2"))
                   ? List.of(CudaScatterMoe.Kernel.V2, chosen)
-                  : List.of(chosen);
+                  : List.of(chosen));
       // MOE_BENCH_STAGGERS=off,2:1,...: each family with each of variant 59's start groups
       CudaScatterMoe.Stagger start = g.moe().stagger();
-      String staggers = System.getenv("MOE_BENCH_STAGGERS");
       List<CudaScatterMoe.Stagger> groups =
-          staggers != null && !staggers.isBlank()
-              ? java.util.Arrays.stream(staggers.split(","))
-                  .map(CudaScatterMoe.Stagger::fromEnv)
-                  .toList()
-              : List.of(start);
+          listed("MOE_BENCH_STAGGERS", CudaScatterMoe.Stagger::fromEnv, List.of(start));
       for (CudaScatterMoe.Kernel k : kernels) {
         for (CudaScatterMoe.Stagger st : groups) {
           g.moe().stagger(st);
@@ -62,6 +55,15 @@ public final class MoeLayerBench {
       g.moe().kernel(chosen);
       g.moe().stagger(start);
     }
+  }
+
+  /** The comma-separated values of environment variable name, or otherwise where it is unset. */
+  private static <T> List<T> listed(
+      String name, java.util.function.Function<String, T> parse, List<T> otherwise) {
+    String v = System.getenv(name);
+    return v == null || v.isBlank()
+        ? otherwise
+        : java.util.Arrays.stream(v.split(",")).map(parse).toList();
   }
 
   /** One family (and start groups) over the shapes: the table, then each shape's breakdown. */
