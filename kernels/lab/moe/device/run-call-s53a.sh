@@ -5,7 +5,10 @@
 # repository root: .device/main/run-call-s53a.sh SECONDS.
 # 1) the start groups leave the expert MLP's five outputs bit for bit (two and four groups), and
 # the factors' bitwise test; 2) if they passed, MoeLayerBench of auto with each of STAGGERS (default off,2:1,2:2,4:2)
-# with the breakdown, on 1.5B and Mixtral (BENCH_ARGS), in one process.
+# with the breakdown, on 1.5B and Mixtral (BENCH_ARGS), in one process; 3) where RESERVE seconds
+# were kept for it (e.g. RESERVE=160), ncu (--clock-control none, memory sections) of one launch
+# of 1.5B's dX2 (kernel56) without start groups and with NCU_STAGGER (default 2:2): its duration
+# and DRAM throughput, to tell whether the epilogues stop queueing on DRAM.
 cd "$(dirname "$0")"
 export OUT="${OUT:-/tmp/moetune-out}"
 LIMIT=${1:-540}
@@ -17,4 +20,12 @@ left=$((LIMIT - SECONDS - ${RESERVE:-10}))
 # a failed precheck skips the bench (it would time kernels that compute something else)
 passed pre && MOE_BENCH_STAGGERS="${STAGGERS:-off,2:1,2:2,4:2}" \
   BENCH_ARGS="${BENCH_ARGS-16384 1024 3584 8 2 16384 4096 14336 8 2}" bench_moe "${KERNELS:-auto}" "$left"
+n=2  # runs left: the first takes half of the time kept
+for st in off "${NCU_STAGGER:-2:2}"; do
+  left=$(( (LIMIT - SECONDS - 5) / n )); n=1
+  [ $left -gt 40 ] || break
+  echo "## ncu dX2 (kernel56) MOETUNE_MOE_STAGGER=$st (${SECONDS} s)"
+  MOETUNE_MOE_STAGGER=$st OUT="$OUT/ncu-${st//:/-}" SHAPES="16384 1024 3584 8 2" KREGEX=glubwd_fac_kernel56 \
+    MEM=1 LIMIT=$left ./ncu-source.sh 2>&1 | grep -E "shape|Duration|DRAM Throughput|Compute \(SM\)|Mem Busy|Max Bandwidth" | head -12
+done
 echo "## done (${SECONDS} s)"
