@@ -220,7 +220,10 @@ final class CudaScatterMoe {
    * example 2:1), off or unset: none. The values are the same bit for bit.
    */
   record Stagger(int phases, double mainLoops) {
-    /** A 128 x 256 x 64 k step at the tensor cores' 2,048 FMA a clock is 1,024 cycles. */
+    /**
+     * One 128 x 256 x 64 k step: 1,024 cycles at the tensor cores' 2,048 FMA a clock, the plain
+     * products running at 88-92% of that (kernels/lab/moe, session 32).
+     */
     static final int CYCLES_PER_K_STEP = 1100;
 
     static final Stagger NONE = new Stagger(1, 0);
@@ -252,12 +255,15 @@ final class CudaScatterMoe {
           "MOETUNE_MOE_STAGGER=" + value + " is not PHASES:MAINLOOPS (for example 2:1, or off)");
     }
 
-    /** The delay between two groups in clock cycles for products over inDim. */
-    int cycles(long inDim) {
+    /**
+     * The delay between two groups in clock cycles for a product whose reduction runs over k
+     * elements (inDim for scatter2scatter, an expert's rows for groupXtY).
+     */
+    int cycles(long k) {
       if (phases <= 1) {
         return 0;
       }
-      long kSteps = (inDim + 63) / 64;
+      long kSteps = (k + 63) / 64;
       return (int)
           Math.min(Integer.MAX_VALUE, Math.round(mainLoops * kSteps * CYCLES_PER_K_STEP / phases));
     }

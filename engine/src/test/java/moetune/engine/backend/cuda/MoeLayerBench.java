@@ -72,11 +72,11 @@ public final class MoeLayerBench {
     System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT) + tag);
     System.out.println(MoeLayerBenchmark.header(false, ""));
     List<String> breakdowns = new ArrayList<>();
+    // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
+    String bd = System.getenv("MOE_BENCH_BREAKDOWN");
     for (Shape s : shapes) {
       MoeLayerBenchmark.Result r = MoeLayerBenchmark.run(g, s, 7, 5);
       System.out.println(MoeLayerBenchmark.row(r, false, 0));
-      String bd = System.getenv("MOE_BENCH_BREAKDOWN");
-      // 1: dW added (+=); written: dW written (=, a step's first micro-batch); both: both
       for (boolean written : new boolean[] {false, true}) {
         if ("both".equals(bd) || (written ? "written" : "1").equals(bd)) {
           breakdowns.add(
