@@ -25,7 +25,7 @@ bench_moe() {
   echo "## bench $1 (limit $2 s)"
   BENCH_ARGS="${BENCH_ARGS-16384 4096 14336 8 2 16384 1024 3584 8 2}" MOE_BENCH_KERNELS=$1 \
     BENCH_LIMIT=$2 CLOCKS=1 MOE_BENCH_BREAKDOWN=1 ./moe-breakdown.sh > "$OUT/bench.txt" 2>&1
-  grep -E "MOETUNE|bench exit|^([0-9:.]+ )?\| (16384|scatter2scatter|groupXtY|group |combine|\*\*|layer|dense)" \
+  grep -E "MOETUNE|bench exit|^([0-9:.]+ )?\| (16384|scatter2scatter|groupXtY|group |groupGates|swigluFactorsBackwardBesideDw|combine|\*\*|layer|dense)" \
     "$OUT/bench.txt" | cut -c1-200 | tail -80
 }
 # sanitize_tests SECONDS SELECT: compute-sanitizer memcheck, then racecheck, on the GPU tests SELECT

@@ -294,6 +294,40 @@ public interface Backend extends AutoCloseable {
   }
 
   /**
+   * The down product's weight gradient and dH in the factors' path ({@link
+   * #scatter2scatterSwigluFactors}), two products over the same grouped rows dYGrouped (M, D), with
+   * their gates, neither writing what the other reads: {@link #groupXtY}(a, dYGrouped,
+   * expertOffsets, dW, null, accumulate), then {@link
+   * #scatter2scatterSwigluFactorsBackward}(dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs,
+   * factors, dH). A backend may run the two at once on parts of the device ({@link #dwBesideDx});
+   * the results are these two calls'.
+   */
+  default void swigluFactorsBackwardBesideDw(
+      Tensor a,
+      Tensor dYGrouped,
+      Tensor expertOffsets,
+      Tensor dW,
+      boolean accumulate,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor factors,
+      Tensor dH) {
+    groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate);
+    scatter2scatterSwigluFactorsBackward(
+        dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH);
+  }
+
+  /**
+   * Whether {@link #swigluFactorsBackwardBesideDw} runs its two products at once (a setting of the
+   * backend); where it does not, callers make the two calls themselves, so that a profile times
+   * each.
+   */
+  default boolean dwBesideDx() {
+    return false;
+  }
+
+  /**
    * The gate-weighted combine of the K expert outputs of each token: y[n] = sum_j g[n, j] *
    * expanded[n*K + j] (g = 1 when gates is null). expanded (N*K, D) in scattered order, gates F32
    * (N, K) or null, y (N, D) overwrite.
@@ -306,6 +340,24 @@ public interface Backend extends AutoCloseable {
    * expanded is {@link #group} of dY with the gates.)
    */
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates);
+
+  /**
+   * Both gradients of a gated combine in one call: {@link #combineGatesBackward}(dY, expanded, k,
+   * dGates), then {@link #group}(dY, sortedScatteredIdxs, k, gates, out), the rows of dY in expert
+   * order scaled by their gates (gates F32 (N*K) by token slot, or null for 1). The result is these
+   * two ops' (the GPU may read dY once for both: equal bit for bit).
+   */
+  default void groupGatesBackward(
+      Tensor dY,
+      Tensor sortedScatteredIdxs,
+      int k,
+      Tensor gates,
+      Tensor expanded,
+      Tensor dGates,
+      Tensor out) {
+    combineGatesBackward(dY, expanded, k, dGates);
+    group(dY, sortedScatteredIdxs, k, gates, out);
+  }
 
   /**
    * The expert MLP's first product with its SwiGLU in one call (ScatterMoE's MLP): h =

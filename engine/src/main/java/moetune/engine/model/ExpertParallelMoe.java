@@ -249,9 +249,9 @@ final class ExpertParallelMoe {
     long m = n * topK;
     DType dt = dY.dtype();
     Tensor dGates = be.empty(DType.F32, n, topK);
-    be.combineGatesBackward(dY, f.expanded, topK, dGates);
     Tensor dYs = be.empty(dt, m, d); // the gated dY of each row, expert order
-    be.group(dY, f.routing.sortedScatteredIdxs(), topK, f.topW.reshape(m), dYs);
+    be.groupGatesBackward(
+        dY, f.routing.sortedScatteredIdxs(), topK, f.topW.reshape(m), f.expanded, dGates, dYs);
     long r = f.plan.receivedRows();
     try (Tensor scratch = be.empty(dt, r, d);
         Tensor dYg = be.empty(dt, r, d);

@@ -247,7 +247,22 @@ public final class MoeLayerBenchmark {
         for (int c = 0; c < calls; c++) b2b[c] = busy.get(c * n + k).ms();
         String label = name;
         Product product = null;
-        if (name.startsWith("scatter2scatter") && s2s < S2S_PRODUCTS.size()) {
+        double twinCount = 1; // dense twins a product counts (2 for dW2 beside dX2)
+        if (name.equals("swigluFactorsBackwardBesideDw")
+            && s2s < S2S_PRODUCTS.size()
+            && xty < XTY_PRODUCTS.size()) {
+          // variant 61: dW2 and dX2 at once on two streams, counted as both products
+          Product dw = XTY_PRODUCTS.get(xty++);
+          product = S2S_PRODUCTS.get(s2s++);
+          twinCount = 2;
+          label =
+              name
+                  + " "
+                  + (written ? dw.label().replace("+=", "=") : dw.label())
+                  + " beside "
+                  + product.label()
+                  + S2S_FUSED.get("scatter2scatterSwigluFactorsBackward");
+        } else if (name.startsWith("scatter2scatter") && s2s < S2S_PRODUCTS.size()) {
           // scatter2scatterSwiglu (fwd1) and scatter2scatterSwigluBackward (dX2) run a product
           // with SwiGLU (and the gates) in its epilogue: counted as that product
           product = S2S_PRODUCTS.get(s2s++);
@@ -256,7 +271,7 @@ public final class MoeLayerBenchmark {
           product = XTY_PRODUCTS.get(xty++);
           label = name + " " + (written ? product.label().replace("+=", "=") : product.label());
         }
-        double twin = product == null ? Double.NaN : twins[product.twin()];
+        double twin = product == null ? Double.NaN : twinCount * twins[product.twin()];
         ops.add(new OpTime(label, median(ms), median(b2b), median(idle), product != null, twin));
       }
       double backToBack, hostQueue;

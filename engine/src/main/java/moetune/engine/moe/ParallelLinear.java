@@ -450,8 +450,14 @@ public final class ParallelLinear {
         be.group(dY, r.sortedScatteredIdxs(), gateFan, null, dYGrouped);
       } else {
         dYGrouped = be.empty(dY.dtype(), m, out);
-        be.combineGatesBackward(dY, c.expanded, gateFan, dGates);
-        be.group(dY, r.sortedScatteredIdxs(), gateFan, c.gates.reshape(m), dYGrouped);
+        be.groupGatesBackward(
+            dY,
+            r.sortedScatteredIdxs(),
+            gateFan,
+            c.gates.reshape(m),
+            c.expanded,
+            dGates,
+            dYGrouped);
       }
     } else if (c.groupedOut) {
       dYGrouped = dY;
@@ -460,8 +466,11 @@ public final class ParallelLinear {
       dYGrouped = be.empty(dY.dtype(), m, out);
       be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
     }
+    // the factors' path (no bias, no adapter, grouped rows) with a weight gradient: dW and dH from
+    // one call where the backend runs the two products at once (variant 61)
+    boolean dwBeside = factors && dW != null && be.dwBesideDx();
     Tensor dxa = null; // (M, r) grouped: d loss / d xa (ungated with gatesFlat), with an adapter
-    if (dW != null || dBias != null || c.lora != null) {
+    if (!dwBeside && (dW != null || dBias != null || c.lora != null)) {
       Tensor xGrouped = c.x;
       if (!c.groupedIn) {
         xGrouped = be.empty(c.x.dtype(), m, in);
@@ -496,8 +505,22 @@ public final class ParallelLinear {
     Tensor dX = null;
     if (factors) { // dH from the gated rows and the forward's factors
       dX = be.empty(dY.dtype(), m, swigluH.cols());
-      be.scatter2scatterSwigluFactorsBackward(
-          dYGrouped, c.w, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), swigluH, dX);
+      if (dwBeside) {
+        be.swigluFactorsBackwardBesideDw(
+            c.x,
+            dYGrouped,
+            r.expertOffsets(),
+            dW,
+            accumulate,
+            c.w,
+            r.sortedExpertIdxs(),
+            r.sortedScatteredIdxs(),
+            swigluH,
+            dX);
+      } else {
+        be.scatter2scatterSwigluFactorsBackward(
+            dYGrouped, c.w, r.sortedExpertIdxs(), r.sortedScatteredIdxs(), swigluH, dX);
+      }
     } else if (swigluH != null) {
       dX = be.empty(dY.dtype(), m, swigluH.cols()); // dH
       be.scatter2scatterSwigluBackward(

@@ -40,6 +40,7 @@ public final class OpTable {
           Map.entry("describe", "a label"),
           Map.entry("supports", "a capability query"),
           Map.entry("swigluSavesFactors", "a capability query (MoeMlp's choice of saved tensor)"),
+          Map.entry("dwBesideDx", "a setting query (ParallelLinear's choice of one call or two)"),
           Map.entry("newQueueClock", "profiling (OpProfilerTest)"),
           Map.entry("reportTensorsAs", "profiling (OpProfilerTest)"),
           Map.entry("bytesInUse", "memory accounting"),
@@ -562,6 +563,22 @@ public final class OpTable {
           in.be.combineGatesBackward(in.randn(1, N, D), in.randn(1, M, D), K, dGates);
           in.keep("dGates", dGates);
         });
+    c.put(
+        "groupGatesBackward",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor dY = in.randn(1, N, D);
+          Tensor expanded = in.randn(1, M, D);
+          Tensor gates = in.randn(1, M);
+          for (boolean withGates : new boolean[] {false, true}) {
+            Tensor dGates = in.nan(N, K);
+            Tensor out = in.nan(M, D);
+            in.be.groupGatesBackward(
+                dY, r.sortedScattered, K, withGates ? gates : null, expanded, dGates, out);
+            in.keep("dGates gates=" + withGates, dGates);
+            in.keep("out gates=" + withGates, out);
+          }
+        });
     // the fused first product with SwiGLU, saving h or (variant 56) the backward's factors
     for (boolean factors : new boolean[] {false, true}) {
       c.put(
@@ -622,6 +639,32 @@ public final class OpTable {
               in.randn(1, M, 2 * F),
               dH);
           in.keep("dH", dH);
+        });
+    c.put(
+        "swigluFactorsBackwardBesideDw",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor a = in.randn(1, M, F);
+          Tensor dYGrouped = in.randn(1, M, D);
+          Tensor w = in.randn(0.2, E, D, F);
+          Tensor factors = in.randn(1, M, 2 * F);
+          for (boolean accumulate : new boolean[] {true, false}) {
+            Tensor dW = in.randn(1, E, D, F);
+            Tensor dH = in.nan(M, 2 * F);
+            in.be.swigluFactorsBackwardBesideDw(
+                a,
+                dYGrouped,
+                r.offs,
+                dW,
+                accumulate,
+                w,
+                r.sortedExperts,
+                r.sortedScattered,
+                factors,
+                dH);
+            in.keep("dW accumulate=" + accumulate, dW);
+            in.keep("dH accumulate=" + accumulate, dH);
+          }
         });
     c.put(
         "swigluForward",

@@ -32,7 +32,8 @@ class MoeLayerBenchmarkTest {
       assertTrue(names.contains("flattenSortCount"), names.toString());
       assertTrue(names.contains("group"), names.toString());
       assertTrue(names.contains("combine"), names.toString());
-      assertTrue(names.contains("combineGatesBackward"), names.toString());
+      // the gates' gradient and dy grouped with its gates: one call (variant 60 on a GPU)
+      assertTrue(names.contains("groupGatesBackward"), names.toString());
       for (MoeLayerBenchmark.OpTime o : b.ops()) {
         assertTrue(o.ms() >= 0 && o.idleBeforeMs() >= 0 && o.backToBackMs() >= 0, o.toString());
         // a product's dense twin was timed (a GEMM of its FLOPs); the other ops have none
@@ -64,6 +65,36 @@ class MoeLayerBenchmarkTest {
       // every row has the header's seven cells (and the empty ends of the split)
       table.lines().forEach(l -> assertEquals(9, l.split("\\|", -1).length, l));
       assertEquals(b.ops().size() + 7, table.lines().count(), table);
+    }
+  }
+
+  /**
+   * With dW2 and dX2 asked for in one call (variant 61 on a GPU), the breakdown counts it as both
+   * products, against both dense twins, and still finds the other four.
+   */
+  @Test
+  void dwBesideDxCountsAsBothProducts() {
+    try (CpuBackend cpu = new CpuBackend(1)) {
+      cpu.dwBesideDx(true);
+      MoeLayerBenchmark.Shape s = new MoeLayerBenchmark.Shape(24, 16, 8, 4, 2);
+      for (boolean written : new boolean[] {false, true}) {
+        List<MoeLayerBenchmark.OpTime> products =
+            MoeLayerBenchmark.breakdown(cpu, s, 3, DType.F32, written).ops().stream()
+                .filter(MoeLayerBenchmark.OpTime::product)
+                .toList();
+        String dw = written ? "dW2 = dy^T a" : "dW2 += dy^T a";
+        assertEquals(
+            List.of(
+                "scatter2scatterSwigluFactors fwd1 h = x W1^T, a = SwiGLU(h), h's factors",
+                "scatter2scatter fwd2 ye = a W2^T",
+                "swigluFactorsBackwardBesideDw "
+                    + dw
+                    + " beside dX2 da = dy W2 (g dy grouped), dh = (da p, da q)",
+                "groupXtY " + (written ? "dW1 = dh^T x" : "dW1 += dh^T x"),
+                "scatter2scatter dX1 dx = dh W1"),
+            products.stream().map(MoeLayerBenchmark.OpTime::label).toList());
+        assertEquals(2 * products.get(1).twinMs(), products.get(2).twinMs(), 1e-12);
+      }
     }
   }
 

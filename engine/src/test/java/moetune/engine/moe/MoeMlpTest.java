@@ -233,6 +233,43 @@ class MoeMlpTest {
   }
 
   /**
+   * The down product's dW and dH asked for in one call (swigluFactorsBackwardBesideDw, which a GPU
+   * with variant 61 runs side by side) give every gradient bit for bit as the two calls do, with
+   * the weight gradients added (+=) and written (=).
+   */
+  @Test
+  void dwBesideDxGivesTheGradientsOfTheTwoCalls() {
+    Problem p = new Problem(9, 5);
+    CpuBackend cpu = (CpuBackend) be;
+    float[][] apart = new float[4][], beside = new float[4][];
+    float[] yApart = p.run(apart), yBeside;
+    cpu.dwBesideDx(true);
+    try {
+      yBeside = p.run(beside);
+    } finally {
+      cpu.dwBesideDx(false);
+    }
+    assertArrayEquals(yApart, yBeside, "the forward");
+    String[] names = {"dX", "gateUp grad", "down grad", "dTopKWeights"};
+    for (int i = 0; i < 4; i++) {
+      assertArrayEquals(apart[i], beside[i], names[i] + ": one call differs from two");
+    }
+    cpu.dwBesideDx(true);
+    try (Setup s = p.setup()) {
+      MoeMlp mlp = s.mlp();
+      be.fill(mlp.downGrad(), Float.NaN);
+      mlp.overwriteGradsOnce();
+      try (MoeMlp.Forward f = mlp.forward(s.x(), s.topW(), s.topIdx());
+          MoeMlp.Grads g = mlp.backward(f, s.dY())) {
+        assertArrayEquals(
+            apart[2], be.download(mlp.downGrad()).toFloatArray(), "down grad written in one call");
+      }
+    } finally {
+      cpu.dwBesideDx(false);
+    }
+  }
+
+  /**
    * got = times x want: bit for bit once (the same sums from zero), within float32 rounding after.
    */
   private static void sameOrClose(String what, float[] got, float[] want, int times) {

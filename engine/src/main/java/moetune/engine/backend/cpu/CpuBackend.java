@@ -430,6 +430,22 @@ public final class CpuBackend implements Backend {
     return swigluFactors;
   }
 
+  private volatile boolean dwBesideDx;
+
+  /**
+   * Whether the expert MLP's down-product backward asks for dW and dH in one call ({@link
+   * #swigluFactorsBackwardBesideDw}, which this backend runs as the two calls in turn; default
+   * false, as on a GPU without variant 61), so that tests reach that path on the CPU.
+   */
+  public void dwBesideDx(boolean on) {
+    dwBesideDx = on;
+  }
+
+  @Override
+  public boolean dwBesideDx() {
+    return dwBesideDx;
+  }
+
   @Override
   public void swigluFactors(Tensor h, Tensor a) {
     swiglu.factors(h, a);

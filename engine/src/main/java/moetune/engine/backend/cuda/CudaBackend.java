@@ -8,6 +8,8 @@ import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
@@ -21,8 +23,9 @@ import moetune.engine.tensor.Tensor;
 /**
  * The GPU backend: JCuda's driver API for the context, one stream, module loading and launches; a
  * caching allocator; cuBLAS (through FFM) for dense products; moetune's own kernels for the rest.
- * Every op is queued on the one stream; only {@link #download} and {@link #synchronize} wait. Float
- * tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
+ * Every op is queued on the one stream (but for variant 61's lab setting, whose dW2 runs on a
+ * second stream beside dX2: {@link #forkSide}); only {@link #download} and {@link #synchronize}
+ * wait. Float tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
  *
  * <p>This class holds the device, the stream and memory, and dispatches: each op family lives in
  * its own class named like its CPU twin and its kernel file ({@code CudaRmsNorm}, {@code
@@ -36,6 +39,8 @@ public final class CudaBackend implements Backend {
   private final CUdevice device = new CUdevice();
   private final CUcontext context = new CUcontext();
   private final CUstream stream = new CUstream();
+  private CUstream side; // variant 61's second stream (forkSide), made on first use
+  private CUevent forked, joined;
   private final String deviceName;
   private final long totalMemory;
   private final int multiprocessors;
@@ -214,9 +219,58 @@ public final class CudaBackend implements Backend {
     return Driver.address(stream);
   }
 
+  /** The device's streaming multiprocessor count. */
+  int multiprocessors() {
+    return multiprocessors;
+  }
+
   /** The stream every op of this backend is queued on (NCCL's side stream orders against it). */
   CUstream stream() {
     return stream;
+  }
+
+  /**
+   * Variant 61: a second stream whose work starts after everything queued so far on the backend's
+   * stream; until {@link #joinSide} no freed block is handed out again (it may still be in use on
+   * the other stream). Made on first use.
+   */
+  CUstream forkSide() {
+    bind();
+    if (side == null) {
+      CUstream s = new CUstream();
+      Driver.check(
+          JCudaDriver.cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING),
+          "cuStreamCreate",
+          "the second stream of " + name());
+      forked = event("fork");
+      joined = event("join");
+      side = s;
+    }
+    Driver.check(JCudaDriver.cuEventRecord(forked, stream), "cuEventRecord", "fork " + name());
+    Driver.check(
+        JCudaDriver.cuStreamWaitEvent(side, forked, 0), "cuStreamWaitEvent", "fork " + name());
+    allocator.holdFrees();
+    return side;
+  }
+
+  /**
+   * Ends {@link #forkSide}: work queued on the backend's stream from here on waits for everything
+   * queued on the second stream, and the blocks freed meanwhile return to the cache.
+   */
+  void joinSide() {
+    Driver.check(JCudaDriver.cuEventRecord(joined, side), "cuEventRecord", "join " + name());
+    Driver.check(
+        JCudaDriver.cuStreamWaitEvent(stream, joined, 0), "cuStreamWaitEvent", "join " + name());
+    allocator.releaseHeld();
+  }
+
+  private static CUevent event(String what) {
+    CUevent e = new CUevent();
+    Driver.check(
+        JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING),
+        "cuEventCreate",
+        what + " event of the second stream");
+    return e;
   }
 
   // ---------------------------------------------------------------- identity
@@ -463,6 +517,11 @@ public final class CudaBackend implements Backend {
     }
     bind();
     Driver.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize", "close " + name());
+    if (side != null) { // every fork was joined, so the side stream is idle by now
+      JCudaDriver.cuEventDestroy(forked);
+      JCudaDriver.cuEventDestroy(joined);
+      Driver.check(JCudaDriver.cuStreamDestroy(side), "cuStreamDestroy", name());
+    }
     attention.close();
     cublas.close();
     kernels.unload();
@@ -666,6 +725,56 @@ public final class CudaBackend implements Backend {
   @Override
   public void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {
     moe.combineGatesBackward(dY, expanded, k, dGates);
+  }
+
+  @Override
+  public boolean dwBesideDx() {
+    return moe.besideOn();
+  }
+
+  @Override
+  public void swigluFactorsBackwardBesideDw(
+      Tensor a,
+      Tensor dYGrouped,
+      Tensor expertOffsets,
+      Tensor dW,
+      boolean accumulate,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      Tensor factors,
+      Tensor dH) {
+    if (!moe.besideOn()) {
+      Backend.super.swigluFactorsBackwardBesideDw(
+          a,
+          dYGrouped,
+          expertOffsets,
+          dW,
+          accumulate,
+          w,
+          sortedExpertIdxs,
+          sortedScatteredIdxs,
+          factors,
+          dH);
+      return;
+    }
+    moe.beside(
+        () -> moe.groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate),
+        () ->
+            scatter2scatterSwigluFactorsBackward(
+                dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH));
+  }
+
+  @Override
+  public void groupGatesBackward(
+      Tensor dY,
+      Tensor sortedScatteredIdxs,
+      int k,
+      Tensor gates,
+      Tensor expanded,
+      Tensor dGates,
+      Tensor out) {
+    moe.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);
   }
 
   @Override

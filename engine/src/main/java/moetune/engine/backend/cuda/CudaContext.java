@@ -18,6 +18,10 @@ final class CudaContext {
   private final Cublas cublas;
   private final int multiprocessors;
   private final int computeCapability;
+  // variant 61 (beside): while set, launches and the stream go to the second stream, and
+  // persistent kernels size their grids for smBudget multiprocessors (0: all of them)
+  private CUstream launchStream;
+  private int smBudget;
 
   CudaContext(
       CudaBackend backend,
@@ -47,28 +51,74 @@ final class CudaContext {
   /** A checked launch of kernel {@code name} on the stream ({@link KernelLaunch}). */
   KernelLaunch kernel(String name) {
     backend.bind();
-    return kernels.kernel(name);
+    return launchStream == null ? kernels.kernel(name) : kernels.kernel(name).stream(launchStream);
   }
 
-  /** The one stream every op is queued on. */
+  /**
+   * The stream ops are queued on: the backend's one stream, or during the first half of {@link
+   * #beside} the second one.
+   */
   CUstream stream() {
-    return stream;
+    return launchStream == null ? stream : launchStream;
   }
 
   /** The raw cudaStream_t of {@link #stream} (cuBLAS, cuDNN and NCCL take it). */
   long streamAddress() {
-    return Driver.address(stream);
+    return Driver.address(stream());
   }
 
   /** cuBLAS, bound to the stream and its workspace. */
   Cublas cublas() {
     backend.bind();
+    require(launchStream == null, "cuBLAS is bound to the backend's stream: not on the second one");
     return cublas;
   }
 
-  /** The device's streaming multiprocessor count (persistent kernels launch a few per SM). */
+  /**
+   * Variant 61: queues {@code first} on a second stream, its persistent kernels sized for {@code
+   * firstSms} multiprocessors, then {@code second} on the backend's stream sized for the others, so
+   * that the two run at once on their own parts of the device. The second stream starts after
+   * everything queued before this call and the backend's stream continues after both. {@code first}
+   * may queue kernels, fills and copies only (no cuBLAS, no download), and the two must not write
+   * what the other reads.
+   */
+  void beside(int firstSms, Runnable first, Runnable second) {
+    require(
+        launchStream == null && firstSms > 0 && firstSms < multiprocessors,
+        "beside: " + firstSms + " of " + multiprocessors + " multiprocessors, or nested");
+    CUstream side = backend.forkSide();
+    try {
+      launchStream = side;
+      smBudget = firstSms;
+      try {
+        first.run();
+      } finally {
+        launchStream = null;
+      }
+      smBudget = multiprocessors - firstSms;
+      second.run();
+    } finally {
+      smBudget = 0;
+      backend.joinSide();
+    }
+  }
+
+  /** {@link CudaBackend#forkSide}: variant 61's second stream, ordered after the first. */
+  CUstream forkSide() {
+    return backend.forkSide();
+  }
+
+  /** {@link CudaBackend#joinSide}: the first stream waits for the second again. */
+  void joinSide() {
+    backend.joinSide();
+  }
+
+  /**
+   * The device's streaming multiprocessor count (persistent kernels launch a few per SM); during
+   * {@link #beside} the part of them the current half runs on.
+   */
   int multiprocessors() {
-    return multiprocessors;
+    return smBudget > 0 ? smBudget : multiprocessors;
   }
 
   /**
@@ -78,7 +128,8 @@ final class CudaContext {
    */
   int activeClusters(String name, int cluster, int block, int smem) {
     backend.bind();
-    return kernels.activeClusters(name, cluster, block, smem);
+    int active = kernels.activeClusters(name, cluster, block, smem);
+    return smBudget > 0 ? Math.max(1, Math.min(active, smBudget / cluster)) : active;
   }
 
   /** Compute capability as major * 10 + minor (90 on Hopper, where the sm_90a kernels run). */
@@ -108,6 +159,7 @@ final class CudaContext {
 
   /** A host copy of t (the backend's download; synchronises the stream). */
   moetune.engine.tensor.HostTensor download(Tensor t) {
+    require(launchStream == null, "download waits for the backend's stream: not on the second one");
     return backend.download(t);
   }
 

@@ -274,14 +274,133 @@ final class CudaScatterMoe {
     }
   }
 
+  /**
+   * Variant 61 (a lab setting, off by default): the down product's weight gradient (groupXtY, dW2)
+   * on a second stream with {@code sms} multiprocessors' worth of persistent blocks, beside its dX
+   * (kernel56's dX2) on the others, so that dX2's epilogues, which move its tiles' bytes to and
+   * from DRAM, run while dW2's tensor work does. v14: dW2 by variant 14 (one CTA a tile) instead of
+   * variant 42's clusters of two, whose pairs may not find room beside dX2's blocks.
+   * MOETUNE_MOE_BESIDE=SMS or SMS:v14, off or unset: none. The values are the same bit for bit.
+   */
+  record Beside(int sms, boolean v14) {
+    static final Beside OFF = new Beside(0, false);
+
+    Beside {
+      if (sms < 0 || sms > 1024) {
+        throw new IllegalArgumentException(
+            "MOETUNE_MOE_BESIDE=" + sms + ": SMS must be 1 to the device's multiprocessors");
+      }
+    }
+
+    static Beside fromEnv(String value) {
+      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
+        return OFF;
+      }
+      String[] f = value.strip().split(":");
+      try {
+        if (f.length <= 2 && (f.length == 1 || f[1].strip().equalsIgnoreCase("v14"))) {
+          int sms = Integer.parseInt(f[0].strip());
+          if (sms >= 1) {
+            return new Beside(sms, f.length == 2);
+          }
+        }
+      } catch (NumberFormatException notANumber) {
+        // the message below
+      }
+      throw new IllegalArgumentException(
+          "MOETUNE_MOE_BESIDE="
+              + value
+              + " is not SMS or SMS:v14 (the multiprocessors for dW2 beside dX2, for example 66,"
+              + " or off)");
+    }
+
+    @Override
+    public String toString() {
+      return sms == 0 ? "off" : sms + (v14 ? ":v14" : "");
+    }
+  }
+
   private final CudaContext b;
   private Kernel kernel;
   private Stagger stagger;
+  private boolean groupGatesFused;
+  private Beside beside;
 
   CudaScatterMoe(CudaContext b) {
     this.b = b;
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
     this.stagger = Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER"));
+    this.groupGatesFused = groupGatesFromEnv(System.getenv("MOETUNE_MOE_GROUP_GATES"));
+    this.beside = Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE"));
+  }
+
+  Beside beside() {
+    return beside;
+  }
+
+  /** Tests and benchmarks switch variant 61 on one backend. */
+  void beside(Beside s) {
+    this.beside = s;
+  }
+
+  /**
+   * Whether {@link #beside(Runnable, Runnable)} splits the device: variant 61 set to fewer
+   * multiprocessors than the device has, on Hopper (kernel56's dX2 and the TMA dW).
+   */
+  boolean besideOn() {
+    return beside.sms() > 0 && beside.sms() < b.multiprocessors() && hopper();
+  }
+
+  /**
+   * Variant 61: dw (this class's groupXtY) on the second stream with the setting's multiprocessors,
+   * beside dx on the backend's stream with the others ({@link CudaContext#beside}); dw in variant
+   * 14 where the setting says so and the family is AUTO.
+   */
+  void beside(Runnable dw, Runnable dx) {
+    b.beside(
+        beside.sms(),
+        () -> {
+          Kernel family = kernel;
+          if (beside.v14() && kernel == Kernel.AUTO) {
+            kernel = Kernel.V14;
+          }
+          try {
+            dw.run();
+          } finally {
+            kernel = family;
+          }
+        },
+        dx);
+  }
+
+  /**
+   * Variant 60 (a lab setting, off by default until a GPU run measures it):
+   * MOETUNE_MOE_GROUP_GATES=fused runs {@link #groupGatesBackward} as one pass over dY; split or
+   * unset: combineGatesBackward, then group.
+   */
+  static boolean groupGatesFromEnv(String value) {
+    if (value == null || value.isBlank()) {
+      return false;
+    }
+    return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+      case "fused" -> true;
+      case "split" -> false;
+      default ->
+          throw new IllegalArgumentException(
+              "MOETUNE_MOE_GROUP_GATES="
+                  + value
+                  + " is not fused or split (split, the default, runs combineGatesBackward, then"
+                  + " group)");
+    };
+  }
+
+  boolean groupGatesFused() {
+    return groupGatesFused;
+  }
+
+  /** Tests and benchmarks switch variant 60 on one backend. */
+  void groupGatesFused(boolean fused) {
+    this.groupGatesFused = fused;
   }
 
   Stagger stagger() {
@@ -1215,6 +1334,67 @@ final class CudaScatterMoe {
         .i32("ydt", dt(yt, op, "y"))
         .i32("D", (int) d)
         .launch();
+  }
+
+  /**
+   * Backend#groupGatesBackward. With variant 60 on ({@link #groupGatesFused}) one pass over dY for
+   * both gradients (group_gates_backward_kernel, after the inverse of sortedScattered); else
+   * combineGatesBackward, then group. Equal bit for bit.
+   */
+  void groupGatesBackward(
+      Tensor dY,
+      Tensor sortedScatteredIdxs,
+      int k,
+      Tensor gates,
+      Tensor expanded,
+      Tensor dGates,
+      Tensor out) {
+    if (!groupGatesFused) {
+      combineGatesBackward(dY, expanded, k, dGates);
+      group(dY, sortedScatteredIdxs, k, gates, out);
+      return;
+    }
+    String op = "groupGatesBackward";
+    CudaTensor g = b.ct(dY, op, "dY"),
+        ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
+        ex = b.ct(expanded, op, "expanded"),
+        dg = b.ct(dGates, op, "dGates"),
+        o = b.ct(out, op, "out");
+    CudaTensor gt = gates == null ? null : b.ct(gates, op, "gates");
+    int[] nd = OpShapes.combineGatesBackward(g, ex, k, dg);
+    int[] md = OpShapes.group(g, ss, k, gt, o);
+    long n = nd[0], d = nd[1], m = md[0];
+    if (m == 0) {
+      return;
+    }
+    try (Tensor inv = b.empty(DType.I32, m)) {
+      long invAddress = b.ct(inv, op, "inverse rows").address();
+      b.kernel("invert_rows_kernel")
+          .shapes("M=" + m)
+          .grid((m + 255) / 256)
+          .block(256)
+          .ptr("sortedScattered", ss.address())
+          .ptr("inv", invAddress)
+          .i32("M", (int) m)
+          .launch();
+      b.kernel("group_gates_backward_kernel")
+          .shapes(ex.describe() + " k=" + k)
+          .grid((n * k * 32 + 255) / 256)
+          .block(256)
+          .ptr("dy", g.address())
+          .i32("gdt", dt(g, op, "dY"))
+          .ptr("expanded", ex.address())
+          .i32("edt", dt(ex, op, "expanded"))
+          .ptr("inv", invAddress)
+          .i32("K", k)
+          .ptr("gates", b.ptr(gates, op, "gates"))
+          .ptr("dgates", dg.address())
+          .ptr("out", o.address())
+          .i32("odt", dt(o, op, "out"))
+          .i64("NK", n * k)
+          .i32("D", (int) d)
+          .launch();
+    }
   }
 
   void combineGatesBackward(Tensor dY, Tensor expanded, int k, Tensor dGates) {

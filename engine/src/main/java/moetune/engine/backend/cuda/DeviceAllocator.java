@@ -12,8 +12,9 @@ import jcuda.driver.JCudaDriver;
  * list of that class for the next request, so a training step allocates from the cache with no
  * cuMemAlloc or cuMemFree. Everything runs on one stream, so a block freed by the host after
  * queuing work on it may be handed to later work at once: stream order guarantees the earlier
- * kernels finish first. When the device runs out, the cache is released and the allocation retried
- * once.
+ * kernels finish first (while a second stream runs beside it, {@link #holdFrees} keeps freed blocks
+ * back until the two join). When the device runs out, the cache is released and the allocation
+ * retried once.
  *
  * <p>Size classes: multiples of 512 bytes up to 1 MiB, then multiples of 2 MiB (at most 2 MiB or
  * 0.05% waste per block, whichever is larger relative to size).
@@ -48,6 +49,8 @@ final class DeviceAllocator {
   }
 
   private final Map<Long, ArrayDeque<Block>> free = new HashMap<>();
+  private final java.util.List<Block> held = new java.util.ArrayList<>();
+  private boolean holding;
   private long inUse; // bytes of blocks held by live tensors
   private long peak;
   private long reserved; // bytes cuMemAlloc'd, in use or cached
@@ -88,7 +91,32 @@ final class DeviceAllocator {
     }
     b.freed = true;
     inUse -= b.size;
+    if (holding) {
+      held.add(b);
+      return;
+    }
     free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b);
+  }
+
+  /**
+   * While work runs on a second stream ({@code CudaScatterMoe}'s variant 61), a block freed by the
+   * host may still be in use on the other stream, so stream order no longer makes it safe to hand
+   * out: until {@link #releaseHeld}, freed blocks are kept out of the cache.
+   */
+  void holdFrees() {
+    holding = true;
+  }
+
+  /**
+   * Ends {@link #holdFrees}: the held blocks join the cache, for work queued after both streams
+   * joined again.
+   */
+  void releaseHeld() {
+    holding = false;
+    for (Block b : held) {
+      free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b);
+    }
+    held.clear();
   }
 
   /** Returns every cached (unused) block to the driver. */

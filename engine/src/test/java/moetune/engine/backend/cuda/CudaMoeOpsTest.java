@@ -692,6 +692,133 @@ class CudaMoeOpsTest {
   }
 
   /**
+   * Variant 60: groupGatesBackward in one pass over dY (group_gates_backward_kernel) gives both
+   * gradients bit for bit as combineGatesBackward and group do (the 16-byte path at D = 264 and
+   * 136, one element a lane at D = 100; k = 1 to 4, experts without rows, one token), and both
+   * agree with the CPU.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = DType.class,
+      names = {"F32", "BF16"})
+  void groupGatesInOnePassAreTheTwoOpsBitForBit(DType dt) {
+    CudaScatterMoe moe = gpu().moe();
+    boolean before = moe.groupGatesFused();
+    for (int d : new int[] {100, 136, 264})
+      for (int[] spec : ROUTES) {
+        try (Route r = route(spec)) {
+          long m = (long) r.n * r.k;
+          for (boolean withGates : new boolean[] {false, true}) {
+            String what =
+                "groupGatesBackward "
+                    + dt
+                    + " D="
+                    + d
+                    + " N="
+                    + r.n
+                    + " k="
+                    + r.k
+                    + " gates="
+                    + withGates;
+            try (Pair dY = randn(dt, 1, r.n, d);
+                Pair ex = randn(dt, 1, m, d);
+                Pair gates = randn(DType.F32, 1, m);
+                Pair dG = poisoned(DType.F32, r.n, r.k);
+                Pair dGSplit = poisoned(DType.F32, r.n, r.k);
+                Pair out = poisoned(dt, m, d);
+                Pair outSplit = poisoned(dt, m, d)) {
+              Tensor g = withGates ? gates.g() : null;
+              try {
+                moe.groupGatesFused(false);
+                gpu()
+                    .groupGatesBackward(
+                        dY.g(), r.sortedScat.g(), r.k, g, ex.g(), dGSplit.g(), outSplit.g());
+                moe.groupGatesFused(true);
+                gpu().groupGatesBackward(dY.g(), r.sortedScat.g(), r.k, g, ex.g(), dG.g(), out.g());
+              } finally {
+                moe.groupGatesFused(before);
+              }
+              assertArrayEquals(bits(outSplit), bits(out), what + ": dY grouped differs");
+              assertArrayEquals(bits(dGSplit), bits(dG), what + ": dGates differ");
+              cpu()
+                  .groupGatesBackward(
+                      dY.c(),
+                      r.sortedScat.c(),
+                      r.k,
+                      withGates ? gates.c() : null,
+                      ex.c(),
+                      dG.c(),
+                      out.c());
+              check(what + " dY grouped", out, tol(dt));
+              check(what + " dGates", dG, tol(dt));
+            }
+          }
+        }
+      }
+  }
+
+  /** Variant 60 in the expert MLP (AUTO): its five outputs bit for bit as without it. */
+  @Test
+  void groupGatesInOnePassLeaveTheMlpBitForBit() {
+    Assumptions.assumeTrue(
+        gpu().moe().hopper(), "AUTO's factors path needs compute capability 9.0");
+    CudaScatterMoe moe = gpu().moe();
+    boolean before = moe.groupGatesFused();
+    try (MlpCase c = mlpCase(1500, 264, 1064)) {
+      float[][] split, fused;
+      try {
+        moe.groupGatesFused(false);
+        split = c.run(CudaScatterMoe.Kernel.AUTO);
+        moe.groupGatesFused(true);
+        fused = c.run(CudaScatterMoe.Kernel.AUTO);
+      } finally {
+        moe.groupGatesFused(before);
+      }
+      for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
+        assertArrayEquals(
+            split[i],
+            fused[i],
+            "variant 60: " + MlpCase.OUTPUTS[i] + " differs from the split ops'");
+      }
+    }
+  }
+
+  /**
+   * Variant 61: the down product's dW (kernel42, or kernel14 with :v14) on a second stream beside
+   * its dX (kernel56) on the rest of the device gives the expert MLP's five outputs bit for bit as
+   * the two products in turn, with the weight gradients added and written.
+   */
+  @Test
+  void dwBesideDxLeavesTheMlpBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 61 needs compute capability 9.0");
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.Beside before = moe.beside();
+    int sms = gpu().multiprocessors();
+    try (MlpCase c = mlpCase(3000, 264, 1064)) {
+      moe.beside(CudaScatterMoe.Beside.OFF);
+      assertFalse(gpu().dwBesideDx(), "off: the two calls");
+      float[][] apart = c.run(CudaScatterMoe.Kernel.AUTO);
+      for (CudaScatterMoe.Beside b :
+          new CudaScatterMoe.Beside[] {
+            new CudaScatterMoe.Beside(sms / 2, false), new CudaScatterMoe.Beside(sms / 3, true)
+          }) {
+        float[][] got;
+        moe.beside(b);
+        try {
+          assertTrue(gpu().dwBesideDx(), b + ": one call");
+          got = c.run(CudaScatterMoe.Kernel.AUTO);
+        } finally {
+          moe.beside(before);
+        }
+        for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
+          assertArrayEquals(
+              apart[i], got[i], "beside " + b + ": " + MlpCase.OUTPUTS[i] + " differs");
+        }
+      }
+    }
+  }
+
+  /**
    * The expert MLP in AUTO (variant 56 since session 49: the factors saved, dy grouped with its
    * gates, the gates' gradient from the kept ungated rows) against the same MLP in H (h saved, as
    * before) on the GPU: the same output bit for bit, the same gradients within bf16 rounding. (On

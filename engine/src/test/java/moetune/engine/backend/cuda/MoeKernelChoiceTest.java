@@ -1,6 +1,7 @@
 package moetune.engine.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -171,6 +172,35 @@ class MoeKernelChoiceTest {
           assertThrows(
               IllegalArgumentException.class, () -> CudaScatterMoe.Stagger.fromEnv(bad), bad);
       assertTrue(e.getMessage().startsWith("MOETUNE_MOE_STAGGER="), e.getMessage());
+    }
+  }
+
+  /** MOETUNE_MOE_GROUP_GATES (variant 60): fused, split (the default), and a bad value. */
+  @Test
+  void groupGatesSettingParses() {
+    assertFalse(CudaScatterMoe.groupGatesFromEnv(null));
+    assertFalse(CudaScatterMoe.groupGatesFromEnv(" split "));
+    assertTrue(CudaScatterMoe.groupGatesFromEnv("FUSED"));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> CudaScatterMoe.groupGatesFromEnv("on"));
+    assertTrue(e.getMessage().startsWith("MOETUNE_MOE_GROUP_GATES=on is not"), e.getMessage());
+  }
+
+  /** MOETUNE_MOE_BESIDE (variant 61): SMS, SMS:v14, off, and bad values. */
+  @Test
+  void besideSettingParses() {
+    assertEquals(CudaScatterMoe.Beside.OFF, CudaScatterMoe.Beside.fromEnv(null));
+    assertEquals(CudaScatterMoe.Beside.OFF, CudaScatterMoe.Beside.fromEnv(" Off "));
+    assertEquals(new CudaScatterMoe.Beside(66, false), CudaScatterMoe.Beside.fromEnv("66"));
+    CudaScatterMoe.Beside v14 = CudaScatterMoe.Beside.fromEnv("60:V14");
+    assertEquals(new CudaScatterMoe.Beside(60, true), v14);
+    assertEquals("60:v14", v14.toString());
+    assertEquals("off", CudaScatterMoe.Beside.OFF.toString());
+    for (String bad : new String[] {"0", "-3", "x", "66:v42", "66:v14:1", "2000"}) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class, () -> CudaScatterMoe.Beside.fromEnv(bad), bad);
+      assertTrue(e.getMessage().startsWith("MOETUNE_MOE_BESIDE="), e.getMessage());
     }
   }
 }

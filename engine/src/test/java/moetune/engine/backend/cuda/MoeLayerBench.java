@@ -12,7 +12,11 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints),
  * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both;
  * {@code MOE_BENCH_KERNELS=auto,h,...} the kernel families and {@code
- * MOE_BENCH_STAGGERS=off,2:1,...} variant 59's start groups, each family with each.
+ * MOE_BENCH_SETTINGS=base,stagger=2:1,groupgates=fused+beside=66,...} the lab settings, each family
+ * with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant 59's
+ * start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or split) and
+ * {@code beside=} (variant 61, SMS, SMS:v14 or off), the others as in base ({@code
+ * MOE_BENCH_STAGGERS=off,2:1,...}: stagger= alone).
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -42,18 +46,80 @@ public final class MoeLayerBench {
                       && !"0".equals(System.getenv("MOE_BENCH_V2"))
                   ? List.of(CudaScatterMoe.Kernel.V2, chosen)
                   : List.of(chosen));
-      // MOE_BENCH_STAGGERS=off,2:1,...: each family with each of variant 59's start groups
-      CudaScatterMoe.Stagger start = g.moe().stagger();
-      List<CudaScatterMoe.Stagger> groups =
-          listed("MOE_BENCH_STAGGERS", CudaScatterMoe.Stagger::fromEnv, List.of(start));
+      // MOE_BENCH_SETTINGS=base,stagger=2:1,...: each family with each of the lab settings
+      Setting base = Setting.of(g.moe());
+      List<Setting> settings =
+          System.getenv("MOE_BENCH_SETTINGS") != null
+              ? listed("MOE_BENCH_SETTINGS", v -> Setting.parse(v, base), List.of(base))
+              : listed(
+                  "MOE_BENCH_STAGGERS",
+                  v -> base.withStagger(CudaScatterMoe.Stagger.fromEnv(v)),
+                  List.of(base));
       for (CudaScatterMoe.Kernel k : kernels) {
-        for (CudaScatterMoe.Stagger st : groups) {
-          g.moe().stagger(st);
-          run(g, k, shapes, groups.size() > 1 ? " MOETUNE_MOE_STAGGER=" + st : "");
+        for (Setting st : settings) {
+          st.apply(g.moe());
+          run(g, k, shapes, settings.size() > 1 ? st.tag() : "");
         }
       }
       g.moe().kernel(chosen);
-      g.moe().stagger(start);
+      base.apply(g.moe());
+    }
+  }
+
+  /**
+   * The MoE backend's lab settings for one run: variant 59's start groups, variant 60's gates'
+   * gradient in the group's pass, variant 61's dW2 beside dX2.
+   */
+  record Setting(
+      CudaScatterMoe.Stagger stagger, boolean groupGatesFused, CudaScatterMoe.Beside beside) {
+    static Setting of(CudaScatterMoe moe) {
+      return new Setting(moe.stagger(), moe.groupGatesFused(), moe.beside());
+    }
+
+    /** base, or +-joined stagger=, groupgates=, beside= over base. */
+    static Setting parse(String spec, Setting base) {
+      Setting s = base;
+      if (spec.strip().equals("base")) {
+        return s;
+      }
+      for (String kv : spec.split("\\+")) {
+        String[] f = kv.strip().split("=", 2);
+        String v = f.length == 2 ? f[1] : "";
+        s =
+            switch (f[0].strip()) {
+              case "stagger" -> s.withStagger(CudaScatterMoe.Stagger.fromEnv(v));
+              case "groupgates" ->
+                  new Setting(s.stagger, CudaScatterMoe.groupGatesFromEnv(v), s.beside);
+              case "beside" ->
+                  new Setting(s.stagger, s.groupGatesFused, CudaScatterMoe.Beside.fromEnv(v));
+              default ->
+                  throw new IllegalArgumentException(
+                      "MOE_BENCH_SETTINGS: "
+                          + kv
+                          + " is not stagger=, groupgates= or beside= (entries: base, or those"
+                          + " joined by +)");
+            };
+      }
+      return s;
+    }
+
+    Setting withStagger(CudaScatterMoe.Stagger st) {
+      return new Setting(st, groupGatesFused, beside);
+    }
+
+    void apply(CudaScatterMoe moe) {
+      moe.stagger(stagger);
+      moe.groupGatesFused(groupGatesFused);
+      moe.beside(beside);
+    }
+
+    String tag() {
+      return " MOETUNE_MOE_STAGGER="
+          + stagger
+          + " MOETUNE_MOE_GROUP_GATES="
+          + (groupGatesFused ? "fused" : "split")
+          + " MOETUNE_MOE_BESIDE="
+          + beside;
     }
   }
 
