@@ -331,7 +331,7 @@ final class CudaScatterMoe {
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
     this.stagger = Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER"));
     this.groupGatesFused = groupGatesFromEnv(System.getenv("MOETUNE_MOE_GROUP_GATES"));
-    this.beside = Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE"));
+    beside(Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE")));
   }
 
   Beside beside() {
@@ -340,15 +340,25 @@ final class CudaScatterMoe {
 
   /** Tests and benchmarks switch variant 61 on one backend. */
   void beside(Beside s) {
+    if (s.sms() >= b.multiprocessors()) {
+      throw new IllegalArgumentException(
+          "MOETUNE_MOE_BESIDE="
+              + s
+              + ": "
+              + b.name()
+              + " has "
+              + b.multiprocessors()
+              + " multiprocessors; give dW2 fewer, so that dX2 has the others");
+    }
     this.beside = s;
   }
 
   /**
-   * Whether {@link #beside(Runnable, Runnable)} splits the device: variant 61 set to fewer
-   * multiprocessors than the device has, on Hopper (kernel56's dX2 and the TMA dW).
+   * Whether {@link #beside(Runnable, Runnable)} splits the device: variant 61 set, on Hopper
+   * (kernel56's dX2 and the TMA dW; elsewhere the two products run in turn).
    */
   boolean besideOn() {
-    return beside.sms() > 0 && beside.sms() < b.multiprocessors() && hopper();
+    return beside.sms() > 0 && hopper();
   }
 
   /**
