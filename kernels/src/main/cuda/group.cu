@@ -97,13 +97,14 @@ MT_KERNEL void combine_kernel(const void* expanded, int edt, const float* gates,
   }
 }
 
-// dGates[n, j] = dot(dY[n], expanded[n*K + j]). One warp per (n, j); blockDim 256.
-MT_KERNEL void combine_gates_backward_kernel(const void* dy, int gdt, const void* expanded,
-                                             int edt, int K, float* dgates, long long NK, int D) {
-  long long t = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  int lane = threadIdx.x & 31;
-  if (t >= NK) return;
-  long long n = t / K;
+// The gates' gradient of token slot t (token n) from one warp: dot(dY[n], expanded[t]), each lane
+// summing 8-column chunks (single columns where rows8 fails) in turn, then warp_sum across lanes;
+// visit(d, v, count) sees each piece of dY's row the lane loaded (count values from column d).
+// Both kernels below sum through it, so their gates' gradients are the same bit for bit.
+template <typename Visit>
+__device__ __forceinline__ float gates_dot(const void* dy, int gdt, const void* expanded, int edt,
+                                           long long n, long long t, int D, int lane,
+                                           Visit visit) {
   float s = 0.f;
   if (rows8(D, dy, expanded)) {
     for (int d = lane * 8; d < D; d += 32 * 8) {
@@ -112,20 +113,34 @@ MT_KERNEL void combine_gates_backward_kernel(const void* dy, int gdt, const void
       ld8(expanded, t * D + d, edt, b);
 #pragma unroll
       for (int i = 0; i < 8; i++) s += a[i] * b[i];
+      visit(d, a, 8);
     }
   } else {
-    for (int d = lane; d < D; d += 32) s += ldf(dy, n * D + d, gdt) * ldf(expanded, t * D + d, edt);
+    for (int d = lane; d < D; d += 32) {
+      float a = ldf(dy, n * D + d, gdt);
+      s += a * ldf(expanded, t * D + d, edt);
+      visit(d, &a, 1);
+    }
   }
-  s = warp_sum(s);
+  return warp_sum(s);
+}
+
+// dGates[n, j] = dot(dY[n], expanded[n*K + j]). One warp per (n, j); blockDim 256.
+MT_KERNEL void combine_gates_backward_kernel(const void* dy, int gdt, const void* expanded,
+                                             int edt, int K, float* dgates, long long NK, int D) {
+  long long t = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (t >= NK) return;
+  float s = gates_dot(dy, gdt, expanded, edt, t / K, t, D, lane, [](int, float*, int) {});
   if (lane == 0) dgates[t] = s;
 }
 
 // Variant 60: group_tokens_kernel with gates and combine_gates_backward_kernel in one pass over
 // dY. For token slot t = n K + j (one warp each, blockDim 256, so a token's K warps share a block
-// or two and its row comes from L1 after the first): dgates[t] = dot(dY[n], expanded[t]) and
-// out[inv[t]] = dY[n] * gates[t]. The dot sums in combine_gates_backward_kernel's order (its
-// path picked by the same test) and each out element is group's product, so both equal the two
-// kernels' bit for bit; dY is read once instead of twice, and one launch is saved.
+// or two and its row comes from L1 after the first): dgates[t] = dot(dY[n], expanded[t]) by
+// gates_dot, as combine_gates_backward_kernel, and out[inv[t]] = dY[n] * gates[t], group's
+// product: both equal the two kernels' bit for bit; dY is read once instead of twice, and one
+// launch is saved.
 MT_KERNEL void group_gates_backward_kernel(const void* dy, int gdt, const void* expanded, int edt,
                                            const int* inv, int K, const float* gates,
                                            float* dgates, void* out, int odt, long long NK,
@@ -133,33 +148,16 @@ MT_KERNEL void group_gates_backward_kernel(const void* dy, int gdt, const void* 
   long long t = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (t >= NK) return;
-  long long n = t / K, dst = (long long)inv[t] * D;
+  long long dst = (long long)inv[t] * D;
   float g = gates == nullptr ? 1.f : gates[t];
-  float s = 0.f;
-  if (rows8(D, dy, expanded)) {
-    bool vecOut = aligned16(out);
-    for (int d = lane * 8; d < D; d += 32 * 8) {
-      float a[8], b[8];
-      ld8(dy, n * D + d, gdt, a);
-      ld8(expanded, t * D + d, edt, b);
-#pragma unroll
-      for (int i = 0; i < 8; i++) s += a[i] * b[i];
-#pragma unroll
-      for (int i = 0; i < 8; i++) a[i] *= g;
-      if (vecOut) {
-        st8(out, dst + d, odt, a);
-      } else {
-#pragma unroll
-        for (int i = 0; i < 8; i++) stf(out, dst + d + i, odt, a[i]);
-      }
+  bool vecOut = aligned16(out);
+  float s = gates_dot(dy, gdt, expanded, edt, t / K, t, D, lane, [&](int d, float* a, int count) {
+    for (int i = 0; i < count; i++) a[i] *= g;
+    if (count == 8 && vecOut) {
+      st8(out, dst + d, odt, a);
+    } else {
+      for (int i = 0; i < count; i++) stf(out, dst + d + i, odt, a[i]);
     }
-  } else {
-    for (int d = lane; d < D; d += 32) {
-      float a = ldf(dy, n * D + d, gdt);
-      s += a * ldf(expanded, t * D + d, edt);
-      stf(out, dst + d, odt, a * g);
-    }
-  }
-  s = warp_sum(s);
+  });
   if (lane == 0) dgates[t] = s;
 }

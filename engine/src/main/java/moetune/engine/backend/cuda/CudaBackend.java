@@ -774,7 +774,11 @@ public final class CudaBackend implements Backend {
       Tensor expanded,
       Tensor dGates,
       Tensor out) {
-    moe.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);
+    if (moe.groupGatesFused()) {
+      moe.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);
+    } else {
+      Backend.super.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);
+    }
   }
 
   @Override

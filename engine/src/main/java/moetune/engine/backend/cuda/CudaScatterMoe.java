@@ -1126,18 +1126,8 @@ final class CudaScatterMoe {
     // token: each slot's output row first (the inverse of sortedScattered), then one block per
     // token reads its row once and writes its fanOut rows
     boolean byRow = kernel.picked() && kernel.generation() < 16;
-    try (Tensor inv = byRow ? null : b.empty(DType.I32, m)) {
+    try (Tensor inv = byRow ? null : inverseRows(ss, m, op)) {
       long invAddress = byRow ? 0 : b.ct(inv, op, "inverse rows").address();
-      if (!byRow) {
-        b.kernel("invert_rows_kernel")
-            .shapes("M=" + m)
-            .grid((m + 255) / 256)
-            .block(256)
-            .ptr("sortedScattered", ss.address())
-            .ptr("inv", invAddress)
-            .i32("M", (int) m)
-            .launch();
-      }
       KernelLaunch g =
           byRow
               ? b.kernel("group_kernel")
@@ -1159,6 +1149,23 @@ final class CudaScatterMoe {
           .i32("D", (int) d);
       g.launch();
     }
+  }
+
+  /**
+   * The inverse of sortedScattered (M rows): each token slot's row in expert order, a new I32 (M)
+   * tensor the caller closes.
+   */
+  private Tensor inverseRows(CudaTensor sortedScattered, long m, String op) {
+    Tensor inv = b.empty(DType.I32, m);
+    b.kernel("invert_rows_kernel")
+        .shapes("M=" + m)
+        .grid((m + 255) / 256)
+        .block(256)
+        .ptr("sortedScattered", sortedScattered.address())
+        .ptr("inv", b.ct(inv, op, "inverse rows").address())
+        .i32("M", (int) m)
+        .launch();
+    return inv;
   }
 
   /**
@@ -1347,9 +1354,9 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#groupGatesBackward. With variant 60 on ({@link #groupGatesFused}) one pass over dY for
-   * both gradients (group_gates_backward_kernel, after the inverse of sortedScattered); else
-   * combineGatesBackward, then group. Equal bit for bit.
+   * Backend#groupGatesBackward by variant 60 (CudaBackend asks {@link #groupGatesFused}; else the
+   * two ops): one pass over dY for both gradients (group_gates_backward_kernel, after the inverse
+   * of sortedScattered), equal to combineGatesBackward and group bit for bit.
    */
   void groupGatesBackward(
       Tensor dY,
@@ -1359,11 +1366,6 @@ final class CudaScatterMoe {
       Tensor expanded,
       Tensor dGates,
       Tensor out) {
-    if (!groupGatesFused) {
-      combineGatesBackward(dY, expanded, k, dGates);
-      group(dY, sortedScatteredIdxs, k, gates, out);
-      return;
-    }
     String op = "groupGatesBackward";
     CudaTensor g = b.ct(dY, op, "dY"),
         ss = b.ct(sortedScatteredIdxs, op, "sortedScatteredIdxs"),
@@ -1377,16 +1379,8 @@ final class CudaScatterMoe {
     if (m == 0) {
       return;
     }
-    try (Tensor inv = b.empty(DType.I32, m)) {
+    try (Tensor inv = inverseRows(ss, m, op)) {
       long invAddress = b.ct(inv, op, "inverse rows").address();
-      b.kernel("invert_rows_kernel")
-          .shapes("M=" + m)
-          .grid((m + 255) / 256)
-          .block(256)
-          .ptr("sortedScattered", ss.address())
-          .ptr("inv", invAddress)
-          .i32("M", (int) m)
-          .launch();
       b.kernel("group_gates_backward_kernel")
           .shapes(ex.describe() + " k=" + k)
           .grid((n * k * 32 + 255) / 256)
