@@ -18,7 +18,7 @@ select_tests pre "${PRE_LIMIT:-120}" \
   "$NEW --select-method=$T#startGroupsLeaveTheMlpBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
 left=$((LIMIT - SECONDS - ${RESERVE:-10}))
 # a failed precheck skips the bench (it would time kernels that compute something else)
-passed pre && MOE_BENCH_SETTINGS="${SETTINGS:-base,groupgates=fused+beside=52,stagger=2:2,stagger=2:1,groupgates=fused+beside=60:v14}" \
+passed pre && MOE_BENCH_SETTINGS="${SETTINGS:-base,groupgates=fused+beside=52/66,stagger=2:2,groupgates=fused+beside=62/67,stagger=2:1,beside=52/66:v14}" \
   BENCH_ARGS="${BENCH_ARGS-16384 1024 3584 8 2 16384 4096 14336 8 2}" bench_moe "${KERNELS:-auto}" "$left"
 # the new kernel first (the beside test runs the shipped kernels, sanitized before, on two streams)
 sanitize_tests "$LIMIT" "--select-method=$T#groupGatesInOnePassAreTheTwoOpsBitForBit --select-method=$T#dwBesideDxLeavesTheMlpBitForBit"

@@ -319,9 +319,33 @@ public interface Backend extends AutoCloseable {
   }
 
   /**
-   * Whether {@link #swigluFactorsBackwardBesideDw} runs its two products at once (a setting of the
-   * backend); where it does not, callers make the two calls themselves, so that a profile times
-   * each.
+   * A plain product's weight gradient and dX (no bias, no adapter, no gates), two products over the
+   * same rows dYGrouped (M, O) in expert order, neither writing what the other reads: {@link
+   * #groupXtY}(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate), then {@link
+   * #scatter2scatter}(dYGrouped, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true,
+   * groupedOut, dX). A backend may run the two at once on parts of the device ({@link
+   * #dwBesideDx}); the results are these two calls'.
+   */
+  default void scatter2scatterBesideDw(
+      Tensor xGrouped,
+      Tensor dYGrouped,
+      Tensor expertOffsets,
+      Tensor dW,
+      boolean accumulate,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor dX) {
+    groupXtY(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate);
+    scatter2scatter(
+        dYGrouped, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, groupedOut, dX);
+  }
+
+  /**
+   * Whether {@link #swigluFactorsBackwardBesideDw} and {@link #scatter2scatterBesideDw} run their
+   * two products at once (a setting of the backend); where it does not, callers make the two calls
+   * themselves, so that a profile times each.
    */
   default boolean dwBesideDx() {
     return false;

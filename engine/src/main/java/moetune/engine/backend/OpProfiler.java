@@ -103,6 +103,7 @@ public final class OpProfiler {
           "combineGatesBackward",
           "groupGatesBackward",
           "swigluFactorsBackwardBesideDw",
+          "scatter2scatterBesideDw",
           "swigluForward",
           "swigluBackward",
           "swigluFactors",

@@ -248,10 +248,8 @@ public final class MoeLayerBenchmark {
         String label = name;
         Product product = null;
         double twinCount = 1; // dense twins a product counts (2 for dW2 beside dX2)
-        if (name.equals("swigluFactorsBackwardBesideDw")
-            && s2s < S2S_PRODUCTS.size()
-            && xty < XTY_PRODUCTS.size()) {
-          // variant 61: dW2 and dX2 at once on two streams, counted as both products
+        if (name.endsWith("BesideDw") && s2s < S2S_PRODUCTS.size() && xty < XTY_PRODUCTS.size()) {
+          // variant 61: a dW and its dX at once on two streams, counted as both products
           Product dw = XTY_PRODUCTS.get(xty++);
           product = S2S_PRODUCTS.get(s2s++);
           twinCount = 2;
@@ -261,7 +259,9 @@ public final class MoeLayerBenchmark {
                   + (written ? dw.label().replace("+=", "=") : dw.label())
                   + " beside "
                   + product.label()
-                  + S2S_FUSED.get("scatter2scatterSwigluFactorsBackward");
+                  + (name.startsWith("swigluFactors")
+                      ? S2S_FUSED.get("scatter2scatterSwigluFactorsBackward")
+                      : "");
         } else if (name.startsWith("scatter2scatter") && s2s < S2S_PRODUCTS.size()) {
           // scatter2scatterSwiglu (fwd1) and scatter2scatterSwigluBackward (dX2) run a product
           // with SwiGLU (and the gates) in its epilogue: counted as that product

@@ -466,16 +466,22 @@ public final class ParallelLinear {
       dYGrouped = be.empty(dY.dtype(), m, out);
       be.group(dY, r.sortedScatteredIdxs(), 1, null, dYGrouped);
     }
-    // the factors' path (no bias, no adapter, grouped rows) with a weight gradient: dW and dH from
-    // one call where the backend runs the two products at once (variant 61)
-    boolean dwBeside = factors && dW != null && be.dwBesideDx();
+    // a weight gradient alone (no bias, no adapter, no gates to apply) beside the factors' dH or a
+    // plain dX: one call, where the backend runs the two products at once (variant 61)
+    boolean dwBeside =
+        be.dwBesideDx()
+            && dW != null
+            && dBias == null
+            && c.lora == null
+            && gatesFlat == null
+            && (factors || (swigluH == null && needDx));
     Tensor dxa = null; // (M, r) grouped: d loss / d xa (ungated with gatesFlat), with an adapter
+    Tensor xGrouped = c.x; // (M, I) in expert order, for dW and the adapter
+    if (!c.groupedIn && (dW != null || dBias != null || c.lora != null)) {
+      xGrouped = be.empty(c.x.dtype(), m, in);
+      be.group(c.x, r.sortedScatteredIdxs(), c.k, null, xGrouped);
+    }
     if (!dwBeside && (dW != null || dBias != null || c.lora != null)) {
-      Tensor xGrouped = c.x;
-      if (!c.groupedIn) {
-        xGrouped = be.empty(c.x.dtype(), m, in);
-        be.group(c.x, r.sortedScatteredIdxs(), c.k, null, xGrouped);
-      }
       if (dW != null || dBias != null) {
         Tensor dWTarget = dW;
         if (dWTarget == null) {
@@ -498,16 +504,16 @@ public final class ParallelLinear {
       if (c.lora != null) {
         dxa = loraBackward(c, dYGrouped, xGrouped, gatesFlat);
       }
-      if (!c.groupedIn) {
-        xGrouped.close();
-      }
+    }
+    if (!dwBeside && xGrouped != c.x) { // freed before dX's rows are made (beside: after)
+      xGrouped.close();
     }
     Tensor dX = null;
     if (factors) { // dH from the gated rows and the forward's factors
       dX = be.empty(dY.dtype(), m, swigluH.cols());
       if (dwBeside) {
         be.swigluFactorsBackwardBesideDw(
-            c.x,
+            xGrouped,
             dYGrouped,
             r.expertOffsets(),
             dW,
@@ -538,17 +544,31 @@ public final class ParallelLinear {
     } else if (needDx || gatesFlat != null) {
       // dX rows in the forward input's layout: grouped, or scattered to (M, I) then summed over k.
       Tensor dXExpanded = be.empty(dY.dtype(), m, in);
-      be.scatter2scatter(
-          dYGrouped,
-          c.w,
-          null,
-          false,
-          1,
-          r.sortedExpertIdxs(),
-          r.sortedScatteredIdxs(),
-          true,
-          c.groupedIn,
-          dXExpanded);
+      if (dwBeside) {
+        be.scatter2scatterBesideDw(
+            xGrouped,
+            dYGrouped,
+            r.expertOffsets(),
+            dW,
+            accumulate,
+            c.w,
+            r.sortedExpertIdxs(),
+            r.sortedScatteredIdxs(),
+            c.groupedIn,
+            dXExpanded);
+      } else {
+        be.scatter2scatter(
+            dYGrouped,
+            c.w,
+            null,
+            false,
+            1,
+            r.sortedExpertIdxs(),
+            r.sortedScatteredIdxs(),
+            true,
+            c.groupedIn,
+            dXExpanded);
+      }
       if (dxa != null) {
         try (Tensor fromA = be.empty(dY.dtype(), m, in)) {
           be.scatter2scatter(
@@ -585,6 +605,9 @@ public final class ParallelLinear {
         be.combine(dXExpanded, null, c.k, dX);
         dXExpanded.close();
       }
+    }
+    if (dwBeside && xGrouped != c.x) {
+      xGrouped.close();
     }
     if (ownDyGrouped && dYGrouped != null) {
       dYGrouped.close();

@@ -667,6 +667,31 @@ public final class OpTable {
           }
         });
     c.put(
+        "scatter2scatterBesideDw",
+        in -> {
+          Routed r = Routed.of(in);
+          Tensor xGrouped = in.randn(1, M, D);
+          Tensor dYGrouped = in.randn(1, M, F);
+          Tensor w = in.randn(0.2, E, F, D);
+          for (boolean groupedOut : new boolean[] {true, false}) {
+            Tensor dW = in.randn(1, E, F, D);
+            Tensor dX = in.nan(M, D);
+            in.be.scatter2scatterBesideDw(
+                xGrouped,
+                dYGrouped,
+                r.offs,
+                dW,
+                groupedOut,
+                w,
+                r.sortedExperts,
+                r.sortedScattered,
+                groupedOut,
+                dX);
+            in.keep("dW groupedOut=accumulate=" + groupedOut, dW);
+            in.keep("dX groupedOut=" + groupedOut, dX);
+          }
+        });
+    c.put(
         "swigluForward",
         in -> {
           Tensor a = in.nan(M, F);

@@ -233,39 +233,45 @@ class MoeMlpTest {
   }
 
   /**
-   * The down product's dW and dH asked for in one call (swigluFactorsBackwardBesideDw, which a GPU
-   * with variant 61 runs side by side) give every gradient bit for bit as the two calls do, with
-   * the weight gradients added (+=) and written (=).
+   * Each weight gradient asked for beside its dX in one call (swigluFactorsBackwardBesideDw for the
+   * down product where the factors are saved, scatter2scatterBesideDw for the up product: what a
+   * GPU with variant 61 runs side by side) gives every gradient bit for bit as the calls in turn,
+   * saving the factors or h, with the weight gradients added (+=) and written (=).
    */
   @Test
-  void dwBesideDxGivesTheGradientsOfTheTwoCalls() {
+  void dwBesideDxGivesTheGradientsOfTheCallsInTurn() {
     Problem p = new Problem(9, 5);
     CpuBackend cpu = (CpuBackend) be;
-    float[][] apart = new float[4][], beside = new float[4][];
-    float[] yApart = p.run(apart), yBeside;
-    cpu.dwBesideDx(true);
-    try {
-      yBeside = p.run(beside);
-    } finally {
-      cpu.dwBesideDx(false);
-    }
-    assertArrayEquals(yApart, yBeside, "the forward");
     String[] names = {"dX", "gateUp grad", "down grad", "dTopKWeights"};
-    for (int i = 0; i < 4; i++) {
-      assertArrayEquals(apart[i], beside[i], names[i] + ": one call differs from two");
-    }
-    cpu.dwBesideDx(true);
-    try (Setup s = p.setup()) {
-      MoeMlp mlp = s.mlp();
-      be.fill(mlp.downGrad(), Float.NaN);
-      mlp.overwriteGradsOnce();
-      try (MoeMlp.Forward f = mlp.forward(s.x(), s.topW(), s.topIdx());
-          MoeMlp.Grads g = mlp.backward(f, s.dY())) {
-        assertArrayEquals(
-            apart[2], be.download(mlp.downGrad()).toFloatArray(), "down grad written in one call");
+    for (boolean factors : new boolean[] {true, false}) {
+      cpu.swigluSavesFactors(factors);
+      float[][] apart = new float[4][], beside = new float[4][];
+      try {
+        float[] yApart = p.run(apart), yBeside;
+        cpu.dwBesideDx(true);
+        yBeside = p.run(beside);
+        assertArrayEquals(yApart, yBeside, "the forward");
+        for (int i = 0; i < 4; i++) {
+          assertArrayEquals(
+              apart[i], beside[i], names[i] + " (factors " + factors + "): one call differs");
+        }
+        try (Setup s = p.setup()) {
+          MoeMlp mlp = s.mlp();
+          be.fill(mlp.gateUpGrad(), Float.NaN);
+          be.fill(mlp.downGrad(), Float.NaN);
+          mlp.overwriteGradsOnce();
+          try (MoeMlp.Forward f = mlp.forward(s.x(), s.topW(), s.topIdx());
+              MoeMlp.Grads g = mlp.backward(f, s.dY())) {
+            assertArrayEquals(
+                apart[1], be.download(mlp.gateUpGrad()).toFloatArray(), "gateUp grad written");
+            assertArrayEquals(
+                apart[2], be.download(mlp.downGrad()).toFloatArray(), "down grad written");
+          }
+        }
+      } finally {
+        cpu.dwBesideDx(false);
+        cpu.swigluSavesFactors(true);
       }
-    } finally {
-      cpu.dwBesideDx(false);
     }
   }
 

@@ -259,6 +259,31 @@ class ParallelLinearTest {
   }
 
   /**
+   * A weight gradient asked for beside its dX in one call (what a GPU with variant 61 runs at once:
+   * where there is no bias and no gates, else the calls stay apart) gives every gradient bit for
+   * bit as the calls in turn.
+   */
+  @ParameterizedTest(name = "N={0} groupedIn={1} groupedOut={2} bias={3} gates={4}")
+  @MethodSource("cases")
+  void dwBesideDxIsTheCallsInTurnBitForBit(
+      int n, boolean gin, boolean gout, boolean bias, boolean gates) {
+    CpuBackend cpu = (CpuBackend) be;
+    float[][] apart = new float[4][], beside = new float[4][];
+    float[] y = new Problem(42 + n, n, gin, gout, bias, gates).run(apart), yBeside;
+    cpu.dwBesideDx(true);
+    try {
+      yBeside = new Problem(42 + n, n, gin, gout, bias, gates).run(beside);
+    } finally {
+      cpu.dwBesideDx(false);
+    }
+    org.junit.jupiter.api.Assertions.assertArrayEquals(y, yBeside, "y");
+    String[] names = {"dX", "dW", "db", "dGates"};
+    for (int i = 0; i < 4; i++) {
+      org.junit.jupiter.api.Assertions.assertArrayEquals(apart[i], beside[i], names[i]);
+    }
+  }
+
+  /**
    * Central differences of the loss at sampled coordinates of x, W, b and gates. The loss is linear
    * in each of them, so the difference is exact up to float32 rounding of y.
    */

@@ -744,25 +744,40 @@ public final class CudaBackend implements Backend {
       Tensor sortedScatteredIdxs,
       Tensor factors,
       Tensor dH) {
-    if (!moe.besideOn()) {
-      Backend.super.swigluFactorsBackwardBesideDw(
-          a,
-          dYGrouped,
-          expertOffsets,
-          dW,
-          accumulate,
-          w,
-          sortedExpertIdxs,
-          sortedScatteredIdxs,
-          factors,
-          dH);
-      return;
-    }
-    moe.beside(
-        () -> moe.groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate),
+    Runnable dx =
         () ->
             scatter2scatterSwigluFactorsBackward(
-                dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH));
+                dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH);
+    moe.beside(true, () -> moe.groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate), dx);
+  }
+
+  @Override
+  public void scatter2scatterBesideDw(
+      Tensor xGrouped,
+      Tensor dYGrouped,
+      Tensor expertOffsets,
+      Tensor dW,
+      boolean accumulate,
+      Tensor w,
+      Tensor sortedExpertIdxs,
+      Tensor sortedScatteredIdxs,
+      boolean groupedOut,
+      Tensor dX) {
+    Runnable dx =
+        () ->
+            scatter2scatter(
+                dYGrouped,
+                w,
+                null,
+                false,
+                1,
+                sortedExpertIdxs,
+                sortedScatteredIdxs,
+                true,
+                groupedOut,
+                dX);
+    moe.beside(
+        false, () -> moe.groupXtY(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate), dx);
   }
 
   @Override

@@ -275,20 +275,29 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variant 61 (a lab setting, off by default): the down product's weight gradient (groupXtY, dW2)
-   * on a second stream with {@code sms} multiprocessors' worth of persistent blocks, beside its dX
-   * (kernel56's dX2) on the others, so that dX2's epilogues, which move its tiles' bytes to and
-   * from DRAM, run while dW2's tensor work does. v14: dW2 by variant 14 (one CTA a tile) instead of
-   * variant 42's clusters of two, whose pairs may not find room beside dX2's blocks.
-   * MOETUNE_MOE_BESIDE=SMS or SMS:v14, off or unset: none. The values are the same bit for bit.
+   * Variant 61 (a lab setting, off by default): an expert product's weight gradient (groupXtY) on a
+   * second stream with persistent grids sized for some of the multiprocessors, beside its dX on the
+   * others, so that the epilogues that move their tiles' bytes to and from DRAM (dX2's SwiGLU
+   * backward, dW's float32 reductions) run under the other kernel's tensor work. {@code swigluSms}:
+   * dW2's share beside the down product's dX2 (kernel56, {@link
+   * moetune.engine.backend.Backend#swigluFactorsBackwardBesideDw}); {@code plainSms}: a plain
+   * product's dW beside its dX (kernel16; the up product's dW1 and dX1, {@link
+   * moetune.engine.backend.Backend#scatter2scatterBesideDw}); 0: that pair in turn. v14: the dW by
+   * variant 14 (one CTA a tile) instead of variant 42's clusters of two, whose pairs of SMs may not
+   * find room beside the dX's blocks. MOETUNE_MOE_BESIDE=SMS (both pairs), SWIGLU/PLAIN (for
+   * example 52/66), either with :v14; off or unset: none. The values are the same bit for bit.
    */
-  record Beside(int sms, boolean v14) {
-    static final Beside OFF = new Beside(0, false);
+  record Beside(int swigluSms, int plainSms, boolean v14) {
+    static final Beside OFF = new Beside(0, 0, false);
 
     Beside {
-      if (sms < 0 || sms > 1024) {
+      if (swigluSms < 0 || swigluSms > 1024 || plainSms < 0 || plainSms > 1024) {
         throw new IllegalArgumentException(
-            "MOETUNE_MOE_BESIDE=" + sms + ": SMS must be 1 to the device's multiprocessors");
+            "MOETUNE_MOE_BESIDE="
+                + swigluSms
+                + "/"
+                + plainSms
+                + ": each SMS must be 0 to the device's multiprocessors");
       }
     }
 
@@ -299,9 +308,13 @@ final class CudaScatterMoe {
       String[] f = value.strip().split(":");
       try {
         if (f.length <= 2 && (f.length == 1 || f[1].strip().equalsIgnoreCase("v14"))) {
-          int sms = Integer.parseInt(f[0].strip());
-          if (sms >= 1) {
-            return new Beside(sms, f.length == 2);
+          String[] n = f[0].split("/");
+          if (n.length <= 2) {
+            int swiglu = Integer.parseInt(n[0].strip());
+            int plain = n.length == 2 ? Integer.parseInt(n[1].strip()) : swiglu;
+            if (swiglu >= 0 && plain >= 0 && swiglu + plain > 0) {
+              return new Beside(swiglu, plain, f.length == 2);
+            }
           }
         }
       } catch (NumberFormatException notANumber) {
@@ -310,13 +323,22 @@ final class CudaScatterMoe {
       throw new IllegalArgumentException(
           "MOETUNE_MOE_BESIDE="
               + value
-              + " is not SMS or SMS:v14 (the multiprocessors for dW2 beside dX2, for example 66,"
-              + " or off)");
+              + " is not SMS or SWIGLU_SMS/PLAIN_SMS, either with :v14 (the multiprocessors for the"
+              + " weight gradients beside their dX, for example 52/66, or off)");
+    }
+
+    /** The dW's multiprocessors beside the SwiGLU dX (swiglu) or a plain dX; 0: in turn. */
+    int sms(boolean swiglu) {
+      return swiglu ? swigluSms : plainSms;
     }
 
     @Override
     public String toString() {
-      return sms == 0 ? "off" : sms + (v14 ? ":v14" : "");
+      if (swigluSms == 0 && plainSms == 0) {
+        return "off";
+      }
+      return (swigluSms == plainSms ? "" + swigluSms : swigluSms + "/" + plainSms)
+          + (v14 ? ":v14" : "");
     }
   }
 
@@ -340,7 +362,7 @@ final class CudaScatterMoe {
 
   /** Tests and benchmarks switch variant 61 on one backend. */
   void beside(Beside s) {
-    if (s.sms() >= b.multiprocessors()) {
+    if (Math.max(s.swigluSms(), s.plainSms()) >= b.multiprocessors()) {
       throw new IllegalArgumentException(
           "MOETUNE_MOE_BESIDE="
               + s
@@ -348,27 +370,36 @@ final class CudaScatterMoe {
               + b.name()
               + " has "
               + b.multiprocessors()
-              + " multiprocessors; give dW2 fewer, so that dX2 has the others");
+              + " multiprocessors; give the weight gradients fewer, so that their dX has the"
+              + " others");
     }
     this.beside = s;
   }
 
   /**
-   * Whether {@link #beside(Runnable, Runnable)} splits the device: variant 61 set, on Hopper
-   * (kernel56's dX2 and the TMA dW; elsewhere the two products run in turn).
+   * Whether variant 61 is set for either pair, on Hopper (kernel56, kernel16 and the TMA dW;
+   * elsewhere the two products run in turn): the expert products then ask for dW and dX in one
+   * call.
    */
   boolean besideOn() {
-    return beside.sms() > 0 && hopper();
+    return (beside.swigluSms() > 0 || beside.plainSms() > 0) && hopper();
   }
 
   /**
-   * Variant 61: dw (this class's groupXtY) on the second stream with the setting's multiprocessors,
-   * beside dx on the backend's stream with the others ({@link CudaContext#beside}); dw in variant
-   * 14 where the setting says so and the family is AUTO.
+   * Variant 61: dw (this class's groupXtY) on the second stream with the setting's multiprocessors
+   * for the pair (swiglu: beside the SwiGLU dX), beside dx on the backend's stream with the others
+   * ({@link CudaContext#beside}); dw in variant 14 where the setting says so and the family is
+   * AUTO. With the pair's share 0, or off Hopper, dw then dx in turn.
    */
-  void beside(Runnable dw, Runnable dx) {
+  void beside(boolean swiglu, Runnable dw, Runnable dx) {
+    int sms = beside.sms(swiglu);
+    if (sms == 0 || !hopper()) {
+      dw.run();
+      dx.run();
+      return;
+    }
     b.beside(
-        beside.sms(),
+        sms,
         () -> {
           Kernel family = kernel;
           if (beside.v14() && kernel == Kernel.AUTO) {

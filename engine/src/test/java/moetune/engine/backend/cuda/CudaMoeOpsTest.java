@@ -784,9 +784,9 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 61: the down product's dW (kernel42, or kernel14 with :v14) on a second stream beside
-   * its dX (kernel56) on the rest of the device gives the expert MLP's five outputs bit for bit as
-   * the two products in turn, with the weight gradients added and written.
+   * Variant 61: each expert product's dW (kernel42, or kernel14 with :v14) on a second stream
+   * beside its dX (kernel56 or kernel16) on the rest of the device gives the expert MLP's five
+   * outputs bit for bit as the products in turn.
    */
   @Test
   void dwBesideDxLeavesTheMlpBitForBit() {
@@ -800,7 +800,8 @@ class CudaMoeOpsTest {
       float[][] apart = c.run(CudaScatterMoe.Kernel.AUTO);
       for (CudaScatterMoe.Beside b :
           new CudaScatterMoe.Beside[] {
-            new CudaScatterMoe.Beside(sms / 2, false), new CudaScatterMoe.Beside(sms / 3, true)
+            new CudaScatterMoe.Beside(sms / 2, sms / 3, false),
+            new CudaScatterMoe.Beside(sms / 3, sms / 2, true)
           }) {
         float[][] got;
         moe.beside(b);

@@ -186,17 +186,21 @@ class MoeKernelChoiceTest {
     assertTrue(e.getMessage().startsWith("MOETUNE_MOE_GROUP_GATES=on is not"), e.getMessage());
   }
 
-  /** MOETUNE_MOE_BESIDE (variant 61): SMS, SMS:v14, off, and bad values. */
+  /** MOETUNE_MOE_BESIDE (variant 61): SMS, SWIGLU/PLAIN, :v14, off, and bad values. */
   @Test
   void besideSettingParses() {
     assertEquals(CudaScatterMoe.Beside.OFF, CudaScatterMoe.Beside.fromEnv(null));
     assertEquals(CudaScatterMoe.Beside.OFF, CudaScatterMoe.Beside.fromEnv(" Off "));
-    assertEquals(new CudaScatterMoe.Beside(66, false), CudaScatterMoe.Beside.fromEnv("66"));
-    CudaScatterMoe.Beside v14 = CudaScatterMoe.Beside.fromEnv("60:V14");
-    assertEquals(new CudaScatterMoe.Beside(60, true), v14);
-    assertEquals("60:v14", v14.toString());
+    CudaScatterMoe.Beside both = CudaScatterMoe.Beside.fromEnv("66");
+    assertEquals(new CudaScatterMoe.Beside(66, 66, false), both);
+    assertEquals("66", both.toString());
+    CudaScatterMoe.Beside two = CudaScatterMoe.Beside.fromEnv("52/0:V14");
+    assertEquals(new CudaScatterMoe.Beside(52, 0, true), two);
+    assertEquals(52, two.sms(true));
+    assertEquals(0, two.sms(false));
+    assertEquals("52/0:v14", two.toString());
     assertEquals("off", CudaScatterMoe.Beside.OFF.toString());
-    for (String bad : new String[] {"0", "-3", "x", "66:v42", "66:v14:1", "2000"}) {
+    for (String bad : new String[] {"0", "0/0", "-3", "x", "66:v42", "66:v14:1", "2000", "1/2/3"}) {
       IllegalArgumentException e =
           assertThrows(
               IllegalArgumentException.class, () -> CudaScatterMoe.Beside.fromEnv(bad), bad);

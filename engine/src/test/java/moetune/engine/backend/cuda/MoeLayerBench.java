@@ -12,11 +12,11 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * MOE_BENCH_BREAKDOWN=1} adds each shape's per-op breakdown (what {@code --breakdown} prints),
  * {@code written} the breakdown with dW written (a step's first micro-batch), {@code both} both;
  * {@code MOE_BENCH_KERNELS=auto,h,...} the kernel families and {@code
- * MOE_BENCH_SETTINGS=base,stagger=2:1,groupgates=fused+beside=66,...} the lab settings, each family
- * with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant 59's
- * start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or split) and
- * {@code beside=} (variant 61, SMS, SMS:v14 or off), the others as in base ({@code
- * MOE_BENCH_STAGGERS=off,2:1,...}: stagger= alone).
+ * MOE_BENCH_SETTINGS=base,stagger=2:1,groupgates=fused+beside=52/66,...} the lab settings, each
+ * family with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant
+ * 59's start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or
+ * split) and {@code beside=} (variant 61: SMS or SWIGLU/PLAIN, with :v14 or not, or off), the
+ * others as in base ({@code MOE_BENCH_STAGGERS=off,2:1,...}: stagger= alone).
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
