@@ -4,7 +4,7 @@
 # scripts/device/stage.sh $PWD/.device/main, copy this file into .device/main/, then from the
 # repository root: .device/main/run-call-s53a.sh SECONDS.
 # 1) the start groups leave the expert MLP's five outputs bit for bit (two and four groups), and
-# the factors' bitwise test; 2) if they passed, MoeLayerBench of auto with each of STAGGERS (default off,2:1,2:2,4:2)
+# the factors' bitwise test; 2) if they passed, MoeLayerBench of auto with each of SETTINGS (default stagger=off,stagger=2:1,stagger=2:2,stagger=4:2)
 # with the breakdown, on 1.5B and Mixtral (BENCH_ARGS), in one process; 3) where RESERVE seconds
 # were kept for it (e.g. RESERVE=160), ncu (--clock-control none, memory sections) of one launch
 # of 1.5B's dX2 (kernel56) without start groups and with NCU_STAGGER (default 2:2): its duration
@@ -18,7 +18,7 @@ select_tests pre "${PRE_LIMIT:-100}" \
   "--select-method=$T#startGroupsLeaveTheMlpBitForBit --select-method=$T#swigluFactorsAreTheUnfusedOpsBitForBit"
 left=$((LIMIT - SECONDS - ${RESERVE:-10}))
 # a failed precheck skips the bench (it would time kernels that compute something else)
-passed pre && MOE_BENCH_STAGGERS="${STAGGERS:-off,2:1,2:2,4:2}" \
+passed pre && MOE_BENCH_SETTINGS="${SETTINGS:-stagger=off,stagger=2:1,stagger=2:2,stagger=4:2}" \
   BENCH_ARGS="${BENCH_ARGS-16384 1024 3584 8 2 16384 4096 14336 8 2}" bench_moe "${KERNELS:-auto}" "$left"
 n=2  # runs left: the first takes half of the time kept
 for st in off "${NCU_STAGGER:-2:2}"; do

@@ -313,9 +313,12 @@ public interface Backend extends AutoCloseable {
       Tensor sortedScatteredIdxs,
       Tensor factors,
       Tensor dH) {
-    groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate);
-    scatter2scatterSwigluFactorsBackward(
-        dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH);
+    runDwBesideDx(
+        true,
+        () -> groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate),
+        () ->
+            scatter2scatterSwigluFactorsBackward(
+                dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH));
   }
 
   /**
@@ -337,9 +340,31 @@ public interface Backend extends AutoCloseable {
       Tensor sortedScatteredIdxs,
       boolean groupedOut,
       Tensor dX) {
-    groupXtY(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate);
-    scatter2scatter(
-        dYGrouped, w, null, false, 1, sortedExpertIdxs, sortedScatteredIdxs, true, groupedOut, dX);
+    runDwBesideDx(
+        false,
+        () -> groupXtY(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate),
+        () ->
+            scatter2scatter(
+                dYGrouped,
+                w,
+                null,
+                false,
+                1,
+                sortedExpertIdxs,
+                sortedScatteredIdxs,
+                true,
+                groupedOut,
+                dX));
+  }
+
+  /**
+   * How {@link #swigluFactorsBackwardBesideDw} (swiglu true) and {@link #scatter2scatterBesideDw}
+   * run their weight gradient dw and their dX dx, each of which queues this backend's ops: this
+   * default runs dw, then dx; the GPU may run dw on a part of the device beside dx (variant 61).
+   */
+  default void runDwBesideDx(boolean swiglu, Runnable dw, Runnable dx) {
+    dw.run();
+    dx.run();
   }
 
   /**

@@ -104,6 +104,7 @@ public final class OpProfiler {
           "groupGatesBackward",
           "swigluFactorsBackwardBesideDw",
           "scatter2scatterBesideDw",
+          "runDwBesideDx",
           "swigluForward",
           "swigluBackward",
           "swigluFactors",

@@ -247,7 +247,7 @@ public final class MoeLayerBenchmark {
         for (int c = 0; c < calls; c++) b2b[c] = busy.get(c * n + k).ms();
         String label = name;
         Product product = null;
-        double twinCount = 1; // dense twins a product counts (2 for dW2 beside dX2)
+        double twinCount = 1; // dense twins a product counts (2 for a dW beside its dX)
         if (name.endsWith("BesideDw") && s2s < S2S_PRODUCTS.size() && xty < XTY_PRODUCTS.size()) {
           // variant 61: a dW and its dX at once on two streams, counted as both products
           Product dw = XTY_PRODUCTS.get(xty++);

@@ -41,6 +41,10 @@ public final class OpTable {
           Map.entry("supports", "a capability query"),
           Map.entry("swigluSavesFactors", "a capability query (MoeMlp's choice of saved tensor)"),
           Map.entry("dwBesideDx", "a setting query (ParallelLinear's choice of one call or two)"),
+          Map.entry(
+              "runDwBesideDx",
+              "scheduling of the two joint calls' halves (their cases: swigluFactorsBackwardBesideDw,"
+                  + " scatter2scatterBesideDw)"),
           Map.entry("newQueueClock", "profiling (OpProfilerTest)"),
           Map.entry("reportTensorsAs", "profiling (OpProfilerTest)"),
           Map.entry("bytesInUse", "memory accounting"),

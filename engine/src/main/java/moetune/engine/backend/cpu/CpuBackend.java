@@ -433,9 +433,10 @@ public final class CpuBackend implements Backend {
   private volatile boolean dwBesideDx;
 
   /**
-   * Whether the expert MLP's down-product backward asks for dW and dH in one call ({@link
-   * #swigluFactorsBackwardBesideDw}, which this backend runs as the two calls in turn; default
-   * false, as on a GPU without variant 61), so that tests reach that path on the CPU.
+   * Whether the expert products' backward asks for each weight gradient and its dX in one call
+   * ({@link #swigluFactorsBackwardBesideDw}, {@link #scatter2scatterBesideDw}, which this backend
+   * runs as the two calls in turn; default false, as on a GPU without variant 61), so that tests
+   * reach those paths on the CPU.
    */
   public void dwBesideDx(boolean on) {
     dwBesideDx = on;

@@ -23,9 +23,10 @@ import moetune.engine.tensor.Tensor;
 /**
  * The GPU backend: JCuda's driver API for the context, one stream, module loading and launches; a
  * caching allocator; cuBLAS (through FFM) for dense products; moetune's own kernels for the rest.
- * Every op is queued on the one stream (but for variant 61's lab setting, whose dW2 runs on a
- * second stream beside dX2: {@link #forkSide}); only {@link #download} and {@link #synchronize}
- * wait. Float tensors may be F32, BF16 or F16 in any mix; kernels accumulate in float32.
+ * Every op is queued on the one stream (but for variant 61's lab setting, whose expert weight
+ * gradients run on a second stream beside their dX: {@link #forkSide}); only {@link #download} and
+ * {@link #synchronize} wait. Float tensors may be F32, BF16 or F16 in any mix; kernels accumulate
+ * in float32.
  *
  * <p>This class holds the device, the stream and memory, and dispatches: each op family lives in
  * its own class named like its CPU twin and its kernel file ({@code CudaRmsNorm}, {@code
@@ -733,51 +734,8 @@ public final class CudaBackend implements Backend {
   }
 
   @Override
-  public void swigluFactorsBackwardBesideDw(
-      Tensor a,
-      Tensor dYGrouped,
-      Tensor expertOffsets,
-      Tensor dW,
-      boolean accumulate,
-      Tensor w,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      Tensor factors,
-      Tensor dH) {
-    Runnable dx =
-        () ->
-            scatter2scatterSwigluFactorsBackward(
-                dYGrouped, w, sortedExpertIdxs, sortedScatteredIdxs, factors, dH);
-    moe.beside(true, () -> moe.groupXtY(a, dYGrouped, expertOffsets, dW, null, accumulate), dx);
-  }
-
-  @Override
-  public void scatter2scatterBesideDw(
-      Tensor xGrouped,
-      Tensor dYGrouped,
-      Tensor expertOffsets,
-      Tensor dW,
-      boolean accumulate,
-      Tensor w,
-      Tensor sortedExpertIdxs,
-      Tensor sortedScatteredIdxs,
-      boolean groupedOut,
-      Tensor dX) {
-    Runnable dx =
-        () ->
-            scatter2scatter(
-                dYGrouped,
-                w,
-                null,
-                false,
-                1,
-                sortedExpertIdxs,
-                sortedScatteredIdxs,
-                true,
-                groupedOut,
-                dX);
-    moe.beside(
-        false, () -> moe.groupXtY(xGrouped, dYGrouped, expertOffsets, dW, null, accumulate), dx);
+  public void runDwBesideDx(boolean swiglu, Runnable dw, Runnable dx) {
+    moe.beside(swiglu, dw, dx);
   }
 
   @Override

@@ -103,16 +103,6 @@ final class CudaContext {
     }
   }
 
-  /** {@link CudaBackend#forkSide}: variant 61's second stream, ordered after the first. */
-  CUstream forkSide() {
-    return backend.forkSide();
-  }
-
-  /** {@link CudaBackend#joinSide}: the first stream waits for the second again. */
-  void joinSide() {
-    backend.joinSide();
-  }
-
   /**
    * The device's streaming multiprocessor count (persistent kernels launch a few per SM); during
    * {@link #beside} the part of them the current half runs on.

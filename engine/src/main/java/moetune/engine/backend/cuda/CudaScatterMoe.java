@@ -386,10 +386,10 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variant 61: dw (this class's groupXtY) on the second stream with the setting's multiprocessors
-   * for the pair (swiglu: beside the SwiGLU dX), beside dx on the backend's stream with the others
-   * ({@link CudaContext#beside}); dw in variant 14 where the setting says so and the family is
-   * AUTO. With the pair's share 0, or off Hopper, dw then dx in turn.
+   * Variant 61: dw (a weight gradient: groupXtY) on the second stream with the setting's
+   * multiprocessors for the pair (swiglu: beside the SwiGLU dX), beside dx on the backend's stream
+   * with the others ({@link CudaContext#beside}); dw in variant 14 where the setting says so and
+   * the family is AUTO. With the pair's share 0, or off Hopper, dw then dx in turn.
    */
   void beside(boolean swiglu, Runnable dw, Runnable dx) {
     int sms = beside.sms(swiglu);
@@ -1188,15 +1188,20 @@ final class CudaScatterMoe {
    */
   private Tensor inverseRows(CudaTensor sortedScattered, long m, String op) {
     Tensor inv = b.empty(DType.I32, m);
-    b.kernel("invert_rows_kernel")
-        .shapes("M=" + m)
-        .grid((m + 255) / 256)
-        .block(256)
-        .ptr("sortedScattered", sortedScattered.address())
-        .ptr("inv", b.ct(inv, op, "inverse rows").address())
-        .i32("M", (int) m)
-        .launch();
-    return inv;
+    try {
+      b.kernel("invert_rows_kernel")
+          .shapes("M=" + m)
+          .grid((m + 255) / 256)
+          .block(256)
+          .ptr("sortedScattered", sortedScattered.address())
+          .ptr("inv", b.ct(inv, op, "inverse rows").address())
+          .i32("M", (int) m)
+          .launch();
+      return inv;
+    } catch (RuntimeException e) {
+      inv.close();
+      throw e;
+    }
   }
 
   /**

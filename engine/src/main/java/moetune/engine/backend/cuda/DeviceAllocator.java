@@ -93,8 +93,12 @@ final class DeviceAllocator {
     inUse -= b.size;
     if (holding) {
       held.add(b);
-      return;
+    } else {
+      cache(b);
     }
+  }
+
+  private void cache(Block b) {
     free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b);
   }
 
@@ -113,9 +117,7 @@ final class DeviceAllocator {
    */
   void releaseHeld() {
     holding = false;
-    for (Block b : held) {
-      free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b);
-    }
+    held.forEach(this::cache);
     held.clear();
   }
 

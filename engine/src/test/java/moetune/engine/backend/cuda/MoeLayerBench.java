@@ -16,7 +16,7 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * family with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant
  * 59's start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or
  * split) and {@code beside=} (variant 61: SMS or SWIGLU/PLAIN, with :v14 or not, or off), the
- * others as in base ({@code MOE_BENCH_STAGGERS=off,2:1,...}: stagger= alone).
+ * others as in base.
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -49,12 +49,7 @@ public final class MoeLayerBench {
       // MOE_BENCH_SETTINGS=base,stagger=2:1,...: each family with each of the lab settings
       Setting base = Setting.of(g.moe());
       List<Setting> settings =
-          System.getenv("MOE_BENCH_SETTINGS") != null
-              ? listed("MOE_BENCH_SETTINGS", v -> Setting.parse(v, base), List.of(base))
-              : listed(
-                  "MOE_BENCH_STAGGERS",
-                  v -> base.withStagger(CudaScatterMoe.Stagger.fromEnv(v)),
-                  List.of(base));
+          listed("MOE_BENCH_SETTINGS", v -> Setting.parse(v, base), List.of(base));
       for (CudaScatterMoe.Kernel k : kernels) {
         for (Setting st : settings) {
           st.apply(g.moe());
@@ -68,7 +63,7 @@ public final class MoeLayerBench {
 
   /**
    * The MoE backend's lab settings for one run: variant 59's start groups, variant 60's gates'
-   * gradient in the group's pass, variant 61's dW2 beside dX2.
+   * gradient in the group's pass, variant 61's weight gradients beside their dX.
    */
   record Setting(
       CudaScatterMoe.Stagger stagger, boolean groupGatesFused, CudaScatterMoe.Beside beside) {
@@ -87,7 +82,8 @@ public final class MoeLayerBench {
         String v = f.length == 2 ? f[1] : "";
         s =
             switch (f[0].strip()) {
-              case "stagger" -> s.withStagger(CudaScatterMoe.Stagger.fromEnv(v));
+              case "stagger" ->
+                  new Setting(CudaScatterMoe.Stagger.fromEnv(v), s.groupGatesFused, s.beside);
               case "groupgates" ->
                   new Setting(s.stagger, CudaScatterMoe.groupGatesFromEnv(v), s.beside);
               case "beside" ->
@@ -101,10 +97,6 @@ public final class MoeLayerBench {
             };
       }
       return s;
-    }
-
-    Setting withStagger(CudaScatterMoe.Stagger st) {
-      return new Setting(st, groupGatesFused, beside);
     }
 
     void apply(CudaScatterMoe moe) {
@@ -132,7 +124,7 @@ public final class MoeLayerBench {
         : java.util.Arrays.stream(v.split(",")).map(parse).toList();
   }
 
-  /** One family (and start groups) over the shapes: the table, then each shape's breakdown. */
+  /** One family (and lab settings) over the shapes: the table, then each shape's breakdown. */
   private static void run(CudaBackend g, CudaScatterMoe.Kernel k, List<Shape> shapes, String tag) {
     g.moe().kernel(k);
     System.out.println("MOETUNE_MOE_KERNEL=" + k.name().toLowerCase(java.util.Locale.ROOT) + tag);
