@@ -698,6 +698,17 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
   ws_tma3(buf, glu.tmH, n, 0, row, bar);
   ws_tma3(buf + Rd::BOX, glu.tmH, n, 1, row, bar);
 }
+// Variants 62 and 63: round q of the 64 rows from row, columns from n0 + W q, into staging slot
+// sl's buffer and barrier (ws_s2s_pp_fac: a warpgroup's slot, or the one both share); no wait
+template <bool DB>
+__device__ __forceinline__ void ws_glu_bwd_load_at(int row, int n0, uint32_t out, int sl,
+                                                   const WsGlu& glu, int q) {
+  using Rd = WsGluRound<DB>;
+  uint32_t buf = Rd::buf(out, sl, q), bar = Rd::bar(out, sl, q);
+  ws_arrive_tx(bar, 2 * Rd::BOX);
+  ws_tma3(buf, glu.tmH, n0 + Rd::W * q, 0, row, bar);
+  ws_tma3(buf + Rd::BOX, glu.tmH, n0 + Rd::W * q, 1, row, bar);
+}
 
 // Variant 25 (B4): each row's round loads its CH column pairs of h first, then computes them, then
 // stores them, instead of a load, its math and its store per pair: the shared-memory accesses are
@@ -707,15 +718,21 @@ __device__ __forceinline__ void ws_glu_bwd_load(const MoeTile& tl, uint32_t out,
 // FAC (variant 56, with DB and B4): the rows are gated already (dy grouped with its gates) and the
 // buffer holds the forward's factors p and q instead of h: dH = [dA p | dA q] (dA rounded to bf16,
 // as the plain product stores it; swiglu_backward_factors_kernel's values), no gates, no dot.
-template <int BN, bool DB = false, bool B4 = false, bool FAC = false>
+// PP (variants 62 and 63, ws_s2s_pp_fac): the tile comes shifted by 64 wg rows, so that "the
+// warpgroup's 64 rows" are the tile's, and the rounds use staging slot slot (a warpgroup's, or the
+// one both share); without PP the warpgroup's own slot, as ever.
+template <int BN, bool DB = false, bool B4 = false, bool FAC = false, bool PP = false>
 __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2], const MoeTile& tl,
                                                         uint32_t out, const WsGlu& glu,
                                                         __nv_bfloat16* dh,
-                                                        const int* sortedScattered, int F) {
+                                                        const int* sortedScattered, int F,
+                                                        int slot = 0) {
   using Rd = WsGluRound<DB>;
   constexpr int W = Rd::W, BOX = Rd::BOX, CH = W / 8, R = BN / W;  // CH: 16-byte chunks a box row
   static_assert(R % (DB ? 4 : 2) == 0, "each barrier used an even number of times per tile");
+  static_assert(!PP || DB, "variants 62 and 63 take variant 13's rounds");
   int tid = threadIdx.x, lane = tid & 31, wg = tid / 128, wt = tid & 127;
+  int sl = PP ? slot : wg;
   int rr0 = (wt / 32) * 16 + lane / 4;  // row within the warpgroup's 64
   int row = tl.rStart + 64 * wg, rows = min(max(tl.rows - 64 * wg, 0), 64);
   bool leader = wt == 0, ok[2] = {rr0 < rows, rr0 + 8 < rows};
@@ -731,10 +748,17 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue_tma(const float (&d)[BN / 2]
 #pragma unroll  // the accumulators are registers: every index a constant
   for (int q = 0; q < R; q++) {
     int n = tl.n0 + W * q;
-    uint32_t buf = Rd::buf(out, wg, q);
+    uint32_t buf = Rd::buf(out, sl, q);
     // DB: the next round's load flies during this one (round 0's came in the main loop)
-    if (leader && (!DB || q + 1 < R)) ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
-    ws_wait(Rd::bar(out, wg, q), DB ? (q >> 1) & 1 : q & 1);
+    if (leader && (!DB || q + 1 < R)) {
+      if constexpr (PP) {
+        ws_store_wait_read();
+        ws_glu_bwd_load_at<DB>(row, tl.n0, out, sl, glu, q + 1);
+      } else {
+        ws_glu_bwd_load<DB>(tl, out, glu, DB ? q + 1 : q);
+      }
+    }
+    ws_wait(Rd::bar(out, sl, q), DB ? (q >> 1) & 1 : q & 1);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
       int rr = rr0 + 8 * hh;
@@ -1272,6 +1296,166 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   if (CL > 1) ws_cluster_sync();
 }
 
+// Variants 62 and 63: kernel56's dX2 (the down product's dX over dy's rows grouped with their
+// gates, dH = [dA p | dA q], variant 56) on ping-pong consumers without clusters, after SonicMoE's
+// Hopper kernels (Guo et al. 2025, arXiv 2512.14080). Each consumer warpgroup owns its tiles of 64
+// rows x 256 columns (one m64n256k16 chain, 128 float32 accumulators a thread as in the cooperative
+// 128 x 256 tile) and the two take turns over the block's tiles, so one tile's epilogue (the
+// factors in, dH out: 128 KiB a tile against the main loop's 40 KiB a k step from L2) runs while
+// the other warpgroup's main loop keeps the tensor cores busy; in the cooperative kernel both
+// warpgroups reach their epilogues together and the tensor cores idle through them (dX2 at 2.05x
+// its dense twin on 1.5B, H100 session 52, against 1.02-1.27x for the products with light
+// epilogues). Variants 27 and 28 (session 30) did this in clusters of two sharing the weight
+// stage; they lost 6-20%, with the two CTAs waiting on each other's stage releases. Here each CTA
+// loads its own weight tile: from L2, 40 KiB a 64 x 256 x 64 step against 48 KiB a 128 x 256 x 64
+// one, 1.67x the operand bytes per FLOP (session 32: 9.4 TB/s of TMA fill left the tensor pipe
+// 95% busy; the cooperative products draw 5-9 TB/s).
+//
+// The producer's TMA thread fills stage i of the block with the A box (64 grouped rows x 64 k,
+// tmX's {64, 64} box) and the four 64 x 64 slabs of W's 256 columns (40 KiB); stage i belongs to
+// the block's tile i / kTiles, which warpgroup (i / kTiles) & 1 consumes, and is empty after that
+// warpgroup's four warps arrive. The main loops take turns (named barriers 3 and 4: tile li's
+// waits start once the other warpgroup has passed all of tile li - 1's), without which a
+// warpgroup back from its epilogue could wait on a stage whose barrier is a phase behind, whose
+// parity the phase before already satisfied (variant 27's first build, H200 2026-12-04). The
+// epilogue is kernel56's (ws_glu_bwd_epilogue_tma DB, B4, FAC) handed the tile shifted by 64 wg
+// rows, so its "warpgroup's 64 rows" are the tile's; each value the same operations on the same
+// values as kernel56 (an m64n256k16 chain over the same k steps for every row): bit for bit.
+// - Variant 62 (SHARED false): four stages (160 KiB), each warpgroup its own staging (16 KiB: two
+//   double-buffered rounds' boxes) and barriers; round 0's factors load two k steps before the
+//   warpgroup's main loop ends, as in kernel56.
+// - Variant 63 (SHARED true): five stages (200 KiB: 2,560 tensor cycles ahead against variant
+//   62's 2,048), one staging slot for both warpgroups. The epilogues take turns too (named
+//   barriers 5 and 6): the warpgroup leaving its epilogue has its leader load the next tile's
+//   round 0 into the slot once round 6's stores have read their buffer, then wait for round 7's
+//   stores to read theirs, and then lets the other in. The slot's two barriers are used four
+//   times a tile, so every epilogue starts on phase 0.
+// Shared memory (ws_pp_smem_bytes): 1 KiB of alignment slack, the stages, the staging (16 KiB a
+// slot) and 32 bytes for its barriers, the stages' full and empty barriers (16 STAGES bytes), then
+// (2E + 1) ints of tile table.
+__host__ __device__ constexpr int ws_pp_smem_bytes(int stages, bool shared) {
+  return 1024 + stages * (64 + 256) * WG_BK * 2 + (shared ? 1 : 2) * (WS_GLU_OUT_BYTES / 2) + 32 +
+         16 * stages;
+}
+template <int STAGES, bool SHARED>
+__device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUtensorMap* tmX,
+                                              __nv_bfloat16* dh, const int* sortedExpert, int M,
+                                              int E, int inDim, int F, WsGlu glu) {
+  constexpr int BN = 256;
+  constexpr int A_BYTES = 64 * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  constexpr int STAGING = (SHARED ? 1 : 2) * (WS_GLU_OUT_BYTES / 2);
+  extern __shared__ __align__(128) unsigned char wg_smem[];
+  uint32_t base = mm_smem_addr(wg_smem), smem = (base + 1023) & ~1023u;
+  // the staging after the stages: slot sl's two buffers at out + 16 KiB sl (WsGluRound::buf), its
+  // two barriers at out + WS_GLU_OUT_BYTES + 16 sl (WsGluRound::bar). Variant 62: slots 0 and 1
+  // from the staging's start; variant 63: slot 1 of an `out` 16 KiB before the staging, so its
+  // buffers are the staging's 16 KiB and its barriers follow them (after 16 unused bytes)
+  uint32_t staging = smem + STAGES * STAGE, out = SHARED ? staging - WS_GLU_OUT_BYTES / 2 : staging;
+  uint32_t bars = staging + STAGING + 32;  // full[s] at 8 s, empty[s] at 8 (STAGES + s)
+  int* tileStart = reinterpret_cast<int*>(wg_smem + (bars - base) + 16 * STAGES);
+  int* rowEnd = tileStart + E + 1;
+  moe_build_tiles<64>(sortedExpert, M, E, tileStart, rowEnd);
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < STAGES; s++) {
+      ws_bar_init(bars + 8 * s, 1);               // the TMA thread's expect_tx
+      ws_bar_init(bars + 8 * (STAGES + s), 4);    // the consuming warpgroup's warps
+    }
+    for (int i = SHARED ? 2 : 0; i < 4; i++) ws_bar_init(out + WS_GLU_OUT_BYTES + 8 * i, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  int rowTiles = tileStart[E], nTiles = (F + BN - 1) / BN, kTiles = (inDim + WG_BK - 1) / WG_BK;
+  long long total = (long long)rowTiles * nTiles, first = blockIdx.x, step = gridDim.x;
+  auto myTile = [&](long long t) {
+    return moe_tile<64, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+  };
+  if (threadIdx.x >= 256) {  // producer warpgroup: its first thread issues every stage
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
+    if (threadIdx.x == 256) {
+      ws_stagger<1>(glu.staggerCycles, glu.staggerPhases);
+      uint32_t it = 0;
+      for (long long t = first; t < total; t += step) {
+        MoeTile tl = myTile(t);
+        for (int kt = 0; kt < kTiles; kt++, it++) {
+          int s = it % STAGES, k0 = kt * WG_BK;
+          uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
+          ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
+          ws_arrive_tx(full, STAGE);
+#pragma unroll
+          for (int j = 0; j < BN / 64; j++) ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
+          ws_tma2(sA, tmX, k0, tl.rStart, full);
+        }
+      }
+    }
+  } else {  // consumer warpgroups 0 and 1, alternate tiles
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
+    int wg = threadIdx.x / 128, wt = threadIdx.x & 127, sl = SHARED ? 1 : wg;
+    long long nT = first < total ? (total - first + step - 1) / step : 0;  // this block's tiles
+    for (long long li = wg; li < nT; li += 2) {
+      // the main loops take turns: tile li's waits start once tile li - 1's have all passed
+      if (li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory");
+      MoeTile tl = myTile(first + li * step), te = tl;
+      te.rStart -= 64 * wg;  // "the warpgroup's 64 rows" (kernel56's epilogue) are the tile's
+      te.rows += 64 * wg;
+      float d[BN / 2];
+#pragma unroll
+      for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+      uint32_t it = (uint32_t)(li * kTiles);
+      for (int kt = 0; kt < kTiles; kt++, it++) {
+        int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
+        if (kt == max(kTiles - 8, 0)) {  // ask L2 for the tile's factors: 64 rows x 2 halves
+          int r = wt >> 1, half = wt & 1;
+          if (r < tl.rows) {
+            const __nv_bfloat16* src = glu.h + (long long)(tl.rStart + r) * 2 * F + half * F + tl.n0;
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src),
+                         "r"(min(BN, F - tl.n0) * 2)
+                         : "memory");
+          }
+        }
+        // round 0 of the epilogue (variant 63: the tile before's epilogue loads it, but for the
+        // block's first tile)
+        if (kt == max(kTiles - 2, 0) && wt == 0 && (!SHARED || li == 0)) {
+          ws_store_wait_read();  // the slot's last stores (the tile before's) have read it
+          ws_glu_bwd_load_at<true>(tl.rStart, tl.n0, out, sl, glu, 0);
+        }
+        // the k step (ws_consume's, over this warpgroup's own 64-row A box): four wgmma, one
+        // group kept in flight, the step before's stage released
+        uint32_t sA = smem + s * STAGE;
+        ws_wait(bars + 8 * s, (it / STAGES) & 1);
+        uint64_t da = wg_desc(sA, 16, 1024), db = wg_desc(sA + A_BYTES, WG_SLAB, 1024);
+        wg_fence_acc(d);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int kk = 0; kk < WG_BK / 16; kk++)
+          wg_mma<BN, 0, 1>(d, da + kk * (32 >> 4), db + kk * (2048 >> 4));
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        wg_fence_acc(d);
+        if (kt > 0 && (threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + sp));
+      }
+      // every stage of this tile has been waited for: the other warpgroup's main loop may go
+      if (li + 1 < nT) asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + (wg ^ 1)) : "memory");
+      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+      wg_fence_acc(d);
+      if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
+      if (SHARED && li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(5 + wg) : "memory");
+      ws_glu_bwd_epilogue_tma<BN, true, true, true, true>(d, te, out, glu, dh, nullptr, F, sl);
+      if (SHARED && li + 1 < nT) {
+        if (wt == 0) {  // the next tile's round 0 into buffer 0, once round 6's stores read it
+          MoeTile tn = myTile(first + (li + 1) * step);
+          ws_store_wait_read1();
+          ws_glu_bwd_load_at<true>(tn.rStart, tn.n0, out, sl, glu, 0);
+          ws_store_wait_read();  // round 7's stores have read buffer 1
+        }
+        __syncwarp();
+        asm volatile("bar.arrive %0, 256;\n" ::"r"(5 + (wg ^ 1)) : "memory");
+      }
+    }
+    if (wt == 0) ws_store_wait_all();  // the last TMA stores land
+  }
+}
+
 // Variant 14's float32 dW epilogue: each consumer warpgroup's 64 x 256 accumulators leave in eight
 // rounds of 32 columns through two 8 KiB buffers (a {32, 64, 1} box of dW (E, O, I) as {I, O, E},
 // float32 rows of 128 bytes in the 128-byte swizzle), each added into dW by one TMA reduction
@@ -1707,14 +1891,33 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_fac_kernel56(WS_GLU_TMA_ARGS) {
   WS_GLU_TMA_BODY(true, 0, true);
 }
+#define WS_GLUBWD_FAC_ARGS                                                                      \
+  const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,             \
+      const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,        \
+      const __nv_bfloat16 *dy, const __nv_bfloat16 *pq, __nv_bfloat16 *dh,                      \
+      const int *sortedExpert, const int *sortedScattered, int M, int E, int inDim, int F,      \
+      int staggerCycles, int staggerPhases
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
-    scatter2scatter_ws256_nc_glubwd_fac_kernel56(
-        const __grid_constant__ CUtensorMap tmW, const __grid_constant__ CUtensorMap tmX,
-        const __grid_constant__ CUtensorMap tmH, const __grid_constant__ CUtensorMap tmDh,
-        const __nv_bfloat16* dy, const __nv_bfloat16* pq, __nv_bfloat16* dh,
-        const int* sortedExpert, const int* sortedScattered, int M, int E, int inDim, int F,
-        int staggerCycles, int staggerPhases) {
+    scatter2scatter_ws256_nc_glubwd_fac_kernel56(WS_GLUBWD_FAC_ARGS) {
   WG_BODY((ws_s2s<256, 4, false, false, 1, 2, true, true, false, true, 0, true>(
       &tmW, &tmX, dy, nullptr, DT_BF16, dh, DT_BF16, sortedExpert, sortedScattered, M, E, inDim, F,
       1, 1, WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh, staggerCycles, staggerPhases})));
+}
+
+// Variants 62 and 63 (lab settings, MOETUNE_MOE_PINGPONG): kernel56's dX2 on ping-pong consumers
+// (ws_s2s_pp_fac): 64 x 256 tiles a warpgroup, no clusters; 62 with four stages and a staging slot
+// a warpgroup, 63 with five stages and one slot the epilogues take in turn. Kernel56's arguments
+// and maps but tmX's box: dY's grouped rows in 64 x 64 boxes. Shared memory ws_pp_smem_bytes(4,
+// false) or ws_pp_smem_bytes(5, true), + (2E + 1) ints. The same values as kernel56, bit for bit.
+#define WS_GLUBWD_PP_BODY(STAGES, SHARED)                                                       \
+  WG_BODY((ws_s2s_pp_fac<STAGES, SHARED>(                                                       \
+      &tmW, &tmX, dh, sortedExpert, M, E, inDim, F,                                             \
+      WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh, staggerCycles, staggerPhases})))
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62(WS_GLUBWD_FAC_ARGS) {
+  WS_GLUBWD_PP_BODY(4, false);
+}
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63(WS_GLUBWD_FAC_ARGS) {
+  WS_GLUBWD_PP_BODY(5, true);
 }

@@ -342,11 +342,72 @@ final class CudaScatterMoe {
     }
   }
 
+  /**
+   * Variants 62 and 63 (lab settings, off by default until a GPU run measures them): the down
+   * product's dX2 with SwiGLU's backward from the saved factors (variant 56's kernel56) on
+   * ping-pong consumer warpgroups, each owning 64 x 256 tiles, so that one tile's epilogue runs
+   * under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac). V62: four stages, a
+   * staging slot a warpgroup; V63: five stages, one slot the epilogues take in turn.
+   * MOETUNE_MOE_PINGPONG=v62 or v63; off or unset: kernel56. The values are the same bit for bit.
+   */
+  enum PingPong {
+    OFF(null, 0, false),
+    V62("scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62", 4, false),
+    V63("scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63", 5, true);
+
+    final String kernel;
+    final int stages;
+    final boolean sharedStaging;
+
+    PingPong(String kernel, int stages, boolean sharedStaging) {
+      this.kernel = kernel;
+      this.stages = stages;
+      this.sharedStaging = sharedStaging;
+    }
+
+    static PingPong fromEnv(String value) {
+      if (value == null || value.isBlank()) {
+        return OFF;
+      }
+      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+        case "off" -> OFF;
+        case "v62" -> V62;
+        case "v63" -> V63;
+        default ->
+            throw new IllegalArgumentException(
+                "MOETUNE_MOE_PINGPONG="
+                    + value
+                    + " is not v62, v63 or off (the down product's dX on ping-pong warpgroups:"
+                    + " v62 four stages, v63 five; off, the default, kernel56)");
+      };
+    }
+
+    /**
+     * moe_wgmma_ws.cu ws_pp_smem_bytes plus the experts' tile table: the alignment slack, the
+     * stages (64 rows and 256 columns of 64 k each), the staging slots of 16 KiB and their
+     * barriers, the stages' barriers.
+     */
+    int smem(long experts) {
+      return 1024
+          + stages * (64 + 256) * 64 * 2
+          + (sharedStaging ? 1 : 2) * (WS_GLU_OUT_BYTES / 2)
+          + 32
+          + 16 * stages
+          + (int) (2 * experts + 1) * 4;
+    }
+
+    @Override
+    public String toString() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
   private final CudaContext b;
   private Kernel kernel;
   private Stagger stagger;
   private boolean groupGatesFused;
   private Beside beside;
+  private PingPong pingPong;
 
   CudaScatterMoe(CudaContext b) {
     this.b = b;
@@ -354,6 +415,16 @@ final class CudaScatterMoe {
     this.stagger = Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER"));
     this.groupGatesFused = groupGatesFromEnv(System.getenv("MOETUNE_MOE_GROUP_GATES"));
     beside(Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE")));
+    this.pingPong = PingPong.fromEnv(System.getenv("MOETUNE_MOE_PINGPONG"));
+  }
+
+  PingPong pingPong() {
+    return pingPong;
+  }
+
+  /** Tests and benchmarks switch variants 62 and 63 on one backend. */
+  void pingPong(PingPong p) {
+    this.pingPong = p;
   }
 
   Beside beside() {
@@ -907,11 +978,14 @@ final class CudaScatterMoe {
     if (!swigluFused(e, m, f, d, dyt, wt, pt, dht) || !v13(e)) {
       return false;
     }
+    // variants 62 and 63: 64-row tiles, dY's rows in 64 x 64 boxes, where their stages fit
+    PingPong pp = pingPong.smem(e) <= MAX_SMEM ? pingPong : PingPong.OFF;
+    int rowTile = pp == PingPong.OFF ? MM_TILE : 64;
     int[] tmW, tmX, tmH, tmDh;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
       // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13
       tmW = TensorMaps.bf16(wt.address(), new long[] {f, d, e}, new int[] {64, 64, 1}, op + " W");
-      tmX = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, 128}, op + " dY");
+      tmX = TensorMaps.bf16(dyt.address(), new long[] {d, m}, new int[] {64, rowTile}, op + " dY");
       long[] halves = {f, 2, m};
       int[] box = {32, 1, 64};
       tmH = TensorMaps.bf16(pt.address(), halves, box, op + " p");
@@ -919,9 +993,9 @@ final class CudaScatterMoe {
     } catch (IllegalArgumentException notTma) {
       return false;
     }
-    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 255) / 256);
-    b.kernel("scatter2scatter_ws256_nc_glubwd_fac_kernel56")
-        .smem(gluSmem(e, WS_GLU_BWD13_OUT_BYTES))
+    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + 255) / 256);
+    b.kernel(gluFactorsBackwardKernel(pp))
+        .smem(pp == PingPong.OFF ? gluSmem(e, WS_GLU_BWD13_OUT_BYTES) : pp.smem(e))
         .struct("tmW", tmW)
         .struct("tmX", tmX)
         .struct("tmH", tmH)
@@ -1060,6 +1134,19 @@ final class CudaScatterMoe {
    * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
    * (variant 13) before 25; else variant 11's.
    */
+  /**
+   * The down product's dX with SwiGLU's backward from the factors: kernel56, or variant 62 / 63.
+   */
+  static String gluFactorsBackwardKernel(PingPong pp) {
+    return pp == PingPong.OFF ? "scatter2scatter_ws256_nc_glubwd_fac_kernel56" : pp.kernel;
+  }
+
+  static List<String> gluFactorsBackwardKernelNames() {
+    return java.util.Arrays.stream(PingPong.values())
+        .map(CudaScatterMoe::gluFactorsBackwardKernel)
+        .toList();
+  }
+
   static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"

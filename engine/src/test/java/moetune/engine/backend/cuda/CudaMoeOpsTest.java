@@ -820,6 +820,84 @@ class CudaMoeOpsTest {
   }
 
   /**
+   * Variants 62 and 63: kernel56's dX2 on ping-pong warpgroups (64 x 256 tiles a warpgroup; the
+   * main loops, and in variant 63 the epilogues, taking turns) gives dH bit for bit as kernel56:
+   * full and partial tiles (F = 1064: four full column tiles and one of 40), 17 k steps (D = 1032),
+   * every row tile an expert's last (100 tokens), and rows enough (8,000 tokens) for a dozen tiles
+   * a block, so both warpgroups take many turns; then the expert MLP's five outputs, bit for bit.
+   */
+  @Test
+  void pingPongDx2IsKernel56BitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62 and 63 need compute capability 9.0");
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.PingPong before = moe.pingPong();
+    CudaScatterMoe.PingPong[] variants = {CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.V63};
+    for (int[] c :
+        new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
+      int tokens = c[0], d = c[1], f = c[2];
+      try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+        long m = (long) r.n * r.k;
+        try (Pair w2 = randn(DType.BF16, 0.1, E, d, f);
+            Pair dYg = randn(DType.BF16, 1, m, d);
+            Pair p = randn(DType.BF16, 1, m, 2 * f);
+            Pair dH = poisoned(DType.BF16, m, 2 * f);
+            Pair dH62 = poisoned(DType.BF16, m, 2 * f);
+            Pair dH63 = poisoned(DType.BF16, m, 2 * f)) {
+          Pair[] got = {dH62, dH63};
+          try {
+            moe.pingPong(CudaScatterMoe.PingPong.OFF);
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, dH));
+            for (int i = 0; i < variants.length; i++) {
+              moe.pingPong(variants[i]);
+              Pair out = got[i];
+              inFamily(
+                  CudaScatterMoe.Kernel.AUTO,
+                  () -> swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, out));
+            }
+          } finally {
+            moe.pingPong(before);
+          }
+          for (int i = 0; i < variants.length; i++) {
+            assertArrayEquals(
+                bits(dH),
+                bits(got[i]),
+                variants[i] + " N=" + tokens + " D=" + d + ": dH differs from kernel56's");
+          }
+        }
+      }
+    }
+  }
+
+  /** Variants 62 and 63 in the expert MLP (AUTO): its five outputs bit for bit as kernel56's. */
+  @Test
+  void pingPongDx2LeavesTheMlpBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62 and 63 need compute capability 9.0");
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.PingPong before = moe.pingPong();
+    try (MlpCase c = mlpCase(3000, 264, 1064)) {
+      float[][] base, got;
+      for (CudaScatterMoe.PingPong v :
+          new CudaScatterMoe.PingPong[] {
+            CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.V63
+          }) {
+        try {
+          moe.pingPong(CudaScatterMoe.PingPong.OFF);
+          base = c.run(CudaScatterMoe.Kernel.AUTO);
+          moe.pingPong(v);
+          got = c.run(CudaScatterMoe.Kernel.AUTO);
+        } finally {
+          moe.pingPong(before);
+        }
+        for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
+          assertArrayEquals(base[i], got[i], v + ": " + MlpCase.OUTPUTS[i] + " differs");
+        }
+      }
+    }
+  }
+
+  /**
    * The expert MLP in AUTO (variant 56 since session 49: the factors saved, dy grouped with its
    * gates, the gates' gradient from the kept ungated rows) against the same MLP in H (h saved, as
    * before) on the GPU: the same output bit for bit, the same gradients within bf16 rounding. (On

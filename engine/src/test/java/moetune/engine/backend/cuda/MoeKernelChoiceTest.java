@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import moetune.engine.backend.cuda.CudaScatterMoe.Kernel;
 import org.junit.jupiter.api.Test;
 
@@ -206,5 +207,35 @@ class MoeKernelChoiceTest {
               IllegalArgumentException.class, () -> CudaScatterMoe.Beside.fromEnv(bad), bad);
       assertTrue(e.getMessage().startsWith("MOETUNE_MOE_BESIDE="), e.getMessage());
     }
+  }
+
+  /**
+   * MOETUNE_MOE_PINGPONG (variants 62 and 63): v62, v63, off (the default), a bad value; the
+   * kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the tile table) fits a Hopper
+   * block for 64 experts.
+   */
+  @Test
+  void pingPongSettingParses() {
+    assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(null));
+    assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(" Off "));
+    assertEquals(CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.fromEnv("v62"));
+    assertEquals(CudaScatterMoe.PingPong.V63, CudaScatterMoe.PingPong.fromEnv(" V63 "));
+    assertEquals("v63", CudaScatterMoe.PingPong.V63.toString());
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> CudaScatterMoe.PingPong.fromEnv("v27"));
+    assertTrue(e.getMessage().startsWith("MOETUNE_MOE_PINGPONG=v27 is not"), e.getMessage());
+    // 1 KiB slack, four stages of 40 KiB, two 16 KiB slots, 32 + 64 bytes of barriers, 129 ints
+    assertEquals(
+        1024 + 4 * 40960 + 2 * 16384 + 32 + 64 + 129 * 4, CudaScatterMoe.PingPong.V62.smem(64));
+    // five stages, one slot
+    assertEquals(
+        1024 + 5 * 40960 + 16384 + 32 + 80 + 129 * 4, CudaScatterMoe.PingPong.V63.smem(64));
+    assertTrue(CudaScatterMoe.PingPong.V63.smem(64) <= 227 * 1024, "variant 63 fits 64 experts");
+    assertEquals(
+        List.of(
+            "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
+            "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
+            "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63"),
+        CudaScatterMoe.gluFactorsBackwardKernelNames());
   }
 }

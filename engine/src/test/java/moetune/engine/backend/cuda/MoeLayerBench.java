@@ -15,8 +15,8 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * MOE_BENCH_SETTINGS=base,stagger=2:1,groupgates=fused+beside=52/66,...} the lab settings, each
  * family with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant
  * 59's start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or
- * split) and {@code beside=} (variant 61: SMS or SWIGLU/PLAIN, with :v14 or not, or off), the
- * others as in base.
+ * split), {@code beside=} (variant 61: SMS or SWIGLU/PLAIN, with :v14 or not, or off) and {@code
+ * pingpong=} (variants 62 and 63: v62, v63 or off), the others as in base.
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -63,15 +63,19 @@ public final class MoeLayerBench {
 
   /**
    * The MoE backend's lab settings for one run: variant 59's start groups, variant 60's gates'
-   * gradient in the group's pass, variant 61's weight gradients beside their dX.
+   * gradient in the group's pass, variant 61's weight gradients beside their dX, variants 62 and
+   * 63's dX2 on ping-pong warpgroups.
    */
   record Setting(
-      CudaScatterMoe.Stagger stagger, boolean groupGatesFused, CudaScatterMoe.Beside beside) {
+      CudaScatterMoe.Stagger stagger,
+      boolean groupGatesFused,
+      CudaScatterMoe.Beside beside,
+      CudaScatterMoe.PingPong pingPong) {
     static Setting of(CudaScatterMoe moe) {
-      return new Setting(moe.stagger(), moe.groupGatesFused(), moe.beside());
+      return new Setting(moe.stagger(), moe.groupGatesFused(), moe.beside(), moe.pingPong());
     }
 
-    /** base, or +-joined stagger=, groupgates=, beside= over base. */
+    /** base, or +-joined stagger=, groupgates=, beside=, pingpong= over base. */
     static Setting parse(String spec, Setting base) {
       Setting s = base;
       if (spec.strip().equals("base")) {
@@ -83,17 +87,22 @@ public final class MoeLayerBench {
         s =
             switch (f[0].strip()) {
               case "stagger" ->
-                  new Setting(CudaScatterMoe.Stagger.fromEnv(v), s.groupGatesFused, s.beside);
+                  new Setting(
+                      CudaScatterMoe.Stagger.fromEnv(v), s.groupGatesFused, s.beside, s.pingPong);
               case "groupgates" ->
-                  new Setting(s.stagger, CudaScatterMoe.groupGatesFromEnv(v), s.beside);
+                  new Setting(s.stagger, CudaScatterMoe.groupGatesFromEnv(v), s.beside, s.pingPong);
               case "beside" ->
-                  new Setting(s.stagger, s.groupGatesFused, CudaScatterMoe.Beside.fromEnv(v));
+                  new Setting(
+                      s.stagger, s.groupGatesFused, CudaScatterMoe.Beside.fromEnv(v), s.pingPong);
+              case "pingpong" ->
+                  new Setting(
+                      s.stagger, s.groupGatesFused, s.beside, CudaScatterMoe.PingPong.fromEnv(v));
               default ->
                   throw new IllegalArgumentException(
                       "MOE_BENCH_SETTINGS: "
                           + kv
-                          + " is not stagger=, groupgates= or beside= (entries: base, or those"
-                          + " joined by +)");
+                          + " is not stagger=, groupgates=, beside= or pingpong= (entries: base,"
+                          + " or those joined by +)");
             };
       }
       return s;
@@ -103,6 +112,7 @@ public final class MoeLayerBench {
       moe.stagger(stagger);
       moe.groupGatesFused(groupGatesFused);
       moe.beside(beside);
+      moe.pingPong(pingPong);
     }
 
     String tag() {
@@ -111,7 +121,9 @@ public final class MoeLayerBench {
           + " MOETUNE_MOE_GROUP_GATES="
           + (groupGatesFused ? "fused" : "split")
           + " MOETUNE_MOE_BESIDE="
-          + beside;
+          + beside
+          + " MOETUNE_MOE_PINGPONG="
+          + pingPong;
     }
   }
 

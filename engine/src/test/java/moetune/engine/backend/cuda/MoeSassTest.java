@@ -38,8 +38,8 @@ class MoeSassTest {
           "group_xty_wgmma_n128_kernel3");
 
   /**
-   * Variants 5, 7, 10, 11, 13, 14, 15 and 16 (moe_wgmma_ws.cu): every one loads its weight tile (or
-   * both dW operands) by TMA.
+   * Variants 5, 7, 10, 11, 13, 14, 15, 16 and later (moe_wgmma_ws.cu): every one loads its weight
+   * tile (or both dW operands) by TMA.
    */
   static final List<String> TMA_KERNELS =
       java.util.stream.Stream.concat(
@@ -68,6 +68,9 @@ class MoeSassTest {
                   // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
+                  // variants 62 and 63: kernel56's dX2 on ping-pong warpgroups
+                  "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
+                  "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
@@ -123,9 +126,10 @@ class MoeSassTest {
                       "scatter2scatter_ws256_tg_glu_kernel11",
                       "scatter2scatter_ws256_tg_glu_kernel15",
                       "scatter2scatter_ws256_tg_glu_kernel39",
-                      "scatter2scatter_ws256_tg_glu_fac_kernel56",
-                      "scatter2scatter_ws256_nc_glubwd_fac_kernel56"),
-                  CudaScatterMoe.gluBackwardKernelNames().stream())
+                      "scatter2scatter_ws256_tg_glu_fac_kernel56"),
+                  java.util.stream.Stream.concat(
+                      CudaScatterMoe.gluBackwardKernelNames().stream(),
+                      CudaScatterMoe.gluFactorsBackwardKernelNames().stream()))
               .toList()) {
         assertTrue(sass.get(k).contains("UTMASTG"), k + ": no UTMASTG (TMA store) in its SASS");
       }
