@@ -1296,8 +1296,8 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
   if (CL > 1) ws_cluster_sync();
 }
 
-// Variants 62 and 63: kernel56's dX2 (the down product's dX over dy's rows grouped with their
-// gates, dH = [dA p | dA q], variant 56) on ping-pong consumers without clusters, after SonicMoE's
+// Variants 62 and 63 (GLU 2): kernel56's dX2 (the down product's dX over dy's rows grouped with
+// their gates, dH = [dA p | dA q], variant 56) on ping-pong consumers without clusters, after SonicMoE's
 // Hopper kernels (Guo et al. 2025, arXiv 2512.14080). Each consumer warpgroup owns its tiles of 64
 // rows x 256 columns (one m64n256k16 chain, 128 float32 accumulators a thread as in the cooperative
 // 128 x 256 tile) and the two take turns over the block's tiles, so one tile's epilogue (the
@@ -1330,6 +1330,12 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
 //   round 0 into the slot once round 6's stores have read their buffer, then wait for round 7's
 //   stores to read theirs, and then lets the other in. The slot's two barriers are used four
 //   times a tile, so every epilogue starts on phase 0.
+// Variant 64 (GLU 1): kernel56's first product the same way (x [W1; W3]^T with the factors and a
+// stored by variant 56's forward epilogue, ws_glu_fwd_epilogue_tma, or the threads' stores for
+// partial tiles): a warpgroup's tile is 64 rows x 128 columns of F (its B stage the 128 gate and
+// the 128 up rows, two TMA boxes, as kernel15), x's 64 rows gathered by 16-byte cp.async from the
+// producer's 128 threads (four rows each a stage); four stages, a staging slot a warpgroup (five
+// stages and two slots do not fit; its epilogue has no barrier to share a slot by).
 // Shared memory (ws_pp_smem_bytes): 1 KiB of alignment slack, the stages, the staging (16 KiB a
 // slot) and 32 bytes for its barriers, the stages' full and empty barriers (16 STAGES bytes), then
 // (2E + 1) ints of tile table.
@@ -1337,11 +1343,16 @@ __host__ __device__ constexpr int ws_pp_smem_bytes(int stages, bool shared) {
   return 1024 + stages * (64 + 256) * WG_BK * 2 + (shared ? 1 : 2) * (WS_GLU_OUT_BYTES / 2) + 32 +
          16 * stages;
 }
-template <int STAGES, bool SHARED>
+template <int GLU, int STAGES, bool SHARED>
 __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUtensorMap* tmX,
-                                              __nv_bfloat16* dh, const int* sortedExpert, int M,
-                                              int E, int inDim, int F, WsGlu glu) {
-  constexpr int BN = 256;
+                                              const __nv_bfloat16* x, __nv_bfloat16* y,
+                                              const int* sortedExpert, const int* sortedScattered,
+                                              int M, int E, int inDim, int F, int fanOut,
+                                              WsGlu glu) {
+  static_assert(GLU == 1 || GLU == 2, "the first product's SwiGLU or the down product's dX");
+  static_assert(!SHARED || GLU == 2, "one staging slot: dX2's epilogue only");
+  constexpr int BN = 256, NT = GLU == 1 ? BN / 2 : BN;  // NT: output columns of a tile
+  constexpr bool GATHER = GLU == 1;  // x's rows by cp.async from the producer's threads
   constexpr int A_BYTES = 64 * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   constexpr int STAGING = (SHARED ? 1 : 2) * (WS_GLU_OUT_BYTES / 2);
   extern __shared__ __align__(128) unsigned char wg_smem[];
@@ -1358,35 +1369,63 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < STAGES; s++) {
-      ws_bar_init(bars + 8 * s, 1);               // the TMA thread's expect_tx
+      ws_bar_init(bars + 8 * s, GATHER ? 129 : 1);  // the TMA thread (+ 128 cp.async arrivals)
       ws_bar_init(bars + 8 * (STAGES + s), 4);    // the consuming warpgroup's warps
     }
-    for (int i = SHARED ? 2 : 0; i < 4; i++) ws_bar_init(out + WS_GLU_OUT_BYTES + 8 * i, 1);
+    if (GLU == 2)
+      for (int i = SHARED ? 2 : 0; i < 4; i++) ws_bar_init(out + WS_GLU_OUT_BYTES + 8 * i, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  int rowTiles = tileStart[E], nTiles = (F + BN - 1) / BN, kTiles = (inDim + WG_BK - 1) / WG_BK;
+  int rowTiles = tileStart[E], nTiles = (F + NT - 1) / NT, kTiles = (inDim + WG_BK - 1) / WG_BK;
   long long total = (long long)rowTiles * nTiles, first = blockIdx.x, step = gridDim.x;
   auto myTile = [&](long long t) {
-    return moe_tile<64, BN>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    return moe_tile<64, NT>(t, tileStart, rowEnd, E, rowTiles, nTiles);
   };
-  if (threadIdx.x >= 256) {  // producer warpgroup: its first thread issues every stage
+  if (threadIdx.x >= 256) {  // producer warpgroup: its first thread issues the TMA loads
     asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
-    if (threadIdx.x == 256) {
+    int pt = threadIdx.x - 256, c = pt % 8;
+    if (pt == 0 || GATHER) {  // GLU 2: the other threads have nothing to do
       ws_stagger<1>(glu.staggerCycles, glu.staggerPhases);
       uint32_t it = 0;
       for (long long t = first; t < total; t += step) {
         MoeTile tl = myTile(t);
+        int src[4];  // GATHER: the x row of tile rows pt / 8 + 16 i, or -1
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          int r = pt / 8 + 16 * i;
+          src[i] = GATHER && r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
+        }
         for (int kt = 0; kt < kTiles; kt++, it++) {
           int s = it % STAGES, k0 = kt * WG_BK;
           uint32_t full = bars + 8 * s, sA = smem + s * STAGE, sB = sA + A_BYTES;
           ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
-          ws_arrive_tx(full, STAGE);
+          if (pt == 0) {
+            ws_arrive_tx(full, GATHER ? B_BYTES : STAGE);
+            if constexpr (GLU == 1) {  // gate rows n0.., up rows F + n0.. (64 x 128 boxes)
+              ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
+              ws_tma3(sB + (BN / 2) * 128, tmW, k0, F + tl.n0, tl.e, full);
+            } else {
 #pragma unroll
-          for (int j = 0; j < BN / 64; j++) ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
-          ws_tma2(sA, tmX, k0, tl.rStart, full);
+              for (int j = 0; j < BN / 64; j++)
+                ws_tma3(sB + j * WG_SLAB, tmW, tl.n0 + 64 * j, k0, tl.e, full);
+              ws_tma2(sA, tmX, k0, tl.rStart, full);
+            }
+          }
+          if constexpr (GATHER) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+              int r = pt / 8 + 16 * i;
+              bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
+              mm_cp16(sA + wg_swz(r, c),
+                      ok ? (const void*)(x + (long long)src[i] * inDim + k0 + c * 8) : (const void*)x,
+                      ok);
+            }
+            ws_cp_arrive(full);
+          }
         }
       }
+      if (GATHER) asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copy outlives its thread
     }
   } else {  // consumer warpgroups 0 and 1, alternate tiles
     asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n" ::: "memory");
@@ -1404,7 +1443,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
       uint32_t it = (uint32_t)(li * kTiles);
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        if (kt == max(kTiles - 8, 0)) {  // ask L2 for the tile's factors: 64 rows x 2 halves
+        if (GLU == 2 && kt == max(kTiles - 8, 0)) {  // ask L2 for the tile's factors: 64 rows x 2 halves
           int r = wt >> 1, half = wt & 1;
           if (r < tl.rows) {
             const __nv_bfloat16* src = glu.h + (long long)(tl.rStart + r) * 2 * F + half * F + tl.n0;
@@ -1415,7 +1454,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
         }
         // round 0 of the epilogue (variant 63: the tile before's epilogue loads it, but for the
         // block's first tile)
-        if (kt == max(kTiles - 2, 0) && wt == 0 && (!SHARED || li == 0)) {
+        if (GLU == 2 && kt == max(kTiles - 2, 0) && wt == 0 && (!SHARED || li == 0)) {
           ws_store_wait_read();  // the slot's last stores (the tile before's) have read it
           ws_glu_bwd_load_at<true>(tl.rStart, tl.n0, out, sl, glu, 0);
         }
@@ -1423,12 +1462,16 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
         // group kept in flight, the step before's stage released
         uint32_t sA = smem + s * STAGE;
         ws_wait(bars + 8 * s, (it / STAGES) & 1);
-        uint64_t da = wg_desc(sA, 16, 1024), db = wg_desc(sA + A_BYTES, WG_SLAB, 1024);
+        if (GATHER) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data
+        // B: GLU 1 K-major (x W^T: the weight's rows), GLU 2 MN-major slabs (dy W)
+        uint64_t da = wg_desc(sA, 16, 1024),
+                 db = GLU == 1 ? wg_desc(sA + A_BYTES, 16, 1024) : wg_desc(sA + A_BYTES, WG_SLAB, 1024);
         wg_fence_acc(d);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int kk = 0; kk < WG_BK / 16; kk++)
-          wg_mma<BN, 0, 1>(d, da + kk * (32 >> 4), db + kk * (2048 >> 4));
+          wg_mma<BN, 0, GLU == 1 ? 0 : 1>(d, da + kk * (32 >> 4),
+                                          db + kk * (GLU == 1 ? 32 >> 4 : 2048 >> 4));
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         wg_fence_acc(d);
@@ -1440,7 +1483,15 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
       wg_fence_acc(d);
       if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
       if (SHARED && li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(5 + wg) : "memory");
-      ws_glu_bwd_epilogue_tma<BN, true, true, true, true>(d, te, out, glu, dh, nullptr, F, sl);
+      if constexpr (GLU == 1) {  // variant 56's forward epilogue: full tiles by TMA store
+        if (tl.rows == 64 && tl.n0 + NT <= F) {
+          ws_glu_fwd_epilogue_tma<BN, true, true>(d, te, out, glu, F);
+        } else {
+          ws_glu_fwd_epilogue<BN, true>(d, te, y, glu.act, F);
+        }
+      } else {
+        ws_glu_bwd_epilogue_tma<BN, true, true, true, true>(d, te, out, glu, y, nullptr, F, sl);
+      }
       if (SHARED && li + 1 < nT) {
         if (wt == 0) {  // the next tile's round 0 into buffer 0, once round 6's stores read it
           MoeTile tn = myTile(first + (li + 1) * step);
@@ -1910,8 +1961,8 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // and maps but tmX's box: dY's grouped rows in 64 x 64 boxes. Shared memory ws_pp_smem_bytes(4,
 // false) or ws_pp_smem_bytes(5, true), + (2E + 1) ints. The same values as kernel56, bit for bit.
 #define WS_GLUBWD_PP_BODY(STAGES, SHARED)                                                       \
-  WG_BODY((ws_s2s_pp_fac<STAGES, SHARED>(                                                       \
-      &tmW, &tmX, dh, sortedExpert, M, E, inDim, F,                                             \
+  WG_BODY((ws_s2s_pp_fac<2, STAGES, SHARED>(                                                    \
+      &tmW, &tmX, dy, dh, sortedExpert, sortedScattered, M, E, inDim, F, 1,                     \
       WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh, staggerCycles, staggerPhases})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62(WS_GLUBWD_FAC_ARGS) {
@@ -1920,4 +1971,16 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63(WS_GLUBWD_FAC_ARGS) {
   WS_GLUBWD_PP_BODY(5, true);
+}
+
+// Variant 64 (MOETUNE_MOE_PINGPONG=v64): kernel56's first product (the factors p and q stored in
+// h's place, a beside) on ping-pong warpgroups (ws_s2s_pp_fac GLU 1): 64 x 128 output tiles a
+// warpgroup (the 128 gate and 128 up rows of W as in kernel15), x's rows gathered by the producer's
+// 128 threads, four stages, a staging slot a warpgroup. Kernel56's arguments and maps; shared
+// memory ws_pp_smem_bytes(4, false) + (2E + 1) ints. The same values as kernel56, bit for bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws256_tg_glu_fac_pp_kernel64(WS_GLU_TMA_ARGS) {
+  WG_BODY((ws_s2s_pp_fac<1, 4, false>(
+      &tmW, &tmW, x, h, sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
+      WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr, staggerCycles, staggerPhases})));
 }

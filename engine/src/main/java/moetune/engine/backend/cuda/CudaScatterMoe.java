@@ -343,43 +343,58 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variants 62 and 63 (lab settings, off by default until a GPU run measures them): the down
-   * product's dX2 with SwiGLU's backward from the saved factors (variant 56's kernel56) on
-   * ping-pong consumer warpgroups, each owning 64 x 256 tiles, so that one tile's epilogue runs
-   * under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac). V62: four stages, a
-   * staging slot a warpgroup; V63: five stages, one slot the epilogues take in turn.
-   * MOETUNE_MOE_PINGPONG=v62 or v63; off or unset: kernel56. The values are the same bit for bit.
+   * Variants 62, 63 and 64 (lab settings, off by default until a GPU run measures them): variant
+   * 56's two SwiGLU products on ping-pong consumer warpgroups, each owning 64-row tiles, so that
+   * one tile's epilogue runs under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac).
+   * {@code dx2}: the down product's dX2 with SwiGLU's backward from the factors (kernel56's) by
+   * variant 62 (four stages, a staging slot a warpgroup) or 63 (five stages, one slot the epilogues
+   * take in turn), 0: kernel56. {@code fwd1}: the first product storing the factors (kernel56's) by
+   * variant 64. MOETUNE_MOE_PINGPONG=v62, v63, v64 or a dX2 variant and v64 joined by / (v63/v64);
+   * off or unset: neither. The values are the same bit for bit.
    */
-  enum PingPong {
-    OFF(null, 0, false),
-    V62("scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62", 4, false),
-    V63("scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63", 5, true);
+  record PingPong(int dx2, boolean fwd1) {
+    static final PingPong OFF = new PingPong(0, false);
 
-    final String kernel;
-    final int stages;
-    final boolean sharedStaging;
-
-    PingPong(String kernel, int stages, boolean sharedStaging) {
-      this.kernel = kernel;
-      this.stages = stages;
-      this.sharedStaging = sharedStaging;
+    PingPong {
+      if (dx2 != 0 && dx2 != 62 && dx2 != 63) {
+        throw new IllegalArgumentException(
+            "MOETUNE_MOE_PINGPONG: dX2 variant " + dx2 + " is not 62 or 63");
+      }
     }
 
     static PingPong fromEnv(String value) {
-      if (value == null || value.isBlank()) {
+      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
         return OFF;
       }
-      return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
-        case "off" -> OFF;
-        case "v62" -> V62;
-        case "v63" -> V63;
-        default ->
-            throw new IllegalArgumentException(
-                "MOETUNE_MOE_PINGPONG="
-                    + value
-                    + " is not v62, v63 or off (the down product's dX on ping-pong warpgroups:"
-                    + " v62 four stages, v63 five; off, the default, kernel56)");
-      };
+      int dx2 = 0;
+      boolean fwd1 = false;
+      for (String v : value.strip().toLowerCase(java.util.Locale.ROOT).split("/", -1)) {
+        switch (v.strip()) {
+          case "v62", "v63" -> {
+            if (dx2 != 0) {
+              throw bad(value);
+            }
+            dx2 = Integer.parseInt(v.strip().substring(1));
+          }
+          case "v64" -> {
+            if (fwd1) {
+              throw bad(value);
+            }
+            fwd1 = true;
+          }
+          default -> throw bad(value);
+        }
+      }
+      return new PingPong(dx2, fwd1);
+    }
+
+    private static IllegalArgumentException bad(String value) {
+      return new IllegalArgumentException(
+          "MOETUNE_MOE_PINGPONG="
+              + value
+              + " is not v62, v63, v64 or a dX2 variant and v64 joined by / (for example v63/v64),"
+              + " or off (the SwiGLU products on ping-pong warpgroups: v62 and v63 the down"
+              + " product's dX, v64 the first product)");
     }
 
     /**
@@ -387,7 +402,7 @@ final class CudaScatterMoe {
      * stages (64 rows and 256 columns of 64 k each), the staging slots of 16 KiB and their
      * barriers, the stages' barriers.
      */
-    int smem(long experts) {
+    static int smem(int stages, boolean sharedStaging, long experts) {
       return 1024
           + stages * (64 + 256) * 64 * 2
           + (sharedStaging ? 1 : 2) * (WS_GLU_OUT_BYTES / 2)
@@ -396,9 +411,22 @@ final class CudaScatterMoe {
           + (int) (2 * experts + 1) * 4;
     }
 
+    /** The dX2 kernel's shared memory (variant 62: four stages, two slots; 63: five, one). */
+    int dx2Smem(long experts) {
+      return dx2 == 63 ? smem(5, true, experts) : smem(4, false, experts);
+    }
+
+    /** Variant 64's shared memory: four stages, two slots. */
+    static int fwd1Smem(long experts) {
+      return smem(4, false, experts);
+    }
+
     @Override
     public String toString() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      if (dx2 == 0 && !fwd1) {
+        return "off";
+      }
+      return (dx2 != 0 ? "v" + dx2 : "") + (dx2 != 0 && fwd1 ? "/" : "") + (fwd1 ? "v64" : "");
     }
   }
 
@@ -422,7 +450,7 @@ final class CudaScatterMoe {
     return pingPong;
   }
 
-  /** Tests and benchmarks switch variants 62 and 63 on one backend. */
+  /** Tests and benchmarks switch variants 62, 63 and 64 on one backend. */
   void pingPong(PingPong p) {
     this.pingPong = p;
   }
@@ -900,18 +928,23 @@ final class CudaScatterMoe {
     } catch (IllegalArgumentException notTma) {
       return false;
     }
-    long tiles = ((m + MM_TILE - 1) / MM_TILE + e) * ((f + 127) / 128);
+    // variant 64: the factors' product on ping-pong warpgroups (64-row tiles), where it fits
+    boolean pp = factors && pingPong.fwd1() && PingPong.fwd1Smem(e) <= MAX_SMEM;
+    int rowTile = pp ? 64 : MM_TILE;
+    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + 127) / 128);
     KernelLaunch l =
         v11
             ? b.kernel(
                     !v15
                         ? "scatter2scatter_ws256_tg_glu_kernel11"
                         : factors
-                            ? "scatter2scatter_ws256_tg_glu_fac_kernel56"
+                            ? pp
+                                ? "scatter2scatter_ws256_tg_glu_fac_pp_kernel64"
+                                : "scatter2scatter_ws256_tg_glu_fac_kernel56"
                             : kernel == Kernel.V54
                                 ? "scatter2scatter_ws256_tg_glu_kernel39"
                                 : "scatter2scatter_ws256_tg_glu_kernel15")
-                .smem(gluSmem(e, staging))
+                .smem(pp ? PingPong.fwd1Smem(e) : gluSmem(e, staging))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
@@ -979,8 +1012,8 @@ final class CudaScatterMoe {
       return false;
     }
     // variants 62 and 63: 64-row tiles, dY's rows in 64 x 64 boxes, where their stages fit
-    PingPong pp = pingPong.smem(e) <= MAX_SMEM ? pingPong : PingPong.OFF;
-    int rowTile = pp == PingPong.OFF ? MM_TILE : 64;
+    int pp = pingPong.dx2() != 0 && pingPong.dx2Smem(e) <= MAX_SMEM ? pingPong.dx2() : 0;
+    int rowTile = pp == 0 ? MM_TILE : 64;
     int[] tmW, tmX, tmH, tmDh;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
       // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13
@@ -995,7 +1028,7 @@ final class CudaScatterMoe {
     }
     long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + 255) / 256);
     b.kernel(gluFactorsBackwardKernel(pp))
-        .smem(pp == PingPong.OFF ? gluSmem(e, WS_GLU_BWD13_OUT_BYTES) : pp.smem(e))
+        .smem(pp == 0 ? gluSmem(e, WS_GLU_BWD13_OUT_BYTES) : pingPong.dx2Smem(e))
         .struct("tmW", tmW)
         .struct("tmX", tmX)
         .struct("tmH", tmH)
@@ -1130,23 +1163,28 @@ final class CudaScatterMoe {
   }
 
   /**
+   * The down product's dX with SwiGLU's backward from the factors: kernel56 (dx2 0), or variant 62
+   * or 63 (ping-pong).
+   */
+  static String gluFactorsBackwardKernel(int dx2) {
+    return dx2 == 0
+        ? "scatter2scatter_ws256_nc_glubwd_fac_kernel56"
+        : dx2 == 62
+            ? "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62"
+            : "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63";
+  }
+
+  static List<String> gluFactorsBackwardKernelNames() {
+    return java.util.stream.IntStream.of(0, 62, 63)
+        .mapToObj(CudaScatterMoe::gluFactorsBackwardKernel)
+        .toList();
+  }
+
+  /**
    * The down product's SwiGLU backward kernel from variant 11 on (the same arguments): where v13
    * the double-buffered rounds, batched (variant 25) from generation 25 on, one pair at a time
    * (variant 13) before 25; else variant 11's.
    */
-  /**
-   * The down product's dX with SwiGLU's backward from the factors: kernel56, or variant 62 / 63.
-   */
-  static String gluFactorsBackwardKernel(PingPong pp) {
-    return pp == PingPong.OFF ? "scatter2scatter_ws256_nc_glubwd_fac_kernel56" : pp.kernel;
-  }
-
-  static List<String> gluFactorsBackwardKernelNames() {
-    return java.util.Arrays.stream(PingPong.values())
-        .map(CudaScatterMoe::gluFactorsBackwardKernel)
-        .toList();
-  }
-
   static String gluBackwardKernel(boolean v13, int generation) {
     return !v13
         ? "scatter2scatter_ws256_ng_glubwd_kernel11"

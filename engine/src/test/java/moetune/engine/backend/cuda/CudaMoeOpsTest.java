@@ -831,7 +831,9 @@ class CudaMoeOpsTest {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62 and 63 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.PingPong before = moe.pingPong();
-    CudaScatterMoe.PingPong[] variants = {CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.V63};
+    CudaScatterMoe.PingPong[] variants = {
+      new CudaScatterMoe.PingPong(62, false), new CudaScatterMoe.PingPong(63, false)
+    };
     for (int[] c :
         new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
       int tokens = c[0], d = c[1], f = c[2];
@@ -870,22 +872,63 @@ class CudaMoeOpsTest {
     }
   }
 
-  /** Variants 62 and 63 in the expert MLP (AUTO): its five outputs bit for bit as kernel56's. */
+  /**
+   * Variant 64: kernel56's first product (the factors and a) on ping-pong warpgroups gives p and a
+   * bit for bit as kernel56 over the cases of {@link #pingPongDx2IsKernel56BitForBit} (partial
+   * column tiles at F = 1064: 8 full tiles of 128 and one of 40).
+   */
   @Test
-  void pingPongDx2LeavesTheMlpBitForBit() {
-    Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62 and 63 need compute capability 9.0");
+  void pingPongFwd1IsKernel56BitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 64 needs compute capability 9.0");
+    CudaScatterMoe moe = gpu().moe();
+    CudaScatterMoe.PingPong before = moe.pingPong();
+    for (int[] c :
+        new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
+      int tokens = c[0], d = c[1], f = c[2];
+      try (Route r = route(new int[] {tokens, 2, 0, 1, 2, 3, 5})) {
+        long m = (long) r.n * r.k;
+        try (Pair x = randn(DType.BF16, 1, r.n, d);
+            Pair w1 = randn(DType.BF16, 0.1, E, 2 * f, d);
+            Pair p = poisoned(DType.BF16, m, 2 * f);
+            Pair a = poisoned(DType.BF16, m, f);
+            Pair p64 = poisoned(DType.BF16, m, 2 * f);
+            Pair a64 = poisoned(DType.BF16, m, f)) {
+          try {
+            moe.pingPong(CudaScatterMoe.PingPong.OFF);
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p, a));
+            moe.pingPong(new CudaScatterMoe.PingPong(0, true));
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p64, a64));
+          } finally {
+            moe.pingPong(before);
+          }
+          String v = "variant 64 N=" + tokens + " D=" + d + ": ";
+          assertArrayEquals(bits(p), bits(p64), v + "the factors differ from kernel56's");
+          assertArrayEquals(bits(a), bits(a64), v + "a differs from kernel56's");
+        }
+      }
+    }
+  }
+
+  /**
+   * Variants 62, 63 and 64, alone and together, in the expert MLP (AUTO): its five outputs bit for
+   * bit as kernel56's.
+   */
+  @Test
+  void pingPongLeavesTheMlpBitForBit() {
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62-64 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.PingPong before = moe.pingPong();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
       float[][] base, got;
-      for (CudaScatterMoe.PingPong v :
-          new CudaScatterMoe.PingPong[] {
-            CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.V63
-          }) {
+      for (String v : new String[] {"v62", "v63", "v64", "v63/v64"}) {
         try {
           moe.pingPong(CudaScatterMoe.PingPong.OFF);
           base = c.run(CudaScatterMoe.Kernel.AUTO);
-          moe.pingPong(v);
+          moe.pingPong(CudaScatterMoe.PingPong.fromEnv(v));
           got = c.run(CudaScatterMoe.Kernel.AUTO);
         } finally {
           moe.pingPong(before);

@@ -210,27 +210,38 @@ class MoeKernelChoiceTest {
   }
 
   /**
-   * MOETUNE_MOE_PINGPONG (variants 62 and 63): v62, v63, off (the default), a bad value; the
-   * kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the tile table) fits a Hopper
-   * block for 64 experts.
+   * MOETUNE_MOE_PINGPONG (variants 62, 63 and 64): each alone, a dX2 variant with v64, off (the
+   * default), bad values; the kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the
+   * tile table) fits a Hopper block for 64 experts.
    */
   @Test
   void pingPongSettingParses() {
     assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(null));
     assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(" Off "));
-    assertEquals(CudaScatterMoe.PingPong.V62, CudaScatterMoe.PingPong.fromEnv("v62"));
-    assertEquals(CudaScatterMoe.PingPong.V63, CudaScatterMoe.PingPong.fromEnv(" V63 "));
-    assertEquals("v63", CudaScatterMoe.PingPong.V63.toString());
-    IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> CudaScatterMoe.PingPong.fromEnv("v27"));
-    assertTrue(e.getMessage().startsWith("MOETUNE_MOE_PINGPONG=v27 is not"), e.getMessage());
+    assertEquals(new CudaScatterMoe.PingPong(62, false), CudaScatterMoe.PingPong.fromEnv("v62"));
+    assertEquals(new CudaScatterMoe.PingPong(63, false), CudaScatterMoe.PingPong.fromEnv(" V63 "));
+    assertEquals(new CudaScatterMoe.PingPong(0, true), CudaScatterMoe.PingPong.fromEnv("v64"));
+    CudaScatterMoe.PingPong both = CudaScatterMoe.PingPong.fromEnv("v64/v63");
+    assertEquals(new CudaScatterMoe.PingPong(63, true), both);
+    assertEquals("v63/v64", both.toString());
+    assertEquals("v62", new CudaScatterMoe.PingPong(62, false).toString());
+    assertEquals("off", CudaScatterMoe.PingPong.OFF.toString());
+    for (String bad : new String[] {"v27", "v62/v63", "v64/v64", "v62/", "on"}) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class, () -> CudaScatterMoe.PingPong.fromEnv(bad), bad);
+      assertTrue(
+          e.getMessage().startsWith("MOETUNE_MOE_PINGPONG=" + bad + " is not"), e.getMessage());
+    }
+    assertThrows(IllegalArgumentException.class, () -> new CudaScatterMoe.PingPong(61, false));
     // 1 KiB slack, four stages of 40 KiB, two 16 KiB slots, 32 + 64 bytes of barriers, 129 ints
-    assertEquals(
-        1024 + 4 * 40960 + 2 * 16384 + 32 + 64 + 129 * 4, CudaScatterMoe.PingPong.V62.smem(64));
+    int four = 1024 + 4 * 40960 + 2 * 16384 + 32 + 64 + 129 * 4;
+    assertEquals(four, new CudaScatterMoe.PingPong(62, false).dx2Smem(64));
+    assertEquals(four, CudaScatterMoe.PingPong.fwd1Smem(64));
     // five stages, one slot
-    assertEquals(
-        1024 + 5 * 40960 + 16384 + 32 + 80 + 129 * 4, CudaScatterMoe.PingPong.V63.smem(64));
-    assertTrue(CudaScatterMoe.PingPong.V63.smem(64) <= 227 * 1024, "variant 63 fits 64 experts");
+    int five = 1024 + 5 * 40960 + 16384 + 32 + 80 + 129 * 4;
+    assertEquals(five, new CudaScatterMoe.PingPong(63, false).dx2Smem(64));
+    assertTrue(five <= 227 * 1024, "variant 63 fits 64 experts");
     assertEquals(
         List.of(
             "scatter2scatter_ws256_nc_glubwd_fac_kernel56",

@@ -68,9 +68,10 @@ class MoeSassTest {
                   // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
-                  // variants 62 and 63: kernel56's dX2 on ping-pong warpgroups
+                  // variants 62-64: kernel56's dX2 and first product on ping-pong warpgroups
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63",
+                  "scatter2scatter_ws256_tg_glu_fac_pp_kernel64",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
@@ -126,7 +127,8 @@ class MoeSassTest {
                       "scatter2scatter_ws256_tg_glu_kernel11",
                       "scatter2scatter_ws256_tg_glu_kernel15",
                       "scatter2scatter_ws256_tg_glu_kernel39",
-                      "scatter2scatter_ws256_tg_glu_fac_kernel56"),
+                      "scatter2scatter_ws256_tg_glu_fac_kernel56",
+                      "scatter2scatter_ws256_tg_glu_fac_pp_kernel64"),
                   java.util.stream.Stream.concat(
                       CudaScatterMoe.gluBackwardKernelNames().stream(),
                       CudaScatterMoe.gluFactorsBackwardKernelNames().stream()))
