@@ -1336,24 +1336,30 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
 // the 128 up rows, two TMA boxes, as kernel15), x's 64 rows gathered by 16-byte cp.async from the
 // producer's 128 threads (four rows each a stage); four stages, a staging slot a warpgroup (five
 // stages and two slots do not fit; its epilogue has no barrier to share a slot by).
+// Variant 65 (WM 128, GLU 2): variant 62 with 128 x 128 tiles a warpgroup, two chunks of 64 rows
+// (two m64n128k16 chains, 64 accumulators a thread each), kernel56's epilogue once per chunk with
+// BN 128 (four rounds; chunk 1's round 0 loaded as chunk 0 ends), six stages of 32 KiB.
 // Shared memory (ws_pp_smem_bytes): 1 KiB of alignment slack, the stages, the staging (16 KiB a
 // slot) and 32 bytes for its barriers, the stages' full and empty barriers (16 STAGES bytes), then
 // (2E + 1) ints of tile table.
-__host__ __device__ constexpr int ws_pp_smem_bytes(int stages, bool shared) {
-  return 1024 + stages * (64 + 256) * WG_BK * 2 + (shared ? 1 : 2) * (WS_GLU_OUT_BYTES / 2) + 32 +
-         16 * stages;
+__host__ __device__ constexpr int ws_pp_smem_bytes(int stages, int wm, bool shared) {
+  return 1024 + stages * (wm + (wm == 64 ? 256 : 128)) * WG_BK * 2 +
+         (shared ? 1 : 2) * (WS_GLU_OUT_BYTES / 2) + 32 + 16 * stages;
 }
-template <int GLU, int STAGES, bool SHARED>
+template <int GLU, int WM, int STAGES, bool SHARED>
 __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUtensorMap* tmX,
                                               const __nv_bfloat16* x, __nv_bfloat16* y,
                                               const int* sortedExpert, const int* sortedScattered,
                                               int M, int E, int inDim, int F, int fanOut,
                                               WsGlu glu) {
   static_assert(GLU == 1 || GLU == 2, "the first product's SwiGLU or the down product's dX");
-  static_assert(!SHARED || GLU == 2, "one staging slot: dX2's epilogue only");
-  constexpr int BN = 256, NT = GLU == 1 ? BN / 2 : BN;  // NT: output columns of a tile
+  static_assert(!SHARED || (GLU == 2 && WM == 64), "one staging slot: dX2's 64-row tiles only");
+  static_assert(WM == 64 || (WM == 128 && GLU == 2), "128-row tiles: dX2 only (variant 65)");
+  // a warpgroup's tile: WM rows (CH chunks of 64, one accumulator chain each) x BN columns of the
+  // product (NT output columns: GLU 1's are the gate and up halves)
+  constexpr int BN = WM == 64 ? 256 : 128, NT = GLU == 1 ? BN / 2 : BN, CH = WM / 64;
   constexpr bool GATHER = GLU == 1;  // x's rows by cp.async from the producer's threads
-  constexpr int A_BYTES = 64 * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
+  constexpr int A_BYTES = WM * WG_BK * 2, B_BYTES = BN * WG_BK * 2, STAGE = A_BYTES + B_BYTES;
   constexpr int STAGING = (SHARED ? 1 : 2) * (WS_GLU_OUT_BYTES / 2);
   extern __shared__ __align__(128) unsigned char wg_smem[];
   uint32_t base = mm_smem_addr(wg_smem), smem = (base + 1023) & ~1023u;
@@ -1365,7 +1371,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
   uint32_t bars = staging + STAGING + 32;  // full[s] at 8 s, empty[s] at 8 (STAGES + s)
   int* tileStart = reinterpret_cast<int*>(wg_smem + (bars - base) + 16 * STAGES);
   int* rowEnd = tileStart + E + 1;
-  moe_build_tiles<64>(sortedExpert, M, E, tileStart, rowEnd);
+  moe_build_tiles<WM>(sortedExpert, M, E, tileStart, rowEnd);
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int s = 0; s < STAGES; s++) {
@@ -1380,7 +1386,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
   int rowTiles = tileStart[E], nTiles = (F + NT - 1) / NT, kTiles = (inDim + WG_BK - 1) / WG_BK;
   long long total = (long long)rowTiles * nTiles, first = blockIdx.x, step = gridDim.x;
   auto myTile = [&](long long t) {
-    return moe_tile<64, NT>(t, tileStart, rowEnd, E, rowTiles, nTiles);
+    return moe_tile<WM, NT>(t, tileStart, rowEnd, E, rowTiles, nTiles);
   };
   if (threadIdx.x >= 256) {  // producer warpgroup: its first thread issues the TMA loads
     asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n" ::: "memory");
@@ -1434,22 +1440,33 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
     for (long long li = wg; li < nT; li += 2) {
       // the main loops take turns: tile li's waits start once tile li - 1's have all passed
       if (li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory");
-      MoeTile tl = myTile(first + li * step), te = tl;
-      te.rStart -= 64 * wg;  // "the warpgroup's 64 rows" (kernel56's epilogue) are the tile's
-      te.rows += 64 * wg;
-      float d[BN / 2];
+      MoeTile tl = myTile(first + li * step);
+      // chunk ch (rows 64 ch ..) as kernel56's epilogue sees "the warpgroup's 64 rows"
+      auto chunk = [&](int ch) {
+        MoeTile te = tl;
+        te.rStart = tl.rStart + 64 * ch - 64 * wg;
+        te.rows = min(max(tl.rows - 64 * ch, 0), 64) + 64 * wg;
+        return te;
+      };
+      float d[CH][BN / 2];
 #pragma unroll
-      for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+      for (int ch = 0; ch < CH; ch++)
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) d[ch][i] = 0.f;
       uint32_t it = (uint32_t)(li * kTiles);
       for (int kt = 0; kt < kTiles; kt++, it++) {
         int s = it % STAGES, sp = (it + STAGES - 1) % STAGES;
-        if (GLU == 2 && kt == max(kTiles - 8, 0)) {  // ask L2 for the tile's factors: 64 rows x 2 halves
-          int r = wt >> 1, half = wt & 1;
-          if (r < tl.rows) {
-            const __nv_bfloat16* src = glu.h + (long long)(tl.rStart + r) * 2 * F + half * F + tl.n0;
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src),
-                         "r"(min(BN, F - tl.n0) * 2)
-                         : "memory");
+        if (GLU == 2 && kt == max(kTiles - 8, 0)) {  // ask L2 for the tile's factors: WM rows x 2 halves
+#pragma unroll
+          for (int ch = 0; ch < CH; ch++) {
+            int r = (wt >> 1) + 64 * ch, half = wt & 1;
+            if (r < tl.rows) {
+              const __nv_bfloat16* src =
+                  glu.h + (long long)(tl.rStart + r) * 2 * F + half * F + tl.n0;
+              asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src),
+                           "r"(min(BN, F - tl.n0) * 2)
+                           : "memory");
+            }
           }
         }
         // round 0 of the epilogue (variant 63: the tile before's epilogue loads it, but for the
@@ -1466,31 +1483,47 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
         // B: GLU 1 K-major (x W^T: the weight's rows), GLU 2 MN-major slabs (dy W)
         uint64_t da = wg_desc(sA, 16, 1024),
                  db = GLU == 1 ? wg_desc(sA + A_BYTES, 16, 1024) : wg_desc(sA + A_BYTES, WG_SLAB, 1024);
-        wg_fence_acc(d);
+#pragma unroll
+        for (int ch = 0; ch < CH; ch++) wg_fence_acc(d[ch]);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int kk = 0; kk < WG_BK / 16; kk++)
-          wg_mma<BN, 0, GLU == 1 ? 0 : 1>(d, da + kk * (32 >> 4),
-                                          db + kk * (GLU == 1 ? 32 >> 4 : 2048 >> 4));
+#pragma unroll
+          for (int ch = 0; ch < CH; ch++)  // chunk ch's A rows: 64 ch .. of the box
+            wg_mma<BN, 0, GLU == 1 ? 0 : 1>(d[ch], da + ((ch * 64 * 128) >> 4) + kk * (32 >> 4),
+                                            db + kk * (GLU == 1 ? 32 >> 4 : 2048 >> 4));
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-        wg_fence_acc(d);
+#pragma unroll
+        for (int ch = 0; ch < CH; ch++) wg_fence_acc(d[ch]);
         if (kt > 0 && (threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + sp));
       }
       // every stage of this tile has been waited for: the other warpgroup's main loop may go
       if (li + 1 < nT) asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + (wg ^ 1)) : "memory");
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      wg_fence_acc(d);
+#pragma unroll
+      for (int ch = 0; ch < CH; ch++) wg_fence_acc(d[ch]);
       if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
       if (SHARED && li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(5 + wg) : "memory");
       if constexpr (GLU == 1) {  // variant 56's forward epilogue: full tiles by TMA store
         if (tl.rows == 64 && tl.n0 + NT <= F) {
-          ws_glu_fwd_epilogue_tma<BN, true, true>(d, te, out, glu, F);
+          ws_glu_fwd_epilogue_tma<BN, true, true>(d[0], chunk(0), out, glu, F);
         } else {
-          ws_glu_fwd_epilogue<BN, true>(d, te, y, glu.act, F);
+          ws_glu_fwd_epilogue<BN, true>(d[0], chunk(0), y, glu.act, F);
         }
       } else {
-        ws_glu_bwd_epilogue_tma<BN, true, true, true, true>(d, te, out, glu, y, nullptr, F, sl);
+#pragma unroll
+        for (int ch = 0; ch < CH; ch++) {
+          if (ch > 0) {  // chunk ch's round 0 (chunk 0's came in the main loop); none: no rows
+            if (tl.rows <= 64 * ch) break;
+            if (wt == 0) {
+              ws_store_wait_read1();  // the chunk before's round 2 has read buffer 0
+              ws_glu_bwd_load_at<true>(tl.rStart + 64 * ch, tl.n0, out, sl, glu, 0);
+            }
+          }
+          ws_glu_bwd_epilogue_tma<BN, true, true, true, true>(d[ch], chunk(ch), out, glu, y, nullptr,
+                                                              F, sl);
+        }
       }
       if (SHARED && li + 1 < nT) {
         if (wt == 0) {  // the next tile's round 0 into buffer 0, once round 6's stores read it
@@ -1959,28 +1992,40 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // (ws_s2s_pp_fac): 64 x 256 tiles a warpgroup, no clusters; 62 with four stages and a staging slot
 // a warpgroup, 63 with five stages and one slot the epilogues take in turn. Kernel56's arguments
 // and maps but tmX's box: dY's grouped rows in 64 x 64 boxes. Shared memory ws_pp_smem_bytes(4,
-// false) or ws_pp_smem_bytes(5, true), + (2E + 1) ints. The same values as kernel56, bit for bit.
-#define WS_GLUBWD_PP_BODY(STAGES, SHARED)                                                       \
-  WG_BODY((ws_s2s_pp_fac<2, STAGES, SHARED>(                                                    \
+// 64, false) or ws_pp_smem_bytes(5, 64, true), + (2E + 1) ints. The same values as kernel56, bit
+// for bit.
+#define WS_GLUBWD_PP_BODY(WM, STAGES, SHARED)                                                       \
+  WG_BODY((ws_s2s_pp_fac<2, WM, STAGES, SHARED>(                                                \
       &tmW, &tmX, dy, dh, sortedExpert, sortedScattered, M, E, inDim, F, 1,                     \
       WsGlu{pq, nullptr, nullptr, nullptr, &tmH, nullptr, &tmDh, staggerCycles, staggerPhases})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62(WS_GLUBWD_FAC_ARGS) {
-  WS_GLUBWD_PP_BODY(4, false);
+  WS_GLUBWD_PP_BODY(64, 4, false);
 }
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63(WS_GLUBWD_FAC_ARGS) {
-  WS_GLUBWD_PP_BODY(5, true);
+  WS_GLUBWD_PP_BODY(64, 5, true);
+}
+
+// Variant 65 (MOETUNE_MOE_PINGPONG=v65): variants 62's ping-pong with 128 x 128 tiles a warpgroup
+// (two m64n128k16 chains, kernel56's epilogue once per 64-row chunk with BN 128: four rounds)
+// in six stages of 32 KiB: 32 KiB from L2 a 128 x 128 x 64 step against variant 62's 40 KiB a
+// 64 x 256 x 64 one (1.33x the cooperative tile's bytes per FLOP, not 1.67x), 3,072 tensor cycles
+// of stages ahead. Kernel56's arguments and maps (dY's rows in 64 x 128 boxes); shared memory
+// ws_pp_smem_bytes(6, 128, false) + (2E + 1) ints. The same values as kernel56, bit for bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65(WS_GLUBWD_FAC_ARGS) {
+  WS_GLUBWD_PP_BODY(128, 6, false);
 }
 
 // Variant 64 (MOETUNE_MOE_PINGPONG=v64): kernel56's first product (the factors p and q stored in
 // h's place, a beside) on ping-pong warpgroups (ws_s2s_pp_fac GLU 1): 64 x 128 output tiles a
 // warpgroup (the 128 gate and 128 up rows of W as in kernel15), x's rows gathered by the producer's
 // 128 threads, four stages, a staging slot a warpgroup. Kernel56's arguments and maps; shared
-// memory ws_pp_smem_bytes(4, false) + (2E + 1) ints. The same values as kernel56, bit for bit.
+// memory ws_pp_smem_bytes(4, 64, false) + (2E + 1) ints. The same values as kernel56, bit for bit.
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_fac_pp_kernel64(WS_GLU_TMA_ARGS) {
-  WG_BODY((ws_s2s_pp_fac<1, 4, false>(
+  WG_BODY((ws_s2s_pp_fac<1, 64, 4, false>(
       &tmW, &tmW, x, h, sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
       WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr, staggerCycles, staggerPhases})));
 }

@@ -343,22 +343,23 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variants 62, 63 and 64 (lab settings, off by default until a GPU run measures them): variant
-   * 56's two SwiGLU products on ping-pong consumer warpgroups, each owning 64-row tiles, so that
-   * one tile's epilogue runs under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac).
-   * {@code dx2}: the down product's dX2 with SwiGLU's backward from the factors (kernel56's) by
-   * variant 62 (four stages, a staging slot a warpgroup) or 63 (five stages, one slot the epilogues
-   * take in turn), 0: kernel56. {@code fwd1}: the first product storing the factors (kernel56's) by
-   * variant 64. MOETUNE_MOE_PINGPONG=v62, v63, v64 or a dX2 variant and v64 joined by / (v63/v64);
-   * off or unset: neither. The values are the same bit for bit.
+   * Variants 62-65 (lab settings, off by default until a GPU run measures them): variant 56's two
+   * SwiGLU products on ping-pong consumer warpgroups, each owning its tiles, so that one tile's
+   * epilogue runs under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac). {@code
+   * dx2}: the down product's dX2 with SwiGLU's backward from the factors (kernel56's) by variant 62
+   * (64 x 256 tiles a warpgroup, four stages, a staging slot a warpgroup), 63 (five stages, one
+   * slot the epilogues take in turn) or 65 (128 x 128 tiles a warpgroup, six stages), 0: kernel56.
+   * {@code fwd1}: the first product storing the factors (kernel56's) by variant 64 (64 x 128 output
+   * tiles a warpgroup). MOETUNE_MOE_PINGPONG=v62, v63, v65, v64 or a dX2 variant and v64 joined by
+   * / (v63/v64); off or unset: neither. The values are the same bit for bit.
    */
   record PingPong(int dx2, boolean fwd1) {
     static final PingPong OFF = new PingPong(0, false);
 
     PingPong {
-      if (dx2 != 0 && dx2 != 62 && dx2 != 63) {
+      if (dx2 != 0 && dx2 != 62 && dx2 != 63 && dx2 != 65) {
         throw new IllegalArgumentException(
-            "MOETUNE_MOE_PINGPONG: dX2 variant " + dx2 + " is not 62 or 63");
+            "MOETUNE_MOE_PINGPONG: dX2 variant " + dx2 + " is not 62, 63 or 65");
       }
     }
 
@@ -370,7 +371,7 @@ final class CudaScatterMoe {
       boolean fwd1 = false;
       for (String v : value.strip().toLowerCase(java.util.Locale.ROOT).split("/", -1)) {
         switch (v.strip()) {
-          case "v62", "v63" -> {
+          case "v62", "v63", "v65" -> {
             if (dx2 != 0) {
               throw bad(value);
             }
@@ -392,33 +393,45 @@ final class CudaScatterMoe {
       return new IllegalArgumentException(
           "MOETUNE_MOE_PINGPONG="
               + value
-              + " is not v62, v63, v64 or a dX2 variant and v64 joined by / (for example v63/v64),"
-              + " or off (the SwiGLU products on ping-pong warpgroups: v62 and v63 the down"
-              + " product's dX, v64 the first product)");
+              + " is not v62, v63, v65, v64 or a dX2 variant and v64 joined by / (for example"
+              + " v63/v64), or off (the SwiGLU products on ping-pong warpgroups: v62, v63 and v65"
+              + " the down product's dX, v64 the first product)");
     }
 
     /**
      * moe_wgmma_ws.cu ws_pp_smem_bytes plus the experts' tile table: the alignment slack, the
-     * stages (64 rows and 256 columns of 64 k each), the staging slots of 16 KiB and their
-     * barriers, the stages' barriers.
+     * stages (wm rows and 256 columns, or 128 rows and 128 columns, of 64 k each), the staging
+     * slots of 16 KiB and their barriers, the stages' barriers.
      */
-    static int smem(int stages, boolean sharedStaging, long experts) {
+    static int smem(int stages, int wm, boolean sharedStaging, long experts) {
       return 1024
-          + stages * (64 + 256) * 64 * 2
+          + stages * (wm + (wm == 64 ? 256 : 128)) * 64 * 2
           + (sharedStaging ? 1 : 2) * (WS_GLU_OUT_BYTES / 2)
           + 32
           + 16 * stages
           + (int) (2 * experts + 1) * 4;
     }
 
-    /** The dX2 kernel's shared memory (variant 62: four stages, two slots; 63: five, one). */
+    /**
+     * The dX2 kernel's shared memory (variant 62: four stages, two slots; 63: five, one; 65: six
+     * stages of 128 x 128 tiles, two slots).
+     */
     int dx2Smem(long experts) {
-      return dx2 == 63 ? smem(5, true, experts) : smem(4, false, experts);
+      return switch (dx2) {
+        case 63 -> smem(5, 64, true, experts);
+        case 65 -> smem(6, 128, false, experts);
+        default -> smem(4, 64, false, experts);
+      };
+    }
+
+    /** The rows of a dX2 tile: kernel56's and variant 65's 128, variants 62 and 63's 64. */
+    int dx2Rows() {
+      return dx2 == 62 || dx2 == 63 ? 64 : 128;
     }
 
     /** Variant 64's shared memory: four stages, two slots. */
     static int fwd1Smem(long experts) {
-      return smem(4, false, experts);
+      return smem(4, 64, false, experts);
     }
 
     @Override
@@ -450,7 +463,7 @@ final class CudaScatterMoe {
     return pingPong;
   }
 
-  /** Tests and benchmarks switch variants 62, 63 and 64 on one backend. */
+  /** Tests and benchmarks switch variants 62-65 on one backend. */
   void pingPong(PingPong p) {
     this.pingPong = p;
   }
@@ -1012,8 +1025,9 @@ final class CudaScatterMoe {
       return false;
     }
     // variants 62 and 63: 64-row tiles, dY's rows in 64 x 64 boxes, where their stages fit
-    int pp = pingPong.dx2() != 0 && pingPong.dx2Smem(e) <= MAX_SMEM ? pingPong.dx2() : 0;
-    int rowTile = pp == 0 ? MM_TILE : 64;
+    // variants 62, 63 and 65 where their stages fit: 64 x 256 or 128 x 128 tiles
+    PingPong pp = pingPong.dx2() != 0 && pingPong.dx2Smem(e) <= MAX_SMEM ? pingPong : PingPong.OFF;
+    int rowTile = pp.dx2Rows(), tileN = pp.dx2() == 65 ? 128 : 256;
     int[] tmW, tmX, tmH, tmDh;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
       // as {F, 2, M} in {32, 1, 64} boxes (the 64-byte swizzle), as variant 13
@@ -1026,9 +1040,9 @@ final class CudaScatterMoe {
     } catch (IllegalArgumentException notTma) {
       return false;
     }
-    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + 255) / 256);
-    b.kernel(gluFactorsBackwardKernel(pp))
-        .smem(pp == 0 ? gluSmem(e, WS_GLU_BWD13_OUT_BYTES) : pingPong.dx2Smem(e))
+    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + tileN - 1) / tileN);
+    b.kernel(gluFactorsBackwardKernel(pp.dx2()))
+        .smem(pp.dx2() == 0 ? gluSmem(e, WS_GLU_BWD13_OUT_BYTES) : pp.dx2Smem(e))
         .struct("tmW", tmW)
         .struct("tmX", tmX)
         .struct("tmH", tmH)
@@ -1163,19 +1177,21 @@ final class CudaScatterMoe {
   }
 
   /**
-   * The down product's dX with SwiGLU's backward from the factors: kernel56 (dx2 0), or variant 62
-   * or 63 (ping-pong).
+   * The down product's dX with SwiGLU's backward from the factors: kernel56 (dx2 0), or variant 62,
+   * 63 or 65 (ping-pong).
    */
   static String gluFactorsBackwardKernel(int dx2) {
     return dx2 == 0
         ? "scatter2scatter_ws256_nc_glubwd_fac_kernel56"
         : dx2 == 62
             ? "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62"
-            : "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63";
+            : dx2 == 63
+                ? "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63"
+                : "scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65";
   }
 
   static List<String> gluFactorsBackwardKernelNames() {
-    return java.util.stream.IntStream.of(0, 62, 63)
+    return java.util.stream.IntStream.of(0, 62, 63, 65)
         .mapToObj(CudaScatterMoe::gluFactorsBackwardKernel)
         .toList();
   }

@@ -820,11 +820,12 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variants 62 and 63: kernel56's dX2 on ping-pong warpgroups (64 x 256 tiles a warpgroup; the
-   * main loops, and in variant 63 the epilogues, taking turns) gives dH bit for bit as kernel56:
-   * full and partial tiles (F = 1064: four full column tiles and one of 40), 17 k steps (D = 1032),
-   * every row tile an expert's last (100 tokens), and rows enough (8,000 tokens) for a dozen tiles
-   * a block, so both warpgroups take many turns; then the expert MLP's five outputs, bit for bit.
+   * Variants 62, 63 and 65: kernel56's dX2 on ping-pong warpgroups (64 x 256 tiles a warpgroup, or
+   * 128 x 128 in 65; the main loops, and in variant 63 the epilogues, taking turns) gives dH bit
+   * for bit as kernel56: full and partial tiles (F = 1064: four full column tiles of 256 and one of
+   * 40, eight of 128 and one of 40), 17 k steps (D = 1032), every row tile an expert's last (100
+   * tokens), and rows enough (8,000 tokens) for a dozen tiles a block, so both warpgroups take many
+   * turns.
    */
   @Test
   void pingPongDx2IsKernel56BitForBit() {
@@ -832,7 +833,9 @@ class CudaMoeOpsTest {
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.PingPong before = moe.pingPong();
     CudaScatterMoe.PingPong[] variants = {
-      new CudaScatterMoe.PingPong(62, false), new CudaScatterMoe.PingPong(63, false)
+      new CudaScatterMoe.PingPong(62, false),
+      new CudaScatterMoe.PingPong(63, false),
+      new CudaScatterMoe.PingPong(65, false)
     };
     for (int[] c :
         new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
@@ -844,8 +847,9 @@ class CudaMoeOpsTest {
             Pair p = randn(DType.BF16, 1, m, 2 * f);
             Pair dH = poisoned(DType.BF16, m, 2 * f);
             Pair dH62 = poisoned(DType.BF16, m, 2 * f);
-            Pair dH63 = poisoned(DType.BF16, m, 2 * f)) {
-          Pair[] got = {dH62, dH63};
+            Pair dH63 = poisoned(DType.BF16, m, 2 * f);
+            Pair dH65 = poisoned(DType.BF16, m, 2 * f)) {
+          Pair[] got = {dH62, dH63, dH65};
           try {
             moe.pingPong(CudaScatterMoe.PingPong.OFF);
             inFamily(
@@ -924,7 +928,7 @@ class CudaMoeOpsTest {
     CudaScatterMoe.PingPong before = moe.pingPong();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
       float[][] base, got;
-      for (String v : new String[] {"v62", "v63", "v64", "v63/v64"}) {
+      for (String v : new String[] {"v62", "v63", "v65", "v64", "v63/v64"}) {
         try {
           moe.pingPong(CudaScatterMoe.PingPong.OFF);
           base = c.run(CudaScatterMoe.Kernel.AUTO);

@@ -210,9 +210,9 @@ class MoeKernelChoiceTest {
   }
 
   /**
-   * MOETUNE_MOE_PINGPONG (variants 62, 63 and 64): each alone, a dX2 variant with v64, off (the
-   * default), bad values; the kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the
-   * tile table) fits a Hopper block for 64 experts.
+   * MOETUNE_MOE_PINGPONG (variants 62-65): each alone, a dX2 variant with v64, off (the default),
+   * bad values; the kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the tile table)
+   * fits a Hopper block for 64 experts.
    */
   @Test
   void pingPongSettingParses() {
@@ -226,7 +226,7 @@ class MoeKernelChoiceTest {
     assertEquals("v63/v64", both.toString());
     assertEquals("v62", new CudaScatterMoe.PingPong(62, false).toString());
     assertEquals("off", CudaScatterMoe.PingPong.OFF.toString());
-    for (String bad : new String[] {"v27", "v62/v63", "v64/v64", "v62/", "on"}) {
+    for (String bad : new String[] {"v27", "v62/v63", "v65/v62", "v64/v64", "v62/", "on"}) {
       IllegalArgumentException e =
           assertThrows(
               IllegalArgumentException.class, () -> CudaScatterMoe.PingPong.fromEnv(bad), bad);
@@ -242,11 +242,19 @@ class MoeKernelChoiceTest {
     int five = 1024 + 5 * 40960 + 16384 + 32 + 80 + 129 * 4;
     assertEquals(five, new CudaScatterMoe.PingPong(63, false).dx2Smem(64));
     assertTrue(five <= 227 * 1024, "variant 63 fits 64 experts");
+    // six stages of 32 KiB (128 x 128 tiles), two slots
+    int six = 1024 + 6 * 32768 + 2 * 16384 + 32 + 96 + 129 * 4;
+    assertEquals(six, CudaScatterMoe.PingPong.fromEnv("v65").dx2Smem(64));
+    assertTrue(six <= 227 * 1024, "variant 65 fits 64 experts");
+    assertEquals(64, new CudaScatterMoe.PingPong(63, false).dx2Rows());
+    assertEquals(128, new CudaScatterMoe.PingPong(65, true).dx2Rows());
+    assertEquals(128, CudaScatterMoe.PingPong.OFF.dx2Rows());
     assertEquals(
         List.of(
             "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
             "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
-            "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63"),
+            "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63",
+            "scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65"),
         CudaScatterMoe.gluFactorsBackwardKernelNames());
   }
 }

@@ -68,10 +68,11 @@ class MoeSassTest {
                   // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
-                  // variants 62-64: kernel56's dX2 and first product on ping-pong warpgroups
+                  // variants 62-65: kernel56's dX2 and first product on ping-pong warpgroups
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63",
                   "scatter2scatter_ws256_tg_glu_fac_pp_kernel64",
+                  "scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
