@@ -444,7 +444,10 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
   bool leader = (tid & 127) == 0;
   constexpr int HALF = BN / 16;  // column pairs of the gate half per thread
   constexpr int PAIRS = DB ? 8 : HALF;  // column pairs a thread writes per round
+  // FAC: three rounds (p, q, a) a 64-column box of the tile's BN / 2 (variant 66: BN 128, one box)
+  constexpr int ROUNDS = FAC ? 3 * (HALF / 8) : DB ? 6 : 3;
   static_assert(!FAC || DB, "variant 56 is variant 15's rounds");
+  static_assert(BN == 256 || (FAC && BN == 128), "128-column tiles: variant 66's factors only");
   uint32_t pk[FAC ? 8 : 1][2][3];  // FAC: [column pair of the box][row][p, q, a]
   uint32_t gu[FAC ? HALF : 1][2][2];  // FAC: the gate and up values rounded as h, bf16x2
   if constexpr (FAC) {  // the accumulators are dead after this
@@ -461,7 +464,7 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
     }
   }
 #pragma unroll
-  for (int r = 0; r < (DB ? 6 : 3); r++) {
+  for (int r = 0; r < ROUNDS; r++) {
     // t: the gate half of h, the up half, a; j0: the round's first column pair (box j0 / 8).
     // FAC: box-major (p, q, a of the first 64 columns, then of the last 64), each box's 8 x 2
     // pairs turned into p, q and a (48 words) before its first round; the two halves of the
@@ -482,9 +485,9 @@ __device__ __forceinline__ void ws_glu_fwd_epilogue_tma(const float (&d)[BN / 2]
       }
     }
     if (leader) {
-      if (DB) {
+      if (DB && (ROUNDS % 2 == 0 || r > 0)) {
         ws_store_wait_read1();  // the store that read this half two rounds back
-      } else {
+      } else {  // (an odd count of rounds: the call before ended on this half)
         ws_store_wait_read();
       }
     }
@@ -1336,6 +1339,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
 // the 128 up rows, two TMA boxes, as kernel15), x's 64 rows gathered by 16-byte cp.async from the
 // producer's 128 threads (four rows each a stage); four stages, a staging slot a warpgroup (five
 // stages and two slots do not fit; its epilogue has no barrier to share a slot by).
+// Variant 66 (WM 128, GLU 1): variant 64 with 128 rows x 64 output columns a warpgroup, the same way.
 // Variant 65 (WM 128, GLU 2): variant 62 with 128 x 128 tiles a warpgroup, two chunks of 64 rows
 // (two m64n128k16 chains, 64 accumulators a thread each), kernel56's epilogue once per chunk with
 // BN 128 (four rounds; chunk 1's round 0 loaded as chunk 0 ends), six stages of 32 KiB.
@@ -1354,7 +1358,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
                                               WsGlu glu) {
   static_assert(GLU == 1 || GLU == 2, "the first product's SwiGLU or the down product's dX");
   static_assert(!SHARED || (GLU == 2 && WM == 64), "one staging slot: dX2's 64-row tiles only");
-  static_assert(WM == 64 || (WM == 128 && GLU == 2), "128-row tiles: dX2 only (variant 65)");
+  static_assert(WM == 64 || WM == 128, "a warpgroup's tile: 64 x 256 or 128 x 128");
   // a warpgroup's tile: WM rows (CH chunks of 64, one accumulator chain each) x BN columns of the
   // product (NT output columns: GLU 1's are the gate and up halves)
   constexpr int BN = WM == 64 ? 256 : 128, NT = GLU == 1 ? BN / 2 : BN, CH = WM / 64;
@@ -1396,9 +1400,9 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
       uint32_t it = 0;
       for (long long t = first; t < total; t += step) {
         MoeTile tl = myTile(t);
-        int src[4];  // GATHER: the x row of tile rows pt / 8 + 16 i, or -1
+        int src[WM / 16];  // GATHER: the x row of tile rows pt / 8 + 16 i, or -1
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < WM / 16; i++) {
           int r = pt / 8 + 16 * i;
           src[i] = GATHER && r < tl.rows ? sortedScattered[tl.rStart + r] / fanOut : -1;
         }
@@ -1408,7 +1412,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
           ws_wait(bars + 8 * (STAGES + s), ((it / STAGES) & 1) ^ 1);
           if (pt == 0) {
             ws_arrive_tx(full, GATHER ? B_BYTES : STAGE);
-            if constexpr (GLU == 1) {  // gate rows n0.., up rows F + n0.. (64 x 128 boxes)
+            if constexpr (GLU == 1) {  // gate rows n0.., up rows F + n0.. (64 x NT boxes)
               ws_tma3(sB, tmW, k0, tl.n0, tl.e, full);
               ws_tma3(sB + (BN / 2) * 128, tmW, k0, F + tl.n0, tl.e, full);
             } else {
@@ -1420,7 +1424,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
           }
           if constexpr (GATHER) {
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < WM / 16; i++) {
               int r = pt / 8 + 16 * i;
               bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
               mm_cp16(sA + wg_swz(r, c),
@@ -1505,11 +1509,35 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
       for (int ch = 0; ch < CH; ch++) wg_fence_acc(d[ch]);
       if ((threadIdx.x & 31) == 0) ws_arrive(bars + 8 * (STAGES + (it + STAGES - 1) % STAGES));
       if (SHARED && li >= 1) asm volatile("bar.sync %0, 256;\n" ::"r"(5 + wg) : "memory");
-      if constexpr (GLU == 1) {  // variant 56's forward epilogue: full tiles by TMA store
-        if (tl.rows == 64 && tl.n0 + NT <= F) {
+      if constexpr (GLU == 1) {  // variant 56's forward epilogue a chunk: full ones by TMA store
+        if (tl.rows == WM && tl.n0 + NT <= F) {
+          // Variant 66: the epilogue's first step rounds the accumulators to bf16 pairs (the
+          // values h would hold); chunk 1's are rounded now and kept as 32 words, not 64 floats,
+          // through chunk 0's epilogue (ptxas spilled 32 bytes otherwise), then handed over as
+          // floats again: the epilogue's rounding of a bf16 value is the value, so each output is
+          // the same bit for bit
+          uint32_t d1[CH > 1 ? BN / 4 : 1];
+          if constexpr (CH > 1) {
+#pragma unroll
+            for (int i = 0; i < BN / 4; i++) {
+              __nv_bfloat162 v = __floats2bfloat162_rn(d[1][2 * i], d[1][2 * i + 1]);
+              d1[i] = *reinterpret_cast<uint32_t*>(&v);
+            }
+          }
           ws_glu_fwd_epilogue_tma<BN, true, true>(d[0], chunk(0), out, glu, F);
-        } else {
-          ws_glu_fwd_epilogue<BN, true>(d[0], chunk(0), y, glu.act, F);
+          if constexpr (CH > 1) {
+            float dc[BN / 2];
+#pragma unroll
+            for (int i = 0; i < BN / 4; i++) {
+              float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&d1[i]));
+              dc[2 * i] = v.x;
+              dc[2 * i + 1] = v.y;
+            }
+            ws_glu_fwd_epilogue_tma<BN, true, true>(dc, chunk(1), out, glu, F);
+          }
+        } else {  // a partial tile (an expert's last rows, F's last columns): the threads' stores
+#pragma unroll
+          for (int ch = 0; ch < CH; ch++) ws_glu_fwd_epilogue<BN, true>(d[ch], chunk(ch), y, glu.act, F);
         }
       } else {
 #pragma unroll
@@ -2023,9 +2051,22 @@ MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
 // warpgroup (the 128 gate and 128 up rows of W as in kernel15), x's rows gathered by the producer's
 // 128 threads, four stages, a staging slot a warpgroup. Kernel56's arguments and maps; shared
 // memory ws_pp_smem_bytes(4, 64, false) + (2E + 1) ints. The same values as kernel56, bit for bit.
+#define WS_GLU_PP_BODY(WM, STAGES)                                                              \
+  WG_BODY((ws_s2s_pp_fac<1, WM, STAGES, false>(                                                 \
+      &tmW, &tmW, x, h, sortedExpert, sortedScattered, M, E, inDim, F, fanOut,                  \
+      WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr, staggerCycles, staggerPhases})))
 MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
     scatter2scatter_ws256_tg_glu_fac_pp_kernel64(WS_GLU_TMA_ARGS) {
-  WG_BODY((ws_s2s_pp_fac<1, 64, 4, false>(
-      &tmW, &tmW, x, h, sortedExpert, sortedScattered, M, E, inDim, F, fanOut,
-      WsGlu{nullptr, a, nullptr, nullptr, &tmH, &tmAct, nullptr, staggerCycles, staggerPhases})));
+  WS_GLU_PP_BODY(64, 4);
+}
+
+// Variant 66 (MOETUNE_MOE_PINGPONG=v66): variant 64 with 128 x 64 output tiles a warpgroup (B the 64
+// gate and 64 up rows of W, two 64 x 64 boxes; two m64n128k16 chains), six stages of 32 KiB (as
+// variant 65 for dX2: 64 bytes from L2 a cycle at the full rate against 80), the epilogue once per
+// 64-row chunk with BN 128 (three rounds: p, q and a of one 64-column box). tmW: W (E, 2F, D) as
+// {D, 2F, E} in 64 x 64 boxes; the rest kernel56's. Shared memory ws_pp_smem_bytes(6, 128, false)
+// + (2E + 1) ints. The same values as kernel56, bit for bit.
+MT_KERNEL void __launch_bounds__(WS_THREADS, 1)
+    scatter2scatter_ws128_tg_glu_fac_pp_kernel66(WS_GLU_TMA_ARGS) {
+  WS_GLU_PP_BODY(128, 6);
 }

@@ -343,23 +343,30 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Variants 62-65 (lab settings, off by default until a GPU run measures them): variant 56's two
+   * Variants 62-66 (lab settings, off by default until a GPU run measures them): variant 56's two
    * SwiGLU products on ping-pong consumer warpgroups, each owning its tiles, so that one tile's
    * epilogue runs under the other warpgroup's main loop (moe_wgmma_ws.cu ws_s2s_pp_fac). {@code
    * dx2}: the down product's dX2 with SwiGLU's backward from the factors (kernel56's) by variant 62
    * (64 x 256 tiles a warpgroup, four stages, a staging slot a warpgroup), 63 (five stages, one
    * slot the epilogues take in turn) or 65 (128 x 128 tiles a warpgroup, six stages), 0: kernel56.
    * {@code fwd1}: the first product storing the factors (kernel56's) by variant 64 (64 x 128 output
-   * tiles a warpgroup). MOETUNE_MOE_PINGPONG=v62, v63, v65, v64 or a dX2 variant and v64 joined by
+   * tiles a warpgroup, four stages) or 66 (128 x 64, six stages), 0: kernel56.
+   * MOETUNE_MOE_PINGPONG=v62, v63, v65, v64, v66, or a dX2 variant and a first product's joined by
    * / (v63/v64); off or unset: neither. The values are the same bit for bit.
    */
-  record PingPong(int dx2, boolean fwd1) {
-    static final PingPong OFF = new PingPong(0, false);
+  record PingPong(int dx2, int fwd1) {
+    static final PingPong OFF = new PingPong(0, 0);
 
     PingPong {
-      if (dx2 != 0 && dx2 != 62 && dx2 != 63 && dx2 != 65) {
+      if ((dx2 != 0 && dx2 != 62 && dx2 != 63 && dx2 != 65)
+          || (fwd1 != 0 && fwd1 != 64 && fwd1 != 66)) {
         throw new IllegalArgumentException(
-            "MOETUNE_MOE_PINGPONG: dX2 variant " + dx2 + " is not 62, 63 or 65");
+            "MOETUNE_MOE_PINGPONG: variants "
+                + dx2
+                + " and "
+                + fwd1
+                + ": the dX2 variant is 62, 63 or 65 (or none), the first product's 64 or 66 (or"
+                + " none)");
       }
     }
 
@@ -367,8 +374,7 @@ final class CudaScatterMoe {
       if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
         return OFF;
       }
-      int dx2 = 0;
-      boolean fwd1 = false;
+      int dx2 = 0, fwd1 = 0;
       for (String v : value.strip().toLowerCase(java.util.Locale.ROOT).split("/", -1)) {
         switch (v.strip()) {
           case "v62", "v63", "v65" -> {
@@ -377,11 +383,11 @@ final class CudaScatterMoe {
             }
             dx2 = Integer.parseInt(v.strip().substring(1));
           }
-          case "v64" -> {
-            if (fwd1) {
+          case "v64", "v66" -> {
+            if (fwd1 != 0) {
               throw bad(value);
             }
-            fwd1 = true;
+            fwd1 = Integer.parseInt(v.strip().substring(1));
           }
           default -> throw bad(value);
         }
@@ -393,9 +399,9 @@ final class CudaScatterMoe {
       return new IllegalArgumentException(
           "MOETUNE_MOE_PINGPONG="
               + value
-              + " is not v62, v63, v65, v64 or a dX2 variant and v64 joined by / (for example"
-              + " v63/v64), or off (the SwiGLU products on ping-pong warpgroups: v62, v63 and v65"
-              + " the down product's dX, v64 the first product)");
+              + " is not v62, v63, v65, v64, v66, or a dX2 variant and a first product's joined by"
+              + " / (for example v63/v64), or off (the SwiGLU products on ping-pong warpgroups:"
+              + " v62, v63 and v65 the down product's dX, v64 and v66 the first product)");
     }
 
     /**
@@ -429,17 +435,22 @@ final class CudaScatterMoe {
       return dx2 == 62 || dx2 == 63 ? 64 : 128;
     }
 
-    /** Variant 64's shared memory: four stages, two slots. */
-    static int fwd1Smem(long experts) {
-      return smem(4, 64, false, experts);
+    /**
+     * The first product's kernel's shared memory (variant 64: four stages, two slots; 66: six
+     * stages of 128-row tiles, two slots).
+     */
+    int fwd1Smem(long experts) {
+      return fwd1 == 66 ? smem(6, 128, false, experts) : smem(4, 64, false, experts);
     }
 
     @Override
     public String toString() {
-      if (dx2 == 0 && !fwd1) {
+      if (dx2 == 0 && fwd1 == 0) {
         return "off";
       }
-      return (dx2 != 0 ? "v" + dx2 : "") + (dx2 != 0 && fwd1 ? "/" : "") + (fwd1 ? "v64" : "");
+      return (dx2 != 0 ? "v" + dx2 : "")
+          + (dx2 != 0 && fwd1 != 0 ? "/" : "")
+          + (fwd1 != 0 ? "v" + fwd1 : "");
     }
   }
 
@@ -463,7 +474,7 @@ final class CudaScatterMoe {
     return pingPong;
   }
 
-  /** Tests and benchmarks switch variants 62-65 on one backend. */
+  /** Tests and benchmarks switch variants 62-66 on one backend. */
   void pingPong(PingPong p) {
     this.pingPong = p;
   }
@@ -930,10 +941,16 @@ final class CudaScatterMoe {
     if (factors && !v15) {
       return false; // the factors come from variant 15's rounds only
     }
+    // variants 64 and 66: the factors' product on ping-pong warpgroups, where it fits (64 x 128
+    // output tiles a warpgroup, or 128 x 64)
+    int pp =
+        factors && pingPong.fwd1() != 0 && pingPong.fwd1Smem(e) <= MAX_SMEM ? pingPong.fwd1() : 0;
+    int rowTile = pp == 64 ? 64 : MM_TILE, tileN = pp == 66 ? 64 : 128;
     int[] tmW, tmH = null, tmAct = null;
-    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D); h and a stored by
-      // TMA in 64 x 64 boxes
-      tmW = TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, 128, 1}, op + " W");
+    try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D), 64 x 64 for variant
+      // 66's 64-column tiles; h and a stored by TMA in 64 x 64 boxes
+      tmW =
+          TensorMaps.bf16(wt.address(), new long[] {d, f2, e}, new int[] {64, tileN, 1}, op + " W");
       if (v11) {
         tmH = TensorMaps.bf16(ht.address(), new long[] {f2, m}, new int[] {64, 64}, op + " h");
         tmAct = TensorMaps.bf16(at.address(), new long[] {f, m}, new int[] {64, 64}, op + " a");
@@ -941,23 +958,22 @@ final class CudaScatterMoe {
     } catch (IllegalArgumentException notTma) {
       return false;
     }
-    // variant 64: the factors' product on ping-pong warpgroups (64-row tiles), where it fits
-    boolean pp = factors && pingPong.fwd1() && PingPong.fwd1Smem(e) <= MAX_SMEM;
-    int rowTile = pp ? 64 : MM_TILE;
-    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + 127) / 128);
+    long tiles = ((m + rowTile - 1) / rowTile + e) * ((f + tileN - 1) / tileN);
     KernelLaunch l =
         v11
             ? b.kernel(
                     !v15
                         ? "scatter2scatter_ws256_tg_glu_kernel11"
                         : factors
-                            ? pp
+                            ? pp == 64
                                 ? "scatter2scatter_ws256_tg_glu_fac_pp_kernel64"
-                                : "scatter2scatter_ws256_tg_glu_fac_kernel56"
+                                : pp == 66
+                                    ? "scatter2scatter_ws128_tg_glu_fac_pp_kernel66"
+                                    : "scatter2scatter_ws256_tg_glu_fac_kernel56"
                             : kernel == Kernel.V54
                                 ? "scatter2scatter_ws256_tg_glu_kernel39"
                                 : "scatter2scatter_ws256_tg_glu_kernel15")
-                .smem(pp ? PingPong.fwd1Smem(e) : gluSmem(e, staging))
+                .smem(pp != 0 ? pingPong.fwd1Smem(e) : gluSmem(e, staging))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)

@@ -833,9 +833,9 @@ class CudaMoeOpsTest {
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.PingPong before = moe.pingPong();
     CudaScatterMoe.PingPong[] variants = {
-      new CudaScatterMoe.PingPong(62, false),
-      new CudaScatterMoe.PingPong(63, false),
-      new CudaScatterMoe.PingPong(65, false)
+      new CudaScatterMoe.PingPong(62, 0),
+      new CudaScatterMoe.PingPong(63, 0),
+      new CudaScatterMoe.PingPong(65, 0)
     };
     for (int[] c :
         new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
@@ -877,13 +877,14 @@ class CudaMoeOpsTest {
   }
 
   /**
-   * Variant 64: kernel56's first product (the factors and a) on ping-pong warpgroups gives p and a
-   * bit for bit as kernel56 over the cases of {@link #pingPongDx2IsKernel56BitForBit} (partial
-   * column tiles at F = 1064: 8 full tiles of 128 and one of 40).
+   * Variants 64 and 66: kernel56's first product (the factors and a) on ping-pong warpgroups (64 x
+   * 128 and 128 x 64 output tiles a warpgroup) gives p and a bit for bit as kernel56 over the cases
+   * of {@link #pingPongDx2IsKernel56BitForBit} (F = 1064: eight full column tiles of 128 and one of
+   * 40; sixteen of 64 and one of 40).
    */
   @Test
   void pingPongFwd1IsKernel56BitForBit() {
-    Assumptions.assumeTrue(gpu().moe().hopper(), "variant 64 needs compute capability 9.0");
+    Assumptions.assumeTrue(gpu().moe().hopper(), "variants 64 and 66 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
     CudaScatterMoe.PingPong before = moe.pingPong();
     for (int[] c :
@@ -896,30 +897,38 @@ class CudaMoeOpsTest {
             Pair p = poisoned(DType.BF16, m, 2 * f);
             Pair a = poisoned(DType.BF16, m, f);
             Pair p64 = poisoned(DType.BF16, m, 2 * f);
-            Pair a64 = poisoned(DType.BF16, m, f)) {
+            Pair a64 = poisoned(DType.BF16, m, f);
+            Pair p66 = poisoned(DType.BF16, m, 2 * f);
+            Pair a66 = poisoned(DType.BF16, m, f)) {
           try {
             moe.pingPong(CudaScatterMoe.PingPong.OFF);
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p, a));
-            moe.pingPong(new CudaScatterMoe.PingPong(0, true));
+            moe.pingPong(new CudaScatterMoe.PingPong(0, 64));
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p64, a64));
+            moe.pingPong(new CudaScatterMoe.PingPong(0, 66));
+            inFamily(
+                CudaScatterMoe.Kernel.AUTO,
+                () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p66, a66));
           } finally {
             moe.pingPong(before);
           }
-          String v = "variant 64 N=" + tokens + " D=" + d + ": ";
-          assertArrayEquals(bits(p), bits(p64), v + "the factors differ from kernel56's");
-          assertArrayEquals(bits(a), bits(a64), v + "a differs from kernel56's");
+          String v = " N=" + tokens + " D=" + d + ": ";
+          assertArrayEquals(bits(p), bits(p64), "variant 64" + v + "the factors differ");
+          assertArrayEquals(bits(a), bits(a64), "variant 64" + v + "a differs");
+          assertArrayEquals(bits(p), bits(p66), "variant 66" + v + "the factors differ");
+          assertArrayEquals(bits(a), bits(a66), "variant 66" + v + "a differs");
         }
       }
     }
   }
 
   /**
-   * Variants 62, 63 and 64, alone and together, in the expert MLP (AUTO): its five outputs bit for
-   * bit as kernel56's.
+   * Variants 62-66, alone and together, in the expert MLP (AUTO): its five outputs bit for bit as
+   * kernel56's.
    */
   @Test
   void pingPongLeavesTheMlpBitForBit() {
@@ -928,7 +937,7 @@ class CudaMoeOpsTest {
     CudaScatterMoe.PingPong before = moe.pingPong();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
       float[][] base, got;
-      for (String v : new String[] {"v62", "v63", "v65", "v64", "v63/v64"}) {
+      for (String v : new String[] {"v62", "v63", "v65", "v64", "v66", "v63/v64", "v65/v66"}) {
         try {
           moe.pingPong(CudaScatterMoe.PingPong.OFF);
           base = c.run(CudaScatterMoe.Kernel.AUTO);

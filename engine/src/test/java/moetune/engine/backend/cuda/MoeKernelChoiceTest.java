@@ -210,7 +210,7 @@ class MoeKernelChoiceTest {
   }
 
   /**
-   * MOETUNE_MOE_PINGPONG (variants 62-65): each alone, a dX2 variant with v64, off (the default),
+   * MOETUNE_MOE_PINGPONG (variants 62-66): each alone, a dX2 variant with v64, off (the default),
    * bad values; the kernels' shared memory (moe_wgmma_ws.cu ws_pp_smem_bytes plus the tile table)
    * fits a Hopper block for 64 experts.
    */
@@ -218,36 +218,40 @@ class MoeKernelChoiceTest {
   void pingPongSettingParses() {
     assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(null));
     assertEquals(CudaScatterMoe.PingPong.OFF, CudaScatterMoe.PingPong.fromEnv(" Off "));
-    assertEquals(new CudaScatterMoe.PingPong(62, false), CudaScatterMoe.PingPong.fromEnv("v62"));
-    assertEquals(new CudaScatterMoe.PingPong(63, false), CudaScatterMoe.PingPong.fromEnv(" V63 "));
-    assertEquals(new CudaScatterMoe.PingPong(0, true), CudaScatterMoe.PingPong.fromEnv("v64"));
+    assertEquals(new CudaScatterMoe.PingPong(62, 0), CudaScatterMoe.PingPong.fromEnv("v62"));
+    assertEquals(new CudaScatterMoe.PingPong(63, 0), CudaScatterMoe.PingPong.fromEnv(" V63 "));
+    assertEquals(new CudaScatterMoe.PingPong(0, 64), CudaScatterMoe.PingPong.fromEnv("v64"));
     CudaScatterMoe.PingPong both = CudaScatterMoe.PingPong.fromEnv("v64/v63");
-    assertEquals(new CudaScatterMoe.PingPong(63, true), both);
+    assertEquals(new CudaScatterMoe.PingPong(63, 64), both);
     assertEquals("v63/v64", both.toString());
-    assertEquals("v62", new CudaScatterMoe.PingPong(62, false).toString());
+    assertEquals("v62", new CudaScatterMoe.PingPong(62, 0).toString());
     assertEquals("off", CudaScatterMoe.PingPong.OFF.toString());
-    for (String bad : new String[] {"v27", "v62/v63", "v65/v62", "v64/v64", "v62/", "on"}) {
+    for (String bad :
+        new String[] {"v27", "v62/v63", "v65/v62", "v64/v64", "v64/v66", "v62/", "on"}) {
       IllegalArgumentException e =
           assertThrows(
               IllegalArgumentException.class, () -> CudaScatterMoe.PingPong.fromEnv(bad), bad);
       assertTrue(
           e.getMessage().startsWith("MOETUNE_MOE_PINGPONG=" + bad + " is not"), e.getMessage());
     }
-    assertThrows(IllegalArgumentException.class, () -> new CudaScatterMoe.PingPong(61, false));
+    assertThrows(IllegalArgumentException.class, () -> new CudaScatterMoe.PingPong(61, 0));
+    assertThrows(IllegalArgumentException.class, () -> new CudaScatterMoe.PingPong(0, 65));
     // 1 KiB slack, four stages of 40 KiB, two 16 KiB slots, 32 + 64 bytes of barriers, 129 ints
     int four = 1024 + 4 * 40960 + 2 * 16384 + 32 + 64 + 129 * 4;
-    assertEquals(four, new CudaScatterMoe.PingPong(62, false).dx2Smem(64));
-    assertEquals(four, CudaScatterMoe.PingPong.fwd1Smem(64));
+    assertEquals(four, new CudaScatterMoe.PingPong(62, 0).dx2Smem(64));
+    assertEquals(four, CudaScatterMoe.PingPong.fromEnv("v64").fwd1Smem(64));
     // five stages, one slot
     int five = 1024 + 5 * 40960 + 16384 + 32 + 80 + 129 * 4;
-    assertEquals(five, new CudaScatterMoe.PingPong(63, false).dx2Smem(64));
+    assertEquals(five, new CudaScatterMoe.PingPong(63, 0).dx2Smem(64));
     assertTrue(five <= 227 * 1024, "variant 63 fits 64 experts");
     // six stages of 32 KiB (128 x 128 tiles), two slots
     int six = 1024 + 6 * 32768 + 2 * 16384 + 32 + 96 + 129 * 4;
     assertEquals(six, CudaScatterMoe.PingPong.fromEnv("v65").dx2Smem(64));
+    assertEquals(six, CudaScatterMoe.PingPong.fromEnv("v66").fwd1Smem(64));
+    assertEquals("v65/v66", CudaScatterMoe.PingPong.fromEnv("v66/v65").toString());
     assertTrue(six <= 227 * 1024, "variant 65 fits 64 experts");
-    assertEquals(64, new CudaScatterMoe.PingPong(63, false).dx2Rows());
-    assertEquals(128, new CudaScatterMoe.PingPong(65, true).dx2Rows());
+    assertEquals(64, new CudaScatterMoe.PingPong(63, 0).dx2Rows());
+    assertEquals(128, new CudaScatterMoe.PingPong(65, 66).dx2Rows());
     assertEquals(128, CudaScatterMoe.PingPong.OFF.dx2Rows());
     assertEquals(
         List.of(

@@ -16,7 +16,7 @@ import moetune.engine.moe.MoeLayerBenchmark.Shape;
  * family with each: {@code base} the environment's, else {@code +}-joined {@code stagger=} (variant
  * 59's start groups, MOETUNE_MOE_STAGGER's values), {@code groupgates=} (variant 60, fused or
  * split), {@code beside=} (variant 61: SMS or SWIGLU/PLAIN, with :v14 or not, or off) and {@code
- * pingpong=} (variants 62-65: v62, v63, v65, v64, v63/v64, ... or off), the others as in base.
+ * pingpong=} (variants 62-66: v62, v63, v65, v64, v66, v63/v64, ... or off), the others as in base.
  */
 public final class MoeLayerBench {
   public static void main(String[] args) {
@@ -63,7 +63,7 @@ public final class MoeLayerBench {
 
   /**
    * The MoE backend's lab settings for one run: variant 59's start groups, variant 60's gates'
-   * gradient in the group's pass, variant 61's weight gradients beside their dX, variants 62-65's
+   * gradient in the group's pass, variant 61's weight gradients beside their dX, variants 62-66's
    * SwiGLU products on ping-pong warpgroups.
    */
   record Setting(

@@ -68,11 +68,12 @@ class MoeSassTest {
                   // h's place
                   "scatter2scatter_ws256_tg_glu_fac_kernel56",
                   "scatter2scatter_ws256_nc_glubwd_fac_kernel56",
-                  // variants 62-65: kernel56's dX2 and first product on ping-pong warpgroups
+                  // variants 62-66: kernel56's dX2 and first product on ping-pong warpgroups
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel62",
                   "scatter2scatter_ws256_nc_glubwd_fac_pp_kernel63",
                   "scatter2scatter_ws256_tg_glu_fac_pp_kernel64",
                   "scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65",
+                  "scatter2scatter_ws128_tg_glu_fac_pp_kernel66",
                   // variant 14: float32 dW added by TMA reductions
                   "group_xty_ws256_tmar_kernel14",
                   // variant 42: variant 14 in clusters of two sharing the x tile by multicast
@@ -129,7 +130,8 @@ class MoeSassTest {
                       "scatter2scatter_ws256_tg_glu_kernel15",
                       "scatter2scatter_ws256_tg_glu_kernel39",
                       "scatter2scatter_ws256_tg_glu_fac_kernel56",
-                      "scatter2scatter_ws256_tg_glu_fac_pp_kernel64"),
+                      "scatter2scatter_ws256_tg_glu_fac_pp_kernel64",
+                      "scatter2scatter_ws128_tg_glu_fac_pp_kernel66"),
                   java.util.stream.Stream.concat(
                       CudaScatterMoe.gluBackwardKernelNames().stream(),
                       CudaScatterMoe.gluFactorsBackwardKernelNames().stream()))
