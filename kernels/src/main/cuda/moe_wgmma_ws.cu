@@ -1069,6 +1069,21 @@ __device__ __forceinline__ void ws_glu_bwd_epilogue(const float (&d)[BN / 2], co
 // stages: GLU 1 stores h and a from it by TMA (ws_glu_fwd_epilogue_tma); GLU 2 loads h into it and
 // stores dH from it by TMA (ws_glu_bwd_epilogue_tma, on two more barriers after the staging) and
 // asks L2 for the tile's h (ws_glu_prefetch_h) eight k steps before its main loop ends.
+// A producer thread's share of a k step's gathered rows: 16-byte chunk c = pt % 8 of the stage's
+// rows pt / 8 + 16 i (i < N) from x's rows src[i] (-1: zeros), by cp.async.
+template <int N>
+__device__ __forceinline__ void ws_gather_rows(uint32_t sA, const __nv_bfloat16* x,
+                                               const int (&src)[N], int pt, int c, int k0,
+                                               int inDim) {
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    int r = pt / 8 + 16 * i;
+    bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
+    mm_cp16(sA + wg_swz(r, c),
+            ok ? (const void*)(x + (long long)src[i] * inDim + k0 + c * 8) : (const void*)x, ok);
+  }
+}
+
 template <int BN, int STAGES, bool TRANSW, bool GATHER, int CL = 1, int GLU = 0, bool V11 = false,
           bool V13 = false, bool ST = false, bool V25 = false, int HL = 0, bool FAC = false>
 __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap* tmX,
@@ -1202,14 +1217,7 @@ __device__ __forceinline__ void ws_s2s(const CUtensorMap* tmW, const CUtensorMap
           if (!GATHER) ws_tma2(sA, tmX, k0, tl.rStart, full);
         }
         if (GATHER) {
-#pragma unroll
-          for (int i = 0; i < 8; i++) {
-            int r = pt / 8 + 16 * i;
-            bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
-            mm_cp16(sA + wg_swz(r, c),
-                    ok ? (const void*)(x + (long long)src[i] * inDim + k0 + c * 8) : (const void*)x,
-                    ok);
-          }
+          ws_gather_rows<8>(sA, x, src, pt, c, k0, inDim);
           ws_cp_arrive(full);
         }
         // HL: once the stages that can be ahead of the previous tile's epilogue are issued, the TMA
@@ -1423,14 +1431,7 @@ __device__ __forceinline__ void ws_s2s_pp_fac(const CUtensorMap* tmW, const CUte
             }
           }
           if constexpr (GATHER) {
-#pragma unroll
-            for (int i = 0; i < WM / 16; i++) {
-              int r = pt / 8 + 16 * i;
-              bool ok = src[i] >= 0 && k0 + c * 8 < inDim;
-              mm_cp16(sA + wg_swz(r, c),
-                      ok ? (const void*)(x + (long long)src[i] * inDim + k0 + c * 8) : (const void*)x,
-                      ok);
-            }
+            ws_gather_rows<WM / 16>(sA, x, src, pt, c, k0, inDim);
             ws_cp_arrive(full);
           }
         }
