@@ -747,7 +747,7 @@ public final class CudaBackend implements Backend {
       Tensor expanded,
       Tensor dGates,
       Tensor out) {
-    if (moe.groupGatesFused()) {
+    if (moe.lab().groupGatesFused()) {
       moe.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);
     } else {
       Backend.super.groupGatesBackward(dY, sortedScatteredIdxs, k, gates, expanded, dGates, out);

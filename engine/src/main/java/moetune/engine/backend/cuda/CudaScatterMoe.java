@@ -240,7 +240,7 @@ final class CudaScatterMoe {
     }
 
     static Stagger fromEnv(String value) {
-      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
+      if (unset(value)) {
         return NONE;
       }
       String[] f = value.strip().split(":");
@@ -302,7 +302,7 @@ final class CudaScatterMoe {
     }
 
     static Beside fromEnv(String value) {
-      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
+      if (unset(value)) {
         return OFF;
       }
       String[] f = value.strip().split(":");
@@ -371,7 +371,7 @@ final class CudaScatterMoe {
     }
 
     static PingPong fromEnv(String value) {
-      if (value == null || value.isBlank() || value.strip().equalsIgnoreCase("off")) {
+      if (unset(value)) {
         return OFF;
       }
       int dx2 = 0, fwd1 = 0;
@@ -454,41 +454,91 @@ final class CudaScatterMoe {
     }
   }
 
+  /** A lab setting's variable unset, blank or off: the setting is off. */
+  static boolean unset(String value) {
+    return value == null || value.isBlank() || value.strip().equalsIgnoreCase("off");
+  }
+
+  /**
+   * The lab settings of one backend, each off by default and each giving the same values bit for
+   * bit: variant 59's start groups, variant 60's gates' gradient in the group's pass, variant 61's
+   * weight gradients beside their dX, variants 62-66's SwiGLU products on ping-pong warpgroups.
+   * From MOETUNE_MOE_STAGGER, MOETUNE_MOE_GROUP_GATES, MOETUNE_MOE_BESIDE and MOETUNE_MOE_PINGPONG;
+   * tests and MoeLayerBench switch them with {@link #with}.
+   */
+  record Lab(Stagger stagger, boolean groupGatesFused, Beside beside, PingPong pingPong) {
+    static Lab fromEnv() {
+      return new Lab(
+          Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER")),
+          groupGatesFromEnv(System.getenv("MOETUNE_MOE_GROUP_GATES")),
+          Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE")),
+          PingPong.fromEnv(System.getenv("MOETUNE_MOE_PINGPONG")));
+    }
+
+    /**
+     * These settings with spec's: base (none), or +-joined entries stagger=, groupgates=, beside=,
+     * pingpong= taking their variables' values (for example stagger=2:1+pingpong=v65).
+     */
+    Lab with(String spec) {
+      Lab l = this;
+      if (spec.strip().equals("base")) {
+        return l;
+      }
+      for (String kv : spec.split("\\+")) {
+        String[] f = kv.strip().split("=", 2);
+        String v = f.length == 2 ? f[1] : "";
+        l =
+            switch (f[0].strip()) {
+              case "stagger" ->
+                  new Lab(Stagger.fromEnv(v), l.groupGatesFused, l.beside, l.pingPong);
+              case "groupgates" -> new Lab(l.stagger, groupGatesFromEnv(v), l.beside, l.pingPong);
+              case "beside" -> new Lab(l.stagger, l.groupGatesFused, Beside.fromEnv(v), l.pingPong);
+              case "pingpong" ->
+                  new Lab(l.stagger, l.groupGatesFused, l.beside, PingPong.fromEnv(v));
+              default ->
+                  throw new IllegalArgumentException(
+                      "lab setting "
+                          + kv
+                          + " is not stagger=, groupgates=, beside= or pingpong= (entries: base, or"
+                          + " those joined by +)");
+            };
+      }
+      return l;
+    }
+
+    @Override
+    public String toString() {
+      return "MOETUNE_MOE_STAGGER="
+          + stagger
+          + " MOETUNE_MOE_GROUP_GATES="
+          + (groupGatesFused ? "fused" : "split")
+          + " MOETUNE_MOE_BESIDE="
+          + beside
+          + " MOETUNE_MOE_PINGPONG="
+          + pingPong;
+    }
+  }
+
   private final CudaContext b;
   private Kernel kernel;
-  private Stagger stagger;
-  private boolean groupGatesFused;
-  private Beside beside;
-  private PingPong pingPong;
+  private Lab lab;
 
   CudaScatterMoe(CudaContext b) {
     this.b = b;
     this.kernel = Kernel.fromEnv(System.getenv("MOETUNE_MOE_KERNEL"));
-    this.stagger = Stagger.fromEnv(System.getenv("MOETUNE_MOE_STAGGER"));
-    this.groupGatesFused = groupGatesFromEnv(System.getenv("MOETUNE_MOE_GROUP_GATES"));
-    beside(Beside.fromEnv(System.getenv("MOETUNE_MOE_BESIDE")));
-    this.pingPong = PingPong.fromEnv(System.getenv("MOETUNE_MOE_PINGPONG"));
+    lab(Lab.fromEnv());
   }
 
-  PingPong pingPong() {
-    return pingPong;
+  Lab lab() {
+    return lab;
   }
 
-  /** Tests and benchmarks switch variants 62-66 on one backend. */
-  void pingPong(PingPong p) {
-    this.pingPong = p;
-  }
-
-  Beside beside() {
-    return beside;
-  }
-
-  /** Tests and benchmarks switch variant 61 on one backend. */
-  void beside(Beside s) {
-    if (Math.max(s.swigluSms(), s.plainSms()) >= b.multiprocessors()) {
+  /** Tests and benchmarks switch the lab settings on one backend. */
+  void lab(Lab l) {
+    if (Math.max(l.beside().swigluSms(), l.beside().plainSms()) >= b.multiprocessors()) {
       throw new IllegalArgumentException(
           "MOETUNE_MOE_BESIDE="
-              + s
+              + l.beside()
               + ": "
               + b.name()
               + " has "
@@ -496,7 +546,7 @@ final class CudaScatterMoe {
               + " multiprocessors; give the weight gradients fewer, so that their dX has the"
               + " others");
     }
-    this.beside = s;
+    this.lab = l;
   }
 
   /**
@@ -505,7 +555,7 @@ final class CudaScatterMoe {
    * call.
    */
   boolean besideOn() {
-    return (beside.swigluSms() > 0 || beside.plainSms() > 0) && hopper();
+    return (lab.beside().swigluSms() > 0 || lab.beside().plainSms() > 0) && hopper();
   }
 
   /**
@@ -515,7 +565,7 @@ final class CudaScatterMoe {
    * the family is AUTO. With the pair's share 0, or off Hopper, dw then dx in turn.
    */
   void beside(boolean swiglu, Runnable dw, Runnable dx) {
-    int sms = beside.sms(swiglu);
+    int sms = lab.beside().sms(swiglu);
     if (sms == 0 || !hopper()) {
       dw.run();
       dx.run();
@@ -525,7 +575,7 @@ final class CudaScatterMoe {
         sms,
         () -> {
           Kernel family = kernel;
-          if (beside.v14() && kernel == Kernel.AUTO) {
+          if (lab.beside().v14() && kernel == Kernel.AUTO) {
             kernel = Kernel.V14;
           }
           try {
@@ -556,24 +606,6 @@ final class CudaScatterMoe {
                   + " is not fused or split (split, the default, runs combineGatesBackward, then"
                   + " group)");
     };
-  }
-
-  boolean groupGatesFused() {
-    return groupGatesFused;
-  }
-
-  /** Tests and benchmarks switch variant 60 on one backend. */
-  void groupGatesFused(boolean fused) {
-    this.groupGatesFused = fused;
-  }
-
-  Stagger stagger() {
-    return stagger;
-  }
-
-  /** Tests and benchmarks switch variant 59's start groups on one backend. */
-  void stagger(Stagger s) {
-    this.stagger = s;
   }
 
   Kernel kernel() {
@@ -729,8 +761,8 @@ final class CudaScatterMoe {
             .i32("outDim", (int) out)
             .i32("fanOut", fanOut)
             .i32("groupedOut", groupedOut ? 1 : 0)
-            .i32("staggerCycles", stagger.cycles(in))
-            .i32("staggerPhases", stagger.phases())
+            .i32("staggerCycles", lab.stagger().cycles(in))
+            .i32("staggerPhases", lab.stagger().phases())
             .launch();
         return;
       }
@@ -944,7 +976,9 @@ final class CudaScatterMoe {
     // variants 64 and 66: the factors' product on ping-pong warpgroups, where it fits (64 x 128
     // output tiles a warpgroup, or 128 x 64)
     int pp =
-        factors && pingPong.fwd1() != 0 && pingPong.fwd1Smem(e) <= MAX_SMEM ? pingPong.fwd1() : 0;
+        factors && lab.pingPong().fwd1() != 0 && lab.pingPong().fwd1Smem(e) <= MAX_SMEM
+            ? lab.pingPong().fwd1()
+            : 0;
     int rowTile = pp == 64 ? 64 : MM_TILE, tileN = pp == 66 ? 64 : 128;
     int[] tmW, tmH = null, tmAct = null;
     try { // the gate and the up half of a tile: 64 x 128 boxes of W (E, 2F, D), 64 x 64 for variant
@@ -973,7 +1007,7 @@ final class CudaScatterMoe {
                             : kernel == Kernel.V54
                                 ? "scatter2scatter_ws256_tg_glu_kernel39"
                                 : "scatter2scatter_ws256_tg_glu_kernel15")
-                .smem(pp != 0 ? pingPong.fwd1Smem(e) : gluSmem(e, staging))
+                .smem(pp != 0 ? lab.pingPong().fwd1Smem(e) : gluSmem(e, staging))
                 .struct("tmW", tmW)
                 .struct("tmH", tmH)
                 .struct("tmAct", tmAct)
@@ -994,7 +1028,7 @@ final class CudaScatterMoe {
         .i32("F", (int) f)
         .i32("fanOut", fanOut);
     if (v11) { // variant 59's start groups (kernels 11, 15, 39, 56)
-      l.i32("staggerCycles", stagger.cycles(d)).i32("staggerPhases", stagger.phases());
+      l.i32("staggerCycles", lab.stagger().cycles(d)).i32("staggerPhases", lab.stagger().phases());
     }
     l.launch();
     return true;
@@ -1042,7 +1076,10 @@ final class CudaScatterMoe {
     }
     // variants 62 and 63: 64-row tiles, dY's rows in 64 x 64 boxes, where their stages fit
     // variants 62, 63 and 65 where their stages fit: 64 x 256 or 128 x 128 tiles
-    PingPong pp = pingPong.dx2() != 0 && pingPong.dx2Smem(e) <= MAX_SMEM ? pingPong : PingPong.OFF;
+    PingPong pp =
+        lab.pingPong().dx2() != 0 && lab.pingPong().dx2Smem(e) <= MAX_SMEM
+            ? lab.pingPong()
+            : PingPong.OFF;
     int rowTile = pp.dx2Rows(), tileN = pp.dx2() == 65 ? 128 : 256;
     int[] tmW, tmX, tmH, tmDh;
     try { // W (E, D, F) as 64 x 64 slabs of (k, n); dY's grouped rows in 64 x 128 boxes; p and dH
@@ -1075,8 +1112,8 @@ final class CudaScatterMoe {
         .i32("E", (int) e)
         .i32("inDim", (int) d)
         .i32("F", (int) f)
-        .i32("staggerCycles", stagger.cycles(d))
-        .i32("staggerPhases", stagger.phases())
+        .i32("staggerCycles", lab.stagger().cycles(d))
+        .i32("staggerPhases", lab.stagger().phases())
         .launch();
     return true;
   }
@@ -1444,8 +1481,8 @@ final class CudaScatterMoe {
             .i32("O", (int) o);
         if (tmDw != null) { // variant 59's start groups over an expert's mean rows
           ws.i32("acc", accumulate ? 1 : 0)
-              .i32("staggerCycles", stagger.cycles(e == 0 ? 0 : m / e))
-              .i32("staggerPhases", stagger.phases());
+              .i32("staggerCycles", lab.stagger().cycles(e == 0 ? 0 : m / e))
+              .i32("staggerPhases", lab.stagger().phases());
         }
         ws.launch();
       } else {
@@ -1547,9 +1584,9 @@ final class CudaScatterMoe {
   }
 
   /**
-   * Backend#groupGatesBackward by variant 60 (CudaBackend asks {@link #groupGatesFused}; else the
-   * two ops): one pass over dY for both gradients (group_gates_backward_kernel, after the inverse
-   * of sortedScattered), equal to combineGatesBackward and group bit for bit.
+   * Backend#groupGatesBackward by variant 60 (CudaBackend asks {@link Lab#groupGatesFused}; else
+   * the two ops): one pass over dY for both gradients (group_gates_backward_kernel, after the
+   * inverse of sortedScattered), equal to combineGatesBackward and group bit for bit.
    */
   void groupGatesBackward(
       Tensor dY,

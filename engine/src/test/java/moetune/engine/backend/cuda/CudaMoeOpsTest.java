@@ -660,7 +660,7 @@ class CudaMoeOpsTest {
   void startGroupsLeaveTheMlpBitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variant 59 needs compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.Stagger before = moe.stagger();
+    CudaScatterMoe.Lab before = moe.lab();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
       float[][] none = null;
       for (CudaScatterMoe.Stagger st :
@@ -670,11 +670,11 @@ class CudaMoeOpsTest {
             new CudaScatterMoe.Stagger(4, 2)
           }) {
         float[][] got;
-        moe.stagger(st);
+        moe.lab(before.with("stagger=" + st));
         try {
           got = c.run(CudaScatterMoe.Kernel.AUTO);
         } finally {
-          moe.stagger(before);
+          moe.lab(before);
         }
         if (none == null) {
           none = got;
@@ -703,7 +703,7 @@ class CudaMoeOpsTest {
       names = {"F32", "BF16"})
   void groupGatesInOnePassAreTheTwoOpsBitForBit(DType dt) {
     CudaScatterMoe moe = gpu().moe();
-    boolean before = moe.groupGatesFused();
+    CudaScatterMoe.Lab before = moe.lab();
     for (int d : new int[] {100, 136, 264})
       for (int[] spec : ROUTES) {
         try (Route r = route(spec)) {
@@ -729,14 +729,14 @@ class CudaMoeOpsTest {
                 Pair outSplit = poisoned(dt, m, d)) {
               Tensor g = withGates ? gates.g() : null;
               try {
-                moe.groupGatesFused(false);
+                moe.lab(before.with("groupgates=split"));
                 gpu()
                     .groupGatesBackward(
                         dY.g(), r.sortedScat.g(), r.k, g, ex.g(), dGSplit.g(), outSplit.g());
-                moe.groupGatesFused(true);
+                moe.lab(before.with("groupgates=fused"));
                 gpu().groupGatesBackward(dY.g(), r.sortedScat.g(), r.k, g, ex.g(), dG.g(), out.g());
               } finally {
-                moe.groupGatesFused(before);
+                moe.lab(before);
               }
               assertArrayEquals(bits(outSplit), bits(out), what + ": dY grouped differs");
               assertArrayEquals(bits(dGSplit), bits(dG), what + ": dGates differ");
@@ -763,16 +763,16 @@ class CudaMoeOpsTest {
     Assumptions.assumeTrue(
         gpu().moe().hopper(), "AUTO's factors path needs compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    boolean before = moe.groupGatesFused();
+    CudaScatterMoe.Lab before = moe.lab();
     try (MlpCase c = mlpCase(1500, 264, 1064)) {
       float[][] split, fused;
       try {
-        moe.groupGatesFused(false);
+        moe.lab(before.with("groupgates=split"));
         split = c.run(CudaScatterMoe.Kernel.AUTO);
-        moe.groupGatesFused(true);
+        moe.lab(before.with("groupgates=fused"));
         fused = c.run(CudaScatterMoe.Kernel.AUTO);
       } finally {
-        moe.groupGatesFused(before);
+        moe.lab(before);
       }
       for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
         assertArrayEquals(
@@ -792,10 +792,10 @@ class CudaMoeOpsTest {
   void dwBesideDxLeavesTheMlpBitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variant 61 needs compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.Beside before = moe.beside();
+    CudaScatterMoe.Lab before = moe.lab();
     int sms = gpu().multiprocessors();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
-      moe.beside(CudaScatterMoe.Beside.OFF);
+      moe.lab(before.with("beside=off"));
       assertFalse(gpu().dwBesideDx(), "off: the two calls");
       float[][] apart = c.run(CudaScatterMoe.Kernel.AUTO);
       for (CudaScatterMoe.Beside b :
@@ -804,12 +804,12 @@ class CudaMoeOpsTest {
             new CudaScatterMoe.Beside(sms / 3, sms / 2, true)
           }) {
         float[][] got;
-        moe.beside(b);
+        moe.lab(before.with("beside=" + b));
         try {
           assertTrue(gpu().dwBesideDx(), b + ": one call");
           got = c.run(CudaScatterMoe.Kernel.AUTO);
         } finally {
-          moe.beside(before);
+          moe.lab(before);
         }
         for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
           assertArrayEquals(
@@ -831,7 +831,7 @@ class CudaMoeOpsTest {
   void pingPongDx2IsKernel56BitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62 and 63 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.PingPong before = moe.pingPong();
+    CudaScatterMoe.Lab before = moe.lab();
     CudaScatterMoe.PingPong[] variants = {
       new CudaScatterMoe.PingPong(62, 0),
       new CudaScatterMoe.PingPong(63, 0),
@@ -851,19 +851,19 @@ class CudaMoeOpsTest {
             Pair dH65 = poisoned(DType.BF16, m, 2 * f)) {
           Pair[] got = {dH62, dH63, dH65};
           try {
-            moe.pingPong(CudaScatterMoe.PingPong.OFF);
+            moe.lab(before.with("pingpong=off"));
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, dH));
             for (int i = 0; i < variants.length; i++) {
-              moe.pingPong(variants[i]);
+              moe.lab(before.with("pingpong=" + variants[i]));
               Pair out = got[i];
               inFamily(
                   CudaScatterMoe.Kernel.AUTO,
                   () -> swigluFactorsBackward(gpu(), Pair::g, r, dYg, w2, p, out));
             }
           } finally {
-            moe.pingPong(before);
+            moe.lab(before);
           }
           for (int i = 0; i < variants.length; i++) {
             assertArrayEquals(
@@ -886,7 +886,7 @@ class CudaMoeOpsTest {
   void pingPongFwd1IsKernel56BitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variants 64 and 66 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.PingPong before = moe.pingPong();
+    CudaScatterMoe.Lab before = moe.lab();
     for (int[] c :
         new int[][] {{2000, 264, 1064}, {600, 1032, 1064}, {100, 264, 1064}, {8000, 264, 1064}}) {
       int tokens = c[0], d = c[1], f = c[2];
@@ -901,20 +901,20 @@ class CudaMoeOpsTest {
             Pair p66 = poisoned(DType.BF16, m, 2 * f);
             Pair a66 = poisoned(DType.BF16, m, f)) {
           try {
-            moe.pingPong(CudaScatterMoe.PingPong.OFF);
+            moe.lab(before.with("pingpong=off"));
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p, a));
-            moe.pingPong(new CudaScatterMoe.PingPong(0, 64));
+            moe.lab(before.with("pingpong=v64"));
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p64, a64));
-            moe.pingPong(new CudaScatterMoe.PingPong(0, 66));
+            moe.lab(before.with("pingpong=v66"));
             inFamily(
                 CudaScatterMoe.Kernel.AUTO,
                 () -> swigluForward(gpu(), Pair::g, true, r, x, w1, p66, a66));
           } finally {
-            moe.pingPong(before);
+            moe.lab(before);
           }
           String v = " N=" + tokens + " D=" + d + ": ";
           assertArrayEquals(bits(p), bits(p64), "variant 64" + v + "the factors differ");
@@ -934,17 +934,17 @@ class CudaMoeOpsTest {
   void pingPongLeavesTheMlpBitForBit() {
     Assumptions.assumeTrue(gpu().moe().hopper(), "variants 62-64 need compute capability 9.0");
     CudaScatterMoe moe = gpu().moe();
-    CudaScatterMoe.PingPong before = moe.pingPong();
+    CudaScatterMoe.Lab before = moe.lab();
     try (MlpCase c = mlpCase(3000, 264, 1064)) {
       float[][] base, got;
       for (String v : new String[] {"v62", "v63", "v65", "v64", "v66", "v63/v64", "v65/v66"}) {
         try {
-          moe.pingPong(CudaScatterMoe.PingPong.OFF);
+          moe.lab(before.with("pingpong=off"));
           base = c.run(CudaScatterMoe.Kernel.AUTO);
-          moe.pingPong(CudaScatterMoe.PingPong.fromEnv(v));
+          moe.lab(before.with("pingpong=" + v));
           got = c.run(CudaScatterMoe.Kernel.AUTO);
         } finally {
-          moe.pingPong(before);
+          moe.lab(before);
         }
         for (int i = 0; i < MlpCase.OUTPUTS.length; i++) {
           assertArrayEquals(base[i], got[i], v + ": " + MlpCase.OUTPUTS[i] + " differs");

@@ -261,4 +261,37 @@ class MoeKernelChoiceTest {
             "scatter2scatter_ws128_nc_glubwd_fac_pp_kernel65"),
         CudaScatterMoe.gluFactorsBackwardKernelNames());
   }
+
+  /**
+   * The lab settings together (CudaScatterMoe.Lab, what MOE_BENCH_SETTINGS and the GPU tests
+   * switch): base, +-joined entries over the base, each setting's own parsing, a bad entry.
+   */
+  @Test
+  void labSettingsJoin() {
+    CudaScatterMoe.Lab off =
+        new CudaScatterMoe.Lab(
+            CudaScatterMoe.Stagger.NONE,
+            false,
+            CudaScatterMoe.Beside.OFF,
+            CudaScatterMoe.PingPong.OFF);
+    assertEquals(off, off.with(" base "));
+    CudaScatterMoe.Lab l = off.with("stagger=2:1+pingpong=v65/v66+groupgates=fused");
+    assertEquals(
+        new CudaScatterMoe.Lab(
+            new CudaScatterMoe.Stagger(2, 1),
+            true,
+            CudaScatterMoe.Beside.OFF,
+            new CudaScatterMoe.PingPong(65, 66)),
+        l);
+    assertEquals(
+        "MOETUNE_MOE_STAGGER=2:1.0 MOETUNE_MOE_GROUP_GATES=fused MOETUNE_MOE_BESIDE=off"
+            + " MOETUNE_MOE_PINGPONG=v65/v66",
+        l.toString());
+    assertEquals(off, l.with("stagger=off+groupgates=split+pingpong=off"));
+    assertEquals(new CudaScatterMoe.Beside(52, 66, false), off.with("beside=52/66").beside());
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> off.with("stagger=2:1+fast=1"));
+    assertTrue(e.getMessage().startsWith("lab setting fast=1 is not"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> off.with("pingpong=v27"));
+  }
 }

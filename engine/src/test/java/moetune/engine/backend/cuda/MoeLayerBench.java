@@ -47,83 +47,16 @@ public final class MoeLayerBench {
                   ? List.of(CudaScatterMoe.Kernel.V2, chosen)
                   : List.of(chosen));
       // MOE_BENCH_SETTINGS=base,stagger=2:1,...: each family with each of the lab settings
-      Setting base = Setting.of(g.moe());
-      List<Setting> settings =
-          listed("MOE_BENCH_SETTINGS", v -> Setting.parse(v, base), List.of(base));
+      CudaScatterMoe.Lab base = g.moe().lab();
+      List<CudaScatterMoe.Lab> settings = listed("MOE_BENCH_SETTINGS", base::with, List.of(base));
       for (CudaScatterMoe.Kernel k : kernels) {
-        for (Setting st : settings) {
-          st.apply(g.moe());
-          run(g, k, shapes, settings.size() > 1 ? st.tag() : "");
+        for (CudaScatterMoe.Lab st : settings) {
+          g.moe().lab(st);
+          run(g, k, shapes, settings.size() > 1 ? " " + st : "");
         }
       }
       g.moe().kernel(chosen);
-      base.apply(g.moe());
-    }
-  }
-
-  /**
-   * The MoE backend's lab settings for one run: variant 59's start groups, variant 60's gates'
-   * gradient in the group's pass, variant 61's weight gradients beside their dX, variants 62-66's
-   * SwiGLU products on ping-pong warpgroups.
-   */
-  record Setting(
-      CudaScatterMoe.Stagger stagger,
-      boolean groupGatesFused,
-      CudaScatterMoe.Beside beside,
-      CudaScatterMoe.PingPong pingPong) {
-    static Setting of(CudaScatterMoe moe) {
-      return new Setting(moe.stagger(), moe.groupGatesFused(), moe.beside(), moe.pingPong());
-    }
-
-    /** base, or +-joined stagger=, groupgates=, beside=, pingpong= over base. */
-    static Setting parse(String spec, Setting base) {
-      Setting s = base;
-      if (spec.strip().equals("base")) {
-        return s;
-      }
-      for (String kv : spec.split("\\+")) {
-        String[] f = kv.strip().split("=", 2);
-        String v = f.length == 2 ? f[1] : "";
-        s =
-            switch (f[0].strip()) {
-              case "stagger" ->
-                  new Setting(
-                      CudaScatterMoe.Stagger.fromEnv(v), s.groupGatesFused, s.beside, s.pingPong);
-              case "groupgates" ->
-                  new Setting(s.stagger, CudaScatterMoe.groupGatesFromEnv(v), s.beside, s.pingPong);
-              case "beside" ->
-                  new Setting(
-                      s.stagger, s.groupGatesFused, CudaScatterMoe.Beside.fromEnv(v), s.pingPong);
-              case "pingpong" ->
-                  new Setting(
-                      s.stagger, s.groupGatesFused, s.beside, CudaScatterMoe.PingPong.fromEnv(v));
-              default ->
-                  throw new IllegalArgumentException(
-                      "MOE_BENCH_SETTINGS: "
-                          + kv
-                          + " is not stagger=, groupgates=, beside= or pingpong= (entries: base,"
-                          + " or those joined by +)");
-            };
-      }
-      return s;
-    }
-
-    void apply(CudaScatterMoe moe) {
-      moe.stagger(stagger);
-      moe.groupGatesFused(groupGatesFused);
-      moe.beside(beside);
-      moe.pingPong(pingPong);
-    }
-
-    String tag() {
-      return " MOETUNE_MOE_STAGGER="
-          + stagger
-          + " MOETUNE_MOE_GROUP_GATES="
-          + (groupGatesFused ? "fused" : "split")
-          + " MOETUNE_MOE_BESIDE="
-          + beside
-          + " MOETUNE_MOE_PINGPONG="
-          + pingPong;
+      g.moe().lab(base);
     }
   }
 
